@@ -1,0 +1,96 @@
+# mod_upload_session - build, test and run.
+#   make            build the module (build/mod_upload_session.so) and tools
+#   make test       install missing Debian packages, build, run unit + integration tests
+#   make run        build and run httpd in the foreground on 127.0.0.1:$(PORT)
+#   make start/stop the same in the background
+PORT     ?= 8080
+PYTHON   ?= /usr/bin/python3
+APXS     ?= apxs
+CC       ?= cc
+BUILD    := build
+
+WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+# APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
+APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
+APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
+LIBS     := -ljansson -lcrypto
+
+# The core: every src/ file except the httpd glue. Unit tests link it without httpd.
+GLUE_SRCS := src/us_api.c src/us_httpd.c
+CORE_SRCS := $(filter-out $(GLUE_SRCS),$(wildcard src/*.c))
+CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/core/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+HEADERS   := $(wildcard include/*.h)
+SANITIZE_FLAGS :=
+SANITIZE_LDFLAGS :=
+ifeq ($(SANITIZE),1)
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
+endif
+CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
+
+.PHONY: all deps module tools unit integration test run start stop clean lint
+
+all: module tools
+
+deps:
+	@sh scripts/install-deps.sh
+
+module: $(BUILD)/mod_upload_session.so
+
+$(BUILD)/mod_upload_session.so: mod_upload_session.c $(wildcard src/*.c) $(HEADERS)
+	@mkdir -p $(BUILD)/apxs
+	@rm -rf $(BUILD)/apxs/* && cp -r mod_upload_session.c src include $(BUILD)/apxs/
+	@echo "apxs -c mod_upload_session.c src/*.c"
+	@cd $(BUILD)/apxs && $(APXS) -c -o mod_upload_session.la \
+	    $(foreach f,$(WARN) -O2 -g -Iinclude $(SANITIZE_FLAGS),-Wc,$(f)) \
+	    $(SANITIZE_LDFLAGS) \
+	    mod_upload_session.c src/*.c $(LIBS) >build.log 2>&1 || \
+	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
+	cp $(BUILD)/apxs/.libs/mod_upload_session.so $@
+
+tools: $(BUILD)/us-keygen
+
+$(BUILD)/us-keygen: tools/us_keygen.c $(BUILD)/libus_core.a
+	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
+
+$(BUILD)/core/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -c -o $@ $<
+
+$(BUILD)/libus_core.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CORE) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+lint: all
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem -Iinclude mod_upload_session.c src tools
+	clang-tidy --quiet $(wildcard src/*.c) mod_upload_session.c tools/*.c -- $(WARN) -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+
+run: deps all
+	@bash scripts/run-httpd.sh foreground $(PORT)
+
+start: deps all
+	@bash scripts/run-httpd.sh start $(PORT)
+
+stop:
+	@bash scripts/run-httpd.sh stop $(PORT)
+
+clean:
+	rm -rf $(BUILD) src/*.lo src/*.o src/*.slo src/.libs *.lo *.slo *.la .libs

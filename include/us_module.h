@@ -1,0 +1,49 @@
+/*
+ * us_module.h - what the httpd glue files share: the per-server
+ * configuration and the request entry point. httpd-specific.
+ */
+#ifndef US_MODULE_H
+#define US_MODULE_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <apr_dbd.h>
+
+#include "us_auth.h"
+#include "us_router.h"
+#include "us_store.h"
+
+/* Our own log-message tags, in the spirit of httpd's APLOGNO */
+#define USLOGNO(n) "US" #n ": "
+
+#define US_DEFAULT_MAX_OPEN 10
+#define US_DEFAULT_MAX_LIFETIME 86400
+#define US_DEFAULT_MAX_CONNS 32
+#define US_SECRET_LEN 32
+
+typedef struct {
+    int enabled;                /* -1 unset */
+    const char *store_driver;   /* UploadSessionStore <driver> <params> */
+    const char *store_params;
+    const char *key_file;       /* UploadSessionKeyFile */
+    const char *public_url;     /* UploadSessionPublicURL, no trailing slash */
+    const char *data_dir;       /* UploadSessionDataDir */
+    const char *secret_file;    /* UploadSessionSecretFile */
+    const char *doc_url;        /* UploadSessionDocumentationURL */
+    int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
+    int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
+
+    /* filled at (re)start in the parent, inherited by the children */
+    us_keyring *keys;
+    const apr_dbd_driver_t *drv;
+    unsigned char secret[US_SECRET_LEN];
+    /* filled in each child */
+    us_store *store;
+} us_srv_conf;
+
+extern module AP_MODULE_DECLARE_DATA upload_session_module;
+
+/* Serves one API request; r's route is already matched (not NONE). */
+int us_api_handle(request_rec *r, us_srv_conf *conf, const us_route *route);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * us_policy.h - S3-style POST policies for the upload target: a base64 JSON
+ * policy (expiry, key prefix, content-length range) and its HMAC-SHA256
+ * signature under the server secret. Pure: APR + jansson + OpenSSL.
+ */
+#ifndef US_POLICY_H
+#define US_POLICY_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <stddef.h>
+
+#define US_POLICY_ALGORITHM "AWS4-HMAC-SHA256"
+
+typedef struct {
+    const char *key;        /* prefix + "${filename}" */
+    const char *policy;     /* base64 of the policy document */
+    const char *algorithm;
+    const char *credential;
+    const char *date;       /* 20261128T100000Z */
+    const char *signature;  /* hex HMAC-SHA256(secret, policy) */
+} us_policy_fields;
+
+void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen,
+                    const char *key_prefix, apr_time_t expires,
+                    long long max_bytes, apr_time_t now, us_policy_fields *out);
+
+/* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out). */
+void us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
+                 size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * us_router.h - maps a (decoded) request path and method to an API route
+ * and its path parameters. Pure: APR pools only.
+ */
+#ifndef US_ROUTER_H
+#define US_ROUTER_H
+
+#include <apr_pools.h>
+
+#define US_API_PREFIX "/api/v1"
+
+typedef enum {
+    US_ROUTE_NONE = 0,       /* not under the API prefix: not ours */
+    US_ROUTE_NOT_FOUND,      /* under the prefix, no such route: 404 JSON */
+    US_ROUTE_SESSIONS,       /* /workspaces/{ws}/upload_sessions */
+    US_ROUTE_SESSION,        /* /workspaces/{ws}/upload_sessions/{session_id} */
+    US_ROUTE_SESSION_FILES,  /* /workspaces/{ws}/upload_sessions/{session_id}/files */
+    US_ROUTE_UPLOAD_TARGET   /* /upload_target/{session_id}: S3-style POST, no bearer key */
+} us_route_id;
+
+typedef struct {
+    us_route_id id;
+    int method_allowed;      /* 0: answer 405 with `allow` */
+    const char *allow;       /* Allow header value of the route */
+    const char *workspace;   /* decoded segment, or NULL */
+    const char *session_id;  /* decoded segment, not yet validated */
+} us_route;
+
+/* path: r->uri (already percent-decoded by httpd). method: "GET", ... */
+void us_route_match(apr_pool_t *p, const char *path, const char *method,
+                    us_route *out);
+
+/* Workspace names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63} */
+int us_workspace_name_valid(const char *name);
+
+/* Value of query parameter `name` in a raw query string (r->args), decoded
+ * like Starlette does (`+` is a space, %XX escapes; a malformed escape is
+ * kept as is). When repeated, the last one wins. NULL when absent. */
+const char *us_query_get(apr_pool_t *p, const char *args, const char *name);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * us_sql.h - every SQL statement the module runs, per dialect, in one place
+ * (pure text). Placeholders use apr_dbd's typed %-syntax (%s, %d, %lld);
+ * a literal % would have to be written %%.
+ */
+#ifndef US_SQL_H
+#define US_SQL_H
+
+typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
+
+/* The schema version this build writes and understands. */
+#define US_SCHEMA_VERSION 1
+
+/* Statements run on every new connection (pragmas); NULL-terminated. */
+const char *const *us_sql_connection_setup(us_dialect d);
+
+/* Statements that bring a schema at version `from` to version from+1;
+ * NULL-terminated; NULL when from >= US_SCHEMA_VERSION. */
+const char *const *us_sql_migration(us_dialect d, int from);
+
+/* Migration helpers */
+extern const char US_SQL_META_TABLE[];
+extern const char US_SQL_SCHEMA_VERSION_GET[];
+extern const char US_SQL_SCHEMA_VERSION_SET[]; /* %d */
+
+/* Prepared statements, by label. */
+typedef enum {
+    US_STMT_SESSION_INSERT = 0,
+    US_STMT_SESSION_GET,
+    US_STMT_SESSION_CLOSE,
+    US_STMT_SESSION_LIST_ALL,
+    US_STMT_SESSION_LIST_EXPIRED,
+    US_STMT_SESSION_LIST_ACTIVE,
+    US_STMT_SESSION_COUNT_ALL,
+    US_STMT_SESSION_COUNT_EXPIRED,
+    US_STMT_SESSION_COUNT_ACTIVE,
+    US_STMT__COUNT
+} us_stmt_id;
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} us_stmt_def;
+
+const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * us_store.h - the session store over apr_dbd: connections with their
+ * prepared statements, schema migration, a per-process connection pool,
+ * and one function per query. No httpd headers: unit tests drive it against
+ * a temporary SQLite file.
+ */
+#ifndef US_STORE_H
+#define US_STORE_H
+
+#include <apr_dbd.h>
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "us_sql.h"
+
+typedef enum {
+    US_DB_OK = 0,
+    US_DB_NOTFOUND,
+    US_DB_CONFLICT,   /* close: the session is not OPEN any more */
+    US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions */
+    US_DB_BUSY,       /* locked beyond the busy timeout: retry later */
+    US_DB_ERROR
+} us_db_rc;
+
+typedef struct us_db us_db;
+typedef struct us_store us_store;
+
+typedef struct {
+    const char *id;
+    const char *workspace;
+    const char *user_id;
+    const char *given_name;
+    const char *family_name;
+    const char *write_mode;
+    const char *status;      /* OPEN | CLOSED | EXPIRED (derived at read time) */
+    int parallel;
+    apr_time_t created_at;
+    apr_time_t expires_at;
+    long long uploaded_files;
+    long long finished_files;
+    long long failed_files;
+} us_session;
+
+/* ---- connections ---------------------------------------------------------- */
+
+/* Loads the apr_dbd driver by name ("sqlite3", "pgsql"); call once per
+ * process before forking (apr_dbd_init must have run on a long-lived pool). */
+apr_status_t us_store_driver(apr_pool_t *p, const char *name,
+                             const apr_dbd_driver_t **drv, const char **err);
+
+/* Opens one connection in its own sub-pool of p, applies the dialect's
+ * connection setup and prepares every statement. */
+us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                    const char *params, us_db **out, const char **err);
+void us_db_close(us_db *db);
+
+/* Creates or upgrades the schema (idempotent, safe against a concurrent
+ * migrator). Call on a fresh connection, then reopen to prepare. */
+us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                       const char *params, const char **err);
+
+/* The database file of an SQLite params string, or NULL. */
+const char *us_store_sqlite_path(const char *driver, const char *params);
+
+/* ---- per-process pool ---------------------------------------------------- */
+
+/* A thread-safe pool of connections (apr_reslist), created in the child. */
+apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                             const char *params, int max_conns, us_store **out);
+us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
+void us_store_release(us_store *st, us_db *db, int broken);
+
+/* ---- queries ------------------------------------------------------------- */
+
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s,
+                           int max_open, apr_time_t now);
+us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
+                        const char *id, apr_time_t now, us_session *out);
+/* OPEN -> CLOSED and ingestion queued; NOTFOUND / CONFLICT otherwise. */
+us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
+                          const char *id, apr_time_t now);
+/* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session. */
+us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
+                         int is_expired, long long limit, long long offset,
+                         apr_time_t now, apr_array_header_t **rows,
+                         long long *total);
+
+/* The last error message of this connection (for logs). */
+const char *us_db_error(us_db *db);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * us_validate.h - request validation that answers exactly like a FastAPI +
+ * pydantic v2 service: the 422 items (type, loc, msg, input, ctx), lax
+ * coercion rules for bools and ints, UUID parsing with pydantic-core's
+ * reasons.
+ *
+ * Pure: depends on jansson and us_pyjson only. Every checker appends the
+ * problems it finds to `errs` (a JSON array of items) and returns 1 when the
+ * value is acceptable, 0 otherwise, so one request collects all problems.
+ */
+#ifndef US_VALIDATE_H
+#define US_VALIDATE_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/* Build one error item. `loc` and `input` and `ctx` are stolen (ctx may be NULL). */
+json_t *us_verr(const char *type, json_t *loc, const char *msg, json_t *input,
+                json_t *ctx);
+
+/* ---- UUID ---------------------------------------------------------------- */
+
+/* Parse like pydantic-core (Rust uuid crate): hyphenated, 32-hex simple,
+ * {braced}, urn:uuid:. On success writes the canonical lower-case hyphenated
+ * form to out (37 bytes incl. NUL) and returns 1. On failure writes the
+ * reason (e.g. "invalid length: expected length 32 for simple format,
+ * found 3") to reason and returns 0. */
+int us_uuid_parse(const char *in, char out[37], char *reason, size_t reasonlen);
+
+/* Path parameter (loc ["path", name]); uuid_parsing item on failure. */
+int us_v_path_uuid(json_t *errs, const char *name, const char *value, char out[37]);
+
+/* ---- query parameters ------------------------------------------------------
+ * raw is the decoded value or NULL when absent (then *out = def).
+ * input echoed in items is the raw string. */
+int us_v_query_int(json_t *errs, const char *name, const char *raw,
+                   long long def, long long ge, long long le, long long *out);
+/* *out: 1 true, 0 false, -1 absent */
+int us_v_query_bool(json_t *errs, const char *name, const char *raw, int *out);
+/* allowed is a NULL-terminated list; *out = NULL when absent. enum item on failure. */
+int us_v_query_enum(json_t *errs, const char *name, const char *raw,
+                    const char *const *allowed, const char **out);
+
+/* ---- request body ---------------------------------------------------------- */
+
+typedef enum {
+    US_BODY_OK = 0,      /* *obj is a JSON object (new reference) */
+    US_BODY_INVALID,     /* items appended to errs; answer 422 */
+    US_BODY_JSON_ERROR,  /* errs was REPLACED by the single json_invalid item:
+                            answer 422 with it alone (FastAPI reports it alone) */
+    US_BODY_UNPARSABLE   /* answer 400 {"detail":"There was an error parsing the body"} */
+} us_body_status;
+
+/* Turn a raw body into a JSON object the way FastAPI does for a required
+ * body model: empty or null -> missing; Content-Type not application/json
+ * or application/<x>+json -> model_attributes_type with the raw body as a
+ * string; invalid JSON -> json_invalid; non-object -> model_attributes_type. */
+us_body_status us_v_body_object(json_t *errs, const char *content_type,
+                                const char *raw, size_t len, json_t **obj);
+
+/* Fields of a body object (loc ["body", field]). Absent field -> default. */
+int us_v_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out);
+int us_v_body_int(json_t *errs, json_t *body, const char *field, long long def,
+                  long long ge, long long le, long long *out);
+/* enum (str Enum): item type "enum"; allowed NULL-terminated; *out points into allowed. */
+int us_v_body_enum(json_t *errs, json_t *body, const char *field,
+                   const char *const *allowed, const char *def, const char **out);
+/* Literal['X']: item type "literal_error". */
+int us_v_body_literal(json_t *errs, json_t *body, const char *field,
+                      const char *expected);
+
+#endif

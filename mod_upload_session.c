@@ -1,0 +1,451 @@
+/*
+ * mod_upload_session.c - module record, configuration directives and hook
+ * registration. Request handling lives in src/us_api.c, everything that
+ * does not need httpd in the other src/ files.
+ *
+ * Lifecycle:
+ *   pre_config    apr_dbd_init
+ *   check_config  validate each enabled server: store driver, key file,
+ *                 URLs (runs for `apachectl configtest` too)
+ *   post_config   (parent, usually root) create directories, migrate the
+ *                 schema, create the signing secret, hand files to User
+ *   child_init    open a connection pool per store
+ *   handler       the API
+ */
+#include "us_module.h"
+
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+#include <http_core.h>
+#include <http_main.h>
+#include <unixd.h>
+#include <apr_file_info.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+
+
+/* ---- configuration ---------------------------------------------------------- */
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    us_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->enabled = -1;
+    c->max_open = -1;
+    c->max_lifetime = -1;
+    return c;
+}
+
+#define MERGE(f, unset) m->f = (add->f != (unset)) ? add->f : base->f
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    us_srv_conf *base = basev, *add = addv, *m = apr_pcalloc(p, sizeof(*m));
+    MERGE(enabled, -1);
+    MERGE(store_driver, NULL);
+    MERGE(store_params, NULL);
+    MERGE(key_file, NULL);
+    MERGE(public_url, NULL);
+    MERGE(data_dir, NULL);
+    MERGE(secret_file, NULL);
+    MERGE(doc_url, NULL);
+    MERGE(max_open, -1);
+    MERGE(max_lifetime, -1);
+    return m;
+}
+
+static us_srv_conf *srv_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &upload_session_module);
+}
+
+static int enabled(const us_srv_conf *c)
+{
+    return c->enabled == 1;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *d, int on)
+{
+    (void)d;
+    srv_conf(cmd->server)->enabled = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_store(cmd_parms *cmd, void *d, const char *driver,
+                             const char *params)
+{
+    us_srv_conf *c = srv_conf(cmd->server);
+    (void)d;
+    if (!*driver || !*params)
+        return "UploadSessionStore: expects a driver name and its parameters, "
+               "e.g. UploadSessionStore sqlite3 /var/lib/upload_session/store.db";
+    c->store_driver = driver;
+    if (strcmp(driver, "sqlite3") == 0) {
+        /* relative paths are relative to ServerRoot, like other httpd files */
+        c->store_params = ap_server_root_relative(cmd->pool, params);
+        if (!c->store_params)
+            return apr_pstrcat(cmd->pool, "UploadSessionStore: invalid path ", params, NULL);
+    }
+    else {
+        c->store_params = params;
+    }
+    return NULL;
+}
+
+/* Directives whose argument is a file path (offset of the field in conf) */
+static const char *set_path(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = srv_conf(cmd->server);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    (void)d;
+    if (!path || !*arg)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid path '", arg, "'", NULL);
+    *(const char **)((char *)c + (size_t)cmd->info) = path;
+    return NULL;
+}
+
+static const char *check_url(cmd_parms *cmd, const char *arg, const char **out)
+{
+    apr_uri_t u;
+    if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || !u.scheme || !u.hostname ||
+        (strcasecmp(u.scheme, "http") != 0 && strcasecmp(u.scheme, "https") != 0) ||
+        u.query || u.fragment)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           ": expects an absolute http:// or https:// URL without "
+                           "query or fragment, not '", arg, "'", NULL);
+    char *url = apr_pstrdup(cmd->pool, arg);
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    *out = url;
+    return NULL;
+}
+
+static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return check_url(cmd, arg, &srv_conf(cmd->server)->public_url);
+}
+
+static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return check_url(cmd, arg, &srv_conf(cmd->server)->doc_url);
+}
+
+/* Positive integer directives, bounded by max (offset of the field in info) */
+static const char *set_positive(cmd_parms *cmd, const char *arg, long max, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || !*arg || *end || v < 1 || v > max)
+        return apr_psprintf(cmd->pool, "%s: expects a whole number from 1 to %ld, not '%s'",
+                            cmd->cmd->name, max, arg);
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *set_max_open(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 1000000, &srv_conf(cmd->server)->max_open);
+}
+
+static const char *set_max_lifetime(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    /* the API accepts at most 86400 s per session; a larger cap means nothing */
+    return set_positive(cmd, arg, US_DEFAULT_MAX_LIFETIME, &srv_conf(cmd->server)->max_lifetime);
+}
+
+static const command_rec us_cmds[] = {
+    AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
+                 "On to serve the upload sessions API in this server"),
+    AP_INIT_TAKE2("UploadSessionStore", set_store, NULL, RSRC_CONF,
+                  "apr_dbd driver and parameters, e.g. sqlite3 /path/store.db"),
+    AP_INIT_TAKE1("UploadSessionKeyFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, key_file), RSRC_CONF,
+                  "file of hashed API keys (see us-keygen)"),
+    AP_INIT_TAKE1("UploadSessionPublicURL", set_public_url, NULL, RSRC_CONF,
+                  "the base URL clients reach this server at (default: from the request)"),
+    AP_INIT_TAKE1("UploadSessionDocumentationURL", set_doc_url, NULL, RSRC_CONF,
+                  "URL returned as documentation_url"),
+    AP_INIT_TAKE1("UploadSessionDataDir", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, data_dir), RSRC_CONF,
+                  "directory for uploaded files (default: beside the SQLite store)"),
+    AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
+                  "file holding the upload-policy signing secret (created if absent)"),
+    AP_INIT_TAKE1("UploadSessionMaxOpenSessions", set_max_open, NULL, RSRC_CONF,
+                  "OPEN sessions a user may have at once (default 10)"),
+    AP_INIT_TAKE1("UploadSessionMaxLifetime", set_max_lifetime, NULL, RSRC_CONF,
+                  "maximum session lifetime in seconds (default 86400)"),
+    { NULL }
+};
+
+/* ---- startup -------------------------------------------------------------- */
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    apr_dbd_init(pconf);
+    return OK;
+}
+
+/* Fills defaults that depend on other directives. */
+static void apply_defaults(apr_pool_t *p, us_srv_conf *c)
+{
+    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+    char *dir = db ? ap_make_dirstr_parent(p, db) : NULL;
+    if (c->max_open < 0)
+        c->max_open = US_DEFAULT_MAX_OPEN;
+    if (c->max_lifetime < 0)
+        c->max_lifetime = US_DEFAULT_MAX_LIFETIME;
+    if (!c->data_dir && dir)
+        c->data_dir = apr_pstrcat(p, dir, "data", NULL);
+    if (!c->secret_file && dir)
+        c->secret_file = apr_pstrcat(p, dir, "upload_session.secret", NULL);
+}
+
+/* Validates one enabled server; returns an error message or NULL. */
+static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c)
+{
+    char err[512];
+    const char *derr = NULL;
+
+    if (!c->store_driver)
+        return "UploadSession On needs UploadSessionStore (e.g. sqlite3 /var/lib/upload_session/store.db)";
+    if (!c->key_file)
+        return "UploadSession On needs UploadSessionKeyFile";
+    apply_defaults(pconf, c);
+    if (!c->data_dir)
+        return "UploadSessionDataDir is required when the store is not sqlite3";
+    if (!c->secret_file)
+        return "UploadSessionSecretFile is required when the store is not sqlite3";
+    if (us_store_driver(pconf, c->store_driver, &c->drv, &derr) != APR_SUCCESS)
+        return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
+    if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
+        return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
+    (void)s;
+    return NULL;
+}
+
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = srv_conf(v);
+        if (!enabled(c))
+            continue;
+        const char *why = check_server(pconf, v, c);
+        if (why) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         USLOGNO(0001) "mod_upload_session (%s:%d): %s",
+                         v->server_hostname ? v->server_hostname : "main server",
+                         v->port, why);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+/* Makes path (a directory) exist and belong to the children's user when we
+ * are root; fails when it exists and they could not write to it. */
+static const char *prepare_dir(apr_pool_t *p, const char *directive, const char *path)
+{
+    struct stat st;
+    apr_status_t rv = apr_dir_make_recursive(path, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WWRITE, p);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "%s: cannot create directory %s: %pm", directive, path, &rv);
+    if (stat(path, &st) != 0)
+        return apr_psprintf(p, "%s: cannot stat %s", directive, path);
+    if (geteuid() == 0 && st.st_uid == 0 && ap_unixd_config.user_id != 0) {
+        /* a directory we (root) own: hand it to User so WAL files and uploads work */
+        if (chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+            return apr_psprintf(p, "%s: cannot chown %s to the User of httpd", directive, path);
+        chmod(path, 0750);
+    }
+    else if (geteuid() == 0 && st.st_uid != ap_unixd_config.user_id &&
+             !(st.st_mode & S_IWOTH) &&
+             !(st.st_gid == ap_unixd_config.group_id && (st.st_mode & S_IWGRP))) {
+        return apr_psprintf(p, "%s: directory %s must be writable by httpd's User (uid %ld)",
+                            directive, path, (long)ap_unixd_config.user_id);
+    }
+    return NULL;
+}
+
+/* Hands a file we (root) created to the children's user. */
+static void give_to_user(const char *path)
+{
+    struct stat st;
+    if (geteuid() == 0 && stat(path, &st) == 0 && st.st_uid == 0)
+        if (chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+            return; /* reported when a child fails to open it */
+}
+
+/* Loads the signing secret, creating it (0600) on first start. */
+static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
+{
+    apr_file_t *f;
+    apr_size_t n = US_SECRET_LEN;
+    apr_status_t rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                                    APR_OS_DEFAULT, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        unsigned char fresh[US_SECRET_LEN];
+        if (apr_generate_random_bytes(fresh, sizeof(fresh)) != APR_SUCCESS)
+            return "UploadSessionSecretFile: no random bytes for a new secret";
+        rv = apr_file_open(&f, c->secret_file,
+                           APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_write_full(f, fresh, sizeof(fresh), NULL);
+            if (rv == APR_SUCCESS)
+                rv = apr_file_sync(f);
+            apr_file_close(f);
+        }
+        if (rv != APR_SUCCESS)
+            return apr_psprintf(p, "UploadSessionSecretFile: cannot create %s: %pm",
+                                c->secret_file, &rv);
+        give_to_user(c->secret_file);
+        rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                           APR_OS_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, c->secret, US_SECRET_LEN, &n);
+        apr_file_close(f);
+    }
+    if (rv != APR_SUCCESS || n != US_SECRET_LEN)
+        return apr_psprintf(p, "UploadSessionSecretFile: cannot read %d bytes from %s",
+                            US_SECRET_LEN, c->secret_file);
+    return NULL;
+}
+
+static const char *setup_server(apr_pool_t *p, us_srv_conf *c)
+{
+    const char *err = NULL;
+    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+
+    if (db && (err = prepare_dir(p, "UploadSessionStore", ap_make_dirstr_parent(p, db))))
+        return err;
+    if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
+        return err;
+    if (us_db_migrate(p, c->drv, c->store_params, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    if (db) {
+        give_to_user(db);
+        give_to_user(apr_pstrcat(p, db, "-wal", NULL));
+        give_to_user(apr_pstrcat(p, db, "-shm", NULL));
+    }
+    return load_secret(p, c);
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
+{
+    (void)plog;
+    /* the first start runs the configuration twice; do the work once */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = srv_conf(v);
+        if (!enabled(c))
+            continue;
+        const char *err = setup_server(ptemp, c);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         USLOGNO(0002) "mod_upload_session: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        (void)pconf;
+    }
+    return OK;
+}
+
+/* ---- children ------------------------------------------------------------- */
+
+static void child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_hash_t *stores = apr_hash_make(pchild);
+    int threads = US_DEFAULT_MAX_CONNS;
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if (threads < 1)
+        threads = 1;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = srv_conf(v);
+        if (!enabled(c) || !c->drv)
+            continue;
+        /* virtual hosts naming the same store share one pool of connections */
+        const char *k = apr_pstrcat(pchild, c->store_driver, "\n", c->store_params, NULL);
+        c->store = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
+        if (c->store)
+            continue;
+        apr_status_t rv = us_store_create(pchild, c->drv, c->store_params, threads, &c->store);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         USLOGNO(0003) "cannot create the connection pool for %s",
+                         c->store_params);
+            c->store = NULL;
+            continue;
+        }
+        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c->store);
+    }
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+/* API requests map to no file: skip the filesystem walk entirely. */
+static int map_to_storage(request_rec *r)
+{
+    us_srv_conf *c = srv_conf(r->server);
+    if (!enabled(c) || strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0)
+        return DECLINED;
+    return OK;
+}
+
+static int handler(request_rec *r)
+{
+    us_srv_conf *c = srv_conf(r->server);
+    us_route route;
+
+    if (!enabled(c))
+        return DECLINED;
+    us_route_match(r->pool, r->uri, r->method, &route);
+    if (route.id == US_ROUTE_NONE)
+        return DECLINED;
+    return us_api_handle(r, c, &route);
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(handler, NULL, NULL, APR_HOOK_FIRST);
+}
+
+AP_DECLARE_MODULE(upload_session) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,            /* per-directory config */
+    NULL,
+    create_srv_conf, /* per-server config */
+    merge_srv_conf,
+    us_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE
+};

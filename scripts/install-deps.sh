@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and `make run` need.
+# Idempotent and quiet when everything is present; needs root (or sudo) only
+# when something is missing.
+set -eu
+
+PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3
+libjansson-dev libcmocka-dev libssl-dev sqlite3 python3 python3-pytest python3-httpx
+curl ca-certificates ${EXTRA_PKGS:-}"
+
+missing=""
+for p in $PKGS; do
+    # dpkg-query prints "install ok installed" only for fully installed packages
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian's apache2 package starts a system httpd on port 80 where it can;
+# ours never needs it.
+if [ -x /usr/sbin/service ] && pgrep -x apache2 >/dev/null 2>&1 && [ -f /var/run/apache2/apache2.pid ]; then
+    $SUDO service apache2 stop >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,463 @@
+/*
+ * us_api.c - one function per endpoint: parse -> validate -> store -> JSON.
+ * httpd glue; validation rules live in us_validate.c, SQL in us_store.c.
+ */
+#include "us_module.h"
+#include "us_policy.h"
+#include "us_time.h"
+#include "us_validate.h"
+
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_strings.h>
+#include <jansson.h>
+#include <limits.h>
+#include <string.h>
+
+APLOG_USE_MODULE(upload_session);
+
+/* JSON request bodies of this API are tiny; anything larger is refused */
+#define US_MAX_JSON_BODY (64 * 1024)
+/* largest single upload the policy allows (the upload issue makes it a directive) */
+#define US_MAX_UPLOAD_BYTES (5LL * 1024 * 1024 * 1024)
+
+static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
+
+/* ---- responses ------------------------------------------------------------ */
+
+/* Sends body (stolen) as the JSON response with the given status. */
+static int send_json(request_rec *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!text)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    size_t len = strlen(text);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only)
+        ap_rwrite(text, (int)len, r);
+    free(text);
+    return OK;
+}
+
+static int send_detail(request_rec *r, int status, const char *detail)
+{
+    return send_json(r, status, json_pack("{s:s}", "detail", detail));
+}
+
+static int send_422(request_rec *r, json_t *errs)
+{
+    return send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:o}", "detail", errs));
+}
+
+static int send_no_content(request_rec *r)
+{
+    r->status = HTTP_NO_CONTENT;
+    ap_set_content_length(r, 0);
+    return OK;
+}
+
+/* Store failures: busy -> 503 + Retry-After (the client retries), else 500. */
+static int send_store_error(request_rec *r, us_db_rc rc, const char *what)
+{
+    if (rc == US_DB_BUSY) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      USLOGNO(0101) "store busy: %s", what);
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+        return send_detail(r, HTTP_SERVICE_UNAVAILABLE,
+                           "The service is busy. Try again in a moment.");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0102) "store error: %s", what);
+    return send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+}
+
+/* ---- request helpers ------------------------------------------------------ */
+
+/* Reads the whole (small) body into pool memory. Returns OK or a status. */
+static int read_small_body(request_rec *r, char **buf, apr_size_t *len)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_size_t total = 0;
+    int seen_eos = 0;
+    char *out = apr_palloc(r->pool, US_MAX_JSON_BODY + 1);
+
+    do {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, 64 * 1024);
+        if (rv != APR_SUCCESS)
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
+                return HTTP_BAD_REQUEST;
+            if (total + n > US_MAX_JSON_BODY)
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            memcpy(out + total, data, n);
+            total += n;
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    out[total] = '\0';
+    *buf = out;
+    *len = total;
+    return OK;
+}
+
+/* Returns db to the pool; keeps a copy of its last error for the response. */
+static const char *release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
+{
+    const char *err = drc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
+    us_store_release(c->store, db, drc == US_DB_ERROR);
+    return err;
+}
+
+static int acquire_db(request_rec *r, us_srv_conf *c, us_db **db)
+{
+    const char *err = NULL;
+    us_db_rc rc = c->store ? us_store_acquire(c->store, db, &err) : US_DB_ERROR;
+    if (rc == US_DB_OK)
+        return OK;
+    return send_store_error(r, rc, err ? err : "no connection pool in this process");
+}
+
+static const char *public_base(request_rec *r, const us_srv_conf *c)
+{
+    return c->public_url ? c->public_url : ap_construct_url(r->pool, "", r);
+}
+
+static const char *documentation_url(request_rec *r, const us_srv_conf *c)
+{
+    return c->doc_url ? c->doc_url
+                      : apr_pstrcat(r->pool, public_base(r, c), "/docs/upload-sessions", NULL);
+}
+
+static void new_uuid4(char out[37])
+{
+    unsigned char b[16];
+    apr_generate_random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
+}
+
+static json_t *ts(apr_time_t t)
+{
+    char buf[US_TS_LEN];
+    us_time_format(t, buf);
+    return json_string(buf);
+}
+
+static json_t *created_by(const us_session *s)
+{
+    return json_pack("{s:s, s:s, s:s}", "user_id", s->user_id, "given_name",
+                     s->given_name, "family_name", s->family_name);
+}
+
+static int session_not_found(request_rec *r, const char *id)
+{
+    return send_detail(r, HTTP_NOT_FOUND,
+                       apr_psprintf(r->pool, "There's no session with the ID '%s' in the "
+                                    "workspace. Check if the ID is correct. ", id));
+}
+
+/* Parses the JSON body of PUT/POST into *obj; on failure answers and
+ * returns the handler's result through *done. */
+typedef struct {
+    us_body_status st;
+    json_t *obj;
+} body_result;
+
+static int parse_body(request_rec *r, json_t *errs, body_result *out)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    int rc = read_small_body(r, &buf, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return send_detail(r, rc, "There was an error parsing the body");
+    out->obj = NULL;
+    out->st = us_v_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                               buf, len, &out->obj);
+    if (out->st == US_BODY_JSON_ERROR)
+        return send_422(r, json_incref(errs));
+    if (out->st == US_BODY_UNPARSABLE)
+        return send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    return DECLINED; /* carry on */
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
+                          const char *ws)
+{
+    json_t *errs = json_array();
+    body_result body;
+    const char *mode = "KEEP";
+    int parallel = 0, rc;
+    long long lifetime = US_DEFAULT_MAX_LIFETIME;
+
+    if ((rc = parse_body(r, errs, &body)) != DECLINED)
+        goto leave;
+    if (body.st == US_BODY_OK) {
+        us_v_body_enum(errs, body.obj, "write_mode", WRITE_MODES, "KEEP", &mode);
+        us_v_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
+        us_v_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
+                      US_DEFAULT_MAX_LIFETIME, &lifetime);
+        json_decref(body.obj);
+    }
+    if (json_array_size(errs) > 0) {
+        rc = send_422(r, json_incref(errs));
+        goto leave;
+    }
+    if (lifetime > c->max_lifetime)
+        lifetime = c->max_lifetime;
+
+    char id[37];
+    apr_time_t now = apr_time_now();
+    us_session s = { 0 };
+    new_uuid4(id);
+    s.id = id;
+    s.workspace = ws;
+    s.user_id = key->user_id;
+    s.given_name = key->given_name;
+    s.family_name = key->family_name;
+    s.write_mode = mode;
+    s.parallel = parallel;
+    s.created_at = now;
+    s.expires_at = now + apr_time_from_sec(lifetime);
+
+    us_db *db;
+    if ((rc = acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_session_insert(db, r->pool, &s, c->max_open, now);
+    const char *dberr = release_db(r, c, db, drc);
+    if (drc == US_DB_LIMIT) {
+        rc = send_detail(r, HTTP_NOT_ACCEPTABLE,
+                         apr_psprintf(r->pool, "You have reached the maximum of %d open "
+                                      "upload sessions. Close a session before opening "
+                                      "a new one.", c->max_open));
+        goto leave;
+    }
+    if (drc != US_DB_OK) {
+        rc = send_store_error(r, drc, dberr);
+        goto leave;
+    }
+
+    us_policy_fields pf;
+    const char *base = public_base(r, c);
+    us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
+                   apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
+                   US_MAX_UPLOAD_BYTES, now, &pf);
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "key", pf.key,
+                               "policy", pf.policy, "x-amz-algorithm", pf.algorithm,
+                               "x-amz-credential", pf.credential, "x-amz-date", pf.date,
+                               "x-amz-signature", pf.signature);
+    json_t *out = json_pack("{s:s, s:s, s:o, s:{s:s, s:o}}", "session_id", id,
+                            "documentation_url", documentation_url(r, c),
+                            "expires_at", ts(s.expires_at),
+                            "aws_prefixed_request_config",
+                            "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
+                                               "/upload_target/", id, NULL),
+                            "fields", fields);
+    rc = send_json(r, HTTP_CREATED, out);
+leave:
+    json_decref(errs);
+    return rc;
+}
+
+static json_t *session_status_json(request_rec *r, const us_srv_conf *c, const us_session *s)
+{
+    long long pending = s->uploaded_files - s->finished_files - s->failed_files;
+    return json_pack("{s:s, s:s, s:o, s:{s:I, s:I, s:I}, s:s, s:s, s:b, s:o, s:o, s:I}",
+                     "session_id", s->id,
+                     "documentation_url", documentation_url(r, c),
+                     "expires_at", ts(s->expires_at),
+                     "ingestion_status",
+                     "failed_files", (json_int_t)s->failed_files,
+                     "finished_files", (json_int_t)s->finished_files,
+                     "pending_files", (json_int_t)(pending > 0 ? pending : 0),
+                     "status", s->status,
+                     "write_mode", s->write_mode,
+                     "parallel_processing_enabled", s->parallel,
+                     "created_at", ts(s->created_at),
+                     "created_by", created_by(s),
+                     "uploaded_files", (json_int_t)s->uploaded_files);
+}
+
+static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = json_array();
+    char id[37];
+    int rc;
+    us_db *db;
+    us_session s;
+
+    if (!us_v_path_uuid(errs, "session_id", raw_id, id)) {
+        rc = send_422(r, json_incref(errs));
+        goto leave;
+    }
+    if ((rc = acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
+    const char *dberr = release_db(r, c, db, drc);
+    if (drc == US_DB_NOTFOUND)
+        rc = session_not_found(r, id);
+    else if (drc != US_DB_OK)
+        rc = send_store_error(r, drc, dberr);
+    else
+        rc = send_json(r, HTTP_OK, session_status_json(r, c, &s));
+leave:
+    json_decref(errs);
+    return rc;
+}
+
+static int close_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = json_array();
+    json_t *path_errs = json_array();
+    body_result body;
+    char id[37];
+    int rc;
+
+    /* FastAPI decodes the body first: invalid JSON is reported alone */
+    if ((rc = parse_body(r, errs, &body)) != DECLINED)
+        goto leave;
+    us_v_path_uuid(path_errs, "session_id", raw_id, id);
+    if (body.st == US_BODY_OK) {
+        us_v_body_literal(errs, body.obj, "status", "CLOSED");
+        json_decref(body.obj);
+    }
+    if (json_array_size(path_errs) + json_array_size(errs) > 0) {
+        json_array_extend(path_errs, errs); /* path problems first */
+        rc = send_422(r, json_incref(path_errs));
+        goto leave;
+    }
+
+    us_db *db;
+    if ((rc = acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_session_close(db, r->pool, ws, id, apr_time_now());
+    const char *dberr = release_db(r, c, db, drc);
+    switch (drc) {
+    case US_DB_OK: rc = send_no_content(r); break;
+    case US_DB_NOTFOUND: rc = session_not_found(r, id); break;
+    case US_DB_CONFLICT: rc = send_detail(r, HTTP_CONFLICT, "The session is already closed."); break;
+    default: rc = send_store_error(r, drc, dberr);
+    }
+leave:
+    json_decref(errs);
+    json_decref(path_errs);
+    return rc;
+}
+
+static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = json_array();
+    long long limit, page;
+    int is_expired, rc;
+    apr_array_header_t *rows;
+    long long total = 0;
+
+    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_v_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+                   LLONG_MAX, &page);
+    us_v_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
+                    &is_expired);
+    if (json_array_size(errs) > 0) {
+        rc = send_422(r, json_incref(errs));
+        goto leave;
+    }
+    /* a page beyond any possible row is simply empty */
+    long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
+
+    us_db *db;
+    if ((rc = acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, limit, offset,
+                                   apr_time_now(), &rows, &total);
+    const char *dberr = release_db(r, c, db, drc);
+    if (drc != US_DB_OK) {
+        rc = send_store_error(r, drc, dberr);
+        goto leave;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < rows->nelts; i++) {
+        const us_session *s = &APR_ARRAY_IDX(rows, i, us_session);
+        json_array_append_new(data, json_pack(
+            "{s:s, s:o, s:o, s:o, s:s, s:s, s:b}", "session_id", s->id,
+            "created_by", created_by(s), "created_at", ts(s->created_at),
+            "expires_at", ts(s->expires_at), "write_mode", s->write_mode,
+            "status", s->status, "parallel_processing_enabled", s->parallel));
+    }
+    int has_more = offset < total && offset + rows->nelts < total;
+    rc = send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more",
+                                         has_more, "total", (json_int_t)total));
+leave:
+    json_decref(errs);
+    return rc;
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+/* Bearer key -> user; answers 401/403/404 itself (returns non-DECLINED). */
+static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_key **key)
+{
+    const char *token = us_bearer_token(r->pool, apr_table_get(r->headers_in, "Authorization"));
+    if (!token) {
+        apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
+        return send_detail(r, HTTP_UNAUTHORIZED, "Not authenticated");
+    }
+    *key = us_keyring_lookup(c->keys, token);
+    if (!*key) {
+        apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
+        return send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
+    }
+    if (!us_workspace_name_valid(ws))
+        return send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
+    if (!us_key_grants(*key, ws))
+        return send_detail(r, HTTP_FORBIDDEN,
+                           apr_psprintf(r->pool, "You don't have access to the workspace '%s'.", ws));
+    return DECLINED;
+}
+
+int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
+{
+    const us_key *key = NULL;
+    int rc;
+
+    if (route->id == US_ROUTE_NOT_FOUND)
+        return send_detail(r, HTTP_NOT_FOUND, "Not Found");
+    if (!route->method_allowed) {
+        apr_table_setn(r->headers_out, "Allow", route->allow);
+        return send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
+    }
+    if (route->id == US_ROUTE_UPLOAD_TARGET)
+        return send_detail(r, HTTP_NOT_FOUND, "Not Found"); /* next issue */
+    if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)
+        return rc;
+
+    switch (route->id) {
+    case US_ROUTE_SESSIONS:
+        return r->method_number == M_POST ? create_session(r, c, key, route->workspace)
+                                          : list_sessions(r, c, route->workspace);
+    case US_ROUTE_SESSION:
+        return r->method_number == M_PUT ? close_session(r, c, route->workspace, route->session_id)
+                                         : get_session(r, c, route->workspace, route->session_id);
+    default:
+        return send_detail(r, HTTP_NOT_FOUND, "Not Found");
+    }
+}

@@ -1,0 +1,230 @@
+/* us_auth.c - API key file parsing and constant-time key lookup (pure). */
+#include "us_auth.h"
+#include "us_router.h"   /* us_workspace_name_valid */
+#include "us_validate.h" /* us_uuid_parse */
+
+#include <apr_file_io.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define KEYFILE_MAX (16 * 1024 * 1024)
+
+void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
+{
+    unsigned int outlen = US_SHA256_LEN;
+    EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
+}
+
+int us_key_field_valid(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || *c == ':')
+            return 0;
+    return 1;
+}
+
+static int hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+    if (strlen(hex) != 2 * n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned int b;
+        if (sscanf(hex + 2 * i, "%2x", &b) != 1 || !apr_isxdigit(hex[2 * i]) ||
+            !apr_isxdigit(hex[2 * i + 1]))
+            return 0;
+        out[i] = (unsigned char)b;
+    }
+    return 1;
+}
+
+static int parse_grants(apr_pool_t *p, char *grants, us_key *k)
+{
+    char *last = NULL;
+    k->workspaces = apr_array_make(p, 4, sizeof(const char *));
+    if (strcmp(grants, "*") == 0) {
+        k->all_workspaces = 1;
+        return 1;
+    }
+    for (char *w = apr_strtok(grants, ",", &last); w; w = apr_strtok(NULL, ",", &last)) {
+        if (!us_workspace_name_valid(w))
+            return 0;
+        APR_ARRAY_PUSH(k->workspaces, const char *) = w;
+    }
+    return k->workspaces->nelts > 0;
+}
+
+/* Parses one non-comment line; returns NULL or what is wrong with it. */
+static const char *parse_line(apr_pool_t *p, char *line, us_key *k)
+{
+    char *f[5];
+    char uuid[37], reason[128];
+    int n = 0;
+    char *s = line;
+
+    for (;;) {
+        char *colon = strchr(s, ':');
+        if (n == 4) {
+            f[n++] = s;
+            break;
+        }
+        if (!colon)
+            break;
+        *colon = '\0';
+        f[n++] = s;
+        s = colon + 1;
+    }
+    if (n != 5)
+        return "expected 5 fields: sha256:user_id:given_name:family_name:grants";
+    if (!hex_decode(f[0], k->digest, US_SHA256_LEN))
+        return "field 1 must be the 64-hex-digit SHA-256 of the key";
+    if (!us_uuid_parse(f[1], uuid, reason, sizeof(reason)))
+        return "field 2 (user_id) must be a UUID";
+    if (!us_key_field_valid(f[2]) || !us_key_field_valid(f[3]))
+        return "given_name and family_name must be non-empty";
+    k->user_id = apr_pstrdup(p, uuid);
+    k->given_name = f[2];
+    k->family_name = f[3];
+    if (!parse_grants(p, f[4], k))
+        return "field 5 must be '*' or a comma-separated list of workspace names";
+    return NULL;
+}
+
+int us_keyring_parse(apr_pool_t *p, const char *text, size_t len,
+                     us_keyring **out, char *err, size_t errlen)
+{
+    us_keyring *kr = apr_pcalloc(p, sizeof(*kr));
+    char *buf = apr_pstrmemdup(p, text, len);
+    char *save = NULL;
+    int lineno = 0;
+
+    kr->keys = apr_array_make(p, 8, sizeof(us_key));
+    if (memchr(text, '\0', len)) {
+        snprintf(err, errlen, "contains a NUL byte");
+        return 0;
+    }
+    /* apr_strtok would skip empty lines and lose the numbering: walk by hand */
+    for (char *line = buf; line; line = save) {
+        char *nl = strchr(line, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        lineno++;
+        size_t l = strlen(line);
+        if (l && line[l - 1] == '\r')
+            line[--l] = '\0';
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (*line == '\0' || *line == '#')
+            continue;
+        us_key k;
+        memset(&k, 0, sizeof(k));
+        const char *why = parse_line(p, line, &k);
+        if (why) {
+            snprintf(err, errlen, "line %d: %s", lineno, why);
+            return 0;
+        }
+        APR_ARRAY_PUSH(kr->keys, us_key) = k;
+    }
+    *out = kr;
+    return 1;
+}
+
+int us_keyring_load(apr_pool_t *p, const char *path, us_keyring **out,
+                    char *err, size_t errlen)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    char ebuf[120];
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS)
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv != APR_SUCCESS) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 apr_strerror(rv, ebuf, sizeof(ebuf)));
+        return 0;
+    }
+    if (fi.size > KEYFILE_MAX) {
+        apr_file_close(f);
+        snprintf(err, errlen, "%s is larger than %d bytes", path, KEYFILE_MAX);
+        return 0;
+    }
+    char *buf = apr_palloc(p, (apr_size_t)fi.size + 1);
+    apr_size_t got = 0;
+    rv = fi.size ? apr_file_read_full(f, buf, (apr_size_t)fi.size, &got) : APR_SUCCESS;
+    apr_file_close(f);
+    if (rv != APR_SUCCESS) {
+        snprintf(err, errlen, "cannot read %s: %s", path,
+                 apr_strerror(rv, ebuf, sizeof(ebuf)));
+        return 0;
+    }
+    return us_keyring_parse(p, buf, got, out, err, errlen);
+}
+
+const us_key *us_keyring_lookup(const us_keyring *kr, const char *presented)
+{
+    unsigned char d[US_SHA256_LEN];
+    const us_key *found = NULL;
+
+    if (!kr || !presented)
+        return NULL;
+    us_sha256(presented, strlen(presented), d);
+    /* no early exit: every entry costs the same */
+    for (int i = 0; i < kr->keys->nelts; i++) {
+        const us_key *k = &APR_ARRAY_IDX(kr->keys, i, us_key);
+        int eq = CRYPTO_memcmp(k->digest, d, US_SHA256_LEN) == 0;
+        found = eq ? k : found;
+    }
+    return found;
+}
+
+int us_key_grants(const us_key *k, const char *workspace)
+{
+    if (k->all_workspaces)
+        return 1;
+    for (int i = 0; i < k->workspaces->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(k->workspaces, i, const char *), workspace) == 0)
+            return 1;
+    return 0;
+}
+
+char *us_key_line(apr_pool_t *p, const char *key, const char *user_id,
+                  const char *given, const char *family, const char *grants)
+{
+    unsigned char d[US_SHA256_LEN];
+    char hex[2 * US_SHA256_LEN + 1];
+
+    us_sha256(key, strlen(key), d);
+    for (int i = 0; i < US_SHA256_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return apr_psprintf(p, "%s:%s:%s:%s:%s\n", hex, user_id, given, family, grants);
+}
+
+const char *us_bearer_token(apr_pool_t *p, const char *header)
+{
+    const char *s = header;
+    if (!s)
+        return NULL;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    /* scheme is case-insensitive (RFC 7235), like FastAPI's HTTPBearer */
+    if (strncasecmp(s, "bearer", 6) != 0 || (s[6] != ' ' && s[6] != '\t'))
+        return NULL;
+    s += 6;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return NULL;
+    return apr_pstrmemdup(p, s, n);
+}

@@ -1,0 +1,180 @@
+/* us_router.c - API routing and query-string access (pure). */
+#include "us_router.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+typedef struct {
+    us_route_id id;
+    const char *pattern;   /* segments after the prefix; "{}" = parameter */
+    const char *methods;   /* space separated, as matched */
+    const char *allow;     /* what a 405 advertises */
+} route_def;
+
+/* Order matters only for documentation: patterns never overlap. */
+static const route_def ROUTES[] = {
+    { US_ROUTE_SESSIONS, "workspaces/{}/upload_sessions", "GET HEAD POST", "GET, HEAD, POST" },
+    { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT", "GET, HEAD, PUT" },
+    { US_ROUTE_SESSION_FILES, "workspaces/{}/upload_sessions/{}/files", "GET HEAD", "GET, HEAD" },
+    { US_ROUTE_UPLOAD_TARGET, "upload_target/{}", "POST", "POST" },
+};
+
+/* Splits "a/b/c" into at most max segments; returns the count or -1 when
+ * there are more, or when a segment is empty ("a//b", trailing "/"). */
+static int split_path(char *s, char **segs, int max)
+{
+    int n = 0;
+    for (;;) {
+        char *slash = strchr(s, '/');
+        if (n == max)
+            return -1;
+        if (slash)
+            *slash = '\0';
+        if (*s == '\0')
+            return -1;
+        segs[n++] = s;
+        if (!slash)
+            return n;
+        s = slash + 1;
+    }
+}
+
+static int method_in(const char *method, const char *list)
+{
+    size_t len = strlen(method);
+    const char *p = list;
+    while ((p = strstr(p, method)) != NULL) {
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* Matches segs against one pattern, collecting up to two parameters. */
+static int match_pattern(const char *pattern, char **segs, int nsegs,
+                         const char **params)
+{
+    char buf[128];
+    char *psegs[8];
+    int np, nparams = 0;
+
+    apr_cpystrn(buf, pattern, sizeof(buf));
+    np = split_path(buf, psegs, 8);
+    if (np != nsegs)
+        return 0;
+    for (int i = 0; i < np; i++) {
+        if (strcmp(psegs[i], "{}") == 0)
+            params[nparams++] = segs[i];
+        else if (strcmp(psegs[i], segs[i]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+void us_route_match(apr_pool_t *p, const char *path, const char *method,
+                    us_route *out)
+{
+    const size_t plen = sizeof(US_API_PREFIX) - 1;
+    char *segs[8];
+    int nsegs;
+
+    memset(out, 0, sizeof(*out));
+    if (strncmp(path, US_API_PREFIX, plen) != 0 ||
+        (path[plen] != '/' && path[plen] != '\0'))
+        return; /* US_ROUTE_NONE */
+    out->id = US_ROUTE_NOT_FOUND;
+    if (path[plen] == '\0')
+        return;
+    nsegs = split_path(apr_pstrdup(p, path + plen + 1), segs, 8);
+    if (nsegs < 0)
+        return;
+    for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
+        const char *params[2] = { NULL, NULL };
+        if (!match_pattern(ROUTES[i].pattern, segs, nsegs, params))
+            continue;
+        out->id = ROUTES[i].id;
+        out->allow = ROUTES[i].allow;
+        out->method_allowed = method_in(method, ROUTES[i].methods);
+        if (out->id == US_ROUTE_UPLOAD_TARGET) {
+            out->session_id = params[0];
+        }
+        else {
+            out->workspace = params[0];
+            out->session_id = params[1];
+        }
+        return;
+    }
+}
+
+static int is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+int us_workspace_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || !is_alnum(name[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = name[i];
+        if (!is_alnum(c) && c != '_' && c != '.' && c != '-')
+            return 0;
+    }
+    return 1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s[0..len) into a new string: '+' -> ' ', %XX -> byte. */
+static char *form_decode(apr_pool_t *p, const char *s, size_t len)
+{
+    char *out = apr_palloc(p, len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        }
+        else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
+                 hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        }
+        else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *us_query_get(apr_pool_t *p, const char *args, const char *name)
+{
+    const char *found = NULL;
+    size_t found_len = 0;
+    const char *s = args;
+
+    if (!args)
+        return NULL;
+    while (*s) {
+        const char *amp = strchr(s, '&');
+        size_t len = amp ? (size_t)(amp - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        size_t klen = eq ? (size_t)(eq - s) : len;
+        char *key = form_decode(p, s, klen);
+        if (strcmp(key, name) == 0) {
+            found = eq ? eq + 1 : s + len;
+            found_len = eq ? len - klen - 1 : 0;
+        }
+        if (!amp)
+            break;
+        s = amp + 1;
+    }
+    return found ? form_decode(p, found, found_len) : NULL;
+}

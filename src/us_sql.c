@@ -1,0 +1,115 @@
+/*
+ * us_sql.c - SQL text (pure). SQLite is the embedded default; the text is
+ * kept portable where it costs nothing so a PostgreSQL dialect only has to
+ * override what differs (pragmas, BEGIN IMMEDIATE).
+ *
+ * Timestamps are integers: microseconds since the epoch, UTC.
+ * A session's visible status is derived: an OPEN session past expires_at
+ * reads as EXPIRED even before the expiry sweep has written it.
+ */
+#include "us_sql.h"
+
+#include <stddef.h>
+
+static const char *const SQLITE_SETUP[] = {
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=5000",
+    /* WAL + FULL: a commit is on disk before we answer the client */
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    NULL
+};
+
+static const char *const PGSQL_SETUP[] = { NULL };
+
+const char US_SQL_META_TABLE[] =
+    "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
+const char US_SQL_SCHEMA_VERSION_GET[] =
+    "SELECT value FROM us_meta WHERE name = 'schema_version'";
+const char US_SQL_SCHEMA_VERSION_SET[] =
+    "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+static const char *const MIGRATION_0_TO_1[] = {
+    "CREATE TABLE us_sessions ("
+    " id TEXT PRIMARY KEY,"
+    " workspace TEXT NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " given_name TEXT NOT NULL,"
+    " family_name TEXT NOT NULL,"
+    " write_mode TEXT NOT NULL,"
+    " parallel INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"            /* OPEN | CLOSED | EXPIRED */
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " closed_at BIGINT,"
+    " ingest_state TEXT NOT NULL DEFAULT 'none'," /* none|queued|running|done */
+    " uploaded_files BIGINT NOT NULL DEFAULT 0,"
+    " finished_files BIGINT NOT NULL DEFAULT 0,"
+    " failed_files BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)",
+    "CREATE INDEX us_sessions_user_open ON us_sessions (user_id, status, expires_at)",
+    NULL
+};
+
+const char *const *us_sql_connection_setup(us_dialect d)
+{
+    return d == US_DIALECT_PGSQL ? PGSQL_SETUP : SQLITE_SETUP;
+}
+
+const char *const *us_sql_migration(us_dialect d, int from)
+{
+    (void)d;
+    switch (from) {
+    case 0: return MIGRATION_0_TO_1;
+    default: return NULL;
+    }
+}
+
+#define SESSION_COLS                                                          \
+    "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
+    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
+    "ELSE status END, created_at, expires_at, uploaded_files, "               \
+    "finished_files, failed_files"
+
+#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
+#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+#define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
+
+static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
+    [US_STMT_SESSION_INSERT] = { "us_session_insert",
+        /* one statement, so the open-session limit holds under concurrency:
+         * SQLite runs it under the database write lock */
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
+        " write_mode, parallel, status, created_at, expires_at)"
+        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld"
+        " WHERE (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
+        " AND status = 'OPEN' AND expires_at > %lld) < %d" },
+    [US_STMT_SESSION_GET] = { "us_session_get",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
+    [US_STMT_SESSION_CLOSE] = { "us_session_close",
+        /* the status guard makes exactly one of many concurrent closes win */
+        "UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
+        " ingest_state = 'queued'"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_SESSION_LIST_ALL] = { "us_session_list_all",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
+    [US_STMT_SESSION_LIST_EXPIRED] = { "us_session_list_expired",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        IS_EXPIRED LIST_TAIL },
+    [US_STMT_SESSION_LIST_ACTIVE] = { "us_session_list_active",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        NOT_EXPIRED LIST_TAIL },
+    [US_STMT_SESSION_COUNT_ALL] = { "us_session_count_all",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s" },
+    [US_STMT_SESSION_COUNT_EXPIRED] = { "us_session_count_expired",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
+    [US_STMT_SESSION_COUNT_ACTIVE] = { "us_session_count_active",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
+};
+
+const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id)
+{
+    (void)d;
+    return (id >= 0 && id < US_STMT__COUNT) ? &STATEMENTS[id] : NULL;
+}

@@ -1,0 +1,445 @@
+/*
+ * us_store.c - apr_dbd access: connections, migration, connection pool and
+ * the session queries. Every query is a prepared statement with typed
+ * (binary) arguments; every result set is drained.
+ */
+#include "us_store.h"
+
+#include <apr_reslist.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct us_db {
+    apr_pool_t *pool;
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *h;
+    us_dialect dialect;
+    apr_dbd_prepared_t *stmt[US_STMT__COUNT];
+    const char *err;
+};
+
+struct us_store {
+    apr_pool_t *pool;
+    const apr_dbd_driver_t *drv;
+    const char *params;
+    apr_reslist_t *conns;
+    const char *last_err;
+};
+
+/* SQLite result codes the sqlite3 driver passes through */
+#define SQLITE_BUSY_RC 5
+#define SQLITE_LOCKED_RC 6
+
+static us_dialect dialect_of(const apr_dbd_driver_t *drv)
+{
+    return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
+}
+
+/* Records the error of rc on db and classifies it. */
+static us_db_rc fail(us_db *db, int rc, const char *what)
+{
+    const char *msg = apr_dbd_error(db->drv, db->h, rc);
+    db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
+    if (db->dialect == US_DIALECT_SQLITE && (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC))
+        return US_DB_BUSY;
+    if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
+        return US_DB_BUSY;
+    return US_DB_ERROR;
+}
+
+const char *us_db_error(us_db *db)
+{
+    return db && db->err ? db->err : "no error";
+}
+
+apr_status_t us_store_driver(apr_pool_t *p, const char *name,
+                             const apr_dbd_driver_t **drv, const char **err)
+{
+    apr_status_t rv = apr_dbd_get_driver(p, name, drv);
+    switch (rv) {
+    case APR_SUCCESS:
+        return rv;
+    case APR_ENOTIMPL:
+        *err = apr_psprintf(p, "no apr_dbd driver named '%s'", name);
+        break;
+    case APR_EDSOOPEN:
+        *err = apr_psprintf(p, "the apr_dbd driver '%s' cannot be loaded "
+                            "(on Debian: install libaprutil1-dbd-%s)", name, name);
+        break;
+    default:
+        *err = apr_psprintf(p, "apr_dbd driver '%s' failed to initialise", name);
+    }
+    return rv;
+}
+
+const char *us_store_sqlite_path(const char *driver, const char *params)
+{
+    return strcmp(driver, "sqlite3") == 0 ? params : NULL;
+}
+
+static apr_status_t db_cleanup(void *data)
+{
+    us_db *db = data;
+    if (db->h) {
+        apr_dbd_close(db->drv, db->h);
+        db->h = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Runs a statement that may or may not return rows, discarding them. */
+static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rc = apr_dbd_select(db->drv, p, db->h, &res, sql, 0);
+    if (rc != 0)
+        return fail(db, rc, sql);
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        ;
+    return US_DB_OK;
+}
+
+static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                            const char *params, us_db **out, const char **err)
+{
+    apr_pool_t *sub;
+    us_db *db;
+    const char *oerr = NULL;
+
+    apr_pool_create(&sub, p);
+    apr_pool_tag(sub, "us_db");
+    db = apr_pcalloc(sub, sizeof(*db));
+    db->pool = sub;
+    db->drv = drv;
+    db->dialect = dialect_of(drv);
+    if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
+        *err = apr_psprintf(p, "cannot open database '%s': %s", params,
+                            oerr ? oerr : "unknown error");
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
+    apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
+    for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
+        us_db_rc rc = exec_drained(db, sub, *s);
+        if (rc != US_DB_OK) {
+            *err = apr_pstrdup(p, db->err);
+            apr_pool_destroy(sub);
+            return rc;
+        }
+    }
+    *out = db;
+    return US_DB_OK;
+}
+
+us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                    const char *params, us_db **out, const char **err)
+{
+    us_db *db;
+    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    if (rc != US_DB_OK)
+        return rc;
+    for (int i = 0; i < US_STMT__COUNT; i++) {
+        const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
+        int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
+        if (prc != 0) {
+            rc = fail(db, prc, def->label);
+            *err = apr_psprintf(p, "cannot prepare %s (is the schema current?): %s",
+                                def->label, db->err);
+            apr_pool_destroy(db->pool);
+            return rc;
+        }
+    }
+    *out = db;
+    return US_DB_OK;
+}
+
+void us_db_close(us_db *db)
+{
+    if (db)
+        apr_pool_destroy(db->pool);
+}
+
+/* Reads the schema version; 0 when the database is new. */
+static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rc = apr_dbd_select(db->drv, p, db->h, &res, US_SQL_SCHEMA_VERSION_GET, 0);
+    if (rc != 0)
+        return fail(db, rc, "read schema version");
+    *version = 0;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        const char *v = apr_dbd_get_entry(db->drv, row, 0);
+        *version = v ? atoi(v) : 0;
+    }
+    return US_DB_OK;
+}
+
+static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
+{
+    int version = 0, nrows = 0;
+    us_db_rc rc = schema_version(db, p, &version);
+    if (rc != US_DB_OK)
+        return rc;
+    if (version > US_SCHEMA_VERSION) {
+        *err = apr_psprintf(p, "the database has schema version %d; this module "
+                            "understands up to %d", version, US_SCHEMA_VERSION);
+        return US_DB_ERROR;
+    }
+    for (; version < US_SCHEMA_VERSION; version++) {
+        for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
+            int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
+            if (qrc != 0)
+                return fail(db, qrc, *s);
+        }
+    }
+    apr_dbd_prepared_t *set = NULL;
+    int prc = apr_dbd_prepare(db->drv, p, db->h, US_SQL_SCHEMA_VERSION_SET, NULL, &set);
+    if (prc != 0)
+        return fail(db, prc, "prepare schema version");
+    int v = US_SCHEMA_VERSION;
+    const void *args[] = { &v };
+    prc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, set, args);
+    return prc == 0 ? US_DB_OK : fail(db, prc, "write schema version");
+}
+
+us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                       const char *params, const char **err)
+{
+    us_db *db;
+    int nrows = 0;
+    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    if (rc != US_DB_OK)
+        return rc;
+    int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
+    if (qrc != 0) {
+        rc = fail(db, qrc, "create us_meta");
+        goto leave;
+    }
+    /* one migrator at a time: take the write lock before reading the version */
+    qrc = apr_dbd_query(drv, db->h, &nrows,
+                        db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (qrc != 0) {
+        rc = fail(db, qrc, "begin migration");
+        goto leave;
+    }
+    *err = NULL;
+    rc = migrate_locked(db, p, err);
+    qrc = apr_dbd_query(drv, db->h, &nrows, rc == US_DB_OK ? "COMMIT" : "ROLLBACK");
+    if (rc == US_DB_OK && qrc != 0)
+        rc = fail(db, qrc, "commit migration");
+leave:
+    if (rc != US_DB_OK && !*err)
+        *err = apr_pstrdup(p, db->err);
+    us_db_close(db);
+    return rc;
+}
+
+/* ---- connection pool ------------------------------------------------------ */
+
+static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *pool)
+{
+    us_store *st = params;
+    us_db *db = NULL;
+    const char *err = NULL;
+    if (us_db_open(pool, st->drv, st->params, &db, &err) != US_DB_OK) {
+        st->last_err = err; /* for the log line only; a benign race */
+        return APR_EGENERAL;
+    }
+    *resource = db;
+    return APR_SUCCESS;
+}
+
+static apr_status_t conn_destruct(void *resource, void *params, apr_pool_t *pool)
+{
+    (void)params;
+    (void)pool;
+    us_db_close(resource);
+    return APR_SUCCESS;
+}
+
+apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                             const char *params, int max_conns, us_store **out)
+{
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *mutex;
+    apr_pool_t *pool;
+    apr_status_t rv;
+
+    /* connections are created from any worker thread: give the pool an
+     * allocator of its own, guarded by a mutex */
+    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS)
+        return rv;
+    if ((rv = apr_pool_create_ex(&pool, p, NULL, alloc)) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, pool);
+    apr_pool_tag(pool, "us_store");
+    if ((rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pool)) != APR_SUCCESS)
+        return rv;
+    apr_allocator_mutex_set(alloc, mutex);
+
+    us_store *st = apr_pcalloc(pool, sizeof(*st));
+    st->pool = pool;
+    st->drv = drv;
+    st->params = apr_pstrdup(pool, params);
+    rv = apr_reslist_create(&st->conns, 0, max_conns, max_conns, 0,
+                            conn_construct, conn_destruct, st, pool);
+    if (rv != APR_SUCCESS)
+        return rv;
+    /* wait (bounded) for a connection rather than failing at once */
+    apr_reslist_timeout_set(st->conns, apr_time_from_sec(10));
+    *out = st;
+    return APR_SUCCESS;
+}
+
+us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
+{
+    void *res = NULL;
+    apr_status_t rv = apr_reslist_acquire(st->conns, &res);
+    if (rv != APR_SUCCESS) {
+        *err = st->last_err ? st->last_err : "no database connection available";
+        return APR_STATUS_IS_TIMEUP(rv) ? US_DB_BUSY : US_DB_ERROR;
+    }
+    *db = res;
+    (*db)->err = NULL;
+    return US_DB_OK;
+}
+
+void us_store_release(us_store *st, us_db *db, int broken)
+{
+    if (broken)
+        apr_reslist_invalidate(st->conns, db);
+    else
+        apr_reslist_release(st->conns, db);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static long long entry_ll(const apr_dbd_driver_t *drv, apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(drv, row, col);
+    return v ? apr_atoi64(v) : 0;
+}
+
+static const char *entry_str(const apr_dbd_driver_t *drv, apr_pool_t *p,
+                             apr_dbd_row_t *row, int col)
+{
+    const char *v = apr_dbd_get_entry(drv, row, col);
+    return apr_pstrdup(p, v ? v : "");
+}
+
+/* Column order of SESSION_COLS in us_sql.c */
+static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
+                           apr_dbd_row_t *row, us_session *s)
+{
+    s->id = entry_str(drv, p, row, 0);
+    s->workspace = entry_str(drv, p, row, 1);
+    s->user_id = entry_str(drv, p, row, 2);
+    s->given_name = entry_str(drv, p, row, 3);
+    s->family_name = entry_str(drv, p, row, 4);
+    s->write_mode = entry_str(drv, p, row, 5);
+    s->parallel = (int)entry_ll(drv, row, 6);
+    s->status = entry_str(drv, p, row, 7);
+    s->created_at = (apr_time_t)entry_ll(drv, row, 8);
+    s->expires_at = (apr_time_t)entry_ll(drv, row, 9);
+    s->uploaded_files = entry_ll(drv, row, 10);
+    s->finished_files = entry_ll(drv, row, 11);
+    s->failed_files = entry_ll(drv, row, 12);
+}
+
+static us_db_rc select_rows(us_db *db, apr_pool_t *p, us_stmt_id id,
+                            const void **args, apr_dbd_results_t **res)
+{
+    int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
+    return rc == 0 ? US_DB_OK : fail(db, rc, us_sql_statement(db->dialect, id)->label);
+}
+
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s,
+                           int max_open, apr_time_t now)
+{
+    apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
+    int parallel = s->parallel, nrows = 0;
+    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
+                           s->family_name, s->write_mode, &parallel, &created,
+                           &expires, s->user_id, &t, &max_open };
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
+                             db->stmt[US_STMT_SESSION_INSERT], args);
+    if (rc != 0)
+        return fail(db, rc, "us_session_insert");
+    return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
+}
+
+us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
+                        const char *id, apr_time_t now, us_session *out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now;
+    const void *args[] = { &t, workspace, id };
+    int found = 0;
+    us_db_rc rc = select_rows(db, p, US_STMT_SESSION_GET, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        row_to_session(db->drv, p, row, out);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
+                          const char *id, apr_time_t now)
+{
+    apr_int64_t t = now;
+    int nrows = 0;
+    const void *args[] = { &t, workspace, id, &t };
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
+                             db->stmt[US_STMT_SESSION_CLOSE], args);
+    if (rc != 0)
+        return fail(db, rc, "us_session_close");
+    if (nrows == 1)
+        return US_DB_OK;
+    us_session s;
+    us_db_rc grc = us_session_get(db, p, workspace, id, now, &s);
+    return grc == US_DB_OK ? US_DB_CONFLICT : grc;
+}
+
+us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
+                         int is_expired, long long limit, long long offset,
+                         apr_time_t now, apr_array_header_t **rows,
+                         long long *total)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now, lim = limit, off = offset;
+    us_stmt_id list = is_expired < 0 ? US_STMT_SESSION_LIST_ALL
+                    : is_expired ? US_STMT_SESSION_LIST_EXPIRED : US_STMT_SESSION_LIST_ACTIVE;
+    us_stmt_id count = is_expired < 0 ? US_STMT_SESSION_COUNT_ALL
+                     : is_expired ? US_STMT_SESSION_COUNT_EXPIRED : US_STMT_SESSION_COUNT_ACTIVE;
+    /* SESSION_COLS starts with the `now` of the derived status */
+    const void *largs_all[] = { &t, workspace, &lim, &off };
+    const void *largs_f[] = { &t, workspace, &t, &lim, &off };
+    const void *cargs_all[] = { workspace };
+    const void *cargs_f[] = { workspace, &t };
+    us_db_rc rc;
+
+    rc = select_rows(db, p, count, is_expired < 0 ? cargs_all : cargs_f, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *total = 0;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *total = entry_ll(db->drv, row, 0);
+
+    rc = select_rows(db, p, list, is_expired < 0 ? largs_all : largs_f, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        row_to_session(db->drv, p, row, apr_array_push(*rows));
+    return US_DB_OK;
+}
