@@ -46,18 +46,22 @@ static int hex_decode(const char *hex, unsigned char *out, size_t n)
 
 static int parse_grants(apr_pool_t *p, char *grants, us_key *k)
 {
-    char *last = NULL;
     k->workspaces = apr_array_make(p, 4, sizeof(const char *));
     if (strcmp(grants, "*") == 0) {
         k->all_workspaces = 1;
         return 1;
     }
-    for (char *w = apr_strtok(grants, ",", &last); w; w = apr_strtok(NULL, ",", &last)) {
+    /* split by hand: apr_strtok would silently skip empty names ("a,,b") */
+    for (char *w = grants; w;) {
+        char *comma = strchr(w, ',');
+        if (comma)
+            *comma = '\0';
         if (!us_workspace_name_valid(w))
             return 0;
         APR_ARRAY_PUSH(k->workspaces, const char *) = w;
+        w = comma ? comma + 1 : NULL;
     }
-    return k->workspaces->nelts > 0;
+    return 1;
 }
 
 /* Parses one non-comment line; returns NULL or what is wrong with it. */

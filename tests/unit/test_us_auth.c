@@ -1,0 +1,155 @@
+/* Unit tests: key file parsing, lookup, grants, bearer header. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include "us_auth.h"
+
+static apr_pool_t *pool;
+
+#define UID "0b2c6f6e-5d4e-4a8a-9a39-1c7f4d9f7e21"
+
+static void test_line_roundtrip_and_lookup(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    char *text = apr_pstrcat(pool,
+        "# comment\n\n",
+        us_key_line(pool, "key-one", UID, "Ada", "Lovelace", "*"),
+        "   \n",
+        us_key_line(pool, "key-two", "0B2C6F6E5D4E4A8A9A391C7F4D9F7E22", "Alan", "Turing", "ws-a,ws_b"),
+        NULL);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_int_equal(kr->keys->nelts, 2);
+
+    const us_key *k = us_keyring_lookup(kr, "key-one");
+    assert_non_null(k);
+    assert_string_equal(k->user_id, UID);
+    assert_string_equal(k->given_name, "Ada");
+    assert_true(us_key_grants(k, "anything"));
+
+    k = us_keyring_lookup(kr, "key-two");
+    assert_non_null(k);
+    /* user ids are canonicalised */
+    assert_string_equal(k->user_id, "0b2c6f6e-5d4e-4a8a-9a39-1c7f4d9f7e22");
+    assert_true(us_key_grants(k, "ws-a"));
+    assert_true(us_key_grants(k, "ws_b"));
+    assert_false(us_key_grants(k, "ws"));
+    assert_false(us_key_grants(k, "ws-a,ws_b"));
+
+    assert_null(us_keyring_lookup(kr, "key-three"));
+    assert_null(us_keyring_lookup(kr, ""));
+    assert_null(us_keyring_lookup(kr, "key-one "));
+    assert_null(us_keyring_lookup(NULL, "key-one"));
+}
+
+static void expect_error(const char *text, const char *fragment)
+{
+    char err[256] = "";
+    us_keyring *kr;
+    assert_false(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    if (!strstr(err, fragment))
+        fail_msg("error '%s' lacks '%s'", err, fragment);
+}
+
+static void test_malformed_lines(void **state)
+{
+    const char *hash = "5f2b2a3e7e5c6f1d2e3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0";
+    (void)state;
+    expect_error("nonsense\n", "line 1: expected 5 fields");
+    expect_error(apr_psprintf(pool, "#c\n%s:%s:A:B\n", hash, UID), "line 2: expected 5 fields");
+    expect_error(apr_psprintf(pool, "xyz:%s:A:B:*\n", UID), "line 1: field 1");
+    expect_error(apr_psprintf(pool, "%s:not-a-uuid:A:B:*\n", hash), "field 2");
+    expect_error(apr_psprintf(pool, "%s:%s::B:*\n", hash, UID), "given_name");
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:\n", hash, UID), "field 5");
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:ws,-bad\n", hash, UID), "field 5");
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:ws,,x\n", hash, UID), "field 5");
+    /* a colon in the grants is a sixth field in disguise */
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:ws:x\n", hash, UID), "field 5");
+}
+
+static void test_crlf_and_empty(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    assert_true(us_keyring_parse(pool, "", 0, &kr, err, sizeof(err)));
+    assert_int_equal(kr->keys->nelts, 0);
+    char *line = us_key_line(pool, "k", UID, "A", "B", "w1");
+    line[strlen(line) - 1] = '\r';
+    char *text = apr_pstrcat(pool, line, "\n", NULL);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_non_null(us_keyring_lookup(kr, "k"));
+    assert_true(us_key_grants(us_keyring_lookup(kr, "k"), "w1"));
+}
+
+static void test_load_missing_file(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    assert_false(us_keyring_load(pool, "/nonexistent/keys", &kr, err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/keys"));
+}
+
+static void test_field_valid(void **state)
+{
+    (void)state;
+    assert_true(us_key_field_valid("Ada Lovelace-Byron"));
+    assert_true(us_key_field_valid("Zo\xc3\xab"));
+    assert_false(us_key_field_valid(""));
+    assert_false(us_key_field_valid(NULL));
+    assert_false(us_key_field_valid("a:b"));
+    assert_false(us_key_field_valid("a\nb"));
+    assert_false(us_key_field_valid("a\tb"));
+}
+
+static void test_bearer(void **state)
+{
+    (void)state;
+    assert_null(us_bearer_token(pool, NULL));
+    assert_null(us_bearer_token(pool, ""));
+    assert_null(us_bearer_token(pool, "Bearer"));
+    assert_null(us_bearer_token(pool, "Bearer "));
+    assert_null(us_bearer_token(pool, "Basic dXNlcjpwYXNz"));
+    assert_null(us_bearer_token(pool, "Bearerabc"));
+    assert_string_equal(us_bearer_token(pool, "Bearer abc"), "abc");
+    assert_string_equal(us_bearer_token(pool, "bearer  abc "), "abc");
+    assert_string_equal(us_bearer_token(pool, "BEARER\tabc"), "abc");
+}
+
+static void test_sha256(void **state)
+{
+    unsigned char d[US_SHA256_LEN];
+    char hex[65];
+    (void)state;
+    us_sha256("abc", 3, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_line_roundtrip_and_lookup),
+        cmocka_unit_test(test_malformed_lines),
+        cmocka_unit_test(test_crlf_and_empty),
+        cmocka_unit_test(test_load_missing_file),
+        cmocka_unit_test(test_field_valid),
+        cmocka_unit_test(test_bearer),
+        cmocka_unit_test(test_sha256),
+    };
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    int rc = cmocka_run_group_tests_name("us_auth", tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}

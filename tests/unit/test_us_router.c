@@ -1,0 +1,138 @@
+/* Unit tests: routing, workspace names, query strings. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include "us_router.h"
+
+static apr_pool_t *pool;
+
+static void route(const char *path, const char *method, us_route *r)
+{
+    us_route_match(pool, path, method, r);
+}
+
+static void test_sessions_routes(void **state)
+{
+    us_route r;
+    (void)state;
+    route("/api/v1/workspaces/ws1/upload_sessions", "POST", &r);
+    assert_int_equal(r.id, US_ROUTE_SESSIONS);
+    assert_true(r.method_allowed);
+    assert_string_equal(r.workspace, "ws1");
+    assert_null(r.session_id);
+
+    route("/api/v1/workspaces/ws1/upload_sessions/abc", "PUT", &r);
+    assert_int_equal(r.id, US_ROUTE_SESSION);
+    assert_string_equal(r.session_id, "abc");
+    assert_true(r.method_allowed);
+
+    route("/api/v1/workspaces/ws1/upload_sessions/abc/files", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_SESSION_FILES);
+
+    route("/api/v1/upload_target/xyz", "POST", &r);
+    assert_int_equal(r.id, US_ROUTE_UPLOAD_TARGET);
+    assert_string_equal(r.session_id, "xyz");
+}
+
+static void test_method_not_allowed(void **state)
+{
+    us_route r;
+    (void)state;
+    route("/api/v1/workspaces/ws/upload_sessions", "DELETE", &r);
+    assert_int_equal(r.id, US_ROUTE_SESSIONS);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD, POST");
+    route("/api/v1/workspaces/ws/upload_sessions/x", "POST", &r);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD, PUT");
+    /* HEAD is served like GET */
+    route("/api/v1/workspaces/ws/upload_sessions/x", "HEAD", &r);
+    assert_true(r.method_allowed);
+    /* a method name that merely contains an allowed one */
+    route("/api/v1/workspaces/ws/upload_sessions/x", "GE", &r);
+    assert_false(r.method_allowed);
+}
+
+static void test_not_found_and_not_ours(void **state)
+{
+    static const char *const not_found[] = {
+        "/api/v1", "/api/v1/", "/api/v1/workspaces", "/api/v1/workspaces/ws",
+        "/api/v1/workspaces/ws/upload_sessions/", "/api/v1/workspaces//upload_sessions",
+        "/api/v1/workspaces/ws/upload_sessions/a/b", "/api/v1/nope",
+        "/api/v1/workspaces/ws/upload_sessions/a/files/x/y/z/w/v",
+    };
+    us_route r;
+    (void)state;
+    for (size_t i = 0; i < sizeof(not_found) / sizeof(not_found[0]); i++) {
+        route(not_found[i], "GET", &r);
+        assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
+    }
+    route("/", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_NONE);
+    route("/api/v10/x", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_NONE);
+    route("/index.html", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_NONE);
+}
+
+static void test_workspace_names(void **state)
+{
+    char long_ok[65], too_long[66];
+    (void)state;
+    memset(long_ok, 'a', 64);
+    long_ok[64] = '\0';
+    memset(too_long, 'a', 65);
+    too_long[65] = '\0';
+    assert_true(us_workspace_name_valid("default"));
+    assert_true(us_workspace_name_valid("A1_b.c-d"));
+    assert_true(us_workspace_name_valid("9"));
+    assert_true(us_workspace_name_valid(long_ok));
+    assert_false(us_workspace_name_valid(too_long));
+    assert_false(us_workspace_name_valid(""));
+    assert_false(us_workspace_name_valid("-x"));
+    assert_false(us_workspace_name_valid(".x"));
+    assert_false(us_workspace_name_valid("bad name"));
+    assert_false(us_workspace_name_valid("a/b"));
+    assert_false(us_workspace_name_valid("a'b"));
+    assert_false(us_workspace_name_valid("caf\xc3\xa9"));
+}
+
+static void test_query(void **state)
+{
+    (void)state;
+    assert_null(us_query_get(pool, NULL, "limit"));
+    assert_null(us_query_get(pool, "", "limit"));
+    assert_null(us_query_get(pool, "limitx=1", "limit"));
+    assert_string_equal(us_query_get(pool, "limit=5", "limit"), "5");
+    assert_string_equal(us_query_get(pool, "a=1&limit=5&b=2", "limit"), "5");
+    /* repeated: the last wins, as Starlette's QueryParams.get */
+    assert_string_equal(us_query_get(pool, "limit=5&limit=7", "limit"), "7");
+    assert_string_equal(us_query_get(pool, "limit=", "limit"), "");
+    assert_string_equal(us_query_get(pool, "limit", "limit"), "");
+    assert_string_equal(us_query_get(pool, "name=a+b%20c", "name"), "a b c");
+    assert_string_equal(us_query_get(pool, "na%6De=x", "name"), "x");
+    /* malformed escapes stay as they are */
+    assert_string_equal(us_query_get(pool, "name=%zz%4", "name"), "%zz%4");
+    assert_string_equal(us_query_get(pool, "name=%27%3B--", "name"), "';--");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sessions_routes),
+        cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_not_found_and_not_ours),
+        cmocka_unit_test(test_workspace_names),
+        cmocka_unit_test(test_query),
+    };
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    int rc = cmocka_run_group_tests_name("us_router", tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
