@@ -9,7 +9,7 @@
 typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 1
+#define US_SCHEMA_VERSION 2
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(us_dialect d);
@@ -17,6 +17,11 @@ const char *const *us_sql_connection_setup(us_dialect d);
 /* Statements that bring a schema at version `from` to version from+1;
  * NULL-terminated; NULL when from >= US_SCHEMA_VERSION. */
 const char *const *us_sql_migration(us_dialect d, int from);
+
+/* Opens a transaction that holds the write lock from its first statement
+ * (SQLite: BEGIN IMMEDIATE, so it waits on busy_timeout instead of failing
+ * when it later upgrades from reading to writing). */
+const char *us_sql_begin_write(us_dialect d);
 
 /* Migration helpers */
 extern const char US_SQL_META_TABLE[];
@@ -34,6 +39,16 @@ typedef enum {
     US_STMT_SESSION_COUNT_ALL,
     US_STMT_SESSION_COUNT_EXPIRED,
     US_STMT_SESSION_COUNT_ACTIVE,
+    US_STMT_SESSION_BY_ID,
+    US_STMT_SESSION_IS_OPEN,
+    US_STMT_UPLOAD_BLOB_GET,
+    US_STMT_UPLOAD_INSERT,
+    US_STMT_UPLOAD_REPLACE,
+    US_STMT_SESSION_COUNT_UPLOAD,
+    US_STMT_FILES_LIST_ALL,
+    US_STMT_FILES_LIST_STATUS,
+    US_STMT_FILES_COUNT_ALL,
+    US_STMT_FILES_COUNT_STATUS,
     US_STMT__COUNT
 } us_stmt_id;
 

@@ -86,6 +86,40 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
                          apr_time_t now, apr_array_header_t **rows,
                          long long *total);
 
+/* The session with this id in any workspace (the upload target knows only the id). */
+us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
+                          us_session *out);
+
+typedef struct {
+    const char *session_id;
+    const char *name;              /* the file name within the session */
+    const char *blob;              /* its file name on disk in the session directory */
+    const char *sha256;            /* hex */
+    const char *file_ingestion_id; /* used when the name is new */
+    long long size;
+    int is_meta;                   /* name ends in .meta.json */
+    apr_time_t uploaded_at;
+} us_upload;
+
+/* Records a completed upload in one write transaction: the session must
+ * still be OPEN (else US_DB_CONFLICT and nothing changes); a new raw name
+ * counts towards uploaded_files; a known name is replaced and *old_blob is
+ * set to the blob it pointed to (the caller deletes it), else NULL. */
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                          const char **old_blob);
+
+typedef struct {
+    const char *file_ingestion_id;
+    const char *name;
+    const char *status;   /* PENDING | FINISHED | FAILED */
+    const char *reason;   /* NULL unless FAILED */
+} us_file_row;
+
+/* Raw files (no sidecars) of a session, oldest upload first; status NULL = all. */
+us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
+                       const char *status, long long limit, long long offset,
+                       apr_array_header_t **rows, long long *total);
+
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
 

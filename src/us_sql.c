@@ -12,8 +12,10 @@
 #include <stddef.h>
 
 static const char *const SQLITE_SETUP[] = {
-    "PRAGMA journal_mode=WAL",
+    /* first: every later statement, the journal_mode switch included, may
+     * meet a lock held by another process */
     "PRAGMA busy_timeout=5000",
+    "PRAGMA journal_mode=WAL",
     /* WAL + FULL: a commit is on disk before we answer the client */
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
@@ -52,6 +54,31 @@ static const char *const MIGRATION_0_TO_1[] = {
     NULL
 };
 
+/* Uploads: one row per (session, name); the blob is the file's name on disk
+ * under the session's directory, so a newer upload of the same name can be
+ * published while the older blob is still in place. */
+static const char *const MIGRATION_1_TO_2[] = {
+    "CREATE TABLE us_uploads ("
+    " session_id TEXT NOT NULL REFERENCES us_sessions (id),"
+    " name TEXT NOT NULL,"
+    " blob TEXT NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " is_meta INTEGER NOT NULL,"        /* a NAME.meta.json sidecar */
+    " uploaded_at BIGINT NOT NULL,"
+    " file_ingestion_id TEXT NOT NULL,"
+    " ingestion_status TEXT NOT NULL DEFAULT 'PENDING',"
+    " ingestion_reason TEXT,"
+    " PRIMARY KEY (session_id, name))",
+    "CREATE INDEX us_uploads_files ON us_uploads (session_id, is_meta, ingestion_status, uploaded_at)",
+    NULL
+};
+
+const char *us_sql_begin_write(us_dialect d)
+{
+    return d == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
+}
+
 const char *const *us_sql_connection_setup(us_dialect d)
 {
     return d == US_DIALECT_PGSQL ? PGSQL_SETUP : SQLITE_SETUP;
@@ -62,6 +89,7 @@ const char *const *us_sql_migration(us_dialect d, int from)
     (void)d;
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
+    case 1: return MIGRATION_1_TO_2;
     default: return NULL;
     }
 }
@@ -106,6 +134,33 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
     [US_STMT_SESSION_COUNT_ACTIVE] = { "us_session_count_active",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
+    [US_STMT_SESSION_BY_ID] = { "us_session_by_id",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s" },
+    [US_STMT_SESSION_IS_OPEN] = { "us_session_is_open",
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_UPLOAD_BLOB_GET] = { "us_upload_blob_get",
+        "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
+    [US_STMT_UPLOAD_INSERT] = { "us_upload_insert",
+        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
+        " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)" },
+    [US_STMT_UPLOAD_REPLACE] = { "us_upload_replace",
+        "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"
+        " WHERE session_id = %s AND name = %s" },
+    [US_STMT_SESSION_COUNT_UPLOAD] = { "us_session_count_upload",
+        "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
+    [US_STMT_FILES_LIST_ALL] = { "us_files_list_all",
+        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0"
+        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
+    [US_STMT_FILES_LIST_STATUS] = { "us_files_list_status",
+        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
+        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
+    [US_STMT_FILES_COUNT_ALL] = { "us_files_count_all",
+        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
+    [US_STMT_FILES_COUNT_STATUS] = { "us_files_count_status",
+        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        " AND ingestion_status = %s" },
 };
 
 const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id)

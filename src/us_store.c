@@ -261,6 +261,19 @@ static apr_status_t conn_destruct(void *resource, void *params, apr_pool_t *pool
     return APR_SUCCESS;
 }
 
+/* The connections live in sub-pools of the store's pool, which APR destroys
+ * before running ordinary cleanups: destroy the reslist (and with it every
+ * connection) in a pre-cleanup, while those sub-pools still exist. */
+static apr_status_t store_pre_cleanup(void *data)
+{
+    us_store *st = data;
+    if (st->conns) {
+        apr_reslist_destroy(st->conns);
+        st->conns = NULL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
                              const char *params, int max_conns, us_store **out)
 {
@@ -291,6 +304,7 @@ apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
                             conn_construct, conn_destruct, st, pool);
     if (rv != APR_SUCCESS)
         return rv;
+    apr_pool_pre_cleanup_register(pool, st, store_pre_cleanup);
     /* wait (bounded) for a connection rather than failing at once */
     apr_reslist_timeout_set(st->conns, apr_time_from_sec(10));
     *out = st;
@@ -441,5 +455,132 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
     while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
         row_to_session(db->drv, p, row, apr_array_push(*rows));
+    return US_DB_OK;
+}
+
+us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
+                          us_session *out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now;
+    const void *args[] = { &t, id };
+    int found = 0;
+    us_db_rc rc = select_rows(db, p, US_STMT_SESSION_BY_ID, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        row_to_session(db->drv, p, row, out);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+/* Runs a statement outside the prepared set (transaction control). */
+static us_db_rc exec_plain(us_db *db, const char *sql)
+{
+    int nrows = 0;
+    int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
+    return rc == 0 ? US_DB_OK : fail(db, rc, sql);
+}
+
+static us_db_rc exec_stmt(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                          int *nrows)
+{
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
+    return rc == 0 ? US_DB_OK : fail(db, rc, us_sql_statement(db->dialect, id)->label);
+}
+
+/* The body of us_upload_commit, inside the transaction. */
+static us_db_rc upload_commit_locked(us_db *db, apr_pool_t *p, const us_upload *u,
+                                     apr_time_t now, const char **old_blob)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now, size = u->size, at = u->uploaded_at;
+    int open = 0, nrows = 0, is_meta = u->is_meta;
+    us_db_rc rc;
+
+    const void *open_args[] = { u->session_id, &t };
+    if ((rc = select_rows(db, p, US_STMT_SESSION_IS_OPEN, open_args, &res)) != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        open = 1;
+    if (!open)
+        return US_DB_CONFLICT;
+
+    const void *blob_args[] = { u->session_id, u->name };
+    if ((rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *old_blob = entry_str(db->drv, p, row, 0);
+
+    if (*old_blob) {
+        const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
+        return exec_stmt(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
+    }
+    const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
+                           &at, u->file_ingestion_id };
+    if ((rc = exec_stmt(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK)
+        return rc;
+    if (u->is_meta)
+        return US_DB_OK;
+    const void *count_args[] = { u->session_id };
+    return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
+}
+
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                          const char **old_blob)
+{
+    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
+    *old_blob = NULL;
+    if (rc != US_DB_OK)
+        return rc;
+    rc = upload_commit_locked(db, p, u, now, old_blob);
+    if (rc == US_DB_OK) {
+        rc = exec_plain(db, "COMMIT");
+        if (rc == US_DB_OK)
+            return rc;
+    }
+    const char *err = db->err;
+    exec_plain(db, "ROLLBACK");
+    db->err = err;
+    if (rc != US_DB_OK)
+        *old_blob = NULL;
+    return rc;
+}
+
+us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
+                       const char *status, long long limit, long long offset,
+                       apr_array_header_t **rows, long long *total)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t lim = limit, off = offset;
+    const void *cargs[] = { session_id, status };
+    const void *largs_all[] = { session_id, &lim, &off };
+    const void *largs_st[] = { session_id, status, &lim, &off };
+    us_db_rc rc;
+
+    rc = select_rows(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
+                     cargs, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *total = 0;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *total = entry_ll(db->drv, row, 0);
+    rc = select_rows(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
+                     status ? largs_st : largs_all, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_file_row));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        us_file_row *f = apr_array_push(*rows);
+        const char *reason = apr_dbd_get_entry(db->drv, row, 3);
+        f->file_ingestion_id = entry_str(db->drv, p, row, 0);
+        f->name = entry_str(db->drv, p, row, 1);
+        f->status = entry_str(db->drv, p, row, 2);
+        f->reason = reason ? apr_pstrdup(p, reason) : NULL;
+    }
     return US_DB_OK;
 }

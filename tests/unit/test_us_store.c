@@ -215,6 +215,8 @@ static void test_concurrent_close(void **state)
     for (int i = 0; i < CLOSERS; i++) {
         apr_status_t rv;
         apr_thread_join(&rv, th[i]);
+        if (close_results[i] != US_DB_OK && close_results[i] != US_DB_CONFLICT)
+            print_message("closer %d: rc %d\n", i, close_results[i]);
         ok += close_results[i] == US_DB_OK;
         conflict += close_results[i] == US_DB_CONFLICT;
     }
