@@ -25,6 +25,26 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
                     const char *key_prefix, apr_time_t expires,
                     long long max_bytes, apr_time_t now, us_policy_fields *out);
 
+typedef struct {
+    apr_time_t expiration;
+    const char *key_prefix;   /* from ["starts-with", "$key", prefix] */
+    long long min_bytes;      /* content-length-range */
+    long long max_bytes;
+} us_policy_doc;
+
+typedef enum {
+    US_POLICY_OK = 0,
+    US_POLICY_MISSING,        /* no policy or no signature field */
+    US_POLICY_BAD_SIGNATURE,  /* signature does not match the policy */
+    US_POLICY_MALFORMED,      /* signed by us, yet unreadable (a bug or an old format) */
+    US_POLICY_EXPIRED
+} us_policy_rc;
+
+/* Checks the signature (constant time) and expiry and decodes the policy. */
+us_policy_rc us_policy_verify(apr_pool_t *p, const unsigned char *secret, size_t secretlen,
+                              const char *policy_b64, const char *signature_hex,
+                              apr_time_t now, us_policy_doc *doc);
+
 /* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out). */
 void us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
                  size_t len, char out[65]);

@@ -7,6 +7,7 @@
 
 #include <apr_base64.h>
 #include <apr_general.h>
+#include <apr_strings.h>
 #include <jansson.h>
 #include "us_policy.h"
 
@@ -71,12 +72,56 @@ static void test_signature_depends_on_secret_and_prefix(void **state)
     assert_string_not_equal(a.signature, c.signature);
 }
 
+static void test_verify(void **state)
+{
+    us_policy_fields f;
+    us_policy_doc doc;
+    (void)state;
+    us_policy_sign(pool, SECRET, 32, "ws/sid/", T0 + 60 * APR_USEC_PER_SEC, 1000, T0, &f);
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, f.policy, f.signature, T0, &doc),
+                     US_POLICY_OK);
+    assert_string_equal(doc.key_prefix, "ws/sid/");
+    assert_int_equal(doc.max_bytes, 1000);
+    assert_int_equal(doc.min_bytes, 0);
+    assert_true(doc.expiration == T0 + 60 * APR_USEC_PER_SEC);
+
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, NULL, f.signature, T0, &doc),
+                     US_POLICY_MISSING);
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, f.policy, "", T0, &doc),
+                     US_POLICY_MISSING);
+    /* expired exactly at expiration */
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, f.policy, f.signature,
+                                      T0 + 60 * APR_USEC_PER_SEC, &doc), US_POLICY_EXPIRED);
+
+    /* any change to the policy or the signature is caught */
+    char *tampered = apr_pstrdup(pool, f.policy);
+    tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, tampered, f.signature, T0, &doc),
+                     US_POLICY_BAD_SIGNATURE);
+    char *sig = apr_pstrdup(pool, f.signature);
+    sig[63] = sig[63] == '0' ? '1' : '0';
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, f.policy, sig, T0, &doc),
+                     US_POLICY_BAD_SIGNATURE);
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, f.policy, "abc", T0, &doc),
+                     US_POLICY_BAD_SIGNATURE);
+    unsigned char other[32] = { 0 };
+    assert_int_equal(us_policy_verify(pool, other, 32, f.policy, f.signature, T0, &doc),
+                     US_POLICY_BAD_SIGNATURE);
+
+    /* a document we signed ourselves but that lacks the conditions */
+    char hex[65];
+    const char *bare = "eyJleHBpcmF0aW9uIjoiMjAzMC0wMS0wMVQwMDowMDowMC4wMDAwMDBaIn0=";
+    us_hmac_hex(SECRET, 32, bare, strlen(bare), hex);
+    assert_int_equal(us_policy_verify(pool, SECRET, 32, bare, hex, T0, &doc), US_POLICY_MALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_vector),
         cmocka_unit_test(test_fields_and_document),
         cmocka_unit_test(test_signature_depends_on_secret_and_prefix),
+        cmocka_unit_test(test_verify),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);

@@ -1,0 +1,31 @@
+/*
+ * us_filename.h - the rules for the name an upload gets: `${filename}`
+ * substitution in the policy key, percent-decoding of what HTTP clients
+ * send, and what a stored file name may be (it must never leave the
+ * session's storage). Pure.
+ */
+#ifndef US_FILENAME_H
+#define US_FILENAME_H
+
+#include <apr_pools.h>
+
+#define US_NAME_MAX 255
+#define US_META_SUFFIX ".meta.json"
+
+/* A plain file name: 1..255 bytes of valid UTF-8, no '/', '\\', NUL or
+ * control characters, not "." or "..". Returns NULL or why not. */
+const char *us_filename_problem(const char *name);
+
+/* The filename a multipart part carries: filename* when given (already
+ * decoded), else filename with %XX escapes decoded (aiohttp, which the
+ * official SDK uses, percent-quotes it). */
+const char *us_filename_from_part(apr_pool_t *p, const char *filename,
+                                  const char *filename_star);
+
+/* key with every "${filename}" replaced by filename (S3's rule). */
+const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename);
+
+/* 1 when name is a metadata sidecar (NAME.meta.json, NAME non-empty). */
+int us_filename_is_meta(const char *name);
+
+#endif

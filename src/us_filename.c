@@ -1,0 +1,106 @@
+/* us_filename.c - upload file-name rules (pure). */
+#include "us_filename.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+/* Length of the UTF-8 sequence at s, or 0 when it is not valid UTF-8
+ * (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+const char *us_filename_problem(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0)
+        return "the file name is empty";
+    if (len > US_NAME_MAX)
+        return "the file name is longer than 255 bytes";
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return "the file name may not be '.' or '..'";
+    for (const unsigned char *s = (const unsigned char *)name; *s;) {
+        if (*s < 0x20 || *s == 0x7f)
+            return "the file name contains a control character";
+        if (*s == '/' || *s == '\\')
+            return "the file name contains a path separator";
+        size_t n = utf8_seq(s);
+        if (n == 0)
+            return "the file name is not valid UTF-8";
+        s += n;
+    }
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+const char *us_filename_from_part(apr_pool_t *p, const char *filename,
+                                  const char *filename_star)
+{
+    if (filename_star)
+        return filename_star;
+    if (!filename)
+        return NULL;
+    size_t len = strlen(filename);
+    char *out = apr_palloc(p, len + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        if (filename[i] == '%' && i + 2 < len &&
+            hexval(filename[i + 1]) >= 0 && hexval(filename[i + 2]) >= 0) {
+            /* %00 would end the C string early: keep it as typed (the name
+             * check then refuses it as it stands) */
+            char c = (char)(hexval(filename[i + 1]) * 16 + hexval(filename[i + 2]));
+            if (c == '\0') {
+                *o++ = filename[i];
+                continue;
+            }
+            *o++ = c;
+            i += 2;
+        }
+        else {
+            *o++ = filename[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename)
+{
+    static const char VAR[] = "${filename}";
+    const char *hit = strstr(key, VAR);
+    if (!hit)
+        return key;
+    return apr_pstrcat(p, apr_pstrmemdup(p, key, (apr_size_t)(hit - key)), filename,
+                       us_key_substitute(p, hit + sizeof(VAR) - 1, filename), NULL);
+}
+
+int us_filename_is_meta(const char *name)
+{
+    size_t n = strlen(name), m = sizeof(US_META_SUFFIX) - 1;
+    return n > m && strcmp(name + n - m, US_META_SUFFIX) == 0;
+}

@@ -1,0 +1,103 @@
+/* Unit tests: upload file names never leave the session's storage. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include "us_filename.h"
+
+static apr_pool_t *pool;
+
+static void test_valid_names(void **state)
+{
+    static const char *const ok[] = {
+        "a.txt", "a b.txt", ".hidden", "...", "a..b", "x.meta.json", "caf\xc3\xa9.pdf",
+        "\xf0\x9f\x98\x80.txt", "'; DROP TABLE x;--", "%2e%2e%2f", "a:b", NULL
+    };
+    (void)state;
+    for (int i = 0; ok[i]; i++)
+        if (us_filename_problem(ok[i]))
+            fail_msg("'%s' refused: %s", ok[i], us_filename_problem(ok[i]));
+    char max[256];
+    memset(max, 'a', 255);
+    max[255] = '\0';
+    assert_null(us_filename_problem(max));
+}
+
+static void test_hostile_names(void **state)
+{
+    static const char *const bad[] = {
+        "", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "..\\x", "a\nb", "a\rb",
+        "tab\there", "\x7f", "\x1b[31m", "\xff\xfe", "\xc0\xaf", "\xed\xa0\x80",
+        "\xe2\x82", "\xf4\x90\x80\x80", NULL
+    };
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        if (!us_filename_problem(bad[i]))
+            fail_msg("hostile name #%d accepted", i);
+    char big[1001];
+    memset(big, 'a', 1000);
+    big[1000] = '\0';
+    assert_non_null(us_filename_problem(big));
+    big[256] = '\0';
+    assert_non_null(us_filename_problem(big));
+}
+
+static void test_from_part(void **state)
+{
+    (void)state;
+    assert_null(us_filename_from_part(pool, NULL, NULL));
+    assert_string_equal(us_filename_from_part(pool, "a.txt", NULL), "a.txt");
+    /* aiohttp (the official SDK) percent-quotes the filename */
+    assert_string_equal(us_filename_from_part(pool, "my%20file.txt", NULL), "my file.txt");
+    assert_string_equal(us_filename_from_part(pool, "caf%C3%A9", NULL), "caf\xc3\xa9");
+    /* filename* wins */
+    assert_string_equal(us_filename_from_part(pool, "x", "real name"), "real name");
+    /* decoding happens once, before the checks: %2F becomes a refused '/' */
+    assert_string_equal(us_filename_from_part(pool, "..%2Fx", NULL), "../x");
+    assert_non_null(us_filename_problem(us_filename_from_part(pool, "..%2Fx", NULL)));
+    /* %00 stays literal instead of cutting the string */
+    assert_string_equal(us_filename_from_part(pool, "a%00b", NULL), "a%00b");
+    /* malformed escapes stay */
+    assert_string_equal(us_filename_from_part(pool, "100%", NULL), "100%");
+    assert_string_equal(us_filename_from_part(pool, "a%zzb%4", NULL), "a%zzb%4");
+}
+
+static void test_substitute(void **state)
+{
+    (void)state;
+    assert_string_equal(us_key_substitute(pool, "ws/s/${filename}", "a.txt"), "ws/s/a.txt");
+    assert_string_equal(us_key_substitute(pool, "ws/s/fixed", "a.txt"), "ws/s/fixed");
+    assert_string_equal(us_key_substitute(pool, "${filename}/${filename}", "a"), "a/a");
+    /* a filename containing the variable is not expanded again */
+    assert_string_equal(us_key_substitute(pool, "p/${filename}", "${filename}"), "p/${filename}");
+}
+
+static void test_meta(void **state)
+{
+    (void)state;
+    assert_true(us_filename_is_meta("a.txt.meta.json"));
+    assert_true(us_filename_is_meta("x.meta.json"));
+    assert_false(us_filename_is_meta(".meta.json"));
+    assert_false(us_filename_is_meta("a.meta.json.txt"));
+    assert_false(us_filename_is_meta("a.json"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_names),
+        cmocka_unit_test(test_hostile_names),
+        cmocka_unit_test(test_from_part),
+        cmocka_unit_test(test_substitute),
+        cmocka_unit_test(test_meta),
+    };
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    int rc = cmocka_run_group_tests_name("us_filename", tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
