@@ -1,0 +1,657 @@
+"""Test harness for mod_upload_session: a real httpd (event MPM) per server
+object, with a generated configuration, a generated API key file, and helpers
+to talk to the API and to check responses.
+
+Only the standard library, pytest and httpx are used (Debian's python3-pytest
+and python3-httpx); run with /usr/bin/python3.
+
+Environment knobs (for debugging the harness itself):
+  US_IT_MODULE   path of the module .so (default: <repo>/build/mod_upload_session.so)
+  US_IT_APACHE   httpd binary (default: /usr/sbin/apache2)
+  US_IT_KEEP=1   keep the server directories under /tmp after the run
+"""
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import uuid
+
+import httpx
+import pytest
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE_SO = os.environ.get(
+    "US_IT_MODULE", os.path.join(REPO_ROOT, "build", "mod_upload_session.so"))
+APACHE = os.environ.get("US_IT_APACHE", "/usr/sbin/apache2")
+APACHE_MODULES = "/usr/lib/apache2/modules"
+
+# An error-log line at one of these levels fails the test unless declared.
+ERROR_LINE_RE = re.compile(r"\[(\w+:)?(error|crit|alert|emerg)\]")
+# A crashed child is logged by the parent at notice level only
+# ("AH00052: child pid N exit signal Segmentation fault (11)"): fail on it too.
+CRASH_LINE_RE = re.compile(r"AH00052|exit signal|dumped core")
+# Logged by the MPM after every (re)start once the children are running.
+RESUMING_RE = re.compile(r"resuming normal operations")
+
+TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+UUID_CANON_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+DEFAULT_LIFETIME = 86400
+
+# One TLS context for every client: httpx builds a new one (~35 ms) per Client
+# otherwise. Only plain http is used, so it is never exercised.
+SSL_CTX = ssl.create_default_context()
+
+
+def new_client(**kwargs):
+    """httpx.Client sharing SSL_CTX (use it for ad-hoc clients, e.g. threads)."""
+    kwargs.setdefault("verify", SSL_CTX)
+    kwargs.setdefault("timeout", 30)
+    return httpx.Client(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# small utilities
+# --------------------------------------------------------------------------
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def port_open(port, timeout=0.2):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    """True while the process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # state is the field after the parenthesised command name
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def unique_ws(prefix="ws"):
+    """A fresh, valid workspace name (isolates tests on a shared server)."""
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def parse_ts(s):
+    """Parse the API timestamp format; fails the test when it is not exactly
+    YYYY-MM-DDTHH:MM:SS.ffffffZ."""
+    assert isinstance(s, str) and TS_RE.match(s), f"bad timestamp format: {s!r}"
+    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=_dt.timezone.utc)
+
+
+def utcnow():
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def assert_ts_between(s, lo, hi, slack=2.0):
+    """s is a well-formed timestamp within [lo - slack, hi + slack]."""
+    t = parse_ts(s)
+    d = _dt.timedelta(seconds=slack)
+    assert lo - d <= t <= hi + d, f"timestamp {s} not within [{lo}, {hi}] +-{slack}s"
+    return t
+
+
+def assert_uuid4(s):
+    assert isinstance(s, str) and UUID_CANON_RE.match(s), f"not a canonical uuid: {s!r}"
+    u = uuid.UUID(s)
+    assert str(u) == s
+    assert u.version == 4, f"not a version-4 uuid: {s}"
+    return s
+
+
+def describe(resp):
+    req = resp.request
+    body = req.content[:300] if req.content is not None else b""
+    return (f"{req.method} {req.url} body={body!r} -> {resp.status_code} "
+            f"headers={dict(resp.headers)} body={resp.text[:2000]!r}")
+
+
+NO_BODY_CHECK = object()
+
+
+def check(resp, status, body=NO_BODY_CHECK):
+    """Assert the status code and (for JSON answers) the Content-Type and,
+    when given, the whole JSON body. Returns the decoded body (None for 204)."""
+    assert resp.status_code == status, describe(resp)
+    if status == 204:
+        assert resp.content == b"", "204 must have an empty body: " + describe(resp)
+        return None
+    ctype = resp.headers.get("content-type", "")
+    assert ctype.split(";")[0].strip().lower() == "application/json", \
+        "Content-Type is not application/json: " + describe(resp)
+    try:
+        data = resp.json()
+    except ValueError:
+        raise AssertionError("body is not JSON: " + describe(resp))
+    if body is not NO_BODY_CHECK:
+        assert data == body, describe(resp)
+    return data
+
+
+def detail_of(resp, status):
+    """Assert status + exactly {"detail": <non-empty string>}; returns the
+    detail string."""
+    data = check(resp, status)
+    assert isinstance(data, dict) and set(data) == {"detail"} \
+        and isinstance(data["detail"], str) and data["detail"], describe(resp)
+    return data["detail"]
+
+
+def not_found_text(session_id):
+    return (f"There's no session with the ID '{session_id}' in the workspace. "
+            f"Check if the ID is correct. ")
+
+
+ALREADY_CLOSED = {"detail": "The session is already closed."}
+NOT_AUTHENTICATED = {"detail": "Not authenticated"}
+INVALID_KEY = {"detail": "Invalid API key"}
+WS_NOT_FOUND = {"detail": "Workspace not found"}
+ROUTE_NOT_FOUND = {"detail": "Not Found"}
+METHOD_NOT_ALLOWED = {"detail": "Method Not Allowed"}
+
+
+# --------------------------------------------------------------------------
+# expected 422 items (FastAPI + pydantic v2 wording)
+# --------------------------------------------------------------------------
+
+def v422(*items):
+    return {"detail": list(items)}
+
+
+def e_missing():
+    return {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+
+
+def e_json_invalid(raw):
+    """The json_invalid item FastAPI produces for raw (bytes), computed with
+    CPython's own json module (position in characters, Python's message)."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as e:
+        return {"type": "json_invalid", "loc": ["body", e.pos], "msg": "JSON decode error",
+                "input": {}, "ctx": {"error": e.msg}}
+    raise AssertionError(f"{raw!r} is valid JSON for Python")
+
+
+def e_model_attributes_type(value):
+    return {"type": "model_attributes_type", "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": value}
+
+
+def e_literal_closed(value):
+    return {"type": "literal_error", "loc": ["body", "status"],
+            "msg": "Input should be 'CLOSED'", "input": value,
+            "ctx": {"expected": "'CLOSED'"}}
+
+
+def e_enum_write_mode(value):
+    return {"type": "enum", "loc": ["body", "write_mode"],
+            "msg": "Input should be 'KEEP', 'OVERWRITE' or 'FAIL'", "input": value,
+            "ctx": {"expected": "'KEEP', 'OVERWRITE' or 'FAIL'"}}
+
+
+def e_bool_parsing(loc, value):
+    return {"type": "bool_parsing", "loc": list(loc),
+            "msg": "Input should be a valid boolean, unable to interpret input",
+            "input": value}
+
+
+def e_ge(loc, value, ge):
+    return {"type": "greater_than_equal", "loc": list(loc),
+            "msg": f"Input should be greater than or equal to {ge}", "input": value,
+            "ctx": {"ge": ge}}
+
+
+def e_le(loc, value, le):
+    return {"type": "less_than_equal", "loc": list(loc),
+            "msg": f"Input should be less than or equal to {le}", "input": value,
+            "ctx": {"le": le}}
+
+
+def e_int_from_float(loc, value):
+    return {"type": "int_from_float", "loc": list(loc),
+            "msg": "Input should be a valid integer, got a number with a fractional part",
+            "input": value}
+
+
+def e_int_parsing(loc, value):
+    return {"type": "int_parsing", "loc": list(loc),
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+            "input": value}
+
+
+def e_uuid_parsing(value, reason, name="session_id"):
+    return {"type": "uuid_parsing", "loc": ["path", name],
+            "msg": f"Input should be a valid UUID, {reason}", "input": value,
+            "ctx": {"error": reason}}
+
+
+# Reasons as API.md words them (see the report: real pydantic-core says
+# "invalid character: expected an optional prefix of `urn:uuid:` followed by
+# [0-9a-fA-F-], found `x` at 1"; API.md is authoritative here).
+def uuid_reason_length(n):
+    return f"invalid length: expected length 32 for simple format, found {n}"
+
+
+def uuid_reason_char(ch, pos):
+    return f"invalid character: found `{ch}` at {pos}"
+
+
+def sort_items(items):
+    return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
+
+
+# --------------------------------------------------------------------------
+# users / keys
+# --------------------------------------------------------------------------
+
+class User:
+    def __init__(self, given_name, family_name, grants):
+        self.key = secrets.token_urlsafe(32)
+        self.user_id = str(uuid.uuid4())
+        self.given_name = given_name
+        self.family_name = family_name
+        self.grants = grants  # "*" or a list of workspace names
+
+    @property
+    def created_by(self):
+        return {"user_id": self.user_id, "given_name": self.given_name,
+                "family_name": self.family_name}
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def key_line(self):
+        grants = self.grants if isinstance(self.grants, str) else ",".join(self.grants)
+        digest = hashlib.sha256(self.key.encode()).hexdigest()
+        return f"{digest}:{self.user_id}:{self.given_name}:{self.family_name}:{grants}"
+
+
+# --------------------------------------------------------------------------
+# the server
+# --------------------------------------------------------------------------
+
+class UploadServer:
+    """One httpd instance in its own directory under /tmp.
+
+    s = UploadServer(max_open=10, max_lifetime=86400, extra=["Directive value"])
+    s.start(); s.client(s.user_all).get("ws/upload_sessions"); s.stop()
+    """
+
+    def __init__(self, max_open=10, max_lifetime=86400, extra=(), overrides=None,
+                 omit=(), module=None):
+        self.dir = tempfile.mkdtemp(prefix="us-it-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
+        os.chmod(os.path.join(self.dir, "htdocs"), 0o755)
+        self.port = free_port()
+        self.module = module or MODULE_SO
+        self.conf_path = os.path.join(self.dir, "httpd.conf")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.pid_file = os.path.join(self.dir, "httpd.pid")
+        self.key_file = os.path.join(self.dir, "keys")
+        self.public_url = f"http://127.0.0.1:{self.port}"
+        self.api_base = f"{self.public_url}/api/v1/workspaces/"
+        self.max_open = max_open
+        self.max_lifetime = max_lifetime
+        self.extra = list(extra)
+        self.overrides = dict(overrides or {})
+        self.omit = set(omit)
+        self.running = False
+        self.pid = None
+        self._clients = []
+        # error-log bookkeeping
+        self._checked_offset = 0
+        self._expected = []          # patterns valid for the whole server life
+        self._test_expected = []     # patterns valid until the next check_log()
+
+        # users: a '*' user, a second '*' user and a user granted ws-a only
+        self.users = []
+        self.user_all = self.add_user("Ada", "Lovelace", "*")
+        self.user_all2 = self.add_user("Grace", "Hopper", "*")
+        self.user_a = self.add_user("Alan", "Turing", ["ws-a"])
+        self.write_config()
+
+    # --- convenience accessors ----------------------------------------------
+    @property
+    def key_all(self):
+        return self.user_all.key
+
+    @property
+    def key_all2(self):
+        return self.user_all2.key
+
+    @property
+    def key_a(self):
+        return self.user_a.key
+
+    # --- files ----------------------------------------------------------------
+    def add_user(self, given_name, family_name, grants):
+        """Add a user (and write the key file). A running server only sees it
+        after graceful()/restart()."""
+        u = User(given_name, family_name, grants)
+        self.users.append(u)
+        self.write_keys()
+        return u
+
+    def write_keys(self, extra_lines=()):
+        lines = ["# generated by tests/integration/harness.py", ""]
+        lines += [u.key_line() for u in self.users]
+        lines += list(extra_lines)
+        with open(self.key_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(self.key_file, 0o644)
+
+    def directives(self):
+        d = self.dir
+        items = [
+            ("UploadSession", "On"),
+            ("UploadSessionStore", f'sqlite3 "{d}/state/store.db"'),
+            ("UploadSessionKeyFile", f'"{self.key_file}"'),
+            ("UploadSessionPublicURL", self.public_url),
+            ("UploadSessionDataDir", f'"{d}/state/data"'),
+        ]
+        if self.max_open is not None:
+            items.append(("UploadSessionMaxOpenSessions", str(self.max_open)))
+        if self.max_lifetime is not None:
+            items.append(("UploadSessionMaxLifetime", str(self.max_lifetime)))
+        out = []
+        for name, value in items:
+            if name in self.omit:
+                continue
+            out.append(f"{name} {self.overrides.get(name, value)}")
+        return out
+
+    def write_config(self):
+        d = self.dir
+        lines = [
+            f'ServerRoot "{d}"',
+            "ServerName 127.0.0.1",
+            f"Listen 127.0.0.1:{self.port}",
+            f'PidFile "{d}/httpd.pid"',
+            f'ErrorLog "{d}/error.log"',
+            "LogLevel info",
+            f"LoadModule mpm_event_module {APACHE_MODULES}/mod_mpm_event.so",
+            f"LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so",
+            f"LoadModule upload_session_module {self.module}",
+        ]
+        if os.geteuid() == 0:
+            lines += ["User www-data", "Group www-data"]
+        lines.append(f'DocumentRoot "{d}/htdocs"')
+        lines += self.directives()
+        lines += self.extra
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # --- httpd control ----------------------------------------------------------
+    def _ctl(self, *args, timeout=30):
+        return subprocess.run([APACHE, "-d", self.dir, "-f", self.conf_path, *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)
+
+    def configtest(self):
+        """Run `apache2 -t`; returns the CompletedProcess (output in .stdout/.stderr)."""
+        return self._ctl("-t")
+
+    def log_text(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=60):
+        if not os.path.isdir(self.dir) and getattr(self, "_final_log", None) is not None:
+            text = self._final_log
+        else:
+            text = self.log_text()
+        return "\n".join(text.splitlines()[-n:])
+
+    def _fail(self, msg, proc=None):
+        out = ""
+        if proc is not None:
+            out = f"\nexit={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        pytest.fail(f"{msg} (dir {self.dir}){out}\n--- error.log tail ---\n{self.log_tail()}",
+                    pytrace=False)
+
+    def _read_pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout=10):
+        if not os.path.exists(self.module):
+            pytest.fail(f"module not built: {self.module} (run `make all` in {REPO_ROOT})",
+                        pytrace=False)
+        self.write_config()
+        proc = self._ctl("-k", "start")
+        if proc.returncode != 0:
+            self._fail("apache2 -k start failed", proc)
+        self.running = True
+        died = []
+
+        def up():
+            pid = self._read_pid()
+            if pid is not None and not pid_alive(pid):
+                died.append(pid)
+                return True
+            return pid is not None and port_open(self.port)
+
+        ok = wait_for(up, timeout)
+        if died:
+            self.running = False
+            self._fail(f"httpd (pid {died[0]}) exited right after start", proc)
+        if not ok:
+            self.pid = self._read_pid()
+            self.stop(check=False)
+            self._fail(f"httpd did not accept connections on port {self.port} "
+                       f"within {timeout}s", proc)
+        self.pid = self._read_pid()
+        if not pid_alive(self.pid):
+            self._fail("httpd parent died right after start", proc)
+        return self
+
+    def _resuming_count(self):
+        return len(RESUMING_RE.findall(self.log_text()))
+
+    def graceful(self, timeout=15):
+        """apache2 -k graceful, then wait until the new generation of children
+        runs (the MPM logs 'resuming normal operations' again)."""
+        assert self.running
+        before = self._resuming_count()
+        proc = self._ctl("-k", "graceful")
+        if proc.returncode != 0:
+            self._fail("apache2 -k graceful failed", proc)
+        if not wait_for(lambda: self._resuming_count() > before, timeout):
+            self._fail("graceful restart did not complete", proc)
+        if not wait_for(lambda: port_open(self.port), timeout):
+            self._fail("server not accepting connections after graceful", proc)
+        newpid = self._read_pid()
+        assert newpid == self.pid, "graceful restart changed the parent pid"
+        return self
+
+    def stop(self, timeout=20, check=True):
+        if not self.running:
+            return
+        self.close_clients()
+        pid = self.pid or self._read_pid()
+        proc = self._ctl("-k", "stop")
+        self.running = False
+        if pid is None:
+            if check and proc.returncode != 0:
+                self._fail("apache2 -k stop failed", proc)
+            return
+        if not wait_for(lambda: not pid_alive(pid), timeout, interval=0.05):
+            # last resort: kill the process group of the httpd we started
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            wait_for(lambda: not pid_alive(pid), 5)
+            if check:
+                self._fail(f"httpd (pid {pid}) did not stop within {timeout}s", proc)
+        # the children are gone when the parent is (it waits for them), but
+        # make sure nothing keeps the port
+        wait_for(lambda: not port_open(self.port), 5)
+        self.pid = None
+
+    def restart(self):
+        """Full stop + start on the same directory and port."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        self.close_clients()
+        if self.running:
+            self.stop(check=False)
+        self._final_log = self.log_text()
+        if os.environ.get("US_IT_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- clients ----------------------------------------------------------------
+    def client(self, user=None, headers=None, timeout=30):
+        """httpx client on the API base (.../api/v1/workspaces/); user may be a
+        User, a raw key string, or None (no Authorization header)."""
+        h = {}
+        if isinstance(user, User):
+            h.update(user.headers)
+        elif isinstance(user, str):
+            h["Authorization"] = f"Bearer {user}"
+        if headers:
+            h.update(headers)
+        c = new_client(base_url=self.api_base, headers=h, timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def raw_client(self, timeout=30):
+        c = new_client(base_url=self.public_url, timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def close_clients(self):
+        for c in self._clients:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self._clients = []
+
+    # --- error log guard ----------------------------------------------------------
+    def expect_log(self, pattern, whole_life=False):
+        """Declare an error-log line pattern (regex) as expected: for the
+        current test (default) or for the whole life of this server."""
+        (self._expected if whole_life else self._test_expected).append(re.compile(pattern))
+
+    def unexpected_errors(self):
+        """Unexpected error-level (or child-crash) lines written since the last
+        check."""
+        text = self.log_text()
+        new = text[self._checked_offset:] if len(text) >= self._checked_offset else text
+        self._checked_offset = len(text)
+        pats = self._expected + self._test_expected
+        bad = []
+        for line in new.splitlines():
+            if (ERROR_LINE_RE.search(line) or CRASH_LINE_RE.search(line)) \
+                    and not any(p.search(line) for p in pats):
+                bad.append(line)
+        return bad
+
+    def check_log(self, when=""):
+        bad = self.unexpected_errors()
+        self._test_expected = []
+        if bad:
+            pytest.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
+                        + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail(),
+                        pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# API helpers
+# --------------------------------------------------------------------------
+
+def sessions_path(ws):
+    return f"{ws}/upload_sessions"
+
+
+def session_path(ws, sid):
+    return f"{ws}/upload_sessions/{sid}"
+
+
+def create_session(client, ws, body=None, status=201):
+    r = client.post(sessions_path(ws), json={} if body is None else body)
+    return check(r, status)
+
+
+def close_session(client, ws, sid, status=204, body=None):
+    r = client.put(session_path(ws, sid), json={"status": "CLOSED"} if body is None else body)
+    if status == 204:
+        return check(r, 204)
+    if status == 409:
+        return check(r, 409, ALREADY_CLOSED)
+    return check(r, status)
+
+
+def get_status(client, ws, sid, status=200):
+    return check(client.get(session_path(ws, sid)), status)
+
+
+def list_sessions(client, ws, status=200, **params):
+    return check(client.get(sessions_path(ws), params=params), status)
+
+
+def list_all(client, ws, **params):
+    """Every item of the list, walking pages of 100."""
+    out, page = [], 1
+    while True:
+        data = list_sessions(client, ws, limit=100, page_number=page, **params)
+        out += data["data"]
+        if not data["has_more"]:
+            return out, data["total"]
+        page += 1

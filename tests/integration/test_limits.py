@@ -1,0 +1,92 @@
+"""Per-user OPEN-session limit (406) and the configured maximum lifetime.
+Each test runs its own httpd."""
+
+import datetime as dt
+import time
+
+from harness import (check, close_session, create_session, detail_of, e_enum_write_mode, e_le,
+                     get_status, list_all, list_sessions, parse_ts, sessions_path,
+                     assert_ts_between, utcnow, v422)
+
+
+def test_default_limit_is_10_open_sessions(server_factory):
+    # directive omitted: the module's default (10) applies
+    s = server_factory(max_open=None)
+    c = s.client(s.user_all)
+    ws = "ws-limit"
+    sids = [create_session(c, ws)["session_id"] for _ in range(10)]
+
+    # the 11th: 406 {"detail": "..."}, nothing created
+    detail_of(c.post(sessions_path(ws), json={}), 406)
+    detail_of(c.post(sessions_path(ws), json={"write_mode": "FAIL",
+                                              "expires_in_seconds": 60}), 406)
+    items, total = list_all(c, ws)
+    assert total == 10 and sorted(i["session_id"] for i in items) == sorted(sids)
+    assert all(i["status"] == "OPEN" for i in items)
+
+    # validation still comes first at the limit
+    check(c.post(sessions_path(ws), json={"write_mode": "X"}), 422,
+          v422(e_enum_write_mode("X")))
+
+    # another user's sessions do not count, and theirs do not count for us
+    c2 = s.client(s.user_all2)
+    other = create_session(c2, ws)["session_id"]
+    assert get_status(c2, ws, other)["created_by"] == s.user_all2.created_by
+    detail_of(c.post(sessions_path(ws), json={}), 406)
+
+    # closing one frees a slot: exactly one more create succeeds
+    close_session(c, ws, sids[3])
+    new = create_session(c, ws)["session_id"]
+    assert get_status(c, ws, new)["status"] == "OPEN"
+    detail_of(c.post(sessions_path(ws), json={}), 406)
+
+    items, total = list_all(c, ws)
+    assert total == 12
+    assert sum(1 for i in items if i["status"] == "OPEN") == 11  # 10 + other user's
+    assert sum(1 for i in items if i["status"] == "CLOSED") == 1
+
+
+def test_configured_limit_and_expired_sessions_do_not_count(server_factory):
+    s = server_factory(max_open=3)
+    c = s.client(s.user_all)
+    ws = "ws-limit3"
+    short = [create_session(c, ws, {"expires_in_seconds": 1})["session_id"]
+             for _ in range(3)]
+    detail_of(c.post(sessions_path(ws), json={}), 406)
+
+    # once they are past expires_at they are EXPIRED, not OPEN: slots free again
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        if all(get_status(c, ws, sid)["status"] == "EXPIRED" for sid in short):
+            break
+        time.sleep(0.1)
+    for sid in short:
+        assert get_status(c, ws, sid)["status"] == "EXPIRED"
+    fresh = [create_session(c, ws)["session_id"] for _ in range(3)]
+    detail_of(c.post(sessions_path(ws), json={}), 406)
+    d = list_sessions(c, ws, limit=100, is_expired="false")
+    assert d["total"] == 3 and [i["session_id"] for i in d["data"]] == fresh[::-1]
+
+
+def test_max_lifetime_caps_expires_in_seconds(server_factory):
+    s = server_factory(max_lifetime=60)
+    c = s.client(s.user_all)
+    ws = "ws-life"
+    for body, lifetime in (({}, 60), ({"expires_in_seconds": 30}, 30),
+                           ({"expires_in_seconds": 60}, 60),
+                           ({"expires_in_seconds": 61}, 60),
+                           ({"expires_in_seconds": 3600}, 60),
+                           ({"expires_in_seconds": 86400}, 60)):
+        t0 = utcnow()
+        created = check(c.post(sessions_path(ws), json=body), 201)
+        t1 = utcnow()
+        assert_ts_between(created["expires_at"], t0 + dt.timedelta(seconds=lifetime),
+                          t1 + dt.timedelta(seconds=lifetime))
+        st = get_status(c, ws, created["session_id"])
+        assert st["expires_at"] == created["expires_at"]
+        life = parse_ts(st["expires_at"]) - parse_ts(st["created_at"])
+        assert abs(life.total_seconds() - lifetime) <= 1.0, (body, st)
+        assert st["status"] == "OPEN"
+    # the API's own bound is still 86400, whatever the server's cap
+    check(c.post(sessions_path(ws), json={"expires_in_seconds": 86401}), 422,
+          v422(e_le(["body", "expires_in_seconds"], 86401, 86400)))
