@@ -9,7 +9,7 @@
 typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 2
+#define US_SCHEMA_VERSION 3
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(us_dialect d);
@@ -49,6 +49,26 @@ typedef enum {
     US_STMT_FILES_LIST_STATUS,
     US_STMT_FILES_COUNT_ALL,
     US_STMT_FILES_COUNT_STATUS,
+    /* expiry (monitor) */
+    US_STMT_SESSIONS_EXPIRE,
+    /* ingestion */
+    US_STMT_INGEST_CLAIM,
+    US_STMT_INGEST_CLAIMED,
+    US_STMT_INGEST_RUNNING,
+    US_STMT_INGEST_REQUEUE,
+    US_STMT_INGEST_HEARTBEAT,
+    US_STMT_INGEST_DONE,
+    US_STMT_INGEST_PENDING,
+    US_STMT_UPLOAD_SET_STATE,
+    US_STMT_SESSION_ADD_COUNTS,
+    US_STMT_WSFILE_INSERT,
+    US_STMT_WSFILE_IDS_BY_NAME,
+    US_STMT_WSFILE_DELETE,
+    /* workspace files API */
+    US_STMT_WSFILE_GET,
+    US_STMT_WSFILE_LIST,
+    US_STMT_WSFILE_LIST_AFTER,
+    US_STMT_WSFILE_COUNT,
     US_STMT__COUNT
 } us_stmt_id;
 

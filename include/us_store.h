@@ -120,6 +120,89 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
                        const char *status, long long limit, long long offset,
                        apr_array_header_t **rows, long long *total);
 
+/* ---- expiry (the parent's monitor hook) ----------------------------------- */
+
+/* OPEN sessions past expires_at become EXPIRED with ingestion queued. */
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+
+/* ---- ingestion ------------------------------------------------------------- */
+
+/* Claims the next session to ingest for owner (a queued one in its turn, or
+ * one whose claim went stale before stale_before). NOTFOUND: nothing to do. */
+us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                         apr_time_t stale_before, us_session *out);
+
+typedef struct {
+    const char *session_id;
+    const char *owner;
+} us_claim;
+
+/* Every running claim (to find those whose owner process died). */
+us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims);
+us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
+us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
+                             const char *owner, apr_time_t now);
+us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
+
+typedef struct {
+    const char *name;
+    const char *blob;
+    const char *file_ingestion_id;
+    long long size;
+} us_pending;
+
+/* Up to limit raw uploads still PENDING, by name. */
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
+                           apr_array_header_t **rows);
+
+/* The blob of an upload (e.g. a sidecar), or *blob = NULL when there is none. */
+us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,
+                        const char **blob);
+
+/* file_ids of the workspace's files with this name. */
+us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
+                               const char *name, apr_array_header_t **ids);
+
+typedef struct {
+    const char *name;
+    const char *file_id;   /* the upload's file_ingestion_id: replays find the same id */
+    long long size;
+    const char *meta;      /* JSON object text or NULL */
+    const char *status;    /* FINISHED | FAILED */
+    const char *reason;    /* for FAILED */
+    int overwrite;         /* replace the workspace's files of this name */
+} us_ingest_result;
+
+/* Applies one batch of decisions in one write transaction: per file the
+ * PENDING -> FINISHED/FAILED change (skipped when already done: replay),
+ * the workspace file row, OVERWRITE deletions, the session's counters.
+ * *deleted: file_ids whose blobs the caller removes after the commit. */
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+                         const apr_array_header_t *results, apr_time_t now,
+                         apr_array_header_t **deleted);
+
+/* ---- workspace files ----------------------------------------------------------- */
+
+typedef struct {
+    const char *file_id;
+    const char *name;
+    const char *meta;      /* JSON text or NULL */
+    long long size;
+    apr_time_t created_at;
+} us_wsfile;
+
+us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
+                       us_wsfile *out);
+/* Newest first; name_part "" matches all; after_id NULL = from the start,
+ * else only items after (after_at, after_id) in that order. */
+us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
+                        apr_time_t after_at, const char *after_id, long long limit,
+                        apr_array_header_t **rows, long long *total);
+/* A direct upload: write_mode FAIL with an existing name -> US_DB_CONFLICT;
+ * OVERWRITE deletes the others (their ids in *deleted). */
+us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+                       const char *write_mode, apr_array_header_t **deleted);
+
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
 

@@ -74,6 +74,28 @@ static const char *const MIGRATION_1_TO_2[] = {
     NULL
 };
 
+/* Ingestion: a session's ingest job is a state on its row (none -> queued
+ * -> running -> done), claimed by one worker at a time with a heartbeat; a
+ * worker that stops beating loses the claim. Ingested files live in
+ * us_files; their blob is <data_dir>/files/<file_id>. */
+static const char *const MIGRATION_2_TO_3[] = {
+    "ALTER TABLE us_sessions ADD COLUMN ingest_owner TEXT",
+    "ALTER TABLE us_sessions ADD COLUMN ingest_heartbeat BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)",
+    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
+    "CREATE TABLE us_files ("
+    " file_id TEXT PRIMARY KEY,"
+    " workspace TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " meta TEXT,"                       /* JSON object text, NULL when none */
+    " created_at BIGINT NOT NULL,"
+    " session_id TEXT)",                /* NULL for direct uploads */
+    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
+    "CREATE INDEX us_files_ws_name ON us_files (workspace, name)",
+    NULL
+};
+
 const char *us_sql_begin_write(us_dialect d)
 {
     return d == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
@@ -90,6 +112,7 @@ const char *const *us_sql_migration(us_dialect d, int from)
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
+    case 2: return MIGRATION_2_TO_3;
     default: return NULL;
     }
 }
@@ -99,6 +122,21 @@ const char *const *us_sql_migration(us_dialect d, int from)
     "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
+
+/* A session may be ingested now when it is queued (or its claim went stale)
+ * and, unless it is parallel, no earlier-closed non-parallel session of its
+ * workspace is still waiting or running: one at a time, in closing order. */
+#define CLAIMABLE(s)                                                              \
+    "(" s ".ingest_state = 'queued' OR (" s ".ingest_state = 'running' AND "      \
+    s ".ingest_heartbeat < %lld))"
+#define IN_TURN(s)                                                                \
+    "(" s ".parallel = 1 OR NOT EXISTS (SELECT 1 FROM us_sessions e"              \
+    " WHERE e.workspace = " s ".workspace AND e.parallel = 0 AND e.id <> " s ".id"\
+    " AND e.ingest_state IN ('queued', 'running')"                                \
+    " AND (e.closed_at < " s ".closed_at OR (e.closed_at = " s ".closed_at"       \
+    " AND e.id < " s ".id))))"
+
+#define WSFILE_COLS "file_id, name, size, meta, created_at"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
@@ -161,6 +199,59 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_FILES_COUNT_STATUS] = { "us_files_count_status",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" },
+    [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
+        "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
+        " ingest_state = 'queued' WHERE status = 'OPEN' AND expires_at <= %lld" },
+    [US_STMT_INGEST_CLAIM] = { "us_ingest_claim",
+        /* one statement: of many workers racing, one row changes per claim */
+        "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
+        " ingest_heartbeat = %lld WHERE id = (SELECT s.id FROM us_sessions s WHERE "
+        CLAIMABLE("s") " AND " IN_TURN("s") " ORDER BY s.closed_at, s.id LIMIT 1)"
+        " AND " CLAIMABLE("us_sessions") },
+    [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE ingest_state = 'running'"
+        " AND ingest_owner = %s" },
+    [US_STMT_INGEST_RUNNING] = { "us_ingest_running",
+        "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
+    [US_STMT_INGEST_REQUEUE] = { "us_ingest_requeue",
+        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_STMT_INGEST_HEARTBEAT] = { "us_ingest_heartbeat",
+        "UPDATE us_sessions SET ingest_heartbeat = %lld"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_STMT_INGEST_DONE] = { "us_ingest_done",
+        "UPDATE us_sessions SET ingest_state = 'done'"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
+        "SELECT name, blob, size, file_ingestion_id, is_meta FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
+        " ORDER BY name LIMIT %d" },
+    [US_STMT_UPLOAD_SET_STATE] = { "us_upload_set_state",
+        /* the PENDING guard makes a replayed batch change nothing twice */
+        "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"
+        " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'" },
+    [US_STMT_SESSION_ADD_COUNTS] = { "us_session_add_counts",
+        "UPDATE us_sessions SET finished_files = finished_files + %lld,"
+        " failed_files = failed_files + %lld WHERE id = %s" },
+    [US_STMT_WSFILE_INSERT] = { "us_wsfile_insert",
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
+        " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
+    [US_STMT_WSFILE_IDS_BY_NAME] = { "us_wsfile_ids_by_name",
+        "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
+    [US_STMT_WSFILE_DELETE] = { "us_wsfile_delete",
+        "DELETE FROM us_files WHERE file_id = %s" },
+    [US_STMT_WSFILE_GET] = { "us_wsfile_get",
+        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
+    [US_STMT_WSFILE_LIST] = { "us_wsfile_list",
+        /* instr(): a substring test with no LIKE wildcards to escape */
+        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+        " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
+    [US_STMT_WSFILE_LIST_AFTER] = { "us_wsfile_list_after",
+        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+        " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
+        " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
+    [US_STMT_WSFILE_COUNT] = { "us_wsfile_count",
+        "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
 };
 
 const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id)

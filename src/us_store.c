@@ -584,3 +584,292 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
     }
     return US_DB_OK;
 }
+
+/* ---- expiry and ingestion ------------------------------------------------------ */
+
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+{
+    apr_int64_t t = now;
+    const void *args[] = { &t };
+    *count = 0;
+    return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, args, count);
+}
+
+us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                         apr_time_t stale_before, us_session *out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now, stale = stale_before;
+    int nrows = 0, found = 0;
+    const void *args[] = { owner, &t, &stale, &stale };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0)
+        return US_DB_NOTFOUND;
+    /* the claimed row: ours is the only running claim of this owner */
+    const void *qargs[] = { &t, owner };
+    if ((rc = select_rows(db, p, US_STMT_INGEST_CLAIMED, qargs, &res)) != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        row_to_session(db->drv, p, row, out);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_RUNNING, NULL, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *claims = apr_array_make(p, 4, sizeof(us_claim));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        us_claim *c = apr_array_push(*claims);
+        c->session_id = entry_str(db->drv, p, row, 0);
+        c->owner = entry_str(db->drv, p, row, 1);
+    }
+    return US_DB_OK;
+}
+
+us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    int nrows = 0;
+    const void *args[] = { session_id, owner };
+    return exec_stmt(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
+}
+
+us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
+                             const char *owner, apr_time_t now)
+{
+    int nrows = 0;
+    apr_int64_t t = now;
+    const void *args[] = { &t, session_id, owner };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_HEARTBEAT, args, &nrows);
+    /* no row: the claim was taken over; the caller stops */
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
+
+us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    int nrows = 0;
+    const void *args[] = { session_id, owner };
+    return exec_stmt(db, p, US_STMT_INGEST_DONE, args, &nrows);
+}
+
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
+                           apr_array_header_t **rows)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *args[] = { session_id, &limit };
+    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_PENDING, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        us_pending *u = apr_array_push(*rows);
+        u->name = entry_str(db->drv, p, row, 0);
+        u->blob = entry_str(db->drv, p, row, 1);
+        u->size = entry_ll(db->drv, row, 2);
+        u->file_ingestion_id = entry_str(db->drv, p, row, 3);
+    }
+    return US_DB_OK;
+}
+
+us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,
+                        const char **blob)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *args[] = { session_id, name };
+    us_db_rc rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, args, &res);
+    *blob = NULL;
+    if (rc != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *blob = entry_str(db->drv, p, row, 0);
+    return US_DB_OK;
+}
+
+us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
+                               const char *name, apr_array_header_t **ids)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *args[] = { workspace, name };
+    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_IDS_BY_NAME, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *ids = apr_array_make(p, 2, sizeof(const char *));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        APR_ARRAY_PUSH(*ids, const char *) = entry_str(db->drv, p, row, 0);
+    return US_DB_OK;
+}
+
+/* Deletes the workspace's other files of this name, noting their ids. */
+static us_db_rc delete_same_name(us_db *db, apr_pool_t *p, const char *workspace,
+                                 const char *name, const char *keep_id,
+                                 apr_array_header_t *deleted)
+{
+    apr_array_header_t *ids;
+    int nrows = 0;
+    us_db_rc rc = us_wsfile_ids_by_name(db, p, workspace, name, &ids);
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        if (strcmp(id, keep_id) == 0)
+            continue;
+        const void *args[] = { id };
+        rc = exec_stmt(db, p, US_STMT_WSFILE_DELETE, args, &nrows);
+        if (rc == US_DB_OK)
+            APR_ARRAY_PUSH(deleted, const char *) = id;
+    }
+    return rc;
+}
+
+static us_db_rc insert_wsfile(us_db *db, apr_pool_t *p, const char *workspace,
+                              const char *file_id, const char *name, long long size,
+                              const char *meta, apr_time_t created, const char *session_id)
+{
+    int nrows = 0;
+    apr_int64_t sz = size, at = created;
+    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id };
+    return exec_stmt(db, p, US_STMT_WSFILE_INSERT, args, &nrows);
+}
+
+/* One result inside the batch transaction; *counted is 1 when it changed state. */
+static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
+                          const us_ingest_result *r, apr_time_t now,
+                          apr_array_header_t *deleted, int *counted)
+{
+    int nrows = 0;
+    const void *args[] = { r->status, r->reason, s->id, r->name };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows);
+    *counted = nrows == 1;
+    if (rc != US_DB_OK || nrows != 1 || strcmp(r->status, "FINISHED") != 0)
+        return rc;
+    if (r->overwrite &&
+        (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
+        return rc;
+    return insert_wsfile(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
+}
+
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+                         const apr_array_header_t *results, apr_time_t now,
+                         apr_array_header_t **deleted)
+{
+    apr_int64_t finished = 0, failed = 0;
+    int nrows = 0;
+    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
+    *deleted = apr_array_make(p, 4, sizeof(const char *));
+    if (rc != US_DB_OK)
+        return rc;
+    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        int counted = 0;
+        /* files of one batch share a created_at order by position */
+        rc = apply_one(db, p, s, r, now + i, *deleted, &counted);
+        if (counted && strcmp(r->status, "FINISHED") == 0)
+            finished++;
+        else if (counted)
+            failed++;
+    }
+    if (rc == US_DB_OK && finished + failed > 0) {
+        const void *args[] = { &finished, &failed, s->id };
+        rc = exec_stmt(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
+    }
+    if (rc == US_DB_OK && (rc = exec_plain(db, "COMMIT")) == US_DB_OK)
+        return US_DB_OK;
+    const char *err = db->err;
+    exec_plain(db, "ROLLBACK");
+    db->err = err;
+    apr_array_clear(*deleted);
+    return rc;
+}
+
+/* ---- workspace files ------------------------------------------------------------ */
+
+static void row_to_wsfile(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                          us_wsfile *f)
+{
+    const char *meta = apr_dbd_get_entry(drv, row, 3);
+    f->file_id = entry_str(drv, p, row, 0);
+    f->name = entry_str(drv, p, row, 1);
+    f->size = entry_ll(drv, row, 2);
+    f->meta = meta ? apr_pstrdup(p, meta) : NULL;
+    f->created_at = (apr_time_t)entry_ll(drv, row, 4);
+}
+
+us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
+                       us_wsfile *out)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *args[] = { workspace, file_id };
+    int found = 0;
+    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_GET, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+        row_to_wsfile(db->drv, p, row, out);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
+                        apr_time_t after_at, const char *after_id, long long limit,
+                        apr_array_header_t **rows, long long *total)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t lim = limit, at = after_at;
+    const void *cargs[] = { workspace, name_part };
+    const void *largs[] = { workspace, name_part, &lim };
+    const void *aargs[] = { workspace, name_part, &at, &at, after_id, &lim };
+    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_COUNT, cargs, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *total = 0;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *total = entry_ll(db->drv, row, 0);
+    rc = after_id ? select_rows(db, p, US_STMT_WSFILE_LIST_AFTER, aargs, &res)
+                  : select_rows(db, p, US_STMT_WSFILE_LIST, largs, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_wsfile));
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        row_to_wsfile(db->drv, p, row, apr_array_push(*rows));
+    return US_DB_OK;
+}
+
+us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+                       const char *write_mode, apr_array_header_t **deleted)
+{
+    apr_array_header_t *ids;
+    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
+    *deleted = apr_array_make(p, 2, sizeof(const char *));
+    if (rc != US_DB_OK)
+        return rc;
+    if (strcmp(write_mode, "FAIL") == 0) {
+        rc = us_wsfile_ids_by_name(db, p, workspace, f->name, &ids);
+        if (rc == US_DB_OK && ids->nelts > 0)
+            rc = US_DB_CONFLICT;
+    }
+    else if (strcmp(write_mode, "OVERWRITE") == 0) {
+        rc = delete_same_name(db, p, workspace, f->name, f->file_id, *deleted);
+    }
+    if (rc == US_DB_OK)
+        rc = insert_wsfile(db, p, workspace, f->file_id, f->name, f->size, f->meta,
+                           f->created_at, NULL);
+    if (rc == US_DB_OK && (rc = exec_plain(db, "COMMIT")) == US_DB_OK)
+        return US_DB_OK;
+    const char *err = db->err;
+    exec_plain(db, "ROLLBACK");
+    db->err = err;
+    apr_array_clear(*deleted);
+    return rc;
+}

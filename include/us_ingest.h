@@ -1,0 +1,59 @@
+/*
+ * us_ingest.h - background ingestion of closed sessions. No httpd headers:
+ * the module starts the workers in each child; unit tests run a pass by
+ * hand. Logging goes through a callback (the module forwards it to httpd's
+ * error log).
+ *
+ * Per raw upload of a claimed session, API.md's rules: NAME.meta.json
+ * sidecar -> metadata (FAILED_TO_PARSE_META unless a JSON object), empty ->
+ * EMPTY_FILE, write_mode KEEP / OVERWRITE / FAIL (FILE_ALREADY_EXISTS), the
+ * blob renamed into <data_dir>/files/<file_id>. Decisions are applied in
+ * batches, one transaction each; a batch replayed after a crash changes
+ * nothing twice (the upload's PENDING state guards it, file ids are the
+ * uploads' file_ingestion_id, a blob already moved is recognised).
+ */
+#ifndef US_INGEST_H
+#define US_INGEST_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "us_store.h"
+
+typedef enum { US_LOG_ERR = 0, US_LOG_WARN, US_LOG_INFO, US_LOG_DEBUG } us_log_level;
+typedef void us_log_fn(void *baton, us_log_level level, const char *msg);
+
+#define US_META_MAX_BYTES (1024 * 1024)
+
+typedef struct {
+    const apr_dbd_driver_t *drv;
+    const char *params;
+    const char *data_dir;
+    int threads;                 /* workers in this process */
+    int batch;                   /* files per transaction */
+    apr_interval_time_t poll;    /* idle wait between claims */
+    apr_interval_time_t lease;   /* a claim without heartbeat for this long is stale */
+    const char *host;            /* owner ids: host/pid/worker */
+    us_log_fn *log;
+    void *log_baton;
+} us_ingest_config;
+
+typedef struct us_ingester us_ingester;
+
+/* Starts cfg->threads workers; each has its own pool and connection. */
+apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_ingester **out);
+
+/* Asks the workers to stop, waits for them; a session being ingested is
+ * handed back to the queue at a batch boundary. */
+void us_ingest_stop(us_ingester *ing);
+
+/* Claims one session and ingests it completely (or until *stop).
+ * Returns the number of files decided, 0 when there was nothing to claim,
+ * -1 on a store error. */
+long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
+                    volatile int *stop);
+
+/* Hands claims of dead processes on this host back to the queue. */
+void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
+
+#endif

@@ -1,0 +1,317 @@
+/* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
+#include "us_ingest.h"
+#include "us_filename.h"
+
+#include <apr_file_io.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct us_ingester {
+    const us_ingest_config *cfg;
+    apr_thread_t **threads;
+    int nthreads;
+    volatile int stop;
+};
+
+typedef struct {
+    us_ingester *ing;
+    int index;
+} worker_arg;
+
+static void logf_(const us_ingest_config *cfg, us_log_level level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    if (!cfg->log)
+        return;
+    va_start(ap, fmt);
+    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    cfg->log(cfg->log_baton, level, buf);
+}
+
+static apr_status_t fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
+}
+
+/* ---- per-file decisions ------------------------------------------------------ */
+
+/* The metadata of `name` from its sidecar: 1 with *meta (NULL when there is
+ * no sidecar), 0 when the sidecar is not a JSON object. */
+static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                     const us_session *s, const char *name, const char **meta)
+{
+    const char *blob = NULL;
+    *meta = NULL;
+    if (us_upload_blob(db, p, s->id, apr_pstrcat(p, name, US_META_SUFFIX, NULL), &blob) != US_DB_OK)
+        return 0;
+    if (!blob)
+        return 1;
+    const char *path = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", blob, NULL);
+    json_error_t jerr;
+    json_t *j = NULL;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p) == APR_SUCCESS) {
+        if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS && fi.size <= US_META_MAX_BYTES) {
+            apr_size_t n = (apr_size_t)fi.size;
+            char *buf = apr_palloc(p, n + 1);
+            if (n == 0 || apr_file_read_full(f, buf, n, &n) == APR_SUCCESS)
+                j = json_loadb(buf, n, 0, &jerr);
+        }
+        apr_file_close(f);
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return 0;
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    *meta = apr_pstrdup(p, text);
+    free(text);
+    json_decref(j);
+    return 1;
+}
+
+/* Moves the blob into the workspace store; a replay finds it there already. */
+static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
+                     const us_pending *u, int *moved)
+{
+    const char *src = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", u->blob, NULL);
+    const char *dst = apr_pstrcat(p, cfg->data_dir, "/files/", u->file_ingestion_id, NULL);
+    if (rename(src, dst) == 0) {
+        *moved = 1;
+        return 1;
+    }
+    struct stat st;
+    return errno == ENOENT && stat(dst, &st) == 0;
+}
+
+static void decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                   const us_pending *u, us_ingest_result *r, int *moved)
+{
+    apr_array_header_t *same;
+    memset(r, 0, sizeof(*r));
+    r->name = u->name;
+    r->file_id = u->file_ingestion_id;
+    r->size = u->size;
+    r->status = "FAILED";
+    if (u->size == 0) {
+        r->reason = "EMPTY_FILE";
+        return;
+    }
+    if (!read_meta(db, p, cfg, s, u->name, &r->meta)) {
+        r->reason = "FAILED_TO_PARSE_META";
+        return;
+    }
+    if (strcmp(s->write_mode, "FAIL") == 0) {
+        if (us_wsfile_ids_by_name(db, p, s->workspace, u->name, &same) != US_DB_OK) {
+            r->reason = "UNKNOWN_ERROR";
+            return;
+        }
+        /* our own id counts as absent: a replay after the commit never gets here */
+        for (int i = 0; i < same->nelts; i++)
+            if (strcmp(APR_ARRAY_IDX(same, i, const char *), r->file_id) != 0) {
+                r->reason = "FILE_ALREADY_EXISTS";
+                return;
+            }
+    }
+    if (!move_blob(cfg, p, s, u, moved)) {
+        r->reason = "FILE_NOT_FOUND";
+        return;
+    }
+    r->status = "FINISHED";
+    r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
+}
+
+/* Decides and applies one batch; returns files decided, 0 when none were
+ * pending, -1 on a store error. */
+static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         const us_session *s)
+{
+    apr_array_header_t *pending, *results, *deleted;
+    int moved = 0;
+
+    if (us_ingest_pending(db, p, s->id, cfg->batch, &pending) != US_DB_OK)
+        return -1;
+    if (pending->nelts == 0)
+        return 0;
+    results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
+    for (int i = 0; i < pending->nelts; i++)
+        decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending), apr_array_push(results), &moved);
+    /* the moves must be durable before the store says FINISHED */
+    if (moved && fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
+        logf_(cfg, US_LOG_WARN, "ingest: fsync of %s/files failed", cfg->data_dir);
+    us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
+    if (rc != US_DB_OK) {
+        logf_(cfg, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, "ingest: session %s: %s",
+              s->id, us_db_error(db));
+        return -1;
+    }
+    for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
+        unlink(apr_pstrcat(p, cfg->data_dir, "/files/", APR_ARRAY_IDX(deleted, i, const char *), NULL));
+    return pending->nelts;
+}
+
+long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
+                    volatile int *stop)
+{
+    us_session s;
+    apr_time_t now = apr_time_now();
+    us_db_rc rc = us_ingest_claim(db, p, owner, now, now - cfg->lease, &s);
+    long total = 0;
+
+    if (rc == US_DB_NOTFOUND)
+        return 0;
+    if (rc != US_DB_OK) {
+        if (rc != US_DB_BUSY)
+            logf_(cfg, US_LOG_ERR, "ingest: claim: %s", us_db_error(db));
+        return -1;
+    }
+    logf_(cfg, US_LOG_INFO, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
+          s.write_mode, owner);
+    apr_pool_t *bp;
+    apr_pool_create(&bp, p);
+    for (;;) {
+        apr_pool_clear(bp);
+        if (stop && *stop) {
+            us_ingest_requeue(db, bp, s.id, owner);
+            break;
+        }
+        long n = ingest_batch(db, bp, cfg, &s);
+        if (n < 0) {
+            us_ingest_requeue(db, bp, s.id, owner);
+            total = total ? total : -1;
+            break;
+        }
+        if (n == 0) {
+            us_ingest_done(db, bp, s.id, owner);
+            logf_(cfg, US_LOG_INFO, "ingest: session %s done", s.id);
+            break;
+        }
+        total += n;
+        if (us_ingest_heartbeat(db, bp, s.id, owner, apr_time_now()) == US_DB_CONFLICT) {
+            logf_(cfg, US_LOG_WARN, "ingest: session %s was taken over", s.id);
+            break;
+        }
+    }
+    apr_pool_destroy(bp);
+    return total;
+}
+
+/* owner ids are "host/pid/worker" */
+void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+{
+    apr_array_header_t *claims;
+    size_t hl = strlen(cfg->host);
+    if (us_ingest_running(db, p, &claims) != US_DB_OK)
+        return;
+    for (int i = 0; i < claims->nelts; i++) {
+        const us_claim *c = &APR_ARRAY_IDX(claims, i, us_claim);
+        if (strncmp(c->owner, cfg->host, hl) != 0 || c->owner[hl] != '/')
+            continue;
+        long pid = strtol(c->owner + hl + 1, NULL, 10);
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            logf_(cfg, US_LOG_WARN, "ingest: session %s: owner %s is gone; requeued",
+                  c->session_id, c->owner);
+            us_ingest_requeue(db, p, c->session_id, c->owner);
+        }
+    }
+}
+
+/* ---- worker threads ------------------------------------------------------------ */
+
+/* Sleeps up to t, waking early when asked to stop. */
+static void nap(us_ingester *ing, apr_interval_time_t t)
+{
+    const apr_interval_time_t step = apr_time_from_msec(50);
+    for (apr_interval_time_t slept = 0; slept < t && !ing->stop; slept += step)
+        apr_sleep(step);
+}
+
+static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
+{
+    worker_arg *arg = data;
+    us_ingester *ing = arg->ing;
+    const us_ingest_config *cfg = ing->cfg;
+    apr_pool_t *p, *iter;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_time_t last_reclaim = 0;
+
+    /* a pool of its own: nothing shared with request or config pools */
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    apr_pool_create(&iter, p);
+    const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
+    while (!ing->stop) {
+        apr_pool_clear(iter);
+        if (!db && us_db_open(p, cfg->drv, cfg->params, &db, &err) != US_DB_OK) {
+            logf_(cfg, US_LOG_ERR, "ingest worker %s: %s", owner, err);
+            db = NULL;
+            nap(ing, apr_time_from_sec(5));
+            continue;
+        }
+        if (apr_time_now() - last_reclaim > cfg->lease / 4) {
+            us_ingest_reclaim_dead(db, iter, cfg);
+            last_reclaim = apr_time_now();
+        }
+        long n = us_ingest_once(db, iter, cfg, owner, &ing->stop);
+        if (n <= 0)
+            nap(ing, n < 0 ? apr_time_from_sec(1) : cfg->poll);
+    }
+    apr_pool_destroy(p); /* closes the connection */
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_ingester **out)
+{
+    us_ingester *ing = apr_pcalloc(p, sizeof(*ing));
+    apr_status_t rv = apr_dir_make_recursive(apr_pstrcat(p, cfg->data_dir, "/files", NULL),
+                                             APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))
+        return rv;
+    ing->cfg = cfg;
+    ing->threads = apr_pcalloc(p, sizeof(apr_thread_t *) * (apr_size_t)(cfg->threads > 0 ? cfg->threads : 1));
+    for (int i = 0; i < cfg->threads; i++) {
+        worker_arg *arg = apr_pcalloc(p, sizeof(*arg));
+        arg->ing = ing;
+        arg->index = i;
+        rv = apr_thread_create(&ing->threads[i], NULL, worker, arg, p);
+        if (rv != APR_SUCCESS) {
+            us_ingest_stop(ing);
+            return rv;
+        }
+        ing->nthreads++;
+    }
+    *out = ing;
+    return APR_SUCCESS;
+}
+
+void us_ingest_stop(us_ingester *ing)
+{
+    if (!ing)
+        return;
+    ing->stop = 1;
+    for (int i = 0; i < ing->nthreads; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, ing->threads[i]);
+    }
+    ing->nthreads = 0;
+}

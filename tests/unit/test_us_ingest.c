@@ -1,0 +1,367 @@
+/* Unit tests: ingestion rules, counters, replay after a crash, claim order. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include "us_filename.h"
+#include "us_ingest.h"
+
+static apr_pool_t *pool;
+static const apr_dbd_driver_t *drv;
+static char root[64];
+static us_ingest_config cfg;
+static int seq;
+
+#define T0 ((apr_time_t)1795863600 * APR_USEC_PER_SEC)
+
+static us_db *db_open(void)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    if (us_db_open(pool, drv, cfg.params, &db, &err) != US_DB_OK)
+        fail_msg("open: %s", err);
+    return db;
+}
+
+static const char *uuid_n(int n)
+{
+    return apr_psprintf(pool, "00000000-0000-4000-8000-%012d", n);
+}
+
+/* A session in ws with mode; returns its id. */
+static const char *new_session(us_db *db, const char *ws, const char *mode, int parallel)
+{
+    us_session s;
+    memset(&s, 0, sizeof(s));
+    s.id = uuid_n(++seq);
+    s.workspace = ws;
+    s.user_id = "u";
+    s.given_name = "A";
+    s.family_name = "B";
+    s.write_mode = mode;
+    s.parallel = parallel;
+    s.created_at = apr_time_now();
+    s.expires_at = s.created_at + apr_time_from_sec(3600);
+    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    return s.id;
+}
+
+static void upload(us_db *db, const char *sid, const char *name, const char *content)
+{
+    us_upload u;
+    const char *old = NULL;
+    const char *dir = apr_pstrcat(pool, root, "/data/sessions/", sid, NULL);
+    const char *blob = uuid_n(++seq);
+    apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, pool);
+    FILE *f = fopen(apr_pstrcat(pool, dir, "/", blob, NULL), "wb");
+    fputs(content, f);
+    fclose(f);
+    u.session_id = sid;
+    u.name = name;
+    u.blob = blob;
+    u.sha256 = "x";
+    u.file_ingestion_id = uuid_n(++seq);
+    u.size = (long long)strlen(content);
+    u.is_meta = us_filename_is_meta(name);
+    u.uploaded_at = apr_time_now();
+    assert_int_equal(us_upload_commit(db, pool, &u, apr_time_now(), &old), US_DB_OK);
+}
+
+static void close_session(us_db *db, const char *ws, const char *sid)
+{
+    assert_int_equal(us_session_close(db, pool, ws, sid, apr_time_now()), US_DB_OK);
+}
+
+/* state and reason of `name` in the session's file list */
+static void expect_file(us_db *db, const char *sid, const char *name, const char *status,
+                        const char *reason)
+{
+    apr_array_header_t *rows;
+    long long total;
+    assert_int_equal(us_files_list(db, pool, sid, NULL, 100, 0, &rows, &total), US_DB_OK);
+    for (int i = 0; i < rows->nelts; i++) {
+        us_file_row *r = &APR_ARRAY_IDX(rows, i, us_file_row);
+        if (strcmp(r->name, name) != 0)
+            continue;
+        assert_string_equal(r->status, status);
+        if (reason)
+            assert_string_equal(r->reason, reason);
+        else
+            assert_null(r->reason);
+        return;
+    }
+    fail_msg("%s not in session %s", name, sid);
+}
+
+static long long wsfiles(us_db *db, const char *ws, const char *name, apr_array_header_t **rows)
+{
+    long long total = 0;
+    assert_int_equal(us_wsfile_list(db, pool, ws, name, 0, NULL, 100, rows, &total), US_DB_OK);
+    return total;
+}
+
+static void test_rules_and_counters(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    (void)state;
+    const char *sid = new_session(db, "w1", "KEEP", 0);
+    upload(db, sid, "a.txt", "alpha");
+    upload(db, sid, "a.txt.meta.json", "{\"k\": [1, 2]}");
+    upload(db, sid, "b.txt", "beta");
+    upload(db, sid, "b.txt.meta.json", "[1]");
+    upload(db, sid, "c.txt", "");
+    upload(db, sid, "d.txt", "delta");
+    upload(db, sid, "d.txt.meta.json", "{broken");
+    upload(db, sid, "orphan.meta.json", "{}");
+    close_session(db, "w1", sid);
+
+    long n = us_ingest_once(db, pool, &cfg, "h/1/0", NULL);
+    assert_int_equal(n, 4);
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
+    expect_file(db, sid, "b.txt", "FAILED", "FAILED_TO_PARSE_META");
+    expect_file(db, sid, "c.txt", "FAILED", "EMPTY_FILE");
+    expect_file(db, sid, "d.txt", "FAILED", "FAILED_TO_PARSE_META");
+    assert_int_equal(us_session_get(db, pool, "w1", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.uploaded_files, 4);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(s.failed_files, 3);
+
+    assert_int_equal(wsfiles(db, "w1", "", &rows), 1);
+    us_wsfile *f = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    assert_string_equal(f->name, "a.txt");
+    assert_string_equal(f->meta, "{\"k\":[1,2]}");
+    assert_int_equal(f->size, 5);
+    struct stat st;
+    assert_int_equal(stat(apr_pstrcat(pool, root, "/data/files/", f->file_id, NULL), &st), 0);
+    /* nothing left to claim */
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 0);
+    us_db_close(db);
+}
+
+static void test_write_modes(void **state)
+{
+    us_db *db = db_open();
+    apr_array_header_t *rows;
+    (void)state;
+    const char *s1 = new_session(db, "w2", "KEEP", 0);
+    upload(db, s1, "x.txt", "one");
+    close_session(db, "w2", s1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+
+    const char *s2 = new_session(db, "w2", "KEEP", 0);
+    upload(db, s2, "x.txt", "two");
+    close_session(db, "w2", s2);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
+
+    const char *s3 = new_session(db, "w2", "FAIL", 0);
+    upload(db, s3, "x.txt", "three");
+    upload(db, s3, "y.txt", "new");
+    close_session(db, "w2", s3);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 2);
+    expect_file(db, s3, "x.txt", "FAILED", "FILE_ALREADY_EXISTS");
+    expect_file(db, s3, "y.txt", "FINISHED", NULL);
+    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
+
+    const char *s4 = new_session(db, "w2", "OVERWRITE", 0);
+    upload(db, s4, "x.txt", "four!");
+    close_session(db, "w2", s4);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 1);
+    us_wsfile *f = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    assert_int_equal(f->size, 5);
+    /* the replaced blobs are gone, the new one is there */
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    int count = 0;
+    assert_int_equal(apr_dir_open(&d, apr_pstrcat(pool, root, "/data/files", NULL), pool), APR_SUCCESS);
+    while (apr_dir_read(&fi, APR_FINFO_NAME, d) == APR_SUCCESS)
+        count += fi.name[0] != '.';
+    apr_dir_close(d);
+    assert_int_equal(count, 1 /* w1 */ + 1 /* y */ + 1 /* x */);
+    us_db_close(db);
+}
+
+static void test_replay_after_crash(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    (void)state;
+    const char *sid = new_session(db, "w3", "KEEP", 0);
+    upload(db, sid, "r.txt", "replay");
+    close_session(db, "w3", sid);
+    /* a worker claimed it, moved the blob, and died before its commit */
+    us_session claimed;
+    assert_int_equal(us_ingest_claim(db, pool, "h/999999/0", apr_time_now(), 0, &claimed), US_DB_OK);
+    apr_array_header_t *pending;
+    assert_int_equal(us_ingest_pending(db, pool, sid, 10, &pending), US_DB_OK);
+    us_pending *u = &APR_ARRAY_IDX(pending, 0, us_pending);
+    assert_int_equal(rename(apr_pstrcat(pool, root, "/data/sessions/", sid, "/", u->blob, NULL),
+                            apr_pstrcat(pool, root, "/data/files/", u->file_ingestion_id, NULL)), 0);
+    /* its claim is not stale yet: nobody else may take it */
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 0);
+    /* the owner's process is gone: reclaimed, then finished exactly once */
+    us_ingest_reclaim_dead(db, pool, &cfg);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    expect_file(db, sid, "r.txt", "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w3", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(s.failed_files, 0);
+    assert_int_equal(wsfiles(db, "w3", "", &rows), 1);
+
+    /* applying the same decision again changes nothing */
+    apr_array_header_t *results = apr_array_make(pool, 1, sizeof(us_ingest_result)), *deleted;
+    us_ingest_result *r = apr_array_push(results);
+    memset(r, 0, sizeof(*r));
+    r->name = "r.txt";
+    r->file_id = u->file_ingestion_id;
+    r->size = 6;
+    r->status = "FINISHED";
+    assert_int_equal(us_ingest_apply(db, pool, &s, results, apr_time_now(), &deleted), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "w3", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(wsfiles(db, "w3", "", &rows), 1);
+    us_db_close(db);
+}
+
+static void test_claim_order(void **state)
+{
+    us_db *db = db_open();
+    us_session a, b;
+    (void)state;
+    const char *s1 = new_session(db, "w4", "KEEP", 0);
+    const char *s2 = new_session(db, "w4", "KEEP", 0);
+    const char *p3 = new_session(db, "w4", "KEEP", 1);
+    const char *o4 = new_session(db, "w5", "KEEP", 0);
+    close_session(db, "w4", s1);
+    close_session(db, "w4", s2);
+    close_session(db, "w4", p3);
+    close_session(db, "w5", o4);
+    apr_time_t now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "h/1/1", now, 0, &a), US_DB_OK);
+    assert_string_equal(a.id, s1);
+    /* s2 waits for s1 (same workspace, not parallel); p3 and w5's may run */
+    assert_int_equal(us_ingest_claim(db, pool, "h/1/2", now, 0, &b), US_DB_OK);
+    assert_string_equal(b.id, p3);
+    assert_int_equal(us_ingest_claim(db, pool, "h/1/3", now, 0, &b), US_DB_OK);
+    assert_string_equal(b.id, o4);
+    assert_int_equal(us_ingest_claim(db, pool, "h/1/4", now, 0, &b), US_DB_NOTFOUND);
+    assert_int_equal(us_ingest_done(db, pool, s1, "h/1/1"), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "h/1/4", now, 0, &b), US_DB_OK);
+    assert_string_equal(b.id, s2);
+    /* a stale claim can be taken over */
+    assert_int_equal(us_ingest_claim(db, pool, "h/2/0", now + 10, now + 5, &b), US_DB_OK);
+    assert_int_equal(us_ingest_heartbeat(db, pool, b.id, "h/2/0", now + 11), US_DB_OK);
+    us_db_close(db);
+}
+
+static void test_expiry_queues_ingestion(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    int n = 0;
+    (void)state;
+    const char *sid = new_session(db, "w6", "KEEP", 0);
+    upload(db, sid, "e.txt", "exp");
+    assert_int_equal(us_sessions_expire(db, pool, apr_time_now(), &n), US_DB_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(us_sessions_expire(db, pool, apr_time_now() + apr_time_from_sec(7200), &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(us_session_get(db, pool, "w6", sid, apr_time_now(), &s), US_DB_OK);
+    assert_string_equal(s.status, "EXPIRED");
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    expect_file(db, sid, "e.txt", "FINISHED", NULL);
+    /* idempotent */
+    assert_int_equal(us_sessions_expire(db, pool, apr_time_now() + apr_time_from_sec(7200), &n), US_DB_OK);
+    assert_int_equal(n, 0);
+    us_db_close(db);
+}
+
+static void test_workers_threads(void **state)
+{
+    us_db *db = db_open();
+    us_ingester *ing;
+    us_session s;
+    (void)state;
+    const char *sid = new_session(db, "w7", "KEEP", 0);
+    for (int i = 0; i < 300; i++)
+        upload(db, sid, apr_psprintf(pool, "f%03d.txt", i), "data");
+    close_session(db, "w7", sid);
+    us_ingest_config c = cfg;
+    c.threads = 3;
+    c.batch = 64;
+    assert_int_equal(us_ingest_start(pool, &c, &ing), APR_SUCCESS);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(us_session_get(db, pool, "w7", sid, apr_time_now(), &s), US_DB_OK);
+        if (s.finished_files + s.failed_files == 300)
+            break;
+        apr_sleep(apr_time_from_msec(50));
+    }
+    us_ingest_stop(ing);
+    assert_int_equal(s.finished_files, 300);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(db);
+}
+
+static int setup(void **state)
+{
+    const char *err = NULL;
+    (void)state;
+    snprintf(root, sizeof(root), "/tmp/us_ingest_test_%ld", (long)getpid());
+    apr_dir_remove(root, pool);
+    apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
+    cfg.drv = drv;
+    cfg.params = apr_pstrcat(pool, root, "/store.db", NULL);
+    cfg.data_dir = apr_pstrcat(pool, root, "/data", NULL);
+    cfg.threads = 1;
+    cfg.batch = 2; /* several batches per session */
+    cfg.poll = apr_time_from_msec(20);
+    cfg.lease = apr_time_from_sec(60);
+    cfg.host = "h";
+    assert_int_equal(us_db_migrate(pool, drv, cfg.params, &err), US_DB_OK);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules_and_counters),
+        cmocka_unit_test(test_write_modes),
+        cmocka_unit_test(test_replay_after_crash),
+        cmocka_unit_test(test_claim_order),
+        cmocka_unit_test(test_expiry_queues_ingestion),
+        cmocka_unit_test(test_workers_threads),
+    };
+    const char *err = NULL;
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    apr_dbd_init(pool);
+    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = cmocka_run_group_tests_name("us_ingest", tests, setup, teardown);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
