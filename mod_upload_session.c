@@ -13,6 +13,7 @@
  *   handler       the API
  */
 #include "us_module.h"
+#include "us_upload.h"
 
 #include <http_log.h>
 #include <http_protocol.h>
@@ -41,6 +42,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->enabled = -1;
     c->max_open = -1;
     c->max_lifetime = -1;
+    c->max_file_size = -1;
     return c;
 }
 
@@ -59,6 +61,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(doc_url, NULL);
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
+    MERGE(max_file_size, -1);
     return m;
 }
 
@@ -167,6 +170,25 @@ static const char *set_max_lifetime(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, US_DEFAULT_MAX_LIFETIME, &srv_conf(cmd->server)->max_lifetime);
 }
 
+static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end = NULL;
+    apr_off_t v = 0;
+    (void)d;
+    /* bytes, or with a K/M/G suffix (binary units) */
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 1 || end == arg)
+        v = -1;
+    else if (*end && !end[1] && strchr("kKmMgG", *end))
+        v <<= (*end == 'k' || *end == 'K') ? 10 : (*end == 'm' || *end == 'M') ? 20 : 30;
+    else if (*end)
+        v = -1;
+    if (v < 1 || v > (apr_off_t)1 << 50)
+        return apr_psprintf(cmd->pool, "%s: expects a size in bytes (optionally with K, M or G), "
+                            "not '%s'", cmd->cmd->name, arg);
+    srv_conf(cmd->server)->max_file_size = (long long)v;
+    return NULL;
+}
+
 static const command_rec us_cmds[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -189,6 +211,8 @@ static const command_rec us_cmds[] = {
                   "OPEN sessions a user may have at once (default 10)"),
     AP_INIT_TAKE1("UploadSessionMaxLifetime", set_max_lifetime, NULL, RSRC_CONF,
                   "maximum session lifetime in seconds (default 86400)"),
+    AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
+                  "largest file one upload may carry, e.g. 5G (default)"),
     { NULL }
 };
 
@@ -211,6 +235,8 @@ static void apply_defaults(apr_pool_t *p, us_srv_conf *c)
         c->max_open = US_DEFAULT_MAX_OPEN;
     if (c->max_lifetime < 0)
         c->max_lifetime = US_DEFAULT_MAX_LIFETIME;
+    if (c->max_file_size < 0)
+        c->max_file_size = US_DEFAULT_MAX_FILE_SIZE;
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)
@@ -227,13 +253,13 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return "UploadSession On needs UploadSessionStore (e.g. sqlite3 /var/lib/upload_session/store.db)";
     if (!c->key_file)
         return "UploadSession On needs UploadSessionKeyFile";
-    apply_defaults(pconf, c);
-    if (!c->data_dir)
-        return "UploadSessionDataDir is required when the store is not sqlite3";
-    if (!c->secret_file)
-        return "UploadSessionSecretFile is required when the store is not sqlite3";
     if (us_store_driver(pconf, c->store_driver, &c->drv, &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
+    apply_defaults(pconf, c);
+    if (!c->data_dir)
+        return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
+    if (!c->secret_file)
+        return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
     (void)s;
@@ -332,7 +358,7 @@ static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
     return NULL;
 }
 
-static const char *setup_server(apr_pool_t *p, us_srv_conf *c)
+static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
 {
     const char *err = NULL;
     const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
@@ -343,6 +369,7 @@ static const char *setup_server(apr_pool_t *p, us_srv_conf *c)
         return err;
     if (us_db_migrate(p, c->drv, c->store_params, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    us_upload_sweep_temp(p, s, c->data_dir);
     if (db) {
         give_to_user(db);
         give_to_user(apr_pstrcat(p, db, "-wal", NULL));
@@ -362,7 +389,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         us_srv_conf *c = srv_conf(v);
         if (!enabled(c))
             continue;
-        const char *err = setup_server(ptemp, c);
+        const char *err = setup_server(ptemp, v, c);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          USLOGNO(0002) "mod_upload_session: %s", err);

@@ -5,6 +5,7 @@
 #include "us_module.h"
 #include "us_policy.h"
 #include "us_time.h"
+#include "us_upload.h"
 #include "us_validate.h"
 
 #include <http_core.h>
@@ -20,8 +21,6 @@ APLOG_USE_MODULE(upload_session);
 
 /* JSON request bodies of this API are tiny; anything larger is refused */
 #define US_MAX_JSON_BODY (64 * 1024)
-/* largest single upload the policy allows (the upload issue makes it a directive) */
-#define US_MAX_UPLOAD_BYTES (5LL * 1024 * 1024 * 1024)
 
 static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 
@@ -261,7 +260,7 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
     const char *base = public_base(r, c);
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
-                   US_MAX_UPLOAD_BYTES, now, &pf);
+                   c->max_file_size, now, &pf);
     json_t *fields = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "key", pf.key,
                                "policy", pf.policy, "x-amz-algorithm", pf.algorithm,
                                "x-amz-credential", pf.credential, "x-amz-date", pf.date,
@@ -411,6 +410,61 @@ leave:
     return rc;
 }
 
+static const char *const INGESTION_STATES[] = { "PENDING", "FAILED", "FINISHED", NULL };
+
+static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = json_array();
+    char id[37];
+    long long limit, page, total = 0;
+    const char *state = NULL;
+    apr_array_header_t *rows = NULL;
+    us_session s;
+    us_db *db;
+    int rc;
+
+    us_v_path_uuid(errs, "session_id", raw_id, id);
+    us_v_query_enum(errs, "ingestion_status", us_query_get(r->pool, r->args, "ingestion_status"),
+                    INGESTION_STATES, &state);
+    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_v_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+                   LLONG_MAX, &page);
+    if (json_array_size(errs) > 0) {
+        rc = send_422(r, json_incref(errs));
+        goto leave;
+    }
+    long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
+    if ((rc = acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
+    if (drc == US_DB_OK)
+        drc = us_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
+    const char *dberr = release_db(r, c, db, drc);
+    if (drc == US_DB_NOTFOUND) {
+        rc = session_not_found(r, id);
+        goto leave;
+    }
+    if (drc != US_DB_OK) {
+        rc = send_store_error(r, drc, dberr);
+        goto leave;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < rows->nelts; i++) {
+        const us_file_row *f = &APR_ARRAY_IDX(rows, i, us_file_row);
+        json_t *item = json_pack("{s:s, s:s, s:s}", "file_ingestion_id", f->file_ingestion_id,
+                                 "name", f->name, "ingestion_status", f->status);
+        if (f->reason)
+            json_object_set_new(item, "ingestion_status_reason", json_string(f->reason));
+        json_array_append_new(data, item);
+    }
+    int has_more = offset < total && offset + rows->nelts < total;
+    rc = send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more", has_more,
+                                         "total", (json_int_t)total));
+leave:
+    json_decref(errs);
+    return rc;
+}
+
 /* ---- entry ---------------------------------------------------------------- */
 
 /* Bearer key -> user; answers 401/403/404 itself (returns non-DECLINED). */
@@ -446,7 +500,7 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         return send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     if (route->id == US_ROUTE_UPLOAD_TARGET)
-        return send_detail(r, HTTP_NOT_FOUND, "Not Found"); /* next issue */
+        return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
     if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)
         return rc;
 
@@ -457,6 +511,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     case US_ROUTE_SESSION:
         return r->method_number == M_PUT ? close_session(r, c, route->workspace, route->session_id)
                                          : get_session(r, c, route->workspace, route->session_id);
+    case US_ROUTE_SESSION_FILES:
+        return list_session_files(r, c, route->workspace, route->session_id);
     default:
         return send_detail(r, HTTP_NOT_FOUND, "Not Found");
     }

@@ -1,5 +1,6 @@
 /* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
 #include "us_ingest.h"
+#include "us_blob.h"
 #include "us_filename.h"
 
 #include <apr_file_io.h>
@@ -38,17 +39,6 @@ static void logf_(const us_ingest_config *cfg, us_log_level level, const char *f
     apr_vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     cfg->log(cfg->log_baton, level, buf);
-}
-
-static apr_status_t fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return APR_FROM_OS_ERROR(errno);
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
 }
 
 /* ---- per-file decisions ------------------------------------------------------ */
@@ -156,7 +146,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     for (int i = 0; i < pending->nelts; i++)
         decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending), apr_array_push(results), &moved);
     /* the moves must be durable before the store says FINISHED */
-    if (moved && fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
+    if (moved && us_fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
         logf_(cfg, US_LOG_WARN, "ingest: fsync of %s/files failed", cfg->data_dir);
     us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
     if (rc != US_DB_OK) {

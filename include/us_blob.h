@@ -1,0 +1,36 @@
+/*
+ * us_blob.h - writing a file durably: a temp file beside its destination,
+ * SHA-256 and size computed on the way, fsync, rename, fsync of the
+ * directory. Until published, the temp file is removed when the pool is
+ * cleaned up (an aborted request leaves nothing behind). Pure: APR + OpenSSL.
+ */
+#ifndef US_BLOB_H
+#define US_BLOB_H
+
+#include <apr_file_io.h>
+#include <apr_pools.h>
+
+typedef struct us_blob us_blob;
+
+/* Creates <dir>/.<name>.tmp (dir is created if missing). */
+apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out);
+apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len);
+/* Flushes, fsyncs and closes the temp file. */
+apr_status_t us_blob_finish(us_blob *b);
+/* Renames it to <dir>/<name> and fsyncs dir: the file is now durable. */
+apr_status_t us_blob_publish(us_blob *b);
+/* Removes the temp file now (also done by the pool cleanup). */
+void us_blob_discard(us_blob *b);
+
+long long us_blob_size(const us_blob *b);
+const char *us_blob_sha256_hex(const us_blob *b); /* after finish */
+const char *us_blob_path(const us_blob *b);        /* the final path */
+const char *us_blob_temp_path(const us_blob *b);
+
+/* fsync of a directory (after renames into or out of it). */
+apr_status_t us_fsync_dir(const char *dir);
+
+/* Removes ".*.tmp" files left in dir by a crash; returns how many. */
+int us_blob_sweep(apr_pool_t *p, const char *dir);
+
+#endif

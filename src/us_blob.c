@@ -1,0 +1,142 @@
+/* us_blob.c - durable file writes (pure). */
+#include "us_blob.h"
+
+#include <apr_strings.h>
+#include <openssl/evp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WRITE_BUFFER (1024 * 1024) /* APR's buffer in front of write(2) */
+
+struct us_blob {
+    apr_pool_t *pool;
+    const char *dir;
+    const char *path;
+    const char *tmp_path;   /* NULL once published or discarded */
+    apr_file_t *f;
+    EVP_MD_CTX *sha;
+    long long size;
+    char hex[65];
+};
+
+static apr_status_t blob_cleanup(void *data)
+{
+    us_blob *b = data;
+    if (b->f) {
+        apr_file_close(b->f);
+        b->f = NULL;
+    }
+    if (b->tmp_path) {
+        unlink(b->tmp_path);
+        b->tmp_path = NULL;
+    }
+    if (b->sha) {
+        EVP_MD_CTX_free(b->sha);
+        b->sha = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out)
+{
+    us_blob *b = apr_pcalloc(p, sizeof(*b));
+    apr_status_t rv = apr_dir_make_recursive(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE |
+                                             APR_FPROT_UEXECUTE | APR_FPROT_GREAD |
+                                             APR_FPROT_GEXECUTE, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))
+        return rv;
+    b->pool = p;
+    b->dir = dir;
+    b->path = apr_pstrcat(p, dir, "/", name, NULL);
+    const char *tmp = apr_pstrcat(p, dir, "/.", name, ".tmp", NULL);
+    rv = apr_file_open(&b->f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
+                       APR_FOPEN_BINARY | APR_FOPEN_BUFFERED,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, p);
+    if (rv != APR_SUCCESS)
+        return rv;
+    b->tmp_path = tmp;
+    apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
+    apr_file_buffer_set(b->f, apr_palloc(p, WRITE_BUFFER), WRITE_BUFFER);
+    b->sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL);
+    *out = b;
+    return APR_SUCCESS;
+}
+
+apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len)
+{
+    apr_status_t rv = apr_file_write_full(b->f, data, len, NULL);
+    if (rv == APR_SUCCESS) {
+        EVP_DigestUpdate(b->sha, data, len);
+        b->size += (long long)len;
+    }
+    return rv;
+}
+
+apr_status_t us_blob_finish(us_blob *b)
+{
+    unsigned char d[32];
+    apr_status_t rv = apr_file_flush(b->f);
+    if (rv == APR_SUCCESS)
+        rv = apr_file_sync(b->f);
+    apr_status_t crv = apr_file_close(b->f);
+    b->f = NULL;
+    if (rv == APR_SUCCESS)
+        rv = crv;
+    EVP_DigestFinal_ex(b->sha, d, NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(b->hex + 2 * i, 3, "%02x", d[i]);
+    return rv;
+}
+
+apr_status_t us_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
+}
+
+apr_status_t us_blob_publish(us_blob *b)
+{
+    apr_status_t rv = apr_file_rename(b->tmp_path, b->path, b->pool);
+    if (rv != APR_SUCCESS)
+        return rv;
+    b->tmp_path = NULL; /* published: the cleanup must leave it */
+    return us_fsync_dir(b->dir);
+}
+
+void us_blob_discard(us_blob *b)
+{
+    blob_cleanup(b);
+}
+
+long long us_blob_size(const us_blob *b) { return b->size; }
+const char *us_blob_sha256_hex(const us_blob *b) { return b->hex; }
+const char *us_blob_path(const us_blob *b) { return b->path; }
+const char *us_blob_temp_path(const us_blob *b) { return b->tmp_path; }
+
+int us_blob_sweep(apr_pool_t *p, const char *dir)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    int removed = 0;
+    if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
+        return 0;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+        size_t n = strlen(fi.name);
+        if (fi.filetype == APR_REG && fi.name[0] == '.' && n > 4 &&
+            strcmp(fi.name + n - 4, ".tmp") == 0 &&
+            unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) == 0)
+            removed++;
+    }
+    apr_dir_close(d);
+    return removed;
+}

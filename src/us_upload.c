@@ -1,0 +1,524 @@
+/*
+ * us_upload.c - the upload target: an S3-style presigned POST served by the
+ * module. The multipart body is streamed through the parser straight into a
+ * temp file beside its destination (bounded memory, whatever the size);
+ * the file is fsynced, renamed into place, the directory fsynced, and only
+ * then recorded in the store - so a file becomes visible only complete.
+ *
+ * On disk: <data_dir>/sessions/<session_id>/<blob>, blob a fresh UUID per
+ * upload, temp files ".<blob>.tmp" beside it. The store maps (session, name)
+ * to its current blob: of two uploads of one name, the last to commit wins
+ * and the other blob is deleted.
+ */
+#include "us_upload.h"
+#include "us_blob.h"
+#include "us_filename.h"
+#include "us_multipart.h"
+#include "us_policy.h"
+#include "us_validate.h"
+
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_file_io.h>
+#include <apr_strings.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(upload_session);
+
+#define READ_BLOCK (256 * 1024)        /* bytes asked of the input filters per pass */
+#define MAX_FIELDS_BYTES (64 * 1024)   /* all form fields before the file together */
+#define BODY_OVERHEAD (1024 * 1024)    /* multipart framing and fields beyond the file */
+/* server/core.c's marker for "LimitRequestBody not configured" (not exported) */
+#define LIMIT_REQ_BODY_UNSET ((apr_off_t)-1)
+
+typedef enum { PART_NONE, PART_FIELD, PART_FILE, PART_IGNORED } part_kind;
+
+typedef struct {
+    request_rec *r;
+    us_srv_conf *c;
+    const char *session_id;
+    apr_table_t *fields;
+    apr_size_t fields_bytes;
+    part_kind part;
+    const char *field_name;
+    char *field_buf;
+    apr_size_t field_len;
+    int file_done;
+    /* the file */
+    const char *key;        /* after ${filename} substitution */
+    const char *name;       /* within the session */
+    const char *dir;
+    const char *blob;
+    us_blob *file;          /* the temp file, then the published blob */
+    long long size;
+    long long max;
+    us_policy_doc doc;
+    /* a rejection */
+    int status;
+    const char *code;
+    const char *msg;
+} upload_ctx;
+
+/* ---- responses ------------------------------------------------------------ */
+
+static const char *xml_escape(apr_pool_t *p, const char *s)
+{
+    return ap_escape_html2(p, s, 1);
+}
+
+static int send_xml(request_rec *r, int status, const char *body)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/xml");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only)
+        ap_rputs(body, r);
+    return OK;
+}
+
+static int send_s3_error(request_rec *r, int status, const char *code, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0201) "upload rejected: %d %s: %s",
+                  status, code, msg);
+    return send_xml(r, status, apr_pstrcat(r->pool,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>", code,
+        "</Code><Message>", xml_escape(r->pool, msg), "</Message></Error>", NULL));
+}
+
+/* Records why the upload is refused; returns nonzero to stop the parser. */
+static int reject(upload_ctx *u, int status, const char *code, const char *msg)
+{
+    if (!u->status) {
+        u->status = status;
+        u->code = code;
+        u->msg = msg;
+    }
+    return 1;
+}
+
+static void new_uuid(char out[37])
+{
+    unsigned char b[16];
+    apr_generate_random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+}
+
+/* ---- the file part ---------------------------------------------------------- */
+
+static int check_policy(upload_ctx *u)
+{
+    apr_pool_t *p = u->r->pool;
+    us_policy_rc rc = us_policy_verify(p, u->c->secret, US_SECRET_LEN,
+                                       apr_table_get(u->fields, "policy"),
+                                       apr_table_get(u->fields, "x-amz-signature"),
+                                       apr_time_now(), &u->doc);
+    switch (rc) {
+    case US_POLICY_OK:
+        break;
+    case US_POLICY_MISSING:
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                      "Bucket POST must contain the fields 'policy' and 'x-amz-signature'.");
+    case US_POLICY_BAD_SIGNATURE:
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                      "The request signature we calculated does not match the signature you provided.");
+    case US_POLICY_EXPIRED:
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied", "Invalid according to Policy: Policy expired.");
+    default:
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied", "Invalid according to Policy: unreadable policy.");
+    }
+    /* the policy names its session in the key prefix "<workspace>/<session>/" */
+    const char *tail = apr_pstrcat(p, "/", u->session_id, "/", NULL);
+    size_t pl = strlen(u->doc.key_prefix), tl = strlen(tail);
+    if (pl <= tl || strcmp(u->doc.key_prefix + pl - tl, tail) != 0)
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                      "Invalid according to Policy: the policy belongs to another upload session.");
+    return 0;
+}
+
+static int check_key(upload_ctx *u, const char *filename)
+{
+    apr_pool_t *p = u->r->pool;
+    const char *key = apr_table_get(u->fields, "key");
+    if (!key)
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      "Bucket POST must contain a field named 'key'.");
+    u->key = us_key_substitute(p, key, filename);
+    if (strncmp(u->key, u->doc.key_prefix, strlen(u->doc.key_prefix)) != 0)
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                      apr_psprintf(p, "Invalid according to Policy: Policy Condition failed: "
+                                   "[\"starts-with\", \"$key\", \"%s\"]", u->doc.key_prefix));
+    u->name = u->key + strlen(u->doc.key_prefix);
+    const char *why = us_filename_problem(u->name);
+    if (why)
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      apr_pstrcat(p, "Invalid file name: ", why, ".", NULL));
+    return 0;
+}
+
+/* The session must exist, be OPEN and live in the policy's workspace. */
+static int check_session(upload_ctx *u)
+{
+    request_rec *r = u->r;
+    us_db *db = NULL;
+    us_session s;
+    const char *err = NULL;
+    us_db_rc rc = u->c->store ? us_store_acquire(u->c->store, &db, &err) : US_DB_ERROR;
+    if (rc == US_DB_OK) {
+        rc = us_session_by_id(db, r->pool, u->session_id, apr_time_now(), &s);
+        if (rc != US_DB_OK && rc != US_DB_NOTFOUND)
+            err = apr_pstrdup(r->pool, us_db_error(db));
+        us_store_release(u->c->store, db, rc == US_DB_ERROR);
+    }
+    if (rc == US_DB_NOTFOUND)
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session does not exist.");
+    if (rc != US_DB_OK) {
+        ap_log_rerror(APLOG_MARK, rc == US_DB_BUSY ? APLOG_WARNING : APLOG_ERR, 0, r,
+                      USLOGNO(0202) "upload: store: %s", err ? err : "unavailable");
+        return rc == US_DB_BUSY
+                   ? reject(u, HTTP_SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")
+                   : reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
+                            "We encountered an internal error. Please try again.");
+    }
+    if (strcmp(s.status, "OPEN") != 0)
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
+    if (strcmp(u->doc.key_prefix, apr_pstrcat(r->pool, s.workspace, "/", s.id, "/", NULL)) != 0)
+        return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                      "Invalid according to Policy: the policy belongs to another upload session.");
+    return 0;
+}
+
+static int open_temp(upload_ctx *u)
+{
+    request_rec *r = u->r;
+    char blob[37];
+
+    u->dir = apr_pstrcat(r->pool, u->c->data_dir, "/sessions/", u->session_id, NULL);
+    new_uuid(blob);
+    u->blob = apr_pstrdup(r->pool, blob);
+    apr_status_t rv = us_blob_open(r->pool, u->dir, u->blob, &u->file);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot create a temp file in %s",
+                      u->dir);
+        return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
+                      "We encountered an internal error. Please try again.");
+    }
+    return 0;
+}
+
+/* A failed write or sync: disk full is 507, the rest 500; the client may retry. */
+static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, u->r, USLOGNO(0204) "upload: %s %s", what,
+                  us_blob_temp_path(u->file));
+    return reject(u, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
+                                              : HTTP_INTERNAL_SERVER_ERROR,
+                  "InternalError", "The file could not be stored. Please try again.");
+}
+
+static int start_file(upload_ctx *u, const us_mp_part *part)
+{
+    const char *filename = us_filename_from_part(u->r->pool, part->filename, part->filename_star);
+    if (!filename)
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      "The file part must carry a filename.");
+    if (check_policy(u) || check_key(u, filename) || check_session(u))
+        return 1;
+    u->max = u->doc.max_bytes < u->c->max_file_size ? u->doc.max_bytes : u->c->max_file_size;
+    if (open_temp(u))
+        return 1;
+    u->part = PART_FILE;
+    return 0;
+}
+
+/* ---- parser callbacks ------------------------------------------------------- */
+
+static int on_part_begin(void *ctx, const us_mp_part *part)
+{
+    upload_ctx *u = ctx;
+    if (u->file_done) {
+        u->part = PART_IGNORED; /* like S3: fields after the file are ignored */
+        return 0;
+    }
+    if (!part->name)
+        return reject(u, HTTP_BAD_REQUEST, "MalformedPOSTRequest",
+                      "A form part has no name.");
+    if (strcmp(part->name, "file") == 0)
+        return start_file(u, part);
+    u->part = PART_FIELD;
+    u->field_name = apr_pstrdup(u->r->pool, part->name);
+    u->field_buf = NULL;
+    u->field_len = 0;
+    return 0;
+}
+
+static int on_part_data(void *ctx, const char *data, size_t len)
+{
+    upload_ctx *u = ctx;
+    apr_status_t rv;
+
+    switch (u->part) {
+    case PART_FILE:
+        u->size += (long long)len;
+        if (u->size > u->max)
+            return reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
+                          "Your proposed upload exceeds the maximum allowed size.");
+        rv = us_blob_write(u->file, data, len);
+        return rv == APR_SUCCESS ? 0 : storage_failed(u, rv, "writing");
+    case PART_FIELD:
+        if (u->fields_bytes + len > MAX_FIELDS_BYTES)
+            return reject(u, HTTP_BAD_REQUEST, "MaxPostPreDataLengthExceeded",
+                          "Your POST request fields preceding the upload file were too large.");
+        u->fields_bytes += len;
+        {
+            char *grown = apr_palloc(u->r->pool, u->field_len + len + 1);
+            if (u->field_len)
+                memcpy(grown, u->field_buf, u->field_len);
+            memcpy(grown + u->field_len, data, len);
+            u->field_len += len;
+            grown[u->field_len] = '\0';
+            u->field_buf = grown;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int on_part_end(void *ctx)
+{
+    upload_ctx *u = ctx;
+    apr_status_t rv;
+
+    if (u->part == PART_FIELD) {
+        apr_table_setn(u->fields, u->field_name, u->field_buf ? u->field_buf : "");
+    }
+    else if (u->part == PART_FILE) {
+        u->file_done = 1;
+        rv = us_blob_finish(u->file);
+        if (rv != APR_SUCCESS)
+            return storage_failed(u, rv, "syncing");
+    }
+    u->part = PART_NONE;
+    return 0;
+}
+
+/* ---- reading the body -------------------------------------------------------- */
+
+/* Streams the request body through the parser. Returns OK, or an HTTP
+ * status for a broken body / client gone (then nothing can be answered
+ * sensibly, or an S3 error is already recorded in u). */
+static int stream_body(upload_ctx *u, us_mp *mp)
+{
+    request_rec *r = u->r;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    us_mp_status st = US_MP_CONTINUE;
+    int eos = 0;
+
+    while (!eos) {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, READ_BLOCK);
+        if (rv != APR_SUCCESS) {
+            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            apr_brigade_cleanup(bb);
+            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE)
+                reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
+                       "Your proposed upload exceeds the maximum allowed size.");
+            else
+                reject(u, HTTP_BAD_REQUEST, "IncompleteBody",
+                       "The request body ended before the upload was complete.");
+            return status;
+        }
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t len;
+            if (APR_BUCKET_IS_EOS(b)) {
+                eos = 1;
+                break;
+            }
+            if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                reject(u, HTTP_BAD_REQUEST, "IncompleteBody", "The request body could not be read.");
+                return HTTP_BAD_REQUEST;
+            }
+            if (len && st == US_MP_CONTINUE)
+                st = us_mp_feed(mp, data, len);
+        }
+        apr_brigade_cleanup(bb);
+        if (st == US_MP_ERROR || st == US_MP_ABORTED)
+            break; /* stop reading: the connection is closed after the answer */
+    }
+    if (st == US_MP_CONTINUE && eos)
+        st = us_mp_finish(mp);
+    if (st == US_MP_ERROR)
+        reject(u, HTTP_BAD_REQUEST, "MalformedPOSTRequest",
+               apr_pstrcat(r->pool, "The body of your POST request is not well-formed "
+                           "multipart/form-data: ", us_mp_error(mp), ".", NULL));
+    return OK;
+}
+
+/* ---- publishing --------------------------------------------------------------- */
+
+static int publish(upload_ctx *u)
+{
+    request_rec *r = u->r;
+    char fid[37];
+    const char *final_path = us_blob_path(u->file);
+    apr_status_t rv;
+
+    if (u->size < u->doc.min_bytes)
+        return reject(u, HTTP_BAD_REQUEST, "EntityTooSmall",
+                      "Your proposed upload is smaller than the minimum allowed size.");
+    rv = us_blob_publish(u->file);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0206) "upload: publishing %s", final_path);
+        unlink(final_path);
+        return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
+                      "The file could not be stored. Please try again.");
+    }
+
+    us_upload rec;
+    const char *old_blob = NULL, *err = NULL;
+    us_db *db = NULL;
+    new_uuid(fid);
+    rec.session_id = u->session_id;
+    rec.name = u->name;
+    rec.blob = u->blob;
+    rec.sha256 = us_blob_sha256_hex(u->file);
+    rec.file_ingestion_id = fid;
+    rec.size = u->size;
+    rec.is_meta = us_filename_is_meta(u->name);
+    rec.uploaded_at = apr_time_now();
+    us_db_rc rc = u->c->store ? us_store_acquire(u->c->store, &db, &err) : US_DB_ERROR;
+    if (rc == US_DB_OK) {
+        rc = us_upload_commit(db, r->pool, &rec, rec.uploaded_at, &old_blob);
+        if (rc != US_DB_OK && rc != US_DB_CONFLICT)
+            err = apr_pstrdup(r->pool, us_db_error(db));
+        us_store_release(u->c->store, db, rc == US_DB_ERROR);
+    }
+    if (rc != US_DB_OK) {
+        unlink(final_path); /* not recorded: not visible, not kept */
+        if (rc == US_DB_CONFLICT)
+            return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
+        ap_log_rerror(APLOG_MARK, rc == US_DB_BUSY ? APLOG_WARNING : APLOG_ERR, 0, r,
+                      USLOGNO(0207) "upload: store: %s", err ? err : "unavailable");
+        return rc == US_DB_BUSY
+                   ? reject(u, HTTP_SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate.")
+                   : reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
+                            "We encountered an internal error. Please try again.");
+    }
+    if (old_blob) /* the same name uploaded before: this one wins */
+        unlink(apr_pstrcat(r->pool, u->dir, "/", old_blob, NULL));
+    return 0;
+}
+
+static int send_success(upload_ctx *u)
+{
+    request_rec *r = u->r;
+    const char *want = apr_table_get(u->fields, "success_action_status");
+    if (want && strcmp(want, "200") == 0) {
+        r->status = HTTP_OK;
+        ap_set_content_length(r, 0);
+        return OK;
+    }
+    if (want && strcmp(want, "201") == 0) {
+        const char *loc = apr_pstrcat(r->pool, ap_construct_url(r->pool, r->uri, r), NULL);
+        apr_table_setn(r->headers_out, "Location", loc);
+        return send_xml(r, HTTP_CREATED, apr_pstrcat(r->pool,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>",
+            xml_escape(r->pool, loc), "</Location><Bucket>upload-sessions</Bucket><Key>",
+            xml_escape(r->pool, u->key), "</Key><ETag>\"", us_blob_sha256_hex(u->file), "\"</ETag></PostResponse>",
+            NULL));
+    }
+    r->status = HTTP_NO_CONTENT;
+    ap_set_content_length(r, 0);
+    return OK;
+}
+
+/* ---- entry ---------------------------------------------------------------------- */
+
+void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
+{
+    core_dir_config *cur = ap_get_core_module_config(r->per_dir_config);
+    if (cur && cur->limit_req_body != LIMIT_REQ_BODY_UNSET)
+        return; /* the operator chose a limit for this location */
+    ap_conf_vector_t *v = ap_create_per_dir_config(r->pool);
+    core_dir_config *d = core_module.create_dir_config(r->pool, NULL);
+    d->limit_req_body = (apr_off_t)(c->max_file_size + BODY_OVERHEAD);
+    ap_set_core_module_config(v, d);
+    r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
+}
+
+int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
+{
+    upload_ctx *u = apr_pcalloc(r->pool, sizeof(*u));
+    static const us_mp_callbacks cb = { on_part_begin, on_part_data, on_part_end };
+    char reason[128], sid[37];
+
+    u->r = r;
+    u->c = c;
+    u->fields = apr_table_make(r->pool, 8);
+    if (!us_uuid_parse(session_id, sid, reason, sizeof(reason)))
+        return send_s3_error(r, HTTP_NOT_FOUND, "NoSuchUpload", "The upload session does not exist.");
+    u->session_id = apr_pstrdup(r->pool, sid);
+
+    const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
+    if (!boundary)
+        return send_s3_error(r, HTTP_BAD_REQUEST, "MalformedPOSTRequest",
+                             "The body of your POST request is not well-formed multipart/form-data.");
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    if (cl && apr_atoi64(cl) > c->max_file_size + BODY_OVERHEAD) {
+        r->connection->keepalive = AP_CONN_CLOSE; /* do not read what we refuse */
+        return send_s3_error(r, HTTP_BAD_REQUEST, "EntityTooLarge",
+                             "Your proposed upload exceeds the maximum allowed size.");
+    }
+    us_upload_body_limit(r, c);
+
+    us_mp *mp = us_mp_create(r->pool, boundary, &cb, u);
+    int status = stream_body(u, mp);
+    if (!u->status && !u->file_done)
+        reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+               "POST requires exactly one file upload per request.");
+    if (!u->status)
+        publish(u);
+    if (u->status) {
+        if (u->file)
+            us_blob_discard(u->file);
+        if (status != OK && !u->file_done && u->size > 0)
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0208)
+                          "upload aborted after %lld bytes", u->size);
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return send_s3_error(r, u->status, u->code, u->msg);
+    }
+    return send_success(u);
+}
+
+/* ---- startup sweep ------------------------------------------------------------- */
+
+void us_upload_sweep_temp(apr_pool_t *p, server_rec *s, const char *data_dir)
+{
+    apr_dir_t *sessions;
+    apr_finfo_t se;
+    const char *root = apr_pstrcat(p, data_dir, "/sessions", NULL);
+    int removed = us_blob_sweep(p, apr_pstrcat(p, data_dir, "/files", NULL));
+
+    if (apr_dir_open(&sessions, root, p) == APR_SUCCESS) {
+        while (apr_dir_read(&se, APR_FINFO_NAME | APR_FINFO_TYPE, sessions) == APR_SUCCESS)
+            if (se.filetype == APR_DIR && se.name[0] != '.')
+                removed += us_blob_sweep(p, apr_pstrcat(p, root, "/", se.name, NULL));
+        apr_dir_close(sessions);
+    }
+    if (removed)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0209)
+                     "removed %d temp file(s) left by interrupted uploads in %s", removed, data_dir);
+}
