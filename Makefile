@@ -16,7 +16,7 @@ APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-con
 LIBS     := -ljansson -lcrypto
 
 # The core: every src/ file except the httpd glue. Unit tests link it without httpd.
-GLUE_SRCS := src/us_api.c src/us_upload.c
+GLUE_SRCS := src/us_api.c src/us_upload.c src/us_files.c
 CORE_SRCS := $(filter-out $(GLUE_SRCS),$(wildcard src/*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/core/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -13,12 +13,14 @@
  *   handler       the API
  */
 #include "us_module.h"
+#include "us_ingest.h"
 #include "us_upload.h"
 
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <http_core.h>
 #include <http_main.h>
 #include <unixd.h>
@@ -43,6 +45,8 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->max_open = -1;
     c->max_lifetime = -1;
     c->max_file_size = -1;
+    c->ingest_threads = -1;
+    c->sweep_interval = -1;
     return c;
 }
 
@@ -62,6 +66,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
     MERGE(max_file_size, -1);
+    MERGE(ingest_threads, -1);
+    MERGE(sweep_interval, -1);
     return m;
 }
 
@@ -189,6 +195,18 @@ static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_ingest_threads(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 64, &srv_conf(cmd->server)->ingest_threads);
+}
+
+static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 86400, &srv_conf(cmd->server)->sweep_interval);
+}
+
 static const command_rec us_cmds[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -213,6 +231,11 @@ static const command_rec us_cmds[] = {
                   "maximum session lifetime in seconds (default 86400)"),
     AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
                   "largest file one upload may carry, e.g. 5G (default)"),
+    AP_INIT_TAKE1("UploadSessionIngestThreads", set_ingest_threads, NULL, RSRC_CONF,
+                  "ingestion worker threads per child process (default 1)"),
+    AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
+                  "seconds between expiry sweeps in the parent (default 10; the "
+                  "parent's monitor runs about every 10 s)"),
     { NULL }
 };
 
@@ -237,6 +260,10 @@ static void apply_defaults(apr_pool_t *p, us_srv_conf *c)
         c->max_lifetime = US_DEFAULT_MAX_LIFETIME;
     if (c->max_file_size < 0)
         c->max_file_size = US_DEFAULT_MAX_FILE_SIZE;
+    if (c->ingest_threads < 0)
+        c->ingest_threads = US_DEFAULT_INGEST_THREADS;
+    if (c->sweep_interval < 0)
+        c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)
@@ -402,6 +429,45 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
 /* ---- children ------------------------------------------------------------- */
 
+/* Ingest workers log through httpd's error log. */
+static void ingest_log(void *baton, us_log_level level, const char *msg)
+{
+    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
+    ap_log_error(APLOG_MARK, LEVELS[level], 0, baton, USLOGNO(0004) "%s", msg);
+}
+
+/* Runs before pchild's sub-pools go: the workers still use their config. */
+static apr_status_t stop_ingest(void *data)
+{
+    us_ingest_stop(data);
+    return APR_SUCCESS;
+}
+
+static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+{
+    us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
+    us_ingester *ing = NULL;
+    char host[256] = "localhost";
+
+    apr_gethostname(host, sizeof(host), pchild);
+    cfg->drv = c->drv;
+    cfg->params = c->store_params;
+    cfg->data_dir = c->data_dir;
+    cfg->threads = c->ingest_threads;
+    cfg->batch = 256;
+    cfg->poll = apr_time_from_msec(250);
+    cfg->lease = apr_time_from_sec(60);
+    cfg->host = apr_pstrdup(pchild, host);
+    cfg->log = ingest_log;
+    cfg->log_baton = s;
+    apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
+}
+
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_hash_t *stores = apr_hash_make(pchild);
@@ -428,7 +494,84 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
             continue;
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c->store);
+        start_ingest(pchild, v, c); /* one set of workers per store */
     }
+}
+
+/* ---- expiry sweep in the parent ------------------------------------------------ */
+
+typedef struct {
+    us_db *db;
+    apr_time_t last;
+} sweep_state;
+
+/* Lives in a sub-pool of pconf: a restart clears it and the hash with it. */
+static apr_pool_t *sweep_pool;
+static apr_hash_t *sweep_states;
+
+static apr_status_t sweep_reset(void *data)
+{
+    (void)data;
+    sweep_pool = NULL;
+    sweep_states = NULL;
+    return APR_SUCCESS;
+}
+
+static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
+{
+    apr_time_t now = apr_time_now();
+    const char *err = NULL;
+    apr_pool_t *tmp;
+    int n = 0;
+
+    if (now - st->last < apr_time_from_sec(c->sweep_interval))
+        return;
+    st->last = now;
+    if (!st->db) {
+        /* opened lazily here, in the parent, never before a fork */
+        if (us_db_open(sweep_pool, c->drv, c->store_params, &st->db, &err) != US_DB_OK) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
+            st->db = NULL;
+            return;
+        }
+        const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+        if (db) { /* we are root: files SQLite creates now must stay usable by User */
+            give_to_user(apr_pstrcat(sweep_pool, db, "-wal", NULL));
+            give_to_user(apr_pstrcat(sweep_pool, db, "-shm", NULL));
+        }
+    }
+    apr_pool_create(&tmp, sweep_pool);
+    us_db_rc rc = us_sessions_expire(st->db, tmp, now, &n);
+    if (rc != US_DB_OK)
+        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));
+    else if (n > 0)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
+                     "expiry sweep: %d session(s) expired, ingestion queued", n);
+    apr_pool_destroy(tmp);
+}
+
+static int monitor(apr_pool_t *p, server_rec *s)
+{
+    if (!sweep_pool) {
+        apr_pool_create(&sweep_pool, p);
+        apr_pool_tag(sweep_pool, "us_sweep");
+        sweep_states = apr_hash_make(sweep_pool);
+        apr_pool_cleanup_register(sweep_pool, NULL, sweep_reset, apr_pool_cleanup_null);
+    }
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = srv_conf(v);
+        if (!enabled(c) || !c->drv)
+            continue;
+        const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, NULL);
+        sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);
+        if (!st) {
+            st = apr_pcalloc(sweep_pool, sizeof(*st));
+            apr_hash_set(sweep_states, k, APR_HASH_KEY_STRING, st);
+        }
+        sweep_store(v, c, st);
+    }
+    return DECLINED;
 }
 
 /* ---- requests ------------------------------------------------------------- */
@@ -462,6 +605,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(handler, NULL, NULL, APR_HOOK_FIRST);
 }

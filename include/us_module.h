@@ -21,6 +21,8 @@
 #define US_DEFAULT_MAX_CONNS 32
 #define US_SECRET_LEN 32
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
+#define US_DEFAULT_INGEST_THREADS 1
+#define US_DEFAULT_SWEEP_INTERVAL 10
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
 typedef struct {
@@ -35,6 +37,8 @@ typedef struct {
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
     int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
     long long max_file_size;    /* UploadSessionMaxFileSize (bytes), -1 unset */
+    int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
+    int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
 
     /* filled at (re)start in the parent, inherited by the children */
     us_keyring *keys;

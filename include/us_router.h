@@ -15,7 +15,10 @@ typedef enum {
     US_ROUTE_SESSIONS,       /* /workspaces/{ws}/upload_sessions */
     US_ROUTE_SESSION,        /* /workspaces/{ws}/upload_sessions/{session_id} */
     US_ROUTE_SESSION_FILES,  /* /workspaces/{ws}/upload_sessions/{session_id}/files */
-    US_ROUTE_UPLOAD_TARGET   /* /upload_target/{session_id}: S3-style POST, no bearer key */
+    US_ROUTE_UPLOAD_TARGET,  /* /upload_target/{session_id}: S3-style POST, no bearer key */
+    US_ROUTE_FILES,          /* /workspaces/{ws}/files */
+    US_ROUTE_FILE,           /* /workspaces/{ws}/files/{file_id} */
+    US_ROUTE_FILE_META       /* /workspaces/{ws}/files/{file_id}/meta */
 } us_route_id;
 
 typedef struct {
@@ -24,6 +27,7 @@ typedef struct {
     const char *allow;       /* Allow header value of the route */
     const char *workspace;   /* decoded segment, or NULL */
     const char *session_id;  /* decoded segment, not yet validated */
+    const char *file_id;     /* likewise */
 } us_route;
 
 /* path: r->uri (already percent-decoded by httpd). method: "GET", ... */

@@ -15,6 +15,18 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id);
  * the operator set LimitRequestBody for this location. Call before reading. */
 void us_upload_body_limit(request_rec *r, const us_srv_conf *c);
 
+typedef enum {
+    US_READ_DONE = 0,     /* the closing boundary was seen */
+    US_READ_STOPPED,      /* a parser callback stopped it */
+    US_READ_MALFORMED,    /* not well-formed multipart: us_mp_error() says why */
+    US_READ_TOO_LARGE,    /* over LimitRequestBody */
+    US_READ_BROKEN        /* the client went away or sent a broken body */
+} us_read_result;
+
+struct us_mp;
+/* Streams the request body through mp in blocks of 256 KiB, memory bounded. */
+us_read_result us_read_multipart(request_rec *r, struct us_mp *mp);
+
 /* Removes temp files a crash left in the session directories. */
 void us_upload_sweep_temp(apr_pool_t *p, server_rec *s, const char *data_dir);
 

@@ -2,10 +2,12 @@
  * us_api.c - one function per endpoint: parse -> validate -> store -> JSON.
  * httpd glue; validation rules live in us_validate.c, SQL in us_store.c.
  */
+#include "us_uuid.h"
 #include "us_module.h"
 #include "us_policy.h"
 #include "us_time.h"
 #include "us_upload.h"
+#include "us_http.h"
 #include "us_validate.h"
 
 #include <http_core.h>
@@ -27,7 +29,7 @@ static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 /* ---- responses ------------------------------------------------------------ */
 
 /* Sends body (stolen) as the JSON response with the given status. */
-static int send_json(request_rec *r, int status, json_t *body)
+int us_send_json(request_rec *r, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
@@ -43,14 +45,14 @@ static int send_json(request_rec *r, int status, json_t *body)
     return OK;
 }
 
-static int send_detail(request_rec *r, int status, const char *detail)
+int us_send_detail(request_rec *r, int status, const char *detail)
 {
-    return send_json(r, status, json_pack("{s:s}", "detail", detail));
+    return us_send_json(r, status, json_pack("{s:s}", "detail", detail));
 }
 
-static int send_422(request_rec *r, json_t *errs)
+int us_send_422(request_rec *r, json_t *errs)
 {
-    return send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:o}", "detail", errs));
+    return us_send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:o}", "detail", errs));
 }
 
 static int send_no_content(request_rec *r)
@@ -61,17 +63,17 @@ static int send_no_content(request_rec *r)
 }
 
 /* Store failures: busy -> 503 + Retry-After (the client retries), else 500. */
-static int send_store_error(request_rec *r, us_db_rc rc, const char *what)
+int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
 {
     if (rc == US_DB_BUSY) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       USLOGNO(0101) "store busy: %s", what);
         apr_table_setn(r->headers_out, "Retry-After", "1");
-        return send_detail(r, HTTP_SERVICE_UNAVAILABLE,
+        return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE,
                            "The service is busy. Try again in a moment.");
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0102) "store error: %s", what);
-    return send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
 }
 
 /* ---- request helpers ------------------------------------------------------ */
@@ -113,23 +115,23 @@ static int read_small_body(request_rec *r, char **buf, apr_size_t *len)
 }
 
 /* Returns db to the pool; keeps a copy of its last error for the response. */
-static const char *release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
+const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
 {
     const char *err = drc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
     us_store_release(c->store, db, drc == US_DB_ERROR);
     return err;
 }
 
-static int acquire_db(request_rec *r, us_srv_conf *c, us_db **db)
+int us_acquire_db(request_rec *r, us_srv_conf *c, us_db **db)
 {
     const char *err = NULL;
     us_db_rc rc = c->store ? us_store_acquire(c->store, db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK)
         return OK;
-    return send_store_error(r, rc, err ? err : "no connection pool in this process");
+    return us_send_store_error(r, rc, err ? err : "no connection pool in this process");
 }
 
-static const char *public_base(request_rec *r, const us_srv_conf *c)
+const char *us_public_base(request_rec *r, const us_srv_conf *c)
 {
     return c->public_url ? c->public_url : ap_construct_url(r->pool, "", r);
 }
@@ -137,19 +139,7 @@ static const char *public_base(request_rec *r, const us_srv_conf *c)
 static const char *documentation_url(request_rec *r, const us_srv_conf *c)
 {
     return c->doc_url ? c->doc_url
-                      : apr_pstrcat(r->pool, public_base(r, c), "/docs/upload-sessions", NULL);
-}
-
-static void new_uuid4(char out[37])
-{
-    unsigned char b[16];
-    apr_generate_random_bytes(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-             b[11], b[12], b[13], b[14], b[15]);
+                      : apr_pstrcat(r->pool, us_public_base(r, c), "/docs/upload-sessions", NULL);
 }
 
 static json_t *ts(apr_time_t t)
@@ -167,7 +157,7 @@ static json_t *created_by(const us_session *s)
 
 static int session_not_found(request_rec *r, const char *id)
 {
-    return send_detail(r, HTTP_NOT_FOUND,
+    return us_send_detail(r, HTTP_NOT_FOUND,
                        apr_psprintf(r->pool, "There's no session with the ID '%s' in the "
                                     "workspace. Check if the ID is correct. ", id));
 }
@@ -185,16 +175,16 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
     apr_size_t len = 0;
     int rc = read_small_body(r, &buf, &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return send_detail(r, rc, "Request body too large");
+        return us_send_detail(r, rc, "Request body too large");
     if (rc != OK)
-        return send_detail(r, rc, "There was an error parsing the body");
+        return us_send_detail(r, rc, "There was an error parsing the body");
     out->obj = NULL;
     out->st = us_v_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
                                buf, len, &out->obj);
     if (out->st == US_BODY_JSON_ERROR)
-        return send_422(r, json_incref(errs));
+        return us_send_422(r, json_incref(errs));
     if (out->st == US_BODY_UNPARSABLE)
-        return send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
     return DECLINED; /* carry on */
 }
 
@@ -219,7 +209,7 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
         json_decref(body.obj);
     }
     if (json_array_size(errs) > 0) {
-        rc = send_422(r, json_incref(errs));
+        rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
     if (lifetime > c->max_lifetime)
@@ -228,7 +218,7 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
     char id[37];
     apr_time_t now = apr_time_now();
     us_session s = { 0 };
-    new_uuid4(id);
+    us_uuid4(id);
     s.id = id;
     s.workspace = ws;
     s.user_id = key->user_id;
@@ -240,24 +230,24 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
     s.expires_at = now + apr_time_from_sec(lifetime);
 
     us_db *db;
-    if ((rc = acquire_db(r, c, &db)) != OK)
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
         goto leave;
     us_db_rc drc = us_session_insert(db, r->pool, &s, c->max_open, now);
-    const char *dberr = release_db(r, c, db, drc);
+    const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_LIMIT) {
-        rc = send_detail(r, HTTP_NOT_ACCEPTABLE,
+        rc = us_send_detail(r, HTTP_NOT_ACCEPTABLE,
                          apr_psprintf(r->pool, "You have reached the maximum of %d open "
                                       "upload sessions. Close a session before opening "
                                       "a new one.", c->max_open));
         goto leave;
     }
     if (drc != US_DB_OK) {
-        rc = send_store_error(r, drc, dberr);
+        rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
 
     us_policy_fields pf;
-    const char *base = public_base(r, c);
+    const char *base = us_public_base(r, c);
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
                    c->max_file_size, now, &pf);
@@ -272,7 +262,7 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
                             "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
                                                "/upload_target/", id, NULL),
                             "fields", fields);
-    rc = send_json(r, HTTP_CREATED, out);
+    rc = us_send_json(r, HTTP_CREATED, out);
 leave:
     json_decref(errs);
     return rc;
@@ -306,19 +296,19 @@ static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const cha
     us_session s;
 
     if (!us_v_path_uuid(errs, "session_id", raw_id, id)) {
-        rc = send_422(r, json_incref(errs));
+        rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
-    if ((rc = acquire_db(r, c, &db)) != OK)
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
         goto leave;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
-    const char *dberr = release_db(r, c, db, drc);
+    const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND)
         rc = session_not_found(r, id);
     else if (drc != US_DB_OK)
-        rc = send_store_error(r, drc, dberr);
+        rc = us_send_store_error(r, drc, dberr);
     else
-        rc = send_json(r, HTTP_OK, session_status_json(r, c, &s));
+        rc = us_send_json(r, HTTP_OK, session_status_json(r, c, &s));
 leave:
     json_decref(errs);
     return rc;
@@ -342,20 +332,20 @@ static int close_session(request_rec *r, us_srv_conf *c, const char *ws, const c
     }
     if (json_array_size(path_errs) + json_array_size(errs) > 0) {
         json_array_extend(path_errs, errs); /* path problems first */
-        rc = send_422(r, json_incref(path_errs));
+        rc = us_send_422(r, json_incref(path_errs));
         goto leave;
     }
 
     us_db *db;
-    if ((rc = acquire_db(r, c, &db)) != OK)
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
         goto leave;
     us_db_rc drc = us_session_close(db, r->pool, ws, id, apr_time_now());
-    const char *dberr = release_db(r, c, db, drc);
+    const char *dberr = us_release_db(r, c, db, drc);
     switch (drc) {
     case US_DB_OK: rc = send_no_content(r); break;
     case US_DB_NOTFOUND: rc = session_not_found(r, id); break;
-    case US_DB_CONFLICT: rc = send_detail(r, HTTP_CONFLICT, "The session is already closed."); break;
-    default: rc = send_store_error(r, drc, dberr);
+    case US_DB_CONFLICT: rc = us_send_detail(r, HTTP_CONFLICT, "The session is already closed."); break;
+    default: rc = us_send_store_error(r, drc, dberr);
     }
 leave:
     json_decref(errs);
@@ -377,20 +367,20 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
     us_v_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
                     &is_expired);
     if (json_array_size(errs) > 0) {
-        rc = send_422(r, json_incref(errs));
+        rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
     /* a page beyond any possible row is simply empty */
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
 
     us_db *db;
-    if ((rc = acquire_db(r, c, &db)) != OK)
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
         goto leave;
     us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, limit, offset,
                                    apr_time_now(), &rows, &total);
-    const char *dberr = release_db(r, c, db, drc);
+    const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
-        rc = send_store_error(r, drc, dberr);
+        rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
     json_t *data = json_array();
@@ -403,7 +393,7 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
             "status", s->status, "parallel_processing_enabled", s->parallel));
     }
     int has_more = offset < total && offset + rows->nelts < total;
-    rc = send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more",
+    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more",
                                          has_more, "total", (json_int_t)total));
 leave:
     json_decref(errs);
@@ -430,22 +420,22 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
     us_v_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
                    LLONG_MAX, &page);
     if (json_array_size(errs) > 0) {
-        rc = send_422(r, json_incref(errs));
+        rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
-    if ((rc = acquire_db(r, c, &db)) != OK)
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
         goto leave;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if (drc == US_DB_OK)
         drc = us_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
-    const char *dberr = release_db(r, c, db, drc);
+    const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND) {
         rc = session_not_found(r, id);
         goto leave;
     }
     if (drc != US_DB_OK) {
-        rc = send_store_error(r, drc, dberr);
+        rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
     json_t *data = json_array();
@@ -458,7 +448,7 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
         json_array_append_new(data, item);
     }
     int has_more = offset < total && offset + rows->nelts < total;
-    rc = send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more", has_more,
+    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more", has_more,
                                          "total", (json_int_t)total));
 leave:
     json_decref(errs);
@@ -473,17 +463,17 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
     const char *token = us_bearer_token(r->pool, apr_table_get(r->headers_in, "Authorization"));
     if (!token) {
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
-        return send_detail(r, HTTP_UNAUTHORIZED, "Not authenticated");
+        return us_send_detail(r, HTTP_UNAUTHORIZED, "Not authenticated");
     }
     *key = us_keyring_lookup(c->keys, token);
     if (!*key) {
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
-        return send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
+        return us_send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
     }
     if (!us_workspace_name_valid(ws))
-        return send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
+        return us_send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
     if (!us_key_grants(*key, ws))
-        return send_detail(r, HTTP_FORBIDDEN,
+        return us_send_detail(r, HTTP_FORBIDDEN,
                            apr_psprintf(r->pool, "You don't have access to the workspace '%s'.", ws));
     return DECLINED;
 }
@@ -494,10 +484,10 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     int rc;
 
     if (route->id == US_ROUTE_NOT_FOUND)
-        return send_detail(r, HTTP_NOT_FOUND, "Not Found");
+        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     if (!route->method_allowed) {
         apr_table_setn(r->headers_out, "Allow", route->allow);
-        return send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
+        return us_send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
     if (route->id == US_ROUTE_UPLOAD_TARGET)
         return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
@@ -513,7 +503,14 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
                                          : get_session(r, c, route->workspace, route->session_id);
     case US_ROUTE_SESSION_FILES:
         return list_session_files(r, c, route->workspace, route->session_id);
+    case US_ROUTE_FILES:
+        return r->method_number == M_POST ? us_api_file_post(r, c, route->workspace)
+                                          : us_api_files_list(r, c, route->workspace);
+    case US_ROUTE_FILE:
+        return us_api_file_get(r, c, route->workspace, route->file_id, 0);
+    case US_ROUTE_FILE_META:
+        return us_api_file_get(r, c, route->workspace, route->file_id, 1);
     default:
-        return send_detail(r, HTTP_NOT_FOUND, "Not Found");
+        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     }
 }

@@ -17,6 +17,9 @@ static const route_def ROUTES[] = {
     { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT", "GET, HEAD, PUT" },
     { US_ROUTE_SESSION_FILES, "workspaces/{}/upload_sessions/{}/files", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_UPLOAD_TARGET, "upload_target/{}", "POST", "POST" },
+    { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST", "GET, HEAD, POST" },
+    { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD", "GET, HEAD" },
+    { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD", "GET, HEAD" },
 };
 
 /* Splits "a/b/c" into at most max segments; returns the count or -1 when
@@ -98,6 +101,10 @@ void us_route_match(apr_pool_t *p, const char *path, const char *method,
         out->method_allowed = method_in(method, ROUTES[i].methods);
         if (out->id == US_ROUTE_UPLOAD_TARGET) {
             out->session_id = params[0];
+        }
+        else if (out->id == US_ROUTE_FILE || out->id == US_ROUTE_FILE_META) {
+            out->workspace = params[0];
+            out->file_id = params[1];
         }
         else {
             out->workspace = params[0];

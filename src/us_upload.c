@@ -10,6 +10,7 @@
  * to its current blob: of two uploads of one name, the last to commit wins
  * and the other blob is deleted.
  */
+#include "us_uuid.h"
 #include "us_upload.h"
 #include "us_blob.h"
 #include "us_filename.h"
@@ -102,17 +103,6 @@ static int reject(upload_ctx *u, int status, const char *code, const char *msg)
     return 1;
 }
 
-static void new_uuid(char out[37])
-{
-    unsigned char b[16];
-    apr_generate_random_bytes(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
-}
-
 /* ---- the file part ---------------------------------------------------------- */
 
 static int check_policy(upload_ctx *u)
@@ -203,7 +193,7 @@ static int open_temp(upload_ctx *u)
     char blob[37];
 
     u->dir = apr_pstrcat(r->pool, u->c->data_dir, "/sessions/", u->session_id, NULL);
-    new_uuid(blob);
+    us_uuid4(blob);
     u->blob = apr_pstrdup(r->pool, blob);
     apr_status_t rv = us_blob_open(r->pool, u->dir, u->blob, &u->file);
     if (rv != APR_SUCCESS) {
@@ -314,12 +304,8 @@ static int on_part_end(void *ctx)
 
 /* ---- reading the body -------------------------------------------------------- */
 
-/* Streams the request body through the parser. Returns OK, or an HTTP
- * status for a broken body / client gone (then nothing can be answered
- * sensibly, or an S3 error is already recorded in u). */
-static int stream_body(upload_ctx *u, us_mp *mp)
+us_read_result us_read_multipart(request_rec *r, us_mp *mp)
 {
-    request_rec *r = u->r;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     us_mp_status st = US_MP_CONTINUE;
     int eos = 0;
@@ -330,13 +316,7 @@ static int stream_body(upload_ctx *u, us_mp *mp)
         if (rv != APR_SUCCESS) {
             int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             apr_brigade_cleanup(bb);
-            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE)
-                reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
-                       "Your proposed upload exceeds the maximum allowed size.");
-            else
-                reject(u, HTTP_BAD_REQUEST, "IncompleteBody",
-                       "The request body ended before the upload was complete.");
-            return status;
+            return status == HTTP_REQUEST_ENTITY_TOO_LARGE ? US_READ_TOO_LARGE : US_READ_BROKEN;
         }
         for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
              b = APR_BUCKET_NEXT(b)) {
@@ -348,8 +328,7 @@ static int stream_body(upload_ctx *u, us_mp *mp)
             }
             if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS) {
                 apr_brigade_cleanup(bb);
-                reject(u, HTTP_BAD_REQUEST, "IncompleteBody", "The request body could not be read.");
-                return HTTP_BAD_REQUEST;
+                return US_READ_BROKEN;
             }
             if (len && st == US_MP_CONTINUE)
                 st = us_mp_feed(mp, data, len);
@@ -358,13 +337,32 @@ static int stream_body(upload_ctx *u, us_mp *mp)
         if (st == US_MP_ERROR || st == US_MP_ABORTED)
             break; /* stop reading: the connection is closed after the answer */
     }
-    if (st == US_MP_CONTINUE && eos)
+    if (st == US_MP_CONTINUE)
         st = us_mp_finish(mp);
-    if (st == US_MP_ERROR)
+    return st == US_MP_DONE ? US_READ_DONE : st == US_MP_ABORTED ? US_READ_STOPPED
+                                                                 : US_READ_MALFORMED;
+}
+
+/* Maps a read result onto the upload's S3 error (DONE and STOPPED need none). */
+static void read_failed(upload_ctx *u, us_read_result rr, us_mp *mp)
+{
+    switch (rr) {
+    case US_READ_TOO_LARGE:
+        reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
+               "Your proposed upload exceeds the maximum allowed size.");
+        break;
+    case US_READ_BROKEN:
+        reject(u, HTTP_BAD_REQUEST, "IncompleteBody",
+               "The request body ended before the upload was complete.");
+        break;
+    case US_READ_MALFORMED:
         reject(u, HTTP_BAD_REQUEST, "MalformedPOSTRequest",
-               apr_pstrcat(r->pool, "The body of your POST request is not well-formed "
+               apr_pstrcat(u->r->pool, "The body of your POST request is not well-formed "
                            "multipart/form-data: ", us_mp_error(mp), ".", NULL));
-    return OK;
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---- publishing --------------------------------------------------------------- */
@@ -390,7 +388,7 @@ static int publish(upload_ctx *u)
     us_upload rec;
     const char *old_blob = NULL, *err = NULL;
     us_db *db = NULL;
-    new_uuid(fid);
+    us_uuid4(fid);
     rec.session_id = u->session_id;
     rec.name = u->name;
     rec.blob = u->blob;
@@ -485,7 +483,8 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
     us_upload_body_limit(r, c);
 
     us_mp *mp = us_mp_create(r->pool, boundary, &cb, u);
-    int status = stream_body(u, mp);
+    us_read_result rr = us_read_multipart(r, mp);
+    read_failed(u, rr, mp);
     if (!u->status && !u->file_done)
         reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                "POST requires exactly one file upload per request.");
@@ -494,7 +493,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
     if (u->status) {
         if (u->file)
             us_blob_discard(u->file);
-        if (status != OK && !u->file_done && u->size > 0)
+        if (rr == US_READ_BROKEN && u->size > 0)
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0208)
                           "upload aborted after %lld bytes", u->size);
         r->connection->keepalive = AP_CONN_CLOSE;

@@ -4,6 +4,7 @@
  *
  *   us-keygen -f KEYFILE -g GIVEN -F FAMILY [-w WS[,WS...] | -w '*'] [-u USER_ID]
  */
+#include "us_uuid.h"
 #include "us_auth.h"
 #include "us_validate.h"
 
@@ -23,20 +24,6 @@ static void usage(void)
             "  -u  the user's UUID (default: a new random one)\n"
             "Prints the new API key; appends its SHA-256 line to KEYFILE (created 0600).\n");
     exit(2);
-}
-
-static void random_uuid(char out[37])
-{
-    unsigned char b[16];
-    if (apr_generate_random_bytes(b, sizeof(b)) != APR_SUCCESS) {
-        fprintf(stderr, "us-keygen: no random bytes\n");
-        exit(1);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
 }
 
 int main(int argc, const char *const *argv)
@@ -77,7 +64,7 @@ int main(int argc, const char *const *argv)
         }
     }
     else {
-        random_uuid(uuid);
+        us_uuid4(uuid);
     }
     if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS)
         return 1;

@@ -33,6 +33,18 @@ static void test_sessions_routes(void **state)
     route("/api/v1/workspaces/ws1/upload_sessions/abc/files", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_SESSION_FILES);
 
+    route("/api/v1/workspaces/ws1/files", "POST", &r);
+    assert_int_equal(r.id, US_ROUTE_FILES);
+    assert_true(r.method_allowed);
+    route("/api/v1/workspaces/ws1/files/f1", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_FILE);
+    assert_string_equal(r.file_id, "f1");
+    assert_null(r.session_id);
+    route("/api/v1/workspaces/ws1/files/f1/meta", "PUT", &r);
+    assert_int_equal(r.id, US_ROUTE_FILE_META);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD");
+
     route("/api/v1/upload_target/xyz", "POST", &r);
     assert_int_equal(r.id, US_ROUTE_UPLOAD_TARGET);
     assert_string_equal(r.session_id, "xyz");

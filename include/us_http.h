@@ -1,0 +1,31 @@
+/*
+ * us_http.h - response and store helpers the endpoint files share (glue).
+ */
+#ifndef US_HTTP_H
+#define US_HTTP_H
+
+#include <jansson.h>
+#include "us_module.h"
+
+/* JSON response with status; body is stolen. */
+int us_send_json(request_rec *r, int status, json_t *body);
+/* {"detail": "..."} */
+int us_send_detail(request_rec *r, int status, const char *detail);
+/* 422 {"detail": errs}; errs is stolen. */
+int us_send_422(request_rec *r, json_t *errs);
+/* busy -> 503 + Retry-After, else 500 (logged). */
+int us_send_store_error(request_rec *r, us_db_rc rc, const char *what);
+
+int us_acquire_db(request_rec *r, us_srv_conf *c, us_db **db);
+/* Gives the connection back; returns a copy of its error when drc failed. */
+const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc);
+
+/* The configured public base URL, or scheme://host:port of the request. */
+const char *us_public_base(request_rec *r, const us_srv_conf *c);
+
+/* Endpoints of us_files.c */
+int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
+int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * us_files.c - the workspace files API (glue): list ingested files with a
+ * cursor, download their bytes, read their metadata, upload directly.
+ * Blobs live at <data_dir>/files/<file_id>.
+ */
+#include "us_blob.h"
+#include "us_filename.h"
+#include "us_http.h"
+#include "us_multipart.h"
+#include "us_time.h"
+#include "us_upload.h"
+#include "us_uuid.h"
+#include "us_validate.h"
+
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_buckets.h>
+#include <apr_strings.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(upload_session);
+
+static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
+#define US_META_LIMIT (1024 * 1024)
+
+static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *file_id)
+{
+    return apr_pstrcat(r->pool, c->data_dir, "/files/", file_id, NULL);
+}
+
+/* meta text -> JSON object ({} when none) */
+static json_t *meta_json(const char *text)
+{
+    json_error_t e;
+    json_t *j = text ? json_loads(text, 0, &e) : NULL;
+    return json_is_object(j) ? j : (json_decref(j), json_object());
+}
+
+static json_t *file_json(request_rec *r, const us_srv_conf *c, const char *ws, const us_wsfile *f)
+{
+    char at[US_TS_LEN];
+    us_time_format(f->created_at, at);
+    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "file_id", f->file_id,
+                     "url", apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
+                                        "/workspaces/", ws, "/files/", f->file_id, NULL),
+                     "name", f->name, "size", (json_int_t)f->size, "meta", meta_json(f->meta),
+                     "created_at", at);
+}
+
+/* ---- GET /files ---------------------------------------------------------------- */
+
+int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = json_array();
+    long long limit, total = 0;
+    apr_time_t after_at = 0;
+    const char *after_id = NULL;
+    const char *name = us_query_get(r->pool, r->args, "name");
+    const char *after_value = us_query_get(r->pool, r->args, "after_value");
+    const char *after_file_id = us_query_get(r->pool, r->args, "after_file_id");
+    char uuid[37], reason[160];
+    apr_array_header_t *rows = NULL;
+    us_db *db;
+    int rc;
+
+    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    if (after_value && !us_time_parse(after_value, &after_at))
+        json_array_append_new(errs, us_verr("datetime_from_date_parsing",
+            json_pack("[s,s]", "query", "after_value"),
+            "Input should be a valid datetime or date, invalid character in year",
+            json_string(after_value), json_pack("{s:s}", "error", "invalid character in year")));
+    if (after_file_id && !us_uuid_parse(after_file_id, uuid, reason, sizeof(reason)))
+        json_array_append_new(errs, us_verr("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
+            apr_pstrcat(r->pool, "Input should be a valid UUID, ", reason, NULL),
+            json_string(after_file_id), json_pack("{s:s}", "error", reason)));
+    if (json_array_size(errs) > 0) {
+        rc = us_send_422(r, json_incref(errs));
+        goto leave;
+    }
+    /* the cursor: the last item's created_at and file_id (an id alone means nothing) */
+    if (after_value)
+        after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : "";
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
+        goto leave;
+    /* one more than asked tells whether there are more */
+    us_db_rc drc = us_wsfile_list(db, r->pool, ws, name ? name : "", after_at, after_id,
+                                  limit + 1, &rows, &total);
+    const char *dberr = us_release_db(r, c, db, drc);
+    if (drc != US_DB_OK) {
+        rc = us_send_store_error(r, drc, dberr);
+        goto leave;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < rows->nelts && i < limit; i++)
+        json_array_append_new(data, file_json(r, c, ws, &APR_ARRAY_IDX(rows, i, us_wsfile)));
+    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:I, s:b}", "data", data, "total",
+                                            (json_int_t)total, "has_more", rows->nelts > limit));
+leave:
+    json_decref(errs);
+    return rc;
+}
+
+/* ---- GET /files/{id} and /files/{id}/meta ------------------------------------------ */
+
+static const char *content_type_of(const char *name)
+{
+    static const struct { const char *ext, *type; } TYPES[] = {
+        { ".txt", "text/plain; charset=utf-8" }, { ".md", "text/markdown; charset=utf-8" },
+        { ".csv", "text/csv; charset=utf-8" }, { ".html", "text/html; charset=utf-8" },
+        { ".htm", "text/html; charset=utf-8" }, { ".json", "application/json" },
+        { ".xml", "application/xml" }, { ".pdf", "application/pdf" },
+        { ".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+        { ".pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
+        { ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+        { ".png", "image/png" }, { ".jpg", "image/jpeg" }, { ".jpeg", "image/jpeg" },
+    };
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof(TYPES) / sizeof(TYPES[0]); i++)
+        if (strcasecmp(dot, TYPES[i].ext) == 0)
+            return TYPES[i].type;
+    return "application/octet-stream";
+}
+
+static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
+{
+    apr_file_t *fd;
+    apr_finfo_t fi;
+    const char *path = blob_path(r, c, f->file_id);
+    apr_status_t rv = apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY |
+                                    APR_FOPEN_SENDFILE_ENABLED, APR_OS_DEFAULT, r->pool);
+    if (rv == APR_SUCCESS)
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0301) "file %s: blob %s unreadable",
+                      f->file_id, path);
+        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    }
+    ap_set_content_type(r, content_type_of(f->name));
+    ap_set_content_length(r, fi.size);
+    apr_table_setn(r->headers_out, "Content-Disposition",
+                   apr_pstrcat(r->pool, "attachment; filename*=UTF-8''",
+                               ap_escape_uri(r->pool, f->name), NULL));
+    if (r->header_only)
+        return OK;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_brigade_insert_file(bb, fd, 0, fi.size, r->pool); /* sendfile where it can */
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    return rv == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
+
+int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
+{
+    json_t *errs = json_array();
+    char id[37];
+    us_wsfile f;
+    us_db *db;
+    int rc;
+
+    if (!us_v_path_uuid(errs, "file_id", raw_id, id)) {
+        rc = us_send_422(r, json_incref(errs));
+        goto leave;
+    }
+    if ((rc = us_acquire_db(r, c, &db)) != OK)
+        goto leave;
+    us_db_rc drc = us_wsfile_get(db, r->pool, ws, id, &f);
+    const char *dberr = us_release_db(r, c, db, drc);
+    if (drc == US_DB_NOTFOUND)
+        rc = us_send_detail(r, HTTP_NOT_FOUND,
+                            apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    else if (drc != US_DB_OK)
+        rc = us_send_store_error(r, drc, dberr);
+    else if (meta_only)
+        rc = us_send_json(r, HTTP_OK, meta_json(f.meta));
+    else
+        rc = send_blob(r, c, &f);
+leave:
+    json_decref(errs);
+    return rc;
+}
+
+/* ---- POST /files ---------------------------------------------------------------- */
+
+typedef struct {
+    request_rec *r;
+    us_srv_conf *c;
+    enum { P_NONE, P_FILE, P_META, P_OTHER } part;
+    us_blob *blob;
+    const char *file_id;
+    const char *name;
+    const char *problem;    /* a 4xx detail, once something is wrong */
+    int status;
+    char *meta;
+    apr_size_t meta_len;
+    int file_done;
+} post_ctx;
+
+static int post_fail(post_ctx *x, int status, const char *detail)
+{
+    if (!x->problem) {
+        x->status = status;
+        x->problem = detail;
+    }
+    return 1;
+}
+
+static int post_begin(void *ctx, const us_mp_part *part)
+{
+    post_ctx *x = ctx;
+    x->part = P_OTHER;
+    if (!part->name)
+        return 0;
+    if (strcmp(part->name, "meta") == 0) {
+        x->part = P_META;
+        x->meta_len = 0;
+        return 0;
+    }
+    if (strcmp(part->name, "file") != 0 || x->file_done)
+        return 0;
+    x->name = us_filename_from_part(x->r->pool, part->filename, part->filename_star);
+    if (!x->name)
+        return post_fail(x, HTTP_BAD_REQUEST, "The file part must carry a filename.");
+    const char *why = us_filename_problem(x->name);
+    if (why)
+        return post_fail(x, HTTP_BAD_REQUEST, apr_pstrcat(x->r->pool, "Invalid file name: ", why, ".", NULL));
+    char id[37];
+    us_uuid4(id);
+    x->file_id = apr_pstrdup(x->r->pool, id);
+    apr_status_t rv = us_blob_open(x->r->pool, apr_pstrcat(x->r->pool, x->c->data_dir, "/files", NULL),
+                                   x->file_id, &x->blob);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: temp file");
+        return post_fail(x, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    }
+    x->part = P_FILE;
+    return 0;
+}
+
+static int post_data(void *ctx, const char *data, size_t len)
+{
+    post_ctx *x = ctx;
+    if (x->part == P_FILE) {
+        if (us_blob_size(x->blob) + (long long)len > x->c->max_file_size)
+            return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
+        apr_status_t rv = us_blob_write(x->blob, data, len);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0303) "POST /files: write");
+            return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
+                                                         : HTTP_INTERNAL_SERVER_ERROR,
+                             "The file could not be stored.");
+        }
+    }
+    else if (x->part == P_META) {
+        if (x->meta_len + len > US_META_LIMIT)
+            return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The metadata is too large.");
+        char *grown = apr_palloc(x->r->pool, x->meta_len + len + 1);
+        if (x->meta_len)
+            memcpy(grown, x->meta, x->meta_len);
+        memcpy(grown + x->meta_len, data, len);
+        x->meta_len += len;
+        grown[x->meta_len] = '\0';
+        x->meta = grown;
+    }
+    return 0;
+}
+
+static int post_end(void *ctx)
+{
+    post_ctx *x = ctx;
+    if (x->part == P_META && !x->meta)
+        x->meta = "";
+    if (x->part == P_FILE) {
+        x->file_done = 1;
+        apr_status_t rv = us_blob_finish(x->blob);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0304) "POST /files: sync");
+            return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
+                                                         : HTTP_INTERNAL_SERVER_ERROR,
+                             "The file could not be stored.");
+        }
+    }
+    x->part = P_NONE;
+    return 0;
+}
+
+/* The meta field: a JSON object, or null / empty for none. */
+static int parse_meta(post_ctx *x, const char **out)
+{
+    json_error_t e;
+    *out = NULL;
+    if (!x->meta || !*x->meta)
+        return 1;
+    json_t *j = json_loads(x->meta, JSON_DECODE_ANY, &e);
+    if (json_is_null(j)) {
+        json_decref(j);
+        return 1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return 0;
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    *out = apr_pstrdup(x->r->pool, text);
+    free(text);
+    json_decref(j);
+    return 1;
+}
+
+int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    static const us_mp_callbacks cb = { post_begin, post_data, post_end };
+    json_t *errs = json_array();
+    const char *mode = "KEEP", *meta = NULL;
+    post_ctx *x = apr_pcalloc(r->pool, sizeof(*x));
+    int rc;
+
+    us_v_query_enum(errs, "write_mode", us_query_get(r->pool, r->args, "write_mode"),
+                    WRITE_MODES, &mode);
+    if (!mode)
+        mode = "KEEP";
+    if (json_array_size(errs) > 0) {
+        rc = us_send_422(r, json_incref(errs));
+        goto leave;
+    }
+    const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
+    if (!boundary) {
+        json_array_append_new(errs, us_verr("missing", json_pack("[s,s]", "body", "file"),
+                                            "Field required", json_null(), NULL));
+        rc = us_send_422(r, json_incref(errs));
+        goto leave;
+    }
+    x->r = r;
+    x->c = c;
+    us_upload_body_limit(r, c);
+    us_mp *mp = us_mp_create(r->pool, boundary, &cb, x);
+    us_read_result rr = us_read_multipart(r, mp);
+    if (!x->problem && rr == US_READ_TOO_LARGE)
+        post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
+    else if (!x->problem && rr != US_READ_DONE)
+        post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    if (!x->problem && !x->file_done) {
+        json_array_append_new(errs, us_verr("missing", json_pack("[s,s]", "body", "file"),
+                                            "Field required", json_null(), NULL));
+        rc = us_send_422(r, json_incref(errs));
+        goto leave;
+    }
+    if (!x->problem && !parse_meta(x, &meta))
+        post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
+    if (x->problem) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        rc = us_send_detail(r, x->status, x->problem);
+        goto leave;
+    }
+    apr_status_t rv = us_blob_publish(x->blob);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0305) "POST /files: publish");
+        rc = us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+        goto leave;
+    }
+
+    us_wsfile f = { x->file_id, x->name, meta, us_blob_size(x->blob), apr_time_now() };
+    apr_array_header_t *deleted = NULL;
+    us_db *db;
+    if ((rc = us_acquire_db(r, c, &db)) != OK) {
+        unlink(us_blob_path(x->blob));
+        goto leave;
+    }
+    us_db_rc drc = us_wsfile_add(db, r->pool, ws, &f, mode, &deleted);
+    const char *dberr = us_release_db(r, c, db, drc);
+    if (drc != US_DB_OK) {
+        unlink(us_blob_path(x->blob)); /* not recorded: not kept */
+        rc = drc == US_DB_CONFLICT
+                 ? us_send_detail(r, HTTP_CONFLICT,
+                                  apr_psprintf(r->pool, "A file with the name '%s' already exists "
+                                               "in the workspace.", x->name))
+                 : us_send_store_error(r, drc, dberr);
+        goto leave;
+    }
+    for (int i = 0; i < deleted->nelts; i++)
+        unlink(blob_path(r, c, APR_ARRAY_IDX(deleted, i, const char *)));
+    rc = us_send_json(r, HTTP_CREATED, json_pack("{s:s}", "file_id", x->file_id));
+leave:
+    json_decref(errs);
+    return rc;
+}
