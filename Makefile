@@ -53,11 +53,13 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(wildcard src/*.c) $(HEADE
 tools: $(BUILD)/us-keygen
 
 $(BUILD)/us-keygen: tools/us_keygen.c $(BUILD)/libus_core.a
-	$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
 
 $(BUILD)/core/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CORE) -c -o $@ $<
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) -c -o $@ $<
 
 $(BUILD)/libus_core.a: $(CORE_OBJS)
 	@rm -f $@
@@ -65,7 +67,8 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CORE) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -78,10 +81,14 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
-lint: all
+# cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
+# is APR's documented contract. clang-tidy reads .clang-tidy.
+lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	    --inline-suppr --suppress=missingIncludeSystem -Iinclude mod_upload_session.c src tools
-	clang-tidy --quiet $(wildcard src/*.c) mod_upload_session.c tools/*.c -- $(WARN) -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
+	    -Iinclude mod_upload_session.c src tools
+	clang-tidy --quiet $(wildcard src/*.c) mod_upload_session.c $(wildcard tools/*.c) -- \
+	    $(WARN) -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 
 run: deps all
 	@bash scripts/run-httpd.sh foreground $(PORT)

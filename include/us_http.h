@@ -16,7 +16,8 @@ int us_send_422(request_rec *r, json_t *errs);
 /* busy -> 503 + Retry-After, else 500 (logged). */
 int us_send_store_error(request_rec *r, us_db_rc rc, const char *what);
 
-int us_acquire_db(request_rec *r, us_srv_conf *c, us_db **db);
+/* A pooled connection, or NULL after answering 503/500 itself. */
+us_db *us_acquire_db(request_rec *r, us_srv_conf *c);
 /* Gives the connection back; returns a copy of its error when drc failed. */
 const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc);
 

@@ -122,13 +122,15 @@ const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc dr
     return err;
 }
 
-int us_acquire_db(request_rec *r, us_srv_conf *c, us_db **db)
+us_db *us_acquire_db(request_rec *r, us_srv_conf *c)
 {
     const char *err = NULL;
-    us_db_rc rc = c->store ? us_store_acquire(c->store, db, &err) : US_DB_ERROR;
+    us_db *db = NULL;
+    us_db_rc rc = c->store ? us_store_acquire(c->store, &db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK)
-        return OK;
-    return us_send_store_error(r, rc, err ? err : "no connection pool in this process");
+        return db;
+    us_send_store_error(r, rc, err ? err : "no connection pool in this process");
+    return NULL;
 }
 
 const char *us_public_base(request_rec *r, const us_srv_conf *c)
@@ -229,9 +231,11 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
     s.created_at = now;
     s.expires_at = now + apr_time_from_sec(lifetime);
 
-    us_db *db;
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    us_db *db = us_acquire_db(r, c);
+    if (!db) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_session_insert(db, r->pool, &s, c->max_open, now);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_LIMIT) {
@@ -299,8 +303,10 @@ static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const cha
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND)
@@ -336,9 +342,11 @@ static int close_session(request_rec *r, us_srv_conf *c, const char *ws, const c
         goto leave;
     }
 
-    us_db *db;
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    us_db *db = us_acquire_db(r, c);
+    if (!db) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_session_close(db, r->pool, ws, id, apr_time_now());
     const char *dberr = us_release_db(r, c, db, drc);
     switch (drc) {
@@ -373,9 +381,11 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
     /* a page beyond any possible row is simply empty */
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
 
-    us_db *db;
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    us_db *db = us_acquire_db(r, c);
+    if (!db) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, limit, offset,
                                    apr_time_now(), &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
@@ -424,8 +434,10 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
         goto leave;
     }
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if (drc == US_DB_OK)
         drc = us_files_list(db, r->pool, id, state, limit, offset, &rows, &total);

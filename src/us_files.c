@@ -85,8 +85,10 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     /* the cursor: the last item's created_at and file_id (an id alone means nothing) */
     if (after_value)
         after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : "";
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     /* one more than asked tells whether there are more */
     us_db_rc drc = us_wsfile_list(db, r->pool, ws, name ? name : "", after_at, after_id,
                                   limit + 1, &rows, &total);
@@ -166,8 +168,10 @@ int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
-    if ((rc = us_acquire_db(r, c, &db)) != OK)
+    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
+        rc = OK;
         goto leave;
+    }
     us_db_rc drc = us_wsfile_get(db, r->pool, ws, id, &f);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND)
@@ -366,8 +370,9 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_wsfile f = { x->file_id, x->name, meta, us_blob_size(x->blob), apr_time_now() };
     apr_array_header_t *deleted = NULL;
     us_db *db;
-    if ((rc = us_acquire_db(r, c, &db)) != OK) {
+    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
         unlink(us_blob_path(x->blob));
+        rc = OK;
         goto leave;
     }
     us_db_rc drc = us_wsfile_add(db, r->pool, ws, &f, mode, &deleted);

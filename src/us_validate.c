@@ -309,7 +309,7 @@ static void set_reason(char *reason, size_t rl, const char *fmt, ...)
     if (!reason || !rl)
         return;
     va_start(ap, fmt);
-    vsnprintf(reason, rl, fmt, ap);
+    vsnprintf(reason, rl, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized): a clang 14 false positive, va_start is just above */
     va_end(ap);
 }
 
