@@ -1,6 +1,6 @@
 # mod_upload_session - build, test and run.
 #   make            build the module (build/mod_upload_session.so) and tools
-#   make test       install missing Debian packages, build, run unit + integration tests
+#   make test       install missing Debian packages, build, lint, run unit + integration tests
 #   make run        build and run httpd in the foreground on 127.0.0.1:$(PORT)
 #   make start/stop the same in the background
 PORT     ?= 8080
@@ -78,6 +78,7 @@ integration: all
 
 test: deps
 	$(MAKE) all
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
 
