@@ -3,6 +3,7 @@
 #   make test       install missing Debian packages, build, lint, run unit + integration tests
 #   make run        build and run httpd in the foreground on 127.0.0.1:$(PORT)
 #   make start/stop the same in the background
+SHELL    := /bin/bash
 PORT     ?= 8080
 PYTHON   ?= /usr/bin/python3
 APXS     ?= apxs
@@ -30,7 +31,14 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit integration test run start stop clean lint
+.PHONY: all deps module tools unit integration test run start stop clean lint fuzz
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
+# seeded from tests/fuzz/corpus/<target>.
+FUZZ_TARGETS := multipart pyjson validate policy
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -Iinclude $(APR_INC)
 
 all: module tools
 
@@ -92,6 +100,22 @@ lint:
 	clang-tidy --quiet $(wildcard src/*.c) mod_upload_session.c $(wildcard tools/*.c) -- \
 	    $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
 	    -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	@echo "clang -fsanitize=fuzzer $<"
+	@clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(APR_LIBS) $(LIBS)
+
+fuzz:
+	@EXTRA_PKGS="clang libclang-rt-14-dev" sh scripts/install-deps.sh
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
+	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
+	done
 
 run: deps all
 	@bash scripts/run-httpd.sh foreground $(PORT)
