@@ -9,6 +9,9 @@ PYTHON   ?= /usr/bin/python3
 APXS     ?= apxs
 CC       ?= cc
 BUILD    := build
+ifeq ($(SANITIZE),1)
+BUILD    := build-sanitize
+endif
 
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 # APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
@@ -56,7 +59,7 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(wildcard src/*.c) $(HEADE
 	    $(SANITIZE_LDFLAGS) \
 	    mod_upload_session.c src/*.c $(LIBS) >build.log 2>&1 || \
 	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
-	cp $(BUILD)/apxs/.libs/mod_upload_session.so $@
+	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@
 
 tools: $(BUILD)/us-keygen
 
@@ -81,6 +84,12 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# With SANITIZE=1 httpd itself is not instrumented: the ASan/UBSan runtimes
+# are preloaded into it (see US_IT_PRELOAD in tests/integration/harness.py).
+ifeq ($(SANITIZE),1)
+integration: export US_IT_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
+integration: export US_IT_MODULE = $(abspath $(BUILD))/mod_upload_session.so
+endif
 integration: all
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
@@ -127,4 +136,4 @@ stop:
 	@bash scripts/run-httpd.sh stop $(PORT)
 
 clean:
-	rm -rf $(BUILD) src/*.lo src/*.o src/*.slo src/.libs *.lo *.slo *.la .libs
+	rm -rf build build-sanitize src/*.lo src/*.o src/*.slo src/.libs *.lo *.slo *.la .libs

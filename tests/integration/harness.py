@@ -9,6 +9,9 @@ Environment knobs (for debugging the harness itself):
   US_IT_MODULE   path of the module .so (default: <repo>/build/mod_upload_session.so)
   US_IT_APACHE   httpd binary (default: /usr/sbin/apache2)
   US_IT_KEEP=1   keep the server directories under /tmp after the run
+  US_IT_PRELOAD  libraries httpd is started with (LD_PRELOAD), for a module
+                 built with sanitizers (`make test SANITIZE=1` sets it); their
+                 reports go to <server dir>/sanitizer.* and fail the test
 """
 
 import datetime as _dt
@@ -429,10 +432,34 @@ class UploadServer:
             f.write("\n".join(lines) + "\n")
 
     # --- httpd control ----------------------------------------------------------
+    def _env(self):
+        env = dict(os.environ)
+        preload = os.environ.get("US_IT_PRELOAD")
+        if preload:
+            # leaks are not checked: httpd frees its pools by exiting
+            report = os.path.join(self.dir, "sanitizer")
+            env["LD_PRELOAD"] = preload
+            env["ASAN_OPTIONS"] = f"detect_leaks=0:log_path={report}:abort_on_error=0"
+            env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={report}"
+        return env
+
+    def sanitizer_reports(self):
+        """Sanitizer reports written since the last check."""
+        out = []
+        if not os.path.isdir(self.dir):
+            return out
+        seen = self.__dict__.setdefault("_seen_reports", set())
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith("sanitizer.") and name not in seen:
+                seen.add(name)
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    out.append(f"{name}:\n{f.read()}")
+        return out
+
     def _ctl(self, *args, timeout=30):
         return subprocess.run([APACHE, "-d", self.dir, "-f", self.conf_path, *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, env=self._env())
 
     def configtest(self):
         """Run `apache2 -t`; returns the CompletedProcess (output in .stdout/.stderr)."""
@@ -604,7 +631,7 @@ class UploadServer:
         return bad
 
     def check_log(self, when=""):
-        bad = self.unexpected_errors()
+        bad = self.unexpected_errors() + self.sanitizer_reports()
         self._test_expected = []
         if bad:
             pytest.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
