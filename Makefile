@@ -34,7 +34,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit integration test run start stop clean lint fuzz
+.PHONY: all deps module tools unit integration test run start stop clean lint fuzz load
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -125,6 +125,10 @@ fuzz:
 	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
 	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
 	done
+
+# ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
+load: all
+	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64
 
 run: deps all
 	@bash scripts/run-httpd.sh foreground $(PORT)

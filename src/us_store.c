@@ -8,6 +8,7 @@
 #include <apr_reslist.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,7 +374,7 @@ static us_db_rc select_rows(us_db *db, apr_pool_t *p, us_stmt_id id,
     return rc == 0 ? US_DB_OK : fail(db, rc, us_sql_statement(db->dialect, id)->label);
 }
 
-us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc us_session_insert_unlocked(us_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now)
 {
     apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
@@ -406,7 +407,7 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc us_session_close_unlocked(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now)
 {
     apr_int64_t t = now;
@@ -529,7 +530,7 @@ static us_db_rc upload_commit_locked(us_db *db, apr_pool_t *p, const us_upload *
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+static us_db_rc us_upload_commit_unlocked(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
                           const char **old_blob)
 {
     us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
@@ -587,7 +588,7 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
 
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc us_sessions_expire_unlocked(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
 {
     apr_int64_t t = now;
     const void *args[] = { &t };
@@ -595,7 +596,7 @@ us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count
     return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, args, count);
 }
 
-us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+static us_db_rc us_ingest_claim_unlocked(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                          apr_time_t stale_before, us_session *out)
 {
     apr_dbd_results_t *res = NULL;
@@ -635,14 +636,14 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
     return US_DB_OK;
 }
 
-us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc us_ingest_requeue_unlocked(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
     return exec_stmt(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
 }
 
-us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
+static us_db_rc us_ingest_heartbeat_unlocked(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now)
 {
     int nrows = 0;
@@ -653,7 +654,7 @@ us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
-us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc us_ingest_done_unlocked(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
@@ -757,7 +758,7 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
     return insert_wsfile(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
 }
 
-us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc us_ingest_apply_unlocked(us_db *db, apr_pool_t *p, const us_session *s,
                          const apr_array_header_t *results, apr_time_t now,
                          apr_array_header_t **deleted)
 {
@@ -846,7 +847,7 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
     return US_DB_OK;
 }
 
-us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+static us_db_rc us_wsfile_add_unlocked(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
                        const char *write_mode, apr_array_header_t **deleted)
 {
     apr_array_header_t *ids;
@@ -871,5 +872,106 @@ us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us
     exec_plain(db, "ROLLBACK");
     db->err = err;
     apr_array_clear(*deleted);
+    return rc;
+}
+
+/* ---- one writer per process ------------------------------------------------------
+ * apr_dbd's sqlite3 driver holds one process-wide mutex for the length of
+ * every statement, SQLite's busy wait included. A thread waiting there for
+ * the write lock that another thread of the same process holds inside a
+ * transaction would keep that thread from finishing it until busy_timeout
+ * runs out: a convoy of 5 s stalls. So writers queue here first, outside the
+ * driver; across processes SQLite's own lock and busy_timeout decide. */
+static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void write_lock(const us_db *db)
+{
+    if (db->dialect == US_DIALECT_SQLITE)
+        pthread_mutex_lock(&write_mutex);
+}
+
+static void write_unlock(const us_db *db)
+{
+    if (db->dialect == US_DIALECT_SQLITE)
+        pthread_mutex_unlock(&write_mutex);
+}
+
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open, apr_time_t now)
+{
+    write_lock(db);
+    us_db_rc rc = us_session_insert_unlocked(db, p, s, max_open, now);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id, apr_time_t now)
+{
+    write_lock(db);
+    us_db_rc rc = us_session_close_unlocked(db, p, workspace, id, now);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now, const char **old_blob)
+{
+    write_lock(db);
+    us_db_rc rc = us_upload_commit_unlocked(db, p, u, now, old_blob);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+{
+    write_lock(db);
+    us_db_rc rc = us_sessions_expire_unlocked(db, p, now, count);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now, apr_time_t stale_before, us_session *out)
+{
+    write_lock(db);
+    us_db_rc rc = us_ingest_claim_unlocked(db, p, owner, now, stale_before, out);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    write_lock(db);
+    us_db_rc rc = us_ingest_requeue_unlocked(db, p, session_id, owner);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id, const char *owner, apr_time_t now)
+{
+    write_lock(db);
+    us_db_rc rc = us_ingest_heartbeat_unlocked(db, p, session_id, owner, now);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    write_lock(db);
+    us_db_rc rc = us_ingest_done_unlocked(db, p, session_id, owner);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s, const apr_array_header_t *results, apr_time_t now, apr_array_header_t **deleted)
+{
+    write_lock(db);
+    us_db_rc rc = us_ingest_apply_unlocked(db, p, s, results, now, deleted);
+    write_unlock(db);
+    return rc;
+}
+
+us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f, const char *write_mode, apr_array_header_t **deleted)
+{
+    write_lock(db);
+    us_db_rc rc = us_wsfile_add_unlocked(db, p, workspace, f, write_mode, deleted);
+    write_unlock(db);
     return rc;
 }
