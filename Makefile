@@ -59,7 +59,8 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(wildcard src/*.c) $(HEADE
 	    $(SANITIZE_LDFLAGS) \
 	    mod_upload_session.c src/*.c $(LIBS) >build.log 2>&1 || \
 	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
-	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@
+	@# copy then rename: a running httpd keeps its mapping of the old file
+	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@.new && mv -f $@.new $@
 
 tools: $(BUILD)/us-keygen
 

@@ -71,8 +71,8 @@ const char *us_filename_from_part(apr_pool_t *p, const char *filename,
     for (size_t i = 0; i < len; i++) {
         if (filename[i] == '%' && i + 2 < len &&
             hexval(filename[i + 1]) >= 0 && hexval(filename[i + 2]) >= 0) {
-            /* %00 would end the C string early: keep it as typed (the name
-             * check then refuses it as it stands) */
+            /* %00 would end the C string early: keep the three characters
+             * "%00" as typed (a harmless literal name) */
             char c = (char)(hexval(filename[i + 1]) * 16 + hexval(filename[i + 2]));
             if (c == '\0') {
                 *o++ = filename[i];

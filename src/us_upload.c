@@ -14,6 +14,7 @@
 #include "us_upload.h"
 #include "us_blob.h"
 #include "us_filename.h"
+#include "us_http.h"
 #include "us_multipart.h"
 #include "us_policy.h"
 #include "us_validate.h"
@@ -70,7 +71,7 @@ typedef struct {
 
 static const char *xml_escape(apr_pool_t *p, const char *s)
 {
-    return ap_escape_html2(p, s, 1);
+    return ap_escape_html2(p, s, 0); /* 0: keep UTF-8 as it is, the document says UTF-8 */
 }
 
 static int send_xml(request_rec *r, int status, const char *body)
@@ -430,7 +431,9 @@ static int send_success(upload_ctx *u)
         return OK;
     }
     if (want && strcmp(want, "201") == 0) {
-        const char *loc = apr_pstrcat(r->pool, ap_construct_url(r->pool, r->uri, r), NULL);
+        /* the URL the client posted to, as the client sees it (reverse proxies) */
+        const char *loc = apr_pstrcat(r->pool, us_public_base(r, u->c), US_API_PREFIX,
+                                      "/upload_target/", u->session_id, NULL);
         apr_table_setn(r->headers_out, "Location", loc);
         return send_xml(r, HTTP_CREATED, apr_pstrcat(r->pool,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>",
@@ -495,7 +498,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
             us_blob_discard(u->file);
         if (rr == US_READ_BROKEN && u->size > 0)
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0208)
-                          "upload aborted after %lld bytes", u->size);
+                          "upload aborted after %" APR_INT64_T_FMT " bytes", (apr_int64_t)u->size);
         r->connection->keepalive = AP_CONN_CLOSE;
         return send_s3_error(r, u->status, u->code, u->msg);
     }
