@@ -47,6 +47,7 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     c->max_file_size = -1;
     c->ingest_threads = -1;
     c->sweep_interval = -1;
+    c->busy_timeout = -1;
     return c;
 }
 
@@ -68,6 +69,7 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_file_size, -1);
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
+    MERGE(busy_timeout, -1);
     return m;
 }
 
@@ -207,6 +209,12 @@ static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 86400, &srv_conf(cmd->server)->sweep_interval);
 }
 
+static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 60000, &srv_conf(cmd->server)->busy_timeout);
+}
+
 static const command_rec us_cmds[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -231,6 +239,8 @@ static const command_rec us_cmds[] = {
                   "maximum session lifetime in seconds (default 86400)"),
     AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
                   "largest file one upload may carry, e.g. 5G (default)"),
+    AP_INIT_TAKE1("UploadSessionBusyTimeout", set_busy_timeout, NULL, RSRC_CONF,
+                  "ms an SQLite statement waits for another process's lock (default 1000)"),
     AP_INIT_TAKE1("UploadSessionIngestThreads", set_ingest_threads, NULL, RSRC_CONF,
                   "ingestion worker threads per child process (default 1)"),
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
@@ -264,6 +274,8 @@ static void apply_defaults(apr_pool_t *p, us_srv_conf *c)
         c->ingest_threads = US_DEFAULT_INGEST_THREADS;
     if (c->sweep_interval < 0)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
+    if (c->busy_timeout < 0)
+        c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)
@@ -296,6 +308,7 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
 static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
+    int busy = 0;
     (void)plog;
     (void)ptemp;
     for (server_rec *v = s; v; v = v->next) {
@@ -303,6 +316,9 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         if (!enabled(c))
             continue;
         const char *why = check_server(pconf, v, c);
+        /* the busy timeout is process-wide: the smallest configured one wins */
+        if (!why && (busy == 0 || c->busy_timeout < busy))
+            busy = c->busy_timeout;
         if (why) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          USLOGNO(0001) "mod_upload_session (%s:%d): %s",
@@ -311,6 +327,8 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if (busy)
+        us_store_set_busy_timeout(busy);
     return OK;
 }
 

@@ -49,6 +49,13 @@ typedef struct {
 apr_status_t us_store_driver(apr_pool_t *p, const char *name,
                              const apr_dbd_driver_t **drv, const char **err);
 
+/* How long (ms) an SQLite statement waits for another process's lock before
+ * failing as US_DB_BUSY. apr_dbd's sqlite3 driver then retries 15 more times
+ * 750 ms apart, each retry waiting this long again: the worst case is
+ * 16 x ms + 11 s. Process-wide; set before connections are opened. */
+void us_store_set_busy_timeout(int ms);
+#define US_DEFAULT_BUSY_TIMEOUT_MS 1000
+
 /* Opens one connection in its own sub-pool of p, applies the dialect's
  * connection setup and prepares every statement. */
 us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,

@@ -12,9 +12,9 @@
 #include <stddef.h>
 
 static const char *const SQLITE_SETUP[] = {
-    /* first: every later statement, the journal_mode switch included, may
-     * meet a lock held by another process */
-    "PRAGMA busy_timeout=5000",
+    /* busy_timeout comes first, set by us_store.c from its configuration:
+     * every later statement, journal_mode included, may meet another
+     * process's lock */
     "PRAGMA journal_mode=WAL",
     /* WAL + FULL: a commit is on disk before we answer the client */
     "PRAGMA synchronous=FULL",

@@ -33,6 +33,13 @@ struct us_store {
 #define SQLITE_BUSY_RC 5
 #define SQLITE_LOCKED_RC 6
 
+static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
+
+void us_store_set_busy_timeout(int ms)
+{
+    busy_timeout_ms = ms;
+}
+
 static us_dialect dialect_of(const apr_dbd_driver_t *drv)
 {
     return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
@@ -123,6 +130,12 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
+    if (db->dialect == US_DIALECT_SQLITE &&
+        exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+        *err = apr_pstrdup(p, db->err);
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
     for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
         us_db_rc rc = exec_drained(db, sub, *s);
         if (rc != US_DB_OK) {
