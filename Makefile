@@ -34,7 +34,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit integration test run start stop clean lint fuzz load
+.PHONY: all deps module tools unit unit-valgrind integration test sanitize-test run start stop clean lint fuzz load
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -85,6 +85,12 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# the unit tests under valgrind: any error or leak fails
+unit-valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	        $$t > /dev/null; done; echo "valgrind: unit tests clean"
+
 # With SANITIZE=1 httpd itself is not instrumented: the ASan/UBSan runtimes
 # are preloaded into it (see US_IT_PRELOAD in tests/integration/harness.py).
 ifeq ($(SANITIZE),1)
@@ -126,6 +132,12 @@ fuzz:
 	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
 	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
 	done
+
+# unit and integration tests with the module and core built with ASan+UBSan
+sanitize-test: deps
+	$(MAKE) SANITIZE=1 all
+	$(MAKE) SANITIZE=1 unit
+	$(MAKE) SANITIZE=1 integration
 
 # ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
 load: all
