@@ -6,6 +6,7 @@
 #include "us_blob.h"
 #include "us_filename.h"
 #include "us_http.h"
+#include "us_json.h"
 #include "us_multipart.h"
 #include "us_time.h"
 #include "us_upload.h"
@@ -299,20 +300,13 @@ static int parse_meta(post_ctx *x, const char **out)
     *out = NULL;
     if (!x->meta || !*x->meta)
         return 1;
-    json_t *j = json_loads(x->meta, JSON_DECODE_ANY, &e);
-    if (json_is_null(j)) {
-        json_decref(j);
+    *out = us_json_object_text(x->r->pool, x->meta, x->meta_len);
+    if (*out)
         return 1;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return 0;
-    }
-    char *text = json_dumps(j, JSON_COMPACT);
-    *out = apr_pstrdup(x->r->pool, text);
-    free(text);
+    json_t *j = json_loadb(x->meta, x->meta_len, JSON_DECODE_ANY, &e);
+    int is_null = json_is_null(j);
     json_decref(j);
-    return 1;
+    return is_null;
 }
 
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)

@@ -2,11 +2,11 @@
 #include "us_ingest.h"
 #include "us_blob.h"
 #include "us_filename.h"
+#include "us_json.h"
 
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
-#include <jansson.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,8 +55,6 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (!blob)
         return 1;
     const char *path = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", blob, NULL);
-    json_error_t jerr;
-    json_t *j = NULL;
     apr_file_t *f;
     apr_finfo_t fi;
     if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p) == APR_SUCCESS) {
@@ -64,19 +62,11 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             apr_size_t n = (apr_size_t)fi.size;
             char *buf = apr_palloc(p, n + 1);
             if (n == 0 || apr_file_read_full(f, buf, n, &n) == APR_SUCCESS)
-                j = json_loadb(buf, n, 0, &jerr);
+                *meta = us_json_object_text(p, buf, n);
         }
         apr_file_close(f);
     }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return 0;
-    }
-    char *text = json_dumps(j, JSON_COMPACT);
-    *meta = apr_pstrdup(p, text);
-    free(text);
-    json_decref(j);
-    return 1;
+    return *meta != NULL;
 }
 
 /* Moves the blob into the workspace store; a replay finds it there already. */

@@ -1,0 +1,15 @@
+/* us_json.h - jansson helpers tied to APR pools (pure). */
+#ifndef US_JSON_H
+#define US_JSON_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+/* Compact JSON text of j, allocated in p (NULL when j is NULL). */
+char *us_json_dump_pool(apr_pool_t *p, const json_t *j);
+
+/* The compact text of a JSON object parsed from text[0..len), in p;
+ * NULL when text is not a JSON object. */
+char *us_json_object_text(apr_pool_t *p, const char *text, size_t len);
+
+#endif

@@ -1,0 +1,22 @@
+/* us_json.c - jansson helpers tied to APR pools (pure). */
+#include "us_json.h"
+
+#include <apr_strings.h>
+#include <stdlib.h>
+
+char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *out = text ? apr_pstrdup(p, text) : NULL;
+    free(text);
+    return out;
+}
+
+char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
+{
+    json_error_t e;
+    json_t *j = json_loadb(text, len, 0, &e);
+    char *out = json_is_object(j) ? us_json_dump_pool(p, j) : NULL;
+    json_decref(j);
+    return out;
+}
