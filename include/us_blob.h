@@ -12,7 +12,7 @@
 
 typedef struct us_blob us_blob;
 
-/* Creates <dir>/.<name>.tmp (dir is created if missing). */
+/* Creates <dir>/.<name>.<pid>.tmp (dir is created if missing). */
 apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out);
 apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len);
 /* Flushes, fsyncs and closes the temp file. */
@@ -30,7 +30,8 @@ const char *us_blob_temp_path(const us_blob *b);
 /* fsync of a directory (after renames into or out of it). */
 apr_status_t us_fsync_dir(const char *dir);
 
-/* Removes ".*.tmp" files left in dir by a crash; returns how many. */
+/* Removes the ".<name>.<pid>.tmp" files in dir whose writing process is
+ * gone (a crash, a hard restart); returns how many. */
 int us_blob_sweep(apr_pool_t *p, const char *dir);
 
 #endif

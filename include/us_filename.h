@@ -25,6 +25,10 @@ const char *us_filename_from_part(apr_pool_t *p, const char *filename,
 /* key with every "${filename}" replaced by filename (S3's rule). */
 const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename);
 
+/* name percent-encoded for an RFC 5987 ext-value (filename*=UTF-8''...):
+ * everything but attr-char is escaped, so no name can end the parameter. */
+const char *us_rfc5987_encode(apr_pool_t *p, const char *name);
+
 /* 1 when name is a metadata sidecar (NAME.meta.json, NAME non-empty). */
 int us_filename_is_meta(const char *name);
 

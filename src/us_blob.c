@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,7 +54,10 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->pool = p;
     b->dir = dir;
     b->path = apr_pstrcat(p, dir, "/", name, NULL);
-    const char *tmp = apr_pstrcat(p, dir, "/.", name, ".tmp", NULL);
+    /* the writer's pid in the name: a sweep can tell live temp files from
+     * those a dead process left (a graceful restart sweeps while the old
+     * children are still writing theirs) */
+    const char *tmp = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     rv = apr_file_open(&b->f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
                        APR_FOPEN_BINARY | APR_FOPEN_BUFFERED,
                        APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, p);
@@ -123,6 +128,20 @@ const char *us_blob_sha256_hex(const us_blob *b) { return b->hex; }
 const char *us_blob_path(const us_blob *b) { return b->path; }
 const char *us_blob_temp_path(const us_blob *b) { return b->tmp_path; }
 
+/* The writer of a temp file ".<name>.<pid>.tmp" is gone (or unknown). */
+static int writer_gone(const char *fname)
+{
+    size_t n = strlen(fname);
+    const char *end = fname + n - 4, *dot = end;
+    while (dot > fname && dot[-1] != '.')
+        dot--;
+    char *stop = NULL;
+    long pid = strtol(dot, &stop, 10);
+    if (dot == fname || stop != end || pid <= 0)
+        return 1;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 int us_blob_sweep(apr_pool_t *p, const char *dir)
 {
     apr_dir_t *d;
@@ -133,7 +152,7 @@ int us_blob_sweep(apr_pool_t *p, const char *dir)
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
         size_t n = strlen(fi.name);
         if (fi.filetype == APR_REG && fi.name[0] == '.' && n > 4 &&
-            strcmp(fi.name + n - 4, ".tmp") == 0 &&
+            strcmp(fi.name + n - 4, ".tmp") == 0 && writer_gone(fi.name) &&
             unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) == 0)
             removed++;
     }

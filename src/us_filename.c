@@ -104,3 +104,24 @@ int us_filename_is_meta(const char *name)
     size_t n = strlen(name), m = sizeof(US_META_SUFFIX) - 1;
     return n > m && strcmp(name + n - m, US_META_SUFFIX) == 0;
 }
+
+const char *us_rfc5987_encode(apr_pool_t *p, const char *name)
+{
+    static const char ATTR_EXTRA[] = "!#$&+-.^_`|~";
+    static const char HEX[] = "0123456789ABCDEF";
+    size_t n = strlen(name);
+    char *out = apr_palloc(p, 3 * n + 1), *o = out;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr(ATTR_EXTRA, *c)) {
+            *o++ = (char)*c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = HEX[*c >> 4];
+            *o++ = HEX[*c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}

@@ -147,7 +147,7 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
     ap_set_content_length(r, fi.size);
     apr_table_setn(r->headers_out, "Content-Disposition",
                    apr_pstrcat(r->pool, "attachment; filename*=UTF-8''",
-                               ap_escape_uri(r->pool, f->name), NULL));
+                               us_rfc5987_encode(r->pool, f->name), NULL));
     if (r->header_only)
         return OK;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);

@@ -86,6 +86,8 @@ static int send_xml(request_rec *r, int status, const char *body)
 
 static int send_s3_error(request_rec *r, int status, const char *code, const char *msg)
 {
+    if (status == HTTP_SERVICE_UNAVAILABLE)
+        apr_table_setn(r->headers_out, "Retry-After", "1");
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0201) "upload rejected: %d %s: %s",
                   status, code, msg);
     return send_xml(r, status, apr_pstrcat(r->pool,

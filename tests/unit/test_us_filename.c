@@ -85,6 +85,16 @@ static void test_meta(void **state)
     assert_false(us_filename_is_meta("a.json"));
 }
 
+static void test_rfc5987(void **state)
+{
+    (void)state;
+    assert_string_equal(us_rfc5987_encode(pool, "a.txt"), "a.txt");
+    assert_string_equal(us_rfc5987_encode(pool, "a b;c=d'e\"f,g(h)*"),
+                        "a%20b%3Bc%3Dd%27e%22f%2Cg%28h%29%2A");
+    assert_string_equal(us_rfc5987_encode(pool, "caf\xc3\xa9"), "caf%C3%A9");
+    assert_string_equal(us_rfc5987_encode(pool, "!#$&+-.^_`|~"), "!#$&+-.^_`|~");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -93,6 +103,7 @@ int main(void)
         cmocka_unit_test(test_from_part),
         cmocka_unit_test(test_substitute),
         cmocka_unit_test(test_meta),
+        cmocka_unit_test(test_rfc5987),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);

@@ -1,0 +1,106 @@
+/* Unit tests: durable writes and the crash sweep. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include "us_blob.h"
+
+static apr_pool_t *pool;
+static char dir[64];
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static void test_write_publish(void **state)
+{
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "one", &b), APR_SUCCESS);
+    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    assert_true(exists(tmp));
+    assert_false(exists(us_blob_path(b)));
+    assert_int_equal(us_blob_write(b, "abc", 3), APR_SUCCESS);
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_int_equal(us_blob_size(b), 3);
+    assert_string_equal(us_blob_sha256_hex(b),
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(us_blob_publish(b), APR_SUCCESS);
+    const char *path = apr_pstrdup(pool, us_blob_path(b));
+    apr_pool_destroy(p); /* the published file stays */
+    assert_true(exists(path));
+    assert_false(exists(tmp));
+}
+
+static void test_abandoned_is_removed(void **state)
+{
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "two", &b), APR_SUCCESS);
+    assert_int_equal(us_blob_write(b, "x", 1), APR_SUCCESS);
+    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    const char *path = apr_pstrdup(pool, us_blob_path(b));
+    apr_pool_destroy(p); /* an aborted request */
+    assert_false(exists(tmp));
+    assert_false(exists(path));
+}
+
+static void test_sweep_only_dead_writers(void **state)
+{
+    (void)state;
+    const char *dead = apr_psprintf(pool, "%s/.a.999999999.tmp", dir);
+    const char *live = apr_psprintf(pool, "%s/.b.%ld.tmp", dir, (long)getpid());
+    const char *odd = apr_psprintf(pool, "%s/.c.tmp", dir);
+    const char *data = apr_psprintf(pool, "%s/d", dir);
+    touch(dead);
+    touch(live);
+    touch(odd);
+    touch(data);
+    assert_int_equal(us_blob_sweep(pool, dir), 2);
+    assert_false(exists(dead));
+    assert_false(exists(odd));
+    assert_true(exists(live)); /* its writer (us) is still at work */
+    assert_true(exists(data));
+    unlink(live);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_publish),
+        cmocka_unit_test(test_abandoned_is_removed),
+        cmocka_unit_test(test_sweep_only_dead_writers),
+    };
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    snprintf(dir, sizeof(dir), "/tmp/us_blob_test_%ld", (long)getpid());
+    int rc = cmocka_run_group_tests_name("us_blob", tests, NULL, NULL);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        rc = 1;
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
