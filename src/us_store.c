@@ -754,17 +754,46 @@ static us_db_rc insert_wsfile(us_db *db, apr_pool_t *p, const char *workspace,
     return exec_stmt(db, p, US_STMT_WSFILE_INSERT, args, &nrows);
 }
 
-/* One result inside the batch transaction; *counted is 1 when it changed state. */
+/* Under FAIL, another file of this name already in the workspace. Checked
+ * again inside the batch transaction: parallel sessions may race past the
+ * worker's earlier look. */
+static us_db_rc name_taken(us_db *db, apr_pool_t *p, const char *workspace,
+                           const char *name, const char *own_id, int *taken)
+{
+    apr_array_header_t *ids;
+    us_db_rc rc = us_wsfile_ids_by_name(db, p, workspace, name, &ids);
+    *taken = 0;
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
+        *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
+    return rc;
+}
+
+/* One result inside the batch transaction. *counted: 0 when it was done
+ * already (a replay), else 1 for FINISHED and 2 for FAILED. */
 static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
                           const us_ingest_result *r, apr_time_t now,
                           apr_array_header_t *deleted, int *counted)
 {
-    int nrows = 0;
-    const void *args[] = { r->status, r->reason, s->id, r->name };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows);
-    *counted = nrows == 1;
-    if (rc != US_DB_OK || nrows != 1 || strcmp(r->status, "FINISHED") != 0)
+    const char *status = r->status, *reason = r->reason;
+    int nrows = 0, taken = 0;
+    us_db_rc rc = US_DB_OK;
+
+    *counted = 0;
+    if (strcmp(status, "FINISHED") == 0 && strcmp(s->write_mode, "FAIL") == 0 &&
+        (rc = name_taken(db, p, s->workspace, r->name, r->file_id, &taken)) != US_DB_OK)
         return rc;
+    if (taken) {
+        status = "FAILED";
+        reason = "FILE_ALREADY_EXISTS";
+    }
+    const void *args[] = { status, reason, s->id, r->name };
+    if ((rc = exec_stmt(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
+        return rc;
+    *counted = strcmp(status, "FINISHED") == 0 ? 1 : 2;
+    if (taken) /* its blob was moved already: the caller removes it */
+        APR_ARRAY_PUSH(deleted, const char *) = r->file_id;
+    if (*counted != 1)
+        return US_DB_OK;
     if (r->overwrite &&
         (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
         return rc;
@@ -786,10 +815,8 @@ static us_db_rc us_ingest_apply_unlocked(us_db *db, apr_pool_t *p, const us_sess
         int counted = 0;
         /* files of one batch share a created_at order by position */
         rc = apply_one(db, p, s, r, now + i, *deleted, &counted);
-        if (counted && strcmp(r->status, "FINISHED") == 0)
-            finished++;
-        else if (counted)
-            failed++;
+        finished += counted == 1;
+        failed += counted == 2;
     }
     if (rc == US_DB_OK && finished + failed > 0) {
         const void *args[] = { &finished, &failed, s->id };
