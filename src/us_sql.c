@@ -124,17 +124,19 @@ const char *const *us_sql_migration(us_dialect d, int from)
     "finished_files, failed_files"
 
 /* A session may be ingested now when it is queued (or its claim went stale)
- * and, unless it is parallel, no earlier-closed non-parallel session of its
- * workspace is still waiting or running: one at a time, in closing order. */
+ * and, unless it is parallel, no other non-parallel session of its
+ * workspace is running nor queued ahead of it: one at a time, in closing
+ * order. ("Running" matters on its own: an expiry sweep dates a session's
+ * closing back to its expires_at, which may precede one already running.) */
 #define CLAIMABLE(s)                                                              \
     "(" s ".ingest_state = 'queued' OR (" s ".ingest_state = 'running' AND "      \
     s ".ingest_heartbeat < %lld))"
 #define IN_TURN(s)                                                                \
     "(" s ".parallel = 1 OR NOT EXISTS (SELECT 1 FROM us_sessions e"              \
     " WHERE e.workspace = " s ".workspace AND e.parallel = 0 AND e.id <> " s ".id"\
-    " AND e.ingest_state IN ('queued', 'running')"                                \
+    " AND (e.ingest_state = 'running' OR (e.ingest_state = 'queued'"              \
     " AND (e.closed_at < " s ".closed_at OR (e.closed_at = " s ".closed_at"       \
-    " AND e.id < " s ".id))))"
+    " AND e.id < " s ".id))))))"
 
 #define WSFILE_COLS "file_id, name, size, meta, created_at"
 
