@@ -38,7 +38,7 @@ static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *f
 static json_t *meta_json(const char *text)
 {
     json_error_t e;
-    json_t *j = text ? json_loads(text, 0, &e) : NULL;
+    json_t *j = text ? json_loads(text, JSON_ALLOW_NUL, &e) : NULL;
     return json_is_object(j) ? j : (json_decref(j), json_object());
 }
 

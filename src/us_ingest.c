@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -195,6 +196,23 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     return total;
 }
 
+/* A process that exists and is not a zombie (killed but not yet reaped). */
+static int process_alive(long pid)
+{
+    char path[64], buf[512];
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1; /* no /proc: trust kill() */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return !(paren && paren[1] == ' ' && paren[2] == 'Z');
+}
+
 /* owner ids are "host/pid/worker" */
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
 {
@@ -207,7 +225,7 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
         if (strncmp(c->owner, cfg->host, hl) != 0 || c->owner[hl] != '/')
             continue;
         long pid = strtol(c->owner + hl + 1, NULL, 10);
-        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        if (pid > 0 && pid != (long)getpid() && !process_alive(pid)) {
             logf_(cfg, US_LOG_WARN, "ingest: session %s: owner %s is gone; requeued",
                   c->session_id, c->owner);
             us_ingest_requeue(db, p, c->session_id, c->owner);

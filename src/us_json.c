@@ -1,5 +1,6 @@
 /* us_json.c - jansson helpers tied to APR pools (pure). */
 #include "us_json.h"
+#include "us_pyjson.h"
 
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -14,8 +15,11 @@ char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
 
 char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
 {
-    json_error_t e;
-    json_t *j = json_loadb(text, len, 0, &e);
+    json_t *j = NULL;
+    us_pyjson_error e;
+    /* read as Python would (the platform's clients write it with Python) */
+    if (us_pyjson_parse(text, len, &j, &e) != US_PYJSON_OK)
+        return NULL;
     char *out = json_is_object(j) ? us_json_dump_pool(p, j) : NULL;
     json_decref(j);
     return out;

@@ -1,0 +1,349 @@
+"""The workspace files API (API.md "Workspace files"): direct upload
+(POST /files, as the official SDK sends it), download, metadata, the list
+with its name filter and the SDK's cursor, write modes, 404 / 409 / 422,
+HEAD, and workspace isolation. Blobs live at <data_dir>/files/<file_id>."""
+
+import json
+import os
+import uuid
+
+from harness import (INVALID_KEY, NOT_AUTHENTICATED, check, e_enum_write_mode, e_ge, e_le,
+                     e_uuid_parsing, unique_ws, utcnow, assert_ts_between, uuid_reason_char,
+                     uuid_reason_length, v422)
+from ingest_helpers import (MSG_BAD_META, MSG_FILE_EXISTS, download,  # noqa: F401
+                            files_page, files_path, get_meta, list_ws_files, module_so,
+                            no_file, post_file, sdk_cursor, shared_server_options)
+
+
+def ids_named(srv, api, ws, name):
+    return [i["file_id"] for i in list_ws_files(srv, api, ws, name=name) if i["name"] == name]
+
+
+# --------------------------------------------------------------------------
+# upload, download, meta, list item
+# --------------------------------------------------------------------------
+
+def test_direct_upload_then_download_meta_and_list(srv, api):
+    ws = unique_ws("files-one")
+    data = b"hello, files\n" * 100
+    meta = {"source": "unit", "n": 1, "nested": {"list": [1, "two", None]}, "t": "caf\u00e9"}
+    t0 = utcnow()
+    fid = post_file(api, ws, "hello.txt", data, meta=meta)["file_id"]
+    t1 = utcnow()
+    assert uuid.UUID(fid).version == 4
+
+    r = download(api, ws, fid)
+    assert r.content == data
+    assert r.headers["content-type"] == "text/plain; charset=utf-8", r.headers
+    assert r.headers["content-length"] == str(len(data))
+    assert r.headers["content-disposition"] == "attachment; filename*=UTF-8''hello.txt"
+    assert get_meta(api, ws, fid) == meta
+
+    page = files_page(api, ws)
+    assert page["total"] == 1 and page["has_more"] is False, page
+    item = page["data"][0]
+    assert item == {"file_id": fid, "name": "hello.txt", "size": len(data), "meta": meta,
+                    "url": f"{srv.public_url}/api/v1/workspaces/{ws}/files/{fid}",
+                    "created_at": item["created_at"]}
+    assert_ts_between(item["created_at"], t0, t1)
+    # the blob on disk is the file
+    with open(os.path.join(srv.dir, "state", "data", "files", fid), "rb") as f:
+        assert f.read() == data
+
+
+def test_head_answers_headers_only(srv, api):
+    ws = unique_ws("files-head")
+    data = b"x" * 4321
+    fid = post_file(api, ws, "h.txt", data)["file_id"]
+    r = api.head(files_path(ws, fid))
+    assert r.status_code == 200, r
+    assert r.content == b""
+    assert r.headers["content-length"] == str(len(data))
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    r = api.head(files_path(ws, str(uuid.uuid4())))
+    assert r.status_code == 404 and r.content == b"", r
+
+
+def test_content_type_follows_the_extension(srv, api):
+    ws = unique_ws("files-ctype")
+    cases = {
+        "a.txt": "text/plain; charset=utf-8",
+        "B.TXT": "text/plain; charset=utf-8",
+        "c.md": "text/markdown; charset=utf-8",
+        "d.json": "application/json",
+        "e.pdf": "application/pdf",
+        "f.csv": "text/csv; charset=utf-8",
+        "g.docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "noext": "application/octet-stream",
+        "h.unknownext": "application/octet-stream",
+    }
+    for name, ctype in cases.items():
+        data = f"content of {name}".encode()
+        fid = post_file(api, ws, name, data)["file_id"]
+        r = download(api, ws, fid)
+        assert r.content == data
+        assert r.headers["content-type"] == ctype, (name, r.headers)
+
+
+# --------------------------------------------------------------------------
+# meta
+# --------------------------------------------------------------------------
+
+def test_meta_as_form_field_as_part_null_or_absent(srv, api):
+    ws = unique_ws("files-meta")
+    meta = {"k": "v", "num": 2.5, "flag": True}
+    cases = [
+        ("field.txt", meta, "field", meta),    # SDK direct_upload_in_memory
+        ("part.txt", meta, "part", meta),      # SDK direct_upload_path
+        ("null-field.txt", None, "field", {}),  # json.dumps(None) == "null"
+        ("null-part.txt", None, "part", {}),
+        ("absent.txt", None, None, {}),
+        ("empty-obj.txt", {}, "field", {}),
+    ]
+    want = {}
+    for name, m, how, expect in cases:
+        fid = post_file(api, ws, name, name.encode(), meta=m, meta_as=how)["file_id"]
+        assert get_meta(api, ws, fid) == expect, name
+        assert download(api, ws, fid).content == name.encode()
+        want[name] = expect
+    items = list_ws_files(srv, api, ws)
+    assert {i["name"]: i["meta"] for i in items} == want
+
+
+def test_meta_that_is_not_an_object_is_refused(srv, api):
+    ws = unique_ws("files-badmeta")
+    blobs = os.path.join(srv.dir, "state", "data", "files")
+    before = set(os.listdir(blobs))
+    for bad in ("[1, 2]", '"text"', "42", "{not json", "true"):
+        for how in ("field", "part"):
+            body = post_file(api, ws, "x.txt", b"data", meta=bad, meta_as=how, status=400)
+            assert body == {"detail": MSG_BAD_META}, (bad, how)
+    # nothing was stored, no blob and no temp file left
+    assert files_page(api, ws) == {"data": [], "total": 0, "has_more": False}
+    assert set(os.listdir(blobs)) <= before
+
+
+def test_missing_file_part_is_422(srv, api):
+    ws = unique_ws("files-nofile")
+    r = api.post(files_path(ws), files={"meta": (None, "{}")})
+    check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                        "input": None}))
+    r = api.post(files_path(ws), json={"file": "x"})  # not multipart at all
+    check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                        "input": None}))
+    assert files_page(api, ws)["total"] == 0
+
+
+# --------------------------------------------------------------------------
+# write modes
+# --------------------------------------------------------------------------
+
+def test_write_modes_keep_overwrite_fail(srv, api):
+    ws = unique_ws("files-wm")
+    a = post_file(api, ws, "doc.txt", b"v1", meta={"v": 1})["file_id"]
+    # KEEP is the default and keeps both
+    b = post_file(api, ws, "doc.txt", b"v2", meta={"v": 2})["file_id"]
+    c = post_file(api, ws, "doc.txt", b"v3", write_mode="KEEP")["file_id"]
+    assert len({a, b, c}) == 3
+    assert sorted(ids_named(srv, api, ws, "doc.txt")) == sorted([a, b, c])
+
+    # FAIL: a conflict is 409 and stores nothing
+    body = post_file(api, ws, "doc.txt", b"v4", write_mode="FAIL", status=409)
+    assert body == {"detail": MSG_FILE_EXISTS.format("doc.txt")}
+    assert sorted(ids_named(srv, api, ws, "doc.txt")) == sorted([a, b, c])
+    # FAIL without a conflict is an ordinary upload
+    other = post_file(api, ws, "other.txt", b"o", write_mode="FAIL")["file_id"]
+
+    # OVERWRITE replaces every same-name file: one left, the new bytes
+    d = post_file(api, ws, "doc.txt", b"v5-new", meta={"v": 5}, write_mode="OVERWRITE")["file_id"]
+    assert ids_named(srv, api, ws, "doc.txt") == [d]
+    assert download(api, ws, d).content == b"v5-new"
+    assert get_meta(api, ws, d) == {"v": 5}
+    for old in (a, b, c):
+        no_file(api, ws, old)
+        assert not os.path.exists(os.path.join(srv.dir, "state", "data", "files", old)), old
+    # other names are untouched
+    assert download(api, ws, other).content == b"o"
+    assert {i["name"] for i in list_ws_files(srv, api, ws)} == {"doc.txt", "other.txt"}
+    # OVERWRITE of a new name just adds it
+    e = post_file(api, ws, "new.txt", b"n", write_mode="OVERWRITE")["file_id"]
+    assert ids_named(srv, api, ws, "new.txt") == [e]
+
+
+def test_bad_write_mode_is_422(srv, api):
+    ws = unique_ws("files-wm422")
+    r = api.post(files_path(ws), params={"write_mode": "REPLACE"},
+                 files={"file": ("x.txt", b"x")})
+    item = e_enum_write_mode("REPLACE")
+    item["loc"] = ["query", "write_mode"]
+    check(r, 422, v422(item))
+    assert files_page(api, ws)["total"] == 0
+
+
+# --------------------------------------------------------------------------
+# the list: order, paging with the SDK's cursor, name filter, validation
+# --------------------------------------------------------------------------
+
+def test_list_pages_with_the_sdk_cursor_and_filters_by_name(srv, api):
+    ws = unique_ws("files-list")
+    names = [f"alpha-{i:02d}.txt" for i in range(14)] + [f"beta-{i:02d}.md" for i in range(11)]
+    ids = {}
+    for n in names:
+        ids[n] = post_file(api, ws, n, n.encode(), meta={"name": n})["file_id"]
+
+    everything = list_ws_files(srv, api, ws, limit=100)
+    assert len(everything) == 25
+    # uploaded one after the other: newest first is the reverse upload order
+    assert [i["name"] for i in everything] == names[::-1]
+    assert {i["name"]: i["file_id"] for i in everything} == ids
+    assert all(i["meta"] == {"name": i["name"]} and i["size"] == len(i["name"])
+               for i in everything)
+
+    # any page size walks the same list
+    for limit in (1, 7, 10, 24, 25):
+        assert list_ws_files(srv, api, ws, limit=limit) == everything, limit
+
+    # default limit 10
+    first = files_page(api, ws)
+    assert first["total"] == 25 and first["has_more"] is True and first["data"] == everything[:10]
+
+    # the cursor: 'Z' and '+00:00' mean the same
+    last = everything[9]
+    after_value, after_id = sdk_cursor(last)
+    assert after_value.endswith("+00:00") and last["created_at"].endswith("Z")
+    p_sdk = files_page(api, ws, limit=5, after_value=after_value, after_file_id=after_id)
+    p_z = files_page(api, ws, limit=5, after_value=last["created_at"], after_file_id=after_id)
+    assert p_sdk == p_z == {"data": everything[10:15], "total": 25, "has_more": True}
+    # the last page
+    tail = files_page(api, ws, limit=100, after_value=sdk_cursor(everything[19])[0],
+                      after_file_id=everything[19]["file_id"])
+    assert tail == {"data": everything[20:], "total": 25, "has_more": False}
+    # whole seconds without a fraction (isoformat() when microsecond == 0)
+    future = files_page(api, ws, limit=100, after_value="2999-01-01T00:00:00+00:00",
+                        after_file_id=str(uuid.uuid4()))
+    assert future == {"data": everything, "total": 25, "has_more": False}
+    past = files_page(api, ws, limit=100, after_value="2000-01-01T00:00:00Z",
+                      after_file_id=str(uuid.uuid4()))
+    assert past == {"data": [], "total": 25, "has_more": False}
+
+    # name: a substring filter; total counts the matches
+    alphas = list_ws_files(srv, api, ws, limit=4, name="alpha")
+    assert [i["name"] for i in alphas] == names[:14][::-1]
+    page = files_page(api, ws, name="beta", limit=100)
+    assert page["total"] == 11 and page["has_more"] is False
+    assert [i["name"] for i in page["data"]] == names[14:][::-1]
+    assert [i["name"] for i in files_page(api, ws, name="-0", limit=100)["data"]] == \
+        [n for n in names[::-1] if "-0" in n]
+    assert files_page(api, ws, name="a-13.txt")["data"] == [
+        i for i in everything if i["name"] == "alpha-13.txt"]
+    assert files_page(api, ws, name="gamma") == {"data": [], "total": 0, "has_more": False}
+
+
+def test_name_filter_has_no_wildcards(srv, api):
+    ws = unique_ws("files-wild")
+    for n in ("100%_done.txt", "100xxdone.txt", "a_b.txt", "axb.txt"):
+        post_file(api, ws, n, b"x")
+    assert [i["name"] for i in files_page(api, ws, name="%_")["data"]] == ["100%_done.txt"]
+    assert [i["name"] for i in files_page(api, ws, name="a_b")["data"]] == ["a_b.txt"]
+    assert files_page(api, ws, name="%")["total"] == 1
+    assert files_page(api, ws, name="_")["total"] == 2
+
+
+def test_list_query_validation(srv, api):
+    ws = unique_ws("files-q422")
+    post_file(api, ws, "x.txt", b"x")
+    check(api.get(files_path(ws), params={"limit": "101"}), 422,
+          v422(e_le(("query", "limit"), "101", 100)))
+    check(api.get(files_path(ws), params={"limit": "0"}), 422,
+          v422(e_ge(("query", "limit"), "0", 1)))
+    check(api.get(files_path(ws), params={"after_value": "abc",
+                                          "after_file_id": str(uuid.uuid4())}), 422,
+          v422({"type": "datetime_from_date_parsing", "loc": ["query", "after_value"],
+                "msg": "Input should be a valid datetime or date, invalid character in year",
+                "input": "abc", "ctx": {"error": "invalid character in year"}}))
+    bad = v422(e_uuid_parsing("abc", uuid_reason_length(3), name="after_file_id"))
+    bad["detail"][0]["loc"] = ["query", "after_file_id"]
+    check(api.get(files_path(ws), params={"after_value": "2026-01-01T00:00:00Z",
+                                          "after_file_id": "abc"}), 422, bad)
+
+
+# --------------------------------------------------------------------------
+# ids: 404 and 422
+# --------------------------------------------------------------------------
+
+def test_unknown_file_is_404_and_bad_id_is_422(srv, api):
+    ws = unique_ws("files-404")
+    fid = post_file(api, ws, "k.txt", b"known")["file_id"]
+    no_file(api, ws, str(uuid.uuid4()))
+    for bad, reason in (("abc", uuid_reason_length(3)),
+                        ("12345678-1234-1234-1234-12345678901g", uuid_reason_char("g", 36))):
+        body = v422(e_uuid_parsing(bad, reason, name="file_id"))
+        check(api.get(files_path(ws, bad)), 422, body)
+        check(api.get(files_path(ws, bad, meta=True)), 422, body)
+    # like pydantic: the simple 32-hex form and upper case name the same file
+    for alias in (fid.replace("-", ""), fid.upper()):
+        assert download(api, ws, alias).content == b"known"
+        assert get_meta(api, ws, alias) == {}
+    short = fid.replace("-", "")[:31]
+    check(api.get(files_path(ws, short)), 422,
+          v422(e_uuid_parsing(short, uuid_reason_length(31), name="file_id")))
+
+
+# --------------------------------------------------------------------------
+# isolation and auth
+# --------------------------------------------------------------------------
+
+def test_workspaces_are_isolated(srv, api):
+    ws1, ws2 = unique_ws("files-iso1"), unique_ws("files-iso2")
+    f1 = post_file(api, ws1, "same.txt", b"in ws1", meta={"ws": 1})["file_id"]
+    # invisible from ws2
+    no_file(api, ws2, f1)
+    assert files_page(api, ws2) == {"data": [], "total": 0, "has_more": False}
+    # a name in ws1 is no conflict in ws2, and OVERWRITE in ws2 leaves ws1 alone
+    f2 = post_file(api, ws2, "same.txt", b"in ws2", write_mode="FAIL")["file_id"]
+    f3 = post_file(api, ws2, "same.txt", b"ws2 again", write_mode="OVERWRITE")["file_id"]
+    no_file(api, ws2, f2)
+    assert [i["file_id"] for i in list_ws_files(srv, api, ws1)] == [f1]
+    assert [i["file_id"] for i in list_ws_files(srv, api, ws2)] == [f3]
+    assert download(api, ws1, f1).content == b"in ws1"
+    assert get_meta(api, ws1, f1) == {"ws": 1}
+    no_file(api, ws1, f3)
+
+
+def test_files_api_needs_a_key_granting_the_workspace(srv, api):
+    ws = unique_ws("files-auth")
+    fid = post_file(api, ws, "a.txt", b"a")["file_id"]
+    anon = srv.client(None)
+    for path in (files_path(ws), files_path(ws, fid), files_path(ws, fid, meta=True)):
+        r = anon.get(path)
+        check(r, 401, NOT_AUTHENTICATED)
+        assert r.headers["www-authenticate"] == "Bearer"
+        check(srv.client("not-a-key").get(path), 401, INVALID_KEY)
+        check(srv.client(srv.user_a).get(path), 403,
+              {"detail": f"You don't have access to the workspace '{ws}'."})
+    check(anon.post(files_path(ws), files={"file": ("b.txt", b"b")}), 401, NOT_AUTHENTICATED)
+    check(srv.client(srv.user_a).post(files_path(ws), files={"file": ("b.txt", b"b")}), 403,
+          {"detail": f"You don't have access to the workspace '{ws}'."})
+    # the second '*' user sees the same workspace
+    other = srv.client(srv.user_all2)
+    assert [i["file_id"] for i in list_ws_files(srv, other, ws)] == [fid]
+    assert json.loads(other.get(files_path(ws, fid, meta=True)).content) == {}
+
+
+def disposition_filename(value):
+    """The file name a client reads from a Content-Disposition value
+    (RFC 6266 / 8187 filename*, parsed by Python's email package)."""
+    from email.message import Message
+    m = Message()
+    m["Content-Disposition"] = value
+    return m.get_filename()
+
+
+def test_content_disposition_names_the_file(srv, api):
+    ws = unique_ws("files-disp")
+    for name in ("plain.txt", "with space.txt", "na\u00efve caf\u00e9.txt", "\u65e5\u672c.md",
+                 "semi;colon.txt", "a=b,c.txt", "at@colon:.txt"):
+        fid = post_file(api, ws, name, b"x")["file_id"]
+        value = download(api, ws, fid).headers["content-disposition"]
+        assert value.startswith("attachment; filename*=UTF-8''"), value
+        assert disposition_filename(value) == name, (name, value)
