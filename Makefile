@@ -133,7 +133,13 @@ fuzz:
 	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
 	done
 
-# unit and integration tests with the module and core built with ASan+UBSan
+# unit and integration tests with the module and core built with ASan+UBSan.
+# use_sigaltstack=0: GCC 12's libasan misreports its own sigaltstack call at
+# thread exit (frames all inside libsanitizer) on glibc 2.36.
+ifeq ($(SANITIZE),1)
+export ASAN_OPTIONS := use_sigaltstack=0:detect_leaks=1
+export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+endif
 sanitize-test: deps
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 unit

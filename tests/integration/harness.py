@@ -439,7 +439,10 @@ class UploadServer:
             # leaks are not checked: httpd frees its pools by exiting
             report = os.path.join(self.dir, "sanitizer")
             env["LD_PRELOAD"] = preload
-            env["ASAN_OPTIONS"] = f"detect_leaks=0:log_path={report}:abort_on_error=0"
+            # use_sigaltstack=0: GCC 12's libasan misreports its own
+            # sigaltstack call when a thread exits (glibc 2.36)
+            env["ASAN_OPTIONS"] = (f"detect_leaks=0:use_sigaltstack=0:log_path={report}"
+                                   ":abort_on_error=0")
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={report}"
         return env
 

@@ -543,10 +543,13 @@ static char *body_with_header_block(size_t size, size_t *len)
     const char *tail = "\r\n\r\nv\r\n--bnd--";
     size_t fixed = strlen(head) - strlen("--bnd\r\n") + 4; /* + "\r\n\r\n" */
     size_t pad = size - fixed;
-    char *b = malloc(strlen(head) + pad + strlen(tail) + 1);
-    strcpy(b, head);
-    memset(b + strlen(head), 'p', pad);
-    strcpy(b + strlen(head) + pad, tail);
+    size_t hl = strlen(head);
+    char *b = malloc(hl + pad + strlen(tail) + 1);
+    if (!b)
+        abort();
+    memcpy(b, head, hl);
+    memset(b + hl, 'p', pad);
+    strcpy(b + hl + pad, tail);
     *len = strlen(b);
     return b;
 }
