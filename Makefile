@@ -34,7 +34,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit unit-valgrind integration test sanitize-test run start stop clean lint fuzz load
+.PHONY: all deps module tools unit unit-valgrind integration test sanitize-test run start stop clean lint fuzz load bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -144,6 +144,12 @@ sanitize-test: deps
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) SANITIZE=1 integration
+
+# benchmarks against httpd's own baselines, side by side (never part of `make test`);
+# BENCH_QUICK=1 for a short run. Results: BENCHMARKS.md
+bench: all
+	@EXTRA_PKGS="wrk" sh scripts/install-deps.sh
+	bash bench/run.sh
 
 # ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
 load: all

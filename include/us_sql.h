@@ -9,7 +9,7 @@
 typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 3
+#define US_SCHEMA_VERSION 4
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(us_dialect d);
@@ -52,6 +52,7 @@ typedef enum {
     /* expiry (monitor) */
     US_STMT_SESSIONS_EXPIRE,
     /* ingestion */
+    US_STMT_INGEST_CANDIDATE,
     US_STMT_INGEST_CLAIM,
     US_STMT_INGEST_CLAIMED,
     US_STMT_INGEST_RUNNING,

@@ -96,6 +96,13 @@ static const char *const MIGRATION_2_TO_3[] = {
     NULL
 };
 
+/* The ingest claim's turn check probes these: a workspace's non-parallel
+ * sessions by state and closing time. */
+static const char *const MIGRATION_3_TO_4[] = {
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
+    NULL
+};
+
 const char *us_sql_begin_write(us_dialect d)
 {
     return d == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
@@ -113,6 +120,7 @@ const char *const *us_sql_migration(us_dialect d, int from)
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
     case 2: return MIGRATION_2_TO_3;
+    case 3: return MIGRATION_3_TO_4;
     default: return NULL;
     }
 }
@@ -204,12 +212,16 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = 'queued' WHERE status = 'OPEN' AND expires_at <= %lld" },
+    [US_STMT_INGEST_CANDIDATE] = { "us_ingest_candidate",
+        /* a read: searching needs no write lock (WAL readers block nobody) */
+        "SELECT s.id FROM us_sessions s WHERE " CLAIMABLE("s") " AND " IN_TURN("s")
+        " ORDER BY s.closed_at, s.id LIMIT 1" },
     [US_STMT_INGEST_CLAIM] = { "us_ingest_claim",
-        /* one statement: of many workers racing, one row changes per claim */
+        /* the claim of that one row re-checks everything: of many workers
+         * racing for it, exactly one changes it */
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
-        " ingest_heartbeat = %lld WHERE id = (SELECT s.id FROM us_sessions s WHERE "
-        CLAIMABLE("s") " AND " IN_TURN("s") " ORDER BY s.closed_at, s.id LIMIT 1)"
-        " AND " CLAIMABLE("us_sessions") },
+        " ingest_heartbeat = %lld WHERE id = %s AND " CLAIMABLE("us_sessions")
+        " AND " IN_TURN("us_sessions") },
     [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE ingest_state = 'running'"
         " AND ingest_owner = %s" },

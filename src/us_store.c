@@ -609,20 +609,37 @@ static us_db_rc us_sessions_expire_unlocked(us_db *db, apr_pool_t *p, apr_time_t
     return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, args, count);
 }
 
-static us_db_rc us_ingest_claim_unlocked(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
-                         apr_time_t stale_before, us_session *out)
+/* The next session in its turn, by a read; NOTFOUND when there is none. */
+static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_before,
+                                 const char **id)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t stale = stale_before;
+    const void *args[] = { &stale, &stale };
+    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_CANDIDATE, args, &res);
+    *id = NULL;
+    if (rc != US_DB_OK)
+        return rc;
+    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+        *id = entry_str(db->drv, p, row, 0);
+    return *id ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+static us_db_rc us_ingest_claim_unlocked(us_db *db, apr_pool_t *p, const char *owner,
+                                         apr_time_t now, apr_time_t stale_before,
+                                         const char *id, us_session *out)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, stale = stale_before;
     int nrows = 0, found = 0;
-    const void *args[] = { owner, &t, &stale, &stale };
+    const void *args[] = { owner, &t, id, &stale, &stale };
     us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
     if (rc != US_DB_OK)
         return rc;
     if (nrows == 0)
-        return US_DB_NOTFOUND;
-    /* the claimed row: ours is the only running claim of this owner */
+        return US_DB_NOTFOUND; /* another worker was quicker */
     const void *qargs[] = { &t, owner };
     if ((rc = select_rows(db, p, US_STMT_INGEST_CLAIMED, qargs, &res)) != US_DB_OK)
         return rc;
@@ -970,8 +987,12 @@ us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count
 
 us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now, apr_time_t stale_before, us_session *out)
 {
+    const char *id = NULL;
+    us_db_rc rc = ingest_candidate(db, p, stale_before, &id);
+    if (rc != US_DB_OK)
+        return rc;
     write_lock(db);
-    us_db_rc rc = us_ingest_claim_unlocked(db, p, owner, now, stale_before, out);
+    rc = us_ingest_claim_unlocked(db, p, owner, now, stale_before, id, out);
     write_unlock(db);
     return rc;
 }
