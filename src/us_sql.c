@@ -100,6 +100,8 @@ static const char *const MIGRATION_2_TO_3[] = {
  * sessions by state and closing time. */
 static const char *const MIGRATION_3_TO_4[] = {
     "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
+    /* the pending files of a session in name order, without a sort */
+    "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
     NULL
 };
 
@@ -139,12 +141,16 @@ const char *const *us_sql_migration(us_dialect d, int from)
 #define CLAIMABLE(s)                                                              \
     "(" s ".ingest_state = 'queued' OR (" s ".ingest_state = 'running' AND "      \
     s ".ingest_heartbeat < %lld))"
+/* two NOT EXISTS, each an index probe on us_sessions_turn (one OR-ed
+ * subquery made SQLite scan the workspace for every queued session) */
 #define IN_TURN(s)                                                                \
-    "(" s ".parallel = 1 OR NOT EXISTS (SELECT 1 FROM us_sessions e"              \
-    " WHERE e.workspace = " s ".workspace AND e.parallel = 0 AND e.id <> " s ".id"\
-    " AND (e.ingest_state = 'running' OR (e.ingest_state = 'queued'"              \
-    " AND (e.closed_at < " s ".closed_at OR (e.closed_at = " s ".closed_at"       \
-    " AND e.id < " s ".id))))))"
+    "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
+    " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
+    " AND e.ingest_state = 'running' AND e.id <> " s ".id)"                       \
+    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
+    " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
+    " AND q.ingest_state = 'queued' AND (q.closed_at < " s ".closed_at"           \
+    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
 #define WSFILE_COLS "file_id, name, size, meta, created_at"
 
