@@ -1,0 +1,203 @@
+"""Benchmark 1: API throughput with wrk (loopback, keep-alive, 2 threads,
+16 and 64 connections) against the same httpd serving a static JSON file of
+exactly our response's size (the file *is* a copy of our response body).
+
+  status  GET  /upload_sessions/{id}            vs GET /b1/status.json
+  list    GET  /upload_sessions?limit=10 (12 sessions in the workspace)
+                                                vs GET /b1/list.json
+  create  POST /upload_sessions  body {}        vs GET /b1/create.json
+  close   PUT  /upload_sessions/{id} body {} on a fresh OPEN session per
+          request (bench/wrk/close.lua walks the ids) vs GET /b1/close.json (0 bytes)
+
+Each pair runs as ABBA cycles (ours, static, static, ours; 2 s legs): 3
+cycles in the full run (12 s per side), 1 with BENCH_QUICK=1 (4 s per side),
+so that drifts of machine load hit both sides alike; each cycle starts on a
+quiet machine if one comes within a few seconds (common.wait_quiet). The
+figure of a side is its requests over its wall time; the per-cycle ratios are
+kept to show the spread. The sessions the close legs close are all created
+before the first close leg (every close queues an ingest job, and a long
+queue slows every later write, creates included). Targets (ours/static):
+status >= 0.8, list >= 0.6, create >= 0.25, close >= 0.25.
+"""
+
+import os
+
+import common as C
+
+LEG_S = 2                              # seconds per wrk leg
+CYCLES = 1 if C.QUICK else 3           # ABBA cycles per endpoint and connection count
+DURATION = 2 * LEG_S * CYCLES          # seconds per side
+CONNS = (16, 64)
+TARGETS = {"status": 0.8, "list": 0.6, "create": 0.25, "close": 0.25}
+
+
+def run_leg(srv, url, script, secs, conns, headers, args=()):
+    with C.CpuMeter(srv) as m:
+        r = C.wrk(url, script, secs, conns, headers=headers, args=args)
+    r["cpu"] = m
+    return r
+
+
+def combine(legs):
+    if all("put_ok" in l for l in legs):
+        # close.lua: its own count of 204s, over the whole leg unless the ids
+        # ran out (then up to the last PUT answered)
+        req = sum(l["put_ok"] for l in legs)
+        dur = sum(l["put_span_s"] if l["exhausted"] else l["duration_s"] for l in legs)
+    else:
+        req = sum(l["requests"] for l in legs)
+        dur = sum(l["duration_s"] for l in legs)
+    httpd = sum(l["cpu"].httpd_s for l in legs)
+    foreign = max(l["cpu"].foreign_pct for l in legs)
+    errs = sum(l["errors_status"] + l["errors_connect"] + l["errors_read"] +
+               l["errors_write"] + l["errors_timeout"] + l.get("put_err", 0) for l in legs)
+    p50 = max(l["lat_p50_us"] for l in legs)
+    p99 = max(l["lat_p99_us"] for l in legs)
+    kinds = {k: sum(l[k] for l in legs) for k in ("errors_status", "errors_connect",
+                                                  "errors_read", "errors_write", "errors_timeout")}
+    kinds["put_err"] = sum(l.get("put_err", 0) for l in legs)
+    codes = " ".join(l.get("err_codes", "").strip() for l in legs).split()
+    if codes:
+        kinds["put_err_statuses"] = " ".join(codes)
+    return dict(rps=req / dur if dur > 0 else 0.0, requests=req, errors=errs, seconds=dur,
+                error_kinds={k: v for k, v in kinds.items() if v},
+                httpd_cpu_us_per_req=1e6 * httpd / req if req else None,
+                foreign_cpu_pct_max=foreign, lat_p50_us=p50, lat_p99_us=p99)
+
+
+class CloseIds:
+    """OPEN session ids of the create workspace, handed out in order."""
+
+    def __init__(self, srv, ws, path):
+        self.srv, self.ws, self.path = srv, ws, path
+        self.ids = srv.open_session_ids(ws)
+        self.pos = 0
+
+    def take(self, n):
+        chunk = self.ids[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        with open(self.path, "w") as f:
+            f.write("\n".join(chunk) + "\n")
+        return len(chunk)
+
+
+def close_pool(srv, create_url, auth, want, create_rate):
+    """At least `want` OPEN sessions in b1-create (capped by time: 40 s of
+    creating at most), made before any close."""
+    have = len(srv.open_session_ids("b1-create"))
+    if have < want:
+        secs = min(40, max(2, int((want - have) / max(create_rate, 50) * 1.2) + 1))
+        C.log(f"close pool: {have} OPEN sessions, creating ~{want - have} more ({secs} s)")
+        C.wrk(create_url, "create.lua", secs, 16, headers=[auth])
+
+
+def main():
+    srv = C.BenchServer()
+    try:
+        srv.start()
+        auth = f"Authorization: Bearer {srv.key}"
+        api = srv.api
+        c = srv.client()
+
+        # the workspaces and the static twins of our responses
+        sid = srv.create_session("b1-status")["session_id"]
+        for _ in range(12):
+            srv.create_session("b1-list")
+        os.makedirs(os.path.join(srv.htdocs, "b1"), exist_ok=True)
+        os.chmod(os.path.join(srv.htdocs, "b1"), 0o755)
+        bodies = {
+            "status": c.get(f"b1-status/upload_sessions/{sid}").content,
+            "list": c.get("b1-list/upload_sessions", params={"limit": 10}).content,
+            "create": c.post("b1-create/upload_sessions", json={}).content,
+            "close": b"",
+        }
+        urls = {
+            "status": f"{api}b1-status/upload_sessions/{sid}",
+            "list": f"{api}b1-list/upload_sessions?limit=10",
+            "create": f"{api}b1-create/upload_sessions",
+            "close": f"{srv.base}/",  # close.lua builds the paths
+        }
+        static = {k: srv.base + srv.static(f"b1/{k}.json", v) for k, v in bodies.items()}
+        for k, v in bodies.items():
+            C.log(f"{k}: our response body {len(v)} bytes; static twin {static[k]}")
+
+        ids_file = os.path.join(srv.dir, "close-ids.txt")
+        close_prefix = "/api/v1/workspaces/b1-create/upload_sessions/"
+        rates = {}
+        ids = None
+        close_legs_done = 0
+        for endpoint in ("status", "list", "create", "close"):
+            for conns in CONNS:
+                script = {"create": "create.lua", "close": "close.lua"}.get(endpoint, "plain.lua")
+                if endpoint == "close" and ids is None:
+                    # closes could run at 3x the create rate: enough for all close legs
+                    want = int(3 * rates[("create", 16)] * LEG_S * 2 * CYCLES * len(CONNS)) + 500
+                    close_pool(srv, urls["create"], auth, min(want, 10000 if C.QUICK else 30000),
+                               rates[("create", 16)])
+                    ids = CloseIds(srv, "b1-create", ids_file)
+                    C.log(f"close pool: {len(ids.ids)} OPEN sessions")
+                ours, base, cycle_ratios = [], [], []
+                dry = False
+                for cycle in range(CYCLES):
+                    if dry:
+                        break
+                    C.wait_quiet()
+                    legs = {"ours": [], "static": []}
+                    for leg in ("ours", "static", "static", "ours"):
+                        if leg == "static":
+                            legs[leg].append(run_leg(srv, static[endpoint], "plain.lua", LEG_S,
+                                                     conns, [auth]))
+                            continue
+                        args = ()
+                        if endpoint == "close":
+                            # the pool split evenly over the close legs left:
+                            # closes come in bursts between stalls (see
+                            # BENCHMARKS.md), a leg must last its 2 s
+                            legs_left = len(CONNS) * CYCLES * 2 - close_legs_done
+                            n = ids.take((len(ids.ids) - ids.pos) // max(legs_left, 1))
+                            close_legs_done += 1
+                            if n < 50:
+                                C.log("  the close pool ran dry: no more close legs")
+                                dry = True
+                                break
+                            args = (ids_file, close_prefix, 2)
+                        r = run_leg(srv, urls[endpoint], script, LEG_S, conns, [auth], args)
+                        if endpoint == "close":
+                            if r["exhausted"] and r["put_ok"] == 0:
+                                C.log("  close leg: no close answered before the ids ran "
+                                      "out; leg skipped")
+                                continue
+                            if r["exhausted"]:
+                                C.log(f"  close leg: ids ran out after {r['put_span_s']:.2f} s "
+                                      f"(figure from those {r['put_ok']} closes)")
+                        legs[leg].append(r)
+                    if not legs["ours"] or not legs["static"]:
+                        break
+                    co, cb = combine(legs["ours"]), combine(legs["static"])
+                    if cb["rps"] > 0:
+                        cycle_ratios.append(round(co["rps"] / cb["rps"], 3))
+                    ours += legs["ours"]
+                    base += legs["static"]
+                if not ours or not base:
+                    continue
+                o, b = combine(ours), combine(base)
+                rates[(endpoint, conns)] = o["rps"]
+                spread = f"cycle ratios {'/'.join(f'{x:.2f}' for x in cycle_ratios)}" \
+                    if CYCLES > 1 else ""
+                C.record("1", f"{endpoint} c{conns}", o["rps"], b["rps"], unit="req/s",
+                         target=TARGETS[endpoint],
+                         note="; ".join(x for x in (spread, f"errors {o['errors']}"
+                                                     if o["errors"] else "") if x),
+                         ours_detail=o, baseline_detail=b, cycle_ratios=cycle_ratios,
+                         body_bytes=len(bodies[endpoint]), duration_s=DURATION)
+                if o["errors"]:
+                    C.log(f"WARNING: errors in our {endpoint} c{conns} run: {o['error_kinds']}")
+                    tail = [l for l in srv.log_text().splitlines() if "upload_session" in l][-3:]
+                    for l in tail:
+                        C.log(f"  error log: {l[:300]}")
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    C.main_guard(main)

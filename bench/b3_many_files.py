@@ -1,0 +1,75 @@
+"""Benchmark 3: 10,000 files of 4 KiB, 16 concurrent clients (wrk, 2 threads
+x 8 keep-alive connections, bench/wrk/upload.lua): through our upload target
+(multipart POST with the session's signed fields, one session per run)
+against mod_dav PUT of the same set (a fresh collection per run).
+The figure is files per second from the first request sent to the last
+answer received (the script's own clock). ABBA order (ours, dav, dav, ours)
+in the full run, (ours, dav) with BENCH_QUICK=1. Target: ours >= 0.7x dav.
+"""
+
+import os
+
+import common as C
+
+FILES = 10000
+SIZE = 4096
+CONNS = 16
+
+
+def main():
+    srv = C.BenchServer()
+    try:
+        srv.start()
+        fields_file = os.path.join(srv.dir, "fields.txt")
+        marker = os.path.join(srv.dir, "markers")
+        runs = {"ours": [], "dav": []}
+        n = [0]
+
+        def run(kind):
+            n[0] += 1
+            if kind == "ours":
+                cfg = srv.create_session("b3")
+                a = cfg["aws_prefixed_request_config"]
+                C.write_fields_file(fields_file, a["fields"])
+                args = ("s3", srv.url_path(a["url"]), fields_file, SIZE, f"r{n[0]}")
+            else:
+                coll = os.path.join(srv.dav_dir, f"b3-{n[0]}")
+                os.makedirs(coll)
+                C.chown_www(coll)
+                args = ("dav", f"/dav/b3-{n[0]}/", fields_file, SIZE, f"r{n[0]}")
+            with C.CpuMeter(srv) as m:
+                r = C.wrk_batch(srv.base + "/", "upload.lua", FILES, CONNS, marker, args=args,
+                                limit_s=300)
+            if r["ok"] != FILES or r["failed"]:
+                raise RuntimeError(f"{kind}: {r['ok']} of {FILES} uploads succeeded, "
+                                   f"{r['failed']} failed")
+            if kind == "ours":
+                st = srv.status("b3", cfg["session_id"])
+                if st.get("uploaded_files") != FILES:
+                    raise RuntimeError(f"session counts {st.get('uploaded_files')} files")
+            else:
+                if len(os.listdir(coll)) != FILES:
+                    raise RuntimeError("mod_dav stored a different number of files")
+            r["cpu"] = m.as_dict()
+            r["httpd_cpu_us_per_file"] = round(1e6 * m.httpd_s / FILES, 1)
+            C.log(f"  {kind}: {FILES} files in {r['elapsed_s']:.2f} s "
+                  f"({FILES / r['elapsed_s']:.0f}/s), httpd CPU {r['httpd_cpu_us_per_file']} us/file, "
+                  f"other processes {m.foreign_pct:.0f}%")
+            return r, m
+
+        order = ("ours", "dav") if C.QUICK else ("ours", "dav", "dav", "ours")
+        for kind in order:
+            r, _ = C.quiet(lambda: run(kind), f"{kind} 10k files")
+            runs[kind].append(r)
+        rate = {k: FILES * len(v) / sum(x["elapsed_s"] for x in v) for k, v in runs.items()}
+        keep = ("elapsed_s", "cpu", "httpd_cpu_us_per_file", "lat_p50_us", "lat_p99_us")
+        C.record("3", "10k x 4 KiB files, 16 clients vs mod_dav PUT", rate["ours"], rate["dav"],
+                 unit="files/s", target=0.7,
+                 ours_detail=[{k: x[k] for k in keep} for x in runs["ours"]],
+                 baseline_detail=[{k: x[k] for k in keep} for x in runs["dav"]])
+    finally:
+        srv.cleanup()
+
+
+if __name__ == "__main__":
+    C.main_guard(main)

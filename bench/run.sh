@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# bench/run.sh - runs the benchmarks of BENCHMARKS.md and prints, for each,
+# our figure, the baseline's figure from the same run, their ratio and the
+# target. Never part of `make test`.
+#
+#   bash bench/run.sh                 full run (~10-15 min on 2 cores)
+#   BENCH_QUICK=1 bash bench/run.sh   short run (~3-4 min)
+#   BENCH_ONLY="b1 b3" bash bench/run.sh   some of b1 b2 b3 b4 (b4 = benchmarks 4 and 5)
+#
+# Other knobs: BENCH_RESULTS (JSON lines file, default /tmp/us-bench-results-<time>.jsonl),
+# BENCH_KEEP=1 (keep server directories), BENCH_MAX_FOREIGN (default 20: a
+# measurement during which other processes used more than this % of the CPU
+# is repeated), BENCH_TRIES (attempts at most, default 3; 2 when quick).
+#
+# Needs: build/mod_upload_session.so (make), wrk, curl, Debian's apache2
+# (event MPM, mod_dav, mod_dav_fs, mod_mime) and /usr/bin/python3 with httpx.
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+so="$top/build/mod_upload_session.so"
+quick=${BENCH_QUICK:-0}
+only=${BENCH_ONLY:-b1 b2 b3 b4}
+
+missing=""
+for cmd in wrk curl dd /usr/sbin/apache2; do
+    command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
+done
+"$py" -c 'import httpx' 2>/dev/null || missing="$missing python3-httpx"
+if [ -n "$missing" ]; then
+    echo "bench: missing:$missing (Debian: apt-get install -y wrk curl apache2 python3-httpx)" >&2
+    exit 2
+fi
+if [ ! -f "$so" ]; then
+    echo "bench: $so not built (run make first)" >&2
+    exit 2
+fi
+
+work=$(mktemp -d /tmp/us-bench-XXXXXX)
+chmod 755 "$work"
+stamp=$(date +%Y%m%d-%H%M%S)
+results=${BENCH_RESULTS:-/tmp/us-bench-results-$stamp.jsonl}
+: > "$results"
+cleanup() {
+    # a benchmark stopped by its time limit may leave its httpd behind
+    for pidf in "$work"/us-bench-srv-*/httpd.pid; do
+        [ -f "$pidf" ] || continue
+        d=$(dirname "$pidf")
+        if kill -0 "$(cat "$pidf")" 2>/dev/null; then
+            /usr/sbin/apache2 -d "$d" -f "$d/httpd.conf" -k stop 2>/dev/null
+            sleep 1
+        fi
+    done
+    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+# A private copy of the module: `make` rewrites build/mod_upload_session.so
+# in place, which crashes any httpd that has it mapped. Copy a file that did
+# not change for 2 s.
+for _ in $(seq 1 60); do
+    m1=$(stat -c %Y.%s "$so")
+    if [ $(( $(date +%s) - $(stat -c %Y "$so") )) -ge 2 ]; then
+        cp "$so" "$work/mod_upload_session.so"
+        [ "$(stat -c %Y.%s "$so")" = "$m1" ] && break
+    fi
+    sleep 1
+done
+chmod 755 "$work/mod_upload_session.so"
+
+export BENCH_QUICK=$quick BENCH_WORK=$work BENCH_RESULTS=$results \
+       BENCH_MODULE=$work/mod_upload_session.so
+export PYTHONDONTWRITEBYTECODE=1
+
+t_start=$(date +%s)
+echo "== mod_upload_session benchmarks ($([ "$quick" = 1 ] && echo quick || echo full)), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "   commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+     "$( [ -n "$(git -C "$top" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo '(working tree has uncommitted changes)')"
+echo "   module sha256 $(sha256sum "$BENCH_MODULE" | cut -c1-16)… built $(date -u -r "$so" '+%H:%M:%S UTC')"
+echo "   machine: $(nproc) CPUs, $(free -h | awk '/^Mem:/{print $2}') RAM, $(uname -sr)"
+echo "   disk:    $(df -hT "$work" | tail -1)"
+echo "   load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
+echo "   results: $results"
+
+# per benchmark: script, time limit (s) full / quick
+declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b4]=b4_ingest_growth.py)
+declare -A limit=([b1]=480 [b2]=300 [b3]=300 [b4]=600)
+declare -A qlimit=([b1]=180 [b2]=120 [b3]=150 [b4]=300)
+failed=""
+for b in $only; do
+    [ -n "${script[$b]:-}" ] || { echo "bench: unknown benchmark $b" >&2; exit 2; }
+    lim=${limit[$b]}
+    [ "$quick" = 1 ] && lim=${qlimit[$b]}
+    echo
+    echo "== $b: ${script[$b]} (at most ${lim} s)"
+    t0=$(date +%s)
+    # its own process group: a time-out takes wrk and curl with it
+    timeout --kill-after=20 "$lim" "$py" "$top/bench/${script[$b]}" || failed="$failed $b"
+    echo "== $b took $(( $(date +%s) - t0 )) s"
+done
+
+echo
+echo "== results (ratio = ours / baseline; times converted to throughput)"
+"$py" "$top/bench/summary.py" "$results"
+echo
+echo "total run time: $(( $(date +%s) - t_start )) s; results: $results"
+if [ -n "$failed" ]; then
+    echo "bench: failed:$failed" >&2
+    exit 1
+fi
