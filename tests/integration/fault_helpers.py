@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -33,7 +32,7 @@ import time
 
 import pytest
 
-from harness import APACHE, check, new_client, pid_alive, port_open, wait_for
+from harness import APACHE, check, new_client
 from upload_helpers import (Part, blob_files, children_rss, form_parts, multipart,
                             new_boundary, private_module_copy, session_dir, sha256_file,
                             url_path)
@@ -125,56 +124,8 @@ def chown_www_data(path):
 # httpd processes
 # --------------------------------------------------------------------------
 
-def _ppid(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("PPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def httpd_pids(srv):
-    """[parent, children...] of the server (parent from its pid file)."""
-    try:
-        with open(srv.pid_file) as f:
-            parent = int(f.read().strip())
-    except (OSError, ValueError):
-        return []
-    kids = [int(n) for n in os.listdir("/proc") if n.isdigit() and _ppid(int(n)) == parent]
-    return [parent] + kids
-
-
-def kill9(srv):
-    """SIGKILL the parent and every child (children found via PPid before the
-    parent dies); waits until all are gone and the port is free. Returns the
-    pids killed."""
-    pids = httpd_pids(srv)
-    assert pids and pid_alive(pids[0]), f"httpd of {srv.dir} is not running"
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert wait_for(lambda: not any(pid_alive(p) for p in pids), 10), \
-        f"httpd processes survived SIGKILL: {[p for p in pids if pid_alive(p)]}"
-    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 5)
-    srv.close_clients()
-    srv.running = False
-    srv.pid = None
-    assert wait_for(lambda: not port_open(srv.port), 10), "port still open after SIGKILL"
-    return pids
-
-
-def start_after_kill(srv):
-    """Start again on the same directory and port (the stale pid file goes
-    first: the harness would take its dead pid for a crash)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(srv.pid_file)
-    srv.start()
-    return srv.client(srv.user_all)
+# the SIGKILL helpers are ingest_helpers' (one copy for both fault suites)
+from ingest_helpers import httpd_pids, kill9, start_after_kill  # noqa: E402,F401
 
 
 def apachectl(srv, action, timeout=30):
