@@ -45,14 +45,15 @@ static void logf_(const us_ingest_config *cfg, us_log_level level, const char *f
 /* ---- per-file decisions ------------------------------------------------------ */
 
 /* The metadata of `name` from its sidecar: 1 with *meta (NULL when there is
- * no sidecar), 0 when the sidecar is not a JSON object. */
+ * no sidecar), 0 when the sidecar is not a JSON object, -1 on a store error
+ * (the batch is retried: a busy database must not fail a file for good). */
 static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                      const us_session *s, const char *name, const char **meta)
 {
     const char *blob = NULL;
     *meta = NULL;
     if (us_upload_blob(db, p, s->id, apr_pstrcat(p, name, US_META_SUFFIX, NULL), &blob) != US_DB_OK)
-        return 0;
+        return -1;
     if (!blob)
         return 1;
     const char *path = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", blob, NULL);
@@ -84,8 +85,9 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     return errno == ENOENT && stat(dst, &st) == 0;
 }
 
-static void decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
-                   const us_pending *u, us_ingest_result *r, int *moved)
+/* Decides one file; returns 0, or -1 on a store error (nothing decided). */
+static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                  const us_pending *u, us_ingest_result *r, int *moved)
 {
     apr_array_header_t *same;
     memset(r, 0, sizeof(*r));
@@ -95,30 +97,32 @@ static void decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const 
     r->status = "FAILED";
     if (u->size == 0) {
         r->reason = "EMPTY_FILE";
-        return;
+        return 0;
     }
-    if (!read_meta(db, p, cfg, s, u->name, &r->meta)) {
+    int meta_ok = read_meta(db, p, cfg, s, u->name, &r->meta);
+    if (meta_ok < 0)
+        return -1;
+    if (!meta_ok) {
         r->reason = "FAILED_TO_PARSE_META";
-        return;
+        return 0;
     }
     if (strcmp(s->write_mode, "FAIL") == 0) {
-        if (us_wsfile_ids_by_name(db, p, s->workspace, u->name, &same) != US_DB_OK) {
-            r->reason = "UNKNOWN_ERROR";
-            return;
-        }
+        if (us_wsfile_ids_by_name(db, p, s->workspace, u->name, &same) != US_DB_OK)
+            return -1;
         /* our own id counts as absent: a replay after the commit never gets here */
         for (int i = 0; i < same->nelts; i++)
             if (strcmp(APR_ARRAY_IDX(same, i, const char *), r->file_id) != 0) {
                 r->reason = "FILE_ALREADY_EXISTS";
-                return;
+                return 0;
             }
     }
     if (!move_blob(cfg, p, s, u, moved)) {
         r->reason = "FILE_NOT_FOUND";
-        return;
+        return 0;
     }
     r->status = "FINISHED";
     r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
+    return 0;
 }
 
 /* Decides and applies one batch; returns files decided, 0 when none were
@@ -135,7 +139,13 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
     for (int i = 0; i < pending->nelts; i++)
-        decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending), apr_array_push(results), &moved);
+        if (decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
+                   apr_array_push(results), &moved) < 0) {
+            /* blobs moved so far are found in place when the batch is replayed */
+            logf_(cfg, US_LOG_WARN, "ingest: session %s: %s; batch retried", s->id,
+                  us_db_error(db));
+            return -1;
+        }
     /* the moves must be durable before the store says FINISHED */
     if (moved && us_fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
         logf_(cfg, US_LOG_WARN, "ingest: fsync of %s/files failed", cfg->data_dir);
