@@ -403,6 +403,21 @@ static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
     return NULL;
 }
 
+/* The writers' flock file (us_writer.c), made here so that User owns it. */
+static const char *create_lock_file(apr_pool_t *p, const char *path)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_CREATE,
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
+                                    APR_FPROT_WREAD, p);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "UploadSessionStore: cannot create the lock file %s: %pm",
+                            path, &rv);
+    apr_file_close(f);
+    give_to_user(path);
+    return NULL;
+}
+
 static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
 {
     const char *err = NULL;
@@ -419,6 +434,9 @@ static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
         give_to_user(db);
         give_to_user(apr_pstrcat(p, db, "-wal", NULL));
         give_to_user(apr_pstrcat(p, db, "-shm", NULL));
+        err = create_lock_file(p, us_store_lock_path(p, db));
+        if (err)
+            return err;
     }
     return load_secret(p, c);
 }

@@ -9,7 +9,7 @@
 typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 4
+#define US_SCHEMA_VERSION 5
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(us_dialect d);

@@ -70,6 +70,10 @@ us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
 /* The database file of an SQLite params string, or NULL. */
 const char *us_store_sqlite_path(const char *driver, const char *params);
 
+/* The file whose flock queues our writers across processes (beside an
+ * SQLite database; created on first use, root's copy must stay readable). */
+const char *us_store_lock_path(apr_pool_t *p, const char *db_path);
+
 /* ---- per-process pool ---------------------------------------------------- */
 
 /* A thread-safe pool of connections (apr_reslist), created in the child. */

@@ -3,23 +3,13 @@
  * the session queries. Every query is a prepared statement with typed
  * (binary) arguments; every result set is drained.
  */
-#include "us_store.h"
+#include "us_store_db.h"
 
 #include <apr_reslist.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct us_db {
-    apr_pool_t *pool;
-    const apr_dbd_driver_t *drv;
-    apr_dbd_t *h;
-    us_dialect dialect;
-    apr_dbd_prepared_t *stmt[US_STMT__COUNT];
-    const char *err;
-};
 
 struct us_store {
     apr_pool_t *pool;
@@ -45,8 +35,7 @@ static us_dialect dialect_of(const apr_dbd_driver_t *drv)
     return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
 }
 
-/* Records the error of rc on db and classifies it. */
-static us_db_rc fail(us_db *db, int rc, const char *what)
+us_db_rc us_db_fail(us_db *db, int rc, const char *what)
 {
     const char *msg = apr_dbd_error(db->drv, db->h, rc);
     db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
@@ -104,7 +93,7 @@ static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
     apr_dbd_row_t *row = NULL;
     int rc = apr_dbd_select(db->drv, p, db->h, &res, sql, 0);
     if (rc != 0)
-        return fail(db, rc, sql);
+        return us_db_fail(db, rc, sql);
     while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
         ;
     return US_DB_OK;
@@ -123,6 +112,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     db->pool = sub;
     db->drv = drv;
     db->dialect = dialect_of(drv);
+    db->params = apr_pstrdup(sub, params);
     if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
         *err = apr_psprintf(p, "cannot open database '%s': %s", params,
                             oerr ? oerr : "unknown error");
@@ -159,7 +149,7 @@ us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
         const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
         if (prc != 0) {
-            rc = fail(db, prc, def->label);
+            rc = us_db_fail(db, prc, def->label);
             *err = apr_psprintf(p, "cannot prepare %s (is the schema current?): %s",
                                 def->label, db->err);
             apr_pool_destroy(db->pool);
@@ -183,7 +173,7 @@ static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
     apr_dbd_row_t *row = NULL;
     int rc = apr_dbd_select(db->drv, p, db->h, &res, US_SQL_SCHEMA_VERSION_GET, 0);
     if (rc != 0)
-        return fail(db, rc, "read schema version");
+        return us_db_fail(db, rc, "read schema version");
     *version = 0;
     while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
         const char *v = apr_dbd_get_entry(db->drv, row, 0);
@@ -207,17 +197,17 @@ static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
         for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
             int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
             if (qrc != 0)
-                return fail(db, qrc, *s);
+                return us_db_fail(db, qrc, *s);
         }
     }
     apr_dbd_prepared_t *set = NULL;
     int prc = apr_dbd_prepare(db->drv, p, db->h, US_SQL_SCHEMA_VERSION_SET, NULL, &set);
     if (prc != 0)
-        return fail(db, prc, "prepare schema version");
+        return us_db_fail(db, prc, "prepare schema version");
     int v = US_SCHEMA_VERSION;
     const void *args[] = { &v };
     prc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, set, args);
-    return prc == 0 ? US_DB_OK : fail(db, prc, "write schema version");
+    return prc == 0 ? US_DB_OK : us_db_fail(db, prc, "write schema version");
 }
 
 us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
@@ -230,21 +220,21 @@ us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return rc;
     int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
     if (qrc != 0) {
-        rc = fail(db, qrc, "create us_meta");
+        rc = us_db_fail(db, qrc, "create us_meta");
         goto leave;
     }
     /* one migrator at a time: take the write lock before reading the version */
     qrc = apr_dbd_query(drv, db->h, &nrows,
                         db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
     if (qrc != 0) {
-        rc = fail(db, qrc, "begin migration");
+        rc = us_db_fail(db, qrc, "begin migration");
         goto leave;
     }
     *err = NULL;
     rc = migrate_locked(db, p, err);
     qrc = apr_dbd_query(drv, db->h, &nrows, rc == US_DB_OK ? "COMMIT" : "ROLLBACK");
     if (rc == US_DB_OK && qrc != 0)
-        rc = fail(db, qrc, "commit migration");
+        rc = us_db_fail(db, qrc, "commit migration");
 leave:
     if (rc != US_DB_OK && !*err)
         *err = apr_pstrdup(p, db->err);
@@ -384,7 +374,7 @@ static us_db_rc select_rows(us_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
 {
     int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
-    return rc == 0 ? US_DB_OK : fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
 }
 
 static us_db_rc us_session_insert_unlocked(us_db *db, apr_pool_t *p, const us_session *s,
@@ -394,11 +384,11 @@ static us_db_rc us_session_insert_unlocked(us_db *db, apr_pool_t *p, const us_se
     int parallel = s->parallel, nrows = 0;
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
                            s->family_name, s->write_mode, &parallel, &created,
-                           &expires, s->user_id, &t, &max_open };
+                           &expires, s->user_id, s->user_id, &t, &max_open };
     int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
                              db->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
-        return fail(db, rc, "us_session_insert");
+        return us_db_fail(db, rc, "us_session_insert");
     return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
 }
 
@@ -429,7 +419,7 @@ static us_db_rc us_session_close_unlocked(us_db *db, apr_pool_t *p, const char *
     int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
                              db->stmt[US_STMT_SESSION_CLOSE], args);
     if (rc != 0)
-        return fail(db, rc, "us_session_close");
+        return us_db_fail(db, rc, "us_session_close");
     if (nrows == 1)
         return US_DB_OK;
     us_session s;
@@ -490,19 +480,18 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-/* Runs a statement outside the prepared set (transaction control). */
-static us_db_rc exec_plain(us_db *db, const char *sql)
+us_db_rc us_db_exec(us_db *db, const char *sql)
 {
     int nrows = 0;
     int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
-    return rc == 0 ? US_DB_OK : fail(db, rc, sql);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, sql);
 }
 
 static us_db_rc exec_stmt(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           int *nrows)
 {
     int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
 }
 
 /* The body of us_upload_commit, inside the transaction. */
@@ -541,27 +530,6 @@ static us_db_rc upload_commit_locked(us_db *db, apr_pool_t *p, const us_upload *
         return US_DB_OK;
     const void *count_args[] = { u->session_id };
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
-}
-
-static us_db_rc us_upload_commit_unlocked(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
-                          const char **old_blob)
-{
-    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
-    *old_blob = NULL;
-    if (rc != US_DB_OK)
-        return rc;
-    rc = upload_commit_locked(db, p, u, now, old_blob);
-    if (rc == US_DB_OK) {
-        rc = exec_plain(db, "COMMIT");
-        if (rc == US_DB_OK)
-            return rc;
-    }
-    const char *err = db->err;
-    exec_plain(db, "ROLLBACK");
-    db->err = err;
-    if (rc != US_DB_OK)
-        *old_blob = NULL;
-    return rc;
 }
 
 us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
@@ -817,21 +785,19 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
     return insert_wsfile(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
 }
 
-static us_db_rc us_ingest_apply_unlocked(us_db *db, apr_pool_t *p, const us_session *s,
-                         const apr_array_header_t *results, apr_time_t now,
-                         apr_array_header_t **deleted)
+/* The body of us_ingest_apply, inside the write transaction. */
+static us_db_rc ingest_apply_locked(us_db *db, apr_pool_t *p, const us_session *s,
+                                   const apr_array_header_t *results, apr_time_t now,
+                                   apr_array_header_t *deleted)
 {
     apr_int64_t finished = 0, failed = 0;
     int nrows = 0;
-    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
-    *deleted = apr_array_make(p, 4, sizeof(const char *));
-    if (rc != US_DB_OK)
-        return rc;
+    us_db_rc rc = US_DB_OK;
     for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
         const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
         int counted = 0;
         /* files of one batch share a created_at order by position */
-        rc = apply_one(db, p, s, r, now + i, *deleted, &counted);
+        rc = apply_one(db, p, s, r, now + i, deleted, &counted);
         finished += counted == 1;
         failed += counted == 2;
     }
@@ -839,12 +805,6 @@ static us_db_rc us_ingest_apply_unlocked(us_db *db, apr_pool_t *p, const us_sess
         const void *args[] = { &finished, &failed, s->id };
         rc = exec_stmt(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
     }
-    if (rc == US_DB_OK && (rc = exec_plain(db, "COMMIT")) == US_DB_OK)
-        return US_DB_OK;
-    const char *err = db->err;
-    exec_plain(db, "ROLLBACK");
-    db->err = err;
-    apr_array_clear(*deleted);
     return rc;
 }
 
@@ -904,135 +864,215 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
     return US_DB_OK;
 }
 
-static us_db_rc us_wsfile_add_unlocked(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
-                       const char *write_mode, apr_array_header_t **deleted)
+/* The body of us_wsfile_add, inside the write transaction. */
+static us_db_rc wsfile_add_locked(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const us_wsfile *f, const char *write_mode,
+                                  apr_array_header_t *deleted)
 {
     apr_array_header_t *ids;
-    us_db_rc rc = exec_plain(db, us_sql_begin_write(db->dialect));
-    *deleted = apr_array_make(p, 2, sizeof(const char *));
-    if (rc != US_DB_OK)
-        return rc;
+    us_db_rc rc = US_DB_OK;
     if (strcmp(write_mode, "FAIL") == 0) {
         rc = us_wsfile_ids_by_name(db, p, workspace, f->name, &ids);
         if (rc == US_DB_OK && ids->nelts > 0)
             rc = US_DB_CONFLICT;
     }
     else if (strcmp(write_mode, "OVERWRITE") == 0) {
-        rc = delete_same_name(db, p, workspace, f->name, f->file_id, *deleted);
+        rc = delete_same_name(db, p, workspace, f->name, f->file_id, deleted);
     }
     if (rc == US_DB_OK)
         rc = insert_wsfile(db, p, workspace, f->file_id, f->name, f->size, f->meta,
                            f->created_at, NULL);
-    if (rc == US_DB_OK && (rc = exec_plain(db, "COMMIT")) == US_DB_OK)
-        return US_DB_OK;
-    const char *err = db->err;
-    exec_plain(db, "ROLLBACK");
-    db->err = err;
-    apr_array_clear(*deleted);
     return rc;
 }
 
-/* ---- one writer per process ------------------------------------------------------
- * apr_dbd's sqlite3 driver holds one process-wide mutex for the length of
- * every statement, SQLite's busy wait included. A thread waiting there for
- * the write lock that another thread of the same process holds inside a
- * transaction would keep that thread from finishing it until busy_timeout
- * runs out: a convoy of 5 s stalls. So writers queue here first, outside the
- * driver; across processes SQLite's own lock and busy_timeout decide. */
-static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* ---- the write entry points --------------------------------------------------------
+ * Each packs its arguments for us_write (us_writer.c), which runs the body
+ * inside a transaction, possibly together with other writers' bodies, and
+ * returns once it is committed. Outputs are reset when the commit fails. */
 
-static void write_lock(const us_db *db)
+typedef struct {
+    const us_session *s;
+    int max_open;
+    apr_time_t now;
+} insert_args;
+
+static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    if (db->dialect == US_DIALECT_SQLITE)
-        pthread_mutex_lock(&write_mutex);
+    insert_args *a = arg;
+    return us_session_insert_unlocked(db, p, a->s, a->max_open, a->now);
 }
 
-static void write_unlock(const us_db *db)
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+                           apr_time_t now)
 {
-    if (db->dialect == US_DIALECT_SQLITE)
-        pthread_mutex_unlock(&write_mutex);
+    insert_args a = { s, max_open, now };
+    return us_write(db, p, insert_body, &a);
 }
 
-us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open, apr_time_t now)
+typedef struct {
+    const char *workspace, *id;
+    apr_time_t now;
+} close_args;
+
+static us_db_rc close_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    write_lock(db);
-    us_db_rc rc = us_session_insert_unlocked(db, p, s, max_open, now);
-    write_unlock(db);
+    close_args *a = arg;
+    return us_session_close_unlocked(db, p, a->workspace, a->id, a->now);
+}
+
+us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                          apr_time_t now)
+{
+    close_args a = { workspace, id, now };
+    return us_write(db, p, close_body, &a);
+}
+
+typedef struct {
+    const us_upload *u;
+    apr_time_t now;
+    const char *old_blob;
+} upload_args;
+
+static us_db_rc upload_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    upload_args *a = arg;
+    a->old_blob = NULL;
+    return upload_commit_locked(db, p, a->u, a->now, &a->old_blob);
+}
+
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                          const char **old_blob)
+{
+    upload_args a = { u, now, NULL };
+    us_db_rc rc = us_write(db, p, upload_body, &a);
+    *old_blob = rc == US_DB_OK ? a.old_blob : NULL;
     return rc;
 }
 
-us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id, apr_time_t now)
-{
-    write_lock(db);
-    us_db_rc rc = us_session_close_unlocked(db, p, workspace, id, now);
-    write_unlock(db);
-    return rc;
-}
+typedef struct {
+    apr_time_t now;
+    int count;
+} expire_args;
 
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now, const char **old_blob)
+static us_db_rc expire_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    write_lock(db);
-    us_db_rc rc = us_upload_commit_unlocked(db, p, u, now, old_blob);
-    write_unlock(db);
-    return rc;
+    expire_args *a = arg;
+    return us_sessions_expire_unlocked(db, p, a->now, &a->count);
 }
 
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
 {
-    write_lock(db);
-    us_db_rc rc = us_sessions_expire_unlocked(db, p, now, count);
-    write_unlock(db);
+    expire_args a = { now, 0 };
+    us_db_rc rc = us_write(db, p, expire_body, &a);
+    *count = rc == US_DB_OK ? a.count : 0;
     return rc;
 }
 
-us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now, apr_time_t stale_before, us_session *out)
+typedef struct {
+    const char *owner, *id;
+    apr_time_t now, stale_before;
+    us_session *out;
+} claim_args;
+
+static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
 {
+    claim_args *a = arg;
+    return us_ingest_claim_unlocked(db, p, a->owner, a->now, a->stale_before, a->id, a->out);
+}
+
+us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                         apr_time_t stale_before, us_session *out)
+{
+    /* search by a read, outside the queue; the claim re-checks that one row */
     const char *id = NULL;
     us_db_rc rc = ingest_candidate(db, p, stale_before, &id);
     if (rc != US_DB_OK)
         return rc;
-    write_lock(db);
-    rc = us_ingest_claim_unlocked(db, p, owner, now, stale_before, id, out);
-    write_unlock(db);
-    return rc;
+    claim_args a = { owner, id, now, stale_before, out };
+    return us_write(db, p, claim_body, &a);
+}
+
+typedef struct {
+    const char *session_id, *owner;
+    apr_time_t now;
+    int op; /* 0 requeue, 1 heartbeat, 2 done */
+} claim_change_args;
+
+static us_db_rc claim_change_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    claim_change_args *a = arg;
+    switch (a->op) {
+    case 0: return us_ingest_requeue_unlocked(db, p, a->session_id, a->owner);
+    case 1: return us_ingest_heartbeat_unlocked(db, p, a->session_id, a->owner, a->now);
+    default: return us_ingest_done_unlocked(db, p, a->session_id, a->owner);
+    }
 }
 
 us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
-    write_lock(db);
-    us_db_rc rc = us_ingest_requeue_unlocked(db, p, session_id, owner);
-    write_unlock(db);
-    return rc;
+    claim_change_args a = { session_id, owner, 0, 0 };
+    return us_write(db, p, claim_change_body, &a);
 }
 
-us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id, const char *owner, apr_time_t now)
+us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
+                             const char *owner, apr_time_t now)
 {
-    write_lock(db);
-    us_db_rc rc = us_ingest_heartbeat_unlocked(db, p, session_id, owner, now);
-    write_unlock(db);
-    return rc;
+    claim_change_args a = { session_id, owner, now, 1 };
+    return us_write(db, p, claim_change_body, &a);
 }
 
 us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
-    write_lock(db);
-    us_db_rc rc = us_ingest_done_unlocked(db, p, session_id, owner);
-    write_unlock(db);
+    claim_change_args a = { session_id, owner, 0, 2 };
+    return us_write(db, p, claim_change_body, &a);
+}
+
+typedef struct {
+    const us_session *s;
+    const apr_array_header_t *results;
+    apr_time_t now;
+    apr_array_header_t *deleted;
+} apply_args;
+
+static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    apply_args *a = arg;
+    apr_array_clear(a->deleted);
+    return ingest_apply_locked(db, p, a->s, a->results, a->now, a->deleted);
+}
+
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+                         const apr_array_header_t *results, apr_time_t now,
+                         apr_array_header_t **deleted)
+{
+    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
+    us_db_rc rc = us_write(db, p, apply_body, &a);
+    if (rc != US_DB_OK)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
     return rc;
 }
 
-us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s, const apr_array_header_t *results, apr_time_t now, apr_array_header_t **deleted)
+typedef struct {
+    const char *workspace, *write_mode;
+    const us_wsfile *f;
+    apr_array_header_t *deleted;
+} wsfile_add_args;
+
+static us_db_rc wsfile_add_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    write_lock(db);
-    us_db_rc rc = us_ingest_apply_unlocked(db, p, s, results, now, deleted);
-    write_unlock(db);
-    return rc;
+    wsfile_add_args *a = arg;
+    apr_array_clear(a->deleted);
+    return wsfile_add_locked(db, p, a->workspace, a->f, a->write_mode, a->deleted);
 }
 
-us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f, const char *write_mode, apr_array_header_t **deleted)
+us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+                       const char *write_mode, apr_array_header_t **deleted)
 {
-    write_lock(db);
-    us_db_rc rc = us_wsfile_add_unlocked(db, p, workspace, f, write_mode, deleted);
-    write_unlock(db);
+    wsfile_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
+    us_db_rc rc = us_write(db, p, wsfile_add_body, &a);
+    if (rc != US_DB_OK)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
     return rc;
 }

@@ -38,6 +38,7 @@ static int teardown(void **state)
     unlink(dbpath);
     unlink(apr_pstrcat(pool, dbpath, "-wal", NULL));
     unlink(apr_pstrcat(pool, dbpath, "-shm", NULL));
+    unlink(apr_pstrcat(pool, dbpath, ".lock", NULL));
     return 0;
 }
 

@@ -1,0 +1,63 @@
+/*
+ * us_store_db.h - internals shared by the store's two halves: us_store.c
+ * (connections, queries) and us_writer.c (the one-writer-at-a-time queue
+ * with group commit). Not for use outside the store and its unit tests.
+ */
+#ifndef US_STORE_DB_H
+#define US_STORE_DB_H
+
+#include "us_store.h"
+
+struct us_writer;
+
+struct us_db {
+    apr_pool_t *pool;
+    const apr_dbd_driver_t *drv;
+    apr_dbd_t *h;
+    us_dialect dialect;
+    const char *params;            /* which database: writers of the same one batch together */
+    struct us_writer *writer;      /* that database's write queue in this process (lazy) */
+    apr_dbd_prepared_t *stmt[US_STMT__COUNT];
+    const char *err;
+};
+
+/* Records the error of driver result rc on db (db->err) and classifies it. */
+us_db_rc us_db_fail(us_db *db, int rc, const char *what);
+
+/* Runs a statement outside the prepared set (transaction control). */
+us_db_rc us_db_exec(us_db *db, const char *sql);
+
+/* A piece of a write transaction: runs on some connection of the same
+ * database (db), inside a transaction it must not open or end itself.
+ * A result other than US_DB_OK undoes everything it changed. */
+typedef us_db_rc (*us_write_fn)(us_db *db, apr_pool_t *p, void *arg);
+
+/*
+ * Runs fn durably: returns its result once the transaction holding its
+ * changes has committed (or fn's result when that was not US_DB_OK, or the
+ * error that stopped the transaction). Writers of one database in one
+ * process queue here; whoever finds no transaction running becomes the
+ * leader and runs every queued piece in one transaction - one commit, one
+ * WAL sync for all of them (group commit) - while the others wait. Across
+ * processes the leaders take an flock on "<database>.lock" first, so SQLite
+ * never has to busy-wait (and sleep) for another of our processes.
+ * p belongs to the caller; it is used by the leader while the caller waits.
+ */
+us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
+
+/* One queued piece of work (exposed for the unit tests of us_write_batch). */
+typedef struct us_write_job {
+    us_write_fn fn;
+    void *arg;
+    apr_pool_t *pool;
+    us_db_rc rc;
+    const char *err;               /* fn's or the transaction's error, in pool */
+    int done;
+    struct us_write_job *next;
+} us_write_job;
+
+/* Runs a list of jobs in one transaction on db, each in a savepoint when
+ * there are several; sets every job's rc and err. */
+void us_write_batch(us_db *db, us_write_job *jobs);
+
+#endif

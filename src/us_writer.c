@@ -1,0 +1,196 @@
+/*
+ * us_writer.c - one writer at a time per database, with group commit.
+ *
+ * Why: every write used to be its own transaction, serialised anyway by
+ * SQLite's single write lock, each paying a WAL sync; and the two httpd
+ * children met in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms
+ * instead of waking when the lock frees (while apr_dbd's process-wide
+ * driver mutex stops every other statement of that process). Here writers
+ * of a process queue on a condition variable; the first becomes the leader,
+ * takes the kernel's flock shared with the other processes and commits the
+ * whole queue at once. The others return when their piece is on disk.
+ */
+#include "us_store_db.h"
+
+#include <apr_strings.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+typedef struct us_writer {
+    char *key;                     /* the database's params */
+    int lock_fd;                   /* flock target; -1: none (not SQLite, or unopenable) */
+    pthread_mutex_t mu;            /* guards the queue and `leading` */
+    pthread_cond_t cv;             /* a batch ended */
+    us_write_job *head, **tail;
+    int leading;                   /* a leader is running a batch */
+    struct us_writer *next;
+} us_writer;
+
+/* The writers of this process, one per database. They live as long as the
+ * process (a handful of small objects). A forked child must not share its
+ * parent's flock (flock belongs to the open file), so it starts afresh. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static us_writer *registry;
+static pid_t registry_pid;
+
+const char *us_store_lock_path(apr_pool_t *p, const char *db_path)
+{
+    return apr_pstrcat(p, db_path, ".lock", NULL);
+}
+
+static us_writer *writer_new(const us_db *db)
+{
+    us_writer *w = calloc(1, sizeof(*w));
+    if (!w || !(w->key = strdup(db->params))) {
+        free(w);
+        return NULL;
+    }
+    w->lock_fd = -1;
+    if (db->dialect == US_DIALECT_SQLITE) {
+        size_t n = strlen(db->params) + sizeof(".lock");
+        char *path = malloc(n);
+        if (path) {
+            /* O_RDONLY suffices for flock, so a lock file created by root
+             * (the parent's expiry sweep) stays usable by User */
+            snprintf(path, n, "%s.lock", db->params);
+            w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+            free(path);
+        }
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->tail = &w->head;
+    return w;
+}
+
+static us_writer *writer_of(us_db *db)
+{
+    if (db->writer)
+        return db->writer;
+    pthread_mutex_lock(&registry_mu);
+    if (registry_pid != getpid()) {
+        registry = NULL; /* inherited from the parent: not ours to use */
+        registry_pid = getpid();
+    }
+    us_writer *w = registry;
+    while (w && strcmp(w->key, db->params) != 0)
+        w = w->next;
+    if (!w && (w = writer_new(db)) != NULL) {
+        w->next = registry;
+        registry = w;
+    }
+    pthread_mutex_unlock(&registry_mu);
+    db->writer = w;
+    return w;
+}
+
+static void lock_file(int fd, int op)
+{
+    if (fd >= 0)
+        while (flock(fd, op) != 0 && errno == EINTR)
+            ;
+}
+
+static void set_error(us_write_job *j, us_db_rc rc, const char *err)
+{
+    j->rc = rc;
+    j->err = err ? apr_pstrdup(j->pool, err) : NULL;
+}
+
+/* Savepoints undo one failed piece without its neighbours; a lone piece
+ * needs none (its failure rolls the whole transaction back). */
+static int run_piece(us_db *db, us_write_job *j, int alone)
+{
+    if (!alone && us_db_exec(db, "SAVEPOINT us_piece") != US_DB_OK)
+        return 0;
+    us_db_rc rc = j->fn(db, j->pool, j->arg);
+    set_error(j, rc, rc == US_DB_OK ? NULL : db->err);
+    if (alone)
+        return 1;
+    if (rc != US_DB_OK && us_db_exec(db, "ROLLBACK TO us_piece") != US_DB_OK)
+        return 0;
+    return us_db_exec(db, "RELEASE us_piece") == US_DB_OK;
+}
+
+void us_write_batch(us_db *db, us_write_job *jobs)
+{
+    int alone = jobs && !jobs->next, ok = 1, changed = 0;
+    us_db_rc rc = us_db_exec(db, us_sql_begin_write(db->dialect));
+
+    if (rc != US_DB_OK) {
+        for (us_write_job *j = jobs; j; j = j->next)
+            set_error(j, rc, db->err);
+        return;
+    }
+    for (us_write_job *j = jobs; j && ok; j = j->next) {
+        ok = run_piece(db, j, alone);
+        changed |= j->rc == US_DB_OK;
+    }
+    if (ok && changed && (rc = us_db_exec(db, "COMMIT")) == US_DB_OK)
+        return;
+    /* nothing to keep, or a savepoint or the commit failed: undo it all */
+    const char *err = db->err;
+    us_db_exec(db, "ROLLBACK");
+    db->err = err;
+    if (!ok)
+        rc = US_DB_ERROR;
+    for (us_write_job *j = jobs; j; j = j->next)
+        if (j->rc == US_DB_OK || !ok)
+            set_error(j, rc, err);
+}
+
+/* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */
+static us_db_rc write_alone(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
+{
+    us_write_job job = { fn, arg, p, US_DB_OK, NULL, 0, NULL };
+    us_write_batch(db, &job);
+    if (job.err)
+        db->err = job.err;
+    return job.rc;
+}
+
+us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
+{
+    us_writer *w = db->dialect == US_DIALECT_SQLITE ? writer_of(db) : NULL;
+    if (!w)
+        return write_alone(db, p, fn, arg);
+
+    us_write_job job = { fn, arg, p, US_DB_OK, NULL, 0, NULL };
+    pthread_mutex_lock(&w->mu);
+    *w->tail = &job;
+    w->tail = &job.next;
+    while (!job.done && w->leading)
+        pthread_cond_wait(&w->cv, &w->mu);
+    if (!job.done) {
+        /* lead: take the whole queue (ours included) and run it */
+        us_write_job *batch = w->head;
+        w->head = NULL;
+        w->tail = &w->head;
+        w->leading = 1;
+        pthread_mutex_unlock(&w->mu);
+
+        lock_file(w->lock_fd, LOCK_EX);
+        us_write_batch(db, batch);
+        lock_file(w->lock_fd, LOCK_UN);
+
+        pthread_mutex_lock(&w->mu);
+        while (batch) {
+            us_write_job *next = batch->next; /* a waiter may leave once done */
+            batch->done = 1;
+            batch = next;
+        }
+        w->leading = 0;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (job.err)
+        db->err = job.err;
+    return job.rc;
+}

@@ -1,0 +1,279 @@
+/* Unit tests: the write queue with group commit (us_writer.c) and the
+ * per-user open-session counter, against a temporary SQLite database. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include "us_store_db.h"
+
+static apr_pool_t *pool;
+static const apr_dbd_driver_t *drv;
+static char dbpath[64];
+
+#define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
+static const apr_time_t T0 = SEC(1795863600);
+
+static int setup(void **state)
+{
+    const char *err = NULL;
+    (void)state;
+    snprintf(dbpath, sizeof(dbpath), "/tmp/us_writer_test_%ld.db", (long)getpid());
+    unlink(dbpath);
+    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(dbpath);
+    unlink(apr_pstrcat(pool, dbpath, "-wal", NULL));
+    unlink(apr_pstrcat(pool, dbpath, "-shm", NULL));
+    unlink(apr_pstrcat(pool, dbpath, ".lock", NULL));
+    return 0;
+}
+
+static us_db *open_db(apr_pool_t *p)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    if (us_db_open(p, drv, dbpath, &db, &err) != US_DB_OK)
+        fail_msg("open: %s", err);
+    return db;
+}
+
+static us_session make(apr_pool_t *p, int n, const char *user, long lifetime)
+{
+    us_session s;
+    memset(&s, 0, sizeof(s));
+    s.id = apr_psprintf(p, "00000000-0000-4000-8000-%012d", n);
+    s.workspace = "ws";
+    s.user_id = user;
+    s.given_name = "Ada";
+    s.family_name = "Lovelace";
+    s.write_mode = "KEEP";
+    s.created_at = T0 + n;
+    s.expires_at = T0 + SEC(lifetime);
+    return s;
+}
+
+/* The user's counter row as stored (-1: no row). */
+static long long counter(us_db *db, const char *user)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    long long n = -1;
+    const char *sql = apr_psprintf(pool, "SELECT n FROM us_user_open WHERE user_id = '%s'", user);
+    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0)
+        n = apr_atoi64(apr_dbd_get_entry(db->drv, row, 0));
+    return n;
+}
+
+static int session_exists(us_db *db, const char *id)
+{
+    us_session got;
+    return us_session_by_id(db, pool, id, T0, &got) == US_DB_OK;
+}
+
+/* ---- one batch: a failing piece is undone alone ----------------------------- */
+
+typedef struct {
+    us_session s;
+    us_db_rc then; /* what the piece returns after inserting */
+} piece;
+
+static us_db_rc insert_then(us_db *db, apr_pool_t *p, void *arg)
+{
+    piece *pc = arg;
+    int nrows = 0;
+    apr_int64_t c = pc->s.created_at, e = pc->s.expires_at, t = T0;
+    int par = 0, max = 1000;
+    const void *args[] = { pc->s.id, pc->s.workspace, pc->s.user_id, pc->s.given_name,
+                           pc->s.family_name, pc->s.write_mode, &par, &c, &e,
+                           pc->s.user_id, pc->s.user_id, &t, &max };
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, db->stmt[US_STMT_SESSION_INSERT], args);
+    if (rc != 0)
+        return us_db_fail(db, rc, "insert");
+    if (pc->then != US_DB_OK)
+        db->err = "piece failed on purpose";
+    return pc->then;
+}
+
+static void test_batch_undoes_only_the_failed_piece(void **state)
+{
+    us_db *db = open_db(pool);
+    piece a = { make(pool, 1, "u1", 100), US_DB_OK };
+    piece b = { make(pool, 2, "u1", 100), US_DB_ERROR };
+    piece c = { make(pool, 3, "u1", 100), US_DB_CONFLICT };
+    piece d = { make(pool, 4, "u1", 100), US_DB_OK };
+    us_write_job jd = { insert_then, &d, pool, US_DB_OK, NULL, 0, NULL };
+    us_write_job jc = { insert_then, &c, pool, US_DB_OK, NULL, 0, &jd };
+    us_write_job jb = { insert_then, &b, pool, US_DB_OK, NULL, 0, &jc };
+    us_write_job ja = { insert_then, &a, pool, US_DB_OK, NULL, 0, &jb };
+    (void)state;
+
+    us_write_batch(db, &ja);
+    assert_int_equal(ja.rc, US_DB_OK);
+    assert_int_equal(jb.rc, US_DB_ERROR);
+    assert_string_equal(jb.err, "piece failed on purpose");
+    assert_int_equal(jc.rc, US_DB_CONFLICT);
+    assert_int_equal(jd.rc, US_DB_OK);
+    assert_true(session_exists(db, a.s.id));
+    assert_false(session_exists(db, b.s.id));
+    assert_false(session_exists(db, c.s.id));
+    assert_true(session_exists(db, d.s.id));
+    assert_int_equal(counter(db, "u1"), 2); /* the trigger's +1s were undone too */
+    us_db_close(db);
+}
+
+static void test_lone_failed_piece_leaves_nothing(void **state)
+{
+    us_db *db = open_db(pool);
+    piece a = { make(pool, 5, "u2", 100), US_DB_ERROR };
+    (void)state;
+    assert_int_equal(us_write(db, pool, insert_then, &a), US_DB_ERROR);
+    assert_string_equal(us_db_error(db), "piece failed on purpose");
+    assert_false(session_exists(db, a.s.id));
+    assert_int_equal(counter(db, "u2"), -1);
+    us_db_close(db);
+}
+
+/* ---- many writers at once ---------------------------------------------------------- */
+
+#define WRITERS 12
+#define PER_WRITER 25
+#define LIMIT 100
+static int writer_ok[WRITERS], writer_limit[WRITERS], writer_other[WRITERS];
+
+static void *APR_THREAD_FUNC writer_thread(apr_thread_t *t, void *data)
+{
+    int i = (int)(long)data;
+    apr_pool_t *p;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = open_db(p);
+    for (int k = 0; k < PER_WRITER; k++) {
+        us_session s = make(p, 1000 + i * PER_WRITER + k, "racer", 100);
+        us_db_rc rc = us_session_insert(db, p, &s, LIMIT, T0);
+        writer_ok[i] += rc == US_DB_OK;
+        writer_limit[i] += rc == US_DB_LIMIT;
+        writer_other[i] += rc != US_DB_OK && rc != US_DB_LIMIT;
+    }
+    us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* 300 inserts from 12 connections against a limit of 100: the batches
+ * keep the limit exact, and the counter matches the rows. */
+static void test_concurrent_inserts_keep_the_limit(void **state)
+{
+    apr_thread_t *th[WRITERS];
+    int ok = 0, limited = 0, other = 0;
+    (void)state;
+    for (long i = 0; i < WRITERS; i++)
+        assert_int_equal(apr_thread_create(&th[i], NULL, writer_thread, (void *)i, pool),
+                         APR_SUCCESS);
+    for (int i = 0; i < WRITERS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+        ok += writer_ok[i];
+        limited += writer_limit[i];
+        other += writer_other[i];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, LIMIT);
+    assert_int_equal(limited, WRITERS * PER_WRITER - LIMIT);
+    us_db *db = open_db(pool);
+    assert_int_equal(counter(db, "racer"), LIMIT);
+    us_db_close(db);
+}
+
+/* ---- the counter follows every way out of OPEN ---------------------------------------- */
+
+static void test_counter_follows_close_and_expiry(void **state)
+{
+    us_db *db = open_db(pool);
+    int n = 0;
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        us_session s = make(pool, 2000 + i, "u3", i < 2 ? 10 : 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 4, T0), US_DB_OK);
+    }
+    assert_int_equal(counter(db, "u3"), 4);
+    us_session full = make(pool, 2010, "u3", 100);
+    assert_int_equal(us_session_insert(db, pool, &full, 4, T0), US_DB_LIMIT);
+    /* two expire by time: they stop counting before the sweep writes it */
+    assert_int_equal(us_session_insert(db, pool, &full, 4, T0 + SEC(10)), US_DB_OK);
+    assert_int_equal(counter(db, "u3"), 5);
+    assert_int_equal(us_sessions_expire(db, pool, T0 + SEC(10), &n), US_DB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(counter(db, "u3"), 3);
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 2002, "u3", 0).id, T0 + SEC(11)),
+                     US_DB_OK);
+    assert_int_equal(counter(db, "u3"), 2);
+    /* closing again changes nothing */
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 2002, "u3", 0).id, T0 + SEC(11)),
+                     US_DB_CONFLICT);
+    assert_int_equal(counter(db, "u3"), 2);
+    us_db_close(db);
+}
+
+/* A database of schema 4 (no counter) gets its counters from its rows. */
+static void test_migration_counts_existing_sessions(void **state)
+{
+    us_db *db = open_db(pool);
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        us_session s = make(pool, 3000 + i, "u4", 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    }
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 3000, "u4", 0).id, T0), US_DB_OK);
+    static const char *const back_to_4[] = {
+        "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
+        "DROP TRIGGER us_user_open_delete", "DROP TABLE us_user_open",
+        "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
+    };
+    for (const char *const *q = back_to_4; *q; q++)
+        assert_int_equal(apr_dbd_query(db->drv, db->h, &nrows, *q), 0);
+    us_db_close(db);
+
+    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    db = open_db(pool);
+    assert_int_equal(counter(db, "u4"), 2);
+    us_db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_batch_undoes_only_the_failed_piece, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lone_failed_piece_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_inserts_keep_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
+    };
+    const char *err = NULL;
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    apr_dbd_init(pool);
+    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return rc;
+}
