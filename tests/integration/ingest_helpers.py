@@ -55,12 +55,13 @@ def shared_server_options(module_so):
 
 @pytest.fixture
 def make_server(server_factory, module_so):
-    """make(**UploadServer kwargs) -> a started dedicated server on the private
-    module copy (stopped, log-checked and removed after the test)."""
-    def make(**kwargs):
+    """make(start=True, **UploadServer kwargs) -> a dedicated server on the
+    private module copy (stopped, log-checked and removed after the test).
+    Shared with fault_helpers (test_faults.py, test_security.py)."""
+    def make(start=True, **kwargs):
         kwargs.setdefault("module", module_so)
         kwargs.setdefault("max_open", 1000)
-        return server_factory(**kwargs)
+        return server_factory(start=start, **kwargs)
     return make
 
 
