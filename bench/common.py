@@ -8,10 +8,12 @@
   (bench/summary.py turns them into the table).
 - wrk helpers: runs wrk with a Lua script whose done() prints one JSON line.
 
-Debian's /usr/bin/python3 with python3-httpx; nothing else.
+Debian's /usr/bin/python3 with python3-httpx and python3-pytest; nothing
+else. The generic helpers (free ports, polling, /proc process lookups, key
+file lines) are the integration tests' (tests/integration/harness.py, which
+imports pytest).
 """
 
-import hashlib
 import json
 import os
 import secrets
@@ -23,12 +25,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 import httpx
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+
+from harness import (User, children_of, free_port, pid_alive, port_open,  # noqa: E402
+                     wait_for)
+
 WRK_DIR = os.path.join(BENCH_DIR, "wrk")
 APACHE = os.environ.get("BENCH_APACHE", "/usr/sbin/apache2")
 APACHE_MODULES = "/usr/lib/apache2/modules"
@@ -118,56 +124,7 @@ def median(xs):
 # processes
 # --------------------------------------------------------------------------
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def children_of(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/status") as f:
-                for line in f:
-                    if line.startswith("PPid:"):
-                        if int(line.split()[1]) == ppid:
-                            out.append(int(d))
-                        break
-        except OSError:
-            pass
-    return sorted(out)
+# free_port, port_open, wait_for, pid_alive and children_of: harness's
 
 
 def proc_status_kib(pid, field):
@@ -299,12 +256,12 @@ class BenchServer:
             os.chmod(d, 0o755)
         for d in (self.dav_dir, os.path.join(self.dir, "davlock")):
             chown_www(d)
-        self.key = "usk_bench_" + secrets.token_urlsafe(24)
-        self.user_id = str(uuid.uuid4())
+        user = User("Bench", "User", "*", key="usk_bench_" + secrets.token_urlsafe(24))
+        self.key = user.key
+        self.user_id = user.user_id
         with open(os.path.join(self.dir, "keys"), "w") as f:
-            f.write(f"{hashlib.sha256(self.key.encode()).hexdigest()}:{self.user_id}"
-                    f":Bench:User:*\n")
-        self.auth = {"Authorization": f"Bearer {self.key}"}
+            f.write(user.key_line() + "\n")
+        self.auth = user.headers
         self.static("tiny.txt", b"ok\n")
         self._client = None
 

@@ -13,7 +13,7 @@
 # is repeated), BENCH_TRIES (attempts at most, default 3; 2 when quick).
 #
 # Needs: build/mod_upload_session.so (make), wrk, curl, Debian's apache2
-# (event MPM, mod_dav, mod_dav_fs, mod_mime) and /usr/bin/python3 with httpx.
+# (event MPM, mod_dav, mod_dav_fs, mod_mime) and /usr/bin/python3 with httpx and pytest.
 set -u
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +27,10 @@ for cmd in wrk curl dd /usr/sbin/apache2; do
     command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
 done
 "$py" -c 'import httpx' 2>/dev/null || missing="$missing python3-httpx"
+# bench/common.py uses tests/integration/harness.py, which imports pytest
+"$py" -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
 if [ -n "$missing" ]; then
-    echo "bench: missing:$missing (Debian: apt-get install -y wrk curl apache2 python3-httpx)" >&2
+    echo "bench: missing:$missing (Debian: apt-get install -y wrk curl apache2 python3-httpx python3-pytest)" >&2
     exit 2
 fi
 if [ ! -f "$so" ]; then

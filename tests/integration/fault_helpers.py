@@ -34,8 +34,7 @@ import pytest
 
 from harness import APACHE, check, new_client
 from upload_helpers import (Part, blob_files, children_rss, form_parts, multipart,
-                            new_boundary, private_module_copy, session_dir, sha256_file,
-                            url_path)
+                            new_boundary, session_dir, sha256_file, url_path)
 
 MiB = 1024 * 1024
 
@@ -47,27 +46,9 @@ KILLED_CHILD_LOG = r"AH00052: child pid \d+ exit signal Killed"
 # fixtures (import them into a test module to use them)
 # --------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def module_so():
-    path = private_module_copy()
-    yield path
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shared_server_options(module_so):
-    return {"max_open": 1000, "module": module_so}
-
-
-@pytest.fixture
-def make_server(server_factory, module_so):
-    """make(start=True, **UploadServer kwargs) -> a dedicated server on the
-    private module copy (stopped, log-checked and removed after the test)."""
-    def make(start=True, **kwargs):
-        kwargs.setdefault("module", module_so)
-        kwargs.setdefault("max_open", 1000)
-        return server_factory(start=start, **kwargs)
-    return make
+# module_so, shared_server_options and make_server are ingest_helpers' (one
+# copy for both suites); the test modules import them from here
+from ingest_helpers import make_server, module_so, shared_server_options  # noqa: E402,F401
 
 
 def _umount(path):
@@ -326,12 +307,7 @@ def data_dir_of(srv):
     return os.path.join(srv.dir, "state", "data")
 
 
-def tmp_files_under(root):
-    """Every '*.tmp' file below root (relative paths)."""
-    out = []
-    for dp, _dns, fns in os.walk(root):
-        out += [os.path.relpath(os.path.join(dp, n), root) for n in fns if n.endswith(".tmp")]
-    return sorted(out)
+from ingest_helpers import tmp_files_under  # noqa: E402,F401  (one copy for both suites)
 
 
 def session_blob_hashes(srv, sid, data_root=None):

@@ -102,6 +102,24 @@ def pid_alive(pid):
         return False
 
 
+def children_of(ppid):
+    """Sorted pids of the processes whose parent is ppid (zombies included)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                for line in f:
+                    if line.startswith("PPid:"):
+                        if int(line.split()[1]) == ppid:
+                            out.append(int(d))
+                        break
+        except (OSError, ValueError):
+            pass
+    return sorted(out)
+
+
 def wait_for(predicate, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
@@ -293,8 +311,8 @@ def sort_items(items):
 # --------------------------------------------------------------------------
 
 class User:
-    def __init__(self, given_name, family_name, grants):
-        self.key = secrets.token_urlsafe(32)
+    def __init__(self, given_name, family_name, grants, key=None):
+        self.key = key or secrets.token_urlsafe(32)
         self.user_id = str(uuid.uuid4())
         self.given_name = given_name
         self.family_name = family_name

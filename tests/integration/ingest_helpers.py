@@ -24,8 +24,8 @@ import uuid
 
 import pytest
 
-from harness import (UUID_CANON_RE, UploadServer, check, close_session, create_session,
-                     get_status, parse_ts, pid_alive, port_open, wait_for)
+from harness import (UUID_CANON_RE, UploadServer, check, children_of, close_session,
+                     create_session, get_status, parse_ts, pid_alive, port_open, wait_for)
 from upload_helpers import (check_file_item, list_files_all, private_module_copy,
                             sdk_upload_many, upload)
 
@@ -55,12 +55,13 @@ def shared_server_options(module_so):
 
 @pytest.fixture
 def make_server(server_factory, module_so):
-    """make(**UploadServer kwargs) -> a started dedicated server on the private
-    module copy (stopped, log-checked and removed after the test)."""
-    def make(**kwargs):
+    """make(start=True, **UploadServer kwargs) -> a dedicated server on the
+    private module copy (stopped, log-checked and removed after the test).
+    Shared with fault_helpers (test_faults.py, test_security.py)."""
+    def make(start=True, **kwargs):
         kwargs.setdefault("module", module_so)
         kwargs.setdefault("max_open", 1000)
-        return server_factory(**kwargs)
+        return server_factory(start=start, **kwargs)
     return make
 
 
@@ -295,17 +296,6 @@ def post_file(api, ws, name, data, meta=None, write_mode=None, meta_as="field",
 # SIGKILL
 # --------------------------------------------------------------------------
 
-def _ppid(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("PPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def httpd_pids(srv):
     """[parent, children...] of the server (parent from its pid file)."""
     try:
@@ -313,8 +303,7 @@ def httpd_pids(srv):
             parent = int(f.read().strip())
     except (OSError, ValueError):
         return []
-    kids = [int(n) for n in os.listdir("/proc") if n.isdigit() and _ppid(int(n)) == parent]
-    return [parent] + kids
+    return [parent] + children_of(parent)
 
 
 def kill9(srv):
