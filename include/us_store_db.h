@@ -6,6 +6,8 @@
 #ifndef US_STORE_DB_H
 #define US_STORE_DB_H
 
+#include <pthread.h>
+
 #include "us_store.h"
 
 struct us_writer;
@@ -52,8 +54,10 @@ typedef struct us_write_job {
     apr_pool_t *pool;
     us_db_rc rc;
     const char *err;               /* fn's or the transaction's error, in pool */
-    int done;
+    int done;                      /* its batch has ended */
     struct us_write_job *next;
+    int lead;                      /* it runs the next batch */
+    pthread_cond_t *wake;          /* signalled on done or lead */
 } us_write_job;
 
 /* Runs a list of jobs in one transaction on db, each in a savepoint when

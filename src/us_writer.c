@@ -26,8 +26,7 @@
 typedef struct us_writer {
     char *key;                     /* the database's params */
     int lock_fd;                   /* flock target; -1: none (not SQLite, or unopenable) */
-    pthread_mutex_t mu;            /* guards the queue and `leading` */
-    pthread_cond_t cv;             /* a batch ended */
+    pthread_mutex_t mu;            /* guards the queue, `leading` and the jobs' flags */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
     struct us_writer *next;
@@ -65,7 +64,6 @@ static us_writer *writer_new(const us_db *db)
         }
     }
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
     w->tail = &w->head;
     return w;
 }
@@ -149,7 +147,7 @@ void us_write_batch(us_db *db, us_write_job *jobs)
 /* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */
 static us_db_rc write_alone(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
-    us_write_job job = { fn, arg, p, US_DB_OK, NULL, 0, NULL };
+    us_write_job job = { .fn = fn, .arg = arg, .pool = p };
     us_write_batch(db, &job);
     if (job.err)
         db->err = job.err;
@@ -162,18 +160,22 @@ us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
     if (!w)
         return write_alone(db, p, fn, arg);
 
-    us_write_job job = { fn, arg, p, US_DB_OK, NULL, 0, NULL };
+    us_write_job job = { .fn = fn, .arg = arg, .pool = p };
+    pthread_cond_t wake; /* each waiter has its own: no thundering herd */
+    pthread_cond_init(&wake, NULL);
+    job.wake = &wake;
     pthread_mutex_lock(&w->mu);
     *w->tail = &job;
     w->tail = &job.next;
-    while (!job.done && w->leading)
-        pthread_cond_wait(&w->cv, &w->mu);
+    if (!w->leading)
+        w->leading = job.lead = 1;
+    while (!job.done && !job.lead)
+        pthread_cond_wait(&wake, &w->mu);
     if (!job.done) {
-        /* lead: take the whole queue (ours included) and run it */
+        /* lead: take the whole queue (ours first) and run it */
         us_write_job *batch = w->head;
         w->head = NULL;
         w->tail = &w->head;
-        w->leading = 1;
         pthread_mutex_unlock(&w->mu);
 
         lock_file(w->lock_fd, LOCK_EX);
@@ -181,15 +183,23 @@ us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         lock_file(w->lock_fd, LOCK_UN);
 
         pthread_mutex_lock(&w->mu);
-        while (batch) {
-            us_write_job *next = batch->next; /* a waiter may leave once done */
-            batch->done = 1;
-            batch = next;
+        for (us_write_job *j = batch; j; j = j->next) {
+            /* a waiter reads its result only once it holds w->mu again */
+            j->done = 1;
+            if (j != &job)
+                pthread_cond_signal(j->wake);
         }
-        w->leading = 0;
-        pthread_cond_broadcast(&w->cv);
+        /* hand the lead to the first of those who queued meanwhile */
+        if (w->head) {
+            w->head->lead = 1;
+            pthread_cond_signal(w->head->wake);
+        }
+        else {
+            w->leading = 0;
+        }
     }
     pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&wake);
     if (job.err)
         db->err = job.err;
     return job.rc;

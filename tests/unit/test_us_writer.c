@@ -115,10 +115,10 @@ static void test_batch_undoes_only_the_failed_piece(void **state)
     piece b = { make(pool, 2, "u1", 100), US_DB_ERROR };
     piece c = { make(pool, 3, "u1", 100), US_DB_CONFLICT };
     piece d = { make(pool, 4, "u1", 100), US_DB_OK };
-    us_write_job jd = { insert_then, &d, pool, US_DB_OK, NULL, 0, NULL };
-    us_write_job jc = { insert_then, &c, pool, US_DB_OK, NULL, 0, &jd };
-    us_write_job jb = { insert_then, &b, pool, US_DB_OK, NULL, 0, &jc };
-    us_write_job ja = { insert_then, &a, pool, US_DB_OK, NULL, 0, &jb };
+    us_write_job jd = { .fn = insert_then, .arg = &d, .pool = pool };
+    us_write_job jc = { .fn = insert_then, .arg = &c, .pool = pool, .next = &jd };
+    us_write_job jb = { .fn = insert_then, .arg = &b, .pool = pool, .next = &jc };
+    us_write_job ja = { .fn = insert_then, .arg = &a, .pool = pool, .next = &jb };
     (void)state;
 
     us_write_batch(db, &ja);
