@@ -1,5 +1,6 @@
 /* us_blob.c - durable file writes (pure). */
 #include "us_blob.h"
+#include "us_dirsync.h"
 
 #include <apr_strings.h>
 #include <openssl/evp.h>
@@ -115,7 +116,7 @@ apr_status_t us_blob_publish(us_blob *b)
     if (rv != APR_SUCCESS)
         return rv;
     b->tmp_path = NULL; /* published: the cleanup must leave it */
-    return us_fsync_dir(b->dir);
+    return us_dirsync(b->dir); /* shared with concurrent uploads into dir */
 }
 
 void us_blob_discard(us_blob *b)

@@ -19,9 +19,6 @@ static const char *const SQLITE_SETUP[] = {
     /* WAL + FULL: a commit is on disk before we answer the client */
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    /* read pages through a shared mapping: a connection whose cache another
-     * connection's commit invalidated re-reads without a pread per page */
-    "PRAGMA mmap_size=268435456",
     NULL
 };
 

@@ -1,0 +1,114 @@
+/*
+ * us_dirsync.c - see us_dirsync.h. Each directory being synced has an entry
+ * with two generation counters: `started` counts fsyncs begun, `finished`
+ * the last one completed. A caller needs the fsync numbered started + 1 at
+ * the time it arrives (any earlier one may have begun before its rename):
+ * it waits for a running one to end, then either finds its generation done
+ * by another caller or runs it itself for everyone waiting.
+ */
+#include "us_dirsync.h"
+#include "us_blob.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    char *dir;
+    unsigned long started, finished;
+    unsigned long failed_gen;      /* the last generation whose fsync failed */
+    apr_status_t failed_rv;
+    int running;
+    int users;                     /* callers holding this entry */
+    pthread_cond_t done;
+    struct entry *next;
+} entry;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static entry *entries;
+static unsigned long syncs;
+static apr_status_t (*sync_op)(const char *dir) = us_fsync_dir;
+
+void us_dirsync_set_op(apr_status_t (*op)(const char *dir))
+{
+    sync_op = op ? op : us_fsync_dir;
+}
+
+unsigned long us_dirsync_count(void)
+{
+    pthread_mutex_lock(&mu);
+    unsigned long n = syncs;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+/* Under mu. NULL when out of memory. */
+static entry *entry_get(const char *dir)
+{
+    entry *e = entries;
+    while (e && strcmp(e->dir, dir) != 0)
+        e = e->next;
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->dir = strdup(dir))) {
+            free(e);
+            return NULL;
+        }
+        pthread_cond_init(&e->done, NULL);
+        e->next = entries;
+        entries = e;
+    }
+    e->users++;
+    return e;
+}
+
+/* Under mu: the last caller frees the entry. */
+static void entry_put(entry *e)
+{
+    if (--e->users > 0)
+        return;
+    for (entry **pp = &entries; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    pthread_cond_destroy(&e->done);
+    free(e->dir);
+    free(e);
+}
+
+apr_status_t us_dirsync(const char *dir)
+{
+    pthread_mutex_lock(&mu);
+    entry *e = entry_get(dir);
+    if (!e) {
+        pthread_mutex_unlock(&mu);
+        return sync_op(dir);
+    }
+    unsigned long need = e->started + 1;
+    while (e->finished < need) {
+        if (e->running) {
+            pthread_cond_wait(&e->done, &mu);
+            continue;
+        }
+        /* nobody is syncing: run the next generation (>= need) for all */
+        unsigned long gen = ++e->started;
+        e->running = 1;
+        syncs++;
+        pthread_mutex_unlock(&mu);
+        apr_status_t rv = sync_op(dir);
+        pthread_mutex_lock(&mu);
+        e->running = 0;
+        e->finished = gen;
+        if (rv != APR_SUCCESS) {
+            e->failed_gen = gen;
+            e->failed_rv = rv;
+        }
+        pthread_cond_broadcast(&e->done);
+    }
+    /* a failure of any fsync that began after we arrived is ours too */
+    apr_status_t rv = e->failed_gen >= need ? e->failed_rv : APR_SUCCESS;
+    entry_put(e);
+    pthread_mutex_unlock(&mu);
+    return rv;
+}
