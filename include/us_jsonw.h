@@ -59,6 +59,24 @@ void us_jsonw_key_string(us_jsonw *w, const char *key, const char *s);
 void us_jsonw_key_int(us_jsonw *w, const char *key, long long v);
 void us_jsonw_key_bool(us_jsonw *w, const char *key, int b);
 
+/* Leaving a value out after all, e.g. a list item with a refused string:
+ * us_jsonw_save before writing it, us_jsonw_rewind to forget everything
+ * written since (failure included), as if it had never been written. */
+typedef struct {
+    apr_size_t len;
+    int depth;
+    unsigned long long objects;
+    unsigned long long started;
+    int after_key;
+    int failed;
+} us_jsonw_mark;
+
+void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m);
+void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m);
+
+/* 1 while nothing was refused. */
+int us_jsonw_ok(const us_jsonw *w);
+
 /* The text (NUL-terminated, in the pool) and its length; NULL when a
  * string was refused or objects/arrays are left open. */
 const char *us_jsonw_finish(us_jsonw *w, apr_size_t *len);

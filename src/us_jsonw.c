@@ -294,6 +294,31 @@ void us_jsonw_key_bool(us_jsonw *w, const char *key, int b)
     us_jsonw_bool(w, b);
 }
 
+void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m)
+{
+    m->len = w->len;
+    m->depth = w->depth;
+    m->objects = w->objects;
+    m->started = w->started;
+    m->after_key = w->after_key;
+    m->failed = w->failed;
+}
+
+void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m)
+{
+    w->len = m->len;
+    w->depth = m->depth;
+    w->objects = m->objects;
+    w->started = m->started;
+    w->after_key = m->after_key;
+    w->failed = m->failed;
+}
+
+int us_jsonw_ok(const us_jsonw *w)
+{
+    return !w->failed;
+}
+
 const char *us_jsonw_finish(us_jsonw *w, apr_size_t *len)
 {
     if (w->failed || w->depth != 0 || w->after_key || w->len == 0)

@@ -369,6 +369,52 @@ static void test_misuse_fails(void **state)
     assert_non_null(us_jsonw_finish(&w, NULL));
 }
 
+/* An item with a refused string is rewound: the rest is what jansson
+ * writes without that item, wherever it was (first, middle, last). */
+static void test_rewind_leaves_item_out(void **state)
+{
+    static const char *const names[] = { "bad\xe9", "a", "bad\xff", "b", "c\"", "bad\xc3" };
+    (void)state;
+    json_t *arr = json_array();
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 8);
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "data");
+    us_jsonw_array_open(&w);
+    for (int i = 0; i < 6; i++) {
+        us_jsonw_mark m;
+        us_jsonw_save(&w, &m);
+        us_jsonw_object_open(&w);
+        us_jsonw_key_string(&w, "name", names[i]);
+        us_jsonw_key_string(&w, "padding", "to make the buffer grow while rewinding.....");
+        us_jsonw_object_close(&w);
+        json_t *item = json_pack("{s:s, s:s}", "name", names[i], "padding",
+                                 "to make the buffer grow while rewinding.....");
+        assert_int_equal(us_jsonw_ok(&w), item != NULL);
+        if (!us_jsonw_ok(&w))
+            us_jsonw_rewind(&w, &m);
+        else
+            json_array_append_new(arr, item);
+    }
+    us_jsonw_array_close(&w);
+    us_jsonw_key_int(&w, "total", 6);
+    us_jsonw_object_close(&w);
+    json_t *all = json_pack("{s:o, s:I}", "data", arr, "total", (json_int_t)6);
+    char *want = json_dumps(all, DUMP_FLAGS);
+    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    free(want);
+    json_decref(all);
+
+    us_jsonw_init(&w, pool, 8); /* every item left out: an empty array */
+    us_jsonw_array_open(&w);
+    us_jsonw_mark m;
+    us_jsonw_save(&w, &m);
+    us_jsonw_string(&w, "\x80");
+    us_jsonw_rewind(&w, &m);
+    us_jsonw_array_close(&w);
+    assert_string_equal(us_jsonw_finish(&w, NULL), "[]");
+}
+
 /* A large answer from a tiny hint: the buffer grows and keeps its text. */
 static void test_growth(void **state)
 {
@@ -401,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_structure_matches_json_pack),
         cmocka_unit_test(test_misuse_fails),
+        cmocka_unit_test(test_rewind_leaves_item_out),
         cmocka_unit_test(test_growth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
