@@ -3,6 +3,7 @@
  * httpd glue; validation rules live in us_validate.c, SQL in us_store.c.
  */
 #include "us_uuid.h"
+#include "us_jsonw.h"
 #include "us_module.h"
 #include "us_policy.h"
 #include "us_time.h"
@@ -28,6 +29,15 @@ static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 
 /* ---- responses ------------------------------------------------------------ */
 
+static void send_json_text(request_rec *r, int status, const char *text, size_t len)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only)
+        ap_rwrite(text, (int)len, r);
+}
+
 /* Sends body (stolen) as the JSON response with the given status. */
 int us_send_json(request_rec *r, int status, json_t *body)
 {
@@ -35,13 +45,24 @@ int us_send_json(request_rec *r, int status, json_t *body)
     json_decref(body);
     if (!text)
         return HTTP_INTERNAL_SERVER_ERROR;
-    size_t len = strlen(text);
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only)
-        ap_rwrite(text, (int)len, r);
+    send_json_text(r, status, text, strlen(text));
     free(text);
+    return OK;
+}
+
+/* Sends what w wrote. A failed writer (a stored name that is not valid
+ * UTF-8, which jansson refused as well: json_pack failed) is a 500. */
+static int send_jsonw(request_rec *r, int status, us_jsonw *w)
+{
+    apr_size_t len = 0;
+    const char *text = us_jsonw_finish(w, &len);
+    if (!text) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      USLOGNO(0103) "cannot write the answer as JSON: a stored text "
+                      "(e.g. a name from the key file) is not valid UTF-8");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    send_json_text(r, status, text, len);
     return OK;
 }
 
@@ -151,10 +172,104 @@ static json_t *ts(apr_time_t t)
     return json_string(buf);
 }
 
-static json_t *created_by(const us_session *s)
+/* ---- answers written straight into one buffer (us_jsonw) --------------- */
+
+static void write_ts(us_jsonw *w, const char *key, apr_time_t t)
 {
-    return json_pack("{s:s, s:s, s:s}", "user_id", s->user_id, "given_name",
-                     s->given_name, "family_name", s->family_name);
+    char buf[US_TS_LEN];
+    us_time_format(t, buf);
+    us_jsonw_key_string(w, key, buf);
+}
+
+static void write_created_by(us_jsonw *w, const us_session *s)
+{
+    us_jsonw_key(w, "created_by");
+    us_jsonw_object_open(w);
+    us_jsonw_key_string(w, "user_id", s->user_id);
+    us_jsonw_key_string(w, "given_name", s->given_name);
+    us_jsonw_key_string(w, "family_name", s->family_name);
+    us_jsonw_object_close(w);
+}
+
+/* GET .../upload_sessions/{id} */
+static void write_session_status(us_jsonw *w, request_rec *r, const us_srv_conf *c,
+                                 const us_session *s)
+{
+    long long pending = s->uploaded_files - s->finished_files - s->failed_files;
+    us_jsonw_object_open(w);
+    us_jsonw_key_string(w, "session_id", s->id);
+    us_jsonw_key_string(w, "documentation_url", documentation_url(r, c));
+    write_ts(w, "expires_at", s->expires_at);
+    us_jsonw_key(w, "ingestion_status");
+    us_jsonw_object_open(w);
+    us_jsonw_key_int(w, "failed_files", s->failed_files);
+    us_jsonw_key_int(w, "finished_files", s->finished_files);
+    us_jsonw_key_int(w, "pending_files", pending > 0 ? pending : 0);
+    us_jsonw_object_close(w);
+    us_jsonw_key_string(w, "status", s->status);
+    us_jsonw_key_string(w, "write_mode", s->write_mode);
+    us_jsonw_key_bool(w, "parallel_processing_enabled", s->parallel);
+    write_ts(w, "created_at", s->created_at);
+    write_created_by(w, s);
+    us_jsonw_key_int(w, "uploaded_files", s->uploaded_files);
+    us_jsonw_object_close(w);
+}
+
+/* One item of GET .../upload_sessions. An item with a name that is not
+ * valid UTF-8 (a key file in Latin-1) is left out, as it was when jansson
+ * refused it, and logged. */
+static void write_session_item(us_jsonw *w, request_rec *r, const us_session *s)
+{
+    us_jsonw_mark before;
+    us_jsonw_save(w, &before);
+    us_jsonw_object_open(w);
+    us_jsonw_key_string(w, "session_id", s->id);
+    write_created_by(w, s);
+    write_ts(w, "created_at", s->created_at);
+    write_ts(w, "expires_at", s->expires_at);
+    us_jsonw_key_string(w, "write_mode", s->write_mode);
+    us_jsonw_key_string(w, "status", s->status);
+    us_jsonw_key_bool(w, "parallel_processing_enabled", s->parallel);
+    us_jsonw_object_close(w);
+    if (!us_jsonw_ok(w)) {
+        us_jsonw_rewind(w, &before);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      USLOGNO(0104) "session %s left out of the list: its creator's "
+                      "name is not valid UTF-8", s->id);
+    }
+}
+
+/* One item of GET .../upload_sessions/{id}/files (names are valid UTF-8
+ * when stored; an item that is not is left out, as jansson did). */
+static void write_file_item(us_jsonw *w, const us_file_row *f)
+{
+    us_jsonw_mark before;
+    us_jsonw_save(w, &before);
+    us_jsonw_object_open(w);
+    us_jsonw_key_string(w, "file_ingestion_id", f->file_ingestion_id);
+    us_jsonw_key_string(w, "name", f->name);
+    us_jsonw_key_string(w, "ingestion_status", f->status);
+    if (f->reason)
+        us_jsonw_key_string(w, "ingestion_status_reason", f->reason);
+    us_jsonw_object_close(w);
+    if (!us_jsonw_ok(w))
+        us_jsonw_rewind(w, &before);
+}
+
+/* A page of a list: {"data":[ items ],"has_more":...,"total":...} */
+static void write_page_open(us_jsonw *w)
+{
+    us_jsonw_object_open(w);
+    us_jsonw_key(w, "data");
+    us_jsonw_array_open(w);
+}
+
+static void write_page_close(us_jsonw *w, long long offset, int count, long long total)
+{
+    us_jsonw_array_close(w);
+    us_jsonw_key_bool(w, "has_more", offset < total && offset + count < total);
+    us_jsonw_key_int(w, "total", total);
+    us_jsonw_object_close(w);
 }
 
 static int session_not_found(request_rec *r, const char *id)
@@ -272,23 +387,12 @@ leave:
     return rc;
 }
 
-static json_t *session_status_json(request_rec *r, const us_srv_conf *c, const us_session *s)
+static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)
 {
-    long long pending = s->uploaded_files - s->finished_files - s->failed_files;
-    return json_pack("{s:s, s:s, s:o, s:{s:I, s:I, s:I}, s:s, s:s, s:b, s:o, s:o, s:I}",
-                     "session_id", s->id,
-                     "documentation_url", documentation_url(r, c),
-                     "expires_at", ts(s->expires_at),
-                     "ingestion_status",
-                     "failed_files", (json_int_t)s->failed_files,
-                     "finished_files", (json_int_t)s->finished_files,
-                     "pending_files", (json_int_t)(pending > 0 ? pending : 0),
-                     "status", s->status,
-                     "write_mode", s->write_mode,
-                     "parallel_processing_enabled", s->parallel,
-                     "created_at", ts(s->created_at),
-                     "created_by", created_by(s),
-                     "uploaded_files", (json_int_t)s->uploaded_files);
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 1024);
+    write_session_status(&w, r, c, s);
+    return send_jsonw(r, HTTP_OK, &w);
 }
 
 static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
@@ -314,7 +418,7 @@ static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const cha
     else if (drc != US_DB_OK)
         rc = us_send_store_error(r, drc, dberr);
     else
-        rc = us_send_json(r, HTTP_OK, session_status_json(r, c, &s));
+        rc = send_session_status(r, c, &s);
 leave:
     json_decref(errs);
     return rc;
@@ -393,18 +497,13 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
-    json_t *data = json_array();
-    for (int i = 0; i < rows->nelts; i++) {
-        const us_session *s = &APR_ARRAY_IDX(rows, i, us_session);
-        json_array_append_new(data, json_pack(
-            "{s:s, s:o, s:o, s:o, s:s, s:s, s:b}", "session_id", s->id,
-            "created_by", created_by(s), "created_at", ts(s->created_at),
-            "expires_at", ts(s->expires_at), "write_mode", s->write_mode,
-            "status", s->status, "parallel_processing_enabled", s->parallel));
-    }
-    int has_more = offset < total && offset + rows->nelts < total;
-    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more",
-                                         has_more, "total", (json_int_t)total));
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 384);
+    write_page_open(&w);
+    for (int i = 0; i < rows->nelts; i++)
+        write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
+    write_page_close(&w, offset, rows->nelts, total);
+    rc = send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -450,18 +549,13 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
         rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
-    json_t *data = json_array();
-    for (int i = 0; i < rows->nelts; i++) {
-        const us_file_row *f = &APR_ARRAY_IDX(rows, i, us_file_row);
-        json_t *item = json_pack("{s:s, s:s, s:s}", "file_ingestion_id", f->file_ingestion_id,
-                                 "name", f->name, "ingestion_status", f->status);
-        if (f->reason)
-            json_object_set_new(item, "ingestion_status_reason", json_string(f->reason));
-        json_array_append_new(data, item);
-    }
-    int has_more = offset < total && offset + rows->nelts < total;
-    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:b, s:I}", "data", data, "has_more", has_more,
-                                         "total", (json_int_t)total));
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 192);
+    write_page_open(&w);
+    for (int i = 0; i < rows->nelts; i++)
+        write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_file_row));
+    write_page_close(&w, offset, rows->nelts, total);
+    rc = send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;

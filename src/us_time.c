@@ -5,16 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-void us_time_format(apr_time_t t, char out[US_TS_LEN])
+/* The old path, for years outside 0000-9999 (what %04d writes there). */
+static void format_stdio(time_t secs, long usec, char out[US_TS_LEN])
 {
-    time_t secs = (time_t)(t / APR_USEC_PER_SEC);
-    long usec = (long)(t % APR_USEC_PER_SEC);
     struct tm tm;
-
-    if (usec < 0) { /* before 1970: keep the fraction positive */
-        usec += APR_USEC_PER_SEC;
-        secs -= 1;
-    }
     char tmp[96]; /* roomy: the compiler cannot bound struct tm's fields */
     gmtime_r(&secs, &tm);
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ",
@@ -22,6 +16,59 @@ void us_time_format(apr_time_t t, char out[US_TS_LEN])
              tm.tm_min, tm.tm_sec, usec);
     memcpy(out, tmp, US_TS_LEN - 1);
     out[US_TS_LEN - 1] = '\0';
+}
+
+/* The proleptic Gregorian date of a day number since 1970-01-01
+ * (the inverse of days_from_civil below). */
+static void civil_from_days(long long z, int *y, int *m, int *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* v as exactly n decimal digits (v < 10^n) ending just before end. */
+static void put_digits(char *end, long v, int n)
+{
+    for (int i = 1; i <= n; i++, v /= 10)
+        end[-i] = (char)('0' + v % 10);
+}
+
+#define SECS_0000 (-62167219200LL)    /* 0000-01-01T00:00:00Z */
+#define SECS_10000 (253402300800LL)   /* 10000-01-01T00:00:00Z */
+
+void us_time_format(apr_time_t t, char out[US_TS_LEN])
+{
+    long long secs = t / APR_USEC_PER_SEC;
+    long usec = (long)(t % APR_USEC_PER_SEC);
+    int y, mo, d;
+
+    if (usec < 0) { /* before 1970: keep the fraction positive */
+        usec += APR_USEC_PER_SEC;
+        secs -= 1;
+    }
+    if (secs < SECS_0000 || secs >= SECS_10000) {
+        format_stdio((time_t)secs, usec, out);
+        return;
+    }
+    /* no stdio: this runs for every timestamp of every answer */
+    long long days = (secs >= 0 ? secs : secs - 86399) / 86400;
+    long sod = (long)(secs - days * 86400);
+    civil_from_days(days, &y, &mo, &d);
+    memcpy(out, "0000-00-00T00:00:00.000000Z", US_TS_LEN);
+    put_digits(out + 4, y, 4);
+    put_digits(out + 7, mo, 2);
+    put_digits(out + 10, d, 2);
+    put_digits(out + 13, sod / 3600, 2);
+    put_digits(out + 16, sod / 60 % 60, 2);
+    put_digits(out + 19, sod % 60, 2);
+    put_digits(out + 26, usec, 6);
 }
 
 /* Reads exactly n decimal digits. */

@@ -1,0 +1,330 @@
+/* us_jsonw.c - JSON written straight into one pool buffer (pure); see us_jsonw.h. */
+#include "us_jsonw.h"
+
+#include <string.h>
+
+/* the bit of the container at depth d (1..US_JSONW_MAX_DEPTH) */
+#define DEPTH_BIT(d) (1ULL << ((d) - 1))
+
+void us_jsonw_init(us_jsonw *w, apr_pool_t *p, apr_size_t size_hint)
+{
+    memset(w, 0, sizeof(*w));
+    w->pool = p;
+    w->cap = size_hint > 64 ? size_hint : 64;
+    w->buf = apr_palloc(p, w->cap);
+}
+
+/* ---- the buffer ------------------------------------------------------------ */
+
+/* Room for n more bytes and the final NUL; the buffer at least doubles. */
+static int reserve(us_jsonw *w, apr_size_t n)
+{
+    if (n > ((apr_size_t)-1) / 4 - w->len) {
+        w->failed = 1;
+        return 0;
+    }
+    if (w->len + n + 1 <= w->cap)
+        return 1;
+    apr_size_t cap = w->cap * 2;
+    while (cap < w->len + n + 1)
+        cap *= 2;
+    char *buf = apr_palloc(w->pool, cap);
+    memcpy(buf, w->buf, w->len);
+    w->buf = buf;
+    w->cap = cap;
+    return 1;
+}
+
+static void put(us_jsonw *w, const char *s, apr_size_t n)
+{
+    if (!reserve(w, n))
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+/* ---- structure: commas, keys, nesting --------------------------------------- */
+
+static int in_object(const us_jsonw *w)
+{
+    return w->depth > 0 && (w->objects & DEPTH_BIT(w->depth));
+}
+
+/* A comma unless this is the first member of the current container. */
+static void separate(us_jsonw *w)
+{
+    unsigned long long bit = DEPTH_BIT(w->depth);
+    if (w->started & bit)
+        put(w, ",", 1);
+    w->started |= bit;
+}
+
+/* Before a value: right after its key, as an array element, or alone at the
+ * top. Returns 0 (and marks the writer failed) anywhere else. */
+static int begin_value(us_jsonw *w)
+{
+    if (w->failed)
+        return 0;
+    if (w->after_key)
+        w->after_key = 0;
+    else if (w->depth == 0 && w->len > 0) /* a second value at the top */
+        w->failed = 1;
+    else if (in_object(w)) /* a value without a key */
+        w->failed = 1;
+    else if (w->depth > 0)
+        separate(w);
+    return !w->failed;
+}
+
+static void open_container(us_jsonw *w, char bracket, int is_object)
+{
+    if (!begin_value(w))
+        return;
+    if (w->depth == US_JSONW_MAX_DEPTH) {
+        w->failed = 1;
+        return;
+    }
+    w->depth++;
+    unsigned long long bit = DEPTH_BIT(w->depth);
+    w->started &= ~bit;
+    if (is_object)
+        w->objects |= bit;
+    else
+        w->objects &= ~bit;
+    put(w, &bracket, 1);
+}
+
+static void close_container(us_jsonw *w, char bracket, int is_object)
+{
+    if (w->failed)
+        return;
+    if (w->depth == 0 || w->after_key || in_object(w) != is_object) {
+        w->failed = 1;
+        return;
+    }
+    w->depth--;
+    put(w, &bracket, 1);
+}
+
+void us_jsonw_object_open(us_jsonw *w)
+{
+    open_container(w, '{', 1);
+}
+
+void us_jsonw_object_close(us_jsonw *w)
+{
+    close_container(w, '}', 1);
+}
+
+void us_jsonw_array_open(us_jsonw *w)
+{
+    open_container(w, '[', 0);
+}
+
+void us_jsonw_array_close(us_jsonw *w)
+{
+    close_container(w, ']', 0);
+}
+
+/* ---- strings -------------------------------------------------------------- */
+
+/* Length of the UTF-8 sequence at s (s[0] >= 0x80), or 0 when jansson
+ * would refuse it: a stray continuation byte, an overlong form, a
+ * surrogate, beyond U+10FFFF, or cut short (the NUL is no continuation). */
+static apr_size_t utf8_sequence(const unsigned char *s)
+{
+    apr_size_t n;
+    unsigned long cp;
+
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2;
+        cp = s[0] & 0x1Fu;
+    }
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3;
+        cp = s[0] & 0x0Fu;
+    }
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    }
+    else {
+        return 0;
+    }
+    for (apr_size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
+        return 0;
+    return n;
+}
+
+/* The escape of an ASCII character JSON does not allow as it is. */
+static char *put_escape(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default:
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = hex[c >> 4];
+        *o++ = hex[c & 0x0F];
+    }
+    return o;
+}
+
+/* The quoted, escaped string; nothing is written when it is refused. */
+static void put_string(us_jsonw *w, const char *str)
+{
+    if (!str) {
+        w->failed = 1;
+        return;
+    }
+    apr_size_t n = strlen(str);
+    if (n > ((apr_size_t)-1) / 8 || !reserve(w, 6 * n + 2)) { /* worst case: all \u00XX */
+        w->failed = 1;
+        return;
+    }
+    char *o = w->buf + w->len;
+    const unsigned char *s = (const unsigned char *)str;
+
+    *o++ = '"';
+    while (*s) {
+        if (*s >= 0x80) {
+            apr_size_t k = utf8_sequence(s);
+            if (k == 0) {
+                w->failed = 1;
+                return;
+            }
+            memcpy(o, s, k);
+            o += k;
+            s += k;
+        }
+        else if (*s < 0x20 || *s == '"' || *s == '\\') {
+            o = put_escape(o, *s++);
+        }
+        else {
+            *o++ = (char)*s++;
+        }
+    }
+    *o++ = '"';
+    w->len = (apr_size_t)(o - w->buf);
+}
+
+/* ---- keys and values -------------------------------------------------------- */
+
+void us_jsonw_key(us_jsonw *w, const char *key)
+{
+    if (w->failed)
+        return;
+    if (!in_object(w) || w->after_key) {
+        w->failed = 1;
+        return;
+    }
+    separate(w);
+    put_string(w, key);
+    put(w, ":", 1);
+    w->after_key = 1;
+}
+
+void us_jsonw_string(us_jsonw *w, const char *s)
+{
+    if (begin_value(w))
+        put_string(w, s);
+}
+
+void us_jsonw_int(us_jsonw *w, long long v)
+{
+    char digits[24];
+    int n = 0;
+    /* the magnitude as unsigned: -LLONG_MIN does not fit a long long */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    if (!begin_value(w))
+        return;
+    do {
+        digits[sizeof(digits) - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[sizeof(digits) - 1 - n++] = '-';
+    put(w, digits + sizeof(digits) - n, (apr_size_t)n);
+}
+
+void us_jsonw_bool(us_jsonw *w, int b)
+{
+    if (begin_value(w))
+        put(w, b ? "true" : "false", b ? 4 : 5);
+}
+
+void us_jsonw_null(us_jsonw *w)
+{
+    if (begin_value(w))
+        put(w, "null", 4);
+}
+
+void us_jsonw_key_string(us_jsonw *w, const char *key, const char *s)
+{
+    us_jsonw_key(w, key);
+    us_jsonw_string(w, s);
+}
+
+void us_jsonw_key_int(us_jsonw *w, const char *key, long long v)
+{
+    us_jsonw_key(w, key);
+    us_jsonw_int(w, v);
+}
+
+void us_jsonw_key_bool(us_jsonw *w, const char *key, int b)
+{
+    us_jsonw_key(w, key);
+    us_jsonw_bool(w, b);
+}
+
+void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m)
+{
+    m->len = w->len;
+    m->depth = w->depth;
+    m->objects = w->objects;
+    m->started = w->started;
+    m->after_key = w->after_key;
+    m->failed = w->failed;
+}
+
+void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m)
+{
+    w->len = m->len;
+    w->depth = m->depth;
+    w->objects = m->objects;
+    w->started = m->started;
+    w->after_key = m->after_key;
+    w->failed = m->failed;
+}
+
+int us_jsonw_ok(const us_jsonw *w)
+{
+    return !w->failed;
+}
+
+const char *us_jsonw_finish(us_jsonw *w, apr_size_t *len)
+{
+    if (w->failed || w->depth != 0 || w->after_key || w->len == 0)
+        return NULL;
+    w->buf[w->len] = '\0';
+    if (len)
+        *len = w->len;
+    return w->buf;
+}

@@ -1,0 +1,454 @@
+/*
+ * test_us_jsonw.c - the direct JSON writer against jansson: for every
+ * string, integer and structure here, us_jsonw must write byte for byte
+ * what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes (the API's
+ * answers were written that way before), and refuse exactly the strings
+ * jansson refuses (not valid UTF-8).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include <jansson.h>
+
+#include "us_jsonw.h"
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+
+static apr_pool_t *pool;
+
+static int setup(void **state)
+{
+    (void)state;
+    apr_initialize();
+    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    apr_pool_destroy(pool);
+    apr_terminate();
+    return 0;
+}
+
+/* xorshift64*: the same "random" strings on every run */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+/* What jansson writes for the string s, or NULL when it refuses s. */
+static char *jansson_string(const char *s)
+{
+    json_t *j = json_string(s);
+    char *text = j ? json_dumps(j, DUMP_FLAGS) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/* What us_jsonw writes for the string s alone, or NULL. */
+static const char *jsonw_string(const char *s)
+{
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 16);
+    us_jsonw_string(&w, s);
+    return us_jsonw_finish(&w, NULL);
+}
+
+/* Both agree on s: the same text, or both refuse it. */
+static void check_string(const char *s)
+{
+    char *want = jansson_string(s);
+    const char *got = jsonw_string(s);
+    if (!want && got)
+        fail_msg("jansson refuses %zu bytes, us_jsonw wrote %s", strlen(s), got);
+    if (want && !got)
+        fail_msg("us_jsonw refuses %s", want);
+    if (want && strcmp(want, got) != 0)
+        fail_msg("jansson %s, us_jsonw %s", want, got);
+    free(want);
+}
+
+static void test_every_ascii_character(void **state)
+{
+    (void)state;
+    for (int c = 1; c < 0x80; c++) {
+        char s[4] = { (char)c, 0, 0, 0 };
+        check_string(s);
+        s[0] = 'a';
+        s[1] = (char)c;
+        s[2] = 'z';
+        check_string(s);
+    }
+    /* spot checks of what jansson writes, so the rules are visible here */
+    assert_string_equal(jsonw_string("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
+    assert_string_equal(jsonw_string("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
+    assert_string_equal(jsonw_string("\x01\x1f\x7f"), "\"\\u0001\\u001F\x7f\"");
+    assert_string_equal(jsonw_string(""), "\"\"");
+}
+
+static void test_every_control_pair(void **state)
+{
+    (void)state;
+    for (int a = 1; a < 0x20; a++)
+        for (int b = 1; b < 0x20; b++) {
+            char s[] = { (char)a, 'x', (char)b, '"', '\\', 0 };
+            check_string(s);
+        }
+}
+
+static void test_utf8_passes_through(void **state)
+{
+    static const char *const samples[] = {
+        "caf\xc3\xa9", "\xe4\xb8\xad\xe6\x96\x87", "\xf0\x9f\x98\x80 emoji",
+        "\xe2\x80\xa8 line separator \xe2\x80\xa9", "\xc2\xa0nbsp", "\xef\xbb\xbf" "bom",
+        "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
+        "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
+        "Zo\xc3\xab \"Q\" \\back/slash", "x\xc3\xa9\n\xe2\x82\xac\t\"",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        check_string(samples[i]);
+        assert_non_null(jsonw_string(samples[i]));
+    }
+    assert_string_equal(jsonw_string("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");
+}
+
+static void test_invalid_utf8_refused(void **state)
+{
+    static const char *const bad[] = {
+        "\x80", "a\xbf", "\xc0\x80", "\xc1\xbf", "\xc2", "\xc2x", "\xe0\x80\x80",
+        "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xe2\x82", "\xf0\x80\x80\x80",
+        "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80",
+        "\xfe", "\xff", "ok\xe2\x82", "\xf0\x9f\x98",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        check_string(bad[i]);
+        assert_null(jsonw_string(bad[i]));
+    }
+    assert_null(jsonw_string(NULL));
+}
+
+/* Random strings of bytes drawn mostly from the interesting ones: jansson
+ * and us_jsonw agree on every one (text, or both refuse). */
+static void test_random_strings_agree(void **state)
+{
+    static const unsigned char pick[] = {
+        0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1a, 0x1f, ' ', '"', '\\', '/', 'a', 'Z',
+        '0', '~', 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xc3, 0xdf, 0xe0, 0xe2, 0xed, 0xef,
+        0xf0, 0xf4, 0xf5, 0xff, 0x9f, 0xa0, 0x8f, 0x90,
+    };
+    char s[16];
+    (void)state;
+    for (int round = 0; round < 200000; round++) {
+        size_t n = (size_t)(rnd() % (sizeof(s) - 1));
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rnd();
+            s[i] = (char)(r % 4 == 0 ? (unsigned char)(1 + (r >> 8) % 255)
+                                     : pick[(r >> 8) % sizeof(pick)]);
+        }
+        s[n] = '\0';
+        check_string(s);
+    }
+}
+
+/* Random valid UTF-8 of every length (1-4 bytes) and ASCII: always written. */
+static void test_random_valid_utf8(void **state)
+{
+    char s[64];
+    (void)state;
+    for (int round = 0; round < 50000; round++) {
+        size_t n = 0;
+        int chars = (int)(rnd() % 12);
+        for (int k = 0; k < chars; k++) {
+            uint32_t cp = (uint32_t)(rnd() % 0x110000);
+            if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                cp = 'x';
+            if (rnd() % 2)
+                cp %= 0x80;
+            if (cp == 0)
+                cp = 0x1f;
+            if (cp < 0x80) {
+                s[n++] = (char)cp;
+            }
+            else if (cp < 0x800) {
+                s[n++] = (char)(0xC0 | (cp >> 6));
+                s[n++] = (char)(0x80 | (cp & 0x3F));
+            }
+            else if (cp < 0x10000) {
+                s[n++] = (char)(0xE0 | (cp >> 12));
+                s[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                s[n++] = (char)(0x80 | (cp & 0x3F));
+            }
+            else {
+                s[n++] = (char)(0xF0 | (cp >> 18));
+                s[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                s[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                s[n++] = (char)(0x80 | (cp & 0x3F));
+            }
+        }
+        s[n] = '\0';
+        check_string(s);
+        assert_non_null(jsonw_string(s));
+    }
+}
+
+static void check_int(long long v)
+{
+    json_t *j = json_integer((json_int_t)v);
+    char *want = json_dumps(j, DUMP_FLAGS);
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 0);
+    us_jsonw_int(&w, v);
+    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    free(want);
+    json_decref(j);
+}
+
+static void test_integers(void **state)
+{
+    static const long long edges[] = { 0, 1, -1, 9, 10, 99, 100, -10, LLONG_MAX, LLONG_MIN,
+                                       LLONG_MAX - 1, LLONG_MIN + 1, 1000000007LL };
+    (void)state;
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+        check_int(edges[i]);
+    for (int i = 0; i < 10000; i++) {
+        uint64_t r = rnd();
+        check_int((long long)(r >> (r % 64)) * (r & 1 ? -1 : 1));
+    }
+}
+
+/* A session-list-like answer built with jansson (as the API did) and with
+ * us_jsonw: the same text. */
+static void test_structure_matches_json_pack(void **state)
+{
+    static const char *const names[] = { "Ada", "Zo\xc3\xab \"Q\" \\/", "\xf0\x9f\x98\x80\t" };
+    (void)state;
+    json_t *data = json_array();
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 32); /* small: the buffer must grow */
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "data");
+    us_jsonw_array_open(&w);
+    for (int i = 0; i < 50; i++) {
+        const char *name = names[i % 3];
+        json_array_append_new(data, json_pack("{s:s, s:{s:s, s:s}, s:b, s:I}", "id", "x",
+                                              "created_by", "given_name", name,
+                                              "family_name", "L", "flag", i % 2,
+                                              "n", (json_int_t)i * 1000));
+        us_jsonw_object_open(&w);
+        us_jsonw_key_string(&w, "id", "x");
+        us_jsonw_key(&w, "created_by");
+        us_jsonw_object_open(&w);
+        us_jsonw_key_string(&w, "given_name", name);
+        us_jsonw_key_string(&w, "family_name", "L");
+        us_jsonw_object_close(&w);
+        us_jsonw_key_bool(&w, "flag", i % 2);
+        us_jsonw_key_int(&w, "n", (long long)i * 1000);
+        us_jsonw_object_close(&w);
+    }
+    us_jsonw_array_close(&w);
+    us_jsonw_key_bool(&w, "has_more", 0);
+    us_jsonw_key_int(&w, "total", 50);
+    us_jsonw_key(&w, "empty_array");
+    us_jsonw_array_open(&w);
+    us_jsonw_array_close(&w);
+    us_jsonw_key(&w, "empty_object");
+    us_jsonw_object_open(&w);
+    us_jsonw_object_close(&w);
+    us_jsonw_key(&w, "list");
+    us_jsonw_array_open(&w);
+    us_jsonw_null(&w);
+    us_jsonw_bool(&w, 1);
+    us_jsonw_int(&w, -3);
+    us_jsonw_string(&w, "s");
+    us_jsonw_array_close(&w);
+    us_jsonw_object_close(&w);
+
+    json_t *all = json_pack("{s:o, s:b, s:I, s:[], s:{}, s:[n, b, I, s]}", "data", data,
+                            "has_more", 0, "total", (json_int_t)50, "empty_array",
+                            "empty_object", "list", 1, (json_int_t)-3, "s");
+    char *want = json_dumps(all, DUMP_FLAGS);
+    apr_size_t len = 0;
+    const char *got = us_jsonw_finish(&w, &len);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    assert_int_equal(len, strlen(want));
+    free(want);
+    json_decref(all);
+}
+
+/* Misuse and refused strings: finish returns NULL, never broken JSON. */
+static void test_misuse_fails(void **state)
+{
+    us_jsonw w;
+    (void)state;
+
+    us_jsonw_init(&w, pool, 0); /* nothing written */
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* a value without a key in an object */
+    us_jsonw_object_open(&w);
+    us_jsonw_int(&w, 1);
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* a key in an array */
+    us_jsonw_array_open(&w);
+    us_jsonw_key(&w, "k");
+    us_jsonw_int(&w, 1);
+    us_jsonw_array_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* a key without a value */
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "k");
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* left open */
+    us_jsonw_array_open(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* closed with the wrong bracket */
+    us_jsonw_array_open(&w);
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* closed once too often */
+    us_jsonw_array_open(&w);
+    us_jsonw_array_close(&w);
+    us_jsonw_array_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* two values at the top */
+    us_jsonw_int(&w, 1);
+    us_jsonw_int(&w, 2);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* a refused string deep inside */
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "ok", "fine");
+    us_jsonw_key_string(&w, "bad", "\xc3(");
+    us_jsonw_key_string(&w, "after", "fine");
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* a NULL string (json_pack refuses it too) */
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "s", NULL);
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* deeper than US_JSONW_MAX_DEPTH */
+    for (int i = 0; i <= US_JSONW_MAX_DEPTH; i++)
+        us_jsonw_array_open(&w);
+    for (int i = 0; i <= US_JSONW_MAX_DEPTH; i++)
+        us_jsonw_array_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+
+    us_jsonw_init(&w, pool, 0); /* exactly US_JSONW_MAX_DEPTH is fine */
+    for (int i = 0; i < US_JSONW_MAX_DEPTH; i++)
+        us_jsonw_array_open(&w);
+    for (int i = 0; i < US_JSONW_MAX_DEPTH; i++)
+        us_jsonw_array_close(&w);
+    assert_non_null(us_jsonw_finish(&w, NULL));
+}
+
+/* An item with a refused string is rewound: the rest is what jansson
+ * writes without that item, wherever it was (first, middle, last). */
+static void test_rewind_leaves_item_out(void **state)
+{
+    static const char *const names[] = { "bad\xe9", "a", "bad\xff", "b", "c\"", "bad\xc3" };
+    (void)state;
+    json_t *arr = json_array();
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 8);
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "data");
+    us_jsonw_array_open(&w);
+    for (int i = 0; i < 6; i++) {
+        us_jsonw_mark m;
+        us_jsonw_save(&w, &m);
+        us_jsonw_object_open(&w);
+        us_jsonw_key_string(&w, "name", names[i]);
+        us_jsonw_key_string(&w, "padding", "to make the buffer grow while rewinding.....");
+        us_jsonw_object_close(&w);
+        json_t *item = json_pack("{s:s, s:s}", "name", names[i], "padding",
+                                 "to make the buffer grow while rewinding.....");
+        assert_int_equal(us_jsonw_ok(&w), item != NULL);
+        if (!us_jsonw_ok(&w))
+            us_jsonw_rewind(&w, &m);
+        else
+            json_array_append_new(arr, item);
+    }
+    us_jsonw_array_close(&w);
+    us_jsonw_key_int(&w, "total", 6);
+    us_jsonw_object_close(&w);
+    json_t *all = json_pack("{s:o, s:I}", "data", arr, "total", (json_int_t)6);
+    char *want = json_dumps(all, DUMP_FLAGS);
+    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    free(want);
+    json_decref(all);
+
+    us_jsonw_init(&w, pool, 8); /* every item left out: an empty array */
+    us_jsonw_array_open(&w);
+    us_jsonw_mark m;
+    us_jsonw_save(&w, &m);
+    us_jsonw_string(&w, "\x80");
+    us_jsonw_rewind(&w, &m);
+    us_jsonw_array_close(&w);
+    assert_string_equal(us_jsonw_finish(&w, NULL), "[]");
+}
+
+/* A large answer from a tiny hint: the buffer grows and keeps its text. */
+static void test_growth(void **state)
+{
+    (void)state;
+    json_t *arr = json_array();
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 1);
+    us_jsonw_array_open(&w);
+    for (int i = 0; i < 20000; i++) {
+        const char *s = i % 2 ? "\x01\x02\x03\x04\x05\x06\x07" : "plain text, longer";
+        json_array_append_new(arr, json_string(s));
+        us_jsonw_string(&w, s);
+    }
+    us_jsonw_array_close(&w);
+    char *want = json_dumps(arr, DUMP_FLAGS);
+    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    free(want);
+    json_decref(arr);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_ascii_character),
+        cmocka_unit_test(test_every_control_pair),
+        cmocka_unit_test(test_utf8_passes_through),
+        cmocka_unit_test(test_invalid_utf8_refused),
+        cmocka_unit_test(test_random_strings_agree),
+        cmocka_unit_test(test_random_valid_utf8),
+        cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_structure_matches_json_pack),
+        cmocka_unit_test(test_misuse_fails),
+        cmocka_unit_test(test_rewind_leaves_item_out),
+        cmocka_unit_test(test_growth),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
