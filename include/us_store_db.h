@@ -30,8 +30,11 @@ us_db_rc us_db_fail(us_db *db, int rc, const char *what);
 us_db_rc us_db_exec(us_db *db, const char *sql);
 
 /* A piece of a write transaction: runs on some connection of the same
- * database (db), inside a transaction it must not open or end itself.
- * A result other than US_DB_OK undoes everything it changed. */
+ * database (db), inside a transaction it must not open or end itself, and
+ * may run more than once (reset outputs at its start). It returns US_DB_OK
+ * when its changes should be kept; a logical answer (NOTFOUND, CONFLICT,
+ * LIMIT) only when it changed nothing; US_DB_ERROR / US_DB_BUSY undo
+ * whatever it did. */
 typedef us_db_rc (*us_write_fn)(us_db *db, apr_pool_t *p, void *arg);
 
 /*
@@ -60,8 +63,9 @@ typedef struct us_write_job {
     pthread_cond_t *wake;          /* signalled on done or lead */
 } us_write_job;
 
-/* Runs a list of jobs in one transaction on db, each in a savepoint when
- * there are several; sets every job's rc and err. */
+/* Runs a list of jobs in one transaction on db and sets every job's rc and
+ * err. When a piece fails with a store error, all are rolled back and each
+ * runs again in a transaction of its own. */
 void us_write_batch(us_db *db, us_write_job *jobs);
 
 #endif

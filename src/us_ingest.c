@@ -161,13 +161,15 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
-                    volatile int *stop)
+                    volatile int *stop, int *claimed)
 {
     us_session s;
     apr_time_t now = apr_time_now();
     us_db_rc rc = us_ingest_claim(db, p, owner, now, now - cfg->lease, &s);
     long total = 0;
 
+    if (claimed)
+        *claimed = rc == US_DB_OK;
     if (rc == US_DB_NOTFOUND)
         return 0;
     if (rc != US_DB_OK) {
@@ -279,9 +281,12 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             us_ingest_reclaim_dead(db, iter, cfg);
             last_reclaim = apr_time_now();
         }
-        long n = us_ingest_once(db, iter, cfg, owner, &ing->stop);
-        if (n <= 0)
-            nap(ing, n < 0 ? apr_time_from_sec(1) : cfg->poll);
+        int claimed = 0;
+        long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);
+        if (n < 0)
+            nap(ing, apr_time_from_sec(1));
+        else if (!claimed) /* idle; after a session (even an empty one) look again at once */
+            nap(ing, cfg->poll);
     }
     apr_pool_destroy(p); /* closes the connection */
     apr_thread_exit(thd, APR_SUCCESS);

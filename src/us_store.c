@@ -615,7 +615,9 @@ static us_db_rc us_ingest_claim_unlocked(us_db *db, apr_pool_t *p, const char *o
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
-    return found ? US_DB_OK : US_DB_NOTFOUND;
+    if (!found) /* claimed a moment ago in this transaction: cannot be */
+        db->err = "us_ingest_claimed: the claimed session is not there";
+    return found ? US_DB_OK : US_DB_ERROR;
 }
 
 us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)

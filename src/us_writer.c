@@ -102,46 +102,67 @@ static void set_error(us_write_job *j, us_db_rc rc, const char *err)
     j->err = err ? apr_pstrdup(j->pool, err) : NULL;
 }
 
-/* Savepoints undo one failed piece without its neighbours; a lone piece
- * needs none (its failure rolls the whole transaction back). */
-static int run_piece(us_db *db, us_write_job *j, int alone)
+static int store_error(us_db_rc rc)
 {
-    if (!alone && us_db_exec(db, "SAVEPOINT us_piece") != US_DB_OK)
-        return 0;
-    us_db_rc rc = j->fn(db, j->pool, j->arg);
-    set_error(j, rc, rc == US_DB_OK ? NULL : db->err);
-    if (alone)
-        return 1;
-    if (rc != US_DB_OK && us_db_exec(db, "ROLLBACK TO us_piece") != US_DB_OK)
-        return 0;
-    return us_db_exec(db, "RELEASE us_piece") == US_DB_OK;
+    return rc == US_DB_ERROR || rc == US_DB_BUSY;
 }
 
-void us_write_batch(us_db *db, us_write_job *jobs)
+/* Runs jobs in one transaction and reports to each. Returns 0 instead,
+ * with everything rolled back and nothing reported, when a piece of a
+ * shared batch failed with a store error: such a piece may have done part
+ * of its work, and SQLite may even have ended the transaction. */
+static int run_together(us_db *db, us_write_job *jobs)
 {
-    int alone = jobs && !jobs->next, ok = 1, changed = 0;
+    int alone = !jobs->next, changed = 0;
     us_db_rc rc = us_db_exec(db, us_sql_begin_write(db->dialect));
 
     if (rc != US_DB_OK) {
         for (us_write_job *j = jobs; j; j = j->next)
             set_error(j, rc, db->err);
-        return;
+        return 1;
     }
-    for (us_write_job *j = jobs; j && ok; j = j->next) {
-        ok = run_piece(db, j, alone);
+    for (us_write_job *j = jobs; j; j = j->next) {
+        j->rc = j->fn(db, j->pool, j->arg);
+        j->err = NULL;
+        if (store_error(j->rc)) {
+            const char *err = db->err;
+            us_db_exec(db, "ROLLBACK");
+            if (!alone)
+                return 0;
+            set_error(j, j->rc, err);
+            return 1;
+        }
         changed |= j->rc == US_DB_OK;
     }
-    if (ok && changed && (rc = us_db_exec(db, "COMMIT")) == US_DB_OK)
+    /* logical answers (NOTFOUND, CONFLICT, LIMIT) changed nothing */
+    if (!changed) {
+        us_db_exec(db, "ROLLBACK");
+        return 1;
+    }
+    if ((rc = us_db_exec(db, "COMMIT")) != US_DB_OK) {
+        const char *err = db->err;
+        us_db_exec(db, "ROLLBACK");
+        db->err = err;
+        for (us_write_job *j = jobs; j; j = j->next)
+            if (j->rc == US_DB_OK)
+                set_error(j, rc, err);
+    }
+    return 1;
+}
+
+void us_write_batch(us_db *db, us_write_job *jobs)
+{
+    if (!jobs || run_together(db, jobs))
         return;
-    /* nothing to keep, or a savepoint or the commit failed: undo it all */
-    const char *err = db->err;
-    us_db_exec(db, "ROLLBACK");
-    db->err = err;
-    if (!ok)
-        rc = US_DB_ERROR;
-    for (us_write_job *j = jobs; j; j = j->next)
-        if (j->rc == US_DB_OK || !ok)
-            set_error(j, rc, err);
+    /* one piece failed: give every piece a transaction of its own, so
+     * that only the failing one fails */
+    for (us_write_job *j = jobs; j;) {
+        us_write_job *next = j->next;
+        j->next = NULL;
+        run_together(db, j);
+        j->next = next;
+        j = next;
+    }
 }
 
 /* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */

@@ -126,7 +126,7 @@ static void test_rules_and_counters(void **state)
     upload(db, sid, "orphan.meta.json", "{}");
     close_session(db, "w1", sid);
 
-    long n = us_ingest_once(db, pool, &cfg, "h/1/0", NULL);
+    long n = us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL);
     assert_int_equal(n, 4);
     expect_file(db, sid, "a.txt", "FINISHED", NULL);
     expect_file(db, sid, "b.txt", "FAILED", "FAILED_TO_PARSE_META");
@@ -145,7 +145,7 @@ static void test_rules_and_counters(void **state)
     struct stat st;
     assert_int_equal(stat(apr_pstrcat(pool, root, "/data/files/", f->file_id, NULL), &st), 0);
     /* nothing left to claim */
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 0);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 0);
     us_db_close(db);
 }
 
@@ -157,19 +157,19 @@ static void test_write_modes(void **state)
     const char *s1 = new_session(db, "w2", "KEEP", 0);
     upload(db, s1, "x.txt", "one");
     close_session(db, "w2", s1);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
 
     const char *s2 = new_session(db, "w2", "KEEP", 0);
     upload(db, s2, "x.txt", "two");
     close_session(db, "w2", s2);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
     assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
 
     const char *s3 = new_session(db, "w2", "FAIL", 0);
     upload(db, s3, "x.txt", "three");
     upload(db, s3, "y.txt", "new");
     close_session(db, "w2", s3);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 2);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 2);
     expect_file(db, s3, "x.txt", "FAILED", "FILE_ALREADY_EXISTS");
     expect_file(db, s3, "y.txt", "FINISHED", NULL);
     assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
@@ -177,7 +177,7 @@ static void test_write_modes(void **state)
     const char *s4 = new_session(db, "w2", "OVERWRITE", 0);
     upload(db, s4, "x.txt", "four!");
     close_session(db, "w2", s4);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
     assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 1);
     us_wsfile *f = &APR_ARRAY_IDX(rows, 0, us_wsfile);
     assert_int_equal(f->size, 5);
@@ -211,10 +211,10 @@ static void test_replay_after_crash(void **state)
     assert_int_equal(rename(apr_pstrcat(pool, root, "/data/sessions/", sid, "/", u->blob, NULL),
                             apr_pstrcat(pool, root, "/data/files/", u->file_ingestion_id, NULL)), 0);
     /* its claim is not stale yet: nobody else may take it */
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 0);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 0);
     /* the owner's process is gone: reclaimed, then finished exactly once */
     us_ingest_reclaim_dead(db, pool, &cfg);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
     expect_file(db, sid, "r.txt", "FINISHED", NULL);
     assert_int_equal(us_session_get(db, pool, "w3", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 1);
@@ -281,7 +281,7 @@ static void test_expiry_queues_ingestion(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(us_session_get(db, pool, "w6", sid, apr_time_now(), &s), US_DB_OK);
     assert_string_equal(s.status, "EXPIRED");
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL), 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
     expect_file(db, sid, "e.txt", "FINISHED", NULL);
     /* idempotent */
     assert_int_equal(us_sessions_expire(db, pool, apr_time_now() + apr_time_from_sec(7200), &n), US_DB_OK);
@@ -342,6 +342,22 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* An empty session is claimed and done: the worker is told it claimed one
+ * (so it does not nap before the next), and the queue is then empty. */
+static void test_empty_session_counts_as_claimed(void **state)
+{
+    us_db *db = db_open();
+    int claimed = -1;
+    (void)state;
+    const char *sid = new_session(db, "w-empty", "KEEP", 0);
+    close_session(db, "w-empty", sid);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 1);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_claim_order),
         cmocka_unit_test(test_expiry_queues_ingestion),
         cmocka_unit_test(test_workers_threads),
+        cmocka_unit_test(test_empty_session_counts_as_claimed),
     };
     const char *err = NULL;
     apr_initialize();
