@@ -107,9 +107,12 @@ static const char *const MIGRATION_3_TO_4[] = {
 
 /* The per-user open-session limit reads a counter instead of counting the
  * user's OPEN rows (a COUNT that grew with every session: 1 ms at 10,000).
- * Triggers keep it exact on every path that opens or ends a session. */
+ * Triggers keep it exact on every path that opens or ends a session.
+ * And a create writes fewer b-trees: the counter replaces the user's index
+ * (the few expired-but-unswept sessions are found through us_sessions_expiry),
+ * and the ingest indexes hold only closed sessions. */
 static const char *const MIGRATION_4_TO_5[] = {
-    "CREATE TABLE us_user_open (user_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+    "CREATE TABLE us_user_open (user_id TEXT PRIMARY KEY, n BIGINT NOT NULL) WITHOUT ROWID",
     "INSERT INTO us_user_open (user_id, n) SELECT user_id, COUNT(*) FROM us_sessions"
     " WHERE status = 'OPEN' GROUP BY user_id",
     "CREATE TRIGGER us_user_open_insert AFTER INSERT ON us_sessions"
@@ -123,6 +126,15 @@ static const char *const MIGRATION_4_TO_5[] = {
     "CREATE TRIGGER us_user_open_delete AFTER DELETE ON us_sessions"
     " WHEN OLD.status = 'OPEN' BEGIN"
     " UPDATE us_user_open SET n = n - 1 WHERE user_id = OLD.user_id; END",
+    "DROP INDEX us_sessions_user_open",
+    /* partial: a session enters them when it is closed or expires (both
+     * set closed_at); the queries name `closed_at IS NOT NULL` to use them */
+    "DROP INDEX us_sessions_ingest",
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
+    " WHERE closed_at IS NOT NULL",
+    "DROP INDEX us_sessions_turn",
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
+    " WHERE closed_at IS NOT NULL",
     NULL
 };
 
@@ -160,18 +172,23 @@ const char *const *us_sql_migration(us_dialect d, int from)
  * workspace is running nor queued ahead of it: one at a time, in closing
  * order. ("Running" matters on its own: an expiry sweep dates a session's
  * closing back to its expires_at, which may precede one already running.) */
+/* (the IN lets SQLite seek us_sessions_ingest for each of the two states
+ * instead of scanning every closed session; closed_at IS NOT NULL admits
+ * that partial index) */
 #define CLAIMABLE(s)                                                              \
-    "(" s ".ingest_state = 'queued' OR (" s ".ingest_state = 'running' AND "      \
-    s ".ingest_heartbeat < %lld))"
+    "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
+    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"
 /* two NOT EXISTS, each an index probe on us_sessions_turn (one OR-ed
  * subquery made SQLite scan the workspace for every queued session) */
 #define IN_TURN(s)                                                                \
     "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
     " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
-    " AND e.ingest_state = 'running' AND e.id <> " s ".id)"                       \
+    " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
+    " AND e.id <> " s ".id)"                                                      \
     " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
     " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
-    " AND q.ingest_state = 'queued' AND (q.closed_at < " s ".closed_at"           \
+    " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
+    " AND (q.closed_at < " s ".closed_at"                                         \
     " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
 #define WSFILE_COLS "file_id, name, size, meta, created_at"
@@ -185,7 +202,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* one statement, so the open-session limit holds under concurrency:
          * SQLite runs it under the database write lock. Open = the user's
          * counter less those past expires_at the sweep has not reached yet
-         * (an index range of the few recently expired). */
+         * (a range of us_sessions_expiry: the few recently expired). */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at)"
         " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld"

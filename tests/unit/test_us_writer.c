@@ -252,6 +252,11 @@ static void test_migration_counts_existing_sessions(void **state)
     static const char *const back_to_4[] = {
         "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
         "DROP TRIGGER us_user_open_delete", "DROP TABLE us_user_open",
+        "CREATE INDEX us_sessions_user_open ON us_sessions (user_id, status, expires_at)",
+        "DROP INDEX us_sessions_ingest",
+        "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)",
+        "DROP INDEX us_sessions_turn",
+        "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)
@@ -264,6 +269,36 @@ static void test_migration_counts_existing_sessions(void **state)
     us_db_close(db);
 }
 
+/* The statements every create, close, upload and idle ingest worker runs
+ * seek their indexes: no table or index scan. */
+static void test_hot_statements_seek(void **state)
+{
+    static const us_stmt_id hot[] = {
+        US_STMT_SESSION_INSERT, US_STMT_SESSION_CLOSE, US_STMT_SESSION_GET,
+        US_STMT_SESSION_IS_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
+        US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
+    };
+    us_db *db = open_db(pool);
+    (void)state;
+    for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
+        const us_stmt_def *def = us_sql_statement(US_DIALECT_SQLITE, hot[i]);
+        apr_dbd_prepared_t *stmt = NULL;
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        const void *nulls[16] = { NULL }; /* NULL binds SQL NULL */
+        assert_int_equal(apr_dbd_prepare(db->drv, pool, db->h,
+                                         apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
+                                         NULL, &stmt), 0);
+        assert_int_equal(apr_dbd_pbselect(db->drv, pool, db->h, &res, stmt, 0, nulls), 0);
+        while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0) {
+            const char *step = apr_dbd_get_entry(db->drv, row, 3);
+            if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0)
+                fail_msg("%s: %s", def->label, step);
+        }
+    }
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_inserts_keep_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
     };
     const char *err = NULL;
     apr_initialize();
