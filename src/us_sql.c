@@ -191,6 +191,11 @@ const char *const *us_sql_migration(us_dialect d, int from)
     " AND (q.closed_at < " s ".closed_at"                                         \
     " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
+/* Uploads and the close are serialised by the write lock, so the count is
+ * final here. Sidecars alone (uploaded_files counts raw files) give no
+ * file either. */
+#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+
 #define WSFILE_COLS "file_id, name, size, meta, created_at"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
@@ -212,9 +217,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSION_GET] = { "us_session_get",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
-        /* the status guard makes exactly one of many concurrent closes win */
+        /* the status guard makes exactly one of many concurrent closes win;
+         * a session without files has nothing to ingest: done at once */
         "UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
-        " ingest_state = 'queued'"
+        " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
     [US_STMT_SESSION_LIST_ALL] = { "us_session_list_all",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
@@ -259,7 +265,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " AND ingestion_status = %s" },
     [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
-        " ingest_state = 'queued' WHERE status = 'OPEN' AND expires_at <= %lld" },
+        " ingest_state = " INGEST_AFTER_CLOSE " WHERE status = 'OPEN' AND expires_at <= %lld" },
     [US_STMT_INGEST_CANDIDATE] = { "us_ingest_candidate",
         /* a read: searching needs no write lock (WAL readers block nobody) */
         "SELECT s.id FROM us_sessions s WHERE " CLAIMABLE("s") " AND " IN_TURN("s")

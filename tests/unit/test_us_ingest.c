@@ -245,6 +245,11 @@ static void test_claim_order(void **state)
     const char *s2 = new_session(db, "w4", "KEEP", 0);
     const char *p3 = new_session(db, "w4", "KEEP", 1);
     const char *o4 = new_session(db, "w5", "KEEP", 0);
+    /* (a session without files would be done at its close, never queued) */
+    upload(db, s1, "f.txt", "1");
+    upload(db, s2, "f.txt", "2");
+    upload(db, p3, "f.txt", "3");
+    upload(db, o4, "f.txt", "4");
     close_session(db, "w4", s1);
     close_session(db, "w4", s2);
     close_session(db, "w4", p3);
@@ -342,18 +347,29 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* An empty session is claimed and done: the worker is told it claimed one
- * (so it does not nap before the next), and the queue is then empty. */
-static void test_empty_session_counts_as_claimed(void **state)
+/* A worker told to stop hands its session back having decided nothing,
+ * yet it did claim one: *claimed says so (the worker loop naps only when
+ * idle). A session without files never enters the queue. */
+static void test_claimed_is_reported(void **state)
 {
     us_db *db = db_open();
     int claimed = -1;
+    volatile int stop = 1;
     (void)state;
-    const char *sid = new_session(db, "w-empty", "KEEP", 0);
-    close_session(db, "w-empty", sid);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed), 0);
+    const char *empty = new_session(db, "w-claimed", "KEEP", 0);
+    close_session(db, "w-claimed", empty);
+    const char *sid = new_session(db, "w-claimed", "KEEP", 0);
+    upload(db, sid, "only.txt", "x");
+    upload(db, sid, "only.txt.meta.json", "{}");
+    close_session(db, "w-claimed", sid);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed), 0);
     assert_int_equal(claimed, 1);
-    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed), 0);
+    stop = 0;
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed), 1);
+    assert_int_equal(claimed, 1);
+    expect_file(db, sid, "only.txt", "FINISHED", NULL);
+    /* the empty session was never queued: nothing more to claim */
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed), 0);
     assert_int_equal(claimed, 0);
     us_db_close(db);
 }
@@ -367,7 +383,7 @@ int main(void)
         cmocka_unit_test(test_claim_order),
         cmocka_unit_test(test_expiry_queues_ingestion),
         cmocka_unit_test(test_workers_threads),
-        cmocka_unit_test(test_empty_session_counts_as_claimed),
+        cmocka_unit_test(test_claimed_is_reported),
     };
     const char *err = NULL;
     apr_initialize();
