@@ -8,7 +8,8 @@ it works": temp files left by a crash are removed at startup; store busy ->
   2. a full disk (a 4 MiB tmpfs as UploadSessionDataDir; skipped without
      CAP_SYS_ADMIN): 507, nothing kept, works again once space is back
   3. the SQLite store held under BEGIN EXCLUSIVE beyond UploadSessionBusyTimeout:
-     503 (+ Retry-After / S3 SlowDown), nothing half-written, then success
+     503 (+ Retry-After / S3 SlowDown), nothing half-written, then success;
+     and the writers' lock file held: writers wait, readers do not
   4. apache2 -k graceful / -k restart while 50 uploads are in flight
 
 Every test runs its own httpd (a private copy of the module, see
@@ -16,6 +17,7 @@ fault_helpers). Files of a session live in
 <data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.tmp"
 beside them; POST /files blobs in <data dir>/files/<file_id>."""
 
+import fcntl
 import hashlib
 import os
 import random
@@ -33,7 +35,8 @@ from upload_helpers import (list_files_all, no_content, raw_post, s3_error, sdk_
 from fault_helpers import (KILLED_CHILD_LOG, HeldUpload, PacedUpload, apachectl,  # noqa: F401
                            chown_www_data, kill9, make_server, module_so, resuming_count,
                            session_blob_hashes, session_temp_files, shared_server_options,
-                           start_after_kill, store_locked, tmp_files_under, tmpfs, upload_body)
+                           start_after_kill, store_locked, store_path, tmp_files_under, tmpfs,
+                           upload_body)
 
 MiB = 1024 * 1024
 
@@ -339,6 +342,46 @@ def test_store_locked_beyond_busy_timeout(make_server):
                     30), get_status(api, ws, sid)
     assert sorted(f["name"] for f in ws_files(api, ws)) == \
         ["before.txt", "direct-before.txt", "locked-direct.txt", "locked.txt"]
+
+
+def test_writers_queue_on_the_store_lock_file(make_server):
+    """Every child's writers take an flock on <store>.lock before SQLite's
+    write lock (src/us_writer.c): while someone else holds it, create, close
+    and uploads wait (reads do not), and they all complete once it is free."""
+    s = make_server()
+    api = s.client(s.user_all, timeout=60)
+    ws = unique_ws("flock")
+    sid, cfg = new_session(api, ws)
+    lock_path = store_path(s) + ".lock"
+    assert os.path.exists(lock_path)
+    results = {}
+    calls = {
+        "create": lambda: s.client(s.user_all, timeout=60).post(f"{ws}/upload_sessions", json={}),
+        "upload": lambda: upload(new_client(timeout=60), cfg, "queued.txt", b"queued"),
+    }
+
+    def run(name):
+        results[name] = calls[name]()
+
+    fd = os.open(lock_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in calls]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        assert results == {}, "a writer did not wait for the lock file"
+        st = get_status(api, ws, sid)  # readers are not held up
+        assert st["status"] == "OPEN" and st["uploaded_files"] == 0, st
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    for t in threads:
+        t.join(30)
+    check(results["create"], 201)
+    no_content(results["upload"])
+    assert get_status(api, ws, sid)["uploaded_files"] == 1
+    assert list_sessions(api, ws)["total"] == 2
 
 
 # --------------------------------------------------------------------------
