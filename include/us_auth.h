@@ -10,11 +10,11 @@
 #ifndef US_AUTH_H
 #define US_AUTH_H
 
+#include "us_crypto.h" /* us_sha256, US_SHA256_LEN */
+
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <stddef.h>
-
-#define US_SHA256_LEN 32
 
 typedef struct {
     unsigned char digest[US_SHA256_LEN];
@@ -28,8 +28,6 @@ typedef struct {
 typedef struct {
     apr_array_header_t *keys; /* us_key */
 } us_keyring;
-
-void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN]);
 
 /* Parses a key file's text. Returns 1, or 0 with "line N: why" in err. */
 int us_keyring_parse(apr_pool_t *p, const char *text, size_t len,

@@ -7,18 +7,11 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #define KEYFILE_MAX (16 * 1024 * 1024)
-
-void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
-{
-    unsigned int outlen = US_SHA256_LEN;
-    EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
-}
 
 int us_key_field_valid(const char *s)
 {

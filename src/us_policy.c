@@ -1,5 +1,6 @@
 /* us_policy.c - upload policy encoding and signing (pure). */
 #include "us_policy.h"
+#include "us_crypto.h"
 #include "us_jsonw.h"
 #include "us_time.h"
 
@@ -7,25 +8,25 @@
 #include <apr_strings.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
 #include <time.h>
 
 static const char HEX[] = "0123456789abcdef";
 
-void us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
-                 size_t len, char out[65])
+int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
+                size_t len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), secret, (int)secretlen, (const unsigned char *)data, len, mac, &maclen);
-    for (unsigned int i = 0; i < 32; i++) {
-        unsigned char b = i < maclen ? mac[i] : 0;
-        out[2 * i] = HEX[b >> 4];
-        out[2 * i + 1] = HEX[b & 0x0F];
+    unsigned char mac[US_SHA256_LEN];
+    if (!us_hmac_sha256(secret, secretlen, data, len, mac)) {
+        memset(out, 0, 65); /* "": equal to no 64-character signature */
+        return 0;
+    }
+    for (int i = 0; i < US_SHA256_LEN; i++) {
+        out[2 * i] = HEX[mac[i] >> 4];
+        out[2 * i + 1] = HEX[mac[i] & 0x0F];
     }
     out[64] = '\0';
+    return 1;
 }
 
 /* now as 20261128T100000Z (strftime "%Y%m%dT%H%M%SZ" of its second). */
@@ -145,8 +146,8 @@ us_policy_rc us_policy_verify(apr_pool_t *p, const unsigned char *secret, size_t
 
     if (!policy_b64 || !signature_hex || !*policy_b64 || !*signature_hex)
         return US_POLICY_MISSING;
-    us_hmac_hex(secret, secretlen, policy_b64, strlen(policy_b64), expect);
-    if (strlen(signature_hex) != 64 ||
+    if (!us_hmac_hex(secret, secretlen, policy_b64, strlen(policy_b64), expect) ||
+        strlen(signature_hex) != 64 ||
         CRYPTO_memcmp(expect, signature_hex, 64) != 0)
         return US_POLICY_BAD_SIGNATURE;
 
