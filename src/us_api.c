@@ -52,7 +52,7 @@ int us_send_json(request_rec *r, int status, json_t *body)
 
 /* Sends what w wrote. A failed writer (a stored name that is not valid
  * UTF-8, which jansson refused as well: json_pack failed) is a 500. */
-static int send_jsonw(request_rec *r, int status, us_jsonw *w)
+int us_send_jsonw(request_rec *r, int status, us_jsonw *w)
 {
     apr_size_t len = 0;
     const char *text = us_jsonw_finish(w, &len);
@@ -325,7 +325,7 @@ static int send_created(request_rec *r, const us_srv_conf *c, const us_session *
     us_jsonw_object_close(&w);
     us_jsonw_object_close(&w);
     us_jsonw_object_close(&w);
-    return send_jsonw(r, HTTP_CREATED, &w);
+    return us_send_jsonw(r, HTTP_CREATED, &w);
 }
 
 static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
@@ -402,7 +402,7 @@ static int send_session_status(request_rec *r, const us_srv_conf *c, const us_se
     us_jsonw w;
     us_jsonw_init(&w, r->pool, 1024);
     write_session_status(&w, r, c, s);
-    return send_jsonw(r, HTTP_OK, &w);
+    return us_send_jsonw(r, HTTP_OK, &w);
 }
 
 static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
@@ -513,7 +513,7 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
     for (int i = 0; i < rows->nelts; i++)
         write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -565,7 +565,7 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
     for (int i = 0; i < rows->nelts; i++)
         write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_file_row));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
