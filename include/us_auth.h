@@ -5,7 +5,7 @@
  * Key file: one key per line, `#` comments and blank lines ignored:
  *   <sha256 hex of the key>:<user_id uuid>:<given_name>:<family_name>:<grants>
  * grants is `*` (every workspace) or a comma-separated list of names.
- * Names may not contain ':' or control characters.
+ * Names must be valid UTF-8 and may not contain ':' or control characters.
  */
 #ifndef US_AUTH_H
 #define US_AUTH_H
@@ -43,7 +43,8 @@ const us_key *us_keyring_lookup(const us_keyring *kr, const char *presented);
 
 int us_key_grants(const us_key *k, const char *workspace);
 
-/* A free-text field (given/family name) allowed in the key file. */
+/* A free-text field (given/family name) allowed in the key file:
+ * non-empty valid UTF-8 without ':' or control characters. */
 int us_key_field_valid(const char *s);
 
 /* The key-file line (with trailing newline) for a new key. */
