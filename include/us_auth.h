@@ -5,16 +5,16 @@
  * Key file: one key per line, `#` comments and blank lines ignored:
  *   <sha256 hex of the key>:<user_id uuid>:<given_name>:<family_name>:<grants>
  * grants is `*` (every workspace) or a comma-separated list of names.
- * Names may not contain ':' or control characters.
+ * Names must be valid UTF-8 and may not contain ':' or control characters.
  */
 #ifndef US_AUTH_H
 #define US_AUTH_H
 
+#include "us_crypto.h" /* us_sha256, US_SHA256_LEN */
+
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <stddef.h>
-
-#define US_SHA256_LEN 32
 
 typedef struct {
     unsigned char digest[US_SHA256_LEN];
@@ -28,8 +28,6 @@ typedef struct {
 typedef struct {
     apr_array_header_t *keys; /* us_key */
 } us_keyring;
-
-void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN]);
 
 /* Parses a key file's text. Returns 1, or 0 with "line N: why" in err. */
 int us_keyring_parse(apr_pool_t *p, const char *text, size_t len,
@@ -45,7 +43,8 @@ const us_key *us_keyring_lookup(const us_keyring *kr, const char *presented);
 
 int us_key_grants(const us_key *k, const char *workspace);
 
-/* A free-text field (given/family name) allowed in the key file. */
+/* A free-text field (given/family name) allowed in the key file:
+ * non-empty valid UTF-8 without ':' or control characters. */
 int us_key_field_valid(const char *s);
 
 /* The key-file line (with trailing newline) for a new key. */

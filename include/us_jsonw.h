@@ -54,6 +54,11 @@ void us_jsonw_int(us_jsonw *w, long long v);
 void us_jsonw_bool(us_jsonw *w, int b);
 void us_jsonw_null(us_jsonw *w);
 
+/* A value written elsewhere as JSON text (e.g. by json_dumps), copied as
+ * it is: the caller vouches that text[0..len) is one valid JSON value.
+ * An empty or NULL text fails the writer. */
+void us_jsonw_raw(us_jsonw *w, const char *text, apr_size_t len);
+
 /* A key and its value in one call. */
 void us_jsonw_key_string(us_jsonw *w, const char *key, const char *s);
 void us_jsonw_key_int(us_jsonw *w, const char *key, long long v);
@@ -73,6 +78,11 @@ typedef struct {
 
 void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m);
 void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m);
+
+/* 1 when s is valid UTF-8 as the writer (and jansson) requires of
+ * strings: no stray continuation byte, overlong form, surrogate, code
+ * point beyond U+10FFFF, or cut-short sequence. NULL is not. */
+int us_utf8_valid(const char *s);
 
 /* 1 while nothing was refused. */
 int us_jsonw_ok(const us_jsonw *w);

@@ -45,8 +45,9 @@ us_policy_rc us_policy_verify(apr_pool_t *p, const unsigned char *secret, size_t
                               const char *policy_b64, const char *signature_hex,
                               apr_time_t now, us_policy_doc *doc);
 
-/* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out). */
-void us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
-                 size_t len, char out[65]);
+/* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out); 0 and
+ * out "" when OpenSSL failed. */
+int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
+                size_t len, char out[65]);
 
 #endif

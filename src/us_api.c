@@ -52,7 +52,7 @@ int us_send_json(request_rec *r, int status, json_t *body)
 
 /* Sends what w wrote. A failed writer (a stored name that is not valid
  * UTF-8, which jansson refused as well: json_pack failed) is a 500. */
-static int send_jsonw(request_rec *r, int status, us_jsonw *w)
+int us_send_jsonw(request_rec *r, int status, us_jsonw *w)
 {
     apr_size_t len = 0;
     const char *text = us_jsonw_finish(w, &len);
@@ -163,13 +163,6 @@ static const char *documentation_url(request_rec *r, const us_srv_conf *c)
 {
     return c->doc_url ? c->doc_url
                       : apr_pstrcat(r->pool, us_public_base(r, c), "/docs/upload-sessions", NULL);
-}
-
-static json_t *ts(apr_time_t t)
-{
-    char buf[US_TS_LEN];
-    us_time_format(t, buf);
-    return json_string(buf);
 }
 
 /* ---- answers written straight into one buffer (us_jsonw) --------------- */
@@ -307,6 +300,34 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
 
 /* ---- endpoints ------------------------------------------------------------ */
 
+/* 201 to POST .../upload_sessions: the session and its presigned POST. */
+static int send_created(request_rec *r, const us_srv_conf *c, const us_session *s,
+                        const char *base, const us_policy_fields *pf)
+{
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 1536);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "session_id", s->id);
+    us_jsonw_key_string(&w, "documentation_url", documentation_url(r, c));
+    write_ts(&w, "expires_at", s->expires_at);
+    us_jsonw_key(&w, "aws_prefixed_request_config");
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
+                                               "/upload_target/", s->id, NULL));
+    us_jsonw_key(&w, "fields");
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "key", pf->key);
+    us_jsonw_key_string(&w, "policy", pf->policy);
+    us_jsonw_key_string(&w, "x-amz-algorithm", pf->algorithm);
+    us_jsonw_key_string(&w, "x-amz-credential", pf->credential);
+    us_jsonw_key_string(&w, "x-amz-date", pf->date);
+    us_jsonw_key_string(&w, "x-amz-signature", pf->signature);
+    us_jsonw_object_close(&w);
+    us_jsonw_object_close(&w);
+    us_jsonw_object_close(&w);
+    return us_send_jsonw(r, HTTP_CREATED, &w);
+}
+
 static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
                           const char *ws)
 {
@@ -370,18 +391,7 @@ static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
                    c->max_file_size, now, &pf);
-    json_t *fields = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "key", pf.key,
-                               "policy", pf.policy, "x-amz-algorithm", pf.algorithm,
-                               "x-amz-credential", pf.credential, "x-amz-date", pf.date,
-                               "x-amz-signature", pf.signature);
-    json_t *out = json_pack("{s:s, s:s, s:o, s:{s:s, s:o}}", "session_id", id,
-                            "documentation_url", documentation_url(r, c),
-                            "expires_at", ts(s.expires_at),
-                            "aws_prefixed_request_config",
-                            "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
-                                               "/upload_target/", id, NULL),
-                            "fields", fields);
-    rc = us_send_json(r, HTTP_CREATED, out);
+    rc = send_created(r, c, &s, base, &pf);
 leave:
     json_decref(errs);
     return rc;
@@ -392,7 +402,7 @@ static int send_session_status(request_rec *r, const us_srv_conf *c, const us_se
     us_jsonw w;
     us_jsonw_init(&w, r->pool, 1024);
     write_session_status(&w, r, c, s);
-    return send_jsonw(r, HTTP_OK, &w);
+    return us_send_jsonw(r, HTTP_OK, &w);
 }
 
 static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
@@ -503,7 +513,7 @@ static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
     for (int i = 0; i < rows->nelts; i++)
         write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -555,7 +565,7 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
     for (int i = 0; i < rows->nelts; i++)
         write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_file_row));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;

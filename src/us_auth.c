@@ -1,5 +1,6 @@
 /* us_auth.c - API key file parsing and constant-time key lookup (pure). */
 #include "us_auth.h"
+#include "us_jsonw.h"    /* us_utf8_valid */
 #include "us_router.h"   /* us_workspace_name_valid */
 #include "us_validate.h" /* us_uuid_parse */
 
@@ -7,18 +8,11 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #define KEYFILE_MAX (16 * 1024 * 1024)
-
-void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
-{
-    unsigned int outlen = US_SHA256_LEN;
-    EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL);
-}
 
 int us_key_field_valid(const char *s)
 {
@@ -27,7 +21,8 @@ int us_key_field_valid(const char *s)
     for (const unsigned char *c = (const unsigned char *)s; *c; c++)
         if (*c < 0x20 || *c == 0x7f || *c == ':')
             return 0;
-    return 1;
+    /* the answers carry the names as JSON strings: UTF-8 only */
+    return us_utf8_valid(s);
 }
 
 static int hex_decode(const char *hex, unsigned char *out, size_t n)
@@ -90,6 +85,10 @@ static const char *parse_line(apr_pool_t *p, char *line, us_key *k)
         return "field 1 must be the 64-hex-digit SHA-256 of the key";
     if (!us_uuid_parse(f[1], uuid, reason, sizeof(reason)))
         return "field 2 (user_id) must be a UUID";
+    if (!us_utf8_valid(f[2]))
+        return "field 3 (given_name) is not valid UTF-8 (Latin-1? save the key file as UTF-8)";
+    if (!us_utf8_valid(f[3]))
+        return "field 4 (family_name) is not valid UTF-8 (Latin-1? save the key file as UTF-8)";
     if (!us_key_field_valid(f[2]) || !us_key_field_valid(f[3]))
         return "given_name and family_name must be non-empty";
     k->user_id = apr_pstrdup(p, uuid);

@@ -34,23 +34,45 @@ static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *f
     return apr_pstrcat(r->pool, c->data_dir, "/files/", file_id, NULL);
 }
 
-/* meta text -> JSON object ({} when none) */
-static json_t *meta_json(const char *text)
+/* The stored meta text as the answer writes it: its object in jansson's
+ * compact form, "{}" when there is none or it is not a JSON object. */
+static const char *meta_text(apr_pool_t *p, const char *text)
 {
     json_error_t e;
-    json_t *j = text ? json_loads(text, JSON_ALLOW_NUL, &e) : NULL;
-    return json_is_object(j) ? j : (json_decref(j), json_object());
+    if (!text || strcmp(text, "{}") == 0) /* the common cases, without jansson */
+        return "{}";
+    json_t *j = json_loads(text, JSON_ALLOW_NUL, &e);
+    const char *out = json_is_object(j) ? us_json_dump_pool(p, j) : NULL;
+    json_decref(j);
+    return out ? out : "{}";
 }
 
-static json_t *file_json(request_rec *r, const us_srv_conf *c, const char *ws, const us_wsfile *f)
+/* One item of GET /files; url_prefix: .../workspaces/<ws>/files/. An item
+ * with a name that is not valid UTF-8 is left out, as when json_pack
+ * refused it. */
+static void write_file(us_jsonw *w, request_rec *r, const char *url_prefix, const us_wsfile *f)
 {
     char at[US_TS_LEN];
+    us_jsonw_mark before;
+    const char *meta = meta_text(r->pool, f->meta);
+
     us_time_format(f->created_at, at);
-    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "file_id", f->file_id,
-                     "url", apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
-                                        "/workspaces/", ws, "/files/", f->file_id, NULL),
-                     "name", f->name, "size", (json_int_t)f->size, "meta", meta_json(f->meta),
-                     "created_at", at);
+    us_jsonw_save(w, &before);
+    us_jsonw_object_open(w);
+    us_jsonw_key_string(w, "file_id", f->file_id);
+    us_jsonw_key_string(w, "url", apr_pstrcat(r->pool, url_prefix, f->file_id, NULL));
+    us_jsonw_key_string(w, "name", f->name);
+    us_jsonw_key_int(w, "size", f->size);
+    us_jsonw_key(w, "meta");
+    us_jsonw_raw(w, meta, strlen(meta));
+    us_jsonw_key_string(w, "created_at", at);
+    us_jsonw_object_close(w);
+    if (!us_jsonw_ok(w)) {
+        us_jsonw_rewind(w, &before);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      USLOGNO(0306) "file %s left out of the list: its name is not "
+                      "valid UTF-8", f->file_id);
+    }
 }
 
 /* ---- GET /files ---------------------------------------------------------------- */
@@ -98,11 +120,20 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
-    json_t *data = json_array();
+    const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
+                                         "/workspaces/", ws, "/files/", NULL);
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "data");
+    us_jsonw_array_open(&w);
     for (int i = 0; i < rows->nelts && i < limit; i++)
-        json_array_append_new(data, file_json(r, c, ws, &APR_ARRAY_IDX(rows, i, us_wsfile)));
-    rc = us_send_json(r, HTTP_OK, json_pack("{s:o, s:I, s:b}", "data", data, "total",
-                                            (json_int_t)total, "has_more", rows->nelts > limit));
+        write_file(&w, r, url_prefix, &APR_ARRAY_IDX(rows, i, us_wsfile));
+    us_jsonw_array_close(&w);
+    us_jsonw_key_int(&w, "total", total);
+    us_jsonw_key_bool(&w, "has_more", rows->nelts > limit);
+    us_jsonw_object_close(&w);
+    rc = us_send_jsonw(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -157,6 +188,15 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
     return rv == APR_SUCCESS ? OK : AP_FILTER_ERROR;
 }
 
+/* JSON text that is already written (a stored meta object). */
+static int send_raw(request_rec *r, int status, const char *text)
+{
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, strlen(text) + 1);
+    us_jsonw_raw(&w, text, strlen(text));
+    return us_send_jsonw(r, status, &w);
+}
+
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
 {
     json_t *errs = json_array();
@@ -181,7 +221,7 @@ int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *
     else if (drc != US_DB_OK)
         rc = us_send_store_error(r, drc, dberr);
     else if (meta_only)
-        rc = us_send_json(r, HTTP_OK, meta_json(f.meta));
+        rc = send_raw(r, HTTP_OK, meta_text(r->pool, f.meta));
     else
         rc = send_blob(r, c, &f);
 leave:
@@ -382,7 +422,12 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     for (int i = 0; i < deleted->nelts; i++)
         unlink(blob_path(r, c, APR_ARRAY_IDX(deleted, i, const char *)));
-    rc = us_send_json(r, HTTP_CREATED, json_pack("{s:s}", "file_id", x->file_id));
+    us_jsonw w;
+    us_jsonw_init(&w, r->pool, 64);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "file_id", x->file_id);
+    us_jsonw_object_close(&w);
+    rc = us_send_jsonw(r, HTTP_CREATED, &w);
 leave:
     json_decref(errs);
     return rc;

@@ -163,6 +163,24 @@ static apr_size_t utf8_sequence(const unsigned char *s)
     return n;
 }
 
+int us_utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (!s)
+        return 0;
+    while (*s) {
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+        apr_size_t k = utf8_sequence(s);
+        if (k == 0)
+            return 0;
+        s += k;
+    }
+    return 1;
+}
+
 /* The escape of an ASCII character JSON does not allow as it is. */
 static char *put_escape(char *o, unsigned char c)
 {
@@ -244,6 +262,16 @@ void us_jsonw_string(us_jsonw *w, const char *s)
 {
     if (begin_value(w))
         put_string(w, s);
+}
+
+void us_jsonw_raw(us_jsonw *w, const char *text, apr_size_t len)
+{
+    if (!text || len == 0) {
+        w->failed = 1;
+        return;
+    }
+    if (begin_value(w))
+        put(w, text, len);
 }
 
 void us_jsonw_int(us_jsonw *w, long long v)

@@ -1,26 +1,53 @@
 /* us_policy.c - upload policy encoding and signing (pure). */
 #include "us_policy.h"
+#include "us_crypto.h"
+#include "us_jsonw.h"
 #include "us_time.h"
 
 #include <apr_base64.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-void us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
-                 size_t len, char out[65])
+static const char HEX[] = "0123456789abcdef";
+
+int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
+                size_t len, char out[65])
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    HMAC(EVP_sha256(), secret, (int)secretlen, (const unsigned char *)data, len, mac, &maclen);
-    for (unsigned int i = 0; i < maclen && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    unsigned char mac[US_SHA256_LEN];
+    if (!us_hmac_sha256(secret, secretlen, data, len, mac)) {
+        memset(out, 0, 65); /* "": equal to no 64-character signature */
+        return 0;
+    }
+    for (int i = 0; i < US_SHA256_LEN; i++) {
+        out[2 * i] = HEX[mac[i] >> 4];
+        out[2 * i + 1] = HEX[mac[i] & 0x0F];
+    }
     out[64] = '\0';
+    return 1;
+}
+
+/* now as 20261128T100000Z (strftime "%Y%m%dT%H%M%SZ" of its second). */
+static void amz_date(apr_time_t now, char date[17])
+{
+    char ts[US_TS_LEN];
+    static const int FROM[] = { 0, 1, 2, 3, 5, 6, 8, 9, -1, 11, 12, 14, 15, 17, 18 };
+
+    if (now < 0 || now >= (apr_time_t)253402300800LL * APR_USEC_PER_SEC) {
+        /* beyond 1970..9999: what strftime writes there */
+        time_t secs = (time_t)apr_time_sec(now);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(date, 17, "%Y%m%dT%H%M%SZ", &tm);
+        return;
+    }
+    us_time_format(now, ts); /* 2026-11-28T10:00:00.000000Z, no stdio */
+    for (size_t i = 0; i < sizeof(FROM) / sizeof(FROM[0]); i++)
+        date[i] = FROM[i] < 0 ? 'T' : ts[FROM[i]];
+    date[15] = 'Z';
+    date[16] = '\0';
 }
 
 void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen,
@@ -28,35 +55,59 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
                     long long max_bytes, apr_time_t now, us_policy_fields *out)
 {
     char exp[US_TS_LEN], date[17], sig[65];
-    time_t secs = (time_t)apr_time_sec(now);
-    struct tm tm;
+    us_jsonw w;
 
     us_time_format(expires, exp);
-    gmtime_r(&secs, &tm);
-    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    amz_date(now, date);
     out->key = apr_pstrcat(p, key_prefix, "${filename}", NULL);
     out->algorithm = US_POLICY_ALGORITHM;
-    out->credential = apr_psprintf(p, "upload-session/%.8s/local/s3/aws4_request", date);
-    out->date = apr_pstrdup(p, date);
+    /* "upload-session/" + the day of date + "/local/s3/aws4_request" */
+    out->credential = apr_pstrcat(p, "upload-session/", apr_pstrmemdup(p, date, 8),
+                                  "/local/s3/aws4_request", NULL);
+    out->date = apr_pstrmemdup(p, date, 16);
 
-    json_t *doc = json_pack("{s:s, s:[{s:s}, [s,s,s], [s,i,I], {s:s}, {s:s}, {s:s}]}",
-                            "expiration", exp, "conditions",
-                            "bucket", "upload-sessions",
-                            "starts-with", "$key", key_prefix,
-                            "content-length-range", 0, (json_int_t)max_bytes,
-                            "x-amz-algorithm", out->algorithm,
-                            "x-amz-credential", out->credential,
-                            "x-amz-date", out->date);
-    char *text = json_dumps(doc, JSON_COMPACT);
-    int tlen = (int)strlen(text);
-    char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len(tlen));
-    apr_base64_encode(b64, text, tlen);
-    free(text);
-    json_decref(doc);
+    /* byte for byte what json_dumps(JSON_COMPACT) wrote for the same document */
+    us_jsonw_init(&w, p, 384 + strlen(key_prefix));
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "expiration", exp);
+    us_jsonw_key(&w, "conditions");
+    us_jsonw_array_open(&w);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "bucket", "upload-sessions");
+    us_jsonw_object_close(&w);
+    us_jsonw_array_open(&w);
+    us_jsonw_string(&w, "starts-with");
+    us_jsonw_string(&w, "$key");
+    us_jsonw_string(&w, key_prefix);
+    us_jsonw_array_close(&w);
+    us_jsonw_array_open(&w);
+    us_jsonw_string(&w, "content-length-range");
+    us_jsonw_int(&w, 0);
+    us_jsonw_int(&w, max_bytes);
+    us_jsonw_array_close(&w);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "x-amz-algorithm", out->algorithm);
+    us_jsonw_object_close(&w);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "x-amz-credential", out->credential);
+    us_jsonw_object_close(&w);
+    us_jsonw_object_open(&w);
+    us_jsonw_key_string(&w, "x-amz-date", out->date);
+    us_jsonw_object_close(&w);
+    us_jsonw_array_close(&w);
+    us_jsonw_object_close(&w);
+    apr_size_t tlen = 0;
+    const char *text = us_jsonw_finish(&w, &tlen);
+    if (!text) { /* a prefix that is not UTF-8: callers pass validated names */
+        text = "{}";
+        tlen = 2;
+    }
+    char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)tlen));
+    apr_base64_encode(b64, text, (int)tlen);
 
     out->policy = b64;
     us_hmac_hex(secret, secretlen, b64, strlen(b64), sig);
-    out->signature = apr_pstrdup(p, sig);
+    out->signature = apr_pstrmemdup(p, sig, 64);
 }
 
 /* Reads the conditions we put into every policy. */
@@ -95,8 +146,8 @@ us_policy_rc us_policy_verify(apr_pool_t *p, const unsigned char *secret, size_t
 
     if (!policy_b64 || !signature_hex || !*policy_b64 || !*signature_hex)
         return US_POLICY_MISSING;
-    us_hmac_hex(secret, secretlen, policy_b64, strlen(policy_b64), expect);
-    if (strlen(signature_hex) != 64 ||
+    if (!us_hmac_hex(secret, secretlen, policy_b64, strlen(policy_b64), expect) ||
+        strlen(signature_hex) != 64 ||
         CRYPTO_memcmp(expect, signature_hex, 64) != 0)
         return US_POLICY_BAD_SIGNATURE;
 

@@ -54,7 +54,7 @@ int main(int argc, const char *const *argv)
     if (rv != APR_EOF || !file || !given || !family)
         usage();
     if (!us_key_field_valid(given) || !us_key_field_valid(family)) {
-        fprintf(stderr, "us-keygen: names must be non-empty, without ':' or control characters\n");
+        fprintf(stderr, "us-keygen: names must be non-empty UTF-8, without ':' or control characters\n");
         return 2;
     }
     if (uid) {

@@ -79,6 +79,43 @@ def test_malformed_key_file_line_fails_configtest(server_factory, line):
     assert re.search(r"(?<![\w.])8(?![\w.])", out), f"line number 8 not named:\n{out}"
 
 
+NON_UTF8_NAMES = [
+    # (id, given_name bytes, family_name bytes, field named in the error)
+    ("latin1-given", "Ren\u00e9".encode("latin-1"), b"Descartes", "field 3 (given_name)"),
+    ("latin1-family", b"Ada", "M\u00fcller".encode("latin-1"), "field 4 (family_name)"),
+    ("cut-short", b"Zo\xc3", b"Lovelace", "field 3 (given_name)"),
+    ("surrogate", b"Ada", b"\xed\xa0\x80", "field 4 (family_name)"),
+]
+
+
+@pytest.mark.parametrize("given,family,field", [n[1:] for n in NON_UTF8_NAMES],
+                         ids=[n[0] for n in NON_UTF8_NAMES])
+def test_key_file_name_not_utf8_fails_startup(server_factory, given, family, field):
+    """A key file saved as Latin-1 is refused when httpd reads it (configtest
+    and start), naming the file, the line and the field: the names travel as
+    JSON strings, which must be UTF-8 (a Latin-1 name used to make the
+    status answer a 500 and drop the session from lists)."""
+    s = server_factory(start=False)
+    # lines 1-5 from write_keys(); 6 a valid UTF-8 name; 7 the bad one
+    s.write_keys(extra_lines=[f"{_sha()}:{uuid.uuid4()}:Zo\u00eb:Ng:*"])
+    with open(s.key_file, "ab") as f:
+        f.write(_sha().encode() + b":" + str(uuid.uuid4()).encode() + b":" + given + b":"
+                + family + b":ws-1\n")
+    want = (f"UploadSessionKeyFile {s.key_file}: line 7: {field} is not valid UTF-8 "
+            "(Latin-1? save the key file as UTF-8)")
+
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, f"configtest accepted a non-UTF-8 name:\n{out}"
+    assert want in out, out
+    assert "Syntax OK" not in out, out
+
+    proc = s._ctl("-k", "start")
+    out = output(proc) + s.log_text()
+    assert proc.returncode != 0, f"httpd started with a non-UTF-8 name:\n{out}"
+    assert want in out, out
+
+
 def test_valid_key_file_with_comments_and_blanks_passes(server_factory):
     s = server_factory(start=False)
     s.write_keys(extra_lines=["", "# trailing comment", ""])

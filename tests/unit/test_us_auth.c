@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -108,6 +110,54 @@ static void test_field_valid(void **state)
     assert_false(us_key_field_valid("a:b"));
     assert_false(us_key_field_valid("a\nb"));
     assert_false(us_key_field_valid("a\tb"));
+    assert_false(us_key_field_valid("Zo\xeb"));      /* Latin-1 */
+    assert_false(us_key_field_valid("\xc3"));        /* cut short */
+    assert_false(us_key_field_valid("\xed\xa0\x80")); /* a surrogate */
+}
+
+/* Names that are not UTF-8 (a key file saved as Latin-1) are refused when
+ * the file is read, naming the line and the field: the answers that carry
+ * them as JSON could not be written later. */
+static void test_names_not_utf8(void **state)
+{
+    const char *hash = "5f2b2a3e7e5c6f1d2e3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0";
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    expect_error(apr_psprintf(pool, "%s:%s:Zo\xeb:B:*\n", hash, UID),
+                 "line 1: field 3 (given_name) is not valid UTF-8");
+    expect_error(apr_psprintf(pool, "# keys\n\n%s:%s:Ada:M\xfcller:ws\n", hash, UID),
+                 "line 3: field 4 (family_name) is not valid UTF-8");
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:*\n%s:%s:\xc3:B:*\n", hash, UID, hash, UID),
+                 "line 2: field 3 (given_name) is not valid UTF-8");
+    expect_error(apr_psprintf(pool, "%s:%s:A:\xed\xa0\x80:*\n", hash, UID),
+                 "line 1: field 4 (family_name) is not valid UTF-8");
+    /* UTF-8 names of every length are fine, and come back as they are */
+    const char *text = apr_psprintf(pool, "%s:%s:Zo\xc3\xab:\xe4\xb8\xad\xf0\x9f\x98\x80:*\n",
+                                    hash, UID);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_string_equal(APR_ARRAY_IDX(kr->keys, 0, us_key).given_name, "Zo\xc3\xab");
+    assert_string_equal(APR_ARRAY_IDX(kr->keys, 0, us_key).family_name,
+                        "\xe4\xb8\xad\xf0\x9f\x98\x80");
+}
+
+/* Reading a file: the message names the line and the field (httpd prints
+ * it at startup after "UploadSessionKeyFile <path>: "). */
+static void test_load_names_the_line(void **state)
+{
+    char err[256], path[] = "/tmp/us-auth-test-XXXXXX";
+    us_keyring *kr;
+    (void)state;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = apr_psprintf(pool, "# c\n%s",
+                                    us_key_line(pool, "k", UID, "Ren\xe9", "B", "*"));
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_false(us_keyring_load(pool, path, &kr, err, sizeof(err)));
+    unlink(path);
+    assert_string_equal(err, "line 2: field 3 (given_name) is not valid UTF-8 "
+                             "(Latin-1? save the key file as UTF-8)");
 }
 
 static void test_bearer(void **state)
@@ -143,6 +193,8 @@ int main(void)
         cmocka_unit_test(test_crlf_and_empty),
         cmocka_unit_test(test_load_missing_file),
         cmocka_unit_test(test_field_valid),
+        cmocka_unit_test(test_names_not_utf8),
+        cmocka_unit_test(test_load_names_the_line),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_sha256),
     };

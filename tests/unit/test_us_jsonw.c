@@ -79,6 +79,9 @@ static void check_string(const char *s)
         fail_msg("us_jsonw refuses %s", want);
     if (want && strcmp(want, got) != 0)
         fail_msg("jansson %s, us_jsonw %s", want, got);
+    /* the exposed check says yes exactly when the writer (and jansson) do */
+    if (us_utf8_valid(s) != (want != NULL))
+        fail_msg("us_utf8_valid disagrees with jansson on %zu bytes", s ? strlen(s) : 0);
     free(want);
 }
 
@@ -435,6 +438,73 @@ static void test_growth(void **state)
     json_decref(arr);
 }
 
+/* Raw JSON text (e.g. a stored object re-dumped by jansson) goes in as it
+ * is, with commas around it like any other value. */
+static void test_raw_values(void **state)
+{
+    static const char *const texts[] = { "{}", "{\"a\":[1,2.5,null],\"b\":\"Zo\xc3\xab\"}",
+                                         "[]", "\"s\"", "-0.0" };
+    (void)state;
+    json_t *arr = json_array();
+    us_jsonw w;
+    us_jsonw_init(&w, pool, 8);
+    us_jsonw_object_open(&w);
+    us_jsonw_key(&w, "data");
+    us_jsonw_array_open(&w);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_error_t e;
+        json_t *v = json_loads(texts[i], JSON_DECODE_ANY, &e);
+        assert_non_null(v);
+        json_array_append_new(arr, json_pack("{s:s, s:o, s:I}", "name", "x", "meta", v,
+                                             "size", (json_int_t)i));
+        us_jsonw_object_open(&w);
+        us_jsonw_key_string(&w, "name", "x");
+        us_jsonw_key(&w, "meta");
+        us_jsonw_raw(&w, texts[i], strlen(texts[i]));
+        us_jsonw_key_int(&w, "size", (long long)i);
+        us_jsonw_object_close(&w);
+        us_jsonw_raw(&w, texts[i], strlen(texts[i])); /* as an array element */
+        json_array_append(arr, v);
+    }
+    us_jsonw_array_close(&w);
+    us_jsonw_object_close(&w);
+    json_t *all = json_pack("{s:o}", "data", arr);
+    char *want = json_dumps(all, DUMP_FLAGS);
+    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    free(want);
+    json_decref(all);
+
+    us_jsonw_init(&w, pool, 0); /* nothing, or NULL, is no value */
+    us_jsonw_array_open(&w);
+    us_jsonw_raw(&w, "", 0);
+    us_jsonw_array_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+    us_jsonw_init(&w, pool, 0);
+    us_jsonw_raw(&w, NULL, 3);
+    assert_null(us_jsonw_finish(&w, NULL));
+    us_jsonw_init(&w, pool, 0); /* a raw value without a key in an object */
+    us_jsonw_object_open(&w);
+    us_jsonw_raw(&w, "1", 1);
+    us_jsonw_object_close(&w);
+    assert_null(us_jsonw_finish(&w, NULL));
+}
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(us_utf8_valid(""));
+    assert_true(us_utf8_valid("Ada"));
+    assert_true(us_utf8_valid("Zo\xc3\xab"));
+    assert_true(us_utf8_valid("\xf0\x9f\x98\x80 \xe4\xb8\xad"));
+    assert_false(us_utf8_valid(NULL));
+    assert_false(us_utf8_valid("Zo\xeb"));          /* Latin-1 */
+    assert_false(us_utf8_valid("M\xfcller"));       /* Latin-1 */
+    assert_false(us_utf8_valid("\xc3"));            /* cut short */
+    assert_false(us_utf8_valid("\xc0\xaf"));        /* overlong */
+    assert_false(us_utf8_valid("\xed\xa0\x80"));    /* surrogate */
+    assert_false(us_utf8_valid("\xf4\x90\x80\x80")); /* beyond U+10FFFF */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +519,8 @@ int main(void)
         cmocka_unit_test(test_misuse_fails),
         cmocka_unit_test(test_rewind_leaves_item_out),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_raw_values),
+        cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,13 +3,16 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <apr_base64.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include "us_policy.h"
+#include "us_time.h"
 
 static apr_pool_t *pool;
 static const unsigned char SECRET[32] = "0123456789abcdef0123456789abcdef";
@@ -115,6 +118,55 @@ static void test_verify(void **state)
     assert_int_equal(us_policy_verify(pool, SECRET, 32, bare, hex, T0, &doc), US_POLICY_MALFORMED);
 }
 
+/* The document and fields as they were built with json_pack/json_dumps,
+ * strftime and apr_psprintf before us_jsonw: the same bytes. */
+static void check_like_jansson(const char *prefix, apr_time_t expires, long long max,
+                               apr_time_t now)
+{
+    us_policy_fields f;
+    char exp[US_TS_LEN], date[17];
+    time_t secs = (time_t)apr_time_sec(now);
+    struct tm tm;
+
+    us_policy_sign(pool, SECRET, 32, prefix, expires, max, now, &f);
+    us_time_format(expires, exp);
+    gmtime_r(&secs, &tm);
+    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    const char *cred = apr_psprintf(pool, "upload-session/%.8s/local/s3/aws4_request", date);
+    json_t *doc = json_pack("{s:s, s:[{s:s}, [s,s,s], [s,i,I], {s:s}, {s:s}, {s:s}]}",
+                            "expiration", exp, "conditions", "bucket", "upload-sessions",
+                            "starts-with", "$key", prefix, "content-length-range", 0,
+                            (json_int_t)max, "x-amz-algorithm", "AWS4-HMAC-SHA256",
+                            "x-amz-credential", cred, "x-amz-date", date);
+    char *want = json_dumps(doc, JSON_COMPACT);
+    char *got = apr_palloc(pool, (apr_size_t)apr_base64_decode_len(f.policy) + 1);
+    got[apr_base64_decode(got, f.policy)] = '\0';
+    assert_string_equal(got, want);
+    assert_string_equal(f.date, date);
+    assert_string_equal(f.credential, cred);
+    assert_string_equal(f.key, apr_pstrcat(pool, prefix, "${filename}", NULL));
+    free(want);
+    json_decref(doc);
+}
+
+static void test_document_bytes_as_jansson_wrote_them(void **state)
+{
+    (void)state;
+    check_like_jansson("ws/0b2c6f6e-5d4e-4a8a-9a39-1c7f4d9f7e21/", T0 + 86400 * APR_USEC_PER_SEC,
+                       5368709120LL, T0 + 123456);
+    check_like_jansson("a/b/", T0, 0, T0);
+    check_like_jansson("q\"uote\\/Zo\xc3\xab\t/", T0 + 1, 1, T0 - 1);
+    check_like_jansson("ws/x/", 0, 9223372036854775807LL, 0);
+    check_like_jansson("ws/x/", T0, 10, (apr_time_t)946684799 * APR_USEC_PER_SEC + 999999);
+    check_like_jansson("ws/x/", T0, 10, (apr_time_t)253402300799LL * APR_USEC_PER_SEC);
+    /* outside 1970..9999 the date comes from strftime, as before */
+    check_like_jansson("ws/x/", T0, 10, (apr_time_t)253402300800LL * APR_USEC_PER_SEC);
+    check_like_jansson("ws/x/", T0, 10, -(apr_time_t)86400 * APR_USEC_PER_SEC);
+    for (apr_time_t t = T0; t < T0 + 400LL * 86400 * APR_USEC_PER_SEC;
+         t += 86399LL * APR_USEC_PER_SEC + 7)
+        check_like_jansson("ws/y/", t + 3600 * APR_USEC_PER_SEC, 1000, t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_fields_and_document),
         cmocka_unit_test(test_signature_depends_on_secret_and_prefix),
         cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_document_bytes_as_jansson_wrote_them),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);

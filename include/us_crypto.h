@@ -1,0 +1,21 @@
+/*
+ * us_crypto.h - SHA-256 and HMAC-SHA256 without OpenSSL 3's per-call
+ * algorithm lookups: the digest is fetched once per process (EVP_sha256()
+ * and HMAC() look it up, lock and allocate on every call). Pure: OpenSSL.
+ */
+#ifndef US_CRYPTO_H
+#define US_CRYPTO_H
+
+#include <stddef.h>
+
+#define US_SHA256_LEN 32
+
+/* out = SHA-256(data[0..len)). */
+void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN]);
+
+/* out = HMAC-SHA256(key, data) (RFC 2104); 1, or 0 (out zeroed) when
+ * OpenSSL failed (out of memory). */
+int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, size_t len,
+                   unsigned char out[US_SHA256_LEN]);
+
+#endif

@@ -1,0 +1,70 @@
+/* us_crypto.c - SHA-256 and HMAC-SHA256 with a digest fetched once (pure). */
+#include "us_crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <string.h>
+
+#define BLOCK 64 /* SHA-256's block size */
+
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *md_fetched;
+
+static void fetch_md(void)
+{
+    md_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The fetched SHA-256 (shared by every thread), or OpenSSL's own lookup
+ * if the fetch failed. */
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&md_once, fetch_md);
+    return md_fetched ? md_fetched : EVP_sha256();
+}
+
+void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
+{
+    unsigned int outlen = US_SHA256_LEN;
+    EVP_Digest(data, len, out, &outlen, sha256_md(), NULL);
+}
+
+/* H(pad XOR key-block || a || b) with one context; 1 on success. */
+static int digest2(EVP_MD_CTX *ctx, const unsigned char kblock[BLOCK], unsigned char pad,
+                   const void *a, size_t alen, unsigned char out[US_SHA256_LEN])
+{
+    unsigned char padded[BLOCK];
+    unsigned int outlen = US_SHA256_LEN;
+    for (int i = 0; i < BLOCK; i++)
+        padded[i] = (unsigned char)(kblock[i] ^ pad);
+    int ok = EVP_DigestInit_ex(ctx, sha256_md(), NULL) &&
+             EVP_DigestUpdate(ctx, padded, BLOCK) &&
+             EVP_DigestUpdate(ctx, a, alen) &&
+             EVP_DigestFinal_ex(ctx, out, &outlen);
+    OPENSSL_cleanse(padded, sizeof(padded));
+    return ok;
+}
+
+int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, size_t len,
+                   unsigned char out[US_SHA256_LEN])
+{
+    unsigned char kblock[BLOCK], inner[US_SHA256_LEN];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL;
+
+    /* K0: the key, hashed first when longer than a block, zero-padded */
+    memset(kblock, 0, sizeof(kblock));
+    if (keylen > BLOCK)
+        us_sha256(key, keylen, kblock);
+    else if (keylen)
+        memcpy(kblock, key, keylen);
+    ok = ok && digest2(ctx, kblock, 0x36, data, len, inner);
+    ok = ok && digest2(ctx, kblock, 0x5c, inner, sizeof(inner), out);
+    if (!ok)
+        memset(out, 0, US_SHA256_LEN);
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(kblock, sizeof(kblock));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok;
+}

@@ -1,0 +1,45 @@
+/* Unit tests: UUID4 generation (canonical text form). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include <apr_general.h>
+#include "us_uuid.h"
+#include "us_validate.h" /* us_uuid_parse */
+
+static void test_canonical_form(void **state)
+{
+    char a[37], b[37], parsed[37], reason[128];
+    (void)state;
+    us_uuid4(b);
+    for (int round = 0; round < 2000; round++) {
+        memset(a, 'X', sizeof(a));
+        us_uuid4(a);
+        assert_int_equal(strlen(a), 36);
+        for (int i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23)
+                assert_int_equal(a[i], '-');
+            else if (!strchr("0123456789abcdef", a[i]) || a[i] == '\0')
+                fail_msg("not lower-case hex at %d: %s", i, a);
+        }
+        assert_int_equal(a[14], '4');                 /* version 4 */
+        assert_non_null(strchr("89ab", a[19]));        /* RFC 4122 variant */
+        assert_true(us_uuid_parse(a, parsed, reason, sizeof(reason)));
+        assert_string_equal(parsed, a);               /* already canonical */
+        assert_string_not_equal(a, b);
+        memcpy(b, a, sizeof(a));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canonical_form),
+    };
+    apr_initialize();
+    int rc = cmocka_run_group_tests_name("us_uuid", tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
