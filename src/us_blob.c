@@ -1,6 +1,7 @@
 /* us_blob.c - durable file writes (pure). */
 #include "us_blob.h"
 
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -14,6 +15,20 @@
 
 #define WRITE_BUFFER (1024 * 1024) /* APR's buffer in front of write(2) */
 
+/* Early writeback (Linux): the kernel starts writing dirty pages back only at
+ * dirty_background_ratio, so without a push the final fsync would write the
+ * whole file. Every WRITEBACK_STEP bytes the new range is handed to writeback
+ * and the range two steps back is waited for: the disk always has a step or
+ * two queued, the final fsync finds little left to write, and the file's
+ * dirty pages stay at about three steps. (Measured on the 2-CPU VM, 1 GiB at
+ * 400 MiB/s: final fsync 1.2-2.1 s without, 0.01-0.3 s with; waiting one or
+ * two steps back, or not at all, and steps of 4-32 MiB were all alike within
+ * the noise.) */
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+#define US_EARLY_WRITEBACK 1
+#endif
+#define WRITEBACK_STEP (8LL * 1024 * 1024)
+
 struct us_blob {
     apr_pool_t *pool;
     const char *dir;
@@ -22,6 +37,11 @@ struct us_blob {
     apr_file_t *f;
     EVP_MD_CTX *sha;
     long long size;
+    int fd;                 /* f's descriptor, for sync_file_range */
+    int early_writeback;    /* 0 if the file system refused it */
+    long long submitted;    /* [0, submitted) handed to writeback */
+    long long submitted_before; /* submitted, one step earlier */
+    long long waited;       /* [0, waited) written back */
     char hex[65];
 };
 
@@ -66,20 +86,57 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->tmp_path = tmp;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
     apr_file_buffer_set(b->f, apr_palloc(p, WRITE_BUFFER), WRITE_BUFFER);
+    apr_os_file_t fd;
+    b->early_writeback = apr_os_file_get(&fd, b->f) == APR_SUCCESS;
+    b->fd = fd;
     b->sha = EVP_MD_CTX_new();
     EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL);
     *out = b;
     return APR_SUCCESS;
 }
 
+/* Hands [submitted, size) to writeback and waits for the range of the step
+ * before. An I/O error (EIO, ENOSPC) is the write's error: once reported
+ * here, the final fsync would not report it again. */
+static apr_status_t early_writeback(us_blob *b)
+{
+#ifdef US_EARLY_WRITEBACK
+    apr_status_t rv = apr_file_flush(b->f);
+    if (rv != APR_SUCCESS)
+        return rv;
+    long long wait_to = b->submitted_before;
+    if (sync_file_range(b->fd, b->submitted, b->size - b->submitted,
+                        SYNC_FILE_RANGE_WRITE) == 0 &&
+        (wait_to == b->waited ||
+         sync_file_range(b->fd, b->waited, wait_to - b->waited,
+                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                         SYNC_FILE_RANGE_WAIT_AFTER) == 0)) {
+        b->waited = wait_to;
+        b->submitted_before = b->submitted;
+        b->submitted = b->size;
+        return APR_SUCCESS;
+    }
+    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS) {
+        b->early_writeback = 0; /* not on this file system: the final fsync does it all */
+        return APR_SUCCESS;
+    }
+    return APR_FROM_OS_ERROR(errno);
+#else
+    b->early_writeback = 0;
+    return APR_SUCCESS;
+#endif
+}
+
 apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len)
 {
     apr_status_t rv = apr_file_write_full(b->f, data, len, NULL);
-    if (rv == APR_SUCCESS) {
-        EVP_DigestUpdate(b->sha, data, len);
-        b->size += (long long)len;
-    }
-    return rv;
+    if (rv != APR_SUCCESS)
+        return rv;
+    EVP_DigestUpdate(b->sha, data, len);
+    b->size += (long long)len;
+    if (b->early_writeback && b->size - b->submitted >= WRITEBACK_STEP)
+        return early_writeback(b);
+    return APR_SUCCESS;
 }
 
 apr_status_t us_blob_finish(us_blob *b)
