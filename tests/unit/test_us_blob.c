@@ -109,6 +109,35 @@ static void test_abandoned_is_removed(void **state)
     assert_false(exists(path));
 }
 
+/* The same with a large file, its writer thread busy: the cleanup stops it. */
+static void test_abandoned_large_is_removed(void **state)
+{
+    static char block[100000];
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    memset(block, 'y', sizeof(block));
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "three", &b), APR_SUCCESS);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
+    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    apr_pool_destroy(p);
+    assert_false(exists(tmp));
+
+    /* and after a finish that was never published */
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "four", &b), APR_SUCCESS);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_int_equal(us_blob_size(b), 50 * (long long)sizeof(block));
+    tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    us_blob_discard(b);
+    assert_false(exists(tmp));
+    apr_pool_destroy(p);
+}
+
 static void test_sweep_only_dead_writers(void **state)
 {
     (void)state;
@@ -134,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_write_publish),
         cmocka_unit_test(test_large_in_pieces),
         cmocka_unit_test(test_abandoned_is_removed),
+        cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
     };
     apr_initialize();
