@@ -2,6 +2,7 @@
 #include "us_blob.h"
 #include "us_dirsync.h"
 
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -9,26 +10,106 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#define WRITE_BUFFER (1024 * 1024) /* APR's buffer in front of write(2) */
+/* The request thread copies the body into chunks and hashes each full chunk
+ * (while it is in the cache); the chunks are then written in order. Small
+ * files: inline, at finish. Once a file fills its first chunk, a writer
+ * thread of its own takes the chunks (write(2) into the page cache, early
+ * writeback), so that the two halves of the work - reading and hashing,
+ * writing - run on two CPUs. The chunks form a ring: memory stays at RING
+ * chunks whatever the size, and a slow disk slows the reader.
+ * (1 GiB upload on the 2-CPU VM: 1.8-2.5 s, against 2.7-3.5 s with
+ * everything on the request thread; hashing on the writer thread instead
+ * left that thread the bottleneck. Per-thread CPU: reader + SHA ~1.3 s,
+ * writer ~0.8 s.) */
+#define CHUNK ((apr_size_t)256 * 1024)
+#define RING 8
+
+/* Early writeback (Linux): the kernel starts writing dirty pages back only at
+ * dirty_background_ratio, so without a push the final fsync would write the
+ * whole file. Every WRITEBACK_STEP bytes the new range is handed to writeback
+ * and the range two steps back is waited for: the disk always has a step or
+ * two queued, the final fsync finds little left to write, and the file's
+ * dirty pages stay at about three steps. (Measured on the 2-CPU VM, 1 GiB at
+ * 400 MiB/s: final fsync 1.2-2.1 s without, 0.01-0.3 s with; waiting one or
+ * two steps back, or not at all, and steps of 4-32 MiB were all alike within
+ * the noise.) */
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+#define US_EARLY_WRITEBACK 1
+#endif
+#define WRITEBACK_STEP (8LL * 1024 * 1024)
 
 struct us_blob {
     apr_pool_t *pool;
     const char *dir;
     const char *path;
     const char *tmp_path;   /* NULL once published or discarded */
-    apr_file_t *f;
-    EVP_MD_CTX *sha;
-    long long size;
+    apr_file_t *f;          /* unbuffered: the chunks are the buffer */
+    long long size;         /* bytes taken by us_blob_write */
+    apr_status_t failed;    /* the first write error the request thread saw */
     char hex[65];
+
+    /* chunks: chunk[0] from the pool, the rest malloc'ed with the thread */
+    char *chunk[RING];
+    apr_size_t fill[RING];  /* bytes in each chunk handed over */
+    unsigned long produced; /* chunks handed over (guarded by mu once threaded) */
+    unsigned long consumed; /* chunks written (likewise) */
+    apr_size_t cur_fill;    /* bytes in chunk[produced % RING], being filled */
+
+    EVP_MD_CTX *sha;        /* the request thread's */
+
+    /* the writing side: the request thread's until the writer thread starts,
+     * the writer's until it is joined */
+    int fd;                 /* f's descriptor, for sync_file_range */
+    int early_writeback;    /* 0 if the file system refused it */
+    long long written;      /* bytes written to fd */
+    long long submitted;    /* [0, submitted) handed to writeback */
+    long long submitted_before; /* submitted, one step earlier */
+    long long waited;       /* [0, waited) written back */
+
+    /* the writer thread; it uses no pool (the request's is not thread-safe) */
+    int threaded;           /* started and not yet joined */
+    int sync_init;          /* mu and cv initialised */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* any change of produced, consumed, closing */
+    int closing;            /* no more chunks will come */
+    int abandon;            /* stop at once, the content is not wanted */
+    apr_status_t err;       /* the writer's first error */
 };
+
+/* Joins the writer thread; abandon: without writing what is still queued. */
+static void stop_writer(us_blob *b, int abandon)
+{
+    if (!b->threaded)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->closing = 1;
+    if (abandon)
+        b->abandon = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->thread, NULL);
+    b->threaded = 0;
+}
 
 static apr_status_t blob_cleanup(void *data)
 {
     us_blob *b = data;
+    stop_writer(b, 1); /* first: it uses the file and the chunks */
+    if (b->sync_init) {
+        pthread_cond_destroy(&b->cv);
+        pthread_mutex_destroy(&b->mu);
+        b->sync_init = 0;
+    }
+    for (int i = 1; i < RING; i++) {
+        free(b->chunk[i]);
+        b->chunk[i] = NULL;
+    }
     if (b->f) {
         apr_file_close(b->f);
         b->f = NULL;
@@ -60,33 +141,167 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
      * children are still writing theirs) */
     const char *tmp = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     rv = apr_file_open(&b->f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
-                       APR_FOPEN_BINARY | APR_FOPEN_BUFFERED,
+                       APR_FOPEN_BINARY,
                        APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, p);
     if (rv != APR_SUCCESS)
         return rv;
     b->tmp_path = tmp;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
-    apr_file_buffer_set(b->f, apr_palloc(p, WRITE_BUFFER), WRITE_BUFFER);
+    b->chunk[0] = apr_palloc(p, CHUNK);
+    apr_os_file_t fd;
+    b->early_writeback = apr_os_file_get(&fd, b->f) == APR_SUCCESS;
+    b->fd = fd;
     b->sha = EVP_MD_CTX_new();
     EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL);
     *out = b;
     return APR_SUCCESS;
 }
 
-apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len)
+/* Hands [submitted, written) to writeback and waits for the range of the
+ * step before. An I/O error (EIO, ENOSPC) is the write's error: once
+ * reported here, the final fsync would not report it again. */
+static apr_status_t early_writeback(us_blob *b)
+{
+#ifdef US_EARLY_WRITEBACK
+    long long wait_to = b->submitted_before;
+    if (sync_file_range(b->fd, b->submitted, b->written - b->submitted,
+                        SYNC_FILE_RANGE_WRITE) == 0 &&
+        (wait_to == b->waited ||
+         sync_file_range(b->fd, b->waited, wait_to - b->waited,
+                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                         SYNC_FILE_RANGE_WAIT_AFTER) == 0)) {
+        b->waited = wait_to;
+        b->submitted_before = b->submitted;
+        b->submitted = b->written;
+        return APR_SUCCESS;
+    }
+    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS) {
+        b->early_writeback = 0; /* not on this file system: the final fsync does it all */
+        return APR_SUCCESS;
+    }
+    return APR_FROM_OS_ERROR(errno);
+#else
+    b->early_writeback = 0;
+    return APR_SUCCESS;
+#endif
+}
+
+/* The writing side: one chunk to the file. */
+static apr_status_t write_chunk(us_blob *b, const char *data, apr_size_t len)
 {
     apr_status_t rv = apr_file_write_full(b->f, data, len, NULL);
-    if (rv == APR_SUCCESS) {
-        EVP_DigestUpdate(b->sha, data, len);
-        b->size += (long long)len;
+    if (rv != APR_SUCCESS)
+        return rv;
+    b->written += (long long)len;
+    if (b->early_writeback && b->written - b->submitted >= WRITEBACK_STEP)
+        return early_writeback(b);
+    return APR_SUCCESS;
+}
+
+static void *writer_main(void *data)
+{
+    us_blob *b = data;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (b->consumed == b->produced && !b->closing)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (b->abandon || b->consumed == b->produced)
+            break; /* abandoned, or closing and all written */
+        unsigned long k = b->consumed % RING;
+        int skip = b->err != APR_SUCCESS; /* after an error: only free the chunks */
+        pthread_mutex_unlock(&b->mu);
+        apr_status_t rv = skip ? APR_SUCCESS : write_chunk(b, b->chunk[k], b->fill[k]);
+        pthread_mutex_lock(&b->mu);
+        if (rv != APR_SUCCESS && b->err == APR_SUCCESS)
+            b->err = rv;
+        b->consumed++;
+        pthread_cond_broadcast(&b->cv);
     }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* Starts the writer thread; 0 (and the caller writes inline) if it cannot. */
+static int start_writer(us_blob *b)
+{
+    for (int i = 1; i < RING; i++)
+        if (!b->chunk[i] && !(b->chunk[i] = malloc(CHUNK)))
+            return 0;
+    if (!b->sync_init) {
+        if (pthread_mutex_init(&b->mu, NULL) != 0)
+            return 0;
+        if (pthread_cond_init(&b->cv, NULL) != 0) {
+            pthread_mutex_destroy(&b->mu);
+            return 0;
+        }
+        b->sync_init = 1;
+    }
+    /* the thread takes no signal: httpd's threads leave those to the process */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&b->thread, NULL, writer_main, b);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return 0;
+    b->threaded = 1;
+    return 1;
+}
+
+/* Hashes the chunk being filled and hands it to the writing side, then
+ * waits until the next one is free. Returns the first write error so far. */
+static apr_status_t hand_over(us_blob *b)
+{
+    apr_status_t rv;
+    unsigned long k = b->produced % RING;
+    b->fill[k] = b->cur_fill;
+    b->cur_fill = 0;
+    EVP_DigestUpdate(b->sha, b->chunk[k], b->fill[k]);
+    if (!b->threaded)
+        return write_chunk(b, b->chunk[k], b->fill[k]); /* produced stays 0: chunk[0] again */
+    pthread_mutex_lock(&b->mu);
+    b->produced++;
+    pthread_cond_broadcast(&b->cv);
+    while (b->produced - b->consumed == RING && b->err == APR_SUCCESS)
+        pthread_cond_wait(&b->cv, &b->mu);
+    rv = b->err;
+    pthread_mutex_unlock(&b->mu);
     return rv;
+}
+
+apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len)
+{
+    if (b->failed)
+        return b->failed;
+    b->size += (long long)len;
+    while (len) {
+        apr_size_t n = CHUNK - b->cur_fill < len ? CHUNK - b->cur_fill : len;
+        memcpy(b->chunk[b->produced % RING] + b->cur_fill, data, n);
+        b->cur_fill += n;
+        data += n;
+        len -= n;
+        if (b->cur_fill == CHUNK) {
+            if (!b->threaded && b->written == 0)
+                start_writer(b); /* the first full chunk: a large file */
+            apr_status_t rv = hand_over(b);
+            if (rv != APR_SUCCESS)
+                return b->failed = rv;
+        }
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t us_blob_finish(us_blob *b)
 {
     unsigned char d[32];
-    apr_status_t rv = apr_file_flush(b->f);
+    apr_status_t rv = b->failed;
+    if (rv == APR_SUCCESS && b->cur_fill)
+        rv = hand_over(b);
+    if (b->threaded) {
+        stop_writer(b, rv != APR_SUCCESS);
+        if (rv == APR_SUCCESS)
+            rv = b->err; /* joined: no lock needed */
+    }
     if (rv == APR_SUCCESS)
         rv = apr_file_sync(b->f);
     apr_status_t crv = apr_file_close(b->f);

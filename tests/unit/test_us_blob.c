@@ -11,6 +11,7 @@
 
 #include <apr_general.h>
 #include <apr_strings.h>
+#include <openssl/evp.h>
 #include "us_blob.h"
 
 static apr_pool_t *pool;
@@ -51,6 +52,48 @@ static void test_write_publish(void **state)
     assert_false(exists(tmp));
 }
 
+/* A large file written in odd pieces: every byte on disk in order, the
+ * SHA-256 of all of them (crosses the early-writeback steps). */
+static void test_large_in_pieces(void **state)
+{
+    enum { SIZE = 21 * 1024 * 1024 + 12345, PIECE = 7999 };
+    us_blob *b;
+    apr_pool_t *p;
+    unsigned char d[32];
+    char want[65];
+    (void)state;
+    unsigned char *data = malloc(SIZE);
+    assert_non_null(data);
+    for (size_t i = 0; i < SIZE; i++)
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+    EVP_Digest(data, SIZE, d, NULL, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(want + 2 * i, 3, "%02x", d[i]);
+
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "large", &b), APR_SUCCESS);
+    for (size_t off = 0; off < SIZE; off += PIECE) {
+        size_t n = SIZE - off < PIECE ? SIZE - off : PIECE;
+        assert_int_equal(us_blob_write(b, (const char *)data + off, n), APR_SUCCESS);
+    }
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_int_equal(us_blob_size(b), SIZE);
+    assert_string_equal(us_blob_sha256_hex(b), want);
+    assert_int_equal(us_blob_publish(b), APR_SUCCESS);
+
+    FILE *f = fopen(us_blob_path(b), "rb");
+    assert_non_null(f);
+    unsigned char *back = malloc(SIZE + 1);
+    assert_non_null(back);
+    assert_int_equal(fread(back, 1, SIZE + 1, f), SIZE);
+    fclose(f);
+    assert_memory_equal(back, data, SIZE);
+    unlink(us_blob_path(b));
+    free(back);
+    free(data);
+    apr_pool_destroy(p);
+}
+
 static void test_abandoned_is_removed(void **state)
 {
     us_blob *b;
@@ -64,6 +107,35 @@ static void test_abandoned_is_removed(void **state)
     apr_pool_destroy(p); /* an aborted request */
     assert_false(exists(tmp));
     assert_false(exists(path));
+}
+
+/* The same with a large file, its writer thread busy: the cleanup stops it. */
+static void test_abandoned_large_is_removed(void **state)
+{
+    static char block[100000];
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    memset(block, 'y', sizeof(block));
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "three", &b), APR_SUCCESS);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
+    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    apr_pool_destroy(p);
+    assert_false(exists(tmp));
+
+    /* and after a finish that was never published */
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "four", &b), APR_SUCCESS);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_int_equal(us_blob_size(b), 50 * (long long)sizeof(block));
+    tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    us_blob_discard(b);
+    assert_false(exists(tmp));
+    apr_pool_destroy(p);
 }
 
 static void test_sweep_only_dead_writers(void **state)
@@ -89,7 +161,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_publish),
+        cmocka_unit_test(test_large_in_pieces),
         cmocka_unit_test(test_abandoned_is_removed),
+        cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
     };
     apr_initialize();
