@@ -20,7 +20,10 @@ typedef enum {
     US_DB_CONFLICT,   /* close: the session is not OPEN any more */
     US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions */
     US_DB_BUSY,       /* locked beyond the busy timeout: retry later */
-    US_DB_ERROR
+    US_DB_ERROR,
+    US_DB_NOT_DURABLE /* committed (others see it), but the WAL sync failed: an
+                       * error for the client, yet keep whatever the rows
+                       * refer to (blobs) - they may well survive */
 } us_db_rc;
 
 typedef struct us_db us_db;

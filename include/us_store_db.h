@@ -19,6 +19,7 @@ struct us_db {
     us_dialect dialect;
     const char *params;            /* which database: writers of the same one batch together */
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
+    const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     const char *err;
 };

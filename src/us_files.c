@@ -412,7 +412,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_db_rc drc = us_wsfile_add(db, r->pool, ws, &f, mode, &deleted);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
-        unlink(us_blob_path(x->blob)); /* not recorded: not kept */
+        if (drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
+            unlink(us_blob_path(x->blob)); /* not recorded: not kept */
         rc = drc == US_DB_CONFLICT
                  ? us_send_detail(r, HTTP_CONFLICT,
                                   apr_psprintf(r->pool, "A file with the name '%s' already exists "

@@ -16,8 +16,9 @@ static const char *const SQLITE_SETUP[] = {
      * every later statement, journal_mode included, may meet another
      * process's lock */
     "PRAGMA journal_mode=WAL",
-    /* WAL + FULL: a commit is on disk before we answer the client */
-    "PRAGMA synchronous=FULL",
+    /* then us_store.c sets synchronous: NORMAL in WAL mode, where us_write
+     * syncs the WAL itself after each commit (outside the lock that
+     * serialises the writers), FULL otherwise */
     "PRAGMA foreign_keys=ON",
     NULL
 };

@@ -99,6 +99,26 @@ static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
     return US_DB_OK;
 }
 
+/* A commit must be on disk before we answer. In WAL mode SQLite may skip
+ * the sync at commit (synchronous=NORMAL still syncs around checkpoints)
+ * because us_write syncs the WAL file right after, once the writers' lock is
+ * free; without WAL (a file system that refuses it) SQLite syncs itself. */
+static us_db_rc set_durability(us_db *db)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int wal = 0;
+    int rc = apr_dbd_select(db->drv, db->pool, db->h, &res, "PRAGMA journal_mode", 0);
+    if (rc != 0)
+        return us_db_fail(db, rc, "PRAGMA journal_mode");
+    while (apr_dbd_get_row(db->drv, db->pool, res, &row, -1) == 0) {
+        const char *mode = apr_dbd_get_entry(db->drv, row, 0);
+        wal = mode && strcmp(mode, "wal") == 0;
+    }
+    db->wal_path = wal ? apr_pstrcat(db->pool, db->params, "-wal", NULL) : NULL;
+    return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+}
+
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
                             const char *params, us_db **out, const char **err)
 {
@@ -133,6 +153,11 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
             apr_pool_destroy(sub);
             return rc;
         }
+    }
+    if (db->dialect == US_DIALECT_SQLITE && set_durability(db) != US_DB_OK) {
+        *err = apr_pstrdup(p, db->err);
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
     }
     *out = db;
     return US_DB_OK;

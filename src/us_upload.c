@@ -408,7 +408,8 @@ static int publish(upload_ctx *u)
         us_store_release(u->c->store, db, rc == US_DB_ERROR);
     }
     if (rc != US_DB_OK) {
-        unlink(final_path); /* not recorded: not visible, not kept */
+        if (rc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
+            unlink(final_path);      /* not recorded: not visible, not kept */
         if (rc == US_DB_CONFLICT)
             return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
         ap_log_rerror(APLOG_MARK, rc == US_DB_BUSY ? APLOG_WARNING : APLOG_ERR, 0, r,

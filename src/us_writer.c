@@ -1,5 +1,7 @@
 /*
  * us_writer.c - one writer at a time per database, with group commit.
+ * Durability: the WAL is synced after the commit, outside the lock (see
+ * sync_commit); a caller hears US_DB_OK only once its commit is on disk.
  *
  * Why: every write used to be its own transaction, serialised anyway by
  * SQLite's single write lock, each paying a WAL sync; and the two httpd
@@ -165,11 +167,39 @@ void us_write_batch(us_db *db, us_write_job *jobs)
     }
 }
 
+/* Makes the batch's commit durable: fdatasync of the WAL (SQLite, WAL
+ * mode, synchronous=NORMAL). Runs after the writers' lock is released, so
+ * the next batch - of this process or another - commits meanwhile and the
+ * device flushes of both overlap. A fresh descriptor each time: the path
+ * always names the WAL our still-open connection writes to. */
+static void sync_commit(const us_db *db, us_write_job *jobs)
+{
+    int committed = 0;
+    for (us_write_job *j = jobs; j; j = j->next)
+        committed |= j->rc == US_DB_OK;
+    if (!committed || !db->wal_path)
+        return;
+    int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -1 : fdatasync(fd);
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        return;
+    for (us_write_job *j = jobs; j; j = j->next)
+        if (j->rc == US_DB_OK) {
+            j->rc = US_DB_NOT_DURABLE;
+            j->err = apr_psprintf(j->pool, "committed, but syncing %s failed: %s",
+                                  db->wal_path, strerror(e));
+        }
+}
+
 /* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */
 static us_db_rc write_alone(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_write_job job = { .fn = fn, .arg = arg, .pool = p };
     us_write_batch(db, &job);
+    sync_commit(db, &job);
     if (job.err)
         db->err = job.err;
     return job.rc;
@@ -203,20 +233,26 @@ us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         us_write_batch(db, batch);
         lock_file(w->lock_fd, LOCK_UN);
 
+        /* hand the lead to the first of those who queued meanwhile: their
+         * batch commits while ours is being synced */
         pthread_mutex_lock(&w->mu);
-        for (us_write_job *j = batch; j; j = j->next) {
-            /* a waiter reads its result only once it holds w->mu again */
-            j->done = 1;
-            if (j != &job)
-                pthread_cond_signal(j->wake);
-        }
-        /* hand the lead to the first of those who queued meanwhile */
         if (w->head) {
             w->head->lead = 1;
             pthread_cond_signal(w->head->wake);
         }
         else {
             w->leading = 0;
+        }
+        pthread_mutex_unlock(&w->mu);
+
+        sync_commit(db, batch);
+
+        pthread_mutex_lock(&w->mu);
+        for (us_write_job *j = batch; j; j = j->next) {
+            /* a waiter reads its result only once it holds w->mu again */
+            j->done = 1;
+            if (j != &job)
+                pthread_cond_signal(j->wake);
         }
     }
     pthread_mutex_unlock(&w->mu);

@@ -269,6 +269,37 @@ static void test_migration_counts_existing_sessions(void **state)
     us_db_close(db);
 }
 
+/* In WAL mode SQLite skips the sync at commit and us_write syncs the WAL
+ * after it; when that sync fails the caller hears US_DB_NOT_DURABLE, and
+ * the row is there (committed, others see it). */
+static void test_commit_is_synced_after_the_lock(void **state)
+{
+    us_db *db = open_db(pool);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *sync = NULL;
+    (void)state;
+    assert_non_null(db->wal_path);
+    assert_string_equal(db->wal_path, apr_pstrcat(pool, dbpath, "-wal", NULL));
+    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, "PRAGMA synchronous", 0), 0);
+    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0)
+        sync = apr_pstrdup(pool, apr_dbd_get_entry(db->drv, row, 0));
+    assert_string_equal(sync, "1"); /* NORMAL */
+
+    piece ok = { make(pool, 4000, "u5", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(db, pool, insert_then, &ok), US_DB_OK);
+
+    db->wal_path = "/nonexistent/dir/store.db-wal";
+    piece unsure = { make(pool, 4001, "u5", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(db, pool, insert_then, &unsure), US_DB_NOT_DURABLE);
+    assert_non_null(strstr(us_db_error(db), "committed, but syncing"));
+    assert_true(session_exists(db, unsure.s.id));
+    /* a piece that changed nothing needs no sync */
+    piece none = { make(pool, 4002, "u5", 100), US_DB_CONFLICT, 0 };
+    assert_int_equal(us_write(db, pool, insert_then, &none), US_DB_CONFLICT);
+    us_db_close(db);
+}
+
 /* The statements every create, close, upload and idle ingest worker runs
  * seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
@@ -308,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
     };
     const char *err = NULL;
     apr_initialize();
