@@ -40,7 +40,8 @@ static void amz_date(apr_time_t now, char date[17])
         time_t secs = (time_t)apr_time_sec(now);
         struct tm tm;
         gmtime_r(&secs, &tm);
-        strftime(date, 17, "%Y%m%dT%H%M%SZ", &tm);
+        if (strftime(date, 17, "%Y%m%dT%H%M%SZ", &tm) == 0)
+            date[0] = '\0'; /* year 10000 on: it does not fit (contents undefined) */
         return;
     }
     us_time_format(now, ts); /* 2026-11-28T10:00:00.000000Z, no stdio */
