@@ -402,7 +402,7 @@ static us_db_rc select_rows(us_db *db, apr_pool_t *p, us_stmt_id id,
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
 }
 
-static us_db_rc us_session_insert_unlocked(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc session_insert_in_txn(us_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now)
 {
     apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
@@ -435,7 +435,7 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc us_session_close_unlocked(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc session_close_in_txn(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now)
 {
     apr_int64_t t = now;
@@ -520,7 +520,7 @@ static us_db_rc exec_stmt(us_db *db, apr_pool_t *p, us_stmt_id id, const void **
 }
 
 /* The body of us_upload_commit, inside the transaction. */
-static us_db_rc upload_commit_locked(us_db *db, apr_pool_t *p, const us_upload *u,
+static us_db_rc upload_commit_in_txn(us_db *db, apr_pool_t *p, const us_upload *u,
                                      apr_time_t now, const char **old_blob)
 {
     apr_dbd_results_t *res = NULL;
@@ -594,7 +594,7 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
 
-static us_db_rc us_sessions_expire_unlocked(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc sessions_expire_in_txn(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
 {
     apr_int64_t t = now;
     const void *args[] = { &t };
@@ -619,7 +619,7 @@ static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_befo
     return *id ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc us_ingest_claim_unlocked(us_db *db, apr_pool_t *p, const char *owner,
+static us_db_rc ingest_claim_in_txn(us_db *db, apr_pool_t *p, const char *owner,
                                          apr_time_t now, apr_time_t stale_before,
                                          const char *id, us_session *out)
 {
@@ -661,14 +661,14 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
     return US_DB_OK;
 }
 
-static us_db_rc us_ingest_requeue_unlocked(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc ingest_requeue_in_txn(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
     return exec_stmt(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
 }
 
-static us_db_rc us_ingest_heartbeat_unlocked(us_db *db, apr_pool_t *p, const char *session_id,
+static us_db_rc ingest_heartbeat_in_txn(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now)
 {
     int nrows = 0;
@@ -679,7 +679,7 @@ static us_db_rc us_ingest_heartbeat_unlocked(us_db *db, apr_pool_t *p, const cha
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
-static us_db_rc us_ingest_done_unlocked(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc ingest_done_in_txn(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
@@ -813,7 +813,7 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
-static us_db_rc ingest_apply_locked(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc ingest_apply_in_txn(us_db *db, apr_pool_t *p, const us_session *s,
                                    const apr_array_header_t *results, apr_time_t now,
                                    apr_array_header_t *deleted)
 {
@@ -892,7 +892,7 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
 }
 
 /* The body of us_wsfile_add, inside the write transaction. */
-static us_db_rc wsfile_add_locked(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc wsfile_add_in_txn(us_db *db, apr_pool_t *p, const char *workspace,
                                   const us_wsfile *f, const char *write_mode,
                                   apr_array_header_t *deleted)
 {
@@ -913,9 +913,10 @@ static us_db_rc wsfile_add_locked(us_db *db, apr_pool_t *p, const char *workspac
 }
 
 /* ---- the write entry points --------------------------------------------------------
- * Each packs its arguments for us_write (us_writer.c), which runs the body
- * inside a transaction, possibly together with other writers' bodies, and
- * returns once it is committed. Outputs are reset when the commit fails. */
+ * Each packs its arguments for us_write (us_writer.c), which runs the
+ * matching *_in_txn function inside a transaction, possibly together with
+ * other writers' pieces, and returns once it is committed. Outputs are reset
+ * when the commit fails. */
 
 typedef struct {
     const us_session *s;
@@ -926,7 +927,7 @@ typedef struct {
 static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
 {
     insert_args *a = arg;
-    return us_session_insert_unlocked(db, p, a->s, a->max_open, a->now);
+    return session_insert_in_txn(db, p, a->s, a->max_open, a->now);
 }
 
 us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
@@ -944,7 +945,7 @@ typedef struct {
 static us_db_rc close_body(us_db *db, apr_pool_t *p, void *arg)
 {
     close_args *a = arg;
-    return us_session_close_unlocked(db, p, a->workspace, a->id, a->now);
+    return session_close_in_txn(db, p, a->workspace, a->id, a->now);
 }
 
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
@@ -964,7 +965,7 @@ static us_db_rc upload_body(us_db *db, apr_pool_t *p, void *arg)
 {
     upload_args *a = arg;
     a->old_blob = NULL;
-    return upload_commit_locked(db, p, a->u, a->now, &a->old_blob);
+    return upload_commit_in_txn(db, p, a->u, a->now, &a->old_blob);
 }
 
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
@@ -984,7 +985,7 @@ typedef struct {
 static us_db_rc expire_body(us_db *db, apr_pool_t *p, void *arg)
 {
     expire_args *a = arg;
-    return us_sessions_expire_unlocked(db, p, a->now, &a->count);
+    return sessions_expire_in_txn(db, p, a->now, &a->count);
 }
 
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
@@ -1004,7 +1005,7 @@ typedef struct {
 static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
 {
     claim_args *a = arg;
-    return us_ingest_claim_unlocked(db, p, a->owner, a->now, a->stale_before, a->id, a->out);
+    return ingest_claim_in_txn(db, p, a->owner, a->now, a->stale_before, a->id, a->out);
 }
 
 us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
@@ -1029,9 +1030,9 @@ static us_db_rc claim_change_body(us_db *db, apr_pool_t *p, void *arg)
 {
     claim_change_args *a = arg;
     switch (a->op) {
-    case 0: return us_ingest_requeue_unlocked(db, p, a->session_id, a->owner);
-    case 1: return us_ingest_heartbeat_unlocked(db, p, a->session_id, a->owner, a->now);
-    default: return us_ingest_done_unlocked(db, p, a->session_id, a->owner);
+    case 0: return ingest_requeue_in_txn(db, p, a->session_id, a->owner);
+    case 1: return ingest_heartbeat_in_txn(db, p, a->session_id, a->owner, a->now);
+    default: return ingest_done_in_txn(db, p, a->session_id, a->owner);
     }
 }
 
@@ -1065,7 +1066,7 @@ static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
     apr_array_clear(a->deleted);
-    return ingest_apply_locked(db, p, a->s, a->results, a->now, a->deleted);
+    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted);
 }
 
 us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
@@ -1090,7 +1091,7 @@ static us_db_rc wsfile_add_body(us_db *db, apr_pool_t *p, void *arg)
 {
     wsfile_add_args *a = arg;
     apr_array_clear(a->deleted);
-    return wsfile_add_locked(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    return wsfile_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
 }
 
 us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
