@@ -41,9 +41,11 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static us_writer *registry;
 static pid_t registry_pid;
 
+#define LOCK_SUFFIX ".lock"
+
 const char *us_store_lock_path(apr_pool_t *p, const char *db_path)
 {
-    return apr_pstrcat(p, db_path, ".lock", NULL);
+    return apr_pstrcat(p, db_path, LOCK_SUFFIX, NULL);
 }
 
 static us_writer *writer_new(const us_db *db)
@@ -55,12 +57,12 @@ static us_writer *writer_new(const us_db *db)
     }
     w->lock_fd = -1;
     if (db->dialect == US_DIALECT_SQLITE) {
-        size_t n = strlen(db->params) + sizeof(".lock");
-        char *path = malloc(n);
+        size_t n = strlen(db->params) + sizeof(LOCK_SUFFIX);
+        char *path = malloc(n); /* no pool here: the writer outlives them */
         if (path) {
             /* O_RDONLY suffices for flock, so a lock file created by root
              * (the parent's expiry sweep) stays usable by User */
-            snprintf(path, n, "%s.lock", db->params);
+            snprintf(path, n, "%s" LOCK_SUFFIX, db->params);
             w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
             free(path);
         }
