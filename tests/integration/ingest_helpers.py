@@ -43,6 +43,8 @@ STATUS_COUNTERS = {"failed_files", "finished_files", "pending_files"}
 
 @pytest.fixture(scope="module")
 def module_so():
+    """Our own copy of the module: a concurrent `make` rewrites
+    build/mod_upload_session.so in place and crashes the httpds using it."""
     path = private_module_copy()
     yield path
     shutil.rmtree(os.path.dirname(path), ignore_errors=True)

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
 import struct
 import threading
@@ -31,26 +30,13 @@ from upload_helpers import (MSG_BAD_SIG, MSG_EXPIRED, MSG_MISSING, MSG_NO_FILENA
                             encode_policy, files_page, flip_b64_char, form_parts,
                             list_files_all, msg_bad_name, msg_malformed, msg_starts_with,
                             multipart, new_boundary, no_content, policy_doc, post_parts,
-                            private_module_copy, raw_post, s3_error, sdk_upload_many,
+                            raw_post, s3_error, sdk_upload_many,
                             session_dir, sha256_file, temp_files, tree, upload, url_path,
                             wait_no_temp)
+from ingest_helpers import module_so, shared_server_options  # noqa: F401 (fixtures)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-
-
-@pytest.fixture(scope="module")
-def module_so():
-    """Our own copy of the module: a concurrent `make` rewrites
-    build/mod_upload_session.so in place and crashes the httpds using it."""
-    path = private_module_copy()
-    yield path
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shared_server_options(module_so):
-    return {"max_open": 1000, "module": module_so}
 
 
 @pytest.fixture
