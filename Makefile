@@ -77,7 +77,7 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a $(wildcard tests/unit/*.h) $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka

@@ -15,8 +15,8 @@
 #include "us_filename.h"
 #include "us_ingest.h"
 
-static apr_pool_t *pool;
-static const apr_dbd_driver_t *drv;
+#include "sqlite_fixture.h"
+
 static char root[64];
 static us_ingest_config cfg;
 static int seq;
@@ -391,16 +391,9 @@ int main(void)
         cmocka_unit_test(test_workers_threads),
         cmocka_unit_test(test_claimed_is_reported),
     };
-    const char *err = NULL;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    apr_dbd_init(pool);
-    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
-        fprintf(stderr, "%s\n", err);
+    if (fixture_start() != 0)
         return 1;
-    }
     int rc = cmocka_run_group_tests_name("us_ingest", tests, setup, teardown);
-    apr_pool_destroy(pool);
-    apr_terminate();
+    fixture_stop();
     return rc;
 }

@@ -11,10 +11,8 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
-#include "us_store.h"
+#include "sqlite_fixture.h"
 
-static apr_pool_t *pool;
-static const apr_dbd_driver_t *drv;
 static char dbpath[64];
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
@@ -25,8 +23,7 @@ static int setup(void **state)
     const char *err = NULL;
     (void)state;
     snprintf(dbpath, sizeof(dbpath), "/tmp/us_store_test_%ld.db", (long)getpid());
-    unlink(dbpath);
-    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    fixture_db_create(dbpath);
     /* migrating again is a no-op */
     assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
     return 0;
@@ -35,10 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    unlink(dbpath);
-    unlink(apr_pstrcat(pool, dbpath, "-wal", NULL));
-    unlink(apr_pstrcat(pool, dbpath, "-shm", NULL));
-    unlink(apr_pstrcat(pool, dbpath, ".lock", NULL));
+    fixture_db_remove(dbpath);
     return 0;
 }
 
@@ -262,16 +256,9 @@ int main(void)
         cmocka_unit_test(test_pool_acquire_release),
         cmocka_unit_test(test_bad_database),
     };
-    const char *err = NULL;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    apr_dbd_init(pool);
-    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
-        fprintf(stderr, "%s\n", err);
+    if (fixture_start() != 0)
         return 1;
-    }
     int rc = cmocka_run_group_tests_name("us_store", tests, setup, teardown);
-    apr_pool_destroy(pool);
-    apr_terminate();
+    fixture_stop();
     return rc;
 }

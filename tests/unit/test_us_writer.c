@@ -13,9 +13,8 @@
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include "us_store_db.h"
+#include "sqlite_fixture.h"
 
-static apr_pool_t *pool;
-static const apr_dbd_driver_t *drv;
 static char dbpath[64];
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
@@ -23,21 +22,16 @@ static const apr_time_t T0 = SEC(1795863600);
 
 static int setup(void **state)
 {
-    const char *err = NULL;
     (void)state;
     snprintf(dbpath, sizeof(dbpath), "/tmp/us_writer_test_%ld.db", (long)getpid());
-    unlink(dbpath);
-    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    fixture_db_create(dbpath);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    unlink(dbpath);
-    unlink(apr_pstrcat(pool, dbpath, "-wal", NULL));
-    unlink(apr_pstrcat(pool, dbpath, "-shm", NULL));
-    unlink(apr_pstrcat(pool, dbpath, ".lock", NULL));
+    fixture_db_remove(dbpath);
     return 0;
 }
 
@@ -341,16 +335,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
     };
-    const char *err = NULL;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    apr_dbd_init(pool);
-    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
-        fprintf(stderr, "%s\n", err);
+    if (fixture_start() != 0)
         return 1;
-    }
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
+    fixture_stop();
     return rc;
 }
