@@ -2,9 +2,11 @@
  * us_dirsync.c - see us_dirsync.h. Each directory being synced has an entry
  * with two generation counters: `started` counts fsyncs begun, `finished`
  * the last one completed. A caller needs the fsync numbered started + 1 at
- * the time it arrives (any earlier one may have begun before its rename):
- * it waits for a running one to end, then either finds its generation done
- * by another caller or runs it itself for everyone waiting.
+ * the time it takes its ticket (any earlier one may have begun before its
+ * change): at the end it waits for a running one to end, then either finds
+ * its generation done by another caller or runs it itself for everyone
+ * waiting. A ticket holds its entry, so the counters outlive the gap
+ * between begin and end.
  */
 #include "us_dirsync.h"
 #include "us_blob.h"
@@ -77,15 +79,24 @@ static void entry_put(entry *e)
     free(e);
 }
 
-apr_status_t us_dirsync(const char *dir)
+void us_dirsync_begin(const char *dir, us_dirsync_ticket *t)
 {
     pthread_mutex_lock(&mu);
     entry *e = entry_get(dir);
-    if (!e) {
-        pthread_mutex_unlock(&mu);
-        return sync_op(dir);
-    }
-    unsigned long need = e->started + 1;
+    t->entry = e;
+    t->dir = dir;
+    t->need = e ? e->started + 1 : 0;
+    pthread_mutex_unlock(&mu);
+}
+
+apr_status_t us_dirsync_end(us_dirsync_ticket *t)
+{
+    entry *e = t->entry;
+    if (!e) /* out of memory at begin: an fsync of our own */
+        return sync_op(t->dir);
+    pthread_mutex_lock(&mu);
+    t->entry = NULL;
+    unsigned long need = t->need;
     while (e->finished < need) {
         if (e->running) {
             pthread_cond_wait(&e->done, &mu);
@@ -96,7 +107,7 @@ apr_status_t us_dirsync(const char *dir)
         e->running = 1;
         syncs++;
         pthread_mutex_unlock(&mu);
-        apr_status_t rv = sync_op(dir);
+        apr_status_t rv = sync_op(e->dir);
         pthread_mutex_lock(&mu);
         e->running = 0;
         e->finished = gen;
@@ -106,9 +117,26 @@ apr_status_t us_dirsync(const char *dir)
         }
         pthread_cond_broadcast(&e->done);
     }
-    /* a failure of any fsync that began after we arrived is ours too */
+    /* a failure of any fsync that began after the ticket is ours too */
     apr_status_t rv = e->failed_gen >= need ? e->failed_rv : APR_SUCCESS;
     entry_put(e);
     pthread_mutex_unlock(&mu);
     return rv;
+}
+
+void us_dirsync_cancel(us_dirsync_ticket *t)
+{
+    if (!t->entry)
+        return;
+    pthread_mutex_lock(&mu);
+    entry_put(t->entry);
+    t->entry = NULL;
+    pthread_mutex_unlock(&mu);
+}
+
+apr_status_t us_dirsync(const char *dir)
+{
+    us_dirsync_ticket t;
+    us_dirsync_begin(dir, &t);
+    return us_dirsync_end(&t);
 }

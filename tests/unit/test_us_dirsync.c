@@ -104,6 +104,73 @@ static void test_failure_reaches_covered_callers(void **state)
     us_dirsync_set_op(NULL);
 }
 
+/* A ticket is covered by any fsync that began after it: when another
+ * caller's fsync ran in between, the end returns without one of its own. */
+static void test_ticket_covered_by_a_later_sync(void **state)
+{
+    (void)state;
+    us_dirsync_ticket t;
+    us_dirsync_set_op(slow_op);
+    op_result = APR_SUCCESS;
+    unsigned long before = us_dirsync_count();
+    us_dirsync_begin("/some/session/dir", &t);
+    assert_int_equal(us_dirsync("/some/session/dir"), APR_SUCCESS); /* someone else's */
+    assert_int_equal(us_dirsync_count(), before + 1);
+    assert_int_equal(us_dirsync_end(&t), APR_SUCCESS);
+    assert_int_equal(us_dirsync_count(), before + 1); /* nothing more to do */
+
+    /* its failure is the ticket's too */
+    us_dirsync_begin("/some/session/dir", &t);
+    op_result = APR_FROM_OS_ERROR(EIO);
+    assert_int_equal(us_dirsync("/some/session/dir"), APR_FROM_OS_ERROR(EIO));
+    op_result = APR_SUCCESS;
+    assert_int_equal(us_dirsync_end(&t), APR_FROM_OS_ERROR(EIO));
+    us_dirsync_set_op(NULL);
+}
+
+static us_dirsync_ticket early;
+static long early_at;
+
+static void *sync_while_ticket_taken(void *arg)
+{
+    (void)arg;
+    return (void *)(long)us_dirsync("/some/session/dir");
+}
+
+/* An fsync already running when the ticket is taken may have begun before
+ * the caller's change: it does not count, the end waits for a new one. */
+static void test_ticket_not_covered_by_a_running_sync(void **state)
+{
+    (void)state;
+    pthread_t th;
+    us_dirsync_set_op(slow_op);
+    op_result = APR_SUCCESS;
+    ops = 0;
+    assert_int_equal(pthread_create(&th, NULL, sync_while_ticket_taken, NULL), 0);
+    usleep(5000); /* the other thread's fsync (20 ms) is running */
+    early_at = tick();
+    us_dirsync_begin("/some/session/dir", &early);
+    assert_int_equal(us_dirsync_end(&early), APR_SUCCESS);
+    long returned = tick();
+    pthread_join(th, NULL);
+    assert_int_equal(ops, 2);
+    assert_true(op_start[0] < early_at);
+    assert_true(op_start[1] > early_at && op_end[1] < returned);
+    us_dirsync_set_op(NULL);
+}
+
+/* A cancelled ticket runs nothing (and holds nothing: valgrind). */
+static void test_ticket_cancel(void **state)
+{
+    (void)state;
+    us_dirsync_ticket t;
+    unsigned long before = us_dirsync_count();
+    us_dirsync_begin("/some/other/dir", &t);
+    us_dirsync_cancel(&t);
+    us_dirsync_cancel(&t); /* twice is harmless */
+    assert_int_equal(us_dirsync_count(), before);
+}
+
 static void test_real_directory(void **state)
 {
     (void)state;
@@ -118,6 +185,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_callers_share_covering_syncs),
         cmocka_unit_test(test_failure_reaches_covered_callers),
+        cmocka_unit_test(test_ticket_covered_by_a_later_sync),
+        cmocka_unit_test(test_ticket_not_covered_by_a_running_sync),
+        cmocka_unit_test(test_ticket_cancel),
         cmocka_unit_test(test_real_directory),
     };
     apr_initialize();
