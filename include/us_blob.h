@@ -1,8 +1,11 @@
 /*
- * us_blob.h - writing a file durably: a temp file beside its destination,
- * SHA-256 and size computed on the way, fsync, rename, fsync of the
- * directory. Until published, the temp file is removed when the pool is
- * cleaned up (an aborted request leaves nothing behind). Pure: APR + OpenSSL.
+ * us_blob.h - writing a file durably: SHA-256 and size computed on the way,
+ * fsync, fsync of the directory. A large file goes to a temp file beside its
+ * destination and is renamed; a small one (up to the first 256 KiB chunk) is
+ * written at finish straight under its name, which nobody refers to before
+ * the caller records it. Until published, the file is removed when the pool
+ * is cleaned up (an aborted request leaves nothing behind). Pure: APR +
+ * OpenSSL.
  */
 #ifndef US_BLOB_H
 #define US_BLOB_H
@@ -12,20 +15,23 @@
 
 typedef struct us_blob us_blob;
 
-/* Creates <dir>/.<name>.<pid>.tmp (dir is created if missing). */
+/* Creates dir if missing; the file is created by the first write that
+ * fills a chunk (<dir>/.<name>.<pid>.tmp), else by finish (<dir>/<name>). */
 apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out);
 apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len);
-/* Flushes, fsyncs and closes the temp file. */
+/* Writes what is left, fsyncs and closes the file. */
 apr_status_t us_blob_finish(us_blob *b);
-/* Renames it to <dir>/<name> and fsyncs dir: the file is now durable. */
+/* Renames a temp file to <dir>/<name> and fsyncs dir: the file is now durable. */
 apr_status_t us_blob_publish(us_blob *b);
-/* Removes the temp file now (also done by the pool cleanup). */
+/* Removes the unpublished file now (also done by the pool cleanup). */
 void us_blob_discard(us_blob *b);
 
 long long us_blob_size(const us_blob *b);
 const char *us_blob_sha256_hex(const us_blob *b); /* after finish */
 const char *us_blob_path(const us_blob *b);        /* the final path */
-const char *us_blob_temp_path(const us_blob *b);
+/* the file written and not yet published: the temp file, or the final path
+ * of a small file; NULL before it is created and once published */
+const char *us_blob_pending_path(const us_blob *b);
 
 /* fsync of a directory (after renames into or out of it). */
 apr_status_t us_fsync_dir(const char *dir);

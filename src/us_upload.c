@@ -1,12 +1,13 @@
 /*
  * us_upload.c - the upload target: an S3-style presigned POST served by the
  * module. The multipart body is streamed through the parser straight into a
- * temp file beside its destination (bounded memory, whatever the size);
- * the file is fsynced, renamed into place, the directory fsynced, and only
+ * file (us_blob.c: a temp file beside its destination for a large one, its
+ * destination for a small one; bounded memory, whatever the size); the file
+ * is fsynced, renamed into place if need be, the directory fsynced, and only
  * then recorded in the store - so a file becomes visible only complete.
  *
  * On disk: <data_dir>/sessions/<session_id>/<blob>, blob a fresh UUID per
- * upload, temp files ".<blob>.tmp" beside it. The store maps (session, name)
+ * upload, temp files ".<blob>.<pid>.tmp" beside it. The store maps (session, name)
  * to its current blob: of two uploads of one name, the last to commit wins
  * and the other blob is deleted.
  */
@@ -190,7 +191,7 @@ static int check_session(upload_ctx *u)
     return 0;
 }
 
-static int open_temp(upload_ctx *u)
+static int open_blob(upload_ctx *u)
 {
     request_rec *r = u->r;
     char blob[37];
@@ -200,7 +201,7 @@ static int open_temp(upload_ctx *u)
     u->blob = apr_pstrdup(r->pool, blob);
     apr_status_t rv = us_blob_open(r->pool, u->dir, u->blob, &u->file);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot create a temp file in %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot create the directory %s",
                       u->dir);
         return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
                       "We encountered an internal error. Please try again.");
@@ -212,7 +213,7 @@ static int open_temp(upload_ctx *u)
 static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, u->r, USLOGNO(0204) "upload: %s %s", what,
-                  us_blob_temp_path(u->file));
+                  us_blob_path(u->file));
     return reject(u, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
                                               : HTTP_INTERNAL_SERVER_ERROR,
                   "InternalError", "The file could not be stored. Please try again.");
@@ -227,7 +228,7 @@ static int start_file(upload_ctx *u, const us_mp_part *part)
     if (check_policy(u) || check_key(u, filename) || check_session(u))
         return 1;
     u->max = u->doc.max_bytes < u->c->max_file_size ? u->doc.max_bytes : u->c->max_file_size;
-    if (open_temp(u))
+    if (open_blob(u))
         return 1;
     u->part = PART_FILE;
     return 0;
@@ -299,7 +300,7 @@ static int on_part_end(void *ctx)
         u->file_done = 1;
         rv = us_blob_finish(u->file);
         if (rv != APR_SUCCESS)
-            return storage_failed(u, rv, "syncing");
+            return storage_failed(u, rv, "storing");
     }
     u->part = PART_NONE;
     return 0;

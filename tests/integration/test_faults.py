@@ -190,7 +190,7 @@ def test_disk_full_during_upload(tmpfs, make_server):
     s.overrides["UploadSessionDataDir"] = f'"{mnt}"'
     s.start()
     # the module logs the ENOSPC at error level (US0204 upload, US0303/0304 POST /files)
-    enospc = r"\(28\)No space left on device: .*(US0204: upload: (writing|syncing) |" \
+    enospc = r"\(28\)No space left on device: .*(US0204: upload: (writing|storing) |" \
              r"US0303: POST /files: write|US0304: POST /files: sync)"
     s.expect_log(enospc, whole_life=True)
 

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,26 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* entries in a directory, "." and ".." aside (temp files included) */
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
 static void touch(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -30,6 +51,8 @@ static void touch(const char *path)
     fclose(f);
 }
 
+/* A small file: nothing on disk until finish, which writes it straight
+ * under its final name (no temp file, no rename). */
 static void test_write_publish(void **state)
 {
     us_blob *b;
@@ -37,31 +60,75 @@ static void test_write_publish(void **state)
     (void)state;
     apr_pool_create(&p, pool);
     assert_int_equal(us_blob_open(p, dir, "one", &b), APR_SUCCESS);
-    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
-    assert_true(exists(tmp));
+    assert_null(us_blob_pending_path(b));
     assert_false(exists(us_blob_path(b)));
     assert_int_equal(us_blob_write(b, "abc", 3), APR_SUCCESS);
+    assert_false(exists(us_blob_path(b)));
     assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_string_equal(us_blob_pending_path(b), us_blob_path(b));
+    assert_true(exists(us_blob_path(b)));
     assert_int_equal(us_blob_size(b), 3);
     assert_string_equal(us_blob_sha256_hex(b),
                         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal(us_blob_publish(b), APR_SUCCESS);
+    assert_null(us_blob_pending_path(b));
+    assert_int_equal(us_blob_publish(b), APR_EGENERAL); /* once only */
     const char *path = apr_pstrdup(pool, us_blob_path(b));
     apr_pool_destroy(p); /* the published file stays */
     assert_true(exists(path));
-    assert_false(exists(tmp));
+    assert_int_equal(count_entries(dir), 1);
+    unlink(path);
+}
+
+/* An empty file is a file too. */
+static void test_empty_file(void **state)
+{
+    us_blob *b;
+    apr_pool_t *p;
+    struct stat st;
+    (void)state;
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "empty", &b), APR_SUCCESS);
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_int_equal(us_blob_publish(b), APR_SUCCESS);
+    assert_int_equal(stat(us_blob_path(b), &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_string_equal(us_blob_sha256_hex(b),
+                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    unlink(us_blob_path(b));
+    apr_pool_destroy(p);
+}
+
+/* A small file never replaces an existing file of its name. */
+static void test_small_never_overwrites(void **state)
+{
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "taken", &b), APR_SUCCESS);
+    const char *path = apr_pstrdup(pool, us_blob_path(b));
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("original", f);
+    fclose(f);
+    assert_int_equal(us_blob_write(b, "new", 3), APR_SUCCESS);
+    assert_true(APR_STATUS_IS_EEXIST(us_blob_finish(b)));
+    assert_null(us_blob_pending_path(b));
+    apr_pool_destroy(p); /* the failed blob's cleanup leaves the other file */
+    assert_int_equal(file_size(path), 8);
+    unlink(path);
 }
 
 /* A large file written in odd pieces: every byte on disk in order, the
  * SHA-256 of all of them (crosses the early-writeback steps). */
-static void test_large_in_pieces(void **state)
+static void large_in_pieces(const char *where)
 {
     enum { SIZE = 21 * 1024 * 1024 + 12345, PIECE = 7999 };
     us_blob *b;
     apr_pool_t *p;
     unsigned char d[32];
     char want[65];
-    (void)state;
     unsigned char *data = malloc(SIZE);
     assert_non_null(data);
     for (size_t i = 0; i < SIZE; i++)
@@ -71,7 +138,7 @@ static void test_large_in_pieces(void **state)
         snprintf(want + 2 * i, 3, "%02x", d[i]);
 
     apr_pool_create(&p, pool);
-    assert_int_equal(us_blob_open(p, dir, "large", &b), APR_SUCCESS);
+    assert_int_equal(us_blob_open(p, where, "large", &b), APR_SUCCESS);
     for (size_t off = 0; off < SIZE; off += PIECE) {
         size_t n = SIZE - off < PIECE ? SIZE - off : PIECE;
         assert_int_equal(us_blob_write(b, (const char *)data + off, n), APR_SUCCESS);
@@ -94,6 +161,21 @@ static void test_large_in_pieces(void **state)
     apr_pool_destroy(p);
 }
 
+/* On the disk (O_DIRECT where the file system takes it, the tail through
+ * the page cache) and, where there is one, on a tmpfs. */
+static void test_large_in_pieces(void **state)
+{
+    (void)state;
+    large_in_pieces(dir);
+    struct stat st;
+    if (stat("/dev/shm", &st) == 0) {
+        char shm[64];
+        snprintf(shm, sizeof(shm), "/dev/shm/us_blob_test_%ld", (long)getpid());
+        large_in_pieces(shm);
+        rmdir(shm);
+    }
+}
+
 static void test_abandoned_is_removed(void **state)
 {
     us_blob *b;
@@ -102,11 +184,17 @@ static void test_abandoned_is_removed(void **state)
     apr_pool_create(&p, pool);
     assert_int_equal(us_blob_open(p, dir, "two", &b), APR_SUCCESS);
     assert_int_equal(us_blob_write(b, "x", 1), APR_SUCCESS);
-    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
-    const char *path = apr_pstrdup(pool, us_blob_path(b));
     apr_pool_destroy(p); /* an aborted request */
-    assert_false(exists(tmp));
-    assert_false(exists(path));
+    assert_int_equal(count_entries(dir), 0);
+
+    /* and after a finish that was never published (the store refused it) */
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_blob_open(p, dir, "two", &b), APR_SUCCESS);
+    assert_int_equal(us_blob_write(b, "x", 1), APR_SUCCESS);
+    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
+    assert_true(exists(us_blob_path(b)));
+    apr_pool_destroy(p);
+    assert_int_equal(count_entries(dir), 0);
 }
 
 /* The same with a large file, its writer thread busy: the cleanup stops it. */
@@ -121,7 +209,9 @@ static void test_abandoned_large_is_removed(void **state)
     assert_int_equal(us_blob_open(p, dir, "three", &b), APR_SUCCESS);
     for (int i = 0; i < 50; i++)
         assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
-    const char *tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    const char *tmp = apr_pstrdup(pool, us_blob_pending_path(b));
+    assert_true(exists(tmp)); /* a large file: a temp file */
+    assert_string_equal(tmp + strlen(tmp) - 4, ".tmp");
     apr_pool_destroy(p);
     assert_false(exists(tmp));
 
@@ -132,7 +222,8 @@ static void test_abandoned_large_is_removed(void **state)
         assert_int_equal(us_blob_write(b, block, sizeof(block)), APR_SUCCESS);
     assert_int_equal(us_blob_finish(b), APR_SUCCESS);
     assert_int_equal(us_blob_size(b), 50 * (long long)sizeof(block));
-    tmp = apr_pstrdup(pool, us_blob_temp_path(b));
+    tmp = apr_pstrdup(pool, us_blob_pending_path(b));
+    assert_true(exists(tmp));
     us_blob_discard(b);
     assert_false(exists(tmp));
     apr_pool_destroy(p);
@@ -161,6 +252,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_publish),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_small_never_overwrites),
         cmocka_unit_test(test_large_in_pieces),
         cmocka_unit_test(test_abandoned_is_removed),
         cmocka_unit_test(test_abandoned_large_is_removed),
