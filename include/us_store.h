@@ -65,6 +65,17 @@ us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
                     const char *params, us_db **out, const char **err);
 void us_db_close(us_db *db);
 
+/* SQLite in WAL mode: copies what the WAL holds into the database file
+ * (PRAGMA wal_checkpoint(PASSIVE): never waits for readers or writers) -
+ * the ingest workers call it every US_CHECKPOINT_INTERVAL, so that no
+ * request pays for it. Every connection leaves its automatic checkpoints
+ * until the WAL holds US_AUTOCHECKPOINT_PAGES (a backstop); at SQLite's
+ * default of 1,000 they ran inside whichever commit crossed it, a copy and
+ * a sync of the database file while every writer waited. No-op otherwise. */
+us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p);
+#define US_CHECKPOINT_INTERVAL apr_time_from_msec(500)
+#define US_AUTOCHECKPOINT_PAGES 10000
+
 /* Creates or upgrades the schema (idempotent, safe against a concurrent
  * migrator). Call on a fresh connection, then reopen to prepare. */
 us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,

@@ -263,7 +263,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_t *p, *iter;
     us_db *db = NULL;
     const char *err = NULL;
-    apr_time_t last_reclaim = 0;
+    apr_time_t last_reclaim = 0, last_checkpoint = 0;
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
@@ -280,6 +280,12 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
             last_reclaim = apr_time_now();
+        }
+        if (apr_time_now() - last_checkpoint >= US_CHECKPOINT_INTERVAL) {
+            if (us_db_checkpoint(db, iter) != US_DB_OK) /* BUSY: another one runs */
+                logf_(cfg, US_LOG_DEBUG, "ingest worker %s: checkpoint: %s", owner,
+                      us_db_error(db));
+            last_checkpoint = apr_time_now();
         }
         int claimed = 0;
         long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);

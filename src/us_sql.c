@@ -20,6 +20,9 @@ static const char *const SQLITE_SETUP[] = {
      * syncs the WAL itself after each commit (outside the lock that
      * serialises the writers), FULL otherwise */
     "PRAGMA foreign_keys=ON",
+    /* checkpoints are the ingest workers' (us_db_checkpoint); this is the
+     * backstop, US_AUTOCHECKPOINT_PAGES in us_store.h */
+    "PRAGMA wal_autocheckpoint=10000",
     NULL
 };
 

@@ -119,6 +119,13 @@ static us_db_rc set_durability(us_db *db)
     return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
 }
 
+us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p)
+{
+    if (db->dialect != US_DIALECT_SQLITE || !db->wal_path)
+        return US_DB_OK;
+    return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
                             const char *params, us_db **out, const char **err)
 {

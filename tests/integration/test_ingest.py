@@ -11,6 +11,9 @@ GET /files with their metadata.
 
 import datetime as dt
 import json
+import os
+import shutil
+import sqlite3
 
 import pytest
 import random
@@ -18,7 +21,7 @@ import re
 import time
 
 from harness import ALREADY_CLOSED, check, close_session, get_status, parse_ts, session_path, \
-    unique_ws
+    unique_ws, wait_for
 from ingest_helpers import (assert_counters_match, close_and_wait, counters, download,  # noqa: F401
                             get_meta, list_ws_files, make_server, module_so, new_session,
                             no_file, session_files, shared_server_options, state_of,
@@ -415,6 +418,30 @@ def test_status_of_a_large_session_has_the_same_shape(srv, api):
     st = wait_ingested(api, ws, big, 600)
     assert counters(st) == (600, 0, 0)
     assert_counters_match(st, session_files(api, ws, big))
+
+
+def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
+    """Requests leave WAL checkpoints to the ingest workers (every 500 ms;
+    src/us_ingest.c): soon after a burst of uploads, the database file on
+    its own - without the WAL - holds them all."""
+    ws = unique_ws("ckpt")
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [(f"c{i:03d}.txt", b"%d" % i) for i in range(60)], concurrency=8)
+    db = os.path.join(srv.dir, "state", "store.db")
+
+    def rows_in_main_file():
+        copy = tmp_path / "main-only.db"
+        shutil.copyfile(db, copy)  # the main file only: what was checkpointed
+        try:
+            con = sqlite3.connect(f"file:{copy}?mode=ro&immutable=1", uri=True)
+            try:
+                return con.execute("SELECT count(*) FROM us_uploads WHERE session_id = ?",
+                                   (sid,)).fetchone()[0] == 60
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:  # copied while a checkpoint wrote: try again
+            return False
+    assert wait_for(rows_in_main_file, 10, interval=0.25)
 
 
 # --------------------------------------------------------------------------

@@ -294,6 +294,49 @@ static void test_commit_is_synced_after_the_lock(void **state)
     us_db_close(db);
 }
 
+/* One row of a statement's answer, its columns joined by '|'. */
+static const char *answer(us_db *db, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *out = NULL;
+    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0) {
+        out = "";
+        for (int i = 0; i < apr_dbd_num_cols(db->drv, res); i++)
+            out = apr_pstrcat(pool, out, i ? "|" : "", apr_dbd_get_entry(db->drv, row, i), NULL);
+    }
+    return out;
+}
+
+/* Commits of requests leave the WAL to the checkpoints of the ingest
+ * workers (up to the backstop): 1,500 commits - past SQLite's default of
+ * 1,000 pages - are all still in the WAL; us_db_checkpoint copies them. */
+static void test_checkpoints_are_left_to_the_workers(void **state)
+{
+    us_db *db = open_db(pool);
+    (void)state;
+    assert_string_equal(answer(db, "PRAGMA wal_autocheckpoint"),
+                        apr_itoa(pool, US_AUTOCHECKPOINT_PAGES));
+    for (int i = 0; i < 1500; i++) {
+        piece pc = { make(pool, 5000 + i, "u6", 100), US_DB_OK, 0 };
+        assert_int_equal(us_write(db, pool, insert_then, &pc), US_DB_OK);
+    }
+    /* no checkpoint ran: the WAL grew past the default's 1,000 pages */
+    apr_finfo_t fi;
+    assert_int_equal(apr_stat(&fi, db->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
+    assert_true(fi.size > 1100 * (4096 + 24));
+    assert_int_equal(us_db_checkpoint(db, pool), US_DB_OK);
+    /* everything was copied: a second checkpoint finds log == checkpointed */
+    const char *r = answer(db, "PRAGMA wal_checkpoint(PASSIVE)");
+    int busy = -1, log = -1, done = -2;
+    assert_int_equal(sscanf(r, "%d|%d|%d", &busy, &log, &done), 3);
+    assert_int_equal(busy, 0);
+    assert_true(log >= 1500);
+    assert_int_equal(log, done);
+    us_db_close(db);
+}
+
 /* The statements every create, close, upload and idle ingest worker runs
  * seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
@@ -334,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
     };
     if (fixture_start() != 0)
         return 1;
