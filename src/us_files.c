@@ -279,7 +279,7 @@ static int post_begin(void *ctx, const us_mp_part *part)
     apr_status_t rv = us_blob_open(x->r->pool, apr_pstrcat(x->r->pool, x->c->data_dir, "/files", NULL),
                                    x->file_id, &x->blob);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: temp file");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: cannot create the files directory");
         return post_fail(x, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     }
     x->part = P_FILE;
@@ -323,7 +323,7 @@ static int post_end(void *ctx)
         x->file_done = 1;
         apr_status_t rv = us_blob_finish(x->blob);
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0304) "POST /files: sync");
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0304) "POST /files: store");
             return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
                                                          : HTTP_INTERNAL_SERVER_ERROR,
                              "The file could not be stored.");

@@ -14,8 +14,9 @@ it works": temp files left by a crash are removed at startup; store busy ->
 
 Every test runs its own httpd (a private copy of the module, see
 fault_helpers). Files of a session live in
-<data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.tmp"
-beside them; POST /files blobs in <data dir>/files/<file_id>."""
+<data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.<pid>.tmp"
+beside them while a file over 256 KiB is written (smaller ones are written
+under their own name); POST /files blobs in <data dir>/files/<file_id>."""
 
 import fcntl
 import hashlib
@@ -191,7 +192,7 @@ def test_disk_full_during_upload(tmpfs, make_server):
     s.start()
     # the module logs the ENOSPC at error level (US0204 upload, US0303/0304 POST /files)
     enospc = r"\(28\)No space left on device: .*(US0204: upload: (writing|storing) |" \
-             r"US0303: POST /files: write|US0304: POST /files: sync)"
+             r"US0303: POST /files: write|US0304: POST /files: store)"
     s.expect_log(enospc, whole_life=True)
 
     api = s.client(s.user_all)

@@ -7,7 +7,7 @@
   is never lost to a broken pipe (raw_post),
 - the official deepset SDK's way of uploading, with aiohttp (sdk_upload_many),
 - session file listing (list_files_all) and on-disk inspection of a session
-  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.tmp" files),
+  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.<pid>.tmp" files),
 - httpd children resident memory (children_rss).
 
 Only the standard library, pytest, httpx and aiohttp (python3-aiohttp).
@@ -29,7 +29,6 @@ import xml.etree.ElementTree as ET
 
 from harness import MODULE_SO, UUID_CANON_RE, check, get_status, session_path, wait_for
 
-TEMP_RE = re.compile(r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$")
 
 # The module's messages (src/us_upload.c).
 MSG_MISSING = "Bucket POST must contain the fields 'policy' and 'x-amz-signature'."
