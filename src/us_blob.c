@@ -229,7 +229,6 @@ static apr_status_t early_writeback(us_blob *b)
 #endif
 }
 
-/* The writing side: one chunk to the file. */
 /* O_DIRECT on or off for fd; b->direct says which it is now. */
 static void set_direct(us_blob *b, int on)
 {
