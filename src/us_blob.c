@@ -42,9 +42,9 @@
  * files out of the cache. The chunks are aligned for it; the last, partial
  * one goes through the page cache, and so does everything on a file system
  * that refuses O_DIRECT (tmpfs, some network file systems).
- * (1 GiB upload on the 2-CPU VM, httpd CPU: 1.4-1.5 s with O_DIRECT, 1.8-
- * 2.9 s through the page cache; the time, 1.9-2.7 s, is the disk's either
- * way: dd conv=fsync of the same file took 2.0-2.8 s in the same runs. A
+ * (1 GiB upload on the 2-CPU VM, httpd CPU: 1.4-1.8 s with O_DIRECT, 1.7-
+ * 2.9 s through the page cache; the time, 1.9-3.4 s, is the disk's either
+ * way: dd conv=fsync of the same file took 2.0-2.8 s in the same hour. A
  * ring of 16 chunks written 8 at a time was no faster than 8 by 4: the
  * disk, not the queue, sets the pace, so memory stays at 2 MiB.) */
 #define CHUNK ((apr_size_t)256 * 1024)
