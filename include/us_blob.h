@@ -40,4 +40,9 @@ apr_status_t us_fsync_dir(const char *dir);
  * gone (a crash, a hard restart); returns how many. */
 int us_blob_sweep(apr_pool_t *p, const char *dir);
 
+/* Removes every file of dir but the temp files of live writers, then dir
+ * itself if that left it empty; returns how many entries were kept (0: dir
+ * is gone). For a session directory once its ingestion is done. */
+int us_blob_clear_dir(apr_pool_t *p, const char *dir);
+
 #endif

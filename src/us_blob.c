@@ -470,6 +470,28 @@ static int writer_gone(const char *fname)
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+int us_blob_clear_dir(apr_pool_t *p, const char *dir)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    int kept = 0;
+    if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
+        return 0; /* gone already */
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+        if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
+            continue;
+        size_t n = strlen(fi.name);
+        int temp = fi.name[0] == '.' && n > 4 && strcmp(fi.name + n - 4, ".tmp") == 0;
+        if (fi.filetype != APR_REG || (temp && !writer_gone(fi.name)) ||
+            unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) != 0)
+            kept++;
+    }
+    apr_dir_close(d);
+    if (kept == 0 && rmdir(dir) != 0 && errno != ENOENT)
+        kept = 1; /* a file arrived meanwhile */
+    return kept;
+}
+
 int us_blob_sweep(apr_pool_t *p, const char *dir)
 {
     apr_dir_t *d;

@@ -248,6 +248,26 @@ static void test_sweep_only_dead_writers(void **state)
     unlink(live);
 }
 
+/* A done session's directory: everything goes but a live writer's temp
+ * file; the directory itself once nothing is left. */
+static void test_clear_dir(void **state)
+{
+    (void)state;
+    const char *sdir = apr_psprintf(pool, "%s/session", dir);
+    assert_int_equal(mkdir(sdir, 0750), 0);
+    const char *live = apr_psprintf(pool, "%s/.b.%ld.tmp", sdir, (long)getpid());
+    touch(apr_psprintf(pool, "%s/blob-of-a-failed-file", sdir));
+    touch(apr_psprintf(pool, "%s/.a.999999999.tmp", sdir));
+    touch(live);
+    assert_int_equal(us_blob_clear_dir(pool, sdir), 1);
+    assert_int_equal(count_entries(sdir), 1);
+    assert_true(exists(live)); /* its upload is still running */
+    unlink(live);
+    assert_int_equal(us_blob_clear_dir(pool, sdir), 0);
+    assert_false(exists(sdir));
+    assert_int_equal(us_blob_clear_dir(pool, sdir), 0); /* gone already */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_abandoned_is_removed),
         cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
+        cmocka_unit_test(test_clear_dir),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);
