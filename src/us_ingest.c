@@ -160,6 +160,19 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     return pending->nelts;
 }
 
+/* Once a session is done, nothing refers to what is left in its directory:
+ * the blobs of FAILED files, sidecars (their metadata is in the store), and
+ * files a crash left unrecorded. An upload still arriving for the closed
+ * session keeps its temp file (it fails with CONFLICT and removes it). */
+static void clear_session_dir(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
+{
+    const char *dir = apr_pstrcat(p, cfg->data_dir, "/sessions/", id, NULL);
+    int kept = us_blob_clear_dir(p, dir);
+    if (kept)
+        logf_(cfg, US_LOG_INFO, "ingest: session %s: %d entries left in %s (uploads still "
+              "arriving)", id, kept, dir);
+}
+
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
                     volatile int *stop, int *claimed)
 {
@@ -194,7 +207,8 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             break;
         }
         if (n == 0) {
-            us_ingest_done(db, bp, s.id, owner);
+            if (us_ingest_done(db, bp, s.id, owner) == US_DB_OK)
+                clear_session_dir(cfg, bp, s.id);
             logf_(cfg, US_LOG_INFO, "ingest: session %s done", s.id);
             break;
         }

@@ -444,6 +444,26 @@ def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     assert wait_for(rows_in_main_file, 10, interval=0.25)
 
 
+def test_a_done_session_leaves_no_directory(srv, api):
+    """Once a session is ingested, its directory goes: the blobs of FAILED
+    files and the sidecars were all that was left in it (src/us_ingest.c)."""
+    ws = unique_ws("ing-clear")
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("kept.txt", b"kept"), ("kept.txt.meta.json", b'{"k": 1}'),
+                     ("empty.txt", b""), ("broken.txt", b"b"),
+                     ("broken.txt.meta.json", b"{not json")])
+    sdir = os.path.join(srv.dir, "state", "data", "sessions", sid)
+    assert len(os.listdir(sdir)) == 5
+    st = close_and_wait(api, ws, sid, 3)
+    assert counters(st) == (1, 2, 0), st
+    assert wait_for(lambda: not os.path.exists(sdir), 10), os.listdir(sdir)
+    got = {i["name"]: state_of(i) for i in session_files(api, ws, sid).values()}
+    assert got["kept.txt"][0] == "FINISHED" and got["empty.txt"] == ("FAILED", "EMPTY_FILE")
+    assert got["broken.txt"] == ("FAILED", "FAILED_TO_PARSE_META"), got
+    listed = list_ws_files(srv, api, ws)
+    assert [i["name"] for i in listed] == ["kept.txt"] and listed[0]["meta"] == {"k": 1}
+
+
 # --------------------------------------------------------------------------
 # 6. FAIL under parallel ingestion
 # --------------------------------------------------------------------------
