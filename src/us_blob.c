@@ -456,6 +456,13 @@ const char *us_blob_sha256_hex(const us_blob *b) { return b->hex; }
 const char *us_blob_path(const us_blob *b) { return b->path; }
 const char *us_blob_pending_path(const us_blob *b) { return b->created; }
 
+/* ".<name>.<pid>.tmp": a temp file of ours */
+static int is_temp_name(const char *fname)
+{
+    size_t n = strlen(fname);
+    return fname[0] == '.' && n > 4 && strcmp(fname + n - 4, ".tmp") == 0;
+}
+
 /* The writer of a temp file ".<name>.<pid>.tmp" is gone (or unknown). */
 static int writer_gone(const char *fname)
 {
@@ -480,9 +487,7 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir)
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
         if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
-        size_t n = strlen(fi.name);
-        int temp = fi.name[0] == '.' && n > 4 && strcmp(fi.name + n - 4, ".tmp") == 0;
-        if (fi.filetype != APR_REG || (temp && !writer_gone(fi.name)) ||
+        if (fi.filetype != APR_REG || (is_temp_name(fi.name) && !writer_gone(fi.name)) ||
             unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) != 0)
             kept++;
     }
@@ -500,9 +505,7 @@ int us_blob_sweep(apr_pool_t *p, const char *dir)
     if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
         return 0;
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-        size_t n = strlen(fi.name);
-        if (fi.filetype == APR_REG && fi.name[0] == '.' && n > 4 &&
-            strcmp(fi.name + n - 4, ".tmp") == 0 && writer_gone(fi.name) &&
+        if (fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(fi.name) &&
             unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) == 0)
             removed++;
     }
