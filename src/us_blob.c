@@ -75,8 +75,8 @@ struct us_blob {
     const char *created;    /* the file we created and own: tmp_path, or path
                              * for a small file; NULL once published or removed */
     apr_file_t *f;          /* unbuffered: the chunks are the buffer */
-    us_dirsync_ticket dirsync; /* a small file's: taken at its create */
-    int dirsync_held;
+    us_dirsync_ticket dirsync; /* held while created == path (a small file):
+                                * taken at its create */
     long long size;         /* bytes taken by us_blob_write */
     apr_status_t failed;    /* the first write error the request thread saw */
     char hex[65];
@@ -144,12 +144,10 @@ static apr_status_t blob_cleanup(void *data)
         b->f = NULL;
     }
     if (b->created) {
+        if (b->created == b->path)
+            us_dirsync_cancel(&b->dirsync);
         unlink(b->created);
         b->created = NULL;
-    }
-    if (b->dirsync_held) {
-        us_dirsync_cancel(&b->dirsync);
-        b->dirsync_held = 0;
     }
     if (b->sha) {
         EVP_MD_CTX_free(b->sha);
@@ -242,13 +240,12 @@ static apr_status_t write_chunks(us_blob *b, unsigned long first, unsigned long 
 {
     struct iovec iov[RING];
     apr_size_t total = 0;
-    int cnt = 0;
-    for (unsigned long i = 0; i < n; i++) {
-        unsigned long k = (first + i) % RING;
-        iov[cnt].iov_base = b->chunk[k];
-        iov[cnt].iov_len = b->fill[k];
+    int cnt = (int)n;
+    for (int i = 0; i < cnt; i++) {
+        unsigned long k = (first + (unsigned long)i) % RING;
+        iov[i].iov_base = b->chunk[k];
+        iov[i].iov_len = b->fill[k];
         total += b->fill[k];
-        cnt++;
     }
     if (b->direct && total % ALIGN)
         set_direct(b, 0); /* the last chunk: a length O_DIRECT cannot write */
@@ -391,12 +388,10 @@ apr_status_t us_blob_finish(us_blob *b)
     apr_status_t rv = b->failed;
     if (rv == APR_SUCCESS && !b->f) { /* a small file: straight to its name */
         rv = create_file(b, b->path);
-        if (rv == APR_SUCCESS) {
+        if (rv == APR_SUCCESS)
             /* its directory entry exists from here on: a directory fsync
              * anyone starts while we write and sync the file covers it */
             us_dirsync_begin(b->dir, &b->dirsync);
-            b->dirsync_held = 1;
-        }
     }
     if (rv == APR_SUCCESS && b->cur_fill)
         rv = hand_over(b);
@@ -434,9 +429,8 @@ apr_status_t us_blob_publish(us_blob *b)
 {
     if (!b->created)
         return APR_EGENERAL; /* not finished, or already published */
-    if (b->dirsync_held) { /* a small file, created under its name */
+    if (b->created == b->path) { /* a small file, created under its name */
         b->created = NULL; /* published: the cleanup must leave it */
-        b->dirsync_held = 0;
         return us_dirsync_end(&b->dirsync);
     }
     apr_status_t rv = apr_file_rename(b->tmp_path, b->path, b->pool);
