@@ -19,17 +19,17 @@ WARMUP = 300  # uploads per side before the measured legs
 
 
 def _leg_args(srv, kind, fields_file, tag):
-    """upload.lua's arguments for one leg into a fresh session (ours) or
-    collection (dav), plus that session's id or the collection's path."""
+    """(upload.lua's arguments for one leg into a fresh session (ours) or
+    collection (dav), that session's id or the collection's path)."""
     if kind == "ours":
         cfg = srv.create_session("b3")
         a = cfg["aws_prefixed_request_config"]
         C.write_fields_file(fields_file, a["fields"])
-        return ("s3", srv.url_path(a["url"]), fields_file, SIZE, tag, cfg["session_id"])
+        return ("s3", srv.url_path(a["url"]), fields_file, SIZE, tag), cfg["session_id"]
     coll = os.path.join(srv.dav_dir, f"b3-{tag}")
     os.makedirs(coll)
     C.chown_www(coll)
-    return ("dav", f"/dav/b3-{tag}/", fields_file, SIZE, tag, coll)
+    return ("dav", f"/dav/b3-{tag}/", fields_file, SIZE, tag), coll
 
 
 def main():
@@ -43,9 +43,7 @@ def main():
 
         def run(kind):
             n[0] += 1
-            args = _leg_args(srv, kind, fields_file, f"r{n[0]}")
-            cfg = args[-1]
-            args = args[:-1]
+            args, target = _leg_args(srv, kind, fields_file, f"r{n[0]}")
             with C.CpuMeter(srv) as m:
                 r = C.wrk_batch(srv.base + "/", "upload.lua", FILES, CONNS, marker, args=args,
                                 limit_s=300)
@@ -53,11 +51,11 @@ def main():
                 raise RuntimeError(f"{kind}: {r['ok']} of {FILES} uploads succeeded, "
                                    f"{r['failed']} failed")
             if kind == "ours":
-                st = srv.status("b3", cfg)
+                st = srv.status("b3", target)
                 if st.get("uploaded_files") != FILES:
                     raise RuntimeError(f"session counts {st.get('uploaded_files')} files")
             else:
-                if len(os.listdir(cfg)) != FILES:
+                if len(os.listdir(target)) != FILES:
                     raise RuntimeError("mod_dav stored a different number of files")
             r["cpu"] = m.as_dict()
             r["httpd_cpu_us_per_file"] = round(1e6 * m.httpd_s / FILES, 1)
@@ -70,7 +68,7 @@ def main():
         # for about a second (p99 0.95-0.98 s in every first dav leg, 14-42 ms
         # in the later ones; not looked into further), which would favour us
         for kind in ("ours", "dav"):
-            warm = _leg_args(srv, kind, fields_file, f"w-{kind}")[:-1]
+            warm, _ = _leg_args(srv, kind, fields_file, f"w-{kind}")
             C.wrk_batch(srv.base + "/", "upload.lua", WARMUP, CONNS, marker, args=warm,
                         limit_s=60)
         order = ("ours", "dav") if C.QUICK else ("ours", "dav", "dav", "ours")
