@@ -4,6 +4,27 @@
 #   make run        build and run httpd in the foreground on 127.0.0.1:$(PORT)
 #   make start/stop the same in the background
 SHELL    := /bin/bash
+
+# Two passes. The outer make installs the missing Debian packages, then runs
+# the goals again in a sub-make (US_PACKAGES_READY=1) which reads the flags of
+# apr-1-config, apu-1-config and apxs: at parse time, before any recipe runs,
+# those tools may not exist yet on a fresh machine. `clean` and `stop` need no
+# package. Extra packages a goal needs (wrk, clang) are installed inside it.
+ifeq ($(US_PACKAGES_READY),)
+NO_PACKAGE_GOALS := clean stop
+GOALS := $(or $(MAKECMDGOALS),all)
+.PHONY: $(GOALS)
+ifeq ($(filter-out $(NO_PACKAGE_GOALS),$(GOALS)),)
+$(firstword $(GOALS)):
+	@$(MAKE) --no-print-directory US_PACKAGES_READY=1 $(GOALS)
+else
+$(firstword $(GOALS)):
+	@sh scripts/install-deps.sh
+	@$(MAKE) --no-print-directory US_PACKAGES_READY=1 $(GOALS)
+endif
+$(filter-out $(firstword $(GOALS)),$(GOALS)): $(firstword $(GOALS))
+	@:
+else
 PORT     ?= 8080
 PYTHON   ?= /usr/bin/python3
 APXS     ?= apxs
@@ -100,7 +121,7 @@ endif
 integration: all
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-test: deps
+test:
 	$(MAKE) all
 	$(MAKE) lint
 	$(MAKE) unit
@@ -140,7 +161,7 @@ ifeq ($(SANITIZE),1)
 export ASAN_OPTIONS := use_sigaltstack=0:detect_leaks=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
-sanitize-test: deps
+sanitize-test:
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) SANITIZE=1 integration
@@ -155,10 +176,10 @@ bench: all
 load: all
 	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64
 
-run: deps all
+run: all
 	@bash scripts/run-httpd.sh foreground $(PORT)
 
-start: deps all
+start: all
 	@bash scripts/run-httpd.sh start $(PORT)
 
 stop:
@@ -166,3 +187,5 @@ stop:
 
 clean:
 	rm -rf build build-sanitize src/*.lo src/*.o src/*.slo src/.libs *.lo *.slo *.la .libs
+
+endif # US_PACKAGES_READY
