@@ -22,8 +22,13 @@ const char *us_filename_problem(const char *name);
 const char *us_filename_from_part(apr_pool_t *p, const char *filename,
                                   const char *filename_star);
 
-/* key with every "${filename}" replaced by filename (S3's rule). */
-const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename);
+/* S3 limits an object key to 1024 bytes. */
+#define US_KEY_MAX 1024
+
+/* key with every "${filename}" replaced by filename (S3's rule), in one
+ * linear pass; NULL when the result would be longer than max_len bytes. */
+const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename,
+                              apr_size_t max_len);
 
 /* name percent-encoded for an RFC 5987 ext-value (filename*=UTF-8''...):
  * everything but attr-char is escaped, so no name can end the parameter. */

@@ -89,14 +89,42 @@ const char *us_filename_from_part(apr_pool_t *p, const char *filename,
     return out;
 }
 
-const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename)
+const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename,
+                              apr_size_t max_len)
 {
     static const char VAR[] = "${filename}";
-    const char *hit = strstr(key, VAR);
-    if (!hit)
-        return key;
-    return apr_pstrcat(p, apr_pstrmemdup(p, key, (apr_size_t)(hit - key)), filename,
-                       us_key_substitute(p, hit + sizeof(VAR) - 1, filename), NULL);
+    const apr_size_t vlen = sizeof(VAR) - 1, flen = strlen(filename);
+    apr_size_t len = 0;
+
+    /* measure first, so an over-long result costs nothing */
+    for (const char *k = key; *k;) {
+        const char *hit = strstr(k, VAR);
+        if (!hit) {
+            len += strlen(k);
+            break;
+        }
+        len += (apr_size_t)(hit - k) + flen;
+        if (len > max_len)
+            return NULL;
+        k = hit + vlen;
+    }
+    if (len > max_len)
+        return NULL;
+
+    char *out = apr_palloc(p, len + 1), *o = out;
+    for (const char *k = key; *k;) {
+        const char *hit = strstr(k, VAR);
+        apr_size_t n = hit ? (apr_size_t)(hit - k) : strlen(k);
+        memcpy(o, k, n);
+        o += n;
+        if (!hit)
+            break;
+        memcpy(o, filename, flen);
+        o += flen;
+        k = hit + vlen;
+    }
+    *o = '\0';
+    return out;
 }
 
 int us_filename_is_meta(const char *name)

@@ -4,6 +4,7 @@
  * Blobs live at <data_dir>/files/<file_id>.
  */
 #include "us_blob.h"
+#include "us_buf.h"
 #include "us_filename.h"
 #include "us_http.h"
 #include "us_json.h"
@@ -27,7 +28,7 @@
 APLOG_USE_MODULE(upload_session);
 
 static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
-#define US_META_LIMIT (1024 * 1024)
+#define US_META_LIMIT (1024 * 1024) /* all `meta` parts of one request together */
 
 static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *file_id)
 {
@@ -240,8 +241,9 @@ typedef struct {
     const char *name;
     const char *problem;    /* a 4xx detail, once something is wrong */
     int status;
-    char *meta;
-    apr_size_t meta_len;
+    us_buf meta;            /* the last `meta` part */
+    int has_meta;           /* a `meta` part was sent */
+    apr_size_t meta_total;  /* bytes of every `meta` part so far */
     int file_done;
 } post_ctx;
 
@@ -262,7 +264,8 @@ static int post_begin(void *ctx, const us_mp_part *part)
         return 0;
     if (strcmp(part->name, "meta") == 0) {
         x->part = P_META;
-        x->meta_len = 0;
+        x->has_meta = 1;
+        us_buf_reset(&x->meta); /* the last `meta` part counts, as in FastAPI */
         return 0;
     }
     if (strcmp(part->name, "file") != 0 || x->file_done)
@@ -301,15 +304,9 @@ static int post_data(void *ctx, const char *data, size_t len)
         }
     }
     else if (x->part == P_META) {
-        if (x->meta_len + len > US_META_LIMIT)
+        if (len > US_META_LIMIT - x->meta_total || us_buf_append(&x->meta, data, len) != 0)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The metadata is too large.");
-        char *grown = apr_palloc(x->r->pool, x->meta_len + len + 1);
-        if (x->meta_len)
-            memcpy(grown, x->meta, x->meta_len);
-        memcpy(grown + x->meta_len, data, len);
-        x->meta_len += len;
-        grown[x->meta_len] = '\0';
-        x->meta = grown;
+        x->meta_total += len;
     }
     return 0;
 }
@@ -317,8 +314,6 @@ static int post_data(void *ctx, const char *data, size_t len)
 static int post_end(void *ctx)
 {
     post_ctx *x = ctx;
-    if (x->part == P_META && !x->meta)
-        x->meta = "";
     if (x->part == P_FILE) {
         x->file_done = 1;
         apr_status_t rv = us_blob_finish(x->blob);
@@ -338,12 +333,12 @@ static int parse_meta(post_ctx *x, const char **out)
 {
     json_error_t e;
     *out = NULL;
-    if (!x->meta || !*x->meta)
+    if (!x->has_meta || !x->meta.len || !x->meta.data[0])
         return 1;
-    *out = us_json_object_text(x->r->pool, x->meta, x->meta_len);
+    *out = us_json_object_text(x->r->pool, x->meta.data, x->meta.len);
     if (*out)
         return 1;
-    json_t *j = json_loadb(x->meta, x->meta_len, JSON_DECODE_ANY, &e);
+    json_t *j = json_loadb(x->meta.data, x->meta.len, JSON_DECODE_ANY, &e);
     int is_null = json_is_null(j);
     json_decref(j);
     return is_null;
@@ -355,6 +350,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     json_t *errs = json_array();
     const char *mode = "KEEP", *meta = NULL;
     post_ctx *x = apr_pcalloc(r->pool, sizeof(*x));
+    us_buf_init(&x->meta, r->pool, US_META_LIMIT);
     int rc;
 
     us_v_query_enum(errs, "write_mode", us_query_get(r->pool, r->args, "write_mode"),

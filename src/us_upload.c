@@ -16,6 +16,7 @@
 #include "us_blob.h"
 #include "us_filename.h"
 #include "us_http.h"
+#include "us_form.h"
 #include "us_multipart.h"
 #include "us_policy.h"
 #include "us_validate.h"
@@ -35,7 +36,8 @@
 APLOG_USE_MODULE(upload_session);
 
 #define READ_BLOCK (256 * 1024)        /* bytes asked of the input filters per pass */
-#define MAX_FIELDS_BYTES (64 * 1024)   /* all form fields before the file together */
+#define MAX_FIELDS_BYTES (64 * 1024)   /* names and values of the fields before the file */
+#define MAX_FIELDS 256                 /* form fields before the file */
 #define BODY_OVERHEAD (1024 * 1024)    /* multipart framing and fields beyond the file */
 /* server/core.c's marker for "LimitRequestBody not configured" (not exported) */
 #define LIMIT_REQ_BODY_UNSET ((apr_off_t)-1)
@@ -46,12 +48,9 @@ typedef struct {
     request_rec *r;
     us_srv_conf *c;
     const char *session_id;
-    apr_table_t *fields;
-    apr_size_t fields_bytes;
+    us_form *form;          /* the fields before the file */
     part_kind part;
-    const char *field_name;
-    char *field_buf;
-    apr_size_t field_len;
+    int policy_checked;     /* the policy and signature fields held now are verified */
     int file_done;
     /* the file */
     const char *key;        /* after ${filename} substitution */
@@ -113,8 +112,8 @@ static int check_policy(upload_ctx *u)
 {
     apr_pool_t *p = u->r->pool;
     us_policy_rc rc = us_policy_verify(p, u->c->secret, US_SECRET_LEN,
-                                       apr_table_get(u->fields, "policy"),
-                                       apr_table_get(u->fields, "x-amz-signature"),
+                                       us_form_get(u->form, "policy"),
+                                       us_form_get(u->form, "x-amz-signature"),
                                        apr_time_now(), &u->doc);
     switch (rc) {
     case US_POLICY_OK:
@@ -136,23 +135,31 @@ static int check_policy(upload_ctx *u)
     if (pl <= tl || strcmp(u->doc.key_prefix + pl - tl, tail) != 0)
         return reject(u, HTTP_FORBIDDEN, "AccessDenied",
                       "Invalid according to Policy: the policy belongs to another upload session.");
+    u->policy_checked = 1;
     return 0;
 }
 
 static int check_key(upload_ctx *u, const char *filename)
 {
     apr_pool_t *p = u->r->pool;
-    const char *key = apr_table_get(u->fields, "key");
+    const char *key = us_form_get(u->form, "key");
     if (!key)
         return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                       "Bucket POST must contain a field named 'key'.");
-    u->key = us_key_substitute(p, key, filename);
+    /* the name goes into the key: refuse a bad one before substituting it */
+    const char *why = strstr(key, "${filename}") ? us_filename_problem(filename) : NULL;
+    if (why)
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      apr_pstrcat(p, "Invalid file name: ", why, ".", NULL));
+    u->key = us_key_substitute(p, key, filename, US_KEY_MAX);
+    if (!u->key)
+        return reject(u, HTTP_BAD_REQUEST, "KeyTooLongError", "Your key is too long");
     if (strncmp(u->key, u->doc.key_prefix, strlen(u->doc.key_prefix)) != 0)
         return reject(u, HTTP_FORBIDDEN, "AccessDenied",
                       apr_psprintf(p, "Invalid according to Policy: Policy Condition failed: "
                                    "[\"starts-with\", \"$key\", \"%s\"]", u->doc.key_prefix));
     u->name = u->key + strlen(u->doc.key_prefix);
-    const char *why = us_filename_problem(u->name);
+    why = us_filename_problem(u->name);
     if (why)
         return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                       apr_pstrcat(p, "Invalid file name: ", why, ".", NULL));
@@ -225,7 +232,7 @@ static int start_file(upload_ctx *u, const us_mp_part *part)
     if (!filename)
         return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                       "The file part must carry a filename.");
-    if (check_policy(u) || check_key(u, filename) || check_session(u))
+    if ((!u->policy_checked && check_policy(u)) || check_key(u, filename) || check_session(u))
         return 1;
     u->max = u->doc.max_bytes < u->c->max_file_size ? u->doc.max_bytes : u->c->max_file_size;
     if (open_blob(u))
@@ -235,6 +242,23 @@ static int start_file(upload_ctx *u, const us_mp_part *part)
 }
 
 /* ---- parser callbacks ------------------------------------------------------- */
+
+/* A form field that could not be kept: the request is refused. */
+static int form_refused(upload_ctx *u, us_form_rc rc)
+{
+    switch (rc) {
+    case US_FORM_TOO_MANY:
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      apr_psprintf(u->r->pool, "Your POST request has more than %d form fields "
+                                   "before the file.", MAX_FIELDS));
+    case US_FORM_NUL:
+        return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
+                      "A form field of your POST request contains a NUL byte.");
+    default:
+        return reject(u, HTTP_BAD_REQUEST, "MaxPostPreDataLengthExceeded",
+                      "Your POST request fields preceding the upload file were too large.");
+    }
+}
 
 static int on_part_begin(void *ctx, const us_mp_part *part)
 {
@@ -248,10 +272,12 @@ static int on_part_begin(void *ctx, const us_mp_part *part)
                       "A form part has no name.");
     if (strcmp(part->name, "file") == 0)
         return start_file(u, part);
+    us_form_rc rc = us_form_begin(u->form, part->name);
+    if (rc != US_FORM_OK)
+        return form_refused(u, rc);
     u->part = PART_FIELD;
-    u->field_name = apr_pstrdup(u->r->pool, part->name);
-    u->field_buf = NULL;
-    u->field_len = 0;
+    if (strcmp(part->name, "policy") == 0 || strcmp(part->name, "x-amz-signature") == 0)
+        u->policy_checked = 0;
     return 0;
 }
 
@@ -259,6 +285,7 @@ static int on_part_data(void *ctx, const char *data, size_t len)
 {
     upload_ctx *u = ctx;
     apr_status_t rv;
+    us_form_rc rc;
 
     switch (u->part) {
     case PART_FILE:
@@ -269,20 +296,8 @@ static int on_part_data(void *ctx, const char *data, size_t len)
         rv = us_blob_write(u->file, data, len);
         return rv == APR_SUCCESS ? 0 : storage_failed(u, rv, "writing");
     case PART_FIELD:
-        if (u->fields_bytes + len > MAX_FIELDS_BYTES)
-            return reject(u, HTTP_BAD_REQUEST, "MaxPostPreDataLengthExceeded",
-                          "Your POST request fields preceding the upload file were too large.");
-        u->fields_bytes += len;
-        {
-            char *grown = apr_palloc(u->r->pool, u->field_len + len + 1);
-            if (u->field_len)
-                memcpy(grown, u->field_buf, u->field_len);
-            memcpy(grown + u->field_len, data, len);
-            u->field_len += len;
-            grown[u->field_len] = '\0';
-            u->field_buf = grown;
-        }
-        return 0;
+        rc = us_form_append(u->form, data, len);
+        return rc == US_FORM_OK ? 0 : form_refused(u, rc);
     default:
         return 0;
     }
@@ -294,7 +309,12 @@ static int on_part_end(void *ctx)
     apr_status_t rv;
 
     if (u->part == PART_FIELD) {
-        apr_table_setn(u->fields, u->field_name, u->field_buf ? u->field_buf : "");
+        us_form_end(u->form);
+        /* verify the policy as soon as it can be: nothing more is read for a
+         * request it does not authorise */
+        if (!u->policy_checked && us_form_get(u->form, "policy") &&
+            us_form_get(u->form, "x-amz-signature") && check_policy(u))
+            return 1;
     }
     else if (u->part == PART_FILE) {
         u->file_done = 1;
@@ -428,7 +448,7 @@ static int publish(upload_ctx *u)
 static int send_success(upload_ctx *u)
 {
     request_rec *r = u->r;
-    const char *want = apr_table_get(u->fields, "success_action_status");
+    const char *want = us_form_get(u->form, "success_action_status");
     if (want && strcmp(want, "200") == 0) {
         r->status = HTTP_OK;
         ap_set_content_length(r, 0);
@@ -472,7 +492,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
 
     u->r = r;
     u->c = c;
-    u->fields = apr_table_make(r->pool, 8);
+    u->form = us_form_create(r->pool, MAX_FIELDS_BYTES, MAX_FIELDS);
     if (!us_uuid_parse(session_id, sid, reason, sizeof(reason)))
         return send_s3_error(r, HTTP_NOT_FOUND, "NoSuchUpload", "The upload session does not exist.");
     u->session_id = apr_pstrdup(r->pool, sid);

@@ -570,3 +570,14 @@ def children_rss(parent_pid):
         kb = int(st["VmRSS"].split()[0])
         out[int(name)] = kb * 1024
     return out
+
+
+def children_peak_rss(parent_pid):
+    """{pid: VmHWM (the peak resident size so far) in bytes} of the live
+    processes whose parent is parent_pid."""
+    out = {}
+    for pid in children_rss(parent_pid):
+        st = _status_fields(pid)
+        if st and "VmHWM" in st:
+            out[pid] = int(st["VmHWM"].split()[0]) * 1024
+    return out

@@ -68,11 +68,42 @@ static void test_from_part(void **state)
 static void test_substitute(void **state)
 {
     (void)state;
-    assert_string_equal(us_key_substitute(pool, "ws/s/${filename}", "a.txt"), "ws/s/a.txt");
-    assert_string_equal(us_key_substitute(pool, "ws/s/fixed", "a.txt"), "ws/s/fixed");
-    assert_string_equal(us_key_substitute(pool, "${filename}/${filename}", "a"), "a/a");
+    assert_string_equal(us_key_substitute(pool, "ws/s/${filename}", "a.txt", US_KEY_MAX), "ws/s/a.txt");
+    assert_string_equal(us_key_substitute(pool, "ws/s/fixed", "a.txt", US_KEY_MAX), "ws/s/fixed");
+    assert_string_equal(us_key_substitute(pool, "${filename}/${filename}", "a", US_KEY_MAX), "a/a");
+    assert_string_equal(us_key_substitute(pool, "", "a", US_KEY_MAX), "");
+    assert_string_equal(us_key_substitute(pool, "${filename", "a", US_KEY_MAX), "${filename");
+    assert_string_equal(us_key_substitute(pool, "$${filename}}", "a", US_KEY_MAX), "$a}");
     /* a filename containing the variable is not expanded again */
-    assert_string_equal(us_key_substitute(pool, "p/${filename}", "${filename}"), "p/${filename}");
+    assert_string_equal(us_key_substitute(pool, "p/${filename}", "${filename}", US_KEY_MAX),
+                        "p/${filename}");
+}
+
+static void test_substitute_bound(void **state)
+{
+    (void)state;
+    /* exactly at the limit, and one byte over */
+    assert_string_equal(us_key_substitute(pool, "ab${filename}", "cd", 4), "abcd");
+    assert_null(us_key_substitute(pool, "ab${filename}", "cde", 4));
+    assert_null(us_key_substitute(pool, "abcde", "x", 4));
+    assert_null(us_key_substitute(pool, "${filename}${filename}x", "ab", 4));
+
+    /* 300 variables and a 10,000-byte name: refused, having allocated nothing */
+    char *key = apr_palloc(pool, 300 * 11 + 1), *name = apr_palloc(pool, 10001);
+    for (int i = 0; i < 300; i++)
+        memcpy(key + 11 * i, "${filename}", 11);
+    key[300 * 11] = '\0';
+    memset(name, 'n', 10000);
+    name[10000] = '\0';
+    apr_pool_t *sub;
+    apr_pool_create(&sub, pool);
+    assert_null(us_key_substitute(sub, key, name, US_KEY_MAX));
+    /* and with a short name the result is exact */
+    const char *out = us_key_substitute(sub, key, "ab", US_KEY_MAX);
+    assert_int_equal(strlen(out), 600);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(out[i], "ab"[i % 2]);
+    apr_pool_destroy(sub);
 }
 
 static void test_meta(void **state)
@@ -102,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_from_part),
         cmocka_unit_test(test_substitute),
+        cmocka_unit_test(test_substitute_bound),
         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_rfc5987),
     };

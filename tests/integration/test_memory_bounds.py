@@ -1,0 +1,251 @@
+"""Bounded memory per request: the shapes that once made one httpd child grow
+by hundreds of megabytes or gigabytes (the field names of many parts, a field
+trickled in tiny pieces, many `meta` parts, `${filename}` multiplied in the
+key) are each sent at that size, answered as the contract says, and cost the
+children less than 16 MiB of peak resident memory (VmHWM growth of every
+child, measured on a dedicated server after a warm-up). Also: NUL bytes in
+form fields are refused instead of silently cutting the value."""
+import json
+import socket
+import time
+
+import pytest
+
+from harness import create_session, unique_ws
+from upload_helpers import (Part, children_peak_rss, form_parts, multipart, new_boundary,
+                            post_parts, raw_post, s3_error, url_path)
+from ingest_helpers import files_path, module_so  # noqa: F401 (fixture)
+
+MiB = 1024 * 1024
+BOUND = 16 * MiB
+
+MSG_PRE_DATA = "Your POST request fields preceding the upload file were too large."
+MSG_TOO_MANY = "Your POST request has more than 256 form fields before the file."
+MSG_NUL = "A form field of your POST request contains a NUL byte."
+
+
+@pytest.fixture
+def mem_server(server_factory, module_so):
+    """A dedicated server, warmed up: every child has served uploads, POST
+    /files and session calls, so what is measured afterwards is the request's
+    own cost."""
+    srv = server_factory(module=module_so, max_open=1000)
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-warm")
+    up = srv.raw_client(timeout=60)
+    for i in range(40):
+        cfg = create_session(api, ws)["aws_prefixed_request_config"]
+        r = post_parts(up, cfg["url"], form_parts(cfg["fields"], f"w{i}.txt", b"x" * 300_000))
+        assert r.status_code == 204, r.text
+        r = api.post(files_path(ws), files={"file": (f"d{i}.txt", b"y" * 1000)},
+                     data={"meta": json.dumps({"k": "v" * 100_000})})
+        assert r.status_code == 201, r.text
+    return srv
+
+
+class PeakGrowth:
+    """The largest VmHWM growth of any child across the with-block."""
+
+    def __init__(self, srv):
+        self.srv = srv
+
+    def __enter__(self):
+        self.before = children_peak_rss(self.srv.pid)
+        assert self.before, "no httpd children"
+        return self
+
+    def __exit__(self, *exc):
+        after = children_peak_rss(self.srv.pid)
+        floor = min(self.before.values())
+        self.growth = max(after[p] - self.before.get(p, floor) for p in after)
+        print(f"\npeak RSS growth of the largest child: {self.growth / MiB:.1f} MiB")
+        return False
+
+    def check(self):
+        assert self.growth < BOUND, f"a child grew by {self.growth / MiB:.1f} MiB"
+
+
+def post_chunks(srv, path, ctype, chunks, headers=None, timeout=120):
+    """POST the chunks with chunked transfer encoding over a raw socket."""
+    h = {"Content-Type": ctype, "Transfer-Encoding": "chunked"}
+    h.update(headers or {})
+    resp, _sent = raw_post(srv.port, path, h, _chunked(chunks), timeout=timeout)
+    assert resp is not None, "no answer"
+    return resp
+
+
+def _chunked(chunks):
+    for c in chunks:
+        if c:
+            yield b"%x\r\n" % len(c) + c + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+# --------------------------------------------------------------------------
+# 1. the upload target, no credentials: many parts with long names
+# --------------------------------------------------------------------------
+
+def test_many_parts_with_long_names_cost_no_memory(mem_server):
+    srv = mem_server
+    path = "/api/v1/upload_target/6c1f0b4e-5d4a-4b7e-9c1d-2f3e4a5b6c7d"
+    boundary = new_boundary()
+    name = "n" * 16_000
+
+    def body(n_parts, part_name):
+        part = (b"--" + boundary.encode() + b"\r\n" +
+                Part(part_name, b"").head() + b"\r\n")
+        for _ in range(n_parts):
+            yield part
+        yield b"--" + boundary.encode() + b"--\r\n"
+
+    ctype = f"multipart/form-data; boundary={boundary}"
+    with PeakGrowth(srv) as g:
+        # 12,000 parts with 16 KB names (~190 MiB): refused once the names
+        # pass the fields' 64 KiB, without reading the rest
+        resp = post_chunks(srv, path, ctype, body(12_000, name))
+        s3_error(resp, 400, "MaxPostPreDataLengthExceeded", MSG_PRE_DATA)
+        # 12,000 parts with 1-byte names: refused at the 257th
+        resp = post_chunks(srv, path, ctype, body(12_000, "a"))
+        s3_error(resp, 400, "InvalidArgument", MSG_TOO_MANY)
+    g.check()
+
+
+# --------------------------------------------------------------------------
+# 2. the upload target, no credentials: one field in one-byte pieces
+# --------------------------------------------------------------------------
+
+def trickle(port, path, ctype, head_parts, value, tail, pause=0.0001):
+    """A chunked POST whose field value goes out one byte per TCP segment."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+        sock.sendall(b"%x\r\n%s\r\n" % (len(head_parts), head_parts))
+        for i in range(len(value)):
+            sock.sendall(b"1\r\n" + value[i:i + 1] + b"\r\n")
+            if pause:
+                time.sleep(pause)
+        sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
+        buf = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            buf += data
+        return buf
+    finally:
+        sock.close()
+
+
+def test_a_field_trickled_byte_by_byte_costs_no_memory(mem_server):
+    srv = mem_server
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-trickle")
+    sess = create_session(api, ws)
+    cfg = sess["aws_prefixed_request_config"]
+    boundary = new_boundary()
+    b = b"--" + boundary.encode() + b"\r\n"
+    head = b + Part("x-amz-meta-note", b"").head()
+    rest_parts = form_parts(cfg["fields"], "t.txt", b"trickled")
+    rest, _ = multipart(rest_parts, boundary)
+    with PeakGrowth(srv) as g:
+        # 60,000 bytes, one per segment, then a valid upload: accepted
+        raw = trickle(srv.port, url_path(cfg["url"]), f"multipart/form-data; boundary={boundary}",
+                      head, b"v" * 60_000, b"\r\n" + rest)
+    assert raw.split(b"\r\n", 1)[0] == b"HTTP/1.1 204 No Content", raw[:300]
+    g.check()
+    st = api.get(f"{ws}/upload_sessions/{sess['session_id']}").json()
+    assert st["uploaded_files"] == 1, st
+
+
+# --------------------------------------------------------------------------
+# 3. POST /files, any valid key: `meta` parts of 1 MB
+# --------------------------------------------------------------------------
+
+def test_meta_parts_cost_no_memory(mem_server):
+    srv = mem_server
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-meta")
+    one_mb = json.dumps({"k": "m" * (1024 * 1024 - 16)}).encode()
+    assert len(one_mb) <= 1024 * 1024
+    boundary = new_boundary()
+    with PeakGrowth(srv) as g:
+        # one legitimate 1 MB meta, sent in small chunks: stored
+        body, ctype = multipart([Part("meta", one_mb), Part("file", b"data", filename="m.txt")],
+                                boundary)
+        r = api.post(files_path(ws), content=(body[i:i + 1000] for i in range(0, len(body), 1000)),
+                     headers={"Content-Type": ctype})
+        assert r.status_code == 201, r.text
+        fid = r.json()["file_id"]
+        assert set(r.json()) == {"file_id"}
+        # 300 parts of 1 MB: refused once the parts pass 1 MiB together
+        def many():
+            part = b"--" + boundary.encode() + b"\r\n" + Part("meta", b"").head() + one_mb + b"\r\n"
+            for _ in range(300):
+                yield part
+            yield (b"--" + boundary.encode() + b"\r\n" +
+                   Part("file", b"x", filename="n.txt").head() + b"x\r\n--" +
+                   boundary.encode() + b"--\r\n")
+        resp = post_chunks(srv, "/api/v1/workspaces/" + files_path(ws), ctype, many(),
+                           {"Authorization": f"Bearer {srv.key_all}"})
+        assert resp.status_code == 413, resp
+        assert resp.headers["content-type"] == "application/json", resp
+        assert json.loads(resp.content) == {"detail": "The metadata is too large."}
+    g.check()
+    assert api.get(f"{files_path(ws)}/{fid}/meta").json() == json.loads(one_mb)
+    listed = api.get(files_path(ws)).json()
+    assert [i["name"] for i in listed["data"]] == ["m.txt"], listed
+
+
+# --------------------------------------------------------------------------
+# 4. a valid policy: `${filename}` many times in the key
+# --------------------------------------------------------------------------
+
+def test_filename_substitution_costs_no_memory(mem_server):
+    srv = mem_server
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-subst")
+    sess = create_session(api, ws)
+    cfg = sess["aws_prefixed_request_config"]
+    prefix = cfg["fields"]["key"][:-len("${filename}")]
+    up = srv.raw_client(timeout=120)
+    with PeakGrowth(srv) as g:
+        # 300 variables and a 10,000-byte name: the name is refused first
+        fields = dict(cfg["fields"], key=prefix + "${filename}" * 300)
+        r = post_parts(up, cfg["url"], form_parts(fields, "n" * 10_000, b"data"))
+        s3_error(r, 400, "InvalidArgument",
+                 "Invalid file name: the file name is longer than 255 bytes.")
+        # 700 variables and a 255-byte name (178 KB of key): too long for S3
+        fields = dict(cfg["fields"], key=prefix + "${filename}" * 700)
+        r = post_parts(up, cfg["url"], form_parts(fields, "n" * 255, b"data"))
+        s3_error(r, 400, "KeyTooLongError", "Your key is too long")
+    g.check()
+    st = api.get(f"{ws}/upload_sessions/{sess['session_id']}").json()
+    assert st["uploaded_files"] == 0, st
+
+
+# --------------------------------------------------------------------------
+# NUL bytes in form fields
+# --------------------------------------------------------------------------
+
+def test_nul_in_a_form_field_is_refused(srv, api):
+    ws = unique_ws("nul")
+    sess = create_session(api, ws)
+    cfg = sess["aws_prefixed_request_config"]
+    up = srv.raw_client(timeout=60)
+    # a valid signature followed by NUL and junk
+    fields = dict(cfg["fields"])
+    fields["x-amz-signature"] = fields["x-amz-signature"].encode() + b"\0junk"
+    r = post_parts(up, cfg["url"], form_parts(fields, "a.txt", b"data"))
+    s3_error(r, 400, "InvalidArgument", MSG_NUL)
+    # a key that a C string would cut to ".../nul"
+    fields = dict(cfg["fields"], key=cfg["fields"]["key"][:-len("${filename}")].encode() +
+                  b"nul\0/../x")
+    r = post_parts(up, cfg["url"], form_parts(fields, "a.txt", b"data"))
+    s3_error(r, 400, "InvalidArgument", MSG_NUL)
+    st = api.get(f"{ws}/upload_sessions/{sess['session_id']}").json()
+    assert st["uploaded_files"] == 0, st
+    # the same fields without the NUL still work
+    r = post_parts(up, cfg["url"], form_parts(cfg["fields"], "a.txt", b"data"))
+    assert r.status_code == 204, r.text
