@@ -141,24 +141,33 @@ static size_t read_token(cursor *c, const char **tok)
 
 /* A quoted-string after its opening quote. Only \" and \\ are taken as
  * escapes: browsers send backslashes unescaped ("C:\dir\f.txt"), while
- * httpx/curl escape '\' and '"' - this reading serves both. */
+ * httpx/curl escape '\' and '"' - this reading serves both. The string is
+ * measured before it is copied: a header with many quoted parameters costs
+ * what it holds, not a copy of the rest of the line per parameter. */
 static const char *read_quoted(apr_pool_t *p, cursor *c)
 {
-    char *out = apr_palloc(p, (size_t)(c->end - c->p) + 1);
     size_t n = 0;
-    while (c->p < c->end) {
-        char ch = *c->p++;
-        if (ch == '"') {
-            out[n] = '\0';
-            return out;
-        }
-        if (ch == '\\' && c->p < c->end && (*c->p == '"' || *c->p == '\\'))
-            ch = *c->p++;
-        else if (is_ctl(ch))
+    const char *q = c->p;
+    for (;; n++) {
+        if (q >= c->end)
+            return NULL; /* unterminated */
+        if (*q == '"')
+            break;
+        if (*q == '\\' && q + 1 < c->end && (q[1] == '"' || q[1] == '\\'))
+            q++;
+        else if (is_ctl(*q))
             return NULL;
-        out[n++] = ch;
+        q++;
     }
-    return NULL; /* unterminated */
+    char *out = apr_palloc(p, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (*c->p == '\\' && (c->p[1] == '"' || c->p[1] == '\\'))
+            c->p++;
+        out[i] = *c->p++;
+    }
+    out[n] = '\0';
+    c->p++; /* the closing quote */
+    return out;
 }
 
 /* A parameter value: quoted-string, or (liberally) any run of characters
