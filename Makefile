@@ -59,8 +59,12 @@ CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
-FUZZ_TARGETS := multipart pyjson validate policy
+FUZZ_TARGETS := multipart pyjson validate policy form key
 FUZZ_SECONDS ?= 60
+# every target: no single allocation over 64 MiB, no process over 1 GiB;
+# form and key also bound what one input allocates (tests/fuzz/alloc_bound.h)
+FUZZ_LIMITS := -malloc_limit_mb=64 -rss_limit_mb=1024
+FUZZ_ARGS_form := -max_len=65536
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                -Iinclude $(APR_INC)
 
@@ -138,7 +142,7 @@ lint:
 	    $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
 	    -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	@echo "clang -fsanitize=fuzzer $<"
 	@clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(APR_LIBS) $(LIBS)
@@ -149,7 +153,9 @@ fuzz:
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    args="$(FUZZ_LIMITS)"; [ "$$t" = form ] && args="$$args $(FUZZ_ARGS_form)"; \
+	    [ -f tests/fuzz/$$t.dict ] && args="$$args -dict=tests/fuzz/$$t.dict"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$args \
 	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
 	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
 	done

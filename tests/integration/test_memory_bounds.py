@@ -1,7 +1,7 @@
 """Bounded memory per request: the shapes that once made one httpd child grow
-by hundreds of megabytes or gigabytes (the field names of many parts, a field
-trickled in tiny pieces, many `meta` parts, `${filename}` multiplied in the
-key) are each sent at that size, answered as the contract says, and cost the
+by hundreds of megabytes or gigabytes (the field names of many parts, part
+headers of many quoted parameters, a field trickled in tiny pieces, many
+`meta` parts, `${filename}` multiplied in the key) are each sent at that size, answered as the contract says, and cost the
 children less than 16 MiB of peak resident memory (VmHWM growth of every
 child, measured on a dedicated server after a warm-up). Also: NUL bytes in
 form fields are refused instead of silently cutting the value."""
@@ -91,9 +91,9 @@ def test_many_parts_with_long_names_cost_no_memory(mem_server):
     boundary = new_boundary()
     name = "n" * 16_000
 
-    def body(n_parts, part_name):
+    def body(n_parts, part_name=None, disposition=None):
         part = (b"--" + boundary.encode() + b"\r\n" +
-                Part(part_name, b"").head() + b"\r\n")
+                Part(part_name, b"", disposition=disposition).head() + b"\r\n")
         for _ in range(n_parts):
             yield part
         yield b"--" + boundary.encode() + b"--\r\n"
@@ -107,6 +107,11 @@ def test_many_parts_with_long_names_cost_no_memory(mem_server):
         # 12,000 parts with 1-byte names: refused at the 257th
         resp = post_chunks(srv, path, ctype, body(12_000, "a"))
         s3_error(resp, 400, "InvalidArgument", MSG_TOO_MANY)
+        # part headers of 2,600 quoted parameters each (15.6 KB): the parser
+        # copies what each one holds, not the rest of the line
+        disposition = 'form-data; name="a"' + '; x=""' * 2600
+        resp = post_chunks(srv, path, ctype, body(200, disposition=disposition))
+        s3_error(resp, 400, "InvalidArgument", "POST requires exactly one file upload per request.")
     g.check()
 
 
