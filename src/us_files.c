@@ -29,6 +29,8 @@ APLOG_USE_MODULE(upload_session);
 
 static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 #define US_META_LIMIT (1024 * 1024) /* all `meta` parts of one request together */
+#define MAX_FORM_FILES 1000   /* Starlette's defaults for a form, which the */
+#define MAX_FORM_FIELDS 1000  /* real service parses with FastAPI */
 
 static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *file_id)
 {
@@ -241,6 +243,7 @@ typedef struct {
     const char *name;
     const char *problem;    /* a 4xx detail, once something is wrong */
     int status;
+    int files, fields;      /* parts with and without a filename so far */
     us_buf meta;            /* the last `meta` part */
     int has_meta;           /* a `meta` part was sent */
     apr_size_t meta_total;  /* bytes of every `meta` part so far */
@@ -260,6 +263,13 @@ static int post_begin(void *ctx, const us_mp_part *part)
 {
     post_ctx *x = ctx;
     x->part = P_OTHER;
+    /* Starlette's limits: a part with a filename is a file, any other a field */
+    if ((part->filename || part->filename_star) ? ++x->files > MAX_FORM_FILES
+                                                : ++x->fields > MAX_FORM_FIELDS)
+        return post_fail(x, HTTP_BAD_REQUEST,
+                         x->files > MAX_FORM_FILES
+                             ? "Too many files. Maximum number of files is 1000."
+                             : "Too many fields. Maximum number of fields is 1000.");
     if (!part->name)
         return 0;
     if (strcmp(part->name, "meta") == 0) {

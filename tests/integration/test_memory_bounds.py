@@ -254,3 +254,24 @@ def test_nul_in_a_form_field_is_refused(srv, api):
     # the same fields without the NUL still work
     r = post_parts(up, cfg["url"], form_parts(cfg["fields"], "a.txt", b"data"))
     assert r.status_code == 204, r.text
+
+
+def test_post_files_takes_at_most_1000_fields_and_1000_files(srv, api):
+    """Starlette's form limits, which the real service's FastAPI applies."""
+    ws = unique_ws("mem-fields")
+    fields = [Part(f"f{i}", b"v") for i in range(1001)] + [Part("file", b"x", filename="a.txt")]
+    r = post_parts(api, files_path(ws), fields)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Too many fields. Maximum number of fields is 1000."}
+    files = [Part(f"x{i}", b"v", filename=f"{i}.txt") for i in range(1001)]
+    r = post_parts(api, files_path(ws), files)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "Too many files. Maximum number of files is 1000."}
+    # 1000 of each is still a request
+    parts = ([Part(f"f{i}", b"v") for i in range(999)] + [Part("meta", b'{"k":1}')] +
+             [Part("file", b"x", filename="a.txt")] +
+             [Part(f"x{i}", b"v", filename=f"{i}.txt") for i in range(999)])
+    r = post_parts(api, files_path(ws), parts)
+    assert r.status_code == 201, r.text
+    assert api.get(f"{files_path(ws)}/{r.json()['file_id']}/meta").json() == {"k": 1}
+    assert [i["name"] for i in api.get(files_path(ws)).json()["data"]] == ["a.txt"]
