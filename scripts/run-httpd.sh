@@ -61,7 +61,12 @@ LogFormat "%h %l %u %t \"%r\" %>s %b %D" timed
 CustomLog "$run/access.log" timed
 LoadModule mpm_event_module $modules/mod_mpm_event.so
 LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule reqtimeout_module $modules/mod_reqtimeout.so
 LoadModule upload_session_module $top/build/mod_upload_session.so
+# Debian's mods-available/reqtimeout.conf: a client that sends its request
+# slowly does not keep a worker for long
+RequestReadTimeout header=20-40,minrate=500
+RequestReadTimeout body=10,minrate=500
 $user_lines
 DocumentRoot "$run/htdocs"
 UploadSession On

@@ -111,3 +111,20 @@ def test_env_files_holding_the_key_are_owner_only(script_tree):
     with open(os.path.join(run_dir, "httpd.conf")) as f:
         assert re.search(r'^UploadSessionKeyFile "?' + re.escape(os.path.join(run_dir, "keys")),
                          f.read(), re.M)
+
+
+def test_generated_config_loads_reqtimeout(script_tree):
+    """The generated configuration keeps slow clients from holding workers:
+    mod_reqtimeout with Debian's stock RequestReadTimeout."""
+    top, port, run = script_tree
+    run("start")
+    conf = os.path.join(top, "run", "httpd.conf")
+    with open(conf) as f:
+        lines = [ln.strip() for ln in f]
+    assert "LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so" in lines
+    assert [ln for ln in lines if ln.startswith("RequestReadTimeout")] == \
+        ["RequestReadTimeout header=20-40,minrate=500", "RequestReadTimeout body=10,minrate=500"]
+    p = subprocess.run(["/usr/sbin/apache2", "-d", os.path.join(top, "run"), "-f", conf, "-M"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0 and "reqtimeout_module (shared)" in p.stdout, p.stdout
+    assert list_sessions_with(read_env(top)) == {"data": [], "has_more": False, "total": 0}
