@@ -10,6 +10,7 @@
  *   post_config   (parent, usually root) create directories, migrate the
  *                 schema, create the signing secret, hand files to User
  *   child_init    open a connection pool per store
+ *   pre_translate_name  JSON 404 for an encoded '/' or NUL in an API path
  *   handler       the API
  */
 #include "us_module.h"
@@ -621,6 +622,28 @@ static int map_to_storage(request_rec *r)
     return OK;
 }
 
+/* Set in r->request_config for an API path the core would refuse. */
+static const char REFUSED_PATH[] = "refused";
+
+/* The core answers an encoded '/' (AllowEncodedSlashes Off) or NUL in the
+ * path with its HTML 404 page while decoding the path, which happens right
+ * after this hook. Under the API prefix that answer is the contract's JSON
+ * 404: the path is marked, left undecoded (DONE) and the handler answers. */
+static int pre_translate_name(request_rec *r)
+{
+    us_srv_conf *c = srv_conf(r->server);
+    const core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+
+    if (!enabled(c) || r->proxyreq || !r->parsed_uri.path ||
+        !us_raw_path_is_api(r->parsed_uri.path) ||
+        !us_path_has_refused_escape(r->parsed_uri.path, !d->allow_encoded_slashes))
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0009)
+                  "encoded '/' or NUL in the API path (%s): JSON 404", r->unparsed_uri);
+    ap_set_module_config(r->request_config, &upload_session_module, (void *)REFUSED_PATH);
+    return DONE;
+}
+
 static int handler(request_rec *r)
 {
     us_srv_conf *c = srv_conf(r->server);
@@ -628,7 +651,13 @@ static int handler(request_rec *r)
 
     if (!enabled(c))
         return DECLINED;
-    us_route_match(r->pool, r->uri, r->method, &route);
+    if (ap_get_module_config(r->request_config, &upload_session_module) == REFUSED_PATH) {
+        memset(&route, 0, sizeof(route));
+        route.id = US_ROUTE_NOT_FOUND;
+    }
+    else {
+        us_route_match(r->pool, r->uri, r->method, &route);
+    }
     if (route.id == US_ROUTE_NONE)
         return DECLINED;
     return us_api_handle(r, c, &route);
@@ -642,6 +671,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_translate_name(pre_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(handler, NULL, NULL, APR_HOOK_FIRST);
 }

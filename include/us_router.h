@@ -34,6 +34,19 @@ typedef struct {
 void us_route_match(apr_pool_t *p, const char *path, const char *method,
                     us_route *out);
 
+/* 1 when path is US_API_PREFIX itself or lies under it ("/api/v1/..."). */
+int us_path_is_api(const char *path);
+
+/* The same for a path not yet percent-decoded: "/api/v1%2F..." and
+ * "/api/v1%00..." decode to "/api/v1/..." and "/api/v1<NUL>...". */
+int us_raw_path_is_api(const char *raw);
+
+/* 1 when httpd's core would refuse path (not yet percent-decoded) with a 404
+ * while decoding it: an escape of NUL, or of '/' when slashes_refused
+ * (AllowEncodedSlashes Off). 0 otherwise, also when a malformed escape makes
+ * the core answer 400 instead. */
+int us_path_has_refused_escape(const char *path, int slashes_refused);
+
 /* Workspace names: [A-Za-z0-9][A-Za-z0-9_.-]{0,63} */
 int us_workspace_name_valid(const char *name);
 

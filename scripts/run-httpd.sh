@@ -24,12 +24,18 @@ fi
 mkdir -p "$run/htdocs"
 chmod 755 "$run"
 
-# One API key for the developer, minted once and kept in run/env
+# One API key for the developer, minted once and kept in run/env. It grants
+# every workspace: run/env and run/env.key are for their owner only (also
+# when an earlier run left them readable). run/keys holds only hashes; httpd
+# reads it as root at (re)start.
+for f in "$run/env" "$run/env.key"; do
+    [ ! -e "$f" ] || chmod 600 "$f"
+done
 if [ ! -f "$run/keys" ] || [ ! -f "$run/env.key" ]; then
-    "$top/build/us-keygen" -f "$run/keys" -g Local -F Developer -w '*' > "$run/env.key"
+    (umask 077 && "$top/build/us-keygen" -f "$run/keys" -g Local -F Developer -w '*' > "$run/env.key")
 fi
 key=$(cat "$run/env.key")
-cat > "$run/env" <<ENV
+(umask 077 && cat > "$run/env") <<ENV
 API_URL=http://127.0.0.1:$port/api/v1
 API_KEY=$key
 DEFAULT_WORKSPACE_NAME=default
@@ -55,7 +61,12 @@ LogFormat "%h %l %u %t \"%r\" %>s %b %D" timed
 CustomLog "$run/access.log" timed
 LoadModule mpm_event_module $modules/mod_mpm_event.so
 LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule reqtimeout_module $modules/mod_reqtimeout.so
 LoadModule upload_session_module $top/build/mod_upload_session.so
+# Debian's mods-available/reqtimeout.conf: a client that sends its request
+# slowly does not keep a worker for long
+RequestReadTimeout header=20-40,minrate=500
+RequestReadTimeout body=10,minrate=500
 $user_lines
 DocumentRoot "$run/htdocs"
 UploadSession On

@@ -179,6 +179,7 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
     }
     ap_set_content_type(r, content_type_of(f->name));
     ap_set_content_length(r, fi.size);
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     apr_table_setn(r->headers_out, "Content-Disposition",
                    apr_pstrcat(r->pool, "attachment; filename*=UTF-8''",
                                us_rfc5987_encode(r->pool, f->name), NULL));

@@ -75,6 +75,23 @@ static int match_pattern(const char *pattern, char **segs, int nsegs,
     return 1;
 }
 
+int us_path_is_api(const char *path)
+{
+    const size_t plen = sizeof(US_API_PREFIX) - 1;
+    return strncmp(path, US_API_PREFIX, plen) == 0 &&
+           (path[plen] == '/' || path[plen] == '\0');
+}
+
+int us_raw_path_is_api(const char *raw)
+{
+    const size_t plen = sizeof(US_API_PREFIX) - 1;
+    if (us_path_is_api(raw))
+        return 1;
+    return strncmp(raw, US_API_PREFIX, plen) == 0 && raw[plen] == '%' &&
+           ((raw[plen + 1] == '2' && (raw[plen + 2] == 'F' || raw[plen + 2] == 'f')) ||
+            (raw[plen + 1] == '0' && raw[plen + 2] == '0'));
+}
+
 void us_route_match(apr_pool_t *p, const char *path, const char *method,
                     us_route *out)
 {
@@ -83,8 +100,7 @@ void us_route_match(apr_pool_t *p, const char *path, const char *method,
     int nsegs;
 
     memset(out, 0, sizeof(*out));
-    if (strncmp(path, US_API_PREFIX, plen) != 0 ||
-        (path[plen] != '/' && path[plen] != '\0'))
+    if (!us_path_is_api(path))
         return; /* US_ROUTE_NONE */
     out->id = US_ROUTE_NOT_FOUND;
     if (path[plen] == '\0')
@@ -138,6 +154,20 @@ static int hexval(char c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
+}
+
+int us_path_has_refused_escape(const char *path, int slashes_refused)
+{
+    int refused = 0;
+    for (const char *s = strchr(path, '%'); s; s = strchr(s, '%')) {
+        if (hexval(s[1]) < 0 || hexval(s[2]) < 0)
+            return 0;
+        int c = hexval(s[1]) * 16 + hexval(s[2]);
+        if (c == 0 || (c == '/' && slashes_refused))
+            refused = 1;
+        s += 3;
+    }
+    return refused;
 }
 
 /* Decodes s[0..len) into a new string: '+' -> ' ', %XX -> byte. */

@@ -52,6 +52,10 @@ UUID_CANON_RE = re.compile(
 
 DEFAULT_LIFETIME = 86400
 
+# Debian's stock mods-available/reqtimeout.conf, which production keeps in
+# front of the module (README "Production"); every test server loads it.
+DEBIAN_REQUEST_READ_TIMEOUT = ("header=20-40,minrate=500", "body=10,minrate=500")
+
 # One TLS context for every client: httpx builds a new one (~35 ms) per Client
 # otherwise. Only plain http is used, so it is never exercised.
 SSL_CTX = ssl.create_default_context()
@@ -341,11 +345,13 @@ class UploadServer:
     """One httpd instance in its own directory under /tmp.
 
     s = UploadServer(max_open=10, max_lifetime=86400, extra=["Directive value"])
+    (request_read_timeout: RequestReadTimeout arguments, Debian's by default;
+    None leaves mod_reqtimeout out)
     s.start(); s.client(s.user_all).get("ws/upload_sessions"); s.stop()
     """
 
     def __init__(self, max_open=10, max_lifetime=86400, extra=(), overrides=None,
-                 omit=(), module=None):
+                 omit=(), module=None, request_read_timeout=DEBIAN_REQUEST_READ_TIMEOUT):
         self.dir = tempfile.mkdtemp(prefix="us-it-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
@@ -363,6 +369,8 @@ class UploadServer:
         self.extra = list(extra)
         self.overrides = dict(overrides or {})
         self.omit = set(omit)
+        # RequestReadTimeout arguments; None: mod_reqtimeout is not loaded
+        self.request_read_timeout = request_read_timeout
         self.running = False
         self.pid = None
         self._clients = []
@@ -441,6 +449,9 @@ class UploadServer:
             f"LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so",
             f"LoadModule upload_session_module {self.module}",
         ]
+        if self.request_read_timeout is not None:
+            lines.append(f"LoadModule reqtimeout_module {APACHE_MODULES}/mod_reqtimeout.so")
+            lines += [f"RequestReadTimeout {arg}" for arg in self.request_read_timeout]
         if os.geteuid() == 0:
             lines += ["User www-data", "Group www-data"]
         lines.append(f'DocumentRoot "{d}/htdocs"')

@@ -156,7 +156,6 @@ def test_session_of_a_is_404_from_another_workspace(srv, api):
 # workspace names
 # ---------------------------------------------------------------------------
 
-# (%2F and %00 are refused by httpd's core before any module sees them)
 BAD_NAMES = ["bad%20name", "-x", "_x", ".x", "a" * 65, "%C3%A4bc", "ws%21", "a+b"]
 
 
@@ -236,3 +235,114 @@ def test_every_json_answer_is_application_json(srv, api):
     check(api.delete(sessions_path(ws)), 405)
     close_session(api, ws, sid)
     check(api.put(session_path(ws, sid), json={}), 409)
+
+
+# ---------------------------------------------------------------------------
+# encoded '/' and NUL in the path: httpd's core refuses them with its HTML
+# 404 page; under the API prefix the answer is the contract's JSON 404
+# ---------------------------------------------------------------------------
+
+ENCODED_REFUSED = ["%2F", "%2f", "%00"]
+
+
+def raw_get(srv, target, method="GET", headers=()):
+    """Sends target byte for byte (no client-side normalisation of the
+    escapes); returns (status, headers dict lower-cased, body bytes)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def assert_json_not_found(status, headers, body, what):
+    assert status == 404, (what, status, headers, body)
+    assert headers.get("content-type") == "application/json", (what, headers)
+    assert body == b'{"detail":"Not Found"}', (what, body)
+
+
+@pytest.mark.parametrize("esc", ENCODED_REFUSED, ids=["2F", "2f", "00"])
+def test_encoded_slash_or_nul_in_api_path_is_json_404(srv, api, esc):
+    ws = unique_ws()
+    sid = create_session(api, ws)["session_id"]
+    fid = str(uuid.uuid4())
+    auth = [("Authorization", f"Bearer {srv.key_all}")]
+    targets = [
+        f"/api/v1/workspaces/a{esc}b/upload_sessions",
+        f"/api/v1/workspaces/{ws}{esc}/upload_sessions",
+        f"/api/v1/workspaces/{esc}{ws}/upload_sessions/{sid}",
+        f"/api/v1/workspaces/{ws}/upload_sessions/{sid}{esc}",
+        f"/api/v1/workspaces/{ws}/upload_sessions/{sid[:8]}{esc}{sid[9:]}",
+        f"/api/v1/workspaces/{ws}/upload_sessions/{sid}{esc}files",
+        f"/api/v1/workspaces/{ws}/files/{fid}{esc}meta",
+        f"/api/v1/upload_target/{sid}{esc}x",
+        f"/api/v1/workspaces/{ws}/upload_sessions{esc}?limit=1",
+        f"/api/v1{esc}",
+    ]
+    for target in targets:
+        for method, hdrs in (("GET", auth), ("GET", ()), ("PUT", auth), ("POST", ())):
+            st, h, body = raw_get(srv, target, method, hdrs)
+            assert_json_not_found(st, h, body, (method, target, bool(hdrs)))
+    # the session was not touched by the PUTs
+    assert get_status(api, ws, sid)["status"] == "OPEN"
+    # a HEAD gets the status and the headers
+    st, h, body = raw_get(srv, f"/api/v1/workspaces/a{esc}b/upload_sessions", "HEAD", auth)
+    assert st == 404 and h.get("content-type") == "application/json" and body == b"", (st, h)
+
+
+def test_encoded_percent_is_not_an_encoded_slash(srv, api):
+    """%252F decodes to the three characters '%2F', not to '/': the request
+    is routed like any other and the name is then refused as a name."""
+    st, h, body = raw_get(srv, "/api/v1/workspaces/a%252Fb/upload_sessions", "GET",
+                          [("Authorization", f"Bearer {srv.key_all}")])
+    assert (st, h.get("content-type"), body) == \
+        (404, "application/json", b'{"detail":"Workspace not found"}')
+    ws = unique_ws()
+    for target in (f"/api/v1/workspaces/{ws}/upload%5Fsessions",
+                   f"/api/v1/workspaces/{ws}/upload_sessions?x=a%2Fb%00"):
+        st, h, body = raw_get(srv, target, "GET", [("Authorization", f"Bearer {srv.key_all}")])
+        assert (st, h.get("content-type"), body) == \
+            (200, "application/json", b'{"data":[],"has_more":false,"total":0}'), target
+
+
+@pytest.mark.parametrize("esc", ENCODED_REFUSED, ids=["2F", "2f", "00"])
+def test_encoded_slash_or_nul_outside_the_api_is_left_to_httpd(srv, esc):
+    for target in (f"/static/a{esc}b.html", f"/api/v2/workspaces/a{esc}b/upload_sessions",
+                   f"/api/v1x/a{esc}b"):
+        st, h, body = raw_get(srv, target)
+        assert st == 404, (target, st, h, body)
+        assert h.get("content-type", "").startswith("text/html"), (target, h)
+        assert b"<title>404 Not Found</title>" in body, (target, body)
+
+
+def test_encoded_slash_follows_the_server_configuration(server_factory):
+    """With AllowEncodedSlashes NoDecode the core takes %2F, so the API
+    routes it (a workspace name with '%2F' in it is not a name) while %00 is
+    still the JSON 404; a virtual host with UploadSession Off is left to
+    httpd entirely."""
+    from harness import free_port
+    off_port = free_port()
+    s = server_factory(start=False)
+    s.extra += ["AllowEncodedSlashes NoDecode", f"Listen 127.0.0.1:{off_port}",
+                f"<VirtualHost 127.0.0.1:{off_port}>", "UploadSession Off", "</VirtualHost>"]
+    s.start()
+    auth = [("Authorization", f"Bearer {s.key_all}")]
+    st, h, body = raw_get(s, "/api/v1/workspaces/a%2Fb/upload_sessions", "GET", auth)
+    assert (st, h.get("content-type"), body) == \
+        (404, "application/json", b'{"detail":"Workspace not found"}')
+    assert_json_not_found(*raw_get(s, "/api/v1/workspaces/a%00b/upload_sessions", "GET", auth),
+                          "NUL with NoDecode")
+
+    class Off:
+        port = off_port
+    for target in ("/api/v1/workspaces/a%2Fb/upload_sessions",
+                   "/api/v1/workspaces/a%00b/upload_sessions"):
+        st, h, body = raw_get(Off, target, "GET", auth)
+        assert st == 404 and h.get("content-type", "").startswith("text/html"), (target, st, h)
+        assert b"<title>404 Not Found</title>" in body, (target, body)

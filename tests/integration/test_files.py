@@ -347,3 +347,26 @@ def test_content_disposition_names_the_file(srv, api):
         value = download(api, ws, fid).headers["content-disposition"]
         assert value.startswith("attachment; filename*=UTF-8''"), value
         assert disposition_filename(value) == name, (name, value)
+
+
+def test_downloads_are_nosniff_attachments(srv, api):
+    """Every download carries X-Content-Type-Options: nosniff beside its
+    Content-Disposition: attachment, so a stored .html file is never rendered
+    or sniffed as a page of this origin."""
+    ws = unique_ws("files-nosniff")
+    html = b"<!doctype html><script>alert(document.cookie)</script>\n"
+    cases = [("page.html", html, "text/html; charset=utf-8"),
+             ("page.htm", html, "text/html; charset=utf-8"),
+             ("notes.txt", b"plain\n", "text/plain; charset=utf-8"),
+             ("blob", b"\x00\x01<html>", "application/octet-stream")]
+    for name, data, ctype in cases:
+        fid = post_file(api, ws, name, data)["file_id"]
+        r = download(api, ws, fid)
+        assert r.content == data, (name, r.content)
+        assert r.headers["content-type"] == ctype, r.headers
+        assert r.headers["x-content-type-options"] == "nosniff", r.headers
+        assert r.headers["content-disposition"] == f"attachment; filename*=UTF-8''{name}"
+        h = api.head(files_path(ws, fid))
+        assert h.status_code == 200 and h.content == b"", h
+        assert h.headers["x-content-type-options"] == "nosniff", h.headers
+        assert h.headers["content-type"] == ctype, h.headers

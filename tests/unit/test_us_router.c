@@ -132,6 +132,53 @@ static void test_query(void **state)
     assert_string_equal(us_query_get(pool, "name=%27%3B--", "name"), "';--");
 }
 
+static void test_api_prefix(void **state)
+{
+    (void)state;
+    assert_true(us_path_is_api("/api/v1"));
+    assert_true(us_path_is_api("/api/v1/"));
+    assert_true(us_path_is_api("/api/v1/workspaces/x/upload_sessions"));
+    assert_false(us_path_is_api("/api/v1x"));
+    assert_false(us_path_is_api("/api/v2/workspaces"));
+    assert_false(us_path_is_api("/api"));
+    assert_false(us_path_is_api("/"));
+    assert_false(us_path_is_api("/api/v1%2Fx"));
+    assert_true(us_raw_path_is_api("/api/v1/workspaces"));
+    assert_true(us_raw_path_is_api("/api/v1"));
+    assert_true(us_raw_path_is_api("/api/v1%2Fworkspaces"));
+    assert_true(us_raw_path_is_api("/api/v1%2f"));
+    assert_true(us_raw_path_is_api("/api/v1%00"));
+    assert_false(us_raw_path_is_api("/api/v1%20"));
+    assert_false(us_raw_path_is_api("/api/v1%2"));
+    assert_false(us_raw_path_is_api("/api/v1%"));
+    assert_false(us_raw_path_is_api("/api/v1x%2F"));
+    assert_false(us_raw_path_is_api("/api/v2%2F"));
+}
+
+static void test_refused_escapes(void **state)
+{
+    (void)state;
+    assert_true(us_path_has_refused_escape("/api/v1/workspaces/a%2Fb", 1));
+    assert_true(us_path_has_refused_escape("/api/v1/workspaces/a%2fb", 1));
+    assert_true(us_path_has_refused_escape("/a%00", 1));
+    assert_true(us_path_has_refused_escape("/a%00", 0));
+    assert_true(us_path_has_refused_escape("%2F", 1));
+    assert_true(us_path_has_refused_escape("/a%20b%2F", 1));
+    /* AllowEncodedSlashes On/NoDecode: the core takes %2F */
+    assert_false(us_path_has_refused_escape("/a%2Fb", 0));
+    /* %25 is '%': %252F decodes to the text "%2F" */
+    assert_false(us_path_has_refused_escape("/a%252Fb", 1));
+    assert_false(us_path_has_refused_escape("/a%2500", 1));
+    assert_false(us_path_has_refused_escape("/a/b", 1));
+    assert_false(us_path_has_refused_escape("/a%20b", 1));
+    assert_false(us_path_has_refused_escape("", 1));
+    /* a malformed escape anywhere is the core's 400, not a 404 */
+    assert_false(us_path_has_refused_escape("/a%2Fb%zz", 1));
+    assert_false(us_path_has_refused_escape("/a%2Fb%2", 1));
+    assert_false(us_path_has_refused_escape("/a%2Fb%", 1));
+    assert_false(us_path_has_refused_escape("/a%", 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +187,8 @@ int main(void)
         cmocka_unit_test(test_not_found_and_not_ours),
         cmocka_unit_test(test_workspace_names),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_api_prefix),
+        cmocka_unit_test(test_refused_escapes),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);

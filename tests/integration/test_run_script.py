@@ -1,0 +1,130 @@
+"""scripts/run-httpd.sh (`make start` / `make stop`), run from a scratch copy
+of the tree (its scripts/ and a link to build/), so the developer's ./run/
+is never touched."""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import httpx
+import pytest
+
+from harness import ERROR_LINE_RE, REPO_ROOT, free_port
+
+
+@pytest.fixture
+def script_tree():
+    top = tempfile.mkdtemp(prefix="us-it-script-", dir="/tmp")
+    os.chmod(top, 0o755)
+    os.makedirs(os.path.join(top, "scripts"))
+    shutil.copy2(os.path.join(REPO_ROOT, "scripts", "run-httpd.sh"),
+                 os.path.join(top, "scripts", "run-httpd.sh"))
+    os.symlink(os.path.join(REPO_ROOT, "build"), os.path.join(top, "build"))
+    port = free_port()
+    started = []
+
+    def run(mode):
+        p = subprocess.run(["bash", os.path.join(top, "scripts", "run-httpd.sh"), mode,
+                            str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        assert p.returncode == 0, f"run-httpd.sh {mode}: exit {p.returncode}\n{p.stdout}"
+        if mode == "start":
+            started.append(True)
+        return p.stdout
+
+    try:
+        yield top, port, run
+    finally:
+        if started:
+            subprocess.run(["bash", os.path.join(top, "scripts", "run-httpd.sh"), "stop",
+                            str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        log = os.path.join(top, "run", "error.log")
+        errors = []
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                errors = [ln for ln in f if ERROR_LINE_RE.search(ln)]
+        shutil.rmtree(top, ignore_errors=True)
+        assert not errors, "error-level lines in run/error.log:\n" + "".join(errors)
+
+
+def read_env(top):
+    with open(os.path.join(top, "run", "env")) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def list_sessions_with(env):
+    r = httpx.get(f"{env['API_URL']}/workspaces/{env['DEFAULT_WORKSPACE_NAME']}"
+                  "/upload_sessions", headers={"Authorization": f"Bearer {env['API_KEY']}"},
+                  timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert r.headers["content-type"] == "application/json", r.headers
+    return r.json()
+
+
+def test_env_files_holding_the_key_are_owner_only(script_tree):
+    """run/env and run/env.key carry the developer's all-workspaces key:
+    0600, on the first start and when an earlier run left them 0644; the
+    key file of hashes still works (httpd reads it as root at startup)."""
+    top, port, run = script_tree
+    run_dir = os.path.join(top, "run")
+    out = run("start")
+    assert f"http://127.0.0.1:{port}/api/v1" in out, out
+    for name in ("env", "env.key", "keys"):
+        assert mode_of(os.path.join(run_dir, name)) == 0o600, (name, oct(mode_of(
+            os.path.join(run_dir, name))))
+    env = read_env(top)
+    with open(os.path.join(run_dir, "env.key")) as f:
+        assert f.read().strip() == env["API_KEY"]
+    assert env["API_URL"] == f"http://127.0.0.1:{port}/api/v1"
+    assert list_sessions_with(env) == {"data": [], "has_more": False, "total": 0}
+
+    # files an earlier version of the script left readable by everyone
+    run("stop")
+    for name in ("env", "env.key"):
+        os.chmod(os.path.join(run_dir, name), 0o644)
+    run("start")
+    for name in ("env", "env.key"):
+        assert mode_of(os.path.join(run_dir, name)) == 0o600, name
+    assert read_env(top) == env
+    assert list_sessions_with(env) == {"data": [], "has_more": False, "total": 0}
+
+    # env.key left behind without a key file: a new key, still owner only
+    run("stop")
+    os.unlink(os.path.join(run_dir, "keys"))
+    os.chmod(os.path.join(run_dir, "env.key"), 0o644)
+    run("start")
+    new = read_env(top)
+    assert new["API_KEY"] != env["API_KEY"]
+    for name in ("env", "env.key", "keys"):
+        assert mode_of(os.path.join(run_dir, name)) == 0o600, name
+    assert list_sessions_with(new) == {"data": [], "has_more": False, "total": 0}
+    # the run directory itself stays traversable for httpd's children
+    assert mode_of(run_dir) == 0o755
+    with open(os.path.join(run_dir, "httpd.conf")) as f:
+        assert re.search(r'^UploadSessionKeyFile "?' + re.escape(os.path.join(run_dir, "keys")),
+                         f.read(), re.M)
+
+
+def test_generated_config_loads_reqtimeout(script_tree):
+    """The generated configuration keeps slow clients from holding workers:
+    mod_reqtimeout with Debian's stock RequestReadTimeout."""
+    top, port, run = script_tree
+    run("start")
+    conf = os.path.join(top, "run", "httpd.conf")
+    with open(conf) as f:
+        lines = [ln.strip() for ln in f]
+    assert "LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so" in lines
+    assert [ln for ln in lines if ln.startswith("RequestReadTimeout")] == \
+        ["RequestReadTimeout header=20-40,minrate=500", "RequestReadTimeout body=10,minrate=500"]
+    p = subprocess.run(["/usr/sbin/apache2", "-d", os.path.join(top, "run"), "-f", conf, "-M"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0 and "reqtimeout_module (shared)" in p.stdout, p.stdout
+    assert list_sessions_with(read_env(top)) == {"data": [], "has_more": False, "total": 0}
