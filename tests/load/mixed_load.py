@@ -171,7 +171,7 @@ def main():
     total = sum(stats.by_op.values())
     print(f"requests: {total} in {args.seconds} s = {total / args.seconds:.0f}/s, "
           f"{args.clients} clients")
-    for (op, status), n in sorted(stats.by_op.items()):
+    for (op, status), n in sorted(stats.by_op.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         lat = sorted(stats.latency[op]) if isinstance(status, int) else []
         p50 = lat[len(lat) // 2] * 1000 if lat else 0
         p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0
