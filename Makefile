@@ -180,7 +180,7 @@ bench: all
 
 # ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
 load: all
-	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64
+	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64 $(LOAD_ARGS)
 
 run: all
 	@bash scripts/run-httpd.sh foreground $(PORT)

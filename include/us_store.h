@@ -76,6 +76,16 @@ us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p);
 #define US_CHECKPOINT_INTERVAL apr_time_from_msec(500)
 #define US_AUTOCHECKPOINT_PAGES 10000
 
+/* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
+ * in us_sql.c). A child holds one connection per worker thread, and a
+ * transaction keeps every page it reads until it ends: at SQLite's default
+ * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
+ * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
+ * little here: in WAL mode a connection drops it whenever another one has
+ * committed since its last transaction, which under load is nearly always;
+ * pages beyond the bound are read again from the OS page cache. */
+#define US_CACHE_KIB 256
+
 /* Creates or upgrades the schema (idempotent, safe against a concurrent
  * migrator). Call on a fresh connection, then reopen to prepare. */
 us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,

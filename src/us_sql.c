@@ -23,6 +23,8 @@ static const char *const SQLITE_SETUP[] = {
     /* checkpoints are the ingest workers' (us_db_checkpoint); this is the
      * backstop, US_AUTOCHECKPOINT_PAGES in us_store.h */
     "PRAGMA wal_autocheckpoint=10000",
+    /* each connection's page cache: US_CACHE_KIB in us_store.h */
+    "PRAGMA cache_size=-256",
     NULL
 };
 

@@ -318,6 +318,8 @@ static void test_checkpoints_are_left_to_the_workers(void **state)
     (void)state;
     assert_string_equal(answer(db, "PRAGMA wal_autocheckpoint"),
                         apr_itoa(pool, US_AUTOCHECKPOINT_PAGES));
+    assert_string_equal(answer(db, "PRAGMA cache_size"),
+                        apr_itoa(pool, -US_CACHE_KIB));
     for (int i = 0; i < 1500; i++) {
         piece pc = { make(pool, 5000 + i, "u6", 100), US_DB_OK, 0 };
         assert_int_equal(us_write(db, pool, insert_then, &pc), US_DB_OK);
