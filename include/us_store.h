@@ -12,8 +12,6 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
-#include "us_sql.h"
-
 typedef enum {
     US_DB_OK = 0,
     US_DB_NOTFOUND,

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "us_sql.h"
 #include "us_store.h"
 
 struct us_writer;
