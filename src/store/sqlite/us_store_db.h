@@ -1,7 +1,8 @@
 /*
- * us_store_db.h - internals shared by the store's two halves: us_store.c
- * (connections, queries) and us_writer.c (the one-writer-at-a-time queue
- * with group commit). Not for use outside the store and its unit tests.
+ * us_store_db.h - internals of the SQLite store shared by us_db.c (the
+ * connection), us_writer.c (the one-writer-at-a-time queue with group
+ * commit) and us_store.c (the queries). Not for use outside src/store/sqlite/
+ * and its unit tests.
  */
 #ifndef US_STORE_DB_H
 #define US_STORE_DB_H
