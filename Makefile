@@ -138,10 +138,13 @@ test:
 	$(MAKE) unit
 	$(MAKE) integration
 
-# cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
+# check-layers.py: httpd headers only in src/httpd/, no two source files
+# depending on each other, layers in order - read from the module's object
+# files (its docstring says how). cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
 # is APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
-lint:
+lint: module
+	$(PYTHON) scripts/check-layers.py
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 	    -Iinclude mod_upload_session.c src tools
