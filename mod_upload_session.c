@@ -1,7 +1,8 @@
 /*
  * mod_upload_session.c - module record, configuration directives and hook
- * registration. Request handling lives in src/httpd/us_api.c, everything that
- * does not need httpd in the other src/ files.
+ * registration. Request handling lives in src/httpd/ (dispatch.c, then one
+ * file per endpoint group), everything that does not need httpd in the
+ * other src/ folders.
  *
  * Lifecycle:
  *   pre_config    apr_dbd_init

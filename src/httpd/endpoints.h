@@ -9,7 +9,7 @@
 #include "us_auth.h"
 #include "us_module.h"
 
-/* upload sessions (us_api.c) */
+/* upload sessions (us_sessions.c) */
 int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key, const char *ws);
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);

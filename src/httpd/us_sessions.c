@@ -1,5 +1,5 @@
 /*
- * us_api.c - the upload-session endpoints, one function each: parse ->
+ * us_sessions.c - the upload-session endpoints, one function each: parse ->
  * validate -> store -> JSON. Validation rules live in us_validate.c, SQL in
  * us_sql.c.
  */
