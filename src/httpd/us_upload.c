@@ -21,7 +21,6 @@
 #include "us_form.h"
 #include "us_multipart.h"
 #include "us_policy.h"
-#include "us_validate.h"
 
 #include <http_core.h>
 #include <http_log.h>
