@@ -36,6 +36,26 @@ us_db_rc us_db_fail(us_db *db, int rc, const char *what)
     return US_DB_ERROR;
 }
 
+/* apr_dbd_get_row, or a test's stand-in */
+static int (*get_row)(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_results_t *res,
+                      apr_dbd_row_t **row, int rownum) = apr_dbd_get_row;
+
+void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
+                                 apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum))
+{
+    get_row = fn ? fn : apr_dbd_get_row;
+}
+
+us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row)
+{
+    int rc = get_row(db->drv, p, res, row, -1);
+    if (rc == 0)
+        return US_DB_OK;
+    if (rc == -1)
+        return US_DB_NOTFOUND;
+    return us_db_fail(db, rc, "fetching a row");
+}
+
 const char *us_db_error(us_db *db)
 {
     return db && db->err ? db->err : "no error";
@@ -61,12 +81,13 @@ static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
+    us_db_rc frc;
     int rc = apr_dbd_select(db->drv, p, db->h, &res, sql, 0);
     if (rc != 0)
         return us_db_fail(db, rc, sql);
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((frc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         ;
-    return US_DB_OK;
+    return frc == US_DB_NOTFOUND ? US_DB_OK : frc;
 }
 
 /* A commit must be on disk before we answer. In WAL mode SQLite may skip
@@ -78,13 +99,16 @@ static us_db_rc set_durability(us_db *db)
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int wal = 0;
+    us_db_rc frc;
     int rc = apr_dbd_select(db->drv, db->pool, db->h, &res, "PRAGMA journal_mode", 0);
     if (rc != 0)
         return us_db_fail(db, rc, "PRAGMA journal_mode");
-    while (apr_dbd_get_row(db->drv, db->pool, res, &row, -1) == 0) {
+    while ((frc = us_db_next_row(db, db->pool, res, &row)) == US_DB_OK) {
         const char *mode = apr_dbd_get_entry(db->drv, row, 0);
         wal = mode && strcmp(mode, "wal") == 0;
     }
+    if (frc != US_DB_NOTFOUND)
+        return frc;
     db->wal_path = wal ? apr_pstrcat(db->pool, db->params, "-wal", NULL) : NULL;
     return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
 }
@@ -173,15 +197,16 @@ static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
+    us_db_rc frc;
     int rc = apr_dbd_select(db->drv, p, db->h, &res, US_SQL_SCHEMA_VERSION_GET, 0);
     if (rc != 0)
         return us_db_fail(db, rc, "read schema version");
     *version = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((frc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         const char *v = apr_dbd_get_entry(db->drv, row, 0);
         *version = v ? atoi(v) : 0;
     }
-    return US_DB_OK;
+    return frc == US_DB_NOTFOUND ? US_DB_OK : frc;
 }
 
 static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)

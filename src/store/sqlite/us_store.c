@@ -75,10 +75,12 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
     us_db_rc rc = select_rows(db, p, US_STMT_SESSION_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -122,15 +124,19 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
 
     rc = select_rows(db, p, list, is_expired < 0 ? largs_all : largs_f, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         row_to_session(db->drv, p, row, apr_array_push(*rows));
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -145,10 +151,12 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     us_db_rc rc = select_rows(db, p, US_STMT_SESSION_BY_ID, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -172,16 +180,20 @@ static us_db_rc upload_commit_in_txn(us_db *db, apr_pool_t *p, const us_upload *
     const void *open_args[] = { u->session_id, &t };
     if ((rc = select_rows(db, p, US_STMT_SESSION_IS_OPEN, open_args, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         open = 1;
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     if (!open)
         return US_DB_CONFLICT;
 
     const void *blob_args[] = { u->session_id, u->name };
     if ((rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *old_blob = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
 
     if (*old_blob) {
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
@@ -214,14 +226,16 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     rc = select_rows(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
                      status ? largs_st : largs_all, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_file_row));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_file_row *f = apr_array_push(*rows);
         const char *reason = apr_dbd_get_entry(db->drv, row, 3);
         f->file_ingestion_id = entry_str(db->drv, p, row, 0);
@@ -229,6 +243,8 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
         f->status = entry_str(db->drv, p, row, 2);
         f->reason = reason ? apr_pstrdup(p, reason) : NULL;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -254,8 +270,10 @@ static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_befo
     *id = NULL;
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *id = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return *id ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -276,10 +294,12 @@ static us_db_rc ingest_claim_in_txn(us_db *db, apr_pool_t *p, const char *owner,
     const void *qargs[] = { &t, owner };
     if ((rc = select_rows(db, p, US_STMT_INGEST_CLAIMED, qargs, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     if (!found) /* claimed a moment ago in this transaction: cannot be */
         db->err = "us_ingest_claimed: the claimed session is not there";
     return found ? US_DB_OK : US_DB_ERROR;
@@ -293,11 +313,13 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
     if (rc != US_DB_OK)
         return rc;
     *claims = apr_array_make(p, 4, sizeof(us_claim));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_claim *c = apr_array_push(*claims);
         c->session_id = entry_str(db->drv, p, row, 0);
         c->owner = entry_str(db->drv, p, row, 1);
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -336,13 +358,15 @@ us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_pending *u = apr_array_push(*rows);
         u->name = entry_str(db->drv, p, row, 0);
         u->blob = entry_str(db->drv, p, row, 1);
         u->size = entry_ll(db->drv, row, 2);
         u->file_ingestion_id = entry_str(db->drv, p, row, 3);
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -356,8 +380,10 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
     *blob = NULL;
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *blob = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -371,8 +397,10 @@ us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
     if (rc != US_DB_OK)
         return rc;
     *ids = apr_array_make(p, 2, sizeof(const char *));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         APR_ARRAY_PUSH(*ids, const char *) = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -498,10 +526,12 @@ us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const ch
     us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_wsfile(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -519,15 +549,19 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     rc = after_id ? select_rows(db, p, US_STMT_WSFILE_LIST_AFTER, aargs, &res)
                   : select_rows(db, p, US_STMT_WSFILE_LIST, largs, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_wsfile));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         row_to_wsfile(db->drv, p, row, apr_array_push(*rows));
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
