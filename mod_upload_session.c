@@ -31,6 +31,7 @@
 #include <apr_strings.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -506,10 +507,29 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
 }
 
+/* glibc serves an allocation above its mmap threshold with its own mapping,
+ * returned to the system when freed - but raises the threshold to the size
+ * of every such block freed, so later ones come from the worker threads'
+ * arenas and stay resident there: twenty 1 MB `meta` uploads (jansson's
+ * and SQLite's copies) left a child 99 MiB larger. A fixed threshold (at
+ * glibc's default) turns that raising off. */
+static void fix_mmap_threshold(server_rec *s)
+{
+#ifdef M_MMAP_THRESHOLD
+    if (mallopt(M_MMAP_THRESHOLD, US_MMAP_THRESHOLD) != 1)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0010)
+                     "cannot fix malloc's mmap threshold: large requests may stay resident");
+#else
+    (void)s;
+#endif
+}
+
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_hash_t *stores = apr_hash_make(pchild);
     int threads = US_DEFAULT_MAX_CONNS;
+
+    fix_mmap_threshold(s);
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     if (threads < 1)

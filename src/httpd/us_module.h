@@ -19,6 +19,7 @@
 #define US_DEFAULT_MAX_OPEN 10
 #define US_DEFAULT_MAX_LIFETIME 86400
 #define US_DEFAULT_MAX_CONNS 32
+#define US_MMAP_THRESHOLD (128 * 1024) /* glibc's initial M_MMAP_THRESHOLD */
 #define US_SECRET_LEN 32
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_INGEST_THREADS 1

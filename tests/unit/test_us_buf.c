@@ -72,12 +72,35 @@ static void test_byte_at_a_time_is_linear(void **state)
     assert_true(growths <= 13);
 }
 
+/* a large buffer leaves the shared allocator; destroying the pool it was
+ * made with takes its memory along */
+static void test_large_buffer_has_an_allocator_of_its_own(void **state)
+{
+    apr_pool_t *p;
+    us_buf b;
+    char piece[4096];
+    (void)state;
+    memset(piece, 'x', sizeof(piece));
+    apr_pool_create(&p, pool);
+    us_buf_init(&b, p, 1 << 20);
+    assert_int_equal(us_buf_append(&b, piece, sizeof(piece)), 0);
+    assert_ptr_equal(apr_pool_allocator_get(b.pool), apr_pool_allocator_get(p));
+    while (b.len < US_BUF_UNSHARED_ABOVE)
+        assert_int_equal(us_buf_append(&b, piece, sizeof(piece)), 0);
+    assert_ptr_not_equal(apr_pool_allocator_get(b.pool), apr_pool_allocator_get(p));
+    assert_ptr_equal(apr_pool_parent_get(b.pool), p);
+    assert_int_equal(b.data[0], 'x');
+    assert_int_equal(b.data[b.len - 1], 'x');
+    apr_pool_destroy(p); /* valgrind: nothing of the buffer's is left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_reset),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_byte_at_a_time_is_linear),
+        cmocka_unit_test(test_large_buffer_has_an_allocator_of_its_own),
     };
     apr_initialize();
     apr_pool_create(&pool, NULL);

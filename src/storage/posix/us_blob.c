@@ -1,5 +1,6 @@
 /* us_blob.c - durable file writes (pure). */
 #include "us_blob.h"
+#include "us_buf.h"
 #include "us_dirsync.h"
 
 #include <apr_portable.h>
@@ -173,8 +174,10 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->tmp_path = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     b->fd = -1;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
-    /* aligned for O_DIRECT (see write_chunks) */
-    b->chunk[0] = (char *)(((apr_uintptr_t)apr_palloc(p, CHUNK + ALIGN) + ALIGN - 1) &
+    /* aligned for O_DIRECT (see write_chunks); from a pool of its own, so
+     * the connection does not keep 256 KiB per upload it served */
+    b->chunk[0] = (char *)(((apr_uintptr_t)apr_palloc(us_pool_unshared(p), CHUNK + ALIGN) +
+                            ALIGN - 1) &
                            ~(apr_uintptr_t)(ALIGN - 1));
     b->sha = EVP_MD_CTX_new();
     EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL);
