@@ -143,12 +143,17 @@ def trickle(port, path, ctype, head_parts, value, tail, pause=0.0001):
         sock.close()
 
 
+def open_session(srv, prefix):
+    """(api client, workspace, session, its upload config) of a new session."""
+    api = srv.client(srv.user_all)
+    ws = unique_ws(prefix)
+    sess = create_session(api, ws)
+    return api, ws, sess, sess["aws_prefixed_request_config"]
+
+
 def test_a_field_trickled_byte_by_byte_costs_no_memory(mem_server):
     srv = mem_server
-    api = srv.client(srv.user_all)
-    ws = unique_ws("mem-trickle")
-    sess = create_session(api, ws)
-    cfg = sess["aws_prefixed_request_config"]
+    api, ws, sess, cfg = open_session(srv, "mem-trickle")
     boundary = new_boundary()
     b = b"--" + boundary.encode() + b"\r\n"
     head = b + Part("x-amz-meta-note", b"").head()
@@ -209,10 +214,7 @@ def test_meta_parts_cost_no_memory(mem_server):
 
 def test_filename_substitution_costs_no_memory(mem_server):
     srv = mem_server
-    api = srv.client(srv.user_all)
-    ws = unique_ws("mem-subst")
-    sess = create_session(api, ws)
-    cfg = sess["aws_prefixed_request_config"]
+    api, ws, sess, cfg = open_session(srv, "mem-subst")
     prefix = cfg["fields"]["key"][:-len("${filename}")]
     up = srv.raw_client(timeout=120)
     with PeakGrowth(srv) as g:
@@ -234,10 +236,8 @@ def test_filename_substitution_costs_no_memory(mem_server):
 # NUL bytes in form fields
 # --------------------------------------------------------------------------
 
-def test_nul_in_a_form_field_is_refused(srv, api):
-    ws = unique_ws("nul")
-    sess = create_session(api, ws)
-    cfg = sess["aws_prefixed_request_config"]
+def test_nul_in_a_form_field_is_refused(srv):
+    api, ws, sess, cfg = open_session(srv, "nul")
     up = srv.raw_client(timeout=60)
     # a valid signature followed by NUL and junk
     fields = dict(cfg["fields"])

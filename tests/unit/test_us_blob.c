@@ -122,43 +122,59 @@ static void test_small_never_overwrites(void **state)
 
 /* A large file written in odd pieces: every byte on disk in order, the
  * SHA-256 of all of them (crosses the early-writeback steps). */
-static void large_in_pieces(const char *where)
+static void write_in_pieces(const char *where, size_t size, size_t piece)
 {
-    enum { SIZE = 21 * 1024 * 1024 + 12345, PIECE = 7999 };
     us_blob *b;
     apr_pool_t *p;
     unsigned char d[32];
     char want[65];
-    unsigned char *data = malloc(SIZE);
+    unsigned char *data = malloc(size);
     assert_non_null(data);
-    for (size_t i = 0; i < SIZE; i++)
+    for (size_t i = 0; i < size; i++)
         data[i] = (unsigned char)(i * 2654435761u >> 13);
-    EVP_Digest(data, SIZE, d, NULL, EVP_sha256(), NULL);
+    EVP_Digest(data, size, d, NULL, EVP_sha256(), NULL);
     for (int i = 0; i < 32; i++)
         snprintf(want + 2 * i, 3, "%02x", d[i]);
 
     apr_pool_create(&p, pool);
     assert_int_equal(us_blob_open(p, where, "large", &b), APR_SUCCESS);
-    for (size_t off = 0; off < SIZE; off += PIECE) {
-        size_t n = SIZE - off < PIECE ? SIZE - off : PIECE;
+    for (size_t off = 0; off < size; off += piece) {
+        size_t n = size - off < piece ? size - off : piece;
         assert_int_equal(us_blob_write(b, (const char *)data + off, n), APR_SUCCESS);
     }
     assert_int_equal(us_blob_finish(b), APR_SUCCESS);
-    assert_int_equal(us_blob_size(b), SIZE);
+    assert_int_equal(us_blob_size(b), size);
     assert_string_equal(us_blob_sha256_hex(b), want);
     assert_int_equal(us_blob_publish(b), APR_SUCCESS);
 
     FILE *f = fopen(us_blob_path(b), "rb");
     assert_non_null(f);
-    unsigned char *back = malloc(SIZE + 1);
+    unsigned char *back = malloc(size + 1);
     assert_non_null(back);
-    assert_int_equal(fread(back, 1, SIZE + 1, f), SIZE);
+    assert_int_equal(fread(back, 1, size + 1, f), size);
     fclose(f);
-    assert_memory_equal(back, data, SIZE);
+    assert_memory_equal(back, data, size);
     unlink(us_blob_path(b));
     free(back);
     free(data);
     apr_pool_destroy(p);
+}
+
+static void large_in_pieces(const char *where)
+{
+    write_in_pieces(where, 21 * 1024 * 1024 + 12345, 7999);
+}
+
+/* Sizes around the first chunk's 16 KiB (held in the request pool) and
+ * the full chunk's 256 KiB, in pieces that cross both. */
+static void test_sizes_around_the_chunks(void **state)
+{
+    static const size_t sizes[] = { 1, 16383, 16384, 16385, 70000, 262143, 262144, 262145, 600001 };
+    static const size_t pieces[] = { 1000, 16384, 5000000 };
+    (void)state;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        for (size_t j = 0; j < sizeof(pieces) / sizeof(pieces[0]); j++)
+            write_in_pieces(dir, sizes[i], pieces[j]);
 }
 
 /* On the disk (O_DIRECT where the file system takes it, the tail through
@@ -275,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_small_never_overwrites),
         cmocka_unit_test(test_large_in_pieces),
+        cmocka_unit_test(test_sizes_around_the_chunks),
         cmocka_unit_test(test_abandoned_is_removed),
         cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),

@@ -49,6 +49,7 @@
  * ring of 16 chunks written 8 at a time was no faster than 8 by 4: the
  * disk, not the queue, sets the pace, so memory stays at 2 MiB.) */
 #define CHUNK ((apr_size_t)256 * 1024)
+#define FIRST_CHUNK ((apr_size_t)16 * 1024) /* chunk[0] until the file outgrows it */
 #define RING 8
 #define BATCH 4
 #define ALIGN ((apr_size_t)4096) /* O_DIRECT buffers, lengths and offsets */
@@ -82,7 +83,9 @@ struct us_blob {
     apr_status_t failed;    /* the first write error the request thread saw */
     char hex[65];
 
-    /* chunks: chunk[0] from the pool, the rest malloc'ed with the thread */
+    /* chunks: chunk[0] from the pool (FIRST_CHUNK bytes from the request's
+     * until the file needs more), the rest malloc'ed with the thread */
+    apr_size_t chunk0_cap;
     char *chunk[RING];
     apr_size_t fill[RING];  /* bytes in each chunk handed over */
     unsigned long produced; /* chunks handed over (guarded by mu once threaded) */
@@ -157,6 +160,13 @@ static apr_status_t blob_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* size bytes from p, aligned for O_DIRECT (see write_chunks) */
+static char *aligned_alloc_in(apr_pool_t *p, apr_size_t size)
+{
+    return (char *)(((apr_uintptr_t)apr_palloc(p, size + ALIGN) + ALIGN - 1) &
+                    ~(apr_uintptr_t)(ALIGN - 1));
+}
+
 apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out)
 {
     us_blob *b = apr_pcalloc(p, sizeof(*b));
@@ -174,11 +184,8 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->tmp_path = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     b->fd = -1;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
-    /* aligned for O_DIRECT (see write_chunks); from a pool of its own, so
-     * the connection does not keep 256 KiB per upload it served */
-    b->chunk[0] = (char *)(((apr_uintptr_t)apr_palloc(us_pool_unshared(p), CHUNK + ALIGN) +
-                            ALIGN - 1) &
-                           ~(apr_uintptr_t)(ALIGN - 1));
+    b->chunk[0] = aligned_alloc_in(p, FIRST_CHUNK);
+    b->chunk0_cap = FIRST_CHUNK;
     b->sha = EVP_MD_CTX_new();
     EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL);
     *out = b;
@@ -356,11 +363,24 @@ static apr_status_t hand_over(us_blob *b)
     return rv;
 }
 
+/* chunk[0] at its full size, for a file larger than FIRST_CHUNK. From a
+ * pool of its own: 256 KiB taken from the request pool would stay with the
+ * connection (httpd keeps a request pool's memory for the next request). */
+static void grow_first_chunk(us_blob *b)
+{
+    char *full = aligned_alloc_in(us_pool_unshared(b->pool), CHUNK);
+    memcpy(full, b->chunk[0], b->cur_fill);
+    b->chunk[0] = full;
+    b->chunk0_cap = CHUNK;
+}
+
 apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len)
 {
     if (b->failed)
         return b->failed;
     b->size += (long long)len;
+    if (b->chunk0_cap < CHUNK && b->cur_fill + len > b->chunk0_cap)
+        grow_first_chunk(b); /* still in chunk[0]: nothing was handed over */
     while (len) {
         apr_size_t n = CHUNK - b->cur_fill < len ? CHUNK - b->cur_fill : len;
         memcpy(b->chunk[b->produced % RING] + b->cur_fill, data, n);
