@@ -40,13 +40,20 @@ APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-
 APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
 LIBS     := -ljansson -lcrypto
 
-# The core: every src/ file except the httpd glue. Unit tests link it without httpd.
-GLUE_SRCS := src/us_api.c src/us_upload.c src/us_files.c
-CORE_SRCS := $(filter-out $(GLUE_SRCS),$(wildcard src/*.c))
-CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/core/%.o)
+# Sources by layer (README, Layout). src/httpd/ is the httpd glue; the core
+# library is every other src/ file: unit tests and fuzz targets link it
+# without httpd. Headers used across layers are in include/, the others
+# beside their sources (found there by #include "..."); tests reach those
+# through PRIV_INC.
+ALL_SRCS  := $(sort $(shell find src -name '*.c'))
+GLUE_SRCS := $(filter src/httpd/%,$(ALL_SRCS))
+CORE_SRCS := $(filter-out src/httpd/%,$(ALL_SRCS))
+CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
-HEADERS   := $(wildcard include/*.h)
+PRIV_HDRS := $(sort $(shell find src -name '*.h'))
+HEADERS   := $(wildcard include/*.h) $(PRIV_HDRS)
+PRIV_INC  := $(addprefix -I,$(patsubst %/,%,$(sort $(dir $(filter-out src/httpd/%,$(PRIV_HDRS))))))
 SANITIZE_FLAGS :=
 SANITIZE_LDFLAGS :=
 ifeq ($(SANITIZE),1)
@@ -66,7 +73,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_LIMITS := -malloc_limit_mb=64 -rss_limit_mb=1024
 FUZZ_ARGS_form := -max_len=65536
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-               -Iinclude $(APR_INC)
+               -Iinclude $(PRIV_INC) $(APR_INC)
 
 all: module tools
 
@@ -75,14 +82,14 @@ deps:
 
 module: $(BUILD)/mod_upload_session.so
 
-$(BUILD)/mod_upload_session.so: mod_upload_session.c $(wildcard src/*.c) $(HEADERS)
+$(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS)
 	@mkdir -p $(BUILD)/apxs
 	@rm -rf $(BUILD)/apxs/* && cp -r mod_upload_session.c src include $(BUILD)/apxs/
-	@echo "apxs -c mod_upload_session.c src/*.c"
+	@echo "apxs -c mod_upload_session.c src/**/*.c"
 	@cd $(BUILD)/apxs && $(APXS) -c -o mod_upload_session.la \
 	    $(foreach f,$(WARN) -O2 -g -Iinclude $(SANITIZE_FLAGS),-Wc,$(f)) \
 	    $(SANITIZE_LDFLAGS) \
-	    mod_upload_session.c src/*.c $(LIBS) >build.log 2>&1 || \
+	    mod_upload_session.c $(ALL_SRCS) $(LIBS) >build.log 2>&1 || \
 	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
 	@# copy then rename: a running httpd keeps its mapping of the old file
 	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@.new && mv -f $@.new $@
@@ -93,7 +100,7 @@ $(BUILD)/us-keygen: tools/us_keygen.c $(BUILD)/libus_core.a
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
 
-$(BUILD)/core/%.o: src/%.c $(HEADERS)
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) -c -o $@ $<
@@ -105,7 +112,7 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a $(wildcard tests/unit/*.h) $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $<"
-	@$(CC) $(CFLAGS_CORE) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
+	@$(CC) $(CFLAGS_CORE) $(PRIV_INC) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -131,14 +138,17 @@ test:
 	$(MAKE) unit
 	$(MAKE) integration
 
-# cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
+# check-layers.py: httpd headers only in src/httpd/, no two source files
+# depending on each other, layers in order - read from the module's object
+# files (its docstring says how). cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
 # is APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
-lint:
+lint: module
+	$(PYTHON) scripts/check-layers.py
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 	    -Iinclude mod_upload_session.c src tools
-	clang-tidy --quiet $(wildcard src/*.c) mod_upload_session.c $(wildcard tools/*.c) -- \
+	clang-tidy --quiet $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) -- \
 	    $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
 	    -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 
@@ -192,6 +202,7 @@ stop:
 	@bash scripts/run-httpd.sh stop $(PORT)
 
 clean:
-	rm -rf build build-sanitize src/*.lo src/*.o src/*.slo src/.libs *.lo *.slo *.la .libs
+	rm -rf build build-sanitize *.lo *.slo *.la .libs
+	find src \( -name '*.lo' -o -name '*.o' -o -name '*.slo' -o -name .libs \) -prune -exec rm -rf {} +
 
 endif # US_PACKAGES_READY

@@ -1,7 +1,8 @@
 /*
  * mod_upload_session.c - module record, configuration directives and hook
- * registration. Request handling lives in src/us_api.c, everything that
- * does not need httpd in the other src/ files.
+ * registration. Request handling lives in src/httpd/ (dispatch.c, then one
+ * file per endpoint group), everything that does not need httpd in the
+ * other src/ folders.
  *
  * Lifecycle:
  *   pre_config    apr_dbd_init
@@ -13,9 +14,9 @@
  *   pre_translate_name  JSON 404 for an encoded '/' or NUL in an API path
  *   handler       the API
  */
-#include "us_module.h"
+#include "src/httpd/us_module.h"
+#include "src/httpd/us_upload.h"
 #include "us_ingest.h"
-#include "us_upload.h"
 
 #include <http_log.h>
 #include <http_protocol.h>

@@ -33,9 +33,6 @@ const char *us_blob_path(const us_blob *b);        /* the final path */
  * of a small file; NULL before it is created and once published */
 const char *us_blob_pending_path(const us_blob *b);
 
-/* fsync of a directory (after renames into or out of it). */
-apr_status_t us_fsync_dir(const char *dir);
-
 /* Removes the ".<name>.<pid>.tmp" files in dir whose writing process is
  * gone (a crash, a hard restart); returns how many. */
 int us_blob_sweep(apr_pool_t *p, const char *dir);

@@ -79,11 +79,6 @@ typedef struct {
 void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m);
 void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m);
 
-/* 1 when s is valid UTF-8 as the writer (and jansson) requires of
- * strings: no stray continuation byte, overlong form, surrogate, code
- * point beyond U+10FFFF, or cut-short sequence. NULL is not. */
-int us_utf8_valid(const char *s);
-
 /* 1 while nothing was refused. */
 int us_jsonw_ok(const us_jsonw *w);
 

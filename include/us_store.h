@@ -12,8 +12,6 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
-#include "us_sql.h"
-
 typedef enum {
     US_DB_OK = 0,
     US_DB_NOTFOUND,
@@ -240,5 +238,7 @@ us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us
 
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
+/* Forgets it: a pooled connection starts each use without one. */
+void us_db_clear_error(us_db *db);
 
 #endif

@@ -1,8 +1,18 @@
-/* us_uuid.h - random (version 4) UUIDs in canonical form. Pure: APR. */
+/* us_uuid.h - random (version 4) UUIDs in canonical form, and parsing
+ * UUIDs as pydantic does. Pure: APR. */
 #ifndef US_UUID_H
 #define US_UUID_H
 
+#include <stddef.h>
+
 /* Writes a new UUID4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") and NUL into out. */
 void us_uuid4(char out[37]);
+
+/* Parse like pydantic-core (Rust uuid crate): hyphenated, 32-hex simple,
+ * {braced}, urn:uuid:. On success writes the canonical lower-case hyphenated
+ * form to out (37 bytes incl. NUL) and returns 1. On failure writes the
+ * reason (e.g. "invalid length: expected length 32 for simple format,
+ * found 3") to reason and returns 0. */
+int us_uuid_parse(const char *in, char out[37], char *reason, size_t reasonlen);
 
 #endif

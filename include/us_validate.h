@@ -20,13 +20,6 @@ json_t *us_verr(const char *type, json_t *loc, const char *msg, json_t *input,
 
 /* ---- UUID ---------------------------------------------------------------- */
 
-/* Parse like pydantic-core (Rust uuid crate): hyphenated, 32-hex simple,
- * {braced}, urn:uuid:. On success writes the canonical lower-case hyphenated
- * form to out (37 bytes incl. NUL) and returns 1. On failure writes the
- * reason (e.g. "invalid length: expected length 32 for simple format,
- * found 3") to reason and returns 0. */
-int us_uuid_parse(const char *in, char out[37], char *reason, size_t reasonlen);
-
 /* Path parameter (loc ["path", name]); uuid_parsing item on failure. */
 int us_v_path_uuid(json_t *errs, const char *name, const char *value, char out[37]);
 

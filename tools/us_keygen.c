@@ -6,7 +6,6 @@
  */
 #include "us_uuid.h"
 #include "us_auth.h"
-#include "us_validate.h"
 
 #include <apr_file_io.h>
 #include <apr_general.h>

@@ -22,7 +22,7 @@
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
  *   $(apr-1-config --includes --cppflags) tests/fuzz/fuzz_multipart.c \
- *   src/us_multipart.c $(apr-1-config --link-ld --libs) -o /tmp/fuzz_multipart
+ *   src/wire/us_multipart.c $(apr-1-config --link-ld --libs) -o /tmp/fuzz_multipart
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */

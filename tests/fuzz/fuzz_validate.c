@@ -9,6 +9,7 @@
 
 #include "us_router.h"
 #include "us_validate.h"
+#include "us_uuid.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -347,7 +347,7 @@ def test_store_locked_beyond_busy_timeout(make_server):
 
 def test_writers_queue_on_the_store_lock_file(make_server):
     """Every child's writers take an flock on <store>.lock before SQLite's
-    write lock (src/us_writer.c): while someone else holds it, create, close
+    write lock (src/store/sqlite/us_writer.c): while someone else holds it, create, close
     and uploads wait (reads do not), and they all complete once it is free."""
     s = make_server()
     api = s.client(s.user_all, timeout=60)

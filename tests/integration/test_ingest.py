@@ -422,7 +422,7 @@ def test_status_of_a_large_session_has_the_same_shape(srv, api):
 
 def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     """Requests leave WAL checkpoints to the ingest workers (every 500 ms;
-    src/us_ingest.c): soon after a burst of uploads, the database file on
+    src/core/us_ingest.c): soon after a burst of uploads, the database file on
     its own - without the WAL - holds them all."""
     ws = unique_ws("ckpt")
     sid, cfg = new_session(api, ws)
@@ -446,7 +446,7 @@ def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
 
 def test_a_done_session_leaves_no_directory(srv, api):
     """Once a session is ingested, its directory goes: the blobs of FAILED
-    files and the sidecars were all that was left in it (src/us_ingest.c)."""
+    files and the sidecars were all that was left in it (src/core/us_ingest.c)."""
     ws = unique_ws("ing-clear")
     sid, cfg = new_session(api, ws)
     upload_all(cfg, [("kept.txt", b"kept"), ("kept.txt.meta.json", b'{"k": 1}'),

@@ -6,7 +6,7 @@ last-wins rule, success_action_status, and a reverse proxy with a path prefix.
 
 Files land in <srv.dir>/state/data/sessions/<session_id>/<blob uuid>, temp
 files ".<uuid>.<pid>.tmp" beside them while a file over 256 KiB is written
-(src/us_blob.c)."""
+(src/storage/posix/us_blob.c)."""
 
 import datetime as dt
 import hashlib

@@ -30,7 +30,7 @@ import xml.etree.ElementTree as ET
 from harness import MODULE_SO, UUID_CANON_RE, check, get_status, session_path, wait_for
 
 
-# The module's messages (src/us_upload.c).
+# The module's messages (src/httpd/us_upload.c).
 MSG_MISSING = "Bucket POST must contain the fields 'policy' and 'x-amz-signature'."
 MSG_BAD_SIG = "The request signature we calculated does not match the signature you provided."
 MSG_EXPIRED = "Invalid according to Policy: Policy expired."

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "us_jsonw.h"
+#include "us_utf8.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 

@@ -7,7 +7,6 @@
 
 #include <apr_general.h>
 #include "us_uuid.h"
-#include "us_validate.h" /* us_uuid_parse */
 
 static void test_canonical_form(void **state)
 {

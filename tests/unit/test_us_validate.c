@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "us_validate.h"
+#include "us_uuid.h"
 
 /* ---- expected-item helpers (JSON text) ----------------------------------- */
 

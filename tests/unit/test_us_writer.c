@@ -369,6 +369,62 @@ static void test_hot_statements_seek(void **state)
     us_db_close(db);
 }
 
+/* ---- a failed row fetch is an error, never the end of the rows ------------------ */
+
+static int fetch_calls, fetch_fail_at, fetch_fail_rc;
+
+/* apr_dbd_get_row until call number fetch_fail_at, which fails with fetch_fail_rc */
+static int failing_get_row(const apr_dbd_driver_t *d, apr_pool_t *p, apr_dbd_results_t *res,
+                           apr_dbd_row_t **row, int rownum)
+{
+    if (++fetch_calls == fetch_fail_at)
+        return fetch_fail_rc;
+    return apr_dbd_get_row(d, p, res, row, rownum);
+}
+
+static us_db_rc list_with_fetch_failing_at(us_db *db, int call, int rc, int *nrows)
+{
+    apr_array_header_t *rows = NULL;
+    long long total = 0;
+    fetch_calls = 0;
+    fetch_fail_at = call;
+    fetch_fail_rc = rc;
+    us_db_set_get_row(failing_get_row);
+    us_db_rc drc = us_session_list(db, pool, "ws", -1, 10, 0, T0, &rows, &total);
+    us_db_set_get_row(NULL);
+    *nrows = drc == US_DB_OK ? rows->nelts : -1;
+    return drc;
+}
+
+static void test_fetch_error_is_reported(void **state)
+{
+    (void)state;
+    us_db *db = open_db(pool);
+    for (int n = 1; n <= 3; n++) {
+        us_session s = make(pool, n, "u1", 3600);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    }
+    int nrows = 0;
+    assert_int_equal(list_with_fetch_failing_at(db, 0, 0, &nrows), US_DB_OK);
+    assert_int_equal(nrows, 3);
+    /* calls: 1 the count, 2 its end, 3.. the sessions: the second session fails */
+    assert_int_equal(list_with_fetch_failing_at(db, 4, 1 /* SQLITE_ERROR */, &nrows), US_DB_ERROR);
+    assert_non_null(strstr(us_db_error(db), "fetching a row"));
+    assert_int_equal(list_with_fetch_failing_at(db, 1, 1, &nrows), US_DB_ERROR);
+    /* a busy driver is retried by the client like any busy statement */
+    assert_int_equal(list_with_fetch_failing_at(db, 3, 5 /* SQLITE_BUSY */, &nrows), US_DB_BUSY);
+
+    us_session got;
+    fetch_calls = 0;
+    fetch_fail_at = 1;
+    fetch_fail_rc = 1;
+    us_db_set_get_row(failing_get_row);
+    us_db_rc drc = us_session_get(db, pool, "ws", "00000000-0000-4000-8000-000000000001", T0, &got);
+    us_db_set_get_row(NULL);
+    assert_int_equal(drc, US_DB_ERROR);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
     };
     if (fixture_start() != 0)
         return 1;

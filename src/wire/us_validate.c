@@ -15,6 +15,8 @@
  */
 #include "us_validate.h"
 #include "us_pyjson.h"
+#include "us_utf8.h"
+#include "us_uuid.h"
 
 #include <limits.h>
 #include <math.h>
@@ -121,56 +123,6 @@ static json_t *echo(json_t *v) { return json_incref(v); }
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (Unicode table 3-7),
- * or 0 when ill-formed; then *bad is the length of its maximal subpart. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-
-    *bad = 1;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED) /* no surrogates */
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if (i >= n || s[i] < lo || s[i] > hi) {
-            *bad = i;
-            return 0;
-        }
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need + 1;
-}
-
-static int utf8_valid(const char *s, size_t n)
-{
-    size_t i = 0, bad, k;
-
-    while (i < n) {
-        if (!(k = utf8_seq((const unsigned char *)s + i, n - i, &bad)))
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
 /* bytes.decode("utf-8", "replace"): one U+FFFD per maximal ill-formed
  * subpart, as CPython does. Returns a malloc'd string, length in *outlen. */
 static char *py_decode(const char *s, size_t n, size_t *outlen)
@@ -180,7 +132,7 @@ static char *py_decode(const char *s, size_t n, size_t *outlen)
 
     sb_add(&b, "", 0);
     while (i < n) {
-        k = utf8_seq((const unsigned char *)s + i, n - i, &bad);
+        k = us_utf8_seq((const unsigned char *)s + i, n - i, &bad);
         if (k) {
             sb_add(&b, s + i, k);
             i += k;
@@ -230,7 +182,7 @@ static void rust_trim(const char **b, const char **e)
     size_t bad, k;
 
     while (*b < *e) {
-        k = utf8_seq((const unsigned char *)*b, (size_t)(*e - *b), &bad);
+        k = us_utf8_seq((const unsigned char *)*b, (size_t)(*e - *b), &bad);
         if (!k || !is_rust_ws(utf8_cp((const unsigned char *)*b, k)))
             break;
         *b += k;
@@ -239,169 +191,11 @@ static void rust_trim(const char **b, const char **e)
         const char *p = *e - 1;
         while (p > *b && ((unsigned char)*p & 0xC0) == 0x80)
             p--;
-        k = utf8_seq((const unsigned char *)p, (size_t)(*e - p), &bad);
+        k = us_utf8_seq((const unsigned char *)p, (size_t)(*e - p), &bad);
         if (!k || !is_rust_ws(utf8_cp((const unsigned char *)p, k)))
             break;
         *e = p;
     }
-}
-
-/* ---- UUID (uuid crate) --------------------------------------------------- */
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* 32 hex digits, skipping hyphens at the given positions (parse_simple /
- * parse_hyphenated). */
-static int uuid_hex(const char *s, size_t n, int hyphenated, unsigned char b[16])
-{
-    int nib = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int h;
-        if (hyphenated && (i == 8 || i == 13 || i == 18 || i == 23)) {
-            if (s[i] != '-')
-                return 0;
-            continue;
-        }
-        if ((h = hexval((unsigned char)s[i])) < 0)
-            return 0;
-        if (nib & 1)
-            b[nib / 2] |= (unsigned char)h;
-        else
-            b[nib / 2] = (unsigned char)(h << 4);
-        nib++;
-    }
-    return nib == 32;
-}
-
-/* Uuid::try_parse: the shape is chosen by the total byte length alone. */
-static int uuid_try_parse(const char *s, size_t n, unsigned char b[16])
-{
-    if (n == 32)
-        return uuid_hex(s, 32, 0, b);
-    if (n == 36)
-        return uuid_hex(s, 36, 1, b);
-    if (n == 38 && s[0] == '{' && s[37] == '}')
-        return uuid_hex(s + 1, 36, 1, b);
-    if (n == 45 && memcmp(s, "urn:uuid:", 9) == 0)
-        return uuid_hex(s + 9, 36, 1, b);
-    return 0;
-}
-
-#if defined(__GNUC__)
-static void set_reason(char *reason, size_t rl, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#endif
-
-static void set_reason(char *reason, size_t rl, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!reason || !rl)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(reason, rl, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized): a clang 14 false positive, va_start is just above */
-    va_end(ap);
-}
-
-/* InvalidUuid::into_err on the slice try_parse failed on: explains why.
- * Indexes are 1-based byte offsets into that slice (counting a leading "{"
- * or "urn:uuid:" it starts with); every character before the reported one
- * is ASCII (the first non-ASCII character is always the one reported), so
- * they are also character offsets. */
-static void uuid_reason(const char *in, size_t n, char *reason, size_t rl)
-{
-    static const size_t starts[5] = {0, 9, 14, 19, 24};
-    static const int expect[5] = {8, 4, 4, 4, 12};
-    const char *s = in;
-    size_t sn = n, off = 0, hyphens = 0, bounds[4] = {0, 0, 0, 0}, bad, k;
-    int simple = 1;
-
-    if (!utf8_valid(in, n)) {
-        set_reason(reason, rl, "non-UTF8 input");
-        return;
-    }
-    if (n >= 2 && in[0] == '{' && in[n - 1] == '}') {
-        s = in + 1, sn = n - 2, off = 1, simple = 0;
-    } else if (n >= 9 && memcmp(in, "urn:uuid:", 9) == 0) {
-        s = in + 9, sn = n - 9, off = 9, simple = 0;
-    }
-    for (size_t i = 0; i < sn; i += k) {
-        unsigned char c = (unsigned char)s[i];
-        k = utf8_seq((const unsigned char *)s + i, sn - i, &bad);
-        if (c == '-') {
-            if (hyphens < 4)
-                bounds[hyphens] = i;
-            hyphens++;
-        } else if (c >= 0x80 || hexval(c) < 0) {
-            set_reason(reason, rl, "invalid character: found `%.*s` at %zu",
-                       (int)k, s + i, i + off + 1);
-            return;
-        }
-    }
-    if (hyphens == 0 && simple) {
-        set_reason(reason, rl,
-                   "invalid length: expected length 32 for simple format, found %zu", n);
-        return;
-    }
-    if (hyphens != 4) {
-        set_reason(reason, rl, "invalid group count: expected 5, found %zu", hyphens + 1);
-        return;
-    }
-    for (int g = 0; g < 4; g++) {
-        if (bounds[g] != starts[g + 1] - 1) {
-            set_reason(reason, rl,
-                       "invalid group length in group %d: expected %d, found %zu", g,
-                       expect[g], bounds[g] - starts[g]);
-            return;
-        }
-    }
-    /* The crate measures the last group against the WHOLE input length, so
-     * "{...}" / "urn:uuid:..." inputs report the prefix/brace bytes too. */
-    set_reason(reason, rl, "invalid group length in group 4: expected 12, found %zu",
-               n - starts[4]);
-}
-
-int us_uuid_parse(const char *in, char out[37], char *reason, size_t reasonlen)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    size_t n = in ? strlen(in) : 0;
-    char *o = out;
-
-    if (!in)
-        in = "";
-    if (!uuid_try_parse(in, n, b)) {
-        /* try_parse hands into_err() the slice it failed on: for a 38-byte
-         * "{...}" or 45-byte "urn:uuid:..." input that is the INNER 36
-         * bytes, so indexes then count from the inner text (and the inner
-         * text is itself checked again for braces / the urn prefix). */
-        if (n == 38 && in[0] == '{' && in[37] == '}')
-            uuid_reason(in + 1, 36, reason, reasonlen);
-        else if (n == 45 && memcmp(in, "urn:uuid:", 9) == 0)
-            uuid_reason(in + 9, 36, reason, reasonlen);
-        else
-            uuid_reason(in, n, reason, reasonlen);
-        out[0] = '\0';
-        return 0;
-    }
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 15];
-    }
-    *o = '\0';
-    return 1;
 }
 
 int us_v_path_uuid(json_t *errs, const char *name, const char *value, char out[37])

@@ -1,8 +1,8 @@
 /*
- * us_http.h - response and store helpers the endpoint files share (glue).
+ * response.h - the answers and store helpers every endpoint group shares.
  */
-#ifndef US_HTTP_H
-#define US_HTTP_H
+#ifndef US_RESPONSE_H
+#define US_RESPONSE_H
 
 #include <jansson.h>
 #include "us_jsonw.h"
@@ -27,10 +27,5 @@ const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc dr
 
 /* The configured public base URL, or scheme://host:port of the request. */
 const char *us_public_base(request_rec *r, const us_srv_conf *c);
-
-/* Endpoints of us_files.c */
-int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
-int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
-int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
 
 #endif

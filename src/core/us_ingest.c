@@ -1,6 +1,7 @@
 /* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
 #include "us_ingest.h"
 #include "us_blob.h"
+#include "us_dirsync.h"
 #include "us_filename.h"
 #include "us_json.h"
 

@@ -1,372 +1,12 @@
 /*
- * us_store.c - apr_dbd access: connections, migration, connection pool and
- * the session queries. Every query is a prepared statement with typed
- * (binary) arguments; every result set is drained.
+ * us_store.c - the store's queries on an SQLite connection (us_db.c). Every
+ * query is a prepared statement with typed (binary) arguments; every result
+ * set is drained. Writes go through the queue of us_writer.c.
  */
 #include "us_store_db.h"
 
-#include <apr_reslist.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
-#include <stdlib.h>
 #include <string.h>
-
-struct us_store {
-    apr_pool_t *pool;
-    const apr_dbd_driver_t *drv;
-    const char *params;
-    apr_reslist_t *conns;
-    const char *last_err;
-};
-
-/* SQLite result codes the sqlite3 driver passes through */
-#define SQLITE_BUSY_RC 5
-#define SQLITE_LOCKED_RC 6
-
-static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
-
-void us_store_set_busy_timeout(int ms)
-{
-    busy_timeout_ms = ms;
-}
-
-static us_dialect dialect_of(const apr_dbd_driver_t *drv)
-{
-    return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
-}
-
-us_db_rc us_db_fail(us_db *db, int rc, const char *what)
-{
-    const char *msg = apr_dbd_error(db->drv, db->h, rc);
-    db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
-    if (db->dialect == US_DIALECT_SQLITE && (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC))
-        return US_DB_BUSY;
-    if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
-        return US_DB_BUSY;
-    return US_DB_ERROR;
-}
-
-const char *us_db_error(us_db *db)
-{
-    return db && db->err ? db->err : "no error";
-}
-
-apr_status_t us_store_driver(apr_pool_t *p, const char *name,
-                             const apr_dbd_driver_t **drv, const char **err)
-{
-    apr_status_t rv = apr_dbd_get_driver(p, name, drv);
-    switch (rv) {
-    case APR_SUCCESS:
-        return rv;
-    case APR_ENOTIMPL:
-        *err = apr_psprintf(p, "no apr_dbd driver named '%s'", name);
-        break;
-    case APR_EDSOOPEN:
-        *err = apr_psprintf(p, "the apr_dbd driver '%s' cannot be loaded "
-                            "(on Debian: install libaprutil1-dbd-%s)", name, name);
-        break;
-    default:
-        *err = apr_psprintf(p, "apr_dbd driver '%s' failed to initialise", name);
-    }
-    return rv;
-}
-
-const char *us_store_sqlite_path(const char *driver, const char *params)
-{
-    return strcmp(driver, "sqlite3") == 0 ? params : NULL;
-}
-
-static apr_status_t db_cleanup(void *data)
-{
-    us_db *db = data;
-    if (db->h) {
-        apr_dbd_close(db->drv, db->h);
-        db->h = NULL;
-    }
-    return APR_SUCCESS;
-}
-
-/* Runs a statement that may or may not return rows, discarding them. */
-static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rc = apr_dbd_select(db->drv, p, db->h, &res, sql, 0);
-    if (rc != 0)
-        return us_db_fail(db, rc, sql);
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
-        ;
-    return US_DB_OK;
-}
-
-/* A commit must be on disk before we answer. In WAL mode SQLite may skip
- * the sync at commit (synchronous=NORMAL still syncs around checkpoints)
- * because us_write syncs the WAL file right after, once the writers' lock is
- * free; without WAL (a file system that refuses it) SQLite syncs itself. */
-static us_db_rc set_durability(us_db *db)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int wal = 0;
-    int rc = apr_dbd_select(db->drv, db->pool, db->h, &res, "PRAGMA journal_mode", 0);
-    if (rc != 0)
-        return us_db_fail(db, rc, "PRAGMA journal_mode");
-    while (apr_dbd_get_row(db->drv, db->pool, res, &row, -1) == 0) {
-        const char *mode = apr_dbd_get_entry(db->drv, row, 0);
-        wal = mode && strcmp(mode, "wal") == 0;
-    }
-    db->wal_path = wal ? apr_pstrcat(db->pool, db->params, "-wal", NULL) : NULL;
-    return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
-}
-
-us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p)
-{
-    if (db->dialect != US_DIALECT_SQLITE || !db->wal_path)
-        return US_DB_OK;
-    return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
-}
-
-static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                            const char *params, us_db **out, const char **err)
-{
-    apr_pool_t *sub;
-    us_db *db;
-    const char *oerr = NULL;
-
-    apr_pool_create(&sub, p);
-    apr_pool_tag(sub, "us_db");
-    db = apr_pcalloc(sub, sizeof(*db));
-    db->pool = sub;
-    db->drv = drv;
-    db->dialect = dialect_of(drv);
-    db->params = apr_pstrdup(sub, params);
-    if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
-        *err = apr_psprintf(p, "cannot open database '%s': %s", params,
-                            oerr ? oerr : "unknown error");
-        apr_pool_destroy(sub);
-        return US_DB_ERROR;
-    }
-    apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
-    if (db->dialect == US_DIALECT_SQLITE &&
-        exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
-        *err = apr_pstrdup(p, db->err);
-        apr_pool_destroy(sub);
-        return US_DB_ERROR;
-    }
-    for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
-        us_db_rc rc = exec_drained(db, sub, *s);
-        if (rc != US_DB_OK) {
-            *err = apr_pstrdup(p, db->err);
-            apr_pool_destroy(sub);
-            return rc;
-        }
-    }
-    if (db->dialect == US_DIALECT_SQLITE && set_durability(db) != US_DB_OK) {
-        *err = apr_pstrdup(p, db->err);
-        apr_pool_destroy(sub);
-        return US_DB_ERROR;
-    }
-    *out = db;
-    return US_DB_OK;
-}
-
-us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                    const char *params, us_db **out, const char **err)
-{
-    us_db *db;
-    us_db_rc rc = connect_raw(p, drv, params, &db, err);
-    if (rc != US_DB_OK)
-        return rc;
-    for (int i = 0; i < US_STMT__COUNT; i++) {
-        const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
-        int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
-        if (prc != 0) {
-            rc = us_db_fail(db, prc, def->label);
-            *err = apr_psprintf(p, "cannot prepare %s (is the schema current?): %s",
-                                def->label, db->err);
-            apr_pool_destroy(db->pool);
-            return rc;
-        }
-    }
-    *out = db;
-    return US_DB_OK;
-}
-
-void us_db_close(us_db *db)
-{
-    if (db)
-        apr_pool_destroy(db->pool);
-}
-
-/* Reads the schema version; 0 when the database is new. */
-static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rc = apr_dbd_select(db->drv, p, db->h, &res, US_SQL_SCHEMA_VERSION_GET, 0);
-    if (rc != 0)
-        return us_db_fail(db, rc, "read schema version");
-    *version = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
-        const char *v = apr_dbd_get_entry(db->drv, row, 0);
-        *version = v ? atoi(v) : 0;
-    }
-    return US_DB_OK;
-}
-
-static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
-{
-    int version = 0, nrows = 0;
-    us_db_rc rc = schema_version(db, p, &version);
-    if (rc != US_DB_OK)
-        return rc;
-    if (version > US_SCHEMA_VERSION) {
-        *err = apr_psprintf(p, "the database has schema version %d; this module "
-                            "understands up to %d", version, US_SCHEMA_VERSION);
-        return US_DB_ERROR;
-    }
-    for (; version < US_SCHEMA_VERSION; version++) {
-        for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
-            int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
-            if (qrc != 0)
-                return us_db_fail(db, qrc, *s);
-        }
-    }
-    apr_dbd_prepared_t *set = NULL;
-    int prc = apr_dbd_prepare(db->drv, p, db->h, US_SQL_SCHEMA_VERSION_SET, NULL, &set);
-    if (prc != 0)
-        return us_db_fail(db, prc, "prepare schema version");
-    int v = US_SCHEMA_VERSION;
-    const void *args[] = { &v };
-    prc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, set, args);
-    return prc == 0 ? US_DB_OK : us_db_fail(db, prc, "write schema version");
-}
-
-us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                       const char *params, const char **err)
-{
-    us_db *db;
-    int nrows = 0;
-    us_db_rc rc = connect_raw(p, drv, params, &db, err);
-    if (rc != US_DB_OK)
-        return rc;
-    int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
-    if (qrc != 0) {
-        rc = us_db_fail(db, qrc, "create us_meta");
-        goto leave;
-    }
-    /* one migrator at a time: take the write lock before reading the version */
-    qrc = apr_dbd_query(drv, db->h, &nrows,
-                        db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
-    if (qrc != 0) {
-        rc = us_db_fail(db, qrc, "begin migration");
-        goto leave;
-    }
-    *err = NULL;
-    rc = migrate_locked(db, p, err);
-    qrc = apr_dbd_query(drv, db->h, &nrows, rc == US_DB_OK ? "COMMIT" : "ROLLBACK");
-    if (rc == US_DB_OK && qrc != 0)
-        rc = us_db_fail(db, qrc, "commit migration");
-leave:
-    if (rc != US_DB_OK && !*err)
-        *err = apr_pstrdup(p, db->err);
-    us_db_close(db);
-    return rc;
-}
-
-/* ---- connection pool ------------------------------------------------------ */
-
-static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *pool)
-{
-    us_store *st = params;
-    us_db *db = NULL;
-    const char *err = NULL;
-    if (us_db_open(pool, st->drv, st->params, &db, &err) != US_DB_OK) {
-        st->last_err = err; /* for the log line only; a benign race */
-        return APR_EGENERAL;
-    }
-    *resource = db;
-    return APR_SUCCESS;
-}
-
-static apr_status_t conn_destruct(void *resource, void *params, apr_pool_t *pool)
-{
-    (void)params;
-    (void)pool;
-    us_db_close(resource);
-    return APR_SUCCESS;
-}
-
-/* The connections live in sub-pools of the store's pool, which APR destroys
- * before running ordinary cleanups: destroy the reslist (and with it every
- * connection) in a pre-cleanup, while those sub-pools still exist. */
-static apr_status_t store_pre_cleanup(void *data)
-{
-    us_store *st = data;
-    if (st->conns) {
-        apr_reslist_destroy(st->conns);
-        st->conns = NULL;
-    }
-    return APR_SUCCESS;
-}
-
-apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                             const char *params, int max_conns, us_store **out)
-{
-    apr_allocator_t *alloc;
-    apr_thread_mutex_t *mutex;
-    apr_pool_t *pool;
-    apr_status_t rv;
-
-    /* connections are created from any worker thread: give the pool an
-     * allocator of its own, guarded by a mutex */
-    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS)
-        return rv;
-    if ((rv = apr_pool_create_ex(&pool, p, NULL, alloc)) != APR_SUCCESS) {
-        apr_allocator_destroy(alloc);
-        return rv;
-    }
-    apr_allocator_owner_set(alloc, pool);
-    apr_pool_tag(pool, "us_store");
-    if ((rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pool)) != APR_SUCCESS)
-        return rv;
-    apr_allocator_mutex_set(alloc, mutex);
-
-    us_store *st = apr_pcalloc(pool, sizeof(*st));
-    st->pool = pool;
-    st->drv = drv;
-    st->params = apr_pstrdup(pool, params);
-    rv = apr_reslist_create(&st->conns, 0, max_conns, max_conns, 0,
-                            conn_construct, conn_destruct, st, pool);
-    if (rv != APR_SUCCESS)
-        return rv;
-    apr_pool_pre_cleanup_register(pool, st, store_pre_cleanup);
-    /* wait (bounded) for a connection rather than failing at once */
-    apr_reslist_timeout_set(st->conns, apr_time_from_sec(10));
-    *out = st;
-    return APR_SUCCESS;
-}
-
-us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
-{
-    void *res = NULL;
-    apr_status_t rv = apr_reslist_acquire(st->conns, &res);
-    if (rv != APR_SUCCESS) {
-        *err = st->last_err ? st->last_err : "no database connection available";
-        return APR_STATUS_IS_TIMEUP(rv) ? US_DB_BUSY : US_DB_ERROR;
-    }
-    *db = res;
-    (*db)->err = NULL;
-    return US_DB_OK;
-}
-
-void us_store_release(us_store *st, us_db *db, int broken)
-{
-    if (broken)
-        apr_reslist_invalidate(st->conns, db);
-    else
-        apr_reslist_release(st->conns, db);
-}
 
 /* ---- queries ------------------------------------------------------------- */
 
@@ -435,10 +75,12 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
     us_db_rc rc = select_rows(db, p, US_STMT_SESSION_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -482,15 +124,19 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
 
     rc = select_rows(db, p, list, is_expired < 0 ? largs_all : largs_f, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         row_to_session(db->drv, p, row, apr_array_push(*rows));
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -505,18 +151,13 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     us_db_rc rc = select_rows(db, p, US_STMT_SESSION_BY_ID, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
-}
-
-us_db_rc us_db_exec(us_db *db, const char *sql)
-{
-    int nrows = 0;
-    int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, sql);
 }
 
 static us_db_rc exec_stmt(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
@@ -539,16 +180,20 @@ static us_db_rc upload_commit_in_txn(us_db *db, apr_pool_t *p, const us_upload *
     const void *open_args[] = { u->session_id, &t };
     if ((rc = select_rows(db, p, US_STMT_SESSION_IS_OPEN, open_args, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         open = 1;
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     if (!open)
         return US_DB_CONFLICT;
 
     const void *blob_args[] = { u->session_id, u->name };
     if ((rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *old_blob = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
 
     if (*old_blob) {
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
@@ -581,14 +226,16 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     rc = select_rows(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
                      status ? largs_st : largs_all, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_file_row));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_file_row *f = apr_array_push(*rows);
         const char *reason = apr_dbd_get_entry(db->drv, row, 3);
         f->file_ingestion_id = entry_str(db->drv, p, row, 0);
@@ -596,6 +243,8 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
         f->status = entry_str(db->drv, p, row, 2);
         f->reason = reason ? apr_pstrdup(p, reason) : NULL;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -621,8 +270,10 @@ static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_befo
     *id = NULL;
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *id = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return *id ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -643,10 +294,12 @@ static us_db_rc ingest_claim_in_txn(us_db *db, apr_pool_t *p, const char *owner,
     const void *qargs[] = { &t, owner };
     if ((rc = select_rows(db, p, US_STMT_INGEST_CLAIMED, qargs, &res)) != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_session(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     if (!found) /* claimed a moment ago in this transaction: cannot be */
         db->err = "us_ingest_claimed: the claimed session is not there";
     return found ? US_DB_OK : US_DB_ERROR;
@@ -660,11 +313,13 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
     if (rc != US_DB_OK)
         return rc;
     *claims = apr_array_make(p, 4, sizeof(us_claim));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_claim *c = apr_array_push(*claims);
         c->session_id = entry_str(db->drv, p, row, 0);
         c->owner = entry_str(db->drv, p, row, 1);
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -703,13 +358,15 @@ us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         us_pending *u = apr_array_push(*rows);
         u->name = entry_str(db->drv, p, row, 0);
         u->blob = entry_str(db->drv, p, row, 1);
         u->size = entry_ll(db->drv, row, 2);
         u->file_ingestion_id = entry_str(db->drv, p, row, 3);
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -723,8 +380,10 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
     *blob = NULL;
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *blob = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -738,8 +397,10 @@ us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
     if (rc != US_DB_OK)
         return rc;
     *ids = apr_array_make(p, 2, sizeof(const char *));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         APR_ARRAY_PUSH(*ids, const char *) = entry_str(db->drv, p, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 
@@ -865,10 +526,12 @@ us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const ch
     us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0) {
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
         row_to_wsfile(db->drv, p, row, out);
         found = 1;
     }
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
@@ -886,15 +549,19 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     rc = after_id ? select_rows(db, p, US_STMT_WSFILE_LIST_AFTER, aargs, &res)
                   : select_rows(db, p, US_STMT_WSFILE_LIST, largs, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_wsfile));
-    while (apr_dbd_get_row(db->drv, p, res, &row, -1) == 0)
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         row_to_wsfile(db->drv, p, row, apr_array_push(*rows));
+    if (rc != US_DB_NOTFOUND)
+        return rc;
     return US_DB_OK;
 }
 

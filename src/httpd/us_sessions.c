@@ -1,14 +1,15 @@
 /*
- * us_api.c - one function per endpoint: parse -> validate -> store -> JSON.
- * httpd glue; validation rules live in us_validate.c, SQL in us_store.c.
+ * us_sessions.c - the upload-session endpoints, one function each: parse ->
+ * validate -> store -> JSON. Validation rules live in us_validate.c, SQL in
+ * us_sql.c.
  */
 #include "us_uuid.h"
 #include "us_jsonw.h"
 #include "us_module.h"
 #include "us_policy.h"
 #include "us_time.h"
-#include "us_upload.h"
-#include "us_http.h"
+#include "endpoints.h"
+#include "response.h"
 #include "us_validate.h"
 
 #include <http_core.h>
@@ -29,72 +30,11 @@ static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 
 /* ---- responses ------------------------------------------------------------ */
 
-static void send_json_text(request_rec *r, int status, const char *text, size_t len)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only)
-        ap_rwrite(text, (int)len, r);
-}
-
-/* Sends body (stolen) as the JSON response with the given status. */
-int us_send_json(request_rec *r, int status, json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(body);
-    if (!text)
-        return HTTP_INTERNAL_SERVER_ERROR;
-    send_json_text(r, status, text, strlen(text));
-    free(text);
-    return OK;
-}
-
-/* Sends what w wrote. A failed writer (a stored name that is not valid
- * UTF-8, which jansson refused as well: json_pack failed) is a 500. */
-int us_send_jsonw(request_rec *r, int status, us_jsonw *w)
-{
-    apr_size_t len = 0;
-    const char *text = us_jsonw_finish(w, &len);
-    if (!text) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      USLOGNO(0103) "cannot write the answer as JSON: a stored text "
-                      "(e.g. a name from the key file) is not valid UTF-8");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    send_json_text(r, status, text, len);
-    return OK;
-}
-
-int us_send_detail(request_rec *r, int status, const char *detail)
-{
-    return us_send_json(r, status, json_pack("{s:s}", "detail", detail));
-}
-
-int us_send_422(request_rec *r, json_t *errs)
-{
-    return us_send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:o}", "detail", errs));
-}
-
 static int send_no_content(request_rec *r)
 {
     r->status = HTTP_NO_CONTENT;
     ap_set_content_length(r, 0);
     return OK;
-}
-
-/* Store failures: busy -> 503 + Retry-After (the client retries), else 500. */
-int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
-{
-    if (rc == US_DB_BUSY) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      USLOGNO(0101) "store busy: %s", what);
-        apr_table_setn(r->headers_out, "Retry-After", "1");
-        return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE,
-                           "The service is busy. Try again in a moment.");
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0102) "store error: %s", what);
-    return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
 }
 
 /* ---- request helpers ------------------------------------------------------ */
@@ -133,30 +73,6 @@ static int read_small_body(request_rec *r, char **buf, apr_size_t *len)
     *buf = out;
     *len = total;
     return OK;
-}
-
-/* Returns db to the pool; keeps a copy of its last error for the response. */
-const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
-{
-    const char *err = drc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
-    us_store_release(c->store, db, drc == US_DB_ERROR);
-    return err;
-}
-
-us_db *us_acquire_db(request_rec *r, us_srv_conf *c)
-{
-    const char *err = NULL;
-    us_db *db = NULL;
-    us_db_rc rc = c->store ? us_store_acquire(c->store, &db, &err) : US_DB_ERROR;
-    if (rc == US_DB_OK)
-        return db;
-    us_send_store_error(r, rc, err ? err : "no connection pool in this process");
-    return NULL;
-}
-
-const char *us_public_base(request_rec *r, const us_srv_conf *c)
-{
-    return c->public_url ? c->public_url : ap_construct_url(r->pool, "", r);
 }
 
 static const char *documentation_url(request_rec *r, const us_srv_conf *c)
@@ -272,8 +188,8 @@ static int session_not_found(request_rec *r, const char *id)
                                     "workspace. Check if the ID is correct. ", id));
 }
 
-/* Parses the JSON body of PUT/POST into *obj; on failure answers and
- * returns the handler's result through *done. */
+/* Parses the JSON body of PUT/POST into out: DECLINED to carry on, else
+ * it has answered and returns the handler's result. */
 typedef struct {
     us_body_status st;
     json_t *obj;
@@ -284,11 +200,12 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
     char *buf = NULL;
     apr_size_t len = 0;
     int rc = read_small_body(r, &buf, &len);
+    out->obj = NULL;
+    out->st = US_BODY_UNPARSABLE;
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
         return us_send_detail(r, rc, "Request body too large");
     if (rc != OK)
         return us_send_detail(r, rc, "There was an error parsing the body");
-    out->obj = NULL;
     out->st = us_v_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
                                buf, len, &out->obj);
     if (out->st == US_BODY_JSON_ERROR)
@@ -328,7 +245,7 @@ static int send_created(request_rec *r, const us_srv_conf *c, const us_session *
     return us_send_jsonw(r, HTTP_CREATED, &w);
 }
 
-static int create_session(request_rec *r, us_srv_conf *c, const us_key *key,
+int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                           const char *ws)
 {
     json_t *errs = json_array();
@@ -405,7 +322,7 @@ static int send_session_status(request_rec *r, const us_srv_conf *c, const us_se
     return us_send_jsonw(r, HTTP_OK, &w);
 }
 
-static int get_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = json_array();
     char id[37];
@@ -434,7 +351,7 @@ leave:
     return rc;
 }
 
-static int close_session(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = json_array();
     json_t *path_errs = json_array();
@@ -475,7 +392,7 @@ leave:
     return rc;
 }
 
-static int list_sessions(request_rec *r, us_srv_conf *c, const char *ws)
+int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
     json_t *errs = json_array();
     long long limit, page;
@@ -521,7 +438,7 @@ leave:
 
 static const char *const INGESTION_STATES[] = { "PENDING", "FAILED", "FINISHED", NULL };
 
-static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = json_array();
     char id[37];
@@ -569,64 +486,4 @@ static int list_session_files(request_rec *r, us_srv_conf *c, const char *ws, co
 leave:
     json_decref(errs);
     return rc;
-}
-
-/* ---- entry ---------------------------------------------------------------- */
-
-/* Bearer key -> user; answers 401/403/404 itself (returns non-DECLINED). */
-static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_key **key)
-{
-    const char *token = us_bearer_token(r->pool, apr_table_get(r->headers_in, "Authorization"));
-    if (!token) {
-        apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
-        return us_send_detail(r, HTTP_UNAUTHORIZED, "Not authenticated");
-    }
-    *key = us_keyring_lookup(c->keys, token);
-    if (!*key) {
-        apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
-        return us_send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
-    }
-    if (!us_workspace_name_valid(ws))
-        return us_send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
-    if (!us_key_grants(*key, ws))
-        return us_send_detail(r, HTTP_FORBIDDEN,
-                           apr_psprintf(r->pool, "You don't have access to the workspace '%s'.", ws));
-    return DECLINED;
-}
-
-int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
-{
-    const us_key *key = NULL;
-    int rc;
-
-    if (route->id == US_ROUTE_NOT_FOUND)
-        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
-    if (!route->method_allowed) {
-        apr_table_setn(r->headers_out, "Allow", route->allow);
-        return us_send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
-    }
-    if (route->id == US_ROUTE_UPLOAD_TARGET)
-        return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
-    if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)
-        return rc;
-
-    switch (route->id) {
-    case US_ROUTE_SESSIONS:
-        return r->method_number == M_POST ? create_session(r, c, key, route->workspace)
-                                          : list_sessions(r, c, route->workspace);
-    case US_ROUTE_SESSION:
-        return r->method_number == M_PUT ? close_session(r, c, route->workspace, route->session_id)
-                                         : get_session(r, c, route->workspace, route->session_id);
-    case US_ROUTE_SESSION_FILES:
-        return list_session_files(r, c, route->workspace, route->session_id);
-    case US_ROUTE_FILES:
-        return r->method_number == M_POST ? us_api_file_post(r, c, route->workspace)
-                                          : us_api_files_list(r, c, route->workspace);
-    case US_ROUTE_FILE:
-        return us_api_file_get(r, c, route->workspace, route->file_id, 0);
-    case US_ROUTE_FILE_META:
-        return us_api_file_get(r, c, route->workspace, route->file_id, 1);
-    default:
-        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
-    }
 }

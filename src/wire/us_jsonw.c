@@ -1,5 +1,6 @@
 /* us_jsonw.c - JSON written straight into one pool buffer (pure); see us_jsonw.h. */
 #include "us_jsonw.h"
+#include "us_utf8.h"
 
 #include <string.h>
 
@@ -128,59 +129,6 @@ void us_jsonw_array_close(us_jsonw *w)
 
 /* ---- strings -------------------------------------------------------------- */
 
-/* Length of the UTF-8 sequence at s (s[0] >= 0x80), or 0 when jansson
- * would refuse it: a stray continuation byte, an overlong form, a
- * surrogate, beyond U+10FFFF, or cut short (the NUL is no continuation). */
-static apr_size_t utf8_sequence(const unsigned char *s)
-{
-    apr_size_t n;
-    unsigned long cp;
-
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        cp = s[0] & 0x1Fu;
-    }
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        cp = s[0] & 0x0Fu;
-    }
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    }
-    else {
-        return 0;
-    }
-    for (apr_size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
-        return 0;
-    return n;
-}
-
-int us_utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    if (!s)
-        return 0;
-    while (*s) {
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-        apr_size_t k = utf8_sequence(s);
-        if (k == 0)
-            return 0;
-        s += k;
-    }
-    return 1;
-}
-
 /* The escape of an ASCII character JSON does not allow as it is. */
 static char *put_escape(char *o, unsigned char c)
 {
@@ -222,7 +170,7 @@ static void put_string(us_jsonw *w, const char *str)
     *o++ = '"';
     while (*s) {
         if (*s >= 0x80) {
-            apr_size_t k = utf8_sequence(s);
+            size_t bad, k = us_utf8_seq(s, n - (apr_size_t)(s - (const unsigned char *)str), &bad);
             if (k == 0) {
                 w->failed = 1;
                 return;

@@ -1,8 +1,8 @@
 /* us_auth.c - API key file parsing and constant-time key lookup (pure). */
 #include "us_auth.h"
-#include "us_jsonw.h"    /* us_utf8_valid */
+#include "us_utf8.h"
 #include "us_router.h"   /* us_workspace_name_valid */
-#include "us_validate.h" /* us_uuid_parse */
+#include "us_uuid.h"
 
 #include <apr_file_io.h>
 #include <apr_lib.h>

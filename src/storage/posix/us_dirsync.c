@@ -9,11 +9,13 @@
  * between begin and end.
  */
 #include "us_dirsync.h"
-#include "us_blob.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct entry {
     char *dir;
@@ -25,6 +27,17 @@ typedef struct entry {
     pthread_cond_t done;
     struct entry *next;
 } entry;
+
+apr_status_t us_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return APR_FROM_OS_ERROR(errno);
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;

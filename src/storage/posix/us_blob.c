@@ -437,17 +437,6 @@ apr_status_t us_blob_finish(us_blob *b)
     return rv;
 }
 
-apr_status_t us_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return APR_FROM_OS_ERROR(errno);
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
-}
-
 apr_status_t us_blob_publish(us_blob *b)
 {
     if (!b->created)

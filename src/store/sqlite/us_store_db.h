@@ -1,13 +1,15 @@
 /*
- * us_store_db.h - internals shared by the store's two halves: us_store.c
- * (connections, queries) and us_writer.c (the one-writer-at-a-time queue
- * with group commit). Not for use outside the store and its unit tests.
+ * us_store_db.h - internals of the SQLite store shared by us_db.c (the
+ * connection), us_writer.c (the one-writer-at-a-time queue with group
+ * commit) and us_store.c (the queries). Not for use outside src/store/sqlite/
+ * and its unit tests.
  */
 #ifndef US_STORE_DB_H
 #define US_STORE_DB_H
 
 #include <pthread.h>
 
+#include "us_sql.h"
 #include "us_store.h"
 
 struct us_writer;
@@ -26,6 +28,17 @@ struct us_db {
 
 /* Records the error of driver result rc on db (db->err) and classifies it. */
 us_db_rc us_db_fail(us_db *db, int rc, const char *what);
+
+/* The next row of res: US_DB_OK with *row set, US_DB_NOTFOUND after the
+ * last one, or the classified error (db->err names the driver's message)
+ * when the driver fails to fetch it - never "no more rows" then. (The
+ * sqlite3 driver reads every row at select time: its fetches do not fail,
+ * the select does.) */
+us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row);
+
+/* Tests: replace apr_dbd_get_row (NULL restores it). */
+void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
+                                 apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum));
 
 /* Runs a statement outside the prepared set (transaction control). */
 us_db_rc us_db_exec(us_db *db, const char *sql);

@@ -1,0 +1,28 @@
+/*
+ * endpoints.h - one function per endpoint, called by dispatch.c once the
+ * route is matched and (except for the upload target) the bearer key has
+ * been checked.
+ */
+#ifndef US_ENDPOINTS_H
+#define US_ENDPOINTS_H
+
+#include "us_auth.h"
+#include "us_module.h"
+
+/* upload sessions (us_sessions.c) */
+int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key, const char *ws);
+int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+
+/* workspace files (us_files.c) */
+int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
+int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
+
+/* POST /api/v1/upload_target/{session_id} (us_upload.c): authorised by the
+ * signed policy, streams the file part to disk and records it. */
+int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * request_body.c - reading a request body that may be large: streamed
+ * through the multipart parser in blocks, memory bounded, under a body
+ * limit raised for uploads.
+ */
+#include "request_body.h"
+
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#define READ_BLOCK (256 * 1024)        /* bytes asked of the input filters per pass */
+/* server/core.c's marker for "LimitRequestBody not configured" (not exported) */
+#define LIMIT_REQ_BODY_UNSET ((apr_off_t)-1)
+
+us_read_result us_read_multipart(request_rec *r, us_mp *mp)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    us_mp_status st = US_MP_CONTINUE;
+    int eos = 0;
+
+    while (!eos) {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, READ_BLOCK);
+        if (rv != APR_SUCCESS) {
+            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            apr_brigade_cleanup(bb);
+            return status == HTTP_REQUEST_ENTITY_TOO_LARGE ? US_READ_TOO_LARGE : US_READ_BROKEN;
+        }
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t len;
+            if (APR_BUCKET_IS_EOS(b)) {
+                eos = 1;
+                break;
+            }
+            if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                return US_READ_BROKEN;
+            }
+            if (len && st == US_MP_CONTINUE)
+                st = us_mp_feed(mp, data, len);
+        }
+        apr_brigade_cleanup(bb);
+        if (st == US_MP_ERROR || st == US_MP_ABORTED)
+            break; /* stop reading: the connection is closed after the answer */
+    }
+    if (st == US_MP_CONTINUE)
+        st = us_mp_finish(mp);
+    return st == US_MP_DONE ? US_READ_DONE : st == US_MP_ABORTED ? US_READ_STOPPED
+                                                                 : US_READ_MALFORMED;
+}
+
+void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
+{
+    core_dir_config *cur = ap_get_core_module_config(r->per_dir_config);
+    if (cur && cur->limit_req_body != LIMIT_REQ_BODY_UNSET)
+        return; /* the operator chose a limit for this location */
+    ap_conf_vector_t *v = ap_create_per_dir_config(r->pool);
+    core_dir_config *d = core_module.create_dir_config(r->pool, NULL);
+    d->limit_req_body = (apr_off_t)(c->max_file_size + US_BODY_OVERHEAD);
+    ap_set_core_module_config(v, d);
+    r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
+}

@@ -1,0 +1,30 @@
+/*
+ * request_body.h - streamed multipart request bodies and their size limit,
+ * for the endpoints that take files (the upload target, POST /files).
+ */
+#ifndef US_REQUEST_BODY_H
+#define US_REQUEST_BODY_H
+
+#include "us_module.h"
+#include "us_multipart.h"
+
+/* multipart framing and fields a body may carry beyond its file */
+#define US_BODY_OVERHEAD (1024 * 1024)
+
+/* Raises httpd's request-body limit for an upload to what the module
+ * allows (httpd's default of 1 GiB would cut large files), unless the
+ * operator set LimitRequestBody for this location. Call before reading. */
+void us_upload_body_limit(request_rec *r, const us_srv_conf *c);
+
+typedef enum {
+    US_READ_DONE = 0,     /* the closing boundary was seen */
+    US_READ_STOPPED,      /* a parser callback stopped it */
+    US_READ_MALFORMED,    /* not well-formed multipart: us_mp_error() says why */
+    US_READ_TOO_LARGE,    /* over LimitRequestBody */
+    US_READ_BROKEN        /* the client went away or sent a broken body */
+} us_read_result;
+
+/* Streams the request body through mp in blocks of 256 KiB, memory bounded. */
+us_read_result us_read_multipart(request_rec *r, us_mp *mp);
+
+#endif

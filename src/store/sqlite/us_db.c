@@ -1,0 +1,283 @@
+/*
+ * us_db.c - one SQLite connection over apr_dbd: opening it with its
+ * pragmas and prepared statements, WAL durability and checkpoints, schema
+ * migration, and the classification of driver errors (busy or not).
+ */
+#include "us_store_db.h"
+
+#include <apr_strings.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SQLite result codes the sqlite3 driver passes through */
+#define SQLITE_BUSY_RC 5
+#define SQLITE_LOCKED_RC 6
+
+static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
+
+void us_store_set_busy_timeout(int ms)
+{
+    busy_timeout_ms = ms;
+}
+
+static us_dialect dialect_of(const apr_dbd_driver_t *drv)
+{
+    return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
+}
+
+us_db_rc us_db_fail(us_db *db, int rc, const char *what)
+{
+    const char *msg = apr_dbd_error(db->drv, db->h, rc);
+    db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
+    if (db->dialect == US_DIALECT_SQLITE && (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC))
+        return US_DB_BUSY;
+    if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
+        return US_DB_BUSY;
+    return US_DB_ERROR;
+}
+
+/* apr_dbd_get_row, or a test's stand-in */
+static int (*get_row)(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_results_t *res,
+                      apr_dbd_row_t **row, int rownum) = apr_dbd_get_row;
+
+void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
+                                 apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum))
+{
+    get_row = fn ? fn : apr_dbd_get_row;
+}
+
+us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row)
+{
+    int rc = get_row(db->drv, p, res, row, -1);
+    if (rc == 0)
+        return US_DB_OK;
+    if (rc == -1)
+        return US_DB_NOTFOUND;
+    return us_db_fail(db, rc, "fetching a row");
+}
+
+const char *us_db_error(us_db *db)
+{
+    return db && db->err ? db->err : "no error";
+}
+
+const char *us_store_sqlite_path(const char *driver, const char *params)
+{
+    return strcmp(driver, "sqlite3") == 0 ? params : NULL;
+}
+
+static apr_status_t db_cleanup(void *data)
+{
+    us_db *db = data;
+    if (db->h) {
+        apr_dbd_close(db->drv, db->h);
+        db->h = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Runs a statement that may or may not return rows, discarding them. */
+static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc frc;
+    int rc = apr_dbd_select(db->drv, p, db->h, &res, sql, 0);
+    if (rc != 0)
+        return us_db_fail(db, rc, sql);
+    while ((frc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
+        ;
+    return frc == US_DB_NOTFOUND ? US_DB_OK : frc;
+}
+
+/* A commit must be on disk before we answer. In WAL mode SQLite may skip
+ * the sync at commit (synchronous=NORMAL still syncs around checkpoints)
+ * because us_write syncs the WAL file right after, once the writers' lock is
+ * free; without WAL (a file system that refuses it) SQLite syncs itself. */
+static us_db_rc set_durability(us_db *db)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int wal = 0;
+    us_db_rc frc;
+    int rc = apr_dbd_select(db->drv, db->pool, db->h, &res, "PRAGMA journal_mode", 0);
+    if (rc != 0)
+        return us_db_fail(db, rc, "PRAGMA journal_mode");
+    while ((frc = us_db_next_row(db, db->pool, res, &row)) == US_DB_OK) {
+        const char *mode = apr_dbd_get_entry(db->drv, row, 0);
+        wal = mode && strcmp(mode, "wal") == 0;
+    }
+    if (frc != US_DB_NOTFOUND)
+        return frc;
+    db->wal_path = wal ? apr_pstrcat(db->pool, db->params, "-wal", NULL) : NULL;
+    return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+}
+
+us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p)
+{
+    if (db->dialect != US_DIALECT_SQLITE || !db->wal_path)
+        return US_DB_OK;
+    return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                            const char *params, us_db **out, const char **err)
+{
+    apr_pool_t *sub;
+    us_db *db;
+    const char *oerr = NULL;
+
+    apr_pool_create(&sub, p);
+    apr_pool_tag(sub, "us_db");
+    db = apr_pcalloc(sub, sizeof(*db));
+    db->pool = sub;
+    db->drv = drv;
+    db->dialect = dialect_of(drv);
+    db->params = apr_pstrdup(sub, params);
+    if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
+        *err = apr_psprintf(p, "cannot open database '%s': %s", params,
+                            oerr ? oerr : "unknown error");
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
+    apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
+    if (db->dialect == US_DIALECT_SQLITE &&
+        exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+        *err = apr_pstrdup(p, db->err);
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
+    for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
+        us_db_rc rc = exec_drained(db, sub, *s);
+        if (rc != US_DB_OK) {
+            *err = apr_pstrdup(p, db->err);
+            apr_pool_destroy(sub);
+            return rc;
+        }
+    }
+    if (db->dialect == US_DIALECT_SQLITE && set_durability(db) != US_DB_OK) {
+        *err = apr_pstrdup(p, db->err);
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
+    *out = db;
+    return US_DB_OK;
+}
+
+us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                    const char *params, us_db **out, const char **err)
+{
+    us_db *db;
+    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    if (rc != US_DB_OK)
+        return rc;
+    for (int i = 0; i < US_STMT__COUNT; i++) {
+        const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
+        int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
+        if (prc != 0) {
+            rc = us_db_fail(db, prc, def->label);
+            *err = apr_psprintf(p, "cannot prepare %s (is the schema current?): %s",
+                                def->label, db->err);
+            apr_pool_destroy(db->pool);
+            return rc;
+        }
+    }
+    *out = db;
+    return US_DB_OK;
+}
+
+void us_db_close(us_db *db)
+{
+    if (db)
+        apr_pool_destroy(db->pool);
+}
+
+/* Reads the schema version; 0 when the database is new. */
+static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc frc;
+    int rc = apr_dbd_select(db->drv, p, db->h, &res, US_SQL_SCHEMA_VERSION_GET, 0);
+    if (rc != 0)
+        return us_db_fail(db, rc, "read schema version");
+    *version = 0;
+    while ((frc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
+        const char *v = apr_dbd_get_entry(db->drv, row, 0);
+        *version = v ? atoi(v) : 0;
+    }
+    return frc == US_DB_NOTFOUND ? US_DB_OK : frc;
+}
+
+static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
+{
+    int version = 0, nrows = 0;
+    us_db_rc rc = schema_version(db, p, &version);
+    if (rc != US_DB_OK)
+        return rc;
+    if (version > US_SCHEMA_VERSION) {
+        *err = apr_psprintf(p, "the database has schema version %d; this module "
+                            "understands up to %d", version, US_SCHEMA_VERSION);
+        return US_DB_ERROR;
+    }
+    for (; version < US_SCHEMA_VERSION; version++) {
+        for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
+            int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
+            if (qrc != 0)
+                return us_db_fail(db, qrc, *s);
+        }
+    }
+    apr_dbd_prepared_t *set = NULL;
+    int prc = apr_dbd_prepare(db->drv, p, db->h, US_SQL_SCHEMA_VERSION_SET, NULL, &set);
+    if (prc != 0)
+        return us_db_fail(db, prc, "prepare schema version");
+    int v = US_SCHEMA_VERSION;
+    const void *args[] = { &v };
+    prc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, set, args);
+    return prc == 0 ? US_DB_OK : us_db_fail(db, prc, "write schema version");
+}
+
+us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                       const char *params, const char **err)
+{
+    us_db *db;
+    int nrows = 0;
+    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    if (rc != US_DB_OK)
+        return rc;
+    int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
+    if (qrc != 0) {
+        rc = us_db_fail(db, qrc, "create us_meta");
+        goto leave;
+    }
+    /* one migrator at a time: take the write lock before reading the version */
+    qrc = apr_dbd_query(drv, db->h, &nrows,
+                        db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (qrc != 0) {
+        rc = us_db_fail(db, qrc, "begin migration");
+        goto leave;
+    }
+    *err = NULL;
+    rc = migrate_locked(db, p, err);
+    qrc = apr_dbd_query(drv, db->h, &nrows, rc == US_DB_OK ? "COMMIT" : "ROLLBACK");
+    if (rc == US_DB_OK && qrc != 0)
+        rc = us_db_fail(db, qrc, "commit migration");
+leave:
+    if (rc != US_DB_OK && !*err)
+        *err = apr_pstrdup(p, db->err);
+    us_db_close(db);
+    return rc;
+}
+
+us_db_rc us_db_exec(us_db *db, const char *sql)
+{
+    int nrows = 0;
+    int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, sql);
+}
+
+
+void us_db_clear_error(us_db *db)
+{
+    db->err = NULL;
+}

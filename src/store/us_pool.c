@@ -1,0 +1,131 @@
+/*
+ * us_pool.c - the store's front for the request handlers: the apr_dbd
+ * driver loaded by name and a thread-safe pool of connections per process.
+ */
+#include "us_store.h"
+
+#include <apr_reslist.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+struct us_store {
+    apr_pool_t *pool;
+    const apr_dbd_driver_t *drv;
+    const char *params;
+    apr_reslist_t *conns;
+    const char *last_err;
+};
+
+apr_status_t us_store_driver(apr_pool_t *p, const char *name,
+                             const apr_dbd_driver_t **drv, const char **err)
+{
+    apr_status_t rv = apr_dbd_get_driver(p, name, drv);
+    switch (rv) {
+    case APR_SUCCESS:
+        return rv;
+    case APR_ENOTIMPL:
+        *err = apr_psprintf(p, "no apr_dbd driver named '%s'", name);
+        break;
+    case APR_EDSOOPEN:
+        *err = apr_psprintf(p, "the apr_dbd driver '%s' cannot be loaded "
+                            "(on Debian: install libaprutil1-dbd-%s)", name, name);
+        break;
+    default:
+        *err = apr_psprintf(p, "apr_dbd driver '%s' failed to initialise", name);
+    }
+    return rv;
+}
+
+/* ---- connection pool ------------------------------------------------------ */
+
+static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *pool)
+{
+    us_store *st = params;
+    us_db *db = NULL;
+    const char *err = NULL;
+    if (us_db_open(pool, st->drv, st->params, &db, &err) != US_DB_OK) {
+        st->last_err = err; /* for the log line only; a benign race */
+        return APR_EGENERAL;
+    }
+    *resource = db;
+    return APR_SUCCESS;
+}
+
+static apr_status_t conn_destruct(void *resource, void *params, apr_pool_t *pool)
+{
+    (void)params;
+    (void)pool;
+    us_db_close(resource);
+    return APR_SUCCESS;
+}
+
+/* The connections live in sub-pools of the store's pool, which APR destroys
+ * before running ordinary cleanups: destroy the reslist (and with it every
+ * connection) in a pre-cleanup, while those sub-pools still exist. */
+static apr_status_t store_pre_cleanup(void *data)
+{
+    us_store *st = data;
+    if (st->conns) {
+        apr_reslist_destroy(st->conns);
+        st->conns = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
+                             const char *params, int max_conns, us_store **out)
+{
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *mutex;
+    apr_pool_t *pool;
+    apr_status_t rv;
+
+    /* connections are created from any worker thread: give the pool an
+     * allocator of its own, guarded by a mutex */
+    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS)
+        return rv;
+    if ((rv = apr_pool_create_ex(&pool, p, NULL, alloc)) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, pool);
+    apr_pool_tag(pool, "us_store");
+    if ((rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pool)) != APR_SUCCESS)
+        return rv;
+    apr_allocator_mutex_set(alloc, mutex);
+
+    us_store *st = apr_pcalloc(pool, sizeof(*st));
+    st->pool = pool;
+    st->drv = drv;
+    st->params = apr_pstrdup(pool, params);
+    rv = apr_reslist_create(&st->conns, 0, max_conns, max_conns, 0,
+                            conn_construct, conn_destruct, st, pool);
+    if (rv != APR_SUCCESS)
+        return rv;
+    apr_pool_pre_cleanup_register(pool, st, store_pre_cleanup);
+    /* wait (bounded) for a connection rather than failing at once */
+    apr_reslist_timeout_set(st->conns, apr_time_from_sec(10));
+    *out = st;
+    return APR_SUCCESS;
+}
+
+us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
+{
+    void *res = NULL;
+    apr_status_t rv = apr_reslist_acquire(st->conns, &res);
+    if (rv != APR_SUCCESS) {
+        *err = st->last_err ? st->last_err : "no database connection available";
+        return APR_STATUS_IS_TIMEUP(rv) ? US_DB_BUSY : US_DB_ERROR;
+    }
+    *db = res;
+    us_db_clear_error(*db);
+    return US_DB_OK;
+}
+
+void us_store_release(us_store *st, us_db *db, int broken)
+{
+    if (broken)
+        apr_reslist_invalidate(st->conns, db);
+    else
+        apr_reslist_release(st->conns, db);
+}
