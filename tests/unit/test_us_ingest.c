@@ -17,7 +17,7 @@
 
 #include "sqlite_fixture.h"
 
-static char root[64];
+static const char *root;
 static us_ingest_config cfg;
 static int seq;
 
@@ -324,8 +324,7 @@ static int setup(void **state)
 {
     const char *err = NULL;
     (void)state;
-    snprintf(root, sizeof(root), "/tmp/us_ingest_test_%ld", (long)getpid());
-    apr_dir_remove(root, pool);
+    root = fixture_path("ingest");
     apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
     cfg.drv = drv;
     cfg.params = apr_pstrcat(pool, root, "/store.db", NULL);
@@ -342,9 +341,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_remove_tree(root);
 }
 
 /* A worker told to stop hands its session back having decided nothing,
@@ -391,9 +388,5 @@ int main(void)
         cmocka_unit_test(test_workers_threads),
         cmocka_unit_test(test_claimed_is_reported),
     };
-    if (fixture_start() != 0)
-        return 1;
-    int rc = cmocka_run_group_tests_name("us_ingest", tests, setup, teardown);
-    fixture_stop();
-    return rc;
+    return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

@@ -13,7 +13,7 @@
 #include <apr_thread_proc.h>
 #include "sqlite_fixture.h"
 
-static char dbpath[64];
+static const char *dbpath;
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
 static const apr_time_t T0 = SEC(1795863600);
@@ -22,7 +22,7 @@ static int setup(void **state)
 {
     const char *err = NULL;
     (void)state;
-    snprintf(dbpath, sizeof(dbpath), "/tmp/us_store_test_%ld.db", (long)getpid());
+    dbpath = fixture_path("store.db");
     fixture_db_create(dbpath);
     /* migrating again is a no-op */
     assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
@@ -256,9 +256,5 @@ int main(void)
         cmocka_unit_test(test_pool_acquire_release),
         cmocka_unit_test(test_bad_database),
     };
-    if (fixture_start() != 0)
-        return 1;
-    int rc = cmocka_run_group_tests_name("us_store", tests, setup, teardown);
-    fixture_stop();
-    return rc;
+    return sqlite_fixture_run("us_store", tests, setup, teardown);
 }
