@@ -5,13 +5,16 @@
 
 #include <apr_portable.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 #include <openssl/evp.h>
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <pthread.h> /* pthread_sigmask */
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -104,12 +107,16 @@ struct us_blob {
     long long submitted_before; /* submitted, one step earlier */
     long long waited;       /* [0, waited) written back */
 
-    /* the writer thread; it uses no pool (the request's is not thread-safe) */
+    /* the writer thread; it never touches the request's pool (not
+     * thread-safe): the thread, mu and cv live in tpool, an unmanaged pool
+     * with an allocator of its own, destroyed by blob_cleanup once the
+     * thread is joined (a sub-pool of the request's would go before the
+     * cleanup that joins it) */
     int threaded;           /* started and not yet joined */
-    int sync_init;          /* mu and cv initialised */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* any change of produced, consumed, closing */
+    apr_pool_t *tpool;      /* NULL until mu and cv exist */
+    apr_thread_t *thread;
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *cv;  /* any change of produced, consumed, closing */
     int closing;            /* no more chunks will come */
     int abandon;            /* stop at once, the content is not wanted */
     apr_status_t err;       /* the writer's first error */
@@ -120,13 +127,14 @@ static void stop_writer(us_blob *b, int abandon)
 {
     if (!b->threaded)
         return;
-    pthread_mutex_lock(&b->mu);
+    apr_status_t rv;
+    apr_thread_mutex_lock(b->mu);
     b->closing = 1;
     if (abandon)
         b->abandon = 1;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    apr_thread_cond_broadcast(b->cv);
+    apr_thread_mutex_unlock(b->mu);
+    apr_thread_join(&rv, b->thread);
     b->threaded = 0;
 }
 
@@ -134,10 +142,9 @@ static apr_status_t blob_cleanup(void *data)
 {
     us_blob *b = data;
     stop_writer(b, 1); /* first: it uses the file and the chunks */
-    if (b->sync_init) {
-        pthread_cond_destroy(&b->cv);
-        pthread_mutex_destroy(&b->mu);
-        b->sync_init = 0;
+    if (b->tpool) {
+        apr_pool_destroy(b->tpool); /* mu and cv with it */
+        b->tpool = NULL;
     }
     for (int i = 1; i < RING; i++) {
         free(b->chunk[i]);
@@ -288,28 +295,29 @@ static apr_status_t write_chunks(us_blob *b, unsigned long first, unsigned long 
     return APR_SUCCESS;
 }
 
-static void *writer_main(void *data)
+static void *APR_THREAD_FUNC writer_main(apr_thread_t *thd, void *data)
 {
     us_blob *b = data;
-    pthread_mutex_lock(&b->mu);
+    apr_thread_mutex_lock(b->mu);
     for (;;) {
         while (b->consumed == b->produced && !b->closing)
-            pthread_cond_wait(&b->cv, &b->mu);
+            apr_thread_cond_wait(b->cv, b->mu);
         if (b->abandon || b->consumed == b->produced)
             break; /* abandoned, or closing and all written */
         unsigned long first = b->consumed, n = b->produced - b->consumed;
         if (n > BATCH)
             n = BATCH; /* the reader fills the others meanwhile */
         int skip = b->err != APR_SUCCESS; /* after an error: only free the chunks */
-        pthread_mutex_unlock(&b->mu);
+        apr_thread_mutex_unlock(b->mu);
         apr_status_t rv = skip ? APR_SUCCESS : write_chunks(b, first, n);
-        pthread_mutex_lock(&b->mu);
+        apr_thread_mutex_lock(b->mu);
         if (rv != APR_SUCCESS && b->err == APR_SUCCESS)
             b->err = rv;
         b->consumed += n;
-        pthread_cond_broadcast(&b->cv);
+        apr_thread_cond_broadcast(b->cv);
     }
-    pthread_mutex_unlock(&b->mu);
+    apr_thread_mutex_unlock(b->mu);
+    apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
 }
 
@@ -321,22 +329,24 @@ static int start_writer(us_blob *b)
             b->chunk[i] = NULL;
             return 0;
         }
-    if (!b->sync_init) {
-        if (pthread_mutex_init(&b->mu, NULL) != 0)
+    if (!b->tpool) {
+        apr_pool_t *tp;
+        if (apr_pool_create_unmanaged_ex(&tp, NULL, NULL) != APR_SUCCESS)
             return 0;
-        if (pthread_cond_init(&b->cv, NULL) != 0) {
-            pthread_mutex_destroy(&b->mu);
+        if (apr_thread_mutex_create(&b->mu, APR_THREAD_MUTEX_DEFAULT, tp) != APR_SUCCESS ||
+            apr_thread_cond_create(&b->cv, tp) != APR_SUCCESS) {
+            apr_pool_destroy(tp);
             return 0;
         }
-        b->sync_init = 1;
+        b->tpool = tp;
     }
     /* the thread takes no signal: httpd's threads leave those to the process */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&b->thread, NULL, writer_main, b);
+    apr_status_t rv = apr_thread_create(&b->thread, NULL, writer_main, b, b->tpool);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    if (rv != APR_SUCCESS)
         return 0;
     b->threaded = 1;
     return 1;
@@ -353,13 +363,13 @@ static apr_status_t hand_over(us_blob *b)
     EVP_DigestUpdate(b->sha, b->chunk[k], b->fill[k]);
     if (!b->threaded)
         return write_chunks(b, b->produced, 1); /* produced stays 0: chunk[0] again */
-    pthread_mutex_lock(&b->mu);
+    apr_thread_mutex_lock(b->mu);
     b->produced++;
-    pthread_cond_broadcast(&b->cv);
+    apr_thread_cond_broadcast(b->cv);
     while (b->produced - b->consumed == RING && b->err == APR_SUCCESS)
-        pthread_cond_wait(&b->cv, &b->mu);
+        apr_thread_cond_wait(b->cv, b->mu);
     rv = b->err;
-    pthread_mutex_unlock(&b->mu);
+    apr_thread_mutex_unlock(b->mu);
     return rv;
 }
 
