@@ -79,7 +79,8 @@ static const char *set_store(cmd_parms *cmd, void *d, const char *driver,
     return NULL;
 }
 
-/* Directives whose argument is a file path (offset of the field in conf) */
+/* Directives whose argument is a file path, relative to ServerRoot;
+ * cmd->info is the offset of its field in us_srv_conf. */
 static const char *set_path(cmd_parms *cmd, void *d, const char *arg)
 {
     us_srv_conf *c = us_srv_conf_get(cmd->server);
@@ -120,7 +121,7 @@ static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
     return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->doc_url);
 }
 
-/* Positive integer directives, bounded by max (offset of the field in info) */
+/* A whole number from 1 to max for the directive being parsed, into *out. */
 static const char *set_positive(cmd_parms *cmd, const char *arg, long max, int *out)
 {
     char *end = NULL;

@@ -263,9 +263,9 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
 /* glibc serves an allocation above its mmap threshold with its own mapping,
  * returned to the system when freed - but raises the threshold to the size
  * of every such block freed, so later ones come from the worker threads'
- * arenas and stay resident there: twenty 1 MB `meta` uploads (jansson's
- * and SQLite's copies) left a child 99 MiB larger. A fixed threshold (at
- * glibc's default) turns that raising off. */
+ * arenas and stay resident there: the copies of large `meta` uploads would
+ * keep a child that much larger. A fixed threshold (at glibc's default)
+ * turns that raising off. */
 static void fix_mmap_threshold(server_rec *s)
 {
 #ifdef M_MMAP_THRESHOLD

@@ -22,9 +22,9 @@
 #define US_DEFAULT_MAX_CONNS 32
 #define US_MMAP_THRESHOLD (128 * 1024) /* glibc's initial M_MMAP_THRESHOLD */
 #define US_SECRET_LEN 32
-/* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_INGEST_THREADS 1
 #define US_DEFAULT_SWEEP_INTERVAL 10
+/* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
 typedef struct {

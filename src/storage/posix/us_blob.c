@@ -24,9 +24,7 @@
  * finish, straight under their final name: one create, one write, one
  * fsync - no temp file and no rename, whose two directory updates (and the
  * directory lock they take) cost more than the write itself with many
- * small uploads into one session. (16 writers of 4 KiB files into one
- * ext4 directory: 8,800-9,100 files/s with temp file + rename, 12,000-
- * 12,400/s without.) The name is a fresh UUID nobody refers to until the
+ * small uploads into one session. The name is a fresh UUID nobody refers to until the
  * store records it, so a half-written file is never seen; a crash between
  * the create and the fsync leaves an unreferenced file, as a crash between
  * a rename and the store's commit always could.
@@ -45,12 +43,9 @@
  * the page cache that cost as much CPU as the hashing and pushed other
  * files out of the cache. The chunks are aligned for it; the last, partial
  * one goes through the page cache, and so does everything on a file system
- * that refuses O_DIRECT (tmpfs, some network file systems).
- * (1 GiB upload on the 2-CPU VM, httpd CPU: 1.4-1.8 s with O_DIRECT, 1.7-
- * 2.9 s through the page cache; the time, 1.9-3.4 s, is the disk's either
- * way: dd conv=fsync of the same file took 2.0-2.8 s in the same hour. A
- * ring of 16 chunks written 8 at a time was no faster than 8 by 4: the
- * disk, not the queue, sets the pace, so memory stays at 2 MiB.) */
+ * that refuses O_DIRECT (tmpfs, some network file systems). The disk, not
+ * the queue, sets the pace of a large file: a longer ring would cost memory
+ * (RING x CHUNK, 2 MiB per upload) without making it faster. */
 #define CHUNK ((apr_size_t)256 * 1024)
 #define FIRST_CHUNK ((apr_size_t)16 * 1024) /* chunk[0] until the file outgrows it */
 #define RING 8
@@ -63,10 +58,7 @@
  * whole file. Every WRITEBACK_STEP bytes the new range is handed to writeback
  * and the range two steps back is waited for: the disk always has a step or
  * two queued, the final fsync finds little left to write, and the file's
- * dirty pages stay at about three steps. (Measured on the 2-CPU VM, 1 GiB at
- * 400 MiB/s: final fsync 1.2-2.1 s without, 0.01-0.3 s with; waiting one or
- * two steps back, or not at all, and steps of 4-32 MiB were all alike within
- * the noise.) */
+ * dirty pages stay at about three steps. */
 #if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
 #define US_EARLY_WRITEBACK 1
 #endif
