@@ -47,13 +47,14 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
  * handed back to the queue at a batch boundary. */
 void us_ingest_stop(us_ingester *ing);
 
-/* Claims one session and ingests it completely (or until *stop).
+/* Claims one session and ingests it completely (or until *stop, read with
+ * apr_atomic_read32, is set).
  * Returns the number of files decided, 0 when there was nothing to claim
  * (or the session had no files left), -1 on a store error. *claimed (may be
  * NULL) tells whether a session was taken: a worker then looks again at
  * once instead of napping, even when that session was empty. */
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
-                    volatile int *stop, int *claimed);
+                    volatile apr_uint32_t *stop, int *claimed);
 
 /* Hands claims of dead processes on this host back to the queue. */
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);

@@ -5,6 +5,7 @@
 #include "us_filename.h"
 #include "us_json.h"
 
+#include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -23,7 +24,7 @@ struct us_ingester {
     const us_ingest_config *cfg;
     apr_thread_t **threads;
     int nthreads;
-    volatile int stop;
+    volatile apr_uint32_t stop; /* set once by us_ingest_stop (apr_atomic) */
 };
 
 typedef struct {
@@ -175,7 +176,7 @@ static void clear_session_dir(const us_ingest_config *cfg, apr_pool_t *p, const 
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
-                    volatile int *stop, int *claimed)
+                    volatile apr_uint32_t *stop, int *claimed)
 {
     us_session s;
     apr_time_t now = apr_time_now();
@@ -197,7 +198,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     apr_pool_create(&bp, p);
     for (;;) {
         apr_pool_clear(bp);
-        if (stop && *stop) {
+        if (stop && apr_atomic_read32(stop)) {
             us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
@@ -266,7 +267,7 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
 static void nap(us_ingester *ing, apr_interval_time_t t)
 {
     const apr_interval_time_t step = apr_time_from_msec(50);
-    for (apr_interval_time_t slept = 0; slept < t && !ing->stop; slept += step)
+    for (apr_interval_time_t slept = 0; slept < t && !apr_atomic_read32(&ing->stop); slept += step)
         apr_sleep(step);
 }
 
@@ -284,7 +285,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
-    while (!ing->stop) {
+    while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db && us_db_open(p, cfg->drv, cfg->params, &db, &err) != US_DB_OK) {
             logf_(cfg, US_LOG_ERR, "ingest worker %s: %s", owner, err);
@@ -321,6 +322,8 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
                                              APR_FPROT_OS_DEFAULT, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))
         return rv;
+    if ((rv = apr_atomic_init(p)) != APR_SUCCESS)
+        return rv;
     ing->cfg = cfg;
     ing->threads = apr_pcalloc(p, sizeof(apr_thread_t *) * (apr_size_t)(cfg->threads > 0 ? cfg->threads : 1));
     for (int i = 0; i < cfg->threads; i++) {
@@ -342,7 +345,7 @@ void us_ingest_stop(us_ingester *ing)
 {
     if (!ing)
         return;
-    ing->stop = 1;
+    apr_atomic_set32(&ing->stop, 1);
     for (int i = 0; i < ing->nthreads; i++) {
         apr_status_t rv;
         apr_thread_join(&rv, ing->threads[i]);

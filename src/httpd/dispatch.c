@@ -1,12 +1,23 @@
 /*
- * dispatch.c - a matched route to its endpoint: method checks, the bearer
- * key (the upload target is authorised by its signed policy instead).
+ * dispatch.c - the request hooks and a matched route to its endpoint:
+ * pre_translate_name (JSON 404 for an encoded '/' or NUL in an API path),
+ * map_to_storage (no filesystem walk for the API), the handler (route,
+ * method checks, the bearer key; the upload target is authorised by its
+ * signed policy instead).
  */
 #include "endpoints.h"
+#include "hooks.h"
 #include "response.h"
 
+#include <http_core.h>
+#include <http_log.h>
 #include <http_protocol.h>
+#include <http_request.h>
 #include <apr_strings.h>
+
+#include <string.h>
+
+APLOG_USE_MODULE(upload_session);
 
 /* Bearer key -> user; answers 401/403/404 itself (returns non-DECLINED). */
 static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_key **key)
@@ -64,4 +75,54 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     default:
         return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     }
+}
+
+/* API requests map to no file: skip the filesystem walk entirely. */
+int us_map_to_storage(request_rec *r)
+{
+    us_srv_conf *c = us_srv_conf_get(r->server);
+    if (!us_srv_enabled(c) || strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0)
+        return DECLINED;
+    return OK;
+}
+
+/* Set in r->request_config for an API path the core would refuse. */
+static const char REFUSED_PATH[] = "refused";
+
+/* The core answers an encoded '/' (AllowEncodedSlashes Off) or NUL in the
+ * path with its HTML 404 page while decoding the path, which happens right
+ * after this hook. Under the API prefix that answer is the contract's JSON
+ * 404: the path is marked, left undecoded (DONE) and the handler answers. */
+int us_pre_translate_name(request_rec *r)
+{
+    us_srv_conf *c = us_srv_conf_get(r->server);
+    const core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+
+    if (!us_srv_enabled(c) || r->proxyreq || !r->parsed_uri.path ||
+        !us_raw_path_is_api(r->parsed_uri.path) ||
+        !us_path_has_refused_escape(r->parsed_uri.path, !d->allow_encoded_slashes))
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0009)
+                  "encoded '/' or NUL in the API path (%s): JSON 404", r->unparsed_uri);
+    ap_set_module_config(r->request_config, &upload_session_module, (void *)REFUSED_PATH);
+    return DONE;
+}
+
+int us_handler(request_rec *r)
+{
+    us_srv_conf *c = us_srv_conf_get(r->server);
+    us_route route;
+
+    if (!us_srv_enabled(c))
+        return DECLINED;
+    if (ap_get_module_config(r->request_config, &upload_session_module) == REFUSED_PATH) {
+        memset(&route, 0, sizeof(route));
+        route.id = US_ROUTE_NOT_FOUND;
+    }
+    else {
+        us_route_match(r->pool, r->uri, r->method, &route);
+    }
+    if (route.id == US_ROUTE_NONE)
+        return DECLINED;
+    return us_api_handle(r, c, &route);
 }

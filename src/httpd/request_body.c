@@ -10,8 +10,6 @@
 #include <http_request.h>
 
 #define READ_BLOCK (256 * 1024)        /* bytes asked of the input filters per pass */
-/* server/core.c's marker for "LimitRequestBody not configured" (not exported) */
-#define LIMIT_REQ_BODY_UNSET ((apr_off_t)-1)
 
 us_read_result us_read_multipart(request_rec *r, us_mp *mp)
 {
@@ -55,10 +53,13 @@ us_read_result us_read_multipart(request_rec *r, us_mp *mp)
 void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
 {
     core_dir_config *cur = ap_get_core_module_config(r->per_dir_config);
-    if (cur && cur->limit_req_body != LIMIT_REQ_BODY_UNSET)
+    /* A fresh core configuration holds core.c's "LimitRequestBody not
+     * configured" value (unexported, and ap_get_limit_req_body() turns it
+     * into the default, indistinguishable from an explicit one). */
+    core_dir_config *d = core_module.create_dir_config(r->pool, NULL);
+    if (cur && cur->limit_req_body != d->limit_req_body)
         return; /* the operator chose a limit for this location */
     ap_conf_vector_t *v = ap_create_per_dir_config(r->pool);
-    core_dir_config *d = core_module.create_dir_config(r->pool, NULL);
     d->limit_req_body = (apr_off_t)(c->max_file_size + US_BODY_OVERHEAD);
     ap_set_core_module_config(v, d);
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);

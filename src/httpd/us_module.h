@@ -1,6 +1,7 @@
 /*
  * us_module.h - what the httpd glue files share: the per-server
- * configuration and the request entry point. httpd-specific.
+ * configuration (filled by config.c) and the request entry point.
+ * httpd-specific.
  */
 #ifndef US_MODULE_H
 #define US_MODULE_H
@@ -21,9 +22,9 @@
 #define US_DEFAULT_MAX_CONNS 32
 #define US_MMAP_THRESHOLD (128 * 1024) /* glibc's initial M_MMAP_THRESHOLD */
 #define US_SECRET_LEN 32
-/* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_INGEST_THREADS 1
 #define US_DEFAULT_SWEEP_INTERVAL 10
+/* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
 typedef struct {
@@ -51,6 +52,19 @@ typedef struct {
 } us_srv_conf;
 
 extern module AP_MODULE_DECLARE_DATA upload_session_module;
+
+static inline us_srv_conf *us_srv_conf_get(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &upload_session_module);
+}
+
+static inline int us_srv_enabled(const us_srv_conf *c)
+{
+    return c->enabled == 1;
+}
+
+/* Fills the defaults that depend on other directives (config.c). */
+void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c);
 
 /* Serves one API request; r's route is already matched (not NONE). */
 int us_api_handle(request_rec *r, us_srv_conf *conf, const us_route *route);

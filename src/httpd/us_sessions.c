@@ -124,9 +124,8 @@ static void write_session_status(us_jsonw *w, request_rec *r, const us_srv_conf 
     us_jsonw_object_close(w);
 }
 
-/* One item of GET .../upload_sessions. An item with a name that is not
- * valid UTF-8 (a key file in Latin-1) is left out, as it was when jansson
- * refused it, and logged. */
+/* One item of GET .../upload_sessions. An item whose creator's name is not
+ * valid UTF-8 (a key file in Latin-1) is left out of the list and logged. */
 static void write_session_item(us_jsonw *w, request_rec *r, const us_session *s)
 {
     us_jsonw_mark before;
@@ -149,7 +148,7 @@ static void write_session_item(us_jsonw *w, request_rec *r, const us_session *s)
 }
 
 /* One item of GET .../upload_sessions/{id}/files (names are valid UTF-8
- * when stored; an item that is not is left out, as jansson did). */
+ * when stored; an item that is not is left out of the list). */
 static void write_file_item(us_jsonw *w, const us_file_row *f)
 {
     us_jsonw_mark before;
@@ -188,13 +187,14 @@ static int session_not_found(request_rec *r, const char *id)
                                     "workspace. Check if the ID is correct. ", id));
 }
 
-/* Parses the JSON body of PUT/POST into out: DECLINED to carry on, else
- * it has answered and returns the handler's result. */
+/* What parse_body found: the validation status and, when valid, the object. */
 typedef struct {
     us_body_status st;
     json_t *obj;
 } body_result;
 
+/* Parses the JSON body of PUT/POST into out: DECLINED to carry on, else
+ * it has answered and returns the handler's result. */
 static int parse_body(request_rec *r, json_t *errs, body_result *out)
 {
     char *buf = NULL;

@@ -5,7 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-/* The old path, for years outside 0000-9999 (what %04d writes there). */
+/* Years outside 0000-9999, which us_time_format does not write digit by
+ * digit: what %04d writes there. */
 static void format_stdio(time_t secs, long usec, char out[US_TS_LEN])
 {
     struct tm tm;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -351,14 +352,14 @@ static void test_claimed_is_reported(void **state)
 {
     us_db *db = db_open();
     int claimed = -1;
-    volatile int stop = 0;
+    volatile apr_uint32_t stop = 0;
     (void)state;
     /* the store is shared with the earlier tests: finish what they left
      * queued (e.g. sessions the thread test's workers had not reached) */
     do
         us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed);
     while (claimed);
-    stop = 1;
+    apr_atomic_set32(&stop, 1);
     const char *empty = new_session(db, "w-claimed", "KEEP", 0);
     close_session(db, "w-claimed", empty);
     const char *sid = new_session(db, "w-claimed", "KEEP", 0);
@@ -367,7 +368,7 @@ static void test_claimed_is_reported(void **state)
     close_session(db, "w-claimed", sid);
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed), 0);
     assert_int_equal(claimed, 1);
-    stop = 0;
+    apr_atomic_set32(&stop, 0);
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", &stop, &claimed), 1);
     assert_int_equal(claimed, 1);
     expect_file(db, sid, "only.txt", "FINISHED", NULL);

@@ -5,13 +5,16 @@
 
 #include <apr_portable.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 #include <openssl/evp.h>
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <pthread.h> /* pthread_sigmask */
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -21,9 +24,7 @@
  * finish, straight under their final name: one create, one write, one
  * fsync - no temp file and no rename, whose two directory updates (and the
  * directory lock they take) cost more than the write itself with many
- * small uploads into one session. (16 writers of 4 KiB files into one
- * ext4 directory: 8,800-9,100 files/s with temp file + rename, 12,000-
- * 12,400/s without.) The name is a fresh UUID nobody refers to until the
+ * small uploads into one session. The name is a fresh UUID nobody refers to until the
  * store records it, so a half-written file is never seen; a crash between
  * the create and the fsync leaves an unreferenced file, as a crash between
  * a rename and the store's commit always could.
@@ -42,12 +43,9 @@
  * the page cache that cost as much CPU as the hashing and pushed other
  * files out of the cache. The chunks are aligned for it; the last, partial
  * one goes through the page cache, and so does everything on a file system
- * that refuses O_DIRECT (tmpfs, some network file systems).
- * (1 GiB upload on the 2-CPU VM, httpd CPU: 1.4-1.8 s with O_DIRECT, 1.7-
- * 2.9 s through the page cache; the time, 1.9-3.4 s, is the disk's either
- * way: dd conv=fsync of the same file took 2.0-2.8 s in the same hour. A
- * ring of 16 chunks written 8 at a time was no faster than 8 by 4: the
- * disk, not the queue, sets the pace, so memory stays at 2 MiB.) */
+ * that refuses O_DIRECT (tmpfs, some network file systems). The disk, not
+ * the queue, sets the pace of a large file: a longer ring would cost memory
+ * (RING x CHUNK, 2 MiB per upload) without making it faster. */
 #define CHUNK ((apr_size_t)256 * 1024)
 #define FIRST_CHUNK ((apr_size_t)16 * 1024) /* chunk[0] until the file outgrows it */
 #define RING 8
@@ -60,10 +58,7 @@
  * whole file. Every WRITEBACK_STEP bytes the new range is handed to writeback
  * and the range two steps back is waited for: the disk always has a step or
  * two queued, the final fsync finds little left to write, and the file's
- * dirty pages stay at about three steps. (Measured on the 2-CPU VM, 1 GiB at
- * 400 MiB/s: final fsync 1.2-2.1 s without, 0.01-0.3 s with; waiting one or
- * two steps back, or not at all, and steps of 4-32 MiB were all alike within
- * the noise.) */
+ * dirty pages stay at about three steps. */
 #if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
 #define US_EARLY_WRITEBACK 1
 #endif
@@ -104,12 +99,16 @@ struct us_blob {
     long long submitted_before; /* submitted, one step earlier */
     long long waited;       /* [0, waited) written back */
 
-    /* the writer thread; it uses no pool (the request's is not thread-safe) */
+    /* the writer thread; it never touches the request's pool (not
+     * thread-safe): the thread, mu and cv live in tpool, an unmanaged pool
+     * with an allocator of its own, destroyed by blob_cleanup once the
+     * thread is joined (a sub-pool of the request's would go before the
+     * cleanup that joins it) */
     int threaded;           /* started and not yet joined */
-    int sync_init;          /* mu and cv initialised */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* any change of produced, consumed, closing */
+    apr_pool_t *tpool;      /* NULL until mu and cv exist */
+    apr_thread_t *thread;
+    apr_thread_mutex_t *mu;
+    apr_thread_cond_t *cv;  /* any change of produced, consumed, closing */
     int closing;            /* no more chunks will come */
     int abandon;            /* stop at once, the content is not wanted */
     apr_status_t err;       /* the writer's first error */
@@ -120,13 +119,14 @@ static void stop_writer(us_blob *b, int abandon)
 {
     if (!b->threaded)
         return;
-    pthread_mutex_lock(&b->mu);
+    apr_status_t rv;
+    apr_thread_mutex_lock(b->mu);
     b->closing = 1;
     if (abandon)
         b->abandon = 1;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    apr_thread_cond_broadcast(b->cv);
+    apr_thread_mutex_unlock(b->mu);
+    apr_thread_join(&rv, b->thread);
     b->threaded = 0;
 }
 
@@ -134,10 +134,9 @@ static apr_status_t blob_cleanup(void *data)
 {
     us_blob *b = data;
     stop_writer(b, 1); /* first: it uses the file and the chunks */
-    if (b->sync_init) {
-        pthread_cond_destroy(&b->cv);
-        pthread_mutex_destroy(&b->mu);
-        b->sync_init = 0;
+    if (b->tpool) {
+        apr_pool_destroy(b->tpool); /* mu and cv with it */
+        b->tpool = NULL;
     }
     for (int i = 1; i < RING; i++) {
         free(b->chunk[i]);
@@ -288,28 +287,29 @@ static apr_status_t write_chunks(us_blob *b, unsigned long first, unsigned long 
     return APR_SUCCESS;
 }
 
-static void *writer_main(void *data)
+static void *APR_THREAD_FUNC writer_main(apr_thread_t *thd, void *data)
 {
     us_blob *b = data;
-    pthread_mutex_lock(&b->mu);
+    apr_thread_mutex_lock(b->mu);
     for (;;) {
         while (b->consumed == b->produced && !b->closing)
-            pthread_cond_wait(&b->cv, &b->mu);
+            apr_thread_cond_wait(b->cv, b->mu);
         if (b->abandon || b->consumed == b->produced)
             break; /* abandoned, or closing and all written */
         unsigned long first = b->consumed, n = b->produced - b->consumed;
         if (n > BATCH)
             n = BATCH; /* the reader fills the others meanwhile */
         int skip = b->err != APR_SUCCESS; /* after an error: only free the chunks */
-        pthread_mutex_unlock(&b->mu);
+        apr_thread_mutex_unlock(b->mu);
         apr_status_t rv = skip ? APR_SUCCESS : write_chunks(b, first, n);
-        pthread_mutex_lock(&b->mu);
+        apr_thread_mutex_lock(b->mu);
         if (rv != APR_SUCCESS && b->err == APR_SUCCESS)
             b->err = rv;
         b->consumed += n;
-        pthread_cond_broadcast(&b->cv);
+        apr_thread_cond_broadcast(b->cv);
     }
-    pthread_mutex_unlock(&b->mu);
+    apr_thread_mutex_unlock(b->mu);
+    apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
 }
 
@@ -321,22 +321,24 @@ static int start_writer(us_blob *b)
             b->chunk[i] = NULL;
             return 0;
         }
-    if (!b->sync_init) {
-        if (pthread_mutex_init(&b->mu, NULL) != 0)
+    if (!b->tpool) {
+        apr_pool_t *tp;
+        if (apr_pool_create_unmanaged_ex(&tp, NULL, NULL) != APR_SUCCESS)
             return 0;
-        if (pthread_cond_init(&b->cv, NULL) != 0) {
-            pthread_mutex_destroy(&b->mu);
+        if (apr_thread_mutex_create(&b->mu, APR_THREAD_MUTEX_DEFAULT, tp) != APR_SUCCESS ||
+            apr_thread_cond_create(&b->cv, tp) != APR_SUCCESS) {
+            apr_pool_destroy(tp);
             return 0;
         }
-        b->sync_init = 1;
+        b->tpool = tp;
     }
     /* the thread takes no signal: httpd's threads leave those to the process */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&b->thread, NULL, writer_main, b);
+    apr_status_t rv = apr_thread_create(&b->thread, NULL, writer_main, b, b->tpool);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    if (rv != APR_SUCCESS)
         return 0;
     b->threaded = 1;
     return 1;
@@ -353,13 +355,13 @@ static apr_status_t hand_over(us_blob *b)
     EVP_DigestUpdate(b->sha, b->chunk[k], b->fill[k]);
     if (!b->threaded)
         return write_chunks(b, b->produced, 1); /* produced stays 0: chunk[0] again */
-    pthread_mutex_lock(&b->mu);
+    apr_thread_mutex_lock(b->mu);
     b->produced++;
-    pthread_cond_broadcast(&b->cv);
+    apr_thread_cond_broadcast(b->cv);
     while (b->produced - b->consumed == RING && b->err == APR_SUCCESS)
-        pthread_cond_wait(&b->cv, &b->mu);
+        apr_thread_cond_wait(b->cv, b->mu);
     rv = b->err;
-    pthread_mutex_unlock(&b->mu);
+    apr_thread_mutex_unlock(b->mu);
     return rv;
 }
 

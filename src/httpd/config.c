@@ -1,0 +1,242 @@
+/*
+ * config.c - the per-server configuration: creation and merging, the
+ * directives with their validation and error texts, and the defaults that
+ * depend on other directives.
+ */
+#include "hooks.h"
+
+#include <http_config.h>
+#include <httpd.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
+{
+    us_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->enabled = -1;
+    c->max_open = -1;
+    c->max_lifetime = -1;
+    c->max_file_size = -1;
+    c->ingest_threads = -1;
+    c->sweep_interval = -1;
+    c->busy_timeout = -1;
+    return c;
+}
+
+#define MERGE(f, unset) m->f = (add->f != (unset)) ? add->f : base->f
+
+void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    us_srv_conf *base = basev, *add = addv, *m = apr_pcalloc(p, sizeof(*m));
+    MERGE(enabled, -1);
+    MERGE(store_driver, NULL);
+    MERGE(store_params, NULL);
+    MERGE(key_file, NULL);
+    MERGE(public_url, NULL);
+    MERGE(data_dir, NULL);
+    MERGE(secret_file, NULL);
+    MERGE(doc_url, NULL);
+    MERGE(max_open, -1);
+    MERGE(max_lifetime, -1);
+    MERGE(max_file_size, -1);
+    MERGE(ingest_threads, -1);
+    MERGE(sweep_interval, -1);
+    MERGE(busy_timeout, -1);
+    return m;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *d, int on)
+{
+    (void)d;
+    us_srv_conf_get(cmd->server)->enabled = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_store(cmd_parms *cmd, void *d, const char *driver,
+                             const char *params)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    (void)d;
+    if (!*driver || !*params)
+        return "UploadSessionStore: expects a driver name and its parameters, "
+               "e.g. UploadSessionStore sqlite3 /var/lib/upload_session/store.db";
+    c->store_driver = driver;
+    if (strcmp(driver, "sqlite3") == 0) {
+        /* relative paths are relative to ServerRoot, like other httpd files */
+        c->store_params = ap_server_root_relative(cmd->pool, params);
+        if (!c->store_params)
+            return apr_pstrcat(cmd->pool, "UploadSessionStore: invalid path ", params, NULL);
+    }
+    else {
+        c->store_params = params;
+    }
+    return NULL;
+}
+
+/* Directives whose argument is a file path, relative to ServerRoot;
+ * cmd->info is the offset of its field in us_srv_conf. */
+static const char *set_path(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    (void)d;
+    if (!path || !*arg)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid path '", arg, "'", NULL);
+    *(const char **)((char *)c + (size_t)cmd->info) = path;
+    return NULL;
+}
+
+static const char *check_url(cmd_parms *cmd, const char *arg, const char **out)
+{
+    apr_uri_t u;
+    if (apr_uri_parse(cmd->pool, arg, &u) != APR_SUCCESS || !u.scheme || !u.hostname ||
+        (strcasecmp(u.scheme, "http") != 0 && strcasecmp(u.scheme, "https") != 0) ||
+        u.query || u.fragment)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           ": expects an absolute http:// or https:// URL without "
+                           "query or fragment, not '", arg, "'", NULL);
+    char *url = apr_pstrdup(cmd->pool, arg);
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    *out = url;
+    return NULL;
+}
+
+static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->public_url);
+}
+
+static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->doc_url);
+}
+
+/* A whole number from 1 to max for the directive being parsed, into *out. */
+static const char *set_positive(cmd_parms *cmd, const char *arg, long max, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || !*arg || *end || v < 1 || v > max)
+        return apr_psprintf(cmd->pool, "%s: expects a whole number from 1 to %ld, not '%s'",
+                            cmd->cmd->name, max, arg);
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *set_max_open(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 1000000, &us_srv_conf_get(cmd->server)->max_open);
+}
+
+static const char *set_max_lifetime(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    /* the API accepts at most 86400 s per session; a larger cap means nothing */
+    return set_positive(cmd, arg, US_DEFAULT_MAX_LIFETIME, &us_srv_conf_get(cmd->server)->max_lifetime);
+}
+
+static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end = NULL;
+    apr_off_t v = 0;
+    (void)d;
+    /* bytes, or with a K/M/G suffix (binary units) */
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 1 || end == arg)
+        v = -1;
+    else if (*end && !end[1] && strchr("kKmMgG", *end))
+        v <<= (*end == 'k' || *end == 'K') ? 10 : (*end == 'm' || *end == 'M') ? 20 : 30;
+    else if (*end)
+        v = -1;
+    if (v < 1 || v > (apr_off_t)1 << 50)
+        return apr_psprintf(cmd->pool, "%s: expects a size in bytes (optionally with K, M or G), "
+                            "not '%s'", cmd->cmd->name, arg);
+    us_srv_conf_get(cmd->server)->max_file_size = (long long)v;
+    return NULL;
+}
+
+static const char *set_ingest_threads(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 64, &us_srv_conf_get(cmd->server)->ingest_threads);
+}
+
+static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 86400, &us_srv_conf_get(cmd->server)->sweep_interval);
+}
+
+static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 60000, &us_srv_conf_get(cmd->server)->busy_timeout);
+}
+
+const command_rec us_directives[] = {
+    AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
+                 "On to serve the upload sessions API in this server"),
+    AP_INIT_TAKE2("UploadSessionStore", set_store, NULL, RSRC_CONF,
+                  "apr_dbd driver and parameters, e.g. sqlite3 /path/store.db"),
+    AP_INIT_TAKE1("UploadSessionKeyFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, key_file), RSRC_CONF,
+                  "file of hashed API keys (see us-keygen)"),
+    AP_INIT_TAKE1("UploadSessionPublicURL", set_public_url, NULL, RSRC_CONF,
+                  "the base URL clients reach this server at (default: from the request)"),
+    AP_INIT_TAKE1("UploadSessionDocumentationURL", set_doc_url, NULL, RSRC_CONF,
+                  "URL returned as documentation_url"),
+    AP_INIT_TAKE1("UploadSessionDataDir", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, data_dir), RSRC_CONF,
+                  "directory for uploaded files (default: beside the SQLite store)"),
+    AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
+                  "file holding the upload-policy signing secret (created if absent)"),
+    AP_INIT_TAKE1("UploadSessionMaxOpenSessions", set_max_open, NULL, RSRC_CONF,
+                  "OPEN sessions a user may have at once (default 10)"),
+    AP_INIT_TAKE1("UploadSessionMaxLifetime", set_max_lifetime, NULL, RSRC_CONF,
+                  "maximum session lifetime in seconds (default 86400)"),
+    AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
+                  "largest file one upload may carry, e.g. 5G (default)"),
+    AP_INIT_TAKE1("UploadSessionBusyTimeout", set_busy_timeout, NULL, RSRC_CONF,
+                  "ms an SQLite statement waits for another process's lock (default 1000)"),
+    AP_INIT_TAKE1("UploadSessionIngestThreads", set_ingest_threads, NULL, RSRC_CONF,
+                  "ingestion worker threads per child process (default 1)"),
+    AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
+                  "seconds between expiry sweeps in the parent (default 10; the "
+                  "parent's monitor runs about every 10 s)"),
+    { NULL }
+};
+
+/* Fills defaults that depend on other directives. */
+void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
+{
+    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+    char *dir = db ? ap_make_dirstr_parent(p, db) : NULL;
+    if (c->max_open < 0)
+        c->max_open = US_DEFAULT_MAX_OPEN;
+    if (c->max_lifetime < 0)
+        c->max_lifetime = US_DEFAULT_MAX_LIFETIME;
+    if (c->max_file_size < 0)
+        c->max_file_size = US_DEFAULT_MAX_FILE_SIZE;
+    if (c->ingest_threads < 0)
+        c->ingest_threads = US_DEFAULT_INGEST_THREADS;
+    if (c->sweep_interval < 0)
+        c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
+    if (c->busy_timeout < 0)
+        c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
+    if (!c->data_dir && dir)
+        c->data_dir = apr_pstrcat(p, dir, "data", NULL);
+    if (!c->secret_file && dir)
+        c->secret_file = apr_pstrcat(p, dir, "upload_session.secret", NULL);
+}

@@ -1,0 +1,386 @@
+/*
+ * lifecycle.c - the module's life in the parent and the children:
+ *   pre_config    apr_dbd_init
+ *   check_config  validate each enabled server: store driver, key file,
+ *                 URLs (runs for `apachectl configtest` too)
+ *   post_config   (parent, usually root) create directories, migrate the
+ *                 schema, create the signing secret, hand files to User
+ *   child_init    fix malloc's mmap threshold, open a connection pool per
+ *                 store, start its ingest workers
+ *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
+ */
+#include "hooks.h"
+#include "us_upload.h"
+#include "us_ingest.h"
+
+#include <http_core.h>
+#include <http_log.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <unixd.h>
+#include <apr_file_info.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+APLOG_USE_MODULE(upload_session);
+
+/* ---- startup -------------------------------------------------------------- */
+
+int us_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    apr_dbd_init(pconf);
+    return OK;
+}
+
+/* Validates one enabled server; returns an error message or NULL. */
+static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c)
+{
+    char err[512];
+    const char *derr = NULL;
+
+    if (!c->store_driver)
+        return "UploadSession On needs UploadSessionStore (e.g. sqlite3 /var/lib/upload_session/store.db)";
+    if (!c->key_file)
+        return "UploadSession On needs UploadSessionKeyFile";
+    if (us_store_driver(pconf, c->store_driver, &c->drv, &derr) != APR_SUCCESS)
+        return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
+    us_srv_conf_defaults(pconf, c);
+    if (!c->data_dir)
+        return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
+    if (!c->secret_file)
+        return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
+    if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
+        return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
+    (void)s;
+    return NULL;
+}
+
+int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s)
+{
+    int busy = 0;
+    (void)plog;
+    (void)ptemp;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = us_srv_conf_get(v);
+        if (!us_srv_enabled(c))
+            continue;
+        const char *why = check_server(pconf, v, c);
+        /* the busy timeout is process-wide: the smallest configured one wins */
+        if (!why && (busy == 0 || c->busy_timeout < busy))
+            busy = c->busy_timeout;
+        if (why) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         USLOGNO(0001) "mod_upload_session (%s:%d): %s",
+                         v->server_hostname ? v->server_hostname : "main server",
+                         v->port, why);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (busy)
+        us_store_set_busy_timeout(busy);
+    return OK;
+}
+
+/* Makes path (a directory) exist and belong to the children's user when we
+ * are root; fails when it exists and they could not write to it. */
+static const char *prepare_dir(apr_pool_t *p, const char *directive, const char *path)
+{
+    struct stat st;
+    apr_status_t rv = apr_dir_make_recursive(path, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WWRITE, p);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "%s: cannot create directory %s: %pm", directive, path, &rv);
+    if (stat(path, &st) != 0)
+        return apr_psprintf(p, "%s: cannot stat %s", directive, path);
+    if (geteuid() == 0 && st.st_uid == 0 && ap_unixd_config.user_id != 0) {
+        /* a directory we (root) own: hand it to User so WAL files and uploads work */
+        if (chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+            return apr_psprintf(p, "%s: cannot chown %s to the User of httpd", directive, path);
+        chmod(path, 0750);
+    }
+    else if (geteuid() == 0 && st.st_uid != ap_unixd_config.user_id &&
+             !(st.st_mode & S_IWOTH) &&
+             !(st.st_gid == ap_unixd_config.group_id && (st.st_mode & S_IWGRP))) {
+        return apr_psprintf(p, "%s: directory %s must be writable by httpd's User (uid %ld)",
+                            directive, path, (long)ap_unixd_config.user_id);
+    }
+    return NULL;
+}
+
+/* Hands a file we (root) created to the children's user. */
+static void give_to_user(const char *path)
+{
+    struct stat st;
+    if (geteuid() == 0 && stat(path, &st) == 0 && st.st_uid == 0)
+        if (chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+            return; /* reported when a child fails to open it */
+}
+
+/* Loads the signing secret, creating it (0600) on first start. */
+static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
+{
+    apr_file_t *f;
+    apr_size_t n = US_SECRET_LEN;
+    apr_status_t rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                                    APR_OS_DEFAULT, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        unsigned char fresh[US_SECRET_LEN];
+        if (apr_generate_random_bytes(fresh, sizeof(fresh)) != APR_SUCCESS)
+            return "UploadSessionSecretFile: no random bytes for a new secret";
+        rv = apr_file_open(&f, c->secret_file,
+                           APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_write_full(f, fresh, sizeof(fresh), NULL);
+            if (rv == APR_SUCCESS)
+                rv = apr_file_sync(f);
+            apr_file_close(f);
+        }
+        if (rv != APR_SUCCESS)
+            return apr_psprintf(p, "UploadSessionSecretFile: cannot create %s: %pm",
+                                c->secret_file, &rv);
+        give_to_user(c->secret_file);
+        rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                           APR_OS_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, c->secret, US_SECRET_LEN, &n);
+        apr_file_close(f);
+    }
+    if (rv != APR_SUCCESS || n != US_SECRET_LEN)
+        return apr_psprintf(p, "UploadSessionSecretFile: cannot read %d bytes from %s",
+                            US_SECRET_LEN, c->secret_file);
+    return NULL;
+}
+
+/* The writers' flock file (us_writer.c), made here so that User owns it. */
+static const char *create_lock_file(apr_pool_t *p, const char *path)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_CREATE,
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
+                                    APR_FPROT_WREAD, p);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "UploadSessionStore: cannot create the lock file %s: %pm",
+                            path, &rv);
+    apr_file_close(f);
+    give_to_user(path);
+    return NULL;
+}
+
+static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+{
+    const char *err = NULL;
+    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+
+    if (db && (err = prepare_dir(p, "UploadSessionStore", ap_make_dirstr_parent(p, db))))
+        return err;
+    if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
+        return err;
+    if (us_db_migrate(p, c->drv, c->store_params, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    us_upload_sweep_temp(p, s, c->data_dir);
+    if (db) {
+        give_to_user(db);
+        give_to_user(apr_pstrcat(p, db, "-wal", NULL));
+        give_to_user(apr_pstrcat(p, db, "-shm", NULL));
+        err = create_lock_file(p, us_store_lock_path(p, db));
+        if (err)
+            return err;
+    }
+    return load_secret(p, c);
+}
+
+int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
+{
+    (void)plog;
+    /* the first start runs the configuration twice; do the work once */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = us_srv_conf_get(v);
+        if (!us_srv_enabled(c))
+            continue;
+        const char *err = setup_server(ptemp, v, c);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         USLOGNO(0002) "mod_upload_session: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        (void)pconf;
+    }
+    return OK;
+}
+
+/* ---- children ------------------------------------------------------------- */
+
+/* Ingest workers log through httpd's error log. */
+static void ingest_log(void *baton, us_log_level level, const char *msg)
+{
+    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
+    ap_log_error(APLOG_MARK, LEVELS[level], 0, baton, USLOGNO(0004) "%s", msg);
+}
+
+/* Runs before pchild's sub-pools go: the workers still use their config. */
+static apr_status_t stop_ingest(void *data)
+{
+    us_ingest_stop(data);
+    return APR_SUCCESS;
+}
+
+static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+{
+    us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
+    us_ingester *ing = NULL;
+    char host[256] = "localhost";
+
+    apr_gethostname(host, sizeof(host), pchild);
+    cfg->drv = c->drv;
+    cfg->params = c->store_params;
+    cfg->data_dir = c->data_dir;
+    cfg->threads = c->ingest_threads;
+    cfg->batch = 256;
+    cfg->poll = apr_time_from_msec(250);
+    cfg->lease = apr_time_from_sec(60);
+    cfg->host = apr_pstrdup(pchild, host);
+    cfg->log = ingest_log;
+    cfg->log_baton = s;
+    apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
+}
+
+/* glibc serves an allocation above its mmap threshold with its own mapping,
+ * returned to the system when freed - but raises the threshold to the size
+ * of every such block freed, so later ones come from the worker threads'
+ * arenas and stay resident there: the copies of large `meta` uploads would
+ * keep a child that much larger. A fixed threshold (at glibc's default)
+ * turns that raising off. */
+static void fix_mmap_threshold(server_rec *s)
+{
+#ifdef M_MMAP_THRESHOLD
+    if (mallopt(M_MMAP_THRESHOLD, US_MMAP_THRESHOLD) != 1)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0010)
+                     "cannot fix malloc's mmap threshold: large requests may stay resident");
+#else
+    (void)s;
+#endif
+}
+
+void us_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_hash_t *stores = apr_hash_make(pchild);
+    int threads = US_DEFAULT_MAX_CONNS;
+
+    fix_mmap_threshold(s);
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    if (threads < 1)
+        threads = 1;
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = us_srv_conf_get(v);
+        if (!us_srv_enabled(c) || !c->drv)
+            continue;
+        /* virtual hosts naming the same store share one pool of connections */
+        const char *k = apr_pstrcat(pchild, c->store_driver, "\n", c->store_params, NULL);
+        c->store = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
+        if (c->store)
+            continue;
+        apr_status_t rv = us_store_create(pchild, c->drv, c->store_params, threads, &c->store);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         USLOGNO(0003) "cannot create the connection pool for %s",
+                         c->store_params);
+            c->store = NULL;
+            continue;
+        }
+        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c->store);
+        start_ingest(pchild, v, c); /* one set of workers per store */
+    }
+}
+
+/* ---- expiry sweep in the parent ------------------------------------------------ */
+
+typedef struct {
+    us_db *db;
+    apr_time_t last;
+} sweep_state;
+
+/* Lives in a sub-pool of pconf: a restart clears it and the hash with it. */
+static apr_pool_t *sweep_pool;
+static apr_hash_t *sweep_states;
+
+static apr_status_t sweep_reset(void *data)
+{
+    (void)data;
+    sweep_pool = NULL;
+    sweep_states = NULL;
+    return APR_SUCCESS;
+}
+
+static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
+{
+    apr_time_t now = apr_time_now();
+    const char *err = NULL;
+    apr_pool_t *tmp;
+    int n = 0;
+
+    if (now - st->last < apr_time_from_sec(c->sweep_interval))
+        return;
+    st->last = now;
+    if (!st->db) {
+        /* opened lazily here, in the parent, never before a fork */
+        if (us_db_open(sweep_pool, c->drv, c->store_params, &st->db, &err) != US_DB_OK) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
+            st->db = NULL;
+            return;
+        }
+        const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+        if (db) { /* we are root: files SQLite creates now must stay usable by User */
+            give_to_user(apr_pstrcat(sweep_pool, db, "-wal", NULL));
+            give_to_user(apr_pstrcat(sweep_pool, db, "-shm", NULL));
+        }
+    }
+    apr_pool_create(&tmp, sweep_pool);
+    us_db_rc rc = us_sessions_expire(st->db, tmp, now, &n);
+    if (rc != US_DB_OK)
+        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));
+    else if (n > 0)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
+                     "expiry sweep: %d session(s) expired, ingestion queued", n);
+    apr_pool_destroy(tmp);
+}
+
+int us_monitor(apr_pool_t *p, server_rec *s)
+{
+    if (!sweep_pool) {
+        apr_pool_create(&sweep_pool, p);
+        apr_pool_tag(sweep_pool, "us_sweep");
+        sweep_states = apr_hash_make(sweep_pool);
+        apr_pool_cleanup_register(sweep_pool, NULL, sweep_reset, apr_pool_cleanup_null);
+    }
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = us_srv_conf_get(v);
+        if (!us_srv_enabled(c) || !c->drv)
+            continue;
+        const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, NULL);
+        sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);
+        if (!st) {
+            st = apr_pcalloc(sweep_pool, sizeof(*st));
+            apr_hash_set(sweep_states, k, APR_HASH_KEY_STRING, st);
+        }
+        sweep_store(v, c, st);
+    }
+    return DECLINED;
+}
