@@ -110,8 +110,13 @@ def test_meta_as_form_field_as_part_null_or_absent(srv, api):
     assert {i["name"]: i["meta"] for i in items} == want
 
 
-def test_meta_that_is_not_an_object_is_refused(srv, api):
+def test_meta_that_is_not_an_object_is_refused(server_factory, module_so):
+    # a server of its own: on the shared one, other tests' ingestion adds
+    # files to the directory this test watches
+    srv = server_factory(module=module_so)
+    api = srv.client(srv.user_all)
     ws = unique_ws("files-badmeta")
+    os.makedirs(os.path.join(srv.dir, "state", "data", "files"), exist_ok=True)
     blobs = os.path.join(srv.dir, "state", "data", "files")
     before = set(os.listdir(blobs))
     for bad in ("[1, 2]", '"text"', "42", "{not json", "true"):
