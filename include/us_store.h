@@ -1,13 +1,13 @@
 /*
- * us_store.h - the session store over apr_dbd: connections with their
- * prepared statements, schema migration, a per-process connection pool,
- * and one function per query. No httpd headers: unit tests drive it against
- * a temporary SQLite file.
+ * us_store.h - the session store, backend-neutral: configuration, schema
+ * migration, connections, a per-process connection pool and one function
+ * per domain operation. Each dispatches to the backend chosen by driver
+ * name (us_store_backend.h; src/store/sqlite/ is the SQLite one). No httpd
+ * headers: unit tests drive it against a temporary SQLite file.
  */
 #ifndef US_STORE_H
 #define US_STORE_H
 
-#include <apr_dbd.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -43,64 +43,61 @@ typedef struct {
     long long failed_files;
 } us_session;
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- configuration and connections ---------------------------------------- */
 
-/* Loads the apr_dbd driver by name ("sqlite3", "pgsql"); call once per
- * process before forking (apr_dbd_init must have run on a long-lived pool). */
-apr_status_t us_store_driver(apr_pool_t *p, const char *name,
-                             const apr_dbd_driver_t **drv, const char **err);
+/* A store as configured: the backend serving UploadSessionStore's driver
+ * name and its parameters, checked. Every connection of a store comes from
+ * its us_store_cfg. */
+typedef struct us_store_cfg us_store_cfg;
 
-/* How long (ms) an SQLite statement waits for another process's lock before
- * failing as US_DB_BUSY. apr_dbd's sqlite3 driver then retries 15 more times
- * 750 ms apart, each retry waiting this long again: the worst case is
- * 16 x ms + 11 s. Process-wide; set before connections are opened. */
-void us_store_set_busy_timeout(int ms);
+/* 1 when the backend for driver takes a file path as its parameters (made
+ * absolute against ServerRoot by the caller), else 0. */
+int us_store_params_are_path(const char *driver);
+
+/* Picks the backend for driver ("sqlite3") and checks params. US_DB_ERROR
+ * with *err ("no store backend for driver 'x' in this build", or the
+ * backend's reason) otherwise. apr_dbd_init must have run on a long-lived
+ * pool; call once per process before forking. */
+us_db_rc us_store_configure(apr_pool_t *p, const char *driver, const char *params,
+                            us_store_cfg **out, const char **err);
+
+/* The directory that holds the store's own files, or NULL when it keeps
+ * none on this machine (defaults for the data directory sit beside it). */
+const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p);
+
+/* How long (ms) a statement waits for a lock held by another connection
+ * before failing as US_DB_BUSY; set before connections are opened. The
+ * backend says whether it is per store or process-wide. */
+void us_store_set_lock_timeout(us_store_cfg *cfg, int ms);
 #define US_DEFAULT_BUSY_TIMEOUT_MS 1000
 
-/* Opens one connection in its own sub-pool of p, applies the dialect's
- * connection setup and prepares every statement. */
-us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                    const char *params, us_db **out, const char **err);
+/* Creates or upgrades the schema (idempotent, safe against a concurrent
+ * migrator). Call at startup, before connections are opened. */
+us_db_rc us_store_migrate(const us_store_cfg *cfg, apr_pool_t *p, const char **err);
+
+/* Creates the files the backend needs beside the store at startup (e.g. a
+ * lock file); may run as root. */
+us_db_rc us_store_prepare_files(const us_store_cfg *cfg, apr_pool_t *p, const char **err);
+
+/* The files of the store that the children's user must own: after startup
+ * and after a connection opened as root. Some may not exist. */
+apr_array_header_t *us_store_user_files(const us_store_cfg *cfg, apr_pool_t *p);
+
+/* Opens one connection in its own sub-pool of p, ready for every query. */
+us_db_rc us_db_open(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, const char **err);
 void us_db_close(us_db *db);
 
-/* SQLite in WAL mode: copies what the WAL holds into the database file
- * (PRAGMA wal_checkpoint(PASSIVE): never waits for readers or writers) -
- * the ingest workers call it every US_CHECKPOINT_INTERVAL, so that no
- * request pays for it. Every connection leaves its automatic checkpoints
- * until the WAL holds US_AUTOCHECKPOINT_PAGES (a backstop); at SQLite's
- * default of 1,000 they ran inside whichever commit crossed it, a copy and
- * a sync of the database file while every writer waited. No-op otherwise. */
-us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p);
-#define US_CHECKPOINT_INTERVAL apr_time_from_msec(500)
-#define US_AUTOCHECKPOINT_PAGES 10000
-
-/* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
- * in us_sql.c). A child holds one connection per worker thread, and a
- * transaction keeps every page it reads until it ends: at SQLite's default
- * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
- * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
- * little here: in WAL mode a connection drops it whenever another one has
- * committed since its last transaction, which under load is nearly always;
- * pages beyond the bound are read again from the OS page cache. */
-#define US_CACHE_KIB 256
-
-/* Creates or upgrades the schema (idempotent, safe against a concurrent
- * migrator). Call on a fresh connection, then reopen to prepare. */
-us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                       const char *params, const char **err);
-
-/* The database file of an SQLite params string, or NULL. */
-const char *us_store_sqlite_path(const char *driver, const char *params);
-
-/* The file whose flock queues our writers across processes (beside an
- * SQLite database; created on first use, root's copy must stay readable). */
-const char *us_store_lock_path(apr_pool_t *p, const char *db_path);
+/* Periodic upkeep the backend wants off the request path (SQLite: a
+ * passive WAL checkpoint); the ingest workers call it every
+ * US_MAINTENANCE_INTERVAL. US_DB_BUSY: another connection does it. */
+us_db_rc us_db_maintain(us_db *db, apr_pool_t *p);
+#define US_MAINTENANCE_INTERVAL apr_time_from_msec(500)
 
 /* ---- per-process pool ---------------------------------------------------- */
 
 /* A thread-safe pool of connections (apr_reslist), created in the child. */
-apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                             const char *params, int max_conns, us_store **out);
+apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_conns,
+                             us_store **out);
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
 void us_store_release(us_store *st, us_db *db, int broken);
 

@@ -10,22 +10,33 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <apr_dbd.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "us_store.h"
 
 static apr_pool_t *pool;
-static const apr_dbd_driver_t *drv;
+
+/* The store of an SQLite database at path (checked by fixture_start). */
+static inline us_store_cfg *fixture_cfg(const char *path)
+{
+    us_store_cfg *cfg = NULL;
+    const char *err = NULL;
+    if (us_store_configure(pool, "sqlite3", path, &cfg, &err) != US_DB_OK)
+        fail_msg("configure %s: %s", path, err);
+    return cfg;
+}
 
 /* Before the tests: APR, a root pool and the sqlite3 driver. 0, or 1 with a
  * message when the driver is missing. */
 static inline int fixture_start(void)
 {
+    us_store_cfg *cfg = NULL;
     const char *err = NULL;
     apr_initialize();
     apr_pool_create(&pool, NULL);
     apr_dbd_init(pool);
-    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
+    if (us_store_configure(pool, "sqlite3", "/", &cfg, &err) != US_DB_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -43,7 +54,7 @@ static inline void fixture_db_create(const char *path)
 {
     const char *err = NULL;
     unlink(path);
-    if (us_db_migrate(pool, drv, path, &err) != US_DB_OK)
+    if (us_store_migrate(fixture_cfg(path), pool, &err) != US_DB_OK)
         fail_msg("migrate %s: %s", path, err);
 }
 

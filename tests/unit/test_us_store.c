@@ -25,7 +25,7 @@ static int setup(void **state)
     snprintf(dbpath, sizeof(dbpath), "/tmp/us_store_test_%ld.db", (long)getpid());
     fixture_db_create(dbpath);
     /* migrating again is a no-op */
-    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     return 0;
 }
 
@@ -40,7 +40,7 @@ static us_db *open_db(void)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(pool, drv, dbpath, &db, &err) != US_DB_OK)
+    if (us_db_open(pool, fixture_cfg(dbpath), &db, &err) != US_DB_OK)
         fail_msg("open: %s", err);
     return db;
 }
@@ -186,7 +186,7 @@ static void *APR_THREAD_FUNC closer(apr_thread_t *t, void *data)
     us_db *db = NULL;
     const char *err = NULL;
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
-    if (us_db_open(p, drv, dbpath, &db, &err) == US_DB_OK)
+    if (us_db_open(p, fixture_cfg(dbpath), &db, &err) == US_DB_OK)
         close_results[i] = us_session_close(db, p, "ws-race",
                                             "00000000-0000-4000-8000-000000000300", T0);
     else
@@ -225,7 +225,7 @@ static void test_pool_acquire_release(void **state)
     us_db *a, *b;
     const char *err = NULL;
     (void)state;
-    assert_int_equal(us_store_create(pool, drv, dbpath, 2, &st), APR_SUCCESS);
+    assert_int_equal(us_store_create(pool, fixture_cfg(dbpath), 2, &st), APR_SUCCESS);
     assert_int_equal(us_store_acquire(st, &a, &err), US_DB_OK);
     assert_int_equal(us_store_acquire(st, &b, &err), US_DB_OK);
     assert_ptr_not_equal(a, b);
@@ -240,9 +240,9 @@ static void test_bad_database(void **state)
     const char *err = NULL;
     us_db *db;
     (void)state;
-    assert_int_equal(us_db_migrate(pool, drv, "/nonexistent/dir/x.db", &err), US_DB_ERROR);
+    assert_int_equal(us_store_migrate(fixture_cfg("/nonexistent/dir/x.db"), pool, &err), US_DB_ERROR);
     assert_non_null(err);
-    assert_int_not_equal(us_db_open(pool, drv, "/nonexistent/dir/x.db", &db, &err), US_DB_OK);
+    assert_int_not_equal(us_db_open(pool, fixture_cfg("/nonexistent/dir/x.db"), &db, &err), US_DB_OK);
 }
 
 int main(void)

@@ -20,10 +20,10 @@ static const char *const SQLITE_SETUP[] = {
      * syncs the WAL itself after each commit (outside the lock that
      * serialises the writers), FULL otherwise */
     "PRAGMA foreign_keys=ON",
-    /* checkpoints are the ingest workers' (us_db_checkpoint); this is the
-     * backstop, US_AUTOCHECKPOINT_PAGES in us_store.h */
+    /* checkpoints are the ingest workers' (us_db_maintain); this is the
+     * backstop, US_AUTOCHECKPOINT_PAGES in us_store_db.h */
     "PRAGMA wal_autocheckpoint=10000",
-    /* each connection's page cache: US_CACHE_KIB in us_store.h */
+    /* each connection's page cache: US_CACHE_KIB in us_store_db.h */
     "PRAGMA cache_size=-256",
     NULL
 };
