@@ -354,7 +354,7 @@ static void test_hot_statements_seek(void **state)
     us_db *db = open_db(pool);
     (void)state;
     for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
-        const us_stmt_def *def = us_sql_statement(US_DIALECT_SQLITE, hot[i]);
+        const us_stmt_def *def = us_sql_statement(hot[i]);
         apr_dbd_prepared_t *stmt = NULL;
         apr_dbd_results_t *res = NULL;
         apr_dbd_row_t *row = NULL;

@@ -23,16 +23,11 @@ void us_sqlite_set_lock_timeout(void *conf, int ms)
     busy_timeout_ms = ms;
 }
 
-static us_dialect dialect_of(const apr_dbd_driver_t *drv)
-{
-    return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
-}
-
 us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what)
 {
     const char *msg = apr_dbd_error(db->drv, db->h, rc);
     db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
-    if (db->dialect == US_DIALECT_SQLITE && (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC))
+    if (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC)
         return US_DB_BUSY;
     if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
         return US_DB_BUSY;
@@ -182,7 +177,7 @@ static us_db_rc set_durability(us_sqlite_db *db)
 us_db_rc us_sqlite_checkpoint(us_db *base, apr_pool_t *p)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    if (db->dialect != US_DIALECT_SQLITE || !db->wal_path)
+    if (!db->wal_path)
         return US_DB_OK;
     return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
 }
@@ -199,7 +194,6 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     db = apr_pcalloc(sub, sizeof(*db));
     db->pool = sub;
     db->drv = drv;
-    db->dialect = dialect_of(drv);
     db->params = apr_pstrdup(sub, params);
     if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
         *err = apr_psprintf(p, "cannot open database '%s': %s", params,
@@ -208,13 +202,12 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
-    if (db->dialect == US_DIALECT_SQLITE &&
-        exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
     }
-    for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
+    for (const char *const *s = us_sql_connection_setup(); *s; s++) {
         us_db_rc rc = exec_drained(db, sub, *s);
         if (rc != US_DB_OK) {
             *err = apr_pstrdup(p, db->err);
@@ -222,7 +215,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
             return rc;
         }
     }
-    if (db->dialect == US_DIALECT_SQLITE && set_durability(db) != US_DB_OK) {
+    if (set_durability(db) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
@@ -240,7 +233,7 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
     if (rc != US_DB_OK)
         return rc;
     for (int i = 0; i < US_STMT__COUNT; i++) {
-        const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
+        const us_stmt_def *def = us_sql_statement((us_stmt_id)i);
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
         if (prc != 0) {
             rc = us_db_fail(db, prc, def->label);
@@ -290,7 +283,7 @@ static us_db_rc migrate_locked(us_sqlite_db *db, apr_pool_t *p, const char **err
         return US_DB_ERROR;
     }
     for (; version < US_SCHEMA_VERSION; version++) {
-        for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
+        for (const char *const *s = us_sql_migration(version); *s; s++) {
             int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
             if (qrc != 0)
                 return us_db_fail(db, qrc, *s);
@@ -322,7 +315,7 @@ us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err)
     }
     /* one migrator at a time: take the write lock before reading the version */
     qrc = apr_dbd_query(drv, db->h, &nrows,
-                        db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+                        us_sql_begin_write());
     if (qrc != 0) {
         rc = us_db_fail(db, qrc, "begin migration");
         goto leave;

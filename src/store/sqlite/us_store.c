@@ -46,7 +46,7 @@ static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
 {
     int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
 static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
@@ -166,7 +166,7 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
                           int *nrows)
 {
     int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
 /* The body of us_upload_commit, inside the transaction. */

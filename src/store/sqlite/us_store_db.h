@@ -48,7 +48,6 @@ struct us_sqlite_db {
     apr_pool_t *pool;
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
-    us_dialect dialect;
     const char *params;            /* which database: writers of the same one batch together */
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */

@@ -27,7 +27,7 @@
 
 typedef struct us_writer {
     char *key;                     /* the database's params */
-    int lock_fd;                   /* flock target; -1: none (not SQLite, or unopenable) */
+    int lock_fd;                   /* flock target; -1: none (unopenable) */
     pthread_mutex_t mu;            /* guards the queue, `leading` and the jobs' flags */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
@@ -50,16 +50,14 @@ static us_writer *writer_new(const us_sqlite_db *db)
         return NULL;
     }
     w->lock_fd = -1;
-    if (db->dialect == US_DIALECT_SQLITE) {
-        size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
-        char *path = malloc(n); /* no pool here: the writer outlives them */
-        if (path) {
-            /* O_RDONLY suffices for flock, so a lock file created by root
-             * (the parent's expiry sweep) stays usable by User */
-            snprintf(path, n, "%s" US_SQLITE_LOCK_SUFFIX, db->params);
-            w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-            free(path);
-        }
+    size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
+    char *path = malloc(n); /* no pool here: the writer outlives them */
+    if (path) {
+        /* O_RDONLY suffices for flock, so a lock file created by root
+         * (the parent's expiry sweep) stays usable by User */
+        snprintf(path, n, "%s" US_SQLITE_LOCK_SUFFIX, db->params);
+        w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+        free(path);
     }
     pthread_mutex_init(&w->mu, NULL);
     w->tail = &w->head;
@@ -112,7 +110,7 @@ static int store_error(us_db_rc rc)
 static int run_together(us_sqlite_db *db, us_write_job *jobs)
 {
     int alone = !jobs->next, changed = 0;
-    us_db_rc rc = us_db_exec(db, us_sql_begin_write(db->dialect));
+    us_db_rc rc = us_db_exec(db, us_sql_begin_write());
 
     if (rc != US_DB_OK) {
         for (us_write_job *j = jobs; j; j = j->next)
@@ -203,7 +201,7 @@ static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, voi
 
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
-    us_writer *w = db->dialect == US_DIALECT_SQLITE ? writer_of(db) : NULL;
+    us_writer *w = writer_of(db);
     if (!w)
         return write_alone(db, p, fn, arg);
 
