@@ -124,7 +124,7 @@ unit-valgrind: $(UNIT_BINS)
 	        $$t > /dev/null; done; echo "valgrind: unit tests clean"
 
 # With SANITIZE=1 httpd itself is not instrumented: the ASan/UBSan runtimes
-# are preloaded into it (see US_IT_PRELOAD in tests/integration/harness.py).
+# are preloaded into it (see US_IT_PRELOAD in tests/us_testkit/server.py).
 ifeq ($(SANITIZE),1)
 integration: export US_IT_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
 integration: export US_IT_MODULE = $(abspath $(BUILD))/mod_upload_session.so

@@ -45,13 +45,13 @@ class RssSampler(threading.Thread):
     def __init__(self, srv):
         super().__init__(daemon=True)
         self.srv = srv
-        self.before = srv.children_rss()
+        self.before = srv.children_rss_kib()
         self.peak = dict(self.before)
         self.stop_evt = threading.Event()
 
     def run(self):
         while not self.stop_evt.is_set():
-            for pid, kib in self.srv.children_rss().items():
+            for pid, kib in self.srv.children_rss_kib().items():
                 if kib > self.peak.get(pid, 0):
                     self.peak[pid] = kib
             time.sleep(0.05)
@@ -59,7 +59,7 @@ class RssSampler(threading.Thread):
     def finish(self):
         self.stop_evt.set()
         self.join()
-        after = self.srv.children_rss()
+        after = self.srv.children_rss_kib()
         growth = max((self.peak[p] - self.before[p] for p in self.before if p in self.peak),
                      default=0)
         total = sum(self.peak.values()) - sum(self.before.values())

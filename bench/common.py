@@ -1,17 +1,18 @@
 """Shared pieces of the benchmarks (bench/run.sh drives them).
 
-- BenchServer: one httpd (event MPM) in its own directory under /tmp, serving
-  at once our module (UploadSession On), mod_dav + mod_dav_fs under /dav and
-  static files from its DocumentRoot: every baseline comes from the same
-  server process as our figure, in the same run.
+- BenchServer: one httpd (event MPM) in its own directory under $BENCH_WORK,
+  serving at once our module (UploadSession On), mod_dav + mod_dav_fs under
+  /dav and static files from its DocumentRoot: every baseline comes from the
+  same server process as our figure, in the same run. It is the integration
+  tests' UploadServer (tests/us_testkit/server.py) with the benchmarks'
+  modules, MPM settings and one key.
 - results: every figure is appended as one JSON line to $BENCH_RESULTS
   (bench/summary.py turns them into the table).
 - wrk helpers: runs wrk with a Lua script whose done() prints one JSON line.
 
 Debian's /usr/bin/python3 with python3-httpx and python3-pytest; nothing
-else. The generic helpers (free ports, polling, /proc process lookups, key
-file lines) are the integration tests' (tests/integration/harness.py, which
-imports pytest).
+else. The generic helpers (free ports, polling, /proc process lookups, the
+children's memory) are tests/us_testkit's.
 """
 
 import json
@@ -30,10 +31,10 @@ import httpx
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 
-from harness import (User, children_of, free_port, pid_alive, port_open,  # noqa: E402
-                     wait_for)
+from us_testkit.procs import children_of, children_rss, port_open, wait_for  # noqa: E402,F401
+from us_testkit.server import UploadServer  # noqa: E402
 
 WRK_DIR = os.path.join(BENCH_DIR, "wrk")
 APACHE = os.environ.get("BENCH_APACHE", "/usr/sbin/apache2")
@@ -123,21 +124,6 @@ def median(xs):
 # --------------------------------------------------------------------------
 # processes
 # --------------------------------------------------------------------------
-
-# free_port, port_open, wait_for, pid_alive and children_of: harness's
-
-
-def proc_status_kib(pid, field):
-    """VmRSS / VmHWM (KiB) of a process, None when gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
 
 def proc_cpu_s(pid):
     """utime + stime of a process in seconds (0 when gone)."""
@@ -233,37 +219,41 @@ def chown_www(path):
 # the server
 # --------------------------------------------------------------------------
 
-class BenchServer:
+class BenchServer(UploadServer):
     """httpd with our module, mod_dav(_fs) on /dav and static files on /."""
 
     def __init__(self, ingest_threads=1, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="us-bench-srv-", dir=WORK)
-        os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.api = f"{self.base}/api/v1/workspaces/"
-        self.conf = os.path.join(self.dir, "httpd.conf")
-        self.pid_file = os.path.join(self.dir, "httpd.pid")
-        self.error_log = os.path.join(self.dir, "error.log")
+        self.ingest_threads = ingest_threads
+        self.bench_extra = list(extra)
+        super().__init__(max_open=1000000, max_lifetime=None, module=MODULE_SO,
+                         request_read_timeout=None, apache=APACHE,
+                         modules=[("mime_module", "mod_mime.so"), ("dav_module", "mod_dav.so"),
+                                  ("dav_fs_module", "mod_dav_fs.so")],
+                         log_level="warn", default_users=False,
+                         dir_prefix="us-bench-srv-", parent_dir=WORK, ctl_timeout=60)
+        self.base = self.public_url
+        self.api = self.api_base
         self.htdocs = os.path.join(self.dir, "htdocs")
         self.dav_dir = os.path.join(self.htdocs, "dav")
         self.state = os.path.join(self.dir, "state")
-        self.ingest_threads = ingest_threads
-        self.extra = list(extra)
-        self.pid = None
-        for d in (self.htdocs, self.dav_dir, os.path.join(self.dir, "davlock")):
+        for d in (self.dav_dir, os.path.join(self.dir, "davlock")):
             os.makedirs(d, exist_ok=True)
             os.chmod(d, 0o755)
-        for d in (self.dav_dir, os.path.join(self.dir, "davlock")):
             chown_www(d)
-        user = User("Bench", "User", "*", key="usk_bench_" + secrets.token_urlsafe(24))
-        self.key = user.key
-        self.user_id = user.user_id
-        with open(os.path.join(self.dir, "keys"), "w") as f:
-            f.write(user.key_line() + "\n")
-        self.auth = user.headers
+        self.user = self.add_user("Bench", "User", "*",
+                                  key="usk_bench_" + secrets.token_urlsafe(24))
+        self.key = self.user.key
+        self.user_id = self.user.user_id
+        self.auth = self.user.headers
         self.static("tiny.txt", b"ok\n")
         self._client = None
+
+    @property
+    def conf(self):
+        return self.conf_path
+
+    def fail(self, msg):
+        raise RuntimeError(msg)
 
     def static(self, name, data):
         """A static file under the DocumentRoot; returns its URL path."""
@@ -274,66 +264,32 @@ class BenchServer:
         return "/" + name
 
     def write_config(self):
-        m = APACHE_MODULES
-        user = "User www-data\nGroup www-data\n" if os.getuid() == 0 else ""
-        extra = "\n".join(self.extra)
-        conf = f"""# generated by bench/common.py
-ServerRoot "{self.dir}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{self.port}
-PidFile "{self.pid_file}"
-ErrorLog "{self.error_log}"
-LogLevel warn
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule mime_module {m}/mod_mime.so
-LoadModule dav_module {m}/mod_dav.so
-LoadModule dav_fs_module {m}/mod_dav_fs.so
-LoadModule upload_session_module {MODULE_SO}
-{user}TypesConfig /etc/mime.types
-# two children, 64 threads each, none spawned or reaped during a run
-ServerLimit 2
-StartServers 2
-ThreadsPerChild 64
-MaxRequestWorkers 128
-MinSpareThreads 16
-MaxSpareThreads 128
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 30
-DocumentRoot "{self.htdocs}"
-<Directory "{self.htdocs}">
-    Require all granted
-</Directory>
-DavLockDB "{self.dir}/davlock/lockdb"
-<Location /dav>
-    Dav On
-    LimitRequestBody 0
-</Location>
-UploadSession On
-UploadSessionStore sqlite3 "{self.state}/store.db"
-UploadSessionKeyFile "{self.dir}/keys"
-UploadSessionPublicURL {self.base}
-UploadSessionMaxOpenSessions 1000000
-UploadSessionIngestThreads {self.ingest_threads}
-{extra}
-"""
-        with open(self.conf, "w") as f:
-            f.write(conf)
-
-    def _ctl(self, *args):
-        return subprocess.run([APACHE, "-d", self.dir, "-f", self.conf, *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=60)
+        self.extra = [
+            "TypesConfig /etc/mime.types",
+            "# two children, 64 threads each, none spawned or reaped during a run",
+            "ServerLimit 2",
+            "StartServers 2",
+            "ThreadsPerChild 64",
+            "MaxRequestWorkers 128",
+            "MinSpareThreads 16",
+            "MaxSpareThreads 128",
+            "KeepAlive On",
+            "MaxKeepAliveRequests 0",
+            "KeepAliveTimeout 30",
+            f'<Directory "{self.dir}/htdocs">',
+            "    Require all granted",
+            "</Directory>",
+            f'DavLockDB "{self.dir}/davlock/lockdb"',
+            "<Location /dav>",
+            "    Dav On",
+            "    LimitRequestBody 0",
+            "</Location>",
+            f"UploadSessionIngestThreads {self.ingest_threads}",
+        ] + self.bench_extra
+        super().write_config()
 
     def start(self):
-        self.write_config()
-        p = self._ctl("-k", "start")
-        if p.returncode != 0:
-            raise RuntimeError(f"apache2 -k start failed: {p.stdout}\n{self.log_tail()}")
-        if not wait_for(lambda: self._read_pid() and port_open(self.port), 15):
-            raise RuntimeError(f"httpd did not come up on {self.port}\n{self.log_tail()}")
-        self.pid = self._read_pid()
+        super().start(timeout=15)
         if not wait_for(lambda: len(self.children()) >= 2, 10):
             raise RuntimeError("httpd children did not start\n" + self.log_tail())
         # warm every worker thread's store connection a little
@@ -342,36 +298,18 @@ UploadSessionIngestThreads {self.ingest_threads}
             c.get("warm/upload_sessions", params={"limit": 1})
         return self
 
-    def _read_pid(self):
-        try:
-            with open(self.pid_file) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
     def children(self):
         return children_of(self.pid) if self.pid else []
 
-    def children_rss(self):
+    def children_rss_kib(self):
         """{pid: VmRSS KiB} of the children."""
-        out = {}
-        for pid in self.children():
-            v = proc_status_kib(pid, "VmRSS")
-            if v is not None:
-                out[pid] = v
-        return out
+        if not self.pid:
+            return {}
+        return {pid: rss // 1024 for pid, rss in children_rss(self.pid).items()}
 
     def stop(self):
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        pid = self.pid
-        if pid is None:
-            return
-        self._ctl("-k", "stop")
-        if not wait_for(lambda: not pid_alive(pid), 30):
-            os.kill(pid, signal.SIGKILL)  # only the parent we started
-        self.pid = None
+        self._client = None
+        super().stop(timeout=30, check=False)
 
     def cleanup(self):
         self.stop()
@@ -382,20 +320,14 @@ UploadSessionIngestThreads {self.ingest_threads}
         if not KEEP and not errors:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def log_text(self):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
     def log_tail(self, n=30):
-        return "\n".join(self.log_text().splitlines()[-n:])
+        return super().log_tail(n)
 
     # ---- API -----------------------------------------------------------------
     def client(self):
+        """One keep-alive client with the bench key, kept until stop()."""
         if self._client is None:
-            self._client = httpx.Client(base_url=self.api, headers=self.auth, timeout=60)
+            self._client = super().client(self.user, timeout=60)
         return self._client
 
     def create_session(self, ws, **body):

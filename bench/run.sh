@@ -27,7 +27,7 @@ for cmd in wrk curl dd /usr/sbin/apache2; do
     command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
 done
 "$py" -c 'import httpx' 2>/dev/null || missing="$missing python3-httpx"
-# bench/common.py uses tests/integration/harness.py, which imports pytest
+# bench/common.py starts its httpd through tests/us_testkit/server.py, which imports pytest
 "$py" -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
 if [ -n "$missing" ]; then
     echo "bench: missing:$missing (Debian: apt-get install -y wrk curl apache2 python3-httpx python3-pytest)" >&2

@@ -3,7 +3,7 @@
 Fixtures
   shared_server   one started httpd per test module (MaxOpenSessions raised so
                   tests never hit the per-user limit); tests isolate themselves
-                  with unique workspace names (harness.unique_ws()).
+                  with unique workspace names (us_testkit.api.unique_ws()).
                   A module can change its options by defining a module-scoped
                   fixture `shared_server_options` returning UploadServer kwargs.
   srv             the shared server for one test: after the test, error.log is
@@ -21,9 +21,9 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from harness import UploadServer  # noqa: E402
+from us_testkit.server import UploadServer  # noqa: E402
 
 
 def _attach(node, server):

@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
-from harness import (INVALID_KEY, METHOD_NOT_ALLOWED, NOT_AUTHENTICATED, ROUTE_NOT_FOUND,
-                     WS_NOT_FOUND, check, close_session, create_session, detail_of,
-                     e_missing, get_status, list_sessions, not_found_text, session_path,
-                     sessions_path, unique_ws, v422)
+from us_testkit.api import (INVALID_KEY, METHOD_NOT_ALLOWED, NOT_AUTHENTICATED,
+                            ROUTE_NOT_FOUND, WS_NOT_FOUND, check, close_session,
+                            create_session, detail_of, e_missing, get_status, list_sessions,
+                            not_found_text, session_path, sessions_path, unique_ws, v422)
 
 
 def endpoints(ws, sid):
@@ -326,7 +326,7 @@ def test_encoded_slash_follows_the_server_configuration(server_factory):
     routes it (a workspace name with '%2F' in it is not a name) while %00 is
     still the JSON 404; a virtual host with UploadSession Off is left to
     httpd entirely."""
-    from harness import free_port
+    from us_testkit.procs import free_port
     off_port = free_port()
     s = server_factory(start=False)
     s.extra += ["AllowEncodedSlashes NoDecode", f"Listen 127.0.0.1:{off_port}",

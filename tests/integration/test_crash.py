@@ -16,11 +16,11 @@ import os
 import random
 import time
 
-from harness import close_session, get_status, unique_ws
-from ingest_helpers import (assert_counters_match, counters, download,  # noqa: F401
-                            get_status_retry, httpd_pids, kill9, list_ws_files, make_server,
-                            module_so, new_session, session_files, start_after_kill, state_of,
-                            tmp_files_under, upload_all, wait_ingested)
+from us_testkit.api import close_session, get_status, unique_ws
+from us_testkit.ingest import (assert_counters_match, counters, download, get_status_retry,  # noqa: F401
+                               httpd_pids, kill9, list_ws_files, make_server, module_so,
+                               new_session, session_files, start_after_kill, state_of,
+                               tmp_files_under, upload_all, wait_ingested)
 
 N_FILES = 2000
 MAX_ROUNDS = 10

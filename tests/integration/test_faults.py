@@ -13,7 +13,7 @@ it works": temp files left by a crash are removed at startup; store busy ->
   4. apache2 -k graceful / -k restart while 50 uploads are in flight
 
 Every test runs its own httpd (a private copy of the module, see
-fault_helpers). Files of a session live in
+us_testkit.ingest). Files of a session live in
 <data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.<pid>.tmp"
 beside them while a file over 256 KiB is written (smaller ones are written
 under their own name); POST /files blobs in <data dir>/files/<file_id>."""
@@ -29,15 +29,18 @@ from collections import Counter
 
 import pytest
 
-from harness import (check, close_session, create_session, get_status, list_sessions,
-                     new_client, unique_ws, wait_for)
-from upload_helpers import (list_files_all, no_content, raw_post, s3_error, sdk_upload_many,
-                            sha256_file, upload, url_path)
-from fault_helpers import (KILLED_CHILD_LOG, HeldUpload, PacedUpload, apachectl,  # noqa: F401
-                           chown_www_data, kill9, make_server, module_so, resuming_count,
-                           session_blob_hashes, session_temp_files, shared_server_options,
-                           start_after_kill, store_locked, store_path, tmp_files_under, tmpfs,
-                           upload_body)
+from us_testkit.procs import wait_for
+from us_testkit.server import new_client
+from us_testkit.api import (check, close_session, create_session, get_status, list_sessions,
+                            unique_ws)
+from us_testkit.uploads import (list_files_all, no_content, raw_post, s3_error,
+                                sdk_upload_many, sha256_file, upload, url_path)
+from us_testkit.ingest import (kill9, make_server, module_so, shared_server_options,  # noqa: F401
+                               start_after_kill, tmp_files_under)
+from us_testkit.faults import (HeldUpload, KILLED_CHILD_LOG, PacedUpload, apachectl,  # noqa: F401
+                               chown_www_data, resuming_count, session_blob_hashes,
+                               session_temp_files, store_locked, store_path, tmpfs,
+                               upload_body)
 
 MiB = 1024 * 1024
 

@@ -7,12 +7,12 @@ import json
 import os
 import uuid
 
-from harness import (INVALID_KEY, NOT_AUTHENTICATED, check, e_enum_write_mode, e_ge, e_le,
-                     e_uuid_parsing, unique_ws, utcnow, assert_ts_between, uuid_reason_char,
-                     uuid_reason_length, v422)
-from ingest_helpers import (MSG_BAD_META, MSG_FILE_EXISTS, download,  # noqa: F401
-                            files_page, files_path, get_meta, list_ws_files, module_so,
-                            no_file, post_file, sdk_cursor, shared_server_options)
+from us_testkit.api import (INVALID_KEY, NOT_AUTHENTICATED, assert_ts_between, check,
+                            e_enum_write_mode, e_ge, e_le, e_uuid_parsing, unique_ws, utcnow,
+                            uuid_reason_char, uuid_reason_length, v422)
+from us_testkit.ingest import (MSG_BAD_META, MSG_FILE_EXISTS, download, get_meta,  # noqa: F401
+                               list_ws_files, module_so, no_file, post_file, sdk_cursor,
+                               shared_server_options, ws_files_page, ws_files_path)
 
 
 def ids_named(srv, api, ws, name):
@@ -39,7 +39,7 @@ def test_direct_upload_then_download_meta_and_list(srv, api):
     assert r.headers["content-disposition"] == "attachment; filename*=UTF-8''hello.txt"
     assert get_meta(api, ws, fid) == meta
 
-    page = files_page(api, ws)
+    page = ws_files_page(api, ws)
     assert page["total"] == 1 and page["has_more"] is False, page
     item = page["data"][0]
     assert item == {"file_id": fid, "name": "hello.txt", "size": len(data), "meta": meta,
@@ -55,12 +55,12 @@ def test_head_answers_headers_only(srv, api):
     ws = unique_ws("files-head")
     data = b"x" * 4321
     fid = post_file(api, ws, "h.txt", data)["file_id"]
-    r = api.head(files_path(ws, fid))
+    r = api.head(ws_files_path(ws, fid))
     assert r.status_code == 200, r
     assert r.content == b""
     assert r.headers["content-length"] == str(len(data))
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
-    r = api.head(files_path(ws, str(uuid.uuid4())))
+    r = api.head(ws_files_path(ws, str(uuid.uuid4())))
     assert r.status_code == 404 and r.content == b"", r
 
 
@@ -119,19 +119,19 @@ def test_meta_that_is_not_an_object_is_refused(srv, api):
             body = post_file(api, ws, "x.txt", b"data", meta=bad, meta_as=how, status=400)
             assert body == {"detail": MSG_BAD_META}, (bad, how)
     # nothing was stored, no blob and no temp file left
-    assert files_page(api, ws) == {"data": [], "total": 0, "has_more": False}
+    assert ws_files_page(api, ws) == {"data": [], "total": 0, "has_more": False}
     assert set(os.listdir(blobs)) <= before
 
 
 def test_missing_file_part_is_422(srv, api):
     ws = unique_ws("files-nofile")
-    r = api.post(files_path(ws), files={"meta": (None, "{}")})
+    r = api.post(ws_files_path(ws), files={"meta": (None, "{}")})
     check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
                         "input": None}))
-    r = api.post(files_path(ws), json={"file": "x"})  # not multipart at all
+    r = api.post(ws_files_path(ws), json={"file": "x"})  # not multipart at all
     check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
                         "input": None}))
-    assert files_page(api, ws)["total"] == 0
+    assert ws_files_page(api, ws)["total"] == 0
 
 
 # --------------------------------------------------------------------------
@@ -172,12 +172,12 @@ def test_write_modes_keep_overwrite_fail(srv, api):
 
 def test_bad_write_mode_is_422(srv, api):
     ws = unique_ws("files-wm422")
-    r = api.post(files_path(ws), params={"write_mode": "REPLACE"},
+    r = api.post(ws_files_path(ws), params={"write_mode": "REPLACE"},
                  files={"file": ("x.txt", b"x")})
     item = e_enum_write_mode("REPLACE")
     item["loc"] = ["query", "write_mode"]
     check(r, 422, v422(item))
-    assert files_page(api, ws)["total"] == 0
+    assert ws_files_page(api, ws)["total"] == 0
 
 
 # --------------------------------------------------------------------------
@@ -204,66 +204,66 @@ def test_list_pages_with_the_sdk_cursor_and_filters_by_name(srv, api):
         assert list_ws_files(srv, api, ws, limit=limit) == everything, limit
 
     # default limit 10
-    first = files_page(api, ws)
+    first = ws_files_page(api, ws)
     assert first["total"] == 25 and first["has_more"] is True and first["data"] == everything[:10]
 
     # the cursor: 'Z' and '+00:00' mean the same
     last = everything[9]
     after_value, after_id = sdk_cursor(last)
     assert after_value.endswith("+00:00") and last["created_at"].endswith("Z")
-    p_sdk = files_page(api, ws, limit=5, after_value=after_value, after_file_id=after_id)
-    p_z = files_page(api, ws, limit=5, after_value=last["created_at"], after_file_id=after_id)
+    p_sdk = ws_files_page(api, ws, limit=5, after_value=after_value, after_file_id=after_id)
+    p_z = ws_files_page(api, ws, limit=5, after_value=last["created_at"], after_file_id=after_id)
     assert p_sdk == p_z == {"data": everything[10:15], "total": 25, "has_more": True}
     # the last page
-    tail = files_page(api, ws, limit=100, after_value=sdk_cursor(everything[19])[0],
+    tail = ws_files_page(api, ws, limit=100, after_value=sdk_cursor(everything[19])[0],
                       after_file_id=everything[19]["file_id"])
     assert tail == {"data": everything[20:], "total": 25, "has_more": False}
     # whole seconds without a fraction (isoformat() when microsecond == 0)
-    future = files_page(api, ws, limit=100, after_value="2999-01-01T00:00:00+00:00",
+    future = ws_files_page(api, ws, limit=100, after_value="2999-01-01T00:00:00+00:00",
                         after_file_id=str(uuid.uuid4()))
     assert future == {"data": everything, "total": 25, "has_more": False}
-    past = files_page(api, ws, limit=100, after_value="2000-01-01T00:00:00Z",
+    past = ws_files_page(api, ws, limit=100, after_value="2000-01-01T00:00:00Z",
                       after_file_id=str(uuid.uuid4()))
     assert past == {"data": [], "total": 25, "has_more": False}
 
     # name: a substring filter; total counts the matches
     alphas = list_ws_files(srv, api, ws, limit=4, name="alpha")
     assert [i["name"] for i in alphas] == names[:14][::-1]
-    page = files_page(api, ws, name="beta", limit=100)
+    page = ws_files_page(api, ws, name="beta", limit=100)
     assert page["total"] == 11 and page["has_more"] is False
     assert [i["name"] for i in page["data"]] == names[14:][::-1]
-    assert [i["name"] for i in files_page(api, ws, name="-0", limit=100)["data"]] == \
+    assert [i["name"] for i in ws_files_page(api, ws, name="-0", limit=100)["data"]] == \
         [n for n in names[::-1] if "-0" in n]
-    assert files_page(api, ws, name="a-13.txt")["data"] == [
+    assert ws_files_page(api, ws, name="a-13.txt")["data"] == [
         i for i in everything if i["name"] == "alpha-13.txt"]
-    assert files_page(api, ws, name="gamma") == {"data": [], "total": 0, "has_more": False}
+    assert ws_files_page(api, ws, name="gamma") == {"data": [], "total": 0, "has_more": False}
 
 
 def test_name_filter_has_no_wildcards(srv, api):
     ws = unique_ws("files-wild")
     for n in ("100%_done.txt", "100xxdone.txt", "a_b.txt", "axb.txt"):
         post_file(api, ws, n, b"x")
-    assert [i["name"] for i in files_page(api, ws, name="%_")["data"]] == ["100%_done.txt"]
-    assert [i["name"] for i in files_page(api, ws, name="a_b")["data"]] == ["a_b.txt"]
-    assert files_page(api, ws, name="%")["total"] == 1
-    assert files_page(api, ws, name="_")["total"] == 2
+    assert [i["name"] for i in ws_files_page(api, ws, name="%_")["data"]] == ["100%_done.txt"]
+    assert [i["name"] for i in ws_files_page(api, ws, name="a_b")["data"]] == ["a_b.txt"]
+    assert ws_files_page(api, ws, name="%")["total"] == 1
+    assert ws_files_page(api, ws, name="_")["total"] == 2
 
 
 def test_list_query_validation(srv, api):
     ws = unique_ws("files-q422")
     post_file(api, ws, "x.txt", b"x")
-    check(api.get(files_path(ws), params={"limit": "101"}), 422,
+    check(api.get(ws_files_path(ws), params={"limit": "101"}), 422,
           v422(e_le(("query", "limit"), "101", 100)))
-    check(api.get(files_path(ws), params={"limit": "0"}), 422,
+    check(api.get(ws_files_path(ws), params={"limit": "0"}), 422,
           v422(e_ge(("query", "limit"), "0", 1)))
-    check(api.get(files_path(ws), params={"after_value": "abc",
+    check(api.get(ws_files_path(ws), params={"after_value": "abc",
                                           "after_file_id": str(uuid.uuid4())}), 422,
           v422({"type": "datetime_from_date_parsing", "loc": ["query", "after_value"],
                 "msg": "Input should be a valid datetime or date, invalid character in year",
                 "input": "abc", "ctx": {"error": "invalid character in year"}}))
     bad = v422(e_uuid_parsing("abc", uuid_reason_length(3), name="after_file_id"))
     bad["detail"][0]["loc"] = ["query", "after_file_id"]
-    check(api.get(files_path(ws), params={"after_value": "2026-01-01T00:00:00Z",
+    check(api.get(ws_files_path(ws), params={"after_value": "2026-01-01T00:00:00Z",
                                           "after_file_id": "abc"}), 422, bad)
 
 
@@ -278,14 +278,14 @@ def test_unknown_file_is_404_and_bad_id_is_422(srv, api):
     for bad, reason in (("abc", uuid_reason_length(3)),
                         ("12345678-1234-1234-1234-12345678901g", uuid_reason_char("g", 36))):
         body = v422(e_uuid_parsing(bad, reason, name="file_id"))
-        check(api.get(files_path(ws, bad)), 422, body)
-        check(api.get(files_path(ws, bad, meta=True)), 422, body)
+        check(api.get(ws_files_path(ws, bad)), 422, body)
+        check(api.get(ws_files_path(ws, bad, meta=True)), 422, body)
     # like pydantic: the simple 32-hex form and upper case name the same file
     for alias in (fid.replace("-", ""), fid.upper()):
         assert download(api, ws, alias).content == b"known"
         assert get_meta(api, ws, alias) == {}
     short = fid.replace("-", "")[:31]
-    check(api.get(files_path(ws, short)), 422,
+    check(api.get(ws_files_path(ws, short)), 422,
           v422(e_uuid_parsing(short, uuid_reason_length(31), name="file_id")))
 
 
@@ -298,7 +298,7 @@ def test_workspaces_are_isolated(srv, api):
     f1 = post_file(api, ws1, "same.txt", b"in ws1", meta={"ws": 1})["file_id"]
     # invisible from ws2
     no_file(api, ws2, f1)
-    assert files_page(api, ws2) == {"data": [], "total": 0, "has_more": False}
+    assert ws_files_page(api, ws2) == {"data": [], "total": 0, "has_more": False}
     # a name in ws1 is no conflict in ws2, and OVERWRITE in ws2 leaves ws1 alone
     f2 = post_file(api, ws2, "same.txt", b"in ws2", write_mode="FAIL")["file_id"]
     f3 = post_file(api, ws2, "same.txt", b"ws2 again", write_mode="OVERWRITE")["file_id"]
@@ -314,20 +314,20 @@ def test_files_api_needs_a_key_granting_the_workspace(srv, api):
     ws = unique_ws("files-auth")
     fid = post_file(api, ws, "a.txt", b"a")["file_id"]
     anon = srv.client(None)
-    for path in (files_path(ws), files_path(ws, fid), files_path(ws, fid, meta=True)):
+    for path in (ws_files_path(ws), ws_files_path(ws, fid), ws_files_path(ws, fid, meta=True)):
         r = anon.get(path)
         check(r, 401, NOT_AUTHENTICATED)
         assert r.headers["www-authenticate"] == "Bearer"
         check(srv.client("not-a-key").get(path), 401, INVALID_KEY)
         check(srv.client(srv.user_a).get(path), 403,
               {"detail": f"You don't have access to the workspace '{ws}'."})
-    check(anon.post(files_path(ws), files={"file": ("b.txt", b"b")}), 401, NOT_AUTHENTICATED)
-    check(srv.client(srv.user_a).post(files_path(ws), files={"file": ("b.txt", b"b")}), 403,
+    check(anon.post(ws_files_path(ws), files={"file": ("b.txt", b"b")}), 401, NOT_AUTHENTICATED)
+    check(srv.client(srv.user_a).post(ws_files_path(ws), files={"file": ("b.txt", b"b")}), 403,
           {"detail": f"You don't have access to the workspace '{ws}'."})
     # the second '*' user sees the same workspace
     other = srv.client(srv.user_all2)
     assert [i["file_id"] for i in list_ws_files(srv, other, ws)] == [fid]
-    assert json.loads(other.get(files_path(ws, fid, meta=True)).content) == {}
+    assert json.loads(other.get(ws_files_path(ws, fid, meta=True)).content) == {}
 
 
 def disposition_filename(value):
@@ -366,7 +366,7 @@ def test_downloads_are_nosniff_attachments(srv, api):
         assert r.headers["content-type"] == ctype, r.headers
         assert r.headers["x-content-type-options"] == "nosniff", r.headers
         assert r.headers["content-disposition"] == f"attachment; filename*=UTF-8''{name}"
-        h = api.head(files_path(ws, fid))
+        h = api.head(ws_files_path(ws, fid))
         assert h.status_code == 200 and h.content == b"", h
         assert h.headers["x-content-type-options"] == "nosniff", h.headers
         assert h.headers["content-type"] == ctype, h.headers

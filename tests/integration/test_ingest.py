@@ -20,13 +20,14 @@ import random
 import re
 import time
 
-from harness import ALREADY_CLOSED, check, close_session, get_status, parse_ts, session_path, \
-    unique_ws, wait_for
-from ingest_helpers import (assert_counters_match, close_and_wait, counters, download,  # noqa: F401
-                            get_meta, list_ws_files, make_server, module_so, new_session,
-                            no_file, session_files, shared_server_options, state_of,
-                            sweep_srv, sweeping_server, upload_all, upload_one,
-                            wait_ingested)
+from us_testkit.procs import wait_for
+from us_testkit.api import (ALREADY_CLOSED, check, close_session, get_status, parse_ts,
+                            session_path, unique_ws)
+from us_testkit.ingest import (assert_counters_match, close_and_wait, counters, download,  # noqa: F401
+                               get_meta, list_ws_files, make_server, module_so, new_session,
+                               no_file, session_files, shared_server_options, state_of,
+                               sweep_srv, sweeping_server, upload_all, upload_one,
+                               wait_ingested)
 
 STATUS_KEYS = {"session_id", "documentation_url", "expires_at", "ingestion_status", "status",
                "write_mode", "parallel_processing_enabled", "created_at", "created_by",

@@ -6,10 +6,11 @@ import threading
 import time
 import uuid
 
-from harness import (ALREADY_CLOSED, DEFAULT_LIFETIME, assert_ts_between, assert_uuid4,
-                     check, close_session, create_session, get_status, list_all,
-                     list_sessions, new_client, not_found_text, parse_ts, session_path,
-                     sessions_path, unique_ws, utcnow)
+from us_testkit.server import new_client
+from us_testkit.api import (ALREADY_CLOSED, DEFAULT_LIFETIME, assert_ts_between, assert_uuid4,
+                            check, close_session, create_session, get_status, list_all,
+                            list_sessions, not_found_text, parse_ts, session_path,
+                            sessions_path, unique_ws, utcnow)
 
 LIST_ITEM_KEYS = {"session_id", "created_by", "created_at", "expires_at", "write_mode",
                   "status"}

@@ -4,9 +4,9 @@ Each test runs its own httpd."""
 import datetime as dt
 import time
 
-from harness import (check, close_session, create_session, detail_of, e_enum_write_mode, e_le,
-                     get_status, list_all, list_sessions, parse_ts, sessions_path,
-                     assert_ts_between, utcnow, v422)
+from us_testkit.api import (assert_ts_between, check, close_session, create_session, detail_of,
+                            e_enum_write_mode, e_le, get_status, list_all, list_sessions,
+                            parse_ts, sessions_path, utcnow, v422)
 
 
 def test_default_limit_is_10_open_sessions(server_factory):

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from harness import create_session, unique_ws
-from upload_helpers import (Part, children_peak_rss, children_rss, form_parts, multipart, new_boundary,
-                            post_parts, raw_post, s3_error, url_path)
-from ingest_helpers import files_path, module_so  # noqa: F401 (fixture)
+from us_testkit.api import create_session, unique_ws
+from us_testkit.procs import children_peak_rss, children_rss
+from us_testkit.uploads import (Part, form_parts, multipart, new_boundary, post_parts,
+                                raw_post, s3_error, url_path)
+from us_testkit.ingest import module_so, ws_files_path  # noqa: F401 (fixture)
 
 MiB = 1024 * 1024
 BOUND = 16 * MiB
@@ -42,7 +43,7 @@ def mem_server(server_factory, module_so):
         cfg = create_session(api, ws)["aws_prefixed_request_config"]
         r = post_parts(up, cfg["url"], form_parts(cfg["fields"], f"w{i}.txt", b"x" * 300_000))
         assert r.status_code == 204, r.text
-        r = api.post(files_path(ws), files={"file": (f"d{i}.txt", b"y" * 1000)},
+        r = api.post(ws_files_path(ws), files={"file": (f"d{i}.txt", b"y" * 1000)},
                      data={"meta": json.dumps({"k": "v" * 100_000})})
         assert r.status_code == 201, r.text
     return srv
@@ -190,7 +191,7 @@ def test_meta_parts_cost_no_memory(mem_server):
         # one legitimate 1 MB meta, sent in small chunks: stored
         body, ctype = multipart([Part("meta", one_mb), Part("file", b"data", filename="m.txt")],
                                 boundary)
-        r = api.post(files_path(ws), content=(body[i:i + 1000] for i in range(0, len(body), 1000)),
+        r = api.post(ws_files_path(ws), content=(body[i:i + 1000] for i in range(0, len(body), 1000)),
                      headers={"Content-Type": ctype})
         assert r.status_code == 201, r.text
         fid = r.json()["file_id"]
@@ -203,14 +204,14 @@ def test_meta_parts_cost_no_memory(mem_server):
             yield (b"--" + boundary.encode() + b"\r\n" +
                    Part("file", b"x", filename="n.txt").head() + b"x\r\n--" +
                    boundary.encode() + b"--\r\n")
-        resp = post_chunks(srv, "/api/v1/workspaces/" + files_path(ws), ctype, many(),
+        resp = post_chunks(srv, "/api/v1/workspaces/" + ws_files_path(ws), ctype, many(),
                            {"Authorization": f"Bearer {srv.key_all}"})
         assert resp.status_code == 413, resp
         assert resp.headers["content-type"] == "application/json", resp
         assert json.loads(resp.content) == {"detail": "The metadata is too large."}
     g.check()
-    assert api.get(f"{files_path(ws)}/{fid}/meta").json() == json.loads(one_mb)
-    listed = api.get(files_path(ws)).json()
+    assert api.get(f"{ws_files_path(ws)}/{fid}/meta").json() == json.loads(one_mb)
+    listed = api.get(ws_files_path(ws)).json()
     assert [i["name"] for i in listed["data"]] == ["m.txt"], listed
 
 
@@ -266,21 +267,21 @@ def test_post_files_takes_at_most_1000_fields_and_1000_files(srv, api):
     """Starlette's form limits, which the real service's FastAPI applies."""
     ws = unique_ws("mem-fields")
     fields = [Part(f"f{i}", b"v") for i in range(1001)] + [Part("file", b"x", filename="a.txt")]
-    r = post_parts(api, files_path(ws), fields)
+    r = post_parts(api, ws_files_path(ws), fields)
     assert r.status_code == 400, r.text
     assert r.json() == {"detail": "Too many fields. Maximum number of fields is 1000."}
     files = [Part(f"x{i}", b"v", filename=f"{i}.txt") for i in range(1001)]
-    r = post_parts(api, files_path(ws), files)
+    r = post_parts(api, ws_files_path(ws), files)
     assert r.status_code == 400, r.text
     assert r.json() == {"detail": "Too many files. Maximum number of files is 1000."}
     # 1000 of each is still a request
     parts = ([Part(f"f{i}", b"v") for i in range(999)] + [Part("meta", b'{"k":1}')] +
              [Part("file", b"x", filename="a.txt")] +
              [Part(f"x{i}", b"v", filename=f"{i}.txt") for i in range(999)])
-    r = post_parts(api, files_path(ws), parts)
+    r = post_parts(api, ws_files_path(ws), parts)
     assert r.status_code == 201, r.text
-    assert api.get(f"{files_path(ws)}/{r.json()['file_id']}/meta").json() == {"k": 1}
-    assert [i["name"] for i in api.get(files_path(ws)).json()["data"]] == ["a.txt"]
+    assert api.get(f"{ws_files_path(ws)}/{r.json()['file_id']}/meta").json() == {"k": 1}
+    assert [i["name"] for i in api.get(ws_files_path(ws)).json()["data"]] == ["a.txt"]
 
 
 def test_large_legitimate_requests_do_not_stay_resident(mem_server):
@@ -302,7 +303,7 @@ def test_large_legitimate_requests_do_not_stay_resident(mem_server):
     for rnd in range(3):
         for i in range(40):
             with srv.client(srv.user_all) as api:  # a new connection each time
-                r = post_parts(api, files_path(ws), [Part("meta", meta),
+                r = post_parts(api, ws_files_path(ws), [Part("meta", meta),
                                                      Part("file", b"x", filename=f"{rnd}-{i}.txt")])
                 assert r.status_code == 201, r.text
                 assert set(r.json()) == {"file_id"}
@@ -313,5 +314,5 @@ def test_large_legitimate_requests_do_not_stay_resident(mem_server):
     assert kept[0] < 3 * BOUND, f"the first round left {kept[0] / MiB:.1f} MiB"
     assert kept[2] - kept[0] < BOUND / 2, \
         f"rounds 2 and 3 added {(kept[2] - kept[0]) / MiB:.1f} MiB"
-    listed = srv.client(srv.user_all).get(files_path(ws), params={"limit": 1}).json()
+    listed = srv.client(srv.user_all).get(ws_files_path(ws), params={"limit": 1}).json()
     assert listed["total"] == 120, listed["total"]

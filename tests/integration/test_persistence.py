@@ -1,8 +1,8 @@
 """Sessions survive `apache2 -k graceful` and a full stop/start."""
 
-from harness import (ALREADY_CLOSED, INVALID_KEY, check, close_session, create_session,
-                     detail_of, get_status, list_all, list_sessions, session_path,
-                     sessions_path)
+from us_testkit.api import (ALREADY_CLOSED, INVALID_KEY, check, close_session, create_session,
+                            detail_of, get_status, list_all, list_sessions, session_path,
+                            sessions_path)
 
 
 def snapshot(server, spaces):

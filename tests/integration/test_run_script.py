@@ -12,7 +12,8 @@ import tempfile
 import httpx
 import pytest
 
-from harness import ERROR_LINE_RE, REPO_ROOT, free_port
+from us_testkit.procs import free_port
+from us_testkit.server import ERROR_LINE_RE, REPO_ROOT
 
 
 @pytest.fixture

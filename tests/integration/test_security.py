@@ -15,13 +15,16 @@ import uuid
 
 import pytest
 
-from harness import (INVALID_KEY, NOT_AUTHENTICATED, WS_NOT_FOUND, check, close_session,
-                     create_session, e_bool_parsing, e_int_parsing, get_status, new_client,
-                     unique_ws, v422, wait_for)
-from upload_helpers import (Part, children_rss, flip_b64_char, list_files_all, no_content, post_parts,
-                            s3_error, sdk_upload_many, upload)
-from fault_helpers import (make_server, module_so, rss_total,  # noqa: F401
-                           shared_server_options, snapshot, store_tables)
+from us_testkit.procs import wait_for
+from us_testkit.server import new_client
+from us_testkit.api import (INVALID_KEY, NOT_AUTHENTICATED, WS_NOT_FOUND, check, close_session,
+                            create_session, e_bool_parsing, e_int_parsing, get_status,
+                            unique_ws, v422)
+from us_testkit.procs import children_rss
+from us_testkit.uploads import (Part, flip_b64_char, list_files_all, no_content, post_parts,
+                                s3_error, sdk_upload_many, upload)
+from us_testkit.ingest import make_server, module_so, shared_server_options  # noqa: F401
+from us_testkit.faults import rss_total, snapshot, store_tables  # noqa: F401
 
 MiB = 1024 * 1024
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from harness import unique_ws
+from us_testkit.api import unique_ws
 
 WORKERS = 200
 MPM = ["StartServers 8", "ServerLimit 8", "ThreadLimit 25", "ThreadsPerChild 25",

@@ -22,19 +22,21 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness import (APACHE_MODULES, assert_uuid4, close_session, create_session, free_port,
-                     get_status, new_client, parse_ts, port_open, unique_ws, utcnow, wait_for)
-from upload_helpers import (MSG_BAD_SIG, MSG_EXPIRED, MSG_MISSING, MSG_NO_FILENAME,
-                            MSG_NO_KEY, MSG_NOT_MULTIPART, MSG_NOT_OPEN, MSG_ONE_FILE,
-                            MSG_OTHER_SESSION, MSG_TOO_LARGE, Part, SessionState, blob_files,
-                            blob_hashes, check_file_item, children_rss, dir_entries,
-                            encode_policy, files_page, flip_b64_char, form_parts,
-                            list_files_all, msg_bad_name, msg_malformed, msg_starts_with,
-                            multipart, new_boundary, no_content, policy_doc, post_parts,
-                            raw_post, s3_error, sdk_upload_many,
-                            session_dir, sha256_file, temp_files, tree, upload, url_path,
-                            wait_no_temp)
-from ingest_helpers import module_so, shared_server_options  # noqa: F401 (fixtures)
+from us_testkit.procs import free_port, port_open, wait_for
+from us_testkit.server import APACHE_MODULES, new_client
+from us_testkit.api import (assert_uuid4, close_session, create_session, get_status, parse_ts,
+                            unique_ws, utcnow)
+from us_testkit.procs import children_rss
+from us_testkit.uploads import (MSG_BAD_SIG, MSG_EXPIRED, MSG_MISSING, MSG_NOT_MULTIPART,
+                                MSG_NOT_OPEN, MSG_NO_FILENAME, MSG_NO_KEY, MSG_ONE_FILE,
+                                MSG_OTHER_SESSION, MSG_TOO_LARGE, Part, SessionState,
+                                blob_files, blob_hashes, check_file_item, dir_entries,
+                                encode_policy, flip_b64_char, form_parts, list_files_all,
+                                msg_bad_name, msg_malformed, msg_starts_with, multipart,
+                                new_boundary, no_content, policy_doc, post_parts, raw_post,
+                                s3_error, sdk_upload_many, session_dir, session_files_page,
+                                sha256_file, temp_files, tree, upload, url_path, wait_no_temp)
+from us_testkit.ingest import module_so, shared_server_options  # noqa: F401 (fixtures)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -135,14 +137,14 @@ def test_sdk_exact_client_50_files_with_sidecars(srv, api):
     for limit in (7, 10, 49, 50):
         items, total = list_files_all(api, ws, sid, limit=limit)
         assert total == 50 and items == one, limit
-    first = files_page(api, ws, sid)  # default limit 10
+    first = session_files_page(api, ws, sid)  # default limit 10
     assert first["total"] == 50 and first["has_more"] is True and first["data"] == one[:10]
-    beyond = files_page(api, ws, sid, limit=100, page_number=2)
+    beyond = session_files_page(api, ws, sid, limit=100, page_number=2)
     assert beyond == {"data": [], "has_more": False, "total": 50}
     pending, total = list_files_all(api, ws, sid, ingestion_status="PENDING")
     assert total == 50 and pending == one
     for state in ("FAILED", "FINISHED"):
-        assert files_page(api, ws, sid, ingestion_status=state) == \
+        assert session_files_page(api, ws, sid, ingestion_status=state) == \
             {"data": [], "has_more": False, "total": 0}
 
     # on disk: one blob per uploaded file (sidecars included), bytes intact
@@ -319,7 +321,7 @@ def test_reject_expired_policy(srv, api):
     s3_error(r, 403, "AccessDenied", MSG_EXPIRED)
     st = get_status(api, ws, sid)
     assert st["status"] == "EXPIRED" and st["uploaded_files"] == 0, st
-    assert files_page(api, ws, sid) == {"data": [], "has_more": False, "total": 0}
+    assert session_files_page(api, ws, sid) == {"data": [], "has_more": False, "total": 0}
     assert dir_entries(srv, sid) == []
 
 

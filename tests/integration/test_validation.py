@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from harness import (check, create_session, e_bool_parsing, e_enum_write_mode, e_ge,
-                     e_int_from_float, e_int_parsing, e_json_invalid, e_le,
-                     e_literal_closed, e_missing, e_model_attributes_type,
-                     e_uuid_parsing, get_status, list_sessions, session_path,
-                     sessions_path, sort_items, unique_ws, uuid_reason_char,
-                     uuid_reason_length, v422)
+from us_testkit.api import (check, create_session, e_bool_parsing, e_enum_write_mode, e_ge,
+                            e_int_from_float, e_int_parsing, e_json_invalid, e_le,
+                            e_literal_closed, e_missing, e_model_attributes_type,
+                            e_uuid_parsing, get_status, list_sessions, session_path,
+                            sessions_path, sort_items, unique_ws, uuid_reason_char,
+                            uuid_reason_length, v422)
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

@@ -26,24 +26,9 @@ import uuid
 
 import aiohttp
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-import harness  # noqa: E402
-
-
-def children_rss_kib(parent_pid):
-    """VmRSS of every child of parent_pid, in KiB."""
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        if int(fields.get("PPid", "0").strip()) == parent_pid:
-            out[int(pid)] = int(fields.get("VmRSS", "0 kB").split()[0])
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from us_testkit.procs import children_rss  # noqa: E402
+from us_testkit.server import UploadServer  # noqa: E402
 
 
 class Stats:
@@ -239,7 +224,7 @@ async def run(args, server):
     async def sampler():
         start = time.monotonic()
         while time.monotonic() < deadline:
-            samples.append((time.monotonic() - start, sum(children_rss_kib(server.pid).values())))
+            samples.append((time.monotonic() - start, sum(children_rss(server.pid).values()) // 1024))
             await asyncio.sleep(2)
 
     tasks = [asyncio.create_task(client(i, base, server.key_all, deadline, stats))
@@ -279,12 +264,12 @@ def main():
     # hold more connections than threads, so 64 clients spread unevenly over
     # 3 x 32 threads met closed connections mid-request. A fixed set of
     # children too: retiring idle ones (MaxSpareThreads) closes theirs.
-    server = harness.UploadServer(max_open=100000,
-                                  extra=["UploadSessionIngestThreads 2", "LogLevel warn",
-                                         "StartServers 3", "ServerLimit 3",
-                                         "ThreadsPerChild 64", "MaxRequestWorkers 192",
-                                         "MinSpareThreads 1", "MaxSpareThreads 192",
-                                         "MaxConnectionsPerChild 0"])
+    server = UploadServer(max_open=100000, log_level="warn",
+                          extra=["UploadSessionIngestThreads 2",
+                                 "StartServers 3", "ServerLimit 3",
+                                 "ThreadsPerChild 64", "MaxRequestWorkers 192",
+                                 "MinSpareThreads 1", "MaxSpareThreads 192",
+                                 "MaxConnectionsPerChild 0"])
     try:
         server.start()
         stats, hstats, samples = asyncio.run(run(args, server))

@@ -1,8 +1,9 @@
 /*
- * sqlite_fixture.h - shared by the unit suites that drive the store against
- * a temporary SQLite file (test_us_store, test_us_writer, test_us_ingest):
- * the process pool and the sqlite3 driver, and a fresh migrated database.
- * Include after cmocka.h.
+ * sqlite_fixture.h - fixture.h plus what the suites that drive the store
+ * against a temporary SQLite file need (test_us_store, test_us_writer,
+ * test_us_ingest): the SQLite backend, and a fresh migrated database.
+ * Include after cmocka.h; run the group with sqlite_fixture_run(), which
+ * fixture_run() would be but for loading the driver.
  */
 #ifndef US_SQLITE_FIXTURE_H
 #define US_SQLITE_FIXTURE_H
@@ -11,13 +12,10 @@
 #include <unistd.h>
 
 #include <apr_dbd.h>
-#include <apr_general.h>
-#include <apr_strings.h>
+#include "fixture.h"
 #include "us_store.h"
 
-static apr_pool_t *pool;
-
-/* The store of an SQLite database at path (checked by fixture_start). */
+/* The store of an SQLite database at path (checked by sqlite_fixture_start). */
 static inline us_store_cfg *fixture_cfg(const char *path)
 {
     us_store_cfg *cfg = NULL;
@@ -27,14 +25,14 @@ static inline us_store_cfg *fixture_cfg(const char *path)
     return cfg;
 }
 
-/* Before the tests: APR, a root pool and the sqlite3 driver. 0, or 1 with a
- * message when the driver is missing. */
-static inline int fixture_start(void)
+/* fixture_start() and the SQLite backend with its driver: 0, or 1 with a
+ * message. */
+static inline int sqlite_fixture_start(void)
 {
     us_store_cfg *cfg = NULL;
     const char *err = NULL;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
+    if (fixture_start() != 0)
+        return 1;
     apr_dbd_init(pool);
     if (us_store_configure(pool, "sqlite3", "/", &cfg, &err) != US_DB_OK) {
         fprintf(stderr, "%s\n", err);
@@ -43,11 +41,9 @@ static inline int fixture_start(void)
     return 0;
 }
 
-static inline void fixture_stop(void)
-{
-    apr_pool_destroy(pool);
-    apr_terminate();
-}
+#define sqlite_fixture_run(name, tests, setup, teardown)                        \
+    (sqlite_fixture_start() != 0 ? fixture_stop(1)                              \
+                                 : fixture_stop(cmocka_run_group_tests_name(name, tests, setup, teardown)))
 
 /* A new database at path (removed first), migrated to the current schema. */
 static inline void fixture_db_create(const char *path)

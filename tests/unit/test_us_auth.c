@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,6 @@
 #include <apr_strings.h>
 #include "us_auth.h"
 
-static apr_pool_t *pool;
 
 #define UID "0b2c6f6e-5d4e-4a8a-9a39-1c7f4d9f7e21"
 
@@ -145,7 +145,8 @@ static void test_names_not_utf8(void **state)
  * it at startup after "UploadSessionKeyFile <path>: "). */
 static void test_load_names_the_line(void **state)
 {
-    char err[256], path[] = "/tmp/us-auth-test-XXXXXX";
+    char err[256];
+    char *path = apr_pstrdup(pool, fixture_path("keys-XXXXXX"));
     us_keyring *kr;
     (void)state;
     int fd = mkstemp(path);
@@ -198,10 +199,5 @@ int main(void)
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_sha256),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_auth", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_auth", tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,7 @@
 #include <openssl/evp.h>
 #include "us_blob.h"
 
-static apr_pool_t *pool;
-static char dir[64];
+static const char *dir;
 
 static int exists(const char *path)
 {
@@ -185,10 +185,10 @@ static void test_large_in_pieces(void **state)
     large_in_pieces(dir);
     struct stat st;
     if (stat("/dev/shm", &st) == 0) {
-        char shm[64];
-        snprintf(shm, sizeof(shm), "/dev/shm/us_blob_test_%ld", (long)getpid());
+        char shm[] = "/dev/shm/us-unit-XXXXXX";
+        assert_non_null(mkdtemp(shm));
         large_in_pieces(shm);
-        rmdir(shm);
+        assert_int_equal(fixture_remove_tree(shm), 0);
     }
 }
 
@@ -284,6 +284,13 @@ static void test_clear_dir(void **state)
     assert_int_equal(us_blob_clear_dir(pool, sdir), 0); /* gone already */
 }
 
+static int setup(void **state)
+{
+    (void)state;
+    dir = fixture_path("blob");
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,15 +304,5 @@ int main(void)
         cmocka_unit_test(test_sweep_only_dead_writers),
         cmocka_unit_test(test_clear_dir),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    snprintf(dir, sizeof(dir), "/tmp/us_blob_test_%ld", (long)getpid());
-    int rc = cmocka_run_group_tests_name("us_blob", tests, NULL, NULL);
-    char cmd[96];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        rc = 1;
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_blob", tests, setup, NULL);
 }

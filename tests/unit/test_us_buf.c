@@ -3,12 +3,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <string.h>
 
 #include <apr_general.h>
 #include "us_buf.h"
 
-static apr_pool_t *pool;
 
 static void test_append_and_reset(void **state)
 {
@@ -102,10 +102,5 @@ int main(void)
         cmocka_unit_test(test_byte_at_a_time_is_linear),
         cmocka_unit_test(test_large_buffer_has_an_allocator_of_its_own),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_buf", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_buf", tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,5 +101,5 @@ int main(void)
         cmocka_unit_test(test_agrees_with_openssl_hmac),
         cmocka_unit_test(test_sha256),
     };
-    return cmocka_run_group_tests_name("us_crypto", tests, NULL, NULL);
+    return fixture_run("us_crypto", tests, NULL, NULL);
 }

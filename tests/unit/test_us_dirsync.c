@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -175,7 +176,7 @@ static void test_real_directory(void **state)
 {
     (void)state;
     unsigned long before = us_dirsync_count();
-    assert_int_equal(us_dirsync("/tmp"), APR_SUCCESS);
+    assert_int_equal(us_dirsync(fixture_dir), APR_SUCCESS);
     assert_int_equal(us_dirsync_count(), before + 1);
     assert_int_equal(us_dirsync("/nonexistent/dir"), APR_FROM_OS_ERROR(ENOENT));
 }
@@ -190,8 +191,5 @@ int main(void)
         cmocka_unit_test(test_ticket_cancel),
         cmocka_unit_test(test_real_directory),
     };
-    apr_initialize();
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_dirsync", tests, NULL, NULL);
 }

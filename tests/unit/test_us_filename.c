@@ -3,12 +3,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <string.h>
 
 #include <apr_general.h>
 #include "us_filename.h"
 
-static apr_pool_t *pool;
 
 static void test_valid_names(void **state)
 {
@@ -137,10 +137,5 @@ int main(void)
         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_rfc5987),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_filename", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_filename", tests, NULL, NULL);
 }

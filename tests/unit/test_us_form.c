@@ -3,12 +3,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <string.h>
 
 #include <apr_general.h>
 #include "us_form.h"
 
-static apr_pool_t *pool;
 
 static void field(us_form *f, const char *name, const char *value)
 {
@@ -117,10 +117,5 @@ int main(void)
         cmocka_unit_test(test_nul_is_refused),
         cmocka_unit_test(test_fragmented_input_stays_bounded),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_form", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_form", tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 
 #include "sqlite_fixture.h"
 
-static char root[64];
+static const char *root;
 static const char *dbfile;
 static us_ingest_config cfg;
 static int seq;
@@ -325,8 +325,7 @@ static int setup(void **state)
 {
     const char *err = NULL;
     (void)state;
-    snprintf(root, sizeof(root), "/tmp/us_ingest_test_%ld", (long)getpid());
-    apr_dir_remove(root, pool);
+    root = fixture_path("ingest");
     apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
     dbfile = apr_pstrcat(pool, root, "/store.db", NULL);
     cfg.store = fixture_cfg(dbfile);
@@ -343,9 +342,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_remove_tree(root);
 }
 
 /* A worker told to stop hands its session back having decided nothing,
@@ -392,9 +389,5 @@ int main(void)
         cmocka_unit_test(test_workers_threads),
         cmocka_unit_test(test_claimed_is_reported),
     };
-    if (fixture_start() != 0)
-        return 1;
-    int rc = cmocka_run_group_tests_name("us_ingest", tests, setup, teardown);
-    fixture_stop();
-    return rc;
+    return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

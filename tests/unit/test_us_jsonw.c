@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "fixture.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -24,22 +25,6 @@
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    apr_initialize();
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return 0;
-}
 
 /* xorshift64*: the same "random" strings on every run */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
@@ -523,5 +508,5 @@ int main(void)
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_utf8_valid),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return fixture_run("us_jsonw", tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,6 @@
 #include <apr_strings.h>
 #include "us_multipart.h"
 
-static apr_pool_t *pool;
 
 /* ---- transcript: every callback rendered as text ------------------------
  * part_begin  -> {name|filename|filename*|content-type}   (NULL as ~)
@@ -860,22 +860,6 @@ static void test_large_part_bounded(void **state)
     free(chunk);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -892,5 +876,5 @@ int main(void)
         cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_large_part_bounded),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return fixture_run("us_multipart", tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +15,6 @@
 #include "us_policy.h"
 #include "us_time.h"
 
-static apr_pool_t *pool;
 static const unsigned char SECRET[32] = "0123456789abcdef0123456789abcdef";
 #define T0 ((apr_time_t)1795863600 * APR_USEC_PER_SEC)
 
@@ -177,10 +177,5 @@ int main(void)
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_document_bytes_as_jansson_wrote_them),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_policy", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_policy", tests, NULL, NULL);
 }

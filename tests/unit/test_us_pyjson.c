@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 
 #include "us_pyjson.h"
 
@@ -977,5 +978,5 @@ int main(void)
 
     print_message("us_pyjson: %zu error vectors, %zu ok vectors\n",
                   COUNT(err_vectors), COUNT(ok_vectors));
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return fixture_run("us_pyjson", tests, NULL, NULL);
 }

@@ -3,12 +3,12 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <string.h>
 
 #include <apr_general.h>
 #include "us_router.h"
 
-static apr_pool_t *pool;
 
 static void route(const char *path, const char *method, us_route *r)
 {
@@ -190,10 +190,5 @@ int main(void)
         cmocka_unit_test(test_api_prefix),
         cmocka_unit_test(test_refused_escapes),
     };
-    apr_initialize();
-    apr_pool_create(&pool, NULL);
-    int rc = cmocka_run_group_tests_name("us_router", tests, NULL, NULL);
-    apr_pool_destroy(pool);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_router", tests, NULL, NULL);
 }

@@ -7,16 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <apr_general.h>
 #include <apr_strings.h>
 #include "sqlite_fixture.h"
 #include "store_conformance.h"
 
 static const char *sqlite_create(apr_pool_t *p, const char *test_name)
 {
-    const char *path = apr_psprintf(p, "/tmp/us_store_test_%ld_%s.db", (long)getpid(), test_name);
+    const char *path = apr_pstrcat(p, fixture_path(test_name), ".db", NULL);
     fixture_db_remove(path);
     return path;
 }
@@ -74,10 +72,9 @@ int main(void)
         cmocka_unit_test(test_sqlite_files),
         cmocka_unit_test(test_bad_database),
     };
-    if (fixture_start() != 0)
-        return 1;
+    if (sqlite_fixture_start() != 0)
+        return fixture_stop(1);
     int rc = store_conformance_run(&sqlite_target);
     rc |= cmocka_run_group_tests_name("us_store: sqlite", tests, NULL, NULL);
-    fixture_stop();
-    return rc;
+    return fixture_stop(rc);
 }

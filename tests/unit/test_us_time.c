@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -128,5 +129,5 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_roundtrip),
     };
-    return cmocka_run_group_tests_name("us_time", tests, NULL, NULL);
+    return fixture_run("us_time", tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "fixture.h"
 #include <string.h>
 
 #include <apr_general.h>
@@ -37,8 +38,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_form),
     };
-    apr_initialize();
-    int rc = cmocka_run_group_tests_name("us_uuid", tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return fixture_run("us_uuid", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "fixture.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -1088,5 +1089,5 @@ int main(void)
         cmocka_unit_test(test_close_request),
         cmocka_unit_test(test_files_request),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return fixture_run("us_validate", tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 #define SQ(db) us_sqlite_of(db)
 #include "sqlite_fixture.h"
 
-static char dbpath[64];
+static const char *dbpath;
 
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
 static const apr_time_t T0 = SEC(1795863600);
@@ -25,7 +25,7 @@ static const apr_time_t T0 = SEC(1795863600);
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dbpath, sizeof(dbpath), "/tmp/us_writer_test_%ld.db", (long)getpid());
+    dbpath = fixture_path("store.db");
     fixture_db_create(dbpath);
     return 0;
 }
@@ -441,9 +441,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
     };
-    if (fixture_start() != 0)
-        return 1;
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    fixture_stop();
-    return rc;
+    return sqlite_fixture_run("us_writer", tests, NULL, NULL);
 }

@@ -7,8 +7,7 @@
   is never lost to a broken pipe (raw_post),
 - the official deepset SDK's way of uploading, with aiohttp (sdk_upload_many),
 - session file listing (list_files_all) and on-disk inspection of a session
-  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.<pid>.tmp" files),
-- httpd children resident memory (children_rss).
+  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.<pid>.tmp" files).
 
 Only the standard library, pytest, httpx and aiohttp (python3-aiohttp).
 """
@@ -27,7 +26,9 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from harness import MODULE_SO, UUID_CANON_RE, check, get_status, session_path, wait_for
+from .procs import wait_for
+from .server import MODULE_SO
+from .api import UUID_CANON_RE, check, get_status, session_path
 
 
 # The module's messages (src/httpd/us_upload.c).
@@ -111,8 +112,8 @@ class RawResponse:
                 f"body={self.content[:500]!r}>")
 
 
-def describe(resp):
-    """Like harness.describe, but never touches a streamed request body."""
+def describe_streamed(resp):
+    """Like api.describe, but never touches a streamed request body."""
     req = getattr(resp, "request", None)
     where = f"{req.method} {req.url} " if req is not None else ""
     return (f"{where}-> {resp.status_code} headers={dict(resp.headers)} "
@@ -123,28 +124,28 @@ def s3_error(resp, status, code, message):
     """Assert an S3-style XML error: status, Content-Type application/xml,
     the body exactly <Error><Code>code</Code><Message>message</Message></Error>
     (message: a string, or a compiled regex matched in full)."""
-    assert resp.status_code == status, describe(resp)
+    assert resp.status_code == status, describe_streamed(resp)
     ctype = resp.headers.get("content-type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/xml", describe(resp)
+    assert ctype.split(";")[0].strip().lower() == "application/xml", describe_streamed(resp)
     try:
         root = ET.fromstring(resp.content)
     except ET.ParseError as e:
-        raise AssertionError(f"error body is not XML ({e}): {describe(resp)}")
-    assert root.tag == "Error", describe(resp)
-    assert [c.tag for c in root] == ["Code", "Message"], describe(resp)
-    assert root.find("Code").text == code, describe(resp)
+        raise AssertionError(f"error body is not XML ({e}): {describe_streamed(resp)}")
+    assert root.tag == "Error", describe_streamed(resp)
+    assert [c.tag for c in root] == ["Code", "Message"], describe_streamed(resp)
+    assert root.find("Code").text == code, describe_streamed(resp)
     got = root.find("Message").text
     if isinstance(message, re.Pattern):
         assert message.fullmatch(got or ""), f"message {got!r} !~ {message.pattern}: " \
-            + describe(resp)
+            + describe_streamed(resp)
     else:
-        assert got == message, describe(resp)
+        assert got == message, describe_streamed(resp)
     return got
 
 
 def no_content(resp, status=204):
-    assert resp.status_code == status, describe(resp)
-    assert resp.content == b"", describe(resp)
+    assert resp.status_code == status, describe_streamed(resp)
+    assert resp.content == b"", describe_streamed(resp)
 
 
 # --------------------------------------------------------------------------
@@ -403,12 +404,12 @@ def sdk_upload_many(url, fields, files, concurrency=10, deadline=60):
 # session files via the API
 # --------------------------------------------------------------------------
 
-def files_path(ws, sid):
+def session_files_path(ws, sid):
     return session_path(ws, sid) + "/files"
 
 
-def files_page(api, ws, sid, **params):
-    data = check(api.get(files_path(ws, sid), params=params), 200)
+def session_files_page(api, ws, sid, **params):
+    data = check(api.get(session_files_path(ws, sid), params=params), 200)
     assert set(data) == {"data", "has_more", "total"}, data
     return data
 
@@ -418,7 +419,7 @@ def list_files_all(api, ws, sid, limit=100, **params):
     way. Returns (items, total)."""
     out, page = [], 1
     while True:
-        data = files_page(api, ws, sid, limit=limit, page_number=page, **params)
+        data = session_files_page(api, ws, sid, limit=limit, page_number=page, **params)
         out += data["data"]
         assert len(data["data"]) <= limit, data
         if not data["has_more"]:
@@ -538,46 +539,3 @@ def policy_doc(policy):
 
 def encode_policy(doc):
     return base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
-
-
-# --------------------------------------------------------------------------
-# httpd children memory
-# --------------------------------------------------------------------------
-
-def _status_fields(pid):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                out[k] = v.strip()
-    except OSError:
-        return None
-    return out
-
-
-def children_rss(parent_pid):
-    """{pid: VmRSS in bytes} of the live processes whose parent is parent_pid."""
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        st = _status_fields(int(name))
-        if not st or st.get("PPid") != str(parent_pid) or "VmRSS" not in st:
-            continue
-        if st.get("State", "").startswith(("Z", "X")):
-            continue
-        kb = int(st["VmRSS"].split()[0])
-        out[int(name)] = kb * 1024
-    return out
-
-
-def children_peak_rss(parent_pid):
-    """{pid: VmHWM (the peak resident size so far) in bytes} of the live
-    processes whose parent is parent_pid."""
-    out = {}
-    for pid in children_rss(parent_pid):
-        st = _status_fields(pid)
-        if st and "VmHWM" in st:
-            out[pid] = int(st["VmHWM"].split()[0]) * 1024
-    return out

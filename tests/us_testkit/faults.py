@@ -1,12 +1,9 @@
 """Helpers for the fault-injection and security tests (test_faults.py,
 test_security.py).
 
-- fixtures: a private copy of the module for every server these tests start
-  (a `make` elsewhere rewrites build/mod_upload_session.so in place, which
-  crashes every httpd that has it mapped), the shared server's options and
-  dedicated servers (make_server), a tmpfs mounter (tmpfs) that unmounts
-  after the test's servers are stopped,
-- SIGKILL of a whole httpd (parent + children) and a start after it,
+- a tmpfs mounter fixture (tmpfs) that unmounts after the test's servers
+  are stopped (the private module copy, dedicated servers and SIGKILL of a
+  whole httpd are ingest's),
 - `apache2 -k graceful|restart` without waiting (uploads are in flight),
 - uploads held open on raw sockets (HeldUpload) and paced uploads in
   threads (PacedUpload), with what the client saw,
@@ -14,8 +11,8 @@ test_security.py).
 - on-disk inspection: temp files, blob hashes, path snapshots,
 - httpd children memory (rss_total), secrets in logs (find_secrets).
 
-Uses only the standard library, pytest and httpx, plus the other helper
-files of this directory (harness, upload_helpers), which it does not change.
+Uses only the standard library, pytest and httpx, plus the other modules of
+this package.
 """
 
 import contextlib
@@ -32,9 +29,11 @@ import time
 
 import pytest
 
-from harness import APACHE, check, new_client
-from upload_helpers import (Part, blob_files, children_rss, form_parts, multipart,
-                            new_boundary, session_dir, sha256_file, url_path)
+from .server import APACHE, new_client
+from .api import check
+from .procs import children_rss
+from .uploads import (Part, form_parts, multipart, new_boundary, session_dir,
+                      sha256_file, url_path)
 
 MiB = 1024 * 1024
 
@@ -45,11 +44,6 @@ KILLED_CHILD_LOG = r"AH00052: child pid \d+ exit signal Killed"
 # --------------------------------------------------------------------------
 # fixtures (import them into a test module to use them)
 # --------------------------------------------------------------------------
-
-# module_so, shared_server_options and make_server are ingest_helpers' (one
-# copy for both suites); the test modules import them from here
-from ingest_helpers import make_server, module_so, shared_server_options  # noqa: E402,F401
-
 
 def _umount(path):
     for args in (["umount", path], ["umount", "-l", path]):
@@ -104,10 +98,6 @@ def chown_www_data(path):
 # --------------------------------------------------------------------------
 # httpd processes
 # --------------------------------------------------------------------------
-
-# the SIGKILL helpers are ingest_helpers' (one copy for both fault suites)
-from ingest_helpers import httpd_pids, kill9, start_after_kill  # noqa: E402,F401
-
 
 def apachectl(srv, action, timeout=30):
     """`apache2 -d DIR -f CONF -k action` (graceful, restart, ...); returns
@@ -305,9 +295,6 @@ def store_tables(srv):
 
 def data_dir_of(srv):
     return os.path.join(srv.dir, "state", "data")
-
-
-from ingest_helpers import tmp_files_under  # noqa: E402,F401  (one copy for both suites)
 
 
 def session_blob_hashes(srv, sid, data_root=None):

@@ -11,7 +11,7 @@
   does), download, meta, direct upload, item checks,
 - SIGKILL of a whole httpd (parent + children) and a start after it.
 
-Uploads reuse upload_helpers (the upload-target tests' helpers).
+Uploads reuse uploads (the upload-target tests' helpers).
 """
 
 import datetime as dt
@@ -24,10 +24,10 @@ import uuid
 
 import pytest
 
-from harness import (UUID_CANON_RE, UploadServer, check, children_of, close_session,
-                     create_session, get_status, parse_ts, pid_alive, port_open, wait_for)
-from upload_helpers import (check_file_item, list_files_all, private_module_copy,
-                            sdk_upload_many, upload)
+from .procs import children_of, pid_alive, port_open, wait_for
+from .server import UploadServer
+from .api import UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts
+from .uploads import check_file_item, list_files_all, private_module_copy, sdk_upload_many, upload
 
 MSG_NO_FILE = "There's no file with the ID '{}' in the workspace."
 MSG_FILE_EXISTS = "A file with the name '{}' already exists in the workspace."
@@ -59,7 +59,7 @@ def shared_server_options(module_so):
 def make_server(server_factory, module_so):
     """make(start=True, **UploadServer kwargs) -> a dedicated server on the
     private module copy (stopped, log-checked and removed after the test).
-    Shared with fault_helpers (test_faults.py, test_security.py)."""
+    Shared with the fault suites (test_faults.py, test_security.py)."""
     def make(start=True, **kwargs):
         kwargs.setdefault("module", module_so)
         kwargs.setdefault("max_open", 1000)
@@ -183,7 +183,7 @@ def state_of(item):
 # the workspace files API
 # --------------------------------------------------------------------------
 
-def files_path(ws, file_id=None, meta=False):
+def ws_files_path(ws, file_id=None, meta=False):
     p = f"{ws}/files"
     if file_id is not None:
         p += f"/{file_id}"
@@ -208,8 +208,8 @@ def order_key(item):
     return (parse_ts(item["created_at"]), item["file_id"])
 
 
-def files_page(api, ws, **params):
-    data = check(api.get(files_path(ws), params=params), 200)
+def ws_files_page(api, ws, **params):
+    data = check(api.get(ws_files_path(ws), params=params), 200)
     assert set(data) == {"data", "total", "has_more"}, data
     assert isinstance(data["has_more"], bool) and isinstance(data["total"], int), data
     return data
@@ -233,7 +233,7 @@ def list_ws_files(srv, api, ws, limit=100, name=None):
         params["name"] = name
     total = None
     for _ in range(100000):
-        data = files_page(api, ws, **params)
+        data = ws_files_page(api, ws, **params)
         if total is None:
             total = data["total"]
         assert data["total"] == total, (total, data["total"])
@@ -254,21 +254,21 @@ def list_ws_files(srv, api, ws, limit=100, name=None):
 
 def download(api, ws, file_id):
     """GET the file's bytes: 200 with a matching Content-Length."""
-    r = api.get(files_path(ws, file_id))
+    r = api.get(ws_files_path(ws, file_id))
     assert r.status_code == 200, f"GET file {file_id}: {r.status_code} {r.text[:300]!r}"
     assert int(r.headers["content-length"]) == len(r.content), r.headers
     return r
 
 
 def get_meta(api, ws, file_id):
-    return check(api.get(files_path(ws, file_id, meta=True)), 200)
+    return check(api.get(ws_files_path(ws, file_id, meta=True)), 200)
 
 
 def no_file(api, ws, file_id):
     """The file is unknown in ws: 404 for bytes and meta."""
     body = {"detail": MSG_NO_FILE.format(file_id)}
-    check(api.get(files_path(ws, file_id)), 404, body)
-    check(api.get(files_path(ws, file_id, meta=True)), 404, body)
+    check(api.get(ws_files_path(ws, file_id)), 404, body)
+    check(api.get(ws_files_path(ws, file_id, meta=True)), 404, body)
 
 
 def post_file(api, ws, name, data, meta=None, write_mode=None, meta_as="field",
@@ -287,7 +287,7 @@ def post_file(api, ws, name, data, meta=None, write_mode=None, meta_as="field",
             form = {"meta": text}
         else:
             files["meta"] = (None, text)
-    r = api.post(files_path(ws), params=params, files=files, data=form)
+    r = api.post(ws_files_path(ws), params=params, files=files, data=form)
     body = check(r, status)
     if status == 201:
         assert set(body) == {"file_id"} and UUID_CANON_RE.match(body["file_id"]), body

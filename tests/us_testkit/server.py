@@ -1,6 +1,8 @@
-"""Test harness for mod_upload_session: a real httpd (event MPM) per server
-object, with a generated configuration, a generated API key file, and helpers
-to talk to the API and to check responses.
+"""The server harness: a real httpd (event MPM) per UploadServer object, in
+a directory of its own, with a generated configuration and API key file,
+started, restarted and stopped through apache2 -k, its error log checked.
+The integration tests use it as it is; the benchmarks and the load test
+pass their own modules, MPM settings and users (see UploadServer).
 
 Only the standard library, pytest and httpx are used (Debian's python3-pytest
 and python3-httpx); run with /usr/bin/python3.
@@ -14,23 +16,21 @@ Environment knobs (for debugging the harness itself):
                  reports go to <server dir>/sanitizer.* and fail the test
 """
 
-import datetime as _dt
 import hashlib
-import json
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import uuid
 
 import httpx
 import pytest
+
+from .procs import free_port, pid_alive, port_open, wait_for
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODULE_SO = os.environ.get(
@@ -46,12 +46,6 @@ CRASH_LINE_RE = re.compile(r"AH00052|exit signal|dumped core")
 # Logged by the MPM after every (re)start once the children are running.
 RESUMING_RE = re.compile(r"resuming normal operations")
 
-TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
-UUID_CANON_RE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-DEFAULT_LIFETIME = 86400
-
 # Debian's stock mods-available/reqtimeout.conf, which production keeps in
 # front of the module (README "Production"); every test server loads it.
 DEBIAN_REQUEST_READ_TIMEOUT = ("header=20-40,minrate=500", "body=10,minrate=500")
@@ -66,248 +60,6 @@ def new_client(**kwargs):
     kwargs.setdefault("verify", SSL_CTX)
     kwargs.setdefault("timeout", 30)
     return httpx.Client(**kwargs)
-
-
-# --------------------------------------------------------------------------
-# small utilities
-# --------------------------------------------------------------------------
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def port_open(port, timeout=0.2):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid):
-    """True while the process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            # state is the field after the parenthesised command name
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def children_of(ppid):
-    """Sorted pids of the processes whose parent is ppid (zombies included)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/status") as f:
-                for line in f:
-                    if line.startswith("PPid:"):
-                        if int(line.split()[1]) == ppid:
-                            out.append(int(d))
-                        break
-        except (OSError, ValueError):
-            pass
-    return sorted(out)
-
-
-def wait_for(predicate, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-def unique_ws(prefix="ws"):
-    """A fresh, valid workspace name (isolates tests on a shared server)."""
-    return f"{prefix}-{secrets.token_hex(6)}"
-
-
-def parse_ts(s):
-    """Parse the API timestamp format; fails the test when it is not exactly
-    YYYY-MM-DDTHH:MM:SS.ffffffZ."""
-    assert isinstance(s, str) and TS_RE.match(s), f"bad timestamp format: {s!r}"
-    return _dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=_dt.timezone.utc)
-
-
-def utcnow():
-    return _dt.datetime.now(_dt.timezone.utc)
-
-
-def assert_ts_between(s, lo, hi, slack=2.0):
-    """s is a well-formed timestamp within [lo - slack, hi + slack]."""
-    t = parse_ts(s)
-    d = _dt.timedelta(seconds=slack)
-    assert lo - d <= t <= hi + d, f"timestamp {s} not within [{lo}, {hi}] +-{slack}s"
-    return t
-
-
-def assert_uuid4(s):
-    assert isinstance(s, str) and UUID_CANON_RE.match(s), f"not a canonical uuid: {s!r}"
-    u = uuid.UUID(s)
-    assert str(u) == s
-    assert u.version == 4, f"not a version-4 uuid: {s}"
-    return s
-
-
-def describe(resp):
-    req = resp.request
-    body = req.content[:300] if req.content is not None else b""
-    return (f"{req.method} {req.url} body={body!r} -> {resp.status_code} "
-            f"headers={dict(resp.headers)} body={resp.text[:2000]!r}")
-
-
-NO_BODY_CHECK = object()
-
-
-def check(resp, status, body=NO_BODY_CHECK):
-    """Assert the status code and (for JSON answers) the Content-Type and,
-    when given, the whole JSON body. Returns the decoded body (None for 204)."""
-    assert resp.status_code == status, describe(resp)
-    if status == 204:
-        assert resp.content == b"", "204 must have an empty body: " + describe(resp)
-        return None
-    ctype = resp.headers.get("content-type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/json", \
-        "Content-Type is not application/json: " + describe(resp)
-    try:
-        data = resp.json()
-    except ValueError:
-        raise AssertionError("body is not JSON: " + describe(resp))
-    if body is not NO_BODY_CHECK:
-        assert data == body, describe(resp)
-    return data
-
-
-def detail_of(resp, status):
-    """Assert status + exactly {"detail": <non-empty string>}; returns the
-    detail string."""
-    data = check(resp, status)
-    assert isinstance(data, dict) and set(data) == {"detail"} \
-        and isinstance(data["detail"], str) and data["detail"], describe(resp)
-    return data["detail"]
-
-
-def not_found_text(session_id):
-    return (f"There's no session with the ID '{session_id}' in the workspace. "
-            f"Check if the ID is correct. ")
-
-
-ALREADY_CLOSED = {"detail": "The session is already closed."}
-NOT_AUTHENTICATED = {"detail": "Not authenticated"}
-INVALID_KEY = {"detail": "Invalid API key"}
-WS_NOT_FOUND = {"detail": "Workspace not found"}
-ROUTE_NOT_FOUND = {"detail": "Not Found"}
-METHOD_NOT_ALLOWED = {"detail": "Method Not Allowed"}
-
-
-# --------------------------------------------------------------------------
-# expected 422 items (FastAPI + pydantic v2 wording)
-# --------------------------------------------------------------------------
-
-def v422(*items):
-    return {"detail": list(items)}
-
-
-def e_missing():
-    return {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
-
-
-def e_json_invalid(raw):
-    """The json_invalid item FastAPI produces for raw (bytes), computed with
-    CPython's own json module (position in characters, Python's message)."""
-    try:
-        json.loads(raw)
-    except json.JSONDecodeError as e:
-        return {"type": "json_invalid", "loc": ["body", e.pos], "msg": "JSON decode error",
-                "input": {}, "ctx": {"error": e.msg}}
-    raise AssertionError(f"{raw!r} is valid JSON for Python")
-
-
-def e_model_attributes_type(value):
-    return {"type": "model_attributes_type", "loc": ["body"],
-            "msg": "Input should be a valid dictionary or object to extract fields from",
-            "input": value}
-
-
-def e_literal_closed(value):
-    return {"type": "literal_error", "loc": ["body", "status"],
-            "msg": "Input should be 'CLOSED'", "input": value,
-            "ctx": {"expected": "'CLOSED'"}}
-
-
-def e_enum_write_mode(value):
-    return {"type": "enum", "loc": ["body", "write_mode"],
-            "msg": "Input should be 'KEEP', 'OVERWRITE' or 'FAIL'", "input": value,
-            "ctx": {"expected": "'KEEP', 'OVERWRITE' or 'FAIL'"}}
-
-
-def e_bool_parsing(loc, value):
-    return {"type": "bool_parsing", "loc": list(loc),
-            "msg": "Input should be a valid boolean, unable to interpret input",
-            "input": value}
-
-
-def e_ge(loc, value, ge):
-    return {"type": "greater_than_equal", "loc": list(loc),
-            "msg": f"Input should be greater than or equal to {ge}", "input": value,
-            "ctx": {"ge": ge}}
-
-
-def e_le(loc, value, le):
-    return {"type": "less_than_equal", "loc": list(loc),
-            "msg": f"Input should be less than or equal to {le}", "input": value,
-            "ctx": {"le": le}}
-
-
-def e_int_from_float(loc, value):
-    return {"type": "int_from_float", "loc": list(loc),
-            "msg": "Input should be a valid integer, got a number with a fractional part",
-            "input": value}
-
-
-def e_int_parsing(loc, value):
-    return {"type": "int_parsing", "loc": list(loc),
-            "msg": "Input should be a valid integer, unable to parse string as an integer",
-            "input": value}
-
-
-def e_uuid_parsing(value, reason, name="session_id"):
-    return {"type": "uuid_parsing", "loc": ["path", name],
-            "msg": f"Input should be a valid UUID, {reason}", "input": value,
-            "ctx": {"error": reason}}
-
-
-# Reasons as API.md words them (see the report: real pydantic-core says
-# "invalid character: expected an optional prefix of `urn:uuid:` followed by
-# [0-9a-fA-F-], found `x` at 1"; API.md is authoritative here).
-def uuid_reason_length(n):
-    return f"invalid length: expected length 32 for simple format, found {n}"
-
-
-def uuid_reason_char(ch, pos):
-    return f"invalid character: found `{ch}` at {pos}"
-
-
-def sort_items(items):
-    return sorted(items, key=lambda i: json.dumps(i, sort_keys=True))
 
 
 # --------------------------------------------------------------------------
@@ -342,22 +94,32 @@ class User:
 # --------------------------------------------------------------------------
 
 class UploadServer:
-    """One httpd instance in its own directory under /tmp.
+    """One httpd instance in its own directory (under /tmp by default).
 
     s = UploadServer(max_open=10, max_lifetime=86400, extra=["Directive value"])
-    (request_read_timeout: RequestReadTimeout arguments, Debian's by default;
-    None leaves mod_reqtimeout out)
     s.start(); s.client(s.user_all).get("ws/upload_sessions"); s.stop()
+
+    request_read_timeout: RequestReadTimeout arguments, Debian's by default;
+    None leaves mod_reqtimeout out. modules: more (name, file) pairs to load
+    from Debian's module directory. default_users=False: no users but the
+    ones add_user() adds. A failure raises what fail() raises: pytest's
+    failure here, a plain exception in a subclass outside pytest.
     """
 
     def __init__(self, max_open=10, max_lifetime=86400, extra=(), overrides=None,
-                 omit=(), module=None, request_read_timeout=DEBIAN_REQUEST_READ_TIMEOUT):
-        self.dir = tempfile.mkdtemp(prefix="us-it-", dir="/tmp")
+                 omit=(), module=None, request_read_timeout=DEBIAN_REQUEST_READ_TIMEOUT,
+                 apache=None, modules=(), log_level="info", default_users=True,
+                 dir_prefix="us-it-", parent_dir="/tmp", ctl_timeout=30):
+        self.dir = tempfile.mkdtemp(prefix=dir_prefix, dir=parent_dir)
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "htdocs"), 0o755)
         self.port = free_port()
         self.module = module or MODULE_SO
+        self.apache = apache or APACHE
+        self.modules = list(modules)
+        self.log_level = log_level
+        self.ctl_timeout = ctl_timeout
         self.conf_path = os.path.join(self.dir, "httpd.conf")
         self.error_log = os.path.join(self.dir, "error.log")
         self.pid_file = os.path.join(self.dir, "httpd.pid")
@@ -379,11 +141,12 @@ class UploadServer:
         self._expected = []          # patterns valid for the whole server life
         self._test_expected = []     # patterns valid until the next check_log()
 
-        # users: a '*' user, a second '*' user and a user granted ws-a only
         self.users = []
-        self.user_all = self.add_user("Ada", "Lovelace", "*")
-        self.user_all2 = self.add_user("Grace", "Hopper", "*")
-        self.user_a = self.add_user("Alan", "Turing", ["ws-a"])
+        if default_users:
+            # a '*' user, a second '*' user and a user granted ws-a only
+            self.user_all = self.add_user("Ada", "Lovelace", "*")
+            self.user_all2 = self.add_user("Grace", "Hopper", "*")
+            self.user_a = self.add_user("Alan", "Turing", ["ws-a"])
         self.write_config()
 
     # --- convenience accessors ----------------------------------------------
@@ -400,16 +163,16 @@ class UploadServer:
         return self.user_a.key
 
     # --- files ----------------------------------------------------------------
-    def add_user(self, given_name, family_name, grants):
+    def add_user(self, given_name, family_name, grants, key=None):
         """Add a user (and write the key file). A running server only sees it
         after graceful()/restart()."""
-        u = User(given_name, family_name, grants)
+        u = User(given_name, family_name, grants, key=key)
         self.users.append(u)
         self.write_keys()
         return u
 
     def write_keys(self, extra_lines=()):
-        lines = ["# generated by tests/integration/harness.py", ""]
+        lines = ["# generated by tests/us_testkit/server.py", ""]
         lines += [u.key_line() for u in self.users]
         lines += list(extra_lines)
         with open(self.key_file, "w") as f:
@@ -444,11 +207,12 @@ class UploadServer:
             f"Listen 127.0.0.1:{self.port}",
             f'PidFile "{d}/httpd.pid"',
             f'ErrorLog "{d}/error.log"',
-            "LogLevel info",
+            f"LogLevel {self.log_level}",
             f"LoadModule mpm_event_module {APACHE_MODULES}/mod_mpm_event.so",
             f"LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so",
-            f"LoadModule upload_session_module {self.module}",
         ]
+        lines += [f"LoadModule {name} {APACHE_MODULES}/{file}" for name, file in self.modules]
+        lines.append(f"LoadModule upload_session_module {self.module}")
         if self.request_read_timeout is not None:
             lines.append(f"LoadModule reqtimeout_module {APACHE_MODULES}/mod_reqtimeout.so")
             lines += [f"RequestReadTimeout {arg}" for arg in self.request_read_timeout]
@@ -488,8 +252,9 @@ class UploadServer:
                     out.append(f"{name}:\n{f.read()}")
         return out
 
-    def _ctl(self, *args, timeout=30):
-        return subprocess.run([APACHE, "-d", self.dir, "-f", self.conf_path, *args],
+    def _ctl(self, *args, timeout=None):
+        timeout = self.ctl_timeout if timeout is None else timeout
+        return subprocess.run([self.apache, "-d", self.dir, "-f", self.conf_path, *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=timeout, env=self._env())
 
@@ -515,8 +280,10 @@ class UploadServer:
         out = ""
         if proc is not None:
             out = f"\nexit={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        pytest.fail(f"{msg} (dir {self.dir}){out}\n--- error.log tail ---\n{self.log_tail()}",
-                    pytrace=False)
+        self.fail(f"{msg} (dir {self.dir}){out}\n--- error.log tail ---\n{self.log_tail()}")
+
+    def fail(self, msg):
+        pytest.fail(msg, pytrace=False)
 
     def _read_pid(self):
         try:
@@ -527,8 +294,7 @@ class UploadServer:
 
     def start(self, timeout=10):
         if not os.path.exists(self.module):
-            pytest.fail(f"module not built: {self.module} (run `make all` in {REPO_ROOT})",
-                        pytrace=False)
+            self.fail(f"module not built: {self.module} (run `make all` in {REPO_ROOT})")
         self.write_config()
         proc = self._ctl("-k", "start")
         if proc.returncode != 0:
@@ -666,51 +432,5 @@ class UploadServer:
         bad = self.unexpected_errors() + self.sanitizer_reports()
         self._test_expected = []
         if bad:
-            pytest.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
-                        + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail(),
-                        pytrace=False)
-
-
-# --------------------------------------------------------------------------
-# API helpers
-# --------------------------------------------------------------------------
-
-def sessions_path(ws):
-    return f"{ws}/upload_sessions"
-
-
-def session_path(ws, sid):
-    return f"{ws}/upload_sessions/{sid}"
-
-
-def create_session(client, ws, body=None, status=201):
-    r = client.post(sessions_path(ws), json={} if body is None else body)
-    return check(r, status)
-
-
-def close_session(client, ws, sid, status=204, body=None):
-    r = client.put(session_path(ws, sid), json={"status": "CLOSED"} if body is None else body)
-    if status == 204:
-        return check(r, 204)
-    if status == 409:
-        return check(r, 409, ALREADY_CLOSED)
-    return check(r, status)
-
-
-def get_status(client, ws, sid, status=200):
-    return check(client.get(session_path(ws, sid)), status)
-
-
-def list_sessions(client, ws, status=200, **params):
-    return check(client.get(sessions_path(ws), params=params), status)
-
-
-def list_all(client, ws, **params):
-    """Every item of the list, walking pages of 100."""
-    out, page = [], 1
-    while True:
-        data = list_sessions(client, ws, limit=100, page_number=page, **params)
-        out += data["data"]
-        if not data["has_more"]:
-            return out, data["total"]
-        page += 1
+            self.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
+                      + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail())

@@ -1,0 +1,113 @@
+"""Processes, ports and waiting: what the integration tests, the load test
+and the benchmarks all need around an httpd they started. Standard library
+only.
+
+The one reader of the children's memory is here: children_rss (VmRSS, what
+is resident now) and children_peak_rss (VmHWM, the peak so far), in bytes.
+"""
+
+import os
+import socket
+import time
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def port_open(port, timeout=0.2):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    """True while the process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # state is the field after the parenthesised command name
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def children_of(ppid):
+    """Sorted pids of the processes whose parent is ppid (zombies included)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                for line in f:
+                    if line.startswith("PPid:"):
+                        if int(line.split()[1]) == ppid:
+                            out.append(int(d))
+                        break
+        except (OSError, ValueError):
+            pass
+    return sorted(out)
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _status_fields(pid):
+    """/proc/<pid>/status as {field: value text}, None when it is gone."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                out[k] = v.strip()
+    except OSError:
+        return None
+    return out
+
+
+def _children_memory(parent_pid, field):
+    """{pid: <field> in bytes} of the live (not zombie) processes whose
+    parent is parent_pid."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = _status_fields(int(name))
+        if not st or st.get("PPid") != str(parent_pid) or field not in st:
+            continue
+        if st.get("State", "").startswith(("Z", "X")):
+            continue
+        out[int(name)] = int(st[field].split()[0]) * 1024
+    return out
+
+
+def children_rss(parent_pid):
+    """{pid: VmRSS in bytes} of the live processes whose parent is parent_pid."""
+    return _children_memory(parent_pid, "VmRSS")
+
+
+def children_peak_rss(parent_pid):
+    """{pid: VmHWM (the peak resident size so far) in bytes} of the live
+    processes whose parent is parent_pid."""
+    return _children_memory(parent_pid, "VmHWM")
