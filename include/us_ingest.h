@@ -26,8 +26,7 @@ typedef void us_log_fn(void *baton, us_log_level level, const char *msg);
 #define US_META_MAX_BYTES (1024 * 1024)
 
 typedef struct {
-    const apr_dbd_driver_t *drv;
-    const char *params;
+    const us_store_cfg *store;   /* the store the workers connect to */
     const char *data_dir;
     int threads;                 /* workers in this process */
     int batch;                   /* files per transaction */

@@ -1,13 +1,13 @@
 /*
- * us_store.h - the session store over apr_dbd: connections with their
- * prepared statements, schema migration, a per-process connection pool,
- * and one function per query. No httpd headers: unit tests drive it against
- * a temporary SQLite file.
+ * us_store.h - the session store, backend-neutral: configuration, schema
+ * migration, connections, a per-process connection pool and one function
+ * per domain operation. Each dispatches to the backend chosen by driver
+ * name (us_store_backend.h; src/store/sqlite/ is the SQLite one). No httpd
+ * headers: unit tests drive it against a temporary SQLite file.
  */
 #ifndef US_STORE_H
 #define US_STORE_H
 
-#include <apr_dbd.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -43,77 +43,91 @@ typedef struct {
     long long failed_files;
 } us_session;
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- configuration and connections ---------------------------------------- */
 
-/* Loads the apr_dbd driver by name ("sqlite3", "pgsql"); call once per
- * process before forking (apr_dbd_init must have run on a long-lived pool). */
-apr_status_t us_store_driver(apr_pool_t *p, const char *name,
-                             const apr_dbd_driver_t **drv, const char **err);
+/* A store as configured: the backend serving UploadSessionStore's driver
+ * name and its parameters, checked. Every connection of a store comes from
+ * its us_store_cfg. */
+typedef struct us_store_cfg us_store_cfg;
 
-/* How long (ms) an SQLite statement waits for another process's lock before
- * failing as US_DB_BUSY. apr_dbd's sqlite3 driver then retries 15 more times
- * 750 ms apart, each retry waiting this long again: the worst case is
- * 16 x ms + 11 s. Process-wide; set before connections are opened. */
-void us_store_set_busy_timeout(int ms);
+/* 1 when the backend for driver takes a file path as its parameters (made
+ * absolute against ServerRoot by the caller), else 0. */
+int us_store_params_are_path(const char *driver);
+
+/* Picks the backend for driver ("sqlite3") and checks params. US_DB_ERROR
+ * with *err ("no store backend for driver 'x' in this build", or the
+ * backend's reason) otherwise. apr_dbd_init must have run on a long-lived
+ * pool; call once per process before forking. */
+us_db_rc us_store_configure(apr_pool_t *p, const char *driver, const char *params,
+                            us_store_cfg **out, const char **err);
+
+/* The directory that holds the store's own files, or NULL when it keeps
+ * none on this machine (defaults for the data directory sit beside it). */
+const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p);
+
+/* How long (ms) a statement waits for a lock held by another connection
+ * before failing as US_DB_BUSY; set before connections are opened. The
+ * backend says whether it is per store or process-wide. */
+void us_store_set_lock_timeout(us_store_cfg *cfg, int ms);
 #define US_DEFAULT_BUSY_TIMEOUT_MS 1000
 
-/* Opens one connection in its own sub-pool of p, applies the dialect's
- * connection setup and prepares every statement. */
-us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                    const char *params, us_db **out, const char **err);
+/* Creates or upgrades the schema (idempotent, safe against a concurrent
+ * migrator). Call at startup, before connections are opened. */
+us_db_rc us_store_migrate(const us_store_cfg *cfg, apr_pool_t *p, const char **err);
+
+/* Creates the files the backend needs beside the store at startup (e.g. a
+ * lock file); may run as root. */
+us_db_rc us_store_prepare_files(const us_store_cfg *cfg, apr_pool_t *p, const char **err);
+
+/* The files of the store that the children's user must own: after startup
+ * and after a connection opened as root. Some may not exist. */
+apr_array_header_t *us_store_user_files(const us_store_cfg *cfg, apr_pool_t *p);
+
+/* Opens one connection in its own sub-pool of p, ready for every query. */
+us_db_rc us_db_open(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, const char **err);
 void us_db_close(us_db *db);
 
-/* SQLite in WAL mode: copies what the WAL holds into the database file
- * (PRAGMA wal_checkpoint(PASSIVE): never waits for readers or writers) -
- * the ingest workers call it every US_CHECKPOINT_INTERVAL, so that no
- * request pays for it. Every connection leaves its automatic checkpoints
- * until the WAL holds US_AUTOCHECKPOINT_PAGES (a backstop); at SQLite's
- * default of 1,000 they ran inside whichever commit crossed it, a copy and
- * a sync of the database file while every writer waited. No-op otherwise. */
-us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p);
-#define US_CHECKPOINT_INTERVAL apr_time_from_msec(500)
-#define US_AUTOCHECKPOINT_PAGES 10000
-
-/* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
- * in us_sql.c). A child holds one connection per worker thread, and a
- * transaction keeps every page it reads until it ends: at SQLite's default
- * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
- * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
- * little here: in WAL mode a connection drops it whenever another one has
- * committed since its last transaction, which under load is nearly always;
- * pages beyond the bound are read again from the OS page cache. */
-#define US_CACHE_KIB 256
-
-/* Creates or upgrades the schema (idempotent, safe against a concurrent
- * migrator). Call on a fresh connection, then reopen to prepare. */
-us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                       const char *params, const char **err);
-
-/* The database file of an SQLite params string, or NULL. */
-const char *us_store_sqlite_path(const char *driver, const char *params);
-
-/* The file whose flock queues our writers across processes (beside an
- * SQLite database; created on first use, root's copy must stay readable). */
-const char *us_store_lock_path(apr_pool_t *p, const char *db_path);
+/* Periodic upkeep the backend wants off the request path (SQLite: a
+ * passive WAL checkpoint); the ingest workers call it every
+ * US_MAINTENANCE_INTERVAL. US_DB_BUSY: another connection does it. */
+us_db_rc us_db_maintain(us_db *db, apr_pool_t *p);
+#define US_MAINTENANCE_INTERVAL apr_time_from_msec(500)
 
 /* ---- per-process pool ---------------------------------------------------- */
 
 /* A thread-safe pool of connections (apr_reslist), created in the child. */
-apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                             const char *params, int max_conns, us_store **out);
+apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_conns,
+                             us_store **out);
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
 void us_store_release(us_store *st, us_db *db, int broken);
 
-/* ---- queries ------------------------------------------------------------- */
+/* ---- queries -------------------------------------------------------------
+ * Each operation below says what it must be atomic against: what holds
+ * whatever other connections (threads, processes, machines) run at the same
+ * time. Reads promise nothing beyond one consistent row unless said. Writes
+ * return once durable; US_DB_BUSY / US_DB_ERROR mean nothing changed (and
+ * US_DB_NOT_DURABLE that it changed but may not survive a crash). */
 
+/* Inserts s as OPEN unless its user already has max_open OPEN sessions
+ * (those past expires_at not counted, swept or not): US_DB_LIMIT then.
+ * Atomic against every other insert, close and expiry of the same user:
+ * N concurrent inserts for a user with k open sessions give exactly
+ * max(0, max_open - k) US_DB_OK, never more. */
 us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now);
 us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
                         const char *id, apr_time_t now, us_session *out);
-/* OPEN -> CLOSED and ingestion queued; NOTFOUND / CONFLICT otherwise. */
+/* OPEN -> CLOSED (not past expires_at) and, in the same change, ingestion
+ * queued (or marked done when no raw file was uploaded); NOTFOUND, or
+ * CONFLICT when the session is not OPEN. Atomic against other closes and
+ * the expiry sweep: of concurrent closes exactly one gets US_DB_OK, the
+ * others US_DB_CONFLICT. Atomic against us_upload_commit: every upload
+ * committed before the close counts in uploaded_files and is ingested;
+ * every later one is refused with US_DB_CONFLICT. */
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
-/* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session. */
+/* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session.
+ * *total and rows are two reads: not a snapshot of one moment. */
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
                          int is_expired, long long limit, long long offset,
                          apr_time_t now, apr_array_header_t **rows,
@@ -134,10 +148,14 @@ typedef struct {
     apr_time_t uploaded_at;
 } us_upload;
 
-/* Records a completed upload in one write transaction: the session must
- * still be OPEN (else US_DB_CONFLICT and nothing changes); a new raw name
+/* Records a completed upload: the session must still be OPEN and not past
+ * expires_at (else US_DB_CONFLICT and nothing changes); a new raw name
  * counts towards uploaded_files; a known name is replaced and *old_blob is
- * set to the blob it pointed to (the caller deletes it), else NULL. */
+ * set to the blob it pointed to (the caller deletes it), else NULL.
+ * Atomic against the close and the expiry of its session (the OPEN check,
+ * the row and the count change together; see us_session_close) and against
+ * commits of the same name: they apply one after the other, and each
+ * replaced blob is handed to exactly one caller. */
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
                           const char **old_blob);
 
@@ -155,13 +173,22 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
 
 /* ---- expiry (the parent's monitor hook) ----------------------------------- */
 
-/* OPEN sessions past expires_at become EXPIRED with ingestion queued. */
+/* OPEN sessions past expires_at become EXPIRED with ingestion queued (as
+ * us_session_close does); *count: how many. Atomic against closes and
+ * upload commits as us_session_close is, and against concurrent sweeps:
+ * each session is expired once, by one of them. */
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
 
 /* ---- ingestion ------------------------------------------------------------- */
 
-/* Claims the next session to ingest for owner (a queued one in its turn, or
- * one whose claim went stale before stale_before). NOTFOUND: nothing to do. */
+/* Claims the next session to ingest for owner: a queued one, or a running
+ * one whose lease lapsed (last heartbeat before stale_before), oldest
+ * closing first. NOTFOUND: nothing to do. Atomic against other claims:
+ * of concurrent claimers of a session exactly one gets it. One at a time
+ * per workspace: a session that is not parallel is claimed only while no
+ * other non-parallel session of its workspace is running and none is
+ * queued ahead of it (closing time, then id); parallel sessions are not
+ * held back. */
 us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                          apr_time_t stale_before, us_session *out);
 
@@ -170,11 +197,17 @@ typedef struct {
     const char *owner;
 } us_claim;
 
-/* Every running claim (to find those whose owner process died). */
+/* Every running claim (to find those whose owner process died); a read. */
 us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims);
+/* The claim changes below act only while owner still holds the claim
+ * (running, owner unchanged), checked in the same change: an owner whose
+ * lease was taken over cannot requeue, renew or finish the session. */
+/* running -> queued (a no-op when owner lost the claim). */
 us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
+/* Renews the lease; US_DB_CONFLICT when owner lost the claim: it stops. */
 us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now);
+/* running -> done (a no-op when owner lost the claim). */
 us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
 
 typedef struct {
@@ -206,10 +239,22 @@ typedef struct {
     int overwrite;         /* replace the workspace's files of this name */
 } us_ingest_result;
 
-/* Applies one batch of decisions in one write transaction: per file the
- * PENDING -> FINISHED/FAILED change (skipped when already done: replay),
- * the workspace file row, OVERWRITE deletions, the session's counters.
- * *deleted: file_ids whose blobs the caller removes after the commit. */
+/* Applies one batch of decisions, all or nothing: per file the
+ * PENDING -> FINISHED/FAILED change, the workspace file row, OVERWRITE
+ * deletions, the session's counters. *deleted: file_ids whose blobs the
+ * caller removes after the commit.
+ * Each file leaves PENDING at most once, whoever applies it: a file
+ * already decided is skipped (a replayed batch, or one applied by a worker
+ * whose lease lapsed) and the counters count only the files this call
+ * changed, so they always equal the per-file states. Ownership of the claim
+ * is not re-checked here (no owner argument): a worker that lost its lease
+ * learns it at its next heartbeat, after at most one batch.
+ * The FAIL name check is atomic against every other apply and
+ * us_wsfile_add in the workspace: a FINISHED decision whose name is taken
+ * by another file at commit time becomes FAILED (FILE_ALREADY_EXISTS), so
+ * two sessions never both publish one name under FAIL. OVERWRITE deletes
+ * and inserts together: when only overwrites of a name run, one file of
+ * that name remains. */
 us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
                          const apr_array_header_t *results, apr_time_t now,
                          apr_array_header_t **deleted);
@@ -232,7 +277,9 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
                         apr_time_t after_at, const char *after_id, long long limit,
                         apr_array_header_t **rows, long long *total);
 /* A direct upload: write_mode FAIL with an existing name -> US_DB_CONFLICT;
- * OVERWRITE deletes the others (their ids in *deleted). */
+ * OVERWRITE deletes the others (their ids in *deleted). The name check or
+ * the deletions and the insert are one change, atomic as in us_ingest_apply:
+ * of concurrent FAIL adds of a new name exactly one succeeds. */
 us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
                        const char *write_mode, apr_array_header_t **deleted);
 

@@ -279,7 +279,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_t *p, *iter;
     us_db *db = NULL;
     const char *err = NULL;
-    apr_time_t last_reclaim = 0, last_checkpoint = 0;
+    apr_time_t last_reclaim = 0, last_maintenance = 0;
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
@@ -287,7 +287,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
-        if (!db && us_db_open(p, cfg->drv, cfg->params, &db, &err) != US_DB_OK) {
+        if (!db && us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
             logf_(cfg, US_LOG_ERR, "ingest worker %s: %s", owner, err);
             db = NULL;
             nap(ing, apr_time_from_sec(5));
@@ -297,11 +297,11 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             us_ingest_reclaim_dead(db, iter, cfg);
             last_reclaim = apr_time_now();
         }
-        if (apr_time_now() - last_checkpoint >= US_CHECKPOINT_INTERVAL) {
-            if (us_db_checkpoint(db, iter) != US_DB_OK) /* BUSY: another one runs */
-                logf_(cfg, US_LOG_DEBUG, "ingest worker %s: checkpoint: %s", owner,
+        if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {
+            if (us_db_maintain(db, iter) != US_DB_OK) /* BUSY: another one runs */
+                logf_(cfg, US_LOG_DEBUG, "ingest worker %s: maintenance: %s", owner,
                       us_db_error(db));
-            last_checkpoint = apr_time_now();
+            last_maintenance = apr_time_now();
         }
         int claimed = 0;
         long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);

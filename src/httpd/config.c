@@ -67,7 +67,7 @@ static const char *set_store(cmd_parms *cmd, void *d, const char *driver,
         return "UploadSessionStore: expects a driver name and its parameters, "
                "e.g. UploadSessionStore sqlite3 /var/lib/upload_session/store.db";
     c->store_driver = driver;
-    if (strcmp(driver, "sqlite3") == 0) {
+    if (us_store_params_are_path(driver)) {
         /* relative paths are relative to ServerRoot, like other httpd files */
         c->store_params = ap_server_root_relative(cmd->pool, params);
         if (!c->store_params)
@@ -221,8 +221,7 @@ const command_rec us_directives[] = {
 /* Fills defaults that depend on other directives. */
 void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
 {
-    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
-    char *dir = db ? ap_make_dirstr_parent(p, db) : NULL;
+    const char *dir = us_store_home(c->store_cfg, p);
     if (c->max_open < 0)
         c->max_open = US_DEFAULT_MAX_OPEN;
     if (c->max_lifetime < 0)

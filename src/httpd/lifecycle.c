@@ -48,7 +48,8 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return "UploadSession On needs UploadSessionStore (e.g. sqlite3 /var/lib/upload_session/store.db)";
     if (!c->key_file)
         return "UploadSession On needs UploadSessionKeyFile";
-    if (us_store_driver(pconf, c->store_driver, &c->drv, &derr) != APR_SUCCESS)
+    if (us_store_configure(pconf, c->store_driver, c->store_params, &c->store_cfg, &derr) !=
+        US_DB_OK)
         return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
     us_srv_conf_defaults(pconf, c);
     if (!c->data_dir)
@@ -65,10 +66,11 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
     int busy = 0;
+    us_srv_conf *c;
     (void)plog;
     (void)ptemp;
     for (server_rec *v = s; v; v = v->next) {
-        us_srv_conf *c = us_srv_conf_get(v);
+        c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
         const char *why = check_server(pconf, v, c);
@@ -83,8 +85,9 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (busy)
-        us_store_set_busy_timeout(busy);
+    for (server_rec *v = s; busy && v; v = v->next)
+        if (us_srv_enabled(c = us_srv_conf_get(v)))
+            us_store_set_lock_timeout(c->store_cfg, busy);
     return OK;
 }
 
@@ -159,41 +162,29 @@ static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
     return NULL;
 }
 
-/* The writers' flock file (us_writer.c), made here so that User owns it. */
-static const char *create_lock_file(apr_pool_t *p, const char *path)
+/* The store's files belong to the children's user. */
+static void give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
 {
-    apr_file_t *f;
-    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_CREATE,
-                                    APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
-                                    APR_FPROT_WREAD, p);
-    if (rv != APR_SUCCESS)
-        return apr_psprintf(p, "UploadSessionStore: cannot create the lock file %s: %pm",
-                            path, &rv);
-    apr_file_close(f);
-    give_to_user(path);
-    return NULL;
+    const apr_array_header_t *paths = us_store_user_files(cfg, p);
+    for (int i = 0; i < paths->nelts; i++)
+        give_to_user(APR_ARRAY_IDX(paths, i, const char *));
 }
 
 static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
 {
     const char *err = NULL;
-    const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
+    const char *home = us_store_home(c->store_cfg, p);
 
-    if (db && (err = prepare_dir(p, "UploadSessionStore", ap_make_dirstr_parent(p, db))))
+    if (home && (err = prepare_dir(p, "UploadSessionStore", home)))
         return err;
     if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
         return err;
-    if (us_db_migrate(p, c->drv, c->store_params, &err) != US_DB_OK)
+    if (us_store_migrate(c->store_cfg, p, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
     us_upload_sweep_temp(p, s, c->data_dir);
-    if (db) {
-        give_to_user(db);
-        give_to_user(apr_pstrcat(p, db, "-wal", NULL));
-        give_to_user(apr_pstrcat(p, db, "-shm", NULL));
-        err = create_lock_file(p, us_store_lock_path(p, db));
-        if (err)
-            return err;
-    }
+    if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    give_store_to_user(p, c->store_cfg);
     return load_secret(p, c);
 }
 
@@ -242,8 +233,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     char host[256] = "localhost";
 
     apr_gethostname(host, sizeof(host), pchild);
-    cfg->drv = c->drv;
-    cfg->params = c->store_params;
+    cfg->store = c->store_cfg;
     cfg->data_dir = c->data_dir;
     cfg->threads = c->ingest_threads;
     cfg->batch = 256;
@@ -289,14 +279,14 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
         threads = 1;
     for (server_rec *v = s; v; v = v->next) {
         us_srv_conf *c = us_srv_conf_get(v);
-        if (!us_srv_enabled(c) || !c->drv)
+        if (!us_srv_enabled(c) || !c->store_cfg)
             continue;
         /* virtual hosts naming the same store share one pool of connections */
         const char *k = apr_pstrcat(pchild, c->store_driver, "\n", c->store_params, NULL);
         c->store = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
         if (c->store)
             continue;
-        apr_status_t rv = us_store_create(pchild, c->drv, c->store_params, threads, &c->store);
+        apr_status_t rv = us_store_create(pchild, c->store_cfg, threads, &c->store);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                          USLOGNO(0003) "cannot create the connection pool for %s",
@@ -340,16 +330,13 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
     st->last = now;
     if (!st->db) {
         /* opened lazily here, in the parent, never before a fork */
-        if (us_db_open(sweep_pool, c->drv, c->store_params, &st->db, &err) != US_DB_OK) {
+        if (us_db_open(sweep_pool, c->store_cfg, &st->db, &err) != US_DB_OK) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
             st->db = NULL;
             return;
         }
-        const char *db = us_store_sqlite_path(c->store_driver, c->store_params);
-        if (db) { /* we are root: files SQLite creates now must stay usable by User */
-            give_to_user(apr_pstrcat(sweep_pool, db, "-wal", NULL));
-            give_to_user(apr_pstrcat(sweep_pool, db, "-shm", NULL));
-        }
+        /* we are root: files the store creates now must stay usable by User */
+        give_store_to_user(sweep_pool, c->store_cfg);
     }
     apr_pool_create(&tmp, sweep_pool);
     us_db_rc rc = us_sessions_expire(st->db, tmp, now, &n);
@@ -372,7 +359,7 @@ int us_monitor(apr_pool_t *p, server_rec *s)
     }
     for (server_rec *v = s; v; v = v->next) {
         us_srv_conf *c = us_srv_conf_get(v);
-        if (!us_srv_enabled(c) || !c->drv)
+        if (!us_srv_enabled(c) || !c->store_cfg)
             continue;
         const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, NULL);
         sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);

@@ -45,7 +45,7 @@ typedef struct {
 
     /* filled at (re)start in the parent, inherited by the children */
     us_keyring *keys;
-    const apr_dbd_driver_t *drv;
+    us_store_cfg *store_cfg;    /* the store: its backend and parameters */
     unsigned char secret[US_SECRET_LEN];
     /* filled in each child */
     us_store *store;

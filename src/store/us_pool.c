@@ -1,6 +1,6 @@
 /*
- * us_pool.c - the store's front for the request handlers: the apr_dbd
- * driver loaded by name and a thread-safe pool of connections per process.
+ * us_pool.c - a thread-safe pool of store connections per process, for the
+ * request handlers; any backend's (us_db_open).
  */
 #include "us_store.h"
 
@@ -10,31 +10,10 @@
 
 struct us_store {
     apr_pool_t *pool;
-    const apr_dbd_driver_t *drv;
-    const char *params;
+    const us_store_cfg *cfg;
     apr_reslist_t *conns;
     const char *last_err;
 };
-
-apr_status_t us_store_driver(apr_pool_t *p, const char *name,
-                             const apr_dbd_driver_t **drv, const char **err)
-{
-    apr_status_t rv = apr_dbd_get_driver(p, name, drv);
-    switch (rv) {
-    case APR_SUCCESS:
-        return rv;
-    case APR_ENOTIMPL:
-        *err = apr_psprintf(p, "no apr_dbd driver named '%s'", name);
-        break;
-    case APR_EDSOOPEN:
-        *err = apr_psprintf(p, "the apr_dbd driver '%s' cannot be loaded "
-                            "(on Debian: install libaprutil1-dbd-%s)", name, name);
-        break;
-    default:
-        *err = apr_psprintf(p, "apr_dbd driver '%s' failed to initialise", name);
-    }
-    return rv;
-}
 
 /* ---- connection pool ------------------------------------------------------ */
 
@@ -43,7 +22,7 @@ static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *po
     us_store *st = params;
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(pool, st->drv, st->params, &db, &err) != US_DB_OK) {
+    if (us_db_open(pool, st->cfg, &db, &err) != US_DB_OK) {
         st->last_err = err; /* for the log line only; a benign race */
         return APR_EGENERAL;
     }
@@ -72,8 +51,8 @@ static apr_status_t store_pre_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                             const char *params, int max_conns, us_store **out)
+apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_conns,
+                             us_store **out)
 {
     apr_allocator_t *alloc;
     apr_thread_mutex_t *mutex;
@@ -96,8 +75,7 @@ apr_status_t us_store_create(apr_pool_t *p, const apr_dbd_driver_t *drv,
 
     us_store *st = apr_pcalloc(pool, sizeof(*st));
     st->pool = pool;
-    st->drv = drv;
-    st->params = apr_pstrdup(pool, params);
+    st->cfg = cfg;
     rv = apr_reslist_create(&st->conns, 0, max_conns, max_conns, 0,
                             conn_construct, conn_destruct, st, pool);
     if (rv != APR_SUCCESS)

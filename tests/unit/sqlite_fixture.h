@@ -1,7 +1,7 @@
 /*
  * sqlite_fixture.h - fixture.h plus what the suites that drive the store
  * against a temporary SQLite file need (test_us_store, test_us_writer,
- * test_us_ingest): the sqlite3 driver, and a fresh migrated database.
+ * test_us_ingest): the SQLite backend, and a fresh migrated database.
  * Include after cmocka.h; run the group with sqlite_fixture_run(), which
  * fixture_run() would be but for loading the driver.
  */
@@ -11,19 +11,30 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <apr_dbd.h>
 #include "fixture.h"
 #include "us_store.h"
 
-static const apr_dbd_driver_t *drv;
+/* The store of an SQLite database at path (checked by sqlite_fixture_start). */
+static inline us_store_cfg *fixture_cfg(const char *path)
+{
+    us_store_cfg *cfg = NULL;
+    const char *err = NULL;
+    if (us_store_configure(pool, "sqlite3", path, &cfg, &err) != US_DB_OK)
+        fail_msg("configure %s: %s", path, err);
+    return cfg;
+}
 
-/* fixture_start() and the sqlite3 driver: 0, or 1 with a message. */
+/* fixture_start() and the SQLite backend with its driver: 0, or 1 with a
+ * message. */
 static inline int sqlite_fixture_start(void)
 {
+    us_store_cfg *cfg = NULL;
     const char *err = NULL;
     if (fixture_start() != 0)
         return 1;
     apr_dbd_init(pool);
-    if (us_store_driver(pool, "sqlite3", &drv, &err) != APR_SUCCESS) {
+    if (us_store_configure(pool, "sqlite3", "/", &cfg, &err) != US_DB_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -39,7 +50,7 @@ static inline void fixture_db_create(const char *path)
 {
     const char *err = NULL;
     unlink(path);
-    if (us_db_migrate(pool, drv, path, &err) != US_DB_OK)
+    if (us_store_migrate(fixture_cfg(path), pool, &err) != US_DB_OK)
         fail_msg("migrate %s: %s", path, err);
 }
 

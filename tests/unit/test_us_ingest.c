@@ -19,6 +19,7 @@
 #include "sqlite_fixture.h"
 
 static const char *root;
+static const char *dbfile;
 static us_ingest_config cfg;
 static int seq;
 
@@ -28,7 +29,7 @@ static us_db *db_open(void)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(pool, drv, cfg.params, &db, &err) != US_DB_OK)
+    if (us_db_open(pool, cfg.store, &db, &err) != US_DB_OK)
         fail_msg("open: %s", err);
     return db;
 }
@@ -327,15 +328,15 @@ static int setup(void **state)
     (void)state;
     root = fixture_path("ingest");
     apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
-    cfg.drv = drv;
-    cfg.params = apr_pstrcat(pool, root, "/store.db", NULL);
+    dbfile = apr_pstrcat(pool, root, "/store.db", NULL);
+    cfg.store = fixture_cfg(dbfile);
     cfg.data_dir = apr_pstrcat(pool, root, "/data", NULL);
     cfg.threads = 1;
     cfg.batch = 2; /* several batches per session */
     cfg.poll = apr_time_from_msec(20);
     cfg.lease = apr_time_from_sec(60);
     cfg.host = "h";
-    assert_int_equal(us_db_migrate(pool, drv, cfg.params, &err), US_DB_OK);
+    assert_int_equal(us_store_migrate(cfg.store, pool, &err), US_DB_OK);
     return 0;
 }
 

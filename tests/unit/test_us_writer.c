@@ -13,6 +13,8 @@
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include "us_store_db.h"
+
+#define SQ(db) us_sqlite_of(db)
 #include "sqlite_fixture.h"
 
 static const char *dbpath;
@@ -39,7 +41,7 @@ static us_db *open_db(apr_pool_t *p)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(p, drv, dbpath, &db, &err) != US_DB_OK)
+    if (us_db_open(p, fixture_cfg(dbpath), &db, &err) != US_DB_OK)
         fail_msg("open: %s", err);
     return db;
 }
@@ -66,9 +68,9 @@ static long long counter(us_db *db, const char *user)
     apr_dbd_row_t *row = NULL;
     long long n = -1;
     const char *sql = apr_psprintf(pool, "SELECT n FROM us_user_open WHERE user_id = '%s'", user);
-    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, sql, 0), 0);
-    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0)
-        n = apr_atoi64(apr_dbd_get_entry(db->drv, row, 0));
+    assert_int_equal(apr_dbd_select(SQ(db)->drv, pool, SQ(db)->h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0)
+        n = apr_atoi64(apr_dbd_get_entry(SQ(db)->drv, row, 0));
     return n;
 }
 
@@ -86,8 +88,9 @@ typedef struct {
     int runs;
 } piece;
 
-static us_db_rc insert_then(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc insert_then(us_sqlite_db *sq, apr_pool_t *p, void *arg)
 {
+    us_db *db = &sq->base;
     piece *pc = arg;
     int nrows = 0;
     pc->runs++;
@@ -98,11 +101,11 @@ static us_db_rc insert_then(us_db *db, apr_pool_t *p, void *arg)
     const void *args[] = { pc->s.id, pc->s.workspace, pc->s.user_id, pc->s.given_name,
                            pc->s.family_name, pc->s.write_mode, &par, &c, &e,
                            pc->s.user_id, pc->s.user_id, &t, &max };
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows, db->stmt[US_STMT_SESSION_INSERT], args);
+    int rc = apr_dbd_pbquery(SQ(db)->drv, p, SQ(db)->h, &nrows, SQ(db)->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
-        return us_db_fail(db, rc, "insert");
+        return us_db_fail(SQ(db), rc, "insert");
     if (pc->then != US_DB_OK)
-        db->err = "piece failed on purpose";
+        SQ(db)->err = "piece failed on purpose";
     return pc->then;
 }
 
@@ -119,7 +122,7 @@ static void test_batch_fails_only_the_failing_piece(void **state)
     us_write_job ja = { .fn = insert_then, .arg = &a, .pool = pool, .next = &jb };
     (void)state;
 
-    us_write_batch(db, &ja);
+    us_write_batch(SQ(db), &ja);
     assert_int_equal(ja.rc, US_DB_OK);
     assert_int_equal(jb.rc, US_DB_ERROR);
     assert_string_equal(jb.err, "piece failed on purpose");
@@ -143,7 +146,7 @@ static void test_lone_failed_piece_leaves_nothing(void **state)
     us_db *db = open_db(pool);
     piece a = { make(pool, 5, "u2", 100), US_DB_ERROR, 0 };
     (void)state;
-    assert_int_equal(us_write(db, pool, insert_then, &a), US_DB_ERROR);
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &a), US_DB_ERROR);
     assert_string_equal(us_db_error(db), "piece failed on purpose");
     assert_false(session_exists(db, a.s.id));
     assert_int_equal(counter(db, "u2"), -1);
@@ -254,10 +257,10 @@ static void test_migration_counts_existing_sessions(void **state)
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)
-        assert_int_equal(apr_dbd_query(db->drv, db->h, &nrows, *q), 0);
+        assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q), 0);
     us_db_close(db);
 
-    assert_int_equal(us_db_migrate(pool, drv, dbpath, &err), US_DB_OK);
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
     assert_int_equal(counter(db, "u4"), 2);
     us_db_close(db);
@@ -273,24 +276,24 @@ static void test_commit_is_synced_after_the_lock(void **state)
     apr_dbd_row_t *row = NULL;
     const char *sync = NULL;
     (void)state;
-    assert_non_null(db->wal_path);
-    assert_string_equal(db->wal_path, apr_pstrcat(pool, dbpath, "-wal", NULL));
-    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, "PRAGMA synchronous", 0), 0);
-    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0)
-        sync = apr_pstrdup(pool, apr_dbd_get_entry(db->drv, row, 0));
+    assert_non_null(SQ(db)->wal_path);
+    assert_string_equal(SQ(db)->wal_path, apr_pstrcat(pool, dbpath, "-wal", NULL));
+    assert_int_equal(apr_dbd_select(SQ(db)->drv, pool, SQ(db)->h, &res, "PRAGMA synchronous", 0), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0)
+        sync = apr_pstrdup(pool, apr_dbd_get_entry(SQ(db)->drv, row, 0));
     assert_string_equal(sync, "1"); /* NORMAL */
 
     piece ok = { make(pool, 4000, "u5", 100), US_DB_OK, 0 };
-    assert_int_equal(us_write(db, pool, insert_then, &ok), US_DB_OK);
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &ok), US_DB_OK);
 
-    db->wal_path = "/nonexistent/dir/store.db-wal";
+    SQ(db)->wal_path = "/nonexistent/dir/store.db-wal";
     piece unsure = { make(pool, 4001, "u5", 100), US_DB_OK, 0 };
-    assert_int_equal(us_write(db, pool, insert_then, &unsure), US_DB_NOT_DURABLE);
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &unsure), US_DB_NOT_DURABLE);
     assert_non_null(strstr(us_db_error(db), "committed, but syncing"));
     assert_true(session_exists(db, unsure.s.id));
     /* a piece that changed nothing needs no sync */
     piece none = { make(pool, 4002, "u5", 100), US_DB_CONFLICT, 0 };
-    assert_int_equal(us_write(db, pool, insert_then, &none), US_DB_CONFLICT);
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &none), US_DB_CONFLICT);
     us_db_close(db);
 }
 
@@ -300,18 +303,18 @@ static const char *answer(us_db *db, const char *sql)
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *out = NULL;
-    assert_int_equal(apr_dbd_select(db->drv, pool, db->h, &res, sql, 0), 0);
-    while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0) {
+    assert_int_equal(apr_dbd_select(SQ(db)->drv, pool, SQ(db)->h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
         out = "";
-        for (int i = 0; i < apr_dbd_num_cols(db->drv, res); i++)
-            out = apr_pstrcat(pool, out, i ? "|" : "", apr_dbd_get_entry(db->drv, row, i), NULL);
+        for (int i = 0; i < apr_dbd_num_cols(SQ(db)->drv, res); i++)
+            out = apr_pstrcat(pool, out, i ? "|" : "", apr_dbd_get_entry(SQ(db)->drv, row, i), NULL);
     }
     return out;
 }
 
 /* Commits of requests leave the WAL to the checkpoints of the ingest
  * workers (up to the backstop): 1,500 commits - past SQLite's default of
- * 1,000 pages - are all still in the WAL; us_db_checkpoint copies them. */
+ * 1,000 pages - are all still in the WAL; us_db_maintain checkpoints them. */
 static void test_checkpoints_are_left_to_the_workers(void **state)
 {
     us_db *db = open_db(pool);
@@ -322,13 +325,13 @@ static void test_checkpoints_are_left_to_the_workers(void **state)
                         apr_itoa(pool, -US_CACHE_KIB));
     for (int i = 0; i < 1500; i++) {
         piece pc = { make(pool, 5000 + i, "u6", 100), US_DB_OK, 0 };
-        assert_int_equal(us_write(db, pool, insert_then, &pc), US_DB_OK);
+        assert_int_equal(us_write(SQ(db), pool, insert_then, &pc), US_DB_OK);
     }
     /* no checkpoint ran: the WAL grew past the default's 1,000 pages */
     apr_finfo_t fi;
-    assert_int_equal(apr_stat(&fi, db->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
+    assert_int_equal(apr_stat(&fi, SQ(db)->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
     assert_true(fi.size > 1100 * (4096 + 24));
-    assert_int_equal(us_db_checkpoint(db, pool), US_DB_OK);
+    assert_int_equal(us_db_maintain(db, pool), US_DB_OK);
     /* everything was copied: a second checkpoint finds log == checkpointed */
     const char *r = answer(db, "PRAGMA wal_checkpoint(PASSIVE)");
     int busy = -1, log = -1, done = -2;
@@ -351,17 +354,17 @@ static void test_hot_statements_seek(void **state)
     us_db *db = open_db(pool);
     (void)state;
     for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
-        const us_stmt_def *def = us_sql_statement(US_DIALECT_SQLITE, hot[i]);
+        const us_stmt_def *def = us_sql_statement(hot[i]);
         apr_dbd_prepared_t *stmt = NULL;
         apr_dbd_results_t *res = NULL;
         apr_dbd_row_t *row = NULL;
         const void *nulls[16] = { NULL }; /* NULL binds SQL NULL */
-        assert_int_equal(apr_dbd_prepare(db->drv, pool, db->h,
+        assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
                                          apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
                                          NULL, &stmt), 0);
-        assert_int_equal(apr_dbd_pbselect(db->drv, pool, db->h, &res, stmt, 0, nulls), 0);
-        while (apr_dbd_get_row(db->drv, pool, res, &row, -1) == 0) {
-            const char *step = apr_dbd_get_entry(db->drv, row, 3);
+        assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
+        while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
+            const char *step = apr_dbd_get_entry(SQ(db)->drv, row, 3);
             if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0)
                 fail_msg("%s: %s", def->label, step);
         }

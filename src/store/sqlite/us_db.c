@@ -5,6 +5,7 @@
  */
 #include "us_store_db.h"
 
+#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +16,18 @@
 
 static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
 
-void us_store_set_busy_timeout(int ms)
+/* Process-wide: every store of the process takes the last one set. */
+void us_sqlite_set_lock_timeout(void *conf, int ms)
 {
+    (void)conf;
     busy_timeout_ms = ms;
 }
 
-static us_dialect dialect_of(const apr_dbd_driver_t *drv)
-{
-    return strcmp(apr_dbd_name(drv), "pgsql") == 0 ? US_DIALECT_PGSQL : US_DIALECT_SQLITE;
-}
-
-us_db_rc us_db_fail(us_db *db, int rc, const char *what)
+us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what)
 {
     const char *msg = apr_dbd_error(db->drv, db->h, rc);
     db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
-    if (db->dialect == US_DIALECT_SQLITE && (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC))
+    if (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC)
         return US_DB_BUSY;
     if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
         return US_DB_BUSY;
@@ -46,7 +44,7 @@ void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
     get_row = fn ? fn : apr_dbd_get_row;
 }
 
-us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row)
+us_db_rc us_db_next_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row)
 {
     int rc = get_row(db->drv, p, res, row, -1);
     if (rc == 0)
@@ -56,19 +54,82 @@ us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_db
     return us_db_fail(db, rc, "fetching a row");
 }
 
-const char *us_db_error(us_db *db)
+const char *us_sqlite_error(us_db *base)
 {
-    return db && db->err ? db->err : "no error";
+    const us_sqlite_db *db = us_sqlite_of(base);
+    return db->err ? db->err : "no error";
 }
 
-const char *us_store_sqlite_path(const char *driver, const char *params)
+void us_sqlite_clear_error(us_db *base)
 {
-    return strcmp(driver, "sqlite3") == 0 ? params : NULL;
+    us_sqlite_of(base)->err = NULL;
+}
+
+us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err)
+{
+    us_sqlite_conf *c = apr_pcalloc(p, sizeof(*c));
+    apr_status_t rv = apr_dbd_get_driver(p, "sqlite3", &c->drv);
+    switch (rv) {
+    case APR_SUCCESS:
+        c->path = apr_pstrdup(p, params);
+        *conf = c;
+        return US_DB_OK;
+    case APR_ENOTIMPL:
+        *err = "no apr_dbd driver named 'sqlite3'";
+        break;
+    case APR_EDSOOPEN:
+        *err = "the apr_dbd driver 'sqlite3' cannot be loaded "
+               "(on Debian: install libaprutil1-dbd-sqlite3)";
+        break;
+    default:
+        *err = "apr_dbd driver 'sqlite3' failed to initialise";
+    }
+    return US_DB_ERROR;
+}
+
+const char *us_sqlite_home(const void *conf, apr_pool_t *p)
+{
+    const us_sqlite_conf *c = conf;
+    const char *slash = strrchr(c->path, '/');
+    return slash ? apr_pstrndup(p, c->path, (apr_size_t)(slash - c->path + 1)) : "";
+}
+
+const char *us_sqlite_lock_path(apr_pool_t *p, const char *db_path)
+{
+    return apr_pstrcat(p, db_path, US_SQLITE_LOCK_SUFFIX, NULL);
+}
+
+/* SQLite creates -wal and -shm beside the database as whoever opens it. */
+void us_sqlite_user_files(const void *conf, apr_pool_t *p, apr_array_header_t *paths)
+{
+    const us_sqlite_conf *c = conf;
+    APR_ARRAY_PUSH(paths, const char *) = c->path;
+    APR_ARRAY_PUSH(paths, const char *) = apr_pstrcat(p, c->path, "-wal", NULL);
+    APR_ARRAY_PUSH(paths, const char *) = apr_pstrcat(p, c->path, "-shm", NULL);
+    APR_ARRAY_PUSH(paths, const char *) = us_sqlite_lock_path(p, c->path);
+}
+
+/* The writers' flock file (us_writer.c), made at startup so that the
+ * children's user can own it. */
+us_db_rc us_sqlite_prepare_files(const void *conf, apr_pool_t *p, const char **err)
+{
+    const us_sqlite_conf *c = conf;
+    const char *path = us_sqlite_lock_path(p, c->path);
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_CREATE,
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
+                                    APR_FPROT_WREAD, p);
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot create the lock file %s: %pm", path, &rv);
+        return US_DB_ERROR;
+    }
+    apr_file_close(f);
+    return US_DB_OK;
 }
 
 static apr_status_t db_cleanup(void *data)
 {
-    us_db *db = data;
+    us_sqlite_db *db = data;
     if (db->h) {
         apr_dbd_close(db->drv, db->h);
         db->h = NULL;
@@ -77,7 +138,7 @@ static apr_status_t db_cleanup(void *data)
 }
 
 /* Runs a statement that may or may not return rows, discarding them. */
-static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
+static us_db_rc exec_drained(us_sqlite_db *db, apr_pool_t *p, const char *sql)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -94,7 +155,7 @@ static us_db_rc exec_drained(us_db *db, apr_pool_t *p, const char *sql)
  * the sync at commit (synchronous=NORMAL still syncs around checkpoints)
  * because us_write syncs the WAL file right after, once the writers' lock is
  * free; without WAL (a file system that refuses it) SQLite syncs itself. */
-static us_db_rc set_durability(us_db *db)
+static us_db_rc set_durability(us_sqlite_db *db)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -113,18 +174,19 @@ static us_db_rc set_durability(us_db *db)
     return exec_drained(db, db->pool, wal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
 }
 
-us_db_rc us_db_checkpoint(us_db *db, apr_pool_t *p)
+us_db_rc us_sqlite_checkpoint(us_db *base, apr_pool_t *p)
 {
-    if (db->dialect != US_DIALECT_SQLITE || !db->wal_path)
+    us_sqlite_db *db = us_sqlite_of(base);
+    if (!db->wal_path)
         return US_DB_OK;
     return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
 }
 
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                            const char *params, us_db **out, const char **err)
+                            const char *params, us_sqlite_db **out, const char **err)
 {
     apr_pool_t *sub;
-    us_db *db;
+    us_sqlite_db *db;
     const char *oerr = NULL;
 
     apr_pool_create(&sub, p);
@@ -132,7 +194,6 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     db = apr_pcalloc(sub, sizeof(*db));
     db->pool = sub;
     db->drv = drv;
-    db->dialect = dialect_of(drv);
     db->params = apr_pstrdup(sub, params);
     if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {
         *err = apr_psprintf(p, "cannot open database '%s': %s", params,
@@ -141,13 +202,12 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
-    if (db->dialect == US_DIALECT_SQLITE &&
-        exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
     }
-    for (const char *const *s = us_sql_connection_setup(db->dialect); *s; s++) {
+    for (const char *const *s = us_sql_connection_setup(); *s; s++) {
         us_db_rc rc = exec_drained(db, sub, *s);
         if (rc != US_DB_OK) {
             *err = apr_pstrdup(p, db->err);
@@ -155,7 +215,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
             return rc;
         }
     }
-    if (db->dialect == US_DIALECT_SQLITE && set_durability(db) != US_DB_OK) {
+    if (set_durability(db) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
@@ -164,15 +224,16 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     return US_DB_OK;
 }
 
-us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                    const char *params, us_db **out, const char **err)
+us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db **out,
+                        const char **err)
 {
-    us_db *db;
-    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    us_sqlite_db *db;
+    const apr_dbd_driver_t *drv = conf->drv;
+    us_db_rc rc = connect_raw(p, drv, conf->path, &db, err);
     if (rc != US_DB_OK)
         return rc;
     for (int i = 0; i < US_STMT__COUNT; i++) {
-        const us_stmt_def *def = us_sql_statement(db->dialect, (us_stmt_id)i);
+        const us_stmt_def *def = us_sql_statement((us_stmt_id)i);
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
         if (prc != 0) {
             rc = us_db_fail(db, prc, def->label);
@@ -186,14 +247,15 @@ us_db_rc us_db_open(apr_pool_t *p, const apr_dbd_driver_t *drv,
     return US_DB_OK;
 }
 
-void us_db_close(us_db *db)
+void us_sqlite_close(us_sqlite_db *db)
 {
     if (db)
         apr_pool_destroy(db->pool);
 }
 
+
 /* Reads the schema version; 0 when the database is new. */
-static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
+static us_db_rc schema_version(us_sqlite_db *db, apr_pool_t *p, int *version)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -209,7 +271,7 @@ static us_db_rc schema_version(us_db *db, apr_pool_t *p, int *version)
     return frc == US_DB_NOTFOUND ? US_DB_OK : frc;
 }
 
-static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
+static us_db_rc migrate_locked(us_sqlite_db *db, apr_pool_t *p, const char **err)
 {
     int version = 0, nrows = 0;
     us_db_rc rc = schema_version(db, p, &version);
@@ -221,7 +283,7 @@ static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
         return US_DB_ERROR;
     }
     for (; version < US_SCHEMA_VERSION; version++) {
-        for (const char *const *s = us_sql_migration(db->dialect, version); *s; s++) {
+        for (const char *const *s = us_sql_migration(version); *s; s++) {
             int qrc = apr_dbd_query(db->drv, db->h, &nrows, *s);
             if (qrc != 0)
                 return us_db_fail(db, qrc, *s);
@@ -237,12 +299,13 @@ static us_db_rc migrate_locked(us_db *db, apr_pool_t *p, const char **err)
     return prc == 0 ? US_DB_OK : us_db_fail(db, prc, "write schema version");
 }
 
-us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
-                       const char *params, const char **err)
+us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err)
 {
-    us_db *db;
+    const us_sqlite_conf *c = conf;
+    const apr_dbd_driver_t *drv = c->drv;
+    us_sqlite_db *db;
     int nrows = 0;
-    us_db_rc rc = connect_raw(p, drv, params, &db, err);
+    us_db_rc rc = connect_raw(p, drv, c->path, &db, err);
     if (rc != US_DB_OK)
         return rc;
     int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
@@ -252,7 +315,7 @@ us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
     }
     /* one migrator at a time: take the write lock before reading the version */
     qrc = apr_dbd_query(drv, db->h, &nrows,
-                        db->dialect == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN");
+                        us_sql_begin_write());
     if (qrc != 0) {
         rc = us_db_fail(db, qrc, "begin migration");
         goto leave;
@@ -265,19 +328,14 @@ us_db_rc us_db_migrate(apr_pool_t *p, const apr_dbd_driver_t *drv,
 leave:
     if (rc != US_DB_OK && !*err)
         *err = apr_pstrdup(p, db->err);
-    us_db_close(db);
+    us_sqlite_close(db);
     return rc;
 }
 
-us_db_rc us_db_exec(us_db *db, const char *sql)
+us_db_rc us_db_exec(us_sqlite_db *db, const char *sql)
 {
     int nrows = 0;
     int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, sql);
 }
 
-
-void us_db_clear_error(us_db *db)
-{
-    db->err = NULL;
-}

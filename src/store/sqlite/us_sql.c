@@ -1,7 +1,6 @@
 /*
- * us_sql.c - SQL text (pure). SQLite is the embedded default; the text is
- * kept portable where it costs nothing so a PostgreSQL dialect only has to
- * override what differs (pragmas, BEGIN IMMEDIATE).
+ * us_sql.c - the SQLite backend's SQL text (pure). Another backend keeps
+ * its own text beside its own code.
  *
  * Timestamps are integers: microseconds since the epoch, UTC.
  * A session's visible status is derived: an OPEN session past expires_at
@@ -20,15 +19,13 @@ static const char *const SQLITE_SETUP[] = {
      * syncs the WAL itself after each commit (outside the lock that
      * serialises the writers), FULL otherwise */
     "PRAGMA foreign_keys=ON",
-    /* checkpoints are the ingest workers' (us_db_checkpoint); this is the
-     * backstop, US_AUTOCHECKPOINT_PAGES in us_store.h */
+    /* checkpoints are the ingest workers' (us_db_maintain); this is the
+     * backstop, US_AUTOCHECKPOINT_PAGES in us_store_db.h */
     "PRAGMA wal_autocheckpoint=10000",
-    /* each connection's page cache: US_CACHE_KIB in us_store.h */
+    /* each connection's page cache: US_CACHE_KIB in us_store_db.h */
     "PRAGMA cache_size=-256",
     NULL
 };
-
-static const char *const PGSQL_SETUP[] = { NULL };
 
 const char US_SQL_META_TABLE[] =
     "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
@@ -144,19 +141,18 @@ static const char *const MIGRATION_4_TO_5[] = {
     NULL
 };
 
-const char *us_sql_begin_write(us_dialect d)
+const char *us_sql_begin_write(void)
 {
-    return d == US_DIALECT_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
+    return "BEGIN IMMEDIATE";
 }
 
-const char *const *us_sql_connection_setup(us_dialect d)
+const char *const *us_sql_connection_setup(void)
 {
-    return d == US_DIALECT_PGSQL ? PGSQL_SETUP : SQLITE_SETUP;
+    return SQLITE_SETUP;
 }
 
-const char *const *us_sql_migration(us_dialect d, int from)
+const char *const *us_sql_migration(int from)
 {
-    (void)d;
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
@@ -328,8 +324,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
 };
 
-const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id)
+const us_stmt_def *us_sql_statement(us_stmt_id id)
 {
-    (void)d;
     return (id >= 0 && id < US_STMT__COUNT) ? &STATEMENTS[id] : NULL;
 }

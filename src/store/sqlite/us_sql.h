@@ -1,27 +1,25 @@
 /*
- * us_sql.h - every SQL statement the module runs, per dialect, in one place
+ * us_sql.h - every SQL statement the SQLite backend runs, in one place
  * (pure text). Placeholders use apr_dbd's typed %-syntax (%s, %d, %lld);
  * a literal % would have to be written %%.
  */
 #ifndef US_SQL_H
 #define US_SQL_H
 
-typedef enum { US_DIALECT_SQLITE = 0, US_DIALECT_PGSQL } us_dialect;
-
 /* The schema version this build writes and understands. */
 #define US_SCHEMA_VERSION 5
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
-const char *const *us_sql_connection_setup(us_dialect d);
+const char *const *us_sql_connection_setup(void);
 
 /* Statements that bring a schema at version `from` to version from+1;
  * NULL-terminated; NULL when from >= US_SCHEMA_VERSION. */
-const char *const *us_sql_migration(us_dialect d, int from);
+const char *const *us_sql_migration(int from);
 
 /* Opens a transaction that holds the write lock from its first statement
  * (SQLite: BEGIN IMMEDIATE, so it waits on busy_timeout instead of failing
  * when it later upgrades from reading to writing). */
-const char *us_sql_begin_write(us_dialect d);
+const char *us_sql_begin_write(void);
 
 /* Migration helpers */
 extern const char US_SQL_META_TABLE[];
@@ -78,6 +76,6 @@ typedef struct {
     const char *sql;
 } us_stmt_def;
 
-const us_stmt_def *us_sql_statement(us_dialect d, us_stmt_id id);
+const us_stmt_def *us_sql_statement(us_stmt_id id);
 
 #endif

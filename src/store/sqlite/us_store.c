@@ -42,14 +42,14 @@ static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
     s->failed_files = entry_ll(drv, row, 12);
 }
 
-static us_db_rc select_rows(us_db *db, apr_pool_t *p, us_stmt_id id,
+static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
 {
     int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
-static us_db_rc session_insert_in_txn(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now)
 {
     apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
@@ -64,9 +64,10 @@ static us_db_rc session_insert_in_txn(us_db *db, apr_pool_t *p, const us_session
     return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
 }
 
-us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
-                        const char *id, apr_time_t now, us_session *out)
+static us_db_rc sq_session_get(us_db *base, apr_pool_t *p, const char *workspace,
+                               const char *id, apr_time_t now, us_session *out)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now;
@@ -84,7 +85,7 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc session_close_in_txn(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now)
 {
     apr_int64_t t = now;
@@ -97,15 +98,15 @@ static us_db_rc session_close_in_txn(us_db *db, apr_pool_t *p, const char *works
     if (nrows == 1)
         return US_DB_OK;
     us_session s;
-    us_db_rc grc = us_session_get(db, p, workspace, id, now, &s);
+    us_db_rc grc = sq_session_get(&db->base, p, workspace, id, now, &s);
     return grc == US_DB_OK ? US_DB_CONFLICT : grc;
 }
 
-us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
-                         int is_expired, long long limit, long long offset,
-                         apr_time_t now, apr_array_header_t **rows,
-                         long long *total)
+static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspace,
+                                int is_expired, long long limit, long long offset,
+                                apr_time_t now, apr_array_header_t **rows, long long *total)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, lim = limit, off = offset;
@@ -140,9 +141,10 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
     return US_DB_OK;
 }
 
-us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
-                          us_session *out)
+static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
+                                 us_session *out)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now;
@@ -160,15 +162,15 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc exec_stmt(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           int *nrows)
 {
     int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(db->dialect, id)->label);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
 /* The body of us_upload_commit, inside the transaction. */
-static us_db_rc upload_commit_in_txn(us_db *db, apr_pool_t *p, const us_upload *u,
+static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload *u,
                                      apr_time_t now, const char **old_blob)
 {
     apr_dbd_results_t *res = NULL;
@@ -209,10 +211,11 @@ static us_db_rc upload_commit_in_txn(us_db *db, apr_pool_t *p, const us_upload *
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
-us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
-                       const char *status, long long limit, long long offset,
-                       apr_array_header_t **rows, long long *total)
+static us_db_rc sq_files_list(us_db *base, apr_pool_t *p, const char *session_id,
+                              const char *status, long long limit, long long offset,
+                              apr_array_header_t **rows, long long *total)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t lim = limit, off = offset;
@@ -250,7 +253,7 @@ us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
 
-static us_db_rc sessions_expire_in_txn(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, apr_time_t now, int *count)
 {
     apr_int64_t t = now;
     const void *args[] = { &t };
@@ -259,7 +262,7 @@ static us_db_rc sessions_expire_in_txn(us_db *db, apr_pool_t *p, apr_time_t now,
 }
 
 /* The next session in its turn, by a read; NOTFOUND when there is none. */
-static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_before,
+static us_db_rc ingest_candidate(us_sqlite_db *db, apr_pool_t *p, apr_time_t stale_before,
                                  const char **id)
 {
     apr_dbd_results_t *res = NULL;
@@ -277,7 +280,7 @@ static us_db_rc ingest_candidate(us_db *db, apr_pool_t *p, apr_time_t stale_befo
     return *id ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc ingest_claim_in_txn(us_db *db, apr_pool_t *p, const char *owner,
+static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *owner,
                                          apr_time_t now, apr_time_t stale_before,
                                          const char *id, us_session *out)
 {
@@ -305,8 +308,9 @@ static us_db_rc ingest_claim_in_txn(us_db *db, apr_pool_t *p, const char *owner,
     return found ? US_DB_OK : US_DB_ERROR;
 }
 
-us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
+static us_db_rc sq_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     us_db_rc rc = select_rows(db, p, US_STMT_INGEST_RUNNING, NULL, &res);
@@ -323,14 +327,15 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
     return US_DB_OK;
 }
 
-static us_db_rc ingest_requeue_in_txn(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc ingest_requeue_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
+                                      const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
     return exec_stmt(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
 }
 
-static us_db_rc ingest_heartbeat_in_txn(us_db *db, apr_pool_t *p, const char *session_id,
+static us_db_rc ingest_heartbeat_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now)
 {
     int nrows = 0;
@@ -341,16 +346,18 @@ static us_db_rc ingest_heartbeat_in_txn(us_db *db, apr_pool_t *p, const char *se
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
-static us_db_rc ingest_done_in_txn(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc ingest_done_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
+                                   const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
     return exec_stmt(db, p, US_STMT_INGEST_DONE, args, &nrows);
 }
 
-us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
-                           apr_array_header_t **rows)
+static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
+                                  apr_array_header_t **rows)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, &limit };
@@ -370,9 +377,10 @@ us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int
     return US_DB_OK;
 }
 
-us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,
-                        const char **blob)
+static us_db_rc sq_upload_blob(us_db *base, apr_pool_t *p, const char *session_id,
+                               const char *name, const char **blob)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, name };
@@ -387,9 +395,10 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
     return US_DB_OK;
 }
 
-us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
-                               const char *name, apr_array_header_t **ids)
+static us_db_rc sq_wsfile_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
+                                      const char *name, apr_array_header_t **ids)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, name };
@@ -405,13 +414,13 @@ us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
 }
 
 /* Deletes the workspace's other files of this name, noting their ids. */
-static us_db_rc delete_same_name(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc delete_same_name(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                                  const char *name, const char *keep_id,
                                  apr_array_header_t *deleted)
 {
     apr_array_header_t *ids;
     int nrows = 0;
-    us_db_rc rc = us_wsfile_ids_by_name(db, p, workspace, name, &ids);
+    us_db_rc rc = sq_wsfile_ids_by_name(&db->base, p, workspace, name, &ids);
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
         const char *id = APR_ARRAY_IDX(ids, i, const char *);
         if (strcmp(id, keep_id) == 0)
@@ -424,7 +433,7 @@ static us_db_rc delete_same_name(us_db *db, apr_pool_t *p, const char *workspace
     return rc;
 }
 
-static us_db_rc insert_wsfile(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc insert_wsfile(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                               const char *file_id, const char *name, long long size,
                               const char *meta, apr_time_t created, const char *session_id)
 {
@@ -437,11 +446,11 @@ static us_db_rc insert_wsfile(us_db *db, apr_pool_t *p, const char *workspace,
 /* Under FAIL, another file of this name already in the workspace. Checked
  * again inside the batch transaction: parallel sessions may race past the
  * worker's earlier look. */
-static us_db_rc name_taken(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc name_taken(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                            const char *name, const char *own_id, int *taken)
 {
     apr_array_header_t *ids;
-    us_db_rc rc = us_wsfile_ids_by_name(db, p, workspace, name, &ids);
+    us_db_rc rc = sq_wsfile_ids_by_name(&db->base, p, workspace, name, &ids);
     *taken = 0;
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
         *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
@@ -450,7 +459,7 @@ static us_db_rc name_taken(us_db *db, apr_pool_t *p, const char *workspace,
 
 /* One result inside the batch transaction. *counted: 0 when it was done
  * already (a replay), else 1 for FINISHED and 2 for FAILED. */
-static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                           const us_ingest_result *r, apr_time_t now,
                           apr_array_header_t *deleted, int *counted)
 {
@@ -481,7 +490,7 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
-static us_db_rc ingest_apply_in_txn(us_db *db, apr_pool_t *p, const us_session *s,
+static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                                    const apr_array_header_t *results, apr_time_t now,
                                    apr_array_header_t *deleted)
 {
@@ -516,9 +525,10 @@ static void row_to_wsfile(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_ro
     f->created_at = (apr_time_t)entry_ll(drv, row, 4);
 }
 
-us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
-                       us_wsfile *out)
+static us_db_rc sq_wsfile_get(us_db *base, apr_pool_t *p, const char *workspace,
+                              const char *file_id, us_wsfile *out)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, file_id };
@@ -535,10 +545,11 @@ us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const ch
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
-                        apr_time_t after_at, const char *after_id, long long limit,
-                        apr_array_header_t **rows, long long *total)
+static us_db_rc sq_wsfile_list(us_db *base, apr_pool_t *p, const char *workspace,
+                               const char *name_part, apr_time_t after_at, const char *after_id,
+                               long long limit, apr_array_header_t **rows, long long *total)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     apr_int64_t lim = limit, at = after_at;
@@ -566,14 +577,14 @@ us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const c
 }
 
 /* The body of us_wsfile_add, inside the write transaction. */
-static us_db_rc wsfile_add_in_txn(us_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc wsfile_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                                   const us_wsfile *f, const char *write_mode,
                                   apr_array_header_t *deleted)
 {
     apr_array_header_t *ids;
     us_db_rc rc = US_DB_OK;
     if (strcmp(write_mode, "FAIL") == 0) {
-        rc = us_wsfile_ids_by_name(db, p, workspace, f->name, &ids);
+        rc = sq_wsfile_ids_by_name(&db->base, p, workspace, f->name, &ids);
         if (rc == US_DB_OK && ids->nelts > 0)
             rc = US_DB_CONFLICT;
     }
@@ -598,15 +609,16 @@ typedef struct {
     apr_time_t now;
 } insert_args;
 
-static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc insert_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     insert_args *a = arg;
     return session_insert_in_txn(db, p, a->s, a->max_open, a->now);
 }
 
-us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
-                           apr_time_t now)
+static us_db_rc sq_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
+                                  apr_time_t now)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     insert_args a = { s, max_open, now };
     return us_write(db, p, insert_body, &a);
 }
@@ -616,15 +628,16 @@ typedef struct {
     apr_time_t now;
 } close_args;
 
-static us_db_rc close_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc close_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     close_args *a = arg;
     return session_close_in_txn(db, p, a->workspace, a->id, a->now);
 }
 
-us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                          apr_time_t now)
+static us_db_rc sq_session_close(us_db *base, apr_pool_t *p, const char *workspace,
+                                 const char *id, apr_time_t now)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     close_args a = { workspace, id, now };
     return us_write(db, p, close_body, &a);
 }
@@ -635,16 +648,17 @@ typedef struct {
     const char *old_blob;
 } upload_args;
 
-static us_db_rc upload_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc upload_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     upload_args *a = arg;
     a->old_blob = NULL;
     return upload_commit_in_txn(db, p, a->u, a->now, &a->old_blob);
 }
 
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
-                          const char **old_blob)
+static us_db_rc sq_upload_commit(us_db *base, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                                 const char **old_blob)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     upload_args a = { u, now, NULL };
     us_db_rc rc = us_write(db, p, upload_body, &a);
     *old_blob = rc == US_DB_OK ? a.old_blob : NULL;
@@ -656,14 +670,15 @@ typedef struct {
     int count;
 } expire_args;
 
-static us_db_rc expire_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc expire_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     expire_args *a = arg;
     return sessions_expire_in_txn(db, p, a->now, &a->count);
 }
 
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc sq_sessions_expire(us_db *base, apr_pool_t *p, apr_time_t now, int *count)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     expire_args a = { now, 0 };
     us_db_rc rc = us_write(db, p, expire_body, &a);
     *count = rc == US_DB_OK ? a.count : 0;
@@ -676,15 +691,16 @@ typedef struct {
     us_session *out;
 } claim_args;
 
-static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc claim_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     claim_args *a = arg;
     return ingest_claim_in_txn(db, p, a->owner, a->now, a->stale_before, a->id, a->out);
 }
 
-us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
-                         apr_time_t stale_before, us_session *out)
+static us_db_rc sq_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
+                                apr_time_t stale_before, us_session *out)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     /* search by a read, outside the queue; the claim re-checks that one row */
     const char *id = NULL;
     us_db_rc rc = ingest_candidate(db, p, stale_before, &id);
@@ -700,7 +716,7 @@ typedef struct {
     int op; /* 0 requeue, 1 heartbeat, 2 done */
 } claim_change_args;
 
-static us_db_rc claim_change_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc claim_change_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     claim_change_args *a = arg;
     switch (a->op) {
@@ -710,21 +726,26 @@ static us_db_rc claim_change_body(us_db *db, apr_pool_t *p, void *arg)
     }
 }
 
-us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc sq_ingest_requeue(us_db *base, apr_pool_t *p, const char *session_id,
+                                  const char *owner)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     claim_change_args a = { session_id, owner, 0, 0 };
     return us_write(db, p, claim_change_body, &a);
 }
 
-us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
-                             const char *owner, apr_time_t now)
+static us_db_rc sq_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *session_id,
+                                    const char *owner, apr_time_t now)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     claim_change_args a = { session_id, owner, now, 1 };
     return us_write(db, p, claim_change_body, &a);
 }
 
-us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+static us_db_rc sq_ingest_done(us_db *base, apr_pool_t *p, const char *session_id,
+                               const char *owner)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     claim_change_args a = { session_id, owner, 0, 2 };
     return us_write(db, p, claim_change_body, &a);
 }
@@ -736,17 +757,18 @@ typedef struct {
     apr_array_header_t *deleted;
 } apply_args;
 
-static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc apply_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
     apr_array_clear(a->deleted);
     return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted);
 }
 
-us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
-                         const apr_array_header_t *results, apr_time_t now,
-                         apr_array_header_t **deleted)
+static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
+                                const apr_array_header_t *results, apr_time_t now,
+                                apr_array_header_t **deleted)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
     us_db_rc rc = us_write(db, p, apply_body, &a);
     if (rc != US_DB_OK)
@@ -761,16 +783,18 @@ typedef struct {
     apr_array_header_t *deleted;
 } wsfile_add_args;
 
-static us_db_rc wsfile_add_body(us_db *db, apr_pool_t *p, void *arg)
+static us_db_rc wsfile_add_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     wsfile_add_args *a = arg;
     apr_array_clear(a->deleted);
     return wsfile_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
 }
 
-us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
-                       const char *write_mode, apr_array_header_t **deleted)
+static us_db_rc sq_wsfile_add(us_db *base, apr_pool_t *p, const char *workspace,
+                              const us_wsfile *f, const char *write_mode,
+                              apr_array_header_t **deleted)
 {
+    us_sqlite_db *db = us_sqlite_of(base);
     wsfile_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
     us_db_rc rc = us_write(db, p, wsfile_add_body, &a);
     if (rc != US_DB_OK)
@@ -778,3 +802,57 @@ us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us
     *deleted = a.deleted;
     return rc;
 }
+
+/* ---- the backend table ------------------------------------------------------------ */
+
+static us_db_rc sq_open(const void *conf, apr_pool_t *p, us_db **out, const char **err)
+{
+    us_sqlite_db *db = NULL;
+    us_db_rc rc = us_sqlite_open(conf, p, &db, err);
+    if (rc == US_DB_OK)
+        db->base.backend = &us_sqlite_backend;
+    *out = rc == US_DB_OK ? &db->base : NULL;
+    return rc;
+}
+
+static void sq_close(us_db *db)
+{
+    us_sqlite_close(us_sqlite_of(db));
+}
+
+const us_store_backend us_sqlite_backend = {
+    .name = "sqlite",
+    .driver = "sqlite3",
+    .params_are_path = 1,
+    .configure = us_sqlite_configure,
+    .home = us_sqlite_home,
+    .set_lock_timeout = us_sqlite_set_lock_timeout,
+    .migrate = us_sqlite_migrate,
+    .prepare_files = us_sqlite_prepare_files,
+    .user_files = us_sqlite_user_files,
+    .open = sq_open,
+    .close = sq_close,
+    .maintain = us_sqlite_checkpoint,
+    .error = us_sqlite_error,
+    .clear_error = us_sqlite_clear_error,
+    .session_insert = sq_session_insert,
+    .session_get = sq_session_get,
+    .session_by_id = sq_session_by_id,
+    .session_close = sq_session_close,
+    .session_list = sq_session_list,
+    .sessions_expire = sq_sessions_expire,
+    .upload_commit = sq_upload_commit,
+    .upload_blob = sq_upload_blob,
+    .files_list = sq_files_list,
+    .ingest_claim = sq_ingest_claim,
+    .ingest_running = sq_ingest_running,
+    .ingest_requeue = sq_ingest_requeue,
+    .ingest_heartbeat = sq_ingest_heartbeat,
+    .ingest_done = sq_ingest_done,
+    .ingest_pending = sq_ingest_pending,
+    .ingest_apply = sq_ingest_apply,
+    .wsfile_ids_by_name = sq_wsfile_ids_by_name,
+    .wsfile_get = sq_wsfile_get,
+    .wsfile_list = sq_wsfile_list,
+    .wsfile_add = sq_wsfile_add,
+};

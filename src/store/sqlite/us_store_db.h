@@ -1,5 +1,5 @@
 /*
- * us_store_db.h - internals of the SQLite store shared by us_db.c (the
+ * us_store_db.h - internals of the SQLite backend shared by us_db.c (the
  * connection), us_writer.c (the one-writer-at-a-time queue with group
  * commit) and us_store.c (the queries). Not for use outside src/store/sqlite/
  * and its unit tests.
@@ -9,16 +9,45 @@
 
 #include <pthread.h>
 
+#include <apr_dbd.h>
+
 #include "us_sql.h"
-#include "us_store.h"
+#include "us_store_backend.h"
 
 struct us_writer;
 
-struct us_db {
+/* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
+ * in us_sql.c). A child holds one connection per worker thread, and a
+ * transaction keeps every page it reads until it ends: at SQLite's default
+ * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
+ * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
+ * little here: in WAL mode a connection drops it whenever another one has
+ * committed since its last transaction, which under load is nearly always;
+ * pages beyond the bound are read again from the OS page cache. */
+#define US_CACHE_KIB 256
+
+/* Checkpoints are us_db_maintain's (PRAGMA wal_checkpoint(PASSIVE): never
+ * waits for readers or writers), which the ingest workers call every
+ * US_MAINTENANCE_INTERVAL so that no request pays for it. Every connection
+ * leaves its automatic checkpoints until the WAL holds this many pages (a
+ * backstop); at SQLite's default of 1,000 they ran inside whichever commit
+ * crossed it, a copy and a sync of the database file while every writer
+ * waited. */
+#define US_AUTOCHECKPOINT_PAGES 10000
+
+/* What UploadSessionStore sqlite3 PATH configures. */
+typedef struct {
+    const apr_dbd_driver_t *drv;
+    const char *path;
+} us_sqlite_conf;
+
+typedef struct us_sqlite_db us_sqlite_db;
+
+struct us_sqlite_db {
+    us_db base;                    /* first: the front's view */
     apr_pool_t *pool;
     const apr_dbd_driver_t *drv;
     apr_dbd_t *h;
-    us_dialect dialect;
     const char *params;            /* which database: writers of the same one batch together */
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
@@ -26,22 +55,49 @@ struct us_db {
     const char *err;
 };
 
+static inline us_sqlite_db *us_sqlite_of(us_db *db)
+{
+    return (us_sqlite_db *)db;
+}
+
+/* A connection to the database of conf (us_db.c), with every statement
+ * prepared; us_store.c's table entry makes it a us_db. */
+us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db **out,
+                        const char **err);
+void us_sqlite_close(us_sqlite_db *db);
+
+/* The backend table's lifecycle entries (us_db.c). */
+us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err);
+const char *us_sqlite_home(const void *conf, apr_pool_t *p);
+void us_sqlite_set_lock_timeout(void *conf, int ms);
+us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err);
+us_db_rc us_sqlite_prepare_files(const void *conf, apr_pool_t *p, const char **err);
+void us_sqlite_user_files(const void *conf, apr_pool_t *p, apr_array_header_t *paths);
+us_db_rc us_sqlite_checkpoint(us_db *db, apr_pool_t *p);
+const char *us_sqlite_error(us_db *db);
+void us_sqlite_clear_error(us_db *db);
+
+/* The file whose flock queues our writers across processes (us_writer.c):
+ * the database's path and this suffix. */
+#define US_SQLITE_LOCK_SUFFIX ".lock"
+const char *us_sqlite_lock_path(apr_pool_t *p, const char *db_path);
+
 /* Records the error of driver result rc on db (db->err) and classifies it. */
-us_db_rc us_db_fail(us_db *db, int rc, const char *what);
+us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what);
 
 /* The next row of res: US_DB_OK with *row set, US_DB_NOTFOUND after the
  * last one, or the classified error (db->err names the driver's message)
  * when the driver fails to fetch it - never "no more rows" then. (The
  * sqlite3 driver reads every row at select time: its fetches do not fail,
  * the select does.) */
-us_db_rc us_db_next_row(us_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row);
+us_db_rc us_db_next_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, apr_dbd_row_t **row);
 
 /* Tests: replace apr_dbd_get_row (NULL restores it). */
 void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
                                  apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum));
 
 /* Runs a statement outside the prepared set (transaction control). */
-us_db_rc us_db_exec(us_db *db, const char *sql);
+us_db_rc us_db_exec(us_sqlite_db *db, const char *sql);
 
 /* A piece of a write transaction: runs on some connection of the same
  * database (db), inside a transaction it must not open or end itself, and
@@ -49,7 +105,7 @@ us_db_rc us_db_exec(us_db *db, const char *sql);
  * when its changes should be kept; a logical answer (NOTFOUND, CONFLICT,
  * LIMIT) only when it changed nothing; US_DB_ERROR / US_DB_BUSY undo
  * whatever it did. */
-typedef us_db_rc (*us_write_fn)(us_db *db, apr_pool_t *p, void *arg);
+typedef us_db_rc (*us_write_fn)(us_sqlite_db *db, apr_pool_t *p, void *arg);
 
 /*
  * Runs fn durably: returns its result once the transaction holding its
@@ -62,7 +118,7 @@ typedef us_db_rc (*us_write_fn)(us_db *db, apr_pool_t *p, void *arg);
  * never has to busy-wait (and sleep) for another of our processes.
  * p belongs to the caller; it is used by the leader while the caller waits.
  */
-us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
+us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
 
 /* One queued piece of work (exposed for the unit tests of us_write_batch). */
 typedef struct us_write_job {
@@ -80,6 +136,6 @@ typedef struct us_write_job {
 /* Runs a list of jobs in one transaction on db and sets every job's rc and
  * err. When a piece fails with a store error, all are rolled back and each
  * runs again in a transaction of its own. */
-void us_write_batch(us_db *db, us_write_job *jobs);
+void us_write_batch(us_sqlite_db *db, us_write_job *jobs);
 
 #endif

@@ -27,7 +27,7 @@
 
 typedef struct us_writer {
     char *key;                     /* the database's params */
-    int lock_fd;                   /* flock target; -1: none (not SQLite, or unopenable) */
+    int lock_fd;                   /* flock target; -1: none (unopenable) */
     pthread_mutex_t mu;            /* guards the queue, `leading` and the jobs' flags */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
@@ -41,14 +41,8 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static us_writer *registry;
 static pid_t registry_pid;
 
-#define LOCK_SUFFIX ".lock"
 
-const char *us_store_lock_path(apr_pool_t *p, const char *db_path)
-{
-    return apr_pstrcat(p, db_path, LOCK_SUFFIX, NULL);
-}
-
-static us_writer *writer_new(const us_db *db)
+static us_writer *writer_new(const us_sqlite_db *db)
 {
     us_writer *w = calloc(1, sizeof(*w));
     if (!w || !(w->key = strdup(db->params))) {
@@ -56,23 +50,21 @@ static us_writer *writer_new(const us_db *db)
         return NULL;
     }
     w->lock_fd = -1;
-    if (db->dialect == US_DIALECT_SQLITE) {
-        size_t n = strlen(db->params) + sizeof(LOCK_SUFFIX);
-        char *path = malloc(n); /* no pool here: the writer outlives them */
-        if (path) {
-            /* O_RDONLY suffices for flock, so a lock file created by root
-             * (the parent's expiry sweep) stays usable by User */
-            snprintf(path, n, "%s" LOCK_SUFFIX, db->params);
-            w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-            free(path);
-        }
+    size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
+    char *path = malloc(n); /* no pool here: the writer outlives them */
+    if (path) {
+        /* O_RDONLY suffices for flock, so a lock file created by root
+         * (the parent's expiry sweep) stays usable by User */
+        snprintf(path, n, "%s" US_SQLITE_LOCK_SUFFIX, db->params);
+        w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+        free(path);
     }
     pthread_mutex_init(&w->mu, NULL);
     w->tail = &w->head;
     return w;
 }
 
-static us_writer *writer_of(us_db *db)
+static us_writer *writer_of(us_sqlite_db *db)
 {
     if (db->writer)
         return db->writer;
@@ -115,10 +107,10 @@ static int store_error(us_db_rc rc)
  * with everything rolled back and nothing reported, when a piece of a
  * shared batch failed with a store error: such a piece may have done part
  * of its work, and SQLite may even have ended the transaction. */
-static int run_together(us_db *db, us_write_job *jobs)
+static int run_together(us_sqlite_db *db, us_write_job *jobs)
 {
     int alone = !jobs->next, changed = 0;
-    us_db_rc rc = us_db_exec(db, us_sql_begin_write(db->dialect));
+    us_db_rc rc = us_db_exec(db, us_sql_begin_write());
 
     if (rc != US_DB_OK) {
         for (us_write_job *j = jobs; j; j = j->next)
@@ -154,7 +146,7 @@ static int run_together(us_db *db, us_write_job *jobs)
     return 1;
 }
 
-void us_write_batch(us_db *db, us_write_job *jobs)
+void us_write_batch(us_sqlite_db *db, us_write_job *jobs)
 {
     if (!jobs || run_together(db, jobs))
         return;
@@ -174,7 +166,7 @@ void us_write_batch(us_db *db, us_write_job *jobs)
  * the next batch - of this process or another - commits meanwhile and the
  * device flushes of both overlap. A fresh descriptor each time: the path
  * always names the WAL our still-open connection writes to. */
-static void sync_commit(const us_db *db, us_write_job *jobs)
+static void sync_commit(const us_sqlite_db *db, us_write_job *jobs)
 {
     int committed = 0;
     for (us_write_job *j = jobs; j; j = j->next)
@@ -197,7 +189,7 @@ static void sync_commit(const us_db *db, us_write_job *jobs)
 }
 
 /* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */
-static us_db_rc write_alone(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
+static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_write_job job = { .fn = fn, .arg = arg, .pool = p };
     us_write_batch(db, &job);
@@ -207,9 +199,9 @@ static us_db_rc write_alone(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
     return job.rc;
 }
 
-us_db_rc us_write(us_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
+us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
-    us_writer *w = db->dialect == US_DIALECT_SQLITE ? writer_of(db) : NULL;
+    us_writer *w = writer_of(db);
     if (!w)
         return write_alone(db, p, fn, arg);
 

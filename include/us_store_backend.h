@@ -1,0 +1,97 @@
+/*
+ * us_store_backend.h - what a store backend implements: one table of
+ * functions, chosen by the driver name of UploadSessionStore. The front
+ * (src/store/us_front.c) checks nothing and adds nothing: each us_* function
+ * of us_store.h calls the entry of the same name here, so every contract
+ * written there, atomicity included, is the backend's to keep. Only the
+ * front and the backends include this header.
+ */
+#ifndef US_STORE_BACKEND_H
+#define US_STORE_BACKEND_H
+
+#include "us_store.h"
+
+typedef struct us_store_backend us_store_backend;
+
+/* The start of every backend's connection: the front finds the table here. */
+struct us_db {
+    const us_store_backend *backend;
+};
+
+struct us_store_backend {
+    const char *name;         /* for logs: "sqlite" */
+    const char *driver;       /* UploadSessionStore's driver name: "sqlite3" */
+    int params_are_path;      /* its parameters are a file path */
+
+    /* ---- configuration and lifecycle; conf is what configure made */
+    us_db_rc (*configure)(apr_pool_t *p, const char *params, void **conf, const char **err);
+    const char *(*home)(const void *conf, apr_pool_t *p);
+    void (*set_lock_timeout)(void *conf, int ms);
+    us_db_rc (*migrate)(const void *conf, apr_pool_t *p, const char **err);
+    us_db_rc (*prepare_files)(const void *conf, apr_pool_t *p, const char **err);
+    void (*user_files)(const void *conf, apr_pool_t *p, apr_array_header_t *paths);
+    us_db_rc (*open)(const void *conf, apr_pool_t *p, us_db **out, const char **err);
+    void (*close)(us_db *db);
+    us_db_rc (*maintain)(us_db *db, apr_pool_t *p);
+    const char *(*error)(us_db *db);
+    void (*clear_error)(us_db *db);
+
+    /* ---- sessions */
+    us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+                               apr_time_t now);
+    us_db_rc (*session_get)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                            apr_time_t now, us_session *out);
+    us_db_rc (*session_by_id)(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
+                              us_session *out);
+    us_db_rc (*session_close)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                              apr_time_t now);
+    us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
+                             long long limit, long long offset, apr_time_t now,
+                             apr_array_header_t **rows, long long *total);
+    us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+
+    /* ---- uploads of a session */
+    us_db_rc (*upload_commit)(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                              const char **old_blob);
+    us_db_rc (*upload_blob)(us_db *db, apr_pool_t *p, const char *session_id,
+                            const char *name, const char **blob);
+    us_db_rc (*files_list)(us_db *db, apr_pool_t *p, const char *session_id,
+                           const char *status, long long limit, long long offset,
+                           apr_array_header_t **rows, long long *total);
+
+    /* ---- ingestion */
+    us_db_rc (*ingest_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                             apr_time_t stale_before, us_session *out);
+    us_db_rc (*ingest_running)(us_db *db, apr_pool_t *p, apr_array_header_t **claims);
+    us_db_rc (*ingest_requeue)(us_db *db, apr_pool_t *p, const char *session_id,
+                               const char *owner);
+    us_db_rc (*ingest_heartbeat)(us_db *db, apr_pool_t *p, const char *session_id,
+                                 const char *owner, apr_time_t now);
+    us_db_rc (*ingest_done)(us_db *db, apr_pool_t *p, const char *session_id,
+                            const char *owner);
+    us_db_rc (*ingest_pending)(us_db *db, apr_pool_t *p, const char *session_id, int limit,
+                               apr_array_header_t **rows);
+    us_db_rc (*ingest_apply)(us_db *db, apr_pool_t *p, const us_session *s,
+                             const apr_array_header_t *results, apr_time_t now,
+                             apr_array_header_t **deleted);
+
+    /* ---- workspace files */
+    us_db_rc (*wsfile_ids_by_name)(us_db *db, apr_pool_t *p, const char *workspace,
+                                   const char *name, apr_array_header_t **ids);
+    us_db_rc (*wsfile_get)(us_db *db, apr_pool_t *p, const char *workspace,
+                           const char *file_id, us_wsfile *out);
+    us_db_rc (*wsfile_list)(us_db *db, apr_pool_t *p, const char *workspace,
+                            const char *name_part, apr_time_t after_at, const char *after_id,
+                            long long limit, apr_array_header_t **rows, long long *total);
+    us_db_rc (*wsfile_add)(us_db *db, apr_pool_t *p, const char *workspace,
+                           const us_wsfile *f, const char *write_mode,
+                           apr_array_header_t **deleted);
+};
+
+/* The backends of this build (src/store/<name>/). */
+extern const us_store_backend us_sqlite_backend;
+
+/* The backend serving this driver name, or NULL. */
+const us_store_backend *us_store_backend_for(const char *driver);
+
+#endif

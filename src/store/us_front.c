@@ -1,0 +1,231 @@
+/*
+ * us_front.c - the store front: picks the backend by driver name and
+ * passes every operation of us_store.h to its table (us_store_backend.h).
+ */
+#include "us_store_backend.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+struct us_store_cfg {
+    const us_store_backend *backend;
+    void *conf;
+};
+
+static const us_store_backend *const BACKENDS[] = { &us_sqlite_backend };
+
+const us_store_backend *us_store_backend_for(const char *driver)
+{
+    for (size_t i = 0; i < sizeof(BACKENDS) / sizeof(BACKENDS[0]); i++)
+        if (strcmp(BACKENDS[i]->driver, driver) == 0)
+            return BACKENDS[i];
+    return NULL;
+}
+
+int us_store_params_are_path(const char *driver)
+{
+    const us_store_backend *be = us_store_backend_for(driver);
+    return be && be->params_are_path;
+}
+
+us_db_rc us_store_configure(apr_pool_t *p, const char *driver, const char *params,
+                            us_store_cfg **out, const char **err)
+{
+    const us_store_backend *be = us_store_backend_for(driver);
+    void *conf = NULL;
+    if (!be) {
+        *err = apr_psprintf(p, "no store backend for driver '%s' in this build", driver);
+        return US_DB_ERROR;
+    }
+    us_db_rc rc = be->configure(p, params, &conf, err);
+    if (rc != US_DB_OK)
+        return rc;
+    us_store_cfg *cfg = apr_pcalloc(p, sizeof(*cfg));
+    cfg->backend = be;
+    cfg->conf = conf;
+    *out = cfg;
+    return US_DB_OK;
+}
+
+const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p)
+{
+    return cfg->backend->home(cfg->conf, p);
+}
+
+void us_store_set_lock_timeout(us_store_cfg *cfg, int ms)
+{
+    cfg->backend->set_lock_timeout(cfg->conf, ms);
+}
+
+us_db_rc us_store_migrate(const us_store_cfg *cfg, apr_pool_t *p, const char **err)
+{
+    return cfg->backend->migrate(cfg->conf, p, err);
+}
+
+us_db_rc us_store_prepare_files(const us_store_cfg *cfg, apr_pool_t *p, const char **err)
+{
+    return cfg->backend->prepare_files(cfg->conf, p, err);
+}
+
+apr_array_header_t *us_store_user_files(const us_store_cfg *cfg, apr_pool_t *p)
+{
+    apr_array_header_t *paths = apr_array_make(p, 4, sizeof(const char *));
+    cfg->backend->user_files(cfg->conf, p, paths);
+    return paths;
+}
+
+us_db_rc us_db_open(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, const char **err)
+{
+    return cfg->backend->open(cfg->conf, p, out, err);
+}
+
+void us_db_close(us_db *db)
+{
+    if (db)
+        db->backend->close(db);
+}
+
+us_db_rc us_db_maintain(us_db *db, apr_pool_t *p)
+{
+    return db->backend->maintain(db, p);
+}
+
+const char *us_db_error(us_db *db)
+{
+    return db ? db->backend->error(db) : "no error";
+}
+
+void us_db_clear_error(us_db *db)
+{
+    db->backend->clear_error(db);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+                           apr_time_t now)
+{
+    return db->backend->session_insert(db, p, s, max_open, now);
+}
+
+us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                        apr_time_t now, us_session *out)
+{
+    return db->backend->session_get(db, p, workspace, id, now, out);
+}
+
+us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
+                          us_session *out)
+{
+    return db->backend->session_by_id(db, p, id, now, out);
+}
+
+us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                          apr_time_t now)
+{
+    return db->backend->session_close(db, p, workspace, id, now);
+}
+
+us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
+                         long long limit, long long offset, apr_time_t now,
+                         apr_array_header_t **rows, long long *total)
+{
+    return db->backend->session_list(db, p, workspace, is_expired, limit, offset, now, rows,
+                                     total);
+}
+
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+{
+    return db->backend->sessions_expire(db, p, now, count);
+}
+
+/* ---- uploads -------------------------------------------------------------- */
+
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+                          const char **old_blob)
+{
+    return db->backend->upload_commit(db, p, u, now, old_blob);
+}
+
+us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,
+                        const char **blob)
+{
+    return db->backend->upload_blob(db, p, session_id, name, blob);
+}
+
+us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id, const char *status,
+                       long long limit, long long offset, apr_array_header_t **rows,
+                       long long *total)
+{
+    return db->backend->files_list(db, p, session_id, status, limit, offset, rows, total);
+}
+
+/* ---- ingestion ------------------------------------------------------------ */
+
+us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                         apr_time_t stale_before, us_session *out)
+{
+    return db->backend->ingest_claim(db, p, owner, now, stale_before, out);
+}
+
+us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
+{
+    return db->backend->ingest_running(db, p, claims);
+}
+
+us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    return db->backend->ingest_requeue(db, p, session_id, owner);
+}
+
+us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
+                             const char *owner, apr_time_t now)
+{
+    return db->backend->ingest_heartbeat(db, p, session_id, owner, now);
+}
+
+us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    return db->backend->ingest_done(db, p, session_id, owner);
+}
+
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
+                           apr_array_header_t **rows)
+{
+    return db->backend->ingest_pending(db, p, session_id, limit, rows);
+}
+
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+                         const apr_array_header_t *results, apr_time_t now,
+                         apr_array_header_t **deleted)
+{
+    return db->backend->ingest_apply(db, p, s, results, now, deleted);
+}
+
+/* ---- workspace files ------------------------------------------------------ */
+
+us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
+                               const char *name, apr_array_header_t **ids)
+{
+    return db->backend->wsfile_ids_by_name(db, p, workspace, name, ids);
+}
+
+us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
+                       us_wsfile *out)
+{
+    return db->backend->wsfile_get(db, p, workspace, file_id, out);
+}
+
+us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
+                        apr_time_t after_at, const char *after_id, long long limit,
+                        apr_array_header_t **rows, long long *total)
+{
+    return db->backend->wsfile_list(db, p, workspace, name_part, after_at, after_id, limit,
+                                    rows, total);
+}
+
+us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+                       const char *write_mode, apr_array_header_t **deleted)
+{
+    return db->backend->wsfile_add(db, p, workspace, f, write_mode, deleted);
+}

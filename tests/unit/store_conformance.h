@@ -1,0 +1,629 @@
+/*
+ * store_conformance.h - the store contract of us_store.h, checked through
+ * the front against any backend: a suite that knows no SQL and no backend.
+ * A backend's test file names a store_target (its table and how to make a
+ * fresh, empty database) and calls store_conformance_run; each test gets a
+ * database of its own. Include after cmocka.h, with pool (an APR pool)
+ * defined and apr_dbd_init run.
+ */
+#ifndef US_STORE_CONFORMANCE_H
+#define US_STORE_CONFORMANCE_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include "us_store_backend.h"
+
+typedef struct {
+    const us_store_backend *backend;
+    /* the parameters of a new, empty database (for UploadSessionStore) */
+    const char *(*create)(apr_pool_t *p, const char *test_name);
+    /* removes what create made */
+    void (*destroy)(apr_pool_t *p, const char *params);
+} store_target;
+
+static const store_target *sc_target;
+static const char *sc_params;
+static us_store_cfg *sc_cfg;
+static int sc_seq;
+
+#define SC_SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
+static const apr_time_t SC_T0 = SC_SEC(1795863600);
+
+static int sc_setup(void **state)
+{
+    const char *err = NULL;
+    (void)state;
+    sc_params = sc_target->create(pool, apr_psprintf(pool, "t%d", ++sc_seq));
+    if (us_store_configure(pool, sc_target->backend->driver, sc_params, &sc_cfg, &err) != US_DB_OK)
+        fail_msg("configure %s: %s", sc_params, err);
+    if (us_store_migrate(sc_cfg, pool, &err) != US_DB_OK)
+        fail_msg("migrate %s: %s", sc_params, err);
+    /* migrating again is a no-op */
+    if (us_store_migrate(sc_cfg, pool, &err) != US_DB_OK)
+        fail_msg("migrate again %s: %s", sc_params, err);
+    return 0;
+}
+
+static int sc_teardown(void **state)
+{
+    (void)state;
+    sc_target->destroy(pool, sc_params);
+    return 0;
+}
+
+static us_db *sc_open(apr_pool_t *p)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    if (us_db_open(p, sc_cfg, &db, &err) != US_DB_OK)
+        fail_msg("open: %s", err);
+    return db;
+}
+
+static const char *sc_uuid(apr_pool_t *p, int n)
+{
+    return apr_psprintf(p, "00000000-0000-4000-8000-%012d", n);
+}
+
+static us_session sc_session(const char *id, const char *ws, const char *user, apr_time_t created,
+                             long lifetime)
+{
+    us_session s;
+    memset(&s, 0, sizeof(s));
+    s.id = id;
+    s.workspace = ws;
+    s.user_id = user;
+    s.given_name = "Ada";
+    s.family_name = "O'Brien; DROP TABLE us_sessions;--";
+    s.write_mode = "OVERWRITE";
+    s.parallel = 1;
+    s.created_at = created;
+    s.expires_at = created + SC_SEC(lifetime);
+    return s;
+}
+
+static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, int n,
+                          const char **old_blob)
+{
+    us_upload u;
+    memset(&u, 0, sizeof(u));
+    u.session_id = session_id;
+    u.name = name;
+    u.blob = apr_psprintf(pool, "blob-%d", n);
+    u.sha256 = "00";
+    u.file_ingestion_id = sc_uuid(pool, 900000 + n);
+    u.size = 1;
+    u.uploaded_at = SC_T0 + n;
+    return us_upload_commit(db, pool, &u, SC_T0, old_blob);
+}
+
+/* ---- sessions -------------------------------------------------------------------- */
+
+static void sc_insert_get_close(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 1), "ws", "u1", SC_T0, 100), got;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws", s.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.id, s.id);
+    assert_string_equal(got.status, "OPEN");
+    assert_string_equal(got.write_mode, "OVERWRITE");
+    assert_string_equal(got.family_name, "O'Brien; DROP TABLE us_sessions;--");
+    assert_int_equal(got.parallel, 1);
+    assert_true(got.created_at == SC_T0);
+    assert_true(got.expires_at == SC_T0 + SC_SEC(100));
+    assert_int_equal(got.uploaded_files + got.finished_files + got.failed_files, 0);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.workspace, "ws");
+
+    /* another workspace does not see it */
+    assert_int_equal(us_session_get(db, pool, "other", s.id, SC_T0, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_close(db, pool, "other", s.id, SC_T0), US_DB_NOTFOUND);
+
+    assert_int_equal(us_session_close(db, pool, "ws", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws", s.id, SC_T0 + 2), US_DB_CONFLICT);
+    assert_int_equal(us_session_get(db, pool, "ws", s.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.status, "CLOSED");
+    assert_int_equal(us_session_close(db, pool, "ws", "nope", SC_T0), US_DB_NOTFOUND);
+    us_db_close(db);
+}
+
+static void sc_expiry_is_derived(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 2), "ws-exp", "u2", SC_T0, 1), got;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(1) - 1, &got),
+                     US_DB_OK);
+    assert_string_equal(got.status, "OPEN");
+    assert_int_equal(us_session_get(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(1), &got), US_DB_OK);
+    assert_string_equal(got.status, "EXPIRED");
+    /* an expired session can be neither closed nor uploaded to */
+    assert_int_equal(us_session_close(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(2)), US_DB_CONFLICT);
+    us_db_close(db);
+}
+
+static void sc_open_limit(void **state)
+{
+    us_db *db = sc_open(pool);
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        us_session s = sc_session(sc_uuid(pool, 100 + i), "ws-lim", "u3", SC_T0, 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 3, SC_T0), US_DB_OK);
+    }
+    us_session s = sc_session(sc_uuid(pool, 199), "ws-lim", "u3", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 3, SC_T0), US_DB_LIMIT);
+    /* another user is not limited by u3's sessions */
+    us_session o = sc_session(sc_uuid(pool, 198), "ws-lim", "u4", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &o, 3, SC_T0), US_DB_OK);
+    /* closing one frees a slot; so does expiry, swept or not */
+    assert_int_equal(us_session_close(db, pool, "ws-lim", sc_uuid(pool, 100), SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &s, 3, SC_T0), US_DB_OK);
+    us_session later = sc_session(sc_uuid(pool, 197), "ws-lim", "u3", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &later, 3, SC_T0), US_DB_LIMIT);
+    assert_int_equal(us_session_insert(db, pool, &later, 3, SC_T0 + SC_SEC(100)), US_DB_OK);
+    us_db_close(db);
+}
+
+static void sc_list_paging_and_filters(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *rows;
+    long long total;
+    (void)state;
+    /* 5 sessions, created one second apart; #1 and #3 expire quickly */
+    for (int i = 0; i < 5; i++) {
+        us_session s = sc_session(sc_uuid(pool, 200 + i), "ws-list", "u5", SC_T0 + SC_SEC(i),
+                                  (i == 1 || i == 3) ? 1 : 1000);
+        assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    }
+    assert_int_equal(us_session_close(db, pool, "ws-list", sc_uuid(pool, 200), SC_T0), US_DB_OK);
+    apr_time_t now = SC_T0 + SC_SEC(10);
+
+    assert_int_equal(us_session_list(db, pool, "ws-list", -1, 2, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 5);
+    assert_int_equal(rows->nelts, 2);
+    /* newest first */
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, sc_uuid(pool, 204));
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).id, sc_uuid(pool, 203));
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).status, "EXPIRED");
+
+    assert_int_equal(us_session_list(db, pool, "ws-list", -1, 2, 4, now, &rows, &total), US_DB_OK);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).status, "CLOSED");
+
+    assert_int_equal(us_session_list(db, pool, "ws-list", 1, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 2);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_string_equal(APR_ARRAY_IDX(rows, i, us_session).status, "EXPIRED");
+
+    assert_int_equal(us_session_list(db, pool, "ws-list", 0, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 3);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_string_not_equal(APR_ARRAY_IDX(rows, i, us_session).status, "EXPIRED");
+
+    assert_int_equal(us_session_list(db, pool, "ws-none", -1, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
+/* ---- concurrency: every thread has its own connection ------------------------------- */
+
+#define SC_THREADS 8
+static int sc_results[SC_THREADS][8];
+
+typedef void sc_work_fn(us_db *db, apr_pool_t *p, int i);
+
+typedef struct {
+    sc_work_fn *fn;
+    int i;
+} sc_job;
+
+static void *APR_THREAD_FUNC sc_thread(apr_thread_t *t, void *data)
+{
+    sc_job *job = data;
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    if (us_db_open(p, sc_cfg, &db, &err) == US_DB_OK) {
+        job->fn(db, p, job->i);
+        us_db_close(db);
+    }
+    else {
+        sc_results[job->i][0] = -1;
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void sc_run_threads(sc_work_fn *fn)
+{
+    apr_thread_t *th[SC_THREADS];
+    sc_job jobs[SC_THREADS];
+    memset(sc_results, 0, sizeof(sc_results));
+    for (int i = 0; i < SC_THREADS; i++) {
+        jobs[i].fn = fn;
+        jobs[i].i = i;
+        assert_int_equal(apr_thread_create(&th[i], NULL, sc_thread, &jobs[i], pool), APR_SUCCESS);
+    }
+    for (int i = 0; i < SC_THREADS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+    }
+}
+
+static void sc_close_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_results[i][0] = us_session_close(db, p, "ws-race", sc_uuid(p, 300), SC_T0);
+}
+
+/* Of many concurrent closes exactly one wins. */
+static void sc_concurrent_close(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 300), "ws-race", "u6", SC_T0, 100);
+    int ok = 0, conflict = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    us_db_close(db);
+    sc_run_threads(sc_close_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0] == US_DB_OK;
+        conflict += sc_results[i][0] == US_DB_CONFLICT;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(conflict, SC_THREADS - 1);
+}
+
+#define SC_PER_THREAD 5
+#define SC_LIMIT 13
+
+static void sc_insert_work(us_db *db, apr_pool_t *p, int i)
+{
+    for (int k = 0; k < SC_PER_THREAD; k++) {
+        us_session s = sc_session(sc_uuid(p, 1000 + i * SC_PER_THREAD + k), "ws-racer", "racer",
+                                  SC_T0, 100);
+        us_db_rc rc = us_session_insert(db, p, &s, SC_LIMIT, SC_T0);
+        sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
+    }
+}
+
+/* Concurrent creates for one user never exceed the open-session limit. */
+static void sc_concurrent_inserts_keep_the_limit(void **state)
+{
+    int ok = 0, limited = 0, other = 0;
+    (void)state;
+    sc_run_threads(sc_insert_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0];
+        limited += sc_results[i][1];
+        other += sc_results[i][2];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, SC_LIMIT);
+    assert_int_equal(limited, SC_THREADS * SC_PER_THREAD - SC_LIMIT);
+}
+
+/* ---- uploads, close and expiry --------------------------------------------------- */
+
+static void sc_upload_vs_close(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 400), "ws-up", "u7", SC_T0, 100), got;
+    const char *old = "x";
+    apr_array_header_t *rows;
+    long long total;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "a.txt", 1, &old), US_DB_OK);
+    assert_null(old);
+    /* the same name again: replaced, the old blob handed back once */
+    assert_int_equal(sc_upload(db, s.id, "a.txt", 2, &old), US_DB_OK);
+    assert_string_equal(old, "blob-1");
+    assert_int_equal(sc_upload(db, s.id, "b.txt", 3, &old), US_DB_OK);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt", &old), US_DB_OK);
+    assert_string_equal(old, "blob-2");
+    assert_int_equal(us_upload_blob(db, pool, s.id, "none", &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(us_session_close(db, pool, "ws-up", s.id, SC_T0 + 1), US_DB_OK);
+    /* after the close: refused, nothing counted */
+    assert_int_equal(sc_upload(db, s.id, "c.txt", 4, &old), US_DB_CONFLICT);
+    assert_int_equal(us_session_get(db, pool, "ws-up", s.id, SC_T0 + 2, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, 2);
+    assert_int_equal(us_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).name, "a.txt");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).status, "PENDING");
+    assert_int_equal(us_files_list(db, pool, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    us_db_close(db);
+}
+
+static void sc_expire_sweep(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session a = sc_session(sc_uuid(pool, 500), "ws-sweep", "u8", SC_T0, 1), got;
+    us_session b = sc_session(sc_uuid(pool, 501), "ws-sweep", "u8", SC_T0, 100);
+    const char *old;
+    int n = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &b, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, a.id, "a.txt", 1, &old), US_DB_OK);
+    assert_int_equal(us_sessions_expire(db, pool, SC_T0 + SC_SEC(2), &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(us_sessions_expire(db, pool, SC_T0 + SC_SEC(2), &n), US_DB_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(us_session_get(db, pool, "ws-sweep", a.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.status, "EXPIRED");
+    assert_int_equal(us_session_close(db, pool, "ws-sweep", a.id, SC_T0), US_DB_CONFLICT);
+    assert_int_equal(sc_upload(db, a.id, "b.txt", 2, &old), US_DB_CONFLICT);
+    /* its upload is queued for ingestion */
+    us_session c;
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(3), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, a.id);
+    us_db_close(db);
+}
+
+/* ---- ingestion: claims and leases ------------------------------------------------ */
+
+/* A closed session of ws with one raw upload, closed at `at`. */
+static const char *sc_queued(us_db *db, int n, const char *ws, int parallel, apr_time_t at)
+{
+    us_session s = sc_session(sc_uuid(pool, n), ws, "u9", SC_T0, 1000);
+    const char *old;
+    s.parallel = parallel;
+    s.write_mode = "FAIL";
+    assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "f.txt", n, &old), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, ws, s.id, at), US_DB_OK);
+    return s.id;
+}
+
+static const char *sc_claim_id;
+
+static void sc_claim_work(us_db *db, apr_pool_t *p, int i)
+{
+    us_session s;
+    sc_results[i][0] = us_ingest_claim(db, p, apr_psprintf(p, "w%d", i), SC_T0 + SC_SEC(10),
+                                       SC_T0, &s);
+    if (sc_results[i][0] == US_DB_OK)
+        sc_results[i][1] = strcmp(s.id, sc_claim_id) == 0;
+}
+
+/* Of concurrent claimers of one session exactly one gets it. */
+static void sc_concurrent_claim(void **state)
+{
+    us_db *db = sc_open(pool);
+    int ok = 0, notfound = 0, right = 0;
+    (void)state;
+    sc_claim_id = sc_queued(db, 600, "ws-claim", 1, SC_T0 + 1);
+    us_db_close(db);
+    sc_run_threads(sc_claim_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0] == US_DB_OK;
+        notfound += sc_results[i][0] == US_DB_NOTFOUND;
+        right += sc_results[i][1];
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(right, 1);
+    assert_int_equal(notfound, SC_THREADS - 1);
+}
+
+/* Non-parallel sessions of a workspace: one at a time, in closing order;
+ * parallel ones and other workspaces are not held back. */
+static void sc_one_at_a_time_per_workspace(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session c;
+    apr_time_t now = SC_T0 + SC_SEC(10);
+    (void)state;
+    const char *second = sc_queued(db, 701, "ws-turn", 0, SC_T0 + 2);
+    const char *first = sc_queued(db, 702, "ws-turn", 0, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, first);
+    assert_int_equal(us_ingest_claim(db, pool, "w2", now, SC_T0, &c), US_DB_NOTFOUND);
+    const char *par = sc_queued(db, 703, "ws-turn", 1, SC_T0 + 3);
+    const char *other = sc_queued(db, 704, "ws-other", 0, SC_T0 + 4);
+    assert_int_equal(us_ingest_claim(db, pool, "w2", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, par);
+    assert_int_equal(us_ingest_claim(db, pool, "w3", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, other);
+    assert_int_equal(us_ingest_claim(db, pool, "w4", now, SC_T0, &c), US_DB_NOTFOUND);
+    assert_int_equal(us_ingest_done(db, pool, first, "w1"), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w4", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, second);
+    us_db_close(db);
+}
+
+/* A lapsed lease is taken over; the old owner can then change nothing of the claim. */
+static void sc_lease_taken_over(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *claims;
+    us_session c;
+    (void)state;
+    const char *id = sc_queued(db, 800, "ws-lease", 0, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "old", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "old", SC_T0 + SC_SEC(11)), US_DB_OK);
+    /* not stale yet for a lease starting before the heartbeat */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(12), SC_T0 + SC_SEC(11),
+                                     &c), US_DB_NOTFOUND);
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(20),
+                                     &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "old", SC_T0 + SC_SEC(31)), US_DB_CONFLICT);
+    assert_int_equal(us_ingest_done(db, pool, id, "old"), US_DB_OK);
+    assert_int_equal(us_ingest_requeue(db, pool, id, "old"), US_DB_OK);
+    assert_int_equal(us_ingest_running(db, pool, &claims), US_DB_OK);
+    assert_int_equal(claims->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(claims, 0, us_claim).owner, "new");
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "new", SC_T0 + SC_SEC(31)), US_DB_OK);
+    assert_int_equal(us_ingest_requeue(db, pool, id, "new"), US_DB_OK);
+    assert_int_equal(us_ingest_running(db, pool, &claims), US_DB_OK);
+    assert_int_equal(claims->nelts, 0);
+    us_db_close(db);
+}
+
+static us_ingest_result sc_finished(const char *name, const char *file_id)
+{
+    us_ingest_result r;
+    memset(&r, 0, sizeof(r));
+    r.name = name;
+    r.file_id = file_id;
+    r.size = 1;
+    r.status = "FINISHED";
+    return r;
+}
+
+/* Under FAIL, of two sessions publishing one name only the first does;
+ * a replayed batch changes nothing twice. */
+static void sc_apply_fail_name_check(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *pending, *results, *deleted;
+    us_session a, b, got;
+    (void)state;
+    sc_queued(db, 900, "ws-fail", 1, SC_T0 + 1);
+    sc_queued(db, 901, "ws-fail", 1, SC_T0 + 2);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &a), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(10), SC_T0, &b), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, a.id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 1);
+    const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
+    results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pa->name, pa->file_ingestion_id);
+    assert_int_equal(us_ingest_apply(db, pool, &a, results, SC_T0 + SC_SEC(11), &deleted),
+                     US_DB_OK);
+    assert_int_equal(deleted->nelts, 0);
+    /* replayed: nothing changes */
+    assert_int_equal(us_ingest_apply(db, pool, &a, results, SC_T0 + SC_SEC(12), &deleted),
+                     US_DB_OK);
+    assert_int_equal(us_session_by_id(db, pool, a.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 1);
+    assert_int_equal(got.failed_files, 0);
+
+    assert_int_equal(us_ingest_pending(db, pool, b.id, 10, &pending), US_DB_OK);
+    const us_pending *pb = &APR_ARRAY_IDX(pending, 0, us_pending);
+    results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pb->name, pb->file_ingestion_id);
+    assert_int_equal(us_ingest_apply(db, pool, &b, results, SC_T0 + SC_SEC(13), &deleted),
+                     US_DB_OK);
+    assert_int_equal(deleted->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), pb->file_ingestion_id);
+    assert_int_equal(us_session_by_id(db, pool, b.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 0);
+    assert_int_equal(got.failed_files, 1);
+    apr_array_header_t *rows;
+    long long total;
+    assert_int_equal(us_files_list(db, pool, b.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).reason, "FILE_ALREADY_EXISTS");
+    assert_int_equal(us_wsfile_ids_by_name(db, pool, "ws-fail", "f.txt", &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 1);
+    us_db_close(db);
+}
+
+/* ---- workspace files ------------------------------------------------------------- */
+
+static us_wsfile sc_wsfile(int n, const char *name, apr_time_t at)
+{
+    us_wsfile f;
+    memset(&f, 0, sizeof(f));
+    f.file_id = sc_uuid(pool, n);
+    f.name = name;
+    f.size = n;
+    f.created_at = at;
+    return f;
+}
+
+static void sc_wsfile_add_list_get(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted, *rows;
+    long long total;
+    us_wsfile got;
+    (void)state;
+    us_wsfile a = sc_wsfile(1001, "a.txt", SC_T0 + 1), a2 = sc_wsfile(1002, "a.txt", SC_T0 + 2);
+    us_wsfile a3 = sc_wsfile(1003, "a.txt", SC_T0 + 3), b = sc_wsfile(1004, "b.txt", SC_T0 + 4);
+    a.meta = "{\"k\": 1}";
+    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a, "FAIL", &deleted), US_DB_OK);
+    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a2, "FAIL", &deleted), US_DB_CONFLICT);
+    assert_int_equal(us_wsfile_get(db, pool, "ws-f", a2.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a3, "OVERWRITE", &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), a.file_id);
+    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &b, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 0);
+    assert_int_equal(us_wsfile_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
+    assert_string_equal(got.name, "a.txt");
+    assert_null(got.meta);
+    assert_int_equal(us_wsfile_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "", 0, NULL, 1, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 1);
+    const us_wsfile *first = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    assert_string_equal(first->file_id, b.file_id);
+    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "", first->created_at, first->file_id, 5,
+                                    &rows, &total), US_DB_OK);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_wsfile).file_id, a3.file_id);
+    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "b.t", 0, NULL, 5, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    us_db_close(db);
+}
+
+/* ---- the per-process pool -------------------------------------------------------- */
+
+static void sc_pool_acquire_release(void **state)
+{
+    us_store *st;
+    us_db *a, *b;
+    const char *err = NULL;
+    (void)state;
+    assert_int_equal(us_store_create(pool, sc_cfg, 2, &st), APR_SUCCESS);
+    assert_int_equal(us_store_acquire(st, &a, &err), US_DB_OK);
+    assert_int_equal(us_store_acquire(st, &b, &err), US_DB_OK);
+    assert_ptr_not_equal(a, b);
+    us_store_release(st, a, 0);
+    us_store_release(st, b, 1);
+    assert_int_equal(us_store_acquire(st, &a, &err), US_DB_OK);
+    us_store_release(st, a, 0);
+}
+
+#define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
+
+/* Runs the whole suite against target; cmocka's result. */
+static int store_conformance_run(const store_target *target)
+{
+    const struct CMUnitTest tests[] = {
+        SC_TEST(sc_insert_get_close),
+        SC_TEST(sc_expiry_is_derived),
+        SC_TEST(sc_open_limit),
+        SC_TEST(sc_list_paging_and_filters),
+        SC_TEST(sc_concurrent_close),
+        SC_TEST(sc_concurrent_inserts_keep_the_limit),
+        SC_TEST(sc_upload_vs_close),
+        SC_TEST(sc_expire_sweep),
+        SC_TEST(sc_concurrent_claim),
+        SC_TEST(sc_one_at_a_time_per_workspace),
+        SC_TEST(sc_lease_taken_over),
+        SC_TEST(sc_apply_fail_name_check),
+        SC_TEST(sc_wsfile_add_list_get),
+        SC_TEST(sc_pool_acquire_release),
+    };
+    sc_target = target;
+    return cmocka_run_group_tests_name(
+        apr_pstrcat(pool, "store conformance: ", target->backend->name, NULL), tests, NULL, NULL);
+}
+
+#endif
