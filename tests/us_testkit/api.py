@@ -9,6 +9,8 @@ import re
 import secrets
 import uuid
 
+import httpx
+
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 UUID_CANON_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -51,7 +53,10 @@ def assert_uuid4(s):
 
 def describe(resp):
     req = resp.request
-    body = req.content[:300] if req.content is not None else b""
+    try:
+        body = req.content[:300] if req.content is not None else b""
+    except httpx.RequestNotRead:  # a streamed (multipart) body
+        body = b"<streamed>"
     return (f"{req.method} {req.url} body={body!r} -> {resp.status_code} "
             f"headers={dict(resp.headers)} body={resp.text[:2000]!r}")
 
