@@ -18,6 +18,8 @@ typedef struct {
 struct us_form {
     us_buf bytes;               /* names and values, each NUL-terminated */
     apr_array_header_t *fields; /* field_at of the ended fields */
+    apr_size_t held;            /* bytes of names and values (NULs not counted) */
+    apr_size_t max_bytes;
     int max_fields;
     int open;                   /* a field was begun and not ended */
     field_at current;
@@ -29,23 +31,22 @@ us_form *us_form_create(apr_pool_t *p, apr_size_t max_bytes, int max_fields)
     /* the NUL after every name and value is held too: room for max_fields of each */
     us_buf_init(&f->bytes, p, max_bytes + 2 * (apr_size_t)max_fields);
     f->fields = apr_array_make(p, 8, sizeof(field_at));
+    f->max_bytes = max_bytes;
     f->max_fields = max_fields;
     return f;
 }
 
 apr_size_t us_form_bytes(const us_form *f)
 {
-    /* every field holds two NULs, the open one at least its name's */
-    apr_size_t nuls = 2 * (apr_size_t)f->fields->nelts + (f->open ? 1 : 0);
-    return f->bytes.len - nuls;
+    return f->held;
 }
 
 static us_form_rc append(us_form *f, const char *data, apr_size_t len)
 {
-    apr_size_t limit = f->bytes.max - 2 * (apr_size_t)f->max_fields;
-    if (us_form_bytes(f) + len > limit)
+    if (len > f->max_bytes - f->held || us_buf_append(&f->bytes, data, len) != 0)
         return US_FORM_TOO_LARGE;
-    return us_buf_append(&f->bytes, data, len) == 0 ? US_FORM_OK : US_FORM_TOO_LARGE;
+    f->held += len;
+    return US_FORM_OK;
 }
 
 us_form_rc us_form_begin(us_form *f, const char *name)
