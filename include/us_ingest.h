@@ -1,8 +1,7 @@
 /*
  * us_ingest.h - background ingestion of closed sessions. No httpd headers:
  * the module starts the workers in each child; unit tests run a pass by
- * hand. Logging goes through a callback (the module forwards it to httpd's
- * error log).
+ * hand. Messages go through cfg->log (us_log.h), numbered 10xx.
  *
  * Per raw upload of a claimed session, API.md's rules: NAME.meta.json
  * sidecar -> metadata (FAILED_TO_PARSE_META unless a JSON object), empty ->
@@ -18,10 +17,9 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+#include "us_log.h"
 #include "us_store.h"
 
-typedef enum { US_LOG_ERR = 0, US_LOG_WARN, US_LOG_INFO, US_LOG_DEBUG } us_log_level;
-typedef void us_log_fn(void *baton, us_log_level level, const char *msg);
 
 #define US_META_MAX_BYTES (1024 * 1024)
 
@@ -33,8 +31,7 @@ typedef struct {
     apr_interval_time_t poll;    /* idle wait between claims */
     apr_interval_time_t lease;   /* a claim without heartbeat for this long is stale */
     const char *host;            /* owner ids: host/pid/worker */
-    us_log_fn *log;
-    void *log_baton;
+    const us_logger *log;        /* may be NULL */
 } us_ingest_config;
 
 typedef struct us_ingester us_ingester;

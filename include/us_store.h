@@ -146,7 +146,7 @@ typedef struct {
     long long size;
     int is_meta;                   /* name ends in .meta.json */
     apr_time_t uploaded_at;
-} us_upload;
+} us_upload_record;
 
 /* Records a completed upload: the session must still be OPEN and not past
  * expires_at (else US_DB_CONFLICT and nothing changes); a new raw name
@@ -156,7 +156,7 @@ typedef struct {
  * the row and the count change together; see us_session_close) and against
  * commits of the same name: they apply one after the other, and each
  * replaced blob is handed to exactly one caller. */
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                           const char **old_blob);
 
 typedef struct {
@@ -164,10 +164,10 @@ typedef struct {
     const char *name;
     const char *status;   /* PENDING | FINISHED | FAILED */
     const char *reason;   /* NULL unless FAILED */
-} us_file_row;
+} us_session_file_row;
 
 /* Raw files (no sidecars) of a session, oldest upload first; status NULL = all. */
-us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id,
+us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
                        const char *status, long long limit, long long offset,
                        apr_array_header_t **rows, long long *total);
 
@@ -226,7 +226,7 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
                         const char **blob);
 
 /* file_ids of the workspace's files with this name. */
-us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
+us_db_rc us_workspace_file_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
                                const char *name, apr_array_header_t **ids);
 
 typedef struct {
@@ -250,7 +250,7 @@ typedef struct {
  * is not re-checked here (no owner argument): a worker that lost its lease
  * learns it at its next heartbeat, after at most one batch.
  * The FAIL name check is atomic against every other apply and
- * us_wsfile_add in the workspace: a FINISHED decision whose name is taken
+ * us_workspace_file_add in the workspace: a FINISHED decision whose name is taken
  * by another file at commit time becomes FAILED (FILE_ALREADY_EXISTS), so
  * two sessions never both publish one name under FAIL. OVERWRITE deletes
  * and inserts together: when only overwrites of a name run, one file of
@@ -267,20 +267,20 @@ typedef struct {
     const char *meta;      /* JSON text or NULL */
     long long size;
     apr_time_t created_at;
-} us_wsfile;
+} us_workspace_file;
 
-us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
-                       us_wsfile *out);
+us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
+                       us_workspace_file *out);
 /* Newest first; name_part "" matches all; after_id NULL = from the start,
  * else only items after (after_at, after_id) in that order. */
-us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
+us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
                         apr_time_t after_at, const char *after_id, long long limit,
                         apr_array_header_t **rows, long long *total);
 /* A direct upload: write_mode FAIL with an existing name -> US_DB_CONFLICT;
  * OVERWRITE deletes the others (their ids in *deleted). The name check or
  * the deletions and the insert are one change, atomic as in us_ingest_apply:
  * of concurrent FAIL adds of a new name exactly one succeeds. */
-us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,
                        const char *write_mode, apr_array_header_t **deleted);
 
 /* The last error message of this connection (for logs). */

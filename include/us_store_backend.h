@@ -51,11 +51,11 @@ struct us_store_backend {
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
 
     /* ---- uploads of a session */
-    us_db_rc (*upload_commit)(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+    us_db_rc (*upload_commit)(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                               const char **old_blob);
     us_db_rc (*upload_blob)(us_db *db, apr_pool_t *p, const char *session_id,
                             const char *name, const char **blob);
-    us_db_rc (*files_list)(us_db *db, apr_pool_t *p, const char *session_id,
+    us_db_rc (*session_files_list)(us_db *db, apr_pool_t *p, const char *session_id,
                            const char *status, long long limit, long long offset,
                            apr_array_header_t **rows, long long *total);
 
@@ -76,15 +76,15 @@ struct us_store_backend {
                              apr_array_header_t **deleted);
 
     /* ---- workspace files */
-    us_db_rc (*wsfile_ids_by_name)(us_db *db, apr_pool_t *p, const char *workspace,
+    us_db_rc (*workspace_file_ids_by_name)(us_db *db, apr_pool_t *p, const char *workspace,
                                    const char *name, apr_array_header_t **ids);
-    us_db_rc (*wsfile_get)(us_db *db, apr_pool_t *p, const char *workspace,
-                           const char *file_id, us_wsfile *out);
-    us_db_rc (*wsfile_list)(us_db *db, apr_pool_t *p, const char *workspace,
+    us_db_rc (*workspace_file_get)(us_db *db, apr_pool_t *p, const char *workspace,
+                           const char *file_id, us_workspace_file *out);
+    us_db_rc (*workspace_file_list)(us_db *db, apr_pool_t *p, const char *workspace,
                             const char *name_part, apr_time_t after_at, const char *after_id,
                             long long limit, apr_array_header_t **rows, long long *total);
-    us_db_rc (*wsfile_add)(us_db *db, apr_pool_t *p, const char *workspace,
-                           const us_wsfile *f, const char *write_mode,
+    us_db_rc (*workspace_file_add)(us_db *db, apr_pool_t *p, const char *workspace,
+                           const us_workspace_file *f, const char *write_mode,
                            apr_array_header_t **deleted);
 };
 

@@ -4,7 +4,7 @@
  * coercion rules for bools and ints, UUID parsing with pydantic-core's
  * reasons.
  *
- * Pure: depends on jansson and us_pyjson only. Every checker appends the
+ * Pure: depends on jansson and us_python_json only. Every checker appends the
  * problems it finds to `errs` (a JSON array of items) and returns 1 when the
  * value is acceptable, 0 otherwise, so one request collects all problems.
  */
@@ -15,23 +15,23 @@
 #include <jansson.h>
 
 /* Build one error item. `loc` and `input` and `ctx` are stolen (ctx may be NULL). */
-json_t *us_verr(const char *type, json_t *loc, const char *msg, json_t *input,
+json_t *us_validation_error(const char *type, json_t *loc, const char *msg, json_t *input,
                 json_t *ctx);
 
 /* ---- UUID ---------------------------------------------------------------- */
 
 /* Path parameter (loc ["path", name]); uuid_parsing item on failure. */
-int us_v_path_uuid(json_t *errs, const char *name, const char *value, char out[37]);
+int us_validate_path_uuid(json_t *errs, const char *name, const char *value, char out[37]);
 
 /* ---- query parameters ------------------------------------------------------
  * raw is the decoded value or NULL when absent (then *out = def).
  * input echoed in items is the raw string. */
-int us_v_query_int(json_t *errs, const char *name, const char *raw,
+int us_validate_query_int(json_t *errs, const char *name, const char *raw,
                    long long def, long long ge, long long le, long long *out);
 /* *out: 1 true, 0 false, -1 absent */
-int us_v_query_bool(json_t *errs, const char *name, const char *raw, int *out);
+int us_validate_query_bool(json_t *errs, const char *name, const char *raw, int *out);
 /* allowed is a NULL-terminated list; *out = NULL when absent. enum item on failure. */
-int us_v_query_enum(json_t *errs, const char *name, const char *raw,
+int us_validate_query_enum(json_t *errs, const char *name, const char *raw,
                     const char *const *allowed, const char **out);
 
 /* ---- request body ---------------------------------------------------------- */
@@ -48,18 +48,18 @@ typedef enum {
  * body model: empty or null -> missing; Content-Type not application/json
  * or application/<x>+json -> model_attributes_type with the raw body as a
  * string; invalid JSON -> json_invalid; non-object -> model_attributes_type. */
-us_body_status us_v_body_object(json_t *errs, const char *content_type,
+us_body_status us_validate_body_object(json_t *errs, const char *content_type,
                                 const char *raw, size_t len, json_t **obj);
 
 /* Fields of a body object (loc ["body", field]). Absent field -> default. */
-int us_v_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out);
-int us_v_body_int(json_t *errs, json_t *body, const char *field, long long def,
+int us_validate_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out);
+int us_validate_body_int(json_t *errs, json_t *body, const char *field, long long def,
                   long long ge, long long le, long long *out);
 /* enum (str Enum): item type "enum"; allowed NULL-terminated; *out points into allowed. */
-int us_v_body_enum(json_t *errs, json_t *body, const char *field,
+int us_validate_body_enum(json_t *errs, json_t *body, const char *field,
                    const char *const *allowed, const char *def, const char **out);
 /* Literal['X']: item type "literal_error". */
-int us_v_body_literal(json_t *errs, json_t *body, const char *field,
+int us_validate_body_literal(json_t *errs, json_t *body, const char *field,
                       const char *expected);
 
 #endif

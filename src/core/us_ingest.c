@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +30,6 @@ typedef struct {
     us_ingester *ing;
     int index;
 } worker_arg;
-
-static void logf_(const us_ingest_config *cfg, us_log_level level, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    if (!cfg->log)
-        return;
-    va_start(ap, fmt);
-    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    cfg->log(cfg->log_baton, level, buf);
-}
 
 /* ---- per-file decisions ------------------------------------------------------ */
 
@@ -109,7 +96,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
         return 0;
     }
     if (strcmp(s->write_mode, "FAIL") == 0) {
-        if (us_wsfile_ids_by_name(db, p, s->workspace, u->name, &same) != US_DB_OK)
+        if (us_workspace_file_ids_by_name(db, p, s->workspace, u->name, &same) != US_DB_OK)
             return -1;
         /* our own id counts as absent: a replay after the commit never gets here */
         for (int i = 0; i < same->nelts; i++)
@@ -144,16 +131,16 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
                    apr_array_push(results), &moved) < 0) {
             /* blobs moved so far are found in place when the batch is replayed */
-            logf_(cfg, US_LOG_WARN, "ingest: session %s: %s; batch retried", s->id,
+            us_log(cfg->log, US_LOG_WARN, 0, 1001, "ingest: session %s: %s; batch retried", s->id,
                   us_db_error(db));
             return -1;
         }
     /* the moves must be durable before the store says FINISHED */
     if (moved && us_fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
-        logf_(cfg, US_LOG_WARN, "ingest: fsync of %s/files failed", cfg->data_dir);
+        us_log(cfg->log, US_LOG_WARN, 0, 1002, "ingest: fsync of %s/files failed", cfg->data_dir);
     us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
     if (rc != US_DB_OK) {
-        logf_(cfg, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, "ingest: session %s: %s",
+        us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
               s->id, us_db_error(db));
         return -1;
     }
@@ -171,7 +158,7 @@ static void clear_session_dir(const us_ingest_config *cfg, apr_pool_t *p, const 
     const char *dir = apr_pstrcat(p, cfg->data_dir, "/sessions/", id, NULL);
     int kept = us_blob_clear_dir(p, dir);
     if (kept)
-        logf_(cfg, US_LOG_INFO, "ingest: session %s: %d entries left in %s (uploads still "
+        us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left in %s (uploads still "
               "arriving)", id, kept, dir);
 }
 
@@ -189,10 +176,10 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         return 0;
     if (rc != US_DB_OK) {
         if (rc != US_DB_BUSY)
-            logf_(cfg, US_LOG_ERR, "ingest: claim: %s", us_db_error(db));
+            us_log(cfg->log, US_LOG_ERR, 0, 1005, "ingest: claim: %s", us_db_error(db));
         return -1;
     }
-    logf_(cfg, US_LOG_INFO, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
+    us_log(cfg->log, US_LOG_INFO, 0, 1006, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
           s.write_mode, owner);
     apr_pool_t *bp;
     apr_pool_create(&bp, p);
@@ -211,12 +198,12 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         if (n == 0) {
             if (us_ingest_done(db, bp, s.id, owner) == US_DB_OK)
                 clear_session_dir(cfg, bp, s.id);
-            logf_(cfg, US_LOG_INFO, "ingest: session %s done", s.id);
+            us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;
         }
         total += n;
         if (us_ingest_heartbeat(db, bp, s.id, owner, apr_time_now()) == US_DB_CONFLICT) {
-            logf_(cfg, US_LOG_WARN, "ingest: session %s was taken over", s.id);
+            us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s.id);
             break;
         }
     }
@@ -254,7 +241,7 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
             continue;
         long pid = strtol(c->owner + hl + 1, NULL, 10);
         if (pid > 0 && pid != (long)getpid() && !process_alive(pid)) {
-            logf_(cfg, US_LOG_WARN, "ingest: session %s: owner %s is gone; requeued",
+            us_log(cfg->log, US_LOG_WARN, 0, 1009, "ingest: session %s: owner %s is gone; requeued",
                   c->session_id, c->owner);
             us_ingest_requeue(db, p, c->session_id, c->owner);
         }
@@ -288,7 +275,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db && us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
-            logf_(cfg, US_LOG_ERR, "ingest worker %s: %s", owner, err);
+            us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
             db = NULL;
             nap(ing, apr_time_from_sec(5));
             continue;
@@ -299,7 +286,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {
             if (us_db_maintain(db, iter) != US_DB_OK) /* BUSY: another one runs */
-                logf_(cfg, US_LOG_DEBUG, "ingest worker %s: maintenance: %s", owner,
+                us_log(cfg->log, US_LOG_DEBUG, 0, 1011, "ingest worker %s: maintenance: %s", owner,
                       us_db_error(db));
             last_maintenance = apr_time_now();
         }

@@ -1,7 +1,7 @@
 /* us_policy.c - upload policy encoding and signing (pure). */
 #include "us_policy.h"
 #include "us_crypto.h"
-#include "us_jsonw.h"
+#include "us_json_writer.h"
 #include "us_time.h"
 
 #include <apr_base64.h>
@@ -56,7 +56,7 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
                     long long max_bytes, apr_time_t now, us_policy_fields *out)
 {
     char exp[US_TS_LEN], date[17], sig[65];
-    us_jsonw w;
+    us_json_writer w;
 
     us_time_format(expires, exp);
     amz_date(now, date);
@@ -68,37 +68,37 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
     out->date = apr_pstrmemdup(p, date, 16);
 
     /* byte for byte what json_dumps(JSON_COMPACT) wrote for the same document */
-    us_jsonw_init(&w, p, 384 + strlen(key_prefix));
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "expiration", exp);
-    us_jsonw_key(&w, "conditions");
-    us_jsonw_array_open(&w);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "bucket", "upload-sessions");
-    us_jsonw_object_close(&w);
-    us_jsonw_array_open(&w);
-    us_jsonw_string(&w, "starts-with");
-    us_jsonw_string(&w, "$key");
-    us_jsonw_string(&w, key_prefix);
-    us_jsonw_array_close(&w);
-    us_jsonw_array_open(&w);
-    us_jsonw_string(&w, "content-length-range");
-    us_jsonw_int(&w, 0);
-    us_jsonw_int(&w, max_bytes);
-    us_jsonw_array_close(&w);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "x-amz-algorithm", out->algorithm);
-    us_jsonw_object_close(&w);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "x-amz-credential", out->credential);
-    us_jsonw_object_close(&w);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "x-amz-date", out->date);
-    us_jsonw_object_close(&w);
-    us_jsonw_array_close(&w);
-    us_jsonw_object_close(&w);
+    us_json_write_init(&w, p, 384 + strlen(key_prefix));
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "expiration", exp);
+    us_json_write_key(&w, "conditions");
+    us_json_write_array_open(&w);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "bucket", "upload-sessions");
+    us_json_write_object_close(&w);
+    us_json_write_array_open(&w);
+    us_json_write_string(&w, "starts-with");
+    us_json_write_string(&w, "$key");
+    us_json_write_string(&w, key_prefix);
+    us_json_write_array_close(&w);
+    us_json_write_array_open(&w);
+    us_json_write_string(&w, "content-length-range");
+    us_json_write_int(&w, 0);
+    us_json_write_int(&w, max_bytes);
+    us_json_write_array_close(&w);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "x-amz-algorithm", out->algorithm);
+    us_json_write_object_close(&w);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "x-amz-credential", out->credential);
+    us_json_write_object_close(&w);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "x-amz-date", out->date);
+    us_json_write_object_close(&w);
+    us_json_write_array_close(&w);
+    us_json_write_object_close(&w);
     apr_size_t tlen = 0;
-    const char *text = us_jsonw_finish(&w, &tlen);
+    const char *text = us_json_write_finish(&w, &tlen);
     if (!text) { /* a prefix that is not UTF-8: callers pass validated names */
         text = "{}";
         tlen = 2;

@@ -212,11 +212,26 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
 /* ---- children ------------------------------------------------------------- */
 
-/* Ingest workers log through httpd's error log. */
-static void ingest_log(void *baton, us_log_level level, const char *msg)
+/* The core, store and storage log through this: httpd's error log, with the
+ * message's own number (us_log.h). */
+static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
+                           const char *msg)
 {
     static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
-    ap_log_error(APLOG_MARK, LEVELS[level], 0, baton, USLOGNO(0004) "%s", msg);
+    ap_log_error(APLOG_MARK, LEVELS[level], status, baton, "US%04d: %s", msgno, msg);
+}
+
+/* A logger for server s, in p, whose level follows the server's LogLevel. */
+static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
+{
+    us_logger *lg = apr_pcalloc(p, sizeof(*lg));
+    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    lg->emit = error_log_emit;
+    lg->baton = s;
+    lg->max_level = level >= APLOG_DEBUG ? US_LOG_DEBUG
+                  : level >= APLOG_INFO  ? US_LOG_INFO
+                  : level >= APLOG_WARNING ? US_LOG_WARN : US_LOG_ERR;
+    return lg;
 }
 
 /* Runs before pchild's sub-pools go: the workers still use their config. */
@@ -240,8 +255,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->poll = apr_time_from_msec(250);
     cfg->lease = apr_time_from_sec(60);
     cfg->host = apr_pstrdup(pchild, host);
-    cfg->log = ingest_log;
-    cfg->log_baton = s;
+    cfg->log = error_log_for(pchild, s);
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");

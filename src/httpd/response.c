@@ -38,10 +38,10 @@ int us_send_json(request_rec *r, int status, json_t *body)
 
 /* Sends what w wrote. A failed writer (a stored name that is not valid
  * UTF-8, which jansson refused as well: json_pack failed) is a 500. */
-int us_send_jsonw(request_rec *r, int status, us_jsonw *w)
+int us_send_json_writer(request_rec *r, int status, us_json_writer *w)
 {
     apr_size_t len = 0;
-    const char *text = us_jsonw_finish(w, &len);
+    const char *text = us_json_write_finish(w, &len);
     if (!text) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       USLOGNO(0103) "cannot write the answer as JSON: a stored text "

@@ -5,14 +5,14 @@
 #define US_RESPONSE_H
 
 #include <jansson.h>
-#include "us_jsonw.h"
+#include "us_json_writer.h"
 #include "us_module.h"
 
 /* JSON response with status; body is stolen. */
 int us_send_json(request_rec *r, int status, json_t *body);
 /* JSON response with status: what w wrote; a failed writer (a text that
  * is not valid UTF-8) is logged and answered 500. */
-int us_send_jsonw(request_rec *r, int status, us_jsonw *w);
+int us_send_json_writer(request_rec *r, int status, us_json_writer *w);
 /* {"detail": "..."} */
 int us_send_detail(request_rec *r, int status, const char *detail);
 /* 422 {"detail": errs}; errs is stolen. */

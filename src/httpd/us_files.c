@@ -54,25 +54,25 @@ static const char *meta_text(apr_pool_t *p, const char *text)
 /* One item of GET /files; url_prefix: .../workspaces/<ws>/files/. An item
  * with a name that is not valid UTF-8 is left out, as when json_pack
  * refused it. */
-static void write_file(us_jsonw *w, request_rec *r, const char *url_prefix, const us_wsfile *f)
+static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix, const us_workspace_file *f)
 {
     char at[US_TS_LEN];
-    us_jsonw_mark before;
+    us_json_write_mark before;
     const char *meta = meta_text(r->pool, f->meta);
 
     us_time_format(f->created_at, at);
-    us_jsonw_save(w, &before);
-    us_jsonw_object_open(w);
-    us_jsonw_key_string(w, "file_id", f->file_id);
-    us_jsonw_key_string(w, "url", apr_pstrcat(r->pool, url_prefix, f->file_id, NULL));
-    us_jsonw_key_string(w, "name", f->name);
-    us_jsonw_key_int(w, "size", f->size);
-    us_jsonw_key(w, "meta");
-    us_jsonw_raw(w, meta, strlen(meta));
-    us_jsonw_key_string(w, "created_at", at);
-    us_jsonw_object_close(w);
-    if (!us_jsonw_ok(w)) {
-        us_jsonw_rewind(w, &before);
+    us_json_write_save(w, &before);
+    us_json_write_object_open(w);
+    us_json_write_key_string(w, "file_id", f->file_id);
+    us_json_write_key_string(w, "url", apr_pstrcat(r->pool, url_prefix, f->file_id, NULL));
+    us_json_write_key_string(w, "name", f->name);
+    us_json_write_key_int(w, "size", f->size);
+    us_json_write_key(w, "meta");
+    us_json_write_raw(w, meta, strlen(meta));
+    us_json_write_key_string(w, "created_at", at);
+    us_json_write_object_close(w);
+    if (!us_json_write_ok(w)) {
+        us_json_write_rewind(w, &before);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       USLOGNO(0306) "file %s left out of the list: its name is not "
                       "valid UTF-8", f->file_id);
@@ -95,14 +95,14 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_db *db;
     int rc;
 
-    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
     if (after_value && !us_time_parse(after_value, &after_at))
-        json_array_append_new(errs, us_verr("datetime_from_date_parsing",
+        json_array_append_new(errs, us_validation_error("datetime_from_date_parsing",
             json_pack("[s,s]", "query", "after_value"),
             "Input should be a valid datetime or date, invalid character in year",
             json_string(after_value), json_pack("{s:s}", "error", "invalid character in year")));
     if (after_file_id && !us_uuid_parse(after_file_id, uuid, reason, sizeof(reason)))
-        json_array_append_new(errs, us_verr("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
+        json_array_append_new(errs, us_validation_error("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
             apr_pstrcat(r->pool, "Input should be a valid UUID, ", reason, NULL),
             json_string(after_file_id), json_pack("{s:s}", "error", reason)));
     if (json_array_size(errs) > 0) {
@@ -117,7 +117,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         goto leave;
     }
     /* one more than asked tells whether there are more */
-    us_db_rc drc = us_wsfile_list(db, r->pool, ws, name ? name : "", after_at, after_id,
+    us_db_rc drc = us_workspace_file_list(db, r->pool, ws, name ? name : "", after_at, after_id,
                                   limit + 1, &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
@@ -126,18 +126,18 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     }
     const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
                                          "/workspaces/", ws, "/files/", NULL);
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
-    us_jsonw_object_open(&w);
-    us_jsonw_key(&w, "data");
-    us_jsonw_array_open(&w);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
     for (int i = 0; i < rows->nelts && i < limit; i++)
-        write_file(&w, r, url_prefix, &APR_ARRAY_IDX(rows, i, us_wsfile));
-    us_jsonw_array_close(&w);
-    us_jsonw_key_int(&w, "total", total);
-    us_jsonw_key_bool(&w, "has_more", rows->nelts > limit);
-    us_jsonw_object_close(&w);
-    rc = us_send_jsonw(r, HTTP_OK, &w);
+        write_file(&w, r, url_prefix, &APR_ARRAY_IDX(rows, i, us_workspace_file));
+    us_json_write_array_close(&w);
+    us_json_write_key_int(&w, "total", total);
+    us_json_write_key_bool(&w, "has_more", rows->nelts > limit);
+    us_json_write_object_close(&w);
+    rc = us_send_json_writer(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -164,7 +164,7 @@ static const char *content_type_of(const char *name)
     return "application/octet-stream";
 }
 
-static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
+static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_file *f)
 {
     apr_file_t *fd;
     apr_finfo_t fi;
@@ -196,21 +196,21 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_wsfile *f)
 /* JSON text that is already written (a stored meta object). */
 static int send_raw(request_rec *r, int status, const char *text)
 {
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, strlen(text) + 1);
-    us_jsonw_raw(&w, text, strlen(text));
-    return us_send_jsonw(r, status, &w);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, strlen(text) + 1);
+    us_json_write_raw(&w, text, strlen(text));
+    return us_send_json_writer(r, status, &w);
 }
 
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
 {
     json_t *errs = json_array();
     char id[37];
-    us_wsfile f;
+    us_workspace_file f;
     us_db *db;
     int rc;
 
-    if (!us_v_path_uuid(errs, "file_id", raw_id, id)) {
+    if (!us_validate_path_uuid(errs, "file_id", raw_id, id)) {
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
@@ -218,7 +218,7 @@ int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *
         rc = OK;
         goto leave;
     }
-    us_db_rc drc = us_wsfile_get(db, r->pool, ws, id, &f);
+    us_db_rc drc = us_workspace_file_get(db, r->pool, ws, id, &f);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND)
         rc = us_send_detail(r, HTTP_NOT_FOUND,
@@ -365,7 +365,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_buf_init(&x->meta, r->pool, US_META_LIMIT);
     int rc;
 
-    us_v_query_enum(errs, "write_mode", us_query_get(r->pool, r->args, "write_mode"),
+    us_validate_query_enum(errs, "write_mode", us_query_get(r->pool, r->args, "write_mode"),
                     WRITE_MODES, &mode);
     if (!mode)
         mode = "KEEP";
@@ -375,7 +375,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
     if (!boundary) {
-        json_array_append_new(errs, us_verr("missing", json_pack("[s,s]", "body", "file"),
+        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
         rc = us_send_422(r, json_incref(errs));
         goto leave;
@@ -390,7 +390,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     else if (!x->problem && rr != US_READ_DONE)
         post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
     if (!x->problem && !x->file_done) {
-        json_array_append_new(errs, us_verr("missing", json_pack("[s,s]", "body", "file"),
+        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
         rc = us_send_422(r, json_incref(errs));
         goto leave;
@@ -409,7 +409,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         goto leave;
     }
 
-    us_wsfile f = { x->file_id, x->name, meta, us_blob_size(x->blob), apr_time_now() };
+    us_workspace_file f = { x->file_id, x->name, meta, us_blob_size(x->blob), apr_time_now() };
     apr_array_header_t *deleted = NULL;
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
@@ -417,7 +417,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         rc = OK;
         goto leave;
     }
-    us_db_rc drc = us_wsfile_add(db, r->pool, ws, &f, mode, &deleted);
+    us_db_rc drc = us_workspace_file_add(db, r->pool, ws, &f, mode, &deleted);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
         if (drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
@@ -431,12 +431,12 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     for (int i = 0; i < deleted->nelts; i++)
         unlink(blob_path(r, c, APR_ARRAY_IDX(deleted, i, const char *)));
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 64);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "file_id", x->file_id);
-    us_jsonw_object_close(&w);
-    rc = us_send_jsonw(r, HTTP_CREATED, &w);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 64);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "file_id", x->file_id);
+    us_json_write_object_close(&w);
+    rc = us_send_json_writer(r, HTTP_CREATED, &w);
 leave:
     json_decref(errs);
     return rc;

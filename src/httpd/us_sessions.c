@@ -4,7 +4,7 @@
  * us_sql.c.
  */
 #include "us_uuid.h"
-#include "us_jsonw.h"
+#include "us_json_writer.h"
 #include "us_module.h"
 #include "us_policy.h"
 #include "us_time.h"
@@ -81,66 +81,66 @@ static const char *documentation_url(request_rec *r, const us_srv_conf *c)
                       : apr_pstrcat(r->pool, us_public_base(r, c), "/docs/upload-sessions", NULL);
 }
 
-/* ---- answers written straight into one buffer (us_jsonw) --------------- */
+/* ---- answers written straight into one buffer (us_json_writer) --------------- */
 
-static void write_ts(us_jsonw *w, const char *key, apr_time_t t)
+static void write_ts(us_json_writer *w, const char *key, apr_time_t t)
 {
     char buf[US_TS_LEN];
     us_time_format(t, buf);
-    us_jsonw_key_string(w, key, buf);
+    us_json_write_key_string(w, key, buf);
 }
 
-static void write_created_by(us_jsonw *w, const us_session *s)
+static void write_created_by(us_json_writer *w, const us_session *s)
 {
-    us_jsonw_key(w, "created_by");
-    us_jsonw_object_open(w);
-    us_jsonw_key_string(w, "user_id", s->user_id);
-    us_jsonw_key_string(w, "given_name", s->given_name);
-    us_jsonw_key_string(w, "family_name", s->family_name);
-    us_jsonw_object_close(w);
+    us_json_write_key(w, "created_by");
+    us_json_write_object_open(w);
+    us_json_write_key_string(w, "user_id", s->user_id);
+    us_json_write_key_string(w, "given_name", s->given_name);
+    us_json_write_key_string(w, "family_name", s->family_name);
+    us_json_write_object_close(w);
 }
 
 /* GET .../upload_sessions/{id} */
-static void write_session_status(us_jsonw *w, request_rec *r, const us_srv_conf *c,
+static void write_session_status(us_json_writer *w, request_rec *r, const us_srv_conf *c,
                                  const us_session *s)
 {
     long long pending = s->uploaded_files - s->finished_files - s->failed_files;
-    us_jsonw_object_open(w);
-    us_jsonw_key_string(w, "session_id", s->id);
-    us_jsonw_key_string(w, "documentation_url", documentation_url(r, c));
+    us_json_write_object_open(w);
+    us_json_write_key_string(w, "session_id", s->id);
+    us_json_write_key_string(w, "documentation_url", documentation_url(r, c));
     write_ts(w, "expires_at", s->expires_at);
-    us_jsonw_key(w, "ingestion_status");
-    us_jsonw_object_open(w);
-    us_jsonw_key_int(w, "failed_files", s->failed_files);
-    us_jsonw_key_int(w, "finished_files", s->finished_files);
-    us_jsonw_key_int(w, "pending_files", pending > 0 ? pending : 0);
-    us_jsonw_object_close(w);
-    us_jsonw_key_string(w, "status", s->status);
-    us_jsonw_key_string(w, "write_mode", s->write_mode);
-    us_jsonw_key_bool(w, "parallel_processing_enabled", s->parallel);
+    us_json_write_key(w, "ingestion_status");
+    us_json_write_object_open(w);
+    us_json_write_key_int(w, "failed_files", s->failed_files);
+    us_json_write_key_int(w, "finished_files", s->finished_files);
+    us_json_write_key_int(w, "pending_files", pending > 0 ? pending : 0);
+    us_json_write_object_close(w);
+    us_json_write_key_string(w, "status", s->status);
+    us_json_write_key_string(w, "write_mode", s->write_mode);
+    us_json_write_key_bool(w, "parallel_processing_enabled", s->parallel);
     write_ts(w, "created_at", s->created_at);
     write_created_by(w, s);
-    us_jsonw_key_int(w, "uploaded_files", s->uploaded_files);
-    us_jsonw_object_close(w);
+    us_json_write_key_int(w, "uploaded_files", s->uploaded_files);
+    us_json_write_object_close(w);
 }
 
 /* One item of GET .../upload_sessions. An item whose creator's name is not
  * valid UTF-8 (a key file in Latin-1) is left out of the list and logged. */
-static void write_session_item(us_jsonw *w, request_rec *r, const us_session *s)
+static void write_session_item(us_json_writer *w, request_rec *r, const us_session *s)
 {
-    us_jsonw_mark before;
-    us_jsonw_save(w, &before);
-    us_jsonw_object_open(w);
-    us_jsonw_key_string(w, "session_id", s->id);
+    us_json_write_mark before;
+    us_json_write_save(w, &before);
+    us_json_write_object_open(w);
+    us_json_write_key_string(w, "session_id", s->id);
     write_created_by(w, s);
     write_ts(w, "created_at", s->created_at);
     write_ts(w, "expires_at", s->expires_at);
-    us_jsonw_key_string(w, "write_mode", s->write_mode);
-    us_jsonw_key_string(w, "status", s->status);
-    us_jsonw_key_bool(w, "parallel_processing_enabled", s->parallel);
-    us_jsonw_object_close(w);
-    if (!us_jsonw_ok(w)) {
-        us_jsonw_rewind(w, &before);
+    us_json_write_key_string(w, "write_mode", s->write_mode);
+    us_json_write_key_string(w, "status", s->status);
+    us_json_write_key_bool(w, "parallel_processing_enabled", s->parallel);
+    us_json_write_object_close(w);
+    if (!us_json_write_ok(w)) {
+        us_json_write_rewind(w, &before);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       USLOGNO(0104) "session %s left out of the list: its creator's "
                       "name is not valid UTF-8", s->id);
@@ -149,35 +149,35 @@ static void write_session_item(us_jsonw *w, request_rec *r, const us_session *s)
 
 /* One item of GET .../upload_sessions/{id}/files (names are valid UTF-8
  * when stored; an item that is not is left out of the list). */
-static void write_file_item(us_jsonw *w, const us_file_row *f)
+static void write_file_item(us_json_writer *w, const us_session_file_row *f)
 {
-    us_jsonw_mark before;
-    us_jsonw_save(w, &before);
-    us_jsonw_object_open(w);
-    us_jsonw_key_string(w, "file_ingestion_id", f->file_ingestion_id);
-    us_jsonw_key_string(w, "name", f->name);
-    us_jsonw_key_string(w, "ingestion_status", f->status);
+    us_json_write_mark before;
+    us_json_write_save(w, &before);
+    us_json_write_object_open(w);
+    us_json_write_key_string(w, "file_ingestion_id", f->file_ingestion_id);
+    us_json_write_key_string(w, "name", f->name);
+    us_json_write_key_string(w, "ingestion_status", f->status);
     if (f->reason)
-        us_jsonw_key_string(w, "ingestion_status_reason", f->reason);
-    us_jsonw_object_close(w);
-    if (!us_jsonw_ok(w))
-        us_jsonw_rewind(w, &before);
+        us_json_write_key_string(w, "ingestion_status_reason", f->reason);
+    us_json_write_object_close(w);
+    if (!us_json_write_ok(w))
+        us_json_write_rewind(w, &before);
 }
 
 /* A page of a list: {"data":[ items ],"has_more":...,"total":...} */
-static void write_page_open(us_jsonw *w)
+static void write_page_open(us_json_writer *w)
 {
-    us_jsonw_object_open(w);
-    us_jsonw_key(w, "data");
-    us_jsonw_array_open(w);
+    us_json_write_object_open(w);
+    us_json_write_key(w, "data");
+    us_json_write_array_open(w);
 }
 
-static void write_page_close(us_jsonw *w, long long offset, int count, long long total)
+static void write_page_close(us_json_writer *w, long long offset, int count, long long total)
 {
-    us_jsonw_array_close(w);
-    us_jsonw_key_bool(w, "has_more", offset < total && offset + count < total);
-    us_jsonw_key_int(w, "total", total);
-    us_jsonw_object_close(w);
+    us_json_write_array_close(w);
+    us_json_write_key_bool(w, "has_more", offset < total && offset + count < total);
+    us_json_write_key_int(w, "total", total);
+    us_json_write_object_close(w);
 }
 
 static int session_not_found(request_rec *r, const char *id)
@@ -206,7 +206,7 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
         return us_send_detail(r, rc, "Request body too large");
     if (rc != OK)
         return us_send_detail(r, rc, "There was an error parsing the body");
-    out->st = us_v_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+    out->st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
                                buf, len, &out->obj);
     if (out->st == US_BODY_JSON_ERROR)
         return us_send_422(r, json_incref(errs));
@@ -221,28 +221,28 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
 static int send_created(request_rec *r, const us_srv_conf *c, const us_session *s,
                         const char *base, const us_policy_fields *pf)
 {
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 1536);
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "session_id", s->id);
-    us_jsonw_key_string(&w, "documentation_url", documentation_url(r, c));
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 1536);
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "session_id", s->id);
+    us_json_write_key_string(&w, "documentation_url", documentation_url(r, c));
     write_ts(&w, "expires_at", s->expires_at);
-    us_jsonw_key(&w, "aws_prefixed_request_config");
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
+    us_json_write_key(&w, "aws_prefixed_request_config");
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
                                                "/upload_target/", s->id, NULL));
-    us_jsonw_key(&w, "fields");
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "key", pf->key);
-    us_jsonw_key_string(&w, "policy", pf->policy);
-    us_jsonw_key_string(&w, "x-amz-algorithm", pf->algorithm);
-    us_jsonw_key_string(&w, "x-amz-credential", pf->credential);
-    us_jsonw_key_string(&w, "x-amz-date", pf->date);
-    us_jsonw_key_string(&w, "x-amz-signature", pf->signature);
-    us_jsonw_object_close(&w);
-    us_jsonw_object_close(&w);
-    us_jsonw_object_close(&w);
-    return us_send_jsonw(r, HTTP_CREATED, &w);
+    us_json_write_key(&w, "fields");
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "key", pf->key);
+    us_json_write_key_string(&w, "policy", pf->policy);
+    us_json_write_key_string(&w, "x-amz-algorithm", pf->algorithm);
+    us_json_write_key_string(&w, "x-amz-credential", pf->credential);
+    us_json_write_key_string(&w, "x-amz-date", pf->date);
+    us_json_write_key_string(&w, "x-amz-signature", pf->signature);
+    us_json_write_object_close(&w);
+    us_json_write_object_close(&w);
+    us_json_write_object_close(&w);
+    return us_send_json_writer(r, HTTP_CREATED, &w);
 }
 
 int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
@@ -257,9 +257,9 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     if ((rc = parse_body(r, errs, &body)) != DECLINED)
         goto leave;
     if (body.st == US_BODY_OK) {
-        us_v_body_enum(errs, body.obj, "write_mode", WRITE_MODES, "KEEP", &mode);
-        us_v_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
-        us_v_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
+        us_validate_body_enum(errs, body.obj, "write_mode", WRITE_MODES, "KEEP", &mode);
+        us_validate_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
+        us_validate_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
                       US_DEFAULT_MAX_LIFETIME, &lifetime);
         json_decref(body.obj);
     }
@@ -316,10 +316,10 @@ leave:
 
 static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)
 {
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 1024);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 1024);
     write_session_status(&w, r, c, s);
-    return us_send_jsonw(r, HTTP_OK, &w);
+    return us_send_json_writer(r, HTTP_OK, &w);
 }
 
 int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
@@ -330,7 +330,7 @@ int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const cha
     us_db *db;
     us_session s;
 
-    if (!us_v_path_uuid(errs, "session_id", raw_id, id)) {
+    if (!us_validate_path_uuid(errs, "session_id", raw_id, id)) {
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
@@ -362,9 +362,9 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
     /* FastAPI decodes the body first: invalid JSON is reported alone */
     if ((rc = parse_body(r, errs, &body)) != DECLINED)
         goto leave;
-    us_v_path_uuid(path_errs, "session_id", raw_id, id);
+    us_validate_path_uuid(path_errs, "session_id", raw_id, id);
     if (body.st == US_BODY_OK) {
-        us_v_body_literal(errs, body.obj, "status", "CLOSED");
+        us_validate_body_literal(errs, body.obj, "status", "CLOSED");
         json_decref(body.obj);
     }
     if (json_array_size(path_errs) + json_array_size(errs) > 0) {
@@ -400,10 +400,10 @@ int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
     apr_array_header_t *rows;
     long long total = 0;
 
-    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    us_v_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
                    LLONG_MAX, &page);
-    us_v_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
+    us_validate_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
                     &is_expired);
     if (json_array_size(errs) > 0) {
         rc = us_send_422(r, json_incref(errs));
@@ -424,13 +424,13 @@ int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 384);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 384);
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
         write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = us_send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_json_writer(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;
@@ -449,11 +449,11 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     us_db *db;
     int rc;
 
-    us_v_path_uuid(errs, "session_id", raw_id, id);
-    us_v_query_enum(errs, "ingestion_status", us_query_get(r->pool, r->args, "ingestion_status"),
+    us_validate_path_uuid(errs, "session_id", raw_id, id);
+    us_validate_query_enum(errs, "ingestion_status", us_query_get(r->pool, r->args, "ingestion_status"),
                     INGESTION_STATES, &state);
-    us_v_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    us_v_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
                    LLONG_MAX, &page);
     if (json_array_size(errs) > 0) {
         rc = us_send_422(r, json_incref(errs));
@@ -466,7 +466,7 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     }
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if (drc == US_DB_OK)
-        drc = us_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
+        drc = us_session_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc == US_DB_NOTFOUND) {
         rc = session_not_found(r, id);
@@ -476,13 +476,13 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
         rc = us_send_store_error(r, drc, dberr);
         goto leave;
     }
-    us_jsonw w;
-    us_jsonw_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 192);
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 192);
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
-        write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_file_row));
+        write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_session_file_row));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = us_send_jsonw(r, HTTP_OK, &w);
+    rc = us_send_json_writer(r, HTTP_OK, &w);
 leave:
     json_decref(errs);
     return rc;

@@ -365,7 +365,7 @@ static int publish(upload_ctx *u)
                       "The file could not be stored. Please try again.");
     }
 
-    us_upload rec;
+    us_upload_record rec;
     const char *old_blob = NULL, *err = NULL;
     us_db *db = NULL;
     us_uuid4(fid);

@@ -141,7 +141,7 @@ us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count
 
 /* ---- uploads -------------------------------------------------------------- */
 
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload *u, apr_time_t now,
+us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                           const char **old_blob)
 {
     return db->backend->upload_commit(db, p, u, now, old_blob);
@@ -153,11 +153,11 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
     return db->backend->upload_blob(db, p, session_id, name, blob);
 }
 
-us_db_rc us_files_list(us_db *db, apr_pool_t *p, const char *session_id, const char *status,
+us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id, const char *status,
                        long long limit, long long offset, apr_array_header_t **rows,
                        long long *total)
 {
-    return db->backend->files_list(db, p, session_id, status, limit, offset, rows, total);
+    return db->backend->session_files_list(db, p, session_id, status, limit, offset, rows, total);
 }
 
 /* ---- ingestion ------------------------------------------------------------ */
@@ -204,28 +204,28 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
 
 /* ---- workspace files ------------------------------------------------------ */
 
-us_db_rc us_wsfile_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
+us_db_rc us_workspace_file_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
                                const char *name, apr_array_header_t **ids)
 {
-    return db->backend->wsfile_ids_by_name(db, p, workspace, name, ids);
+    return db->backend->workspace_file_ids_by_name(db, p, workspace, name, ids);
 }
 
-us_db_rc us_wsfile_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
-                       us_wsfile *out)
+us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
+                       us_workspace_file *out)
 {
-    return db->backend->wsfile_get(db, p, workspace, file_id, out);
+    return db->backend->workspace_file_get(db, p, workspace, file_id, out);
 }
 
-us_db_rc us_wsfile_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
+us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
                         apr_time_t after_at, const char *after_id, long long limit,
                         apr_array_header_t **rows, long long *total)
 {
-    return db->backend->wsfile_list(db, p, workspace, name_part, after_at, after_id, limit,
+    return db->backend->workspace_file_list(db, p, workspace, name_part, after_at, after_id, limit,
                                     rows, total);
 }
 
-us_db_rc us_wsfile_add(us_db *db, apr_pool_t *p, const char *workspace, const us_wsfile *f,
+us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,
                        const char *write_mode, apr_array_header_t **deleted)
 {
-    return db->backend->wsfile_add(db, p, workspace, f, write_mode, deleted);
+    return db->backend->workspace_file_add(db, p, workspace, f, write_mode, deleted);
 }

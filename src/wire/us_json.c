@@ -1,6 +1,6 @@
 /* us_json.c - jansson helpers tied to APR pools (pure). */
 #include "us_json.h"
-#include "us_pyjson.h"
+#include "us_python_json.h"
 
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -16,9 +16,9 @@ char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
 char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
 {
     json_t *j = NULL;
-    us_pyjson_error e;
+    us_python_json_error e;
     /* read as Python would (the platform's clients write it with Python) */
-    if (us_pyjson_parse(text, len, &j, &e) != US_PYJSON_OK)
+    if (us_python_json_parse(text, len, &j, &e) != US_PYTHON_JSON_OK)
         return NULL;
     char *out = json_is_object(j) ? us_json_dump_pool(p, j) : NULL;
     json_decref(j);

@@ -14,7 +14,7 @@
  * Where those and /work/shared/API.md disagree, API.md wins (noted inline).
  */
 #include "us_validate.h"
-#include "us_pyjson.h"
+#include "us_python_json.h"
 #include "us_utf8.h"
 #include "us_uuid.h"
 
@@ -81,7 +81,7 @@ static char *sb_take(sbuf *b)
 
 /* ---- items ---------------------------------------------------------------- */
 
-json_t *us_verr(const char *type, json_t *loc, const char *msg, json_t *input,
+json_t *us_validation_error(const char *type, json_t *loc, const char *msg, json_t *input,
                 json_t *ctx)
 {
     json_t *item = json_object();
@@ -105,7 +105,7 @@ json_t *us_verr(const char *type, json_t *loc, const char *msg, json_t *input,
 static void add_err(json_t *errs, const char *type, json_t *loc, const char *msg,
                     json_t *input, json_t *ctx)
 {
-    json_t *item = us_verr(type, loc, msg, input, ctx);
+    json_t *item = us_validation_error(type, loc, msg, input, ctx);
 
     if (item && errs)
         json_array_append_new(errs, item);
@@ -198,7 +198,7 @@ static void rust_trim(const char **b, const char **e)
     }
 }
 
-int us_v_path_uuid(json_t *errs, const char *name, const char *value, char out[37])
+int us_validate_path_uuid(json_t *errs, const char *name, const char *value, char out[37])
 {
     char reason[160];
     size_t n;
@@ -616,7 +616,7 @@ static char *query_text(const char *raw, size_t *n)
     return py_decode(raw, strlen(raw), n);
 }
 
-int us_v_query_int(json_t *errs, const char *name, const char *raw,
+int us_validate_query_int(json_t *errs, const char *name, const char *raw,
                    long long def, long long ge, long long le, long long *out)
 {
     wide_int w = {0, 0};
@@ -637,7 +637,7 @@ int us_v_query_int(json_t *errs, const char *name, const char *raw,
     return ok;
 }
 
-int us_v_query_bool(json_t *errs, const char *name, const char *raw, int *out)
+int us_validate_query_bool(json_t *errs, const char *name, const char *raw, int *out)
 {
     size_t n;
     char *s;
@@ -654,7 +654,7 @@ int us_v_query_bool(json_t *errs, const char *name, const char *raw, int *out)
     return ok;
 }
 
-int us_v_query_enum(json_t *errs, const char *name, const char *raw,
+int us_validate_query_enum(json_t *errs, const char *name, const char *raw,
                     const char *const *allowed, const char **out)
 {
     size_t n;
@@ -713,17 +713,17 @@ static int is_json_content_type(const char *ct)
 static json_t *body_loc(void) { return json_pack("[s]", "body"); }
 
 /* FastAPI's json_invalid item, reported alone (errs is emptied first). */
-static void json_invalid(json_t *errs, const us_pyjson_error *pe)
+static void json_invalid(json_t *errs, const us_python_json_error *pe)
 {
     json_array_clear(errs);
     add_err(errs, "json_invalid", json_pack("[sI]", "body", (json_int_t)pe->pos),
             MSG_JSON, json_object(), json_pack("{ss}", "error", pe->msg));
 }
 
-us_body_status us_v_body_object(json_t *errs, const char *content_type,
+us_body_status us_validate_body_object(json_t *errs, const char *content_type,
                                 const char *raw, size_t len, json_t **obj)
 {
-    us_pyjson_error pe;
+    us_python_json_error pe;
     json_t *v = NULL;
 
     *obj = NULL;
@@ -737,10 +737,10 @@ us_body_status us_v_body_object(json_t *errs, const char *content_type,
         return US_BODY_INVALID;
     }
     memset(&pe, 0, sizeof pe);
-    switch (us_pyjson_parse(raw, len, &v, &pe)) {
-    case US_PYJSON_OK:
+    switch (us_python_json_parse(raw, len, &v, &pe)) {
+    case US_PYTHON_JSON_OK:
         break;
-    case US_PYJSON_DECODE_ERROR:
+    case US_PYTHON_JSON_DECODE_ERROR:
         json_invalid(errs, &pe);
         return US_BODY_JSON_ERROR;
     default:
@@ -765,7 +765,7 @@ static json_t *body_field(json_t *body, const char *field)
     return json_is_object(body) ? json_object_get(body, field) : NULL;
 }
 
-int us_v_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out)
+int us_validate_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out)
 {
     json_t *v = body_field(body, field);
 
@@ -778,7 +778,7 @@ int us_v_body_bool(json_t *errs, json_t *body, const char *field, int def, int *
     return 0;
 }
 
-int us_v_body_int(json_t *errs, json_t *body, const char *field, long long def,
+int us_validate_body_int(json_t *errs, json_t *body, const char *field, long long def,
                   long long ge, long long le, long long *out)
 {
     json_t *v = body_field(body, field);
@@ -794,7 +794,7 @@ int us_v_body_int(json_t *errs, json_t *body, const char *field, long long def,
     return 0;
 }
 
-int us_v_body_enum(json_t *errs, json_t *body, const char *field,
+int us_validate_body_enum(json_t *errs, json_t *body, const char *field,
                    const char *const *allowed, const char *def, const char **out)
 {
     json_t *v = body_field(body, field);
@@ -813,7 +813,7 @@ int us_v_body_enum(json_t *errs, json_t *body, const char *field,
     return 0;
 }
 
-int us_v_body_literal(json_t *errs, json_t *body, const char *field,
+int us_validate_body_literal(json_t *errs, json_t *body, const char *field,
                       const char *expected)
 {
     const char *const one[2] = {expected, NULL};

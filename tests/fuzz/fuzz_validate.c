@@ -30,10 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long long n;
     int b;
     const char *states[] = { "PENDING", "FAILED", "FINISHED", NULL }, *st;
-    us_v_path_uuid(errs, "session_id", s, out);
-    us_v_query_int(errs, "limit", s, 10, 1, 100, &n);
-    us_v_query_bool(errs, "is_expired", s, &b);
-    us_v_query_enum(errs, "ingestion_status", s, states, &st);
+    us_validate_path_uuid(errs, "session_id", s, out);
+    us_validate_query_int(errs, "limit", s, 10, 1, 100, &n);
+    us_validate_query_bool(errs, "is_expired", s, &b);
+    us_validate_query_enum(errs, "ingestion_status", s, states, &st);
     char *dump = json_dumps(errs, JSON_COMPACT);
     if (!dump)
         abort(); /* every item must be serialisable (valid UTF-8) */

@@ -88,7 +88,7 @@ static us_session sc_session(const char *id, const char *ws, const char *user, a
 static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, int n,
                           const char **old_blob)
 {
-    us_upload u;
+    us_upload_record u;
     memset(&u, 0, sizeof(u));
     u.session_id = session_id;
     u.name = name;
@@ -339,11 +339,11 @@ static void sc_upload_vs_close(void **state)
     assert_int_equal(sc_upload(db, s.id, "c.txt", 4, &old), US_DB_CONFLICT);
     assert_int_equal(us_session_get(db, pool, "ws-up", s.id, SC_T0 + 2, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, 2);
-    assert_int_equal(us_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
-    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).name, "a.txt");
-    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).status, "PENDING");
-    assert_int_equal(us_files_list(db, pool, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "a.txt");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).status, "PENDING");
+    assert_int_equal(us_session_files_list(db, pool, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 0);
     us_db_close(db);
 }
@@ -525,19 +525,19 @@ static void sc_apply_fail_name_check(void **state)
     assert_int_equal(got.failed_files, 1);
     apr_array_header_t *rows;
     long long total;
-    assert_int_equal(us_files_list(db, pool, b.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(us_session_files_list(db, pool, b.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
-    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_file_row).reason, "FILE_ALREADY_EXISTS");
-    assert_int_equal(us_wsfile_ids_by_name(db, pool, "ws-fail", "f.txt", &rows), US_DB_OK);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "FILE_ALREADY_EXISTS");
+    assert_int_equal(us_workspace_file_ids_by_name(db, pool, "ws-fail", "f.txt", &rows), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
     us_db_close(db);
 }
 
 /* ---- workspace files ------------------------------------------------------------- */
 
-static us_wsfile sc_wsfile(int n, const char *name, apr_time_t at)
+static us_workspace_file sc_workspace_file(int n, const char *name, apr_time_t at)
 {
-    us_wsfile f;
+    us_workspace_file f;
     memset(&f, 0, sizeof(f));
     f.file_id = sc_uuid(pool, n);
     f.name = name;
@@ -546,38 +546,38 @@ static us_wsfile sc_wsfile(int n, const char *name, apr_time_t at)
     return f;
 }
 
-static void sc_wsfile_add_list_get(void **state)
+static void sc_workspace_file_add_list_get(void **state)
 {
     us_db *db = sc_open(pool);
     apr_array_header_t *deleted, *rows;
     long long total;
-    us_wsfile got;
+    us_workspace_file got;
     (void)state;
-    us_wsfile a = sc_wsfile(1001, "a.txt", SC_T0 + 1), a2 = sc_wsfile(1002, "a.txt", SC_T0 + 2);
-    us_wsfile a3 = sc_wsfile(1003, "a.txt", SC_T0 + 3), b = sc_wsfile(1004, "b.txt", SC_T0 + 4);
+    us_workspace_file a = sc_workspace_file(1001, "a.txt", SC_T0 + 1), a2 = sc_workspace_file(1002, "a.txt", SC_T0 + 2);
+    us_workspace_file a3 = sc_workspace_file(1003, "a.txt", SC_T0 + 3), b = sc_workspace_file(1004, "b.txt", SC_T0 + 4);
     a.meta = "{\"k\": 1}";
-    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a, "FAIL", &deleted), US_DB_OK);
-    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a2, "FAIL", &deleted), US_DB_CONFLICT);
-    assert_int_equal(us_wsfile_get(db, pool, "ws-f", a2.file_id, &got), US_DB_NOTFOUND);
-    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &a3, "OVERWRITE", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a, "FAIL", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a2, "FAIL", &deleted), US_DB_CONFLICT);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a2.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a3, "OVERWRITE", &deleted), US_DB_OK);
     assert_int_equal(deleted->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), a.file_id);
-    assert_int_equal(us_wsfile_add(db, pool, "ws-f", &b, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &b, "KEEP", &deleted), US_DB_OK);
     assert_int_equal(deleted->nelts, 0);
-    assert_int_equal(us_wsfile_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
     assert_string_equal(got.name, "a.txt");
     assert_null(got.meta);
-    assert_int_equal(us_wsfile_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
-    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "", 0, NULL, 1, &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "", 0, NULL, 1, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
     assert_int_equal(rows->nelts, 1);
-    const us_wsfile *first = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    const us_workspace_file *first = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
     assert_string_equal(first->file_id, b.file_id);
-    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "", first->created_at, first->file_id, 5,
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "", first->created_at, first->file_id, 5,
                                     &rows, &total), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_wsfile).file_id, a3.file_id);
-    assert_int_equal(us_wsfile_list(db, pool, "ws-f", "b.t", 0, NULL, 5, &rows, &total), US_DB_OK);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).file_id, a3.file_id);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "b.t", 0, NULL, 5, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
     us_db_close(db);
 }
@@ -618,7 +618,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_one_at_a_time_per_workspace),
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
-        SC_TEST(sc_wsfile_add_list_get),
+        SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_pool_acquire_release),
     };
     sc_target = target;

@@ -59,7 +59,7 @@ static const char *new_session(us_db *db, const char *ws, const char *mode, int 
 
 static void upload(us_db *db, const char *sid, const char *name, const char *content)
 {
-    us_upload u;
+    us_upload_record u;
     const char *old = NULL;
     const char *dir = apr_pstrcat(pool, root, "/data/sessions/", sid, NULL);
     const char *blob = uuid_n(++seq);
@@ -89,9 +89,9 @@ static void expect_file(us_db *db, const char *sid, const char *name, const char
 {
     apr_array_header_t *rows;
     long long total;
-    assert_int_equal(us_files_list(db, pool, sid, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(us_session_files_list(db, pool, sid, NULL, 100, 0, &rows, &total), US_DB_OK);
     for (int i = 0; i < rows->nelts; i++) {
-        us_file_row *r = &APR_ARRAY_IDX(rows, i, us_file_row);
+        us_session_file_row *r = &APR_ARRAY_IDX(rows, i, us_session_file_row);
         if (strcmp(r->name, name) != 0)
             continue;
         assert_string_equal(r->status, status);
@@ -104,10 +104,10 @@ static void expect_file(us_db *db, const char *sid, const char *name, const char
     fail_msg("%s not in session %s", name, sid);
 }
 
-static long long wsfiles(us_db *db, const char *ws, const char *name, apr_array_header_t **rows)
+static long long workspace_files(us_db *db, const char *ws, const char *name, apr_array_header_t **rows)
 {
     long long total = 0;
-    assert_int_equal(us_wsfile_list(db, pool, ws, name, 0, NULL, 100, rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, ws, name, 0, NULL, 100, rows, &total), US_DB_OK);
     return total;
 }
 
@@ -139,8 +139,8 @@ static void test_rules_and_counters(void **state)
     assert_int_equal(s.finished_files, 1);
     assert_int_equal(s.failed_files, 3);
 
-    assert_int_equal(wsfiles(db, "w1", "", &rows), 1);
-    us_wsfile *f = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    assert_int_equal(workspace_files(db, "w1", "", &rows), 1);
+    us_workspace_file *f = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
     assert_string_equal(f->name, "a.txt");
     assert_string_equal(f->meta, "{\"k\":[1,2]}");
     assert_int_equal(f->size, 5);
@@ -165,7 +165,7 @@ static void test_write_modes(void **state)
     upload(db, s2, "x.txt", "two");
     close_session(db, "w2", s2);
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
-    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
+    assert_int_equal(workspace_files(db, "w2", "x.txt", &rows), 2);
 
     const char *s3 = new_session(db, "w2", "FAIL", 0);
     upload(db, s3, "x.txt", "three");
@@ -174,14 +174,14 @@ static void test_write_modes(void **state)
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 2);
     expect_file(db, s3, "x.txt", "FAILED", "FILE_ALREADY_EXISTS");
     expect_file(db, s3, "y.txt", "FINISHED", NULL);
-    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 2);
+    assert_int_equal(workspace_files(db, "w2", "x.txt", &rows), 2);
 
     const char *s4 = new_session(db, "w2", "OVERWRITE", 0);
     upload(db, s4, "x.txt", "four!");
     close_session(db, "w2", s4);
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
-    assert_int_equal(wsfiles(db, "w2", "x.txt", &rows), 1);
-    us_wsfile *f = &APR_ARRAY_IDX(rows, 0, us_wsfile);
+    assert_int_equal(workspace_files(db, "w2", "x.txt", &rows), 1);
+    us_workspace_file *f = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
     assert_int_equal(f->size, 5);
     /* the replaced blobs are gone, the new one is there */
     apr_dir_t *d;
@@ -221,7 +221,7 @@ static void test_replay_after_crash(void **state)
     assert_int_equal(us_session_get(db, pool, "w3", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 1);
     assert_int_equal(s.failed_files, 0);
-    assert_int_equal(wsfiles(db, "w3", "", &rows), 1);
+    assert_int_equal(workspace_files(db, "w3", "", &rows), 1);
 
     /* applying the same decision again changes nothing */
     apr_array_header_t *results = apr_array_make(pool, 1, sizeof(us_ingest_result)), *deleted;
@@ -234,7 +234,7 @@ static void test_replay_after_crash(void **state)
     assert_int_equal(us_ingest_apply(db, pool, &s, results, apr_time_now(), &deleted), US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "w3", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 1);
-    assert_int_equal(wsfiles(db, "w3", "", &rows), 1);
+    assert_int_equal(workspace_files(db, "w3", "", &rows), 1);
     us_db_close(db);
 }
 

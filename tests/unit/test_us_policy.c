@@ -119,7 +119,7 @@ static void test_verify(void **state)
 }
 
 /* The document and fields as they were built with json_pack/json_dumps,
- * strftime and apr_psprintf before us_jsonw: the same bytes. */
+ * strftime and apr_psprintf before us_json_writer: the same bytes. */
 static void check_like_jansson(const char *prefix, apr_time_t expires, long long max,
                                apr_time_t now)
 {

@@ -110,15 +110,15 @@ static void check_items(const char *row, json_t *errs, const char *expected)
     assert_true(same);
 }
 
-/* ---- us_verr --------------------------------------------------------------- */
+/* ---- us_validation_error --------------------------------------------------------------- */
 
 static void test_verr_shape(void **state)
 {
     (void)state;
     json_t *errs = json_array();
 
-    json_array_append_new(errs, us_verr("x_type", json_pack("[s]", "body"), "m", NULL, NULL));
-    json_array_append_new(errs, us_verr("y", json_pack("[si]", "body", 3), "n",
+    json_array_append_new(errs, us_validation_error("x_type", json_pack("[s]", "body"), "m", NULL, NULL));
+    json_array_append_new(errs, us_validation_error("y", json_pack("[si]", "body", 3), "n",
                                         json_integer(1), json_pack("{ss}", "k", "v")));
     check_items("verr", errs,
                 "[{\"type\":\"x_type\",\"loc\":[\"body\"],\"msg\":\"m\",\"input\":null},"
@@ -139,7 +139,7 @@ typedef struct {
 static void run_body_ct(json_t *errs, const char *ct, const char *body)
 {
     json_t *obj = NULL;
-    us_v_body_object(errs, ct, body, strlen(body), &obj);
+    us_validate_body_object(errs, ct, body, strlen(body), &obj);
     json_decref(obj);
 }
 
@@ -147,8 +147,8 @@ static void run_close(json_t *errs, const char *body, const char *unused)
 {
     json_t *obj = NULL;
     (void)unused;
-    if (us_v_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK)
-        us_v_body_literal(errs, obj, "status", "CLOSED");
+    if (us_validate_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK)
+        us_validate_body_literal(errs, obj, "status", "CLOSED");
     json_decref(obj);
 }
 
@@ -159,10 +159,10 @@ static void run_create(json_t *errs, const char *body, const char *unused)
     int ppe;
     long long exp;
     (void)unused;
-    if (us_v_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK) {
-        us_v_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
-        us_v_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
-        us_v_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &exp);
+    if (us_validate_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK) {
+        us_validate_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
+        us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
+        us_validate_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &exp);
     }
     json_decref(obj);
 }
@@ -171,28 +171,28 @@ static void run_path(json_t *errs, const char *value, const char *unused)
 {
     char out[37];
     (void)unused;
-    us_v_path_uuid(errs, "session_id", value, out);
+    us_validate_path_uuid(errs, "session_id", value, out);
 }
 
 static void run_query_limit(json_t *errs, const char *raw, const char *unused)
 {
     long long out;
     (void)unused;
-    us_v_query_int(errs, "limit", raw, 10, 1, 100, &out);
+    us_validate_query_int(errs, "limit", raw, 10, 1, 100, &out);
 }
 
 static void run_query_page(json_t *errs, const char *raw, const char *unused)
 {
     long long out;
     (void)unused;
-    us_v_query_int(errs, "page_number", raw, 1, 1, LLONG_MAX, &out);
+    us_validate_query_int(errs, "page_number", raw, 1, 1, LLONG_MAX, &out);
 }
 
 static void run_query_expired(json_t *errs, const char *raw, const char *unused)
 {
     int out;
     (void)unused;
-    us_v_query_bool(errs, "is_expired", raw, &out);
+    us_validate_query_bool(errs, "is_expired", raw, &out);
 }
 
 static const ref_row REF_ROWS[] = {
@@ -389,7 +389,7 @@ static void test_path_uuid_items(void **state)
         if (!r->out && !strcmp(r->reason, "non-UTF8 input"))
             continue; /* paths are decoded first: see test_path_uuid_decoding */
         errs = json_array();
-        ok = us_v_path_uuid(errs, "session_id", r->in, out);
+        ok = us_validate_path_uuid(errs, "session_id", r->in, out);
         assert_int_equal(ok, r->out != NULL);
         if (r->out) {
             assert_string_equal(out, r->out);
@@ -423,7 +423,7 @@ static void test_path_uuid_decoding(void **state)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         json_t *errs = json_array();
         char out[37];
-        assert_false(us_v_path_uuid(errs, "session_id", rows[i].in, out));
+        assert_false(us_validate_path_uuid(errs, "session_id", rows[i].in, out));
         check_items(rows[i].in, errs, rows[i].expected);
         json_decref(errs);
     }
@@ -507,7 +507,7 @@ static void test_query_int(void **state)
         const qint_row *r = &QINT_ROWS[i];
         json_t *errs = json_array();
         long long out = -42;
-        int ok = us_v_query_int(errs, "limit", r->raw, r->def, r->ge, r->le, &out);
+        int ok = us_validate_query_int(errs, "limit", r->raw, r->def, r->ge, r->le, &out);
         check_items(r->raw ? r->raw : "(absent)", errs, r->expected);
         assert_int_equal(ok, r->ok);
         assert_true(out == r->out);
@@ -546,7 +546,7 @@ static void test_query_int_long(void **state)
             sprintf(expected, "[" INT_PARSING(Q_LIMIT, "\"%s\"") "]", raw);
         else
             sprintf(expected, "[" INT_SIZE(Q_LIMIT, "\"%s\"") "]", raw);
-        assert_false(us_v_query_int(errs, "limit", raw, 10, 1, 100, &out));
+        assert_false(us_validate_query_int(errs, "limit", raw, 10, 1, 100, &out));
         check_items("long digits", errs, expected);
         json_decref(errs);
         free(raw);
@@ -589,7 +589,7 @@ static void test_query_bool(void **state)
         const qbool_row *r = &QBOOL_ROWS[i];
         json_t *errs = json_array();
         int out = 7;
-        int ok = us_v_query_bool(errs, "is_expired", r->raw, &out);
+        int ok = us_validate_query_bool(errs, "is_expired", r->raw, &out);
         check_items(r->raw ? r->raw : "(absent)", errs, r->expected);
         assert_int_equal(ok, r->ok);
         if (ok)
@@ -632,7 +632,7 @@ static void test_query_enum(void **state)
         const qenum_row *r = &QENUM_ROWS[i];
         json_t *errs = json_array();
         const char *out = "junk";
-        int ok = us_v_query_enum(errs, "ingestion_status", r->raw, r->allowed, &out);
+        int ok = us_validate_query_enum(errs, "ingestion_status", r->raw, r->allowed, &out);
         check_items(r->raw ? r->raw : "(absent)", errs, r->expected);
         assert_int_equal(ok, r->raw == NULL || r->out != NULL);
         if (r->out)
@@ -728,7 +728,7 @@ static void test_body_object(void **state)
 
         snprintf(name, sizeof name, "%zu ct=%s body=%.40s", i, r->ct ? r->ct : "(none)",
                  r->raw ? r->raw : "(null)");
-        st = us_v_body_object(errs, r->ct, r->raw, len, &obj);
+        st = us_validate_body_object(errs, r->ct, r->raw, len, &obj);
         check_items(name, errs, r->expected);
         if (st != r->status)
             print_error("row %s: status %d, want %d\n", name, st, r->status);
@@ -794,7 +794,7 @@ static void test_body_bool(void **state)
         const field_row *r = &BOOL_ROWS[i];
         json_t *errs = json_array(), *body = body_with(r->value);
         int out = 7;
-        int ok = us_v_body_bool(errs, body, "f", 1, &out);
+        int ok = us_validate_body_bool(errs, body, "f", 1, &out);
         check_items(r->value ? r->value : "(absent)", errs, r->expected);
         assert_int_equal(ok, r->ok);
         if (ok)
@@ -851,7 +851,7 @@ static void test_body_int(void **state)
         const field_row *r = &INT_ROWS[i];
         json_t *errs = json_array(), *body = body_with(r->value);
         long long out = -1;
-        int ok = us_v_body_int(errs, body, "f", 86400, 1, 86400, &out);
+        int ok = us_validate_body_int(errs, body, "f", 86400, 1, 86400, &out);
         check_items(r->value ? r->value : "(absent)", errs, r->expected);
         assert_int_equal(ok, r->ok);
         if (ok)
@@ -887,7 +887,7 @@ static void test_body_enum(void **state)
 
         if (r->value)
             json_object_set_new(body, "write_mode", load(r->value));
-        ok = us_v_body_enum(errs, body, "write_mode", WRITE_MODES, "KEEP", &out);
+        ok = us_validate_body_enum(errs, body, "write_mode", WRITE_MODES, "KEEP", &out);
         if (r->out)
             snprintf(expected, sizeof expected, "[]");
         else
@@ -919,7 +919,7 @@ static void test_body_literal(void **state)
 
         if (r->value)
             json_object_set_new(body, "status", load(r->value));
-        ok = us_v_body_literal(errs, body, "status", "CLOSED");
+        ok = us_validate_body_literal(errs, body, "status", "CLOSED");
         if (r->out)
             snprintf(expected, sizeof expected, "[]");
         else
@@ -939,7 +939,7 @@ static void test_expected_repr(void **state)
     json_t *errs = json_array();
     const char *out;
 
-    assert_false(us_v_query_enum(errs, "q", "z", quoty, &out));
+    assert_false(us_validate_query_enum(errs, "q", "z", quoty, &out));
     check_items("repr", errs,
                 "[" ITEMC("enum", "[\"query\",\"q\"]",
                           "Input should be \\\"it's\\\" or 'a\\\\\\\\b'", "\"z\"",
@@ -986,11 +986,11 @@ static void test_create_model(void **state)
         int ppe = -1, all = 1;
         long long exp = -1;
 
-        assert_int_equal(us_v_body_object(errs, "application/json", r->body, strlen(r->body), &obj),
+        assert_int_equal(us_validate_body_object(errs, "application/json", r->body, strlen(r->body), &obj),
                          US_BODY_OK);
-        all &= us_v_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
-        all &= us_v_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
-        all &= us_v_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &exp);
+        all &= us_validate_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
+        all &= us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
+        all &= us_validate_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &exp);
         check_items(r->body, errs, r->expected);
         assert_int_equal(all, r->wm != NULL);
         if (r->wm) {
@@ -1028,9 +1028,9 @@ static void test_close_request(void **state)
         json_t *errs = json_array(), *obj = NULL;
         char sid[37];
 
-        us_v_path_uuid(errs, "session_id", r->sid, sid);
-        if (us_v_body_object(errs, r->ct, r->body, strlen(r->body), &obj) == US_BODY_OK)
-            us_v_body_literal(errs, obj, "status", "CLOSED");
+        us_validate_path_uuid(errs, "session_id", r->sid, sid);
+        if (us_validate_body_object(errs, r->ct, r->body, strlen(r->body), &obj) == US_BODY_OK)
+            us_validate_body_literal(errs, obj, "status", "CLOSED");
         check_items(r->body, errs, r->expected);
         json_decref(obj);
         json_decref(errs);
@@ -1046,22 +1046,22 @@ static void test_files_request(void **state)
     const char *st;
     long long limit, page;
 
-    assert_false(us_v_path_uuid(errs, "session_id", "abc", sid));
-    assert_false(us_v_query_enum(errs, "ingestion_status", "DONE", INGEST_STATES, &st));
-    assert_false(us_v_query_int(errs, "limit", "101", 10, 1, 100, &limit));
-    assert_false(us_v_query_int(errs, "page_number", "x", 1, 1, LLONG_MAX, &page));
+    assert_false(us_validate_path_uuid(errs, "session_id", "abc", sid));
+    assert_false(us_validate_query_enum(errs, "ingestion_status", "DONE", INGEST_STATES, &st));
+    assert_false(us_validate_query_int(errs, "limit", "101", 10, 1, 100, &limit));
+    assert_false(us_validate_query_int(errs, "page_number", "x", 1, 1, LLONG_MAX, &page));
     check_items("files request", errs,
                 "[" PRIOR "," ENUM_ING("\"DONE\"") "," LE(Q_LIMIT, "\"101\"", 100) ","
                 INT_PARSING(Q_PAGE, "\"x\"") "]");
     json_decref(errs);
 
     errs = json_array();
-    assert_true(us_v_path_uuid(errs, "session_id", "{" CANON "}", sid));
+    assert_true(us_validate_path_uuid(errs, "session_id", "{" CANON "}", sid));
     assert_string_equal(sid, CANON);
-    assert_true(us_v_query_enum(errs, "ingestion_status", NULL, INGEST_STATES, &st));
+    assert_true(us_validate_query_enum(errs, "ingestion_status", NULL, INGEST_STATES, &st));
     assert_null(st);
-    assert_true(us_v_query_int(errs, "limit", NULL, 10, 1, 100, &limit));
-    assert_true(us_v_query_int(errs, "page_number", "3", 1, 1, LLONG_MAX, &page));
+    assert_true(us_validate_query_int(errs, "limit", NULL, 10, 1, 100, &limit));
+    assert_true(us_validate_query_int(errs, "page_number", "3", 1, 1, LLONG_MAX, &page));
     assert_true(limit == 10 && page == 3);
     check_items("files request ok", errs, "[]");
     json_decref(errs);

@@ -198,7 +198,7 @@ const char *const *us_sql_migration(int from)
  * file either. */
 #define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
 
-#define WSFILE_COLS "file_id, name, size, meta, created_at"
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
@@ -252,11 +252,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE session_id = %s AND name = %s" },
     [US_STMT_SESSION_COUNT_UPLOAD] = { "us_session_count_upload",
         "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
-    [US_STMT_FILES_LIST_ALL] = { "us_files_list_all",
+    [US_STMT_FILES_LIST_ALL] = { "us_session_files_list_all",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0"
         " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_STMT_FILES_LIST_STATUS] = { "us_files_list_status",
+    [US_STMT_FILES_LIST_STATUS] = { "us_session_files_list_status",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
         " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
@@ -303,24 +303,24 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSION_ADD_COUNTS] = { "us_session_add_counts",
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
-    [US_STMT_WSFILE_INSERT] = { "us_wsfile_insert",
+    [US_STMT_WORKSPACE_FILE_INSERT] = { "us_workspace_file_insert",
         "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
         " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
-    [US_STMT_WSFILE_IDS_BY_NAME] = { "us_wsfile_ids_by_name",
+    [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_workspace_file_ids_by_name",
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
-    [US_STMT_WSFILE_DELETE] = { "us_wsfile_delete",
+    [US_STMT_WORKSPACE_FILE_DELETE] = { "us_workspace_file_delete",
         "DELETE FROM us_files WHERE file_id = %s" },
-    [US_STMT_WSFILE_GET] = { "us_wsfile_get",
-        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
-    [US_STMT_WSFILE_LIST] = { "us_wsfile_list",
+    [US_STMT_WORKSPACE_FILE_GET] = { "us_workspace_file_get",
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
+    [US_STMT_WORKSPACE_FILE_LIST] = { "us_workspace_file_list",
         /* instr(): a substring test with no LIKE wildcards to escape */
-        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
-    [US_STMT_WSFILE_LIST_AFTER] = { "us_wsfile_list_after",
-        "SELECT " WSFILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+    [US_STMT_WORKSPACE_FILE_LIST_AFTER] = { "us_workspace_file_list_after",
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
         " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
-    [US_STMT_WSFILE_COUNT] = { "us_wsfile_count",
+    [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
 };
 

@@ -170,7 +170,7 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
 }
 
 /* The body of us_upload_commit, inside the transaction. */
-static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload *u,
+static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload_record *u,
                                      apr_time_t now, const char **old_blob)
 {
     apr_dbd_results_t *res = NULL;
@@ -211,7 +211,7 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
-static us_db_rc sq_files_list(us_db *base, apr_pool_t *p, const char *session_id,
+static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
                               const char *status, long long limit, long long offset,
                               apr_array_header_t **rows, long long *total)
 {
@@ -237,9 +237,9 @@ static us_db_rc sq_files_list(us_db *base, apr_pool_t *p, const char *session_id
                      status ? largs_st : largs_all, &res);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_file_row));
+    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session_file_row));
     while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        us_file_row *f = apr_array_push(*rows);
+        us_session_file_row *f = apr_array_push(*rows);
         const char *reason = apr_dbd_get_entry(db->drv, row, 3);
         f->file_ingestion_id = entry_str(db->drv, p, row, 0);
         f->name = entry_str(db->drv, p, row, 1);
@@ -395,14 +395,14 @@ static us_db_rc sq_upload_blob(us_db *base, apr_pool_t *p, const char *session_i
     return US_DB_OK;
 }
 
-static us_db_rc sq_wsfile_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
+static us_db_rc sq_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
                                       const char *name, apr_array_header_t **ids)
 {
     us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, name };
-    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_IDS_BY_NAME, args, &res);
+    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, &res);
     if (rc != US_DB_OK)
         return rc;
     *ids = apr_array_make(p, 2, sizeof(const char *));
@@ -420,27 +420,27 @@ static us_db_rc delete_same_name(us_sqlite_db *db, apr_pool_t *p, const char *wo
 {
     apr_array_header_t *ids;
     int nrows = 0;
-    us_db_rc rc = sq_wsfile_ids_by_name(&db->base, p, workspace, name, &ids);
+    us_db_rc rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
         const char *id = APR_ARRAY_IDX(ids, i, const char *);
         if (strcmp(id, keep_id) == 0)
             continue;
         const void *args[] = { id };
-        rc = exec_stmt(db, p, US_STMT_WSFILE_DELETE, args, &nrows);
+        rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_DELETE, args, &nrows);
         if (rc == US_DB_OK)
             APR_ARRAY_PUSH(deleted, const char *) = id;
     }
     return rc;
 }
 
-static us_db_rc insert_wsfile(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+static us_db_rc insert_workspace_file(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                               const char *file_id, const char *name, long long size,
                               const char *meta, apr_time_t created, const char *session_id)
 {
     int nrows = 0;
     apr_int64_t sz = size, at = created;
     const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id };
-    return exec_stmt(db, p, US_STMT_WSFILE_INSERT, args, &nrows);
+    return exec_stmt(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
 }
 
 /* Under FAIL, another file of this name already in the workspace. Checked
@@ -450,7 +450,7 @@ static us_db_rc name_taken(us_sqlite_db *db, apr_pool_t *p, const char *workspac
                            const char *name, const char *own_id, int *taken)
 {
     apr_array_header_t *ids;
-    us_db_rc rc = sq_wsfile_ids_by_name(&db->base, p, workspace, name, &ids);
+    us_db_rc rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
     *taken = 0;
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
         *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
@@ -486,7 +486,7 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
     if (r->overwrite &&
         (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
         return rc;
-    return insert_wsfile(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
+    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
@@ -514,8 +514,8 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
 
 /* ---- workspace files ------------------------------------------------------------ */
 
-static void row_to_wsfile(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                          us_wsfile *f)
+static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                          us_workspace_file *f)
 {
     const char *meta = apr_dbd_get_entry(drv, row, 3);
     f->file_id = entry_str(drv, p, row, 0);
@@ -525,19 +525,19 @@ static void row_to_wsfile(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_ro
     f->created_at = (apr_time_t)entry_ll(drv, row, 4);
 }
 
-static us_db_rc sq_wsfile_get(us_db *base, apr_pool_t *p, const char *workspace,
-                              const char *file_id, us_wsfile *out)
+static us_db_rc sq_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
+                              const char *file_id, us_workspace_file *out)
 {
     us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, file_id };
     int found = 0;
-    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_GET, args, &res);
+    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
     while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        row_to_wsfile(db->drv, p, row, out);
+        row_to_workspace_file(db->drv, p, row, out);
         found = 1;
     }
     if (rc != US_DB_NOTFOUND)
@@ -545,7 +545,7 @@ static us_db_rc sq_wsfile_get(us_db *base, apr_pool_t *p, const char *workspace,
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc sq_wsfile_list(us_db *base, apr_pool_t *p, const char *workspace,
+static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
                                const char *name_part, apr_time_t after_at, const char *after_id,
                                long long limit, apr_array_header_t **rows, long long *total)
 {
@@ -556,7 +556,7 @@ static us_db_rc sq_wsfile_list(us_db *base, apr_pool_t *p, const char *workspace
     const void *cargs[] = { workspace, name_part };
     const void *largs[] = { workspace, name_part, &lim };
     const void *aargs[] = { workspace, name_part, &at, &at, after_id, &lim };
-    us_db_rc rc = select_rows(db, p, US_STMT_WSFILE_COUNT, cargs, &res);
+    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, &res);
     if (rc != US_DB_OK)
         return rc;
     *total = 0;
@@ -564,27 +564,27 @@ static us_db_rc sq_wsfile_list(us_db *base, apr_pool_t *p, const char *workspace
         *total = entry_ll(db->drv, row, 0);
     if (rc != US_DB_NOTFOUND)
         return rc;
-    rc = after_id ? select_rows(db, p, US_STMT_WSFILE_LIST_AFTER, aargs, &res)
-                  : select_rows(db, p, US_STMT_WSFILE_LIST, largs, &res);
+    rc = after_id ? select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
+                  : select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &res);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_wsfile));
+    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_workspace_file));
     while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        row_to_wsfile(db->drv, p, row, apr_array_push(*rows));
+        row_to_workspace_file(db->drv, p, row, apr_array_push(*rows));
     if (rc != US_DB_NOTFOUND)
         return rc;
     return US_DB_OK;
 }
 
-/* The body of us_wsfile_add, inside the write transaction. */
-static us_db_rc wsfile_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                                  const us_wsfile *f, const char *write_mode,
+/* The body of us_workspace_file_add, inside the write transaction. */
+static us_db_rc workspace_file_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                  const us_workspace_file *f, const char *write_mode,
                                   apr_array_header_t *deleted)
 {
     apr_array_header_t *ids;
     us_db_rc rc = US_DB_OK;
     if (strcmp(write_mode, "FAIL") == 0) {
-        rc = sq_wsfile_ids_by_name(&db->base, p, workspace, f->name, &ids);
+        rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, f->name, &ids);
         if (rc == US_DB_OK && ids->nelts > 0)
             rc = US_DB_CONFLICT;
     }
@@ -592,7 +592,7 @@ static us_db_rc wsfile_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *w
         rc = delete_same_name(db, p, workspace, f->name, f->file_id, deleted);
     }
     if (rc == US_DB_OK)
-        rc = insert_wsfile(db, p, workspace, f->file_id, f->name, f->size, f->meta,
+        rc = insert_workspace_file(db, p, workspace, f->file_id, f->name, f->size, f->meta,
                            f->created_at, NULL);
     return rc;
 }
@@ -643,7 +643,7 @@ static us_db_rc sq_session_close(us_db *base, apr_pool_t *p, const char *workspa
 }
 
 typedef struct {
-    const us_upload *u;
+    const us_upload_record *u;
     apr_time_t now;
     const char *old_blob;
 } upload_args;
@@ -655,7 +655,7 @@ static us_db_rc upload_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
     return upload_commit_in_txn(db, p, a->u, a->now, &a->old_blob);
 }
 
-static us_db_rc sq_upload_commit(us_db *base, apr_pool_t *p, const us_upload *u, apr_time_t now,
+static us_db_rc sq_upload_commit(us_db *base, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                                  const char **old_blob)
 {
     us_sqlite_db *db = us_sqlite_of(base);
@@ -779,24 +779,24 @@ static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
 
 typedef struct {
     const char *workspace, *write_mode;
-    const us_wsfile *f;
+    const us_workspace_file *f;
     apr_array_header_t *deleted;
-} wsfile_add_args;
+} workspace_file_add_args;
 
-static us_db_rc wsfile_add_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc workspace_file_add_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
-    wsfile_add_args *a = arg;
+    workspace_file_add_args *a = arg;
     apr_array_clear(a->deleted);
-    return wsfile_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    return workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
 }
 
-static us_db_rc sq_wsfile_add(us_db *base, apr_pool_t *p, const char *workspace,
-                              const us_wsfile *f, const char *write_mode,
+static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *workspace,
+                              const us_workspace_file *f, const char *write_mode,
                               apr_array_header_t **deleted)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    wsfile_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
-    us_db_rc rc = us_write(db, p, wsfile_add_body, &a);
+    workspace_file_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
+    us_db_rc rc = us_write(db, p, workspace_file_add_body, &a);
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
@@ -843,7 +843,7 @@ const us_store_backend us_sqlite_backend = {
     .sessions_expire = sq_sessions_expire,
     .upload_commit = sq_upload_commit,
     .upload_blob = sq_upload_blob,
-    .files_list = sq_files_list,
+    .session_files_list = sq_session_files_list,
     .ingest_claim = sq_ingest_claim,
     .ingest_running = sq_ingest_running,
     .ingest_requeue = sq_ingest_requeue,
@@ -851,8 +851,8 @@ const us_store_backend us_sqlite_backend = {
     .ingest_done = sq_ingest_done,
     .ingest_pending = sq_ingest_pending,
     .ingest_apply = sq_ingest_apply,
-    .wsfile_ids_by_name = sq_wsfile_ids_by_name,
-    .wsfile_get = sq_wsfile_get,
-    .wsfile_list = sq_wsfile_list,
-    .wsfile_add = sq_wsfile_add,
+    .workspace_file_ids_by_name = sq_workspace_file_ids_by_name,
+    .workspace_file_get = sq_workspace_file_get,
+    .workspace_file_list = sq_workspace_file_list,
+    .workspace_file_add = sq_workspace_file_add,
 };

@@ -1,6 +1,6 @@
 /*
- * test_us_jsonw.c - the direct JSON writer against jansson: for every
- * string, integer and structure here, us_jsonw must write byte for byte
+ * test_us_json_writer.c - the direct JSON writer against jansson: for every
+ * string, integer and structure here, us_json_writer must write byte for byte
  * what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes (the API's
  * answers were written that way before), and refuse exactly the strings
  * jansson refuses (not valid UTF-8).
@@ -20,7 +20,7 @@
 #include <apr_general.h>
 #include <jansson.h>
 
-#include "us_jsonw.h"
+#include "us_json_writer.h"
 #include "us_utf8.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
@@ -45,26 +45,26 @@ static char *jansson_string(const char *s)
     return text;
 }
 
-/* What us_jsonw writes for the string s alone, or NULL. */
-static const char *jsonw_string(const char *s)
+/* What us_json_writer writes for the string s alone, or NULL. */
+static const char *json_writer_string(const char *s)
 {
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 16);
-    us_jsonw_string(&w, s);
-    return us_jsonw_finish(&w, NULL);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 16);
+    us_json_write_string(&w, s);
+    return us_json_write_finish(&w, NULL);
 }
 
 /* Both agree on s: the same text, or both refuse it. */
 static void check_string(const char *s)
 {
     char *want = jansson_string(s);
-    const char *got = jsonw_string(s);
+    const char *got = json_writer_string(s);
     if (!want && got)
-        fail_msg("jansson refuses %zu bytes, us_jsonw wrote %s", strlen(s), got);
+        fail_msg("jansson refuses %zu bytes, us_json_writer wrote %s", strlen(s), got);
     if (want && !got)
-        fail_msg("us_jsonw refuses %s", want);
+        fail_msg("us_json_writer refuses %s", want);
     if (want && strcmp(want, got) != 0)
-        fail_msg("jansson %s, us_jsonw %s", want, got);
+        fail_msg("jansson %s, us_json_writer %s", want, got);
     /* the exposed check says yes exactly when the writer (and jansson) do */
     if (us_utf8_valid(s) != (want != NULL))
         fail_msg("us_utf8_valid disagrees with jansson on %zu bytes", s ? strlen(s) : 0);
@@ -83,10 +83,10 @@ static void test_every_ascii_character(void **state)
         check_string(s);
     }
     /* spot checks of what jansson writes, so the rules are visible here */
-    assert_string_equal(jsonw_string("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
-    assert_string_equal(jsonw_string("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
-    assert_string_equal(jsonw_string("\x01\x1f\x7f"), "\"\\u0001\\u001F\x7f\"");
-    assert_string_equal(jsonw_string(""), "\"\"");
+    assert_string_equal(json_writer_string("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
+    assert_string_equal(json_writer_string("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
+    assert_string_equal(json_writer_string("\x01\x1f\x7f"), "\"\\u0001\\u001F\x7f\"");
+    assert_string_equal(json_writer_string(""), "\"\"");
 }
 
 static void test_every_control_pair(void **state)
@@ -111,9 +111,9 @@ static void test_utf8_passes_through(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         check_string(samples[i]);
-        assert_non_null(jsonw_string(samples[i]));
+        assert_non_null(json_writer_string(samples[i]));
     }
-    assert_string_equal(jsonw_string("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");
+    assert_string_equal(json_writer_string("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");
 }
 
 static void test_invalid_utf8_refused(void **state)
@@ -127,13 +127,13 @@ static void test_invalid_utf8_refused(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         check_string(bad[i]);
-        assert_null(jsonw_string(bad[i]));
+        assert_null(json_writer_string(bad[i]));
     }
-    assert_null(jsonw_string(NULL));
+    assert_null(json_writer_string(NULL));
 }
 
 /* Random strings of bytes drawn mostly from the interesting ones: jansson
- * and us_jsonw agree on every one (text, or both refuse). */
+ * and us_json_writer agree on every one (text, or both refuse). */
 static void test_random_strings_agree(void **state)
 {
     static const unsigned char pick[] = {
@@ -192,7 +192,7 @@ static void test_random_valid_utf8(void **state)
         }
         s[n] = '\0';
         check_string(s);
-        assert_non_null(jsonw_string(s));
+        assert_non_null(json_writer_string(s));
     }
 }
 
@@ -200,10 +200,10 @@ static void check_int(long long v)
 {
     json_t *j = json_integer((json_int_t)v);
     char *want = json_dumps(j, DUMP_FLAGS);
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 0);
-    us_jsonw_int(&w, v);
-    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 0);
+    us_json_write_int(&w, v);
+    assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(j);
 }
@@ -222,58 +222,58 @@ static void test_integers(void **state)
 }
 
 /* A session-list-like answer built with jansson (as the API did) and with
- * us_jsonw: the same text. */
+ * us_json_writer: the same text. */
 static void test_structure_matches_json_pack(void **state)
 {
     static const char *const names[] = { "Ada", "Zo\xc3\xab \"Q\" \\/", "\xf0\x9f\x98\x80\t" };
     (void)state;
     json_t *data = json_array();
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 32); /* small: the buffer must grow */
-    us_jsonw_object_open(&w);
-    us_jsonw_key(&w, "data");
-    us_jsonw_array_open(&w);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 32); /* small: the buffer must grow */
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
     for (int i = 0; i < 50; i++) {
         const char *name = names[i % 3];
         json_array_append_new(data, json_pack("{s:s, s:{s:s, s:s}, s:b, s:I}", "id", "x",
                                               "created_by", "given_name", name,
                                               "family_name", "L", "flag", i % 2,
                                               "n", (json_int_t)i * 1000));
-        us_jsonw_object_open(&w);
-        us_jsonw_key_string(&w, "id", "x");
-        us_jsonw_key(&w, "created_by");
-        us_jsonw_object_open(&w);
-        us_jsonw_key_string(&w, "given_name", name);
-        us_jsonw_key_string(&w, "family_name", "L");
-        us_jsonw_object_close(&w);
-        us_jsonw_key_bool(&w, "flag", i % 2);
-        us_jsonw_key_int(&w, "n", (long long)i * 1000);
-        us_jsonw_object_close(&w);
+        us_json_write_object_open(&w);
+        us_json_write_key_string(&w, "id", "x");
+        us_json_write_key(&w, "created_by");
+        us_json_write_object_open(&w);
+        us_json_write_key_string(&w, "given_name", name);
+        us_json_write_key_string(&w, "family_name", "L");
+        us_json_write_object_close(&w);
+        us_json_write_key_bool(&w, "flag", i % 2);
+        us_json_write_key_int(&w, "n", (long long)i * 1000);
+        us_json_write_object_close(&w);
     }
-    us_jsonw_array_close(&w);
-    us_jsonw_key_bool(&w, "has_more", 0);
-    us_jsonw_key_int(&w, "total", 50);
-    us_jsonw_key(&w, "empty_array");
-    us_jsonw_array_open(&w);
-    us_jsonw_array_close(&w);
-    us_jsonw_key(&w, "empty_object");
-    us_jsonw_object_open(&w);
-    us_jsonw_object_close(&w);
-    us_jsonw_key(&w, "list");
-    us_jsonw_array_open(&w);
-    us_jsonw_null(&w);
-    us_jsonw_bool(&w, 1);
-    us_jsonw_int(&w, -3);
-    us_jsonw_string(&w, "s");
-    us_jsonw_array_close(&w);
-    us_jsonw_object_close(&w);
+    us_json_write_array_close(&w);
+    us_json_write_key_bool(&w, "has_more", 0);
+    us_json_write_key_int(&w, "total", 50);
+    us_json_write_key(&w, "empty_array");
+    us_json_write_array_open(&w);
+    us_json_write_array_close(&w);
+    us_json_write_key(&w, "empty_object");
+    us_json_write_object_open(&w);
+    us_json_write_object_close(&w);
+    us_json_write_key(&w, "list");
+    us_json_write_array_open(&w);
+    us_json_write_null(&w);
+    us_json_write_bool(&w, 1);
+    us_json_write_int(&w, -3);
+    us_json_write_string(&w, "s");
+    us_json_write_array_close(&w);
+    us_json_write_object_close(&w);
 
     json_t *all = json_pack("{s:o, s:b, s:I, s:[], s:{}, s:[n, b, I, s]}", "data", data,
                             "has_more", 0, "total", (json_int_t)50, "empty_array",
                             "empty_object", "list", 1, (json_int_t)-3, "s");
     char *want = json_dumps(all, DUMP_FLAGS);
     apr_size_t len = 0;
-    const char *got = us_jsonw_finish(&w, &len);
+    const char *got = us_json_write_finish(&w, &len);
     assert_non_null(got);
     assert_string_equal(got, want);
     assert_int_equal(len, strlen(want));
@@ -284,78 +284,78 @@ static void test_structure_matches_json_pack(void **state)
 /* Misuse and refused strings: finish returns NULL, never broken JSON. */
 static void test_misuse_fails(void **state)
 {
-    us_jsonw w;
+    us_json_writer w;
     (void)state;
 
-    us_jsonw_init(&w, pool, 0); /* nothing written */
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* nothing written */
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* a value without a key in an object */
-    us_jsonw_object_open(&w);
-    us_jsonw_int(&w, 1);
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a value without a key in an object */
+    us_json_write_object_open(&w);
+    us_json_write_int(&w, 1);
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* a key in an array */
-    us_jsonw_array_open(&w);
-    us_jsonw_key(&w, "k");
-    us_jsonw_int(&w, 1);
-    us_jsonw_array_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a key in an array */
+    us_json_write_array_open(&w);
+    us_json_write_key(&w, "k");
+    us_json_write_int(&w, 1);
+    us_json_write_array_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* a key without a value */
-    us_jsonw_object_open(&w);
-    us_jsonw_key(&w, "k");
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a key without a value */
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "k");
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* left open */
-    us_jsonw_array_open(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* left open */
+    us_json_write_array_open(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* closed with the wrong bracket */
-    us_jsonw_array_open(&w);
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* closed with the wrong bracket */
+    us_json_write_array_open(&w);
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* closed once too often */
-    us_jsonw_array_open(&w);
-    us_jsonw_array_close(&w);
-    us_jsonw_array_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* closed once too often */
+    us_json_write_array_open(&w);
+    us_json_write_array_close(&w);
+    us_json_write_array_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* two values at the top */
-    us_jsonw_int(&w, 1);
-    us_jsonw_int(&w, 2);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* two values at the top */
+    us_json_write_int(&w, 1);
+    us_json_write_int(&w, 2);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* a refused string deep inside */
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "ok", "fine");
-    us_jsonw_key_string(&w, "bad", "\xc3(");
-    us_jsonw_key_string(&w, "after", "fine");
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a refused string deep inside */
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "ok", "fine");
+    us_json_write_key_string(&w, "bad", "\xc3(");
+    us_json_write_key_string(&w, "after", "fine");
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* a NULL string (json_pack refuses it too) */
-    us_jsonw_object_open(&w);
-    us_jsonw_key_string(&w, "s", NULL);
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a NULL string (json_pack refuses it too) */
+    us_json_write_object_open(&w);
+    us_json_write_key_string(&w, "s", NULL);
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* deeper than US_JSONW_MAX_DEPTH */
-    for (int i = 0; i <= US_JSONW_MAX_DEPTH; i++)
-        us_jsonw_array_open(&w);
-    for (int i = 0; i <= US_JSONW_MAX_DEPTH; i++)
-        us_jsonw_array_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* deeper than US_JSON_WRITER_MAX_DEPTH */
+    for (int i = 0; i <= US_JSON_WRITER_MAX_DEPTH; i++)
+        us_json_write_array_open(&w);
+    for (int i = 0; i <= US_JSON_WRITER_MAX_DEPTH; i++)
+        us_json_write_array_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 
-    us_jsonw_init(&w, pool, 0); /* exactly US_JSONW_MAX_DEPTH is fine */
-    for (int i = 0; i < US_JSONW_MAX_DEPTH; i++)
-        us_jsonw_array_open(&w);
-    for (int i = 0; i < US_JSONW_MAX_DEPTH; i++)
-        us_jsonw_array_close(&w);
-    assert_non_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* exactly US_JSON_WRITER_MAX_DEPTH is fine */
+    for (int i = 0; i < US_JSON_WRITER_MAX_DEPTH; i++)
+        us_json_write_array_open(&w);
+    for (int i = 0; i < US_JSON_WRITER_MAX_DEPTH; i++)
+        us_json_write_array_close(&w);
+    assert_non_null(us_json_write_finish(&w, NULL));
 }
 
 /* An item with a refused string is rewound: the rest is what jansson
@@ -365,43 +365,43 @@ static void test_rewind_leaves_item_out(void **state)
     static const char *const names[] = { "bad\xe9", "a", "bad\xff", "b", "c\"", "bad\xc3" };
     (void)state;
     json_t *arr = json_array();
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 8);
-    us_jsonw_object_open(&w);
-    us_jsonw_key(&w, "data");
-    us_jsonw_array_open(&w);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 8);
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
     for (int i = 0; i < 6; i++) {
-        us_jsonw_mark m;
-        us_jsonw_save(&w, &m);
-        us_jsonw_object_open(&w);
-        us_jsonw_key_string(&w, "name", names[i]);
-        us_jsonw_key_string(&w, "padding", "to make the buffer grow while rewinding.....");
-        us_jsonw_object_close(&w);
+        us_json_write_mark m;
+        us_json_write_save(&w, &m);
+        us_json_write_object_open(&w);
+        us_json_write_key_string(&w, "name", names[i]);
+        us_json_write_key_string(&w, "padding", "to make the buffer grow while rewinding.....");
+        us_json_write_object_close(&w);
         json_t *item = json_pack("{s:s, s:s}", "name", names[i], "padding",
                                  "to make the buffer grow while rewinding.....");
-        assert_int_equal(us_jsonw_ok(&w), item != NULL);
-        if (!us_jsonw_ok(&w))
-            us_jsonw_rewind(&w, &m);
+        assert_int_equal(us_json_write_ok(&w), item != NULL);
+        if (!us_json_write_ok(&w))
+            us_json_write_rewind(&w, &m);
         else
             json_array_append_new(arr, item);
     }
-    us_jsonw_array_close(&w);
-    us_jsonw_key_int(&w, "total", 6);
-    us_jsonw_object_close(&w);
+    us_json_write_array_close(&w);
+    us_json_write_key_int(&w, "total", 6);
+    us_json_write_object_close(&w);
     json_t *all = json_pack("{s:o, s:I}", "data", arr, "total", (json_int_t)6);
     char *want = json_dumps(all, DUMP_FLAGS);
-    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(all);
 
-    us_jsonw_init(&w, pool, 8); /* every item left out: an empty array */
-    us_jsonw_array_open(&w);
-    us_jsonw_mark m;
-    us_jsonw_save(&w, &m);
-    us_jsonw_string(&w, "\x80");
-    us_jsonw_rewind(&w, &m);
-    us_jsonw_array_close(&w);
-    assert_string_equal(us_jsonw_finish(&w, NULL), "[]");
+    us_json_write_init(&w, pool, 8); /* every item left out: an empty array */
+    us_json_write_array_open(&w);
+    us_json_write_mark m;
+    us_json_write_save(&w, &m);
+    us_json_write_string(&w, "\x80");
+    us_json_write_rewind(&w, &m);
+    us_json_write_array_close(&w);
+    assert_string_equal(us_json_write_finish(&w, NULL), "[]");
 }
 
 /* A large answer from a tiny hint: the buffer grows and keeps its text. */
@@ -409,17 +409,17 @@ static void test_growth(void **state)
 {
     (void)state;
     json_t *arr = json_array();
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 1);
-    us_jsonw_array_open(&w);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 1);
+    us_json_write_array_open(&w);
     for (int i = 0; i < 20000; i++) {
         const char *s = i % 2 ? "\x01\x02\x03\x04\x05\x06\x07" : "plain text, longer";
         json_array_append_new(arr, json_string(s));
-        us_jsonw_string(&w, s);
+        us_json_write_string(&w, s);
     }
-    us_jsonw_array_close(&w);
+    us_json_write_array_close(&w);
     char *want = json_dumps(arr, DUMP_FLAGS);
-    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(arr);
 }
@@ -432,47 +432,47 @@ static void test_raw_values(void **state)
                                          "[]", "\"s\"", "-0.0" };
     (void)state;
     json_t *arr = json_array();
-    us_jsonw w;
-    us_jsonw_init(&w, pool, 8);
-    us_jsonw_object_open(&w);
-    us_jsonw_key(&w, "data");
-    us_jsonw_array_open(&w);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 8);
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         json_error_t e;
         json_t *v = json_loads(texts[i], JSON_DECODE_ANY, &e);
         assert_non_null(v);
         json_array_append_new(arr, json_pack("{s:s, s:o, s:I}", "name", "x", "meta", v,
                                              "size", (json_int_t)i));
-        us_jsonw_object_open(&w);
-        us_jsonw_key_string(&w, "name", "x");
-        us_jsonw_key(&w, "meta");
-        us_jsonw_raw(&w, texts[i], strlen(texts[i]));
-        us_jsonw_key_int(&w, "size", (long long)i);
-        us_jsonw_object_close(&w);
-        us_jsonw_raw(&w, texts[i], strlen(texts[i])); /* as an array element */
+        us_json_write_object_open(&w);
+        us_json_write_key_string(&w, "name", "x");
+        us_json_write_key(&w, "meta");
+        us_json_write_raw(&w, texts[i], strlen(texts[i]));
+        us_json_write_key_int(&w, "size", (long long)i);
+        us_json_write_object_close(&w);
+        us_json_write_raw(&w, texts[i], strlen(texts[i])); /* as an array element */
         json_array_append(arr, v);
     }
-    us_jsonw_array_close(&w);
-    us_jsonw_object_close(&w);
+    us_json_write_array_close(&w);
+    us_json_write_object_close(&w);
     json_t *all = json_pack("{s:o}", "data", arr);
     char *want = json_dumps(all, DUMP_FLAGS);
-    assert_string_equal(us_jsonw_finish(&w, NULL), want);
+    assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(all);
 
-    us_jsonw_init(&w, pool, 0); /* nothing, or NULL, is no value */
-    us_jsonw_array_open(&w);
-    us_jsonw_raw(&w, "", 0);
-    us_jsonw_array_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
-    us_jsonw_init(&w, pool, 0);
-    us_jsonw_raw(&w, NULL, 3);
-    assert_null(us_jsonw_finish(&w, NULL));
-    us_jsonw_init(&w, pool, 0); /* a raw value without a key in an object */
-    us_jsonw_object_open(&w);
-    us_jsonw_raw(&w, "1", 1);
-    us_jsonw_object_close(&w);
-    assert_null(us_jsonw_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* nothing, or NULL, is no value */
+    us_json_write_array_open(&w);
+    us_json_write_raw(&w, "", 0);
+    us_json_write_array_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0);
+    us_json_write_raw(&w, NULL, 3);
+    assert_null(us_json_write_finish(&w, NULL));
+    us_json_write_init(&w, pool, 0); /* a raw value without a key in an object */
+    us_json_write_object_open(&w);
+    us_json_write_raw(&w, "1", 1);
+    us_json_write_object_close(&w);
+    assert_null(us_json_write_finish(&w, NULL));
 }
 
 static void test_utf8_valid(void **state)
@@ -508,5 +508,5 @@ int main(void)
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_utf8_valid),
     };
-    return fixture_run("us_jsonw", tests, NULL, NULL);
+    return fixture_run("us_json_writer", tests, NULL, NULL);
 }

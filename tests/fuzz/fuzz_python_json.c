@@ -6,26 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "us_pyjson.h"
+#include "us_python_json.h"
 #include "us_validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *out = NULL;
-    us_pyjson_error err;
-    us_pyjson_status st = us_pyjson_parse((const char *)data, size, &out, &err);
-    if (st == US_PYJSON_OK) {
+    us_python_json_error err;
+    us_python_json_status st = us_python_json_parse((const char *)data, size, &out, &err);
+    if (st == US_PYTHON_JSON_OK) {
         if (!out)
             abort();
         char *text = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ALLOW_NUL);
         json_t *again = NULL;
-        if (text && us_pyjson_parse(text, strlen(text), &again, &err) != US_PYJSON_OK)
+        if (text && us_python_json_parse(text, strlen(text), &again, &err) != US_PYTHON_JSON_OK)
             abort(); /* what we print must be what we read */
         json_decref(again);
         free(text);
         json_decref(out);
     }
-    else if (st == US_PYJSON_DECODE_ERROR && (err.pos < 0 || (size_t)err.pos > size)) {
+    else if (st == US_PYTHON_JSON_DECODE_ERROR && (err.pos < 0 || (size_t)err.pos > size)) {
         abort();
     }
 
@@ -34,11 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *modes[] = { "KEEP", "OVERWRITE", "FAIL", NULL }, *mode;
     int b;
     long long n;
-    if (us_v_body_object(errs, "application/json", (const char *)data, size, &obj) == US_BODY_OK) {
-        us_v_body_enum(errs, obj, "write_mode", modes, "KEEP", &mode);
-        us_v_body_bool(errs, obj, "parallel_processing_enabled", 0, &b);
-        us_v_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &n);
-        us_v_body_literal(errs, obj, "status", "CLOSED");
+    if (us_validate_body_object(errs, "application/json", (const char *)data, size, &obj) == US_BODY_OK) {
+        us_validate_body_enum(errs, obj, "write_mode", modes, "KEEP", &mode);
+        us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &b);
+        us_validate_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &n);
+        us_validate_body_literal(errs, obj, "status", "CLOSED");
         json_decref(obj);
     }
     char *dump = json_dumps(errs, JSON_COMPACT);

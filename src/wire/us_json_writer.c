@@ -1,13 +1,13 @@
-/* us_jsonw.c - JSON written straight into one pool buffer (pure); see us_jsonw.h. */
-#include "us_jsonw.h"
+/* us_json_writer.c - JSON written straight into one pool buffer (pure); see us_json_writer.h. */
+#include "us_json_writer.h"
 #include "us_utf8.h"
 
 #include <string.h>
 
-/* the bit of the container at depth d (1..US_JSONW_MAX_DEPTH) */
+/* the bit of the container at depth d (1..US_JSON_WRITER_MAX_DEPTH) */
 #define DEPTH_BIT(d) (1ULL << ((d) - 1))
 
-void us_jsonw_init(us_jsonw *w, apr_pool_t *p, apr_size_t size_hint)
+void us_json_write_init(us_json_writer *w, apr_pool_t *p, apr_size_t size_hint)
 {
     memset(w, 0, sizeof(*w));
     w->pool = p;
@@ -18,7 +18,7 @@ void us_jsonw_init(us_jsonw *w, apr_pool_t *p, apr_size_t size_hint)
 /* ---- the buffer ------------------------------------------------------------ */
 
 /* Room for n more bytes and the final NUL; the buffer at least doubles. */
-static int reserve(us_jsonw *w, apr_size_t n)
+static int reserve(us_json_writer *w, apr_size_t n)
 {
     if (n > ((apr_size_t)-1) / 4 - w->len) {
         w->failed = 1;
@@ -36,7 +36,7 @@ static int reserve(us_jsonw *w, apr_size_t n)
     return 1;
 }
 
-static void put(us_jsonw *w, const char *s, apr_size_t n)
+static void put(us_json_writer *w, const char *s, apr_size_t n)
 {
     if (!reserve(w, n))
         return;
@@ -46,13 +46,13 @@ static void put(us_jsonw *w, const char *s, apr_size_t n)
 
 /* ---- structure: commas, keys, nesting --------------------------------------- */
 
-static int in_object(const us_jsonw *w)
+static int in_object(const us_json_writer *w)
 {
     return w->depth > 0 && (w->objects & DEPTH_BIT(w->depth));
 }
 
 /* A comma unless this is the first member of the current container. */
-static void separate(us_jsonw *w)
+static void separate(us_json_writer *w)
 {
     unsigned long long bit = DEPTH_BIT(w->depth);
     if (w->started & bit)
@@ -62,7 +62,7 @@ static void separate(us_jsonw *w)
 
 /* Before a value: right after its key, as an array element, or alone at the
  * top. Returns 0 (and marks the writer failed) anywhere else. */
-static int begin_value(us_jsonw *w)
+static int begin_value(us_json_writer *w)
 {
     if (w->failed)
         return 0;
@@ -77,11 +77,11 @@ static int begin_value(us_jsonw *w)
     return !w->failed;
 }
 
-static void open_container(us_jsonw *w, char bracket, int is_object)
+static void open_container(us_json_writer *w, char bracket, int is_object)
 {
     if (!begin_value(w))
         return;
-    if (w->depth == US_JSONW_MAX_DEPTH) {
+    if (w->depth == US_JSON_WRITER_MAX_DEPTH) {
         w->failed = 1;
         return;
     }
@@ -95,7 +95,7 @@ static void open_container(us_jsonw *w, char bracket, int is_object)
     put(w, &bracket, 1);
 }
 
-static void close_container(us_jsonw *w, char bracket, int is_object)
+static void close_container(us_json_writer *w, char bracket, int is_object)
 {
     if (w->failed)
         return;
@@ -107,22 +107,22 @@ static void close_container(us_jsonw *w, char bracket, int is_object)
     put(w, &bracket, 1);
 }
 
-void us_jsonw_object_open(us_jsonw *w)
+void us_json_write_object_open(us_json_writer *w)
 {
     open_container(w, '{', 1);
 }
 
-void us_jsonw_object_close(us_jsonw *w)
+void us_json_write_object_close(us_json_writer *w)
 {
     close_container(w, '}', 1);
 }
 
-void us_jsonw_array_open(us_jsonw *w)
+void us_json_write_array_open(us_json_writer *w)
 {
     open_container(w, '[', 0);
 }
 
-void us_jsonw_array_close(us_jsonw *w)
+void us_json_write_array_close(us_json_writer *w)
 {
     close_container(w, ']', 0);
 }
@@ -153,7 +153,7 @@ static char *put_escape(char *o, unsigned char c)
 }
 
 /* The quoted, escaped string; nothing is written when it is refused. */
-static void put_string(us_jsonw *w, const char *str)
+static void put_string(us_json_writer *w, const char *str)
 {
     if (!str) {
         w->failed = 1;
@@ -192,7 +192,7 @@ static void put_string(us_jsonw *w, const char *str)
 
 /* ---- keys and values -------------------------------------------------------- */
 
-void us_jsonw_key(us_jsonw *w, const char *key)
+void us_json_write_key(us_json_writer *w, const char *key)
 {
     if (w->failed)
         return;
@@ -206,13 +206,13 @@ void us_jsonw_key(us_jsonw *w, const char *key)
     w->after_key = 1;
 }
 
-void us_jsonw_string(us_jsonw *w, const char *s)
+void us_json_write_string(us_json_writer *w, const char *s)
 {
     if (begin_value(w))
         put_string(w, s);
 }
 
-void us_jsonw_raw(us_jsonw *w, const char *text, apr_size_t len)
+void us_json_write_raw(us_json_writer *w, const char *text, apr_size_t len)
 {
     if (!text || len == 0) {
         w->failed = 1;
@@ -222,7 +222,7 @@ void us_jsonw_raw(us_jsonw *w, const char *text, apr_size_t len)
         put(w, text, len);
 }
 
-void us_jsonw_int(us_jsonw *w, long long v)
+void us_json_write_int(us_json_writer *w, long long v)
 {
     char digits[24];
     int n = 0;
@@ -240,37 +240,37 @@ void us_jsonw_int(us_jsonw *w, long long v)
     put(w, digits + sizeof(digits) - n, (apr_size_t)n);
 }
 
-void us_jsonw_bool(us_jsonw *w, int b)
+void us_json_write_bool(us_json_writer *w, int b)
 {
     if (begin_value(w))
         put(w, b ? "true" : "false", b ? 4 : 5);
 }
 
-void us_jsonw_null(us_jsonw *w)
+void us_json_write_null(us_json_writer *w)
 {
     if (begin_value(w))
         put(w, "null", 4);
 }
 
-void us_jsonw_key_string(us_jsonw *w, const char *key, const char *s)
+void us_json_write_key_string(us_json_writer *w, const char *key, const char *s)
 {
-    us_jsonw_key(w, key);
-    us_jsonw_string(w, s);
+    us_json_write_key(w, key);
+    us_json_write_string(w, s);
 }
 
-void us_jsonw_key_int(us_jsonw *w, const char *key, long long v)
+void us_json_write_key_int(us_json_writer *w, const char *key, long long v)
 {
-    us_jsonw_key(w, key);
-    us_jsonw_int(w, v);
+    us_json_write_key(w, key);
+    us_json_write_int(w, v);
 }
 
-void us_jsonw_key_bool(us_jsonw *w, const char *key, int b)
+void us_json_write_key_bool(us_json_writer *w, const char *key, int b)
 {
-    us_jsonw_key(w, key);
-    us_jsonw_bool(w, b);
+    us_json_write_key(w, key);
+    us_json_write_bool(w, b);
 }
 
-void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m)
+void us_json_write_save(const us_json_writer *w, us_json_write_mark *m)
 {
     m->len = w->len;
     m->depth = w->depth;
@@ -280,7 +280,7 @@ void us_jsonw_save(const us_jsonw *w, us_jsonw_mark *m)
     m->failed = w->failed;
 }
 
-void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m)
+void us_json_write_rewind(us_json_writer *w, const us_json_write_mark *m)
 {
     w->len = m->len;
     w->depth = m->depth;
@@ -290,12 +290,12 @@ void us_jsonw_rewind(us_jsonw *w, const us_jsonw_mark *m)
     w->failed = m->failed;
 }
 
-int us_jsonw_ok(const us_jsonw *w)
+int us_json_write_ok(const us_json_writer *w)
 {
     return !w->failed;
 }
 
-const char *us_jsonw_finish(us_jsonw *w, apr_size_t *len)
+const char *us_json_write_finish(us_json_writer *w, apr_size_t *len)
 {
     if (w->failed || w->depth != 0 || w->after_key || w->len == 0)
         return NULL;

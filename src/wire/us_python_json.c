@@ -1,12 +1,12 @@
 /*
- * us_pyjson.c - a faithful re-implementation of CPython's json.loads(bytes)
+ * us_python_json.c - a faithful re-implementation of CPython's json.loads(bytes)
  * (3.11/3.12: json/__init__.py, json/decoder.py and the C scanner in
  * Modules/_json.c), building jansson values.  Pure: depends on jansson only.
  *
  * Two stages, exactly like Python:
  *   1. bytes -> code points: json.detect_encoding() picks UTF-8 / UTF-8-sig /
  *      UTF-16 / UTF-32 and the body is decoded with errors='surrogatepass'.
- *      A decode failure is a UnicodeDecodeError, i.e. US_PYJSON_UNPARSABLE.
+ *      A decode failure is a UnicodeDecodeError, i.e. US_PYTHON_JSON_UNPARSABLE.
  *   2. code points -> values: the C scanner, reproduced branch by branch so
  *      that every JSONDecodeError carries Python's message and position (an
  *      index into the decoded code points).
@@ -15,14 +15,14 @@
  *   - a lone surrogate (from "\ud800" or from surrogatepass decoding) is
  *     stored as U+FFFD in the UTF-8 of the jansson string;
  *   - NaN / Infinity / -Infinity and numbers whose double value overflows
- *     make the whole parse US_PYJSON_UNPARSABLE, but only once parsing has
+ *     make the whole parse US_PYTHON_JSON_UNPARSABLE, but only once parsing has
  *     succeeded: Python accepts them and may still report a later syntax
  *     error, which must win;
  *   - integers outside int64 become json_real of their value;
- *   - nesting deeper than US_PYJSON_MAX_DEPTH is US_PYJSON_UNPARSABLE, as
+ *   - nesting deeper than US_PYTHON_JSON_MAX_DEPTH is US_PYTHON_JSON_UNPARSABLE, as
  *     Python's RecursionError is (Python's own limit is ~1000 minus stack).
  */
-#include "us_pyjson.h"
+#include "us_python_json.h"
 
 #include <locale.h>
 #include <math.h>
@@ -237,8 +237,8 @@ typedef struct {
     size_t len;             /* number of code points */
     int depth;              /* current array/object nesting */
     int unrepresentable;    /* saw NaN/Infinity/overflow: fail if all else parses */
-    us_pyjson_status status; /* why the last NULL was returned */
-    us_pyjson_error *err;
+    us_python_json_status status; /* why the last NULL was returned */
+    us_python_json_error *err;
     char *buf;              /* scratch: UTF-8 of the current string / number */
     size_t buf_len, buf_cap;
 } pj_parser;
@@ -246,7 +246,7 @@ typedef struct {
 /* A JSONDecodeError(msg, doc, pos). */
 static json_t *fail_decode(pj_parser *p, const char *msg, size_t pos)
 {
-    p->status = US_PYJSON_DECODE_ERROR;
+    p->status = US_PYTHON_JSON_DECODE_ERROR;
     if (p->err != NULL) {
         strncpy(p->err->msg, msg, sizeof(p->err->msg) - 1);
         p->err->msg[sizeof(p->err->msg) - 1] = '\0';
@@ -258,7 +258,7 @@ static json_t *fail_decode(pj_parser *p, const char *msg, size_t pos)
 /* Any other exception (RecursionError, ValueError, MemoryError). */
 static json_t *fail_unparsable(pj_parser *p)
 {
-    p->status = US_PYJSON_UNPARSABLE;
+    p->status = US_PYTHON_JSON_UNPARSABLE;
     return NULL;
 }
 
@@ -686,7 +686,7 @@ static json_t *parse_container(pj_parser *p, size_t idx, size_t *next)
 {
     json_t *v;
 
-    if (p->depth >= US_PYJSON_MAX_DEPTH)
+    if (p->depth >= US_PYTHON_JSON_MAX_DEPTH)
         return fail_unparsable(p); /* RecursionError */
     p->depth++;
     if (p->s[idx] == '{')
@@ -788,8 +788,8 @@ static json_t *decode_document(pj_parser *p)
     return v;
 }
 
-us_pyjson_status us_pyjson_parse(const char *buf, size_t len, json_t **out,
-                                 us_pyjson_error *err)
+us_python_json_status us_python_json_parse(const char *buf, size_t len, json_t **out,
+                                 us_python_json_error *err)
 {
     pj_parser p;
     uint32_t *cps;
@@ -798,20 +798,20 @@ us_pyjson_status us_pyjson_parse(const char *buf, size_t len, json_t **out,
 
     *out = NULL;
     if (buf == NULL && len != 0)
-        return US_PYJSON_UNPARSABLE;
+        return US_PYTHON_JSON_UNPARSABLE;
     cps = decode_body((const unsigned char *)(buf != NULL ? buf : ""), len, &n);
     if (cps == NULL)
-        return US_PYJSON_UNPARSABLE; /* UnicodeDecodeError (or no memory) */
+        return US_PYTHON_JSON_UNPARSABLE; /* UnicodeDecodeError (or no memory) */
     memset(&p, 0, sizeof(p));
     p.s = cps;
     p.len = n;
     p.err = err;
-    p.status = US_PYJSON_OK;
+    p.status = US_PYTHON_JSON_OK;
     v = decode_document(&p);
     free(p.buf);
     free(cps);
     if (v == NULL)
         return p.status;
     *out = v;
-    return US_PYJSON_OK;
+    return US_PYTHON_JSON_OK;
 }
