@@ -9,6 +9,7 @@
 #include "response.h"
 #include "us_json.h"
 #include "us_multipart.h"
+#include "us_odata.h"
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
@@ -81,6 +82,42 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
 
 /* ---- GET /files ---------------------------------------------------------------- */
 
+/* A 422 item for a query parameter that is not served as given (API.md: a
+ * parameter is implemented exactly or refused, never ignored). */
+static void refuse_query(json_t *errs, const char *name, const char *value, const char *msg)
+{
+    json_array_append_new(errs, us_validation_error("value_error", json_pack("[s,s]", "query", name),
+                                                    msg, json_string(value), NULL));
+}
+
+/* The list parameters this server does not serve yet, or serves only with
+ * the value that is its fixed behaviour (newest first, first page). The
+ * filter is parsed, so a malformed one is answered with its position. */
+static void refuse_unserved(request_rec *r, json_t *errs)
+{
+    const char *v;
+    if ((v = us_query_get(r->pool, r->args, "filter"))) {
+        us_odata_node *root;
+        const char *err;
+        if (!us_odata_parse(r->pool, v, strlen(v), &root, &err))
+            refuse_query(errs, "filter", v, err);
+        else
+            refuse_query(errs, "filter", v, "filtering by metadata is not supported by this server");
+    }
+    if ((v = us_query_get(r->pool, r->args, "meta_key")))
+        refuse_query(errs, "meta_key", v, "filtering by metadata is not supported by this server");
+    if ((v = us_query_get(r->pool, r->args, "meta_value")))
+        refuse_query(errs, "meta_value", v, "filtering by metadata is not supported by this server");
+    if ((v = us_query_get(r->pool, r->args, "content")))
+        refuse_query(errs, "content", v, "searching the content of files is not supported by this server");
+    if ((v = us_query_get(r->pool, r->args, "field")) && strcmp(v, "created_at") != 0)
+        refuse_query(errs, "field", v, "only created_at is supported as the sort field");
+    if ((v = us_query_get(r->pool, r->args, "order")) && strcmp(v, "DESC") != 0)
+        refuse_query(errs, "order", v, "only DESC (newest first) is supported as the order");
+    if ((v = us_query_get(r->pool, r->args, "page_number")) && strcmp(v, "1") != 0)
+        refuse_query(errs, "page_number", v, "only the first page is served by number; use the cursor");
+}
+
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
     json_t *errs = json_array();
@@ -96,6 +133,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     int rc;
 
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    refuse_unserved(r, errs);
     if (after_value && !us_time_parse(after_value, &after_at))
         json_array_append_new(errs, us_validation_error("datetime_from_date_parsing",
             json_pack("[s,s]", "query", "after_value"),

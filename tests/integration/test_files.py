@@ -275,6 +275,55 @@ def test_list_query_validation(srv, api):
                                           "after_file_id": "abc"}), 422, bad)
 
 
+def e_refused(name, value, msg):
+    return {"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}
+
+
+NO_META_FILTER = "filtering by metadata is not supported by this server"
+
+
+def test_list_parameters_not_served_are_refused_never_ignored(srv, api):
+    """API.md: a parameter is implemented exactly or refused with a 422
+    naming it. A filter the SDK passes through must never return the whole
+    workspace as if it had matched."""
+    ws = unique_ws("files-refuse")
+    post_file(api, ws, "x.txt", b"x", meta={"kind": "small"})
+    path = ws_files_path(ws)
+    check(api.get(path, params={"filter": "kind eq 'small'"}), 422,
+          v422(e_refused("filter", "kind eq 'small'", NO_META_FILTER)))
+    check(api.get(path, params={"meta_key": "kind", "meta_value": "small"}), 422,
+          v422(e_refused("meta_key", "kind", NO_META_FILTER),
+               e_refused("meta_value", "small", NO_META_FILTER)))
+    check(api.get(path, params={"content": "x"}), 422,
+          v422(e_refused("content", "x", "searching the content of files is not supported by this server")))
+    check(api.get(path, params={"field": "name", "order": "ASC", "page_number": "2"}), 422,
+          v422(e_refused("field", "name", "only created_at is supported as the sort field"),
+               e_refused("order", "ASC", "only DESC (newest first) is supported as the order"),
+               e_refused("page_number", "2",
+                         "only the first page is served by number; use the cursor")))
+    # the values that are this server's fixed behaviour are served
+    body = check(api.get(path, params={"field": "created_at", "order": "DESC", "page_number": "1"}), 200)
+    assert [i["name"] for i in body["data"]] == ["x.txt"] and body["total"] == 1
+    # limit and the refusals are reported together, in the order FastAPI checks them
+    check(api.get(path, params={"limit": "0", "content": "x"}), 422,
+          v422(e_ge(("query", "limit"), "0", 1),
+               e_refused("content", "x", "searching the content of files is not supported by this server")))
+
+
+def test_a_malformed_filter_names_the_position(srv, api):
+    ws = unique_ws("files-odata")
+    path = ws_files_path(ws)
+    cases = [
+        ("kind eq", "expected a literal, found the end of the filter at position 7"),
+        ("kind eq 'small' and", "expected a key, a function, 'not' or '(', found the end of the filter at position 19"),
+        ("foo(kind, 'x')", "unknown function 'foo' at position 0"),
+        ("kätegorie eq 'x' xor a eq 1", "expected 'and', 'or' or the end of the filter, found 'xor' at position 17"),
+        ("kind eq 'small", "unterminated string at position 8"),
+    ]
+    for text, msg in cases:
+        check(api.get(path, params={"filter": text}), 422, v422(e_refused("filter", text, msg)))
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------
