@@ -90,24 +90,51 @@ static void refuse_query(json_t *errs, const char *name, const char *value, cons
                                                     msg, json_string(value), NULL));
 }
 
-/* The list parameters this server does not serve yet, or serves only with
- * the value that is its fixed behaviour (newest first, first page). The
- * filter is parsed, so a malformed one is answered with its position. */
+/* filter, and meta_key + meta_value (the same as `<meta_key> eq '<meta_value>'`),
+ * as one tree (NULL: neither given); a 422 item for what does not parse. */
+static const us_odata_node *filter_of(request_rec *r, json_t *errs)
+{
+    const char *filter = us_query_get(r->pool, r->args, "filter");
+    const char *key = us_query_get(r->pool, r->args, "meta_key");
+    const char *value = us_query_get(r->pool, r->args, "meta_value");
+    us_odata_node *root = NULL, *by_key = NULL;
+    const char *err;
+    if (filter && !us_odata_parse(r->pool, filter, strlen(filter), &root, &err))
+        refuse_query(errs, "filter", filter, err);
+    if (key && value) {
+        /* the value as an OData string literal: quotes doubled */
+        char *quoted = apr_palloc(r->pool, 2 * strlen(value) + 3), *q = quoted;
+        *q++ = '\'';
+        for (const char *v = value; *v; v++) {
+            if (*v == '\'')
+                *q++ = '\'';
+            *q++ = *v;
+        }
+        *q++ = '\'';
+        *q = '\0';
+        const char *text = apr_pstrcat(r->pool, key, " eq ", quoted, NULL);
+        if (!us_odata_parse(r->pool, text, strlen(text), &by_key, &err) || by_key->kind != US_ODATA_CMP ||
+            by_key->operand.field != US_ODATA_META)
+            refuse_query(errs, "meta_key", key, "not a metadata key: letters, digits and _, nested keys with /");
+    } else if (key || value) {
+        refuse_query(errs, key ? "meta_key" : "meta_value", key ? key : value,
+                     "meta_key and meta_value are given together");
+    }
+    if (root && by_key) {
+        us_odata_node *both = apr_pcalloc(r->pool, sizeof(*both));
+        both->kind = US_ODATA_AND;
+        both->left = root;
+        both->right = by_key;
+        return both;
+    }
+    return root ? root : by_key;
+}
+
+/* The list parameters this server serves only with the value that is its
+ * fixed behaviour (newest first, first page), and content search. */
 static void refuse_unserved(request_rec *r, json_t *errs)
 {
     const char *v;
-    if ((v = us_query_get(r->pool, r->args, "filter"))) {
-        us_odata_node *root;
-        const char *err;
-        if (!us_odata_parse(r->pool, v, strlen(v), &root, &err))
-            refuse_query(errs, "filter", v, err);
-        else
-            refuse_query(errs, "filter", v, "filtering by metadata is not supported by this server");
-    }
-    if ((v = us_query_get(r->pool, r->args, "meta_key")))
-        refuse_query(errs, "meta_key", v, "filtering by metadata is not supported by this server");
-    if ((v = us_query_get(r->pool, r->args, "meta_value")))
-        refuse_query(errs, "meta_value", v, "filtering by metadata is not supported by this server");
     if ((v = us_query_get(r->pool, r->args, "content")))
         refuse_query(errs, "content", v, "searching the content of files is not supported by this server");
     if ((v = us_query_get(r->pool, r->args, "field")) && strcmp(v, "created_at") != 0)
@@ -133,6 +160,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     int rc;
 
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
+    us_workspace_file_query q = { name ? name : "", filter_of(r, errs), 0, NULL, 0 };
     refuse_unserved(r, errs);
     if (after_value && !us_time_parse(after_value, &after_at))
         json_array_append_new(errs, us_validation_error("datetime_from_date_parsing",
@@ -155,8 +183,10 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         goto leave;
     }
     /* one more than asked tells whether there are more */
-    us_db_rc drc = us_workspace_file_list(db, r->pool, ws, name ? name : "", after_at, after_id,
-                                  limit + 1, &rows, &total);
+    q.after_at = after_at;
+    q.after_id = after_id;
+    q.limit = limit + 1;
+    us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
         rc = us_send_store_error(r, drc, dberr);
