@@ -283,13 +283,19 @@ typedef struct {
     const us_odata_node *filter; /* NULL matches all; else evaluated by the database with
                                     API.md's semantics (types, missing keys, two-valued not) */
     apr_time_t after_at;         /* the cursor: with after_id, only items after */
-    const char *after_id;        /* (after_at, after_id) in the order; NULL: from the start */
+    const char *after_id;        /* (after_at or after_name, after_id) in the order;
+                                    NULL: from the start */
     long long limit;
+    int by_name;                 /* sort by name instead of created_at (then file_id) */
+    int ascending;               /* instead of descending */
+    const char *after_name;      /* the cursor's value when by_name */
+    long long offset;            /* matches skipped first (page_number paging) */
 } us_workspace_file_query;
 
-/* Newest first (created_at, then file_id, descending); *total counts every
- * match of name_part and filter, whatever the cursor and limit. A read:
- * *total and rows are two reads, not one snapshot. */
+/* Sorted by created_at (or name), then file_id, descending unless
+ * ascending; *total counts every match of name_part and filter, whatever
+ * the cursor, offset and limit. A read: *total and rows are two reads, not
+ * one snapshot. */
 us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
                                 const us_workspace_file_query *q, apr_array_header_t **rows,
                                 long long *total);

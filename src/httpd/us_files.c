@@ -130,20 +130,16 @@ static const us_odata_node *filter_of(request_rec *r, json_t *errs)
     return root ? root : by_key;
 }
 
-/* The list parameters this server serves only with the value that is its
- * fixed behaviour (newest first, first page), and content search. */
+/* content search is not offered: refused, never ignored. */
 static void refuse_unserved(request_rec *r, json_t *errs)
 {
     const char *v;
     if ((v = us_query_get(r->pool, r->args, "content")))
         refuse_query(errs, "content", v, "searching the content of files is not supported by this server");
-    if ((v = us_query_get(r->pool, r->args, "field")) && strcmp(v, "created_at") != 0)
-        refuse_query(errs, "field", v, "only created_at is supported as the sort field");
-    if ((v = us_query_get(r->pool, r->args, "order")) && strcmp(v, "DESC") != 0)
-        refuse_query(errs, "order", v, "only DESC (newest first) is supported as the order");
-    if ((v = us_query_get(r->pool, r->args, "page_number")) && strcmp(v, "1") != 0)
-        refuse_query(errs, "page_number", v, "only the first page is served by number; use the cursor");
 }
+
+static const char *const SORT_FIELDS[] = { "created_at", "name", NULL };
+static const char *const SORT_ORDERS[] = { "ASC", "DESC", NULL };
 
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
@@ -160,9 +156,21 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     int rc;
 
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    us_workspace_file_query q = { name ? name : "", filter_of(r, errs), 0, NULL, 0 };
+    us_workspace_file_query q;
+    const char *field = NULL, *order = NULL;
+    long long page = 1;
+    memset(&q, 0, sizeof(q));
+    q.name_part = name ? name : "";
+    q.filter = filter_of(r, errs);
     refuse_unserved(r, errs);
-    if (after_value && !us_time_parse(after_value, &after_at))
+    us_validate_query_enum(errs, "field", us_query_get(r->pool, r->args, "field"), SORT_FIELDS, &field);
+    us_validate_query_enum(errs, "order", us_query_get(r->pool, r->args, "order"), SORT_ORDERS, &order);
+    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+                          1000000000, &page);
+    q.by_name = field && strcmp(field, "name") == 0;
+    q.ascending = order && strcmp(order, "ASC") == 0;
+    /* the cursor's value is typed after the sort field */
+    if (after_value && !q.by_name && !us_time_parse(after_value, &after_at))
         json_array_append_new(errs, us_validation_error("datetime_from_date_parsing",
             json_pack("[s,s]", "query", "after_value"),
             "Input should be a valid datetime or date, invalid character in year",
@@ -175,17 +183,21 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
-    /* the cursor: the last item's created_at and file_id (an id alone means nothing) */
+    /* the cursor: the last item's sort value and file_id (an id alone means
+     * nothing); a value alone continues after every item holding it */
     if (after_value)
-        after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : "";
+        after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : q.ascending ? "~" : "";
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
         rc = OK;
         goto leave;
     }
-    /* one more than asked tells whether there are more */
+    /* one more than asked tells whether there are more; page_number pages
+     * by offset when no cursor is given (API.md) */
     q.after_at = after_at;
     q.after_id = after_id;
+    q.after_name = after_value;
     q.limit = limit + 1;
+    q.offset = after_id ? 0 : (page - 1) * limit;
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {

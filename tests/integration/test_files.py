@@ -287,18 +287,12 @@ def test_list_parameters_not_served_are_refused_never_ignored(srv, api):
     path = ws_files_path(ws)
     check(api.get(path, params={"content": "x"}), 422,
           v422(e_refused("content", "x", "searching the content of files is not supported by this server")))
-    check(api.get(path, params={"field": "name", "order": "ASC", "page_number": "2"}), 422,
-          v422(e_refused("field", "name", "only created_at is supported as the sort field"),
-               e_refused("order", "ASC", "only DESC (newest first) is supported as the order"),
-               e_refused("page_number", "2",
-                         "only the first page is served by number; use the cursor")))
-    # the values that are this server's fixed behaviour are served
-    body = check(api.get(path, params={"field": "created_at", "order": "DESC", "page_number": "1"}), 200)
-    assert [i["name"] for i in body["data"]] == ["x.txt"] and body["total"] == 1
-    # limit and the refusals are reported together
-    check(api.get(path, params={"limit": "0", "content": "x"}), 422,
-          v422(e_ge(("query", "limit"), "0", 1),
-               e_refused("content", "x", "searching the content of files is not supported by this server")))
+    check(api.get(path, params={"field": "size", "order": "asc", "page_number": "0"}), 422,
+          v422({"type": "enum", "loc": ["query", "field"], "msg": "Input should be 'created_at' or 'name'",
+                "input": "size", "ctx": {"expected": "'created_at' or 'name'"}},
+               {"type": "enum", "loc": ["query", "order"], "msg": "Input should be 'ASC' or 'DESC'",
+                "input": "asc", "ctx": {"expected": "'ASC' or 'DESC'"}},
+               e_ge(("query", "page_number"), "0", 1)))
     check(api.get(path, params={"meta_key": "kind"}), 422,
           v422(e_refused("meta_key", "kind", "meta_key and meta_value are given together")))
     check(api.get(path, params={"meta_key": "kind or x", "meta_value": "a"}), 422,
@@ -352,6 +346,40 @@ def test_the_odata_filter_selects_exactly_the_matching_files(srv, api):
                                                     "after_file_id": after_id}), 200)
     assert [i["name"] for i in rest["data"]] == ["a.txt"]
     assert rest["total"] == 3 and rest["has_more"] is False
+
+
+def test_sorting_cursors_and_page_numbers(srv, api):
+    """field + order sort, after_value (typed after the field) + after_file_id
+    continue in that order, page_number pages by offset without a cursor."""
+    ws = unique_ws("files-sort")
+    for name in ["m.txt", "c.txt", "x.txt", "a.txt", "q.txt"]:
+        post_file(api, ws, name, name.encode())
+    path = ws_files_path(ws)
+
+    def page(**params):
+        body = check(api.get(path, params=params), 200)
+        assert body["total"] == 5, body
+        return [i["name"] for i in body["data"]], body["has_more"], body["data"]
+
+    assert page(limit="10")[0] == ["q.txt", "a.txt", "x.txt", "c.txt", "m.txt"]
+    assert page(limit="10", order="ASC")[0] == ["m.txt", "c.txt", "x.txt", "a.txt", "q.txt"]
+    assert page(limit="10", field="name", order="ASC")[0] == ["a.txt", "c.txt", "m.txt", "q.txt", "x.txt"]
+    assert page(limit="10", field="name")[0] == ["x.txt", "q.txt", "m.txt", "c.txt", "a.txt"]
+    # a cursor by name: the value is the name
+    names, more, items = page(limit="2", field="name", order="ASC")
+    assert names == ["a.txt", "c.txt"] and more is True
+    names, more, _ = page(limit="2", field="name", order="ASC", after_value=items[-1]["name"],
+                          after_file_id=items[-1]["file_id"])
+    assert names == ["m.txt", "q.txt"] and more is True
+    # a cursor by created_at, oldest first, with the SDK's isoformat value
+    names, more, items = page(limit="3", order="ASC")
+    after_value, after_id = sdk_cursor(items[-1])
+    assert page(limit="3", order="ASC", after_value=after_value, after_file_id=after_id)[:2] == \
+        (["a.txt", "q.txt"], False)
+    # page numbers: offsets of limit, in any order
+    assert page(limit="2", page_number="2")[:2] == (["x.txt", "c.txt"], True)
+    assert page(limit="2", page_number="3", field="name", order="ASC")[:2] == (["x.txt"], False)
+    assert page(limit="2", page_number="4")[:2] == ([], False)
 
 
 def test_many_different_filters_keep_the_server_answering(srv, api):

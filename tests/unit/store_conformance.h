@@ -570,17 +570,17 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_string_equal(got.name, "a.txt");
     assert_null(got.meta);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
-    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ "", NULL, 0, NULL, 1 }, &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 1 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
     assert_int_equal(rows->nelts, 1);
     const us_workspace_file *first = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
     assert_string_equal(first->file_id, b.file_id);
     assert_int_equal(us_workspace_file_list(db, pool, "ws-f",
-                                            &(us_workspace_file_query){ "", NULL, first->created_at, first->file_id, 5 },
+                                            &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = first->created_at, .after_id = first->file_id, .limit = 5 },
                                             &rows, &total), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).file_id, a3.file_id);
-    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ "b.t", NULL, 0, NULL, 5 }, &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "b.t", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 5 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
     us_db_close(db);
 }
@@ -594,7 +594,7 @@ static const char *sc_filtered(us_db *db, const char *filter)
     long long total = -1;
     if (!us_odata_parse(pool, filter, strlen(filter), &root, &err))
         fail_msg("%s: %s", filter, err);
-    us_workspace_file_query q = { "", root, 0, NULL, 100 };
+    us_workspace_file_query q = { .name_part = "", .filter = root, .after_at = 0, .after_id = NULL, .limit = 100 };
     us_db_rc rc = us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total);
     if (rc != US_DB_OK)
         fail_msg("%s: store error %d: %s", filter, rc, us_db_error(db));
@@ -691,7 +691,7 @@ static void sc_workspace_file_filter(void **state)
     us_odata_node *root;
     const char *err;
     assert_true(us_odata_parse(pool, "kind ne 'big'", 13, &root, &err));
-    us_workspace_file_query q = { ".txt", root, 0, NULL, 1 };
+    us_workspace_file_query q = { .name_part = ".txt", .filter = root, .after_at = 0, .after_id = NULL, .limit = 1 };
     assert_int_equal(us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total), US_DB_OK);
     assert_int_equal(total, 3);
     assert_int_equal(rows->nelts, 1);
@@ -705,6 +705,70 @@ static void sc_workspace_file_filter(void **state)
     assert_int_equal(rows->nelts, 2);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).name, "c.txt");
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace_file).name, "a.txt");
+    us_db_close(db);
+}
+
+/* The names of one page of ws-o in the query's order. */
+static const char *sc_page(us_db *db, const us_workspace_file_query *q, long long want_total)
+{
+    apr_array_header_t *rows;
+    long long total = -1;
+    const char *names = "";
+    if (us_workspace_file_list(db, pool, "ws-o", q, &rows, &total) != US_DB_OK)
+        fail_msg("list: %s", us_db_error(db));
+    if (total != want_total)
+        fail_msg("total %lld, want %lld", total, want_total);
+    for (int i = 0; i < rows->nelts; i++)
+        names = apr_pstrcat(pool, names, i ? " " : "", APR_ARRAY_IDX(rows, i, us_workspace_file).name, NULL);
+    return names;
+}
+
+/* Sorting by created_at or name, either way, file_id breaking ties; the
+ * cursor after (value, id) in that order; offsets. */
+static void sc_workspace_file_order(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    (void)state;
+    /* created in this order; "b" twice, at the same instant: file_id decides */
+    static const char *const names[] = { "c", "a", "b", "b", "d" };
+    static const int ats[] = { 1, 2, 3, 3, 4 };
+    for (int i = 0; i < 5; i++) {
+        us_workspace_file f = sc_workspace_file(4001 + i, names[i], SC_T0 + ats[i]);
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-o", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    us_workspace_file_query q;
+    memset(&q, 0, sizeof(q));
+    q.name_part = "";
+    q.limit = 10;
+    assert_string_equal(sc_page(db, &q, 5), "d b b a c");
+    q.ascending = 1;
+    assert_string_equal(sc_page(db, &q, 5), "c a b b d");
+    q.by_name = 1;
+    assert_string_equal(sc_page(db, &q, 5), "a b b c d");
+    q.ascending = 0;
+    assert_string_equal(sc_page(db, &q, 5), "d c b b a");
+    /* by name, descending: after the first "b" (the larger file_id, 4004) comes the other */
+    q.after_name = "b";
+    q.after_id = sc_uuid(pool, 4004);
+    assert_string_equal(sc_page(db, &q, 5), "b a");
+    q.ascending = 1;
+    q.after_id = sc_uuid(pool, 4003);
+    assert_string_equal(sc_page(db, &q, 5), "b c d");
+    /* by created_at, ascending, after the tie's first */
+    q.by_name = 0;
+    q.after_at = SC_T0 + 3;
+    assert_string_equal(sc_page(db, &q, 5), "b d");
+    /* offsets: the second page of two */
+    q.after_id = NULL;
+    q.limit = 2;
+    q.offset = 2;
+    assert_string_equal(sc_page(db, &q, 5), "b b");
+    q.ascending = 0;
+    q.offset = 4;
+    assert_string_equal(sc_page(db, &q, 5), "c");
+    q.offset = 6;
+    assert_string_equal(sc_page(db, &q, 5), "");
     us_db_close(db);
 }
 
@@ -773,6 +837,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_filter),
+        SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
     };

@@ -107,7 +107,7 @@ static void expect_file(us_db *db, const char *sid, const char *name, const char
 static long long workspace_files(us_db *db, const char *ws, const char *name, apr_array_header_t **rows)
 {
     long long total = 0;
-    assert_int_equal(us_workspace_file_list(db, pool, ws, &(us_workspace_file_query){ name, NULL, 0, NULL, 100 }, rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, ws, &(us_workspace_file_query){ .name_part = name, .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 100 }, rows, &total), US_DB_OK);
     return total;
 }
 

@@ -562,7 +562,7 @@ static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_pre
         return US_DB_OK;
     int rc = apr_dbd_prepare(db->drv, db->pool, db->h, sql, NULL, out);
     if (rc != 0)
-        return us_db_fail(db, rc, "prepare a filtered list");
+        return us_db_fail(db, rc, "prepare a built list");
     if (apr_hash_count(db->dynamic) >= US_SQLITE_MAX_DYNAMIC)
         db->worn_out = 1; /* this one stays with the connection until it closes */
     else
@@ -581,42 +581,52 @@ static us_db_rc count_of(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res
     return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
 }
 
-/* The filtered list: the fixed statements' shape with the filter's
- * expression added, its values bound. */
-static us_db_rc workspace_file_list_filtered(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+/* A list the fixed statements do not cover (a filter, another order, an
+ * offset): their shape with the filter's expression, the order and the
+ * offset added, every value bound. */
+static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                                              const us_workspace_file_query *q, long long *total,
                                              apr_dbd_results_t **listed)
 {
     apr_dbd_results_t *counted = NULL;
     apr_array_header_t *args = apr_array_make(p, 16, sizeof(const void *));
-    apr_int64_t lim = q->limit, at = q->after_at;
+    apr_int64_t lim = q->limit, at = q->after_at, off = q->offset;
     apr_dbd_prepared_t *count_stmt, *list_stmt;
     APR_ARRAY_PUSH(args, const void *) = workspace;
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
-    const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0 AND ",
-                                    us_filter_sql(p, q->filter, args), NULL);
+    const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",
+                                    q->filter ? " AND " : "",
+                                    q->filter ? us_filter_sql(p, q->filter, args) : "", NULL);
     us_db_rc rc = dynamic_statement(db, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), &count_stmt);
     if (rc != US_DB_OK)
         return rc;
     int drc = apr_dbd_pbselect(db->drv, p, db->h, &counted, count_stmt, 0, (const void **)args->elts);
     if (drc != 0)
-        return us_db_fail(db, drc, "us_workspace_file_count (filtered)");
+        return us_db_fail(db, drc, "us_workspace_file_count (built)");
     if ((rc = count_of(db, p, counted, total)) != US_DB_OK)
         return rc;
+    const char *col = q->by_name ? "name" : "created_at", *dir = q->ascending ? "ASC" : "DESC";
+    const char *cursor = "";
     if (q->after_id) {
-        APR_ARRAY_PUSH(args, const void *) = &at;
-        APR_ARRAY_PUSH(args, const void *) = &at;
+        const char *cmp = q->ascending ? ">" : "<";
+        const char *ph = q->by_name ? "%s" : "%lld";
+        const void *value = q->by_name ? (const void *)q->after_name : (const void *)&at;
+        APR_ARRAY_PUSH(args, const void *) = value;
+        APR_ARRAY_PUSH(args, const void *) = value;
         APR_ARRAY_PUSH(args, const void *) = q->after_id;
+        cursor = apr_pstrcat(p, " AND (", col, " ", cmp, " ", ph, " OR (", col, " = ", ph,
+                             " AND file_id ", cmp, " %s))", NULL);
     }
     APR_ARRAY_PUSH(args, const void *) = &lim;
-    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_cols(), where,
-                                           q->after_id ? " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))" : "",
-                                           " ORDER BY created_at DESC, file_id DESC LIMIT %lld", NULL),
+    APR_ARRAY_PUSH(args, const void *) = &off;
+    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_cols(), where, cursor,
+                                           " ORDER BY ", col, " ", dir, ", file_id ", dir,
+                                           " LIMIT %lld OFFSET %lld", NULL),
                            &list_stmt);
     if (rc != US_DB_OK)
         return rc;
     drc = apr_dbd_pbselect(db->drv, p, db->h, listed, list_stmt, 0, (const void **)args->elts);
-    return drc == 0 ? US_DB_OK : us_db_fail(db, drc, "us_workspace_file_list (filtered)");
+    return drc == 0 ? US_DB_OK : us_db_fail(db, drc, "us_workspace_file_list (built)");
 }
 
 static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
@@ -628,8 +638,8 @@ static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *w
     apr_dbd_row_t *row = NULL;
     apr_int64_t lim = q->limit, at = q->after_at;
     us_db_rc rc;
-    if (q->filter) {
-        rc = workspace_file_list_filtered(db, p, workspace, q, total, &listed);
+    if (q->filter || q->by_name || q->ascending || q->offset > 0) {
+        rc = workspace_file_list_built(db, p, workspace, q, total, &listed);
     } else {
         const void *cargs[] = { workspace, q->name_part };
         const void *largs[] = { workspace, q->name_part, &lim };
