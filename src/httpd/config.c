@@ -26,6 +26,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->ingest_threads = -1;
     c->sweep_interval = -1;
     c->busy_timeout = -1;
+    c->server_token = -1;
     return c;
 }
 
@@ -48,7 +49,19 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
     MERGE(busy_timeout, -1);
+    MERGE(server_token, -1);
     return m;
+}
+
+/* The Server header belongs to the whole server: main configuration only. */
+static const char *set_server_token(cmd_parms *cmd, void *d, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)d;
+    if (err)
+        return err;
+    us_srv_conf_get(cmd->server)->server_token = on ? 1 : 0;
+    return NULL;
 }
 
 static const char *set_flag(cmd_parms *cmd, void *d, int on)
@@ -215,6 +228,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
                   "seconds between expiry sweeps in the parent (default 10; the "
                   "parent's monitor runs about every 10 s)"),
+    AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
+                 "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
+                 "allows; default Off)"),
     { NULL }
 };
 

@@ -12,6 +12,7 @@
 #include "hooks.h"
 #include "us_upload.h"
 #include "us_ingest.h"
+#include "us_version.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -195,6 +196,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     /* the first start runs the configuration twice; do the work once */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
+    int enabled = 0;
     for (server_rec *v = s; v; v = v->next) {
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
@@ -205,8 +207,13 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                          USLOGNO(0002) "mod_upload_session: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        (void)pconf;
+        enabled++;
     }
+    if (us_srv_conf_get(s)->server_token == 1)
+        ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0011)
+                 "mod_upload_session (v" US_VERSION ") configured: %d server%s with UploadSession On",
+                 enabled, enabled == 1 ? "" : "s");
     return OK;
 }
 

@@ -42,6 +42,7 @@ typedef struct {
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */
+    int server_token;           /* UploadSessionServerToken (main server only), -1 unset */
 
     /* filled at (re)start in the parent, inherited by the children */
     us_keyring *keys;
