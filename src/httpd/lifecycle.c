@@ -197,6 +197,8 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     int enabled = 0;
+    if (us_srv_conf_get(s)->server_token == 1)
+        ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
     for (server_rec *v = s; v; v = v->next) {
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
@@ -209,8 +211,6 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         }
         enabled++;
     }
-    if (us_srv_conf_get(s)->server_token == 1)
-        ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0011)
                  "mod_upload_session (v" US_VERSION ") configured: %d server%s with UploadSession On",
                  enabled, enabled == 1 ? "" : "s");
