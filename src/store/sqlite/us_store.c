@@ -3,7 +3,7 @@
  * query is a prepared statement with typed (binary) arguments; every result
  * set is drained. Writes go through the queue of us_writer.c.
  */
-#include "us_filter_sql.h"
+#include "us_sqlite_filter.h"
 #include "us_store_db.h"
 
 #include <apr_hash.h>
@@ -596,7 +596,7 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",
                                     q->filter ? " AND " : "",
-                                    q->filter ? us_filter_sql(p, q->filter, args) : "", NULL);
+                                    q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "", NULL);
     us_db_rc rc = dynamic_statement(db, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), &count_stmt);
     if (rc != US_DB_OK)
         return rc;
