@@ -435,13 +435,20 @@ static us_odata_node *unary(parser *ps, int depth)
     return comparison(ps);
 }
 
-static us_odata_node *and_expr(parser *ps, int depth)
+/* operand (keyword operand)*, left-associative: the and level (operands
+ * are unary terms) when kind is AND, the or level (operands are and
+ * levels) when it is OR. */
+static us_odata_node *chain(parser *ps, int depth, us_odata_kind kind)
 {
-    us_odata_node *left = unary(ps, depth);
-    while (left && tok_is(ps, "and")) {
-        us_odata_node *nd = node(ps, US_ODATA_AND);
+    const char *keyword = kind == US_ODATA_AND ? "and" : "or";
+    us_odata_node *left = kind == US_ODATA_AND ? unary(ps, depth) : chain(ps, depth, US_ODATA_AND);
+    while (left && tok_is(ps, keyword)) {
+        us_odata_node *nd = node(ps, kind);
         nd->left = left;
-        if (!next(ps) || !(nd->right = unary(ps, depth)))
+        if (!next(ps))
+            return NULL;
+        nd->right = kind == US_ODATA_AND ? unary(ps, depth) : chain(ps, depth, US_ODATA_AND);
+        if (!nd->right)
             return NULL;
         left = nd;
     }
@@ -450,15 +457,7 @@ static us_odata_node *and_expr(parser *ps, int depth)
 
 static us_odata_node *or_expr(parser *ps, int depth)
 {
-    us_odata_node *left = and_expr(ps, depth);
-    while (left && tok_is(ps, "or")) {
-        us_odata_node *nd = node(ps, US_ODATA_OR);
-        nd->left = left;
-        if (!next(ps) || !(nd->right = and_expr(ps, depth)))
-            return NULL;
-        left = nd;
-    }
-    return left;
+    return chain(ps, depth, US_ODATA_OR);
 }
 
 int us_odata_parse(apr_pool_t *p, const char *filter, apr_size_t len, us_odata_node **out,
