@@ -58,9 +58,14 @@ int us_storage_recover(us_storage *st, apr_pool_t *p);
 
 /* ---- writing ----------------------------------------------------------------
  * A writer takes the bytes of one file in order, hashing them on the way.
- * What it writes is invisible under the final name until commit returns
- * APR_SUCCESS; until then a crash leaves at most a leftover that
- * us_storage_recover removes, and cleaning up p abandons it. */
+ * While it is being written (up to finish) nothing is visible under its
+ * final name. Between finish and commit a backend may already have the file
+ * there (posix writes a small file straight under its name: no rename); it
+ * is durable, and may be referred to (recorded in the store), only once
+ * commit returns APR_SUCCESS - the names are fresh, so nobody looks them up
+ * before. Until commit a crash leaves at most a leftover that
+ * us_storage_recover or a session clear removes; cleaning up p abandons an
+ * uncommitted file. */
 
 /* A writer for a session upload; blob must be fresh (no file of the session
  * has it). */
@@ -151,7 +156,8 @@ apr_status_t us_storage_file_delete(us_storage *st, apr_pool_t *p, const char *f
 int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_id);
 
 /* The blobs of a session's committed uploads, in no order (const char *),
- * without unfinished files. A session never written to has none. */
+ * without files still being written (those between finish and commit may
+ * be listed). A session never written to has none. */
 apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                      apr_array_header_t **blobs);
 
