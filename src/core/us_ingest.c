@@ -4,17 +4,14 @@
 #include "us_json.h"
 
 #include <apr_atomic.h>
-#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 struct us_ingester {
