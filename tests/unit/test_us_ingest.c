@@ -330,7 +330,8 @@ static int setup(void **state)
     apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
     dbfile = apr_pstrcat(pool, root, "/store.db", NULL);
     cfg.store = fixture_cfg(dbfile);
-    cfg.data_dir = apr_pstrcat(pool, root, "/data", NULL);
+    assert_int_equal(us_storage_configure(pool, "posix", apr_pstrcat(pool, root, "/data", NULL), NULL,
+                                          &cfg.storage, &err), APR_SUCCESS);
     cfg.threads = 1;
     cfg.batch = 2; /* several batches per session */
     cfg.poll = apr_time_from_msec(20);
