@@ -45,6 +45,7 @@ static int stc_setup(void **state)
     assert_int_equal(us_storage_prepare(stc, pool), APR_SUCCESS);
     assert_int_equal(us_storage_prepare(stc, pool), APR_SUCCESS); /* idempotent */
     assert_string_equal(us_storage_name(stc), stc_target->backend->name);
+    assert_int_equal(us_storage_check(stc, pool), APR_SUCCESS); /* prepared: healthy */
     return 0;
 }
 
