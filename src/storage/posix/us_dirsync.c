@@ -12,6 +12,7 @@
  */
 #include "us_dirsync.h"
 
+#include <apr_allocator.h>
 #include <apr_atomic.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
@@ -48,6 +49,10 @@ apr_status_t us_fsync_dir(const char *dir)
  * it), both made by the first caller (apr_atomic_casptr picks one maker). */
 static volatile void *mu;
 static apr_pool_t *entry_pool;
+/* held here too: the pool lives as long as the process, and its allocator is
+ * otherwise pointed to only from memory APR may have mmap()ed, which a leak
+ * checker does not scan (volatile: a store nobody reads is kept) */
+static apr_allocator_t *volatile entry_allocator;
 static entry *entries;       /* in use */
 static entry *spare;         /* kept for reuse */
 static volatile apr_uint32_t syncs;
@@ -58,9 +63,15 @@ static apr_thread_mutex_t *lock(void)
 {
     apr_thread_mutex_t *m = apr_atomic_casptr(&mu, NULL, NULL);
     if (!m) {
+        apr_allocator_t *a;
         apr_pool_t *p;
-        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+        if (apr_allocator_create(&a) != APR_SUCCESS)
             return NULL;
+        if (apr_pool_create_unmanaged_ex(&p, NULL, a) != APR_SUCCESS) {
+            apr_allocator_destroy(a);
+            return NULL;
+        }
+        apr_allocator_owner_set(a, p);
         if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
             apr_pool_destroy(p);
             return NULL;
@@ -73,6 +84,7 @@ static apr_thread_mutex_t *lock(void)
         else {
             apr_thread_mutex_lock(m);
             entry_pool = p; /* first under the lock: nobody uses it before */
+            entry_allocator = a;
             return m;
         }
     }
