@@ -38,6 +38,28 @@ int us_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+/* The core, store and storage log through this: httpd's error log, with the
+ * message's own number (us_log.h). */
+static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
+                           const char *msg)
+{
+    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
+    ap_log_error(APLOG_MARK, LEVELS[level], status, baton, "US%04d: %s", msgno, msg);
+}
+
+/* A logger for server s, in p, whose level follows the server's LogLevel. */
+static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
+{
+    us_logger *lg = apr_pcalloc(p, sizeof(*lg));
+    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    lg->emit = error_log_emit;
+    lg->baton = s;
+    lg->max_level = level >= APLOG_DEBUG ? US_LOG_DEBUG
+                  : level >= APLOG_INFO  ? US_LOG_INFO
+                  : level >= APLOG_WARNING ? US_LOG_WARN : US_LOG_ERR;
+    return lg;
+}
+
 /* Validates one enabled server; returns an error message or NULL. */
 static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c)
 {
@@ -51,6 +73,7 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_store_configure(pconf, c->store_driver, c->store_params, &c->store_cfg, &derr) !=
         US_DB_OK)
         return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
+    us_store_set_logger(c->store_cfg, error_log_for(pconf, s));
     us_srv_conf_defaults(pconf, c);
     if (!c->data_dir)
         return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
@@ -58,7 +81,6 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
-    (void)s;
     return NULL;
 }
 
@@ -211,28 +233,6 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 }
 
 /* ---- children ------------------------------------------------------------- */
-
-/* The core, store and storage log through this: httpd's error log, with the
- * message's own number (us_log.h). */
-static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
-                           const char *msg)
-{
-    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
-    ap_log_error(APLOG_MARK, LEVELS[level], status, baton, "US%04d: %s", msgno, msg);
-}
-
-/* A logger for server s, in p, whose level follows the server's LogLevel. */
-static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
-{
-    us_logger *lg = apr_pcalloc(p, sizeof(*lg));
-    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
-    lg->emit = error_log_emit;
-    lg->baton = s;
-    lg->max_level = level >= APLOG_DEBUG ? US_LOG_DEBUG
-                  : level >= APLOG_INFO  ? US_LOG_INFO
-                  : level >= APLOG_WARNING ? US_LOG_WARN : US_LOG_ERR;
-    return lg;
-}
 
 /* Runs before pchild's sub-pools go: the workers still use their config. */
 static apr_status_t stop_ingest(void *data)

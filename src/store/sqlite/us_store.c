@@ -770,6 +770,7 @@ const us_store_backend us_sqlite_backend = {
     .configure = us_sqlite_configure,
     .home = us_sqlite_home,
     .set_lock_timeout = us_sqlite_set_lock_timeout,
+    .set_logger = us_sqlite_set_logger,
     .migrate = us_sqlite_migrate,
     .prepare_files = us_sqlite_prepare_files,
     .user_files = us_sqlite_user_files,

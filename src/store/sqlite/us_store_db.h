@@ -39,7 +39,19 @@ struct us_writer;
 typedef struct {
     const apr_dbd_driver_t *drv;
     const char *path;
+    const us_logger *log;          /* us_store_set_logger's; copied into each connection */
 } us_sqlite_conf;
+
+/* The backend's message numbers (us_log.h: 11xx the store). */
+enum {
+    US_LOGNO_CHECKPOINT = 1101,    /* a WAL checkpoint failed */
+    US_LOGNO_SYNC = 1102,          /* syncing the WAL after a commit failed */
+    US_LOGNO_ROLLBACK = 1103,      /* a rollback failed */
+    US_LOGNO_COMMIT = 1104,        /* a commit failed */
+    US_LOGNO_SPLIT = 1105,         /* a shared batch is split after a failed piece */
+    US_LOGNO_BUSY = 1106,          /* a statement found the database busy */
+    US_LOGNO_LOCK_FILE = 1107,     /* the writers' lock file cannot be opened */
+};
 
 typedef struct us_sqlite_db us_sqlite_db;
 
@@ -53,6 +65,7 @@ struct us_sqlite_db {
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     const char *err;
+    const us_logger *log;
 };
 
 static inline us_sqlite_db *us_sqlite_of(us_db *db)
@@ -70,6 +83,7 @@ void us_sqlite_close(us_sqlite_db *db);
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err);
 const char *us_sqlite_home(const void *conf, apr_pool_t *p);
 void us_sqlite_set_lock_timeout(void *conf, int ms);
+void us_sqlite_set_logger(void *conf, const us_logger *lg);
 us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err);
 us_db_rc us_sqlite_prepare_files(const void *conf, apr_pool_t *p, const char **err);
 void us_sqlite_user_files(const void *conf, apr_pool_t *p, apr_array_header_t *paths);

@@ -57,6 +57,10 @@ static us_writer *writer_new(const us_sqlite_db *db)
          * (the parent's expiry sweep) stays usable by User */
         snprintf(path, n, "%s" US_SQLITE_LOCK_SUFFIX, db->params);
         w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (w->lock_fd < 0)
+            us_log(db->log, US_LOG_WARN, APR_FROM_OS_ERROR(errno), US_LOGNO_LOCK_FILE,
+                   "cannot open %s: the processes' writers meet in SQLite's busy handler",
+                   path);
         free(path);
     }
     pthread_mutex_init(&w->mu, NULL);
@@ -98,6 +102,15 @@ static void set_error(us_write_job *j, us_db_rc rc, const char *err)
     j->err = err ? apr_pstrdup(j->pool, err) : NULL;
 }
 
+/* Rolls back, keeping db->err (the error that made us roll back). */
+static void rollback(us_sqlite_db *db)
+{
+    const char *err = db->err;
+    if (us_db_exec(db, "ROLLBACK") != US_DB_OK)
+        us_log(db->log, US_LOG_ERR, 0, US_LOGNO_ROLLBACK, "rollback failed: %s", db->err);
+    db->err = err;
+}
+
 static int store_error(us_db_rc rc)
 {
     return rc == US_DB_ERROR || rc == US_DB_BUSY;
@@ -122,7 +135,7 @@ static int run_together(us_sqlite_db *db, us_write_job *jobs)
         j->err = NULL;
         if (store_error(j->rc)) {
             const char *err = db->err;
-            us_db_exec(db, "ROLLBACK");
+            rollback(db);
             if (!alone)
                 return 0;
             set_error(j, j->rc, err);
@@ -132,13 +145,14 @@ static int run_together(us_sqlite_db *db, us_write_job *jobs)
     }
     /* logical answers (NOTFOUND, CONFLICT, LIMIT) changed nothing */
     if (!changed) {
-        us_db_exec(db, "ROLLBACK");
+        rollback(db);
         return 1;
     }
     if ((rc = us_db_exec(db, "COMMIT")) != US_DB_OK) {
         const char *err = db->err;
-        us_db_exec(db, "ROLLBACK");
-        db->err = err;
+        us_log(db->log, rc == US_DB_BUSY ? US_LOG_DEBUG : US_LOG_ERR, 0, US_LOGNO_COMMIT,
+               "commit failed: %s", err);
+        rollback(db);
         for (us_write_job *j = jobs; j; j = j->next)
             if (j->rc == US_DB_OK)
                 set_error(j, rc, err);
@@ -152,6 +166,8 @@ void us_write_batch(us_sqlite_db *db, us_write_job *jobs)
         return;
     /* one piece failed: give every piece a transaction of its own, so
      * that only the failing one fails */
+    us_log(db->log, US_LOG_DEBUG, 0, US_LOGNO_SPLIT,
+           "a piece of a shared write failed (%s): each runs alone", db->err);
     for (us_write_job *j = jobs; j;) {
         us_write_job *next = j->next;
         j->next = NULL;
@@ -180,6 +196,9 @@ static void sync_commit(const us_sqlite_db *db, us_write_job *jobs)
         close(fd);
     if (rc == 0)
         return;
+    us_log(db->log, US_LOG_ERR, APR_FROM_OS_ERROR(e), US_LOGNO_SYNC,
+           "committed, but syncing %s failed: the writes may not survive a crash",
+           db->wal_path);
     for (us_write_job *j = jobs; j; j = j->next)
         if (j->rc == US_DB_OK) {
             j->rc = US_DB_NOT_DURABLE;
