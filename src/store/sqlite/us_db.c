@@ -5,6 +5,7 @@
  */
 #include "us_store_db.h"
 
+#include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -14,13 +15,13 @@
 #define SQLITE_BUSY_RC 5
 #define SQLITE_LOCKED_RC 6
 
-static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
+static volatile apr_uint32_t busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
 
 /* Process-wide: every store of the process takes the last one set. */
 void us_sqlite_set_lock_timeout(void *conf, int ms)
 {
     (void)conf;
-    busy_timeout_ms = ms;
+    apr_atomic_set32(&busy_timeout_ms, (apr_uint32_t)ms);
 }
 
 void us_sqlite_set_logger(void *conf, const us_logger *lg)
@@ -215,7 +216,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
-    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", (int)apr_atomic_read32(&busy_timeout_ms))) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;

@@ -7,9 +7,8 @@
 #ifndef US_STORE_DB_H
 #define US_STORE_DB_H
 
-#include <pthread.h>
-
 #include <apr_dbd.h>
+#include <apr_thread_cond.h>
 
 #include "us_sql.h"
 #include "us_store_backend.h"
@@ -144,7 +143,7 @@ typedef struct us_write_job {
     int done;                      /* its batch has ended */
     struct us_write_job *next;
     int lead;                      /* it runs the next batch */
-    pthread_cond_t *wake;          /* signalled on done or lead */
+    apr_thread_cond_t *wake;       /* signalled on done or lead */
 } us_write_job;
 
 /* Runs a list of jobs in one transaction on db and sets every job's rc and
