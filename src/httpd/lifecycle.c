@@ -76,9 +76,11 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     us_store_set_logger(c->store_cfg, error_log_for(pconf, s));
     us_srv_conf_defaults(pconf, c);
     if (!c->data_dir)
-        return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
+        return "UploadSessionDataDir is required with this UploadSessionStore: its default "
+               "lies beside the store's files, and this store keeps none on this machine";
     if (!c->secret_file)
-        return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
+        return "UploadSessionSecretFile is required with this UploadSessionStore: its default "
+               "lies beside the store's files, and this store keeps none on this machine";
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
     return NULL;

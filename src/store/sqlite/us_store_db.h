@@ -17,21 +17,22 @@ struct us_writer;
 
 /* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
  * in us_sql.c). A child holds one connection per worker thread, and a
- * transaction keeps every page it reads until it ends: at SQLite's default
- * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
- * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
- * little here: in WAL mode a connection drops it whenever another one has
- * committed since its last transaction, which under load is nearly always;
- * pages beyond the bound are read again from the OS page cache. */
+ * transaction keeps every page it reads until it ends: with SQLite's
+ * default of 2,000 KiB the COUNT(*) behind each list would grow every
+ * connection's cache with the workspace, up to 2 MB times ThreadsPerChild.
+ * A bigger cache buys little here: in WAL mode a connection drops it
+ * whenever another one has committed since its last transaction, which
+ * under load is nearly always; pages beyond the bound are read again from
+ * the OS page cache. */
 #define US_CACHE_KIB 256
 
 /* Checkpoints are us_db_maintain's (PRAGMA wal_checkpoint(PASSIVE): never
  * waits for readers or writers), which the ingest workers call every
  * US_MAINTENANCE_INTERVAL so that no request pays for it. Every connection
  * leaves its automatic checkpoints until the WAL holds this many pages (a
- * backstop); at SQLite's default of 1,000 they ran inside whichever commit
- * crossed it, a copy and a sync of the database file while every writer
- * waited. */
+ * backstop): an automatic checkpoint runs inside whichever commit crosses
+ * the mark, a copy and a sync of the database file while every writer
+ * waits. */
 #define US_AUTOCHECKPOINT_PAGES 10000
 
 /* What UploadSessionStore sqlite3 PATH configures. */

@@ -3,11 +3,11 @@
  * Durability: the WAL is synced after the commit, outside the lock (see
  * sync_commit); a caller hears US_DB_OK only once its commit is on disk.
  *
- * Why: every write used to be its own transaction, serialised anyway by
- * SQLite's single write lock, each paying a WAL sync; and the two httpd
- * children met in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms
+ * Why: SQLite serialises writers on its single write lock anyway, so a
+ * transaction per write would pay a WAL sync each for no concurrency; and
+ * processes that meet in SQLite's busy handler sleep 1, 2, 5 ... 100 ms
  * instead of waking when the lock frees (while apr_dbd's process-wide
- * driver mutex stops every other statement of that process). Here writers
+ * driver mutex stops every other statement of that process). So writers
  * of a process queue on a condition variable; the first becomes the leader,
  * takes the kernel's flock shared with the other processes and commits the
  * whole queue at once. The others return when their piece is on disk.
