@@ -83,7 +83,7 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
 
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     long long limit, total = 0;
     apr_time_t after_at = 0;
     const char *after_id = NULL;
@@ -105,25 +105,18 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         json_array_append_new(errs, us_validation_error("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
             apr_pstrcat(r->pool, "Input should be a valid UUID, ", reason, NULL),
             json_string(after_file_id), json_pack("{s:s}", "error", reason)));
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     /* the cursor: the last item's created_at and file_id (an id alone means nothing) */
     if (after_value)
         after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : "";
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     /* one more than asked tells whether there are more */
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, name ? name : "", after_at, after_id,
                                   limit + 1, &rows, &total);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc != US_DB_OK) {
-        rc = us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
     const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
                                          "/workspaces/", ws, "/files/", NULL);
     us_json_writer w;
@@ -137,10 +130,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_key_int(&w, "total", total);
     us_json_write_key_bool(&w, "has_more", rows->nelts > limit);
     us_json_write_object_close(&w);
-    rc = us_send_json_writer(r, HTTP_OK, &w);
-leave:
-    json_decref(errs);
-    return rc;
+    return us_send_json_writer(r, HTTP_OK, &w);
 }
 
 /* ---- GET /files/{id} and /files/{id}/meta ------------------------------------------ */
@@ -204,34 +194,23 @@ static int send_raw(request_rec *r, int status, const char *text)
 
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     char id[37];
     us_workspace_file f;
     us_db *db;
     int rc;
 
-    if (!us_validate_path_uuid(errs, "file_id", raw_id, id)) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_workspace_file_get(db, r->pool, ws, id, &f);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc == US_DB_NOTFOUND)
-        rc = us_send_detail(r, HTTP_NOT_FOUND,
-                            apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
-    else if (drc != US_DB_OK)
-        rc = us_send_store_error(r, drc, dberr);
-    else if (meta_only)
-        rc = send_raw(r, HTTP_OK, meta_text(r->pool, f.meta));
-    else
-        rc = send_blob(r, c, &f);
-leave:
-    json_decref(errs);
-    return rc;
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, f.meta)) : send_blob(r, c, &f);
 }
 
 /* ---- POST /files ---------------------------------------------------------------- */
@@ -359,7 +338,7 @@ static int parse_meta(post_ctx *x, const char **out)
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
 {
     static const us_mp_callbacks cb = { post_begin, post_data, post_end };
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     const char *mode = "KEEP", *meta = NULL;
     post_ctx *x = apr_pcalloc(r->pool, sizeof(*x));
     us_buf_init(&x->meta, r->pool, US_META_LIMIT);
@@ -370,14 +349,14 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     if (!mode)
         mode = "KEEP";
     if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
+        rc = us_send_422(r, errs);
         goto leave;
     }
     const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
     if (!boundary) {
         json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
-        rc = us_send_422(r, json_incref(errs));
+        rc = us_send_422(r, errs);
         goto leave;
     }
     x->r = r;
@@ -392,7 +371,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     if (!x->problem && !x->file_done) {
         json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
-        rc = us_send_422(r, json_incref(errs));
+        rc = us_send_422(r, errs);
         goto leave;
     }
     if (!x->problem && !parse_meta(x, &meta))
@@ -438,6 +417,5 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_object_close(&w);
     rc = us_send_json_writer(r, HTTP_CREATED, &w);
 leave:
-    json_decref(errs);
     return rc;
 }
