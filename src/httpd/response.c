@@ -79,7 +79,7 @@ int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
 /* ---- store connections ------------------------------------------------- */
 
 /* Returns db to the pool; keeps a copy of its last error for the response. */
-const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
+static const char *release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
 {
     const char *err = drc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
     us_store_release(c->store, db, drc == US_DB_ERROR);
@@ -88,7 +88,7 @@ const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc dr
 
 int us_query_done(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
 {
-    const char *err = us_release_db(r, c, db, drc);
+    const char *err = release_db(r, c, db, drc);
     switch (drc) {
     case US_DB_BUSY:
     case US_DB_ERROR:

@@ -22,9 +22,6 @@ int us_send_store_error(request_rec *r, us_db_rc rc, const char *what);
 
 /* A pooled connection, or NULL after answering 503/500 itself. */
 us_db *us_acquire_db(request_rec *r, us_srv_conf *c);
-/* Gives the connection back; returns a copy of its error when drc failed. */
-const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc);
-
 /* Ends a query on db (from us_acquire_db): gives the connection back and,
  * when drc is a store failure (busy, error, not durable), answers 503/500
  * and returns the handler's result. DECLINED otherwise: the caller answers
