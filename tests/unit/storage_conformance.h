@@ -294,7 +294,7 @@ static void *APR_THREAD_FUNC stc_committer(apr_thread_t *t, void *data)
             a->rv = us_storage_commit(w);
     }
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    (void)t;
     return NULL;
 }
 

@@ -11,8 +11,8 @@
  * until destroyed): there are never more than directories synced at once.
  */
 #include "us_dirsync.h"
+#include "us_lasting_pool.h"
 
-#include <apr_allocator.h>
 #include <apr_atomic.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
@@ -49,9 +49,8 @@ apr_status_t us_fsync_dir(const char *dir)
  * it), both made by the first caller (apr_atomic_casptr picks one maker). */
 static volatile void *mu;
 static apr_pool_t *entry_pool;
-/* held here too: the pool lives as long as the process, and its allocator is
- * otherwise pointed to only from memory APR may have mmap()ed, which a leak
- * checker does not scan (volatile: a store nobody reads is kept) */
+/* kept for the leak checker (see us_lasting_pool.h); volatile: a store that
+ * nobody reads is not optimised away */
 static apr_allocator_t *volatile entry_allocator;
 static entry *entries;       /* in use */
 static entry *spare;         /* kept for reuse */
@@ -65,13 +64,8 @@ static apr_thread_mutex_t *lock(void)
     if (!m) {
         apr_allocator_t *a;
         apr_pool_t *p;
-        if (apr_allocator_create(&a) != APR_SUCCESS)
+        if (us_lasting_pool_create(&p, &a) != APR_SUCCESS)
             return NULL;
-        if (apr_pool_create_unmanaged_ex(&p, NULL, a) != APR_SUCCESS) {
-            apr_allocator_destroy(a);
-            return NULL;
-        }
-        apr_allocator_owner_set(a, p);
         if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
             apr_pool_destroy(p);
             return NULL;

@@ -13,6 +13,7 @@
  * whole queue at once. The others return when their piece is on disk.
  */
 #include "us_store_db.h"
+#include "us_lasting_pool.h"
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -31,6 +32,7 @@ typedef struct us_writer {
     char *key;                     /* the database's params */
     int lock_fd;                   /* flock target; -1: none (unopenable) */
     apr_pool_t *pool;              /* the writer's: lives as long as the process */
+    apr_allocator_t *allocator;    /* pool's, kept reachable (us_lasting_pool.h) */
     apr_thread_mutex_t *mu;        /* guards the queue, `leading`, the jobs' flags, idle */
     apr_array_header_t *idle;      /* condition variables of no waiter, for reuse */
     us_write_job *head, **tail;
@@ -42,6 +44,7 @@ typedef struct us_writer {
  * process (a handful of small objects). A forked child must not share its
  * parent's flock (flock belongs to the open file), so it starts afresh. */
 static apr_thread_mutex_t *registry_mu;
+static apr_allocator_t *volatile registry_allocator; /* see us_lasting_pool.h */
 static volatile apr_uint32_t registry_state; /* 0: no mutex, 1: being made, 2: made */
 static us_writer *registry;
 static pid_t registry_pid;
@@ -52,9 +55,15 @@ static apr_thread_mutex_t *registry_lock(void)
 {
     if (apr_atomic_cas32(&registry_state, 1, 0) == 0) {
         apr_pool_t *p = NULL;
-        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) == APR_SUCCESS &&
-            apr_thread_mutex_create(&registry_mu, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
-            registry_mu = NULL;
+        apr_allocator_t *a = NULL;
+        if (us_lasting_pool_create(&p, &a) == APR_SUCCESS) {
+            if (apr_thread_mutex_create(&registry_mu, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS)
+                registry_allocator = a;
+            else {
+                registry_mu = NULL;
+                apr_pool_destroy(p);
+            }
+        }
         apr_atomic_set32(&registry_state, 2);
     }
     while (apr_atomic_read32(&registry_state) != 2)
@@ -78,7 +87,7 @@ static us_writer *writer_new(const us_sqlite_db *db)
         return NULL;
     /* unmanaged: no pool of a caller outlives the writer */
     if (!(w->key = strdup(db->params)) ||
-        apr_pool_create_unmanaged_ex(&w->pool, NULL, NULL) != APR_SUCCESS ||
+        us_lasting_pool_create(&w->pool, &w->allocator) != APR_SUCCESS ||
         apr_thread_mutex_create(&w->mu, APR_THREAD_MUTEX_DEFAULT, w->pool) != APR_SUCCESS) {
         writer_free(w);
         return NULL;
