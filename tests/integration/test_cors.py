@@ -206,6 +206,9 @@ def test_an_origin_not_allowed_gets_the_answer_without_cors(srv):
 def test_a_5xx_carries_the_headers(server_factory):
     s = server_factory(extra=[f"UploadSessionCORSAllowOrigin {APP}"])
     c = s.raw_client()
+    r = c.get("/api/v1/health", headers={"Origin": APP})
+    check(r, 200, {"status": "ok"})  # the storage's directories exist from here on
+    assert r.headers["access-control-allow-origin"] == APP
     files = os.path.join(s.dir, "state", "data", "files")
     st = os.stat(files)
     os.chown(files, 0, 0)
