@@ -114,6 +114,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a $(wildcard tests/unit/*.h)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) $(PRIV_INC) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
 
+# test_pgsql_store starts a private PostgreSQL (scripts/pg-test-cluster.sh);
+# here it must, rather than skip
+unit: export US_PG_REQUIRED = 1
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
