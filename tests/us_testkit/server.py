@@ -199,7 +199,13 @@ class UploadServer:
         ]
         if self.store == "pgsql":
             # beside an SQLite store by default; a server store needs it named
-            os.makedirs(f"{d}/state", mode=0o755, exist_ok=True)
+            # closed to others and the children's, as the module makes an
+            # SQLite store's directory
+            os.makedirs(f"{d}/state", mode=0o700, exist_ok=True)
+            if os.geteuid() == 0:
+                import pwd
+                www = pwd.getpwnam("www-data")
+                os.chown(f"{d}/state", www.pw_uid, www.pw_gid)
             items.append(("UploadSessionSecretFile", f'"{d}/state/upload_session.secret"'))
         if self.max_open is not None:
             items.append(("UploadSessionMaxOpenSessions", str(self.max_open)))
