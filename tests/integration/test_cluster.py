@@ -1,0 +1,127 @@
+"""Several httpd nodes on one PostgreSQL store (issue 12): three servers on
+loopback ports sharing one database, one data directory, one key file and
+one signing secret; the client spreads its requests over the nodes. Runs
+whatever US_IT_STORE says: the nodes are always on PostgreSQL."""
+
+import concurrent.futures as cf
+import os
+import re
+import threading
+
+import pytest
+
+from us_testkit.api import (ALREADY_CLOSED, check, close_session, create_session, detail_of,
+                            get_status, list_all, session_path, sessions_path, unique_ws)
+from us_testkit.ingest import (counters, new_session, session_files, state_of, upload_one,
+                               wait_ingested)
+from us_testkit.server import UploadServer
+
+NODES = 3
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """NODES servers on one database; node 0 owns the shared files."""
+    first = UploadServer(store="pgsql", max_open=10, extra=["UploadSessionSweepInterval 1"])
+    users = {"closer": first.add_user("Close", "Racer", "*"),
+             "limited": first.add_user("Limit", "Racer", "*"),
+             "expirer": first.add_user("Expire", "Racer", "*")}
+    first.write_config()
+    state = os.path.join(first.dir, "state")
+    shared = {
+        "UploadSessionStore": f'pgsql "{first.pg_conninfo}"',
+        "UploadSessionDataDir": f'"{state}/data"',
+        "UploadSessionSecretFile": f'"{state}/upload_session.secret"',
+        "UploadSessionKeyFile": f'"{first.key_file}"',
+    }
+    nodes = [first]
+    try:
+        first.start()
+        for _ in range(NODES - 1):
+            n = UploadServer(store="pgsql", max_open=10, default_users=False,
+                             overrides=shared, extra=["UploadSessionSweepInterval 1"])
+            nodes.append(n)
+            n.start()
+        yield nodes, users
+        for n in nodes:
+            n.stop()
+            n.check_log(" (at shutdown)")
+    finally:
+        for n in reversed(nodes):
+            n.cleanup()
+
+
+def test_one_of_concurrent_closes_on_different_nodes_wins(cluster):
+    nodes, users = cluster
+    u = users["closer"]
+    clients = [n.client(u) for n in nodes]
+    for round_ in range(5):
+        ws = unique_ws("cl-close")
+        sid = create_session(clients[round_ % NODES], ws)["session_id"]
+        barrier = threading.Barrier(2 * NODES)
+
+        def close(i):
+            barrier.wait()
+            return clients[i % NODES].put(session_path(ws, sid), json={"status": "CLOSED"})
+
+        with cf.ThreadPoolExecutor(2 * NODES) as ex:
+            resps = list(ex.map(close, range(2 * NODES)))
+        won = [r for r in resps if r.status_code == 204]
+        assert len(won) == 1, [(r.status_code, r.text) for r in resps]
+        check(won[0], 204)
+        for r in resps:
+            if r is not won[0]:
+                check(r, 409, ALREADY_CLOSED)
+        for c in clients:
+            assert get_status(c, ws, sid)["status"] == "CLOSED"
+
+
+def test_the_open_session_limit_holds_across_nodes(cluster):
+    nodes, users = cluster
+    u = users["limited"]
+    clients = [n.client(u) for n in nodes]
+    ws = unique_ws("cl-limit")
+    barrier = threading.Barrier(30)
+
+    def create(i):
+        barrier.wait()
+        return clients[i % NODES].post(sessions_path(ws), json={})
+
+    with cf.ThreadPoolExecutor(30) as ex:
+        resps = list(ex.map(create, range(30)))
+    created = [check(r, 201)["session_id"] for r in resps if r.status_code == 201]
+    refused = [r for r in resps if r.status_code != 201]
+    assert len(created) == 10, [(r.status_code, r.text) for r in resps]
+    assert len(refused) == 20
+    for r in refused:
+        detail_of(r, 406)
+    for c in clients:
+        items, total = list_all(c, ws)
+        assert total == 10 and sorted(i["session_id"] for i in items) == sorted(created)
+
+
+def test_each_overdue_session_expires_once_with_every_sweep_running(cluster):
+    nodes, users = cluster
+    u = users["expirer"]
+    api = nodes[0].client(u)
+    up = nodes[0].raw_client()
+    ws = unique_ws("cl-exp")
+    sids = []
+    for i in range(6):
+        sid, cfg = new_session(api, ws, {"expires_in_seconds": 1})
+        upload_one(up, cfg, f"x{i}.txt", b"x%d" % i)
+        sids.append(sid)
+    for i, sid in enumerate(sids):
+        c = nodes[i % NODES].client(u)
+        st = wait_ingested(c, ws, sid, 1, timeout=60)
+        assert st["status"] == "EXPIRED", st
+        assert counters(st) == (1, 0, 0), st
+        items = session_files(c, ws, sid)
+        assert {n: state_of(it) for n, it in items.items()} == {f"x{i}.txt": ("FINISHED", None)}
+    # every node's monitor swept; each session was expired by one of them
+    swept = 0
+    for n in nodes:
+        log = n.log_text()
+        assert "deadlock" not in log
+        swept += sum(int(m) for m in re.findall(r"expiry sweep: (\d+) session\(s\) expired", log))
+    assert swept == len(sids)
