@@ -54,6 +54,69 @@ static void test_dropped_connection_reopens(void **state)
     sc_teardown(NULL);
 }
 
+static us_db_rc interleaved_rc;
+
+static void *APR_THREAD_FUNC interleaved_insert(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    (void)data;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_session s = sc_session(sc_uuid(p, 99), "ws", "u-int", SC_T0, 100);
+    interleaved_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                         ? us_session_insert(db, p, &s, 2, SC_T0) : US_DB_ERROR;
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* The open-session limit under READ COMMITTED with a fixed interleaving:
+ * a create's transaction has taken the user's last slot and not committed
+ * yet when another create runs. The second waits for the first (the
+ * counter row's lock) and then counts it: US_DB_LIMIT. (A check by a
+ * count in the second's own snapshot lets it in as a third.) */
+static void test_limit_with_a_create_in_flight(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    us_session first = sc_session(sc_uuid(pool, 1), "ws", "u-int", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &first, 2, SC_T0), US_DB_OK);
+    us_db_close(db);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    /* what us_session_insert runs for the second session, left uncommitted */
+    static const char *const in_flight[] = {
+        "BEGIN",
+        "INSERT INTO us_user_open (user_id, n) VALUES ('u-int', 0)"
+        " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n",
+        "UPDATE us_user_open SET n = n + 1 WHERE user_id = 'u-int' AND n < 2",
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at) VALUES ('in-flight', 'ws', 'u-int', 'A',"
+        " 'B', 'KEEP', 1, 'OPEN', 0, 9000000000000000)",
+        NULL
+    };
+    for (int i = 0; in_flight[i]; i++)
+        assert_int_equal(apr_dbd_query(drv, h, &nrows, in_flight[i]), 0);
+    interleaved_rc = US_DB_OK;
+    assert_int_equal(apr_thread_create(&th, NULL, interleaved_insert, NULL, pool), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(300)); /* the other create is waiting by now */
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(interleaved_rc, US_DB_LIMIT);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 static void test_unreachable_server(void **state)
 {
     us_store_cfg *cfg = NULL;
@@ -73,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_connection_reopens),
+        cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_unreachable_server),
     };
     const char *why = NULL;
