@@ -42,6 +42,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(data_dir, NULL);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
+    MERGE(node_name, NULL);
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
     MERGE(max_file_size, -1);
@@ -113,6 +114,20 @@ static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
     return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->public_url);
+}
+
+/* This node's name in ingest claims and logs: printable, no '/' (the
+ * claim owner is NAME/pid/thread). */
+static const char *set_node_name(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    if (!*arg || strlen(arg) > 64)
+        return "UploadSessionNodeName: 1 to 64 characters";
+    for (const char *c = arg; *c; c++)
+        if (*c <= ' ' || *c == '/' || *c == 127)
+            return "UploadSessionNodeName: no spaces, control characters or '/'";
+    us_srv_conf_get(cmd->server)->node_name = arg;
+    return NULL;
 }
 
 static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
@@ -194,6 +209,8 @@ const command_rec us_directives[] = {
                   "file of hashed API keys (see us-keygen)"),
     AP_INIT_TAKE1("UploadSessionPublicURL", set_public_url, NULL, RSRC_CONF,
                   "the base URL clients reach this server at (default: from the request)"),
+    AP_INIT_TAKE1("UploadSessionNodeName", set_node_name, NULL, RSRC_CONF,
+                  "this node's name in ingest claims and logs (default: the host name)"),
     AP_INIT_TAKE1("UploadSessionDocumentationURL", set_doc_url, NULL, RSRC_CONF,
                   "URL returned as documentation_url"),
     AP_INIT_TAKE1("UploadSessionDataDir", set_path,

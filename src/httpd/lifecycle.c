@@ -247,7 +247,10 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     us_ingester *ing = NULL;
     char host[256] = "localhost";
 
-    apr_gethostname(host, sizeof(host), pchild);
+    if (c->node_name)
+        apr_cpystrn(host, c->node_name, sizeof(host));
+    else
+        apr_gethostname(host, sizeof(host), pchild);
     cfg->store = c->store_cfg;
     cfg->data_dir = c->data_dir;
     cfg->threads = c->ingest_threads;

@@ -36,6 +36,7 @@ typedef struct {
     const char *data_dir;       /* UploadSessionDataDir */
     const char *secret_file;    /* UploadSessionSecretFile */
     const char *doc_url;        /* UploadSessionDocumentationURL */
+    const char *node_name;      /* UploadSessionNodeName; NULL: the host name */
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
     int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
     long long max_file_size;    /* UploadSessionMaxFileSize (bytes), -1 unset */

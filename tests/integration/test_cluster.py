@@ -22,7 +22,8 @@ NODES = 3
 @pytest.fixture(scope="module")
 def cluster():
     """NODES servers on one database; node 0 owns the shared files."""
-    first = UploadServer(store="pgsql", max_open=10, extra=["UploadSessionSweepInterval 1"])
+    first = UploadServer(store="pgsql", max_open=10,
+                         extra=["UploadSessionSweepInterval 1", "UploadSessionNodeName node-0"])
     users = {"closer": first.add_user("Close", "Racer", "*"),
              "limited": first.add_user("Limit", "Racer", "*"),
              "expirer": first.add_user("Expire", "Racer", "*")}
@@ -37,9 +38,10 @@ def cluster():
     nodes = [first]
     try:
         first.start()
-        for _ in range(NODES - 1):
-            n = UploadServer(store="pgsql", max_open=10, default_users=False,
-                             overrides=shared, extra=["UploadSessionSweepInterval 1"])
+        for i in range(1, NODES):
+            n = UploadServer(store="pgsql", max_open=10, default_users=False, overrides=shared,
+                             extra=["UploadSessionSweepInterval 1",
+                                    f"UploadSessionNodeName node-{i}"])
             nodes.append(n)
             n.start()
         yield nodes, users
@@ -119,9 +121,14 @@ def test_each_overdue_session_expires_once_with_every_sweep_running(cluster):
         items = session_files(c, ws, sid)
         assert {n: state_of(it) for n, it in items.items()} == {f"x{i}.txt": ("FINISHED", None)}
     # every node's monitor swept; each session was expired by one of them
-    swept = 0
-    for n in nodes:
+    swept, claimed = 0, 0
+    for i, n in enumerate(nodes):
         log = n.log_text()
         assert "deadlock" not in log
         swept += sum(int(m) for m in re.findall(r"expiry sweep: (\d+) session\(s\) expired", log))
+        # UploadSessionNodeName names this node's claims
+        owners = re.findall(r"claimed by ([^/\s]+)/\d+/\d+", log)
+        assert set(owners) <= {f"node-{i}"}, owners
+        claimed += len(owners)
     assert swept == len(sids)
+    assert claimed >= len(sids)
