@@ -132,3 +132,45 @@ def test_each_overdue_session_expires_once_with_every_sweep_running(cluster):
         claimed += len(owners)
     assert swept == len(sids)
     assert claimed >= len(sids)
+
+
+BUSY = {"detail": "The service is busy. Try again in a moment."}
+
+
+def test_dropped_connections_answer_503_then_reconnect(cluster):
+    """The server ends every connection to the store (as a restart does):
+    a request on a dropped connection gets 503 with Retry-After, and the
+    nodes reconnect by themselves - nothing is lost."""
+    nodes, users = cluster
+    from us_testkit import pg
+    u = users["closer"]
+    ws = unique_ws("cl-drop")
+    sid = create_session(nodes[0].client(u), ws)["session_id"]
+    pg.cluster().psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                      f" WHERE datname = '{nodes[0].pg_db}' AND pid <> pg_backend_pid()")
+    for n in nodes:
+        c = n.client(u)
+        seen = []
+        for _ in range(40):  # at most one 503 per pooled connection
+            r = c.get(session_path(ws, sid))
+            seen.append(r.status_code)
+            if r.status_code == 200:
+                break
+            check(r, 503, BUSY)
+            assert r.headers.get("Retry-After") == "1", r.headers
+        assert seen[-1] == 200, seen
+        assert get_status(c, ws, sid)["status"] == "OPEN"
+    # the other pooled connections: each answers 503 once, as a client retries
+    check(retry_busy(nodes[1].client(u), ws, sid), 204)
+    check(retry_busy(nodes[2].client(u), ws, sid), 409, ALREADY_CLOSED)
+
+
+def retry_busy(c, ws, sid, tries=40):
+    """Closes the session, retrying 503 (Retry-After) answers; the last response."""
+    for _ in range(tries):
+        r = c.put(session_path(ws, sid), json={"status": "CLOSED"})
+        if r.status_code != 503:
+            return r
+        check(r, 503, BUSY)
+        assert r.headers.get("Retry-After") == "1", r.headers
+    return r

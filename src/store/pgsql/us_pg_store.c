@@ -58,8 +58,7 @@ static const char *const RETRY_TEXT[] = {
 static const char *const BROKEN_TEXT[] = {
     "server closed the connection", "terminating connection", "no connection to the server",
     "connection to server", "could not receive data", "could not send data",
-    "SSL connection has been closed", "does not exist", /* a prepared statement lost by PQreset */
-    NULL
+    "SSL connection has been closed", NULL
 };
 
 static int has_any(const char *msg, const char *const *frags)
@@ -75,6 +74,7 @@ static us_db_rc pg_fail(us_pg_db *db, int rc, const char *what)
     const char *msg = db->h ? apr_dbd_error(db->conf->drv, db->h, rc) : NULL;
     db->err = apr_psprintf(db->pool, "%s: %s", what, msg ? msg : "unknown error");
     db->deadlock = msg && (strstr(msg, "deadlock detected") || strstr(msg, "could not serialize"));
+    /* a statement the driver's PQreset lost: "prepared statement ... does not exist" */
     if (!db->h || has_any(msg, BROKEN_TEXT) ||
         (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) ||
         apr_dbd_check_conn(db->conf->drv, db->hpool, db->h) != APR_SUCCESS) {
