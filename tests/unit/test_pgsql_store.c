@@ -117,6 +117,47 @@ static void test_limit_with_a_create_in_flight(void **state)
     sc_teardown(NULL);
 }
 
+#define MIGRATORS 6
+static us_db_rc migrate_rc[MIGRATORS];
+
+static void *APR_THREAD_FUNC migrate_thread(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    const char *err = NULL;
+    int i = (int)(apr_uintptr_t)data;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    migrate_rc[i] = us_store_migrate(sc_cfg, p, &err);
+    if (migrate_rc[i] != US_DB_OK)
+        fprintf(stderr, "migrator %d: %s\n", i, err ? err : "?");
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Nodes starting at the same moment migrate a new database once, one
+ * after the other (an advisory lock): every migrator succeeds. */
+static void test_concurrent_migrations(void **state)
+{
+    apr_thread_t *th[MIGRATORS];
+    const char *err = NULL;
+    (void)state;
+    sc_params = pg_create(pool, "migr");
+    assert_int_equal(us_store_configure(pool, "pgsql", sc_params, &sc_cfg, &err), US_DB_OK);
+    for (int i = 0; i < MIGRATORS; i++)
+        assert_int_equal(apr_thread_create(&th[i], NULL, migrate_thread,
+                                           (void *)(apr_uintptr_t)i, pool), APR_SUCCESS);
+    for (int i = 0; i < MIGRATORS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+        assert_int_equal(migrate_rc[i], US_DB_OK);
+    }
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 1), "ws", "u1", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 static void test_unreachable_server(void **state)
 {
     us_store_cfg *cfg = NULL;
@@ -137,6 +178,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
+        cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_unreachable_server),
     };
     const char *why = NULL;
