@@ -29,9 +29,16 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
     }
     *key = us_keyring_lookup(c->keys, token);
     if (!*key) {
+        /* one line per refused key, with the client's address (httpd adds
+         * "[client ADDR:PORT]"), never the key: what fail2ban matches */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0012)
+                      "authentication failed: invalid API key");
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
         return us_send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
     }
+    /* the access log's %u */
+    r->user = apr_pstrdup(r->pool, (*key)->user_id);
+    r->ap_auth_type = "Bearer";
     if (!us_workspace_name_valid(ws))
         return us_send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
     if (!us_key_grants(*key, ws))
@@ -51,6 +58,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         apr_table_setn(r->headers_out, "Allow", route->allow);
         return us_send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
+    if (route->id == US_ROUTE_HEALTH)
+        return us_api_health(r, c); /* for load balancers: no key */
     if (route->id == US_ROUTE_UPLOAD_TARGET)
         return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
     if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)

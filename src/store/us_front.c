@@ -52,6 +52,11 @@ const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p)
     return cfg->backend->home(cfg->conf, p);
 }
 
+void us_store_set_logger(us_store_cfg *cfg, const us_logger *lg)
+{
+    cfg->backend->set_logger(cfg->conf, lg);
+}
+
 void us_store_set_lock_timeout(us_store_cfg *cfg, int ms)
 {
     cfg->backend->set_lock_timeout(cfg->conf, ms);
@@ -93,6 +98,11 @@ us_db_rc us_db_maintain(us_db *db, apr_pool_t *p)
 const char *us_db_error(us_db *db)
 {
     return db ? db->backend->error(db) : "no error";
+}
+
+int us_db_worn_out(us_db *db)
+{
+    return db->backend->worn_out && db->backend->worn_out(db);
 }
 
 void us_db_clear_error(us_db *db)
@@ -216,12 +226,11 @@ us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, 
     return db->backend->workspace_file_get(db, p, workspace, file_id, out);
 }
 
-us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
-                        apr_time_t after_at, const char *after_id, long long limit,
-                        apr_array_header_t **rows, long long *total)
+us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
+                                const us_workspace_file_query *q, apr_array_header_t **rows,
+                                long long *total)
 {
-    return db->backend->workspace_file_list(db, p, workspace, name_part, after_at, after_id, limit,
-                                    rows, total);
+    return db->backend->workspace_file_list(db, p, workspace, q, rows, total);
 }
 
 us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,

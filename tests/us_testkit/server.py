@@ -196,6 +196,7 @@ class UploadServer:
             ("UploadSessionKeyFile", f'"{self.key_file}"'),
             ("UploadSessionPublicURL", self.public_url),
             ("UploadSessionDataDir", f'"{d}/state/data"'),
+            ("UploadSessionStorage", "posix"),
         ]
         if self.store == "pgsql":
             # beside an SQLite store by default; a server store needs it named

@@ -10,6 +10,7 @@
  * of a READ COMMITTED transaction sees what committed before it began).
  */
 #include "us_pg_sql.h"
+#include "us_pg_filter.h"
 
 #include <stddef.h>
 
@@ -80,10 +81,17 @@ static const char *const MIGRATION_0_TO_1[] = {
     NULL
 };
 
+/* Filters on metadata date-times (us_pg_filter.c). */
+static const char *const MIGRATION_1_TO_2[] = {
+    US_PG_SQL_INSTANT_FUNCTION,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
+    case 1: return MIGRATION_1_TO_2;
     default: return NULL;
     }
 }
@@ -263,6 +271,11 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_WORKSPACE_FILE_COUNT] = { "us_pg_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0" },
 };
+
+const char *us_pg_sql_workspace_file_cols(void)
+{
+    return WORKSPACE_FILE_COLS;
+}
 
 const us_pg_stmt_def *us_pg_sql_statement(us_pg_stmt_id id)
 {

@@ -8,7 +8,7 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 1
+#define US_PG_SCHEMA_VERSION 2
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -77,5 +77,8 @@ typedef struct {
 } us_pg_stmt_def;
 
 const us_pg_stmt_def *us_pg_sql_statement(us_pg_stmt_id id);
+
+/* The columns of a workspace file row, for statements built per request. */
+const char *us_pg_sql_workspace_file_cols(void);
 
 #endif

@@ -12,10 +12,13 @@
  * its prepared statements - a broken connection is thrown away and opened
  * again, with every statement prepared anew, before its next use.
  */
+#include "us_log.h"
+#include "us_pg_filter.h"
 #include "us_pg_sql.h"
 #include "us_store_backend.h"
 
 #include <apr_dbd.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,23 @@ typedef struct {
     const apr_dbd_driver_t *drv;
     const char *conninfo;
     int lock_timeout_ms;
+    const us_logger *log;
 } us_pg_conf;
+
+/* Statements built for a request (a filtered or re-ordered file list) are
+ * prepared once per connection under a label of their own; a connection
+ * holding this many is worn out and closed instead of pooled again (each
+ * one is server memory of its backend process). */
+#define US_PG_MAX_DYNAMIC 64
+
+/* Message numbers (us_log.h: 11xx the store; 1101-1107 are SQLite's). */
+enum {
+    US_LOGNO_PG_BROKEN = 1110,   /* a connection is gone; the next use opens a new one */
+    US_LOGNO_PG_CONNECT = 1111,  /* a connection cannot be opened */
+    US_LOGNO_PG_RETRY = 1112,    /* a transaction is retried after a deadlock */
+    US_LOGNO_PG_ROLLBACK = 1113, /* a rollback failed */
+    US_LOGNO_PG_BUSY = 1114,     /* a statement found the database busy */
+};
 
 typedef struct {
     us_db base;                    /* first: the front's view */
@@ -33,6 +52,8 @@ typedef struct {
     const us_pg_conf *conf;
     apr_dbd_t *h;
     apr_dbd_prepared_t *stmt[US_PG__COUNT];
+    apr_hash_t *dynamic;           /* SQL text -> built statement, in hpool */
+    int worn_out;                  /* holds US_PG_MAX_DYNAMIC built statements */
     int broken;                    /* reopen before the next statement */
     int deadlock;                  /* the last failure was a deadlock: retry */
     const char *err;
@@ -79,9 +100,15 @@ static us_db_rc pg_fail(us_pg_db *db, int rc, const char *what)
         (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) ||
         apr_dbd_check_conn(db->conf->drv, db->hpool, db->h) != APR_SUCCESS) {
         db->broken = 1;
+        us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_BROKEN,
+               "PostgreSQL connection lost, reopened at its next use: %s", db->err);
         return US_DB_BUSY;
     }
-    return has_any(msg, RETRY_TEXT) ? US_DB_BUSY : US_DB_ERROR;
+    if (has_any(msg, RETRY_TEXT)) {
+        us_log(db->conf->log, US_LOG_DEBUG, 0, US_LOGNO_PG_BUSY, "store busy: %s", db->err);
+        return US_DB_BUSY;
+    }
+    return US_DB_ERROR;
 }
 
 static us_db_rc pg_exec_sql(us_pg_db *db, const char *sql)
@@ -108,6 +135,7 @@ static void drop_handle(us_pg_db *db)
         db->hpool = NULL;
     }
     db->h = NULL;
+    db->dynamic = NULL; /* its statements were the handle's */
     memset(db->stmt, 0, sizeof(db->stmt));
 }
 
@@ -122,6 +150,7 @@ static us_db_rc connect_handle(us_pg_db *db, int with_stmts)
             APR_SUCCESS || !db->h) {
         db->err = apr_psprintf(db->pool, "cannot connect to PostgreSQL: %s",
                                oerr ? oerr : "unknown error");
+        us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s", db->err);
         db->h = NULL;
         drop_handle(db);
         return US_DB_BUSY;
@@ -310,6 +339,9 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
             const char *err = db->err;
             int deadlock = db->deadlock;
             us_db_rc rrc = pg_exec_sql(db, "ROLLBACK");
+            if (rrc != US_DB_OK)
+                us_log(db->conf->log, US_LOG_ERR, 0, US_LOGNO_PG_ROLLBACK, "rollback failed: %s",
+                       db->err);
             db->err = err;
             db->deadlock = deadlock;
             if (rrc != US_DB_OK)
@@ -317,6 +349,8 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
         }
         if (!(rc == US_DB_BUSY && db->deadlock && !db->broken))
             return rc;
+        us_log(db->conf->log, US_LOG_DEBUG, 0, US_LOGNO_PG_RETRY, "transaction retried: %s",
+               db->err);
     }
     return rc;
 }
@@ -357,6 +391,11 @@ static const char *pg_home(const void *conf, apr_pool_t *p)
 static void pg_set_lock_timeout(void *conf, int ms)
 {
     ((us_pg_conf *)conf)->lock_timeout_ms = ms;
+}
+
+static void pg_set_logger(void *conf, const us_logger *lg)
+{
+    ((us_pg_conf *)conf)->log = lg;
 }
 
 static us_db_rc pg_prepare_files(const void *conf, apr_pool_t *p, const char **err)
@@ -443,6 +482,11 @@ static us_db_rc pg_maintain(us_db *db, apr_pool_t *p)
     (void)db;
     (void)p;
     return US_DB_OK; /* autovacuum is the server's */
+}
+
+static int pg_worn_out(us_db *db)
+{
+    return pg_of(db)->worn_out;
 }
 
 static const char *pg_error(us_db *db)
@@ -990,26 +1034,119 @@ static us_db_rc pg_workspace_file_get(us_db *base, apr_pool_t *p, const char *wo
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
+/* A statement built for this request, prepared once per connection. */
+static us_db_rc dynamic_statement(us_pg_db *db, const char *sql, apr_dbd_prepared_t **out)
+{
+    us_db_rc rc = pg_ready(db);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!db->dynamic)
+        db->dynamic = apr_hash_make(db->hpool);
+    *out = apr_hash_get(db->dynamic, sql, APR_HASH_KEY_STRING);
+    if (*out)
+        return US_DB_OK;
+    unsigned n = apr_hash_count(db->dynamic);
+    /* a label per text: the one past the bound is prepared too, under the
+     * last label, and stays with the connection until it closes */
+    const char *label = apr_psprintf(db->hpool, "us_pg_built_%u",
+                                     n < US_PG_MAX_DYNAMIC ? n : US_PG_MAX_DYNAMIC);
+    if (n >= US_PG_MAX_DYNAMIC && db->worn_out)
+        pg_exec_sql(db, apr_pstrcat(db->hpool, "DEALLOCATE ", label, NULL));
+    int prc = apr_dbd_prepare(db->conf->drv, db->hpool, db->h, sql, label, out);
+    if (prc != 0)
+        return pg_fail(db, prc, "prepare a built list");
+    if (n >= US_PG_MAX_DYNAMIC)
+        db->worn_out = 1;
+    else
+        apr_hash_set(db->dynamic, apr_pstrdup(db->hpool, sql), APR_HASH_KEY_STRING, *out);
+    return US_DB_OK;
+}
+
+static us_db_rc built_select(us_pg_db *db, apr_pool_t *p, const char *sql,
+                             const apr_array_header_t *args, apr_dbd_results_t **res)
+{
+    apr_dbd_prepared_t *stmt = NULL;
+    us_db_rc rc = dynamic_statement(db, sql, &stmt);
+    if (rc != US_DB_OK)
+        return rc;
+    *res = NULL;
+    int qrc = apr_dbd_pbselect(db->conf->drv, p, db->h, res, stmt, 1, (const void **)args->elts);
+    return qrc == 0 ? US_DB_OK : pg_fail(db, qrc, "us_workspace_file_list (built)");
+}
+
+/* A list the fixed statements do not cover (a filter, another order, an
+ * offset): their shape with the filter's expression, the order and the
+ * offset added, every value bound. Names compare and sort by bytes, as in
+ * SQLite. */
+static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const char *workspace,
+                                          const us_workspace_file_query *q, long long *total,
+                                          apr_dbd_results_t **listed)
+{
+    apr_dbd_results_t *counted = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_array_header_t *args = apr_array_make(p, 16, sizeof(const void *));
+    apr_int64_t *lim = apr_palloc(p, sizeof(*lim)), *at = apr_palloc(p, sizeof(*at)),
+                *off = apr_palloc(p, sizeof(*off));
+    *lim = q->limit;
+    *at = q->after_at;
+    *off = q->offset;
+    APR_ARRAY_PUSH(args, const void *) = workspace;
+    APR_ARRAY_PUSH(args, const void *) = q->name_part;
+    const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0",
+                                    q->filter ? " AND " : "",
+                                    q->filter ? us_filter_sql(p, q->filter, args, &us_pg_filter_dialect)
+                                              : "", NULL);
+    us_db_rc rc = built_select(db, p, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), args, &counted);
+    if (rc != US_DB_OK)
+        return rc;
+    *total = 0;
+    while (next_row(db, p, counted, &row) == US_DB_OK)
+        *total = entry_ll(db, row, 0);
+    const char *col = q->by_name ? "name COLLATE \"C\"" : "created_at";
+    const char *dir = q->ascending ? "ASC" : "DESC";
+    const char *cursor = "";
+    if (q->after_id) {
+        const char *cmp = q->ascending ? ">" : "<";
+        const char *ph = q->by_name ? "%s" : "%lld";
+        const void *value = q->by_name ? (const void *)q->after_name : (const void *)at;
+        APR_ARRAY_PUSH(args, const void *) = value;
+        APR_ARRAY_PUSH(args, const void *) = value;
+        APR_ARRAY_PUSH(args, const void *) = q->after_id;
+        cursor = apr_pstrcat(p, " AND (", col, " ", cmp, " ", ph, " OR (", col, " = ", ph,
+                             " AND file_id COLLATE \"C\" ", cmp, " %s))", NULL);
+    }
+    APR_ARRAY_PUSH(args, const void *) = lim;
+    APR_ARRAY_PUSH(args, const void *) = off;
+    return built_select(db, p, apr_pstrcat(p, "SELECT ", us_pg_sql_workspace_file_cols(), where,
+                                           cursor, " ORDER BY ", col, " ", dir,
+                                           ", file_id COLLATE \"C\" ", dir,
+                                           " LIMIT %lld OFFSET %lld", NULL),
+                        args, listed);
+}
+
 static us_db_rc pg_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
-                                       const char *name_part, apr_time_t after_at,
-                                       const char *after_id, long long limit,
+                                       const us_workspace_file_query *q,
                                        apr_array_header_t **rows, long long *total)
 {
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t lim = limit, at = after_at;
-    const void *cargs[] = { workspace, name_part };
-    const void *largs[] = { workspace, name_part, &lim };
-    const void *aargs[] = { workspace, name_part, &at, &at, after_id, &lim };
-    us_db_rc rc = select_ll(db, p, US_PG_WORKSPACE_FILE_COUNT, cargs, total, NULL);
+    apr_int64_t lim = q->limit, at = q->after_at;
+    us_db_rc rc;
+    if (q->filter || q->by_name || q->ascending || q->offset > 0) {
+        rc = workspace_file_list_built(db, p, workspace, q, total, &res);
+    } else {
+        const void *cargs[] = { workspace, q->name_part };
+        const void *largs[] = { workspace, q->name_part, &lim };
+        const void *aargs[] = { workspace, q->name_part, &at, &at, q->after_id, &lim };
+        rc = select_ll(db, p, US_PG_WORKSPACE_FILE_COUNT, cargs, total, NULL);
+        if (rc == US_DB_OK)
+            rc = q->after_id ? pg_select(db, p, US_PG_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
+                             : pg_select(db, p, US_PG_WORKSPACE_FILE_LIST, largs, &res);
+    }
     if (rc != US_DB_OK)
         return rc;
-    rc = after_id ? pg_select(db, p, US_PG_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
-                  : pg_select(db, p, US_PG_WORKSPACE_FILE_LIST, largs, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 && limit < 1000 ? limit : 16),
+    *rows = apr_array_make(p, (int)(q->limit > 0 && q->limit < 1000 ? q->limit : 16),
                            sizeof(us_workspace_file));
     while (next_row(db, p, res, &row) == US_DB_OK)
         row_to_workspace_file(db, p, row, apr_array_push(*rows));
@@ -1064,6 +1201,7 @@ const us_store_backend us_pgsql_backend = {
     .configure = pg_configure,
     .home = pg_home,
     .set_lock_timeout = pg_set_lock_timeout,
+    .set_logger = pg_set_logger,
     .migrate = pg_migrate,
     .prepare_files = pg_prepare_files,
     .user_files = pg_user_files,
@@ -1071,6 +1209,7 @@ const us_store_backend us_pgsql_backend = {
     .close = pg_close,
     .maintain = pg_maintain,
     .error = pg_error,
+    .worn_out = pg_worn_out,
     .clear_error = pg_clear_error,
     .session_insert = pg_session_insert,
     .session_get = pg_session_get,
