@@ -25,6 +25,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->max_file_size = -1;
     c->ingest_threads = -1;
     c->sweep_interval = -1;
+    c->ingest_lease = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
     return c;
@@ -51,6 +52,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_file_size, -1);
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
+    MERGE(ingest_lease, -1);
     MERGE(busy_timeout, -1);
     MERGE(server_token, -1);
     return m;
@@ -227,6 +229,12 @@ static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 86400, &us_srv_conf_get(cmd->server)->sweep_interval);
 }
 
+static const char *set_ingest_lease(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 3600, &us_srv_conf_get(cmd->server)->ingest_lease);
+}
+
 static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
@@ -268,6 +276,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
                   "seconds between expiry sweeps in the parent (default 10; the "
                   "parent's monitor runs about every 10 s)"),
+    AP_INIT_TAKE1("UploadSessionIngestLease", set_ingest_lease, NULL, RSRC_CONF,
+                  "seconds an ingestion claim lives without a heartbeat before another "
+                  "worker (of any node) takes the session over (default 60)"),
     AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
                  "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
                  "allows; default Off)"),
@@ -288,6 +299,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->ingest_threads = US_DEFAULT_INGEST_THREADS;
     if (c->sweep_interval < 0)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
+    if (c->ingest_lease < 0)
+        c->ingest_lease = US_DEFAULT_INGEST_LEASE;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)

@@ -6,25 +6,41 @@ whatever US_IT_STORE says: the nodes are always on PostgreSQL."""
 import concurrent.futures as cf
 import os
 import re
+import signal
+import subprocess
 import threading
+import time
 
 import pytest
 
 from us_testkit.api import (ALREADY_CLOSED, check, close_session, create_session, detail_of,
                             get_status, list_all, session_path, sessions_path, unique_ws)
-from us_testkit.ingest import (counters, new_session, session_files, state_of, upload_one,
-                               wait_ingested)
+from us_testkit import pg
+from us_testkit.ingest import (counters, new_session, session_files, state_of, upload_all,
+                               upload_one, wait_ingested)
+from us_testkit.procs import children_of, wait_for
 from us_testkit.server import UploadServer
 
 NODES = 3
+# short, so that a takeover fits a test; the database ends a transaction
+# left idle (a stopped node's) after IDLE_TXN, as README asks of an operator
+LEASE = 3
+IDLE_TXN = 2
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """NODES servers on one database; node 0 owns the shared files."""
+    # a claimer waits for a row lock as long as a test holds it (see
+    # hold_row_lock) instead of giving up after a second
+    common = ["UploadSessionSweepInterval 1", f"UploadSessionIngestLease {LEASE}",
+              "UploadSessionBusyTimeout 10000"]
     first = UploadServer(store="pgsql", max_open=10,
-                         extra=["UploadSessionSweepInterval 1", "UploadSessionNodeName node-0"])
+                         extra=common + ["UploadSessionNodeName node-0"])
+    pg.cluster().psql(f"ALTER DATABASE {first.pg_db} SET idle_in_transaction_session_timeout"
+                      f" = '{IDLE_TXN}s'")
     users = {"closer": first.add_user("Close", "Racer", "*"),
+             "ingester": first.add_user("Ingest", "Racer", "*"),
              "limited": first.add_user("Limit", "Racer", "*"),
              "expirer": first.add_user("Expire", "Racer", "*")}
     first.write_config()
@@ -40,8 +56,7 @@ def cluster():
         first.start()
         for i in range(1, NODES):
             n = UploadServer(store="pgsql", max_open=10, default_users=False, overrides=shared,
-                             extra=["UploadSessionSweepInterval 1",
-                                    f"UploadSessionNodeName node-{i}"])
+                             extra=common + [f"UploadSessionNodeName node-{i}"])
             nodes.append(n)
             n.start()
         yield nodes, users
@@ -132,6 +147,118 @@ def test_each_overdue_session_expires_once_with_every_sweep_running(cluster):
         claimed += len(owners)
     assert swept == len(sids)
     assert claimed >= len(sids)
+
+
+# ---- a node that stops or dies while it ingests ------------------------------------
+
+def db_rows(node, sql):
+    """The rows of sql on the cluster's database (node: the first node, whose
+    database the others share), each a list of column texts."""
+    out = pg.cluster().psql(sql, dbname=node.pg_db)
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def signal_node(node, sig):
+    """sig to the node's parent and every child (its ingest workers)."""
+    for pid in [node.pid] + children_of(node.pid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+class RowLockHolder:
+    """Another client of the database holding one upload row's lock: the
+    claimer of its session blocks inside the batch that reaches it, which
+    pins the claim to a known moment of its ingestion."""
+
+    APP = "us_test_row_lock"
+
+    def __init__(self, node, sid, name):
+        sql = (f"BEGIN; SELECT 1 FROM us_uploads WHERE session_id = '{sid}' AND name = '{name}'"
+               " FOR UPDATE; SELECT pg_sleep(120); COMMIT;")
+        self.node = node
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", f"{pg.cluster().conninfo} dbname={node.pg_db}"
+             f" application_name={self.APP}", "-c", sql],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: self._state() == [["pg_sleep"]], 20), "the row lock was not taken"
+
+    def _state(self):
+        return db_rows(self.node, "SELECT CASE WHEN query LIKE '%pg_sleep%' THEN 'pg_sleep' END"
+                       f" FROM pg_stat_activity WHERE application_name = '{self.APP}'")
+
+    def release(self):
+        db_rows(self.node, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE application_name = '{self.APP}'")
+        self.proc.wait(timeout=20)
+
+
+def blocked_claimer(nodes, sid):
+    """The node whose worker holds the session's claim and waits for a lock."""
+    def waiting():
+        return db_rows(nodes[0], "SELECT count(*) FROM pg_stat_activity"
+                       f" WHERE datname = '{nodes[0].pg_db}' AND wait_event_type = 'Lock'"
+                       " AND state = 'active'") == [["1"]]
+    assert wait_for(waiting, 30), "no worker reached the locked row"
+    [[owner]] = db_rows(nodes[0], f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'")
+    return next(n for i, n in enumerate(nodes) if owner.startswith(f"node-{i}/")), owner
+
+
+def assert_ingested_once(c, node, ws, sid, n):
+    """Every file FINISHED once, counters equal to the files' states, one
+    workspace file row per name."""
+    st = get_status(c, ws, sid)
+    assert counters(st) == (n, 0, 0), st
+    items = session_files(c, ws, sid)
+    assert len(items) == n and {state_of(it) for it in items.values()} == {("FINISHED", None)}
+    assert db_rows(node, "SELECT count(*), count(DISTINCT name) FROM us_files"
+                   f" WHERE workspace = '{ws}'") == [[str(n), str(n)]]
+    assert db_rows(node, "SELECT ingestion_status, count(*) FROM us_uploads"
+                   f" WHERE session_id = '{sid}' AND is_meta = 0 GROUP BY 1") == [["FINISHED", str(n)]]
+
+
+def test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing(cluster):
+    """The claimer is SIGSTOPped in the middle of a session (inside a batch
+    transaction): the database ends that transaction, another node takes the
+    session over once the lease ran out on the database's clock and finishes
+    it; the stopped node, continued, changes nothing."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws("cl-stop")
+    api = nodes[1].client(u)
+    n = 600  # three batches of 256
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [(f"f{i:04d}.txt", b"%d" % i) for i in range(n)])
+    holder = RowLockHolder(nodes[0], sid, "f0300.txt")  # in the second batch
+    try:
+        close_session(api, ws, sid)
+        stopped, owner = blocked_claimer(nodes, sid)
+        signal_node(stopped, signal.SIGSTOP)
+    finally:
+        holder.release()
+    t0 = time.monotonic()
+    try:
+        others = [x for x in nodes if x is not stopped]
+        st = wait_ingested(others[0].client(u), ws, sid, n, timeout=LEASE + IDLE_TXN + 30)
+        took = time.monotonic() - t0
+        [[new_owner]] = db_rows(nodes[0], f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'")
+        assert not new_owner.startswith(owner.split("/")[0] + "/"), (owner, new_owner)
+        assert took < LEASE + IDLE_TXN + 5, took
+    finally:
+        signal_node(stopped, signal.SIGCONT)
+    # the continued node finds its transaction ended and its claim gone
+    assert wait_for(lambda: "was taken over" in stopped.log_text()
+                    or re.search(r"ingest: session " + sid + r": .*(idle-in-transaction|terminat)",
+                                 stopped.log_text()), 15), stopped.log_tail()
+    time.sleep(1)
+    for x in nodes:
+        assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
+    assert st["status"] == "CLOSED"
+    stopped.expect_log(r"US1110|ingest: session " + sid)
+    print(f"takeover of a SIGSTOPped claimer: done {took:.1f}s after the stop (lease {LEASE}s,"
+          f" idle transaction timeout {IDLE_TXN}s)")
+
 
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}

@@ -54,6 +54,39 @@ static void test_dropped_connection_reopens(void **state)
     sc_teardown(NULL);
 }
 
+/* Leases are judged by the database's clock: a claimer whose clock runs an
+ * hour ahead does not take over a claim heartbeated a moment ago (by a
+ * node whose clock lags an hour), and does once the lease has run out. */
+static void test_lease_on_the_database_clock(void **state)
+{
+    us_session c;
+    const apr_interval_time_t lease = apr_time_from_msec(400), hour = apr_time_from_sec(3600);
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    const char *id = sc_queued(db, 900, "ws-clock", 0, SC_T0 + 1);
+    apr_time_t now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "behind", now - hour, now - hour - lease, &c),
+                     US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_NOTFOUND);
+    apr_sleep(lease / 2);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "behind", now - hour), US_DB_OK);
+    apr_sleep(lease / 2);
+    now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_NOTFOUND);
+    apr_sleep(lease);
+    now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "behind", now), US_DB_CONFLICT);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 static us_db_rc interleaved_rc;
 
 static void *APR_THREAD_FUNC interleaved_insert(apr_thread_t *t, void *data)
@@ -178,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
+        cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_unreachable_server),
     };

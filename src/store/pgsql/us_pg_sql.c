@@ -102,9 +102,14 @@ const char *const *us_pg_sql_migration(int from)
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
 
+/* The database's clock in microseconds since the epoch: leases are written
+ * and judged by it alone, so nodes' clocks may disagree. */
+#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
+/* %lld: the lease in microseconds */
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
-    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"
+    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < " DB_NOW_US " - %lld))"
 #define IN_TURN(s)                                                                \
     "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
     " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
@@ -219,14 +224,14 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "SELECT 1 FROM us_sessions s WHERE s.id = %s AND " IN_TURN("s") },
     [US_PG_INGEST_CLAIM] = { "us_pg_ingest_claim",
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
-        " ingest_heartbeat = %lld WHERE id = %s RETURNING " SESSION_COLS },
+        " ingest_heartbeat = " DB_NOW_US " WHERE id = %s RETURNING " SESSION_COLS },
     [US_PG_INGEST_RUNNING] = { "us_pg_ingest_running",
         "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
     [US_PG_INGEST_REQUEUE] = { "us_pg_ingest_requeue",
         "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_PG_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
-        "UPDATE us_sessions SET ingest_heartbeat = %lld"
+        "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_PG_INGEST_DONE] = { "us_pg_ingest_done",
         "UPDATE us_sessions SET ingest_state = 'done'"

@@ -734,11 +734,13 @@ static us_db_rc claim_body(us_pg_db *db, apr_pool_t *p, void *arg)
     claim_args *a = arg;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t t = a->now, stale = a->stale_before;
+    /* the caller's clock gives the lease's length only; the database's
+     * clock says when a heartbeat is older than that */
+    apr_int64_t t = a->now, lease = a->now - a->stale_before;
     const char *id = NULL, *workspace = NULL;
     int parallel = 0;
     long long flag = 0;
-    const void *cargs[] = { &stale };
+    const void *cargs[] = { &lease };
     us_db_rc rc = pg_select(db, p, US_PG_INGEST_CANDIDATE, cargs, &res);
     if (rc != US_DB_OK)
         return rc;
@@ -765,7 +767,7 @@ static us_db_rc claim_body(us_pg_db *db, apr_pool_t *p, void *arg)
         if (!found)
             return US_DB_NOTFOUND;
     }
-    const void *args[] = { a->owner, &t, id, &t };
+    const void *args[] = { a->owner, id, &t };
     rc = select_session(db, p, US_PG_INGEST_CLAIM, args, a->out);
     if (rc == US_DB_OK)
         a->out->ingest_owner = apr_pstrdup(p, a->owner);
@@ -812,8 +814,8 @@ static us_db_rc pg_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *sess
                                     const char *owner, apr_time_t now)
 {
     int nrows = 0;
-    apr_int64_t t = now;
-    const void *args[] = { &t, session_id, owner };
+    const void *args[] = { session_id, owner };
+    (void)now; /* the heartbeat is the database's time */
     us_db_rc rc = pg_exec(pg_of(base), p, US_PG_INGEST_HEARTBEAT, args, &nrows);
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
