@@ -18,7 +18,7 @@ from us_testkit.api import (ALREADY_CLOSED, check, close_session, create_session
 from us_testkit import pg
 from us_testkit.ingest import (counters, new_session, session_files, state_of, upload_all,
                                upload_one, wait_ingested)
-from us_testkit.procs import children_of, wait_for
+from us_testkit.procs import children_of, pid_alive, wait_for
 from us_testkit.server import UploadServer
 
 NODES = 3
@@ -259,6 +259,53 @@ def test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing(cluster
     print(f"takeover of a SIGSTOPped claimer: done {took:.1f}s after the stop (lease {LEASE}s,"
           f" idle transaction timeout {IDLE_TXN}s)")
 
+
+
+def test_a_killed_node_is_taken_over_within_the_lease(cluster):
+    """kill -9 of the claimer's whole node (parent and children) in the
+    middle of a 2,000-file session: PostgreSQL rolls back its open batch,
+    another node takes the session over once the lease ran out and finishes
+    it; every file FINISHED once, no workspace file twice, no blob left in
+    the session's directory."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws("cl-kill")
+    api = nodes[1].client(u)
+    n = 2000
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [(f"k{i:04d}.txt", b"%d" % i) for i in range(n)])
+    holder = RowLockHolder(nodes[0], sid, "k1000.txt")  # in the fourth batch of 256
+    try:
+        close_session(api, ws, sid)
+        killed, owner = blocked_claimer(nodes, sid)
+        signal_node(killed, signal.SIGKILL)
+        t0 = time.monotonic()
+    finally:
+        holder.release()
+    others = [x for x in nodes if x is not killed]
+    try:
+        wait_ingested(others[0].client(u), ws, sid, n, timeout=LEASE + 30)
+        took = time.monotonic() - t0
+        [[new_owner]] = db_rows(nodes[0], f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'")
+        assert not new_owner.startswith(owner.split("/")[0] + "/"), (owner, new_owner)
+        assert took < LEASE + 5, took
+        for x in others:
+            assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
+        left = os.path.join(nodes[0].dir, "state", "data", "sessions", sid)
+        assert not os.path.exists(left) or os.listdir(left) == [], os.listdir(left)
+        file_ids = [r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files"
+                                          f" WHERE workspace = '{ws}'")]
+        files = os.path.join(nodes[0].dir, "state", "data", "files")
+        assert all(os.path.exists(os.path.join(files, f)) for f in file_ids)
+    finally:
+        # the node comes back for the tests after this one
+        assert wait_for(lambda: not pid_alive(killed.pid), 10)
+        killed.running, killed.pid = False, None
+        if os.path.exists(killed.pid_file):  # left by the killed parent
+            os.remove(killed.pid_file)
+        killed.start()
+    print(f"takeover of a killed node: done {took:.1f}s after kill -9 (lease {LEASE}s,"
+          f" {n} files)")
 
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}
