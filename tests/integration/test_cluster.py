@@ -308,6 +308,56 @@ def test_a_killed_node_is_taken_over_within_the_lease(cluster):
           f" {n} files)")
 
 
+
+# samples, in fresh snapshots, which sessions of a workspace are being
+# ingested, and reports each change as a NOTICE, until all are done
+WATCH_RUNNING = """DO $$ DECLARE r text; prev text := '-'; left_ int; BEGIN
+ FOR i IN 1..6000 LOOP
+  SELECT coalesce(string_agg(id, ',' ORDER BY id), '') INTO r FROM us_sessions
+   WHERE workspace = '{ws}' AND ingest_state = 'running';
+  IF r <> prev THEN RAISE NOTICE 'running:%', r; prev := r; END IF;
+  SELECT count(*) INTO left_ FROM us_sessions WHERE workspace = '{ws}' AND ingest_state <> 'done';
+  EXIT WHEN left_ = 0;
+  PERFORM pg_sleep(0.005);
+ END LOOP; END $$"""
+
+
+def test_serial_sessions_are_ingested_one_at_a_time_in_closing_order(cluster):
+    """Sessions without parallel_processing_enabled, closed one after the
+    other on different nodes: every node's workers want them, yet they are
+    ingested one at a time, in closing order."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws("cl-serial")
+    k, n = 4, 300
+    sids = []
+    for i in range(k):
+        sid, cfg = new_session(nodes[i % NODES].client(u), ws,
+                               {"parallel_processing_enabled": False})
+        upload_all(cfg, [(f"s{i}-{j:04d}.txt", b"%d" % j) for j in range(n)])
+        sids.append(sid)
+    watcher = subprocess.Popen(
+        ["psql", "-X", "-q", f"{pg.cluster().conninfo} dbname={nodes[0].pg_db}",
+         "-c", WATCH_RUNNING.replace("{ws}", ws)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        for i, sid in enumerate(sids):
+            close_session(nodes[(i + 1) % NODES].client(u), ws, sid)
+        for i, sid in enumerate(sids):
+            st = wait_ingested(nodes[i % NODES].client(u), ws, sid, n, timeout=60)
+            assert counters(st) == (n, 0, 0), st
+    finally:
+        _, err = watcher.communicate(timeout=60)
+    seen = [line.split("running:", 1)[1].strip() for line in err.splitlines() if "running:" in line]
+    running = [x for x in seen if x]
+    assert running and all("," not in x for x in running), seen  # never two at once
+    order = [x for i, x in enumerate(running) if i == 0 or running[i - 1] != x]
+    assert len(order) == len(set(order)), order  # none ran twice
+    assert order == [s for s in sids if s in order], (order, sids)
+    print(f"serial sessions: {len(order)} of {k} seen running, one at a time, in closing order")
+
+
 BUSY = {"detail": "The service is busy. Try again in a moment."}
 
 
