@@ -339,7 +339,9 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
             const char *err = db->err;
             int deadlock = db->deadlock;
             us_db_rc rrc = pg_exec_sql(db, "ROLLBACK");
-            if (rrc != US_DB_OK)
+            /* a connection lost meanwhile took the transaction with it
+             * (logged as lost by pg_exec_sql): nothing was left open */
+            if (rrc != US_DB_OK && !db->broken)
                 us_log(db->conf->log, US_LOG_ERR, 0, US_LOGNO_PG_ROLLBACK, "rollback failed: %s",
                        db->err);
             db->err = err;
