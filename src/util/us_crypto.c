@@ -68,3 +68,13 @@ int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, si
     OPENSSL_cleanse(inner, sizeof(inner));
     return ok;
 }
+
+void us_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char HEX[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = HEX[in[i] >> 4];
+        out[2 * i + 1] = HEX[in[i] & 0x0F];
+    }
+    out[2 * len] = '\0';
+}
