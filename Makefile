@@ -94,9 +94,13 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS)
 	@# copy then rename: a running httpd keeps its mapping of the old file
 	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@.new && mv -f $@.new $@
 
-tools: $(BUILD)/us-keygen
+tools: $(BUILD)/us-keygen $(BUILD)/us-s3sign
 
 $(BUILD)/us-keygen: tools/us_keygen.c $(BUILD)/libus_core.a
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
+
+$(BUILD)/us-s3sign: tools/us_s3sign.c $(BUILD)/libus_core.a $(HEADERS)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
 

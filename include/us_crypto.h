@@ -21,4 +21,7 @@ int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, si
 /* in[0..len) as lower-case hex into out (2 * len characters + NUL). */
 void us_hex(const unsigned char *in, size_t len, char *out);
 
+/* The value of the hex digit c (either case), or -1. */
+int us_hex_value(unsigned char c);
+
 #endif

@@ -42,17 +42,6 @@ const char *us_sigv4_uri_encode(apr_pool_t *p, const char *s, int keep_slash)
     return encode_n(p, s, strlen(s), keep_slash);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s[0..n) percent-decoded then encoded the canonical way; NULL when a
  * '%' is not followed by two hex digits. */
 static const char *reencode(apr_pool_t *p, const char *s, size_t n)
@@ -64,8 +53,8 @@ static const char *reencode(apr_pool_t *p, const char *s, size_t n)
             raw[len++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? us_hex_value((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < n ? us_hex_value((unsigned char)s[i + 2]) : -1;
         if (hi < 0 || lo < 0)
             return NULL;
         raw[len++] = (char)(hi * 16 + lo);

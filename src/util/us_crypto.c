@@ -78,3 +78,14 @@ void us_hex(const unsigned char *in, size_t len, char *out)
     }
     out[2 * len] = '\0';
 }
+
+int us_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
