@@ -141,11 +141,31 @@ class Radosgw:
             time.sleep(0.1)
         raise RadosgwError(f"{what}: not within {timeout}s; see {self.dir}/log")
 
-    def start(self, timeout=90):
+    def start(self, timeout=90, attempts=2):
+        """Starts the cluster; on a failure, once more from scratch on new
+        ports. Raises RadosgwError with the failing daemon's last log lines
+        (dir removed) when no attempt worked."""
         t0 = time.monotonic()
         missing = missing_binaries()
         if missing:
             raise RadosgwError("not installed: " + " ".join(missing))
+        for attempt in range(attempts):
+            if attempt:
+                self.port, self.mon_port = free_port(), free_port()
+            try:
+                self._start_once(timeout)
+                break
+            except (RadosgwError, subprocess.SubprocessError, OSError) as e:
+                detail = f"{e}\n{log_tails(self.dir)}"
+                self.stop()
+                if attempt + 1 == attempts:
+                    raise RadosgwError(detail) from None
+        self.startup_seconds = time.monotonic() - t0
+        with open(os.path.join(self.dir, "endpoint.json"), "w") as f:
+            json.dump(self.info(), f)
+        return self
+
+    def _start_once(self, timeout):
         for d in ("", "run", "log", "mon", "osd", "rgw"):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
         fsid = str(uuid.uuid4())
@@ -157,10 +177,6 @@ class Radosgw:
         except BaseException:
             self.stop(remove=False)
             raise
-        self.startup_seconds = time.monotonic() - t0
-        with open(os.path.join(self.dir, "endpoint.json"), "w") as f:
-            json.dump(self.info(), f)
-        return self
 
     def _bootstrap(self, fsid, timeout):
         d = self.dir
@@ -240,6 +256,18 @@ def stop_dir(dir, remove=True, timeout=15):
             pass
     if remove:
         shutil.rmtree(dir, ignore_errors=True)
+
+
+def log_tails(dir, lines=8):
+    """The last lines of each daemon's console log under dir."""
+    out = []
+    logdir = os.path.join(dir, "log")
+    for name in sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []:
+        if name.endswith(".out"):
+            with open(os.path.join(logdir, name), errors="replace") as f:
+                tail = [x for x in f.read().splitlines() if x.strip()][-lines:]
+            out.append(f"--- {name}\n" + "\n".join(tail))
+    return "\n".join(out)
 
 
 def usage_bytes(dir):
