@@ -10,6 +10,9 @@ size 1, no system service touched. Standard library only.
 Also a command line, shared with scripts/radosgw-local.sh:
     python3 -m us_testkit.radosgw start DIR [PORT]   prints endpoint and keys
     python3 -m us_testkit.radosgw stop DIR
+
+A failed start is retried once; when it fails again its directory is
+removed, unless US_RGW_KEEP=1 keeps it for the daemons' logs.
 """
 
 import json
@@ -65,6 +68,12 @@ mon data avail crit = 0
 osd objectstore = memstore
 memstore device bytes = {memstore_bytes}
 osd memory target = 268435456
+# At start-up an OSD sends its crush location and device class to the
+# monitor; with auth none that command can leave before the monitor map has
+# arrived, carrying a zero fsid, and the OSD exits ("wrong fsid"). The
+# bootstrap places osd.0 itself instead.
+osd crush update on start = false
+osd class update on start = false
 osd max object name len = 460
 osd max object namespace len = 64
 
@@ -157,7 +166,7 @@ class Radosgw:
                 break
             except (RadosgwError, subprocess.SubprocessError, OSError) as e:
                 detail = f"{e}\n{log_tails(self.dir)}"
-                self.stop()
+                self.stop(remove=not os.environ.get("US_RGW_KEEP"))
                 if attempt + 1 == attempts:
                     raise RadosgwError(detail) from None
         self.startup_seconds = time.monotonic() - t0
@@ -197,6 +206,7 @@ class Radosgw:
         if osd_id != "0":
             raise RadosgwError(f"ceph osd new gave id {osd_id!r}")
         self._run("ceph-osd", "-i", "0", "--mkfs", "--osd-uuid", osd_uuid)
+        self._run("ceph", "osd", "crush", "add", "osd.0", "1.0", "host=localhost", "root=default")
         osd = self._spawn("osd.0", "ceph-osd", "-i", "0")
 
         def osd_up():
