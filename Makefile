@@ -66,10 +66,10 @@ CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
-FUZZ_TARGETS := multipart python_json validate policy form key
+FUZZ_TARGETS := multipart python_json validate policy form key odata
 FUZZ_SECONDS ?= 60
 # every target: no single allocation over 64 MiB, no process over 1 GiB;
-# form and key also bound what one input allocates (tests/fuzz/alloc_bound.h)
+# form, key and odata also bound what one input allocates (tests/fuzz/alloc_bound.h)
 FUZZ_LIMITS := -malloc_limit_mb=64 -rss_limit_mb=1024
 FUZZ_ARGS_form := -max_len=65536
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -6,7 +6,7 @@
  * Per raw upload of a claimed session, API.md's rules: NAME.meta.json
  * sidecar -> metadata (FAILED_TO_PARSE_META unless a JSON object), empty ->
  * EMPTY_FILE, write_mode KEEP / OVERWRITE / FAIL (FILE_ALREADY_EXISTS), the
- * blob renamed into <data_dir>/files/<file_id>. Decisions are applied in
+ * blob published as the workspace file <file_id> (us_storage.h). Decisions are applied in
  * batches, one transaction each; a batch replayed after a crash changes
  * nothing twice (the upload's PENDING state guards it, file ids are the
  * uploads' file_ingestion_id, a blob already moved is recognised).
@@ -18,6 +18,7 @@
 #include <apr_time.h>
 
 #include "us_log.h"
+#include "us_storage.h"
 #include "us_store.h"
 
 
@@ -25,7 +26,7 @@
 
 typedef struct {
     const us_store_cfg *store;   /* the store the workers connect to */
-    const char *data_dir;
+    us_storage *storage;         /* where the uploads and workspace files are */
     int threads;                 /* workers in this process */
     int batch;                   /* files per transaction */
     apr_interval_time_t poll;    /* idle wait between claims */

@@ -12,6 +12,8 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
+#include "us_odata.h"
+
 typedef enum {
     US_DB_OK = 0,
     US_DB_NOTFOUND,
@@ -99,7 +101,11 @@ us_db_rc us_db_maintain(us_db *db, apr_pool_t *p);
 apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_conns,
                              us_store **out);
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
+/* Back to the pool, or closed when broken or worn out (us_db_worn_out). */
 void us_store_release(us_store *st, us_db *db, int broken);
+/* The connection holds resources only closing gives back and should not be
+ * pooled again (SQLite: statements prepared for many different filters). */
+int us_db_worn_out(us_db *db);
 
 /* ---- queries -------------------------------------------------------------
  * Each operation below says what it must be atomic against: what holds
@@ -271,11 +277,28 @@ typedef struct {
 
 us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
                        us_workspace_file *out);
-/* Newest first; name_part "" matches all; after_id NULL = from the start,
- * else only items after (after_at, after_id) in that order. */
-us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
-                        apr_time_t after_at, const char *after_id, long long limit,
-                        apr_array_header_t **rows, long long *total);
+/* What a list of workspace files asks for. */
+typedef struct {
+    const char *name_part;       /* a substring of the name (no wildcards); "" matches all */
+    const us_odata_node *filter; /* NULL matches all; else evaluated by the database with
+                                    API.md's semantics (types, missing keys, two-valued not) */
+    apr_time_t after_at;         /* the cursor: with after_id, only items after */
+    const char *after_id;        /* (after_at or after_name, after_id) in the order;
+                                    NULL: from the start */
+    long long limit;
+    int by_name;                 /* sort by name instead of created_at (then file_id) */
+    int ascending;               /* instead of descending */
+    const char *after_name;      /* the cursor's value when by_name */
+    long long offset;            /* matches skipped first (page_number paging) */
+} us_workspace_file_query;
+
+/* Sorted by created_at (or name), then file_id, descending unless
+ * ascending; *total counts every match of name_part and filter, whatever
+ * the cursor, offset and limit. A read: *total and rows are two reads, not
+ * one snapshot. */
+us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
+                                const us_workspace_file_query *q, apr_array_header_t **rows,
+                                long long *total);
 /* A direct upload: write_mode FAIL with an existing name -> US_DB_CONFLICT;
  * OVERWRITE deletes the others (their ids in *deleted). The name check or
  * the deletions and the insert are one change, atomic as in us_ingest_apply:

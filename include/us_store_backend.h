@@ -34,6 +34,9 @@ struct us_store_backend {
     void (*close)(us_db *db);
     us_db_rc (*maintain)(us_db *db, apr_pool_t *p);
     const char *(*error)(us_db *db);
+    /* optional: the connection asks to be closed instead of pooled again
+     * (it holds resources that only closing gives back) */
+    int (*worn_out)(us_db *db);
     void (*clear_error)(us_db *db);
 
     /* ---- sessions */
@@ -81,8 +84,8 @@ struct us_store_backend {
     us_db_rc (*workspace_file_get)(us_db *db, apr_pool_t *p, const char *workspace,
                            const char *file_id, us_workspace_file *out);
     us_db_rc (*workspace_file_list)(us_db *db, apr_pool_t *p, const char *workspace,
-                            const char *name_part, apr_time_t after_at, const char *after_id,
-                            long long limit, apr_array_header_t **rows, long long *total);
+                                    const us_workspace_file_query *q, apr_array_header_t **rows,
+                                    long long *total);
     us_db_rc (*workspace_file_add)(us_db *db, apr_pool_t *p, const char *workspace,
                            const us_workspace_file *f, const char *write_mode,
                            apr_array_header_t **deleted);

@@ -1,22 +1,17 @@
 /* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
 #include "us_ingest.h"
-#include "us_blob.h"
-#include "us_dirsync.h"
 #include "us_filename.h"
 #include "us_json.h"
 
 #include <apr_atomic.h>
-#include <apr_file_io.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 struct us_ingester {
@@ -45,33 +40,28 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return -1;
     if (!blob)
         return 1;
-    const char *path = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", blob, NULL);
-    apr_file_t *f;
-    apr_finfo_t fi;
-    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p) == APR_SUCCESS) {
-        if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS && fi.size <= US_META_MAX_BYTES) {
-            apr_size_t n = (apr_size_t)fi.size;
-            char *buf = apr_palloc(p, n + 1);
-            if (n == 0 || apr_file_read_full(f, buf, n, &n) == APR_SUCCESS)
-                *meta = us_json_object_text(p, buf, n);
-        }
-        apr_file_close(f);
-    }
+    char *buf;
+    apr_size_t n;
+    if (us_storage_upload_read(cfg->storage, p, s->id, blob, US_META_MAX_BYTES, &buf, &n) ==
+        APR_SUCCESS)
+        *meta = us_json_object_text(p, buf, n);
     return *meta != NULL;
 }
 
-/* Moves the blob into the workspace store; a replay finds it there already. */
+/* Publishes the blob as the workspace file; a replay finds it there already.
+ * Any failure counts as a missing file, as the posix backend can tell
+ * nothing better (a rename refused). */
 static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                      const us_pending *u, int *moved)
 {
-    const char *src = apr_pstrcat(p, cfg->data_dir, "/sessions/", s->id, "/", u->blob, NULL);
-    const char *dst = apr_pstrcat(p, cfg->data_dir, "/files/", u->file_ingestion_id, NULL);
-    if (rename(src, dst) == 0) {
+    int m = 0;
+    apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id, &m);
+    if (m)
         *moved = 1;
-        return 1;
-    }
-    struct stat st;
-    return errno == ENOENT && stat(dst, &st) == 0;
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
+        us_log(cfg->log, US_LOG_WARN, rv, 1012, "ingest: session %s: publishing %s failed", s->id,
+               u->name);
+    return rv == APR_SUCCESS;
 }
 
 /* Decides one file; returns 0, or -1 on a store error (nothing decided). */
@@ -136,8 +126,10 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             return -1;
         }
     /* the moves must be durable before the store says FINISHED */
-    if (moved && us_fsync_dir(apr_pstrcat(p, cfg->data_dir, "/files", NULL)) != APR_SUCCESS)
-        us_log(cfg->log, US_LOG_WARN, 0, 1002, "ingest: fsync of %s/files failed", cfg->data_dir);
+    apr_status_t srv = moved ? us_storage_publish_sync(cfg->storage, p) : APR_SUCCESS;
+    if (srv != APR_SUCCESS)
+        us_log(cfg->log, US_LOG_WARN, srv, 1002, "ingest: session %s: making the published files "
+               "durable failed", s->id);
     us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
     if (rc != US_DB_OK) {
         us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
@@ -145,21 +137,20 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return -1;
     }
     for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
-        unlink(apr_pstrcat(p, cfg->data_dir, "/files/", APR_ARRAY_IDX(deleted, i, const char *), NULL));
+        us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
     return pending->nelts;
 }
 
-/* Once a session is done, nothing refers to what is left in its directory:
+/* Once a session is done, nothing refers to what is left of its uploads:
  * the blobs of FAILED files, sidecars (their metadata is in the store), and
  * files a crash left unrecorded. An upload still arriving for the closed
- * session keeps its temp file (it fails with CONFLICT and removes it). */
-static void clear_session_dir(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
+ * session keeps its unfinished file (it fails with CONFLICT and removes it). */
+static void clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
 {
-    const char *dir = apr_pstrcat(p, cfg->data_dir, "/sessions/", id, NULL);
-    int kept = us_blob_clear_dir(p, dir);
+    int kept = us_storage_session_clear(cfg->storage, p, id);
     if (kept)
-        us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left in %s (uploads still "
-              "arriving)", id, kept, dir);
+        us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left (uploads still "
+              "arriving)", id, kept);
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
@@ -197,7 +188,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         }
         if (n == 0) {
             if (us_ingest_done(db, bp, s.id, owner) == US_DB_OK)
-                clear_session_dir(cfg, bp, s.id);
+                clear_session(cfg, bp, s.id);
             us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;
         }
@@ -305,9 +296,8 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
 apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_ingester **out)
 {
     us_ingester *ing = apr_pcalloc(p, sizeof(*ing));
-    apr_status_t rv = apr_dir_make_recursive(apr_pstrcat(p, cfg->data_dir, "/files", NULL),
-                                             APR_FPROT_OS_DEFAULT, p);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))
+    apr_status_t rv = us_storage_prepare(cfg->storage, p);
+    if (rv != APR_SUCCESS)
         return rv;
     if ((rv = apr_atomic_init(p)) != APR_SUCCESS)
         return rv;

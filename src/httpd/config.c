@@ -26,6 +26,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->ingest_threads = -1;
     c->sweep_interval = -1;
     c->busy_timeout = -1;
+    c->server_token = -1;
     return c;
 }
 
@@ -40,6 +41,8 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(key_file, NULL);
     MERGE(public_url, NULL);
     MERGE(data_dir, NULL);
+    MERGE(storage_name, NULL);
+    MERGE(storage_params, NULL);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
     MERGE(max_open, -1);
@@ -48,7 +51,19 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
     MERGE(busy_timeout, -1);
+    MERGE(server_token, -1);
     return m;
+}
+
+/* The Server header belongs to the whole server: main configuration only. */
+static const char *set_server_token(cmd_parms *cmd, void *d, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)d;
+    if (err)
+        return err;
+    us_srv_conf_get(cmd->server)->server_token = on ? 1 : 0;
+    return NULL;
 }
 
 static const char *set_flag(cmd_parms *cmd, void *d, int on)
@@ -76,6 +91,25 @@ static const char *set_store(cmd_parms *cmd, void *d, const char *driver,
     else {
         c->store_params = params;
     }
+    return NULL;
+}
+
+/* UploadSessionStorage <backend> [params...]: the backend must be in this
+ * build; its parameters are checked with the rest at check_config. */
+static const char *set_storage(cmd_parms *cmd, void *d, int argc, char *const argv[])
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    (void)d;
+    if (argc < 1 || !*argv[0])
+        return "UploadSessionStorage: expects a backend name, e.g. UploadSessionStorage posix";
+    if (!us_storage_backend_known(argv[0]))
+        return apr_psprintf(cmd->pool, "UploadSessionStorage: no storage backend '%s' in this build",
+                            argv[0]);
+    c->storage_name = argv[0];
+    c->storage_params = "";
+    for (int i = 1; i < argc; i++)
+        c->storage_params = i == 1 ? argv[i] : apr_pstrcat(cmd->pool, c->storage_params, " ",
+                                                           argv[i], NULL);
     return NULL;
 }
 
@@ -199,6 +233,8 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionDataDir", set_path,
                   (void *)APR_OFFSETOF(us_srv_conf, data_dir), RSRC_CONF,
                   "directory for uploaded files (default: beside the SQLite store)"),
+    AP_INIT_TAKE_ARGV("UploadSessionStorage", set_storage, NULL, RSRC_CONF,
+                      "where files are kept: posix (default; in UploadSessionDataDir)"),
     AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
                   (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
                   "file holding the upload-policy signing secret (created if absent)"),
@@ -215,6 +251,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
                   "seconds between expiry sweeps in the parent (default 10; the "
                   "parent's monitor runs about every 10 s)"),
+    AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
+                 "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
+                 "allows; default Off)"),
     { NULL }
 };
 
@@ -234,6 +273,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
+    if (!c->storage_name)
+        c->storage_name = "posix";
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)

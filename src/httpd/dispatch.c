@@ -29,9 +29,16 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
     }
     *key = us_keyring_lookup(c->keys, token);
     if (!*key) {
+        /* one line per refused key, with the client's address (httpd adds
+         * "[client ADDR:PORT]"), never the key: what fail2ban matches */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0012)
+                      "authentication failed: invalid API key");
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
         return us_send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
     }
+    /* the access log's %u */
+    r->user = apr_pstrdup(r->pool, (*key)->user_id);
+    r->ap_auth_type = "Bearer";
     if (!us_workspace_name_valid(ws))
         return us_send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
     if (!us_key_grants(*key, ws))

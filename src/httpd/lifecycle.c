@@ -10,8 +10,8 @@
  *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
  */
 #include "hooks.h"
-#include "us_upload.h"
 #include "us_ingest.h"
+#include "us_version.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -56,6 +56,9 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
     if (!c->secret_file)
         return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
+    if (us_storage_configure(pconf, c->storage_name, c->data_dir, c->storage_params, &c->storage,
+                             &derr) != APR_SUCCESS)
+        return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
     (void)s;
@@ -170,48 +173,6 @@ static void give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
         give_to_user(APR_ARRAY_IDX(paths, i, const char *));
 }
 
-static const char *setup_server(apr_pool_t *p, server_rec *s, us_srv_conf *c)
-{
-    const char *err = NULL;
-    const char *home = us_store_home(c->store_cfg, p);
-
-    if (home && (err = prepare_dir(p, "UploadSessionStore", home)))
-        return err;
-    if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
-        return err;
-    if (us_store_migrate(c->store_cfg, p, &err) != US_DB_OK)
-        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    us_upload_sweep_temp(p, s, c->data_dir);
-    if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
-        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    give_store_to_user(p, c->store_cfg);
-    return load_secret(p, c);
-}
-
-int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                       server_rec *s)
-{
-    (void)plog;
-    /* the first start runs the configuration twice; do the work once */
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
-        return OK;
-    for (server_rec *v = s; v; v = v->next) {
-        us_srv_conf *c = us_srv_conf_get(v);
-        if (!us_srv_enabled(c))
-            continue;
-        const char *err = setup_server(ptemp, v, c);
-        if (err) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
-                         USLOGNO(0002) "mod_upload_session: %s", err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        (void)pconf;
-    }
-    return OK;
-}
-
-/* ---- children ------------------------------------------------------------- */
-
 /* The core, store and storage log through this: httpd's error log, with the
  * message's own number (us_log.h). */
 static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
@@ -234,6 +195,57 @@ static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
     return lg;
 }
 
+static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
+                                us_srv_conf *c)
+{
+    const char *err = NULL;
+    const char *home = us_store_home(c->store_cfg, p);
+
+    if (home && (err = prepare_dir(p, "UploadSessionStore", home)))
+        return err;
+    if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
+        return err;
+    if (us_store_migrate(c->store_cfg, p, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    /* the logger lives as long as the storage, in the parent and the children */
+    us_storage_set_logger(c->storage, error_log_for(pconf, s));
+    us_storage_recover(c->storage, p);
+    if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    give_store_to_user(p, c->store_cfg);
+    return load_secret(p, c);
+}
+
+int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                       server_rec *s)
+{
+    (void)plog;
+    /* the first start runs the configuration twice; do the work once */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    int enabled = 0;
+    if (us_srv_conf_get(s)->server_token == 1)
+        ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
+    for (server_rec *v = s; v; v = v->next) {
+        us_srv_conf *c = us_srv_conf_get(v);
+        if (!us_srv_enabled(c))
+            continue;
+        const char *err = setup_server(pconf, ptemp, v, c);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         USLOGNO(0002) "mod_upload_session: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        enabled++;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0011)
+                 "mod_upload_session (v" US_VERSION ") configured: %d server%s with UploadSession On",
+                 enabled, enabled == 1 ? "" : "s");
+    return OK;
+}
+
+/* ---- children ------------------------------------------------------------- */
+
 /* Runs before pchild's sub-pools go: the workers still use their config. */
 static apr_status_t stop_ingest(void *data)
 {
@@ -249,7 +261,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
 
     apr_gethostname(host, sizeof(host), pchild);
     cfg->store = c->store_cfg;
-    cfg->data_dir = c->data_dir;
+    cfg->storage = c->storage;
     cfg->threads = c->ingest_threads;
     cfg->batch = 256;
     cfg->poll = apr_time_from_msec(250);

@@ -1,14 +1,15 @@
 /*
  * us_files.c - the workspace files API (glue): list ingested files with a
  * cursor, download their bytes, read their metadata, upload directly.
- * Blobs live at <data_dir>/files/<file_id>.
+ * Their bytes are in the file storage (us_storage.h) under their file id.
  */
-#include "us_blob.h"
+#include "us_storage.h"
 #include "us_buf.h"
 #include "us_filename.h"
 #include "response.h"
 #include "us_json.h"
 #include "us_multipart.h"
+#include "us_odata.h"
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
@@ -32,11 +33,6 @@ static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 #define US_META_LIMIT (1024 * 1024) /* all `meta` parts of one request together */
 #define MAX_FORM_FILES 1000   /* Starlette's defaults for a form, which the */
 #define MAX_FORM_FIELDS 1000  /* real service parses with FastAPI */
-
-static const char *blob_path(request_rec *r, const us_srv_conf *c, const char *file_id)
-{
-    return apr_pstrcat(r->pool, c->data_dir, "/files/", file_id, NULL);
-}
 
 /* The stored meta text as the answer writes it: its object in jansson's
  * compact form, "{}" when there is none or it is not a JSON object. */
@@ -81,6 +77,65 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
 
 /* ---- GET /files ---------------------------------------------------------------- */
 
+/* A 422 item for a query parameter that is not served as given (API.md: a
+ * parameter is implemented exactly or refused, never ignored). */
+static void refuse_query(json_t *errs, const char *name, const char *value, const char *msg)
+{
+    json_array_append_new(errs, us_validation_error("value_error", json_pack("[s,s]", "query", name),
+                                                    msg, json_string(value), NULL));
+}
+
+/* filter, and meta_key + meta_value (the same as `<meta_key> eq '<meta_value>'`),
+ * as one tree (NULL: neither given); a 422 item for what does not parse. */
+static const us_odata_node *filter_of(request_rec *r, json_t *errs)
+{
+    const char *filter = us_query_get(r->pool, r->args, "filter");
+    const char *key = us_query_get(r->pool, r->args, "meta_key");
+    const char *value = us_query_get(r->pool, r->args, "meta_value");
+    us_odata_node *root = NULL, *by_key = NULL;
+    const char *err;
+    if (filter && !us_odata_parse(r->pool, filter, strlen(filter), &root, &err))
+        refuse_query(errs, "filter", filter, err);
+    if (key && value) {
+        /* the value as an OData string literal: quotes doubled */
+        char *quoted = apr_palloc(r->pool, 2 * strlen(value) + 3), *q = quoted;
+        *q++ = '\'';
+        for (const char *v = value; *v; v++) {
+            if (*v == '\'')
+                *q++ = '\'';
+            *q++ = *v;
+        }
+        *q++ = '\'';
+        *q = '\0';
+        const char *text = apr_pstrcat(r->pool, key, " eq ", quoted, NULL);
+        if (!us_odata_parse(r->pool, text, strlen(text), &by_key, &err) || by_key->kind != US_ODATA_CMP ||
+            by_key->operand.field != US_ODATA_META)
+            refuse_query(errs, "meta_key", key, "not a metadata key: letters, digits and _, nested keys with /");
+    } else if (key || value) {
+        refuse_query(errs, key ? "meta_key" : "meta_value", key ? key : value,
+                     "meta_key and meta_value are given together");
+    }
+    if (root && by_key) {
+        us_odata_node *both = apr_pcalloc(r->pool, sizeof(*both));
+        both->kind = US_ODATA_AND;
+        both->left = root;
+        both->right = by_key;
+        return both;
+    }
+    return root ? root : by_key;
+}
+
+/* content search is not offered: refused, never ignored. */
+static void refuse_unserved(request_rec *r, json_t *errs)
+{
+    const char *v;
+    if ((v = us_query_get(r->pool, r->args, "content")))
+        refuse_query(errs, "content", v, "searching the content of files is not supported by this server");
+}
+
+static const char *const SORT_FIELDS[] = { "created_at", "name", NULL };
+static const char *const SORT_ORDERS[] = { "ASC", "DESC", NULL };
+
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
     json_t *errs = json_array();
@@ -96,7 +151,21 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     int rc;
 
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    if (after_value && !us_time_parse(after_value, &after_at))
+    us_workspace_file_query q;
+    const char *field = NULL, *order = NULL;
+    long long page = 1;
+    memset(&q, 0, sizeof(q));
+    q.name_part = name ? name : "";
+    q.filter = filter_of(r, errs);
+    refuse_unserved(r, errs);
+    us_validate_query_enum(errs, "field", us_query_get(r->pool, r->args, "field"), SORT_FIELDS, &field);
+    us_validate_query_enum(errs, "order", us_query_get(r->pool, r->args, "order"), SORT_ORDERS, &order);
+    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
+                          1000000000, &page);
+    q.by_name = field && strcmp(field, "name") == 0;
+    q.ascending = order && strcmp(order, "ASC") == 0;
+    /* the cursor's value is typed after the sort field */
+    if (after_value && !q.by_name && !us_time_parse(after_value, &after_at))
         json_array_append_new(errs, us_validation_error("datetime_from_date_parsing",
             json_pack("[s,s]", "query", "after_value"),
             "Input should be a valid datetime or date, invalid character in year",
@@ -109,16 +178,22 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_422(r, json_incref(errs));
         goto leave;
     }
-    /* the cursor: the last item's created_at and file_id (an id alone means nothing) */
+    /* the cursor: the last item's sort value and file_id (an id alone means
+     * nothing); a value alone continues after every item holding it */
     if (after_value)
-        after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : "";
+        after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : q.ascending ? "~" : "";
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
         rc = OK;
         goto leave;
     }
-    /* one more than asked tells whether there are more */
-    us_db_rc drc = us_workspace_file_list(db, r->pool, ws, name ? name : "", after_at, after_id,
-                                  limit + 1, &rows, &total);
+    /* one more than asked tells whether there are more; page_number pages
+     * by offset when no cursor is given (API.md) */
+    q.after_at = after_at;
+    q.after_id = after_id;
+    q.after_name = after_value;
+    q.limit = limit + 1;
+    q.offset = after_id ? 0 : (page - 1) * limit;
+    us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
         rc = us_send_store_error(r, drc, dberr);
@@ -164,30 +239,55 @@ static const char *content_type_of(const char *name)
     return "application/octet-stream";
 }
 
+/* The bytes of a reader without a local file, read and passed in pieces. */
+static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t size)
+{
+    enum { PIECE = 256 * 1024 };
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, ba);
+    char *buf = apr_palloc(r->pool, PIECE);
+    apr_status_t rv = APR_SUCCESS;
+    for (apr_off_t off = 0; off < size && rv == APR_SUCCESS;) {
+        apr_size_t n = size - off < PIECE ? (apr_size_t)(size - off) : PIECE;
+        rv = us_storage_read_at(rd, off, buf, &n);
+        if (rv == APR_SUCCESS && n == 0)
+            rv = APR_EOF; /* shorter than it said */
+        if (rv != APR_SUCCESS)
+            break;
+        off += (apr_off_t)n;
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, n, ba));
+        rv = ap_pass_brigade(r->output_filters, bb); /* done with buf once it returns */
+        apr_brigade_cleanup(bb);
+    }
+    if (rv != APR_SUCCESS)
+        return rv;
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    return ap_pass_brigade(r->output_filters, bb);
+}
+
 static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_file *f)
 {
-    apr_file_t *fd;
-    apr_finfo_t fi;
-    const char *path = blob_path(r, c, f->file_id);
-    apr_status_t rv = apr_file_open(&fd, path, APR_FOPEN_READ | APR_FOPEN_BINARY |
-                                    APR_FOPEN_SENDFILE_ENABLED, APR_OS_DEFAULT, r->pool);
-    if (rv == APR_SUCCESS)
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, fd);
+    us_storage_reader *rd;
+    apr_status_t rv = us_storage_file_open(c->storage, r->pool, f->file_id, &rd);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0301) "file %s: blob %s unreadable",
-                      f->file_id, path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0301) "file %s: its bytes are unreadable",
+                      f->file_id);
         return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     }
+    apr_off_t size = us_storage_reader_size(rd);
+    apr_file_t *fd = us_storage_reader_file(rd);
     ap_set_content_type(r, content_type_of(f->name));
-    ap_set_content_length(r, fi.size);
+    ap_set_content_length(r, size);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     apr_table_setn(r->headers_out, "Content-Disposition",
                    apr_pstrcat(r->pool, "attachment; filename*=UTF-8''",
                                us_rfc5987_encode(r->pool, f->name), NULL));
     if (r->header_only)
         return OK;
+    if (!fd)
+        return pass_stream(r, rd, size) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_brigade_insert_file(bb, fd, 0, fi.size, r->pool); /* sendfile where it can */
+    apr_brigade_insert_file(bb, fd, 0, size, r->pool); /* sendfile where it can */
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     rv = ap_pass_brigade(r->output_filters, bb);
     return rv == APR_SUCCESS ? OK : AP_FILTER_ERROR;
@@ -240,7 +340,7 @@ typedef struct {
     request_rec *r;
     us_srv_conf *c;
     enum { P_NONE, P_FILE, P_META, P_OTHER } part;
-    us_blob *blob;
+    us_storage_writer *blob;
     const char *file_id;
     const char *name;
     const char *problem;    /* a 4xx detail, once something is wrong */
@@ -291,10 +391,9 @@ static int post_begin(void *ctx, const us_mp_part *part)
     char id[37];
     us_uuid4(id);
     x->file_id = apr_pstrdup(x->r->pool, id);
-    apr_status_t rv = us_blob_open(x->r->pool, apr_pstrcat(x->r->pool, x->c->data_dir, "/files", NULL),
-                                   x->file_id, &x->blob);
+    apr_status_t rv = us_storage_file_create(x->c->storage, x->r->pool, x->file_id, &x->blob);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: cannot create the files directory");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: cannot store a file");
         return post_fail(x, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     }
     x->part = P_FILE;
@@ -305,9 +404,9 @@ static int post_data(void *ctx, const char *data, size_t len)
 {
     post_ctx *x = ctx;
     if (x->part == P_FILE) {
-        if (us_blob_size(x->blob) + (long long)len > x->c->max_file_size)
+        if (us_storage_writer_size(x->blob) + (long long)len > x->c->max_file_size)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
-        apr_status_t rv = us_blob_write(x->blob, data, len);
+        apr_status_t rv = us_storage_write(x->blob, data, len);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0303) "POST /files: write");
             return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
@@ -328,7 +427,7 @@ static int post_end(void *ctx)
     post_ctx *x = ctx;
     if (x->part == P_FILE) {
         x->file_done = 1;
-        apr_status_t rv = us_blob_finish(x->blob);
+        apr_status_t rv = us_storage_finish(x->blob);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0304) "POST /files: store");
             return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
@@ -402,18 +501,18 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         rc = us_send_detail(r, x->status, x->problem);
         goto leave;
     }
-    apr_status_t rv = us_blob_publish(x->blob);
+    apr_status_t rv = us_storage_commit(x->blob);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0305) "POST /files: publish");
         rc = us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
         goto leave;
     }
 
-    us_workspace_file f = { x->file_id, x->name, meta, us_blob_size(x->blob), apr_time_now() };
+    us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now() };
     apr_array_header_t *deleted = NULL;
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        unlink(us_blob_path(x->blob));
+        us_storage_abandon(x->blob);
         rc = OK;
         goto leave;
     }
@@ -421,7 +520,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     const char *dberr = us_release_db(r, c, db, drc);
     if (drc != US_DB_OK) {
         if (drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
-            unlink(us_blob_path(x->blob)); /* not recorded: not kept */
+            us_storage_abandon(x->blob); /* not recorded: not kept */
         rc = drc == US_DB_CONFLICT
                  ? us_send_detail(r, HTTP_CONFLICT,
                                   apr_psprintf(r->pool, "A file with the name '%s' already exists "
@@ -430,7 +529,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         goto leave;
     }
     for (int i = 0; i < deleted->nelts; i++)
-        unlink(blob_path(r, c, APR_ARRAY_IDX(deleted, i, const char *)));
+        us_storage_file_delete(c->storage, r->pool, APR_ARRAY_IDX(deleted, i, const char *));
     us_json_writer w;
     us_json_write_init(&w, r->pool, 64);
     us_json_write_object_open(&w);

@@ -12,6 +12,7 @@
 
 #include "us_auth.h"
 #include "us_router.h"
+#include "us_storage.h"
 #include "us_store.h"
 
 /* Our own log-message tags, in the spirit of httpd's APLOGNO */
@@ -34,6 +35,8 @@ typedef struct {
     const char *key_file;       /* UploadSessionKeyFile */
     const char *public_url;     /* UploadSessionPublicURL, no trailing slash */
     const char *data_dir;       /* UploadSessionDataDir */
+    const char *storage_name;   /* UploadSessionStorage <backend> [params] */
+    const char *storage_params;
     const char *secret_file;    /* UploadSessionSecretFile */
     const char *doc_url;        /* UploadSessionDocumentationURL */
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
@@ -42,10 +45,12 @@ typedef struct {
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */
+    int server_token;           /* UploadSessionServerToken (main server only), -1 unset */
 
     /* filled at (re)start in the parent, inherited by the children */
     us_keyring *keys;
     us_store_cfg *store_cfg;    /* the store: its backend and parameters */
+    us_storage *storage;        /* the file storage: its backend and directory */
     unsigned char secret[US_SECRET_LEN];
     /* filled in each child */
     us_store *store;

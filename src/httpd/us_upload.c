@@ -1,21 +1,18 @@
 /*
  * us_upload.c - the upload target: an S3-style presigned POST served by the
  * module. The multipart body is streamed through the parser straight into a
- * file (us_blob.c: a temp file beside its destination for a large one, its
- * destination for a small one; bounded memory, whatever the size); the file
- * is fsynced, renamed into place if need be, the directory fsynced, and only
- * then recorded in the store - so a file becomes visible only complete.
+ * storage writer (us_storage.h; bounded memory, whatever the size); the
+ * file is made durable, committed under its name, and only then recorded
+ * in the store - so a file becomes visible only complete.
  *
- * On disk: <data_dir>/sessions/<session_id>/<blob>, blob a fresh UUID per
- * upload, temp files ".<blob>.<pid>.tmp" beside it. The store maps (session, name)
- * to its current blob: of two uploads of one name, the last to commit wins
- * and the other blob is deleted.
+ * Each upload is a fresh blob (a UUID) of its session. The store maps
+ * (session, name) to its current blob: of two uploads of one name, the last
+ * to commit wins and the other blob is deleted.
  */
 #include "us_uuid.h"
-#include "us_upload.h"
 #include "endpoints.h"
 #include "request_body.h"
-#include "us_blob.h"
+#include "us_storage.h"
 #include "us_filename.h"
 #include "response.h"
 #include "us_form.h"
@@ -29,10 +26,7 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 APLOG_USE_MODULE(upload_session);
 
@@ -52,9 +46,9 @@ typedef struct {
     /* the file */
     const char *key;        /* after ${filename} substitution */
     const char *name;       /* within the session */
-    const char *dir;
     const char *blob;
-    us_blob *file;          /* the temp file, then the published blob */
+    us_storage_writer *file; /* the upload being written, then committed */
+    int committed;           /* file is under its name: kept unless the store refuses it */
     long long size;
     long long max;
     us_policy_doc doc;
@@ -200,13 +194,13 @@ static int open_blob(upload_ctx *u)
     request_rec *r = u->r;
     char blob[37];
 
-    u->dir = apr_pstrcat(r->pool, u->c->data_dir, "/sessions/", u->session_id, NULL);
     us_uuid4(blob);
     u->blob = apr_pstrdup(r->pool, blob);
-    apr_status_t rv = us_blob_open(r->pool, u->dir, u->blob, &u->file);
+    apr_status_t rv = us_storage_upload_create(u->c->storage, r->pool, u->session_id, u->blob,
+                                               &u->file);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot create the directory %s",
-                      u->dir);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot store a file of "
+                      "session %s", u->session_id);
         return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
                       "We encountered an internal error. Please try again.");
     }
@@ -217,7 +211,7 @@ static int open_blob(upload_ctx *u)
 static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, u->r, USLOGNO(0204) "upload: %s %s", what,
-                  us_blob_path(u->file));
+                  us_storage_writer_where(u->file));
     return reject(u, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
                                               : HTTP_INTERNAL_SERVER_ERROR,
                   "InternalError", "The file could not be stored. Please try again.");
@@ -290,7 +284,7 @@ static int on_part_data(void *ctx, const char *data, size_t len)
         if (u->size > u->max)
             return reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
                           "Your proposed upload exceeds the maximum allowed size.");
-        rv = us_blob_write(u->file, data, len);
+        rv = us_storage_write(u->file, data, len);
         return rv == APR_SUCCESS ? 0 : storage_failed(u, rv, "writing");
     case PART_FIELD:
         rc = us_form_append(u->form, data, len);
@@ -315,7 +309,7 @@ static int on_part_end(void *ctx)
     }
     else if (u->part == PART_FILE) {
         u->file_done = 1;
-        rv = us_blob_finish(u->file);
+        rv = us_storage_finish(u->file);
         if (rv != APR_SUCCESS)
             return storage_failed(u, rv, "storing");
     }
@@ -351,19 +345,20 @@ static int publish(upload_ctx *u)
 {
     request_rec *r = u->r;
     char fid[37];
-    const char *final_path = us_blob_path(u->file);
     apr_status_t rv;
 
     if (u->size < u->doc.min_bytes)
         return reject(u, HTTP_BAD_REQUEST, "EntityTooSmall",
                       "Your proposed upload is smaller than the minimum allowed size.");
-    rv = us_blob_publish(u->file);
+    rv = us_storage_commit(u->file);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0206) "upload: publishing %s", final_path);
-        unlink(final_path);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0206) "upload: publishing %s",
+                      us_storage_writer_where(u->file));
         return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
                       "The file could not be stored. Please try again.");
     }
+
+    u->committed = 1;
 
     us_upload_record rec;
     const char *old_blob = NULL, *err = NULL;
@@ -372,7 +367,7 @@ static int publish(upload_ctx *u)
     rec.session_id = u->session_id;
     rec.name = u->name;
     rec.blob = u->blob;
-    rec.sha256 = us_blob_sha256_hex(u->file);
+    rec.sha256 = us_storage_writer_sha256_hex(u->file);
     rec.file_ingestion_id = fid;
     rec.size = u->size;
     rec.is_meta = us_filename_is_meta(u->name);
@@ -385,8 +380,10 @@ static int publish(upload_ctx *u)
         us_store_release(u->c->store, db, rc == US_DB_ERROR);
     }
     if (rc != US_DB_OK) {
-        if (rc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
-            unlink(final_path);      /* not recorded: not visible, not kept */
+        if (rc != US_DB_NOT_DURABLE) { /* else recorded, perhaps for good: keep it */
+            us_storage_abandon(u->file); /* not recorded: not visible, not kept */
+            u->committed = 0;
+        }
         if (rc == US_DB_CONFLICT)
             return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
         ap_log_rerror(APLOG_MARK, rc == US_DB_BUSY ? APLOG_WARNING : APLOG_ERR, 0, r,
@@ -397,7 +394,7 @@ static int publish(upload_ctx *u)
                             "We encountered an internal error. Please try again.");
     }
     if (old_blob) /* the same name uploaded before: this one wins */
-        unlink(apr_pstrcat(r->pool, u->dir, "/", old_blob, NULL));
+        us_storage_upload_delete(u->c->storage, r->pool, u->session_id, old_blob);
     return 0;
 }
 
@@ -418,7 +415,7 @@ static int send_success(upload_ctx *u)
         return send_xml(r, HTTP_CREATED, apr_pstrcat(r->pool,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>",
             xml_escape(r->pool, loc), "</Location><Bucket>upload-sessions</Bucket><Key>",
-            xml_escape(r->pool, u->key), "</Key><ETag>\"", us_blob_sha256_hex(u->file), "\"</ETag></PostResponse>",
+            xml_escape(r->pool, u->key), "</Key><ETag>\"", us_storage_writer_sha256_hex(u->file), "\"</ETag></PostResponse>",
             NULL));
     }
     r->status = HTTP_NO_CONTENT;
@@ -462,8 +459,8 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
     if (!u->status)
         publish(u);
     if (u->status) {
-        if (u->file)
-            us_blob_discard(u->file);
+        if (u->file && !u->committed)
+            us_storage_abandon(u->file);
         if (rr == US_READ_BROKEN && u->size > 0)
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0208)
                           "upload aborted after %" APR_INT64_T_FMT " bytes", (apr_int64_t)u->size);
@@ -471,24 +468,4 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
         return send_s3_error(r, u->status, u->code, u->msg);
     }
     return send_success(u);
-}
-
-/* ---- startup sweep ------------------------------------------------------------- */
-
-void us_upload_sweep_temp(apr_pool_t *p, server_rec *s, const char *data_dir)
-{
-    apr_dir_t *sessions;
-    apr_finfo_t se;
-    const char *root = apr_pstrcat(p, data_dir, "/sessions", NULL);
-    int removed = us_blob_sweep(p, apr_pstrcat(p, data_dir, "/files", NULL));
-
-    if (apr_dir_open(&sessions, root, p) == APR_SUCCESS) {
-        while (apr_dir_read(&se, APR_FINFO_NAME | APR_FINFO_TYPE, sessions) == APR_SUCCESS)
-            if (se.filetype == APR_DIR && se.name[0] != '.')
-                removed += us_blob_sweep(p, apr_pstrcat(p, root, "/", se.name, NULL));
-        apr_dir_close(sessions);
-    }
-    if (removed)
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0209)
-                     "removed %d temp file(s) left by interrupted uploads in %s", removed, data_dir);
 }

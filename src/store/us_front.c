@@ -95,6 +95,11 @@ const char *us_db_error(us_db *db)
     return db ? db->backend->error(db) : "no error";
 }
 
+int us_db_worn_out(us_db *db)
+{
+    return db->backend->worn_out && db->backend->worn_out(db);
+}
+
 void us_db_clear_error(us_db *db)
 {
     db->backend->clear_error(db);
@@ -216,12 +221,11 @@ us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, 
     return db->backend->workspace_file_get(db, p, workspace, file_id, out);
 }
 
-us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace, const char *name_part,
-                        apr_time_t after_at, const char *after_id, long long limit,
-                        apr_array_header_t **rows, long long *total)
+us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
+                                const us_workspace_file_query *q, apr_array_header_t **rows,
+                                long long *total)
 {
-    return db->backend->workspace_file_list(db, p, workspace, name_part, after_at, after_id, limit,
-                                    rows, total);
+    return db->backend->workspace_file_list(db, p, workspace, q, rows, total);
 }
 
 us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,

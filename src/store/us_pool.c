@@ -102,7 +102,7 @@ us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
 
 void us_store_release(us_store *st, us_db *db, int broken)
 {
-    if (broken)
+    if (broken || us_db_worn_out(db))
         apr_reslist_invalidate(st->conns, db);
     else
         apr_reslist_release(st->conns, db);

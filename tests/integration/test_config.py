@@ -17,6 +17,8 @@ BAD_VALUES = [
     ("UploadSessionPublicURL", "ftp://x"),
     ("UploadSessionPublicURL", "not-a-url"),
     ("UploadSessionStore", "nosuchdriver x"),
+    ("UploadSessionStorage", "s3"),
+    ("UploadSessionStorage", "posix extra"),
     ("UploadSessionKeyFile", '"{dir}/no-such-key-file"'),
     ("UploadSession", "Maybe"),
 ]
@@ -45,6 +47,38 @@ def test_bad_directive_value_fails_configtest(server_factory, directive, value):
     out = output(proc)
     assert proc.returncode != 0, f"configtest accepted {directive} {value}:\n{out}"
     assert directive in out, out
+    assert "Syntax OK" not in out, out
+
+
+def test_storage_posix_passes_configtest(server_factory):
+    """UploadSessionStorage posix (the default), written out and left out."""
+    s = server_factory(start=False)
+    with open(s.conf_path) as f:
+        assert "UploadSessionStorage posix\n" in f.read()
+    proc = s.configtest()
+    assert proc.returncode == 0, output(proc)
+    assert "Syntax OK" in output(proc), output(proc)
+    s.omit.add("UploadSessionStorage")
+    s.write_config()
+    proc = s.configtest()
+    assert proc.returncode == 0, output(proc)
+    assert "Syntax OK" in output(proc), output(proc)
+
+
+@pytest.mark.parametrize("value,want", [
+    ("s3", "UploadSessionStorage: no storage backend 's3' in this build"),
+    ("s3 http://127.0.0.1:7480 uploads",
+     "UploadSessionStorage: no storage backend 's3' in this build"),
+    ("posix extra", "UploadSessionStorage: posix storage takes no parameters"),
+])
+def test_unknown_storage_backend_fails_configtest(server_factory, value, want):
+    s = server_factory(start=False)
+    s.overrides["UploadSessionStorage"] = value
+    s.write_config()
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, f"configtest accepted UploadSessionStorage {value}:\n{out}"
+    assert want in out, out
     assert "Syntax OK" not in out, out
 
 

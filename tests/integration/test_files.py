@@ -275,6 +275,140 @@ def test_list_query_validation(srv, api):
                                           "after_file_id": "abc"}), 422, bad)
 
 
+def e_refused(name, value, msg):
+    return {"type": "value_error", "loc": ["query", name], "msg": msg, "input": value}
+
+
+def test_list_parameters_not_served_are_refused_never_ignored(srv, api):
+    """API.md: a parameter is implemented exactly or refused with a 422
+    naming it, never ignored."""
+    ws = unique_ws("files-refuse")
+    post_file(api, ws, "x.txt", b"x", meta={"kind": "small"})
+    path = ws_files_path(ws)
+    check(api.get(path, params={"content": "x"}), 422,
+          v422(e_refused("content", "x", "searching the content of files is not supported by this server")))
+    check(api.get(path, params={"field": "size", "order": "asc", "page_number": "0"}), 422,
+          v422({"type": "enum", "loc": ["query", "field"], "msg": "Input should be 'created_at' or 'name'",
+                "input": "size", "ctx": {"expected": "'created_at' or 'name'"}},
+               {"type": "enum", "loc": ["query", "order"], "msg": "Input should be 'ASC' or 'DESC'",
+                "input": "asc", "ctx": {"expected": "'ASC' or 'DESC'"}},
+               e_ge(("query", "page_number"), "0", 1)))
+    check(api.get(path, params={"meta_key": "kind"}), 422,
+          v422(e_refused("meta_key", "kind", "meta_key and meta_value are given together")))
+    check(api.get(path, params={"meta_key": "kind or x", "meta_value": "a"}), 422,
+          v422(e_refused("meta_key", "kind or x",
+                         "not a metadata key: letters, digits and _, nested keys with /")))
+
+
+def test_the_odata_filter_selects_exactly_the_matching_files(srv, api):
+    """What `deepset-cloud list-files --odata-filter` sends: the filter
+    evaluated on the metadata and the file's own fields, with total and
+    has_more counting the matches only, and the SDK's cursor over them."""
+    ws = unique_ws("files-filter")
+    metas = [
+        ("a.txt", {"kind": "small", "year": 2021, "tags": {"lang": "de"}, "q": "it's"}),
+        ("b.pdf", {"kind": "big", "year": 2019, "when": "2024-02-01T00:00:00Z"}),
+        ("c.txt", {"kind": "small", "year": "2022"}),
+        ("d.md", None),
+        ("e.txt", {"kind": "small", "year": 2023.0, "when": "2024-01-31"}),
+    ]
+    for name, meta in metas:
+        post_file(api, ws, name, name.encode(), meta=meta)
+
+    def names(flt, **params):
+        body = check(api.get(ws_files_path(ws), params={"filter": flt, "limit": "100", **params}), 200)
+        assert body["total"] == len(body["data"]) and body["has_more"] is False, body
+        return [i["name"] for i in body["data"]]
+
+    assert names("kind eq 'small'") == ["e.txt", "c.txt", "a.txt"]
+    assert names("kind eq 'small' and year ge 2021") == ["e.txt", "a.txt"]
+    assert names("not kind eq 'small'") == ["d.md", "b.pdf"]
+    assert names("year eq '2022'") == ["c.txt"]
+    assert names("kind in ('big') or tags/lang eq 'de'") == ["b.pdf", "a.txt"]
+    assert names("q eq \"it's\"") == names("q eq 'it''s'") == ["a.txt"]
+    assert names("when lt 2024-02-01T00:00:00Z") == ["e.txt"]
+    assert names("endswith(name, '.txt') and not contains(name, 'c')") == ["e.txt", "a.txt"]
+    assert names("missing eq null") == ["e.txt", "d.md", "c.txt", "b.pdf", "a.txt"]
+    assert names("kind eq 'small'", name="a") == ["a.txt"]
+    # meta_key + meta_value: the same as `<key> eq '<value>'`, and with filter: both
+    body = check(api.get(ws_files_path(ws), params={"meta_key": "kind", "meta_value": "small"}), 200)
+    assert [i["name"] for i in body["data"]] == ["e.txt", "c.txt", "a.txt"] and body["total"] == 3
+    body = check(api.get(ws_files_path(ws), params={"meta_key": "kind", "meta_value": "small",
+                                                    "filter": "year gt 2021"}), 200)
+    assert [i["name"] for i in body["data"]] == ["e.txt"] and body["total"] == 1
+    # the SDK's cursor pages through the matches only
+    first = check(api.get(ws_files_path(ws), params={"filter": "kind eq 'small'", "limit": "2"}), 200)
+    assert [i["name"] for i in first["data"]] == ["e.txt", "c.txt"]
+    assert first["total"] == 3 and first["has_more"] is True
+    after_value, after_id = sdk_cursor(first["data"][-1])
+    rest = check(api.get(ws_files_path(ws), params={"filter": "kind eq 'small'", "limit": "2",
+                                                    "after_value": after_value,
+                                                    "after_file_id": after_id}), 200)
+    assert [i["name"] for i in rest["data"]] == ["a.txt"]
+    assert rest["total"] == 3 and rest["has_more"] is False
+
+
+def test_sorting_cursors_and_page_numbers(srv, api):
+    """field + order sort, after_value (typed after the field) + after_file_id
+    continue in that order, page_number pages by offset without a cursor."""
+    ws = unique_ws("files-sort")
+    for name in ["m.txt", "c.txt", "x.txt", "a.txt", "q.txt"]:
+        post_file(api, ws, name, name.encode())
+    path = ws_files_path(ws)
+
+    def page(**params):
+        body = check(api.get(path, params=params), 200)
+        assert body["total"] == 5, body
+        return [i["name"] for i in body["data"]], body["has_more"], body["data"]
+
+    assert page(limit="10")[0] == ["q.txt", "a.txt", "x.txt", "c.txt", "m.txt"]
+    assert page(limit="10", order="ASC")[0] == ["m.txt", "c.txt", "x.txt", "a.txt", "q.txt"]
+    assert page(limit="10", field="name", order="ASC")[0] == ["a.txt", "c.txt", "m.txt", "q.txt", "x.txt"]
+    assert page(limit="10", field="name")[0] == ["x.txt", "q.txt", "m.txt", "c.txt", "a.txt"]
+    # a cursor by name: the value is the name
+    names, more, items = page(limit="2", field="name", order="ASC")
+    assert names == ["a.txt", "c.txt"] and more is True
+    names, more, _ = page(limit="2", field="name", order="ASC", after_value=items[-1]["name"],
+                          after_file_id=items[-1]["file_id"])
+    assert names == ["m.txt", "q.txt"] and more is True
+    # a cursor by created_at, oldest first, with the SDK's isoformat value
+    names, more, items = page(limit="3", order="ASC")
+    after_value, after_id = sdk_cursor(items[-1])
+    assert page(limit="3", order="ASC", after_value=after_value, after_file_id=after_id)[:2] == \
+        (["a.txt", "q.txt"], False)
+    # page numbers: offsets of limit, in any order
+    assert page(limit="2", page_number="2")[:2] == (["x.txt", "c.txt"], True)
+    assert page(limit="2", page_number="3", field="name", order="ASC")[:2] == (["x.txt"], False)
+    assert page(limit="2", page_number="4")[:2] == ([], False)
+
+
+def test_many_different_filters_keep_the_server_answering(srv, api):
+    """Each filter shape is a statement prepared on a pooled connection; a
+    connection holding many is retired, never left to grow."""
+    ws = unique_ws("files-shapes")
+    post_file(api, ws, "k.txt", b"k", meta={"k": 1})
+    for i in range(150):
+        flt = " and ".join(["k eq 1"] * (i % 75 + 1))
+        if i >= 75:
+            flt = "not not " + flt
+        body = check(api.get(ws_files_path(ws), params={"filter": flt}), 200)
+        assert [x["name"] for x in body["data"]] == ["k.txt"], flt
+
+
+def test_a_malformed_filter_names_the_position(srv, api):
+    ws = unique_ws("files-odata")
+    path = ws_files_path(ws)
+    cases = [
+        ("kind eq", "expected a literal, found the end of the filter at position 7"),
+        ("kind eq 'small' and", "expected a key, a function, 'not' or '(', found the end of the filter at position 19"),
+        ("foo(kind, 'x')", "unknown function 'foo' at position 0"),
+        ("kätegorie eq 'x' xor a eq 1", "expected 'and', 'or' or the end of the filter, found 'xor' at position 17"),
+        ("kind eq 'small", "unterminated string at position 8"),
+    ]
+    for text, msg in cases:
+        check(api.get(path, params={"filter": text}), 422, v422(e_refused("filter", text, msg)))
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

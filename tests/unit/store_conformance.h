@@ -14,7 +14,9 @@
 
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
+#include "us_odata.h"
 #include "us_store_backend.h"
+#include "us_time.h"
 
 typedef struct {
     const us_store_backend *backend;
@@ -568,18 +570,233 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_string_equal(got.name, "a.txt");
     assert_null(got.meta);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
-    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "", 0, NULL, 1, &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 1 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
     assert_int_equal(rows->nelts, 1);
     const us_workspace_file *first = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
     assert_string_equal(first->file_id, b.file_id);
-    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "", first->created_at, first->file_id, 5,
-                                    &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f",
+                                            &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = first->created_at, .after_id = first->file_id, .limit = 5 },
+                                            &rows, &total), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).file_id, a3.file_id);
-    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", "b.t", 0, NULL, 5, &rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "b.t", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 5 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
     us_db_close(db);
+}
+
+/* The names a filter selects in ws-q, newest first, joined by spaces; total checked. */
+static const char *sc_filtered(us_db *db, const char *filter)
+{
+    us_odata_node *root;
+    const char *err = NULL, *names = "";
+    apr_array_header_t *rows;
+    long long total = -1;
+    if (!us_odata_parse(pool, filter, strlen(filter), &root, &err))
+        fail_msg("%s: %s", filter, err);
+    us_workspace_file_query q = { .name_part = "", .filter = root, .after_at = 0, .after_id = NULL, .limit = 100 };
+    us_db_rc rc = us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total);
+    if (rc != US_DB_OK)
+        fail_msg("%s: store error %d: %s", filter, rc, us_db_error(db));
+    for (int i = 0; i < rows->nelts; i++)
+        names = apr_pstrcat(pool, names, i ? " " : "", APR_ARRAY_IDX(rows, i, us_workspace_file).name, NULL);
+    if (total != rows->nelts)
+        fail_msg("%s: total %lld for %d rows", filter, total, rows->nelts);
+    return names;
+}
+
+#define SC_FILTER(db, filter, want)                                                      \
+    do {                                                                                 \
+        const char *got_ = sc_filtered(db, filter);                                      \
+        if (strcmp(got_, want) != 0)                                                     \
+            fail_msg("%s:\n  got  [%s]\n  want [%s]", filter, got_, want);               \
+    } while (0)
+
+/* API.md's OData semantics, evaluated by the store: types never match
+ * across, a missing key matches only `eq null`, `not` is two-valued,
+ * numbers compare as numbers, strings byte by byte. Newest first: e d c b a. */
+static void sc_workspace_file_filter(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted, *rows;
+    long long total;
+    (void)state;
+    static const char *const metas[] = {
+        "{\"kind\":\"small\",\"n\":1,\"f\":1.5,\"ok\":true,\"d\":\"2024-01-31T10:00:00Z\","
+        "\"nested\":{\"x\":\"y\"},\"q\":\"it's\",\"pct\":\"50%_\"}",
+        "{\"kind\":\"big\",\"n\":3,\"ok\":false,\"d\":\"2024-02-01\",\"z\":null}",
+        "{\"kind\":\"small\",\"n\":\"3\",\"d\":\"now\"}",
+        NULL,
+        "{\"n\":3.0,\"kind\":\"Small\",\"d\":\"2024-01-31T12:00:00+02:00\"}",
+    };
+    static const char *const names[] = { "a.txt", "b.pdf", "c.txt", "d.md", "e.txt" };
+    for (int i = 0; i < 5; i++) {
+        us_workspace_file f = sc_workspace_file(2001 + i, names[i], SC_T0 + i + 1);
+        f.meta = metas[i];
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    us_workspace_file other = sc_workspace_file(2100, "a.txt", SC_T0);
+    other.meta = "{\"kind\":\"small\"}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-other", &other, "KEEP", &deleted), US_DB_OK);
+
+    SC_FILTER(db, "kind eq 'small'", "c.txt a.txt");
+    SC_FILTER(db, "kind ne 'small'", "e.txt b.pdf");
+    SC_FILTER(db, "not kind eq 'small'", "e.txt d.md b.pdf");
+    SC_FILTER(db, "kind gt 'big'", "c.txt a.txt");
+    SC_FILTER(db, "n eq 3", "e.txt b.pdf");
+    SC_FILTER(db, "n eq 3.0", "e.txt b.pdf");
+    SC_FILTER(db, "n eq '3'", "c.txt");
+    SC_FILTER(db, "n ge 1", "e.txt b.pdf a.txt");
+    SC_FILTER(db, "f lt 2", "a.txt");
+    SC_FILTER(db, "ok eq true", "a.txt");
+    SC_FILTER(db, "ok eq false", "b.pdf");
+    SC_FILTER(db, "ok eq 1", "");
+    SC_FILTER(db, "ok ne true", "b.pdf");
+    SC_FILTER(db, "z eq null", "e.txt d.md c.txt b.pdf a.txt");
+    SC_FILTER(db, "z ne null", "");
+    SC_FILTER(db, "kind eq null", "d.md");
+    SC_FILTER(db, "kind ne null", "e.txt c.txt b.pdf a.txt");
+    SC_FILTER(db, "nested/x eq 'y'", "a.txt");
+    SC_FILTER(db, "nested eq 'y'", "");
+    SC_FILTER(db, "q eq 'it''s'", "a.txt");
+    SC_FILTER(db, "pct eq '50%_'", "a.txt");
+    SC_FILTER(db, "contains(pct, '%')", "a.txt");
+    SC_FILTER(db, "d ge 2024-02-01T00:00:00Z", "b.pdf");
+    SC_FILTER(db, "d lt 2024-02-01", "e.txt a.txt");
+    SC_FILTER(db, "d eq 2024-01-31T10:00:00Z", "e.txt a.txt");
+    SC_FILTER(db, "kind in ('big', 'Small')", "e.txt b.pdf");
+    SC_FILTER(db, "n in (1, '3')", "c.txt a.txt");
+    SC_FILTER(db, "contains(kind, 'mall')", "e.txt c.txt a.txt");
+    SC_FILTER(db, "contains(kind, 'sma')", "c.txt a.txt");
+    SC_FILTER(db, "startswith(kind, 'S')", "e.txt");
+    SC_FILTER(db, "startswith(kind, '')", "e.txt c.txt b.pdf a.txt");
+    SC_FILTER(db, "endswith(name, '.txt')", "e.txt c.txt a.txt");
+    SC_FILTER(db, "endswith(kind, '')", "e.txt c.txt b.pdf a.txt");
+    SC_FILTER(db, "contains(n, '3')", "c.txt");
+    SC_FILTER(db, "startswith(name, 'a')", "a.txt");
+    SC_FILTER(db, "name eq 'b.pdf' or n eq 1", "b.pdf a.txt");
+    SC_FILTER(db, "kind eq 'small' and n eq 1", "a.txt");
+    SC_FILTER(db, "not (kind eq 'small' or kind eq 'big')", "e.txt d.md");
+    SC_FILTER(db, "size ge 2004", "e.txt d.md");
+    SC_FILTER(db, "size eq '2004'", "");
+    SC_FILTER(db, "name ne null", "e.txt d.md c.txt b.pdf a.txt");
+    SC_FILTER(db, apr_psprintf(pool, "file_id eq '%s'", sc_uuid(pool, 2002)), "b.pdf");
+    char ts[US_TS_LEN];
+    us_time_format(SC_T0 + 4, ts);
+    SC_FILTER(db, apr_psprintf(pool, "created_at ge %s", ts), "e.txt d.md");
+    SC_FILTER(db, apr_psprintf(pool, "created_at lt '%s'", ts), "c.txt b.pdf a.txt");
+    SC_FILTER(db, "created_at eq 'yesterday'", "");
+
+    /* with the name part, the limit and the cursor: total counts every match */
+    us_odata_node *root;
+    const char *err;
+    assert_true(us_odata_parse(pool, "kind ne 'big'", 13, &root, &err));
+    us_workspace_file_query q = { .name_part = ".txt", .filter = root, .after_at = 0, .after_id = NULL, .limit = 1 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 3);
+    assert_int_equal(rows->nelts, 1);
+    const us_workspace_file *first = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
+    assert_string_equal(first->name, "e.txt");
+    q.after_at = first->created_at;
+    q.after_id = first->file_id;
+    q.limit = 5;
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 3);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).name, "c.txt");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace_file).name, "a.txt");
+    us_db_close(db);
+}
+
+/* The names of one page of ws-o in the query's order. */
+static const char *sc_page(us_db *db, const us_workspace_file_query *q, long long want_total)
+{
+    apr_array_header_t *rows;
+    long long total = -1;
+    const char *names = "";
+    if (us_workspace_file_list(db, pool, "ws-o", q, &rows, &total) != US_DB_OK)
+        fail_msg("list: %s", us_db_error(db));
+    if (total != want_total)
+        fail_msg("total %lld, want %lld", total, want_total);
+    for (int i = 0; i < rows->nelts; i++)
+        names = apr_pstrcat(pool, names, i ? " " : "", APR_ARRAY_IDX(rows, i, us_workspace_file).name, NULL);
+    return names;
+}
+
+/* Sorting by created_at or name, either way, file_id breaking ties; the
+ * cursor after (value, id) in that order; offsets. */
+static void sc_workspace_file_order(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    (void)state;
+    /* created in this order; "b" twice, at the same instant: file_id decides */
+    static const char *const names[] = { "c", "a", "b", "b", "d" };
+    static const int ats[] = { 1, 2, 3, 3, 4 };
+    for (int i = 0; i < 5; i++) {
+        us_workspace_file f = sc_workspace_file(4001 + i, names[i], SC_T0 + ats[i]);
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-o", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    us_workspace_file_query q;
+    memset(&q, 0, sizeof(q));
+    q.name_part = "";
+    q.limit = 10;
+    assert_string_equal(sc_page(db, &q, 5), "d b b a c");
+    q.ascending = 1;
+    assert_string_equal(sc_page(db, &q, 5), "c a b b d");
+    q.by_name = 1;
+    assert_string_equal(sc_page(db, &q, 5), "a b b c d");
+    q.ascending = 0;
+    assert_string_equal(sc_page(db, &q, 5), "d c b b a");
+    /* by name, descending: after the first "b" (the larger file_id, 4004) comes the other */
+    q.after_name = "b";
+    q.after_id = sc_uuid(pool, 4004);
+    assert_string_equal(sc_page(db, &q, 5), "b a");
+    q.ascending = 1;
+    q.after_id = sc_uuid(pool, 4003);
+    assert_string_equal(sc_page(db, &q, 5), "b c d");
+    /* by created_at, ascending, after the tie's first */
+    q.by_name = 0;
+    q.after_at = SC_T0 + 3;
+    assert_string_equal(sc_page(db, &q, 5), "b d");
+    /* offsets: the second page of two */
+    q.after_id = NULL;
+    q.limit = 2;
+    q.offset = 2;
+    assert_string_equal(sc_page(db, &q, 5), "b b");
+    q.ascending = 0;
+    q.offset = 4;
+    assert_string_equal(sc_page(db, &q, 5), "c");
+    q.offset = 6;
+    assert_string_equal(sc_page(db, &q, 5), "");
+    us_db_close(db);
+}
+
+/* Many distinct filters on one pooled connection: it is retired once it
+ * holds many prepared statements, and a fresh one answers the same. */
+static void sc_many_filters_keep_answering(void **state)
+{
+    us_store *st;
+    us_db *db;
+    const char *err = NULL;
+    apr_array_header_t *deleted;
+    (void)state;
+    assert_int_equal(us_store_create(pool, sc_cfg, 1, &st), APR_SUCCESS);
+    assert_int_equal(us_store_acquire(st, &db, &err), US_DB_OK);
+    us_workspace_file f = sc_workspace_file(3001, "x.txt", SC_T0);
+    f.meta = "{\"k\":1}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &f, "KEEP", &deleted), US_DB_OK);
+    us_store_release(st, db, 0);
+    for (int i = 0; i < 200; i++) {
+        const char *text = "k eq 1";
+        for (int j = 0; j < i % 50; j++)
+            text = apr_pstrcat(pool, text, " and k eq 1", NULL);
+        if (i >= 100)
+            text = apr_pstrcat(pool, "not not ", text, NULL);
+        assert_int_equal(us_store_acquire(st, &db, &err), US_DB_OK);
+        assert_string_equal(sc_filtered(db, text), "x.txt");
+        us_store_release(st, db, 0);
+    }
 }
 
 /* ---- the per-process pool -------------------------------------------------------- */
@@ -619,6 +836,9 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_workspace_file_add_list_get),
+        SC_TEST(sc_workspace_file_filter),
+        SC_TEST(sc_workspace_file_order),
+        SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
     };
     sc_target = target;

@@ -256,7 +256,7 @@ static void test_sweep_only_dead_writers(void **state)
     touch(live);
     touch(odd);
     touch(data);
-    assert_int_equal(us_blob_sweep(pool, dir), 2);
+    assert_int_equal(us_blob_sweep(pool, dir, NULL), 2);
     assert_false(exists(dead));
     assert_false(exists(odd));
     assert_true(exists(live)); /* its writer (us) is still at work */
@@ -275,13 +275,13 @@ static void test_clear_dir(void **state)
     touch(apr_psprintf(pool, "%s/blob-of-a-failed-file", sdir));
     touch(apr_psprintf(pool, "%s/.a.999999999.tmp", sdir));
     touch(live);
-    assert_int_equal(us_blob_clear_dir(pool, sdir), 1);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 1);
     assert_int_equal(count_entries(sdir), 1);
     assert_true(exists(live)); /* its upload is still running */
     unlink(live);
-    assert_int_equal(us_blob_clear_dir(pool, sdir), 0);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 0);
     assert_false(exists(sdir));
-    assert_int_equal(us_blob_clear_dir(pool, sdir), 0); /* gone already */
+    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 0); /* gone already */
 }
 
 static int setup(void **state)

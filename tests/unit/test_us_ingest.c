@@ -107,7 +107,7 @@ static void expect_file(us_db *db, const char *sid, const char *name, const char
 static long long workspace_files(us_db *db, const char *ws, const char *name, apr_array_header_t **rows)
 {
     long long total = 0;
-    assert_int_equal(us_workspace_file_list(db, pool, ws, name, 0, NULL, 100, rows, &total), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, ws, &(us_workspace_file_query){ .name_part = name, .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 100 }, rows, &total), US_DB_OK);
     return total;
 }
 
@@ -330,7 +330,8 @@ static int setup(void **state)
     apr_dir_make_recursive(apr_pstrcat(pool, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, pool);
     dbfile = apr_pstrcat(pool, root, "/store.db", NULL);
     cfg.store = fixture_cfg(dbfile);
-    cfg.data_dir = apr_pstrcat(pool, root, "/data", NULL);
+    assert_int_equal(us_storage_configure(pool, "posix", apr_pstrcat(pool, root, "/data", NULL), NULL,
+                                          &cfg.storage, &err), APR_SUCCESS);
     cfg.threads = 1;
     cfg.batch = 2; /* several batches per session */
     cfg.poll = apr_time_from_msec(20);

@@ -187,6 +187,7 @@ class UploadServer:
             ("UploadSessionKeyFile", f'"{self.key_file}"'),
             ("UploadSessionPublicURL", self.public_url),
             ("UploadSessionDataDir", f'"{d}/state/data"'),
+            ("UploadSessionStorage", "posix"),
         ]
         if self.max_open is not None:
             items.append(("UploadSessionMaxOpenSessions", str(self.max_open)))

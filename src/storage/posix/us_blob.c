@@ -485,7 +485,17 @@ static int writer_gone(const char *fname)
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-int us_blob_clear_dir(apr_pool_t *p, const char *dir)
+/* Removes one entry; a failure other than "gone already" is logged. */
+static int remove_entry(const us_logger *lg, int msgno, const char *what, const char *path)
+{
+    if (unlink(path) == 0)
+        return 1;
+    if (errno != ENOENT)
+        us_log(lg, US_LOG_WARN, APR_FROM_OS_ERROR(errno), msgno, "%s: cannot remove %s", what, path);
+    return 0;
+}
+
+int us_blob_clear_dir(apr_pool_t *p, const char *dir, const us_logger *lg)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
@@ -496,7 +506,8 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir)
         if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
         if (fi.filetype != APR_REG || (is_temp_name(fi.name) && !writer_gone(fi.name)) ||
-            unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) != 0)
+            !remove_entry(lg, 1203, "clearing a done session",
+                          apr_pstrcat(p, dir, "/", fi.name, NULL)))
             kept++;
     }
     apr_dir_close(d);
@@ -505,16 +516,20 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir)
     return kept;
 }
 
-int us_blob_sweep(apr_pool_t *p, const char *dir)
+int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
     int removed = 0;
-    if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
+    apr_status_t rv = apr_dir_open(&d, dir, p);
+    if (rv != APR_SUCCESS) {
+        if (!APR_STATUS_IS_ENOENT(rv))
+            us_log(lg, US_LOG_WARN, rv, 1202, "startup sweep: cannot read %s", dir);
         return 0;
+    }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
         if (fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(fi.name) &&
-            unlink(apr_pstrcat(p, dir, "/", fi.name, NULL)) == 0)
+            remove_entry(lg, 1202, "startup sweep", apr_pstrcat(p, dir, "/", fi.name, NULL)))
             removed++;
     }
     apr_dir_close(d);

@@ -6,13 +6,18 @@
  * change): at the end it waits for a running one to end, then either finds
  * its generation done by another caller or runs it itself for everyone
  * waiting. A ticket holds its entry, so the counters outlive the gap
- * between begin and end.
+ * between begin and end. Entries are kept for reuse once their last user
+ * is gone (their condition variable comes from a pool, which frees nothing
+ * until destroyed): there are never more than directories synced at once.
  */
 #include "us_dirsync.h"
 
+#include <apr_atomic.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +29,7 @@ typedef struct entry {
     apr_status_t failed_rv;
     int running;
     int users;                     /* callers holding this entry */
-    pthread_cond_t done;
+    apr_thread_cond_t *done;
     struct entry *next;
 } entry;
 
@@ -39,10 +44,41 @@ apr_status_t us_fsync_dir(const char *dir)
     return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
 }
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static entry *entries;
-static unsigned long syncs;
+/* The lock of everything below, and the pool of the entries (used under
+ * it), both made by the first caller (apr_atomic_casptr picks one maker). */
+static volatile void *mu;
+static apr_pool_t *entry_pool;
+static entry *entries;       /* in use */
+static entry *spare;         /* kept for reuse */
+static volatile apr_uint32_t syncs;
 static apr_status_t (*sync_op)(const char *dir) = us_fsync_dir;
+
+/* Locks mu, making it first if need be; NULL when it cannot be made. */
+static apr_thread_mutex_t *lock(void)
+{
+    apr_thread_mutex_t *m = apr_atomic_casptr(&mu, NULL, NULL);
+    if (!m) {
+        apr_pool_t *p;
+        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+            return NULL;
+        if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+            apr_pool_destroy(p);
+            return NULL;
+        }
+        apr_thread_mutex_t *won = apr_atomic_casptr(&mu, m, NULL);
+        if (won) { /* another thread made it first */
+            apr_pool_destroy(p);
+            m = won;
+        }
+        else {
+            apr_thread_mutex_lock(m);
+            entry_pool = p; /* first under the lock: nobody uses it before */
+            return m;
+        }
+    }
+    apr_thread_mutex_lock(m);
+    return m;
+}
 
 void us_dirsync_set_op(apr_status_t (*op)(const char *dir))
 {
@@ -51,10 +87,7 @@ void us_dirsync_set_op(apr_status_t (*op)(const char *dir))
 
 unsigned long us_dirsync_count(void)
 {
-    pthread_mutex_lock(&mu);
-    unsigned long n = syncs;
-    pthread_mutex_unlock(&mu);
-    return n;
+    return apr_atomic_read32(&syncs);
 }
 
 /* Under mu. NULL when out of memory. */
@@ -64,12 +97,24 @@ static entry *entry_get(const char *dir)
     while (e && strcmp(e->dir, dir) != 0)
         e = e->next;
     if (!e) {
-        e = calloc(1, sizeof(*e));
-        if (!e || !(e->dir = strdup(dir))) {
-            free(e);
+        char *copy = strdup(dir);
+        if (!copy)
             return NULL;
+        if (spare) {
+            e = spare;
+            spare = e->next;
         }
-        pthread_cond_init(&e->done, NULL);
+        else {
+            e = apr_pcalloc(entry_pool, sizeof(*e));
+            if (apr_thread_cond_create(&e->done, entry_pool) != APR_SUCCESS) {
+                free(copy);
+                return NULL; /* e stays in the pool, unused */
+            }
+        }
+        apr_thread_cond_t *done = e->done;
+        memset(e, 0, sizeof(*e));
+        e->done = done;
+        e->dir = copy;
         e->next = entries;
         entries = e;
     }
@@ -77,7 +122,7 @@ static entry *entry_get(const char *dir)
     return e;
 }
 
-/* Under mu: the last caller frees the entry. */
+/* Under mu: the last caller hands the entry back for reuse. */
 static void entry_put(entry *e)
 {
     if (--e->users > 0)
@@ -87,19 +132,21 @@ static void entry_put(entry *e)
             *pp = e->next;
             break;
         }
-    pthread_cond_destroy(&e->done);
     free(e->dir);
-    free(e);
+    e->dir = NULL;
+    e->next = spare;
+    spare = e;
 }
 
 void us_dirsync_begin(const char *dir, us_dirsync_ticket *t)
 {
-    pthread_mutex_lock(&mu);
-    entry *e = entry_get(dir);
+    apr_thread_mutex_t *m = lock();
+    entry *e = m ? entry_get(dir) : NULL;
     t->entry = e;
     t->dir = dir;
     t->need = e ? e->started + 1 : 0;
-    pthread_mutex_unlock(&mu);
+    if (m)
+        apr_thread_mutex_unlock(m);
 }
 
 apr_status_t us_dirsync_end(us_dirsync_ticket *t)
@@ -107,33 +154,33 @@ apr_status_t us_dirsync_end(us_dirsync_ticket *t)
     entry *e = t->entry;
     if (!e) /* out of memory at begin: an fsync of our own */
         return sync_op(t->dir);
-    pthread_mutex_lock(&mu);
+    apr_thread_mutex_t *m = lock(); /* made at begin: e exists */
     t->entry = NULL;
     unsigned long need = t->need;
     while (e->finished < need) {
         if (e->running) {
-            pthread_cond_wait(&e->done, &mu);
+            apr_thread_cond_wait(e->done, m);
             continue;
         }
         /* nobody is syncing: run the next generation (>= need) for all */
         unsigned long gen = ++e->started;
         e->running = 1;
-        syncs++;
-        pthread_mutex_unlock(&mu);
+        apr_atomic_inc32(&syncs);
+        apr_thread_mutex_unlock(m);
         apr_status_t rv = sync_op(e->dir);
-        pthread_mutex_lock(&mu);
+        apr_thread_mutex_lock(m);
         e->running = 0;
         e->finished = gen;
         if (rv != APR_SUCCESS) {
             e->failed_gen = gen;
             e->failed_rv = rv;
         }
-        pthread_cond_broadcast(&e->done);
+        apr_thread_cond_broadcast(e->done);
     }
     /* a failure of any fsync that began after the ticket is ours too */
     apr_status_t rv = e->failed_gen >= need ? e->failed_rv : APR_SUCCESS;
     entry_put(e);
-    pthread_mutex_unlock(&mu);
+    apr_thread_mutex_unlock(m);
     return rv;
 }
 
@@ -141,10 +188,10 @@ void us_dirsync_cancel(us_dirsync_ticket *t)
 {
     if (!t->entry)
         return;
-    pthread_mutex_lock(&mu);
+    apr_thread_mutex_t *m = lock(); /* made at begin: the ticket has an entry */
     entry_put(t->entry);
     t->entry = NULL;
-    pthread_mutex_unlock(&mu);
+    apr_thread_mutex_unlock(m);
 }
 
 apr_status_t us_dirsync(const char *dir)

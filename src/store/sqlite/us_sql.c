@@ -324,6 +324,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
 };
 
+const char *us_sql_workspace_file_cols(void)
+{
+    return WORKSPACE_FILE_COLS;
+}
+
 const us_stmt_def *us_sql_statement(us_stmt_id id)
 {
     return (id >= 0 && id < US_STMT__COUNT) ? &STATEMENTS[id] : NULL;

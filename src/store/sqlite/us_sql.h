@@ -77,5 +77,7 @@ typedef struct {
 } us_stmt_def;
 
 const us_stmt_def *us_sql_statement(us_stmt_id id);
+/* The columns of a workspace file row, in the order row readers expect. */
+const char *us_sql_workspace_file_cols(void);
 
 #endif

@@ -3,8 +3,10 @@
  * query is a prepared statement with typed (binary) arguments; every result
  * set is drained. Writes go through the queue of us_writer.c.
  */
+#include "us_sqlite_filter.h"
 #include "us_store_db.h"
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <string.h>
 
@@ -62,6 +64,11 @@ static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_
     if (rc != 0)
         return us_db_fail(db, rc, "us_session_insert");
     return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
+}
+
+static int sq_worn_out(us_db *base)
+{
+    return us_sqlite_of(base)->worn_out;
 }
 
 static us_db_rc sq_session_get(us_db *base, apr_pool_t *p, const char *workspace,
@@ -545,35 +552,111 @@ static us_db_rc sq_workspace_file_get(us_db *base, apr_pool_t *p, const char *wo
     return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
-static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
-                               const char *name_part, apr_time_t after_at, const char *after_id,
-                               long long limit, apr_array_header_t **rows, long long *total)
+/* A statement built for this request, prepared once per connection. */
+static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_prepared_t **out)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
+    if (!db->dynamic)
+        db->dynamic = apr_hash_make(db->pool);
+    *out = apr_hash_get(db->dynamic, sql, APR_HASH_KEY_STRING);
+    if (*out)
+        return US_DB_OK;
+    int rc = apr_dbd_prepare(db->drv, db->pool, db->h, sql, NULL, out);
+    if (rc != 0)
+        return us_db_fail(db, rc, "prepare a built list");
+    if (apr_hash_count(db->dynamic) >= US_SQLITE_MAX_DYNAMIC)
+        db->worn_out = 1; /* this one stays with the connection until it closes */
+    else
+        apr_hash_set(db->dynamic, apr_pstrdup(db->pool, sql), APR_HASH_KEY_STRING, *out);
+    return US_DB_OK;
+}
+
+/* The one value of a COUNT(*). */
+static us_db_rc count_of(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, long long *total)
+{
     apr_dbd_row_t *row = NULL;
-    apr_int64_t lim = limit, at = after_at;
-    const void *cargs[] = { workspace, name_part };
-    const void *largs[] = { workspace, name_part, &lim };
-    const void *aargs[] = { workspace, name_part, &at, &at, after_id, &lim };
-    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, &res);
-    if (rc != US_DB_OK)
-        return rc;
+    us_db_rc rc;
     *total = 0;
     while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
         *total = entry_ll(db->drv, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    rc = after_id ? select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
-                  : select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &res);
+    return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+}
+
+/* A list the fixed statements do not cover (a filter, another order, an
+ * offset): their shape with the filter's expression, the order and the
+ * offset added, every value bound. */
+static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                             const us_workspace_file_query *q, long long *total,
+                                             apr_dbd_results_t **listed)
+{
+    apr_dbd_results_t *counted = NULL;
+    apr_array_header_t *args = apr_array_make(p, 16, sizeof(const void *));
+    apr_int64_t lim = q->limit, at = q->after_at, off = q->offset;
+    apr_dbd_prepared_t *count_stmt, *list_stmt;
+    APR_ARRAY_PUSH(args, const void *) = workspace;
+    APR_ARRAY_PUSH(args, const void *) = q->name_part;
+    const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",
+                                    q->filter ? " AND " : "",
+                                    q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "", NULL);
+    us_db_rc rc = dynamic_statement(db, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), &count_stmt);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_workspace_file));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        row_to_workspace_file(db->drv, p, row, apr_array_push(*rows));
-    if (rc != US_DB_NOTFOUND)
+    int drc = apr_dbd_pbselect(db->drv, p, db->h, &counted, count_stmt, 0, (const void **)args->elts);
+    if (drc != 0)
+        return us_db_fail(db, drc, "us_workspace_file_count (built)");
+    if ((rc = count_of(db, p, counted, total)) != US_DB_OK)
         return rc;
-    return US_DB_OK;
+    const char *col = q->by_name ? "name" : "created_at", *dir = q->ascending ? "ASC" : "DESC";
+    const char *cursor = "";
+    if (q->after_id) {
+        const char *cmp = q->ascending ? ">" : "<";
+        const char *ph = q->by_name ? "%s" : "%lld";
+        const void *value = q->by_name ? (const void *)q->after_name : (const void *)&at;
+        APR_ARRAY_PUSH(args, const void *) = value;
+        APR_ARRAY_PUSH(args, const void *) = value;
+        APR_ARRAY_PUSH(args, const void *) = q->after_id;
+        cursor = apr_pstrcat(p, " AND (", col, " ", cmp, " ", ph, " OR (", col, " = ", ph,
+                             " AND file_id ", cmp, " %s))", NULL);
+    }
+    APR_ARRAY_PUSH(args, const void *) = &lim;
+    APR_ARRAY_PUSH(args, const void *) = &off;
+    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_cols(), where, cursor,
+                                           " ORDER BY ", col, " ", dir, ", file_id ", dir,
+                                           " LIMIT %lld OFFSET %lld", NULL),
+                           &list_stmt);
+    if (rc != US_DB_OK)
+        return rc;
+    drc = apr_dbd_pbselect(db->drv, p, db->h, listed, list_stmt, 0, (const void **)args->elts);
+    return drc == 0 ? US_DB_OK : us_db_fail(db, drc, "us_workspace_file_list (built)");
+}
+
+static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
+                                       const us_workspace_file_query *q, apr_array_header_t **rows,
+                                       long long *total)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    apr_dbd_results_t *counted = NULL, *listed = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t lim = q->limit, at = q->after_at;
+    us_db_rc rc;
+    if (q->filter || q->by_name || q->ascending || q->offset > 0) {
+        rc = workspace_file_list_built(db, p, workspace, q, total, &listed);
+    } else {
+        const void *cargs[] = { workspace, q->name_part };
+        const void *largs[] = { workspace, q->name_part, &lim };
+        const void *aargs[] = { workspace, q->name_part, &at, &at, q->after_id, &lim };
+        rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, &counted);
+        if (rc == US_DB_OK)
+            rc = count_of(db, p, counted, total);
+        if (rc == US_DB_OK)
+            rc = q->after_id ? select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &listed)
+                             : select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &listed);
+    }
+    if (rc != US_DB_OK)
+        return rc;
+    *rows = apr_array_make(p, (int)(q->limit > 0 ? q->limit : 1), sizeof(us_workspace_file));
+    while ((rc = us_db_next_row(db, p, listed, &row)) == US_DB_OK)
+        row_to_workspace_file(db->drv, p, row, apr_array_push(*rows));
+    return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
 }
 
 /* The body of us_workspace_file_add, inside the write transaction. */
@@ -854,5 +937,6 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_ids_by_name = sq_workspace_file_ids_by_name,
     .workspace_file_get = sq_workspace_file_get,
     .workspace_file_list = sq_workspace_file_list,
+    .worn_out = sq_worn_out,
     .workspace_file_add = sq_workspace_file_add,
 };

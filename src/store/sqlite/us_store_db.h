@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include <apr_dbd.h>
+#include <apr_hash.h>
 
 #include "us_sql.h"
 #include "us_store_backend.h"
@@ -52,8 +53,15 @@ struct us_sqlite_db {
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
+    /* statements whose text is built per request (filters), by text; the
+     * driver frees a statement only with its connection, so past
+     * US_SQLITE_MAX_DYNAMIC the connection is worn out and not pooled again */
+    apr_hash_t *dynamic;
+    int worn_out;
     const char *err;
 };
+
+#define US_SQLITE_MAX_DYNAMIC 64
 
 static inline us_sqlite_db *us_sqlite_of(us_db *db)
 {

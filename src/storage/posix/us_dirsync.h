@@ -3,7 +3,7 @@
  * same directory synced at the same time (after creating or renaming files
  * in it): one fsync that starts after a caller's change covers it, so
  * concurrent uploads into one session directory pay for one device flush
- * instead of one each. Per process; pure (POSIX + pthreads).
+ * instead of one each. Per process; pure (POSIX + APR threads).
  */
 #ifndef US_DIRSYNC_H
 #define US_DIRSYNC_H

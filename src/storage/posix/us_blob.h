@@ -13,6 +13,8 @@
 #include <apr_file_io.h>
 #include <apr_pools.h>
 
+#include "us_log.h"
+
 typedef struct us_blob us_blob;
 
 /* Creates dir if missing; the file is created by the first write that
@@ -34,12 +36,14 @@ const char *us_blob_path(const us_blob *b);        /* the final path */
 const char *us_blob_pending_path(const us_blob *b);
 
 /* Removes the ".<name>.<pid>.tmp" files in dir whose writing process is
- * gone (a crash, a hard restart); returns how many. */
-int us_blob_sweep(apr_pool_t *p, const char *dir);
+ * gone (a crash, a hard restart); returns how many. Failures to read dir
+ * or remove a file are logged to lg (1202; NULL: not logged). */
+int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg);
 
 /* Removes every file of dir but the temp files of live writers, then dir
  * itself if that left it empty; returns how many entries were kept (0: dir
- * is gone). For a session directory once its ingestion is done. */
-int us_blob_clear_dir(apr_pool_t *p, const char *dir);
+ * is gone). For a session directory once its ingestion is done; failures
+ * to remove a file are logged to lg (1203). */
+int us_blob_clear_dir(apr_pool_t *p, const char *dir, const us_logger *lg);
 
 #endif

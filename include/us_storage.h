@@ -1,0 +1,164 @@
+/*
+ * us_storage.h - file storage, backend-neutral: where the bytes of uploads
+ * and workspace files live. Each function dispatches to the backend chosen
+ * by name (UploadSessionStorage; us_storage_backend.h, src/storage/<name>/).
+ * Two kinds of file:
+ *   - a session upload: (session id, blob), blob a fresh UUID per upload;
+ *     the store maps the upload's name to its current blob;
+ *   - a workspace file: its file id.
+ * Callers never see where a file lives (paths, keys): only the backend
+ * builds them. Pure: APR only, no httpd headers.
+ *
+ * Guarantees are stated per operation below, in the style of us_store.h:
+ * what a caller can rely on when other threads, processes or a crash
+ * interfere. Every function returns an APR status; APR_ENOENT always means
+ * "no such file". A failure says nothing changed unless said otherwise.
+ */
+#ifndef US_STORAGE_H
+#define US_STORAGE_H
+
+#include <apr_file_io.h>
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include "us_log.h"
+
+typedef struct us_storage us_storage;
+typedef struct us_storage_writer us_storage_writer;
+typedef struct us_storage_reader us_storage_reader;
+
+/* ---- configuration and startup --------------------------------------------- */
+
+/* 1 when this build has the backend called name ("posix"), else 0. */
+int us_storage_backend_known(const char *name);
+
+/* The storage served by backend name, for the data directory data_dir and
+ * the backend's own parameters (params: NULL or "" for none; posix takes
+ * none). APR_EINVAL with *err ("no storage backend 'x' in this build", or
+ * the backend's reason) otherwise. Nothing is touched on disk. Call in the
+ * parent; the children inherit the result. */
+apr_status_t us_storage_configure(apr_pool_t *p, const char *name, const char *data_dir,
+                                  const char *params, us_storage **out, const char **err);
+
+/* The backend's name, for logs. */
+const char *us_storage_name(const us_storage *st);
+
+/* Where storage messages (12xx) go; NULL drops them. lg must outlive st. */
+void us_storage_set_logger(us_storage *st, const us_logger *lg);
+
+/* Creates what the backend needs before files are published (posix: the
+ * workspace files directory). Idempotent; safe against a concurrent call. */
+apr_status_t us_storage_prepare(us_storage *st, apr_pool_t *p);
+
+/* Removes what writers of dead processes left (a crash, a hard restart):
+ * never a committed file, never the unfinished file of a live writer (a
+ * graceful restart recovers while the old children still write). Returns
+ * how many it removed and logs that number (1201). */
+int us_storage_recover(us_storage *st, apr_pool_t *p);
+
+/* ---- writing ----------------------------------------------------------------
+ * A writer takes the bytes of one file in order, hashing them on the way.
+ * While it is being written (up to finish) nothing is visible under its
+ * final name. Between finish and commit a backend may already have the file
+ * there (posix writes a small file straight under its name: no rename); it
+ * is durable, and may be referred to (recorded in the store), only once
+ * commit returns APR_SUCCESS - the names are fresh, so nobody looks them up
+ * before. Until commit a crash leaves at most a leftover that
+ * us_storage_recover or a session clear removes; cleaning up p abandons an
+ * uncommitted file. */
+
+/* A writer for a session upload; blob must be fresh (no file of the session
+ * has it). */
+apr_status_t us_storage_upload_create(us_storage *st, apr_pool_t *p, const char *session_id,
+                                      const char *blob, us_storage_writer **out);
+/* A writer for a new workspace file (POST /files); file_id must be fresh. */
+apr_status_t us_storage_file_create(us_storage *st, apr_pool_t *p, const char *file_id,
+                                    us_storage_writer **out);
+
+/* Appends; once one write fails every later one returns its error. */
+apr_status_t us_storage_write(us_storage_writer *w, const char *data, apr_size_t len);
+
+/* Writes what is left and makes the content durable (not yet its name).
+ * The size and sha256 are final from here on, whatever it returns. */
+apr_status_t us_storage_finish(us_storage_writer *w);
+
+/* After a successful finish: the file appears under its final name, whole,
+ * and that name is durable when this returns APR_SUCCESS (a crash after it
+ * keeps the file). Readers never see a partial file. Concurrent commits
+ * into one session share the cost of making names durable. On failure
+ * nothing is left under the final name. */
+apr_status_t us_storage_commit(us_storage_writer *w);
+
+/* Removes what w wrote, committed or not (a commit the store then refused:
+ * nothing refers to the file). Never fails; what cannot be removed is
+ * logged (1206) and left to us_storage_recover or a session clear. */
+void us_storage_abandon(us_storage_writer *w);
+
+long long us_storage_writer_size(const us_storage_writer *w);      /* bytes taken */
+const char *us_storage_writer_sha256_hex(const us_storage_writer *w); /* after finish */
+/* Where the file goes, for log messages only (posix: its path). */
+const char *us_storage_writer_where(const us_storage_writer *w);
+
+/* ---- reading a workspace file ---------------------------------------------- */
+
+/* Opens a committed workspace file for reading in p (closed with p). A file
+ * deleted meanwhile reads as it was opened (posix: the open descriptor) or
+ * fails with an error; it never reads as another file's bytes. */
+apr_status_t us_storage_file_open(us_storage *st, apr_pool_t *p, const char *file_id,
+                                  us_storage_reader **out);
+apr_off_t us_storage_reader_size(const us_storage_reader *r);
+/* The local file, opened for sendfile, when the backend has one (posix);
+ * NULL otherwise: read with us_storage_read_at. */
+apr_file_t *us_storage_reader_file(const us_storage_reader *r);
+/* Up to *len bytes from offset off; *len is what was read (0 at the end). */
+apr_status_t us_storage_read_at(us_storage_reader *r, apr_off_t off, char *buf, apr_size_t *len);
+
+/* ---- ingestion --------------------------------------------------------------- */
+
+/* The whole content of a committed session upload into *data (NUL added,
+ * not counted in *len), when it holds at most max bytes; APR_INCOMPLETE when
+ * it holds more, APR_ENOENT when it is absent. For sidecars. */
+apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    const char *blob, apr_size_t max, char **data,
+                                    apr_size_t *len);
+
+/* Makes the session upload blob the workspace file file_id, moving it: the
+ * upload is gone afterwards. Idempotent: a replay after a crash finds the
+ * file published already and returns APR_SUCCESS with *moved 0 (*moved is
+ * 1 when this call moved it). APR_ENOENT: neither exists. Atomic: a crash
+ * leaves either the upload or the workspace file, never both or neither
+ * visible as complete. Durable only after us_storage_publish_sync. */
+apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                                const char *blob, const char *file_id, int *moved);
+
+/* Makes every publish of this process that returned before this call
+ * durable (posix: one fsync of the workspace directory per batch). Call
+ * before the store records the files as FINISHED. */
+apr_status_t us_storage_publish_sync(us_storage *st, apr_pool_t *p);
+
+/* ---- removing ------------------------------------------------------------------ */
+
+/* Deletes a session upload (replaced by a later upload of the same name).
+ * APR_ENOENT when it is gone already; other failures are logged (1205). */
+apr_status_t us_storage_upload_delete(us_storage *st, apr_pool_t *p, const char *session_id,
+                                      const char *blob);
+
+/* Deletes a workspace file (replaced by OVERWRITE, or not recorded).
+ * APR_ENOENT when it is gone already; other failures are logged (1204). A
+ * reader that opened it before may finish reading. */
+apr_status_t us_storage_file_delete(us_storage *st, apr_pool_t *p, const char *file_id);
+
+/* Once a session is done: removes every upload left of it (failed files,
+ * sidecars, files a crash left unrecorded) but the unfinished files of live
+ * writers (an upload still arriving for the closed session fails and cleans
+ * up after itself). Returns how many entries stayed (0: nothing of the
+ * session is left). Failures to remove are logged (1203). */
+int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_id);
+
+/* The blobs of a session's committed uploads, in no order (const char *),
+ * without files still being written (those between finish and commit may
+ * be listed). A session never written to has none. */
+apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     apr_array_header_t **blobs);
+
+#endif

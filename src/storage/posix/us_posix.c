@@ -1,0 +1,331 @@
+/*
+ * us_posix.c - the posix storage backend: files in a local directory tree
+ * (UploadSessionDataDir). The only place that knows the layout:
+ *   <data_dir>/sessions/<session_id>/<blob>    a session's uploads
+ *   <data_dir>/sessions/<session_id>/.<blob>.<pid>.tmp   (unfinished, large)
+ *   <data_dir>/files/<file_id>                 workspace files
+ *   <data_dir>/files/.<file_id>.<pid>.tmp      (unfinished, large)
+ * Writers are us_blob (durable writes), name changes are made durable by
+ * directory fsyncs (us_dirsync), publishing is a rename within one file
+ * system.
+ */
+#include "us_storage_backend.h"
+#include "us_blob.h"
+#include "us_dirsync.h"
+
+#include <apr_strings.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *data_dir;
+    const char *sessions; /* <data_dir>/sessions */
+    const char *files;    /* <data_dir>/files */
+} px_conf;
+
+typedef struct {
+    us_storage *st;
+    us_blob *blob;
+    int committed;
+} px_writer;
+
+typedef struct {
+    apr_file_t *f;
+} px_reader;
+
+static const px_conf *conf_of(const us_storage *st) { return st->conf; }
+
+/* ---- the layout ------------------------------------------------------------- */
+
+static const char *session_dir(const us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return apr_pstrcat(p, conf_of(st)->sessions, "/", session_id, NULL);
+}
+
+static const char *upload_path(const us_storage *st, apr_pool_t *p, const char *session_id,
+                               const char *blob)
+{
+    return apr_pstrcat(p, conf_of(st)->sessions, "/", session_id, "/", blob, NULL);
+}
+
+static const char *file_path(const us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    return apr_pstrcat(p, conf_of(st)->files, "/", file_id, NULL);
+}
+
+/* ---- configuration and startup --------------------------------------------- */
+
+static apr_status_t px_configure(apr_pool_t *p, const char *data_dir, const char *params,
+                                 void **conf, const char **err)
+{
+    if (params && *params) {
+        *err = "posix storage takes no parameters (its directory is UploadSessionDataDir)";
+        return APR_EINVAL;
+    }
+    if (!data_dir || !*data_dir) {
+        *err = "posix storage needs a data directory (UploadSessionDataDir)";
+        return APR_EINVAL;
+    }
+    px_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->data_dir = apr_pstrdup(p, data_dir);
+    c->sessions = apr_pstrcat(p, data_dir, "/sessions", NULL);
+    c->files = apr_pstrcat(p, data_dir, "/files", NULL);
+    *conf = c;
+    return APR_SUCCESS;
+}
+
+static apr_status_t px_prepare(us_storage *st, apr_pool_t *p)
+{
+    apr_status_t rv = apr_dir_make_recursive(conf_of(st)->files, APR_FPROT_OS_DEFAULT, p);
+    return APR_STATUS_IS_EEXIST(rv) ? APR_SUCCESS : rv;
+}
+
+static int px_recover(us_storage *st, apr_pool_t *p)
+{
+    const px_conf *c = conf_of(st);
+    apr_dir_t *sessions;
+    apr_finfo_t se;
+    int removed = us_blob_sweep(p, c->files, st->log);
+    apr_status_t rv = apr_dir_open(&sessions, c->sessions, p);
+    if (rv == APR_SUCCESS) {
+        while (apr_dir_read(&se, APR_FINFO_NAME | APR_FINFO_TYPE, sessions) == APR_SUCCESS)
+            if (se.filetype == APR_DIR && se.name[0] != '.')
+                removed += us_blob_sweep(p, apr_pstrcat(p, c->sessions, "/", se.name, NULL),
+                                         st->log);
+        apr_dir_close(sessions);
+    }
+    else if (!APR_STATUS_IS_ENOENT(rv)) {
+        us_log(st->log, US_LOG_WARN, rv, 1202, "startup sweep: cannot read %s", c->sessions);
+    }
+    if (removed)
+        us_log(st->log, US_LOG_INFO, 0, 1201,
+               "removed %d temp file(s) left by interrupted uploads in %s", removed, c->data_dir);
+    return removed;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *dir, const char *name,
+                                void **out)
+{
+    px_writer *w = apr_pcalloc(p, sizeof(*w));
+    apr_status_t rv = us_blob_open(p, dir, name, &w->blob);
+    if (rv != APR_SUCCESS)
+        return rv;
+    w->st = st;
+    *out = w;
+    return APR_SUCCESS;
+}
+
+static apr_status_t px_upload_create(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     const char *blob, void **w)
+{
+    return open_writer(st, p, session_dir(st, p, session_id), blob, w);
+}
+
+static apr_status_t px_file_create(us_storage *st, apr_pool_t *p, const char *file_id, void **w)
+{
+    return open_writer(st, p, conf_of(st)->files, file_id, w);
+}
+
+static apr_status_t px_write(void *w, const char *data, apr_size_t len)
+{
+    return us_blob_write(((px_writer *)w)->blob, data, len);
+}
+
+static apr_status_t px_finish(void *w)
+{
+    return us_blob_finish(((px_writer *)w)->blob);
+}
+
+/* Removes a file under its final name; a failure other than "gone" is logged. */
+static apr_status_t remove_file(const us_storage *st, int msgno, const char *what,
+                                const char *path)
+{
+    if (unlink(path) == 0)
+        return APR_SUCCESS;
+    apr_status_t rv = APR_FROM_OS_ERROR(errno);
+    if (!APR_STATUS_IS_ENOENT(rv))
+        us_log(st->log, US_LOG_WARN, rv, msgno, "%s: cannot remove %s", what, path);
+    return rv;
+}
+
+static apr_status_t px_commit(void *wv)
+{
+    px_writer *w = wv;
+    apr_status_t rv = us_blob_publish(w->blob);
+    if (rv == APR_SUCCESS)
+        w->committed = 1;
+    else /* a small file may be under its name already, its directory not synced */
+        remove_file(w->st, 1206, "commit failed", us_blob_path(w->blob));
+    return rv;
+}
+
+static void px_abandon(void *wv)
+{
+    px_writer *w = wv;
+    if (w->committed) {
+        w->committed = 0;
+        remove_file(w->st, 1206, "abandoning a committed file", us_blob_path(w->blob));
+    }
+    else {
+        us_blob_discard(w->blob);
+    }
+}
+
+static long long px_writer_size(const void *w) { return us_blob_size(((const px_writer *)w)->blob); }
+
+static const char *px_writer_sha256_hex(const void *w)
+{
+    return us_blob_sha256_hex(((const px_writer *)w)->blob);
+}
+
+static const char *px_writer_where(const void *w) { return us_blob_path(((const px_writer *)w)->blob); }
+
+/* ---- reading -------------------------------------------------------------------- */
+
+static apr_status_t px_file_open(us_storage *st, apr_pool_t *p, const char *file_id, void **r,
+                                 apr_off_t *size, apr_file_t **local)
+{
+    px_reader *rd = apr_pcalloc(p, sizeof(*rd));
+    apr_finfo_t fi;
+    apr_status_t rv = apr_file_open(&rd->f, file_path(st, p, file_id),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY | APR_FOPEN_SENDFILE_ENABLED,
+                                    APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS)
+        return rv;
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, rd->f);
+    if (rv != APR_SUCCESS) {
+        apr_file_close(rd->f);
+        return rv;
+    }
+    *r = rd;
+    *size = fi.size;
+    *local = rd->f;
+    return APR_SUCCESS;
+}
+
+static apr_status_t px_read_at(void *r, apr_off_t off, char *buf, apr_size_t *len)
+{
+    px_reader *rd = r;
+    apr_status_t rv = apr_file_seek(rd->f, APR_SET, &off);
+    if (rv == APR_SUCCESS)
+        rv = apr_file_read_full(rd->f, buf, *len, len);
+    return APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+}
+
+/* ---- ingestion ------------------------------------------------------------------- */
+
+static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_status_t rv = apr_file_open(&f, upload_path(st, p, session_id, blob),
+                                    APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS)
+        return rv;
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv == APR_SUCCESS && fi.size > (apr_off_t)max)
+        rv = APR_INCOMPLETE;
+    if (rv == APR_SUCCESS) {
+        apr_size_t n = (apr_size_t)fi.size;
+        char *buf = apr_palloc(p, n + 1);
+        if (n > 0)
+            rv = apr_file_read_full(f, buf, n, &n);
+        if (rv == APR_SUCCESS) {
+            buf[n] = '\0';
+            *data = buf;
+            *len = n;
+        }
+    }
+    apr_file_close(f);
+    return rv;
+}
+
+static apr_status_t px_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                               const char *blob, const char *file_id, int *moved)
+{
+    const char *dst = file_path(st, p, file_id);
+    struct stat sb;
+    *moved = 0;
+    if (rename(upload_path(st, p, session_id, blob), dst) == 0) {
+        *moved = 1;
+        return APR_SUCCESS;
+    }
+    apr_status_t rv = APR_FROM_OS_ERROR(errno);
+    if (APR_STATUS_IS_ENOENT(rv) && stat(dst, &sb) == 0)
+        return APR_SUCCESS; /* moved by an earlier run of this batch */
+    return rv;
+}
+
+static apr_status_t px_publish_sync(us_storage *st, apr_pool_t *p)
+{
+    (void)p;
+    return us_fsync_dir(conf_of(st)->files);
+}
+
+/* ---- removing ------------------------------------------------------------------------ */
+
+static apr_status_t px_upload_delete(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     const char *blob)
+{
+    return remove_file(st, 1205, "deleting a replaced upload", upload_path(st, p, session_id, blob));
+}
+
+static apr_status_t px_file_delete(us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    return remove_file(st, 1204, "deleting a workspace file", file_path(st, p, file_id));
+}
+
+static int px_session_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return us_blob_clear_dir(p, session_dir(st, p, session_id), st->log);
+}
+
+static apr_status_t px_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    apr_array_header_t **blobs)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    *blobs = apr_array_make(p, 16, sizeof(const char *));
+    apr_status_t rv = apr_dir_open(&d, session_dir(st, p, session_id), p);
+    if (APR_STATUS_IS_ENOENT(rv))
+        return APR_SUCCESS;
+    if (rv != APR_SUCCESS)
+        return rv;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS)
+        if (fi.filetype == APR_REG && fi.name[0] != '.') /* blobs are UUIDs; temp files start with '.' */
+            APR_ARRAY_PUSH(*blobs, const char *) = apr_pstrdup(p, fi.name);
+    apr_dir_close(d);
+    return APR_SUCCESS;
+}
+
+const us_storage_backend us_posix_storage = {
+    .name = "posix",
+    .configure = px_configure,
+    .prepare = px_prepare,
+    .recover = px_recover,
+    .upload_create = px_upload_create,
+    .file_create = px_file_create,
+    .write = px_write,
+    .finish = px_finish,
+    .commit = px_commit,
+    .abandon = px_abandon,
+    .writer_size = px_writer_size,
+    .writer_sha256_hex = px_writer_sha256_hex,
+    .writer_where = px_writer_where,
+    .file_open = px_file_open,
+    .read_at = px_read_at,
+    .upload_read = px_upload_read,
+    .publish = px_publish,
+    .publish_sync = px_publish_sync,
+    .upload_delete = px_upload_delete,
+    .file_delete = px_file_delete,
+    .session_clear = px_session_clear,
+    .session_list = px_session_list,
+};

@@ -1,0 +1,95 @@
+/*
+ * us_pg_filter.c - PostgreSQL's dialect of us_filter_sql.h: metadata read
+ * as jsonb (jsonb_typeof decides the type; CASE guards every cast, since
+ * SQL does not promise to evaluate AND left to right), numbers compared as
+ * numeric from the literal's own text (no float rounding), text compared by
+ * bytes (COLLATE "C"), a metadata date-time through us_instant_us(), a
+ * function of the schema that answers NULL for a string that is no
+ * date-time instead of failing the query.
+ */
+#include <apr_strings.h>
+
+#include "us_pg_filter.h"
+
+/* The key's path as a text[] literal: {"a","b"} (keys are OData
+ * identifiers: no quote, comma or brace can occur in them). */
+static const char *key_path(apr_pool_t *p, const us_odata_operand *o)
+{
+    const char *path = "{";
+    for (int i = 0; i < o->depth; i++)
+        path = apr_pstrcat(p, path, i ? "," : "", "\"", o->path[i], "\"", NULL);
+    return apr_pstrcat(p, path, "}", NULL);
+}
+
+static const char *json_type(us_filter_builder *b, const char *path)
+{
+    return apr_pstrcat(b->p, "jsonb_typeof(meta::jsonb #> ", us_filter_text_arg(b, path), ")", NULL);
+}
+
+static const char *json_text(us_filter_builder *b, const char *path)
+{
+    return apr_pstrcat(b->p, "(meta::jsonb #>> ", us_filter_text_arg(b, path), ")", NULL);
+}
+
+static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,
+                                const us_odata_value *v)
+{
+    const char *path = key_path(b->p, o), *op_sql = us_filter_op(op);
+    const char *type = json_type(b, path), *value;
+    switch (v->type) {
+    case US_ODATA_NULL: /* a missing key is null too */
+        if (op == US_ODATA_EQ)
+            return apr_pstrcat(b->p, "coalesce(", type, " = 'null', true)", NULL);
+        if (op == US_ODATA_NE)
+            return apr_pstrcat(b->p, "coalesce(", type, " <> 'null', false)", NULL);
+        return "false";
+    case US_ODATA_STRING:
+        value = json_text(b, path);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN ", value, " COLLATE \"C\" ", op_sql,
+                           " ", us_filter_text_arg(b, v->str), " ELSE false END", NULL);
+    case US_ODATA_INTEGER:
+    case US_ODATA_DECIMAL:
+        value = json_text(b, path);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN ", value, "::numeric ", op_sql, " ",
+                           us_filter_text_arg(b, v->str), "::numeric ELSE false END", NULL);
+    case US_ODATA_BOOLEAN:
+        value = json_text(b, path);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'boolean' THEN (", value, " = 'true')::int ",
+                           op_sql, " ", us_filter_int_arg(b, v->integer), " ELSE false END", NULL);
+    case US_ODATA_DATETIME:
+        value = json_text(b, path);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN coalesce(us_instant_us(", value,
+                           ") ", op_sql, " ", us_filter_int_arg(b, v->instant), ", false) ELSE false END",
+                           NULL);
+    }
+    return "false";
+}
+
+static const char *string_function(us_filter_builder *b, const char *subject, us_odata_func func,
+                                   const char *needle)
+{
+    switch (func) {
+    case US_ODATA_CONTAINS:
+        return apr_pstrcat(b->p, "strpos(", subject, ", ", us_filter_text_arg(b, needle), ") > 0", NULL);
+    case US_ODATA_STARTSWITH:
+        return apr_pstrcat(b->p, "left(", subject, ", length(", us_filter_text_arg(b, needle), ")) = ",
+                           us_filter_text_arg(b, needle), NULL);
+    default:
+        return apr_pstrcat(b->p, "right(", subject, ", length(", us_filter_text_arg(b, needle), ")) = ",
+                           us_filter_text_arg(b, needle), NULL);
+    }
+}
+
+static const char *meta_function(us_filter_builder *b, const us_odata_operand *o, us_odata_func func,
+                                 const char *needle)
+{
+    const char *path = key_path(b->p, o);
+    const char *type = json_type(b, path);
+    const char *subject = json_text(b, path);
+    return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN ", string_function(b, subject, func, needle),
+                       " ELSE false END", NULL);
+}
+
+const us_filter_dialect us_pg_filter_dialect = {
+    "false", "true", " COLLATE \"C\"", meta_compare, meta_function, string_function,
+};

@@ -1,0 +1,206 @@
+/* Unit tests: the storage conformance suite (storage_conformance.h) against
+ * the posix backend, then what only the front and posix answer: the
+ * configuration errors, the layout on disk, the startup sweep and the
+ * messages of failures that used to pass silently. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "fixture.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include "storage_conformance.h"
+
+static void posix_create(apr_pool_t *p, const char *test_name, const char **data_dir,
+                         const char **params)
+{
+    *data_dir = apr_pstrcat(p, fixture_path(test_name), "/data", NULL);
+    *params = NULL;
+    fixture_remove_tree(fixture_path(test_name));
+}
+
+static void posix_destroy(apr_pool_t *p, const char *data_dir, const char *params)
+{
+    (void)p;
+    (void)params;
+    fixture_remove_tree(data_dir);
+}
+
+static const storage_target posix_target = { &us_posix_storage, posix_create, posix_destroy };
+
+/* ---- a logger that keeps what it is given ---------------------------------- */
+
+static int logged_no[16], logged_n;
+static char logged_msg[16][256];
+
+static void keep(void *baton, us_log_level level, apr_status_t status, int msgno, const char *msg)
+{
+    (void)baton;
+    (void)level;
+    (void)status;
+    if (logged_n < 16) {
+        logged_no[logged_n] = msgno;
+        snprintf(logged_msg[logged_n], sizeof(logged_msg[0]), "%s", msg);
+        logged_n++;
+    }
+}
+
+static const us_logger keeper = { keep, NULL, US_LOG_DEBUG };
+
+static us_storage *posix_at(const char *dir)
+{
+    us_storage *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(us_storage_configure(pool, "posix", dir, NULL, &st, &err), APR_SUCCESS);
+    us_storage_set_logger(st, &keeper);
+    logged_n = 0;
+    return st;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_configuration_errors(void **state)
+{
+    us_storage *st = NULL;
+    const char *err = NULL;
+    (void)state;
+    assert_int_equal(us_storage_configure(pool, "s3", "/d", NULL, &st, &err), APR_EINVAL);
+    assert_string_equal(err, "no storage backend 's3' in this build");
+    assert_false(us_storage_backend_known("s3"));
+    assert_true(us_storage_backend_known("posix"));
+    assert_int_equal(us_storage_configure(pool, "posix", "/d", "x", &st, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "posix storage takes no parameters"));
+    assert_int_equal(us_storage_configure(pool, "posix", NULL, NULL, &st, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "UploadSessionDataDir"));
+    assert_int_equal(us_storage_configure(pool, "posix", "/d", "", &st, &err), APR_SUCCESS);
+    assert_string_equal(us_storage_name(st), "posix");
+}
+
+/* Where the files are: the layout README and the operators rely on. */
+static void test_layout(void **state)
+{
+    const char *dir = fixture_path("layout");
+    us_storage *st = posix_at(dir);
+    us_storage_writer *w;
+    us_storage_reader *r;
+    int moved = 0;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_true(exists(apr_pstrcat(pool, dir, "/files", NULL)));
+
+    assert_int_equal(us_storage_upload_create(st, pool, "sid", "blob1", &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, "abc", 3), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+    assert_string_equal(us_storage_writer_where(w), apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL));
+    assert_true(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
+
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", &moved), APR_SUCCESS);
+    assert_true(exists(apr_pstrcat(pool, dir, "/files/fid1", NULL)));
+    assert_false(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
+
+    /* a local file for sendfile */
+    assert_int_equal(us_storage_file_open(st, pool, "fid1", &r), APR_SUCCESS);
+    assert_non_null(us_storage_reader_file(r));
+
+    assert_int_equal(us_storage_file_create(st, pool, "fid2", &w), APR_SUCCESS);
+    assert_string_equal(us_storage_writer_where(w), apr_pstrcat(pool, dir, "/files/fid2", NULL));
+    us_storage_abandon(w);
+
+    assert_int_equal(us_storage_session_clear(st, pool, "sid"), 0);
+    assert_false(exists(apr_pstrcat(pool, dir, "/sessions/sid", NULL))); /* the directory too */
+    assert_int_equal(logged_n, 0);
+}
+
+/* The startup sweep removes the temp files of dead writers, keeps those of
+ * live ones and every committed file, and says how many it removed. */
+static void test_recover(void **state)
+{
+    const char *dir = fixture_path("recover");
+    us_storage *st = posix_at(dir);
+    const char *sdir = apr_pstrcat(pool, dir, "/sessions/sid", NULL);
+    const char *files = apr_pstrcat(pool, dir, "/files", NULL);
+    const char *live = apr_psprintf(pool, "%s/.b3.%ld.tmp", sdir, (long)getpid());
+    (void)state;
+    assert_int_equal(us_storage_recover(st, pool), 0); /* nothing there yet */
+    assert_int_equal(logged_n, 0);
+    assert_int_equal(apr_dir_make_recursive(sdir, APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    assert_int_equal(apr_dir_make_recursive(files, APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    touch(apr_pstrcat(pool, sdir, "/.b1.2147483646.tmp", NULL));
+    touch(apr_pstrcat(pool, sdir, "/.b2.junk.tmp", NULL));
+    touch(live);
+    touch(apr_pstrcat(pool, sdir, "/b4", NULL));
+    touch(apr_pstrcat(pool, files, "/.f1.2147483646.tmp", NULL));
+    touch(apr_pstrcat(pool, files, "/f2", NULL));
+    assert_int_equal(us_storage_recover(st, pool), 3);
+    assert_true(exists(live));
+    assert_true(exists(apr_pstrcat(pool, sdir, "/b4", NULL)));
+    assert_true(exists(apr_pstrcat(pool, files, "/f2", NULL)));
+    assert_int_equal(logged_n, 1);
+    assert_int_equal(logged_no[0], 1201);
+    assert_non_null(strstr(logged_msg[0], "removed 3 temp file(s) left by interrupted uploads in "));
+}
+
+/* Removals that fail are logged with their number, not passed over. */
+static void test_failed_removals_are_logged(void **state)
+{
+    const char *dir = fixture_path("logged");
+    us_storage *st = posix_at(dir);
+    const char *files = apr_pstrcat(pool, dir, "/files", NULL);
+    const char *sdir = apr_pstrcat(pool, dir, "/sessions/sid", NULL);
+    (void)state;
+    /* directories where files are expected: unlink fails with EISDIR */
+    assert_int_equal(apr_dir_make_recursive(apr_pstrcat(pool, files, "/fid", NULL),
+                                            APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    assert_int_equal(apr_dir_make_recursive(apr_pstrcat(pool, sdir, "/blob", NULL),
+                                            APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    assert_int_not_equal(us_storage_file_delete(st, pool, "fid"), APR_SUCCESS);
+    assert_int_not_equal(us_storage_upload_delete(st, pool, "sid", "blob"), APR_SUCCESS);
+    assert_int_equal(logged_n, 2);
+    assert_int_equal(logged_no[0], 1204);
+    assert_int_equal(logged_no[1], 1205);
+    assert_non_null(strstr(logged_msg[0], "cannot remove"));
+
+    /* gone already: not worth a message */
+    logged_n = 0;
+    assert_int_equal(us_storage_file_delete(st, pool, "nope"), APR_ENOENT);
+    assert_int_equal(us_storage_upload_delete(st, pool, "sid", "nope"), APR_ENOENT);
+    assert_int_equal(logged_n, 0);
+
+    /* a session clear keeps what it cannot remove and says so when it fails */
+    assert_int_equal(us_storage_session_clear(st, pool, "sid"), 1); /* the directory "blob" */
+    assert_int_equal(logged_n, 0); /* not a file: kept on purpose */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_configuration_errors),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_recover),
+        cmocka_unit_test(test_failed_removals_are_logged),
+    };
+    if (fixture_start() != 0)
+        return fixture_stop(1);
+    int rc = storage_conformance_run(&posix_target);
+    rc |= cmocka_run_group_tests_name("us_storage: posix", tests, NULL, NULL);
+    return fixture_stop(rc);
+}
