@@ -1,7 +1,8 @@
 /*
  * us_crypto.h - SHA-256 and HMAC-SHA256 without OpenSSL 3's per-call
  * algorithm lookups: the digest is fetched once per process (EVP_sha256()
- * and HMAC() look it up, lock and allocate on every call). Pure: OpenSSL.
+ * and HMAC() look it up, lock and allocate on every call). Pure: OpenSSL
+ * and APR atomics.
  */
 #ifndef US_CRYPTO_H
 #define US_CRYPTO_H

@@ -5,6 +5,11 @@
 #include <apr_pools.h>
 #include <jansson.h>
 
+/* Hands p the reference j holds: j is decref'ed when p is cleared or
+ * destroyed, so its users need not count references. Returns j (NULL
+ * passes through). */
+json_t *us_json_pool_own(apr_pool_t *p, json_t *j);
+
 /* Compact JSON text of j, allocated in p (NULL when j is NULL). */
 char *us_json_dump_pool(apr_pool_t *p, const json_t *j);
 

@@ -18,7 +18,8 @@ typedef enum {
     US_ROUTE_UPLOAD_TARGET,  /* /upload_target/{session_id}: S3-style POST, no bearer key */
     US_ROUTE_FILES,          /* /workspaces/{ws}/files */
     US_ROUTE_FILE,           /* /workspaces/{ws}/files/{file_id} */
-    US_ROUTE_FILE_META       /* /workspaces/{ws}/files/{file_id}/meta */
+    US_ROUTE_FILE_META,      /* /workspaces/{ws}/files/{file_id}/meta */
+    US_ROUTE_HEALTH          /* /health: no key, for load balancers */
 } us_route_id;
 
 typedef struct {

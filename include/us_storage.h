@@ -50,6 +50,10 @@ void us_storage_set_logger(us_storage *st, const us_logger *lg);
  * workspace files directory). Idempotent; safe against a concurrent call. */
 apr_status_t us_storage_prepare(us_storage *st, apr_pool_t *p);
 
+/* Whether the storage answers and this process can write to it (a health
+ * check: cheap, no side effect). APR_SUCCESS or the reason it cannot. */
+apr_status_t us_storage_check(us_storage *st, apr_pool_t *p);
+
 /* Removes what writers of dead processes left (a crash, a hard restart):
  * never a committed file, never the unfinished file of a live writer (a
  * graceful restart recovers while the old children still write). Returns

@@ -28,6 +28,7 @@ struct us_storage_backend {
     apr_status_t (*configure)(apr_pool_t *p, const char *data_dir, const char *params,
                               void **conf, const char **err);
     apr_status_t (*prepare)(us_storage *st, apr_pool_t *p);
+    apr_status_t (*check)(us_storage *st, apr_pool_t *p);
     int (*recover)(us_storage *st, apr_pool_t *p);
 
     /* ---- writing; w is the backend's writer */

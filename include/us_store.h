@@ -13,6 +13,7 @@
 #include <apr_time.h>
 
 #include "us_odata.h"
+#include "us_log.h"
 
 typedef enum {
     US_DB_OK = 0,
@@ -72,6 +73,13 @@ const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p);
  * backend says whether it is per store or process-wide. */
 void us_store_set_lock_timeout(us_store_cfg *cfg, int ms);
 #define US_DEFAULT_BUSY_TIMEOUT_MS 1000
+
+/* Where the store's backend logs (us_log.h, numbers 11xx): what it
+ * recovers from or cannot report to a caller - failed checkpoints, syncs
+ * after a commit, rollbacks, busy statements at debug. Set before
+ * connections are opened; NULL (the default) drops the messages. lg must
+ * live as long as the connections. */
+void us_store_set_logger(us_store_cfg *cfg, const us_logger *lg);
 
 /* Creates or upgrades the schema (idempotent, safe against a concurrent
  * migrator). Call at startup, before connections are opened. */

@@ -27,6 +27,7 @@ struct us_store_backend {
     us_db_rc (*configure)(apr_pool_t *p, const char *params, void **conf, const char **err);
     const char *(*home)(const void *conf, apr_pool_t *p);
     void (*set_lock_timeout)(void *conf, int ms);
+    void (*set_logger)(void *conf, const us_logger *lg);
     us_db_rc (*migrate)(const void *conf, apr_pool_t *p, const char **err);
     us_db_rc (*prepare_files)(const void *conf, apr_pool_t *p, const char **err);
     void (*user_files)(const void *conf, apr_pool_t *p, apr_array_header_t *paths);

@@ -1,15 +1,30 @@
 /* us_utf8.h - UTF-8 well-formedness, as Unicode table 3-7 defines it:
  * no stray continuation byte, no overlong form, no surrogate, nothing
- * beyond U+10FFFF, no sequence cut short. Pure. */
+ * beyond U+10FFFF, no sequence cut short; decoding and encoding of one
+ * code point. Pure. */
 #ifndef US_UTF8_H
 #define US_UTF8_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Length of the well-formed sequence at s[0..n) (1 for ASCII, NUL
  * included), or 0 when ill-formed; then *bad is the length of its maximal
  * subpart (what one U+FFFD replaces). n >= 1. */
 size_t us_utf8_seq(const unsigned char *s, size_t n, size_t *bad);
+
+/* us_utf8_decode's flags: with US_UTF8_SURROGATEPASS, ED A0..BF xx (the
+ * surrogates U+D800..DFFF) count as well-formed, as in Python's
+ * bytes.decode('utf-8', 'surrogatepass'). */
+#define US_UTF8_SURROGATEPASS 1
+
+/* Length of the well-formed sequence at s[0..n) with its code point in
+ * *cp, or 0 (*cp untouched) when ill-formed. n >= 1. */
+size_t us_utf8_decode(const unsigned char *s, size_t n, int flags, uint32_t *cp);
+
+/* Writes cp (at most U+10FFFF; a surrogate is written as its three bytes)
+ * to out and returns how many bytes that took (1 to 4). */
+size_t us_utf8_encode(uint32_t cp, unsigned char out[4]);
 
 /* s[0..n) is well-formed UTF-8 (it may hold NULs). */
 int us_utf8_valid_n(const char *s, size_t n);

@@ -4,30 +4,7 @@
 #include <apr_strings.h>
 #include <string.h>
 
-/* Length of the UTF-8 sequence at s, or 0 when it is not valid UTF-8
- * (overlong forms, surrogates and values past U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
+#include "us_utf8.h"
 
 const char *us_filename_problem(const char *name)
 {
@@ -43,7 +20,7 @@ const char *us_filename_problem(const char *name)
             return "the file name contains a control character";
         if (*s == '/' || *s == '\\')
             return "the file name contains a path separator";
-        size_t n = utf8_seq(s);
+        size_t bad, n = us_utf8_seq(s, len - (size_t)(s - (const unsigned char *)name), &bad);
         if (n == 0)
             return "the file name is not valid UTF-8";
         s += n;

@@ -20,6 +20,7 @@ static const route_def ROUTES[] = {
     { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST", "GET, HEAD, POST" },
     { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD", "GET, HEAD" },
+    { US_ROUTE_HEALTH, "health", "GET HEAD", "GET, HEAD" },
 };
 
 /* Splits "a/b/c" into at most max segments; returns the count or -1 when

@@ -58,6 +58,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         apr_table_setn(r->headers_out, "Allow", route->allow);
         return us_send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");
     }
+    if (route->id == US_ROUTE_HEALTH)
+        return us_api_health(r, c); /* for load balancers: no key */
     if (route->id == US_ROUTE_UPLOAD_TARGET)
         return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
     if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)

@@ -21,6 +21,10 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
 
+/* GET /api/v1/health (us_health.c): no key; 200 when the store and the
+ * storage answer, else 503. */
+int us_api_health(request_rec *r, us_srv_conf *c);
+
 /* POST /api/v1/upload_target/{session_id} (us_upload.c): authorised by the
  * signed policy, streams the file part to disk and records it. */
 int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id);

@@ -38,6 +38,28 @@ int us_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return OK;
 }
 
+/* The core, store and storage log through this: httpd's error log, with the
+ * message's own number (us_log.h). */
+static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
+                           const char *msg)
+{
+    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
+    ap_log_error(APLOG_MARK, LEVELS[level], status, baton, "US%04d: %s", msgno, msg);
+}
+
+/* A logger for server s, in p, whose level follows the server's LogLevel. */
+static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
+{
+    us_logger *lg = apr_pcalloc(p, sizeof(*lg));
+    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    lg->emit = error_log_emit;
+    lg->baton = s;
+    lg->max_level = level >= APLOG_DEBUG ? US_LOG_DEBUG
+                  : level >= APLOG_INFO  ? US_LOG_INFO
+                  : level >= APLOG_WARNING ? US_LOG_WARN : US_LOG_ERR;
+    return lg;
+}
+
 /* Validates one enabled server; returns an error message or NULL. */
 static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c)
 {
@@ -51,17 +73,19 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_store_configure(pconf, c->store_driver, c->store_params, &c->store_cfg, &derr) !=
         US_DB_OK)
         return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
+    us_store_set_logger(c->store_cfg, error_log_for(pconf, s));
     us_srv_conf_defaults(pconf, c);
     if (!c->data_dir)
-        return "UploadSessionDataDir is required when UploadSessionStore is not sqlite3";
+        return "UploadSessionDataDir is required with this UploadSessionStore: its default "
+               "lies beside the store's files, and this store keeps none on this machine";
     if (!c->secret_file)
-        return "UploadSessionSecretFile is required when UploadSessionStore is not sqlite3";
+        return "UploadSessionSecretFile is required with this UploadSessionStore: its default "
+               "lies beside the store's files, and this store keeps none on this machine";
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, c->storage_params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
-    (void)s;
     return NULL;
 }
 
@@ -171,28 +195,6 @@ static void give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
     const apr_array_header_t *paths = us_store_user_files(cfg, p);
     for (int i = 0; i < paths->nelts; i++)
         give_to_user(APR_ARRAY_IDX(paths, i, const char *));
-}
-
-/* The core, store and storage log through this: httpd's error log, with the
- * message's own number (us_log.h). */
-static void error_log_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
-                           const char *msg)
-{
-    static const int LEVELS[] = { APLOG_ERR, APLOG_WARNING, APLOG_INFO, APLOG_DEBUG };
-    ap_log_error(APLOG_MARK, LEVELS[level], status, baton, "US%04d: %s", msgno, msg);
-}
-
-/* A logger for server s, in p, whose level follows the server's LogLevel. */
-static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
-{
-    us_logger *lg = apr_pcalloc(p, sizeof(*lg));
-    int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
-    lg->emit = error_log_emit;
-    lg->baton = s;
-    lg->max_level = level >= APLOG_DEBUG ? US_LOG_DEBUG
-                  : level >= APLOG_INFO  ? US_LOG_INFO
-                  : level >= APLOG_WARNING ? US_LOG_WARN : US_LOG_ERR;
-    return lg;
 }
 
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,

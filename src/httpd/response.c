@@ -59,7 +59,7 @@ int us_send_detail(request_rec *r, int status, const char *detail)
 
 int us_send_422(request_rec *r, json_t *errs)
 {
-    return us_send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:o}", "detail", errs));
+    return us_send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:O}", "detail", errs));
 }
 
 /* Store failures: busy -> 503 + Retry-After (the client retries), else 500. */
@@ -79,11 +79,24 @@ int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
 /* ---- store connections ------------------------------------------------- */
 
 /* Returns db to the pool; keeps a copy of its last error for the response. */
-const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
+static const char *release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
 {
     const char *err = drc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
     us_store_release(c->store, db, drc == US_DB_ERROR);
     return err;
+}
+
+int us_query_done(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc)
+{
+    const char *err = release_db(r, c, db, drc);
+    switch (drc) {
+    case US_DB_BUSY:
+    case US_DB_ERROR:
+    case US_DB_NOT_DURABLE:
+        return us_send_store_error(r, drc, err);
+    default:
+        return DECLINED;
+    }
 }
 
 us_db *us_acquire_db(request_rec *r, us_srv_conf *c)

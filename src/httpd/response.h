@@ -15,15 +15,21 @@ int us_send_json(request_rec *r, int status, json_t *body);
 int us_send_json_writer(request_rec *r, int status, us_json_writer *w);
 /* {"detail": "..."} */
 int us_send_detail(request_rec *r, int status, const char *detail);
-/* 422 {"detail": errs}; errs is stolen. */
+/* 422 {"detail": errs}; errs is borrowed. */
 int us_send_422(request_rec *r, json_t *errs);
 /* busy -> 503 + Retry-After, else 500 (logged). */
 int us_send_store_error(request_rec *r, us_db_rc rc, const char *what);
 
 /* A pooled connection, or NULL after answering 503/500 itself. */
 us_db *us_acquire_db(request_rec *r, us_srv_conf *c);
-/* Gives the connection back; returns a copy of its error when drc failed. */
-const char *us_release_db(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc);
+/* Ends a query on db (from us_acquire_db): gives the connection back and,
+ * when drc is a store failure (busy, error, not durable), answers 503/500
+ * and returns the handler's result. DECLINED otherwise: the caller answers
+ * drc (US_DB_OK or a logical answer such as NOTFOUND). An endpoint reads:
+ *     if (!(db = us_acquire_db(r, c))) return OK;
+ *     drc = us_session_get(db, ...);
+ *     if ((rc = us_query_done(r, c, db, drc)) != DECLINED) return rc; */
+int us_query_done(request_rec *r, us_srv_conf *c, us_db *db, us_db_rc drc);
 
 /* The configured public base URL, or scheme://host:port of the request. */
 const char *us_public_base(request_rec *r, const us_srv_conf *c);

@@ -138,7 +138,7 @@ static const char *const SORT_ORDERS[] = { "ASC", "DESC", NULL };
 
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     long long limit, total = 0;
     apr_time_t after_at = 0;
     const char *after_id = NULL;
@@ -174,18 +174,14 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         json_array_append_new(errs, us_validation_error("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
             apr_pstrcat(r->pool, "Input should be a valid UUID, ", reason, NULL),
             json_string(after_file_id), json_pack("{s:s}", "error", reason)));
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     /* the cursor: the last item's sort value and file_id (an id alone means
      * nothing); a value alone continues after every item holding it */
     if (after_value)
         after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : q.ascending ? "~" : "";
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     /* one more than asked tells whether there are more; page_number pages
      * by offset when no cursor is given (API.md) */
     q.after_at = after_at;
@@ -194,11 +190,8 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     q.limit = limit + 1;
     q.offset = after_id ? 0 : (page - 1) * limit;
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc != US_DB_OK) {
-        rc = us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
     const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
                                          "/workspaces/", ws, "/files/", NULL);
     us_json_writer w;
@@ -212,10 +205,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_key_int(&w, "total", total);
     us_json_write_key_bool(&w, "has_more", rows->nelts > limit);
     us_json_write_object_close(&w);
-    rc = us_send_json_writer(r, HTTP_OK, &w);
-leave:
-    json_decref(errs);
-    return rc;
+    return us_send_json_writer(r, HTTP_OK, &w);
 }
 
 /* ---- GET /files/{id} and /files/{id}/meta ------------------------------------------ */
@@ -304,34 +294,23 @@ static int send_raw(request_rec *r, int status, const char *text)
 
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     char id[37];
     us_workspace_file f;
     us_db *db;
     int rc;
 
-    if (!us_validate_path_uuid(errs, "file_id", raw_id, id)) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_workspace_file_get(db, r->pool, ws, id, &f);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc == US_DB_NOTFOUND)
-        rc = us_send_detail(r, HTTP_NOT_FOUND,
-                            apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
-    else if (drc != US_DB_OK)
-        rc = us_send_store_error(r, drc, dberr);
-    else if (meta_only)
-        rc = send_raw(r, HTTP_OK, meta_text(r->pool, f.meta));
-    else
-        rc = send_blob(r, c, &f);
-leave:
-    json_decref(errs);
-    return rc;
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, f.meta)) : send_blob(r, c, &f);
 }
 
 /* ---- POST /files ---------------------------------------------------------------- */
@@ -458,7 +437,7 @@ static int parse_meta(post_ctx *x, const char **out)
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
 {
     static const us_mp_callbacks cb = { post_begin, post_data, post_end };
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     const char *mode = "KEEP", *meta = NULL;
     post_ctx *x = apr_pcalloc(r->pool, sizeof(*x));
     us_buf_init(&x->meta, r->pool, US_META_LIMIT);
@@ -468,16 +447,13 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
                     WRITE_MODES, &mode);
     if (!mode)
         mode = "KEEP";
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
     if (!boundary) {
         json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
+        return us_send_422(r, errs);
     }
     x->r = r;
     x->c = c;
@@ -491,21 +467,18 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     if (!x->problem && !x->file_done) {
         json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
                                             "Field required", json_null(), NULL));
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
+        return us_send_422(r, errs);
     }
     if (!x->problem && !parse_meta(x, &meta))
         post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
     if (x->problem) {
         r->connection->keepalive = AP_CONN_CLOSE;
-        rc = us_send_detail(r, x->status, x->problem);
-        goto leave;
+        return us_send_detail(r, x->status, x->problem);
     }
     apr_status_t rv = us_storage_commit(x->blob);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0305) "POST /files: publish");
-        rc = us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
-        goto leave;
+        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     }
 
     us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now() };
@@ -513,21 +486,17 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
         us_storage_abandon(x->blob);
-        rc = OK;
-        goto leave;
+        return OK;
     }
     us_db_rc drc = us_workspace_file_add(db, r->pool, ws, &f, mode, &deleted);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc != US_DB_OK) {
-        if (drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
-            us_storage_abandon(x->blob); /* not recorded: not kept */
-        rc = drc == US_DB_CONFLICT
-                 ? us_send_detail(r, HTTP_CONFLICT,
-                                  apr_psprintf(r->pool, "A file with the name '%s' already exists "
-                                               "in the workspace.", x->name))
-                 : us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
+    if (drc != US_DB_OK && drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
+        us_storage_abandon(x->blob); /* not recorded: not kept */
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* CONFLICT */
+        return us_send_detail(r, HTTP_CONFLICT,
+                              apr_psprintf(r->pool, "A file with the name '%s' already exists "
+                                           "in the workspace.", x->name));
     for (int i = 0; i < deleted->nelts; i++)
         us_storage_file_delete(c->storage, r->pool, APR_ARRAY_IDX(deleted, i, const char *));
     us_json_writer w;
@@ -535,8 +504,5 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_object_open(&w);
     us_json_write_key_string(&w, "file_id", x->file_id);
     us_json_write_object_close(&w);
-    rc = us_send_json_writer(r, HTTP_CREATED, &w);
-leave:
-    json_decref(errs);
-    return rc;
+    return us_send_json_writer(r, HTTP_CREATED, &w);
 }

@@ -4,6 +4,7 @@
  * us_sql.c.
  */
 #include "us_uuid.h"
+#include "us_json.h"
 #include "us_json_writer.h"
 #include "us_module.h"
 #include "us_policy.h"
@@ -187,7 +188,8 @@ static int session_not_found(request_rec *r, const char *id)
                                     "workspace. Check if the ID is correct. ", id));
 }
 
-/* What parse_body found: the validation status and, when valid, the object. */
+/* What parse_body found: the validation status and, when valid, the object
+ * (owned by the request's pool). */
 typedef struct {
     us_body_status st;
     json_t *obj;
@@ -208,8 +210,9 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
         return us_send_detail(r, rc, "There was an error parsing the body");
     out->st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
                                buf, len, &out->obj);
+    us_json_pool_own(r->pool, out->obj);
     if (out->st == US_BODY_JSON_ERROR)
-        return us_send_422(r, json_incref(errs));
+        return us_send_422(r, errs);
     if (out->st == US_BODY_UNPARSABLE)
         return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
     return DECLINED; /* carry on */
@@ -248,25 +251,22 @@ static int send_created(request_rec *r, const us_srv_conf *c, const us_session *
 int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                           const char *ws)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     body_result body;
     const char *mode = "KEEP";
     int parallel = 0, rc;
     long long lifetime = US_DEFAULT_MAX_LIFETIME;
 
     if ((rc = parse_body(r, errs, &body)) != DECLINED)
-        goto leave;
+        return rc;
     if (body.st == US_BODY_OK) {
         us_validate_body_enum(errs, body.obj, "write_mode", WRITE_MODES, "KEEP", &mode);
         us_validate_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
         us_validate_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
                       US_DEFAULT_MAX_LIFETIME, &lifetime);
-        json_decref(body.obj);
     }
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     if (lifetime > c->max_lifetime)
         lifetime = c->max_lifetime;
 
@@ -285,33 +285,23 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     s.expires_at = now + apr_time_from_sec(lifetime);
 
     us_db *db = us_acquire_db(r, c);
-    if (!db) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!db) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_session_insert(db, r->pool, &s, c->max_open, now);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc == US_DB_LIMIT) {
-        rc = us_send_detail(r, HTTP_NOT_ACCEPTABLE,
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc == US_DB_LIMIT)
+        return us_send_detail(r, HTTP_NOT_ACCEPTABLE,
                          apr_psprintf(r->pool, "You have reached the maximum of %d open "
                                       "upload sessions. Close a session before opening "
                                       "a new one.", c->max_open));
-        goto leave;
-    }
-    if (drc != US_DB_OK) {
-        rc = us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
 
     us_policy_fields pf;
     const char *base = us_public_base(r, c);
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
                    c->max_file_size, now, &pf);
-    rc = send_created(r, c, &s, base, &pf);
-leave:
-    json_decref(errs);
-    return rc;
+    return send_created(r, c, &s, base, &pf);
 }
 
 static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)
@@ -324,77 +314,57 @@ static int send_session_status(request_rec *r, const us_srv_conf *c, const us_se
 
 int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     char id[37];
     int rc;
     us_db *db;
     us_session s;
 
-    if (!us_validate_path_uuid(errs, "session_id", raw_id, id)) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!us_validate_path_uuid(errs, "session_id", raw_id, id))
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc == US_DB_NOTFOUND)
-        rc = session_not_found(r, id);
-    else if (drc != US_DB_OK)
-        rc = us_send_store_error(r, drc, dberr);
-    else
-        rc = send_session_status(r, c, &s);
-leave:
-    json_decref(errs);
-    return rc;
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    return drc == US_DB_OK ? send_session_status(r, c, &s) : session_not_found(r, id);
 }
 
 int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
-    json_t *errs = json_array();
-    json_t *path_errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *path_errs = us_json_pool_own(r->pool, json_array());
     body_result body;
     char id[37];
     int rc;
 
     /* FastAPI decodes the body first: invalid JSON is reported alone */
     if ((rc = parse_body(r, errs, &body)) != DECLINED)
-        goto leave;
+        return rc;
     us_validate_path_uuid(path_errs, "session_id", raw_id, id);
-    if (body.st == US_BODY_OK) {
+    if (body.st == US_BODY_OK)
         us_validate_body_literal(errs, body.obj, "status", "CLOSED");
-        json_decref(body.obj);
-    }
     if (json_array_size(path_errs) + json_array_size(errs) > 0) {
         json_array_extend(path_errs, errs); /* path problems first */
-        rc = us_send_422(r, json_incref(path_errs));
-        goto leave;
+        return us_send_422(r, path_errs);
     }
 
     us_db *db = us_acquire_db(r, c);
-    if (!db) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!db) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_session_close(db, r->pool, ws, id, apr_time_now());
-    const char *dberr = us_release_db(r, c, db, drc);
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
     switch (drc) {
-    case US_DB_OK: rc = send_no_content(r); break;
-    case US_DB_NOTFOUND: rc = session_not_found(r, id); break;
-    case US_DB_CONFLICT: rc = us_send_detail(r, HTTP_CONFLICT, "The session is already closed."); break;
-    default: rc = us_send_store_error(r, drc, dberr);
+    case US_DB_OK: return send_no_content(r);
+    case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
+    default: return session_not_found(r, id);
     }
-leave:
-    json_decref(errs);
-    json_decref(path_errs);
-    return rc;
 }
 
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     long long limit, page;
     int is_expired, rc;
     apr_array_header_t *rows;
@@ -405,42 +375,32 @@ int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
                    LLONG_MAX, &page);
     us_validate_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
                     &is_expired);
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     /* a page beyond any possible row is simply empty */
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
 
     us_db *db = us_acquire_db(r, c);
-    if (!db) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!db) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, limit, offset,
                                    apr_time_now(), &rows, &total);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc != US_DB_OK) {
-        rc = us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
     us_json_writer w;
     us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 384);
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
         write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = us_send_json_writer(r, HTTP_OK, &w);
-leave:
-    json_decref(errs);
-    return rc;
+    return us_send_json_writer(r, HTTP_OK, &w);
 }
 
 static const char *const INGESTION_STATES[] = { "PENDING", "FAILED", "FINISHED", NULL };
 
 int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
-    json_t *errs = json_array();
+    json_t *errs = us_json_pool_own(r->pool, json_array());
     char id[37];
     long long limit, page, total = 0;
     const char *state = NULL;
@@ -455,35 +415,23 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
     us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
                    LLONG_MAX, &page);
-    if (json_array_size(errs) > 0) {
-        rc = us_send_422(r, json_incref(errs));
-        goto leave;
-    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
-    if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
-        rc = OK;
-        goto leave;
-    }
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if (drc == US_DB_OK)
         drc = us_session_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
-    const char *dberr = us_release_db(r, c, db, drc);
-    if (drc == US_DB_NOTFOUND) {
-        rc = session_not_found(r, id);
-        goto leave;
-    }
-    if (drc != US_DB_OK) {
-        rc = us_send_store_error(r, drc, dberr);
-        goto leave;
-    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND, the one logical answer of these reads */
+        return session_not_found(r, id);
     us_json_writer w;
     us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 192);
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
         write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_session_file_row));
     write_page_close(&w, offset, rows->nelts, total);
-    rc = us_send_json_writer(r, HTTP_OK, &w);
-leave:
-    json_decref(errs);
-    return rc;
+    return us_send_json_writer(r, HTTP_OK, &w);
 }

@@ -63,6 +63,11 @@ apr_status_t us_storage_prepare(us_storage *st, apr_pool_t *p)
     return st->backend->prepare(st, p);
 }
 
+apr_status_t us_storage_check(us_storage *st, apr_pool_t *p)
+{
+    return st->backend->check(st, p);
+}
+
 int us_storage_recover(us_storage *st, apr_pool_t *p)
 {
     return st->backend->recover(st, p);

@@ -52,6 +52,11 @@ const char *us_store_home(const us_store_cfg *cfg, apr_pool_t *p)
     return cfg->backend->home(cfg->conf, p);
 }
 
+void us_store_set_logger(us_store_cfg *cfg, const us_logger *lg)
+{
+    cfg->backend->set_logger(cfg->conf, lg);
+}
+
 void us_store_set_lock_timeout(us_store_cfg *cfg, int ms)
 {
     cfg->backend->set_lock_timeout(cfg->conf, ms);

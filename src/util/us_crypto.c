@@ -1,27 +1,33 @@
 /* us_crypto.c - SHA-256 and HMAC-SHA256 with a digest fetched once (pure). */
 #include "us_crypto.h"
 
+#include <stdint.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <string.h>
+
+#include <apr_atomic.h>
 
 #define BLOCK 64 /* SHA-256's block size */
 
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-static EVP_MD *md_fetched;
+static volatile void *md_shared; /* the EVP_MD every thread uses, once published */
 
-static void fetch_md(void)
-{
-    md_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-/* The fetched SHA-256 (shared by every thread), or OpenSSL's own lookup
- * if the fetch failed. */
+/* The fetched SHA-256, or OpenSSL's own lookup if the fetch failed. The
+ * first callers may fetch it concurrently: one publishes its copy, the
+ * others free theirs. */
 static const EVP_MD *sha256_md(void)
 {
-    pthread_once(&md_once, fetch_md);
-    return md_fetched ? md_fetched : EVP_sha256();
+    void *md = apr_atomic_casptr(&md_shared, NULL, NULL);
+    if (md)
+        return md;
+    EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    /* a failed fetch publishes the static lookup: it is tried once */
+    void *mine = fetched ? (void *)fetched : (void *)(uintptr_t)EVP_sha256();
+    md = apr_atomic_casptr(&md_shared, mine, NULL);
+    if (!md)
+        return mine;
+    EVP_MD_free(fetched);
+    return md;
 }
 
 void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])

@@ -5,6 +5,19 @@
 #include <apr_strings.h>
 #include <stdlib.h>
 
+static apr_status_t decref_cleanup(void *j)
+{
+    json_decref(j);
+    return APR_SUCCESS;
+}
+
+json_t *us_json_pool_own(apr_pool_t *p, json_t *j)
+{
+    if (j)
+        apr_pool_cleanup_register(p, j, decref_cleanup, apr_pool_cleanup_null);
+    return j;
+}
+
 char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
 {
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;

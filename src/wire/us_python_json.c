@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "us_utf8.h"
+
 /* CPython's default sys.get_int_max_str_digits(): longer int literals make
  * int() raise ValueError, which json.loads lets through (not a
  * JSONDecodeError), so FastAPI answers 400. */
@@ -89,55 +91,14 @@ static uint32_t join_surrogates(uint32_t hi, uint32_t lo)
     return 0x10000 + (((hi - 0xD800) << 10) | (lo - 0xDC00));
 }
 
-/* Length of the well-formed UTF-8 sequence at b[0..n), or 0 if ill-formed.
- * Python's decoder is strict (no overlongs, nothing above U+10FFFF, no
+/* Python's decoder is strict (no overlongs, nothing above U+10FFFF, no
  * truncation); 'surrogatepass' additionally lets ED A0..BF xx through. */
-static size_t utf8_seq(const unsigned char *b, size_t n, uint32_t *cp)
-{
-    unsigned char c = b[0];
-    size_t need, k;
-    uint32_t v;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        v = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong below U+0800 */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        v = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong below U+10000 */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < need || b[1] < lo || b[1] > hi)
-        return 0;
-    for (k = 1; k < need; k++) {
-        if ((b[k] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (b[k] & 0x3F);
-    }
-    *cp = v;
-    return need;
-}
-
 static int decode_utf8(const unsigned char *b, size_t n, uint32_t *out, size_t *outn)
 {
     size_t i = 0, k = 0;
 
     while (i < n) {
-        size_t step = utf8_seq(b + i, n - i, &out[k]);
+        size_t step = us_utf8_decode(b + i, n - i, US_UTF8_SURROGATEPASS, &out[k]);
         if (step == 0)
             return -1;
         i += step;
@@ -309,32 +270,11 @@ static int buf_reserve(pj_parser *p, size_t extra)
  * not in UTF-8) becomes U+FFFD. */
 static int buf_put_cp(pj_parser *p, uint32_t c)
 {
-    char *o;
-
     if (buf_reserve(p, 4) != 0)
         return -1;
     if (is_surrogate(c))
         c = 0xFFFD;
-    o = p->buf + p->buf_len;
-    if (c < 0x80) {
-        o[0] = (char)c;
-        p->buf_len += 1;
-    } else if (c < 0x800) {
-        o[0] = (char)(0xC0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3F));
-        p->buf_len += 2;
-    } else if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        p->buf_len += 3;
-    } else {
-        o[0] = (char)(0xF0 | (c >> 18));
-        o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (c & 0x3F));
-        p->buf_len += 4;
-    }
+    p->buf_len += us_utf8_encode(c, (unsigned char *)p->buf + p->buf_len);
     return 0;
 }
 

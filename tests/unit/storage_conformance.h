@@ -45,6 +45,7 @@ static int stc_setup(void **state)
     assert_int_equal(us_storage_prepare(stc, pool), APR_SUCCESS);
     assert_int_equal(us_storage_prepare(stc, pool), APR_SUCCESS); /* idempotent */
     assert_string_equal(us_storage_name(stc), stc_target->backend->name);
+    assert_int_equal(us_storage_check(stc, pool), APR_SUCCESS); /* prepared: healthy */
     return 0;
 }
 
@@ -293,7 +294,7 @@ static void *APR_THREAD_FUNC stc_committer(apr_thread_t *t, void *data)
             a->rv = us_storage_commit(w);
     }
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    (void)t;
     return NULL;
 }
 

@@ -243,7 +243,7 @@ static void *APR_THREAD_FUNC sc_thread(apr_thread_t *t, void *data)
         sc_results[job->i][0] = -1;
     }
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    (void)t;
     return NULL;
 }
 

@@ -22,6 +22,7 @@
 
 #include "us_json_writer.h"
 #include "us_utf8.h"
+#include "us_json.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
@@ -491,6 +492,24 @@ static void test_utf8_valid(void **state)
     assert_false(us_utf8_valid("\xf4\x90\x80\x80")); /* beyond U+10FFFF */
 }
 
+/* A pool-owned jansson value loses the pool's reference with the pool. */
+static void test_pool_owns_json(void **state)
+{
+    apr_pool_t *sub = NULL;
+    (void)state;
+    assert_int_equal(apr_pool_create(&sub, pool), APR_SUCCESS);
+    json_t *j = json_array();
+    json_incref(j); /* the test's own reference, to watch the count */
+    assert_ptr_equal(us_json_pool_own(sub, j), j);
+    assert_null(us_json_pool_own(sub, NULL));
+    assert_int_equal(j->refcount, 2);
+    apr_pool_clear(sub);
+    assert_int_equal(j->refcount, 1);
+    apr_pool_destroy(sub);
+    assert_int_equal(j->refcount, 1);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_growth),
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_pool_owns_json),
     };
     return fixture_run("us_json_writer", tests, NULL, NULL);
 }

@@ -198,12 +198,13 @@ static void test_nul_and_bad_utf8(void **state)
 static void test_limits(void **state)
 {
     (void)state;
-    char *deep = apr_pcalloc(pool, 200);
+    static char deep[200];
+    memset(deep, 0, sizeof deep);
     memset(deep, '(', 40);
     strcpy(deep + 40, "a eq 1");
     memset(deep + 46, ')', 40);
     refused(deep, strlen(deep), "too deeply nested at position 32");
-    memset(deep, 0, 200);
+    memset(deep, 0, sizeof deep);
     for (int i = 0; i < 31; i++)
         strcat(deep, "(");
     strcat(deep, "a eq 1");
@@ -211,19 +212,22 @@ static void test_limits(void **state)
         strcat(deep, ")");
     parses_to(deep, "(eq a int:1)");
 
-    char *many = apr_pcalloc(pool, 8192);
+    static char many[8192];
+    memset(many, 0, sizeof many);
     strcpy(many, "a in (1");
     for (int i = 1; i < 257; i++)
         strcat(many, ",1");
     strcat(many, ")");
     refused(many, strlen(many), "too many terms at position 518");
 
-    char *nots = apr_pcalloc(pool, 8192);
+    static char nots[8192];
+    memset(nots, 0, sizeof nots);
     for (int i = 0; i < 1000; i++)
         strcat(nots, "not ");
     refused(nots, strlen(nots), "too deeply nested at position 128");
 
-    char *huge = apr_pcalloc(pool, US_ODATA_MAX_BYTES + 2);
+    static char huge[US_ODATA_MAX_BYTES + 2];
+    memset(huge, 0, sizeof huge);
     memset(huge, ' ', US_ODATA_MAX_BYTES + 1);
     refused(huge, US_ODATA_MAX_BYTES + 1, "the filter is longer than 4096 bytes at position 4096");
 }

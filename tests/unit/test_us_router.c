@@ -45,6 +45,15 @@ static void test_sessions_routes(void **state)
     assert_false(r.method_allowed);
     assert_string_equal(r.allow, "GET, HEAD");
 
+    route("/api/v1/health", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_HEALTH);
+    assert_true(r.method_allowed);
+    route("/api/v1/health", "POST", &r);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD");
+    route("/api/v1/health/x", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
+
     route("/api/v1/upload_target/xyz", "POST", &r);
     assert_int_equal(r.id, US_ROUTE_UPLOAD_TARGET);
     assert_string_equal(r.session_id, "xyz");

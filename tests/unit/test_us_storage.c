@@ -130,6 +130,32 @@ static void test_layout(void **state)
     assert_int_equal(logged_n, 0);
 }
 
+/* The health check: unprepared, a file where a directory belongs, or a
+ * directory this process cannot write, is unhealthy. */
+static void test_check(void **state)
+{
+    const char *dir = fixture_path("check");
+    us_storage *st = posix_at(dir);
+    (void)state;
+    assert_int_not_equal(us_storage_check(st, pool), APR_SUCCESS); /* nothing there yet */
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_int_equal(us_storage_check(st, pool), APR_SUCCESS);
+    const char *files = apr_pstrcat(pool, dir, "/files", NULL);
+    assert_int_equal(rmdir(files), 0);
+    FILE *f = fopen(files, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(us_storage_check(st, pool), APR_ENOTDIR);
+    assert_int_equal(unlink(files), 0);
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    if (geteuid() != 0) { /* root may write anywhere */
+        assert_int_equal(chmod(files, 0500), 0);
+        assert_int_not_equal(us_storage_check(st, pool), APR_SUCCESS);
+        assert_int_equal(chmod(files, 0755), 0);
+    }
+    assert_int_equal(us_storage_check(st, pool), APR_SUCCESS);
+}
+
 /* The startup sweep removes the temp files of dead writers, keeps those of
  * live ones and every committed file, and says how many it removed. */
 static void test_recover(void **state)
@@ -195,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configuration_errors),
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_check),
         cmocka_unit_test(test_recover),
         cmocka_unit_test(test_failed_removals_are_logged),
     };

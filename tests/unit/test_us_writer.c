@@ -175,7 +175,7 @@ static void *APR_THREAD_FUNC writer_thread(apr_thread_t *t, void *data)
     }
     us_db_close(db);
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    (void)t;
     return NULL;
 }
 
@@ -428,6 +428,78 @@ static void test_fetch_error_is_reported(void **state)
     us_db_close(db);
 }
 
+/* ---- the store logs what it cannot report, with its own numbers ------------------ */
+
+static int logged_no, logged_count;
+static us_log_level logged_level;
+static char logged_msg[1024];
+
+static void capture(void *baton, us_log_level level, apr_status_t status, int msgno,
+                    const char *msg)
+{
+    (void)baton;
+    (void)status;
+    logged_no = msgno;
+    logged_level = level;
+    logged_count++;
+    snprintf(logged_msg, sizeof(logged_msg), "%s", msg);
+}
+
+static us_db *open_logged(us_logger *lg)
+{
+    us_store_cfg *cfg = fixture_cfg(dbpath);
+    us_db *db = NULL;
+    const char *err = NULL;
+    us_store_set_logger(cfg, lg);
+    if (us_db_open(pool, cfg, &db, &err) != US_DB_OK)
+        fail_msg("open: %s", err);
+    logged_no = logged_count = 0;
+    return db;
+}
+
+static void test_store_logs_with_its_number(void **state)
+{
+    us_logger lg = { capture, NULL, US_LOG_WARN };
+    us_db *db = open_logged(&lg);
+    (void)state;
+
+    /* a checkpoint that fails is logged (the workers ignore its result) */
+    fetch_calls = 0;
+    fetch_fail_at = 1;
+    fetch_fail_rc = 1; /* SQLITE_ERROR */
+    us_db_set_get_row(failing_get_row);
+    us_db_rc rc = us_db_maintain(db, pool);
+    us_db_set_get_row(NULL);
+    assert_int_equal(rc, US_DB_ERROR);
+    assert_int_equal(logged_count, 1);
+    assert_int_equal(logged_no, 1101);
+    assert_int_equal(logged_level, US_LOG_WARN);
+    assert_non_null(strstr(logged_msg, "WAL checkpoint of"));
+    assert_non_null(strstr(logged_msg, "fetching a row"));
+
+    /* a failed sync after the commit: the caller hears NOT_DURABLE, the log says why */
+    SQ(db)->wal_path = "/nonexistent/dir/store.db-wal";
+    piece unsure = { make(pool, 6000, "u7", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &unsure), US_DB_NOT_DURABLE);
+    assert_int_equal(logged_count, 2);
+    assert_int_equal(logged_no, 1102);
+    assert_int_equal(logged_level, US_LOG_ERR);
+    assert_non_null(strstr(logged_msg, "syncing /nonexistent/dir/store.db-wal failed"));
+    us_db_close(db);
+
+    /* busy statements only at debug: below the logger's level nothing is emitted */
+    db = open_logged(&lg);
+    assert_int_equal(us_db_fail(SQ(db), 5 /* SQLITE_BUSY */, "probe"), US_DB_BUSY);
+    assert_int_equal(logged_count, 0);
+    lg.max_level = US_LOG_DEBUG;
+    assert_int_equal(us_db_fail(SQ(db), 5, "probe"), US_DB_BUSY);
+    assert_int_equal(logged_count, 1);
+    assert_int_equal(logged_no, 1106);
+    assert_int_equal(logged_level, US_LOG_DEBUG);
+    assert_non_null(strstr(logged_msg, "store busy: probe"));
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_logs_with_its_number, setup, teardown),
     };
     return sqlite_fixture_run("us_writer", tests, NULL, NULL);
 }

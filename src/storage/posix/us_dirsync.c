@@ -11,6 +11,7 @@
  * until destroyed): there are never more than directories synced at once.
  */
 #include "us_dirsync.h"
+#include "us_lasting_pool.h"
 
 #include <apr_atomic.h>
 #include <apr_thread_cond.h>
@@ -48,6 +49,9 @@ apr_status_t us_fsync_dir(const char *dir)
  * it), both made by the first caller (apr_atomic_casptr picks one maker). */
 static volatile void *mu;
 static apr_pool_t *entry_pool;
+/* kept for the leak checker (see us_lasting_pool.h); volatile: a store that
+ * nobody reads is not optimised away */
+static apr_allocator_t *volatile entry_allocator;
 static entry *entries;       /* in use */
 static entry *spare;         /* kept for reuse */
 static volatile apr_uint32_t syncs;
@@ -58,8 +62,9 @@ static apr_thread_mutex_t *lock(void)
 {
     apr_thread_mutex_t *m = apr_atomic_casptr(&mu, NULL, NULL);
     if (!m) {
+        apr_allocator_t *a;
         apr_pool_t *p;
-        if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
+        if (us_lasting_pool_create(&p, &a) != APR_SUCCESS)
             return NULL;
         if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
             apr_pool_destroy(p);
@@ -73,6 +78,7 @@ static apr_thread_mutex_t *lock(void)
         else {
             apr_thread_mutex_lock(m);
             entry_pool = p; /* first under the lock: nobody uses it before */
+            entry_allocator = a;
             return m;
         }
     }

@@ -84,6 +84,25 @@ static apr_status_t px_prepare(us_storage *st, apr_pool_t *p)
     return APR_STATUS_IS_EEXIST(rv) ? APR_SUCCESS : rv;
 }
 
+/* The data directory and the workspace files directory are directories
+ * this process may create files in (the children run as httpd's User). */
+static apr_status_t px_check(us_storage *st, apr_pool_t *p)
+{
+    const px_conf *c = conf_of(st);
+    const char *const dirs[] = { c->data_dir, c->files };
+    (void)p;
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        if (stat(dirs[i], &sb) != 0)
+            return APR_FROM_OS_ERROR(errno);
+        if (!S_ISDIR(sb.st_mode))
+            return APR_ENOTDIR;
+        if (access(dirs[i], W_OK | X_OK) != 0)
+            return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
+}
+
 static int px_recover(us_storage *st, apr_pool_t *p)
 {
     const px_conf *c = conf_of(st);
@@ -309,6 +328,7 @@ const us_storage_backend us_posix_storage = {
     .name = "posix",
     .configure = px_configure,
     .prepare = px_prepare,
+    .check = px_check,
     .recover = px_recover,
     .upload_create = px_upload_create,
     .file_create = px_file_create,

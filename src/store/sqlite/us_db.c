@@ -5,6 +5,7 @@
  */
 #include "us_store_db.h"
 
+#include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -14,23 +15,30 @@
 #define SQLITE_BUSY_RC 5
 #define SQLITE_LOCKED_RC 6
 
-static volatile int busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
+static volatile apr_uint32_t busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
 
 /* Process-wide: every store of the process takes the last one set. */
 void us_sqlite_set_lock_timeout(void *conf, int ms)
 {
     (void)conf;
-    busy_timeout_ms = ms;
+    apr_atomic_set32(&busy_timeout_ms, (apr_uint32_t)ms);
+}
+
+void us_sqlite_set_logger(void *conf, const us_logger *lg)
+{
+    ((us_sqlite_conf *)conf)->log = lg;
 }
 
 us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what)
 {
     const char *msg = apr_dbd_error(db->drv, db->h, rc);
     db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
-    if (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC)
+    if (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC ||
+        (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))) {
+        /* the caller decides whether to retry or answer 503 */
+        us_log(db->log, US_LOG_DEBUG, 0, US_LOGNO_BUSY, "store busy: %s", db->err);
         return US_DB_BUSY;
-    if (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))
-        return US_DB_BUSY;
+    }
     return US_DB_ERROR;
 }
 
@@ -179,7 +187,13 @@ us_db_rc us_sqlite_checkpoint(us_db *base, apr_pool_t *p)
     us_sqlite_db *db = us_sqlite_of(base);
     if (!db->wal_path)
         return US_DB_OK;
-    return exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
+    us_db_rc rc = exec_drained(db, p, "PRAGMA wal_checkpoint(PASSIVE)");
+    /* busy: another connection checkpoints (us_db_fail logged it at debug);
+     * else the WAL keeps growing until the automatic backstop */
+    if (rc != US_DB_OK && rc != US_DB_BUSY)
+        us_log(db->log, US_LOG_WARN, 0, US_LOGNO_CHECKPOINT, "WAL checkpoint of %s failed: %s",
+               db->params, db->err);
+    return rc;
 }
 
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
@@ -202,7 +216,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
-    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_ms)) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", (int)apr_atomic_read32(&busy_timeout_ms))) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
@@ -232,6 +246,7 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
     us_db_rc rc = connect_raw(p, drv, conf->path, &db, err);
     if (rc != US_DB_OK)
         return rc;
+    db->log = conf->log;
     for (int i = 0; i < US_STMT__COUNT; i++) {
         const us_stmt_def *def = us_sql_statement((us_stmt_id)i);
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
@@ -308,6 +323,7 @@ us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err)
     us_db_rc rc = connect_raw(p, drv, c->path, &db, err);
     if (rc != US_DB_OK)
         return rc;
+    db->log = c->log;
     int qrc = apr_dbd_query(drv, db->h, &nrows, US_SQL_META_TABLE);
     if (qrc != 0) {
         rc = us_db_fail(db, qrc, "create us_meta");

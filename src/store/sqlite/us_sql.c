@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 static const char *const SQLITE_SETUP[] = {
-    /* busy_timeout comes first, set by us_store.c from its configuration:
+    /* busy_timeout comes first, set by us_db.c from its configuration:
      * every later statement, journal_mode included, may meet another
      * process's lock */
     "PRAGMA journal_mode=WAL",
-    /* then us_store.c sets synchronous: NORMAL in WAL mode, where us_write
+    /* then us_db.c sets synchronous: NORMAL in WAL mode, where us_write
      * syncs the WAL itself after each commit (outside the lock that
      * serialises the writers), FULL otherwise */
     "PRAGMA foreign_keys=ON",
@@ -108,11 +108,11 @@ static const char *const MIGRATION_3_TO_4[] = {
     NULL
 };
 
-/* The per-user open-session limit reads a counter instead of counting the
- * user's OPEN rows (a COUNT that grew with every session: 1 ms at 10,000).
- * Triggers keep it exact on every path that opens or ends a session.
- * And a create writes fewer b-trees: the counter replaces the user's index
- * (the few expired-but-unswept sessions are found through us_sessions_expiry),
+/* The per-user open-session limit reads a counter, which triggers keep
+ * exact on every path that opens or ends a session: counting the user's
+ * OPEN rows would cost more with every session they keep. A create writes
+ * fewer b-trees too: the counter stands in for an index on the user (the
+ * few expired-but-unswept sessions are found through us_sessions_expiry),
  * and the ingest indexes hold only closed sessions. */
 static const char *const MIGRATION_4_TO_5[] = {
     "CREATE TABLE us_user_open (user_id TEXT PRIMARY KEY, n BIGINT NOT NULL) WITHOUT ROWID",

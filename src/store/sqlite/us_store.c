@@ -25,10 +25,15 @@ static const char *entry_str(const apr_dbd_driver_t *drv, apr_pool_t *p,
     return apr_pstrdup(p, v ? v : "");
 }
 
+/* Reads one row into out: a row callback of select_each. */
+typedef void (*row_fn)(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                       void *out);
+
 /* Column order of SESSION_COLS in us_sql.c */
 static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
-                           apr_dbd_row_t *row, us_session *s)
+                           apr_dbd_row_t *row, void *out)
 {
+    us_session *s = out;
     s->id = entry_str(drv, p, row, 0);
     s->workspace = entry_str(drv, p, row, 1);
     s->user_id = entry_str(drv, p, row, 2);
@@ -44,11 +49,72 @@ static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
     s->failed_files = entry_ll(drv, row, 12);
 }
 
+static void row_to_count(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                         void *out)
+{
+    (void)p;
+    *(long long *)out = entry_ll(drv, row, 0);
+}
+
+static void row_to_str(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+{
+    *(const char **)out = entry_str(drv, p, row, 0);
+}
+
+/* Row callbacks that append to an array (out) of their element type. */
+static void push_session(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                         void *out)
+{
+    row_to_session(drv, p, row, apr_array_push(out));
+}
+
+static void push_str(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+{
+    row_to_str(drv, p, row, apr_array_push(out));
+}
+
 static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
 {
     int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
+}
+
+/* Hands every row of res to fn with out (fn may be NULL to only count
+ * them); *nrows (may be NULL) says how many there were. A row that fails
+ * to fetch is an error, never the end of the rows. */
+static us_db_rc each_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, row_fn fn,
+                         void *out, int *nrows)
+{
+    apr_dbd_row_t *row = NULL;
+    int n = 0;
+    us_db_rc rc;
+    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
+        if (fn)
+            fn(db->drv, p, row, out);
+        n++;
+    }
+    if (nrows)
+        *nrows = n;
+    return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+}
+
+/* Runs statement id and hands its rows to fn, as each_row. */
+static us_db_rc select_each(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                            row_fn fn, void *out, int *nrows)
+{
+    apr_dbd_results_t *res = NULL;
+    us_db_rc rc = select_rows(db, p, id, args, &res);
+    return rc == US_DB_OK ? each_row(db, p, res, fn, out, nrows) : rc;
+}
+
+/* A select of (at most) one row into out: US_DB_NOTFOUND when there is none. */
+static us_db_rc select_one(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                           row_fn fn, void *out)
+{
+    int n = 0;
+    us_db_rc rc = select_each(db, p, id, args, fn, out, &n);
+    return rc == US_DB_OK && n == 0 ? US_DB_NOTFOUND : rc;
 }
 
 static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
@@ -74,22 +140,9 @@ static int sq_worn_out(us_db *base)
 static us_db_rc sq_session_get(us_db *base, apr_pool_t *p, const char *workspace,
                                const char *id, apr_time_t now, us_session *out)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t t = now;
     const void *args[] = { &t, workspace, id };
-    int found = 0;
-    us_db_rc rc = select_rows(db, p, US_STMT_SESSION_GET, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        row_to_session(db->drv, p, row, out);
-        found = 1;
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return found ? US_DB_OK : US_DB_NOTFOUND;
+    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_GET, args, row_to_session, out);
 }
 
 static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
@@ -114,8 +167,6 @@ static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspac
                                 apr_time_t now, apr_array_header_t **rows, long long *total)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, lim = limit, off = offset;
     us_stmt_id list = is_expired < 0 ? US_STMT_SESSION_LIST_ALL
                     : is_expired ? US_STMT_SESSION_LIST_EXPIRED : US_STMT_SESSION_LIST_ACTIVE;
@@ -128,45 +179,22 @@ static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspac
     const void *cargs_f[] = { workspace, &t };
     us_db_rc rc;
 
-    rc = select_rows(db, p, count, is_expired < 0 ? cargs_all : cargs_f, &res);
-    if (rc != US_DB_OK)
-        return rc;
     *total = 0;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *total = entry_ll(db->drv, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-
-    rc = select_rows(db, p, list, is_expired < 0 ? largs_all : largs_f, &res);
+    rc = select_each(db, p, count, is_expired < 0 ? cargs_all : cargs_f, row_to_count, total,
+                     NULL);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        row_to_session(db->drv, p, row, apr_array_push(*rows));
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(db, p, list, is_expired < 0 ? largs_all : largs_f, push_session, *rows,
+                       NULL);
 }
 
 static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
                                  us_session *out)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t t = now;
     const void *args[] = { &t, id };
-    int found = 0;
-    us_db_rc rc = select_rows(db, p, US_STMT_SESSION_BY_ID, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        row_to_session(db->drv, p, row, out);
-        found = 1;
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return found ? US_DB_OK : US_DB_NOTFOUND;
+    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, row_to_session, out);
 }
 
 static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
@@ -180,28 +208,20 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
 static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload_record *u,
                                      apr_time_t now, const char **old_blob)
 {
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, size = u->size, at = u->uploaded_at;
     int open = 0, nrows = 0, is_meta = u->is_meta;
     us_db_rc rc;
 
     const void *open_args[] = { u->session_id, &t };
-    if ((rc = select_rows(db, p, US_STMT_SESSION_IS_OPEN, open_args, &res)) != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        open = 1;
-    if (rc != US_DB_NOTFOUND)
+    if ((rc = select_each(db, p, US_STMT_SESSION_IS_OPEN, open_args, NULL, NULL, &open)) !=
+        US_DB_OK)
         return rc;
     if (!open)
         return US_DB_CONFLICT;
 
     const void *blob_args[] = { u->session_id, u->name };
-    if ((rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *old_blob = entry_str(db->drv, p, row, 0);
-    if (rc != US_DB_NOTFOUND)
+    if ((rc = select_each(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, row_to_str, old_blob,
+                          NULL)) != US_DB_OK)
         return rc;
 
     if (*old_blob) {
@@ -218,44 +238,36 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
+static void push_session_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                              void *out)
+{
+    us_session_file_row *f = apr_array_push(out);
+    const char *reason = apr_dbd_get_entry(drv, row, 3);
+    f->file_ingestion_id = entry_str(drv, p, row, 0);
+    f->name = entry_str(drv, p, row, 1);
+    f->status = entry_str(drv, p, row, 2);
+    f->reason = reason ? apr_pstrdup(p, reason) : NULL;
+}
+
 static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
                               const char *status, long long limit, long long offset,
                               apr_array_header_t **rows, long long *total)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t lim = limit, off = offset;
     const void *cargs[] = { session_id, status };
     const void *largs_all[] = { session_id, &lim, &off };
     const void *largs_st[] = { session_id, status, &lim, &off };
     us_db_rc rc;
 
-    rc = select_rows(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
-                     cargs, &res);
-    if (rc != US_DB_OK)
-        return rc;
     *total = 0;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *total = entry_ll(db->drv, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    rc = select_rows(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
-                     status ? largs_st : largs_all, &res);
+    rc = select_each(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
+                     cargs, row_to_count, total, NULL);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session_file_row));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        us_session_file_row *f = apr_array_push(*rows);
-        const char *reason = apr_dbd_get_entry(db->drv, row, 3);
-        f->file_ingestion_id = entry_str(db->drv, p, row, 0);
-        f->name = entry_str(db->drv, p, row, 1);
-        f->status = entry_str(db->drv, p, row, 2);
-        f->reason = reason ? apr_pstrdup(p, reason) : NULL;
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
+                       status ? largs_st : largs_all, push_session_file, *rows, NULL);
 }
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
@@ -272,29 +284,18 @@ static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, apr_time
 static us_db_rc ingest_candidate(us_sqlite_db *db, apr_pool_t *p, apr_time_t stale_before,
                                  const char **id)
 {
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t stale = stale_before;
     const void *args[] = { &stale, &stale };
-    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_CANDIDATE, args, &res);
     *id = NULL;
-    if (rc != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *id = entry_str(db->drv, p, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return *id ? US_DB_OK : US_DB_NOTFOUND;
+    return select_one(db, p, US_STMT_INGEST_CANDIDATE, args, row_to_str, id);
 }
 
 static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *owner,
                                          apr_time_t now, apr_time_t stale_before,
                                          const char *id, us_session *out)
 {
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, stale = stale_before;
-    int nrows = 0, found = 0;
+    int nrows = 0;
     const void *args[] = { owner, &t, id, &stale, &stale };
     us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
     if (rc != US_DB_OK)
@@ -302,36 +303,26 @@ static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char 
     if (nrows == 0)
         return US_DB_NOTFOUND; /* another worker was quicker */
     const void *qargs[] = { &t, owner };
-    if ((rc = select_rows(db, p, US_STMT_INGEST_CLAIMED, qargs, &res)) != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        row_to_session(db->drv, p, row, out);
-        found = 1;
-    }
+    rc = select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, row_to_session, out);
     if (rc != US_DB_NOTFOUND)
         return rc;
-    if (!found) /* claimed a moment ago in this transaction: cannot be */
-        db->err = "us_ingest_claimed: the claimed session is not there";
-    return found ? US_DB_OK : US_DB_ERROR;
+    /* claimed a moment ago in this transaction: cannot be */
+    db->err = "us_ingest_claimed: the claimed session is not there";
+    return US_DB_ERROR;
+}
+
+static void push_claim(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+{
+    us_claim *c = apr_array_push(out);
+    c->session_id = entry_str(drv, p, row, 0);
+    c->owner = entry_str(drv, p, row, 1);
 }
 
 static us_db_rc sq_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_RUNNING, NULL, &res);
-    if (rc != US_DB_OK)
-        return rc;
     *claims = apr_array_make(p, 4, sizeof(us_claim));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        us_claim *c = apr_array_push(*claims);
-        c->session_id = entry_str(db->drv, p, row, 0);
-        c->owner = entry_str(db->drv, p, row, 1);
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(us_sqlite_of(base), p, US_STMT_INGEST_RUNNING, NULL, push_claim, *claims,
+                       NULL);
 }
 
 static us_db_rc ingest_requeue_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
@@ -361,63 +352,41 @@ static us_db_rc ingest_done_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *
     return exec_stmt(db, p, US_STMT_INGEST_DONE, args, &nrows);
 }
 
+static void push_pending(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                         void *out)
+{
+    us_pending *u = apr_array_push(out);
+    u->name = entry_str(drv, p, row, 0);
+    u->blob = entry_str(drv, p, row, 1);
+    u->size = entry_ll(drv, row, 2);
+    u->file_ingestion_id = entry_str(drv, p, row, 3);
+}
+
 static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
                                   apr_array_header_t **rows)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, &limit };
-    us_db_rc rc = select_rows(db, p, US_STMT_INGEST_PENDING, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
     *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        us_pending *u = apr_array_push(*rows);
-        u->name = entry_str(db->drv, p, row, 0);
-        u->blob = entry_str(db->drv, p, row, 1);
-        u->size = entry_ll(db->drv, row, 2);
-        u->file_ingestion_id = entry_str(db->drv, p, row, 3);
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(us_sqlite_of(base), p, US_STMT_INGEST_PENDING, args, push_pending, *rows,
+                       NULL);
 }
 
 static us_db_rc sq_upload_blob(us_db *base, apr_pool_t *p, const char *session_id,
                                const char *name, const char **blob)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, name };
-    us_db_rc rc = select_rows(db, p, US_STMT_UPLOAD_BLOB_GET, args, &res);
     *blob = NULL;
-    if (rc != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *blob = entry_str(db->drv, p, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(us_sqlite_of(base), p, US_STMT_UPLOAD_BLOB_GET, args, row_to_str, blob,
+                       NULL);
 }
 
 static us_db_rc sq_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
                                       const char *name, apr_array_header_t **ids)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, name };
-    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
     *ids = apr_array_make(p, 2, sizeof(const char *));
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        APR_ARRAY_PUSH(*ids, const char *) = entry_str(db->drv, p, row, 0);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return US_DB_OK;
+    return select_each(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, push_str,
+                       *ids, NULL);
 }
 
 /* Deletes the workspace's other files of this name, noting their ids. */
@@ -522,8 +491,9 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
 /* ---- workspace files ------------------------------------------------------------ */
 
 static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                          us_workspace_file *f)
+                                  void *out)
 {
+    us_workspace_file *f = out;
     const char *meta = apr_dbd_get_entry(drv, row, 3);
     f->file_id = entry_str(drv, p, row, 0);
     f->name = entry_str(drv, p, row, 1);
@@ -532,24 +502,18 @@ static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, ap
     f->created_at = (apr_time_t)entry_ll(drv, row, 4);
 }
 
+static void push_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                                void *out)
+{
+    row_to_workspace_file(drv, p, row, apr_array_push(out));
+}
+
 static us_db_rc sq_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
                               const char *file_id, us_workspace_file *out)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, file_id };
-    int found = 0;
-    us_db_rc rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_GET, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        row_to_workspace_file(db->drv, p, row, out);
-        found = 1;
-    }
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    return found ? US_DB_OK : US_DB_NOTFOUND;
+    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_GET, args,
+                      row_to_workspace_file, out);
 }
 
 /* A statement built for this request, prepared once per connection. */
@@ -573,12 +537,8 @@ static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_pre
 /* The one value of a COUNT(*). */
 static us_db_rc count_of(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, long long *total)
 {
-    apr_dbd_row_t *row = NULL;
-    us_db_rc rc;
     *total = 0;
-    while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-        *total = entry_ll(db->drv, row, 0);
-    return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+    return each_row(db, p, res, row_to_count, total, NULL);
 }
 
 /* A list the fixed statements do not cover (a filter, another order, an
@@ -635,7 +595,6 @@ static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *w
 {
     us_sqlite_db *db = us_sqlite_of(base);
     apr_dbd_results_t *counted = NULL, *listed = NULL;
-    apr_dbd_row_t *row = NULL;
     apr_int64_t lim = q->limit, at = q->after_at;
     us_db_rc rc;
     if (q->filter || q->by_name || q->ascending || q->offset > 0) {
@@ -654,9 +613,7 @@ static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *w
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(q->limit > 0 ? q->limit : 1), sizeof(us_workspace_file));
-    while ((rc = us_db_next_row(db, p, listed, &row)) == US_DB_OK)
-        row_to_workspace_file(db->drv, p, row, apr_array_push(*rows));
-    return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+    return each_row(db, p, listed, push_workspace_file, *rows, NULL);
 }
 
 /* The body of us_workspace_file_add, inside the write transaction. */
@@ -910,6 +867,7 @@ const us_store_backend us_sqlite_backend = {
     .configure = us_sqlite_configure,
     .home = us_sqlite_home,
     .set_lock_timeout = us_sqlite_set_lock_timeout,
+    .set_logger = us_sqlite_set_logger,
     .migrate = us_sqlite_migrate,
     .prepare_files = us_sqlite_prepare_files,
     .user_files = us_sqlite_user_files,

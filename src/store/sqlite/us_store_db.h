@@ -7,10 +7,9 @@
 #ifndef US_STORE_DB_H
 #define US_STORE_DB_H
 
-#include <pthread.h>
-
 #include <apr_dbd.h>
 #include <apr_hash.h>
+#include <apr_thread_cond.h>
 
 #include "us_sql.h"
 #include "us_store_backend.h"
@@ -19,28 +18,41 @@ struct us_writer;
 
 /* Page cache of each SQLite connection, in KiB (PRAGMA cache_size=-N, set
  * in us_sql.c). A child holds one connection per worker thread, and a
- * transaction keeps every page it reads until it ends: at SQLite's default
- * of 2,000 KiB, the COUNT(*) behind each list grew every connection's cache
- * with the workspace, up to 2 MB times ThreadsPerChild. A bigger cache buys
- * little here: in WAL mode a connection drops it whenever another one has
- * committed since its last transaction, which under load is nearly always;
- * pages beyond the bound are read again from the OS page cache. */
+ * transaction keeps every page it reads until it ends: with SQLite's
+ * default of 2,000 KiB the COUNT(*) behind each list would grow every
+ * connection's cache with the workspace, up to 2 MB times ThreadsPerChild.
+ * A bigger cache buys little here: in WAL mode a connection drops it
+ * whenever another one has committed since its last transaction, which
+ * under load is nearly always; pages beyond the bound are read again from
+ * the OS page cache. */
 #define US_CACHE_KIB 256
 
 /* Checkpoints are us_db_maintain's (PRAGMA wal_checkpoint(PASSIVE): never
  * waits for readers or writers), which the ingest workers call every
  * US_MAINTENANCE_INTERVAL so that no request pays for it. Every connection
  * leaves its automatic checkpoints until the WAL holds this many pages (a
- * backstop); at SQLite's default of 1,000 they ran inside whichever commit
- * crossed it, a copy and a sync of the database file while every writer
- * waited. */
+ * backstop): an automatic checkpoint runs inside whichever commit crosses
+ * the mark, a copy and a sync of the database file while every writer
+ * waits. */
 #define US_AUTOCHECKPOINT_PAGES 10000
 
 /* What UploadSessionStore sqlite3 PATH configures. */
 typedef struct {
     const apr_dbd_driver_t *drv;
     const char *path;
+    const us_logger *log;          /* us_store_set_logger's; copied into each connection */
 } us_sqlite_conf;
+
+/* The backend's message numbers (us_log.h: 11xx the store). */
+enum {
+    US_LOGNO_CHECKPOINT = 1101,    /* a WAL checkpoint failed */
+    US_LOGNO_SYNC = 1102,          /* syncing the WAL after a commit failed */
+    US_LOGNO_ROLLBACK = 1103,      /* a rollback failed */
+    US_LOGNO_COMMIT = 1104,        /* a commit failed */
+    US_LOGNO_SPLIT = 1105,         /* a shared batch is split after a failed piece */
+    US_LOGNO_BUSY = 1106,          /* a statement found the database busy */
+    US_LOGNO_LOCK_FILE = 1107,     /* the writers' lock file cannot be opened */
+};
 
 typedef struct us_sqlite_db us_sqlite_db;
 
@@ -59,6 +71,7 @@ struct us_sqlite_db {
     apr_hash_t *dynamic;
     int worn_out;
     const char *err;
+    const us_logger *log;
 };
 
 #define US_SQLITE_MAX_DYNAMIC 64
@@ -78,6 +91,7 @@ void us_sqlite_close(us_sqlite_db *db);
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err);
 const char *us_sqlite_home(const void *conf, apr_pool_t *p);
 void us_sqlite_set_lock_timeout(void *conf, int ms);
+void us_sqlite_set_logger(void *conf, const us_logger *lg);
 us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err);
 us_db_rc us_sqlite_prepare_files(const void *conf, apr_pool_t *p, const char **err);
 void us_sqlite_user_files(const void *conf, apr_pool_t *p, apr_array_header_t *paths);
@@ -138,7 +152,7 @@ typedef struct us_write_job {
     int done;                      /* its batch has ended */
     struct us_write_job *next;
     int lead;                      /* it runs the next batch */
-    pthread_cond_t *wake;          /* signalled on done or lead */
+    apr_thread_cond_t *wake;       /* signalled on done or lead */
 } us_write_job;
 
 /* Runs a list of jobs in one transaction on db and sets every job's rc and

@@ -3,21 +3,24 @@
  * Durability: the WAL is synced after the commit, outside the lock (see
  * sync_commit); a caller hears US_DB_OK only once its commit is on disk.
  *
- * Why: every write used to be its own transaction, serialised anyway by
- * SQLite's single write lock, each paying a WAL sync; and the two httpd
- * children met in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms
+ * Why: SQLite serialises writers on its single write lock anyway, so a
+ * transaction per write would pay a WAL sync each for no concurrency; and
+ * processes that meet in SQLite's busy handler sleep 1, 2, 5 ... 100 ms
  * instead of waking when the lock frees (while apr_dbd's process-wide
- * driver mutex stops every other statement of that process). Here writers
+ * driver mutex stops every other statement of that process). So writers
  * of a process queue on a condition variable; the first becomes the leader,
  * takes the kernel's flock shared with the other processes and commits the
  * whole queue at once. The others return when their piece is on disk.
  */
 #include "us_store_db.h"
+#include "us_lasting_pool.h"
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +31,10 @@
 typedef struct us_writer {
     char *key;                     /* the database's params */
     int lock_fd;                   /* flock target; -1: none (unopenable) */
-    pthread_mutex_t mu;            /* guards the queue, `leading` and the jobs' flags */
+    apr_pool_t *pool;              /* the writer's: lives as long as the process */
+    apr_allocator_t *allocator;    /* pool's, kept reachable (us_lasting_pool.h) */
+    apr_thread_mutex_t *mu;        /* guards the queue, `leading`, the jobs' flags, idle */
+    apr_array_header_t *idle;      /* condition variables of no waiter, for reuse */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
     struct us_writer *next;
@@ -37,18 +43,56 @@ typedef struct us_writer {
 /* The writers of this process, one per database. They live as long as the
  * process (a handful of small objects). A forked child must not share its
  * parent's flock (flock belongs to the open file), so it starts afresh. */
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static apr_thread_mutex_t *registry_mu;
+static apr_allocator_t *volatile registry_allocator; /* see us_lasting_pool.h */
+static volatile apr_uint32_t registry_state; /* 0: no mutex, 1: being made, 2: made */
 static us_writer *registry;
 static pid_t registry_pid;
+
+/* The registry's mutex, made by the first caller (APR mutexes have no
+ * static initialiser); NULL when it could not be made. */
+static apr_thread_mutex_t *registry_lock(void)
+{
+    if (apr_atomic_cas32(&registry_state, 1, 0) == 0) {
+        apr_pool_t *p = NULL;
+        apr_allocator_t *a = NULL;
+        if (us_lasting_pool_create(&p, &a) == APR_SUCCESS) {
+            if (apr_thread_mutex_create(&registry_mu, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS)
+                registry_allocator = a;
+            else {
+                registry_mu = NULL;
+                apr_pool_destroy(p);
+            }
+        }
+        apr_atomic_set32(&registry_state, 2);
+    }
+    while (apr_atomic_read32(&registry_state) != 2)
+        apr_thread_yield();
+    return registry_mu;
+}
+
+static void writer_free(us_writer *w)
+{
+    if (w->pool)
+        apr_pool_destroy(w->pool);
+    free(w->key);
+    free(w);
+}
 
 
 static us_writer *writer_new(const us_sqlite_db *db)
 {
     us_writer *w = calloc(1, sizeof(*w));
-    if (!w || !(w->key = strdup(db->params))) {
-        free(w);
+    if (!w)
+        return NULL;
+    /* unmanaged: no pool of a caller outlives the writer */
+    if (!(w->key = strdup(db->params)) ||
+        us_lasting_pool_create(&w->pool, &w->allocator) != APR_SUCCESS ||
+        apr_thread_mutex_create(&w->mu, APR_THREAD_MUTEX_DEFAULT, w->pool) != APR_SUCCESS) {
+        writer_free(w);
         return NULL;
     }
+    w->idle = apr_array_make(w->pool, 8, sizeof(apr_thread_cond_t *));
     w->lock_fd = -1;
     size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
     char *path = malloc(n); /* no pool here: the writer outlives them */
@@ -57,18 +101,24 @@ static us_writer *writer_new(const us_sqlite_db *db)
          * (the parent's expiry sweep) stays usable by User */
         snprintf(path, n, "%s" US_SQLITE_LOCK_SUFFIX, db->params);
         w->lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (w->lock_fd < 0)
+            us_log(db->log, US_LOG_WARN, APR_FROM_OS_ERROR(errno), US_LOGNO_LOCK_FILE,
+                   "cannot open %s: the processes' writers meet in SQLite's busy handler",
+                   path);
         free(path);
     }
-    pthread_mutex_init(&w->mu, NULL);
     w->tail = &w->head;
     return w;
 }
 
 static us_writer *writer_of(us_sqlite_db *db)
 {
+    apr_thread_mutex_t *mu;
     if (db->writer)
         return db->writer;
-    pthread_mutex_lock(&registry_mu);
+    if (!(mu = registry_lock()))
+        return NULL;
+    apr_thread_mutex_lock(mu);
     if (registry_pid != getpid()) {
         registry = NULL; /* inherited from the parent: not ours to use */
         registry_pid = getpid();
@@ -80,7 +130,7 @@ static us_writer *writer_of(us_sqlite_db *db)
         w->next = registry;
         registry = w;
     }
-    pthread_mutex_unlock(&registry_mu);
+    apr_thread_mutex_unlock(mu);
     db->writer = w;
     return w;
 }
@@ -96,6 +146,15 @@ static void set_error(us_write_job *j, us_db_rc rc, const char *err)
 {
     j->rc = rc;
     j->err = err ? apr_pstrdup(j->pool, err) : NULL;
+}
+
+/* Rolls back, keeping db->err (the error that made us roll back). */
+static void rollback(us_sqlite_db *db)
+{
+    const char *err = db->err;
+    if (us_db_exec(db, "ROLLBACK") != US_DB_OK)
+        us_log(db->log, US_LOG_ERR, 0, US_LOGNO_ROLLBACK, "rollback failed: %s", db->err);
+    db->err = err;
 }
 
 static int store_error(us_db_rc rc)
@@ -122,7 +181,7 @@ static int run_together(us_sqlite_db *db, us_write_job *jobs)
         j->err = NULL;
         if (store_error(j->rc)) {
             const char *err = db->err;
-            us_db_exec(db, "ROLLBACK");
+            rollback(db);
             if (!alone)
                 return 0;
             set_error(j, j->rc, err);
@@ -132,13 +191,14 @@ static int run_together(us_sqlite_db *db, us_write_job *jobs)
     }
     /* logical answers (NOTFOUND, CONFLICT, LIMIT) changed nothing */
     if (!changed) {
-        us_db_exec(db, "ROLLBACK");
+        rollback(db);
         return 1;
     }
     if ((rc = us_db_exec(db, "COMMIT")) != US_DB_OK) {
         const char *err = db->err;
-        us_db_exec(db, "ROLLBACK");
-        db->err = err;
+        us_log(db->log, rc == US_DB_BUSY ? US_LOG_DEBUG : US_LOG_ERR, 0, US_LOGNO_COMMIT,
+               "commit failed: %s", err);
+        rollback(db);
         for (us_write_job *j = jobs; j; j = j->next)
             if (j->rc == US_DB_OK)
                 set_error(j, rc, err);
@@ -152,6 +212,8 @@ void us_write_batch(us_sqlite_db *db, us_write_job *jobs)
         return;
     /* one piece failed: give every piece a transaction of its own, so
      * that only the failing one fails */
+    us_log(db->log, US_LOG_DEBUG, 0, US_LOGNO_SPLIT,
+           "a piece of a shared write failed (%s): each runs alone", db->err);
     for (us_write_job *j = jobs; j;) {
         us_write_job *next = j->next;
         j->next = NULL;
@@ -180,6 +242,9 @@ static void sync_commit(const us_sqlite_db *db, us_write_job *jobs)
         close(fd);
     if (rc == 0)
         return;
+    us_log(db->log, US_LOG_ERR, APR_FROM_OS_ERROR(e), US_LOGNO_SYNC,
+           "committed, but syncing %s failed: the writes may not survive a crash",
+           db->wal_path);
     for (us_write_job *j = jobs; j; j = j->next)
         if (j->rc == US_DB_OK) {
             j->rc = US_DB_NOT_DURABLE;
@@ -199,6 +264,16 @@ static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, voi
     return job.rc;
 }
 
+/* A condition variable for one waiter, under w->mu: an idle one, or a new
+ * one in the writer's pool (as many as writers ever waited at once). */
+static apr_thread_cond_t *take_cond(us_writer *w)
+{
+    apr_thread_cond_t *c = NULL;
+    if (w->idle->nelts > 0)
+        return *(apr_thread_cond_t **)apr_array_pop(w->idle);
+    return apr_thread_cond_create(&c, w->pool) == APR_SUCCESS ? c : NULL;
+}
+
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_writer *w = writer_of(db);
@@ -206,22 +281,24 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         return write_alone(db, p, fn, arg);
 
     us_write_job job = { .fn = fn, .arg = arg, .pool = p };
-    pthread_cond_t wake; /* each waiter has its own: no thundering herd */
-    pthread_cond_init(&wake, NULL);
-    job.wake = &wake;
-    pthread_mutex_lock(&w->mu);
+    apr_thread_mutex_lock(w->mu);
+    /* each waiter has its own condition: no thundering herd */
+    if (!(job.wake = take_cond(w))) {
+        apr_thread_mutex_unlock(w->mu);
+        return write_alone(db, p, fn, arg);
+    }
     *w->tail = &job;
     w->tail = &job.next;
     if (!w->leading)
         w->leading = job.lead = 1;
     while (!job.done && !job.lead)
-        pthread_cond_wait(&wake, &w->mu);
+        apr_thread_cond_wait(job.wake, w->mu);
     if (!job.done) {
         /* lead: take the whole queue (ours first) and run it */
         us_write_job *batch = w->head;
         w->head = NULL;
         w->tail = &w->head;
-        pthread_mutex_unlock(&w->mu);
+        apr_thread_mutex_unlock(w->mu);
 
         lock_file(w->lock_fd, LOCK_EX);
         us_write_batch(db, batch);
@@ -229,28 +306,28 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 
         /* hand the lead to the first of those who queued meanwhile: their
          * batch commits while ours is being synced */
-        pthread_mutex_lock(&w->mu);
+        apr_thread_mutex_lock(w->mu);
         if (w->head) {
             w->head->lead = 1;
-            pthread_cond_signal(w->head->wake);
+            apr_thread_cond_signal(w->head->wake);
         }
         else {
             w->leading = 0;
         }
-        pthread_mutex_unlock(&w->mu);
+        apr_thread_mutex_unlock(w->mu);
 
         sync_commit(db, batch);
 
-        pthread_mutex_lock(&w->mu);
+        apr_thread_mutex_lock(w->mu);
         for (us_write_job *j = batch; j; j = j->next) {
             /* a waiter reads its result only once it holds w->mu again */
             j->done = 1;
             if (j != &job)
-                pthread_cond_signal(j->wake);
+                apr_thread_cond_signal(j->wake);
         }
     }
-    pthread_mutex_unlock(&w->mu);
-    pthread_cond_destroy(&wake);
+    APR_ARRAY_PUSH(w->idle, apr_thread_cond_t *) = job.wake;
+    apr_thread_mutex_unlock(w->mu);
     if (job.err)
         db->err = job.err;
     return job.rc;
