@@ -4,26 +4,27 @@ build/us-s3sign (tools/us_s3sign.c); POST uploads are sent the way the
 official SDK sends them (us_testkit.uploads.sdk_upload_many: the policy's
 form fields, then `file`).
 
-Skipped when Ceph is not installed (`WITH_RADOSGW=1 scripts/install-deps.sh`).
+The session's radosgw (us_testkit.radosgw.shared_info). Skipped when Ceph
+is not installed (scripts/install-deps.sh installs it).
 """
 
 import hashlib
 import os
 import re
-import tempfile
 import time
+import types
 import urllib.error
 import urllib.request
 
 import pytest
 
-from us_testkit.radosgw import Radosgw, missing_binaries
+from us_testkit.radosgw import missing_binaries, shared_info
 from us_testkit.s3sign import S3SIGN, S3Client
 from us_testkit.uploads import sdk_upload_many
 
 _missing = missing_binaries()
 pytestmark = pytest.mark.skipif(
-    bool(_missing), reason="radosgw tests need Ceph (WITH_RADOSGW=1 scripts/install-deps.sh); "
+    bool(_missing), reason="radosgw tests need Ceph (scripts/install-deps.sh); "
                            "missing: " + " ".join(_missing))
 
 BUCKET = "sigv4-tests"
@@ -31,13 +32,8 @@ BUCKET = "sigv4-tests"
 
 @pytest.fixture(scope="module")
 def rgw():
-    d = tempfile.mkdtemp(prefix="us-rgw-")
-    r = Radosgw(d)
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
+    """The session's radosgw: endpoint, access_key, secret_key."""
+    return types.SimpleNamespace(**shared_info())
 
 
 @pytest.fixture(scope="module")

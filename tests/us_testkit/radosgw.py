@@ -11,16 +11,24 @@ Also a command line, shared with scripts/radosgw-local.sh:
     python3 -m us_testkit.radosgw start DIR [PORT]   prints endpoint and keys
     python3 -m us_testkit.radosgw stop DIR
 
+One radosgw per test session: shared_info() gives the one US_RGW_INFO
+names (scripts/with-radosgw.sh, `make test`) or starts one for this
+process, stopped at exit. gateway_stop(dir)/gateway_start(dir) stop and
+start only the radosgw daemon of a cluster (the objects, in the OSD's
+memory, stay): an object-store outage.
+
 A failed start is retried once; when it fails again its directory is
 removed, unless US_RGW_KEEP=1 keeps it for the daemons' logs.
 """
 
+import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -232,6 +240,54 @@ class Radosgw:
 
     def stop(self, remove=True):
         stop_dir(self.dir, remove=remove)
+
+
+def shared_info():
+    """{"endpoint", "access_key", "secret_key", "dir"} of the session's
+    radosgw: the one US_RGW_INFO names, else one started now for this
+    process (and US_RGW_INFO set to it). Raises RadosgwError when none
+    can start."""
+    path = os.environ.get("US_RGW_INFO")
+    if not path:
+        d = tempfile.mkdtemp(prefix="us-rgw-")
+        r = Radosgw(d)
+        r.start()
+        atexit.register(r.stop)
+        path = os.path.join(d, "endpoint.json")
+        os.environ["US_RGW_INFO"] = path
+    with open(path) as f:
+        return json.load(f)
+
+
+def _attached(dir):
+    with open(os.path.join(dir, "endpoint.json")) as f:
+        info = json.load(f)
+    r = Radosgw(dir, int(info["endpoint"].rsplit(":", 1)[1]))
+    r.access_key, r.secret_key = info["access_key"], info["secret_key"]
+    return r
+
+
+def gateway_stop(dir, timeout=15):
+    """Stops the radosgw daemon of the cluster in dir (SIGKILL: an outage,
+    not a clean shutdown); the monitor and the OSD keep running."""
+    for pid, name in read_pids(dir):
+        if name == "client.rgw" and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def gateway_start(dir, timeout=60):
+    """Starts the radosgw daemon of the cluster in dir again, on its port;
+    returns once it answers."""
+    r = _attached(dir)
+    p = r._spawn("client.rgw", "radosgw", "-n", "client.rgw")
+    r._wait("radosgw", lambda: port_open(r.port), timeout, [p])
 
 
 def read_pids(dir):
