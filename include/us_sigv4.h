@@ -1,7 +1,9 @@
 /*
  * us_sigv4.h - AWS Signature Version 4 for an S3-compatible object store:
  * the Authorization header of a request, presigned URLs and S3 POST
- * policies. Pure: APR + OpenSSL (through us_crypto).
+ * policies. Pure: APR + OpenSSL (through us_crypto). Request signing is
+ * in src/util/ (the storage backends sign with it); the POST policy, built
+ * on us_policy, in src/core/us_sigv4_post.c.
  *
  * Dates are x-amz-date strings, 20130524T000000Z (us_policy_amz_date makes
  * one from an apr_time_t); the scope's day is their first 8 characters.
@@ -50,6 +52,9 @@ typedef struct {
 /* s with every byte but A-Z a-z 0-9 - . _ ~ as %XX (upper-case hex); '/'
  * kept when keep_slash (an object key in a path). */
 const char *us_sigv4_uri_encode(apr_pool_t *p, const char *s, int keep_slash);
+
+/* The credential scope of amz_date: 20130524/us-east-1/s3/aws4_request */
+const char *us_sigv4_scope(apr_pool_t *p, const us_sigv4_credentials *c, const char *amz_date);
 
 /* The hex signature of string_to_sign under the key derived from the
  * secret, the day of amz_date, the region and the service; "" when

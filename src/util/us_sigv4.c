@@ -1,8 +1,7 @@
-/* us_sigv4.c - AWS Signature Version 4: requests, presigned URLs, POST
- * policies (pure). */
+/* us_sigv4.c - AWS Signature Version 4: requests and presigned URLs
+ * (pure; the POST policy is src/core/us_sigv4_post.c). */
 #include "us_sigv4.h"
 #include "us_crypto.h"
-#include "us_policy.h"
 
 #include <apr_strings.h>
 #include <apr_tables.h>
@@ -189,7 +188,7 @@ static int canonical_headers(apr_pool_t *p, const us_sigv4_header *h, int n,
     return 1;
 }
 
-static const char *scope(apr_pool_t *p, const us_sigv4_credentials *c, const char *amz_date)
+const char *us_sigv4_scope(apr_pool_t *p, const us_sigv4_credentials *c, const char *amz_date)
 {
     return apr_pstrcat(p, apr_pstrmemdup(p, amz_date, 8), "/", c->region, "/", c->service,
                        "/aws4_request", NULL);
@@ -209,7 +208,9 @@ const char *us_sigv4_signature(apr_pool_t *p, const us_sigv4_credentials *c,
                         strlen(steps[0]), k);
     for (int i = 1; ok && i < 4; i++)
         ok = us_hmac_sha256(k, sizeof(k), steps[i], strlen(steps[i]), k);
-    ok = ok && us_hmac_hex(k, sizeof(k), string_to_sign, strlen(string_to_sign), sig);
+    ok = ok && us_hmac_sha256(k, sizeof(k), string_to_sign, strlen(string_to_sign), k);
+    if (ok)
+        us_hex(k, sizeof(k), sig);
     OPENSSL_cleanse(k, sizeof(k));
     return ok ? apr_pstrdup(p, sig) : "";
 }
@@ -235,7 +236,7 @@ int us_sigv4_sign_request(apr_pool_t *p, const us_sigv4_credentials *c, const ch
                                          req->payload_hash, NULL);
     us_sha256(out->canonical_request, strlen(out->canonical_request), digest);
     us_hex(digest, sizeof(digest), hex);
-    const char *sc = scope(p, c, amz_date);
+    const char *sc = us_sigv4_scope(p, c, amz_date);
     out->string_to_sign = apr_pstrcat(p, ALGORITHM "\n", amz_date, "\n", sc, "\n", hex, NULL);
     out->signature = us_sigv4_signature(p, c, amz_date, out->string_to_sign);
     out->authorization = apr_pstrcat(p, ALGORITHM " Credential=", c->access_key, "/", sc,
@@ -254,7 +255,7 @@ const char *us_sigv4_presign_query(apr_pool_t *p, const us_sigv4_credentials *c,
 
     if (!amz_date || strlen(amz_date) != DATE_LEN)
         return NULL;
-    const char *cred = apr_pstrcat(p, c->access_key, "/", scope(p, c, amz_date), NULL);
+    const char *cred = apr_pstrcat(p, c->access_key, "/", us_sigv4_scope(p, c, amz_date), NULL);
     const char *q = apr_psprintf(p, "%s%sX-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential=%s"
                                  "&X-Amz-Date=%s&X-Amz-Expires=%ld&X-Amz-SignedHeaders=host",
                                  extra_query ? extra_query : "", extra_query ? "&" : "",
@@ -263,20 +264,4 @@ const char *us_sigv4_presign_query(apr_pool_t *p, const us_sigv4_credentials *c,
     if (!us_sigv4_sign_request(p, c, amz_date, &req, &s))
         return NULL;
     return apr_pstrcat(p, q, "&X-Amz-Signature=", s.signature, NULL);
-}
-
-void us_sigv4_post_policy(apr_pool_t *p, const us_sigv4_credentials *c, const char *bucket,
-                          const char *key_prefix, apr_time_t expires, long long max_bytes,
-                          apr_time_t now, us_policy_fields *out)
-{
-    char date[17];
-
-    us_policy_amz_date(now, date);
-    out->key = apr_pstrcat(p, key_prefix, "${filename}", NULL);
-    out->algorithm = US_POLICY_ALGORITHM;
-    out->date = apr_pstrdup(p, date);
-    out->credential = apr_pstrcat(p, c->access_key, "/", scope(p, c, date), NULL);
-    out->policy = us_policy_document(p, bucket, key_prefix, expires, max_bytes,
-                                     out->credential, out->date);
-    out->signature = us_sigv4_signature(p, c, date, out->policy);
 }
