@@ -39,7 +39,7 @@ WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
 # APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
 APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
-LIBS     := -ljansson -lcrypto
+LIBS     := -ljansson -lcrypto $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 # Sources by layer (README, Layout). src/httpd/ is the httpd glue; the core
 # library is every other src/ file: unit tests and fuzz targets link it
@@ -63,7 +63,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit unit-valgrind integration integration-pgsql test sanitize-test run start stop clean lint fuzz load bench
+.PHONY: all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -95,9 +95,13 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS)
 	@# copy then rename: a running httpd keeps its mapping of the old file
 	@cp $(BUILD)/apxs/.libs/mod_upload_session.so $@.new && mv -f $@.new $@
 
-tools: $(BUILD)/us-keygen
+tools: $(BUILD)/us-keygen $(BUILD)/us-s3sign
 
 $(BUILD)/us-keygen: tools/us_keygen.c $(BUILD)/libus_core.a
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
+
+$(BUILD)/us-s3sign: tools/us_s3sign.c $(BUILD)/libus_core.a $(HEADERS)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS)
 
@@ -136,7 +140,16 @@ endif
 # test_cors_browser.py drives a real headless Chromium over the DevTools protocol
 integration: all
 	@EXTRA_PKGS="chromium python3-websocket" sh scripts/install-deps.sh
-	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q tests/integration --ignore=tests/integration/test_storage_s3.py $(PYTEST_ARGS)
+
+# one private radosgw for the unit and integration tests that need S3
+# the upload, ingest and files tests with the files in a private radosgw
+# (US_IT_STORAGE=s3; the one of scripts/with-radosgw.sh when it runs), and
+# the tests of the s3 storage itself
+S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
+            tests/integration/test_files.py tests/integration/test_storage_s3.py
+integration-s3: all
+	US_IT_STORAGE=s3 $(PYTHON) -m pytest -q $(S3_TESTS) $(PYTEST_ARGS)
 
 # the store-dependent integration tests again, every server on a database of
 # its own on a private PostgreSQL (tests/us_testkit/pg.py)
@@ -147,9 +160,7 @@ integration-pgsql: all
 test:
 	$(MAKE) all
 	$(MAKE) lint
-	$(MAKE) unit
-	$(MAKE) integration
-	$(MAKE) integration-pgsql
+	bash scripts/with-radosgw.sh $(MAKE) unit integration integration-s3 integration-pgsql
 
 # check-layers.py: httpd headers only in src/httpd/, no two source files
 # depending on each other, layers in order - read from the module's object

@@ -19,4 +19,10 @@ void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN]);
 int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, size_t len,
                    unsigned char out[US_SHA256_LEN]);
 
+/* in[0..len) as lower-case hex into out (2 * len characters + NUL). */
+void us_hex(const unsigned char *in, size_t len, char *out);
+
+/* The value of the hex digit c (either case), or -1. */
+int us_hex_value(unsigned char c);
+
 #endif

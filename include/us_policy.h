@@ -45,6 +45,17 @@ us_policy_rc us_policy_verify(apr_pool_t *p, const unsigned char *secret, size_t
                               const char *policy_b64, const char *signature_hex,
                               apr_time_t now, us_policy_doc *doc);
 
+/* now as 20261128T100000Z (strftime "%Y%m%dT%H%M%SZ" of its second), the
+ * x-amz-date of a policy. */
+void us_policy_amz_date(apr_time_t now, char date[17]);
+
+/* The base64 policy document every upload policy is: expiration, bucket,
+ * ["starts-with", "$key", key_prefix], ["content-length-range", 0,
+ * max_bytes], x-amz-algorithm, x-amz-credential and x-amz-date. */
+const char *us_policy_document(apr_pool_t *p, const char *bucket, const char *key_prefix,
+                               apr_time_t expires, long long max_bytes,
+                               const char *credential, const char *date);
+
 /* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out); 0 and
  * out "" when OpenSSL failed. */
 int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,

@@ -40,6 +40,11 @@ int us_storage_backend_known(const char *name);
 apr_status_t us_storage_configure(apr_pool_t *p, const char *name, const char *data_dir,
                                   const char *params, us_storage **out, const char **err);
 
+/* 1 when rv says the storage did not answer (refused, timed out, reset,
+ * or answered "unavailable"): nothing was decided, try again later. Every
+ * backend reports an outage with one of these statuses. */
+int us_storage_unavailable(apr_status_t rv);
+
 /* The backend's name, for logs. */
 const char *us_storage_name(const us_storage *st);
 

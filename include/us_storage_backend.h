@@ -66,6 +66,7 @@ struct us_storage_backend {
 
 /* The backends of this build (src/storage/<name>/). */
 extern const us_storage_backend us_posix_storage;
+extern const us_storage_backend us_s3_storage;
 
 /* The backend called name, or NULL. */
 const us_storage_backend *us_storage_backend_for(const char *name);

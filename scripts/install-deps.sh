@@ -2,11 +2,17 @@
 # Installs the Debian packages the build, the tests and `make run` need.
 # Idempotent and quiet when everything is present; needs root (or sudo) only
 # when something is missing.
+#   EXTRA_PKGS="a b"  installs these too
+#   WITH_RADOSGW=0    leaves out Ceph's radosgw, monitor and OSD (the
+#                     S3-storage tests start a private radosgw: scripts/radosgw-local.sh)
 set -eu
 
+RADOSGW_PKGS="radosgw ceph-mon ceph-osd ceph-base ceph-common"
+
 PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3
-libaprutil1-dbd-pgsql postgresql libjansson-dev libcmocka-dev libssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
+libaprutil1-dbd-pgsql postgresql libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
 curl ca-certificates cppcheck clang-tidy valgrind ${EXTRA_PKGS:-}"
+if [ "${WITH_RADOSGW:-1}" = 1 ]; then PKGS="$PKGS $RADOSGW_PKGS"; fi
 
 missing=""
 for p in $PKGS; do

@@ -42,15 +42,22 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return 1;
     char *buf;
     apr_size_t n;
-    if (us_storage_upload_read(cfg->storage, p, s->id, blob, US_META_MAX_BYTES, &buf, &n) ==
-        APR_SUCCESS)
+    apr_status_t rv = us_storage_upload_read(cfg->storage, p, s->id, blob, US_META_MAX_BYTES,
+                                             &buf, &n);
+    if (us_storage_unavailable(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
+               "answer; batch retried", s->id);
+        return -1;
+    }
+    if (rv == APR_SUCCESS)
         *meta = us_json_object_text(p, buf, n);
     return *meta != NULL;
 }
 
 /* Publishes the blob as the workspace file; a replay finds it there already.
- * Any failure counts as a missing file, as the posix backend can tell
- * nothing better (a rename refused). */
+ * 1 when published; -1 when the storage did not answer (the batch is
+ * retried); 0 for any other failure, counted as a missing file, as the
+ * posix backend can tell nothing better (a rename refused). */
 static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                      const us_pending *u, int *moved)
 {
@@ -58,13 +65,19 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id, &m);
     if (m)
         *moved = 1;
+    if (us_storage_unavailable(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
+               "answer; batch retried", s->id);
+        return -1;
+    }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
         us_log(cfg->log, US_LOG_WARN, rv, 1012, "ingest: session %s: publishing %s failed", s->id,
                u->name);
     return rv == APR_SUCCESS;
 }
 
-/* Decides one file; returns 0, or -1 on a store error (nothing decided). */
+/* Decides one file; returns 0, or -1 on a store error or a storage outage
+ * (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                   const us_pending *u, us_ingest_result *r, int *moved)
 {
@@ -95,7 +108,10 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
                 return 0;
             }
     }
-    if (!move_blob(cfg, p, s, u, moved)) {
+    int published = move_blob(cfg, p, s, u, moved);
+    if (published < 0)
+        return -1;
+    if (!published) {
         r->reason = "FILE_NOT_FOUND";
         return 0;
     }
@@ -298,7 +314,10 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
 {
     us_ingester *ing = apr_pcalloc(p, sizeof(*ing));
     apr_status_t rv = us_storage_prepare(cfg->storage, p);
-    if (rv != APR_SUCCESS)
+    if (us_storage_unavailable(rv)) /* the workers retry what needs it until it answers */
+        us_log(cfg->log, US_LOG_WARN, rv, 1014, "ingest: the file storage does not answer; "
+               "starting anyway");
+    else if (rv != APR_SUCCESS)
         return rv;
     if ((rv = apr_atomic_init(p)) != APR_SUCCESS)
         return rv;

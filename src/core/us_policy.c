@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char HEX[] = "0123456789abcdef";
-
 int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
                 size_t len, char out[65])
 {
@@ -21,16 +19,11 @@ int us_hmac_hex(const unsigned char *secret, size_t secretlen, const char *data,
         memset(out, 0, 65); /* "": equal to no 64-character signature */
         return 0;
     }
-    for (int i = 0; i < US_SHA256_LEN; i++) {
-        out[2 * i] = HEX[mac[i] >> 4];
-        out[2 * i + 1] = HEX[mac[i] & 0x0F];
-    }
-    out[64] = '\0';
+    us_hex(mac, US_SHA256_LEN, out);
     return 1;
 }
 
-/* now as 20261128T100000Z (strftime "%Y%m%dT%H%M%SZ" of its second). */
-static void amz_date(apr_time_t now, char date[17])
+void us_policy_amz_date(apr_time_t now, char date[17])
 {
     char ts[US_TS_LEN];
     static const int FROM[] = { 0, 1, 2, 3, 5, 6, 8, 9, -1, 11, 12, 14, 15, 17, 18 };
@@ -51,30 +44,22 @@ static void amz_date(apr_time_t now, char date[17])
     date[16] = '\0';
 }
 
-void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen,
-                    const char *key_prefix, apr_time_t expires,
-                    long long max_bytes, apr_time_t now, us_policy_fields *out)
+const char *us_policy_document(apr_pool_t *p, const char *bucket, const char *key_prefix,
+                               apr_time_t expires, long long max_bytes,
+                               const char *credential, const char *date)
 {
-    char exp[US_TS_LEN], date[17], sig[65];
+    char exp[US_TS_LEN];
     us_json_writer w;
 
     us_time_format(expires, exp);
-    amz_date(now, date);
-    out->key = apr_pstrcat(p, key_prefix, "${filename}", NULL);
-    out->algorithm = US_POLICY_ALGORITHM;
-    /* "upload-session/" + the day of date + "/local/s3/aws4_request" */
-    out->credential = apr_pstrcat(p, "upload-session/", apr_pstrmemdup(p, date, 8),
-                                  "/local/s3/aws4_request", NULL);
-    out->date = apr_pstrmemdup(p, date, 16);
-
     /* byte for byte what json_dumps(JSON_COMPACT) wrote for the same document */
-    us_json_write_init(&w, p, 384 + strlen(key_prefix));
+    us_json_write_init(&w, p, 384 + strlen(key_prefix) + strlen(bucket) + strlen(credential));
     us_json_write_object_open(&w);
     us_json_write_key_string(&w, "expiration", exp);
     us_json_write_key(&w, "conditions");
     us_json_write_array_open(&w);
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "bucket", "upload-sessions");
+    us_json_write_key_string(&w, "bucket", bucket);
     us_json_write_object_close(&w);
     us_json_write_array_open(&w);
     us_json_write_string(&w, "starts-with");
@@ -87,13 +72,13 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
     us_json_write_int(&w, max_bytes);
     us_json_write_array_close(&w);
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "x-amz-algorithm", out->algorithm);
+    us_json_write_key_string(&w, "x-amz-algorithm", US_POLICY_ALGORITHM);
     us_json_write_object_close(&w);
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "x-amz-credential", out->credential);
+    us_json_write_key_string(&w, "x-amz-credential", credential);
     us_json_write_object_close(&w);
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "x-amz-date", out->date);
+    us_json_write_key_string(&w, "x-amz-date", date);
     us_json_write_object_close(&w);
     us_json_write_array_close(&w);
     us_json_write_object_close(&w);
@@ -105,9 +90,25 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
     }
     char *b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)tlen));
     apr_base64_encode(b64, text, (int)tlen);
+    return b64;
+}
 
-    out->policy = b64;
-    us_hmac_hex(secret, secretlen, b64, strlen(b64), sig);
+void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen,
+                    const char *key_prefix, apr_time_t expires,
+                    long long max_bytes, apr_time_t now, us_policy_fields *out)
+{
+    char date[17], sig[65];
+
+    us_policy_amz_date(now, date);
+    out->key = apr_pstrcat(p, key_prefix, "${filename}", NULL);
+    out->algorithm = US_POLICY_ALGORITHM;
+    /* "upload-session/" + the day of date + "/local/s3/aws4_request" */
+    out->credential = apr_pstrcat(p, "upload-session/", apr_pstrmemdup(p, date, 8),
+                                  "/local/s3/aws4_request", NULL);
+    out->date = apr_pstrmemdup(p, date, 16);
+    out->policy = us_policy_document(p, "upload-sessions", key_prefix, expires, max_bytes,
+                                     out->credential, out->date);
+    us_hmac_hex(secret, secretlen, out->policy, strlen(out->policy), sig);
     out->signature = apr_pstrmemdup(p, sig, 64);
 }
 

@@ -46,6 +46,9 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(data_dir, NULL);
     MERGE(storage_name, NULL);
     MERGE(storage_params, NULL);
+    MERGE(s3_region, NULL);
+    MERGE(s3_credentials, NULL);
+    MERGE(s3_prefix, NULL);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
     MERGE(node_name, NULL);
@@ -128,6 +131,19 @@ static const char *set_storage(cmd_parms *cmd, void *d, int argc, char *const ar
     for (int i = 1; i < argc; i++)
         c->storage_params = i == 1 ? argv[i] : apr_pstrcat(cmd->pool, c->storage_params, " ",
                                                            argv[i], NULL);
+    return NULL;
+}
+
+/* UploadSessionS3Region and UploadSessionS3Prefix: one word (no spaces,
+ * they are passed to the backend as a parameter list). */
+static const char *set_s3_word(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    (void)d;
+    if (strpbrk(arg, " \t") || (!*arg && cmd->info == (void *)APR_OFFSETOF(us_srv_conf, s3_region)))
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects one word without spaces, not '",
+                           arg, "'", NULL);
+    *(const char **)((char *)c + (size_t)cmd->info) = arg;
     return NULL;
 }
 
@@ -328,7 +344,18 @@ const command_rec us_directives[] = {
                   (void *)APR_OFFSETOF(us_srv_conf, data_dir), RSRC_CONF,
                   "directory for uploaded files (default: beside the SQLite store)"),
     AP_INIT_TAKE_ARGV("UploadSessionStorage", set_storage, NULL, RSRC_CONF,
-                      "where files are kept: posix (default; in UploadSessionDataDir)"),
+                      "where files are kept: posix (default; in UploadSessionDataDir) or "
+                      "s3 <endpoint URL> <bucket>"),
+    AP_INIT_TAKE1("UploadSessionS3Region", set_s3_word,
+                  (void *)APR_OFFSETOF(us_srv_conf, s3_region), RSRC_CONF,
+                  "the region requests to the s3 storage are signed for (default us-east-1)"),
+    AP_INIT_TAKE1("UploadSessionS3CredentialsFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, s3_credentials), RSRC_CONF,
+                  "AWS shared-credentials file ([default] aws_access_key_id, "
+                  "aws_secret_access_key); not world-readable"),
+    AP_INIT_TAKE1("UploadSessionS3Prefix", set_s3_word,
+                  (void *)APR_OFFSETOF(us_srv_conf, s3_prefix), RSRC_CONF,
+                  "key prefix of every object in the bucket (default none)"),
     AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
                   (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
                   "file holding the upload-policy signing secret (created if absent)"),

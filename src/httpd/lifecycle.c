@@ -81,7 +81,17 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (!c->secret_file)
         return "UploadSessionSecretFile is required with this UploadSessionStore: its default "
                "lies beside the store's files, and this store keeps none on this machine";
-    if (us_storage_configure(pconf, c->storage_name, c->data_dir, c->storage_params, &c->storage,
+    const char *params = c->storage_params;
+    if (strcmp(c->storage_name, "s3") == 0)
+        params = apr_pstrcat(pconf, params, c->s3_region ? " region=" : "",
+                             c->s3_region ? c->s3_region : "",
+                             c->s3_credentials ? " credentials=" : "",
+                             c->s3_credentials ? c->s3_credentials : "",
+                             c->s3_prefix ? " prefix=" : "", c->s3_prefix ? c->s3_prefix : "", NULL);
+    else if (c->s3_region || c->s3_credentials || c->s3_prefix)
+        return "UploadSessionS3Region, UploadSessionS3CredentialsFile and UploadSessionS3Prefix "
+               "need UploadSessionStorage s3";
+    if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
@@ -197,6 +207,27 @@ static void give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
         give_to_user(APR_ARRAY_IDX(paths, i, const char *));
 }
 
+/* A remote store (not posix: its directory is prepared by the children)
+ * is prepared and probed once at startup; when it cannot be used, one line
+ * says so and the module serves anyway, answering 503 where files are
+ * needed until the store answers. */
+static int storage_usable(apr_pool_t *pconf, apr_pool_t *p, server_rec *s, us_srv_conf *c)
+{
+    if (strcmp(us_storage_name(c->storage), "posix") == 0)
+        return 1;
+    us_storage_set_logger(c->storage, NULL); /* the one line below says it all */
+    apr_status_t rv = us_storage_prepare(c->storage, p);
+    if (rv == APR_SUCCESS)
+        rv = us_storage_check(c->storage, p);
+    us_storage_set_logger(c->storage, error_log_for(pconf, s));
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, USLOGNO(0016)
+                     "UploadSessionStorage %s %s: the bucket cannot be reached or written; "
+                     "serving anyway, with 503 where files are needed", us_storage_name(c->storage),
+                     c->storage_params);
+    return rv == APR_SUCCESS;
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
                                 us_srv_conf *c)
 {
@@ -211,7 +242,8 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
     /* the logger lives as long as the storage, in the parent and the children */
     us_storage_set_logger(c->storage, error_log_for(pconf, s));
-    us_storage_recover(c->storage, p);
+    if (storage_usable(pconf, p, s, c))
+        us_storage_recover(c->storage, p);
     if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
     give_store_to_user(p, c->store_cfg);

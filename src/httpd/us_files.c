@@ -230,6 +230,18 @@ static const char *content_type_of(const char *name)
 }
 
 /* The bytes of a reader without a local file, read and passed in pieces. */
+/* the detail of a 503, as for a busy store */
+#define BUSY_DETAIL "The service is busy. Try again in a moment."
+
+/* A storage failure: an outage is 503 with Retry-After, the rest 500. */
+static int send_storage_error(request_rec *r, apr_status_t rv)
+{
+    if (!us_storage_unavailable(rv))
+        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    apr_table_setn(r->headers_out, "Retry-After", "1");
+    return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, BUSY_DETAIL);
+}
+
 static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t size)
 {
     enum { PIECE = 256 * 1024 };
@@ -260,9 +272,10 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_fi
     us_storage_reader *rd;
     apr_status_t rv = us_storage_file_open(c->storage, r->pool, f->file_id, &rd);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0301) "file %s: its bytes are unreadable",
+        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  r, USLOGNO(0301) "file %s: its bytes are unreadable",
                       f->file_id);
-        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+        return send_storage_error(r, rv);
     }
     apr_off_t size = us_storage_reader_size(rd);
     apr_file_t *fd = us_storage_reader_file(rd);
@@ -331,6 +344,14 @@ typedef struct {
     int file_done;
 } post_ctx;
 
+/* 503 when the storage does not answer, 507 when it is full, else 500. */
+static int storage_status(apr_status_t rv)
+{
+    return us_storage_unavailable(rv)    ? HTTP_SERVICE_UNAVAILABLE
+           : APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
+                                      : HTTP_INTERNAL_SERVER_ERROR;
+}
+
 static int post_fail(post_ctx *x, int status, const char *detail)
 {
     if (!x->problem) {
@@ -372,8 +393,10 @@ static int post_begin(void *ctx, const us_mp_part *part)
     x->file_id = apr_pstrdup(x->r->pool, id);
     apr_status_t rv = us_storage_file_create(x->c->storage, x->r->pool, x->file_id, &x->blob);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0302) "POST /files: cannot store a file");
-        return post_fail(x, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  x->r, USLOGNO(0302) "POST /files: cannot store a file");
+        return post_fail(x, storage_status(rv), us_storage_unavailable(rv) ? BUSY_DETAIL
+                                                                           : "Internal Server Error");
     }
     x->part = P_FILE;
     return 0;
@@ -387,10 +410,10 @@ static int post_data(void *ctx, const char *data, size_t len)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
         apr_status_t rv = us_storage_write(x->blob, data, len);
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0303) "POST /files: write");
-            return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
-                                                         : HTTP_INTERNAL_SERVER_ERROR,
-                             "The file could not be stored.");
+            ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  x->r, USLOGNO(0303) "POST /files: write");
+            return post_fail(x, storage_status(rv), us_storage_unavailable(rv)
+                                                        ? BUSY_DETAIL : "The file could not be stored.");
         }
     }
     else if (x->part == P_META) {
@@ -408,10 +431,10 @@ static int post_end(void *ctx)
         x->file_done = 1;
         apr_status_t rv = us_storage_finish(x->blob);
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0304) "POST /files: store");
-            return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
-                                                         : HTTP_INTERNAL_SERVER_ERROR,
-                             "The file could not be stored.");
+            ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  x->r, USLOGNO(0304) "POST /files: store");
+            return post_fail(x, storage_status(rv), us_storage_unavailable(rv)
+                                                        ? BUSY_DETAIL : "The file could not be stored.");
         }
     }
     x->part = P_NONE;
@@ -473,12 +496,15 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
     if (x->problem) {
         r->connection->keepalive = AP_CONN_CLOSE;
+        if (x->status == HTTP_SERVICE_UNAVAILABLE)
+            apr_table_setn(r->headers_out, "Retry-After", "1");
         return us_send_detail(r, x->status, x->problem);
     }
     apr_status_t rv = us_storage_commit(x->blob);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0305) "POST /files: publish");
-        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  r, USLOGNO(0305) "POST /files: publish");
+        return send_storage_error(r, rv);
     }
 
     us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now() };

@@ -39,6 +39,9 @@ typedef struct {
     const char *data_dir;       /* UploadSessionDataDir */
     const char *storage_name;   /* UploadSessionStorage <backend> [params] */
     const char *storage_params;
+    const char *s3_region;      /* UploadSessionS3Region (default us-east-1) */
+    const char *s3_credentials; /* UploadSessionS3CredentialsFile */
+    const char *s3_prefix;      /* UploadSessionS3Prefix */
     const char *secret_file;    /* UploadSessionSecretFile */
     const char *doc_url;        /* UploadSessionDocumentationURL */
     const char *node_name;      /* UploadSessionNodeName; NULL: the host name */

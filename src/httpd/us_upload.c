@@ -97,6 +97,13 @@ static int reject(upload_ctx *u, int status, const char *code, const char *msg)
     return 1;
 }
 
+/* A storage that does not answer: 503 with Retry-After; the client retries. */
+static int storage_unavailable(upload_ctx *u)
+{
+    return reject(u, HTTP_SERVICE_UNAVAILABLE, "ServiceUnavailable",
+                  "The file storage is unavailable. Please try again.");
+}
+
 /* ---- the file part ---------------------------------------------------------- */
 
 static int check_policy(upload_ctx *u)
@@ -199,19 +206,26 @@ static int open_blob(upload_ctx *u)
     apr_status_t rv = us_storage_upload_create(u->c->storage, r->pool, u->session_id, u->blob,
                                                &u->file);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0203) "upload: cannot store a file of "
+        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  r, USLOGNO(0203) "upload: cannot store a file of "
                       "session %s", u->session_id);
+        if (us_storage_unavailable(rv))
+            return storage_unavailable(u);
         return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
                       "We encountered an internal error. Please try again.");
     }
     return 0;
 }
 
-/* A failed write or sync: disk full is 507, the rest 500; the client may retry. */
+/* A failed write or sync: disk full is 507, an outage 503, the rest 500;
+ * the client may retry. */
 static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, u->r, USLOGNO(0204) "upload: %s %s", what,
+    ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  u->r, USLOGNO(0204) "upload: %s %s", what,
                   us_storage_writer_where(u->file));
+    if (us_storage_unavailable(rv))
+        return storage_unavailable(u);
     return reject(u, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
                                               : HTTP_INTERNAL_SERVER_ERROR,
                   "InternalError", "The file could not be stored. Please try again.");
@@ -352,8 +366,11 @@ static int publish(upload_ctx *u)
                       "Your proposed upload is smaller than the minimum allowed size.");
     rv = us_storage_commit(u->file);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0206) "upload: publishing %s",
+        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
+                  r, USLOGNO(0206) "upload: publishing %s",
                       us_storage_writer_where(u->file));
+        if (us_storage_unavailable(rv))
+            return storage_unavailable(u);
         return reject(u, HTTP_INTERNAL_SERVER_ERROR, "InternalError",
                       "The file could not be stored. Please try again.");
     }

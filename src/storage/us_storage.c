@@ -20,7 +20,7 @@ struct us_storage_reader {
     apr_file_t *local;
 };
 
-static const us_storage_backend *const BACKENDS[] = { &us_posix_storage };
+static const us_storage_backend *const BACKENDS[] = { &us_posix_storage, &us_s3_storage };
 
 const us_storage_backend *us_storage_backend_for(const char *name)
 {
@@ -52,6 +52,12 @@ apr_status_t us_storage_configure(apr_pool_t *p, const char *name, const char *d
     st->conf = conf;
     *out = st;
     return APR_SUCCESS;
+}
+
+int us_storage_unavailable(apr_status_t rv)
+{
+    return rv == APR_ECONNREFUSED || rv == APR_ECONNRESET || rv == APR_EHOSTUNREACH ||
+           rv == APR_TIMEUP || APR_STATUS_IS_EAGAIN(rv);
 }
 
 const char *us_storage_name(const us_storage *st) { return st->backend->name; }

@@ -74,3 +74,24 @@ int us_hmac_sha256(const unsigned char *key, size_t keylen, const void *data, si
     OPENSSL_cleanse(inner, sizeof(inner));
     return ok;
 }
+
+void us_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char HEX[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = HEX[in[i] >> 4];
+        out[2 * i + 1] = HEX[in[i] & 0x0F];
+    }
+    out[2 * len] = '\0';
+}
+
+int us_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -5,6 +5,7 @@
  * in the crate's words. Pure.
  */
 #include "us_uuid.h"
+#include "us_crypto.h"
 #include "us_utf8.h"
 
 #include <apr_general.h>
@@ -32,17 +33,6 @@ void us_uuid4(char out[37])
 
 /* ---- parsing (uuid crate) ---------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* 32 hex digits, skipping hyphens at the given positions (parse_simple /
  * parse_hyphenated). */
 static int uuid_hex(const char *s, size_t n, int hyphenated, unsigned char b[16])
@@ -56,7 +46,7 @@ static int uuid_hex(const char *s, size_t n, int hyphenated, unsigned char b[16]
                 return 0;
             continue;
         }
-        if ((h = hexval((unsigned char)s[i])) < 0)
+        if ((h = us_hex_value((unsigned char)s[i])) < 0)
             return 0;
         if (nib & 1)
             b[nib / 2] |= (unsigned char)h;
@@ -126,7 +116,7 @@ static void uuid_reason(const char *in, size_t n, char *reason, size_t rl)
             if (hyphens < 4)
                 bounds[hyphens] = i;
             hyphens++;
-        } else if (c >= 0x80 || hexval(c) < 0) {
+        } else if (c >= 0x80 || us_hex_value(c) < 0) {
             set_reason(reason, rl, "invalid character: found `%.*s` at %zu",
                        (int)k, s + i, i + off + 1);
             return;

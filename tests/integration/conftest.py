@@ -13,6 +13,10 @@ Fixtures
   server_factory  make(**UploadServer kwargs, start=True) -> a dedicated server,
                   stopped, log-checked and removed after the test.
 
+Files are in the posix storage, or with US_IT_STORAGE=s3 in the session's
+private radosgw (us_testkit.radosgw.shared_info); tests marked posix_layout
+read files on disk and are skipped then.
+
 Run:  /usr/bin/python3 -m pytest -q tests/integration
 """
 
@@ -24,6 +28,19 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from us_testkit.server import UploadServer  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "posix_layout: reads the posix storage's files on disk; "
+                            "skipped with US_IT_STORAGE=s3")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("US_IT_STORAGE") == "s3":
+        skip = pytest.mark.skip(reason="reads the posix storage's files on disk")
+        for item in items:
+            if "posix_layout" in item.keywords:
+                item.add_marker(skip)
 
 
 def _attach(node, server):

@@ -66,9 +66,10 @@ def test_storage_posix_passes_configtest(server_factory):
 
 
 @pytest.mark.parametrize("value,want", [
-    ("s3", "UploadSessionStorage: no storage backend 's3' in this build"),
+    ("nfs", "UploadSessionStorage: no storage backend 'nfs' in this build"),
+    ("s3", "UploadSessionStorage: s3 storage expects an endpoint URL and a bucket"),
     ("s3 http://127.0.0.1:7480 uploads",
-     "UploadSessionStorage: no storage backend 's3' in this build"),
+     "UploadSessionStorage: s3 storage needs UploadSessionS3CredentialsFile"),
     ("posix extra", "UploadSessionStorage: posix storage takes no parameters"),
 ])
 def test_unknown_storage_backend_fails_configtest(server_factory, value, want):

@@ -7,6 +7,8 @@ import json
 import os
 import uuid
 
+import pytest
+
 from us_testkit.api import (INVALID_KEY, NOT_AUTHENTICATED, assert_ts_between, check,
                             e_enum_write_mode, e_ge, e_le, e_uuid_parsing, unique_ws, utcnow,
                             uuid_reason_char, uuid_reason_length, v422)
@@ -23,6 +25,7 @@ def ids_named(srv, api, ws, name):
 # upload, download, meta, list item
 # --------------------------------------------------------------------------
 
+@pytest.mark.posix_layout
 def test_direct_upload_then_download_meta_and_list(srv, api):
     ws = unique_ws("files-one")
     data = b"hello, files\n" * 100
@@ -110,6 +113,7 @@ def test_meta_as_form_field_as_part_null_or_absent(srv, api):
     assert {i["name"]: i["meta"] for i in items} == want
 
 
+@pytest.mark.posix_layout
 def test_meta_that_is_not_an_object_is_refused(server_factory, module_so):
     # a server of its own: on the shared one, other tests' ingestion adds
     # files to the directory this test watches

@@ -447,6 +447,7 @@ def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     assert wait_for(rows_in_main_file, 10, interval=0.25)
 
 
+@pytest.mark.posix_layout
 def test_a_done_session_leaves_no_directory(srv, api):
     """Once a session is ingested, its directory goes: the blobs of FAILED
     files and the sidecars were all that was left in it (src/core/us_ingest.c)."""

@@ -197,6 +197,7 @@ class RssSampler(threading.Thread):
         return out
 
 
+@pytest.mark.posix_layout
 def test_2gib_upload_streams_to_disk_with_bounded_memory(srv, api):
     ws = unique_ws("up-big")
     sid, cfg, _ = new_session(api, ws)
@@ -374,6 +375,7 @@ def test_reject_upload_after_close(srv, api):
     assert get_status(api, ws, sid)["uploaded_files"] == 1
 
 
+@pytest.mark.posix_layout
 def test_reject_oversize(make_server):
     s = make_server(extra=["UploadSessionMaxFileSize 1M"])
     api = s.client(s.user_all)
@@ -439,6 +441,7 @@ def test_reject_missing_file_part_or_filename(srv, api):
         state.assert_unchanged(what)
 
 
+@pytest.mark.posix_layout
 def test_reject_hostile_names(srv, api):
     ws = unique_ws("up-names")
     sid, cfg, _ = new_session(api, ws)
@@ -622,6 +625,7 @@ def abort_mid_file(srv, sid, cfg, how, name="gone.bin"):
         sock.close()  # ... and the client goes away
 
 
+@pytest.mark.posix_layout
 def test_client_disconnect_mid_file(srv, api):
     ws = unique_ws("up-gone")
     sid, cfg, _ = new_session(api, ws)
@@ -642,6 +646,7 @@ def test_client_disconnect_mid_file(srv, api):
     assert len(blob_files(srv, sid)) == 3
 
 
+@pytest.mark.posix_layout
 def test_aborted_upload_log_line(srv, api):
     """The module notes an aborted upload at info level, with its byte count."""
     ws = unique_ws("up-gone-log")
@@ -662,6 +667,7 @@ def test_aborted_upload_log_line(srv, api):
 # 5. last wins; success_action_status
 # --------------------------------------------------------------------------
 
+@pytest.mark.posix_layout
 def test_same_name_twice_last_wins(srv, api):
     ws = unique_ws("up-twice")
     sid, cfg, _ = new_session(api, ws)

@@ -13,6 +13,8 @@ Environment knobs (for debugging the harness itself):
   US_IT_KEEP=1   keep the server directories under /tmp after the run
   US_IT_STORE=pgsql  the store of every server: a database of its own on a
                  private PostgreSQL (us_testkit/pg.py) instead of SQLite
+  US_IT_STORAGE  s3: files in the session's private radosgw (us_testkit.radosgw,
+                 shared_info), one key prefix per server; default posix
   US_IT_PRELOAD  libraries httpd is started with (LD_PRELOAD), for a module
                  built with sanitizers (`make test SANITIZE=1` sets it); their
                  reports go to <server dir>/sanitizer.* and fail the test
@@ -40,6 +42,8 @@ MODULE_SO = os.environ.get(
     "US_IT_MODULE", os.path.join(REPO_ROOT, "build", "mod_upload_session.so"))
 APACHE = os.environ.get("US_IT_APACHE", "/usr/sbin/apache2")
 APACHE_MODULES = "/usr/lib/apache2/modules"
+STORAGE = os.environ.get("US_IT_STORAGE", "posix")
+S3_BUCKET = "us-it"
 
 # An error-log line at one of these levels fails the test unless declared.
 ERROR_LINE_RE = re.compile(r"\[(\w+:)?(error|crit|alert|emerg)\]")
@@ -112,7 +116,8 @@ class UploadServer:
     def __init__(self, max_open=10, max_lifetime=86400, extra=(), overrides=None,
                  omit=(), module=None, request_read_timeout=DEBIAN_REQUEST_READ_TIMEOUT,
                  apache=None, modules=(), log_level="info", default_users=True,
-                 dir_prefix="us-it-", parent_dir="/tmp", ctl_timeout=30, store=None):
+                 dir_prefix="us-it-", parent_dir="/tmp", ctl_timeout=30, store=None,
+                 storage=None):
         self.dir = tempfile.mkdtemp(prefix=dir_prefix, dir=parent_dir)
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
@@ -141,6 +146,8 @@ class UploadServer:
         self.omit = set(omit)
         # RequestReadTimeout arguments; None: mod_reqtimeout is not loaded
         self.request_read_timeout = request_read_timeout
+        self.storage = storage or STORAGE  # posix, or s3 (US_IT_STORAGE)
+        self.s3_prefix = None        # the key prefix with s3 storage
         self.running = False
         self.pid = None
         self._clients = []
@@ -208,6 +215,8 @@ class UploadServer:
                 www = pwd.getpwnam("www-data")
                 os.chown(f"{d}/state", www.pw_uid, www.pw_gid)
             items.append(("UploadSessionSecretFile", f'"{d}/state/upload_session.secret"'))
+        if self.storage == "s3":
+            items += self.s3_directives()
         if self.max_open is not None:
             items.append(("UploadSessionMaxOpenSessions", str(self.max_open)))
         if self.max_lifetime is not None:
@@ -218,6 +227,22 @@ class UploadServer:
                 continue
             out.append(f"{name} {self.overrides.get(name, value)}")
         return out
+
+    def s3_directives(self):
+        """UploadSessionStorage s3 on the session's radosgw: bucket S3_BUCKET,
+        the server's own prefix (its directory's name), keys in a file."""
+        from .radosgw import shared_info
+        info = shared_info()
+        creds = os.path.join(self.dir, "s3-credentials")
+        with open(creds, "w") as f:
+            f.write(f"[default]\naws_access_key_id = {info['access_key']}\n"
+                    f"aws_secret_access_key = {info['secret_key']}\n")
+        os.chmod(creds, 0o600)
+        self.s3_endpoint = info["endpoint"]
+        self.s3_prefix = os.path.basename(self.dir)
+        return [("UploadSessionStorage", f"s3 {info['endpoint']} {S3_BUCKET}"),
+                ("UploadSessionS3CredentialsFile", f'"{creds}"'),
+                ("UploadSessionS3Prefix", self.s3_prefix)]
 
     def write_config(self):
         d = self.dir

@@ -451,7 +451,54 @@ def session_dir(srv, sid):
     return os.path.join(data_dir(srv), "sessions", sid)
 
 
+def s3_client(srv):
+    """An S3 client on the radosgw of a server with US_IT_STORAGE=s3."""
+    from .radosgw import shared_info
+    from .s3sign import S3Client
+    info = shared_info()
+    return S3Client(info["endpoint"], info["access_key"], info["secret_key"])
+
+
+def s3_keys(srv, prefix, uploads=False):
+    """The keys under the server's prefix + prefix (every page); with
+    uploads, those of unfinished multipart uploads instead."""
+    from urllib.parse import quote
+    from .server import S3_BUCKET
+    c, full, keys, token = s3_client(srv), f"{srv.s3_prefix}/{prefix}", [], None
+    while True:
+        if uploads:
+            q = f"prefix={quote(full, safe='')}&uploads="
+        else:
+            q = f"list-type=2&prefix={quote(full, safe='')}"
+            if token:
+                q = f"continuation-token={quote(token, safe='')}&" + q
+        status, _h, body = c.request("GET", f"/{S3_BUCKET}?{q}")
+        assert status == 200, (status, body)
+        keys += [k[len(full):] for k in re.findall(r"<Key>([^<]*)</Key>", body.decode())]
+        m = re.search(r"<NextContinuationToken>([^<]*)<", body.decode())
+        if uploads or "<IsTruncated>true" not in body.decode() or not m:
+            return keys
+        token = m.group(1)
+
+
+def s3_object(srv, key):
+    """The bytes of the object under the server's prefix + key."""
+    from .server import S3_BUCKET
+    status, _h, body = s3_client(srv).request("GET", f"/{S3_BUCKET}/{srv.s3_prefix}/{key}")
+    assert status == 200, (status, key)
+    return body
+
+
+def storage_is_s3(srv):
+    return getattr(srv, "s3_prefix", None) is not None
+
+
 def dir_entries(srv, sid):
+    """The session's stored uploads; temp files start with '.' (s3: an
+    unfinished multipart upload is '.' + its key)."""
+    if storage_is_s3(srv):
+        return sorted(s3_keys(srv, f"sessions/{sid}/") +
+                      ["." + k for k in s3_keys(srv, f"sessions/{sid}/", uploads=True)])
     try:
         return sorted(os.listdir(session_dir(srv, sid)))
     except FileNotFoundError:
@@ -485,7 +532,11 @@ def blob_hashes(srv, sid):
     """{sha256: [blob name, ...]} of the session's blobs."""
     out = {}
     for n in blob_files(srv, sid):
-        out.setdefault(sha256_file(os.path.join(session_dir(srv, sid), n)), []).append(n)
+        if storage_is_s3(srv):
+            h = hashlib.sha256(s3_object(srv, f"sessions/{sid}/{n}")).hexdigest()
+        else:
+            h = sha256_file(os.path.join(session_dir(srv, sid), n))
+        out.setdefault(h, []).append(n)
     return out
 
 

@@ -1,0 +1,1036 @@
+/*
+ * us_s3.c - the s3 storage backend: files as objects in one bucket of an
+ * S3-compatible object store (AWS S3, Ceph radosgw), path-style requests
+ * through libcurl, each signed with AWS Signature V4 (us_sigv4). The only
+ * place that knows the key layout (PREFIX/ omitted when no prefix is set):
+ *   PREFIX/sessions/<session_id>/<blob>   a session's uploads
+ *   PREFIX/files/<file_id>                workspace files
+ *   PREFIX/.check/<pid>.<thread>          the health probe (written, deleted)
+ * Writers keep at most one part (8 MiB) in memory: a file that fits is one
+ * PUT at finish, a larger one a multipart upload (parts as they fill, the
+ * last at finish, CompleteMultipartUpload at commit). Either makes the
+ * object appear whole under its key at once. Publishing is CopyObject then
+ * DeleteObject of the source; a replay after a crash between the two
+ * finds the source still there and copies the same bytes again.
+ * Credentials and signatures are never logged.
+ */
+#include "us_storage_backend.h"
+#include "us_sigv4.h"
+#include "us_crypto.h"
+
+#include <apr_strings.h>
+#include <apr_portable.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PART_SIZE (8 * 1024 * 1024)     /* the multipart threshold and part size */
+#define READ_WINDOW (4 * 1024 * 1024)   /* bytes one ranged GET of a reader fetches */
+#define STALE_UPLOAD_AGE (24 * 3600)    /* an unfinished multipart upload older is a dead writer's */
+#define MAX_SMALL_RESPONSE (1 << 20)    /* listings and error documents */
+
+typedef struct {
+    const char *endpoint;   /* http://127.0.0.1:7480, no trailing slash */
+    const char *host;       /* 127.0.0.1:7480, the signed Host header */
+    const char *bucket;
+    const char *prefix;     /* "" or "p/" */
+    us_sigv4_credentials cred;
+} s3_conf;
+
+static const s3_conf *conf_of(const us_storage *st) { return st->conf; }
+
+/* ---- configuration ------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* The [default] keys of an AWS shared-credentials file; NULL or the reason. */
+static const char *read_credentials(apr_pool_t *p, const char *path, s3_conf *c)
+{
+    struct stat sb;
+    char line[1024];
+    int in_default = 0;
+    if (stat(path, &sb) != 0)
+        return apr_psprintf(p, "credentials file %s: cannot be read (%s)", path, strerror(errno));
+    if (sb.st_mode & S_IROTH)
+        return apr_psprintf(p, "credentials file %s is world-readable: chmod o-r it", path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return apr_psprintf(p, "credentials file %s: cannot be read (%s)", path, strerror(errno));
+    while (fgets(line, sizeof(line), f)) {
+        char *l = trim(line), *eq;
+        if (*l == '[') {
+            in_default = strcmp(l, "[default]") == 0;
+            continue;
+        }
+        if (!in_default || *l == '#' || *l == ';' || !(eq = strchr(l, '=')))
+            continue;
+        *eq = '\0';
+        const char *k = trim(l), *v = trim(eq + 1);
+        if (strcmp(k, "aws_access_key_id") == 0)
+            c->cred.access_key = apr_pstrdup(p, v);
+        else if (strcmp(k, "aws_secret_access_key") == 0)
+            c->cred.secret_key = apr_pstrdup(p, v);
+    }
+    fclose(f);
+    if (!c->cred.access_key || !*c->cred.access_key || !c->cred.secret_key ||
+        !*c->cred.secret_key)
+        return apr_psprintf(p, "credentials file %s: no [default] section with "
+                               "aws_access_key_id and aws_secret_access_key", path);
+    return NULL;
+}
+
+/* A bucket name as S3 allows it: 3-63 of a-z 0-9 . - */
+static int bucket_ok(const char *b)
+{
+    size_t n = strlen(b);
+    if (n < 3 || n > 63)
+        return 0;
+    for (const char *s = b; *s; s++)
+        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* params: "<endpoint URL> <bucket> [region=R] [credentials=PATH] [prefix=P]" */
+static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char *params,
+                                 void **conf, const char **err)
+{
+    char *last = NULL;
+    char *words = apr_pstrdup(p, params ? params : "");
+    const char *url = apr_strtok(words, " ", &last);
+    const char *bucket = url ? apr_strtok(NULL, " ", &last) : NULL;
+    const char *creds = NULL, *w;
+    s3_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)data_dir;
+    if (!url || !bucket || strchr(bucket, '=')) {
+        *err = "s3 storage expects an endpoint URL and a bucket: s3 http://127.0.0.1:7480 uploads";
+        return APR_EINVAL;
+    }
+    c->cred.region = "us-east-1";
+    c->cred.service = "s3";
+    c->prefix = "";
+    while ((w = apr_strtok(NULL, " ", &last))) {
+        if (strncmp(w, "region=", 7) == 0 && w[7])
+            c->cred.region = w + 7;
+        else if (strncmp(w, "credentials=", 12) == 0 && w[12])
+            creds = w + 12;
+        else if (strncmp(w, "prefix=", 7) == 0) {
+            const char *pre = w + 7;
+            while (*pre == '/')
+                pre++;
+            size_t n = strlen(pre);
+            while (n && pre[n - 1] == '/')
+                n--;
+            c->prefix = n ? apr_pstrcat(p, apr_pstrndup(p, pre, n), "/", NULL) : "";
+        }
+        else {
+            *err = apr_psprintf(p, "s3 storage: unknown parameter '%s'", w);
+            return APR_EINVAL;
+        }
+    }
+    const char *rest = NULL;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    size_t hl = rest ? strcspn(rest, "/?#") : 0;
+    int bad = !rest || hl == 0 || (rest[hl] && strcmp(rest + hl, "/") != 0);
+    for (size_t i = 0; !bad && i < hl; i++)
+        bad = !(isalnum((unsigned char)rest[i]) || strchr(".-:[]", rest[i]));
+    if (!bad) {
+        const char *colon = memchr(rest, ':', hl);
+        if (colon && rest[0] != '[') {
+            char *end = NULL;
+            long port = strtol(colon + 1, &end, 10);
+            bad = colon + 1 == end || end != rest + hl || port < 1 || port > 65535;
+        }
+    }
+    if (bad) {
+        *err = apr_psprintf(p, "s3 storage: malformed endpoint URL '%s' (expected "
+                               "http[s]://host[:port], no path)", url);
+        return APR_EINVAL;
+    }
+    if (!bucket_ok(bucket)) {
+        *err = apr_psprintf(p, "s3 storage: malformed bucket name '%s'", bucket);
+        return APR_EINVAL;
+    }
+    if (!creds) {
+        *err = "s3 storage needs UploadSessionS3CredentialsFile";
+        return APR_EINVAL;
+    }
+    if ((*err = read_credentials(p, creds, c)))
+        return APR_EINVAL;
+    c->host = apr_pstrndup(p, rest, hl);
+    c->endpoint = apr_pstrndup(p, url, (apr_size_t)(rest - url) + hl);
+    c->bucket = bucket;
+    /* before any thread exists: curl_global_init is not thread-safe */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        *err = "s3 storage: libcurl cannot be initialised";
+        return APR_EINIT;
+    }
+    *conf = c;
+    return APR_SUCCESS;
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+typedef struct {
+    /* what to send: body[0..len), or nothing */
+    const char *body;
+    apr_size_t len;
+    apr_size_t sent;
+    /* what came back: into buf (at most cap bytes; more sets overflow) */
+    char *buf;
+    apr_size_t cap, got;
+    int overflow;
+    long status;
+    const char *etag;
+    apr_off_t content_length;
+    apr_pool_t *p;
+} s3_xfer;
+
+static size_t on_body(char *data, size_t sz, size_t n, void *baton)
+{
+    s3_xfer *x = baton;
+    size_t len = sz * n;
+    if (x->got + len > x->cap) {
+        x->overflow = 1;
+        return 0; /* stops the transfer */
+    }
+    memcpy(x->buf + x->got, data, len);
+    x->got += len;
+    return len;
+}
+
+static size_t on_send(char *out, size_t sz, size_t n, void *baton)
+{
+    s3_xfer *x = baton;
+    size_t len = sz * n;
+    if (len > x->len - x->sent)
+        len = x->len - x->sent;
+    memcpy(out, x->body + x->sent, len);
+    x->sent += len;
+    return len;
+}
+
+static size_t on_header(char *data, size_t sz, size_t n, void *baton)
+{
+    s3_xfer *x = baton;
+    size_t len = sz * n;
+    if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
+        char *v = apr_pstrndup(x->p, data + 5, len - 5);
+        x->etag = trim(v);
+    }
+    else if (len > 15 && strncasecmp(data, "content-length:", 15) == 0) {
+        x->content_length = (apr_off_t)apr_atoi64(apr_pstrndup(x->p, data + 15, len - 15));
+    }
+    return len;
+}
+
+/* Sends one signed request for key (NULL: the bucket) with the canonical
+ * query q (or NULL) and extra headers (name, value pairs, NULL-ended; a
+ * Range header among them is sent unsigned). x->status is the HTTP status;
+ * APR_SUCCESS when an answer came, else why not. */
+static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *method,
+                            const char *key, const char *q, const char *const *extra,
+                            s3_xfer *x)
+{
+    const s3_conf *c = conf_of(st);
+    char date[20];
+    time_t now = time(NULL);
+    struct tm tm;
+    us_sigv4_header hdr[8];
+    int nh = 0;
+    us_sigv4_signed sig;
+    const char *path = apr_pstrcat(p, "/", c->bucket, key ? "/" : "",
+                                   key ? us_sigv4_uri_encode(p, key, 1) : "", NULL);
+    const char *payload = x->body && x->len ? NULL : US_SIGV4_EMPTY_SHA256;
+    const char *range = NULL;
+    if (!payload) {
+        unsigned char d[US_SHA256_LEN];
+        char *hex = apr_palloc(p, 2 * US_SHA256_LEN + 1);
+        us_sha256(x->body, x->len, d);
+        for (int i = 0; i < US_SHA256_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        payload = hex;
+    }
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    hdr[nh++] = (us_sigv4_header){ "host", c->host };
+    hdr[nh++] = (us_sigv4_header){ "x-amz-content-sha256", payload };
+    hdr[nh++] = (us_sigv4_header){ "x-amz-date", date };
+    for (int i = 0; extra && extra[i] && nh < 8; i += 2) {
+        if (strcasecmp(extra[i], "range") == 0)
+            range = extra[i + 1];
+        else
+            hdr[nh++] = (us_sigv4_header){ extra[i], extra[i + 1] };
+    }
+    us_sigv4_request req = { method, path, q, hdr, nh, payload };
+    if (!us_sigv4_sign_request(p, &c->cred, date, &req, &sig))
+        return APR_EINVAL;
+
+    CURL *h = curl_easy_init();
+    if (!h)
+        return APR_ENOMEM;
+    struct curl_slist *hl = NULL;
+    for (int i = 1; i < nh; i++)
+        hl = curl_slist_append(hl, apr_pstrcat(p, hdr[i].name, ": ", hdr[i].value, NULL));
+    hl = curl_slist_append(hl, apr_pstrcat(p, "Authorization: ", sig.authorization, NULL));
+    if (range)
+        hl = curl_slist_append(hl, apr_pstrcat(p, "Range: ", range, NULL));
+    hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
+    x->p = p;
+    x->status = 0;
+    x->content_length = -1;
+    curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, c->endpoint, path, q ? "?" : "", q ? q : "", NULL));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled store fails in 30 s */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    }
+    else if (strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_send);
+        curl_easy_setopt(h, CURLOPT_READDATA, x);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->len);
+        if (strcmp(method, "POST") == 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
+    }
+    else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    CURLcode cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    if (cc == CURLE_WRITE_ERROR && x->overflow)
+        return APR_SUCCESS;
+    if (cc != CURLE_OK) {
+        us_log(st->log, US_LOG_WARN, 0, 1210, "s3 %s %s: %s", method, path, curl_easy_strerror(cc));
+        /* any transport failure is an outage (us_storage_unavailable) */
+        return cc == CURLE_COULDNT_CONNECT ? APR_ECONNREFUSED
+               : cc == CURLE_OPERATION_TIMEDOUT ? APR_TIMEUP
+               : cc == CURLE_COULDNT_RESOLVE_HOST ? APR_EHOSTUNREACH : APR_ECONNRESET;
+    }
+    return APR_SUCCESS;
+}
+
+/* s3_send with a small answer kept in *body (NUL-terminated). */
+static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *method,
+                            const char *key, const char *q, const char *const *extra,
+                            const char *send, apr_size_t send_len, long *status, char **body,
+                            const char **etag)
+{
+    s3_xfer x = { 0 };
+    x.body = send;
+    x.len = send_len;
+    x.cap = MAX_SMALL_RESPONSE;
+    x.buf = apr_palloc(p, x.cap + 1);
+    apr_status_t rv = s3_send(st, p, method, key, q, extra, &x);
+    x.buf[x.got] = '\0';
+    *status = x.status;
+    if (body)
+        *body = x.buf;
+    if (etag)
+        *etag = x.etag;
+    return rv;
+}
+
+/* An APR status for an answer that is not a 2xx; 5xx is an outage. */
+static apr_status_t from_http(long status)
+{
+    if (status == 404)
+        return APR_ENOENT;
+    if (status == 403 || status == 401)
+        return APR_EACCES;
+    if (status >= 500 || status == 0)
+        return APR_EAGAIN;
+    return APR_EGENERAL;
+}
+
+/* One S3 failure, logged without credentials: the code of the error document. */
+static apr_status_t failed(const us_storage *st, int msgno, const char *what, const char *key,
+                           long status, const char *body)
+{
+    char code[64] = "";
+    const char *b = body ? strstr(body, "<Code>") : NULL;
+    if (b)
+        sscanf(b + 6, "%63[^<]", code);
+    us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP %ld %s", what, key ? key : "(bucket)",
+           status, code);
+    return from_http(status);
+}
+
+/* The text of the first <tag>...</tag> from *pos on, entities decoded; NULL
+ * when there is none. *pos moves past it. */
+static char *xml_next(apr_pool_t *p, const char **pos, const char *tag)
+{
+    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
+    const char *s = strstr(*pos, open);
+    if (!s)
+        return NULL;
+    s += strlen(open);
+    const char *e = strstr(s, close);
+    if (!e)
+        return NULL;
+    *pos = e + strlen(close);
+    char *out = apr_palloc(p, (apr_size_t)(e - s) + 1), *o = out;
+    static const char *const ENT[][2] = { { "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" },
+                                          { "&quot;", "\"" }, { "&apos;", "'" } };
+    while (s < e) {
+        int done = 0;
+        for (size_t i = 0; *s == '&' && i < 5 && !done; i++)
+            if (strncmp(s, ENT[i][0], strlen(ENT[i][0])) == 0) {
+                *o++ = ENT[i][1][0];
+                s += strlen(ENT[i][0]);
+                done = 1;
+            }
+        if (!done)
+            *o++ = *s++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* ---- the layout ----------------------------------------------------------------- */
+
+static const char *session_prefix(const us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return apr_pstrcat(p, conf_of(st)->prefix, "sessions/", session_id, "/", NULL);
+}
+
+static const char *upload_key(const us_storage *st, apr_pool_t *p, const char *session_id,
+                              const char *blob)
+{
+    return apr_pstrcat(p, session_prefix(st, p, session_id), blob, NULL);
+}
+
+static const char *file_key(const us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    return apr_pstrcat(p, conf_of(st)->prefix, "files/", file_id, NULL);
+}
+
+/* The keys under prefix (every page of ListObjectsV2), into keys. */
+static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *prefix,
+                              apr_array_header_t *keys)
+{
+    const char *token = NULL;
+    do {
+        long status;
+        char *body, *k;
+        const char *q = apr_pstrcat(p, token ? "continuation-token=" : "",
+                                    token ? us_sigv4_uri_encode(p, token, 0) : "",
+                                    token ? "&" : "", "list-type=2&prefix=",
+                                    us_sigv4_uri_encode(p, prefix, 0), NULL);
+        apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        if (rv != APR_SUCCESS)
+            return rv;
+        if (status != 200)
+            return failed(st, 1211, "list", prefix, status, body);
+        const char *pos = body;
+        while ((k = xml_next(p, &pos, "Key")))
+            APR_ARRAY_PUSH(keys, const char *) = k;
+        pos = body;
+        const char *trunc = xml_next(p, &pos, "IsTruncated");
+        pos = body;
+        token = trunc && strcmp(trunc, "true") == 0 ? xml_next(p, &pos, "NextContinuationToken")
+                                                    : NULL;
+    } while (token);
+    return APR_SUCCESS;
+}
+
+/* Deletes key; APR_ENOENT when it was not there (S3 answers a DELETE of
+ * nothing with 204 too: a HEAD tells). */
+static apr_status_t delete_key(const us_storage *st, apr_pool_t *p, int msgno, const char *what,
+                               const char *key, int check_exists)
+{
+    long status;
+    char *body;
+    apr_status_t rv;
+    if (check_exists) {
+        rv = s3_call(st, p, "HEAD", key, NULL, NULL, NULL, 0, &status, NULL, NULL);
+        if (rv == APR_SUCCESS && status == 404)
+            return APR_ENOENT;
+        if (rv == APR_SUCCESS && status != 200)
+            return failed(st, msgno, what, key, status, NULL);
+    }
+    rv = s3_call(st, p, "DELETE", key, NULL, NULL, NULL, 0, &status, &body, NULL);
+    if (rv != APR_SUCCESS) {
+        us_log(st->log, US_LOG_WARN, rv, msgno, "s3 %s: cannot delete %s", what, key);
+        return rv;
+    }
+    if (status != 204 && status != 200 && status != 404)
+        return failed(st, msgno, what, key, status, body);
+    return APR_SUCCESS;
+}
+
+/* ---- configuration and startup --------------------------------------------------- */
+
+/* The bucket exists (created when it does not). */
+static apr_status_t s3_prepare(us_storage *st, apr_pool_t *p)
+{
+    long status;
+    char *body;
+    apr_status_t rv = s3_call(st, p, "HEAD", NULL, NULL, NULL, NULL, 0, &status, NULL, NULL);
+    if (rv != APR_SUCCESS || status == 200)
+        return rv;
+    if (status != 404)
+        return failed(st, 1212, "bucket", NULL, status, NULL);
+    rv = s3_call(st, p, "PUT", NULL, NULL, NULL, NULL, 0, &status, &body, NULL);
+    if (rv == APR_SUCCESS && status != 200 && !(status == 409 && strstr(body, "BucketAlreadyOwnedByYou")))
+        return failed(st, 1212, "creating bucket", NULL, status, body);
+    return rv;
+}
+
+/* A zero-byte object written and deleted: the store answers and takes writes. */
+static apr_status_t s3_check(us_storage *st, apr_pool_t *p)
+{
+    long status;
+    char *body;
+    apr_os_thread_t me = apr_os_thread_current();
+    const char *key = apr_psprintf(p, "%s.check/%ld.%lx", conf_of(st)->prefix, (long)getpid(),
+                                   (unsigned long)me);
+    apr_status_t rv = s3_call(st, p, "PUT", key, NULL, NULL, NULL, 0, &status, &body, NULL);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (status != 200)
+        return from_http(status);
+    rv = s3_call(st, p, "DELETE", key, NULL, NULL, NULL, 0, &status, &body, NULL);
+    if (rv != APR_SUCCESS)
+        return rv;
+    return status == 204 || status == 200 ? APR_SUCCESS : from_http(status);
+}
+
+static time_t parse_iso8601(const char *s)
+{
+    struct tm tm = { 0 };
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+/* Aborts the multipart uploads under the prefix started more than
+ * STALE_UPLOAD_AGE ago: a live writer finishes well within it. */
+static int s3_recover(us_storage *st, apr_pool_t *p)
+{
+    const s3_conf *c = conf_of(st);
+    int removed = 0;
+    const char *key_marker = NULL, *id_marker = NULL;
+    time_t now = time(NULL);
+    do {
+        long status;
+        char *body;
+        const char *q = apr_pstrcat(p, key_marker ? "key-marker=" : "",
+                                    key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
+                                    key_marker ? "&" : "", "prefix=",
+                                    us_sigv4_uri_encode(p, c->prefix, 0),
+                                    id_marker ? "&upload-id-marker=" : "",
+                                    id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "",
+                                    "&uploads=", NULL);
+        if (s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL) != APR_SUCCESS ||
+            status != 200) {
+            us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
+                   "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
+            break;
+        }
+        const char *pos = body;
+        char *up;
+        while ((up = xml_next(p, &pos, "Upload"))) {
+            const char *u = up;
+            char *key = xml_next(p, &u, "Key");
+            u = up;
+            char *id = xml_next(p, &u, "UploadId");
+            u = up;
+            time_t started = parse_iso8601(xml_next(p, &u, "Initiated"));
+            if (!key || !id || !started || now - started < STALE_UPLOAD_AGE)
+                continue;
+            long st2;
+            if (s3_call(st, p, "DELETE", key, apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
+                        NULL, NULL, 0, &st2, NULL, NULL) == APR_SUCCESS &&
+                (st2 == 204 || st2 == 404))
+                removed++;
+        }
+        pos = body;
+        const char *trunc = xml_next(p, &pos, "IsTruncated");
+        key_marker = id_marker = NULL;
+        if (trunc && strcmp(trunc, "true") == 0) {
+            pos = body;
+            key_marker = xml_next(p, &pos, "NextKeyMarker");
+            pos = body;
+            id_marker = xml_next(p, &pos, "NextUploadIdMarker");
+        }
+    } while (key_marker);
+    if (removed)
+        us_log(st->log, US_LOG_INFO, 0, 1201,
+               "removed %d unfinished multipart upload(s) left by interrupted uploads in bucket %s",
+               removed, c->bucket);
+    return removed;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+typedef struct {
+    us_storage *st;
+    apr_pool_t *p;
+    const char *key;
+    char *buf;              /* the part being filled, grown up to PART_SIZE bytes */
+    apr_size_t fill, cap;
+    long long size;
+    EVP_MD_CTX *sha;
+    char hex[65];
+    const char *upload_id;  /* a multipart upload, once started */
+    apr_array_header_t *etags;
+    apr_status_t error;     /* the first failure: every later write returns it */
+    int finished, stored, committed, gone;
+} s3_writer;
+
+/* Aborts a multipart upload or deletes what finish stored. */
+static void discard(s3_writer *w, apr_pool_t *p)
+{
+    long status;
+    if (w->upload_id) {
+        if (s3_call(w->st, p, "DELETE", w->key,
+                    apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, w->upload_id, 0), NULL),
+                    NULL, NULL, 0, &status, NULL, NULL) != APR_SUCCESS ||
+            (status != 204 && status != 404))
+            us_log(w->st->log, US_LOG_WARN, 0, 1206,
+                   "abandoning an upload: cannot abort the multipart upload of %s", w->key);
+        w->upload_id = NULL;
+    }
+    if (w->stored || w->committed)
+        delete_key(w->st, p, 1206, "abandoning", w->key, 0);
+    w->stored = w->committed = 0;
+}
+
+static apr_status_t writer_cleanup(void *data)
+{
+    s3_writer *w = data;
+    if (!w->committed && !w->gone) {
+        apr_pool_t *tmp;
+        apr_pool_create_unmanaged_ex(&tmp, NULL, NULL);
+        discard(w, tmp);
+        apr_pool_destroy(tmp);
+    }
+    if (w->sha)
+        EVP_MD_CTX_free(w->sha);
+    w->sha = NULL;
+    free(w->buf);
+    w->buf = NULL;
+    return APR_SUCCESS;
+}
+
+static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *key, void **out)
+{
+    s3_writer *w = apr_pcalloc(p, sizeof(*w));
+    w->st = st;
+    w->p = p;
+    w->key = key;
+    w->cap = 64 * 1024;
+    w->buf = malloc(w->cap);
+    w->sha = EVP_MD_CTX_new();
+    w->etags = apr_array_make(p, 8, sizeof(const char *));
+    apr_pool_cleanup_register(p, w, writer_cleanup, apr_pool_cleanup_null);
+    if (!w->buf || !w->sha || EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) != 1)
+        return APR_ENOMEM;
+    *out = w;
+    return APR_SUCCESS;
+}
+
+static apr_status_t s3_upload_create(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     const char *blob, void **w)
+{
+    return open_writer(st, p, upload_key(st, p, session_id, blob), w);
+}
+
+static apr_status_t s3_file_create(us_storage *st, apr_pool_t *p, const char *file_id, void **w)
+{
+    return open_writer(st, p, file_key(st, p, file_id), w);
+}
+
+/* Sends the buffered bytes as the next part, starting the multipart upload first. */
+static apr_status_t send_part(s3_writer *w)
+{
+    apr_pool_t *tmp;
+    long status;
+    char *body;
+    const char *etag = NULL;
+    apr_status_t rv;
+    apr_pool_create(&tmp, w->p);
+    if (!w->upload_id) {
+        rv = s3_call(w->st, tmp, "POST", w->key, "uploads=", NULL, NULL, 0, &status, &body, NULL);
+        const char *pos = body;
+        char *id = rv == APR_SUCCESS && status == 200 ? xml_next(w->p, &pos, "UploadId") : NULL;
+        if (!id) {
+            rv = rv != APR_SUCCESS ? rv : failed(w->st, 1213, "starting an upload", w->key, status, body);
+            apr_pool_destroy(tmp);
+            return rv;
+        }
+        w->upload_id = id;
+    }
+    const char *q = apr_psprintf(tmp, "partNumber=%d&uploadId=%s", w->etags->nelts + 1,
+                                 us_sigv4_uri_encode(tmp, w->upload_id, 0));
+    rv = s3_call(w->st, tmp, "PUT", w->key, q, NULL, w->buf, w->fill, &status, &body, &etag);
+    if (rv == APR_SUCCESS && (status != 200 || !etag))
+        rv = failed(w->st, 1213, "sending a part", w->key, status, body);
+    if (rv == APR_SUCCESS) {
+        APR_ARRAY_PUSH(w->etags, const char *) = apr_pstrdup(w->p, etag);
+        w->fill = 0;
+    }
+    apr_pool_destroy(tmp);
+    return rv;
+}
+
+static apr_status_t s3_write(void *wv, const char *data, apr_size_t len)
+{
+    s3_writer *w = wv;
+    if (w->error)
+        return w->error;
+    if (w->finished || !w->buf)
+        return w->error = APR_EINVAL;
+    EVP_DigestUpdate(w->sha, data, len);
+    w->size += (long long)len;
+    while (len) {
+        if (w->fill + len > w->cap && w->cap < PART_SIZE) {
+            apr_size_t cap = w->cap;
+            while (cap < w->fill + len && cap < PART_SIZE)
+                cap *= 2;
+            char *nb = realloc(w->buf, cap < PART_SIZE ? cap : PART_SIZE);
+            if (!nb)
+                return w->error = APR_ENOMEM;
+            w->buf = nb;
+            w->cap = cap < PART_SIZE ? cap : PART_SIZE;
+        }
+        apr_size_t n = w->cap - w->fill < len ? w->cap - w->fill : len;
+        memcpy(w->buf + w->fill, data, n);
+        w->fill += n;
+        data += n;
+        len -= n;
+        if (w->fill == PART_SIZE && (w->error = send_part(w)) != APR_SUCCESS)
+            return w->error;
+    }
+    return APR_SUCCESS;
+}
+
+/* A small file is one PUT, under its key from here on; a large one sends
+ * its last part (all parts are durable in the store once answered). */
+static apr_status_t s3_finish(void *wv)
+{
+    s3_writer *w = wv;
+    unsigned char d[EVP_MAX_MD_SIZE];
+    if (w->finished)
+        return w->error;
+    w->finished = 1;
+    if (w->sha) {
+        EVP_DigestFinal_ex(w->sha, d, NULL);
+        for (int i = 0; i < 32; i++)
+            snprintf(w->hex + 2 * i, 3, "%02x", d[i]);
+    }
+    if (w->error)
+        return w->error;
+    if (w->upload_id) {
+        if (w->fill)
+            w->error = send_part(w);
+    }
+    else {
+        long status;
+        char *body;
+        apr_pool_t *tmp;
+        apr_pool_create(&tmp, w->p);
+        w->error = s3_call(w->st, tmp, "PUT", w->key, NULL, NULL, w->buf, w->fill, &status,
+                           &body, NULL);
+        if (w->error == APR_SUCCESS && status != 200)
+            w->error = failed(w->st, 1213, "storing", w->key, status, body);
+        w->stored = w->error == APR_SUCCESS;
+        apr_pool_destroy(tmp);
+    }
+    free(w->buf);
+    w->buf = NULL;
+    return w->error;
+}
+
+static apr_status_t s3_commit(void *wv)
+{
+    s3_writer *w = wv;
+    if (!w->finished || w->error)
+        return w->error ? w->error : APR_EINVAL;
+    if (w->upload_id) {
+        apr_pool_t *tmp;
+        long status;
+        char *body;
+        apr_pool_create(&tmp, w->p);
+        char *xml = apr_pstrdup(tmp, "<CompleteMultipartUpload>");
+        for (int i = 0; i < w->etags->nelts; i++)
+            xml = apr_psprintf(tmp, "%s<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", xml,
+                               i + 1, APR_ARRAY_IDX(w->etags, i, const char *));
+        xml = apr_pstrcat(tmp, xml, "</CompleteMultipartUpload>", NULL);
+        apr_status_t rv = s3_call(w->st, tmp, "POST", w->key,
+                                  apr_pstrcat(tmp, "uploadId=", us_sigv4_uri_encode(tmp, w->upload_id, 0), NULL),
+                                  NULL, xml, strlen(xml), &status, &body, NULL);
+        /* a 200 may still carry an error document */
+        if (rv == APR_SUCCESS && (status != 200 || strstr(body, "<Error>")))
+            rv = failed(w->st, 1213, "completing", w->key, status, body);
+        apr_pool_destroy(tmp);
+        if (rv != APR_SUCCESS) {
+            w->error = rv;
+            return rv; /* the upload is aborted when the pool goes */
+        }
+        w->upload_id = NULL;
+    }
+    w->committed = 1;
+    return APR_SUCCESS;
+}
+
+static void s3_abandon(void *wv)
+{
+    s3_writer *w = wv;
+    if (w->gone)
+        return;
+    discard(w, w->p);
+    w->gone = 1;
+}
+
+static long long s3_writer_size(const void *w) { return ((const s3_writer *)w)->size; }
+static const char *s3_writer_sha256_hex(const void *w) { return ((const s3_writer *)w)->hex; }
+
+static const char *s3_writer_where(const void *wv)
+{
+    const s3_writer *w = wv;
+    const s3_conf *c = conf_of(w->st);
+    return apr_pstrcat(w->p, "s3://", c->bucket, "/", w->key, NULL);
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+typedef struct {
+    us_storage *st;
+    apr_pool_t *p;
+    const char *key;
+    const char *etag;       /* of the object opened: a replaced object fails to read */
+    apr_off_t size;
+    char *win;              /* bytes [win_off, win_off + win_len) */
+    apr_off_t win_off;
+    apr_size_t win_len;
+} s3_reader;
+
+static apr_status_t s3_file_open(us_storage *st, apr_pool_t *p, const char *file_id, void **r,
+                                 apr_off_t *size, apr_file_t **local)
+{
+    s3_xfer x = { 0 };
+    s3_reader *rd = apr_pcalloc(p, sizeof(*rd));
+    rd->key = file_key(st, p, file_id);
+    apr_status_t rv = s3_send(st, p, "HEAD", rd->key, NULL, NULL, &x);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (x.status != 200)
+        return x.status == 404 ? APR_ENOENT : failed(st, 1214, "reading", rd->key, x.status, NULL);
+    rd->st = st;
+    rd->p = p;
+    rd->etag = x.etag;
+    rd->size = x.content_length < 0 ? 0 : x.content_length;
+    *r = rd;
+    *size = rd->size;
+    *local = NULL;
+    return APR_SUCCESS;
+}
+
+static apr_status_t s3_read_at(void *rv_, apr_off_t off, char *buf, apr_size_t *len)
+{
+    s3_reader *rd = rv_;
+    if (off >= rd->size || *len == 0) {
+        *len = 0;
+        return APR_SUCCESS;
+    }
+    if (off < rd->win_off || off >= rd->win_off + (apr_off_t)rd->win_len) {
+        apr_off_t want = rd->size - off < READ_WINDOW ? rd->size - off : READ_WINDOW;
+        apr_pool_t *tmp;
+        s3_xfer x = { 0 };
+        if (!rd->win)
+            rd->win = apr_palloc(rd->p, READ_WINDOW);
+        apr_pool_create(&tmp, rd->p);
+        const char *range = apr_psprintf(tmp, "bytes=%" APR_OFF_T_FMT "-%" APR_OFF_T_FMT, off,
+                                         off + want - 1);
+        const char *extra[] = { "range", range, rd->etag ? "if-match" : NULL, rd->etag, NULL };
+        x.buf = rd->win;
+        x.cap = READ_WINDOW;
+        rd->win_len = 0;
+        apr_status_t rv = s3_send(rd->st, tmp, "GET", rd->key, NULL, extra, &x);
+        apr_pool_destroy(tmp);
+        if (rv != APR_SUCCESS)
+            return rv;
+        if (x.status != 206 && x.status != 200)
+            return x.status == 412 ? APR_ENOENT : from_http(x.status);
+        if (x.status == 200 && off != 0)
+            return APR_EGENERAL; /* the range was ignored */
+        rd->win_off = off;
+        rd->win_len = x.got;
+        if (x.got == 0) {
+            *len = 0;
+            return APR_EGENERAL;
+        }
+    }
+    apr_size_t at = (apr_size_t)(off - rd->win_off);
+    apr_size_t n = rd->win_len - at < *len ? rd->win_len - at : *len;
+    memcpy(buf, rd->win + at, n);
+    *len = n;
+    return APR_SUCCESS;
+}
+
+/* ---- ingestion ----------------------------------------------------------------------- */
+
+static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+{
+    s3_xfer x = { 0 };
+    const char *key = upload_key(st, p, session_id, blob);
+    x.cap = max;
+    x.buf = apr_palloc(p, max + 1);
+    apr_status_t rv = s3_send(st, p, "GET", key, NULL, NULL, &x);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (x.status == 404)
+        return APR_ENOENT;
+    if (x.overflow)
+        return APR_INCOMPLETE;
+    if (x.status != 200)
+        return failed(st, 1214, "reading", key, x.status, NULL);
+    x.buf[x.got] = '\0';
+    *data = x.buf;
+    *len = x.got;
+    return APR_SUCCESS;
+}
+
+static apr_status_t s3_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                               const char *blob, const char *file_id, int *moved)
+{
+    const s3_conf *c = conf_of(st);
+    const char *src = upload_key(st, p, session_id, blob), *dst = file_key(st, p, file_id);
+    const char *extra[] = { "x-amz-copy-source",
+                            apr_pstrcat(p, "/", c->bucket, "/", us_sigv4_uri_encode(p, src, 1), NULL),
+                            NULL };
+    long status;
+    char *body;
+    *moved = 0;
+    apr_status_t rv = s3_call(st, p, "PUT", dst, NULL, extra, NULL, 0, &status, &body, NULL);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (status == 404) { /* the source is gone: moved by an earlier run of this batch? */
+        rv = s3_call(st, p, "HEAD", dst, NULL, NULL, NULL, 0, &status, NULL, NULL);
+        if (rv != APR_SUCCESS)
+            return rv;
+        return status == 200 ? APR_SUCCESS : status == 404 ? APR_ENOENT : from_http(status);
+    }
+    if (status != 200 || strstr(body, "<Error>"))
+        return failed(st, 1215, "publishing", dst, status, body);
+    rv = delete_key(st, p, 1215, "publishing", src, 0);
+    if (rv != APR_SUCCESS)
+        return rv; /* both are there: a replay copies again and deletes */
+    *moved = 1;
+    return APR_SUCCESS;
+}
+
+/* An answered PUT, copy or complete is durable in the store. */
+static apr_status_t s3_publish_sync(us_storage *st, apr_pool_t *p)
+{
+    (void)st;
+    (void)p;
+    return APR_SUCCESS;
+}
+
+/* ---- removing ------------------------------------------------------------------------- */
+
+static apr_status_t s3_upload_delete(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     const char *blob)
+{
+    return delete_key(st, p, 1205, "deleting a replaced upload", upload_key(st, p, session_id, blob), 1);
+}
+
+static apr_status_t s3_file_delete(us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    return delete_key(st, p, 1204, "deleting a workspace file", file_key(st, p, file_id), 1);
+}
+
+static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    apr_array_header_t *keys = apr_array_make(p, 16, sizeof(const char *));
+    const char *prefix = session_prefix(st, p, session_id);
+    if (list_keys(st, p, prefix, keys) != APR_SUCCESS) {
+        us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: cannot list its uploads", session_id);
+        return 1;
+    }
+    int left = 0;
+    for (int i = 0; i < keys->nelts; i++)
+        if (delete_key(st, p, 1203, "clearing a session", APR_ARRAY_IDX(keys, i, const char *), 0) !=
+            APR_SUCCESS)
+            left++;
+    return left;
+}
+
+static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    apr_array_header_t **blobs)
+{
+    apr_array_header_t *keys = apr_array_make(p, 16, sizeof(const char *));
+    const char *prefix = session_prefix(st, p, session_id);
+    size_t n = strlen(prefix);
+    apr_status_t rv = list_keys(st, p, prefix, keys);
+    *blobs = apr_array_make(p, keys->nelts ? keys->nelts : 1, sizeof(const char *));
+    if (rv != APR_SUCCESS)
+        return rv;
+    for (int i = 0; i < keys->nelts; i++) {
+        const char *k = APR_ARRAY_IDX(keys, i, const char *);
+        if (strncmp(k, prefix, n) == 0 && k[n] && !strchr(k + n, '/'))
+            APR_ARRAY_PUSH(*blobs, const char *) = k + n;
+    }
+    return APR_SUCCESS;
+}
+
+const us_storage_backend us_s3_storage = {
+    .name = "s3",
+    .configure = s3_configure,
+    .prepare = s3_prepare,
+    .check = s3_check,
+    .recover = s3_recover,
+    .upload_create = s3_upload_create,
+    .file_create = s3_file_create,
+    .write = s3_write,
+    .finish = s3_finish,
+    .commit = s3_commit,
+    .abandon = s3_abandon,
+    .writer_size = s3_writer_size,
+    .writer_sha256_hex = s3_writer_sha256_hex,
+    .writer_where = s3_writer_where,
+    .file_open = s3_file_open,
+    .read_at = s3_read_at,
+    .upload_read = s3_upload_read,
+    .publish = s3_publish,
+    .publish_sync = s3_publish_sync,
+    .upload_delete = s3_upload_delete,
+    .file_delete = s3_file_delete,
+    .session_clear = s3_session_clear,
+    .session_list = s3_session_list,
+};

@@ -1,0 +1,193 @@
+"""UploadSessionStorage s3 against the session's private radosgw
+(us_testkit.radosgw.shared_info): its configuration errors, a store that is
+down at startup, and an outage of the object store during ingestion and
+downloads. Every server here uses s3 storage, whatever US_IT_STORAGE says;
+`make integration-s3` runs this file (with the upload, ingest and files
+suites on s3 storage).
+
+Failing to start radosgw fails these tests: `make test` installs it.
+"""
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from us_testkit.api import close_session, get_status
+from us_testkit.ingest import (make_server, module_so, new_session, session_files,  # noqa: F401
+                               upload_all, upload_one, wait_ingested, ws_files_path)
+from us_testkit.procs import free_port
+from us_testkit.radosgw import gateway_start, gateway_stop, shared_info
+from us_testkit.server import new_client
+from us_testkit.uploads import s3_error, s3_keys, upload
+
+BUSY = {"detail": "The service is busy. Try again in a moment."}
+
+
+def output(proc):
+    return (proc.stdout or "") + (proc.stderr or "")
+
+
+@pytest.fixture
+def s3_server(make_server):
+    def make(**kw):
+        return make_server(storage="s3", **kw)
+    return make
+
+
+@pytest.fixture
+def outage():
+    """stop() kills the radosgw daemon (its objects stay in the OSD);
+    start() brings it back; it is back after the test whatever happens."""
+    d = shared_info()["dir"]
+
+    class Outage:
+        down = False
+
+        def stop(self):
+            gateway_stop(d)
+            self.down = True
+
+        def start(self):
+            gateway_start(d)
+            self.down = False
+    o = Outage()
+    yield o
+    if o.down:
+        gateway_start(d)
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("storage,creds,want", [
+    ("s3 ftp://127.0.0.1 uploads", "ok", "malformed endpoint URL 'ftp://127.0.0.1'"),
+    ("s3 http://127.0.0.1:70000 uploads", "ok", "malformed endpoint URL"),
+    ("s3 http://127.0.0.1/a/b uploads", "ok", "malformed endpoint URL"),
+    ("s3 http://127.0.0.1:7480", "ok", "expects an endpoint URL and a bucket"),
+    ("s3 http://127.0.0.1:7480 Not_A_Bucket", "ok", "malformed bucket name"),
+    ("s3 http://127.0.0.1:7480 uploads", "missing", "cannot be read"),
+    ("s3 http://127.0.0.1:7480 uploads", "world-readable", "is world-readable"),
+    ("s3 http://127.0.0.1:7480 uploads", "none", "needs UploadSessionS3CredentialsFile"),
+])
+def test_configtest_refuses(s3_server, storage, creds, want):
+    s = s3_server(start=False)
+    s.overrides["UploadSessionStorage"] = storage
+    path = os.path.join(s.dir, "s3-credentials")
+    if creds == "missing":
+        s.overrides["UploadSessionS3CredentialsFile"] = f'"{s.dir}/nope"'
+    elif creds == "none":
+        s.omit.add("UploadSessionS3CredentialsFile")
+    s.write_config()
+    if creds == "world-readable":
+        os.chmod(path, 0o644)
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "UploadSessionStorage: " in out and want in out, out
+    assert "Syntax OK" not in out, out
+
+
+def test_configtest_accepts_and_keeps_secrets_out(s3_server):
+    s = s3_server(start=False, extra=["UploadSessionS3Region us-east-1"])
+    proc = s.configtest()
+    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+
+
+def test_s3_directives_need_s3_storage(make_server):
+    s = make_server(start=False, storage="posix", extra=["UploadSessionS3Prefix p"])
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "need UploadSessionStorage s3" in out, out
+
+
+# --------------------------------------------------------------------------
+# a store that is down
+# --------------------------------------------------------------------------
+
+def test_store_down_at_startup_serves_503(s3_server):
+    """Nothing listens at the endpoint: one log line at startup, the module
+    serves; health and the upload answer 503 with Retry-After; creating a
+    session (the store only) works."""
+    s = s3_server(start=False)
+    s.overrides["UploadSessionStorage"] = f"s3 http://127.0.0.1:{free_port()} us-it"
+    s.write_config()
+    s.start()
+    log = s.log_text()
+    assert log.count("US0016") == 1, log
+    assert "the bucket cannot be reached or written; serving anyway" in log, log
+    info = shared_info()
+    assert info["secret_key"] not in log and info["access_key"] not in log
+
+    with new_client(base_url=s.public_url) as c:
+        r = c.get("/api/v1/health")
+        assert r.status_code == 503 and r.json() == {"status": "unavailable"}, r.text
+        assert r.headers["retry-after"] == "1"
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, "ws-down")
+    with new_client() as c:
+        r = upload(c, cfg, "a.txt", b"hello")
+    s3_error(r, 503, "ServiceUnavailable", "The file storage is unavailable. Please try again.")
+    assert r.headers["retry-after"] == "1"
+
+
+def test_outage_during_ingestion_every_file_once(s3_server, outage):
+    """radosgw stops while the session is ingested, then starts again: the
+    session finishes with every file FINISHED exactly once, bytes intact."""
+    s = s3_server()
+    api = s.client(s.user_all)
+    ws = "ws-outage"
+    sid, cfg = new_session(api, ws)
+    files = [(f"f{i:03d}.bin", os.urandom(1000 + i * 37)) for i in range(40)]
+    upload_all(cfg, files)
+    outage.stop()
+    close_session(api, ws, sid)
+    time.sleep(3)  # the worker claims the session and fails against the dead store
+    st = get_status(api, ws, sid)
+    assert st["ingestion_status"]["finished_files"] < 40, st
+    with new_client(base_url=s.public_url) as c:
+        r = c.get("/api/v1/health")
+        assert r.status_code == 503 and r.json() == {"status": "unavailable"}, r.text
+    outage.start()
+    wait_ingested(api, ws, sid, 40, timeout=90)
+    items = session_files(api, ws, sid)
+    assert sorted(items) == sorted(n for n, _ in files)
+    assert all(i["ingestion_status"] == "FINISHED" for i in items.values()), items
+    # exactly once in the workspace, with the bytes uploaded
+    page = api.get(ws_files_path(ws), params={"limit": 100}).json()
+    assert page["total"] == 40, page
+    names = [f["name"] for f in page["data"]]
+    assert sorted(names) == sorted(n for n, _ in files)
+    want = dict(files)
+    for f in page["data"][:10]:
+        r = api.get(ws_files_path(ws, f["file_id"]))
+        assert r.status_code == 200, r.text
+        assert hashlib.sha256(r.content).digest() == hashlib.sha256(want[f["name"]]).digest()
+    # nothing left of the session's uploads, 40 objects published
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    assert len(s3_keys(s, "files/")) == 40
+    log = s.log_text()
+    assert "US1013" in log, log[-3000:]  # the batch was retried, not failed
+
+
+def test_download_during_outage_is_503(s3_server, outage):
+    s = s3_server()
+    api = s.client(s.user_all)
+    ws = "ws-dl"
+    r = api.post(ws_files_path(ws), files={"file": ("a.txt", b"abc" * 1000)})
+    assert r.status_code == 201, r.text
+    fid = r.json()["file_id"]
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 200 and r.content == b"abc" * 1000
+    outage.stop()
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 503 and r.json() == BUSY, r.text
+    assert r.headers["retry-after"] == "1"
+    r = api.post(ws_files_path(ws), files={"file": ("b.txt", b"x")})
+    assert r.status_code == 503 and r.json() == BUSY, r.text
+    outage.start()
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 200 and r.content == b"abc" * 1000

@@ -1,0 +1,318 @@
+/* Unit tests: the storage conformance suite (storage_conformance.h) against
+ * the s3 backend on a private Ceph radosgw, then what only s3 answers: its
+ * configuration errors, the key layout, an unreachable store. The radosgw
+ * is the one of the test session when US_RGW_INFO names its endpoint.json
+ * (scripts/with-radosgw.sh, `make test`), else one started here
+ * (tests/us_testkit/radosgw.py) and stopped at the end. Skipped only when
+ * no radosgw can start. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "fixture.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <apr_network_io.h>
+#include <jansson.h>
+#include "storage_conformance.h"
+
+#define BUCKET "us-unit"
+
+static const char *endpoint, *access_key, *secret_key, *own_rgw_dir, *creds_file;
+
+/* The endpoint and keys of a radosgw: the session's, or one started now. */
+static int rgw_connect(void)
+{
+    const char *info = getenv("US_RGW_INFO");
+    json_error_t jerr;
+    json_t *j = NULL;
+    if (info && *info) {
+        j = json_load_file(info, 0, &jerr);
+    }
+    else {
+        own_rgw_dir = fixture_path("rgw");
+        const char *cmd = apr_psprintf(pool, "/usr/bin/python3 tests/us_testkit/radosgw.py start %s",
+                                       own_rgw_dir);
+        FILE *f = popen(cmd, "r");
+        if (f) {
+            char out[4096];
+            size_t n = fread(out, 1, sizeof(out) - 1, f);
+            out[n] = '\0';
+            pclose(f);
+            j = json_loads(out, 0, &jerr);
+        }
+    }
+    if (!j || json_unpack(j, "{s:s, s:s, s:s}", "endpoint", &endpoint, "access_key", &access_key,
+                          "secret_key", &secret_key) != 0) {
+        fprintf(stderr, "radosgw: none could be started (%s)\n", info ? info : "own");
+        return 0;
+    }
+    endpoint = apr_pstrdup(pool, endpoint);
+    access_key = apr_pstrdup(pool, access_key);
+    secret_key = apr_pstrdup(pool, secret_key);
+    json_decref(j);
+    creds_file = fixture_path("credentials");
+    FILE *c = fopen(creds_file, "w");
+    if (!c)
+        return 0;
+    fprintf(c, "# test\n[other]\naws_access_key_id = nope\n\n[default]\naws_access_key_id = %s\n"
+               "aws_secret_access_key=%s\n", access_key, secret_key);
+    fclose(c);
+    chmod(creds_file, 0600);
+    return 1;
+}
+
+static void rgw_disconnect(void)
+{
+    if (own_rgw_dir) {
+        const char *cmd = apr_psprintf(pool, "/usr/bin/python3 tests/us_testkit/radosgw.py stop %s",
+                                       own_rgw_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "radosgw: stop failed\n");
+    }
+}
+
+static const char *params_for(apr_pool_t *p, const char *ep, const char *prefix)
+{
+    return apr_psprintf(p, "%s %s credentials=%s prefix=%s", ep, BUCKET, creds_file, prefix);
+}
+
+/* each test: its own prefix in the one bucket (unique per run) */
+static void s3_create(apr_pool_t *p, const char *test_name, const char **data_dir,
+                      const char **params)
+{
+    *data_dir = NULL;
+    *params = params_for(p, endpoint, apr_psprintf(p, "t%ld-%s", (long)getpid(), test_name));
+}
+
+static void s3_destroy(apr_pool_t *p, const char *data_dir, const char *params)
+{
+    (void)p;
+    (void)data_dir;
+    (void)params;
+}
+
+static const storage_target s3_target = { &us_s3_storage, s3_create, s3_destroy };
+
+/* ---- a logger that keeps what it is given ---------------------------------- */
+
+static int logged_n;
+static char logged_msg[16][512];
+
+static void keep(void *baton, us_log_level level, apr_status_t status, int msgno, const char *msg)
+{
+    (void)baton;
+    (void)level;
+    (void)status;
+    (void)msgno;
+    if (logged_n < 16)
+        snprintf(logged_msg[logged_n++], sizeof(logged_msg[0]), "%s", msg);
+}
+
+static const us_logger keeper = { keep, NULL, US_LOG_DEBUG };
+
+static us_storage *s3_at(const char *params)
+{
+    us_storage *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(us_storage_configure(pool, "s3", NULL, params, &st, &err), APR_SUCCESS);
+    us_storage_set_logger(st, &keeper);
+    logged_n = 0;
+    return st;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void expect_error(const char *params, const char *want)
+{
+    us_storage *st = NULL;
+    const char *err = NULL;
+    assert_int_equal(us_storage_configure(pool, "s3", NULL, params, &st, &err), APR_EINVAL);
+    if (!strstr(err, want))
+        fail_msg("'%s': error '%s' lacks '%s'", params, err, want);
+}
+
+static void test_configuration_errors(void **state)
+{
+    const char *wr = fixture_path("world-readable");
+    const char *empty = fixture_path("empty-credentials");
+    FILE *f;
+    (void)state;
+    assert_true(us_storage_backend_known("s3"));
+    expect_error("", "expects an endpoint URL and a bucket");
+    expect_error("http://127.0.0.1:7480", "expects an endpoint URL and a bucket");
+    expect_error(apr_psprintf(pool, "ftp://h b1c credentials=%s", creds_file), "malformed endpoint URL");
+    expect_error(apr_psprintf(pool, "http:// b1c credentials=%s", creds_file), "malformed endpoint URL");
+    expect_error(apr_psprintf(pool, "http://h:99999 b1c credentials=%s", creds_file), "malformed endpoint URL");
+    expect_error(apr_psprintf(pool, "http://h/path b1c credentials=%s", creds_file), "malformed endpoint URL");
+    expect_error(apr_psprintf(pool, "http://h_x b1c credentials=%s", creds_file), "malformed endpoint URL");
+    expect_error(apr_psprintf(pool, "http://h Bad_Bucket credentials=%s", creds_file), "malformed bucket name");
+    expect_error("http://h b1c", "needs UploadSessionS3CredentialsFile");
+    expect_error("http://h b1c credentials=/nonexistent/creds", "cannot be read");
+    expect_error(apr_psprintf(pool, "http://h b1c credentials=%s color=red", creds_file),
+                 "unknown parameter 'color=red'");
+    f = fopen(wr, "w");
+    assert_non_null(f);
+    fputs("[default]\naws_access_key_id=a\naws_secret_access_key=b\n", f);
+    fclose(f);
+    chmod(wr, 0644);
+    expect_error(apr_psprintf(pool, "http://h b1c credentials=%s", wr), "is world-readable");
+    f = fopen(empty, "w");
+    assert_non_null(f);
+    fputs("[other]\naws_access_key_id=a\naws_secret_access_key=b\n", f);
+    fclose(f);
+    chmod(empty, 0600);
+    expect_error(apr_psprintf(pool, "http://h b1c credentials=%s", empty), "no [default] section");
+    us_storage *st = s3_at(apr_psprintf(pool, "https://s3.eu-central-1.amazonaws.com/ b1c region=eu-central-1 credentials=%s", creds_file));
+    assert_string_equal(us_storage_name(st), "s3");
+}
+
+/* Where the objects are: the key layout README documents. */
+static void test_layout(void **state)
+{
+    us_storage *st = s3_at(params_for(pool, endpoint, "/lay/out/"));
+    us_storage_writer *w;
+    int moved = 0;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_int_equal(us_storage_upload_create(st, pool, "sid", "blob1", &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, "abc", 3), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+    assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/sessions/sid/blob1");
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_int_equal(us_storage_file_create(st, pool, "fid2", &w), APR_SUCCESS);
+    assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/files/fid2");
+    us_storage_abandon(w);
+    /* the published object, seen through another prefix's eyes: not there */
+    us_storage *other = s3_at(params_for(pool, endpoint, "lay"));
+    us_storage_reader *r;
+    assert_int_equal(us_storage_file_open(other, pool, "fid1", &r), APR_ENOENT);
+    assert_int_equal(us_storage_file_open(st, pool, "fid1", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 3);
+    assert_null(us_storage_reader_file(r)); /* no local file: read_at */
+    assert_int_equal(us_storage_file_delete(st, pool, "fid1"), APR_SUCCESS);
+    assert_int_equal(logged_n, 0);
+}
+
+/* Above the part size: a multipart upload, invisible until commit; read
+ * back whole and in ranges across the part boundaries. */
+static void test_multipart(void **state)
+{
+    us_storage *st = s3_at(params_for(pool, endpoint, apr_psprintf(pool, "mp%ld", (long)getpid())));
+    apr_size_t n = 17 * 1024 * 1024 + 5;
+    const char *d = stc_bytes(pool, n, 77);
+    us_storage_writer *w;
+    us_storage_reader *r;
+    char buf[64];
+    apr_size_t len = sizeof(buf);
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_int_equal(us_storage_file_create(st, pool, "big", &w), APR_SUCCESS);
+    for (apr_size_t off = 0; off < n; off += 1000003)
+        assert_int_equal(us_storage_write(w, d + off, n - off < 1000003 ? n - off : 1000003),
+                         APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_file_open(st, pool, "big", &r), APR_ENOENT); /* not yet */
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+    assert_string_equal(us_storage_writer_sha256_hex(w), stc_sha256(pool, d, n));
+    assert_int_equal(us_storage_file_open(st, pool, "big", &r), APR_SUCCESS);
+    assert_true(us_storage_reader_size(r) == (apr_off_t)n);
+    assert_int_equal(us_storage_read_at(r, 8 * 1024 * 1024 - 10, buf, &len), APR_SUCCESS);
+    assert_memory_equal(buf, d + 8 * 1024 * 1024 - 10, len);
+    char *all = apr_palloc(pool, n);
+    for (apr_size_t off = 0; off < n;) {
+        len = n - off;
+        assert_int_equal(us_storage_read_at(r, (apr_off_t)off, all + off, &len), APR_SUCCESS);
+        assert_true(len > 0);
+        off += len;
+    }
+    assert_memory_equal(all, d, n);
+    assert_int_equal(us_storage_file_delete(st, pool, "big"), APR_SUCCESS);
+
+    /* abandoned after two parts: the multipart upload is aborted */
+    assert_int_equal(us_storage_file_create(st, pool, "big2", &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, d, n), APR_SUCCESS);
+    us_storage_abandon(w);
+    assert_int_equal(us_storage_recover(st, pool), 0); /* nothing stale, nothing live left */
+    assert_int_equal(us_storage_file_open(st, pool, "big2", &r), APR_ENOENT);
+}
+
+/* A store that does not answer: check and every operation fail, none
+ * hangs, the log names the request but never the keys or a signature. */
+static void test_unreachable(void **state)
+{
+    int port;
+    {
+        apr_socket_t *s;
+        apr_sockaddr_t *sa;
+        apr_sockaddr_info_get(&sa, "127.0.0.1", APR_INET, 0, 0, pool);
+        apr_socket_create(&s, APR_INET, SOCK_STREAM, APR_PROTO_TCP, pool);
+        apr_socket_bind(s, sa);
+        apr_socket_addr_get(&sa, APR_LOCAL, s);
+        port = sa->port;
+        apr_socket_close(s); /* nobody listens there now */
+    }
+    us_storage *st = s3_at(params_for(pool, apr_psprintf(pool, "http://127.0.0.1:%d", port), "x"));
+    us_storage_writer *w;
+    us_storage_reader *r;
+    apr_array_header_t *blobs;
+    (void)state;
+    assert_int_not_equal(us_storage_check(st, pool), APR_SUCCESS);
+    assert_int_not_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_int_not_equal(us_storage_file_open(st, pool, "f", &r), APR_SUCCESS);
+    assert_int_not_equal(us_storage_file_open(st, pool, "f", &r), APR_ENOENT);
+    assert_int_not_equal(us_storage_session_list(st, pool, "s", &blobs), APR_SUCCESS);
+    assert_int_equal(us_storage_upload_create(st, pool, "s", "b", &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, "abc", 3), APR_SUCCESS);
+    assert_int_not_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_not_equal(us_storage_commit(w), APR_SUCCESS);
+    us_storage_abandon(w);
+    assert_true(logged_n > 0);
+    for (int i = 0; i < logged_n; i++) {
+        assert_null(strstr(logged_msg[i], secret_key));
+        assert_null(strstr(logged_msg[i], access_key));
+        assert_null(strstr(logged_msg[i], "Signature"));
+    }
+}
+
+/* Wrong keys: the store refuses (403), check says so. */
+static void test_wrong_credentials(void **state)
+{
+    const char *bad = fixture_path("bad-credentials");
+    FILE *f = fopen(bad, "w");
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "[default]\naws_access_key_id=%s\naws_secret_access_key=wrong\n", access_key);
+    fclose(f);
+    chmod(bad, 0600);
+    us_storage *st = s3_at(apr_psprintf(pool, "%s %s credentials=%s", endpoint, BUCKET, bad));
+    assert_int_equal(us_storage_check(st, pool), APR_EACCES);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_configuration_errors),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_wrong_credentials),
+    };
+    if (fixture_start() != 0)
+        return fixture_stop(1);
+    if (!rgw_connect()) {
+        printf("[  SKIPPED ] us_storage: s3 (no radosgw could be started)\n");
+        rgw_disconnect();
+        return fixture_stop(0);
+    }
+    int rc = storage_conformance_run(&s3_target);
+    rc |= cmocka_run_group_tests_name("us_storage: s3", tests, NULL, NULL);
+    rgw_disconnect();
+    return fixture_stop(rc);
+}
