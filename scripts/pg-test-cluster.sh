@@ -67,8 +67,16 @@ stop() {
     rm -rf "$dir"
 }
 
+# a fast restart under the same options (pg_ctl keeps them in postmaster.opts)
+restart() {
+    local bin dir=$1
+    bin=$(bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null
+}
+
 case "${1:-}" in
 start) shift; start "$@" ;;
+restart) [ $# -eq 2 ] || { echo "usage: $0 restart DIR" >&2; exit 2; }; restart "$2" ;;
 stop) [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
-*) echo "usage: $0 start [DIR] | stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start [DIR] | restart DIR | stop DIR" >&2; exit 2 ;;
 esac
