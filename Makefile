@@ -216,11 +216,12 @@ bench: all
 load: all
 	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64 $(LOAD_ARGS)
 
+# STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
 run: all
-	@bash scripts/run-httpd.sh foreground $(PORT)
+	@STORE=$(STORE) bash scripts/run-httpd.sh foreground $(PORT)
 
 start: all
-	@bash scripts/run-httpd.sh start $(PORT)
+	@STORE=$(STORE) bash scripts/run-httpd.sh start $(PORT)
 
 stop:
 	@bash scripts/run-httpd.sh stop $(PORT)

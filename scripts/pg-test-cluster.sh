@@ -6,6 +6,12 @@
 #                                    on the first line and the libpq conninfo on
 #                                    the second
 #   pg-test-cluster.sh stop DIR      stops it and removes DIR
+#   pg-test-cluster.sh restart DIR   pg_ctl restart -m fast (same options)
+#   pg-test-cluster.sh up DIR        a lasting cluster for `make run STORE=pgsql`:
+#                                    initdb into DIR once (durable: fsync on),
+#                                    start it on the port kept in DIR/port, create
+#                                    the database `uploads`; prints its conninfo
+#   pg-test-cluster.sh down DIR      stops it, keeping DIR
 # initdb refuses to run as root: as root the cluster belongs to the user
 # `postgres` (Debian's postgresql package creates it). The cluster's
 # superuser is `postgres` whoever runs it; every connection is trusted, and
@@ -67,8 +73,49 @@ stop() {
     rm -rf "$dir"
 }
 
+# a fast restart under the same options (pg_ctl keeps them in postmaster.opts)
+restart() {
+    local bin dir=$1
+    bin=$(bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null
+}
+
+up() {
+    local bin dir=$1 port
+    bin=$(bindir)
+    mkdir -p "$dir/sock"
+    [ "$(id -u)" != 0 ] || chown postgres: "$dir" "$dir/sock"
+    if [ ! -d "$dir/data" ]; then
+        as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale \
+            >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+        free_port > "$dir/port"
+    fi
+    port=$(cat "$dir/port")
+    if ! as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock \
+                -c idle_in_transaction_session_timeout=30s -c tcp_keepalives_idle=60" \
+            >/dev/null || { tail -20 "$dir/server.log" >&2; return 1; }
+    fi
+    local conninfo="host=127.0.0.1 port=$port user=postgres"
+    if [ -z "$(psql -X -A -t "$conninfo dbname=postgres" \
+               -c "SELECT 1 FROM pg_database WHERE datname = 'uploads'")" ]; then
+        psql -X -q "$conninfo dbname=postgres" -c "CREATE DATABASE uploads" >/dev/null
+    fi
+    echo "$conninfo dbname=uploads"
+}
+
+down() {
+    local bin dir=$1
+    bin=$(bindir)
+    [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
 case "${1:-}" in
 start) shift; start "$@" ;;
+up) [ $# -eq 2 ] || { echo "usage: $0 up DIR" >&2; exit 2; }; up "$2" ;;
+down) [ $# -eq 2 ] || { echo "usage: $0 down DIR" >&2; exit 2; }; down "$2" ;;
+restart) [ $# -eq 2 ] || { echo "usage: $0 restart DIR" >&2; exit 2; }; restart "$2" ;;
 stop) [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
-*) echo "usage: $0 start [DIR] | stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start [DIR] | restart DIR | stop DIR | up DIR | down DIR" >&2; exit 2 ;;
 esac

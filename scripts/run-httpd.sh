@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs httpd with the module from the build tree; all state under ./run/.
 #   run-httpd.sh foreground|start|stop [PORT]
+# STORE=pgsql: the store is a PostgreSQL cluster under ./run/pg (started
+# here, stopped with the server); otherwise SQLite in ./run/state.
 set -eu
 
 mode=${1:-foreground}
 port=${2:-${PORT:-8080}}
+store=${STORE:-sqlite}
 top=$(cd "$(dirname "$0")/.." && pwd)
 run="$top/run"
 conf="$run/httpd.conf"
@@ -17,6 +20,10 @@ if [ "$mode" = stop ]; then
         echo "stopped httpd on port $(cat "$run/port" 2>/dev/null || echo "$port")"
     else
         echo "httpd is not running"
+    fi
+    if [ -d "$run/pg/data" ]; then
+        bash "$top/scripts/pg-test-cluster.sh" down "$run/pg"
+        echo "stopped PostgreSQL in $run/pg"
     fi
     exit 0
 fi
@@ -41,6 +48,19 @@ API_KEY=$key
 DEFAULT_WORKSPACE_NAME=default
 ENV
 echo "$port" > "$run/port"
+
+store_lines="UploadSessionStore sqlite3 \"$run/state/store.db\""
+if [ "$store" = pgsql ]; then
+    conninfo=$(bash "$top/scripts/pg-test-cluster.sh" up "$run/pg")
+    mkdir -p "$run/state"
+    store_lines="UploadSessionStore pgsql \"$conninfo\"
+UploadSessionDataDir \"$run/state/data\"
+UploadSessionSecretFile \"$run/state/upload_session.secret\"
+UploadSessionNodeName local"
+elif [ "$store" != sqlite ]; then
+    echo "STORE must be sqlite or pgsql, not '$store'" >&2
+    exit 2
+fi
 
 user_lines=""
 if [ "$(id -u)" = 0 ]; then
@@ -70,7 +90,7 @@ RequestReadTimeout body=10,minrate=500
 $user_lines
 DocumentRoot "$run/htdocs"
 UploadSession On
-UploadSessionStore sqlite3 "$run/state/store.db"
+$store_lines
 UploadSessionKeyFile "$run/keys"
 UploadSessionPublicURL http://127.0.0.1:$port
 CONF
@@ -87,6 +107,7 @@ banner() {
     echo "  try:      curl -s -H 'Authorization: Bearer $key' http://127.0.0.1:$port/api/v1/workspaces/default/upload_sessions"
     echo "  SDK:      set -a; . $run/env; set +a"
     echo "  logs:     $run/error.log"
+    [ "$store" != pgsql ] || echo "  store:    PostgreSQL, psql \"$conninfo\""
 }
 
 if [ "$mode" = foreground ]; then

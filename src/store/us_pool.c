@@ -22,9 +22,11 @@ static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *po
     us_store *st = params;
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(pool, st->cfg, &db, &err) != US_DB_OK) {
+    us_db_rc rc = us_db_open(pool, st->cfg, &db, &err);
+    if (rc != US_DB_OK) {
         st->last_err = err; /* for the log line only; a benign race */
-        return APR_EGENERAL;
+        /* a database away for a moment (a server restarting) is busy, not broken */
+        return rc == US_DB_BUSY ? APR_EAGAIN : APR_EGENERAL;
     }
     *resource = db;
     return APR_SUCCESS;
@@ -93,7 +95,7 @@ us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
     apr_status_t rv = apr_reslist_acquire(st->conns, &res);
     if (rv != APR_SUCCESS) {
         *err = st->last_err ? st->last_err : "no database connection available";
-        return APR_STATUS_IS_TIMEUP(rv) ? US_DB_BUSY : US_DB_ERROR;
+        return APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv) ? US_DB_BUSY : US_DB_ERROR;
     }
     *db = res;
     us_db_clear_error(*db);

@@ -358,6 +358,50 @@ def test_serial_sessions_are_ingested_one_at_a_time_in_closing_order(cluster):
     print(f"serial sessions: {len(order)} of {k} seen running, one at a time, in closing order")
 
 
+
+def test_a_database_restart_under_traffic_answers_503_then_recovers(cluster):
+    """pg_ctl restart -m fast while clients read on every node: each answer
+    is 200, or 503 with Retry-After and the busy body; the nodes reconnect
+    by themselves and a session closed right after ingests every file."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws("cl-restart")
+    sid, cfg = new_session(nodes[0].client(u), ws)
+    upload_all(cfg, [(f"r{i:02d}.txt", b"%d" % i) for i in range(50)])
+    stop = threading.Event()
+    seen = [[] for _ in nodes]
+
+    def read(i):
+        c = nodes[i].client(u)
+        while not stop.is_set():
+            r = c.get(session_path(ws, sid))
+            seen[i].append(r.status_code)
+            if r.status_code != 200:
+                check(r, 503, BUSY)
+                assert r.headers.get("Retry-After") == "1", r.headers
+            time.sleep(0.02)
+
+    with cf.ThreadPoolExecutor(NODES) as ex:
+        futs = [ex.submit(read, i) for i in range(NODES)]
+        time.sleep(0.5)
+        pg.cluster().restart()
+        restarted = time.monotonic()
+        time.sleep(3)
+        stop.set()
+        for f in futs:
+            f.result()
+    for i, codes in enumerate(seen):
+        assert codes[-1] == 200, (i, codes)
+        assert set(codes) <= {200, 503}, codes
+    check(retry_busy(nodes[1].client(u), ws, sid), 204)
+    st = wait_ingested(nodes[2].client(u), ws, sid, 50, timeout=30)
+    assert counters(st) == (50, 0, 0), st
+    for n in nodes:
+        n.expect_log(r"US1110|US1111|terminating connection|server closed|ingest")
+    print(f"database restart: 503s per node {[c.count(503) for c in seen]},"
+          f" recovered within {time.monotonic() - restarted:.1f}s")
+
+
 BUSY = {"detail": "The service is busy. Try again in a moment."}
 
 

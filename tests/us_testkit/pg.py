@@ -54,6 +54,12 @@ class PgCluster:
     def drop_database(self, name):
         self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def restart(self):
+        """pg_ctl restart -m fast: every connection is dropped, the server is
+        away for a moment. Only for a cluster this process started."""
+        assert self.dir, "not a cluster of this process"
+        subprocess.run([HELPER, "restart", self.dir], check=True, timeout=120)
+
     def stop(self):
         if self.dir:
             subprocess.run([HELPER, "stop", self.dir], stdout=subprocess.DEVNULL,
