@@ -250,6 +250,7 @@ typedef struct {
     const char *meta;      /* JSON object text or NULL */
     const char *status;    /* FINISHED | FAILED */
     const char *reason;    /* for FAILED */
+    long long characters;  /* a text file's length in characters; < 0: none (null) */
     int overwrite;         /* replace the workspace's files of this name */
 } us_ingest_result;
 
@@ -281,6 +282,7 @@ typedef struct {
     const char *meta;      /* JSON text or NULL */
     long long size;
     apr_time_t created_at;
+    long long characters;  /* a text file's length in characters; < 0: none (null) */
 } us_workspace_file;
 
 us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,

@@ -2,6 +2,7 @@
 #include "us_ingest.h"
 #include "us_filename.h"
 #include "us_json.h"
+#include "us_utf8.h"
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -64,6 +65,35 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     return rv == APR_SUCCESS;
 }
 
+/* The length in characters of a published text file, -1 for any other
+ * file or one that is not well-formed UTF-8 (or unreadable: logged). */
+static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
+                                  const us_pending *u)
+{
+    enum { PIECE = 64 * 1024 };
+    us_storage_reader *rd;
+    us_utf8_counter c;
+    if (!us_filename_is_text(u->name))
+        return -1;
+    apr_status_t rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
+    char *buf = apr_palloc(p, PIECE);
+    memset(&c, 0, sizeof(c));
+    for (apr_off_t off = 0; rv == APR_SUCCESS;) {
+        apr_size_t n = PIECE;
+        rv = us_storage_read_at(rd, off, buf, &n);
+        if (rv != APR_SUCCESS || n == 0)
+            break;
+        us_utf8_count(&c, buf, n);
+        off += (apr_off_t)n;
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: counting the characters of %s "
+               "failed", s->id, u->name);
+        return -1;
+    }
+    return us_utf8_count_end(&c);
+}
+
 /* Decides one file; returns 0, or -1 on a store error (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                   const us_pending *u, us_ingest_result *r, int *moved)
@@ -73,6 +103,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
     r->name = u->name;
     r->file_id = u->file_ingestion_id;
     r->size = u->size;
+    r->characters = -1;
     r->status = "FAILED";
     if (u->size == 0) {
         r->reason = "EMPTY_FILE";
@@ -100,6 +131,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
         return 0;
     }
     r->status = "FINISHED";
+    r->characters = count_characters(cfg, p, s, u);
     r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
+#include "us_utf8.h"
 #include "us_uuid.h"
 #include "us_validate.h"
 
@@ -47,7 +48,7 @@ static const char *meta_text(apr_pool_t *p, const char *text)
     return out ? out : "{}";
 }
 
-/* One item of GET /files; url_prefix: .../workspaces/<ws>/files/. An item
+/* One item of GET /files; url_prefix: /api/v1/workspaces/<ws>/files/. An item
  * with a name that is not valid UTF-8 is left out, as when json_pack
  * refused it. */
 static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix, const us_workspace_file *f)
@@ -66,6 +67,13 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
     us_json_write_key(w, "meta");
     us_json_write_raw(w, meta, strlen(meta));
     us_json_write_key_string(w, "created_at", at);
+    us_json_write_key(w, "characters");
+    if (f->characters >= 0)
+        us_json_write_int(w, f->characters);
+    else
+        us_json_write_null(w);
+    us_json_write_key(w, "languages");
+    us_json_write_null(w);
     us_json_write_object_close(w);
     if (!us_json_write_ok(w)) {
         us_json_write_rewind(w, &before);
@@ -192,8 +200,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
-    const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
-                                         "/workspaces/", ws, "/files/", NULL);
+    const char *url_prefix = apr_pstrcat(r->pool, US_API_PREFIX, "/workspaces/", ws, "/files/", NULL);
     us_json_writer w;
     us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
     us_json_write_object_open(&w);
@@ -329,6 +336,7 @@ typedef struct {
     int has_meta;           /* a `meta` part was sent */
     apr_size_t meta_total;  /* bytes of every `meta` part so far */
     int file_done;
+    us_utf8_counter chars;  /* of the file, when it is a text file */
 } post_ctx;
 
 static int post_fail(post_ctx *x, int status, const char *detail)
@@ -386,6 +394,7 @@ static int post_data(void *ctx, const char *data, size_t len)
         if (us_storage_writer_size(x->blob) + (long long)len > x->c->max_file_size)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
         apr_status_t rv = us_storage_write(x->blob, data, len);
+        us_utf8_count(&x->chars, data, len);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, USLOGNO(0303) "POST /files: write");
             return post_fail(x, APR_STATUS_IS_ENOSPC(rv) ? HTTP_INSUFFICIENT_STORAGE
@@ -481,7 +490,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     }
 
-    us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now() };
+    us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now(),
+                            us_filename_is_text(x->name) ? us_utf8_count_end(&x->chars) : -1 };
     apr_array_header_t *deleted = NULL;
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */

@@ -545,6 +545,7 @@ static us_workspace_file sc_workspace_file(int n, const char *name, apr_time_t a
     f.name = name;
     f.size = n;
     f.created_at = at;
+    f.characters = -1;
     return f;
 }
 
@@ -558,6 +559,7 @@ static void sc_workspace_file_add_list_get(void **state)
     us_workspace_file a = sc_workspace_file(1001, "a.txt", SC_T0 + 1), a2 = sc_workspace_file(1002, "a.txt", SC_T0 + 2);
     us_workspace_file a3 = sc_workspace_file(1003, "a.txt", SC_T0 + 3), b = sc_workspace_file(1004, "b.txt", SC_T0 + 4);
     a.meta = "{\"k\": 1}";
+    b.characters = 42;
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a, "FAIL", &deleted), US_DB_OK);
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a2, "FAIL", &deleted), US_DB_CONFLICT);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a2.file_id, &got), US_DB_NOTFOUND);
@@ -569,6 +571,9 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
     assert_string_equal(got.name, "a.txt");
     assert_null(got.meta);
+    assert_true(got.characters < 0); /* null */
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-f", b.file_id, &got), US_DB_OK);
+    assert_int_equal(got.characters, 42);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
     assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 1 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);

@@ -141,6 +141,13 @@ static const char *const MIGRATION_4_TO_5[] = {
     NULL
 };
 
+/* A text file's length in characters, stored when it is ingested or
+ * posted (NULL: not a text file, or one from before this column). */
+static const char *const MIGRATION_5_TO_6[] = {
+    "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -159,6 +166,7 @@ const char *const *us_sql_migration(int from)
     case 2: return MIGRATION_2_TO_3;
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
+    case 5: return MIGRATION_5_TO_6;
     default: return NULL;
     }
 }
@@ -198,7 +206,7 @@ const char *const *us_sql_migration(int from)
  * file either. */
 #define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
 
-#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at"
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
@@ -304,8 +312,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
     [US_STMT_WORKSPACE_FILE_INSERT] = { "us_workspace_file_insert",
-        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
-        " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
+        " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
     [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_workspace_file_ids_by_name",
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
     [US_STMT_WORKSPACE_FILE_DELETE] = { "us_workspace_file_delete",

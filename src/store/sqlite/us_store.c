@@ -411,11 +411,13 @@ static us_db_rc delete_same_name(us_sqlite_db *db, apr_pool_t *p, const char *wo
 
 static us_db_rc insert_workspace_file(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                               const char *file_id, const char *name, long long size,
-                              const char *meta, apr_time_t created, const char *session_id)
+                              const char *meta, apr_time_t created, const char *session_id,
+                              long long characters)
 {
     int nrows = 0;
-    apr_int64_t sz = size, at = created;
-    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id };
+    apr_int64_t sz = size, at = created, chars = characters;
+    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
+                           characters < 0 ? NULL : &chars };
     return exec_stmt(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
 }
 
@@ -462,7 +464,8 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
     if (r->overwrite &&
         (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
         return rc;
-    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
+    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id,
+                                 r->characters);
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
@@ -500,6 +503,7 @@ static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, ap
     f->size = entry_ll(drv, row, 2);
     f->meta = meta ? apr_pstrdup(p, meta) : NULL;
     f->created_at = (apr_time_t)entry_ll(drv, row, 4);
+    f->characters = apr_dbd_get_entry(drv, row, 5) ? entry_ll(drv, row, 5) : -1;
 }
 
 static void push_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
@@ -633,7 +637,7 @@ static us_db_rc workspace_file_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const
     }
     if (rc == US_DB_OK)
         rc = insert_workspace_file(db, p, workspace, f->file_id, f->name, f->size, f->meta,
-                           f->created_at, NULL);
+                           f->created_at, NULL, f->characters);
     return rc;
 }
 
