@@ -140,6 +140,18 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
  * every later one is refused with US_DB_CONFLICT. */
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
+/* Discards an OPEN session (not past expires_at) and its uploads, without
+ * ingesting them: the session reads as absent from then on (NOTFOUND for
+ * every lookup, left out of lists), its user's open-session slot is free,
+ * its upload rows are gone and a clear of its stored uploads is queued as
+ * an ingest job (us_ingest_claim hands it out; it has no pending file), so
+ * a crash after the change still removes the bytes. NOTFOUND, or CONFLICT
+ * when the session is not OPEN. Atomic against closes, expiry and other
+ * aborts as us_session_close is (exactly one of them wins), and against
+ * us_upload_commit: an upload committed before the abort is discarded with
+ * it, every later one is refused with US_DB_CONFLICT. */
+us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace,
+                          const char *id, apr_time_t now);
 /* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session.
  * *total and rows are two reads: not a snapshot of one moment. */
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,

@@ -49,6 +49,8 @@ struct us_store_backend {
                               us_session *out);
     us_db_rc (*session_close)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                               apr_time_t now);
+    us_db_rc (*session_abort)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                              apr_time_t now);
     us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
                              long long limit, long long offset, apr_time_t now,
                              apr_array_header_t **rows, long long *total);

@@ -14,7 +14,8 @@ typedef struct {
 /* Order matters only for documentation: patterns never overlap. */
 static const route_def ROUTES[] = {
     { US_ROUTE_SESSIONS, "workspaces/{}/upload_sessions", "GET HEAD POST", "GET, HEAD, POST" },
-    { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT", "GET, HEAD, PUT" },
+    { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT DELETE",
+      "GET, HEAD, PUT, DELETE" },
     { US_ROUTE_SESSION_FILES, "workspaces/{}/upload_sessions/{}/files", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_UPLOAD_TARGET, "upload_target/{}", "POST", "POST" },
     { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST", "GET, HEAD, POST" },

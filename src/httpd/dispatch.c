@@ -70,6 +70,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         return r->method_number == M_POST ? us_api_session_create(r, c, key, route->workspace)
                                           : us_api_sessions_list(r, c, route->workspace);
     case US_ROUTE_SESSION:
+        if (r->method_number == M_DELETE)
+            return us_api_session_abort(r, c, route->workspace, route->session_id);
         return r->method_number == M_PUT ? us_api_session_close(r, c, route->workspace, route->session_id)
                                          : us_api_session_get(r, c, route->workspace, route->session_id);
     case US_ROUTE_SESSION_FILES:

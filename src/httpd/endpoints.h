@@ -14,6 +14,7 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key, con
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 
 /* workspace files (us_files.c) */

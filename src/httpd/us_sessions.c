@@ -362,6 +362,32 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
     }
 }
 
+/* DELETE /upload_sessions/{id} (an extension): the store discards the
+ * session and queues the clear of its bytes for the ingest workers (what
+ * survives a crash); the clear here only makes it immediate. */
+int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    char id[37];
+    int rc;
+
+    if (!us_validate_path_uuid(errs, "session_id", raw_id, id))
+        return us_send_422(r, errs);
+    us_db *db = us_acquire_db(r, c);
+    if (!db) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_session_abort(db, r->pool, ws, id, apr_time_now());
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    switch (drc) {
+    case US_DB_OK:
+        us_storage_session_clear(c->storage, r->pool, id);
+        return send_no_content(r);
+    case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
+    default: return session_not_found(r, id);
+    }
+}
+
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());

@@ -130,6 +130,12 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     return db->backend->session_by_id(db, p, id, now, out);
 }
 
+us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                          apr_time_t now)
+{
+    return db->backend->session_abort(db, p, workspace, id, now);
+}
+
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                           apr_time_t now)
 {

@@ -350,6 +350,123 @@ static void sc_upload_vs_close(void **state)
     us_db_close(db);
 }
 
+/* An abort discards the session and its uploads: gone for every reader,
+ * its slot free, later uploads refused, a clear of its bytes queued. */
+static void sc_session_abort(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 450), "ws-ab", "u-ab", SC_T0, 100), got;
+    us_session c = sc_session(sc_uuid(pool, 451), "ws-ab", "u-ab2", SC_T0, 100);
+    us_session next = sc_session(sc_uuid(pool, 452), "ws-ab", "u-ab", SC_T0, 100);
+    const char *old = NULL;
+    apr_array_header_t *rows;
+    long long total = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 1, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &c, 1, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &next, 1, SC_T0), US_DB_LIMIT);
+    assert_int_equal(sc_upload(db, s.id, "a.txt", 1, &old), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "a.txt.meta.json", 2, &old), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "other", s.id, SC_T0 + 1), US_DB_NOTFOUND);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-ab", s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_list(db, pool, "ws-ab", -1, 10, 0, SC_T0 + 2, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, c.id);
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt", &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(sc_upload(db, s.id, "b.txt", 3, &old), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", s.id, SC_T0 + 2), US_DB_NOTFOUND);
+    assert_int_equal(us_session_close(db, pool, "ws-ab", s.id, SC_T0 + 2), US_DB_NOTFOUND);
+    /* the slot is free */
+    assert_int_equal(us_session_insert(db, pool, &next, 1, SC_T0 + 3), US_DB_OK);
+    /* closed or expired: CONFLICT */
+    assert_int_equal(us_session_close(db, pool, "ws-ab", c.id, SC_T0 + 3), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", c.id, SC_T0 + 4), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", next.id, SC_T0 + SC_SEC(200)), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", sc_uuid(pool, 459), SC_T0), US_DB_NOTFOUND);
+    /* the clear of its bytes is an ingest job with nothing pending */
+    us_session claimed;
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + 5, SC_T0, &claimed), US_DB_OK);
+    assert_string_equal(claimed.id, s.id);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    assert_int_equal(us_ingest_done(db, pool, s.id, "w1"), US_DB_OK);
+    us_db_close(db);
+}
+
+static void sc_abort_or_close_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_results[i][0] = i % 2 ? us_session_abort(db, p, "ws-race2", sc_uuid(p, 460), SC_T0)
+                             : us_session_close(db, p, "ws-race2", sc_uuid(p, 460), SC_T0);
+}
+
+/* Of concurrent closes and aborts of one session exactly one wins. */
+static void sc_concurrent_abort_and_close(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 460), "ws-race2", "u-race2", SC_T0, 100);
+    int ok = 0, lost = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    us_db_close(db);
+    sc_run_threads(sc_abort_or_close_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0] == US_DB_OK;
+        /* a close after an abort finds no session; else CONFLICT */
+        lost += sc_results[i][0] == US_DB_CONFLICT || sc_results[i][0] == US_DB_NOTFOUND;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(lost, SC_THREADS - 1);
+}
+
+static void sc_upload_or_abort_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    if (i == SC_THREADS - 1) {
+        sc_results[i][0] = us_session_abort(db, p, "ws-race3", sc_uuid(p, 470), SC_T0);
+        return;
+    }
+    for (int k = 0; k < 5; k++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = sc_uuid(p, 470);
+        u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(p, 471000 + i * 10 + k);
+        u.size = 1;
+        u.uploaded_at = SC_T0;
+        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        sc_results[i][rc == US_DB_OK ? 1 : rc == US_DB_CONFLICT ? 2 : 3]++;
+    }
+}
+
+/* Uploads racing an abort: each is committed (then discarded with the
+ * session) or refused; none survives it. */
+static void sc_abort_vs_uploads(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 470), "ws-race3", "u-race3", SC_T0, 100);
+    apr_array_header_t *rows;
+    long long total = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_upload_or_abort_work);
+    assert_int_equal(sc_results[SC_THREADS - 1][0], US_DB_OK);
+    for (int i = 0; i < SC_THREADS - 1; i++) {
+        assert_int_equal(sc_results[i][3], 0);
+        assert_int_equal(sc_results[i][1] + sc_results[i][2], 5);
+    }
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    us_db_close(db);
+}
+
 static void sc_expire_sweep(void **state)
 {
     us_db *db = sc_open(pool);
@@ -835,6 +952,9 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_concurrent_close),
         SC_TEST(sc_concurrent_inserts_keep_the_limit),
         SC_TEST(sc_upload_vs_close),
+        SC_TEST(sc_session_abort),
+        SC_TEST(sc_concurrent_abort_and_close),
+        SC_TEST(sc_abort_vs_uploads),
         SC_TEST(sc_expire_sweep),
         SC_TEST(sc_concurrent_claim),
         SC_TEST(sc_one_at_a_time_per_workspace),

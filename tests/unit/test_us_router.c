@@ -69,7 +69,7 @@ static void test_method_not_allowed(void **state)
     assert_string_equal(r.allow, "GET, HEAD, POST");
     route("/api/v1/workspaces/ws/upload_sessions/x", "POST", &r);
     assert_false(r.method_allowed);
-    assert_string_equal(r.allow, "GET, HEAD, PUT");
+    assert_string_equal(r.allow, "GET, HEAD, PUT, DELETE");
     /* HEAD is served like GET */
     route("/api/v1/workspaces/ws/upload_sessions/x", "HEAD", &r);
     assert_true(r.method_allowed);

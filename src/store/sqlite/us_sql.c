@@ -210,6 +210,8 @@ const char *const *us_sql_migration(int from)
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+/* an aborted session is gone for every reader */
+#define VISIBLE "status <> 'ABORTED'"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
@@ -225,15 +227,23 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
     [US_STMT_SESSION_GET] = { "us_session_get",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
         /* the status guard makes exactly one of many concurrent closes win;
          * a session without files has nothing to ingest: done at once */
         "UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_SESSION_ABORT] = { "us_session_abort",
+        /* ABORTED reads as absent; queued (and parallel: it holds nobody's
+         * turn) so an ingest worker clears its stored uploads, none pending */
+        "UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld, ingest_state = 'queued',"
+        " parallel = 1, uploaded_files = 0"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_UPLOADS_DISCARD] = { "us_uploads_discard",
+        "DELETE FROM us_uploads WHERE session_id = %s" },
     [US_STMT_SESSION_LIST_ALL] = { "us_session_list_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
     [US_STMT_SESSION_LIST_EXPIRED] = { "us_session_list_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED LIST_TAIL },
@@ -241,13 +251,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED LIST_TAIL },
     [US_STMT_SESSION_COUNT_ALL] = { "us_session_count_all",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s" },
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
     [US_STMT_SESSION_COUNT_EXPIRED] = { "us_session_count_expired",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
     [US_STMT_SESSION_COUNT_ACTIVE] = { "us_session_count_active",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
     [US_STMT_SESSION_BY_ID] = { "us_session_by_id",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
     [US_STMT_SESSION_IS_OPEN] = { "us_session_is_open",
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld" },
     [US_STMT_UPLOAD_BLOB_GET] = { "us_upload_blob_get",

@@ -204,6 +204,24 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
+static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *id, apr_time_t now)
+{
+    apr_int64_t t = now;
+    int nrows = 0;
+    const void *args[] = { &t, workspace, id, &t };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_SESSION_ABORT, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 1) {
+        const void *dargs[] = { id };
+        return exec_stmt(db, p, US_STMT_UPLOADS_DISCARD, dargs, &nrows);
+    }
+    us_session s;
+    us_db_rc grc = sq_session_get(&db->base, p, workspace, id, now, &s);
+    return grc == US_DB_OK ? US_DB_CONFLICT : grc;
+}
+
 /* The body of us_upload_commit, inside the transaction. */
 static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload_record *u,
                                      apr_time_t now, const char **old_blob)
@@ -686,6 +704,20 @@ static us_db_rc sq_session_close(us_db *base, apr_pool_t *p, const char *workspa
     return us_write(db, p, close_body, &a);
 }
 
+static us_db_rc abort_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    close_args *a = arg;
+    return session_abort_in_txn(db, p, a->workspace, a->id, a->now);
+}
+
+static us_db_rc sq_session_abort(us_db *base, apr_pool_t *p, const char *workspace,
+                                 const char *id, apr_time_t now)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    close_args a = { workspace, id, now };
+    return us_write(db, p, abort_body, &a);
+}
+
 typedef struct {
     const us_upload_record *u;
     apr_time_t now;
@@ -884,6 +916,7 @@ const us_store_backend us_sqlite_backend = {
     .session_get = sq_session_get,
     .session_by_id = sq_session_by_id,
     .session_close = sq_session_close,
+    .session_abort = sq_session_abort,
     .session_list = sq_session_list,
     .sessions_expire = sq_sessions_expire,
     .upload_commit = sq_upload_commit,
