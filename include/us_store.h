@@ -19,7 +19,8 @@ typedef enum {
     US_DB_OK = 0,
     US_DB_NOTFOUND,
     US_DB_CONFLICT,   /* close: the session is not OPEN any more */
-    US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions */
+    US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions; upload
+                       * commit: the session holds its maximum of files */
     US_DB_BUSY,       /* locked beyond the busy timeout: retry later */
     US_DB_ERROR,
     US_DB_NOT_DURABLE /* committed (others see it), but the WAL sync failed: an
@@ -172,16 +173,21 @@ typedef struct {
     long long size;
     int is_meta;                   /* name ends in .meta.json */
     apr_time_t uploaded_at;
+    long long max_files;           /* raw files the session may hold; 0: unlimited */
 } us_upload_record;
 
 /* Records a completed upload: the session must still be OPEN and not past
  * expires_at (else US_DB_CONFLICT and nothing changes); a new raw name
- * counts towards uploaded_files; a known name is replaced and *old_blob is
+ * counts towards uploaded_files, and is refused with US_DB_LIMIT (nothing
+ * changes) when the session holds u->max_files raw files already (0: no
+ * limit; a known name and sidecars are never refused by it); a known name is replaced and *old_blob is
  * set to the blob it pointed to (the caller deletes it), else NULL.
  * Atomic against the close and the expiry of its session (the OPEN check,
  * the row and the count change together; see us_session_close) and against
  * commits of the same name: they apply one after the other, and each
- * replaced blob is handed to exactly one caller. */
+ * replaced blob is handed to exactly one caller. Atomic against the other
+ * commits of the session for max_files: of concurrent new names exactly
+ * max_files - uploaded_files succeed. */
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                           const char **old_blob);
 

@@ -42,6 +42,7 @@ typedef struct {
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
     int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
     long long max_file_size;    /* UploadSessionMaxFileSize (bytes), -1 unset */
+    int max_files;              /* UploadSessionMaxFilesPerSession, -1 unset, 0 unlimited */
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */

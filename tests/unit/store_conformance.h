@@ -467,6 +467,78 @@ static void sc_abort_vs_uploads(void **state)
     us_db_close(db);
 }
 
+#define SC_MAX_FILES 13
+
+static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    for (int k = 0; k < 4; k++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = sc_uuid(p, 480);
+        u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(p, 481000 + i * 10 + k);
+        u.size = 1;
+        u.uploaded_at = SC_T0;
+        u.max_files = SC_MAX_FILES;
+        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
+    }
+}
+
+/* Concurrent uploads of new names never exceed max_files; refused ones
+ * count nowhere; a known name and a sidecar are still taken at the limit. */
+static void sc_max_files_per_session(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 480), "ws-max", "u-max", SC_T0, 100), got;
+    apr_array_header_t *rows;
+    long long total = -1;
+    int ok = 0, limited = 0, other = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_max_files_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0];
+        limited += sc_results[i][1];
+        other += sc_results[i][2];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, SC_MAX_FILES);
+    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+    assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, SC_MAX_FILES);
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, SC_MAX_FILES);
+    us_upload_record u;
+    const char *old = NULL;
+    memset(&u, 0, sizeof(u));
+    u.session_id = s.id;
+    u.name = APR_ARRAY_IDX(rows, 0, us_session_file_row).name;
+    u.blob = "blob-again";
+    u.sha256 = "00";
+    u.file_ingestion_id = sc_uuid(pool, 489001);
+    u.size = 2;
+    u.max_files = SC_MAX_FILES;
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    assert_non_null(old);
+    u.name = apr_pstrcat(pool, u.name, ".meta.json", NULL);
+    u.is_meta = 1;
+    u.blob = "blob-meta";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    u.name = "one-more.txt";
+    u.is_meta = 0;
+    u.blob = "blob-more";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_LIMIT);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "one-more.txt", &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, SC_MAX_FILES);
+    us_db_close(db);
+}
+
 static void sc_expire_sweep(void **state)
 {
     us_db *db = sc_open(pool);
@@ -955,6 +1027,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_session_abort),
         SC_TEST(sc_concurrent_abort_and_close),
         SC_TEST(sc_abort_vs_uploads),
+        SC_TEST(sc_max_files_per_session),
         SC_TEST(sc_expire_sweep),
         SC_TEST(sc_concurrent_claim),
         SC_TEST(sc_one_at_a_time_per_workspace),

@@ -270,6 +270,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE session_id = %s AND name = %s" },
     [US_STMT_SESSION_COUNT_UPLOAD] = { "us_session_count_upload",
         "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
+    [US_STMT_SESSION_UPLOADED] = { "us_session_uploaded",
+        "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
     [US_STMT_FILES_LIST_ALL] = { "us_session_files_list_all",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0"

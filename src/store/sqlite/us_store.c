@@ -246,6 +246,15 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
         return exec_stmt(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
     }
+    if (!u->is_meta && u->max_files > 0) { /* under the write lock: the count is final */
+        long long held = 0;
+        const void *held_args[] = { u->session_id };
+        if ((rc = select_each(db, p, US_STMT_SESSION_UPLOADED, held_args, row_to_count, &held,
+                              NULL)) != US_DB_OK)
+            return rc;
+        if (held >= u->max_files)
+            return US_DB_LIMIT;
+    }
     const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
                            &at, u->file_ingestion_id };
     if ((rc = exec_stmt(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK)
