@@ -334,6 +334,28 @@ us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
 us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,
                        const char *write_mode, apr_array_header_t **deleted);
 
+/* Deletes the workspace's file file_id; NOTFOUND when it has none. The
+ * row goes and its id enters the file trash in one change: the caller then
+ * deletes the bytes and hands the id to us_file_trash_forget; a crash in
+ * between leaves the id in the trash for the sweep (us_file_trash_list).
+ * Atomic against ingestion and direct uploads of the workspace (no half
+ * of it is ever seen); a reader that has the bytes open reads on. */
+us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const char *file_id);
+/* Deletes the workspace's files with one of names (const char *), or every
+ * file of the workspace when names is NULL, as us_workspace_file_delete
+ * does, all in one change; *deleted: their ids (in the trash). A file that
+ * an ingestion or upload publishes under one of the names after the change
+ * stays. */
+us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                   const apr_array_header_t *names,
+                                   apr_array_header_t **deleted);
+/* Up to limit ids in the file trash (const char *): files whose rows are
+ * gone and whose bytes may be left; a read. */
+us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
+/* Takes ids (const char *) out of the trash once their bytes are deleted. */
+us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
+
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
 /* Forgets it: a pooled connection starts each use without one. */

@@ -92,6 +92,13 @@ struct us_store_backend {
     us_db_rc (*workspace_file_add)(us_db *db, apr_pool_t *p, const char *workspace,
                            const us_workspace_file *f, const char *write_mode,
                            apr_array_header_t **deleted);
+    us_db_rc (*workspace_file_delete)(us_db *db, apr_pool_t *p, const char *workspace,
+                                      const char *file_id);
+    us_db_rc (*workspace_files_delete)(us_db *db, apr_pool_t *p, const char *workspace,
+                                       const apr_array_header_t *names,
+                                       apr_array_header_t **deleted);
+    us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
+    us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 };
 
 /* The backends of this build (src/store/<name>/). */

@@ -271,6 +271,26 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
     }
 }
 
+int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+{
+    apr_array_header_t *ids, *gone;
+    if (us_file_trash_list(db, p, 1000, &ids) != US_DB_OK || ids->nelts == 0)
+        return 0;
+    gone = apr_array_make(p, ids->nelts, sizeof(const char *));
+    for (int i = 0; i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        apr_status_t rv = us_storage_file_delete(cfg->storage, p, id);
+        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
+            APR_ARRAY_PUSH(gone, const char *) = id;
+    }
+    if (us_file_trash_forget(db, p, gone) != US_DB_OK)
+        return 0;
+    if (gone->nelts)
+        us_log(cfg->log, US_LOG_INFO, 0, 1014, "ingest: removed the bytes of %d deleted files",
+               gone->nelts);
+    return gone->nelts;
+}
+
 /* ---- worker threads ------------------------------------------------------------ */
 
 /* Sleeps up to t, waking early when asked to stop. */
@@ -305,6 +325,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
+            us_ingest_sweep_trash(db, iter, cfg);
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

@@ -77,9 +77,13 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     case US_ROUTE_SESSION_FILES:
         return us_api_session_files(r, c, route->workspace, route->session_id);
     case US_ROUTE_FILES:
+        if (r->method_number == M_DELETE)
+            return us_api_files_delete(r, c, route->workspace);
         return r->method_number == M_POST ? us_api_file_post(r, c, route->workspace)
                                           : us_api_files_list(r, c, route->workspace);
     case US_ROUTE_FILE:
+        if (r->method_number == M_DELETE)
+            return us_api_file_delete(r, c, route->workspace, route->file_id);
         return us_api_file_get(r, c, route->workspace, route->file_id, 0);
     case US_ROUTE_FILE_META:
         return us_api_file_get(r, c, route->workspace, route->file_id, 1);

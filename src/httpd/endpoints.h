@@ -21,6 +21,8 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws);
 
 /* GET /api/v1/health (us_health.c): no key; 200 when the store and the
  * storage answer, else 503. */

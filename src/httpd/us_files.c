@@ -516,3 +516,123 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_object_close(&w);
     return us_send_json_writer(r, HTTP_CREATED, &w);
 }
+
+/* ---- DELETE /files/{id} and DELETE /files ---------------------------------------- */
+
+/* After the store's change: the bytes of ids, then their trash entries (a
+ * failure leaves them to the ingest workers' sweep). */
+static void remove_bytes(request_rec *r, const us_srv_conf *c, us_db *db,
+                         const apr_array_header_t *ids)
+{
+    apr_array_header_t *gone = apr_array_make(r->pool, ids->nelts > 0 ? ids->nelts : 1,
+                                              sizeof(const char *));
+    for (int i = 0; i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        apr_status_t rv = us_storage_file_delete(c->storage, r->pool, id);
+        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
+            APR_ARRAY_PUSH(gone, const char *) = id;
+    }
+    if (us_file_trash_forget(db, r->pool, gone) != US_DB_OK)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0307) "delete: the trash keeps %d "
+                      "ids for the sweep: %s", gone->nelts, us_db_error(db));
+}
+
+static int send_null(request_rec *r)
+{
+    return send_raw(r, HTTP_OK, "null");
+}
+
+int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    char id[37];
+    us_db *db;
+    int rc;
+
+    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_workspace_file_delete(db, r->pool, ws, id);
+    if (drc == US_DB_OK) {
+        apr_array_header_t *ids = apr_array_make(r->pool, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(ids, const char *) = id;
+        remove_bytes(r, c, db, ids);
+    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return send_null(r);
+}
+
+#define US_MAX_NAMES_BODY (16 * 1024 * 1024) /* {"names": [...]}: 10,000s of names */
+
+/* The names of a DELETE /files body ({"names": [str, ...]}), 422 items
+ * for what pydantic would refuse; *names NULL without a body (all files). */
+static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    json_t *body = NULL, *list;
+    *names = NULL;
+    int rc = us_read_small_body(r, US_MAX_NAMES_BODY, &buf, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return us_send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return us_send_detail(r, rc, "There was an error parsing the body");
+    if (len == 0)
+        return DECLINED;
+    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                                                buf, len, &body);
+    us_json_pool_own(r->pool, body);
+    if (st == US_BODY_UNPARSABLE)
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    if (st != US_BODY_OK)
+        return us_send_422(r, errs);
+    list = json_object_get(body, "names");
+    if (!list) {
+        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "names"),
+                                                        "Field required", json_deep_copy(body), NULL));
+        return us_send_422(r, errs);
+    }
+    if (!json_is_array(list)) {
+        json_array_append_new(errs, us_validation_error("list_type", json_pack("[s,s]", "body", "names"),
+                                                        "Input should be a valid list",
+                                                        json_deep_copy(list), NULL));
+        return us_send_422(r, errs);
+    }
+    *names = apr_array_make(r->pool, (int)json_array_size(list) + 1, sizeof(const char *));
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *v = json_array_get(list, i);
+        if (json_is_string(v))
+            APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(r->pool, json_string_value(v));
+        else
+            json_array_append_new(errs, us_validation_error("string_type",
+                json_pack("[s,s,I]", "body", "names", (json_int_t)i), "Input should be a valid string",
+                json_deep_copy(v), NULL));
+    }
+    return json_array_size(errs) > 0 ? us_send_422(r, errs) : DECLINED;
+}
+
+int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    apr_array_header_t *names = NULL, *deleted = NULL;
+    us_db *db;
+    int rc;
+
+    if ((rc = delete_names(r, errs, &names)) != DECLINED)
+        return rc;
+    if (names && names->nelts == 0)
+        return send_null(r);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_workspace_files_delete(db, r->pool, ws, names, &deleted);
+    if (drc == US_DB_OK)
+        remove_bytes(r, c, db, deleted);
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    return send_null(r);
+}

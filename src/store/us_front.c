@@ -244,3 +244,25 @@ us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, 
 {
     return db->backend->workspace_file_add(db, p, workspace, f, write_mode, deleted);
 }
+
+us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const char *file_id)
+{
+    return db->backend->workspace_file_delete(db, p, workspace, file_id);
+}
+
+us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                   const apr_array_header_t *names, apr_array_header_t **deleted)
+{
+    return db->backend->workspace_files_delete(db, p, workspace, names, deleted);
+}
+
+us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids)
+{
+    return db->backend->file_trash_list(db, p, limit, ids);
+}
+
+us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids)
+{
+    return db->backend->file_trash_forget(db, p, ids);
+}

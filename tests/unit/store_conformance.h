@@ -779,6 +779,53 @@ static void sc_workspace_file_add_list_get(void **state)
     us_db_close(db);
 }
 
+/* Deletes take rows out and put their ids in the trash, in one change. */
+static void sc_workspace_file_delete(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted, *trash, *names = apr_array_make(pool, 4, sizeof(const char *));
+    us_workspace_file got;
+    (void)state;
+    us_workspace_file a = sc_workspace_file(2001, "a.txt", SC_T0 + 1), a2 = sc_workspace_file(2002, "a.txt", SC_T0 + 2);
+    us_workspace_file b = sc_workspace_file(2003, "b.txt", SC_T0 + 3), c = sc_workspace_file(2004, "c.txt", SC_T0 + 4);
+    us_workspace_file other = sc_workspace_file(2005, "a.txt", SC_T0 + 5);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &a2, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &b, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &c, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-e", &other, "KEEP", &deleted), US_DB_OK);
+
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-e", b.file_id), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-d", b.file_id), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-d", b.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-d", b.file_id), US_DB_NOTFOUND);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(trash, 0, const char *), b.file_id);
+    assert_int_equal(us_file_trash_forget(db, pool, trash), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 0);
+
+    /* by names: every file of the name, a name twice or unknown is no error */
+    APR_ARRAY_PUSH(names, const char *) = "a.txt";
+    APR_ARRAY_PUSH(names, const char *) = "a.txt";
+    APR_ARRAY_PUSH(names, const char *) = "none.txt";
+    assert_int_equal(us_workspace_files_delete(db, pool, "ws-d", names, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 2);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-d", c.file_id, &got), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-e", other.file_id, &got), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 2);
+    /* all: only this workspace */
+    assert_int_equal(us_workspace_files_delete(db, pool, "ws-d", NULL, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), c.file_id);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-e", other.file_id, &got), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 2, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 2); /* the limit */
+    us_db_close(db);
+}
+
 /* The names a filter selects in ws-q, newest first, joined by spaces; total checked. */
 static const char *sc_filtered(us_db *db, const char *filter)
 {
@@ -1034,6 +1081,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_workspace_file_add_list_get),
+        SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),

@@ -145,6 +145,9 @@ static const char *const MIGRATION_4_TO_5[] = {
  * posted (NULL: not a text file, or one from before this column). */
 static const char *const MIGRATION_5_TO_6[] = {
     "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    /* ids of deleted files whose bytes may be left: a delete puts them here
+     * with the row's removal, and takes them out once the bytes are gone */
+    "CREATE TABLE us_file_trash (file_id TEXT PRIMARY KEY) WITHOUT ROWID",
     NULL
 };
 
@@ -330,6 +333,16 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
     [US_STMT_WORKSPACE_FILE_DELETE] = { "us_workspace_file_delete",
         "DELETE FROM us_files WHERE file_id = %s" },
+    [US_STMT_WORKSPACE_FILE_DELETE_IN_WS] = { "us_workspace_file_delete_in_ws",
+        "DELETE FROM us_files WHERE workspace = %s AND file_id = %s" },
+    [US_STMT_WORKSPACE_FILE_IDS_ALL] = { "us_workspace_file_ids_all",
+        "SELECT file_id FROM us_files WHERE workspace = %s" },
+    [US_STMT_FILE_TRASH_ADD] = { "us_file_trash_add",
+        "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
+    [US_STMT_FILE_TRASH_LIST] = { "us_file_trash_list",
+        "SELECT file_id FROM us_file_trash LIMIT %d" },
+    [US_STMT_FILE_TRASH_FORGET] = { "us_file_trash_forget",
+        "DELETE FROM us_file_trash WHERE file_id = %s" },
     [US_STMT_WORKSPACE_FILE_GET] = { "us_workspace_file_get",
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_workspace_file_list",

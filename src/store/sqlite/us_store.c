@@ -888,6 +888,103 @@ static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *wo
     return rc;
 }
 
+/* Deletes one row of the workspace and trashes its id; *gone 0 when there was none. */
+static us_db_rc delete_one(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                           const char *file_id, int *gone)
+{
+    int nrows = 0;
+    const void *args[] = { workspace, file_id };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_DELETE_IN_WS, args, &nrows);
+    *gone = nrows;
+    if (rc != US_DB_OK || nrows == 0)
+        return rc;
+    const void *targs[] = { file_id };
+    return exec_stmt(db, p, US_STMT_FILE_TRASH_ADD, targs, &nrows);
+}
+
+typedef struct {
+    const char *workspace, *file_id;
+    const apr_array_header_t *names; /* for many; NULL: all */
+    apr_array_header_t *deleted;     /* for many */
+} delete_args;
+
+static us_db_rc delete_one_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    delete_args *a = arg;
+    int gone = 0;
+    us_db_rc rc = delete_one(db, p, a->workspace, a->file_id, &gone);
+    return rc == US_DB_OK && !gone ? US_DB_NOTFOUND : rc;
+}
+
+static us_db_rc sq_workspace_file_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                         const char *file_id)
+{
+    delete_args a = { workspace, file_id, NULL, NULL };
+    return us_write(us_sqlite_of(base), p, delete_one_body, &a);
+}
+
+static us_db_rc delete_many_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    delete_args *a = arg;
+    apr_array_header_t *ids = apr_array_make(p, 16, sizeof(const char *));
+    us_db_rc rc = US_DB_OK;
+    apr_array_clear(a->deleted);
+    if (!a->names) {
+        const void *args[] = { a->workspace };
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, args, push_str, ids, NULL);
+    }
+    for (int i = 0; a->names && rc == US_DB_OK && i < a->names->nelts; i++) {
+        const void *args[] = { a->workspace, APR_ARRAY_IDX(a->names, i, const char *) };
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, push_str, ids, NULL);
+    }
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        int gone = 0;
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        rc = delete_one(db, p, a->workspace, id, &gone);
+        if (rc == US_DB_OK && gone) /* a name given twice finds its files once */
+            APR_ARRAY_PUSH(a->deleted, const char *) = id;
+    }
+    return rc;
+}
+
+static us_db_rc sq_workspace_files_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                          const apr_array_header_t *names,
+                                          apr_array_header_t **deleted)
+{
+    delete_args a = { workspace, NULL, names, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = us_write(us_sqlite_of(base), p, delete_many_body, &a);
+    if (rc != US_DB_OK && rc != US_DB_NOT_DURABLE)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
+    return rc;
+}
+
+static us_db_rc sq_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
+{
+    const void *args[] = { &limit };
+    *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
+    return select_each(us_sqlite_of(base), p, US_STMT_FILE_TRASH_LIST, args, push_str, *ids, NULL);
+}
+
+static us_db_rc forget_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *ids = arg;
+    us_db_rc rc = US_DB_OK;
+    int nrows = 0;
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
+        rc = exec_stmt(db, p, US_STMT_FILE_TRASH_FORGET, args, &nrows);
+    }
+    return rc;
+}
+
+static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array_header_t *ids)
+{
+    if (ids->nelts == 0)
+        return US_DB_OK;
+    return us_write(us_sqlite_of(base), p, forget_body, (void *)ids);
+}
+
 /* ---- the backend table ------------------------------------------------------------ */
 
 static us_db_rc sq_open(const void *conf, apr_pool_t *p, us_db **out, const char **err)
@@ -943,4 +1040,8 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_list = sq_workspace_file_list,
     .worn_out = sq_worn_out,
     .workspace_file_add = sq_workspace_file_add,
+    .workspace_file_delete = sq_workspace_file_delete,
+    .workspace_files_delete = sq_workspace_files_delete,
+    .file_trash_list = sq_file_trash_list,
+    .file_trash_forget = sq_file_trash_forget,
 };
