@@ -481,6 +481,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     if (!x->problem && !parse_meta(x, &meta))
         post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
     if (x->problem) {
+        if (x->blob) /* before answering: the client may look for leftovers next */
+            us_storage_abandon(x->blob);
         r->connection->keepalive = AP_CONN_CLOSE;
         return us_send_detail(r, x->status, x->problem);
     }
