@@ -350,6 +350,14 @@ us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspac
 us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
                                    const apr_array_header_t *names,
                                    apr_array_header_t **deleted);
+/* Sets the metadata of the workspace's file file_id to meta (JSON object
+ * text) if it still holds old_meta (the text a read returned; NULL for
+ * none): a compare-and-swap, so a read-merge-write loses no concurrent
+ * update. NOTFOUND, or CONFLICT when the metadata changed meanwhile (read
+ * again and retry). Atomic against every other change of the file. */
+us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *file_id, const char *old_meta,
+                                     const char *meta);
 /* Up to limit ids in the file trash (const char *): files whose rows are
  * gone and whose bytes may be left; a read. */
 us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);

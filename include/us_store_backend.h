@@ -97,6 +97,9 @@ struct us_store_backend {
     us_db_rc (*workspace_files_delete)(us_db *db, apr_pool_t *p, const char *workspace,
                                        const apr_array_header_t *names,
                                        apr_array_header_t **deleted);
+    us_db_rc (*workspace_file_meta_swap)(us_db *db, apr_pool_t *p, const char *workspace,
+                                         const char *file_id, const char *old_meta,
+                                         const char *meta);
     us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
     us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 };

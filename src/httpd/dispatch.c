@@ -86,7 +86,12 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
             return us_api_file_delete(r, c, route->workspace, route->file_id);
         return us_api_file_get(r, c, route->workspace, route->file_id, 0);
     case US_ROUTE_FILE_META:
+        if (r->method_number == M_PUT || r->method_number == M_PATCH)
+            return us_api_file_meta_set(r, c, route->workspace, route->file_id,
+                                        r->method_number == M_PATCH);
         return us_api_file_get(r, c, route->workspace, route->file_id, 1);
+    case US_ROUTE_FILES_UPDATE_META:
+        return us_api_files_update_meta(r, c, route->workspace);
     default:
         return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     }

@@ -23,6 +23,10 @@ int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws);
+/* PUT (merge 0: replace) and PATCH (merge 1: JSON merge patch) .../meta */
+int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
+                         int merge);
+int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws);
 
 /* GET /api/v1/health (us_health.c): no key; 200 when the store and the
  * storage answer, else 503. */

@@ -638,3 +638,117 @@ int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws)
         return rc;
     return send_null(r);
 }
+
+/* ---- PUT/PATCH /files/{id}/meta and POST /files/update-meta ----------------------- */
+
+#define META_SWAP_TRIES 16 /* concurrent updates of one file, each read again */
+
+/* Replaces (merge 0) or merge-patches the metadata of file id with patch;
+ * *out the stored result. The store's rc: NOTFOUND, BUSY when other
+ * updates kept winning, ... */
+static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const char *id,
+                            const json_t *patch, int merge, const char **out)
+{
+    us_db_rc rc = US_DB_CONFLICT;
+    for (int i = 0; i < META_SWAP_TRIES && rc == US_DB_CONFLICT; i++) {
+        us_workspace_file f;
+        json_error_t e;
+        if ((rc = us_workspace_file_get(db, r->pool, ws, id, &f)) != US_DB_OK)
+            return rc;
+        json_t *old = merge && f.meta ? us_json_pool_own(r->pool, json_loads(f.meta, JSON_ALLOW_NUL, &e))
+                                      : NULL;
+        json_t *next = us_json_pool_own(r->pool, merge ? us_json_merge_patch(old, patch)
+                                                       : json_deep_copy(patch));
+        *out = us_json_dump_pool(r->pool, next);
+        rc = us_workspace_file_meta_swap(db, r->pool, ws, id, f.meta, *out);
+    }
+    return rc == US_DB_CONFLICT ? US_DB_BUSY : rc;
+}
+
+/* A JSON object body of at most US_META_LIMIT bytes into *obj, or answered. */
+static int meta_body(request_rec *r, json_t *errs, json_t **obj)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    int rc = us_read_small_body(r, US_META_LIMIT, &buf, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return us_send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return us_send_detail(r, rc, "There was an error parsing the body");
+    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                                                buf, len, obj);
+    us_json_pool_own(r->pool, *obj);
+    if (st == US_BODY_UNPARSABLE)
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    return st == US_BODY_OK ? DECLINED : us_send_422(r, errs);
+}
+
+int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
+                         int merge)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *body = NULL;
+    const char *meta = NULL;
+    char id[37];
+    us_db *db;
+    int rc;
+
+    us_validate_path_uuid(errs, "file_id", raw_id, id);
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
+    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+        return rc;
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = update_meta(r, db, ws, id, body, merge, &meta);
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return send_raw(r, HTTP_OK, meta);
+}
+
+int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *body = NULL, *patch;
+    const char *key;
+    us_db *db;
+    int rc;
+
+    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+        return rc;
+    json_object_foreach(body, key, patch) {
+        if (!json_is_object(patch))
+            json_array_append_new(errs, us_validation_error("dict_type", json_pack("[s,s]", "body", key),
+                                                            "Input should be a valid dictionary",
+                                                            json_deep_copy(patch), NULL));
+    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    json_t *failed = us_json_pool_own(r->pool, json_array());
+    us_db_rc drc = US_DB_OK;
+    json_object_foreach(body, key, patch) {
+        char id[37], reason[160];
+        const char *meta;
+        us_db_rc one = us_uuid_parse(key, id, reason, sizeof(reason))
+                           ? update_meta(r, db, ws, id, patch, 1, &meta) : US_DB_NOTFOUND;
+        if (one == US_DB_NOTFOUND)
+            json_array_append_new(failed, json_pack("{s:s,s:s,s:s}", "file_id", key, "error_type",
+                "FILE_NOT_FOUND", "error_message",
+                apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", key)));
+        else if (one != US_DB_OK) {
+            drc = one; /* the store failed: 503/500 (the updates before it stay) */
+            break;
+        }
+    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    json_t *out = us_json_pool_own(r->pool, json_pack("{s:I,s:O}", "failed_count",
+                                                      (json_int_t)json_array_size(failed),
+                                                      "failed_files", failed));
+    return send_raw(r, HTTP_OK, us_json_dump_pool(r->pool, out));
+}

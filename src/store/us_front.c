@@ -266,3 +266,9 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
 {
     return db->backend->file_trash_forget(db, p, ids);
 }
+
+us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *file_id, const char *old_meta, const char *meta)
+{
+    return db->backend->workspace_file_meta_swap(db, p, workspace, file_id, old_meta, meta);
+}

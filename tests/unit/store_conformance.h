@@ -826,6 +826,28 @@ static void sc_workspace_file_delete(void **state)
     us_db_close(db);
 }
 
+/* The metadata swap applies only over the value read. */
+static void sc_workspace_file_meta_swap(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    us_workspace_file got, a = sc_workspace_file(2101, "a.txt", SC_T0);
+    (void)state;
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-m", &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, NULL, "{\"k\":1}"), US_DB_OK);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, NULL, "{\"k\":2}"),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-m", a.file_id, &got), US_DB_OK);
+    assert_string_equal(got.meta, "{\"k\":1}");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, got.meta, "{}"), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-m", a.file_id, &got), US_DB_OK);
+    assert_string_equal(got.meta, "{}");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-x", a.file_id, "{}", "{}"), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", sc_uuid(pool, 2199), NULL, "{}"),
+                     US_DB_NOTFOUND);
+    us_db_close(db);
+}
+
 /* The names a filter selects in ws-q, newest first, joined by spaces; total checked. */
 static const char *sc_filtered(us_db *db, const char *filter)
 {
@@ -1082,6 +1104,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
+        SC_TEST(sc_workspace_file_meta_swap),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),

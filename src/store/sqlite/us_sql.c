@@ -339,6 +339,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT file_id FROM us_files WHERE workspace = %s" },
     [US_STMT_FILE_TRASH_ADD] = { "us_file_trash_add",
         "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
+    [US_STMT_WORKSPACE_FILE_META_SWAP] = { "us_workspace_file_meta_swap",
+        /* IS: NULL matches NULL */
+        "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s AND meta IS %s" },
     [US_STMT_FILE_TRASH_LIST] = { "us_file_trash_list",
         "SELECT file_id FROM us_file_trash LIMIT %d" },
     [US_STMT_FILE_TRASH_FORGET] = { "us_file_trash_forget",

@@ -959,6 +959,31 @@ static us_db_rc sq_workspace_files_delete(us_db *base, apr_pool_t *p, const char
     return rc;
 }
 
+typedef struct {
+    const char *workspace, *file_id, *old_meta, *meta;
+} meta_swap_args;
+
+static us_db_rc meta_swap_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    meta_swap_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { a->meta, a->workspace, a->file_id, a->old_meta };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_META_SWAP, args, &nrows);
+    if (rc != US_DB_OK || nrows == 1)
+        return rc;
+    us_workspace_file f;
+    rc = sq_workspace_file_get(&db->base, p, a->workspace, a->file_id, &f);
+    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
+}
+
+static us_db_rc sq_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const char *workspace,
+                                            const char *file_id, const char *old_meta,
+                                            const char *meta)
+{
+    meta_swap_args a = { workspace, file_id, old_meta, meta };
+    return us_write(us_sqlite_of(base), p, meta_swap_body, &a);
+}
+
 static us_db_rc sq_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
 {
     const void *args[] = { &limit };
@@ -1042,6 +1067,7 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_add = sq_workspace_file_add,
     .workspace_file_delete = sq_workspace_file_delete,
     .workspace_files_delete = sq_workspace_files_delete,
+    .workspace_file_meta_swap = sq_workspace_file_meta_swap,
     .file_trash_list = sq_file_trash_list,
     .file_trash_forget = sq_file_trash_forget,
 };
