@@ -26,8 +26,11 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->max_files = -1;
     c->ingest_threads = -1;
     c->sweep_interval = -1;
+    c->ingest_lease = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
+    c->cors_any = -1;
+    c->cors_max_age = -1;
     return c;
 }
 
@@ -46,14 +49,29 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(storage_params, NULL);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
+    MERGE(node_name, NULL);
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
     MERGE(max_file_size, -1);
     MERGE(max_files, -1);
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
+    MERGE(ingest_lease, -1);
     MERGE(busy_timeout, -1);
     MERGE(server_token, -1);
+    /* the allowed origins are one setting: a server listing origins does
+     * not inherit '*', nor '*' the list */
+    if (add->cors_any != -1 || add->cors_origins) {
+        m->cors_any = add->cors_any;
+        m->cors_origins = add->cors_origins;
+    }
+    else {
+        m->cors_any = base->cors_any;
+        m->cors_origins = base->cors_origins;
+    }
+    MERGE(cors_allow_headers, NULL);
+    MERGE(cors_expose_headers, NULL);
+    MERGE(cors_max_age, -1);
     return m;
 }
 
@@ -151,6 +169,20 @@ static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
     return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->public_url);
 }
 
+/* This node's name in ingest claims and logs: printable, no '/' (the
+ * claim owner is NAME/pid/thread). */
+static const char *set_node_name(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    if (!*arg || strlen(arg) > 64)
+        return "UploadSessionNodeName: 1 to 64 characters";
+    for (const char *c = arg; *c; c++)
+        if (*c <= ' ' || *c == '/' || *c == 127)
+            return "UploadSessionNodeName: no spaces, control characters or '/'";
+    us_srv_conf_get(cmd->server)->node_name = arg;
+    return NULL;
+}
+
 static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
@@ -220,10 +252,70 @@ static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 86400, &us_srv_conf_get(cmd->server)->sweep_interval);
 }
 
+static const char *set_ingest_lease(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 3600, &us_srv_conf_get(cmd->server)->ingest_lease);
+}
+
 static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
     return set_positive(cmd, arg, 60000, &us_srv_conf_get(cmd->server)->busy_timeout);
+}
+
+/* UploadSessionCORSAllowOrigin * | ORIGIN...: one call per argument. */
+static const char *set_cors_origin(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    (void)d;
+    if (strcmp(arg, "*") == 0) {
+        if (c->cors_origins)
+            return "UploadSessionCORSAllowOrigin: '*' allows every origin; it cannot be "
+                   "combined with a list of origins";
+        c->cors_any = 1;
+        return NULL;
+    }
+    if (c->cors_any == 1)
+        return "UploadSessionCORSAllowOrigin: '*' allows every origin; it cannot be "
+               "combined with a list of origins";
+    if (!us_cors_origin_normalize(cmd->pool, arg))
+        return apr_psprintf(cmd->pool, "UploadSessionCORSAllowOrigin: expects '*' or origins "
+                            "such as https://app.example.com (http or https, host, optional "
+                            "port; no path, not even a trailing '/'), not '%s'", arg);
+    if (!c->cors_origins)
+        c->cors_origins = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    c->cors_any = 0;
+    APR_ARRAY_PUSH(c->cors_origins, const char *) = arg;
+    return NULL;
+}
+
+/* UploadSessionCORSAllowHeaders / ...ExposeHeaders NAME...: one call per
+ * argument; cmd->info is the offset of the list in us_srv_conf. */
+static const char *set_cors_headers(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    apr_array_header_t **list = (apr_array_header_t **)((char *)c + (size_t)cmd->info);
+    (void)d;
+    if (!*list)
+        *list = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    if (us_cors_list_add(*list, arg) != 0)
+        return apr_psprintf(cmd->pool, "%s: expects header names such as X-Request-Id "
+                            "(separated by spaces, not commas), not '%s'", cmd->cmd->name, arg);
+    return NULL;
+}
+
+static const char *set_cors_max_age(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end = NULL;
+    (void)d;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || !*arg || *end || v < 0 || v > US_CORS_MAX_MAX_AGE)
+        return apr_psprintf(cmd->pool, "%s: expects seconds from 0 to %d, not '%s'",
+                            cmd->cmd->name, US_CORS_MAX_MAX_AGE, arg);
+    us_srv_conf_get(cmd->server)->cors_max_age = (int)v;
+    return NULL;
 }
 
 const command_rec us_directives[] = {
@@ -236,6 +328,8 @@ const command_rec us_directives[] = {
                   "file of hashed API keys (see us-keygen)"),
     AP_INIT_TAKE1("UploadSessionPublicURL", set_public_url, NULL, RSRC_CONF,
                   "the base URL clients reach this server at (default: from the request)"),
+    AP_INIT_TAKE1("UploadSessionNodeName", set_node_name, NULL, RSRC_CONF,
+                  "this node's name in ingest claims and logs (default: the host name)"),
     AP_INIT_TAKE1("UploadSessionDocumentationURL", set_doc_url, NULL, RSRC_CONF,
                   "URL returned as documentation_url"),
     AP_INIT_TAKE1("UploadSessionDataDir", set_path,
@@ -261,9 +355,23 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
                   "seconds between expiry sweeps in the parent (default 10; the "
                   "parent's monitor runs about every 10 s)"),
+    AP_INIT_TAKE1("UploadSessionIngestLease", set_ingest_lease, NULL, RSRC_CONF,
+                  "seconds an ingestion claim lives without a heartbeat before another "
+                  "worker (of any node) takes the session over (default 60)"),
     AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
                  "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
                  "allows; default Off)"),
+    AP_INIT_ITERATE("UploadSessionCORSAllowOrigin", set_cors_origin, NULL, RSRC_CONF,
+                    "origins browser scripts may call the API from (https://app.example.com "
+                    "...), or * for every origin; CORS is off without it"),
+    AP_INIT_ITERATE("UploadSessionCORSAllowHeaders", set_cors_headers,
+                    (void *)APR_OFFSETOF(us_srv_conf, cors_allow_headers), RSRC_CONF,
+                    "request headers a preflight allows beyond " US_CORS_ALLOW_HEADERS),
+    AP_INIT_ITERATE("UploadSessionCORSExposeHeaders", set_cors_headers,
+                    (void *)APR_OFFSETOF(us_srv_conf, cors_expose_headers), RSRC_CONF,
+                    "response headers scripts may read beyond " US_CORS_EXPOSE_HEADERS),
+    AP_INIT_TAKE1("UploadSessionCORSMaxAge", set_cors_max_age, NULL, RSRC_CONF,
+                  "seconds a browser may cache a preflight answer (default 600)"),
     { NULL }
 };
 
@@ -283,10 +391,14 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->ingest_threads = US_DEFAULT_INGEST_THREADS;
     if (c->sweep_interval < 0)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
+    if (c->ingest_lease < 0)
+        c->ingest_lease = US_DEFAULT_INGEST_LEASE;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)
         c->storage_name = "posix";
+    c->cors = us_cors_policy_make(p, c->cors_any == 1, c->cors_origins, c->cors_allow_headers,
+                                  c->cors_expose_headers, c->cors_max_age);
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)

@@ -166,3 +166,12 @@ def test_bad_max_files_per_session_fails_configtest(server_factory, value):
     assert proc.returncode != 0, out
     assert (f"UploadSessionMaxFilesPerSession: expects a whole number from 1 to 100000000, "
             f"not '{value}'") in out, out
+
+
+@pytest.mark.parametrize("value", ['"a/b"', '"two words"', '""'])
+def test_bad_node_name_fails_configtest(server_factory, value):
+    s = server_factory(start=False, extra=[f"UploadSessionNodeName {value}"])
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, f"configtest accepted UploadSessionNodeName {value}:\n{out}"
+    assert "UploadSessionNodeName" in out and "Syntax OK" not in out, out
