@@ -37,4 +37,8 @@ const char *us_rfc5987_encode(apr_pool_t *p, const char *name);
 /* 1 when name is a metadata sidecar (NAME.meta.json, NAME non-empty). */
 int us_filename_is_meta(const char *name);
 
+/* name is a text file by its extension (.txt, .md, .csv, .html, .json,
+ * ...; case-insensitive): one whose items carry `characters`. */
+int us_filename_is_text(const char *name);
+
 #endif

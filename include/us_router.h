@@ -19,6 +19,7 @@ typedef enum {
     US_ROUTE_FILES,          /* /workspaces/{ws}/files */
     US_ROUTE_FILE,           /* /workspaces/{ws}/files/{file_id} */
     US_ROUTE_FILE_META,      /* /workspaces/{ws}/files/{file_id}/meta */
+    US_ROUTE_FILES_UPDATE_META, /* /workspaces/{ws}/files/update-meta */
     US_ROUTE_HEALTH          /* /health: no key, for load balancers */
 } us_route_id;
 

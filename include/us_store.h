@@ -19,7 +19,8 @@ typedef enum {
     US_DB_OK = 0,
     US_DB_NOTFOUND,
     US_DB_CONFLICT,   /* close: the session is not OPEN any more */
-    US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions */
+    US_DB_LIMIT,      /* create: the user has the maximum of OPEN sessions; upload
+                       * commit: the session holds its maximum of files */
     US_DB_BUSY,       /* locked beyond the busy timeout: retry later */
     US_DB_ERROR,
     US_DB_NOT_DURABLE /* committed (others see it), but the WAL sync failed: an
@@ -141,6 +142,18 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
  * every later one is refused with US_DB_CONFLICT. */
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
+/* Discards an OPEN session (not past expires_at) and its uploads, without
+ * ingesting them: the session reads as absent from then on (NOTFOUND for
+ * every lookup, left out of lists), its user's open-session slot is free,
+ * its upload rows are gone and a clear of its stored uploads is queued as
+ * an ingest job (us_ingest_claim hands it out; it has no pending file), so
+ * a crash after the change still removes the bytes. NOTFOUND, or CONFLICT
+ * when the session is not OPEN. Atomic against closes, expiry and other
+ * aborts as us_session_close is (exactly one of them wins), and against
+ * us_upload_commit: an upload committed before the abort is discarded with
+ * it, every later one is refused with US_DB_CONFLICT. */
+us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace,
+                          const char *id, apr_time_t now);
 /* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session.
  * *total and rows are two reads: not a snapshot of one moment. */
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
@@ -161,16 +174,21 @@ typedef struct {
     long long size;
     int is_meta;                   /* name ends in .meta.json */
     apr_time_t uploaded_at;
+    long long max_files;           /* raw files the session may hold; 0: unlimited */
 } us_upload_record;
 
 /* Records a completed upload: the session must still be OPEN and not past
  * expires_at (else US_DB_CONFLICT and nothing changes); a new raw name
- * counts towards uploaded_files; a known name is replaced and *old_blob is
+ * counts towards uploaded_files, and is refused with US_DB_LIMIT (nothing
+ * changes) when the session holds u->max_files raw files already (0: no
+ * limit; a known name and sidecars are never refused by it); a known name is replaced and *old_blob is
  * set to the blob it pointed to (the caller deletes it), else NULL.
  * Atomic against the close and the expiry of its session (the OPEN check,
  * the row and the count change together; see us_session_close) and against
  * commits of the same name: they apply one after the other, and each
- * replaced blob is handed to exactly one caller. */
+ * replaced blob is handed to exactly one caller. Atomic against the other
+ * commits of the session for max_files: of concurrent new names exactly
+ * max_files - uploaded_files succeed. */
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                           const char **old_blob);
 
@@ -251,6 +269,7 @@ typedef struct {
     const char *meta;      /* JSON object text or NULL */
     const char *status;    /* FINISHED | FAILED */
     const char *reason;    /* for FAILED */
+    long long characters;  /* a text file's length in characters; < 0: none (null) */
     int overwrite;         /* replace the workspace's files of this name */
 } us_ingest_result;
 
@@ -284,6 +303,7 @@ typedef struct {
     const char *meta;      /* JSON text or NULL */
     long long size;
     apr_time_t created_at;
+    long long characters;  /* a text file's length in characters; < 0: none (null) */
 } us_workspace_file;
 
 us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
@@ -316,6 +336,36 @@ us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
  * of concurrent FAIL adds of a new name exactly one succeeds. */
 us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,
                        const char *write_mode, apr_array_header_t **deleted);
+
+/* Deletes the workspace's file file_id; NOTFOUND when it has none. The
+ * row goes and its id enters the file trash in one change: the caller then
+ * deletes the bytes and hands the id to us_file_trash_forget; a crash in
+ * between leaves the id in the trash for the sweep (us_file_trash_list).
+ * Atomic against ingestion and direct uploads of the workspace (no half
+ * of it is ever seen); a reader that has the bytes open reads on. */
+us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const char *file_id);
+/* Deletes the workspace's files with one of names (const char *), or every
+ * file of the workspace when names is NULL, as us_workspace_file_delete
+ * does, all in one change; *deleted: their ids (in the trash). A file that
+ * an ingestion or upload publishes under one of the names after the change
+ * stays. */
+us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                   const apr_array_header_t *names,
+                                   apr_array_header_t **deleted);
+/* Sets the metadata of the workspace's file file_id to meta (JSON object
+ * text) if it still holds old_meta (the text a read returned; NULL for
+ * none): a compare-and-swap, so a read-merge-write loses no concurrent
+ * update. NOTFOUND, or CONFLICT when the metadata changed meanwhile (read
+ * again and retry). Atomic against every other change of the file. */
+us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *file_id, const char *old_meta,
+                                     const char *meta);
+/* Up to limit ids in the file trash (const char *): files whose rows are
+ * gone and whose bytes may be left; a read. */
+us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
+/* Takes ids (const char *) out of the trash once their bytes are deleted. */
+us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);

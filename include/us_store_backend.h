@@ -49,6 +49,8 @@ struct us_store_backend {
                               us_session *out);
     us_db_rc (*session_close)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                               apr_time_t now);
+    us_db_rc (*session_abort)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                              apr_time_t now);
     us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
                              long long limit, long long offset, apr_time_t now,
                              apr_array_header_t **rows, long long *total);
@@ -90,6 +92,16 @@ struct us_store_backend {
     us_db_rc (*workspace_file_add)(us_db *db, apr_pool_t *p, const char *workspace,
                            const us_workspace_file *f, const char *write_mode,
                            apr_array_header_t **deleted);
+    us_db_rc (*workspace_file_delete)(us_db *db, apr_pool_t *p, const char *workspace,
+                                      const char *file_id);
+    us_db_rc (*workspace_files_delete)(us_db *db, apr_pool_t *p, const char *workspace,
+                                       const apr_array_header_t *names,
+                                       apr_array_header_t **deleted);
+    us_db_rc (*workspace_file_meta_swap)(us_db *db, apr_pool_t *p, const char *workspace,
+                                         const char *file_id, const char *old_meta,
+                                         const char *meta);
+    us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
+    us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 };
 
 /* The backends of this build (src/store/<name>/). */

@@ -32,4 +32,19 @@ int us_utf8_valid_n(const char *s, size_t n);
 /* The NUL-terminated s is well-formed UTF-8; 0 for NULL. */
 int us_utf8_valid(const char *s);
 
+/* Counts the code points of a text that arrives in pieces (a sequence may
+ * be split between two pieces). Zero-initialise, feed every piece in
+ * order, then ask us_utf8_count_end. */
+typedef struct {
+    unsigned char pend[4]; /* the start of a sequence the last piece cut */
+    size_t npend;
+    long long chars;
+    int bad;               /* ill-formed: stays so */
+} us_utf8_counter;
+
+void us_utf8_count(us_utf8_counter *c, const char *data, size_t n);
+/* The number of code points (Python's len of the decoded str), or -1
+ * when the text is not well-formed UTF-8 (a sequence cut at the end too). */
+long long us_utf8_count_end(const us_utf8_counter *c);
+
 #endif

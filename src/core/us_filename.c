@@ -3,6 +3,7 @@
 
 #include <apr_strings.h>
 #include <string.h>
+#include <strings.h>
 
 #include "us_utf8.h"
 
@@ -108,6 +109,17 @@ int us_filename_is_meta(const char *name)
 {
     size_t n = strlen(name), m = sizeof(US_META_SUFFIX) - 1;
     return n > m && strcmp(name + n - m, US_META_SUFFIX) == 0;
+}
+
+int us_filename_is_text(const char *name)
+{
+    static const char *const TEXT[] = { ".txt", ".md", ".markdown", ".csv", ".tsv", ".html",
+                                        ".htm", ".json", ".jsonl", ".xml" };
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof(TEXT) / sizeof(TEXT[0]); i++)
+        if (strcasecmp(dot, TEXT[i]) == 0)
+            return 1;
+    return 0;
 }
 
 const char *us_rfc5987_encode(apr_pool_t *p, const char *name)

@@ -2,6 +2,7 @@
 #include "us_ingest.h"
 #include "us_filename.h"
 #include "us_json.h"
+#include "us_utf8.h"
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -76,6 +77,35 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     return rv == APR_SUCCESS;
 }
 
+/* The length in characters of a published text file, -1 for any other
+ * file or one that is not well-formed UTF-8 (or unreadable: logged). */
+static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
+                                  const us_pending *u)
+{
+    enum { PIECE = 64 * 1024 };
+    us_storage_reader *rd;
+    us_utf8_counter c;
+    if (!us_filename_is_text(u->name))
+        return -1;
+    apr_status_t rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
+    char *buf = apr_palloc(p, PIECE);
+    memset(&c, 0, sizeof(c));
+    for (apr_off_t off = 0; rv == APR_SUCCESS;) {
+        apr_size_t n = PIECE;
+        rv = us_storage_read_at(rd, off, buf, &n);
+        if (rv != APR_SUCCESS || n == 0)
+            break;
+        us_utf8_count(&c, buf, n);
+        off += (apr_off_t)n;
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1015, "ingest: session %s: counting the characters of %s "
+               "failed", s->id, u->name);
+        return -1;
+    }
+    return us_utf8_count_end(&c);
+}
+
 /* Decides one file; returns 0, or -1 on a store error or a storage outage
  * (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
@@ -86,6 +116,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
     r->name = u->name;
     r->file_id = u->file_ingestion_id;
     r->size = u->size;
+    r->characters = -1;
     r->status = "FAILED";
     if (u->size == 0) {
         r->reason = "EMPTY_FILE";
@@ -116,6 +147,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
         return 0;
     }
     r->status = "FINISHED";
+    r->characters = count_characters(cfg, p, s, u);
     r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
     return 0;
 }
@@ -255,6 +287,26 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
     }
 }
 
+int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+{
+    apr_array_header_t *ids, *gone;
+    if (us_file_trash_list(db, p, 1000, &ids) != US_DB_OK || ids->nelts == 0)
+        return 0;
+    gone = apr_array_make(p, ids->nelts, sizeof(const char *));
+    for (int i = 0; i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        apr_status_t rv = us_storage_file_delete(cfg->storage, p, id);
+        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
+            APR_ARRAY_PUSH(gone, const char *) = id;
+    }
+    if (us_file_trash_forget(db, p, gone) != US_DB_OK)
+        return 0;
+    if (gone->nelts)
+        us_log(cfg->log, US_LOG_INFO, 0, 1016, "ingest: removed the bytes of %d deleted files",
+               gone->nelts);
+    return gone->nelts;
+}
+
 /* ---- worker threads ------------------------------------------------------------ */
 
 /* Sleeps up to t, waking early when asked to stop. */
@@ -289,6 +341,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
+            us_ingest_sweep_trash(db, iter, cfg);
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

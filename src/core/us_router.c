@@ -14,12 +14,16 @@ typedef struct {
 /* Order matters only for documentation: patterns never overlap. */
 static const route_def ROUTES[] = {
     { US_ROUTE_SESSIONS, "workspaces/{}/upload_sessions", "GET HEAD POST", "GET, HEAD, POST" },
-    { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT", "GET, HEAD, PUT" },
+    { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT DELETE",
+      "GET, HEAD, PUT, DELETE" },
     { US_ROUTE_SESSION_FILES, "workspaces/{}/upload_sessions/{}/files", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_UPLOAD_TARGET, "upload_target/{}", "POST", "POST" },
-    { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST", "GET, HEAD, POST" },
-    { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD", "GET, HEAD" },
-    { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD", "GET, HEAD" },
+    { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST DELETE", "GET, HEAD, POST, DELETE" },
+    /* before files/{}: a literal segment wins */
+    { US_ROUTE_FILES_UPDATE_META, "workspaces/{}/files/update-meta", "POST", "POST" },
+    { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD DELETE", "GET, HEAD, DELETE" },
+    { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD PUT PATCH",
+      "GET, HEAD, PUT, PATCH" },
     { US_ROUTE_HEALTH, "health", "GET HEAD", "GET, HEAD" },
 };
 

@@ -23,6 +23,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->max_open = -1;
     c->max_lifetime = -1;
     c->max_file_size = -1;
+    c->max_files = -1;
     c->ingest_threads = -1;
     c->sweep_interval = -1;
     c->ingest_lease = -1;
@@ -55,6 +56,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
     MERGE(max_file_size, -1);
+    MERGE(max_files, -1);
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
     MERGE(ingest_lease, -1);
@@ -229,6 +231,12 @@ static const char *set_max_lifetime(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, US_DEFAULT_MAX_LIFETIME, &us_srv_conf_get(cmd->server)->max_lifetime);
 }
 
+static const char *set_max_files(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 100000000, &us_srv_conf_get(cmd->server)->max_files);
+}
+
 static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
 {
     char *end = NULL;
@@ -365,6 +373,8 @@ const command_rec us_directives[] = {
                   "maximum session lifetime in seconds (default 86400)"),
     AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
                   "largest file one upload may carry, e.g. 5G (default)"),
+    AP_INIT_TAKE1("UploadSessionMaxFilesPerSession", set_max_files, NULL, RSRC_CONF,
+                  "files (sidecars not counted) one session may receive (default unlimited)"),
     AP_INIT_TAKE1("UploadSessionBusyTimeout", set_busy_timeout, NULL, RSRC_CONF,
                   "ms an SQLite statement waits for another process's lock (default 1000)"),
     AP_INIT_TAKE1("UploadSessionIngestThreads", set_ingest_threads, NULL, RSRC_CONF,
@@ -402,6 +412,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->max_lifetime = US_DEFAULT_MAX_LIFETIME;
     if (c->max_file_size < 0)
         c->max_file_size = US_DEFAULT_MAX_FILE_SIZE;
+    if (c->max_files < 0)
+        c->max_files = 0; /* unlimited */
     if (c->ingest_threads < 0)
         c->ingest_threads = US_DEFAULT_INGEST_THREADS;
     if (c->sweep_interval < 0)

@@ -72,17 +72,28 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         return r->method_number == M_POST ? us_api_session_create(r, c, key, route->workspace)
                                           : us_api_sessions_list(r, c, route->workspace);
     case US_ROUTE_SESSION:
+        if (r->method_number == M_DELETE)
+            return us_api_session_abort(r, c, route->workspace, route->session_id);
         return r->method_number == M_PUT ? us_api_session_close(r, c, route->workspace, route->session_id)
                                          : us_api_session_get(r, c, route->workspace, route->session_id);
     case US_ROUTE_SESSION_FILES:
         return us_api_session_files(r, c, route->workspace, route->session_id);
     case US_ROUTE_FILES:
+        if (r->method_number == M_DELETE)
+            return us_api_files_delete(r, c, route->workspace);
         return r->method_number == M_POST ? us_api_file_post(r, c, route->workspace)
                                           : us_api_files_list(r, c, route->workspace);
     case US_ROUTE_FILE:
+        if (r->method_number == M_DELETE)
+            return us_api_file_delete(r, c, route->workspace, route->file_id);
         return us_api_file_get(r, c, route->workspace, route->file_id, 0);
     case US_ROUTE_FILE_META:
+        if (r->method_number == M_PUT || r->method_number == M_PATCH)
+            return us_api_file_meta_set(r, c, route->workspace, route->file_id,
+                                        r->method_number == M_PATCH);
         return us_api_file_get(r, c, route->workspace, route->file_id, 1);
+    case US_ROUTE_FILES_UPDATE_META:
+        return us_api_files_update_meta(r, c, route->workspace);
     default:
         return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     }

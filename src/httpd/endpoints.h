@@ -14,12 +14,19 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key, con
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 
 /* workspace files (us_files.c) */
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
+int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws);
+/* PUT (merge 0: replace) and PATCH (merge 1: JSON merge patch) .../meta */
+int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
+                         int merge);
+int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws);
 
 /* GET /api/v1/health (us_health.c): no key; 200 when the store and the
  * storage answer, else 503. */

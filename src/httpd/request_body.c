@@ -64,3 +64,39 @@ void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
     ap_set_core_module_config(v, d);
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
 }
+
+/* Reads the whole (small) body into pool memory. Returns OK or a status. */
+int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_size_t total = 0;
+    int seen_eos = 0;
+    char *out = apr_palloc(r->pool, max + 1);
+
+    do {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, 64 * 1024);
+        if (rv != APR_SUCCESS)
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
+                return HTTP_BAD_REQUEST;
+            if (total + n > max)
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            memcpy(out + total, data, n);
+            total += n;
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    out[total] = '\0';
+    *buf = out;
+    *len = total;
+    return OK;
+}

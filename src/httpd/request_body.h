@@ -27,4 +27,8 @@ typedef enum {
 /* Streams the request body through mp in blocks of 256 KiB, memory bounded. */
 us_read_result us_read_multipart(request_rec *r, us_mp *mp);
 
+/* The whole body, at most max bytes, NUL-terminated in r->pool: OK, or
+ * HTTP_REQUEST_ENTITY_TOO_LARGE, or another status for a broken body. */
+int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len);
+
 #endif

@@ -13,6 +13,7 @@
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
+#include "us_utf8.h"
 #include "us_uuid.h"
 #include "us_validate.h"
 
@@ -47,7 +48,7 @@ static const char *meta_text(apr_pool_t *p, const char *text)
     return out ? out : "{}";
 }
 
-/* One item of GET /files; url_prefix: .../workspaces/<ws>/files/. An item
+/* One item of GET /files; url_prefix: /api/v1/workspaces/<ws>/files/. An item
  * with a name that is not valid UTF-8 is left out, as when json_pack
  * refused it. */
 static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix, const us_workspace_file *f)
@@ -66,6 +67,13 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
     us_json_write_key(w, "meta");
     us_json_write_raw(w, meta, strlen(meta));
     us_json_write_key_string(w, "created_at", at);
+    us_json_write_key(w, "characters");
+    if (f->characters >= 0)
+        us_json_write_int(w, f->characters);
+    else
+        us_json_write_null(w);
+    us_json_write_key(w, "languages");
+    us_json_write_null(w);
     us_json_write_object_close(w);
     if (!us_json_write_ok(w)) {
         us_json_write_rewind(w, &before);
@@ -192,8 +200,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
-    const char *url_prefix = apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
-                                         "/workspaces/", ws, "/files/", NULL);
+    const char *url_prefix = apr_pstrcat(r->pool, US_API_PREFIX, "/workspaces/", ws, "/files/", NULL);
     us_json_writer w;
     us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
     us_json_write_object_open(&w);
@@ -342,6 +349,7 @@ typedef struct {
     int has_meta;           /* a `meta` part was sent */
     apr_size_t meta_total;  /* bytes of every `meta` part so far */
     int file_done;
+    us_utf8_counter chars;  /* of the file, when it is a text file */
 } post_ctx;
 
 /* 503 when the storage does not answer, 507 when it is full, else 500. */
@@ -409,6 +417,7 @@ static int post_data(void *ctx, const char *data, size_t len)
         if (us_storage_writer_size(x->blob) + (long long)len > x->c->max_file_size)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
         apr_status_t rv = us_storage_write(x->blob, data, len);
+        us_utf8_count(&x->chars, data, len);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
                   x->r, USLOGNO(0303) "POST /files: write");
@@ -495,6 +504,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     if (!x->problem && !parse_meta(x, &meta))
         post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
     if (x->problem) {
+        if (x->blob) /* before answering: the client may look for leftovers next */
+            us_storage_abandon(x->blob);
         r->connection->keepalive = AP_CONN_CLOSE;
         if (x->status == HTTP_SERVICE_UNAVAILABLE)
             apr_table_setn(r->headers_out, "Retry-After", "1");
@@ -507,7 +518,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         return send_storage_error(r, rv);
     }
 
-    us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now() };
+    us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now(),
+                            us_filename_is_text(x->name) ? us_utf8_count_end(&x->chars) : -1 };
     apr_array_header_t *deleted = NULL;
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */
@@ -531,4 +543,238 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     us_json_write_key_string(&w, "file_id", x->file_id);
     us_json_write_object_close(&w);
     return us_send_json_writer(r, HTTP_CREATED, &w);
+}
+
+/* ---- DELETE /files/{id} and DELETE /files ---------------------------------------- */
+
+/* After the store's change: the bytes of ids, then their trash entries (a
+ * failure leaves them to the ingest workers' sweep). */
+static void remove_bytes(request_rec *r, const us_srv_conf *c, us_db *db,
+                         const apr_array_header_t *ids)
+{
+    apr_array_header_t *gone = apr_array_make(r->pool, ids->nelts > 0 ? ids->nelts : 1,
+                                              sizeof(const char *));
+    for (int i = 0; i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        apr_status_t rv = us_storage_file_delete(c->storage, r->pool, id);
+        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
+            APR_ARRAY_PUSH(gone, const char *) = id;
+    }
+    if (us_file_trash_forget(db, r->pool, gone) != US_DB_OK)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0307) "delete: the trash keeps %d "
+                      "ids for the sweep: %s", gone->nelts, us_db_error(db));
+}
+
+static int send_null(request_rec *r)
+{
+    return send_raw(r, HTTP_OK, "null");
+}
+
+int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    char id[37];
+    us_db *db;
+    int rc;
+
+    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_workspace_file_delete(db, r->pool, ws, id);
+    if (drc == US_DB_OK) {
+        apr_array_header_t *ids = apr_array_make(r->pool, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(ids, const char *) = id;
+        remove_bytes(r, c, db, ids);
+    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return send_null(r);
+}
+
+#define US_MAX_NAMES_BODY (16 * 1024 * 1024) /* {"names": [...]}: 10,000s of names */
+
+/* The names of a DELETE /files body ({"names": [str, ...]}), 422 items
+ * for what pydantic would refuse; *names NULL without a body (all files). */
+static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    json_t *body = NULL, *list;
+    *names = NULL;
+    int rc = us_read_small_body(r, US_MAX_NAMES_BODY, &buf, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return us_send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return us_send_detail(r, rc, "There was an error parsing the body");
+    if (len == 0)
+        return DECLINED;
+    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                                                buf, len, &body);
+    us_json_pool_own(r->pool, body);
+    if (st == US_BODY_UNPARSABLE)
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    if (st != US_BODY_OK)
+        return us_send_422(r, errs);
+    list = json_object_get(body, "names");
+    if (!list) {
+        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "names"),
+                                                        "Field required", json_deep_copy(body), NULL));
+        return us_send_422(r, errs);
+    }
+    if (!json_is_array(list)) {
+        json_array_append_new(errs, us_validation_error("list_type", json_pack("[s,s]", "body", "names"),
+                                                        "Input should be a valid list",
+                                                        json_deep_copy(list), NULL));
+        return us_send_422(r, errs);
+    }
+    *names = apr_array_make(r->pool, (int)json_array_size(list) + 1, sizeof(const char *));
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *v = json_array_get(list, i);
+        if (json_is_string(v))
+            APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(r->pool, json_string_value(v));
+        else
+            json_array_append_new(errs, us_validation_error("string_type",
+                json_pack("[s,s,I]", "body", "names", (json_int_t)i), "Input should be a valid string",
+                json_deep_copy(v), NULL));
+    }
+    return json_array_size(errs) > 0 ? us_send_422(r, errs) : DECLINED;
+}
+
+int us_api_files_delete(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    apr_array_header_t *names = NULL, *deleted = NULL;
+    us_db *db;
+    int rc;
+
+    if ((rc = delete_names(r, errs, &names)) != DECLINED)
+        return rc;
+    if (names && names->nelts == 0)
+        return send_null(r);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_workspace_files_delete(db, r->pool, ws, names, &deleted);
+    if (drc == US_DB_OK)
+        remove_bytes(r, c, db, deleted);
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    return send_null(r);
+}
+
+/* ---- PUT/PATCH /files/{id}/meta and POST /files/update-meta ----------------------- */
+
+#define META_SWAP_TRIES 16 /* concurrent updates of one file, each read again */
+
+/* Replaces (merge 0) or merge-patches the metadata of file id with patch;
+ * *out the stored result. The store's rc: NOTFOUND, BUSY when other
+ * updates kept winning, ... */
+static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const char *id,
+                            const json_t *patch, int merge, const char **out)
+{
+    us_db_rc rc = US_DB_CONFLICT;
+    for (int i = 0; i < META_SWAP_TRIES && rc == US_DB_CONFLICT; i++) {
+        us_workspace_file f;
+        json_error_t e;
+        if ((rc = us_workspace_file_get(db, r->pool, ws, id, &f)) != US_DB_OK)
+            return rc;
+        json_t *old = merge && f.meta ? us_json_pool_own(r->pool, json_loads(f.meta, JSON_ALLOW_NUL, &e))
+                                      : NULL;
+        json_t *next = us_json_pool_own(r->pool, merge ? us_json_merge_patch(old, patch)
+                                                       : json_deep_copy(patch));
+        *out = us_json_dump_pool(r->pool, next);
+        rc = us_workspace_file_meta_swap(db, r->pool, ws, id, f.meta, *out);
+    }
+    return rc == US_DB_CONFLICT ? US_DB_BUSY : rc;
+}
+
+/* A JSON object body of at most US_META_LIMIT bytes into *obj, or answered. */
+static int meta_body(request_rec *r, json_t *errs, json_t **obj)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    int rc = us_read_small_body(r, US_META_LIMIT, &buf, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return us_send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return us_send_detail(r, rc, "There was an error parsing the body");
+    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                                                buf, len, obj);
+    us_json_pool_own(r->pool, *obj);
+    if (st == US_BODY_UNPARSABLE)
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    return st == US_BODY_OK ? DECLINED : us_send_422(r, errs);
+}
+
+int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
+                         int merge)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *body = NULL;
+    const char *meta = NULL;
+    char id[37];
+    us_db *db;
+    int rc;
+
+    us_validate_path_uuid(errs, "file_id", raw_id, id);
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
+    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+        return rc;
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = update_meta(r, db, ws, id, body, merge, &meta);
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    if (drc != US_DB_OK) /* NOTFOUND */
+        return us_send_detail(r, HTTP_NOT_FOUND,
+                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return send_raw(r, HTTP_OK, meta);
+}
+
+int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *body = NULL, *patch;
+    const char *key;
+    us_db *db;
+    int rc;
+
+    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+        return rc;
+    json_object_foreach(body, key, patch) {
+        if (!json_is_object(patch))
+            json_array_append_new(errs, us_validation_error("dict_type", json_pack("[s,s]", "body", key),
+                                                            "Input should be a valid dictionary",
+                                                            json_deep_copy(patch), NULL));
+    }
+    if (json_array_size(errs) > 0)
+        return us_send_422(r, errs);
+    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
+        return OK;
+    json_t *failed = us_json_pool_own(r->pool, json_array());
+    us_db_rc drc = US_DB_OK;
+    json_object_foreach(body, key, patch) {
+        char id[37], reason[160];
+        const char *meta;
+        us_db_rc one = us_uuid_parse(key, id, reason, sizeof(reason))
+                           ? update_meta(r, db, ws, id, patch, 1, &meta) : US_DB_NOTFOUND;
+        if (one == US_DB_NOTFOUND)
+            json_array_append_new(failed, json_pack("{s:s,s:s,s:s}", "file_id", key, "error_type",
+                "FILE_NOT_FOUND", "error_message",
+                apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", key)));
+        else if (one != US_DB_OK) {
+            drc = one; /* the store failed: 503/500 (the updates before it stay) */
+            break;
+        }
+    }
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    json_t *out = us_json_pool_own(r->pool, json_pack("{s:I,s:O}", "failed_count",
+                                                      (json_int_t)json_array_size(failed),
+                                                      "failed_files", failed));
+    return send_raw(r, HTTP_OK, us_json_dump_pool(r->pool, out));
 }

@@ -48,6 +48,7 @@ typedef struct {
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
     int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
     long long max_file_size;    /* UploadSessionMaxFileSize (bytes), -1 unset */
+    int max_files;              /* UploadSessionMaxFilesPerSession, -1 unset, 0 unlimited */
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int ingest_lease;           /* UploadSessionIngestLease (s), -1 unset */

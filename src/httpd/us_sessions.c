@@ -10,6 +10,7 @@
 #include "us_policy.h"
 #include "us_time.h"
 #include "endpoints.h"
+#include "request_body.h"
 #include "response.h"
 #include "us_validate.h"
 
@@ -39,42 +40,6 @@ static int send_no_content(request_rec *r)
 }
 
 /* ---- request helpers ------------------------------------------------------ */
-
-/* Reads the whole (small) body into pool memory. Returns OK or a status. */
-static int read_small_body(request_rec *r, char **buf, apr_size_t *len)
-{
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_size_t total = 0;
-    int seen_eos = 0;
-    char *out = apr_palloc(r->pool, US_MAX_JSON_BODY + 1);
-
-    do {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                                         APR_BLOCK_READ, 64 * 1024);
-        if (rv != APR_SUCCESS)
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
-             b = APR_BUCKET_NEXT(b)) {
-            const char *data;
-            apr_size_t n;
-            if (APR_BUCKET_IS_EOS(b)) {
-                seen_eos = 1;
-                break;
-            }
-            if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
-                return HTTP_BAD_REQUEST;
-            if (total + n > US_MAX_JSON_BODY)
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            memcpy(out + total, data, n);
-            total += n;
-        }
-        apr_brigade_cleanup(bb);
-    } while (!seen_eos);
-    out[total] = '\0';
-    *buf = out;
-    *len = total;
-    return OK;
-}
 
 static const char *documentation_url(request_rec *r, const us_srv_conf *c)
 {
@@ -201,7 +166,7 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
 {
     char *buf = NULL;
     apr_size_t len = 0;
-    int rc = read_small_body(r, &buf, &len);
+    int rc = us_read_small_body(r, US_MAX_JSON_BODY, &buf, &len);
     out->obj = NULL;
     out->st = US_BODY_UNPARSABLE;
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
@@ -357,6 +322,32 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
         return rc;
     switch (drc) {
     case US_DB_OK: return send_no_content(r);
+    case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
+    default: return session_not_found(r, id);
+    }
+}
+
+/* DELETE /upload_sessions/{id} (an extension): the store discards the
+ * session and queues the clear of its bytes for the ingest workers (what
+ * survives a crash); the clear here only makes it immediate. */
+int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    json_t *errs = us_json_pool_own(r->pool, json_array());
+    char id[37];
+    int rc;
+
+    if (!us_validate_path_uuid(errs, "session_id", raw_id, id))
+        return us_send_422(r, errs);
+    us_db *db = us_acquire_db(r, c);
+    if (!db) /* answered 503/500 already */
+        return OK;
+    us_db_rc drc = us_session_abort(db, r->pool, ws, id, apr_time_now());
+    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
+        return rc;
+    switch (drc) {
+    case US_DB_OK:
+        us_storage_session_clear(c->storage, r->pool, id);
+        return send_no_content(r);
     case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
     default: return session_not_found(r, id);
     }

@@ -389,10 +389,11 @@ static int publish(upload_ctx *u)
     rec.size = u->size;
     rec.is_meta = us_filename_is_meta(u->name);
     rec.uploaded_at = apr_time_now();
+    rec.max_files = u->c->max_files;
     us_db_rc rc = u->c->store ? us_store_acquire(u->c->store, &db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK) {
         rc = us_upload_commit(db, r->pool, &rec, rec.uploaded_at, &old_blob);
-        if (rc != US_DB_OK && rc != US_DB_CONFLICT)
+        if (rc != US_DB_OK && rc != US_DB_CONFLICT && rc != US_DB_LIMIT)
             err = apr_pstrdup(r->pool, us_db_error(db));
         us_store_release(u->c->store, db, rc == US_DB_ERROR);
     }
@@ -403,6 +404,10 @@ static int publish(upload_ctx *u)
         }
         if (rc == US_DB_CONFLICT)
             return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
+        if (rc == US_DB_LIMIT) /* a refusal of the policy's kind: the client must not retry */
+            return reject(u, HTTP_FORBIDDEN, "AccessDenied",
+                          apr_psprintf(r->pool, "Invalid according to Policy: the upload session "
+                                       "holds its maximum of %d files.", u->c->max_files));
         ap_log_rerror(APLOG_MARK, rc == US_DB_BUSY ? APLOG_WARNING : APLOG_ERR, 0, r,
                       USLOGNO(0207) "upload: store: %s", err ? err : "unavailable");
         return rc == US_DB_BUSY

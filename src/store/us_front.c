@@ -130,6 +130,12 @@ us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t n
     return db->backend->session_by_id(db, p, id, now, out);
 }
 
+us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
+                          apr_time_t now)
+{
+    return db->backend->session_abort(db, p, workspace, id, now);
+}
+
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                           apr_time_t now)
 {
@@ -237,4 +243,32 @@ us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, 
                        const char *write_mode, apr_array_header_t **deleted)
 {
     return db->backend->workspace_file_add(db, p, workspace, f, write_mode, deleted);
+}
+
+us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const char *file_id)
+{
+    return db->backend->workspace_file_delete(db, p, workspace, file_id);
+}
+
+us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
+                                   const apr_array_header_t *names, apr_array_header_t **deleted)
+{
+    return db->backend->workspace_files_delete(db, p, workspace, names, deleted);
+}
+
+us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids)
+{
+    return db->backend->file_trash_list(db, p, limit, ids);
+}
+
+us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids)
+{
+    return db->backend->file_trash_forget(db, p, ids);
+}
+
+us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *file_id, const char *old_meta, const char *meta)
+{
+    return db->backend->workspace_file_meta_swap(db, p, workspace, file_id, old_meta, meta);
 }

@@ -101,3 +101,50 @@ int us_utf8_valid(const char *s)
 {
     return s && us_utf8_valid_n(s, strlen(s));
 }
+
+/* How many bytes the sequence led by b takes; 1 for a byte that leads none. */
+static size_t seq_need(unsigned char b)
+{
+    return b < 0xC2 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : b < 0xF5 ? 4 : 1;
+}
+
+void us_utf8_count(us_utf8_counter *c, const char *data, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)data;
+    size_t i = 0, k, bad;
+
+    while (!c->bad && c->npend && i < n) { /* complete the cut sequence first */
+        c->pend[c->npend++] = s[i++];
+        if (us_utf8_seq(c->pend, c->npend, &bad)) {
+            c->chars++;
+            c->npend = 0;
+        }
+        else if (bad != c->npend || c->npend >= seq_need(c->pend[0])) {
+            c->bad = 1;
+        }
+    }
+    while (!c->bad && i < n) {
+        if (s[i] < 0x80) {
+            c->chars++;
+            i++;
+            continue;
+        }
+        if ((k = us_utf8_seq(s + i, n - i, &bad))) {
+            c->chars++;
+            i += k;
+        }
+        else if (bad == n - i && n - i < seq_need(s[i])) { /* cut by the end of the piece */
+            memcpy(c->pend, s + i, n - i);
+            c->npend = n - i;
+            i = n;
+        }
+        else {
+            c->bad = 1;
+        }
+    }
+}
+
+long long us_utf8_count_end(const us_utf8_counter *c)
+{
+    return c->bad || c->npend ? -1 : c->chars;
+}

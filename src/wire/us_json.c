@@ -37,3 +37,20 @@ char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
     json_decref(j);
     return out;
 }
+
+json_t *us_json_merge_patch(const json_t *target, const json_t *patch)
+{
+    const char *key;
+    json_t *value;
+    if (!json_is_object(patch))
+        return json_deep_copy(patch);
+    json_t *out = json_is_object(target) ? json_deep_copy(target) : json_object();
+    json_object_foreach((json_t *)patch, key, value) {
+        if (json_is_null(value)) {
+            json_object_del(out, key);
+            continue;
+        }
+        json_object_set_new(out, key, us_json_merge_patch(json_object_get(out, key), value));
+    }
+    return out;
+}

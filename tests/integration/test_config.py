@@ -159,6 +159,16 @@ def test_valid_key_file_with_comments_and_blanks_passes(server_factory):
     assert "Syntax OK" in output(proc)
 
 
+@pytest.mark.parametrize("value", ["0", "many", "-3", "100000001"])
+def test_bad_max_files_per_session_fails_configtest(server_factory, value):
+    s = server_factory(start=False, extra=[f"UploadSessionMaxFilesPerSession {value}"])
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert (f"UploadSessionMaxFilesPerSession: expects a whole number from 1 to 100000000, "
+            f"not '{value}'") in out, out
+
+
 @pytest.mark.parametrize("value", ['"a/b"', '"two words"', '""'])
 def test_bad_node_name_fails_configtest(server_factory, value):
     s = server_factory(start=False, extra=[f"UploadSessionNodeName {value}"])

@@ -76,18 +76,19 @@ def test_preflight_on_the_api_needs_no_key(srv):
     base = f"/api/v1/workspaces/{ws}"
     sid = "5f0c8a52-1f7e-4d55-8e8e-6a2b9f1b2c3d"
     for path, methods in ((f"{base}/upload_sessions", "GET, HEAD, POST"),
-                          (f"{base}/upload_sessions/{sid}", "GET, HEAD, PUT"),
+                          (f"{base}/upload_sessions/{sid}", "GET, HEAD, PUT, DELETE"),
                           (f"{base}/upload_sessions/{sid}/files", "GET, HEAD"),
-                          (f"{base}/files", "GET, HEAD, POST"),
-                          (f"{base}/files/{sid}", "GET, HEAD"),
-                          (f"{base}/files/{sid}/meta", "GET, HEAD"),
+                          (f"{base}/files", "GET, HEAD, POST, DELETE"),
+                          (f"{base}/files/{sid}", "GET, HEAD, DELETE"),
+                          (f"{base}/files/{sid}/meta", "GET, HEAD, PUT, PATCH"),
+                          (f"{base}/files/update-meta", "POST"),
                           ("/api/v1/health", "GET, HEAD"),
                           ("/api/v1/no/such/path", "GET, HEAD, POST, PUT")):
         assert_preflight(preflight(c, path, APP), methods)
     # the second origin, as the browser serializes it; methods asked for a
     # route that lacks them are left for the browser to refuse
-    assert_preflight(preflight(c, f"{base}/upload_sessions/{sid}", APP2, method="DELETE"),
-                     "GET, HEAD, PUT", origin=APP2)
+    assert_preflight(preflight(c, f"{base}/upload_sessions/{sid}", APP2, method="PATCH"),
+                     "GET, HEAD, PUT, DELETE", origin=APP2)
 
 
 def test_preflight_on_the_upload_target(srv, api):

@@ -14,7 +14,8 @@ from us_testkit.api import (INVALID_KEY, NOT_AUTHENTICATED, assert_ts_between, c
                             uuid_reason_char, uuid_reason_length, v422)
 from us_testkit.ingest import (MSG_BAD_META, MSG_FILE_EXISTS, download, get_meta,  # noqa: F401
                                list_ws_files, module_so, no_file, post_file, sdk_cursor,
-                               shared_server_options, ws_files_page, ws_files_path)
+                               shared_server_options, ws_files_page, ws_files_path,
+                               new_session, upload_one, close_and_wait)
 
 
 def ids_named(srv, api, ws, name):
@@ -46,12 +47,37 @@ def test_direct_upload_then_download_meta_and_list(srv, api):
     assert page["total"] == 1 and page["has_more"] is False, page
     item = page["data"][0]
     assert item == {"file_id": fid, "name": "hello.txt", "size": len(data), "meta": meta,
-                    "url": f"{srv.public_url}/api/v1/workspaces/{ws}/files/{fid}",
-                    "created_at": item["created_at"]}
+                    "url": f"/api/v1/workspaces/{ws}/files/{fid}",
+                    "created_at": item["created_at"], "characters": len(data), "languages": None}
     assert_ts_between(item["created_at"], t0, t1)
     # the blob on disk is the file
     with open(os.path.join(srv.dir, "state", "data", "files", fid), "rb") as f:
         assert f.read() == data
+
+
+def test_items_carry_characters_of_text_files_from_both_upload_paths(srv, api):
+    """`characters`: a text file's length in characters (code points, not
+    bytes), null for other files and for text that is not UTF-8; `languages`
+    null; `url` the path. Counted at POST /files and at ingestion."""
+    ws = unique_ws("files-chars")
+    text = ("caf\u00e9 \u20ac \U0001F600\n" * 5000).encode()  # 9 characters, 15 bytes a line
+    posted = {"p.txt": text, "p.md": b"# t\n", "p.pdf": b"%PDF-1.4 text", "p.csv": b"\xff\xfe",
+              "empty.json": b""}
+    for name, data in posted.items():
+        if data:
+            post_file(api, ws, name, data)
+    sid, cfg = new_session(api, ws)
+    uploaded = {"s.txt": text, "S.HTML": "<p>\u00e9</p>".encode(), "s.docx": b"PK\x03\x04",
+                "s.xml": b"<a>\xc3</a>"}
+    for name, data in uploaded.items():
+        upload_one(api, cfg, name, data)
+    close_and_wait(api, ws, sid, len(uploaded))
+    got = {i["name"]: i for i in list_ws_files(srv, api, ws)}
+    want = {"p.txt": 9 * 5000, "p.md": 4, "p.pdf": None, "p.csv": None,
+            "s.txt": 9 * 5000, "S.HTML": 8, "s.docx": None, "s.xml": None}
+    assert {n: i["characters"] for n, i in got.items()} == want, got
+    for n, i in got.items():
+        assert i["languages"] is None and i["url"] == f"/api/v1/workspaces/{ws}/files/{i['file_id']}", i
 
 
 def test_head_answers_headers_only(srv, api):

@@ -2,8 +2,11 @@
 Each test runs its own httpd."""
 
 import datetime as dt
+import os
 import time
 
+from us_testkit.ingest import close_and_wait, list_ws_files, new_session, session_files, upload_one
+from us_testkit.uploads import s3_error, upload
 from us_testkit.api import (assert_ts_between, check, close_session, create_session, detail_of,
                             e_enum_write_mode, e_le, get_status, list_all, list_sessions,
                             parse_ts, sessions_path, utcnow, v422)
@@ -90,3 +93,32 @@ def test_max_lifetime_caps_expires_in_seconds(server_factory):
     # the API's own bound is still 86400, whatever the server's cap
     check(c.post(sessions_path(ws), json={"expires_in_seconds": 86401}), 422,
           v422(e_le(["body", "expires_in_seconds"], 86401, 86400)))
+
+
+def test_max_files_per_session_refuses_new_names_past_it(server_factory):
+    """UploadSessionMaxFilesPerSession 3: the fourth new name is refused by
+    the upload target like a policy violation (403 AccessDenied, S3's XML)
+    and counted nowhere; a name uploaded again and a sidecar still pass."""
+    s = server_factory(extra=["UploadSessionMaxFilesPerSession 3"])
+    c = s.client(s.user_all)
+    ws = "ws-max-files"
+    sid, cfg = new_session(c, ws)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        upload_one(c, cfg, name, name.encode())
+    full = "Invalid according to Policy: the upload session holds its maximum of 3 files."
+    s3_error(upload(c, cfg, "d.txt", b"d"), 403, "AccessDenied", full)
+    upload_one(c, cfg, "a.txt", b"a again")
+    upload_one(c, cfg, "a.txt.meta.json", b'{"k": 1}')
+    s3_error(upload(c, cfg, "e.txt", b"e"), 403, "AccessDenied", full)
+    st = get_status(c, ws, sid)
+    assert st["uploaded_files"] == 3, st
+    assert sorted(session_files(c, ws, sid)) == ["a.txt", "b.txt", "c.txt"]
+    close_and_wait(c, ws, sid, 3)
+    assert sorted(i["name"] for i in list_ws_files(s, c, ws)) == ["a.txt", "b.txt", "c.txt"]
+    # the blobs of the refused uploads are gone
+    left = os.path.join(s.dir, "state", "data", "sessions", sid)
+    assert not os.path.isdir(left) or os.listdir(left) == []
+    # another session has its own count
+    sid2, cfg2 = new_session(c, ws)
+    upload_one(c, cfg2, "d.txt", b"d")
+    assert get_status(c, ws, sid2)["uploaded_files"] == 1

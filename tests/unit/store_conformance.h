@@ -350,6 +350,195 @@ static void sc_upload_vs_close(void **state)
     us_db_close(db);
 }
 
+/* An abort discards the session and its uploads: gone for every reader,
+ * its slot free, later uploads refused, a clear of its bytes queued. */
+static void sc_session_abort(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 450), "ws-ab", "u-ab", SC_T0, 100), got;
+    us_session c = sc_session(sc_uuid(pool, 451), "ws-ab", "u-ab2", SC_T0, 100);
+    us_session next = sc_session(sc_uuid(pool, 452), "ws-ab", "u-ab", SC_T0, 100);
+    const char *old = NULL;
+    apr_array_header_t *rows;
+    long long total = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 1, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &c, 1, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &next, 1, SC_T0), US_DB_LIMIT);
+    assert_int_equal(sc_upload(db, s.id, "a.txt", 1, &old), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "a.txt.meta.json", 2, &old), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "other", s.id, SC_T0 + 1), US_DB_NOTFOUND);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-ab", s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_list(db, pool, "ws-ab", -1, 10, 0, SC_T0 + 2, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, c.id);
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt", &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(sc_upload(db, s.id, "b.txt", 3, &old), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", s.id, SC_T0 + 2), US_DB_NOTFOUND);
+    assert_int_equal(us_session_close(db, pool, "ws-ab", s.id, SC_T0 + 2), US_DB_NOTFOUND);
+    /* the slot is free */
+    assert_int_equal(us_session_insert(db, pool, &next, 1, SC_T0 + 3), US_DB_OK);
+    /* closed or expired: CONFLICT */
+    assert_int_equal(us_session_close(db, pool, "ws-ab", c.id, SC_T0 + 3), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", c.id, SC_T0 + 4), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", next.id, SC_T0 + SC_SEC(200)), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", sc_uuid(pool, 459), SC_T0), US_DB_NOTFOUND);
+    /* the clear of its bytes is an ingest job with nothing pending */
+    us_session claimed;
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + 5, SC_T0, &claimed), US_DB_OK);
+    assert_string_equal(claimed.id, s.id);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    assert_int_equal(us_ingest_done(db, pool, s.id, "w1"), US_DB_OK);
+    us_db_close(db);
+}
+
+static void sc_abort_or_close_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_results[i][0] = i % 2 ? us_session_abort(db, p, "ws-race2", sc_uuid(p, 460), SC_T0)
+                             : us_session_close(db, p, "ws-race2", sc_uuid(p, 460), SC_T0);
+}
+
+/* Of concurrent closes and aborts of one session exactly one wins. */
+static void sc_concurrent_abort_and_close(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 460), "ws-race2", "u-race2", SC_T0, 100);
+    int ok = 0, lost = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    us_db_close(db);
+    sc_run_threads(sc_abort_or_close_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0] == US_DB_OK;
+        /* a close after an abort finds no session; else CONFLICT */
+        lost += sc_results[i][0] == US_DB_CONFLICT || sc_results[i][0] == US_DB_NOTFOUND;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(lost, SC_THREADS - 1);
+}
+
+static void sc_upload_or_abort_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    if (i == SC_THREADS - 1) {
+        sc_results[i][0] = us_session_abort(db, p, "ws-race3", sc_uuid(p, 470), SC_T0);
+        return;
+    }
+    for (int k = 0; k < 5; k++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = sc_uuid(p, 470);
+        u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(p, 471000 + i * 10 + k);
+        u.size = 1;
+        u.uploaded_at = SC_T0;
+        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        sc_results[i][rc == US_DB_OK ? 1 : rc == US_DB_CONFLICT ? 2 : 3]++;
+    }
+}
+
+/* Uploads racing an abort: each is committed (then discarded with the
+ * session) or refused; none survives it. */
+static void sc_abort_vs_uploads(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 470), "ws-race3", "u-race3", SC_T0, 100);
+    apr_array_header_t *rows;
+    long long total = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_upload_or_abort_work);
+    assert_int_equal(sc_results[SC_THREADS - 1][0], US_DB_OK);
+    for (int i = 0; i < SC_THREADS - 1; i++) {
+        assert_int_equal(sc_results[i][3], 0);
+        assert_int_equal(sc_results[i][1] + sc_results[i][2], 5);
+    }
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    us_db_close(db);
+}
+
+#define SC_MAX_FILES 13
+
+static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    for (int k = 0; k < 4; k++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = sc_uuid(p, 480);
+        u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(p, 481000 + i * 10 + k);
+        u.size = 1;
+        u.uploaded_at = SC_T0;
+        u.max_files = SC_MAX_FILES;
+        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
+    }
+}
+
+/* Concurrent uploads of new names never exceed max_files; refused ones
+ * count nowhere; a known name and a sidecar are still taken at the limit. */
+static void sc_max_files_per_session(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 480), "ws-max", "u-max", SC_T0, 100), got;
+    apr_array_header_t *rows;
+    long long total = -1;
+    int ok = 0, limited = 0, other = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_max_files_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0];
+        limited += sc_results[i][1];
+        other += sc_results[i][2];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, SC_MAX_FILES);
+    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+    assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, SC_MAX_FILES);
+    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, SC_MAX_FILES);
+    us_upload_record u;
+    const char *old = NULL;
+    memset(&u, 0, sizeof(u));
+    u.session_id = s.id;
+    u.name = APR_ARRAY_IDX(rows, 0, us_session_file_row).name;
+    u.blob = "blob-again";
+    u.sha256 = "00";
+    u.file_ingestion_id = sc_uuid(pool, 489001);
+    u.size = 2;
+    u.max_files = SC_MAX_FILES;
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    assert_non_null(old);
+    u.name = apr_pstrcat(pool, u.name, ".meta.json", NULL);
+    u.is_meta = 1;
+    u.blob = "blob-meta";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    u.name = "one-more.txt";
+    u.is_meta = 0;
+    u.blob = "blob-more";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_LIMIT);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "one-more.txt", &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, SC_MAX_FILES);
+    us_db_close(db);
+}
+
 static void sc_expire_sweep(void **state)
 {
     us_db *db = sc_open(pool);
@@ -578,6 +767,7 @@ static us_workspace_file sc_workspace_file(int n, const char *name, apr_time_t a
     f.name = name;
     f.size = n;
     f.created_at = at;
+    f.characters = -1;
     return f;
 }
 
@@ -591,6 +781,7 @@ static void sc_workspace_file_add_list_get(void **state)
     us_workspace_file a = sc_workspace_file(1001, "a.txt", SC_T0 + 1), a2 = sc_workspace_file(1002, "a.txt", SC_T0 + 2);
     us_workspace_file a3 = sc_workspace_file(1003, "a.txt", SC_T0 + 3), b = sc_workspace_file(1004, "b.txt", SC_T0 + 4);
     a.meta = "{\"k\": 1}";
+    b.characters = 42;
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a, "FAIL", &deleted), US_DB_OK);
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a2, "FAIL", &deleted), US_DB_CONFLICT);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a2.file_id, &got), US_DB_NOTFOUND);
@@ -602,6 +793,9 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
     assert_string_equal(got.name, "a.txt");
     assert_null(got.meta);
+    assert_true(got.characters < 0); /* null */
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-f", b.file_id, &got), US_DB_OK);
+    assert_int_equal(got.characters, 42);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-g", a3.file_id, &got), US_DB_NOTFOUND);
     assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 1 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
@@ -615,6 +809,75 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).file_id, a3.file_id);
     assert_int_equal(us_workspace_file_list(db, pool, "ws-f", &(us_workspace_file_query){ .name_part = "b.t", .filter = NULL, .after_at = 0, .after_id = NULL, .limit = 5 }, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
+    us_db_close(db);
+}
+
+/* Deletes take rows out and put their ids in the trash, in one change. */
+static void sc_workspace_file_delete(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted, *trash, *names = apr_array_make(pool, 4, sizeof(const char *));
+    us_workspace_file got;
+    (void)state;
+    us_workspace_file a = sc_workspace_file(2001, "a.txt", SC_T0 + 1), a2 = sc_workspace_file(2002, "a.txt", SC_T0 + 2);
+    us_workspace_file b = sc_workspace_file(2003, "b.txt", SC_T0 + 3), c = sc_workspace_file(2004, "c.txt", SC_T0 + 4);
+    us_workspace_file other = sc_workspace_file(2005, "a.txt", SC_T0 + 5);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &a2, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &b, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &c, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-e", &other, "KEEP", &deleted), US_DB_OK);
+
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-e", b.file_id), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-d", b.file_id), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-d", b.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-d", b.file_id), US_DB_NOTFOUND);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(trash, 0, const char *), b.file_id);
+    assert_int_equal(us_file_trash_forget(db, pool, trash), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 0);
+
+    /* by names: every file of the name, a name twice or unknown is no error */
+    APR_ARRAY_PUSH(names, const char *) = "a.txt";
+    APR_ARRAY_PUSH(names, const char *) = "a.txt";
+    APR_ARRAY_PUSH(names, const char *) = "none.txt";
+    assert_int_equal(us_workspace_files_delete(db, pool, "ws-d", names, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 2);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-d", c.file_id, &got), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-e", other.file_id, &got), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 2);
+    /* all: only this workspace */
+    assert_int_equal(us_workspace_files_delete(db, pool, "ws-d", NULL, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), c.file_id);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-e", other.file_id, &got), US_DB_OK);
+    assert_int_equal(us_file_trash_list(db, pool, 2, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 2); /* the limit */
+    us_db_close(db);
+}
+
+/* The metadata swap applies only over the value read. */
+static void sc_workspace_file_meta_swap(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    us_workspace_file got, a = sc_workspace_file(2101, "a.txt", SC_T0);
+    (void)state;
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-m", &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, NULL, "{\"k\":1}"), US_DB_OK);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, NULL, "{\"k\":2}"),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-m", a.file_id, &got), US_DB_OK);
+    assert_string_equal(got.meta, "{\"k\":1}");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", a.file_id, got.meta, "{}"), US_DB_OK);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-m", a.file_id, &got), US_DB_OK);
+    assert_string_equal(got.meta, "{}");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-x", a.file_id, "{}", "{}"), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-m", sc_uuid(pool, 2199), NULL, "{}"),
+                     US_DB_NOTFOUND);
     us_db_close(db);
 }
 
@@ -863,6 +1126,10 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_concurrent_close),
         SC_TEST(sc_concurrent_inserts_keep_the_limit),
         SC_TEST(sc_upload_vs_close),
+        SC_TEST(sc_session_abort),
+        SC_TEST(sc_concurrent_abort_and_close),
+        SC_TEST(sc_abort_vs_uploads),
+        SC_TEST(sc_max_files_per_session),
         SC_TEST(sc_expire_sweep),
         SC_TEST(sc_concurrent_claim),
         SC_TEST(sc_one_at_a_time_per_workspace),
@@ -870,6 +1137,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_apply_fenced),
         SC_TEST(sc_workspace_file_add_list_get),
+        SC_TEST(sc_workspace_file_delete),
+        SC_TEST(sc_workspace_file_meta_swap),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),

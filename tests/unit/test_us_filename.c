@@ -112,6 +112,10 @@ static void test_meta(void **state)
     assert_true(us_filename_is_meta("a.txt.meta.json"));
     assert_true(us_filename_is_meta("x.meta.json"));
     assert_false(us_filename_is_meta(".meta.json"));
+    assert_true(us_filename_is_text("notes.TXT"));
+    assert_true(us_filename_is_text("a.b.md"));
+    assert_false(us_filename_is_text("report.pdf"));
+    assert_false(us_filename_is_text("txt"));
     assert_false(us_filename_is_meta("a.meta.json.txt"));
     assert_false(us_filename_is_meta("a.json"));
 }

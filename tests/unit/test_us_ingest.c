@@ -67,6 +67,7 @@ static void upload(us_db *db, const char *sid, const char *name, const char *con
     FILE *f = fopen(apr_pstrcat(pool, dir, "/", blob, NULL), "wb");
     fputs(content, f);
     fclose(f);
+    memset(&u, 0, sizeof(u));
     u.session_id = sid;
     u.name = name;
     u.blob = blob;

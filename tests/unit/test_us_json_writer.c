@@ -510,10 +510,52 @@ static void test_pool_owns_json(void **state)
     json_decref(j);
 }
 
+/* RFC 7396's appendix A examples, and the arguments stay as they were. */
+static void test_merge_patch_rfc7396(void **state)
+{
+    static const char *const CASES[][3] = {
+        { "{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+        { "{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}" },
+        { "{\"a\":\"b\"}", "{\"a\":null}", "{}" },
+        { "{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}" },
+        { "{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}" },
+        { "{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}" },
+        { "{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}" },
+        { "{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}" },
+        { "[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]" },
+        { "{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]" },
+        { "{\"a\":\"foo\"}", "null", "null" },
+        { "{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}" },
+        { "[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}" },
+        { "{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        json_error_t e;
+        json_t *target = json_loads(CASES[i][0], JSON_DECODE_ANY, &e);
+        json_t *patch = json_loads(CASES[i][1], JSON_DECODE_ANY, &e);
+        json_t *want = json_loads(CASES[i][2], JSON_DECODE_ANY, &e);
+        json_t *before = json_deep_copy(target), *got = us_json_merge_patch(target, patch);
+        if (!json_equal(got, want))
+            fail_msg("case %zu: %s", i, json_dumps(got, JSON_ENCODE_ANY));
+        assert_true(json_equal(target, before));
+        json_decref(target);
+        json_decref(patch);
+        json_decref(want);
+        json_decref(before);
+        json_decref(got);
+    }
+    json_t *patch = json_pack("{s:i}", "a", 1), *got = us_json_merge_patch(NULL, patch);
+    assert_int_equal(json_integer_value(json_object_get(got, "a")), 1);
+    json_decref(patch);
+    json_decref(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_ascii_character),
+        cmocka_unit_test(test_merge_patch_rfc7396),
         cmocka_unit_test(test_every_control_pair),
         cmocka_unit_test(test_utf8_passes_through),
         cmocka_unit_test(test_invalid_utf8_refused),

@@ -40,10 +40,10 @@ static void test_sessions_routes(void **state)
     assert_int_equal(r.id, US_ROUTE_FILE);
     assert_string_equal(r.file_id, "f1");
     assert_null(r.session_id);
-    route("/api/v1/workspaces/ws1/files/f1/meta", "PUT", &r);
+    route("/api/v1/workspaces/ws1/files/f1/meta", "POST", &r);
     assert_int_equal(r.id, US_ROUTE_FILE_META);
     assert_false(r.method_allowed);
-    assert_string_equal(r.allow, "GET, HEAD");
+    assert_string_equal(r.allow, "GET, HEAD, PUT, PATCH");
 
     route("/api/v1/health", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_HEALTH);
@@ -59,6 +59,25 @@ static void test_sessions_routes(void **state)
     assert_string_equal(r.session_id, "xyz");
 }
 
+static void test_update_meta_route(void **state)
+{
+    us_route r;
+    (void)state;
+    route("/api/v1/workspaces/ws/files/update-meta", "POST", &r);
+    assert_int_equal(r.id, US_ROUTE_FILES_UPDATE_META);
+    assert_true(r.method_allowed);
+    assert_string_equal(r.workspace, "ws");
+    route("/api/v1/workspaces/ws/files/update-meta", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_FILES_UPDATE_META);
+    assert_false(r.method_allowed);
+    route("/api/v1/workspaces/ws/files/f1/meta", "PATCH", &r);
+    assert_int_equal(r.id, US_ROUTE_FILE_META);
+    assert_true(r.method_allowed);
+    route("/api/v1/workspaces/ws/files/f1", "DELETE", &r);
+    assert_int_equal(r.id, US_ROUTE_FILE);
+    assert_true(r.method_allowed);
+}
+
 static void test_method_not_allowed(void **state)
 {
     us_route r;
@@ -69,7 +88,7 @@ static void test_method_not_allowed(void **state)
     assert_string_equal(r.allow, "GET, HEAD, POST");
     route("/api/v1/workspaces/ws/upload_sessions/x", "POST", &r);
     assert_false(r.method_allowed);
-    assert_string_equal(r.allow, "GET, HEAD, PUT");
+    assert_string_equal(r.allow, "GET, HEAD, PUT, DELETE");
     /* HEAD is served like GET */
     route("/api/v1/workspaces/ws/upload_sessions/x", "HEAD", &r);
     assert_true(r.method_allowed);
@@ -193,6 +212,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_routes),
         cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_update_meta_route),
         cmocka_unit_test(test_not_found_and_not_ours),
         cmocka_unit_test(test_workspace_names),
         cmocka_unit_test(test_query),

@@ -103,6 +103,40 @@ static void test_encode_roundtrip(void **state)
     assert_memory_equal(buf, "\xE2\x82\xAC", 3);
 }
 
+/* The count is the same wherever the pieces are cut. */
+static void test_count_in_pieces(void **state)
+{
+    static const char text[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+    const size_t n = sizeof(text) - 1;
+    (void)state;
+    for (size_t cut1 = 0; cut1 <= n; cut1++)
+        for (size_t cut2 = cut1; cut2 <= n; cut2++) {
+            us_utf8_counter c;
+            memset(&c, 0, sizeof(c));
+            us_utf8_count(&c, text, cut1);
+            us_utf8_count(&c, text + cut1, cut2 - cut1);
+            us_utf8_count(&c, text + cut2, n - cut2);
+            assert_int_equal(us_utf8_count_end(&c), 5);
+        }
+}
+
+static void test_count_ill_formed(void **state)
+{
+    static const char *const BAD[] = { "\xff", "a\xc3", "\xe0\x80\x80", "\xed\xa0\x80", "\xc3(", "\x80" };
+    (void)state;
+    for (size_t i = 0; i < sizeof(BAD) / sizeof(BAD[0]); i++) {
+        us_utf8_counter c;
+        memset(&c, 0, sizeof(c));
+        for (const char *b = BAD[i]; *b; b++) /* byte by byte */
+            us_utf8_count(&c, b, 1);
+        assert_int_equal(us_utf8_count_end(&c), -1);
+    }
+    us_utf8_counter empty;
+    memset(&empty, 0, sizeof(empty));
+    us_utf8_count(&empty, "", 0);
+    assert_int_equal(us_utf8_count_end(&empty), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +145,8 @@ int main(void)
         cmocka_unit_test(test_decode_surrogatepass),
         cmocka_unit_test(test_seq_maximal_subpart),
         cmocka_unit_test(test_encode_roundtrip),
+        cmocka_unit_test(test_count_in_pieces),
+        cmocka_unit_test(test_count_ill_formed),
     };
     return fixture_run("us_utf8", tests, NULL, NULL);
 }

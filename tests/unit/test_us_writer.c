@@ -254,6 +254,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)",
         "DROP INDEX us_sessions_turn",
         "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
+        "ALTER TABLE us_files DROP COLUMN characters", "DROP TABLE us_file_trash", /* 5 -> 6 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)

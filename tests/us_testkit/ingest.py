@@ -33,7 +33,8 @@ MSG_NO_FILE = "There's no file with the ID '{}' in the workspace."
 MSG_FILE_EXISTS = "A file with the name '{}' already exists in the workspace."
 MSG_BAD_META = "meta must be a JSON object or null."
 
-FILE_ITEM_KEYS = {"file_id", "url", "name", "size", "meta", "created_at"}
+FILE_ITEM_KEYS = {"file_id", "url", "name", "size", "meta", "created_at", "characters",
+                  "languages"}
 STATUS_COUNTERS = {"failed_files", "finished_files", "pending_files"}
 
 
@@ -195,10 +196,13 @@ def ws_files_path(ws, file_id=None, meta=False):
 def check_ws_file_item(srv, ws, item):
     assert set(item) == FILE_ITEM_KEYS, item
     assert UUID_CANON_RE.match(item["file_id"]), item
-    assert item["url"] == f"{srv.public_url}/api/v1/workspaces/{ws}/files/{item['file_id']}", item
+    assert item["url"] == f"/api/v1/workspaces/{ws}/files/{item['file_id']}", item
     assert isinstance(item["name"], str) and item["name"], item
     assert isinstance(item["size"], int) and item["size"] >= 0, item
     assert isinstance(item["meta"], dict), item
+    assert item["characters"] is None or (isinstance(item["characters"], int)
+                                          and item["characters"] >= 0), item
+    assert item["languages"] is None, item
     parse_ts(item["created_at"])
     return item
 

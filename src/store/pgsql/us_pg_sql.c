@@ -87,11 +87,20 @@ static const char *const MIGRATION_1_TO_2[] = {
     NULL
 };
 
+/* A text file's length in characters (NULL: none); the ids of deleted
+ * files whose bytes may be left, until their removal is done. */
+static const char *const MIGRATION_2_TO_3[] = {
+    "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    "CREATE TABLE us_file_trash (file_id TEXT PRIMARY KEY)",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
+    case 2: return MIGRATION_2_TO_3;
     default: return NULL;
     }
 }
@@ -125,7 +134,9 @@ const char *const *us_pg_sql_migration(int from)
  * final here. */
 #define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
 
-#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at"
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
+/* an aborted session is gone for every reader */
+#define VISIBLE "status <> 'ABORTED'"
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
@@ -147,7 +158,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
     [US_PG_SESSION_GET] = { "us_pg_session_get",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_PG_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
@@ -158,7 +169,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " RETURNING 1)"
         " SELECT COUNT(*) FROM c" },
     [US_PG_SESSION_LIST_ALL] = { "us_pg_session_list_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
     [US_PG_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED LIST_TAIL },
@@ -166,13 +177,13 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED LIST_TAIL },
     [US_PG_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s" },
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
     [US_PG_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
     [US_PG_SESSION_COUNT_ACTIVE] = { "us_pg_session_count_active",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
     [US_PG_SESSION_BY_ID] = { "us_pg_session_by_id",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
     [US_PG_SESSION_LOCK_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
@@ -256,8 +267,8 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
     [US_PG_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
-        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
-        " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
+        " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
     [US_PG_WORKSPACE_FILE_IDS_BY_NAME] = { "us_pg_workspace_file_ids_by_name",
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
     [US_PG_WORKSPACE_FILE_DELETE] = { "us_pg_workspace_file_delete",
@@ -275,6 +286,44 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_PG_WORKSPACE_FILE_COUNT] = { "us_pg_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0" },
+    [US_PG_SESSION_ABORT] = { "us_pg_session_abort",
+        /* as the close: the row lock and the status re-check make one of
+         * them win; ABORTED reads as absent, queued (and parallel: it holds
+         * nobody's turn) so an ingest worker clears its stored uploads */
+        "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld,"
+        " ingest_state = 'queued', parallel = 1, uploaded_files = 0"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " RETURNING user_id),"
+        " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
+        " RETURNING 1)"
+        " SELECT COUNT(*) FROM c" },
+    [US_PG_UPLOADS_DISCARD] = { "us_pg_uploads_discard",
+        "DELETE FROM us_uploads WHERE session_id = %s" },
+    [US_PG_SESSION_UPLOADED] = { "us_pg_session_uploaded",
+        /* after US_PG_SESSION_LOCK_OPEN: the count is final while the row is held */
+        "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
+    [US_PG_WORKSPACE_FILE_DELETE_ONE] = { "us_pg_workspace_file_delete_one",
+        "WITH d AS (DELETE FROM us_files WHERE workspace = %s AND file_id = %s RETURNING file_id),"
+        " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
+        " ON CONFLICT (file_id) DO NOTHING)"
+        " SELECT file_id FROM d" },
+    [US_PG_WORKSPACE_FILES_DELETE_NAME] = { "us_pg_workspace_files_delete_name",
+        "WITH d AS (DELETE FROM us_files WHERE workspace = %s AND name = %s RETURNING file_id),"
+        " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
+        " ON CONFLICT (file_id) DO NOTHING)"
+        " SELECT file_id FROM d" },
+    [US_PG_WORKSPACE_FILES_DELETE_ALL] = { "us_pg_workspace_files_delete_all",
+        "WITH d AS (DELETE FROM us_files WHERE workspace = %s RETURNING file_id),"
+        " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
+        " ON CONFLICT (file_id) DO NOTHING)"
+        " SELECT file_id FROM d" },
+    [US_PG_FILE_TRASH_LIST] = { "us_pg_file_trash_list",
+        "SELECT file_id FROM us_file_trash LIMIT %d" },
+    [US_PG_FILE_TRASH_FORGET] = { "us_pg_file_trash_forget",
+        "DELETE FROM us_file_trash WHERE file_id = %s" },
+    [US_PG_WORKSPACE_FILE_META_SWAP] = { "us_pg_workspace_file_meta_swap",
+        "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s"
+        " AND meta IS NOT DISTINCT FROM %s" },
 };
 
 const char *us_pg_sql_workspace_file_cols(void)

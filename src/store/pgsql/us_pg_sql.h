@@ -8,7 +8,7 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 2
+#define US_PG_SCHEMA_VERSION 3
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -68,6 +68,15 @@ typedef enum {
     US_PG_WORKSPACE_FILE_LIST,
     US_PG_WORKSPACE_FILE_LIST_AFTER,
     US_PG_WORKSPACE_FILE_COUNT,
+    US_PG_SESSION_ABORT,
+    US_PG_UPLOADS_DISCARD,
+    US_PG_SESSION_UPLOADED,
+    US_PG_WORKSPACE_FILE_DELETE_ONE,
+    US_PG_WORKSPACE_FILES_DELETE_NAME,
+    US_PG_WORKSPACE_FILES_DELETE_ALL,
+    US_PG_FILE_TRASH_LIST,
+    US_PG_FILE_TRASH_FORGET,
+    US_PG_WORKSPACE_FILE_META_SWAP,
     US_PG__COUNT
 } us_pg_stmt_id;
 

@@ -570,6 +570,37 @@ static us_db_rc pg_session_close(us_db *base, apr_pool_t *p, const char *workspa
     return rc == US_DB_OK ? US_DB_CONFLICT : rc;
 }
 
+typedef struct {
+    const char *workspace, *id;
+    apr_time_t now;
+} abort_args;
+
+static us_db_rc abort_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    const abort_args *a = arg;
+    apr_int64_t t = a->now;
+    long long aborted = 0;
+    int nrows = 0;
+    const void *args[] = { &t, a->workspace, a->id, &t };
+    us_db_rc rc = select_ll(db, p, US_PG_SESSION_ABORT, args, &aborted, NULL);
+    if (rc != US_DB_OK)
+        return rc;
+    if (aborted == 1) {
+        const void *dargs[] = { a->id };
+        return pg_exec(db, p, US_PG_UPLOADS_DISCARD, dargs, &nrows);
+    }
+    us_session s;
+    rc = pg_session_get(&db->base, p, a->workspace, a->id, a->now, &s);
+    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
+}
+
+static us_db_rc pg_session_abort(us_db *base, apr_pool_t *p, const char *workspace,
+                                 const char *id, apr_time_t now)
+{
+    abort_args a = { workspace, id, now };
+    return pg_txn(pg_of(base), p, abort_body, &a);
+}
+
 static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspace, int is_expired,
                                 long long limit, long long offset, apr_time_t now,
                                 apr_array_header_t **rows, long long *total)
@@ -658,6 +689,14 @@ static us_db_rc upload_body(us_pg_db *db, apr_pool_t *p, void *arg)
     if (a->old_blob) {
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
         return pg_exec(db, p, US_PG_UPLOAD_REPLACE, args, &nrows);
+    }
+    if (!u->is_meta && u->max_files > 0) { /* the session's row is held: the count is final */
+        long long held = 0;
+        const void *held_args[] = { u->session_id };
+        if ((rc = select_ll(db, p, US_PG_SESSION_UPLOADED, held_args, &held, NULL)) != US_DB_OK)
+            return rc;
+        if (held >= u->max_files)
+            return US_DB_LIMIT;
     }
     const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
                            &at, u->file_ingestion_id };
@@ -900,11 +939,12 @@ static us_db_rc delete_same_name(us_pg_db *db, apr_pool_t *p, const char *worksp
 static us_db_rc insert_workspace_file(us_pg_db *db, apr_pool_t *p, const char *workspace,
                                       const char *file_id, const char *name, long long size,
                                       const char *meta, apr_time_t created,
-                                      const char *session_id)
+                                      const char *session_id, long long characters)
 {
     int nrows = 0;
-    apr_int64_t sz = size, at = created;
-    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id };
+    apr_int64_t sz = size, at = created, chars = characters;
+    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
+                           characters < 0 ? NULL : &chars };
     return pg_exec(db, p, US_PG_WORKSPACE_FILE_INSERT, args, &nrows);
 }
 
@@ -953,7 +993,7 @@ static us_db_rc apply_one(us_pg_db *db, apr_pool_t *p, const us_session *s,
         (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
         return rc;
     return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now,
-                                 s->id);
+                                 s->id, r->characters);
 }
 
 typedef struct {
@@ -1018,6 +1058,7 @@ static void row_to_workspace_file(const us_pg_db *db, apr_pool_t *p, apr_dbd_row
     f->size = entry_ll(db, row, 2);
     f->meta = entry_null(db, p, row, 3);
     f->created_at = (apr_time_t)entry_ll(db, row, 4);
+    f->characters = entry_null(db, p, row, 5) ? entry_ll(db, row, 5) : -1;
 }
 
 static us_db_rc pg_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
@@ -1182,7 +1223,7 @@ static us_db_rc file_add_body(us_pg_db *db, apr_pool_t *p, void *arg)
     }
     if (rc == US_DB_OK)
         rc = insert_workspace_file(db, p, a->workspace, f->file_id, f->name, f->size, f->meta,
-                                   f->created_at, NULL);
+                                   f->created_at, NULL, f->characters);
     return rc;
 }
 
@@ -1196,6 +1237,109 @@ static us_db_rc pg_workspace_file_add(us_db *base, apr_pool_t *p, const char *wo
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
     return rc;
+}
+
+/* Runs a statement answering file ids (a DELETE ... RETURNING file_id, a
+ * read of the trash), appending them to deleted. */
+static us_db_rc select_ids(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+                                 apr_array_header_t *deleted)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc rc = pg_select(db, p, id, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK)
+        APR_ARRAY_PUSH(deleted, const char *) = entry_str(db, p, row, 0);
+    return US_DB_OK;
+}
+
+static us_db_rc pg_workspace_file_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                         const char *file_id)
+{
+    us_pg_db *db = pg_of(base);
+    apr_array_header_t *deleted = apr_array_make(p, 1, sizeof(const char *));
+    const void *args[] = { workspace, file_id };
+    /* one statement: its own transaction */
+    us_db_rc rc = select_ids(db, p, US_PG_WORKSPACE_FILE_DELETE_ONE, args, deleted);
+    return rc == US_DB_OK && deleted->nelts == 0 ? US_DB_NOTFOUND : rc;
+}
+
+typedef struct {
+    const char *workspace;
+    const apr_array_header_t *names; /* NULL: all */
+    apr_array_header_t *deleted;
+} delete_args;
+
+static us_db_rc delete_many_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    delete_args *a = arg;
+    us_db_rc rc = US_DB_OK;
+    apr_array_clear(a->deleted);
+    if (!a->names) {
+        const void *args[] = { a->workspace };
+        return select_ids(db, p, US_PG_WORKSPACE_FILES_DELETE_ALL, args, a->deleted);
+    }
+    for (int i = 0; rc == US_DB_OK && i < a->names->nelts; i++) {
+        const void *args[] = { a->workspace, APR_ARRAY_IDX(a->names, i, const char *) };
+        rc = select_ids(db, p, US_PG_WORKSPACE_FILES_DELETE_NAME, args, a->deleted);
+    }
+    return rc;
+}
+
+static us_db_rc pg_workspace_files_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                          const apr_array_header_t *names,
+                                          apr_array_header_t **deleted)
+{
+    delete_args a = { workspace, names, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = pg_txn(pg_of(base), p, delete_many_body, &a);
+    if (rc != US_DB_OK)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
+    return rc;
+}
+
+static us_db_rc pg_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
+{
+    us_pg_db *db = pg_of(base);
+    const void *args[] = { &limit };
+    *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
+    return select_ids(db, p, US_PG_FILE_TRASH_LIST, args, *ids);
+}
+
+static us_db_rc forget_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *ids = arg;
+    us_db_rc rc = US_DB_OK;
+    int nrows = 0;
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
+        rc = pg_exec(db, p, US_PG_FILE_TRASH_FORGET, args, &nrows);
+    }
+    return rc;
+}
+
+static us_db_rc pg_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array_header_t *ids)
+{
+    if (ids->nelts == 0)
+        return US_DB_OK;
+    return pg_txn(pg_of(base), p, forget_body, (void *)ids);
+}
+
+static us_db_rc pg_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const char *workspace,
+                                            const char *file_id, const char *old_meta,
+                                            const char *meta)
+{
+    us_pg_db *db = pg_of(base);
+    int nrows = 0;
+    const void *args[] = { meta, workspace, file_id, old_meta };
+    /* one statement: the row lock and the re-check of meta make it a swap */
+    us_db_rc rc = pg_exec(db, p, US_PG_WORKSPACE_FILE_META_SWAP, args, &nrows);
+    if (rc != US_DB_OK || nrows == 1)
+        return rc;
+    us_workspace_file f;
+    rc = pg_workspace_file_get(base, p, workspace, file_id, &f);
+    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
 }
 
 const us_store_backend us_pgsql_backend = {
@@ -1235,4 +1379,10 @@ const us_store_backend us_pgsql_backend = {
     .workspace_file_get = pg_workspace_file_get,
     .workspace_file_list = pg_workspace_file_list,
     .workspace_file_add = pg_workspace_file_add,
+    .session_abort = pg_session_abort,
+    .workspace_file_delete = pg_workspace_file_delete,
+    .workspace_files_delete = pg_workspace_files_delete,
+    .file_trash_list = pg_file_trash_list,
+    .file_trash_forget = pg_file_trash_forget,
+    .workspace_file_meta_swap = pg_workspace_file_meta_swap,
 };

@@ -141,6 +141,16 @@ static const char *const MIGRATION_4_TO_5[] = {
     NULL
 };
 
+/* A text file's length in characters, stored when it is ingested or
+ * posted (NULL: not a text file, or one from before this column). */
+static const char *const MIGRATION_5_TO_6[] = {
+    "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    /* ids of deleted files whose bytes may be left: a delete puts them here
+     * with the row's removal, and takes them out once the bytes are gone */
+    "CREATE TABLE us_file_trash (file_id TEXT PRIMARY KEY) WITHOUT ROWID",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -159,6 +169,7 @@ const char *const *us_sql_migration(int from)
     case 2: return MIGRATION_2_TO_3;
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
+    case 5: return MIGRATION_5_TO_6;
     default: return NULL;
     }
 }
@@ -198,10 +209,12 @@ const char *const *us_sql_migration(int from)
  * file either. */
 #define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
 
-#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at"
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+/* an aborted session is gone for every reader */
+#define VISIBLE "status <> 'ABORTED'"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
@@ -217,15 +230,23 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
     [US_STMT_SESSION_GET] = { "us_session_get",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
         /* the status guard makes exactly one of many concurrent closes win;
          * a session without files has nothing to ingest: done at once */
         "UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_SESSION_ABORT] = { "us_session_abort",
+        /* ABORTED reads as absent; queued (and parallel: it holds nobody's
+         * turn) so an ingest worker clears its stored uploads, none pending */
+        "UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld, ingest_state = 'queued',"
+        " parallel = 1, uploaded_files = 0"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
+    [US_STMT_UPLOADS_DISCARD] = { "us_uploads_discard",
+        "DELETE FROM us_uploads WHERE session_id = %s" },
     [US_STMT_SESSION_LIST_ALL] = { "us_session_list_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
     [US_STMT_SESSION_LIST_EXPIRED] = { "us_session_list_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED LIST_TAIL },
@@ -233,13 +254,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED LIST_TAIL },
     [US_STMT_SESSION_COUNT_ALL] = { "us_session_count_all",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s" },
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
     [US_STMT_SESSION_COUNT_EXPIRED] = { "us_session_count_expired",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
     [US_STMT_SESSION_COUNT_ACTIVE] = { "us_session_count_active",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
     [US_STMT_SESSION_BY_ID] = { "us_session_by_id",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s" },
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
     [US_STMT_SESSION_IS_OPEN] = { "us_session_is_open",
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld" },
     [US_STMT_UPLOAD_BLOB_GET] = { "us_upload_blob_get",
@@ -252,6 +273,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE session_id = %s AND name = %s" },
     [US_STMT_SESSION_COUNT_UPLOAD] = { "us_session_count_upload",
         "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
+    [US_STMT_SESSION_UPLOADED] = { "us_session_uploaded",
+        "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
     [US_STMT_FILES_LIST_ALL] = { "us_session_files_list_all",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0"
@@ -307,12 +330,25 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
     [US_STMT_WORKSPACE_FILE_INSERT] = { "us_workspace_file_insert",
-        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
-        " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
+        " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
     [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_workspace_file_ids_by_name",
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
     [US_STMT_WORKSPACE_FILE_DELETE] = { "us_workspace_file_delete",
         "DELETE FROM us_files WHERE file_id = %s" },
+    [US_STMT_WORKSPACE_FILE_DELETE_IN_WS] = { "us_workspace_file_delete_in_ws",
+        "DELETE FROM us_files WHERE workspace = %s AND file_id = %s" },
+    [US_STMT_WORKSPACE_FILE_IDS_ALL] = { "us_workspace_file_ids_all",
+        "SELECT file_id FROM us_files WHERE workspace = %s" },
+    [US_STMT_FILE_TRASH_ADD] = { "us_file_trash_add",
+        "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
+    [US_STMT_WORKSPACE_FILE_META_SWAP] = { "us_workspace_file_meta_swap",
+        /* IS: NULL matches NULL */
+        "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s AND meta IS %s" },
+    [US_STMT_FILE_TRASH_LIST] = { "us_file_trash_list",
+        "SELECT file_id FROM us_file_trash LIMIT %d" },
+    [US_STMT_FILE_TRASH_FORGET] = { "us_file_trash_forget",
+        "DELETE FROM us_file_trash WHERE file_id = %s" },
     [US_STMT_WORKSPACE_FILE_GET] = { "us_workspace_file_get",
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_workspace_file_list",

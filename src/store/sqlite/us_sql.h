@@ -7,7 +7,7 @@
 #define US_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 5
+#define US_SCHEMA_VERSION 6
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(void);
@@ -31,6 +31,8 @@ typedef enum {
     US_STMT_SESSION_INSERT = 0,
     US_STMT_SESSION_GET,
     US_STMT_SESSION_CLOSE,
+    US_STMT_SESSION_ABORT,
+    US_STMT_UPLOADS_DISCARD,
     US_STMT_SESSION_LIST_ALL,
     US_STMT_SESSION_LIST_EXPIRED,
     US_STMT_SESSION_LIST_ACTIVE,
@@ -43,6 +45,7 @@ typedef enum {
     US_STMT_UPLOAD_INSERT,
     US_STMT_UPLOAD_REPLACE,
     US_STMT_SESSION_COUNT_UPLOAD,
+    US_STMT_SESSION_UPLOADED,
     US_STMT_FILES_LIST_ALL,
     US_STMT_FILES_LIST_STATUS,
     US_STMT_FILES_COUNT_ALL,
@@ -69,6 +72,12 @@ typedef enum {
     US_STMT_WORKSPACE_FILE_LIST,
     US_STMT_WORKSPACE_FILE_LIST_AFTER,
     US_STMT_WORKSPACE_FILE_COUNT,
+    US_STMT_WORKSPACE_FILE_DELETE_IN_WS,
+    US_STMT_WORKSPACE_FILE_IDS_ALL,
+    US_STMT_FILE_TRASH_ADD,
+    US_STMT_WORKSPACE_FILE_META_SWAP,
+    US_STMT_FILE_TRASH_LIST,
+    US_STMT_FILE_TRASH_FORGET,
     US_STMT__COUNT
 } us_stmt_id;
 

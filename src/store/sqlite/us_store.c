@@ -205,6 +205,24 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
+static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                     const char *id, apr_time_t now)
+{
+    apr_int64_t t = now;
+    int nrows = 0;
+    const void *args[] = { &t, workspace, id, &t };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_SESSION_ABORT, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 1) {
+        const void *dargs[] = { id };
+        return exec_stmt(db, p, US_STMT_UPLOADS_DISCARD, dargs, &nrows);
+    }
+    us_session s;
+    us_db_rc grc = sq_session_get(&db->base, p, workspace, id, now, &s);
+    return grc == US_DB_OK ? US_DB_CONFLICT : grc;
+}
+
 /* The body of us_upload_commit, inside the transaction. */
 static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload_record *u,
                                      apr_time_t now, const char **old_blob)
@@ -228,6 +246,15 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     if (*old_blob) {
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
         return exec_stmt(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
+    }
+    if (!u->is_meta && u->max_files > 0) { /* under the write lock: the count is final */
+        long long held = 0;
+        const void *held_args[] = { u->session_id };
+        if ((rc = select_each(db, p, US_STMT_SESSION_UPLOADED, held_args, row_to_count, &held,
+                              NULL)) != US_DB_OK)
+            return rc;
+        if (held >= u->max_files)
+            return US_DB_LIMIT;
     }
     const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
                            &at, u->file_ingestion_id };
@@ -414,11 +441,13 @@ static us_db_rc delete_same_name(us_sqlite_db *db, apr_pool_t *p, const char *wo
 
 static us_db_rc insert_workspace_file(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                               const char *file_id, const char *name, long long size,
-                              const char *meta, apr_time_t created, const char *session_id)
+                              const char *meta, apr_time_t created, const char *session_id,
+                              long long characters)
 {
     int nrows = 0;
-    apr_int64_t sz = size, at = created;
-    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id };
+    apr_int64_t sz = size, at = created, chars = characters;
+    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
+                           characters < 0 ? NULL : &chars };
     return exec_stmt(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
 }
 
@@ -465,7 +494,8 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
     if (r->overwrite &&
         (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
         return rc;
-    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id);
+    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id,
+                                 r->characters);
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
@@ -519,6 +549,7 @@ static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, ap
     f->size = entry_ll(drv, row, 2);
     f->meta = meta ? apr_pstrdup(p, meta) : NULL;
     f->created_at = (apr_time_t)entry_ll(drv, row, 4);
+    f->characters = apr_dbd_get_entry(drv, row, 5) ? entry_ll(drv, row, 5) : -1;
 }
 
 static void push_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
@@ -652,7 +683,7 @@ static us_db_rc workspace_file_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const
     }
     if (rc == US_DB_OK)
         rc = insert_workspace_file(db, p, workspace, f->file_id, f->name, f->size, f->meta,
-                           f->created_at, NULL);
+                           f->created_at, NULL, f->characters);
     return rc;
 }
 
@@ -699,6 +730,20 @@ static us_db_rc sq_session_close(us_db *base, apr_pool_t *p, const char *workspa
     us_sqlite_db *db = us_sqlite_of(base);
     close_args a = { workspace, id, now };
     return us_write(db, p, close_body, &a);
+}
+
+static us_db_rc abort_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    close_args *a = arg;
+    return session_abort_in_txn(db, p, a->workspace, a->id, a->now);
+}
+
+static us_db_rc sq_session_abort(us_db *base, apr_pool_t *p, const char *workspace,
+                                 const char *id, apr_time_t now)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    close_args a = { workspace, id, now };
+    return us_write(db, p, abort_body, &a);
 }
 
 typedef struct {
@@ -862,6 +907,128 @@ static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *wo
     return rc;
 }
 
+/* Deletes one row of the workspace and trashes its id; *gone 0 when there was none. */
+static us_db_rc delete_one(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                           const char *file_id, int *gone)
+{
+    int nrows = 0;
+    const void *args[] = { workspace, file_id };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_DELETE_IN_WS, args, &nrows);
+    *gone = nrows;
+    if (rc != US_DB_OK || nrows == 0)
+        return rc;
+    const void *targs[] = { file_id };
+    return exec_stmt(db, p, US_STMT_FILE_TRASH_ADD, targs, &nrows);
+}
+
+typedef struct {
+    const char *workspace, *file_id;
+    const apr_array_header_t *names; /* for many; NULL: all */
+    apr_array_header_t *deleted;     /* for many */
+} delete_args;
+
+static us_db_rc delete_one_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    delete_args *a = arg;
+    int gone = 0;
+    us_db_rc rc = delete_one(db, p, a->workspace, a->file_id, &gone);
+    return rc == US_DB_OK && !gone ? US_DB_NOTFOUND : rc;
+}
+
+static us_db_rc sq_workspace_file_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                         const char *file_id)
+{
+    delete_args a = { workspace, file_id, NULL, NULL };
+    return us_write(us_sqlite_of(base), p, delete_one_body, &a);
+}
+
+static us_db_rc delete_many_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    delete_args *a = arg;
+    apr_array_header_t *ids = apr_array_make(p, 16, sizeof(const char *));
+    us_db_rc rc = US_DB_OK;
+    apr_array_clear(a->deleted);
+    if (!a->names) {
+        const void *args[] = { a->workspace };
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, args, push_str, ids, NULL);
+    }
+    for (int i = 0; a->names && rc == US_DB_OK && i < a->names->nelts; i++) {
+        const void *args[] = { a->workspace, APR_ARRAY_IDX(a->names, i, const char *) };
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, push_str, ids, NULL);
+    }
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        int gone = 0;
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        rc = delete_one(db, p, a->workspace, id, &gone);
+        if (rc == US_DB_OK && gone) /* a name given twice finds its files once */
+            APR_ARRAY_PUSH(a->deleted, const char *) = id;
+    }
+    return rc;
+}
+
+static us_db_rc sq_workspace_files_delete(us_db *base, apr_pool_t *p, const char *workspace,
+                                          const apr_array_header_t *names,
+                                          apr_array_header_t **deleted)
+{
+    delete_args a = { workspace, NULL, names, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = us_write(us_sqlite_of(base), p, delete_many_body, &a);
+    if (rc != US_DB_OK && rc != US_DB_NOT_DURABLE)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
+    return rc;
+}
+
+typedef struct {
+    const char *workspace, *file_id, *old_meta, *meta;
+} meta_swap_args;
+
+static us_db_rc meta_swap_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    meta_swap_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { a->meta, a->workspace, a->file_id, a->old_meta };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_META_SWAP, args, &nrows);
+    if (rc != US_DB_OK || nrows == 1)
+        return rc;
+    us_workspace_file f;
+    rc = sq_workspace_file_get(&db->base, p, a->workspace, a->file_id, &f);
+    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
+}
+
+static us_db_rc sq_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const char *workspace,
+                                            const char *file_id, const char *old_meta,
+                                            const char *meta)
+{
+    meta_swap_args a = { workspace, file_id, old_meta, meta };
+    return us_write(us_sqlite_of(base), p, meta_swap_body, &a);
+}
+
+static us_db_rc sq_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
+{
+    const void *args[] = { &limit };
+    *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
+    return select_each(us_sqlite_of(base), p, US_STMT_FILE_TRASH_LIST, args, push_str, *ids, NULL);
+}
+
+static us_db_rc forget_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *ids = arg;
+    us_db_rc rc = US_DB_OK;
+    int nrows = 0;
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
+        rc = exec_stmt(db, p, US_STMT_FILE_TRASH_FORGET, args, &nrows);
+    }
+    return rc;
+}
+
+static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array_header_t *ids)
+{
+    if (ids->nelts == 0)
+        return US_DB_OK;
+    return us_write(us_sqlite_of(base), p, forget_body, (void *)ids);
+}
+
 /* ---- the backend table ------------------------------------------------------------ */
 
 static us_db_rc sq_open(const void *conf, apr_pool_t *p, us_db **out, const char **err)
@@ -899,6 +1066,7 @@ const us_store_backend us_sqlite_backend = {
     .session_get = sq_session_get,
     .session_by_id = sq_session_by_id,
     .session_close = sq_session_close,
+    .session_abort = sq_session_abort,
     .session_list = sq_session_list,
     .sessions_expire = sq_sessions_expire,
     .upload_commit = sq_upload_commit,
@@ -916,4 +1084,9 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_list = sq_workspace_file_list,
     .worn_out = sq_worn_out,
     .workspace_file_add = sq_workspace_file_add,
+    .workspace_file_delete = sq_workspace_file_delete,
+    .workspace_files_delete = sq_workspace_files_delete,
+    .workspace_file_meta_swap = sq_workspace_file_meta_swap,
+    .file_trash_list = sq_file_trash_list,
+    .file_trash_forget = sq_file_trash_forget,
 };

@@ -1,0 +1,95 @@
+"""Metadata updates (API.md "Workspace files"): PUT /files/{id}/meta
+replaces, PATCH merges (RFC 7396: null removes a key, objects merge
+deeply), POST /files/update-meta merges many and reports the unknown ids;
+422 shapes as pydantic's; concurrent PATCHes lose no key."""
+
+import threading
+import uuid
+
+from us_testkit.api import check, e_uuid_parsing, unique_ws, uuid_reason_length, v422
+from us_testkit.ingest import get_meta, list_ws_files, post_file, ws_files_path
+
+
+def meta_path(ws, fid):
+    return ws_files_path(ws, fid, meta=True)
+
+
+def no_file(fid):
+    return {"detail": f"There's no file with the ID '{fid}' in the workspace."}
+
+
+def test_put_replaces_and_patch_merges(srv, api):
+    ws = unique_ws("meta-set")
+    fid = post_file(api, ws, "a.txt", b"a", meta={"k": 1, "nested": {"x": 1, "y": 2}, "gone": True})["file_id"]
+    check(api.patch(meta_path(ws, fid), json={"gone": None, "nested": {"y": None, "z": [1]},
+                                              "new": "v"}),
+          200, {"k": 1, "nested": {"x": 1, "z": [1]}, "new": "v"})
+    assert get_meta(api, ws, fid) == {"k": 1, "nested": {"x": 1, "z": [1]}, "new": "v"}
+    check(api.put(meta_path(ws, fid), json={"only": "this"}), 200, {"only": "this"})
+    assert get_meta(api, ws, fid) == {"only": "this"}
+    check(api.put(meta_path(ws, fid), json={}), 200, {})
+    item = [i for i in list_ws_files(srv, api, ws) if i["file_id"] == fid][0]
+    assert item["meta"] == {}
+    # the list filter sees the new metadata
+    check(api.patch(meta_path(ws, fid), json={"kind": "news"}), 200, {"kind": "news"})
+    page = check(api.get(ws_files_path(ws), params={"filter": "kind eq 'news'"}), 200)
+    assert [i["file_id"] for i in page["data"]] == [fid], page
+
+
+def test_meta_update_errors(srv, api):
+    ws = unique_ws("meta-err")
+    fid = post_file(api, ws, "a.txt", b"a", meta={"k": 1})["file_id"]
+    other = str(uuid.uuid4())
+    check(api.put(meta_path(ws, other), json={"a": 1}), 404, no_file(other))
+    check(api.patch(meta_path(ws, other), json={"a": 1}), 404, no_file(other))
+    check(api.patch(meta_path(unique_ws("meta-other"), fid), json={"a": 1}), 404, no_file(fid))
+    check(api.put(meta_path(ws, "abc"), json={"a": 1}), 422,
+          v422(e_uuid_parsing("abc", uuid_reason_length(3), name="file_id")))
+    check(api.put(meta_path(ws, fid), json=[1, 2]), 422, v422(
+        {"type": "model_attributes_type", "loc": ["body"],
+         "msg": "Input should be a valid dictionary or object to extract fields from",
+         "input": [1, 2]}))
+    check(api.patch(meta_path(ws, fid), content=b""), 422, v422(
+        {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}))
+    assert get_meta(api, ws, fid) == {"k": 1}
+
+
+def test_bulk_update_meta(srv, api):
+    ws = unique_ws("meta-bulk")
+    a = post_file(api, ws, "a.txt", b"a", meta={"k": 1})["file_id"]
+    b = post_file(api, ws, "b.txt", b"b")["file_id"]
+    unknown = str(uuid.uuid4())
+    check(api.post(ws_files_path(ws) + "/update-meta",
+                   json={a: {"k": None, "t": "x"}, b: {"n": 2}, unknown: {"z": 1}, "not-a-uuid": {}}),
+          200, {"failed_count": 2, "failed_files": [
+              {"file_id": unknown, "error_type": "FILE_NOT_FOUND",
+               "error_message": f"There's no file with the ID '{unknown}' in the workspace."},
+              {"file_id": "not-a-uuid", "error_type": "FILE_NOT_FOUND",
+               "error_message": "There's no file with the ID 'not-a-uuid' in the workspace."}]})
+    assert get_meta(api, ws, a) == {"t": "x"}
+    assert get_meta(api, ws, b) == {"n": 2}
+    check(api.post(ws_files_path(ws) + "/update-meta", json={a: [1]}), 422, v422(
+        {"type": "dict_type", "loc": ["body", a], "msg": "Input should be a valid dictionary",
+         "input": [1]}))
+    check(api.post(ws_files_path(ws) + "/update-meta", json={}), 200,
+          {"failed_count": 0, "failed_files": []})
+    assert get_meta(api, ws, a) == {"t": "x"}
+
+
+def test_concurrent_patches_lose_no_key(srv, api):
+    ws = unique_ws("meta-race")
+    fid = post_file(api, ws, "a.txt", b"a")["file_id"]
+    errors = []
+
+    def patcher(n):
+        for k in range(10):
+            r = api.patch(meta_path(ws, fid), json={f"k{n}-{k}": k})
+            if r.status_code != 200:
+                errors.append(r.text)
+    threads = [threading.Thread(target=patcher, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert get_meta(api, ws, fid) == {f"k{n}-{k}": k for n in range(4) for k in range(10)}
