@@ -226,6 +226,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     int enabled = 0;
+    us_metrics_setup(pconf, s);
     if (us_srv_conf_get(s)->server_token == 1)
         ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
     for (server_rec *v = s; v; v = v->next) {
@@ -270,6 +271,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->lease = apr_time_from_sec(60);
     cfg->host = apr_pstrdup(pchild, host);
     cfg->log = error_log_for(pchild, s);
+    cfg->metrics = us_metrics_here();
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
@@ -301,6 +303,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
     int threads = US_DEFAULT_MAX_CONNS;
 
     fix_mmap_threshold(s);
+    us_metrics_child_init();
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     if (threads < 1)
