@@ -16,6 +16,7 @@ import time
 import pytest
 
 from us_testkit.api import check, close_session, get_status, unique_ws
+from us_testkit.faults import store_locked
 from us_testkit.ingest import make_server, module_so, new_session, upload_one  # noqa: F401
 from us_testkit.server import new_client
 
@@ -303,3 +304,23 @@ def test_pages_answer_get_only_and_obey_require(make_server):
     r = ops.head("/ops/status")
     assert r.status_code == 200 and r.content == b"", r
     assert r.headers["content-type"] == "application/json"
+
+
+def test_store_errors_are_counted(make_server):
+    s = ops_server(make_server, extra=["UploadSessionBusyTimeout 100"])
+    ops = s.raw_client()
+    api = s.client(s.user_all)
+    ws = unique_ws("busy")
+    with store_locked(s):
+        for _ in range(2):
+            r = api.post(f"{ws}/upload_sessions", json={})
+            check(r, 503, {"detail": "The service is busy. Try again in a moment."})
+        # the pages only read: they answer while writers are locked out (WAL)
+        _, samples = scrape(ops)
+        assert sample(samples, "store_errors_total") == 2
+        assert sample(samples, "store_up") == 1
+        assert sample(samples, "sessions", state="OPEN") == 0
+    st = status(ops)
+    assert st["store_errors_total"] == 2, st
+    assert st["store"] == {"status": "ok"}, st
+    assert st["requests"]["session_create"] == 2, st
