@@ -4,9 +4,11 @@
  *   check_config  validate each enabled server: store driver, key file,
  *                 URLs (runs for `apachectl configtest` too)
  *   post_config   (parent, usually root) create directories, migrate the
- *                 schema, create the signing secret, hand files to User
- *   child_init    fix malloc's mmap threshold, open a connection pool per
- *                 store, start its ingest workers
+ *                 schema, create the signing secret, hand files to User;
+ *                 the counters' shared memory (us_status.c)
+ *   child_init    fix malloc's mmap threshold, pick this child's counter
+ *                 slot, open a connection pool per store, start its ingest
+ *                 workers
  *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
  */
 #include "hooks.h"
@@ -226,7 +228,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     int enabled = 0;
-    us_metrics_setup(pconf, s);
+    us_metrics_setup(s);
     if (us_srv_conf_get(s)->server_token == 1)
         ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
     for (server_rec *v = s; v; v = v->next) {

@@ -75,7 +75,7 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c);
 /* The counters (us_status.c): the shared segment, made (or found again
  * after a restart) in post_config; this child's slot, NULL in the parent
  * and before child_init; the endpoint a matched route is timed as. */
-int us_metrics_setup(apr_pool_t *pconf, server_rec *s);
+int us_metrics_setup(server_rec *s);
 void us_metrics_child_init(void);
 us_metrics_slot *us_metrics_here(void);
 us_endpoint us_endpoint_of(const us_route *route, int method);

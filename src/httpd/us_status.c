@@ -35,11 +35,10 @@ static us_metrics *metrics;       /* this generation's view of the segment */
 static us_metrics_slot *my_slot;  /* this child's slot; NULL in the parent */
 static server_rec *main_server;
 
-int us_metrics_setup(apr_pool_t *pconf, server_rec *s)
+int us_metrics_setup(server_rec *s)
 {
     apr_pool_t *proc = s->process->pool;
     apr_shm_t *shm = NULL;
-    (void)pconf;
     main_server = s;
     apr_pool_userdata_get((void **)&shm, SHM_KEY, proc);
     if (!shm) {
