@@ -6,7 +6,7 @@ set -eu
 
 PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3
 libjansson-dev libcmocka-dev libssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
-curl ca-certificates cppcheck clang-tidy valgrind ${EXTRA_PKGS:-}"
+curl ca-certificates cppcheck clang-tidy valgrind python3-prometheus-client ${EXTRA_PKGS:-}"
 
 missing=""
 for p in $PKGS; do

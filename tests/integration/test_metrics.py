@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from us_testkit.api import check, close_session, get_status, unique_ws
 from us_testkit.faults import store_locked
@@ -97,7 +98,17 @@ def scrape(c):
     r = c.get("/ops/metrics")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return parse_exposition(r.text)
+    types, samples = parse_exposition(r.text)
+    # Prometheus's own parser reads the same families, types and values
+    # (it names a counter's family without its _total)
+    parsed, families = {}, {}
+    for fam in text_string_to_metric_families(r.text):
+        families[fam.name + ("_total" if fam.type == "counter" else "")] = fam.type
+        for smp in fam.samples:
+            parsed[(smp.name, frozenset(smp.labels.items()))] = smp.value
+    assert families == types
+    assert parsed == samples
+    return types, samples
 
 
 def status(c):
