@@ -219,12 +219,31 @@ def chown_www(path):
 # the server
 # --------------------------------------------------------------------------
 
-class BenchServer(UploadServer):
-    """httpd with our module, mod_dav(_fs) on /dav and static files on /."""
+# The event MPM settings a benchmark server runs with, by name:
+# - debian: Debian's stock mods-available/mpm_event.conf, what an operator
+#   who runs `a2enmod mpm_event` gets (the headline configuration);
+# - defaults: none at all, httpd's compiled-in defaults (3 children x 25);
+# - tuned: two children of 64 threads, none spawned or reaped during a run.
+MPM_PROFILES = {
+    "debian": ["StartServers 2", "MinSpareThreads 25", "MaxSpareThreads 75",
+               "ThreadLimit 64", "ThreadsPerChild 25", "MaxRequestWorkers 150",
+               "MaxConnectionsPerChild 0"],
+    "defaults": [],
+    "tuned": ["ServerLimit 2", "StartServers 2", "ThreadsPerChild 64",
+              "MaxRequestWorkers 128", "MinSpareThreads 16", "MaxSpareThreads 128"],
+}
 
-    def __init__(self, ingest_threads=1, extra=()):
+
+class BenchServer(UploadServer):
+    """httpd with our module, mod_dav(_fs) on /dav and static files on /.
+    mpm: a key of MPM_PROFILES; access_log: write Debian's combined access
+    log for every request, ours and the baselines' alike (a real server logs)."""
+
+    def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False):
         self.ingest_threads = ingest_threads
         self.bench_extra = list(extra)
+        self.mpm = mpm
+        self.access_log = access_log
         super().__init__(max_open=1000000, max_lifetime=None, module=MODULE_SO,
                          request_read_timeout=None, apache=APACHE,
                          modules=[("mime_module", "mod_mime.so"), ("dav_module", "mod_dav.so"),
@@ -266,13 +285,11 @@ class BenchServer(UploadServer):
     def write_config(self):
         self.extra = [
             "TypesConfig /etc/mime.types",
-            "# two children, 64 threads each, none spawned or reaped during a run",
-            "ServerLimit 2",
-            "StartServers 2",
-            "ThreadsPerChild 64",
-            "MaxRequestWorkers 128",
-            "MinSpareThreads 16",
-            "MaxSpareThreads 128",
+            f"# MPM settings: {self.mpm} (bench/common.py MPM_PROFILES)",
+        ] + MPM_PROFILES[self.mpm] + ([
+            'LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined',
+            f'CustomLog "{self.dir}/access.log" combined',
+        ] if self.access_log else []) + [
             "KeepAlive On",
             "MaxKeepAliveRequests 0",
             "KeepAliveTimeout 30",

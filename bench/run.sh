@@ -87,8 +87,8 @@ echo "   results: $results"
 
 # per benchmark: script, time limit (s) full / quick
 declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b4]=b4_ingest_growth.py)
-declare -A limit=([b1]=480 [b2]=300 [b3]=300 [b4]=600)
-declare -A qlimit=([b1]=180 [b2]=120 [b3]=150 [b4]=300)
+declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b4]=600)
+declare -A qlimit=([b1]=600 [b2]=120 [b3]=150 [b4]=300)
 failed=""
 for b in $only; do
     [ -n "${script[$b]:-}" ] || { echo "bench: unknown benchmark $b" >&2; exit 2; }
