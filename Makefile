@@ -129,7 +129,9 @@ ifeq ($(SANITIZE),1)
 integration: export US_IT_PRELOAD = $(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)
 integration: export US_IT_MODULE = $(abspath $(BUILD))/mod_upload_session.so
 endif
+# test_cors_browser.py drives a real headless Chromium over the DevTools protocol
 integration: all
+	@EXTRA_PKGS="chromium python3-websocket" sh scripts/install-deps.sh
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test:

@@ -27,6 +27,8 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->sweep_interval = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
+    c->cors_any = -1;
+    c->cors_max_age = -1;
     return c;
 }
 
@@ -52,6 +54,19 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(sweep_interval, -1);
     MERGE(busy_timeout, -1);
     MERGE(server_token, -1);
+    /* the allowed origins are one setting: a server listing origins does
+     * not inherit '*', nor '*' the list */
+    if (add->cors_any != -1 || add->cors_origins) {
+        m->cors_any = add->cors_any;
+        m->cors_origins = add->cors_origins;
+    }
+    else {
+        m->cors_any = base->cors_any;
+        m->cors_origins = base->cors_origins;
+    }
+    MERGE(cors_allow_headers, NULL);
+    MERGE(cors_expose_headers, NULL);
+    MERGE(cors_max_age, -1);
     return m;
 }
 
@@ -218,6 +233,60 @@ static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 60000, &us_srv_conf_get(cmd->server)->busy_timeout);
 }
 
+/* UploadSessionCORSAllowOrigin * | ORIGIN...: one call per argument. */
+static const char *set_cors_origin(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    (void)d;
+    if (strcmp(arg, "*") == 0) {
+        if (c->cors_origins)
+            return "UploadSessionCORSAllowOrigin: '*' allows every origin; it cannot be "
+                   "combined with a list of origins";
+        c->cors_any = 1;
+        return NULL;
+    }
+    if (c->cors_any == 1)
+        return "UploadSessionCORSAllowOrigin: '*' allows every origin; it cannot be "
+               "combined with a list of origins";
+    if (!us_cors_origin_normalize(cmd->pool, arg))
+        return apr_psprintf(cmd->pool, "UploadSessionCORSAllowOrigin: expects '*' or origins "
+                            "such as https://app.example.com (http or https, host, optional "
+                            "port; no path, not even a trailing '/'), not '%s'", arg);
+    if (!c->cors_origins)
+        c->cors_origins = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    c->cors_any = 0;
+    APR_ARRAY_PUSH(c->cors_origins, const char *) = arg;
+    return NULL;
+}
+
+/* UploadSessionCORSAllowHeaders / ...ExposeHeaders NAME...: one call per
+ * argument; cmd->info is the offset of the list in us_srv_conf. */
+static const char *set_cors_headers(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    apr_array_header_t **list = (apr_array_header_t **)((char *)c + (size_t)cmd->info);
+    (void)d;
+    if (!*list)
+        *list = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    if (us_cors_list_add(*list, arg) != 0)
+        return apr_psprintf(cmd->pool, "%s: expects header names such as X-Request-Id "
+                            "(separated by spaces, not commas), not '%s'", cmd->cmd->name, arg);
+    return NULL;
+}
+
+static const char *set_cors_max_age(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end = NULL;
+    (void)d;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || !*arg || *end || v < 0 || v > US_CORS_MAX_MAX_AGE)
+        return apr_psprintf(cmd->pool, "%s: expects seconds from 0 to %d, not '%s'",
+                            cmd->cmd->name, US_CORS_MAX_MAX_AGE, arg);
+    us_srv_conf_get(cmd->server)->cors_max_age = (int)v;
+    return NULL;
+}
+
 const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -254,6 +323,17 @@ const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
                  "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
                  "allows; default Off)"),
+    AP_INIT_ITERATE("UploadSessionCORSAllowOrigin", set_cors_origin, NULL, RSRC_CONF,
+                    "origins browser scripts may call the API from (https://app.example.com "
+                    "...), or * for every origin; CORS is off without it"),
+    AP_INIT_ITERATE("UploadSessionCORSAllowHeaders", set_cors_headers,
+                    (void *)APR_OFFSETOF(us_srv_conf, cors_allow_headers), RSRC_CONF,
+                    "request headers a preflight allows beyond " US_CORS_ALLOW_HEADERS),
+    AP_INIT_ITERATE("UploadSessionCORSExposeHeaders", set_cors_headers,
+                    (void *)APR_OFFSETOF(us_srv_conf, cors_expose_headers), RSRC_CONF,
+                    "response headers scripts may read beyond " US_CORS_EXPOSE_HEADERS),
+    AP_INIT_TAKE1("UploadSessionCORSMaxAge", set_cors_max_age, NULL, RSRC_CONF,
+                  "seconds a browser may cache a preflight answer (default 600)"),
     { NULL }
 };
 
@@ -275,6 +355,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)
         c->storage_name = "posix";
+    c->cors = us_cors_policy_make(p, c->cors_any == 1, c->cors_origins, c->cors_allow_headers,
+                                  c->cors_expose_headers, c->cors_max_age);
     if (!c->data_dir && dir)
         c->data_dir = apr_pstrcat(p, dir, "data", NULL);
     if (!c->secret_file && dir)

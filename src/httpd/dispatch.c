@@ -2,8 +2,8 @@
  * dispatch.c - the request hooks and a matched route to its endpoint:
  * pre_translate_name (JSON 404 for an encoded '/' or NUL in an API path),
  * map_to_storage (no filesystem walk for the API), the handler (route,
- * method checks, the bearer key; the upload target is authorised by its
- * signed policy instead).
+ * CORS, method checks, the bearer key; the upload target is authorised by
+ * its signed policy instead).
  */
 #include "endpoints.h"
 #include "hooks.h"
@@ -52,6 +52,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     const us_key *key = NULL;
     int rc;
 
+    if ((rc = us_cors_request(r, c, route)) != DECLINED)
+        return rc; /* a preflight: no key */
     if (route->id == US_ROUTE_NOT_FOUND)
         return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     if (!route->method_allowed) {

@@ -29,4 +29,10 @@ int us_api_health(request_rec *r, us_srv_conf *c);
  * signed policy, streams the file part to disk and records it. */
 int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id);
 
+/* CORS (cors.c), before anything else of an API request: answers a
+ * preflight OPTIONS (204, or 403 for an origin not allowed) and returns its
+ * result; otherwise sets the CORS headers of the answer to come and returns
+ * DECLINED. Nothing when CORS is off. */
+int us_cors_request(request_rec *r, const us_srv_conf *c, const us_route *route);
+
 #endif

@@ -11,6 +11,7 @@
 #include <apr_dbd.h>
 
 #include "us_auth.h"
+#include "us_cors.h"
 #include "us_metrics.h"
 #include "us_router.h"
 #include "us_storage.h"
@@ -47,6 +48,12 @@ typedef struct {
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */
     int server_token;           /* UploadSessionServerToken (main server only), -1 unset */
+    int cors_any;               /* UploadSessionCORSAllowOrigin *, -1 unset */
+    apr_array_header_t *cors_origins;   /* UploadSessionCORSAllowOrigin ORIGIN..., NULL unset */
+    apr_array_header_t *cors_allow_headers;  /* UploadSessionCORSAllowHeaders, NULL unset */
+    apr_array_header_t *cors_expose_headers; /* UploadSessionCORSExposeHeaders, NULL unset */
+    int cors_max_age;           /* UploadSessionCORSMaxAge (s), -1 unset */
+    us_cors_policy *cors;       /* built from the above; NULL: CORS off */
 
     /* filled at (re)start in the parent, inherited by the children */
     us_keyring *keys;
