@@ -1,6 +1,7 @@
 # mod_upload_session - build, test and run.
 #   make            build the module (build/mod_upload_session.so) and tools
 #   make test       install missing Debian packages, build, lint, run unit + integration tests
+#                   (the store-dependent ones on SQLite and again on PostgreSQL)
 #   make run        build and run httpd in the foreground on 127.0.0.1:$(PORT)
 #   make start/stop the same in the background
 SHELL    := /bin/bash
@@ -62,7 +63,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit unit-valgrind integration test sanitize-test run start stop clean lint fuzz load bench
+.PHONY: all deps module tools unit unit-valgrind integration integration-pgsql test sanitize-test run start stop clean lint fuzz load bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -114,6 +115,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core.a $(wildcard tests/unit/*.h)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS_CORE) $(PRIV_INC) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lcmocka
 
+# test_pgsql_store starts a private PostgreSQL (scripts/pg-test-cluster.sh);
+# here it must, rather than skip
+unit: export US_PG_REQUIRED = 1
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -134,11 +138,18 @@ integration: all
 	@EXTRA_PKGS="chromium python3-websocket" sh scripts/install-deps.sh
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
+# the store-dependent integration tests again, every server on a database of
+# its own on a private PostgreSQL (tests/us_testkit/pg.py)
+PGSQL_IT_FILES ?= test_lifecycle test_upload test_files test_ingest
+integration-pgsql: all
+	US_IT_STORE=pgsql $(PYTHON) -m pytest -q $(PGSQL_IT_FILES:%=tests/integration/%.py) $(PYTEST_ARGS)
+
 test:
 	$(MAKE) all
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) integration-pgsql
 
 # check-layers.py: httpd headers only in src/httpd/, no two source files
 # depending on each other, layers in order - read from the module's object

@@ -44,6 +44,7 @@ typedef struct {
     long long uploaded_files;
     long long finished_files;
     long long failed_files;
+    const char *ingest_owner; /* set by us_ingest_claim (the claimer), else NULL */
 } us_session;
 
 /* ---- configuration and connections ---------------------------------------- */
@@ -57,7 +58,7 @@ typedef struct us_store_cfg us_store_cfg;
  * absolute against ServerRoot by the caller), else 0. */
 int us_store_params_are_path(const char *driver);
 
-/* Picks the backend for driver ("sqlite3") and checks params. US_DB_ERROR
+/* Picks the backend for driver ("sqlite3", "pgsql") and checks params. US_DB_ERROR
  * with *err ("no store backend for driver 'x' in this build", or the
  * backend's reason) otherwise. apr_dbd_init must have run on a long-lived
  * pool; call once per process before forking. */
@@ -279,9 +280,11 @@ typedef struct {
  * Each file leaves PENDING at most once, whoever applies it: a file
  * already decided is skipped (a replayed batch, or one applied by a worker
  * whose lease lapsed) and the counters count only the files this call
- * changed, so they always equal the per-file states. Ownership of the claim
- * is not re-checked here (no owner argument): a worker that lost its lease
- * learns it at its next heartbeat, after at most one batch.
+ * changed, so they always equal the per-file states. Fencing: when
+ * s->ingest_owner is set (s came from us_ingest_claim), the batch applies
+ * only while that owner still holds the claim, checked in the same change;
+ * else US_DB_CONFLICT and nothing changes - a worker whose lease was taken
+ * over changes nothing afterwards.
  * The FAIL name check is atomic against every other apply and
  * us_workspace_file_add in the workspace: a FINISHED decision whose name is taken
  * by another file at commit time becomes FAILED (FILE_ALREADY_EXISTS), so

@@ -95,6 +95,7 @@ struct us_store_backend {
 
 /* The backends of this build (src/store/<name>/). */
 extern const us_store_backend us_sqlite_backend;
+extern const us_store_backend us_pgsql_backend;
 
 /* The backend serving this driver name, or NULL. */
 const us_store_backend *us_store_backend_for(const char *driver);

@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3
-libjansson-dev libcmocka-dev libssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
+libaprutil1-dbd-pgsql postgresql libjansson-dev libcmocka-dev libssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
 curl ca-certificates cppcheck clang-tidy valgrind python3-prometheus-client ${EXTRA_PKGS:-}"
 
 missing=""
@@ -21,11 +21,18 @@ echo "install-deps: installing:$missing"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# another apt run (a CI job) may hold the lock for a while: wait for it
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 # Debian's apache2 package starts a system httpd on port 80 where it can;
 # ours never needs it.
 if [ -x /usr/sbin/service ] && pgrep -x apache2 >/dev/null 2>&1 && [ -f /var/run/apache2/apache2.pid ]; then
     $SUDO service apache2 stop >/dev/null 2>&1 || true
 fi
+# Likewise its postgresql package starts a cluster of its own; the tests
+# start private ones (scripts/pg-test-cluster.sh).
+case " $missing " in
+*" postgresql "*)
+    if [ -x /usr/sbin/service ]; then $SUDO service postgresql stop >/dev/null 2>&1 || true; fi ;;
+esac

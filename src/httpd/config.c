@@ -25,6 +25,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->max_file_size = -1;
     c->ingest_threads = -1;
     c->sweep_interval = -1;
+    c->ingest_lease = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
     c->cors_any = -1;
@@ -47,11 +48,13 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(storage_params, NULL);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
+    MERGE(node_name, NULL);
     MERGE(max_open, -1);
     MERGE(max_lifetime, -1);
     MERGE(max_file_size, -1);
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
+    MERGE(ingest_lease, -1);
     MERGE(busy_timeout, -1);
     MERGE(server_token, -1);
     /* the allowed origins are one setting: a server listing origins does
@@ -164,6 +167,20 @@ static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
     return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->public_url);
 }
 
+/* This node's name in ingest claims and logs: printable, no '/' (the
+ * claim owner is NAME/pid/thread). */
+static const char *set_node_name(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    if (!*arg || strlen(arg) > 64)
+        return "UploadSessionNodeName: 1 to 64 characters";
+    for (const char *c = arg; *c; c++)
+        if (*c <= ' ' || *c == '/' || *c == 127)
+            return "UploadSessionNodeName: no spaces, control characters or '/'";
+    us_srv_conf_get(cmd->server)->node_name = arg;
+    return NULL;
+}
+
 static const char *set_doc_url(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
@@ -225,6 +242,12 @@ static const char *set_sweep_interval(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
     return set_positive(cmd, arg, 86400, &us_srv_conf_get(cmd->server)->sweep_interval);
+}
+
+static const char *set_ingest_lease(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 3600, &us_srv_conf_get(cmd->server)->ingest_lease);
 }
 
 static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
@@ -297,6 +320,8 @@ const command_rec us_directives[] = {
                   "file of hashed API keys (see us-keygen)"),
     AP_INIT_TAKE1("UploadSessionPublicURL", set_public_url, NULL, RSRC_CONF,
                   "the base URL clients reach this server at (default: from the request)"),
+    AP_INIT_TAKE1("UploadSessionNodeName", set_node_name, NULL, RSRC_CONF,
+                  "this node's name in ingest claims and logs (default: the host name)"),
     AP_INIT_TAKE1("UploadSessionDocumentationURL", set_doc_url, NULL, RSRC_CONF,
                   "URL returned as documentation_url"),
     AP_INIT_TAKE1("UploadSessionDataDir", set_path,
@@ -320,6 +345,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionSweepInterval", set_sweep_interval, NULL, RSRC_CONF,
                   "seconds between expiry sweeps in the parent (default 10; the "
                   "parent's monitor runs about every 10 s)"),
+    AP_INIT_TAKE1("UploadSessionIngestLease", set_ingest_lease, NULL, RSRC_CONF,
+                  "seconds an ingestion claim lives without a heartbeat before another "
+                  "worker (of any node) takes the session over (default 60)"),
     AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
                  "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
                  "allows; default Off)"),
@@ -351,6 +379,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->ingest_threads = US_DEFAULT_INGEST_THREADS;
     if (c->sweep_interval < 0)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
+    if (c->ingest_lease < 0)
+        c->ingest_lease = US_DEFAULT_INGEST_LEASE;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)

@@ -264,13 +264,16 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     us_ingester *ing = NULL;
     char host[256] = "localhost";
 
-    apr_gethostname(host, sizeof(host), pchild);
+    if (c->node_name)
+        apr_cpystrn(host, c->node_name, sizeof(host));
+    else
+        apr_gethostname(host, sizeof(host), pchild);
     cfg->store = c->store_cfg;
     cfg->storage = c->storage;
     cfg->threads = c->ingest_threads;
     cfg->batch = 256;
     cfg->poll = apr_time_from_msec(250);
-    cfg->lease = apr_time_from_sec(60);
+    cfg->lease = apr_time_from_sec(c->ingest_lease);
     cfg->host = apr_pstrdup(pchild, host);
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();

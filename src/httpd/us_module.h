@@ -27,6 +27,7 @@
 #define US_SECRET_LEN 32
 #define US_DEFAULT_INGEST_THREADS 1
 #define US_DEFAULT_SWEEP_INTERVAL 10
+#define US_DEFAULT_INGEST_LEASE 60
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
@@ -41,11 +42,13 @@ typedef struct {
     const char *storage_params;
     const char *secret_file;    /* UploadSessionSecretFile */
     const char *doc_url;        /* UploadSessionDocumentationURL */
+    const char *node_name;      /* UploadSessionNodeName; NULL: the host name */
     int max_open;               /* UploadSessionMaxOpenSessions, -1 unset */
     int max_lifetime;           /* UploadSessionMaxLifetime (s), -1 unset */
     long long max_file_size;    /* UploadSessionMaxFileSize (bytes), -1 unset */
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
+    int ingest_lease;           /* UploadSessionIngestLease (s), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */
     int server_token;           /* UploadSessionServerToken (main server only), -1 unset */
     int cors_any;               /* UploadSessionCORSAllowOrigin *, -1 unset */

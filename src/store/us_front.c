@@ -12,7 +12,7 @@ struct us_store_cfg {
     void *conf;
 };
 
-static const us_store_backend *const BACKENDS[] = { &us_sqlite_backend };
+static const us_store_backend *const BACKENDS[] = { &us_sqlite_backend, &us_pgsql_backend };
 
 const us_store_backend *us_store_backend_for(const char *driver)
 {

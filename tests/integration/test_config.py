@@ -156,3 +156,12 @@ def test_valid_key_file_with_comments_and_blanks_passes(server_factory):
     proc = s.configtest()
     assert proc.returncode == 0, output(proc)
     assert "Syntax OK" in output(proc)
+
+
+@pytest.mark.parametrize("value", ['"a/b"', '"two words"', '""'])
+def test_bad_node_name_fails_configtest(server_factory, value):
+    s = server_factory(start=False, extra=[f"UploadSessionNodeName {value}"])
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, f"configtest accepted UploadSessionNodeName {value}:\n{out}"
+    assert "UploadSessionNodeName" in out and "Syntax OK" not in out, out

@@ -29,6 +29,7 @@ from collections import Counter
 
 import pytest
 
+from us_testkit.pg import sqlite_only
 from us_testkit.procs import wait_for
 from us_testkit.server import new_client
 from us_testkit.api import (check, close_session, create_session, get_status, list_sessions,
@@ -269,6 +270,7 @@ def test_disk_full_during_upload(tmpfs, make_server):
 # 3. the store locked beyond the busy timeout
 # --------------------------------------------------------------------------
 
+@sqlite_only("holds SQLite's write lock")
 def test_store_locked_beyond_busy_timeout(make_server):
     s = make_server(extra=["UploadSessionBusyTimeout 100"])
     api = s.client(s.user_all, timeout=120)
@@ -348,6 +350,7 @@ def test_store_locked_beyond_busy_timeout(make_server):
         ["before.txt", "direct-before.txt", "locked-direct.txt", "locked.txt"]
 
 
+@sqlite_only("the SQLite writers' lock file")
 def test_writers_queue_on_the_store_lock_file(make_server):
     """Every child's writers take an flock on <store>.lock before SQLite's
     write lock (src/store/sqlite/us_writer.c): while someone else holds it, create, close

@@ -20,6 +20,7 @@ import random
 import re
 import time
 
+from us_testkit.pg import sqlite_only
 from us_testkit.procs import wait_for
 from us_testkit.api import (ALREADY_CLOSED, check, close_session, get_status, parse_ts,
                             session_path, unique_ws)
@@ -421,6 +422,7 @@ def test_status_of_a_large_session_has_the_same_shape(srv, api):
     assert_counters_match(st, session_files(api, ws, big))
 
 
+@sqlite_only("the WAL file and its checkpoints")
 def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     """Requests leave WAL checkpoints to the ingest workers (every 500 ms;
     src/core/us_ingest.c): soon after a burst of uploads, the database file on

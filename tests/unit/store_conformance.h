@@ -460,7 +460,10 @@ static void sc_lease_taken_over(void **state)
     /* not stale yet for a lease starting before the heartbeat */
     assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(12), SC_T0 + SC_SEC(11),
                                      &c), US_DB_NOTFOUND);
-    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(20),
+    /* stale for a lease that ends after the heartbeat: by the caller's clock
+     * (SQLite) and by the database's (PostgreSQL, which takes only the
+     * lease's length, now - stale_before, from the caller) */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31),
                                      &c), US_DB_OK);
     assert_string_equal(c.id, id);
     assert_int_equal(us_ingest_heartbeat(db, pool, id, "old", SC_T0 + SC_SEC(31)), US_DB_CONFLICT);
@@ -532,6 +535,36 @@ static void sc_apply_fail_name_check(void **state)
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "FILE_ALREADY_EXISTS");
     assert_int_equal(us_workspace_file_ids_by_name(db, pool, "ws-fail", "f.txt", &rows), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
+    us_db_close(db);
+}
+
+/* Fencing: once another worker took the claim over, a batch of the old
+ * owner changes nothing; the new owner's applies. */
+static void sc_apply_fenced(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *pending, *results, *deleted;
+    us_session old, cur, got;
+    (void)state;
+    sc_queued(db, 950, "ws-fence", 1, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "old", SC_T0 + SC_SEC(10), SC_T0, &old), US_DB_OK);
+    assert_string_equal(old.ingest_owner, "old");
+    /* a lease that ends after the claim by either clock (sc_lease_taken_over) */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31),
+                                     &cur), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, old.id, 10, &pending), US_DB_OK);
+    const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
+    results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pa->name, pa->file_ingestion_id);
+    assert_int_equal(us_ingest_apply(db, pool, &old, results, SC_T0 + SC_SEC(31), &deleted),
+                     US_DB_CONFLICT);
+    assert_int_equal(deleted->nelts, 0);
+    assert_int_equal(us_session_by_id(db, pool, old.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 0);
+    assert_int_equal(us_ingest_apply(db, pool, &cur, results, SC_T0 + SC_SEC(32), &deleted),
+                     US_DB_OK);
+    assert_int_equal(us_session_by_id(db, pool, old.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 1);
     us_db_close(db);
 }
 
@@ -884,6 +917,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_one_at_a_time_per_workspace),
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
+        SC_TEST(sc_apply_fenced),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_order),

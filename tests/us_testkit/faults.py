@@ -280,6 +280,11 @@ def store_locked(srv):
 
 def store_tables(srv):
     """Names of the tables of the store (read-only query)."""
+    if getattr(srv, "store", "sqlite3") == "pgsql":
+        from . import pg
+        rows = pg.cluster().psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+                                 dbname=srv.pg_db)
+        return sorted(rows.split())
     conn = sqlite3.connect(store_path(srv), timeout=20, isolation_level=None)
     try:
         return sorted(r[0] for r in conn.execute(

@@ -11,6 +11,8 @@ Environment knobs (for debugging the harness itself):
   US_IT_MODULE   path of the module .so (default: <repo>/build/mod_upload_session.so)
   US_IT_APACHE   httpd binary (default: /usr/sbin/apache2)
   US_IT_KEEP=1   keep the server directories under /tmp after the run
+  US_IT_STORE=pgsql  the store of every server: a database of its own on a
+                 private PostgreSQL (us_testkit/pg.py) instead of SQLite
   US_IT_PRELOAD  libraries httpd is started with (LD_PRELOAD), for a module
                  built with sanitizers (`make test SANITIZE=1` sets it); their
                  reports go to <server dir>/sanitizer.* and fail the test
@@ -30,6 +32,7 @@ import uuid
 import httpx
 import pytest
 
+from . import pg
 from .procs import free_port, pid_alive, port_open, wait_for
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -109,7 +112,7 @@ class UploadServer:
     def __init__(self, max_open=10, max_lifetime=86400, extra=(), overrides=None,
                  omit=(), module=None, request_read_timeout=DEBIAN_REQUEST_READ_TIMEOUT,
                  apache=None, modules=(), log_level="info", default_users=True,
-                 dir_prefix="us-it-", parent_dir="/tmp", ctl_timeout=30):
+                 dir_prefix="us-it-", parent_dir="/tmp", ctl_timeout=30, store=None):
         self.dir = tempfile.mkdtemp(prefix=dir_prefix, dir=parent_dir)
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
@@ -126,6 +129,11 @@ class UploadServer:
         self.key_file = os.path.join(self.dir, "keys")
         self.public_url = f"http://127.0.0.1:{self.port}"
         self.api_base = f"{self.public_url}/api/v1/workspaces/"
+        # "sqlite3" or "pgsql" (default: $US_IT_STORE); on pgsql a new database
+        self.store = store or pg.store_driver()
+        self.pg_db = self.pg_conninfo = None
+        if self.store == "pgsql":
+            self.pg_db, self.pg_conninfo = pg.cluster().create_database()
         self.max_open = max_open
         self.max_lifetime = max_lifetime
         self.extra = list(extra)
@@ -183,12 +191,23 @@ class UploadServer:
         d = self.dir
         items = [
             ("UploadSession", "On"),
-            ("UploadSessionStore", f'sqlite3 "{d}/state/store.db"'),
+            ("UploadSessionStore", f'pgsql "{self.pg_conninfo}"' if self.store == "pgsql"
+             else f'sqlite3 "{d}/state/store.db"'),
             ("UploadSessionKeyFile", f'"{self.key_file}"'),
             ("UploadSessionPublicURL", self.public_url),
             ("UploadSessionDataDir", f'"{d}/state/data"'),
             ("UploadSessionStorage", "posix"),
         ]
+        if self.store == "pgsql":
+            # beside an SQLite store by default; a server store needs it named
+            # closed to others and the children's, as the module makes an
+            # SQLite store's directory
+            os.makedirs(f"{d}/state", mode=0o700, exist_ok=True)
+            if os.geteuid() == 0:
+                import pwd
+                www = pwd.getpwnam("www-data")
+                os.chown(f"{d}/state", www.pw_uid, www.pw_gid)
+            items.append(("UploadSessionSecretFile", f'"{d}/state/upload_session.secret"'))
         if self.max_open is not None:
             items.append(("UploadSessionMaxOpenSessions", str(self.max_open)))
         if self.max_lifetime is not None:
@@ -380,6 +399,9 @@ class UploadServer:
         self._final_log = self.log_text()
         if os.environ.get("US_IT_KEEP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.pg_db:
+                pg.cluster().drop_database(self.pg_db)
+                self.pg_db = None
 
     # --- clients ----------------------------------------------------------------
     def client(self, user=None, headers=None, timeout=30):

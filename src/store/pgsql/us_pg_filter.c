@@ -23,12 +23,12 @@ static const char *key_path(apr_pool_t *p, const us_odata_operand *o)
 
 static const char *json_type(us_filter_builder *b, const char *path)
 {
-    return apr_pstrcat(b->p, "jsonb_typeof(meta::jsonb #> ", us_filter_text_arg(b, path), ")", NULL);
+    return apr_pstrcat(b->p, "jsonb_typeof(meta::jsonb #> ", us_filter_text_arg(b, path), "::text[])", NULL);
 }
 
 static const char *json_text(us_filter_builder *b, const char *path)
 {
-    return apr_pstrcat(b->p, "(meta::jsonb #>> ", us_filter_text_arg(b, path), ")", NULL);
+    return apr_pstrcat(b->p, "(meta::jsonb #>> ", us_filter_text_arg(b, path), "::text[])", NULL);
 }
 
 static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,

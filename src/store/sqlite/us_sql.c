@@ -309,6 +309,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT name, blob, size, file_ingestion_id, is_meta FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
+    [US_STMT_INGEST_HELD] = { "us_ingest_held",
+        "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
+        " AND ingest_owner = %s" },
     [US_STMT_UPLOAD_SET_STATE] = { "us_upload_set_state",
         /* the PENDING guard makes a replayed batch change nothing twice */
         "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"

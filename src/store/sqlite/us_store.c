@@ -47,6 +47,7 @@ static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
     s->uploaded_files = entry_ll(drv, row, 10);
     s->finished_files = entry_ll(drv, row, 11);
     s->failed_files = entry_ll(drv, row, 12);
+    s->ingest_owner = NULL;
 }
 
 static void row_to_count(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
@@ -304,6 +305,8 @@ static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char 
         return US_DB_NOTFOUND; /* another worker was quicker */
     const void *qargs[] = { &t, owner };
     rc = select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, row_to_session, out);
+    if (rc == US_DB_OK)
+        out->ingest_owner = apr_pstrdup(p, owner);
     if (rc != US_DB_NOTFOUND)
         return rc;
     /* claimed a moment ago in this transaction: cannot be */
@@ -494,6 +497,22 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
     apr_int64_t finished = 0, failed = 0;
     int nrows = 0;
     us_db_rc rc = US_DB_OK;
+    if (s->ingest_owner) {
+        /* fencing: under the write lock, the claim cannot change meanwhile */
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        int held = 0;
+        const void *args[] = { s->id, s->ingest_owner };
+        if ((rc = select_rows(db, p, US_STMT_INGEST_HELD, args, &res)) != US_DB_OK)
+            return rc;
+        while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
+            held = 1;
+        if (rc != US_DB_NOTFOUND)
+            return rc;
+        if (!held)
+            return US_DB_CONFLICT;
+        rc = US_DB_OK;
+    }
     for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
         const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
         int counted = 0;

@@ -1,0 +1,301 @@
+/*
+ * us_pg_sql.c - the PostgreSQL backend's SQL text (pure).
+ *
+ * Timestamps are integers, microseconds since the epoch, as in the SQLite
+ * backend. Every statement runs under READ COMMITTED: where a decision
+ * depends on rows other connections may change at the same moment, the
+ * statement locks the row it decides on (UPDATE ... WHERE, FOR NO KEY
+ * UPDATE, SKIP LOCKED) or an advisory lock serialises the deciders, and
+ * the check runs in a statement after the lock is held (each statement
+ * of a READ COMMITTED transaction sees what committed before it began).
+ */
+#include "us_pg_sql.h"
+#include "us_pg_filter.h"
+
+#include <stddef.h>
+
+const char US_PG_SQL_MIGRATE_LOCK[] = "SELECT pg_advisory_xact_lock(" US_PG_LOCK_MIGRATE ")";
+const char US_PG_SQL_META_TABLE[] =
+    "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
+const char US_PG_SQL_SCHEMA_VERSION_GET[] =
+    "SELECT value FROM us_meta WHERE name = 'schema_version'";
+const char US_PG_SQL_SCHEMA_VERSION_SET[] =
+    "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+static const char *const MIGRATION_0_TO_1[] = {
+    "CREATE TABLE us_sessions ("
+    " id TEXT PRIMARY KEY,"
+    " workspace TEXT NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " given_name TEXT NOT NULL,"
+    " family_name TEXT NOT NULL,"
+    " write_mode TEXT NOT NULL,"
+    " parallel INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"                      /* OPEN | CLOSED | EXPIRED */
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " closed_at BIGINT,"
+    " ingest_state TEXT NOT NULL DEFAULT 'none'," /* none|queued|running|done */
+    " ingest_owner TEXT,"
+    " ingest_heartbeat BIGINT NOT NULL DEFAULT 0,"
+    " uploaded_files BIGINT NOT NULL DEFAULT 0,"
+    " finished_files BIGINT NOT NULL DEFAULT 0,"
+    " failed_files BIGINT NOT NULL DEFAULT 0)",
+    "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)",
+    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
+    "CREATE INDEX us_sessions_user_expiry ON us_sessions (user_id, expires_at)"
+    " WHERE status = 'OPEN'",
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
+    " WHERE closed_at IS NOT NULL",
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
+    " WHERE closed_at IS NOT NULL",
+    /* each user's OPEN sessions, expired-but-unswept ones included; every
+     * statement that opens or ends a session updates it in its transaction,
+     * and a create takes its row lock before counting (the limit) */
+    "CREATE TABLE us_user_open (user_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+    "CREATE TABLE us_uploads ("
+    " session_id TEXT NOT NULL REFERENCES us_sessions (id),"
+    " name TEXT NOT NULL,"
+    " blob TEXT NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " is_meta INTEGER NOT NULL,"
+    " uploaded_at BIGINT NOT NULL,"
+    " file_ingestion_id TEXT NOT NULL,"
+    " ingestion_status TEXT NOT NULL DEFAULT 'PENDING',"
+    " ingestion_reason TEXT,"
+    " PRIMARY KEY (session_id, name))",
+    "CREATE INDEX us_uploads_files ON us_uploads (session_id, is_meta, ingestion_status, uploaded_at)",
+    "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
+    "CREATE TABLE us_files ("
+    " file_id TEXT PRIMARY KEY,"
+    " workspace TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " meta TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " session_id TEXT)",
+    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
+    "CREATE INDEX us_files_ws_name ON us_files (workspace, name)",
+    NULL
+};
+
+/* Filters on metadata date-times (us_pg_filter.c). */
+static const char *const MIGRATION_1_TO_2[] = {
+    US_PG_SQL_INSTANT_FUNCTION,
+    NULL
+};
+
+const char *const *us_pg_sql_migration(int from)
+{
+    switch (from) {
+    case 0: return MIGRATION_0_TO_1;
+    case 1: return MIGRATION_1_TO_2;
+    default: return NULL;
+    }
+}
+
+#define SESSION_COLS                                                          \
+    "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
+    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
+    "ELSE status END, created_at, expires_at, uploaded_files, "               \
+    "finished_files, failed_files"
+
+/* The database's clock in microseconds since the epoch: leases are written
+ * and judged by it alone, so nodes' clocks may disagree. */
+#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
+/* %lld: the lease in microseconds */
+#define CLAIMABLE(s)                                                              \
+    "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
+    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < " DB_NOW_US " - %lld))"
+#define IN_TURN(s)                                                                \
+    "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
+    " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
+    " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
+    " AND e.id <> " s ".id)"                                                      \
+    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
+    " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
+    " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
+    " AND (q.closed_at < " s ".closed_at"                                         \
+    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
+
+/* The session row is locked by the close, so uploads counted before it are
+ * final here. */
+#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at"
+#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
+#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+#define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
+
+static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
+    [US_PG_SESSION_INSERT] = { "us_pg_session_insert",
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
+        " write_mode, parallel, status, created_at, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld)" },
+    [US_PG_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
+        /* creates the user's counter row or locks it: creates, closes and
+         * sweeps of the user queue here */
+        "INSERT INTO us_user_open (user_id, n) VALUES (%s, 0)"
+        " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n" },
+    [US_PG_USER_OPEN_TAKE] = { "us_pg_user_open_take",
+        /* a later statement than the lock: its snapshot holds every close
+         * and sweep of the user committed before; none can commit now */
+        "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
+        " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
+        " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
+    [US_PG_SESSION_GET] = { "us_pg_session_get",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s" },
+    [US_PG_SESSION_CLOSE] = { "us_pg_session_close",
+        /* the row lock and the status re-check make one close win */
+        "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
+        " ingest_state = " INGEST_AFTER_CLOSE
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " RETURNING user_id),"
+        " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
+        " RETURNING 1)"
+        " SELECT COUNT(*) FROM c" },
+    [US_PG_SESSION_LIST_ALL] = { "us_pg_session_list_all",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s" LIST_TAIL },
+    [US_PG_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        IS_EXPIRED LIST_TAIL },
+    [US_PG_SESSION_LIST_ACTIVE] = { "us_pg_session_list_active",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        NOT_EXPIRED LIST_TAIL },
+    [US_PG_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s" },
+    [US_PG_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
+    [US_PG_SESSION_COUNT_ACTIVE] = { "us_pg_session_count_active",
+        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
+    [US_PG_SESSION_BY_ID] = { "us_pg_session_by_id",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s" },
+    [US_PG_SESSION_LOCK_OPEN] = { "us_pg_session_lock_open",
+        /* an upload holds its session's row until it commits: the close
+         * (an UPDATE of that row) waits for it, or it sees the close */
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " FOR NO KEY UPDATE" },
+    [US_PG_UPLOAD_BLOB_GET] = { "us_pg_upload_blob_get",
+        "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
+    [US_PG_UPLOAD_INSERT] = { "us_pg_upload_insert",
+        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
+        " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)" },
+    [US_PG_UPLOAD_REPLACE] = { "us_pg_upload_replace",
+        "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"
+        " WHERE session_id = %s AND name = %s" },
+    [US_PG_SESSION_COUNT_UPLOAD] = { "us_pg_session_count_upload",
+        "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
+    [US_PG_FILES_LIST_ALL] = { "us_pg_files_list_all",
+        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0"
+        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
+    [US_PG_FILES_LIST_STATUS] = { "us_pg_files_list_status",
+        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
+        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
+    [US_PG_FILES_COUNT_ALL] = { "us_pg_files_count_all",
+        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
+    [US_PG_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
+        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        " AND ingestion_status = %s" },
+    [US_PG_SWEEP_LOCK] = { "us_pg_sweep_lock",
+        /* one sweeper at a time across nodes; the others skip their turn */
+        "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_SWEEP ") THEN 1 ELSE 0 END" },
+    [US_PG_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
+        "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
+        " ingest_state = " INGEST_AFTER_CLOSE
+        " WHERE status = 'OPEN' AND expires_at <= %lld RETURNING user_id),"
+        " d AS (UPDATE us_user_open u SET n = u.n - c.k"
+        " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
+        " WHERE u.user_id = c.user_id RETURNING 1)"
+        " SELECT COUNT(*) FROM e" },
+    [US_PG_OVERVIEW] = { "us_pg_overview",
+        /* one statement: one snapshot, whatever the isolation level. Each
+         * count is a range of us_sessions_expiry or us_sessions_ingest */
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
+        " AND closed_at IS NOT NULL)" },
+    [US_PG_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
+        /* a row another claimer is deciding on is skipped, not waited for */
+        "SELECT s.id, s.workspace, s.parallel FROM us_sessions s WHERE " CLAIMABLE("s")
+        " AND " IN_TURN("s") " ORDER BY s.closed_at, s.id LIMIT 1 FOR UPDATE OF s SKIP LOCKED" },
+    [US_PG_TURN_LOCK] = { "us_pg_turn_lock",
+        /* one claimer of a workspace's non-parallel sessions at a time */
+        "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_TURN_CLASS ", hashtext(%s))"
+        " THEN 1 ELSE 0 END" },
+    [US_PG_IN_TURN] = { "us_pg_in_turn",
+        "SELECT 1 FROM us_sessions s WHERE s.id = %s AND " IN_TURN("s") },
+    [US_PG_INGEST_CLAIM] = { "us_pg_ingest_claim",
+        "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
+        " ingest_heartbeat = " DB_NOW_US " WHERE id = %s RETURNING " SESSION_COLS },
+    [US_PG_INGEST_RUNNING] = { "us_pg_ingest_running",
+        "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
+    [US_PG_INGEST_REQUEUE] = { "us_pg_ingest_requeue",
+        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_PG_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
+        "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_PG_INGEST_DONE] = { "us_pg_ingest_done",
+        "UPDATE us_sessions SET ingest_state = 'done'"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_PG_INGEST_PENDING] = { "us_pg_ingest_pending",
+        "SELECT name, blob, size, file_ingestion_id FROM us_uploads"
+        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
+        " ORDER BY name LIMIT %d" },
+    [US_PG_CLAIM_HELD] = { "us_pg_claim_held",
+        /* fencing: the batch commits only while its worker holds the claim;
+         * the share lock keeps a takeover waiting until it has */
+        "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
+        " AND ingest_owner = %s FOR SHARE" },
+    [US_PG_NAME_LOCK] = { "us_pg_name_lock",
+        /* deciders about one name of a workspace (FAIL check, OVERWRITE)
+         * take turns until commit */
+        "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))) l" },
+    [US_PG_UPLOAD_SET_STATE] = { "us_pg_upload_set_state",
+        "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"
+        " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'" },
+    [US_PG_SESSION_ADD_COUNTS] = { "us_pg_session_add_counts",
+        "UPDATE us_sessions SET finished_files = finished_files + %lld,"
+        " failed_files = failed_files + %lld WHERE id = %s" },
+    [US_PG_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id)"
+        " VALUES (%s, %s, %s, %lld, %s, %lld, %s)" },
+    [US_PG_WORKSPACE_FILE_IDS_BY_NAME] = { "us_pg_workspace_file_ids_by_name",
+        "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
+    [US_PG_WORKSPACE_FILE_DELETE] = { "us_pg_workspace_file_delete",
+        "DELETE FROM us_files WHERE file_id = %s" },
+    [US_PG_WORKSPACE_FILE_GET] = { "us_pg_workspace_file_get",
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
+    [US_PG_WORKSPACE_FILE_LIST] = { "us_pg_workspace_file_list",
+        /* strpos(): a substring test with no LIKE wildcards to escape */
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
+        " AND strpos(name, %s) > 0 ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
+    [US_PG_WORKSPACE_FILE_LIST_AFTER] = { "us_pg_workspace_file_list_after",
+        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
+        " AND strpos(name, %s) > 0"
+        " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
+        " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
+    [US_PG_WORKSPACE_FILE_COUNT] = { "us_pg_workspace_file_count",
+        "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0" },
+};
+
+const char *us_pg_sql_workspace_file_cols(void)
+{
+    return WORKSPACE_FILE_COLS;
+}
+
+const us_pg_stmt_def *us_pg_sql_statement(us_pg_stmt_id id)
+{
+    return (id >= 0 && id < US_PG__COUNT) ? &STATEMENTS[id] : NULL;
+}

@@ -1,0 +1,232 @@
+/* Unit tests: the store conformance suite (store_conformance.h) against the
+ * PostgreSQL backend on a private cluster (pg_fixture.h), then what only
+ * this backend answers: a connection the server dropped is reopened. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_strings.h>
+#include "fixture.h"
+#include "pg_fixture.h"
+#include "store_conformance.h"
+
+static const char *pg_create(apr_pool_t *p, const char *test_name)
+{
+    const char *params = pg_fixture_create_db(p, test_name);
+    if (!params)
+        fail_msg("cannot create a database for %s", test_name);
+    return params;
+}
+
+static void pg_destroy(apr_pool_t *p, const char *params)
+{
+    pg_fixture_drop_db(p, params);
+}
+
+static const store_target pg_target = { &us_pgsql_backend, pg_create, pg_destroy };
+
+/* The server ends every session of the database (as a restart would): the
+ * next statement reports US_DB_BUSY (503 for a client), and the one after
+ * runs on a new connection with its statements prepared again. */
+static void test_dropped_connection_reopens(void **state)
+{
+    us_session s = sc_session(sc_uuid(pool, 1), "ws", "u1", SC_T0, 100), got;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    const char *dbname = strrchr(sc_params, '=') + 1;
+    assert_int_equal(pg_fixture_admin(apr_psprintf(pool,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+        " AND pid <> pg_backend_pid()", dbname)), 0);
+    us_db_rc rc = us_session_get(db, pool, "ws", s.id, SC_T0, &got);
+    assert_int_equal(rc, US_DB_BUSY);
+    assert_non_null(strstr(us_db_error(db), "us_pg_session_get"));
+    assert_int_equal(us_session_get(db, pool, "ws", s.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.status, "OPEN");
+    assert_int_equal(us_session_close(db, pool, "ws", s.id, SC_T0 + 1), US_DB_OK);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
+/* Leases are judged by the database's clock: a claimer whose clock runs an
+ * hour ahead does not take over a claim heartbeated a moment ago (by a
+ * node whose clock lags an hour), and does once the lease has run out. */
+static void test_lease_on_the_database_clock(void **state)
+{
+    us_session c;
+    const apr_interval_time_t lease = apr_time_from_msec(400), hour = apr_time_from_sec(3600);
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    const char *id = sc_queued(db, 900, "ws-clock", 0, SC_T0 + 1);
+    apr_time_t now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "behind", now - hour, now - hour - lease, &c),
+                     US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_NOTFOUND);
+    apr_sleep(lease / 2);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "behind", now - hour), US_DB_OK);
+    apr_sleep(lease / 2);
+    now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_NOTFOUND);
+    apr_sleep(lease);
+    now = apr_time_now();
+    assert_int_equal(us_ingest_claim(db, pool, "ahead", now + hour, now + hour - lease, &c),
+                     US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "behind", now), US_DB_CONFLICT);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
+static us_db_rc interleaved_rc;
+
+static void *APR_THREAD_FUNC interleaved_insert(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    (void)data;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_session s = sc_session(sc_uuid(p, 99), "ws", "u-int", SC_T0, 100);
+    interleaved_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                         ? us_session_insert(db, p, &s, 2, SC_T0) : US_DB_ERROR;
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* The open-session limit under READ COMMITTED with a fixed interleaving:
+ * a create's transaction has taken the user's last slot and not committed
+ * yet when another create runs. The second waits for the first (the
+ * counter row's lock) and then counts it: US_DB_LIMIT. (A check by a
+ * count in the second's own snapshot lets it in as a third.) */
+static void test_limit_with_a_create_in_flight(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    us_session first = sc_session(sc_uuid(pool, 1), "ws", "u-int", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &first, 2, SC_T0), US_DB_OK);
+    us_db_close(db);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    /* what us_session_insert runs for the second session, left uncommitted */
+    static const char *const in_flight[] = {
+        "BEGIN",
+        "INSERT INTO us_user_open (user_id, n) VALUES ('u-int', 0)"
+        " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n",
+        "UPDATE us_user_open SET n = n + 1 WHERE user_id = 'u-int' AND n < 2",
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at) VALUES ('in-flight', 'ws', 'u-int', 'A',"
+        " 'B', 'KEEP', 1, 'OPEN', 0, 9000000000000000)",
+        NULL
+    };
+    for (int i = 0; in_flight[i]; i++)
+        assert_int_equal(apr_dbd_query(drv, h, &nrows, in_flight[i]), 0);
+    interleaved_rc = US_DB_OK;
+    assert_int_equal(apr_thread_create(&th, NULL, interleaved_insert, NULL, pool), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(300)); /* the other create is waiting by now */
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(interleaved_rc, US_DB_LIMIT);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
+#define MIGRATORS 6
+static us_db_rc migrate_rc[MIGRATORS];
+
+static void *APR_THREAD_FUNC migrate_thread(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    const char *err = NULL;
+    int i = (int)(apr_uintptr_t)data;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    migrate_rc[i] = us_store_migrate(sc_cfg, p, &err);
+    if (migrate_rc[i] != US_DB_OK)
+        fprintf(stderr, "migrator %d: %s\n", i, err ? err : "?");
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Nodes starting at the same moment migrate a new database once, one
+ * after the other (an advisory lock): every migrator succeeds. */
+static void test_concurrent_migrations(void **state)
+{
+    apr_thread_t *th[MIGRATORS];
+    const char *err = NULL;
+    (void)state;
+    sc_params = pg_create(pool, "migr");
+    assert_int_equal(us_store_configure(pool, "pgsql", sc_params, &sc_cfg, &err), US_DB_OK);
+    for (int i = 0; i < MIGRATORS; i++)
+        assert_int_equal(apr_thread_create(&th[i], NULL, migrate_thread,
+                                           (void *)(apr_uintptr_t)i, pool), APR_SUCCESS);
+    for (int i = 0; i < MIGRATORS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+        assert_int_equal(migrate_rc[i], US_DB_OK);
+    }
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 1), "ws", "u1", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
+static void test_unreachable_server(void **state)
+{
+    us_store_cfg *cfg = NULL;
+    us_db *db = NULL;
+    const char *err = NULL;
+    (void)state;
+    assert_int_equal(us_store_configure(pool, "pgsql", "host=127.0.0.1 port=1 connect_timeout=2",
+                                        &cfg, &err), US_DB_OK);
+    assert_null(us_store_home(cfg, pool));
+    assert_false(us_store_params_are_path("pgsql"));
+    assert_int_equal(us_db_open(pool, cfg, &db, &err), US_DB_BUSY);
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+    assert_int_equal(us_store_migrate(cfg, pool, &err), US_DB_BUSY);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dropped_connection_reopens),
+        cmocka_unit_test(test_limit_with_a_create_in_flight),
+        cmocka_unit_test(test_lease_on_the_database_clock),
+        cmocka_unit_test(test_concurrent_migrations),
+        cmocka_unit_test(test_unreachable_server),
+    };
+    const char *why = NULL;
+    if (fixture_start() != 0)
+        return fixture_stop(1);
+    apr_dbd_init(pool);
+    if (pg_fixture_start(&why) != 0) {
+        const char *required = getenv("US_PG_REQUIRED");
+        fprintf(stderr, "test_pgsql_store: %s: no private PostgreSQL (%s)\n",
+                required && *required == '1' ? "FAILED" : "SKIPPED", why);
+        return fixture_stop(required && *required == '1');
+    }
+    int rc = store_conformance_run(&pg_target);
+    rc |= cmocka_run_group_tests_name("us_store: pgsql", tests, NULL, NULL);
+    pg_fixture_stop();
+    return fixture_stop(rc);
+}
