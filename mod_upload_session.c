@@ -11,6 +11,7 @@
 #include <http_config.h>
 #include <http_request.h>
 #include <mpm_common.h>
+#include <mod_status.h>
 
 static void register_hooks(apr_pool_t *p)
 {
@@ -23,6 +24,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_translate_name(us_pre_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(us_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(us_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(us_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* a section in mod_status's page when mod_status is loaded */
+    APR_OPTIONAL_HOOK(ap, status_hook, us_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(upload_session) = {

@@ -18,6 +18,7 @@
 #include <apr_time.h>
 
 #include "us_log.h"
+#include "us_metrics.h"
 #include "us_storage.h"
 #include "us_store.h"
 
@@ -33,6 +34,7 @@ typedef struct {
     apr_interval_time_t lease;   /* a claim without heartbeat for this long is stale */
     const char *host;            /* owner ids: host/pid/worker */
     const us_logger *log;        /* may be NULL */
+    us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
 } us_ingest_config;
 
 typedef struct us_ingester us_ingester;

@@ -212,6 +212,25 @@ us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
  * each session is expired once, by one of them. */
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
 
+/* ---- overview (status and metrics pages) ------------------------------------ */
+
+typedef struct {
+    long long open;        /* OPEN and not past expires_at */
+    long long closed;
+    long long expired;     /* EXPIRED, or OPEN past expires_at (swept or not) */
+    long long queued;      /* closed sessions waiting for an ingest worker */
+    long long running;     /* claimed by a worker (lease live or lapsed) */
+    apr_time_t oldest_queued; /* closing time of the oldest queued or running
+                               * session, 0 when there is none */
+} us_store_overview;
+
+/* The sessions by state and the ingest queue, for the status and metrics
+ * pages: one statement, so one snapshot - the counts are of one moment and
+ * add up (open + closed + expired = every session). A read: it takes no
+ * write lock and changes nothing. The queue is queued + running. */
+us_db_rc us_store_overview_read(us_db *db, apr_pool_t *p, apr_time_t now,
+                                us_store_overview *out);
+
 /* ---- ingestion ------------------------------------------------------------- */
 
 /* Claims the next session to ingest for owner: a queued one, or a running

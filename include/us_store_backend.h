@@ -55,6 +55,7 @@ struct us_store_backend {
                              long long limit, long long offset, apr_time_t now,
                              apr_array_header_t **rows, long long *total);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+    us_db_rc (*overview)(us_db *db, apr_pool_t *p, apr_time_t now, us_store_overview *out);
 
     /* ---- uploads of a session */
     us_db_rc (*upload_commit)(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,

@@ -184,6 +184,12 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
               s->id, us_db_error(db));
         return -1;
     }
+    /* counted once applied; a batch replayed by a worker that took over a
+     * lapsed lease counts again the files the first worker had decided */
+    for (int i = 0; i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        us_metrics_file(cfg->metrics, us_outcome_of(r->status, r->reason));
+    }
     for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
         us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
     return pending->nelts;

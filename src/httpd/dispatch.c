@@ -146,5 +146,9 @@ int us_handler(request_rec *r)
     }
     if (route.id == US_ROUTE_NONE)
         return DECLINED;
-    return us_api_handle(r, c, &route);
+    apr_time_t start = apr_time_now();
+    int rc = us_api_handle(r, c, &route);
+    us_metrics_request(us_metrics_here(), us_endpoint_of(&route, r->method_number),
+                       apr_time_now() - start);
+    return rc;
 }

@@ -25,4 +25,9 @@ int us_pre_translate_name(request_rec *r);
 int us_map_to_storage(request_rec *r);
 int us_handler(request_rec *r);
 
+/* us_status.c: SetHandler upload-session-metrics / upload-session-status,
+ * and mod_status's section */
+int us_status_handler(request_rec *r);
+int us_status_hook(request_rec *r, int flags);
+
 #endif

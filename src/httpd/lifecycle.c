@@ -4,9 +4,11 @@
  *   check_config  validate each enabled server: store driver, key file,
  *                 URLs (runs for `apachectl configtest` too)
  *   post_config   (parent, usually root) create directories, migrate the
- *                 schema, create the signing secret, hand files to User
- *   child_init    fix malloc's mmap threshold, open a connection pool per
- *                 store, start its ingest workers
+ *                 schema, create the signing secret, hand files to User;
+ *                 the counters' shared memory (us_status.c)
+ *   child_init    fix malloc's mmap threshold, pick this child's counter
+ *                 slot, open a connection pool per store, start its ingest
+ *                 workers
  *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
  */
 #include "hooks.h"
@@ -258,6 +260,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     int enabled = 0;
+    us_metrics_setup(s);
     if (us_srv_conf_get(s)->server_token == 1)
         ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
     for (server_rec *v = s; v; v = v->next) {
@@ -305,6 +308,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->lease = apr_time_from_sec(c->ingest_lease);
     cfg->host = apr_pstrdup(pchild, host);
     cfg->log = error_log_for(pchild, s);
+    cfg->metrics = us_metrics_here();
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
@@ -336,6 +340,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
     int threads = US_DEFAULT_MAX_CONNS;
 
     fix_mmap_threshold(s);
+    us_metrics_child_init();
 
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     if (threads < 1)

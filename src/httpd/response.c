@@ -65,6 +65,7 @@ int us_send_422(request_rec *r, json_t *errs)
 /* Store failures: busy -> 503 + Retry-After (the client retries), else 500. */
 int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
 {
+    us_metrics_store_error(us_metrics_here());
     if (rc == US_DB_BUSY) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       USLOGNO(0101) "store busy: %s", what);

@@ -30,11 +30,15 @@ int us_api_health(request_rec *r, us_srv_conf *c)
     us_session s;
     us_db_rc rc = c->store ? us_store_acquire(c->store, &db, &err) : US_DB_ERROR;
     if (rc != US_DB_OK)
+        us_metrics_store_error(us_metrics_here());
+    if (rc != US_DB_OK)
         return unavailable(r, 13, 0, apr_pstrcat(r->pool, "no store connection: ",
                                                  err ? err : "no connection pool", NULL));
     rc = us_session_by_id(db, r->pool, NO_SESSION, apr_time_now(), &s);
     err = rc == US_DB_NOTFOUND || rc == US_DB_OK ? NULL : apr_pstrdup(r->pool, us_db_error(db));
     us_store_release(c->store, db, rc == US_DB_ERROR);
+    if (err)
+        us_metrics_store_error(us_metrics_here());
     if (err)
         return unavailable(r, 14, 0, apr_pstrcat(r->pool, "the store does not answer: ", err, NULL));
     apr_status_t rv = c->storage ? us_storage_check(c->storage, r->pool) : APR_EINIT;

@@ -12,6 +12,7 @@
 
 #include "us_auth.h"
 #include "us_cors.h"
+#include "us_metrics.h"
 #include "us_router.h"
 #include "us_storage.h"
 #include "us_store.h"
@@ -84,6 +85,14 @@ static inline int us_srv_enabled(const us_srv_conf *c)
 
 /* Fills the defaults that depend on other directives (config.c). */
 void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c);
+
+/* The counters (us_status.c): the shared segment, made (or found again
+ * after a restart) in post_config; this child's slot, NULL in the parent
+ * and before child_init; the endpoint a matched route is timed as. */
+int us_metrics_setup(server_rec *s);
+void us_metrics_child_init(void);
+us_metrics_slot *us_metrics_here(void);
+us_endpoint us_endpoint_of(const us_route *route, int method);
 
 /* Serves one API request; r's route is already matched (not NONE). */
 int us_api_handle(request_rec *r, us_srv_conf *conf, const us_route *route);

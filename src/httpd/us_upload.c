@@ -50,6 +50,7 @@ typedef struct {
     us_storage_writer *file; /* the upload being written, then committed */
     int committed;           /* file is under its name: kept unless the store refuses it */
     long long size;
+    long long received;      /* bytes written to the file, in the in-progress gauge */
     long long max;
     us_policy_doc doc;
     /* a rejection */
@@ -299,7 +300,11 @@ static int on_part_data(void *ctx, const char *data, size_t len)
             return reject(u, HTTP_BAD_REQUEST, "EntityTooLarge",
                           "Your proposed upload exceeds the maximum allowed size.");
         rv = us_storage_write(u->file, data, len);
-        return rv == APR_SUCCESS ? 0 : storage_failed(u, rv, "writing");
+        if (rv != APR_SUCCESS)
+            return storage_failed(u, rv, "writing");
+        us_metrics_upload_bytes(us_metrics_here(), len);
+        u->received += (long long)len;
+        return 0;
     case PART_FIELD:
         rc = us_form_append(u->form, data, len);
         return rc == US_FORM_OK ? 0 : form_refused(u, rc);
@@ -473,6 +478,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
     us_upload_body_limit(r, c);
 
     us_mp *mp = us_mp_create(r->pool, boundary, &cb, u);
+    us_metrics_upload_started(us_metrics_here());
     us_read_result rr = us_read_multipart(r, mp);
     read_failed(u, rr, mp);
     if (!u->status && !u->file_done)
@@ -480,6 +486,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
                "POST requires exactly one file upload per request.");
     if (!u->status)
         publish(u);
+    us_metrics_upload_ended(us_metrics_here(), (apr_uint64_t)u->received, !u->status);
     if (u->status) {
         if (u->file && !u->committed)
             us_storage_abandon(u->file);

@@ -184,6 +184,12 @@ us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t
     return db->backend->ingest_claim(db, p, owner, now, stale_before, out);
 }
 
+us_db_rc us_store_overview_read(us_db *db, apr_pool_t *p, apr_time_t now,
+                                us_store_overview *out)
+{
+    return db->backend->overview(db, p, now, out);
+}
+
 us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
 {
     return db->backend->ingest_running(db, p, claims);

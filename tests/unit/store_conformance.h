@@ -1113,6 +1113,55 @@ static void sc_pool_acquire_release(void **state)
     us_store_release(st, a, 0);
 }
 
+/* The overview: sessions by state (an unswept OPEN session past expires_at
+ * counts as expired), the queue (queued + running) and its oldest entry. */
+static void sc_overview(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_store_overview o;
+    us_session c, s;
+    const char *old;
+    (void)state;
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0, &o), US_DB_OK);
+    assert_true(o.open == 0 && o.closed == 0 && o.expired == 0);
+    assert_true(o.queued == 0 && o.running == 0 && o.oldest_queued == 0);
+    /* two open (one of them lives 10 s), one closed without files (nothing
+     * to ingest), two queued */
+    s = sc_session(sc_uuid(pool, 1000), "ws-ov", "u1", SC_T0, 1000);
+    assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    s = sc_session(sc_uuid(pool, 1001), "ws-ov", "u1", SC_T0, 10);
+    assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    s = sc_session(sc_uuid(pool, 1002), "ws-ov", "u1", SC_T0, 1000);
+    assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-ov", s.id, SC_T0 + 1), US_DB_OK);
+    const char *first = sc_queued(db, 1003, "ws-ov-q", 1, SC_T0 + SC_SEC(2));
+    sc_queued(db, 1004, "ws-ov-q", 1, SC_T0 + SC_SEC(3));
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(5), &o), US_DB_OK);
+    assert_int_equal(o.open, 2);
+    assert_int_equal(o.closed, 3);
+    assert_int_equal(o.expired, 0);
+    assert_int_equal(o.queued, 2);
+    assert_int_equal(o.running, 0);
+    assert_true(o.oldest_queued == SC_T0 + SC_SEC(2));
+    /* past the short one's expires_at, before the sweep */
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(20), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, first);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
+    assert_int_equal(o.open, 1);
+    assert_int_equal(o.expired, 1);
+    assert_int_equal(o.queued, 1);
+    assert_int_equal(o.running, 1);
+    assert_true(o.oldest_queued == SC_T0 + SC_SEC(2));
+    /* done leaves the queue; an upload does not change the counts */
+    assert_int_equal(us_ingest_done(db, pool, first, "w1"), US_DB_OK);
+    assert_int_equal(sc_upload(db, sc_uuid(pool, 1000), "g.txt", 7, &old), US_DB_OK);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
+    assert_int_equal(o.queued, 1);
+    assert_int_equal(o.running, 0);
+    assert_true(o.oldest_queued == SC_T0 + SC_SEC(3));
+    us_db_close(db);
+}
+
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -1143,6 +1192,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
+        SC_TEST(sc_overview),
     };
     sc_target = target;
     return cmocka_run_group_tests_name(

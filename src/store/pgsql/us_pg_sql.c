@@ -223,6 +223,19 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM e" },
+    [US_PG_OVERVIEW] = { "us_pg_overview",
+        /* one statement: one snapshot, whatever the isolation level. Each
+         * count is a range of us_sessions_expiry or us_sessions_ingest */
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
+        " AND closed_at IS NOT NULL)" },
     [US_PG_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
         /* a row another claimer is deciding on is skipped, not waited for */
         "SELECT s.id, s.workspace, s.parallel FROM us_sessions s WHERE " CLAIMABLE("s")

@@ -826,6 +826,28 @@ static us_db_rc pg_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, a
     return pg_txn(pg_of(base), p, claim_body, &a);
 }
 
+static us_db_rc pg_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store_overview *out)
+{
+    us_pg_db *db = pg_of(base);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now;
+    const void *args[] = { &t, &t };
+    us_db_rc rc = pg_select(db, p, US_PG_OVERVIEW, args, &res);
+    memset(out, 0, sizeof(*out));
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        out->open = entry_ll(db, row, 0);
+        out->closed = entry_ll(db, row, 1);
+        out->expired = entry_ll(db, row, 2);
+        out->queued = entry_ll(db, row, 3);
+        out->running = entry_ll(db, row, 4);
+        out->oldest_queued = (apr_time_t)entry_ll(db, row, 5); /* NULL (none) reads as 0 */
+    }
+    return US_DB_OK;
+}
+
 static us_db_rc pg_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
 {
     us_pg_db *db = pg_of(base);
@@ -1365,6 +1387,7 @@ const us_store_backend us_pgsql_backend = {
     .session_close = pg_session_close,
     .session_list = pg_session_list,
     .sessions_expire = pg_sessions_expire,
+    .overview = pg_overview,
     .upload_commit = pg_upload_commit,
     .upload_blob = pg_upload_blob,
     .session_files_list = pg_session_files_list,

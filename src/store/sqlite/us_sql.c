@@ -291,6 +291,19 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE " WHERE status = 'OPEN' AND expires_at <= %lld" },
+    [US_STMT_OVERVIEW] = { "us_store_overview",
+        /* one statement: one snapshot. Each count is a range of a covering
+         * index (us_sessions_expiry, us_sessions_ingest), not a table scan */
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
+        " AND closed_at IS NOT NULL),"
+        " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
+        " AND closed_at IS NOT NULL)" },
     [US_STMT_INGEST_CANDIDATE] = { "us_ingest_candidate",
         /* a read: searching needs no write lock (WAL readers block nobody) */
         "SELECT s.id FROM us_sessions s WHERE " CLAIMABLE("s") " AND " IN_TURN("s")

@@ -52,6 +52,8 @@ typedef enum {
     US_STMT_FILES_COUNT_STATUS,
     /* expiry (monitor) */
     US_STMT_SESSIONS_EXPIRE,
+    /* status and metrics pages */
+    US_STMT_OVERVIEW,
     /* ingestion */
     US_STMT_INGEST_CANDIDATE,
     US_STMT_INGEST_CLAIM,

@@ -348,6 +348,27 @@ static void push_claim(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t
     c->owner = entry_str(drv, p, row, 1);
 }
 
+static void row_to_overview(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                            void *out)
+{
+    us_store_overview *o = out;
+    (void)p;
+    o->open = entry_ll(drv, row, 0);
+    o->closed = entry_ll(drv, row, 1);
+    o->expired = entry_ll(drv, row, 2);
+    o->queued = entry_ll(drv, row, 3);
+    o->running = entry_ll(drv, row, 4);
+    o->oldest_queued = (apr_time_t)entry_ll(drv, row, 5); /* NULL (none) reads as 0 */
+}
+
+static us_db_rc sq_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store_overview *out)
+{
+    apr_int64_t t = now;
+    const void *args[] = { &t, &t };
+    memset(out, 0, sizeof(*out));
+    return select_one(us_sqlite_of(base), p, US_STMT_OVERVIEW, args, row_to_overview, out);
+}
+
 static us_db_rc sq_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
 {
     *claims = apr_array_make(p, 4, sizeof(us_claim));
@@ -1069,6 +1090,7 @@ const us_store_backend us_sqlite_backend = {
     .session_abort = sq_session_abort,
     .session_list = sq_session_list,
     .sessions_expire = sq_sessions_expire,
+    .overview = sq_overview,
     .upload_commit = sq_upload_commit,
     .upload_blob = sq_upload_blob,
     .session_files_list = sq_session_files_list,

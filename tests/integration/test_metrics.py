@@ -1,0 +1,339 @@
+"""What an operator watches (issue #15 item 1): the Prometheus exposition
+(SetHandler upload-session-metrics), the JSON status (SetHandler
+upload-session-status) and mod_status's section, with and without ?auto.
+
+The counters live in memory shared by httpd's processes: a known number of
+files is uploaded and ingested through a server of four children with two
+threads each, so the requests land in several children, and the pages
+must show the exact totals - then the same after a graceful restart."""
+
+import json
+import os
+import re
+import threading
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from us_testkit.api import check, close_session, get_status, unique_ws
+from us_testkit.faults import store_locked
+from us_testkit.ingest import make_server, module_so, new_session, upload_one  # noqa: F401
+from us_testkit.server import new_client
+
+VERSION = re.search(r'#define US_VERSION "([^"]+)"',
+                    open(os.path.join(os.path.dirname(__file__), "..", "..", "include",
+                                      "us_version.h")).read()).group(1)
+
+PREFIX = "mod_upload_session_"
+ENDPOINTS = ["session_create", "session_list", "session_get", "session_close", "session_files",
+             "file_list", "file_get", "file_meta", "file_post", "upload", "health", "other"]
+BUCKETS = ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+           "10", "+Inf"]
+REASONS = ["EMPTY_FILE", "FAILED_TO_PARSE_META", "FILE_ALREADY_EXISTS", "FILE_NOT_FOUND", "OTHER"]
+
+# four children of two threads: concurrent requests spread over them
+MPM = ["StartServers 4", "ServerLimit 4", "ThreadLimit 2", "ThreadsPerChild 2",
+       "MaxRequestWorkers 8", "MinSpareThreads 2", "MaxSpareThreads 8"]
+PAGES = [
+    "<Location /ops/metrics>", "SetHandler upload-session-metrics", "Require ip 127.0.0.1",
+    "</Location>",
+    "<Location /ops/status>", "SetHandler upload-session-status", "Require ip 127.0.0.1",
+    "</Location>",
+    "<Location /server-status>", "SetHandler server-status", "Require ip 127.0.0.1",
+    "</Location>",
+    # a page for other addresses only: the loopback client is refused
+    "<Location /ops/elsewhere>", "SetHandler upload-session-metrics", "Require ip 192.0.2.1",
+    "</Location>",
+]
+MODULES = [("status_module", "mod_status.so"), ("authz_host_module", "mod_authz_host.so")]
+
+
+def ops_server(make_server, **kwargs):
+    s = make_server(start=False, modules=MODULES, **kwargs)
+    access = os.path.join(s.dir, "access.log")
+    s.extra += MPM + PAGES + ['LogFormat "%P %>s %m %U" pids', f'CustomLog "{access}" pids']
+    s.access_log = access
+    s.start()
+    return s
+
+
+def parse_exposition(text):
+    """{(name, frozenset(labels)): value}; checks the 0.0.4 format on the way:
+    every sample belongs to a family announced by one HELP and one TYPE line."""
+    assert text.endswith("\n"), text[-200:]
+    helps, types, samples = {}, {}, {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"# HELP (\w+) (.+)", line)
+        if m:
+            assert m.group(1) not in helps, line
+            helps[m.group(1)] = m.group(2)
+            continue
+        m = re.fullmatch(r"# TYPE (\w+) (counter|gauge|histogram)", line)
+        if m:
+            assert m.group(1) in helps and m.group(1) not in types, line
+            types[m.group(1)] = m.group(2)
+            continue
+        m = re.fullmatch(r'(\w+)(\{[^}]*\})? (\d+(?:\.\d+)?)', line)
+        assert m, f"not a sample line: {line!r}"
+        name, labels = m.group(1), m.group(2) or ""
+        family = re.sub(r"_(bucket|sum|count)$", "", name) \
+            if types.get(re.sub(r"_(bucket|sum|count)$", "", name)) == "histogram" else name
+        assert family in types, line
+        assert family.startswith(PREFIX), line
+        if types[family] == "counter":
+            assert name.endswith("_total"), line
+        pairs = frozenset(re.findall(r'(\w+)="([^"]*)"', labels))
+        key = (name, pairs)
+        assert key not in samples, line
+        samples[key] = float(m.group(3))
+    return types, samples
+
+
+def sample(samples, name, **labels):
+    return samples[(PREFIX + name, frozenset(labels.items()))]
+
+
+def scrape(c):
+    r = c.get("/ops/metrics")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    types, samples = parse_exposition(r.text)
+    # Prometheus's own parser reads the same families, types and values
+    # (it names a counter's family without its _total)
+    parsed, families = {}, {}
+    for fam in text_string_to_metric_families(r.text):
+        families[fam.name + ("_total" if fam.type == "counter" else "")] = fam.type
+        for smp in fam.samples:
+            parsed[(smp.name, frozenset(smp.labels.items()))] = smp.value
+    assert families == types
+    assert parsed == samples
+    return types, samples
+
+
+def status(c):
+    r = c.get("/ops/status")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    return r.json()
+
+
+def check_histograms(samples, expected_counts):
+    for ep in ENDPOINTS:
+        counts = [sample(samples, "request_duration_seconds_bucket", endpoint=ep, le=b)
+                  for b in BUCKETS]
+        assert counts == sorted(counts), (ep, counts)
+        total = sample(samples, "request_duration_seconds_count", endpoint=ep)
+        assert counts[-1] == total, (ep, counts, total)
+        if ep in expected_counts:
+            assert total == expected_counts[ep], (ep, total, expected_counts[ep])
+        s = sample(samples, "request_duration_seconds_sum", endpoint=ep)
+        assert (s > 0) == (total > 0), (ep, s, total)
+
+
+def counters_of(samples):
+    return {
+        "uploads": sample(samples, "uploads_total"),
+        "bytes": sample(samples, "upload_bytes_total"),
+        "finished": sample(samples, "ingested_files_total", status="FINISHED", reason=""),
+        **{r: sample(samples, "ingested_files_total", status="FAILED", reason=r) for r in REASONS},
+        "store_errors": sample(samples, "store_errors_total"),
+    }
+
+
+def upload_concurrently(srv, cfg, files):
+    errors = []
+
+    def one(chunk):
+        # a connection per upload: with two threads per child the MPM closes
+        # idle keep-alive connections, which a reused one would run into
+        for name, data in chunk:
+            try:
+                with new_client(base_url=srv.public_url) as c:
+                    upload_one(c, cfg, name, data)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"{name}: {e!r}")
+
+    chunks = [files[i::8] for i in range(8)]
+    threads = [threading.Thread(target=one, args=(ch,)) for ch in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_counters_add_up_across_children(make_server):
+    s = ops_server(make_server)
+    ops = s.raw_client()
+    api = s.client(s.user_all)
+
+    types, samples = scrape(ops)
+    assert types[PREFIX + "request_duration_seconds"] == "histogram"
+    assert types[PREFIX + "ingest_queue_sessions"] == "gauge"
+    assert counters_of(samples) == {"uploads": 0, "bytes": 0, "finished": 0, "store_errors": 0,
+                                    **{r: 0 for r in REASONS}}
+    assert sample(samples, "store_up") == 1
+    assert sample(samples, "sessions", state="OPEN") == 0
+    check_histograms(samples, {ep: 0 for ep in ENDPOINTS})
+
+    # 24 files with content, 3 empty, one with an unreadable sidecar
+    ws = unique_ws("metrics")
+    sid, cfg = new_session(api, ws, {"write_mode": "KEEP"})
+    files = [(f"f{i:02d}.txt", os.urandom(100 * i + 1)) for i in range(24)]
+    files += [(f"empty{i}.txt", b"") for i in range(3)]
+    files += [("bad.txt", b"content"), ("bad.txt.meta.json", b"{not json")]
+    upload_concurrently(s, cfg, files)
+    total_bytes = sum(len(d) for _, d in files)
+
+    # in flight: the session is open, nothing ingested yet
+    st = status(ops)
+    assert st["sessions"] == {"OPEN": 1, "CLOSED": 0, "EXPIRED": 0}, st
+    assert st["uploads"] == {"total": len(files), "bytes_total": total_bytes,
+                             "in_progress": 0, "bytes_in_progress": 0}, st
+
+    close_session(api, ws, sid)
+    polls = 0
+    deadline = time.monotonic() + 60
+    while True:
+        body = get_status(api, ws, sid)
+        polls += 1
+        if body["ingestion_status"]["pending_files"] == 0:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert body["ingestion_status"]["finished_files"] == 24, body
+    assert body["ingestion_status"]["failed_files"] == 4, body
+    # the session leaves the queue when its worker marks it done
+    for _ in range(100):
+        st = status(ops)
+        if st["ingest_queue"]["sessions"] == 0:
+            break
+        time.sleep(0.1)
+
+    types, samples = scrape(ops)
+    want = {"uploads": len(files), "bytes": total_bytes, "finished": 24, "store_errors": 0,
+            "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
+            "FILE_NOT_FOUND": 0, "OTHER": 0}
+    assert counters_of(samples) == want
+    assert sample(samples, "sessions", state="CLOSED") == 1
+    assert sample(samples, "sessions", state="OPEN") == 0
+    assert sample(samples, "ingest_queue_sessions") == 0
+    assert sample(samples, "ingest_queue_oldest_age_seconds") == 0
+    assert sample(samples, "uploads_in_progress") == 0
+    assert sample(samples, "upload_bytes_in_progress") == 0
+    # the get_status calls of close_session's callers: only ours here
+    counts = {ep: 0 for ep in ENDPOINTS}
+    counts.update({"session_create": 1, "session_close": 1, "session_get": polls,
+                   "upload": len(files)})
+    check_histograms(samples, counts)
+
+    st = status(ops)
+    assert st == {
+        "version": VERSION,
+        "counting_since": st["counting_since"],
+        "store": {"status": "ok"},
+        "storage": {"status": "ok"},
+        "sessions": {"OPEN": 0, "CLOSED": 1, "EXPIRED": 0},
+        "ingest_queue": {"sessions": 0, "running": 0, "oldest_age_seconds": 0},
+        "files": {"FINISHED": 24, "FAILED": {"EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1,
+                                             "FILE_ALREADY_EXISTS": 0, "FILE_NOT_FOUND": 0,
+                                             "OTHER": 0}},
+        "uploads": {"total": len(files), "bytes_total": total_bytes, "in_progress": 0,
+                    "bytes_in_progress": 0},
+        "requests": counts,
+        "store_errors_total": 0,
+        "leases": {},
+    }, st
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", st["counting_since"]), st
+
+    # the uploads were served by several children, whose counts all add up
+    with open(s.access_log) as f:
+        pids = {line.split()[0] for line in f if " POST /api/v1/upload_target/" in line}
+    assert len(pids) >= 2, pids
+
+    # a graceful restart keeps the counts (new children, same segment)
+    s.graceful()
+    _, after = scrape(ops)
+    assert counters_of(after) == want
+    assert status(ops)["counting_since"] == st["counting_since"]
+
+
+def test_mod_status_section(make_server):
+    s = ops_server(make_server)
+    ops = s.raw_client()
+    api = s.client(s.user_all)
+    ws = unique_ws("status")
+    sid, cfg = new_session(api, ws)
+    upload_one(ops, cfg, "a.txt", b"12345")
+    upload_one(ops, cfg, "b.txt", b"")
+
+    r = ops.get("/server-status?auto")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain"), r.headers
+    lines = r.text.splitlines()
+    mine = [line for line in lines if line.startswith("UploadSession")]
+    assert mine == [
+        "UploadSessionStore: ok",
+        "UploadSessionStorage: ok",
+        "UploadSessionSessionsOpen: 1",
+        "UploadSessionSessionsClosed: 0",
+        "UploadSessionSessionsExpired: 0",
+        "UploadSessionIngestQueue: 0",
+        "UploadSessionIngestQueueOldestAge: 0.000000",
+        "UploadSessionUploads: 2",
+        "UploadSessionUploadBytes: 5",
+        "UploadSessionUploadsInProgress: 0",
+        "UploadSessionFilesFinished: 0",
+        "UploadSessionFilesFailed: 0",
+        "UploadSessionStoreErrors: 0",
+    ], r.text
+    assert any(line.startswith("ServerUptimeSeconds: ") for line in lines), r.text
+
+    r = ops.get("/server-status")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html"), r.headers
+    assert "<h2>mod_upload_session</h2>" in r.text, r.text
+    assert '<tr><th align="left">Uploads</th><td>2</td></tr>' in r.text, r.text
+    assert '<tr><th align="left">SessionsOpen</th><td>1</td></tr>' in r.text, r.text
+    assert '<tr><th align="left">Store</th><td>ok</td></tr>' in r.text, r.text
+
+
+def test_pages_answer_get_only_and_obey_require(make_server):
+    s = ops_server(make_server)
+    ops = s.raw_client()
+    r = ops.post("/ops/metrics", content=b"")
+    assert r.status_code == 405, r.text
+    assert "Method Not Allowed" in r.text, r.text
+    r = ops.post("/ops/status", content=b"")
+    assert r.status_code == 405, r.text
+    s.expect_log(r"AH01630: client denied by server configuration")
+    r = ops.get("/ops/elsewhere")
+    assert r.status_code == 403, r.text
+    assert "Forbidden" in r.text, r.text
+    # HEAD: the headers only
+    r = ops.head("/ops/status")
+    assert r.status_code == 200 and r.content == b"", r
+    assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.skipif(os.environ.get("US_IT_STORE") == "pgsql",
+                    reason="store_locked holds SQLite's write lock")
+def test_store_errors_are_counted(make_server):
+    s = ops_server(make_server, extra=["UploadSessionBusyTimeout 100"])
+    ops = s.raw_client()
+    api = s.client(s.user_all)
+    ws = unique_ws("busy")
+    with store_locked(s):
+        for _ in range(2):
+            r = api.post(f"{ws}/upload_sessions", json={})
+            check(r, 503, {"detail": "The service is busy. Try again in a moment."})
+        # the pages only read: they answer while writers are locked out (WAL)
+        _, samples = scrape(ops)
+        assert sample(samples, "store_errors_total") == 2
+        assert sample(samples, "store_up") == 1
+        assert sample(samples, "sessions", state="OPEN") == 0
+    st = status(ops)
+    assert st["store_errors_total"] == 2, st
+    assert st["store"] == {"status": "ok"}, st
+    assert st["requests"]["session_create"] == 2, st
