@@ -45,7 +45,7 @@ int us_metrics_setup(server_rec *s)
         /* anonymous: inherited by every child forked after this */
         apr_status_t rv = apr_shm_create(&shm, us_metrics_size(), NULL, proc);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, USLOGNO(0016)
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, USLOGNO(0018)
                          "cannot create the shared memory of the counters: "
                          "the metrics and status pages show no counts");
             metrics = NULL;
