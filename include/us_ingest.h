@@ -22,8 +22,13 @@
 #include "us_storage.h"
 #include "us_store.h"
 
-
+/* The largest metadata object a file can carry: a sidecar, or all the
+ * `meta` parts of one POST /files together. */
 #define US_META_MAX_BYTES (1024 * 1024)
+
+/* The write modes a session or a POST /files takes (NULL-terminated);
+ * the first, KEEP, is the default. */
+extern const char *const us_write_modes[];
 
 typedef struct {
     const us_store_cfg *store;   /* the store the workers connect to */

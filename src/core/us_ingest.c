@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+const char *const us_write_modes[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
+
 struct us_ingester {
     const us_ingest_config *cfg;
     apr_thread_t **threads;

@@ -6,6 +6,7 @@
 #include "us_storage.h"
 #include "us_buf.h"
 #include "us_filename.h"
+#include "us_ingest.h"
 #include "response.h"
 #include "us_json.h"
 #include "us_multipart.h"
@@ -30,8 +31,6 @@
 
 APLOG_USE_MODULE(upload_session);
 
-static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
-#define US_META_LIMIT (1024 * 1024) /* all `meta` parts of one request together */
 #define MAX_FORM_FILES 1000   /* Starlette's defaults for a form, which the */
 #define MAX_FORM_FIELDS 1000  /* real service parses with FastAPI */
 
@@ -426,7 +425,7 @@ static int post_data(void *ctx, const char *data, size_t len)
         }
     }
     else if (x->part == P_META) {
-        if (len > US_META_LIMIT - x->meta_total || us_buf_append(&x->meta, data, len) != 0)
+        if (len > US_META_MAX_BYTES - x->meta_total || us_buf_append(&x->meta, data, len) != 0)
             return post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The metadata is too large.");
         x->meta_total += len;
     }
@@ -472,11 +471,11 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     json_t *errs = us_json_pool_own(r->pool, json_array());
     const char *mode = "KEEP", *meta = NULL;
     post_ctx *x = apr_pcalloc(r->pool, sizeof(*x));
-    us_buf_init(&x->meta, r->pool, US_META_LIMIT);
+    us_buf_init(&x->meta, r->pool, US_META_MAX_BYTES);
     int rc;
 
     us_validate_query_enum(errs, "write_mode", us_query_get(r->pool, r->args, "write_mode"),
-                    WRITE_MODES, &mode);
+                    us_write_modes, &mode);
     if (!mode)
         mode = "KEEP";
     if (json_array_size(errs) > 0)
@@ -691,12 +690,12 @@ static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const cha
     return rc == US_DB_CONFLICT ? US_DB_BUSY : rc;
 }
 
-/* A JSON object body of at most US_META_LIMIT bytes into *obj, or answered. */
+/* A JSON object body of at most US_META_MAX_BYTES bytes into *obj, or answered. */
 static int meta_body(request_rec *r, json_t *errs, json_t **obj)
 {
     char *buf = NULL;
     apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_META_LIMIT, &buf, &len);
+    int rc = us_read_small_body(r, US_META_MAX_BYTES, &buf, &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
         return us_send_detail(r, rc, "Request body too large");
     if (rc != OK)

@@ -5,6 +5,7 @@
  */
 #include "us_uuid.h"
 #include "us_json.h"
+#include "us_ingest.h"
 #include "us_json_writer.h"
 #include "us_module.h"
 #include "us_policy.h"
@@ -28,7 +29,6 @@ APLOG_USE_MODULE(upload_session);
 /* JSON request bodies of this API are tiny; anything larger is refused */
 #define US_MAX_JSON_BODY (64 * 1024)
 
-static const char *const WRITE_MODES[] = { "KEEP", "OVERWRITE", "FAIL", NULL };
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -225,7 +225,7 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     if ((rc = parse_body(r, errs, &body)) != DECLINED)
         return rc;
     if (body.st == US_BODY_OK) {
-        us_validate_body_enum(errs, body.obj, "write_mode", WRITE_MODES, "KEEP", &mode);
+        us_validate_body_enum(errs, body.obj, "write_mode", us_write_modes, "KEEP", &mode);
         us_validate_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
         us_validate_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
                       US_DEFAULT_MAX_LIFETIME, &lifetime);
