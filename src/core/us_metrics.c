@@ -6,6 +6,7 @@
 #include "us_metrics.h"
 
 #include <apr_atomic.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char *const ENDPOINTS[US_EP__COUNT] = {
@@ -101,14 +102,17 @@ struct us_metrics {
     us_metrics_slot slots[US_METRICS_SLOTS];
 };
 
+/* Room for the block at the first address in it aligned for the slots:
+ * shared memory and pools give 8 or 16 bytes of alignment, not a cache line. */
 apr_size_t us_metrics_size(void)
 {
-    return sizeof(us_metrics);
+    return sizeof(us_metrics) + _Alignof(us_metrics) - 1;
 }
 
 us_metrics *us_metrics_attach(void *mem, apr_time_t now)
 {
-    us_metrics *m = mem;
+    const uintptr_t align = _Alignof(us_metrics);
+    us_metrics *m = (us_metrics *)(((uintptr_t)mem + align - 1) & ~(align - 1));
     if (m->magic == US_METRICS_MAGIC && m->size == (apr_uint32_t)sizeof(*m))
         return m;
     memset(m, 0, sizeof(*m));
