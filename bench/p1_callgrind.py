@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""bench/p1_callgrind.py - instructions per request, ours vs the static twin.
+
+Runs one httpd (-X, the event MPM in one process, access log on) under
+valgrind's callgrind and counts the instructions the whole process executes
+for N sequential keep-alive requests of each kind:
+
+  static  GET /p1/status.json               (the status answer as a file)
+  status  GET /upload_sessions/{id}
+  slist   GET /p1/list.json                 (the list answer as a file)
+  list    GET /upload_sessions?limit=10     (12 sessions in the workspace)
+
+Instruction counts do not depend on what else runs on the machine, so the
+ratios are comparable between runs on a busy machine, unlike wall-clock
+figures. They do not show lock waits or cache misses: b1 measures those.
+Prints Ir/request for each kind and our ratio to the twin, then the top
+functions (inclusive) of the two API paths.
+
+    /usr/bin/python3 bench/p1_callgrind.py [N]      (default N=1000)
+    P1_KEEP=1 keeps the callgrind files (their directory is printed).
+"""
+import http.client
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import APACHE, BenchServer, chown_www, log, port_open, wait_for  # noqa: E402
+
+
+def total_ir(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def requests(port, path, headers, n):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200 or not body:
+            raise RuntimeError(f"GET {path}: {resp.status} {body[:200]!r}")
+    conn.close()
+
+
+def top_functions(dump, n=25):
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", dump],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    rows = [l for l in out.splitlines() if re.match(r"^\s*[\d,]+ \(", l)]
+    return rows[:n]
+
+
+def run_under_callgrind(srv, kind, path, headers, n):
+    """Ir of n requests of one kind in a fresh httpd -X under callgrind.
+    Collection is on only inside ap_run_process_connection, which reads,
+    handles and logs each request of a keep-alive connection: start-up and
+    shut-down are not counted."""
+    # httpd -X runs as its User by the time callgrind writes its counts
+    cg_dir = os.path.join(srv.dir, "callgrind")
+    os.makedirs(cg_dir, exist_ok=True)
+    chown_www(cg_dir)
+    out = os.path.join(cg_dir, f"cg.{kind}")
+    cmd = ["valgrind", "--tool=callgrind", "--vgdb=no",
+           "--toggle-collect=ap_run_process_connection",
+           f"--callgrind-out-file={out}",
+           APACHE, "-X", "-d", srv.dir, "-f", srv.conf_path]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: port_open(srv.port), 180):
+            raise RuntimeError("httpd under callgrind did not start:\n" + srv.log_tail())
+        chown_www(out)  # callgrind made it as root and rewrites it at exit
+        requests(srv.port, path, headers, n)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    return total_ir(out), out
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    srv = BenchServer(mpm="debian", access_log=True)
+    srv.start()
+    try:
+        c = srv.client()
+        sid = srv.create_session("p1-status")["session_id"]
+        for _ in range(12):
+            srv.create_session("p1-list")
+        os.makedirs(os.path.join(srv.htdocs, "p1"), exist_ok=True)
+        os.chmod(os.path.join(srv.htdocs, "p1"), 0o755)
+        srv.static("p1/status.json", c.get(f"p1-status/upload_sessions/{sid}").content)
+        srv.static("p1/list.json", c.get("p1-list/upload_sessions",
+                                         params={"limit": 10}).content)
+        api = srv.url_path(srv.api)
+        srv.stop()
+        kinds = [("static", "/p1/status.json", {}),
+                 ("status", f"{api}p1-status/upload_sessions/{sid}", srv.auth),
+                 ("slist", "/p1/list.json", {}),
+                 ("list", f"{api}p1-list/upload_sessions?limit=10", srv.auth)]
+        ir = {}
+        for kind, path, headers in kinds:
+            total, dump = run_under_callgrind(srv, kind, path, headers, n)
+            ir[kind] = (total / n, dump)
+        for ours, twin in (("status", "static"), ("list", "slist")):
+            o, t = ir[ours][0], ir[twin][0]
+            print(f"{ours:7s} {o:12,.0f} Ir/request   twin {t:12,.0f}   "
+                  f"ours/twin {o / t:.2f}")
+        for kind in ("status", "list", "static"):
+            print(f"\n--- {kind}: top functions, inclusive, {n} requests ---")
+            for row in top_functions(ir[kind][1]):
+                print(row)
+        if os.environ.get("P1_KEEP") == "1":
+            print(f"\ncallgrind files in {srv.dir}")
+    finally:
+        if os.environ.get("P1_KEEP") != "1":
+            srv.cleanup()
+
+
+if __name__ == "__main__":
+    log("p1: callgrind profile of status and list")
+    main()
