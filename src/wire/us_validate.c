@@ -132,11 +132,11 @@ static char *py_decode(const char *s, size_t n, size_t *outlen)
 
     sb_add(&b, "", 0);
     while (i < n) {
-        k = us_utf8_seq((const unsigned char *)s + i, n - i, &bad);
-        if (k) {
-            sb_add(&b, s + i, k);
+        size_t run = i; /* well-formed bytes are copied a run at a time */
+        while (i < n && (k = us_utf8_seq((const unsigned char *)s + i, n - i, &bad)) != 0)
             i += k;
-        } else {
+        sb_add(&b, s + run, i - run);
+        if (i < n) {
             sb_add(&b, "\xEF\xBF\xBD", 3);
             i += bad;
         }
