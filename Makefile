@@ -230,6 +230,27 @@ bench: all
 load: all
 	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64 $(LOAD_ARGS)
 
+# make install [DESTDIR=...] [PREFIX=/usr/local]: the module where apxs puts
+# modules (Debian: /usr/lib/apache2/modules), the a2enmod files in
+# /etc/apache2/mods-available, the tools in $(PREFIX)/bin, the man page and
+# the reference documents under $(PREFIX)/share
+PREFIX     ?= /usr/local
+MODULEDIR  := $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+APACHE_ETC := $(shell $(APXS) -q SYSCONFDIR 2>/dev/null)
+DOCDIR     ?= $(PREFIX)/share/doc/mod_upload_session
+install: all
+	install -d $(DESTDIR)$(MODULEDIR) $(DESTDIR)$(APACHE_ETC)/mods-available \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(DOCDIR)
+	install -m 644 $(BUILD)/mod_upload_session.so $(DESTDIR)$(MODULEDIR)/
+	install -m 644 conf/upload_session.load conf/upload_session.conf \
+	    $(DESTDIR)$(APACHE_ETC)/mods-available/
+	install -m 755 $(BUILD)/us-keygen $(BUILD)/us-s3sign $(DESTDIR)$(PREFIX)/bin/
+	sed 's/@VERSION@/$(VERSION)/g' man/us-keygen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/us-keygen.1
+	chmod 644 $(DESTDIR)$(PREFIX)/share/man/man1/us-keygen.1
+	install -m 644 docs/directives.md conf/example-vhost.conf $(DESTDIR)$(DOCDIR)/
+	sed 's/@VERSION@/$(VERSION)/g' docs/openapi.json > $(DESTDIR)$(DOCDIR)/openapi.json
+	chmod 644 $(DESTDIR)$(DOCDIR)/openapi.json
+
 # STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
 run: all
 	@STORE=$(STORE) bash scripts/run-httpd.sh foreground $(PORT)
