@@ -65,7 +65,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
+.PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -250,6 +250,22 @@ install: all
 	install -m 644 docs/directives.md conf/example-vhost.conf $(DESTDIR)$(DOCDIR)/
 	sed 's/@VERSION@/$(VERSION)/g' docs/openapi.json > $(DESTDIR)$(DOCDIR)/openapi.json
 	chmod 644 $(DESTDIR)$(DOCDIR)/openapi.json
+
+# make deb: the Debian package libapache2-mod-upload-session (debian/) into
+# $(BUILD)/, built by dpkg-buildpackage in a copy of the tree under
+# $(BUILD)/deb-src (it writes beside the source and cleans it), so the
+# working tree is left as it was
+DEB_SRC := $(BUILD)/deb-src/mod-upload-session-$(VERSION)
+deb:
+	@EXTRA_PKGS="debhelper dpkg-dev" sh scripts/install-deps.sh
+	rm -rf $(BUILD)/deb-src && mkdir -p $(DEB_SRC)
+	tar -cf - --exclude=./build --exclude=./build-sanitize --exclude=./run --exclude=./.git . | \
+	    tar -C $(DEB_SRC) -xf -
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 || \
+	    { tail -40 ../build.log; exit 1; }
+	mv -f $(BUILD)/deb-src/*.deb $(BUILD)/
+	rm -rf $(BUILD)/deb-src
+	@ls $(BUILD)/*.deb
 
 # STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
 run: all
