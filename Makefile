@@ -261,7 +261,7 @@ deb:
 	rm -rf $(BUILD)/deb-src && mkdir -p $(DEB_SRC)
 	tar -cf - --exclude=./build --exclude=./build-sanitize --exclude=./run --exclude=./.git . | \
 	    tar -C $(DEB_SRC) -xf -
-	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 || \
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b -j$$(nproc) > ../build.log 2>&1 || \
 	    { tail -40 ../build.log; exit 1; }
 	mv -f $(BUILD)/deb-src/*.deb $(BUILD)/
 	rm -rf $(BUILD)/deb-src
