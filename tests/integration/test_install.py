@@ -17,9 +17,12 @@ def version():
 
 
 def make_install(destdir, *args):
+    # a make of its own: not the sanitizer build a `make sanitize-test` run
+    # would pass down through MAKEFLAGS
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(["make", "-C", REPO_ROOT, "--no-print-directory", "install",
-                          f"DESTDIR={destdir}", *args],
-                         capture_output=True, text=True, timeout=600)
+                          f"DESTDIR={destdir}", "SANITIZE=", *args],
+                         capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     found = set()
     for root, _dirs, files in os.walk(destdir):
