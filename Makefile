@@ -35,6 +35,8 @@ ifeq ($(SANITIZE),1)
 BUILD    := build-sanitize
 endif
 
+# the version's one place is include/us_version.h
+VERSION  := $(shell sed -n 's/^\#define US_VERSION "\(.*\)"/\1/p' include/us_version.h)
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 # APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
 APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
@@ -63,7 +65,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
+.PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -83,12 +85,23 @@ deps:
 
 module: $(BUILD)/mod_upload_session.so
 
-$(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS)
+# docs/openapi.json and docs/upload-sessions.html compiled into the module
+# (src/httpd/us_docs.c) as NUL-terminated byte arrays, @VERSION@ filled in
+DOCS_DATA := $(BUILD)/gen/us_docs_data.h
+$(DOCS_DATA): docs/openapi.json docs/upload-sessions.html include/us_version.h
+	@mkdir -p $(dir $@)
+	@set -e; for pair in US_OPENAPI_JSON:docs/openapi.json US_DOCS_HTML:docs/upload-sessions.html; do \
+	    echo "static const unsigned char $${pair%%:*}[] = {"; \
+	    sed 's/@VERSION@/$(VERSION)/g' $${pair#*:} | od -An -v -tx1 | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "0x00 };"; \
+	done > $@.new && mv -f $@.new $@
+
+$(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS) $(DOCS_DATA)
 	@mkdir -p $(BUILD)/apxs
 	@rm -rf $(BUILD)/apxs/* && cp -r mod_upload_session.c src include $(BUILD)/apxs/
 	@echo "apxs -c mod_upload_session.c src/**/*.c"
 	@cd $(BUILD)/apxs && $(APXS) -c -o mod_upload_session.la \
-	    $(foreach f,$(WARN) -O2 -g -Iinclude $(SANITIZE_FLAGS),-Wc,$(f)) \
+	    $(foreach f,$(WARN) -O2 -g -Iinclude -I$(abspath $(BUILD)/gen) $(SANITIZE_FLAGS),-Wc,$(f)) \
 	    $(SANITIZE_LDFLAGS) \
 	    mod_upload_session.c $(ALL_SRCS) $(LIBS) >build.log 2>&1 || \
 	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
@@ -175,7 +188,7 @@ lint: module
 	    -Iinclude mod_upload_session.c src tools
 	clang-tidy --quiet $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) -- \
 	    $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
-	    -Iinclude $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+	    -Iinclude -I$(BUILD)/gen $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
@@ -216,6 +229,43 @@ bench: all
 # ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
 load: all
 	$(PYTHON) tests/load/mixed_load.py --seconds $(or $(LOAD_SECONDS),60) --clients 64 $(LOAD_ARGS)
+
+# make install [DESTDIR=...] [PREFIX=/usr/local]: the module where apxs puts
+# modules (Debian: /usr/lib/apache2/modules), the a2enmod files in
+# /etc/apache2/mods-available, the tools in $(PREFIX)/bin, the man page and
+# the reference documents under $(PREFIX)/share
+PREFIX     ?= /usr/local
+MODULEDIR  := $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+APACHE_ETC := $(shell $(APXS) -q SYSCONFDIR 2>/dev/null)
+DOCDIR     ?= $(PREFIX)/share/doc/mod_upload_session
+install: all
+	install -d $(DESTDIR)$(MODULEDIR) $(DESTDIR)$(APACHE_ETC)/mods-available \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(DOCDIR)
+	install -m 644 $(BUILD)/mod_upload_session.so $(DESTDIR)$(MODULEDIR)/
+	install -m 644 conf/upload_session.load conf/upload_session.conf \
+	    $(DESTDIR)$(APACHE_ETC)/mods-available/
+	install -m 755 $(BUILD)/us-keygen $(BUILD)/us-s3sign $(DESTDIR)$(PREFIX)/bin/
+	sed 's/@VERSION@/$(VERSION)/g' man/us-keygen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/us-keygen.1
+	chmod 644 $(DESTDIR)$(PREFIX)/share/man/man1/us-keygen.1
+	install -m 644 docs/directives.md conf/example-vhost.conf $(DESTDIR)$(DOCDIR)/
+	sed 's/@VERSION@/$(VERSION)/g' docs/openapi.json > $(DESTDIR)$(DOCDIR)/openapi.json
+	chmod 644 $(DESTDIR)$(DOCDIR)/openapi.json
+
+# make deb: the Debian package libapache2-mod-upload-session (debian/) into
+# $(BUILD)/, built by dpkg-buildpackage in a copy of the tree under
+# $(BUILD)/deb-src (it writes beside the source and cleans it), so the
+# working tree is left as it was
+DEB_SRC := $(BUILD)/deb-src/mod-upload-session-$(VERSION)
+deb:
+	@EXTRA_PKGS="debhelper dpkg-dev" sh scripts/install-deps.sh
+	rm -rf $(BUILD)/deb-src && mkdir -p $(DEB_SRC)
+	tar -cf - --exclude=./build --exclude=./build-sanitize --exclude=./run --exclude=./.git . | \
+	    tar -C $(DEB_SRC) -xf -
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b -j$$(nproc) > ../build.log 2>&1 || \
+	    { tail -40 ../build.log; exit 1; }
+	mv -f $(BUILD)/deb-src/*.deb $(BUILD)/
+	rm -rf $(BUILD)/deb-src
+	@ls $(BUILD)/*.deb
 
 # STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
 run: all

@@ -13,6 +13,12 @@ PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-s
 libaprutil1-dbd-pgsql postgresql libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
 curl ca-certificates cppcheck clang-tidy valgrind python3-prometheus-client ${EXTRA_PKGS:-}"
 if [ "${WITH_RADOSGW:-1}" = 1 ]; then PKGS="$PKGS $RADOSGW_PKGS"; fi
+# the OpenAPI validator of tests/integration/test_openapi.py, where the
+# distribution has it (from Debian 13 on; the test falls back to a Python
+# of the machine's that carries openapi-spec-validator)
+if apt-cache show python3-openapi-spec-validator >/dev/null 2>&1; then
+    PKGS="$PKGS python3-openapi-spec-validator"
+fi
 
 missing=""
 for p in $PKGS; do

@@ -25,6 +25,7 @@ static const route_def ROUTES[] = {
     { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD PUT PATCH",
       "GET, HEAD, PUT, PATCH" },
     { US_ROUTE_HEALTH, "health", "GET HEAD", "GET, HEAD" },
+    { US_ROUTE_OPENAPI, "openapi.json", "GET HEAD", "GET, HEAD" },
 };
 
 /* Splits "a/b/c" into at most max segments; returns the count or -1 when

@@ -62,6 +62,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     }
     if (route->id == US_ROUTE_HEALTH)
         return us_api_health(r, c); /* for load balancers: no key */
+    if (route->id == US_ROUTE_OPENAPI)
+        return us_api_openapi(r); /* public, as FastAPI's /openapi.json */
     if (route->id == US_ROUTE_UPLOAD_TARGET)
         return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
     if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)
@@ -103,7 +105,9 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
 int us_map_to_storage(request_rec *r)
 {
     us_srv_conf *c = us_srv_conf_get(r->server);
-    if (!us_srv_enabled(c) || strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0)
+    if (!us_srv_enabled(c))
+        return DECLINED;
+    if (strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0 && !us_docs_path(r, c))
         return DECLINED;
     return OK;
 }
@@ -145,7 +149,7 @@ int us_handler(request_rec *r)
         us_route_match(r->pool, r->uri, r->method, &route);
     }
     if (route.id == US_ROUTE_NONE)
-        return DECLINED;
+        return us_docs_path(r, c) ? us_docs_page(r) : DECLINED;
     apr_time_t start = apr_time_now();
     int rc = us_api_handle(r, c, &route);
     us_metrics_request(us_metrics_here(), us_endpoint_of(&route, r->method_number),

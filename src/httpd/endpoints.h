@@ -32,6 +32,14 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws);
  * storage answer, else 503. */
 int us_api_health(request_rec *r, us_srv_conf *c);
 
+/* GET /api/v1/openapi.json (us_docs.c): the OpenAPI document, no key. */
+int us_api_openapi(request_rec *r);
+/* The HTML page at the default documentation_url (us_docs.c), served
+ * where us_docs_path() is true: GET and HEAD, else 405. */
+#define US_DOCS_PATH "/docs/upload-sessions"
+int us_docs_path(const request_rec *r, const us_srv_conf *c);
+int us_docs_page(request_rec *r);
+
 /* POST /api/v1/upload_target/{session_id} (us_upload.c): authorised by the
  * signed policy, streams the file part to disk and records it. */
 int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id);

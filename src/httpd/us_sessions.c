@@ -44,7 +44,7 @@ static int send_no_content(request_rec *r)
 static const char *documentation_url(request_rec *r, const us_srv_conf *c)
 {
     return c->doc_url ? c->doc_url
-                      : apr_pstrcat(r->pool, us_public_base(r, c), "/docs/upload-sessions", NULL);
+                      : apr_pstrcat(r->pool, us_public_base(r, c), US_DOCS_PATH, NULL);
 }
 
 /* ---- answers written straight into one buffer (us_json_writer) --------------- */

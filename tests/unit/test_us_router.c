@@ -54,6 +54,15 @@ static void test_sessions_routes(void **state)
     route("/api/v1/health/x", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
 
+    route("/api/v1/openapi.json", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_OPENAPI);
+    assert_true(r.method_allowed);
+    route("/api/v1/openapi.json", "PUT", &r);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD");
+    route("/api/v1/openapi", "GET", &r);
+    assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
+
     route("/api/v1/upload_target/xyz", "POST", &r);
     assert_int_equal(r.id, US_ROUTE_UPLOAD_TARGET);
     assert_string_equal(r.session_id, "xyz");
