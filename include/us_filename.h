@@ -9,10 +9,11 @@
 
 #include <apr_pools.h>
 
-#define US_NAME_MAX 255
+#define US_NAME_MAX 1024
 #define US_META_SUFFIX ".meta.json"
 
-/* A plain file name: 1..255 bytes of valid UTF-8, no '/', '\\', NUL or
+/* A plain file name: 1..1024 bytes (the upload target also keeps its key,
+ * prefix and name, within US_KEY_MAX) of valid UTF-8, no '/', '\\', NUL or
  * control characters, not "." or "..". Returns NULL or why not. */
 const char *us_filename_problem(const char *name);
 

@@ -154,12 +154,28 @@ us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
  * it, every later one is refused with US_DB_CONFLICT. */
 us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
-/* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session.
+/* One page of a list: by offset, or next to a cursor (an id of the list).
+ * With a cursor the page holds the `limit` rows just after it (before = 0)
+ * or just before it (before = 1) in the list's order, shown in that order;
+ * an id that is not in the list (unknown, another workspace or session,
+ * aborted) gives an empty page. The cursor row itself may be left out by
+ * the list's filter: it still marks the place. */
+typedef struct {
+    long long limit;     /* >= 1 */
+    long long offset;    /* rows skipped first, when cursor is NULL */
+    const char *cursor;  /* canonical UUID, or NULL */
+    int before;
+} us_page;
+
+/* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session,
+ * newest first (created_at, then id). *total counts the whole filtered
+ * list, whatever the page; *has_more: rows follow the page in its
+ * direction (after the last row; before the first one for `before`).
  * *total and rows are two reads: not a snapshot of one moment. */
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
-                         int is_expired, long long limit, long long offset,
+                         int is_expired, const us_page *pg,
                          apr_time_t now, apr_array_header_t **rows,
-                         long long *total);
+                         long long *total, int *has_more);
 
 /* The session with this id in any workspace (the upload target knows only the id). */
 us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
@@ -199,10 +215,12 @@ typedef struct {
     const char *reason;   /* NULL unless FAILED */
 } us_session_file_row;
 
-/* Raw files (no sidecars) of a session, oldest upload first; status NULL = all. */
+/* Raw files (no sidecars) of a session, oldest upload first (uploaded_at,
+ * then name); status NULL = all. The page's cursor is a file_ingestion_id;
+ * *total and *has_more as for us_session_list. */
 us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
-                       const char *status, long long limit, long long offset,
-                       apr_array_header_t **rows, long long *total);
+                       const char *status, const us_page *pg,
+                       apr_array_header_t **rows, long long *total, int *has_more);
 
 /* ---- expiry (the parent's monitor hook) ----------------------------------- */
 

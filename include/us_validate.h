@@ -22,6 +22,8 @@ json_t *us_validation_error(const char *type, json_t *loc, const char *msg, json
 
 /* Path parameter (loc ["path", name]); uuid_parsing item on failure. */
 int us_validate_path_uuid(json_t *errs, const char *name, const char *value, char out[37]);
+/* Query parameter (loc ["query", name]); absent (raw NULL): out = "". */
+int us_validate_query_uuid(json_t *errs, const char *name, const char *raw, char out[37]);
 
 /* ---- query parameters ------------------------------------------------------
  * raw is the decoded value or NULL when absent (then *out = def).

@@ -13,7 +13,7 @@ const char *us_filename_problem(const char *name)
     if (len == 0)
         return "the file name is empty";
     if (len > US_NAME_MAX)
-        return "the file name is longer than 255 bytes";
+        return "the file name is longer than 1024 bytes";
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return "the file name may not be '.' or '..'";
     for (const unsigned char *s = (const unsigned char *)name; *s;) {

@@ -341,6 +341,8 @@ typedef struct {
     us_storage_writer *blob;
     const char *file_id;
     const char *name;
+    const char *file_name;  /* the query's file_name: names the file, and the `text` field */
+    int has_text;           /* a `text` field was sent */
     const char *problem;    /* a 4xx detail, once something is wrong */
     int status;
     int files, fields;      /* parts with and without a filename so far */
@@ -368,6 +370,8 @@ static int post_fail(post_ctx *x, int status, const char *detail)
     return 1;
 }
 
+#define BOTH_DETAIL "Send either a file part or a text field, not both."
+
 static int post_begin(void *ctx, const us_mp_part *part)
 {
     post_ctx *x = ctx;
@@ -387,9 +391,25 @@ static int post_begin(void *ctx, const us_mp_part *part)
         us_buf_reset(&x->meta); /* the last `meta` part counts, as in FastAPI */
         return 0;
     }
-    if (strcmp(part->name, "file") != 0 || x->file_done)
+    /* the file is a `file` part, or the field `text` (named by file_name);
+     * never both, and only the first of either */
+    int is_text = strcmp(part->name, "text") == 0 && !part->filename && !part->filename_star;
+    if (!is_text && strcmp(part->name, "file") != 0)
         return 0;
-    x->name = us_filename_from_part(x->r->pool, part->filename, part->filename_star);
+    if (is_text) {
+        if (x->has_text++)
+            return post_fail(x, HTTP_BAD_REQUEST, "Send one text field only.");
+        if (x->blob || x->file_done)
+            return post_fail(x, HTTP_BAD_REQUEST, BOTH_DETAIL);
+        if (!x->file_name)
+            return 0; /* 422 at the end: the text names no file by itself */
+    }
+    else if (x->has_text)
+        return post_fail(x, HTTP_BAD_REQUEST, BOTH_DETAIL);
+    else if (x->file_done)
+        return 0; /* only the first `file` part is read */
+    x->name = x->file_name ? x->file_name
+                           : us_filename_from_part(x->r->pool, part->filename, part->filename_star);
     if (!x->name)
         return post_fail(x, HTTP_BAD_REQUEST, "The file part must carry a filename.");
     const char *why = us_filename_problem(x->name);
@@ -465,6 +485,42 @@ static int parse_meta(post_ctx *x, const char **out)
     return is_null;
 }
 
+/* ctype is the media type `type` (case-insensitive), whatever its parameters */
+static int is_media_type(const char *ctype, const char *type)
+{
+    size_t n = strlen(type);
+    if (!ctype)
+        return 0;
+    while (*ctype == ' ' || *ctype == '\t')
+        ctype++;
+    return strncasecmp(ctype, type, n) == 0 &&
+           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ' || ctype[n] == '\t');
+}
+
+/* an url-encoded form carries no file, but the fields `text` and `meta`
+ * (as the SDK's older text upload sends them): fed to the same callbacks
+ * as parts of a multipart form would be */
+#define US_MAX_FORM_BODY (16 * 1024 * 1024)
+
+static int read_urlencoded(request_rec *r, post_ctx *x)
+{
+    static const char *const FIELDS[] = { "meta", "text" };
+    char *body = NULL;
+    apr_size_t len = 0;
+    int rc = us_read_small_body(r, US_MAX_FORM_BODY, &body, &len);
+    if (rc != OK)
+        return rc;
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0] && !x->problem; i++) {
+        const char *v = us_query_get(r->pool, body, FIELDS[i]);
+        us_mp_part part = { FIELDS[i], NULL, NULL, NULL };
+        if (!v || post_begin(x, &part) != 0)
+            continue;
+        post_data(x, v, strlen(v));
+        post_end(x);
+    }
+    return OK;
+}
+
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
 {
     static const us_mp_callbacks cb = { post_begin, post_data, post_end };
@@ -480,24 +536,51 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         mode = "KEEP";
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
-    const char *boundary = us_mp_boundary(r->pool, apr_table_get(r->headers_in, "Content-Type"));
-    if (!boundary) {
-        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
-                                            "Field required", json_null(), NULL));
-        return us_send_422(r, errs);
+    const char *ctype = apr_table_get(r->headers_in, "Content-Type");
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    int urlencoded = is_media_type(ctype, "application/x-www-form-urlencoded");
+    if (!urlencoded && !is_media_type(ctype, "multipart/form-data")) {
+        r->connection->keepalive = AP_CONN_CLOSE; /* the body is not read */
+        return us_send_detail(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
+                              "Unsupported Media Type: the body must be multipart/form-data.");
+    }
+    const char *boundary = urlencoded ? NULL : us_mp_boundary(r->pool, ctype);
+    if (!urlencoded && !boundary) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
     }
     x->r = r;
     x->c = c;
-    us_upload_body_limit(r, c);
-    us_mp *mp = us_mp_create(r->pool, boundary, &cb, x);
-    us_read_result rr = us_read_multipart(r, mp);
-    if (!x->problem && rr == US_READ_TOO_LARGE)
-        post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
-    else if (!x->problem && rr != US_READ_DONE)
-        post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    x->file_name = us_query_get(r->pool, r->args, "file_name");
+    if (urlencoded) {
+        rc = read_urlencoded(r, x);
+        if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+            post_fail(x, rc, "Request body too large");
+        else if (rc != OK)
+            post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    }
+    else if (apr_atoi64(cl ? cl : "0") > c->max_file_size + US_BODY_OVERHEAD) {
+        /* refused from its declared length, unread (httpd's own limit
+         * would answer with its HTML page) */
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return us_send_detail(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
+    }
+    else {
+        us_upload_body_limit(r, c);
+        us_mp *mp = us_mp_create(r->pool, boundary, &cb, x);
+        us_read_result rr = us_read_multipart(r, mp);
+        if (!x->problem && rr == US_READ_TOO_LARGE)
+            post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
+        else if (!x->problem && rr != US_READ_DONE)
+            post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    }
     if (!x->problem && !x->file_done) {
-        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "file"),
-                                            "Field required", json_null(), NULL));
+        if (x->has_text) /* the text field names no file by itself */
+            json_array_append_new(errs, us_validation_error("missing",
+                json_pack("[s,s]", "query", "file_name"), "Field required", json_null(), NULL));
+        else
+            json_array_append_new(errs, us_validation_error("missing",
+                json_pack("[s,s]", "body", "file"), "Field required", json_null(), NULL));
         return us_send_422(r, errs);
     }
     if (!x->problem && !parse_meta(x, &meta))

@@ -138,12 +138,52 @@ static void write_page_open(us_json_writer *w)
     us_json_write_array_open(w);
 }
 
-static void write_page_close(us_json_writer *w, long long offset, int count, long long total)
+static void write_page_close(us_json_writer *w, int has_more, long long total)
 {
     us_json_write_array_close(w);
-    us_json_write_key_bool(w, "has_more", offset < total && offset + count < total);
+    us_json_write_key_bool(w, "has_more", has_more);
     us_json_write_key_int(w, "total", total);
     us_json_write_object_close(w);
+}
+
+/* limit, page_number and the cursors before/after of both session lists:
+ * a cursor pages only when page_number is absent, and only one of them at
+ * a time; every other combination is refused rather than one of them
+ * ignored. cursor_buf holds the canonical id. */
+static void page_params(request_rec *r, json_t *errs, us_page *pg, char cursor_buf[37])
+{
+    const char *raw_page = us_query_get(r->pool, r->args, "page_number");
+    const char *before = us_query_get(r->pool, r->args, "before");
+    const char *after = us_query_get(r->pool, r->args, "after");
+    char before_id[37], after_id[37];
+    long long page;
+
+    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100,
+                          &pg->limit);
+    us_validate_query_int(errs, "page_number", raw_page, 1, 1, LLONG_MAX, &page);
+    us_validate_query_uuid(errs, "before", before, before_id);
+    us_validate_query_uuid(errs, "after", after, after_id);
+    if (before && after)
+        json_array_append_new(errs, us_validation_error("value_error",
+            json_pack("[s,s]", "query", "before"),
+            "Value error, before and after cannot be given together", json_string(before),
+            NULL));
+    else if (raw_page && (before || after))
+        json_array_append_new(errs, us_validation_error("value_error",
+            json_pack("[s,s]", "query", "page_number"),
+            apr_psprintf(r->pool, "Value error, page_number cannot be given together with %s",
+                         before ? "before" : "after"),
+            json_string(raw_page), NULL));
+    if (json_array_size(errs) > 0 || pg->limit < 1)
+        return;
+    /* a page beyond any possible row is simply empty */
+    pg->offset = (page - 1) > LLONG_MAX / pg->limit ? LLONG_MAX : (page - 1) * pg->limit;
+    pg->before = before != NULL;
+    pg->cursor = NULL;
+    if (before || after) {
+        memcpy(cursor_buf, before ? before_id : after_id, 37);
+        pg->cursor = cursor_buf;
+    }
 }
 
 static int session_not_found(request_rec *r, const char *id)
@@ -356,26 +396,23 @@ int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const c
 int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
-    long long limit, page;
-    int is_expired, rc;
+    us_page pg = { 0 };
+    char cursor[37];
+    int is_expired, rc, has_more = 0;
     apr_array_header_t *rows;
     long long total = 0;
 
-    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
-                   LLONG_MAX, &page);
+    page_params(r, errs, &pg, cursor);
     us_validate_query_bool(errs, "is_expired", us_query_get(r->pool, r->args, "is_expired"),
                     &is_expired);
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
-    /* a page beyond any possible row is simply empty */
-    long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
 
     us_db *db = us_acquire_db(r, c);
     if (!db) /* answered 503/500 already */
         return OK;
-    us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, limit, offset,
-                                   apr_time_now(), &rows, &total);
+    us_db_rc drc = us_session_list(db, r->pool, ws, is_expired, &pg, apr_time_now(), &rows,
+                                   &total, &has_more);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     us_json_writer w;
@@ -383,7 +420,7 @@ int us_api_sessions_list(request_rec *r, us_srv_conf *c, const char *ws)
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
         write_session_item(&w, r, &APR_ARRAY_IDX(rows, i, us_session));
-    write_page_close(&w, offset, rows->nelts, total);
+    write_page_close(&w, has_more, total);
     return us_send_json_writer(r, HTTP_OK, &w);
 }
 
@@ -392,8 +429,10 @@ static const char *const INGESTION_STATES[] = { "PENDING", "FAILED", "FINISHED",
 int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
-    char id[37];
-    long long limit, page, total = 0;
+    char id[37], cursor[37];
+    us_page pg = { 0 };
+    long long total = 0;
+    int has_more = 0;
     const char *state = NULL;
     apr_array_header_t *rows = NULL;
     us_session s;
@@ -403,17 +442,14 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     us_validate_path_uuid(errs, "session_id", raw_id, id);
     us_validate_query_enum(errs, "ingestion_status", us_query_get(r->pool, r->args, "ingestion_status"),
                     INGESTION_STATES, &state);
-    us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100, &limit);
-    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
-                   LLONG_MAX, &page);
+    page_params(r, errs, &pg, cursor);
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
-    long long offset = (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
     if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
         return OK;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if (drc == US_DB_OK)
-        drc = us_session_files_list(db, r->pool, id, state, limit, offset, &rows, &total);
+        drc = us_session_files_list(db, r->pool, id, state, &pg, &rows, &total, &has_more);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     if (drc != US_DB_OK) /* NOTFOUND, the one logical answer of these reads */
@@ -423,6 +459,6 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     write_page_open(&w);
     for (int i = 0; i < rows->nelts; i++)
         write_file_item(&w, &APR_ARRAY_IDX(rows, i, us_session_file_row));
-    write_page_close(&w, offset, rows->nelts, total);
+    write_page_close(&w, has_more, total);
     return us_send_json_writer(r, HTTP_OK, &w);
 }

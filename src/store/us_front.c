@@ -142,12 +142,51 @@ us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const
     return db->backend->session_close(db, p, workspace, id, now);
 }
 
-us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
-                         long long limit, long long offset, apr_time_t now,
-                         apr_array_header_t **rows, long long *total)
+/* A cursor page is asked with one row more, which tells whether more
+ * follow; `before` rows come nearest first and are turned round. An offset
+ * page has more when the count says so. */
+static us_page page_ask(const us_page *pg)
 {
-    return db->backend->session_list(db, p, workspace, is_expired, limit, offset, now, rows,
-                                     total);
+    us_page ask = *pg;
+    if (pg->cursor)
+        ask.limit = pg->limit + 1;
+    return ask;
+}
+
+static void page_finish(const us_page *pg, apr_array_header_t *rows, long long total,
+                        int *has_more)
+{
+    if (!pg->cursor) {
+        *has_more = pg->offset < total && pg->offset + rows->nelts < total;
+        return;
+    }
+    *has_more = rows->nelts > pg->limit;
+    if (*has_more)
+        rows->nelts = (int)pg->limit;
+    if (!pg->before)
+        return;
+    apr_size_t size = (apr_size_t)rows->elt_size;
+    char *tmp = apr_palloc(rows->pool, size);
+    for (int i = 0, j = rows->nelts - 1; i < j; i++, j--) {
+        char *a = rows->elts + (apr_size_t)i * size;
+        char *b = rows->elts + (apr_size_t)j * size;
+        memcpy(tmp, a, size);
+        memcpy(a, b, size);
+        memcpy(b, tmp, size);
+    }
+}
+
+us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
+                         const us_page *pg, apr_time_t now,
+                         apr_array_header_t **rows, long long *total, int *has_more)
+{
+    us_page ask = page_ask(pg);
+    *has_more = 0;
+    us_db_rc rc = db->backend->session_list(db, p, workspace, is_expired, &ask, now, rows,
+                                            total);
+    if (rc == US_DB_OK)
+        page_finish(pg, *rows, *total, has_more);
+    return rc;
 }
 
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
@@ -170,10 +209,15 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
 }
 
 us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id, const char *status,
-                       long long limit, long long offset, apr_array_header_t **rows,
-                       long long *total)
+                       const us_page *pg, apr_array_header_t **rows, long long *total,
+                       int *has_more)
 {
-    return db->backend->session_files_list(db, p, session_id, status, limit, offset, rows, total);
+    us_page ask = page_ask(pg);
+    *has_more = 0;
+    us_db_rc rc = db->backend->session_files_list(db, p, session_id, status, &ask, rows, total);
+    if (rc == US_DB_OK)
+        page_finish(pg, *rows, *total, has_more);
+    return rc;
 }
 
 /* ---- ingestion ------------------------------------------------------------ */

@@ -198,7 +198,8 @@ static void rust_trim(const char **b, const char **e)
     }
 }
 
-int us_validate_path_uuid(json_t *errs, const char *name, const char *value, char out[37])
+static int validate_uuid(json_t *errs, const char *where, const char *name, const char *value,
+                         char out[37])
 {
     char reason[160];
     size_t n;
@@ -213,11 +214,22 @@ int us_validate_path_uuid(json_t *errs, const char *name, const char *value, cha
     if (!ok) {
         char msg[200];
         snprintf(msg, sizeof msg, "Input should be a valid UUID, %s", reason);
-        add_err(errs, "uuid_parsing", loc_of("path", name), msg, json_stringn(s, n),
+        add_err(errs, "uuid_parsing", loc_of(where, name), msg, json_stringn(s, n),
                 json_pack("{ss}", "error", reason));
     }
     free(s);
     return ok;
+}
+
+int us_validate_path_uuid(json_t *errs, const char *name, const char *value, char out[37])
+{
+    return validate_uuid(errs, "path", name, value, out);
+}
+
+int us_validate_query_uuid(json_t *errs, const char *name, const char *raw, char out[37])
+{
+    out[0] = '\0';
+    return raw ? validate_uuid(errs, "query", name, raw, out) : 1;
 }
 
 /* ---- bool (shared.rs str_as_bool / int_as_bool, input_python.rs) ---------- */

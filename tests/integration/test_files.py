@@ -161,15 +161,109 @@ def test_meta_that_is_not_an_object_is_refused(server_factory, module_so):
     assert stored() <= before
 
 
-def test_missing_file_part_is_422(srv, api):
+UNSUPPORTED = {"detail": "Unsupported Media Type: the body must be multipart/form-data."}
+
+
+def test_missing_file_part_is_422_and_a_body_not_a_form_415(srv, api):
     ws = unique_ws("files-nofile")
     r = api.post(ws_files_path(ws), files={"meta": (None, "{}")})
     check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
                         "input": None}))
-    r = api.post(ws_files_path(ws), json={"file": "x"})  # not multipart at all
-    check(r, 422, v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
-                        "input": None}))
+    # not a form at all: 415, whatever the body
+    check(api.post(ws_files_path(ws), json={"file": "x"}), 415, UNSUPPORTED)
+    check(api.post(ws_files_path(ws), content=b"just text",
+                   headers={"Content-Type": "text/plain"}), 415, UNSUPPORTED)
+    check(api.post(ws_files_path(ws), content=b"no type"), 415, UNSUPPORTED)
+    check(api.post(ws_files_path(ws)), 415, UNSUPPORTED)
+    check(api.post(ws_files_path(ws), content=b"x",
+                   headers={"Content-Type": "multipart/form-datax; boundary=b"}), 415, UNSUPPORTED)
+    # a form without its boundary cannot be read
+    check(api.post(ws_files_path(ws), content=b"x",
+                   headers={"Content-Type": "multipart/form-data"}), 400,
+          {"detail": "There was an error parsing the body"})
     assert ws_files_page(api, ws)["total"] == 0
+
+
+def test_text_field_with_file_name_creates_a_text_file(srv, api):
+    """`text` + the query's file_name instead of a `file` part, as a
+    multipart field or an url-encoded form (the SDK's older
+    direct_upload_text sends data={"text", "meta"}); meta defaults to {}."""
+    ws = unique_ws("files-text")
+    text = "Grüße aus dem Text\n" * 10
+    cases = [("multi.txt", {"text": (None, text), "meta": (None, json.dumps({"k": 1}))}, None,
+              {"k": 1}),
+             ("multi-nometa.txt", {"text": (None, text)}, None, {}),
+             ("form.txt", None, {"text": text, "meta": json.dumps({"k": "v"})}, {"k": "v"}),
+             ("form-nometa.md", None, {"text": text}, {})]
+    want = {}
+    for name, files, form, meta in cases:
+        r = api.post(ws_files_path(ws), params={"file_name": name}, files=files, data=form)
+        fid = check(r, 201)["file_id"]
+        assert download(api, ws, fid).content == text.encode(), name
+        assert get_meta(api, ws, fid) == meta, name
+        want[fid] = (name, meta)
+    items = list_ws_files(srv, api, ws)
+    assert {i["file_id"]: (i["name"], i["meta"]) for i in items} == want
+    for i in items:
+        assert i["size"] == len(text.encode()) and i["characters"] == len(text), i
+    # file_name names a file part too
+    r = api.post(ws_files_path(ws), params={"file_name": "renamed.txt"},
+                 files={"file": ("original.txt", b"bytes")})
+    fid = check(r, 201)["file_id"]
+    assert [i["name"] for i in list_ws_files(srv, api, ws) if i["file_id"] == fid] == \
+        ["renamed.txt"]
+
+
+def test_text_field_refusals(srv, api):
+    ws = unique_ws("files-text-bad")
+    path = ws_files_path(ws)
+    missing_name = v422({"type": "missing", "loc": ["query", "file_name"],
+                         "msg": "Field required", "input": None})
+    check(api.post(path, files={"text": (None, "t")}), 422, missing_name)
+    check(api.post(path, data={"text": "t"}), 422, missing_name)
+    check(api.post(path, data={"meta": "{}"}), 422,
+          v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                "input": None}))
+    both = {"detail": "Send either a file part or a text field, not both."}
+    check(api.post(path, params={"file_name": "a.txt"},
+                   files={"text": (None, "t"), "file": ("b.txt", b"b")}), 400, both)
+    check(api.post(path, params={"file_name": "a.txt"},
+                   files={"file": ("b.txt", b"b"), "text": (None, "t")}), 400, both)
+    check(api.post(path, files={"text": (None, "t"), "file": ("b.txt", b"b")}), 400, both)
+    check(api.post(path, params={"file_name": "../x.txt"}, data={"text": "t"}), 400,
+          {"detail": "Invalid file name: the file name contains a path separator."})
+    check(api.post(path, params={"file_name": "n" * 1025}, files={"text": (None, "t")}), 400,
+          {"detail": "Invalid file name: the file name is longer than 1024 bytes."})
+    assert ws_files_page(api, ws)["total"] == 0
+
+
+def test_names_up_to_1024_bytes(srv, api):
+    ws = unique_ws("files-long")
+    for name in ("a" * 1020 + ".txt", "é" * 512):
+        fid = post_file(api, ws, name, b"long")["file_id"]
+        r = download(api, ws, fid)
+        assert r.content == b"long"
+    assert sorted(i["name"] for i in list_ws_files(srv, api, ws)) == \
+        sorted(["a" * 1020 + ".txt", "é" * 512])
+    check(api.post(ws_files_path(ws), files={"file": ("b" * 1021 + ".txt", b"x")}), 400,
+          {"detail": "Invalid file name: the file name is longer than 1024 bytes."})
+
+
+def test_a_file_over_the_size_limit_is_413(server_factory, module_so):
+    """UploadSessionMaxFileSize bounds POST /files too (httpd's
+    LimitRequestBody is raised to it plus 1 MiB of form): 413 whether the
+    declared length or the streamed part passes it, and nothing is kept."""
+    srv = server_factory(module=module_so, extra=["UploadSessionMaxFileSize 64K"])
+    api = srv.client(srv.user_all)
+    ws = unique_ws("files-big")
+    too_large = {"detail": "The file is too large."}
+    fid = post_file(api, ws, "fits.bin", b"x" * 65536)["file_id"]
+    check(api.post(ws_files_path(ws), files={"file": ("big.bin", b"x" * 65537)}), 413, too_large)
+    check(api.post(ws_files_path(ws), params={"file_name": "big.txt"},
+                   files={"text": (None, "x" * 65537)}), 413, too_large)
+    check(api.post(ws_files_path(ws), files={"file": ("huge.bin", b"x" * (3 << 20))}), 413,
+          too_large)
+    assert [i["file_id"] for i in ws_files_page(api, ws)["data"]] == [fid]
 
 
 # --------------------------------------------------------------------------

@@ -229,7 +229,7 @@ def test_filename_substitution_costs_no_memory(mem_server):
         fields = dict(cfg["fields"], key=prefix + "${filename}" * 300)
         r = post_parts(up, cfg["url"], form_parts(fields, "n" * 10_000, b"data"))
         s3_error(r, 400, "InvalidArgument",
-                 "Invalid file name: the file name is longer than 255 bytes.")
+                 "Invalid file name: the file name is longer than 1024 bytes.")
         # 700 variables and a 255-byte name (178 KB of key): too long for S3
         fields = dict(cfg["fields"], key=prefix + "${filename}" * 700)
         r = post_parts(up, cfg["url"], form_parts(fields, "n" * 255, b"data"))

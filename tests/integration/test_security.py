@@ -193,7 +193,7 @@ def bad_name(why):
 SEP = bad_name("the file name contains a path separator")
 CTL = bad_name("the file name contains a control character")
 DOTS = bad_name("the file name may not be '.' or '..'")
-LONG = bad_name("the file name is longer than 255 bytes")
+LONG = bad_name("the file name is longer than 1024 bytes")
 UTF8 = bad_name("the file name is not valid UTF-8")
 UNPARSABLE = {"detail": "There was an error parsing the body"}
 
@@ -212,8 +212,8 @@ REFUSED = [
     ("filename* ../x", {"filename_star": "UTF-8''..%2Fx"}, SEP),
     ("filename* /etc/passwd", {"filename_star": "UTF-8''%2Fetc%2Fpasswd"}, SEP),
     ("NUL in filename*", {"filename_star": "utf-8''a%00b"}, UNPARSABLE),
-    ("1000-byte name", {"filename": "n" * 996 + ".txt"}, LONG),
-    ("1000-byte UTF-8 name", {"filename": "é" * 500}, LONG),
+    ("1025-byte name", {"filename": "n" * 1021 + ".txt"}, LONG),
+    ("1026-byte UTF-8 name", {"filename": "é" * 513}, LONG),
     ("invalid UTF-8 (raw byte)", {"filename": b"a\xffb.txt"}, UTF8),
     ("invalid UTF-8 (percent)", {"filename": "a%FFb.txt"}, UTF8),
     ("overlong UTF-8 slash", {"filename": "a%C0%AFb"}, UTF8),
@@ -235,6 +235,8 @@ ACCEPTED = [
      'q"uote;.txt'),
     ("UTF-8", {"filename": "日本語 résumé.txt"}, "日本語 résumé.txt"),
     ("255 bytes", {"filename": "m" * 251 + ".txt"}, "m" * 251 + ".txt"),
+    ("1024 bytes", {"filename": "k" * 1020 + ".txt"}, "k" * 1020 + ".txt"),
+    ("1024 bytes of UTF-8", {"filename": "é" * 512}, "é" * 512),
 ]
 
 

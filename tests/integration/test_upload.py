@@ -455,7 +455,7 @@ def test_reject_hostile_names(srv, api):
     sep = msg_bad_name("the file name contains a path separator")
     ctl = msg_bad_name("the file name contains a control character")
     dots = msg_bad_name("the file name may not be '.' or '..'")
-    long_ = msg_bad_name("the file name is longer than 255 bytes")
+    long_ = msg_bad_name("the file name is longer than 1024 bytes")
     empty = msg_bad_name("the file name is empty")
     utf8 = msg_bad_name("the file name is not valid UTF-8")
 
@@ -486,8 +486,8 @@ def test_reject_hostile_names(srv, api):
         ("..", {"filename": ".."}, {}, dots),
         (".", {"filename": "."}, {}, dots),
         (".. in key", {"filename": "x"}, {"key": prefix + ".."}, dots),
-        ("300-byte name", {"filename": "n" * 296 + ".txt"}, {}, long_),
-        ("256-byte name", {"filename": "é" * 128}, {}, long_),
+        ("1100-byte name", {"filename": "n" * 1096 + ".txt"}, {}, long_),
+        ("1026-byte name", {"filename": "é" * 513}, {}, long_),
         ("empty name", {"filename": ""}, {}, empty),
         ("invalid UTF-8", {"filename": "a%FFb"}, {}, utf8),
         ("overlong UTF-8 slash", {"filename": "a%C0%AFb"}, {}, utf8),
@@ -528,12 +528,18 @@ def test_reject_hostile_names(srv, api):
         assert "nul%00.txt" in [i["name"] for i in list_files_all(api, ws, sid)[0]]
     else:
         s3_error(r, 400, "InvalidArgument", re.compile(r"Invalid file name: .+\."))
-    # the longest allowed name (255 bytes, also as UTF-8) is fine
-    for name in ("m" * 251 + ".txt", "é" * 127 + "z"):
-        assert len(name.encode()) == 255
+    # long names are fine up to S3's 1,024-byte key, which holds the
+    # session's prefix too: a 1,024-byte name is a name the store would
+    # take, but its key is too long
+    room = 1024 - len(f["key"].replace("${filename}", "").encode())
+    longest = ("m" * (room - 4) + ".txt", "é" * ((room - 1) // 2) + "z" * (1 + (room - 1) % 2))
+    for name in ("m" * 251 + ".txt",) + longest:
+        assert len(name.encode()) <= room
         no_content(upload(c, cfg, name, b"long"))
+    for name in ("m" * (room - 3) + ".txt", "k" * 1020 + ".txt"):
+        s3_error(upload(c, cfg, name, b"long"), 400, "KeyTooLongError", "Your key is too long")
     items, _ = list_files_all(api, ws, sid)
-    assert {"kept.txt", "m" * 251 + ".txt", "é" * 127 + "z"} <= {i["name"] for i in items}
+    assert {"kept.txt", "m" * 251 + ".txt", *longest} <= {i["name"] for i in items}
     assert all("/" not in i["name"] and "\\" not in i["name"] for i in items)
 
 

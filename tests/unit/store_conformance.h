@@ -104,6 +104,30 @@ static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, i
 
 /* ---- sessions -------------------------------------------------------------------- */
 
+/* The lists by offset, as most tests read them. */
+static us_db_rc sc_session_list(us_db *db, const char *ws, int is_expired, long long limit,
+                                long long offset, apr_time_t now, apr_array_header_t **rows,
+                                long long *total)
+{
+    us_page pg = { limit, offset, NULL, 0 };
+    int has_more = -1;
+    us_db_rc rc = us_session_list(db, pool, ws, is_expired, &pg, now, rows, total, &has_more);
+    if (rc == US_DB_OK)
+        assert_int_equal(has_more, offset + (*rows)->nelts < *total);
+    return rc;
+}
+
+static us_db_rc sc_files_list(us_db *db, const char *sid, const char *status, long long limit,
+                              long long offset, apr_array_header_t **rows, long long *total)
+{
+    us_page pg = { limit, offset, NULL, 0 };
+    int has_more = -1;
+    us_db_rc rc = us_session_files_list(db, pool, sid, status, &pg, rows, total, &has_more);
+    if (rc == US_DB_OK)
+        assert_int_equal(has_more, offset + (*rows)->nelts < *total);
+    return rc;
+}
+
 static void sc_insert_get_close(void **state)
 {
     us_db *db = sc_open(pool);
@@ -187,7 +211,7 @@ static void sc_list_paging_and_filters(void **state)
     assert_int_equal(us_session_close(db, pool, "ws-list", sc_uuid(pool, 200), SC_T0), US_DB_OK);
     apr_time_t now = SC_T0 + SC_SEC(10);
 
-    assert_int_equal(us_session_list(db, pool, "ws-list", -1, 2, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-list", -1, 2, 0, now, &rows, &total), US_DB_OK);
     assert_int_equal(total, 5);
     assert_int_equal(rows->nelts, 2);
     /* newest first */
@@ -195,24 +219,124 @@ static void sc_list_paging_and_filters(void **state)
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).id, sc_uuid(pool, 203));
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).status, "EXPIRED");
 
-    assert_int_equal(us_session_list(db, pool, "ws-list", -1, 2, 4, now, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-list", -1, 2, 4, now, &rows, &total), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).status, "CLOSED");
 
-    assert_int_equal(us_session_list(db, pool, "ws-list", 1, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-list", 1, 10, 0, now, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
     assert_int_equal(rows->nelts, 2);
     for (int i = 0; i < rows->nelts; i++)
         assert_string_equal(APR_ARRAY_IDX(rows, i, us_session).status, "EXPIRED");
 
-    assert_int_equal(us_session_list(db, pool, "ws-list", 0, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-list", 0, 10, 0, now, &rows, &total), US_DB_OK);
     assert_int_equal(total, 3);
     for (int i = 0; i < rows->nelts; i++)
         assert_string_not_equal(APR_ARRAY_IDX(rows, i, us_session).status, "EXPIRED");
 
-    assert_int_equal(us_session_list(db, pool, "ws-none", -1, 10, 0, now, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-none", -1, 10, 0, now, &rows, &total), US_DB_OK);
     assert_int_equal(total, 0);
     assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
+/* Rows of a list page, as ids, for comparison: "a,b,c". */
+static const char *sc_page_ids(const apr_array_header_t *rows, int files)
+{
+    const char *out = "";
+    for (int i = 0; i < rows->nelts; i++) {
+        const char *id = files ? APR_ARRAY_IDX(rows, i, us_session_file_row).name
+                               : APR_ARRAY_IDX(rows, i, us_session).id + 24;
+        out = apr_pstrcat(pool, out, i ? "," : "", id, NULL);
+    }
+    return out;
+}
+
+#define SC_SESSION_PAGE(db, ws, filter, cursor, before, limit, want, want_more)               \
+    do {                                                                                   \
+        us_page pg_ = { (limit), 0, (cursor), (before) };                                  \
+        apr_array_header_t *rows_ = NULL;                                                  \
+        long long total_ = -1;                                                             \
+        int more_ = -1;                                                                    \
+        assert_int_equal(us_session_list((db), pool, (ws), (filter), &pg_, now, &rows_,   \
+                                         &total_, &more_), US_DB_OK);                      \
+        assert_string_equal(sc_page_ids(rows_, 0), (want));                                \
+        assert_int_equal(more_, (want_more));                                              \
+        assert_int_equal(total_, (filter) < 0 ? 5 : (filter) ? 2 : 3);                     \
+    } while (0)
+
+/* before/after: the rows next to a session of the list, in the list's
+ * order (created_at, then id, newest first), one row more read to tell
+ * has_more; an unknown, aborted or foreign id gives an empty page. */
+static void sc_list_cursors(void **state)
+{
+    us_db *db = sc_open(pool);
+    (void)state;
+    /* 300/301 and 302/303 share a creation time: the id breaks the tie;
+     * 301 and 303 expire quickly */
+    for (int i = 0; i < 5; i++) {
+        us_session s = sc_session(sc_uuid(pool, 300 + i), "ws-cur", "u6", SC_T0 + SC_SEC(i / 2),
+                                  (i == 1 || i == 3) ? 1 : 1000);
+        assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
+    }
+    us_session other = sc_session(sc_uuid(pool, 310), "ws-cur-other", "u6", SC_T0, 1000);
+    us_session gone = sc_session(sc_uuid(pool, 305), "ws-cur", "u6", SC_T0 + SC_SEC(5), 1000);
+    assert_int_equal(us_session_insert(db, pool, &other, 100, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &gone, 100, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-cur", gone.id, SC_T0), US_DB_OK);
+    apr_time_t now = SC_T0 + SC_SEC(10);
+    const char *id300 = sc_uuid(pool, 300), *id302 = sc_uuid(pool, 302);
+    const char *id303 = sc_uuid(pool, 303), *id304 = sc_uuid(pool, 304);
+
+    SC_SESSION_PAGE(db, "ws-cur", -1, NULL, 0, 10, "000000000304,000000000303,000000000302,"
+                    "000000000301,000000000300", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id304, 0, 2, "000000000303,000000000302", 1);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id302, 0, 2, "000000000301,000000000300", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id300, 0, 2, "", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id300, 1, 2, "000000000302,000000000301", 1);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id302, 1, 5, "000000000304,000000000303", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, id304, 1, 5, "", 0);
+    /* a cursor the filter leaves out still marks the place */
+    SC_SESSION_PAGE(db, "ws-cur", 0, id303, 0, 10, "000000000302,000000000300", 0);
+    SC_SESSION_PAGE(db, "ws-cur", 0, id303, 1, 10, "000000000304", 0);
+    SC_SESSION_PAGE(db, "ws-cur", 1, id304, 0, 1, "000000000303", 1);
+    /* unknown, aborted, another workspace's: empty */
+    SC_SESSION_PAGE(db, "ws-cur", -1, sc_uuid(pool, 399), 0, 10, "", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, gone.id, 1, 10, "", 0);
+    SC_SESSION_PAGE(db, "ws-cur", -1, other.id, 0, 10, "", 0);
+
+    /* a session's files: oldest upload first, cursor = file_ingestion_id */
+    us_session a = sc_session(sc_uuid(pool, 320), "ws-cur", "u6", SC_T0, 1000);
+    us_session b = sc_session(sc_uuid(pool, 321), "ws-cur", "u6", SC_T0, 1000);
+    const char *old = NULL;
+    assert_int_equal(us_session_insert(db, pool, &a, 100, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &b, 100, SC_T0), US_DB_OK);
+    for (int n = 1; n <= 5; n++)
+        assert_int_equal(sc_upload(db, a.id, apr_psprintf(pool, "f%d", n), n, &old), US_DB_OK);
+    assert_int_equal(sc_upload(db, b.id, "g6", 6, &old), US_DB_OK);
+    struct { const char *status, *cursor; int before; long long limit; const char *want;
+             int more; } cases[] = {
+        { NULL, sc_uuid(pool, 900001), 0, 2, "f2,f3", 1 },
+        { NULL, sc_uuid(pool, 900003), 0, 2, "f4,f5", 0 },
+        { NULL, sc_uuid(pool, 900005), 1, 2, "f3,f4", 1 },
+        { NULL, sc_uuid(pool, 900002), 1, 2, "f1", 0 },
+        { "PENDING", sc_uuid(pool, 900004), 1, 10, "f1,f2,f3", 0 },
+        { "FINISHED", sc_uuid(pool, 900001), 0, 10, "", 0 },
+        { NULL, sc_uuid(pool, 900006), 0, 10, "", 0 }, /* another session's file */
+        { NULL, sc_uuid(pool, 999999), 1, 10, "", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        us_page pg = { cases[i].limit, 0, cases[i].cursor, cases[i].before };
+        apr_array_header_t *rows = NULL;
+        long long total = -1;
+        int more = -1;
+        assert_int_equal(us_session_files_list(db, pool, a.id, cases[i].status, &pg, &rows,
+                                               &total, &more), US_DB_OK);
+        assert_string_equal(sc_page_ids(rows, 1), cases[i].want);
+        assert_int_equal(more, cases[i].more);
+        assert_int_equal(total, cases[i].status && strcmp(cases[i].status, "FINISHED") == 0
+                                    ? 0 : 5);
+    }
     us_db_close(db);
 }
 
@@ -341,11 +465,11 @@ static void sc_upload_vs_close(void **state)
     assert_int_equal(sc_upload(db, s.id, "c.txt", 4, &old), US_DB_CONFLICT);
     assert_int_equal(us_session_get(db, pool, "ws-up", s.id, SC_T0 + 2, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, 2);
-    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 2);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "a.txt");
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).status, "PENDING");
-    assert_int_equal(us_session_files_list(db, pool, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 0);
     us_db_close(db);
 }
@@ -371,11 +495,11 @@ static void sc_session_abort(void **state)
     assert_int_equal(us_session_abort(db, pool, "ws-ab", s.id, SC_T0 + 1), US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "ws-ab", s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0 + 2, &got), US_DB_NOTFOUND);
-    assert_int_equal(us_session_list(db, pool, "ws-ab", -1, 10, 0, SC_T0 + 2, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_session_list(db, "ws-ab", -1, 10, 0, SC_T0 + 2, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
     assert_int_equal(rows->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, c.id);
-    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 0);
     assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt", &old), US_DB_OK);
     assert_null(old);
@@ -462,7 +586,7 @@ static void sc_abort_vs_uploads(void **state)
         assert_int_equal(sc_results[i][3], 0);
         assert_int_equal(sc_results[i][1] + sc_results[i][2], 5);
     }
-    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 0);
     us_db_close(db);
 }
@@ -510,7 +634,7 @@ static void sc_max_files_per_session(void **state)
     assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
     assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, SC_MAX_FILES);
-    assert_int_equal(us_session_files_list(db, pool, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, SC_MAX_FILES);
     us_upload_record u;
     const char *old = NULL;
@@ -719,7 +843,7 @@ static void sc_apply_fail_name_check(void **state)
     assert_int_equal(got.failed_files, 1);
     apr_array_header_t *rows;
     long long total;
-    assert_int_equal(us_session_files_list(db, pool, b.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(sc_files_list(db, b.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
     assert_int_equal(total, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "FILE_ALREADY_EXISTS");
     assert_int_equal(us_workspace_file_ids_by_name(db, pool, "ws-fail", "f.txt", &rows), US_DB_OK);
@@ -1172,6 +1296,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_expiry_is_derived),
         SC_TEST(sc_open_limit),
         SC_TEST(sc_list_paging_and_filters),
+        SC_TEST(sc_list_cursors),
         SC_TEST(sc_concurrent_close),
         SC_TEST(sc_concurrent_inserts_keep_the_limit),
         SC_TEST(sc_upload_vs_close),

@@ -20,9 +20,9 @@ static void test_valid_names(void **state)
     for (int i = 0; ok[i]; i++)
         if (us_filename_problem(ok[i]))
             fail_msg("'%s' refused: %s", ok[i], us_filename_problem(ok[i]));
-    char max[256];
-    memset(max, 'a', 255);
-    max[255] = '\0';
+    char max[1025];
+    memset(max, 'a', 1024);
+    max[1024] = '\0';
     assert_null(us_filename_problem(max));
 }
 
@@ -37,11 +37,11 @@ static void test_hostile_names(void **state)
     for (int i = 0; bad[i]; i++)
         if (!us_filename_problem(bad[i]))
             fail_msg("hostile name #%d accepted", i);
-    char big[1001];
-    memset(big, 'a', 1000);
-    big[1000] = '\0';
+    char big[4001];
+    memset(big, 'a', 4000);
+    big[4000] = '\0';
     assert_non_null(us_filename_problem(big));
-    big[256] = '\0';
+    big[1025] = '\0';
     assert_non_null(us_filename_problem(big));
 }
 

@@ -90,7 +90,10 @@ static void expect_file(us_db *db, const char *sid, const char *name, const char
 {
     apr_array_header_t *rows;
     long long total;
-    assert_int_equal(us_session_files_list(db, pool, sid, NULL, 100, 0, &rows, &total), US_DB_OK);
+    us_page pg = { 100, 0, NULL, 0 };
+    int has_more = 0;
+    assert_int_equal(us_session_files_list(db, pool, sid, NULL, &pg, &rows, &total, &has_more),
+                     US_DB_OK);
     for (int i = 0; i < rows->nelts; i++) {
         us_session_file_row *r = &APR_ARRAY_IDX(rows, i, us_session_file_row);
         if (strcmp(r->name, name) != 0)

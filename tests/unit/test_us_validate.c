@@ -429,6 +429,26 @@ static void test_path_uuid_decoding(void **state)
     }
 }
 
+/* A query UUID: absent is fine (out empty), canonical out, loc ["query", name]. */
+static void test_query_uuid(void **state)
+{
+    (void)state;
+    json_t *errs = json_array();
+    char out[37] = "x";
+    assert_true(us_validate_query_uuid(errs, "after", NULL, out));
+    assert_string_equal(out, "");
+    assert_true(us_validate_query_uuid(errs, "after", "{01234567-89AB-cdef-0123-456789abcdef}", out));
+    assert_string_equal(out, "01234567-89ab-cdef-0123-456789abcdef");
+    assert_int_equal(json_array_size(errs), 0);
+    assert_false(us_validate_query_uuid(errs, "before", "abc", out));
+    check_items("abc", errs,
+                "[{\"type\":\"uuid_parsing\",\"loc\":[\"query\",\"before\"],"
+                "\"msg\":\"Input should be a valid UUID, invalid length: expected length 32 "
+                "for simple format, found 3\",\"input\":\"abc\",\"ctx\":{\"error\":"
+                "\"invalid length: expected length 32 for simple format, found 3\"}}]");
+    json_decref(errs);
+}
+
 /* ---- query int ------------------------------------------------------------ */
 
 typedef struct {
@@ -1075,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_uuid_parse),
         cmocka_unit_test(test_path_uuid_items),
         cmocka_unit_test(test_path_uuid_decoding),
+        cmocka_unit_test(test_query_uuid),
         cmocka_unit_test(test_query_int),
         cmocka_unit_test(test_query_int_long),
         cmocka_unit_test(test_query_bool),

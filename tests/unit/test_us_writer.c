@@ -394,7 +394,9 @@ static us_db_rc list_with_fetch_failing_at(us_db *db, int call, int rc, int *nro
     fetch_fail_at = call;
     fetch_fail_rc = rc;
     us_db_set_get_row(failing_get_row);
-    us_db_rc drc = us_session_list(db, pool, "ws", -1, 10, 0, T0, &rows, &total);
+    us_page pg = { 10, 0, NULL, 0 };
+    int has_more = 0;
+    us_db_rc drc = us_session_list(db, pool, "ws", -1, &pg, T0, &rows, &total, &has_more);
     us_db_set_get_row(NULL);
     *nrows = drc == US_DB_OK ? rows->nelts : -1;
     return drc;

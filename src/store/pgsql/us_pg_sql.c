@@ -140,6 +140,19 @@ const char *const *us_pg_sql_migration(int from)
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
+/* next to a cursor: its (created_at, id), NULL (so no row) when it is not
+ * a visible session of the workspace; `before` reads the list backwards */
+#define SESSION_CURSOR(cmp)                                                           \
+    " AND (created_at, id) " cmp " (SELECT c.created_at, c.id FROM us_sessions c"     \
+    " WHERE c.workspace = %s AND c.id = %s AND c.status <> 'ABORTED')"
+#define AFTER_TAIL SESSION_CURSOR("<") " ORDER BY created_at DESC, id DESC LIMIT %lld"
+#define BEFORE_TAIL SESSION_CURSOR(">") " ORDER BY created_at, id LIMIT %lld"
+#define SESSION_FILE_COLS "file_ingestion_id, name, ingestion_status, ingestion_reason"
+#define FILE_CURSOR(cmp)                                                              \
+    " AND (uploaded_at, name) " cmp " (SELECT c.uploaded_at, c.name FROM us_uploads c" \
+    " WHERE c.session_id = %s AND c.file_ingestion_id = %s AND c.is_meta = 0)"
+#define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
+#define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
 
 static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSION_INSERT] = { "us_pg_session_insert",
@@ -176,6 +189,22 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSION_LIST_ACTIVE] = { "us_pg_session_list_active",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED LIST_TAIL },
+    [US_PG_SESSION_AFTER_ALL] = { "us_pg_session_after_all",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE AFTER_TAIL },
+    [US_PG_SESSION_AFTER_EXPIRED] = { "us_pg_session_after_expired",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        IS_EXPIRED AFTER_TAIL },
+    [US_PG_SESSION_AFTER_ACTIVE] = { "us_pg_session_after_active",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        NOT_EXPIRED AFTER_TAIL },
+    [US_PG_SESSION_BEFORE_ALL] = { "us_pg_session_before_all",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE BEFORE_TAIL },
+    [US_PG_SESSION_BEFORE_EXPIRED] = { "us_pg_session_before_expired",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        IS_EXPIRED BEFORE_TAIL },
+    [US_PG_SESSION_BEFORE_ACTIVE] = { "us_pg_session_before_active",
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
+        NOT_EXPIRED BEFORE_TAIL },
     [US_PG_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
     [US_PG_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
@@ -207,6 +236,18 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
         " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
+    [US_PG_FILES_AFTER_ALL] = { "us_pg_files_after_all",
+        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        FILE_AFTER_TAIL },
+    [US_PG_FILES_AFTER_STATUS] = { "us_pg_files_after_status",
+        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        " AND ingestion_status = %s" FILE_AFTER_TAIL },
+    [US_PG_FILES_BEFORE_ALL] = { "us_pg_files_before_all",
+        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        FILE_BEFORE_TAIL },
+    [US_PG_FILES_BEFORE_STATUS] = { "us_pg_files_before_status",
+        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
+        " AND ingestion_status = %s" FILE_BEFORE_TAIL },
     [US_PG_FILES_COUNT_ALL] = { "us_pg_files_count_all",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
     [US_PG_FILES_COUNT_STATUS] = { "us_pg_files_count_status",

@@ -602,28 +602,41 @@ static us_db_rc pg_session_abort(us_db *base, apr_pool_t *p, const char *workspa
 }
 
 static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspace, int is_expired,
-                                long long limit, long long offset, apr_time_t now,
+                                const us_page *pg, apr_time_t now,
                                 apr_array_header_t **rows, long long *total)
 {
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t t = now, lim = limit, off = offset;
-    us_pg_stmt_id list = is_expired < 0 ? US_PG_SESSION_LIST_ALL
-                       : is_expired ? US_PG_SESSION_LIST_EXPIRED : US_PG_SESSION_LIST_ACTIVE;
-    us_pg_stmt_id count = is_expired < 0 ? US_PG_SESSION_COUNT_ALL
-                        : is_expired ? US_PG_SESSION_COUNT_EXPIRED : US_PG_SESSION_COUNT_ACTIVE;
+    apr_int64_t t = now, lim = pg->limit, off = pg->offset;
+    int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
+    static const us_pg_stmt_id LIST[] = { US_PG_SESSION_LIST_ALL, US_PG_SESSION_LIST_EXPIRED,
+                                          US_PG_SESSION_LIST_ACTIVE };
+    static const us_pg_stmt_id AFTER[] = { US_PG_SESSION_AFTER_ALL, US_PG_SESSION_AFTER_EXPIRED,
+                                           US_PG_SESSION_AFTER_ACTIVE };
+    static const us_pg_stmt_id BEFORE[] = { US_PG_SESSION_BEFORE_ALL,
+                                            US_PG_SESSION_BEFORE_EXPIRED,
+                                            US_PG_SESSION_BEFORE_ACTIVE };
+    static const us_pg_stmt_id COUNT[] = { US_PG_SESSION_COUNT_ALL, US_PG_SESSION_COUNT_EXPIRED,
+                                           US_PG_SESSION_COUNT_ACTIVE };
     const void *largs_all[] = { &t, workspace, &lim, &off };
     const void *largs_f[] = { &t, workspace, &t, &lim, &off };
+    const void *cur_all[] = { &t, workspace, workspace, pg->cursor, &lim };
+    const void *cur_f[] = { &t, workspace, &t, workspace, pg->cursor, &lim };
     const void *cargs_all[] = { workspace };
     const void *cargs_f[] = { workspace, &t };
-    us_db_rc rc = select_ll(db, p, count, is_expired < 0 ? cargs_all : cargs_f, total, NULL);
+    us_db_rc rc = select_ll(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, total, NULL);
     if (rc != US_DB_OK)
         return rc;
-    rc = pg_select(db, p, list, is_expired < 0 ? largs_all : largs_f, &res);
+    if (pg->cursor)
+        rc = pg_select(db, p, pg->before ? BEFORE[f] : AFTER[f], f == 0 ? cur_all : cur_f,
+                       &res);
+    else
+        rc = pg_select(db, p, LIST[f], f == 0 ? largs_all : largs_f, &res);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 && limit < 1000 ? limit : 16), sizeof(us_session));
+    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
+                           sizeof(us_session));
     while (next_row(db, p, res, &row) == US_DB_OK)
         row_to_session(db, p, row, apr_array_push(*rows));
     return US_DB_OK;
@@ -732,25 +745,38 @@ static us_db_rc pg_upload_blob(us_db *base, apr_pool_t *p, const char *session_i
 }
 
 static us_db_rc pg_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
-                                      const char *status, long long limit, long long offset,
+                                      const char *status, const us_page *pg,
                                       apr_array_header_t **rows, long long *total)
 {
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t lim = limit, off = offset;
+    apr_int64_t lim = pg->limit, off = pg->offset;
     const void *cargs[] = { session_id, status };
     const void *largs_all[] = { session_id, &lim, &off };
     const void *largs_st[] = { session_id, status, &lim, &off };
+    const void *cur_all[] = { session_id, session_id, pg->cursor, &lim };
+    const void *cur_st[] = { session_id, status, session_id, pg->cursor, &lim };
+    us_pg_stmt_id list;
+    const void **args;
     us_db_rc rc = select_ll(db, p, status ? US_PG_FILES_COUNT_STATUS : US_PG_FILES_COUNT_ALL,
                             cargs, total, NULL);
     if (rc != US_DB_OK)
         return rc;
-    rc = pg_select(db, p, status ? US_PG_FILES_LIST_STATUS : US_PG_FILES_LIST_ALL,
-                   status ? largs_st : largs_all, &res);
+    if (!pg->cursor) {
+        list = status ? US_PG_FILES_LIST_STATUS : US_PG_FILES_LIST_ALL;
+        args = status ? largs_st : largs_all;
+    } else if (pg->before) {
+        list = status ? US_PG_FILES_BEFORE_STATUS : US_PG_FILES_BEFORE_ALL;
+        args = status ? cur_st : cur_all;
+    } else {
+        list = status ? US_PG_FILES_AFTER_STATUS : US_PG_FILES_AFTER_ALL;
+        args = status ? cur_st : cur_all;
+    }
+    rc = pg_select(db, p, list, args, &res);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 && limit < 1000 ? limit : 16),
+    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
                            sizeof(us_session_file_row));
     while (next_row(db, p, res, &row) == US_DB_OK) {
         us_session_file_row *f = apr_array_push(*rows);

@@ -164,30 +164,42 @@ static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char
 }
 
 static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspace,
-                                int is_expired, long long limit, long long offset,
+                                int is_expired, const us_page *pg,
                                 apr_time_t now, apr_array_header_t **rows, long long *total)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apr_int64_t t = now, lim = limit, off = offset;
-    us_stmt_id list = is_expired < 0 ? US_STMT_SESSION_LIST_ALL
-                    : is_expired ? US_STMT_SESSION_LIST_EXPIRED : US_STMT_SESSION_LIST_ACTIVE;
-    us_stmt_id count = is_expired < 0 ? US_STMT_SESSION_COUNT_ALL
-                     : is_expired ? US_STMT_SESSION_COUNT_EXPIRED : US_STMT_SESSION_COUNT_ACTIVE;
+    apr_int64_t t = now, lim = pg->limit, off = pg->offset;
+    int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
+    static const us_stmt_id LIST[] = { US_STMT_SESSION_LIST_ALL, US_STMT_SESSION_LIST_EXPIRED,
+                                       US_STMT_SESSION_LIST_ACTIVE };
+    static const us_stmt_id AFTER[] = { US_STMT_SESSION_AFTER_ALL,
+                                        US_STMT_SESSION_AFTER_EXPIRED,
+                                        US_STMT_SESSION_AFTER_ACTIVE };
+    static const us_stmt_id BEFORE[] = { US_STMT_SESSION_BEFORE_ALL,
+                                         US_STMT_SESSION_BEFORE_EXPIRED,
+                                         US_STMT_SESSION_BEFORE_ACTIVE };
+    static const us_stmt_id COUNT[] = { US_STMT_SESSION_COUNT_ALL,
+                                        US_STMT_SESSION_COUNT_EXPIRED,
+                                        US_STMT_SESSION_COUNT_ACTIVE };
     /* SESSION_COLS starts with the `now` of the derived status */
     const void *largs_all[] = { &t, workspace, &lim, &off };
     const void *largs_f[] = { &t, workspace, &t, &lim, &off };
+    const void *cur_all[] = { &t, workspace, workspace, pg->cursor, &lim };
+    const void *cur_f[] = { &t, workspace, &t, workspace, pg->cursor, &lim };
     const void *cargs_all[] = { workspace };
     const void *cargs_f[] = { workspace, &t };
     us_db_rc rc;
 
     *total = 0;
-    rc = select_each(db, p, count, is_expired < 0 ? cargs_all : cargs_f, row_to_count, total,
-                     NULL);
+    rc = select_each(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, row_to_count, total, NULL);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session));
-    return select_each(db, p, list, is_expired < 0 ? largs_all : largs_f, push_session, *rows,
-                       NULL);
+    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
+                           sizeof(us_session));
+    if (pg->cursor)
+        return select_each(db, p, pg->before ? BEFORE[f] : AFTER[f],
+                           f == 0 ? cur_all : cur_f, push_session, *rows, NULL);
+    return select_each(db, p, LIST[f], f == 0 ? largs_all : largs_f, push_session, *rows, NULL);
 }
 
 static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
@@ -278,14 +290,18 @@ static void push_session_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_db
 }
 
 static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
-                              const char *status, long long limit, long long offset,
+                              const char *status, const us_page *pg,
                               apr_array_header_t **rows, long long *total)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apr_int64_t lim = limit, off = offset;
+    apr_int64_t lim = pg->limit, off = pg->offset;
     const void *cargs[] = { session_id, status };
     const void *largs_all[] = { session_id, &lim, &off };
     const void *largs_st[] = { session_id, status, &lim, &off };
+    const void *cur_all[] = { session_id, session_id, pg->cursor, &lim };
+    const void *cur_st[] = { session_id, status, session_id, pg->cursor, &lim };
+    us_stmt_id list;
+    const void **args;
     us_db_rc rc;
 
     *total = 0;
@@ -293,9 +309,19 @@ static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *se
                      cargs, row_to_count, total, NULL);
     if (rc != US_DB_OK)
         return rc;
-    *rows = apr_array_make(p, (int)(limit > 0 ? limit : 1), sizeof(us_session_file_row));
-    return select_each(db, p, status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL,
-                       status ? largs_st : largs_all, push_session_file, *rows, NULL);
+    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
+                           sizeof(us_session_file_row));
+    if (!pg->cursor) {
+        list = status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL;
+        args = status ? largs_st : largs_all;
+    } else if (pg->before) {
+        list = status ? US_STMT_FILES_BEFORE_STATUS : US_STMT_FILES_BEFORE_ALL;
+        args = status ? cur_st : cur_all;
+    } else {
+        list = status ? US_STMT_FILES_AFTER_STATUS : US_STMT_FILES_AFTER_ALL;
+        args = status ? cur_st : cur_all;
+    }
+    return select_each(db, p, list, args, push_session_file, *rows, NULL);
 }
 
 /* ---- expiry and ingestion ------------------------------------------------------ */

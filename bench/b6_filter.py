@@ -1,0 +1,101 @@
+"""GET /files with an OData filter over a large workspace (issue #14's
+benchmark): N files (default 100,000; 10 % matching) seeded straight into
+the SQLite store's us_files rows (the list reads no bytes; N HTTP uploads
+would only measure the upload path), then, in the same run and ABAB order,
+blocks of
+
+    A: GET /files?filter=category eq 'x' and year ge 2020&limit=10
+    B: GET /files?limit=10
+
+Prints each block's median latency, the A/B ratio of every pair, and their
+median with min..max spread; target <= 3x. The answers are checked: A's
+total is exactly the matching count, every item matches.
+
+    python3 bench/b6_filter.py [N] [pairs] [requests per block]
+"""
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from us_testkit.server import UploadServer  # noqa: E402
+
+FILTER = "category eq 'x' and year ge 2020"
+
+
+def meta_of(i):
+    """10 % match (category x, year >= 2020); 10 % are category x of an
+    earlier year, so both halves of the `and` decide."""
+    if i % 10 == 0:
+        return {"category": "x", "year": 2020 + i % 5}
+    if i % 10 == 5:
+        return {"category": "x", "year": 2000 + i % 19}
+    return {"category": "abcdefghij"[i % 7], "year": 2000 + i % 25, "n": i}
+
+
+def seed(db_path, ws, n, t0):
+    con = sqlite3.connect(db_path, timeout=60)
+    con.execute("PRAGMA busy_timeout=60000")
+    rows = ((str(uuid.uuid4()), ws, f"file-{i:06d}.txt", 100, json.dumps(meta_of(i)),
+             t0 + i * 1000, None) for i in range(n))
+    with con:
+        con.executemany("INSERT INTO us_files (file_id, workspace, name, size, meta, created_at,"
+                        " session_id) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+
+
+def block(c, path, params, k):
+    times = []
+    last = None
+    for _ in range(k):
+        t = time.perf_counter()
+        r = c.get(path, params=params)
+        times.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.text
+        last = r.json()
+    return statistics.median(times), last
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    k = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    s = UploadServer(max_open=1000)
+    s.start()
+    try:
+        ws = "bench-filter"
+        c = s.client(s.user_all, timeout=120)
+        r = c.post(f"{ws}/files", files={"file": ("first.txt", b"x")})  # the schema is there
+        assert r.status_code == 201, r.text
+        t0 = time.monotonic()
+        seed(os.path.join(s.dir, "state", "store.db"), ws, n, int(time.time() * 1e6) - n * 1000)
+        print(f"seeded {n} rows in {time.monotonic() - t0:.1f} s", flush=True)
+        path = f"{ws}/files"
+        a, b = {"filter": FILTER, "limit": 10}, {"limit": 10}
+        want = sum(1 for i in range(n) if i % 10 == 0)
+        block(c, path, a, 3)  # warm both
+        block(c, path, b, 3)
+        ratios = []
+        for p in range(pairs):
+            ta, ans = block(c, path, a, k)
+            tb, bns = block(c, path, b, k)
+            assert ans["total"] == want and len(ans["data"]) == 10, ans
+            assert all(i["meta"]["category"] == "x" and i["meta"]["year"] >= 2020
+                       for i in ans["data"]), ans
+            assert bns["total"] == n + 1, bns
+            ratios.append(ta / tb)
+            print(f"pair {p + 1}: filter {ta * 1000:.2f} ms, no filter {tb * 1000:.2f} ms, "
+                  f"ratio {ta / tb:.2f}", flush=True)
+        print(f"GET /files filter vs none over {n} files ({want} matching), {pairs} ABAB pairs "
+              f"of {k} requests: ratio median {statistics.median(ratios):.2f} "
+              f"(min {min(ratios):.2f}, max {max(ratios):.2f}); target <= 3")
+    finally:
+        s.stop()
+
+
+if __name__ == "__main__":
+    main()
