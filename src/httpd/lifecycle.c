@@ -14,6 +14,7 @@
 #include "hooks.h"
 #include "us_ingest.h"
 #include "us_version.h"
+#include "us_webhook.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -98,6 +99,13 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
+    if (c->webhooks && !c->webhook_secret_file)
+        return "UploadSessionWebhook needs UploadSessionWebhookSecretFile (the secret its "
+               "deliveries are signed with)";
+    if (c->webhook_secret_file &&
+        (derr = us_webhook_secret_read(pconf, c->webhook_secret_file, &c->webhook_secret,
+                                       &c->webhook_secret_len)))
+        return apr_pstrcat(pconf, "UploadSessionWebhookSecretFile ", derr, NULL);
     return NULL;
 }
 
