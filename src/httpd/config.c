@@ -32,6 +32,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->server_token = -1;
     c->cors_any = -1;
     c->cors_max_age = -1;
+    c->webhook_retry_for = -1;
     return c;
 }
 
@@ -79,6 +80,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     /* a server listing webhooks does not add the main server's to them */
     MERGE(webhooks, NULL);
     MERGE(webhook_secret_file, NULL);
+    MERGE(webhook_retry_for, -1);
     return m;
 }
 
@@ -356,6 +358,12 @@ static const char *set_webhook(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_webhook_retry_for(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 30 * 86400, &us_srv_conf_get(cmd->server)->webhook_retry_for);
+}
+
 const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -428,6 +436,9 @@ const command_rec us_directives[] = {
                   (void *)APR_OFFSETOF(us_srv_conf, webhook_secret_file), RSRC_CONF,
                   "file holding the secret webhook deliveries are signed with (HMAC-SHA256); "
                   "not world-readable"),
+    AP_INIT_TAKE1("UploadSessionWebhookRetryFor", set_webhook_retry_for, NULL, RSRC_CONF,
+                  "seconds after its event a webhook delivery is still retried before it is "
+                  "marked failed (default 86400)"),
     { NULL }
 };
 
@@ -449,6 +460,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
     if (c->ingest_lease < 0)
         c->ingest_lease = US_DEFAULT_INGEST_LEASE;
+    if (c->webhook_retry_for < 0)
+        c->webhook_retry_for = US_DEFAULT_WEBHOOK_RETRY_FOR;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)
