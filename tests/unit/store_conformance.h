@@ -1263,6 +1263,9 @@ static void sc_webhook_events(void **state)
     }
     assert_int_equal(seen_a, 1);
     assert_int_equal(seen_b, 1);
+    /* one event, one time for every URL */
+    assert_true(APR_ARRAY_IDX(rows, 0, us_webhook_row).occurred_at ==
+                APR_ARRAY_IDX(rows, 1, us_webhook_row).occurred_at);
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.pending, 0);
 

@@ -98,7 +98,8 @@ static const char *const MIGRATION_2_TO_3[] = {
 /* Webhook events: the URLs (us_webhook_targets, set at startup) and an
  * outbox row per (event, URL), inserted by a trigger in the transaction
  * that changes the session, whichever statement changes it (its WHEN
- * keeps it off every other update). A row is leased to one deliverer at a
+ * keeps it off every other update); an event's rows share its time (the
+ * transaction's). A row is leased to one deliverer at a
  * time (lease_owner, lease_until), delivered page by page and deleted
  * after its last page, or kept as failed. */
 static const char *const MIGRATION_3_TO_4[] = {
@@ -137,7 +138,7 @@ static const char *const MIGRATION_3_TO_4[] = {
     "   INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
     "    uploaded_files, finished_files, failed_files)"
     "   SELECT 'session.ingested', NEW.id, NEW.workspace, url,"
-    "    floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint,"
+    "    floor(extract(epoch FROM transaction_timestamp()) * 1000000)::bigint,"
     "    NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets"
     "   ON CONFLICT DO NOTHING;"
     "  END IF;"
