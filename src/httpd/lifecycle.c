@@ -2,13 +2,14 @@
  * lifecycle.c - the module's life in the parent and the children:
  *   pre_config    apr_dbd_init
  *   check_config  validate each enabled server: store driver, key file,
- *                 URLs (runs for `apachectl configtest` too)
+ *                 URLs, webhook secret (runs for `apachectl configtest` too)
  *   post_config   (parent, usually root) create directories, migrate the
- *                 schema, create the signing secret, hand files to User;
+ *                 schema, record the webhook URLs in the store, create the
+ *                 signing secret, hand files to User;
  *                 the counters' shared memory (us_status.c)
  *   child_init    fix malloc's mmap threshold, pick this child's counter
  *                 slot, open a connection pool per store, start its ingest
- *                 workers
+ *                 workers and webhook worker
  *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
  */
 #include "hooks.h"
