@@ -77,8 +77,9 @@ int us_webhook_sign(const char *secret, apr_size_t secret_len, long long ts, con
     free(msg);
     if (!ok)
         return 0;
-    memcpy(out, "sha256=", 7);
-    us_hex(mac, sizeof(mac), out + 7);
+    char hex[2 * US_SHA256_LEN + 1];
+    us_hex(mac, sizeof(mac), hex);
+    snprintf(out, 72, "sha256=%s", hex);
     return 1;
 }
 

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from us_testkit.api import check, close_session, unique_ws
-from us_testkit.ingest import httpd_pids, kill9, new_session, start_after_kill, upload_one
+from us_testkit.ingest import (httpd_pids, kill9, new_session, start_after_kill, upload_all,
+                               upload_one)
 from us_testkit.procs import free_port, wait_for
 
 
@@ -384,3 +385,29 @@ def test_expired_session_event(server_factory, receiver):
     assert ing["failed_files"][0]["name"] == "b.txt"
     assert exp["delivery_id"] != ing["delivery_id"]
     assert all(signature_ok(r) for r in reqs)
+
+
+def test_many_failed_files_are_paged(server_factory, receiver):
+    """1,001 failed files: two deliveries of one event, pages 1 and 2,
+    every file listed once."""
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url])
+    api = s.client(s.user_all)
+    ws = unique_ws("hook-pages")
+    sid, cfg = new_session(api, ws)
+    names = [f"empty-{i:04d}.txt" for i in range(1001)]
+    upload_all(cfg, [(n, b"") for n in names])
+    close_session(api, ws, sid)
+    reqs = receiver.wait_delivered(2, timeout=120)
+    evs = sorted((json.loads(r["body"]) for r in reqs), key=lambda e: e["page"])
+    assert [(e["page"], e["pages"]) for e in evs] == [(1, 2), (2, 2)]
+    assert len(evs[0]["failed_files"]) == 1000 and len(evs[1]["failed_files"]) == 1
+    assert sorted(f["name"] for e in evs for f in e["failed_files"]) == names
+    assert all(f["reason"] == "EMPTY_FILE" for e in evs for f in e["failed_files"])
+    assert evs[0]["delivery_id"] != evs[1]["delivery_id"]
+    for e in evs:
+        assert e["counters"] == {"uploaded_files": 1001, "finished_files": 0,
+                                 "failed_files": 1001}
+    assert all(signature_ok(r) for r in reqs)
+    time.sleep(1)
+    assert len(receiver.requests) == 2
