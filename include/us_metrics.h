@@ -119,6 +119,8 @@ typedef struct {
     const char *store_error;            /* NULL when the store answered */
     const char *storage_error;          /* NULL when the file storage can be written */
     const apr_array_header_t *leases;   /* us_claim (owner "host/pid/worker"); may be NULL */
+    int webhook_urls;                   /* UploadSessionWebhook URLs; 0: no webhook section */
+    const us_webhook_stats *webhooks;   /* the outbox; NULL when the store did not answer */
 } us_status_view;
 
 /* The Prometheus text exposition (0.0.4) of v, names prefixed

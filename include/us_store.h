@@ -404,6 +404,61 @@ us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_heade
 /* Takes ids (const char *) out of the trash once their bytes are deleted. */
 us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 
+/* ---- webhook outbox ------------------------------------------------------------ */
+
+/* The URLs webhook events go to (const char *), kept in the store: the
+ * outbox gets one row per (event, URL) in the transaction that makes the
+ * event - a session becoming ingested (ingest state done: us_ingest_done,
+ * a close or expiry with no raw file) and an OPEN session becoming EXPIRED
+ * (us_sessions_expire). Aborted sessions make none. Replaces the set: rows
+ * of URLs no longer listed are dropped with them. An empty set makes no
+ * rows. Atomic against those transactions: each event gets a row for every
+ * URL of the set it committed after. */
+us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
+
+typedef struct {
+    long long id;
+    const char *event;       /* session.ingested | session.expired */
+    const char *session_id;
+    const char *workspace;
+    const char *url;
+    apr_time_t occurred_at;  /* expires_at for session.expired; the commit for ingested */
+    long long uploaded_files; /* the session's counters at the event */
+    long long finished_files;
+    long long failed_files;
+    int page;                /* the page to deliver next, from 1 */
+    int attempts;            /* failed attempts at that page */
+} us_webhook_row;
+
+/* Leases the next due row (pending, next attempt at or before now, no live
+ * lease) to owner until lease_until; NOTFOUND when none is due. Atomic
+ * against other claims: of concurrent claimers of a row exactly one gets
+ * it while its lease lives (a lapsed lease is taken over: delivery is at
+ * least once). */
+us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                          apr_time_t lease_until, us_webhook_row *out);
+/* Page `page` of row id was delivered: the next page is due at once, or,
+ * after the last (pages), the row is gone. A no-op when owner lost the
+ * lease or the row is past that page. */
+us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
+                              int pages);
+/* A failed attempt: attempts + 1, error kept, next attempt at next_at, the
+ * lease released; with give_up the row is marked failed and never claimed
+ * again. A no-op when owner lost the lease. */
+us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
+                          apr_time_t now, apr_time_t next_at, const char *error, int give_up);
+
+typedef struct {
+    long long pending;        /* rows still to deliver */
+    long long failed;         /* rows given up */
+    apr_time_t oldest_pending; /* occurred_at of the oldest pending row, 0 when none */
+    const char *last_error;   /* the latest error of a row not delivered, NULL when none */
+    apr_time_t last_error_at;
+} us_webhook_stats;
+
+/* The outbox's counts for the status pages: one statement, one snapshot. */
+us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out);
+
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
 /* Forgets it: a pooled connection starts each use without one. */

@@ -107,6 +107,17 @@ struct us_store_backend {
                                          const char *meta);
     us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
     us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
+
+    /* ---- webhook outbox */
+    us_db_rc (*webhook_targets_set)(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
+    us_db_rc (*webhook_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                              apr_time_t lease_until, us_webhook_row *out);
+    us_db_rc (*webhook_delivered)(us_db *db, apr_pool_t *p, long long id, const char *owner,
+                                  int page, int pages);
+    us_db_rc (*webhook_retry)(us_db *db, apr_pool_t *p, long long id, const char *owner,
+                              apr_time_t now, apr_time_t next_at, const char *error,
+                              int give_up);
+    us_db_rc (*webhook_stats)(us_db *db, apr_pool_t *p, us_webhook_stats *out);
 };
 
 /* The backends of this build (src/store/<name>/). */

@@ -19,6 +19,12 @@ static const char *seconds(apr_pool_t *p, apr_uint64_t us)
                         us % 1000000);
 }
 
+/* Microseconds from t to now, 0 when t is not set or not past. */
+static apr_uint64_t age_of(const us_status_view *v, apr_time_t t)
+{
+    return t <= 0 || t >= v->now ? 0 : (apr_uint64_t)(v->now - t);
+}
+
 /* Age of the oldest queue entry in microseconds, 0 when there is none. */
 static apr_uint64_t oldest_age(const us_status_view *v)
 {
@@ -94,6 +100,23 @@ const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v)
              "Time since the oldest session of the ingest queue was closed (0 when empty).");
         sample(out, "ingest_queue_oldest_age_seconds", NULL, seconds(p, oldest_age(v)));
     }
+    if (v->webhook_urls > 0 && v->webhooks) {
+        const us_webhook_stats *wh = v->webhooks;
+        head(out, "webhook_deliveries_pending", "gauge",
+             "Webhook deliveries (event and URL) not made yet, retries included.");
+        sample(out, "webhook_deliveries_pending", NULL, ll(p, wh->pending));
+        head(out, "webhook_deliveries_failed", "gauge",
+             "Webhook deliveries given up after UploadSessionWebhookRetryFor.");
+        sample(out, "webhook_deliveries_failed", NULL, ll(p, wh->failed));
+        head(out, "webhook_oldest_pending_age_seconds", "gauge",
+             "Time since the event of the oldest pending webhook delivery (0 when none).");
+        sample(out, "webhook_oldest_pending_age_seconds", NULL,
+               seconds(p, age_of(v, wh->oldest_pending)));
+        head(out, "webhook_last_error_timestamp_seconds", "gauge",
+             "Unix time of the latest failed attempt of a delivery not made yet (0 when none).");
+        sample(out, "webhook_last_error_timestamp_seconds", NULL,
+               seconds(p, wh->last_error ? (apr_uint64_t)wh->last_error_at : 0));
+    }
 
     head(out, "request_duration_seconds", "histogram",
          "Time to answer API requests, by endpoint.");
@@ -168,6 +191,39 @@ static void write_leases(us_json_writer *w, apr_pool_t *p, const apr_array_heade
     us_json_write_object_close(w);
 }
 
+/* "webhooks": the outbox, or null when the store did not answer. */
+static void write_webhooks(us_json_writer *w, apr_pool_t *p, const us_status_view *v)
+{
+    const us_webhook_stats *wh = v->webhooks;
+    char at[US_TS_LEN];
+    us_json_write_key(w, "webhooks");
+    if (!wh) {
+        us_json_write_null(w);
+        return;
+    }
+    us_json_write_object_open(w);
+    us_json_write_key_int(w, "urls", v->webhook_urls);
+    us_json_write_key_int(w, "pending", wh->pending);
+    us_json_write_key_int(w, "failed", wh->failed);
+    us_json_write_key(w, "oldest_pending_age_seconds");
+    const char *secs = seconds(p, age_of(v, wh->oldest_pending));
+    us_json_write_raw(w, secs, strlen(secs));
+    us_json_write_key(w, "last_error");
+    if (wh->last_error)
+        us_json_write_string(w, wh->last_error);
+    else
+        us_json_write_null(w);
+    us_json_write_key(w, "last_error_at");
+    if (wh->last_error) {
+        us_time_format(wh->last_error_at, at);
+        us_json_write_string(w, at);
+    }
+    else {
+        us_json_write_null(w);
+    }
+    us_json_write_object_close(w);
+}
+
 const char *us_metrics_status_json(apr_pool_t *p, const us_status_view *v)
 {
     const us_metrics_counts *c = v->counts;
@@ -238,6 +294,8 @@ const char *us_metrics_status_json(apr_pool_t *p, const us_status_view *v)
     us_json_write_object_close(&w);
     write_u64(&w, "store_errors_total", c->store_errors);
     write_leases(&w, p, v->leases);
+    if (v->webhook_urls > 0)
+        write_webhooks(&w, p, v);
     us_json_write_object_close(&w);
     return us_json_write_finish(&w, NULL);
 }
@@ -267,6 +325,12 @@ const char *us_metrics_status_auto(apr_pool_t *p, const us_status_view *v)
         failed += c->files[o];
     LINE("UploadSessionFilesFailed: %" APR_UINT64_T_FMT "\n", failed);
     LINE("UploadSessionStoreErrors: %" APR_UINT64_T_FMT "\n", c->store_errors);
+    if (v->webhook_urls > 0 && v->webhooks) {
+        LINE("UploadSessionWebhooksPending: %" APR_INT64_T_FMT "\n",
+             (apr_int64_t)v->webhooks->pending);
+        LINE("UploadSessionWebhooksFailed: %" APR_INT64_T_FMT "\n",
+             (apr_int64_t)v->webhooks->failed);
+    }
 #undef LINE
     return apr_array_pstrcat(p, out, '\0');
 }

@@ -4,6 +4,7 @@
  * depend on other directives.
  */
 #include "hooks.h"
+#include "us_webhook.h"
 
 #include <http_config.h>
 #include <httpd.h>
@@ -31,6 +32,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->server_token = -1;
     c->cors_any = -1;
     c->cors_max_age = -1;
+    c->webhook_retry_for = -1;
     return c;
 }
 
@@ -75,6 +77,10 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(cors_allow_headers, NULL);
     MERGE(cors_expose_headers, NULL);
     MERGE(cors_max_age, -1);
+    /* a server listing webhooks does not add the main server's to them */
+    MERGE(webhooks, NULL);
+    MERGE(webhook_secret_file, NULL);
+    MERGE(webhook_retry_for, -1);
     return m;
 }
 
@@ -334,6 +340,30 @@ static const char *set_cors_max_age(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+/* UploadSessionWebhook URL: repeatable, one URL each time. */
+static const char *set_webhook(cmd_parms *cmd, void *d, const char *arg)
+{
+    us_srv_conf *c = us_srv_conf_get(cmd->server);
+    const char *why = us_webhook_url_check(cmd->pool, arg);
+    (void)d;
+    if (why)
+        return apr_pstrcat(cmd->pool, "UploadSessionWebhook: ", why, NULL);
+    if (!c->webhooks)
+        c->webhooks = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    for (int i = 0; i < c->webhooks->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(c->webhooks, i, const char *), arg) == 0)
+            return apr_pstrcat(cmd->pool, "UploadSessionWebhook: ", arg, " is listed twice",
+                               NULL);
+    APR_ARRAY_PUSH(c->webhooks, const char *) = arg;
+    return NULL;
+}
+
+static const char *set_webhook_retry_for(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 30 * 86400, &us_srv_conf_get(cmd->server)->webhook_retry_for);
+}
+
 const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -399,6 +429,16 @@ const command_rec us_directives[] = {
                     "response headers scripts may read beyond " US_CORS_EXPOSE_HEADERS),
     AP_INIT_TAKE1("UploadSessionCORSMaxAge", set_cors_max_age, NULL, RSRC_CONF,
                   "seconds a browser may cache a preflight answer (default 600)"),
+    AP_INIT_TAKE1("UploadSessionWebhook", set_webhook, NULL, RSRC_CONF,
+                  "URL (http or https) that receives a signed POST when a session is "
+                  "ingested or expires; repeatable"),
+    AP_INIT_TAKE1("UploadSessionWebhookSecretFile", set_path,
+                  (void *)APR_OFFSETOF(us_srv_conf, webhook_secret_file), RSRC_CONF,
+                  "file holding the secret webhook deliveries are signed with (HMAC-SHA256); "
+                  "not world-readable"),
+    AP_INIT_TAKE1("UploadSessionWebhookRetryFor", set_webhook_retry_for, NULL, RSRC_CONF,
+                  "seconds after its event a webhook delivery is still retried before it is "
+                  "marked failed (default 86400)"),
     { NULL }
 };
 
@@ -420,6 +460,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
     if (c->ingest_lease < 0)
         c->ingest_lease = US_DEFAULT_INGEST_LEASE;
+    if (c->webhook_retry_for < 0)
+        c->webhook_retry_for = US_DEFAULT_WEBHOOK_RETRY_FOR;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)

@@ -2,18 +2,21 @@
  * lifecycle.c - the module's life in the parent and the children:
  *   pre_config    apr_dbd_init
  *   check_config  validate each enabled server: store driver, key file,
- *                 URLs (runs for `apachectl configtest` too)
+ *                 URLs, webhook secret (runs for `apachectl configtest` too)
  *   post_config   (parent, usually root) create directories, migrate the
- *                 schema, create the signing secret, hand files to User;
+ *                 schema, record the webhook URLs in the store, create the
+ *                 signing secret, hand files to User;
  *                 the counters' shared memory (us_status.c)
  *   child_init    fix malloc's mmap threshold, pick this child's counter
  *                 slot, open a connection pool per store, start its ingest
- *                 workers
+ *                 workers and webhook worker
  *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
  */
 #include "hooks.h"
 #include "us_ingest.h"
 #include "us_version.h"
+#include "us_webhook.h"
+#include "us_webhook_send.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -98,6 +101,16 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
+    if (c->webhooks && !c->webhook_secret_file)
+        return "UploadSessionWebhook needs UploadSessionWebhookSecretFile (the secret its "
+               "deliveries are signed with)";
+    if (c->webhook_secret_file &&
+        (derr = us_webhook_secret_read(pconf, c->webhook_secret_file, &c->webhook_secret,
+                                       &c->webhook_secret_len)))
+        return apr_pstrcat(pconf, "UploadSessionWebhookSecretFile ", derr, NULL);
+    /* before any thread exists: curl_global_init is not thread-safe */
+    if (c->webhooks && !us_webhook_global_init())
+        return "UploadSessionWebhook: libcurl cannot be initialised";
     return NULL;
 }
 
@@ -230,8 +243,24 @@ static int storage_usable(apr_pool_t *pconf, apr_pool_t *p, server_rec *s, us_sr
     return rv == APR_SUCCESS;
 }
 
+/* Writes the webhook URLs of c into its store (none: no events are kept). */
+static const char *set_webhook_targets(apr_pool_t *p, us_srv_conf *c)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_array_header_t *none = apr_array_make(p, 1, sizeof(const char *));
+    if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    us_db_rc rc = us_webhook_targets_set(db, p, c->webhooks ? c->webhooks : none);
+    if (rc != US_DB_OK)
+        err = apr_pstrcat(p, "UploadSessionWebhook: cannot record the URLs in the store: ",
+                          us_db_error(db), NULL);
+    us_db_close(db);
+    return err;
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
-                                us_srv_conf *c)
+                                us_srv_conf *c, int first_of_store)
 {
     const char *err = NULL;
     const char *home = us_store_home(c->store_cfg, p);
@@ -242,6 +271,9 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
         return err;
     if (us_store_migrate(c->store_cfg, p, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    /* the store's webhooks are those of the first server naming it */
+    if (first_of_store && (err = set_webhook_targets(p, c)))
+        return err;
     /* the logger lives as long as the storage, in the parent and the children */
     us_storage_set_logger(c->storage, error_log_for(pconf, s));
     if (storage_usable(pconf, p, s, c))
@@ -260,6 +292,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
         return OK;
     int enabled = 0;
+    apr_hash_t *stores = apr_hash_make(ptemp);
     us_metrics_setup(s);
     if (us_srv_conf_get(s)->server_token == 1)
         ap_add_version_component(pconf, "mod_upload_session/" US_VERSION);
@@ -267,7 +300,10 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
-        const char *err = setup_server(pconf, ptemp, v, c);
+        const char *k = apr_pstrcat(ptemp, c->store_driver, "\n", c->store_params, NULL);
+        int first = apr_hash_get(stores, k, APR_HASH_KEY_STRING) == NULL;
+        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
+        const char *err = setup_server(pconf, ptemp, v, c, first);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          USLOGNO(0002) "mod_upload_session: %s", err);
@@ -317,6 +353,44 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
 }
 
+static apr_status_t stop_webhooks(void *data)
+{
+    us_webhook_stop(data);
+    return APR_SUCCESS;
+}
+
+/* The outbox's deliverer of this child: one worker per store with webhooks. */
+static void start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+{
+    us_webhook_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
+    us_webhook_sender *snd = NULL;
+    char host[256] = "localhost";
+
+    if (!c->webhooks)
+        return;
+    if (c->node_name)
+        apr_cpystrn(host, c->node_name, sizeof(host));
+    else
+        apr_gethostname(host, sizeof(host), pchild);
+    cfg->store = c->store_cfg;
+    cfg->secret = c->webhook_secret;
+    cfg->secret_len = c->webhook_secret_len;
+    cfg->threads = 1;
+    cfg->poll = apr_time_from_msec(500);
+    cfg->lease = apr_time_from_sec(60);
+    cfg->timeout = apr_time_from_sec(10);
+    cfg->retry_for = apr_time_from_sec(c->webhook_retry_for);
+    cfg->host = apr_pstrdup(pchild, host);
+    cfg->log = error_log_for(pchild, s);
+    apr_status_t rv = us_webhook_start(pchild, cfg, &snd);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0019)
+                     "cannot start the webhook worker");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, snd, stop_webhooks);
+}
+
 /* glibc serves an allocation above its mmap threshold with its own mapping,
  * returned to the system when freed - but raises the threshold to the size
  * of every such block freed, so later ones come from the worker threads'
@@ -364,6 +438,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c->store);
         start_ingest(pchild, v, c); /* one set of workers per store */
+        start_webhooks(pchild, v, c);
     }
 }
 

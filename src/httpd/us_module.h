@@ -28,6 +28,7 @@
 #define US_DEFAULT_INGEST_THREADS 1
 #define US_DEFAULT_SWEEP_INTERVAL 10
 #define US_DEFAULT_INGEST_LEASE 60
+#define US_DEFAULT_WEBHOOK_RETRY_FOR 86400
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
@@ -60,6 +61,9 @@ typedef struct {
     apr_array_header_t *cors_allow_headers;  /* UploadSessionCORSAllowHeaders, NULL unset */
     apr_array_header_t *cors_expose_headers; /* UploadSessionCORSExposeHeaders, NULL unset */
     int cors_max_age;           /* UploadSessionCORSMaxAge (s), -1 unset */
+    apr_array_header_t *webhooks; /* UploadSessionWebhook URL... (const char *), NULL unset */
+    const char *webhook_secret_file; /* UploadSessionWebhookSecretFile */
+    int webhook_retry_for;      /* UploadSessionWebhookRetryFor (s), -1 unset */
     us_cors_policy *cors;       /* built from the above; NULL: CORS off */
 
     /* filled at (re)start in the parent, inherited by the children */
@@ -67,6 +71,8 @@ typedef struct {
     us_store_cfg *store_cfg;    /* the store: its backend and parameters */
     us_storage *storage;        /* the file storage: its backend and directory */
     unsigned char secret[US_SECRET_LEN];
+    const char *webhook_secret; /* read at check_config from webhook_secret_file */
+    apr_size_t webhook_secret_len;
     /* filled in each child */
     us_store *store;
 } us_srv_conf;

@@ -112,6 +112,7 @@ static void gather(request_rec *r, us_status_view *v, int leases)
 {
     us_metrics_counts *counts = apr_pcalloc(r->pool, sizeof(*counts));
     us_store_overview *o = apr_pcalloc(r->pool, sizeof(*o));
+    us_webhook_stats *wh = apr_pcalloc(r->pool, sizeof(*wh));
     us_srv_conf *c = conf_for(r->server);
     const char *err = NULL;
     us_db *db = NULL;
@@ -134,12 +135,20 @@ static void gather(request_rec *r, us_status_view *v, int leases)
             rc = us_ingest_running(db, r->pool, &claims);
             v->leases = claims;
         }
+        if (rc == US_DB_OK && c->webhooks) {
+            v->webhook_urls = c->webhooks->nelts;
+            if ((rc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK)
+                v->webhooks = wh;
+        }
         if (rc != US_DB_OK)
             err = apr_pstrdup(r->pool, us_db_error(db));
         us_store_release(c->store, db, rc == US_DB_ERROR);
     }
     if (rc == US_DB_OK) {
         v->overview = o;
+    }
+    else if (c->webhooks) {
+        v->webhook_urls = c->webhooks->nelts; /* shown as null: not known */
     }
     else {
         us_metrics_store_error(my_slot);

@@ -317,6 +317,34 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
     return db->backend->file_trash_forget(db, p, ids);
 }
 
+us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
+{
+    return db->backend->webhook_targets_set(db, p, urls);
+}
+
+us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                          apr_time_t lease_until, us_webhook_row *out)
+{
+    return db->backend->webhook_claim(db, p, owner, now, lease_until, out);
+}
+
+us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
+                              int pages)
+{
+    return db->backend->webhook_delivered(db, p, id, owner, page, pages);
+}
+
+us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
+                          apr_time_t now, apr_time_t next_at, const char *error, int give_up)
+{
+    return db->backend->webhook_retry(db, p, id, owner, now, next_at, error, give_up);
+}
+
+us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out)
+{
+    return db->backend->webhook_stats(db, p, out);
+}
+
 us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
                                      const char *file_id, const char *old_meta, const char *meta)
 {

@@ -9,6 +9,7 @@
 #ifndef US_STORE_CONFORMANCE_H
 #define US_STORE_CONFORMANCE_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1286,6 +1287,279 @@ static void sc_overview(void **state)
     us_db_close(db);
 }
 
+/* ---- webhook outbox ---------------------------------------------------------------- */
+
+static apr_array_header_t *sc_urls(int n, ...)
+{
+    va_list ap;
+    apr_array_header_t *a = apr_array_make(pool, n > 0 ? n : 1, sizeof(const char *));
+    va_start(ap, n);
+    for (int i = 0; i < n; i++)
+        APR_ARRAY_PUSH(a, const char *) = va_arg(ap, const char *);
+    va_end(ap);
+    return a;
+}
+
+/* Claims every due row at now (each for its own owner), returning them. */
+static apr_array_header_t *sc_claim_all(us_db *db, apr_time_t now)
+{
+    apr_array_header_t *rows = apr_array_make(pool, 4, sizeof(us_webhook_row));
+    us_webhook_row w;
+    us_db_rc rc;
+    while ((rc = us_webhook_claim(db, pool, apr_psprintf(pool, "d%d", rows->nelts), now,
+                                  now + SC_SEC(60), &w)) == US_DB_OK)
+        *(us_webhook_row *)apr_array_push(rows) = w;
+    assert_int_equal(rc, US_DB_NOTFOUND);
+    return rows;
+}
+
+/* Ingests session id at once: claim, done. */
+static void sc_ingest_now(us_db *db, const char *id)
+{
+    us_session c;
+    assert_int_equal(us_ingest_claim(db, pool, "ing", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_done(db, pool, id, "ing"), US_DB_OK);
+}
+
+/* Events become rows (one per URL) with the change that makes them: an
+ * ingestion done, a close or expiry without files, an expiry; none for an
+ * aborted session nor while no URL is set. */
+static void sc_webhook_events(void **state)
+{
+    us_db *db = sc_open(pool);
+    const char *old;
+    apr_array_header_t *rows;
+    us_webhook_stats st;
+    apr_time_t now = SC_T0 + SC_SEC(20);
+    (void)state;
+    /* no URL: no row */
+    us_session z = sc_session(sc_uuid(pool, 2000), "ws-hook", "u20", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &z, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-hook", z.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(sc_claim_all(db, now)->nelts, 0);
+
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "https://b.example/h?x=1")),
+                     US_DB_OK);
+    /* a close with a file: queued, no event until the ingestion is done */
+    us_session a = sc_session(sc_uuid(pool, 2001), "ws-hook", "u20", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, a.id, "a.txt", 2001, &old), US_DB_OK);
+    assert_int_equal(sc_upload(db, a.id, "b.txt", 2002, &old), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-hook", a.id, SC_T0 + 2), US_DB_OK);
+    assert_int_equal(sc_claim_all(db, now)->nelts, 0);
+    us_session c;
+    assert_int_equal(us_ingest_claim(db, pool, "ing", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    apr_array_header_t *results = apr_array_make(pool, 2, sizeof(us_ingest_result)), *deleted;
+    *(us_ingest_result *)apr_array_push(results) = sc_finished("a.txt", sc_uuid(pool, 902001));
+    us_ingest_result *f = apr_array_push(results);
+    *f = sc_finished("b.txt", sc_uuid(pool, 902002));
+    f->status = "FAILED";
+    f->reason = "EMPTY_FILE";
+    assert_int_equal(us_ingest_apply(db, pool, &c, results, SC_T0 + SC_SEC(10), &deleted),
+                     US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(us_ingest_done(db, pool, a.id, "ing"), US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.failed, 0);
+    assert_null(st.last_error);
+    rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 2);
+    int seen_a = 0, seen_b = 0;
+    for (int i = 0; i < rows->nelts; i++) {
+        us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
+        assert_string_equal(w->event, "session.ingested");
+        assert_string_equal(w->session_id, a.id);
+        assert_string_equal(w->workspace, "ws-hook");
+        assert_int_equal(w->uploaded_files, 2);
+        assert_int_equal(w->finished_files, 1);
+        assert_int_equal(w->failed_files, 1);
+        assert_int_equal(w->page, 1);
+        assert_int_equal(w->attempts, 0);
+        assert_true(w->occurred_at > SC_SEC(1700000000)); /* the commit's wall-clock time */
+        seen_a += strcmp(w->url, "http://a.example/h") == 0;
+        seen_b += strcmp(w->url, "https://b.example/h?x=1") == 0;
+        assert_int_equal(us_webhook_delivered(db, pool, w->id, apr_psprintf(pool, "d%d", i), 1,
+                                              1), US_DB_OK);
+    }
+    assert_int_equal(seen_a, 1);
+    assert_int_equal(seen_b, 1);
+    /* one event, one time for every URL */
+    assert_true(APR_ARRAY_IDX(rows, 0, us_webhook_row).occurred_at ==
+                APR_ARRAY_IDX(rows, 1, us_webhook_row).occurred_at);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 0);
+
+    /* a close without files is done at once: ingested in the same change */
+    us_session b = sc_session(sc_uuid(pool, 2003), "ws-hook", "u20", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &b, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-hook", b.id, SC_T0 + 3), US_DB_OK);
+    rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_webhook_row).event, "session.ingested");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_webhook_row).session_id, b.id);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_int_equal(us_webhook_delivered(db, pool, APR_ARRAY_IDX(rows, i, us_webhook_row).id,
+                                              apr_psprintf(pool, "d%d", i), 1, 1), US_DB_OK);
+
+    /* an expiry: session.expired with the counters of that moment, its
+     * expires_at as the time; without files also ingested at once */
+    us_session e = sc_session(sc_uuid(pool, 2004), "ws-hook", "u20", SC_T0, 1);
+    us_session e0 = sc_session(sc_uuid(pool, 2005), "ws-hook", "u20", SC_T0, 1);
+    assert_int_equal(us_session_insert(db, pool, &e, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &e0, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, e.id, "x.txt", 2004, &old), US_DB_OK);
+    int n = 0;
+    assert_int_equal(us_sessions_expire(db, pool, SC_T0 + SC_SEC(2), &n), US_DB_OK);
+    assert_int_equal(n, 2);
+    rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 6);
+    int expired = 0, ingested = 0;
+    for (int i = 0; i < rows->nelts; i++) {
+        us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
+        if (strcmp(w->event, "session.expired") == 0) {
+            expired++;
+            assert_true(w->occurred_at == SC_T0 + SC_SEC(1));
+            assert_int_equal(w->uploaded_files, strcmp(w->session_id, e.id) == 0 ? 1 : 0);
+        }
+        else {
+            ingested++;
+            assert_string_equal(w->event, "session.ingested");
+            assert_string_equal(w->session_id, e0.id);
+        }
+        assert_int_equal(us_webhook_delivered(db, pool, w->id, apr_psprintf(pool, "d%d", i), 1,
+                                              1), US_DB_OK);
+    }
+    assert_int_equal(expired, 4);
+    assert_int_equal(ingested, 2);
+
+    /* an aborted session: none, not even when its clearing is done */
+    us_session x = sc_session(sc_uuid(pool, 2006), "ws-hook", "u20", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &x, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, x.id, "x.txt", 2006, &old), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-hook", x.id, SC_T0 + 4), US_DB_OK);
+    sc_ingest_now(db, x.id);
+    assert_int_equal(sc_claim_all(db, now)->nelts, 0);
+
+    /* a URL taken out of the set takes its rows with it */
+    us_session y = sc_session(sc_uuid(pool, 2007), "ws-hook", "u20", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &y, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-hook", y.id, SC_T0 + 5), US_DB_OK);
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_webhook_row).url, "http://a.example/h");
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(0)), US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 0);
+    us_db_close(db);
+}
+
+/* Retries wait for their time, keep the last error, page on, give up;
+ * a deliverer whose lease was taken over changes nothing. */
+static void sc_webhook_retry_and_pages(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_row w, w2;
+    us_webhook_stats st;
+    apr_time_t now = SC_T0 + SC_SEC(20);
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    us_session a = sc_session(sc_uuid(pool, 2100), "ws-retry", "u21", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-retry", a.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    /* leased: nobody else gets it while the lease lives */
+    assert_int_equal(us_webhook_claim(db, pool, "d2", now + SC_SEC(59), now + SC_SEC(119), &w2),
+                     US_DB_NOTFOUND);
+    /* a failure: due again at next_at, not before */
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d1", now + SC_SEC(1), now + SC_SEC(5),
+                                      "HTTP 500 from http://a.example/h", 0), US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.failed, 0);
+    assert_string_equal(st.last_error, "HTTP 500 from http://a.example/h");
+    assert_true(st.last_error_at == now + SC_SEC(1));
+    assert_true(st.oldest_pending > 0);
+    assert_int_equal(us_webhook_claim(db, pool, "d2", now + SC_SEC(4), now + SC_SEC(64), &w2),
+                     US_DB_NOTFOUND);
+    assert_int_equal(us_webhook_claim(db, pool, "d2", now + SC_SEC(5), now + SC_SEC(65), &w2),
+                     US_DB_OK);
+    assert_true(w2.id == w.id);
+    assert_int_equal(w2.attempts, 1);
+    assert_int_equal(w2.page, 1);
+    /* the lease lapses: another deliverer takes the row over (at least once) */
+    us_webhook_row w3;
+    assert_int_equal(us_webhook_claim(db, pool, "d3", now + SC_SEC(66), now + SC_SEC(126), &w3),
+                     US_DB_OK);
+    assert_true(w3.id == w.id);
+    /* the old owner can neither settle nor fail it */
+    assert_int_equal(us_webhook_delivered(db, pool, w.id, "d2", 1, 1), US_DB_OK);
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d2", now, now, "late", 1), US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.failed, 0);
+    /* pages: page 1 delivered, page 2 due at once, with no error */
+    assert_int_equal(us_webhook_delivered(db, pool, w.id, "d3", 1, 3), US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_null(st.last_error);
+    assert_int_equal(us_webhook_claim(db, pool, "d4", now + SC_SEC(67), now + SC_SEC(127), &w),
+                     US_DB_OK);
+    assert_int_equal(w.page, 2);
+    assert_int_equal(w.attempts, 0);
+    /* a repeated settle of page 1 changes nothing */
+    assert_int_equal(us_webhook_delivered(db, pool, w.id, "d4", 1, 3), US_DB_OK);
+    assert_int_equal(us_webhook_delivered(db, pool, w.id, "d4", 2, 3), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d5", now + SC_SEC(68), now + SC_SEC(128), &w),
+                     US_DB_OK);
+    assert_int_equal(w.page, 3);
+    /* giving up: failed, kept, never claimed again */
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d5", now + SC_SEC(69), now + SC_SEC(70),
+                                      "connection refused", 1), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d6", now + SC_SEC(999), now + SC_SEC(1059), &w),
+                     US_DB_NOTFOUND);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.failed, 1);
+    assert_string_equal(st.last_error, "connection refused");
+    assert_true(st.oldest_pending == 0);
+    us_db_close(db);
+}
+
+static void sc_webhook_claim_work(us_db *db, apr_pool_t *p, int i)
+{
+    us_webhook_row w;
+    apr_time_t now = SC_T0 + SC_SEC(20);
+    sc_results[i][0] = us_webhook_claim(db, p, apr_psprintf(p, "d%d", i), now, now + SC_SEC(60),
+                                        &w);
+}
+
+/* Of concurrent claimers of one row exactly one gets it. */
+static void sc_webhook_concurrent_claim(void **state)
+{
+    us_db *db = sc_open(pool);
+    int ok = 0, notfound = 0;
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    us_session a = sc_session(sc_uuid(pool, 2200), "ws-wrace", "u22", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-wrace", a.id, SC_T0 + 1), US_DB_OK);
+    us_db_close(db);
+    sc_run_threads(sc_webhook_claim_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0] == US_DB_OK;
+        notfound += sc_results[i][0] == US_DB_NOTFOUND;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(notfound, SC_THREADS - 1);
+}
+
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -1318,6 +1592,9 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
         SC_TEST(sc_overview),
+        SC_TEST(sc_webhook_events),
+        SC_TEST(sc_webhook_retry_and_pages),
+        SC_TEST(sc_webhook_concurrent_claim),
     };
     sc_target = target;
     return cmocka_run_group_tests_name(

@@ -335,6 +335,58 @@ static void test_status_auto(void **state)
                         "UploadSessionStoreErrors: 0\n");
 }
 
+/* The webhook section: only with webhooks configured; null without the store. */
+static void test_webhook_section(void **state)
+{
+    us_metrics *m = fresh();
+    us_metrics_counts c;
+    us_store_overview o = { .open = 1 };
+    us_webhook_stats wh = { .pending = 3, .failed = 1,
+                            .oldest_pending = T0 + 80 * APR_USEC_PER_SEC,
+                            .last_error = "HTTP 500 from http://h/x",
+                            .last_error_at = T0 + 85 * APR_USEC_PER_SEC };
+    json_error_t err;
+    (void)state;
+    us_metrics_sum(m, &c);
+    us_status_view v = view_of(&c, &o);
+    /* none configured: no section anywhere */
+    json_t *j = json_loads(us_metrics_status_json(pool, &v), 0, &err);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "webhooks"));
+    json_decref(j);
+    assert_null(strstr(us_metrics_prometheus(pool, &v), "webhook"));
+    assert_null(strstr(us_metrics_status_auto(pool, &v), "Webhook"));
+
+    v.webhook_urls = 2;
+    v.webhooks = &wh;
+    j = json_loads(us_metrics_status_json(pool, &v), 0, &err);
+    assert_non_null(j);
+    json_t *w = json_object_get(j, "webhooks");
+    assert_int_equal(json_integer_value(json_object_get(w, "urls")), 2);
+    assert_int_equal(json_integer_value(json_object_get(w, "pending")), 3);
+    assert_int_equal(json_integer_value(json_object_get(w, "failed")), 1);
+    assert_true(json_real_value(json_object_get(w, "oldest_pending_age_seconds")) == 10.5);
+    assert_string_equal(json_string_value(json_object_get(w, "last_error")),
+                        "HTTP 500 from http://h/x");
+    assert_non_null(json_string_value(json_object_get(w, "last_error_at")));
+    json_decref(j);
+    const char *t = us_metrics_prometheus(pool, &v);
+    assert_non_null(strstr(t, "\nmod_upload_session_webhook_deliveries_pending 3\n"));
+    assert_non_null(strstr(t, "\nmod_upload_session_webhook_deliveries_failed 1\n"));
+    assert_non_null(strstr(t, "\nmod_upload_session_webhook_oldest_pending_age_seconds 10.500000\n"));
+    assert_non_null(strstr(t, "# TYPE mod_upload_session_webhook_deliveries_pending gauge\n"));
+    const char *a = us_metrics_status_auto(pool, &v);
+    assert_non_null(strstr(a, "UploadSessionWebhooksPending: 3\nUploadSessionWebhooksFailed: 1\n"));
+
+    /* the store did not answer: null, no samples */
+    v.webhooks = NULL;
+    v.overview = NULL;
+    j = json_loads(us_metrics_status_json(pool, &v), 0, &err);
+    assert_true(json_is_null(json_object_get(j, "webhooks")));
+    json_decref(j);
+    assert_null(strstr(us_metrics_prometheus(pool, &v), "webhook_deliveries"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_prometheus_text),
         cmocka_unit_test(test_status_json),
         cmocka_unit_test(test_status_auto),
+        cmocka_unit_test(test_webhook_section),
     };
     return fixture_run("us_metrics", tests, NULL, NULL);
 }

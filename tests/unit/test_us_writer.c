@@ -255,6 +255,8 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP INDEX us_sessions_turn",
         "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
         "ALTER TABLE us_files DROP COLUMN characters", "DROP TABLE us_file_trash", /* 5 -> 6 */
+        "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
+        "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)

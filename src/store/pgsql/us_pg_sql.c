@@ -95,12 +95,69 @@ static const char *const MIGRATION_2_TO_3[] = {
     NULL
 };
 
+/* Webhook events: the URLs (us_webhook_targets, set at startup) and an
+ * outbox row per (event, URL), inserted by a trigger in the transaction
+ * that changes the session, whichever statement changes it (its WHEN
+ * keeps it off every other update); an event's rows share its time (the
+ * transaction's). A row is leased to one deliverer at a
+ * time (lease_owner, lease_until), delivered page by page and deleted
+ * after its last page, or kept as failed. */
+static const char *const MIGRATION_3_TO_4[] = {
+    "CREATE TABLE us_webhook_targets (url TEXT PRIMARY KEY)",
+    "CREATE TABLE us_webhook_outbox ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " event TEXT NOT NULL,"                     /* session.ingested | session.expired */
+    " session_id TEXT NOT NULL,"
+    " workspace TEXT NOT NULL,"
+    " url TEXT NOT NULL,"
+    " occurred_at BIGINT NOT NULL,"
+    " uploaded_files BIGINT NOT NULL,"
+    " finished_files BIGINT NOT NULL,"
+    " failed_files BIGINT NOT NULL,"
+    " page INTEGER NOT NULL DEFAULT 1,"         /* the next page to deliver */
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT 'pending',"   /* pending | failed */
+    " last_error TEXT,"
+    " last_attempt_at BIGINT,"
+    " lease_owner TEXT,"
+    " lease_until BIGINT NOT NULL DEFAULT 0,"
+    " UNIQUE (event, session_id, url))",
+    "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)",
+    "CREATE OR REPLACE FUNCTION us_webhook_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF OLD.status = 'OPEN' AND NEW.status = 'EXPIRED' THEN"
+    "   INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    "    uploaded_files, finished_files, failed_files)"
+    "   SELECT 'session.expired', NEW.id, NEW.workspace, url, NEW.expires_at,"
+    "    NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets"
+    "   ON CONFLICT DO NOTHING;"
+    "  END IF;"
+    "  IF OLD.ingest_state <> 'done' AND NEW.ingest_state = 'done'"
+    "     AND NEW.status <> 'ABORTED' THEN"
+    "   INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    "    uploaded_files, finished_files, failed_files)"
+    "   SELECT 'session.ingested', NEW.id, NEW.workspace, url,"
+    "    floor(extract(epoch FROM transaction_timestamp()) * 1000000)::bigint,"
+    "    NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets"
+    "   ON CONFLICT DO NOTHING;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$",
+    "CREATE TRIGGER us_webhook_event AFTER UPDATE ON us_sessions FOR EACH ROW"
+    " WHEN ((OLD.status = 'OPEN' AND NEW.status = 'EXPIRED')"
+    " OR (OLD.ingest_state <> 'done' AND NEW.ingest_state = 'done'))"
+    " EXECUTE FUNCTION us_webhook_event()",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
     case 2: return MIGRATION_2_TO_3;
+    case 3: return MIGRATION_3_TO_4;
     default: return NULL;
     }
 }
@@ -110,6 +167,11 @@ const char *const *us_pg_sql_migration(int from)
     "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
+
+#define WEBHOOK_COLS                                                              \
+    "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
+    " failed_files, page, attempts"
+#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
 
 /* The database's clock in microseconds since the epoch: leases are written
  * and judged by it alone, so nodes' clocks may disagree. */
@@ -378,6 +440,38 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_WORKSPACE_FILE_META_SWAP] = { "us_pg_workspace_file_meta_swap",
         "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s"
         " AND meta IS NOT DISTINCT FROM %s" },
+    [US_PG_WEBHOOK_TARGETS_CLEAR] = { "us_pg_webhook_targets_clear",
+        "DELETE FROM us_webhook_targets" },
+    [US_PG_WEBHOOK_TARGET_ADD] = { "us_pg_webhook_target_add",
+        "INSERT INTO us_webhook_targets (url) VALUES (%s) ON CONFLICT (url) DO NOTHING" },
+    [US_PG_WEBHOOK_DROP_UNLISTED] = { "us_pg_webhook_drop_unlisted",
+        "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)" },
+    [US_PG_WEBHOOK_CLAIM] = { "us_pg_webhook_claim",
+        /* SKIP LOCKED: concurrent claimers take different rows; the row a
+         * claimer locks is re-checked on its latest version (a lease that
+         * committed meanwhile excludes it) */
+        "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until = %lld"
+        " WHERE id = (SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE
+        " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING " WEBHOOK_COLS },
+    [US_PG_WEBHOOK_NEXT_PAGE] = { "us_pg_webhook_next_page",
+        "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"
+        " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"
+        " WHERE id = %lld AND lease_owner = %s AND page = %d" },
+    [US_PG_WEBHOOK_DONE] = { "us_pg_webhook_done",
+        "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d" },
+    [US_PG_WEBHOOK_RETRY] = { "us_pg_webhook_retry",
+        "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
+        " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
+        " WHERE id = %lld AND lease_owner = %s" },
+    [US_PG_WEBHOOK_STATS] = { "us_pg_webhook_stats",
+        /* one statement: one snapshot */
+        "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"
+        " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"
+        " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"
+        " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"
+        " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"
+        " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)" },
 };
 
 const char *us_pg_sql_workspace_file_cols(void)

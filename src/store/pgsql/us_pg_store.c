@@ -1390,6 +1390,95 @@ static us_db_rc pg_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const ch
     return rc == US_DB_OK ? US_DB_CONFLICT : rc;
 }
 
+/* ---- webhook outbox -------------------------------------------------------------- */
+
+static us_db_rc targets_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *urls = arg;
+    int nrows = 0;
+    us_db_rc rc = pg_exec(db, p, US_PG_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
+    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
+        rc = pg_exec(db, p, US_PG_WEBHOOK_TARGET_ADD, args, &nrows);
+    }
+    return rc == US_DB_OK ? pg_exec(db, p, US_PG_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
+}
+
+static us_db_rc pg_webhook_targets_set(us_db *base, apr_pool_t *p, const apr_array_header_t *urls)
+{
+    return pg_txn(pg_of(base), p, targets_body, (void *)urls);
+}
+
+static us_db_rc pg_webhook_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
+                                 apr_time_t lease_until, us_webhook_row *out)
+{
+    us_pg_db *db = pg_of(base);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_int64_t t = now, until = lease_until;
+    int found = 0;
+    const void *args[] = { owner, &until, &t, &t };
+    us_db_rc rc = pg_select(db, p, US_PG_WEBHOOK_CLAIM, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        /* column order of WEBHOOK_COLS in us_pg_sql.c */
+        out->id = entry_ll(db, row, 0);
+        out->event = entry_str(db, p, row, 1);
+        out->session_id = entry_str(db, p, row, 2);
+        out->workspace = entry_str(db, p, row, 3);
+        out->url = entry_str(db, p, row, 4);
+        out->occurred_at = (apr_time_t)entry_ll(db, row, 5);
+        out->uploaded_files = entry_ll(db, row, 6);
+        out->finished_files = entry_ll(db, row, 7);
+        out->failed_files = entry_ll(db, row, 8);
+        out->page = (int)entry_ll(db, row, 9);
+        out->attempts = (int)entry_ll(db, row, 10);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+static us_db_rc pg_webhook_delivered(us_db *base, apr_pool_t *p, long long id, const char *owner,
+                                     int page, int pages)
+{
+    apr_int64_t i = id;
+    int nrows = 0;
+    const void *args[] = { &i, owner, &page };
+    return pg_exec(pg_of(base), p, page < pages ? US_PG_WEBHOOK_NEXT_PAGE : US_PG_WEBHOOK_DONE,
+                   args, &nrows);
+}
+
+static us_db_rc pg_webhook_retry(us_db *base, apr_pool_t *p, long long id, const char *owner,
+                                 apr_time_t now, apr_time_t next_at, const char *error,
+                                 int give_up)
+{
+    apr_int64_t i = id, t = now, next = next_at;
+    int nrows = 0;
+    const void *args[] = { &next, error ? error : "", &t, give_up ? "failed" : "pending", &i,
+                           owner };
+    return pg_exec(pg_of(base), p, US_PG_WEBHOOK_RETRY, args, &nrows);
+}
+
+static us_db_rc pg_webhook_stats(us_db *base, apr_pool_t *p, us_webhook_stats *out)
+{
+    us_pg_db *db = pg_of(base);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc rc = pg_select(db, p, US_PG_WEBHOOK_STATS, NULL, &res);
+    memset(out, 0, sizeof(*out));
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        out->pending = entry_ll(db, row, 0);
+        out->failed = entry_ll(db, row, 1);
+        out->oldest_pending = (apr_time_t)entry_ll(db, row, 2);
+        out->last_error = entry_null(db, p, row, 3);
+        out->last_error_at = (apr_time_t)entry_ll(db, row, 4);
+    }
+    return US_DB_OK;
+}
+
 const us_store_backend us_pgsql_backend = {
     .name = "pgsql",
     .driver = "pgsql",
@@ -1433,5 +1522,10 @@ const us_store_backend us_pgsql_backend = {
     .workspace_files_delete = pg_workspace_files_delete,
     .file_trash_list = pg_file_trash_list,
     .file_trash_forget = pg_file_trash_forget,
+    .webhook_targets_set = pg_webhook_targets_set,
+    .webhook_claim = pg_webhook_claim,
+    .webhook_delivered = pg_webhook_delivered,
+    .webhook_retry = pg_webhook_retry,
+    .webhook_stats = pg_webhook_stats,
     .workspace_file_meta_swap = pg_workspace_file_meta_swap,
 };

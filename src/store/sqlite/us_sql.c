@@ -151,6 +151,51 @@ static const char *const MIGRATION_5_TO_6[] = {
     NULL
 };
 
+/* Webhook events: the URLs (us_webhook_targets, set at startup) and an
+ * outbox row per (event, URL), inserted by triggers in the transaction
+ * that changes the session, whichever statement changes it. A row is
+ * leased to one deliverer at a time (lease_owner, lease_until), delivered
+ * page by page and deleted after its last page, or kept as failed. */
+static const char *const MIGRATION_6_TO_7[] = {
+    "CREATE TABLE us_webhook_targets (url TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE us_webhook_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " event TEXT NOT NULL,"             /* session.ingested | session.expired */
+    " session_id TEXT NOT NULL,"
+    " workspace TEXT NOT NULL,"
+    " url TEXT NOT NULL,"
+    " occurred_at BIGINT NOT NULL,"
+    " uploaded_files BIGINT NOT NULL,"
+    " finished_files BIGINT NOT NULL,"
+    " failed_files BIGINT NOT NULL,"
+    " page INTEGER NOT NULL DEFAULT 1," /* the next page to deliver */
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT 'pending'," /* pending | failed */
+    " last_error TEXT,"
+    " last_attempt_at BIGINT,"
+    " lease_owner TEXT,"
+    " lease_until BIGINT NOT NULL DEFAULT 0,"
+    " UNIQUE (event, session_id, url))",
+    "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)",
+    "CREATE TRIGGER us_webhook_expired AFTER UPDATE OF status ON us_sessions"
+    " WHEN OLD.status = 'OPEN' AND NEW.status = 'EXPIRED' BEGIN"
+    " INSERT OR IGNORE INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    " uploaded_files, finished_files, failed_files)"
+    " SELECT 'session.expired', NEW.id, NEW.workspace, url, NEW.expires_at,"
+    " NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets; END",
+    /* the commit's time: microseconds since the epoch from the Julian day */
+    "CREATE TRIGGER us_webhook_ingested AFTER UPDATE OF ingest_state ON us_sessions"
+    " WHEN OLD.ingest_state <> 'done' AND NEW.ingest_state = 'done'"
+    " AND NEW.status <> 'ABORTED' BEGIN"
+    " INSERT OR IGNORE INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    " uploaded_files, finished_files, failed_files)"
+    " SELECT 'session.ingested', NEW.id, NEW.workspace, url,"
+    " CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER),"
+    " NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets; END",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -170,6 +215,7 @@ const char *const *us_sql_migration(int from)
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
+    case 6: return MIGRATION_6_TO_7;
     default: return NULL;
     }
 }
@@ -210,6 +256,11 @@ const char *const *us_sql_migration(int from)
 #define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
 
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
+
+#define WEBHOOK_COLS                                                              \
+    "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
+    " failed_files, page, attempts"
+#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
@@ -415,6 +466,38 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
+    [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_webhook_targets_clear",
+        "DELETE FROM us_webhook_targets" },
+    [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",
+        "INSERT OR IGNORE INTO us_webhook_targets (url) VALUES (%s)" },
+    [US_STMT_WEBHOOK_DROP_UNLISTED] = { "us_webhook_drop_unlisted",
+        "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)" },
+    [US_STMT_WEBHOOK_CANDIDATE] = { "us_webhook_candidate",
+        /* a read; the lease re-checks the row in the write */
+        "SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE " ORDER BY next_at, id LIMIT 1" },
+    [US_STMT_WEBHOOK_LEASE] = { "us_webhook_lease",
+        "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until = %lld"
+        " WHERE id = %lld AND " WEBHOOK_DUE },
+    [US_STMT_WEBHOOK_GET] = { "us_webhook_get",
+        "SELECT " WEBHOOK_COLS " FROM us_webhook_outbox WHERE id = %lld" },
+    [US_STMT_WEBHOOK_NEXT_PAGE] = { "us_webhook_next_page",
+        "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"
+        " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"
+        " WHERE id = %lld AND lease_owner = %s AND page = %d" },
+    [US_STMT_WEBHOOK_DONE] = { "us_webhook_done",
+        "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d" },
+    [US_STMT_WEBHOOK_RETRY] = { "us_webhook_retry",
+        "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
+        " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
+        " WHERE id = %lld AND lease_owner = %s" },
+    [US_STMT_WEBHOOK_STATS] = { "us_webhook_stats",
+        /* one statement: one snapshot */
+        "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"
+        " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"
+        " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"
+        " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"
+        " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"
+        " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)" },
 };
 
 const char *us_sql_workspace_file_cols(void)

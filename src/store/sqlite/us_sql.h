@@ -7,7 +7,7 @@
 #define US_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 6
+#define US_SCHEMA_VERSION 7
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(void);
@@ -90,6 +90,16 @@ typedef enum {
     US_STMT_WORKSPACE_FILE_META_SWAP,
     US_STMT_FILE_TRASH_LIST,
     US_STMT_FILE_TRASH_FORGET,
+    US_STMT_WEBHOOK_TARGETS_CLEAR,
+    US_STMT_WEBHOOK_TARGET_ADD,
+    US_STMT_WEBHOOK_DROP_UNLISTED,
+    US_STMT_WEBHOOK_CANDIDATE,
+    US_STMT_WEBHOOK_LEASE,
+    US_STMT_WEBHOOK_GET,
+    US_STMT_WEBHOOK_NEXT_PAGE,
+    US_STMT_WEBHOOK_DONE,
+    US_STMT_WEBHOOK_RETRY,
+    US_STMT_WEBHOOK_STATS,
     US_STMT__COUNT
 } us_stmt_id;
 

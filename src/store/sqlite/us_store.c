@@ -1076,6 +1076,140 @@ static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array
     return us_write(us_sqlite_of(base), p, forget_body, (void *)ids);
 }
 
+/* ---- webhook outbox -------------------------------------------------------------- */
+
+static us_db_rc targets_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *urls = arg;
+    int nrows = 0;
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
+    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
+        rc = exec_stmt(db, p, US_STMT_WEBHOOK_TARGET_ADD, args, &nrows);
+    }
+    return rc == US_DB_OK ? exec_stmt(db, p, US_STMT_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
+}
+
+static us_db_rc sq_webhook_targets_set(us_db *base, apr_pool_t *p, const apr_array_header_t *urls)
+{
+    return us_write(us_sqlite_of(base), p, targets_body, (void *)urls);
+}
+
+/* Column order of WEBHOOK_COLS in us_sql.c */
+static void row_to_webhook(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                           void *out)
+{
+    us_webhook_row *w = out;
+    w->id = entry_ll(drv, row, 0);
+    w->event = entry_str(drv, p, row, 1);
+    w->session_id = entry_str(drv, p, row, 2);
+    w->workspace = entry_str(drv, p, row, 3);
+    w->url = entry_str(drv, p, row, 4);
+    w->occurred_at = (apr_time_t)entry_ll(drv, row, 5);
+    w->uploaded_files = entry_ll(drv, row, 6);
+    w->finished_files = entry_ll(drv, row, 7);
+    w->failed_files = entry_ll(drv, row, 8);
+    w->page = (int)entry_ll(drv, row, 9);
+    w->attempts = (int)entry_ll(drv, row, 10);
+}
+
+typedef struct {
+    const char *owner;
+    apr_int64_t id, now, until;
+    us_webhook_row *out;
+} webhook_claim_args;
+
+static us_db_rc webhook_claim_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    webhook_claim_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { a->owner, &a->until, &a->id, &a->now, &a->now };
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WEBHOOK_LEASE, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0)
+        return US_DB_NOTFOUND; /* another deliverer was quicker */
+    const void *gargs[] = { &a->id };
+    return select_one(db, p, US_STMT_WEBHOOK_GET, gargs, row_to_webhook, a->out);
+}
+
+static void row_to_ll(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+{
+    (void)p;
+    *(apr_int64_t *)out = entry_ll(drv, row, 0);
+}
+
+static us_db_rc sq_webhook_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
+                                 apr_time_t lease_until, us_webhook_row *out)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    webhook_claim_args a = { owner, 0, now, lease_until, out };
+    const void *args[] = { &a.now, &a.now };
+    /* search by a read, outside the queue: an idle outbox costs no write */
+    us_db_rc rc = select_one(db, p, US_STMT_WEBHOOK_CANDIDATE, args, row_to_ll, &a.id);
+    if (rc != US_DB_OK)
+        return rc;
+    return us_write(db, p, webhook_claim_body, &a);
+}
+
+typedef struct {
+    apr_int64_t id, next_at, now;
+    const char *owner, *error;
+    int page, pages, give_up;
+} webhook_settle_args;
+
+static us_db_rc webhook_delivered_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    webhook_settle_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { &a->id, a->owner, &a->page };
+    return exec_stmt(db, p, a->page < a->pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
+                     args, &nrows);
+}
+
+static us_db_rc sq_webhook_delivered(us_db *base, apr_pool_t *p, long long id, const char *owner,
+                                     int page, int pages)
+{
+    webhook_settle_args a = { id, 0, 0, owner, NULL, page, pages, 0 };
+    return us_write(us_sqlite_of(base), p, webhook_delivered_body, &a);
+}
+
+static us_db_rc webhook_retry_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    webhook_settle_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { &a->next_at, a->error, &a->now, a->give_up ? "failed" : "pending",
+                           &a->id, a->owner };
+    return exec_stmt(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows);
+}
+
+static us_db_rc sq_webhook_retry(us_db *base, apr_pool_t *p, long long id, const char *owner,
+                                 apr_time_t now, apr_time_t next_at, const char *error,
+                                 int give_up)
+{
+    webhook_settle_args a = { id, next_at, now, owner, error ? error : "", 0, 0, give_up };
+    return us_write(us_sqlite_of(base), p, webhook_retry_body, &a);
+}
+
+static void row_to_webhook_stats(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                                 void *out)
+{
+    us_webhook_stats *st = out;
+    const char *err = apr_dbd_get_entry(drv, row, 3);
+    st->pending = entry_ll(drv, row, 0);
+    st->failed = entry_ll(drv, row, 1);
+    st->oldest_pending = (apr_time_t)entry_ll(drv, row, 2);
+    st->last_error = err ? apr_pstrdup(p, err) : NULL;
+    st->last_error_at = (apr_time_t)entry_ll(drv, row, 4);
+}
+
+static us_db_rc sq_webhook_stats(us_db *base, apr_pool_t *p, us_webhook_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    return select_one(us_sqlite_of(base), p, US_STMT_WEBHOOK_STATS, NULL, row_to_webhook_stats,
+                      out);
+}
+
 /* ---- the backend table ------------------------------------------------------------ */
 
 static us_db_rc sq_open(const void *conf, apr_pool_t *p, us_db **out, const char **err)
@@ -1137,4 +1271,9 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_meta_swap = sq_workspace_file_meta_swap,
     .file_trash_list = sq_file_trash_list,
     .file_trash_forget = sq_file_trash_forget,
+    .webhook_targets_set = sq_webhook_targets_set,
+    .webhook_claim = sq_webhook_claim,
+    .webhook_delivered = sq_webhook_delivered,
+    .webhook_retry = sq_webhook_retry,
+    .webhook_stats = sq_webhook_stats,
 };

@@ -1,0 +1,235 @@
+/* us_webhook_send.c - the outbox workers: claim, POST, settle
+ * (us_webhook_send.h). */
+#include "us_webhook_send.h"
+
+#include "us_version.h"
+#include "us_webhook.h"
+
+#include <apr_atomic.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+
+#include <curl/curl.h>
+#include <string.h>
+#include <unistd.h>
+
+struct us_webhook_sender {
+    const us_webhook_config *cfg;
+    apr_thread_t **threads;
+    int nthreads;
+    volatile apr_uint32_t stop; /* set once by us_webhook_stop (apr_atomic) */
+};
+
+int us_webhook_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+/* the receiver's answer is not read: only its status counts */
+static size_t discard(char *data, size_t size, size_t n, void *baton)
+{
+    (void)data;
+    (void)baton;
+    return size * n;
+}
+
+/* One POST; *status the HTTP status (0 when none came), or the reason in *err. */
+static int post(apr_pool_t *p, const us_webhook_config *cfg, const us_webhook_row *w,
+                const char *id, const char *body, apr_size_t len, long *status, const char **err)
+{
+    char sig[72];
+    long long ts = (long long)apr_time_sec(apr_time_now());
+    CURL *h = curl_easy_init();
+    *status = 0;
+    if (!h || !us_webhook_sign(cfg->secret, cfg->secret_len, ts, body, len, sig)) {
+        if (h)
+            curl_easy_cleanup(h);
+        *err = "out of memory";
+        return 0;
+    }
+    struct curl_slist *hl = NULL;
+    hl = curl_slist_append(hl, "Content-Type: application/json");
+    hl = curl_slist_append(hl, apr_pstrcat(p, "X-Upload-Session-Event: ", w->event, NULL));
+    hl = curl_slist_append(hl, apr_pstrcat(p, "X-Upload-Session-Delivery: ", id, NULL));
+    hl = curl_slist_append(hl, apr_psprintf(p, "X-Upload-Session-Timestamp: %" APR_INT64_T_FMT, (apr_int64_t)ts));
+    hl = curl_slist_append(hl, apr_pstrcat(p, "X-Upload-Session-Signature: ", sig, NULL));
+    hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
+    long timeout_ms = (long)apr_time_as_msec(cfg->timeout);
+    curl_easy_setopt(h, CURLOPT_URL, w->url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "mod_upload_session/" US_VERSION);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    else
+        *err = apr_pstrdup(p, curl_easy_strerror(cc));
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return cc == CURLE_OK;
+}
+
+/* The body of row w's current page; NULL with *err when it cannot be built. */
+static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w, int *pages,
+                              apr_size_t *len, const char **err)
+{
+    us_webhook_event e = {
+        .event = w->event, .session_id = w->session_id, .workspace = w->workspace,
+        .occurred_at = w->occurred_at, .uploaded_files = w->uploaded_files,
+        .finished_files = w->finished_files, .failed_files = w->failed_files,
+        .page = w->page, .pages = 1, .failed = NULL,
+    };
+    /* the failed files are final once ingested; an expiry precedes every decision */
+    if (strcmp(w->event, US_WEBHOOK_INGESTED) == 0) {
+        apr_array_header_t *rows = NULL;
+        long long total = 0;
+        e.pages = us_webhook_pages(w->failed_files);
+        if (us_session_files_list(db, p, w->session_id, "FAILED", US_WEBHOOK_PAGE_FILES,
+                                  (long long)(w->page - 1) * US_WEBHOOK_PAGE_FILES, &rows,
+                                  &total) != US_DB_OK) {
+            *err = NULL; /* a store error: the caller says so */
+            return NULL;
+        }
+        e.failed = rows;
+    }
+    *pages = e.pages;
+    const char *body = us_webhook_event_json(p, &e, len);
+    if (!body)
+        *err = "a file name is not valid UTF-8";
+    return body;
+}
+
+int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner)
+{
+    us_webhook_row w;
+    apr_time_t now = apr_time_now();
+    us_db_rc rc = us_webhook_claim(db, p, owner, now, now + cfg->lease, &w);
+    if (rc == US_DB_NOTFOUND)
+        return 0;
+    if (rc != US_DB_OK)
+        return -1;
+
+    char id[37];
+    int pages = 1;
+    apr_size_t len = 0;
+    long status = 0;
+    const char *err = NULL;
+    us_webhook_delivery_id(w.event, w.session_id, w.page, id);
+    const char *body = event_body(db, p, &w, &pages, &len, &err);
+    if (!body && !err)
+        return -1; /* the lease lapses and the row is tried again */
+    if (body && post(p, cfg, &w, id, body, len, &status, &err) && status >= 200 && status < 300) {
+        rc = us_webhook_delivered(db, p, w.id, owner, w.page, pages);
+        us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
+               w.event, w.session_id, w.page, pages, w.url);
+        return rc == US_DB_OK ? 1 : -1;
+    }
+    if (!err)
+        err = apr_psprintf(p, "HTTP %ld", status);
+    now = apr_time_now();
+    int give_up = body == NULL || now - w.occurred_at > cfg->retry_for;
+    apr_time_t next = now + us_webhook_backoff(w.attempts + 1);
+    const char *msg = apr_psprintf(p, "%s from %s", err, w.url);
+    rc = us_webhook_retry(db, p, w.id, owner, now, next, msg, give_up);
+    if (give_up)
+        us_log(cfg->log, US_LOG_WARN, 0, 1302, "webhook %s %s (delivery %s) given up after %d "
+               "attempts: %s", w.event, w.session_id, id, w.attempts + 1, msg);
+    else
+        us_log(cfg->log, US_LOG_INFO, 0, 1303, "webhook %s %s (delivery %s) attempt %d failed: "
+               "%s; next in %" APR_INT64_T_FMT " s", w.event, w.session_id, id, w.attempts + 1,
+               msg, (apr_int64_t)apr_time_sec(next - now));
+    return rc == US_DB_OK ? 1 : -1;
+}
+
+/* Sleeps up to t, waking early when asked to stop. */
+static void nap(us_webhook_sender *s, apr_interval_time_t t)
+{
+    const apr_interval_time_t step = apr_time_from_msec(50);
+    for (apr_interval_time_t slept = 0; slept < t && !apr_atomic_read32(&s->stop); slept += step)
+        apr_sleep(step);
+}
+
+typedef struct {
+    us_webhook_sender *s;
+    int index;
+} worker_arg;
+
+static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
+{
+    worker_arg *arg = data;
+    us_webhook_sender *s = arg->s;
+    const us_webhook_config *cfg = s->cfg;
+    apr_pool_t *p, *iter;
+    us_db *db = NULL;
+    const char *err = NULL;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    apr_pool_create(&iter, p);
+    const char *owner = apr_psprintf(p, "%s/%ld/webhook%d", cfg->host, (long)getpid(),
+                                     arg->index);
+    while (!apr_atomic_read32(&s->stop)) {
+        apr_pool_clear(iter);
+        if (!db && us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
+            us_log(cfg->log, US_LOG_ERR, 0, 1304, "webhook worker %s: %s", owner, err);
+            db = NULL;
+            nap(s, apr_time_from_sec(5));
+            continue;
+        }
+        int n = us_webhook_once(db, iter, cfg, owner);
+        if (n < 0) {
+            us_log(cfg->log, US_LOG_WARN, 0, 1305, "webhook worker %s: %s", owner,
+                   us_db_error(db));
+            us_db_clear_error(db);
+            nap(s, apr_time_from_sec(1));
+        }
+        else if (n == 0) {
+            nap(s, cfg->poll);
+        }
+    }
+    apr_pool_destroy(p); /* closes the connection */
+    (void)thd;
+    return NULL;
+}
+
+apr_status_t us_webhook_start(apr_pool_t *p, const us_webhook_config *cfg,
+                              us_webhook_sender **out)
+{
+    us_webhook_sender *s = apr_pcalloc(p, sizeof(*s));
+    apr_status_t rv = apr_atomic_init(p);
+    if (rv != APR_SUCCESS)
+        return rv;
+    s->cfg = cfg;
+    int n = cfg->threads > 0 ? cfg->threads : 1;
+    s->threads = apr_pcalloc(p, sizeof(apr_thread_t *) * (apr_size_t)n);
+    for (int i = 0; i < n; i++) {
+        worker_arg *arg = apr_pcalloc(p, sizeof(*arg));
+        arg->s = s;
+        arg->index = i;
+        rv = apr_thread_create(&s->threads[i], NULL, worker, arg, p);
+        if (rv != APR_SUCCESS) {
+            us_webhook_stop(s);
+            return rv;
+        }
+        s->nthreads++;
+    }
+    *out = s;
+    return APR_SUCCESS;
+}
+
+void us_webhook_stop(us_webhook_sender *s)
+{
+    if (!s)
+        return;
+    apr_atomic_set32(&s->stop, 1);
+    for (int i = 0; i < s->nthreads; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, s->threads[i]);
+    }
+    s->nthreads = 0;
+}

@@ -1,0 +1,413 @@
+"""Webhooks (README "Webhooks"): UploadSessionWebhook URL (repeatable) and
+UploadSessionWebhookSecretFile - their configuration errors fail
+`apache2 -t` naming the directive; events of sessions ingested and expired
+are delivered from the store's outbox to a real local receiver (a Python
+http.server), signed, retried with growing gaps while it is down or
+answers 500, and still delivered after httpd is killed with SIGKILL."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from us_testkit.api import check, close_session, unique_ws
+from us_testkit.ingest import (httpd_pids, kill9, new_session, start_after_kill, upload_all,
+                               upload_one)
+from us_testkit.procs import free_port, wait_for
+
+
+SECRET = "webhook-test-secret-0123456789"
+
+
+def output(proc):
+    return (proc.stdout or "") + (proc.stderr or "")
+
+
+def write_secret(s, text=SECRET + "\n", mode=0o600, name="webhook.secret"):
+    path = os.path.join(s.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+
+def test_webhooks_pass_configtest(server_factory):
+    s = server_factory(start=False)
+    path = write_secret(s)
+    s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
+                "UploadSessionWebhook https://hooks.example.com/a?team=b",
+                f'UploadSessionWebhookSecretFile "{path}"']
+    s.write_config()
+    proc = s.configtest()
+    assert proc.returncode == 0, output(proc)
+    assert "Syntax OK" in output(proc), output(proc)
+
+
+@pytest.mark.parametrize("url,want", [
+    ("ftp://127.0.0.1/hook", "expects an http:// or https:// URL"),
+    ("127.0.0.1/hook", "expects an absolute http:// or https:// URL"),
+    ("http://127.0.0.1/hook#x", "without user info or fragment"),
+    ("http://user:pw@127.0.0.1/hook", "without user info or fragment"),
+    ("http://127.0.0.1:/hook", "malformed port"),
+])
+def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
+    s = server_factory(start=False)
+    path = write_secret(s)
+    s.extra += [f"UploadSessionWebhook {url}", f'UploadSessionWebhookSecretFile "{path}"']
+    s.write_config()
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "UploadSessionWebhook: " in out and want in out, out
+    assert "Syntax OK" not in out, out
+
+
+def test_webhook_listed_twice_fails_configtest(server_factory):
+    s = server_factory(start=False)
+    path = write_secret(s)
+    s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
+                "UploadSessionWebhook http://127.0.0.1:9/hook",
+                f'UploadSessionWebhookSecretFile "{path}"']
+    s.write_config()
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert "UploadSessionWebhook: http://127.0.0.1:9/hook is listed twice" in out, out
+
+
+@pytest.mark.parametrize("secret,want", [
+    ("none", "UploadSessionWebhook needs UploadSessionWebhookSecretFile"),
+    ("missing", "cannot be read"),
+    ("world-readable", "is world-readable: chmod o-r it"),
+    ("short", "the secret must be 16 to 4096 bytes"),
+])
+def test_webhook_secret_problems_fail_configtest(server_factory, secret, want):
+    s = server_factory(start=False)
+    s.extra.append("UploadSessionWebhook http://127.0.0.1:9/hook")
+    if secret == "missing":
+        s.extra.append(f'UploadSessionWebhookSecretFile "{s.dir}/nope"')
+    elif secret == "world-readable":
+        s.extra.append(f'UploadSessionWebhookSecretFile "{write_secret(s, mode=0o644)}"')
+    elif secret == "short":
+        s.extra.append(f'UploadSessionWebhookSecretFile "{write_secret(s, "tiny")}"')
+    s.write_config()
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert want in out, out
+    if secret != "none":
+        assert "UploadSessionWebhookSecretFile " in out, out
+    assert "Syntax OK" not in out, out
+
+
+# --------------------------------------------------------------------------
+# a receiver
+# --------------------------------------------------------------------------
+
+class Receiver:
+    """An HTTP server on loopback recording every POST (arrival time, path,
+    headers, body); it answers the statuses of `statuses` first, then 200.
+    stop() and start() again keep its port."""
+
+    def __init__(self, statuses=()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/upload-sessions"
+        self.requests = []
+        self.statuses = list(statuses)
+        self.lock = threading.Lock()
+        self.httpd = None
+
+    def start(self):
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.requests.append({"at": time.monotonic(), "path": self.path,
+                                              "headers": dict(self.headers), "body": body,
+                                              "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+    def delivered(self):
+        """The requests answered 2xx."""
+        with self.lock:
+            return [r for r in self.requests if 200 <= r["status"] < 300]
+
+    def wait_delivered(self, n, timeout=30):
+        assert wait_for(lambda: len(self.delivered()) >= n, timeout), \
+            f"{len(self.delivered())} of {n} deliveries within {timeout} s: {self.requests}"
+        return self.delivered()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def hook_server(server_factory, urls, extra=(), start=True):
+    """A server whose webhooks go to urls, signed with SECRET."""
+    s = server_factory(start=False)
+    path = write_secret(s)
+    s.extra += [f"UploadSessionWebhook {u}" for u in urls]
+    s.extra += [f'UploadSessionWebhookSecretFile "{path}"', "LogLevel upload_session:debug"]
+    s.extra += list(extra)
+    s.write_config()
+    if start:
+        s.start()
+    return s
+
+
+def signature_ok(req):
+    """The receiver's check, as README "Webhooks" shows it."""
+    h = {k.lower(): v for k, v in req["headers"].items()}
+    ts = h["x-upload-session-timestamp"]
+    mac = hmac.new(SECRET.encode(), ts.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(h["x-upload-session-signature"], "sha256=" + mac) \
+        and abs(time.time() - int(ts)) < 300
+
+
+def header(req, name):
+    return {k.lower(): v for k, v in req["headers"].items()}[name.lower()]
+
+
+def closed_session(s, ws, files):
+    """A session of ws with files [(name, bytes)], closed; its id."""
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, ws)
+    for name, data in files:
+        upload_one(s.raw_client(), cfg, name, data)
+    close_session(api, ws, sid)
+    return sid
+
+
+def status_doc(s):
+    r = s.raw_client().get(f"{s.public_url}/upload-session/status")
+    check(r, 200)
+    return r.json()
+
+
+STATUS_LOCATION = ["<Location /upload-session/status>", "SetHandler upload-session-status",
+                   "</Location>",
+                   "<Location /upload-session/metrics>", "SetHandler upload-session-metrics",
+                   "</Location>"]
+
+
+# --------------------------------------------------------------------------
+# delivery
+# --------------------------------------------------------------------------
+
+def test_ingested_event_delivered_signed(server_factory, receiver):
+    receiver.start()
+    other = Receiver().start()
+    try:
+        s = hook_server(server_factory, [receiver.url, other.url])
+        ws = unique_ws("hook")
+        sid = closed_session(s, ws, [("good.txt", b"hello"), ("empty.txt", b""),
+                                     ("also-empty.txt", b"")])
+        for rcv in (receiver, other):
+            (req,) = rcv.wait_delivered(1)
+            assert req["path"] == "/hooks/upload-sessions"
+            assert header(req, "Content-Type") == "application/json"
+            assert header(req, "X-Upload-Session-Event") == "session.ingested"
+            assert signature_ok(req), req
+            ev = json.loads(req["body"])
+            assert header(req, "X-Upload-Session-Delivery") == ev["delivery_id"]
+            assert ev["event"] == "session.ingested"
+            assert ev["session_id"] == sid and ev["workspace"] == ws
+            assert ev["counters"] == {"uploaded_files": 3, "finished_files": 1,
+                                      "failed_files": 2}
+            assert sorted((f["name"], f["reason"]) for f in ev["failed_files"]) == \
+                [("also-empty.txt", "EMPTY_FILE"), ("empty.txt", "EMPTY_FILE")]
+            assert all(len(f["file_ingestion_id"]) == 36 for f in ev["failed_files"])
+            assert ev["page"] == 1 and ev["pages"] == 1
+            assert ev["occurred_at"].endswith("Z")
+        # the same event for both: one delivery id
+        assert json.loads(receiver.delivered()[0]["body"]) == \
+            json.loads(other.delivered()[0]["body"])
+        # a tampered body fails the check
+        bad = dict(receiver.delivered()[0], body=receiver.delivered()[0]["body"] + b" ")
+        assert not signature_ok(bad)
+        time.sleep(1.5)
+        assert len(receiver.requests) == 1 and len(other.requests) == 1
+    finally:
+        other.stop()
+
+
+def test_close_without_files_is_an_ingested_event(server_factory, receiver):
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url])
+    ws = unique_ws("hook-empty")
+    sid = closed_session(s, ws, [])
+    (req,) = receiver.wait_delivered(1)
+    ev = json.loads(req["body"])
+    assert (ev["event"], ev["session_id"], ev["failed_files"]) == ("session.ingested", sid, [])
+    assert ev["counters"] == {"uploaded_files": 0, "finished_files": 0, "failed_files": 0}
+
+
+def test_receiver_down_then_up(server_factory, receiver):
+    s = hook_server(server_factory, [receiver.url], extra=STATUS_LOCATION)
+    ws = unique_ws("hook-down")
+    sid = closed_session(s, ws, [("a.txt", b"a")])
+    # attempts at 0, 1, 3 s fail while nobody listens
+    assert wait_for(lambda: status_doc(s)["webhooks"]["last_error"] is not None, 20)
+    doc = status_doc(s)["webhooks"]
+    assert doc["pending"] == 1 and doc["failed"] == 0, doc
+    assert receiver.url in doc["last_error"], doc
+    time.sleep(3)
+    receiver.start()
+    (req,) = receiver.wait_delivered(1, timeout=30)
+    ev = json.loads(req["body"])
+    assert ev["session_id"] == sid and signature_ok(req)
+    assert wait_for(lambda: status_doc(s)["webhooks"]["pending"] == 0, 10)
+    assert status_doc(s)["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
+                                         "oldest_pending_age_seconds": 0,
+                                         "last_error": None, "last_error_at": None}
+
+
+def test_500_retried_with_growing_gaps(server_factory, receiver):
+    receiver.statuses = [500, 503, 500]
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url])
+    ws = unique_ws("hook-500")
+    closed_session(s, ws, [("a.txt", b"a")])
+    receiver.wait_delivered(1, timeout=40)
+    reqs = receiver.requests
+    assert [r["status"] for r in reqs] == [500, 503, 500, 200]
+    gaps = [b["at"] - a["at"] for a, b in zip(reqs, reqs[1:])]
+    # 1 s, 2 s, 4 s (the worker looks every 0.5 s; the machine is shared)
+    for gap, want in zip(gaps, [1, 2, 4]):
+        assert want - 0.2 <= gap <= want + 3, gaps
+    assert gaps[0] < gaps[1] < gaps[2], gaps
+    # every attempt is the same delivery, the same body, signed afresh
+    assert len({header(r, "X-Upload-Session-Delivery") for r in reqs}) == 1
+    assert len({r["body"] for r in reqs}) == 1
+    assert all(signature_ok(r) for r in reqs)
+    assert "attempt 1 failed: HTTP 500 from" in s.log_text()
+
+
+def test_given_up_after_retry_for(server_factory, receiver):
+    receiver.statuses = [500] * 100
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url],
+                    extra=["UploadSessionWebhookRetryFor 2"] + STATUS_LOCATION)
+    ws = unique_ws("hook-fail")
+    closed_session(s, ws, [("a.txt", b"a")])
+    assert wait_for(lambda: status_doc(s)["webhooks"]["failed"] == 1, 20)
+    doc = status_doc(s)["webhooks"]
+    assert doc["pending"] == 0 and doc["last_error"] == f"HTTP 500 from {receiver.url}", doc
+    n = len(receiver.requests)
+    assert 2 <= n <= 4, receiver.requests
+    time.sleep(3)
+    assert len(receiver.requests) == n      # never again
+    s.expect_log(r"US1302: webhook session.ingested .* given up")
+    assert "US1302" in s.log_text()
+    r = s.raw_client().get(f"{s.public_url}/upload-session/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
+    assert "\nmod_upload_session_webhook_deliveries_pending 0\n" in r.text, r.text
+    assert "\nmod_upload_session_webhook_deliveries_failed 1\n" in r.text, r.text
+
+
+@pytest.mark.parametrize("what", ["child", "whole httpd"])
+def test_durable_across_sigkill(server_factory, receiver, what):
+    """The event is committed with the session's change: killed before any
+    delivery could be made, httpd delivers it after the restart."""
+    s = hook_server(server_factory, [receiver.url])
+    ws = unique_ws("hook-kill")
+    sid = closed_session(s, ws, [("a.txt", b"a")])
+    # the receiver is down: the row waits in the outbox
+    assert wait_for(lambda: "US1303" in s.log_text(), 15)
+    if what == "child":
+        pids = httpd_pids(s)
+        for pid in pids[1:]:
+            os.kill(pid, 9)
+        s.expect_log(r"AH00052|exit signal", whole_life=True)
+        receiver.start()
+    else:
+        kill9(s)
+        receiver.start()
+        time.sleep(1)
+        assert receiver.requests == []
+        start_after_kill(s)
+    reqs = receiver.wait_delivered(1, timeout=60)
+    ev = json.loads(reqs[0]["body"])
+    assert (ev["event"], ev["session_id"]) == ("session.ingested", sid)
+    assert signature_ok(reqs[0])
+
+
+def test_expired_session_event(server_factory, receiver):
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url], extra=["UploadSessionSweepInterval 1"])
+    api = s.client(s.user_all)
+    ws = unique_ws("hook-exp")
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 2})
+    upload_one(s.raw_client(), cfg, "a.txt", b"a")
+    upload_one(s.raw_client(), cfg, "b.txt", b"")
+    # the parent's monitor sweeps about every 10 s
+    reqs = receiver.wait_delivered(2, timeout=45)
+    evs = {json.loads(r["body"])["event"]: json.loads(r["body"]) for r in reqs}
+    assert set(evs) == {"session.expired", "session.ingested"}, evs
+    exp = evs["session.expired"]
+    assert exp["session_id"] == sid and exp["workspace"] == ws
+    assert exp["counters"] == {"uploaded_files": 2, "finished_files": 0, "failed_files": 0}
+    assert exp["failed_files"] == []
+    ing = evs["session.ingested"]
+    assert ing["counters"] == {"uploaded_files": 2, "finished_files": 1, "failed_files": 1}
+    assert ing["failed_files"][0]["name"] == "b.txt"
+    assert exp["delivery_id"] != ing["delivery_id"]
+    assert all(signature_ok(r) for r in reqs)
+
+
+def test_many_failed_files_are_paged(server_factory, receiver):
+    """1,001 failed files: two deliveries of one event, pages 1 and 2,
+    every file listed once."""
+    receiver.start()
+    s = hook_server(server_factory, [receiver.url])
+    api = s.client(s.user_all)
+    ws = unique_ws("hook-pages")
+    sid, cfg = new_session(api, ws)
+    names = [f"empty-{i:04d}.txt" for i in range(1001)]
+    upload_all(cfg, [(n, b"") for n in names])
+    close_session(api, ws, sid)
+    reqs = receiver.wait_delivered(2, timeout=120)
+    evs = sorted((json.loads(r["body"]) for r in reqs), key=lambda e: e["page"])
+    assert [(e["page"], e["pages"]) for e in evs] == [(1, 2), (2, 2)]
+    assert len(evs[0]["failed_files"]) == 1000 and len(evs[1]["failed_files"]) == 1
+    assert sorted(f["name"] for e in evs for f in e["failed_files"]) == names
+    assert all(f["reason"] == "EMPTY_FILE" for e in evs for f in e["failed_files"])
+    assert evs[0]["delivery_id"] != evs[1]["delivery_id"]
+    for e in evs:
+        assert e["counters"] == {"uploaded_files": 1001, "finished_files": 0,
+                                 "failed_files": 1001}
+    assert all(signature_ok(r) for r in reqs)
+    time.sleep(1)
+    assert len(receiver.requests) == 2

@@ -1,0 +1,216 @@
+/* Unit tests: webhook URLs, secret file, signature (checked against
+ * OpenSSL's HMAC() over "<ts>.<body>"), retry schedule, delivery ids,
+ * paging and the event JSON (parsed back with jansson). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "fixture.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include "us_store.h"
+#include "us_webhook.h"
+
+static void test_url_check(void **state)
+{
+    (void)state;
+    assert_null(us_webhook_url_check(pool, "http://127.0.0.1:8099/hook"));
+    assert_null(us_webhook_url_check(pool, "https://hooks.example.com/a/b?x=1"));
+    assert_null(us_webhook_url_check(pool, "HTTPS://hooks.example.com"));
+    assert_null(us_webhook_url_check(pool, "http://[::1]:9000/"));
+    const char *bad[] = { "", "hooks.example.com/x", "ftp://h/x", "http:///x", "http://",
+                          "/relative", "http://h/x#frag", "http://u:p@h/x", "http://h x/",
+                          "http://h:0/", "http://h:/x", "mailto:a@b" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *why = us_webhook_url_check(pool, bad[i]);
+        if (!why)
+            fail_msg("accepted '%s'", bad[i]);
+    }
+}
+
+static const char *write_file(const char *name, const char *text, mode_t mode)
+{
+    const char *path = fixture_path(name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+    return path;
+}
+
+static void test_secret_read(void **state)
+{
+    const char *s = NULL;
+    apr_size_t n = 0;
+    (void)state;
+    const char *path = write_file("ok.secret", "0123456789abcdef-xyz\r\n", 0600);
+    assert_null(us_webhook_secret_read(pool, path, &s, &n));
+    assert_int_equal(n, 20);
+    assert_string_equal(s, "0123456789abcdef-xyz");
+
+    path = write_file("world.secret", "0123456789abcdef-xyz\n", 0644);
+    const char *why = us_webhook_secret_read(pool, path, &s, &n);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "world-readable"));
+
+    path = write_file("short.secret", "short\n", 0600);
+    why = us_webhook_secret_read(pool, path, &s, &n);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "16 to 4096 bytes"));
+
+    why = us_webhook_secret_read(pool, fixture_path("absent.secret"), &s, &n);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "cannot be read"));
+}
+
+static void test_sign(void **state)
+{
+    const char *secret = "a secret of enough bytes";
+    const char *body = "{\"event\":\"session.ingested\"}";
+    char got[72], want[72] = "sha256=";
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    (void)state;
+    assert_int_equal(us_webhook_sign(secret, strlen(secret), 1764700000, body, strlen(body),
+                                     got), 1);
+    char *msg = apr_pstrcat(pool, "1764700000.", body, NULL);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, strlen(msg),
+         mac, &maclen);
+    assert_int_equal(maclen, 32);
+    for (int i = 0; i < 32; i++)
+        snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+    assert_string_equal(got, want);
+    /* the timestamp is signed: another one gives another signature */
+    char other[72];
+    assert_int_equal(us_webhook_sign(secret, strlen(secret), 1764700001, body, strlen(body),
+                                     other), 1);
+    assert_string_not_equal(got, other);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(us_webhook_backoff(1), apr_time_from_sec(1));
+    assert_int_equal(us_webhook_backoff(2), apr_time_from_sec(2));
+    assert_int_equal(us_webhook_backoff(3), apr_time_from_sec(4));
+    assert_int_equal(us_webhook_backoff(10), apr_time_from_sec(512));
+    assert_int_equal(us_webhook_backoff(11), apr_time_from_sec(600));
+    assert_int_equal(us_webhook_backoff(1000000), apr_time_from_sec(600));
+    assert_int_equal(us_webhook_backoff(0), apr_time_from_sec(1));
+}
+
+static void test_pages_and_ids(void **state)
+{
+    char a[37], b[37], c[37], d[37];
+    (void)state;
+    assert_int_equal(us_webhook_pages(0), 1);
+    assert_int_equal(us_webhook_pages(US_WEBHOOK_PAGE_FILES), 1);
+    assert_int_equal(us_webhook_pages(US_WEBHOOK_PAGE_FILES + 1), 2);
+    assert_int_equal(us_webhook_pages(3LL * US_WEBHOOK_PAGE_FILES), 3);
+    const char *sid = "5f0e4c3a-1111-4222-8333-444455556666";
+    us_webhook_delivery_id(US_WEBHOOK_INGESTED, sid, 1, a);
+    us_webhook_delivery_id(US_WEBHOOK_INGESTED, sid, 1, b);
+    us_webhook_delivery_id(US_WEBHOOK_INGESTED, sid, 2, c);
+    us_webhook_delivery_id(US_WEBHOOK_EXPIRED, sid, 1, d);
+    assert_string_equal(a, b); /* stable across retries */
+    assert_string_not_equal(a, c);
+    assert_string_not_equal(a, d);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '8');
+    assert_non_null(strchr("89ab", a[19]));
+}
+
+static void test_event_json(void **state)
+{
+    (void)state;
+    apr_array_header_t *failed = apr_array_make(pool, 2, sizeof(us_session_file_row));
+    us_session_file_row *f = apr_array_push(failed);
+    f->file_ingestion_id = "11111111-2222-4333-8444-555555555555";
+    f->name = "bad \"one\".pdf";
+    f->status = "FAILED";
+    f->reason = "EMPTY_FILE";
+    f = apr_array_push(failed);
+    f->file_ingestion_id = "21111111-2222-4333-8444-555555555555";
+    f->name = "b\xc3\xa9.txt";
+    f->status = "FAILED";
+    f->reason = "FAILED_TO_PARSE_META";
+    us_webhook_event e = {
+        .event = US_WEBHOOK_INGESTED, .session_id = "5f0e4c3a-1111-4222-8333-444455556666",
+        .workspace = "team-a", .occurred_at = apr_time_from_sec(1764700000),
+        .uploaded_files = 5, .finished_files = 3, .failed_files = 2, .page = 1, .pages = 1,
+        .failed = failed,
+    };
+    apr_size_t len = 0;
+    const char *text = us_webhook_event_json(pool, &e, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    assert_non_null(j);
+    char id[37];
+    us_webhook_delivery_id(e.event, e.session_id, 1, id);
+    assert_string_equal(json_string_value(json_object_get(j, "delivery_id")), id);
+    assert_string_equal(json_string_value(json_object_get(j, "event")), "session.ingested");
+    assert_string_equal(json_string_value(json_object_get(j, "session_id")), e.session_id);
+    assert_string_equal(json_string_value(json_object_get(j, "workspace")), "team-a");
+    assert_string_equal(json_string_value(json_object_get(j, "occurred_at")),
+                        "2025-12-02T18:26:40.000000Z");
+    json_t *c = json_object_get(j, "counters");
+    assert_int_equal(json_integer_value(json_object_get(c, "uploaded_files")), 5);
+    assert_int_equal(json_integer_value(json_object_get(c, "finished_files")), 3);
+    assert_int_equal(json_integer_value(json_object_get(c, "failed_files")), 2);
+    json_t *ff = json_object_get(j, "failed_files");
+    assert_int_equal(json_array_size(ff), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ff, 0), "name")),
+                        "bad \"one\".pdf");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ff, 0), "reason")),
+                        "EMPTY_FILE");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ff, 1), "name")),
+                        "b\xc3\xa9.txt");
+    assert_string_equal(json_string_value(
+                            json_object_get(json_array_get(ff, 1), "file_ingestion_id")),
+                        "21111111-2222-4333-8444-555555555555");
+    assert_int_equal(json_integer_value(json_object_get(j, "page")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "pages")), 1);
+    json_decref(j);
+
+    /* the same event again: byte for byte the same body */
+    apr_size_t len2 = 0;
+    const char *again = us_webhook_event_json(pool, &e, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(text, again, len);
+
+    /* an expired event without failed files has an empty list */
+    us_webhook_event x = e;
+    x.event = US_WEBHOOK_EXPIRED;
+    x.failed = NULL;
+    text = us_webhook_event_json(pool, &x, &len);
+    j = json_loads(text, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "event")), "session.expired");
+    assert_int_equal(json_array_size(json_object_get(j, "failed_files")), 0);
+    json_decref(j);
+
+    /* a name that is not UTF-8 is refused, never sent as broken JSON */
+    f->name = "bad\xff";
+    assert_null(us_webhook_event_json(pool, &e, &len));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_check),
+        cmocka_unit_test(test_secret_read),
+        cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_pages_and_ids),
+        cmocka_unit_test(test_event_json),
+    };
+    return fixture_run("us_webhook", tests, NULL, NULL);
+}
