@@ -89,10 +89,12 @@ static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w,
     if (strcmp(w->event, US_WEBHOOK_INGESTED) == 0) {
         apr_array_header_t *rows = NULL;
         long long total = 0;
+        int has_more = 0;
+        const us_page pg = {.limit = US_WEBHOOK_PAGE_FILES,
+                            .offset = (long long)(w->page - 1) * US_WEBHOOK_PAGE_FILES};
         e.pages = us_webhook_pages(w->failed_files);
-        if (us_session_files_list(db, p, w->session_id, "FAILED", US_WEBHOOK_PAGE_FILES,
-                                  (long long)(w->page - 1) * US_WEBHOOK_PAGE_FILES, &rows,
-                                  &total) != US_DB_OK) {
+        if (us_session_files_list(db, p, w->session_id, "FAILED", &pg, &rows, &total,
+                                  &has_more) != US_DB_OK) {
             *err = NULL; /* a store error: the caller says so */
             return NULL;
         }
