@@ -54,9 +54,19 @@ void us_ingest_stop(us_ingester *ing);
 /* Claims one session and ingests it completely (or until *stop, read with
  * apr_atomic_read32, is set).
  * Returns the number of files decided, 0 when there was nothing to claim
- * (or the session had no files left), -1 on a store error. *claimed (may be
+ * (or the session had no files left), -1 on a store error, US_INGEST_STORAGE_DOWN
+ * when the file storage did not answer (the session is requeued in both
+ * cases; files decided before the failure are returned instead). *claimed (may be
  * NULL) tells whether a session was taken: a worker then looks again at
  * once instead of napping, even when that session was empty. */
+#define US_INGEST_STORAGE_DOWN (-2)
+
+/* How long a worker waits before its next try after `failures` tries in a
+ * row ended in a storage outage (1..): 1 s, doubled each time, at most
+ * US_INGEST_RETRY_MAX. */
+#define US_INGEST_RETRY_MAX apr_time_from_sec(30)
+apr_interval_time_t us_ingest_retry_delay(int failures);
+
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
                     volatile apr_uint32_t *stop, int *claimed);
 

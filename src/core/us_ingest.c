@@ -6,6 +6,7 @@
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 
 #include <errno.h>
@@ -22,6 +23,11 @@ struct us_ingester {
     apr_thread_t **threads;
     int nthreads;
     volatile apr_uint32_t stop; /* set once by us_ingest_stop (apr_atomic) */
+    /* the storage outage every worker of the process backs off from: tries
+     * in a row that found it down, and no claim before not_before */
+    apr_thread_mutex_t *outage_lock;
+    int outages;
+    apr_time_t not_before;
 };
 
 typedef struct {
@@ -32,8 +38,9 @@ typedef struct {
 /* ---- per-file decisions ------------------------------------------------------ */
 
 /* The metadata of `name` from its sidecar: 1 with *meta (NULL when there is
- * no sidecar), 0 when the sidecar is not a JSON object, -1 on a store error
- * (the batch is retried: a busy database must not fail a file for good). */
+ * no sidecar), 0 when the sidecar is not a JSON object, -1 on a store error,
+ * US_INGEST_STORAGE_DOWN when the storage does not answer (the batch is
+ * retried: a busy database must not fail a file for good). */
 static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                      const us_session *s, const char *name, const char **meta)
 {
@@ -50,7 +57,7 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);
-        return -1;
+        return US_INGEST_STORAGE_DOWN;
     }
     if (rv == APR_SUCCESS)
         *meta = us_json_object_text(p, buf, n);
@@ -58,8 +65,8 @@ static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
 }
 
 /* Publishes the blob as the workspace file; a replay finds it there already.
- * 1 when published; -1 when the storage did not answer (the batch is
- * retried); 0 for any other failure, counted as a missing file, as the
+ * 1 when published; US_INGEST_STORAGE_DOWN when the storage did not
+ * answer (the batch is retried); 0 for any other failure, counted as a missing file, as the
  * posix backend can tell nothing better (a rename refused). */
 static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                      const us_pending *u, int *moved)
@@ -71,7 +78,7 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);
-        return -1;
+        return US_INGEST_STORAGE_DOWN;
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
         us_log(cfg->log, US_LOG_WARN, rv, 1012, "ingest: session %s: publishing %s failed", s->id,
@@ -108,8 +115,8 @@ static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, co
     return us_utf8_count_end(&c);
 }
 
-/* Decides one file; returns 0, or -1 on a store error or a storage outage
- * (nothing decided). */
+/* Decides one file; returns 0, or -1 on a store error or
+ * US_INGEST_STORAGE_DOWN (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                   const us_pending *u, us_ingest_result *r, int *moved)
 {
@@ -126,7 +133,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
     }
     int meta_ok = read_meta(db, p, cfg, s, u->name, &r->meta);
     if (meta_ok < 0)
-        return -1;
+        return meta_ok;
     if (!meta_ok) {
         r->reason = "FAILED_TO_PARSE_META";
         return 0;
@@ -143,7 +150,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
     }
     int published = move_blob(cfg, p, s, u, moved);
     if (published < 0)
-        return -1;
+        return published;
     if (!published) {
         r->reason = "FILE_NOT_FOUND";
         return 0;
@@ -155,7 +162,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
 }
 
 /* Decides and applies one batch; returns files decided, 0 when none were
- * pending, -1 on a store error. */
+ * pending, -1 on a store error, US_INGEST_STORAGE_DOWN on a storage outage. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s)
 {
@@ -167,14 +174,18 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (pending->nelts == 0)
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
-    for (int i = 0; i < pending->nelts; i++)
-        if (decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
-                   apr_array_push(results), &moved) < 0) {
-            /* blobs moved so far are found in place when the batch is replayed */
+    for (int i = 0; i < pending->nelts; i++) {
+        int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
+                       apr_array_push(results), &moved);
+        /* blobs moved so far are found in place when the batch is replayed */
+        if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
+            return d;
+        if (d < 0) {
             us_log(cfg->log, US_LOG_WARN, 0, 1001, "ingest: session %s: %s; batch retried", s->id,
                   us_db_error(db));
             return -1;
         }
+    }
     /* the moves must be durable before the store says FINISHED */
     apr_status_t srv = moved ? us_storage_publish_sync(cfg->storage, p) : APR_SUCCESS;
     if (srv != APR_SUCCESS)
@@ -239,7 +250,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         long n = ingest_batch(db, bp, cfg, &s);
         if (n < 0) {
             us_ingest_requeue(db, bp, s.id, owner);
-            total = total ? total : -1;
+            total = total ? total : n;
             break;
         }
         if (n == 0) {
@@ -317,12 +328,48 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
 
 /* ---- worker threads ------------------------------------------------------------ */
 
+apr_interval_time_t us_ingest_retry_delay(int failures)
+{
+    apr_interval_time_t d = apr_time_from_sec(1);
+    for (int i = 1; i < failures && d < US_INGEST_RETRY_MAX; i++)
+        d *= 2;
+    return d < US_INGEST_RETRY_MAX ? d : US_INGEST_RETRY_MAX;
+}
+
 /* Sleeps up to t, waking early when asked to stop. */
 static void nap(us_ingester *ing, apr_interval_time_t t)
 {
     const apr_interval_time_t step = apr_time_from_msec(50);
     for (apr_interval_time_t slept = 0; slept < t && !apr_atomic_read32(&ing->stop); slept += step)
         apr_sleep(step);
+}
+
+/* How long the workers still wait for the storage to come back (0: go). */
+static apr_interval_time_t outage_wait(us_ingester *ing)
+{
+    apr_thread_mutex_lock(ing->outage_lock);
+    apr_interval_time_t w = ing->not_before - apr_time_now();
+    apr_thread_mutex_unlock(ing->outage_lock);
+    return w > 0 ? w : 0;
+}
+
+/* After a try: an outage pushes every worker's next try back (1 s,
+ * doubled per try in a row, capped), so that the workers of every process
+ * do not hammer a store that is coming back; a session ingested ends it. */
+static void outage_note(us_ingester *ing, const char *owner, long n, int claimed)
+{
+    apr_interval_time_t d = 0;
+    apr_thread_mutex_lock(ing->outage_lock);
+    if (n == US_INGEST_STORAGE_DOWN) {
+        d = us_ingest_retry_delay(++ing->outages);
+        ing->not_before = apr_time_now() + d;
+    }
+    else if (n >= 0 && claimed)
+        ing->outages = 0;
+    apr_thread_mutex_unlock(ing->outage_lock);
+    if (d)
+        us_log(ing->cfg->log, US_LOG_INFO, 0, 1017, "ingest worker %s: the file storage does not "
+               "answer; next try in %d s", owner, (int)apr_time_sec(d));
 }
 
 static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
@@ -358,9 +405,15 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
                       us_db_error(db));
             last_maintenance = apr_time_now();
         }
+        apr_interval_time_t wait = outage_wait(ing);
+        if (wait > 0) {
+            nap(ing, wait);
+            continue;
+        }
         int claimed = 0;
         long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);
-        if (n < 0)
+        outage_note(ing, owner, n, claimed);
+        if (n < 0 && n != US_INGEST_STORAGE_DOWN)
             nap(ing, apr_time_from_sec(1));
         else if (!claimed) /* idle; after a session (even an empty one) look again at once */
             nap(ing, cfg->poll);
@@ -381,6 +434,8 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
     else if (rv != APR_SUCCESS)
         return rv;
     if ((rv = apr_atomic_init(p)) != APR_SUCCESS)
+        return rv;
+    if ((rv = apr_thread_mutex_create(&ing->outage_lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS)
         return rv;
     ing->cfg = cfg;
     ing->threads = apr_pcalloc(p, sizeof(apr_thread_t *) * (apr_size_t)(cfg->threads > 0 ? cfg->threads : 1));

@@ -10,6 +10,7 @@ Failing to start radosgw fails these tests: `make test` installs it.
 
 import hashlib
 import os
+import re
 import time
 
 import pytest
@@ -136,6 +137,7 @@ def test_store_down_at_startup_serves_503(s3_server):
 
 def test_outage_during_ingestion_every_file_once(s3_server, outage):
     """radosgw stops while the session is ingested, then starts again: the
+    workers back off (1 s, 2 s, 4 s, ... per process, US1017), and the
     session finishes with every file FINISHED exactly once, bytes intact."""
     s = s3_server()
     api = s.client(s.user_all)
@@ -145,7 +147,7 @@ def test_outage_during_ingestion_every_file_once(s3_server, outage):
     upload_all(cfg, files)
     outage.stop()
     close_session(api, ws, sid)
-    time.sleep(3)  # the worker claims the session and fails against the dead store
+    time.sleep(8)  # the workers claim the session and fail against the dead store
     st = get_status(api, ws, sid)
     assert st["ingestion_status"]["finished_files"] < 40, st
     with new_client(base_url=s.public_url) as c:
@@ -171,6 +173,16 @@ def test_outage_during_ingestion_every_file_once(s3_server, outage):
     assert len(s3_keys(s, "files/")) == 40
     log = s.log_text()
     assert "US1013" in log, log[-3000:]  # the batch was retried, not failed
+    # each process's tries during the outage: 1 s apart, then 2, 4, ... (no
+    # success in between), not one a second
+    delays = {}
+    for pid, d in re.findall(r"\[pid (\d+)[^\]]*\].*US1017: .*next try in (\d+) s", log):
+        delays.setdefault(pid, []).append(int(d))
+    assert delays, log[-3000:]
+    for pid, seq in delays.items():
+        assert seq == [min(2 ** i, 30) for i in range(len(seq))], (pid, seq)
+    assert max(len(seq) for seq in delays.values()) >= 3, delays
+    assert sum(len(seq) for seq in delays.values()) <= 8 * len(delays), delays
 
 
 def test_download_during_outage_is_503(s3_server, outage):

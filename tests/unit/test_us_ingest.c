@@ -384,6 +384,17 @@ static void test_claimed_is_reported(void **state)
     us_db_close(db);
 }
 
+/* Tries after a storage outage: 1 s, doubled, capped at 30 s. */
+static void test_retry_backoff(void **state)
+{
+    static const int want[] = { 1, 2, 4, 8, 16, 30, 30 };
+    (void)state;
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(us_ingest_retry_delay(i + 1), apr_time_from_sec(want[i]));
+    assert_int_equal(us_ingest_retry_delay(1000000), US_INGEST_RETRY_MAX);
+    assert_int_equal(us_ingest_retry_delay(0), apr_time_from_sec(1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_expiry_queues_ingestion),
         cmocka_unit_test(test_workers_threads),
         cmocka_unit_test(test_claimed_is_reported),
+        cmocka_unit_test(test_retry_backoff),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }
