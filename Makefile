@@ -268,11 +268,12 @@ deb:
 	@ls $(BUILD)/*.deb
 
 # STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
+# STORAGE=s3: files in a radosgw under ./run/rgw instead of ./run/state/data
 run: all
-	@STORE=$(STORE) bash scripts/run-httpd.sh foreground $(PORT)
+	@STORE=$(STORE) STORAGE=$(STORAGE) bash scripts/run-httpd.sh foreground $(PORT)
 
 start: all
-	@STORE=$(STORE) bash scripts/run-httpd.sh start $(PORT)
+	@STORE=$(STORE) STORAGE=$(STORAGE) bash scripts/run-httpd.sh start $(PORT)
 
 stop:
 	@bash scripts/run-httpd.sh stop $(PORT)

@@ -3,11 +3,16 @@
 #   run-httpd.sh foreground|start|stop [PORT]
 # STORE=pgsql: the store is a PostgreSQL cluster under ./run/pg (started
 # here, stopped with the server); otherwise SQLite in ./run/state.
+# STORAGE=s3: the files are objects in bucket "uploads" of a private radosgw
+# under ./run/rgw (scripts/radosgw-local.sh: started here unless it answers
+# already, stopped with the server; its objects live in its memory, so a stop
+# loses them); otherwise files under the data directory.
 set -eu
 
 mode=${1:-foreground}
 port=${2:-${PORT:-8080}}
 store=${STORE:-sqlite}
+storage=${STORAGE:-posix}
 top=$(cd "$(dirname "$0")/.." && pwd)
 run="$top/run"
 conf="$run/httpd.conf"
@@ -24,6 +29,10 @@ if [ "$mode" = stop ]; then
     if [ -d "$run/pg/data" ]; then
         bash "$top/scripts/pg-test-cluster.sh" down "$run/pg"
         echo "stopped PostgreSQL in $run/pg"
+    fi
+    if [ -d "$run/rgw" ]; then
+        sh "$top/scripts/radosgw-local.sh" stop "$run/rgw"
+        echo "stopped radosgw in $run/rgw"
     fi
     exit 0
 fi
@@ -62,6 +71,28 @@ elif [ "$store" != sqlite ]; then
     exit 2
 fi
 
+storage_lines=""
+if [ "$storage" = s3 ]; then
+    # one radosgw for as long as it answers; a dead one's directory is replaced
+    info="$run/rgw/endpoint.json"
+    rgw_port=""
+    [ ! -f "$info" ] || rgw_port=$(/usr/bin/python3 -c 'import json,sys,urllib.parse as u; print(u.urlsplit(json.load(open(sys.argv[1]))["endpoint"]).port)' "$info")
+    if [ -z "$rgw_port" ] || ! (exec 3<>"/dev/tcp/127.0.0.1/$rgw_port") 2>/dev/null; then
+        [ ! -d "$run/rgw" ] || sh "$top/scripts/radosgw-local.sh" stop "$run/rgw" >/dev/null 2>&1 || true
+        rm -rf "$run/rgw"
+        echo "starting radosgw in $run/rgw (about 15 s)"
+        sh "$top/scripts/radosgw-local.sh" start "$run/rgw" >/dev/null
+    fi
+    endpoint=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$info")
+    (umask 077 && /usr/bin/python3 -c 'import json,sys; i=json.load(open(sys.argv[1]))
+print("[default]\naws_access_key_id = %s\naws_secret_access_key = %s" % (i["access_key"], i["secret_key"]))' "$info" > "$run/s3-credentials")
+    storage_lines="UploadSessionStorage s3 $endpoint uploads
+UploadSessionS3CredentialsFile \"$run/s3-credentials\""
+elif [ "$storage" != posix ]; then
+    echo "STORAGE must be posix or s3, not '$storage'" >&2
+    exit 2
+fi
+
 user_lines=""
 if [ "$(id -u)" = 0 ]; then
     # httpd refuses to serve as root; its children run as www-data
@@ -91,6 +122,7 @@ $user_lines
 DocumentRoot "$run/htdocs"
 UploadSession On
 $store_lines
+$storage_lines
 UploadSessionKeyFile "$run/keys"
 UploadSessionPublicURL http://127.0.0.1:$port
 CONF
@@ -108,6 +140,7 @@ banner() {
     echo "  SDK:      set -a; . $run/env; set +a"
     echo "  logs:     $run/error.log"
     [ "$store" != pgsql ] || echo "  store:    PostgreSQL, psql \"$conninfo\""
+    [ "$storage" != s3 ] || echo "  storage:  s3, bucket uploads on radosgw $endpoint (keys in $run/s3-credentials)"
 }
 
 if [ "$mode" = foreground ]; then

@@ -21,16 +21,17 @@ def script_tree():
     top = tempfile.mkdtemp(prefix="us-it-script-", dir="/tmp")
     os.chmod(top, 0o755)
     os.makedirs(os.path.join(top, "scripts"))
-    shutil.copy2(os.path.join(REPO_ROOT, "scripts", "run-httpd.sh"),
-                 os.path.join(top, "scripts", "run-httpd.sh"))
+    for name in ("run-httpd.sh", "radosgw-local.sh"):
+        shutil.copy2(os.path.join(REPO_ROOT, "scripts", name), os.path.join(top, "scripts", name))
     os.symlink(os.path.join(REPO_ROOT, "build"), os.path.join(top, "build"))
+    os.symlink(os.path.join(REPO_ROOT, "tests"), os.path.join(top, "tests"))
     port = free_port()
     started = []
 
-    def run(mode):
+    def run(mode, **env):
         p = subprocess.run(["bash", os.path.join(top, "scripts", "run-httpd.sh"), mode,
                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=60)
+                           text=True, timeout=180, env=dict(os.environ, **env))
         assert p.returncode == 0, f"run-httpd.sh {mode}: exit {p.returncode}\n{p.stdout}"
         if mode == "start":
             started.append(True)
@@ -129,3 +130,43 @@ def test_generated_config_loads_reqtimeout(script_tree):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
     assert p.returncode == 0 and "reqtimeout_module (shared)" in p.stdout, p.stdout
     assert list_sessions_with(read_env(top)) == {"data": [], "has_more": False, "total": 0}
+
+
+def test_storage_s3_starts_a_radosgw_under_run(script_tree):
+    """STORAGE=s3 (`make start STORAGE=s3`): a radosgw under run/rgw, the
+    module on s3 storage in its bucket "uploads"; a second start reuses it,
+    stop stops it."""
+    from us_testkit.radosgw import missing_binaries
+    if missing_binaries():
+        pytest.fail(f"Ceph is not installed: {missing_binaries()}")
+    top, port, run = script_tree
+    run_dir = os.path.join(top, "run")
+    out = run("start", STORAGE="s3")
+    assert "storage:  s3, bucket uploads on radosgw http://127.0.0.1:" in out, out
+    assert mode_of(os.path.join(run_dir, "s3-credentials")) == 0o600
+    with open(os.path.join(run_dir, "httpd.conf")) as f:
+        conf = f.read()
+    assert re.search(r"^UploadSessionStorage s3 http://127\.0\.0\.1:\d+ uploads$", conf, re.M), conf
+    env = read_env(top)
+    ws = f"{env['API_URL']}/workspaces/default"
+    auth = {"Authorization": f"Bearer {env['API_KEY']}"}
+    r = httpx.post(f"{ws}/files", headers=auth, files={"file": ("a.txt", b"in the bucket")},
+                   timeout=30)
+    assert r.status_code == 201, r.text
+    fid = r.json()["file_id"]
+    r = httpx.get(f"{ws}/files/{fid}", headers=auth, timeout=30)
+    assert r.status_code == 200 and r.content == b"in the bucket", r.text
+    r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=30)
+    assert r.status_code == 200 and r.json() == {"status": "ok"}, r.text
+    # a second start finds the radosgw answering: the same one, the object kept
+    with open(os.path.join(run_dir, "rgw", "endpoint.json")) as f:
+        first = f.read()
+    out = run("start", STORAGE="s3")
+    assert "starting radosgw" not in out, out
+    with open(os.path.join(run_dir, "rgw", "endpoint.json")) as f:
+        assert f.read() == first
+    r = httpx.get(f"{ws}/files/{fid}", headers=auth, timeout=30)
+    assert r.status_code == 200 and r.content == b"in the bucket", r.text
+    out = run("stop")
+    assert "stopped radosgw" in out, out
+    assert not os.path.exists(os.path.join(run_dir, "rgw"))
