@@ -206,11 +206,14 @@ us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
 
 /* ---- expiry (the parent's monitor hook) ----------------------------------- */
 
-/* OPEN sessions past expires_at become EXPIRED with ingestion queued (as
- * us_session_close does); *count: how many. Atomic against closes and
+/* OPEN sessions past expires_at by the store's own clock (PostgreSQL's
+ * clock_timestamp(); SQLite's is the one machine's) become EXPIRED with
+ * ingestion queued (as us_session_close does); *count: how many. No node's
+ * clock is asked, so every node of a cluster expires a session at the same
+ * moment. Atomic against closes and
  * upload commits as us_session_close is, and against concurrent sweeps:
  * each session is expired once, by one of them. */
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count);
 
 /* ---- overview (status and metrics pages) ------------------------------------ */
 

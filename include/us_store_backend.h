@@ -54,7 +54,7 @@ struct us_store_backend {
     us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
                              long long limit, long long offset, apr_time_t now,
                              apr_array_header_t **rows, long long *total);
-    us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+    us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
     us_db_rc (*overview)(us_db *db, apr_pool_t *p, apr_time_t now, us_store_overview *out);
 
     /* ---- uploads of a session */

@@ -407,7 +407,7 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
         give_store_to_user(sweep_pool, c->store_cfg);
     }
     apr_pool_create(&tmp, sweep_pool);
-    us_db_rc rc = us_sessions_expire(st->db, tmp, now, &n);
+    us_db_rc rc = us_sessions_expire(st->db, tmp, &n);
     if (rc != US_DB_OK)
         ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
                      USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));

@@ -150,9 +150,9 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
                                      total);
 }
 
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count)
 {
-    return db->backend->sessions_expire(db, p, now, count);
+    return db->backend->sessions_expire(db, p, count);
 }
 
 /* ---- uploads -------------------------------------------------------------- */

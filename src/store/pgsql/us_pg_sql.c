@@ -111,8 +111,9 @@ const char *const *us_pg_sql_migration(int from)
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
 
-/* The database's clock in microseconds since the epoch: leases are written
- * and judged by it alone, so nodes' clocks may disagree. */
+/* The database's clock in microseconds since the epoch: leases and the
+ * expiry sweep are written and judged by it alone, so nodes' clocks may
+ * disagree. */
 #define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 /* %lld: the lease in microseconds */
@@ -218,7 +219,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
         "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
-        " WHERE status = 'OPEN' AND expires_at <= %lld RETURNING user_id),"
+        " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US " RETURNING user_id),"
         " d AS (UPDATE us_user_open u SET n = u.n - c.k"
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"

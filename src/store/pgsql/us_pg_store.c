@@ -629,29 +629,21 @@ static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspac
     return US_DB_OK;
 }
 
-typedef struct {
-    apr_time_t now;
-    long long count;
-} expire_args;
-
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
-    expire_args *a = arg;
-    apr_int64_t t = a->now;
+    long long *count = arg;
     long long mine = 0;
-    const void *args[] = { &t };
-    a->count = 0;
     us_db_rc rc = select_ll(db, p, US_PG_SWEEP_LOCK, NULL, &mine, NULL);
     if (rc != US_DB_OK || !mine)
         return rc; /* another node sweeps now */
-    return select_ll(db, p, US_PG_SESSIONS_EXPIRE, args, &a->count, NULL);
+    return select_ll(db, p, US_PG_SESSIONS_EXPIRE, NULL, count, NULL);
 }
 
-static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
 {
-    expire_args a = { now, 0 };
-    us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &a);
-    *count = rc == US_DB_OK ? (int)a.count : 0;
+    long long n = 0;
+    us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &n);
+    *count = rc == US_DB_OK ? (int)n : 0;
     return rc;
 }
 
