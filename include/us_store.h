@@ -204,6 +204,30 @@ us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
                        const char *status, long long limit, long long offset,
                        apr_array_header_t **rows, long long *total);
 
+/* ---- node registry (UploadSessionNodeName, the parent) ----------------------- */
+
+/* A node's claim on its name: one row per name, with a heartbeat on the
+ * store's clock. instance: the httpd parent's identity, kept across its
+ * graceful restarts; host: the machine (and its boot); pid: the parent's. */
+typedef struct {
+    const char *name, *instance, *host;
+    long long pid;
+    apr_interval_time_t age; /* since the holder's last heartbeat (read only) */
+} us_node;
+
+/* Claims me->name for me->instance: granted when the name is free, is
+ * already this instance's, is held by `replaces` (an instance the caller
+ * knows to be dead; NULL: none), or its heartbeat is older than ttl by the
+ * store's clock. Granting writes a fresh heartbeat. Otherwise US_DB_CONFLICT
+ * and *holder is the row that keeps it. Of concurrent claims of one free
+ * name exactly one is granted. A store whose nodes share one machine (SQLite)
+ * keeps no registry: US_DB_OK. */
+us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                       apr_interval_time_t ttl, us_node *holder);
+/* A fresh heartbeat for name while instance holds it; US_DB_CONFLICT when
+ * another instance has taken the name over. */
+us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const char *instance);
+
 /* ---- expiry (the parent's monitor hook) ----------------------------------- */
 
 /* OPEN sessions past expires_at by the store's own clock (PostgreSQL's

@@ -103,6 +103,10 @@ struct us_store_backend {
                                          const char *meta);
     us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
     us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
+    /* ---- optional: the node registry (NULL: the store keeps none) */
+    us_db_rc (*node_claim)(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                           apr_interval_time_t ttl, us_node *holder);
+    us_db_rc (*node_heartbeat)(us_db *db, apr_pool_t *p, const char *name, const char *instance);
 };
 
 /* The backends of this build (src/store/<name>/). */

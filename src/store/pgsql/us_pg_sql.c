@@ -95,12 +95,21 @@ static const char *const MIGRATION_2_TO_3[] = {
     NULL
 };
 
+/* The node registry: one row per UploadSessionNodeName, its heartbeat on
+ * the database's clock (microseconds since the epoch). */
+static const char *const MIGRATION_3_TO_4[] = {
+    "CREATE TABLE us_nodes (name TEXT PRIMARY KEY, instance TEXT NOT NULL,"
+    " host TEXT NOT NULL, pid BIGINT NOT NULL, heartbeat BIGINT NOT NULL)",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
     case 0: return MIGRATION_0_TO_1;
     case 1: return MIGRATION_1_TO_2;
     case 2: return MIGRATION_2_TO_3;
+    case 3: return MIGRATION_3_TO_4;
     default: return NULL;
     }
 }
@@ -213,6 +222,20 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" },
+    [US_PG_NODE_CLAIM] = { "us_pg_node_claim",
+        /* a concurrent claim of the same name waits for this one's row and
+         * then judges it: one of them is granted */
+        "INSERT INTO us_nodes (name, instance, host, pid, heartbeat)"
+        " VALUES (%s, %s, %s, %lld, " DB_NOW_US ")"
+        " ON CONFLICT (name) DO UPDATE SET instance = excluded.instance,"
+        " host = excluded.host, pid = excluded.pid, heartbeat = excluded.heartbeat"
+        " WHERE us_nodes.instance = excluded.instance OR us_nodes.instance = %s"
+        " OR us_nodes.heartbeat < excluded.heartbeat - %lld"
+        " RETURNING 1" },
+    [US_PG_NODE_HOLDER] = { "us_pg_node_holder",
+        "SELECT instance, host, pid, " DB_NOW_US " - heartbeat FROM us_nodes WHERE name = %s" },
+    [US_PG_NODE_HEARTBEAT] = { "us_pg_node_heartbeat",
+        "UPDATE us_nodes SET heartbeat = " DB_NOW_US " WHERE name = %s AND instance = %s" },
     [US_PG_SWEEP_LOCK] = { "us_pg_sweep_lock",
         /* one sweeper at a time across nodes; the others skip their turn */
         "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_SWEEP ") THEN 1 ELSE 0 END" },

@@ -8,7 +8,7 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 3
+#define US_PG_SCHEMA_VERSION 4
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -78,6 +78,9 @@ typedef enum {
     US_PG_FILE_TRASH_LIST,
     US_PG_FILE_TRASH_FORGET,
     US_PG_WORKSPACE_FILE_META_SWAP,
+    US_PG_NODE_CLAIM,
+    US_PG_NODE_HOLDER,
+    US_PG_NODE_HEARTBEAT,
     US_PG__COUNT
 } us_pg_stmt_id;
 

@@ -647,6 +647,46 @@ static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
     return rc;
 }
 
+/* ---- node registry ----------------------------------------------------------------- */
+
+static us_db_rc pg_node_claim(us_db *base, apr_pool_t *p, const us_node *me, const char *replaces,
+                              apr_interval_time_t ttl, us_node *holder)
+{
+    us_pg_db *db = pg_of(base);
+    apr_int64_t pid = me->pid, lease = ttl;
+    long long one = 0;
+    int granted = 0;
+    const void *args[] = { me->name, me->instance, me->host, &pid, replaces ? replaces : "",
+                           &lease };
+    us_db_rc rc = select_ll(db, p, US_PG_NODE_CLAIM, args, &one, &granted);
+    if (rc != US_DB_OK || granted)
+        return rc;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *hargs[] = { me->name };
+    memset(holder, 0, sizeof(*holder));
+    holder->name = apr_pstrdup(p, me->name);
+    holder->instance = holder->host = "";
+    if ((rc = pg_select(db, p, US_PG_NODE_HOLDER, hargs, &res)) != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        holder->instance = entry_str(db, p, row, 0);
+        holder->host = entry_str(db, p, row, 1);
+        holder->pid = entry_ll(db, row, 2);
+        holder->age = (apr_interval_time_t)entry_ll(db, row, 3);
+    }
+    return US_DB_CONFLICT;
+}
+
+static us_db_rc pg_node_heartbeat(us_db *base, apr_pool_t *p, const char *name,
+                                  const char *instance)
+{
+    int nrows = 0;
+    const void *args[] = { name, instance };
+    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_NODE_HEARTBEAT, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
+
 /* ---- uploads ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -1379,6 +1419,8 @@ const us_store_backend us_pgsql_backend = {
     .session_close = pg_session_close,
     .session_list = pg_session_list,
     .sessions_expire = pg_sessions_expire,
+    .node_claim = pg_node_claim,
+    .node_heartbeat = pg_node_heartbeat,
     .overview = pg_overview,
     .upload_commit = pg_upload_commit,
     .upload_blob = pg_upload_blob,
