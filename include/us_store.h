@@ -222,6 +222,9 @@ typedef struct {
  * and *holder is the row that keeps it. Of concurrent claims of one free
  * name exactly one is granted. A store whose nodes share one machine (SQLite)
  * keeps no registry: US_DB_OK. */
+/* Whether the store keeps a node registry (no SQLite connection is opened
+ * in the parent for one: the parent opens none before it forks). */
+int us_store_keeps_nodes(const us_store_cfg *cfg);
 us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
                        apr_interval_time_t ttl, us_node *holder);
 /* A fresh heartbeat for name while instance holds it; US_DB_CONFLICT when

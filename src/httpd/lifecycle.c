@@ -298,6 +298,9 @@ static const char *claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c)
     us_node holder;
     apr_interval_time_t ttl = apr_time_from_sec(c->ingest_lease);
 
+    /* no connection otherwise: the parent opens none before it forks */
+    if (!us_store_keeps_nodes(c->store_cfg))
+        return NULL;
     if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
     us_db_rc rc = us_node_claim(db, p, &me, NULL, ttl, &holder);

@@ -150,6 +150,11 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
                                      total);
 }
 
+int us_store_keeps_nodes(const us_store_cfg *cfg)
+{
+    return cfg->backend->node_claim != NULL;
+}
+
 us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
                        apr_interval_time_t ttl, us_node *holder)
 {
