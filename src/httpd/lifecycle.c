@@ -281,9 +281,25 @@ static const char *node_host(apr_pool_t *p)
     return apr_pstrcat(p, host, "/", boot, NULL);
 }
 
-static int pid_running(long long pid)
+/* A process that exists and is not a zombie (a killed daemon stays one until
+ * its reaper gets to it). */
+static int pid_running(apr_pool_t *p, long long pid)
 {
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    char *stat = NULL;
+    apr_file_t *f;
+    char buf[256];
+    apr_size_t n = sizeof(buf) - 1;
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
+        return 0;
+    if (apr_file_open(&f, apr_psprintf(p, "/proc/%" APR_INT64_T_FMT "/stat", (apr_int64_t)pid),
+                      APR_FOPEN_READ, APR_OS_DEFAULT, p) != APR_SUCCESS)
+        return 1;
+    if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
+        buf[n] = '\0';
+        stat = strrchr(buf, ')'); /* "pid (comm) S ...": the state follows the name */
+    }
+    apr_file_close(f);
+    return !(stat && stat[1] == ' ' && stat[2] == 'Z');
 }
 
 /* Claims this node's name in the store's registry. Another live instance
@@ -304,7 +320,7 @@ static const char *claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c)
     if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
     us_db_rc rc = us_node_claim(db, p, &me, NULL, ttl, &holder);
-    if (rc == US_DB_CONFLICT && strcmp(holder.host, me.host) == 0 && !pid_running(holder.pid))
+    if (rc == US_DB_CONFLICT && strcmp(holder.host, me.host) == 0 && !pid_running(p, holder.pid))
         rc = us_node_claim(db, p, &me, holder.instance, ttl, &holder);
     if (rc == US_DB_CONFLICT)
         err = apr_psprintf(p, "UploadSessionNodeName %s is in use by another node on this store "
