@@ -239,7 +239,7 @@ class BenchServer(UploadServer):
     mpm: a key of MPM_PROFILES; access_log: write Debian's combined access
     log for every request, ours and the baselines' alike (a real server logs)."""
 
-    def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False):
+    def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False, store=None):
         self.ingest_threads = ingest_threads
         self.bench_extra = list(extra)
         self.mpm = mpm
@@ -249,7 +249,8 @@ class BenchServer(UploadServer):
                          modules=[("mime_module", "mod_mime.so"), ("dav_module", "mod_dav.so"),
                                   ("dav_fs_module", "mod_dav_fs.so")],
                          log_level="warn", default_users=False,
-                         dir_prefix="us-bench-srv-", parent_dir=WORK, ctl_timeout=60)
+                         dir_prefix="us-bench-srv-", parent_dir=WORK, ctl_timeout=60,
+                         store=store)
         self.base = self.public_url
         self.api = self.api_base
         self.htdocs = os.path.join(self.dir, "htdocs")

@@ -222,13 +222,43 @@ us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id,
                        const char *status, const us_page *pg,
                        apr_array_header_t **rows, long long *total, int *has_more);
 
+/* ---- node registry (UploadSessionNodeName, the parent) ----------------------- */
+
+/* A node's claim on its name: one row per name, with a heartbeat on the
+ * store's clock. instance: the httpd parent's identity, kept across its
+ * graceful restarts; host: the machine (and its boot); pid: the parent's. */
+typedef struct {
+    const char *name, *instance, *host;
+    long long pid;
+    apr_interval_time_t age; /* since the holder's last heartbeat (read only) */
+} us_node;
+
+/* Claims me->name for me->instance: granted when the name is free, is
+ * already this instance's, is held by `replaces` (an instance the caller
+ * knows to be dead; NULL: none), or its heartbeat is older than ttl by the
+ * store's clock. Granting writes a fresh heartbeat. Otherwise US_DB_CONFLICT
+ * and *holder is the row that keeps it. Of concurrent claims of one free
+ * name exactly one is granted. A store whose nodes share one machine (SQLite)
+ * keeps no registry: US_DB_OK. */
+/* Whether the store keeps a node registry (no SQLite connection is opened
+ * in the parent for one: the parent opens none before it forks). */
+int us_store_keeps_nodes(const us_store_cfg *cfg);
+us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                       apr_interval_time_t ttl, us_node *holder);
+/* A fresh heartbeat for name while instance holds it; US_DB_CONFLICT when
+ * another instance has taken the name over. */
+us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const char *instance);
+
 /* ---- expiry (the parent's monitor hook) ----------------------------------- */
 
-/* OPEN sessions past expires_at become EXPIRED with ingestion queued (as
- * us_session_close does); *count: how many. Atomic against closes and
+/* OPEN sessions past expires_at by the store's own clock (PostgreSQL's
+ * clock_timestamp(); SQLite's is the one machine's) become EXPIRED with
+ * ingestion queued (as us_session_close does); *count: how many. No node's
+ * clock is asked, so every node of a cluster expires a session at the same
+ * moment. Atomic against closes and
  * upload commits as us_session_close is, and against concurrent sweeps:
  * each session is expired once, by one of them. */
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count);
 
 /* ---- overview (status and metrics pages) ------------------------------------ */
 

@@ -58,7 +58,7 @@ struct us_store_backend {
     us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
                              const us_page *pg, apr_time_t now,
                              apr_array_header_t **rows, long long *total);
-    us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, apr_time_t now, int *count);
+    us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
     us_db_rc (*overview)(us_db *db, apr_pool_t *p, apr_time_t now, us_store_overview *out);
 
     /* ---- uploads of a session */
@@ -118,6 +118,11 @@ struct us_store_backend {
                               apr_time_t now, apr_time_t next_at, const char *error,
                               int give_up);
     us_db_rc (*webhook_stats)(us_db *db, apr_pool_t *p, us_webhook_stats *out);
+
+    /* ---- optional: the node registry (NULL: the store keeps none) */
+    us_db_rc (*node_claim)(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                           apr_interval_time_t ttl, us_node *holder);
+    us_db_rc (*node_heartbeat)(us_db *db, apr_pool_t *p, const char *name, const char *instance);
 };
 
 /* The backends of this build (src/store/<name>/). */

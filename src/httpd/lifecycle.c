@@ -10,10 +10,12 @@
  *   child_init    fix malloc's mmap threshold, pick this child's counter
  *                 slot, open a connection pool per store, start its ingest
  *                 workers and webhook worker
- *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval
+ *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval;
+ *                 the node's heartbeat in the store's node registry
  */
 #include "hooks.h"
 #include "us_ingest.h"
+#include "us_uuid.h"
 #include "us_version.h"
 #include "us_webhook.h"
 #include "us_webhook_send.h"
@@ -27,7 +29,9 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 
+#include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +263,107 @@ static const char *set_webhook_targets(apr_pool_t *p, us_srv_conf *c)
     return err;
 }
 
+/* ---- the node registry ---------------------------------------------------- */
+
+/* UploadSessionNodeName, or the host name. */
+static const char *node_name_of(apr_pool_t *p, const us_srv_conf *c)
+{
+    char host[256] = "localhost";
+    if (c->node_name)
+        return c->node_name;
+    apr_gethostname(host, sizeof(host), p);
+    return apr_pstrdup(p, host);
+}
+
+/* This httpd parent's identity in the registry: made once per process, in
+ * the process pool, so a graceful restart (which reloads the module and
+ * clears pconf) keeps it. */
+static const char *node_instance(server_rec *s)
+{
+    void *v = NULL;
+    apr_pool_t *pp = s->process->pool;
+    apr_pool_userdata_get(&v, "us_node_instance", pp);
+    if (!v) {
+        char id[37];
+        us_uuid4(id);
+        v = apr_pstrdup(pp, id);
+        apr_pool_userdata_set(v, "us_node_instance", apr_pool_cleanup_null, pp);
+    }
+    return v;
+}
+
+/* The machine as the registry knows it: its name and its boot, so that a
+ * parent's pid means something only on the machine and boot that wrote it. */
+static const char *node_host(apr_pool_t *p)
+{
+    char host[256] = "localhost", boot[64] = "";
+    apr_file_t *f;
+    apr_size_t n = sizeof(boot) - 1;
+    apr_gethostname(host, sizeof(host), p);
+    if (apr_file_open(&f, "/proc/sys/kernel/random/boot_id", APR_FOPEN_READ, APR_OS_DEFAULT,
+                      p) == APR_SUCCESS) {
+        if (apr_file_read(f, boot, &n) == APR_SUCCESS)
+            boot[n] = '\0';
+        apr_file_close(f);
+    }
+    boot[strcspn(boot, "\n")] = '\0';
+    return apr_pstrcat(p, host, "/", boot, NULL);
+}
+
+/* A process that exists and is not a zombie (a killed daemon stays one until
+ * its reaper gets to it). */
+static int pid_running(apr_pool_t *p, long long pid)
+{
+    char *stat = NULL;
+    apr_file_t *f;
+    char buf[256];
+    apr_size_t n = sizeof(buf) - 1;
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
+        return 0;
+    if (apr_file_open(&f, apr_psprintf(p, "/proc/%" APR_INT64_T_FMT "/stat", (apr_int64_t)pid),
+                      APR_FOPEN_READ, APR_OS_DEFAULT, p) != APR_SUCCESS)
+        return 1;
+    if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
+        buf[n] = '\0';
+        stat = strrchr(buf, ')'); /* "pid (comm) S ...": the state follows the name */
+    }
+    apr_file_close(f);
+    return !(stat && stat[1] == ' ' && stat[2] == 'Z');
+}
+
+/* Claims this node's name in the store's registry. Another live instance
+ * holding it with a fresh heartbeat is a duplicate: an error. A holder on
+ * this machine whose parent is gone (kill -9, a crash) is replaced at once;
+ * one elsewhere only once its heartbeat is older than the lease. */
+static const char *claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    us_node me = { node_name_of(p, c), node_instance(s), node_host(p), (long long)getpid(), 0 };
+    us_node holder;
+    apr_interval_time_t ttl = apr_time_from_sec(c->ingest_lease);
+
+    /* no connection otherwise: the parent opens none before it forks */
+    if (!us_store_keeps_nodes(c->store_cfg))
+        return NULL;
+    if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
+        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    us_db_rc rc = us_node_claim(db, p, &me, NULL, ttl, &holder);
+    if (rc == US_DB_CONFLICT && strcmp(holder.host, me.host) == 0 && !pid_running(p, holder.pid))
+        rc = us_node_claim(db, p, &me, holder.instance, ttl, &holder);
+    if (rc == US_DB_CONFLICT)
+        err = apr_psprintf(p, "UploadSessionNodeName %s is in use by another node on this store "
+                           "(host %s, pid %" APR_INT64_T_FMT ", heartbeat %" APR_TIME_T_FMT " ms ago); give "
+                           "this node another name, or start it once that node is gone and "
+                           "its heartbeat older than UploadSessionIngestLease (%d s)",
+                           me.name, holder.host, (apr_int64_t)holder.pid, apr_time_as_msec(holder.age),
+                           c->ingest_lease);
+    else if (rc != US_DB_OK)
+        err = apr_pstrcat(p, "UploadSessionStore: node registry: ", us_db_error(db), NULL);
+    us_db_close(db);
+    return err;
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
                                 us_srv_conf *c, int first_of_store)
 {
@@ -280,6 +385,8 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
         us_storage_recover(c->storage, p);
     if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
+    if ((err = claim_node_name(p, s, c)))
+        return err;
     give_store_to_user(p, c->store_cfg);
     return load_secret(p, c);
 }
@@ -330,19 +437,14 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
 {
     us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
     us_ingester *ing = NULL;
-    char host[256] = "localhost";
 
-    if (c->node_name)
-        apr_cpystrn(host, c->node_name, sizeof(host));
-    else
-        apr_gethostname(host, sizeof(host), pchild);
     cfg->store = c->store_cfg;
     cfg->storage = c->storage;
     cfg->threads = c->ingest_threads;
     cfg->batch = 256;
     cfg->poll = apr_time_from_msec(250);
     cfg->lease = apr_time_from_sec(c->ingest_lease);
-    cfg->host = apr_pstrdup(pchild, host);
+    cfg->host = node_name_of(pchild, c);
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
@@ -446,7 +548,8 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
 
 typedef struct {
     us_db *db;
-    apr_time_t last;
+    apr_time_t last, last_beat;
+    int lost; /* the node's name was taken over: said once */
 } sweep_state;
 
 /* Lives in a sub-pool of pconf: a restart clears it and the hash with it. */
@@ -467,10 +570,17 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
     const char *err = NULL;
     apr_pool_t *tmp;
     int n = 0;
+    /* a third of the lease, so a live node is never judged gone */
+    apr_interval_time_t beat = apr_time_from_sec(c->ingest_lease) / 3;
+    int sweep_due = now - st->last >= apr_time_from_sec(c->sweep_interval);
+    int beat_due = now - st->last_beat >= (beat > APR_USEC_PER_SEC ? beat : APR_USEC_PER_SEC);
 
-    if (now - st->last < apr_time_from_sec(c->sweep_interval))
+    if (!sweep_due && !beat_due)
         return;
-    st->last = now;
+    if (sweep_due)
+        st->last = now;
+    if (beat_due)
+        st->last_beat = now;
     if (!st->db) {
         /* opened lazily here, in the parent, never before a fork */
         if (us_db_open(sweep_pool, c->store_cfg, &st->db, &err) != US_DB_OK) {
@@ -482,7 +592,22 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
         give_store_to_user(sweep_pool, c->store_cfg);
     }
     apr_pool_create(&tmp, sweep_pool);
-    us_db_rc rc = us_sessions_expire(st->db, tmp, now, &n);
+    if (beat_due) {
+        us_db_rc brc = us_node_heartbeat(st->db, tmp, node_name_of(tmp, c), node_instance(s));
+        if (brc == US_DB_CONFLICT && !st->lost)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, USLOGNO(0019)
+                         "UploadSessionNodeName %s was taken over by another node: two nodes "
+                         "share this name", node_name_of(tmp, c));
+        else if (brc != US_DB_OK && brc != US_DB_CONFLICT)
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0020) "node heartbeat: %s",
+                         us_db_error(st->db));
+        st->lost = brc == US_DB_CONFLICT;
+    }
+    if (!sweep_due) {
+        apr_pool_destroy(tmp);
+        return;
+    }
+    us_db_rc rc = us_sessions_expire(st->db, tmp, &n);
     if (rc != US_DB_OK)
         ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
                      USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));
@@ -504,7 +629,9 @@ int us_monitor(apr_pool_t *p, server_rec *s)
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c) || !c->store_cfg)
             continue;
-        const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, NULL);
+        /* one state per store and node name: each name has its heartbeat */
+        const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, "\n",
+                                    c->node_name ? c->node_name : "", NULL);
         sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);
         if (!st) {
             st = apr_pcalloc(sweep_pool, sizeof(*st));

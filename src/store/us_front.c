@@ -189,9 +189,29 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     return rc;
 }
 
-us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, apr_time_t now, int *count)
+int us_store_keeps_nodes(const us_store_cfg *cfg)
 {
-    return db->backend->sessions_expire(db, p, now, count);
+    return cfg->backend->node_claim != NULL;
+}
+
+us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                       apr_interval_time_t ttl, us_node *holder)
+{
+    if (!db->backend->node_claim)
+        return US_DB_OK;
+    return db->backend->node_claim(db, p, me, replaces, ttl, holder);
+}
+
+us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const char *instance)
+{
+    if (!db->backend->node_heartbeat)
+        return US_DB_OK;
+    return db->backend->node_heartbeat(db, p, name, instance);
+}
+
+us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count)
+{
+    return db->backend->sessions_expire(db, p, count);
 }
 
 /* ---- uploads -------------------------------------------------------------- */

@@ -191,6 +191,44 @@ static void test_concurrent_migrations(void **state)
     sc_teardown(NULL);
 }
 
+/* The node registry: a name is one instance's while its heartbeat is fresh
+ * by the database's clock; the same instance (a graceful restart), a named
+ * dead one, or a stale heartbeat gives it up. */
+static void test_node_names(void **state)
+{
+    sc_setup(state);
+    us_db *db = sc_open(pool);
+    us_node a = { "node-x", "inst-a", "host-1/boot", 100, 0 };
+    us_node b = { "node-x", "inst-b", "host-2/boot", 200, 0 };
+    us_node other = { "node-y", "inst-b", "host-2/boot", 200, 0 };
+    us_node holder;
+    apr_interval_time_t ttl = apr_time_from_sec(60);
+    assert_int_equal(us_node_claim(db, pool, &a, NULL, ttl, &holder), US_DB_OK);
+    assert_int_equal(us_node_claim(db, pool, &a, NULL, ttl, &holder), US_DB_OK);
+    assert_int_equal(us_node_claim(db, pool, &other, NULL, ttl, &holder), US_DB_OK);
+    assert_int_equal(us_node_claim(db, pool, &b, NULL, ttl, &holder), US_DB_CONFLICT);
+    assert_string_equal(holder.instance, "inst-a");
+    assert_string_equal(holder.host, "host-1/boot");
+    assert_int_equal(holder.pid, 100);
+    assert_true(holder.age >= 0 && holder.age < ttl);
+    /* naming another instance as dead replaces nothing */
+    assert_int_equal(us_node_claim(db, pool, &b, "inst-z", ttl, &holder), US_DB_CONFLICT);
+    assert_int_equal(us_node_heartbeat(db, pool, "node-x", "inst-a"), US_DB_OK);
+    /* a's heartbeat older than a short ttl by the database's clock */
+    apr_sleep(apr_time_from_msec(300));
+    assert_int_equal(us_node_claim(db, pool, &b, NULL, apr_time_from_sec(30), &holder),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_node_claim(db, pool, &b, NULL, apr_time_from_msec(200), &holder),
+                     US_DB_OK);
+    assert_int_equal(us_node_heartbeat(db, pool, "node-x", "inst-a"), US_DB_CONFLICT);
+    assert_int_equal(us_node_heartbeat(db, pool, "node-x", "inst-b"), US_DB_OK);
+    /* a dead holder named by the caller is replaced at once */
+    assert_int_equal(us_node_claim(db, pool, &a, "inst-b", ttl, &holder), US_DB_OK);
+    assert_int_equal(us_node_heartbeat(db, pool, "node-x", "inst-a"), US_DB_OK);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 static void test_unreachable_server(void **state)
 {
     us_store_cfg *cfg = NULL;
@@ -213,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
+        cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_unreachable_server),
     };
     const char *why = NULL;

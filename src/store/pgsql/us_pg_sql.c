@@ -151,6 +151,14 @@ static const char *const MIGRATION_3_TO_4[] = {
     NULL
 };
 
+/* The node registry: one row per UploadSessionNodeName, its heartbeat on
+ * the database's clock (microseconds since the epoch). */
+static const char *const MIGRATION_4_TO_5[] = {
+    "CREATE TABLE us_nodes (name TEXT PRIMARY KEY, instance TEXT NOT NULL,"
+    " host TEXT NOT NULL, pid BIGINT NOT NULL, heartbeat BIGINT NOT NULL)",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -158,6 +166,7 @@ const char *const *us_pg_sql_migration(int from)
     case 1: return MIGRATION_1_TO_2;
     case 2: return MIGRATION_2_TO_3;
     case 3: return MIGRATION_3_TO_4;
+    case 4: return MIGRATION_4_TO_5;
     default: return NULL;
     }
 }
@@ -173,8 +182,9 @@ const char *const *us_pg_sql_migration(int from)
     " failed_files, page, attempts"
 #define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
 
-/* The database's clock in microseconds since the epoch: leases are written
- * and judged by it alone, so nodes' clocks may disagree. */
+/* The database's clock in microseconds since the epoch: leases and the
+ * expiry sweep are written and judged by it alone, so nodes' clocks may
+ * disagree. */
 #define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 /* %lld: the lease in microseconds */
@@ -315,13 +325,27 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" },
+    [US_PG_NODE_CLAIM] = { "us_pg_node_claim",
+        /* a concurrent claim of the same name waits for this one's row and
+         * then judges it: one of them is granted */
+        "INSERT INTO us_nodes (name, instance, host, pid, heartbeat)"
+        " VALUES (%s, %s, %s, %lld, " DB_NOW_US ")"
+        " ON CONFLICT (name) DO UPDATE SET instance = excluded.instance,"
+        " host = excluded.host, pid = excluded.pid, heartbeat = excluded.heartbeat"
+        " WHERE us_nodes.instance = excluded.instance OR us_nodes.instance = %s"
+        " OR us_nodes.heartbeat < excluded.heartbeat - %lld"
+        " RETURNING 1" },
+    [US_PG_NODE_HOLDER] = { "us_pg_node_holder",
+        "SELECT instance, host, pid, " DB_NOW_US " - heartbeat FROM us_nodes WHERE name = %s" },
+    [US_PG_NODE_HEARTBEAT] = { "us_pg_node_heartbeat",
+        "UPDATE us_nodes SET heartbeat = " DB_NOW_US " WHERE name = %s AND instance = %s" },
     [US_PG_SWEEP_LOCK] = { "us_pg_sweep_lock",
         /* one sweeper at a time across nodes; the others skip their turn */
         "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_SWEEP ") THEN 1 ELSE 0 END" },
     [US_PG_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
         "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
-        " WHERE status = 'OPEN' AND expires_at <= %lld RETURNING user_id),"
+        " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US " RETURNING user_id),"
         " d AS (UPDATE us_user_open u SET n = u.n - c.k"
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"

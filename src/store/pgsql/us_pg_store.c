@@ -642,30 +642,62 @@ static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspac
     return US_DB_OK;
 }
 
-typedef struct {
-    apr_time_t now;
-    long long count;
-} expire_args;
-
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
-    expire_args *a = arg;
-    apr_int64_t t = a->now;
+    long long *count = arg;
     long long mine = 0;
-    const void *args[] = { &t };
-    a->count = 0;
     us_db_rc rc = select_ll(db, p, US_PG_SWEEP_LOCK, NULL, &mine, NULL);
     if (rc != US_DB_OK || !mine)
         return rc; /* another node sweeps now */
-    return select_ll(db, p, US_PG_SESSIONS_EXPIRE, args, &a->count, NULL);
+    return select_ll(db, p, US_PG_SESSIONS_EXPIRE, NULL, count, NULL);
 }
 
-static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
 {
-    expire_args a = { now, 0 };
-    us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &a);
-    *count = rc == US_DB_OK ? (int)a.count : 0;
+    long long n = 0;
+    us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &n);
+    *count = rc == US_DB_OK ? (int)n : 0;
     return rc;
+}
+
+/* ---- node registry ----------------------------------------------------------------- */
+
+static us_db_rc pg_node_claim(us_db *base, apr_pool_t *p, const us_node *me, const char *replaces,
+                              apr_interval_time_t ttl, us_node *holder)
+{
+    us_pg_db *db = pg_of(base);
+    apr_int64_t pid = me->pid, lease = ttl;
+    long long one = 0;
+    int granted = 0;
+    const void *args[] = { me->name, me->instance, me->host, &pid, replaces ? replaces : "",
+                           &lease };
+    us_db_rc rc = select_ll(db, p, US_PG_NODE_CLAIM, args, &one, &granted);
+    if (rc != US_DB_OK || granted)
+        return rc;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *hargs[] = { me->name };
+    memset(holder, 0, sizeof(*holder));
+    holder->name = apr_pstrdup(p, me->name);
+    holder->instance = holder->host = "";
+    if ((rc = pg_select(db, p, US_PG_NODE_HOLDER, hargs, &res)) != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        holder->instance = entry_str(db, p, row, 0);
+        holder->host = entry_str(db, p, row, 1);
+        holder->pid = entry_ll(db, row, 2);
+        holder->age = (apr_interval_time_t)entry_ll(db, row, 3);
+    }
+    return US_DB_CONFLICT;
+}
+
+static us_db_rc pg_node_heartbeat(us_db *base, apr_pool_t *p, const char *name,
+                                  const char *instance)
+{
+    int nrows = 0;
+    const void *args[] = { name, instance };
+    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_NODE_HEARTBEAT, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
 /* ---- uploads ---------------------------------------------------------------------- */
@@ -1502,6 +1534,8 @@ const us_store_backend us_pgsql_backend = {
     .session_close = pg_session_close,
     .session_list = pg_session_list,
     .sessions_expire = pg_sessions_expire,
+    .node_claim = pg_node_claim,
+    .node_heartbeat = pg_node_heartbeat,
     .overview = pg_overview,
     .upload_commit = pg_upload_commit,
     .upload_blob = pg_upload_blob,

@@ -10,6 +10,11 @@
 
 #include <stddef.h>
 
+/* The database's clock (for SQLite the machine's, to the millisecond) in
+ * microseconds since the epoch: the expiry sweep judges by it, as the
+ * PostgreSQL backend judges by its server's. */
+#define DB_NOW_US "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+
 static const char *const SQLITE_SETUP[] = {
     /* busy_timeout comes first, set by us_db.c from its configuration:
      * every later statement, journal_mode included, may meet another
@@ -382,7 +387,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " AND ingestion_status = %s" },
     [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
-        " ingest_state = " INGEST_AFTER_CLOSE " WHERE status = 'OPEN' AND expires_at <= %lld" },
+        " ingest_state = " INGEST_AFTER_CLOSE " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US },
     [US_STMT_OVERVIEW] = { "us_store_overview",
         /* one statement: one snapshot. Each count is a range of a covering
          * index (us_sessions_expiry, us_sessions_ingest), not a table scan */

@@ -326,12 +326,10 @@ static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *se
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
 
-static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, int *count)
 {
-    apr_int64_t t = now;
-    const void *args[] = { &t };
     *count = 0;
-    return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, args, count);
+    return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, NULL, count);
 }
 
 /* The next session in its turn, by a read; NOTFOUND when there is none. */
@@ -816,23 +814,17 @@ static us_db_rc sq_upload_commit(us_db *base, apr_pool_t *p, const us_upload_rec
     return rc;
 }
 
-typedef struct {
-    apr_time_t now;
-    int count;
-} expire_args;
-
 static us_db_rc expire_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
-    expire_args *a = arg;
-    return sessions_expire_in_txn(db, p, a->now, &a->count);
+    return sessions_expire_in_txn(db, p, arg);
 }
 
-static us_db_rc sq_sessions_expire(us_db *base, apr_pool_t *p, apr_time_t now, int *count)
+static us_db_rc sq_sessions_expire(us_db *base, apr_pool_t *p, int *count)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    expire_args a = { now, 0 };
-    us_db_rc rc = us_write(db, p, expire_body, &a);
-    *count = rc == US_DB_OK ? a.count : 0;
+    int n = 0;
+    us_db_rc rc = us_write(db, p, expire_body, &n);
+    *count = rc == US_DB_OK ? n : 0;
     return rc;
 }
 
