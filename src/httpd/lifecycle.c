@@ -486,7 +486,7 @@ static void start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->log = error_log_for(pchild, s);
     apr_status_t rv = us_webhook_start(pchild, cfg, &snd);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0019)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0021)
                      "cannot start the webhook worker");
         return;
     }
