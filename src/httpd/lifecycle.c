@@ -96,8 +96,17 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
-    if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
+    us_keyfile_sig sig;
+    us_keyring *ring;
+    /* stat before reading: a file changed meanwhile is re-read by the children */
+    us_keyfile_sig_get(c->key_file, &sig, pconf);
+    if (!us_keyring_load(pconf, c->key_file, &ring, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
+    apr_status_t rv = us_keystore_create(pconf, c->key_file, ring, &sig,
+                                         US_KEYFILE_CHECK_INTERVAL, error_log_for(pconf, s),
+                                         &c->keys);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(pconf, "UploadSessionKeyFile %s: %pm", c->key_file, &rv);
     return NULL;
 }
 
