@@ -54,15 +54,15 @@ static int sig_equal(const us_keyfile_sig *a, const us_keyfile_sig *b)
            a->size == b->size && a->mtime == b->mtime;
 }
 
-/* A 32-bit digest of a signature (FNV-1a), never 0 for an existing file. */
+/* A 32-bit digest of a signature (FNV-1a over its fields), never 0. */
 static apr_uint32_t sig_hash(const us_keyfile_sig *s)
 {
-    apr_uint64_t v[4] = { (apr_uint64_t)s->inode, (apr_uint64_t)s->device,
-                          (apr_uint64_t)s->size, (apr_uint64_t)s->mtime };
-    const unsigned char *b = (const unsigned char *)v;
+    const apr_uint64_t v[4] = { (apr_uint64_t)s->inode, (apr_uint64_t)s->device,
+                                (apr_uint64_t)s->size, (apr_uint64_t)s->mtime };
     apr_uint32_t h = 2166136261u;
-    for (size_t i = 0; i < sizeof(v); i++)
-        h = (h ^ b[i]) * 16777619u;
+    for (int i = 0; i < 4; i++)
+        for (int shift = 0; shift < 64; shift += 8)
+            h = (h ^ (apr_uint32_t)((v[i] >> shift) & 0xff)) * 16777619u;
     return h ? h : 1;
 }
 
