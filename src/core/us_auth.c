@@ -334,10 +334,11 @@ int us_keyfile_replace(const char *path, const char *text, size_t len)
     if (!dir || !tmp)
         goto out;
     char *slash = strrchr(dir, '/');
+    const char *dirpath = dir;
     if (slash)
         *(slash == dir ? slash + 1 : slash) = '\0';
     else
-        strcpy(dir, ".");
+        dirpath = ".";
     /* beside the file: rename(2) within one file system is atomic */
     snprintf(tmp, strlen(path) + 16, "%s.tmp.XXXXXX", path);
     if ((fd = mkstemp(tmp)) < 0)
@@ -365,7 +366,7 @@ int us_keyfile_replace(const char *path, const char *text, size_t len)
     fd = -1;
     if (rename(tmp, path) != 0)
         goto unlink;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    int dfd = open(dirpath, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         (void)fsync(dfd);
         close(dfd);
