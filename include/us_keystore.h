@@ -33,7 +33,7 @@ typedef struct {
     apr_time_t mtime;
 } us_keyfile_sig;
 
-/* The signature of path now (exists = 0 when it cannot be stat'ed). */
+/* The signature of path now (exists = 0 when it cannot be stat'ed); p is unused (may be NULL). */
 void us_keyfile_sig_get(const char *path, us_keyfile_sig *sig, apr_pool_t *p);
 
 typedef struct us_keystore us_keystore;
@@ -57,6 +57,9 @@ void us_keystore_release(us_keys_gen *g);
 
 /* Registers the release of g on pool p's cleanup (a request's pool). */
 void us_keystore_release_with(apr_pool_t *p, us_keys_gen *g);
+
+/* Stops (0) or changes the re-reading of the file. */
+void us_keystore_set_interval(us_keystore *ks, apr_interval_time_t interval);
 
 /* Number of generations loaded so far, 1 for the initial one (tests). */
 unsigned us_keystore_generation(const us_keystore *ks);

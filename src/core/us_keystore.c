@@ -9,6 +9,7 @@
 #include <apr_thread_mutex.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct us_keys_gen {
     apr_pool_t *pool;       /* NULL for the initial keys (not ours) */
@@ -36,16 +37,17 @@ struct us_keystore {
 
 void us_keyfile_sig_get(const char *path, us_keyfile_sig *sig, apr_pool_t *p)
 {
-    apr_finfo_t fi;
+    struct stat st;
+    (void)p;
     memset(sig, 0, sizeof(*sig));
-    if (apr_stat(&fi, path, APR_FINFO_INODE | APR_FINFO_DEV | APR_FINFO_SIZE | APR_FINFO_MTIME,
-                 p) != APR_SUCCESS)
+    /* stat(2) itself: this runs on requests, and apr_stat adds nothing needed */
+    if (stat(path, &st) != 0)
         return;
     sig->exists = 1;
-    sig->inode = fi.inode;
-    sig->device = fi.device;
-    sig->size = fi.size;
-    sig->mtime = fi.mtime;
+    sig->inode = st.st_ino;
+    sig->device = st.st_dev;
+    sig->size = st.st_size;
+    sig->mtime = apr_time_from_sec(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1000;
 }
 
 static int sig_equal(const us_keyfile_sig *a, const us_keyfile_sig *b)
@@ -119,15 +121,13 @@ static void check_file(us_keystore *ks)
     char err[512];
     const us_keyring *ring = NULL;
 
+    /* stat before reading: a file replaced meanwhile differs at the next check */
+    us_keyfile_sig_get(ks->path, &sig, NULL);
+    if (sig_equal(&sig, &ks->seen))
+        return;
+    ks->seen = sig;
     if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS)
         return;
-    /* stat before reading: a file replaced meanwhile differs at the next check */
-    us_keyfile_sig_get(ks->path, &sig, p);
-    if (sig_equal(&sig, &ks->seen)) {
-        apr_pool_destroy(p);
-        return;
-    }
-    ks->seen = sig;
     us_keyring *parsed = NULL;
     if (!sig.exists) {
         snprintf(err, sizeof(err), "cannot stat %s", ks->path);
@@ -199,6 +199,13 @@ static apr_status_t release_cleanup(void *data)
 void us_keystore_release_with(apr_pool_t *p, us_keys_gen *g)
 {
     apr_pool_cleanup_register(p, g, release_cleanup, apr_pool_cleanup_null);
+}
+
+void us_keystore_set_interval(us_keystore *ks, apr_interval_time_t interval)
+{
+    apr_thread_mutex_lock(ks->mu);
+    ks->interval = interval;
+    apr_thread_mutex_unlock(ks->mu);
 }
 
 unsigned us_keystore_generation(const us_keystore *ks)
