@@ -5,7 +5,8 @@
  * (0 when none) and a number of its own, printed as "USnnnn: " like httpd's
  * AHnnnnn, so an operator can grep for one message. Ranges: 00xx-09xx the
  * httpd glue (USLOGNO in src/httpd), 10xx ingestion, 11xx the store, 12xx
- * file storage, 13xx webhook delivery. Pure (APR only); a NULL logger or emit drops everything.
+ * file storage, 13xx webhook delivery, 14xx the API keys (us_keystore). Pure
+ * (APR only); a NULL logger or emit drops everything.
  */
 #ifndef US_LOG_H
 #define US_LOG_H

@@ -59,6 +59,12 @@ apr_status_t us_storage_prepare(us_storage *st, apr_pool_t *p);
  * check: cheap, no side effect). APR_SUCCESS or the reason it cannot. */
 apr_status_t us_storage_check(us_storage *st, apr_pool_t *p);
 
+/* The local directories (const char *) the children create files in, each
+ * existing once us_storage_prepare ran or created on demand in a writable
+ * one before it; empty for a remote store. For the startup check as
+ * httpd's User. */
+apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p);
+
 /* Removes what writers of dead processes left (a crash, a hard restart):
  * never a committed file, never the unfinished file of a live writer (a
  * graceful restart recovers while the old children still write). Returns

@@ -30,6 +30,8 @@ struct us_storage_backend {
     apr_status_t (*prepare)(us_storage *st, apr_pool_t *p);
     apr_status_t (*check)(us_storage *st, apr_pool_t *p);
     int (*recover)(us_storage *st, apr_pool_t *p);
+    /* the local directories the children create files in (may be NULL: none) */
+    apr_array_header_t *(*local_dirs)(const us_storage *st, apr_pool_t *p);
 
     /* ---- writing; w is the backend's writer */
     apr_status_t (*upload_create)(us_storage *st, apr_pool_t *p, const char *session_id,

@@ -40,15 +40,42 @@ fi
 mkdir -p "$run/htdocs"
 chmod 755 "$run"
 
+# As root, httpd's children run as www-data and write under ./run/: every
+# directory above it must be searchable by www-data, or every request would
+# fail. Refuse now, naming the directory and the fix.
+if [ "$(id -u)" = 0 ]; then
+    blocked=""
+    d=""
+    IFS=/ read -ra parts <<< "${run#/}"
+    for part in "${parts[@]}"; do
+        d="$d/$part"
+        if ! runuser -u www-data -- test -x "$d" 2>/dev/null; then
+            blocked=$d
+            break
+        fi
+    done
+    if [ -n "$blocked" ]; then
+        echo "run-httpd.sh: httpd's children run as www-data, which cannot reach $run:" >&2
+        echo "  it cannot search $blocked ($(stat -c '%A %U:%G' "$blocked"))." >&2
+        echo "Fix: run make as a non-root user, or let www-data through (chmod o+x $blocked)," >&2
+        echo "or use a checkout outside it (e.g. under /srv or /opt)." >&2
+        exit 1
+    fi
+fi
+
 # One API key for the developer, minted once and kept in run/env. It grants
 # every workspace: run/env and run/env.key are for their owner only (also
 # when an earlier run left them readable). run/keys holds only hashes; httpd
-# reads it as root at (re)start.
+# reads it at (re)start and its children re-read it when it changes, so as
+# root it is given to group www-data (0640).
 for f in "$run/env" "$run/env.key"; do
     [ ! -e "$f" ] || chmod 600 "$f"
 done
 if [ ! -f "$run/keys" ] || [ ! -f "$run/env.key" ]; then
     (umask 077 && "$top/build/us-keygen" -f "$run/keys" -g Local -F Developer -w '*' > "$run/env.key")
+fi
+if [ "$(id -u)" = 0 ]; then
+    chgrp www-data "$run/keys" && chmod 640 "$run/keys"
 fi
 key=$(cat "$run/env.key")
 (umask 077 && cat > "$run/env") <<ENV

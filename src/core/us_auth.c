@@ -8,9 +8,14 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define KEYFILE_MAX (16 * 1024 * 1024)
 
@@ -59,28 +64,62 @@ static int parse_grants(apr_pool_t *p, char *grants, us_key *k)
     return 1;
 }
 
+int us_key_label_valid(const char *s)
+{
+    return s && (*s == '\0' || us_key_field_valid(s));
+}
+
+int us_key_time_parse(const char *s, apr_time_t *out)
+{
+    apr_time_exp_t tm;
+    int y, mo, d, h, mi, se;
+    char t, z, extra;
+
+    if (strlen(s) != 16 ||
+        sscanf(s, "%4d%2d%2d%c%2d%2d%2d%c%c", &y, &mo, &d, &t, &h, &mi, &se, &z, &extra) != 8 ||
+        t != 'T' || z != 'Z')
+        return 0;
+    for (const char *c = s; *c; c++)
+        if (!apr_isdigit(*c) && c - s != 8 && c - s != 15)
+            return 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    return apr_time_exp_gmt_get(out, &tm) == APR_SUCCESS;
+}
+
+void us_key_time_format(apr_time_t t, char out[17])
+{
+    apr_time_exp_t tm;
+    apr_size_t n = 0;
+    apr_time_exp_gmt(&tm, t);
+    if (apr_strftime(out, &n, 17, "%Y%m%dT%H%M%SZ", &tm) != APR_SUCCESS || n != 16)
+        out[0] = '\0';
+}
+
 /* Parses one non-comment line; returns NULL or what is wrong with it. */
 static const char *parse_line(apr_pool_t *p, char *line, us_key *k)
 {
-    char *f[5];
+    char *f[9];
     char uuid[37], reason[128];
     int n = 0;
-    char *s = line;
 
-    for (;;) {
+    for (char *s = line; s && n < 9;) {
         char *colon = strchr(s, ':');
-        if (n == 4) {
-            f[n++] = s;
-            break;
-        }
-        if (!colon)
-            break;
-        *colon = '\0';
+        if (colon)
+            *colon = '\0';
         f[n++] = s;
-        s = colon + 1;
+        s = colon ? colon + 1 : NULL;
     }
-    if (n != 5)
-        return "expected 5 fields: sha256:user_id:given_name:family_name:grants";
+    if (n != 5 && n != 8)
+        return "expected 5 fields (sha256:user_id:given_name:family_name:grants) "
+               "or 8 (...:label:created:expires)";
     if (!hex_decode(f[0], k->digest, US_SHA256_LEN))
         return "field 1 must be the 64-hex-digit SHA-256 of the key";
     if (!us_uuid_parse(f[1], uuid, reason, sizeof(reason)))
@@ -94,8 +133,21 @@ static const char *parse_line(apr_pool_t *p, char *line, us_key *k)
     k->user_id = apr_pstrdup(p, uuid);
     k->given_name = f[2];
     k->family_name = f[3];
+    for (int i = 0; i < US_KEY_ID_LEN; i++)
+        k->id[i] = (char)apr_tolower(f[0][i]);
+    k->id[US_KEY_ID_LEN] = '\0';
+    k->label = "";
     if (!parse_grants(p, f[4], k))
         return "field 5 must be '*' or a comma-separated list of workspace names";
+    if (n == 5)
+        return NULL;
+    if (!us_key_label_valid(f[5]))
+        return "field 6 (label) must be UTF-8 without control characters";
+    k->label = f[5];
+    if (*f[6] && !us_key_time_parse(f[6], &k->created))
+        return "field 7 (created) must be empty or a UTC time as YYYYMMDDTHHMMSSZ";
+    if (*f[7] && !us_key_time_parse(f[7], &k->expires))
+        return "field 8 (expires) must be empty or a UTC time as YYYYMMDDTHHMMSSZ";
     return NULL;
 }
 
@@ -199,16 +251,140 @@ int us_key_grants(const us_key *k, const char *workspace)
     return 0;
 }
 
-char *us_key_line(apr_pool_t *p, const char *key, const char *user_id,
-                  const char *given, const char *family, const char *grants)
+static void key_hex(const char *key, char hex[2 * US_SHA256_LEN + 1])
 {
     unsigned char d[US_SHA256_LEN];
-    char hex[2 * US_SHA256_LEN + 1];
-
     us_sha256(key, strlen(key), d);
     for (int i = 0; i < US_SHA256_LEN; i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+char *us_key_line(apr_pool_t *p, const char *key, const char *user_id,
+                  const char *given, const char *family, const char *grants)
+{
+    char hex[2 * US_SHA256_LEN + 1];
+    key_hex(key, hex);
     return apr_psprintf(p, "%s:%s:%s:%s:%s\n", hex, user_id, given, family, grants);
+}
+
+char *us_key_line_full(apr_pool_t *p, const char *key, const char *user_id,
+                       const char *given, const char *family, const char *grants,
+                       const char *label, apr_time_t created, apr_time_t expires)
+{
+    char hex[2 * US_SHA256_LEN + 1], c[17] = "", e[17] = "";
+    key_hex(key, hex);
+    if (created)
+        us_key_time_format(created, c);
+    if (expires)
+        us_key_time_format(expires, e);
+    return apr_psprintf(p, "%s:%s:%s:%s:%s:%s:%s:%s\n", hex, user_id, given, family, grants,
+                        label, c, e);
+}
+
+int us_key_expired(const us_key *k, apr_time_t now)
+{
+    return k->expires != 0 && now >= k->expires;
+}
+
+char *us_keyfile_without(apr_pool_t *p, const char *text, size_t len, const char *which,
+                         int *removed)
+{
+    char *out = apr_palloc(p, len + 1);
+    size_t o = 0;
+    *removed = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+        char *line = apr_pstrmemdup(p, text + i, end - i);
+        char *t = line;
+        while (*t == ' ' || *t == '\t')
+            t++;
+        int drop = 0;
+        if (*t && *t != '#' && *t != '\n' && *t != '\r') {
+            us_key k;
+            size_t l = strlen(t);
+            while (l && (t[l - 1] == '\n' || t[l - 1] == '\r'))
+                t[--l] = '\0';
+            memset(&k, 0, sizeof(k));
+            if (parse_line(p, t, &k) == NULL &&
+                (strcasecmp(k.id, which) == 0 || (*k.label && strcmp(k.label, which) == 0)))
+                drop = 1;
+        }
+        if (drop) {
+            (*removed)++;
+        }
+        else {
+            memcpy(out + o, text + i, end - i);
+            o += end - i;
+        }
+        i = end;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+int us_keyfile_replace(const char *path, const char *text, size_t len)
+{
+    struct stat st;
+    mode_t mode = 0600;
+    int have = stat(path, &st) == 0;
+    char *dir = strdup(path), *tmp = malloc(strlen(path) + 16);
+    int fd = -1, rc = -1, saved;
+
+    if (!dir || !tmp)
+        goto out;
+    char *slash = strrchr(dir, '/');
+    const char *dirpath = dir;
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        dirpath = ".";
+    /* beside the file: rename(2) within one file system is atomic */
+    snprintf(tmp, strlen(path) + 16, "%s.tmp.XXXXXX", path);
+    if ((fd = mkstemp(tmp)) < 0)
+        goto out;
+    if (have) {
+        mode = st.st_mode & 07777;
+        if (fchown(fd, st.st_uid, st.st_gid) != 0 && geteuid() == 0)
+            goto unlink;
+    }
+    if (fchmod(fd, mode) != 0)
+        goto unlink;
+    for (size_t w = 0; w < len;) {
+        ssize_t n = write(fd, text + w, len - w);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            goto unlink;
+        }
+        w += (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        goto unlink;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto unlink;
+    int dfd = open(dirpath, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    rc = 0;
+    goto out;
+unlink:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    errno = saved;
+out:
+    saved = errno;
+    free(dir);
+    free(tmp);
+    errno = saved;
+    return rc;
 }
 
 const char *us_bearer_token(apr_pool_t *p, const char *header)

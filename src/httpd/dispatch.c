@@ -27,12 +27,21 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
         return us_send_detail(r, HTTP_UNAUTHORIZED, "Not authenticated");
     }
-    *key = us_keyring_lookup(c->keys, token);
-    if (!*key) {
+    /* the keys stay valid while the request runs, whatever a reload does */
+    us_keys_gen *keys = us_keystore_acquire(c->keys, r->request_time);
+    us_keystore_release_with(r->pool, keys);
+    *key = us_keyring_lookup(us_keys_gen_ring(keys), token);
+    if (!*key || us_key_expired(*key, r->request_time)) {
         /* one line per refused key, with the client's address (httpd adds
-         * "[client ADDR:PORT]"), never the key: what fail2ban matches */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0012)
-                      "authentication failed: invalid API key");
+         * "[client ADDR:PORT]"), never the key: what fail2ban matches; an
+         * expired key gets the unknown key's answer */
+        if (*key)
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0012)
+                          "authentication failed: expired API key %s", (*key)->id);
+        else
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0012)
+                          "authentication failed: invalid API key");
+        *key = NULL;
         apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer");
         return us_send_detail(r, HTTP_UNAUTHORIZED, "Invalid API key");
     }

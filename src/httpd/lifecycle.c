@@ -30,9 +30,13 @@
 #include <apr_strings.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 APLOG_USE_MODULE(upload_session);
@@ -103,7 +107,11 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
-    if (!us_keyring_load(pconf, c->key_file, &c->keys, err, sizeof(err)))
+    us_keyfile_sig sig;
+    us_keyring *ring;
+    /* stat before reading: a file changed meanwhile is re-read by the children */
+    us_keyfile_sig_get(c->key_file, &sig, pconf);
+    if (!us_keyring_load(pconf, c->key_file, &ring, err, sizeof(err)))
         return apr_pstrcat(pconf, "UploadSessionKeyFile ", c->key_file, ": ", err, NULL);
     if (c->webhooks && !c->webhook_secret_file)
         return "UploadSessionWebhook needs UploadSessionWebhookSecretFile (the secret its "
@@ -115,6 +123,11 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     /* before any thread exists: curl_global_init is not thread-safe */
     if (c->webhooks && !us_webhook_global_init())
         return "UploadSessionWebhook: libcurl cannot be initialised";
+    apr_status_t rv = us_keystore_create(pconf, c->key_file, ring, &sig,
+                                         US_KEYFILE_CHECK_INTERVAL, error_log_for(pconf, s),
+                                         &c->keys);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(pconf, "UploadSessionKeyFile %s: %pm", c->key_file, &rv);
     return NULL;
 }
 
@@ -364,6 +377,153 @@ static const char *claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c)
     return err;
 }
 
+/* ---- the directories the children write, checked as httpd's User ---------- */
+
+typedef struct {
+    const char *directive;
+    const char *path;
+} user_dir;
+
+/* The first directory on the way to path (itself excluded) that the
+ * calling process cannot search, or NULL. */
+static const char *blocking_parent(apr_pool_t *p, const char *path)
+{
+    for (const char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/')) {
+        const char *prefix = apr_pstrmemdup(p, path, (apr_size_t)(s - path));
+        if (access(prefix, X_OK) != 0)
+            return prefix;
+    }
+    return access("/", X_OK) != 0 ? "/" : NULL;
+}
+
+/* In the forked process, now httpd's User: one line per problem to fd,
+ * "D<index>\t<errno>\t<blocking parent>" or "K<errno>". */
+static void check_dirs_here(int fd, apr_pool_t *p, us_srv_conf *c,
+                            const apr_array_header_t *dirs)
+{
+    char line[PATH_MAX + 64];
+    if (strcmp(us_storage_name(c->storage), "posix") == 0)
+        us_storage_prepare(c->storage, p); /* data/files, made as the children would */
+    for (int i = 0; i < dirs->nelts; i++) {
+        const user_dir *d = &APR_ARRAY_IDX(dirs, i, user_dir);
+        if (access(d->path, W_OK | X_OK) == 0 || errno == ENOENT)
+            continue; /* a missing one is made on demand in its (checked) parent */
+        int e = errno;
+        const char *parent = blocking_parent(p, d->path);
+        int n = snprintf(line, sizeof(line), "D%d\t%d\t%s\n", i, e, parent ? parent : "");
+        if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
+            return;
+    }
+    if (access(c->key_file, R_OK) != 0) {
+        int n = snprintf(line, sizeof(line), "K%d\n", errno);
+        if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
+            return;
+    }
+}
+
+static const char *user_name(apr_pool_t *p)
+{
+    return ap_unixd_config.user_name ? ap_unixd_config.user_name
+                                     : apr_psprintf(p, "uid %ld", (long)ap_unixd_config.user_id);
+}
+
+/* Every directory the children write (the store's, the storage's) checked
+ * by a forked process that has become httpd's User, as the children will:
+ * a directory it cannot write or a parent it cannot search is a startup
+ * error naming both; a key file it cannot read is a warning (the children
+ * re-read it: changes then need a restart). */
+static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+{
+    apr_array_header_t *dirs = apr_array_make(p, 4, sizeof(user_dir));
+    const char *home = us_store_home(c->store_cfg, p);
+    const apr_array_header_t *local = us_storage_local_dirs(c->storage, p);
+    int pfd[2];
+    char buf[4 * PATH_MAX];
+    size_t got = 0;
+    ssize_t n;
+
+    if (home) {
+        user_dir *d = apr_array_push(dirs);
+        apr_size_t len = strlen(home);
+        while (len > 1 && home[len - 1] == '/')
+            len--;
+        d->directive = "UploadSessionStore";
+        d->path = apr_pstrmemdup(p, home, len);
+    }
+    for (int i = 0; i < local->nelts; i++) {
+        user_dir *d = apr_array_push(dirs);
+        d->directive = "UploadSessionDataDir";
+        d->path = APR_ARRAY_IDX(local, i, const char *);
+    }
+    if (pipe(pfd) != 0)
+        return "cannot check the directories as httpd's User: pipe failed";
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return "cannot check the directories as httpd's User: fork failed";
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        if (geteuid() == 0 && ap_unixd_config.user_id != 0 &&
+            (setgid(ap_unixd_config.group_id) != 0 ||
+             initgroups(ap_unixd_config.user_name, ap_unixd_config.group_id) != 0 ||
+             setuid(ap_unixd_config.user_id) != 0)) {
+            if (write(pfd[1], "U\n", 2) < 0)
+                _exit(1);
+            _exit(1);
+        }
+        check_dirs_here(pfd[1], p, c, dirs);
+        _exit(0);
+    }
+    close(pfd[1]);
+    while (got < sizeof(buf) - 1 && (n = read(pfd[0], buf + got, sizeof(buf) - 1 - got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(pfd[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (buf[0] == 'U')
+        return apr_psprintf(p, "cannot become httpd's User %s to check the directories",
+                            user_name(p));
+    for (char *ln = buf, *next; ln && *ln; ln = next) {
+        next = strchr(ln, '\n');
+        if (next)
+            *next++ = '\0';
+        if (ln[0] == 'K') {
+            apr_status_t e = APR_FROM_OS_ERROR(atoi(ln + 1));
+            ap_log_error(APLOG_MARK, APLOG_WARNING, e, s, USLOGNO(0022)
+                         "UploadSessionKeyFile %s cannot be read by httpd's User %s: "
+                         "changes to it take effect only at a restart (make it readable "
+                         "by that user, e.g. chgrp %s and mode 0640)", c->key_file,
+                         user_name(p), ap_unixd_config.user_name ? ap_unixd_config.user_name
+                                                                 : "its group");
+            us_keystore_set_interval(c->keys, 0);
+            continue;
+        }
+        char *tab1 = strchr(ln, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        int i = atoi(ln + 1);
+        if (ln[0] != 'D' || !tab2 || i < 0 || i >= dirs->nelts)
+            continue;
+        const user_dir *d = &APR_ARRAY_IDX(dirs, i, user_dir);
+        apr_status_t e = APR_FROM_OS_ERROR(atoi(tab1 + 1));
+        const char *parent = tab2 + 1;
+        if (*parent)
+            return apr_psprintf(p, "%s: httpd's User %s cannot reach directory %s: it cannot "
+                                "search %s (%pm; e.g. chmod o+x %s, or move the directory)",
+                                d->directive, user_name(p), d->path, parent, &e, parent);
+        return apr_psprintf(p, "%s: httpd's User %s cannot write to directory %s (%pm; "
+                            "chown it to that user or make it writable for it)",
+                            d->directive, user_name(p), d->path, &e);
+    }
+    return NULL;
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
                                 us_srv_conf *c, int first_of_store)
 {
@@ -388,6 +548,8 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
     if ((err = claim_node_name(p, s, c)))
         return err;
     give_store_to_user(p, c->store_cfg);
+    if ((err = check_as_user(p, s, c)))
+        return err;
     return load_secret(p, c);
 }
 

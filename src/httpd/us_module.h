@@ -11,6 +11,7 @@
 #include <apr_dbd.h>
 
 #include "us_auth.h"
+#include "us_keystore.h"
 #include "us_cors.h"
 #include "us_metrics.h"
 #include "us_router.h"
@@ -23,6 +24,8 @@
 #define US_DEFAULT_MAX_OPEN 10
 #define US_DEFAULT_MAX_LIFETIME 86400
 #define US_DEFAULT_MAX_CONNS 32
+/* how often a child looks at the key file (one stat) for changes */
+#define US_KEYFILE_CHECK_INTERVAL apr_time_from_sec(2)
 #define US_MMAP_THRESHOLD (128 * 1024) /* glibc's initial M_MMAP_THRESHOLD */
 #define US_SECRET_LEN 32
 #define US_DEFAULT_INGEST_THREADS 1
@@ -67,7 +70,7 @@ typedef struct {
     us_cors_policy *cors;       /* built from the above; NULL: CORS off */
 
     /* filled at (re)start in the parent, inherited by the children */
-    us_keyring *keys;
+    us_keystore *keys;          /* re-reads UploadSessionKeyFile when it changes */
     us_store_cfg *store_cfg;    /* the store: its backend and parameters */
     us_storage *storage;        /* the file storage: its backend and directory */
     unsigned char secret[US_SECRET_LEN];

@@ -74,6 +74,13 @@ apr_status_t us_storage_check(us_storage *st, apr_pool_t *p)
     return st->backend->check(st, p);
 }
 
+apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p)
+{
+    if (st->backend->local_dirs)
+        return st->backend->local_dirs(st, p);
+    return apr_array_make(p, 1, sizeof(const char *));
+}
+
 int us_storage_recover(us_storage *st, apr_pool_t *p)
 {
     return st->backend->recover(st, p);

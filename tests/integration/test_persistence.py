@@ -3,6 +3,7 @@
 from us_testkit.api import (ALREADY_CLOSED, INVALID_KEY, check, close_session, create_session,
                             detail_of, get_status, list_all, list_sessions, session_path,
                             sessions_path)
+from us_testkit.server import User
 
 
 def snapshot(server, spaces):
@@ -70,8 +71,10 @@ def test_sessions_survive_graceful_and_full_restart(server_factory):
 def test_graceful_rereads_the_key_file(server_factory):
     s = server_factory()
     ws = "ws-new"
-    newbie = s.add_user("New", "Comer", [ws])
+    newbie = User("New", "Comer", [ws])
     check(s.client(newbie).get(sessions_path(ws)), 401, INVALID_KEY)
+    s.users.append(newbie)
+    s.write_keys()
     sid = create_session(s.client(s.user_all), ws)["session_id"]
     s.graceful()
     s.close_clients()

@@ -62,6 +62,18 @@ def mode_of(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def check_key_file(run_dir):
+    """run/keys (hashes only): the owner's alone, but as root readable by
+    group www-data, whose children re-read it when it changes."""
+    path = os.path.join(run_dir, "keys")
+    if os.geteuid() == 0:
+        import grp
+        assert mode_of(path) == 0o640, oct(mode_of(path))
+        assert os.stat(path).st_gid == grp.getgrnam("www-data").gr_gid
+    else:
+        assert mode_of(path) == 0o600, oct(mode_of(path))
+
+
 def list_sessions_with(env):
     r = httpx.get(f"{env['API_URL']}/workspaces/{env['DEFAULT_WORKSPACE_NAME']}"
                   "/upload_sessions", headers={"Authorization": f"Bearer {env['API_KEY']}"},
@@ -74,14 +86,16 @@ def list_sessions_with(env):
 def test_env_files_holding_the_key_are_owner_only(script_tree):
     """run/env and run/env.key carry the developer's all-workspaces key:
     0600, on the first start and when an earlier run left them 0644; the
-    key file of hashes still works (httpd reads it as root at startup)."""
+    key file of hashes still works (and, as root, is readable by the
+    children's group www-data)."""
     top, port, run = script_tree
     run_dir = os.path.join(top, "run")
     out = run("start")
     assert f"http://127.0.0.1:{port}/api/v1" in out, out
-    for name in ("env", "env.key", "keys"):
+    for name in ("env", "env.key"):
         assert mode_of(os.path.join(run_dir, name)) == 0o600, (name, oct(mode_of(
             os.path.join(run_dir, name))))
+    check_key_file(run_dir)
     env = read_env(top)
     with open(os.path.join(run_dir, "env.key")) as f:
         assert f.read().strip() == env["API_KEY"]
@@ -105,8 +119,9 @@ def test_env_files_holding_the_key_are_owner_only(script_tree):
     run("start")
     new = read_env(top)
     assert new["API_KEY"] != env["API_KEY"]
-    for name in ("env", "env.key", "keys"):
+    for name in ("env", "env.key"):
         assert mode_of(os.path.join(run_dir, name)) == 0o600, name
+    check_key_file(run_dir)
     assert list_sessions_with(new) == {"data": [], "has_more": False, "total": 0}
     # the run directory itself stays traversable for httpd's children
     assert mode_of(run_dir) == 0o755

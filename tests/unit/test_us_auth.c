@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+
+#include <apr_lib.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -73,7 +76,7 @@ static void test_malformed_lines(void **state)
     expect_error(apr_psprintf(pool, "%s:%s:A:B:ws,-bad\n", hash, UID), "field 5");
     expect_error(apr_psprintf(pool, "%s:%s:A:B:ws,,x\n", hash, UID), "field 5");
     /* a colon in the grants is a sixth field in disguise */
-    expect_error(apr_psprintf(pool, "%s:%s:A:B:ws:x\n", hash, UID), "field 5");
+    expect_error(apr_psprintf(pool, "%s:%s:A:B:ws:x\n", hash, UID), "or 8 (");
 }
 
 static void test_crlf_and_empty(void **state)
@@ -186,6 +189,135 @@ static void test_sha256(void **state)
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+static void test_full_line_fields(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    apr_time_t created, expires;
+    (void)state;
+    assert_true(us_key_time_parse("20261203T063854Z", &created));
+    assert_true(us_key_time_parse("20270102T000000Z", &expires));
+    char *text = apr_pstrcat(pool,
+        us_key_line_full(pool, "k1", UID, "Ada", "Lovelace", "a,b", "laptop \xc3\xa9", created,
+                         expires),
+        us_key_line_full(pool, "k2", UID, "Alan", "Turing", "*", "", 0, 0),
+        us_key_line(pool, "k3", UID, "Old", "Format", "*"), NULL);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_int_equal(kr->keys->nelts, 3);
+    const us_key *k = us_keyring_lookup(kr, "k1");
+    assert_string_equal(k->label, "laptop \xc3\xa9");
+    assert_true(k->created == created);
+    assert_true(k->expires == expires);
+    assert_int_equal(strlen(k->id), US_KEY_ID_LEN);
+    assert_true(strncmp(text, k->id, US_KEY_ID_LEN) == 0);
+    assert_false(us_key_expired(k, expires - 1));
+    assert_true(us_key_expired(k, expires));
+    k = us_keyring_lookup(kr, "k2");
+    assert_string_equal(k->label, "");
+    assert_true(k->created == 0 && k->expires == 0);
+    assert_false(us_key_expired(k, apr_time_now()));
+    k = us_keyring_lookup(kr, "k3");
+    assert_string_equal(k->label, "");
+    assert_false(us_key_expired(k, apr_time_now()));
+    /* the line of the full format with empty times */
+    assert_non_null(strstr(text, ":Alan:Turing:*:::\n"));
+}
+
+static void test_full_line_malformed(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    const char *base = us_key_line(pool, "k", UID, "Ada", "Lovelace", "*");
+    size_t n = strlen(base) - 1; /* without the newline */
+    const char *bad[] = { ":label", ":label:", ":label::x", ":l:20261301T000000Z:",
+                          ":l::2026-01-01", ":l:::extra", ":a\tb::" };
+    const char *want[] = { "expected 5 fields", "expected 5 fields", "field 8 (expires)",
+                           "field 7 (created)", "field 8 (expires)", "expected 5 fields",
+                           "field 6 (label)" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *line = apr_pstrcat(pool, apr_pstrmemdup(pool, base, n), bad[i], "\n", NULL);
+        assert_false(us_keyring_parse(pool, line, strlen(line), &kr, err, sizeof(err)));
+        if (!strstr(err, want[i]))
+            fail_msg("%s: %s", bad[i], err);
+        assert_non_null(strstr(err, "line 1"));
+    }
+}
+
+static void test_time_roundtrip(void **state)
+{
+    apr_time_t t;
+    char out[17];
+    (void)state;
+    assert_true(us_key_time_parse("19700101T000001Z", &t));
+    assert_true(t == apr_time_from_sec(1));
+    us_key_time_format(apr_time_from_sec(1764743934), out);
+    assert_string_equal(out, "20251203T063854Z");
+    assert_true(us_key_time_parse(out, &t));
+    assert_true(t == apr_time_from_sec(1764743934));
+    assert_false(us_key_time_parse("20251203T063854", &t));
+    assert_false(us_key_time_parse("2025-12-03T06:38:54Z", &t));
+    assert_false(us_key_time_parse("20251203X063854Z", &t));
+    assert_false(us_key_time_parse("2025120aT063854Z", &t));
+}
+
+static void test_keyfile_without(void **state)
+{
+    int removed;
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    const char *a = us_key_line_full(pool, "ka", UID, "A", "A", "*", "laptop", 0, 0);
+    const char *b = us_key_line_full(pool, "kb", UID, "B", "B", "*", "ci", 0, 0);
+    const char *c = us_key_line(pool, "kc", UID, "C", "C", "*");
+    char *text = apr_pstrcat(pool, "# keep me\n\n", a, "  # indented comment\n", b, c, NULL);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    char idb[US_KEY_ID_LEN + 1], idc[US_KEY_ID_LEN + 1];
+    apr_cpystrn(idb, b, sizeof(idb));
+    apr_cpystrn(idc, c, sizeof(idc));
+
+    char *out = us_keyfile_without(pool, text, strlen(text), "laptop", &removed);
+    assert_int_equal(removed, 1);
+    assert_string_equal(out, apr_pstrcat(pool, "# keep me\n\n  # indented comment\n", b, c, NULL));
+    out = us_keyfile_without(pool, out, strlen(out), idc, &removed);
+    assert_int_equal(removed, 1);
+    assert_string_equal(out, apr_pstrcat(pool, "# keep me\n\n  # indented comment\n", b, NULL));
+    /* an id in upper case is the same id; a last line without newline */
+    for (char *u = idb; *u; u++)
+        *u = (char)apr_toupper(*u);
+    char *last = apr_pstrmemdup(pool, b, strlen(b) - 1);
+    out = us_keyfile_without(pool, last, strlen(last), idb, &removed);
+    assert_int_equal(removed, 1);
+    assert_string_equal(out, "");
+    out = us_keyfile_without(pool, text, strlen(text), "nobody", &removed);
+    assert_int_equal(removed, 0);
+    assert_string_equal(out, text);
+}
+
+static void test_keyfile_replace_keeps_mode(void **state)
+{
+    struct stat st;
+    (void)state;
+    const char *path = fixture_path("keys-replace");
+    assert_int_equal(us_keyfile_replace(path, "a\n", 2), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(chmod(path, 0640), 0);
+    ino_t before = st.st_ino;
+    assert_int_equal(us_keyfile_replace(path, "bb\n", 3), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_true(st.st_ino != before); /* replaced, not rewritten in place */
+    assert_int_equal(st.st_size, 3);
+    FILE *f = fopen(path, "r");
+    char buf[8] = "";
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_string_equal(buf, "bb\n");
+    /* no temporary file left beside it */
+    assert_int_equal(us_keyfile_replace(apr_pstrcat(pool, path, "-missing-dir/x", NULL), "a", 1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +330,11 @@ int main(void)
         cmocka_unit_test(test_load_names_the_line),
         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_full_line_fields),
+        cmocka_unit_test(test_full_line_malformed),
+        cmocka_unit_test(test_time_roundtrip),
+        cmocka_unit_test(test_keyfile_without),
+        cmocka_unit_test(test_keyfile_replace_keeps_mode),
     };
     return fixture_run("us_auth", tests, NULL, NULL);
 }

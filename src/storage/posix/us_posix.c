@@ -103,6 +103,16 @@ static apr_status_t px_check(us_storage *st, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
+static apr_array_header_t *px_local_dirs(const us_storage *st, apr_pool_t *p)
+{
+    const px_conf *c = st->conf;
+    apr_array_header_t *a = apr_array_make(p, 3, sizeof(const char *));
+    APR_ARRAY_PUSH(a, const char *) = c->data_dir;
+    APR_ARRAY_PUSH(a, const char *) = c->files;
+    APR_ARRAY_PUSH(a, const char *) = c->sessions; /* made by the first upload */
+    return a;
+}
+
 static int px_recover(us_storage *st, apr_pool_t *p)
 {
     const px_conf *c = conf_of(st);
@@ -328,6 +338,7 @@ const us_storage_backend us_posix_storage = {
     .name = "posix",
     .configure = px_configure,
     .prepare = px_prepare,
+    .local_dirs = px_local_dirs,
     .check = px_check,
     .recover = px_recover,
     .upload_create = px_upload_create,
