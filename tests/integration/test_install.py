@@ -65,7 +65,9 @@ def test_make_install_with_prefix_installs_working_files(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert re.fullmatch(r"usk_[A-Za-z0-9_-]{43}\n", out.stdout)
-    assert re.fullmatch(r"[0-9a-f]{64}:[0-9a-f-]{36}:Ada:Lovelace:team-a\n", keys.read_text())
+    # sha256:user_id:given:family:grants:label:created:expires (no label, no expiry)
+    assert re.fullmatch(r"[0-9a-f]{64}:[0-9a-f-]{36}:Ada:Lovelace:team-a::\d{8}T\d{6}Z:\n",
+                        keys.read_text())
     assert os.stat(keys).st_mode & 0o777 == 0o600
 
     # the man page renders, with the version, documenting every option
