@@ -54,6 +54,9 @@ def ops_server(make_server, **kwargs):
     access = os.path.join(s.dir, "access.log")
     s.extra += MPM + PAGES + ['LogFormat "%P %>s %m %U" pids', f'CustomLog "{access}" pids']
     s.access_log = access
+    # eight workers on purpose (the counters must add up across four
+    # children): eight parallel uploads plus a scrape can fill them all
+    s.expect_log(r"server reached MaxRequestWorkers setting", whole_life=True)
     s.start()
     return s
 
