@@ -1571,6 +1571,78 @@ static void sc_webhook_concurrent_claim(void **state)
     assert_int_equal(notfound, SC_THREADS - 1);
 }
 
+/* ---- workspaces ---------------------------------------------------------------- */
+
+/* A create makes the row once; get and list read it, by name. */
+static void sc_workspace_create_get_list(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    apr_array_header_t *rows, *names = apr_array_make(pool, 4, sizeof(const char *));
+    (void)state;
+    assert_int_equal(us_workspace_get(db, pool, "team-b", &w), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+
+    assert_int_equal(us_workspace_create(db, pool, "team-b", sc_uuid(pool, 4001), SC_T0), US_DB_OK);
+    assert_int_equal(us_workspace_create(db, pool, "team-a", sc_uuid(pool, 4002), SC_T0 + 1), US_DB_OK);
+    /* a second create of a name, whatever the id, changes nothing */
+    assert_int_equal(us_workspace_create(db, pool, "team-b", sc_uuid(pool, 4003), SC_T0 + 2),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_get(db, pool, "team-b", &w), US_DB_OK);
+    assert_string_equal(w.name, "team-b");
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4001));
+    assert_true(w.created_at == SC_T0);
+    /* names are compared exactly */
+    assert_int_equal(us_workspace_get(db, pool, "Team-b", &w), US_DB_NOTFOUND);
+
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).name, "team-a");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).workspace_id, sc_uuid(pool, 4002));
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace).name, "team-b");
+
+    /* by names: those that exist, in the order given */
+    APR_ARRAY_PUSH(names, const char *) = "team-b";
+    APR_ARRAY_PUSH(names, const char *) = "team-c";
+    APR_ARRAY_PUSH(names, const char *) = "team-a";
+    assert_int_equal(us_workspace_list(db, pool, names, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).name, "team-b");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace).name, "team-a");
+    apr_array_clear(names);
+    assert_int_equal(us_workspace_list(db, pool, names, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
+static void sc_workspace_create_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_results[i][0] = us_workspace_create(db, p, "ws-created", sc_uuid(p, 4100 + i), SC_T0);
+}
+
+/* Of concurrent creates of one name exactly one wins, and its id is kept. */
+static void sc_concurrent_workspace_create(void **state)
+{
+    int ok = 0, conflict = 0, winner = -1;
+    (void)state;
+    sc_run_threads(sc_workspace_create_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        if (sc_results[i][0] == US_DB_OK) {
+            ok++;
+            winner = i;
+        }
+        conflict += sc_results[i][0] == US_DB_CONFLICT;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(conflict, SC_THREADS - 1);
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    assert_int_equal(us_workspace_get(db, pool, "ws-created", &w), US_DB_OK);
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4100 + winner));
+    us_db_close(db);
+}
+
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -1606,6 +1678,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_events),
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_concurrent_claim),
+        SC_TEST(sc_workspace_create_get_list),
+        SC_TEST(sc_concurrent_workspace_create),
     };
     sc_target = target;
     return cmocka_run_group_tests_name(

@@ -159,6 +159,22 @@ static const char *const MIGRATION_4_TO_5[] = {
     NULL
 };
 
+/* Workspaces: a row per workspace that exists, created by the API
+ * (created = 1) or by its first data (created = 0); the names that hold
+ * data already get theirs here. */
+static const char *const MIGRATION_5_TO_6[] = {
+    "CREATE TABLE us_workspaces ("
+    " name TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " created INTEGER NOT NULL)",
+    "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+    " SELECT workspace, gen_random_uuid()::text, MIN(created_at), 0 FROM ("
+    "SELECT workspace, created_at FROM us_sessions WHERE status <> 'ABORTED'"
+    " UNION ALL SELECT workspace, created_at FROM us_files) d GROUP BY workspace",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -167,6 +183,7 @@ const char *const *us_pg_sql_migration(int from)
     case 2: return MIGRATION_2_TO_3;
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
+    case 5: return MIGRATION_5_TO_6;
     default: return NULL;
     }
 }
@@ -488,6 +505,13 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
         " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
         " WHERE id = %lld AND lease_owner = %s" },
+    [US_PG_WORKSPACE_CREATE] = { "us_pg_workspace_create",
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_PG_WORKSPACE_GET] = { "us_pg_workspace_get",
+        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
+    [US_PG_WORKSPACE_LIST] = { "us_pg_workspace_list",
+        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
     [US_PG_WEBHOOK_STATS] = { "us_pg_webhook_stats",
         /* one statement: one snapshot */
         "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"

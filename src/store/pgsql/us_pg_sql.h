@@ -8,7 +8,7 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 5
+#define US_PG_SCHEMA_VERSION 6
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -96,6 +96,9 @@ typedef enum {
     US_PG_WEBHOOK_DONE,
     US_PG_WEBHOOK_RETRY,
     US_PG_WEBHOOK_STATS,
+    US_PG_WORKSPACE_CREATE,
+    US_PG_WORKSPACE_GET,
+    US_PG_WORKSPACE_LIST,
     US_PG_NODE_CLAIM,
     US_PG_NODE_HOLDER,
     US_PG_NODE_HEARTBEAT,

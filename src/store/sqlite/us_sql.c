@@ -201,6 +201,30 @@ static const char *const MIGRATION_6_TO_7[] = {
     NULL
 };
 
+/* A random UUID (version 4) in SQL, for rows the migration makes (run
+ * as plain text, not a prepared statement: its % is SQL's). */
+#define SQL_UUID4                                                              \
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||"        \
+    " substr(hex(randomblob(2)), 2) || '-' ||"                                 \
+    " substr('89ab', 1 + (abs(random()) % 4), 1) ||"                          \
+    " substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+
+/* Workspaces: a row per workspace that exists, created by the API
+ * (created = 1) or by its first data (created = 0); the names that hold
+ * data already get theirs here. */
+static const char *const MIGRATION_7_TO_8[] = {
+    "CREATE TABLE us_workspaces ("
+    " name TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " created INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+    " SELECT workspace, " SQL_UUID4 ", MIN(created_at), 0 FROM ("
+    "SELECT workspace, created_at FROM us_sessions WHERE status <> 'ABORTED'"
+    " UNION ALL SELECT workspace, created_at FROM us_files) GROUP BY workspace",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -221,6 +245,7 @@ const char *const *us_sql_migration(int from)
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
     case 6: return MIGRATION_6_TO_7;
+    case 7: return MIGRATION_7_TO_8;
     default: return NULL;
     }
 }
@@ -471,6 +496,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
+    [US_STMT_WORKSPACE_CREATE] = { "us_workspace_create",
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_STMT_WORKSPACE_GET] = { "us_workspace_get",
+        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
+    [US_STMT_WORKSPACE_LIST] = { "us_workspace_list",
+        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
     [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_webhook_targets_clear",
         "DELETE FROM us_webhook_targets" },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",
