@@ -1616,6 +1616,44 @@ static void sc_workspace_create_get_list(void **state)
     us_db_close(db);
 }
 
+/* The first session or file of a workspace makes it exist: a create of it
+ * is then a conflict; data in a created workspace keeps its id. */
+static void sc_workspace_exists_with_data(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    apr_array_header_t *rows, *deleted;
+    us_session s = sc_session(sc_uuid(pool, 4201), "ws-sessions", "u42", SC_T0, 100);
+    us_session s2 = sc_session(sc_uuid(pool, 4202), "ws-made", "u42", SC_T0 + 5, 100);
+    us_workspace_file f = sc_workspace_file(4203, "a.txt", SC_T0 + 3);
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-files", &f, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-sessions", &w), US_DB_OK);
+    assert_int_equal(strlen(w.workspace_id), 36);
+    assert_true(w.created_at == SC_T0);
+    assert_int_equal(us_workspace_get(db, pool, "ws-files", &w), US_DB_OK);
+    assert_true(w.created_at == SC_T0 + 3);
+    assert_int_equal(us_workspace_create(db, pool, "ws-sessions", sc_uuid(pool, 4204), SC_T0 + 9),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_create(db, pool, "ws-files", sc_uuid(pool, 4205), SC_T0 + 9),
+                     US_DB_CONFLICT);
+
+    assert_int_equal(us_workspace_create(db, pool, "ws-made", sc_uuid(pool, 4206), SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &s2, 10, SC_T0 + 5), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-made", &w), US_DB_OK);
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4206));
+    assert_true(w.created_at == SC_T0);
+
+    /* a session refused by the open-session limit makes nothing */
+    us_session s3 = sc_session(sc_uuid(pool, 4207), "ws-refused", "u42", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s3, 2, SC_T0), US_DB_LIMIT);
+    assert_int_equal(us_workspace_get(db, pool, "ws-refused", &w), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 3);
+    us_db_close(db);
+}
+
 static void sc_workspace_create_work(us_db *db, apr_pool_t *p, int i)
 {
     sc_results[i][0] = us_workspace_create(db, p, "ws-created", sc_uuid(p, 4100 + i), SC_T0);
@@ -1679,6 +1717,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_concurrent_claim),
         SC_TEST(sc_workspace_create_get_list),
+        SC_TEST(sc_workspace_exists_with_data),
         SC_TEST(sc_concurrent_workspace_create),
     };
     sc_target = target;

@@ -508,6 +508,10 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_WORKSPACE_CREATE] = { "us_pg_workspace_create",
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_PG_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
+        /* the first data of a workspace makes its row */
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, gen_random_uuid()::text, %lld, 0) ON CONFLICT (name) DO NOTHING" },
     [US_PG_WORKSPACE_GET] = { "us_pg_workspace_get",
         "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
     [US_PG_WORKSPACE_LIST] = { "us_pg_workspace_list",

@@ -503,6 +503,17 @@ static void pg_clear_error(us_db *db)
 
 /* ---- sessions ------------------------------------------------------------------- */
 
+/* Makes the workspace's row unless it has one: in the transaction that
+ * writes its first data (docs/design-workspaces.md). */
+static us_db_rc workspace_ensure(us_pg_db *db, apr_pool_t *p, const char *workspace,
+                                 apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { workspace, &t };
+    int nrows = 0;
+    return pg_exec(db, p, US_PG_WORKSPACE_ENSURE, args, &nrows);
+}
+
 typedef struct {
     const us_session *s;
     int max_open;
@@ -526,7 +537,8 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
         return rc;
     if (nrows != 1)
         return US_DB_LIMIT;
-    return pg_exec(db, p, US_PG_SESSION_INSERT, args, &nrows);
+    rc = pg_exec(db, p, US_PG_SESSION_INSERT, args, &nrows);
+    return rc == US_DB_OK ? workspace_ensure(db, p, s->workspace, a->now) : rc;
 }
 
 static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
@@ -1304,6 +1316,8 @@ static us_db_rc file_add_body(us_pg_db *db, apr_pool_t *p, void *arg)
     if (rc == US_DB_OK)
         rc = insert_workspace_file(db, p, a->workspace, f->file_id, f->name, f->size, f->meta,
                                    f->created_at, NULL, f->characters);
+    if (rc == US_DB_OK)
+        rc = workspace_ensure(db, p, a->workspace, f->created_at);
     return rc;
 }
 

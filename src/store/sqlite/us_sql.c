@@ -201,12 +201,13 @@ static const char *const MIGRATION_6_TO_7[] = {
     NULL
 };
 
-/* A random UUID (version 4) in SQL, for rows the migration makes (run
- * as plain text, not a prepared statement: its % is SQL's). */
-#define SQL_UUID4                                                              \
+/* A random UUID (version 4) in SQL. MOD is the modulo operator as the
+ * text is run: "%" in a migration (plain text), "%%" in a prepared
+ * statement (apr_dbd reads % as a placeholder). */
+#define SQL_UUID4(MOD)                                                         \
     "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||"        \
     " substr(hex(randomblob(2)), 2) || '-' ||"                                 \
-    " substr('89ab', 1 + (abs(random()) % 4), 1) ||"                          \
+    " substr('89ab', 1 + (abs(random()) " MOD " 4), 1) ||"                     \
     " substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
 
 /* Workspaces: a row per workspace that exists, created by the API
@@ -219,7 +220,7 @@ static const char *const MIGRATION_7_TO_8[] = {
     " created_at BIGINT NOT NULL,"
     " created INTEGER NOT NULL) WITHOUT ROWID",
     "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
-    " SELECT workspace, " SQL_UUID4 ", MIN(created_at), 0 FROM ("
+    " SELECT workspace, " SQL_UUID4("%") ", MIN(created_at), 0 FROM ("
     "SELECT workspace, created_at FROM us_sessions WHERE status <> 'ABORTED'"
     " UNION ALL SELECT workspace, created_at FROM us_files) GROUP BY workspace",
     NULL
@@ -499,6 +500,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_CREATE] = { "us_workspace_create",
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_STMT_WORKSPACE_ENSURE] = { "us_workspace_ensure",
+        /* the first data of a workspace makes its row */
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, " SQL_UUID4("%%") ", %lld, 0) ON CONFLICT (name) DO NOTHING" },
     [US_STMT_WORKSPACE_GET] = { "us_workspace_get",
         "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
     [US_STMT_WORKSPACE_LIST] = { "us_workspace_list",

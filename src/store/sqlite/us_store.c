@@ -118,6 +118,24 @@ static us_db_rc select_one(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const
     return rc == US_DB_OK && n == 0 ? US_DB_NOTFOUND : rc;
 }
 
+static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                          int *nrows)
+{
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
+}
+
+/* Makes the workspace's row unless it has one: in the transaction that
+ * writes its first data (docs/design-workspaces.md). */
+static us_db_rc workspace_ensure(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                 apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { workspace, &t };
+    int nrows = 0;
+    return exec_stmt(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
+}
+
 static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now)
 {
@@ -130,7 +148,9 @@ static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_
                              db->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
         return us_db_fail(db, rc, "us_session_insert");
-    return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
+    if (nrows != 1)
+        return US_DB_LIMIT;
+    return workspace_ensure(db, p, s->workspace, now);
 }
 
 static int sq_worn_out(us_db *base)
@@ -208,13 +228,6 @@ static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr
     apr_int64_t t = now;
     const void *args[] = { &t, id };
     return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, row_to_session, out);
-}
-
-static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
-                          int *nrows)
-{
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
 static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
@@ -930,7 +943,8 @@ static us_db_rc workspace_file_add_body(us_sqlite_db *db, apr_pool_t *p, void *a
 {
     workspace_file_add_args *a = arg;
     apr_array_clear(a->deleted);
-    return workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    us_db_rc rc = workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    return rc == US_DB_OK ? workspace_ensure(db, p, a->workspace, a->f->created_at) : rc;
 }
 
 static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *workspace,
