@@ -457,6 +457,21 @@ us_db_rc us_workspace_get(us_db *db, apr_pool_t *p, const char *name, us_workspa
  * one snapshot. */
 us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
                            apr_array_header_t **rows);
+/* Deletes the workspace name and everything in it, in one change: its row,
+ * its files (their ids into the file trash, and into *file_ids: the caller
+ * deletes the bytes and hands the ids to us_file_trash_forget, as after
+ * us_workspace_files_delete), its sessions' uploads (the ids of those still
+ * PENDING into the trash too: an ingestion may have published them) and its
+ * webhook events; its sessions read as absent from then on, as after
+ * us_session_abort (open-session slots freed, a running ingestion's claim
+ * lost, a clear of the stored uploads queued as an ingest job). NOTFOUND
+ * when it has no row. Atomic against every write of the workspace: an
+ * upload commit or ingest batch after it finds its session gone (CONFLICT;
+ * a lost batch of a deleted session puts its published ids in the trash),
+ * a session or file added after it makes the workspace anew. Never touches
+ * another workspace. The name may be created again at once. */
+us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                             apr_array_header_t **file_ids);
 
 /* ---- webhook outbox ------------------------------------------------------------ */
 

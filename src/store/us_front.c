@@ -354,6 +354,12 @@ us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *n
     return db->backend->workspace_list(db, p, names, rows);
 }
 
+us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                             apr_array_header_t **file_ids)
+{
+    return db->backend->workspace_delete(db, p, name, now, file_ids);
+}
+
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
 {
     return db->backend->webhook_targets_set(db, p, urls);

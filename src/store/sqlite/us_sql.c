@@ -508,6 +508,38 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
     [US_STMT_WORKSPACE_LIST] = { "us_workspace_list",
         "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
+    /* us_workspace_delete, in this order in one write transaction
+     * (docs/design-workspaces.md) */
+    [US_STMT_WORKSPACE_DELETE_ROW] = { "us_workspace_delete_row",
+        "DELETE FROM us_workspaces WHERE name = %s" },
+    [US_STMT_WORKSPACE_TRASH_FILES] = { "us_workspace_trash_files",
+        "INSERT OR IGNORE INTO us_file_trash (file_id) SELECT file_id FROM us_files"
+        " WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_FILES_DROP] = { "us_workspace_files_drop",
+        "DELETE FROM us_files WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_TRASH_PENDING] = { "us_workspace_trash_pending",
+        /* an ingestion may have published these under their ids already
+         * and can no longer record them */
+        "INSERT OR IGNORE INTO us_file_trash (file_id) SELECT u.file_ingestion_id"
+        " FROM us_uploads u JOIN us_sessions s ON s.id = u.session_id"
+        " WHERE s.workspace = %s AND s." VISIBLE " AND u.is_meta = 0"
+        " AND u.ingestion_status = 'PENDING'" },
+    [US_STMT_WORKSPACE_UPLOADS_DROP] = { "us_workspace_uploads_drop",
+        "DELETE FROM us_uploads WHERE session_id IN (SELECT id FROM us_sessions"
+        " WHERE workspace = %s AND " VISIBLE ")" },
+    [US_STMT_WORKSPACE_OUTBOX_DROP] = { "us_workspace_outbox_drop",
+        "DELETE FROM us_webhook_outbox WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_SESSIONS_ABORT] = { "us_workspace_sessions_abort",
+        /* as us_session_abort, whatever the state: read as absent, a running
+         * claim lost, and a clear of the stored uploads queued unless the
+         * ingestion had done it (the open-session counter trigger frees the
+         * OPEN ones' slots) */
+        "UPDATE us_sessions SET status = 'ABORTED', closed_at = COALESCE(closed_at, %lld),"
+        " ingest_state = CASE WHEN ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
+        " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
+        " WHERE workspace = %s AND " VISIBLE },
+    [US_STMT_SESSION_IS_ABORTED] = { "us_session_is_aborted",
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'" },
     [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_webhook_targets_clear",
         "DELETE FROM us_webhook_targets" },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",

@@ -556,10 +556,35 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                                  r->characters);
 }
 
+/* A batch whose claim is lost: when its session was deleted with its
+ * workspace (ABORTED), nobody can record the files the batch published, so
+ * their ids go to the file trash and *lost is set (the change is kept, the
+ * caller answers CONFLICT); else CONFLICT at once (a takeover records them). */
+static us_db_rc trash_if_aborted(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
+                                 const apr_array_header_t *results, int *lost)
+{
+    int aborted = 0, nrows = 0;
+    const void *args[] = { s->id };
+    us_db_rc rc = select_each(db, p, US_STMT_SESSION_IS_ABORTED, args, NULL, NULL, &aborted);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!aborted)
+        return US_DB_CONFLICT;
+    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        if (!r->file_id)
+            continue;
+        const void *targs[] = { r->file_id };
+        rc = exec_stmt(db, p, US_STMT_FILE_TRASH_ADD, targs, &nrows);
+    }
+    *lost = 1;
+    return rc;
+}
+
 /* The body of us_ingest_apply, inside the write transaction. */
 static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                                    const apr_array_header_t *results, apr_time_t now,
-                                   apr_array_header_t *deleted)
+                                   apr_array_header_t *deleted, int *lost)
 {
     apr_int64_t finished = 0, failed = 0;
     int nrows = 0;
@@ -577,7 +602,7 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
         if (rc != US_DB_NOTFOUND)
             return rc;
         if (!held)
-            return US_DB_CONFLICT;
+            return trash_if_aborted(db, p, s, results, lost);
         rc = US_DB_OK;
     }
     for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
@@ -911,13 +936,15 @@ typedef struct {
     const apr_array_header_t *results;
     apr_time_t now;
     apr_array_header_t *deleted;
+    int lost;
 } apply_args;
 
 static us_db_rc apply_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
     apr_array_clear(a->deleted);
-    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted);
+    a->lost = 0;
+    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted, &a->lost);
 }
 
 static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
@@ -925,8 +952,10 @@ static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
                                 apr_array_header_t **deleted)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
+    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)), 0 };
     us_db_rc rc = us_write(db, p, apply_body, &a);
+    if (rc == US_DB_OK && a.lost)
+        rc = US_DB_CONFLICT;
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
@@ -1146,6 +1175,49 @@ static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_he
     return US_DB_OK;
 }
 
+typedef struct {
+    const char *name;
+    apr_time_t now;
+    apr_array_header_t *file_ids;
+} workspace_delete_args;
+
+/* docs/design-workspaces.md: under the write lock, so atomic against every
+ * other write of the workspace. */
+static us_db_rc workspace_delete_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    workspace_delete_args *a = arg;
+    apr_int64_t t = a->now;
+    const void *ws[] = { a->name };
+    const void *sessions_args[] = { &t, a->name };
+    int nrows = 0;
+    apr_array_clear(a->file_ids);
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_DELETE_ROW, ws, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0) /* data always has a row: nothing was there */
+        return US_DB_NOTFOUND;
+    if ((rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, ws, push_str, a->file_ids,
+                          NULL)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_TRASH_FILES, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILES_DROP, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_TRASH_PENDING, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_UPLOADS_DROP, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_OUTBOX_DROP, ws, &nrows)) != US_DB_OK)
+        return rc;
+    return exec_stmt(db, p, US_STMT_WORKSPACE_SESSIONS_ABORT, sessions_args, &nrows);
+}
+
+static us_db_rc sq_workspace_delete(us_db *base, apr_pool_t *p, const char *name, apr_time_t now,
+                                    apr_array_header_t **file_ids)
+{
+    workspace_delete_args a = { name, now, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = us_write(us_sqlite_of(base), p, workspace_delete_body, &a);
+    if (rc != US_DB_OK && rc != US_DB_NOT_DURABLE)
+        apr_array_clear(a.file_ids);
+    *file_ids = a.file_ids;
+    return rc;
+}
+
 /* ---- webhook outbox -------------------------------------------------------------- */
 
 static us_db_rc targets_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
@@ -1344,6 +1416,7 @@ const us_store_backend us_sqlite_backend = {
     .workspace_create = sq_workspace_create,
     .workspace_get = sq_workspace_get,
     .workspace_list = sq_workspace_list,
+    .workspace_delete = sq_workspace_delete,
     .webhook_targets_set = sq_webhook_targets_set,
     .webhook_claim = sq_webhook_claim,
     .webhook_delivered = sq_webhook_delivered,
