@@ -160,14 +160,15 @@ integration: all
 # (US_IT_STORAGE=s3; the one of scripts/with-radosgw.sh when it runs), and
 # the tests of the s3 storage itself
 S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
-            tests/integration/test_files.py tests/integration/test_storage_s3.py
+            tests/integration/test_files.py tests/integration/test_storage_s3.py \
+            tests/integration/test_workspaces.py
 integration-s3: all
 	US_IT_STORAGE=s3 $(PYTHON) -m pytest -q $(S3_TESTS) $(PYTEST_ARGS)
 
 # the store-dependent integration tests again, every server on a database of
 # its own on a private PostgreSQL (tests/us_testkit/pg.py)
 PGSQL_IT_FILES ?= test_lifecycle test_upload test_files test_ingest test_abort test_files_delete \
-                  test_files_meta test_metrics test_cursors test_webhooks
+                  test_files_meta test_metrics test_cursors test_webhooks test_workspaces
 integration-pgsql: all
 	US_IT_STORE=pgsql $(PYTHON) -m pytest -q $(PGSQL_IT_FILES:%=tests/integration/%.py) $(PYTEST_ARGS)
 

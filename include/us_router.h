@@ -20,6 +20,8 @@ typedef enum {
     US_ROUTE_FILE,           /* /workspaces/{ws}/files/{file_id} */
     US_ROUTE_FILE_META,      /* /workspaces/{ws}/files/{file_id}/meta */
     US_ROUTE_FILES_UPDATE_META, /* /workspaces/{ws}/files/update-meta */
+    US_ROUTE_WORKSPACES,     /* /workspaces */
+    US_ROUTE_WORKSPACE,      /* /workspaces/{ws} */
     US_ROUTE_HEALTH,         /* /health: no key, for load balancers */
     US_ROUTE_OPENAPI         /* /openapi.json: the OpenAPI document, no key */
 } us_route_id;

@@ -434,6 +434,45 @@ us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_heade
 /* Takes ids (const char *) out of the trash once their bytes are deleted. */
 us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 
+/* ---- workspaces (docs/design-workspaces.md) ------------------------------------ */
+
+/* A workspace that exists: created by us_workspace_create, or by the first
+ * session or file written to it. Keys grant names; a row grants nothing. */
+typedef struct {
+    const char *name;
+    const char *workspace_id;  /* canonical UUID */
+    apr_time_t created_at;
+} us_workspace;
+
+/* Creates the workspace name with this id; CONFLICT when it exists (created
+ * before, or holding data). One statement: of concurrent creates of a name
+ * exactly one gets US_DB_OK. */
+us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,
+                             const char *workspace_id, apr_time_t now);
+/* The workspace name, or NOTFOUND; a read of one row. */
+us_db_rc us_workspace_get(us_db *db, apr_pool_t *p, const char *name, us_workspace *out);
+/* rows (us_workspace): every workspace, by name, when names is NULL; else
+ * those of names (const char *) that exist, in the order of names (a name
+ * given twice is listed twice). A read: with names, one read per name, not
+ * one snapshot. */
+us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
+                           apr_array_header_t **rows);
+/* Deletes the workspace name and everything in it, in one change: its row,
+ * its files (their ids into the file trash, and into *file_ids: the caller
+ * deletes the bytes and hands the ids to us_file_trash_forget, as after
+ * us_workspace_files_delete), its sessions' uploads (the ids of those still
+ * PENDING into the trash too: an ingestion may have published them) and its
+ * webhook events; its sessions read as absent from then on, as after
+ * us_session_abort (open-session slots freed, a running ingestion's claim
+ * lost, a clear of the stored uploads queued as an ingest job). NOTFOUND
+ * when it has no row. Atomic against every write of the workspace: an
+ * upload commit or ingest batch after it finds its session gone (CONFLICT;
+ * a lost batch of a deleted session puts its published ids in the trash),
+ * a session or file added after it makes the workspace anew. Never touches
+ * another workspace. The name may be created again at once. */
+us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                             apr_array_header_t **file_ids);
+
 /* ---- webhook outbox ------------------------------------------------------------ */
 
 /* The URLs webhook events go to (const char *), kept in the store: the

@@ -108,6 +108,15 @@ struct us_store_backend {
     us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
     us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 
+    /* ---- workspaces */
+    us_db_rc (*workspace_create)(us_db *db, apr_pool_t *p, const char *name,
+                                 const char *workspace_id, apr_time_t now);
+    us_db_rc (*workspace_get)(us_db *db, apr_pool_t *p, const char *name, us_workspace *out);
+    us_db_rc (*workspace_list)(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
+                               apr_array_header_t **rows);
+    us_db_rc (*workspace_delete)(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                                 apr_array_header_t **file_ids);
+
     /* ---- webhook outbox */
     us_db_rc (*webhook_targets_set)(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
     us_db_rc (*webhook_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,

@@ -192,6 +192,13 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_log(cfg->log, US_LOG_WARN, srv, 1002, "ingest: session %s: making the published files "
                "durable failed", s->id);
     us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
+    if (rc == US_DB_CONFLICT) {
+        /* taken over, or deleted with its workspace (then the batch's ids
+         * are in the file trash) */
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost; the batch "
+               "is not recorded", s->id);
+        return -1;
+    }
     if (rc != US_DB_OK) {
         us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
               s->id, us_db_error(db));

@@ -24,6 +24,8 @@ static const route_def ROUTES[] = {
     { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD DELETE", "GET, HEAD, DELETE" },
     { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD PUT PATCH",
       "GET, HEAD, PUT, PATCH" },
+    { US_ROUTE_WORKSPACES, "workspaces", "GET HEAD POST", "GET, HEAD, POST" },
+    { US_ROUTE_WORKSPACE, "workspaces/{}", "GET HEAD DELETE", "GET, HEAD, DELETE" },
     { US_ROUTE_HEALTH, "health", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_OPENAPI, "openapi.json", "GET HEAD", "GET, HEAD" },
 };

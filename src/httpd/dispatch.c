@@ -19,8 +19,8 @@
 
 APLOG_USE_MODULE(upload_session);
 
-/* Bearer key -> user; answers 401/403/404 itself (returns non-DECLINED). */
-static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_key **key)
+/* Bearer key -> user; answers 401 itself (returns non-DECLINED). */
+static int authenticate(request_rec *r, us_srv_conf *c, const us_key **key)
 {
     const char *token = us_bearer_token(r->pool, apr_table_get(r->headers_in, "Authorization"));
     if (!token) {
@@ -48,11 +48,20 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
     /* the access log's %u */
     r->user = apr_pstrdup(r->pool, (*key)->user_id);
     r->ap_auth_type = "Bearer";
+    return DECLINED;
+}
+
+/* authenticate, then the workspace of the path: 404 for a name that
+ * cannot be one, 403 when the key is not granted it. */
+static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_key **key)
+{
+    int rc = authenticate(r, c, key);
+    if (rc != DECLINED)
+        return rc;
     if (!us_workspace_name_valid(ws))
         return us_send_detail(r, HTTP_NOT_FOUND, "Workspace not found");
     if (!us_key_grants(*key, ws))
-        return us_send_detail(r, HTTP_FORBIDDEN,
-                           apr_psprintf(r->pool, "You don't have access to the workspace '%s'.", ws));
+        return us_send_not_granted(r, ws);
     return DECLINED;
 }
 
@@ -75,6 +84,12 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
         return us_api_openapi(r); /* public, as FastAPI's /openapi.json */
     if (route->id == US_ROUTE_UPLOAD_TARGET)
         return us_upload_handle(r, c, route->session_id); /* the signed policy authorises */
+    if (route->id == US_ROUTE_WORKSPACES) { /* the name, if any, is in the body */
+        if ((rc = authenticate(r, c, &key)) != DECLINED)
+            return rc;
+        return r->method_number == M_POST ? us_api_workspace_create(r, c, key)
+                                          : us_api_workspaces_list(r, c, key);
+    }
     if ((rc = authorize(r, c, route->workspace, &key)) != DECLINED)
         return rc;
 
@@ -103,6 +118,9 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
             return us_api_file_meta_set(r, c, route->workspace, route->file_id,
                                         r->method_number == M_PATCH);
         return us_api_file_get(r, c, route->workspace, route->file_id, 1);
+    case US_ROUTE_WORKSPACE:
+        return r->method_number == M_DELETE ? us_api_workspace_delete(r, c, route->workspace)
+                                            : us_api_workspace_get(r, c, route->workspace);
     case US_ROUTE_FILES_UPDATE_META:
         return us_api_files_update_meta(r, c, route->workspace);
     default:

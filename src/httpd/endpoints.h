@@ -28,6 +28,13 @@ int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const c
                          int merge);
 int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws);
 
+/* workspaces (us_workspaces.c); the list and the create check the key's
+ * grants themselves */
+int us_api_workspace_create(request_rec *r, us_srv_conf *c, const us_key *key);
+int us_api_workspaces_list(request_rec *r, us_srv_conf *c, const us_key *key);
+int us_api_workspace_get(request_rec *r, us_srv_conf *c, const char *ws);
+int us_api_workspace_delete(request_rec *r, us_srv_conf *c, const char *ws);
+
 /* GET /api/v1/health (us_health.c): no key; 200 when the store and the
  * storage answer, else 503. */
 int us_api_health(request_rec *r, us_srv_conf *c);

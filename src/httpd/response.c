@@ -57,6 +57,12 @@ int us_send_detail(request_rec *r, int status, const char *detail)
     return us_send_json(r, status, json_pack("{s:s}", "detail", detail));
 }
 
+int us_send_not_granted(request_rec *r, const char *ws)
+{
+    return us_send_detail(r, HTTP_FORBIDDEN,
+                          apr_psprintf(r->pool, "You don't have access to the workspace '%s'.", ws));
+}
+
 int us_send_422(request_rec *r, json_t *errs)
 {
     return us_send_json(r, HTTP_UNPROCESSABLE_ENTITY, json_pack("{s:O}", "detail", errs));

@@ -15,6 +15,8 @@ int us_send_json(request_rec *r, int status, json_t *body);
 int us_send_json_writer(request_rec *r, int status, us_json_writer *w);
 /* {"detail": "..."} */
 int us_send_detail(request_rec *r, int status, const char *detail);
+/* 403 {"detail": "You don't have access to the workspace '<ws>'."} */
+int us_send_not_granted(request_rec *r, const char *ws);
 /* 422 {"detail": errs}; errs is borrowed. */
 int us_send_422(request_rec *r, json_t *errs);
 /* busy -> 503 + Retry-After, else 500 (logged). */

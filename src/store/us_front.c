@@ -337,6 +337,29 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
     return db->backend->file_trash_forget(db, p, ids);
 }
 
+us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,
+                             const char *workspace_id, apr_time_t now)
+{
+    return db->backend->workspace_create(db, p, name, workspace_id, now);
+}
+
+us_db_rc us_workspace_get(us_db *db, apr_pool_t *p, const char *name, us_workspace *out)
+{
+    return db->backend->workspace_get(db, p, name, out);
+}
+
+us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
+                           apr_array_header_t **rows)
+{
+    return db->backend->workspace_list(db, p, names, rows);
+}
+
+us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                             apr_array_header_t **file_ids)
+{
+    return db->backend->workspace_delete(db, p, name, now, file_ids);
+}
+
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
 {
     return db->backend->webhook_targets_set(db, p, urls);

@@ -1571,6 +1571,308 @@ static void sc_webhook_concurrent_claim(void **state)
     assert_int_equal(notfound, SC_THREADS - 1);
 }
 
+/* ---- workspaces ---------------------------------------------------------------- */
+
+/* A create makes the row once; get and list read it, by name. */
+static void sc_workspace_create_get_list(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    apr_array_header_t *rows, *names = apr_array_make(pool, 4, sizeof(const char *));
+    (void)state;
+    assert_int_equal(us_workspace_get(db, pool, "team-b", &w), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+
+    assert_int_equal(us_workspace_create(db, pool, "team-b", sc_uuid(pool, 4001), SC_T0), US_DB_OK);
+    assert_int_equal(us_workspace_create(db, pool, "team-a", sc_uuid(pool, 4002), SC_T0 + 1), US_DB_OK);
+    /* a second create of a name, whatever the id, changes nothing */
+    assert_int_equal(us_workspace_create(db, pool, "team-b", sc_uuid(pool, 4003), SC_T0 + 2),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_get(db, pool, "team-b", &w), US_DB_OK);
+    assert_string_equal(w.name, "team-b");
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4001));
+    assert_true(w.created_at == SC_T0);
+    /* names are compared exactly */
+    assert_int_equal(us_workspace_get(db, pool, "Team-b", &w), US_DB_NOTFOUND);
+
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).name, "team-a");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).workspace_id, sc_uuid(pool, 4002));
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace).name, "team-b");
+
+    /* by names: those that exist, in the order given */
+    APR_ARRAY_PUSH(names, const char *) = "team-b";
+    APR_ARRAY_PUSH(names, const char *) = "team-c";
+    APR_ARRAY_PUSH(names, const char *) = "team-a";
+    assert_int_equal(us_workspace_list(db, pool, names, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace).name, "team-b");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace).name, "team-a");
+    apr_array_clear(names);
+    assert_int_equal(us_workspace_list(db, pool, names, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
+/* The first session or file of a workspace makes it exist: a create of it
+ * is then a conflict; data in a created workspace keeps its id. */
+static void sc_workspace_exists_with_data(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    apr_array_header_t *rows, *deleted;
+    us_session s = sc_session(sc_uuid(pool, 4201), "ws-sessions", "u42", SC_T0, 100);
+    us_session s2 = sc_session(sc_uuid(pool, 4202), "ws-made", "u42", SC_T0 + 5, 100);
+    us_workspace_file f = sc_workspace_file(4203, "a.txt", SC_T0 + 3);
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-files", &f, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-sessions", &w), US_DB_OK);
+    assert_int_equal(strlen(w.workspace_id), 36);
+    assert_true(w.created_at == SC_T0);
+    assert_int_equal(us_workspace_get(db, pool, "ws-files", &w), US_DB_OK);
+    assert_true(w.created_at == SC_T0 + 3);
+    assert_int_equal(us_workspace_create(db, pool, "ws-sessions", sc_uuid(pool, 4204), SC_T0 + 9),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_workspace_create(db, pool, "ws-files", sc_uuid(pool, 4205), SC_T0 + 9),
+                     US_DB_CONFLICT);
+
+    assert_int_equal(us_workspace_create(db, pool, "ws-made", sc_uuid(pool, 4206), SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &s2, 10, SC_T0 + 5), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-made", &w), US_DB_OK);
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4206));
+    assert_true(w.created_at == SC_T0);
+
+    /* a session refused by the open-session limit makes nothing */
+    us_session s3 = sc_session(sc_uuid(pool, 4207), "ws-refused", "u42", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s3, 2, SC_T0), US_DB_LIMIT);
+    assert_int_equal(us_workspace_get(db, pool, "ws-refused", &w), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 3);
+    us_db_close(db);
+}
+
+static void sc_workspace_create_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_results[i][0] = us_workspace_create(db, p, "ws-created", sc_uuid(p, 4100 + i), SC_T0);
+}
+
+/* Of concurrent creates of one name exactly one wins, and its id is kept. */
+static void sc_concurrent_workspace_create(void **state)
+{
+    int ok = 0, conflict = 0, winner = -1;
+    (void)state;
+    sc_run_threads(sc_workspace_create_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        if (sc_results[i][0] == US_DB_OK) {
+            ok++;
+            winner = i;
+        }
+        conflict += sc_results[i][0] == US_DB_CONFLICT;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(conflict, SC_THREADS - 1);
+    us_db *db = sc_open(pool);
+    us_workspace w;
+    assert_int_equal(us_workspace_get(db, pool, "ws-created", &w), US_DB_OK);
+    assert_string_equal(w.workspace_id, sc_uuid(pool, 4100 + winner));
+    us_db_close(db);
+}
+
+/* 1 when ids (const char *) holds id. */
+static int sc_has(const apr_array_header_t *ids, const char *id)
+{
+    for (int i = 0; i < ids->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(ids, i, const char *), id) == 0)
+            return 1;
+    return 0;
+}
+
+/* A delete takes the workspace's row, sessions, uploads and files in one
+ * change, trashes the files' ids and the pending uploads' ids, frees the
+ * open-session slots, fences a running ingestion, queues the clears of the
+ * sessions' uploads and touches no other workspace. */
+static void sc_workspace_delete(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *ids, *trash, *rows, *pending, *results, *deleted;
+    us_session open_s = sc_session(sc_uuid(pool, 5001), "ws-del", "u-del", SC_T0, 100), got, ing;
+    us_session keep_s = sc_session(sc_uuid(pool, 5002), "ws-keep", "u-keep", SC_T0, 100);
+    us_session again = sc_session(sc_uuid(pool, 5003), "ws-other", "u-del", SC_T0, 100);
+    us_workspace_file f = sc_workspace_file(5004, "a.txt", SC_T0 + 1);
+    us_workspace_file kf = sc_workspace_file(5005, "a.txt", SC_T0 + 1);
+    us_workspace w, w2;
+    long long total = -1;
+    const char *old;
+    (void)state;
+    assert_int_equal(us_workspace_delete(db, pool, "ws-del", SC_T0, &ids), US_DB_NOTFOUND);
+    assert_int_equal(ids->nelts, 0);
+    assert_int_equal(us_session_insert(db, pool, &open_s, 1, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, open_s.id, "o.txt", 11, &old), US_DB_OK);
+    assert_int_equal(sc_upload(db, open_s.id, "o.txt.meta.json", 12, &old), US_DB_OK);
+    /* a closed session whose ingestion is running */
+    const char *closed_id = sc_queued(db, 5010, "ws-del", 0, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &ing), US_DB_OK);
+    assert_string_equal(ing.id, closed_id);
+    assert_int_equal(us_ingest_pending(db, pool, closed_id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 1);
+    const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-del", &f, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &keep_s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, keep_s.id, "k.txt", 13, &old), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-keep", &kf, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-del", &w), US_DB_OK);
+    /* the user's one open-session slot is taken */
+    assert_int_equal(us_session_insert(db, pool, &again, 1, SC_T0), US_DB_LIMIT);
+
+    assert_int_equal(us_workspace_delete(db, pool, "ws-del", SC_T0 + 2, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), f.file_id);
+    assert_int_equal(us_file_trash_list(db, pool, 100, &trash), US_DB_OK);
+    /* (sc_upload records every name as a raw file) */
+    assert_int_equal(trash->nelts, 4);
+    assert_true(sc_has(trash, f.file_id));
+    assert_true(sc_has(trash, pa->file_ingestion_id));
+    assert_true(sc_has(trash, sc_uuid(pool, 900000 + 11))); /* o.txt, pending too */
+    assert_true(sc_has(trash, sc_uuid(pool, 900000 + 12)));
+    assert_int_equal(us_file_trash_forget(db, pool, trash), US_DB_OK);
+
+    /* gone for every reader */
+    assert_int_equal(us_workspace_get(db, pool, "ws-del", &w2), US_DB_NOTFOUND);
+    assert_int_equal(us_session_get(db, pool, "ws-del", open_s.id, SC_T0 + 3, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_session_by_id(db, pool, closed_id, SC_T0 + 3, &got), US_DB_NOTFOUND);
+    assert_int_equal(sc_session_list(db, "ws-del", -1, 10, 0, SC_T0 + 3, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(sc_session_list(db, "ws-del", 1, 10, 0, SC_T0 + SC_SEC(500), &rows, &total),
+                     US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(sc_files_list(db, open_s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    us_workspace_file gotf;
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-del", f.file_id, &gotf), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-del",
+        &(us_workspace_file_query){ .name_part = "", .limit = 5 }, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    /* the open session's policy stops working; the slot is free */
+    assert_int_equal(sc_upload(db, open_s.id, "late.txt", 14, &old), US_DB_CONFLICT);
+    assert_int_equal(us_session_close(db, pool, "ws-del", open_s.id, SC_T0 + 3), US_DB_NOTFOUND);
+    assert_int_equal(us_session_insert(db, pool, &again, 1, SC_T0 + 3), US_DB_OK);
+    /* the running batch is fenced; its published id goes to the trash */
+    results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pa->name, pa->file_ingestion_id);
+    assert_int_equal(us_ingest_apply(db, pool, &ing, results, SC_T0 + SC_SEC(11), &deleted),
+                     US_DB_CONFLICT);
+    assert_int_equal(deleted->nelts, 0);
+    assert_int_equal(us_workspace_file_ids_by_name(db, pool, "ws-del", pa->name, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    assert_int_equal(us_file_trash_list(db, pool, 100, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(trash, 0, const char *), pa->file_ingestion_id);
+    assert_int_equal(us_ingest_heartbeat(db, pool, closed_id, "w1", SC_T0 + SC_SEC(11)),
+                     US_DB_CONFLICT);
+    /* the clears of both sessions' uploads are ingest jobs with nothing pending */
+    for (int i = 0; i < 2; i++) {
+        us_session c;
+        assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(12), SC_T0, &c), US_DB_OK);
+        assert_true(strcmp(c.id, open_s.id) == 0 || strcmp(c.id, closed_id) == 0);
+        assert_int_equal(us_ingest_pending(db, pool, c.id, 10, &pending), US_DB_OK);
+        assert_int_equal(pending->nelts, 0);
+        assert_int_equal(us_ingest_done(db, pool, c.id, "w2"), US_DB_OK);
+    }
+    us_session none;
+    assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(12), SC_T0, &none), US_DB_NOTFOUND);
+
+    /* the other workspace is whole */
+    assert_int_equal(us_workspace_get(db, pool, "ws-keep", &w2), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-keep", keep_s.id, SC_T0 + 3, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, 1);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-keep", kf.file_id, &gotf), US_DB_OK);
+    assert_int_equal(sc_files_list(db, keep_s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+
+    /* a second delete finds nothing; the name is free at once, with a new id */
+    assert_int_equal(us_workspace_delete(db, pool, "ws-del", SC_T0 + 4, &ids), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_create(db, pool, "ws-del", sc_uuid(pool, 5020), SC_T0 + 5), US_DB_OK);
+    assert_int_equal(us_workspace_get(db, pool, "ws-del", &w2), US_DB_OK);
+    assert_string_equal(w2.workspace_id, sc_uuid(pool, 5020));
+    assert_string_not_equal(w2.workspace_id, w.workspace_id);
+    assert_int_equal(sc_session_list(db, "ws-del", -1, 10, 0, SC_T0 + 5, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    /* an empty created workspace is deleted too */
+    assert_int_equal(us_workspace_delete(db, pool, "ws-del", SC_T0 + 6, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 0);
+    us_db_close(db);
+}
+
+static void sc_delete_vs_writes_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    apr_array_header_t *deleted, *ids;
+    if (i == SC_THREADS - 1) {
+        apr_sleep(2000);
+        sc_results[i][0] = us_workspace_delete(db, p, "ws-race4", SC_T0 + 1, &ids);
+        return;
+    }
+    for (int k = 0; k < 5; k++) {
+        us_db_rc rc;
+        if (i % 2) {
+            us_upload_record u;
+            memset(&u, 0, sizeof(u));
+            u.session_id = sc_uuid(p, 5100);
+            u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+            u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+            u.sha256 = "00";
+            u.file_ingestion_id = sc_uuid(p, 5200 + i * 10 + k);
+            u.size = 1;
+            u.uploaded_at = SC_T0;
+            rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        }
+        else {
+            us_workspace_file f;
+            memset(&f, 0, sizeof(f));
+            f.file_id = sc_uuid(p, 5400 + i * 10 + k);
+            f.name = apr_psprintf(p, "d%d-%d.txt", i, k);
+            f.size = 1;
+            f.created_at = SC_T0;
+            f.characters = -1;
+            rc = us_workspace_file_add(db, p, "ws-race4", &f, "KEEP", &deleted);
+        }
+        sc_results[i][rc == US_DB_OK ? 1 : rc == US_DB_CONFLICT ? 2 : 3]++;
+    }
+}
+
+/* A delete racing uploads and direct adds: each upload is committed (and
+ * gone with the session) or refused; a direct add after it makes the
+ * workspace anew, so a workspace with files always has its row. */
+static void sc_workspace_delete_vs_writes(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 5100), "ws-race4", "u-race4", SC_T0, 100), got;
+    apr_array_header_t *rows;
+    long long total = -1;
+    us_workspace w;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_delete_vs_writes_work);
+    assert_int_equal(sc_results[SC_THREADS - 1][0], US_DB_OK);
+    for (int i = 0; i < SC_THREADS - 1; i++) {
+        assert_int_equal(sc_results[i][3], 0);
+        assert_int_equal(sc_results[i][1] + sc_results[i][2], 5);
+        if (i % 2 == 0)
+            assert_int_equal(sc_results[i][1], 5);
+    }
+    assert_int_equal(us_session_get(db, pool, "ws-race4", s.id, SC_T0, &got), US_DB_NOTFOUND);
+    assert_int_equal(sc_files_list(db, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-race4",
+        &(us_workspace_file_query){ .name_part = "", .limit = 100 }, &rows, &total), US_DB_OK);
+    if (total > 0)
+        assert_int_equal(us_workspace_get(db, pool, "ws-race4", &w), US_DB_OK);
+    us_db_close(db);
+}
+
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -1606,6 +1908,11 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_events),
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_concurrent_claim),
+        SC_TEST(sc_workspace_create_get_list),
+        SC_TEST(sc_workspace_exists_with_data),
+        SC_TEST(sc_concurrent_workspace_create),
+        SC_TEST(sc_workspace_delete),
+        SC_TEST(sc_workspace_delete_vs_writes),
     };
     sc_target = target;
     return cmocka_run_group_tests_name(

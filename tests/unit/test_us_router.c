@@ -63,6 +63,21 @@ static void test_sessions_routes(void **state)
     route("/api/v1/openapi", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
 
+    route("/api/v1/workspaces", "POST", &r);
+    assert_int_equal(r.id, US_ROUTE_WORKSPACES);
+    assert_true(r.method_allowed);
+    assert_null(r.workspace);
+    route("/api/v1/workspaces", "DELETE", &r);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD, POST");
+    route("/api/v1/workspaces/ws1", "DELETE", &r);
+    assert_int_equal(r.id, US_ROUTE_WORKSPACE);
+    assert_true(r.method_allowed);
+    assert_string_equal(r.workspace, "ws1");
+    route("/api/v1/workspaces/ws1", "POST", &r);
+    assert_false(r.method_allowed);
+    assert_string_equal(r.allow, "GET, HEAD, DELETE");
+
     route("/api/v1/upload_target/xyz", "POST", &r);
     assert_int_equal(r.id, US_ROUTE_UPLOAD_TARGET);
     assert_string_equal(r.session_id, "xyz");
@@ -109,7 +124,7 @@ static void test_method_not_allowed(void **state)
 static void test_not_found_and_not_ours(void **state)
 {
     static const char *const not_found[] = {
-        "/api/v1", "/api/v1/", "/api/v1/workspaces", "/api/v1/workspaces/ws",
+        "/api/v1", "/api/v1/", "/api/v1/workspaces/", "/api/v1/workspaces/ws/",
         "/api/v1/workspaces/ws/upload_sessions/", "/api/v1/workspaces//upload_sessions",
         "/api/v1/workspaces/ws/upload_sessions/a/b", "/api/v1/nope",
         "/api/v1/workspaces/ws/upload_sessions/a/files/x/y/z/w/v",

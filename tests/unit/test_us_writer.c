@@ -264,6 +264,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "ALTER TABLE us_files DROP COLUMN characters", "DROP TABLE us_file_trash", /* 5 -> 6 */
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
+        "DROP TABLE us_workspaces", /* 7 -> 8 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)
@@ -273,6 +274,17 @@ static void test_migration_counts_existing_sessions(void **state)
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
     assert_int_equal(counter(db, "u4"), 2);
+    /* the workspace holding those sessions gets its row, with a UUID v4 */
+    us_workspace w;
+    assert_int_equal(us_workspace_get(db, pool, "ws", &w), US_DB_OK);
+    assert_int_equal(strlen(w.workspace_id), 36);
+    for (int i = 0; i < 36; i++)
+        assert_non_null(strchr(i == 8 || i == 13 || i == 18 || i == 23 ? "-" : "0123456789abcdef",
+                               w.workspace_id[i]));
+    assert_int_equal(w.workspace_id[14], '4');
+    assert_non_null(strchr("89ab", w.workspace_id[19]));
+    assert_int_equal(us_workspace_create(db, pool, "ws", "00000000-0000-4000-8000-000000000001", T0),
+                     US_DB_CONFLICT);
     us_db_close(db);
 }
 

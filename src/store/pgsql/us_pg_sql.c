@@ -159,6 +159,22 @@ static const char *const MIGRATION_4_TO_5[] = {
     NULL
 };
 
+/* Workspaces: a row per workspace that exists, created by the API
+ * (created = 1) or by its first data (created = 0); the names that hold
+ * data already get theirs here. */
+static const char *const MIGRATION_5_TO_6[] = {
+    "CREATE TABLE us_workspaces ("
+    " name TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " created INTEGER NOT NULL)",
+    "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+    " SELECT workspace, gen_random_uuid()::text, MIN(created_at), 0 FROM ("
+    "SELECT workspace, created_at FROM us_sessions WHERE status <> 'ABORTED'"
+    " UNION ALL SELECT workspace, created_at FROM us_files) d GROUP BY workspace",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -167,6 +183,7 @@ const char *const *us_pg_sql_migration(int from)
     case 2: return MIGRATION_2_TO_3;
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
+    case 5: return MIGRATION_5_TO_6;
     default: return NULL;
     }
 }
@@ -488,6 +505,66 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
         " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
         " WHERE id = %lld AND lease_owner = %s" },
+    [US_PG_WORKSPACE_CREATE] = { "us_pg_workspace_create",
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_PG_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
+        /* the first data of a workspace makes its row */
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, gen_random_uuid()::text, %lld, 0) ON CONFLICT (name) DO NOTHING" },
+    [US_PG_WORKSPACE_GET] = { "us_pg_workspace_get",
+        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
+    [US_PG_WORKSPACE_LIST] = { "us_pg_workspace_list",
+        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
+    [US_PG_WORKSPACE_LOCK_SHARED] = { "us_pg_workspace_lock_shared",
+        /* writers that add data to a workspace do not wait for one another,
+         * only for its delete */
+        "SELECT 1 FROM (SELECT pg_advisory_xact_lock_shared(" US_PG_LOCK_WORKSPACE_CLASS
+        ", hashtext(%s))) l" },
+    [US_PG_WORKSPACE_LOCK] = { "us_pg_workspace_lock",
+        "SELECT 1 FROM (SELECT pg_advisory_xact_lock(" US_PG_LOCK_WORKSPACE_CLASS
+        ", hashtext(%s))) l" },
+    /* us_workspace_delete, after US_PG_WORKSPACE_LOCK, in this order: the
+     * sessions' rows first (an upload commit or ingest batch holding one
+     * is waited for), then the rest, each statement seeing what they
+     * committed */
+    [US_PG_WORKSPACE_DELETE_ROW] = { "us_pg_workspace_delete_row",
+        "DELETE FROM us_workspaces WHERE name = %s" },
+    [US_PG_WORKSPACE_SESSIONS_ABORT] = { "us_pg_workspace_sessions_abort",
+        /* as US_PG_SESSION_ABORT, whatever the state: read as absent, a
+         * running claim lost, a clear of the stored uploads queued unless
+         * the ingestion had done it, the OPEN ones' slots freed */
+        "WITH c AS (UPDATE us_sessions s SET status = 'ABORTED',"
+        " closed_at = COALESCE(s.closed_at, %lld),"
+        " ingest_state = CASE WHEN s.ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
+        " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
+        " FROM (SELECT id, status AS was FROM us_sessions WHERE workspace = %s AND " VISIBLE
+        " FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
+        " d AS (UPDATE us_user_open u SET n = u.n - k.n"
+        " FROM (SELECT user_id, COUNT(*) AS n FROM c WHERE was = 'OPEN' GROUP BY user_id) k"
+        " WHERE u.user_id = k.user_id RETURNING 1)"
+        " SELECT COUNT(*) FROM c" },
+    [US_PG_WORKSPACE_FILES_DROP] = { "us_pg_workspace_files_drop",
+        "WITH d AS (DELETE FROM us_files WHERE workspace = %s RETURNING file_id),"
+        " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
+        " ON CONFLICT (file_id) DO NOTHING)"
+        " SELECT file_id FROM d" },
+    [US_PG_WORKSPACE_TRASH_PENDING] = { "us_pg_workspace_trash_pending",
+        /* an ingestion may have published these under their ids already
+         * and can no longer record them (sessions ABORTED just before) */
+        "INSERT INTO us_file_trash (file_id) SELECT u.file_ingestion_id"
+        " FROM us_uploads u JOIN us_sessions s ON s.id = u.session_id"
+        " WHERE s.workspace = %s AND u.is_meta = 0 AND u.ingestion_status = 'PENDING'"
+        " ON CONFLICT (file_id) DO NOTHING" },
+    [US_PG_WORKSPACE_UPLOADS_DROP] = { "us_pg_workspace_uploads_drop",
+        "DELETE FROM us_uploads WHERE session_id IN (SELECT id FROM us_sessions"
+        " WHERE workspace = %s)" },
+    [US_PG_WORKSPACE_OUTBOX_DROP] = { "us_pg_workspace_outbox_drop",
+        "DELETE FROM us_webhook_outbox WHERE workspace = %s" },
+    [US_PG_SESSION_IS_ABORTED] = { "us_pg_session_is_aborted",
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'" },
+    [US_PG_FILE_TRASH_ADD] = { "us_pg_file_trash_add",
+        "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
     [US_PG_WEBHOOK_STATS] = { "us_pg_webhook_stats",
         /* one statement: one snapshot */
         "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"

@@ -8,12 +8,15 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 5
+#define US_PG_SCHEMA_VERSION 6
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
 #define US_PG_LOCK_SWEEP "2, 0"
 #define US_PG_LOCK_TURN_CLASS "3" /* object: hashtext(workspace) */
+/* object: hashtext(workspace); shared by writers adding data, exclusive for
+ * its delete */
+#define US_PG_LOCK_WORKSPACE_CLASS "4"
 
 /* Statements that bring a schema at version `from` to version from+1;
  * NULL-terminated; NULL when from >= US_PG_SCHEMA_VERSION. */
@@ -96,9 +99,24 @@ typedef enum {
     US_PG_WEBHOOK_DONE,
     US_PG_WEBHOOK_RETRY,
     US_PG_WEBHOOK_STATS,
+    US_PG_WORKSPACE_CREATE,
+    US_PG_WORKSPACE_ENSURE,
+    US_PG_WORKSPACE_GET,
+    US_PG_WORKSPACE_LIST,
     US_PG_NODE_CLAIM,
     US_PG_NODE_HOLDER,
     US_PG_NODE_HEARTBEAT,
+    /* us_workspace_delete */
+    US_PG_WORKSPACE_LOCK_SHARED,
+    US_PG_WORKSPACE_LOCK,
+    US_PG_WORKSPACE_DELETE_ROW,
+    US_PG_WORKSPACE_SESSIONS_ABORT,
+    US_PG_WORKSPACE_FILES_DROP,
+    US_PG_WORKSPACE_TRASH_PENDING,
+    US_PG_WORKSPACE_UPLOADS_DROP,
+    US_PG_WORKSPACE_OUTBOX_DROP,
+    US_PG_SESSION_IS_ABORTED,
+    US_PG_FILE_TRASH_ADD,
     US_PG__COUNT
 } us_pg_stmt_id;
 

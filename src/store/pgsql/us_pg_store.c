@@ -503,6 +503,26 @@ static void pg_clear_error(us_db *db)
 
 /* ---- sessions ------------------------------------------------------------------- */
 
+/* Makes the workspace's row unless it has one: in the transaction that
+ * writes its first data (docs/design-workspaces.md). */
+static us_db_rc workspace_ensure(us_pg_db *db, apr_pool_t *p, const char *workspace,
+                                 apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { workspace, &t };
+    int nrows = 0;
+    return pg_exec(db, p, US_PG_WORKSPACE_ENSURE, args, &nrows);
+}
+
+/* The shared workspace lock: a delete of the workspace waits for this
+ * transaction, or it for the delete (docs/design-workspaces.md). */
+static us_db_rc workspace_lock_shared(us_pg_db *db, apr_pool_t *p, const char *workspace)
+{
+    long long one = 0;
+    const void *args[] = { workspace };
+    return select_ll(db, p, US_PG_WORKSPACE_LOCK_SHARED, args, &one, NULL);
+}
+
 typedef struct {
     const us_session *s;
     int max_open;
@@ -519,14 +539,17 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
                            s->write_mode, &parallel, &created, &expires };
-    us_db_rc rc = pg_exec(db, p, US_PG_USER_OPEN_LOCK, lock_args, &nrows);
+    us_db_rc rc = workspace_lock_shared(db, p, s->workspace);
+    if (rc == US_DB_OK)
+        rc = pg_exec(db, p, US_PG_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_PG_USER_OPEN_TAKE, take_args, &nrows);
     if (rc != US_DB_OK)
         return rc;
     if (nrows != 1)
         return US_DB_LIMIT;
-    return pg_exec(db, p, US_PG_SESSION_INSERT, args, &nrows);
+    rc = pg_exec(db, p, US_PG_SESSION_INSERT, args, &nrows);
+    return rc == US_DB_OK ? workspace_ensure(db, p, s->workspace, a->now) : rc;
 }
 
 static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
@@ -1081,11 +1104,39 @@ typedef struct {
     const apr_array_header_t *results;
     apr_time_t now;
     apr_array_header_t *deleted;
+    int lost;
 } apply_args;
+
+/* A batch whose claim is lost: when its session was deleted with its
+ * workspace (ABORTED), nobody can record the files the batch published, so
+ * their ids go to the file trash and *lost is set (the change is kept, the
+ * caller answers CONFLICT); else CONFLICT at once (a takeover records them). */
+static us_db_rc trash_if_aborted(us_pg_db *db, apr_pool_t *p, const us_session *s,
+                                 const apr_array_header_t *results, int *lost)
+{
+    int aborted = 0, nrows = 0;
+    long long one = 0;
+    const void *args[] = { s->id };
+    us_db_rc rc = select_ll(db, p, US_PG_SESSION_IS_ABORTED, args, &one, &aborted);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!aborted)
+        return US_DB_CONFLICT;
+    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        if (!r->file_id)
+            continue;
+        const void *targs[] = { r->file_id };
+        rc = pg_exec(db, p, US_PG_FILE_TRASH_ADD, targs, &nrows);
+    }
+    *lost = 1;
+    return rc;
+}
 
 static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
+    a->lost = 0;
     const us_session *s = a->s;
     apr_int64_t finished = 0, failed = 0;
     int nrows = 0;
@@ -1101,7 +1152,7 @@ static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
         if (!held) {
             db->err = apr_psprintf(db->pool, "session %s: %s no longer holds the claim", s->id,
                                    s->ingest_owner);
-            return US_DB_CONFLICT;
+            return trash_if_aborted(db, p, s, a->results, &a->lost);
         }
     }
     for (int i = 0; rc == US_DB_OK && i < a->results->nelts; i++) {
@@ -1122,8 +1173,10 @@ static us_db_rc pg_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
                                 const apr_array_header_t *results, apr_time_t now,
                                 apr_array_header_t **deleted)
 {
-    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
+    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)), 0 };
     us_db_rc rc = pg_txn(pg_of(base), p, apply_body, &a);
+    if (rc == US_DB_OK && a.lost)
+        rc = US_DB_CONFLICT;
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
@@ -1291,7 +1344,8 @@ static us_db_rc file_add_body(us_pg_db *db, apr_pool_t *p, void *arg)
     apr_array_header_t *ids;
     us_db_rc rc;
     apr_array_clear(a->deleted);
-    if ((rc = name_lock(db, p, a->workspace, f->name)) != US_DB_OK)
+    if ((rc = workspace_lock_shared(db, p, a->workspace)) != US_DB_OK ||
+        (rc = name_lock(db, p, a->workspace, f->name)) != US_DB_OK)
         return rc;
     if (strcmp(a->write_mode, "FAIL") == 0) {
         rc = pg_workspace_file_ids_by_name(&db->base, p, a->workspace, f->name, &ids);
@@ -1304,6 +1358,8 @@ static us_db_rc file_add_body(us_pg_db *db, apr_pool_t *p, void *arg)
     if (rc == US_DB_OK)
         rc = insert_workspace_file(db, p, a->workspace, f->file_id, f->name, f->size, f->meta,
                                    f->created_at, NULL, f->characters);
+    if (rc == US_DB_OK)
+        rc = workspace_ensure(db, p, a->workspace, f->created_at);
     return rc;
 }
 
@@ -1420,6 +1476,114 @@ static us_db_rc pg_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const ch
     us_workspace_file f;
     rc = pg_workspace_file_get(base, p, workspace, file_id, &f);
     return rc == US_DB_OK ? US_DB_CONFLICT : rc;
+}
+
+/* ---- workspaces ------------------------------------------------------------------ */
+
+static void row_to_workspace(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row,
+                             us_workspace *w)
+{
+    w->name = entry_str(db, p, row, 0);
+    w->workspace_id = entry_str(db, p, row, 1);
+    w->created_at = (apr_time_t)entry_ll(db, row, 2);
+}
+
+static us_db_rc pg_workspace_create(us_db *base, apr_pool_t *p, const char *name,
+                                    const char *workspace_id, apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { name, workspace_id, &t };
+    int nrows = 0;
+    /* one statement: the unique index decides between concurrent creates */
+    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_WORKSPACE_CREATE, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
+
+static us_db_rc pg_workspace_get(us_db *base, apr_pool_t *p, const char *name, us_workspace *out)
+{
+    us_pg_db *db = pg_of(base);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *args[] = { name };
+    int found = 0;
+    us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_GET, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        row_to_workspace(db, p, row, out);
+        found = 1;
+    }
+    return found ? US_DB_OK : US_DB_NOTFOUND;
+}
+
+static us_db_rc pg_workspace_list(us_db *base, apr_pool_t *p, const apr_array_header_t *names,
+                                  apr_array_header_t **rows)
+{
+    us_pg_db *db = pg_of(base);
+    *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
+    if (!names) {
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_LIST, NULL, &res);
+        if (rc != US_DB_OK)
+            return rc;
+        while (next_row(db, p, res, &row) == US_DB_OK)
+            row_to_workspace(db, p, row, apr_array_push(*rows));
+        return US_DB_OK;
+    }
+    for (int i = 0; i < names->nelts; i++) {
+        us_workspace w;
+        us_db_rc rc = pg_workspace_get(base, p, APR_ARRAY_IDX(names, i, const char *), &w);
+        if (rc == US_DB_OK)
+            APR_ARRAY_PUSH(*rows, us_workspace) = w;
+        else if (rc != US_DB_NOTFOUND)
+            return rc;
+    }
+    return US_DB_OK;
+}
+
+typedef struct {
+    const char *name;
+    apr_time_t now;
+    apr_array_header_t *file_ids;
+} workspace_delete_args;
+
+/* docs/design-workspaces.md: the exclusive workspace lock waits for the
+ * session inserts and direct adds in flight and holds off new ones; the
+ * sessions' row locks do the same for upload commits and ingest batches. */
+static us_db_rc workspace_delete_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    workspace_delete_args *a = arg;
+    apr_int64_t t = a->now;
+    const void *ws[] = { a->name };
+    const void *sessions_args[] = { &t, a->name };
+    long long one = 0;
+    int nrows = 0;
+    apr_array_clear(a->file_ids);
+    us_db_rc rc = select_ll(db, p, US_PG_WORKSPACE_LOCK, ws, &one, NULL);
+    if (rc == US_DB_OK)
+        rc = pg_exec(db, p, US_PG_WORKSPACE_DELETE_ROW, ws, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0) /* data always has a row: nothing was there */
+        return US_DB_NOTFOUND;
+    if ((rc = select_ll(db, p, US_PG_WORKSPACE_SESSIONS_ABORT, sessions_args, &one, NULL)) != US_DB_OK ||
+        (rc = select_ids(db, p, US_PG_WORKSPACE_FILES_DROP, ws, a->file_ids)) != US_DB_OK ||
+        (rc = pg_exec(db, p, US_PG_WORKSPACE_TRASH_PENDING, ws, &nrows)) != US_DB_OK ||
+        (rc = pg_exec(db, p, US_PG_WORKSPACE_UPLOADS_DROP, ws, &nrows)) != US_DB_OK)
+        return rc;
+    return pg_exec(db, p, US_PG_WORKSPACE_OUTBOX_DROP, ws, &nrows);
+}
+
+static us_db_rc pg_workspace_delete(us_db *base, apr_pool_t *p, const char *name, apr_time_t now,
+                                    apr_array_header_t **file_ids)
+{
+    workspace_delete_args a = { name, now, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = pg_txn(pg_of(base), p, workspace_delete_body, &a);
+    if (rc != US_DB_OK)
+        apr_array_clear(a.file_ids);
+    *file_ids = a.file_ids;
+    return rc;
 }
 
 /* ---- webhook outbox -------------------------------------------------------------- */
@@ -1556,6 +1720,10 @@ const us_store_backend us_pgsql_backend = {
     .workspace_files_delete = pg_workspace_files_delete,
     .file_trash_list = pg_file_trash_list,
     .file_trash_forget = pg_file_trash_forget,
+    .workspace_create = pg_workspace_create,
+    .workspace_get = pg_workspace_get,
+    .workspace_list = pg_workspace_list,
+    .workspace_delete = pg_workspace_delete,
     .webhook_targets_set = pg_webhook_targets_set,
     .webhook_claim = pg_webhook_claim,
     .webhook_delivered = pg_webhook_delivered,

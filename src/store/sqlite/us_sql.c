@@ -201,6 +201,31 @@ static const char *const MIGRATION_6_TO_7[] = {
     NULL
 };
 
+/* A random UUID (version 4) in SQL. MOD is the modulo operator as the
+ * text is run: "%" in a migration (plain text), "%%" in a prepared
+ * statement (apr_dbd reads % as a placeholder). */
+#define SQL_UUID4(MOD)                                                         \
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||"        \
+    " substr(hex(randomblob(2)), 2) || '-' ||"                                 \
+    " substr('89ab', 1 + (abs(random()) " MOD " 4), 1) ||"                     \
+    " substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+
+/* Workspaces: a row per workspace that exists, created by the API
+ * (created = 1) or by its first data (created = 0); the names that hold
+ * data already get theirs here. */
+static const char *const MIGRATION_7_TO_8[] = {
+    "CREATE TABLE us_workspaces ("
+    " name TEXT PRIMARY KEY,"
+    " workspace_id TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL,"
+    " created INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+    " SELECT workspace, " SQL_UUID4("%") ", MIN(created_at), 0 FROM ("
+    "SELECT workspace, created_at FROM us_sessions WHERE status <> 'ABORTED'"
+    " UNION ALL SELECT workspace, created_at FROM us_files) GROUP BY workspace",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -221,6 +246,7 @@ const char *const *us_sql_migration(int from)
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
     case 6: return MIGRATION_6_TO_7;
+    case 7: return MIGRATION_7_TO_8;
     default: return NULL;
     }
 }
@@ -471,6 +497,49 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
+    [US_STMT_WORKSPACE_CREATE] = { "us_workspace_create",
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
+    [US_STMT_WORKSPACE_ENSURE] = { "us_workspace_ensure",
+        /* the first data of a workspace makes its row */
+        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+        " VALUES (%s, " SQL_UUID4("%%") ", %lld, 0) ON CONFLICT (name) DO NOTHING" },
+    [US_STMT_WORKSPACE_GET] = { "us_workspace_get",
+        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
+    [US_STMT_WORKSPACE_LIST] = { "us_workspace_list",
+        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
+    /* us_workspace_delete, in this order in one write transaction
+     * (docs/design-workspaces.md) */
+    [US_STMT_WORKSPACE_DELETE_ROW] = { "us_workspace_delete_row",
+        "DELETE FROM us_workspaces WHERE name = %s" },
+    [US_STMT_WORKSPACE_TRASH_FILES] = { "us_workspace_trash_files",
+        "INSERT OR IGNORE INTO us_file_trash (file_id) SELECT file_id FROM us_files"
+        " WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_FILES_DROP] = { "us_workspace_files_drop",
+        "DELETE FROM us_files WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_TRASH_PENDING] = { "us_workspace_trash_pending",
+        /* an ingestion may have published these under their ids already
+         * and can no longer record them */
+        "INSERT OR IGNORE INTO us_file_trash (file_id) SELECT u.file_ingestion_id"
+        " FROM us_uploads u JOIN us_sessions s ON s.id = u.session_id"
+        " WHERE s.workspace = %s AND s." VISIBLE " AND u.is_meta = 0"
+        " AND u.ingestion_status = 'PENDING'" },
+    [US_STMT_WORKSPACE_UPLOADS_DROP] = { "us_workspace_uploads_drop",
+        "DELETE FROM us_uploads WHERE session_id IN (SELECT id FROM us_sessions"
+        " WHERE workspace = %s AND " VISIBLE ")" },
+    [US_STMT_WORKSPACE_OUTBOX_DROP] = { "us_workspace_outbox_drop",
+        "DELETE FROM us_webhook_outbox WHERE workspace = %s" },
+    [US_STMT_WORKSPACE_SESSIONS_ABORT] = { "us_workspace_sessions_abort",
+        /* as us_session_abort, whatever the state: read as absent, a running
+         * claim lost, and a clear of the stored uploads queued unless the
+         * ingestion had done it (the open-session counter trigger frees the
+         * OPEN ones' slots) */
+        "UPDATE us_sessions SET status = 'ABORTED', closed_at = COALESCE(closed_at, %lld),"
+        " ingest_state = CASE WHEN ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
+        " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
+        " WHERE workspace = %s AND " VISIBLE },
+    [US_STMT_SESSION_IS_ABORTED] = { "us_session_is_aborted",
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'" },
     [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_webhook_targets_clear",
         "DELETE FROM us_webhook_targets" },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",

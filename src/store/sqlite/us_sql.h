@@ -7,7 +7,7 @@
 #define US_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 7
+#define US_SCHEMA_VERSION 8
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(void);
@@ -100,6 +100,19 @@ typedef enum {
     US_STMT_WEBHOOK_DONE,
     US_STMT_WEBHOOK_RETRY,
     US_STMT_WEBHOOK_STATS,
+    US_STMT_WORKSPACE_CREATE,
+    US_STMT_WORKSPACE_ENSURE,
+    US_STMT_WORKSPACE_GET,
+    US_STMT_WORKSPACE_LIST,
+    /* us_workspace_delete */
+    US_STMT_WORKSPACE_DELETE_ROW,
+    US_STMT_WORKSPACE_TRASH_FILES,
+    US_STMT_WORKSPACE_FILES_DROP,
+    US_STMT_WORKSPACE_TRASH_PENDING,
+    US_STMT_WORKSPACE_UPLOADS_DROP,
+    US_STMT_WORKSPACE_OUTBOX_DROP,
+    US_STMT_WORKSPACE_SESSIONS_ABORT,
+    US_STMT_SESSION_IS_ABORTED,
     US_STMT__COUNT
 } us_stmt_id;
 

@@ -118,6 +118,24 @@ static us_db_rc select_one(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const
     return rc == US_DB_OK && n == 0 ? US_DB_NOTFOUND : rc;
 }
 
+static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                          int *nrows)
+{
+    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
+}
+
+/* Makes the workspace's row unless it has one: in the transaction that
+ * writes its first data (docs/design-workspaces.md). */
+static us_db_rc workspace_ensure(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
+                                 apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { workspace, &t };
+    int nrows = 0;
+    return exec_stmt(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
+}
+
 static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                            int max_open, apr_time_t now)
 {
@@ -130,7 +148,9 @@ static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_
                              db->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
         return us_db_fail(db, rc, "us_session_insert");
-    return nrows == 1 ? US_DB_OK : US_DB_LIMIT;
+    if (nrows != 1)
+        return US_DB_LIMIT;
+    return workspace_ensure(db, p, s->workspace, now);
 }
 
 static int sq_worn_out(us_db *base)
@@ -208,13 +228,6 @@ static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr
     apr_int64_t t = now;
     const void *args[] = { &t, id };
     return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, row_to_session, out);
-}
-
-static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
-                          int *nrows)
-{
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
 static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
@@ -543,10 +556,35 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                                  r->characters);
 }
 
+/* A batch whose claim is lost: when its session was deleted with its
+ * workspace (ABORTED), nobody can record the files the batch published, so
+ * their ids go to the file trash and *lost is set (the change is kept, the
+ * caller answers CONFLICT); else CONFLICT at once (a takeover records them). */
+static us_db_rc trash_if_aborted(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
+                                 const apr_array_header_t *results, int *lost)
+{
+    int aborted = 0, nrows = 0;
+    const void *args[] = { s->id };
+    us_db_rc rc = select_each(db, p, US_STMT_SESSION_IS_ABORTED, args, NULL, NULL, &aborted);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!aborted)
+        return US_DB_CONFLICT;
+    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        if (!r->file_id)
+            continue;
+        const void *targs[] = { r->file_id };
+        rc = exec_stmt(db, p, US_STMT_FILE_TRASH_ADD, targs, &nrows);
+    }
+    *lost = 1;
+    return rc;
+}
+
 /* The body of us_ingest_apply, inside the write transaction. */
 static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
                                    const apr_array_header_t *results, apr_time_t now,
-                                   apr_array_header_t *deleted)
+                                   apr_array_header_t *deleted, int *lost)
 {
     apr_int64_t finished = 0, failed = 0;
     int nrows = 0;
@@ -564,7 +602,7 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
         if (rc != US_DB_NOTFOUND)
             return rc;
         if (!held)
-            return US_DB_CONFLICT;
+            return trash_if_aborted(db, p, s, results, lost);
         rc = US_DB_OK;
     }
     for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
@@ -898,13 +936,15 @@ typedef struct {
     const apr_array_header_t *results;
     apr_time_t now;
     apr_array_header_t *deleted;
+    int lost;
 } apply_args;
 
 static us_db_rc apply_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
     apr_array_clear(a->deleted);
-    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted);
+    a->lost = 0;
+    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted, &a->lost);
 }
 
 static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
@@ -912,8 +952,10 @@ static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
                                 apr_array_header_t **deleted)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
+    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)), 0 };
     us_db_rc rc = us_write(db, p, apply_body, &a);
+    if (rc == US_DB_OK && a.lost)
+        rc = US_DB_CONFLICT;
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
@@ -930,7 +972,8 @@ static us_db_rc workspace_file_add_body(us_sqlite_db *db, apr_pool_t *p, void *a
 {
     workspace_file_add_args *a = arg;
     apr_array_clear(a->deleted);
-    return workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    us_db_rc rc = workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
+    return rc == US_DB_OK ? workspace_ensure(db, p, a->workspace, a->f->created_at) : rc;
 }
 
 static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *workspace,
@@ -1066,6 +1109,113 @@ static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array
     if (ids->nelts == 0)
         return US_DB_OK;
     return us_write(us_sqlite_of(base), p, forget_body, (void *)ids);
+}
+
+/* ---- workspaces ------------------------------------------------------------------ */
+
+static void row_to_workspace(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                             void *out)
+{
+    us_workspace *w = out;
+    w->name = entry_str(drv, p, row, 0);
+    w->workspace_id = entry_str(drv, p, row, 1);
+    w->created_at = (apr_time_t)entry_ll(drv, row, 2);
+}
+
+static void push_workspace(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
+                           void *out)
+{
+    row_to_workspace(drv, p, row, apr_array_push(out));
+}
+
+typedef struct {
+    const char *name;
+    const char *workspace_id;
+    apr_time_t now;
+} workspace_create_args;
+
+static us_db_rc workspace_create_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    const workspace_create_args *a = arg;
+    apr_int64_t t = a->now;
+    const void *args[] = { a->name, a->workspace_id, &t };
+    int nrows = 0;
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_CREATE, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
+
+static us_db_rc sq_workspace_create(us_db *base, apr_pool_t *p, const char *name,
+                                    const char *workspace_id, apr_time_t now)
+{
+    workspace_create_args a = { name, workspace_id, now };
+    return us_write(us_sqlite_of(base), p, workspace_create_body, &a);
+}
+
+static us_db_rc sq_workspace_get(us_db *base, apr_pool_t *p, const char *name, us_workspace *out)
+{
+    const void *args[] = { name };
+    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_GET, args, row_to_workspace, out);
+}
+
+static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_header_t *names,
+                                  apr_array_header_t **rows)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
+    if (!names)
+        return select_each(db, p, US_STMT_WORKSPACE_LIST, NULL, push_workspace, *rows, NULL);
+    for (int i = 0; i < names->nelts; i++) {
+        us_workspace w;
+        us_db_rc rc = sq_workspace_get(base, p, APR_ARRAY_IDX(names, i, const char *), &w);
+        if (rc == US_DB_OK)
+            APR_ARRAY_PUSH(*rows, us_workspace) = w;
+        else if (rc != US_DB_NOTFOUND)
+            return rc;
+    }
+    return US_DB_OK;
+}
+
+typedef struct {
+    const char *name;
+    apr_time_t now;
+    apr_array_header_t *file_ids;
+} workspace_delete_args;
+
+/* docs/design-workspaces.md: under the write lock, so atomic against every
+ * other write of the workspace. */
+static us_db_rc workspace_delete_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    workspace_delete_args *a = arg;
+    apr_int64_t t = a->now;
+    const void *ws[] = { a->name };
+    const void *sessions_args[] = { &t, a->name };
+    int nrows = 0;
+    apr_array_clear(a->file_ids);
+    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_DELETE_ROW, ws, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0) /* data always has a row: nothing was there */
+        return US_DB_NOTFOUND;
+    if ((rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, ws, push_str, a->file_ids,
+                          NULL)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_TRASH_FILES, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILES_DROP, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_TRASH_PENDING, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_UPLOADS_DROP, ws, &nrows)) != US_DB_OK ||
+        (rc = exec_stmt(db, p, US_STMT_WORKSPACE_OUTBOX_DROP, ws, &nrows)) != US_DB_OK)
+        return rc;
+    return exec_stmt(db, p, US_STMT_WORKSPACE_SESSIONS_ABORT, sessions_args, &nrows);
+}
+
+static us_db_rc sq_workspace_delete(us_db *base, apr_pool_t *p, const char *name, apr_time_t now,
+                                    apr_array_header_t **file_ids)
+{
+    workspace_delete_args a = { name, now, apr_array_make(p, 16, sizeof(const char *)) };
+    us_db_rc rc = us_write(us_sqlite_of(base), p, workspace_delete_body, &a);
+    if (rc != US_DB_OK && rc != US_DB_NOT_DURABLE)
+        apr_array_clear(a.file_ids);
+    *file_ids = a.file_ids;
+    return rc;
 }
 
 /* ---- webhook outbox -------------------------------------------------------------- */
@@ -1263,6 +1413,10 @@ const us_store_backend us_sqlite_backend = {
     .workspace_file_meta_swap = sq_workspace_file_meta_swap,
     .file_trash_list = sq_file_trash_list,
     .file_trash_forget = sq_file_trash_forget,
+    .workspace_create = sq_workspace_create,
+    .workspace_get = sq_workspace_get,
+    .workspace_list = sq_workspace_list,
+    .workspace_delete = sq_workspace_delete,
     .webhook_targets_set = sq_webhook_targets_set,
     .webhook_claim = sq_webhook_claim,
     .webhook_delivered = sq_webhook_delivered,
