@@ -1,17 +1,151 @@
 /*
  * us_store_backend.h - what a store backend implements: one table of
- * functions, chosen by the driver name of UploadSessionStore. The front
- * (src/store/us_front.c) checks nothing and adds nothing: each us_* function
- * of us_store.h calls the entry of the same name here, so every contract
- * written there, atomicity included, is the backend's to keep. Only the
- * front and the backends include this header.
+ * functions, chosen by the driver name of UploadSessionStore. Only the
+ * front, the shared operation bodies and the backends include this header.
+ *
+ * Two kinds of entries:
+ * - generic ones every backend fills (statement, exec, select, write,
+ *   write_one): run statement N of the shared list below in the backend's
+ *   dialect. The bodies of most operations of us_store.h are written once
+ *   on top of them, in src/store/us_*_ops.c; what they must be atomic
+ *   against rests on write (SQLite: the one-writer queue with group
+ *   commit; PostgreSQL: BEGIN ... COMMIT, retried on a deadlock) and on the
+ *   dialect's SQL text (row locks, FOR UPDATE, advisory locks).
+ * - operation entries, for the operations whose body differs by dialect
+ *   beyond its SQL text (PostgreSQL's advisory locks and SKIP LOCKED
+ *   claims, SQLite's read-then-write claims outside the writer queue);
+ *   each is listed below with the contract of its us_store.h function.
  */
 #ifndef US_STORE_BACKEND_H
 #define US_STORE_BACKEND_H
 
+#include <apr_dbd.h>
+
 #include "us_store.h"
 
 typedef struct us_store_backend us_store_backend;
+
+/* Every statement an operation body may run, shared by the dialects. A
+ * dialect's SQL file maps each id to its text (us_stmt_def), or to none
+ * (sql NULL) where its operation entries do without it; each backend
+ * prepares the statements its dialect maps. The comments name the
+ * dialect that alone maps an id. */
+typedef enum {
+    US_STMT_SESSION_INSERT = 0,
+    US_STMT_USER_OPEN_LOCK,         /* pgsql */
+    US_STMT_USER_OPEN_TAKE,         /* pgsql */
+    US_STMT_SESSION_GET,
+    US_STMT_SESSION_CLOSE,
+    US_STMT_SESSION_ABORT,
+    US_STMT_UPLOADS_DISCARD,
+    US_STMT_SESSION_LIST_ALL,
+    US_STMT_SESSION_LIST_EXPIRED,
+    US_STMT_SESSION_LIST_ACTIVE,
+    US_STMT_SESSION_AFTER_ALL,      /* the same lists next to a cursor session */
+    US_STMT_SESSION_AFTER_EXPIRED,
+    US_STMT_SESSION_AFTER_ACTIVE,
+    US_STMT_SESSION_BEFORE_ALL,
+    US_STMT_SESSION_BEFORE_EXPIRED,
+    US_STMT_SESSION_BEFORE_ACTIVE,
+    US_STMT_SESSION_COUNT_ALL,
+    US_STMT_SESSION_COUNT_EXPIRED,
+    US_STMT_SESSION_COUNT_ACTIVE,
+    US_STMT_SESSION_BY_ID,
+    US_STMT_SESSION_HOLD_OPEN,      /* a row when the session is open, held until commit */
+    US_STMT_UPLOAD_BLOB_GET,
+    US_STMT_UPLOAD_INSERT,
+    US_STMT_UPLOAD_REPLACE,
+    US_STMT_SESSION_COUNT_UPLOAD,
+    US_STMT_SESSION_UPLOADED,
+    US_STMT_FILES_LIST_ALL,
+    US_STMT_FILES_LIST_STATUS,
+    US_STMT_FILES_AFTER_ALL,        /* the same lists next to a cursor file */
+    US_STMT_FILES_AFTER_STATUS,
+    US_STMT_FILES_BEFORE_ALL,
+    US_STMT_FILES_BEFORE_STATUS,
+    US_STMT_FILES_COUNT_ALL,
+    US_STMT_FILES_COUNT_STATUS,
+    /* expiry (monitor) */
+    US_STMT_SWEEP_LOCK,             /* pgsql */
+    US_STMT_SESSIONS_EXPIRE,
+    /* status and metrics pages */
+    US_STMT_OVERVIEW,
+    /* ingestion */
+    US_STMT_INGEST_CANDIDATE,
+    US_STMT_TURN_LOCK,              /* pgsql */
+    US_STMT_IN_TURN,                /* pgsql */
+    US_STMT_INGEST_CLAIM,
+    US_STMT_INGEST_CLAIMED,         /* sqlite */
+    US_STMT_INGEST_RUNNING,
+    US_STMT_INGEST_REQUEUE,
+    US_STMT_INGEST_HEARTBEAT,
+    US_STMT_INGEST_DONE,
+    US_STMT_INGEST_PENDING,
+    US_STMT_INGEST_HELD,            /* a row while the owner holds the claim */
+    US_STMT_NAME_LOCK,              /* pgsql */
+    US_STMT_UPLOAD_SET_STATE,
+    US_STMT_SESSION_ADD_COUNTS,
+    US_STMT_WORKSPACE_FILE_INSERT,
+    US_STMT_WORKSPACE_FILE_IDS_BY_NAME,
+    US_STMT_WORKSPACE_FILE_DELETE,
+    /* workspace files API */
+    US_STMT_WORKSPACE_FILE_GET,
+    US_STMT_WORKSPACE_FILE_LIST,
+    US_STMT_WORKSPACE_FILE_LIST_AFTER,
+    US_STMT_WORKSPACE_FILE_COUNT,
+    US_STMT_WORKSPACE_FILE_DELETE_IN_WS, /* sqlite */
+    US_STMT_WORKSPACE_FILE_IDS_ALL,      /* sqlite */
+    US_STMT_FILE_TRASH_ADD,              /* sqlite */
+    US_STMT_WORKSPACE_FILE_DELETE_ONE,   /* pgsql */
+    US_STMT_WORKSPACE_FILES_DELETE_NAME, /* pgsql */
+    US_STMT_WORKSPACE_FILES_DELETE_ALL,  /* pgsql */
+    US_STMT_WORKSPACE_FILE_META_SWAP,
+    US_STMT_FILE_TRASH_LIST,
+    US_STMT_FILE_TRASH_FORGET,
+    /* webhook outbox */
+    US_STMT_WEBHOOK_TARGETS_CLEAR,
+    US_STMT_WEBHOOK_TARGET_ADD,
+    US_STMT_WEBHOOK_DROP_UNLISTED,
+    US_STMT_WEBHOOK_CLAIM,          /* a lease taken and its row returned, in one statement */
+    US_STMT_WEBHOOK_CANDIDATE,      /* ... or: a due row's id by a read, */
+    US_STMT_WEBHOOK_LEASE,          /* its lease in a write that checks it again, */
+    US_STMT_WEBHOOK_GET,            /* its row */
+    US_STMT_WEBHOOK_NEXT_PAGE,
+    US_STMT_WEBHOOK_DONE,
+    US_STMT_WEBHOOK_RETRY,
+    US_STMT_WEBHOOK_STATS,
+    /* workspaces */
+    US_STMT_WORKSPACE_CREATE,
+    US_STMT_WORKSPACE_ENSURE,
+    US_STMT_WORKSPACE_GET,
+    US_STMT_WORKSPACE_LIST,
+    /* node registry: a dialect without these keeps none */
+    US_STMT_NODE_CLAIM,
+    US_STMT_NODE_HOLDER,
+    US_STMT_NODE_HEARTBEAT,
+    US_STMT__COUNT
+} us_stmt_id;
+
+typedef struct {
+    const char *label;  /* for errors (and PostgreSQL's prepared statement name) */
+    const char *sql;    /* NULL: not in this dialect */
+} us_stmt_def;
+
+/* One row of a result, as a backend's select hands it to a row reader
+ * (src/store/us_rows.c reads its columns). */
+typedef struct {
+    const apr_dbd_driver_t *drv;
+    apr_dbd_row_t *row;
+} us_row;
+
+/* Reads one row into out. */
+typedef void (*us_row_fn)(const us_row *row, apr_pool_t *p, void *out);
+
+/* A transaction's body: US_DB_OK commits; anything else rolls back
+ * (logical answers included: they change nothing). May run again after a
+ * deadlock, or on another connection of the same database (SQLite's group
+ * commit): reset outputs at its start and use the db it is given. */
+typedef us_db_rc (*us_txn_fn)(us_db *db, apr_pool_t *p, void *arg);
 
 /* The start of every backend's connection: the front finds the table here. */
 struct us_db {
@@ -39,6 +173,22 @@ struct us_store_backend {
      * (it holds resources that only closing gives back) */
     int (*worn_out)(us_db *db);
     void (*clear_error)(us_db *db);
+
+    /* ---- generic: statements of the shared list in this dialect */
+    const us_stmt_def *(*statement)(us_stmt_id id);
+    /* runs a statement that returns no rows; *nrows: the rows it changed */
+    us_db_rc (*exec)(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args, int *nrows);
+    /* runs a select, handing each row to fn with out (fn may be NULL);
+     * *nrows (may be NULL): how many rows. A row that fails to fetch is an
+     * error, never the end of the rows. */
+    us_db_rc (*select)(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args, us_row_fn fn,
+                       void *out, int *nrows);
+    /* runs fn in a write transaction (the statements above inside it) and
+     * returns once it is committed, with the dialect's own retry rules */
+    us_db_rc (*write)(us_db *db, apr_pool_t *p, us_txn_fn fn, void *arg);
+    /* one statement as a write of its own: as write with an exec */
+    us_db_rc (*write_one)(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                          int *nrows);
 
     /* ---- sessions */
     us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
@@ -114,22 +264,6 @@ struct us_store_backend {
     us_db_rc (*workspace_get)(us_db *db, apr_pool_t *p, const char *name, us_workspace *out);
     us_db_rc (*workspace_list)(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
                                apr_array_header_t **rows);
-
-    /* ---- webhook outbox */
-    us_db_rc (*webhook_targets_set)(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
-    us_db_rc (*webhook_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
-                              apr_time_t lease_until, us_webhook_row *out);
-    us_db_rc (*webhook_delivered)(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                                  int page, int pages);
-    us_db_rc (*webhook_retry)(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                              apr_time_t now, apr_time_t next_at, const char *error,
-                              int give_up);
-    us_db_rc (*webhook_stats)(us_db *db, apr_pool_t *p, us_webhook_stats *out);
-
-    /* ---- optional: the node registry (NULL: the store keeps none) */
-    us_db_rc (*node_claim)(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
-                           apr_interval_time_t ttl, us_node *holder);
-    us_db_rc (*node_heartbeat)(us_db *db, apr_pool_t *p, const char *name, const char *instance);
 };
 
 /* The backends of this build (src/store/<name>/). */

@@ -189,24 +189,10 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     return rc;
 }
 
+/* The dialect keeps a node registry when it maps its statements. */
 int us_store_keeps_nodes(const us_store_cfg *cfg)
 {
-    return cfg->backend->node_claim != NULL;
-}
-
-us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
-                       apr_interval_time_t ttl, us_node *holder)
-{
-    if (!db->backend->node_claim)
-        return US_DB_OK;
-    return db->backend->node_claim(db, p, me, replaces, ttl, holder);
-}
-
-us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const char *instance)
-{
-    if (!db->backend->node_heartbeat)
-        return US_DB_OK;
-    return db->backend->node_heartbeat(db, p, name, instance);
+    return cfg->backend->statement(US_STMT_NODE_CLAIM)->sql != NULL;
 }
 
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count)
@@ -352,34 +338,6 @@ us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *n
                            apr_array_header_t **rows)
 {
     return db->backend->workspace_list(db, p, names, rows);
-}
-
-us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
-{
-    return db->backend->webhook_targets_set(db, p, urls);
-}
-
-us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
-                          apr_time_t lease_until, us_webhook_row *out)
-{
-    return db->backend->webhook_claim(db, p, owner, now, lease_until, out);
-}
-
-us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
-                              int pages)
-{
-    return db->backend->webhook_delivered(db, p, id, owner, page, pages);
-}
-
-us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                          apr_time_t now, apr_time_t next_at, const char *error, int give_up)
-{
-    return db->backend->webhook_retry(db, p, id, owner, now, next_at, error, give_up);
-}
-
-us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out)
-{
-    return db->backend->webhook_stats(db, p, out);
 }
 
 us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,

@@ -243,25 +243,25 @@ const char *const *us_pg_sql_migration(int from)
 #define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
 #define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
 
-static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
-    [US_PG_SESSION_INSERT] = { "us_pg_session_insert",
+static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
+    [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld)" },
-    [US_PG_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
+    [US_STMT_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
         /* creates the user's counter row or locks it: creates, closes and
          * sweeps of the user queue here */
         "INSERT INTO us_user_open (user_id, n) VALUES (%s, 0)"
         " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n" },
-    [US_PG_USER_OPEN_TAKE] = { "us_pg_user_open_take",
+    [US_STMT_USER_OPEN_TAKE] = { "us_pg_user_open_take",
         /* a later statement than the lock: its snapshot holds every close
          * and sweep of the user committed before; none can commit now */
         "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
         " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
-    [US_PG_SESSION_GET] = { "us_pg_session_get",
+    [US_STMT_SESSION_GET] = { "us_pg_session_get",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
-    [US_PG_SESSION_CLOSE] = { "us_pg_session_close",
+    [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
@@ -270,79 +270,79 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
         " RETURNING 1)"
         " SELECT COUNT(*) FROM c" },
-    [US_PG_SESSION_LIST_ALL] = { "us_pg_session_list_all",
+    [US_STMT_SESSION_LIST_ALL] = { "us_pg_session_list_all",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
-    [US_PG_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
+    [US_STMT_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED LIST_TAIL },
-    [US_PG_SESSION_LIST_ACTIVE] = { "us_pg_session_list_active",
+    [US_STMT_SESSION_LIST_ACTIVE] = { "us_pg_session_list_active",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED LIST_TAIL },
-    [US_PG_SESSION_AFTER_ALL] = { "us_pg_session_after_all",
+    [US_STMT_SESSION_AFTER_ALL] = { "us_pg_session_after_all",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE AFTER_TAIL },
-    [US_PG_SESSION_AFTER_EXPIRED] = { "us_pg_session_after_expired",
+    [US_STMT_SESSION_AFTER_EXPIRED] = { "us_pg_session_after_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED AFTER_TAIL },
-    [US_PG_SESSION_AFTER_ACTIVE] = { "us_pg_session_after_active",
+    [US_STMT_SESSION_AFTER_ACTIVE] = { "us_pg_session_after_active",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED AFTER_TAIL },
-    [US_PG_SESSION_BEFORE_ALL] = { "us_pg_session_before_all",
+    [US_STMT_SESSION_BEFORE_ALL] = { "us_pg_session_before_all",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE BEFORE_TAIL },
-    [US_PG_SESSION_BEFORE_EXPIRED] = { "us_pg_session_before_expired",
+    [US_STMT_SESSION_BEFORE_EXPIRED] = { "us_pg_session_before_expired",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         IS_EXPIRED BEFORE_TAIL },
-    [US_PG_SESSION_BEFORE_ACTIVE] = { "us_pg_session_before_active",
+    [US_STMT_SESSION_BEFORE_ACTIVE] = { "us_pg_session_before_active",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
         NOT_EXPIRED BEFORE_TAIL },
-    [US_PG_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
+    [US_STMT_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
-    [US_PG_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
+    [US_STMT_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
-    [US_PG_SESSION_COUNT_ACTIVE] = { "us_pg_session_count_active",
+    [US_STMT_SESSION_COUNT_ACTIVE] = { "us_pg_session_count_active",
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
-    [US_PG_SESSION_BY_ID] = { "us_pg_session_by_id",
+    [US_STMT_SESSION_BY_ID] = { "us_pg_session_by_id",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
-    [US_PG_SESSION_LOCK_OPEN] = { "us_pg_session_lock_open",
+    [US_STMT_SESSION_HOLD_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld"
         " FOR NO KEY UPDATE" },
-    [US_PG_UPLOAD_BLOB_GET] = { "us_pg_upload_blob_get",
+    [US_STMT_UPLOAD_BLOB_GET] = { "us_pg_upload_blob_get",
         "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
-    [US_PG_UPLOAD_INSERT] = { "us_pg_upload_insert",
+    [US_STMT_UPLOAD_INSERT] = { "us_pg_upload_insert",
         "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
         " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)" },
-    [US_PG_UPLOAD_REPLACE] = { "us_pg_upload_replace",
+    [US_STMT_UPLOAD_REPLACE] = { "us_pg_upload_replace",
         "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"
         " WHERE session_id = %s AND name = %s" },
-    [US_PG_SESSION_COUNT_UPLOAD] = { "us_pg_session_count_upload",
+    [US_STMT_SESSION_COUNT_UPLOAD] = { "us_pg_session_count_upload",
         "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
-    [US_PG_FILES_LIST_ALL] = { "us_pg_files_list_all",
+    [US_STMT_FILES_LIST_ALL] = { "us_pg_files_list_all",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0"
         " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_PG_FILES_LIST_STATUS] = { "us_pg_files_list_status",
+    [US_STMT_FILES_LIST_STATUS] = { "us_pg_files_list_status",
         "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
         " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_PG_FILES_AFTER_ALL] = { "us_pg_files_after_all",
+    [US_STMT_FILES_AFTER_ALL] = { "us_pg_files_after_all",
         "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         FILE_AFTER_TAIL },
-    [US_PG_FILES_AFTER_STATUS] = { "us_pg_files_after_status",
+    [US_STMT_FILES_AFTER_STATUS] = { "us_pg_files_after_status",
         "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" FILE_AFTER_TAIL },
-    [US_PG_FILES_BEFORE_ALL] = { "us_pg_files_before_all",
+    [US_STMT_FILES_BEFORE_ALL] = { "us_pg_files_before_all",
         "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         FILE_BEFORE_TAIL },
-    [US_PG_FILES_BEFORE_STATUS] = { "us_pg_files_before_status",
+    [US_STMT_FILES_BEFORE_STATUS] = { "us_pg_files_before_status",
         "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" FILE_BEFORE_TAIL },
-    [US_PG_FILES_COUNT_ALL] = { "us_pg_files_count_all",
+    [US_STMT_FILES_COUNT_ALL] = { "us_pg_files_count_all",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
-    [US_PG_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
+    [US_STMT_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
         "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
         " AND ingestion_status = %s" },
-    [US_PG_NODE_CLAIM] = { "us_pg_node_claim",
+    [US_STMT_NODE_CLAIM] = { "us_pg_node_claim",
         /* a concurrent claim of the same name waits for this one's row and
          * then judges it: one of them is granted */
         "INSERT INTO us_nodes (name, instance, host, pid, heartbeat)"
@@ -352,14 +352,14 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " WHERE us_nodes.instance = excluded.instance OR us_nodes.instance = %s"
         " OR us_nodes.heartbeat < excluded.heartbeat - %lld"
         " RETURNING 1" },
-    [US_PG_NODE_HOLDER] = { "us_pg_node_holder",
+    [US_STMT_NODE_HOLDER] = { "us_pg_node_holder",
         "SELECT instance, host, pid, " DB_NOW_US " - heartbeat FROM us_nodes WHERE name = %s" },
-    [US_PG_NODE_HEARTBEAT] = { "us_pg_node_heartbeat",
+    [US_STMT_NODE_HEARTBEAT] = { "us_pg_node_heartbeat",
         "UPDATE us_nodes SET heartbeat = " DB_NOW_US " WHERE name = %s AND instance = %s" },
-    [US_PG_SWEEP_LOCK] = { "us_pg_sweep_lock",
+    [US_STMT_SWEEP_LOCK] = { "us_pg_sweep_lock",
         /* one sweeper at a time across nodes; the others skip their turn */
         "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_SWEEP ") THEN 1 ELSE 0 END" },
-    [US_PG_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
+    [US_STMT_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
         "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US " RETURNING user_id),"
@@ -367,7 +367,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM e" },
-    [US_PG_OVERVIEW] = { "us_pg_overview",
+    [US_STMT_OVERVIEW] = { "us_pg_overview",
         /* one statement: one snapshot, whatever the isolation level. Each
          * count is a range of us_sessions_expiry or us_sessions_ingest */
         "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
@@ -380,70 +380,70 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " AND closed_at IS NOT NULL),"
         " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
         " AND closed_at IS NOT NULL)" },
-    [US_PG_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
+    [US_STMT_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
         /* a row another claimer is deciding on is skipped, not waited for */
         "SELECT s.id, s.workspace, s.parallel FROM us_sessions s WHERE " CLAIMABLE("s")
         " AND " IN_TURN("s") " ORDER BY s.closed_at, s.id LIMIT 1 FOR UPDATE OF s SKIP LOCKED" },
-    [US_PG_TURN_LOCK] = { "us_pg_turn_lock",
+    [US_STMT_TURN_LOCK] = { "us_pg_turn_lock",
         /* one claimer of a workspace's non-parallel sessions at a time */
         "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_TURN_CLASS ", hashtext(%s))"
         " THEN 1 ELSE 0 END" },
-    [US_PG_IN_TURN] = { "us_pg_in_turn",
+    [US_STMT_IN_TURN] = { "us_pg_in_turn",
         "SELECT 1 FROM us_sessions s WHERE s.id = %s AND " IN_TURN("s") },
-    [US_PG_INGEST_CLAIM] = { "us_pg_ingest_claim",
+    [US_STMT_INGEST_CLAIM] = { "us_pg_ingest_claim",
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
         " ingest_heartbeat = " DB_NOW_US " WHERE id = %s RETURNING " SESSION_COLS },
-    [US_PG_INGEST_RUNNING] = { "us_pg_ingest_running",
+    [US_STMT_INGEST_RUNNING] = { "us_pg_ingest_running",
         "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
-    [US_PG_INGEST_REQUEUE] = { "us_pg_ingest_requeue",
+    [US_STMT_INGEST_REQUEUE] = { "us_pg_ingest_requeue",
         "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_PG_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
+    [US_STMT_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_PG_INGEST_DONE] = { "us_pg_ingest_done",
+    [US_STMT_INGEST_DONE] = { "us_pg_ingest_done",
         "UPDATE us_sessions SET ingest_state = 'done'"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_PG_INGEST_PENDING] = { "us_pg_ingest_pending",
+    [US_STMT_INGEST_PENDING] = { "us_pg_ingest_pending",
         "SELECT name, blob, size, file_ingestion_id FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
-    [US_PG_CLAIM_HELD] = { "us_pg_claim_held",
+    [US_STMT_INGEST_HELD] = { "us_pg_claim_held",
         /* fencing: the batch commits only while its worker holds the claim;
          * the share lock keeps a takeover waiting until it has */
         "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s FOR SHARE" },
-    [US_PG_NAME_LOCK] = { "us_pg_name_lock",
+    [US_STMT_NAME_LOCK] = { "us_pg_name_lock",
         /* deciders about one name of a workspace (FAIL check, OVERWRITE)
          * take turns until commit */
         "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))) l" },
-    [US_PG_UPLOAD_SET_STATE] = { "us_pg_upload_set_state",
+    [US_STMT_UPLOAD_SET_STATE] = { "us_pg_upload_set_state",
         "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"
         " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'" },
-    [US_PG_SESSION_ADD_COUNTS] = { "us_pg_session_add_counts",
+    [US_STMT_SESSION_ADD_COUNTS] = { "us_pg_session_add_counts",
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
-    [US_PG_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
+    [US_STMT_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
         "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
         " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
-    [US_PG_WORKSPACE_FILE_IDS_BY_NAME] = { "us_pg_workspace_file_ids_by_name",
+    [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_pg_workspace_file_ids_by_name",
         "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
-    [US_PG_WORKSPACE_FILE_DELETE] = { "us_pg_workspace_file_delete",
+    [US_STMT_WORKSPACE_FILE_DELETE] = { "us_pg_workspace_file_delete",
         "DELETE FROM us_files WHERE file_id = %s" },
-    [US_PG_WORKSPACE_FILE_GET] = { "us_pg_workspace_file_get",
+    [US_STMT_WORKSPACE_FILE_GET] = { "us_pg_workspace_file_get",
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
-    [US_PG_WORKSPACE_FILE_LIST] = { "us_pg_workspace_file_list",
+    [US_STMT_WORKSPACE_FILE_LIST] = { "us_pg_workspace_file_list",
         /* strpos(): a substring test with no LIKE wildcards to escape */
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
         " AND strpos(name, %s) > 0 ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
-    [US_PG_WORKSPACE_FILE_LIST_AFTER] = { "us_pg_workspace_file_list_after",
+    [US_STMT_WORKSPACE_FILE_LIST_AFTER] = { "us_pg_workspace_file_list_after",
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
         " AND strpos(name, %s) > 0"
         " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
-    [US_PG_WORKSPACE_FILE_COUNT] = { "us_pg_workspace_file_count",
+    [US_STMT_WORKSPACE_FILE_COUNT] = { "us_pg_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0" },
-    [US_PG_SESSION_ABORT] = { "us_pg_session_abort",
+    [US_STMT_SESSION_ABORT] = { "us_pg_session_abort",
         /* as the close: the row lock and the status re-check make one of
          * them win; ABORTED reads as absent, queued (and parallel: it holds
          * nobody's turn) so an ingest worker clears its stored uploads */
@@ -454,40 +454,40 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
         " RETURNING 1)"
         " SELECT COUNT(*) FROM c" },
-    [US_PG_UPLOADS_DISCARD] = { "us_pg_uploads_discard",
+    [US_STMT_UPLOADS_DISCARD] = { "us_pg_uploads_discard",
         "DELETE FROM us_uploads WHERE session_id = %s" },
-    [US_PG_SESSION_UPLOADED] = { "us_pg_session_uploaded",
-        /* after US_PG_SESSION_LOCK_OPEN: the count is final while the row is held */
+    [US_STMT_SESSION_UPLOADED] = { "us_pg_session_uploaded",
+        /* after US_STMT_SESSION_HOLD_OPEN: the count is final while the row is held */
         "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
-    [US_PG_WORKSPACE_FILE_DELETE_ONE] = { "us_pg_workspace_file_delete_one",
+    [US_STMT_WORKSPACE_FILE_DELETE_ONE] = { "us_pg_workspace_file_delete_one",
         "WITH d AS (DELETE FROM us_files WHERE workspace = %s AND file_id = %s RETURNING file_id),"
         " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
         " ON CONFLICT (file_id) DO NOTHING)"
         " SELECT file_id FROM d" },
-    [US_PG_WORKSPACE_FILES_DELETE_NAME] = { "us_pg_workspace_files_delete_name",
+    [US_STMT_WORKSPACE_FILES_DELETE_NAME] = { "us_pg_workspace_files_delete_name",
         "WITH d AS (DELETE FROM us_files WHERE workspace = %s AND name = %s RETURNING file_id),"
         " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
         " ON CONFLICT (file_id) DO NOTHING)"
         " SELECT file_id FROM d" },
-    [US_PG_WORKSPACE_FILES_DELETE_ALL] = { "us_pg_workspace_files_delete_all",
+    [US_STMT_WORKSPACE_FILES_DELETE_ALL] = { "us_pg_workspace_files_delete_all",
         "WITH d AS (DELETE FROM us_files WHERE workspace = %s RETURNING file_id),"
         " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
         " ON CONFLICT (file_id) DO NOTHING)"
         " SELECT file_id FROM d" },
-    [US_PG_FILE_TRASH_LIST] = { "us_pg_file_trash_list",
+    [US_STMT_FILE_TRASH_LIST] = { "us_pg_file_trash_list",
         "SELECT file_id FROM us_file_trash LIMIT %d" },
-    [US_PG_FILE_TRASH_FORGET] = { "us_pg_file_trash_forget",
+    [US_STMT_FILE_TRASH_FORGET] = { "us_pg_file_trash_forget",
         "DELETE FROM us_file_trash WHERE file_id = %s" },
-    [US_PG_WORKSPACE_FILE_META_SWAP] = { "us_pg_workspace_file_meta_swap",
+    [US_STMT_WORKSPACE_FILE_META_SWAP] = { "us_pg_workspace_file_meta_swap",
         "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s"
         " AND meta IS NOT DISTINCT FROM %s" },
-    [US_PG_WEBHOOK_TARGETS_CLEAR] = { "us_pg_webhook_targets_clear",
+    [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_pg_webhook_targets_clear",
         "DELETE FROM us_webhook_targets" },
-    [US_PG_WEBHOOK_TARGET_ADD] = { "us_pg_webhook_target_add",
+    [US_STMT_WEBHOOK_TARGET_ADD] = { "us_pg_webhook_target_add",
         "INSERT INTO us_webhook_targets (url) VALUES (%s) ON CONFLICT (url) DO NOTHING" },
-    [US_PG_WEBHOOK_DROP_UNLISTED] = { "us_pg_webhook_drop_unlisted",
+    [US_STMT_WEBHOOK_DROP_UNLISTED] = { "us_pg_webhook_drop_unlisted",
         "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)" },
-    [US_PG_WEBHOOK_CLAIM] = { "us_pg_webhook_claim",
+    [US_STMT_WEBHOOK_CLAIM] = { "us_pg_webhook_claim",
         /* SKIP LOCKED: concurrent claimers take different rows; the row a
          * claimer locks is re-checked on its latest version (a lease that
          * committed meanwhile excludes it) */
@@ -495,28 +495,28 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         " WHERE id = (SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE
         " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING " WEBHOOK_COLS },
-    [US_PG_WEBHOOK_NEXT_PAGE] = { "us_pg_webhook_next_page",
+    [US_STMT_WEBHOOK_NEXT_PAGE] = { "us_pg_webhook_next_page",
         "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"
         " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"
         " WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_PG_WEBHOOK_DONE] = { "us_pg_webhook_done",
+    [US_STMT_WEBHOOK_DONE] = { "us_pg_webhook_done",
         "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_PG_WEBHOOK_RETRY] = { "us_pg_webhook_retry",
+    [US_STMT_WEBHOOK_RETRY] = { "us_pg_webhook_retry",
         "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
         " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
         " WHERE id = %lld AND lease_owner = %s" },
-    [US_PG_WORKSPACE_CREATE] = { "us_pg_workspace_create",
+    [US_STMT_WORKSPACE_CREATE] = { "us_pg_workspace_create",
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
-    [US_PG_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
+    [US_STMT_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
         /* the first data of a workspace makes its row */
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, gen_random_uuid()::text, %lld, 0) ON CONFLICT (name) DO NOTHING" },
-    [US_PG_WORKSPACE_GET] = { "us_pg_workspace_get",
+    [US_STMT_WORKSPACE_GET] = { "us_pg_workspace_get",
         "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
-    [US_PG_WORKSPACE_LIST] = { "us_pg_workspace_list",
+    [US_STMT_WORKSPACE_LIST] = { "us_pg_workspace_list",
         "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
-    [US_PG_WEBHOOK_STATS] = { "us_pg_webhook_stats",
+    [US_STMT_WEBHOOK_STATS] = { "us_pg_webhook_stats",
         /* one statement: one snapshot */
         "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"
         " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"
@@ -531,7 +531,7 @@ const char *us_pg_sql_workspace_file_cols(void)
     return WORKSPACE_FILE_COLS;
 }
 
-const us_pg_stmt_def *us_pg_sql_statement(us_pg_stmt_id id)
+const us_stmt_def *us_pg_sql_statement(us_stmt_id id)
 {
-    return (id >= 0 && id < US_PG__COUNT) ? &STATEMENTS[id] : NULL;
+    return (id >= 0 && id < US_STMT__COUNT) ? &STATEMENTS[id] : NULL;
 }

@@ -51,7 +51,7 @@ typedef struct {
     apr_pool_t *hpool;             /* the driver handle's and its statements' */
     const us_pg_conf *conf;
     apr_dbd_t *h;
-    apr_dbd_prepared_t *stmt[US_PG__COUNT];
+    apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     apr_hash_t *dynamic;           /* SQL text -> built statement, in hpool */
     int worn_out;                  /* holds US_PG_MAX_DYNAMIC built statements */
     int broken;                    /* reopen before the next statement */
@@ -158,8 +158,10 @@ static us_db_rc connect_handle(us_pg_db *db, int with_stmts)
     apr_pool_cleanup_register(db->hpool, db, handle_cleanup, apr_pool_cleanup_null);
     us_db_rc rc = pg_exec_sql(db, apr_psprintf(db->hpool, "SET lock_timeout = %d",
                                                db->conf->lock_timeout_ms));
-    for (int i = 0; rc == US_DB_OK && with_stmts && i < US_PG__COUNT; i++) {
-        const us_pg_stmt_def *def = us_pg_sql_statement((us_pg_stmt_id)i);
+    for (int i = 0; rc == US_DB_OK && with_stmts && i < US_STMT__COUNT; i++) {
+        const us_stmt_def *def = us_pg_sql_statement((us_stmt_id)i);
+        if (!def->sql)
+            continue;
         int prc = apr_dbd_prepare(db->conf->drv, db->hpool, db->h, def->sql, def->label,
                                   &db->stmt[i]);
         if (prc != 0) {
@@ -202,7 +204,7 @@ static us_db_rc pg_new(const us_pg_conf *conf, apr_pool_t *p, int with_stmts, us
 
 /* ---- statements ------------------------------------------------------------ */
 
-static us_db_rc pg_select(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+static us_db_rc pg_select(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           apr_dbd_results_t **res)
 {
     us_db_rc rc = pg_ready(db);
@@ -214,7 +216,7 @@ static us_db_rc pg_select(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const v
     return qrc == 0 ? US_DB_OK : pg_fail(db, qrc, us_pg_sql_statement(id)->label);
 }
 
-static us_db_rc pg_exec(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+static us_db_rc pg_exec(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                         int *nrows)
 {
     us_db_rc rc = pg_ready(db);
@@ -257,7 +259,7 @@ static const char *entry_null(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *
 
 /* The first column of the first row as a number (counts, flags); *found
  * (may be NULL) says whether there was a row. */
-static us_db_rc select_ll(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+static us_db_rc select_ll(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           long long *out, int *found)
 {
     apr_dbd_results_t *res = NULL;
@@ -295,7 +297,7 @@ static void row_to_session(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row
     s->failed_files = entry_ll(db, row, 12);
 }
 
-static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                                us_session *out)
 {
     apr_dbd_results_t *res = NULL;
@@ -511,7 +513,7 @@ static us_db_rc workspace_ensure(us_pg_db *db, apr_pool_t *p, const char *worksp
     apr_int64_t t = now;
     const void *args[] = { workspace, &t };
     int nrows = 0;
-    return pg_exec(db, p, US_PG_WORKSPACE_ENSURE, args, &nrows);
+    return pg_exec(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
 }
 
 typedef struct {
@@ -530,14 +532,14 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
                            s->write_mode, &parallel, &created, &expires };
-    us_db_rc rc = pg_exec(db, p, US_PG_USER_OPEN_LOCK, lock_args, &nrows);
+    us_db_rc rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
-        rc = pg_exec(db, p, US_PG_USER_OPEN_TAKE, take_args, &nrows);
+        rc = pg_exec(db, p, US_STMT_USER_OPEN_TAKE, take_args, &nrows);
     if (rc != US_DB_OK)
         return rc;
     if (nrows != 1)
         return US_DB_LIMIT;
-    rc = pg_exec(db, p, US_PG_SESSION_INSERT, args, &nrows);
+    rc = pg_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
     return rc == US_DB_OK ? workspace_ensure(db, p, s->workspace, a->now) : rc;
 }
 
@@ -553,7 +555,7 @@ static us_db_rc pg_session_get(us_db *base, apr_pool_t *p, const char *workspace
 {
     apr_int64_t t = now;
     const void *args[] = { &t, workspace, id };
-    return select_session(pg_of(base), p, US_PG_SESSION_GET, args, out);
+    return select_session(pg_of(base), p, US_STMT_SESSION_GET, args, out);
 }
 
 static us_db_rc pg_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
@@ -561,7 +563,7 @@ static us_db_rc pg_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr
 {
     apr_int64_t t = now;
     const void *args[] = { &t, id };
-    return select_session(pg_of(base), p, US_PG_SESSION_BY_ID, args, out);
+    return select_session(pg_of(base), p, US_STMT_SESSION_BY_ID, args, out);
 }
 
 static us_db_rc pg_session_close(us_db *base, apr_pool_t *p, const char *workspace,
@@ -572,7 +574,7 @@ static us_db_rc pg_session_close(us_db *base, apr_pool_t *p, const char *workspa
     long long closed = 0;
     const void *args[] = { &t, workspace, id, &t };
     /* one statement: its own transaction */
-    us_db_rc rc = select_ll(db, p, US_PG_SESSION_CLOSE, args, &closed, NULL);
+    us_db_rc rc = select_ll(db, p, US_STMT_SESSION_CLOSE, args, &closed, NULL);
     if (rc != US_DB_OK)
         return rc;
     if (closed == 1)
@@ -594,12 +596,12 @@ static us_db_rc abort_body(us_pg_db *db, apr_pool_t *p, void *arg)
     long long aborted = 0;
     int nrows = 0;
     const void *args[] = { &t, a->workspace, a->id, &t };
-    us_db_rc rc = select_ll(db, p, US_PG_SESSION_ABORT, args, &aborted, NULL);
+    us_db_rc rc = select_ll(db, p, US_STMT_SESSION_ABORT, args, &aborted, NULL);
     if (rc != US_DB_OK)
         return rc;
     if (aborted == 1) {
         const void *dargs[] = { a->id };
-        return pg_exec(db, p, US_PG_UPLOADS_DISCARD, dargs, &nrows);
+        return pg_exec(db, p, US_STMT_UPLOADS_DISCARD, dargs, &nrows);
     }
     us_session s;
     rc = pg_session_get(&db->base, p, a->workspace, a->id, a->now, &s);
@@ -622,15 +624,15 @@ static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspac
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now, lim = pg->limit, off = pg->offset;
     int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
-    static const us_pg_stmt_id LIST[] = { US_PG_SESSION_LIST_ALL, US_PG_SESSION_LIST_EXPIRED,
-                                          US_PG_SESSION_LIST_ACTIVE };
-    static const us_pg_stmt_id AFTER[] = { US_PG_SESSION_AFTER_ALL, US_PG_SESSION_AFTER_EXPIRED,
-                                           US_PG_SESSION_AFTER_ACTIVE };
-    static const us_pg_stmt_id BEFORE[] = { US_PG_SESSION_BEFORE_ALL,
-                                            US_PG_SESSION_BEFORE_EXPIRED,
-                                            US_PG_SESSION_BEFORE_ACTIVE };
-    static const us_pg_stmt_id COUNT[] = { US_PG_SESSION_COUNT_ALL, US_PG_SESSION_COUNT_EXPIRED,
-                                           US_PG_SESSION_COUNT_ACTIVE };
+    static const us_stmt_id LIST[] = { US_STMT_SESSION_LIST_ALL, US_STMT_SESSION_LIST_EXPIRED,
+                                          US_STMT_SESSION_LIST_ACTIVE };
+    static const us_stmt_id AFTER[] = { US_STMT_SESSION_AFTER_ALL, US_STMT_SESSION_AFTER_EXPIRED,
+                                           US_STMT_SESSION_AFTER_ACTIVE };
+    static const us_stmt_id BEFORE[] = { US_STMT_SESSION_BEFORE_ALL,
+                                            US_STMT_SESSION_BEFORE_EXPIRED,
+                                            US_STMT_SESSION_BEFORE_ACTIVE };
+    static const us_stmt_id COUNT[] = { US_STMT_SESSION_COUNT_ALL, US_STMT_SESSION_COUNT_EXPIRED,
+                                           US_STMT_SESSION_COUNT_ACTIVE };
     const void *largs_all[] = { &t, workspace, &lim, &off };
     const void *largs_f[] = { &t, workspace, &t, &lim, &off };
     const void *cur_all[] = { &t, workspace, workspace, pg->cursor, &lim };
@@ -658,10 +660,10 @@ static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     long long *count = arg;
     long long mine = 0;
-    us_db_rc rc = select_ll(db, p, US_PG_SWEEP_LOCK, NULL, &mine, NULL);
+    us_db_rc rc = select_ll(db, p, US_STMT_SWEEP_LOCK, NULL, &mine, NULL);
     if (rc != US_DB_OK || !mine)
         return rc; /* another node sweeps now */
-    return select_ll(db, p, US_PG_SESSIONS_EXPIRE, NULL, count, NULL);
+    return select_ll(db, p, US_STMT_SESSIONS_EXPIRE, NULL, count, NULL);
 }
 
 static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
@@ -670,46 +672,6 @@ static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
     us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &n);
     *count = rc == US_DB_OK ? (int)n : 0;
     return rc;
-}
-
-/* ---- node registry ----------------------------------------------------------------- */
-
-static us_db_rc pg_node_claim(us_db *base, apr_pool_t *p, const us_node *me, const char *replaces,
-                              apr_interval_time_t ttl, us_node *holder)
-{
-    us_pg_db *db = pg_of(base);
-    apr_int64_t pid = me->pid, lease = ttl;
-    long long one = 0;
-    int granted = 0;
-    const void *args[] = { me->name, me->instance, me->host, &pid, replaces ? replaces : "",
-                           &lease };
-    us_db_rc rc = select_ll(db, p, US_PG_NODE_CLAIM, args, &one, &granted);
-    if (rc != US_DB_OK || granted)
-        return rc;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *hargs[] = { me->name };
-    memset(holder, 0, sizeof(*holder));
-    holder->name = apr_pstrdup(p, me->name);
-    holder->instance = holder->host = "";
-    if ((rc = pg_select(db, p, US_PG_NODE_HOLDER, hargs, &res)) != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        holder->instance = entry_str(db, p, row, 0);
-        holder->host = entry_str(db, p, row, 1);
-        holder->pid = entry_ll(db, row, 2);
-        holder->age = (apr_interval_time_t)entry_ll(db, row, 3);
-    }
-    return US_DB_CONFLICT;
-}
-
-static us_db_rc pg_node_heartbeat(us_db *base, apr_pool_t *p, const char *name,
-                                  const char *instance)
-{
-    int nrows = 0;
-    const void *args[] = { name, instance };
-    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_NODE_HEARTBEAT, args, &nrows);
-    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
 /* ---- uploads ---------------------------------------------------------------------- */
@@ -733,34 +695,34 @@ static us_db_rc upload_body(us_pg_db *db, apr_pool_t *p, void *arg)
 
     a->old_blob = NULL;
     const void *open_args[] = { u->session_id, &t };
-    if ((rc = select_ll(db, p, US_PG_SESSION_LOCK_OPEN, open_args, &one, &open)) != US_DB_OK)
+    if ((rc = select_ll(db, p, US_STMT_SESSION_HOLD_OPEN, open_args, &one, &open)) != US_DB_OK)
         return rc;
     if (!open)
         return US_DB_CONFLICT;
     /* commits of this session take turns on its row from here on */
     const void *blob_args[] = { u->session_id, u->name };
-    if ((rc = pg_select(db, p, US_PG_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
+    if ((rc = pg_select(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK)
         a->old_blob = entry_str(db, p, row, 0);
     if (a->old_blob) {
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
-        return pg_exec(db, p, US_PG_UPLOAD_REPLACE, args, &nrows);
+        return pg_exec(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
     }
     if (!u->is_meta && u->max_files > 0) { /* the session's row is held: the count is final */
         long long held = 0;
         const void *held_args[] = { u->session_id };
-        if ((rc = select_ll(db, p, US_PG_SESSION_UPLOADED, held_args, &held, NULL)) != US_DB_OK)
+        if ((rc = select_ll(db, p, US_STMT_SESSION_UPLOADED, held_args, &held, NULL)) != US_DB_OK)
             return rc;
         if (held >= u->max_files)
             return US_DB_LIMIT;
     }
     const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
                            &at, u->file_ingestion_id };
-    if ((rc = pg_exec(db, p, US_PG_UPLOAD_INSERT, args, &nrows)) != US_DB_OK || u->is_meta)
+    if ((rc = pg_exec(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK || u->is_meta)
         return rc;
     const void *count_args[] = { u->session_id };
-    return pg_exec(db, p, US_PG_SESSION_COUNT_UPLOAD, count_args, &nrows);
+    return pg_exec(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
 static us_db_rc pg_upload_commit(us_db *base, apr_pool_t *p, const us_upload_record *u,
@@ -779,7 +741,7 @@ static us_db_rc pg_upload_blob(us_db *base, apr_pool_t *p, const char *session_i
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, name };
-    us_db_rc rc = pg_select(db, p, US_PG_UPLOAD_BLOB_GET, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_UPLOAD_BLOB_GET, args, &res);
     *blob = NULL;
     if (rc != US_DB_OK)
         return rc;
@@ -801,20 +763,20 @@ static us_db_rc pg_session_files_list(us_db *base, apr_pool_t *p, const char *se
     const void *largs_st[] = { session_id, status, &lim, &off };
     const void *cur_all[] = { session_id, session_id, pg->cursor, &lim };
     const void *cur_st[] = { session_id, status, session_id, pg->cursor, &lim };
-    us_pg_stmt_id list;
+    us_stmt_id list;
     const void **args;
-    us_db_rc rc = select_ll(db, p, status ? US_PG_FILES_COUNT_STATUS : US_PG_FILES_COUNT_ALL,
+    us_db_rc rc = select_ll(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
                             cargs, total, NULL);
     if (rc != US_DB_OK)
         return rc;
     if (!pg->cursor) {
-        list = status ? US_PG_FILES_LIST_STATUS : US_PG_FILES_LIST_ALL;
+        list = status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL;
         args = status ? largs_st : largs_all;
     } else if (pg->before) {
-        list = status ? US_PG_FILES_BEFORE_STATUS : US_PG_FILES_BEFORE_ALL;
+        list = status ? US_STMT_FILES_BEFORE_STATUS : US_STMT_FILES_BEFORE_ALL;
         args = status ? cur_st : cur_all;
     } else {
-        list = status ? US_PG_FILES_AFTER_STATUS : US_PG_FILES_AFTER_ALL;
+        list = status ? US_STMT_FILES_AFTER_STATUS : US_STMT_FILES_AFTER_ALL;
         args = status ? cur_st : cur_all;
     }
     rc = pg_select(db, p, list, args, &res);
@@ -852,7 +814,7 @@ static us_db_rc claim_body(us_pg_db *db, apr_pool_t *p, void *arg)
     int parallel = 0;
     long long flag = 0;
     const void *cargs[] = { &lease };
-    us_db_rc rc = pg_select(db, p, US_PG_INGEST_CANDIDATE, cargs, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_INGEST_CANDIDATE, cargs, &res);
     if (rc != US_DB_OK)
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK) {
@@ -868,18 +830,18 @@ static us_db_rc claim_body(us_pg_db *db, apr_pool_t *p, void *arg)
          * workspace's lock, in a statement that sees their commits */
         const void *largs[] = { workspace };
         const void *targs[] = { id };
-        if ((rc = select_ll(db, p, US_PG_TURN_LOCK, largs, &flag, NULL)) != US_DB_OK)
+        if ((rc = select_ll(db, p, US_STMT_TURN_LOCK, largs, &flag, NULL)) != US_DB_OK)
             return rc;
         if (!flag)
             return US_DB_NOTFOUND; /* another claimer decides this workspace now */
         int found = 0;
-        if ((rc = select_ll(db, p, US_PG_IN_TURN, targs, &flag, &found)) != US_DB_OK)
+        if ((rc = select_ll(db, p, US_STMT_IN_TURN, targs, &flag, &found)) != US_DB_OK)
             return rc;
         if (!found)
             return US_DB_NOTFOUND;
     }
     const void *args[] = { a->owner, id, &t };
-    rc = select_session(db, p, US_PG_INGEST_CLAIM, args, a->out);
+    rc = select_session(db, p, US_STMT_INGEST_CLAIM, args, a->out);
     if (rc == US_DB_OK)
         a->out->ingest_owner = apr_pstrdup(p, a->owner);
     if (rc == US_DB_NOTFOUND) {
@@ -903,7 +865,7 @@ static us_db_rc pg_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store
     apr_dbd_row_t *row = NULL;
     apr_int64_t t = now;
     const void *args[] = { &t, &t };
-    us_db_rc rc = pg_select(db, p, US_PG_OVERVIEW, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_OVERVIEW, args, &res);
     memset(out, 0, sizeof(*out));
     if (rc != US_DB_OK)
         return rc;
@@ -923,7 +885,7 @@ static us_db_rc pg_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    us_db_rc rc = pg_select(db, p, US_PG_INGEST_RUNNING, NULL, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_INGEST_RUNNING, NULL, &res);
     if (rc != US_DB_OK)
         return rc;
     *claims = apr_array_make(p, 4, sizeof(us_claim));
@@ -940,7 +902,7 @@ static us_db_rc pg_ingest_requeue(us_db *base, apr_pool_t *p, const char *sessio
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
-    return pg_exec(pg_of(base), p, US_PG_INGEST_REQUEUE, args, &nrows);
+    return pg_exec(pg_of(base), p, US_STMT_INGEST_REQUEUE, args, &nrows);
 }
 
 static us_db_rc pg_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *session_id,
@@ -949,7 +911,7 @@ static us_db_rc pg_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *sess
     int nrows = 0;
     const void *args[] = { session_id, owner };
     (void)now; /* the heartbeat is the database's time */
-    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_INGEST_HEARTBEAT, args, &nrows);
+    us_db_rc rc = pg_exec(pg_of(base), p, US_STMT_INGEST_HEARTBEAT, args, &nrows);
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
@@ -958,7 +920,7 @@ static us_db_rc pg_ingest_done(us_db *base, apr_pool_t *p, const char *session_i
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
-    return pg_exec(pg_of(base), p, US_PG_INGEST_DONE, args, &nrows);
+    return pg_exec(pg_of(base), p, US_STMT_INGEST_DONE, args, &nrows);
 }
 
 static us_db_rc pg_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
@@ -968,7 +930,7 @@ static us_db_rc pg_ingest_pending(us_db *base, apr_pool_t *p, const char *sessio
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { session_id, &limit };
-    us_db_rc rc = pg_select(db, p, US_PG_INGEST_PENDING, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_INGEST_PENDING, args, &res);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(us_pending));
@@ -991,7 +953,7 @@ static us_db_rc pg_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const 
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, name };
-    us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_FILE_IDS_BY_NAME, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, &res);
     if (rc != US_DB_OK)
         return rc;
     *ids = apr_array_make(p, 2, sizeof(const char *));
@@ -1006,7 +968,7 @@ static us_db_rc name_lock(us_pg_db *db, apr_pool_t *p, const char *workspace, co
 {
     long long one = 0;
     const void *args[] = { workspace, name };
-    return select_ll(db, p, US_PG_NAME_LOCK, args, &one, NULL);
+    return select_ll(db, p, US_STMT_NAME_LOCK, args, &one, NULL);
 }
 
 static us_db_rc delete_same_name(us_pg_db *db, apr_pool_t *p, const char *workspace,
@@ -1021,7 +983,7 @@ static us_db_rc delete_same_name(us_pg_db *db, apr_pool_t *p, const char *worksp
         if (strcmp(id, keep_id) == 0)
             continue;
         const void *args[] = { id };
-        rc = pg_exec(db, p, US_PG_WORKSPACE_FILE_DELETE, args, &nrows);
+        rc = pg_exec(db, p, US_STMT_WORKSPACE_FILE_DELETE, args, &nrows);
         if (rc == US_DB_OK)
             APR_ARRAY_PUSH(deleted, const char *) = id;
     }
@@ -1037,7 +999,7 @@ static us_db_rc insert_workspace_file(us_pg_db *db, apr_pool_t *p, const char *w
     apr_int64_t sz = size, at = created, chars = characters;
     const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
                            characters < 0 ? NULL : &chars };
-    return pg_exec(db, p, US_PG_WORKSPACE_FILE_INSERT, args, &nrows);
+    return pg_exec(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
 }
 
 static us_db_rc name_taken(us_pg_db *db, apr_pool_t *p, const char *workspace, const char *name,
@@ -1074,7 +1036,7 @@ static us_db_rc apply_one(us_pg_db *db, apr_pool_t *p, const us_session *s,
         reason = "FILE_ALREADY_EXISTS";
     }
     const void *args[] = { status, reason, s->id, r->name };
-    if ((rc = pg_exec(db, p, US_PG_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
+    if ((rc = pg_exec(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
         return rc;
     *counted = strcmp(status, "FINISHED") == 0 ? 1 : 2;
     if (taken) /* its blob was moved already: the caller removes it */
@@ -1108,7 +1070,7 @@ static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
         int held = 0;
         long long one = 0;
         const void *args[] = { s->id, s->ingest_owner };
-        if ((rc = select_ll(db, p, US_PG_CLAIM_HELD, args, &one, &held)) != US_DB_OK)
+        if ((rc = select_ll(db, p, US_STMT_INGEST_HELD, args, &one, &held)) != US_DB_OK)
             return rc;
         if (!held) {
             db->err = apr_psprintf(db->pool, "session %s: %s no longer holds the claim", s->id,
@@ -1125,7 +1087,7 @@ static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
     }
     if (rc == US_DB_OK && finished + failed > 0) {
         const void *args[] = { &finished, &failed, s->id };
-        rc = pg_exec(db, p, US_PG_SESSION_ADD_COUNTS, args, &nrows);
+        rc = pg_exec(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
     }
     return rc;
 }
@@ -1161,7 +1123,7 @@ static us_db_rc pg_workspace_file_get(us_db *base, apr_pool_t *p, const char *wo
     apr_dbd_row_t *row = NULL;
     const void *args[] = { workspace, file_id };
     int found = 0;
-    us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_FILE_GET, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_FILE_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK) {
@@ -1276,10 +1238,10 @@ static us_db_rc pg_workspace_file_list(us_db *base, apr_pool_t *p, const char *w
         const void *cargs[] = { workspace, q->name_part };
         const void *largs[] = { workspace, q->name_part, &lim };
         const void *aargs[] = { workspace, q->name_part, &at, &at, q->after_id, &lim };
-        rc = select_ll(db, p, US_PG_WORKSPACE_FILE_COUNT, cargs, total, NULL);
+        rc = select_ll(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, total, NULL);
         if (rc == US_DB_OK)
-            rc = q->after_id ? pg_select(db, p, US_PG_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
-                             : pg_select(db, p, US_PG_WORKSPACE_FILE_LIST, largs, &res);
+            rc = q->after_id ? pg_select(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
+                             : pg_select(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &res);
     }
     if (rc != US_DB_OK)
         return rc;
@@ -1335,7 +1297,7 @@ static us_db_rc pg_workspace_file_add(us_db *base, apr_pool_t *p, const char *wo
 
 /* Runs a statement answering file ids (a DELETE ... RETURNING file_id, a
  * read of the trash), appending them to deleted. */
-static us_db_rc select_ids(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
+static us_db_rc select_ids(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                                  apr_array_header_t *deleted)
 {
     apr_dbd_results_t *res = NULL;
@@ -1355,7 +1317,7 @@ static us_db_rc pg_workspace_file_delete(us_db *base, apr_pool_t *p, const char 
     apr_array_header_t *deleted = apr_array_make(p, 1, sizeof(const char *));
     const void *args[] = { workspace, file_id };
     /* one statement: its own transaction */
-    us_db_rc rc = select_ids(db, p, US_PG_WORKSPACE_FILE_DELETE_ONE, args, deleted);
+    us_db_rc rc = select_ids(db, p, US_STMT_WORKSPACE_FILE_DELETE_ONE, args, deleted);
     return rc == US_DB_OK && deleted->nelts == 0 ? US_DB_NOTFOUND : rc;
 }
 
@@ -1372,11 +1334,11 @@ static us_db_rc delete_many_body(us_pg_db *db, apr_pool_t *p, void *arg)
     apr_array_clear(a->deleted);
     if (!a->names) {
         const void *args[] = { a->workspace };
-        return select_ids(db, p, US_PG_WORKSPACE_FILES_DELETE_ALL, args, a->deleted);
+        return select_ids(db, p, US_STMT_WORKSPACE_FILES_DELETE_ALL, args, a->deleted);
     }
     for (int i = 0; rc == US_DB_OK && i < a->names->nelts; i++) {
         const void *args[] = { a->workspace, APR_ARRAY_IDX(a->names, i, const char *) };
-        rc = select_ids(db, p, US_PG_WORKSPACE_FILES_DELETE_NAME, args, a->deleted);
+        rc = select_ids(db, p, US_STMT_WORKSPACE_FILES_DELETE_NAME, args, a->deleted);
     }
     return rc;
 }
@@ -1398,7 +1360,7 @@ static us_db_rc pg_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_ar
     us_pg_db *db = pg_of(base);
     const void *args[] = { &limit };
     *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
-    return select_ids(db, p, US_PG_FILE_TRASH_LIST, args, *ids);
+    return select_ids(db, p, US_STMT_FILE_TRASH_LIST, args, *ids);
 }
 
 static us_db_rc forget_body(us_pg_db *db, apr_pool_t *p, void *arg)
@@ -1408,7 +1370,7 @@ static us_db_rc forget_body(us_pg_db *db, apr_pool_t *p, void *arg)
     int nrows = 0;
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
         const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
-        rc = pg_exec(db, p, US_PG_FILE_TRASH_FORGET, args, &nrows);
+        rc = pg_exec(db, p, US_STMT_FILE_TRASH_FORGET, args, &nrows);
     }
     return rc;
 }
@@ -1428,7 +1390,7 @@ static us_db_rc pg_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const ch
     int nrows = 0;
     const void *args[] = { meta, workspace, file_id, old_meta };
     /* one statement: the row lock and the re-check of meta make it a swap */
-    us_db_rc rc = pg_exec(db, p, US_PG_WORKSPACE_FILE_META_SWAP, args, &nrows);
+    us_db_rc rc = pg_exec(db, p, US_STMT_WORKSPACE_FILE_META_SWAP, args, &nrows);
     if (rc != US_DB_OK || nrows == 1)
         return rc;
     us_workspace_file f;
@@ -1453,7 +1415,7 @@ static us_db_rc pg_workspace_create(us_db *base, apr_pool_t *p, const char *name
     const void *args[] = { name, workspace_id, &t };
     int nrows = 0;
     /* one statement: the unique index decides between concurrent creates */
-    us_db_rc rc = pg_exec(pg_of(base), p, US_PG_WORKSPACE_CREATE, args, &nrows);
+    us_db_rc rc = pg_exec(pg_of(base), p, US_STMT_WORKSPACE_CREATE, args, &nrows);
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
@@ -1464,7 +1426,7 @@ static us_db_rc pg_workspace_get(us_db *base, apr_pool_t *p, const char *name, u
     apr_dbd_row_t *row = NULL;
     const void *args[] = { name };
     int found = 0;
-    us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_GET, args, &res);
+    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_GET, args, &res);
     if (rc != US_DB_OK)
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK) {
@@ -1482,7 +1444,7 @@ static us_db_rc pg_workspace_list(us_db *base, apr_pool_t *p, const apr_array_he
     if (!names) {
         apr_dbd_results_t *res = NULL;
         apr_dbd_row_t *row = NULL;
-        us_db_rc rc = pg_select(db, p, US_PG_WORKSPACE_LIST, NULL, &res);
+        us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_LIST, NULL, &res);
         if (rc != US_DB_OK)
             return rc;
         while (next_row(db, p, res, &row) == US_DB_OK)
@@ -1500,93 +1462,53 @@ static us_db_rc pg_workspace_list(us_db *base, apr_pool_t *p, const apr_array_he
     return US_DB_OK;
 }
 
-/* ---- webhook outbox -------------------------------------------------------------- */
+/* ---- the generic entries ---------------------------------------------------------- */
 
-static us_db_rc targets_body(us_pg_db *db, apr_pool_t *p, void *arg)
+static us_db_rc pg_gen_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                            int *nrows)
 {
-    const apr_array_header_t *urls = arg;
-    int nrows = 0;
-    us_db_rc rc = pg_exec(db, p, US_PG_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
-    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
-        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
-        rc = pg_exec(db, p, US_PG_WEBHOOK_TARGET_ADD, args, &nrows);
-    }
-    return rc == US_DB_OK ? pg_exec(db, p, US_PG_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
+    int n = 0;
+    us_db_rc rc = pg_exec(pg_of(base), p, id, args, &n);
+    if (nrows)
+        *nrows = n;
+    return rc;
 }
 
-static us_db_rc pg_webhook_targets_set(us_db *base, apr_pool_t *p, const apr_array_header_t *urls)
-{
-    return pg_txn(pg_of(base), p, targets_body, (void *)urls);
-}
-
-static us_db_rc pg_webhook_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
-                                 apr_time_t lease_until, us_webhook_row *out)
+static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                              us_row_fn fn, void *out, int *nrows)
 {
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t t = now, until = lease_until;
-    int found = 0;
-    const void *args[] = { owner, &until, &t, &t };
-    us_db_rc rc = pg_select(db, p, US_PG_WEBHOOK_CLAIM, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        /* column order of WEBHOOK_COLS in us_pg_sql.c */
-        out->id = entry_ll(db, row, 0);
-        out->event = entry_str(db, p, row, 1);
-        out->session_id = entry_str(db, p, row, 2);
-        out->workspace = entry_str(db, p, row, 3);
-        out->url = entry_str(db, p, row, 4);
-        out->occurred_at = (apr_time_t)entry_ll(db, row, 5);
-        out->uploaded_files = entry_ll(db, row, 6);
-        out->finished_files = entry_ll(db, row, 7);
-        out->failed_files = entry_ll(db, row, 8);
-        out->page = (int)entry_ll(db, row, 9);
-        out->attempts = (int)entry_ll(db, row, 10);
-        found = 1;
+    int n = 0;
+    us_db_rc rc = pg_select(db, p, id, args, &res);
+    while (rc == US_DB_OK && next_row(db, p, res, &row) == US_DB_OK) {
+        if (fn) {
+            us_row r = { db->conf->drv, row };
+            fn(&r, p, out);
+        }
+        n++;
     }
-    return found ? US_DB_OK : US_DB_NOTFOUND;
+    if (nrows)
+        *nrows = n;
+    return rc;
 }
 
-static us_db_rc pg_webhook_delivered(us_db *base, apr_pool_t *p, long long id, const char *owner,
-                                     int page, int pages)
+typedef struct {
+    us_txn_fn fn;
+    void *arg;
+} txn_call;
+
+static us_db_rc txn_call_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
-    apr_int64_t i = id;
-    int nrows = 0;
-    const void *args[] = { &i, owner, &page };
-    return pg_exec(pg_of(base), p, page < pages ? US_PG_WEBHOOK_NEXT_PAGE : US_PG_WEBHOOK_DONE,
-                   args, &nrows);
+    txn_call *c = arg;
+    return c->fn(&db->base, p, c->arg);
 }
 
-static us_db_rc pg_webhook_retry(us_db *base, apr_pool_t *p, long long id, const char *owner,
-                                 apr_time_t now, apr_time_t next_at, const char *error,
-                                 int give_up)
+static us_db_rc pg_gen_write(us_db *base, apr_pool_t *p, us_txn_fn fn, void *arg)
 {
-    apr_int64_t i = id, t = now, next = next_at;
-    int nrows = 0;
-    const void *args[] = { &next, error ? error : "", &t, give_up ? "failed" : "pending", &i,
-                           owner };
-    return pg_exec(pg_of(base), p, US_PG_WEBHOOK_RETRY, args, &nrows);
-}
-
-static us_db_rc pg_webhook_stats(us_db *base, apr_pool_t *p, us_webhook_stats *out)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    us_db_rc rc = pg_select(db, p, US_PG_WEBHOOK_STATS, NULL, &res);
-    memset(out, 0, sizeof(*out));
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        out->pending = entry_ll(db, row, 0);
-        out->failed = entry_ll(db, row, 1);
-        out->oldest_pending = (apr_time_t)entry_ll(db, row, 2);
-        out->last_error = entry_null(db, p, row, 3);
-        out->last_error_at = (apr_time_t)entry_ll(db, row, 4);
-    }
-    return US_DB_OK;
+    txn_call c = { fn, arg };
+    return pg_txn(pg_of(base), p, txn_call_body, &c);
 }
 
 const us_store_backend us_pgsql_backend = {
@@ -1606,14 +1528,17 @@ const us_store_backend us_pgsql_backend = {
     .error = pg_error,
     .worn_out = pg_worn_out,
     .clear_error = pg_clear_error,
+    .statement = us_pg_sql_statement,
+    .exec = pg_gen_exec,
+    .select = pg_gen_select,
+    .write = pg_gen_write,
+    .write_one = pg_gen_exec, /* one statement: a transaction of its own */
     .session_insert = pg_session_insert,
     .session_get = pg_session_get,
     .session_by_id = pg_session_by_id,
     .session_close = pg_session_close,
     .session_list = pg_session_list,
     .sessions_expire = pg_sessions_expire,
-    .node_claim = pg_node_claim,
-    .node_heartbeat = pg_node_heartbeat,
     .overview = pg_overview,
     .upload_commit = pg_upload_commit,
     .upload_blob = pg_upload_blob,
@@ -1637,10 +1562,5 @@ const us_store_backend us_pgsql_backend = {
     .workspace_create = pg_workspace_create,
     .workspace_get = pg_workspace_get,
     .workspace_list = pg_workspace_list,
-    .webhook_targets_set = pg_webhook_targets_set,
-    .webhook_claim = pg_webhook_claim,
-    .webhook_delivered = pg_webhook_delivered,
-    .webhook_retry = pg_webhook_retry,
-    .webhook_stats = pg_webhook_stats,
     .workspace_file_meta_swap = pg_workspace_file_meta_swap,
 };

@@ -249,6 +249,8 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
     db->log = conf->log;
     for (int i = 0; i < US_STMT__COUNT; i++) {
         const us_stmt_def *def = us_sql_statement((us_stmt_id)i);
+        if (!def->sql)
+            continue;
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
         if (prc != 0) {
             rc = us_db_fail(db, prc, def->label);

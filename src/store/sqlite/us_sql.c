@@ -372,7 +372,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
     [US_STMT_SESSION_BY_ID] = { "us_session_by_id",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
-    [US_STMT_SESSION_IS_OPEN] = { "us_session_is_open",
+    [US_STMT_SESSION_HOLD_OPEN] = { "us_session_is_open",
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld" },
     [US_STMT_UPLOAD_BLOB_GET] = { "us_upload_blob_get",
         "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },

@@ -5,74 +5,13 @@
  */
 #include "us_sqlite_filter.h"
 #include "us_store_db.h"
+#include "../us_ops.h"
 
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <string.h>
 
 /* ---- queries ------------------------------------------------------------- */
-
-static long long entry_ll(const apr_dbd_driver_t *drv, apr_dbd_row_t *row, int col)
-{
-    const char *v = apr_dbd_get_entry(drv, row, col);
-    return v ? apr_atoi64(v) : 0;
-}
-
-static const char *entry_str(const apr_dbd_driver_t *drv, apr_pool_t *p,
-                             apr_dbd_row_t *row, int col)
-{
-    const char *v = apr_dbd_get_entry(drv, row, col);
-    return apr_pstrdup(p, v ? v : "");
-}
-
-/* Reads one row into out: a row callback of select_each. */
-typedef void (*row_fn)(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                       void *out);
-
-/* Column order of SESSION_COLS in us_sql.c */
-static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
-                           apr_dbd_row_t *row, void *out)
-{
-    us_session *s = out;
-    s->id = entry_str(drv, p, row, 0);
-    s->workspace = entry_str(drv, p, row, 1);
-    s->user_id = entry_str(drv, p, row, 2);
-    s->given_name = entry_str(drv, p, row, 3);
-    s->family_name = entry_str(drv, p, row, 4);
-    s->write_mode = entry_str(drv, p, row, 5);
-    s->parallel = (int)entry_ll(drv, row, 6);
-    s->status = entry_str(drv, p, row, 7);
-    s->created_at = (apr_time_t)entry_ll(drv, row, 8);
-    s->expires_at = (apr_time_t)entry_ll(drv, row, 9);
-    s->uploaded_files = entry_ll(drv, row, 10);
-    s->finished_files = entry_ll(drv, row, 11);
-    s->failed_files = entry_ll(drv, row, 12);
-    s->ingest_owner = NULL;
-}
-
-static void row_to_count(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                         void *out)
-{
-    (void)p;
-    *(long long *)out = entry_ll(drv, row, 0);
-}
-
-static void row_to_str(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
-{
-    *(const char **)out = entry_str(drv, p, row, 0);
-}
-
-/* Row callbacks that append to an array (out) of their element type. */
-static void push_session(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                         void *out)
-{
-    row_to_session(drv, p, row, apr_array_push(out));
-}
-
-static void push_str(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
-{
-    row_to_str(drv, p, row, apr_array_push(out));
-}
 
 static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
@@ -84,15 +23,17 @@ static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
 /* Hands every row of res to fn with out (fn may be NULL to only count
  * them); *nrows (may be NULL) says how many there were. A row that fails
  * to fetch is an error, never the end of the rows. */
-static us_db_rc each_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, row_fn fn,
+static us_db_rc each_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, us_row_fn fn,
                          void *out, int *nrows)
 {
     apr_dbd_row_t *row = NULL;
     int n = 0;
     us_db_rc rc;
     while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK) {
-        if (fn)
-            fn(db->drv, p, row, out);
+        if (fn) {
+            us_row r = { db->drv, row };
+            fn(&r, p, out);
+        }
         n++;
     }
     if (nrows)
@@ -102,7 +43,7 @@ static us_db_rc each_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res
 
 /* Runs statement id and hands its rows to fn, as each_row. */
 static us_db_rc select_each(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
-                            row_fn fn, void *out, int *nrows)
+                            us_row_fn fn, void *out, int *nrows)
 {
     apr_dbd_results_t *res = NULL;
     us_db_rc rc = select_rows(db, p, id, args, &res);
@@ -111,7 +52,7 @@ static us_db_rc select_each(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, cons
 
 /* A select of (at most) one row into out: US_DB_NOTFOUND when there is none. */
 static us_db_rc select_one(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
-                           row_fn fn, void *out)
+                           us_row_fn fn, void *out)
 {
     int n = 0;
     us_db_rc rc = select_each(db, p, id, args, fn, out, &n);
@@ -163,7 +104,7 @@ static us_db_rc sq_session_get(us_db *base, apr_pool_t *p, const char *workspace
 {
     apr_int64_t t = now;
     const void *args[] = { &t, workspace, id };
-    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_GET, args, row_to_session, out);
+    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_GET, args, us_row_to_session, out);
 }
 
 static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
@@ -211,15 +152,15 @@ static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspac
     us_db_rc rc;
 
     *total = 0;
-    rc = select_each(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, row_to_count, total, NULL);
+    rc = select_each(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, us_row_to_ll, total, NULL);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
                            sizeof(us_session));
     if (pg->cursor)
         return select_each(db, p, pg->before ? BEFORE[f] : AFTER[f],
-                           f == 0 ? cur_all : cur_f, push_session, *rows, NULL);
-    return select_each(db, p, LIST[f], f == 0 ? largs_all : largs_f, push_session, *rows, NULL);
+                           f == 0 ? cur_all : cur_f, us_push_session, *rows, NULL);
+    return select_each(db, p, LIST[f], f == 0 ? largs_all : largs_f, us_push_session, *rows, NULL);
 }
 
 static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
@@ -227,7 +168,7 @@ static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr
 {
     apr_int64_t t = now;
     const void *args[] = { &t, id };
-    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, row_to_session, out);
+    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, us_row_to_session, out);
 }
 
 static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
@@ -257,14 +198,14 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     us_db_rc rc;
 
     const void *open_args[] = { u->session_id, &t };
-    if ((rc = select_each(db, p, US_STMT_SESSION_IS_OPEN, open_args, NULL, NULL, &open)) !=
+    if ((rc = select_each(db, p, US_STMT_SESSION_HOLD_OPEN, open_args, NULL, NULL, &open)) !=
         US_DB_OK)
         return rc;
     if (!open)
         return US_DB_CONFLICT;
 
     const void *blob_args[] = { u->session_id, u->name };
-    if ((rc = select_each(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, row_to_str, old_blob,
+    if ((rc = select_each(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, us_row_to_str, old_blob,
                           NULL)) != US_DB_OK)
         return rc;
 
@@ -275,7 +216,7 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     if (!u->is_meta && u->max_files > 0) { /* under the write lock: the count is final */
         long long held = 0;
         const void *held_args[] = { u->session_id };
-        if ((rc = select_each(db, p, US_STMT_SESSION_UPLOADED, held_args, row_to_count, &held,
+        if ((rc = select_each(db, p, US_STMT_SESSION_UPLOADED, held_args, us_row_to_ll, &held,
                               NULL)) != US_DB_OK)
             return rc;
         if (held >= u->max_files)
@@ -291,14 +232,13 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
 }
 
-static void push_session_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                              void *out)
+static void push_session_file(const us_row *r, apr_pool_t *p, void *out)
 {
     us_session_file_row *f = apr_array_push(out);
-    const char *reason = apr_dbd_get_entry(drv, row, 3);
-    f->file_ingestion_id = entry_str(drv, p, row, 0);
-    f->name = entry_str(drv, p, row, 1);
-    f->status = entry_str(drv, p, row, 2);
+    const char *reason = us_row_null(r, p, 3);
+    f->file_ingestion_id = us_row_str(r, p, 0);
+    f->name = us_row_str(r, p, 1);
+    f->status = us_row_str(r, p, 2);
     f->reason = reason ? apr_pstrdup(p, reason) : NULL;
 }
 
@@ -319,7 +259,7 @@ static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *se
 
     *total = 0;
     rc = select_each(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
-                     cargs, row_to_count, total, NULL);
+                     cargs, us_row_to_ll, total, NULL);
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
@@ -352,7 +292,7 @@ static us_db_rc ingest_candidate(us_sqlite_db *db, apr_pool_t *p, apr_time_t sta
     apr_int64_t stale = stale_before;
     const void *args[] = { &stale, &stale };
     *id = NULL;
-    return select_one(db, p, US_STMT_INGEST_CANDIDATE, args, row_to_str, id);
+    return select_one(db, p, US_STMT_INGEST_CANDIDATE, args, us_row_to_str, id);
 }
 
 static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *owner,
@@ -368,7 +308,7 @@ static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char 
     if (nrows == 0)
         return US_DB_NOTFOUND; /* another worker was quicker */
     const void *qargs[] = { &t, owner };
-    rc = select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, row_to_session, out);
+    rc = select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, us_row_to_session, out);
     if (rc == US_DB_OK)
         out->ingest_owner = apr_pstrdup(p, owner);
     if (rc != US_DB_NOTFOUND)
@@ -378,24 +318,23 @@ static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char 
     return US_DB_ERROR;
 }
 
-static void push_claim(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+static void push_claim(const us_row *r, apr_pool_t *p, void *out)
 {
     us_claim *c = apr_array_push(out);
-    c->session_id = entry_str(drv, p, row, 0);
-    c->owner = entry_str(drv, p, row, 1);
+    c->session_id = us_row_str(r, p, 0);
+    c->owner = us_row_str(r, p, 1);
 }
 
-static void row_to_overview(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                            void *out)
+static void row_to_overview(const us_row *r, apr_pool_t *p, void *out)
 {
     us_store_overview *o = out;
     (void)p;
-    o->open = entry_ll(drv, row, 0);
-    o->closed = entry_ll(drv, row, 1);
-    o->expired = entry_ll(drv, row, 2);
-    o->queued = entry_ll(drv, row, 3);
-    o->running = entry_ll(drv, row, 4);
-    o->oldest_queued = (apr_time_t)entry_ll(drv, row, 5); /* NULL (none) reads as 0 */
+    o->open = us_row_ll(r, 0);
+    o->closed = us_row_ll(r, 1);
+    o->expired = us_row_ll(r, 2);
+    o->queued = us_row_ll(r, 3);
+    o->running = us_row_ll(r, 4);
+    o->oldest_queued = (apr_time_t)us_row_ll(r, 5); /* NULL (none) reads as 0 */
 }
 
 static us_db_rc sq_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store_overview *out)
@@ -440,14 +379,13 @@ static us_db_rc ingest_done_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *
     return exec_stmt(db, p, US_STMT_INGEST_DONE, args, &nrows);
 }
 
-static void push_pending(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                         void *out)
+static void push_pending(const us_row *r, apr_pool_t *p, void *out)
 {
     us_pending *u = apr_array_push(out);
-    u->name = entry_str(drv, p, row, 0);
-    u->blob = entry_str(drv, p, row, 1);
-    u->size = entry_ll(drv, row, 2);
-    u->file_ingestion_id = entry_str(drv, p, row, 3);
+    u->name = us_row_str(r, p, 0);
+    u->blob = us_row_str(r, p, 1);
+    u->size = us_row_ll(r, 2);
+    u->file_ingestion_id = us_row_str(r, p, 3);
 }
 
 static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
@@ -464,7 +402,7 @@ static us_db_rc sq_upload_blob(us_db *base, apr_pool_t *p, const char *session_i
 {
     const void *args[] = { session_id, name };
     *blob = NULL;
-    return select_each(us_sqlite_of(base), p, US_STMT_UPLOAD_BLOB_GET, args, row_to_str, blob,
+    return select_each(us_sqlite_of(base), p, US_STMT_UPLOAD_BLOB_GET, args, us_row_to_str, blob,
                        NULL);
 }
 
@@ -473,7 +411,7 @@ static us_db_rc sq_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const 
 {
     const void *args[] = { workspace, name };
     *ids = apr_array_make(p, 2, sizeof(const char *));
-    return select_each(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, push_str,
+    return select_each(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, us_push_str,
                        *ids, NULL);
 }
 
@@ -597,31 +535,12 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
 
 /* ---- workspace files ------------------------------------------------------------ */
 
-static void row_to_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                                  void *out)
-{
-    us_workspace_file *f = out;
-    const char *meta = apr_dbd_get_entry(drv, row, 3);
-    f->file_id = entry_str(drv, p, row, 0);
-    f->name = entry_str(drv, p, row, 1);
-    f->size = entry_ll(drv, row, 2);
-    f->meta = meta ? apr_pstrdup(p, meta) : NULL;
-    f->created_at = (apr_time_t)entry_ll(drv, row, 4);
-    f->characters = apr_dbd_get_entry(drv, row, 5) ? entry_ll(drv, row, 5) : -1;
-}
-
-static void push_workspace_file(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                                void *out)
-{
-    row_to_workspace_file(drv, p, row, apr_array_push(out));
-}
-
 static us_db_rc sq_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
                               const char *file_id, us_workspace_file *out)
 {
     const void *args[] = { workspace, file_id };
     return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_GET, args,
-                      row_to_workspace_file, out);
+                      us_row_to_workspace_file, out);
 }
 
 /* A statement built for this request, prepared once per connection. */
@@ -646,7 +565,7 @@ static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_pre
 static us_db_rc count_of(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, long long *total)
 {
     *total = 0;
-    return each_row(db, p, res, row_to_count, total, NULL);
+    return each_row(db, p, res, us_row_to_ll, total, NULL);
 }
 
 /* A list the fixed statements do not cover (a filter, another order, an
@@ -721,7 +640,7 @@ static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *w
     if (rc != US_DB_OK)
         return rc;
     *rows = apr_array_make(p, (int)(q->limit > 0 ? q->limit : 1), sizeof(us_workspace_file));
-    return each_row(db, p, listed, push_workspace_file, *rows, NULL);
+    return each_row(db, p, listed, us_push_workspace_file, *rows, NULL);
 }
 
 /* The body of us_workspace_file_add, inside the write transaction. */
@@ -1003,11 +922,11 @@ static us_db_rc delete_many_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
     apr_array_clear(a->deleted);
     if (!a->names) {
         const void *args[] = { a->workspace };
-        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, args, push_str, ids, NULL);
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_ALL, args, us_push_str, ids, NULL);
     }
     for (int i = 0; a->names && rc == US_DB_OK && i < a->names->nelts; i++) {
         const void *args[] = { a->workspace, APR_ARRAY_IDX(a->names, i, const char *) };
-        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, push_str, ids, NULL);
+        rc = select_each(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, us_push_str, ids, NULL);
     }
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
         int gone = 0;
@@ -1060,7 +979,7 @@ static us_db_rc sq_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_ar
 {
     const void *args[] = { &limit };
     *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
-    return select_each(us_sqlite_of(base), p, US_STMT_FILE_TRASH_LIST, args, push_str, *ids, NULL);
+    return select_each(us_sqlite_of(base), p, US_STMT_FILE_TRASH_LIST, args, us_push_str, *ids, NULL);
 }
 
 static us_db_rc forget_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
@@ -1083,21 +1002,6 @@ static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array
 }
 
 /* ---- workspaces ------------------------------------------------------------------ */
-
-static void row_to_workspace(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                             void *out)
-{
-    us_workspace *w = out;
-    w->name = entry_str(drv, p, row, 0);
-    w->workspace_id = entry_str(drv, p, row, 1);
-    w->created_at = (apr_time_t)entry_ll(drv, row, 2);
-}
-
-static void push_workspace(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                           void *out)
-{
-    row_to_workspace(drv, p, row, apr_array_push(out));
-}
 
 typedef struct {
     const char *name;
@@ -1125,7 +1029,7 @@ static us_db_rc sq_workspace_create(us_db *base, apr_pool_t *p, const char *name
 static us_db_rc sq_workspace_get(us_db *base, apr_pool_t *p, const char *name, us_workspace *out)
 {
     const void *args[] = { name };
-    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_GET, args, row_to_workspace, out);
+    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_GET, args, us_row_to_workspace, out);
 }
 
 static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_header_t *names,
@@ -1134,7 +1038,7 @@ static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_he
     us_sqlite_db *db = us_sqlite_of(base);
     *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
     if (!names)
-        return select_each(db, p, US_STMT_WORKSPACE_LIST, NULL, push_workspace, *rows, NULL);
+        return select_each(db, p, US_STMT_WORKSPACE_LIST, NULL, us_push_workspace, *rows, NULL);
     for (int i = 0; i < names->nelts; i++) {
         us_workspace w;
         us_db_rc rc = sq_workspace_get(base, p, APR_ARRAY_IDX(names, i, const char *), &w);
@@ -1146,138 +1050,60 @@ static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_he
     return US_DB_OK;
 }
 
-/* ---- webhook outbox -------------------------------------------------------------- */
+/* ---- the generic entries ---------------------------------------------------------- */
 
-static us_db_rc targets_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc sq_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args, int *nrows)
 {
-    const apr_array_header_t *urls = arg;
-    int nrows = 0;
-    us_db_rc rc = exec_stmt(db, p, US_STMT_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
-    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
-        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
-        rc = exec_stmt(db, p, US_STMT_WEBHOOK_TARGET_ADD, args, &nrows);
-    }
-    return rc == US_DB_OK ? exec_stmt(db, p, US_STMT_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
+    int n = 0;
+    us_db_rc rc = exec_stmt(us_sqlite_of(base), p, id, args, &n);
+    if (nrows)
+        *nrows = n;
+    return rc;
 }
 
-static us_db_rc sq_webhook_targets_set(us_db *base, apr_pool_t *p, const apr_array_header_t *urls)
+static us_db_rc sq_select(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                          us_row_fn fn, void *out, int *nrows)
 {
-    return us_write(us_sqlite_of(base), p, targets_body, (void *)urls);
-}
-
-/* Column order of WEBHOOK_COLS in us_sql.c */
-static void row_to_webhook(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                           void *out)
-{
-    us_webhook_row *w = out;
-    w->id = entry_ll(drv, row, 0);
-    w->event = entry_str(drv, p, row, 1);
-    w->session_id = entry_str(drv, p, row, 2);
-    w->workspace = entry_str(drv, p, row, 3);
-    w->url = entry_str(drv, p, row, 4);
-    w->occurred_at = (apr_time_t)entry_ll(drv, row, 5);
-    w->uploaded_files = entry_ll(drv, row, 6);
-    w->finished_files = entry_ll(drv, row, 7);
-    w->failed_files = entry_ll(drv, row, 8);
-    w->page = (int)entry_ll(drv, row, 9);
-    w->attempts = (int)entry_ll(drv, row, 10);
+    return select_each(us_sqlite_of(base), p, id, args, fn, out, nrows);
 }
 
 typedef struct {
-    const char *owner;
-    apr_int64_t id, now, until;
-    us_webhook_row *out;
-} webhook_claim_args;
+    us_txn_fn fn;
+    void *arg;
+} txn_call;
 
-static us_db_rc webhook_claim_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc txn_call_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
-    webhook_claim_args *a = arg;
-    int nrows = 0;
-    const void *args[] = { a->owner, &a->until, &a->id, &a->now, &a->now };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_WEBHOOK_LEASE, args, &nrows);
-    if (rc != US_DB_OK)
-        return rc;
-    if (nrows == 0)
-        return US_DB_NOTFOUND; /* another deliverer was quicker */
-    const void *gargs[] = { &a->id };
-    return select_one(db, p, US_STMT_WEBHOOK_GET, gargs, row_to_webhook, a->out);
+    txn_call *c = arg;
+    return c->fn(&db->base, p, c->arg);
 }
 
-static void row_to_ll(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row, void *out)
+static us_db_rc sq_write(us_db *base, apr_pool_t *p, us_txn_fn fn, void *arg)
 {
-    (void)p;
-    *(apr_int64_t *)out = entry_ll(drv, row, 0);
-}
-
-static us_db_rc sq_webhook_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
-                                 apr_time_t lease_until, us_webhook_row *out)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    webhook_claim_args a = { owner, 0, now, lease_until, out };
-    const void *args[] = { &a.now, &a.now };
-    /* search by a read, outside the queue: an idle outbox costs no write */
-    us_db_rc rc = select_one(db, p, US_STMT_WEBHOOK_CANDIDATE, args, row_to_ll, &a.id);
-    if (rc != US_DB_OK)
-        return rc;
-    return us_write(db, p, webhook_claim_body, &a);
+    txn_call c = { fn, arg };
+    return us_write(us_sqlite_of(base), p, txn_call_body, &c);
 }
 
 typedef struct {
-    apr_int64_t id, next_at, now;
-    const char *owner, *error;
-    int page, pages, give_up;
-} webhook_settle_args;
+    us_stmt_id id;
+    const void **args;
+    int nrows;
+} one_call;
 
-static us_db_rc webhook_delivered_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc one_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
 {
-    webhook_settle_args *a = arg;
-    int nrows = 0;
-    const void *args[] = { &a->id, a->owner, &a->page };
-    return exec_stmt(db, p, a->page < a->pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
-                     args, &nrows);
+    one_call *c = arg;
+    return exec_stmt(db, p, c->id, c->args, &c->nrows);
 }
 
-static us_db_rc sq_webhook_delivered(us_db *base, apr_pool_t *p, long long id, const char *owner,
-                                     int page, int pages)
+static us_db_rc sq_write_one(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                             int *nrows)
 {
-    webhook_settle_args a = { id, 0, 0, owner, NULL, page, pages, 0 };
-    return us_write(us_sqlite_of(base), p, webhook_delivered_body, &a);
-}
-
-static us_db_rc webhook_retry_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    webhook_settle_args *a = arg;
-    int nrows = 0;
-    const void *args[] = { &a->next_at, a->error, &a->now, a->give_up ? "failed" : "pending",
-                           &a->id, a->owner };
-    return exec_stmt(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows);
-}
-
-static us_db_rc sq_webhook_retry(us_db *base, apr_pool_t *p, long long id, const char *owner,
-                                 apr_time_t now, apr_time_t next_at, const char *error,
-                                 int give_up)
-{
-    webhook_settle_args a = { id, next_at, now, owner, error ? error : "", 0, 0, give_up };
-    return us_write(us_sqlite_of(base), p, webhook_retry_body, &a);
-}
-
-static void row_to_webhook_stats(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row_t *row,
-                                 void *out)
-{
-    us_webhook_stats *st = out;
-    const char *err = apr_dbd_get_entry(drv, row, 3);
-    st->pending = entry_ll(drv, row, 0);
-    st->failed = entry_ll(drv, row, 1);
-    st->oldest_pending = (apr_time_t)entry_ll(drv, row, 2);
-    st->last_error = err ? apr_pstrdup(p, err) : NULL;
-    st->last_error_at = (apr_time_t)entry_ll(drv, row, 4);
-}
-
-static us_db_rc sq_webhook_stats(us_db *base, apr_pool_t *p, us_webhook_stats *out)
-{
-    memset(out, 0, sizeof(*out));
-    return select_one(us_sqlite_of(base), p, US_STMT_WEBHOOK_STATS, NULL, row_to_webhook_stats,
-                      out);
+    one_call c = { id, args, 0 };
+    us_db_rc rc = us_write(us_sqlite_of(base), p, one_body, &c);
+    if (nrows)
+        *nrows = c.nrows;
+    return rc;
 }
 
 /* ---- the backend table ------------------------------------------------------------ */
@@ -1313,6 +1139,11 @@ const us_store_backend us_sqlite_backend = {
     .maintain = us_sqlite_checkpoint,
     .error = us_sqlite_error,
     .clear_error = us_sqlite_clear_error,
+    .statement = us_sql_statement,
+    .exec = sq_exec,
+    .select = sq_select,
+    .write = sq_write,
+    .write_one = sq_write_one,
     .session_insert = sq_session_insert,
     .session_get = sq_session_get,
     .session_by_id = sq_session_by_id,
@@ -1344,9 +1175,4 @@ const us_store_backend us_sqlite_backend = {
     .workspace_create = sq_workspace_create,
     .workspace_get = sq_workspace_get,
     .workspace_list = sq_workspace_list,
-    .webhook_targets_set = sq_webhook_targets_set,
-    .webhook_claim = sq_webhook_claim,
-    .webhook_delivered = sq_webhook_delivered,
-    .webhook_retry = sq_webhook_retry,
-    .webhook_stats = sq_webhook_stats,
 };
