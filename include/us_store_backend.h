@@ -201,13 +201,6 @@ struct us_store_backend {
                               apr_time_t now);
     us_db_rc (*session_abort)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                               apr_time_t now);
-    /* The lists: the front (us_front.c) asks one row more than the page
-     * and trims it. With a cursor a backend returns the pg->limit rows
-     * nearest the cursor, nearest first (for `before`: the reverse of the
-     * list's order; the front turns them round). */
-    us_db_rc (*session_list)(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
-                             const us_page *pg, apr_time_t now,
-                             apr_array_header_t **rows, long long *total);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
     us_db_rc (*overview)(us_db *db, apr_pool_t *p, apr_time_t now, us_store_overview *out);
 
@@ -216,9 +209,6 @@ struct us_store_backend {
                               const char **old_blob);
     us_db_rc (*upload_blob)(us_db *db, apr_pool_t *p, const char *session_id,
                             const char *name, const char **blob);
-    us_db_rc (*session_files_list)(us_db *db, apr_pool_t *p, const char *session_id,
-                           const char *status, const us_page *pg,
-                           apr_array_header_t **rows, long long *total);
 
     /* ---- ingestion */
     us_db_rc (*ingest_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,

@@ -142,53 +142,6 @@ us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const
     return db->backend->session_close(db, p, workspace, id, now);
 }
 
-/* A cursor page is asked with one row more, which tells whether more
- * follow; `before` rows come nearest first and are turned round. An offset
- * page has more when the count says so. */
-static us_page page_ask(const us_page *pg)
-{
-    us_page ask = *pg;
-    if (pg->cursor)
-        ask.limit = pg->limit + 1;
-    return ask;
-}
-
-static void page_finish(const us_page *pg, apr_array_header_t *rows, long long total,
-                        int *has_more)
-{
-    if (!pg->cursor) {
-        *has_more = pg->offset < total && pg->offset + rows->nelts < total;
-        return;
-    }
-    *has_more = rows->nelts > pg->limit;
-    if (*has_more)
-        rows->nelts = (int)pg->limit;
-    if (!pg->before)
-        return;
-    apr_size_t size = (apr_size_t)rows->elt_size;
-    char *tmp = apr_palloc(rows->pool, size);
-    for (int i = 0, j = rows->nelts - 1; i < j; i++, j--) {
-        char *a = rows->elts + (apr_size_t)i * size;
-        char *b = rows->elts + (apr_size_t)j * size;
-        memcpy(tmp, a, size);
-        memcpy(a, b, size);
-        memcpy(b, tmp, size);
-    }
-}
-
-us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
-                         const us_page *pg, apr_time_t now,
-                         apr_array_header_t **rows, long long *total, int *has_more)
-{
-    us_page ask = page_ask(pg);
-    *has_more = 0;
-    us_db_rc rc = db->backend->session_list(db, p, workspace, is_expired, &ask, now, rows,
-                                            total);
-    if (rc == US_DB_OK)
-        page_finish(pg, *rows, *total, has_more);
-    return rc;
-}
-
 /* The dialect keeps a node registry when it maps its statements. */
 int us_store_keeps_nodes(const us_store_cfg *cfg)
 {
@@ -212,18 +165,6 @@ us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const 
                         const char **blob)
 {
     return db->backend->upload_blob(db, p, session_id, name, blob);
-}
-
-us_db_rc us_session_files_list(us_db *db, apr_pool_t *p, const char *session_id, const char *status,
-                       const us_page *pg, apr_array_header_t **rows, long long *total,
-                       int *has_more)
-{
-    us_page ask = page_ask(pg);
-    *has_more = 0;
-    us_db_rc rc = db->backend->session_files_list(db, p, session_id, status, &ask, rows, total);
-    if (rc == US_DB_OK)
-        page_finish(pg, *rows, *total, has_more);
-    return rc;
 }
 
 /* ---- ingestion ------------------------------------------------------------ */

@@ -615,47 +615,6 @@ static us_db_rc pg_session_abort(us_db *base, apr_pool_t *p, const char *workspa
     return pg_txn(pg_of(base), p, abort_body, &a);
 }
 
-static us_db_rc pg_session_list(us_db *base, apr_pool_t *p, const char *workspace, int is_expired,
-                                const us_page *pg, apr_time_t now,
-                                apr_array_header_t **rows, long long *total)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    apr_int64_t t = now, lim = pg->limit, off = pg->offset;
-    int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
-    static const us_stmt_id LIST[] = { US_STMT_SESSION_LIST_ALL, US_STMT_SESSION_LIST_EXPIRED,
-                                          US_STMT_SESSION_LIST_ACTIVE };
-    static const us_stmt_id AFTER[] = { US_STMT_SESSION_AFTER_ALL, US_STMT_SESSION_AFTER_EXPIRED,
-                                           US_STMT_SESSION_AFTER_ACTIVE };
-    static const us_stmt_id BEFORE[] = { US_STMT_SESSION_BEFORE_ALL,
-                                            US_STMT_SESSION_BEFORE_EXPIRED,
-                                            US_STMT_SESSION_BEFORE_ACTIVE };
-    static const us_stmt_id COUNT[] = { US_STMT_SESSION_COUNT_ALL, US_STMT_SESSION_COUNT_EXPIRED,
-                                           US_STMT_SESSION_COUNT_ACTIVE };
-    const void *largs_all[] = { &t, workspace, &lim, &off };
-    const void *largs_f[] = { &t, workspace, &t, &lim, &off };
-    const void *cur_all[] = { &t, workspace, workspace, pg->cursor, &lim };
-    const void *cur_f[] = { &t, workspace, &t, workspace, pg->cursor, &lim };
-    const void *cargs_all[] = { workspace };
-    const void *cargs_f[] = { workspace, &t };
-    us_db_rc rc = select_ll(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, total, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    if (pg->cursor)
-        rc = pg_select(db, p, pg->before ? BEFORE[f] : AFTER[f], f == 0 ? cur_all : cur_f,
-                       &res);
-    else
-        rc = pg_select(db, p, LIST[f], f == 0 ? largs_all : largs_f, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
-                           sizeof(us_session));
-    while (next_row(db, p, res, &row) == US_DB_OK)
-        row_to_session(db, p, row, apr_array_push(*rows));
-    return US_DB_OK;
-}
-
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     long long *count = arg;
@@ -747,50 +706,6 @@ static us_db_rc pg_upload_blob(us_db *base, apr_pool_t *p, const char *session_i
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK)
         *blob = entry_str(db, p, row, 0);
-    return US_DB_OK;
-}
-
-static us_db_rc pg_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
-                                      const char *status, const us_page *pg,
-                                      apr_array_header_t **rows, long long *total)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    apr_int64_t lim = pg->limit, off = pg->offset;
-    const void *cargs[] = { session_id, status };
-    const void *largs_all[] = { session_id, &lim, &off };
-    const void *largs_st[] = { session_id, status, &lim, &off };
-    const void *cur_all[] = { session_id, session_id, pg->cursor, &lim };
-    const void *cur_st[] = { session_id, status, session_id, pg->cursor, &lim };
-    us_stmt_id list;
-    const void **args;
-    us_db_rc rc = select_ll(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
-                            cargs, total, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    if (!pg->cursor) {
-        list = status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL;
-        args = status ? largs_st : largs_all;
-    } else if (pg->before) {
-        list = status ? US_STMT_FILES_BEFORE_STATUS : US_STMT_FILES_BEFORE_ALL;
-        args = status ? cur_st : cur_all;
-    } else {
-        list = status ? US_STMT_FILES_AFTER_STATUS : US_STMT_FILES_AFTER_ALL;
-        args = status ? cur_st : cur_all;
-    }
-    rc = pg_select(db, p, list, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
-                           sizeof(us_session_file_row));
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        us_session_file_row *f = apr_array_push(*rows);
-        f->file_ingestion_id = entry_str(db, p, row, 0);
-        f->name = entry_str(db, p, row, 1);
-        f->status = entry_str(db, p, row, 2);
-        f->reason = entry_null(db, p, row, 3);
-    }
     return US_DB_OK;
 }
 
@@ -1537,12 +1452,10 @@ const us_store_backend us_pgsql_backend = {
     .session_get = pg_session_get,
     .session_by_id = pg_session_by_id,
     .session_close = pg_session_close,
-    .session_list = pg_session_list,
     .sessions_expire = pg_sessions_expire,
     .overview = pg_overview,
     .upload_commit = pg_upload_commit,
     .upload_blob = pg_upload_blob,
-    .session_files_list = pg_session_files_list,
     .ingest_claim = pg_ingest_claim,
     .ingest_running = pg_ingest_running,
     .ingest_requeue = pg_ingest_requeue,

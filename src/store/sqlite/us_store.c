@@ -124,45 +124,6 @@ static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char
     return grc == US_DB_OK ? US_DB_CONFLICT : grc;
 }
 
-static us_db_rc sq_session_list(us_db *base, apr_pool_t *p, const char *workspace,
-                                int is_expired, const us_page *pg,
-                                apr_time_t now, apr_array_header_t **rows, long long *total)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_int64_t t = now, lim = pg->limit, off = pg->offset;
-    int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
-    static const us_stmt_id LIST[] = { US_STMT_SESSION_LIST_ALL, US_STMT_SESSION_LIST_EXPIRED,
-                                       US_STMT_SESSION_LIST_ACTIVE };
-    static const us_stmt_id AFTER[] = { US_STMT_SESSION_AFTER_ALL,
-                                        US_STMT_SESSION_AFTER_EXPIRED,
-                                        US_STMT_SESSION_AFTER_ACTIVE };
-    static const us_stmt_id BEFORE[] = { US_STMT_SESSION_BEFORE_ALL,
-                                         US_STMT_SESSION_BEFORE_EXPIRED,
-                                         US_STMT_SESSION_BEFORE_ACTIVE };
-    static const us_stmt_id COUNT[] = { US_STMT_SESSION_COUNT_ALL,
-                                        US_STMT_SESSION_COUNT_EXPIRED,
-                                        US_STMT_SESSION_COUNT_ACTIVE };
-    /* SESSION_COLS starts with the `now` of the derived status */
-    const void *largs_all[] = { &t, workspace, &lim, &off };
-    const void *largs_f[] = { &t, workspace, &t, &lim, &off };
-    const void *cur_all[] = { &t, workspace, workspace, pg->cursor, &lim };
-    const void *cur_f[] = { &t, workspace, &t, workspace, pg->cursor, &lim };
-    const void *cargs_all[] = { workspace };
-    const void *cargs_f[] = { workspace, &t };
-    us_db_rc rc;
-
-    *total = 0;
-    rc = select_each(db, p, COUNT[f], f == 0 ? cargs_all : cargs_f, us_row_to_ll, total, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
-                           sizeof(us_session));
-    if (pg->cursor)
-        return select_each(db, p, pg->before ? BEFORE[f] : AFTER[f],
-                           f == 0 ? cur_all : cur_f, us_push_session, *rows, NULL);
-    return select_each(db, p, LIST[f], f == 0 ? largs_all : largs_f, us_push_session, *rows, NULL);
-}
-
 static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
                                  us_session *out)
 {
@@ -230,51 +191,6 @@ static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_u
         return US_DB_OK;
     const void *count_args[] = { u->session_id };
     return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
-}
-
-static void push_session_file(const us_row *r, apr_pool_t *p, void *out)
-{
-    us_session_file_row *f = apr_array_push(out);
-    const char *reason = us_row_null(r, p, 3);
-    f->file_ingestion_id = us_row_str(r, p, 0);
-    f->name = us_row_str(r, p, 1);
-    f->status = us_row_str(r, p, 2);
-    f->reason = reason ? apr_pstrdup(p, reason) : NULL;
-}
-
-static us_db_rc sq_session_files_list(us_db *base, apr_pool_t *p, const char *session_id,
-                              const char *status, const us_page *pg,
-                              apr_array_header_t **rows, long long *total)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    apr_int64_t lim = pg->limit, off = pg->offset;
-    const void *cargs[] = { session_id, status };
-    const void *largs_all[] = { session_id, &lim, &off };
-    const void *largs_st[] = { session_id, status, &lim, &off };
-    const void *cur_all[] = { session_id, session_id, pg->cursor, &lim };
-    const void *cur_st[] = { session_id, status, session_id, pg->cursor, &lim };
-    us_stmt_id list;
-    const void **args;
-    us_db_rc rc;
-
-    *total = 0;
-    rc = select_each(db, p, status ? US_STMT_FILES_COUNT_STATUS : US_STMT_FILES_COUNT_ALL,
-                     cargs, us_row_to_ll, total, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(pg->limit > 0 && pg->limit < 1000 ? pg->limit : 16),
-                           sizeof(us_session_file_row));
-    if (!pg->cursor) {
-        list = status ? US_STMT_FILES_LIST_STATUS : US_STMT_FILES_LIST_ALL;
-        args = status ? largs_st : largs_all;
-    } else if (pg->before) {
-        list = status ? US_STMT_FILES_BEFORE_STATUS : US_STMT_FILES_BEFORE_ALL;
-        args = status ? cur_st : cur_all;
-    } else {
-        list = status ? US_STMT_FILES_AFTER_STATUS : US_STMT_FILES_AFTER_ALL;
-        args = status ? cur_st : cur_all;
-    }
-    return select_each(db, p, list, args, push_session_file, *rows, NULL);
 }
 
 /* ---- expiry and ingestion ------------------------------------------------------ */
@@ -1149,12 +1065,10 @@ const us_store_backend us_sqlite_backend = {
     .session_by_id = sq_session_by_id,
     .session_close = sq_session_close,
     .session_abort = sq_session_abort,
-    .session_list = sq_session_list,
     .sessions_expire = sq_sessions_expire,
     .overview = sq_overview,
     .upload_commit = sq_upload_commit,
     .upload_blob = sq_upload_blob,
-    .session_files_list = sq_session_files_list,
     .ingest_claim = sq_ingest_claim,
     .ingest_running = sq_ingest_running,
     .ingest_requeue = sq_ingest_requeue,
