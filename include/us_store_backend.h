@@ -190,27 +190,14 @@ struct us_store_backend {
     us_db_rc (*write_one)(us_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           int *nrows);
 
-    /* ---- sessions */
+    /* ---- operation entries: sessions (PostgreSQL: the user's counter row
+     * locked and taken in turn; the sweep one node at a time) */
     us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
                                apr_time_t now);
-    us_db_rc (*session_get)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                            apr_time_t now, us_session *out);
-    us_db_rc (*session_by_id)(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
-                              us_session *out);
-    us_db_rc (*session_close)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                              apr_time_t now);
-    us_db_rc (*session_abort)(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                              apr_time_t now);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
-    us_db_rc (*overview)(us_db *db, apr_pool_t *p, apr_time_t now, us_store_overview *out);
 
-    /* ---- uploads of a session */
-    us_db_rc (*upload_commit)(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
-                              const char **old_blob);
-    us_db_rc (*upload_blob)(us_db *db, apr_pool_t *p, const char *session_id,
-                            const char *name, const char **blob);
-
-    /* ---- ingestion */
+    /* ---- ingestion (PostgreSQL: the workspace's turn under an advisory
+     * lock, SKIP LOCKED; SQLite: the candidate read outside the writer) */
     us_db_rc (*ingest_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                              apr_time_t stale_before, us_session *out);
     us_db_rc (*ingest_running)(us_db *db, apr_pool_t *p, apr_array_header_t **claims);

@@ -118,30 +118,6 @@ us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int ma
     return db->backend->session_insert(db, p, s, max_open, now);
 }
 
-us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                        apr_time_t now, us_session *out)
-{
-    return db->backend->session_get(db, p, workspace, id, now, out);
-}
-
-us_db_rc us_session_by_id(us_db *db, apr_pool_t *p, const char *id, apr_time_t now,
-                          us_session *out)
-{
-    return db->backend->session_by_id(db, p, id, now, out);
-}
-
-us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                          apr_time_t now)
-{
-    return db->backend->session_abort(db, p, workspace, id, now);
-}
-
-us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
-                          apr_time_t now)
-{
-    return db->backend->session_close(db, p, workspace, id, now);
-}
-
 /* The dialect keeps a node registry when it maps its statements. */
 int us_store_keeps_nodes(const us_store_cfg *cfg)
 {
@@ -155,30 +131,12 @@ us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count)
 
 /* ---- uploads -------------------------------------------------------------- */
 
-us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
-                          const char **old_blob)
-{
-    return db->backend->upload_commit(db, p, u, now, old_blob);
-}
-
-us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,
-                        const char **blob)
-{
-    return db->backend->upload_blob(db, p, session_id, name, blob);
-}
-
 /* ---- ingestion ------------------------------------------------------------ */
 
 us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                          apr_time_t stale_before, us_session *out)
 {
     return db->backend->ingest_claim(db, p, owner, now, stale_before, out);
-}
-
-us_db_rc us_store_overview_read(us_db *db, apr_pool_t *p, apr_time_t now,
-                                us_store_overview *out)
-{
-    return db->backend->overview(db, p, now, out);
 }
 
 us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)

@@ -46,6 +46,17 @@ static inline int us_has_stmt(const us_store_backend *be, us_stmt_id id)
     return be->statement(id)->sql != NULL;
 }
 
+/* Makes the workspace's row unless it has one: in the transaction that
+ * writes its first data (docs/design-workspaces.md). */
+static inline us_db_rc us_workspace_ensure(us_db *db, apr_pool_t *p, const char *workspace,
+                                           apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { workspace, &t };
+    int nrows = 0;
+    return us_exec(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
+}
+
 /* ---- column readers (us_rows.c) */
 long long us_row_ll(const us_row *r, int col);
 /* text; "" for NULL */

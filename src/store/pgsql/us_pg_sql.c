@@ -266,10 +266,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
-        " RETURNING user_id),"
-        " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
-        " RETURNING 1)"
-        " SELECT COUNT(*) FROM c" },
+        " RETURNING user_id)"
+        /* the user's counter row is there (the create made it): one row
+         * changed when the session was */
+        " UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id" },
     [US_STMT_SESSION_LIST_ALL] = { "us_pg_session_list_all",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
     [US_STMT_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
@@ -450,10 +450,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld,"
         " ingest_state = 'queued', parallel = 1, uploaded_files = 0"
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
-        " RETURNING user_id),"
-        " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
-        " RETURNING 1)"
-        " SELECT COUNT(*) FROM c" },
+        " RETURNING user_id)"
+        /* the user's counter row is there (the create made it): one row
+         * changed when the session was */
+        " UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id" },
     [US_STMT_UPLOADS_DISCARD] = { "us_pg_uploads_discard",
         "DELETE FROM us_uploads WHERE session_id = %s" },
     [US_STMT_SESSION_UPLOADED] = { "us_pg_session_uploaded",

@@ -550,71 +550,6 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *
     return pg_txn(pg_of(base), p, insert_body, &a);
 }
 
-static us_db_rc pg_session_get(us_db *base, apr_pool_t *p, const char *workspace, const char *id,
-                               apr_time_t now, us_session *out)
-{
-    apr_int64_t t = now;
-    const void *args[] = { &t, workspace, id };
-    return select_session(pg_of(base), p, US_STMT_SESSION_GET, args, out);
-}
-
-static us_db_rc pg_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
-                                 us_session *out)
-{
-    apr_int64_t t = now;
-    const void *args[] = { &t, id };
-    return select_session(pg_of(base), p, US_STMT_SESSION_BY_ID, args, out);
-}
-
-static us_db_rc pg_session_close(us_db *base, apr_pool_t *p, const char *workspace,
-                                 const char *id, apr_time_t now)
-{
-    us_pg_db *db = pg_of(base);
-    apr_int64_t t = now;
-    long long closed = 0;
-    const void *args[] = { &t, workspace, id, &t };
-    /* one statement: its own transaction */
-    us_db_rc rc = select_ll(db, p, US_STMT_SESSION_CLOSE, args, &closed, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    if (closed == 1)
-        return US_DB_OK;
-    us_session s;
-    rc = pg_session_get(base, p, workspace, id, now, &s);
-    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
-}
-
-typedef struct {
-    const char *workspace, *id;
-    apr_time_t now;
-} abort_args;
-
-static us_db_rc abort_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    const abort_args *a = arg;
-    apr_int64_t t = a->now;
-    long long aborted = 0;
-    int nrows = 0;
-    const void *args[] = { &t, a->workspace, a->id, &t };
-    us_db_rc rc = select_ll(db, p, US_STMT_SESSION_ABORT, args, &aborted, NULL);
-    if (rc != US_DB_OK)
-        return rc;
-    if (aborted == 1) {
-        const void *dargs[] = { a->id };
-        return pg_exec(db, p, US_STMT_UPLOADS_DISCARD, dargs, &nrows);
-    }
-    us_session s;
-    rc = pg_session_get(&db->base, p, a->workspace, a->id, a->now, &s);
-    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
-}
-
-static us_db_rc pg_session_abort(us_db *base, apr_pool_t *p, const char *workspace,
-                                 const char *id, apr_time_t now)
-{
-    abort_args a = { workspace, id, now };
-    return pg_txn(pg_of(base), p, abort_body, &a);
-}
-
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     long long *count = arg;
@@ -631,82 +566,6 @@ static us_db_rc pg_sessions_expire(us_db *base, apr_pool_t *p, int *count)
     us_db_rc rc = pg_txn(pg_of(base), p, expire_body, &n);
     *count = rc == US_DB_OK ? (int)n : 0;
     return rc;
-}
-
-/* ---- uploads ---------------------------------------------------------------------- */
-
-typedef struct {
-    const us_upload_record *u;
-    apr_time_t now;
-    const char *old_blob;
-} upload_args;
-
-static us_db_rc upload_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    upload_args *a = arg;
-    const us_upload_record *u = a->u;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    apr_int64_t t = a->now, size = u->size, at = u->uploaded_at;
-    int is_meta = u->is_meta, nrows = 0, open = 0;
-    long long one = 0;
-    us_db_rc rc;
-
-    a->old_blob = NULL;
-    const void *open_args[] = { u->session_id, &t };
-    if ((rc = select_ll(db, p, US_STMT_SESSION_HOLD_OPEN, open_args, &one, &open)) != US_DB_OK)
-        return rc;
-    if (!open)
-        return US_DB_CONFLICT;
-    /* commits of this session take turns on its row from here on */
-    const void *blob_args[] = { u->session_id, u->name };
-    if ((rc = pg_select(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, &res)) != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK)
-        a->old_blob = entry_str(db, p, row, 0);
-    if (a->old_blob) {
-        const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
-        return pg_exec(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
-    }
-    if (!u->is_meta && u->max_files > 0) { /* the session's row is held: the count is final */
-        long long held = 0;
-        const void *held_args[] = { u->session_id };
-        if ((rc = select_ll(db, p, US_STMT_SESSION_UPLOADED, held_args, &held, NULL)) != US_DB_OK)
-            return rc;
-        if (held >= u->max_files)
-            return US_DB_LIMIT;
-    }
-    const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
-                           &at, u->file_ingestion_id };
-    if ((rc = pg_exec(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK || u->is_meta)
-        return rc;
-    const void *count_args[] = { u->session_id };
-    return pg_exec(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
-}
-
-static us_db_rc pg_upload_commit(us_db *base, apr_pool_t *p, const us_upload_record *u,
-                                 apr_time_t now, const char **old_blob)
-{
-    upload_args a = { u, now, NULL };
-    us_db_rc rc = pg_txn(pg_of(base), p, upload_body, &a);
-    *old_blob = rc == US_DB_OK ? a.old_blob : NULL;
-    return rc;
-}
-
-static us_db_rc pg_upload_blob(us_db *base, apr_pool_t *p, const char *session_id,
-                               const char *name, const char **blob)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *args[] = { session_id, name };
-    us_db_rc rc = pg_select(db, p, US_STMT_UPLOAD_BLOB_GET, args, &res);
-    *blob = NULL;
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK)
-        *blob = entry_str(db, p, row, 0);
-    return US_DB_OK;
 }
 
 /* ---- ingestion -------------------------------------------------------------------- */
@@ -771,28 +630,6 @@ static us_db_rc pg_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, a
 {
     claim_args a = { owner, now, stale_before, out };
     return pg_txn(pg_of(base), p, claim_body, &a);
-}
-
-static us_db_rc pg_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store_overview *out)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    apr_int64_t t = now;
-    const void *args[] = { &t, &t };
-    us_db_rc rc = pg_select(db, p, US_STMT_OVERVIEW, args, &res);
-    memset(out, 0, sizeof(*out));
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        out->open = entry_ll(db, row, 0);
-        out->closed = entry_ll(db, row, 1);
-        out->expired = entry_ll(db, row, 2);
-        out->queued = entry_ll(db, row, 3);
-        out->running = entry_ll(db, row, 4);
-        out->oldest_queued = (apr_time_t)entry_ll(db, row, 5); /* NULL (none) reads as 0 */
-    }
-    return US_DB_OK;
 }
 
 static us_db_rc pg_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
@@ -1449,13 +1286,7 @@ const us_store_backend us_pgsql_backend = {
     .write = pg_gen_write,
     .write_one = pg_gen_exec, /* one statement: a transaction of its own */
     .session_insert = pg_session_insert,
-    .session_get = pg_session_get,
-    .session_by_id = pg_session_by_id,
-    .session_close = pg_session_close,
     .sessions_expire = pg_sessions_expire,
-    .overview = pg_overview,
-    .upload_commit = pg_upload_commit,
-    .upload_blob = pg_upload_blob,
     .ingest_claim = pg_ingest_claim,
     .ingest_running = pg_ingest_running,
     .ingest_requeue = pg_ingest_requeue,
@@ -1467,7 +1298,6 @@ const us_store_backend us_pgsql_backend = {
     .workspace_file_get = pg_workspace_file_get,
     .workspace_file_list = pg_workspace_file_list,
     .workspace_file_add = pg_workspace_file_add,
-    .session_abort = pg_session_abort,
     .workspace_file_delete = pg_workspace_file_delete,
     .workspace_files_delete = pg_workspace_files_delete,
     .file_trash_list = pg_file_trash_list,

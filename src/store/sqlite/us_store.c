@@ -99,100 +99,6 @@ static int sq_worn_out(us_db *base)
     return us_sqlite_of(base)->worn_out;
 }
 
-static us_db_rc sq_session_get(us_db *base, apr_pool_t *p, const char *workspace,
-                               const char *id, apr_time_t now, us_session *out)
-{
-    apr_int64_t t = now;
-    const void *args[] = { &t, workspace, id };
-    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_GET, args, us_row_to_session, out);
-}
-
-static us_db_rc session_close_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                          const char *id, apr_time_t now)
-{
-    apr_int64_t t = now;
-    int nrows = 0;
-    const void *args[] = { &t, workspace, id, &t };
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
-                             db->stmt[US_STMT_SESSION_CLOSE], args);
-    if (rc != 0)
-        return us_db_fail(db, rc, "us_session_close");
-    if (nrows == 1)
-        return US_DB_OK;
-    us_session s;
-    us_db_rc grc = sq_session_get(&db->base, p, workspace, id, now, &s);
-    return grc == US_DB_OK ? US_DB_CONFLICT : grc;
-}
-
-static us_db_rc sq_session_by_id(us_db *base, apr_pool_t *p, const char *id, apr_time_t now,
-                                 us_session *out)
-{
-    apr_int64_t t = now;
-    const void *args[] = { &t, id };
-    return select_one(us_sqlite_of(base), p, US_STMT_SESSION_BY_ID, args, us_row_to_session, out);
-}
-
-static us_db_rc session_abort_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                                     const char *id, apr_time_t now)
-{
-    apr_int64_t t = now;
-    int nrows = 0;
-    const void *args[] = { &t, workspace, id, &t };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_SESSION_ABORT, args, &nrows);
-    if (rc != US_DB_OK)
-        return rc;
-    if (nrows == 1) {
-        const void *dargs[] = { id };
-        return exec_stmt(db, p, US_STMT_UPLOADS_DISCARD, dargs, &nrows);
-    }
-    us_session s;
-    us_db_rc grc = sq_session_get(&db->base, p, workspace, id, now, &s);
-    return grc == US_DB_OK ? US_DB_CONFLICT : grc;
-}
-
-/* The body of us_upload_commit, inside the transaction. */
-static us_db_rc upload_commit_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_upload_record *u,
-                                     apr_time_t now, const char **old_blob)
-{
-    apr_int64_t t = now, size = u->size, at = u->uploaded_at;
-    int open = 0, nrows = 0, is_meta = u->is_meta;
-    us_db_rc rc;
-
-    const void *open_args[] = { u->session_id, &t };
-    if ((rc = select_each(db, p, US_STMT_SESSION_HOLD_OPEN, open_args, NULL, NULL, &open)) !=
-        US_DB_OK)
-        return rc;
-    if (!open)
-        return US_DB_CONFLICT;
-
-    const void *blob_args[] = { u->session_id, u->name };
-    if ((rc = select_each(db, p, US_STMT_UPLOAD_BLOB_GET, blob_args, us_row_to_str, old_blob,
-                          NULL)) != US_DB_OK)
-        return rc;
-
-    if (*old_blob) {
-        const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
-        return exec_stmt(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
-    }
-    if (!u->is_meta && u->max_files > 0) { /* under the write lock: the count is final */
-        long long held = 0;
-        const void *held_args[] = { u->session_id };
-        if ((rc = select_each(db, p, US_STMT_SESSION_UPLOADED, held_args, us_row_to_ll, &held,
-                              NULL)) != US_DB_OK)
-            return rc;
-        if (held >= u->max_files)
-            return US_DB_LIMIT;
-    }
-    const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
-                           &at, u->file_ingestion_id };
-    if ((rc = exec_stmt(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK)
-        return rc;
-    if (u->is_meta)
-        return US_DB_OK;
-    const void *count_args[] = { u->session_id };
-    return exec_stmt(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
-}
-
 /* ---- expiry and ingestion ------------------------------------------------------ */
 
 static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, int *count)
@@ -239,26 +145,6 @@ static void push_claim(const us_row *r, apr_pool_t *p, void *out)
     us_claim *c = apr_array_push(out);
     c->session_id = us_row_str(r, p, 0);
     c->owner = us_row_str(r, p, 1);
-}
-
-static void row_to_overview(const us_row *r, apr_pool_t *p, void *out)
-{
-    us_store_overview *o = out;
-    (void)p;
-    o->open = us_row_ll(r, 0);
-    o->closed = us_row_ll(r, 1);
-    o->expired = us_row_ll(r, 2);
-    o->queued = us_row_ll(r, 3);
-    o->running = us_row_ll(r, 4);
-    o->oldest_queued = (apr_time_t)us_row_ll(r, 5); /* NULL (none) reads as 0 */
-}
-
-static us_db_rc sq_overview(us_db *base, apr_pool_t *p, apr_time_t now, us_store_overview *out)
-{
-    apr_int64_t t = now;
-    const void *args[] = { &t, &t };
-    memset(out, 0, sizeof(*out));
-    return select_one(us_sqlite_of(base), p, US_STMT_OVERVIEW, args, row_to_overview, out);
 }
 
 static us_db_rc sq_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
@@ -310,15 +196,6 @@ static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *sessio
     const void *args[] = { session_id, &limit };
     *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
     return select_each(us_sqlite_of(base), p, US_STMT_INGEST_PENDING, args, push_pending, *rows,
-                       NULL);
-}
-
-static us_db_rc sq_upload_blob(us_db *base, apr_pool_t *p, const char *session_id,
-                               const char *name, const char **blob)
-{
-    const void *args[] = { session_id, name };
-    *blob = NULL;
-    return select_each(us_sqlite_of(base), p, US_STMT_UPLOAD_BLOB_GET, args, us_row_to_str, blob,
                        NULL);
 }
 
@@ -604,62 +481,6 @@ static us_db_rc sq_session_insert(us_db *base, apr_pool_t *p, const us_session *
     us_sqlite_db *db = us_sqlite_of(base);
     insert_args a = { s, max_open, now };
     return us_write(db, p, insert_body, &a);
-}
-
-typedef struct {
-    const char *workspace, *id;
-    apr_time_t now;
-} close_args;
-
-static us_db_rc close_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    close_args *a = arg;
-    return session_close_in_txn(db, p, a->workspace, a->id, a->now);
-}
-
-static us_db_rc sq_session_close(us_db *base, apr_pool_t *p, const char *workspace,
-                                 const char *id, apr_time_t now)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    close_args a = { workspace, id, now };
-    return us_write(db, p, close_body, &a);
-}
-
-static us_db_rc abort_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    close_args *a = arg;
-    return session_abort_in_txn(db, p, a->workspace, a->id, a->now);
-}
-
-static us_db_rc sq_session_abort(us_db *base, apr_pool_t *p, const char *workspace,
-                                 const char *id, apr_time_t now)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    close_args a = { workspace, id, now };
-    return us_write(db, p, abort_body, &a);
-}
-
-typedef struct {
-    const us_upload_record *u;
-    apr_time_t now;
-    const char *old_blob;
-} upload_args;
-
-static us_db_rc upload_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    upload_args *a = arg;
-    a->old_blob = NULL;
-    return upload_commit_in_txn(db, p, a->u, a->now, &a->old_blob);
-}
-
-static us_db_rc sq_upload_commit(us_db *base, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
-                                 const char **old_blob)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    upload_args a = { u, now, NULL };
-    us_db_rc rc = us_write(db, p, upload_body, &a);
-    *old_blob = rc == US_DB_OK ? a.old_blob : NULL;
-    return rc;
 }
 
 static us_db_rc expire_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
@@ -1061,14 +882,7 @@ const us_store_backend us_sqlite_backend = {
     .write = sq_write,
     .write_one = sq_write_one,
     .session_insert = sq_session_insert,
-    .session_get = sq_session_get,
-    .session_by_id = sq_session_by_id,
-    .session_close = sq_session_close,
-    .session_abort = sq_session_abort,
     .sessions_expire = sq_sessions_expire,
-    .overview = sq_overview,
-    .upload_commit = sq_upload_commit,
-    .upload_blob = sq_upload_blob,
     .ingest_claim = sq_ingest_claim,
     .ingest_running = sq_ingest_running,
     .ingest_requeue = sq_ingest_requeue,
