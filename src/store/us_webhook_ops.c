@@ -64,6 +64,7 @@ static us_db_rc lease_body(us_db *db, apr_pool_t *p, void *arg)
 us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                           apr_time_t lease_until, us_webhook_row *out)
 {
+    memset(out, 0, sizeof(*out));
     webhook_claim_args a = { owner, 0, now, lease_until, out };
     if (us_has_stmt(db->backend, US_STMT_WEBHOOK_CLAIM)) {
         /* one statement (an update answering the leased row): its own
