@@ -213,27 +213,17 @@ struct us_store_backend {
                              const apr_array_header_t *results, apr_time_t now,
                              apr_array_header_t **deleted);
 
-    /* ---- workspace files */
-    us_db_rc (*workspace_file_ids_by_name)(us_db *db, apr_pool_t *p, const char *workspace,
-                                   const char *name, apr_array_header_t **ids);
-    us_db_rc (*workspace_file_get)(us_db *db, apr_pool_t *p, const char *workspace,
-                           const char *file_id, us_workspace_file *out);
-    us_db_rc (*workspace_file_list)(us_db *db, apr_pool_t *p, const char *workspace,
-                                    const us_workspace_file_query *q, apr_array_header_t **rows,
-                                    long long *total);
-    us_db_rc (*workspace_file_add)(us_db *db, apr_pool_t *p, const char *workspace,
-                           const us_workspace_file *f, const char *write_mode,
-                           apr_array_header_t **deleted);
+    /* ---- workspace files: a list the fixed statements do not cover (a
+     * filter, another order, an offset), its rows appended to rows; the
+     * deletes (PostgreSQL: one statement each, trashing the ids it deletes) */
+    us_db_rc (*workspace_file_list_built)(us_db *db, apr_pool_t *p, const char *workspace,
+                                          const us_workspace_file_query *q,
+                                          apr_array_header_t *rows, long long *total);
     us_db_rc (*workspace_file_delete)(us_db *db, apr_pool_t *p, const char *workspace,
                                       const char *file_id);
     us_db_rc (*workspace_files_delete)(us_db *db, apr_pool_t *p, const char *workspace,
                                        const apr_array_header_t *names,
                                        apr_array_header_t **deleted);
-    us_db_rc (*workspace_file_meta_swap)(us_db *db, apr_pool_t *p, const char *workspace,
-                                         const char *file_id, const char *old_meta,
-                                         const char *meta);
-    us_db_rc (*file_trash_list)(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
-    us_db_rc (*file_trash_forget)(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
 
     /* ---- workspaces */
     us_db_rc (*workspace_create)(us_db *db, apr_pool_t *p, const char *name,

@@ -173,54 +173,7 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
     return db->backend->ingest_apply(db, p, s, results, now, deleted);
 }
 
-/* ---- workspace files ------------------------------------------------------ */
-
-us_db_rc us_workspace_file_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,
-                               const char *name, apr_array_header_t **ids)
-{
-    return db->backend->workspace_file_ids_by_name(db, p, workspace, name, ids);
-}
-
-us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
-                       us_workspace_file *out)
-{
-    return db->backend->workspace_file_get(db, p, workspace, file_id, out);
-}
-
-us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,
-                                const us_workspace_file_query *q, apr_array_header_t **rows,
-                                long long *total)
-{
-    return db->backend->workspace_file_list(db, p, workspace, q, rows, total);
-}
-
-us_db_rc us_workspace_file_add(us_db *db, apr_pool_t *p, const char *workspace, const us_workspace_file *f,
-                       const char *write_mode, apr_array_header_t **deleted)
-{
-    return db->backend->workspace_file_add(db, p, workspace, f, write_mode, deleted);
-}
-
-us_db_rc us_workspace_file_delete(us_db *db, apr_pool_t *p, const char *workspace,
-                                  const char *file_id)
-{
-    return db->backend->workspace_file_delete(db, p, workspace, file_id);
-}
-
-us_db_rc us_workspace_files_delete(us_db *db, apr_pool_t *p, const char *workspace,
-                                   const apr_array_header_t *names, apr_array_header_t **deleted)
-{
-    return db->backend->workspace_files_delete(db, p, workspace, names, deleted);
-}
-
-us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids)
-{
-    return db->backend->file_trash_list(db, p, limit, ids);
-}
-
-us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids)
-{
-    return db->backend->file_trash_forget(db, p, ids);
-}
+/* ---- workspaces ----------------------------------------------------------- */
 
 us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,
                              const char *workspace_id, apr_time_t now)
@@ -239,8 +192,3 @@ us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *n
     return db->backend->workspace_list(db, p, names, rows);
 }
 
-us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *workspace,
-                                     const char *file_id, const char *old_meta, const char *meta)
-{
-    return db->backend->workspace_file_meta_swap(db, p, workspace, file_id, old_meta, meta);
-}

@@ -57,6 +57,16 @@ static inline us_db_rc us_workspace_ensure(us_db *db, apr_pool_t *p, const char 
     return us_exec(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
 }
 
+/* ---- pieces of workspace-file writes, inside a write (us_file_ops.c) */
+/* waits for the other deciders about this name of the workspace */
+us_db_rc us_name_lock(us_db *db, apr_pool_t *p, const char *workspace, const char *name);
+/* deletes the workspace's other files of this name, noting their ids */
+us_db_rc us_delete_same_name(us_db *db, apr_pool_t *p, const char *workspace, const char *name,
+                             const char *keep_id, apr_array_header_t *deleted);
+/* session_id NULL for a direct upload; f->characters < 0: not a text file */
+us_db_rc us_insert_workspace_file(us_db *db, apr_pool_t *p, const char *workspace,
+                                  const us_workspace_file *f, const char *session_id);
+
 /* ---- column readers (us_rows.c) */
 long long us_row_ll(const us_row *r, int col);
 /* text; "" for NULL */

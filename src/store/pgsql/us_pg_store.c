@@ -16,6 +16,7 @@
 #include "us_pg_filter.h"
 #include "us_pg_sql.h"
 #include "us_store_backend.h"
+#include "../us_ops.h"
 
 #include <apr_dbd.h>
 #include <apr_hash.h>
@@ -245,16 +246,6 @@ static const char *entry_str(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *r
 {
     const char *v = apr_dbd_get_entry(db->conf->drv, row, col);
     return apr_pstrdup(p, v ? v : "");
-}
-
-/* A nullable text column: NULL for SQL NULL. */
-static const char *entry_null(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row, int col)
-{
-    char *v = NULL;
-    if (apr_dbd_datum_get(db->conf->drv, row, col, APR_DBD_TYPE_STRING, &v) != APR_SUCCESS ||
-        !v)
-        return NULL;
-    return apr_pstrdup(p, v);
 }
 
 /* The first column of the first row as a number (counts, flags); *found
@@ -698,67 +689,11 @@ static us_db_rc pg_ingest_pending(us_db *base, apr_pool_t *p, const char *sessio
 
 /* ---- workspace files ------------------------------------------------------------- */
 
-static us_db_rc pg_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
-                                              const char *name, apr_array_header_t **ids)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *args[] = { workspace, name };
-    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *ids = apr_array_make(p, 2, sizeof(const char *));
-    while (next_row(db, p, res, &row) == US_DB_OK)
-        APR_ARRAY_PUSH(*ids, const char *) = entry_str(db, p, row, 0);
-    return US_DB_OK;
-}
-
-/* Waits for the other deciders about this name of the workspace; held
- * until the transaction ends. */
-static us_db_rc name_lock(us_pg_db *db, apr_pool_t *p, const char *workspace, const char *name)
-{
-    long long one = 0;
-    const void *args[] = { workspace, name };
-    return select_ll(db, p, US_STMT_NAME_LOCK, args, &one, NULL);
-}
-
-static us_db_rc delete_same_name(us_pg_db *db, apr_pool_t *p, const char *workspace,
-                                 const char *name, const char *keep_id,
-                                 apr_array_header_t *deleted)
-{
-    apr_array_header_t *ids;
-    int nrows = 0;
-    us_db_rc rc = pg_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
-        if (strcmp(id, keep_id) == 0)
-            continue;
-        const void *args[] = { id };
-        rc = pg_exec(db, p, US_STMT_WORKSPACE_FILE_DELETE, args, &nrows);
-        if (rc == US_DB_OK)
-            APR_ARRAY_PUSH(deleted, const char *) = id;
-    }
-    return rc;
-}
-
-static us_db_rc insert_workspace_file(us_pg_db *db, apr_pool_t *p, const char *workspace,
-                                      const char *file_id, const char *name, long long size,
-                                      const char *meta, apr_time_t created,
-                                      const char *session_id, long long characters)
-{
-    int nrows = 0;
-    apr_int64_t sz = size, at = created, chars = characters;
-    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
-                           characters < 0 ? NULL : &chars };
-    return pg_exec(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
-}
-
 static us_db_rc name_taken(us_pg_db *db, apr_pool_t *p, const char *workspace, const char *name,
                            const char *own_id, int *taken)
 {
     apr_array_header_t *ids;
-    us_db_rc rc = pg_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
+    us_db_rc rc = us_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
     *taken = 0;
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
         *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
@@ -778,7 +713,7 @@ static us_db_rc apply_one(us_pg_db *db, apr_pool_t *p, const us_session *s,
 
     *counted = 0;
     if (finished && (strcmp(s->write_mode, "FAIL") == 0 || r->overwrite) &&
-        (rc = name_lock(db, p, s->workspace, r->name)) != US_DB_OK)
+        (rc = us_name_lock(&db->base, p, s->workspace, r->name)) != US_DB_OK)
         return rc;
     if (finished && strcmp(s->write_mode, "FAIL") == 0 &&
         (rc = name_taken(db, p, s->workspace, r->name, r->file_id, &taken)) != US_DB_OK)
@@ -796,10 +731,12 @@ static us_db_rc apply_one(us_pg_db *db, apr_pool_t *p, const us_session *s,
     if (*counted != 1)
         return US_DB_OK;
     if (r->overwrite &&
-        (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
+        (rc = us_delete_same_name(&db->base, p, s->workspace, r->name, r->file_id, deleted)) !=
+            US_DB_OK)
         return rc;
-    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now,
-                                 s->id, r->characters);
+    us_workspace_file f = { .file_id = r->file_id, .name = r->name, .meta = r->meta,
+                            .size = r->size, .created_at = now, .characters = r->characters };
+    return us_insert_workspace_file(&db->base, p, s->workspace, &f, s->id);
 }
 
 typedef struct {
@@ -854,35 +791,6 @@ static us_db_rc pg_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
     return rc;
-}
-
-static void row_to_workspace_file(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row,
-                                  us_workspace_file *f)
-{
-    f->file_id = entry_str(db, p, row, 0);
-    f->name = entry_str(db, p, row, 1);
-    f->size = entry_ll(db, row, 2);
-    f->meta = entry_null(db, p, row, 3);
-    f->created_at = (apr_time_t)entry_ll(db, row, 4);
-    f->characters = entry_null(db, p, row, 5) ? entry_ll(db, row, 5) : -1;
-}
-
-static us_db_rc pg_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
-                                      const char *file_id, us_workspace_file *out)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *args[] = { workspace, file_id };
-    int found = 0;
-    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_FILE_GET, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        row_to_workspace_file(db, p, row, out);
-        found = 1;
-    }
-    return found ? US_DB_OK : US_DB_NOTFOUND;
 }
 
 /* A statement built for this request, prepared once per connection. */
@@ -975,75 +883,18 @@ static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const cha
                         args, listed);
 }
 
-static us_db_rc pg_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
-                                       const us_workspace_file_query *q,
-                                       apr_array_header_t **rows, long long *total)
+static us_db_rc pg_workspace_file_list_built(us_db *base, apr_pool_t *p, const char *workspace,
+                                             const us_workspace_file_query *q,
+                                             apr_array_header_t *rows, long long *total)
 {
     us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    apr_int64_t lim = q->limit, at = q->after_at;
-    us_db_rc rc;
-    if (q->filter || q->by_name || q->ascending || q->offset > 0) {
-        rc = workspace_file_list_built(db, p, workspace, q, total, &res);
-    } else {
-        const void *cargs[] = { workspace, q->name_part };
-        const void *largs[] = { workspace, q->name_part, &lim };
-        const void *aargs[] = { workspace, q->name_part, &at, &at, q->after_id, &lim };
-        rc = select_ll(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, total, NULL);
-        if (rc == US_DB_OK)
-            rc = q->after_id ? pg_select(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &res)
-                             : pg_select(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &res);
+    us_db_rc rc = workspace_file_list_built(db, p, workspace, q, total, &res);
+    while (rc == US_DB_OK && next_row(db, p, res, &row) == US_DB_OK) {
+        us_row r = { db->conf->drv, row };
+        us_push_workspace_file(&r, p, rows);
     }
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(q->limit > 0 && q->limit < 1000 ? q->limit : 16),
-                           sizeof(us_workspace_file));
-    while (next_row(db, p, res, &row) == US_DB_OK)
-        row_to_workspace_file(db, p, row, apr_array_push(*rows));
-    return US_DB_OK;
-}
-
-typedef struct {
-    const char *workspace, *write_mode;
-    const us_workspace_file *f;
-    apr_array_header_t *deleted;
-} file_add_args;
-
-static us_db_rc file_add_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    file_add_args *a = arg;
-    const us_workspace_file *f = a->f;
-    apr_array_header_t *ids;
-    us_db_rc rc;
-    apr_array_clear(a->deleted);
-    if ((rc = name_lock(db, p, a->workspace, f->name)) != US_DB_OK)
-        return rc;
-    if (strcmp(a->write_mode, "FAIL") == 0) {
-        rc = pg_workspace_file_ids_by_name(&db->base, p, a->workspace, f->name, &ids);
-        if (rc == US_DB_OK && ids->nelts > 0)
-            rc = US_DB_CONFLICT;
-    }
-    else if (strcmp(a->write_mode, "OVERWRITE") == 0) {
-        rc = delete_same_name(db, p, a->workspace, f->name, f->file_id, a->deleted);
-    }
-    if (rc == US_DB_OK)
-        rc = insert_workspace_file(db, p, a->workspace, f->file_id, f->name, f->size, f->meta,
-                                   f->created_at, NULL, f->characters);
-    if (rc == US_DB_OK)
-        rc = workspace_ensure(db, p, a->workspace, f->created_at);
-    return rc;
-}
-
-static us_db_rc pg_workspace_file_add(us_db *base, apr_pool_t *p, const char *workspace,
-                                      const us_workspace_file *f, const char *write_mode,
-                                      apr_array_header_t **deleted)
-{
-    file_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
-    us_db_rc rc = pg_txn(pg_of(base), p, file_add_body, &a);
-    if (rc != US_DB_OK)
-        apr_array_clear(a.deleted);
-    *deleted = a.deleted;
     return rc;
 }
 
@@ -1105,49 +956,6 @@ static us_db_rc pg_workspace_files_delete(us_db *base, apr_pool_t *p, const char
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
     return rc;
-}
-
-static us_db_rc pg_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
-{
-    us_pg_db *db = pg_of(base);
-    const void *args[] = { &limit };
-    *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
-    return select_ids(db, p, US_STMT_FILE_TRASH_LIST, args, *ids);
-}
-
-static us_db_rc forget_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    const apr_array_header_t *ids = arg;
-    us_db_rc rc = US_DB_OK;
-    int nrows = 0;
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
-        const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
-        rc = pg_exec(db, p, US_STMT_FILE_TRASH_FORGET, args, &nrows);
-    }
-    return rc;
-}
-
-static us_db_rc pg_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array_header_t *ids)
-{
-    if (ids->nelts == 0)
-        return US_DB_OK;
-    return pg_txn(pg_of(base), p, forget_body, (void *)ids);
-}
-
-static us_db_rc pg_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const char *workspace,
-                                            const char *file_id, const char *old_meta,
-                                            const char *meta)
-{
-    us_pg_db *db = pg_of(base);
-    int nrows = 0;
-    const void *args[] = { meta, workspace, file_id, old_meta };
-    /* one statement: the row lock and the re-check of meta make it a swap */
-    us_db_rc rc = pg_exec(db, p, US_STMT_WORKSPACE_FILE_META_SWAP, args, &nrows);
-    if (rc != US_DB_OK || nrows == 1)
-        return rc;
-    us_workspace_file f;
-    rc = pg_workspace_file_get(base, p, workspace, file_id, &f);
-    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
 }
 
 /* ---- workspaces ------------------------------------------------------------------ */
@@ -1294,16 +1102,10 @@ const us_store_backend us_pgsql_backend = {
     .ingest_done = pg_ingest_done,
     .ingest_pending = pg_ingest_pending,
     .ingest_apply = pg_ingest_apply,
-    .workspace_file_ids_by_name = pg_workspace_file_ids_by_name,
-    .workspace_file_get = pg_workspace_file_get,
-    .workspace_file_list = pg_workspace_file_list,
-    .workspace_file_add = pg_workspace_file_add,
+    .workspace_file_list_built = pg_workspace_file_list_built,
     .workspace_file_delete = pg_workspace_file_delete,
     .workspace_files_delete = pg_workspace_files_delete,
-    .file_trash_list = pg_file_trash_list,
-    .file_trash_forget = pg_file_trash_forget,
     .workspace_create = pg_workspace_create,
     .workspace_get = pg_workspace_get,
     .workspace_list = pg_workspace_list,
-    .workspace_file_meta_swap = pg_workspace_file_meta_swap,
 };

@@ -199,47 +199,6 @@ static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *sessio
                        NULL);
 }
 
-static us_db_rc sq_workspace_file_ids_by_name(us_db *base, apr_pool_t *p, const char *workspace,
-                                      const char *name, apr_array_header_t **ids)
-{
-    const void *args[] = { workspace, name };
-    *ids = apr_array_make(p, 2, sizeof(const char *));
-    return select_each(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_IDS_BY_NAME, args, us_push_str,
-                       *ids, NULL);
-}
-
-/* Deletes the workspace's other files of this name, noting their ids. */
-static us_db_rc delete_same_name(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                                 const char *name, const char *keep_id,
-                                 apr_array_header_t *deleted)
-{
-    apr_array_header_t *ids;
-    int nrows = 0;
-    us_db_rc rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
-        if (strcmp(id, keep_id) == 0)
-            continue;
-        const void *args[] = { id };
-        rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_DELETE, args, &nrows);
-        if (rc == US_DB_OK)
-            APR_ARRAY_PUSH(deleted, const char *) = id;
-    }
-    return rc;
-}
-
-static us_db_rc insert_workspace_file(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                              const char *file_id, const char *name, long long size,
-                              const char *meta, apr_time_t created, const char *session_id,
-                              long long characters)
-{
-    int nrows = 0;
-    apr_int64_t sz = size, at = created, chars = characters;
-    const void *args[] = { file_id, workspace, name, &sz, meta, &at, session_id,
-                           characters < 0 ? NULL : &chars };
-    return exec_stmt(db, p, US_STMT_WORKSPACE_FILE_INSERT, args, &nrows);
-}
-
 /* Under FAIL, another file of this name already in the workspace. Checked
  * again inside the batch transaction: parallel sessions may race past the
  * worker's earlier look. */
@@ -247,7 +206,7 @@ static us_db_rc name_taken(us_sqlite_db *db, apr_pool_t *p, const char *workspac
                            const char *name, const char *own_id, int *taken)
 {
     apr_array_header_t *ids;
-    us_db_rc rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
+    us_db_rc rc = us_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
     *taken = 0;
     for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
         *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
@@ -281,10 +240,12 @@ static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
     if (*counted != 1)
         return US_DB_OK;
     if (r->overwrite &&
-        (rc = delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) != US_DB_OK)
+        (rc = us_delete_same_name(&db->base, p, s->workspace, r->name, r->file_id, deleted)) !=
+            US_DB_OK)
         return rc;
-    return insert_workspace_file(db, p, s->workspace, r->file_id, r->name, r->size, r->meta, now, s->id,
-                                 r->characters);
+    us_workspace_file f = { .file_id = r->file_id, .name = r->name, .meta = r->meta,
+                            .size = r->size, .created_at = now, .characters = r->characters };
+    return us_insert_workspace_file(&db->base, p, s->workspace, &f, s->id);
 }
 
 /* The body of us_ingest_apply, inside the write transaction. */
@@ -327,14 +288,6 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
 }
 
 /* ---- workspace files ------------------------------------------------------------ */
-
-static us_db_rc sq_workspace_file_get(us_db *base, apr_pool_t *p, const char *workspace,
-                              const char *file_id, us_workspace_file *out)
-{
-    const void *args[] = { workspace, file_id };
-    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_FILE_GET, args,
-                      us_row_to_workspace_file, out);
-}
 
 /* A statement built for this request, prepared once per connection. */
 static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_prepared_t **out)
@@ -409,52 +362,14 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     return drc == 0 ? US_DB_OK : us_db_fail(db, drc, "us_workspace_file_list (built)");
 }
 
-static us_db_rc sq_workspace_file_list(us_db *base, apr_pool_t *p, const char *workspace,
-                                       const us_workspace_file_query *q, apr_array_header_t **rows,
-                                       long long *total)
+static us_db_rc sq_workspace_file_list_built(us_db *base, apr_pool_t *p, const char *workspace,
+                                             const us_workspace_file_query *q,
+                                             apr_array_header_t *rows, long long *total)
 {
     us_sqlite_db *db = us_sqlite_of(base);
-    apr_dbd_results_t *counted = NULL, *listed = NULL;
-    apr_int64_t lim = q->limit, at = q->after_at;
-    us_db_rc rc;
-    if (q->filter || q->by_name || q->ascending || q->offset > 0) {
-        rc = workspace_file_list_built(db, p, workspace, q, total, &listed);
-    } else {
-        const void *cargs[] = { workspace, q->name_part };
-        const void *largs[] = { workspace, q->name_part, &lim };
-        const void *aargs[] = { workspace, q->name_part, &at, &at, q->after_id, &lim };
-        rc = select_rows(db, p, US_STMT_WORKSPACE_FILE_COUNT, cargs, &counted);
-        if (rc == US_DB_OK)
-            rc = count_of(db, p, counted, total);
-        if (rc == US_DB_OK)
-            rc = q->after_id ? select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST_AFTER, aargs, &listed)
-                             : select_rows(db, p, US_STMT_WORKSPACE_FILE_LIST, largs, &listed);
-    }
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, (int)(q->limit > 0 ? q->limit : 1), sizeof(us_workspace_file));
-    return each_row(db, p, listed, us_push_workspace_file, *rows, NULL);
-}
-
-/* The body of us_workspace_file_add, inside the write transaction. */
-static us_db_rc workspace_file_add_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                                  const us_workspace_file *f, const char *write_mode,
-                                  apr_array_header_t *deleted)
-{
-    apr_array_header_t *ids;
-    us_db_rc rc = US_DB_OK;
-    if (strcmp(write_mode, "FAIL") == 0) {
-        rc = sq_workspace_file_ids_by_name(&db->base, p, workspace, f->name, &ids);
-        if (rc == US_DB_OK && ids->nelts > 0)
-            rc = US_DB_CONFLICT;
-    }
-    else if (strcmp(write_mode, "OVERWRITE") == 0) {
-        rc = delete_same_name(db, p, workspace, f->name, f->file_id, deleted);
-    }
-    if (rc == US_DB_OK)
-        rc = insert_workspace_file(db, p, workspace, f->file_id, f->name, f->size, f->meta,
-                           f->created_at, NULL, f->characters);
-    return rc;
+    apr_dbd_results_t *listed = NULL;
+    us_db_rc rc = workspace_file_list_built(db, p, workspace, q, total, &listed);
+    return rc == US_DB_OK ? each_row(db, p, listed, us_push_workspace_file, rows, NULL) : rc;
 }
 
 /* ---- the write entry points --------------------------------------------------------
@@ -589,33 +504,6 @@ static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
     return rc;
 }
 
-typedef struct {
-    const char *workspace, *write_mode;
-    const us_workspace_file *f;
-    apr_array_header_t *deleted;
-} workspace_file_add_args;
-
-static us_db_rc workspace_file_add_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    workspace_file_add_args *a = arg;
-    apr_array_clear(a->deleted);
-    us_db_rc rc = workspace_file_add_in_txn(db, p, a->workspace, a->f, a->write_mode, a->deleted);
-    return rc == US_DB_OK ? workspace_ensure(db, p, a->workspace, a->f->created_at) : rc;
-}
-
-static us_db_rc sq_workspace_file_add(us_db *base, apr_pool_t *p, const char *workspace,
-                              const us_workspace_file *f, const char *write_mode,
-                              apr_array_header_t **deleted)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    workspace_file_add_args a = { workspace, write_mode, f, apr_array_make(p, 2, sizeof(const char *)) };
-    us_db_rc rc = us_write(db, p, workspace_file_add_body, &a);
-    if (rc != US_DB_OK)
-        apr_array_clear(a.deleted);
-    *deleted = a.deleted;
-    return rc;
-}
-
 /* Deletes one row of the workspace and trashes its id; *gone 0 when there was none. */
 static us_db_rc delete_one(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
                            const char *file_id, int *gone)
@@ -685,57 +573,6 @@ static us_db_rc sq_workspace_files_delete(us_db *base, apr_pool_t *p, const char
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
     return rc;
-}
-
-typedef struct {
-    const char *workspace, *file_id, *old_meta, *meta;
-} meta_swap_args;
-
-static us_db_rc meta_swap_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    meta_swap_args *a = arg;
-    int nrows = 0;
-    const void *args[] = { a->meta, a->workspace, a->file_id, a->old_meta };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_FILE_META_SWAP, args, &nrows);
-    if (rc != US_DB_OK || nrows == 1)
-        return rc;
-    us_workspace_file f;
-    rc = sq_workspace_file_get(&db->base, p, a->workspace, a->file_id, &f);
-    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
-}
-
-static us_db_rc sq_workspace_file_meta_swap(us_db *base, apr_pool_t *p, const char *workspace,
-                                            const char *file_id, const char *old_meta,
-                                            const char *meta)
-{
-    meta_swap_args a = { workspace, file_id, old_meta, meta };
-    return us_write(us_sqlite_of(base), p, meta_swap_body, &a);
-}
-
-static us_db_rc sq_file_trash_list(us_db *base, apr_pool_t *p, int limit, apr_array_header_t **ids)
-{
-    const void *args[] = { &limit };
-    *ids = apr_array_make(p, limit > 0 ? limit : 1, sizeof(const char *));
-    return select_each(us_sqlite_of(base), p, US_STMT_FILE_TRASH_LIST, args, us_push_str, *ids, NULL);
-}
-
-static us_db_rc forget_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    const apr_array_header_t *ids = arg;
-    us_db_rc rc = US_DB_OK;
-    int nrows = 0;
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++) {
-        const void *args[] = { APR_ARRAY_IDX(ids, i, const char *) };
-        rc = exec_stmt(db, p, US_STMT_FILE_TRASH_FORGET, args, &nrows);
-    }
-    return rc;
-}
-
-static us_db_rc sq_file_trash_forget(us_db *base, apr_pool_t *p, const apr_array_header_t *ids)
-{
-    if (ids->nelts == 0)
-        return US_DB_OK;
-    return us_write(us_sqlite_of(base), p, forget_body, (void *)ids);
 }
 
 /* ---- workspaces ------------------------------------------------------------------ */
@@ -890,16 +727,10 @@ const us_store_backend us_sqlite_backend = {
     .ingest_done = sq_ingest_done,
     .ingest_pending = sq_ingest_pending,
     .ingest_apply = sq_ingest_apply,
-    .workspace_file_ids_by_name = sq_workspace_file_ids_by_name,
-    .workspace_file_get = sq_workspace_file_get,
-    .workspace_file_list = sq_workspace_file_list,
+    .workspace_file_list_built = sq_workspace_file_list_built,
     .worn_out = sq_worn_out,
-    .workspace_file_add = sq_workspace_file_add,
     .workspace_file_delete = sq_workspace_file_delete,
     .workspace_files_delete = sq_workspace_files_delete,
-    .workspace_file_meta_swap = sq_workspace_file_meta_swap,
-    .file_trash_list = sq_file_trash_list,
-    .file_trash_forget = sq_file_trash_forget,
     .workspace_create = sq_workspace_create,
     .workspace_get = sq_workspace_get,
     .workspace_list = sq_workspace_list,
