@@ -173,6 +173,8 @@ struct us_store_backend {
      * (it holds resources that only closing gives back) */
     int (*worn_out)(us_db *db);
     void (*clear_error)(us_db *db);
+    /* what error() says next (copied) */
+    void (*set_error)(us_db *db, const char *err);
 
     /* ---- generic: statements of the shared list in this dialect */
     const us_stmt_def *(*statement)(us_stmt_id id);
@@ -196,22 +198,13 @@ struct us_store_backend {
                                apr_time_t now);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
 
-    /* ---- ingestion (PostgreSQL: the workspace's turn under an advisory
-     * lock, SKIP LOCKED; SQLite: the candidate read outside the writer) */
+    /* ---- ingestion: the claim (PostgreSQL: the workspace's turn under an
+     * advisory lock, SKIP LOCKED; SQLite: the candidate read outside the
+     * writer) and the heartbeat (PostgreSQL: the database's clock) */
     us_db_rc (*ingest_claim)(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                              apr_time_t stale_before, us_session *out);
-    us_db_rc (*ingest_running)(us_db *db, apr_pool_t *p, apr_array_header_t **claims);
-    us_db_rc (*ingest_requeue)(us_db *db, apr_pool_t *p, const char *session_id,
-                               const char *owner);
     us_db_rc (*ingest_heartbeat)(us_db *db, apr_pool_t *p, const char *session_id,
                                  const char *owner, apr_time_t now);
-    us_db_rc (*ingest_done)(us_db *db, apr_pool_t *p, const char *session_id,
-                            const char *owner);
-    us_db_rc (*ingest_pending)(us_db *db, apr_pool_t *p, const char *session_id, int limit,
-                               apr_array_header_t **rows);
-    us_db_rc (*ingest_apply)(us_db *db, apr_pool_t *p, const us_session *s,
-                             const apr_array_header_t *results, apr_time_t now,
-                             apr_array_header_t **deleted);
 
     /* ---- workspace files: a list the fixed statements do not cover (a
      * filter, another order, an offset), its rows appended to rows; the

@@ -139,38 +139,10 @@ us_db_rc us_ingest_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t
     return db->backend->ingest_claim(db, p, owner, now, stale_before, out);
 }
 
-us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
-{
-    return db->backend->ingest_running(db, p, claims);
-}
-
-us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
-{
-    return db->backend->ingest_requeue(db, p, session_id, owner);
-}
-
 us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now)
 {
     return db->backend->ingest_heartbeat(db, p, session_id, owner, now);
-}
-
-us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
-{
-    return db->backend->ingest_done(db, p, session_id, owner);
-}
-
-us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
-                           apr_array_header_t **rows)
-{
-    return db->backend->ingest_pending(db, p, session_id, limit, rows);
-}
-
-us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
-                         const apr_array_header_t *results, apr_time_t now,
-                         apr_array_header_t **deleted)
-{
-    return db->backend->ingest_apply(db, p, s, results, now, deleted);
 }
 
 /* ---- workspaces ----------------------------------------------------------- */

@@ -494,6 +494,12 @@ static void pg_clear_error(us_db *db)
     pg_of(db)->err = NULL;
 }
 
+static void pg_set_error(us_db *base, const char *err)
+{
+    us_pg_db *db = pg_of(base);
+    db->err = apr_pstrdup(db->pool, err);
+}
+
 /* ---- sessions ------------------------------------------------------------------- */
 
 /* Makes the workspace's row unless it has one: in the transaction that
@@ -623,31 +629,6 @@ static us_db_rc pg_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, a
     return pg_txn(pg_of(base), p, claim_body, &a);
 }
 
-static us_db_rc pg_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    us_db_rc rc = pg_select(db, p, US_STMT_INGEST_RUNNING, NULL, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *claims = apr_array_make(p, 4, sizeof(us_claim));
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        us_claim *c = apr_array_push(*claims);
-        c->session_id = entry_str(db, p, row, 0);
-        c->owner = entry_str(db, p, row, 1);
-    }
-    return US_DB_OK;
-}
-
-static us_db_rc pg_ingest_requeue(us_db *base, apr_pool_t *p, const char *session_id,
-                                  const char *owner)
-{
-    int nrows = 0;
-    const void *args[] = { session_id, owner };
-    return pg_exec(pg_of(base), p, US_STMT_INGEST_REQUEUE, args, &nrows);
-}
-
 static us_db_rc pg_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *session_id,
                                     const char *owner, apr_time_t now)
 {
@@ -658,140 +639,7 @@ static us_db_rc pg_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *sess
     return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
-static us_db_rc pg_ingest_done(us_db *base, apr_pool_t *p, const char *session_id,
-                               const char *owner)
-{
-    int nrows = 0;
-    const void *args[] = { session_id, owner };
-    return pg_exec(pg_of(base), p, US_STMT_INGEST_DONE, args, &nrows);
-}
-
-static us_db_rc pg_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
-                                  apr_array_header_t **rows)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *args[] = { session_id, &limit };
-    us_db_rc rc = pg_select(db, p, US_STMT_INGEST_PENDING, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    *rows = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(us_pending));
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        us_pending *u = apr_array_push(*rows);
-        u->name = entry_str(db, p, row, 0);
-        u->blob = entry_str(db, p, row, 1);
-        u->size = entry_ll(db, row, 2);
-        u->file_ingestion_id = entry_str(db, p, row, 3);
-    }
-    return US_DB_OK;
-}
-
 /* ---- workspace files ------------------------------------------------------------- */
-
-static us_db_rc name_taken(us_pg_db *db, apr_pool_t *p, const char *workspace, const char *name,
-                           const char *own_id, int *taken)
-{
-    apr_array_header_t *ids;
-    us_db_rc rc = us_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
-    *taken = 0;
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
-        *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
-    return rc;
-}
-
-/* One result inside the batch transaction. *counted: 0 when it was decided
- * already, else 1 for FINISHED and 2 for FAILED. */
-static us_db_rc apply_one(us_pg_db *db, apr_pool_t *p, const us_session *s,
-                          const us_ingest_result *r, apr_time_t now,
-                          apr_array_header_t *deleted, int *counted)
-{
-    const char *status = r->status, *reason = r->reason;
-    int nrows = 0, taken = 0;
-    int finished = strcmp(status, "FINISHED") == 0;
-    us_db_rc rc = US_DB_OK;
-
-    *counted = 0;
-    if (finished && (strcmp(s->write_mode, "FAIL") == 0 || r->overwrite) &&
-        (rc = us_name_lock(&db->base, p, s->workspace, r->name)) != US_DB_OK)
-        return rc;
-    if (finished && strcmp(s->write_mode, "FAIL") == 0 &&
-        (rc = name_taken(db, p, s->workspace, r->name, r->file_id, &taken)) != US_DB_OK)
-        return rc;
-    if (taken) {
-        status = "FAILED";
-        reason = "FILE_ALREADY_EXISTS";
-    }
-    const void *args[] = { status, reason, s->id, r->name };
-    if ((rc = pg_exec(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
-        return rc;
-    *counted = strcmp(status, "FINISHED") == 0 ? 1 : 2;
-    if (taken) /* its blob was moved already: the caller removes it */
-        APR_ARRAY_PUSH(deleted, const char *) = r->file_id;
-    if (*counted != 1)
-        return US_DB_OK;
-    if (r->overwrite &&
-        (rc = us_delete_same_name(&db->base, p, s->workspace, r->name, r->file_id, deleted)) !=
-            US_DB_OK)
-        return rc;
-    us_workspace_file f = { .file_id = r->file_id, .name = r->name, .meta = r->meta,
-                            .size = r->size, .created_at = now, .characters = r->characters };
-    return us_insert_workspace_file(&db->base, p, s->workspace, &f, s->id);
-}
-
-typedef struct {
-    const us_session *s;
-    const apr_array_header_t *results;
-    apr_time_t now;
-    apr_array_header_t *deleted;
-} apply_args;
-
-static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    apply_args *a = arg;
-    const us_session *s = a->s;
-    apr_int64_t finished = 0, failed = 0;
-    int nrows = 0;
-    us_db_rc rc = US_DB_OK;
-    apr_array_clear(a->deleted);
-    if (s->ingest_owner) {
-        /* fencing: a worker whose lease was taken over changes nothing */
-        int held = 0;
-        long long one = 0;
-        const void *args[] = { s->id, s->ingest_owner };
-        if ((rc = select_ll(db, p, US_STMT_INGEST_HELD, args, &one, &held)) != US_DB_OK)
-            return rc;
-        if (!held) {
-            db->err = apr_psprintf(db->pool, "session %s: %s no longer holds the claim", s->id,
-                                   s->ingest_owner);
-            return US_DB_CONFLICT;
-        }
-    }
-    for (int i = 0; rc == US_DB_OK && i < a->results->nelts; i++) {
-        const us_ingest_result *r = &APR_ARRAY_IDX(a->results, i, us_ingest_result);
-        int counted = 0;
-        rc = apply_one(db, p, s, r, a->now + i, a->deleted, &counted);
-        finished += counted == 1;
-        failed += counted == 2;
-    }
-    if (rc == US_DB_OK && finished + failed > 0) {
-        const void *args[] = { &finished, &failed, s->id };
-        rc = pg_exec(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
-    }
-    return rc;
-}
-
-static us_db_rc pg_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
-                                const apr_array_header_t *results, apr_time_t now,
-                                apr_array_header_t **deleted)
-{
-    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
-    us_db_rc rc = pg_txn(pg_of(base), p, apply_body, &a);
-    if (rc != US_DB_OK)
-        apr_array_clear(a.deleted);
-    *deleted = a.deleted;
-    return rc;
-}
 
 /* A statement built for this request, prepared once per connection. */
 static us_db_rc dynamic_statement(us_pg_db *db, const char *sql, apr_dbd_prepared_t **out)
@@ -1088,6 +936,7 @@ const us_store_backend us_pgsql_backend = {
     .error = pg_error,
     .worn_out = pg_worn_out,
     .clear_error = pg_clear_error,
+    .set_error = pg_set_error,
     .statement = us_pg_sql_statement,
     .exec = pg_gen_exec,
     .select = pg_gen_select,
@@ -1096,12 +945,7 @@ const us_store_backend us_pgsql_backend = {
     .session_insert = pg_session_insert,
     .sessions_expire = pg_sessions_expire,
     .ingest_claim = pg_ingest_claim,
-    .ingest_running = pg_ingest_running,
-    .ingest_requeue = pg_ingest_requeue,
     .ingest_heartbeat = pg_ingest_heartbeat,
-    .ingest_done = pg_ingest_done,
-    .ingest_pending = pg_ingest_pending,
-    .ingest_apply = pg_ingest_apply,
     .workspace_file_list_built = pg_workspace_file_list_built,
     .workspace_file_delete = pg_workspace_file_delete,
     .workspace_files_delete = pg_workspace_files_delete,

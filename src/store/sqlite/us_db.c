@@ -73,6 +73,12 @@ void us_sqlite_clear_error(us_db *base)
     us_sqlite_of(base)->err = NULL;
 }
 
+void us_sqlite_set_error(us_db *base, const char *err)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    db->err = apr_pstrdup(db->pool, err);
+}
+
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err)
 {
     us_sqlite_conf *c = apr_pcalloc(p, sizeof(*c));

@@ -140,153 +140,6 @@ static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char 
     return US_DB_ERROR;
 }
 
-static void push_claim(const us_row *r, apr_pool_t *p, void *out)
-{
-    us_claim *c = apr_array_push(out);
-    c->session_id = us_row_str(r, p, 0);
-    c->owner = us_row_str(r, p, 1);
-}
-
-static us_db_rc sq_ingest_running(us_db *base, apr_pool_t *p, apr_array_header_t **claims)
-{
-    *claims = apr_array_make(p, 4, sizeof(us_claim));
-    return select_each(us_sqlite_of(base), p, US_STMT_INGEST_RUNNING, NULL, push_claim, *claims,
-                       NULL);
-}
-
-static us_db_rc ingest_requeue_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
-                                      const char *owner)
-{
-    int nrows = 0;
-    const void *args[] = { session_id, owner };
-    return exec_stmt(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
-}
-
-static us_db_rc ingest_heartbeat_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
-                             const char *owner, apr_time_t now)
-{
-    int nrows = 0;
-    apr_int64_t t = now;
-    const void *args[] = { &t, session_id, owner };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_HEARTBEAT, args, &nrows);
-    /* no row: the claim was taken over; the caller stops */
-    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
-}
-
-static us_db_rc ingest_done_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *session_id,
-                                   const char *owner)
-{
-    int nrows = 0;
-    const void *args[] = { session_id, owner };
-    return exec_stmt(db, p, US_STMT_INGEST_DONE, args, &nrows);
-}
-
-static void push_pending(const us_row *r, apr_pool_t *p, void *out)
-{
-    us_pending *u = apr_array_push(out);
-    u->name = us_row_str(r, p, 0);
-    u->blob = us_row_str(r, p, 1);
-    u->size = us_row_ll(r, 2);
-    u->file_ingestion_id = us_row_str(r, p, 3);
-}
-
-static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
-                                  apr_array_header_t **rows)
-{
-    const void *args[] = { session_id, &limit };
-    *rows = apr_array_make(p, limit > 0 ? limit : 1, sizeof(us_pending));
-    return select_each(us_sqlite_of(base), p, US_STMT_INGEST_PENDING, args, push_pending, *rows,
-                       NULL);
-}
-
-/* Under FAIL, another file of this name already in the workspace. Checked
- * again inside the batch transaction: parallel sessions may race past the
- * worker's earlier look. */
-static us_db_rc name_taken(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                           const char *name, const char *own_id, int *taken)
-{
-    apr_array_header_t *ids;
-    us_db_rc rc = us_workspace_file_ids_by_name(&db->base, p, workspace, name, &ids);
-    *taken = 0;
-    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
-        *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
-    return rc;
-}
-
-/* One result inside the batch transaction. *counted: 0 when it was done
- * already (a replay), else 1 for FINISHED and 2 for FAILED. */
-static us_db_rc apply_one(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
-                          const us_ingest_result *r, apr_time_t now,
-                          apr_array_header_t *deleted, int *counted)
-{
-    const char *status = r->status, *reason = r->reason;
-    int nrows = 0, taken = 0;
-    us_db_rc rc = US_DB_OK;
-
-    *counted = 0;
-    if (strcmp(status, "FINISHED") == 0 && strcmp(s->write_mode, "FAIL") == 0 &&
-        (rc = name_taken(db, p, s->workspace, r->name, r->file_id, &taken)) != US_DB_OK)
-        return rc;
-    if (taken) {
-        status = "FAILED";
-        reason = "FILE_ALREADY_EXISTS";
-    }
-    const void *args[] = { status, reason, s->id, r->name };
-    if ((rc = exec_stmt(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
-        return rc;
-    *counted = strcmp(status, "FINISHED") == 0 ? 1 : 2;
-    if (taken) /* its blob was moved already: the caller removes it */
-        APR_ARRAY_PUSH(deleted, const char *) = r->file_id;
-    if (*counted != 1)
-        return US_DB_OK;
-    if (r->overwrite &&
-        (rc = us_delete_same_name(&db->base, p, s->workspace, r->name, r->file_id, deleted)) !=
-            US_DB_OK)
-        return rc;
-    us_workspace_file f = { .file_id = r->file_id, .name = r->name, .meta = r->meta,
-                            .size = r->size, .created_at = now, .characters = r->characters };
-    return us_insert_workspace_file(&db->base, p, s->workspace, &f, s->id);
-}
-
-/* The body of us_ingest_apply, inside the write transaction. */
-static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
-                                   const apr_array_header_t *results, apr_time_t now,
-                                   apr_array_header_t *deleted)
-{
-    apr_int64_t finished = 0, failed = 0;
-    int nrows = 0;
-    us_db_rc rc = US_DB_OK;
-    if (s->ingest_owner) {
-        /* fencing: under the write lock, the claim cannot change meanwhile */
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        int held = 0;
-        const void *args[] = { s->id, s->ingest_owner };
-        if ((rc = select_rows(db, p, US_STMT_INGEST_HELD, args, &res)) != US_DB_OK)
-            return rc;
-        while ((rc = us_db_next_row(db, p, res, &row)) == US_DB_OK)
-            held = 1;
-        if (rc != US_DB_NOTFOUND)
-            return rc;
-        if (!held)
-            return US_DB_CONFLICT;
-        rc = US_DB_OK;
-    }
-    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
-        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
-        int counted = 0;
-        /* files of one batch share a created_at order by position */
-        rc = apply_one(db, p, s, r, now + i, deleted, &counted);
-        finished += counted == 1;
-        failed += counted == 2;
-    }
-    if (rc == US_DB_OK && finished + failed > 0) {
-        const void *args[] = { &finished, &failed, s->id };
-        rc = exec_stmt(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
-    }
-    return rc;
-}
-
 /* ---- workspace files ------------------------------------------------------------ */
 
 /* A statement built for this request, prepared once per connection. */
@@ -437,71 +290,15 @@ static us_db_rc sq_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, a
     return us_write(db, p, claim_body, &a);
 }
 
-typedef struct {
-    const char *session_id, *owner;
-    apr_time_t now;
-    int op; /* 0 requeue, 1 heartbeat, 2 done */
-} claim_change_args;
-
-static us_db_rc claim_change_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    claim_change_args *a = arg;
-    switch (a->op) {
-    case 0: return ingest_requeue_in_txn(db, p, a->session_id, a->owner);
-    case 1: return ingest_heartbeat_in_txn(db, p, a->session_id, a->owner, a->now);
-    default: return ingest_done_in_txn(db, p, a->session_id, a->owner);
-    }
-}
-
-static us_db_rc sq_ingest_requeue(us_db *base, apr_pool_t *p, const char *session_id,
-                                  const char *owner)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    claim_change_args a = { session_id, owner, 0, 0 };
-    return us_write(db, p, claim_change_body, &a);
-}
-
 static us_db_rc sq_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *session_id,
                                     const char *owner, apr_time_t now)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    claim_change_args a = { session_id, owner, now, 1 };
-    return us_write(db, p, claim_change_body, &a);
-}
-
-static us_db_rc sq_ingest_done(us_db *base, apr_pool_t *p, const char *session_id,
-                               const char *owner)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    claim_change_args a = { session_id, owner, 0, 2 };
-    return us_write(db, p, claim_change_body, &a);
-}
-
-typedef struct {
-    const us_session *s;
-    const apr_array_header_t *results;
-    apr_time_t now;
-    apr_array_header_t *deleted;
-} apply_args;
-
-static us_db_rc apply_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    apply_args *a = arg;
-    apr_array_clear(a->deleted);
-    return ingest_apply_in_txn(db, p, a->s, a->results, a->now, a->deleted);
-}
-
-static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
-                                const apr_array_header_t *results, apr_time_t now,
-                                apr_array_header_t **deleted)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)) };
-    us_db_rc rc = us_write(db, p, apply_body, &a);
-    if (rc != US_DB_OK)
-        apr_array_clear(a.deleted);
-    *deleted = a.deleted;
-    return rc;
+    int nrows = 0;
+    apr_int64_t t = now;
+    const void *args[] = { &t, session_id, owner };
+    us_db_rc rc = us_write_one(base, p, US_STMT_INGEST_HEARTBEAT, args, &nrows);
+    /* no row: the claim was taken over; the caller stops */
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
 /* Deletes one row of the workspace and trashes its id; *gone 0 when there was none. */
@@ -713,6 +510,7 @@ const us_store_backend us_sqlite_backend = {
     .maintain = us_sqlite_checkpoint,
     .error = us_sqlite_error,
     .clear_error = us_sqlite_clear_error,
+    .set_error = us_sqlite_set_error,
     .statement = us_sql_statement,
     .exec = sq_exec,
     .select = sq_select,
@@ -721,12 +519,7 @@ const us_store_backend us_sqlite_backend = {
     .session_insert = sq_session_insert,
     .sessions_expire = sq_sessions_expire,
     .ingest_claim = sq_ingest_claim,
-    .ingest_running = sq_ingest_running,
-    .ingest_requeue = sq_ingest_requeue,
     .ingest_heartbeat = sq_ingest_heartbeat,
-    .ingest_done = sq_ingest_done,
-    .ingest_pending = sq_ingest_pending,
-    .ingest_apply = sq_ingest_apply,
     .workspace_file_list_built = sq_workspace_file_list_built,
     .worn_out = sq_worn_out,
     .workspace_file_delete = sq_workspace_file_delete,
