@@ -217,13 +217,6 @@ struct us_store_backend {
     us_db_rc (*workspace_files_delete)(us_db *db, apr_pool_t *p, const char *workspace,
                                        const apr_array_header_t *names,
                                        apr_array_header_t **deleted);
-
-    /* ---- workspaces */
-    us_db_rc (*workspace_create)(us_db *db, apr_pool_t *p, const char *name,
-                                 const char *workspace_id, apr_time_t now);
-    us_db_rc (*workspace_get)(us_db *db, apr_pool_t *p, const char *name, us_workspace *out);
-    us_db_rc (*workspace_list)(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
-                               apr_array_header_t **rows);
 };
 
 /* The backends of this build (src/store/<name>/). */

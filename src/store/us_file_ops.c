@@ -1,5 +1,5 @@
 /*
- * us_file_ops.c - a workspace's files and the trash of deleted ones
+ * us_file_ops.c - workspaces, their files and the trash of deleted ones
  * (us_store.h), written once over the backends' generic entries. A
  * dialect that maps US_STMT_NAME_LOCK makes the deciders about one name of
  * a workspace (the FAIL check, OVERWRITE) take turns with it; SQLite's one
@@ -178,4 +178,40 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
     if (ids->nelts == 0)
         return US_DB_OK;
     return us_write_txn(db, p, forget_body, (void *)ids);
+}
+
+/* ---- workspaces ------------------------------------------------------------- */
+
+us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,
+                             const char *workspace_id, apr_time_t now)
+{
+    apr_int64_t t = now;
+    const void *args[] = { name, workspace_id, &t };
+    int nrows = 0;
+    /* one statement: the unique name decides between concurrent creates */
+    us_db_rc rc = us_write_one(db, p, US_STMT_WORKSPACE_CREATE, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
+
+us_db_rc us_workspace_get(us_db *db, apr_pool_t *p, const char *name, us_workspace *out)
+{
+    const void *args[] = { name };
+    return us_select_one(db, p, US_STMT_WORKSPACE_GET, args, us_row_to_workspace, out);
+}
+
+us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
+                           apr_array_header_t **rows)
+{
+    *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
+    if (!names)
+        return us_select(db, p, US_STMT_WORKSPACE_LIST, NULL, us_push_workspace, *rows, NULL);
+    for (int i = 0; i < names->nelts; i++) {
+        us_workspace w;
+        us_db_rc rc = us_workspace_get(db, p, APR_ARRAY_IDX(names, i, const char *), &w);
+        if (rc == US_DB_OK)
+            APR_ARRAY_PUSH(*rows, us_workspace) = w;
+        else if (rc != US_DB_NOTFOUND)
+            return rc;
+    }
+    return US_DB_OK;
 }

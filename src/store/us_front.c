@@ -144,23 +144,3 @@ us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
 {
     return db->backend->ingest_heartbeat(db, p, session_id, owner, now);
 }
-
-/* ---- workspaces ----------------------------------------------------------- */
-
-us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,
-                             const char *workspace_id, apr_time_t now)
-{
-    return db->backend->workspace_create(db, p, name, workspace_id, now);
-}
-
-us_db_rc us_workspace_get(us_db *db, apr_pool_t *p, const char *name, us_workspace *out)
-{
-    return db->backend->workspace_get(db, p, name, out);
-}
-
-us_db_rc us_workspace_list(us_db *db, apr_pool_t *p, const apr_array_header_t *names,
-                           apr_array_header_t **rows)
-{
-    return db->backend->workspace_list(db, p, names, rows);
-}
-

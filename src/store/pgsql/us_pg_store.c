@@ -806,70 +806,6 @@ static us_db_rc pg_workspace_files_delete(us_db *base, apr_pool_t *p, const char
     return rc;
 }
 
-/* ---- workspaces ------------------------------------------------------------------ */
-
-static void row_to_workspace(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row,
-                             us_workspace *w)
-{
-    w->name = entry_str(db, p, row, 0);
-    w->workspace_id = entry_str(db, p, row, 1);
-    w->created_at = (apr_time_t)entry_ll(db, row, 2);
-}
-
-static us_db_rc pg_workspace_create(us_db *base, apr_pool_t *p, const char *name,
-                                    const char *workspace_id, apr_time_t now)
-{
-    apr_int64_t t = now;
-    const void *args[] = { name, workspace_id, &t };
-    int nrows = 0;
-    /* one statement: the unique index decides between concurrent creates */
-    us_db_rc rc = pg_exec(pg_of(base), p, US_STMT_WORKSPACE_CREATE, args, &nrows);
-    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
-}
-
-static us_db_rc pg_workspace_get(us_db *base, apr_pool_t *p, const char *name, us_workspace *out)
-{
-    us_pg_db *db = pg_of(base);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const void *args[] = { name };
-    int found = 0;
-    us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_GET, args, &res);
-    if (rc != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        row_to_workspace(db, p, row, out);
-        found = 1;
-    }
-    return found ? US_DB_OK : US_DB_NOTFOUND;
-}
-
-static us_db_rc pg_workspace_list(us_db *base, apr_pool_t *p, const apr_array_header_t *names,
-                                  apr_array_header_t **rows)
-{
-    us_pg_db *db = pg_of(base);
-    *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
-    if (!names) {
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        us_db_rc rc = pg_select(db, p, US_STMT_WORKSPACE_LIST, NULL, &res);
-        if (rc != US_DB_OK)
-            return rc;
-        while (next_row(db, p, res, &row) == US_DB_OK)
-            row_to_workspace(db, p, row, apr_array_push(*rows));
-        return US_DB_OK;
-    }
-    for (int i = 0; i < names->nelts; i++) {
-        us_workspace w;
-        us_db_rc rc = pg_workspace_get(base, p, APR_ARRAY_IDX(names, i, const char *), &w);
-        if (rc == US_DB_OK)
-            APR_ARRAY_PUSH(*rows, us_workspace) = w;
-        else if (rc != US_DB_NOTFOUND)
-            return rc;
-    }
-    return US_DB_OK;
-}
-
 /* ---- the generic entries ---------------------------------------------------------- */
 
 static us_db_rc pg_gen_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
@@ -949,7 +885,4 @@ const us_store_backend us_pgsql_backend = {
     .workspace_file_list_built = pg_workspace_file_list_built,
     .workspace_file_delete = pg_workspace_file_delete,
     .workspace_files_delete = pg_workspace_files_delete,
-    .workspace_create = pg_workspace_create,
-    .workspace_get = pg_workspace_get,
-    .workspace_list = pg_workspace_list,
 };

@@ -372,55 +372,6 @@ static us_db_rc sq_workspace_files_delete(us_db *base, apr_pool_t *p, const char
     return rc;
 }
 
-/* ---- workspaces ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *name;
-    const char *workspace_id;
-    apr_time_t now;
-} workspace_create_args;
-
-static us_db_rc workspace_create_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    const workspace_create_args *a = arg;
-    apr_int64_t t = a->now;
-    const void *args[] = { a->name, a->workspace_id, &t };
-    int nrows = 0;
-    us_db_rc rc = exec_stmt(db, p, US_STMT_WORKSPACE_CREATE, args, &nrows);
-    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
-}
-
-static us_db_rc sq_workspace_create(us_db *base, apr_pool_t *p, const char *name,
-                                    const char *workspace_id, apr_time_t now)
-{
-    workspace_create_args a = { name, workspace_id, now };
-    return us_write(us_sqlite_of(base), p, workspace_create_body, &a);
-}
-
-static us_db_rc sq_workspace_get(us_db *base, apr_pool_t *p, const char *name, us_workspace *out)
-{
-    const void *args[] = { name };
-    return select_one(us_sqlite_of(base), p, US_STMT_WORKSPACE_GET, args, us_row_to_workspace, out);
-}
-
-static us_db_rc sq_workspace_list(us_db *base, apr_pool_t *p, const apr_array_header_t *names,
-                                  apr_array_header_t **rows)
-{
-    us_sqlite_db *db = us_sqlite_of(base);
-    *rows = apr_array_make(p, names ? names->nelts + 1 : 8, sizeof(us_workspace));
-    if (!names)
-        return select_each(db, p, US_STMT_WORKSPACE_LIST, NULL, us_push_workspace, *rows, NULL);
-    for (int i = 0; i < names->nelts; i++) {
-        us_workspace w;
-        us_db_rc rc = sq_workspace_get(base, p, APR_ARRAY_IDX(names, i, const char *), &w);
-        if (rc == US_DB_OK)
-            APR_ARRAY_PUSH(*rows, us_workspace) = w;
-        else if (rc != US_DB_NOTFOUND)
-            return rc;
-    }
-    return US_DB_OK;
-}
-
 /* ---- the generic entries ---------------------------------------------------------- */
 
 static us_db_rc sq_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args, int *nrows)
@@ -524,7 +475,4 @@ const us_store_backend us_sqlite_backend = {
     .worn_out = sq_worn_out,
     .workspace_file_delete = sq_workspace_file_delete,
     .workspace_files_delete = sq_workspace_files_delete,
-    .workspace_create = sq_workspace_create,
-    .workspace_get = sq_workspace_get,
-    .workspace_list = sq_workspace_list,
 };
