@@ -50,15 +50,6 @@ static us_db_rc select_each(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, cons
     return rc == US_DB_OK ? each_row(db, p, res, fn, out, nrows) : rc;
 }
 
-/* A select of (at most) one row into out: US_DB_NOTFOUND when there is none. */
-static us_db_rc select_one(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
-                           us_row_fn fn, void *out)
-{
-    int n = 0;
-    us_db_rc rc = select_each(db, p, id, args, fn, out, &n);
-    return rc == US_DB_OK && n == 0 ? US_DB_NOTFOUND : rc;
-}
-
 static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           int *nrows)
 {
@@ -66,78 +57,9 @@ static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const 
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
 }
 
-/* Makes the workspace's row unless it has one: in the transaction that
- * writes its first data (docs/design-workspaces.md). */
-static us_db_rc workspace_ensure(us_sqlite_db *db, apr_pool_t *p, const char *workspace,
-                                 apr_time_t now)
-{
-    apr_int64_t t = now;
-    const void *args[] = { workspace, &t };
-    int nrows = 0;
-    return exec_stmt(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
-}
-
-static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
-                           int max_open, apr_time_t now)
-{
-    apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
-    int parallel = s->parallel, nrows = 0;
-    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
-                           s->family_name, s->write_mode, &parallel, &created,
-                           &expires, s->user_id, s->user_id, &t, &max_open };
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
-                             db->stmt[US_STMT_SESSION_INSERT], args);
-    if (rc != 0)
-        return us_db_fail(db, rc, "us_session_insert");
-    if (nrows != 1)
-        return US_DB_LIMIT;
-    return workspace_ensure(db, p, s->workspace, now);
-}
-
 static int sq_worn_out(us_db *base)
 {
     return us_sqlite_of(base)->worn_out;
-}
-
-/* ---- expiry and ingestion ------------------------------------------------------ */
-
-static us_db_rc sessions_expire_in_txn(us_sqlite_db *db, apr_pool_t *p, int *count)
-{
-    *count = 0;
-    return exec_stmt(db, p, US_STMT_SESSIONS_EXPIRE, NULL, count);
-}
-
-/* The next session in its turn, by a read; NOTFOUND when there is none. */
-static us_db_rc ingest_candidate(us_sqlite_db *db, apr_pool_t *p, apr_time_t stale_before,
-                                 const char **id)
-{
-    apr_int64_t stale = stale_before;
-    const void *args[] = { &stale, &stale };
-    *id = NULL;
-    return select_one(db, p, US_STMT_INGEST_CANDIDATE, args, us_row_to_str, id);
-}
-
-static us_db_rc ingest_claim_in_txn(us_sqlite_db *db, apr_pool_t *p, const char *owner,
-                                         apr_time_t now, apr_time_t stale_before,
-                                         const char *id, us_session *out)
-{
-    apr_int64_t t = now, stale = stale_before;
-    int nrows = 0;
-    const void *args[] = { owner, &t, id, &stale, &stale };
-    us_db_rc rc = exec_stmt(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
-    if (rc != US_DB_OK)
-        return rc;
-    if (nrows == 0)
-        return US_DB_NOTFOUND; /* another worker was quicker */
-    const void *qargs[] = { &t, owner };
-    rc = select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, us_row_to_session, out);
-    if (rc == US_DB_OK)
-        out->ingest_owner = apr_pstrdup(p, owner);
-    if (rc != US_DB_NOTFOUND)
-        return rc;
-    /* claimed a moment ago in this transaction: cannot be */
-    db->err = "us_ingest_claimed: the claimed session is not there";
-    return US_DB_ERROR;
 }
 
 /* ---- workspace files ------------------------------------------------------------ */
@@ -225,11 +147,10 @@ static us_db_rc sq_workspace_file_list_built(us_db *base, apr_pool_t *p, const c
     return rc == US_DB_OK ? each_row(db, p, listed, us_push_workspace_file, rows, NULL) : rc;
 }
 
-/* ---- the write entry points --------------------------------------------------------
- * Each packs its arguments for us_write (us_writer.c), which runs the
- * matching *_in_txn function inside a transaction, possibly together with
- * other writers' pieces, and returns once it is committed. Outputs are reset
- * when the commit fails. */
+/* ---- the operation entries -------------------------------------------------------
+ * Writes run their body through the write queue (us_write in us_writer.c,
+ * via us_write_txn), possibly in one transaction with other writers'
+ * pieces, and return once it is committed. */
 
 typedef struct {
     const us_session *s;
@@ -237,30 +158,35 @@ typedef struct {
     apr_time_t now;
 } insert_args;
 
-static us_db_rc insert_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    insert_args *a = arg;
-    return session_insert_in_txn(db, p, a->s, a->max_open, a->now);
+    const insert_args *a = arg;
+    const us_session *s = a->s;
+    apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
+    int parallel = s->parallel, max_open = a->max_open, nrows = 0;
+    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
+                           s->family_name, s->write_mode, &parallel, &created,
+                           &expires, s->user_id, s->user_id, &t, &max_open };
+    /* one statement, so the open-session limit holds under the write lock */
+    us_db_rc rc = us_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows != 1)
+        return US_DB_LIMIT;
+    return us_workspace_ensure(db, p, s->workspace, a->now);
 }
 
 static us_db_rc sq_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
                                   apr_time_t now)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
     insert_args a = { s, max_open, now };
-    return us_write(db, p, insert_body, &a);
-}
-
-static us_db_rc expire_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
-{
-    return sessions_expire_in_txn(db, p, arg);
+    return us_write_txn(base, p, insert_body, &a);
 }
 
 static us_db_rc sq_sessions_expire(us_db *base, apr_pool_t *p, int *count)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
     int n = 0;
-    us_db_rc rc = us_write(db, p, expire_body, &n);
+    us_db_rc rc = us_write_one(base, p, US_STMT_SESSIONS_EXPIRE, NULL, &n);
     *count = rc == US_DB_OK ? n : 0;
     return rc;
 }
@@ -271,23 +197,39 @@ typedef struct {
     us_session *out;
 } claim_args;
 
-static us_db_rc claim_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
 {
     claim_args *a = arg;
-    return ingest_claim_in_txn(db, p, a->owner, a->now, a->stale_before, a->id, a->out);
+    apr_int64_t t = a->now, stale = a->stale_before;
+    int nrows = 0;
+    const void *args[] = { a->owner, &t, a->id, &stale, &stale };
+    us_db_rc rc = us_exec(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0)
+        return US_DB_NOTFOUND; /* another worker was quicker */
+    const void *qargs[] = { &t, a->owner };
+    rc = us_select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, us_row_to_session, a->out);
+    if (rc == US_DB_OK)
+        a->out->ingest_owner = apr_pstrdup(p, a->owner);
+    if (rc != US_DB_NOTFOUND)
+        return rc;
+    /* claimed a moment ago in this transaction: cannot be */
+    us_sqlite_set_error(db, "us_ingest_claimed: the claimed session is not there");
+    return US_DB_ERROR;
 }
 
 static us_db_rc sq_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, apr_time_t now,
                                 apr_time_t stale_before, us_session *out)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
     /* search by a read, outside the queue; the claim re-checks that one row */
-    const char *id = NULL;
-    us_db_rc rc = ingest_candidate(db, p, stale_before, &id);
+    apr_int64_t stale = stale_before;
+    const void *args[] = { &stale, &stale };
+    claim_args a = { owner, NULL, now, stale_before, out };
+    us_db_rc rc = us_select_one(base, p, US_STMT_INGEST_CANDIDATE, args, us_row_to_str, &a.id);
     if (rc != US_DB_OK)
         return rc;
-    claim_args a = { owner, id, now, stale_before, out };
-    return us_write(db, p, claim_body, &a);
+    return us_write_txn(base, p, claim_body, &a);
 }
 
 static us_db_rc sq_ingest_heartbeat(us_db *base, apr_pool_t *p, const char *session_id,
