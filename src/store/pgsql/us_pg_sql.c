@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "../us_sql_shared.h"
+
 const char US_PG_SQL_MIGRATE_LOCK[] = "SELECT pg_advisory_xact_lock(" US_PG_LOCK_MIGRATE ")";
 const char US_PG_SQL_META_TABLE[] =
     "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
@@ -188,16 +190,7 @@ const char *const *us_pg_sql_migration(int from)
     }
 }
 
-#define SESSION_COLS                                                          \
-    "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
-    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
-    "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files"
 
-#define WEBHOOK_COLS                                                              \
-    "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
-    " failed_files, page, attempts"
-#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
 
 /* The database's clock in microseconds since the epoch: leases and the
  * expiry sweep are written and judged by it alone, so nodes' clocks may
@@ -208,42 +201,12 @@ const char *const *us_pg_sql_migration(int from)
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
     " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < " DB_NOW_US " - %lld))"
-#define IN_TURN(s)                                                                \
-    "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
-    " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
-    " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
-    " AND e.id <> " s ".id)"                                                      \
-    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
-    " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
-    " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
-    " AND (q.closed_at < " s ".closed_at"                                         \
-    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
-/* The session row is locked by the close, so uploads counted before it are
- * final here. */
-#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
-
-#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
-/* an aborted session is gone for every reader */
-#define VISIBLE "status <> 'ABORTED'"
-#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
-#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
-#define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
-/* next to a cursor: its (created_at, id), NULL (so no row) when it is not
- * a visible session of the workspace; `before` reads the list backwards */
-#define SESSION_CURSOR(cmp)                                                           \
-    " AND (created_at, id) " cmp " (SELECT c.created_at, c.id FROM us_sessions c"     \
-    " WHERE c.workspace = %s AND c.id = %s AND c.status <> 'ABORTED')"
-#define AFTER_TAIL SESSION_CURSOR("<") " ORDER BY created_at DESC, id DESC LIMIT %lld"
-#define BEFORE_TAIL SESSION_CURSOR(">") " ORDER BY created_at, id LIMIT %lld"
-#define SESSION_FILE_COLS "file_ingestion_id, name, ingestion_status, ingestion_reason"
-#define FILE_CURSOR(cmp)                                                              \
-    " AND (uploaded_at, name) " cmp " (SELECT c.uploaded_at, c.name FROM us_uploads c" \
-    " WHERE c.session_id = %s AND c.file_ingestion_id = %s AND c.is_meta = 0)"
-#define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
-#define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
+/* The statements both dialects share (us_sql_shared.h), then PostgreSQL's own. */
+#define STMT(id, name, sql) [US_STMT_##id] = { "us_pg_" name, sql },
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
+    US_SQL_SHARED(STMT)
     [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at)"
@@ -259,8 +222,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
         " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
-    [US_STMT_SESSION_GET] = { "us_pg_session_get",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
@@ -270,78 +231,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* the user's counter row is there (the create made it): one row
          * changed when the session was */
         " UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id" },
-    [US_STMT_SESSION_LIST_ALL] = { "us_pg_session_list_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
-    [US_STMT_SESSION_LIST_EXPIRED] = { "us_pg_session_list_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED LIST_TAIL },
-    [US_STMT_SESSION_LIST_ACTIVE] = { "us_pg_session_list_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED LIST_TAIL },
-    [US_STMT_SESSION_AFTER_ALL] = { "us_pg_session_after_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE AFTER_TAIL },
-    [US_STMT_SESSION_AFTER_EXPIRED] = { "us_pg_session_after_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED AFTER_TAIL },
-    [US_STMT_SESSION_AFTER_ACTIVE] = { "us_pg_session_after_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED AFTER_TAIL },
-    [US_STMT_SESSION_BEFORE_ALL] = { "us_pg_session_before_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE BEFORE_TAIL },
-    [US_STMT_SESSION_BEFORE_EXPIRED] = { "us_pg_session_before_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED BEFORE_TAIL },
-    [US_STMT_SESSION_BEFORE_ACTIVE] = { "us_pg_session_before_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED BEFORE_TAIL },
-    [US_STMT_SESSION_COUNT_ALL] = { "us_pg_session_count_all",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
-    [US_STMT_SESSION_COUNT_EXPIRED] = { "us_pg_session_count_expired",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
-    [US_STMT_SESSION_COUNT_ACTIVE] = { "us_pg_session_count_active",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
-    [US_STMT_SESSION_BY_ID] = { "us_pg_session_by_id",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
     [US_STMT_SESSION_HOLD_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld"
         " FOR NO KEY UPDATE" },
-    [US_STMT_UPLOAD_BLOB_GET] = { "us_pg_upload_blob_get",
-        "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
-    [US_STMT_UPLOAD_INSERT] = { "us_pg_upload_insert",
-        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
-        " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)" },
-    [US_STMT_UPLOAD_REPLACE] = { "us_pg_upload_replace",
-        "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"
-        " WHERE session_id = %s AND name = %s" },
-    [US_STMT_SESSION_COUNT_UPLOAD] = { "us_pg_session_count_upload",
-        "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
-    [US_STMT_FILES_LIST_ALL] = { "us_pg_files_list_all",
-        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
-        " WHERE session_id = %s AND is_meta = 0"
-        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_STMT_FILES_LIST_STATUS] = { "us_pg_files_list_status",
-        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
-        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
-        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_STMT_FILES_AFTER_ALL] = { "us_pg_files_after_all",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        FILE_AFTER_TAIL },
-    [US_STMT_FILES_AFTER_STATUS] = { "us_pg_files_after_status",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" FILE_AFTER_TAIL },
-    [US_STMT_FILES_BEFORE_ALL] = { "us_pg_files_before_all",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        FILE_BEFORE_TAIL },
-    [US_STMT_FILES_BEFORE_STATUS] = { "us_pg_files_before_status",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" FILE_BEFORE_TAIL },
-    [US_STMT_FILES_COUNT_ALL] = { "us_pg_files_count_all",
-        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
-    [US_STMT_FILES_COUNT_STATUS] = { "us_pg_files_count_status",
-        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" },
     [US_STMT_NODE_CLAIM] = { "us_pg_node_claim",
         /* a concurrent claim of the same name waits for this one's row and
          * then judges it: one of them is granted */
@@ -367,19 +261,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM e" },
-    [US_STMT_OVERVIEW] = { "us_pg_overview",
-        /* one statement: one snapshot, whatever the isolation level. Each
-         * count is a range of us_sessions_expiry or us_sessions_ingest */
-        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
-        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
-        " AND closed_at IS NOT NULL),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
-        " AND closed_at IS NOT NULL),"
-        " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
-        " AND closed_at IS NOT NULL)" },
     [US_STMT_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
         /* a row another claimer is deciding on is skipped, not waited for */
         "SELECT s.id, s.workspace, s.parallel FROM us_sessions s WHERE " CLAIMABLE("s")
@@ -393,16 +274,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_CLAIM] = { "us_pg_ingest_claim",
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
         " ingest_heartbeat = " DB_NOW_US " WHERE id = %s RETURNING " SESSION_COLS },
-    [US_STMT_INGEST_RUNNING] = { "us_pg_ingest_running",
-        "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
-    [US_STMT_INGEST_REQUEUE] = { "us_pg_ingest_requeue",
-        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
-        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
-        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_STMT_INGEST_DONE] = { "us_pg_ingest_done",
-        "UPDATE us_sessions SET ingest_state = 'done'"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_PENDING] = { "us_pg_ingest_pending",
         "SELECT name, blob, size, file_ingestion_id FROM us_uploads"
@@ -417,21 +290,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* deciders about one name of a workspace (FAIL check, OVERWRITE)
          * take turns until commit */
         "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))) l" },
-    [US_STMT_UPLOAD_SET_STATE] = { "us_pg_upload_set_state",
-        "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"
-        " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'" },
-    [US_STMT_SESSION_ADD_COUNTS] = { "us_pg_session_add_counts",
-        "UPDATE us_sessions SET finished_files = finished_files + %lld,"
-        " failed_files = failed_files + %lld WHERE id = %s" },
-    [US_STMT_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
-        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
-        " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
-    [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_pg_workspace_file_ids_by_name",
-        "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
-    [US_STMT_WORKSPACE_FILE_DELETE] = { "us_pg_workspace_file_delete",
-        "DELETE FROM us_files WHERE file_id = %s" },
-    [US_STMT_WORKSPACE_FILE_GET] = { "us_pg_workspace_file_get",
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_pg_workspace_file_list",
         /* strpos(): a substring test with no LIKE wildcards to escape */
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
@@ -454,11 +312,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* the user's counter row is there (the create made it): one row
          * changed when the session was */
         " UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id" },
-    [US_STMT_UPLOADS_DISCARD] = { "us_pg_uploads_discard",
-        "DELETE FROM us_uploads WHERE session_id = %s" },
-    [US_STMT_SESSION_UPLOADED] = { "us_pg_session_uploaded",
-        /* after US_STMT_SESSION_HOLD_OPEN: the count is final while the row is held */
-        "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
     [US_STMT_WORKSPACE_FILE_DELETE_ONE] = { "us_pg_workspace_file_delete_one",
         "WITH d AS (DELETE FROM us_files WHERE workspace = %s AND file_id = %s RETURNING file_id),"
         " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
@@ -474,19 +327,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " t AS (INSERT INTO us_file_trash (file_id) SELECT file_id FROM d"
         " ON CONFLICT (file_id) DO NOTHING)"
         " SELECT file_id FROM d" },
-    [US_STMT_FILE_TRASH_LIST] = { "us_pg_file_trash_list",
-        "SELECT file_id FROM us_file_trash LIMIT %d" },
-    [US_STMT_FILE_TRASH_FORGET] = { "us_pg_file_trash_forget",
-        "DELETE FROM us_file_trash WHERE file_id = %s" },
     [US_STMT_WORKSPACE_FILE_META_SWAP] = { "us_pg_workspace_file_meta_swap",
         "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s"
         " AND meta IS NOT DISTINCT FROM %s" },
-    [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_pg_webhook_targets_clear",
-        "DELETE FROM us_webhook_targets" },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_pg_webhook_target_add",
         "INSERT INTO us_webhook_targets (url) VALUES (%s) ON CONFLICT (url) DO NOTHING" },
-    [US_STMT_WEBHOOK_DROP_UNLISTED] = { "us_pg_webhook_drop_unlisted",
-        "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)" },
     [US_STMT_WEBHOOK_CLAIM] = { "us_pg_webhook_claim",
         /* SKIP LOCKED: concurrent claimers take different rows; the row a
          * claimer locks is re-checked on its latest version (a lease that
@@ -495,35 +340,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE id = (SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE
         " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING " WEBHOOK_COLS },
-    [US_STMT_WEBHOOK_NEXT_PAGE] = { "us_pg_webhook_next_page",
-        "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"
-        " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"
-        " WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_STMT_WEBHOOK_DONE] = { "us_pg_webhook_done",
-        "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_STMT_WEBHOOK_RETRY] = { "us_pg_webhook_retry",
-        "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
-        " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
-        " WHERE id = %lld AND lease_owner = %s" },
-    [US_STMT_WORKSPACE_CREATE] = { "us_pg_workspace_create",
-        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
-        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
     [US_STMT_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
         /* the first data of a workspace makes its row */
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, gen_random_uuid()::text, %lld, 0) ON CONFLICT (name) DO NOTHING" },
-    [US_STMT_WORKSPACE_GET] = { "us_pg_workspace_get",
-        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
-    [US_STMT_WORKSPACE_LIST] = { "us_pg_workspace_list",
-        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
-    [US_STMT_WEBHOOK_STATS] = { "us_pg_webhook_stats",
-        /* one statement: one snapshot */
-        "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"
-        " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"
-        " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"
-        " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"
-        " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"
-        " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)" },
 };
 
 const char *us_pg_sql_workspace_file_cols(void)
