@@ -27,7 +27,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from us_testkit.server import UploadServer  # noqa: E402
+from us_testkit.server import UploadServer, started  # noqa: E402
 
 
 def pytest_configure(config):
@@ -69,14 +69,8 @@ def shared_server_options():
 
 @pytest.fixture(scope="module")
 def shared_server(shared_server_options):
-    server = UploadServer(**shared_server_options)
-    try:
-        server.start()
+    with started(UploadServer(**shared_server_options)) as server:
         yield server
-        server.stop()
-        server.check_log(" (at shutdown)")
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture

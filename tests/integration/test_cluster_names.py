@@ -14,7 +14,7 @@ import pytest
 from us_testkit import pg
 from us_testkit.api import check, create_session, list_all, unique_ws
 from us_testkit.procs import children_of, pid_alive, wait_for
-from us_testkit.server import UploadServer
+from us_testkit.server import UploadServer, started
 
 IN_USE = "UploadSessionNodeName twin is in use by another node on this store"
 
@@ -22,15 +22,9 @@ IN_USE = "UploadSessionNodeName twin is in use by another node on this store"
 @pytest.fixture
 def first():
     """A running node named twin with a long lease; the others share its store."""
-    s = UploadServer(store="pgsql", extra=["UploadSessionNodeName twin",
-                                           "UploadSessionIngestLease 60"])
-    try:
-        s.start()
+    with started(UploadServer(store="pgsql", extra=["UploadSessionNodeName twin",
+                                                    "UploadSessionIngestLease 60"])) as s:
         yield s
-        s.stop()
-        s.check_log(" (at shutdown)")
-    finally:
-        s.cleanup()
 
 
 def sibling(first, name, lease=60):

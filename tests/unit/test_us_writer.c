@@ -370,7 +370,7 @@ static void test_hot_statements_seek(void **state)
 {
     static const us_stmt_id hot[] = {
         US_STMT_SESSION_INSERT, US_STMT_SESSION_CLOSE, US_STMT_SESSION_GET,
-        US_STMT_SESSION_IS_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
+        US_STMT_SESSION_HOLD_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
         US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
     };
     us_db *db = open_db(pool);

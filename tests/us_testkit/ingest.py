@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 from .procs import children_of, pid_alive, port_open, wait_for
-from .server import UploadServer
+from .server import UploadServer, started
 from .api import UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts
 from .uploads import check_file_item, list_files_all, private_module_copy, sdk_upload_many, upload
 
@@ -73,14 +73,9 @@ def sweeping_server(module_so):
     """One server per test module whose expiry sweep runs at every monitor
     call (UploadSessionSweepInterval 1): tests that wait for sweeps share it,
     so they share the wait for httpd's first monitor call (~9 s after start)."""
-    s = UploadServer(max_open=1000, module=module_so, extra=["UploadSessionSweepInterval 1"])
-    try:
-        s.start()
+    with started(UploadServer(max_open=1000, module=module_so,
+                              extra=["UploadSessionSweepInterval 1"])) as s:
         yield s
-        s.stop()
-        s.check_log(" (at shutdown)")
-    finally:
-        s.cleanup()
 
 
 @pytest.fixture

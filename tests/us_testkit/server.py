@@ -20,6 +20,7 @@ Environment knobs (for debugging the harness itself):
                  reports go to <server dir>/sanitizer.* and fail the test
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -486,3 +487,16 @@ class UploadServer:
         if bad:
             self.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
                       + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail())
+
+
+@contextlib.contextmanager
+def started(server):
+    """server running for the with block; stopped after it, its error log
+    checked through the shutdown, its directory removed in any case."""
+    try:
+        server.start()
+        yield server
+        server.stop()
+        server.check_log(" (at shutdown)")
+    finally:
+        server.cleanup()

@@ -73,6 +73,12 @@ void us_sqlite_clear_error(us_db *base)
     us_sqlite_of(base)->err = NULL;
 }
 
+void us_sqlite_set_error(us_db *base, const char *err)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    db->err = apr_pstrdup(db->pool, err);
+}
+
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err)
 {
     us_sqlite_conf *c = apr_pcalloc(p, sizeof(*c));
@@ -249,6 +255,8 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
     db->log = conf->log;
     for (int i = 0; i < US_STMT__COUNT; i++) {
         const us_stmt_def *def = us_sql_statement((us_stmt_id)i);
+        if (!def->sql)
+            continue;
         int prc = apr_dbd_prepare(drv, db->pool, db->h, def->sql, def->label, &db->stmt[i]);
         if (prc != 0) {
             rc = us_db_fail(db, prc, def->label);

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "../us_sql_shared.h"
+
 /* The database's clock (for SQLite the machine's, to the millisecond) in
  * microseconds since the epoch: the expiry sweep judges by it, as the
  * PostgreSQL backend judges by its server's. */
@@ -251,11 +253,6 @@ const char *const *us_sql_migration(int from)
     }
 }
 
-#define SESSION_COLS                                                          \
-    "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
-    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
-    "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files"
 
 /* A session may be ingested now when it is queued (or its claim went stale)
  * and, unless it is parallel, no other non-parallel session of its
@@ -268,51 +265,12 @@ const char *const *us_sql_migration(int from)
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
     " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"
-/* two NOT EXISTS, each an index probe on us_sessions_turn (one OR-ed
- * subquery made SQLite scan the workspace for every queued session) */
-#define IN_TURN(s)                                                                \
-    "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
-    " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
-    " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
-    " AND e.id <> " s ".id)"                                                      \
-    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
-    " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
-    " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
-    " AND (q.closed_at < " s ".closed_at"                                         \
-    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
-/* Uploads and the close are serialised by the write lock, so the count is
- * final here. Sidecars alone (uploaded_files counts raw files) give no
- * file either. */
-#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
-
-#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
-
-#define WEBHOOK_COLS                                                              \
-    "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
-    " failed_files, page, attempts"
-#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
-
-#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
-#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
-/* an aborted session is gone for every reader */
-#define VISIBLE "status <> 'ABORTED'"
-#define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
-/* next to a cursor: its (created_at, id), NULL (so no row) when it is not
- * a visible session of the workspace; `before` reads the list backwards */
-#define SESSION_CURSOR(cmp)                                                           \
-    " AND (created_at, id) " cmp " (SELECT c.created_at, c.id FROM us_sessions c"     \
-    " WHERE c.workspace = %s AND c.id = %s AND c.status <> 'ABORTED')"
-#define AFTER_TAIL SESSION_CURSOR("<") " ORDER BY created_at DESC, id DESC LIMIT %lld"
-#define BEFORE_TAIL SESSION_CURSOR(">") " ORDER BY created_at, id LIMIT %lld"
-#define SESSION_FILE_COLS "file_ingestion_id, name, ingestion_status, ingestion_reason"
-#define FILE_CURSOR(cmp)                                                              \
-    " AND (uploaded_at, name) " cmp " (SELECT c.uploaded_at, c.name FROM us_uploads c" \
-    " WHERE c.session_id = %s AND c.file_ingestion_id = %s AND c.is_meta = 0)"
-#define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
-#define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
+/* The statements both dialects share (us_sql_shared.h), then SQLite's own. */
+#define STMT(id, name, sql) [US_STMT_##id] = { "us_" name, sql },
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
+    US_SQL_SHARED(STMT)
     [US_STMT_SESSION_INSERT] = { "us_session_insert",
         /* one statement, so the open-session limit holds under concurrency:
          * SQLite runs it under the database write lock. Open = the user's
@@ -324,8 +282,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE coalesce((SELECT n FROM us_user_open WHERE user_id = %s), 0)"
         " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
-    [US_STMT_SESSION_GET] = { "us_session_get",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
         /* the status guard makes exactly one of many concurrent closes win;
          * a session without files has nothing to ingest: done at once */
@@ -338,95 +294,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld, ingest_state = 'queued',"
         " parallel = 1, uploaded_files = 0"
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld" },
-    [US_STMT_UPLOADS_DISCARD] = { "us_uploads_discard",
-        "DELETE FROM us_uploads WHERE session_id = %s" },
-    [US_STMT_SESSION_LIST_ALL] = { "us_session_list_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE LIST_TAIL },
-    [US_STMT_SESSION_LIST_EXPIRED] = { "us_session_list_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED LIST_TAIL },
-    [US_STMT_SESSION_LIST_ACTIVE] = { "us_session_list_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED LIST_TAIL },
-    [US_STMT_SESSION_AFTER_ALL] = { "us_session_after_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE AFTER_TAIL },
-    [US_STMT_SESSION_AFTER_EXPIRED] = { "us_session_after_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED AFTER_TAIL },
-    [US_STMT_SESSION_AFTER_ACTIVE] = { "us_session_after_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED AFTER_TAIL },
-    [US_STMT_SESSION_BEFORE_ALL] = { "us_session_before_all",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " VISIBLE BEFORE_TAIL },
-    [US_STMT_SESSION_BEFORE_EXPIRED] = { "us_session_before_expired",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        IS_EXPIRED BEFORE_TAIL },
-    [US_STMT_SESSION_BEFORE_ACTIVE] = { "us_session_before_active",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND "
-        NOT_EXPIRED BEFORE_TAIL },
-    [US_STMT_SESSION_COUNT_ALL] = { "us_session_count_all",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " VISIBLE },
-    [US_STMT_SESSION_COUNT_EXPIRED] = { "us_session_count_expired",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " IS_EXPIRED },
-    [US_STMT_SESSION_COUNT_ACTIVE] = { "us_session_count_active",
-        "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " NOT_EXPIRED },
-    [US_STMT_SESSION_BY_ID] = { "us_session_by_id",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE },
-    [US_STMT_SESSION_IS_OPEN] = { "us_session_is_open",
+    [US_STMT_SESSION_HOLD_OPEN] = { "us_session_is_open",
         "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld" },
-    [US_STMT_UPLOAD_BLOB_GET] = { "us_upload_blob_get",
-        "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
-    [US_STMT_UPLOAD_INSERT] = { "us_upload_insert",
-        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
-        " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)" },
-    [US_STMT_UPLOAD_REPLACE] = { "us_upload_replace",
-        "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"
-        " WHERE session_id = %s AND name = %s" },
-    [US_STMT_SESSION_COUNT_UPLOAD] = { "us_session_count_upload",
-        "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s" },
-    [US_STMT_SESSION_UPLOADED] = { "us_session_uploaded",
-        "SELECT uploaded_files FROM us_sessions WHERE id = %s" },
-    [US_STMT_FILES_LIST_ALL] = { "us_session_files_list_all",
-        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
-        " WHERE session_id = %s AND is_meta = 0"
-        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_STMT_FILES_LIST_STATUS] = { "us_session_files_list_status",
-        "SELECT file_ingestion_id, name, ingestion_status, ingestion_reason FROM us_uploads"
-        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = %s"
-        " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld" },
-    [US_STMT_FILES_AFTER_ALL] = { "us_session_files_after_all",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        FILE_AFTER_TAIL },
-    [US_STMT_FILES_AFTER_STATUS] = { "us_session_files_after_status",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" FILE_AFTER_TAIL },
-    [US_STMT_FILES_BEFORE_ALL] = { "us_session_files_before_all",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        FILE_BEFORE_TAIL },
-    [US_STMT_FILES_BEFORE_STATUS] = { "us_session_files_before_status",
-        "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" FILE_BEFORE_TAIL },
-    [US_STMT_FILES_COUNT_ALL] = { "us_files_count_all",
-        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" },
-    [US_STMT_FILES_COUNT_STATUS] = { "us_files_count_status",
-        "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0"
-        " AND ingestion_status = %s" },
     [US_STMT_SESSIONS_EXPIRE] = { "us_sessions_expire",
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US },
-    [US_STMT_OVERVIEW] = { "us_store_overview",
-        /* one statement: one snapshot. Each count is a range of a covering
-         * index (us_sessions_expiry, us_sessions_ingest), not a table scan */
-        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
-        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
-        " AND closed_at IS NOT NULL),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
-        " AND closed_at IS NOT NULL),"
-        " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"
-        " AND closed_at IS NOT NULL)" },
     [US_STMT_INGEST_CANDIDATE] = { "us_ingest_candidate",
         /* a read: searching needs no write lock (WAL readers block nobody) */
         "SELECT s.id FROM us_sessions s WHERE " CLAIMABLE("s") " AND " IN_TURN("s")
@@ -440,16 +312,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE ingest_state = 'running'"
         " AND ingest_owner = %s" },
-    [US_STMT_INGEST_RUNNING] = { "us_ingest_running",
-        "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'" },
-    [US_STMT_INGEST_REQUEUE] = { "us_ingest_requeue",
-        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"
-        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_HEARTBEAT] = { "us_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = %lld"
-        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_STMT_INGEST_DONE] = { "us_ingest_done",
-        "UPDATE us_sessions SET ingest_state = 'done'"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
         "SELECT name, blob, size, file_ingestion_id, is_meta FROM us_uploads"
@@ -458,20 +322,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_HELD] = { "us_ingest_held",
         "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s" },
-    [US_STMT_UPLOAD_SET_STATE] = { "us_upload_set_state",
-        /* the PENDING guard makes a replayed batch change nothing twice */
-        "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"
-        " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'" },
-    [US_STMT_SESSION_ADD_COUNTS] = { "us_session_add_counts",
-        "UPDATE us_sessions SET finished_files = finished_files + %lld,"
-        " failed_files = failed_files + %lld WHERE id = %s" },
-    [US_STMT_WORKSPACE_FILE_INSERT] = { "us_workspace_file_insert",
-        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
-        " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },
-    [US_STMT_WORKSPACE_FILE_IDS_BY_NAME] = { "us_workspace_file_ids_by_name",
-        "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s" },
-    [US_STMT_WORKSPACE_FILE_DELETE] = { "us_workspace_file_delete",
-        "DELETE FROM us_files WHERE file_id = %s" },
     [US_STMT_WORKSPACE_FILE_DELETE_IN_WS] = { "us_workspace_file_delete_in_ws",
         "DELETE FROM us_files WHERE workspace = %s AND file_id = %s" },
     [US_STMT_WORKSPACE_FILE_IDS_ALL] = { "us_workspace_file_ids_all",
@@ -481,12 +331,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_FILE_META_SWAP] = { "us_workspace_file_meta_swap",
         /* IS: NULL matches NULL */
         "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s AND meta IS %s" },
-    [US_STMT_FILE_TRASH_LIST] = { "us_file_trash_list",
-        "SELECT file_id FROM us_file_trash LIMIT %d" },
-    [US_STMT_FILE_TRASH_FORGET] = { "us_file_trash_forget",
-        "DELETE FROM us_file_trash WHERE file_id = %s" },
-    [US_STMT_WORKSPACE_FILE_GET] = { "us_workspace_file_get",
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_workspace_file_list",
         /* instr(): a substring test with no LIKE wildcards to escape */
         "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
@@ -497,21 +341,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
         "SELECT COUNT(*) FROM us_files WHERE workspace = %s AND instr(name, %s) > 0" },
-    [US_STMT_WORKSPACE_CREATE] = { "us_workspace_create",
-        "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
-        " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING" },
     [US_STMT_WORKSPACE_ENSURE] = { "us_workspace_ensure",
         /* the first data of a workspace makes its row */
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
         " VALUES (%s, " SQL_UUID4("%%") ", %lld, 0) ON CONFLICT (name) DO NOTHING" },
-    [US_STMT_WORKSPACE_GET] = { "us_workspace_get",
-        "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s" },
-    [US_STMT_WORKSPACE_LIST] = { "us_workspace_list",
-        "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name" },
     /* us_workspace_delete, in this order in one write transaction
      * (docs/design-workspaces.md) */
-    [US_STMT_WORKSPACE_DELETE_ROW] = { "us_workspace_delete_row",
-        "DELETE FROM us_workspaces WHERE name = %s" },
     [US_STMT_WORKSPACE_TRASH_FILES] = { "us_workspace_trash_files",
         "INSERT OR IGNORE INTO us_file_trash (file_id) SELECT file_id FROM us_files"
         " WHERE workspace = %s" },
@@ -527,8 +362,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_UPLOADS_DROP] = { "us_workspace_uploads_drop",
         "DELETE FROM us_uploads WHERE session_id IN (SELECT id FROM us_sessions"
         " WHERE workspace = %s AND " VISIBLE ")" },
-    [US_STMT_WORKSPACE_OUTBOX_DROP] = { "us_workspace_outbox_drop",
-        "DELETE FROM us_webhook_outbox WHERE workspace = %s" },
     [US_STMT_WORKSPACE_SESSIONS_ABORT] = { "us_workspace_sessions_abort",
         /* as us_session_abort, whatever the state: read as absent, a running
          * claim lost, and a clear of the stored uploads queued unless the
@@ -538,14 +371,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ingest_state = CASE WHEN ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
         " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
         " WHERE workspace = %s AND " VISIBLE },
-    [US_STMT_SESSION_IS_ABORTED] = { "us_session_is_aborted",
-        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'" },
-    [US_STMT_WEBHOOK_TARGETS_CLEAR] = { "us_webhook_targets_clear",
-        "DELETE FROM us_webhook_targets" },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",
         "INSERT OR IGNORE INTO us_webhook_targets (url) VALUES (%s)" },
-    [US_STMT_WEBHOOK_DROP_UNLISTED] = { "us_webhook_drop_unlisted",
-        "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)" },
     [US_STMT_WEBHOOK_CANDIDATE] = { "us_webhook_candidate",
         /* a read; the lease re-checks the row in the write */
         "SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE " ORDER BY next_at, id LIMIT 1" },
@@ -554,24 +381,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE id = %lld AND " WEBHOOK_DUE },
     [US_STMT_WEBHOOK_GET] = { "us_webhook_get",
         "SELECT " WEBHOOK_COLS " FROM us_webhook_outbox WHERE id = %lld" },
-    [US_STMT_WEBHOOK_NEXT_PAGE] = { "us_webhook_next_page",
-        "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"
-        " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"
-        " WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_STMT_WEBHOOK_DONE] = { "us_webhook_done",
-        "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d" },
-    [US_STMT_WEBHOOK_RETRY] = { "us_webhook_retry",
-        "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s,"
-        " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"
-        " WHERE id = %lld AND lease_owner = %s" },
-    [US_STMT_WEBHOOK_STATS] = { "us_webhook_stats",
-        /* one statement: one snapshot */
-        "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"
-        " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"
-        " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"
-        " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"
-        " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"
-        " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)" },
 };
 
 const char *us_sql_workspace_file_cols(void)

@@ -98,6 +98,7 @@ void us_sqlite_user_files(const void *conf, apr_pool_t *p, apr_array_header_t *p
 us_db_rc us_sqlite_checkpoint(us_db *db, apr_pool_t *p);
 const char *us_sqlite_error(us_db *db);
 void us_sqlite_clear_error(us_db *db);
+void us_sqlite_set_error(us_db *db, const char *err);
 
 /* The file whose flock queues our writers across processes (us_writer.c):
  * the database's path and this suffix. */

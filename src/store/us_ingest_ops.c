@@ -1,0 +1,190 @@
+/*
+ * us_ingest_ops.c - the ingest claims' bookkeeping and the batch that
+ * applies ingest results (us_store.h), written once over the backends'
+ * generic entries. The claim and the heartbeat are the backends' own
+ * (us_store_backend.h).
+ */
+#include "us_ops.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+static void push_claim(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_claim *c = apr_array_push(out);
+    c->session_id = us_row_str(r, p, 0);
+    c->owner = us_row_str(r, p, 1);
+}
+
+us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims)
+{
+    *claims = apr_array_make(p, 4, sizeof(us_claim));
+    return us_select(db, p, US_STMT_INGEST_RUNNING, NULL, push_claim, *claims, NULL);
+}
+
+us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    int nrows = 0;
+    const void *args[] = { session_id, owner };
+    return us_write_one(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
+}
+
+us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
+{
+    int nrows = 0;
+    const void *args[] = { session_id, owner };
+    return us_write_one(db, p, US_STMT_INGEST_DONE, args, &nrows);
+}
+
+static void push_pending(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_pending *u = apr_array_push(out);
+    u->name = us_row_str(r, p, 0);
+    u->blob = us_row_str(r, p, 1);
+    u->size = us_row_ll(r, 2);
+    u->file_ingestion_id = us_row_str(r, p, 3);
+}
+
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
+                           apr_array_header_t **rows)
+{
+    const void *args[] = { session_id, &limit };
+    *rows = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(us_pending));
+    return us_select(db, p, US_STMT_INGEST_PENDING, args, push_pending, *rows, NULL);
+}
+
+/* Under FAIL, another file of this name already in the workspace. Checked
+ * again inside the batch's transaction: parallel sessions may race past
+ * the worker's earlier look. */
+static us_db_rc name_taken(us_db *db, apr_pool_t *p, const char *workspace, const char *name,
+                           const char *own_id, int *taken)
+{
+    apr_array_header_t *ids;
+    us_db_rc rc = us_workspace_file_ids_by_name(db, p, workspace, name, &ids);
+    *taken = 0;
+    for (int i = 0; rc == US_DB_OK && i < ids->nelts; i++)
+        *taken |= strcmp(APR_ARRAY_IDX(ids, i, const char *), own_id) != 0;
+    return rc;
+}
+
+/* One result inside the batch's transaction. *counted: 0 when it was
+ * decided already (a replay), else 1 for FINISHED and 2 for FAILED. */
+static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
+                          const us_ingest_result *r, apr_time_t now,
+                          apr_array_header_t *deleted, int *counted)
+{
+    const char *status = r->status, *reason = r->reason;
+    int nrows = 0, taken = 0;
+    int finished = strcmp(status, "FINISHED") == 0, fail = strcmp(s->write_mode, "FAIL") == 0;
+    us_db_rc rc = US_DB_OK;
+
+    *counted = 0;
+    if (finished && (fail || r->overwrite) &&
+        (rc = us_name_lock(db, p, s->workspace, r->name)) != US_DB_OK)
+        return rc;
+    if (finished && fail &&
+        (rc = name_taken(db, p, s->workspace, r->name, r->file_id, &taken)) != US_DB_OK)
+        return rc;
+    if (taken) {
+        status = "FAILED";
+        reason = "FILE_ALREADY_EXISTS";
+    }
+    const void *args[] = { status, reason, s->id, r->name };
+    if ((rc = us_exec(db, p, US_STMT_UPLOAD_SET_STATE, args, &nrows)) != US_DB_OK || nrows != 1)
+        return rc;
+    *counted = strcmp(status, "FINISHED") == 0 ? 1 : 2;
+    if (taken) /* its blob was moved already: the caller removes it */
+        APR_ARRAY_PUSH(deleted, const char *) = r->file_id;
+    if (*counted != 1)
+        return US_DB_OK;
+    if (r->overwrite &&
+        (rc = us_delete_same_name(db, p, s->workspace, r->name, r->file_id, deleted)) !=
+            US_DB_OK)
+        return rc;
+    us_workspace_file f = { .file_id = r->file_id, .name = r->name, .meta = r->meta,
+                            .size = r->size, .created_at = now, .characters = r->characters };
+    return us_insert_workspace_file(db, p, s->workspace, &f, s->id);
+}
+
+typedef struct {
+    const us_session *s;
+    const apr_array_header_t *results;
+    apr_time_t now;
+    apr_array_header_t *deleted;
+    int lost;
+} apply_args;
+
+/* A batch whose claim is lost: when its session was deleted with its
+ * workspace (ABORTED), nobody can record the files the batch published, so
+ * their ids go to the file trash and *lost is set (the change is kept, the
+ * caller answers CONFLICT); else CONFLICT at once (a takeover records them). */
+static us_db_rc trash_if_aborted(us_db *db, apr_pool_t *p, const us_session *s,
+                                 const apr_array_header_t *results, int *lost)
+{
+    int aborted = 0, nrows = 0;
+    const void *args[] = { s->id };
+    us_db_rc rc = us_select(db, p, US_STMT_SESSION_IS_ABORTED, args, NULL, NULL, &aborted);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!aborted)
+        return US_DB_CONFLICT;
+    for (int i = 0; rc == US_DB_OK && i < results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        if (!r->file_id)
+            continue;
+        const void *targs[] = { r->file_id };
+        rc = us_exec(db, p, US_STMT_FILE_TRASH_ADD, targs, &nrows);
+    }
+    *lost = 1;
+    return rc;
+}
+
+static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    apply_args *a = arg;
+    const us_session *s = a->s;
+    apr_int64_t finished = 0, failed = 0;
+    int nrows = 0;
+    us_db_rc rc = US_DB_OK;
+    apr_array_clear(a->deleted);
+    a->lost = 0;
+    if (s->ingest_owner) {
+        /* fencing: a worker whose claim was taken over changes nothing */
+        int held = 0;
+        const void *args[] = { s->id, s->ingest_owner };
+        if ((rc = us_select(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, &held)) != US_DB_OK)
+            return rc;
+        if (!held) {
+            db->backend->set_error(db, apr_psprintf(p, "session %s: %s no longer holds the "
+                                                    "claim", s->id, s->ingest_owner));
+            return trash_if_aborted(db, p, s, a->results, &a->lost);
+        }
+    }
+    for (int i = 0; rc == US_DB_OK && i < a->results->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(a->results, i, us_ingest_result);
+        int counted = 0;
+        /* files of one batch share a created_at order by position */
+        rc = apply_one(db, p, s, r, a->now + i, a->deleted, &counted);
+        finished += counted == 1;
+        failed += counted == 2;
+    }
+    if (rc == US_DB_OK && finished + failed > 0) {
+        const void *args[] = { &finished, &failed, s->id };
+        rc = us_exec(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
+    }
+    return rc;
+}
+
+us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
+                         const apr_array_header_t *results, apr_time_t now,
+                         apr_array_header_t **deleted)
+{
+    apply_args a = { s, results, now, apr_array_make(p, 4, sizeof(const char *)), 0 };
+    us_db_rc rc = us_write_txn(db, p, apply_body, &a);
+    if (rc == US_DB_OK && a.lost)
+        rc = US_DB_CONFLICT;
+    if (rc != US_DB_OK)
+        apr_array_clear(a.deleted);
+    *deleted = a.deleted;
+    return rc;
+}

@@ -1,0 +1,196 @@
+/*
+ * us_sql_shared.h - the SQL text the dialects share (pure text): the column
+ * lists and conditions both dialects build on, one macro per family of
+ * statements, and US_SQL_SHARED, every statement whose text is the same in
+ * both. A dialect's SQL file (sqlite/us_sql.c, pgsql/us_pg_sql.c) maps these
+ * ids with X(id, name, sql) and adds the statements of its own.
+ */
+#ifndef US_SQL_SHARED_H
+#define US_SQL_SHARED_H
+
+#define SESSION_COLS                                                          \
+    "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
+    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
+    "ELSE status END, created_at, expires_at, uploaded_files, "               \
+    "finished_files, failed_files"
+
+/* A session may be ingested now, unless it is parallel, when no other
+ * non-parallel session of its workspace is running nor queued ahead of it:
+ * one at a time, in closing order. ("Running" matters on its own: an expiry
+ * sweep dates a session's closing back to its expires_at, which may precede
+ * one already running.) Two NOT EXISTS, each an index probe on
+ * us_sessions_turn (one OR-ed subquery made SQLite scan the workspace for
+ * every queued session). */
+#define IN_TURN(s)                                                                \
+    "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
+    " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
+    " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
+    " AND e.id <> " s ".id)"                                                      \
+    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
+    " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
+    " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
+    " AND (q.closed_at < " s ".closed_at"                                         \
+    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
+
+/* Uploads and the close take turns (SQLite's write lock, PostgreSQL's row
+ * lock), so the count is final here. Sidecars alone (uploaded_files counts
+ * raw files) give no file either. */
+#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+
+#define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
+
+#define WEBHOOK_COLS                                                              \
+    "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
+    " failed_files, page, attempts"
+#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
+
+#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
+#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+/* an aborted session is gone for every reader */
+#define VISIBLE "status <> 'ABORTED'"
+#define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
+/* next to a cursor: its (created_at, id), NULL (so no row) when it is not
+ * a visible session of the workspace; `before` reads the list backwards */
+#define SESSION_CURSOR(cmp)                                                           \
+    " AND (created_at, id) " cmp " (SELECT c.created_at, c.id FROM us_sessions c"     \
+    " WHERE c.workspace = %s AND c.id = %s AND c.status <> 'ABORTED')"
+#define AFTER_TAIL SESSION_CURSOR("<") " ORDER BY created_at DESC, id DESC LIMIT %lld"
+#define BEFORE_TAIL SESSION_CURSOR(">") " ORDER BY created_at, id LIMIT %lld"
+#define SESSION_FILE_COLS "file_ingestion_id, name, ingestion_status, ingestion_reason"
+#define FILE_CURSOR(cmp)                                                              \
+    " AND (uploaded_at, name) " cmp " (SELECT c.uploaded_at, c.name FROM us_uploads c" \
+    " WHERE c.session_id = %s AND c.file_ingestion_id = %s AND c.is_meta = 0)"
+#define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
+#define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
+
+/* The family of a workspace's session lists: one filter (VISIBLE,
+ * IS_EXPIRED, NOT_EXPIRED), paged by tail (LIST_TAIL, AFTER_TAIL, BEFORE_TAIL) */
+#define SESSION_LIST(filter, tail) \
+    "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " filter tail
+#define SESSION_COUNT(filter) "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " filter
+/* ... and of a session's files: every file, or those of one status */
+#define FILE_ALL ""
+#define FILE_STATUS " AND ingestion_status = %s"
+#define FILE_LIST(filter, tail) \
+    "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0" filter tail
+#define FILE_PAGE_TAIL " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld"
+#define FILE_COUNT(filter) \
+    "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" filter
+
+#define US_SQL_SHARED(X)                                                                      \
+    X(SESSION_GET, "session_get",                                                             \
+      "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE) \
+    X(UPLOADS_DISCARD, "uploads_discard",                                                     \
+      "DELETE FROM us_uploads WHERE session_id = %s")                                         \
+    X(SESSION_LIST_ALL, "session_list_all", SESSION_LIST(VISIBLE, LIST_TAIL))                 \
+    X(SESSION_LIST_EXPIRED, "session_list_expired", SESSION_LIST(IS_EXPIRED, LIST_TAIL))      \
+    X(SESSION_LIST_ACTIVE, "session_list_active", SESSION_LIST(NOT_EXPIRED, LIST_TAIL))       \
+    X(SESSION_AFTER_ALL, "session_after_all", SESSION_LIST(VISIBLE, AFTER_TAIL))              \
+    X(SESSION_AFTER_EXPIRED, "session_after_expired", SESSION_LIST(IS_EXPIRED, AFTER_TAIL))   \
+    X(SESSION_AFTER_ACTIVE, "session_after_active", SESSION_LIST(NOT_EXPIRED, AFTER_TAIL))    \
+    X(SESSION_BEFORE_ALL, "session_before_all", SESSION_LIST(VISIBLE, BEFORE_TAIL))           \
+    X(SESSION_BEFORE_EXPIRED, "session_before_expired", SESSION_LIST(IS_EXPIRED, BEFORE_TAIL)) \
+    X(SESSION_BEFORE_ACTIVE, "session_before_active", SESSION_LIST(NOT_EXPIRED, BEFORE_TAIL)) \
+    X(SESSION_COUNT_ALL, "session_count_all", SESSION_COUNT(VISIBLE))                         \
+    X(SESSION_COUNT_EXPIRED, "session_count_expired", SESSION_COUNT(IS_EXPIRED))              \
+    X(SESSION_COUNT_ACTIVE, "session_count_active", SESSION_COUNT(NOT_EXPIRED))               \
+    X(SESSION_BY_ID, "session_by_id",                                                         \
+      "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE)                  \
+    X(UPLOAD_BLOB_GET, "upload_blob_get",                                                     \
+      "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s")                      \
+    X(UPLOAD_INSERT, "upload_insert",                                                         \
+      "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"                \
+      " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)")         \
+    X(UPLOAD_REPLACE, "upload_replace",                                                       \
+      "UPDATE us_uploads SET blob = %s, size = %lld, sha256 = %s, uploaded_at = %lld"         \
+      " WHERE session_id = %s AND name = %s")                                                 \
+    X(SESSION_COUNT_UPLOAD, "session_count_upload",                                           \
+      "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s")             \
+    X(SESSION_UPLOADED, "session_uploaded",                                                   \
+      "SELECT uploaded_files FROM us_sessions WHERE id = %s")                                 \
+    X(FILES_LIST_ALL, "session_files_list_all", FILE_LIST(FILE_ALL, FILE_PAGE_TAIL))          \
+    X(FILES_LIST_STATUS, "session_files_list_status", FILE_LIST(FILE_STATUS, FILE_PAGE_TAIL)) \
+    X(FILES_AFTER_ALL, "session_files_after_all", FILE_LIST(FILE_ALL, FILE_AFTER_TAIL))       \
+    X(FILES_AFTER_STATUS, "session_files_after_status", FILE_LIST(FILE_STATUS, FILE_AFTER_TAIL)) \
+    X(FILES_BEFORE_ALL, "session_files_before_all", FILE_LIST(FILE_ALL, FILE_BEFORE_TAIL))    \
+    X(FILES_BEFORE_STATUS, "session_files_before_status", FILE_LIST(FILE_STATUS, FILE_BEFORE_TAIL)) \
+    X(FILES_COUNT_ALL, "files_count_all", FILE_COUNT(FILE_ALL))                               \
+    X(FILES_COUNT_STATUS, "files_count_status", FILE_COUNT(FILE_STATUS))                      \
+    X(OVERVIEW, "store_overview",                                                             \
+      /* one statement: one snapshot. Each count is a range of a covering                     \
+      * index (us_sessions_expiry, us_sessions_ingest), not a table scan */                   \
+      "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld)," \
+      " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"                          \
+      " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"                          \
+      " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"   \
+      " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"                      \
+      " AND closed_at IS NOT NULL),"                                                          \
+      " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"                     \
+      " AND closed_at IS NOT NULL),"                                                          \
+      " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"  \
+      " AND closed_at IS NOT NULL)")                                                          \
+    X(INGEST_RUNNING, "ingest_running",                                                       \
+      "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'")              \
+    X(INGEST_REQUEUE, "ingest_requeue",                                                       \
+      "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"                   \
+      " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s")                    \
+    X(INGEST_DONE, "ingest_done",                                                             \
+      "UPDATE us_sessions SET ingest_state = 'done'"                                          \
+      " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s")                    \
+    X(UPLOAD_SET_STATE, "upload_set_state",                                                   \
+      /* the PENDING guard makes a replayed batch change nothing twice */                     \
+      "UPDATE us_uploads SET ingestion_status = %s, ingestion_reason = %s"                    \
+      " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'")                \
+    X(SESSION_ADD_COUNTS, "session_add_counts",                                               \
+      "UPDATE us_sessions SET finished_files = finished_files + %lld,"                        \
+      " failed_files = failed_files + %lld WHERE id = %s")                                    \
+    X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \
+      "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"   \
+      " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)")                           \
+    X(WORKSPACE_FILE_IDS_BY_NAME, "workspace_file_ids_by_name",                               \
+      "SELECT file_id FROM us_files WHERE workspace = %s AND name = %s")                      \
+    X(WORKSPACE_FILE_DELETE, "workspace_file_delete",                                         \
+      "DELETE FROM us_files WHERE file_id = %s")                                              \
+    X(FILE_TRASH_LIST, "file_trash_list",                                                     \
+      "SELECT file_id FROM us_file_trash LIMIT %d")                                           \
+    X(FILE_TRASH_FORGET, "file_trash_forget",                                                 \
+      "DELETE FROM us_file_trash WHERE file_id = %s")                                         \
+    X(WORKSPACE_FILE_GET, "workspace_file_get",                                               \
+      "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s")   \
+    X(WORKSPACE_CREATE, "workspace_create",                                                   \
+      "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"                   \
+      " VALUES (%s, %s, %lld, 1) ON CONFLICT (name) DO NOTHING")                              \
+    X(WORKSPACE_GET, "workspace_get",                                                         \
+      "SELECT name, workspace_id, created_at FROM us_workspaces WHERE name = %s")             \
+    X(WORKSPACE_LIST, "workspace_list",                                                       \
+      "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name")               \
+    X(WORKSPACE_DELETE_ROW, "workspace_delete_row",                                           \
+      "DELETE FROM us_workspaces WHERE name = %s")                                            \
+    X(WORKSPACE_OUTBOX_DROP, "workspace_outbox_drop",                                         \
+      "DELETE FROM us_webhook_outbox WHERE workspace = %s")                                   \
+    X(SESSION_IS_ABORTED, "session_is_aborted",                                               \
+      "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'")                       \
+    X(WEBHOOK_TARGETS_CLEAR, "webhook_targets_clear",                                         \
+      "DELETE FROM us_webhook_targets")                                                       \
+    X(WEBHOOK_DROP_UNLISTED, "webhook_drop_unlisted",                                         \
+      "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)")  \
+    X(WEBHOOK_NEXT_PAGE, "webhook_next_page",                                                 \
+      "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"              \
+      " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"       \
+      " WHERE id = %lld AND lease_owner = %s AND page = %d")                                  \
+    X(WEBHOOK_DONE, "webhook_done",                                                           \
+      "DELETE FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s AND page = %d")     \
+    X(WEBHOOK_RETRY, "webhook_retry",                                                         \
+      "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s," \
+      " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"              \
+      " WHERE id = %lld AND lease_owner = %s")                                                \
+    X(WEBHOOK_STATS, "webhook_stats",                                                         \
+      /* one statement: one snapshot */                                                       \
+      "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"              \
+      " (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'failed'),"                     \
+      " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"            \
+      " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"               \
+      " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"                                     \
+      " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)")
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * us_webhook_ops.c - the webhook outbox and the node registry of
+ * us_store.h, written once over the backends' generic entries.
+ */
+#include "us_ops.h"
+
+#include <apr_strings.h>
+#include <string.h>
+
+static us_db_rc targets_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    const apr_array_header_t *urls = arg;
+    int nrows = 0;
+    us_db_rc rc = us_exec(db, p, US_STMT_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
+    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
+        rc = us_exec(db, p, US_STMT_WEBHOOK_TARGET_ADD, args, &nrows);
+    }
+    return rc == US_DB_OK ? us_exec(db, p, US_STMT_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
+}
+
+us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
+{
+    return us_write_txn(db, p, targets_body, (void *)urls);
+}
+
+/* Column order of WEBHOOK_COLS in the dialects' SQL */
+static void row_to_webhook(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_webhook_row *w = out;
+    w->id = us_row_ll(r, 0);
+    w->event = us_row_str(r, p, 1);
+    w->session_id = us_row_str(r, p, 2);
+    w->workspace = us_row_str(r, p, 3);
+    w->url = us_row_str(r, p, 4);
+    w->occurred_at = (apr_time_t)us_row_ll(r, 5);
+    w->uploaded_files = us_row_ll(r, 6);
+    w->finished_files = us_row_ll(r, 7);
+    w->failed_files = us_row_ll(r, 8);
+    w->page = (int)us_row_ll(r, 9);
+    w->attempts = (int)us_row_ll(r, 10);
+}
+
+typedef struct {
+    const char *owner;
+    apr_int64_t id, now, until;
+    us_webhook_row *out;
+} webhook_claim_args;
+
+static us_db_rc lease_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    webhook_claim_args *a = arg;
+    int nrows = 0;
+    const void *args[] = { a->owner, &a->until, &a->id, &a->now, &a->now };
+    us_db_rc rc = us_exec(db, p, US_STMT_WEBHOOK_LEASE, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows == 0)
+        return US_DB_NOTFOUND; /* another deliverer was quicker */
+    const void *gargs[] = { &a->id };
+    return us_select_one(db, p, US_STMT_WEBHOOK_GET, gargs, row_to_webhook, a->out);
+}
+
+us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
+                          apr_time_t lease_until, us_webhook_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    webhook_claim_args a = { owner, 0, now, lease_until, out };
+    if (us_has_stmt(db->backend, US_STMT_WEBHOOK_CLAIM)) {
+        /* one statement (an update answering the leased row): its own
+         * transaction; only a dialect without a writer queue maps it */
+        const void *args[] = { owner, &a.until, &a.now, &a.now };
+        return us_select_one(db, p, US_STMT_WEBHOOK_CLAIM, args, row_to_webhook, out);
+    }
+    /* search by a read, outside any write: an idle outbox costs no write */
+    const void *args[] = { &a.now, &a.now };
+    us_db_rc rc = us_select_one(db, p, US_STMT_WEBHOOK_CANDIDATE, args, us_row_to_ll, &a.id);
+    if (rc != US_DB_OK)
+        return rc;
+    return us_write_txn(db, p, lease_body, &a);
+}
+
+us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
+                              int pages)
+{
+    apr_int64_t i = id;
+    int nrows = 0;
+    const void *args[] = { &i, owner, &page };
+    return us_write_one(db, p, page < pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
+                        args, &nrows);
+}
+
+us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
+                          apr_time_t now, apr_time_t next_at, const char *error, int give_up)
+{
+    apr_int64_t i = id, t = now, next = next_at;
+    int nrows = 0;
+    const void *args[] = { &next, error ? error : "", &t, give_up ? "failed" : "pending", &i,
+                           owner };
+    return us_write_one(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows);
+}
+
+static void row_to_webhook_stats(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_webhook_stats *st = out;
+    st->pending = us_row_ll(r, 0);
+    st->failed = us_row_ll(r, 1);
+    st->oldest_pending = (apr_time_t)us_row_ll(r, 2);
+    st->last_error = us_row_null(r, p, 3);
+    st->last_error_at = (apr_time_t)us_row_ll(r, 4);
+}
+
+us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    return us_select_one(db, p, US_STMT_WEBHOOK_STATS, NULL, row_to_webhook_stats, out);
+}
+
+/* ---- node registry ------------------------------------------------------------- */
+
+static void row_to_node(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_node *holder = out;
+    holder->instance = us_row_str(r, p, 0);
+    holder->host = us_row_str(r, p, 1);
+    holder->pid = us_row_ll(r, 2);
+    holder->age = (apr_interval_time_t)us_row_ll(r, 3);
+}
+
+us_db_rc us_node_claim(us_db *db, apr_pool_t *p, const us_node *me, const char *replaces,
+                       apr_interval_time_t ttl, us_node *holder)
+{
+    if (!us_has_stmt(db->backend, US_STMT_NODE_CLAIM))
+        return US_DB_OK;
+    apr_int64_t pid = me->pid, lease = ttl;
+    int granted = 0;
+    const void *args[] = { me->name, me->instance, me->host, &pid, replaces ? replaces : "",
+                           &lease };
+    /* one statement (an upsert answering a row when granted): its own
+     * transaction; only a dialect without a writer queue maps it */
+    us_db_rc rc = us_select(db, p, US_STMT_NODE_CLAIM, args, NULL, NULL, &granted);
+    if (rc != US_DB_OK || granted)
+        return rc;
+    const void *hargs[] = { me->name };
+    memset(holder, 0, sizeof(*holder));
+    holder->name = apr_pstrdup(p, me->name);
+    holder->instance = holder->host = "";
+    rc = us_select(db, p, US_STMT_NODE_HOLDER, hargs, row_to_node, holder, NULL);
+    return rc == US_DB_OK ? US_DB_CONFLICT : rc;
+}
+
+us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const char *instance)
+{
+    if (!us_has_stmt(db->backend, US_STMT_NODE_HEARTBEAT))
+        return US_DB_OK;
+    int nrows = 0;
+    const void *args[] = { name, instance };
+    us_db_rc rc = us_write_one(db, p, US_STMT_NODE_HEARTBEAT, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
+}
