@@ -213,7 +213,8 @@ static void test_migration_fills_the_key_table(void **state)
     assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
     assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
     static const char *const back_to_6[] = {
-        "DROP TRIGGER us_file_keys_sync ON us_files", "DROP FUNCTION us_file_keys_sync()",
+        "DROP TRIGGER us_file_keys_insert ON us_files", "DROP TRIGGER us_file_keys_sync ON us_files",
+        "DROP FUNCTION us_file_keys_sync()",
         "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
         "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
     };

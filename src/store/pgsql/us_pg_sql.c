@@ -14,6 +14,9 @@
 
 #include <stddef.h>
 
+/* a migration may rewrite many rows (the key table's backfill): the other
+ * migrators wait for it as long as it takes, not the connections' lock_timeout */
+const char US_PG_SQL_MIGRATE_WAIT[] = "SET LOCAL lock_timeout = 0";
 const char US_PG_SQL_MIGRATE_LOCK[] = "SELECT pg_advisory_xact_lock(" US_PG_LOCK_MIGRATE ")";
 const char US_PG_SQL_META_TABLE[] =
     "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
@@ -211,7 +214,11 @@ static const char *const MIGRATION_6_TO_7[] = {
     " IF TG_OP <> 'DELETE' THEN PERFORM us_file_keys_of(NEW); END IF;"
     " RETURN NULL;"
     " END $$",
-    "CREATE TRIGGER us_file_keys_sync AFTER INSERT OR DELETE OR UPDATE OF meta, workspace"
+    /* the common `{}` and none skip the function call on insert */
+    "CREATE TRIGGER us_file_keys_insert AFTER INSERT ON us_files FOR EACH ROW"
+    " WHEN (NEW.meta IS NOT NULL AND NEW.meta NOT IN ('{}', 'null'))"
+    " EXECUTE FUNCTION us_file_keys_sync()",
+    "CREATE TRIGGER us_file_keys_sync AFTER DELETE OR UPDATE OF meta, workspace"
     " ON us_files FOR EACH ROW EXECUTE FUNCTION us_file_keys_sync()",
     NULL
 };

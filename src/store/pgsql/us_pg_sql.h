@@ -19,6 +19,7 @@
  * NULL-terminated; NULL when from >= US_PG_SCHEMA_VERSION. */
 const char *const *us_pg_sql_migration(int from);
 
+extern const char US_PG_SQL_MIGRATE_WAIT[];
 extern const char US_PG_SQL_MIGRATE_LOCK[];
 extern const char US_PG_SQL_META_TABLE[];
 extern const char US_PG_SQL_SCHEMA_VERSION_GET[];

@@ -424,7 +424,8 @@ static us_db_rc migrate_locked(us_pg_db *db, apr_pool_t *p, void *arg)
     us_db_rc rc;
     /* migrators of every node queue here; the first one's work is done
      * when the others read the version */
-    if ((rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_LOCK)) != US_DB_OK ||
+    if ((rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_WAIT)) != US_DB_OK ||
+        (rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_LOCK)) != US_DB_OK ||
         (rc = pg_exec_sql(db, US_PG_SQL_META_TABLE)) != US_DB_OK)
         return rc;
     int qrc = apr_dbd_select(db->conf->drv, p, db->h, &res, US_PG_SQL_SCHEMA_VERSION_GET, 1);

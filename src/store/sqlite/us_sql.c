@@ -233,6 +233,9 @@ static const char *const MIGRATION_7_TO_8[] = {
  * KEY, kept by VACUUM): per-file probes on an integer key cost a fraction
  * of probes on the file_id text. INSERT OR IGNORE keeps a duplicate key's
  * first value, the one json_extract reads. */
+/* A file whose metadata may have keys (the common `{}` and none skip the
+ * triggers' work; a file gets its us_file_nos row with its first keys). */
+#define HAS_KEYS(m) "(" m " IS NOT NULL AND " m " NOT IN ('{}', 'null'))"
 #define FILE_KEYS_OF(f)                                                             \
     " INSERT OR IGNORE INTO us_file_keys (fno, key, workspace, t, v)"               \
     " SELECT (SELECT fno FROM us_file_nos WHERE file_id = " f ".file_id), key, "     \
@@ -249,18 +252,19 @@ static const char *const MIGRATION_8_TO_9[] = {
     " v,"                               /* integer, real, text: the atom; else NULL */
     " PRIMARY KEY (fno, key)) WITHOUT ROWID",
     "CREATE INDEX us_file_keys_value ON us_file_keys (workspace, key, t, v)",
-    "INSERT INTO us_file_nos (file_id) SELECT file_id FROM us_files ORDER BY workspace, created_at",
+    "INSERT INTO us_file_nos (file_id) SELECT file_id FROM us_files WHERE " HAS_KEYS("meta")
+    " ORDER BY workspace, created_at",
     "INSERT OR IGNORE INTO us_file_keys (fno, key, workspace, t, v)"
     " SELECT n.fno, j.key, f.workspace, j.type,"
     " CASE WHEN j.type IN ('integer', 'real', 'text') THEN j.atom END"
     " FROM us_files f JOIN us_file_nos n ON n.file_id = f.file_id,"
     " json_each(CASE WHEN json_valid(f.meta) THEN CASE WHEN json_type(f.meta) = 'object'"
     " THEN f.meta END END) j",
-    "CREATE TRIGGER us_file_keys_insert AFTER INSERT ON us_files BEGIN"
+    "CREATE TRIGGER us_file_keys_insert AFTER INSERT ON us_files WHEN " HAS_KEYS("NEW.meta") " BEGIN"
     " INSERT INTO us_file_nos (file_id) VALUES (NEW.file_id);" FILE_KEYS_OF("NEW") " END",
     "CREATE TRIGGER us_file_keys_update AFTER UPDATE OF meta, workspace ON us_files BEGIN"
     " DELETE FROM us_file_keys WHERE fno = (SELECT fno FROM us_file_nos WHERE file_id = OLD.file_id);"
-    FILE_KEYS_OF("NEW") " END",
+    " INSERT OR IGNORE INTO us_file_nos (file_id) VALUES (NEW.file_id);" FILE_KEYS_OF("NEW") " END",
     "CREATE TRIGGER us_file_keys_delete AFTER DELETE ON us_files BEGIN"
     " DELETE FROM us_file_keys WHERE fno = (SELECT fno FROM us_file_nos WHERE file_id = OLD.file_id);"
     " DELETE FROM us_file_nos WHERE file_id = OLD.file_id; END",
