@@ -8,6 +8,14 @@
  * the text depends only on the filter's shape. Every term yields a boolean,
  * never NULL, which keeps `not` two-valued (API.md: a file without the key
  * matches `not (k eq 1)`). For the store backends only.
+ *
+ * A count may instead read the key table us_file_keys, which triggers keep
+ * in the transaction that writes a us_files row: one row per top-level key
+ * of its metadata object (file reference, workspace, key, JSON type t,
+ * typed value), with an index on (workspace, key, t, value).
+ * us_filter_count_sql drives the count from one top-level key's index
+ * range and tests the rest per file by primary-key probes, instead of
+ * parsing every file's metadata.
  */
 #ifndef US_FILTER_SQL_H
 #define US_FILTER_SQL_H
@@ -37,11 +45,31 @@ struct us_filter_dialect {
     /* func(subject, needle) on a text expression that is never NULL */
     const char *(*string_function)(us_filter_builder *b, const char *subject, us_odata_func func,
                                    const char *needle);
+    /* The key table: the column naming the file (the same in every row of
+     * one file), and the condition on its row alias x that key op v holds
+     * (v not null; x.key is tested apart). */
+    const char *key_ref;
+    const char *(*key_compare)(us_filter_builder *b, const char *x, us_odata_op op,
+                               const us_odata_value *v);
+    /* func(key, needle) on key table row x */
+    const char *(*key_function)(us_filter_builder *b, const char *x, us_odata_func func,
+                                const char *needle);
+    /* EXISTS: the us_files row of the file that ref (a key_ref value)
+     * names satisfies cond (an expression over us_files' columns) */
+    const char *(*file_probe)(us_filter_builder *b, const char *ref, const char *cond);
 };
 
 /* The expression for n, in p; its parameters appended to args. */
 const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_header_t *args,
                           const us_filter_dialect *d);
+
+/* SELECT COUNT(*) of the workspace's files that n matches, read from the
+ * key table, when one of n's top-level `and` terms holds only for files
+ * that have a certain top-level metadata key (a comparison with a non-null
+ * literal, `ne null`, `in`, a string function); else NULL and args
+ * untouched (count with us_filter_sql). Its parameters appended to args. */
+const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const char *workspace,
+                                apr_array_header_t *args, const us_filter_dialect *d);
 
 /* For dialects: a parameter's placeholder, its value appended. */
 const char *us_filter_text_arg(us_filter_builder *b, const char *s);

@@ -120,3 +120,140 @@ const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_heade
     us_filter_builder b = { p, args, d };
     return expr(&b, n);
 }
+
+/* ---- counts from the key table ------------------------------------------------------ */
+
+static int is_key(const us_odata_operand *o)
+{
+    return o->field == US_ODATA_META && o->depth == 1;
+}
+
+/* Whether n holds only for files that have a key table row for its key
+ * (key_cond then gives that row's condition). `eq null` also holds for a
+ * missing key; any other comparison with null holds for nothing. */
+static int positive(const us_odata_node *n)
+{
+    switch (n->kind) {
+    case US_ODATA_CMP:
+        return is_key(&n->operand) && !(n->values[0].type == US_ODATA_NULL && n->op == US_ODATA_EQ);
+    case US_ODATA_IN:
+        if (!is_key(&n->operand))
+            return 0;
+        for (int i = 0; i < n->count; i++)
+            if (n->values[i].type == US_ODATA_NULL)
+                return 0;
+        return 1;
+    case US_ODATA_FUNC:
+        return is_key(&n->operand);
+    default:
+        return 0;
+    }
+}
+
+/* The condition on key table row x for a positive n. */
+static const char *key_cond(us_filter_builder *b, const char *x, const us_odata_node *n)
+{
+    const us_filter_dialect *d = b->d;
+    const char *s = apr_pstrcat(b->p, x, ".key = ", us_filter_text_arg(b, n->operand.path[0]), NULL);
+    const char *c;
+    switch (n->kind) {
+    case US_ODATA_CMP:
+        if (n->values[0].type == US_ODATA_NULL)
+            c = n->op == US_ODATA_NE ? apr_pstrcat(b->p, x, ".t <> 'null'", NULL) : d->false_sql;
+        else
+            c = d->key_compare(b, x, n->op, n->values);
+        break;
+    case US_ODATA_IN:
+        c = d->key_compare(b, x, US_ODATA_EQ, &n->values[0]);
+        for (int i = 1; i < n->count; i++)
+            c = apr_pstrcat(b->p, c, ") OR (", d->key_compare(b, x, US_ODATA_EQ, &n->values[i]), NULL);
+        c = apr_pstrcat(b->p, "(", c, ")", NULL);
+        break;
+    default:
+        c = d->key_function(b, x, n->func, n->values[0].str);
+        break;
+    }
+    return apr_pstrcat(b->p, s, " AND (", c, ")", NULL);
+}
+
+/* EXISTS: the file of key table row k has a row for positive n's key that
+ * satisfies it (a primary-key probe). */
+static const char *key_probe(us_filter_builder *b, const us_odata_node *n)
+{
+    const char *ref = b->d->key_ref;
+    const char *head = apr_pstrcat(b->p, "EXISTS (SELECT 1 FROM us_file_keys e WHERE e.", ref, " = k.", ref,
+                                   " AND e.workspace = k.workspace AND ", NULL);
+    return apr_pstrcat(b->p, head, key_cond(b, "e", n), ")", NULL);
+}
+
+/* n as a condition on the file of key table row k. */
+static const char *pred(us_filter_builder *b, const us_odata_node *n)
+{
+    const char *s;
+    us_odata_node m;
+    switch (n->kind) {
+    case US_ODATA_AND: s = pred(b, n->left); return apr_pstrcat(b->p, "(", s, " AND ", pred(b, n->right), ")", NULL);
+    case US_ODATA_OR: s = pred(b, n->left); return apr_pstrcat(b->p, "(", s, " OR ", pred(b, n->right), ")", NULL);
+    case US_ODATA_NOT: return apr_pstrcat(b->p, "(NOT ", pred(b, n->left), ")", NULL);
+    default: break;
+    }
+    if (!is_key(&n->operand))
+        return b->d->file_probe(b, apr_pstrcat(b->p, "k.", b->d->key_ref, NULL), expr(b, n));
+    if (positive(n))
+        return key_probe(b, n);
+    m = *n;
+    if (n->kind == US_ODATA_CMP) { /* eq null: no row with a non-null value */
+        m.op = US_ODATA_NE;
+        return apr_pstrcat(b->p, "(NOT ", key_probe(b, &m), ")", NULL);
+    }
+    /* in (..., null, ...): one term per value */
+    m.kind = US_ODATA_CMP;
+    m.op = US_ODATA_EQ;
+    m.count = 1;
+    m.values = &n->values[0];
+    s = pred(b, &m);
+    for (int i = 1; i < n->count; i++) {
+        m.values = &n->values[i];
+        s = apr_pstrcat(b->p, s, " OR ", pred(b, &m), NULL);
+    }
+    return apr_pstrcat(b->p, "(", s, ")", NULL);
+}
+
+static void conjuncts(const us_odata_node *n, apr_array_header_t *out)
+{
+    if (n->kind == US_ODATA_AND) {
+        conjuncts(n->left, out);
+        conjuncts(n->right, out);
+    } else {
+        APR_ARRAY_PUSH(out, const us_odata_node *) = n;
+    }
+}
+
+static int is_eq(const us_odata_node *n)
+{
+    return n->kind == US_ODATA_CMP && n->op == US_ODATA_EQ;
+}
+
+const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const char *workspace,
+                                apr_array_header_t *args, const us_filter_dialect *d)
+{
+    us_filter_builder b = { p, args, d };
+    apr_array_header_t *terms = apr_array_make(p, 8, sizeof(const us_odata_node *));
+    int driver = -1;
+    conjuncts(n, terms);
+    /* an equality is usually the narrower index range */
+    for (int i = 0; i < terms->nelts; i++) {
+        const us_odata_node *t = APR_ARRAY_IDX(terms, i, const us_odata_node *);
+        if (positive(t) && (driver < 0 || (is_eq(t) && !is_eq(APR_ARRAY_IDX(terms, driver, const us_odata_node *)))))
+            driver = i;
+    }
+    if (driver < 0)
+        return NULL;
+    const char *s = apr_pstrcat(p, "SELECT COUNT(*) FROM us_file_keys k WHERE k.workspace = ",
+                                us_filter_text_arg(&b, workspace), " AND ", NULL);
+    s = apr_pstrcat(p, s, key_cond(&b, "k", APR_ARRAY_IDX(terms, driver, const us_odata_node *)), NULL);
+    for (int i = 0; i < terms->nelts; i++)
+        if (i != driver)
+            s = apr_pstrcat(p, s, " AND ", pred(&b, APR_ARRAY_IDX(terms, i, const us_odata_node *)), NULL);
+    return s;
+}

@@ -93,3 +93,40 @@ def test_concurrent_patches_lose_no_key(srv, api):
         t.join()
     assert errors == []
     assert get_meta(api, ws, fid) == {f"k{n}-{k}": k for n in range(4) for k in range(10)}
+
+
+def test_filter_totals_follow_every_metadata_write(srv, api):
+    """The filtered count reads the store's key table: a PUT, a PATCH, a
+    bulk update, an overwrite and a delete each show in `total` and the
+    items at once; a number written as a string, a null and a nested key
+    keep their own semantics."""
+    ws = unique_ws("meta-total")
+    flt = "kind eq 'news' and n ge 2"
+
+    def listed(f=flt):
+        page = check(api.get(ws_files_path(ws), params={"filter": f, "limit": 10}), 200)
+        names = sorted(i["name"] for i in page["data"])
+        assert page["total"] == len(names) and page["has_more"] is False, page
+        return names
+
+    a = post_file(api, ws, "a.txt", b"a", meta={"kind": "news", "n": 2})["file_id"]
+    b = post_file(api, ws, "b.txt", b"b", meta={"kind": "news", "n": "3"})["file_id"]
+    c = post_file(api, ws, "c.txt", b"c", meta={"kind": "blog", "n": 5, "sub": {"x": 1}})["file_id"]
+    assert listed() == ["a.txt"]
+    assert listed("kind eq 'news' and n eq '3'") == ["b.txt"]
+    check(api.patch(meta_path(ws, c), json={"kind": "news"}), 200, {"kind": "news", "n": 5, "sub": {"x": 1}})
+    assert listed() == ["a.txt", "c.txt"]
+    assert listed("kind eq 'news' and sub/x eq 1") == ["c.txt"]
+    check(api.put(meta_path(ws, b), json={"kind": "news", "n": 4}), 200, {"kind": "news", "n": 4})
+    assert listed() == ["a.txt", "b.txt", "c.txt"]
+    check(api.patch(meta_path(ws, a), json={"n": None}), 200, {"kind": "news"})
+    assert listed() == ["b.txt", "c.txt"]
+    assert listed("kind eq 'news' and n eq null") == ["a.txt"]
+    check(api.post(ws_files_path(ws) + "/update-meta", json={b: {"kind": None}}), 200,
+          {"failed_count": 0, "failed_files": []})
+    assert listed() == ["c.txt"]
+    post_file(api, ws, "c.txt", b"c2", meta={"kind": "news", "n": 1}, write_mode="OVERWRITE")
+    assert listed() == []
+    assert listed("kind eq 'news'") == ["a.txt", "c.txt"]
+    check(api.delete(ws_files_path(ws, a)), 200, None)
+    assert listed("kind eq 'news'") == ["c.txt"]

@@ -1118,6 +1118,30 @@ static void sc_workspace_file_filter(void **state)
     SC_FILTER(db, apr_psprintf(pool, "created_at ge %s", ts), "e.txt d.md");
     SC_FILTER(db, apr_psprintf(pool, "created_at lt '%s'", ts), "c.txt b.pdf a.txt");
     SC_FILTER(db, "created_at eq 'yesterday'", "");
+    /* counts from the key table: a key's index range, the other terms by file */
+    SC_FILTER(db, "kind eq 'small' and z eq null", "c.txt a.txt");
+    SC_FILTER(db, "kind eq 'big' and z eq null", "b.pdf"); /* z: null */
+    SC_FILTER(db, "kind eq 'big' and z ne null", "");
+    SC_FILTER(db, "z eq null and kind eq 'big' and ok ne true", "b.pdf");
+    SC_FILTER(db, "ok ne true and kind ne 'small'", "b.pdf");
+    SC_FILTER(db, "kind eq 'small' and nested/x eq 'y'", "a.txt");
+    SC_FILTER(db, "nested ne null and kind eq 'small'", "a.txt");
+    SC_FILTER(db, "nested/x ne null and kind ne null", "a.txt");
+    SC_FILTER(db, "kind eq 'small' and name eq 'c.txt'", "c.txt");
+    SC_FILTER(db, "n eq 3 and not (kind eq 'big')", "e.txt");
+    SC_FILTER(db, "n eq '3' and kind eq 'small'", "c.txt");
+    SC_FILTER(db, "n ge 3 and kind in ('small', 'big')", "b.pdf");
+    SC_FILTER(db, "kind ne null and n in (1, null)", "a.txt");
+    SC_FILTER(db, "kind ne null and (n eq 1 or size ge 2005)", "e.txt a.txt");
+    SC_FILTER(db, "d ge 2024-02-01T00:00:00Z and kind ne 'x'", "b.pdf");
+    SC_FILTER(db, "d le 2024-01-31T10:00:00Z and kind ne 'x'", "e.txt a.txt");
+    SC_FILTER(db, "startswith(kind, 's') and n ne 1", ""); /* c's n is a string */
+    SC_FILTER(db, "startswith(kind, 's') and not (n eq 1)", "c.txt");
+    SC_FILTER(db, "contains(n, '3') and kind eq 'small'", "c.txt");
+    SC_FILTER(db, "ok eq false and kind eq 'big'", "b.pdf");
+    SC_FILTER(db, "ok gt null and kind eq 'big'", "");
+    SC_FILTER(db, "f eq 1.5 and ok eq true", "a.txt");
+    SC_FILTER(db, "q eq 'it''s' and pct eq '50%_'", "a.txt");
 
     /* with the name part, the limit and the cursor: total counts every match */
     us_odata_node *root;
@@ -1137,6 +1161,54 @@ static void sc_workspace_file_filter(void **state)
     assert_int_equal(rows->nelts, 2);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).name, "c.txt");
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_workspace_file).name, "a.txt");
+    us_db_close(db);
+}
+
+/* The key table follows every write of a file's metadata: a PUT/PATCH
+ * (meta swap), an overwrite, a delete; another workspace's keys never
+ * count. */
+static void sc_workspace_file_filter_follows_changes(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    (void)state;
+    us_workspace_file a = sc_workspace_file(2201, "a.txt", SC_T0 + 1);
+    a.meta = "{\"k\":\"a\",\"n\":1}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &a, "KEEP", &deleted), US_DB_OK);
+    us_workspace_file other = sc_workspace_file(2202, "a.txt", SC_T0 + 2);
+    other.meta = a.meta;
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-other", &other, "KEEP", &deleted), US_DB_OK);
+    SC_FILTER(db, "k eq 'a' and n eq 1", "a.txt");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-q", a.file_id, a.meta, "{\"k\":\"b\",\"n\":null}"),
+                     US_DB_OK);
+    SC_FILTER(db, "k eq 'a' and n eq 1", "");
+    SC_FILTER(db, "k eq 'b' and n eq null", "a.txt");
+    SC_FILTER(db, "k eq 'b' and n ne null", "");
+    assert_int_equal(us_workspace_file_meta_swap(db, pool, "ws-q", a.file_id, "{\"k\":\"b\",\"n\":null}", NULL),
+                     US_DB_OK);
+    SC_FILTER(db, "k eq 'b'", "");
+    SC_FILTER(db, "k ne 'b' and n eq null", "");
+    SC_FILTER(db, "k eq null and n eq null", "a.txt");
+    us_workspace_file a2 = sc_workspace_file(2203, "a.txt", SC_T0 + 3);
+    a2.meta = "{\"k\":\"c\",\"n\":2}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &a2, "OVERWRITE", &deleted), US_DB_OK);
+    SC_FILTER(db, "k eq 'c' and n ge 2", "a.txt");
+    SC_FILTER(db, "k ne 'c' or n lt 2", "");
+    us_workspace_file b = sc_workspace_file(2204, "b.txt", SC_T0 + 4);
+    b.meta = "{\"k\":\"c\",\"n\":\"2\"}"; /* a number written as a string */
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &b, "KEEP", &deleted), US_DB_OK);
+    SC_FILTER(db, "k eq 'c' and n ge 2", "a.txt");
+    SC_FILTER(db, "k eq 'c' and n eq '2'", "b.txt");
+    SC_FILTER(db, "k eq 'c'", "b.txt a.txt");
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-q", a2.file_id), US_DB_OK);
+    SC_FILTER(db, "k eq 'c' and n ge 2", "");
+    SC_FILTER(db, "k eq 'c'", "b.txt");
+    /* a key written twice: the count agrees with the list, whichever value wins */
+    us_workspace_file c = sc_workspace_file(2205, "c.txt", SC_T0 + 5);
+    c.meta = "{\"k\":\"d\",\"k\":\"e\"}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-q", &c, "KEEP", &deleted), US_DB_OK);
+    (void)sc_filtered(db, "k eq 'd' and k ne null");
+    (void)sc_filtered(db, "k eq 'e' and k ne null");
     us_db_close(db);
 }
 
@@ -1901,6 +1973,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),
         SC_TEST(sc_workspace_file_filter),
+        SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),

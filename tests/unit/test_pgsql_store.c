@@ -191,6 +191,53 @@ static void test_concurrent_migrations(void **state)
     sc_teardown(NULL);
 }
 
+/* A database of schema 6 (no key table) gets its files' keys from their
+ * rows; the trigger then follows new files. */
+static void test_migration_fills_the_key_table(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    apr_array_header_t *deleted, *rows;
+    long long total = -1;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    for (int i = 0; i < 3; i++) {
+        us_workspace_file f = sc_workspace_file(5001 + i, apr_psprintf(pool, "f%d.txt", i), SC_T0 + i);
+        f.meta = i ? "{\"k\":\"v\",\"n\":2}" : "{\"k\":1}";
+        assert_int_equal(us_workspace_file_add(db, pool, "ws", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    us_db_close(db);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    static const char *const back_to_6[] = {
+        "DROP TRIGGER us_file_keys_insert ON us_files", "DROP TRIGGER us_file_keys_sync ON us_files",
+        "DROP FUNCTION us_file_keys_sync()",
+        "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
+        "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
+    };
+    for (int i = 0; back_to_6[i]; i++)
+        assert_int_equal(apr_dbd_query(drv, h, &nrows, back_to_6[i]), 0);
+    apr_dbd_close(drv, h);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    db = sc_open(pool);
+    us_odata_node *root;
+    assert_true(us_odata_parse(pool, "k eq 'v' and n ge 2", 19, &root, &err));
+    us_workspace_file_query q = { .name_part = "", .filter = root, .limit = 10 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 2);
+    us_workspace_file g = sc_workspace_file(5009, "g.txt", SC_T0 + 9);
+    g.meta = "{\"k\":\"v\",\"n\":3}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws", &g, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 3);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 /* The node registry: a name is one instance's while its heartbeat is fresh
  * by the database's clock; the same instance (a graceful restart), a named
  * dead one, or a stale heartbeat gives it up. */
@@ -251,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
+        cmocka_unit_test(test_migration_fills_the_key_table),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_unreachable_server),
     };

@@ -12,6 +12,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
+#include "us_odata.h"
 #include "us_store_db.h"
 
 #define SQ(db) us_sqlite_of(db)
@@ -253,7 +254,17 @@ static void test_migration_counts_existing_sessions(void **state)
         assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
     }
     assert_int_equal(us_session_close(db, pool, "ws", make(pool, 3000, "u4", 0).id, T0), US_DB_OK);
+    /* files from before the key table (8 -> 9) */
+    apr_array_header_t *deleted, *rows;
+    for (int i = 0; i < 3; i++) {
+        us_workspace_file f = { apr_psprintf(pool, "00000000-0000-4000-8000-00000000300%d", i),
+                                apr_psprintf(pool, "f%d.txt", i), i ? "{\"k\":\"v\",\"n\":2}" : "{\"k\":1}",
+                                1, T0 + i, -1 };
+        assert_int_equal(us_workspace_file_add(db, pool, "ws", &f, "KEEP", &deleted), US_DB_OK);
+    }
     static const char *const back_to_4[] = {
+        "DROP TRIGGER us_file_keys_insert", "DROP TRIGGER us_file_keys_update", /* 8 -> 9 */
+        "DROP TRIGGER us_file_keys_delete", "DROP TABLE us_file_keys", "DROP TABLE us_file_nos",
         "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
         "DROP TRIGGER us_user_open_delete", "DROP TABLE us_user_open",
         "CREATE INDEX us_sessions_user_open ON us_sessions (user_id, status, expires_at)",
@@ -274,6 +285,22 @@ static void test_migration_counts_existing_sessions(void **state)
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
     assert_int_equal(counter(db, "u4"), 2);
+    /* the files' keys are in the key table, which a filter's count reads */
+    us_odata_node *root;
+    const char *perr;
+    long long total = -1;
+    assert_true(us_odata_parse(pool, "k eq 'v' and n ge 2", 19, &root, &perr));
+    us_workspace_file_query q = { .name_part = "", .filter = root, .limit = 10 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 2);
+    /* and the triggers follow a new one */
+    us_workspace_file g = { "00000000-0000-4000-8000-000000003009", "g.txt", "{\"k\":\"v\",\"n\":3}", 1,
+                            T0 + 9, -1 };
+    assert_int_equal(us_workspace_file_add(db, pool, "ws", &g, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 3);
+    assert_int_equal(rows->nelts, 3);
     /* the workspace holding those sessions gets its row, with a UUID v4 */
     us_workspace w;
     assert_int_equal(us_workspace_get(db, pool, "ws", &w), US_DB_OK);

@@ -5,7 +5,10 @@
  * numeric from the literal's own text (no float rounding), text compared by
  * bytes (COLLATE "C"), a metadata date-time through us_instant_us(), a
  * function of the schema that answers NULL for a string that is no
- * date-time instead of failing the query.
+ * date-time instead of failing the query. The key table's rows
+ * (us_file_keys: file_id, key, workspace, t, s, n) hold jsonb_typeof, the
+ * text of a string or boolean (COLLATE "C") and a number as numeric: the
+ * values the per-row expressions read.
  */
 #include <apr_strings.h>
 
@@ -90,6 +93,42 @@ static const char *meta_function(us_filter_builder *b, const us_odata_operand *o
                        " ELSE false END", NULL);
 }
 
+static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op op,
+                               const us_odata_value *v)
+{
+    const char *op_sql = us_filter_op(op);
+    const char *t = apr_pstrcat(b->p, x, ".t", NULL), *str = apr_pstrcat(b->p, x, ".s", NULL);
+    switch (v->type) {
+    case US_ODATA_STRING:
+        return apr_pstrcat(b->p, t, " = 'string' AND ", str, " ", op_sql, " ", us_filter_text_arg(b, v->str), NULL);
+    case US_ODATA_INTEGER:
+    case US_ODATA_DECIMAL:
+        return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n ", op_sql, " ", us_filter_text_arg(b, v->str),
+                           "::numeric", NULL);
+    case US_ODATA_BOOLEAN:
+        return apr_pstrcat(b->p, t, " = 'boolean' AND (", str, " = 'true')::int ", op_sql, " ",
+                           us_filter_int_arg(b, v->integer), NULL);
+    case US_ODATA_DATETIME:
+        return apr_pstrcat(b->p, t, " = 'string' AND coalesce(us_instant_us(", str, ") ", op_sql, " ",
+                           us_filter_int_arg(b, v->instant), ", false)", NULL);
+    case US_ODATA_NULL:
+        break;
+    }
+    return "false";
+}
+
+static const char *key_function(us_filter_builder *b, const char *x, us_odata_func func, const char *needle)
+{
+    const char *head = apr_pstrcat(b->p, x, ".t = 'string' AND ", NULL);
+    return apr_pstrcat(b->p, head, string_function(b, apr_pstrcat(b->p, x, ".s", NULL), func, needle), NULL);
+}
+
+static const char *file_probe(us_filter_builder *b, const char *ref, const char *cond)
+{
+    return apr_pstrcat(b->p, "EXISTS (SELECT 1 FROM us_files WHERE file_id = ", ref, " AND (", cond, "))", NULL);
+}
+
 const us_filter_dialect us_pg_filter_dialect = {
     "false", "true", " COLLATE \"C\"", meta_compare, meta_function, string_function,
+    "file_id", key_compare, key_function, file_probe,
 };

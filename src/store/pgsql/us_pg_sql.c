@@ -16,6 +16,9 @@
 
 #include "../us_sql_shared.h"
 
+/* a migration may rewrite many rows (the key table's backfill): the other
+ * migrators wait for it as long as it takes, not the connections' lock_timeout */
+const char US_PG_SQL_MIGRATE_WAIT[] = "SET LOCAL lock_timeout = 0";
 const char US_PG_SQL_MIGRATE_LOCK[] = "SELECT pg_advisory_xact_lock(" US_PG_LOCK_MIGRATE ")";
 const char US_PG_SQL_META_TABLE[] =
     "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
@@ -177,6 +180,51 @@ static const char *const MIGRATION_5_TO_6[] = {
     NULL
 };
 
+/* The key table of GET /files?filter= counts (us_filter_sql.h): a row per
+ * top-level key of a file's metadata object - jsonb_typeof, a string's or
+ * boolean's text, a number as numeric - written by a trigger in the
+ * transaction that writes the us_files row. */
+static const char *const MIGRATION_6_TO_7[] = {
+    "CREATE TABLE us_file_keys ("
+    " file_id TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " workspace TEXT NOT NULL,"
+    " t TEXT NOT NULL,"                 /* jsonb_typeof */
+    " s TEXT COLLATE \"C\","            /* string, boolean: the text */
+    " n NUMERIC,"                       /* number */
+    " PRIMARY KEY (file_id, key))",
+    /* file_id included: a count reads the index alone (index-only scans) */
+    "CREATE INDEX us_file_keys_s ON us_file_keys (workspace, key, t, s) INCLUDE (file_id)",
+    "CREATE INDEX us_file_keys_n ON us_file_keys (workspace, key, n) INCLUDE (file_id)"
+    " WHERE t = 'number'",
+    "CREATE OR REPLACE FUNCTION us_file_keys_of(f us_files) RETURNS void LANGUAGE sql AS $$"
+    " INSERT INTO us_file_keys (file_id, key, workspace, t, s, n)"
+    " SELECT f.file_id, e.key, f.workspace, jsonb_typeof(e.value),"
+    " CASE WHEN jsonb_typeof(e.value) IN ('string', 'boolean') THEN e.value #>> '{}' END,"
+    " CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value #>> '{}')::numeric END"
+    " FROM jsonb_each(CASE WHEN jsonb_typeof(f.meta::jsonb) = 'object' THEN f.meta::jsonb"
+    " ELSE '{}'::jsonb END) e $$",
+    "INSERT INTO us_file_keys (file_id, key, workspace, t, s, n)"
+    " SELECT f.file_id, e.key, f.workspace, jsonb_typeof(e.value),"
+    " CASE WHEN jsonb_typeof(e.value) IN ('string', 'boolean') THEN e.value #>> '{}' END,"
+    " CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value #>> '{}')::numeric END"
+    " FROM us_files f, jsonb_each(CASE WHEN jsonb_typeof(f.meta::jsonb) = 'object'"
+    " THEN f.meta::jsonb ELSE '{}'::jsonb END) e",
+    "CREATE OR REPLACE FUNCTION us_file_keys_sync() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    " IF TG_OP <> 'INSERT' THEN DELETE FROM us_file_keys WHERE file_id = OLD.file_id; END IF;"
+    " IF TG_OP <> 'DELETE' THEN PERFORM us_file_keys_of(NEW); END IF;"
+    " RETURN NULL;"
+    " END $$",
+    /* the common `{}` and none skip the function call on insert */
+    "CREATE TRIGGER us_file_keys_insert AFTER INSERT ON us_files FOR EACH ROW"
+    " WHEN (NEW.meta IS NOT NULL AND NEW.meta NOT IN ('{}', 'null'))"
+    " EXECUTE FUNCTION us_file_keys_sync()",
+    "CREATE TRIGGER us_file_keys_sync AFTER DELETE OR UPDATE OF meta, workspace"
+    " ON us_files FOR EACH ROW EXECUTE FUNCTION us_file_keys_sync()",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -186,6 +234,7 @@ const char *const *us_pg_sql_migration(int from)
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
+    case 6: return MIGRATION_6_TO_7;
     default: return NULL;
     }
 }

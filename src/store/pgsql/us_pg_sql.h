@@ -10,7 +10,7 @@
 #include "us_store_backend.h"
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 6
+#define US_PG_SCHEMA_VERSION 7
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -24,6 +24,7 @@
  * NULL-terminated; NULL when from >= US_PG_SCHEMA_VERSION. */
 const char *const *us_pg_sql_migration(int from);
 
+extern const char US_PG_SQL_MIGRATE_WAIT[];
 extern const char US_PG_SQL_MIGRATE_LOCK[];
 extern const char US_PG_SQL_META_TABLE[];
 extern const char US_PG_SQL_SCHEMA_VERSION_GET[];

@@ -417,7 +417,8 @@ static us_db_rc migrate_locked(us_pg_db *db, apr_pool_t *p, void *arg)
     us_db_rc rc;
     /* migrators of every node queue here; the first one's work is done
      * when the others read the version */
-    if ((rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_LOCK)) != US_DB_OK ||
+    if ((rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_WAIT)) != US_DB_OK ||
+        (rc = pg_exec_sql(db, US_PG_SQL_MIGRATE_LOCK)) != US_DB_OK ||
         (rc = pg_exec_sql(db, US_PG_SQL_META_TABLE)) != US_DB_OK)
         return rc;
     int qrc = apr_dbd_select(db->conf->drv, p, db->h, &res, US_PG_SQL_SCHEMA_VERSION_GET, 1);
@@ -705,7 +706,15 @@ static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const cha
                                     q->filter ? " AND " : "",
                                     q->filter ? us_filter_sql(p, q->filter, args, &us_pg_filter_dialect)
                                               : "", NULL);
-    us_db_rc rc = built_select(db, p, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), args, &counted);
+    /* the count from the key table when the filter allows, else from the rows */
+    apr_array_header_t *cargs = apr_array_make(p, 16, sizeof(const void *));
+    const char *count_sql = q->filter && !q->name_part[0]
+        ? us_filter_count_sql(p, q->filter, workspace, cargs, &us_pg_filter_dialect) : NULL;
+    if (!count_sql) {
+        count_sql = apr_pstrcat(p, "SELECT COUNT(*)", where, NULL);
+        cargs = args;
+    }
+    us_db_rc rc = built_select(db, p, count_sql, cargs, &counted);
     if (rc != US_DB_OK)
         return rc;
     *total = 0;

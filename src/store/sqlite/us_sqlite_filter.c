@@ -3,10 +3,15 @@
  * with json_type/json_extract (JSON booleans are not numbers: the type
  * decides), strings compared by bytes (SQLite's BINARY collation), a
  * metadata date-time through julianday(), which keeps milliseconds.
+ * The key table's rows (us_file_keys: fno, key, workspace, t, v) hold
+ * json_each's type and atom: the same values json_extract reads.
  */
 #include <apr_strings.h>
 
 #include "us_sqlite_filter.h"
+
+/* a string that starts like a date */
+#define LOOKS_LIKE_DATE " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
 
 /* The JSON path of a metadata key: $."a"."b" (keys are OData identifiers:
  * no quote can occur in them). */
@@ -56,7 +61,7 @@ static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o,
         value = json_call(b, "json_extract", path);
         const char *again = json_call(b, "json_extract", path);
         return apr_pstrcat(b->p, "coalesce(", type, " = 'text' AND ", value,
-                           " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
+                           LOOKS_LIKE_DATE " AND "
                            "CAST(round((julianday(", again, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
                            op_sql, " ", us_filter_int_arg(b, v->instant), ", 0)", NULL);
     }
@@ -90,6 +95,47 @@ static const char *meta_function(us_filter_builder *b, const us_odata_operand *o
                        ", 0)", NULL);
 }
 
+static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op op,
+                               const us_odata_value *v)
+{
+    const char *op_sql = us_filter_op(op);
+    const char *t = apr_pstrcat(b->p, x, ".t", NULL), *val = apr_pstrcat(b->p, x, ".v", NULL);
+    switch (v->type) {
+    case US_ODATA_STRING:
+        return apr_pstrcat(b->p, t, " = 'text' AND ", val, " ", op_sql, " ", us_filter_text_arg(b, v->str), NULL);
+    case US_ODATA_INTEGER:
+        return apr_pstrcat(b->p, t, " IN ('integer', 'real') AND ", val, " ", op_sql, " ",
+                           us_filter_int_arg(b, v->integer), NULL);
+    case US_ODATA_DECIMAL:
+        return apr_pstrcat(b->p, t, " IN ('integer', 'real') AND ", val, " ", op_sql, " ",
+                           us_filter_double_arg(b, v->decimal), NULL);
+    case US_ODATA_BOOLEAN:
+        return apr_pstrcat(b->p, t, " IN ('true', 'false') AND (", t, " = 'true') ", op_sql, " ",
+                           us_filter_int_arg(b, v->integer), NULL);
+    case US_ODATA_DATETIME:
+        return apr_pstrcat(b->p, t, " = 'text' AND ", val, LOOKS_LIKE_DATE " AND ",
+                           "CAST(round((julianday(", val, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
+                           op_sql, " ", us_filter_int_arg(b, v->instant), NULL);
+    case US_ODATA_NULL:
+        break;
+    }
+    return "0";
+}
+
+static const char *key_function(us_filter_builder *b, const char *x, us_odata_func func, const char *needle)
+{
+    const char *head = apr_pstrcat(b->p, x, ".t = 'text' AND ", NULL);
+    return apr_pstrcat(b->p, head, string_function(b, apr_pstrcat(b->p, x, ".v", NULL), func, needle), NULL);
+}
+
+/* us_file_nos maps the key table's fno to the file */
+static const char *file_probe(us_filter_builder *b, const char *ref, const char *cond)
+{
+    return apr_pstrcat(b->p, "EXISTS (SELECT 1 FROM us_files WHERE file_id ="
+                       " (SELECT file_id FROM us_file_nos WHERE fno = ", ref, ") AND (", cond, "))", NULL);
+}
+
 const us_filter_dialect us_sqlite_filter_dialect = {
     "0", "1", "", meta_compare, meta_function, string_function,
+    "fno", key_compare, key_function, file_probe,
 };

@@ -105,10 +105,18 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",
                                     q->filter ? " AND " : "",
                                     q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "", NULL);
-    us_db_rc rc = dynamic_statement(db, apr_pstrcat(p, "SELECT COUNT(*)", where, NULL), &count_stmt);
+    /* the count from the key table when the filter allows, else from the rows */
+    apr_array_header_t *cargs = apr_array_make(p, 16, sizeof(const void *));
+    const char *count_sql = q->filter && !q->name_part[0]
+        ? us_filter_count_sql(p, q->filter, workspace, cargs, &us_sqlite_filter_dialect) : NULL;
+    if (!count_sql) {
+        count_sql = apr_pstrcat(p, "SELECT COUNT(*)", where, NULL);
+        cargs = args;
+    }
+    us_db_rc rc = dynamic_statement(db, count_sql, &count_stmt);
     if (rc != US_DB_OK)
         return rc;
-    int drc = apr_dbd_pbselect(db->drv, p, db->h, &counted, count_stmt, 0, (const void **)args->elts);
+    int drc = apr_dbd_pbselect(db->drv, p, db->h, &counted, count_stmt, 0, (const void **)cargs->elts);
     if (drc != 0)
         return us_db_fail(db, drc, "us_workspace_file_count (built)");
     if ((rc = count_of(db, p, counted, total)) != US_DB_OK)
