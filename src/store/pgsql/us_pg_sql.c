@@ -171,9 +171,23 @@ const char *const *us_pg_sql_migration(int from)
     }
 }
 
+/* The database's clock in microseconds since the epoch: leases and the
+ * expiry sweep are written and judged by it alone, so nodes' clocks may
+ * disagree. */
+#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
+/* Where a statement judges a session's expires_at (reads, closes, aborts,
+ * uploads, the open-session limit, the overview): the database's clock at
+ * the statement's start, one verdict for all its rows (stable, so an index
+ * range). The caller's `now` (its node's clock) stays bound in its place,
+ * so both dialects take one argument list, and is multiplied away: a node
+ * whose clock runs ahead or behind gets the same verdict as every other. */
+#define JUDGED_NOW                                                            \
+    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * %lld)"
+
 #define SESSION_COLS                                                          \
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
-    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
+    "CASE WHEN status = 'OPEN' AND expires_at <= " JUDGED_NOW " THEN 'EXPIRED' " \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
 
@@ -181,11 +195,6 @@ const char *const *us_pg_sql_migration(int from)
     "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
     " failed_files, page, attempts"
 #define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
-
-/* The database's clock in microseconds since the epoch: leases and the
- * expiry sweep are written and judged by it alone, so nodes' clocks may
- * disagree. */
-#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 /* %lld: the lease in microseconds */
 #define CLAIMABLE(s)                                                              \
@@ -209,8 +218,8 @@ const char *const *us_pg_sql_migration(int from)
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 /* an aborted session is gone for every reader */
 #define VISIBLE "status <> 'ABORTED'"
-#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
-#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= " JUDGED_NOW "))"
+#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > " JUDGED_NOW "))"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
 /* next to a cursor: its (created_at, id), NULL (so no row) when it is not
  * a visible session of the workspace; `before` reads the list backwards */
@@ -241,14 +250,14 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
          * and sweep of the user committed before; none can commit now */
         "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
         " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
-        " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
+        " AND status = 'OPEN' AND expires_at <= " JUDGED_NOW ") < %d" },
     [US_PG_SESSION_GET] = { "us_pg_session_get",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE },
     [US_PG_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
-        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id),"
         " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
         " RETURNING 1)"
@@ -288,7 +297,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSION_LOCK_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
-        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld"
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " FOR NO KEY UPDATE" },
     [US_PG_UPLOAD_BLOB_GET] = { "us_pg_upload_blob_get",
         "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s" },
@@ -353,10 +362,10 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_OVERVIEW] = { "us_pg_overview",
         /* one statement: one snapshot, whatever the isolation level. Each
          * count is a range of us_sessions_expiry or us_sessions_ingest */
-        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld),"
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > " JUDGED_NOW "),"
         " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
         " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
-        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= " JUDGED_NOW "),"
         " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"
         " AND closed_at IS NOT NULL),"
         " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"
@@ -432,7 +441,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
          * nobody's turn) so an ingest worker clears its stored uploads */
         "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld,"
         " ingest_state = 'queued', parallel = 1, uploaded_files = 0"
-        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id),"
         " d AS (UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id"
         " RETURNING 1)"
