@@ -171,11 +171,6 @@ const char *const *us_pg_sql_migration(int from)
     }
 }
 
-/* The database's clock in microseconds since the epoch: leases and the
- * expiry sweep are written and judged by it alone, so nodes' clocks may
- * disagree. */
-#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-
 /* Where a statement judges a session's expires_at (reads, closes, aborts,
  * uploads, the open-session limit, the overview): the database's clock at
  * the statement's start, one verdict for all its rows (stable, so an index
@@ -195,6 +190,11 @@ const char *const *us_pg_sql_migration(int from)
     "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
     " failed_files, page, attempts"
 #define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
+
+/* The database's clock in microseconds since the epoch: leases and the
+ * expiry sweep are written and judged by it alone, so nodes' clocks may
+ * disagree. */
+#define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 /* %lld: the lease in microseconds */
 #define CLAIMABLE(s)                                                              \
