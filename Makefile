@@ -159,9 +159,16 @@ integration: all
 # the upload, ingest and files tests with the files in a private radosgw
 # (US_IT_STORAGE=s3; the one of scripts/with-radosgw.sh when it runs), and
 # the tests of the s3 storage itself
+# and, from the cluster suite (three nodes on PostgreSQL, one bucket prefix,
+# no shared directory), the cases where the storage matters: concurrent
+# closes, kill -9 of a node mid-ingestion (exactly once, no orphan object),
+# a stopped node that changes nothing once continued
 S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
             tests/integration/test_files.py tests/integration/test_storage_s3.py \
-            tests/integration/test_workspaces.py
+            tests/integration/test_workspaces.py \
+            tests/integration/test_cluster.py::test_one_of_concurrent_closes_on_different_nodes_wins \
+            tests/integration/test_cluster.py::test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing \
+            tests/integration/test_cluster.py::test_a_killed_node_is_taken_over_within_the_lease
 integration-s3: all
 	US_IT_STORAGE=s3 $(PYTHON) -m pytest -q $(S3_TESTS) $(PYTEST_ARGS)
 

@@ -86,10 +86,10 @@ class CloseIds:
         return len(chunk)
 
 
-def close_pool(srv, create_url, auth, want, create_rate):
-    """At least `want` OPEN sessions in b1-create (capped by time: 40 s of
-    creating at most), made before any close."""
-    have = len(srv.open_session_ids("b1-create"))
+def close_pool(srv, create_url, auth, want, create_rate, ws="b1-create"):
+    """At least `want` OPEN sessions in ws, the workspace of create_url
+    (capped by time: 40 s of creating at most), made before any close."""
+    have = len(srv.open_session_ids(ws))
     if have < want:
         secs = min(40, max(2, int((want - have) / max(create_rate, 50) * 1.2) + 1))
         C.log(f"close pool: {have} OPEN sessions, creating ~{want - have} more ({secs} s)")

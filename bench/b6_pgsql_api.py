@@ -6,18 +6,30 @@ legs, 16 connections), so that drifts of machine load hit both sides alike.
   status  GET  /upload_sessions/{id}
   list    GET  /upload_sessions?limit=10 (12 sessions in the workspace)
   create  POST /upload_sessions  body {}
+  close   PUT  /upload_sessions/{id} body {} on a fresh OPEN session per
+          request (bench/wrk/close.lua walks ids made before any close leg;
+          the sessions the create legs made, topped up as benchmark 1 does)
 
-Targets (pgsql/sqlite): status and list >= 0.7, create >= 0.5 (issue 12).
+Targets (pgsql/sqlite): status and list >= 0.7, create and close >= 0.5
+(issue 12). The machine's load average is printed beside each figure.
 PostgreSQL is the testkit's private cluster (tests/us_testkit/pg.py).
 """
 
+import os
+
 import common as C
-from b1_api import combine, run_leg
+from b1_api import CloseIds, close_pool, combine, run_leg
 
 LEG_S = 2
 CYCLES = 1 if C.QUICK else 3
 CONNS = 16
-TARGETS = {"status": 0.7, "list": 0.7, "create": 0.5}
+TARGETS = {"status": 0.7, "list": 0.7, "create": 0.5, "close": 0.5}
+CLOSE_PREFIX = "/api/v1/workspaces/b6-create/upload_sessions/"
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def prepare(srv):
@@ -29,6 +41,7 @@ def prepare(srv):
         "status": f"{api}b6-status/upload_sessions/{sid}",
         "list": f"{api}b6-list/upload_sessions?limit=10",
         "create": f"{api}b6-create/upload_sessions",
+        "close": f"{srv.base}/",  # close.lua builds the paths
     }
 
 
@@ -39,24 +52,42 @@ def main():
         for name, srv in srvs.items():
             srv.start()
             urls[name] = prepare(srv)
-        for endpoint in ("status", "list", "create"):
-            script = "create.lua" if endpoint == "create" else "plain.lua"
+        rates, ids = {}, {}
+        for endpoint in ("status", "list", "create", "close"):
+            script = {"create": "create.lua", "close": "close.lua"}.get(endpoint, "plain.lua")
+            if endpoint == "close":
+                for side, srv in srvs.items():
+                    # closes could run at 3x the create rate: enough for every close leg
+                    want = int(3 * rates[side] * LEG_S * 2 * CYCLES) + 500
+                    close_pool(srv, urls[side]["create"], f"Authorization: Bearer {srv.key}",
+                               min(want, 8000 if C.QUICK else 20000), rates[side], "b6-create")
+                    ids[side] = CloseIds(srv, "b6-create", os.path.join(srv.dir, "close-ids.txt"))
+                    C.log(f"close pool ({side}): {len(ids[side].ids)} OPEN sessions")
             legs = {"pgsql": [], "sqlite": []}
             cycle_ratios = []
-            for _ in range(CYCLES):
+            la = load()
+            for cycle in range(CYCLES):
                 C.wait_quiet()
                 cyc = {"pgsql": [], "sqlite": []}
-                for side in ("pgsql", "sqlite", "sqlite", "pgsql"):
+                for k, side in enumerate(("pgsql", "sqlite", "sqlite", "pgsql")):
                     srv = srvs[side]
+                    args = ()
+                    if endpoint == "close":
+                        # the side's pool split evenly over its close legs left
+                        left = 2 * CYCLES - (2 * cycle + (k in (2, 3)))
+                        ids[side].take((len(ids[side].ids) - ids[side].pos) // max(left, 1))
+                        args = (ids[side].path, CLOSE_PREFIX, 2)
                     cyc[side].append(run_leg(srv, urls[side][endpoint], script, LEG_S, CONNS,
-                                             [f"Authorization: Bearer {srv.key}"]))
+                                             [f"Authorization: Bearer {srv.key}"], args))
                 a, b = combine(cyc["pgsql"]), combine(cyc["sqlite"])
                 if b["rps"] > 0:
                     cycle_ratios.append(round(a["rps"] / b["rps"], 3))
                 for side in legs:
                     legs[side] += cyc[side]
             o, b = combine(legs["pgsql"]), combine(legs["sqlite"])
-            note = f"per-cycle ratios {cycle_ratios}"
+            if endpoint == "create":
+                rates = {"pgsql": o["rps"], "sqlite": b["rps"]}
+            note = f"per-cycle ratios {cycle_ratios}; load average {la}"
             if o["errors"] or b["errors"]:
                 note += f"; errors pgsql {o['errors']} sqlite {b['errors']}"
             C.record("6", f"{endpoint} c{CONNS} pgsql/sqlite", o["rps"], b["rps"], unit="req/s",

@@ -122,7 +122,15 @@ int us_db_worn_out(us_db *db);
  * whatever other connections (threads, processes, machines) run at the same
  * time. Reads promise nothing beyond one consistent row unless said. Writes
  * return once durable; US_DB_BUSY / US_DB_ERROR mean nothing changed (and
- * US_DB_NOT_DURABLE that it changed but may not survive a crash). */
+ * US_DB_NOT_DURABLE that it changed but may not survive a crash).
+ * `now` is the caller's clock. Where an operation judges a session's
+ * expires_at (its derived status, the is_expired filter, the open-session
+ * limit, the OPEN check of a close, abort or upload, the overview), a
+ * backend with a clock of its own shared by several machines judges by
+ * that clock instead (PostgreSQL: the server's, at the statement's start),
+ * so every node gives one verdict; SQLite's nodes share one machine and
+ * judge by `now`. Times written into rows (created_at, closed_at,
+ * uploaded_at) are the caller's. */
 
 /* Inserts s as OPEN unless its user already has max_open OPEN sessions
  * (those past expires_at not counted, swept or not): US_DB_LIMIT then.

@@ -174,6 +174,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (pending->nelts == 0)
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
+    apr_time_t beat = apr_time_now();
     for (int i = 0; i < pending->nelts; i++) {
         int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), &moved);
@@ -184,6 +185,18 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             us_log(cfg->log, US_LOG_WARN, 0, 1001, "ingest: session %s: %s; batch retried", s->id,
                   us_db_error(db));
             return -1;
+        }
+        /* a batch's moves may outlast the lease (object storage, a loaded
+         * machine): renew it on the way, or another worker takes the
+         * session over and this batch is fenced off, again and again */
+        if (s->ingest_owner && apr_time_now() - beat > cfg->lease / 3) {
+            if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, apr_time_now()) ==
+                US_DB_CONFLICT) {
+                us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over",
+                       s->id);
+                return -1;
+            }
+            beat = apr_time_now();
         }
     }
     /* the moves must be durable before the store says FINISHED */

@@ -4,13 +4,21 @@
  * statements, and US_SQL_SHARED, every statement whose text is the same in
  * both. A dialect's SQL file (sqlite/us_sql.c, pgsql/us_pg_sql.c) maps these
  * ids with X(id, name, sql) and adds the statements of its own.
+ *
+ * A dialect defines JUDGED_NOW before including this header: the time a
+ * session's expires_at is judged against, binding the caller's `now` (one
+ * %lld) whether it uses it or not, so both dialects take one argument list.
  */
 #ifndef US_SQL_SHARED_H
 #define US_SQL_SHARED_H
 
+#ifndef JUDGED_NOW
+#error "a dialect defines JUDGED_NOW before including us_sql_shared.h"
+#endif
+
 #define SESSION_COLS                                                          \
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
-    "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
+    "CASE WHEN status = 'OPEN' AND expires_at <= " JUDGED_NOW " THEN 'EXPIRED' " \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
     "finished_files, failed_files"
 
@@ -44,8 +52,8 @@
     " failed_files, page, attempts"
 #define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
 
-#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= %lld))"
-#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > %lld))"
+#define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= " JUDGED_NOW "))"
+#define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > " JUDGED_NOW "))"
 /* an aborted session is gone for every reader */
 #define VISIBLE "status <> 'ABORTED'"
 #define LIST_TAIL " ORDER BY created_at DESC, id DESC LIMIT %lld OFFSET %lld"
@@ -119,10 +127,12 @@
     X(OVERVIEW, "store_overview",                                                             \
       /* one statement: one snapshot. Each count is a range of a covering                     \
       * index (us_sessions_expiry, us_sessions_ingest), not a table scan */                   \
-      "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at > %lld)," \
+      "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"                         \
+      " AND expires_at > " JUDGED_NOW "),"                                                     \
       " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"                          \
       " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"                          \
-      " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN' AND expires_at <= %lld),"   \
+      " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"                             \
+      " AND expires_at <= " JUDGED_NOW "),"                                                    \
       " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"                      \
       " AND closed_at IS NOT NULL),"                                                          \
       " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"                     \

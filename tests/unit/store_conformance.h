@@ -25,6 +25,10 @@ typedef struct {
     const char *(*create)(apr_pool_t *p, const char *test_name);
     /* removes what create made */
     void (*destroy)(apr_pool_t *p, const char *params);
+    /* 1: the backend judges a session's expires_at by its own clock on
+     * every path (PostgreSQL), not by the `now` a caller passes; 0: by
+     * that `now` (SQLite: one machine, one clock) */
+    int own_clock;
 } store_target;
 
 static const store_target *sc_target;
@@ -33,12 +37,17 @@ static us_store_cfg *sc_cfg;
 static int sc_seq;
 
 #define SC_SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
-static const apr_time_t SC_T0 = SC_SEC(1795863600);
+/* Each test's clock: 30 s before the store's clock at its start (the
+ * store runs on this machine), a whole second. By the store's clock a
+ * session made at SC_T0 that lives 10 s or less has expired, one that
+ * lives 100 s or more has not, whichever clock a backend judges by. */
+static apr_time_t SC_T0;
 
 static int sc_setup(void **state)
 {
     const char *err = NULL;
     (void)state;
+    SC_T0 = SC_SEC(apr_time_sec(apr_time_now()) - 30);
     sc_params = sc_target->create(pool, apr_psprintf(pool, "t%d", ++sc_seq));
     if (us_store_configure(pool, sc_target->backend->driver, sc_params, &sc_cfg, &err) != US_DB_OK)
         fail_msg("configure %s: %s", sc_params, err);
@@ -88,8 +97,8 @@ static us_session sc_session(const char *id, const char *ws, const char *user, a
     return s;
 }
 
-static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, int n,
-                          const char **old_blob)
+static us_db_rc sc_upload_at(us_db *db, const char *session_id, const char *name, int n,
+                             apr_time_t now, const char **old_blob)
 {
     us_upload_record u;
     memset(&u, 0, sizeof(u));
@@ -100,7 +109,13 @@ static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, i
     u.file_ingestion_id = sc_uuid(pool, 900000 + n);
     u.size = 1;
     u.uploaded_at = SC_T0 + n;
-    return us_upload_commit(db, pool, &u, SC_T0, old_blob);
+    return us_upload_commit(db, pool, &u, now, old_blob);
+}
+
+static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, int n,
+                          const char **old_blob)
+{
+    return sc_upload_at(db, session_id, name, n, SC_T0, old_blob);
 }
 
 /* ---- sessions -------------------------------------------------------------------- */
@@ -167,7 +182,8 @@ static void sc_expiry_is_derived(void **state)
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(1) - 1, &got),
                      US_DB_OK);
-    assert_string_equal(got.status, "OPEN");
+    /* a store with its own clock (30 s later) has seen it expire */
+    assert_string_equal(got.status, sc_target->own_clock ? "EXPIRED" : "OPEN");
     assert_int_equal(us_session_get(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(1), &got), US_DB_OK);
     assert_string_equal(got.status, "EXPIRED");
     /* an expired session can be neither closed nor uploaded to */
@@ -193,7 +209,75 @@ static void sc_open_limit(void **state)
     assert_int_equal(us_session_insert(db, pool, &s, 3, SC_T0), US_DB_OK);
     us_session later = sc_session(sc_uuid(pool, 197), "ws-lim", "u3", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &later, 3, SC_T0), US_DB_LIMIT);
-    assert_int_equal(us_session_insert(db, pool, &later, 3, SC_T0 + SC_SEC(100)), US_DB_OK);
+    /* a caller whose clock is past the three's expires_at: by a store's
+     * own clock they have 70 s to live */
+    assert_int_equal(us_session_insert(db, pool, &later, 3, SC_T0 + SC_SEC(100)),
+                     sc_target->own_clock ? US_DB_LIMIT : US_DB_OK);
+    us_db_close(db);
+}
+
+/* A backend with its own clock judges every expiry by it: callers whose
+ * clocks run a day ahead or behind get the store's verdict on reads,
+ * lists, the open-session limit, the overview, uploads, closes and aborts. */
+static void sc_expiry_on_the_store_clock(void **state)
+{
+    const apr_time_t ahead = SC_T0 + SC_SEC(86400), behind = SC_T0 - SC_SEC(86400);
+    us_session gone = sc_session(sc_uuid(pool, 40), "ws-clock", "u-clock", SC_T0, 1);
+    us_session live = sc_session(sc_uuid(pool, 41), "ws-clock", "u-clock", SC_T0, 100);
+    us_session live2 = sc_session(sc_uuid(pool, 42), "ws-clock", "u-clock", SC_T0, 100);
+    us_session more = sc_session(sc_uuid(pool, 43), "ws-clock", "u-clock", SC_T0, 100), got;
+    apr_array_header_t *rows;
+    long long total = -1;
+    us_store_overview o;
+    const char *old = NULL;
+    (void)state;
+    if (!sc_target->own_clock)
+        return; /* the caller's clock is the store's: sc_expiry_is_derived */
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_session_insert(db, pool, &gone, 2, behind), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &live, 2, behind), US_DB_OK);
+    /* gone has expired: its slot is free for a caller that thinks it lives */
+    assert_int_equal(us_session_insert(db, pool, &live2, 2, behind), US_DB_OK);
+    /* live and live2 have not: no slot for a caller that thinks them expired */
+    assert_int_equal(us_session_insert(db, pool, &more, 2, ahead), US_DB_LIMIT);
+
+    assert_int_equal(us_session_get(db, pool, "ws-clock", gone.id, behind, &got), US_DB_OK);
+    assert_string_equal(got.status, "EXPIRED");
+    assert_int_equal(us_session_by_id(db, pool, gone.id, behind, &got), US_DB_OK);
+    assert_string_equal(got.status, "EXPIRED");
+    assert_int_equal(us_session_get(db, pool, "ws-clock", live.id, ahead, &got), US_DB_OK);
+    assert_string_equal(got.status, "OPEN");
+    assert_int_equal(us_session_by_id(db, pool, live.id, ahead, &got), US_DB_OK);
+    assert_string_equal(got.status, "OPEN");
+
+    assert_int_equal(sc_session_list(db, "ws-clock", 1, 10, 0, behind, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, gone.id);
+    assert_int_equal(sc_session_list(db, "ws-clock", 0, 10, 0, ahead, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 2);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_string_equal(APR_ARRAY_IDX(rows, i, us_session).status, "OPEN");
+    us_page pg = { 10, 0, live2.id, 0 };
+    int has_more = -1;
+    assert_int_equal(us_session_list(db, pool, "ws-clock", 0, &pg, ahead, &rows, &total,
+                                     &has_more), US_DB_OK);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, live.id);
+
+    assert_int_equal(us_store_overview_read(db, pool, behind, &o), US_DB_OK);
+    assert_int_equal(o.open, 2);
+    assert_int_equal(o.expired, 1);
+    assert_int_equal(us_store_overview_read(db, pool, ahead, &o), US_DB_OK);
+    assert_int_equal(o.open, 2);
+    assert_int_equal(o.expired, 1);
+
+    assert_int_equal(sc_upload_at(db, gone.id, "a.txt", 1, behind, &old), US_DB_CONFLICT);
+    assert_int_equal(sc_upload_at(db, live.id, "a.txt", 2, ahead, &old), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-clock", gone.id, behind), US_DB_CONFLICT);
+    assert_int_equal(us_session_abort(db, pool, "ws-clock", gone.id, behind), US_DB_CONFLICT);
+    assert_int_equal(us_session_close(db, pool, "ws-clock", live.id, ahead), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-clock", live2.id, ahead), US_DB_OK);
     us_db_close(db);
 }
 
@@ -512,7 +596,9 @@ static void sc_session_abort(void **state)
     /* closed or expired: CONFLICT */
     assert_int_equal(us_session_close(db, pool, "ws-ab", c.id, SC_T0 + 3), US_DB_OK);
     assert_int_equal(us_session_abort(db, pool, "ws-ab", c.id, SC_T0 + 4), US_DB_CONFLICT);
-    assert_int_equal(us_session_abort(db, pool, "ws-ab", next.id, SC_T0 + SC_SEC(200)), US_DB_CONFLICT);
+    /* by a store's own clock, next has not expired */
+    assert_int_equal(us_session_abort(db, pool, "ws-ab", next.id, SC_T0 + SC_SEC(200)),
+                     sc_target->own_clock ? US_DB_OK : US_DB_CONFLICT);
     assert_int_equal(us_session_abort(db, pool, "ws-ab", sc_uuid(pool, 459), SC_T0), US_DB_NOTFOUND);
     /* the clear of its bytes is an ingest job with nothing pending */
     us_session claimed;
@@ -666,14 +752,15 @@ static void sc_max_files_per_session(void **state)
 
 /* The sweep judges expires_at by the database's clock: the store runs on
  * this machine, so its now() is apr_time_now() here. Every other call
- * below passes SC_T0 (days before), a node whose clock is behind: by that
+ * below passes SC_T0 (30 s before), a node whose clock is behind: by that
  * clock none of these sessions has expired, and the sweep still expires
  * the one past the database's now. */
 static void sc_expire_sweep(void **state)
 {
     us_db *db = sc_open(pool);
     apr_time_t db_now = apr_time_now();
-    us_session a = sc_session(sc_uuid(pool, 500), "ws-sweep", "u8", db_now - SC_SEC(60), 59), got;
+    /* a expires 2 s from now, after its upload */
+    us_session a = sc_session(sc_uuid(pool, 500), "ws-sweep", "u8", db_now - SC_SEC(60), 62), got;
     us_session b = sc_session(sc_uuid(pool, 501), "ws-sweep", "u8", db_now, 120);
     const char *old;
     int n = -1;
@@ -683,6 +770,7 @@ static void sc_expire_sweep(void **state)
     assert_int_equal(sc_upload(db, a.id, "a.txt", 1, &old), US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "ws-sweep", a.id, SC_T0, &got), US_DB_OK);
     assert_string_equal(got.status, "OPEN");
+    apr_sleep(a.expires_at - apr_time_now() + apr_time_from_msec(50));
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
     assert_int_equal(n, 1);
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
@@ -1345,9 +1433,10 @@ static void sc_overview(void **state)
     const char *first = sc_queued(db, 1003, "ws-ov-q", 1, SC_T0 + SC_SEC(2));
     sc_queued(db, 1004, "ws-ov-q", 1, SC_T0 + SC_SEC(3));
     assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(5), &o), US_DB_OK);
-    assert_int_equal(o.open, 2);
+    /* a store with its own clock (30 s later) has seen the short one expire */
+    assert_int_equal(o.open, sc_target->own_clock ? 1 : 2);
     assert_int_equal(o.closed, 3);
-    assert_int_equal(o.expired, 0);
+    assert_int_equal(o.expired, sc_target->own_clock ? 1 : 0);
     assert_int_equal(o.queued, 2);
     assert_int_equal(o.running, 0);
     assert_true(o.oldest_queued == SC_T0 + SC_SEC(2));
@@ -1490,11 +1579,14 @@ static void sc_webhook_events(void **state)
 
     /* an expiry: session.expired with the counters of that moment, its
      * expires_at as the time; without files also ingested at once */
-    us_session e = sc_session(sc_uuid(pool, 2004), "ws-hook", "u20", SC_T0, 1);
-    us_session e0 = sc_session(sc_uuid(pool, 2005), "ws-hook", "u20", SC_T0, 1);
+    us_session e = sc_session(sc_uuid(pool, 2004), "ws-hook", "u20", SC_T0, 0);
+    us_session e0 = sc_session(sc_uuid(pool, 2005), "ws-hook", "u20", SC_T0, 0);
+    /* they expire by the store's clock a second after e's upload */
+    e.expires_at = e0.expires_at = SC_SEC(apr_time_sec(apr_time_now()) + 2);
     assert_int_equal(us_session_insert(db, pool, &e, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &e0, 10, SC_T0), US_DB_OK);
     assert_int_equal(sc_upload(db, e.id, "x.txt", 2004, &old), US_DB_OK);
+    apr_sleep(e.expires_at - apr_time_now() + apr_time_from_msec(50));
     int n = 0;
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
     assert_int_equal(n, 2);
@@ -1505,7 +1597,7 @@ static void sc_webhook_events(void **state)
         us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
         if (strcmp(w->event, "session.expired") == 0) {
             expired++;
-            assert_true(w->occurred_at == SC_T0 + SC_SEC(1));
+            assert_true(w->occurred_at == e.expires_at);
             assert_int_equal(w->uploaded_files, strcmp(w->session_id, e.id) == 0 ? 1 : 0);
         }
         else {
@@ -1954,6 +2046,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_insert_get_close),
         SC_TEST(sc_expiry_is_derived),
         SC_TEST(sc_open_limit),
+        SC_TEST(sc_expiry_on_the_store_clock),
         SC_TEST(sc_list_paging_and_filters),
         SC_TEST(sc_list_cursors),
         SC_TEST(sc_concurrent_close),

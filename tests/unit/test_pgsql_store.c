@@ -28,7 +28,7 @@ static void pg_destroy(apr_pool_t *p, const char *params)
     pg_fixture_drop_db(p, params);
 }
 
-static const store_target pg_target = { &us_pgsql_backend, pg_create, pg_destroy };
+static const store_target pg_target = { &us_pgsql_backend, pg_create, pg_destroy, 1 };
 
 /* The server ends every session of the database (as a restart would): the
  * next statement reports US_DB_BUSY (503 for a client), and the one after

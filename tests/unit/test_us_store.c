@@ -25,7 +25,7 @@ static void sqlite_destroy(apr_pool_t *p, const char *params)
     fixture_db_remove(params);
 }
 
-static const store_target sqlite_target = { &us_sqlite_backend, sqlite_create, sqlite_destroy };
+static const store_target sqlite_target = { &us_sqlite_backend, sqlite_create, sqlite_destroy, 0 };
 
 static void test_unknown_driver(void **state)
 {

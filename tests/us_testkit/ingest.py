@@ -103,10 +103,10 @@ def upload_one(client, cfg, name, data):
         f"upload {name!r}: {r.status_code} {r.text[:500]!r}"
 
 
-def upload_all(cfg, files, concurrency=16):
+def upload_all(cfg, files, concurrency=16, deadline=60):
     """Upload [(name, bytes)] like the official SDK (aiohttp, `concurrency`
-    at once); every one must answer 204."""
-    results, _ = sdk_upload_many(cfg["url"], cfg["fields"], list(files), concurrency)
+    at once, all within `deadline` seconds); every one must answer 204."""
+    results, _ = sdk_upload_many(cfg["url"], cfg["fields"], list(files), concurrency, deadline)
     bad = [(n, st, body[:300]) for n, st, _h, body in results if st != 204 or body != b""]
     assert not bad, f"{len(bad)} of {len(results)} uploads failed, e.g. {bad[:5]}"
     return len(results)

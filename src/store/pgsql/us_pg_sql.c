@@ -14,6 +14,15 @@
 
 #include <stddef.h>
 
+/* Where a statement judges a session's expires_at (reads, closes, aborts,
+ * uploads, the open-session limit, the overview): the database's clock at
+ * the statement's start, one verdict for all its rows (stable, so an index
+ * range). The caller's `now` (its node's clock) stays bound in its place,
+ * so both dialects take one argument list, and is multiplied away: a node
+ * whose clock runs ahead or behind gets the same verdict as every other. */
+#define JUDGED_NOW                                                            \
+    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * %lld)"
+
 #include "../us_sql_shared.h"
 
 /* a migration may rewrite many rows (the key table's backfill): the other
@@ -270,12 +279,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * and sweep of the user committed before; none can commit now */
         "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
         " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
-        " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
+        " AND status = 'OPEN' AND expires_at <= " JUDGED_NOW ") < %d" },
     [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
         " ingest_state = " INGEST_AFTER_CLOSE
-        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id)"
         /* the user's counter row is there (the create made it): one row
          * changed when the session was */
@@ -283,7 +292,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSION_HOLD_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
-        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > %lld"
+        "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " FOR NO KEY UPDATE" },
     [US_STMT_NODE_CLAIM] = { "us_pg_node_claim",
         /* a concurrent claim of the same name waits for this one's row and
@@ -356,7 +365,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * nobody's turn) so an ingest worker clears its stored uploads */
         "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld,"
         " ingest_state = 'queued', parallel = 1, uploaded_files = 0"
-        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > %lld"
+        " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id)"
         /* the user's counter row is there (the create made it): one row
          * changed when the session was */

@@ -5,10 +5,18 @@
  * Timestamps are integers: microseconds since the epoch, UTC.
  * A session's visible status is derived: an OPEN session past expires_at
  * reads as EXPIRED even before the expiry sweep has written it.
+ * Reads, closes, aborts, uploads, the open-session limit and the overview
+ * judge expires_at at the caller's `now` (a %lld argument): every node of
+ * a SQLite store runs on its one machine, so that is the machine's clock,
+ * as julianday('now') is; the PostgreSQL text judges by its server's.
  */
 #include "us_sql.h"
 
 #include <stddef.h>
+
+/* Where a statement judges a session's expires_at: the caller's `now` (one
+ * machine, one clock). */
+#define JUDGED_NOW "%lld"
 
 #include "../us_sql_shared.h"
 
