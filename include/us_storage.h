@@ -22,6 +22,7 @@
 #include <apr_tables.h>
 
 #include "us_log.h"
+#include "us_sigv4.h"
 
 typedef struct us_storage us_storage;
 typedef struct us_storage_writer us_storage_writer;
@@ -70,6 +71,25 @@ apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p);
  * graceful restart recovers while the old children still write). Returns
  * how many it removed and logs that number (1201). */
 int us_storage_recover(us_storage *st, apr_pool_t *p);
+
+/* ---- direct uploads ---------------------------------------------------------- */
+
+/* Where a client uploads a session's files straight into the storage, with
+ * an S3 POST form signed by the caller (us_sigv4_post_policy): the POST URL
+ * (path-style: endpoint/bucket), the bucket, the key prefix of the
+ * session's uploads (an upload's blob is what follows it: the file name)
+ * and the credentials to sign with. The strings live in p or as long as st. */
+typedef struct {
+    const char *url;
+    const char *bucket;
+    const char *key_prefix;
+    us_sigv4_credentials cred;
+} us_storage_post_target;
+
+/* The direct-upload target of session_id; APR_ENOTIMPL when the backend
+ * takes no direct uploads (posix). Touches nothing. */
+apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       us_storage_post_target *out);
 
 /* ---- writing ----------------------------------------------------------------
  * A writer takes the bytes of one file in order, hashing them on the way.

@@ -64,6 +64,10 @@ struct us_storage_backend {
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
     apr_status_t (*session_list)(us_storage *st, apr_pool_t *p, const char *session_id,
                                  apr_array_header_t **blobs);
+
+    /* ---- direct uploads; NULL when the backend takes none */
+    apr_status_t (*post_target)(us_storage *st, apr_pool_t *p, const char *session_id,
+                                us_storage_post_target *out);
 };
 
 /* The backends of this build (src/storage/<name>/). */

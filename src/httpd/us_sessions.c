@@ -9,6 +9,8 @@
 #include "us_json_writer.h"
 #include "us_module.h"
 #include "us_policy.h"
+#include "us_sigv4.h"
+#include "us_storage.h"
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
@@ -227,7 +229,7 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
 
 /* 201 to POST .../upload_sessions: the session and its presigned POST. */
 static int send_created(request_rec *r, const us_srv_conf *c, const us_session *s,
-                        const char *base, const us_policy_fields *pf)
+                        const char *url, const us_policy_fields *pf)
 {
     us_json_writer w;
     us_json_write_init(&w, r->pool, 1536);
@@ -237,8 +239,7 @@ static int send_created(request_rec *r, const us_srv_conf *c, const us_session *
     write_ts(&w, "expires_at", s->expires_at);
     us_json_write_key(&w, "aws_prefixed_request_config");
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
-                                               "/upload_target/", s->id, NULL));
+    us_json_write_key_string(&w, "url", url);
     us_json_write_key(&w, "fields");
     us_json_write_object_open(&w);
     us_json_write_key_string(&w, "key", pf->key);
@@ -302,11 +303,18 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                                       "a new one.", c->max_open));
 
     us_policy_fields pf;
-    const char *base = us_public_base(r, c);
+    us_storage_post_target t;
+    if (c->s3_direct && us_storage_post_target_of(c->storage, r->pool, id, &t) == APR_SUCCESS) {
+        /* the bucket checks this policy itself: the bytes never pass here */
+        us_sigv4_post_policy(r->pool, &t.cred, t.bucket, t.key_prefix, s.expires_at,
+                             c->max_file_size, now, &pf);
+        return send_created(r, c, &s, t.url, &pf);
+    }
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
                    c->max_file_size, now, &pf);
-    return send_created(r, c, &s, base, &pf);
+    return send_created(r, c, &s, apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
+                                              "/upload_target/", id, NULL), &pf);
 }
 
 static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)

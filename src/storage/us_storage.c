@@ -196,3 +196,11 @@ apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *
 {
     return st->backend->session_list(st, p, session_id, blobs);
 }
+
+apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       us_storage_post_target *out)
+{
+    if (!st->backend->post_target)
+        return APR_ENOTIMPL;
+    return st->backend->post_target(st, p, session_id, out);
+}

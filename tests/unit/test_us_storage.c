@@ -92,6 +92,8 @@ static void test_configuration_errors(void **state)
     assert_non_null(strstr(err, "UploadSessionDataDir"));
     assert_int_equal(us_storage_configure(pool, "posix", "/d", "", &st, &err), APR_SUCCESS);
     assert_string_equal(us_storage_name(st), "posix");
+    us_storage_post_target t;
+    assert_int_equal(us_storage_post_target_of(st, pool, "sid", &t), APR_ENOTIMPL);
 }
 
 /* Where the files are: the layout README and the operators rely on. */

@@ -198,6 +198,15 @@ static void test_layout(void **state)
     assert_null(us_storage_reader_file(r)); /* no local file: read_at */
     assert_int_equal(us_storage_file_delete(st, pool, "fid1"), APR_SUCCESS);
     assert_int_equal(logged_n, 0);
+
+    /* direct uploads land beside the module's own: sessions/<session>/<name> */
+    us_storage_post_target t;
+    assert_int_equal(us_storage_post_target_of(st, pool, "sid", &t), APR_SUCCESS);
+    assert_string_equal(t.url, apr_pstrcat(pool, endpoint, "/" BUCKET, NULL));
+    assert_string_equal(t.bucket, BUCKET);
+    assert_string_equal(t.key_prefix, "lay/out/sessions/sid/");
+    assert_string_equal(t.cred.access_key, access_key);
+    assert_string_equal(t.cred.region, "us-east-1");
 }
 
 /* Above the part size: a multipart upload, invisible until commit; read

@@ -1009,6 +1009,17 @@ static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *s
     return APR_SUCCESS;
 }
 
+static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   us_storage_post_target *out)
+{
+    const s3_conf *c = conf_of(st);
+    out->url = apr_pstrcat(p, c->endpoint, "/", c->bucket, NULL);
+    out->bucket = c->bucket;
+    out->key_prefix = session_prefix(st, p, session_id);
+    out->cred = c->cred;
+    return APR_SUCCESS;
+}
+
 const us_storage_backend us_s3_storage = {
     .name = "s3",
     .configure = s3_configure,
@@ -1033,4 +1044,5 @@ const us_storage_backend us_s3_storage = {
     .file_delete = s3_file_delete,
     .session_clear = s3_session_clear,
     .session_list = s3_session_list,
+    .post_target = s3_post_target,
 };
