@@ -7,8 +7,10 @@ Debian's curl 7.88 needs). Runs alternate A B A B ... in the same run
 (REPS pairs); each object is deleted before the next run. The figure is the
 median time; ratio = PUT time / POST time (>= 0.9 is the issue's target).
 
-A radosgw of its own (memstore of SIZE*3 bytes: the object lives in the
-OSD's memory) is started and stopped here.
+A radosgw of its own is started and stopped here. Its memstore holds every
+object of the run (SIZE * 2 * REPS + 256 MiB): radosgw frees a deleted
+object's data only at its garbage collection, later, and a full memstore
+stalls the next upload.
 
     /usr/bin/python3 bench/b6_s3_direct_upload.py [SIZE_MIB] [REPS]
 
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import signal
 import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -54,7 +57,7 @@ def main():
     work = tempfile.mkdtemp(prefix="us-bench-s3-")
     src = os.path.join(work, "source.bin")
     make_source(src)
-    rgw = Radosgw(os.path.join(work, "rgw"), memstore_bytes=SIZE * 3 + (256 << 20))
+    rgw = Radosgw(os.path.join(work, "rgw"), memstore_bytes=SIZE * 2 * REPS + (256 << 20))
     rgw.start()
     os.environ["US_RGW_INFO"] = os.path.join(work, "rgw", "endpoint.json")
     srv = None
@@ -108,4 +111,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # timeout(1): unwind, so that `finally:` stops httpd and radosgw
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()
