@@ -196,4 +196,21 @@ int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_
 apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                      apr_array_header_t **blobs);
 
+/* One committed object of a session, as listed. etag identifies this
+ * content of the blob: replacing the blob changes it (s3: the ETag, quotes
+ * kept; posix: inode, size and mtime). */
+typedef struct {
+    const char *blob;
+    long long size;
+    const char *etag;
+} us_storage_object;
+
+/* The session's committed objects with size and etag, in no order
+ * (us_storage_object), listed as us_storage_session_list lists blobs, every
+ * page of the listing (s3: ListObjectsV2 continuation). Not a snapshot:
+ * objects written during the listing may be in it or not; the ingest worker
+ * records one listing as the truth (docs/design-s3-listing.md). */
+apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                        apr_array_header_t **objects);
+
 #endif

@@ -64,6 +64,8 @@ struct us_storage_backend {
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
     apr_status_t (*session_list)(us_storage *st, apr_pool_t *p, const char *session_id,
                                  apr_array_header_t **blobs);
+    apr_status_t (*session_objects)(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    apr_array_header_t **objects);
 
     /* ---- direct uploads; NULL when the backend takes none */
     apr_status_t (*post_target)(us_storage *st, apr_pool_t *p, const char *session_id,

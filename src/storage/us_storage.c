@@ -197,6 +197,12 @@ apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *
     return st->backend->session_list(st, p, session_id, blobs);
 }
 
+apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                        apr_array_header_t **objects)
+{
+    return st->backend->session_objects(st, p, session_id, objects);
+}
+
 apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
                                        us_storage_post_target *out)
 {

@@ -433,14 +433,15 @@ static const char *file_key(const us_storage *st, apr_pool_t *p, const char *fil
     return apr_pstrcat(p, conf_of(st)->prefix, "files/", file_id, NULL);
 }
 
-/* The keys under prefix (every page of ListObjectsV2), into keys. */
-static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *prefix,
-                              apr_array_header_t *keys)
+/* The objects under prefix (every page of ListObjectsV2), into objects
+ * (us_storage_object, blob = the whole key). */
+static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char *prefix,
+                                 apr_array_header_t *objects)
 {
     const char *token = NULL;
     do {
         long status;
-        char *body, *k;
+        char *body, *c;
         const char *q = apr_pstrcat(p, token ? "continuation-token=" : "",
                                     token ? us_sigv4_uri_encode(p, token, 0) : "",
                                     token ? "&" : "", "list-type=2&prefix=",
@@ -450,9 +451,24 @@ static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *p
             return rv;
         if (status != 200)
             return failed(st, 1211, "list", prefix, status, body);
-        const char *pos = body;
-        while ((k = xml_next(p, &pos, "Key")))
-            APR_ARRAY_PUSH(keys, const char *) = k;
+        const char *pos = body, *e;
+        /* each <Contents> block raw (undecoded): its fields are decoded once, by xml_next */
+        while ((c = strstr(pos, "<Contents>")) && (e = strstr(c, "</Contents>"))) {
+            c = apr_pstrndup(p, c, (apr_size_t)(e - c));
+            pos = e + sizeof "</Contents>" - 1;
+            const char *in = c;
+            char *key = xml_next(p, &in, "Key"), *size, *etag;
+            if (!key)
+                continue;
+            in = c;
+            size = xml_next(p, &in, "Size");
+            in = c;
+            etag = xml_next(p, &in, "ETag");
+            us_storage_object *o = apr_array_push(objects);
+            o->blob = key;
+            o->size = size ? apr_atoi64(size) : 0;
+            o->etag = etag;
+        }
         pos = body;
         const char *trunc = xml_next(p, &pos, "IsTruncated");
         pos = body;
@@ -460,6 +476,17 @@ static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *p
                                                     : NULL;
     } while (token);
     return APR_SUCCESS;
+}
+
+/* The keys under prefix, into keys (const char *). */
+static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *prefix,
+                              apr_array_header_t *keys)
+{
+    apr_array_header_t *objects = apr_array_make(p, 16, sizeof(us_storage_object));
+    apr_status_t rv = list_objects(st, p, prefix, objects);
+    for (int i = 0; i < objects->nelts; i++)
+        APR_ARRAY_PUSH(keys, const char *) = APR_ARRAY_IDX(objects, i, us_storage_object).blob;
+    return rv;
 }
 
 /* Deletes key; APR_ENOENT when it was not there (S3 answers a DELETE of
@@ -1009,6 +1036,26 @@ static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *s
     return APR_SUCCESS;
 }
 
+static apr_status_t s3_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       apr_array_header_t **objects)
+{
+    const char *prefix = session_prefix(st, p, session_id);
+    size_t n = strlen(prefix);
+    apr_array_header_t *all = apr_array_make(p, 16, sizeof(us_storage_object));
+    apr_status_t rv = list_objects(st, p, prefix, all);
+    *objects = apr_array_make(p, all->nelts ? all->nelts : 1, sizeof(us_storage_object));
+    if (rv != APR_SUCCESS)
+        return rv;
+    for (int i = 0; i < all->nelts; i++) {
+        us_storage_object o = APR_ARRAY_IDX(all, i, us_storage_object);
+        if (strncmp(o.blob, prefix, n) == 0 && o.blob[n] && !strchr(o.blob + n, '/')) {
+            o.blob += n;
+            APR_ARRAY_PUSH(*objects, us_storage_object) = o;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *session_id,
                                    us_storage_post_target *out)
 {
@@ -1044,5 +1091,6 @@ const us_storage_backend us_s3_storage = {
     .file_delete = s3_file_delete,
     .session_clear = s3_session_clear,
     .session_list = s3_session_list,
+    .session_objects = s3_session_objects,
     .post_target = s3_post_target,
 };
