@@ -254,6 +254,55 @@ static void test_multipart(void **state)
 
 /* A store that does not answer: check and every operation fail, none
  * hangs, the log names the request but never the keys or a signature. */
+static void put_small(us_storage *st, const char *session, const char *blob, const char *data)
+{
+    us_storage_writer *w;
+    assert_int_equal(us_storage_upload_create(st, pool, session, blob, &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, data, strlen(data)), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+}
+
+/* The session listing follows ListObjectsV2's continuation past one page
+ * (1000 keys), decodes a key's XML entities once, and leaves out keys
+ * deeper than the session prefix. */
+static void test_listing_pages(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "pg%ld", (long)getpid())));
+    apr_array_header_t *objs;
+    const int n = 1003;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    for (int i = 0; i < n; i++)
+        put_small(st, "sid", apr_psprintf(p, "f%04d", i), "x");
+    put_small(st, "sid", "a&amp;b <c>'d\"", "12345");
+    put_small(st, "sid", "deeper/one", "y");
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, n + 1);
+    int seen = 0, special = 0;
+    for (int i = 0; i < objs->nelts; i++) {
+        const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+        if (strcmp(o->blob, "a&amp;b <c>'d\"") == 0) {
+            special++;
+            assert_true(o->size == 5);
+        } else {
+            assert_true(o->blob[0] == 'f' && strlen(o->blob) == 5);
+            assert_true(o->size == 1);
+            seen++;
+        }
+        assert_true(o->etag && o->etag[0] == '"');
+    }
+    assert_int_equal(seen, n);
+    assert_int_equal(special, 1);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0);
+    assert_int_equal(logged_n, 0);
+    apr_pool_destroy(p);
+}
+
 static void test_unreachable(void **state)
 {
     int port;
@@ -310,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_configuration_errors),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_listing_pages),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
     };
