@@ -1,4 +1,4 @@
-"""Benchmark 6 (issue #13): one upload of SIZE bytes (default 1 GiB) straight
+"""Benchmark 8 (issue #13): one upload of SIZE bytes (default 1 GiB) straight
 into the bucket with the presigned POST a session answers
 (UploadSessionS3DirectUpload On; curl -F with every field, then the file)
 against a plain PUT of the same file to the same radosgw with curl's own
@@ -12,7 +12,8 @@ object of the run (SIZE * 2 * REPS + 256 MiB): radosgw frees a deleted
 object's data only at its garbage collection, later, and a full memstore
 stalls the next upload.
 
-    /usr/bin/python3 bench/b6_s3_direct_upload.py [SIZE_MIB] [REPS]
+    /usr/bin/python3 bench/b8_s3_direct_upload.py [SIZE_MIB] [REPS]
+    BENCH_ONLY=b8 bash bench/run.sh   (BENCH_QUICK=1: 64 MiB, one pair)
 
 Needs build/ (make), curl, Ceph (scripts/install-deps.sh). Not part of
 `make test`. Reports the load of the machine: other people's builds may
@@ -33,8 +34,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(BENCH_DIR), "tests"))
 from us_testkit.radosgw import Radosgw  # noqa: E402
 from us_testkit.server import UploadServer  # noqa: E402
 
-SIZE = int(sys.argv[1]) << 20 if len(sys.argv) > 1 else 1 << 30
-REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SIZE = int(sys.argv[1]) << 20 if len(sys.argv) > 1 else (64 << 20 if QUICK else 1 << 30)
+REPS = int(sys.argv[2]) if len(sys.argv) > 2 else (1 if QUICK else 3)
 UNSIGNED = "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 
 
