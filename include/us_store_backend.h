@@ -85,6 +85,8 @@ struct us_store_backend {
     us_db_rc (*ingest_apply)(us_db *db, apr_pool_t *p, const us_session *s,
                              const apr_array_header_t *results, apr_time_t now,
                              apr_array_header_t **deleted);
+    us_db_rc (*ingest_record_listing)(us_db *db, apr_pool_t *p, const us_session *s,
+                                      const apr_array_header_t *objects, int *recorded);
 
     /* ---- workspace files */
     us_db_rc (*workspace_file_ids_by_name)(us_db *db, apr_pool_t *p, const char *workspace,

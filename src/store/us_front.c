@@ -288,6 +288,12 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
     return db->backend->ingest_apply(db, p, s, results, now, deleted);
 }
 
+us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
+                                  const apr_array_header_t *objects, int *recorded)
+{
+    return db->backend->ingest_record_listing(db, p, s, objects, recorded);
+}
+
 /* ---- workspace files ------------------------------------------------------ */
 
 us_db_rc us_workspace_file_ids_by_name(us_db *db, apr_pool_t *p, const char *workspace,

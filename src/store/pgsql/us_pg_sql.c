@@ -175,6 +175,17 @@ static const char *const MIGRATION_5_TO_6[] = {
     NULL
 };
 
+/* Schema version 7 is another branch's (filter14); it is empty here. */
+static const char *const MIGRATION_6_TO_7[] = { NULL };
+
+/* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
+ * us_store.h) and the ETag its listing recorded per upload. */
+static const char *const MIGRATION_7_TO_8[] = {
+    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -184,6 +195,8 @@ const char *const *us_pg_sql_migration(int from)
     case 3: return MIGRATION_3_TO_4;
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
+    case 6: return MIGRATION_6_TO_7;
+    case 7: return MIGRATION_7_TO_8;
     default: return NULL;
     }
 }
@@ -192,7 +205,7 @@ const char *const *us_pg_sql_migration(int from)
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
     "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files"
+    "finished_files, failed_files, direct"
 
 #define WEBHOOK_COLS                                                              \
     "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
@@ -220,8 +233,10 @@ const char *const *us_pg_sql_migration(int from)
     " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
 /* The session row is locked by the close, so uploads counted before it are
- * final here. */
-#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+ * final here. A direct-upload session's files are known only once the
+ * ingest worker lists the bucket. */
+#define INGEST_AFTER_CLOSE \
+    "(CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done' ELSE 'queued' END)"
 
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 /* an aborted session is gone for every reader */
@@ -246,8 +261,8 @@ const char *const *us_pg_sql_migration(int from)
 static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSION_INSERT] = { "us_pg_session_insert",
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
-        " write_mode, parallel, status, created_at, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld)" },
+        " write_mode, parallel, status, created_at, expires_at, direct)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
     [US_PG_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
         /* creates the user's counter row or locks it: creates, closes and
          * sweeps of the user queue here */
@@ -405,7 +420,7 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
         "UPDATE us_sessions SET ingest_state = 'done'"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_PG_INGEST_PENDING] = { "us_pg_ingest_pending",
-        "SELECT name, blob, size, file_ingestion_id FROM us_uploads"
+        "SELECT name, blob, size, file_ingestion_id, etag FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
     [US_PG_CLAIM_HELD] = { "us_pg_claim_held",
@@ -423,6 +438,15 @@ static const us_pg_stmt_def STATEMENTS[US_PG__COUNT] = {
     [US_PG_SESSION_ADD_COUNTS] = { "us_pg_session_add_counts",
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
+    [US_PG_LISTING_MARK] = { "us_pg_listing_mark",
+        /* the guard makes exactly one listing the session's: a second
+         * caller waits for the first one's row lock, then finds direct = 2 */
+        "UPDATE us_sessions SET direct = 2 WHERE id = %s AND direct = 1 AND status <> 'ABORTED'" },
+    [US_PG_LISTED_INSERT] = { "us_pg_listed_insert",
+        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
+        " uploaded_at, file_ingestion_id, etag) VALUES (%s, %s, %s, %lld, '', %d, %lld, %s, %s)" },
+    [US_PG_LISTED_COUNT] = { "us_pg_listed_count",
+        "UPDATE us_sessions SET uploaded_files = %lld WHERE id = %s" },
     [US_PG_WORKSPACE_FILE_INSERT] = { "us_pg_workspace_file_insert",
         "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
         " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },

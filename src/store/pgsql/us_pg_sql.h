@@ -8,7 +8,7 @@
 #define US_PG_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 6
+#define US_PG_SCHEMA_VERSION 8
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -72,6 +72,9 @@ typedef enum {
     US_PG_NAME_LOCK,
     US_PG_UPLOAD_SET_STATE,
     US_PG_SESSION_ADD_COUNTS,
+    US_PG_LISTING_MARK,             /* direct uploads: one listing recorded */
+    US_PG_LISTED_INSERT,
+    US_PG_LISTED_COUNT,
     US_PG_WORKSPACE_FILE_INSERT,
     US_PG_WORKSPACE_FILE_IDS_BY_NAME,
     US_PG_WORKSPACE_FILE_DELETE,

@@ -293,6 +293,7 @@ static void row_to_session(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row
     s->uploaded_files = entry_ll(db, row, 10);
     s->finished_files = entry_ll(db, row, 11);
     s->failed_files = entry_ll(db, row, 12);
+    s->direct = (int)entry_ll(db, row, 13);
 }
 
 static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_pg_stmt_id id, const void **args,
@@ -525,11 +526,11 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const insert_args *a = arg;
     const us_session *s = a->s;
     apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
-    int parallel = s->parallel, max_open = a->max_open, nrows = 0;
+    int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
     const void *lock_args[] = { s->user_id };
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
-                           s->write_mode, &parallel, &created, &expires };
+                           s->write_mode, &parallel, &created, &expires, &direct };
     us_db_rc rc = pg_exec(db, p, US_PG_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_PG_USER_OPEN_TAKE, take_args, &nrows);
@@ -978,6 +979,7 @@ static us_db_rc pg_ingest_pending(us_db *base, apr_pool_t *p, const char *sessio
         u->blob = entry_str(db, p, row, 1);
         u->size = entry_ll(db, row, 2);
         u->file_ingestion_id = entry_str(db, p, row, 3);
+        u->etag = entry_null(db, p, row, 4);
     }
     return US_DB_OK;
 }
@@ -1127,6 +1129,60 @@ static us_db_rc apply_body(us_pg_db *db, apr_pool_t *p, void *arg)
         const void *args[] = { &finished, &failed, s->id };
         rc = pg_exec(db, p, US_PG_SESSION_ADD_COUNTS, args, &nrows);
     }
+    return rc;
+}
+
+typedef struct {
+    const us_session *s;
+    const apr_array_header_t *objects;
+    int recorded;
+} listing_args;
+
+static us_db_rc listing_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    listing_args *a = arg;
+    const us_session *s = a->s;
+    int nrows = 0;
+    us_db_rc rc;
+    a->recorded = 0;
+    if (s->ingest_owner) {
+        int held = 0;
+        long long one = 0;
+        const void *args[] = { s->id, s->ingest_owner };
+        if ((rc = select_ll(db, p, US_PG_CLAIM_HELD, args, &one, &held)) != US_DB_OK)
+            return rc;
+        if (!held) {
+            db->err = apr_psprintf(db->pool, "session %s: %s no longer holds the claim", s->id,
+                                   s->ingest_owner);
+            return US_DB_CONFLICT;
+        }
+    }
+    const void *mark_args[] = { s->id };
+    if ((rc = pg_exec(db, p, US_PG_LISTING_MARK, mark_args, &nrows)) != US_DB_OK || nrows == 0)
+        return rc;
+    apr_int64_t raw = 0;
+    for (int i = 0; i < a->objects->nelts; i++) {
+        const us_listed_object *o = &APR_ARRAY_IDX(a->objects, i, us_listed_object);
+        apr_int64_t size = o->size, at = o->uploaded_at;
+        int is_meta = o->is_meta;
+        const void *args[] = { s->id, o->name, o->name, &size, &is_meta, &at,
+                               o->file_ingestion_id, o->etag };
+        if ((rc = pg_exec(db, p, US_PG_LISTED_INSERT, args, &nrows)) != US_DB_OK)
+            return rc;
+        raw += !o->is_meta;
+    }
+    const void *count_args[] = { &raw, s->id };
+    if ((rc = pg_exec(db, p, US_PG_LISTED_COUNT, count_args, &nrows)) == US_DB_OK)
+        a->recorded = 1;
+    return rc;
+}
+
+static us_db_rc pg_ingest_record_listing(us_db *base, apr_pool_t *p, const us_session *s,
+                                         const apr_array_header_t *objects, int *recorded)
+{
+    listing_args a = { s, objects, 0 };
+    us_db_rc rc = pg_txn(pg_of(base), p, listing_body, &a);
+    *recorded = rc == US_DB_OK ? a.recorded : 0;
     return rc;
 }
 
@@ -1625,6 +1681,7 @@ const us_store_backend us_pgsql_backend = {
     .ingest_done = pg_ingest_done,
     .ingest_pending = pg_ingest_pending,
     .ingest_apply = pg_ingest_apply,
+    .ingest_record_listing = pg_ingest_record_listing,
     .workspace_file_ids_by_name = pg_workspace_file_ids_by_name,
     .workspace_file_get = pg_workspace_file_get,
     .workspace_file_list = pg_workspace_file_list,

@@ -226,6 +226,17 @@ static const char *const MIGRATION_7_TO_8[] = {
     NULL
 };
 
+/* Schema version 9 is another branch's (filter14); it is empty here. */
+static const char *const MIGRATION_8_TO_9[] = { NULL };
+
+/* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
+ * us_store.h) and the ETag its listing recorded per upload. */
+static const char *const MIGRATION_9_TO_10[] = {
+    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -247,6 +258,8 @@ const char *const *us_sql_migration(int from)
     case 5: return MIGRATION_5_TO_6;
     case 6: return MIGRATION_6_TO_7;
     case 7: return MIGRATION_7_TO_8;
+    case 8: return MIGRATION_8_TO_9;
+    case 9: return MIGRATION_9_TO_10;
     default: return NULL;
     }
 }
@@ -255,7 +268,7 @@ const char *const *us_sql_migration(int from)
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
     "CASE WHEN status = 'OPEN' AND expires_at <= %lld THEN 'EXPIRED' "        \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files"
+    "finished_files, failed_files, direct"
 
 /* A session may be ingested now when it is queued (or its claim went stale)
  * and, unless it is parallel, no other non-parallel session of its
@@ -283,8 +296,10 @@ const char *const *us_sql_migration(int from)
 
 /* Uploads and the close are serialised by the write lock, so the count is
  * final here. Sidecars alone (uploaded_files counts raw files) give no
- * file either. */
-#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+ * file either. A direct-upload session's files are known only once the
+ * ingest worker lists the bucket. */
+#define INGEST_AFTER_CLOSE \
+    "(CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done' ELSE 'queued' END)"
 
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 
@@ -319,8 +334,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * counter less those past expires_at the sweep has not reached yet
          * (a range of us_sessions_expiry: the few recently expired). */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
-        " write_mode, parallel, status, created_at, expires_at)"
-        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld"
+        " write_mode, parallel, status, created_at, expires_at, direct)"
+        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d"
         " WHERE coalesce((SELECT n FROM us_user_open WHERE user_id = %s), 0)"
         " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
@@ -452,7 +467,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET ingest_state = 'done'"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
-        "SELECT name, blob, size, file_ingestion_id, is_meta FROM us_uploads"
+        "SELECT name, blob, size, file_ingestion_id, is_meta, etag FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
     [US_STMT_INGEST_HELD] = { "us_ingest_held",
@@ -465,6 +480,14 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_SESSION_ADD_COUNTS] = { "us_session_add_counts",
         "UPDATE us_sessions SET finished_files = finished_files + %lld,"
         " failed_files = failed_files + %lld WHERE id = %s" },
+    [US_STMT_LISTING_MARK] = { "us_listing_mark",
+        /* the guard makes exactly one listing the session's */
+        "UPDATE us_sessions SET direct = 2 WHERE id = %s AND direct = 1 AND status <> 'ABORTED'" },
+    [US_STMT_LISTED_INSERT] = { "us_listed_insert",
+        "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
+        " uploaded_at, file_ingestion_id, etag) VALUES (%s, %s, %s, %lld, '', %d, %lld, %s, %s)" },
+    [US_STMT_LISTED_COUNT] = { "us_listed_count",
+        "UPDATE us_sessions SET uploaded_files = %lld WHERE id = %s" },
     [US_STMT_WORKSPACE_FILE_INSERT] = { "us_workspace_file_insert",
         "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"
         " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)" },

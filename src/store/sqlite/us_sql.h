@@ -7,7 +7,7 @@
 #define US_SQL_H
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 8
+#define US_SCHEMA_VERSION 10
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(void);
@@ -76,6 +76,9 @@ typedef enum {
     US_STMT_INGEST_HELD,
     US_STMT_UPLOAD_SET_STATE,
     US_STMT_SESSION_ADD_COUNTS,
+    US_STMT_LISTING_MARK,           /* direct uploads: one listing recorded */
+    US_STMT_LISTED_INSERT,
+    US_STMT_LISTED_COUNT,
     US_STMT_WORKSPACE_FILE_INSERT,
     US_STMT_WORKSPACE_FILE_IDS_BY_NAME,
     US_STMT_WORKSPACE_FILE_DELETE,

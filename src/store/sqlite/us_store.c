@@ -47,6 +47,7 @@ static void row_to_session(const apr_dbd_driver_t *drv, apr_pool_t *p,
     s->uploaded_files = entry_ll(drv, row, 10);
     s->finished_files = entry_ll(drv, row, 11);
     s->failed_files = entry_ll(drv, row, 12);
+    s->direct = (int)entry_ll(drv, row, 13);
     s->ingest_owner = NULL;
 }
 
@@ -140,10 +141,10 @@ static us_db_rc session_insert_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_
                            int max_open, apr_time_t now)
 {
     apr_int64_t created = s->created_at, expires = s->expires_at, t = now;
-    int parallel = s->parallel, nrows = 0;
+    int parallel = s->parallel, direct = s->direct, nrows = 0;
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
                            s->family_name, s->write_mode, &parallel, &created,
-                           &expires, s->user_id, s->user_id, &t, &max_open };
+                           &expires, &direct, s->user_id, s->user_id, &t, &max_open };
     int rc = apr_dbd_pbquery(db->drv, p, db->h, &nrows,
                              db->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
@@ -448,6 +449,8 @@ static void push_pending(const apr_dbd_driver_t *drv, apr_pool_t *p, apr_dbd_row
     u->blob = entry_str(drv, p, row, 1);
     u->size = entry_ll(drv, row, 2);
     u->file_ingestion_id = entry_str(drv, p, row, 3);
+    const char *etag = apr_dbd_get_entry(drv, row, 5);
+    u->etag = etag ? apr_pstrdup(p, etag) : NULL;
 }
 
 static us_db_rc sq_ingest_pending(us_db *base, apr_pool_t *p, const char *session_id, int limit,
@@ -592,6 +595,40 @@ static us_db_rc ingest_apply_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_se
         const void *args[] = { &finished, &failed, s->id };
         rc = exec_stmt(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
     }
+    return rc;
+}
+
+/* The body of us_ingest_record_listing, inside the write transaction. */
+static us_db_rc record_listing_in_txn(us_sqlite_db *db, apr_pool_t *p, const us_session *s,
+                                      const apr_array_header_t *objects, int *recorded)
+{
+    int nrows = 0, held = 0;
+    us_db_rc rc;
+    *recorded = 0;
+    if (s->ingest_owner) {
+        const void *args[] = { s->id, s->ingest_owner };
+        if ((rc = select_each(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, &held)) != US_DB_OK)
+            return rc;
+        if (!held)
+            return US_DB_CONFLICT;
+    }
+    const void *mark_args[] = { s->id };
+    if ((rc = exec_stmt(db, p, US_STMT_LISTING_MARK, mark_args, &nrows)) != US_DB_OK || nrows == 0)
+        return rc;
+    apr_int64_t raw = 0;
+    for (int i = 0; i < objects->nelts; i++) {
+        const us_listed_object *o = &APR_ARRAY_IDX(objects, i, us_listed_object);
+        apr_int64_t size = o->size, at = o->uploaded_at;
+        int is_meta = o->is_meta;
+        const void *args[] = { s->id, o->name, o->name, &size, &is_meta, &at,
+                               o->file_ingestion_id, o->etag };
+        if ((rc = exec_stmt(db, p, US_STMT_LISTED_INSERT, args, &nrows)) != US_DB_OK)
+            return rc;
+        raw += !o->is_meta;
+    }
+    const void *count_args[] = { &raw, s->id };
+    if ((rc = exec_stmt(db, p, US_STMT_LISTED_COUNT, count_args, &nrows)) == US_DB_OK)
+        *recorded = 1;
     return rc;
 }
 
@@ -930,6 +967,28 @@ static us_db_rc sq_ingest_apply(us_db *base, apr_pool_t *p, const us_session *s,
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
     *deleted = a.deleted;
+    return rc;
+}
+
+typedef struct {
+    const us_session *s;
+    const apr_array_header_t *objects;
+    int recorded;
+} listing_args;
+
+static us_db_rc listing_body(us_sqlite_db *db, apr_pool_t *p, void *arg)
+{
+    listing_args *a = arg;
+    return record_listing_in_txn(db, p, a->s, a->objects, &a->recorded);
+}
+
+static us_db_rc sq_ingest_record_listing(us_db *base, apr_pool_t *p, const us_session *s,
+                                         const apr_array_header_t *objects, int *recorded)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    listing_args a = { s, objects, 0 };
+    us_db_rc rc = us_write(db, p, listing_body, &a);
+    *recorded = rc == US_DB_OK ? a.recorded : 0;
     return rc;
 }
 
@@ -1331,6 +1390,7 @@ const us_store_backend us_sqlite_backend = {
     .ingest_done = sq_ingest_done,
     .ingest_pending = sq_ingest_pending,
     .ingest_apply = sq_ingest_apply,
+    .ingest_record_listing = sq_ingest_record_listing,
     .workspace_file_ids_by_name = sq_workspace_file_ids_by_name,
     .workspace_file_get = sq_workspace_file_get,
     .workspace_file_list = sq_workspace_file_list,
