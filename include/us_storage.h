@@ -162,9 +162,14 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
  * file published already and returns APR_SUCCESS with *moved 0 (*moved is
  * 1 when this call moved it). APR_ENOENT: neither exists. Atomic: a crash
  * leaves either the upload or the workspace file, never both or neither
- * visible as complete. Durable only after us_storage_publish_sync. */
+ * visible as complete. Durable only after us_storage_publish_sync.
+ * etag (may be NULL): only the blob with this etag (as listed) is
+ * published; a blob replaced since is not (s3: the copy carries
+ * x-amz-copy-source-if-match; answered 412, the published file counts as
+ * above, else APR_ENOENT). posix takes no direct uploads and ignores it. */
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                                const char *blob, const char *file_id, int *moved);
+                                const char *blob, const char *file_id, const char *etag,
+                                int *moved);
 
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call

@@ -54,7 +54,8 @@ struct us_storage_backend {
     apr_status_t (*upload_read)(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, apr_size_t max, char **data, apr_size_t *len);
     apr_status_t (*publish)(us_storage *st, apr_pool_t *p, const char *session_id,
-                            const char *blob, const char *file_id, int *moved);
+                            const char *blob, const char *file_id, const char *etag,
+                            int *moved);
     apr_status_t (*publish_sync)(us_storage *st, apr_pool_t *p);
 
     /* ---- removing */

@@ -184,7 +184,7 @@ static void test_layout(void **state)
     assert_int_equal(us_storage_finish(w), APR_SUCCESS);
     assert_int_equal(us_storage_commit(w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/sessions/sid/blob1");
-    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_file_create(st, pool, "fid2", &w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/files/fid2");
@@ -353,6 +353,53 @@ static void test_wrong_credentials(void **state)
     assert_int_equal(us_storage_check(st, pool), APR_EACCES);
 }
 
+/* The etag of the one object of session sid. */
+static const char *only_etag(us_storage *st, apr_pool_t *p)
+{
+    apr_array_header_t *objs;
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 1);
+    return APR_ARRAY_IDX(objs, 0, us_storage_object).etag;
+}
+
+/* A copy pinned to a listed etag: a blob replaced since is not published
+ * (APR_ENOENT, the newer source stays); the current etag publishes, and a
+ * replay of that (source gone or changed) finds the file published. */
+static void test_publish_pinned(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "pin%ld", (long)getpid())));
+    us_storage_reader *r;
+    int moved = -1;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    put_small(st, "sid", "a.txt", "old");
+    const char *old = only_etag(st, p);
+    put_small(st, "sid", "a.txt", "newer");
+    const char *cur = only_etag(st, p);
+    assert_string_not_equal(old, cur);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", old, &moved), APR_ENOENT);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_ENOENT);
+    assert_string_equal(only_etag(st, p), cur);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 5);
+    /* a replay: the source is gone (404) or another one came (412) */
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 0);
+    put_small(st, "sid", "a.txt", "late");
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 5);
+    assert_int_equal(us_storage_file_delete(st, p, "fpin"), APR_SUCCESS);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_listing_pages),
+        cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
     };

@@ -953,20 +953,27 @@ static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *se
 }
 
 static apr_status_t s3_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                               const char *blob, const char *file_id, int *moved)
+                               const char *blob, const char *file_id, const char *etag,
+                               int *moved)
 {
     const s3_conf *c = conf_of(st);
     const char *src = upload_key(st, p, session_id, blob), *dst = file_key(st, p, file_id);
+    /* pinned to the listed version: an object replaced after the listing
+     * is a late one, never published under this file's id. Ceph's radosgw
+     * reads the condition as x-amz-copy-if-match, AWS as
+     * x-amz-copy-source-if-match: both are sent, each ignores the other. */
     const char *extra[] = { "x-amz-copy-source",
                             apr_pstrcat(p, "/", c->bucket, "/", us_sigv4_uri_encode(p, src, 1), NULL),
-                            NULL };
+                            etag ? "x-amz-copy-source-if-match" : NULL, etag,
+                            "x-amz-copy-if-match", etag, NULL };
     long status;
     char *body;
     *moved = 0;
     apr_status_t rv = s3_call(st, p, "PUT", dst, NULL, extra, NULL, 0, &status, &body, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    if (status == 404) { /* the source is gone: moved by an earlier run of this batch? */
+    /* the source is gone, or (412) replaced: moved by an earlier run of this batch? */
+    if (status == 404 || status == 412) {
         rv = s3_call(st, p, "HEAD", dst, NULL, NULL, NULL, 0, &status, NULL, NULL);
         if (rv != APR_SUCCESS)
             return rv;
