@@ -153,7 +153,7 @@ endif
 # test_cors_browser.py drives a real headless Chromium over the DevTools protocol
 integration: all
 	@EXTRA_PKGS="chromium python3-websocket" sh scripts/install-deps.sh
-	$(PYTHON) -m pytest -q tests/integration --ignore=tests/integration/test_storage_s3.py --ignore=tests/integration/test_s3_direct.py $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q tests/integration --ignore=tests/integration/test_storage_s3.py --ignore=tests/integration/test_s3_direct.py --ignore=tests/integration/test_s3_listing.py $(PYTEST_ARGS)
 
 # one private radosgw for the unit and integration tests that need S3
 # the upload, ingest and files tests with the files in a private radosgw
@@ -161,7 +161,7 @@ integration: all
 # the tests of the s3 storage itself
 S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
             tests/integration/test_files.py tests/integration/test_storage_s3.py \
-            tests/integration/test_s3_direct.py
+            tests/integration/test_s3_direct.py tests/integration/test_s3_listing.py
 integration-s3: all
 	US_IT_STORAGE=s3 $(PYTHON) -m pytest -q $(S3_TESTS) $(PYTEST_ARGS)
 
