@@ -10,7 +10,7 @@ typedef struct apr_pool_t apr_pool_t;
 /* Writes a new UUID4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") and NUL into out. */
 void us_uuid4(char out[37]);
 
-/* The same UUID for the same (scope, name), from their SHA-256 (with the
+/* The same UUID for the same (scope, name; scope holds no '/'), from their SHA-256 (with the
  * version-4 bits, as ids the API answers have): a direct upload's
  * file_ingestion_id before and after its listing is recorded. */
 void us_uuid_of_name(apr_pool_t *p, const char *scope, const char *name, char out[37]);

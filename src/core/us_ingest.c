@@ -261,20 +261,22 @@ void us_ingest_listing_page(apr_pool_t *p, const apr_array_header_t *objects, co
                             const us_page *pg, apr_array_header_t **rows, long long *total,
                             int *has_more)
 {
-    const us_listed_object **raw = apr_palloc(p, sizeof(*raw) * (apr_size_t)(objects->nelts + 1));
+    /* the positions of the raw files in objects */
+    int *raw = apr_palloc(p, sizeof(int) * (apr_size_t)(objects->nelts + 1));
     long long n = 0, from = 0, to;
     for (int i = 0; i < objects->nelts; i++) {
         const us_listed_object *o = &APR_ARRAY_IDX(objects, i, us_listed_object);
         if (!o->is_meta && (!status || strcmp(status, "PENDING") == 0))
-            raw[n++] = o;
+            raw[n++] = i;
     }
+#define RAW(i) (&APR_ARRAY_IDX(objects, raw[i], us_listed_object))
     *total = n;
     *has_more = 0;
     *rows = apr_array_make(p, 8, sizeof(us_session_file_row));
     if (pg->cursor) {
         long long at = -1;
         for (long long i = 0; i < n && at < 0; i++)
-            if (strcmp(raw[i]->file_ingestion_id, pg->cursor) == 0)
+            if (strcmp(RAW(i)->file_ingestion_id, pg->cursor) == 0)
                 at = i;
         if (at < 0)
             return;
@@ -296,11 +298,12 @@ void us_ingest_listing_page(apr_pool_t *p, const apr_array_header_t *objects, co
     }
     for (long long i = from; i < to; i++) {
         us_session_file_row *f = apr_array_push(*rows);
-        f->file_ingestion_id = raw[i]->file_ingestion_id;
-        f->name = raw[i]->name;
+        f->file_ingestion_id = RAW(i)->file_ingestion_id;
+        f->name = RAW(i)->name;
         f->status = "PENDING";
         f->reason = NULL;
     }
+#undef RAW
 }
 
 /* A direct-upload session: its one listing becomes its upload rows, unless

@@ -10,6 +10,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,11 +41,9 @@ void us_uuid4(char out[37])
 void us_uuid_of_name(apr_pool_t *p, const char *scope, const char *name, char out[37])
 {
     unsigned char h[US_SHA256_LEN];
-    size_t sl = strlen(scope), nl = strlen(name);
-    char *buf = apr_palloc(p, sl + 1 + nl);
-    memcpy(buf, scope, sl + 1); /* the NUL separates them */
-    memcpy(buf + sl + 1, name, nl);
-    us_sha256(buf, sl + 1 + nl, h);
+    /* scope is an id without '/': "scope/name" names one pair */
+    const char *both = apr_pstrcat(p, scope, "/", name, NULL);
+    us_sha256(both, strlen(both), h);
     /* version 4 bits, as every other id the API answers: clients check them */
     h[6] = (unsigned char)((h[6] & 0x0f) | 0x40);
     h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
