@@ -40,7 +40,24 @@ typedef struct {
     const char *host;            /* owner ids: host/pid/worker */
     const us_logger *log;        /* may be NULL */
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
+    long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
 } us_ingest_config;
+
+/* A direct-upload session's objects as its uploads would be recorded
+ * (us_listed_object, by name; ids from us_uuid_of_name, uploaded_at =
+ * now): raw files past max_files (> 0) in name order are left out and
+ * counted in *dropped (may be NULL). The storage's status on failure. */
+apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
+                               long long max_files, apr_time_t now,
+                               apr_array_header_t **objects, long long *dropped);
+
+/* One page of such a listing as GET .../files shows it before the listing
+ * is recorded: its raw files (us_session_file_row, PENDING), by name;
+ * status as us_session_files_list takes it, pg, *total and *has_more as
+ * us_session_files_list gives them. */
+void us_ingest_listing_page(apr_pool_t *p, const apr_array_header_t *objects, const char *status,
+                            const us_page *pg, apr_array_header_t **rows, long long *total,
+                            int *has_more);
 
 typedef struct us_ingester us_ingester;
 

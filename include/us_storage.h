@@ -22,6 +22,7 @@
 #include <apr_tables.h>
 
 #include "us_log.h"
+#include "us_sigv4.h"
 
 typedef struct us_storage us_storage;
 typedef struct us_storage_writer us_storage_writer;
@@ -70,6 +71,25 @@ apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p);
  * graceful restart recovers while the old children still write). Returns
  * how many it removed and logs that number (1201). */
 int us_storage_recover(us_storage *st, apr_pool_t *p);
+
+/* ---- direct uploads ---------------------------------------------------------- */
+
+/* Where a client uploads a session's files straight into the storage, with
+ * an S3 POST form signed by the caller (us_sigv4_post_policy): the POST URL
+ * (path-style: endpoint/bucket), the bucket, the key prefix of the
+ * session's uploads (an upload's blob is what follows it: the file name)
+ * and the credentials to sign with. The strings live in p or as long as st. */
+typedef struct {
+    const char *url;
+    const char *bucket;
+    const char *key_prefix;
+    us_sigv4_credentials cred;
+} us_storage_post_target;
+
+/* The direct-upload target of session_id; APR_ENOTIMPL when the backend
+ * takes no direct uploads (posix). Touches nothing. */
+apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       us_storage_post_target *out);
 
 /* ---- writing ----------------------------------------------------------------
  * A writer takes the bytes of one file in order, hashing them on the way.
@@ -142,9 +162,14 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
  * file published already and returns APR_SUCCESS with *moved 0 (*moved is
  * 1 when this call moved it). APR_ENOENT: neither exists. Atomic: a crash
  * leaves either the upload or the workspace file, never both or neither
- * visible as complete. Durable only after us_storage_publish_sync. */
+ * visible as complete. Durable only after us_storage_publish_sync.
+ * etag (may be NULL): only the blob with this etag (as listed) is
+ * published; a blob replaced since is not (s3: the copy carries
+ * x-amz-copy-source-if-match; answered 412, the published file counts as
+ * above, else APR_ENOENT). posix takes no direct uploads and ignores it. */
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                                const char *blob, const char *file_id, int *moved);
+                                const char *blob, const char *file_id, const char *etag,
+                                int *moved);
 
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call
@@ -175,5 +200,22 @@ int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_
  * be listed). A session never written to has none. */
 apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                      apr_array_header_t **blobs);
+
+/* One committed object of a session, as listed. etag identifies this
+ * content of the blob: replacing the blob changes it (s3: the ETag, quotes
+ * kept; posix: inode, size and mtime). */
+typedef struct {
+    const char *blob;
+    long long size;
+    const char *etag;
+} us_storage_object;
+
+/* The session's committed objects with size and etag, in no order
+ * (us_storage_object), listed as us_storage_session_list lists blobs, every
+ * page of the listing (s3: ListObjectsV2 continuation). Not a snapshot:
+ * objects written during the listing may be in it or not; the ingest worker
+ * records one listing as the truth (docs/design-s3-listing.md). */
+apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                        apr_array_header_t **objects);
 
 #endif

@@ -54,7 +54,8 @@ struct us_storage_backend {
     apr_status_t (*upload_read)(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, apr_size_t max, char **data, apr_size_t *len);
     apr_status_t (*publish)(us_storage *st, apr_pool_t *p, const char *session_id,
-                            const char *blob, const char *file_id, int *moved);
+                            const char *blob, const char *file_id, const char *etag,
+                            int *moved);
     apr_status_t (*publish_sync)(us_storage *st, apr_pool_t *p);
 
     /* ---- removing */
@@ -64,6 +65,12 @@ struct us_storage_backend {
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
     apr_status_t (*session_list)(us_storage *st, apr_pool_t *p, const char *session_id,
                                  apr_array_header_t **blobs);
+    apr_status_t (*session_objects)(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    apr_array_header_t **objects);
+
+    /* ---- direct uploads; NULL when the backend takes none */
+    apr_status_t (*post_target)(us_storage *st, apr_pool_t *p, const char *session_id,
+                                us_storage_post_target *out);
 };
 
 /* The backends of this build (src/storage/<name>/). */

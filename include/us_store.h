@@ -46,7 +46,13 @@ typedef struct {
     long long finished_files;
     long long failed_files;
     const char *ingest_owner; /* set by us_ingest_claim (the claimer), else NULL */
+    int direct;               /* US_DIRECT_*: how the session's uploads arrive */
 } us_session;
+
+/* us_session.direct: uploads through the module's upload target (rows per
+ * upload); straight into the bucket, not listed yet (the bucket is the
+ * truth); straight into the bucket, one listing recorded as its rows. */
+enum { US_DIRECT_NO = 0, US_DIRECT_UNLISTED = 1, US_DIRECT_LISTED = 2 };
 
 /* ---- configuration and connections ---------------------------------------- */
 
@@ -323,6 +329,7 @@ typedef struct {
     const char *blob;
     const char *file_ingestion_id;
     long long size;
+    const char *etag; /* a listed object's ETag, else NULL */
 } us_pending;
 
 /* Up to limit raw uploads still PENDING, by name. */
@@ -369,6 +376,29 @@ typedef struct {
 us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
                          const apr_array_header_t *results, apr_time_t now,
                          apr_array_header_t **deleted);
+
+/* One object of a direct-upload session's listing, to be recorded as its
+ * upload row (name = blob: the client chose the key). */
+typedef struct {
+    const char *name;
+    const char *etag;              /* as listed; pins the copy at publishing */
+    const char *file_ingestion_id;
+    long long size;
+    int is_meta;                   /* name ends in .meta.json */
+    apr_time_t uploaded_at;
+} us_listed_object;
+
+/* Records ONE listing of a direct-upload session as its upload rows
+ * (us_listed_object, each PENDING) and uploaded_files = its raw objects,
+ * and marks the session US_DIRECT_LISTED, all in one transaction.
+ * *recorded = 1 when this call recorded it; 0 when the session is not
+ * US_DIRECT_UNLISTED any more (a listing was recorded before: the caller
+ * reads the rows; or aborted) and nothing changes. Fencing as
+ * us_ingest_apply: when s->ingest_owner is set and no longer holds the
+ * claim, US_DB_CONFLICT and nothing changes. Atomic against itself: of
+ * concurrent calls for one session at most one records. */
+us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
+                                  const apr_array_header_t *objects, int *recorded);
 
 /* ---- workspace files ----------------------------------------------------------- */
 

@@ -85,6 +85,9 @@ typedef enum {
     US_STMT_NAME_LOCK,              /* pgsql */
     US_STMT_UPLOAD_SET_STATE,
     US_STMT_SESSION_ADD_COUNTS,
+    US_STMT_LISTING_MARK,           /* direct uploads: one listing recorded */
+    US_STMT_LISTED_INSERT,
+    US_STMT_LISTED_COUNT,
     US_STMT_WORKSPACE_FILE_INSERT,
     US_STMT_WORKSPACE_FILE_IDS_BY_NAME,
     US_STMT_WORKSPACE_FILE_DELETE,

@@ -5,8 +5,15 @@
 
 #include <stddef.h>
 
+typedef struct apr_pool_t apr_pool_t;
+
 /* Writes a new UUID4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") and NUL into out. */
 void us_uuid4(char out[37]);
+
+/* The same UUID for the same (scope, name; scope holds no '/'), from their SHA-256 (with the
+ * version-4 bits, as ids the API answers have): a direct upload's
+ * file_ingestion_id before and after its listing is recorded. */
+void us_uuid_of_name(apr_pool_t *p, const char *scope, const char *name, char out[37]);
 
 /* Parse like pydantic-core (Rust uuid crate): hyphenated, 32-hex simple,
  * {braced}, urn:uuid:. On success writes the canonical lower-case hyphenated

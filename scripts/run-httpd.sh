@@ -6,7 +6,8 @@
 # STORAGE=s3: the files are objects in bucket "uploads" of a private radosgw
 # under ./run/rgw (scripts/radosgw-local.sh: started here unless it answers
 # already, stopped with the server; its objects live in its memory, so a stop
-# loses them); otherwise files under the data directory.
+# loses them); otherwise files under the data directory. S3_DIRECT=On with
+# it: sessions answer a presigned POST into the bucket itself.
 set -eu
 
 mode=${1:-foreground}
@@ -114,7 +115,8 @@ if [ "$storage" = s3 ]; then
     (umask 077 && /usr/bin/python3 -c 'import json,sys; i=json.load(open(sys.argv[1]))
 print("[default]\naws_access_key_id = %s\naws_secret_access_key = %s" % (i["access_key"], i["secret_key"]))' "$info" > "$run/s3-credentials")
     storage_lines="UploadSessionStorage s3 $endpoint uploads
-UploadSessionS3CredentialsFile \"$run/s3-credentials\""
+UploadSessionS3CredentialsFile \"$run/s3-credentials\"
+UploadSessionS3DirectUpload ${S3_DIRECT:-Off}"
 elif [ "$storage" != posix ]; then
     echo "STORAGE must be posix or s3, not '$storage'" >&2
     exit 2

@@ -3,8 +3,10 @@
 #include "us_filename.h"
 #include "us_json.h"
 #include "us_utf8.h"
+#include "us_uuid.h"
 
 #include <apr_atomic.h>
+#include <apr_tables.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
@@ -72,7 +74,8 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
                      const us_pending *u, int *moved)
 {
     int m = 0;
-    apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id, &m);
+    apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id,
+                                         u->etag, &m);
     if (m)
         *moved = 1;
     if (us_storage_unavailable(rv)) {
@@ -228,6 +231,141 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     return pending->nelts;
 }
 
+static int by_blob(const void *a, const void *b)
+{
+    return strcmp(((const us_storage_object *)a)->blob, ((const us_storage_object *)b)->blob);
+}
+
+static int is_meta_name(const char *name)
+{
+    size_t n = strlen(name), m = sizeof(US_META_SUFFIX) - 1;
+    return n > m && strcmp(name + n - m, US_META_SUFFIX) == 0;
+}
+
+apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
+                               long long max_files, apr_time_t now,
+                               apr_array_header_t **objects, long long *dropped)
+{
+    apr_array_header_t *objs;
+    long long raw = 0, over = 0;
+    apr_status_t rv = us_storage_session_objects(st, p, session_id, &objs);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (objs->nelts > 1)
+        qsort(objs->elts, (size_t)objs->nelts, sizeof(us_storage_object), by_blob);
+    *objects = apr_array_make(p, objs->nelts > 0 ? objs->nelts : 1, sizeof(us_listed_object));
+    for (int i = 0; i < objs->nelts; i++) {
+        const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+        int meta = is_meta_name(o->blob);
+        if (!meta && max_files > 0 && raw >= max_files) {
+            over++;
+            continue;
+        }
+        raw += !meta;
+        us_listed_object *l = apr_array_push(*objects);
+        char *id = apr_palloc(p, 37);
+        us_uuid_of_name(p, session_id, o->blob, id);
+        l->name = o->blob;
+        l->etag = o->etag;
+        l->file_ingestion_id = id;
+        l->size = o->size;
+        l->is_meta = meta;
+        l->uploaded_at = now;
+    }
+    if (dropped)
+        *dropped = over;
+    return APR_SUCCESS;
+}
+
+void us_ingest_listing_page(apr_pool_t *p, const apr_array_header_t *objects, const char *status,
+                            const us_page *pg, apr_array_header_t **rows, long long *total,
+                            int *has_more)
+{
+    /* the positions of the raw files in objects */
+    int *raw = apr_palloc(p, sizeof(int) * (apr_size_t)(objects->nelts + 1));
+    long long n = 0, from = 0, to;
+    for (int i = 0; i < objects->nelts; i++) {
+        const us_listed_object *o = &APR_ARRAY_IDX(objects, i, us_listed_object);
+        if (!o->is_meta && (!status || strcmp(status, "PENDING") == 0))
+            raw[n++] = i;
+    }
+#define RAW(i) (&APR_ARRAY_IDX(objects, raw[i], us_listed_object))
+    *total = n;
+    *has_more = 0;
+    *rows = apr_array_make(p, 8, sizeof(us_session_file_row));
+    if (pg->cursor) {
+        long long at = -1;
+        for (long long i = 0; i < n && at < 0; i++)
+            if (strcmp(RAW(i)->file_ingestion_id, pg->cursor) == 0)
+                at = i;
+        if (at < 0)
+            return;
+        if (pg->before) {
+            from = at - pg->limit > 0 ? at - pg->limit : 0;
+            to = at;
+            *has_more = from > 0;
+        }
+        else {
+            from = at + 1;
+            to = n - from > pg->limit ? from + pg->limit : n;
+            *has_more = to < n;
+        }
+    }
+    else {
+        from = pg->offset < n ? pg->offset : n;
+        to = n - from > pg->limit ? from + pg->limit : n;
+        *has_more = to < n;
+    }
+    for (long long i = from; i < to; i++) {
+        us_session_file_row *f = apr_array_push(*rows);
+        f->file_ingestion_id = RAW(i)->file_ingestion_id;
+        f->name = RAW(i)->name;
+        f->status = "PENDING";
+        f->reason = NULL;
+    }
+#undef RAW
+}
+
+/* A direct-upload session: its one listing becomes its upload rows, unless
+ * one was recorded already. 0 to go on, 1 when the claim was lost (stop),
+ * -1 on a store error, US_INGEST_STORAGE_DOWN on a storage outage. */
+static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                          const us_session *s)
+{
+    apr_array_header_t *objs;
+    long long dropped = 0;
+    int recorded = 0;
+    apr_status_t rv = us_ingest_listing(cfg->storage, p, s->id, cfg->max_files, apr_time_now(),
+                                        &objs, &dropped);
+    if (us_storage_unavailable(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
+               "answer; batch retried", s->id);
+        return US_INGEST_STORAGE_DOWN;
+    }
+    if (rv != APR_SUCCESS) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1020, "ingest: session %s: listing its uploads failed; "
+               "retried", s->id);
+        return US_INGEST_STORAGE_DOWN;
+    }
+    us_db_rc rc = us_ingest_record_listing(db, p, s, objs, &recorded);
+    if (rc == US_DB_CONFLICT) {
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
+        return 1;
+    }
+    if (rc != US_DB_OK) {
+        us_log(cfg->log, US_LOG_WARN, 0, 1003, "ingest: session %s: %s", s->id, us_db_error(db));
+        return -1;
+    }
+    if (recorded)
+        us_log(cfg->log, US_LOG_INFO, 0, 1019, "ingest: session %s: listing of %d objects "
+               "recorded as its uploads", s->id, objs->nelts);
+    if (recorded && dropped)
+        us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %lld files past "
+               "UploadSessionMaxFilesPerSession (%lld) left out and removed", s->id, dropped,
+               cfg->max_files);
+    return 0;
+}
+
 /* Once a session is done, nothing refers to what is left of its uploads:
  * the blobs of FAILED files, sidecars (their metadata is in the store), and
  * files a crash left unrecorded. An upload still arriving for the closed
@@ -261,6 +399,15 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
           s.write_mode, owner);
     apr_pool_t *bp;
     apr_pool_create(&bp, p);
+    if (s.direct == US_DIRECT_UNLISTED && strcmp(s.status, "ABORTED") != 0) {
+        int lr = record_listing(db, bp, cfg, &s);
+        if (lr != 0) {
+            if (lr < 0)
+                us_ingest_requeue(db, bp, s.id, owner);
+            apr_pool_destroy(bp);
+            return lr < 0 ? lr : 0;
+        }
+    }
     for (;;) {
         apr_pool_clear(bp);
         if (stop && apr_atomic_read32(stop)) {

@@ -30,6 +30,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->ingest_lease = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
+    c->s3_direct = -1;
     c->cors_any = -1;
     c->cors_max_age = -1;
     c->webhook_retry_for = -1;
@@ -52,6 +53,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(s3_region, NULL);
     MERGE(s3_credentials, NULL);
     MERGE(s3_prefix, NULL);
+    MERGE(s3_direct, -1);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
     MERGE(node_name, NULL);
@@ -139,6 +141,13 @@ static const char *set_storage(cmd_parms *cmd, void *d, int argc, char *const ar
     for (int i = 1; i < argc; i++)
         c->storage_params = i == 1 ? argv[i] : apr_pstrcat(cmd->pool, c->storage_params, " ",
                                                            argv[i], NULL);
+    return NULL;
+}
+
+static const char *set_s3_direct(cmd_parms *cmd, void *d, int on)
+{
+    (void)d;
+    us_srv_conf_get(cmd->server)->s3_direct = on ? 1 : 0;
     return NULL;
 }
 
@@ -394,6 +403,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionS3Prefix", set_s3_word,
                   (void *)APR_OFFSETOF(us_srv_conf, s3_prefix), RSRC_CONF,
                   "key prefix of every object in the bucket (default none)"),
+    AP_INIT_FLAG("UploadSessionS3DirectUpload", set_s3_direct, NULL, RSRC_CONF,
+                 "On: sessions hand out a presigned POST into the bucket itself "
+                 "(default Off: the module's upload target)"),
     AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
                   (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
                   "file holding the upload-policy signing secret (created if absent)"),
@@ -466,6 +478,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)
         c->storage_name = "posix";
+    if (c->s3_direct < 0)
+        c->s3_direct = 0;
     c->cors = us_cors_policy_make(p, c->cors_any == 1, c->cors_origins, c->cors_allow_headers,
                                   c->cors_expose_headers, c->cors_max_age);
     if (!c->data_dir && dir)

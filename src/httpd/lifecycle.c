@@ -101,9 +101,9 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
                              c->s3_credentials ? " credentials=" : "",
                              c->s3_credentials ? c->s3_credentials : "",
                              c->s3_prefix ? " prefix=" : "", c->s3_prefix ? c->s3_prefix : "", NULL);
-    else if (c->s3_region || c->s3_credentials || c->s3_prefix)
-        return "UploadSessionS3Region, UploadSessionS3CredentialsFile and UploadSessionS3Prefix "
-               "need UploadSessionStorage s3";
+    else if (c->s3_region || c->s3_credentials || c->s3_prefix || c->s3_direct)
+        return "UploadSessionS3Region, UploadSessionS3CredentialsFile, UploadSessionS3Prefix "
+               "and UploadSessionS3DirectUpload need UploadSessionStorage s3";
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
@@ -609,6 +609,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->host = node_name_of(pchild, c);
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();
+    cfg->max_files = c->max_files;
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");

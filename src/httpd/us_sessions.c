@@ -9,6 +9,8 @@
 #include "us_json_writer.h"
 #include "us_module.h"
 #include "us_policy.h"
+#include "us_sigv4.h"
+#include "us_storage.h"
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
@@ -227,7 +229,7 @@ static int parse_body(request_rec *r, json_t *errs, body_result *out)
 
 /* 201 to POST .../upload_sessions: the session and its presigned POST. */
 static int send_created(request_rec *r, const us_srv_conf *c, const us_session *s,
-                        const char *base, const us_policy_fields *pf)
+                        const char *url, const us_policy_fields *pf)
 {
     us_json_writer w;
     us_json_write_init(&w, r->pool, 1536);
@@ -237,8 +239,7 @@ static int send_created(request_rec *r, const us_srv_conf *c, const us_session *
     write_ts(&w, "expires_at", s->expires_at);
     us_json_write_key(&w, "aws_prefixed_request_config");
     us_json_write_object_open(&w);
-    us_json_write_key_string(&w, "url", apr_pstrcat(r->pool, base, US_API_PREFIX,
-                                               "/upload_target/", s->id, NULL));
+    us_json_write_key_string(&w, "url", url);
     us_json_write_key(&w, "fields");
     us_json_write_object_open(&w);
     us_json_write_key_string(&w, "key", pf->key);
@@ -288,6 +289,9 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     s.parallel = parallel;
     s.created_at = now;
     s.expires_at = now + apr_time_from_sec(lifetime);
+    us_storage_post_target t;
+    s.direct = c->s3_direct && us_storage_post_target_of(c->storage, r->pool, id, &t) == APR_SUCCESS
+                   ? US_DIRECT_UNLISTED : US_DIRECT_NO;
 
     us_db *db = us_acquire_db(r, c);
     if (!db) /* answered 503/500 already */
@@ -302,11 +306,35 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                                       "a new one.", c->max_open));
 
     us_policy_fields pf;
-    const char *base = us_public_base(r, c);
+    if (s.direct) {
+        /* the bucket checks this policy itself: the bytes never pass here */
+        us_sigv4_post_policy(r->pool, &t.cred, t.bucket, t.key_prefix, s.expires_at,
+                             c->max_file_size, now, &pf);
+        return send_created(r, c, &s, t.url, &pf);
+    }
     us_policy_sign(r->pool, c->secret, US_SECRET_LEN,
                    apr_pstrcat(r->pool, ws, "/", id, "/", NULL), s.expires_at,
                    c->max_file_size, now, &pf);
-    return send_created(r, c, &s, base, &pf);
+    return send_created(r, c, &s, apr_pstrcat(r->pool, us_public_base(r, c), US_API_PREFIX,
+                                              "/upload_target/", id, NULL), &pf);
+}
+
+/* Until its listing is recorded, a direct-upload session's files are the
+ * objects under its prefix, listed on each request (every page). A
+ * storage failure answers 503 (outage) or 500; else DECLINED and *objs. */
+static int live_listing(request_rec *r, const us_srv_conf *c, const us_session *s,
+                        apr_array_header_t **objs)
+{
+    apr_status_t rv = us_ingest_listing(c->storage, r->pool, s->id, c->max_files, s->created_at,
+                                        objs, NULL);
+    if (rv == APR_SUCCESS)
+        return DECLINED;
+    ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv, r,
+                  USLOGNO(1021) "session %s: listing its objects in the storage failed", s->id);
+    if (!us_storage_unavailable(rv))
+        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    apr_table_setn(r->headers_out, "Retry-After", "1");
+    return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, "The service is busy. Try again in a moment.");
 }
 
 static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)
@@ -332,7 +360,17 @@ int us_api_session_get(request_rec *r, us_srv_conf *c, const char *ws, const cha
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
-    return drc == US_DB_OK ? send_session_status(r, c, &s) : session_not_found(r, id);
+    if (drc != US_DB_OK)
+        return session_not_found(r, id);
+    if (s.direct == US_DIRECT_UNLISTED) {
+        apr_array_header_t *objs;
+        if ((rc = live_listing(r, c, &s, &objs)) != DECLINED)
+            return rc;
+        s.uploaded_files = 0;
+        for (int i = 0; i < objs->nelts; i++)
+            s.uploaded_files += !APR_ARRAY_IDX(objs, i, us_listed_object).is_meta;
+    }
+    return send_session_status(r, c, &s);
 }
 
 int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
@@ -448,12 +486,18 @@ int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const c
     if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
         return OK;
     us_db_rc drc = us_session_get(db, r->pool, ws, id, apr_time_now(), &s);
-    if (drc == US_DB_OK)
+    if (drc == US_DB_OK && s.direct != US_DIRECT_UNLISTED)
         drc = us_session_files_list(db, r->pool, id, state, &pg, &rows, &total, &has_more);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     if (drc != US_DB_OK) /* NOTFOUND, the one logical answer of these reads */
         return session_not_found(r, id);
+    if (s.direct == US_DIRECT_UNLISTED) {
+        apr_array_header_t *objs;
+        if ((rc = live_listing(r, c, &s, &objs)) != DECLINED)
+            return rc;
+        us_ingest_listing_page(r->pool, objs, state, &pg, &rows, &total, &has_more);
+    }
     us_json_writer w;
     us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 192);
     write_page_open(&w);

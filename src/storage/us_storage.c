@@ -165,9 +165,10 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
 }
 
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                                const char *blob, const char *file_id, int *moved)
+                                const char *blob, const char *file_id, const char *etag,
+                                int *moved)
 {
-    return st->backend->publish(st, p, session_id, blob, file_id, moved);
+    return st->backend->publish(st, p, session_id, blob, file_id, etag, moved);
 }
 
 apr_status_t us_storage_publish_sync(us_storage *st, apr_pool_t *p)
@@ -195,4 +196,18 @@ apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *
                                      apr_array_header_t **blobs)
 {
     return st->backend->session_list(st, p, session_id, blobs);
+}
+
+apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                        apr_array_header_t **objects)
+{
+    return st->backend->session_objects(st, p, session_id, objects);
+}
+
+apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       us_storage_post_target *out)
+{
+    if (!st->backend->post_target)
+        return APR_ENOTIMPL;
+    return st->backend->post_target(st, p, session_id, out);
 }

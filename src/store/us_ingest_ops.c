@@ -43,6 +43,7 @@ static void push_pending(const us_row *r, apr_pool_t *p, void *out)
     u->blob = us_row_str(r, p, 1);
     u->size = us_row_ll(r, 2);
     u->file_ingestion_id = us_row_str(r, p, 3);
+    u->etag = us_row_null(r, p, 4);
 }
 
 us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
@@ -172,6 +173,59 @@ static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
         const void *args[] = { &finished, &failed, s->id };
         rc = us_exec(db, p, US_STMT_SESSION_ADD_COUNTS, args, &nrows);
     }
+    return rc;
+}
+
+typedef struct {
+    const us_session *s;
+    const apr_array_header_t *objects;
+    int recorded;
+} listing_args;
+
+static us_db_rc listing_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    listing_args *a = arg;
+    const us_session *s = a->s;
+    int nrows = 0;
+    us_db_rc rc;
+    a->recorded = 0;
+    if (s->ingest_owner) {
+        int held = 0;
+        const void *args[] = { s->id, s->ingest_owner };
+        if ((rc = us_select(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, &held)) != US_DB_OK)
+            return rc;
+        if (!held) {
+            db->backend->set_error(db, apr_psprintf(p, "session %s: %s no longer holds the "
+                                                    "claim", s->id, s->ingest_owner));
+            return US_DB_CONFLICT;
+        }
+    }
+    const void *mark_args[] = { s->id };
+    if ((rc = us_exec(db, p, US_STMT_LISTING_MARK, mark_args, &nrows)) != US_DB_OK || nrows == 0)
+        return rc;
+    apr_int64_t raw = 0;
+    for (int i = 0; i < a->objects->nelts; i++) {
+        const us_listed_object *o = &APR_ARRAY_IDX(a->objects, i, us_listed_object);
+        apr_int64_t size = o->size, at = o->uploaded_at;
+        int is_meta = o->is_meta;
+        const void *args[] = { s->id, o->name, o->name, &size, &is_meta, &at,
+                               o->file_ingestion_id, o->etag };
+        if ((rc = us_exec(db, p, US_STMT_LISTED_INSERT, args, &nrows)) != US_DB_OK)
+            return rc;
+        raw += !o->is_meta;
+    }
+    const void *count_args[] = { &raw, s->id };
+    if ((rc = us_exec(db, p, US_STMT_LISTED_COUNT, count_args, &nrows)) == US_DB_OK)
+        a->recorded = 1;
+    return rc;
+}
+
+us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
+                                  const apr_array_header_t *objects, int *recorded)
+{
+    listing_args a = { s, objects, 0 };
+    us_db_rc rc = us_write_txn(db, p, listing_body, &a);
+    *recorded = rc == US_DB_OK ? a.recorded : 0;
     return rc;
 }
 

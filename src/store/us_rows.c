@@ -63,6 +63,7 @@ void us_row_to_session(const us_row *r, apr_pool_t *p, void *out)
     s->uploaded_files = us_row_ll(r, 10);
     s->finished_files = us_row_ll(r, 11);
     s->failed_files = us_row_ll(r, 12);
+    s->direct = (int)us_row_ll(r, 13);
 }
 
 /* Column order of WORKSPACE_FILE_COLS */

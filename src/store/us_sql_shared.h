@@ -20,7 +20,7 @@
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
     "CASE WHEN status = 'OPEN' AND expires_at <= " JUDGED_NOW " THEN 'EXPIRED' " \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files"
+    "finished_files, failed_files, direct"
 
 /* A session may be ingested now, unless it is parallel, when no other
  * non-parallel session of its workspace is running nor queued ahead of it:
@@ -42,8 +42,10 @@
 
 /* Uploads and the close take turns (SQLite's write lock, PostgreSQL's row
  * lock), so the count is final here. Sidecars alone (uploaded_files counts
- * raw files) give no file either. */
-#define INGEST_AFTER_CLOSE "(CASE WHEN uploaded_files = 0 THEN 'done' ELSE 'queued' END)"
+ * raw files) give no file either. A direct-upload session's files are known
+ * only once the ingest worker lists the bucket. */
+#define INGEST_AFTER_CLOSE \
+    "(CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done' ELSE 'queued' END)"
 
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 
@@ -154,6 +156,15 @@
     X(SESSION_ADD_COUNTS, "session_add_counts",                                               \
       "UPDATE us_sessions SET finished_files = finished_files + %lld,"                        \
       " failed_files = failed_files + %lld WHERE id = %s")                                    \
+    X(LISTING_MARK, "listing_mark",                                                           \
+      /* the guard makes exactly one listing the session's (PostgreSQL: a                     \
+       * second caller waits for the first one's row lock, then finds 2) */                   \
+      "UPDATE us_sessions SET direct = 2 WHERE id = %s AND direct = 1 AND status <> 'ABORTED'") \
+    X(LISTED_INSERT, "listed_insert",                                                         \
+      "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"                \
+      " uploaded_at, file_ingestion_id, etag) VALUES (%s, %s, %s, %lld, '', %d, %lld, %s, %s)") \
+    X(LISTED_COUNT, "listed_count",                                                           \
+      "UPDATE us_sessions SET uploaded_files = %lld WHERE id = %s")                           \
     X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \
       "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"   \
       " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)")                           \

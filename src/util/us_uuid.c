@@ -9,18 +9,16 @@
 #include "us_utf8.h"
 
 #include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-void us_uuid4(char out[37])
+static void uuid_format(unsigned char b[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
     char *o = out;
-    apr_generate_random_bytes(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     /* 8-4-4-4-12 lower-case hex digits (no snprintf: one per create) */
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -29,6 +27,27 @@ void us_uuid4(char out[37])
         *o++ = hex[b[i] & 0x0f];
     }
     *o = '\0';
+}
+
+void us_uuid4(char out[37])
+{
+    unsigned char b[16];
+    apr_generate_random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    uuid_format(b, out);
+}
+
+void us_uuid_of_name(apr_pool_t *p, const char *scope, const char *name, char out[37])
+{
+    unsigned char h[US_SHA256_LEN];
+    /* scope is an id without '/': "scope/name" names one pair */
+    const char *both = apr_pstrcat(p, scope, "/", name, NULL);
+    us_sha256(both, strlen(both), h);
+    /* version 4 bits, as every other id the API answers: clients check them */
+    h[6] = (unsigned char)((h[6] & 0x0f) | 0x40);
+    h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
+    uuid_format(h, out);
 }
 
 /* ---- parsing (uuid crate) ---------------------------------------------- */

@@ -2,6 +2,7 @@
 of the tree (its scripts/ and a link to build/), so the developer's ./run/
 is never touched."""
 
+import json
 import os
 import re
 import shutil
@@ -162,6 +163,7 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     with open(os.path.join(run_dir, "httpd.conf")) as f:
         conf = f.read()
     assert re.search(r"^UploadSessionStorage s3 http://127\.0\.0\.1:\d+ uploads$", conf, re.M), conf
+    assert "UploadSessionS3DirectUpload Off" in conf.splitlines(), conf
     env = read_env(top)
     ws = f"{env['API_URL']}/workspaces/default"
     auth = {"Authorization": f"Bearer {env['API_KEY']}"}
@@ -176,8 +178,12 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     # a second start finds the radosgw answering: the same one, the object kept
     with open(os.path.join(run_dir, "rgw", "endpoint.json")) as f:
         first = f.read()
-    out = run("start", STORAGE="s3")
+    out = run("start", STORAGE="s3", S3_DIRECT="On")
     assert "starting radosgw" not in out, out
+    r = httpx.post(f"{ws}/upload_sessions", headers=auth, json={}, timeout=30)
+    assert r.status_code == 201, r.text
+    info = json.loads(first)
+    assert r.json()["aws_prefixed_request_config"]["url"] == info["endpoint"] + "/uploads", r.text
     with open(os.path.join(run_dir, "rgw", "endpoint.json")) as f:
         assert f.read() == first
     r = httpx.get(f"{ws}/files/{fid}", headers=auth, timeout=30)

@@ -378,7 +378,7 @@ static void stc_publish_is_idempotent(void **state)
     const char *blob = stc_uuid(pool, 1), *fid = stc_uuid(pool, 900);
     (void)state;
     stc_upload(pool, STC_SESSION, blob, 300000, 9, &data);
-    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_publish_sync(stc, pool), APR_SUCCESS);
     assert_int_equal(stc_listed(pool, STC_SESSION, blob), 0); /* moved, not copied */
@@ -386,14 +386,14 @@ static void stc_publish_is_idempotent(void **state)
 
     /* the batch replayed after a crash */
     moved = -1;
-    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, &moved), APR_SUCCESS);
     assert_int_equal(moved, 0);
     stc_check_file(pool, fid, data, 300000);
 
     /* neither the upload nor the file */
     moved = -1;
     assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, stc_uuid(pool, 2), stc_uuid(pool, 901),
-                                        &moved), APR_ENOENT);
+                                        NULL, &moved), APR_ENOENT);
     assert_int_equal(moved, 0);
     assert_int_equal(us_storage_file_open(stc, pool, stc_uuid(pool, 901), &r), APR_ENOENT);
 }
@@ -423,7 +423,7 @@ static void stc_session_clear(void **state)
     stc_upload(pool, STC_SESSION, stc_uuid(pool, 3), 10, 3, NULL);
     stc_upload(pool, STC_OTHER_SESSION, stc_uuid(pool, 4), 10, 4, NULL);
     assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, stc_uuid(pool, 3), stc_uuid(pool, 5),
-                                        &moved), APR_SUCCESS);
+                                        NULL, &moved), APR_SUCCESS);
     assert_int_equal(us_storage_session_clear(stc, pool, STC_SESSION), 0);
     assert_int_equal(stc_count(pool, STC_SESSION), 0);
     assert_int_equal(us_storage_session_clear(stc, pool, STC_SESSION), 0); /* nothing left */
@@ -442,6 +442,66 @@ static void stc_session_clear(void **state)
     assert_int_equal(stc_count(pool, STC_SESSION), 0);
 }
 
+/* The object listed as blob in objects, or NULL. */
+static const us_storage_object *stc_object(const apr_array_header_t *objects, const char *blob)
+{
+    for (int i = 0; i < objects->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(objects, i, us_storage_object).blob, blob) == 0)
+            return &APR_ARRAY_IDX(objects, i, us_storage_object);
+    return NULL;
+}
+
+/* The listing with sizes and etags: committed uploads of this session only,
+ * not a file still being written; a replaced blob has another etag. */
+static void stc_session_objects(void **state)
+{
+    us_storage_writer *w;
+    apr_array_header_t *objs = NULL;
+    const us_storage_object *o;
+    (void)state;
+    assert_int_equal(us_storage_session_objects(stc, pool, STC_SESSION, &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0); /* never written to */
+
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 1), 0, 1, NULL);
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 2), 10, 2, NULL);
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 3), 400000, 3, NULL);
+    stc_upload(pool, STC_OTHER_SESSION, stc_uuid(pool, 4), 10, 4, NULL);
+    assert_int_equal(us_storage_upload_create(stc, pool, STC_SESSION, stc_uuid(pool, 5), &w),
+                     APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, "abc", 3), APR_SUCCESS);
+
+    assert_int_equal(us_storage_session_objects(stc, pool, STC_SESSION, &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 3);
+    const long long sizes[] = { 0, 10, 400000 };
+    const char *etags[3];
+    for (int i = 0; i < 3; i++) {
+        o = stc_object(objs, stc_uuid(pool, i + 1));
+        assert_non_null(o);
+        assert_true(o->size == sizes[i]);
+        assert_non_null(o->etag);
+        assert_true(o->etag[0] != '\0');
+        etags[i] = o->etag;
+    }
+    assert_string_not_equal(etags[1], etags[2]);
+    assert_null(stc_object(objs, stc_uuid(pool, 4)));
+    assert_null(stc_object(objs, stc_uuid(pool, 5)));
+
+    /* the same listing again: the same etags */
+    assert_int_equal(us_storage_session_objects(stc, pool, STC_SESSION, &objs), APR_SUCCESS);
+    assert_string_equal(stc_object(objs, stc_uuid(pool, 2))->etag, etags[1]);
+
+    /* blob 2 replaced by other content (another size: posix tells by inode,
+     * size and mtime, and may reuse the inode) */
+    assert_int_equal(us_storage_upload_delete(stc, pool, STC_SESSION, stc_uuid(pool, 2)), APR_SUCCESS);
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 2), 11, 5, NULL);
+    assert_int_equal(us_storage_session_objects(stc, pool, STC_SESSION, &objs), APR_SUCCESS);
+    o = stc_object(objs, stc_uuid(pool, 2));
+    assert_non_null(o);
+    assert_true(o->size == 11);
+    assert_string_not_equal(o->etag, etags[1]);
+    us_storage_abandon(w);
+}
+
 #define STC_TEST(f) cmocka_unit_test_setup_teardown(f, stc_setup, stc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -457,6 +517,7 @@ static int storage_conformance_run(const storage_target *target)
         STC_TEST(stc_publish_is_idempotent),
         STC_TEST(stc_upload_delete),
         STC_TEST(stc_session_clear),
+        STC_TEST(stc_session_objects),
     };
     stc_target = target;
     return cmocka_run_group_tests_name(

@@ -981,6 +981,110 @@ static void sc_apply_fenced(void **state)
     us_db_close(db);
 }
 
+/* ---- direct uploads: one listing recorded ------------------------------------------ */
+
+static us_listed_object sc_listed(const char *name, int n, int is_meta)
+{
+    us_listed_object o;
+    memset(&o, 0, sizeof(o));
+    o.name = name;
+    o.etag = apr_psprintf(pool, "\"etag-%d\"", n);
+    o.file_ingestion_id = sc_uuid(pool, 960000 + n);
+    o.size = n;
+    o.is_meta = is_meta;
+    o.uploaded_at = SC_T0 + 5;
+    return o;
+}
+
+/* A direct-upload session closes with no rows and is queued anyway; its
+ * one listing becomes its rows and uploaded_files (sidecars not counted),
+ * once: a second listing, a replay or a fenced-off worker change nothing. */
+static void sc_record_listing(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 970), "ws-direct", "u-direct", SC_T0, 3600);
+    us_session old, cur, got;
+    apr_array_header_t *objs, *pending, *rows;
+    long long total = 0;
+    int recorded = -1;
+    (void)state;
+    s.direct = US_DIRECT_UNLISTED;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-direct", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.direct, US_DIRECT_UNLISTED);
+    assert_int_equal(us_session_close(db, pool, "ws-direct", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "old", SC_T0 + SC_SEC(10), SC_T0, &old), US_DB_OK);
+    assert_string_equal(old.id, s.id);
+    assert_int_equal(old.direct, US_DIRECT_UNLISTED);
+    /* the lease lapses; a new worker takes over */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31),
+                                     &cur), US_DB_OK);
+    objs = apr_array_make(pool, 3, sizeof(us_listed_object));
+    APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("a.txt", 1, 0);
+    APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("a.txt.meta.json", 2, 1);
+    APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("b 'x'.bin", 3, 0);
+    assert_int_equal(us_ingest_record_listing(db, pool, &old, objs, &recorded), US_DB_CONFLICT);
+    assert_int_equal(recorded, 0);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 0);
+    assert_int_equal(us_ingest_record_listing(db, pool, &cur, objs, &recorded), US_DB_OK);
+    assert_int_equal(recorded, 1);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.direct, US_DIRECT_LISTED);
+    assert_int_equal(got.uploaded_files, 2);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 2);
+    const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
+    assert_string_equal(pa->name, "a.txt");
+    assert_string_equal(pa->blob, "a.txt");
+    assert_string_equal(pa->etag, "\"etag-1\"");
+    assert_string_equal(pa->file_ingestion_id, sc_uuid(pool, 960001));
+    assert_int_equal(pa->size, 1);
+    const char *meta_blob = NULL;
+    assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt.meta.json", &meta_blob), US_DB_OK);
+    assert_non_null(meta_blob);
+    assert_string_equal(meta_blob, "a.txt.meta.json");
+    assert_int_equal(sc_files_list(db, s.id, NULL, 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session_file_row).name, "b 'x'.bin");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session_file_row).status, "PENDING");
+    /* a second listing (a replay after a crash) records nothing */
+    APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("late.txt", 4, 0);
+    assert_int_equal(us_ingest_record_listing(db, pool, &cur, objs, &recorded), US_DB_OK);
+    assert_int_equal(recorded, 0);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, 2);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 2);
+    us_db_close(db);
+}
+
+/* A session without direct uploads has no listing to record; an upload
+ * row of the upload target carries no etag. */
+static void sc_record_listing_not_direct(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 980), "ws-nodirect", "u-nodirect", SC_T0, 3600);
+    us_session c;
+    apr_array_header_t *objs, *pending;
+    int recorded = -1;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "up.txt", 1, &(const char *){ NULL }), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-nodirect", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_int_equal(c.direct, US_DIRECT_NO);
+    objs = apr_array_make(pool, 1, sizeof(us_listed_object));
+    APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("other.txt", 1, 0);
+    assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
+    assert_int_equal(recorded, 0);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(pending, 0, us_pending).name, "up.txt");
+    assert_null(APR_ARRAY_IDX(pending, 0, us_pending).etag);
+    us_db_close(db);
+}
+
 /* ---- workspace files ------------------------------------------------------------- */
 
 static us_workspace_file sc_workspace_file(int n, const char *name, apr_time_t at)
@@ -2062,6 +2166,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_apply_fenced),
+        SC_TEST(sc_record_listing),
+        SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),

@@ -216,6 +216,7 @@ static void test_migration_fills_the_key_table(void **state)
         "DROP TRIGGER us_file_keys_insert ON us_files", "DROP TRIGGER us_file_keys_sync ON us_files",
         "DROP FUNCTION us_file_keys_sync()",
         "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
+        "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
     };
     for (int i = 0; back_to_6[i]; i++)

@@ -15,6 +15,7 @@
 #include <apr_strings.h>
 #include "us_filename.h"
 #include "us_ingest.h"
+#include "us_uuid.h"
 
 #include "sqlite_fixture.h"
 
@@ -403,6 +404,71 @@ static void test_retry_backoff(void **state)
     assert_int_equal(us_ingest_retry_delay(0), apr_time_from_sec(1));
 }
 
+/* A direct-upload session's live file list: raw files by name, PENDING,
+ * paged by offset and by cursor both ways; sidecars left out. */
+static void test_listing_page(void **state)
+{
+    apr_array_header_t *objs = apr_array_make(pool, 8, sizeof(us_listed_object)), *rows;
+    long long total = -1;
+    int more = -1;
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        us_listed_object *o = apr_array_push(objs);
+        char *id = apr_palloc(pool, 37);
+        memset(o, 0, sizeof(*o));
+        o->name = apr_psprintf(pool, i == 5 ? "f1.meta.json" : "f%d", i);
+        o->is_meta = i == 5;
+        us_uuid_of_name(pool, "sess", o->name, id);
+        o->file_ingestion_id = id;
+    }
+    us_page pg = { 2, 0, NULL, 0 };
+    us_ingest_listing_page(pool, objs, NULL, &pg, &rows, &total, &more);
+    assert_int_equal(total, 5);
+    assert_int_equal(more, 1);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "f0");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session_file_row).status, "PENDING");
+    assert_null(APR_ARRAY_IDX(rows, 1, us_session_file_row).reason);
+    pg.offset = 4;
+    us_ingest_listing_page(pool, objs, NULL, &pg, &rows, &total, &more);
+    assert_int_equal(rows->nelts, 1);
+    assert_int_equal(more, 0);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "f4");
+    /* after f1: f2 f3, more; before f3: f1 f2, more (f0) */
+    pg.cursor = APR_ARRAY_IDX(objs, 1, us_listed_object).file_ingestion_id;
+    us_ingest_listing_page(pool, objs, NULL, &pg, &rows, &total, &more);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "f2");
+    assert_int_equal(more, 1);
+    pg.cursor = APR_ARRAY_IDX(objs, 3, us_listed_object).file_ingestion_id;
+    pg.before = 1;
+    us_ingest_listing_page(pool, objs, NULL, &pg, &rows, &total, &more);
+    assert_int_equal(rows->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "f1");
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session_file_row).name, "f2");
+    assert_int_equal(more, 1);
+    /* a sidecar's id or an unknown one: an empty page */
+    pg.cursor = APR_ARRAY_IDX(objs, 5, us_listed_object).file_ingestion_id;
+    us_ingest_listing_page(pool, objs, NULL, &pg, &rows, &total, &more);
+    assert_int_equal(rows->nelts, 0);
+    assert_int_equal(total, 5);
+    /* nothing is FINISHED before the listing is recorded */
+    pg.cursor = NULL;
+    us_ingest_listing_page(pool, objs, "FINISHED", &pg, &rows, &total, &more);
+    assert_int_equal(total, 0);
+    assert_int_equal(rows->nelts, 0);
+    /* the ids: the same for the same (session, name), version-4 shaped */
+    char a[37], b[37], c[37];
+    us_uuid_of_name(pool, "sess", "f0", a);
+    us_uuid_of_name(pool, "sess", "f0", b);
+    us_uuid_of_name(pool, "sess2", "f0", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '4');
+    assert_non_null(strchr("89ab", a[19]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_workers_threads),
         cmocka_unit_test(test_claimed_is_reported),
         cmocka_unit_test(test_retry_backoff),
+        cmocka_unit_test(test_listing_page),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

@@ -92,6 +92,8 @@ static void test_configuration_errors(void **state)
     assert_non_null(strstr(err, "UploadSessionDataDir"));
     assert_int_equal(us_storage_configure(pool, "posix", "/d", "", &st, &err), APR_SUCCESS);
     assert_string_equal(us_storage_name(st), "posix");
+    us_storage_post_target t;
+    assert_int_equal(us_storage_post_target_of(st, pool, "sid", &t), APR_ENOTIMPL);
 }
 
 /* Where the files are: the layout README and the operators rely on. */
@@ -113,7 +115,7 @@ static void test_layout(void **state)
     assert_string_equal(us_storage_writer_where(w), apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL));
     assert_true(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
 
-    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, &moved), APR_SUCCESS);
     assert_true(exists(apr_pstrcat(pool, dir, "/files/fid1", NULL)));
     assert_false(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
 

@@ -184,7 +184,7 @@ static void test_layout(void **state)
     assert_int_equal(us_storage_finish(w), APR_SUCCESS);
     assert_int_equal(us_storage_commit(w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/sessions/sid/blob1");
-    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_file_create(st, pool, "fid2", &w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/files/fid2");
@@ -198,6 +198,15 @@ static void test_layout(void **state)
     assert_null(us_storage_reader_file(r)); /* no local file: read_at */
     assert_int_equal(us_storage_file_delete(st, pool, "fid1"), APR_SUCCESS);
     assert_int_equal(logged_n, 0);
+
+    /* direct uploads land beside the module's own: sessions/<session>/<name> */
+    us_storage_post_target t;
+    assert_int_equal(us_storage_post_target_of(st, pool, "sid", &t), APR_SUCCESS);
+    assert_string_equal(t.url, apr_pstrcat(pool, endpoint, "/" BUCKET, NULL));
+    assert_string_equal(t.bucket, BUCKET);
+    assert_string_equal(t.key_prefix, "lay/out/sessions/sid/");
+    assert_string_equal(t.cred.access_key, access_key);
+    assert_string_equal(t.cred.region, "us-east-1");
 }
 
 /* Above the part size: a multipart upload, invisible until commit; read
@@ -245,6 +254,55 @@ static void test_multipart(void **state)
 
 /* A store that does not answer: check and every operation fail, none
  * hangs, the log names the request but never the keys or a signature. */
+static void put_small(us_storage *st, const char *session, const char *blob, const char *data)
+{
+    us_storage_writer *w;
+    assert_int_equal(us_storage_upload_create(st, pool, session, blob, &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, data, strlen(data)), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+}
+
+/* The session listing follows ListObjectsV2's continuation past one page
+ * (1000 keys), decodes a key's XML entities once, and leaves out keys
+ * deeper than the session prefix. */
+static void test_listing_pages(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "pg%ld", (long)getpid())));
+    apr_array_header_t *objs;
+    const int n = 1003;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    for (int i = 0; i < n; i++)
+        put_small(st, "sid", apr_psprintf(p, "f%04d", i), "x");
+    put_small(st, "sid", "a&amp;b <c>'d\"", "12345");
+    put_small(st, "sid", "deeper/one", "y");
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, n + 1);
+    int seen = 0, special = 0;
+    for (int i = 0; i < objs->nelts; i++) {
+        const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+        if (strcmp(o->blob, "a&amp;b <c>'d\"") == 0) {
+            special++;
+            assert_true(o->size == 5);
+        } else {
+            assert_true(o->blob[0] == 'f' && strlen(o->blob) == 5);
+            assert_true(o->size == 1);
+            seen++;
+        }
+        assert_true(o->etag && o->etag[0] == '"');
+    }
+    assert_int_equal(seen, n);
+    assert_int_equal(special, 1);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0);
+    assert_int_equal(logged_n, 0);
+    apr_pool_destroy(p);
+}
+
 static void test_unreachable(void **state)
 {
     int port;
@@ -295,12 +353,61 @@ static void test_wrong_credentials(void **state)
     assert_int_equal(us_storage_check(st, pool), APR_EACCES);
 }
 
+/* The etag of the one object of session sid. */
+static const char *only_etag(us_storage *st, apr_pool_t *p)
+{
+    apr_array_header_t *objs;
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 1);
+    return APR_ARRAY_IDX(objs, 0, us_storage_object).etag;
+}
+
+/* A copy pinned to a listed etag: a blob replaced since is not published
+ * (APR_ENOENT, the newer source stays); the current etag publishes, and a
+ * replay of that (source gone or changed) finds the file published. */
+static void test_publish_pinned(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "pin%ld", (long)getpid())));
+    us_storage_reader *r;
+    int moved = -1;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    put_small(st, "sid", "a.txt", "old");
+    const char *old = only_etag(st, p);
+    put_small(st, "sid", "a.txt", "newer");
+    const char *cur = only_etag(st, p);
+    assert_string_not_equal(old, cur);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", old, &moved), APR_ENOENT);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_ENOENT);
+    assert_string_equal(only_etag(st, p), cur);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 5);
+    /* a replay: the source is gone (404) or another one came (412) */
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 0);
+    put_small(st, "sid", "a.txt", "late");
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 5);
+    assert_int_equal(us_storage_file_delete(st, p, "fpin"), APR_SUCCESS);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configuration_errors),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_listing_pages),
+        cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
     };

@@ -98,9 +98,9 @@ static us_db_rc insert_then(us_sqlite_db *sq, apr_pool_t *p, void *arg)
     if (pc->then != US_DB_OK && pc->then != US_DB_ERROR)
         return pc->then; /* logical answers change nothing */
     apr_int64_t c = pc->s.created_at, e = pc->s.expires_at, t = T0;
-    int par = 0, max = 1000;
+    int par = 0, direct = 0, max = 1000;
     const void *args[] = { pc->s.id, pc->s.workspace, pc->s.user_id, pc->s.given_name,
-                           pc->s.family_name, pc->s.write_mode, &par, &c, &e,
+                           pc->s.family_name, pc->s.write_mode, &par, &c, &e, &direct,
                            pc->s.user_id, pc->s.user_id, &t, &max };
     int rc = apr_dbd_pbquery(SQ(db)->drv, p, SQ(db)->h, &nrows, SQ(db)->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
@@ -276,6 +276,8 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "DROP TABLE us_workspaces", /* 7 -> 8 */
+        "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
+        /* 9 -> 10 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)

@@ -277,8 +277,10 @@ static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *se
 }
 
 static apr_status_t px_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                               const char *blob, const char *file_id, int *moved)
+                               const char *blob, const char *file_id, const char *etag,
+                               int *moved)
 {
+    (void)etag; /* no direct uploads: the row's blob is the file */
     const char *dst = file_path(st, p, file_id);
     struct stat sb;
     *moved = 0;
@@ -334,6 +336,35 @@ static apr_status_t px_session_list(us_storage *st, apr_pool_t *p, const char *s
     return APR_SUCCESS;
 }
 
+static apr_status_t px_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       apr_array_header_t **objects)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    *objects = apr_array_make(p, 16, sizeof(us_storage_object));
+    apr_status_t rv = apr_dir_open(&d, session_dir(st, p, session_id), p);
+    if (APR_STATUS_IS_ENOENT(rv))
+        return APR_SUCCESS;
+    if (rv != APR_SUCCESS)
+        return rv;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | APR_FINFO_SIZE | APR_FINFO_INODE |
+                                 APR_FINFO_MTIME, d) == APR_SUCCESS)
+        if (fi.filetype == APR_REG && fi.name[0] != '.') {
+            us_storage_object *o = apr_array_push(*objects);
+            o->blob = apr_pstrdup(p, fi.name);
+            o->size = (long long)fi.size;
+            /* a replacement is another file renamed in: another inode, or a reused
+             * inode with the new size and mtime */
+            o->etag = apr_psprintf(p,
+                                   "\"%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
+                                   "-%" APR_UINT64_T_HEX_FMT "\"",
+                                   (apr_uint64_t)fi.inode, (apr_uint64_t)fi.size,
+                                   (apr_uint64_t)fi.mtime);
+        }
+    apr_dir_close(d);
+    return APR_SUCCESS;
+}
+
 const us_storage_backend us_posix_storage = {
     .name = "posix",
     .configure = px_configure,
@@ -359,4 +390,5 @@ const us_storage_backend us_posix_storage = {
     .file_delete = px_file_delete,
     .session_clear = px_session_clear,
     .session_list = px_session_list,
+    .session_objects = px_session_objects,
 };

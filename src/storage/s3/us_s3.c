@@ -433,14 +433,15 @@ static const char *file_key(const us_storage *st, apr_pool_t *p, const char *fil
     return apr_pstrcat(p, conf_of(st)->prefix, "files/", file_id, NULL);
 }
 
-/* The keys under prefix (every page of ListObjectsV2), into keys. */
-static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *prefix,
-                              apr_array_header_t *keys)
+/* The objects under prefix (every page of ListObjectsV2), into objects
+ * (us_storage_object, blob = the whole key). */
+static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char *prefix,
+                                 apr_array_header_t *objects)
 {
     const char *token = NULL;
     do {
         long status;
-        char *body, *k;
+        char *body, *c;
         const char *q = apr_pstrcat(p, token ? "continuation-token=" : "",
                                     token ? us_sigv4_uri_encode(p, token, 0) : "",
                                     token ? "&" : "", "list-type=2&prefix=",
@@ -450,9 +451,24 @@ static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *p
             return rv;
         if (status != 200)
             return failed(st, 1211, "list", prefix, status, body);
-        const char *pos = body;
-        while ((k = xml_next(p, &pos, "Key")))
-            APR_ARRAY_PUSH(keys, const char *) = k;
+        const char *pos = body, *e;
+        /* each <Contents> block raw (undecoded): its fields are decoded once, by xml_next */
+        while ((c = strstr(pos, "<Contents>")) && (e = strstr(c, "</Contents>"))) {
+            c = apr_pstrndup(p, c, (apr_size_t)(e - c));
+            pos = e + sizeof "</Contents>" - 1;
+            const char *in = c;
+            char *key = xml_next(p, &in, "Key"), *size, *etag;
+            if (!key)
+                continue;
+            in = c;
+            size = xml_next(p, &in, "Size");
+            in = c;
+            etag = xml_next(p, &in, "ETag");
+            us_storage_object *o = apr_array_push(objects);
+            o->blob = key;
+            o->size = size ? apr_atoi64(size) : 0;
+            o->etag = etag;
+        }
         pos = body;
         const char *trunc = xml_next(p, &pos, "IsTruncated");
         pos = body;
@@ -460,6 +476,17 @@ static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *p
                                                     : NULL;
     } while (token);
     return APR_SUCCESS;
+}
+
+/* The keys under prefix, into keys (const char *). */
+static apr_status_t list_keys(const us_storage *st, apr_pool_t *p, const char *prefix,
+                              apr_array_header_t *keys)
+{
+    apr_array_header_t *objects = apr_array_make(p, 16, sizeof(us_storage_object));
+    apr_status_t rv = list_objects(st, p, prefix, objects);
+    for (int i = 0; i < objects->nelts; i++)
+        APR_ARRAY_PUSH(keys, const char *) = APR_ARRAY_IDX(objects, i, us_storage_object).blob;
+    return rv;
 }
 
 /* Deletes key; APR_ENOENT when it was not there (S3 answers a DELETE of
@@ -926,20 +953,27 @@ static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *se
 }
 
 static apr_status_t s3_publish(us_storage *st, apr_pool_t *p, const char *session_id,
-                               const char *blob, const char *file_id, int *moved)
+                               const char *blob, const char *file_id, const char *etag,
+                               int *moved)
 {
     const s3_conf *c = conf_of(st);
     const char *src = upload_key(st, p, session_id, blob), *dst = file_key(st, p, file_id);
+    /* pinned to the listed version: an object replaced after the listing
+     * is a late one, never published under this file's id. Ceph's radosgw
+     * reads the condition as x-amz-copy-if-match, AWS as
+     * x-amz-copy-source-if-match: both are sent, each ignores the other. */
     const char *extra[] = { "x-amz-copy-source",
                             apr_pstrcat(p, "/", c->bucket, "/", us_sigv4_uri_encode(p, src, 1), NULL),
-                            NULL };
+                            etag ? "x-amz-copy-source-if-match" : NULL, etag,
+                            "x-amz-copy-if-match", etag, NULL };
     long status;
     char *body;
     *moved = 0;
     apr_status_t rv = s3_call(st, p, "PUT", dst, NULL, extra, NULL, 0, &status, &body, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    if (status == 404) { /* the source is gone: moved by an earlier run of this batch? */
+    /* the source is gone, or (412) replaced: moved by an earlier run of this batch? */
+    if (status == 404 || status == 412) {
         rv = s3_call(st, p, "HEAD", dst, NULL, NULL, NULL, 0, &status, NULL, NULL);
         if (rv != APR_SUCCESS)
             return rv;
@@ -1009,6 +1043,37 @@ static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *s
     return APR_SUCCESS;
 }
 
+static apr_status_t s3_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
+                                       apr_array_header_t **objects)
+{
+    const char *prefix = session_prefix(st, p, session_id);
+    size_t n = strlen(prefix);
+    apr_array_header_t *all = apr_array_make(p, 16, sizeof(us_storage_object));
+    apr_status_t rv = list_objects(st, p, prefix, all);
+    *objects = apr_array_make(p, all->nelts ? all->nelts : 1, sizeof(us_storage_object));
+    if (rv != APR_SUCCESS)
+        return rv;
+    for (int i = 0; i < all->nelts; i++) {
+        us_storage_object o = APR_ARRAY_IDX(all, i, us_storage_object);
+        if (strncmp(o.blob, prefix, n) == 0 && o.blob[n] && !strchr(o.blob + n, '/')) {
+            o.blob += n;
+            APR_ARRAY_PUSH(*objects, us_storage_object) = o;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   us_storage_post_target *out)
+{
+    const s3_conf *c = conf_of(st);
+    out->url = apr_pstrcat(p, c->endpoint, "/", c->bucket, NULL);
+    out->bucket = c->bucket;
+    out->key_prefix = session_prefix(st, p, session_id);
+    out->cred = c->cred;
+    return APR_SUCCESS;
+}
+
 const us_storage_backend us_s3_storage = {
     .name = "s3",
     .configure = s3_configure,
@@ -1033,4 +1098,6 @@ const us_storage_backend us_s3_storage = {
     .file_delete = s3_file_delete,
     .session_clear = s3_session_clear,
     .session_list = s3_session_list,
+    .session_objects = s3_session_objects,
+    .post_target = s3_post_target,
 };

@@ -234,6 +234,14 @@ static const char *const MIGRATION_6_TO_7[] = {
     NULL
 };
 
+/* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
+ * us_store.h) and the ETag its listing recorded per upload. */
+static const char *const MIGRATION_7_TO_8[] = {
+    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -244,6 +252,7 @@ const char *const *us_pg_sql_migration(int from)
     case 4: return MIGRATION_4_TO_5;
     case 5: return MIGRATION_5_TO_6;
     case 6: return MIGRATION_6_TO_7;
+    case 7: return MIGRATION_7_TO_8;
     default: return NULL;
     }
 }
@@ -267,8 +276,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     US_SQL_SHARED(STMT)
     [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
-        " write_mode, parallel, status, created_at, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld)" },
+        " write_mode, parallel, status, created_at, expires_at, direct)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
     [US_STMT_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
         /* creates the user's counter row or locks it: creates, closes and
          * sweeps of the user queue here */
@@ -336,7 +345,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_PENDING] = { "us_pg_ingest_pending",
-        "SELECT name, blob, size, file_ingestion_id FROM us_uploads"
+        "SELECT name, blob, size, file_ingestion_id, etag FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
     [US_STMT_INGEST_HELD] = { "us_pg_claim_held",

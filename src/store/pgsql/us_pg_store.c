@@ -286,6 +286,7 @@ static void row_to_session(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row
     s->uploaded_files = entry_ll(db, row, 10);
     s->finished_files = entry_ll(db, row, 11);
     s->failed_files = entry_ll(db, row, 12);
+    s->direct = (int)entry_ll(db, row, 13);
 }
 
 static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
@@ -525,11 +526,11 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const insert_args *a = arg;
     const us_session *s = a->s;
     apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
-    int parallel = s->parallel, max_open = a->max_open, nrows = 0;
+    int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
     const void *lock_args[] = { s->user_id };
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
-                           s->write_mode, &parallel, &created, &expires };
+                           s->write_mode, &parallel, &created, &expires, &direct };
     us_db_rc rc = us_workspace_lock_shared(&db->base, p, s->workspace);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);

@@ -281,6 +281,14 @@ static const char *const MIGRATION_8_TO_9[] = {
     NULL
 };
 
+/* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
+ * us_store.h) and the ETag its listing recorded per upload. */
+static const char *const MIGRATION_9_TO_10[] = {
+    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -303,6 +311,7 @@ const char *const *us_sql_migration(int from)
     case 6: return MIGRATION_6_TO_7;
     case 7: return MIGRATION_7_TO_8;
     case 8: return MIGRATION_8_TO_9;
+    case 9: return MIGRATION_9_TO_10;
     default: return NULL;
     }
 }
@@ -331,8 +340,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * counter less those past expires_at the sweep has not reached yet
          * (a range of us_sessions_expiry: the few recently expired). */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
-        " write_mode, parallel, status, created_at, expires_at)"
-        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld"
+        " write_mode, parallel, status, created_at, expires_at, direct)"
+        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d"
         " WHERE coalesce((SELECT n FROM us_user_open WHERE user_id = %s), 0)"
         " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
         " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
@@ -370,7 +379,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET ingest_heartbeat = %lld"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
-        "SELECT name, blob, size, file_ingestion_id, is_meta FROM us_uploads"
+        "SELECT name, blob, size, file_ingestion_id, etag FROM us_uploads"
         " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
         " ORDER BY name LIMIT %d" },
     [US_STMT_INGEST_HELD] = { "us_ingest_held",

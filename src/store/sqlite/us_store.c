@@ -171,10 +171,10 @@ static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
     const insert_args *a = arg;
     const us_session *s = a->s;
     apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
-    int parallel = s->parallel, max_open = a->max_open, nrows = 0;
+    int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
                            s->family_name, s->write_mode, &parallel, &created,
-                           &expires, s->user_id, s->user_id, &t, &max_open };
+                           &expires, &direct, s->user_id, s->user_id, &t, &max_open };
     /* one statement, so the open-session limit holds under the write lock */
     us_db_rc rc = us_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
     if (rc != US_DB_OK)
