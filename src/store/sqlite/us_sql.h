@@ -25,6 +25,7 @@ const char *us_sql_begin_write(void);
 extern const char US_SQL_META_TABLE[];
 extern const char US_SQL_SCHEMA_VERSION_GET[];
 extern const char US_SQL_SCHEMA_VERSION_SET[]; /* %d */
+extern const char US_SQL_CACHE_SIZE[];         /* %d: KiB */
 
 /* Prepared statements, by label. */
 typedef enum {

@@ -1233,6 +1233,7 @@ const us_store_backend us_sqlite_backend = {
     .open = sq_open,
     .close = sq_close,
     .maintain = us_sqlite_checkpoint,
+    .for_batches = us_sqlite_for_batches,
     .error = us_sqlite_error,
     .clear_error = us_sqlite_clear_error,
     .session_insert = sq_session_insert,
