@@ -5,7 +5,8 @@
 #
 #   bash bench/run.sh                 full run (~10-15 min on 2 cores)
 #   BENCH_QUICK=1 bash bench/run.sh   short run (~3-4 min)
-#   BENCH_ONLY="b1 b3" bash bench/run.sh   some of b1 b2 b3 b4 (b4 = benchmarks 4 and 5);
+#   BENCH_ONLY="b1 b3" bash bench/run.sh   some of b1 b2 b3 b9 b4 (b4 = benchmarks 4 and 5;
+#                                     b9 = the disk's own pace for b3's files, after b3);
 #                                     b6 (PostgreSQL vs SQLite API, issue 12) only when named
 #
 # Other knobs: BENCH_RESULTS (JSON lines file, default /tmp/us-bench-results-<time>.jsonl),
@@ -21,7 +22,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 so="$top/build/mod_upload_session.so"
 quick=${BENCH_QUICK:-0}
-only=${BENCH_ONLY:-b1 b2 b3 b4}
+only=${BENCH_ONLY:-b1 b2 b3 b9 b4}
 
 missing=""
 for cmd in wrk curl dd /usr/sbin/apache2; do
@@ -87,9 +88,9 @@ echo "   load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
 echo "   results: $results"
 
 # per benchmark: script, time limit (s) full / quick
-declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b4]=b4_ingest_growth.py [b6]=b6_pgsql_api.py)
-declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b4]=600 [b6]=300)
-declare -A qlimit=([b1]=600 [b2]=120 [b3]=150 [b4]=300 [b6]=150)
+declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b9]=b9_disk_small_files.py [b4]=b4_ingest_growth.py [b6]=b6_pgsql_api.py)
+declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b9]=300 [b4]=600 [b6]=300)
+declare -A qlimit=([b1]=600 [b2]=120 [b3]=150 [b9]=120 [b4]=300 [b6]=150)
 failed=""
 for b in $only; do
     [ -n "${script[$b]:-}" ] || { echo "bench: unknown benchmark $b" >&2; exit 2; }
