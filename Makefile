@@ -65,7 +65,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench
+.PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench bench-tools
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>.
@@ -231,9 +231,18 @@ sanitize-test:
 
 # benchmarks against httpd's own baselines, side by side (never part of `make test`);
 # BENCH_QUICK=1 for a short run. Results: BENCHMARKS.md
-bench: all
+bench: all bench-tools
 	@EXTRA_PKGS="wrk" sh scripts/install-deps.sh
 	bash bench/run.sh
+
+# the C programs of bench/ (profiling drivers and disk micro-benchmarks)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+bench-tools: $(BENCH_BINS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libus_core.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	@echo "cc $<"
+	@$(CC) $(CFLAGS_CORE) $(PRIV_INC) -o $@ $< $(BUILD)/libus_core.a $(APR_LIBS) $(LIBS) -lsqlite3 -lpthread
 
 # ~60 s of mixed traffic from 64 clients against a real httpd (not in `make test`)
 load: all

@@ -5,9 +5,10 @@
 #
 #   bash bench/run.sh                 full run (~20-30 min on 2 cores)
 #   BENCH_QUICK=1 bash bench/run.sh   short run (~3-4 min)
-#   BENCH_ONLY="b1 b3" bash bench/run.sh   some of b1 b2 b3 b4 b6 b10 (b4 = benchmarks 4
-#                                     and 5; b6: PostgreSQL vs SQLite API; b10: PostgreSQL
-#                                     ingestion on 1 and 3 nodes, growth - both issue 12);
+#   BENCH_ONLY="b1 b3" bash bench/run.sh   some of b1 b2 b3 b9 b4 b6 b10 (b4 = benchmarks 4
+#                                     and 5; b9: the disk's own pace for b3's files, after b3;
+#                                     b6: PostgreSQL vs SQLite API; b10: PostgreSQL ingestion
+#                                     on 1 and 3 nodes, growth - both issue 12);
 #                                     b7 (GET /files with a filter, SQLite and PostgreSQL,
 #                                     issue 14) and b8 (1 GiB presigned POST into radosgw vs
 #                                     curl SigV4 PUT, issue 13) only when named
@@ -25,7 +26,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 so="$top/build/mod_upload_session.so"
 quick=${BENCH_QUICK:-0}
-only=${BENCH_ONLY:-b1 b2 b3 b4 b6 b10}
+only=${BENCH_ONLY:-b1 b2 b3 b9 b4 b6 b10}
 
 missing=""
 for cmd in wrk curl dd /usr/sbin/apache2; do
@@ -91,9 +92,9 @@ echo "   load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min)"
 echo "   results: $results"
 
 # per benchmark: script, time limit (s) full / quick
-declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b4]=b4_ingest_growth.py [b6]=b6_pgsql_api.py [b7]=b7_filter.py [b8]=b8_s3_direct_upload.py [b10]=b10_cluster.py)
-declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b4]=600 [b6]=420 [b7]=900 [b8]=900 [b10]=1500)
-declare -A qlimit=([b1]=600 [b2]=120 [b3]=150 [b4]=300 [b6]=240 [b7]=900 [b8]=300 [b10]=600)
+declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b9]=b9_disk_small_files.py [b4]=b4_ingest_growth.py [b6]=b6_pgsql_api.py [b7]=b7_filter.py [b8]=b8_s3_direct_upload.py [b10]=b10_cluster.py)
+declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b9]=300 [b4]=600 [b6]=420 [b7]=900 [b8]=900 [b10]=1500)
+declare -A qlimit=([b1]=600 [b2]=120 [b3]=150 [b9]=120 [b4]=300 [b6]=240 [b7]=900 [b8]=300 [b10]=600)
 failed=""
 for b in $only; do
     [ -n "${script[$b]:-}" ] || { echo "bench: unknown benchmark $b" >&2; exit 2; }

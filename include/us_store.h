@@ -111,6 +111,12 @@ void us_db_close(us_db *db);
 us_db_rc us_db_maintain(us_db *db, apr_pool_t *p);
 #define US_MAINTENANCE_INTERVAL apr_time_from_msec(500)
 
+/* Fits a connection to the ingest workers' batches, which touch a few
+ * rows of every page of a session's indexes (SQLite: a page cache that
+ * holds them, so a batch costs the same at 50,000 files as at 1,000). A
+ * backend without such a setting does nothing. */
+us_db_rc us_db_for_batches(us_db *db, apr_pool_t *p);
+
 /* ---- per-process pool ---------------------------------------------------- */
 
 /* A thread-safe pool of connections (apr_reslist), created in the child. */

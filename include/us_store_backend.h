@@ -182,6 +182,9 @@ struct us_store_backend {
     us_db_rc (*open)(const void *conf, apr_pool_t *p, us_db **out, const char **err);
     void (*close)(us_db *db);
     us_db_rc (*maintain)(us_db *db, apr_pool_t *p);
+    /* optional: fits the connection to long batches over large sessions
+     * (us_db_for_batches) */
+    us_db_rc (*for_batches)(us_db *db, apr_pool_t *p);
     const char *(*error)(us_db *db);
     /* optional: the connection asks to be closed instead of pooled again
      * (it holds resources that only closing gives back) */

@@ -555,11 +555,15 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
-        if (!db && us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
-            us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
-            db = NULL;
-            nap(ing, apr_time_from_sec(5));
-            continue;
+        if (!db) {
+            if (us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
+                us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
+                db = NULL;
+                nap(ing, apr_time_from_sec(5));
+                continue;
+            }
+            /* a failure leaves the default cache: slower, still correct */
+            (void)us_db_for_batches(db, iter);
         }
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);

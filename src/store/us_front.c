@@ -95,6 +95,11 @@ us_db_rc us_db_maintain(us_db *db, apr_pool_t *p)
     return db->backend->maintain(db, p);
 }
 
+us_db_rc us_db_for_batches(us_db *db, apr_pool_t *p)
+{
+    return db->backend->for_batches ? db->backend->for_batches(db, p) : US_DB_OK;
+}
+
 const char *us_db_error(us_db *db)
 {
     return db ? db->backend->error(db) : "no error";

@@ -393,6 +393,24 @@ static void test_checkpoints_are_left_to_the_workers(void **state)
     us_db_close(db);
 }
 
+/* An ingest worker's connection caches US_BATCH_CACHE_KIB of pages (the
+ * b-trees of a big session: bench/p2_ingest.c), the others keep the small
+ * default; queries run as before on it. */
+static void test_batch_connections_get_a_larger_cache(void **state)
+{
+    us_db *db = open_db(pool), *other = open_db(pool);
+    us_session s;
+    (void)state;
+    assert_int_equal(us_db_for_batches(db, pool), US_DB_OK);
+    assert_string_equal(answer(db, "PRAGMA cache_size"), apr_itoa(pool, -US_BATCH_CACHE_KIB));
+    assert_string_equal(answer(other, "PRAGMA cache_size"), apr_itoa(pool, -US_CACHE_KIB));
+    piece pc = { make(pool, 6000, "u7", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &pc), US_DB_OK);
+    assert_int_equal(us_session_by_id(db, pool, pc.s.id, apr_time_now(), &s), US_DB_OK);
+    us_db_close(other);
+    us_db_close(db);
+}
+
 /* The statements every create, close, upload and idle ingest worker runs
  * seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
@@ -564,6 +582,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_logs_with_its_number, setup, teardown),
     };

@@ -202,6 +202,11 @@ us_db_rc us_sqlite_checkpoint(us_db *base, apr_pool_t *p)
     return rc;
 }
 
+us_db_rc us_sqlite_for_batches(us_db *base, apr_pool_t *p)
+{
+    return exec_drained(us_sqlite_of(base), p, apr_psprintf(p, US_SQL_CACHE_SIZE, US_BATCH_CACHE_KIB));
+}
+
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
                             const char *params, us_sqlite_db **out, const char **err)
 {

@@ -50,6 +50,9 @@ const char US_SQL_SCHEMA_VERSION_SET[] =
     "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
+/* a negative cache_size is in KiB rather than pages */
+const char US_SQL_CACHE_SIZE[] = "PRAGMA cache_size=-%d";
+
 static const char *const MIGRATION_0_TO_1[] = {
     "CREATE TABLE us_sessions ("
     " id TEXT PRIMARY KEY,"

@@ -27,6 +27,7 @@ const char *us_sql_begin_write(void);
 extern const char US_SQL_META_TABLE[];
 extern const char US_SQL_SCHEMA_VERSION_GET[];
 extern const char US_SQL_SCHEMA_VERSION_SET[]; /* %d */
+extern const char US_SQL_CACHE_SIZE[];         /* %d: KiB */
 
 /* The SQLite text of each shared statement (us_store_backend.h). */
 const us_stmt_def *us_sql_statement(us_stmt_id id);

@@ -453,6 +453,7 @@ const us_store_backend us_sqlite_backend = {
     .open = sq_open,
     .close = sq_close,
     .maintain = us_sqlite_checkpoint,
+    .for_batches = us_sqlite_for_batches,
     .error = us_sqlite_error,
     .clear_error = us_sqlite_clear_error,
     .set_error = us_sqlite_set_error,
