@@ -140,27 +140,36 @@ static us_db_rc trash_if_aborted(us_db *db, apr_pool_t *p, const us_session *s,
     return rc;
 }
 
+/* Fencing: *held 0 (and the connection's error says why) when the worker
+ * that read s no longer holds its claim; 1 when it does or s carries no
+ * owner (a caller outside the ingest workers). Inside the caller's write. */
+static us_db_rc claim_still_held(us_db *db, apr_pool_t *p, const us_session *s, int *held)
+{
+    *held = 1;
+    if (!s->ingest_owner)
+        return US_DB_OK;
+    const void *args[] = { s->id, s->ingest_owner };
+    us_db_rc rc = us_select(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, held);
+    if (rc == US_DB_OK && !*held)
+        db->backend->set_error(db, apr_psprintf(p, "session %s: %s no longer holds the claim",
+                                                s->id, s->ingest_owner));
+    return rc;
+}
+
 static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
 {
     apply_args *a = arg;
     const us_session *s = a->s;
     apr_int64_t finished = 0, failed = 0;
-    int nrows = 0;
-    us_db_rc rc = US_DB_OK;
+    int nrows = 0, held = 0;
     apr_array_clear(a->deleted);
     a->lost = 0;
-    if (s->ingest_owner) {
-        /* fencing: a worker whose claim was taken over changes nothing */
-        int held = 0;
-        const void *args[] = { s->id, s->ingest_owner };
-        if ((rc = us_select(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, &held)) != US_DB_OK)
-            return rc;
-        if (!held) {
-            db->backend->set_error(db, apr_psprintf(p, "session %s: %s no longer holds the "
-                                                    "claim", s->id, s->ingest_owner));
-            return trash_if_aborted(db, p, s, a->results, &a->lost);
-        }
-    }
+    /* a worker whose claim was taken over changes nothing */
+    us_db_rc rc = claim_still_held(db, p, s, &held);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!held)
+        return trash_if_aborted(db, p, s, a->results, &a->lost);
     for (int i = 0; rc == US_DB_OK && i < a->results->nelts; i++) {
         const us_ingest_result *r = &APR_ARRAY_IDX(a->results, i, us_ingest_result);
         int counted = 0;
@@ -186,20 +195,11 @@ static us_db_rc listing_body(us_db *db, apr_pool_t *p, void *arg)
 {
     listing_args *a = arg;
     const us_session *s = a->s;
-    int nrows = 0;
-    us_db_rc rc;
+    int nrows = 0, held = 0;
     a->recorded = 0;
-    if (s->ingest_owner) {
-        int held = 0;
-        const void *args[] = { s->id, s->ingest_owner };
-        if ((rc = us_select(db, p, US_STMT_INGEST_HELD, args, NULL, NULL, &held)) != US_DB_OK)
-            return rc;
-        if (!held) {
-            db->backend->set_error(db, apr_psprintf(p, "session %s: %s no longer holds the "
-                                                    "claim", s->id, s->ingest_owner));
-            return US_DB_CONFLICT;
-        }
-    }
+    us_db_rc rc = claim_still_held(db, p, s, &held);
+    if (rc != US_DB_OK || !held)
+        return rc != US_DB_OK ? rc : US_DB_CONFLICT;
     const void *mark_args[] = { s->id };
     if ((rc = us_exec(db, p, US_STMT_LISTING_MARK, mark_args, &nrows)) != US_DB_OK || nrows == 0)
         return rc;

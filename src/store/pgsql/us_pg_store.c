@@ -270,25 +270,6 @@ static us_db_rc select_ll(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void
 }
 
 /* Column order of SESSION_COLS in us_pg_sql.c */
-static void row_to_session(const us_pg_db *db, apr_pool_t *p, apr_dbd_row_t *row, us_session *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->id = entry_str(db, p, row, 0);
-    s->workspace = entry_str(db, p, row, 1);
-    s->user_id = entry_str(db, p, row, 2);
-    s->given_name = entry_str(db, p, row, 3);
-    s->family_name = entry_str(db, p, row, 4);
-    s->write_mode = entry_str(db, p, row, 5);
-    s->parallel = (int)entry_ll(db, row, 6);
-    s->status = entry_str(db, p, row, 7);
-    s->created_at = (apr_time_t)entry_ll(db, row, 8);
-    s->expires_at = (apr_time_t)entry_ll(db, row, 9);
-    s->uploaded_files = entry_ll(db, row, 10);
-    s->finished_files = entry_ll(db, row, 11);
-    s->failed_files = entry_ll(db, row, 12);
-    s->direct = (int)entry_ll(db, row, 13);
-}
-
 static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                                us_session *out)
 {
@@ -299,7 +280,8 @@ static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const
     if (rc != US_DB_OK)
         return rc;
     while (next_row(db, p, res, &row) == US_DB_OK) {
-        row_to_session(db, p, row, out);
+        us_row ur = { db->conf->drv, row };
+        us_row_to_session(&ur, p, out);
         found = 1;
     }
     return found ? US_DB_OK : US_DB_NOTFOUND;
