@@ -119,6 +119,25 @@ def spread_note(cycle_ratios, o, b):
     return "; ".join(parts)
 
 
+def nommap_pair(srv, endpoint, url, body, auth, profile):
+    """Info: ours against a twin served with EnableMMAP Off. httpd maps each
+    static file it sends (EnableMMAP On, the default); on some machines the
+    map and unmap per request cost the static path half its rate, so the
+    twin above flatters us there. One ABBA cycle at 16 connections."""
+    os.makedirs(os.path.join(srv.htdocs, "nommap"), exist_ok=True)
+    os.chmod(os.path.join(srv.htdocs, "nommap"), 0o755)
+    twin = srv.base + srv.static(f"nommap/{endpoint}.json", body)
+    C.wait_quiet()
+    legs = {"ours": [], "static": []}
+    for leg in ("ours", "static", "static", "ours"):
+        legs[leg].append(run_leg(srv, url if leg == "ours" else twin, "plain.lua", LEG_S, 16,
+                                 [auth]))
+    o, b = combine(legs["ours"]), combine(legs["static"])
+    C.record("1", f"{endpoint} c16 ({profile}) vs static twin with EnableMMAP Off (info)",
+             o["rps"], b["rps"], unit="req/s", note=spread_note([], o, b), mpm=profile,
+             ours_detail=o, baseline_detail=b)
+
+
 def run_profile(profile):
     srv = C.BenchServer(mpm=profile, access_log=True)
     try:
@@ -215,6 +234,8 @@ def run_profile(profile):
                          note=spread_note(cycle_ratios, o, b), mpm=profile,
                          ours_detail=o, baseline_detail=b, cycle_ratios=cycle_ratios,
                          body_bytes=len(bodies[endpoint]), duration_s=DURATION)
+                if endpoint in ("status", "list") and conns == 16:
+                    nommap_pair(srv, endpoint, urls[endpoint], bodies[endpoint], auth, profile)
                 if o["errors"]:
                     C.log(f"WARNING: errors in our {endpoint} c{conns} run: {o['error_kinds']}")
                     tail = [l for l in srv.log_text().splitlines() if "upload_session" in l][-3:]

@@ -297,6 +297,10 @@ class BenchServer(UploadServer):
             f'<Directory "{self.dir}/htdocs">',
             "    Require all granted",
             "</Directory>",
+            # a second home for static twins, served without mmap (b1's info pair)
+            f'<Directory "{self.dir}/htdocs/nommap">',
+            "    EnableMMAP Off",
+            "</Directory>",
             f'DavLockDB "{self.dir}/davlock/lockdb"',
             "<Location /dav>",
             "    Dav On",
