@@ -150,6 +150,67 @@ static void test_limit_with_a_create_in_flight(void **state)
     sc_teardown(NULL);
 }
 
+/* Concurrent creates of one process share a transaction (pg_session_insert).
+ * One of them cannot be written (its id is taken): the others are still
+ * created, each once, and it alone fails. */
+#define BATCHERS 8
+static us_db_rc batcher_rc[BATCHERS];
+
+static void *APR_THREAD_FUNC batcher(apr_thread_t *t, void *data)
+{
+    int i = *(int *)data;
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    /* thread 0 reuses the id of the session made before */
+    us_session s = sc_session(sc_uuid(p, i == 0 ? 700 : 700 + i), "ws-batch",
+                              apr_psprintf(p, "u-batch-%d", i % 3), SC_T0, 100);
+    batcher_rc[i] = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                        ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_BUSY;
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_a_failed_create_leaves_its_batch(void **state)
+{
+    apr_thread_t *th[BATCHERS];
+    int idx[BATCHERS];
+    us_session got;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    us_session first = sc_session(sc_uuid(pool, 700), "ws-batch", "u-first", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &first, 10, SC_T0), US_DB_OK);
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < BATCHERS; i++) {
+            idx[i] = i;
+            assert_int_equal(apr_thread_create(&th[i], NULL, batcher, &idx[i], pool),
+                             APR_SUCCESS);
+        }
+        for (int i = 0; i < BATCHERS; i++) {
+            apr_status_t rv;
+            apr_thread_join(&rv, th[i]);
+        }
+        assert_int_equal(batcher_rc[0], US_DB_ERROR);
+        for (int i = 1; i < BATCHERS; i++)
+            /* created in an earlier round: the same id again fails too */
+            assert_int_equal(batcher_rc[i], round == 0 ? US_DB_OK : US_DB_ERROR);
+    }
+    for (int i = 1; i < BATCHERS; i++)
+        assert_int_equal(us_session_get(db, pool, "ws-batch", sc_uuid(pool, 700 + i), SC_T0,
+                                        &got), US_DB_OK);
+    /* the id that was taken still belongs to its first owner */
+    assert_int_equal(us_session_get(db, pool, "ws-batch", sc_uuid(pool, 700), SC_T0, &got),
+                     US_DB_OK);
+    assert_string_equal(got.user_id, "u-first");
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 #define MIGRATORS 6
 static us_db_rc migrate_rc[MIGRATORS];
 
@@ -297,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
+        cmocka_unit_test(test_a_failed_create_leaves_its_batch),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_migration_fills_the_key_table),

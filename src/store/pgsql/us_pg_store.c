@@ -12,6 +12,7 @@
  * its prepared statements - a broken connection is thrown away and opened
  * again, with every statement prepared anew, before its next use.
  */
+#include "us_group.h"
 #include "us_log.h"
 #include "us_pg_filter.h"
 #include "us_pg_sql.h"
@@ -29,6 +30,7 @@ typedef struct {
     const char *conninfo;
     int lock_timeout_ms;
     const us_logger *log;
+    us_group *creates;             /* this process's concurrent creates, one commit each batch */
 } us_pg_conf;
 
 /* Statements built for a request (a filtered or re-ordered file list) are
@@ -36,6 +38,9 @@ typedef struct {
  * holding this many is worn out and closed instead of pooled again (each
  * one is server memory of its backend process). */
 #define US_PG_MAX_DYNAMIC 64
+
+/* Concurrent creates that share one transaction at most (pg_session_insert). */
+#define CREATE_BATCH_MAX 32
 
 /* Message numbers (us_log.h: 11xx the store; 1101-1107 are SQLite's). */
 enum {
@@ -343,6 +348,8 @@ static us_db_rc pg_configure(apr_pool_t *p, const char *params, void **conf, con
     switch (rv) {
     case APR_SUCCESS:
         c->conninfo = apr_pstrdup(p, params);
+        if (us_group_create(&c->creates, p, CREATE_BATCH_MAX) != APR_SUCCESS)
+            c->creates = NULL; /* every create commits alone */
         *conf = c;
         return US_DB_OK;
     case APR_ENOTIMPL:
@@ -501,6 +508,8 @@ typedef struct {
     const us_session *s;
     int max_open;
     apr_time_t now;
+    /* in a batch: what an earlier create of the same transaction did */
+    int workspace_locked, user_locked, workspace_made;
 } insert_args;
 
 static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
@@ -513,8 +522,10 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
                            s->write_mode, &parallel, &created, &expires, &direct };
-    us_db_rc rc = us_workspace_lock_shared(&db->base, p, s->workspace);
-    if (rc == US_DB_OK)
+    us_db_rc rc = US_DB_OK;
+    if (!a->workspace_locked)
+        rc = us_workspace_lock_shared(&db->base, p, s->workspace);
+    if (rc == US_DB_OK && !a->user_locked)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_TAKE, take_args, &nrows);
@@ -523,14 +534,90 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     if (nrows != 1)
         return US_DB_LIMIT;
     rc = pg_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
-    return rc == US_DB_OK ? workspace_ensure(db, p, s->workspace, a->now) : rc;
+    if (rc != US_DB_OK || a->workspace_made)
+        return rc;
+    return workspace_ensure(db, p, s->workspace, a->now);
+}
+
+/* Creates share commits: a user's creates queue on the user's counter row
+ * (its lock is held to the commit), so one at a time would give each one a
+ * WAL flush of its own. Concurrent creates of this process run as one
+ * transaction instead, in user order (the counter rows' lock order), each
+ * with its own limit check; a batch that fails leaves each create to run
+ * alone, as if it had come by itself. */
+#define CREATE_ALONE (-1)
+
+typedef struct {
+    us_group_item *const *items;
+    int n;
+} create_batch_args;
+
+/* The creates in user and workspace order: a lock or a workspace row that
+ * an earlier create of the batch took or made is not asked for again. */
+static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    const create_batch_args *b = arg;
+    const char *made = NULL; /* the last workspace whose row a create made sure of */
+    for (int i = 0; i < b->n; i++) {
+        insert_args *a = b->items[i]->arg;
+        const insert_args *prev = i ? b->items[i - 1]->arg : NULL;
+        a->workspace_locked = prev && strcmp(prev->s->workspace, a->s->workspace) == 0;
+        a->user_locked = prev && strcmp(prev->s->user_id, a->s->user_id) == 0;
+        a->workspace_made = made && strcmp(made, a->s->workspace) == 0;
+        us_db_rc rc = insert_body(db, p, a);
+        if (rc != US_DB_OK && rc != US_DB_LIMIT)
+            return rc;
+        if (rc == US_DB_OK)
+            made = a->s->workspace;
+        b->items[i]->rc = rc;
+    }
+    return US_DB_OK;
+}
+
+static int by_user(const void *a, const void *b)
+{
+    const insert_args *x = (*(us_group_item *const *)a)->arg;
+    const insert_args *y = (*(us_group_item *const *)b)->arg;
+    int c = strcmp(x->s->user_id, y->s->user_id);
+    if (!c)
+        c = strcmp(x->s->workspace, y->s->workspace);
+    return c ? c : strcmp(x->s->id, y->s->id);
+}
+
+typedef struct {
+    us_pg_db *db;
+    apr_pool_t *p;
+} create_leader;
+
+static void create_batch(void *ctx, us_group_item *const *items, int n)
+{
+    const create_leader *l = ctx;
+    if (n == 1) { /* the leader's own create */
+        items[0]->rc = pg_txn(l->db, l->p, insert_body, items[0]->arg);
+        return;
+    }
+    us_group_item *sorted[US_GROUP_MAX];
+    memcpy(sorted, items, (size_t)n * sizeof(*sorted));
+    qsort(sorted, (size_t)n, sizeof(*sorted), by_user);
+    create_batch_args b = { sorted, n };
+    if (pg_txn(l->db, l->p, create_batch_body, &b) != US_DB_OK)
+        for (int i = 0; i < n; i++)
+            items[i]->rc = CREATE_ALONE;
 }
 
 static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
                                   apr_time_t now)
 {
-    insert_args a = { s, max_open, now };
-    return pg_txn(pg_of(base), p, insert_body, &a);
+    us_pg_db *db = pg_of(base);
+    insert_args a = { s, max_open, now, 0, 0, 0 };
+    create_leader l = { db, p };
+    us_group_item item = { &a, 0, 0, NULL };
+    int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
+                               : CREATE_ALONE;
+    if (rc != CREATE_ALONE)
+        return (us_db_rc)rc;
+    a.workspace_locked = a.user_locked = a.workspace_made = 0;
+    return pg_txn(db, p, insert_body, &a);
 }
 
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
