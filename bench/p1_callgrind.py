@@ -16,8 +16,12 @@ figures. They do not show lock waits or cache misses: b1 measures those.
 Prints Ir/request for each kind and our ratio to the twin, then the top
 functions (inclusive) of the two API paths.
 
-    /usr/bin/python3 bench/p1_callgrind.py [N]      (default N=1000)
+    /usr/bin/python3 bench/p1_callgrind.py [N] [--store pgsql]   (default N=1000)
     P1_KEEP=1 keeps the callgrind files (their directory is printed).
+
+--store pgsql runs the server on the testkit's private PostgreSQL
+(tests/us_testkit/pg.py) instead of SQLite: the count is httpd's alone, the
+PostgreSQL backends' instructions are not in it.
 """
 import http.client
 import os
@@ -86,8 +90,14 @@ def run_under_callgrind(srv, kind, path, headers, n):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    srv = BenchServer(mpm="debian", access_log=True)
+    args = sys.argv[1:]
+    store = None
+    if "--store" in args:
+        i = args.index("--store")
+        store = {"pgsql": "pgsql", "sqlite": "sqlite3", "sqlite3": "sqlite3"}[args[i + 1]]
+        del args[i:i + 2]
+    n = int(args[0]) if args else 1000
+    srv = BenchServer(mpm="debian", access_log=True, store=store)
     srv.start()
     try:
         c = srv.client()

@@ -191,7 +191,7 @@ typedef struct {
  * newest first (created_at, then id). *total counts the whole filtered
  * list, whatever the page; *has_more: rows follow the page in its
  * direction (after the last row; before the first one for `before`).
- * *total and rows are two reads: not a snapshot of one moment. */
+ * *total and rows are one read (one statement): the same moment's. */
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace,
                          int is_expired, const us_page *pg,
                          apr_time_t now, apr_array_header_t **rows,

@@ -73,19 +73,42 @@
 #define FILE_AFTER_TAIL FILE_CURSOR(">") " ORDER BY uploaded_at, name LIMIT %lld"
 #define FILE_BEFORE_TAIL FILE_CURSOR("<") " ORDER BY uploaded_at DESC, name DESC LIMIT %lld"
 
+/* A page of a list and the count of the whole list in one statement (one
+ * round trip, one snapshot): the page's rows with the count in a last
+ * column, or for an empty page one row of the count alone, its other
+ * columns NULL. The count's arguments come first. `order` repeats the
+ * page's order on its columns: a join does not keep the page's order. */
+#define COUNTED_PAGE(count, page, order) \
+    "SELECT lp.*, lc.n FROM (" count ") lc LEFT JOIN (" page ") lp ON 1 = 1 ORDER BY " order
+
 /* The family of a workspace's session lists: one filter (VISIBLE,
- * IS_EXPIRED, NOT_EXPIRED), paged by tail (LIST_TAIL, AFTER_TAIL, BEFORE_TAIL) */
-#define SESSION_LIST(filter, tail) \
+ * IS_EXPIRED, NOT_EXPIRED), paged by tail (LIST_TAIL, AFTER_TAIL), or
+ * backwards (BEFORE_TAIL) */
+#define SESSION_PAGE(filter, tail) \
     "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " filter tail
-#define SESSION_COUNT(filter) "SELECT COUNT(*) FROM us_sessions WHERE workspace = %s AND " filter
-/* ... and of a session's files: every file, or those of one status */
+#define SESSION_COUNT(filter) \
+    "SELECT COUNT(*) AS n FROM us_sessions WHERE workspace = %s AND " filter
+#define SESSION_LIST(filter, tail)                                          \
+    COUNTED_PAGE(SESSION_COUNT(filter), SESSION_PAGE(filter, tail),         \
+                 "lp.created_at DESC, lp.id DESC")
+#define SESSION_BACK(filter)                                                \
+    COUNTED_PAGE(SESSION_COUNT(filter), SESSION_PAGE(filter, BEFORE_TAIL),  \
+                 "lp.created_at, lp.id")
+/* ... and of a session's files: every file, or those of one status; the
+ * page's rows carry their uploaded_at after SESSION_FILE_COLS, for the order */
 #define FILE_ALL ""
 #define FILE_STATUS " AND ingestion_status = %s"
-#define FILE_LIST(filter, tail) \
-    "SELECT " SESSION_FILE_COLS " FROM us_uploads WHERE session_id = %s AND is_meta = 0" filter tail
+#define FILE_PAGE(filter, tail)                                             \
+    "SELECT " SESSION_FILE_COLS ", uploaded_at FROM us_uploads"             \
+    " WHERE session_id = %s AND is_meta = 0" filter tail
 #define FILE_PAGE_TAIL " ORDER BY uploaded_at, name LIMIT %lld OFFSET %lld"
 #define FILE_COUNT(filter) \
-    "SELECT COUNT(*) FROM us_uploads WHERE session_id = %s AND is_meta = 0" filter
+    "SELECT COUNT(*) AS n FROM us_uploads WHERE session_id = %s AND is_meta = 0" filter
+#define FILE_LIST(filter, tail) \
+    COUNTED_PAGE(FILE_COUNT(filter), FILE_PAGE(filter, tail), "lp.uploaded_at, lp.name")
+#define FILE_BACK(filter)                                                   \
+    COUNTED_PAGE(FILE_COUNT(filter), FILE_PAGE(filter, FILE_BEFORE_TAIL),   \
+                 "lp.uploaded_at DESC, lp.name DESC")
 
 #define US_SQL_SHARED(X)                                                                      \
     X(SESSION_GET, "session_get",                                                             \
@@ -98,12 +121,9 @@
     X(SESSION_AFTER_ALL, "session_after_all", SESSION_LIST(VISIBLE, AFTER_TAIL))              \
     X(SESSION_AFTER_EXPIRED, "session_after_expired", SESSION_LIST(IS_EXPIRED, AFTER_TAIL))   \
     X(SESSION_AFTER_ACTIVE, "session_after_active", SESSION_LIST(NOT_EXPIRED, AFTER_TAIL))    \
-    X(SESSION_BEFORE_ALL, "session_before_all", SESSION_LIST(VISIBLE, BEFORE_TAIL))           \
-    X(SESSION_BEFORE_EXPIRED, "session_before_expired", SESSION_LIST(IS_EXPIRED, BEFORE_TAIL)) \
-    X(SESSION_BEFORE_ACTIVE, "session_before_active", SESSION_LIST(NOT_EXPIRED, BEFORE_TAIL)) \
-    X(SESSION_COUNT_ALL, "session_count_all", SESSION_COUNT(VISIBLE))                         \
-    X(SESSION_COUNT_EXPIRED, "session_count_expired", SESSION_COUNT(IS_EXPIRED))              \
-    X(SESSION_COUNT_ACTIVE, "session_count_active", SESSION_COUNT(NOT_EXPIRED))               \
+    X(SESSION_BEFORE_ALL, "session_before_all", SESSION_BACK(VISIBLE))                        \
+    X(SESSION_BEFORE_EXPIRED, "session_before_expired", SESSION_BACK(IS_EXPIRED))             \
+    X(SESSION_BEFORE_ACTIVE, "session_before_active", SESSION_BACK(NOT_EXPIRED))              \
     X(SESSION_BY_ID, "session_by_id",                                                         \
       "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE)                  \
     X(UPLOAD_BLOB_GET, "upload_blob_get",                                                     \
@@ -122,10 +142,8 @@
     X(FILES_LIST_STATUS, "session_files_list_status", FILE_LIST(FILE_STATUS, FILE_PAGE_TAIL)) \
     X(FILES_AFTER_ALL, "session_files_after_all", FILE_LIST(FILE_ALL, FILE_AFTER_TAIL))       \
     X(FILES_AFTER_STATUS, "session_files_after_status", FILE_LIST(FILE_STATUS, FILE_AFTER_TAIL)) \
-    X(FILES_BEFORE_ALL, "session_files_before_all", FILE_LIST(FILE_ALL, FILE_BEFORE_TAIL))    \
-    X(FILES_BEFORE_STATUS, "session_files_before_status", FILE_LIST(FILE_STATUS, FILE_BEFORE_TAIL)) \
-    X(FILES_COUNT_ALL, "files_count_all", FILE_COUNT(FILE_ALL))                               \
-    X(FILES_COUNT_STATUS, "files_count_status", FILE_COUNT(FILE_STATUS))                      \
+    X(FILES_BEFORE_ALL, "session_files_before_all", FILE_BACK(FILE_ALL))                      \
+    X(FILES_BEFORE_STATUS, "session_files_before_status", FILE_BACK(FILE_STATUS))             \
     X(OVERVIEW, "store_overview",                                                             \
       /* one statement: one snapshot. Each count is a range of a covering                     \
       * index (us_sessions_expiry, us_sessions_ingest), not a table scan */                   \

@@ -10,7 +10,7 @@
  * columns are read with apr_dbd_datum_get; errors carry message text only;
  * and a connection the driver re-established underneath (PQreset) has lost
  * its prepared statements - a broken connection is thrown away and opened
- * again, with every statement prepared anew, before its next use.
+ * again before its next use, its statements prepared anew as they are used.
  */
 #include "us_group.h"
 #include "us_log.h"
@@ -145,8 +145,9 @@ static void drop_handle(us_pg_db *db)
     memset(db->stmt, 0, sizeof(db->stmt));
 }
 
-/* Opens the driver handle; with_stmts: prepares every statement too. */
-static us_db_rc connect_handle(us_pg_db *db, int with_stmts)
+/* Opens the driver handle. Its statements are prepared at their first use
+ * (prepared_statement). */
+static us_db_rc connect_handle(us_pg_db *db)
 {
     const char *oerr = NULL;
     drop_handle(db);
@@ -164,18 +165,6 @@ static us_db_rc connect_handle(us_pg_db *db, int with_stmts)
     apr_pool_cleanup_register(db->hpool, db, handle_cleanup, apr_pool_cleanup_null);
     us_db_rc rc = pg_exec_sql(db, apr_psprintf(db->hpool, "SET lock_timeout = %d",
                                                db->conf->lock_timeout_ms));
-    for (int i = 0; rc == US_DB_OK && with_stmts && i < US_STMT__COUNT; i++) {
-        const us_stmt_def *def = us_pg_sql_statement((us_stmt_id)i);
-        if (!def->sql)
-            continue;
-        int prc = apr_dbd_prepare(db->conf->drv, db->hpool, db->h, def->sql, def->label,
-                                  &db->stmt[i]);
-        if (prc != 0) {
-            rc = pg_fail(db, prc, def->label);
-            db->err = apr_psprintf(db->pool, "cannot prepare %s (is the schema current?): %s",
-                                   def->label, db->err);
-        }
-    }
     if (rc != US_DB_OK)
         drop_handle(db);
     db->broken = rc != US_DB_OK;
@@ -185,11 +174,39 @@ static us_db_rc connect_handle(us_pg_db *db, int with_stmts)
 /* The connection, reopened first when the last use found it broken. */
 static us_db_rc pg_ready(us_pg_db *db)
 {
-    return db->broken || !db->h ? connect_handle(db, 1) : US_DB_OK;
+    return db->broken || !db->h ? connect_handle(db) : US_DB_OK;
 }
 
-static us_db_rc pg_new(const us_pg_conf *conf, apr_pool_t *p, int with_stmts, us_pg_db **out,
-                       const char **err)
+/* Statement id on the connection, ready to run: prepared at its first use
+ * there, one round trip once. A connection prepares what its thread runs
+ * (a request handler's few reads), not every statement of the table. */
+static us_db_rc prepared_statement(us_pg_db *db, us_stmt_id id, apr_dbd_prepared_t **out)
+{
+    us_db_rc rc = pg_ready(db);
+    if (rc != US_DB_OK)
+        return rc;
+    if (!db->stmt[id]) {
+        const us_stmt_def *def = us_pg_sql_statement(id);
+        if (!def->sql) {
+            db->err = apr_psprintf(db->pool, "statement %d has no PostgreSQL text", (int)id);
+            return US_DB_ERROR;
+        }
+        int prc = apr_dbd_prepare(db->conf->drv, db->hpool, db->h, def->sql, def->label,
+                                  &db->stmt[id]);
+        if (prc != 0) {
+            db->stmt[id] = NULL;
+            rc = pg_fail(db, prc, def->label);
+            if (!db->broken)
+                db->err = apr_psprintf(db->pool, "cannot prepare %s (is the schema current?): %s",
+                                       def->label, db->err);
+            return rc;
+        }
+    }
+    *out = db->stmt[id];
+    return US_DB_OK;
+}
+
+static us_db_rc pg_new(const us_pg_conf *conf, apr_pool_t *p, us_pg_db **out, const char **err)
 {
     apr_pool_t *sub;
     apr_pool_create(&sub, p);
@@ -198,7 +215,7 @@ static us_db_rc pg_new(const us_pg_conf *conf, apr_pool_t *p, int with_stmts, us
     db->base.backend = &us_pgsql_backend;
     db->pool = sub;
     db->conf = conf;
-    us_db_rc rc = connect_handle(db, with_stmts);
+    us_db_rc rc = connect_handle(db);
     if (rc != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
@@ -213,23 +230,25 @@ static us_db_rc pg_new(const us_pg_conf *conf, apr_pool_t *p, int with_stmts, us
 static us_db_rc pg_select(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           apr_dbd_results_t **res)
 {
-    us_db_rc rc = pg_ready(db);
+    apr_dbd_prepared_t *stmt = NULL;
+    us_db_rc rc = prepared_statement(db, id, &stmt);
     if (rc != US_DB_OK)
         return rc;
     *res = NULL;
     /* random access: see the top of this file */
-    int qrc = apr_dbd_pbselect(db->conf->drv, p, db->h, res, db->stmt[id], 1, args);
+    int qrc = apr_dbd_pbselect(db->conf->drv, p, db->h, res, stmt, 1, args);
     return qrc == 0 ? US_DB_OK : pg_fail(db, qrc, us_pg_sql_statement(id)->label);
 }
 
 static us_db_rc pg_exec(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                         int *nrows)
 {
-    us_db_rc rc = pg_ready(db);
+    apr_dbd_prepared_t *stmt = NULL;
+    us_db_rc rc = prepared_statement(db, id, &stmt);
     if (rc != US_DB_OK)
         return rc;
     *nrows = 0;
-    int qrc = apr_dbd_pbquery(db->conf->drv, p, db->h, nrows, db->stmt[id], args);
+    int qrc = apr_dbd_pbquery(db->conf->drv, p, db->h, nrows, stmt, args);
     return qrc == 0 ? US_DB_OK : pg_fail(db, qrc, us_pg_sql_statement(id)->label);
 }
 
@@ -438,7 +457,7 @@ static us_db_rc migrate_locked(us_pg_db *db, apr_pool_t *p, void *arg)
 static us_db_rc pg_migrate(const void *conf, apr_pool_t *p, const char **err)
 {
     us_pg_db *db = NULL;
-    us_db_rc rc = pg_new(conf, p, 0, &db, err);
+    us_db_rc rc = pg_new(conf, p, &db, err);
     if (rc != US_DB_OK)
         return rc;
     *err = NULL;
@@ -452,7 +471,7 @@ static us_db_rc pg_migrate(const void *conf, apr_pool_t *p, const char **err)
 static us_db_rc pg_open(const void *conf, apr_pool_t *p, us_db **out, const char **err)
 {
     us_pg_db *db = NULL;
-    us_db_rc rc = pg_new(conf, p, 1, &db, err);
+    us_db_rc rc = pg_new(conf, p, &db, err);
     *out = rc == US_DB_OK ? &db->base : NULL;
     return rc;
 }
