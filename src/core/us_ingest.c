@@ -75,7 +75,7 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
 {
     int m = 0;
     apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id,
-                                         u->etag, &m);
+                                         u->etag, u->size, &m);
     if (m)
         *moved = 1;
     if (us_storage_unavailable(rv)) {
