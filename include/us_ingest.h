@@ -95,4 +95,16 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
 
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
 
+/* The last clear of direct-upload sessions (docs/design-s3-listing.md):
+ * their POST policy lives until expires_at, so an object may land under a
+ * session's prefix after the clear that ends its ingestion. Once
+ * expires_at lies cfg->lease in the past (an upload whose policy was
+ * checked just before has that long to land) and the ingestion has ended,
+ * each due prefix (us_late_clear_due, a few at a time) is cleared once
+ * more and that is recorded (us_late_clear_done), logged as 1022 by the
+ * one caller that records it. A prefix that keeps objects (the storage did
+ * not answer) stays due. Returns how many this call recorded. A clear
+ * twice over (two processes at once) removes nothing more: harmless. */
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
+
 #endif

@@ -166,10 +166,14 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
  * etag (may be NULL): only the blob with this etag (as listed) is
  * published; a blob replaced since is not (s3: the copy carries
  * x-amz-copy-source-if-match; answered 412, the published file counts as
- * above, else APR_ENOENT). posix takes no direct uploads and ignores it. */
+ * above, else APR_ENOENT). posix takes no direct uploads and ignores it.
+ * size (the blob's bytes, as recorded) chooses how s3 copies: above
+ * CopyObject's 5 GiB, in parts (UploadPartCopy), each part pinned to etag;
+ * the destination key is the same either way, so a replay of either finds
+ * it. */
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, const char *file_id, const char *etag,
-                                int *moved);
+                                long long size, int *moved);
 
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call

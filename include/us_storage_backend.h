@@ -55,7 +55,7 @@ struct us_storage_backend {
                                 const char *blob, apr_size_t max, char **data, apr_size_t *len);
     apr_status_t (*publish)(us_storage *st, apr_pool_t *p, const char *session_id,
                             const char *blob, const char *file_id, const char *etag,
-                            int *moved);
+                            long long size, int *moved);
     apr_status_t (*publish_sync)(us_storage *st, apr_pool_t *p);
 
     /* ---- removing */

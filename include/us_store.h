@@ -51,8 +51,11 @@ typedef struct {
 
 /* us_session.direct: uploads through the module's upload target (rows per
  * upload); straight into the bucket, not listed yet (the bucket is the
- * truth); straight into the bucket, one listing recorded as its rows. */
-enum { US_DIRECT_NO = 0, US_DIRECT_UNLISTED = 1, US_DIRECT_LISTED = 2 };
+ * truth); straight into the bucket, one listing recorded as its rows;
+ * that, and the prefix cleared once more after expires_at, when no POST
+ * policy of the session is valid any more (us_late_clear_done; read as
+ * LISTED). */
+enum { US_DIRECT_NO = 0, US_DIRECT_UNLISTED = 1, US_DIRECT_LISTED = 2, US_DIRECT_CLEARED = 3 };
 
 /* ---- configuration and connections ---------------------------------------- */
 
@@ -405,6 +408,21 @@ typedef struct {
  * concurrent calls for one session at most one records. */
 us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
                                   const apr_array_header_t *objects, int *recorded);
+
+/* Up to limit direct-upload sessions (ids, const char *) whose prefix is
+ * due its last clear: their ingestion has ended (ingested, or aborted and
+ * cleared) and their expires_at, when their POST policy died, lies more
+ * than grace before now (PostgreSQL: the database's clock, as the expiry
+ * sweep judges), earliest expiry first; none recorded as cleared late
+ * (us_late_clear_done). A read: an index range of the sessions not
+ * cleared late yet, whatever the number of sessions. */
+us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
+                           int limit, apr_array_header_t **ids);
+/* Records that session id's prefix had its last clear (direct becomes
+ * US_DIRECT_CLEARED): US_DB_OK when this call recorded it, US_DB_NOTFOUND
+ * when it was recorded before or the session takes no direct uploads. One
+ * statement: of concurrent calls for a session exactly one gets US_DB_OK. */
+us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id);
 
 /* ---- workspace files ----------------------------------------------------------- */
 

@@ -75,7 +75,7 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
 {
     int m = 0;
     apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id,
-                                         u->etag, &m);
+                                         u->etag, u->size, &m);
     if (m)
         *moved = 1;
     if (us_storage_unavailable(rv)) {
@@ -493,6 +493,25 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
     return gone->nelts;
 }
 
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+{
+    apr_array_header_t *ids;
+    int recorded = 0;
+    if (us_late_clear_due(db, p, apr_time_now(), cfg->lease, 16, &ids) != US_DB_OK)
+        return 0;
+    for (int i = 0; i < ids->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+        if (us_storage_session_clear(cfg->storage, p, id) != 0)
+            continue; /* objects left: due again at the next sweep */
+        if (us_late_clear_done(db, p, id) == US_DB_OK) {
+            recorded++;
+            us_log(cfg->log, US_LOG_INFO, 0, 1022, "ingest: session %s: its upload policy has "
+                   "expired; its prefix cleared a last time", id);
+        }
+    }
+    return recorded;
+}
+
 /* ---- worker threads ------------------------------------------------------------ */
 
 apr_interval_time_t us_ingest_retry_delay(int failures)
@@ -568,6 +587,8 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
             us_ingest_sweep_trash(db, iter, cfg);
+            if (arg->index == 0) /* one worker per process is enough */
+                us_ingest_clear_late(db, iter, cfg);
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

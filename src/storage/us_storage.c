@@ -166,9 +166,9 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
 
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, const char *file_id, const char *etag,
-                                int *moved)
+                                long long size, int *moved)
 {
-    return st->backend->publish(st, p, session_id, blob, file_id, etag, moved);
+    return st->backend->publish(st, p, session_id, blob, file_id, etag, size, moved);
 }
 
 apr_status_t us_storage_publish_sync(us_storage *st, apr_pool_t *p)

@@ -242,3 +242,22 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
     *deleted = a.deleted;
     return rc;
 }
+
+/* ---- direct uploads: the last clear (us_store.h) ---------------------------------- */
+
+us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
+                           int limit, apr_array_header_t **ids)
+{
+    apr_int64_t t = now, g = grace;
+    const void *args[] = { &t, &g, &limit };
+    *ids = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(const char *));
+    return us_select(db, p, US_STMT_LATE_CLEAR_DUE, args, us_push_str, *ids, NULL);
+}
+
+us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id)
+{
+    int nrows = 0;
+    const void *args[] = { id };
+    us_db_rc rc = us_write_one(db, p, US_STMT_LATE_CLEAR_MARK, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_NOTFOUND : rc;
+}

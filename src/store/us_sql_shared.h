@@ -110,6 +110,11 @@
     COUNTED_PAGE(FILE_COUNT(filter), FILE_PAGE(filter, FILE_BEFORE_TAIL),   \
                  "lp.uploaded_at DESC, lp.name DESC")
 
+/* Migration to SQLite schema 11 / PostgreSQL 9: the direct-upload
+ * sessions whose prefix is not cleared late yet (us_late_clear_due) */
+#define US_SQL_LATE_CLEAR_INDEX \
+    "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2)"
+
 #define US_SQL_SHARED(X)                                                                      \
     X(SESSION_GET, "session_get",                                                             \
       "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE) \
@@ -183,6 +188,13 @@
       " uploaded_at, file_ingestion_id, etag) VALUES (%s, %s, %s, %lld, '', %d, %lld, %s, %s)") \
     X(LISTED_COUNT, "listed_count",                                                           \
       "UPDATE us_sessions SET uploaded_files = %lld WHERE id = %s")                           \
+    X(LATE_CLEAR_DUE, "late_clear_due",                                                       \
+      /* a range of us_sessions_late_clear, whose rows are the direct sessions                \
+       * not cleared late yet: few, whatever the number of sessions */                        \
+      "SELECT id FROM us_sessions WHERE direct IN (1, 2) AND ingest_state = 'done'"           \
+      " AND expires_at <= " JUDGED_NOW " - %lld ORDER BY expires_at LIMIT %d")                \
+    X(LATE_CLEAR_MARK, "late_clear_mark",                                                     \
+      "UPDATE us_sessions SET direct = 3 WHERE id = %s AND direct IN (1, 2)")                 \
     X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \
       "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"   \
       " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)")                           \

@@ -142,6 +142,46 @@ def test_object_after_the_listing_is_not_ingested(direct_server):
     assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page
 
 
+def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
+    """The policy lives until expires_at: an object POSTed after the clear
+    that ends the ingestion would stay for good. Once expires_at lies the
+    ingest lease in the past, the prefix is cleared a last time, once
+    (US1022), and the workspace keeps exactly the ingested files."""
+    s = direct_server(extra=["UploadSessionIngestLease 3"])
+    api = s.client(s.user_all)
+    ws = "ws-late-clear"
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 15})
+    expires = time.monotonic() + 15
+    upload_all(cfg, [("a.txt", b"a"), ("b.txt", b"b")])
+    close_session(api, ws, sid)
+    wait_ingested(api, ws, sid, 2)
+    deadline = time.monotonic() + 30
+    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
+        time.sleep(0.2)  # the ingestion's own clear follows the counters
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    with new_client() as c:
+        r = upload(c, cfg, "late.txt", b"late")
+        assert r.status_code == 204 and r.content == b"", r.text
+    assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
+    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
+
+    deadline = expires + 3 + 40
+    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    page = workspace_files(api, ws)
+    assert page["total"] == 2, page
+    assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page
+    assert len(s3_keys(s, "files/")) == 2
+    st = get_status(api, ws, sid)
+    assert st["uploaded_files"] == 2, st
+    assert st["ingestion_status"] == {"finished_files": 2, "failed_files": 0,
+                                      "pending_files": 0}, st
+    time.sleep(2)  # more sweeps: the last clear stays recorded, logged once
+    lines = [ln for ln in s.log_text().splitlines() if "US1022" in ln]
+    assert len(lines) == 1 and sid in lines[0], lines
+
+
 def test_max_files_applies_at_listing_time(direct_server):
     """UploadSessionMaxFilesPerSession: the first N raw files by name are
     the session's (before and after the close); the others are left out,

@@ -378,7 +378,7 @@ static void stc_publish_is_idempotent(void **state)
     const char *blob = stc_uuid(pool, 1), *fid = stc_uuid(pool, 900);
     (void)state;
     stc_upload(pool, STC_SESSION, blob, 300000, 9, &data);
-    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, 300000, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_publish_sync(stc, pool), APR_SUCCESS);
     assert_int_equal(stc_listed(pool, STC_SESSION, blob), 0); /* moved, not copied */
@@ -386,14 +386,14 @@ static void stc_publish_is_idempotent(void **state)
 
     /* the batch replayed after a crash */
     moved = -1;
-    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, 300000, &moved), APR_SUCCESS);
     assert_int_equal(moved, 0);
     stc_check_file(pool, fid, data, 300000);
 
     /* neither the upload nor the file */
     moved = -1;
     assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, stc_uuid(pool, 2), stc_uuid(pool, 901),
-                                        NULL, &moved), APR_ENOENT);
+                                        NULL, 10, &moved), APR_ENOENT);
     assert_int_equal(moved, 0);
     assert_int_equal(us_storage_file_open(stc, pool, stc_uuid(pool, 901), &r), APR_ENOENT);
 }
@@ -423,7 +423,7 @@ static void stc_session_clear(void **state)
     stc_upload(pool, STC_SESSION, stc_uuid(pool, 3), 10, 3, NULL);
     stc_upload(pool, STC_OTHER_SESSION, stc_uuid(pool, 4), 10, 4, NULL);
     assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, stc_uuid(pool, 3), stc_uuid(pool, 5),
-                                        NULL, &moved), APR_SUCCESS);
+                                        NULL, 10, &moved), APR_SUCCESS);
     assert_int_equal(us_storage_session_clear(stc, pool, STC_SESSION), 0);
     assert_int_equal(stc_count(pool, STC_SESSION), 0);
     assert_int_equal(us_storage_session_clear(stc, pool, STC_SESSION), 0); /* nothing left */

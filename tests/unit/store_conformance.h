@@ -1059,6 +1059,62 @@ static void sc_record_listing(void **state)
     us_db_close(db);
 }
 
+/* The last clear of a direct session's prefix: due once its ingestion has
+ * ended and expires_at lies more than the grace in the past (by the
+ * store's clock); recorded once; never due for a session without direct
+ * uploads nor one still being ingested. */
+static void sc_late_clear(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 1990), "ws-late-a", "u-late", SC_T0, 4);
+    us_session busy = sc_session(sc_uuid(pool, 1991), "ws-late-b", "u-late", SC_T0, 5);
+    us_session plain = sc_session(sc_uuid(pool, 1992), "ws-late-c", "u-late", SC_T0, 3);
+    us_session c, got;
+    apr_array_header_t *ids, *objs = apr_array_make(pool, 1, sizeof(us_listed_object));
+    int n = 0, recorded = -1;
+    (void)state;
+    s.direct = busy.direct = US_DIRECT_UNLISTED;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &busy, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &plain, 10, SC_T0), US_DB_OK);
+    /* nothing is due while the sessions are open */
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 0);
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_int_equal(n, 3);
+    /* s: listed (empty), ingested; busy: claimed, still running */
+    assert_int_equal(us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, s.id);
+    assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
+    assert_int_equal(recorded, 1);
+    assert_int_equal(us_ingest_done(db, pool, s.id, "w"), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, busy.id);
+    /* expired about 26 s ago by the store's clock: not within an hour's grace */
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), 16, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 0);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), s.id);
+    /* recorded once; then no longer due */
+    assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_OK);
+    assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_NOTFOUND);
+    assert_int_equal(us_late_clear_done(db, pool, plain.id), US_DB_NOTFOUND);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 0);
+    /* it reads as a listed session: its rows are its files */
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.direct, US_DIRECT_CLEARED);
+    assert_string_equal(got.status, "EXPIRED");
+    /* the running one, once ingested, is due */
+    assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
+    assert_int_equal(us_ingest_done(db, pool, busy.id, "w"), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(ids->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), busy.id);
+    us_db_close(db);
+}
+
 /* A session without direct uploads has no listing to record; an upload
  * row of the upload target carries no etag. */
 static void sc_record_listing_not_direct(void **state)
@@ -2168,6 +2224,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fenced),
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
+        SC_TEST(sc_late_clear),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),

@@ -277,6 +277,7 @@ static void test_migration_fills_the_key_table(void **state)
         "DROP TRIGGER us_file_keys_insert ON us_files", "DROP TRIGGER us_file_keys_sync ON us_files",
         "DROP FUNCTION us_file_keys_sync()",
         "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
+        "DROP INDEX us_sessions_late_clear",
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
     };
@@ -284,6 +285,17 @@ static void test_migration_fills_the_key_table(void **state)
         assert_int_equal(apr_dbd_query(drv, h, &nrows, back_to_6[i]), 0);
     apr_dbd_close(drv, h);
     assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    /* 8 -> 9: the queue of the direct sessions' last clear */
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, "SELECT indexdef FROM pg_indexes"
+                                    " WHERE indexname = 'us_sessions_late_clear'", 0), 0);
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
+    assert_non_null(strstr(apr_dbd_get_entry(drv, row, 0), "WHERE (direct = ANY"));
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        ;
+    apr_dbd_close(drv, h);
     db = sc_open(pool);
     us_odata_node *root;
     assert_true(us_odata_parse(pool, "k eq 'v' and n ge 2", 19, &root, &err));

@@ -469,6 +469,73 @@ static void test_listing_page(void **state)
     assert_non_null(strchr("89ab", a[19]));
 }
 
+/* A file written straight into a session's directory, as a direct upload
+ * lands under the session's prefix. */
+static const char *put_direct(const char *sid, const char *name, const char *content)
+{
+    const char *dir = apr_pstrcat(pool, root, "/data/sessions/", sid, NULL);
+    const char *path = apr_pstrcat(pool, dir, "/", name, NULL);
+    apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, pool);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+    return path;
+}
+
+static int present(const char *path)
+{
+    apr_finfo_t fi;
+    return apr_stat(&fi, path, APR_FINFO_TYPE, pool) == APR_SUCCESS;
+}
+
+/* A direct session's prefix gets its last clear once expires_at lies the
+ * lease in the past and its ingestion has ended: an object that landed
+ * after the ingestion's clear is removed, once; the ingested file stays. */
+static void test_late_clear(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    int n = 0;
+    apr_array_header_t *rows;
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    s.id = uuid_n(++seq);
+    s.workspace = "w-late";
+    s.user_id = "u";
+    s.given_name = "A";
+    s.family_name = "B";
+    s.write_mode = "KEEP";
+    s.parallel = 1;
+    s.direct = US_DIRECT_UNLISTED;
+    s.created_at = apr_time_now();
+    s.expires_at = s.created_at + apr_time_from_msec(1000);
+    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    put_direct(s.id, "a.txt", "ingested");
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_true(n >= 1);
+    /* until the queue is empty (earlier tests may have left sessions in it) */
+    int claimed = 1;
+    for (int i = 0; claimed && i < 20; i++)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    expect_file(db, s.id, "a.txt", "FINISHED", NULL);
+    /* after the ingestion's clear, while the policy would still be valid */
+    const char *late = put_direct(s.id, "late.txt", "late");
+    assert_int_equal(us_ingest_clear_late(db, pool, &cfg), 0); /* within the lease */
+    assert_true(present(late));
+    us_ingest_config c = cfg;
+    c.lease = apr_time_from_msec(50);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c), 1);
+    assert_false(present(late));
+    assert_int_equal(us_ingest_clear_late(db, pool, &c), 0); /* once */
+    assert_int_equal(us_session_get(db, pool, "w-late", s.id, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.direct, US_DIRECT_CLEARED);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_claimed_is_reported),
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_listing_page),
+        cmocka_unit_test(test_late_clear),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

@@ -115,7 +115,7 @@ static void test_layout(void **state)
     assert_string_equal(us_storage_writer_where(w), apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL));
     assert_true(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
 
-    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, 3, &moved), APR_SUCCESS);
     assert_true(exists(apr_pstrcat(pool, dir, "/files/fid1", NULL)));
     assert_false(exists(apr_pstrcat(pool, dir, "/sessions/sid/blob1", NULL)));
 

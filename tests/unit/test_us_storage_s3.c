@@ -12,13 +12,17 @@
 #include "fixture.h"
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_network_io.h>
+#include <curl/curl.h>
 #include <jansson.h>
+#include <time.h>
 #include "storage_conformance.h"
+#include "us_sigv4.h"
 
 #define BUCKET "us-unit"
 
@@ -184,7 +188,7 @@ static void test_layout(void **state)
     assert_int_equal(us_storage_finish(w), APR_SUCCESS);
     assert_int_equal(us_storage_commit(w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/sessions/sid/blob1");
-    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob1", "fid1", NULL, 3, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_file_create(st, pool, "fid2", &w), APR_SUCCESS);
     assert_string_equal(us_storage_writer_where(w), "s3://" BUCKET "/lay/out/files/fid2");
@@ -379,23 +383,204 @@ static void test_publish_pinned(void **state)
     put_small(st, "sid", "a.txt", "newer");
     const char *cur = only_etag(st, p);
     assert_string_not_equal(old, cur);
-    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", old, &moved), APR_ENOENT);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", old, 3, &moved), APR_ENOENT);
     assert_int_equal(moved, 0);
     assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_ENOENT);
     assert_string_equal(only_etag(st, p), cur);
-    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, 5, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
     assert_int_equal(us_storage_reader_size(r), 5);
     /* a replay: the source is gone (404) or another one came (412) */
-    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, 5, &moved), APR_SUCCESS);
     assert_int_equal(moved, 0);
     put_small(st, "sid", "a.txt", "late");
-    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, &moved), APR_SUCCESS);
+    assert_int_equal(us_storage_publish(st, p, "sid", "a.txt", "fpin", cur, 5, &moved), APR_SUCCESS);
     assert_int_equal(moved, 0);
     assert_int_equal(us_storage_file_open(st, p, "fpin", &r), APR_SUCCESS);
     assert_int_equal(us_storage_reader_size(r), 5);
     assert_int_equal(us_storage_file_delete(st, p, "fpin"), APR_SUCCESS);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    apr_pool_destroy(p);
+}
+
+/* ---- publishing in parts ------------------------------------------------------ */
+
+typedef struct {
+    char buf[256 * 1024];
+    size_t got;
+} body_buf;
+
+static size_t keep_body(char *data, size_t sz, size_t n, void *baton)
+{
+    body_buf *b = baton;
+    size_t len = sz * n;
+    if (b->got + len >= sizeof(b->buf))
+        return 0;
+    memcpy(b->buf + b->got, data, len);
+    b->got += len;
+    b->buf[b->got] = '\0';
+    return len;
+}
+
+static size_t keep_etag(char *data, size_t sz, size_t n, void *baton)
+{
+    char *etag = baton;
+    size_t len = sz * n;
+    if (len > 5 && strncasecmp(data, "etag:", 5) == 0)
+        snprintf(etag, 128, "%.*s", (int)(len - 5), data + 5);
+    return len;
+}
+
+/* A presigned request, as any client sends it, for path (encoded) with
+ * query (or NULL): its status; the body into b (may be NULL: none is
+ * read), the ETag header's value (untrimmed) into etag (128 bytes). */
+static long presigned(apr_pool_t *p, const char *method, const char *path, const char *query,
+                      body_buf *b, char *etag)
+{
+    char date[20];
+    time_t now = time(NULL);
+    struct tm tm;
+    us_sigv4_credentials c = { access_key, secret_key, "us-east-1", "s3" };
+    const char *host = strstr(endpoint, "://") + 3;
+    long status = 0;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    const char *q = us_sigv4_presign_query(p, &c, date, method, host, path, query, 60);
+    assert_non_null(q);
+    CURL *h = curl_easy_init();
+    assert_non_null(h);
+    curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, endpoint, path, "?", q, NULL));
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, keep_etag);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, etag);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+/* How many unfinished multipart uploads ListMultipartUploads shows under
+ * key prefix pre of the bucket. */
+static int unfinished_uploads(apr_pool_t *p, const char *pre)
+{
+    body_buf *b = apr_pcalloc(p, sizeof(*b));
+    char etag[128] = "";
+    long status = presigned(p, "GET", "/" BUCKET,
+                            apr_pstrcat(p, "prefix=", us_sigv4_uri_encode(p, pre, 0), "&uploads=",
+                                        NULL), b, etag);
+    if (status != 200)
+        fail_msg("ListMultipartUploads: HTTP %ld %s", status, b->buf);
+    int n = 0;
+    for (const char *s = b->buf; (s = strstr(s, "<Upload>")); s++)
+        n++;
+    return n;
+}
+
+/* The ETag of key in the bucket, as HEAD answers it. */
+static const char *etag_of(apr_pool_t *p, const char *key)
+{
+    char etag[128] = "";
+    long status = presigned(p, "HEAD", apr_pstrcat(p, "/" BUCKET "/", us_sigv4_uri_encode(p, key, 1),
+                                                   NULL), NULL, NULL, etag);
+    assert_int_equal(status, 200);
+    char *e = apr_pstrdup(p, etag);
+    e[strcspn(e, "\r\n")] = '\0';
+    while (*e == ' ')
+        e++;
+    return e;
+}
+
+/* A session upload of n bytes (seed) under blob; its bytes in *data. */
+static void put_big(us_storage *st, apr_pool_t *p, const char *blob, apr_size_t n, int seed,
+                    const char **data)
+{
+    us_storage_writer *w;
+    *data = stc_bytes(p, n, seed);
+    assert_int_equal(us_storage_upload_create(st, p, "sid", blob, &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, *data, n), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+}
+
+/* The sha256 of workspace file fid, read back through the storage. */
+static const char *file_sha256(us_storage *st, apr_pool_t *p, const char *fid, apr_size_t n)
+{
+    us_storage_reader *r;
+    char *all = apr_palloc(p, n);
+    assert_int_equal(us_storage_file_open(st, p, fid, &r), APR_SUCCESS);
+    assert_true(us_storage_reader_size(r) == (apr_off_t)n);
+    for (apr_size_t off = 0; off < n;) {
+        apr_size_t len = n - off;
+        assert_int_equal(us_storage_read_at(r, (apr_off_t)off, all + off, &len), APR_SUCCESS);
+        assert_true(len > 0);
+        off += len;
+    }
+    return stc_sha256(p, all, n);
+}
+
+/* Above CopyObject's limit (lowered to 16 MiB in this build, parts of
+ * 6 MiB) a publish copies in parts, each pinned to the listed etag: the
+ * same bytes under the file's key; a replay finds it; a replaced source is
+ * refused at the first part and its multipart upload aborted. */
+static void test_publish_in_parts(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    const char *prefix = apr_psprintf(p, "parts%ld", (long)getpid());
+    us_storage *st = s3_at(params_for(p, endpoint, prefix));
+    const apr_size_t n = 20 * 1024 * 1024 + 7; /* 4 parts, the last short */
+    const char *data, *stale;
+    int moved = -1;
+    us_storage_reader *r;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    put_big(st, p, "big.bin", n, 31, &data);
+    const char *etag = only_etag(st, p);
+    assert_int_equal(us_storage_publish(st, p, "sid", "big.bin", "fbig", etag, (long long)n, &moved),
+                     APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_string_equal(file_sha256(st, p, "fbig", n), stc_sha256(p, data, n));
+    /* a multipart object of 4 parts (its ETag says how many) */
+    const char *dst_etag = etag_of(p, apr_pstrcat(p, prefix, "/files/fbig", NULL));
+    if (strlen(dst_etag) < 3 || strcmp(dst_etag + strlen(dst_etag) - 3, "-4\"") != 0)
+        fail_msg("files/fbig: ETag %s is not one of 4 parts", dst_etag);
+    apr_array_header_t *objs;
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0); /* moved: the source is gone */
+    assert_int_equal(unfinished_uploads(p, prefix), 0);
+    /* a replay after success: the source is gone, the destination found */
+    assert_int_equal(us_storage_publish(st, p, "sid", "big.bin", "fbig", etag, (long long)n, &moved),
+                     APR_SUCCESS);
+    assert_int_equal(moved, 0);
+    assert_string_equal(file_sha256(st, p, "fbig", n), stc_sha256(p, data, n));
+
+    /* the listed version replaced: refused at the first part, nothing
+     * published, the multipart upload aborted, the newer source kept */
+    put_big(st, p, "big.bin", n, 32, &stale);
+    const char *old = only_etag(st, p);
+    put_big(st, p, "big.bin", n, 33, &data);
+    const char *cur = only_etag(st, p);
+    assert_string_not_equal(old, cur);
+    logged_n = 0;
+    assert_int_equal(us_storage_publish(st, p, "sid", "big.bin", "fbig2", old, (long long)n, &moved),
+                     APR_ENOENT);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_file_open(st, p, "fbig2", &r), APR_ENOENT);
+    assert_int_equal(unfinished_uploads(p, prefix), 0);
+    assert_string_equal(only_etag(st, p), cur);
+    assert_int_equal(logged_n, 0); /* a refused source is an answer, not a failure */
+    /* the current version publishes */
+    assert_int_equal(us_storage_publish(st, p, "sid", "big.bin", "fbig2", cur, (long long)n, &moved),
+                     APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_string_equal(file_sha256(st, p, "fbig2", n), stc_sha256(p, data, n));
+    assert_int_equal(unfinished_uploads(p, prefix), 0);
+    assert_int_equal(us_storage_file_delete(st, p, "fbig"), APR_SUCCESS);
+    assert_int_equal(us_storage_file_delete(st, p, "fbig2"), APR_SUCCESS);
     assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
     apr_pool_destroy(p);
 }
@@ -408,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_listing_pages),
         cmocka_unit_test(test_publish_pinned),
+        cmocka_unit_test(test_publish_in_parts),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
     };

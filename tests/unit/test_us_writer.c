@@ -75,6 +75,33 @@ static long long counter(us_db *db, const char *user)
     return n;
 }
 
+/* The first column of the one row sql selects, as a number. */
+static long long count_of(us_db *db, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    long long n = -1;
+    assert_int_equal(apr_dbd_select(SQ(db)->drv, pool, SQ(db)->h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0)
+        n = apr_atoi64(apr_dbd_get_entry(SQ(db)->drv, row, 0));
+    return n;
+}
+
+/* Whether SQLite's plan for sql names index. */
+static int plan_uses(us_db *db, const char *sql, const char *index)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int uses = 0;
+    assert_int_equal(apr_dbd_select(SQ(db)->drv, pool, SQ(db)->h, &res,
+                                    apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", sql, NULL), 0), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
+        const char *detail = apr_dbd_get_entry(SQ(db)->drv, row, 3);
+        uses |= detail && strstr(detail, index) != NULL;
+    }
+    return uses;
+}
+
 static int session_exists(us_db *db, const char *id)
 {
     us_session got;
@@ -276,6 +303,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "DROP TABLE us_workspaces", /* 7 -> 8 */
+        "DROP INDEX us_sessions_late_clear", /* 10 -> 11 */
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         /* 9 -> 10 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
@@ -287,6 +315,13 @@ static void test_migration_counts_existing_sessions(void **state)
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
     assert_int_equal(counter(db, "u4"), 2);
+    /* 10 -> 11: the queue of the direct sessions' last clear, which the
+     * query reads (a partial index: only when its WHERE implies the index's) */
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = 'us_sessions_late_clear'"), 1);
+    assert_true(plan_uses(db, "SELECT id FROM us_sessions WHERE direct IN (1, 2)"
+                              " AND ingest_state = 'done' AND expires_at <= 5"
+                              " ORDER BY expires_at LIMIT 16", "us_sessions_late_clear"));
     /* the files' keys are in the key table, which a filter's count reads */
     us_odata_node *root;
     const char *perr;

@@ -278,8 +278,9 @@ static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *se
 
 static apr_status_t px_publish(us_storage *st, apr_pool_t *p, const char *session_id,
                                const char *blob, const char *file_id, const char *etag,
-                               int *moved)
+                               long long size, int *moved)
 {
+    (void)size;
     (void)etag; /* no direct uploads: the row's blob is the file */
     const char *dst = file_path(st, p, file_id);
     struct stat sb;

@@ -242,6 +242,12 @@ static const char *const MIGRATION_7_TO_8[] = {
     NULL
 };
 
+/* The direct-upload sessions' last clear after expires_at: its queue. */
+static const char *const MIGRATION_8_TO_9[] = {
+    US_SQL_LATE_CLEAR_INDEX,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -253,6 +259,7 @@ const char *const *us_pg_sql_migration(int from)
     case 5: return MIGRATION_5_TO_6;
     case 6: return MIGRATION_6_TO_7;
     case 7: return MIGRATION_7_TO_8;
+    case 8: return MIGRATION_8_TO_9;
     default: return NULL;
     }
 }

@@ -292,6 +292,12 @@ static const char *const MIGRATION_9_TO_10[] = {
     NULL
 };
 
+/* The direct-upload sessions' last clear after expires_at: its queue. */
+static const char *const MIGRATION_10_TO_11[] = {
+    US_SQL_LATE_CLEAR_INDEX,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -315,6 +321,7 @@ const char *const *us_sql_migration(int from)
     case 7: return MIGRATION_7_TO_8;
     case 8: return MIGRATION_8_TO_9;
     case 9: return MIGRATION_9_TO_10;
+    case 10: return MIGRATION_10_TO_11;
     default: return NULL;
     }
 }
