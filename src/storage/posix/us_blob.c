@@ -138,6 +138,14 @@ static void stop_writer(us_blob *b, int abandon)
     b->threaded = 0;
 }
 
+/* Before the pool's subpools go (chunk[0] of a large file lives in one):
+ * the threads read the chunks until they are joined. */
+static apr_status_t blob_stop_threads(void *data)
+{
+    stop_writer(data, 1);
+    return APR_SUCCESS;
+}
+
 static apr_status_t blob_cleanup(void *data)
 {
     us_blob *b = data;
@@ -191,6 +199,7 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->tmp_path = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
     b->fd = -1;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
+    apr_pool_pre_cleanup_register(p, b, blob_stop_threads);
     b->chunk[0] = aligned_alloc_in(p, FIRST_CHUNK);
     b->chunk0_cap = FIRST_CHUNK;
     b->sha = EVP_MD_CTX_new();
