@@ -622,11 +622,9 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     if (!x->problem && !x->file_done) {
         if (x->has_text) /* the text field names no file by itself */
-            json_array_append_new(errs, us_validation_error("missing",
-                json_pack("[s,s]", "query", "file_name"), "Field required", json_null(), NULL));
+            us_validate_missing(errs, "query", "file_name", NULL);
         else
-            json_array_append_new(errs, us_validation_error("missing",
-                json_pack("[s,s]", "body", "file"), "Field required", json_null(), NULL));
+            us_validate_missing(errs, "body", "file", NULL);
         return us_send_422(r, errs);
     }
     if (!x->problem && !parse_meta(x, &meta))
@@ -730,45 +728,19 @@ int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const cha
  * for what pydantic would refuse; *names NULL without a body (all files). */
 static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names)
 {
-    char *buf = NULL;
-    apr_size_t len = 0;
     json_t *body = NULL, *list;
     *names = NULL;
-    int rc = us_read_small_body(r, US_MAX_NAMES_BODY, &buf, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    if (len == 0)
-        return DECLINED;
-    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, &body);
-    us_json_pool_own(r->pool, body);
-    if (st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    if (st != US_BODY_OK)
+    int rc = us_read_json_object(r, US_MAX_NAMES_BODY, US_JSON_BODY_OPTIONAL, errs, &body);
+    if (rc != DECLINED || !body) /* answered, or no body */
+        return rc;
+    if (!(list = us_validate_body_required(errs, body, "names", JSON_ARRAY)))
         return us_send_422(r, errs);
-    list = json_object_get(body, "names");
-    if (!list) {
-        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "names"),
-                                                        "Field required", json_deep_copy(body), NULL));
-        return us_send_422(r, errs);
-    }
-    if (!json_is_array(list)) {
-        json_array_append_new(errs, us_validation_error("list_type", json_pack("[s,s]", "body", "names"),
-                                                        "Input should be a valid list",
-                                                        json_deep_copy(list), NULL));
-        return us_send_422(r, errs);
-    }
     *names = apr_array_make(r->pool, (int)json_array_size(list) + 1, sizeof(const char *));
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *v = json_array_get(list, i);
-        if (json_is_string(v))
+        if (us_validate_json_type(errs, json_pack("[s,s,I]", "body", "names", (json_int_t)i), v,
+                                  JSON_STRING))
             APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(r->pool, json_string_value(v));
-        else
-            json_array_append_new(errs, us_validation_error("string_type",
-                json_pack("[s,s,I]", "body", "names", (json_int_t)i), "Input should be a valid string",
-                json_deep_copy(v), NULL));
     }
     return json_array_size(errs) > 0 ? us_send_422(r, errs) : DECLINED;
 }
@@ -820,24 +792,6 @@ static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const cha
     return rc == US_DB_CONFLICT ? US_DB_BUSY : rc;
 }
 
-/* A JSON object body of at most US_META_MAX_BYTES bytes into *obj, or answered. */
-static int meta_body(request_rec *r, json_t *errs, json_t **obj)
-{
-    char *buf = NULL;
-    apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_META_MAX_BYTES, &buf, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, obj);
-    us_json_pool_own(r->pool, *obj);
-    if (st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    return st == US_BODY_OK ? DECLINED : us_send_422(r, errs);
-}
-
 /* PUT (merge 0) and PATCH (merge 1) /files/{id}/meta */
 typedef struct {
     json_t *body;
@@ -847,7 +801,7 @@ typedef struct {
 
 static int meta_set_prepare(request_rec *r, json_t *errs, void *baton)
 {
-    return meta_body(r, errs, &((meta_set_ctx *)baton)->body);
+    return us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &((meta_set_ctx *)baton)->body);
 }
 
 static us_db_rc meta_set_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
@@ -880,13 +834,10 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
     us_db *db;
     int rc;
 
-    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+    if ((rc = us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &body)) != DECLINED)
         return rc;
     json_object_foreach(body, key, patch) {
-        if (!json_is_object(patch))
-            json_array_append_new(errs, us_validation_error("dict_type", json_pack("[s,s]", "body", key),
-                                                            "Input should be a valid dictionary",
-                                                            json_deep_copy(patch), NULL));
+        us_validate_json_type(errs, json_pack("[s,s]", "body", key), patch, JSON_OBJECT);
     }
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
