@@ -16,10 +16,11 @@ import time
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (make_server, module_so, new_session, session_files,  # noqa: F401
-                               upload_all, upload_one, wait_ingested, ws_files_path)
+from us_testkit.ingest import (make_server, module_so, new_session, outage, s3_server,  # noqa: F401
+                               session_files, upload_all, upload_one, wait_ingested,
+                               ws_files_path)
 from us_testkit.procs import free_port
-from us_testkit.radosgw import gateway_start, gateway_stop, shared_info
+from us_testkit.radosgw import shared_info
 from us_testkit.server import new_client
 from us_testkit.uploads import s3_error, s3_keys, upload
 
@@ -28,35 +29,6 @@ BUSY = {"detail": "The service is busy. Try again in a moment."}
 
 def output(proc):
     return (proc.stdout or "") + (proc.stderr or "")
-
-
-@pytest.fixture
-def s3_server(make_server):
-    def make(**kw):
-        return make_server(storage="s3", **kw)
-    return make
-
-
-@pytest.fixture
-def outage():
-    """stop() kills the radosgw daemon (its objects stay in the OSD);
-    start() brings it back; it is back after the test whatever happens."""
-    d = shared_info()["dir"]
-
-    class Outage:
-        down = False
-
-        def stop(self):
-            gateway_stop(d)
-            self.down = True
-
-        def start(self):
-            gateway_start(d)
-            self.down = False
-    o = Outage()
-    yield o
-    if o.down:
-        gateway_start(d)
 
 
 # --------------------------------------------------------------------------
