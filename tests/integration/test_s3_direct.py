@@ -18,15 +18,11 @@ from us_testkit.api import create_session
 from us_testkit.ingest import (S3_DIRECT, direct_server, make_server, module_so,  # noqa: F401
                                s3_server, upload_all)
 from us_testkit.radosgw import shared_info
-from us_testkit.server import S3_BUCKET, new_client
+from us_testkit.server import S3_BUCKET, configtest, new_client
 from us_testkit.uploads import s3_keys, s3_object, upload
 
 FIELDS = {"key", "policy", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
           "x-amz-signature"}
-
-
-def output(proc):
-    return (proc.stdout or "") + (proc.stderr or "")
 
 
 def rgw_error(resp, status, code, message=None):
@@ -133,9 +129,8 @@ def test_an_expired_policy_is_refused(direct_server):
 
 def test_direct_upload_needs_s3_storage(make_server):
     s = make_server(start=False, storage="posix", extra=[S3_DIRECT])
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionS3DirectUpload need UploadSessionStorage s3" in out, out
 
 

@@ -21,14 +21,10 @@ from us_testkit.ingest import (make_server, module_so, new_session, outage, s3_s
                                ws_files_path)
 from us_testkit.procs import free_port
 from us_testkit.radosgw import shared_info
-from us_testkit.server import new_client
+from us_testkit.server import configtest, new_client
 from us_testkit.uploads import s3_error, s3_keys, upload
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}
-
-
-def output(proc):
-    return (proc.stdout or "") + (proc.stderr or "")
 
 
 # --------------------------------------------------------------------------
@@ -56,24 +52,22 @@ def test_configtest_refuses(s3_server, storage, creds, want):
     s.write_config()
     if creds == "world-readable":
         os.chmod(path, 0o644)
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionStorage: " in out and want in out, out
     assert "Syntax OK" not in out, out
 
 
 def test_configtest_accepts_and_keeps_secrets_out(s3_server):
     s = s3_server(start=False, extra=["UploadSessionS3Region us-east-1"])
-    proc = s.configtest()
-    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_s3_directives_need_s3_storage(make_server):
     s = make_server(start=False, storage="posix", extra=["UploadSessionS3Prefix p"])
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "need UploadSessionStorage s3" in out, out
 
 
