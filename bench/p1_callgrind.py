@@ -25,20 +25,12 @@ PostgreSQL backends' instructions are not in it.
 """
 import http.client
 import os
-import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import APACHE, BenchServer, chown_www, log, port_open, wait_for  # noqa: E402
-
-
-def total_ir(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no totals in {path}")
+import callgrind  # noqa: E402
+from callgrind import total_ir  # noqa: E402
+from common import BenchServer, log  # noqa: E402
 
 
 def requests(port, path, headers, n):
@@ -50,43 +42,6 @@ def requests(port, path, headers, n):
         if resp.status != 200 or not body:
             raise RuntimeError(f"GET {path}: {resp.status} {body[:200]!r}")
     conn.close()
-
-
-def top_functions(dump, n=25):
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", dump],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
-    rows = [l for l in out.splitlines() if re.match(r"^\s*[\d,]+ \(", l)]
-    return rows[:n]
-
-
-def run_under_callgrind(srv, kind, path, headers, n):
-    """Ir of n requests of one kind in a fresh httpd -X under callgrind.
-    Collection is on only inside ap_run_process_connection, which reads,
-    handles and logs each request of a keep-alive connection: start-up and
-    shut-down are not counted."""
-    # httpd -X runs as its User by the time callgrind writes its counts
-    cg_dir = os.path.join(srv.dir, "callgrind")
-    os.makedirs(cg_dir, exist_ok=True)
-    chown_www(cg_dir)
-    out = os.path.join(cg_dir, f"cg.{kind}")
-    cmd = ["valgrind", "--tool=callgrind", "--vgdb=no",
-           "--toggle-collect=ap_run_process_connection",
-           f"--callgrind-out-file={out}",
-           APACHE, "-X", "-d", srv.dir, "-f", srv.conf_path]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if not wait_for(lambda: port_open(srv.port), 180):
-            raise RuntimeError("httpd under callgrind did not start:\n" + srv.log_tail())
-        chown_www(out)  # callgrind made it as root and rewrites it at exit
-        requests(srv.port, path, headers, n)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    return total_ir(out), out
 
 
 def main():
@@ -117,15 +72,17 @@ def main():
                  ("list", f"{api}p1-list/upload_sessions?limit=10", srv.auth)]
         ir = {}
         for kind, path, headers in kinds:
-            total, dump = run_under_callgrind(srv, kind, path, headers, n)
-            ir[kind] = (total / n, dump)
+            # collection is on only inside ap_run_process_connection, which
+            # reads, handles and logs each request of a keep-alive connection
+            dump = callgrind.run(srv, kind, lambda: requests(srv.port, path, headers, n))
+            ir[kind] = (total_ir(dump) / n, dump)
         for ours, twin in (("status", "static"), ("list", "slist")):
             o, t = ir[ours][0], ir[twin][0]
             print(f"{ours:7s} {o:12,.0f} Ir/request   twin {t:12,.0f}   "
                   f"ours/twin {o / t:.2f}")
         for kind in ("status", "list", "static"):
             print(f"\n--- {kind}: top functions, inclusive, {n} requests ---")
-            for row in top_functions(ir[kind][1]):
+            for row in callgrind.annotate(ir[kind][1]):
                 print(row)
         if os.environ.get("P1_KEEP") == "1":
             print(f"\ncallgrind files in {srv.dir}")

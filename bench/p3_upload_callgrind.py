@@ -20,47 +20,20 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import APACHE, BenchServer, chown_www, log, port_open, wait_for  # noqa: E402
-from p1_callgrind import total_ir  # noqa: E402
+import callgrind  # noqa: E402
+from common import BenchServer, log  # noqa: E402
 
-
-def annotate(dump, inclusive, n=22):
-    out = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
-                          dump], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         text=True).stdout
-    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "(" in line]
-    return rows[:n]
+# counted: the request thread, our upload's writer and hasher threads
+TOGGLES = ("ap_run_process_connection", "writer_main", "hasher_main")
 
 
 def under_callgrind(srv, kind, cmd_of):
-    cg_dir = os.path.join(srv.dir, "callgrind")
-    os.makedirs(cg_dir, exist_ok=True)
-    chown_www(cg_dir)
-    out = os.path.join(cg_dir, f"cg.{kind}")
-    cmd = ["valgrind", "--tool=callgrind", "--vgdb=no",
-           "--toggle-collect=ap_run_process_connection", "--toggle-collect=writer_main",
-           "--toggle-collect=hasher_main", "--separate-threads=yes",
-           f"--callgrind-out-file={out}", APACHE, "-X", "-d", srv.dir, "-f", srv.conf_path]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if not wait_for(lambda: port_open(srv.port), 180):
-            raise RuntimeError("httpd under callgrind did not start:\n" + srv.log_tail())
+    """[(Ir, dump)] a thread, largest first, of one upload by cmd_of()."""
+    def work():
         r = subprocess.run(cmd_of(), capture_output=True, text=True)
         if r.stdout.strip() not in ("201", "204"):
             raise RuntimeError(f"{kind}: HTTP {r.stdout!r} {r.stderr[-300:]!r}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    # one file per thread: out-01, out-02, ...; the request thread's is the largest
-    # unless a hasher thread took the hash
-    per_thread = sorted(((total_ir(os.path.join(cg_dir, f)), os.path.join(cg_dir, f))
-                         for f in os.listdir(cg_dir) if f.startswith(f"cg.{kind}-")),
-                        reverse=True)
-    return per_thread
+    return callgrind.run(srv, kind, work, TOGGLES, threads=True, timeout=300)
 
 
 def main():
@@ -103,10 +76,10 @@ def main():
             if not t:
                 continue
             print(f"\n--- ours, a thread of {t / mib:,.0f} Ir/MiB: top functions, self ---")
-            for row in annotate(dump, False, 8):
+            for row in callgrind.annotate(dump, False, 8):
                 print(row)
         print("\n--- mod_dav: top functions, self ---")
-        for row in annotate(ir["dav"][0][1], False, 12):
+        for row in callgrind.annotate(ir["dav"][0][1], False, 12):
             print(row)
         if os.environ.get("P3_KEEP") == "1":
             print(f"\ncallgrind files in {srv.dir}")

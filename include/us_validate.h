@@ -53,6 +53,18 @@ typedef enum {
 us_body_status us_validate_body_object(json_t *errs, const char *content_type,
                                 const char *raw, size_t len, json_t **obj);
 
+/* pydantic's "missing" item at loc [where, name]; input stolen (NULL: null). */
+void us_validate_missing(json_t *errs, const char *where, const char *name, json_t *input);
+/* v has the JSON type `type` (JSON_STRING, JSON_ARRAY or JSON_OBJECT); else
+ * pydantic's "string_type", "list_type" or "dict_type" item at loc, echoing
+ * v. loc is stolen either way. */
+int us_validate_json_type(json_t *errs, json_t *loc, json_t *v, json_type type);
+/* A required field of a body object (loc ["body", field]): its value
+ * (borrowed) when it has the JSON type `type`, as us_validate_json_type
+ * takes it; else NULL after pydantic's item: "missing" echoing the whole
+ * body, or the type item. */
+json_t *us_validate_body_required(json_t *errs, json_t *body, const char *field, json_type type);
+
 /* Fields of a body object (loc ["body", field]). Absent field -> default. */
 int us_validate_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out);
 int us_validate_body_int(json_t *errs, json_t *body, const char *field, long long def,

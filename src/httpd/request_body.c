@@ -1,9 +1,12 @@
 /*
  * request_body.c - reading a request body that may be large: streamed
  * through the multipart parser in blocks, memory bounded, under a body
- * limit raised for uploads.
+ * limit raised for uploads; a small body whole, a JSON one validated.
  */
 #include "request_body.h"
+#include "response.h"
+#include "us_json.h"
+#include "us_validate.h"
 
 #include <http_core.h>
 #include <http_protocol.h>
@@ -99,4 +102,26 @@ int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *l
     *buf = out;
     *len = total;
     return OK;
+}
+
+int us_read_json_object(request_rec *r, apr_size_t max, int flags, json_t *errs, json_t **obj)
+{
+    char *buf = NULL;
+    apr_size_t len = 0;
+    int rc = us_read_small_body(r, max, &buf, &len);
+    *obj = NULL;
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
+        return us_send_detail(r, rc, "Request body too large");
+    if (rc != OK)
+        return us_send_detail(r, rc, "There was an error parsing the body");
+    if (len == 0 && (flags & US_JSON_BODY_OPTIONAL))
+        return DECLINED;
+    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
+                                                buf, len, obj);
+    us_json_pool_own(r->pool, *obj);
+    if (st == US_BODY_UNPARSABLE)
+        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
+    if (st == US_BODY_JSON_ERROR || (st == US_BODY_INVALID && !(flags & US_JSON_BODY_ITEMS_LATER)))
+        return us_send_422(r, errs);
+    return DECLINED;
 }

@@ -1,12 +1,15 @@
 /*
  * request_body.h - streamed multipart request bodies and their size limit,
- * for the endpoints that take files (the upload target, POST /files).
+ * for the endpoints that take files (the upload target, POST /files); small
+ * bodies read whole, JSON ones validated as FastAPI does.
  */
 #ifndef US_REQUEST_BODY_H
 #define US_REQUEST_BODY_H
 
 #include "us_module.h"
 #include "us_multipart.h"
+
+#include <jansson.h>
 
 /* multipart framing and fields a body may carry beyond its file */
 #define US_BODY_OVERHEAD (1024 * 1024)
@@ -30,5 +33,18 @@ us_read_result us_read_multipart(request_rec *r, us_mp *mp);
 /* The whole body, at most max bytes, NUL-terminated in r->pool: OK, or
  * HTTP_REQUEST_ENTITY_TOO_LARGE, or another status for a broken body. */
 int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len);
+
+/* us_read_json_object's flags */
+#define US_JSON_BODY_OPTIONAL 1    /* an empty body is no body: *obj NULL, DECLINED */
+#define US_JSON_BODY_ITEMS_LATER 2 /* a body pydantic refuses (not an object, none)
+                                      is not answered: *obj NULL, its items stay in
+                                      errs for the caller's 422 with its own */
+
+/* A small JSON body of at most max bytes, validated as FastAPI validates a
+ * body model, into *obj (owned by r->pool). DECLINED to go on; else it has
+ * answered - 413 too large, 400 a broken or unparsable body, 422 invalid
+ * JSON (its item alone) or a body that is not an object (errs) - and
+ * returns the handler's result. */
+int us_read_json_object(request_rec *r, apr_size_t max, int flags, json_t *errs, json_t **obj);
 
 #endif

@@ -311,25 +311,71 @@ static int send_raw(request_rec *r, int status, const char *text)
     return us_send_json_writer(r, status, &w);
 }
 
-int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
+/* ---- the endpoints on one file: /files/{file_id}[/meta] ------------------------ */
+
+#define NO_FILE "There's no file with the ID '%s' in the workspace."
+
+/* What an endpoint on one file does at each step of with_file_id. */
+typedef struct {
+    /* after the id is found valid, before the store: reads what the query
+     * needs (a body); DECLINED to go on, else answered. NULL: nothing. */
+    int (*prepare)(request_rec *r, json_t *errs, void *baton);
+    /* the query, on a pooled connection */
+    us_db_rc (*query)(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
+                      const char *id, void *baton);
+    /* the answer once the query found the file */
+    int (*answer)(request_rec *r, const us_srv_conf *c, void *baton);
+} file_ops;
+
+/* The skeleton of every endpoint on one file: the path's file_id (422),
+ * prepare, the query between us_acquire_db and us_query_done (store
+ * failures 503/500), NOTFOUND 404, else the answer. */
+static int with_file_id(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
+                        const file_ops *ops, void *baton)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
     char id[37];
-    us_workspace_file f;
     us_db *db;
     int rc;
 
     if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
         return us_send_422(r, errs);
+    if (ops->prepare && (rc = ops->prepare(r, errs, baton)) != DECLINED)
+        return rc;
     if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
         return OK;
-    us_db_rc drc = us_workspace_file_get(db, r->pool, ws, id, &f);
+    us_db_rc drc = ops->query(r, c, db, ws, id, baton);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     if (drc != US_DB_OK) /* NOTFOUND */
-        return us_send_detail(r, HTTP_NOT_FOUND,
-                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
-    return meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, f.meta)) : send_blob(r, c, &f);
+        return us_send_detail(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, NO_FILE, id));
+    return ops->answer(r, c, baton);
+}
+
+/* GET /files/{id} and /files/{id}/meta */
+typedef struct {
+    us_workspace_file f;
+    int meta_only;
+} get_ctx;
+
+static us_db_rc get_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
+                          const char *id, void *baton)
+{
+    (void)c;
+    return us_workspace_file_get(db, r->pool, ws, id, &((get_ctx *)baton)->f);
+}
+
+static int get_answer(request_rec *r, const us_srv_conf *c, void *baton)
+{
+    const get_ctx *x = baton;
+    return x->meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, x->f.meta)) : send_blob(r, c, &x->f);
+}
+
+int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
+{
+    static const file_ops ops = { NULL, get_query, get_answer };
+    get_ctx x = { .meta_only = meta_only };
+    return with_file_id(r, c, ws, raw_id, &ops, &x);
 }
 
 /* ---- POST /files ---------------------------------------------------------------- */
@@ -576,11 +622,9 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     if (!x->problem && !x->file_done) {
         if (x->has_text) /* the text field names no file by itself */
-            json_array_append_new(errs, us_validation_error("missing",
-                json_pack("[s,s]", "query", "file_name"), "Field required", json_null(), NULL));
+            us_validate_missing(errs, "query", "file_name", NULL);
         else
-            json_array_append_new(errs, us_validation_error("missing",
-                json_pack("[s,s]", "body", "file"), "Field required", json_null(), NULL));
+            us_validate_missing(errs, "body", "file", NULL);
         return us_send_422(r, errs);
     }
     if (!x->problem && !parse_meta(x, &meta))
@@ -652,29 +696,30 @@ static int send_null(request_rec *r)
     return send_raw(r, HTTP_OK, "null");
 }
 
-int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+static us_db_rc delete_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
+                             const char *id, void *baton)
 {
-    json_t *errs = us_json_pool_own(r->pool, json_array());
-    char id[37];
-    us_db *db;
-    int rc;
-
-    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
-        return us_send_422(r, errs);
-    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
-        return OK;
+    (void)baton;
     us_db_rc drc = us_workspace_file_delete(db, r->pool, ws, id);
     if (drc == US_DB_OK) {
         apr_array_header_t *ids = apr_array_make(r->pool, 1, sizeof(const char *));
         APR_ARRAY_PUSH(ids, const char *) = id;
         remove_bytes(r, c, db, ids);
     }
-    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
-        return rc;
-    if (drc != US_DB_OK) /* NOTFOUND */
-        return us_send_detail(r, HTTP_NOT_FOUND,
-                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
+    return drc;
+}
+
+static int null_answer(request_rec *r, const us_srv_conf *c, void *baton)
+{
+    (void)c;
+    (void)baton;
     return send_null(r);
+}
+
+int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
+{
+    static const file_ops ops = { NULL, delete_query, null_answer };
+    return with_file_id(r, c, ws, raw_id, &ops, NULL);
 }
 
 #define US_MAX_NAMES_BODY (16 * 1024 * 1024) /* {"names": [...]}: 10,000s of names */
@@ -683,45 +728,19 @@ int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const cha
  * for what pydantic would refuse; *names NULL without a body (all files). */
 static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names)
 {
-    char *buf = NULL;
-    apr_size_t len = 0;
     json_t *body = NULL, *list;
     *names = NULL;
-    int rc = us_read_small_body(r, US_MAX_NAMES_BODY, &buf, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    if (len == 0)
-        return DECLINED;
-    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, &body);
-    us_json_pool_own(r->pool, body);
-    if (st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    if (st != US_BODY_OK)
+    int rc = us_read_json_object(r, US_MAX_NAMES_BODY, US_JSON_BODY_OPTIONAL, errs, &body);
+    if (rc != DECLINED || !body) /* answered, or no body */
+        return rc;
+    if (!(list = us_validate_body_required(errs, body, "names", JSON_ARRAY)))
         return us_send_422(r, errs);
-    list = json_object_get(body, "names");
-    if (!list) {
-        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "names"),
-                                                        "Field required", json_deep_copy(body), NULL));
-        return us_send_422(r, errs);
-    }
-    if (!json_is_array(list)) {
-        json_array_append_new(errs, us_validation_error("list_type", json_pack("[s,s]", "body", "names"),
-                                                        "Input should be a valid list",
-                                                        json_deep_copy(list), NULL));
-        return us_send_422(r, errs);
-    }
     *names = apr_array_make(r->pool, (int)json_array_size(list) + 1, sizeof(const char *));
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *v = json_array_get(list, i);
-        if (json_is_string(v))
+        if (us_validate_json_type(errs, json_pack("[s,s,I]", "body", "names", (json_int_t)i), v,
+                                  JSON_STRING))
             APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(r->pool, json_string_value(v));
-        else
-            json_array_append_new(errs, us_validation_error("string_type",
-                json_pack("[s,s,I]", "body", "names", (json_int_t)i), "Input should be a valid string",
-                json_deep_copy(v), NULL));
     }
     return json_array_size(errs) > 0 ? us_send_422(r, errs) : DECLINED;
 }
@@ -773,48 +792,38 @@ static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const cha
     return rc == US_DB_CONFLICT ? US_DB_BUSY : rc;
 }
 
-/* A JSON object body of at most US_META_MAX_BYTES bytes into *obj, or answered. */
-static int meta_body(request_rec *r, json_t *errs, json_t **obj)
+/* PUT (merge 0) and PATCH (merge 1) /files/{id}/meta */
+typedef struct {
+    json_t *body;
+    int merge;
+    const char *meta; /* the stored result */
+} meta_set_ctx;
+
+static int meta_set_prepare(request_rec *r, json_t *errs, void *baton)
 {
-    char *buf = NULL;
-    apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_META_MAX_BYTES, &buf, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, obj);
-    us_json_pool_own(r->pool, *obj);
-    if (st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    return st == US_BODY_OK ? DECLINED : us_send_422(r, errs);
+    return us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &((meta_set_ctx *)baton)->body);
+}
+
+static us_db_rc meta_set_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
+                               const char *id, void *baton)
+{
+    meta_set_ctx *x = baton;
+    (void)c;
+    return update_meta(r, db, ws, id, x->body, x->merge, &x->meta);
+}
+
+static int meta_set_answer(request_rec *r, const us_srv_conf *c, void *baton)
+{
+    (void)c;
+    return send_raw(r, HTTP_OK, ((const meta_set_ctx *)baton)->meta);
 }
 
 int us_api_file_meta_set(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
                          int merge)
 {
-    json_t *errs = us_json_pool_own(r->pool, json_array());
-    json_t *body = NULL;
-    const char *meta = NULL;
-    char id[37];
-    us_db *db;
-    int rc;
-
-    us_validate_path_uuid(errs, "file_id", raw_id, id);
-    if (json_array_size(errs) > 0)
-        return us_send_422(r, errs);
-    if ((rc = meta_body(r, errs, &body)) != DECLINED)
-        return rc;
-    if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
-        return OK;
-    us_db_rc drc = update_meta(r, db, ws, id, body, merge, &meta);
-    if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
-        return rc;
-    if (drc != US_DB_OK) /* NOTFOUND */
-        return us_send_detail(r, HTTP_NOT_FOUND,
-                              apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", id));
-    return send_raw(r, HTTP_OK, meta);
+    static const file_ops ops = { meta_set_prepare, meta_set_query, meta_set_answer };
+    meta_set_ctx x = { NULL, merge, NULL };
+    return with_file_id(r, c, ws, raw_id, &ops, &x);
 }
 
 int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
@@ -825,13 +834,10 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
     us_db *db;
     int rc;
 
-    if ((rc = meta_body(r, errs, &body)) != DECLINED)
+    if ((rc = us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &body)) != DECLINED)
         return rc;
     json_object_foreach(body, key, patch) {
-        if (!json_is_object(patch))
-            json_array_append_new(errs, us_validation_error("dict_type", json_pack("[s,s]", "body", key),
-                                                            "Input should be a valid dictionary",
-                                                            json_deep_copy(patch), NULL));
+        us_validate_json_type(errs, json_pack("[s,s]", "body", key), patch, JSON_OBJECT);
     }
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
@@ -847,7 +853,7 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
         if (one == US_DB_NOTFOUND)
             json_array_append_new(failed, json_pack("{s:s,s:s,s:s}", "file_id", key, "error_type",
                 "FILE_NOT_FOUND", "error_message",
-                apr_psprintf(r->pool, "There's no file with the ID '%s' in the workspace.", key)));
+                apr_psprintf(r->pool, NO_FILE, key)));
         else if (one != US_DB_OK) {
             drc = one; /* the store failed: 503/500 (the updates before it stay) */
             break;

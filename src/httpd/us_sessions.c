@@ -195,36 +195,6 @@ static int session_not_found(request_rec *r, const char *id)
                                     "workspace. Check if the ID is correct. ", id));
 }
 
-/* What parse_body found: the validation status and, when valid, the object
- * (owned by the request's pool). */
-typedef struct {
-    us_body_status st;
-    json_t *obj;
-} body_result;
-
-/* Parses the JSON body of PUT/POST into out: DECLINED to carry on, else
- * it has answered and returns the handler's result. */
-static int parse_body(request_rec *r, json_t *errs, body_result *out)
-{
-    char *buf = NULL;
-    apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_MAX_JSON_BODY, &buf, &len);
-    out->obj = NULL;
-    out->st = US_BODY_UNPARSABLE;
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    out->st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                               buf, len, &out->obj);
-    us_json_pool_own(r->pool, out->obj);
-    if (out->st == US_BODY_JSON_ERROR)
-        return us_send_422(r, errs);
-    if (out->st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    return DECLINED; /* carry on */
-}
-
 /* ---- endpoints ------------------------------------------------------------ */
 
 /* 201 to POST .../upload_sessions: the session and its presigned POST. */
@@ -258,17 +228,18 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                           const char *ws)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
-    body_result body;
+    json_t *body;
     const char *mode = "KEEP";
     int parallel = 0, rc;
     long long lifetime = US_DEFAULT_MAX_LIFETIME;
 
-    if ((rc = parse_body(r, errs, &body)) != DECLINED)
+    rc = us_read_json_object(r, US_MAX_JSON_BODY, US_JSON_BODY_ITEMS_LATER, errs, &body);
+    if (rc != DECLINED)
         return rc;
-    if (body.st == US_BODY_OK) {
-        us_validate_body_enum(errs, body.obj, "write_mode", us_write_modes, "KEEP", &mode);
-        us_validate_body_bool(errs, body.obj, "parallel_processing_enabled", 0, &parallel);
-        us_validate_body_int(errs, body.obj, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
+    if (body) {
+        us_validate_body_enum(errs, body, "write_mode", us_write_modes, "KEEP", &mode);
+        us_validate_body_bool(errs, body, "parallel_processing_enabled", 0, &parallel);
+        us_validate_body_int(errs, body, "expires_in_seconds", US_DEFAULT_MAX_LIFETIME, 1,
                       US_DEFAULT_MAX_LIFETIME, &lifetime);
     }
     if (json_array_size(errs) > 0)
@@ -377,16 +348,17 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
     json_t *path_errs = us_json_pool_own(r->pool, json_array());
-    body_result body;
+    json_t *body;
     char id[37];
     int rc;
 
     /* FastAPI decodes the body first: invalid JSON is reported alone */
-    if ((rc = parse_body(r, errs, &body)) != DECLINED)
+    rc = us_read_json_object(r, US_MAX_JSON_BODY, US_JSON_BODY_ITEMS_LATER, errs, &body);
+    if (rc != DECLINED)
         return rc;
     us_validate_path_uuid(path_errs, "session_id", raw_id, id);
-    if (body.st == US_BODY_OK)
-        us_validate_body_literal(errs, body.obj, "status", "CLOSED");
+    if (body)
+        us_validate_body_literal(errs, body, "status", "CLOSED");
     if (json_array_size(path_errs) + json_array_size(errs) > 0) {
         json_array_extend(path_errs, errs); /* path problems first */
         return us_send_422(r, path_errs);

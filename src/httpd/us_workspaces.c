@@ -56,32 +56,11 @@ static int body_name(request_rec *r, const char **name)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
     json_t *body = NULL, *v;
-    char *buf = NULL;
-    apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_MAX_WORKSPACE_BODY, &buf, &len);
-    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-        return us_send_detail(r, rc, "Request body too large");
-    if (rc != OK)
-        return us_send_detail(r, rc, "There was an error parsing the body");
-    us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, &body);
-    us_json_pool_own(r->pool, body);
-    if (st == US_BODY_UNPARSABLE)
-        return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    if (st != US_BODY_OK)
+    int rc = us_read_json_object(r, US_MAX_WORKSPACE_BODY, 0, errs, &body);
+    if (rc != DECLINED)
+        return rc;
+    if (!(v = us_validate_body_required(errs, body, "name", JSON_STRING)))
         return us_send_422(r, errs);
-    v = json_object_get(body, "name");
-    if (!v) {
-        json_array_append_new(errs, us_validation_error("missing", json_pack("[s,s]", "body", "name"),
-                                                        "Field required", json_deep_copy(body), NULL));
-        return us_send_422(r, errs);
-    }
-    if (!json_is_string(v)) {
-        json_array_append_new(errs, us_validation_error("string_type", json_pack("[s,s]", "body", "name"),
-                                                        "Input should be a valid string",
-                                                        json_deep_copy(v), NULL));
-        return us_send_422(r, errs);
-    }
     *name = apr_pstrdup(r->pool, json_string_value(v));
     /* characters, not bytes: UTF-8 continuation bytes do not count */
     size_t chars = 0;

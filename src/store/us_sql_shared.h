@@ -244,4 +244,64 @@
       " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"                                     \
       " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)")
 
+/* ---- the schema --------------------------------------------------------------------
+ * The schema version's table, and the statements of the migrations whose
+ * text is the same in both dialects (each dialect's migrations list says
+ * what stays its own). A changed text here changes a migration that has
+ * run already: add a migration instead. */
+#define META_TABLE "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+#define SCHEMA_VERSION_GET "SELECT value FROM us_meta WHERE name = 'schema_version'"
+#define SCHEMA_VERSION_SET                                                     \
+    "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "         \
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+
+#define MIGRATE_SESSIONS_WS_CREATED \
+    "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)"
+#define MIGRATE_SESSIONS_EXPIRY "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)"
+/* partial: a session enters them when it is closed or expires (both set
+ * closed_at); the queries name `closed_at IS NOT NULL` to use them */
+#define MIGRATE_SESSIONS_INGEST                                                \
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)" \
+    " WHERE closed_at IS NOT NULL"
+#define MIGRATE_SESSIONS_TURN                                                                   \
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)" \
+    " WHERE closed_at IS NOT NULL"
+#define MIGRATE_UPLOADS                                                        \
+    "CREATE TABLE us_uploads ("                                                \
+    " session_id TEXT NOT NULL REFERENCES us_sessions (id),"                   \
+    " name TEXT NOT NULL,"                                                     \
+    " blob TEXT NOT NULL,"                                                     \
+    " size BIGINT NOT NULL,"                                                   \
+    " sha256 TEXT NOT NULL,"                                                   \
+    " is_meta INTEGER NOT NULL,"        /* a NAME.meta.json sidecar */         \
+    " uploaded_at BIGINT NOT NULL,"                                            \
+    " file_ingestion_id TEXT NOT NULL,"                                        \
+    " ingestion_status TEXT NOT NULL DEFAULT 'PENDING',"                       \
+    " ingestion_reason TEXT,"                                                  \
+    " PRIMARY KEY (session_id, name))"
+#define MIGRATE_UPLOADS_FILES \
+    "CREATE INDEX us_uploads_files ON us_uploads (session_id, is_meta, ingestion_status, uploaded_at)"
+/* the pending files of a session in name order, without a sort */
+#define MIGRATE_UPLOADS_PENDING \
+    "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)"
+#define MIGRATE_FILES                                                          \
+    "CREATE TABLE us_files ("                                                  \
+    " file_id TEXT PRIMARY KEY,"                                               \
+    " workspace TEXT NOT NULL,"                                                \
+    " name TEXT NOT NULL,"                                                     \
+    " size BIGINT NOT NULL,"                                                   \
+    " meta TEXT,"                       /* JSON object text, NULL when none */ \
+    " created_at BIGINT NOT NULL,"                                             \
+    " session_id TEXT)"                 /* NULL for direct uploads */
+#define MIGRATE_FILES_WS_CREATED \
+    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)"
+#define MIGRATE_FILES_WS_NAME "CREATE INDEX us_files_ws_name ON us_files (workspace, name)"
+/* a text file's length in characters (NULL: not a text file, or one from before it) */
+#define MIGRATE_FILES_CHARACTERS "ALTER TABLE us_files ADD COLUMN characters BIGINT"
+#define MIGRATE_WEBHOOK_DUE "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)"
+/* direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
+ * us_store.h) and the ETag its listing recorded per upload */
+#define MIGRATE_SESSIONS_DIRECT "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0"
+#define MIGRATE_UPLOADS_ETAG "ALTER TABLE us_uploads ADD COLUMN etag TEXT"
+
 #endif

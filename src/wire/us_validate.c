@@ -37,6 +37,9 @@
 #define MSG_INT_FLOAT   "Input should be a valid integer, got a number with a fractional part"
 #define MSG_INT_SIZE    "Unable to parse input string as an integer, exceeded maximum size"
 #define MSG_FINITE      "Input should be a finite number"
+#define MSG_STRING_TYPE "Input should be a valid string"
+#define MSG_LIST_TYPE   "Input should be a valid list"
+#define MSG_DICT_TYPE   "Input should be a valid dictionary"
 
 /* ---- small string builder ------------------------------------------------ */
 
@@ -775,6 +778,37 @@ us_body_status us_validate_body_object(json_t *errs, const char *content_type,
 static json_t *body_field(json_t *body, const char *field)
 {
     return json_is_object(body) ? json_object_get(body, field) : NULL;
+}
+
+void us_validate_missing(json_t *errs, const char *where, const char *name, json_t *input)
+{
+    add_err(errs, "missing", loc_of(where, name), MSG_MISSING, input, NULL);
+}
+
+int us_validate_json_type(json_t *errs, json_t *loc, json_t *v, json_type type)
+{
+    const char *kind = type == JSON_STRING ? "string_type"
+                       : type == JSON_ARRAY ? "list_type" : "dict_type";
+    const char *msg = type == JSON_STRING  ? MSG_STRING_TYPE
+                      : type == JSON_ARRAY ? MSG_LIST_TYPE : MSG_DICT_TYPE;
+
+    if (v && json_typeof(v) == type) {
+        json_decref(loc);
+        return 1;
+    }
+    add_err(errs, kind, loc, msg, echo(v), NULL);
+    return 0;
+}
+
+json_t *us_validate_body_required(json_t *errs, json_t *body, const char *field, json_type type)
+{
+    json_t *v = body_field(body, field);
+
+    if (!v) {
+        us_validate_missing(errs, "body", field, echo(body));
+        return NULL;
+    }
+    return us_validate_json_type(errs, loc_of("body", field), v, type) ? v : NULL;
 }
 
 int us_validate_body_bool(json_t *errs, json_t *body, const char *field, int def, int *out)

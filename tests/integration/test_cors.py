@@ -9,6 +9,7 @@ import os
 import pytest
 
 from us_testkit.api import check, close_session, create_session, detail_of, unique_ws
+from us_testkit.server import configtest
 from us_testkit.uploads import MSG_BAD_SIG, s3_error, upload
 
 APP = "https://app.example"
@@ -321,9 +322,8 @@ BAD = [
 @pytest.mark.parametrize("directive,value,message", BAD, ids=[f"{d}={v}" for d, v, _ in BAD])
 def test_bad_values_fail_configtest(server_factory, directive, value, message):
     s = server_factory(start=False, extra=[f"{directive} {value}"])
-    proc = s.configtest()
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert message in out, out
     assert "Syntax OK" not in out, out
 
@@ -336,6 +336,6 @@ def test_good_values_pass_configtest(server_factory):
         "UploadSessionCORSExposeHeaders ETag",
         "UploadSessionCORSMaxAge 0",
     ])
-    proc = s.configtest()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Syntax OK" in proc.stdout + proc.stderr
+    rc, out = configtest(s)
+    assert rc == 0, out
+    assert "Syntax OK" in out, out

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 
-from us_testkit.server import REPO_ROOT
+from us_testkit.server import REPO_ROOT, configtest_conf
 
 
 def version():
@@ -91,6 +91,5 @@ def test_make_install_with_prefix_installs_working_files(tmp_path):
         "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so",
         load.replace("/usr/lib/apache2/modules", os.path.join(dest, "usr/lib/apache2/modules")),
         f'Include "{dest}/etc/apache2/mods-available/upload_session.conf"', ""]))
-    out = subprocess.run(["/usr/sbin/apache2", "-d", str(tmp_path), "-f", str(conf), "-t"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "Syntax OK" in out.stderr, out.stderr
+    rc, out = configtest_conf(tmp_path, conf)
+    assert rc == 0 and "Syntax OK" in out, out

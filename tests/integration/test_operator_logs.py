@@ -7,6 +7,7 @@ import os
 import re
 
 from us_testkit.api import INVALID_KEY, check, unique_ws
+from us_testkit.server import configtest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -38,9 +39,8 @@ def test_server_token_only_when_asked(server_factory):
 def test_server_token_belongs_to_the_main_server(server_factory):
     s = server_factory(start=False, extra=[
         "<VirtualHost 127.0.0.1:1>", "UploadSessionServerToken On", "</VirtualHost>"])
-    proc = s.configtest()
-    out = (proc.stdout or "") + (proc.stderr or "")
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionServerToken cannot occur within <VirtualHost> section" in out, out
 
 

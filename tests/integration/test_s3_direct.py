@@ -15,25 +15,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from us_testkit.api import create_session
-from us_testkit.ingest import make_server, module_so, upload_all  # noqa: F401
+from us_testkit.ingest import (S3_DIRECT, direct_server, make_server, module_so,  # noqa: F401
+                               s3_server, upload_all)
 from us_testkit.radosgw import shared_info
-from us_testkit.server import S3_BUCKET, new_client
+from us_testkit.server import S3_BUCKET, configtest, new_client
 from us_testkit.uploads import s3_keys, s3_object, upload
 
-DIRECT = "UploadSessionS3DirectUpload On"
 FIELDS = {"key", "policy", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
           "x-amz-signature"}
-
-
-def output(proc):
-    return (proc.stdout or "") + (proc.stderr or "")
-
-
-@pytest.fixture
-def direct_server(make_server):
-    def make(extra=(), **kw):
-        return make_server(storage="s3", extra=[DIRECT, *extra], **kw)
-    return make
 
 
 def rgw_error(resp, status, code, message=None):
@@ -139,10 +128,9 @@ def test_an_expired_policy_is_refused(direct_server):
 
 
 def test_direct_upload_needs_s3_storage(make_server):
-    s = make_server(start=False, storage="posix", extra=[DIRECT])
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    s = make_server(start=False, storage="posix", extra=[S3_DIRECT])
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionS3DirectUpload need UploadSessionStorage s3" in out, out
 
 

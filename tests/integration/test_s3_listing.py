@@ -13,41 +13,13 @@ import time
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (make_server, module_so, new_session, session_files,  # noqa: F401
-                               upload_all, wait_ingested, ws_files_path)
-from us_testkit.radosgw import gateway_start, gateway_stop, shared_info
+from us_testkit.ingest import (direct_server, make_server, module_so, new_session,  # noqa: F401
+                               outage, s3_server, session_files, upload_all, wait_ingested,
+                               ws_files_path)
 from us_testkit.server import new_client
 from us_testkit.uploads import s3_keys, session_files_page, upload
 
-DIRECT = "UploadSessionS3DirectUpload On"
 BUSY = {"detail": "The service is busy. Try again in a moment."}
-
-
-@pytest.fixture
-def direct_server(make_server):
-    def make(extra=(), **kw):
-        return make_server(storage="s3", extra=[DIRECT, *extra], **kw)
-    return make
-
-
-@pytest.fixture
-def outage():
-    d = shared_info()["dir"]
-
-    class Outage:
-        down = False
-
-        def stop(self):
-            gateway_stop(d)
-            self.down = True
-
-        def start(self):
-            gateway_start(d)
-            self.down = False
-    o = Outage()
-    yield o
-    if o.down:
-        gateway_start(d)
 
 
 def workspace_files(api, ws):

@@ -16,47 +16,15 @@ import time
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (make_server, module_so, new_session, session_files,  # noqa: F401
-                               upload_all, upload_one, wait_ingested, ws_files_path)
+from us_testkit.ingest import (make_server, module_so, new_session, outage, s3_server,  # noqa: F401
+                               session_files, upload_all, upload_one, wait_ingested,
+                               ws_files_path)
 from us_testkit.procs import free_port
-from us_testkit.radosgw import gateway_start, gateway_stop, shared_info
-from us_testkit.server import new_client
+from us_testkit.radosgw import shared_info
+from us_testkit.server import configtest, new_client
 from us_testkit.uploads import s3_error, s3_keys, upload
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}
-
-
-def output(proc):
-    return (proc.stdout or "") + (proc.stderr or "")
-
-
-@pytest.fixture
-def s3_server(make_server):
-    def make(**kw):
-        return make_server(storage="s3", **kw)
-    return make
-
-
-@pytest.fixture
-def outage():
-    """stop() kills the radosgw daemon (its objects stay in the OSD);
-    start() brings it back; it is back after the test whatever happens."""
-    d = shared_info()["dir"]
-
-    class Outage:
-        down = False
-
-        def stop(self):
-            gateway_stop(d)
-            self.down = True
-
-        def start(self):
-            gateway_start(d)
-            self.down = False
-    o = Outage()
-    yield o
-    if o.down:
-        gateway_start(d)
 
 
 # --------------------------------------------------------------------------
@@ -84,24 +52,22 @@ def test_configtest_refuses(s3_server, storage, creds, want):
     s.write_config()
     if creds == "world-readable":
         os.chmod(path, 0o644)
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionStorage: " in out and want in out, out
     assert "Syntax OK" not in out, out
 
 
 def test_configtest_accepts_and_keeps_secrets_out(s3_server):
     s = s3_server(start=False, extra=["UploadSessionS3Region us-east-1"])
-    proc = s.configtest()
-    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_s3_directives_need_s3_storage(make_server):
     s = make_server(start=False, storage="posix", extra=["UploadSessionS3Prefix p"])
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "need UploadSessionStorage s3" in out, out
 
 

@@ -19,13 +19,10 @@ from us_testkit.api import check, close_session, unique_ws
 from us_testkit.ingest import (httpd_pids, kill9, new_session, start_after_kill, upload_all,
                                upload_one)
 from us_testkit.procs import free_port, wait_for
+from us_testkit.server import configtest
 
 
 SECRET = "webhook-test-secret-0123456789"
-
-
-def output(proc):
-    return (proc.stdout or "") + (proc.stderr or "")
 
 
 def write_secret(s, text=SECRET + "\n", mode=0o600, name="webhook.secret"):
@@ -47,9 +44,9 @@ def test_webhooks_pass_configtest(server_factory):
                 "UploadSessionWebhook https://hooks.example.com/a?team=b",
                 f'UploadSessionWebhookSecretFile "{path}"']
     s.write_config()
-    proc = s.configtest()
-    assert proc.returncode == 0, output(proc)
-    assert "Syntax OK" in output(proc), output(proc)
+    rc, out = configtest(s)
+    assert rc == 0, out
+    assert "Syntax OK" in out, out
 
 
 @pytest.mark.parametrize("url,want", [
@@ -64,9 +61,8 @@ def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
     path = write_secret(s)
     s.extra += [f"UploadSessionWebhook {url}", f'UploadSessionWebhookSecretFile "{path}"']
     s.write_config()
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionWebhook: " in out and want in out, out
     assert "Syntax OK" not in out, out
 
@@ -78,9 +74,8 @@ def test_webhook_listed_twice_fails_configtest(server_factory):
                 "UploadSessionWebhook http://127.0.0.1:9/hook",
                 f'UploadSessionWebhookSecretFile "{path}"']
     s.write_config()
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert "UploadSessionWebhook: http://127.0.0.1:9/hook is listed twice" in out, out
 
 
@@ -100,9 +95,8 @@ def test_webhook_secret_problems_fail_configtest(server_factory, secret, want):
     elif secret == "short":
         s.extra.append(f'UploadSessionWebhookSecretFile "{write_secret(s, "tiny")}"')
     s.write_config()
-    proc = s.configtest()
-    out = output(proc)
-    assert proc.returncode != 0, out
+    rc, out = configtest(s)
+    assert rc != 0, out
     assert want in out, out
     if secret != "none":
         assert "UploadSessionWebhookSecretFile " in out, out

@@ -951,6 +951,66 @@ static void test_body_literal(void **state)
     }
 }
 
+/* Required fields of a body object (us_workspaces.c's name, us_files.c's
+ * names) and the type items of their values. */
+typedef struct {
+    const char *body;
+    json_type type;
+    const char *items; /* "[]": found */
+} required_row;
+
+static const required_row REQUIRED_ROWS[] = {
+    {"{\"f\":\"x\"}", JSON_STRING, "[]"},
+    {"{\"f\":[]}", JSON_ARRAY, "[]"},
+    {"{\"f\":{}}", JSON_OBJECT, "[]"},
+    {"{}", JSON_STRING, "[" ITEM("missing", B_F, "Field required", "{}") "]"},
+    {"{\"g\":1}", JSON_ARRAY, "[" ITEM("missing", B_F, "Field required", "{\"g\":1}") "]"},
+    {"{\"f\":null}", JSON_STRING,
+     "[" ITEM("string_type", B_F, "Input should be a valid string", "null") "]"},
+    {"{\"f\":\"x\"}", JSON_ARRAY, "[" ITEM("list_type", B_F, "Input should be a valid list", "\"x\"") "]"},
+    {"{\"f\":[1]}", JSON_OBJECT,
+     "[" ITEM("dict_type", B_F, "Input should be a valid dictionary", "[1]") "]"},
+};
+
+static void test_body_required(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof REQUIRED_ROWS / sizeof REQUIRED_ROWS[0]; i++) {
+        const required_row *r = &REQUIRED_ROWS[i];
+        json_t *errs = json_array(), *body = load(r->body);
+        json_t *v = us_validate_body_required(errs, body, "f", r->type);
+
+        check_items(r->body, errs, r->items);
+        if (strcmp(r->items, "[]") == 0)
+            assert_ptr_equal(v, json_object_get(body, "f"));
+        else
+            assert_null(v);
+        json_decref(body);
+        json_decref(errs);
+    }
+}
+
+static void test_missing_and_type(void **state)
+{
+    (void)state;
+    json_t *errs = json_array(), *v = load("7"), *list = load("[]");
+
+    us_validate_missing(errs, "query", "file_name", NULL);
+    us_validate_missing(errs, "body", "file", NULL);
+    assert_int_equal(us_validate_json_type(errs, json_pack("[s,s,i]", "body", "names", 2), v,
+                                           JSON_STRING), 0);
+    assert_int_equal(us_validate_json_type(errs, json_pack("[s,s]", "body", "k"), v, JSON_OBJECT), 0);
+    assert_int_equal(us_validate_json_type(errs, json_pack("[s,s]", "body", "k"), list, JSON_ARRAY), 1);
+    check_items("missing, type", errs,
+                "[" ITEM("missing", "[\"query\",\"file_name\"]", "Field required", "null")
+                "," ITEM("missing", "[\"body\",\"file\"]", "Field required", "null")
+                "," ITEM("string_type", "[\"body\",\"names\",2]", "Input should be a valid string", "7")
+                "," ITEM("dict_type", "[\"body\",\"k\"]", "Input should be a valid dictionary", "7") "]");
+    json_decref(list);
+    json_decref(v);
+    json_decref(errs);
+}
+
 /* Python repr() quoting in "expected". */
 static void test_expected_repr(void **state)
 {
@@ -1105,6 +1165,8 @@ int main(void)
         cmocka_unit_test(test_body_int),
         cmocka_unit_test(test_body_enum),
         cmocka_unit_test(test_body_literal),
+        cmocka_unit_test(test_body_required),
+        cmocka_unit_test(test_missing_and_type),
         cmocka_unit_test(test_expected_repr),
         cmocka_unit_test(test_create_model),
         cmocka_unit_test(test_close_request),

@@ -4,7 +4,9 @@
 - fixtures: a private copy of the module (module_so) for every server these
   tests start (a `make` elsewhere rewrites build/mod_upload_session.so in
   place, which crashes every httpd that has it mapped), the shared server's
-  options (shared_server_options) and dedicated servers (make_server),
+  options (shared_server_options) and dedicated servers (make_server; on
+  s3 storage s3_server, with direct uploads direct_server), an outage of
+  the shared radosgw (outage),
 - sessions: create + upload (one file, or many at once the way the official
   SDK does it), close, wait for ingestion, the per-file states,
 - the workspace files API: list (paged with the cursor exactly as the SDK
@@ -27,6 +29,7 @@ import pytest
 from .procs import children_of, pid_alive, port_open, wait_for
 from .server import UploadServer, started
 from .api import UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts
+from .radosgw import gateway_start, gateway_stop, shared_info
 from .uploads import check_file_item, list_files_all, private_module_copy, sdk_upload_many, upload
 
 MSG_NO_FILE = "There's no file with the ID '{}' in the workspace."
@@ -66,6 +69,50 @@ def make_server(server_factory, module_so):
         kwargs.setdefault("max_open", 1000)
         return server_factory(start=start, **kwargs)
     return make
+
+
+S3_DIRECT = "UploadSessionS3DirectUpload On"
+
+
+@pytest.fixture
+def s3_server(make_server):
+    """make(**make_server kwargs) -> a dedicated server on s3 storage (the
+    session's private radosgw, us_testkit.radosgw.shared_info), whatever
+    US_IT_STORAGE says."""
+    def make(**kw):
+        return make_server(storage="s3", **kw)
+    return make
+
+
+@pytest.fixture
+def direct_server(s3_server):
+    """make(extra=(), **kw) -> an s3 server taking uploads straight into the
+    bucket (UploadSessionS3DirectUpload On), extra directives after it."""
+    def make(extra=(), **kw):
+        return s3_server(extra=[S3_DIRECT, *extra], **kw)
+    return make
+
+
+@pytest.fixture
+def outage():
+    """stop() kills the shared radosgw daemon (its objects stay in the OSD);
+    start() brings it back; it is back after the test whatever happens."""
+    d = shared_info()["dir"]
+
+    class Outage:
+        down = False
+
+        def stop(self):
+            gateway_stop(d)
+            self.down = True
+
+        def start(self):
+            gateway_start(d)
+            self.down = False
+    o = Outage()
+    yield o
+    if o.down:
+        gateway_start(d)
 
 
 @pytest.fixture(scope="module")

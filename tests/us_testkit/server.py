@@ -309,7 +309,8 @@ class UploadServer:
                               text=True, timeout=timeout, env=self._env())
 
     def configtest(self):
-        """Run `apache2 -t`; returns the CompletedProcess (output in .stdout/.stderr)."""
+        """Run `apache2 -t`; returns the CompletedProcess (output in .stdout/.stderr).
+        configtest(server) returns its code and output together."""
         return self._ctl("-t")
 
     def log_text(self):
@@ -500,3 +501,18 @@ def started(server):
         server.check_log(" (at shutdown)")
     finally:
         server.cleanup()
+
+
+def configtest_conf(root, conf, apache=APACHE, env=None, timeout=60):
+    """`apache2 -d root -f conf -t`: (returncode, stdout + stderr)."""
+    proc = subprocess.run([apache, "-d", str(root), "-f", str(conf), "-t"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout, env=env)
+    return proc.returncode, (proc.stdout or "") + (proc.stderr or "")
+
+
+def configtest(server):
+    """`apache2 -t` on server's generated configuration (write_config), in
+    its environment (a sanitizer build's preload): (returncode, output)."""
+    proc = server.configtest()
+    return proc.returncode, (proc.stdout or "") + (proc.stderr or "")

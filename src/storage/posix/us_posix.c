@@ -319,51 +319,60 @@ static int px_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
     return us_blob_clear_dir(p, session_dir(st, p, session_id), st->log);
 }
 
-static apr_status_t px_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
-                                    apr_array_header_t **blobs)
+/* Calls each for every blob in a session's directory (regular files; blobs
+ * are UUIDs, temp files start with '.'), with the finfo fields `wanted`;
+ * a directory that does not exist holds none. */
+static apr_status_t walk_session(us_storage *st, apr_pool_t *p, const char *session_id,
+                                 apr_int32_t wanted,
+                                 void (*each)(apr_pool_t *p, const apr_finfo_t *fi, void *baton),
+                                 void *baton)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
-    *blobs = apr_array_make(p, 16, sizeof(const char *));
     apr_status_t rv = apr_dir_open(&d, session_dir(st, p, session_id), p);
     if (APR_STATUS_IS_ENOENT(rv))
         return APR_SUCCESS;
     if (rv != APR_SUCCESS)
         return rv;
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS)
-        if (fi.filetype == APR_REG && fi.name[0] != '.') /* blobs are UUIDs; temp files start with '.' */
-            APR_ARRAY_PUSH(*blobs, const char *) = apr_pstrdup(p, fi.name);
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | wanted, d) == APR_SUCCESS)
+        if (fi.filetype == APR_REG && fi.name[0] != '.')
+            each(p, &fi, baton);
     apr_dir_close(d);
     return APR_SUCCESS;
+}
+
+static void add_blob(apr_pool_t *p, const apr_finfo_t *fi, void *blobs)
+{
+    APR_ARRAY_PUSH((apr_array_header_t *)blobs, const char *) = apr_pstrdup(p, fi->name);
+}
+
+static apr_status_t px_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
+                                    apr_array_header_t **blobs)
+{
+    *blobs = apr_array_make(p, 16, sizeof(const char *));
+    return walk_session(st, p, session_id, 0, add_blob, *blobs);
+}
+
+static void add_object(apr_pool_t *p, const apr_finfo_t *fi, void *objects)
+{
+    us_storage_object *o = apr_array_push(objects);
+    o->blob = apr_pstrdup(p, fi->name);
+    o->size = (long long)fi->size;
+    /* a replacement is another file renamed in: another inode, or a reused
+     * inode with the new size and mtime */
+    o->etag = apr_psprintf(p,
+                           "\"%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
+                           "-%" APR_UINT64_T_HEX_FMT "\"",
+                           (apr_uint64_t)fi->inode, (apr_uint64_t)fi->size,
+                           (apr_uint64_t)fi->mtime);
 }
 
 static apr_status_t px_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
                                        apr_array_header_t **objects)
 {
-    apr_dir_t *d;
-    apr_finfo_t fi;
     *objects = apr_array_make(p, 16, sizeof(us_storage_object));
-    apr_status_t rv = apr_dir_open(&d, session_dir(st, p, session_id), p);
-    if (APR_STATUS_IS_ENOENT(rv))
-        return APR_SUCCESS;
-    if (rv != APR_SUCCESS)
-        return rv;
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | APR_FINFO_SIZE | APR_FINFO_INODE |
-                                 APR_FINFO_MTIME, d) == APR_SUCCESS)
-        if (fi.filetype == APR_REG && fi.name[0] != '.') {
-            us_storage_object *o = apr_array_push(*objects);
-            o->blob = apr_pstrdup(p, fi.name);
-            o->size = (long long)fi.size;
-            /* a replacement is another file renamed in: another inode, or a reused
-             * inode with the new size and mtime */
-            o->etag = apr_psprintf(p,
-                                   "\"%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
-                                   "-%" APR_UINT64_T_HEX_FMT "\"",
-                                   (apr_uint64_t)fi.inode, (apr_uint64_t)fi.size,
-                                   (apr_uint64_t)fi.mtime);
-        }
-    apr_dir_close(d);
-    return APR_SUCCESS;
+    return walk_session(st, p, session_id, APR_FINFO_SIZE | APR_FINFO_INODE | APR_FINFO_MTIME,
+                        add_object, *objects);
 }
 
 const us_storage_backend us_posix_storage = {

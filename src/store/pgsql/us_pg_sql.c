@@ -29,14 +29,11 @@
  * migrators wait for it as long as it takes, not the connections' lock_timeout */
 const char US_PG_SQL_MIGRATE_WAIT[] = "SET LOCAL lock_timeout = 0";
 const char US_PG_SQL_MIGRATE_LOCK[] = "SELECT pg_advisory_xact_lock(" US_PG_LOCK_MIGRATE ")";
-const char US_PG_SQL_META_TABLE[] =
-    "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
-const char US_PG_SQL_SCHEMA_VERSION_GET[] =
-    "SELECT value FROM us_meta WHERE name = 'schema_version'";
-const char US_PG_SQL_SCHEMA_VERSION_SET[] =
-    "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "
-    "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+const char US_PG_SQL_META_TABLE[] = META_TABLE;
+const char US_PG_SQL_SCHEMA_VERSION_GET[] = SCHEMA_VERSION_GET;
+const char US_PG_SQL_SCHEMA_VERSION_SET[] = SCHEMA_VERSION_SET;
 
+/* Migrations: MIGRATE_* is text both dialects share; the rest differs (BIGSERIAL, jsonb, plpgsql). */
 static const char *const MIGRATION_0_TO_1[] = {
     "CREATE TABLE us_sessions ("
     " id TEXT PRIMARY KEY,"
@@ -56,42 +53,22 @@ static const char *const MIGRATION_0_TO_1[] = {
     " uploaded_files BIGINT NOT NULL DEFAULT 0,"
     " finished_files BIGINT NOT NULL DEFAULT 0,"
     " failed_files BIGINT NOT NULL DEFAULT 0)",
-    "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)",
-    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
+    MIGRATE_SESSIONS_WS_CREATED,
+    MIGRATE_SESSIONS_EXPIRY,
     "CREATE INDEX us_sessions_user_expiry ON us_sessions (user_id, expires_at)"
     " WHERE status = 'OPEN'",
-    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
-    " WHERE closed_at IS NOT NULL",
-    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
-    " WHERE closed_at IS NOT NULL",
+    MIGRATE_SESSIONS_INGEST,
+    MIGRATE_SESSIONS_TURN,
     /* each user's OPEN sessions, expired-but-unswept ones included; every
      * statement that opens or ends a session updates it in its transaction,
      * and a create takes its row lock before counting (the limit) */
     "CREATE TABLE us_user_open (user_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
-    "CREATE TABLE us_uploads ("
-    " session_id TEXT NOT NULL REFERENCES us_sessions (id),"
-    " name TEXT NOT NULL,"
-    " blob TEXT NOT NULL,"
-    " size BIGINT NOT NULL,"
-    " sha256 TEXT NOT NULL,"
-    " is_meta INTEGER NOT NULL,"
-    " uploaded_at BIGINT NOT NULL,"
-    " file_ingestion_id TEXT NOT NULL,"
-    " ingestion_status TEXT NOT NULL DEFAULT 'PENDING',"
-    " ingestion_reason TEXT,"
-    " PRIMARY KEY (session_id, name))",
-    "CREATE INDEX us_uploads_files ON us_uploads (session_id, is_meta, ingestion_status, uploaded_at)",
-    "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
-    "CREATE TABLE us_files ("
-    " file_id TEXT PRIMARY KEY,"
-    " workspace TEXT NOT NULL,"
-    " name TEXT NOT NULL,"
-    " size BIGINT NOT NULL,"
-    " meta TEXT,"
-    " created_at BIGINT NOT NULL,"
-    " session_id TEXT)",
-    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
-    "CREATE INDEX us_files_ws_name ON us_files (workspace, name)",
+    MIGRATE_UPLOADS,
+    MIGRATE_UPLOADS_FILES,
+    MIGRATE_UPLOADS_PENDING,
+    MIGRATE_FILES,
+    MIGRATE_FILES_WS_CREATED,
+    MIGRATE_FILES_WS_NAME,
     NULL
 };
 
@@ -104,7 +81,7 @@ static const char *const MIGRATION_1_TO_2[] = {
 /* A text file's length in characters (NULL: none); the ids of deleted
  * files whose bytes may be left, until their removal is done. */
 static const char *const MIGRATION_2_TO_3[] = {
-    "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    MIGRATE_FILES_CHARACTERS,
     "CREATE TABLE us_file_trash (file_id TEXT PRIMARY KEY)",
     NULL
 };
@@ -137,7 +114,7 @@ static const char *const MIGRATION_3_TO_4[] = {
     " lease_owner TEXT,"
     " lease_until BIGINT NOT NULL DEFAULT 0,"
     " UNIQUE (event, session_id, url))",
-    "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)",
+    MIGRATE_WEBHOOK_DUE,
     "CREATE OR REPLACE FUNCTION us_webhook_event() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN"
     "  IF OLD.status = 'OPEN' AND NEW.status = 'EXPIRED' THEN"
@@ -237,8 +214,8 @@ static const char *const MIGRATION_6_TO_7[] = {
 /* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
  * us_store.h) and the ETag its listing recorded per upload. */
 static const char *const MIGRATION_7_TO_8[] = {
-    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    MIGRATE_SESSIONS_DIRECT,
+    MIGRATE_UPLOADS_ETAG,
     NULL
 };
 

@@ -42,17 +42,14 @@ static const char *const SQLITE_SETUP[] = {
     NULL
 };
 
-const char US_SQL_META_TABLE[] =
-    "CREATE TABLE IF NOT EXISTS us_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
-const char US_SQL_SCHEMA_VERSION_GET[] =
-    "SELECT value FROM us_meta WHERE name = 'schema_version'";
-const char US_SQL_SCHEMA_VERSION_SET[] =
-    "INSERT INTO us_meta (name, value) VALUES ('schema_version', %d) "
-    "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+const char US_SQL_META_TABLE[] = META_TABLE;
+const char US_SQL_SCHEMA_VERSION_GET[] = SCHEMA_VERSION_GET;
+const char US_SQL_SCHEMA_VERSION_SET[] = SCHEMA_VERSION_SET;
 
 /* a negative cache_size is in KiB rather than pages */
 const char US_SQL_CACHE_SIZE[] = "PRAGMA cache_size=-%d";
 
+/* Migrations: MIGRATE_* is text both dialects share; the rest differs (WITHOUT ROWID, ids, triggers). */
 static const char *const MIGRATION_0_TO_1[] = {
     "CREATE TABLE us_sessions ("
     " id TEXT PRIMARY KEY,"
@@ -70,7 +67,7 @@ static const char *const MIGRATION_0_TO_1[] = {
     " uploaded_files BIGINT NOT NULL DEFAULT 0,"
     " finished_files BIGINT NOT NULL DEFAULT 0,"
     " failed_files BIGINT NOT NULL DEFAULT 0)",
-    "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)",
+    MIGRATE_SESSIONS_WS_CREATED,
     "CREATE INDEX us_sessions_user_open ON us_sessions (user_id, status, expires_at)",
     NULL
 };
@@ -79,19 +76,8 @@ static const char *const MIGRATION_0_TO_1[] = {
  * under the session's directory, so a newer upload of the same name can be
  * published while the older blob is still in place. */
 static const char *const MIGRATION_1_TO_2[] = {
-    "CREATE TABLE us_uploads ("
-    " session_id TEXT NOT NULL REFERENCES us_sessions (id),"
-    " name TEXT NOT NULL,"
-    " blob TEXT NOT NULL,"
-    " size BIGINT NOT NULL,"
-    " sha256 TEXT NOT NULL,"
-    " is_meta INTEGER NOT NULL,"        /* a NAME.meta.json sidecar */
-    " uploaded_at BIGINT NOT NULL,"
-    " file_ingestion_id TEXT NOT NULL,"
-    " ingestion_status TEXT NOT NULL DEFAULT 'PENDING',"
-    " ingestion_reason TEXT,"
-    " PRIMARY KEY (session_id, name))",
-    "CREATE INDEX us_uploads_files ON us_uploads (session_id, is_meta, ingestion_status, uploaded_at)",
+    MIGRATE_UPLOADS,
+    MIGRATE_UPLOADS_FILES,
     NULL
 };
 
@@ -103,17 +89,10 @@ static const char *const MIGRATION_2_TO_3[] = {
     "ALTER TABLE us_sessions ADD COLUMN ingest_owner TEXT",
     "ALTER TABLE us_sessions ADD COLUMN ingest_heartbeat BIGINT NOT NULL DEFAULT 0",
     "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)",
-    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
-    "CREATE TABLE us_files ("
-    " file_id TEXT PRIMARY KEY,"
-    " workspace TEXT NOT NULL,"
-    " name TEXT NOT NULL,"
-    " size BIGINT NOT NULL,"
-    " meta TEXT,"                       /* JSON object text, NULL when none */
-    " created_at BIGINT NOT NULL,"
-    " session_id TEXT)",                /* NULL for direct uploads */
-    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
-    "CREATE INDEX us_files_ws_name ON us_files (workspace, name)",
+    MIGRATE_SESSIONS_EXPIRY,
+    MIGRATE_FILES,
+    MIGRATE_FILES_WS_CREATED,
+    MIGRATE_FILES_WS_NAME,
     NULL
 };
 
@@ -121,8 +100,7 @@ static const char *const MIGRATION_2_TO_3[] = {
  * sessions by state and closing time. */
 static const char *const MIGRATION_3_TO_4[] = {
     "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)",
-    /* the pending files of a session in name order, without a sort */
-    "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
+    MIGRATE_UPLOADS_PENDING,
     NULL
 };
 
@@ -148,21 +126,18 @@ static const char *const MIGRATION_4_TO_5[] = {
     " WHEN OLD.status = 'OPEN' BEGIN"
     " UPDATE us_user_open SET n = n - 1 WHERE user_id = OLD.user_id; END",
     "DROP INDEX us_sessions_user_open",
-    /* partial: a session enters them when it is closed or expires (both
-     * set closed_at); the queries name `closed_at IS NOT NULL` to use them */
+    /* partial from here on (us_sql_shared.h) */
     "DROP INDEX us_sessions_ingest",
-    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
-    " WHERE closed_at IS NOT NULL",
+    MIGRATE_SESSIONS_INGEST,
     "DROP INDEX us_sessions_turn",
-    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
-    " WHERE closed_at IS NOT NULL",
+    MIGRATE_SESSIONS_TURN,
     NULL
 };
 
 /* A text file's length in characters, stored when it is ingested or
  * posted (NULL: not a text file, or one from before this column). */
 static const char *const MIGRATION_5_TO_6[] = {
-    "ALTER TABLE us_files ADD COLUMN characters BIGINT",
+    MIGRATE_FILES_CHARACTERS,
     /* ids of deleted files whose bytes may be left: a delete puts them here
      * with the row's removal, and takes them out once the bytes are gone */
     "CREATE TABLE us_file_trash (file_id TEXT PRIMARY KEY) WITHOUT ROWID",
@@ -195,7 +170,7 @@ static const char *const MIGRATION_6_TO_7[] = {
     " lease_owner TEXT,"
     " lease_until BIGINT NOT NULL DEFAULT 0,"
     " UNIQUE (event, session_id, url))",
-    "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)",
+    MIGRATE_WEBHOOK_DUE,
     "CREATE TRIGGER us_webhook_expired AFTER UPDATE OF status ON us_sessions"
     " WHEN OLD.status = 'OPEN' AND NEW.status = 'EXPIRED' BEGIN"
     " INSERT OR IGNORE INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
@@ -287,8 +262,8 @@ static const char *const MIGRATION_8_TO_9[] = {
 /* Direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
  * us_store.h) and the ETag its listing recorded per upload. */
 static const char *const MIGRATION_9_TO_10[] = {
-    "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE us_uploads ADD COLUMN etag TEXT",
+    MIGRATE_SESSIONS_DIRECT,
+    MIGRATE_UPLOADS_ETAG,
     NULL
 };
 
