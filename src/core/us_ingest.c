@@ -366,10 +366,11 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     return 0;
 }
 
-/* Once a session is done, nothing refers to what is left of its uploads:
- * the blobs of FAILED files, sidecars (their metadata is in the store), and
- * files a crash left unrecorded. An upload still arriving for the closed
- * session keeps its unfinished file (it fails with CONFLICT and removes it). */
+/* Once every file of a session is decided, nothing refers to what is left
+ * of its uploads: the blobs of FAILED files, sidecars (their metadata is in
+ * the store), and files a crash left unrecorded. An upload still arriving
+ * for the closed session keeps its unfinished file (it fails with CONFLICT
+ * and removes it). */
 static void clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
 {
     int kept = us_storage_session_clear(cfg->storage, p, id);
@@ -421,8 +422,11 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             break;
         }
         if (n == 0) {
-            if (us_ingest_done(db, bp, s.id, owner) == US_DB_OK)
-                clear_session(cfg, bp, s.id);
+            /* cleared while the claim is still held: a worker killed before
+             * the session is done leaves it to be claimed and cleared again;
+             * once done, nothing would come back for what is left */
+            clear_session(cfg, bp, s.id);
+            (void)us_ingest_done(db, bp, s.id, owner);
             us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;
         }

@@ -15,6 +15,7 @@
 #include <apr_strings.h>
 #include "us_filename.h"
 #include "us_ingest.h"
+#include "us_storage_backend.h"
 #include "us_uuid.h"
 
 #include "sqlite_fixture.h"
@@ -533,6 +534,60 @@ static void test_late_clear(void **state)
     assert_int_equal(s.direct, US_DIRECT_CLEARED);
     assert_int_equal(s.finished_files, 1);
     assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
+/* The posix backend with a session_clear that notes whether the session it
+ * clears is still claimed (running) at that moment. */
+static us_db *spy_db;
+static const char *spy_session;
+static int spy_claimed_at_clear = -1;
+
+static int spy_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    if (spy_session && strcmp(session_id, spy_session) == 0) {
+        apr_array_header_t *claims;
+        spy_claimed_at_clear = 0;
+        assert_int_equal(us_ingest_running(spy_db, p, &claims), US_DB_OK);
+        for (int i = 0; i < claims->nelts; i++)
+            if (strcmp(APR_ARRAY_IDX(claims, i, us_claim).session_id, session_id) == 0)
+                spy_claimed_at_clear = 1;
+    }
+    return us_posix_storage.session_clear(st, p, session_id);
+}
+
+/* A session's leftovers (sidecars, blobs of FAILED files) are cleared while
+ * its claim is held, before it is marked done: a worker killed in between
+ * leaves a claim that is taken over and cleared again, where a session
+ * already done would keep them for good. */
+static void test_leftovers_cleared_before_done(void **state)
+{
+    us_db *db = db_open();
+    int claimed = 0;
+    (void)state;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear = spy_clear;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    spy_db = db;
+    const char *sid = new_session(db, "w-clear", "KEEP", 0);
+    upload(db, sid, "kept.txt", "kept");
+    upload(db, sid, "kept.txt.meta.json", "{\"k\": 1}");
+    upload(db, sid, "empty.txt", "");
+    close_session(db, "w-clear", sid);
+    spy_session = sid;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 2);
+    spy_session = NULL;
+    assert_int_equal(spy_claimed_at_clear, 1);
+    expect_file(db, sid, "kept.txt", "FINISHED", NULL);
+    expect_file(db, sid, "empty.txt", "FAILED", "EMPTY_FILE");
+    /* cleared, and done: nothing left to claim */
+    struct stat sb;
+    assert_int_not_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
     us_db_close(db);
 }
 
@@ -549,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
+        cmocka_unit_test(test_leftovers_cleared_before_done),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }
