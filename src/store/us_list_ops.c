@@ -91,7 +91,7 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     us_page pg = page_ask(page);
     apr_int64_t t = now, lim = pg.limit, off = pg.offset;
     int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
-    /* SESSION_COLS starts with the `now` of the derived status */
+    /* SESSION_ITEM_COLS starts with the `now` of the derived status */
     const void *largs_all[] = { &t, workspace, &lim, &off };
     const void *largs_f[] = { &t, workspace, &t, &lim, &off };
     const void *cur_all[] = { &t, workspace, workspace, pg.cursor, &lim };
@@ -102,7 +102,7 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     *rows = apr_array_make(p, rows_hint(pg.limit), sizeof(us_session));
     us_db_rc rc = list_page(db, p, &SESSION_LISTS[f], &pg, f == 0 ? cargs_all : cargs_f,
                             f == 0 ? largs_all : largs_f, f == 0 ? cur_all : cur_f,
-                            us_push_session, *rows, total);
+                            us_push_session_item, *rows, total);
     if (rc == US_DB_OK)
         page_finish(page, *rows, *total, has_more);
     return rc;
