@@ -5,7 +5,6 @@
 #include <cmocka.h>
 #include "fixture.h"
 #include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,6 @@
 #include <apr_strings.h>
 #include <openssl/evp.h>
 #include "us_blob.h"
-#include "us_filesync.h"
 
 static const char *dir;
 
@@ -286,75 +284,6 @@ static void test_clear_dir(void **state)
     assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 0); /* gone already */
 }
 
-static apr_status_t failing_group_sync(int fd)
-{
-    (void)fd;
-    return APR_FROM_OS_ERROR(EIO);
-}
-
-static apr_status_t refusing_group_sync(int fd)
-{
-    (void)fd;
-    return APR_ENOTIMPL;
-}
-
-/* A small file synced by the group sync of its file system: published
- * without a directory fsync of its own; a failed group sync fails the
- * finish (the upload's 5xx) and the file is removed with the pool. */
-static void test_small_file_group_sync(void **state)
-{
-    us_blob *b;
-    apr_pool_t *p;
-    (void)state;
-    us_filesync_set_op(NULL);
-    assert_int_equal(apr_pool_create(&p, pool), APR_SUCCESS);
-    assert_int_equal(us_blob_open(p, dir, "grouped", &b), APR_SUCCESS);
-    us_blob_sync_group(b, fixture_dir);
-    assert_int_equal(us_blob_write(b, "abc", 3), APR_SUCCESS);
-    unsigned long before = us_filesync_count();
-    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
-    unsigned long grouped = us_filesync_count() - before; /* 0 where the kernel offers none */
-    assert_true(grouped <= 1);
-    assert_int_equal(us_blob_publish(b), APR_SUCCESS);
-    assert_int_equal(file_size(us_blob_path(b)), 3);
-    const char *path = apr_pstrdup(pool, us_blob_path(b));
-    apr_pool_destroy(p);
-    assert_true(exists(path)); /* published: kept */
-    unlink(path);
-
-    us_filesync_set_op(failing_group_sync);
-    assert_int_equal(apr_pool_create(&p, pool), APR_SUCCESS);
-    assert_int_equal(us_blob_open(p, dir, "grouped-failed", &b), APR_SUCCESS);
-    us_blob_sync_group(b, fixture_dir);
-    assert_int_equal(us_blob_write(b, "abc", 3), APR_SUCCESS);
-    assert_int_equal(us_blob_finish(b), APR_FROM_OS_ERROR(EIO));
-    path = apr_pstrdup(pool, us_blob_path(b));
-    apr_pool_destroy(p);
-    assert_false(exists(path));
-    us_filesync_set_op(NULL);
-}
-
-/* A file system that refuses the group sync: the file gets its own fsync
- * and a directory fsync, and is published as before. */
-static void test_small_file_group_refused(void **state)
-{
-    us_blob *b;
-    apr_pool_t *p;
-    (void)state;
-    const char *root = apr_psprintf(pool, "%s/refusing-root", dir);
-    assert_int_equal(mkdir(root, 0750), 0);
-    us_filesync_set_op(refusing_group_sync);
-    assert_int_equal(apr_pool_create(&p, pool), APR_SUCCESS);
-    assert_int_equal(us_blob_open(p, root, "refused", &b), APR_SUCCESS);
-    us_blob_sync_group(b, root);
-    assert_int_equal(us_blob_write(b, "abcd", 4), APR_SUCCESS);
-    assert_int_equal(us_blob_finish(b), APR_SUCCESS);
-    assert_int_equal(us_blob_publish(b), APR_SUCCESS);
-    assert_int_equal(file_size(us_blob_path(b)), 4);
-    apr_pool_destroy(p);
-    us_filesync_set_op(NULL);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -374,8 +303,6 @@ int main(void)
         cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
         cmocka_unit_test(test_clear_dir),
-        cmocka_unit_test(test_small_file_group_sync),
-        cmocka_unit_test(test_small_file_group_refused),
     };
     return fixture_run("us_blob", tests, setup, NULL);
 }

@@ -2,7 +2,6 @@
 #include "us_blob.h"
 #include "us_buf.h"
 #include "us_dirsync.h"
-#include "us_filesync.h"
 
 #include <apr_portable.h>
 #include <apr_strings.h>
@@ -73,13 +72,8 @@ struct us_blob {
     const char *created;    /* the file we created and own: tmp_path, or path
                              * for a small file; NULL once published or removed */
     apr_file_t *f;          /* unbuffered: the chunks are the buffer */
-    us_dirsync_ticket dirsync; /* held while created == path (a small file)
-                                * and not grouped: taken at its create */
-    const char *group_root; /* small files: the group sync of this file
-                             * system's (us_filesync), where it is offered */
-    us_filesync_ticket filesync;
-    int grouped;            /* the small file is synced by the group sync,
-                             * its directory entry with it */
+    us_dirsync_ticket dirsync; /* held while created == path (a small file):
+                                * taken at its create */
     long long size;         /* bytes taken by us_blob_write */
     apr_status_t failed;    /* the first write error the request thread saw */
     char hex[65];
@@ -153,7 +147,7 @@ static apr_status_t blob_cleanup(void *data)
         b->f = NULL;
     }
     if (b->created) {
-        if (b->created == b->path && !b->grouped)
+        if (b->created == b->path)
             us_dirsync_cancel(&b->dirsync);
         unlink(b->created);
         b->created = NULL;
@@ -421,8 +415,6 @@ apr_status_t us_blob_finish(us_blob *b)
     if (rv == APR_SUCCESS && !b->f) { /* a small file: straight to its name */
         rv = create_file(b, b->path);
         if (rv == APR_SUCCESS)
-            b->grouped = b->group_root && us_filesync_begin(b->group_root, b->fd, &b->filesync);
-        if (rv == APR_SUCCESS && !b->grouped)
             /* its directory entry exists from here on: a directory fsync
              * anyone starts while we write and sync the file covers it */
             us_dirsync_begin(b->dir, &b->dirsync);
@@ -435,15 +427,7 @@ apr_status_t us_blob_finish(us_blob *b)
             rv = b->err; /* joined: no lock needed */
     }
     if (b->f) {
-        if (rv == APR_SUCCESS && b->grouped) {
-            rv = us_filesync_end(&b->filesync, b->fd);
-            if (rv == APR_ENOTIMPL) { /* no group sync after all: our own */
-                b->grouped = 0;
-                us_dirsync_begin(b->dir, &b->dirsync);
-                rv = apr_file_sync(b->f);
-            }
-        }
-        else if (rv == APR_SUCCESS)
+        if (rv == APR_SUCCESS)
             rv = apr_file_sync(b->f);
         apr_status_t crv = apr_file_close(b->f);
         b->f = NULL;
@@ -462,19 +446,13 @@ apr_status_t us_blob_publish(us_blob *b)
         return APR_EGENERAL; /* not finished, or already published */
     if (b->created == b->path) { /* a small file, created under its name */
         b->created = NULL; /* published: the cleanup must leave it */
-        return b->grouped ? APR_SUCCESS /* its entry was in the group sync */
-                          : us_dirsync_end(&b->dirsync);
+        return us_dirsync_end(&b->dirsync);
     }
     apr_status_t rv = apr_file_rename(b->tmp_path, b->path, b->pool);
     if (rv != APR_SUCCESS)
         return rv;
     b->created = NULL;
     return us_dirsync(b->dir); /* shared with concurrent uploads into dir */
-}
-
-void us_blob_sync_group(us_blob *b, const char *root)
-{
-    b->group_root = root;
 }
 
 void us_blob_discard(us_blob *b)

@@ -21,12 +21,6 @@ typedef struct us_blob us_blob;
  * fills a chunk (<dir>/.<name>.<pid>.tmp), else by finish (<dir>/<name>). */
 apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_blob **out);
 apr_status_t us_blob_write(us_blob *b, const char *data, apr_size_t len);
-/* A small file of b is made durable with the other small files written
- * meanwhile on root's file system, by one shared sync (us_filesync.h),
- * where that file system and the kernel offer it; root must outlive b.
- * Without this call (or where it is not offered) each file has its fsync
- * and shares a directory fsync. */
-void us_blob_sync_group(us_blob *b, const char *root);
 /* Writes what is left, fsyncs and closes the file. */
 apr_status_t us_blob_finish(us_blob *b);
 /* Renames a temp file to <dir>/<name> and fsyncs dir: the file is now durable. */

@@ -145,7 +145,6 @@ static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *dir, 
     apr_status_t rv = us_blob_open(p, dir, name, &w->blob);
     if (rv != APR_SUCCESS)
         return rv;
-    us_blob_sync_group(w->blob, conf_of(st)->data_dir);
     w->st = st;
     *out = w;
     return APR_SUCCESS;
