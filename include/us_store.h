@@ -191,7 +191,8 @@ typedef struct {
 } us_page;
 
 /* is_expired: -1 all, 1 only EXPIRED, 0 all but EXPIRED. rows: us_session,
- * newest first (created_at, then id). *total counts the whole filtered
+ * newest first (created_at, then id), with the fields a list item shows
+ * (workspace NULL, the counters and direct 0). *total counts the whole filtered
  * list, whatever the page; *has_more: rows follow the page in its
  * direction (after the last row; before the first one for `before`).
  * *total and rows are one read (one statement): the same moment's. */

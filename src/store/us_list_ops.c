@@ -99,9 +99,9 @@ static us_db_rc list_page(us_db *db, apr_pool_t *p, const list_family *fam, cons
     return us_select(db, p, id, args, push_counted, &c, NULL);
 }
 
-/* the count's column, after the page's: SESSION_COLS; SESSION_FILE_COLS
+/* the count's column, after the page's: SESSION_ITEM_COLS; SESSION_FILE_COLS
  * and uploaded_at */
-#define SESSION_COUNT_COL 14
+#define SESSION_COUNT_COL 9
 #define FILE_COUNT_COL 5
 
 us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is_expired,
@@ -112,7 +112,7 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     apr_int64_t t = now, lim = pg.limit, off = pg.offset;
     int f = is_expired < 0 ? 0 : is_expired ? 1 : 2;
     /* the count's (workspace, and `now` with a filter), then the page's;
-     * SESSION_COLS starts with the `now` of the derived status */
+     * SESSION_ITEM_COLS starts with the `now` of the derived status */
     const void *list_all[] = { workspace, &t, workspace, &lim, &off };
     const void *list_f[] = { workspace, &t, &t, workspace, &t, &lim, &off };
     const void *cur_all[] = { workspace, &t, workspace, workspace, pg.cursor, &lim };
@@ -120,7 +120,7 @@ us_db_rc us_session_list(us_db *db, apr_pool_t *p, const char *workspace, int is
     const void **args = pg.cursor ? (f == 0 ? cur_all : cur_f) : (f == 0 ? list_all : list_f);
     *has_more = 0;
     *rows = apr_array_make(p, rows_hint(pg.limit), sizeof(us_session));
-    us_db_rc rc = list_page(db, p, &SESSION_LISTS[f], &pg, args, us_push_session,
+    us_db_rc rc = list_page(db, p, &SESSION_LISTS[f], &pg, args, us_push_session_item,
                             SESSION_COUNT_COL, *rows, total);
     if (rc == US_DB_OK)
         page_finish(page, *rows, *total, has_more);

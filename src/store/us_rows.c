@@ -66,6 +66,23 @@ void us_row_to_session(const us_row *r, apr_pool_t *p, void *out)
     s->direct = (int)us_row_ll(r, 13);
 }
 
+/* Column order of SESSION_ITEM_COLS: the fields of a list item; workspace
+ * stays NULL, the counters and direct 0 */
+void us_push_session_item(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_session *s = apr_array_push(out);
+    memset(s, 0, sizeof(*s));
+    s->id = us_row_str(r, p, 0);
+    s->user_id = us_row_str(r, p, 1);
+    s->given_name = us_row_str(r, p, 2);
+    s->family_name = us_row_str(r, p, 3);
+    s->write_mode = us_row_str(r, p, 4);
+    s->parallel = (int)us_row_ll(r, 5);
+    s->status = us_row_str(r, p, 6);
+    s->created_at = (apr_time_t)us_row_ll(r, 7);
+    s->expires_at = (apr_time_t)us_row_ll(r, 8);
+}
+
 /* Column order of WORKSPACE_FILE_COLS */
 void us_row_to_workspace_file(const us_row *r, apr_pool_t *p, void *out)
 {
@@ -89,11 +106,6 @@ void us_row_to_workspace(const us_row *r, apr_pool_t *p, void *out)
 void us_push_str(const us_row *r, apr_pool_t *p, void *out)
 {
     us_row_to_str(r, p, apr_array_push(out));
-}
-
-void us_push_session(const us_row *r, apr_pool_t *p, void *out)
-{
-    us_row_to_session(r, p, apr_array_push(out));
 }
 
 void us_push_workspace_file(const us_row *r, apr_pool_t *p, void *out)

@@ -47,6 +47,13 @@
 #define INGEST_AFTER_CLOSE \
     "(CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done' ELSE 'queued' END)"
 
+/* The columns an item of a session list shows (API.md): no workspace (the
+ * list's own), no counters */
+#define SESSION_ITEM_COLS                                                     \
+    "id, user_id, given_name, family_name, write_mode, parallel, "            \
+    "CASE WHEN status = 'OPEN' AND expires_at <= " JUDGED_NOW " THEN 'EXPIRED' " \
+    "ELSE status END, created_at, expires_at"
+
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
 
 #define WEBHOOK_COLS                                                              \
@@ -85,7 +92,7 @@
  * IS_EXPIRED, NOT_EXPIRED), paged by tail (LIST_TAIL, AFTER_TAIL), or
  * backwards (BEFORE_TAIL) */
 #define SESSION_PAGE(filter, tail) \
-    "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND " filter tail
+    "SELECT " SESSION_ITEM_COLS " FROM us_sessions WHERE workspace = %s AND " filter tail
 #define SESSION_COUNT(filter) \
     "SELECT COUNT(*) AS n FROM us_sessions WHERE workspace = %s AND " filter
 #define SESSION_LIST(filter, tail)                                          \

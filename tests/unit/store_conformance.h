@@ -303,6 +303,17 @@ static void sc_list_paging_and_filters(void **state)
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session).id, sc_uuid(pool, 204));
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).id, sc_uuid(pool, 203));
     assert_string_equal(APR_ARRAY_IDX(rows, 1, us_session).status, "EXPIRED");
+    /* an item holds what the list shows (API.md), nothing more */
+    const us_session *item = &APR_ARRAY_IDX(rows, 0, us_session);
+    assert_string_equal(item->user_id, "u5");
+    assert_string_equal(item->given_name, "Ada");
+    assert_string_equal(item->family_name, "O'Brien; DROP TABLE us_sessions;--");
+    assert_string_equal(item->write_mode, "OVERWRITE");
+    assert_int_equal(item->parallel, 1);
+    assert_string_equal(item->status, "OPEN");
+    assert_int_equal(item->created_at, SC_T0 + SC_SEC(4));
+    assert_int_equal(item->expires_at, SC_T0 + SC_SEC(4) + SC_SEC(1000));
+    assert_null(item->workspace);
 
     assert_int_equal(sc_session_list(db, "ws-list", -1, 2, 4, now, &rows, &total), US_DB_OK);
     assert_int_equal(rows->nelts, 1);
