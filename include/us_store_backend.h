@@ -84,6 +84,8 @@ typedef enum {
     US_STMT_INGEST_HELD,            /* a row while the owner holds the claim */
     US_STMT_NAME_LOCK,              /* pgsql */
     US_STMT_UPLOAD_SET_STATE,
+    US_STMT_INGEST_APPLY_BATCH,     /* pgsql: a whole batch's per-file changes, its
+                                     * columns as array literals (us_ingest_ops.c) */
     US_STMT_SESSION_ADD_COUNTS,
     US_STMT_LISTING_MARK,           /* direct uploads: one listing recorded */
     US_STMT_LISTED_INSERT,

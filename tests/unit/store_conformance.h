@@ -2144,6 +2144,101 @@ static void sc_workspace_delete_vs_writes(void **state)
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
+/* A batch under KEEP (no name check, no OVERWRITE: PostgreSQL applies it
+ * in one statement) does per file what each file's own change would:
+ * PENDING -> FINISHED/FAILED with its reason, a workspace file per
+ * FINISHED one with its values as given (names and metadata with quotes,
+ * backslashes, braces, commas, "NULL", non-ASCII), created_at ordered by
+ * position, the key table's rows for its metadata; a file not PENDING (or
+ * unknown) is skipped and not counted; a replay changes nothing. */
+static void sc_apply_keep_batch(void **state)
+{
+    static const char *const names[] = {
+        "a \"quoted\".txt", "back\\slash.txt", "{brace},comma.txt", "NULL", "empty.txt",
+        "\xc3\xbcn\xc3\xaf.txt"
+    };
+    static const char *const metas[] = {
+        "{\"k\":\"v \\\"q\\\" \\\\ {x,y}\",\"n\":3}", NULL, "{}", "{\"n\":4,\"s\":\"NULL\"}",
+        NULL, "{\"n\":3}"
+    };
+    enum { N = 6 };
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 3000), "ws-q", "u-batch", SC_T0, 1000), c, got;
+    apr_array_header_t *results, *deleted, *rows;
+    us_workspace_file f;
+    long long total = -1;
+    const char *old = NULL;
+    (void)state;
+    s.write_mode = "KEEP";
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sc_upload(db, s.id, names[i], 3000 + i, &old), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-q", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, s.id);
+    results = apr_array_make(pool, N + 1, sizeof(us_ingest_result));
+    for (int i = 0; i < N; i++) {
+        us_ingest_result r = sc_finished(names[i], sc_uuid(pool, 900000 + 3000 + i));
+        r.meta = metas[i];
+        r.size = 10 + i;
+        r.characters = i == 0 ? 7 : -1;
+        if (i == 4) {
+            r.status = "FAILED";
+            r.reason = "EMPTY_FILE";
+        }
+        APR_ARRAY_PUSH(results, us_ingest_result) = r;
+    }
+    /* a name the session has no upload of */
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished("none.txt", sc_uuid(pool, 3999));
+    const apr_time_t at = SC_T0 + SC_SEC(11);
+    assert_int_equal(us_ingest_apply(db, pool, &c, results, at, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 0);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 5);
+    assert_int_equal(got.failed_files, 1);
+    assert_int_equal(sc_files_list(db, s.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "empty.txt");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "EMPTY_FILE");
+    assert_int_equal(sc_files_list(db, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 5);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_null(APR_ARRAY_IDX(rows, i, us_session_file_row).reason);
+    for (int i = 0; i < N; i++) {
+        us_db_rc rc = us_workspace_file_get(db, pool, "ws-q", sc_uuid(pool, 903000 + i), &f);
+        if (i == 4) {
+            assert_int_equal(rc, US_DB_NOTFOUND);
+            continue;
+        }
+        assert_int_equal(rc, US_DB_OK);
+        assert_string_equal(f.name, names[i]);
+        if (metas[i])
+            assert_string_equal(f.meta, metas[i]);
+        else
+            assert_null(f.meta);
+        assert_int_equal(f.size, 10 + i);
+        assert_int_equal(f.characters, i == 0 ? 7 : -1);
+        assert_true(f.created_at == at + i);
+    }
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-q", sc_uuid(pool, 3999), &f),
+                     US_DB_NOTFOUND);
+    /* the key table's rows were written with the files' (the counts come
+     * from it) */
+    SC_FILTER(db, "n eq 3", "\xc3\xbcn\xc3\xaf.txt a \"quoted\".txt");
+    SC_FILTER(db, "s eq 'NULL'", "NULL");
+    SC_FILTER(db, "k eq 'v \"q\" \\ {x,y}'", "a \"quoted\".txt");
+    /* replayed: nothing changes */
+    assert_int_equal(us_ingest_apply(db, pool, &c, results, at + SC_SEC(1), &deleted), US_DB_OK);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 5);
+    assert_int_equal(got.failed_files, 1);
+    us_workspace_file_query q = { .name_part = "", .filter = NULL, .after_at = 0,
+                                  .after_id = NULL, .limit = 100 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 5);
+    us_db_close(db);
+}
+
 static int store_conformance_run(const store_target *target)
 {
     const struct CMUnitTest tests[] = {
@@ -2151,6 +2246,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_expiry_is_derived),
         SC_TEST(sc_open_limit),
         SC_TEST(sc_expiry_on_the_store_clock),
+        SC_TEST(sc_apply_keep_batch),
         SC_TEST(sc_list_paging_and_filters),
         SC_TEST(sc_list_cursors),
         SC_TEST(sc_concurrent_close),
