@@ -213,7 +213,7 @@ struct us_store_backend {
 
     /* ---- operation entries: sessions (PostgreSQL: the user's counter row
      * locked and taken in turn; the sweep one node at a time) */
-    us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+    us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, us_session *s, int max_open,
                                apr_time_t now);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
 

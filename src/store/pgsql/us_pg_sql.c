@@ -259,6 +259,10 @@ const char *const *us_pg_sql_migration(int from)
 
 
 
+/* The database's clock at the statement's start, in microseconds since
+ * the epoch (as JUDGED_NOW reads it) */
+#define STATEMENT_NOW_US "floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint"
+
 /* The database's clock in microseconds since the epoch: leases and the
  * expiry sweep are written and judged by it alone, so nodes' clocks may
  * disagree. */
@@ -275,9 +279,12 @@ const char *const *us_pg_sql_migration(int from)
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     US_SQL_SHARED(STMT)
     [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
+        /* created at the database's clock (the one that judges expiry),
+         * expiring the lifetime asked (%lld) later; the times stored back */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at, direct)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
+        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', t.now, t.now + %lld, %d"
+        " FROM (SELECT " STATEMENT_NOW_US " AS now) t RETURNING created_at, expires_at" },
     [US_STMT_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
         /* creates the user's counter row or locks it: creates, closes and
          * sweeps of the user queue here */

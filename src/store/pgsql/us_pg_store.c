@@ -501,18 +501,19 @@ typedef struct {
     const us_session *s;
     int max_open;
     apr_time_t now;
+    apr_time_t created_at, expires_at; /* as stored */
 } insert_args;
 
 static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
-    const insert_args *a = arg;
+    insert_args *a = arg;
     const us_session *s = a->s;
-    apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
+    apr_int64_t lifetime = s->expires_at - s->created_at, t = a->now;
     int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
     const void *lock_args[] = { s->user_id };
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
-                           s->write_mode, &parallel, &created, &expires, &direct };
+                           s->write_mode, &parallel, &lifetime, &direct };
     us_db_rc rc = us_workspace_lock_shared(&db->base, p, s->workspace);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
@@ -522,15 +523,33 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
         return rc;
     if (nrows != 1)
         return US_DB_LIMIT;
-    rc = pg_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
-    return rc == US_DB_OK ? workspace_ensure(db, p, s->workspace, a->now) : rc;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int found = 0;
+    if ((rc = pg_select(db, p, US_STMT_SESSION_INSERT, args, &res)) != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        a->created_at = entry_ll(db, row, 0);
+        a->expires_at = entry_ll(db, row, 1);
+        found = 1;
+    }
+    if (!found) {
+        db->err = "us_pg_session_insert: no row inserted";
+        return US_DB_ERROR;
+    }
+    return workspace_ensure(db, p, s->workspace, a->now);
 }
 
-static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
+static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int max_open,
                                   apr_time_t now)
 {
-    insert_args a = { s, max_open, now };
-    return pg_txn(pg_of(base), p, insert_body, &a);
+    insert_args a = { s, max_open, now, s->created_at, s->expires_at };
+    us_db_rc rc = pg_txn(pg_of(base), p, insert_body, &a);
+    if (rc == US_DB_OK) {
+        s->created_at = a.created_at;
+        s->expires_at = a.expires_at;
+    }
+    return rc;
 }
 
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)
