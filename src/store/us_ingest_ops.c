@@ -122,8 +122,8 @@ static apr_size_t array_elem(char *out, const char *v)
 {
     apr_size_t n = 0;
     if (!v) {
-        if (out)
-            memcpy(out, "NULL", 4);
+        for (int k = 0; out && k < 4; k++)
+            out[k] = "NULL"[k];
         return 4;
     }
     if (out)
