@@ -41,6 +41,10 @@ typedef struct {
     const us_logger *log;        /* may be NULL */
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
+    /* the clock a claim, its lease renewals and a batch's times are read
+     * from; NULL: apr_time_now (a test steps it through a long batch) */
+    apr_time_t (*clock)(void *clock_arg);
+    void *clock_arg;
 } us_ingest_config;
 
 /* A direct-upload session's objects as its uploads would be recorded

@@ -144,15 +144,20 @@ int us_db_worn_out(us_db *db);
  * backend with a clock of its own shared by several machines judges by
  * that clock instead (PostgreSQL: the server's, at the statement's start),
  * so every node gives one verdict; SQLite's nodes share one machine and
- * judge by `now`. Times written into rows (created_at, closed_at,
- * uploaded_at) are the caller's. */
+ * judge by `now`. Times written into rows (closed_at, uploaded_at) are the
+ * caller's; a session's created_at and expires_at, see us_session_insert. */
 
 /* Inserts s as OPEN unless its user already has max_open OPEN sessions
  * (those past expires_at not counted, swept or not): US_DB_LIMIT then.
  * Atomic against every other insert, close and expiry of the same user:
  * N concurrent inserts for a user with k open sessions give exactly
- * max(0, max_open - k) US_DB_OK, never more. */
-us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s,
+ * max(0, max_open - k) US_DB_OK, never more.
+ * s->created_at and s->expires_at are the times to store; on US_DB_OK they
+ * are the times stored. A backend whose clock several machines share
+ * (PostgreSQL) stores its own: created_at its clock at the insert,
+ * expires_at that plus the lifetime asked (expires_at - created_at), so a
+ * node's skewed clock cannot make a session expire early or late. */
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, us_session *s,
                            int max_open, apr_time_t now);
 us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
                         const char *id, apr_time_t now, us_session *out);

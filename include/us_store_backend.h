@@ -79,6 +79,8 @@ typedef enum {
     US_STMT_INGEST_HELD,            /* a row while the owner holds the claim */
     US_STMT_NAME_LOCK,              /* pgsql */
     US_STMT_UPLOAD_SET_STATE,
+    US_STMT_INGEST_APPLY_BATCH,     /* pgsql: a whole batch's per-file changes, its
+                                     * columns as array literals (us_ingest_ops.c) */
     US_STMT_SESSION_ADD_COUNTS,
     US_STMT_LISTING_MARK,           /* direct uploads: one listing recorded */
     US_STMT_LISTED_INSERT,
@@ -208,7 +210,7 @@ struct us_store_backend {
 
     /* ---- operation entries: sessions (PostgreSQL: the user's counter row
      * locked and taken in turn; the sweep one node at a time) */
-    us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+    us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, us_session *s, int max_open,
                                apr_time_t now);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
 

@@ -39,6 +39,11 @@ typedef struct {
 
 /* ---- per-file decisions ------------------------------------------------------ */
 
+static apr_time_t clock_now(const us_ingest_config *cfg)
+{
+    return cfg->clock ? cfg->clock(cfg->clock_arg) : apr_time_now();
+}
+
 /* The metadata of `name` from its sidecar: 1 with *meta (NULL when there is
  * no sidecar), 0 when the sidecar is not a JSON object, -1 on a store error,
  * US_INGEST_STORAGE_DOWN when the storage does not answer (the batch is
@@ -177,7 +182,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (pending->nelts == 0)
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
-    apr_time_t beat = apr_time_now();
+    apr_time_t beat = clock_now(cfg);
     for (int i = 0; i < pending->nelts; i++) {
         int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), &moved);
@@ -192,14 +197,14 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         /* a batch's moves may outlast the lease (object storage, a loaded
          * machine): renew it on the way, or another worker takes the
          * session over and this batch is fenced off, again and again */
-        if (s->ingest_owner && apr_time_now() - beat > cfg->lease / 3) {
-            if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, apr_time_now()) ==
-                US_DB_CONFLICT) {
+        apr_time_t t = clock_now(cfg);
+        if (s->ingest_owner && t - beat > cfg->lease / 3) {
+            if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t) == US_DB_CONFLICT) {
                 us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over",
                        s->id);
                 return -1;
             }
-            beat = apr_time_now();
+            beat = t;
         }
     }
     /* the moves must be durable before the store says FINISHED */
@@ -207,7 +212,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (srv != APR_SUCCESS)
         us_log(cfg->log, US_LOG_WARN, srv, 1002, "ingest: session %s: making the published files "
                "durable failed", s->id);
-    us_db_rc rc = us_ingest_apply(db, p, s, results, apr_time_now(), &deleted);
+    us_db_rc rc = us_ingest_apply(db, p, s, results, clock_now(cfg), &deleted);
     if (rc == US_DB_CONFLICT) {
         /* taken over, or deleted with its workspace (then the batch's ids
          * are in the file trash) */
@@ -383,7 +388,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
                     volatile apr_uint32_t *stop, int *claimed)
 {
     us_session s;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = clock_now(cfg);
     us_db_rc rc = us_ingest_claim(db, p, owner, now, now - cfg->lease, &s);
     long total = 0;
 
@@ -431,7 +436,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             break;
         }
         total += n;
-        if (us_ingest_heartbeat(db, bp, s.id, owner, apr_time_now()) == US_DB_CONFLICT) {
+        if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
             us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s.id);
             break;
         }

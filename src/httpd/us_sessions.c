@@ -260,7 +260,7 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     s.parallel = parallel;
     s.created_at = now;
     s.expires_at = now + apr_time_from_sec(lifetime);
-    us_storage_post_target t;
+    us_storage_post_target t = { 0 };
     s.direct = c->s3_direct && us_storage_post_target_of(c->storage, r->pool, id, &t) == APR_SUCCESS
                    ? US_DIRECT_UNLISTED : US_DIRECT_NO;
 

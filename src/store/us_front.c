@@ -117,7 +117,7 @@ void us_db_clear_error(us_db *db)
 
 /* ---- sessions ------------------------------------------------------------- */
 
-us_db_rc us_session_insert(us_db *db, apr_pool_t *p, const us_session *s, int max_open,
+us_db_rc us_session_insert(us_db *db, apr_pool_t *p, us_session *s, int max_open,
                            apr_time_t now)
 {
     return db->backend->session_insert(db, p, s, max_open, now);

@@ -107,6 +107,116 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
     return us_insert_workspace_file(db, p, s->workspace, &f, s->id);
 }
 
+/* ---- the whole batch in one statement: a dialect that maps
+ * US_STMT_INGEST_APPLY_BATCH (PostgreSQL, where every statement is a round
+ * trip). Its arguments: the results' columns, each one text array literal
+ * in the result order - name, status, reason, file_id, size, meta,
+ * characters (NULL: none), created_at - then the session id, the workspace,
+ * the session id, the session id. Per file it does what apply_one does
+ * without a FAIL name check or OVERWRITE (they need their locks and reads
+ * first), and it adds the files it changed to the session's counters. */
+
+/* One array element at out (NULL: its length only): NULL, or the value
+ * double-quoted; returns its length. */
+static apr_size_t array_elem(char *out, const char *v)
+{
+    apr_size_t n = 0;
+    if (!v) {
+        for (int k = 0; out && k < 4; k++)
+            out[k] = "NULL"[k];
+        return 4;
+    }
+    if (out)
+        out[n] = '"';
+    n++;
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            if (out)
+                out[n] = '\\';
+            n++;
+        }
+        if (out)
+            out[n] = *c;
+        n++;
+    }
+    if (out)
+        out[n] = '"';
+    return n + 1;
+}
+
+enum { COL_NAME, COL_STATUS, COL_REASON, COL_FILE_ID, COL_SIZE, COL_META, COL_CHARS,
+       COL_CREATED, BATCH_COLS };
+
+/* Result r's value in column col; num holds a number's text. */
+static const char *batch_value(const us_ingest_result *r, int col, apr_time_t created,
+                               char *num, apr_size_t numlen)
+{
+    switch (col) {
+    case COL_NAME: return r->name;
+    case COL_STATUS: return r->status;
+    case COL_REASON: return r->reason;
+    case COL_FILE_ID: return r->file_id;
+    case COL_SIZE:
+        apr_snprintf(num, numlen, "%" APR_INT64_T_FMT, (apr_int64_t)r->size);
+        return num;
+    case COL_META: return r->meta;
+    case COL_CHARS:
+        if (r->characters < 0)
+            return NULL;
+        apr_snprintf(num, numlen, "%" APR_INT64_T_FMT, (apr_int64_t)r->characters);
+        return num;
+    default: apr_snprintf(num, numlen, "%" APR_INT64_T_FMT, (apr_int64_t)created); return num;
+    }
+}
+
+/* The batch's column col as an array literal; files of one batch share a
+ * created_at ordered by position, as apply_one writes it. */
+static const char *batch_column(apr_pool_t *p, const apr_array_header_t *results, int col,
+                                apr_time_t now)
+{
+    char num[32];
+    apr_size_t len = 2;
+    for (int i = 0; i < results->nelts; i++)
+        len += (i > 0) + array_elem(NULL, batch_value(&APR_ARRAY_IDX(results, i, us_ingest_result),
+                                                       col, now + i, num, sizeof(num)));
+    char *out = apr_palloc(p, len + 1), *at = out;
+    *at++ = '{';
+    for (int i = 0; i < results->nelts; i++) {
+        if (i > 0)
+            *at++ = ',';
+        at += array_elem(at, batch_value(&APR_ARRAY_IDX(results, i, us_ingest_result), col,
+                                         now + i, num, sizeof(num)));
+    }
+    *at++ = '}';
+    *at = '\0';
+    return out;
+}
+
+/* Whether the batch can go in one statement. */
+static int batch_in_one(const us_db *db, const us_session *s, const apr_array_header_t *results)
+{
+    if (!us_has_stmt(db->backend, US_STMT_INGEST_APPLY_BATCH) || strcmp(s->write_mode, "FAIL") == 0)
+        return 0;
+    for (int i = 0; i < results->nelts; i++)
+        if (APR_ARRAY_IDX(results, i, us_ingest_result).overwrite)
+            return 0;
+    return 1;
+}
+
+static us_db_rc apply_in_one(us_db *db, apr_pool_t *p, const us_session *s,
+                             const apr_array_header_t *results, apr_time_t now)
+{
+    const void *args[BATCH_COLS + 4];
+    int nrows = 0;
+    for (int col = 0; col < BATCH_COLS; col++)
+        args[col] = batch_column(p, results, col, now);
+    args[BATCH_COLS] = s->id;
+    args[BATCH_COLS + 1] = s->workspace;
+    args[BATCH_COLS + 2] = s->id;
+    args[BATCH_COLS + 3] = s->id;
+    return us_exec(db, p, US_STMT_INGEST_APPLY_BATCH, args, &nrows);
+}
+
 typedef struct {
     const us_session *s;
     const apr_array_header_t *results;
@@ -170,6 +280,8 @@ static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
         return rc;
     if (!held)
         return trash_if_aborted(db, p, s, a->results, &a->lost);
+    if (batch_in_one(db, s, a->results))
+        return apply_in_one(db, p, s, a->results, a->now);
     for (int i = 0; rc == US_DB_OK && i < a->results->nelts; i++) {
         const us_ingest_result *r = &APR_ARRAY_IDX(a->results, i, us_ingest_result);
         int counted = 0;

@@ -80,6 +80,12 @@ static const char *sc_uuid(apr_pool_t *p, int n)
     return apr_psprintf(p, "00000000-0000-4000-8000-%012d", n);
 }
 
+/* The lifetime (s) of a session a test wants expired soon after it is
+ * made: 1 s after SC_T0 (expired by the store's clock, 30 s later), or 0
+ * on a store that writes its own clock's time at the insert (expired by
+ * its next statement). */
+#define SC_QUICK (sc_target->own_clock ? 0 : 1)
+
 static us_session sc_session(const char *id, const char *ws, const char *user, apr_time_t created,
                              long lifetime)
 {
@@ -156,8 +162,12 @@ static void sc_insert_get_close(void **state)
     assert_string_equal(got.write_mode, "OVERWRITE");
     assert_string_equal(got.family_name, "O'Brien; DROP TABLE us_sessions;--");
     assert_int_equal(got.parallel, 1);
-    assert_true(got.created_at == SC_T0);
-    assert_true(got.expires_at == SC_T0 + SC_SEC(100));
+    /* the times stored, handed back by the insert: the caller's, or the
+     * store's clock at the insert (sc_created_on_the_store_clock) */
+    assert_true(got.created_at == s.created_at);
+    assert_true(got.expires_at == s.created_at + SC_SEC(100));
+    if (!sc_target->own_clock)
+        assert_true(s.created_at == SC_T0);
     assert_int_equal(got.uploaded_files + got.finished_files + got.failed_files, 0);
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
     assert_string_equal(got.workspace, "ws");
@@ -177,7 +187,7 @@ static void sc_insert_get_close(void **state)
 static void sc_expiry_is_derived(void **state)
 {
     us_db *db = sc_open(pool);
-    us_session s = sc_session(sc_uuid(pool, 2), "ws-exp", "u2", SC_T0, 1), got;
+    us_session s = sc_session(sc_uuid(pool, 2), "ws-exp", "u2", SC_T0, SC_QUICK), got;
     (void)state;
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "ws-exp", s.id, SC_T0 + SC_SEC(1) - 1, &got),
@@ -222,7 +232,7 @@ static void sc_open_limit(void **state)
 static void sc_expiry_on_the_store_clock(void **state)
 {
     const apr_time_t ahead = SC_T0 + SC_SEC(86400), behind = SC_T0 - SC_SEC(86400);
-    us_session gone = sc_session(sc_uuid(pool, 40), "ws-clock", "u-clock", SC_T0, 1);
+    us_session gone = sc_session(sc_uuid(pool, 40), "ws-clock", "u-clock", SC_T0, SC_QUICK);
     us_session live = sc_session(sc_uuid(pool, 41), "ws-clock", "u-clock", SC_T0, 100);
     us_session live2 = sc_session(sc_uuid(pool, 42), "ws-clock", "u-clock", SC_T0, 100);
     us_session more = sc_session(sc_uuid(pool, 43), "ws-clock", "u-clock", SC_T0, 100), got;
@@ -281,6 +291,45 @@ static void sc_expiry_on_the_store_clock(void **state)
     us_db_close(db);
 }
 
+/* The times a create stores: the caller's on a store judging by the
+ * caller's clock; else the store's clock at the insert and the lifetime
+ * asked, whatever the caller's clock says (a day ahead here), so a node's
+ * skewed clock makes no session expire early or late. The insert hands
+ * back what it stored; reads give the same. */
+static void sc_created_on_the_store_clock(void **state)
+{
+    const apr_time_t ahead = apr_time_now() + SC_SEC(86400);
+    us_session s = sc_session(sc_uuid(pool, 45), "ws-made", "u-made", ahead, 100), got;
+    apr_array_header_t *rows;
+    long long total = -1;
+    (void)state;
+    us_db *db = sc_open(pool);
+    apr_time_t before = apr_time_now();
+    assert_int_equal(us_session_insert(db, pool, &s, 10, ahead), US_DB_OK);
+    apr_time_t after = apr_time_now();
+    if (sc_target->own_clock) {
+        /* the store runs on this machine: its clock is this one's; a
+         * second of slack for its rounding and a loaded machine */
+        assert_true(s.created_at >= before - SC_SEC(1) && s.created_at <= after + SC_SEC(1));
+    }
+    else
+        assert_true(s.created_at == ahead);
+    assert_true(s.expires_at == s.created_at + SC_SEC(100));
+    assert_int_equal(us_session_get(db, pool, "ws-made", s.id, ahead, &got), US_DB_OK);
+    assert_true(got.created_at == s.created_at);
+    assert_true(got.expires_at == s.expires_at);
+    assert_int_equal(sc_session_list(db, "ws-made", -1, 10, 0, ahead, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_true(APR_ARRAY_IDX(rows, 0, us_session).expires_at == s.expires_at);
+    /* a node a day behind: by the store's clock its session lives 100 s */
+    us_session b = sc_session(sc_uuid(pool, 46), "ws-made", "u-made", before - SC_SEC(86400), 100);
+    assert_int_equal(us_session_insert(db, pool, &b, 10, before - SC_SEC(86400)), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-made", b.id, apr_time_now(), &got), US_DB_OK);
+    assert_string_equal(got.status, sc_target->own_clock ? "OPEN" : "EXPIRED");
+    assert_true(got.expires_at == b.expires_at);
+    us_db_close(db);
+}
+
 static void sc_list_paging_and_filters(void **state)
 {
     us_db *db = sc_open(pool);
@@ -290,7 +339,7 @@ static void sc_list_paging_and_filters(void **state)
     /* 5 sessions, created one second apart; #1 and #3 expire quickly */
     for (int i = 0; i < 5; i++) {
         us_session s = sc_session(sc_uuid(pool, 200 + i), "ws-list", "u5", SC_T0 + SC_SEC(i),
-                                  (i == 1 || i == 3) ? 1 : 1000);
+                                  (i == 1 || i == 3) ? SC_QUICK : 1000);
         assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
     }
     assert_int_equal(us_session_close(db, pool, "ws-list", sc_uuid(pool, 200), SC_T0), US_DB_OK);
@@ -372,7 +421,7 @@ static void sc_list_cursors(void **state)
      * 301 and 303 expire quickly */
     for (int i = 0; i < 5; i++) {
         us_session s = sc_session(sc_uuid(pool, 300 + i), "ws-cur", "u6", SC_T0 + SC_SEC(i / 2),
-                                  (i == 1 || i == 3) ? 1 : 1000);
+                                  (i == 1 || i == 3) ? SC_QUICK : 1000);
         assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
     }
     us_session other = sc_session(sc_uuid(pool, 310), "ws-cur-other", "u6", SC_T0, 1000);
@@ -771,7 +820,7 @@ static void sc_expire_sweep(void **state)
     us_db *db = sc_open(pool);
     apr_time_t db_now = apr_time_now();
     /* a expires 2 s from now, after its upload */
-    us_session a = sc_session(sc_uuid(pool, 500), "ws-sweep", "u8", db_now - SC_SEC(60), 62), got;
+    us_session a = sc_session(sc_uuid(pool, 500), "ws-sweep", "u8", db_now, 2), got;
     us_session b = sc_session(sc_uuid(pool, 501), "ws-sweep", "u8", db_now, 120);
     const char *old;
     int n = -1;
@@ -1596,7 +1645,7 @@ static void sc_overview(void **state)
      * to ingest), two queued */
     s = sc_session(sc_uuid(pool, 1000), "ws-ov", "u1", SC_T0, 1000);
     assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
-    s = sc_session(sc_uuid(pool, 1001), "ws-ov", "u1", SC_T0, 10);
+    s = sc_session(sc_uuid(pool, 1001), "ws-ov", "u1", SC_T0, sc_target->own_clock ? 0 : 10);
     assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
     s = sc_session(sc_uuid(pool, 1002), "ws-ov", "u1", SC_T0, 1000);
     assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
@@ -1752,12 +1801,13 @@ static void sc_webhook_events(void **state)
      * expires_at as the time; without files also ingested at once */
     us_session e = sc_session(sc_uuid(pool, 2004), "ws-hook", "u20", SC_T0, 0);
     us_session e0 = sc_session(sc_uuid(pool, 2005), "ws-hook", "u20", SC_T0, 0);
-    /* they expire by the store's clock a second after e's upload */
-    e.expires_at = e0.expires_at = SC_SEC(apr_time_sec(apr_time_now()) + 2);
+    /* they expire by the store's clock two seconds after they are made */
+    e.created_at = e0.created_at = apr_time_now();
+    e.expires_at = e0.expires_at = e.created_at + SC_SEC(2);
     assert_int_equal(us_session_insert(db, pool, &e, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &e0, 10, SC_T0), US_DB_OK);
     assert_int_equal(sc_upload(db, e.id, "x.txt", 2004, &old), US_DB_OK);
-    apr_sleep(e.expires_at - apr_time_now() + apr_time_from_msec(50));
+    apr_sleep(e0.expires_at - apr_time_now() + apr_time_from_msec(50));
     int n = 0;
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
     assert_int_equal(n, 2);
@@ -1768,7 +1818,8 @@ static void sc_webhook_events(void **state)
         us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
         if (strcmp(w->event, "session.expired") == 0) {
             expired++;
-            assert_true(w->occurred_at == e.expires_at);
+            assert_true(w->occurred_at ==
+                        (strcmp(w->session_id, e.id) == 0 ? e.expires_at : e0.expires_at));
             assert_int_equal(w->uploaded_files, strcmp(w->session_id, e.id) == 0 ? 1 : 0);
         }
         else {
@@ -2211,6 +2262,101 @@ static void sc_workspace_delete_vs_writes(void **state)
 #define SC_TEST(f) cmocka_unit_test_setup_teardown(f, sc_setup, sc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
+/* A batch under KEEP (no name check, no OVERWRITE: PostgreSQL applies it
+ * in one statement) does per file what each file's own change would:
+ * PENDING -> FINISHED/FAILED with its reason, a workspace file per
+ * FINISHED one with its values as given (names and metadata with quotes,
+ * backslashes, braces, commas, "NULL", non-ASCII), created_at ordered by
+ * position, the key table's rows for its metadata; a file not PENDING (or
+ * unknown) is skipped and not counted; a replay changes nothing. */
+static void sc_apply_keep_batch(void **state)
+{
+    static const char *const names[] = {
+        "a \"quoted\".txt", "back\\slash.txt", "{brace},comma.txt", "NULL", "empty.txt",
+        "\xc3\xbcn\xc3\xaf.txt"
+    };
+    static const char *const metas[] = {
+        "{\"k\":\"v \\\"q\\\" \\\\ {x,y}\",\"n\":3}", NULL, "{}", "{\"n\":4,\"s\":\"NULL\"}",
+        NULL, "{\"n\":3}"
+    };
+    enum { N = 6 };
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 3000), "ws-q", "u-batch", SC_T0, 1000), c, got;
+    apr_array_header_t *results, *deleted, *rows;
+    us_workspace_file f;
+    long long total = -1;
+    const char *old = NULL;
+    (void)state;
+    s.write_mode = "KEEP";
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sc_upload(db, s.id, names[i], 3000 + i, &old), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-q", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, s.id);
+    results = apr_array_make(pool, N + 1, sizeof(us_ingest_result));
+    for (int i = 0; i < N; i++) {
+        us_ingest_result r = sc_finished(names[i], sc_uuid(pool, 900000 + 3000 + i));
+        r.meta = metas[i];
+        r.size = 10 + i;
+        r.characters = i == 0 ? 7 : -1;
+        if (i == 4) {
+            r.status = "FAILED";
+            r.reason = "EMPTY_FILE";
+        }
+        APR_ARRAY_PUSH(results, us_ingest_result) = r;
+    }
+    /* a name the session has no upload of */
+    APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished("none.txt", sc_uuid(pool, 3999));
+    const apr_time_t at = SC_T0 + SC_SEC(11);
+    assert_int_equal(us_ingest_apply(db, pool, &c, results, at, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 0);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 5);
+    assert_int_equal(got.failed_files, 1);
+    assert_int_equal(sc_files_list(db, s.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).name, "empty.txt");
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "EMPTY_FILE");
+    assert_int_equal(sc_files_list(db, s.id, "FINISHED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 5);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_null(APR_ARRAY_IDX(rows, i, us_session_file_row).reason);
+    for (int i = 0; i < N; i++) {
+        us_db_rc rc = us_workspace_file_get(db, pool, "ws-q", sc_uuid(pool, 903000 + i), &f);
+        if (i == 4) {
+            assert_int_equal(rc, US_DB_NOTFOUND);
+            continue;
+        }
+        assert_int_equal(rc, US_DB_OK);
+        assert_string_equal(f.name, names[i]);
+        if (metas[i])
+            assert_string_equal(f.meta, metas[i]);
+        else
+            assert_null(f.meta);
+        assert_int_equal(f.size, 10 + i);
+        assert_int_equal(f.characters, i == 0 ? 7 : -1);
+        assert_true(f.created_at == at + i);
+    }
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-q", sc_uuid(pool, 3999), &f),
+                     US_DB_NOTFOUND);
+    /* the key table's rows were written with the files' (the counts come
+     * from it) */
+    SC_FILTER(db, "n eq 3", "\xc3\xbcn\xc3\xaf.txt a \"quoted\".txt");
+    SC_FILTER(db, "s eq 'NULL'", "NULL");
+    SC_FILTER(db, "k eq 'v \"q\" \\ {x,y}'", "a \"quoted\".txt");
+    /* replayed: nothing changes */
+    assert_int_equal(us_ingest_apply(db, pool, &c, results, at + SC_SEC(1), &deleted), US_DB_OK);
+    assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 5);
+    assert_int_equal(got.failed_files, 1);
+    us_workspace_file_query q = { .name_part = "", .filter = NULL, .after_at = 0,
+                                  .after_id = NULL, .limit = 100 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 5);
+    us_db_close(db);
+}
+
 static int store_conformance_run(const store_target *target)
 {
     const struct CMUnitTest tests[] = {
@@ -2218,6 +2364,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_expiry_is_derived),
         SC_TEST(sc_open_limit),
         SC_TEST(sc_expiry_on_the_store_clock),
+        SC_TEST(sc_created_on_the_store_clock),
+        SC_TEST(sc_apply_keep_batch),
         SC_TEST(sc_list_paging_and_filters),
         SC_TEST(sc_list_cursors),
         SC_TEST(sc_concurrent_close),

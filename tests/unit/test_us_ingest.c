@@ -534,6 +534,9 @@ static void test_late_clear(void **state)
     assert_int_equal(s.direct, US_DIRECT_CLEARED);
     assert_int_equal(s.finished_files, 1);
     assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
+    us_db_close(db);
+}
+
 /* The posix backend with a session_clear that notes whether the session it
  * clears is still claimed (running) at that moment. */
 static us_db *spy_db;
@@ -591,6 +594,144 @@ static void test_leftovers_cleared_before_done(void **state)
     us_db_close(db);
 }
 
+/* ---- the lease renewal inside a long batch ------------------------------------ */
+
+/* A clock each read of which moves on by step; at read probe_at (> 0) a
+ * second worker tries to take the session over as stale by this clock,
+ * at read steal_at (> 0) a thief takes it over for good (its clock far
+ * ahead, so the claim is stale to it). */
+typedef struct {
+    apr_time_t t, step;
+    int reads, probe_at, steal_at;
+    us_db_rc probe_rc, steal_rc;
+    us_db *other;
+} stepped_clock;
+
+static apr_time_t stepped_now(void *arg)
+{
+    stepped_clock *c = arg;
+    us_session s;
+    c->t += c->step;
+    c->reads++;
+    if (c->reads == c->probe_at)
+        c->probe_rc = us_ingest_claim(c->other, pool, "h/2/0", c->t, c->t - cfg.lease, &s);
+    if (c->reads == c->steal_at)
+        c->steal_rc = us_ingest_claim(c->other, pool, "h/2/0", c->t + 10 * cfg.lease,
+                                      c->t + 9 * cfg.lease, &s);
+    return c->t;
+}
+
+/* A closed session of six files in a workspace of its own, with nothing
+ * else claimable or claimed in the (shared) store. */
+static const char *six_file_session(us_db *db, const char *ws)
+{
+    int claimed = 0;
+    apr_array_header_t *claims;
+    /* claims the earlier tests left (fresh by the real clock, stale by
+     * the stepped one) go back to the queue first */
+    assert_int_equal(us_ingest_running(db, pool, &claims), US_DB_OK);
+    for (int i = 0; i < claims->nelts; i++) {
+        const us_claim *cl = &APR_ARRAY_IDX(claims, i, us_claim);
+        us_ingest_requeue(db, pool, cl->session_id, cl->owner);
+    }
+    do
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, ws, "KEEP", 0);
+    for (int i = 1; i <= 6; i++)
+        upload(db, sid, apr_psprintf(pool, "f%d.txt", i), "lease");
+    close_session(db, ws, sid);
+    return sid;
+}
+
+static int published(const char *file_id)
+{
+    struct stat st;
+    return stat(apr_pstrcat(pool, root, "/data/files/", file_id, NULL), &st) == 0;
+}
+
+/* One batch of six files takes two leases by the worker's clock (a
+ * quarter lease per file): the worker renews its claim on the way (at a
+ * third of the lease), so a second worker that looks late in the batch
+ * finds nothing stale, and the batch is recorded whole. */
+static void test_batch_renews_lease(void **state)
+{
+    us_db *db = db_open(), *other = db_open();
+    us_session s;
+    (void)state;
+    const char *sid = six_file_session(db, "w-renew");
+    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 4, .probe_at = 7,
+                          .probe_rc = US_DB_OK, .other = other };
+    us_ingest_config c = cfg;
+    c.batch = 6;
+    c.clock = stepped_now;
+    c.clock_arg = &clk;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 6);
+    /* read 1: the claim; 2: the batch's start; 3..8: after each file (the
+     * probe after the fifth, 1.5 leases after the claim); 9: the apply,
+     * two leases after the claim; 10: the heartbeat between batches */
+    assert_int_equal(clk.reads, 10);
+    assert_int_equal(clk.probe_rc, US_DB_NOTFOUND);
+    for (int i = 1; i <= 6; i++)
+        expect_file(db, sid, apr_psprintf(pool, "f%d.txt", i), "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-renew", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 6);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(other);
+    us_db_close(db);
+}
+
+/* A worker whose claim was taken over mid-batch learns it at its next
+ * renewal and stops there: the files after it are neither published nor
+ * recorded, nothing of the batch is applied; the new owner ingests all
+ * six exactly once. */
+static void test_lost_renewal_stops_batch(void **state)
+{
+    us_db *db = db_open(), *other = db_open();
+    us_session s;
+    apr_array_header_t *pending, *claims;
+    (void)state;
+    const char *sid = six_file_session(db, "w-stolen");
+    /* stolen after the third file; the renewal after the fourth fails */
+    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 4, .steal_at = 5,
+                          .steal_rc = US_DB_ERROR, .other = other };
+    us_ingest_config c = cfg;
+    c.batch = 6;
+    c.clock = stepped_now;
+    c.clock_arg = &clk;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), -1);
+    assert_int_equal(clk.steal_rc, US_DB_OK);
+    assert_int_equal(clk.reads, 6);
+    assert_int_equal(us_ingest_pending(db, pool, sid, 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 6);
+    for (int i = 0; i < 6; i++) {
+        const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
+        assert_string_equal(u->name, apr_psprintf(pool, "f%d.txt", i + 1));
+        assert_int_equal(published(u->file_ingestion_id), i < 4);
+        expect_file(db, sid, u->name, "PENDING", NULL);
+    }
+    assert_int_equal(us_session_get(db, pool, "w-stolen", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 0);
+    assert_int_equal(us_ingest_running(db, pool, &claims), US_DB_OK);
+    const char *holder = NULL;
+    for (int i = 0; i < claims->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(claims, i, us_claim).session_id, sid) == 0)
+            holder = APR_ARRAY_IDX(claims, i, us_claim).owner;
+    assert_non_null(holder);
+    assert_string_equal(holder, "h/2/0");
+    /* the thief hands it back; a worker finishes it (the moved blobs are
+     * found in place) */
+    assert_int_equal(us_ingest_requeue(other, pool, sid, "h/2/0"), US_DB_OK);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 6);
+    for (int i = 1; i <= 6; i++)
+        expect_file(db, sid, apr_psprintf(pool, "f%d.txt", i), "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-stolen", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 6);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(other);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +746,8 @@ int main(void)
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
         cmocka_unit_test(test_leftovers_cleared_before_done),
+        cmocka_unit_test(test_batch_renews_lease),
+        cmocka_unit_test(test_lost_renewal_stops_batch),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

@@ -243,6 +243,10 @@ const char *const *us_pg_sql_migration(int from)
 
 
 
+/* The database's clock at the statement's start, in microseconds since
+ * the epoch (as JUDGED_NOW reads it) */
+#define STATEMENT_NOW_US "floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint"
+
 /* The database's clock in microseconds since the epoch: leases and the
  * expiry sweep are written and judged by it alone, so nodes' clocks may
  * disagree. */
@@ -259,9 +263,12 @@ const char *const *us_pg_sql_migration(int from)
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     US_SQL_SHARED(STMT)
     [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
+        /* created at the database's clock (the one that judges expiry),
+         * expiring the lifetime asked (%lld) later; the times stored back */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at, direct)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
+        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', t.now, t.now + %lld, %d"
+        " FROM (SELECT " STATEMENT_NOW_US " AS now) t RETURNING created_at, expires_at" },
     [US_STMT_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
         /* creates the user's counter row or locks it: creates, closes and
          * sweeps of the user queue here */
@@ -337,6 +344,25 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * the share lock keeps a takeover waiting until it has */
         "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s FOR SHARE" },
+    [US_STMT_INGEST_APPLY_BATCH] = { "us_pg_ingest_apply_batch",
+        /* US_STMT_UPLOAD_SET_STATE and US_STMT_WORKSPACE_FILE_INSERT for
+         * every file of the batch, and the counters, in one round trip; the
+         * PENDING guard decides per file as there, and us_files' triggers
+         * fire per row as there */
+        "WITH r AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+        " %s::bigint[], %s::text[], %s::bigint[], %s::bigint[])"
+        " AS r (name, status, reason, file_id, size, meta, characters, created_at)),"
+        " u AS (UPDATE us_uploads x SET ingestion_status = r.status, ingestion_reason = r.reason"
+        " FROM r WHERE x.session_id = %s AND x.name = r.name AND x.ingestion_status = 'PENDING'"
+        " RETURNING r.*),"
+        " f AS (INSERT INTO us_files (file_id, workspace, name, size, meta, created_at,"
+        " session_id, characters) SELECT file_id, %s, name, size, meta, created_at, %s,"
+        " characters FROM u WHERE status = 'FINISHED'),"
+        " n AS (SELECT COUNT(*) FILTER (WHERE status = 'FINISHED') AS finished,"
+        " COUNT(*) FILTER (WHERE status <> 'FINISHED') AS failed FROM u)"
+        " UPDATE us_sessions SET finished_files = finished_files + n.finished,"
+        " failed_files = failed_files + n.failed FROM n"
+        " WHERE id = %s AND n.finished + n.failed > 0" },
     [US_STMT_NAME_LOCK] = { "us_pg_name_lock",
         /* deciders about one name of a workspace (FAIL check, OVERWRITE)
          * take turns until commit */

@@ -529,18 +529,19 @@ typedef struct {
     apr_time_t now;
     /* in a batch: what an earlier create of the same transaction did */
     int workspace_locked, user_locked, workspace_made;
+    apr_time_t created_at, expires_at; /* as stored */
 } insert_args;
 
 static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
-    const insert_args *a = arg;
+    insert_args *a = arg;
     const us_session *s = a->s;
-    apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
+    apr_int64_t lifetime = s->expires_at - s->created_at, t = a->now;
     int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
     const void *lock_args[] = { s->user_id };
     const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
-                           s->write_mode, &parallel, &created, &expires, &direct };
+                           s->write_mode, &parallel, &lifetime, &direct };
     us_db_rc rc = US_DB_OK;
     if (!a->workspace_locked)
         rc = us_workspace_lock_shared(&db->base, p, s->workspace);
@@ -552,9 +553,22 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
         return rc;
     if (nrows != 1)
         return US_DB_LIMIT;
-    rc = pg_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
-    if (rc != US_DB_OK || a->workspace_made)
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int found = 0;
+    if ((rc = pg_select(db, p, US_STMT_SESSION_INSERT, args, &res)) != US_DB_OK)
         return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        a->created_at = entry_ll(db, row, 0);
+        a->expires_at = entry_ll(db, row, 1);
+        found = 1;
+    }
+    if (!found) {
+        db->err = "us_pg_session_insert: no row inserted";
+        return US_DB_ERROR;
+    }
+    if (a->workspace_made)
+        return US_DB_OK;
     return workspace_ensure(db, p, s->workspace, a->now);
 }
 
@@ -624,19 +638,24 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
             items[i]->rc = CREATE_ALONE;
 }
 
-static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
+static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int max_open,
                                   apr_time_t now)
 {
     us_pg_db *db = pg_of(base);
-    insert_args a = { s, max_open, now, 0, 0, 0 };
+    insert_args a = { s, max_open, now, 0, 0, 0, s->created_at, s->expires_at };
     create_leader l = { db, p };
     us_group_item item = { &a, 0, 0, NULL };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
-    if (rc != CREATE_ALONE)
-        return (us_db_rc)rc;
-    a.workspace_locked = a.user_locked = a.workspace_made = 0;
-    return pg_txn(db, p, insert_body, &a);
+    if (rc == CREATE_ALONE) {
+        a.workspace_locked = a.user_locked = a.workspace_made = 0;
+        rc = pg_txn(db, p, insert_body, &a);
+    }
+    if (rc == US_DB_OK) {
+        s->created_at = a.created_at;
+        s->expires_at = a.expires_at;
+    }
+    return (us_db_rc)rc;
 }
 
 static us_db_rc expire_body(us_pg_db *db, apr_pool_t *p, void *arg)

@@ -184,7 +184,7 @@ static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
     return us_workspace_ensure(db, p, s->workspace, a->now);
 }
 
-static us_db_rc sq_session_insert(us_db *base, apr_pool_t *p, const us_session *s, int max_open,
+static us_db_rc sq_session_insert(us_db *base, apr_pool_t *p, us_session *s, int max_open,
                                   apr_time_t now)
 {
     insert_args a = { s, max_open, now };
