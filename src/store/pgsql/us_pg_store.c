@@ -581,7 +581,11 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
 #define CREATE_ALONE (-1)
 
 typedef struct {
-    us_group_item *const *items;
+    us_group_item *item;
+} create_slot; /* a batch's create, in the order its transaction runs them */
+
+typedef struct {
+    const create_slot *slots;
     int n;
 } create_batch_args;
 
@@ -592,8 +596,8 @@ static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const create_batch_args *b = arg;
     const char *made = NULL; /* the last workspace whose row a create made sure of */
     for (int i = 0; i < b->n; i++) {
-        insert_args *a = b->items[i]->arg;
-        const insert_args *prev = i ? b->items[i - 1]->arg : NULL;
+        insert_args *a = b->slots[i].item->arg;
+        const insert_args *prev = i ? b->slots[i - 1].item->arg : NULL;
         a->workspace_locked = prev && strcmp(prev->s->workspace, a->s->workspace) == 0;
         a->user_locked = prev && strcmp(prev->s->user_id, a->s->user_id) == 0;
         a->workspace_made = made && strcmp(made, a->s->workspace) == 0;
@@ -602,15 +606,15 @@ static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
             return rc;
         if (rc == US_DB_OK)
             made = a->s->workspace;
-        b->items[i]->rc = rc;
+        b->slots[i].item->rc = rc;
     }
     return US_DB_OK;
 }
 
 static int by_user(const void *a, const void *b)
 {
-    const insert_args *x = (*(us_group_item *const *)a)->arg;
-    const insert_args *y = (*(us_group_item *const *)b)->arg;
+    const insert_args *x = ((const create_slot *)a)->item->arg;
+    const insert_args *y = ((const create_slot *)b)->item->arg;
     int c = strcmp(x->s->user_id, y->s->user_id);
     if (!c)
         c = strcmp(x->s->workspace, y->s->workspace);
@@ -629,9 +633,10 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
         items[0]->rc = pg_txn(l->db, l->p, insert_body, items[0]->arg);
         return;
     }
-    us_group_item *sorted[US_GROUP_MAX];
-    memcpy(sorted, items, (size_t)n * sizeof(*sorted));
-    qsort(sorted, (size_t)n, sizeof(*sorted), by_user);
+    create_slot sorted[US_GROUP_MAX];
+    for (int i = 0; i < n; i++)
+        sorted[i].item = items[i];
+    qsort(sorted, (size_t)n, sizeof(sorted[0]), by_user);
     create_batch_args b = { sorted, n };
     if (pg_txn(l->db, l->p, create_batch_body, &b) != US_DB_OK)
         for (int i = 0; i < n; i++)
