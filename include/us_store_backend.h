@@ -209,7 +209,8 @@ struct us_store_backend {
                           int *nrows);
 
     /* ---- operation entries: sessions (PostgreSQL: the user's counter row
-     * locked and taken in turn; the sweep one node at a time) */
+     * locked and taken in turn, concurrent creates of a process in one
+     * transaction; the sweep one node at a time) */
     us_db_rc (*session_insert)(us_db *db, apr_pool_t *p, us_session *s, int max_open,
                                apr_time_t now);
     us_db_rc (*sessions_expire)(us_db *db, apr_pool_t *p, int *count);
