@@ -633,7 +633,7 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
         items[0]->rc = pg_txn(l->db, l->p, insert_body, items[0]->arg);
         return;
     }
-    create_slot sorted[US_GROUP_MAX];
+    create_slot sorted[US_GROUP_MAX] = { { NULL } };
     for (int i = 0; i < n; i++)
         sorted[i].item = items[i];
     qsort(sorted, (size_t)n, sizeof(sorted[0]), by_user);
