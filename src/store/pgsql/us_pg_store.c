@@ -575,9 +575,9 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
 /* Creates share commits: a user's creates queue on the user's counter row
  * (its lock is held to the commit), so one at a time would give each one a
  * WAL flush of its own. Concurrent creates of this process run as one
- * transaction instead, in user order (the counter rows' lock order), each
- * with its own limit check; a batch that fails leaves each create to run
- * alone, as if it had come by itself. */
+ * transaction instead, one per user and workspace, each create with its
+ * own limit check; a batch that fails leaves each create to run alone, as
+ * if it had come by itself. */
 #define CREATE_ALONE (-1)
 
 typedef struct {
@@ -637,10 +637,22 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
     for (int i = 0; i < n; i++)
         sorted[i].item = items[i];
     qsort(sorted, (size_t)n, sizeof(sorted[0]), by_user);
-    create_batch_args b = { sorted, n };
-    if (pg_txn(l->db, l->p, create_batch_body, &b) != US_DB_OK)
-        for (int i = 0; i < n; i++)
-            items[i]->rc = CREATE_ALONE;
+    /* one transaction per user and workspace: it holds the locks a single
+     * create holds, taken in the same order, so no new lock cycle with a
+     * workspace delete, the sweep or another node's creates */
+    for (int i = 0, j; i < n; i = j) {
+        const insert_args *first = sorted[i].item->arg;
+        for (j = i + 1; j < n; j++) {
+            const insert_args *a = sorted[j].item->arg;
+            if (strcmp(a->s->user_id, first->s->user_id) != 0 ||
+                strcmp(a->s->workspace, first->s->workspace) != 0)
+                break;
+        }
+        create_batch_args b = { sorted + i, j - i };
+        if (pg_txn(l->db, l->p, create_batch_body, &b) != US_DB_OK)
+            for (int k = i; k < j; k++)
+                sorted[k].item->rc = CREATE_ALONE;
+    }
 }
 
 static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int max_open,
