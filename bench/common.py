@@ -239,7 +239,8 @@ class BenchServer(UploadServer):
     mpm: a key of MPM_PROFILES; access_log: write Debian's combined access
     log for every request, ours and the baselines' alike (a real server logs)."""
 
-    def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False, store=None):
+    def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False, store=None,
+                 storage=None):
         self.ingest_threads = ingest_threads
         self.bench_extra = list(extra)
         self.mpm = mpm
@@ -250,7 +251,7 @@ class BenchServer(UploadServer):
                                   ("dav_fs_module", "mod_dav_fs.so")],
                          log_level="warn", default_users=False,
                          dir_prefix="us-bench-srv-", parent_dir=WORK, ctl_timeout=60,
-                         store=store)
+                         store=store, storage=storage)
         self.base = self.public_url
         self.api = self.api_base
         self.htdocs = os.path.join(self.dir, "htdocs")
