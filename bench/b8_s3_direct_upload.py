@@ -47,6 +47,24 @@ def make_source(path):
             f.write(i.to_bytes(8, "little") + block[8:])
 
 
+def proc_cpu_s(pid):
+    """utime + stime of a process in seconds (0 when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def ceph_cpu(rgw):
+    """{daemon name: CPU seconds so far} of the radosgw's Ceph daemons."""
+    out = {}
+    for pid, name in rgw.pids():
+        out[name] = out.get(name, 0.0) + proc_cpu_s(pid)
+    return out
+
+
 def curl(args):
     t0 = time.monotonic()
     p = subprocess.run(["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", *args],
@@ -73,10 +91,12 @@ def main():
         srv.start()
         api = srv.client(srv.user_all)
         times = {"post": [], "put": []}
+        cpu = {"post": [], "put": []}  # CPU seconds of the Ceph daemons per upload
         load = []
         for rep in range(REPS):
             for kind in ("post", "put"):
                 load.append(os.getloadavg()[0])
+                cpu0 = ceph_cpu(rgw)
                 if kind == "post":
                     r = api.post("bench/upload_sessions", json={})
                     assert r.status_code == 201, r.text
@@ -94,7 +114,11 @@ def main():
                     code, body, took = curl([*sigv4, "-T", src, url])
                     assert code == "200", (code, body[:500])
                 times[kind].append(took)
-                print(f"{kind} #{rep + 1}: {took:.2f} s ({SIZE / took / (1 << 20):.0f} MiB/s)",
+                cpu1 = ceph_cpu(rgw)
+                used = {n: cpu1[n] - cpu0.get(n, 0.0) for n in cpu1}
+                cpu[kind].append(used)
+                print(f"{kind} #{rep + 1}: {took:.2f} s ({SIZE / took / (1 << 20):.0f} MiB/s); "
+                      "Ceph CPU s: " + ", ".join(f"{n} {v:.2f}" for n, v in sorted(used.items())),
                       flush=True)
                 code, body, _ = curl(["-X", "DELETE", *sigv4, url])
                 assert code == "204", (code, body[:500])
@@ -104,6 +128,11 @@ def main():
               f"({SIZE / put / (1 << 20):.0f} MiB/s); ratio PUT/POST time = {put / post:.2f}x "
               f"(target >= 0.9x); 1-min load average during the runs "
               f"{min(load):.1f}..{max(load):.1f} on {os.cpu_count()} cores")
+        for kind in ("post", "put"):
+            names = sorted({n for u in cpu[kind] for n in u})
+            print(f"Ceph CPU seconds per {kind} (median): " + ", ".join(
+                f"{n} {statistics.median(u.get(n, 0.0) for u in cpu[kind]):.2f}" for n in names),
+                flush=True)
     finally:
         if srv:
             srv.stop()
