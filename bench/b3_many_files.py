@@ -5,7 +5,7 @@ against mod_dav PUT of the same set (a fresh collection per run).
 The figure is files per second from the first request sent to the last
 answer received (the script's own clock). ABBA order (ours, dav, dav, ours)
 in the full run, (ours, dav) with BENCH_QUICK=1, after an uncounted warm-up
-of WARMUP uploads per side. Target: ours >= 0.7x dav.
+of WARMUP uploads per side. Target: ours >= 0.85x dav (issue 16), every file durable.
 """
 
 import os
@@ -78,7 +78,7 @@ def main():
         rate = {k: FILES * len(v) / sum(x["elapsed_s"] for x in v) for k, v in runs.items()}
         keep = ("elapsed_s", "cpu", "httpd_cpu_us_per_file", "lat_p50_us", "lat_p99_us")
         C.record("3", "10k x 4 KiB files, 16 clients vs mod_dav PUT", rate["ours"], rate["dav"],
-                 unit="files/s", target=0.7,
+                 unit="files/s", target=0.85,
                  ours_detail=[{k: x[k] for k in keep} for x in runs["ours"]],
                  baseline_detail=[{k: x[k] for k in keep} for x in runs["dav"]])
     finally:
