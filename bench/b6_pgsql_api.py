@@ -1,7 +1,11 @@
 """Benchmark 6 (issue 12): API throughput on PostgreSQL vs SQLite, the same
-endpoints on two servers of the same configuration, one per store, in one
-run. Each endpoint runs ABBA cycles (pgsql, sqlite, sqlite, pgsql; 2 s wrk
-legs, 16 connections), so that drifts of machine load hit both sides alike.
+endpoints on servers of the same configuration, one per store, in one run:
+SQLite; PostgreSQL over TCP on loopback (as a node reaches a database on
+another machine); and PostgreSQL over its Unix socket (conninfo
+host=<socket directory>: how libpq connects to a database on the same
+machine by default). Each endpoint runs mirrored cycles (pgsql,
+pgsql-unix, sqlite, sqlite, pgsql-unix, pgsql; 2 s wrk legs, 16
+connections), so that drifts of machine load hit every side alike.
 
   status  GET  /upload_sessions/{id}
   list    GET  /upload_sessions?limit=10 (12 sessions in the workspace)
@@ -11,13 +15,15 @@ legs, 16 connections), so that drifts of machine load hit both sides alike.
           the sessions the create legs made, topped up as benchmark 1 does)
 
 Targets (pgsql/sqlite): status and list >= 0.7, create and close >= 0.5
-(issue 12). The machine's load average is printed beside each figure.
-PostgreSQL is the testkit's private cluster (tests/us_testkit/pg.py).
+(issue 12), for each transport. The machine's load average is printed
+beside each figure. PostgreSQL is the testkit's private cluster
+(tests/us_testkit/pg.py), both PostgreSQL servers on the same cluster.
 """
 
 import os
 
 import common as C
+from us_testkit import pg
 from b1_api import CloseIds, close_pool, combine, run_leg
 
 LEG_S = 2
@@ -45,8 +51,23 @@ def prepare(srv):
     }
 
 
+SIDES = ("pgsql", "pgsql-unix", "sqlite")
+PG_SIDES = ("pgsql", "pgsql-unix")
+
+
+def unix_server():
+    """A PostgreSQL server whose store connects over the cluster's Unix socket."""
+    cl = pg.cluster()
+    os.chmod(cl.dir, 0o755)  # the httpd user reaches the socket directory
+    srv = C.BenchServer(store="pgsql")
+    assert "host=127.0.0.1" in srv.pg_conninfo, srv.pg_conninfo
+    srv.pg_conninfo = srv.pg_conninfo.replace("host=127.0.0.1", f"host={cl.dir}/sock")
+    return srv
+
+
 def main():
-    srvs = {"pgsql": C.BenchServer(store="pgsql"), "sqlite": C.BenchServer(store="sqlite3")}
+    srvs = {"pgsql": C.BenchServer(store="pgsql"), "pgsql-unix": unix_server(),
+            "sqlite": C.BenchServer(store="sqlite3")}
     try:
         urls = {}
         for name, srv in srvs.items():
@@ -63,35 +84,41 @@ def main():
                                min(want, 8000 if C.QUICK else 20000), rates[side], "b6-create")
                     ids[side] = CloseIds(srv, "b6-create", os.path.join(srv.dir, "close-ids.txt"))
                     C.log(f"close pool ({side}): {len(ids[side].ids)} OPEN sessions")
-            legs = {"pgsql": [], "sqlite": []}
-            cycle_ratios = []
+            legs = {side: [] for side in SIDES}
+            cycle_ratios = {side: [] for side in PG_SIDES}
             la = load()
+            order = SIDES + SIDES[::-1]
             for cycle in range(CYCLES):
                 C.wait_quiet()
-                cyc = {"pgsql": [], "sqlite": []}
-                for k, side in enumerate(("pgsql", "sqlite", "sqlite", "pgsql")):
+                cyc = {side: [] for side in SIDES}
+                for k, side in enumerate(order):
                     srv = srvs[side]
                     args = ()
                     if endpoint == "close":
                         # the side's pool split evenly over its close legs left
-                        left = 2 * CYCLES - (2 * cycle + (k in (2, 3)))
+                        left = 2 * CYCLES - (2 * cycle + (k >= len(SIDES)))
                         ids[side].take((len(ids[side].ids) - ids[side].pos) // max(left, 1))
                         args = (ids[side].path, CLOSE_PREFIX, 2)
                     cyc[side].append(run_leg(srv, urls[side][endpoint], script, LEG_S, CONNS,
                                              [f"Authorization: Bearer {srv.key}"], args))
-                a, b = combine(cyc["pgsql"]), combine(cyc["sqlite"])
-                if b["rps"] > 0:
-                    cycle_ratios.append(round(a["rps"] / b["rps"], 3))
+                b = combine(cyc["sqlite"])
+                for side in PG_SIDES:
+                    a = combine(cyc[side])
+                    if b["rps"] > 0:
+                        cycle_ratios[side].append(round(a["rps"] / b["rps"], 3))
                 for side in legs:
                     legs[side] += cyc[side]
-            o, b = combine(legs["pgsql"]), combine(legs["sqlite"])
+            b = combine(legs["sqlite"])
             if endpoint == "create":
-                rates = {"pgsql": o["rps"], "sqlite": b["rps"]}
-            note = f"per-cycle ratios {cycle_ratios}; load average {la}"
-            if o["errors"] or b["errors"]:
-                note += f"; errors pgsql {o['errors']} sqlite {b['errors']}"
-            C.record("6", f"{endpoint} c{CONNS} pgsql/sqlite", o["rps"], b["rps"], unit="req/s",
-                     target=TARGETS[endpoint], note=note)
+                rates = {side: combine(legs[side])["rps"] for side in SIDES}
+            for side in PG_SIDES:
+                o = combine(legs[side])
+                note = f"per-cycle ratios {cycle_ratios[side]}; load average {la}"
+                if o["errors"] or b["errors"]:
+                    note += f"; errors {side} {o['errors']} sqlite {b['errors']}"
+                how = "" if side == "pgsql" else " (Unix socket)"
+                C.record("6", f"{endpoint} c{CONNS} pgsql/sqlite{how}", o["rps"], b["rps"],
+                         unit="req/s", target=TARGETS[endpoint], note=note)
     finally:
         for srv in srvs.values():
             srv.stop()
