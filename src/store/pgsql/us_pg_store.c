@@ -553,8 +553,10 @@ typedef struct {
     const us_session *s;
     int max_open;
     apr_time_t now;
-    /* in a batch: what an earlier create of the same transaction did */
-    int workspace_locked, user_locked, workspace_made;
+    /* in a batch: what an earlier create of the same transaction did; one
+     * flag for both locks, as a batch is one user's creates in one
+     * workspace (create_batch) */
+    int locked, workspace_made;
     apr_time_t created_at, expires_at; /* as stored */
 } insert_args;
 
@@ -569,9 +571,9 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
                            s->write_mode, &parallel, &lifetime, &direct };
     us_db_rc rc = US_DB_OK;
-    if (!a->workspace_locked)
+    if (!a->locked)
         rc = us_workspace_lock_shared(&db->base, p, s->workspace);
-    if (rc == US_DB_OK && !a->user_locked)
+    if (rc == US_DB_OK && !a->locked)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_TAKE, take_args, &nrows);
@@ -615,23 +617,22 @@ typedef struct {
     int n;
 } create_batch_args;
 
-/* The creates in user and workspace order: a lock or a workspace row that
- * an earlier create of the batch took or made is not asked for again. */
+/* One user's creates in one workspace: the workspace's and the user's
+ * locks that the first create took (a create at its limit takes them too)
+ * and the workspace row an earlier create made sure of are not asked for
+ * again. */
 static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     const create_batch_args *b = arg;
-    const char *made = NULL; /* the last workspace whose row a create made sure of */
+    int made = 0;
     for (int i = 0; i < b->n; i++) {
         insert_args *a = b->slots[i].item->arg;
-        const insert_args *prev = i ? b->slots[i - 1].item->arg : NULL;
-        a->workspace_locked = prev && strcmp(prev->s->workspace, a->s->workspace) == 0;
-        a->user_locked = prev && strcmp(prev->s->user_id, a->s->user_id) == 0;
-        a->workspace_made = made && strcmp(made, a->s->workspace) == 0;
+        a->locked = i > 0;
+        a->workspace_made = made;
         us_db_rc rc = insert_body(db, p, a);
         if (rc != US_DB_OK && rc != US_DB_LIMIT)
             return rc;
-        if (rc == US_DB_OK)
-            made = a->s->workspace;
+        made |= rc == US_DB_OK;
         b->slots[i].item->rc = rc;
     }
     return US_DB_OK;
@@ -685,13 +686,13 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
                                   apr_time_t now)
 {
     us_pg_db *db = pg_of(base);
-    insert_args a = { s, max_open, now, 0, 0, 0, s->created_at, s->expires_at };
+    insert_args a = { s, max_open, now, 0, 0, s->created_at, s->expires_at };
     create_leader l = { db, p };
     us_group_item item = { &a, 0, 0, NULL };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
     if (rc == CREATE_ALONE) {
-        a.workspace_locked = a.user_locked = a.workspace_made = 0;
+        a.locked = a.workspace_made = 0;
         rc = pg_txn(db, p, insert_body, &a);
     }
     if (rc == US_DB_OK) {
