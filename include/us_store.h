@@ -345,9 +345,10 @@ typedef struct {
     const char *file_ingestion_id;
     long long size;
     const char *etag; /* a listed object's ETag, else NULL */
+    const char *meta_blob; /* the blob of the upload NAME.meta.json, NULL when none */
 } us_pending;
 
-/* Up to limit raw uploads still PENDING, by name. */
+/* Up to limit raw uploads still PENDING, by name, each with its sidecar's blob. */
 us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
                            apr_array_header_t **rows);
 

@@ -9,8 +9,9 @@
  *   dialect. The bodies of most operations of us_store.h are written once
  *   on top of them, in src/store/us_*_ops.c; what they must be atomic
  *   against rests on write (SQLite: the one-writer queue with group
- *   commit; PostgreSQL: BEGIN ... COMMIT, retried on a deadlock) and on the
- *   dialect's SQL text (row locks, FOR UPDATE, advisory locks).
+ *   commit; PostgreSQL: BEGIN ... COMMIT, retried on a deadlock or once on
+ *   a lock timeout) and on the dialect's SQL text (row locks, FOR UPDATE,
+ *   advisory locks).
  * - operation entries, for the operations whose body differs by dialect
  *   beyond its SQL text (PostgreSQL's advisory locks and SKIP LOCKED
  *   claims, SQLite's read-then-write claims outside the writer queue);
@@ -156,7 +157,7 @@ typedef void (*us_row_fn)(const us_row *row, apr_pool_t *p, void *out);
 
 /* A transaction's body: US_DB_OK commits; anything else rolls back
  * (logical answers included: they change nothing). May run again after a
- * deadlock, or on another connection of the same database (SQLite's group
+ * deadlock or a lock timeout, or on another connection of the same database (SQLite's group
  * commit): reset outputs at its start and use the db it is given. */
 typedef us_db_rc (*us_txn_fn)(us_db *db, apr_pool_t *p, void *arg);
 

@@ -44,23 +44,20 @@ static apr_time_t clock_now(const us_ingest_config *cfg)
     return cfg->clock ? cfg->clock(cfg->clock_arg) : apr_time_now();
 }
 
-/* The metadata of `name` from its sidecar: 1 with *meta (NULL when there is
- * no sidecar), 0 when the sidecar is not a JSON object, -1 on a store error,
- * US_INGEST_STORAGE_DOWN when the storage does not answer (the batch is
- * retried: a busy database must not fail a file for good). */
-static int read_meta(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                     const us_session *s, const char *name, const char **meta)
+/* The metadata of u from its sidecar (its blob came with the pending row):
+ * 1 with *meta (NULL when there is no sidecar), 0 when the sidecar is not a
+ * JSON object, US_INGEST_STORAGE_DOWN when the storage does not answer (the
+ * batch is retried). */
+static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                     const us_pending *u, const char **meta)
 {
-    const char *blob = NULL;
     *meta = NULL;
-    if (us_upload_blob(db, p, s->id, apr_pstrcat(p, name, US_META_SUFFIX, NULL), &blob) != US_DB_OK)
-        return -1;
-    if (!blob)
+    if (!u->meta_blob)
         return 1;
     char *buf;
     apr_size_t n;
-    apr_status_t rv = us_storage_upload_read(cfg->storage, p, s->id, blob, US_META_MAX_BYTES,
-                                             &buf, &n);
+    apr_status_t rv = us_storage_upload_read(cfg->storage, p, s->id, u->meta_blob,
+                                             US_META_MAX_BYTES, &buf, &n);
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);
@@ -139,7 +136,7 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
         r->reason = "EMPTY_FILE";
         return 0;
     }
-    int meta_ok = read_meta(db, p, cfg, s, u->name, &r->meta);
+    int meta_ok = read_meta(p, cfg, s, u, &r->meta);
     if (meta_ok < 0)
         return meta_ok;
     if (!meta_ok) {

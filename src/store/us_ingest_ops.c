@@ -44,6 +44,7 @@ static void push_pending(const us_row *r, apr_pool_t *p, void *out)
     u->size = us_row_ll(r, 2);
     u->file_ingestion_id = us_row_str(r, p, 3);
     u->etag = us_row_null(r, p, 4);
+    u->meta_blob = us_row_null(r, p, 5);
 }
 
 us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,

@@ -621,6 +621,69 @@ static void sc_upload_vs_close(void **state)
     us_db_close(db);
 }
 
+static us_db_rc sc_upload_meta(us_db *db, const char *session_id, const char *name, int n)
+{
+    us_upload_record u;
+    const char *old = NULL;
+    memset(&u, 0, sizeof(u));
+    u.session_id = session_id;
+    u.name = name;
+    u.blob = apr_psprintf(pool, "blob-%d", n);
+    u.sha256 = "00";
+    u.file_ingestion_id = sc_uuid(pool, 900000 + n);
+    u.size = 1;
+    u.is_meta = 1;
+    u.uploaded_at = SC_T0 + n;
+    return us_upload_commit(db, pool, &u, SC_T0, &old);
+}
+
+/* The pending row of name, failing when there is none. */
+static const us_pending *sc_pending_named(const apr_array_header_t *rows, const char *name)
+{
+    for (int i = 0; i < rows->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(rows, i, us_pending).name, name) == 0)
+            return &APR_ARRAY_IDX(rows, i, us_pending);
+    fail_msg("%s is not pending", name);
+    return NULL;
+}
+
+/* A pending file comes with its sidecar's blob (NAME.meta.json of its own
+ * session, the latest one uploaded), NULL when it has none; sidecars are
+ * not pending themselves. */
+static void sc_pending_with_sidecars(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 470), "ws-meta", "u-meta", SC_T0, 100);
+    us_session o = sc_session(sc_uuid(pool, 471), "ws-meta", "u-meta", SC_T0, 100);
+    const char *old = NULL;
+    apr_array_header_t *rows;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &o, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "a.txt", 1, &old), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, s.id, "a.txt.meta.json", 2), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "b 'x'%_.txt", 3, &old), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, o.id, "b 'x'%_.txt.meta.json", 4), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "c.txt", 5, &old), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, s.id, "c.txt.meta.json", 6), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, s.id, "c.txt.meta.json", 7), US_DB_OK);
+    /* a name that is only the suffix is a raw file */
+    assert_int_equal(sc_upload(db, s.id, ".meta.json", 8, &old), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, s.id, ".meta.json.meta.json", 9), US_DB_OK);
+    assert_int_equal(sc_upload_meta(db, s.id, "orphan.meta.json", 10), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 4);
+    const us_pending *a = sc_pending_named(rows, "a.txt");
+    assert_string_equal(a->blob, "blob-1");
+    assert_string_equal(a->meta_blob, "blob-2");
+    assert_null(sc_pending_named(rows, "b 'x'%_.txt")->meta_blob);
+    assert_string_equal(sc_pending_named(rows, "c.txt")->meta_blob, "blob-7");
+    assert_string_equal(sc_pending_named(rows, ".meta.json")->meta_blob, "blob-9");
+    assert_int_equal(us_ingest_pending(db, pool, o.id, 10, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
 /* An abort discards the session and its uploads: gone for every reader,
  * its slot free, later uploads refused, a clear of its bytes queued. */
 static void sc_session_abort(void **state)
@@ -1102,6 +1165,8 @@ static void sc_record_listing(void **state)
     assert_string_equal(pa->etag, "\"etag-1\"");
     assert_string_equal(pa->file_ingestion_id, sc_uuid(pool, 960001));
     assert_int_equal(pa->size, 1);
+    assert_string_equal(pa->meta_blob, "a.txt.meta.json");
+    assert_null(APR_ARRAY_IDX(pending, 1, us_pending).meta_blob);
     const char *meta_blob = NULL;
     assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt.meta.json", &meta_blob), US_DB_OK);
     assert_non_null(meta_blob);
@@ -2379,6 +2444,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_concurrent_close),
         SC_TEST(sc_concurrent_inserts_keep_the_limit),
         SC_TEST(sc_upload_vs_close),
+        SC_TEST(sc_pending_with_sidecars),
         SC_TEST(sc_session_abort),
         SC_TEST(sc_concurrent_abort_and_close),
         SC_TEST(sc_abort_vs_uploads),

@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 #include "fixture.h"
 #include "pg_fixture.h"
+#include "us_pg_sql.h"
 #include "store_conformance.h"
 
 static const char *pg_create(apr_pool_t *p, const char *test_name)
@@ -146,6 +147,92 @@ static void test_limit_with_a_create_in_flight(void **state)
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
     apr_thread_join(&rv, th);
     assert_int_equal(interleaved_rc, US_DB_LIMIT);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
+#define DEADLOCK_LOCK_TIMEOUT_MS 500 /* below deadlock_timeout (1 s): it fires first */
+static us_db_rc deadlocked_rc;
+
+static void *APR_THREAD_FUNC deadlocked_insert(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    (void)data;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_session s = sc_session(sc_uuid(p, 98), "ws-dl", "u-dl", SC_T0, 100);
+    deadlocked_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                        ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_ERROR;
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Whether a lock of the database is waited for. */
+static int a_lock_is_waited_for(const apr_dbd_driver_t *drv, apr_dbd_t *h)
+{
+    apr_dbd_results_t *res = NULL;
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res,
+                                    "SELECT 1 FROM pg_locks WHERE NOT granted", 1), 0);
+    return apr_dbd_num_tuples(drv, res) > 0;
+}
+
+/* A deadlock in a fixed interleaving whose victim sees a lock timeout, not
+ * "deadlock detected": another transaction (a workspace delete's locks in
+ * the other order) holds the user's counter row; a create takes its
+ * workspace's shared lock and waits for that row; the other transaction
+ * then asks for the workspace's exclusive lock. The create's lock_timeout
+ * fires before any deadlock check; its transaction is run again once the
+ * other has committed, and the session is created. A lock held for longer
+ * than two timeouts is a long wait: BUSY. */
+static void test_deadlock_victim_retried(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    us_session got;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_store_set_lock_timeout(sc_cfg, DEADLOCK_LOCK_TIMEOUT_MS);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    static const char *const user_row =
+        "INSERT INTO us_user_open (user_id, n) VALUES ('u-dl', 0)"
+        " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n";
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, user_row), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, user_row), 0);
+    deadlocked_rc = US_DB_ERROR;
+    assert_int_equal(apr_thread_create(&th, NULL, deadlocked_insert, NULL, pool), APR_SUCCESS);
+    for (int i = 0; i < 500 && !a_lock_is_waited_for(drv, h); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_true(a_lock_is_waited_for(drv, h));
+    /* the lock cycle: granted once the create's attempt has rolled back */
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "SELECT pg_advisory_xact_lock("
+                                   US_PG_LOCK_WORKSPACE_CLASS ", hashtext('ws-dl'))"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(deadlocked_rc, US_DB_OK);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_session_get(db, pool, "ws-dl", sc_uuid(pool, 98), SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.user_id, "u-dl");
+    /* a long wait: the lock outlasts the first attempt and the retry */
+    us_session late = sc_session(sc_uuid(pool, 97), "ws-dl", "u-dl", SC_T0, 100);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, user_row), 0);
+    apr_time_t t0 = apr_time_now();
+    assert_int_equal(us_session_insert(db, pool, &late, 10, SC_T0), US_DB_BUSY);
+    assert_true(apr_time_now() - t0 >= apr_time_from_msec(2 * DEADLOCK_LOCK_TIMEOUT_MS));
+    assert_non_null(strstr(us_db_error(db), "lock timeout"));
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "ROLLBACK"), 0);
+    assert_int_equal(us_session_get(db, pool, "ws-dl", late.id, SC_T0, &got), US_DB_NOTFOUND);
+    us_db_close(db);
     apr_dbd_close(drv, h);
     sc_teardown(NULL);
 }
@@ -370,6 +457,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
+        cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_a_failed_create_leaves_its_batch),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),

@@ -2,7 +2,8 @@
  * us_pg_store.c - the PostgreSQL backend: UploadSessionStore pgsql
  * "<libpq conninfo>", through apr_dbd's pgsql driver. Every query is a
  * prepared statement (us_pg_sql.c); writes that span statements run in a
- * transaction of their own (READ COMMITTED), retried on a deadlock.
+ * transaction of their own (READ COMMITTED), retried on a deadlock (and
+ * once on a lock timeout, which is what a deadlock's victim may see).
  *
  * The driver's pitfalls shape this file: selects use random access (its
  * sequential mode sleeps when a query returns no rows and reports errors
@@ -49,6 +50,7 @@ enum {
     US_LOGNO_PG_RETRY = 1112,    /* a transaction is retried after a deadlock */
     US_LOGNO_PG_ROLLBACK = 1113, /* a rollback failed */
     US_LOGNO_PG_BUSY = 1114,     /* a statement found the database busy */
+    US_LOGNO_PG_LOCK_RETRY = 1115, /* a transaction is retried after a lock timeout */
 };
 
 typedef struct {
@@ -62,6 +64,7 @@ typedef struct {
     int worn_out;                  /* holds US_PG_MAX_DYNAMIC built statements */
     int broken;                    /* reopen before the next statement */
     int deadlock;                  /* the last failure was a deadlock: retry */
+    int lock_timeout;              /* ... or a lock timeout: retry once (pg_txn) */
     const char *err;
 } us_pg_db;
 
@@ -101,6 +104,7 @@ static us_db_rc pg_fail(us_pg_db *db, int rc, const char *what)
     const char *msg = db->h ? apr_dbd_error(db->conf->drv, db->h, rc) : NULL;
     db->err = apr_psprintf(db->pool, "%s: %s", what, msg ? msg : "unknown error");
     db->deadlock = msg && (strstr(msg, "deadlock detected") || strstr(msg, "could not serialize"));
+    db->lock_timeout = msg && strstr(msg, "due to lock timeout");
     /* a statement the driver's PQreset lost: "prepared statement ... does not exist" */
     if (!db->h || has_any(msg, BROKEN_TEXT) ||
         (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) ||
@@ -315,16 +319,39 @@ static us_db_rc select_session(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const
 
 /* A transaction's body: returns US_DB_OK to commit; anything else rolls
  * back (logical answers included: they change nothing). May run again
- * after a deadlock: reset outputs at its start. */
+ * after a deadlock or a lock timeout: reset outputs at its start. */
 typedef us_db_rc (*pg_txn_fn)(us_pg_db *db, apr_pool_t *p, void *arg);
 
 #define PG_TXN_ATTEMPTS 3
 
+/* Whether the failed attempt is run again. A deadlock's victim does not
+ * always see "deadlock detected": lock_timeout (the busy timeout) runs from
+ * the same start as the server's deadlock check (deadlock_timeout, 1 s by
+ * default, the busy timeout's default too) and may fire first, or before a
+ * later waiter's check finds the cycle; so a lock timeout is retried once
+ * as well, and a second one is a long wait: BUSY, 503 with Retry-After. */
+static int pg_txn_retry(us_pg_db *db, us_db_rc rc, int *lock_retries)
+{
+    if (rc != US_DB_BUSY || db->broken)
+        return 0;
+    if (db->deadlock) {
+        us_log(db->conf->log, US_LOG_DEBUG, 0, US_LOGNO_PG_RETRY, "transaction retried: %s",
+               db->err);
+        return 1;
+    }
+    if (!db->lock_timeout || (*lock_retries)++ > 0)
+        return 0;
+    us_log(db->conf->log, US_LOG_INFO, 0, US_LOGNO_PG_LOCK_RETRY, "transaction retried once "
+           "(a deadlock's victim may time out waiting for its lock): %s", db->err);
+    return 1;
+}
+
 static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
 {
     us_db_rc rc = US_DB_ERROR;
+    int lock_retries = 0;
     for (int attempt = 0; attempt < PG_TXN_ATTEMPTS; attempt++) {
-        db->deadlock = 0;
+        db->deadlock = db->lock_timeout = 0;
         if ((rc = pg_ready(db)) != US_DB_OK)
             return rc;
         if ((rc = pg_exec_sql(db, "BEGIN")) != US_DB_OK)
@@ -337,7 +364,7 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
         }
         else if (!db->broken) {
             const char *err = db->err;
-            int deadlock = db->deadlock;
+            int deadlock = db->deadlock, lock_timeout = db->lock_timeout;
             us_db_rc rrc = pg_exec_sql(db, "ROLLBACK");
             /* a connection lost meanwhile took the transaction with it
              * (logged as lost by pg_exec_sql): nothing was left open */
@@ -346,13 +373,12 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
                        db->err);
             db->err = err;
             db->deadlock = deadlock;
+            db->lock_timeout = lock_timeout;
             if (rrc != US_DB_OK)
                 return rc;
         }
-        if (!(rc == US_DB_BUSY && db->deadlock && !db->broken))
+        if (!pg_txn_retry(db, rc, &lock_retries))
             return rc;
-        us_log(db->conf->log, US_LOG_DEBUG, 0, US_LOGNO_PG_RETRY, "transaction retried: %s",
-               db->err);
     }
     return rc;
 }
@@ -527,8 +553,10 @@ typedef struct {
     const us_session *s;
     int max_open;
     apr_time_t now;
-    /* in a batch: what an earlier create of the same transaction did */
-    int workspace_locked, user_locked, workspace_made;
+    /* in a batch: what an earlier create of the same transaction did; one
+     * flag for both locks, as a batch is one user's creates in one
+     * workspace (create_batch) */
+    int locked, workspace_made;
     apr_time_t created_at, expires_at; /* as stored */
 } insert_args;
 
@@ -543,9 +571,9 @@ static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
     const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
                            s->write_mode, &parallel, &lifetime, &direct };
     us_db_rc rc = US_DB_OK;
-    if (!a->workspace_locked)
+    if (!a->locked)
         rc = us_workspace_lock_shared(&db->base, p, s->workspace);
-    if (rc == US_DB_OK && !a->user_locked)
+    if (rc == US_DB_OK && !a->locked)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
     if (rc == US_DB_OK)
         rc = pg_exec(db, p, US_STMT_USER_OPEN_TAKE, take_args, &nrows);
@@ -589,23 +617,22 @@ typedef struct {
     int n;
 } create_batch_args;
 
-/* The creates in user and workspace order: a lock or a workspace row that
- * an earlier create of the batch took or made is not asked for again. */
+/* One user's creates in one workspace: the workspace's and the user's
+ * locks that the first create took (a create at its limit takes them too)
+ * and the workspace row an earlier create made sure of are not asked for
+ * again. */
 static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     const create_batch_args *b = arg;
-    const char *made = NULL; /* the last workspace whose row a create made sure of */
+    int made = 0;
     for (int i = 0; i < b->n; i++) {
         insert_args *a = b->slots[i].item->arg;
-        const insert_args *prev = i ? b->slots[i - 1].item->arg : NULL;
-        a->workspace_locked = prev && strcmp(prev->s->workspace, a->s->workspace) == 0;
-        a->user_locked = prev && strcmp(prev->s->user_id, a->s->user_id) == 0;
-        a->workspace_made = made && strcmp(made, a->s->workspace) == 0;
+        a->locked = i > 0;
+        a->workspace_made = made;
         us_db_rc rc = insert_body(db, p, a);
         if (rc != US_DB_OK && rc != US_DB_LIMIT)
             return rc;
-        if (rc == US_DB_OK)
-            made = a->s->workspace;
+        made |= rc == US_DB_OK;
         b->slots[i].item->rc = rc;
     }
     return US_DB_OK;
@@ -659,13 +686,13 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
                                   apr_time_t now)
 {
     us_pg_db *db = pg_of(base);
-    insert_args a = { s, max_open, now, 0, 0, 0, s->created_at, s->expires_at };
+    insert_args a = { s, max_open, now, 0, 0, s->created_at, s->expires_at };
     create_leader l = { db, p };
     us_group_item item = { &a, 0, 0, NULL };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
     if (rc == CREATE_ALONE) {
-        a.workspace_locked = a.user_locked = a.workspace_made = 0;
+        a.locked = a.workspace_made = 0;
         rc = pg_txn(db, p, insert_body, &a);
     }
     if (rc == US_DB_OK) {

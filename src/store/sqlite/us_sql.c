@@ -363,10 +363,6 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_HEARTBEAT] = { "us_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = %lld"
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
-    [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
-        "SELECT name, blob, size, file_ingestion_id, etag FROM us_uploads"
-        " WHERE session_id = %s AND is_meta = 0 AND ingestion_status = 'PENDING'"
-        " ORDER BY name LIMIT %d" },
     [US_STMT_INGEST_HELD] = { "us_ingest_held",
         "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s" },
