@@ -3,7 +3,8 @@ benchmark 10's ingestion (bench/b10_cluster.py: 10,000 files in 10 parallel
 sessions, closed at once) on 1 and on 3 nodes, RUNS times each in
 alternation, and for each run counts the CPU (from /proc) of every node's
 httpd, of the PostgreSQL backends of its database, of the rest of the
-cluster, of this client and of the machine: files per CPU-second. With
+cluster, of this client and of the machine: files per CPU-second of
+ours (httpd, the cluster, the client; not the machine's other load). With
 --sample, the last 3-node run also samples pg_stat_activity and the
 ungranted pg_locks of its database every ~50 ms (one psql session, fed by a
 thread) and prints what the active backends were doing (state, wait event,
@@ -162,21 +163,21 @@ def main():
             SAMPLE["on"] = a.sample and n == 3 and run == a.runs - 1
             rate, secs, la, cpu = B.ingest_run(n)
             c = cpu["ours"][0]
-            busy = sum(v for k, v in c.items() if k != "idle")
-            out.append((run, n, rate, secs, la, c, busy))
+            ours = sum(v for k, v in c.items() if k not in ("idle", "else"))
+            out.append((run, n, rate, secs, la, c, ours))
             C.log(f"run {run + 1}, {n} node(s): {rate:.0f} files/s, CPU {c}")
             if SAMPLE["on"]:
                 report_samples(*SAMPLE["rows"])
     print("\n| run | nodes | files/s | s | load | CPU s: httpd | backends | pg other | client |"
-          " else | idle | files per busy CPU-s |")
+          " else | idle | files per CPU-s of ours |")
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for run, n, rate, secs, la, c, busy in out:
+    for run, n, rate, secs, la, c, ours in out:
         httpd = sum(v for k, v in c.items() if k.startswith("httpd"))
         per = "/".join(f"{v:.2f}" for k, v in sorted(c.items()) if k.startswith("httpd node"))
         print(f"| {run + 1} | {n} | {rate:,.0f} | {secs:.2f} | {la} | {httpd:.2f}"
               + (f" ({per})" if per else "") + f" | {c.get('backends', 0):.2f} |"
               f" {c.get('pg other', 0):.2f} | {c.get('client', 0):.2f} | {c.get('else', 0):.2f} |"
-              f" {c.get('idle', 0):.2f} | {10000 / busy:,.0f} |")
+              f" {c.get('idle', 0):.2f} | {10000 / ours:,.0f} |")
 
 
 if __name__ == "__main__":
