@@ -133,6 +133,8 @@ def leg(side, endpoint, secs, perf_dir=None):
         time.sleep(0.3)  # perf attached
     r = C.wrk(side.urls[endpoint], "plain.lua", secs, CONNS,
               headers=[f"Authorization: Bearer {side.srv.key}"])
+    # connections the pool opened during the leg: their backends' whole CPU
+    groups = {**side.groups(), **groups}
     m1, s1, o1 = C.machine_busy_s(), snapshot(groups), os.times()
     for _g, _path, p in perfs:
         p.wait(timeout=60)
