@@ -1,0 +1,231 @@
+"""Profiling tool 6 (issue 12): where the CPU of one status (or list) request
+goes, PostgreSQL against SQLite: microseconds of CPU per request of httpd,
+of the PostgreSQL backends serving it, of the rest of the cluster, of wrk,
+and of everything else on the machine, read from /proc over wrk legs of
+one endpoint (b6's: 16 connections, 2 wrk threads). The sides alternate
+(A B ... then reversed, every cycle), so that a drift of the machine's load
+hits them alike; only figures of one run compare.
+
+  /usr/bin/python3 bench/p6_pg_cpu.py [--endpoint status|list] [--secs 3]
+      [--cycles 3] [--unix] [--no-sqlite] [--module X.so ...] [--perf DIR]
+      [--explain FILE.sql]
+
+Sides: `pgsql` (the testkit's cluster over TCP loopback, as b6), `sqlite`
+(unless --no-sqlite), `pgsql-unix` (--unix: the same cluster over its Unix
+socket, conninfo host=<cluster>/sock) and, with --module given more than
+once, one pgsql side per build (`pgsql#1`, `pgsql#2`, ...: an A/B of module
+builds). --perf DIR: in the last cycle, `perf record` of the httpd children
+and of the side's backends during each leg, one file per side and process
+group, with the top symbols printed (`perf report --sort dso,sym`).
+--explain FILE: runs the psql script FILE on the first pgsql side's
+database before the legs (psql variable `sid`: the status leg's session).
+"""
+
+import argparse
+import atexit
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from us_testkit import pg  # noqa: E402
+
+import common as C  # noqa: E402
+
+CONNS = 16
+
+
+def postmaster_pid(cl):
+    with open(os.path.join(cl.dir, "data", "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pg_groups(cl, dbname):
+    """{pid: group} of the cluster's processes: 'backends' (connected to
+    dbname), 'pg other' (the rest: other databases' backends, checkpointer,
+    WAL writer, autovacuum, ...)."""
+    out = {}
+    for pid in C.children_of(postmaster_pid(cl)):
+        out[pid] = "backends" if f" {dbname} " in cmdline(pid) else "pg other"
+    return out
+
+
+def snapshot(groups):
+    return {pid: C.proc_cpu_s(pid) for pid in groups}
+
+
+class Side:
+    def __init__(self, label, store, module, cl, unix=False):
+        self.label = label
+        C.MODULE_SO = module
+        self.srv = C.BenchServer(store=store)
+        self.cl = cl
+        if unix:
+            self.srv.pg_conninfo = self.srv.pg_conninfo.replace(
+                "host=127.0.0.1", f"host={cl.dir}/sock")
+            self.srv.write_config()
+
+    def start(self):
+        srv = self.srv
+        srv.start()
+        api = srv.api
+        sid = srv.create_session("p6-status")["session_id"]
+        for _ in range(12):
+            srv.create_session("p6-list")
+        self.sid = sid
+        self.urls = {"status": f"{api}p6-status/upload_sessions/{sid}",
+                     "list": f"{api}p6-list/upload_sessions?limit=10"}
+        # the answer is right on this side (status and body)
+        for ep, url in self.urls.items():
+            r = srv.client().get(url)
+            assert r.status_code == 200, (ep, r.status_code, r.text)
+            d = r.json()
+            assert (d["session_id"] == sid) if ep == "status" else (d["total"] == 12), d
+
+    def groups(self):
+        g = {p: "httpd" for p in [self.srv.pid] + self.srv.children()}
+        if self.srv.store == "pgsql":
+            g.update(pg_groups(self.cl, self.srv.pg_db))
+        elif self.cl and self.cl.dir:
+            g.update({p: "pg other" for p in C.children_of(postmaster_pid(self.cl))})
+        return g
+
+
+def perf_record(pids, path, secs):
+    return subprocess.Popen(["perf", "record", "-q", "-F", "1999", "-o", path,
+                             "-p", ",".join(str(p) for p in pids), "--", "sleep", str(secs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_top(path, n=25):
+    out = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
+                          "--sort", "dso,sym", "--percent-limit", "0.7"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    rows = [l for l in out.splitlines() if l.strip() and not l.startswith("#")]
+    dso = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
+                          "--sort", "dso"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    drows = [l for l in dso.splitlines() if l.strip() and not l.startswith("#")]
+    return drows[:10], rows[:n]
+
+
+def leg(side, endpoint, secs, perf_dir=None):
+    groups = side.groups()
+    m0, s0, o0 = C.machine_busy_s(), snapshot(groups), os.times()
+    perfs = []
+    if perf_dir:
+        for g in ("httpd", "backends"):
+            pids = [p for p, k in groups.items() if k == g]
+            if pids:
+                path = os.path.join(perf_dir, f"{side.label}-{endpoint}-{g}.data")
+                perfs.append((g, path, perf_record(pids, path, secs)))
+        time.sleep(0.3)  # perf attached
+    r = C.wrk(side.urls[endpoint], "plain.lua", secs, CONNS,
+              headers=[f"Authorization: Bearer {side.srv.key}"])
+    # connections the pool opened during the leg: their backends' whole CPU
+    groups = {**side.groups(), **groups}
+    m1, s1, o1 = C.machine_busy_s(), snapshot(groups), os.times()
+    for _g, _path, p in perfs:
+        p.wait(timeout=60)
+    cpu = {}
+    for pid, g in groups.items():
+        cpu[g] = cpu.get(g, 0.0) + max(0.0, s1.get(pid, 0) - s0.get(pid, 0))
+    cpu["wrk"] = (o1.children_user - o0.children_user) + (o1.children_system - o0.children_system)
+    busy, total = m1[0] - m0[0], m1[1] - m0[1]
+    cpu["else"] = max(0.0, busy - sum(cpu.values()))
+    cpu["idle"] = max(0.0, total - busy)
+    bad = r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"]
+    return {"requests": r["requests"], "seconds": r["duration_s"], "errors": bad,
+            "cpu": cpu, "perf": [(g, path) for g, path, _ in perfs]}
+
+
+GROUPS = ("httpd", "backends", "pg other", "wrk", "else", "idle")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--endpoint", default="status", choices=("status", "list"))
+    ap.add_argument("--secs", type=int, default=3)
+    ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--unix", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--module", action="append", default=[])
+    ap.add_argument("--perf")
+    ap.add_argument("--explain")
+    a = ap.parse_args()
+    modules = a.module or [C.MODULE_SO]
+    cl = pg.cluster()
+    atexit.register(cl.stop)
+    if a.unix:
+        os.chmod(cl.dir, 0o755)  # the httpd user reaches the socket directory
+    sides = []
+    try:
+        for i, mod in enumerate(modules):
+            sides.append(Side("pgsql" if len(modules) == 1 else f"pgsql#{i + 1}", "pgsql", mod, cl))
+        if a.unix:
+            sides.append(Side("pgsql-unix", "pgsql", modules[0], cl, unix=True))
+        if not a.no_sqlite:
+            sides.append(Side("sqlite", "sqlite3", modules[0], cl))
+        for s in sides:
+            s.start()
+        if a.explain:
+            s = sides[0]
+            out = subprocess.run(["psql", "-X", "-v", f"sid={s.sid}", "-f", a.explain,
+                                  s.srv.pg_conninfo], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, timeout=300)
+            print(out.stdout)
+        if a.perf:
+            os.makedirs(a.perf, exist_ok=True)
+        res = {s.label: [] for s in sides}
+        for cycle in range(a.cycles):
+            order = sides if cycle % 2 == 0 else sides[::-1]
+            C.wait_quiet(3)
+            with open("/proc/loadavg") as f:
+                la = " ".join(f.read().split()[:3])
+            line = []
+            for s in order:
+                perf_dir = a.perf if a.perf and cycle == a.cycles - 1 else None
+                r = leg(s, a.endpoint, a.secs, perf_dir)
+                res[s.label].append(r)
+                line.append(f"{s.label} {r['requests'] / r['seconds']:.0f}")
+            C.log(f"cycle {cycle + 1} (load {la}): " + ", ".join(line) + " req/s")
+        print(f"\n{a.endpoint}, {a.cycles} cycles of {a.secs:g} s legs, {CONNS} connections:"
+              " CPU per request (us) by process group")
+        print("| side | req/s | per-cycle req/s | " + " | ".join(GROUPS) + " | sum busy |")
+        print("|---|---:|---|" + "---:|" * (len(GROUPS) + 1))
+        for label, legs in res.items():
+            req = sum(r["requests"] for r in legs)
+            sec = sum(r["seconds"] for r in legs)
+            us = {g: 1e6 * sum(r["cpu"].get(g, 0) for r in legs) / req for g in GROUPS}
+            busy = sum(v for g, v in us.items() if g != "idle")
+            cyc = "/".join(f"{r['requests'] / r['seconds']:.0f}" for r in legs)
+            errs = sum(r["errors"] for r in legs)
+            print(f"| {label} | {req / sec:,.0f} | {cyc} | "
+                  + " | ".join(f"{us[g]:.1f}" for g in GROUPS) + f" | {busy:.1f} |"
+                  + (f" errors {errs}" if errs else ""))
+        if a.perf:
+            for label, legs in res.items():
+                for g, path in legs[-1]["perf"]:
+                    dso, top = perf_top(path)
+                    print(f"\n## perf {label} {a.endpoint} {g} ({path})")
+                    print("\n".join(dso))
+                    print("--")
+                    print("\n".join(top))
+    finally:
+        for s in sides:
+            s.srv.cleanup()
+
+
+if __name__ == "__main__":
+    main()
