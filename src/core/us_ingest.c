@@ -502,11 +502,17 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
     return gone->nelts;
 }
 
+apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg)
+{
+    double size = cfg->max_file_size > 0 ? (double)cfg->max_file_size : 0;
+    return cfg->lease + (apr_interval_time_t)(size / US_LATE_CLEAR_MIN_RATE * APR_USEC_PER_SEC);
+}
+
 int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
 {
     apr_array_header_t *ids;
     int recorded = 0;
-    if (us_late_clear_due(db, p, apr_time_now(), cfg->lease, 16, &ids) != US_DB_OK)
+    if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), 16, &ids) != US_DB_OK)
         return 0;
     for (int i = 0; i < ids->nelts; i++) {
         const char *id = APR_ARRAY_IDX(ids, i, const char *);

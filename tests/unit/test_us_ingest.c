@@ -537,6 +537,68 @@ static void test_late_clear(void **state)
     us_db_close(db);
 }
 
+/* n direct sessions of workspace ws (ids into ids[]), expired a second
+ * from now and ingested, each with one file; a late object is then put
+ * into each prefix (paths into late[]). */
+static void direct_sessions_ingested(us_db *db, const char *ws, int n, const char **ids,
+                                     const char **late)
+{
+    int expired = 0, claimed = 1;
+    for (int i = 0; i < n; i++) {
+        us_session s;
+        memset(&s, 0, sizeof(s));
+        s.id = ids[i] = uuid_n(++seq);
+        s.workspace = ws;
+        s.user_id = "u";
+        s.given_name = "A";
+        s.family_name = "B";
+        s.write_mode = "KEEP";
+        s.parallel = 1;
+        s.direct = US_DIRECT_UNLISTED;
+        s.created_at = apr_time_now();
+        s.expires_at = s.created_at + apr_time_from_msec(1000);
+        assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+        put_direct(s.id, "a.txt", "ingested");
+    }
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &expired), US_DB_OK);
+    assert_true(expired >= n);
+    for (int i = 0; claimed && i < 10 * n + 20; i++)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    for (int i = 0; i < n; i++) {
+        expect_file(db, ids[i], "a.txt", "FINISHED", NULL);
+        late[i] = put_direct(ids[i], "late.txt", "late");
+    }
+}
+
+static apr_time_t offset_now(void *arg)
+{
+    return apr_time_now() + *(const apr_interval_time_t *)arg;
+}
+
+/* The last clear waits for the largest file at the slowest rate: a POST
+ * begun just before expires_at lands well after the lease. */
+static void test_late_clear_grace(void **state)
+{
+    us_db *db = db_open();
+    const char *id, *late;
+    apr_interval_time_t ahead = 0;
+    (void)state;
+    us_ingest_config c = cfg;
+    c.max_file_size = 10LL * US_LATE_CLEAR_MIN_RATE; /* 10 s at the slowest rate */
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    assert_true(us_ingest_late_grace(&c) == c.lease + apr_time_from_sec(10));
+    direct_sessions_ingested(db, "w-grace", 1, &id, &late);
+    ahead = c.lease + apr_time_from_sec(5); /* past the lease, within the grace */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c), 0);
+    assert_true(present(late));
+    ahead = c.lease + apr_time_from_sec(11);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c), 1);
+    assert_false(present(late));
+    us_db_close(db);
+}
+
 /* The posix backend with a session_clear that notes whether the session it
  * clears is still claimed (running) at that moment. */
 static us_db *spy_db;
@@ -745,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
+        cmocka_unit_test(test_late_clear_grace),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
