@@ -119,7 +119,17 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg);
  * more and that is recorded (us_late_clear_done), logged as 1022 by the
  * one caller that records it. A prefix that keeps objects (the storage did
  * not answer) stays due. Returns how many this call recorded. A clear
- * twice over (two processes at once) removes nothing more: harmless. */
-int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
+ * twice over (two processes at once) removes nothing more: harmless.
+ * at (the caller's, zeroed at first) is where the next call's page starts:
+ * after this call's last session, or at the first once a page comes back
+ * short; so every due session is tried within a few calls, however many
+ * before it keep failing. */
+#define US_LATE_CLEAR_PAGE 16
+typedef struct {
+    char id[64];
+    apr_time_t expires_at;
+} us_late_cursor;
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         us_late_cursor *at);
 
 #endif

@@ -415,15 +415,24 @@ typedef struct {
 us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
                                   const apr_array_header_t *objects, int *recorded);
 
-/* Up to limit direct-upload sessions (ids, const char *) whose prefix is
- * due its last clear: their ingestion has ended (ingested, or aborted and
- * cleared) and their expires_at, when their POST policy died, lies more
- * than grace before now (PostgreSQL: the database's clock, as the expiry
- * sweep judges), earliest expiry first; none recorded as cleared late
- * (us_late_clear_done). A read: an index range of the sessions not
- * cleared late yet, whatever the number of sessions. */
+/* A session due its last clear, and the place in that queue a page starts
+ * after. */
+typedef struct {
+    const char *id;
+    apr_time_t expires_at;
+} us_late_due;
+
+/* Up to limit direct-upload sessions (us_late_due) whose prefix is due its
+ * last clear: their ingestion has ended (ingested, or aborted and cleared)
+ * and their expires_at, when their POST policy died, lies more than grace
+ * before now (PostgreSQL: the database's clock, as the expiry sweep
+ * judges), in (expires_at, id) order from just after `after` (NULL: from
+ * the first), so a caller whose clears keep failing pages on past them;
+ * none recorded as cleared late (us_late_clear_done). A read: an index
+ * range of the sessions not cleared late yet, whatever the number of
+ * sessions. */
 us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
-                           int limit, apr_array_header_t **ids);
+                           const us_late_due *after, int limit, apr_array_header_t **due);
 /* Records that session id's prefix had its last clear (direct becomes
  * US_DIRECT_CLEARED): US_DB_OK when this call recorded it, US_DB_NOTFOUND
  * when it was recorded before or the session takes no direct uploads. One

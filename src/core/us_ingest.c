@@ -508,14 +508,24 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg)
     return cfg->lease + (apr_interval_time_t)(size / US_LATE_CLEAR_MIN_RATE * APR_USEC_PER_SEC);
 }
 
-int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         us_late_cursor *at)
 {
-    apr_array_header_t *ids;
+    apr_array_header_t *due;
     int recorded = 0;
-    if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), 16, &ids) != US_DB_OK)
+    us_late_due after = { at->id, at->expires_at };
+    if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), at->id[0] ? &after : NULL,
+                          US_LATE_CLEAR_PAGE, &due) != US_DB_OK)
         return 0;
-    for (int i = 0; i < ids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+    if (due->nelts < US_LATE_CLEAR_PAGE)
+        at->id[0] = '\0'; /* the end of the queue: from its start next time */
+    else {
+        const us_late_due *last = &APR_ARRAY_IDX(due, due->nelts - 1, us_late_due);
+        apr_cpystrn(at->id, last->id, sizeof(at->id));
+        at->expires_at = last->expires_at;
+    }
+    for (int i = 0; i < due->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(due, i, us_late_due).id;
         if (us_storage_session_clear(cfg->storage, p, id) != 0)
             continue; /* objects left: due again at the next sweep */
         if (us_late_clear_done(db, p, id) == US_DB_OK) {
@@ -582,11 +592,13 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     us_db *db = NULL;
     const char *err = NULL;
     apr_time_t last_reclaim = 0, last_maintenance = 0;
+    us_late_cursor late_at;
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
+    memset(&late_at, 0, sizeof(late_at));
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
@@ -603,7 +615,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             us_ingest_reclaim_dead(db, iter, cfg);
             us_ingest_sweep_trash(db, iter, cfg);
             if (arg->index == 0) /* one worker per process is enough */
-                us_ingest_clear_late(db, iter, cfg);
+                us_ingest_clear_late(db, iter, cfg, &late_at);
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

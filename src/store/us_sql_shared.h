@@ -198,8 +198,10 @@
     X(LATE_CLEAR_DUE, "late_clear_due",                                                       \
       /* a range of us_sessions_late_clear, whose rows are the direct sessions                \
        * not cleared late yet: few, whatever the number of sessions */                        \
-      "SELECT id FROM us_sessions WHERE direct IN (1, 2) AND ingest_state = 'done'"           \
-      " AND expires_at <= " JUDGED_NOW " - %lld ORDER BY expires_at LIMIT %d")                \
+      "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2)"                         \
+      " AND ingest_state = 'done' AND expires_at <= " JUDGED_NOW " - %lld"                    \
+      " AND (expires_at > %lld OR (expires_at = %lld AND id > %s))"                           \
+      " ORDER BY expires_at, id LIMIT %d")                                                    \
     X(LATE_CLEAR_MARK, "late_clear_mark",                                                     \
       "UPDATE us_sessions SET direct = 3 WHERE id = %s AND direct IN (1, 2)")                 \
     X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \

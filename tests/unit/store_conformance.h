@@ -1143,7 +1143,7 @@ static void sc_late_clear(void **state)
     assert_int_equal(us_session_insert(db, pool, &busy, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &plain, 10, SC_T0), US_DB_OK);
     /* nothing is due while the sessions are open */
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
     assert_int_equal(n, 3);
@@ -1159,16 +1159,16 @@ static void sc_late_clear(void **state)
      * second passes first): not within an hour's grace */
     if (own)
         apr_sleep(apr_time_from_msec(1100));
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), s.id);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, us_late_due).id, s.id);
     /* recorded once; then no longer due */
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_OK);
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_NOTFOUND);
     assert_int_equal(us_late_clear_done(db, pool, plain.id), US_DB_NOTFOUND);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     /* it reads as a listed session: its rows are its files */
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
@@ -1177,9 +1177,67 @@ static void sc_late_clear(void **state)
     /* the running one, once ingested, is due */
     assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
     assert_int_equal(us_ingest_done(db, pool, busy.id, "w"), US_DB_OK);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), busy.id);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, us_late_due).id, busy.id);
+    us_db_close(db);
+}
+
+/* The queue of last clears pages in (expires_at, id) order from a place:
+ * a caller whose first page keeps failing reaches the sessions after it. */
+static void sc_late_clear_pages(void **state)
+{
+    enum { N = 18 };
+    us_db *db = sc_open(pool);
+    int own = sc_target->own_clock, n = 0, recorded = 0;
+    apr_array_header_t *objs = apr_array_make(pool, 1, sizeof(us_listed_object));
+    apr_array_header_t *first, *rest, *again;
+    us_session c;
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        us_session s = sc_session(sc_uuid(pool, 7300 + i), "ws-late-pages", "u-late-pages", SC_T0,
+                                  own ? 0 : 3);
+        s.direct = US_DIRECT_UNLISTED;
+        assert_int_equal(us_session_insert(db, pool, &s, N, SC_T0), US_DB_OK);
+    }
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_true(n >= N);
+    while (us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c) == US_DB_OK) {
+        assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
+        assert_int_equal(us_ingest_done(db, pool, c.id, "w"), US_DB_OK);
+    }
+    if (own)
+        apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &first),
+                     US_DB_OK);
+    assert_int_equal(first->nelts, 16);
+    const us_late_due *last = &APR_ARRAY_IDX(first, 15, us_late_due);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), last, 1000, &rest),
+                     US_DB_OK);
+    assert_true(rest->nelts >= 2);
+    /* together every session of this test once, each page in order */
+    int seen[N] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        const apr_array_header_t *pg = k ? rest : first;
+        for (int i = 0; i < pg->nelts; i++) {
+            const us_late_due *d = &APR_ARRAY_IDX(pg, i, us_late_due);
+            const us_late_due *prev = i ? d - 1 : k ? last : NULL;
+            if (prev)
+                assert_true(d->expires_at > prev->expires_at ||
+                            (d->expires_at == prev->expires_at && strcmp(d->id, prev->id) > 0));
+            for (int j = 0; j < N; j++)
+                seen[j] += strcmp(d->id, sc_uuid(pool, 7300 + j)) == 0;
+        }
+    }
+    for (int j = 0; j < N; j++)
+        assert_int_equal(seen[j], 1);
+    /* the page after the last one is empty */
+    last = &APR_ARRAY_IDX(rest, rest->nelts - 1, us_late_due);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), last, 16, &again),
+                     US_DB_OK);
+    assert_int_equal(again->nelts, 0);
+    for (int j = 0; j < N; j++)
+        (void)us_late_clear_done(db, pool, sc_uuid(pool, 7300 + j));
     us_db_close(db);
 }
 
@@ -2392,6 +2450,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_late_clear),
+        SC_TEST(sc_late_clear_pages),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),

@@ -499,6 +499,7 @@ static void test_late_clear(void **state)
     us_session s;
     int n = 0;
     apr_array_header_t *rows;
+    us_late_cursor at = { "", 0 };
     (void)state;
     memset(&s, 0, sizeof(s));
     s.id = uuid_n(++seq);
@@ -523,13 +524,13 @@ static void test_late_clear(void **state)
     expect_file(db, s.id, "a.txt", "FINISHED", NULL);
     /* after the ingestion's clear, while the policy would still be valid */
     const char *late = put_direct(s.id, "late.txt", "late");
-    assert_int_equal(us_ingest_clear_late(db, pool, &cfg), 0); /* within the lease */
+    assert_int_equal(us_ingest_clear_late(db, pool, &cfg, &at), 0); /* within the lease */
     assert_true(present(late));
     us_ingest_config c = cfg;
     c.lease = apr_time_from_msec(50);
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 1);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
     assert_false(present(late));
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 0); /* once */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
     assert_int_equal(us_session_get(db, pool, "w-late", s.id, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.direct, US_DIRECT_CLEARED);
     assert_int_equal(s.finished_files, 1);
@@ -583,6 +584,7 @@ static void test_late_clear_grace(void **state)
     us_db *db = db_open();
     const char *id, *late;
     apr_interval_time_t ahead = 0;
+    us_late_cursor at = { "", 0 };
     (void)state;
     us_ingest_config c = cfg;
     c.max_file_size = 10LL * US_LATE_CLEAR_MIN_RATE; /* 10 s at the slowest rate */
@@ -591,11 +593,73 @@ static void test_late_clear_grace(void **state)
     assert_true(us_ingest_late_grace(&c) == c.lease + apr_time_from_sec(10));
     direct_sessions_ingested(db, "w-grace", 1, &id, &late);
     ahead = c.lease + apr_time_from_sec(5); /* past the lease, within the grace */
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 0);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
     assert_true(present(late));
     ahead = c.lease + apr_time_from_sec(11);
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 1);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
     assert_false(present(late));
+    us_db_close(db);
+}
+
+/* The posix backend with a session_clear that refuses to clear the
+ * sessions of refused[0..n_refused). */
+static const char **refused;
+static int n_refused;
+
+static int refusing_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    for (int i = 0; i < n_refused; i++)
+        if (strcmp(refused[i], session_id) == 0)
+            return 1;
+    return us_posix_storage.session_clear(st, p, session_id);
+}
+
+/* A full page of due prefixes whose clears keep failing does not hold
+ * back those after it: the next call pages on past them, the one after
+ * starts over and tries them again. */
+static void test_late_clear_moves_on(void **state)
+{
+    enum { N = US_LATE_CLEAR_PAGE + 2 };
+    us_db *db = db_open();
+    const char *ids[N], *late[N];
+    apr_interval_time_t ahead = 0;
+    us_late_cursor at = { "", 0 };
+    (void)state;
+    direct_sessions_ingested(db, "w-moves", N, ids, late);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear = refusing_clear;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    ahead = us_ingest_late_grace(&c) + apr_time_from_sec(1);
+    /* the queue's order is (expires_at, id): the first page is refused */
+    apr_array_header_t *due;
+    assert_int_equal(us_late_clear_due(db, pool, offset_now(&ahead), us_ingest_late_grace(&c),
+                                       NULL, N, &due), US_DB_OK);
+    assert_int_equal(due->nelts, N);
+    refused = apr_palloc(pool, sizeof(const char *) * US_LATE_CLEAR_PAGE);
+    for (int i = 0; i < US_LATE_CLEAR_PAGE; i++)
+        refused[i] = APR_ARRAY_IDX(due, i, us_late_due).id;
+    n_refused = US_LATE_CLEAR_PAGE;
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 2); /* past the failing page */
+    int kept = 0;
+    for (int i = 0; i < N; i++) {
+        int was_refused = 0;
+        for (int j = 0; j < n_refused; j++)
+            was_refused |= strcmp(refused[j], ids[i]) == 0;
+        assert_int_equal(present(late[i]), was_refused);
+        kept += was_refused;
+    }
+    assert_int_equal(kept, US_LATE_CLEAR_PAGE);
+    n_refused = 0;
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), US_LATE_CLEAR_PAGE); /* from the start */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
+    for (int i = 0; i < N; i++)
+        assert_false(present(late[i]));
     us_db_close(db);
 }
 
@@ -808,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
         cmocka_unit_test(test_late_clear_grace),
+        cmocka_unit_test(test_late_clear_moves_on),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
