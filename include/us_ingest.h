@@ -42,6 +42,8 @@ typedef struct {
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
     long long max_file_size;     /* UploadSessionMaxFileSize; sizes the late clear's grace */
+    /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases */
+    apr_interval_time_t files_grace;
     /* the clock a claim, its lease renewals and a batch's times are read
      * from; NULL: apr_time_now (a test steps it through a long batch) */
     apr_time_t (*clock)(void *clock_arg);

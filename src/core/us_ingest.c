@@ -1,6 +1,7 @@
 /* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
 #include "us_ingest.h"
 #include "us_filename.h"
+#include "us_files_sweep.h"
 #include "us_json.h"
 #include "us_utf8.h"
 #include "us_uuid.h"
@@ -599,6 +600,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
     memset(&late_at, 0, sizeof(late_at));
+    us_files_sweep_config sweep = { cfg->storage, cfg->log,
+                                    cfg->files_grace > 0 ? cfg->files_grace
+                                                         : US_FILES_SWEEP_LEASES * cfg->lease,
+                                    cfg->lease, US_FILES_SWEEP_PAGE };
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
@@ -614,8 +619,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
             us_ingest_sweep_trash(db, iter, cfg);
-            if (arg->index == 0) /* one worker per process is enough */
+            if (arg->index == 0) { /* one worker per process is enough */
                 us_ingest_clear_late(db, iter, cfg, &late_at);
+                (void)us_files_sweep(db, iter, &sweep); /* one round across the nodes */
+            }
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

@@ -215,6 +215,18 @@
       "SELECT file_id FROM us_file_trash LIMIT %d")                                           \
     X(FILE_TRASH_FORGET, "file_trash_forget",                                                 \
       "DELETE FROM us_file_trash WHERE file_id = %s")                                         \
+    X(FILE_ID_REFERENCED, "file_id_referenced",                                               \
+      /* two primary-key reads; the uploads' scan only when both find nothing */              \
+      "SELECT 1 FROM us_files WHERE file_id = %s"                                             \
+      " UNION ALL SELECT 1 FROM us_file_trash WHERE file_id = %s"                             \
+      " UNION ALL SELECT 1 FROM us_uploads WHERE file_ingestion_id = %s"                      \
+      " AND ingestion_status = 'PENDING' LIMIT 1")                                            \
+    X(SWEEP_TURN_GET, "sweep_turn_get", "SELECT value FROM us_meta WHERE name = %s")          \
+    X(SWEEP_TURN_ADD, "sweep_turn_add",                                                       \
+      "INSERT INTO us_meta (name, value) VALUES (%s, '0 ') ON CONFLICT (name) DO NOTHING")    \
+    X(SWEEP_TURN_SET, "sweep_turn_set",                                                       \
+      /* a compare-and-swap: of concurrent takers exactly one changes it */                   \
+      "UPDATE us_meta SET value = %s WHERE name = %s AND value = %s")                         \
     X(WORKSPACE_FILE_GET, "workspace_file_get",                                               \
       "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s")   \
     X(WORKSPACE_CREATE, "workspace_create",                                                   \

@@ -1369,6 +1369,81 @@ static void sc_workspace_file_delete(void **state)
     us_db_close(db);
 }
 
+/* The files sweep's row check: a workspace file, a trash entry and a
+ * PENDING upload's file_ingestion_id refer to a stored file; a decided
+ * upload's id, or one nothing knows, does not. */
+static void sc_file_id_referenced(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    us_workspace_file kept = sc_workspace_file(7401, "kept.txt", SC_T0);
+    us_workspace_file gone = sc_workspace_file(7402, "gone.txt", SC_T0);
+    us_session s = sc_session(sc_uuid(pool, 7450), "ws-ref", "u-ref", SC_T0, 3600);
+    int ref = -1;
+    (void)state;
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ref", &kept, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ref", &gone, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-ref", gone.file_id), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "pending.txt", 7460, &(const char *){ NULL }), US_DB_OK);
+    assert_int_equal(us_file_id_referenced(db, pool, kept.file_id, &ref), US_DB_OK);
+    assert_int_equal(ref, 1);
+    assert_int_equal(us_file_id_referenced(db, pool, gone.file_id, &ref), US_DB_OK);
+    assert_int_equal(ref, 1); /* in the trash: the trash sweep's to remove */
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 907460), &ref), US_DB_OK);
+    assert_int_equal(ref, 1); /* an ingestion may have published it */
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 7499), &ref), US_DB_OK);
+    assert_int_equal(ref, 0);
+    /* decided FAILED (a FAIL file whose name was taken): nothing refers to it */
+    apr_array_header_t *results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    us_ingest_result *r = apr_array_push(results);
+    memset(r, 0, sizeof(*r));
+    r->name = "pending.txt";
+    r->file_id = sc_uuid(pool, 907460);
+    r->size = 1;
+    r->status = "FAILED";
+    r->reason = "FILE_ALREADY_EXISTS";
+    r->characters = -1;
+    assert_int_equal(us_session_close(db, pool, "ws-ref", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_apply(db, pool, &s, results, SC_T0 + 2, &deleted), US_DB_OK);
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 907460), &ref), US_DB_OK);
+    assert_int_equal(ref, 0);
+    us_db_close(db);
+}
+
+/* A turn (the files sweep's) is held by one taker at a time, given back
+ * with a place and a next time, and taken over once its hold lapsed. */
+static void sc_turn(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_turn t, u;
+    apr_time_t now = SC_T0;
+    (void)state;
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now, SC_SEC(60), &t), US_DB_OK);
+    assert_string_equal(t.place, "");
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(1), SC_SEC(60), &u),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_turn_give(db, pool, &t, now + SC_SEC(10), "file-42"), US_DB_OK);
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(9), SC_SEC(60), &u),
+                     US_DB_CONFLICT); /* its next time is to come */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(10), SC_SEC(60), &u),
+                     US_DB_OK);
+    assert_string_equal(u.place, "file-42");
+    /* u's taker dies: its hold lapses, another takes over where it was */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(71), SC_SEC(60), &t),
+                     US_DB_OK);
+    assert_string_equal(t.place, "file-42");
+    assert_int_equal(us_turn_give(db, pool, &u, now + SC_SEC(80), "stale"), US_DB_CONFLICT);
+    assert_int_equal(us_turn_give(db, pool, &t, now + SC_SEC(80), ""), US_DB_OK);
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(80), SC_SEC(60), &u),
+                     US_DB_OK);
+    assert_string_equal(u.place, "");
+    /* another turn is another row */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn-2", now + SC_SEC(80), SC_SEC(60), &t),
+                     US_DB_OK);
+    us_db_close(db);
+}
+
 /* The metadata swap applies only over the value read. */
 static void sc_workspace_file_meta_swap(void **state)
 {
@@ -2454,6 +2529,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),
+        SC_TEST(sc_file_id_referenced),
+        SC_TEST(sc_turn),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),

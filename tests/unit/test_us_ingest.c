@@ -14,6 +14,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "us_filename.h"
+#include "us_files_sweep.h"
 #include "us_ingest.h"
 #include "us_storage_backend.h"
 #include "us_uuid.h"
@@ -601,6 +602,58 @@ static void test_late_clear_grace(void **state)
     us_db_close(db);
 }
 
+/* A stored workspace file written at (mtime) `at`. */
+static const char *put_file(const char *file_id, apr_time_t at)
+{
+    const char *path = apr_pstrcat(pool, root, "/data/files/", file_id, NULL);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(file_id, f);
+    fclose(f);
+    assert_int_equal(apr_file_mtime_set(path, at, pool), APR_SUCCESS);
+    return path;
+}
+
+/* The files sweep (posix): a stored file no row refers to goes once older
+ * than the grace, in rounds of a page each from where the last one
+ * stopped; a young one and one with a row stay. */
+static void test_files_sweep(void **state)
+{
+    us_db *db = db_open();
+    apr_array_header_t *deleted;
+    apr_time_t old = apr_time_now() - apr_time_from_sec(3600);
+    (void)state;
+    const char *orphan = put_file(uuid_n(++seq), old);
+    const char *young = put_file(uuid_n(++seq), apr_time_now());
+    us_workspace_file f;
+    memset(&f, 0, sizeof(f));
+    f.file_id = uuid_n(++seq);
+    f.name = "kept.txt";
+    f.size = 36;
+    f.created_at = old;
+    f.characters = -1;
+    const char *kept = put_file(f.file_id, old);
+    assert_int_equal(us_workspace_file_add(db, pool, "w-sweep", &f, "KEEP", &deleted), US_DB_OK);
+    us_files_sweep_config sc = { cfg.storage, NULL, apr_time_from_sec(600), 0, 2 };
+    int removed = 0;
+    for (int round = 0; round < 1000 && present(orphan); round++) {
+        int n = us_files_sweep(db, pool, &sc);
+        assert_true(n >= 0);
+        removed += n;
+    }
+    assert_false(present(orphan));
+    assert_int_equal(removed, 1);
+    assert_true(present(young));
+    assert_true(present(kept));
+    /* another turn is not taken while one is held */
+    us_turn t;
+    assert_int_equal(us_turn_take(db, pool, US_FILES_SWEEP_TURN, apr_time_now(),
+                                  apr_time_from_sec(60), &t), US_DB_OK);
+    assert_int_equal(us_files_sweep(db, pool, &sc), -1);
+    assert_int_equal(us_turn_give(db, pool, &t, 0, t.place), US_DB_OK);
+    us_db_close(db);
+}
+
 /* The posix backend with a session_clear that refuses to clear the
  * sessions of refused[0..n_refused). */
 static const char **refused;
@@ -873,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_late_clear),
         cmocka_unit_test(test_late_clear_grace),
         cmocka_unit_test(test_late_clear_moves_on),
+        cmocka_unit_test(test_files_sweep),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
