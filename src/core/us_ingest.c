@@ -376,13 +376,24 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
  * of its uploads: the blobs of FAILED files, sidecars (their metadata is in
  * the store), and files a crash left unrecorded. An upload still arriving
  * for the closed session keeps its unfinished file (it fails with CONFLICT
- * and removes it). */
-static void clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
+ * and removes it). Entries left while the storage does not answer (s3:
+ * the listing or deletes failed in an outage) would stay for good once the
+ * session is done - a session of the module's upload target gets no late
+ * clear: US_INGEST_STORAGE_DOWN, the caller requeues it. 0 otherwise. */
+static int clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
 {
     int kept = us_storage_session_clear(cfg->storage, p, id);
-    if (kept)
-        us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left (uploads still "
-              "arriving)", id, kept);
+    if (!kept)
+        return 0;
+    apr_status_t rv = us_storage_check(cfg->storage, p);
+    if (us_storage_unavailable(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1025, "ingest: session %s: %d entries left and the file "
+               "storage does not answer; cleared again later", id, kept);
+        return US_INGEST_STORAGE_DOWN;
+    }
+    us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left (uploads still "
+           "arriving)", id, kept);
+    return 0;
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
@@ -431,7 +442,11 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             /* cleared while the claim is still held: a worker killed before
              * the session is done leaves it to be claimed and cleared again;
              * once done, nothing would come back for what is left */
-            clear_session(cfg, bp, s.id);
+            if (clear_session(cfg, bp, s.id) == US_INGEST_STORAGE_DOWN) {
+                us_ingest_requeue(db, bp, s.id, owner);
+                total = total ? total : US_INGEST_STORAGE_DOWN;
+                break;
+            }
             (void)us_ingest_done(db, bp, s.id, owner);
             us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;

@@ -654,6 +654,58 @@ static void test_files_sweep(void **state)
     us_db_close(db);
 }
 
+/* The posix backend with a storage that does not answer while down: a
+ * session clear keeps everything, the health check fails. */
+static int storage_down;
+
+static int down_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return storage_down ? 1 : us_posix_storage.session_clear(st, p, session_id);
+}
+
+static apr_status_t down_check(us_storage *st, apr_pool_t *p)
+{
+    return storage_down ? APR_ECONNREFUSED : us_posix_storage.check(st, p);
+}
+
+/* A clear after the last batch that leaves entries while the storage does
+ * not answer does not mark the session done (nothing would clear it
+ * again): it is requeued and cleared once the storage is back. */
+static void test_clear_in_outage_requeues(void **state)
+{
+    us_db *db = db_open();
+    int claimed = 0;
+    (void)state;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear = down_clear;
+    spy.check = down_check;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    const char *sid = new_session(db, "w-outage-clear", "KEEP", 0);
+    upload(db, sid, "a.txt", "a");
+    upload(db, sid, "a.txt.meta.json", "{\"k\": 1}");
+    close_session(db, "w-outage-clear", sid);
+    storage_down = 1;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 1);
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
+    /* not done: claimed again, and again not cleared */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), US_INGEST_STORAGE_DOWN);
+    assert_int_equal(claimed, 1);
+    storage_down = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 1);
+    struct stat sb; /* the sidecar is gone with the session's directory */
+    assert_int_not_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
+    us_db_close(db);
+}
+
 /* The posix backend with a session_clear that refuses to clear the
  * sessions of refused[0..n_refused). */
 static const char **refused;
@@ -927,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_late_clear_grace),
         cmocka_unit_test(test_late_clear_moves_on),
         cmocka_unit_test(test_files_sweep),
+        cmocka_unit_test(test_clear_in_outage_requeues),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
