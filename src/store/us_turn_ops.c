@@ -40,8 +40,8 @@ us_db_rc us_turn_take(us_db *db, apr_pool_t *p, const char *name, apr_time_t now
             return rc;
         rc = turn_value(db, p, name, &value);
     }
-    if (rc != US_DB_OK)
-        return rc;
+    if (rc != US_DB_OK || !value)
+        return rc != US_DB_OK ? rc : US_DB_ERROR;
     char *rest;
     long long until = strtoll(value, &rest, 10);
     if (until > now)
