@@ -41,6 +41,9 @@ typedef struct {
     const us_logger *log;        /* may be NULL */
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
+    long long max_file_size;     /* UploadSessionMaxFileSize; sizes the late clear's grace */
+    /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases */
+    apr_interval_time_t files_grace;
     /* the clock a claim, its lease renewals and a batch's times are read
      * from; NULL: apr_time_now (a test steps it through a long batch) */
     apr_time_t (*clock)(void *clock_arg);
@@ -99,16 +102,36 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
 
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
 
+/* The slowest upload the late clear waits for, in bytes per second: a POST
+ * of the largest file begun just before expires_at lands within
+ * us_ingest_late_grace. */
+#define US_LATE_CLEAR_MIN_RATE (1024 * 1024)
+
+/* How long after expires_at a direct session's prefix gets its last clear:
+ * cfg->lease + cfg->max_file_size at US_LATE_CLEAR_MIN_RATE (5 GiB: 1 h 26
+ * min after a 60 s lease). */
+apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg);
+
 /* The last clear of direct-upload sessions (docs/design-s3-listing.md):
  * their POST policy lives until expires_at, so an object may land under a
  * session's prefix after the clear that ends its ingestion. Once
- * expires_at lies cfg->lease in the past (an upload whose policy was
- * checked just before has that long to land) and the ingestion has ended,
+ * expires_at lies us_ingest_late_grace in the past (an upload whose policy
+ * was checked just before has that long to land) and the ingestion has ended,
  * each due prefix (us_late_clear_due, a few at a time) is cleared once
  * more and that is recorded (us_late_clear_done), logged as 1022 by the
  * one caller that records it. A prefix that keeps objects (the storage did
  * not answer) stays due. Returns how many this call recorded. A clear
- * twice over (two processes at once) removes nothing more: harmless. */
-int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
+ * twice over (two processes at once) removes nothing more: harmless.
+ * at (the caller's, zeroed at first) is where the next call's page starts:
+ * after this call's last session, or at the first once a page comes back
+ * short; so every due session is tried within a few calls, however many
+ * before it keep failing. */
+#define US_LATE_CLEAR_PAGE 16
+typedef struct {
+    char id[64];
+    apr_time_t expires_at;
+} us_late_cursor;
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         us_late_cursor *at);
 
 #endif

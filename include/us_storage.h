@@ -222,4 +222,23 @@ typedef struct {
 apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,
                                         apr_array_header_t **objects);
 
+/* One stored workspace file, as a page of the files lists it. */
+typedef struct {
+    const char *file_id;
+    apr_time_t modified; /* when its bytes were last written (s3: LastModified) */
+} us_storage_file;
+
+/* Up to limit (> 0) stored workspace files (us_storage_file) in file-id
+ * order, the first after `after` ("" or NULL: from the first), for the sweep
+ * of files no row refers to (us_files_sweep.h). *next: where the next page
+ * starts, NULL once this page reached the end. Not a snapshot: a file
+ * committed or deleted during the listing may be in it or not. Atomic
+ * against writers: a file is listed only once its bytes are whole under
+ * its name (s3: a PUT, a completed multipart upload or a copy; posix: a
+ * rename, or a small file's direct write, which is whole before commit),
+ * never a writer's temporary; a file deleted before the listing began is
+ * not listed. APR_ENOTIMPL when the backend cannot list its files. */
+apr_status_t us_storage_files_page(us_storage *st, apr_pool_t *p, const char *after, int limit,
+                                   apr_array_header_t **files, const char **next);
+
 #endif

@@ -67,6 +67,9 @@ struct us_storage_backend {
                                  apr_array_header_t **blobs);
     apr_status_t (*session_objects)(us_storage *st, apr_pool_t *p, const char *session_id,
                                     apr_array_header_t **objects);
+    /* may be NULL: the backend's files are never swept */
+    apr_status_t (*files_page)(us_storage *st, apr_pool_t *p, const char *after, int limit,
+                               apr_array_header_t **files, const char **next);
 
     /* ---- direct uploads; NULL when the backend takes none */
     apr_status_t (*post_target)(us_storage *st, apr_pool_t *p, const char *session_id,

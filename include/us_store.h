@@ -416,15 +416,24 @@ typedef struct {
 us_db_rc us_ingest_record_listing(us_db *db, apr_pool_t *p, const us_session *s,
                                   const apr_array_header_t *objects, int *recorded);
 
-/* Up to limit direct-upload sessions (ids, const char *) whose prefix is
- * due its last clear: their ingestion has ended (ingested, or aborted and
- * cleared) and their expires_at, when their POST policy died, lies more
- * than grace before now (PostgreSQL: the database's clock, as the expiry
- * sweep judges), earliest expiry first; none recorded as cleared late
- * (us_late_clear_done). A read: an index range of the sessions not
- * cleared late yet, whatever the number of sessions. */
+/* A session due its last clear, and the place in that queue a page starts
+ * after. */
+typedef struct {
+    const char *id;
+    apr_time_t expires_at;
+} us_late_due;
+
+/* Up to limit direct-upload sessions (us_late_due) whose prefix is due its
+ * last clear: their ingestion has ended (ingested, or aborted and cleared)
+ * and their expires_at, when their POST policy died, lies more than grace
+ * before now (PostgreSQL: the database's clock, as the expiry sweep
+ * judges), in (expires_at, id) order from just after `after` (NULL: from
+ * the first), so a caller whose clears keep failing pages on past them;
+ * none recorded as cleared late (us_late_clear_done). A read: an index
+ * range of the sessions not cleared late yet, whatever the number of
+ * sessions. */
 us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
-                           int limit, apr_array_header_t **ids);
+                           const us_late_due *after, int limit, apr_array_header_t **due);
 /* Records that session id's prefix had its last clear (direct becomes
  * US_DIRECT_CLEARED): US_DB_OK when this call recorded it, US_DB_NOTFOUND
  * when it was recorded before or the session takes no direct uploads. One
@@ -502,6 +511,36 @@ us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *works
 us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
 /* Takes ids (const char *) out of the trash once their bytes are deleted. */
 us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
+
+/* Whether a row refers to the stored file file_id: a workspace file, an
+ * entry of the file trash, or an upload still PENDING with it as its
+ * file_ingestion_id (an ingestion may have published it and not yet
+ * recorded it). *referenced 1 or 0; a read (the uploads' part a scan, run
+ * only when the two primary-key reads find nothing). */
+us_db_rc us_file_id_referenced(us_db *db, apr_pool_t *p, const char *file_id, int *referenced);
+
+/* A turn of a periodic job that one worker at a time runs across every
+ * process and node of the store (the files sweep), kept in us_meta under
+ * name with the place the job has reached, so the next taker, of any node,
+ * goes on from there. */
+typedef struct {
+    const char *name;
+    const char *held;   /* the row's value while this turn holds it */
+    const char *place;  /* where the last turn stopped ("" at first) */
+} us_turn;
+
+/* Takes the turn name when it is free at now (given back with a next time
+ * now has reached, or held past its hold, as by a dead taker), holding it
+ * until now + hold: US_DB_OK with *turn; US_DB_CONFLICT when another holds
+ * it or its next time is to come. A compare-and-swap of one row: of
+ * concurrent takers exactly one gets it. */
+us_db_rc us_turn_take(us_db *db, apr_pool_t *p, const char *name, apr_time_t now,
+                      apr_interval_time_t hold, us_turn *turn);
+/* Gives the turn back with the place reached and the earliest time of the
+ * next one; US_DB_CONFLICT (nothing changes) when it was taken over
+ * meanwhile (held past its hold). */
+us_db_rc us_turn_give(us_db *db, apr_pool_t *p, const us_turn *turn, apr_time_t next_at,
+                      const char *place);
 
 /* ---- workspaces (docs/design-workspaces.md) ------------------------------------ */
 

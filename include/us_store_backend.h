@@ -105,6 +105,11 @@ typedef enum {
     US_STMT_WORKSPACE_FILE_META_SWAP,
     US_STMT_FILE_TRASH_LIST,
     US_STMT_FILE_TRASH_FORGET,
+    /* the sweep of stored files no row refers to */
+    US_STMT_FILE_ID_REFERENCED,
+    US_STMT_SWEEP_TURN_GET,
+    US_STMT_SWEEP_TURN_ADD,
+    US_STMT_SWEEP_TURN_SET,
     /* webhook outbox */
     US_STMT_WEBHOOK_TARGETS_CLEAR,
     US_STMT_WEBHOOK_TARGET_ADD,

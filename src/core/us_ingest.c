@@ -1,6 +1,7 @@
 /* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
 #include "us_ingest.h"
 #include "us_filename.h"
+#include "us_files_sweep.h"
 #include "us_json.h"
 #include "us_utf8.h"
 #include "us_uuid.h"
@@ -372,13 +373,24 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
  * of its uploads: the blobs of FAILED files, sidecars (their metadata is in
  * the store), and files a crash left unrecorded. An upload still arriving
  * for the closed session keeps its unfinished file (it fails with CONFLICT
- * and removes it). */
-static void clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
+ * and removes it). Entries left while the storage does not answer (s3:
+ * the listing or deletes failed in an outage) would stay for good once the
+ * session is done - a session of the module's upload target gets no late
+ * clear: US_INGEST_STORAGE_DOWN, the caller requeues it. 0 otherwise. */
+static int clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
 {
     int kept = us_storage_session_clear(cfg->storage, p, id);
-    if (kept)
-        us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left (uploads still "
-              "arriving)", id, kept);
+    if (!kept)
+        return 0;
+    apr_status_t rv = us_storage_check(cfg->storage, p);
+    if (us_storage_unavailable(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1025, "ingest: session %s: %d entries left and the file "
+               "storage does not answer; cleared again later", id, kept);
+        return US_INGEST_STORAGE_DOWN;
+    }
+    us_log(cfg->log, US_LOG_INFO, 0, 1004, "ingest: session %s: %d entries left (uploads still "
+           "arriving)", id, kept);
+    return 0;
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
@@ -427,7 +439,11 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             /* cleared while the claim is still held: a worker killed before
              * the session is done leaves it to be claimed and cleared again;
              * once done, nothing would come back for what is left */
-            clear_session(cfg, bp, s.id);
+            if (clear_session(cfg, bp, s.id) == US_INGEST_STORAGE_DOWN) {
+                us_ingest_requeue(db, bp, s.id, owner);
+                total = total ? total : US_INGEST_STORAGE_DOWN;
+                break;
+            }
             (void)us_ingest_done(db, bp, s.id, owner);
             us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;
@@ -499,14 +515,30 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
     return gone->nelts;
 }
 
-int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg)
 {
-    apr_array_header_t *ids;
+    double size = cfg->max_file_size > 0 ? (double)cfg->max_file_size : 0;
+    return cfg->lease + (apr_interval_time_t)(size / US_LATE_CLEAR_MIN_RATE * APR_USEC_PER_SEC);
+}
+
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         us_late_cursor *at)
+{
+    apr_array_header_t *due;
     int recorded = 0;
-    if (us_late_clear_due(db, p, apr_time_now(), cfg->lease, 16, &ids) != US_DB_OK)
+    us_late_due after = { at->id, at->expires_at };
+    if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), at->id[0] ? &after : NULL,
+                          US_LATE_CLEAR_PAGE, &due) != US_DB_OK)
         return 0;
-    for (int i = 0; i < ids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
+    if (due->nelts < US_LATE_CLEAR_PAGE)
+        at->id[0] = '\0'; /* the end of the queue: from its start next time */
+    else {
+        const us_late_due *last = &APR_ARRAY_IDX(due, due->nelts - 1, us_late_due);
+        apr_cpystrn(at->id, last->id, sizeof(at->id));
+        at->expires_at = last->expires_at;
+    }
+    for (int i = 0; i < due->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(due, i, us_late_due).id;
         if (us_storage_session_clear(cfg->storage, p, id) != 0)
             continue; /* objects left: due again at the next sweep */
         if (us_late_clear_done(db, p, id) == US_DB_OK) {
@@ -573,11 +605,17 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     us_db *db = NULL;
     const char *err = NULL;
     apr_time_t last_reclaim = 0, last_maintenance = 0;
+    us_late_cursor late_at;
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
+    memset(&late_at, 0, sizeof(late_at));
+    us_files_sweep_config sweep = { cfg->storage, cfg->log,
+                                    cfg->files_grace > 0 ? cfg->files_grace
+                                                         : US_FILES_SWEEP_LEASES * cfg->lease,
+                                    cfg->lease, US_FILES_SWEEP_PAGE };
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
@@ -593,8 +631,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
             us_ingest_sweep_trash(db, iter, cfg);
-            if (arg->index == 0) /* one worker per process is enough */
-                us_ingest_clear_late(db, iter, cfg);
+            if (arg->index == 0) { /* one worker per process is enough */
+                us_ingest_clear_late(db, iter, cfg, &late_at);
+                (void)us_files_sweep(db, iter, &sweep); /* one round across the nodes */
+            }
             last_reclaim = apr_time_now();
         }
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {

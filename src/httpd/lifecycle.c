@@ -610,6 +610,7 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();
     cfg->max_files = c->max_files;
+    cfg->max_file_size = c->max_file_size;
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");

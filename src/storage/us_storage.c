@@ -204,6 +204,14 @@ apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const cha
     return st->backend->session_objects(st, p, session_id, objects);
 }
 
+apr_status_t us_storage_files_page(us_storage *st, apr_pool_t *p, const char *after, int limit,
+                                   apr_array_header_t **files, const char **next)
+{
+    if (!st->backend->files_page)
+        return APR_ENOTIMPL;
+    return st->backend->files_page(st, p, after ? after : "", limit, files, next);
+}
+
 apr_status_t us_storage_post_target_of(us_storage *st, apr_pool_t *p, const char *session_id,
                                        us_storage_post_target *out)
 {

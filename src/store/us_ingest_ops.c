@@ -358,13 +358,21 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
 
 /* ---- direct uploads: the last clear (us_store.h) ---------------------------------- */
 
-us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
-                           int limit, apr_array_header_t **ids)
+static void push_late_due(const us_row *r, apr_pool_t *p, void *out)
 {
-    apr_int64_t t = now, g = grace;
-    const void *args[] = { &t, &g, &limit };
-    *ids = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(const char *));
-    return us_select(db, p, US_STMT_LATE_CLEAR_DUE, args, us_push_str, *ids, NULL);
+    us_late_due *d = apr_array_push(out);
+    d->id = us_row_str(r, p, 0);
+    d->expires_at = us_row_ll(r, 1);
+}
+
+us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
+                           const us_late_due *after, int limit, apr_array_header_t **due)
+{
+    apr_int64_t t = now, g = grace, from = after ? after->expires_at : -1;
+    const char *from_id = after ? after->id : "";
+    const void *args[] = { &t, &g, &from, &from, from_id, &limit };
+    *due = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(us_late_due));
+    return us_select(db, p, US_STMT_LATE_CLEAR_DUE, args, push_late_due, *due, NULL);
 }
 
 us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id)

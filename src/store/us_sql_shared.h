@@ -206,8 +206,10 @@
     X(LATE_CLEAR_DUE, "late_clear_due",                                                       \
       /* a range of us_sessions_late_clear, whose rows are the direct sessions                \
        * not cleared late yet: few, whatever the number of sessions */                        \
-      "SELECT id FROM us_sessions WHERE direct IN (1, 2) AND ingest_state = 'done'"           \
-      " AND expires_at <= " JUDGED_NOW " - %lld ORDER BY expires_at LIMIT %d")                \
+      "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2)"                         \
+      " AND ingest_state = 'done' AND expires_at <= " JUDGED_NOW " - %lld"                    \
+      " AND (expires_at > %lld OR (expires_at = %lld AND id > %s))"                           \
+      " ORDER BY expires_at, id LIMIT %d")                                                    \
     X(LATE_CLEAR_MARK, "late_clear_mark",                                                     \
       "UPDATE us_sessions SET direct = 3 WHERE id = %s AND direct IN (1, 2)")                 \
     X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \
@@ -221,6 +223,18 @@
       "SELECT file_id FROM us_file_trash LIMIT %d")                                           \
     X(FILE_TRASH_FORGET, "file_trash_forget",                                                 \
       "DELETE FROM us_file_trash WHERE file_id = %s")                                         \
+    X(FILE_ID_REFERENCED, "file_id_referenced",                                               \
+      /* two primary-key reads; the uploads' scan only when both find nothing */              \
+      "SELECT 1 FROM us_files WHERE file_id = %s"                                             \
+      " UNION ALL SELECT 1 FROM us_file_trash WHERE file_id = %s"                             \
+      " UNION ALL SELECT 1 FROM us_uploads WHERE file_ingestion_id = %s"                      \
+      " AND ingestion_status = 'PENDING' LIMIT 1")                                            \
+    X(SWEEP_TURN_GET, "sweep_turn_get", "SELECT value FROM us_meta WHERE name = %s")          \
+    X(SWEEP_TURN_ADD, "sweep_turn_add",                                                       \
+      "INSERT INTO us_meta (name, value) VALUES (%s, '0 ') ON CONFLICT (name) DO NOTHING")    \
+    X(SWEEP_TURN_SET, "sweep_turn_set",                                                       \
+      /* a compare-and-swap: of concurrent takers exactly one changes it */                   \
+      "UPDATE us_meta SET value = %s WHERE name = %s AND value = %s")                         \
     X(WORKSPACE_FILE_GET, "workspace_file_get",                                               \
       "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND file_id = %s")   \
     X(WORKSPACE_CREATE, "workspace_create",                                                   \

@@ -117,9 +117,10 @@ def test_object_after_the_listing_is_not_ingested(direct_server):
 def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     """The policy lives until expires_at: an object POSTed after the clear
     that ends the ingestion would stay for good. Once expires_at lies the
-    ingest lease in the past, the prefix is cleared a last time, once
-    (US1022), and the workspace keeps exactly the ingested files."""
-    s = direct_server(extra=["UploadSessionIngestLease 3"])
+    grace in the past (the ingest lease, 3 s, plus UploadSessionMaxFileSize
+    at 1 MiB/s, 5 s), the prefix is cleared a last time, once (US1022), and
+    the workspace keeps exactly the ingested files."""
+    s = direct_server(extra=["UploadSessionIngestLease 3", "UploadSessionMaxFileSize 5M"])
     api = s.client(s.user_all)
     ws = "ws-late-clear"
     sid, cfg = new_session(api, ws, {"expires_in_seconds": 15})
@@ -137,10 +138,14 @@ def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
     assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
 
-    deadline = expires + 3 + 40
+    # past the lease, within the grace: a POST begun at expires_at may still land
+    time.sleep(max(0.0, expires + 4 - time.monotonic()))
+    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
+    deadline = expires + 8 + 40
     while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
         time.sleep(0.3)
     assert s3_keys(s, f"sessions/{sid}/") == []
+    assert time.monotonic() >= expires + 7, "cleared before the grace ran out"
     page = workspace_files(api, ws)
     assert page["total"] == 2, page
     assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import time
+import uuid
 
 import pytest
 
@@ -19,10 +20,10 @@ from us_testkit.api import close_session, get_status
 from us_testkit.ingest import (make_server, module_so, new_session, outage, s3_server,  # noqa: F401
                                session_files, upload_all, upload_one, wait_ingested,
                                ws_files_path)
-from us_testkit.procs import free_port
+from us_testkit.procs import free_port, wait_for
 from us_testkit.radosgw import shared_info
-from us_testkit.server import configtest, new_client
-from us_testkit.uploads import s3_error, s3_keys, upload
+from us_testkit.server import S3_BUCKET, configtest, new_client
+from us_testkit.uploads import s3_client, s3_error, s3_keys, upload
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}
 
@@ -169,3 +170,37 @@ def test_download_during_outage_is_503(s3_server, outage):
     outage.start()
     r = api.get(ws_files_path(ws, fid))
     assert r.status_code == 200 and r.content == b"abc" * 1000
+
+
+# --------------------------------------------------------------------------
+# the sweep of files/ objects no row refers to
+# --------------------------------------------------------------------------
+
+def test_sweep_removes_files_objects_without_a_row(s3_server):
+    """An object under files/ that no row refers to (as a worker killed
+    between a FAIL file's copy and its removal leaves one) is removed once
+    older than the grace (5 ingest leases: 5 s here), in a round of the
+    sweep (US1023); a workspace file beside it stays and downloads."""
+    s = s3_server(extra=["UploadSessionIngestLease 1"])
+    api = s.client(s.user_all)
+    ws = "ws-sweep"
+    data = b"the real file\n" * 300
+    r = api.post(ws_files_path(ws), files={"file": ("real.txt", data)})
+    assert r.status_code == 201, r.text
+    fid = r.json()["file_id"]
+    orphan = str(uuid.uuid4())
+    status, _h, body = s3_client(s).request("PUT", f"/{S3_BUCKET}/{s.s3_prefix}/files/{orphan}",
+                                            b"no row refers to me")
+    assert status == 200, body
+    planted = time.monotonic()
+    assert sorted(s3_keys(s, "files/")) == sorted([fid, orphan])
+    time.sleep(2)  # rounds run every second: within the grace it stays
+    assert orphan in s3_keys(s, "files/")
+    assert wait_for(lambda: orphan not in s3_keys(s, "files/"), timeout=30, interval=0.25)
+    assert time.monotonic() - planted >= 4  # LastModified has whole seconds
+    assert s3_keys(s, "files/") == [fid]
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 200 and r.content == data, r.text[:200]
+    log = s.log_text()
+    assert re.search(r"US1023: files sweep: removed 1 stored file\(s\) no row refers to", log), \
+        log[-3000:]

@@ -1208,7 +1208,7 @@ static void sc_late_clear(void **state)
     assert_int_equal(us_session_insert(db, pool, &busy, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &plain, 10, SC_T0), US_DB_OK);
     /* nothing is due while the sessions are open */
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
     assert_int_equal(n, 3);
@@ -1224,16 +1224,16 @@ static void sc_late_clear(void **state)
      * second passes first): not within an hour's grace */
     if (own)
         apr_sleep(apr_time_from_msec(1100));
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), s.id);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, us_late_due).id, s.id);
     /* recorded once; then no longer due */
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_OK);
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_NOTFOUND);
     assert_int_equal(us_late_clear_done(db, pool, plain.id), US_DB_NOTFOUND);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     /* it reads as a listed session: its rows are its files */
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
@@ -1242,9 +1242,67 @@ static void sc_late_clear(void **state)
     /* the running one, once ingested, is due */
     assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
     assert_int_equal(us_ingest_done(db, pool, busy.id, "w"), US_DB_OK);
-    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), 16, &ids), US_DB_OK);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(ids, 0, const char *), busy.id);
+    assert_string_equal(APR_ARRAY_IDX(ids, 0, us_late_due).id, busy.id);
+    us_db_close(db);
+}
+
+/* The queue of last clears pages in (expires_at, id) order from a place:
+ * a caller whose first page keeps failing reaches the sessions after it. */
+static void sc_late_clear_pages(void **state)
+{
+    enum { N = 18 };
+    us_db *db = sc_open(pool);
+    int own = sc_target->own_clock, n = 0, recorded = 0;
+    apr_array_header_t *objs = apr_array_make(pool, 1, sizeof(us_listed_object));
+    apr_array_header_t *first, *rest, *again;
+    us_session c;
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        us_session s = sc_session(sc_uuid(pool, 7300 + i), "ws-late-pages", "u-late-pages", SC_T0,
+                                  own ? 0 : 3);
+        s.direct = US_DIRECT_UNLISTED;
+        assert_int_equal(us_session_insert(db, pool, &s, N, SC_T0), US_DB_OK);
+    }
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_true(n >= N);
+    while (us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c) == US_DB_OK) {
+        assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
+        assert_int_equal(us_ingest_done(db, pool, c.id, "w"), US_DB_OK);
+    }
+    if (own)
+        apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &first),
+                     US_DB_OK);
+    assert_int_equal(first->nelts, 16);
+    const us_late_due *last = &APR_ARRAY_IDX(first, 15, us_late_due);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), last, 1000, &rest),
+                     US_DB_OK);
+    assert_true(rest->nelts >= 2);
+    /* together every session of this test once, each page in order */
+    int seen[N] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        const apr_array_header_t *pg = k ? rest : first;
+        for (int i = 0; i < pg->nelts; i++) {
+            const us_late_due *d = &APR_ARRAY_IDX(pg, i, us_late_due);
+            const us_late_due *prev = i ? d - 1 : k ? last : NULL;
+            if (prev)
+                assert_true(d->expires_at > prev->expires_at ||
+                            (d->expires_at == prev->expires_at && strcmp(d->id, prev->id) > 0));
+            for (int j = 0; j < N; j++)
+                seen[j] += strcmp(d->id, sc_uuid(pool, 7300 + j)) == 0;
+        }
+    }
+    for (int j = 0; j < N; j++)
+        assert_int_equal(seen[j], 1);
+    /* the page after the last one is empty */
+    last = &APR_ARRAY_IDX(rest, rest->nelts - 1, us_late_due);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), last, 16, &again),
+                     US_DB_OK);
+    assert_int_equal(again->nelts, 0);
+    for (int j = 0; j < N; j++)
+        (void)us_late_clear_done(db, pool, sc_uuid(pool, 7300 + j));
     us_db_close(db);
 }
 
@@ -1373,6 +1431,81 @@ static void sc_workspace_file_delete(void **state)
     assert_int_equal(us_workspace_file_get(db, pool, "ws-e", other.file_id, &got), US_DB_OK);
     assert_int_equal(us_file_trash_list(db, pool, 2, &trash), US_DB_OK);
     assert_int_equal(trash->nelts, 2); /* the limit */
+    us_db_close(db);
+}
+
+/* The files sweep's row check: a workspace file, a trash entry and a
+ * PENDING upload's file_ingestion_id refer to a stored file; a decided
+ * upload's id, or one nothing knows, does not. */
+static void sc_file_id_referenced(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    us_workspace_file kept = sc_workspace_file(7401, "kept.txt", SC_T0);
+    us_workspace_file gone = sc_workspace_file(7402, "gone.txt", SC_T0);
+    us_session s = sc_session(sc_uuid(pool, 7450), "ws-ref", "u-ref", SC_T0, 3600);
+    int ref = -1;
+    (void)state;
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ref", &kept, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ref", &gone, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_delete(db, pool, "ws-ref", gone.file_id), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, s.id, "pending.txt", 7460, &(const char *){ NULL }), US_DB_OK);
+    assert_int_equal(us_file_id_referenced(db, pool, kept.file_id, &ref), US_DB_OK);
+    assert_int_equal(ref, 1);
+    assert_int_equal(us_file_id_referenced(db, pool, gone.file_id, &ref), US_DB_OK);
+    assert_int_equal(ref, 1); /* in the trash: the trash sweep's to remove */
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 907460), &ref), US_DB_OK);
+    assert_int_equal(ref, 1); /* an ingestion may have published it */
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 7499), &ref), US_DB_OK);
+    assert_int_equal(ref, 0);
+    /* decided FAILED (a FAIL file whose name was taken): nothing refers to it */
+    apr_array_header_t *results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    us_ingest_result *r = apr_array_push(results);
+    memset(r, 0, sizeof(*r));
+    r->name = "pending.txt";
+    r->file_id = sc_uuid(pool, 907460);
+    r->size = 1;
+    r->status = "FAILED";
+    r->reason = "FILE_ALREADY_EXISTS";
+    r->characters = -1;
+    assert_int_equal(us_session_close(db, pool, "ws-ref", s.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_ingest_apply(db, pool, &s, results, SC_T0 + 2, &deleted), US_DB_OK);
+    assert_int_equal(us_file_id_referenced(db, pool, sc_uuid(pool, 907460), &ref), US_DB_OK);
+    assert_int_equal(ref, 0);
+    us_db_close(db);
+}
+
+/* A turn (the files sweep's) is held by one taker at a time, given back
+ * with a place and a next time, and taken over once its hold lapsed. */
+static void sc_turn(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_turn t, u;
+    apr_time_t now = SC_T0;
+    (void)state;
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now, SC_SEC(60), &t), US_DB_OK);
+    assert_string_equal(t.place, "");
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(1), SC_SEC(60), &u),
+                     US_DB_CONFLICT);
+    assert_int_equal(us_turn_give(db, pool, &t, now + SC_SEC(10), "file-42"), US_DB_OK);
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(9), SC_SEC(60), &u),
+                     US_DB_CONFLICT); /* its next time is to come */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(10), SC_SEC(60), &u),
+                     US_DB_OK);
+    assert_string_equal(u.place, "file-42");
+    /* u's taker dies: its hold lapses, another takes over where it was */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(71), SC_SEC(60), &t),
+                     US_DB_OK);
+    assert_string_equal(t.place, "file-42");
+    assert_int_equal(us_turn_give(db, pool, &u, now + SC_SEC(80), "stale"), US_DB_CONFLICT);
+    assert_int_equal(us_turn_give(db, pool, &t, now + SC_SEC(80), ""), US_DB_OK);
+    assert_int_equal(us_turn_take(db, pool, "sc-turn", now + SC_SEC(80), SC_SEC(60), &u),
+                     US_DB_OK);
+    assert_string_equal(u.place, "");
+    /* another turn is another row */
+    assert_int_equal(us_turn_take(db, pool, "sc-turn-2", now + SC_SEC(80), SC_SEC(60), &t),
+                     US_DB_OK);
     us_db_close(db);
 }
 
@@ -2458,9 +2591,12 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_late_clear),
+        SC_TEST(sc_late_clear_pages),
         SC_TEST(sc_workspace_file_add_list_get),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),
+        SC_TEST(sc_file_id_referenced),
+        SC_TEST(sc_turn),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),

@@ -14,6 +14,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "us_filename.h"
+#include "us_files_sweep.h"
 #include "us_ingest.h"
 #include "us_storage_backend.h"
 #include "us_uuid.h"
@@ -499,6 +500,7 @@ static void test_late_clear(void **state)
     us_session s;
     int n = 0;
     apr_array_header_t *rows;
+    us_late_cursor at = { "", 0 };
     (void)state;
     memset(&s, 0, sizeof(s));
     s.id = uuid_n(++seq);
@@ -523,17 +525,251 @@ static void test_late_clear(void **state)
     expect_file(db, s.id, "a.txt", "FINISHED", NULL);
     /* after the ingestion's clear, while the policy would still be valid */
     const char *late = put_direct(s.id, "late.txt", "late");
-    assert_int_equal(us_ingest_clear_late(db, pool, &cfg), 0); /* within the lease */
+    assert_int_equal(us_ingest_clear_late(db, pool, &cfg, &at), 0); /* within the lease */
     assert_true(present(late));
     us_ingest_config c = cfg;
     c.lease = apr_time_from_msec(50);
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 1);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
     assert_false(present(late));
-    assert_int_equal(us_ingest_clear_late(db, pool, &c), 0); /* once */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
     assert_int_equal(us_session_get(db, pool, "w-late", s.id, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.direct, US_DIRECT_CLEARED);
     assert_int_equal(s.finished_files, 1);
     assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
+    us_db_close(db);
+}
+
+/* n direct sessions of workspace ws (ids into ids[]), expired a second
+ * from now and ingested, each with one file; a late object is then put
+ * into each prefix (paths into late[]). */
+static void direct_sessions_ingested(us_db *db, const char *ws, int n, const char **ids,
+                                     const char **late)
+{
+    int expired = 0, claimed = 1;
+    for (int i = 0; i < n; i++) {
+        us_session s;
+        memset(&s, 0, sizeof(s));
+        s.id = ids[i] = uuid_n(++seq);
+        s.workspace = ws;
+        s.user_id = "u";
+        s.given_name = "A";
+        s.family_name = "B";
+        s.write_mode = "KEEP";
+        s.parallel = 1;
+        s.direct = US_DIRECT_UNLISTED;
+        s.created_at = apr_time_now();
+        s.expires_at = s.created_at + apr_time_from_msec(1000);
+        assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+        put_direct(s.id, "a.txt", "ingested");
+    }
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &expired), US_DB_OK);
+    assert_true(expired >= n);
+    for (int i = 0; claimed && i < 10 * n + 20; i++)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    for (int i = 0; i < n; i++) {
+        expect_file(db, ids[i], "a.txt", "FINISHED", NULL);
+        late[i] = put_direct(ids[i], "late.txt", "late");
+    }
+}
+
+static apr_time_t offset_now(void *arg)
+{
+    return apr_time_now() + *(const apr_interval_time_t *)arg;
+}
+
+/* The last clear waits for the largest file at the slowest rate: a POST
+ * begun just before expires_at lands well after the lease. */
+static void test_late_clear_grace(void **state)
+{
+    us_db *db = db_open();
+    const char *id, *late;
+    apr_interval_time_t ahead = 0;
+    us_late_cursor at = { "", 0 };
+    (void)state;
+    us_ingest_config c = cfg;
+    c.max_file_size = 10LL * US_LATE_CLEAR_MIN_RATE; /* 10 s at the slowest rate */
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    assert_true(us_ingest_late_grace(&c) == c.lease + apr_time_from_sec(10));
+    direct_sessions_ingested(db, "w-grace", 1, &id, &late);
+    ahead = c.lease + apr_time_from_sec(5); /* past the lease, within the grace */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
+    assert_true(present(late));
+    ahead = c.lease + apr_time_from_sec(11);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
+    assert_false(present(late));
+    us_db_close(db);
+}
+
+/* A stored workspace file written at (mtime) `at`. */
+static const char *put_file(const char *file_id, apr_time_t at)
+{
+    const char *path = apr_pstrcat(pool, root, "/data/files/", file_id, NULL);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(file_id, f);
+    fclose(f);
+    assert_int_equal(apr_file_mtime_set(path, at, pool), APR_SUCCESS);
+    return path;
+}
+
+/* The files sweep (posix): a stored file no row refers to goes once older
+ * than the grace, in rounds of a page each from where the last one
+ * stopped; a young one and one with a row stay. */
+static void test_files_sweep(void **state)
+{
+    us_db *db = db_open();
+    apr_array_header_t *deleted;
+    apr_time_t old = apr_time_now() - apr_time_from_sec(3600);
+    (void)state;
+    const char *orphan = put_file(uuid_n(++seq), old);
+    const char *young = put_file(uuid_n(++seq), apr_time_now());
+    us_workspace_file f;
+    memset(&f, 0, sizeof(f));
+    f.file_id = uuid_n(++seq);
+    f.name = "kept.txt";
+    f.size = 36;
+    f.created_at = old;
+    f.characters = -1;
+    const char *kept = put_file(f.file_id, old);
+    assert_int_equal(us_workspace_file_add(db, pool, "w-sweep", &f, "KEEP", &deleted), US_DB_OK);
+    us_files_sweep_config sc = { cfg.storage, NULL, apr_time_from_sec(600), 0, 2 };
+    /* the workers of test_workers_threads had a round: the next one is
+     * due a lease later; a turn taken as from a day ahead frees it now */
+    us_turn t;
+    assert_int_equal(us_turn_take(db, pool, US_FILES_SWEEP_TURN,
+                                  apr_time_now() + apr_time_from_sec(86400), 0, &t), US_DB_OK);
+    assert_int_equal(us_turn_give(db, pool, &t, 0, ""), US_DB_OK);
+    int removed = 0;
+    for (int round = 0; round < 1000 && present(orphan); round++) {
+        int n = us_files_sweep(db, pool, &sc);
+        assert_true(n >= 0);
+        removed += n;
+    }
+    assert_false(present(orphan));
+    assert_int_equal(removed, 1);
+    assert_true(present(young));
+    assert_true(present(kept));
+    /* another turn is not taken while one is held */
+    assert_int_equal(us_turn_take(db, pool, US_FILES_SWEEP_TURN, apr_time_now(),
+                                  apr_time_from_sec(60), &t), US_DB_OK);
+    assert_int_equal(us_files_sweep(db, pool, &sc), -1);
+    assert_int_equal(us_turn_give(db, pool, &t, 0, t.place), US_DB_OK);
+    us_db_close(db);
+}
+
+/* The posix backend with a storage that does not answer while down: a
+ * session clear keeps everything, the health check fails. */
+static int storage_down;
+
+static int down_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return storage_down ? 1 : us_posix_storage.session_clear(st, p, session_id);
+}
+
+static apr_status_t down_check(us_storage *st, apr_pool_t *p)
+{
+    return storage_down ? APR_ECONNREFUSED : us_posix_storage.check(st, p);
+}
+
+/* A clear after the last batch that leaves entries while the storage does
+ * not answer does not mark the session done (nothing would clear it
+ * again): it is requeued and cleared once the storage is back. */
+static void test_clear_in_outage_requeues(void **state)
+{
+    us_db *db = db_open();
+    int claimed = 0;
+    (void)state;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear = down_clear;
+    spy.check = down_check;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    const char *sid = new_session(db, "w-outage-clear", "KEEP", 0);
+    upload(db, sid, "a.txt", "a");
+    upload(db, sid, "a.txt.meta.json", "{\"k\": 1}");
+    close_session(db, "w-outage-clear", sid);
+    storage_down = 1;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 1);
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
+    /* not done: claimed again, and again not cleared */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), US_INGEST_STORAGE_DOWN);
+    assert_int_equal(claimed, 1);
+    storage_down = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 1);
+    struct stat sb; /* the sidecar is gone with the session's directory */
+    assert_int_not_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
+    us_db_close(db);
+}
+
+/* The posix backend with a session_clear that refuses to clear the
+ * sessions of refused[0..n_refused). */
+static const char **refused;
+static int n_refused;
+
+static int refusing_clear(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    for (int i = 0; i < n_refused; i++)
+        if (strcmp(refused[i], session_id) == 0)
+            return 1;
+    return us_posix_storage.session_clear(st, p, session_id);
+}
+
+/* A full page of due prefixes whose clears keep failing does not hold
+ * back those after it: the next call pages on past them, the one after
+ * starts over and tries them again. */
+static void test_late_clear_moves_on(void **state)
+{
+    enum { N = US_LATE_CLEAR_PAGE + 2 };
+    us_db *db = db_open();
+    const char *ids[N], *late[N];
+    apr_interval_time_t ahead = 0;
+    us_late_cursor at = { "", 0 };
+    (void)state;
+    direct_sessions_ingested(db, "w-moves", N, ids, late);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear = refusing_clear;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    ahead = us_ingest_late_grace(&c) + apr_time_from_sec(1);
+    /* the queue's order is (expires_at, id): the first page is refused */
+    apr_array_header_t *due;
+    assert_int_equal(us_late_clear_due(db, pool, offset_now(&ahead), us_ingest_late_grace(&c),
+                                       NULL, N, &due), US_DB_OK);
+    assert_int_equal(due->nelts, N);
+    refused = apr_palloc(pool, sizeof(const char *) * US_LATE_CLEAR_PAGE);
+    for (int i = 0; i < US_LATE_CLEAR_PAGE; i++)
+        refused[i] = APR_ARRAY_IDX(due, i, us_late_due).id;
+    n_refused = US_LATE_CLEAR_PAGE;
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 2); /* past the failing page */
+    int kept = 0;
+    for (int i = 0; i < N; i++) {
+        int was_refused = 0;
+        for (int j = 0; j < n_refused; j++)
+            was_refused |= strcmp(refused[j], ids[i]) == 0;
+        assert_int_equal(present(late[i]), was_refused);
+        kept += was_refused;
+    }
+    assert_int_equal(kept, US_LATE_CLEAR_PAGE);
+    n_refused = 0;
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), US_LATE_CLEAR_PAGE); /* from the start */
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
+    for (int i = 0; i < N; i++)
+        assert_false(present(late[i]));
     us_db_close(db);
 }
 
@@ -745,6 +981,10 @@ int main(void)
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
+        cmocka_unit_test(test_late_clear_grace),
+        cmocka_unit_test(test_late_clear_moves_on),
+        cmocka_unit_test(test_files_sweep),
+        cmocka_unit_test(test_clear_in_outage_requeues),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),

@@ -319,9 +319,10 @@ static void test_migration_counts_existing_sessions(void **state)
      * query reads (a partial index: only when its WHERE implies the index's) */
     assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
                                   " AND name = 'us_sessions_late_clear'"), 1);
-    assert_true(plan_uses(db, "SELECT id FROM us_sessions WHERE direct IN (1, 2)"
+    assert_true(plan_uses(db, "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2)"
                               " AND ingest_state = 'done' AND expires_at <= 5"
-                              " ORDER BY expires_at LIMIT 16", "us_sessions_late_clear"));
+                              " AND (expires_at > 1 OR (expires_at = 1 AND id > 'a'))"
+                              " ORDER BY expires_at, id LIMIT 16", "us_sessions_late_clear"));
     /* the files' keys are in the key table, which a filter's count reads */
     us_odata_node *root;
     const char *perr;

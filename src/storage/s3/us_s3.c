@@ -12,7 +12,8 @@
  * object appear whole under its key at once. Publishing is CopyObject (in
  * parts, UploadPartCopy, above CopyObject's 5 GiB) then DeleteObject of the
  * source; a replay after a crash between the two finds the source still
- * there and copies the same bytes again.
+ * there and copies the same bytes again. The files/ keys are listed a page
+ * at a time for the sweep of objects no row refers to.
  * Credentials and signatures are never logged.
  */
 #include "us_storage_backend.h"
@@ -1202,6 +1203,49 @@ static apr_status_t s3_session_objects(us_storage *st, apr_pool_t *p, const char
     return APR_SUCCESS;
 }
 
+/* One ListObjectsV2 page of the files/ keys, from just after `after`
+ * (start-after: no continuation token to keep, any node goes on). */
+static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *after, int limit,
+                                  apr_array_header_t **files, const char **next)
+{
+    const char *prefix = file_key(st, p, "");
+    size_t n = strlen(prefix);
+    long status;
+    char *body, *c, *e;
+    const char *q = apr_psprintf(p, "list-type=2&max-keys=%d&prefix=%s%s%s", limit,
+                                 us_sigv4_uri_encode(p, prefix, 0), *after ? "&start-after=" : "",
+                                 *after ? us_sigv4_uri_encode(p, file_key(st, p, after), 0) : "");
+    *files = apr_array_make(p, limit < 1000 ? limit : 1000, sizeof(us_storage_file));
+    *next = NULL;
+    apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (status != 200)
+        return failed(st, 1211, "list", prefix, status, body);
+    const char *pos = body, *last = NULL;
+    while ((c = strstr(pos, "<Contents>")) && (e = strstr(c, "</Contents>"))) {
+        c = apr_pstrndup(p, c, (apr_size_t)(e - c));
+        pos = e + sizeof "</Contents>" - 1;
+        const char *in = c;
+        char *key = xml_next(p, &in, "Key");
+        in = c;
+        char *modified = xml_next(p, &in, "LastModified");
+        if (!key || strncmp(key, prefix, n) != 0)
+            continue;
+        last = key + n;
+        if (!*last || strchr(last, '/'))
+            continue;
+        us_storage_file *f = apr_array_push(*files);
+        f->file_id = last;
+        f->modified = apr_time_from_sec(parse_iso8601(modified));
+    }
+    pos = body;
+    const char *trunc = xml_next(p, &pos, "IsTruncated");
+    if (trunc && strcmp(trunc, "true") == 0 && last)
+        *next = last;
+    return APR_SUCCESS;
+}
+
 static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *session_id,
                                    us_storage_post_target *out)
 {
@@ -1238,5 +1282,6 @@ const us_storage_backend us_s3_storage = {
     .session_clear = s3_session_clear,
     .session_list = s3_session_list,
     .session_objects = s3_session_objects,
+    .files_page = s3_files_page,
     .post_target = s3_post_target,
 };
