@@ -20,6 +20,9 @@
  * in-flight ingestion's copy (those stay referenced by their PENDING
  * upload anyway) nor a POST /files between its commit and its row. */
 #define US_FILES_SWEEP_LEASES 5
+/* The second look's delay at most (a shorter lease shortens it): longer
+ * than a POST /files takes from its object to its row, busy waits included */
+#define US_FILES_SWEEP_SECOND_LOOK apr_time_from_sec(10)
 
 typedef struct {
     us_storage *storage;
@@ -27,12 +30,16 @@ typedef struct {
     apr_interval_time_t grace;     /* a file written more recently is never removed */
     apr_interval_time_t interval;  /* from one round to the next, across the nodes */
     int page;                      /* files per round */
+    apr_interval_time_t second_look; /* from the first look to the second (0: none) */
 } us_files_sweep_config;
 
 /* One round, when it is this caller's turn: lists the next page of the
  * stored files and deletes each one that (a) no row refers to
  * (us_file_id_referenced), (b) was written more than cfg->grace ago and
- * (c) still has no row at a second check just before its delete; logs how
+ * (c) still has no row at a second check cfg->second_look later, just
+ * before its delete (an object store may date a multipart object by its
+ * start, so a POST /files of a big file can appear old a moment before its
+ * row is written: the second look outwaits that moment); logs how
  * many it removed (1023). The turn is given back with the page's end as
  * the next round's start (the first file again after the last page).
  * Returns how many files it removed; -1 when it did not run (not its turn,

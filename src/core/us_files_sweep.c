@@ -2,6 +2,7 @@
 #include "us_files_sweep.h"
 
 #include <apr_tables.h>
+#include <apr_time.h>
 
 /* 1 when a row refers to file_id, 0 when none, -1 on a store error. */
 static int referenced(us_db *db, apr_pool_t *p, const char *file_id)
@@ -39,6 +40,8 @@ int us_files_sweep(us_db *db, apr_pool_t *p, const us_files_sweep_config *cfg)
         else if (!ref)
             APR_ARRAY_PUSH(orphans, const char *) = f->file_id;
     }
+    if (orphans->nelts && !failure && cfg->second_look > 0)
+        apr_sleep(cfg->second_look);
     for (int i = 0; i < orphans->nelts && !failure; i++) {
         const char *id = APR_ARRAY_IDX(orphans, i, const char *);
         int ref = referenced(db, p, id); /* a row made since the first look keeps it */

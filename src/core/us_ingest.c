@@ -615,7 +615,9 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     us_files_sweep_config sweep = { cfg->storage, cfg->log,
                                     cfg->files_grace > 0 ? cfg->files_grace
                                                          : US_FILES_SWEEP_LEASES * cfg->lease,
-                                    cfg->lease, US_FILES_SWEEP_PAGE };
+                                    cfg->lease, US_FILES_SWEEP_PAGE,
+                                    cfg->lease < US_FILES_SWEEP_SECOND_LOOK
+                                        ? cfg->lease : US_FILES_SWEEP_SECOND_LOOK };
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
