@@ -323,7 +323,7 @@ def test_an_expired_session_does_not_run_alongside_a_running_one(sweep_srv):
     assert len(sweep_times(s)) == n_sweeps, "a sweep came early"
     y_closed = time.time()
     close_session(api, ws, ysid)
-    wait_ingested(api, ws, ysid, ny, timeout=60)
+    wait_ingested(api, ws, ysid, ny, timeout=180)  # 2.1M metadata keys: slow on a loaded machine
     wait_ingested(api, ws, xsid, 5, timeout=30)
 
     created = {"x": [], "y": []}
