@@ -5,6 +5,8 @@
   /usr/bin/python3 bench/probe.py create     create's INSERT vs the user's OPEN sessions
   /usr/bin/python3 bench/probe.py children   create latency, 2 children vs 1 (config only)
   /usr/bin/python3 bench/probe.py writeback  fsync at the end vs sync_file_range on the way
+  /usr/bin/python3 bench/probe.py close      close latency, sessions of 50,000 files vs empty
+  /usr/bin/python3 bench/probe.py flush      WAL-like appends + fdatasync per second, 1 and 2 writers
 
 The SQL probes run on a store whose schema the module itself created (an
 httpd is started once and stopped), filled directly with sqlite3, and time
@@ -267,9 +269,130 @@ def probe_writeback():
         print(f"  {what:38s}: writing {t1 - t:.2f} s, final fsync {t2 - t1:.2f} s")
 
 
+CLOSE_UPDATE = ("UPDATE us_sessions SET status = 'CLOSED', closed_at = :t,"
+                " ingest_state = (CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done'"
+                " ELSE 'queued' END)"
+                " WHERE workspace = :ws AND id = :id AND status = 'OPEN' AND expires_at > :t")
+
+
+def fill_uploads(srv, sid, n):
+    """n uploads of 1 byte in OPEN session sid, written as an upload
+    leaves them (a blob under the session's directory, a row, the count),
+    with the server stopped."""
+    d = os.path.join(srv.state, "data", "sessions", sid)
+    os.makedirs(d, exist_ok=True)
+    rows = []
+    for i in range(n):
+        blob = uuid.uuid4().hex
+        with open(os.path.join(d, blob), "wb") as f:
+            f.write(b"x")
+        rows.append((sid, f"f-{i}.txt", blob, 1, "0" * 64, i, str(uuid.uuid4())))
+    for root, dirs, files in os.walk(os.path.join(srv.state, "data", "sessions")):
+        C.chown_www(root)
+    for f in os.listdir(d):
+        C.chown_www(os.path.join(d, f))
+    db = sqlite3.connect(os.path.join(srv.state, "store.db"), isolation_level=None)
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"
+                   " uploaded_at, file_ingestion_id) VALUES (?,?,?,?,?,0,?,?)", rows)
+    db.execute("UPDATE us_sessions SET uploaded_files = ? WHERE id = ?", (n, sid))
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def probe_close():
+    """b5's close: sessions of BIG files against empty ones in one server,
+    ROUNDS rounds of (empty, big, empty) closes, each close on a settled
+    server and the next only once the previous big one is ingested."""
+    big = int(os.environ.get("BIG", "50000"))
+    rounds = int(os.environ.get("ROUNDS", "4"))
+    srv = C.BenchServer(extra=["LogLevel warn upload_session:info"])
+    try:
+        srv.start()
+        ws = "probe-close"
+        bigs = [srv.create_session(ws)["session_id"] for _ in range(rounds)]
+        empties = [srv.create_session(ws)["session_id"] for _ in range(2 * rounds)]
+        srv.stop()
+        t = time.perf_counter()
+        for sid in bigs:
+            fill_uploads(srv, sid, big)
+        print(f"{rounds} sessions of {big} files written in {time.perf_counter() - t:.1f} s")
+        db = sqlite3.connect(os.path.join(srv.state, "store.db"))
+        print("close's UPDATE (as in src/store/sqlite/us_sql.c), its plan:")
+        for r in db.execute("EXPLAIN QUERY PLAN " + CLOSE_UPDATE,
+                            {"t": 0, "ws": ws, "id": bigs[0]}):
+            print("    ", r[-1])
+        db.close()
+        srv.start()
+        rc = C.RawClient(srv.port, srv.auth)
+        lat = {"big": [], "empty": []}
+        e = iter(empties)
+
+        def close(kind, sid):
+            C.wait_quiet(2)
+            st, body, dt = rc.request("PUT", f"/api/v1/workspaces/{ws}/upload_sessions/{sid}",
+                                      b"{}")
+            if st != 204:
+                raise RuntimeError(f"close {sid}: {st} {body[:200]!r}")
+            lat[kind].append(dt * 1e6)
+
+        for sid in bigs:
+            close("empty", next(e))
+            close("big", sid)
+            while sum(srv.status(ws, sid)["ingestion_status"][k]
+                      for k in ("finished_files", "failed_files")) < big:
+                time.sleep(0.1)
+            close("empty", next(e))
+        rc.close()
+        mb, me = C.median(lat["big"]), C.median(lat["empty"])
+        print(f"close latency (us): {big} files {[round(x) for x in lat['big']]}, "
+              f"empty {[round(x) for x in lat['empty']]}; medians {mb:.0f} / {me:.0f} = "
+              f"{mb / me:.2f}")
+    finally:
+        srv.cleanup()
+
+
+def probe_flush():
+    """What the disk allows a close: appends of 8 pages (a close's WAL
+    frames) each followed by fdatasync, for 2 s, by 1 process and by 2
+    processes on one file at once (two httpd children syncing the WAL)."""
+    path = os.path.join(C.WORK, f"probe-flush-{uuid.uuid4().hex[:8]}")
+    page = os.urandom(8 * 4096)
+
+    def run(secs, out_fd):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        n, end = 0, time.monotonic() + secs
+        while time.monotonic() < end:
+            os.pwrite(fd, page, (n % 256) * len(page))
+            os.fdatasync(fd)
+            n += 1
+        os.close(fd)
+        os.write(out_fd, f"{n}\n".encode())
+
+    for writers in (1, 2, 1):
+        r, w = os.pipe()
+        pids = []
+        for _ in range(writers):
+            pid = os.fork()
+            if pid == 0:
+                run(2.0, w)
+                os._exit(0)
+            pids.append(pid)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        os.close(w)
+        counts = [int(x) for x in os.read(r, 4096).split()]
+        os.close(r)
+        print(f"  {writers} writer(s): {sum(counts) / 2.0:.0f} fdatasync/s in all "
+              f"({[round(c / 2.0) for c in counts]} each)")
+    os.unlink(path)
+
+
 if __name__ == "__main__":
     probes = {"claim": probe_claim, "pending": probe_pending, "create": probe_create,
-              "children": probe_children, "writeback": probe_writeback}
+              "children": probe_children, "writeback": probe_writeback, "close": probe_close,
+              "flush": probe_flush}
     if len(sys.argv) != 2 or sys.argv[1] not in probes:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(probes)}")
     if not os.environ.get("BENCH_MODULE"):

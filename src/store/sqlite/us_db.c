@@ -249,6 +249,15 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     return US_DB_OK;
 }
 
+static const char *txn_sql(us_txn_op op)
+{
+    switch (op) {
+    case US_TXN_BEGIN: return us_sql_begin_write();
+    case US_TXN_COMMIT: return "COMMIT";
+    default: return "ROLLBACK";
+    }
+}
+
 us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db **out,
                         const char **err)
 {
@@ -267,6 +276,15 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
             rc = us_db_fail(db, prc, def->label);
             *err = apr_psprintf(p, "cannot prepare %s (is the schema current?): %s",
                                 def->label, db->err);
+            apr_pool_destroy(db->pool);
+            return rc;
+        }
+    }
+    for (int op = 0; op < US_TXN__COUNT; op++) {
+        int prc = apr_dbd_prepare(drv, db->pool, db->h, txn_sql((us_txn_op)op), NULL, &db->txn[op]);
+        if (prc != 0) {
+            rc = us_db_fail(db, prc, txn_sql((us_txn_op)op));
+            *err = apr_psprintf(p, "cannot prepare %s: %s", txn_sql((us_txn_op)op), db->err);
             apr_pool_destroy(db->pool);
             return rc;
         }
@@ -366,5 +384,14 @@ us_db_rc us_db_exec(us_sqlite_db *db, const char *sql)
     int nrows = 0;
     int rc = apr_dbd_query(db->drv, db->h, &nrows, sql);
     return rc == 0 ? US_DB_OK : us_db_fail(db, rc, sql);
+}
+
+us_db_rc us_db_txn(us_sqlite_db *db, us_txn_op op)
+{
+    int nrows = 0;
+    if (!db->txn[op])
+        return us_db_exec(db, txn_sql(op));
+    int rc = apr_dbd_pbquery(db->drv, db->pool, db->h, &nrows, db->txn[op], NULL);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, txn_sql(op));
 }
 

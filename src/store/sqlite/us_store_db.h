@@ -68,6 +68,9 @@ enum {
 
 typedef struct us_sqlite_db us_sqlite_db;
 
+/* Transaction control of a write batch (us_db_txn). */
+typedef enum { US_TXN_BEGIN, US_TXN_COMMIT, US_TXN_ROLLBACK, US_TXN__COUNT } us_txn_op;
+
 struct us_sqlite_db {
     us_db base;                    /* first: the front's view */
     apr_pool_t *pool;
@@ -77,6 +80,7 @@ struct us_sqlite_db {
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
+    apr_dbd_prepared_t *txn[US_TXN__COUNT]; /* us_db_txn's, NULL until prepared */
     /* statements whose text is built per request (filters), by text; the
      * driver frees a statement only with its connection, so past
      * US_SQLITE_MAX_DYNAMIC the connection is worn out and not pooled again */
@@ -132,8 +136,13 @@ us_db_rc us_db_next_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res,
 void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
                                  apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum));
 
-/* Runs a statement outside the prepared set (transaction control). */
+/* Runs a statement outside the prepared set. */
 us_db_rc us_db_exec(us_sqlite_db *db, const char *sql);
+
+/* Begins (BEGIN IMMEDIATE), commits or rolls back a write transaction
+ * with a statement prepared once per connection (us_sqlite_open): the
+ * driver's plain query parses its text anew on every call. */
+us_db_rc us_db_txn(us_sqlite_db *db, us_txn_op op);
 
 /* A piece of a write transaction: runs on some connection of the same
  * database (db), inside a transaction it must not open or end itself, and

@@ -152,7 +152,7 @@ static void set_error(us_write_job *j, us_db_rc rc, const char *err)
 static void rollback(us_sqlite_db *db)
 {
     const char *err = db->err;
-    if (us_db_exec(db, "ROLLBACK") != US_DB_OK)
+    if (us_db_txn(db, US_TXN_ROLLBACK) != US_DB_OK)
         us_log(db->log, US_LOG_ERR, 0, US_LOGNO_ROLLBACK, "rollback failed: %s", db->err);
     db->err = err;
 }
@@ -169,7 +169,7 @@ static int store_error(us_db_rc rc)
 static int run_together(us_sqlite_db *db, us_write_job *jobs)
 {
     int alone = !jobs->next, changed = 0;
-    us_db_rc rc = us_db_exec(db, us_sql_begin_write());
+    us_db_rc rc = us_db_txn(db, US_TXN_BEGIN);
 
     if (rc != US_DB_OK) {
         for (us_write_job *j = jobs; j; j = j->next)
@@ -194,7 +194,7 @@ static int run_together(us_sqlite_db *db, us_write_job *jobs)
         rollback(db);
         return 1;
     }
-    if ((rc = us_db_exec(db, "COMMIT")) != US_DB_OK) {
+    if ((rc = us_db_txn(db, US_TXN_COMMIT)) != US_DB_OK) {
         const char *err = db->err;
         us_log(db->log, rc == US_DB_BUSY ? US_LOG_DEBUG : US_LOG_ERR, 0, US_LOGNO_COMMIT,
                "commit failed: %s", err);
