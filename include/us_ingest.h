@@ -41,6 +41,10 @@ typedef struct {
     const us_logger *log;        /* may be NULL */
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
+    /* publishes of one batch run at once, each on a thread of its own
+     * (us_fanout); 0: us_storage_publish_width of the storage, 1: in the
+     * worker's thread, one after the other */
+    int publish_width;
     /* the clock a claim, its lease renewals and a batch's times are read
      * from; NULL: apr_time_now (a test steps it through a long batch) */
     apr_time_t (*clock)(void *clock_arg);
