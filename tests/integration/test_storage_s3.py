@@ -187,12 +187,14 @@ def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage)
     close_session(api, ws, sid)
     # stopped once the first copies of the first batch (256 files) are there
     deadline = time.time() + 60
-    while len(s3_keys(s, "files/")) < 20:
+    while (copied := len(s3_keys(s, "files/"))) < 20:
         assert time.time() < deadline, "nothing published within 60 s"
         time.sleep(0.02)
     outage.stop()
     st = get_status(api, ws, sid)
     assert st["ingestion_status"]["finished_files"] < n, st
+    print(f"stopped with {copied} objects published, "
+          f"{st['ingestion_status']['finished_files']} files recorded")
     time.sleep(4)  # the workers fail against the dead store and back off
     outage.start()
     wait_ingested(api, ws, sid, n, timeout=120)
