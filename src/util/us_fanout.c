@@ -72,7 +72,7 @@ apr_status_t us_fanout_run(apr_pool_t *p, int n, int width, us_fanout_task task,
     if ((rv = apr_pool_create(&fp, p)) != APR_SUCCESS)
         return rv;
     fanout *f = apr_pcalloc(fp, sizeof(*f));
-    apr_thread_t **threads = apr_pcalloc(fp, sizeof(*threads) * (apr_size_t)lanes);
+    apr_thread_t **threads = apr_pcalloc(fp, sizeof(apr_thread_t *) * (apr_size_t)lanes);
     f->task = task;
     f->arg = arg;
     f->n = n;
