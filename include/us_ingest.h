@@ -44,6 +44,10 @@ typedef struct {
     long long max_file_size;     /* UploadSessionMaxFileSize; sizes the late clear's grace */
     /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases */
     apr_interval_time_t files_grace;
+    /* publishes of one batch run at once, each on a thread of its own
+     * (us_fanout); 0: us_storage_publish_width of the storage, 1: in the
+     * worker's thread, one after the other */
+    int publish_width;
     /* the clock a claim, its lease renewals and a batch's times are read
      * from; NULL: apr_time_now (a test steps it through a long batch) */
     apr_time_t (*clock)(void *clock_arg);

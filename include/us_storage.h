@@ -157,6 +157,13 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
                                     const char *blob, apr_size_t max, char **data,
                                     apr_size_t *len);
 
+/* The whole content of a committed workspace file into *data (NUL added,
+ * not counted in *len), when it holds at most max bytes: one request where
+ * us_storage_file_open and us_storage_read_at take two (s3: a HEAD, then a
+ * GET). APR_INCOMPLETE when it holds more, APR_ENOENT when it is absent. */
+apr_status_t us_storage_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
+                                  apr_size_t max, char **data, apr_size_t *len);
+
 /* Makes the session upload blob the workspace file file_id, moving it: the
  * upload is gone afterwards. Idempotent: a replay after a crash finds the
  * file published already and returns APR_SUCCESS with *moved 0 (*moved is
@@ -174,6 +181,13 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, const char *file_id, const char *etag,
                                 long long size, int *moved);
+
+/* How many publishes (with what a caller reads of the file after each)
+ * are worth running at once from one caller, each on its own thread: 1 when
+ * a publish is local work (posix: a rename), more when it waits on the
+ * network (s3: a copy and a delete, each a round trip). Publishes of
+ * different files never depend on each other. */
+int us_storage_publish_width(const us_storage *st);
 
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call

@@ -23,6 +23,8 @@ struct us_storage {
 
 struct us_storage_backend {
     const char *name; /* UploadSessionStorage's first argument: "posix" */
+    /* publishes worth running at once (us_storage_publish_width); 0 means 1 */
+    int publish_width;
 
     /* ---- configuration and startup */
     apr_status_t (*configure)(apr_pool_t *p, const char *data_dir, const char *params,
@@ -53,6 +55,8 @@ struct us_storage_backend {
     /* ---- ingestion */
     apr_status_t (*upload_read)(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, apr_size_t max, char **data, apr_size_t *len);
+    apr_status_t (*file_read)(us_storage *st, apr_pool_t *p, const char *file_id, apr_size_t max,
+                              char **data, apr_size_t *len);
     apr_status_t (*publish)(us_storage *st, apr_pool_t *p, const char *session_id,
                             const char *blob, const char *file_id, const char *etag,
                             long long size, int *moved);

@@ -1,5 +1,18 @@
-/* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson). */
+/* us_ingest.c - ingestion workers (pure: APR threads, apr_dbd, jansson).
+ *
+ * A batch's publishes run up to us_storage_publish_width at once (s3: 16,
+ * posix: 1, a plain loop) on the threads of a us_fanout, each with a pool
+ * of its own. Threads rather than libcurl's multi interface inside the s3
+ * backend: a file's storage part is several dependent requests (the pinned
+ * copy, the delete, a HEAD on a replay, the parts of a large copy, the read
+ * for the character count), written once as blocking calls behind the
+ * storage interface; a multi-handle state machine would write them again.
+ * Everything that reads or writes the store stays in the worker's thread
+ * and order: each file is judged first (sidecar, FAIL's name check), the
+ * claim is renewed while the publishes run, and the batch is applied only
+ * once every publish started is answered. */
 #include "us_ingest.h"
+#include "us_fanout.h"
 #include "us_filename.h"
 #include "us_files_sweep.h"
 #include "us_json.h"
@@ -93,25 +106,37 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
 }
 
 /* The length in characters of a published text file, -1 for any other
- * file or one that is not well-formed UTF-8 (or unreadable: logged). */
+ * file or one that is not well-formed UTF-8 (or unreadable: logged). A
+ * file of one piece is read whole in one request, a larger one piece by
+ * piece. */
 static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                                   const us_pending *u)
 {
     enum { PIECE = 64 * 1024 };
     us_storage_reader *rd;
     us_utf8_counter c;
+    char *buf;
+    apr_size_t n;
+    apr_status_t rv = APR_INCOMPLETE;
     if (!us_filename_is_text(u->name))
         return -1;
-    apr_status_t rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
-    char *buf = apr_palloc(p, PIECE);
     memset(&c, 0, sizeof(c));
-    for (apr_off_t off = 0; rv == APR_SUCCESS;) {
-        apr_size_t n = PIECE;
-        rv = us_storage_read_at(rd, off, buf, &n);
-        if (rv != APR_SUCCESS || n == 0)
-            break;
-        us_utf8_count(&c, buf, n);
-        off += (apr_off_t)n;
+    if (u->size <= PIECE) {
+        rv = us_storage_file_read(cfg->storage, p, u->file_ingestion_id, PIECE, &buf, &n);
+        if (rv == APR_SUCCESS)
+            us_utf8_count(&c, buf, n);
+    }
+    if (rv == APR_INCOMPLETE) {
+        rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
+        buf = apr_palloc(p, PIECE);
+        for (apr_off_t off = 0; rv == APR_SUCCESS;) {
+            n = PIECE;
+            rv = us_storage_read_at(rd, off, buf, &n);
+            if (rv != APR_SUCCESS || n == 0)
+                break;
+            us_utf8_count(&c, buf, n);
+            off += (apr_off_t)n;
+        }
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1015, "ingest: session %s: counting the characters of %s "
@@ -121,12 +146,15 @@ static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, co
     return us_utf8_count_end(&c);
 }
 
-/* Decides one file; returns 0, or -1 on a store error or
- * US_INGEST_STORAGE_DOWN (nothing decided). */
-static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
-                  const us_pending *u, us_ingest_result *r, int *moved)
+/* What decide() settles before touching the workspace file: the rules that
+ * depend on the store (sidecar, FAIL's name check), in the worker's thread
+ * and the batch's order. *go is 1 when the file is to be published; r is
+ * final otherwise. 0, or -1 on a store error or US_INGEST_STORAGE_DOWN. */
+static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                 const us_pending *u, us_ingest_result *r, int *go)
 {
     apr_array_header_t *same;
+    *go = 0;
     memset(r, 0, sizeof(*r));
     r->name = u->name;
     r->file_id = u->file_ingestion_id;
@@ -154,6 +182,16 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
                 return 0;
             }
     }
+    *go = 1;
+    return 0;
+}
+
+/* The storage part of a file judged to go: publishes it and counts its
+ * characters. Touches neither the store nor any pool but p: runs on a
+ * fan-out thread. 0, or US_INGEST_STORAGE_DOWN (nothing decided). */
+static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
+                   const us_pending *u, us_ingest_result *r, int *moved)
+{
     int published = move_blob(cfg, p, s, u, moved);
     if (published < 0)
         return published;
@@ -165,6 +203,141 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const u
     r->characters = count_characters(cfg, p, s, u);
     r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
     return 0;
+}
+
+/* Decides one file; returns 0, or -1 on a store error or
+ * US_INGEST_STORAGE_DOWN (nothing decided). */
+static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                  const us_pending *u, us_ingest_result *r, int *moved)
+{
+    int go = 0;
+    int d = judge(db, p, cfg, s, u, r, &go);
+    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved);
+}
+
+/* Renews the claim once a third of the lease has passed since *beat: a
+ * batch's moves may outlast the lease (object storage, a loaded machine),
+ * or another worker takes the session over and the batch is fenced off,
+ * again and again. 0, or -1 when it was taken over (logged). */
+static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
+                 apr_time_t *beat)
+{
+    apr_time_t t = clock_now(cfg);
+    if (!s->ingest_owner || t - *beat <= cfg->lease / 3)
+        return 0;
+    if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t) == US_DB_CONFLICT) {
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
+        return -1;
+    }
+    *beat = t;
+    return 0;
+}
+
+/* A store failure of decide()/judge(): logged, the batch is retried. */
+static int store_failed(us_db *db, const us_ingest_config *cfg, const us_session *s)
+{
+    us_log(cfg->log, US_LOG_WARN, 0, 1001, "ingest: session %s: %s; batch retried", s->id,
+           us_db_error(db));
+    return -1;
+}
+
+/* Decides the batch one file after the other in the worker's thread. */
+static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         const us_session *s, const apr_array_header_t *pending,
+                         apr_array_header_t *results, int *moved)
+{
+    apr_time_t beat = clock_now(cfg);
+    for (int i = 0; i < pending->nelts; i++) {
+        int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
+                       apr_array_push(results), moved);
+        /* blobs moved so far are found in place when the batch is replayed */
+        if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
+            return d;
+        if (d < 0)
+            return store_failed(db, cfg, s);
+        if (renew(db, p, cfg, s, &beat) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One publish of a wide batch, and what it came to. */
+typedef struct {
+    const us_pending *u;
+    us_ingest_result *r;
+    int rc;    /* publish()'s */
+    int moved;
+} publish_task;
+
+typedef struct {
+    us_db *db;
+    apr_pool_t *p; /* the worker's: the ticks' only */
+    const us_ingest_config *cfg;
+    const us_session *s;
+    publish_task *tasks;
+    apr_time_t beat;
+    int lost;      /* the claim was taken over */
+} wide_batch;
+
+static int run_publish(void *arg, int i, apr_pool_t *tp)
+{
+    wide_batch *b = arg;
+    publish_task *t = &b->tasks[i];
+    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved);
+    return t->rc == US_INGEST_STORAGE_DOWN; /* the rest would fail alike: the batch is retried */
+}
+
+static int tick_renew(void *arg)
+{
+    wide_batch *b = arg;
+    if (!b->lost && renew(b->db, b->p, b->cfg, b->s, &b->beat) < 0)
+        b->lost = 1;
+    return b->lost;
+}
+
+/* Decides the batch with up to width publishes at once: every file is
+ * judged first, in order, in the worker's thread (the store's rules); the
+ * files to publish then go to us_fanout, while this thread renews the
+ * claim. Returns once every publish started is answered, so that nothing
+ * is in flight when the batch is applied or given up. */
+static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                       const us_session *s, const apr_array_header_t *pending,
+                       apr_array_header_t *results, int width, int *moved)
+{
+    wide_batch b = { db, p, cfg, s, NULL, clock_now(cfg), 0 };
+    int n = 0;
+    b.tasks = apr_palloc(p, sizeof(publish_task) * (apr_size_t)pending->nelts);
+    for (int i = 0; i < pending->nelts; i++) {
+        const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
+        us_ingest_result *r = apr_array_push(results);
+        int go = 0;
+        int d = judge(db, p, cfg, s, u, r, &go);
+        if (d == US_INGEST_STORAGE_DOWN)
+            return d;
+        if (d < 0)
+            return store_failed(db, cfg, s);
+        if (go)
+            b.tasks[n++] = (publish_task){ u, r, US_INGEST_STORAGE_DOWN, 0 };
+        if (renew(db, p, cfg, s, &b.beat) < 0)
+            return -1;
+    }
+    int started = 0;
+    apr_status_t rv = us_fanout_run(p, n, width, run_publish, &b, tick_renew, &b,
+                                    cfg->lease / 6 > 0 ? cfg->lease / 6 : apr_time_from_sec(1),
+                                    &started);
+    if (rv != APR_SUCCESS) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: cannot start the publishing "
+               "threads; batch retried", s->id);
+        return -1;
+    }
+    int down = 0;
+    for (int i = 0; i < started; i++) {
+        *moved |= b.tasks[i].moved;
+        down |= b.tasks[i].rc == US_INGEST_STORAGE_DOWN;
+    }
+    if (b.lost)
+        return -1;
+    return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
 }
 
 /* Decides and applies one batch; returns files decided, 0 when none were
@@ -180,31 +353,14 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (pending->nelts == 0)
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
-    apr_time_t beat = clock_now(cfg);
-    for (int i = 0; i < pending->nelts; i++) {
-        int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
-                       apr_array_push(results), &moved);
-        /* blobs moved so far are found in place when the batch is replayed */
-        if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
-            return d;
-        if (d < 0) {
-            us_log(cfg->log, US_LOG_WARN, 0, 1001, "ingest: session %s: %s; batch retried", s->id,
-                  us_db_error(db));
-            return -1;
-        }
-        /* a batch's moves may outlast the lease (object storage, a loaded
-         * machine): renew it on the way, or another worker takes the
-         * session over and this batch is fenced off, again and again */
-        apr_time_t t = clock_now(cfg);
-        if (s->ingest_owner && t - beat > cfg->lease / 3) {
-            if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t) == US_DB_CONFLICT) {
-                us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over",
-                       s->id);
-                return -1;
-            }
-            beat = t;
-        }
-    }
+    int width = cfg->publish_width > 0 ? cfg->publish_width
+                                       : us_storage_publish_width(cfg->storage);
+    /* blobs moved before a failure are found in place when the batch is replayed */
+    int d = width > 1 && pending->nelts > 1
+                ? decide_wide(db, p, cfg, s, pending, results, width, &moved)
+                : decide_serial(db, p, cfg, s, pending, results, &moved);
+    if (d != 0)
+        return d;
     /* the moves must be durable before the store says FINISHED */
     apr_status_t srv = moved ? us_storage_publish_sync(cfg->storage, p) : APR_SUCCESS;
     if (srv != APR_SUCCESS)

@@ -164,11 +164,22 @@ apr_status_t us_storage_upload_read(us_storage *st, apr_pool_t *p, const char *s
     return st->backend->upload_read(st, p, session_id, blob, max, data, len);
 }
 
+apr_status_t us_storage_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
+                                  apr_size_t max, char **data, apr_size_t *len)
+{
+    return st->backend->file_read(st, p, file_id, max, data, len);
+}
+
 apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *session_id,
                                 const char *blob, const char *file_id, const char *etag,
                                 long long size, int *moved)
 {
     return st->backend->publish(st, p, session_id, blob, file_id, etag, size, moved);
+}
+
+int us_storage_publish_width(const us_storage *st)
+{
+    return st->backend->publish_width > 1 ? st->backend->publish_width : 1;
 }
 
 apr_status_t us_storage_publish_sync(us_storage *st, apr_pool_t *p)

@@ -102,6 +102,15 @@ def freeze(srv):
             pass
 
 
+def thaw(srv):
+    """SIGCONT what freeze stopped."""
+    for pid in httpd_pids(srv):
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def wait_keys(srv, prefix, pred, timeout=60):
     """Polls the keys under prefix until pred(keys); returns them."""
     deadline = time.monotonic() + timeout
@@ -304,15 +313,23 @@ def test_a_node_killed_between_copy_and_commit_is_taken_over(make_server):
     close_session(api, ws, sid)
 
     wait_keys(first, "files/", lambda k: len(k) > 0)
-    owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
-                              dbname=first.pg_db)
-    killed = nodes[int(owner.split("/")[0].rsplit("-", 1)[1])]
-    freeze(killed)
+    # both frozen at once (a batch's publishes run 16 at once: the window is
+    # short), then the owner is killed and the other one goes on
+    killed = None
+    for x in nodes:
+        freeze(x)
     try:
+        owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
+                                  dbname=first.pg_db)
+        killed = nodes[int(owner.split("/")[0].rsplit("-", 1)[1])]
         row = store_row(first, sid)
         copied = len(s3_keys(first, "files/"))
     finally:
-        kill9(killed)
+        for x in nodes:
+            if x is killed:
+                kill9(x)
+            else:
+                thaw(x)
     t0 = time.monotonic()
     assert row == ("running", 0, 0, 0), (owner, row)
     survivor = next(x for x in nodes if x is not killed)

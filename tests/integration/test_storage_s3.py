@@ -17,9 +17,9 @@ import uuid
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (make_server, module_so, new_session, outage, s3_server,  # noqa: F401
-                               session_files, upload_all, upload_one, wait_ingested,
-                               ws_files_path)
+from us_testkit.ingest import (list_ws_files, make_server, module_so, new_session,  # noqa: F401
+                               outage, s3_server, session_files, upload_all, upload_one,
+                               wait_ingested, ws_files_path)
 from us_testkit.procs import free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -204,3 +204,50 @@ def test_sweep_removes_files_objects_without_a_row(s3_server):
     log = s.log_text()
     assert re.search(r"US1023: files sweep: removed 1 stored file\(s\) no row refers to", log), \
         log[-3000:]
+
+
+def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage):
+    """radosgw stops while one batch's publishes run 16 at once: the copies
+    answered before it stay, the batch is retried whole once radosgw is
+    back, and every file ends FINISHED exactly once - one object per file
+    under files/, none left under the session, each text file's character
+    count from its bytes."""
+    s = s3_server()
+    api = s.client(s.user_all)
+    ws = "ws-wide-outage"
+    sid, cfg = new_session(api, ws)
+    n = 400
+    files = [(f"g{i:03d}.txt", ("\u00e9t\u00e9 %d " % i).encode() * (1 + i % 7)) for i in range(n)]
+    upload_all(cfg, files)
+    close_session(api, ws, sid)
+    # stopped once the first copies of the first batch (256 files) are there
+    deadline = time.time() + 60
+    while (copied := len(s3_keys(s, "files/"))) < 20:
+        assert time.time() < deadline, "nothing published within 60 s"
+        time.sleep(0.02)
+    outage.stop()
+    st = get_status(api, ws, sid)
+    assert st["ingestion_status"]["finished_files"] < n, st
+    print(f"stopped with {copied} objects published, "
+          f"{st['ingestion_status']['finished_files']} files recorded")
+    time.sleep(4)  # the workers fail against the dead store and back off
+    outage.start()
+    wait_ingested(api, ws, sid, n, timeout=120)
+    items = session_files(api, ws, sid)
+    assert sorted(items) == sorted(name for name, _ in files)
+    assert all(i["ingestion_status"] == "FINISHED" for i in items.values()), items
+    want = dict(files)
+    seen = {}
+    for f in list_ws_files(s, api, ws):
+        assert f["name"] not in seen, f  # exactly once
+        seen[f["name"]] = f
+        assert f["size"] == len(want[f["name"]]), f
+        assert f["characters"] == len(want[f["name"]].decode()), f
+    assert sorted(seen) == sorted(want)
+    for name in ("g000.txt", "g137.txt", "g399.txt"):
+        r = api.get(ws_files_path(ws, seen[name]["file_id"]))
+        assert r.status_code == 200, r.text
+        assert r.content == want[name]
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    assert len(s3_keys(s, "files/")) == n
+    assert "US1013" in s.log_text()  # the batch was retried, not failed

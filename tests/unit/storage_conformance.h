@@ -398,6 +398,28 @@ static void stc_publish_is_idempotent(void **state)
     assert_int_equal(us_storage_file_open(stc, pool, stc_uuid(pool, 901), &r), APR_ENOENT);
 }
 
+/* A published file read whole, in one call, is bounded as a sidecar read. */
+static void stc_file_read_bound(void **state)
+{
+    const char *data;
+    char *got;
+    apr_size_t len;
+    int moved = 0;
+    const char *blob = stc_uuid(pool, 1), *fid = stc_uuid(pool, 910);
+    (void)state;
+    stc_upload(pool, STC_SESSION, blob, 1000, 11, &data);
+    assert_int_equal(us_storage_publish(stc, pool, STC_SESSION, blob, fid, NULL, 1000, &moved),
+                     APR_SUCCESS);
+    assert_int_equal(us_storage_file_read(stc, pool, fid, 999, &got, &len), APR_INCOMPLETE);
+    assert_int_equal(us_storage_file_read(stc, pool, fid, 1000, &got, &len), APR_SUCCESS);
+    assert_int_equal(len, 1000);
+    assert_memory_equal(got, data, 1000);
+    assert_int_equal(got[1000], '\0');
+    assert_int_equal(us_storage_file_read(stc, pool, stc_uuid(pool, 911), 1000, &got, &len),
+                     APR_ENOENT);
+    assert_int_equal(us_storage_file_delete(stc, pool, fid), APR_SUCCESS);
+}
+
 /* A replaced upload is deleted, once. */
 static void stc_upload_delete(void **state)
 {
@@ -515,6 +537,7 @@ static int storage_conformance_run(const storage_target *target)
         STC_TEST(stc_workspace_file_roundtrip),
         STC_TEST(stc_read_while_deleted),
         STC_TEST(stc_publish_is_idempotent),
+        STC_TEST(stc_file_read_bound),
         STC_TEST(stc_upload_delete),
         STC_TEST(stc_session_clear),
         STC_TEST(stc_session_objects),

@@ -968,6 +968,123 @@ static void test_lost_renewal_stops_batch(void **state)
     us_db_close(db);
 }
 
+/* ---- publishes of one batch at once (publish_width) ------------------------- */
+
+/* The posix backend with a publish that takes a while, counts the publishes
+ * in flight at once, and finds the storage down from call fail_from (> 0) on. */
+static volatile apr_uint32_t wide_calls, wide_inflight, wide_max;
+static apr_uint32_t wide_fail_from;
+
+static apr_status_t slow_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                                 const char *blob, const char *file_id, const char *etag,
+                                 long long size, int *moved)
+{
+    apr_uint32_t call = apr_atomic_inc32(&wide_calls) + 1;
+    apr_uint32_t now = apr_atomic_inc32(&wide_inflight) + 1, seen;
+    while ((seen = apr_atomic_read32(&wide_max)) < now &&
+           apr_atomic_cas32(&wide_max, now, seen) != seen)
+        ;
+    apr_sleep(apr_time_from_msec(20));
+    apr_status_t rv = wide_fail_from && call >= wide_fail_from
+                          ? APR_ECONNREFUSED
+                          : us_posix_storage.publish(st, p, session_id, blob, file_id, etag, size,
+                                                     moved);
+    apr_atomic_dec32(&wide_inflight);
+    return rv;
+}
+
+/* A closed session of n text files named w0.txt.. in workspace ws. */
+static const char *wide_session(us_db *db, const char *ws, int n)
+{
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, ws, "FAIL", 0);
+    for (int i = 0; i < n; i++)
+        upload(db, sid, apr_psprintf(pool, "w%02d.txt", i), "wide");
+    close_session(db, ws, sid);
+    return sid;
+}
+
+/* One batch of twelve files with publish_width 4: up to four publishes at
+ * once (more than one), every file FINISHED once, in a FAIL-mode session. */
+static void test_wide_batch_publishes_at_once(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    (void)state;
+    us_storage_backend slow = us_posix_storage;
+    slow.publish = slow_publish;
+    us_storage st = *cfg.storage;
+    st.backend = &slow;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    c.batch = 12;
+    c.publish_width = 4;
+    const char *sid = wide_session(db, "w-wide", 12);
+    apr_atomic_set32(&wide_calls, 0);
+    apr_atomic_set32(&wide_max, 0);
+    wide_fail_from = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 12);
+    assert_int_equal(apr_atomic_read32(&wide_calls), 12);
+    assert_true(apr_atomic_read32(&wide_max) > 1);
+    assert_true(apr_atomic_read32(&wide_max) <= 4);
+    for (int i = 0; i < 12; i++) {
+        expect_file(db, sid, apr_psprintf(pool, "w%02d.txt", i), "FINISHED", NULL);
+        assert_int_equal(workspace_files(db, "w-wide", apr_psprintf(pool, "w%02d.txt", i), &rows), 1);
+    }
+    assert_int_equal(us_session_get(db, pool, "w-wide", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 12);
+    us_db_close(db);
+}
+
+/* The storage goes down in the middle of a wide batch: nothing of it is
+ * recorded (some files are published already), the retry finds those in
+ * place and the session ends with every file FINISHED exactly once. */
+static void test_wide_batch_outage_mid_batch(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *pending, *rows;
+    (void)state;
+    us_storage_backend slow = us_posix_storage;
+    slow.publish = slow_publish;
+    us_storage st = *cfg.storage;
+    st.backend = &slow;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    c.batch = 12;
+    c.publish_width = 4;
+    const char *sid = wide_session(db, "w-wide-down", 12);
+    apr_atomic_set32(&wide_calls, 0);
+    wide_fail_from = 6;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_STORAGE_DOWN);
+    assert_true(apr_atomic_read32(&wide_calls) < 12); /* stopped early */
+    assert_int_equal(us_ingest_pending(db, pool, sid, 20, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 12);
+    int moved = 0;
+    for (int i = 0; i < 12; i++) {
+        const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
+        moved += published(u->file_ingestion_id);
+        expect_file(db, sid, u->name, "PENDING", NULL);
+    }
+    assert_int_equal(moved, 5);
+    wide_fail_from = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 12);
+    for (int i = 0; i < 12; i++) {
+        const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
+        assert_true(published(u->file_ingestion_id));
+        expect_file(db, sid, u->name, "FINISHED", NULL);
+        assert_int_equal(workspace_files(db, "w-wide-down", u->name, &rows), 1);
+    }
+    assert_int_equal(us_session_get(db, pool, "w-wide-down", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 12);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1105,8 @@ int main(void)
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
+        cmocka_unit_test(test_wide_batch_publishes_at_once),
+        cmocka_unit_test(test_wide_batch_outage_mid_batch),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

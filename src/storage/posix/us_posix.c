@@ -250,13 +250,13 @@ static apr_status_t px_read_at(void *r, apr_off_t off, char *buf, apr_size_t *le
 
 /* ---- ingestion ------------------------------------------------------------------- */
 
-static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
-                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+/* The whole file at path when it holds at most max bytes (us_storage.h). */
+static apr_status_t read_whole(apr_pool_t *p, const char *path, apr_size_t max, char **data,
+                               apr_size_t *len)
 {
     apr_file_t *f;
     apr_finfo_t fi;
-    apr_status_t rv = apr_file_open(&f, upload_path(st, p, session_id, blob),
-                                    APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p);
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, p);
     if (rv != APR_SUCCESS)
         return rv;
     rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
@@ -275,6 +275,18 @@ static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *se
     }
     apr_file_close(f);
     return rv;
+}
+
+static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+{
+    return read_whole(p, upload_path(st, p, session_id, blob), max, data, len);
+}
+
+static apr_status_t px_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
+                                 apr_size_t max, char **data, apr_size_t *len)
+{
+    return read_whole(p, file_path(st, p, file_id), max, data, len);
 }
 
 static apr_status_t px_publish(us_storage *st, apr_pool_t *p, const char *session_id,
@@ -431,6 +443,7 @@ const us_storage_backend us_posix_storage = {
     .file_open = px_file_open,
     .read_at = px_read_at,
     .upload_read = px_upload_read,
+    .file_read = px_file_read,
     .publish = px_publish,
     .publish_sync = px_publish_sync,
     .upload_delete = px_upload_delete,

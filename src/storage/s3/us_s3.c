@@ -942,11 +942,11 @@ static apr_status_t s3_read_at(void *rv_, apr_off_t off, char *buf, apr_size_t *
 
 /* ---- ingestion ----------------------------------------------------------------------- */
 
-static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
-                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+/* The whole object key when it holds at most max bytes: one GET. */
+static apr_status_t read_small(us_storage *st, apr_pool_t *p, const char *key, apr_size_t max,
+                               char **data, apr_size_t *len)
 {
     s3_xfer x = { 0 };
-    const char *key = upload_key(st, p, session_id, blob);
     x.cap = max;
     x.buf = apr_palloc(p, max + 1);
     apr_status_t rv = s3_send(st, p, "GET", key, NULL, NULL, &x);
@@ -962,6 +962,18 @@ static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *se
     *data = x.buf;
     *len = x.got;
     return APR_SUCCESS;
+}
+
+static apr_status_t s3_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                   const char *blob, apr_size_t max, char **data, apr_size_t *len)
+{
+    return read_small(st, p, upload_key(st, p, session_id, blob), max, data, len);
+}
+
+static apr_status_t s3_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
+                                 apr_size_t max, char **data, apr_size_t *len)
+{
+    return read_small(st, p, file_key(st, p, file_id), max, data, len);
 }
 
 /* The answer to a copy (or a part's copy) the source refused, 412 (the
@@ -1257,8 +1269,14 @@ static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *se
     return APR_SUCCESS;
 }
 
+/* Publishes of one batch in flight at once: each is two or three round trips
+ * that mostly wait on the store; 16 keep radosgw busy without a burst of
+ * connections per ingest worker. */
+#define PUBLISH_WIDTH 16
+
 const us_storage_backend us_s3_storage = {
     .name = "s3",
+    .publish_width = PUBLISH_WIDTH,
     .configure = s3_configure,
     .prepare = s3_prepare,
     .check = s3_check,
@@ -1275,6 +1293,7 @@ const us_storage_backend us_s3_storage = {
     .file_open = s3_file_open,
     .read_at = s3_read_at,
     .upload_read = s3_upload_read,
+    .file_read = s3_file_read,
     .publish = s3_publish,
     .publish_sync = s3_publish_sync,
     .upload_delete = s3_upload_delete,
