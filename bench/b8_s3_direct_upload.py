@@ -31,6 +31,7 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(BENCH_DIR), "tests"))
 
+from common import proc_cpu_s  # noqa: E402
 from us_testkit.radosgw import Radosgw  # noqa: E402
 from us_testkit.server import UploadServer  # noqa: E402
 
@@ -45,16 +46,6 @@ def make_source(path):
     with open(path, "wb") as f:
         for i in range(SIZE >> 20):
             f.write(i.to_bytes(8, "little") + block[8:])
-
-
-def proc_cpu_s(pid):
-    """utime + stime of a process in seconds (0 when gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def ceph_cpu(rgw):

@@ -103,8 +103,9 @@ static us_session sc_session(const char *id, const char *ws, const char *user, a
     return s;
 }
 
-static us_db_rc sc_upload_at(us_db *db, const char *session_id, const char *name, int n,
-                             apr_time_t now, const char **old_blob)
+/* upload n of a session (a sidecar when is_meta), committed at now */
+static us_db_rc sc_upload_rec(us_db *db, const char *session_id, const char *name, int n,
+                              int is_meta, apr_time_t now, const char **old_blob)
 {
     us_upload_record u;
     memset(&u, 0, sizeof(u));
@@ -114,8 +115,15 @@ static us_db_rc sc_upload_at(us_db *db, const char *session_id, const char *name
     u.sha256 = "00";
     u.file_ingestion_id = sc_uuid(pool, 900000 + n);
     u.size = 1;
+    u.is_meta = is_meta;
     u.uploaded_at = SC_T0 + n;
     return us_upload_commit(db, pool, &u, now, old_blob);
+}
+
+static us_db_rc sc_upload_at(us_db *db, const char *session_id, const char *name, int n,
+                             apr_time_t now, const char **old_blob)
+{
+    return sc_upload_rec(db, session_id, name, n, 0, now, old_blob);
 }
 
 static us_db_rc sc_upload(us_db *db, const char *session_id, const char *name, int n,
@@ -623,18 +631,8 @@ static void sc_upload_vs_close(void **state)
 
 static us_db_rc sc_upload_meta(us_db *db, const char *session_id, const char *name, int n)
 {
-    us_upload_record u;
     const char *old = NULL;
-    memset(&u, 0, sizeof(u));
-    u.session_id = session_id;
-    u.name = name;
-    u.blob = apr_psprintf(pool, "blob-%d", n);
-    u.sha256 = "00";
-    u.file_ingestion_id = sc_uuid(pool, 900000 + n);
-    u.size = 1;
-    u.is_meta = 1;
-    u.uploaded_at = SC_T0 + n;
-    return us_upload_commit(db, pool, &u, SC_T0, &old);
+    return sc_upload_rec(db, session_id, name, n, 1, SC_T0, &old);
 }
 
 /* The pending row of name, failing when there is none. */

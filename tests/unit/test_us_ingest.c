@@ -491,54 +491,6 @@ static int present(const char *path)
     return apr_stat(&fi, path, APR_FINFO_TYPE, pool) == APR_SUCCESS;
 }
 
-/* A direct session's prefix gets its last clear once expires_at lies the
- * lease in the past and its ingestion has ended: an object that landed
- * after the ingestion's clear is removed, once; the ingested file stays. */
-static void test_late_clear(void **state)
-{
-    us_db *db = db_open();
-    us_session s;
-    int n = 0;
-    apr_array_header_t *rows;
-    us_late_cursor at = { "", 0 };
-    (void)state;
-    memset(&s, 0, sizeof(s));
-    s.id = uuid_n(++seq);
-    s.workspace = "w-late";
-    s.user_id = "u";
-    s.given_name = "A";
-    s.family_name = "B";
-    s.write_mode = "KEEP";
-    s.parallel = 1;
-    s.direct = US_DIRECT_UNLISTED;
-    s.created_at = apr_time_now();
-    s.expires_at = s.created_at + apr_time_from_msec(1000);
-    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
-    put_direct(s.id, "a.txt", "ingested");
-    apr_sleep(apr_time_from_msec(1100));
-    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
-    assert_true(n >= 1);
-    /* until the queue is empty (earlier tests may have left sessions in it) */
-    int claimed = 1;
-    for (int i = 0; claimed && i < 20; i++)
-        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
-    expect_file(db, s.id, "a.txt", "FINISHED", NULL);
-    /* after the ingestion's clear, while the policy would still be valid */
-    const char *late = put_direct(s.id, "late.txt", "late");
-    assert_int_equal(us_ingest_clear_late(db, pool, &cfg, &at), 0); /* within the lease */
-    assert_true(present(late));
-    us_ingest_config c = cfg;
-    c.lease = apr_time_from_msec(50);
-    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
-    assert_false(present(late));
-    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
-    assert_int_equal(us_session_get(db, pool, "w-late", s.id, apr_time_now(), &s), US_DB_OK);
-    assert_int_equal(s.direct, US_DIRECT_CLEARED);
-    assert_int_equal(s.finished_files, 1);
-    assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
-    us_db_close(db);
-}
-
 /* n direct sessions of workspace ws (ids into ids[]), expired a second
  * from now and ingested, each with one file; a late object is then put
  * into each prefix (paths into late[]). */
@@ -571,6 +523,36 @@ static void direct_sessions_ingested(us_db *db, const char *ws, int n, const cha
         expect_file(db, ids[i], "a.txt", "FINISHED", NULL);
         late[i] = put_direct(ids[i], "late.txt", "late");
     }
+}
+
+/* A direct session's prefix gets its last clear once expires_at lies the
+ * lease in the past and its ingestion has ended: an object that landed
+ * after the ingestion's clear is removed, once; the ingested file stays. */
+static void test_late_clear(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    us_late_cursor at = { "", 0 };
+    const char *ids[1], *lates[1];
+    (void)state;
+    direct_sessions_ingested(db, "w-late", 1, ids, lates);
+    memset(&s, 0, sizeof(s));
+    s.id = ids[0];
+    /* after the ingestion's clear, while the policy would still be valid */
+    const char *late = lates[0];
+    assert_int_equal(us_ingest_clear_late(db, pool, &cfg, &at), 0); /* within the lease */
+    assert_true(present(late));
+    us_ingest_config c = cfg;
+    c.lease = apr_time_from_msec(50);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
+    assert_false(present(late));
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
+    assert_int_equal(us_session_get(db, pool, "w-late", s.id, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.direct, US_DIRECT_CLEARED);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(workspace_files(db, "w-late", "a.txt", &rows), 1);
+    us_db_close(db);
 }
 
 static apr_time_t offset_now(void *arg)
