@@ -14,6 +14,8 @@
 #include "us_storage.h"
 #include "us_store.h"
 
+#include <apr_atomic.h>
+
 #define US_FILES_SWEEP_TURN "files_sweep" /* its us_turn */
 #define US_FILES_SWEEP_PAGE 1000          /* files looked at per round */
 /* The grace by default, in ingest leases: a file older than that is no
@@ -21,8 +23,9 @@
  * upload anyway) nor a POST /files between its commit and its row. */
 #define US_FILES_SWEEP_LEASES 5
 /* The second look's delay at most (a shorter lease shortens it): longer
- * than a POST /files takes from its object to its row, busy waits included */
-#define US_FILES_SWEEP_SECOND_LOOK apr_time_from_sec(10)
+ * than a POST /files takes from its object to its row - a connection from
+ * the pool (10 s at most) and the write's busy waits included */
+#define US_FILES_SWEEP_SECOND_LOOK apr_time_from_sec(30)
 
 typedef struct {
     us_storage *storage;
@@ -31,6 +34,8 @@ typedef struct {
     apr_interval_time_t interval;  /* from one round to the next, across the nodes */
     int page;                      /* files per round */
     apr_interval_time_t second_look; /* from the first look to the second (0: none) */
+    volatile apr_uint32_t *stop;   /* may be NULL; nonzero: the wait for the second look ends
+                                    * the round, nothing deleted */
 } us_files_sweep_config;
 
 /* One round, when it is this caller's turn: lists the next page of the

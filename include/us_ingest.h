@@ -42,7 +42,8 @@ typedef struct {
     us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
     long long max_file_size;     /* UploadSessionMaxFileSize; sizes the late clear's grace */
-    /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases */
+    /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases
+     * and the largest file's upload time (as in us_ingest_late_grace) */
     apr_interval_time_t files_grace;
     /* publishes of one batch run at once, each on a thread of its own
      * (us_fanout); 0: us_storage_publish_width of the storage, 1: in the

@@ -11,6 +11,19 @@ static int referenced(us_db *db, apr_pool_t *p, const char *file_id)
     return us_file_id_referenced(db, p, file_id, &ref) == US_DB_OK ? ref : -1;
 }
 
+/* Waits cfg->second_look in slices; 0 when asked to stop meanwhile. */
+static int second_look_waited(const us_files_sweep_config *cfg)
+{
+    apr_time_t until = apr_time_now() + cfg->second_look;
+    for (apr_time_t now = apr_time_now(); now < until; now = apr_time_now()) {
+        if (cfg->stop && apr_atomic_read32(cfg->stop))
+            return 0;
+        apr_interval_time_t left = until - now;
+        apr_sleep(left < apr_time_from_msec(100) ? left : apr_time_from_msec(100));
+    }
+    return !(cfg->stop && apr_atomic_read32(cfg->stop));
+}
+
 int us_files_sweep(us_db *db, apr_pool_t *p, const us_files_sweep_config *cfg)
 {
     us_turn turn;
@@ -40,8 +53,10 @@ int us_files_sweep(us_db *db, apr_pool_t *p, const us_files_sweep_config *cfg)
         else if (!ref)
             APR_ARRAY_PUSH(orphans, const char *) = f->file_id;
     }
-    if (orphans->nelts && !failure && cfg->second_look > 0)
-        apr_sleep(cfg->second_look);
+    if (orphans->nelts && !failure && !second_look_waited(cfg)) {
+        (void)us_turn_give(db, p, &turn, apr_time_now() + cfg->interval, turn.place);
+        return -1; /* stopping: this page again at the next round */
+    }
     for (int i = 0; i < orphans->nelts && !failure; i++) {
         const char *id = APR_ARRAY_IDX(orphans, i, const char *);
         int ref = referenced(db, p, id); /* a row made since the first look keeps it */

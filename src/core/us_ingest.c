@@ -768,12 +768,17 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
     memset(&late_at, 0, sizeof(late_at));
+    /* the largest file's upload time is part of the grace: an object store
+     * may date a multipart object by its start (us_ingest_late_grace) */
     us_files_sweep_config sweep = { cfg->storage, cfg->log,
-                                    cfg->files_grace > 0 ? cfg->files_grace
-                                                         : US_FILES_SWEEP_LEASES * cfg->lease,
+                                    cfg->files_grace > 0
+                                        ? cfg->files_grace
+                                        : (US_FILES_SWEEP_LEASES - 1) * cfg->lease +
+                                              us_ingest_late_grace(cfg),
                                     cfg->lease, US_FILES_SWEEP_PAGE,
                                     cfg->lease < US_FILES_SWEEP_SECOND_LOOK
-                                        ? cfg->lease : US_FILES_SWEEP_SECOND_LOOK };
+                                        ? cfg->lease : US_FILES_SWEEP_SECOND_LOOK,
+                                    &ing->stop };
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {

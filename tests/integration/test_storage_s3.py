@@ -179,9 +179,10 @@ def test_download_during_outage_is_503(s3_server, outage):
 def test_sweep_removes_files_objects_without_a_row(s3_server):
     """An object under files/ that no row refers to (as a worker killed
     between a FAIL file's copy and its removal leaves one) is removed once
-    older than the grace (5 ingest leases: 5 s here), in a round of the
-    sweep (US1023); a workspace file beside it stays and downloads."""
-    s = s3_server(extra=["UploadSessionIngestLease 1"])
+    older than the grace (5 ingest leases and the largest file at 1 MiB/s:
+    6 s here), in a round of the sweep (US1023); a workspace file beside it
+    stays and downloads."""
+    s = s3_server(extra=["UploadSessionIngestLease 1", "UploadSessionMaxFileSize 1048576"])
     api = s.client(s.user_all)
     ws = "ws-sweep"
     data = b"the real file\n" * 300

@@ -616,7 +616,7 @@ static void test_files_sweep(void **state)
     f.characters = -1;
     const char *kept = put_file(f.file_id, old);
     assert_int_equal(us_workspace_file_add(db, pool, "w-sweep", &f, "KEEP", &deleted), US_DB_OK);
-    us_files_sweep_config sc = { cfg.storage, NULL, apr_time_from_sec(600), 0, 2, 0 };
+    us_files_sweep_config sc = { cfg.storage, NULL, apr_time_from_sec(600), 0, 2, 0, NULL };
     /* the workers of test_workers_threads had a round: the next one is
      * due a lease later; a turn taken as from a day ahead frees it now */
     us_turn t;
