@@ -8,7 +8,7 @@ hits them alike; only figures of one run compare.
 
   /usr/bin/python3 bench/p6_pg_cpu.py [--endpoint status|list] [--secs 3]
       [--cycles 3] [--unix] [--no-sqlite] [--module X.so ...] [--perf DIR]
-      [--explain FILE.sql]
+      [--explain FILE.sql] [--pgbench]
 
 Sides: `pgsql` (the testkit's cluster over TCP loopback, as b6), `sqlite`
 (unless --no-sqlite), `pgsql-unix` (--unix: the same cluster over its Unix
@@ -19,11 +19,18 @@ and of the side's backends during each leg, one file per side and process
 group, with the top symbols printed (`perf report --sort dso,sym`).
 --explain FILE: runs the psql script FILE on the first pgsql side's
 database before the legs (psql variable `sid`: the status leg's session).
+--pgbench (status only): one more leg per cycle, `pgbench -M prepared` with
+16 clients and 2 threads running the status request's own statement
+(SESSION_GET's text, the same session) on the first pgsql side's database
+over the same transport, no httpd: what PostgreSQL's backends cost per
+statement on this machine when nothing else asks them anything, the floor
+of a status request's "backends" column.
 """
 
 import argparse
 import atexit
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,7 +42,7 @@ from us_testkit import pg  # noqa: E402
 
 import common as C  # noqa: E402
 
-CONNS = 16
+CONNS = int(os.environ.get("CONNS", "16"))
 
 
 def postmaster_pid(cl):
@@ -152,6 +159,59 @@ def leg(side, endpoint, secs, perf_dir=None):
 
 GROUPS = ("httpd", "backends", "pg other", "wrk", "else", "idle")
 
+# SESSION_GET of src/store/pgsql/us_pg_sql.c (SESSION_COLS, VISIBLE), its
+# parameters pgbench's variables
+SESSION_GET = (
+    "SELECT id, workspace, user_id, given_name, family_name, write_mode, parallel, "
+    "CASE WHEN status = 'OPEN' AND expires_at <= "
+    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * :now) "
+    "THEN 'EXPIRED' ELSE status END, created_at, expires_at, uploaded_files, "
+    "finished_files, failed_files, direct FROM us_sessions "
+    "WHERE workspace = :ws AND id = :sid AND status <> 'ABORTED';\n")
+
+
+def reaped_cpu_s(pid):
+    """cutime + cstime of a process in seconds: its exited children's CPU."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def pgbench_leg(side, secs):
+    """The status statement alone, from pgbench: requests are its transactions,
+    its CPU stands in the wrk column. pgbench's backends exit with it: their
+    CPU is read from the postmaster's reaped children's, and the 16
+    connections' setup (fork, authentication) is part of it, so the column
+    is an upper bound of the statement's cost."""
+    script = os.path.join(side.srv.dir, "p6-status.sql")
+    with open(script, "w") as f:
+        f.write(SESSION_GET)
+    groups = pg_groups(side.cl, side.srv.pg_db)
+    pm = postmaster_pid(side.cl)
+    m0, s0, o0, r0 = C.machine_busy_s(), snapshot(groups), os.times(), reaped_cpu_s(pm)
+    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(CONNS), "-j", "2",
+                          "-T", str(secs), "-f", script, "-D", "ws=p6-status",
+                          "-D", f"sid={side.sid}", "-D", "now=0", side.srv.pg_conninfo],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=secs + 60)
+    time.sleep(0.3)  # the postmaster reaps pgbench's backends
+    groups = {**pg_groups(side.cl, side.srv.pg_db), **groups}
+    m1, s1, o1, r1 = C.machine_busy_s(), snapshot(groups), os.times(), reaped_cpu_s(pm)
+    txs = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    if out.returncode != 0 or not txs or (failed and int(failed.group(1))):
+        raise RuntimeError("pgbench: " + out.stdout[-2000:])
+    cpu = {}
+    for pid, g in groups.items():
+        cpu[g] = cpu.get(g, 0.0) + max(0.0, s1.get(pid, 0) - s0.get(pid, 0))
+    cpu["backends"] = cpu.get("backends", 0.0) + (r1 - r0)
+    cpu["wrk"] = (o1.children_user - o0.children_user) + (o1.children_system - o0.children_system)
+    busy, total = m1[0] - m0[0], m1[1] - m0[1]
+    cpu["else"] = max(0.0, busy - sum(cpu.values()))
+    cpu["idle"] = max(0.0, total - busy)
+    return {"requests": int(txs.group(1)), "seconds": float(secs), "errors": 0,
+            "cpu": cpu, "perf": []}
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -163,7 +223,10 @@ def main():
     ap.add_argument("--module", action="append", default=[])
     ap.add_argument("--perf")
     ap.add_argument("--explain")
+    ap.add_argument("--pgbench", action="store_true")
     a = ap.parse_args()
+    if a.pgbench and a.endpoint != "status":
+        ap.error("--pgbench runs the status statement: --endpoint status")
     modules = a.module or [C.MODULE_SO]
     cl = pg.cluster()
     atexit.register(cl.stop)
@@ -188,6 +251,8 @@ def main():
         if a.perf:
             os.makedirs(a.perf, exist_ok=True)
         res = {s.label: [] for s in sides}
+        if a.pgbench:
+            res["pgbench (statement alone)"] = []
         for cycle in range(a.cycles):
             order = sides if cycle % 2 == 0 else sides[::-1]
             C.wait_quiet(3)
@@ -199,6 +264,10 @@ def main():
                 r = leg(s, a.endpoint, a.secs, perf_dir)
                 res[s.label].append(r)
                 line.append(f"{s.label} {r['requests'] / r['seconds']:.0f}")
+            if a.pgbench:
+                r = pgbench_leg(sides[0], a.secs)
+                res["pgbench (statement alone)"].append(r)
+                line.append(f"pgbench {r['requests'] / r['seconds']:.0f}")
             C.log(f"cycle {cycle + 1} (load {la}): " + ", ".join(line) + " req/s")
         print(f"\n{a.endpoint}, {a.cycles} cycles of {a.secs:g} s legs, {CONNS} connections:"
               " CPU per request (us) by process group")
