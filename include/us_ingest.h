@@ -112,17 +112,23 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
  * us_ingest_late_grace. */
 #define US_LATE_CLEAR_MIN_RATE (1024 * 1024)
 
-/* How long after expires_at a direct session's prefix gets its last clear:
+/* How long after expires_at a session's uploads get their last clear:
  * cfg->lease + cfg->max_file_size at US_LATE_CLEAR_MIN_RATE (5 GiB: 1 h 26
  * min after a 60 s lease). */
 apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg);
 
-/* The last clear of direct-upload sessions (docs/design-s3-listing.md):
- * their POST policy lives until expires_at, so an object may land under a
- * session's prefix after the clear that ends its ingestion. Once
+/* The last clear of every session's uploads (docs/design-s3-listing.md):
+ * a direct session's POST policy lives until expires_at, so an object may
+ * land under its prefix after the clear that ends its ingestion; an upload
+ * through the module's target may still stream then, and its writer may
+ * be killed between committing the file and removing it (or before
+ * recording it in a session that is done at its close, no file recorded),
+ * or in the middle of a multipart upload (us_storage_session_clear_late
+ * aborts those). Once
  * expires_at lies us_ingest_late_grace in the past (an upload whose policy
  * was checked just before has that long to land) and the ingestion has ended,
- * each due prefix (us_late_clear_due, a few at a time) is cleared once
+ * each due prefix (us_late_clear_due, a page at a time, pages while they
+ * come back full for up to US_LATE_CLEAR_BUDGET) is cleared once
  * more and that is recorded (us_late_clear_done), logged as 1022 by the
  * one caller that records it. A prefix that keeps objects (the storage did
  * not answer) stays due. Returns how many this call recorded. A clear
@@ -132,6 +138,7 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg);
  * short; so every due session is tried within a few calls, however many
  * before it keep failing. */
 #define US_LATE_CLEAR_PAGE 16
+#define US_LATE_CLEAR_BUDGET apr_time_from_sec(1)
 typedef struct {
     char id[64];
     apr_time_t expires_at;

@@ -213,6 +213,14 @@ apr_status_t us_storage_file_delete(us_storage *st, apr_pool_t *p, const char *f
  * session is left). Failures to remove are logged (1203). */
 int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_id);
 
+/* The last clear, once no writer of the session can be alive (its POST
+ * policy long dead): a session clear that also removes the unfinished
+ * files writers killed mid-upload left (s3: the multipart uploads under the
+ * session's prefix; posix: its temp files of dead processes, which a
+ * session clear removes too). Returns how many entries stayed; failures
+ * are logged (1203). */
+int us_storage_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id);
+
 /* The blobs of a session's committed uploads, in no order (const char *),
  * without files still being written (those between finish and commit may
  * be listed). A session never written to has none. */

@@ -67,6 +67,8 @@ struct us_storage_backend {
                                   const char *blob);
     apr_status_t (*file_delete)(us_storage *st, apr_pool_t *p, const char *file_id);
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
+    /* may be NULL: session_clear removes every unfinished file of a dead writer */
+    int (*session_clear_late)(us_storage *st, apr_pool_t *p, const char *session_id);
     apr_status_t (*session_list)(us_storage *st, apr_pool_t *p, const char *session_id,
                                  apr_array_header_t **blobs);
     apr_status_t (*session_objects)(us_storage *st, apr_pool_t *p, const char *session_id,

@@ -50,12 +50,15 @@ typedef struct {
 } us_session;
 
 /* us_session.direct: uploads through the module's upload target (rows per
- * upload); straight into the bucket, not listed yet (the bucket is the
- * truth); straight into the bucket, one listing recorded as its rows;
- * that, and the prefix cleared once more after expires_at, when no POST
- * policy of the session is valid any more (us_late_clear_done; read as
- * LISTED). */
-enum { US_DIRECT_NO = 0, US_DIRECT_UNLISTED = 1, US_DIRECT_LISTED = 2, US_DIRECT_CLEARED = 3 };
+ * upload), nothing pending (its last clear recorded, or a session made
+ * before there was one); straight into the bucket, not listed yet (the
+ * bucket is the truth); straight into the bucket, one listing recorded as
+ * its rows; that, and the prefix cleared once more after expires_at, when
+ * no POST policy of the session is valid any more (us_late_clear_done;
+ * read as LISTED); through the upload target, its last clear to come
+ * (us_late_clear_done makes it NO). A session is made UNLISTED or TARGET. */
+enum { US_DIRECT_NO = 0, US_DIRECT_UNLISTED = 1, US_DIRECT_LISTED = 2, US_DIRECT_CLEARED = 3,
+       US_DIRECT_TARGET = 4 };
 
 /* ---- configuration and connections ---------------------------------------- */
 
@@ -423,21 +426,24 @@ typedef struct {
     apr_time_t expires_at;
 } us_late_due;
 
-/* Up to limit direct-upload sessions (us_late_due) whose prefix is due its
- * last clear: their ingestion has ended (ingested, or aborted and cleared)
- * and their expires_at, when their POST policy died, lies more than grace
- * before now (PostgreSQL: the database's clock, as the expiry sweep
+/* Up to limit sessions (us_late_due) whose uploads are due their last
+ * clear, direct or through the upload target (a writer killed after the
+ * ingestion's clear, or before a session with no recorded file is done at
+ * its close, leaves its file): their ingestion has ended (ingested, or
+ * aborted and cleared) and their expires_at, when their POST policy died,
+ * lies more than grace before now (PostgreSQL: the database's clock, as the expiry sweep
  * judges), in (expires_at, id) order from just after `after` (NULL: from
  * the first), so a caller whose clears keep failing pages on past them;
- * none recorded as cleared late (us_late_clear_done). A read: an index
- * range of the sessions not cleared late yet, whatever the number of
- * sessions. */
+ * none recorded as cleared late (us_late_clear_done), none made as
+ * US_DIRECT_NO. A read: an index range of the sessions not cleared late
+ * yet, whatever the number of sessions. */
 us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interval_time_t grace,
                            const us_late_due *after, int limit, apr_array_header_t **due);
-/* Records that session id's prefix had its last clear (direct becomes
- * US_DIRECT_CLEARED): US_DB_OK when this call recorded it, US_DB_NOTFOUND
- * when it was recorded before or the session takes no direct uploads. One
- * statement: of concurrent calls for a session exactly one gets US_DB_OK. */
+/* Records that session id's uploads had their last clear (direct becomes
+ * US_DIRECT_CLEARED, or US_DIRECT_NO for the upload target's):
+ * US_DB_OK when this call recorded it, US_DB_NOTFOUND when it was recorded
+ * before. One statement: of concurrent calls for a session exactly one
+ * gets US_DB_OK. */
 us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id);
 
 /* ---- workspace files ----------------------------------------------------------- */

@@ -530,9 +530,9 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
  * the store), and files a crash left unrecorded. An upload still arriving
  * for the closed session keeps its unfinished file (it fails with CONFLICT
  * and removes it). Entries left while the storage does not answer (s3:
- * the listing or deletes failed in an outage) would stay for good once the
- * session is done - a session of the module's upload target gets no late
- * clear: US_INGEST_STORAGE_DOWN, the caller requeues it. 0 otherwise. */
+ * the listing or deletes failed in an outage) would wait for the last
+ * clear, a grace after expires_at: US_INGEST_STORAGE_DOWN, the caller
+ * requeues it. 0 otherwise. */
 static int clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char *id)
 {
     int kept = us_storage_session_clear(cfg->storage, p, id);
@@ -677,11 +677,12 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg)
     return cfg->lease + (apr_interval_time_t)(size / US_LATE_CLEAR_MIN_RATE * APR_USEC_PER_SEC);
 }
 
-int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         us_late_cursor *at)
+/* One page of the last clear's queue from at; 1 when it was full (more
+ * may follow). */
+static int clear_late_page(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                           us_late_cursor *at, int *recorded)
 {
     apr_array_header_t *due;
-    int recorded = 0;
     us_late_due after = { at->id, at->expires_at };
     if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), at->id[0] ? &after : NULL,
                           US_LATE_CLEAR_PAGE, &due) != US_DB_OK)
@@ -695,14 +696,28 @@ int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     for (int i = 0; i < due->nelts; i++) {
         const char *id = APR_ARRAY_IDX(due, i, us_late_due).id;
-        if (us_storage_session_clear(cfg->storage, p, id) != 0)
+        if (us_storage_session_clear_late(cfg->storage, p, id) != 0)
             continue; /* objects left: due again at the next sweep */
         if (us_late_clear_done(db, p, id) == US_DB_OK) {
-            recorded++;
+            (*recorded)++;
             us_log(cfg->log, US_LOG_INFO, 0, 1022, "ingest: session %s: its upload policy has "
-                   "expired; its prefix cleared a last time", id);
+                   "expired; its uploads cleared a last time", id);
         }
     }
+    return due->nelts == US_LATE_CLEAR_PAGE;
+}
+
+int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                         us_late_cursor *at)
+{
+    int recorded = 0, full;
+    apr_time_t until = apr_time_now() + US_LATE_CLEAR_BUDGET;
+    do {
+        apr_pool_t *pp;
+        apr_pool_create(&pp, p);
+        full = clear_late_page(db, pp, cfg, at, &recorded);
+        apr_pool_destroy(pp);
+    } while (full && apr_time_now() < until);
     return recorded;
 }
 

@@ -262,7 +262,7 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
     s.expires_at = now + apr_time_from_sec(lifetime);
     us_storage_post_target t = { 0 };
     s.direct = c->s3_direct && us_storage_post_target_of(c->storage, r->pool, id, &t) == APR_SUCCESS
-                   ? US_DIRECT_UNLISTED : US_DIRECT_NO;
+                   ? US_DIRECT_UNLISTED : US_DIRECT_TARGET;
 
     us_db *db = us_acquire_db(r, c);
     if (!db) /* answered 503/500 already */
@@ -277,7 +277,7 @@ int us_api_session_create(request_rec *r, us_srv_conf *c, const us_key *key,
                                       "a new one.", c->max_open));
 
     us_policy_fields pf;
-    if (s.direct) {
+    if (s.direct == US_DIRECT_UNLISTED) {
         /* the bucket checks this policy itself: the bytes never pass here */
         us_sigv4_post_policy(r->pool, &t.cred, t.bucket, t.key_prefix, s.expires_at,
                              c->max_file_size, now, &pf);

@@ -203,6 +203,13 @@ int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_
     return st->backend->session_clear(st, p, session_id);
 }
 
+int us_storage_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    if (!st->backend->session_clear_late)
+        return st->backend->session_clear(st, p, session_id);
+    return st->backend->session_clear_late(st, p, session_id);
+}
+
 apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                      apr_array_header_t **blobs)
 {

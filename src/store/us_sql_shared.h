@@ -45,7 +45,7 @@
  * raw files) give no file either. A direct-upload session's files are known
  * only once the ingest worker lists the bucket. */
 #define INGEST_AFTER_CLOSE \
-    "(CASE WHEN uploaded_files = 0 AND direct = 0 THEN 'done' ELSE 'queued' END)"
+    "(CASE WHEN uploaded_files = 0 AND direct IN (0, 4) THEN 'done' ELSE 'queued' END)"
 
 /* The columns an item of a session list shows (API.md): no workspace (the
  * list's own), no counters */
@@ -118,9 +118,15 @@
                  "lp.uploaded_at DESC, lp.name DESC")
 
 /* Migration to SQLite schema 11 / PostgreSQL 9: the direct-upload
- * sessions whose prefix is not cleared late yet (us_late_clear_due) */
-#define US_SQL_LATE_CLEAR_INDEX \
+ * sessions whose prefix is not cleared late yet; replaced by the next */
+#define US_SQL_LATE_CLEAR_INDEX_DIRECT \
     "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2)"
+/* Migration to SQLite schema 12 / PostgreSQL 10: the sessions whose
+ * uploads are not cleared late yet, direct or of the upload target
+ * (us_late_clear_due); those made before stay out */
+#define US_SQL_LATE_CLEAR_INDEX_DROP "DROP INDEX us_sessions_late_clear"
+#define US_SQL_LATE_CLEAR_INDEX \
+    "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)"
 
 #define US_SQL_SHARED(X)                                                                      \
     X(SESSION_GET, "session_get",                                                             \
@@ -204,14 +210,15 @@
     X(LISTED_COUNT, "listed_count",                                                           \
       "UPDATE us_sessions SET uploaded_files = %lld WHERE id = %s")                           \
     X(LATE_CLEAR_DUE, "late_clear_due",                                                       \
-      /* a range of us_sessions_late_clear, whose rows are the direct sessions                \
-       * not cleared late yet: few, whatever the number of sessions */                        \
-      "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2)"                         \
+      /* a range of us_sessions_late_clear, whose rows are the sessions not                   \
+       * cleared late yet: the recent ones, whatever the number of sessions */                \
+      "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2, 4)"                      \
       " AND ingest_state = 'done' AND expires_at <= " JUDGED_NOW " - %lld"                    \
       " AND (expires_at > %lld OR (expires_at = %lld AND id > %s))"                           \
       " ORDER BY expires_at, id LIMIT %d")                                                    \
     X(LATE_CLEAR_MARK, "late_clear_mark",                                                     \
-      "UPDATE us_sessions SET direct = 3 WHERE id = %s AND direct IN (1, 2)")                 \
+      "UPDATE us_sessions SET direct = CASE direct WHEN 4 THEN 0 ELSE 3 END"                  \
+      " WHERE id = %s AND direct IN (1, 2, 4)")                                               \
     X(WORKSPACE_FILE_INSERT, "workspace_file_insert",                                         \
       "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at, session_id,"   \
       " characters) VALUES (%s, %s, %s, %lld, %s, %lld, %s, %lld)")                           \

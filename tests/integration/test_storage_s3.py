@@ -13,13 +13,14 @@ import os
 import re
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (list_ws_files, make_server, module_so, new_session,  # noqa: F401
-                               outage, s3_server, session_files, upload_all, upload_one,
-                               wait_ingested, ws_files_path)
+from us_testkit.ingest import (download, list_ws_files, make_server, module_so,  # noqa: F401
+                               new_session, outage, s3_server, session_files, upload_all,
+                               upload_one, wait_ingested, ws_files_path)
 from us_testkit.procs import free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -205,6 +206,70 @@ def test_sweep_removes_files_objects_without_a_row(s3_server):
     log = s.log_text()
     assert re.search(r"US1023: files sweep: removed 1 stored file\(s\) no row refers to", log), \
         log[-3000:]
+
+
+# --------------------------------------------------------------------------
+# the last clear of the upload target's sessions
+# --------------------------------------------------------------------------
+
+def test_killed_writers_leftovers_gone_after_expiry(s3_server):
+    """With the module as the upload target, a writer killed after the
+    ingestion's clear leaves its object under sessions/<id>/ (committed,
+    then neither recorded nor removed) or an unfinished multipart upload;
+    a session with no file recorded (a sidecar alone here; a writer killed
+    before recording) is done at its close with no clear at all. Once
+    expires_at lies the grace in the past (the lease, 1 s, plus
+    UploadSessionMaxFileSize at 1 MiB/s, 1 s), the last clear removes them
+    all, once per session (US1022); the ingested file still downloads."""
+    s = s3_server(extra=["UploadSessionIngestLease 1", "UploadSessionMaxFileSize 1048576"])
+    api = s.client(s.user_all)
+    ws = "ws-late-target"
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 10})
+    lone, lone_cfg = new_session(api, ws, {"expires_in_seconds": 10})
+    expires = time.monotonic() + 10
+    data = b"the real file\n" * 300
+    with new_client() as c:
+        upload_one(c, cfg, "a.txt", data)
+        upload_one(c, lone_cfg, "x.txt.meta.json", b"{}")
+    close_session(api, ws, sid)
+    close_session(api, ws, lone)
+    wait_ingested(api, ws, sid, 1)
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], timeout=30, interval=0.2)
+
+    s3 = s3_client(s)
+    base = f"/{S3_BUCKET}/{s.s3_prefix}/sessions"
+    killed, half, lost = (str(uuid.uuid4()) for _ in range(3))
+    status, _h, body = s3.request("PUT", f"{base}/{sid}/{killed}", b"committed, never recorded")
+    assert status == 200, body
+    status, _h, body = s3.request("POST", f"{base}/{sid}/{half}?uploads=")
+    assert status == 200, body
+    upload_id = re.search(rb"<UploadId>([^<]+)</UploadId>", body).group(1).decode()
+    status, _h, body = s3.request(
+        "PUT", f"{base}/{sid}/{half}?partNumber=1&uploadId={quote(upload_id, safe='')}",
+        b"x" * 1000)
+    assert status == 200, body
+    status, _h, body = s3.request("PUT", f"{base}/{lone}/{lost}", b"committed, never recorded")
+    assert status == 200, body
+    assert time.monotonic() < expires, "planted after expires_at: test too slow"
+    assert s3_keys(s, f"sessions/{sid}/") == [killed]
+    assert s3_keys(s, f"sessions/{sid}/", uploads=True) == [half]
+    assert len(s3_keys(s, f"sessions/{lone}/")) == 2  # the sidecar's blob and the lost one
+
+    def left():
+        return (s3_keys(s, f"sessions/{sid}/") + s3_keys(s, f"sessions/{sid}/", uploads=True) +
+                s3_keys(s, f"sessions/{lone}/"))
+    time.sleep(max(0.0, expires - time.monotonic()))
+    assert left() != [], "cleared before expires_at"
+    assert wait_for(lambda: left() == [], timeout=40, interval=0.3), left()
+    assert time.monotonic() >= expires + 1, "cleared before the grace ran out"
+    files = list_ws_files(s, api, ws)
+    assert [f["name"] for f in files] == ["a.txt"], files
+    assert download(api, ws, files[0]["file_id"]).content == data
+    assert s3_keys(s, "files/") == [files[0]["file_id"]]
+    time.sleep(1.5)  # more sweeps: recorded once, logged once
+    lines = [ln for ln in s.log_text().splitlines() if "US1022" in ln]
+    assert len(lines) == 2, lines
+    assert sorted(ln.count(sid) + 2 * ln.count(lone) for ln in lines) == [1, 2], lines
 
 
 def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage):

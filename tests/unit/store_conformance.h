@@ -1184,10 +1184,11 @@ static void sc_record_listing(void **state)
     us_db_close(db);
 }
 
-/* The last clear of a direct session's prefix: due once its ingestion has
- * ended and expires_at lies more than the grace in the past (by the
- * store's clock); recorded once; never due for a session without direct
- * uploads nor one still being ingested. */
+/* The last clear of a session's uploads, direct or through the upload
+ * target: due once its ingestion has ended and expires_at lies more than
+ * the grace in the past (by the store's clock); recorded once; never due
+ * for one still being ingested nor one made as US_DIRECT_NO (before the
+ * upload target's had a last clear). */
 static void sc_late_clear(void **state)
 {
     us_db *db = sc_open(pool);
@@ -1197,19 +1198,22 @@ static void sc_late_clear(void **state)
     us_session s = sc_session(sc_uuid(pool, 1990), "ws-late-a", "u-late", SC_T0, own ? 0 : 4);
     us_session busy = sc_session(sc_uuid(pool, 1991), "ws-late-b", "u-late", SC_T0, own ? 0 : 5);
     us_session plain = sc_session(sc_uuid(pool, 1992), "ws-late-c", "u-late", SC_T0, own ? 0 : 3);
+    us_session legacy = sc_session(sc_uuid(pool, 1993), "ws-late-d", "u-late", SC_T0, own ? 0 : 3);
     us_session c, got;
     apr_array_header_t *ids, *objs = apr_array_make(pool, 1, sizeof(us_listed_object));
     int n = 0, recorded = -1;
     (void)state;
     s.direct = busy.direct = US_DIRECT_UNLISTED;
+    plain.direct = US_DIRECT_TARGET;
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &busy, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_insert(db, pool, &plain, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &legacy, 10, SC_T0), US_DB_OK); /* made as NO */
     /* nothing is due while the sessions are open */
     assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     /* s: listed (empty), ingested; busy: claimed, still running */
     assert_int_equal(us_ingest_claim(db, pool, "w", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
     assert_string_equal(c.id, s.id);
@@ -1225,18 +1229,31 @@ static void sc_late_clear(void **state)
     assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(3600), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
-    assert_int_equal(ids->nelts, 1);
-    assert_string_equal(APR_ARRAY_IDX(ids, 0, us_late_due).id, s.id);
+    /* s, and plain: the upload target's, no file recorded, done at its
+     * expiry with no ingestion */
+    assert_int_equal(ids->nelts, 2);
+    int s_due = 0, plain_due = 0;
+    for (int i = 0; i < 2; i++) {
+        s_due += strcmp(APR_ARRAY_IDX(ids, i, us_late_due).id, s.id) == 0;
+        plain_due += strcmp(APR_ARRAY_IDX(ids, i, us_late_due).id, plain.id) == 0;
+    }
+    assert_int_equal(s_due, 1);
+    assert_int_equal(plain_due, 1);
     /* recorded once; then no longer due */
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_OK);
     assert_int_equal(us_late_clear_done(db, pool, s.id), US_DB_NOTFOUND);
+    assert_int_equal(us_late_clear_done(db, pool, plain.id), US_DB_OK);
     assert_int_equal(us_late_clear_done(db, pool, plain.id), US_DB_NOTFOUND);
+    assert_int_equal(us_late_clear_done(db, pool, legacy.id), US_DB_NOTFOUND);
     assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 16, &ids), US_DB_OK);
     assert_int_equal(ids->nelts, 0);
     /* it reads as a listed session: its rows are its files */
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.direct, US_DIRECT_CLEARED);
     assert_string_equal(got.status, "EXPIRED");
+    /* the upload target's: recorded apart, still no direct upload */
+    assert_int_equal(us_session_by_id(db, pool, plain.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.direct, US_DIRECT_NO);
     /* the running one, once ingested, is due */
     assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
     assert_int_equal(us_ingest_done(db, pool, busy.id, "w"), US_DB_OK);

@@ -42,7 +42,7 @@ static const char *uuid_n(int n)
     return apr_psprintf(pool, "00000000-0000-4000-8000-%012d", n);
 }
 
-/* A session in ws with mode; returns its id. */
+/* A session of the upload target in ws with mode; returns its id. */
 static const char *new_session_for(us_db *db, const char *ws, const char *mode, int parallel,
                                    apr_interval_time_t lifetime)
 {
@@ -55,6 +55,7 @@ static const char *new_session_for(us_db *db, const char *ws, const char *mode, 
     s.family_name = "B";
     s.write_mode = mode;
     s.parallel = parallel;
+    s.direct = US_DIRECT_TARGET;
     s.created_at = apr_time_now();
     s.expires_at = s.created_at + lifetime;
     assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
@@ -525,6 +526,20 @@ static void direct_sessions_ingested(us_db *db, const char *ws, int n, const cha
     }
 }
 
+/* Records the last clear of every session earlier tests left due (a day
+ * ahead), so a test counts its own. */
+static void late_clear_none_due(us_db *db)
+{
+    apr_array_header_t *due;
+    do {
+        assert_int_equal(us_late_clear_due(db, pool, apr_time_now() + apr_time_from_sec(86400), 0,
+                                           NULL, 100, &due), US_DB_OK);
+        for (int i = 0; i < due->nelts; i++)
+            assert_int_equal(us_late_clear_done(db, pool, APR_ARRAY_IDX(due, i, us_late_due).id),
+                             US_DB_OK);
+    } while (due->nelts);
+}
+
 /* A direct session's prefix gets its last clear once expires_at lies the
  * lease in the past and its ingestion has ended: an object that landed
  * after the ingestion's clear is removed, once; the ingested file stays. */
@@ -536,6 +551,7 @@ static void test_late_clear(void **state)
     us_late_cursor at = { "", 0 };
     const char *ids[1], *lates[1];
     (void)state;
+    late_clear_none_due(db);
     direct_sessions_ingested(db, "w-late", 1, ids, lates);
     memset(&s, 0, sizeof(s));
     s.id = ids[0];
@@ -555,6 +571,55 @@ static void test_late_clear(void **state)
     us_db_close(db);
 }
 
+/* Sessions of the module's upload target get the last clear too: what a
+ * writer killed after the ingestion's clear left (its committed file, its
+ * temp file), and the uploads of a session done at its close with no file
+ * recorded (a sidecar alone; a writer killed before recording) are removed
+ * once expires_at lies the grace in the past, once; ingested files stay. */
+static void test_late_clear_upload_target(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    us_late_cursor at = { "", 0 };
+    int n = 0;
+    (void)state;
+    late_clear_none_due(db);
+    const char *ingested = new_session_for(db, "w-late-target", "KEEP", 1, apr_time_from_msec(1000));
+    const char *unrecorded = new_session_for(db, "w-late-target", "KEEP", 1, apr_time_from_msec(1000));
+    upload(db, ingested, "a.txt", "ingested");
+    upload(db, unrecorded, "only.txt.meta.json", "{}");
+    close_session(db, "w-late-target", ingested);
+    close_session(db, "w-late-target", unrecorded); /* no raw file: done at once */
+    for (int i = 0, claimed = 1; claimed && i < 20; i++)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    expect_file(db, ingested, "a.txt", "FINISHED", NULL);
+    /* after the ingestion's clear: a writer killed between its commit and
+     * its removal, and one killed in the middle of its file */
+    const char *killed = put_direct(ingested, uuid_n(++seq), "committed, never recorded");
+    const char *temp = put_direct(ingested, apr_psprintf(pool, ".%s.2147483646.tmp", uuid_n(++seq)),
+                                  "half");
+    const char *lost = put_direct(unrecorded, uuid_n(++seq), "committed, never recorded");
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_int_equal(us_ingest_clear_late(db, pool, &cfg, &at), 0); /* within the lease */
+    assert_true(present(killed) && present(temp) && present(lost));
+    us_ingest_config c = cfg;
+    c.lease = apr_time_from_msec(50);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 2);
+    assert_false(present(killed));
+    assert_false(present(temp));
+    assert_false(present(lost));
+    assert_false(present(apr_pstrcat(pool, root, "/data/sessions/", unrecorded, NULL)));
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
+    assert_int_equal(us_session_get(db, pool, "w-late-target", ingested, apr_time_now(), &s),
+                     US_DB_OK);
+    assert_int_equal(s.direct, US_DIRECT_NO);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(workspace_files(db, "w-late-target", "a.txt", &rows), 1);
+    us_db_close(db);
+}
+
 static apr_time_t offset_now(void *arg)
 {
     return apr_time_now() + *(const apr_interval_time_t *)arg;
@@ -569,6 +634,7 @@ static void test_late_clear_grace(void **state)
     apr_interval_time_t ahead = 0;
     us_late_cursor at = { "", 0 };
     (void)state;
+    late_clear_none_due(db);
     us_ingest_config c = cfg;
     c.max_file_size = 10LL * US_LATE_CLEAR_MIN_RATE; /* 10 s at the slowest rate */
     c.clock = offset_now;
@@ -707,8 +773,8 @@ static int refusing_clear(us_storage *st, apr_pool_t *p, const char *session_id)
 }
 
 /* A full page of due prefixes whose clears keep failing does not hold
- * back those after it: the next call pages on past them, the one after
- * starts over and tries them again. */
+ * back those after it: the call pages on past them, the next one starts
+ * over and tries them again. */
 static void test_late_clear_moves_on(void **state)
 {
     enum { N = US_LATE_CLEAR_PAGE + 2 };
@@ -717,6 +783,7 @@ static void test_late_clear_moves_on(void **state)
     apr_interval_time_t ahead = 0;
     us_late_cursor at = { "", 0 };
     (void)state;
+    late_clear_none_due(db);
     direct_sessions_ingested(db, "w-moves", N, ids, late);
     us_storage_backend spy = us_posix_storage;
     spy.session_clear = refusing_clear;
@@ -736,7 +803,6 @@ static void test_late_clear_moves_on(void **state)
     for (int i = 0; i < US_LATE_CLEAR_PAGE; i++)
         refused[i] = APR_ARRAY_IDX(due, i, us_late_due).id;
     n_refused = US_LATE_CLEAR_PAGE;
-    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
     assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 2); /* past the failing page */
     int kept = 0;
     for (int i = 0; i < N; i++) {
@@ -1080,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
+        cmocka_unit_test(test_late_clear_upload_target),
         cmocka_unit_test(test_late_clear_grace),
         cmocka_unit_test(test_late_clear_moves_on),
         cmocka_unit_test(test_files_sweep),

@@ -12,12 +12,12 @@
 #include "us_storage_backend.h"
 #include "us_blob.h"
 #include "us_dirsync.h"
+#include "us_dir_page.h"
 
 #include <apr_strings.h>
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -388,40 +388,11 @@ static apr_status_t px_session_objects(us_storage *st, apr_pool_t *p, const char
                         add_object, *objects);
 }
 
-static int by_file_id(const void *a, const void *b)
-{
-    return strcmp(((const us_storage_file *)a)->file_id, ((const us_storage_file *)b)->file_id);
-}
-
-/* One read of the files directory per page: its names after `after`,
- * sorted, the first limit kept (temp files start with '.'). */
+/* The files sweep's page of the workspace files (temp files start with '.'). */
 static apr_status_t px_files_page(us_storage *st, apr_pool_t *p, const char *after, int limit,
                                   apr_array_header_t **files, const char **next)
 {
-    apr_dir_t *d;
-    apr_finfo_t fi;
-    apr_array_header_t *all = apr_array_make(p, 64, sizeof(us_storage_file));
-    apr_status_t rv = apr_dir_open(&d, conf_of(st)->files, p);
-    *files = all;
-    *next = NULL;
-    if (APR_STATUS_IS_ENOENT(rv))
-        return APR_SUCCESS;
-    if (rv != APR_SUCCESS)
-        return rv;
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | APR_FINFO_MTIME, d) == APR_SUCCESS)
-        if (fi.filetype == APR_REG && fi.name[0] != '.' && strcmp(fi.name, after) > 0) {
-            us_storage_file *f = apr_array_push(all);
-            f->file_id = apr_pstrdup(p, fi.name);
-            f->modified = fi.mtime;
-        }
-    apr_dir_close(d);
-    if (all->nelts > 1)
-        qsort(all->elts, (size_t)all->nelts, sizeof(us_storage_file), by_file_id);
-    if (all->nelts > limit) {
-        all->nelts = limit;
-        *next = APR_ARRAY_IDX(all, limit - 1, us_storage_file).file_id;
-    }
-    return APR_SUCCESS;
+    return us_dir_page(p, conf_of(st)->files, after, limit, files, next);
 }
 
 const us_storage_backend us_posix_storage = {

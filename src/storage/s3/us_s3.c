@@ -574,30 +574,30 @@ static time_t parse_iso8601(const char *s)
     return timegm(&tm);
 }
 
-/* Aborts the multipart uploads under the prefix started more than
- * STALE_UPLOAD_AGE ago: a live writer finishes well within it. */
-static int s3_recover(us_storage *st, apr_pool_t *p)
+/* Aborts the multipart uploads under prefix started at least min_age
+ * seconds ago (every page of ListMultipartUploads): *aborted of them, and
+ * *left that could not be. Not APR_SUCCESS when a page could not be
+ * listed (*http: its HTTP status, 0 without an answer). */
+static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *prefix,
+                                  time_t min_age, int *aborted, int *left, long *http)
 {
-    const s3_conf *c = conf_of(st);
-    int removed = 0;
     const char *key_marker = NULL, *id_marker = NULL;
     time_t now = time(NULL);
+    *aborted = *left = 0;
     do {
-        long status;
+        long status = 0;
         char *body;
         const char *q = apr_pstrcat(p, key_marker ? "key-marker=" : "",
                                     key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
                                     key_marker ? "&" : "", "prefix=",
-                                    us_sigv4_uri_encode(p, c->prefix, 0),
+                                    us_sigv4_uri_encode(p, prefix, 0),
                                     id_marker ? "&upload-id-marker=" : "",
                                     id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "",
                                     "&uploads=", NULL);
-        if (s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL) != APR_SUCCESS ||
-            status != 200) {
-            us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
-                   "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
-            break;
-        }
+        apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        *http = status;
+        if (rv != APR_SUCCESS || status != 200)
+            return rv != APR_SUCCESS ? rv : from_http(status);
         const char *pos = body;
         char *up;
         while ((up = xml_next(p, &pos, "Upload"))) {
@@ -607,13 +607,15 @@ static int s3_recover(us_storage *st, apr_pool_t *p)
             char *id = xml_next(p, &u, "UploadId");
             u = up;
             time_t started = parse_iso8601(xml_next(p, &u, "Initiated"));
-            if (!key || !id || !started || now - started < STALE_UPLOAD_AGE)
+            if (!key || !id || !started || now - started < min_age)
                 continue;
             long st2;
             if (s3_call(st, p, "DELETE", key, apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
                         NULL, NULL, 0, &st2, NULL, NULL) == APR_SUCCESS &&
                 (st2 == 204 || st2 == 404))
-                removed++;
+                (*aborted)++;
+            else
+                (*left)++;
         }
         pos = body;
         const char *trunc = xml_next(p, &pos, "IsTruncated");
@@ -625,6 +627,19 @@ static int s3_recover(us_storage *st, apr_pool_t *p)
             id_marker = xml_next(p, &pos, "NextUploadIdMarker");
         }
     } while (key_marker);
+    return APR_SUCCESS;
+}
+
+/* Aborts the multipart uploads under the prefix started more than
+ * STALE_UPLOAD_AGE ago: a live writer finishes well within it. */
+static int s3_recover(us_storage *st, apr_pool_t *p)
+{
+    const s3_conf *c = conf_of(st);
+    int removed = 0, left = 0;
+    long status = 0;
+    if (abort_uploads(st, p, c->prefix, STALE_UPLOAD_AGE, &removed, &left, &status) != APR_SUCCESS)
+        us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
+               "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
     if (removed)
         us_log(st->log, US_LOG_INFO, 0, 1201,
                "removed %d unfinished multipart upload(s) left by interrupted uploads in bucket %s",
@@ -1177,6 +1192,23 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
     return left;
 }
 
+/* No writer of the session is alive: its multipart uploads are dead ones'. */
+static int s3_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    int aborted = 0, left = 0;
+    long status = 0;
+    if (abort_uploads(st, p, session_prefix(st, p, session_id), 0, &aborted, &left, &status) !=
+        APR_SUCCESS) {
+        us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: cannot list its unfinished "
+               "multipart uploads (HTTP %ld)", session_id, status);
+        left++;
+    }
+    else if (left)
+        us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: %d unfinished multipart "
+               "upload(s) could not be aborted", session_id, left);
+    return left + s3_session_clear(st, p, session_id);
+}
+
 static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                     apr_array_header_t **blobs)
 {
@@ -1299,6 +1331,7 @@ const us_storage_backend us_s3_storage = {
     .upload_delete = s3_upload_delete,
     .file_delete = s3_file_delete,
     .session_clear = s3_session_clear,
+    .session_clear_late = s3_session_clear_late,
     .session_list = s3_session_list,
     .session_objects = s3_session_objects,
     .files_page = s3_files_page,

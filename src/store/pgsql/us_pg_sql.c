@@ -221,6 +221,13 @@ static const char *const MIGRATION_7_TO_8[] = {
 
 /* The direct-upload sessions' last clear after expires_at: its queue. */
 static const char *const MIGRATION_8_TO_9[] = {
+    US_SQL_LATE_CLEAR_INDEX_DIRECT,
+    NULL
+};
+
+/* The last clear of every session, the module's upload target's too. */
+static const char *const MIGRATION_9_TO_10[] = {
+    US_SQL_LATE_CLEAR_INDEX_DROP,
     US_SQL_LATE_CLEAR_INDEX,
     NULL
 };
@@ -237,6 +244,7 @@ const char *const *us_pg_sql_migration(int from)
     case 6: return MIGRATION_6_TO_7;
     case 7: return MIGRATION_7_TO_8;
     case 8: return MIGRATION_8_TO_9;
+    case 9: return MIGRATION_9_TO_10;
     default: return NULL;
     }
 }

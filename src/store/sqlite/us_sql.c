@@ -269,6 +269,13 @@ static const char *const MIGRATION_9_TO_10[] = {
 
 /* The direct-upload sessions' last clear after expires_at: its queue. */
 static const char *const MIGRATION_10_TO_11[] = {
+    US_SQL_LATE_CLEAR_INDEX_DIRECT,
+    NULL
+};
+
+/* The last clear of every session, the module's upload target's too. */
+static const char *const MIGRATION_11_TO_12[] = {
+    US_SQL_LATE_CLEAR_INDEX_DROP,
     US_SQL_LATE_CLEAR_INDEX,
     NULL
 };
@@ -297,6 +304,7 @@ const char *const *us_sql_migration(int from)
     case 8: return MIGRATION_8_TO_9;
     case 9: return MIGRATION_9_TO_10;
     case 10: return MIGRATION_10_TO_11;
+    case 11: return MIGRATION_11_TO_12;
     default: return NULL;
     }
 }
