@@ -128,7 +128,7 @@ static void test_limit_with_a_create_in_flight(void **state)
     us_db_close(db);
     assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
     assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
-    /* what us_session_insert runs for the second session, left uncommitted */
+    /* what a create holds (us_sessions_create's statements), left uncommitted */
     static const char *const in_flight[] = {
         "BEGIN",
         "INSERT INTO us_user_open (user_id, n) VALUES ('u-int', 0)"
@@ -399,6 +399,48 @@ static void test_migration_fills_the_key_table(void **state)
     sc_teardown(NULL);
 }
 
+/* A database of schema 10 gets us_sessions_create (10 -> 11); creates then
+ * run through it, the limit counted as before. */
+static void test_migration_adds_the_create_function(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP FUNCTION us_sessions_create"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "UPDATE us_meta SET value = '10'"
+                                   " WHERE name = 'schema_version'"), 0);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, "SELECT (SELECT value FROM us_meta"
+                                    " WHERE name = 'schema_version') || ' ' || provolatile::text"
+                                    " FROM pg_proc WHERE proname = 'us_sessions_create'", 1), 0);
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
+    assert_string_equal(apr_dbd_get_entry(drv, row, 0), "11 v");
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        ;
+    apr_dbd_close(drv, h);
+    us_db *db = sc_open(pool);
+    us_session a = sc_session(sc_uuid(pool, 1), "ws-mig", "u-mig", SC_T0, 100);
+    us_session b = sc_session(sc_uuid(pool, 2), "ws-mig", "u-mig", SC_T0, 100);
+    us_session got;
+    a.given_name = "A \"quoted\" \\ {x,y} NULL"; /* an array literal's specials */
+    assert_int_equal(us_session_insert(db, pool, &a, 1, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &b, 1, SC_T0), US_DB_LIMIT);
+    assert_int_equal(us_session_get(db, pool, "ws-mig", a.id, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.user_id, "u-mig");
+    assert_string_equal(got.given_name, a.given_name);
+    assert_string_equal(got.family_name, a.family_name);
+    assert_int_equal(got.expires_at - got.created_at, a.expires_at - a.created_at);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 /* The node registry: a name is one instance's while its heartbeat is fresh
  * by the database's clock; the same instance (a graceful restart), a named
  * dead one, or a stale heartbeat gives it up. */
@@ -462,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_migration_fills_the_key_table),
+        cmocka_unit_test(test_migration_adds_the_create_function),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_unreachable_server),
     };

@@ -232,6 +232,49 @@ static const char *const MIGRATION_9_TO_10[] = {
     NULL
 };
 
+/* Session creates in one statement (US_STMT_SESSIONS_CREATE): one user's
+ * creates in one workspace, arrays in the order they run, a row (the
+ * 1-based position, the times stored) per create made; one missing is at
+ * the limit. VOLATILE: under READ COMMITTED each statement inside takes a
+ * new snapshot, so the take, after the counter row's lock, sees every
+ * close and sweep of the user committed before it. The locks are those of
+ * a create by statements, in the same order (the workspace's shared lock,
+ * then the user's counter row). Times are the database's clock after the
+ * lock (the one that judges expiry); p_now (the node's clock) dates a
+ * workspace row this create makes. */
+static const char *const MIGRATION_10_TO_11[] = {
+    "CREATE OR REPLACE FUNCTION us_sessions_create(p_workspace text, p_user text,"
+    " p_ids text[], p_given text[], p_family text[], p_modes text[], p_parallel int[],"
+    " p_lifetimes bigint[], p_direct int[], p_max bigint[], p_now bigint[])"
+    " RETURNS TABLE (o_pos int, o_created bigint, o_expires bigint)"
+    " LANGUAGE plpgsql VOLATILE AS $$"
+    " DECLARE t bigint; made boolean := false;"
+    " BEGIN"
+    "  PERFORM pg_advisory_xact_lock_shared(" US_PG_LOCK_WORKSPACE_CLASS ", hashtext(p_workspace));"
+    "  INSERT INTO us_user_open AS u (user_id, n) VALUES (p_user, 0)"
+    "   ON CONFLICT (user_id) DO UPDATE SET n = u.n;"
+    "  FOR k IN 1 .. cardinality(p_ids) LOOP"
+    "   t := floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint;"
+    "   UPDATE us_user_open u SET n = u.n + 1 WHERE u.user_id = p_user"
+    "    AND u.n - (SELECT COUNT(*) FROM us_sessions s WHERE s.user_id = p_user"
+    "    AND s.status = 'OPEN' AND s.expires_at <= t) < p_max[k];"
+    "   CONTINUE WHEN NOT FOUND;"
+    "   INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
+    "    write_mode, parallel, status, created_at, expires_at, direct)"
+    "    VALUES (p_ids[k], p_workspace, p_user, p_given[k], p_family[k], p_modes[k],"
+    "    p_parallel[k], 'OPEN', t, t + p_lifetimes[k], p_direct[k]);"
+    "   IF NOT made THEN"
+    "    INSERT INTO us_workspaces (name, workspace_id, created_at, created)"
+    "     VALUES (p_workspace, gen_random_uuid()::text, p_now[k], 0) ON CONFLICT (name) DO NOTHING;"
+    "    made := true;"
+    "   END IF;"
+    "   o_pos := k; o_created := t; o_expires := t + p_lifetimes[k];"
+    "   RETURN NEXT;"
+    "  END LOOP;"
+    " END $$",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -245,15 +288,12 @@ const char *const *us_pg_sql_migration(int from)
     case 7: return MIGRATION_7_TO_8;
     case 8: return MIGRATION_8_TO_9;
     case 9: return MIGRATION_9_TO_10;
+    case 10: return MIGRATION_10_TO_11;
     default: return NULL;
     }
 }
 
 
-
-/* The database's clock at the statement's start, in microseconds since
- * the epoch (as JUDGED_NOW reads it) */
-#define STATEMENT_NOW_US "floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint"
 
 /* The database's clock in microseconds since the epoch: leases and the
  * expiry sweep are written and judged by it alone, so nodes' clocks may
@@ -270,24 +310,12 @@ const char *const *us_pg_sql_migration(int from)
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     US_SQL_SHARED(STMT)
-    [US_STMT_SESSION_INSERT] = { "us_pg_session_insert",
-        /* created at the database's clock (the one that judges expiry),
-         * expiring the lifetime asked (%lld) later; the times stored back */
-        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
-        " write_mode, parallel, status, created_at, expires_at, direct)"
-        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', t.now, t.now + %lld, %d"
-        " FROM (SELECT " STATEMENT_NOW_US " AS now) t RETURNING created_at, expires_at" },
-    [US_STMT_USER_OPEN_LOCK] = { "us_pg_user_open_lock",
-        /* creates the user's counter row or locks it: creates, closes and
-         * sweeps of the user queue here */
-        "INSERT INTO us_user_open (user_id, n) VALUES (%s, 0)"
-        " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n" },
-    [US_STMT_USER_OPEN_TAKE] = { "us_pg_user_open_take",
-        /* a later statement than the lock: its snapshot holds every close
-         * and sweep of the user committed before; none can commit now */
-        "UPDATE us_user_open SET n = n + 1 WHERE user_id = %s"
-        " AND n - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
-        " AND status = 'OPEN' AND expires_at <= " JUDGED_NOW ") < %d" },
+    [US_STMT_SESSIONS_CREATE] = { "us_pg_sessions_create",
+        /* the workspace, the user, then each column of the creates as an
+         * array literal (us_sessions_create: the migration 9 -> 10) */
+        "SELECT o_pos, o_created, o_expires FROM us_sessions_create(%s, %s, %s::text[],"
+        " %s::text[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::int[],"
+        " %s::bigint[], %s::bigint[])" },
     [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"

@@ -346,7 +346,10 @@ static int pg_txn_retry(us_pg_db *db, us_db_rc rc, int *lock_retries)
     return 1;
 }
 
-static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
+/* Runs fn in a transaction of its own (BEGIN ... COMMIT), or, when fn runs
+ * one statement (txn 0), as that statement's own transaction: two round
+ * trips fewer, and its locks end with it. */
+static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int txn)
 {
     us_db_rc rc = US_DB_ERROR;
     int lock_retries = 0;
@@ -354,15 +357,17 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
         db->deadlock = db->lock_timeout = 0;
         if ((rc = pg_ready(db)) != US_DB_OK)
             return rc;
-        if ((rc = pg_exec_sql(db, "BEGIN")) != US_DB_OK)
+        if (txn && (rc = pg_exec_sql(db, "BEGIN")) != US_DB_OK)
             return rc;
         rc = fn(db, p, arg);
         if (rc == US_DB_OK) {
+            if (!txn)
+                return rc;
             rc = pg_exec_sql(db, "COMMIT");
             if (rc == US_DB_OK || db->broken)
                 return rc;
         }
-        else if (!db->broken) {
+        else if (txn && !db->broken) {
             const char *err = db->err;
             int deadlock = db->deadlock, lock_timeout = db->lock_timeout;
             us_db_rc rrc = pg_exec_sql(db, "ROLLBACK");
@@ -381,6 +386,11 @@ static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
             return rc;
     }
     return rc;
+}
+
+static us_db_rc pg_txn(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg)
+{
+    return pg_run(db, p, fn, arg, 1);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -538,104 +548,132 @@ static void pg_set_error(us_db *base, const char *err)
 
 /* ---- sessions ------------------------------------------------------------------- */
 
-/* Makes the workspace's row unless it has one: in the transaction that
- * writes its first data (docs/design-workspaces.md). */
-static us_db_rc workspace_ensure(us_pg_db *db, apr_pool_t *p, const char *workspace,
-                                 apr_time_t now)
-{
-    apr_int64_t t = now;
-    const void *args[] = { workspace, &t };
-    int nrows = 0;
-    return pg_exec(db, p, US_STMT_WORKSPACE_ENSURE, args, &nrows);
-}
-
 typedef struct {
     const us_session *s;
     int max_open;
     apr_time_t now;
-    /* in a batch: what an earlier create of the same transaction did; one
-     * flag for both locks, as a batch is one user's creates in one
-     * workspace (create_batch) */
-    int locked, workspace_made;
     apr_time_t created_at, expires_at; /* as stored */
 } insert_args;
 
-static us_db_rc insert_body(us_pg_db *db, apr_pool_t *p, void *arg)
-{
-    insert_args *a = arg;
-    const us_session *s = a->s;
-    apr_int64_t lifetime = s->expires_at - s->created_at, t = a->now;
-    int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
-    const void *lock_args[] = { s->user_id };
-    const void *take_args[] = { s->user_id, s->user_id, &t, &max_open };
-    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name, s->family_name,
-                           s->write_mode, &parallel, &lifetime, &direct };
-    us_db_rc rc = US_DB_OK;
-    if (!a->locked)
-        rc = us_workspace_lock_shared(&db->base, p, s->workspace);
-    if (rc == US_DB_OK && !a->locked)
-        rc = pg_exec(db, p, US_STMT_USER_OPEN_LOCK, lock_args, &nrows);
-    if (rc == US_DB_OK)
-        rc = pg_exec(db, p, US_STMT_USER_OPEN_TAKE, take_args, &nrows);
-    if (rc != US_DB_OK)
-        return rc;
-    if (nrows != 1)
-        return US_DB_LIMIT;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int found = 0;
-    if ((rc = pg_select(db, p, US_STMT_SESSION_INSERT, args, &res)) != US_DB_OK)
-        return rc;
-    while (next_row(db, p, res, &row) == US_DB_OK) {
-        a->created_at = entry_ll(db, row, 0);
-        a->expires_at = entry_ll(db, row, 1);
-        found = 1;
-    }
-    if (!found) {
-        db->err = "us_pg_session_insert: no row inserted";
-        return US_DB_ERROR;
-    }
-    if (a->workspace_made)
-        return US_DB_OK;
-    return workspace_ensure(db, p, s->workspace, a->now);
-}
-
-/* Creates share commits: a user's creates queue on the user's counter row
- * (its lock is held to the commit), so one at a time would give each one a
- * WAL flush of its own. Concurrent creates of this process run as one
- * transaction instead, one per user and workspace, each create with its
- * own limit check; a batch that fails leaves each create to run alone, as
- * if it had come by itself. */
+/* Creates in one statement: us_sessions_create (us_pg_sql.c) takes the
+ * locks of a create by statements in their order, then per create the
+ * limit check and the rows, and its transaction ends with it - no round
+ * trip while the user's counter row is held. Concurrent creates of this
+ * process go in one call, one per user and workspace: one round trip and
+ * one commit (a WAL flush) for them all; a call that fails leaves each
+ * create to run alone, as if it had come by itself. */
 #define CREATE_ALONE (-1)
 
 typedef struct {
     us_group_item *item;
-} create_slot; /* a batch's create, in the order its transaction runs them */
+} create_slot; /* a batch's create, in the order its statement runs them */
 
 typedef struct {
     const create_slot *slots;
     int n;
 } create_batch_args;
 
-/* One user's creates in one workspace: the workspace's and the user's
- * locks that the first create took (a create at its limit takes them too)
- * and the workspace row an earlier create made sure of are not asked for
- * again. */
-static us_db_rc create_batch_body(us_pg_db *db, apr_pool_t *p, void *arg)
+/* The columns of us_sessions_create after the workspace and the user. */
+enum { CC_ID, CC_GIVEN, CC_FAMILY, CC_MODE, CC_PARALLEL, CC_LIFETIME, CC_DIRECT, CC_MAX,
+       CC_NOW, CREATE_COLS };
+
+/* Create a's value in column col; num holds a number's text. */
+static const char *create_value(const insert_args *a, int col, char *num, apr_size_t numlen)
+{
+    const us_session *s = a->s;
+    apr_int64_t v;
+    switch (col) {
+    case CC_ID: return s->id;
+    case CC_GIVEN: return s->given_name;
+    case CC_FAMILY: return s->family_name;
+    case CC_MODE: return s->write_mode;
+    case CC_PARALLEL: v = s->parallel; break;
+    case CC_LIFETIME: v = s->expires_at - s->created_at; break;
+    case CC_DIRECT: v = s->direct; break;
+    case CC_MAX: v = a->max_open; break;
+    default: v = a->now; break;
+    }
+    apr_snprintf(num, numlen, "%" APR_INT64_T_FMT, v);
+    return num;
+}
+
+/* One element double-quoted at out (NULL: its length only); returns its length. */
+static apr_size_t array_elem(char *out, const char *v)
+{
+    apr_size_t n = 0;
+    if (out)
+        out[n] = '"';
+    n++;
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') {
+            if (out)
+                out[n] = '\\';
+            n++;
+        }
+        if (out)
+            out[n] = *v;
+        n++;
+    }
+    if (out)
+        out[n] = '"';
+    return n + 1;
+}
+
+/* The batch's column col as an array literal. */
+static const char *create_column(apr_pool_t *p, const create_batch_args *b, int col)
+{
+    char num[32];
+    apr_size_t len = 2;
+    for (int i = 0; i < b->n; i++)
+        len += (i > 0) + array_elem(NULL, create_value(b->slots[i].item->arg, col, num,
+                                                       sizeof(num)));
+    char *out = apr_palloc(p, len + 1), *at = out;
+    *at++ = '{';
+    for (int i = 0; i < b->n; i++) {
+        if (i > 0)
+            *at++ = ',';
+        at += array_elem(at, create_value(b->slots[i].item->arg, col, num, sizeof(num)));
+    }
+    *at++ = '}';
+    *at = '\0';
+    return out;
+}
+
+/* One user's creates in one workspace, one statement; each slot's rc is
+ * US_DB_OK (created) or US_DB_LIMIT. */
+static us_db_rc create_body(us_pg_db *db, apr_pool_t *p, void *arg)
 {
     const create_batch_args *b = arg;
-    int made = 0;
-    for (int i = 0; i < b->n; i++) {
-        insert_args *a = b->slots[i].item->arg;
-        a->locked = i > 0;
-        a->workspace_made = made;
-        us_db_rc rc = insert_body(db, p, a);
-        if (rc != US_DB_OK && rc != US_DB_LIMIT)
-            return rc;
-        made |= rc == US_DB_OK;
-        b->slots[i].item->rc = rc;
+    const insert_args *first = b->slots[0].item->arg;
+    const void *args[2 + CREATE_COLS];
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    args[0] = first->s->workspace;
+    args[1] = first->s->user_id;
+    for (int c = 0; c < CREATE_COLS; c++)
+        args[2 + c] = create_column(p, b, c);
+    for (int i = 0; i < b->n; i++)
+        b->slots[i].item->rc = US_DB_LIMIT;
+    us_db_rc rc = pg_select(db, p, US_STMT_SESSIONS_CREATE, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        long long k = entry_ll(db, row, 0) - 1;
+        if (k < 0 || k >= b->n)
+            continue;
+        insert_args *a = b->slots[k].item->arg;
+        a->created_at = entry_ll(db, row, 1);
+        a->expires_at = entry_ll(db, row, 2);
+        b->slots[k].item->rc = US_DB_OK;
     }
     return US_DB_OK;
+}
+
+/* Creates one batch of slots; an error leaves their rc as it was. */
+static us_db_rc create_run(us_pg_db *db, apr_pool_t *p, const create_slot *slots, int n)
+{
+    create_batch_args b = { slots, n };
+    return pg_run(db, p, create_body, &b, 0);
 }
 
 static int by_user(const void *a, const void *b)
@@ -656,15 +694,12 @@ typedef struct {
 static void create_batch(void *ctx, us_group_item *const *items, int n)
 {
     const create_leader *l = ctx;
-    if (n == 1) { /* the leader's own create */
-        items[0]->rc = pg_txn(l->db, l->p, insert_body, items[0]->arg);
-        return;
-    }
     create_slot sorted[US_GROUP_MAX] = { { NULL } };
     for (int i = 0; i < n; i++)
         sorted[i].item = items[i];
-    qsort(sorted, (size_t)n, sizeof(sorted[0]), by_user);
-    /* one transaction per user and workspace: it holds the locks a single
+    if (n > 1)
+        qsort(sorted, (size_t)n, sizeof(sorted[0]), by_user);
+    /* one statement per user and workspace: it holds the locks a single
      * create holds, taken in the same order, so no new lock cycle with a
      * workspace delete, the sweep or another node's creates */
     for (int i = 0, j; i < n; i = j) {
@@ -675,10 +710,11 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
                 strcmp(a->s->workspace, first->s->workspace) != 0)
                 break;
         }
-        create_batch_args b = { sorted + i, j - i };
-        if (pg_txn(l->db, l->p, create_batch_body, &b) != US_DB_OK)
+        us_db_rc rc = create_run(l->db, l->p, sorted + i, j - i);
+        if (rc != US_DB_OK)
             for (int k = i; k < j; k++)
-                sorted[k].item->rc = CREATE_ALONE;
+                /* a create alone reports its own failure */
+                sorted[k].item->rc = j - i == 1 ? (int)rc : CREATE_ALONE;
     }
 }
 
@@ -686,14 +722,16 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
                                   apr_time_t now)
 {
     us_pg_db *db = pg_of(base);
-    insert_args a = { s, max_open, now, 0, 0, s->created_at, s->expires_at };
+    insert_args a = { s, max_open, now, s->created_at, s->expires_at };
     create_leader l = { db, p };
     us_group_item item = { &a, 0, 0, NULL };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
     if (rc == CREATE_ALONE) {
-        a.locked = a.workspace_made = 0;
-        rc = pg_txn(db, p, insert_body, &a);
+        create_slot slot = { &item };
+        rc = create_run(db, p, &slot, 1);
+        if (rc == US_DB_OK)
+            rc = item.rc;
     }
     if (rc == US_DB_OK) {
         s->created_at = a.created_at;
