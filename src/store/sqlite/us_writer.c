@@ -270,6 +270,9 @@ static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, voi
     return job.rc;
 }
 
+/* Waiters a leader wakes after releasing w->mu; more are woken under it. */
+#define WAKE_BATCH 64
+
 /* A condition variable for one waiter, under w->mu: an idle one, or a new
  * one in the writer's pool (as many as writers ever waited at once). */
 static apr_thread_cond_t *take_cond(us_writer *w)
@@ -312,25 +315,44 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 
         /* hand the lead to the first of those who queued meanwhile: their
          * batch commits while ours is being synced */
+        apr_thread_cond_t *next = NULL;
         apr_thread_mutex_lock(w->mu);
         if (w->head) {
             w->head->lead = 1;
-            apr_thread_cond_signal(w->head->wake);
+            next = w->head->wake;
         }
         else {
             w->leading = 0;
         }
         apr_thread_mutex_unlock(w->mu);
+        if (next)
+            apr_thread_cond_signal(next);
 
         sync_commit(db, batch);
 
+        /* a waiter reads its result only once it holds w->mu again; it is
+         * woken after w->mu is released, so it does not wake into a held
+         * mutex (a condition signalled late wakes its next user at worst,
+         * who waits again: conditions live as long as the writer) */
+        apr_thread_cond_t *wake[WAKE_BATCH];
+        int n = 0;
         apr_thread_mutex_lock(w->mu);
         for (us_write_job *j = batch; j; j = j->next) {
-            /* a waiter reads its result only once it holds w->mu again */
             j->done = 1;
-            if (j != &job)
+            if (j == &job)
+                continue;
+            if (n < WAKE_BATCH)
+                wake[n++] = j->wake;
+            else
                 apr_thread_cond_signal(j->wake);
         }
+        APR_ARRAY_PUSH(w->idle, apr_thread_cond_t *) = job.wake;
+        apr_thread_mutex_unlock(w->mu);
+        for (int i = 0; i < n; i++)
+            apr_thread_cond_signal(wake[i]);
+        if (job.err)
+            db->err = job.err;
+        return job.rc;
     }
     APR_ARRAY_PUSH(w->idle, apr_thread_cond_t *) = job.wake;
     apr_thread_mutex_unlock(w->mu);
