@@ -436,6 +436,34 @@ static void test_wal_descriptor_is_kept(void **state)
     us_db_close(db);
 }
 
+/* A close of a session without files (done at once) writes its row, its
+ * entry of us_sessions_expiry and its user's counter: three pages, the
+ * ingest indexes none (they hold queued and running sessions alone). A
+ * session closed with files enters them. */
+static void test_close_without_files_writes_three_pages(void **state)
+{
+    us_db *db = open_db(pool);
+    apr_finfo_t fi;
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        us_session s = make(pool, 4200 + i, "u9", 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    }
+    assert_non_null(answer(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 4200, "u9", 0).id, T0),
+                     US_DB_OK);
+    assert_int_equal(apr_stat(&fi, SQ(db)->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
+    assert_int_equal((fi.size - 32) / (4096 + 24), 3);
+    assert_string_equal(answer(db, "SELECT ingest_state FROM us_sessions WHERE id = "
+                                   "'00000000-0000-4000-8000-000000004200'"), "done");
+    assert_string_equal(answer(db, "SELECT COUNT(*) FROM us_sessions INDEXED BY us_sessions_turn"
+                                   " WHERE workspace = 'ws' AND ingest_state IN ('queued', 'running')"),
+                        "0");
+    assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE ingest_state IN (''queued'', ''running'')'"
+                                   " FROM sqlite_master WHERE name = 'us_sessions_ingest'"), "1");
+    us_db_close(db);
+}
+
 /* Commits of requests leave the WAL to the checkpoints of the ingest
  * workers (up to the backstop): 1,500 commits - past SQLite's default of
  * 1,000 pages - are all still in the WAL; us_db_maintain checkpoints them. */
@@ -655,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),

@@ -273,6 +273,20 @@ static const char *const MIGRATION_10_TO_11[] = {
     NULL
 };
 
+/* The ingest indexes hold only the sessions a worker may still take
+ * (US_SQL_INGESTING): a session done at its close (no files) or after its
+ * ingestion leaves them, so a close without files writes two b-trees fewer
+ * (the queries name the condition to use them). */
+static const char *const MIGRATION_11_TO_12[] = {
+    "DROP INDEX us_sessions_ingest",
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
+    " WHERE " US_SQL_INGESTING(""),
+    "DROP INDEX us_sessions_turn",
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
+    " WHERE " US_SQL_INGESTING(""),
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -297,6 +311,7 @@ const char *const *us_sql_migration(int from)
     case 8: return MIGRATION_8_TO_9;
     case 9: return MIGRATION_9_TO_10;
     case 10: return MIGRATION_10_TO_11;
+    case 11: return MIGRATION_11_TO_12;
     default: return NULL;
     }
 }
