@@ -322,9 +322,8 @@ const char *const *us_sql_migration(int from)
  * workspace is running nor queued ahead of it: one at a time, in closing
  * order. ("Running" matters on its own: an expiry sweep dates a session's
  * closing back to its expires_at, which may precede one already running.) */
-/* (the IN lets SQLite seek us_sessions_ingest for each of the two states
- * instead of scanning every closed session; closed_at IS NOT NULL admits
- * that partial index) */
+/* (the IN, US_SQL_INGESTING's text, admits the partial us_sessions_ingest
+ * and lets SQLite seek it for each of the two states) */
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
     " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"
