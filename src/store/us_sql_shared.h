@@ -33,10 +33,12 @@
     "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
     " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
     " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
+    " AND " US_SQL_INGESTING("e.")                                                \
     " AND e.id <> " s ".id)"                                                      \
     " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
     " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
     " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
+    " AND " US_SQL_INGESTING("q.")                                                \
     " AND (q.closed_at < " s ".closed_at"                                         \
     " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
 
@@ -180,9 +182,9 @@
       " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"                             \
       " AND expires_at <= " JUDGED_NOW "),"                                                    \
       " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"                      \
-      " AND closed_at IS NOT NULL),"                                                          \
+      " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                              \
       " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"                     \
-      " AND closed_at IS NOT NULL),"                                                          \
+      " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                              \
       " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"  \
       " AND closed_at IS NOT NULL)")                                                          \
     X(INGEST_RUNNING, "ingest_running",                                                       \
@@ -294,8 +296,13 @@
 #define MIGRATE_SESSIONS_WS_CREATED \
     "CREATE INDEX us_sessions_ws_created ON us_sessions (workspace, created_at DESC, id DESC)"
 #define MIGRATE_SESSIONS_EXPIRY "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)"
+/* A session an ingest worker may still take: SQLite's ingest indexes
+ * (schema 12) hold these alone, and a query uses such a partial index only
+ * when its WHERE names the condition, this text exactly. */
+#define US_SQL_INGESTING(s) s "ingest_state IN ('queued', 'running')"
 /* partial: a session enters them when it is closed or expires (both set
- * closed_at); the queries name `closed_at IS NOT NULL` to use them */
+ * closed_at); the queries name `closed_at IS NOT NULL` to use them
+ * (PostgreSQL's; SQLite's are partial on US_SQL_INGESTING since schema 12) */
 #define MIGRATE_SESSIONS_INGEST                                                \
     "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)" \
     " WHERE closed_at IS NOT NULL"

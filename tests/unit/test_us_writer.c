@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -354,6 +355,15 @@ static void test_migration_counts_existing_sessions(void **state)
     us_db_close(db);
 }
 
+/* Points the connection's WAL syncs at a path that cannot be opened. */
+static void lose_wal(us_db *db)
+{
+    SQ(db)->wal_path = "/nonexistent/dir/store.db-wal";
+    if (SQ(db)->wal_fd >= 0)
+        close(SQ(db)->wal_fd);
+    SQ(db)->wal_fd = -1;
+}
+
 /* In WAL mode SQLite skips the sync at commit and us_write syncs the WAL
  * after it; when that sync fails the caller hears US_DB_NOT_DURABLE, and
  * the row is there (committed, others see it). */
@@ -374,7 +384,7 @@ static void test_commit_is_synced_after_the_lock(void **state)
     piece ok = { make(pool, 4000, "u5", 100), US_DB_OK, 0 };
     assert_int_equal(us_write(SQ(db), pool, insert_then, &ok), US_DB_OK);
 
-    SQ(db)->wal_path = "/nonexistent/dir/store.db-wal";
+    lose_wal(db);
     piece unsure = { make(pool, 4001, "u5", 100), US_DB_OK, 0 };
     assert_int_equal(us_write(SQ(db), pool, insert_then, &unsure), US_DB_NOT_DURABLE);
     assert_non_null(strstr(us_db_error(db), "committed, but syncing"));
@@ -398,6 +408,61 @@ static const char *answer(us_db *db, const char *sql)
             out = apr_pstrcat(pool, out, i ? "|" : "", apr_dbd_get_entry(SQ(db)->drv, row, i), NULL);
     }
     return out;
+}
+
+/* The WAL's descriptor is opened once per connection and kept: it still
+ * names the WAL file after a checkpoint that truncates it, and after
+ * another connection of the database closes. */
+static void test_wal_descriptor_is_kept(void **state)
+{
+    us_db *db = open_db(pool), *other = open_db(pool);
+    struct stat kept, named;
+    (void)state;
+    assert_int_equal(SQ(db)->wal_fd, -1);
+    piece a = { make(pool, 4100, "u8", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &a), US_DB_OK);
+    int fd = SQ(db)->wal_fd;
+    assert_true(fd >= 0);
+    assert_non_null(answer(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    piece b = { make(pool, 4101, "u8", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(other), pool, insert_then, &b), US_DB_OK);
+    us_db_close(other);
+    piece c = { make(pool, 4102, "u8", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &c), US_DB_OK);
+    assert_int_equal(SQ(db)->wal_fd, fd);
+    assert_int_equal(fstat(fd, &kept), 0);
+    assert_int_equal(stat(SQ(db)->wal_path, &named), 0);
+    assert_true(kept.st_ino == named.st_ino && kept.st_dev == named.st_dev);
+    assert_true(named.st_size > 0);
+    us_db_close(db);
+}
+
+/* A close of a session without files (done at once) writes its row, its
+ * entry of us_sessions_expiry and its user's counter: three pages, the
+ * ingest indexes none (they hold queued and running sessions alone). A
+ * session closed with files enters them. */
+static void test_close_without_files_writes_three_pages(void **state)
+{
+    us_db *db = open_db(pool);
+    apr_finfo_t fi;
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        us_session s = make(pool, 4200 + i, "u9", 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    }
+    assert_non_null(answer(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 4200, "u9", 0).id, T0),
+                     US_DB_OK);
+    assert_int_equal(apr_stat(&fi, SQ(db)->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
+    assert_int_equal((fi.size - 32) / (4096 + 24), 3);
+    assert_string_equal(answer(db, "SELECT ingest_state FROM us_sessions WHERE id = "
+                                   "'00000000-0000-4000-8000-000000004200'"), "done");
+    assert_string_equal(answer(db, "SELECT COUNT(*) FROM us_sessions INDEXED BY us_sessions_turn"
+                                   " WHERE workspace = 'ws' AND ingest_state IN ('queued', 'running')"),
+                        "0");
+    assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE ingest_state IN (''queued'', ''running'')'"
+                                   " FROM sqlite_master WHERE name = 'us_sessions_ingest'"), "1");
+    us_db_close(db);
 }
 
 /* Commits of requests leave the WAL to the checkpoints of the ingest
@@ -586,7 +651,7 @@ static void test_store_logs_with_its_number(void **state)
     assert_non_null(strstr(logged_msg, "fetching a row"));
 
     /* a failed sync after the commit: the caller hears NOT_DURABLE, the log says why */
-    SQ(db)->wal_path = "/nonexistent/dir/store.db-wal";
+    lose_wal(db);
     piece unsure = { make(pool, 6000, "u7", 100), US_DB_OK, 0 };
     assert_int_equal(us_write(SQ(db), pool, insert_then, &unsure), US_DB_NOT_DURABLE);
     assert_int_equal(logged_count, 2);
@@ -618,6 +683,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),

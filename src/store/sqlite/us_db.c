@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* SQLite result codes the sqlite3 driver passes through */
 #define SQLITE_BUSY_RC 5
@@ -144,6 +145,10 @@ us_db_rc us_sqlite_prepare_files(const void *conf, apr_pool_t *p, const char **e
 static apr_status_t db_cleanup(void *data)
 {
     us_sqlite_db *db = data;
+    if (db->wal_fd >= 0) {
+        close(db->wal_fd);
+        db->wal_fd = -1;
+    }
     if (db->h) {
         apr_dbd_close(db->drv, db->h);
         db->h = NULL;
@@ -218,6 +223,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
     apr_pool_tag(sub, "us_db");
     db = apr_pcalloc(sub, sizeof(*db));
     db->pool = sub;
+    db->wal_fd = -1;
     db->drv = drv;
     db->params = apr_pstrdup(sub, params);
     if (apr_dbd_open_ex(drv, sub, params, &db->h, &oerr) != APR_SUCCESS || !db->h) {

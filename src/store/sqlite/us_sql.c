@@ -280,6 +280,20 @@ static const char *const MIGRATION_11_TO_12[] = {
     NULL
 };
 
+/* The ingest indexes hold only the sessions a worker may still take
+ * (US_SQL_INGESTING): a session done at its close (no files) or after its
+ * ingestion leaves them, so a close without files writes two b-trees fewer
+ * (the queries name the condition to use them). */
+static const char *const MIGRATION_12_TO_13[] = {
+    "DROP INDEX us_sessions_ingest",
+    "CREATE INDEX us_sessions_ingest ON us_sessions (ingest_state, closed_at)"
+    " WHERE " US_SQL_INGESTING(""),
+    "DROP INDEX us_sessions_turn",
+    "CREATE INDEX us_sessions_turn ON us_sessions (workspace, parallel, ingest_state, closed_at)"
+    " WHERE " US_SQL_INGESTING(""),
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -305,6 +319,7 @@ const char *const *us_sql_migration(int from)
     case 9: return MIGRATION_9_TO_10;
     case 10: return MIGRATION_10_TO_11;
     case 11: return MIGRATION_11_TO_12;
+    case 12: return MIGRATION_12_TO_13;
     default: return NULL;
     }
 }
@@ -315,9 +330,8 @@ const char *const *us_sql_migration(int from)
  * workspace is running nor queued ahead of it: one at a time, in closing
  * order. ("Running" matters on its own: an expiry sweep dates a session's
  * closing back to its expires_at, which may precede one already running.) */
-/* (the IN lets SQLite seek us_sessions_ingest for each of the two states
- * instead of scanning every closed session; closed_at IS NOT NULL admits
- * that partial index) */
+/* (the IN, US_SQL_INGESTING's text, admits the partial us_sessions_ingest
+ * and lets SQLite seek it for each of the two states) */
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
     " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"

@@ -79,6 +79,7 @@ struct us_sqlite_db {
     const char *params;            /* which database: writers of the same one batch together */
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
+    int wal_fd;                    /* wal_path open for its syncs; -1 until the first */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     apr_dbd_prepared_t *txn[US_TXN__COUNT]; /* us_db_txn's, NULL until prepared */
     /* statements whose text is built per request (filters), by text; the

@@ -226,22 +226,28 @@ void us_write_batch(us_sqlite_db *db, us_write_job *jobs)
 /* Makes the batch's commit durable: fdatasync of the WAL (SQLite, WAL
  * mode, synchronous=NORMAL). Runs after the writers' lock is released, so
  * the next batch - of this process or another - commits meanwhile and the
- * device flushes of both overlap. A fresh descriptor each time: the path
- * always names the WAL our still-open connection writes to. */
-static void sync_commit(const us_sqlite_db *db, us_write_job *jobs)
+ * device flushes of both overlap. The descriptor stays with the connection:
+ * SQLite keeps the WAL's inode while a connection is open (only the last
+ * connection, holding the database's exclusive lock, deletes the file; a
+ * restart or truncation rewrites it in place). After a failed sync it is
+ * opened afresh. */
+static void sync_commit(us_sqlite_db *db, us_write_job *jobs)
 {
     int committed = 0;
     for (us_write_job *j = jobs; j; j = j->next)
         committed |= j->rc == US_DB_OK;
     if (!committed || !db->wal_path)
         return;
-    int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
-    int rc = fd < 0 ? -1 : fdatasync(fd);
+    if (db->wal_fd < 0)
+        db->wal_fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
+    int rc = db->wal_fd < 0 ? -1 : fdatasync(db->wal_fd);
     int e = errno;
-    if (fd >= 0)
-        close(fd);
     if (rc == 0)
         return;
+    if (db->wal_fd >= 0) {
+        close(db->wal_fd);
+        db->wal_fd = -1;
+    }
     us_log(db->log, US_LOG_ERR, APR_FROM_OS_ERROR(e), US_LOGNO_SYNC,
            "committed, but syncing %s failed: the writes may not survive a crash",
            db->wal_path);
