@@ -13,7 +13,9 @@
  * as an ingest worker of the other child and the benchmark's poll do.
  * The connection is set up as an ingest worker's (us_db_for_batches) unless
  * P2_DEFAULT_CACHE=1 (an A/B of that setting). P2_PAGE_SIZE=N creates the
- * store with pages of N bytes (before the module's own setup runs).
+ * store with pages of N bytes (before the module's own setup runs);
+ * P2_RANDOM_IDS=1 gives the files random ids instead of the module's timed
+ * ones (us_uuid4_timed).
  * Prints per session: files/s, the ingest connection's SQLite page-cache
  * misses per file, the WAL's size, the CPU time, and for the uploads and
  * the ingestion the CPU time and the bytes the process wrote per file
@@ -49,6 +51,7 @@
 static us_ingest_config cfg;
 static const char *root;
 static volatile apr_uint32_t stop_side;
+static int random_ids;
 
 typedef struct {
     const char *sid, *tag;
@@ -96,7 +99,10 @@ static void *APR_THREAD_FUNC uploader(apr_thread_t *t, void *arg)
         const char *old = NULL;
         apr_pool_clear(it);
         us_uuid4(blob);
-        us_uuid4(fid);
+        if (random_ids)
+            us_uuid4(fid);
+        else
+            us_uuid4_timed(fid, apr_time_now());
         FILE *f = fopen(apr_pstrcat(it, dir, "/", blob, NULL), "wb");
         if (!f || fwrite(body, 1, sizeof(body), f) != sizeof(body) || fclose(f) != 0) {
             fprintf(stderr, "p2_ingest: writing %s failed\n", blob);
@@ -275,6 +281,8 @@ int main(int argc, const char *const argv[])
         fprintf(stderr, "p2_ingest: %s\n", err ? err : "setup failed");
         return 1;
     }
+    const char *ri = getenv("P2_RANDOM_IDS");
+    random_ids = ri && strcmp(ri, "1") == 0;
     cfg.threads = 1;
     cfg.batch = 256; /* src/httpd/lifecycle.c */
     cfg.poll = apr_time_from_msec(250);
