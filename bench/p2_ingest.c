@@ -12,9 +12,15 @@
  * thread checkpoints every 500 ms and polls the session's status every 20 ms,
  * as an ingest worker of the other child and the benchmark's poll do.
  * The connection is set up as an ingest worker's (us_db_for_batches) unless
- * P2_DEFAULT_CACHE=1 (an A/B of that setting). Prints per session: files/s, the ingest connection's SQLite page-cache
- * misses per file, the WAL's size, the CPU time. The sessions ingest in the
- * same store one after the other, as b4's do.
+ * P2_DEFAULT_CACHE=1 (an A/B of that setting). P2_PAGE_SIZE=N creates the
+ * store with pages of N bytes (before the module's own setup runs);
+ * P2_RANDOM_IDS=1 gives the files random ids instead of the module's timed
+ * ones (us_uuid4_timed).
+ * Prints per session: files/s, the ingest connection's SQLite page-cache
+ * misses per file, the WAL's size, the CPU time, and for the uploads and
+ * the ingestion the CPU time and the bytes the process wrote per file
+ * (/proc/self/io). The sessions ingest in the same store one after the
+ * other, as b4's do.
  *
  * Under callgrind, --toggle-collect=us_ingest_once counts the ingestion
  * alone. Not part of make test.
@@ -45,6 +51,7 @@
 static us_ingest_config cfg;
 static const char *root;
 static volatile apr_uint32_t stop_side;
+static int random_ids;
 
 typedef struct {
     const char *sid, *tag;
@@ -92,7 +99,10 @@ static void *APR_THREAD_FUNC uploader(apr_thread_t *t, void *arg)
         const char *old = NULL;
         apr_pool_clear(it);
         us_uuid4(blob);
-        us_uuid4(fid);
+        if (random_ids)
+            us_uuid4(fid);
+        else
+            us_uuid4_timed(fid, apr_time_now());
         FILE *f = fopen(apr_pstrcat(it, dir, "/", blob, NULL), "wb");
         if (!f || fwrite(body, 1, sizeof(body), f) != sizeof(body) || fclose(f) != 0) {
             fprintf(stderr, "p2_ingest: writing %s failed\n", blob);
@@ -140,6 +150,20 @@ static void *APR_THREAD_FUNC side(apr_thread_t *t, void *arg)
     return NULL;
 }
 
+/* bytes this process has written to storage (or -1) */
+static long long written(void)
+{
+    char line[128];
+    long long v = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "write_bytes: %lld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
 static long long file_size(const char *path)
 {
     struct stat sb;
@@ -169,13 +193,16 @@ static void one_session(apr_pool_t *p, us_db *db, int n, int k)
     }
     apr_dir_make_recursive(apr_pstrcat(p, root, "/data/sessions/", s.id, NULL),
                            APR_FPROT_OS_DEFAULT, p);
-    double t0 = now_s();
+    double t0 = now_s(), uc0 = cpu_s();
+    long long uw0 = written();
     for (int i = 0; i < UPLOADERS; i++) {
         jobs[i] = (upload_job){ s.id, apr_psprintf(p, "s%d", k), i, n };
         apr_thread_create(&th[i], NULL, uploader, &jobs[i], p);
     }
     for (int i = 0; i < UPLOADERS; i++)
         apr_thread_join(&trv, th[i]);
+    double uc = cpu_s() - uc0;
+    long long uw = written() - uw0;
     fprintf(stderr, "p2_ingest: %d files uploaded in %.1f s\n", n, now_s() - t0);
     if (us_session_close(db, p, "p2", s.id, apr_time_now()) != US_DB_OK) {
         fprintf(stderr, "p2_ingest: close: %s\n", us_db_error(db));
@@ -195,9 +222,11 @@ static void one_session(apr_pool_t *p, us_db *db, int n, int k)
     const char *wal = apr_pstrcat(p, root, "/store.db-wal", NULL);
     long long wal0 = file_size(wal);
     double c0 = cpu_s();
+    long long w0 = written();
     t0 = now_s();
     long got = us_ingest_once(db, p, &cfg, "p2/1/0", NULL, NULL);
     double dt = now_s() - t0, dc = cpu_s() - c0;
+    long long dw = written() - w0;
     apr_atomic_set32(&stop_side, 1);
     apr_thread_join(&trv, sth);
     sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &miss1, &hi, 0);
@@ -205,10 +234,26 @@ static void one_session(apr_pool_t *p, us_db *db, int n, int k)
     (void)cur;
     printf("{\"files\": %d, \"ingested\": %ld, \"seconds\": %.3f, \"files_per_s\": %.0f,"
            " \"cpu_us_per_file\": %.1f, \"cache_miss_per_file\": %.2f,"
-           " \"cache_hit_per_file\": %.2f, \"wal_bytes_before\": %lld, \"wal_bytes_after\": %lld}\n",
+           " \"cache_hit_per_file\": %.2f, \"wal_bytes_before\": %lld, \"wal_bytes_after\": %lld,"
+           " \"written_per_file\": %.0f, \"upload_cpu_us_per_file\": %.1f,"
+           " \"upload_written_per_file\": %.0f}\n",
            n, got, dt, n / dt, dc * 1e6 / n, (double)(miss1 - miss0) / n,
-           (double)(hit1 - hit0) / n, wal0, file_size(wal));
+           (double)(hit1 - hit0) / n, wal0, file_size(wal), (double)dw / n, uc * 1e6 / n,
+           (double)uw / n);
     fflush(stdout);
+}
+
+/* a new database with pages of n bytes; an existing one keeps its own */
+static void set_page_size(const char *path, int n)
+{
+    sqlite3 *h = NULL;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA page_size=%d; PRAGMA journal_mode=WAL;", n);
+    if (sqlite3_open(path, &h) != SQLITE_OK || sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "p2_ingest: page size: %s\n", h ? sqlite3_errmsg(h) : "open failed");
+        exit(1);
+    }
+    sqlite3_close(h);
 }
 
 int main(int argc, const char *const argv[])
@@ -224,6 +269,9 @@ int main(int argc, const char *const argv[])
     apr_dbd_init(p);
     root = argv[1];
     apr_dir_make_recursive(apr_pstrcat(p, root, "/data/files", NULL), APR_FPROT_OS_DEFAULT, p);
+    const char *ps = getenv("P2_PAGE_SIZE");
+    if (ps && *ps)
+        set_page_size(apr_pstrcat(p, root, "/store.db", NULL), atoi(ps));
     us_store_cfg *store = NULL;
     if (us_store_configure(p, "sqlite3", apr_pstrcat(p, root, "/store.db", NULL), &store,
                            &err) != US_DB_OK ||
@@ -233,6 +281,8 @@ int main(int argc, const char *const argv[])
         fprintf(stderr, "p2_ingest: %s\n", err ? err : "setup failed");
         return 1;
     }
+    const char *ri = getenv("P2_RANDOM_IDS");
+    random_ids = ri && strcmp(ri, "1") == 0;
     cfg.threads = 1;
     cfg.batch = 256; /* src/httpd/lifecycle.c */
     cfg.poll = apr_time_from_msec(250);

@@ -351,9 +351,12 @@ typedef struct {
     const char *meta_blob; /* the blob of the upload NAME.meta.json, NULL when none */
 } us_pending;
 
-/* Up to limit raw uploads still PENDING, by name, each with its sidecar's blob. */
-us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
-                           apr_array_header_t **rows);
+/* Up to limit raw uploads still PENDING whose name sorts after `after` ("":
+ * from the first), by name, each with its sidecar's blob. A worker passes
+ * the last name of the batch it applied before: every file up to it is
+ * decided, and a closed session gets no new uploads. */
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, const char *after,
+                           int limit, apr_array_header_t **rows);
 
 /* The blob of an upload (e.g. a sidecar), or *blob = NULL when there is none. */
 us_db_rc us_upload_blob(us_db *db, apr_pool_t *p, const char *session_id, const char *name,

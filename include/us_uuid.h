@@ -10,6 +10,12 @@ typedef struct apr_pool_t apr_pool_t;
 /* Writes a new UUID4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") and NUL into out. */
 void us_uuid4(char out[37]);
 
+/* A UUID4 whose first 48 bits are the millisecond of usec (microseconds
+ * since the epoch), the other 74 random: ids minted later sort after
+ * earlier ones, so an index on them grows at its end instead of in random
+ * pages (a file's id: us_files' primary key). */
+void us_uuid4_timed(char out[37], long long usec);
+
 /* The same UUID for the same (scope, name; scope holds no '/'), from their SHA-256 (with the
  * version-4 bits, as ids the API answers have): a direct upload's
  * file_ingestion_id before and after its listing is recorded. */

@@ -340,15 +340,17 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
 }
 
-/* Decides and applies one batch; returns files decided, 0 when none were
- * pending, -1 on a store error, US_INGEST_STORAGE_DOWN on a storage outage. */
+/* Decides and applies one batch of the files named after *after; returns
+ * files decided, 0 when none were pending, -1 on a store error,
+ * US_INGEST_STORAGE_DOWN on a storage outage. Once the batch is applied,
+ * *after is its last name (in keep). */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         const us_session *s)
+                         const us_session *s, const char **after, apr_pool_t *keep)
 {
     apr_array_header_t *pending, *results, *deleted;
     int moved = 0;
 
-    if (us_ingest_pending(db, p, s->id, cfg->batch, &pending) != US_DB_OK)
+    if (us_ingest_pending(db, p, s->id, *after, cfg->batch, &pending) != US_DB_OK)
         return -1;
     if (pending->nelts == 0)
         return 0;
@@ -387,6 +389,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
         us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
+    *after = apr_pstrdup(keep, APR_ARRAY_IDX(pending, pending->nelts - 1, us_pending).name);
     return pending->nelts;
 }
 
@@ -569,6 +572,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     us_log(cfg->log, US_LOG_INFO, 0, 1006, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
           s.write_mode, owner);
     apr_pool_t *bp;
+    const char *after = ""; /* the files up to this name are decided */
     apr_pool_create(&bp, p);
     if (s.direct == US_DIRECT_UNLISTED && strcmp(s.status, "ABORTED") != 0) {
         int lr = record_listing(db, bp, cfg, &s);
@@ -585,7 +589,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
-        long n = ingest_batch(db, bp, cfg, &s);
+        long n = ingest_batch(db, bp, cfg, &s, &after, p);
         if (n < 0) {
             us_ingest_requeue(db, bp, s.id, owner);
             total = total ? total : n;

@@ -462,7 +462,7 @@ static int post_begin(void *ctx, const us_mp_part *part)
     if (why)
         return post_fail(x, HTTP_BAD_REQUEST, apr_pstrcat(x->r->pool, "Invalid file name: ", why, ".", NULL));
     char id[37];
-    us_uuid4(id);
+    us_uuid4_timed(id, apr_time_now()); /* us_files' key grows at its end */
     x->file_id = apr_pstrdup(x->r->pool, id);
     apr_status_t rv = us_storage_file_create(x->c->storage, x->r->pool, x->file_id, &x->blob);
     if (rv != APR_SUCCESS) {

@@ -385,7 +385,8 @@ static int publish(upload_ctx *u)
     us_upload_record rec;
     const char *old_blob = NULL, *err = NULL;
     us_db *db = NULL;
-    us_uuid4(fid);
+    rec.uploaded_at = apr_time_now();
+    us_uuid4_timed(fid, rec.uploaded_at); /* us_files' key grows at its end */
     rec.session_id = u->session_id;
     rec.name = u->name;
     rec.blob = u->blob;
@@ -393,7 +394,6 @@ static int publish(upload_ctx *u)
     rec.file_ingestion_id = fid;
     rec.size = u->size;
     rec.is_meta = us_filename_is_meta(u->name);
-    rec.uploaded_at = apr_time_now();
     rec.max_files = u->c->max_files;
     us_db_rc rc = u->c->store ? us_store_acquire(u->c->store, &db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK) {

@@ -47,10 +47,10 @@ static void push_pending(const us_row *r, apr_pool_t *p, void *out)
     u->meta_blob = us_row_null(r, p, 5);
 }
 
-us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, int limit,
-                           apr_array_header_t **rows)
+us_db_rc us_ingest_pending(us_db *db, apr_pool_t *p, const char *session_id, const char *after,
+                           int limit, apr_array_header_t **rows)
 {
-    const void *args[] = { session_id, &limit };
+    const void *args[] = { session_id, after ? after : "", &limit };
     *rows = apr_array_make(p, limit > 0 && limit < 1000 ? limit : 16, sizeof(us_pending));
     return us_select(db, p, US_STMT_INGEST_PENDING, args, push_pending, *rows, NULL);
 }

@@ -119,6 +119,16 @@
     COUNTED_PAGE(FILE_COUNT(filter), FILE_PAGE(filter, FILE_BEFORE_TAIL),   \
                  "lp.uploaded_at DESC, lp.name DESC")
 
+/* A session's pending raw uploads after a name, by name, each with its
+ * sidecar's blob (NULL: none; ".meta.json" is US_META_SUFFIX): a
+ * primary-key probe per row, not a statement per file. `pending` is the
+ * dialect's condition on is_meta and ingestion_status. */
+#define INGEST_PENDING_WHERE(pending)                                                       \
+    "SELECT u.name, u.blob, u.size, u.file_ingestion_id, u.etag, m.blob FROM us_uploads u"  \
+    " LEFT JOIN us_uploads m ON m.session_id = u.session_id"                                \
+    " AND m.name = u.name || '.meta.json'"                                                  \
+    " WHERE u.session_id = %s AND u.name > %s AND " pending " ORDER BY u.name LIMIT %d"
+
 /* Migration to SQLite schema 11 / PostgreSQL 9: the direct-upload
  * sessions whose prefix is not cleared late yet; replaced by the next */
 #define US_SQL_LATE_CLEAR_INDEX_DIRECT \
@@ -148,14 +158,6 @@
       "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND " VISIBLE)                  \
     X(UPLOAD_BLOB_GET, "upload_blob_get",                                                     \
       "SELECT blob FROM us_uploads WHERE session_id = %s AND name = %s")                      \
-    X(INGEST_PENDING, "ingest_pending",                                                       \
-      /* each with its sidecar's blob (NULL: none; ".meta.json" is                            \
-       * US_META_SUFFIX): a primary-key probe per row, not a statement per file */            \
-      "SELECT u.name, u.blob, u.size, u.file_ingestion_id, u.etag, m.blob FROM us_uploads u"  \
-      " LEFT JOIN us_uploads m ON m.session_id = u.session_id"                                \
-      " AND m.name = u.name || '.meta.json'"                                                  \
-      " WHERE u.session_id = %s AND u.is_meta = 0 AND u.ingestion_status = 'PENDING'"         \
-      " ORDER BY u.name LIMIT %d")                                                            \
     X(UPLOAD_INSERT, "upload_insert",                                                         \
       "INSERT INTO us_uploads (session_id, name, blob, size, sha256, is_meta,"                \
       " uploaded_at, file_ingestion_id) VALUES (%s, %s, %s, %lld, %s, %d, %lld, %s)")         \

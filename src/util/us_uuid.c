@@ -38,6 +38,18 @@ void us_uuid4(char out[37])
     uuid_format(b, out);
 }
 
+void us_uuid4_timed(char out[37], long long usec)
+{
+    unsigned char b[16];
+    unsigned long long ms = usec > 0 ? (unsigned long long)usec / 1000 : 0;
+    apr_generate_random_bytes(b, sizeof(b));
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    uuid_format(b, out);
+}
+
 void us_uuid_of_name(apr_pool_t *p, const char *scope, const char *name, char out[37])
 {
     unsigned char h[US_SHA256_LEN];

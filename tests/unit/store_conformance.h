@@ -669,7 +669,7 @@ static void sc_pending_with_sidecars(void **state)
     assert_int_equal(sc_upload(db, s.id, ".meta.json", 8, &old), US_DB_OK);
     assert_int_equal(sc_upload_meta(db, s.id, ".meta.json.meta.json", 9), US_DB_OK);
     assert_int_equal(sc_upload_meta(db, s.id, "orphan.meta.json", 10), US_DB_OK);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &rows), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &rows), US_DB_OK);
     assert_int_equal(rows->nelts, 4);
     const us_pending *a = sc_pending_named(rows, "a.txt");
     assert_string_equal(a->blob, "blob-1");
@@ -677,7 +677,20 @@ static void sc_pending_with_sidecars(void **state)
     assert_null(sc_pending_named(rows, "b 'x'%_.txt")->meta_blob);
     assert_string_equal(sc_pending_named(rows, "c.txt")->meta_blob, "blob-7");
     assert_string_equal(sc_pending_named(rows, ".meta.json")->meta_blob, "blob-9");
-    assert_int_equal(us_ingest_pending(db, pool, o.id, 10, &rows), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, o.id, "", 10, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    /* in pages, by name, each after the last name of the one before */
+    static const char *const order[] = { ".meta.json", "a.txt", "b 'x'%_.txt", "c.txt" };
+    const char *after = "";
+    for (int page = 0; page < 2; page++) {
+        assert_int_equal(us_ingest_pending(db, pool, s.id, after, 2, &rows), US_DB_OK);
+        assert_int_equal(rows->nelts, 2);
+        for (int i = 0; i < 2; i++)
+            assert_string_equal(APR_ARRAY_IDX(rows, i, us_pending).name, order[2 * page + i]);
+        after = APR_ARRAY_IDX(rows, 1, us_pending).name;
+    }
+    assert_string_equal(APR_ARRAY_IDX(rows, 1, us_pending).meta_blob, "blob-7");
+    assert_int_equal(us_ingest_pending(db, pool, s.id, after, 2, &rows), US_DB_OK);
     assert_int_equal(rows->nelts, 0);
     us_db_close(db);
 }
@@ -727,7 +740,7 @@ static void sc_session_abort(void **state)
     us_session claimed;
     assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + 5, SC_T0, &claimed), US_DB_OK);
     assert_string_equal(claimed.id, s.id);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &rows), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &rows), US_DB_OK);
     assert_int_equal(rows->nelts, 0);
     assert_int_equal(us_ingest_done(db, pool, s.id, "w1"), US_DB_OK);
     us_db_close(db);
@@ -1038,7 +1051,7 @@ static void sc_apply_fail_name_check(void **state)
     sc_queued(db, 901, "ws-fail", 1, SC_T0 + 2);
     assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &a), US_DB_OK);
     assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(10), SC_T0, &b), US_DB_OK);
-    assert_int_equal(us_ingest_pending(db, pool, a.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, a.id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 1);
     const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
     results = apr_array_make(pool, 1, sizeof(us_ingest_result));
@@ -1053,7 +1066,7 @@ static void sc_apply_fail_name_check(void **state)
     assert_int_equal(got.finished_files, 1);
     assert_int_equal(got.failed_files, 0);
 
-    assert_int_equal(us_ingest_pending(db, pool, b.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, b.id, "", 10, &pending), US_DB_OK);
     const us_pending *pb = &APR_ARRAY_IDX(pending, 0, us_pending);
     results = apr_array_make(pool, 1, sizeof(us_ingest_result));
     APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pb->name, pb->file_ingestion_id);
@@ -1088,7 +1101,7 @@ static void sc_apply_fenced(void **state)
     /* a lease that ends after the claim by either clock (sc_lease_taken_over) */
     assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31),
                                      &cur), US_DB_OK);
-    assert_int_equal(us_ingest_pending(db, pool, old.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, old.id, "", 10, &pending), US_DB_OK);
     const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
     results = apr_array_make(pool, 1, sizeof(us_ingest_result));
     APR_ARRAY_PUSH(results, us_ingest_result) = sc_finished(pa->name, pa->file_ingestion_id);
@@ -1148,14 +1161,14 @@ static void sc_record_listing(void **state)
     APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("b 'x'.bin", 3, 0);
     assert_int_equal(us_ingest_record_listing(db, pool, &old, objs, &recorded), US_DB_CONFLICT);
     assert_int_equal(recorded, 0);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 0);
     assert_int_equal(us_ingest_record_listing(db, pool, &cur, objs, &recorded), US_DB_OK);
     assert_int_equal(recorded, 1);
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.direct, US_DIRECT_LISTED);
     assert_int_equal(got.uploaded_files, 2);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 2);
     const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
     assert_string_equal(pa->name, "a.txt");
@@ -1179,7 +1192,7 @@ static void sc_record_listing(void **state)
     assert_int_equal(recorded, 0);
     assert_int_equal(us_session_by_id(db, pool, s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, 2);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 2);
     us_db_close(db);
 }
@@ -1340,7 +1353,7 @@ static void sc_record_listing_not_direct(void **state)
     APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("other.txt", 1, 0);
     assert_int_equal(us_ingest_record_listing(db, pool, &c, objs, &recorded), US_DB_OK);
     assert_int_equal(recorded, 0);
-    assert_int_equal(us_ingest_pending(db, pool, s.id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(pending, 0, us_pending).name, "up.txt");
     assert_null(APR_ARRAY_IDX(pending, 0, us_pending).etag);
@@ -2323,7 +2336,7 @@ static void sc_workspace_delete(void **state)
     const char *closed_id = sc_queued(db, 5010, "ws-del", 0, SC_T0 + 1);
     assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(10), SC_T0, &ing), US_DB_OK);
     assert_string_equal(ing.id, closed_id);
-    assert_int_equal(us_ingest_pending(db, pool, closed_id, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, closed_id, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 1);
     const us_pending *pa = &APR_ARRAY_IDX(pending, 0, us_pending);
     assert_int_equal(us_workspace_file_add(db, pool, "ws-del", &f, "KEEP", &deleted), US_DB_OK);
@@ -2384,7 +2397,7 @@ static void sc_workspace_delete(void **state)
         us_session c;
         assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(12), SC_T0, &c), US_DB_OK);
         assert_true(strcmp(c.id, open_s.id) == 0 || strcmp(c.id, closed_id) == 0);
-        assert_int_equal(us_ingest_pending(db, pool, c.id, 10, &pending), US_DB_OK);
+        assert_int_equal(us_ingest_pending(db, pool, c.id, "", 10, &pending), US_DB_OK);
         assert_int_equal(pending->nelts, 0);
         assert_int_equal(us_ingest_done(db, pool, c.id, "w2"), US_DB_OK);
     }

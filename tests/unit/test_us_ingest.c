@@ -222,7 +222,7 @@ static void test_replay_after_crash(void **state)
     us_session claimed;
     assert_int_equal(us_ingest_claim(db, pool, "h/999999/0", apr_time_now(), 0, &claimed), US_DB_OK);
     apr_array_header_t *pending;
-    assert_int_equal(us_ingest_pending(db, pool, sid, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, sid, "", 10, &pending), US_DB_OK);
     us_pending *u = &APR_ARRAY_IDX(pending, 0, us_pending);
     assert_int_equal(rename(apr_pstrcat(pool, root, "/data/sessions/", sid, "/", u->blob, NULL),
                             apr_pstrcat(pool, root, "/data/files/", u->file_ingestion_id, NULL)), 0);
@@ -986,7 +986,7 @@ static void test_lost_renewal_stops_batch(void **state)
     assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), -1);
     assert_int_equal(clk.steal_rc, US_DB_OK);
     assert_int_equal(clk.reads, 6);
-    assert_int_equal(us_ingest_pending(db, pool, sid, 10, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, sid, "", 10, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 6);
     for (int i = 0; i < 6; i++) {
         const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
@@ -1110,7 +1110,7 @@ static void test_wide_batch_outage_mid_batch(void **state)
     wide_fail_from = 6;
     assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_STORAGE_DOWN);
     assert_true(apr_atomic_read32(&wide_calls) < 12); /* stopped early */
-    assert_int_equal(us_ingest_pending(db, pool, sid, 20, &pending), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, sid, "", 20, &pending), US_DB_OK);
     assert_int_equal(pending->nelts, 12);
     int moved = 0;
     for (int i = 0; i < 12; i++) {

@@ -304,6 +304,8 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "DROP TABLE us_workspaces", /* 7 -> 8 */
+        "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
+        /* 11 -> 12 */
         "DROP INDEX us_sessions_late_clear", /* 10 -> 11 */
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         /* 9 -> 10 */
@@ -325,6 +327,10 @@ static void test_migration_counts_existing_sessions(void **state)
                               " AND ingest_state = 'done' AND expires_at <= 5"
                               " AND (expires_at > 1 OR (expires_at = 1 AND id > 'a'))"
                               " ORDER BY expires_at, id LIMIT 16", "us_sessions_late_clear"));
+    /* 11 -> 12: no index on the uploads' status (the pending files' query
+     * walks the primary key: test_pending_files_walk_the_primary_key) */
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = 'us_uploads_pending'"), 0);
     /* the files' keys are in the key table, which a filter's count reads */
     us_odata_node *root;
     const char *perr;
@@ -543,6 +549,34 @@ static void test_hot_statements_seek(void **state)
     us_db_close(db);
 }
 
+/* A batch's pending files: a range of the primary key from the worker's
+ * last name on, in its order (no sort), not us_uploads_files and a sort
+ * of every pending file of the session. */
+static void test_pending_files_walk_the_primary_key(void **state)
+{
+    us_db *db = open_db(pool);
+    apr_dbd_prepared_t *stmt = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *nulls[4] = { NULL };
+    int by_key = 0;
+    (void)state;
+    assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
+                                     apr_pstrcat(pool, "EXPLAIN QUERY PLAN ",
+                                                 us_sql_statement(US_STMT_INGEST_PENDING)->sql,
+                                                 NULL),
+                                     NULL, &stmt), 0);
+    assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
+        const char *step = apr_dbd_get_entry(SQ(db)->drv, row, 3);
+        if (strstr(step, "TEMP B-TREE"))
+            fail_msg("sorts: %s", step);
+        by_key |= strstr(step, "sqlite_autoindex_us_uploads_1 (session_id=? AND name>?)") != NULL;
+    }
+    assert_true(by_key);
+    us_db_close(db);
+}
+
 /* ---- a failed row fetch is an error, never the end of the rows ------------------ */
 
 static int fetch_calls, fetch_fail_at, fetch_fail_rc;
@@ -682,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_files_walk_the_primary_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),

@@ -371,6 +371,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
+    [US_STMT_INGEST_PENDING] = { "us_pg_ingest_pending",
+        /* a range of us_uploads_pending */
+        INGEST_PENDING_WHERE("u.is_meta = 0 AND u.ingestion_status = 'PENDING'") },
     [US_STMT_INGEST_HELD] = { "us_pg_claim_held",
         /* fencing: the batch commits only while its worker holds the claim;
          * the share lock keeps a takeover waiting until it has */

@@ -294,6 +294,14 @@ static const char *const MIGRATION_12_TO_13[] = {
     NULL
 };
 
+/* The pending files are read through the primary key from the worker's
+ * last name on: the index on the status cost a b-tree write per upload and
+ * two per file ingested (its entry moves when the file is decided). */
+static const char *const MIGRATION_13_TO_14[] = {
+    "DROP INDEX us_uploads_pending",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -320,6 +328,7 @@ const char *const *us_sql_migration(int from)
     case 10: return MIGRATION_10_TO_11;
     case 11: return MIGRATION_11_TO_12;
     case 12: return MIGRATION_12_TO_13;
+    case 13: return MIGRATION_13_TO_14;
     default: return NULL;
     }
 }
@@ -379,6 +388,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
         " ingest_heartbeat = %lld WHERE id = %s AND " CLAIMABLE("us_sessions")
         " AND " IN_TURN("us_sessions") },
+    [US_STMT_INGEST_PENDING] = { "us_ingest_pending",
+        /* the primary key from the worker's last name on (no index on the
+         * status: its entries would move with every file decided); the
+         * unary + keeps SQLite from choosing us_uploads_files and a sort */
+        INGEST_PENDING_WHERE("+u.is_meta = 0 AND +u.ingestion_status = 'PENDING'") },
     [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE ingest_state = 'running'"
         " AND ingest_owner = %s" },
