@@ -117,34 +117,6 @@ static us_db_rc apply_one(us_db *db, apr_pool_t *p, const us_session *s,
  * without a FAIL name check or OVERWRITE (they need their locks and reads
  * first), and it adds the files it changed to the session's counters. */
 
-/* One array element at out (NULL: its length only): NULL, or the value
- * double-quoted; returns its length. */
-static apr_size_t array_elem(char *out, const char *v)
-{
-    apr_size_t n = 0;
-    if (!v) {
-        for (int k = 0; out && k < 4; k++)
-            out[k] = "NULL"[k];
-        return 4;
-    }
-    if (out)
-        out[n] = '"';
-    n++;
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            if (out)
-                out[n] = '\\';
-            n++;
-        }
-        if (out)
-            out[n] = *c;
-        n++;
-    }
-    if (out)
-        out[n] = '"';
-    return n + 1;
-}
-
 enum { COL_NAME, COL_STATUS, COL_REASON, COL_FILE_ID, COL_SIZE, COL_META, COL_CHARS,
        COL_CREATED, BATCH_COLS };
 
@@ -170,27 +142,26 @@ static const char *batch_value(const us_ingest_result *r, int col, apr_time_t cr
     }
 }
 
+typedef struct {
+    const apr_array_header_t *results;
+    int col;
+    apr_time_t now;
+} batch_column_ctx;
+
+static const char *batch_column_value(const void *ctx, int i, char *num, apr_size_t numlen)
+{
+    const batch_column_ctx *c = ctx;
+    return batch_value(&APR_ARRAY_IDX(c->results, i, us_ingest_result), c->col, c->now + i, num,
+                       numlen);
+}
+
 /* The batch's column col as an array literal; files of one batch share a
  * created_at ordered by position, as apply_one writes it. */
 static const char *batch_column(apr_pool_t *p, const apr_array_header_t *results, int col,
                                 apr_time_t now)
 {
-    char num[32];
-    apr_size_t len = 2;
-    for (int i = 0; i < results->nelts; i++)
-        len += (i > 0) + array_elem(NULL, batch_value(&APR_ARRAY_IDX(results, i, us_ingest_result),
-                                                       col, now + i, num, sizeof(num)));
-    char *out = apr_palloc(p, len + 1), *at = out;
-    *at++ = '{';
-    for (int i = 0; i < results->nelts; i++) {
-        if (i > 0)
-            *at++ = ',';
-        at += array_elem(at, batch_value(&APR_ARRAY_IDX(results, i, us_ingest_result), col,
-                                         now + i, num, sizeof(num)));
-    }
-    *at++ = '}';
-    *at = '\0';
-    return out;
+    batch_column_ctx c = { results, col, now };
+    return us_array_literal(p, results->nelts, batch_column_value, &c);
 }
 
 /* Whether the batch can go in one statement. */

@@ -71,6 +71,12 @@ us_db_rc us_delete_same_name(us_db *db, apr_pool_t *p, const char *workspace, co
 us_db_rc us_insert_workspace_file(us_db *db, apr_pool_t *p, const char *workspace,
                                   const us_workspace_file *f, const char *session_id);
 
+/* ---- PostgreSQL text array literals for statements over arrays (us_rows.c) */
+/* The i-th of n elements, NULL for NULL; num (numlen bytes) may hold it. */
+typedef const char *(*us_array_value_fn)(const void *ctx, int i, char *num, apr_size_t numlen);
+/* {"v0","v1",NULL,...}: each element double-quoted, '"' and '\\' escaped. */
+const char *us_array_literal(apr_pool_t *p, int n, us_array_value_fn value, const void *ctx);
+
 /* ---- column readers (us_rows.c) */
 long long us_row_ll(const us_row *r, int col);
 /* text; "" for NULL */

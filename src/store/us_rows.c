@@ -117,3 +117,49 @@ void us_push_workspace(const us_row *r, apr_pool_t *p, void *out)
 {
     us_row_to_workspace(r, p, apr_array_push(out));
 }
+
+/* One array element at out (NULL: its length only): NULL, or the value
+ * double-quoted; returns its length. */
+static apr_size_t array_elem(char *out, const char *v)
+{
+    apr_size_t n = 0;
+    if (!v) {
+        for (int k = 0; out && k < 4; k++)
+            out[k] = "NULL"[k];
+        return 4;
+    }
+    if (out)
+        out[n] = '"';
+    n++;
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            if (out)
+                out[n] = '\\';
+            n++;
+        }
+        if (out)
+            out[n] = *c;
+        n++;
+    }
+    if (out)
+        out[n] = '"';
+    return n + 1;
+}
+
+const char *us_array_literal(apr_pool_t *p, int n, us_array_value_fn value, const void *ctx)
+{
+    char num[32];
+    apr_size_t len = 2;
+    for (int i = 0; i < n; i++)
+        len += (i > 0) + array_elem(NULL, value(ctx, i, num, sizeof(num)));
+    char *out = apr_palloc(p, len + 1), *at = out;
+    *at++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            *at++ = ',';
+        at += array_elem(at, value(ctx, i, num, sizeof(num)));
+    }
+    *at++ = '}';
+    *at = '\0';
+    return out;
+}

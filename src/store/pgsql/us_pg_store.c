@@ -597,46 +597,22 @@ static const char *create_value(const insert_args *a, int col, char *num, apr_si
     return num;
 }
 
-/* One element double-quoted at out (NULL: its length only); returns its length. */
-static apr_size_t array_elem(char *out, const char *v)
+typedef struct {
+    const create_batch_args *b;
+    int col;
+} create_column_ctx;
+
+static const char *create_column_value(const void *ctx, int i, char *num, apr_size_t numlen)
 {
-    apr_size_t n = 0;
-    if (out)
-        out[n] = '"';
-    n++;
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') {
-            if (out)
-                out[n] = '\\';
-            n++;
-        }
-        if (out)
-            out[n] = *v;
-        n++;
-    }
-    if (out)
-        out[n] = '"';
-    return n + 1;
+    const create_column_ctx *c = ctx;
+    return create_value(c->b->slots[i].item->arg, c->col, num, numlen);
 }
 
 /* The batch's column col as an array literal. */
 static const char *create_column(apr_pool_t *p, const create_batch_args *b, int col)
 {
-    char num[32];
-    apr_size_t len = 2;
-    for (int i = 0; i < b->n; i++)
-        len += (i > 0) + array_elem(NULL, create_value(b->slots[i].item->arg, col, num,
-                                                       sizeof(num)));
-    char *out = apr_palloc(p, len + 1), *at = out;
-    *at++ = '{';
-    for (int i = 0; i < b->n; i++) {
-        if (i > 0)
-            *at++ = ',';
-        at += array_elem(at, create_value(b->slots[i].item->arg, col, num, sizeof(num)));
-    }
-    *at++ = '}';
-    *at = '\0';
-    return out;
+    create_column_ctx c = { b, col };
+    return us_array_literal(p, b->n, create_column_value, &c);
 }
 
 /* One user's creates in one workspace, one statement; each slot's rc is
