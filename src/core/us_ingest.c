@@ -340,17 +340,36 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
 }
 
-/* Decides and applies one batch of the files named after *after; returns
- * files decided, 0 when none were pending, -1 on a store error,
+/* The last name of the batches a claim applied: one buffer for the claim,
+ * grown only for a longer name (a copy per batch would stay in the claim's
+ * pool until it ends). */
+typedef struct {
+    apr_pool_t *pool;
+    char *name;
+    apr_size_t cap;
+} batch_cursor;
+
+static void cursor_set(batch_cursor *c, const char *name)
+{
+    apr_size_t n = strlen(name) + 1;
+    if (n > c->cap) {
+        c->cap = n < 256 ? 256 : 2 * n;
+        c->name = apr_palloc(c->pool, c->cap);
+    }
+    memcpy(c->name, name, n);
+}
+
+/* Decides and applies one batch of the files named after after->name;
+ * returns files decided, 0 when none were pending, -1 on a store error,
  * US_INGEST_STORAGE_DOWN on a storage outage. Once the batch is applied,
- * *after is its last name (in keep). */
+ * after->name is its last name. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         const us_session *s, const char **after, apr_pool_t *keep)
+                         const us_session *s, batch_cursor *after)
 {
     apr_array_header_t *pending, *results, *deleted;
     int moved = 0;
 
-    if (us_ingest_pending(db, p, s->id, *after, cfg->batch, &pending) != US_DB_OK)
+    if (us_ingest_pending(db, p, s->id, after->name, cfg->batch, &pending) != US_DB_OK)
         return -1;
     if (pending->nelts == 0)
         return 0;
@@ -389,7 +408,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
         us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
-    *after = apr_pstrdup(keep, APR_ARRAY_IDX(pending, pending->nelts - 1, us_pending).name);
+    cursor_set(after, APR_ARRAY_IDX(pending, pending->nelts - 1, us_pending).name);
     return pending->nelts;
 }
 
@@ -572,8 +591,9 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     us_log(cfg->log, US_LOG_INFO, 0, 1006, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
           s.write_mode, owner);
     apr_pool_t *bp;
-    const char *after = ""; /* the files up to this name are decided */
+    batch_cursor after = { p, NULL, 0 }; /* the files up to its name are decided */
     apr_pool_create(&bp, p);
+    cursor_set(&after, "");
     if (s.direct == US_DIRECT_UNLISTED && strcmp(s.status, "ABORTED") != 0) {
         int lr = record_listing(db, bp, cfg, &s);
         if (lr != 0) {
@@ -589,7 +609,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
-        long n = ingest_batch(db, bp, cfg, &s, &after, p);
+        long n = ingest_batch(db, bp, cfg, &s, &after);
         if (n < 0) {
             us_ingest_requeue(db, bp, s.id, owner);
             total = total ? total : n;
