@@ -318,12 +318,12 @@ static void test_migration_counts_existing_sessions(void **state)
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
     assert_int_equal(counter(db, "u4"), 2);
-    /* 10 -> 11 -> 12: the queue of every session's last clear, which the
-     * query reads (a partial index: only when its WHERE implies the index's) */
+    /* 10 -> 11 -> 12 -> 15: the queue of every session's last clear, which
+     * the query reads (a partial index: only when its WHERE implies the index's) */
     assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
                                   " AND name = 'us_sessions_late_clear'"
-                                  " AND sql LIKE '%WHERE direct IN (1, 2, 4)'"), 1);
-    assert_true(plan_uses(db, "SELECT id, expires_at FROM us_sessions WHERE direct IN (1, 2, 4)"
+                                  " AND sql LIKE '%WHERE direct NOT IN (0, 3)'"), 1);
+    assert_true(plan_uses(db, "SELECT id, expires_at FROM us_sessions WHERE direct NOT IN (0, 3)"
                               " AND ingest_state = 'done' AND expires_at <= 5"
                               " AND (expires_at > 1 OR (expires_at = 1 AND id > 'a'))"
                               " ORDER BY expires_at, id LIMIT 16", "us_sessions_late_clear"));
@@ -414,6 +414,76 @@ static const char *answer(us_db *db, const char *sql)
             out = apr_pstrcat(pool, out, i ? "|" : "", apr_dbd_get_entry(SQ(db)->drv, row, i), NULL);
     }
     return out;
+}
+
+/* A store of schema 14 (the last clear's index on direct IN (1, 2, 4))
+ * gets schema 15's index on direct NOT IN (0, 3): the same rows. */
+static void test_migration_15_keeps_the_late_clear_queue(void **state)
+{
+    us_db *db = open_db(pool);
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        us_session s = make(pool, 5100 + i, "u15", 100);
+        s.direct = i; /* US_DIRECT_NO .. US_DIRECT_TARGET */
+        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    }
+    static const char *const back_to_14[] = {
+        "DROP INDEX us_sessions_late_clear",
+        "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
+        "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
+    };
+    for (const char *const *q = back_to_14; *q; q++)
+        assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q), 0);
+    us_db_close(db);
+
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
+    db = open_db(pool);
+    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"), "15");
+    assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE direct NOT IN (0, 3)' FROM sqlite_master"
+                                   " WHERE name = 'us_sessions_late_clear'"), "1");
+    assert_string_equal(answer(db, "SELECT group_concat(direct, ',') FROM (SELECT direct FROM"
+                                   " us_sessions INDEXED BY us_sessions_late_clear"
+                                   " WHERE direct NOT IN (0, 3) ORDER BY direct)"), "1,2,4");
+    us_db_close(db);
+}
+
+/* The first OpenEphemeral of sql's program (an ephemeral b-tree: a pager
+ * opened, a page zeroed, closed again at each run), or NULL. */
+static const char *ephemeral_op(us_db *db, const char *sql)
+{
+    apr_dbd_prepared_t *stmt = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *nulls[16] = { NULL }; /* NULL binds SQL NULL */
+    const char *found = NULL;
+    int ops = 0;
+    assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
+                                     apr_pstrcat(pool, "EXPLAIN ", sql, NULL), NULL, &stmt), 0);
+    assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
+        ops++;
+        if (!found && strcmp(apr_dbd_get_entry(SQ(db)->drv, row, 1), "OpenEphemeral") == 0)
+            found = apr_pstrcat(pool, "OpenEphemeral at ", apr_dbd_get_entry(SQ(db)->drv, row, 0),
+                                NULL);
+    }
+    assert_true(ops > 0);
+    return found;
+}
+
+/* An insert into us_sessions evaluates every partial index's condition:
+ * none is an IN list of three constants or more, which SQLite tests
+ * through an ephemeral b-tree built on each run. */
+static void test_session_insert_evaluates_no_in_list(void **state)
+{
+    us_db *db = open_db(pool);
+    (void)state;
+    assert_null(ephemeral_op(db, "INSERT INTO us_sessions (id, workspace, user_id, given_name,"
+                                 " family_name, write_mode, parallel, status, created_at,"
+                                 " expires_at, direct) VALUES ('i', 'w', 'u', 'g', 'f', 'KEEP',"
+                                 " 0, 'OPEN', 1, 2, 4)"));
+    us_db_close(db);
 }
 
 /* The WAL's descriptor is opened once per connection and kept: it still
@@ -715,6 +785,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_inserts_keep_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_15_keeps_the_late_clear_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_insert_evaluates_no_in_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_files_walk_the_primary_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),

@@ -18,6 +18,13 @@
  * machine, one clock). */
 #define JUDGED_NOW "%lld"
 
+/* The sessions not cleared late yet (us_sessions_late_clear), in two
+ * constants: SQLite tests an IN list of up to two by comparisons, a longer
+ * one through an ephemeral b-tree it builds on every run of a statement
+ * that evaluates the list - an insert into us_sessions evaluates every
+ * partial index's condition. */
+#define LATE_CLEAR_PENDING "direct NOT IN (0, 3)"
+
 #include "../us_sql_shared.h"
 
 /* The database's clock (for SQLite the machine's, to the millisecond) in
@@ -302,6 +309,14 @@ static const char *const MIGRATION_13_TO_14[] = {
     NULL
 };
 
+/* The last clear's queue on a condition without an IN list of three
+ * (LATE_CLEAR_PENDING): the same rows, no b-tree built per insert. */
+static const char *const MIGRATION_14_TO_15[] = {
+    US_SQL_LATE_CLEAR_INDEX_DROP,
+    "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE " LATE_CLEAR_PENDING,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -329,6 +344,7 @@ const char *const *us_sql_migration(int from)
     case 11: return MIGRATION_11_TO_12;
     case 12: return MIGRATION_12_TO_13;
     case 13: return MIGRATION_13_TO_14;
+    case 14: return MIGRATION_14_TO_15;
     default: return NULL;
     }
 }
