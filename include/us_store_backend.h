@@ -33,6 +33,7 @@ typedef struct us_store_backend us_store_backend;
  * dialect that alone maps an id. */
 typedef enum {
     US_STMT_SESSION_INSERT = 0,
+    US_STMT_SESSION_OPEN_COUNT,     /* sqlite: the open-session limit, before the insert */
     US_STMT_SESSIONS_CREATE,        /* pgsql: a batch of one user's creates in one statement */
     US_STMT_SESSION_GET,
     US_STMT_SESSION_CLOSE,

@@ -125,11 +125,10 @@ static us_db_rc insert_then(us_sqlite_db *sq, apr_pool_t *p, void *arg)
     pc->runs++;
     if (pc->then != US_DB_OK && pc->then != US_DB_ERROR)
         return pc->then; /* logical answers change nothing */
-    apr_int64_t c = pc->s.created_at, e = pc->s.expires_at, t = T0;
-    int par = 0, direct = 0, max = 1000;
+    apr_int64_t c = pc->s.created_at, e = pc->s.expires_at;
+    int par = 0, direct = 0;
     const void *args[] = { pc->s.id, pc->s.workspace, pc->s.user_id, pc->s.given_name,
-                           pc->s.family_name, pc->s.write_mode, &par, &c, &e, &direct,
-                           pc->s.user_id, pc->s.user_id, &t, &max };
+                           pc->s.family_name, pc->s.write_mode, &par, &c, &e, &direct };
     int rc = apr_dbd_pbquery(SQ(db)->drv, p, SQ(db)->h, &nrows, SQ(db)->stmt[US_STMT_SESSION_INSERT], args);
     if (rc != 0)
         return us_db_fail(SQ(db), rc, "insert");
@@ -486,6 +485,23 @@ static void test_session_insert_evaluates_no_in_list(void **state)
     us_db_close(db);
 }
 
+/* Nor do the statements of a create: no INSERT ... SELECT reading
+ * us_sessions, whose rows SQLite copies into an ephemeral table first. */
+static void test_create_builds_no_ephemeral_btree(void **state)
+{
+    static const us_stmt_id create[] = {
+        US_STMT_SESSION_OPEN_COUNT, US_STMT_SESSION_INSERT, US_STMT_WORKSPACE_ENSURE,
+    };
+    us_db *db = open_db(pool);
+    (void)state;
+    for (size_t i = 0; i < sizeof(create) / sizeof(create[0]); i++) {
+        const char *op = ephemeral_op(db, us_sql_statement(create[i])->sql);
+        if (op)
+            fail_msg("%s: %s", us_sql_statement(create[i])->label, op);
+    }
+    us_db_close(db);
+}
+
 /* The WAL's descriptor is opened once per connection and kept: it still
  * names the WAL file after a checkpoint that truncates it, and after
  * another connection of the database closes. */
@@ -594,7 +610,8 @@ static void test_batch_connections_get_a_larger_cache(void **state)
 static void test_hot_statements_seek(void **state)
 {
     static const us_stmt_id hot[] = {
-        US_STMT_SESSION_INSERT, US_STMT_SESSION_CLOSE, US_STMT_SESSION_GET,
+        US_STMT_SESSION_OPEN_COUNT, US_STMT_SESSION_INSERT, US_STMT_SESSION_CLOSE,
+        US_STMT_SESSION_GET,
         US_STMT_SESSION_HOLD_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
         US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
     };
@@ -787,6 +804,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_15_keeps_the_late_clear_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_insert_evaluates_no_in_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_builds_no_ephemeral_btree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_files_walk_the_primary_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),

@@ -366,17 +366,20 @@ const char *const *us_sql_migration(int from)
 
 static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     US_SQL_SHARED(STMT)
+    [US_STMT_SESSION_OPEN_COUNT] = { "us_session_open_count",
+        /* a user's open sessions: the counter less those past expires_at
+         * the sweep has not reached yet (a range of us_sessions_expiry:
+         * the few recently expired) */
+        "SELECT coalesce((SELECT n FROM us_user_open WHERE user_id = %s), 0)"
+        " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
+        " AND status = 'OPEN' AND expires_at <= %lld)" },
     [US_STMT_SESSION_INSERT] = { "us_session_insert",
-        /* one statement, so the open-session limit holds under concurrency:
-         * SQLite runs it under the database write lock. Open = the user's
-         * counter less those past expires_at the sweep has not reached yet
-         * (a range of us_sessions_expiry: the few recently expired). */
+        /* after us_session_open_count in the same write transaction. Not
+         * one INSERT ... SELECT: a SELECT that reads us_sessions makes
+         * SQLite copy its rows into an ephemeral table first */
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at, direct)"
-        " SELECT %s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d"
-        " WHERE coalesce((SELECT n FROM us_user_open WHERE user_id = %s), 0)"
-        " - (SELECT COUNT(*) FROM us_sessions WHERE user_id = %s"
-        " AND status = 'OPEN' AND expires_at <= %lld) < %d" },
+        " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
         /* the status guard makes exactly one of many concurrent closes win;
          * a session without files has nothing to ingest: done at once */

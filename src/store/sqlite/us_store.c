@@ -171,16 +171,26 @@ static us_db_rc insert_body(us_db *db, apr_pool_t *p, void *arg)
     const insert_args *a = arg;
     const us_session *s = a->s;
     apr_int64_t created = s->created_at, expires = s->expires_at, t = a->now;
-    int parallel = s->parallel, max_open = a->max_open, direct = s->direct, nrows = 0;
-    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
-                           s->family_name, s->write_mode, &parallel, &created,
-                           &expires, &direct, s->user_id, s->user_id, &t, &max_open };
-    /* one statement, so the open-session limit holds under the write lock */
-    us_db_rc rc = us_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
+    int parallel = s->parallel, direct = s->direct, nrows = 0;
+    long long open = 0;
+    const void *cargs[] = { s->user_id, s->user_id, &t };
+    /* the count and the insert in one write transaction: the limit holds
+     * under the write lock */
+    us_db_rc rc = us_select_one(db, p, US_STMT_SESSION_OPEN_COUNT, cargs, us_row_to_ll, &open);
     if (rc != US_DB_OK)
         return rc;
-    if (nrows != 1)
+    if (open >= a->max_open)
         return US_DB_LIMIT;
+    const void *args[] = { s->id, s->workspace, s->user_id, s->given_name,
+                           s->family_name, s->write_mode, &parallel, &created,
+                           &expires, &direct };
+    rc = us_exec(db, p, US_STMT_SESSION_INSERT, args, &nrows);
+    if (rc != US_DB_OK)
+        return rc;
+    if (nrows != 1) { /* a VALUES row: inserted or failed */
+        us_sqlite_set_error(db, "us_session_insert: no row inserted");
+        return US_DB_ERROR;
+    }
     return us_workspace_ensure(db, p, s->workspace, a->now);
 }
 
