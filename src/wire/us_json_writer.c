@@ -2,6 +2,7 @@
 #include "us_json_writer.h"
 #include "us_utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* the bit of the container at depth d (1..US_JSON_WRITER_MAX_DEPTH) */
@@ -152,6 +153,18 @@ static char *put_escape(char *o, unsigned char c)
     return o;
 }
 
+/* 1 when each of the 8 bytes at s is copied as it is: in 0x20..0x7f, not
+ * '"' nor '\\' (a byte's high bit in the result: below 0x20, equal to
+ * one of the two, or 0x80 and above; exact for "any", whatever the order) */
+static int plain8(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, s, 8);
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    return ((((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v) & highs) == 0;
+}
+
 /* The quoted, escaped string; nothing is written when it is refused. */
 static void put_string(us_json_writer *w, const char *str)
 {
@@ -165,12 +178,17 @@ static void put_string(us_json_writer *w, const char *str)
         return;
     }
     char *o = w->buf + w->len;
-    const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *s = (const unsigned char *)str, *end = s + n;
 
     *o++ = '"';
-    while (*s) {
-        if (*s >= 0x80) {
-            size_t bad, k = us_utf8_seq(s, n - (apr_size_t)(s - (const unsigned char *)str), &bad);
+    while (s < end) {
+        if (end - s >= 8 && plain8(s)) {
+            memcpy(o, s, 8); /* the common case, 8 bytes at a time */
+            o += 8;
+            s += 8;
+        }
+        else if (*s >= 0x80) {
+            size_t bad, k = us_utf8_seq(s, (apr_size_t)(end - s), &bad);
             if (k == 0) {
                 w->failed = 1;
                 return;

@@ -90,6 +90,27 @@ static void test_every_ascii_character(void **state)
     assert_string_equal(json_writer_string(""), "\"\"");
 }
 
+/* Each byte value at each place of a longer string: the writer copies
+ * plain text 8 bytes at a time, and must stop for any byte of a word. */
+static void test_every_byte_in_every_lane(void **state)
+{
+    (void)state;
+    for (int c = 1; c < 0x100; c++)
+        for (int at = 0; at < 19; at++) {
+            char s[20];
+            memset(s, 'a', sizeof(s) - 1);
+            s[sizeof(s) - 1] = '\0';
+            s[at] = (char)c;
+            check_string(s);
+            if (c == 0xc3 && at < 18) { /* a two-byte sequence across words */
+                s[at + 1] = (char)0xa9;
+                check_string(s);
+            }
+        }
+    assert_string_equal(json_writer_string("0123456789abcdef\"0123456789abcde\\"),
+                        "\"0123456789abcdef\\\"0123456789abcde\\\\\"");
+}
+
 static void test_every_control_pair(void **state)
 {
     (void)state;
@@ -557,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_every_ascii_character),
         cmocka_unit_test(test_merge_patch_rfc7396),
         cmocka_unit_test(test_every_control_pair),
+        cmocka_unit_test(test_every_byte_in_every_lane),
         cmocka_unit_test(test_utf8_passes_through),
         cmocka_unit_test(test_invalid_utf8_refused),
         cmocka_unit_test(test_random_strings_agree),
