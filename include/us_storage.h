@@ -226,9 +226,10 @@ int us_storage_session_clear_late(us_storage *st, apr_pool_t *p, const char *ses
 
 /* The sessions anything is left of in the storage, as a set of session ids
  * (keys and values const char *): s3, the session prefixes holding an
- * object or an unfinished multipart upload, from one delimited listing of
- * each over every session (a page per 1,000 sessions holding something);
- * posix, the session directories. For the last clear of many sessions at
+ * object (one ListObjectsV2 delimited by session: a page per 1,000
+ * sessions holding one) or an unfinished multipart upload (one
+ * ListMultipartUploads: a page per 1,000 uploads); posix, the session
+ * directories. For the last clear of many sessions at
  * once: a session due it (no writer of it alive) and not in the set has
  * nothing to clear. Not a snapshot: what a live session writes meanwhile
  * may be in it or not. A refused listing of the multipart uploads (403,

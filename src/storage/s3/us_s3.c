@@ -1277,7 +1277,9 @@ static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *r
     return rv;
 }
 
-/* Every page of ListMultipartUploads over root delimited by '/'; a refusal
+/* Every page of ListMultipartUploads over root (one entry per unfinished
+ * upload: few, the large files being written; not delimited, which Ceph's
+ * radosgw answers with no upload and no common prefix at all); a refusal
  * (403, 501) lists none. */
 static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *root,
                                     apr_hash_t *ids)
@@ -1290,10 +1292,10 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
         long status = 0;
         char *body;
         apr_pool_clear(page);
-        const char *q = apr_pstrcat(page, "delimiter=%2F",
-                                    key_marker ? "&key-marker=" : "",
+        const char *q = apr_pstrcat(page, key_marker ? "key-marker=" : "",
                                     key_marker ? us_sigv4_uri_encode(page, key_marker, 0) : "",
-                                    "&prefix=", us_sigv4_uri_encode(page, root, 0),
+                                    key_marker ? "&" : "", "prefix=",
+                                    us_sigv4_uri_encode(page, root, 0),
                                     id_marker ? "&upload-id-marker=" : "",
                                     id_marker ? us_sigv4_uri_encode(page, id_marker, 0) : "",
                                     "&uploads=", NULL);
