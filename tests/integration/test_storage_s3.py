@@ -278,9 +278,10 @@ def test_many_ended_sessions_cleared_from_one_listing(s3_server):
     due, those holding nothing are recorded a page at a time from one
     listing of what the bucket holds under sessions/ (US1121 with their
     number), not with two listings each; the one holding the object is
-    cleared alone (US1022). Each once. (They expire within a fraction of a
-    second of each other; a round that finds a single one due clears it
-    alone, so a straggler or two may be logged as US1022.)"""
+    cleared alone (US1022). Each once. (They expire over the seconds their
+    creation took, so several rounds of several processes record them; a
+    round that finds a single one due clears it alone, so a straggler or
+    two may be logged as US1022.)"""
     s = s3_server(extra=["UploadSessionIngestLease 2", "UploadSessionMaxFileSize 1048576"])
     api = s.client(s.user_all)
     ws = "ws-late-many"
@@ -310,7 +311,7 @@ def test_many_ended_sessions_cleared_from_one_listing(s3_server):
     time.sleep(1.5)  # more rounds: each recorded once
     many, lines = recorded()
     assert sum(many) + len(lines) == n + 1, (many, lines)
-    assert sum(many) >= n - 2 and len(many) <= 3, (many, lines)
+    assert sum(many) >= n - 2, (many, lines)
     assert any(held in ln for ln in lines), lines
     assert all(any(sid in ln for sid in sids) for ln in lines), lines
 
