@@ -127,17 +127,24 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg);
  * aborts those). Once
  * expires_at lies us_ingest_late_grace in the past (an upload whose policy
  * was checked just before has that long to land) and the ingestion has ended,
- * each due prefix (us_late_clear_due, a page at a time, pages while they
- * come back full for up to US_LATE_CLEAR_BUDGET) is cleared once
- * more and that is recorded (us_late_clear_done), logged as 1022 by the
- * one caller that records it. A prefix that keeps objects (the storage did
- * not answer) stays due. Returns how many this call recorded. A clear
- * twice over (two processes at once) removes nothing more: harmless.
+ * the due sessions (us_late_clear_due, a page at a time, pages while more
+ * may follow for up to US_LATE_CLEAR_BUDGET) are cleared once more and
+ * that is recorded: what the storage holds is listed once per call
+ * (us_storage_sessions_holding: two listings, whatever the number of
+ * sessions), a due session it holds nothing of is recorded with the rest
+ * of its page in one write (us_late_clear_done_all, logged as 1121 with
+ * their number), one it holds something of is cleared
+ * (us_storage_session_clear_late) and recorded alone (us_late_clear_done),
+ * logged as 1022 by the one caller that records it. A session that keeps
+ * objects (the storage did not answer) stays due. Without the listing
+ * (s3 failing it) every due session is cleared alone. Returns how
+ * many this call recorded. A clear twice over (two processes at once)
+ * removes nothing more and records nothing twice: harmless.
  * at (the caller's, zeroed at first) is where the next call's page starts:
- * after this call's last session, or at the first once a page comes back
- * short; so every due session is tried within a few calls, however many
- * before it keep failing. */
-#define US_LATE_CLEAR_PAGE 16
+ * after this call's last session tried, or at the first once a page comes
+ * back short; so every due session is tried within a few calls, however
+ * many before it keep failing. */
+#define US_LATE_CLEAR_PAGE 128
 #define US_LATE_CLEAR_BUDGET apr_time_from_sec(1)
 typedef struct {
     char id[64];

@@ -18,6 +18,7 @@
 #define US_STORAGE_H
 
 #include <apr_file_io.h>
+#include <apr_hash.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 
@@ -216,10 +217,26 @@ int us_storage_session_clear(us_storage *st, apr_pool_t *p, const char *session_
 /* The last clear, once no writer of the session can be alive (its POST
  * policy long dead): a session clear that also removes the unfinished
  * files writers killed mid-upload left (s3: the multipart uploads under the
- * session's prefix; posix: its temp files of dead processes, which a
- * session clear removes too). Returns how many entries stayed; failures
- * are logged (1203). */
+ * session's prefix, none when the store refuses to list them, 403, or does
+ * not implement it, 501: logged once per process, 1120; posix: its temp
+ * files whatever pid their names hold, a dead writer's or by now an
+ * unrelated process's). Returns how many entries stayed; failures are
+ * logged (1203). */
 int us_storage_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id);
+
+/* The sessions anything is left of in the storage, as a set of session ids
+ * (keys and values const char *): s3, the session prefixes holding an
+ * object (one ListObjectsV2 delimited by session: a page per 1,000
+ * sessions holding one) or an unfinished multipart upload (one
+ * ListMultipartUploads: a page per 1,000 uploads); posix, the session
+ * directories. For the last clear of many sessions at
+ * once: a session due it (no writer of it alive) and not in the set has
+ * nothing to clear. Not a snapshot: what a live session writes meanwhile
+ * may be in it or not. A refused listing of the multipart uploads (403,
+ * 501) counts as none, as us_storage_session_clear_late takes it.
+ * APR_ENOTIMPL when the backend cannot tell; another failure when a
+ * listing failed (then the caller asks each session). */
+apr_status_t us_storage_sessions_holding(us_storage *st, apr_pool_t *p, apr_hash_t **ids);
 
 /* The blobs of a session's committed uploads, in no order (const char *),
  * without files still being written (those between finish and commit may

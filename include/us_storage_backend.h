@@ -69,6 +69,8 @@ struct us_storage_backend {
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
     /* may be NULL: session_clear removes every unfinished file of a dead writer */
     int (*session_clear_late)(us_storage *st, apr_pool_t *p, const char *session_id);
+    /* may be NULL: the late clear asks every session */
+    apr_status_t (*sessions_holding)(us_storage *st, apr_pool_t *p, apr_hash_t **ids);
     apr_status_t (*session_list)(us_storage *st, apr_pool_t *p, const char *session_id,
                                  apr_array_header_t **blobs);
     apr_status_t (*session_objects)(us_storage *st, apr_pool_t *p, const char *session_id,

@@ -448,6 +448,13 @@ us_db_rc us_late_clear_due(us_db *db, apr_pool_t *p, apr_time_t now, apr_interva
  * before. One statement: of concurrent calls for a session exactly one
  * gets US_DB_OK. */
 us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id);
+/* us_late_clear_done of every session of ids (const char *) at once, for
+ * the sessions nothing was left of: *recorded, how many this call
+ * recorded (those recorded before are left as they are). PostgreSQL: one
+ * statement; SQLite: one write transaction. Of concurrent calls each
+ * session is recorded by exactly one. */
+us_db_rc us_late_clear_done_all(us_db *db, apr_pool_t *p, const apr_array_header_t *ids,
+                                int *recorded);
 
 /* ---- workspace files ----------------------------------------------------------- */
 

@@ -88,6 +88,7 @@ typedef enum {
     US_STMT_LISTED_COUNT,
     US_STMT_LATE_CLEAR_DUE,         /* direct uploads: prefixes due their last clear */
     US_STMT_LATE_CLEAR_MARK,
+    US_STMT_LATE_CLEAR_MARK_ALL,    /* pgsql: LATE_CLEAR_MARK of an array of ids */
     US_STMT_WORKSPACE_FILE_INSERT,
     US_STMT_WORKSPACE_FILE_IDS_BY_NAME,
     US_STMT_WORKSPACE_FILE_DELETE,

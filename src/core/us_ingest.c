@@ -20,6 +20,7 @@
 #include "us_uuid.h"
 
 #include <apr_atomic.h>
+#include <apr_hash.h>
 #include <apr_tables.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -701,48 +702,88 @@ apr_interval_time_t us_ingest_late_grace(const us_ingest_config *cfg)
     return cfg->lease + (apr_interval_time_t)(size / US_LATE_CLEAR_MIN_RATE * APR_USEC_PER_SEC);
 }
 
-/* One page of the last clear's queue from at; 1 when it was full (more
- * may follow). */
-static int clear_late_page(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                           us_late_cursor *at, int *recorded)
+/* One call's last clears: what the storage holds, listed once for all
+ * its pages (NULL: unknown, each session is asked), and when it ends. */
+typedef struct {
+    apr_hash_t *holding;
+    int listed;
+    apr_time_t until;
+    int recorded;
+} late_round;
+
+/* The last clear of one session that holds something; 1 once recorded. */
+static int clear_late_one(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id)
+{
+    if (us_storage_session_clear_late(cfg->storage, p, id) != 0)
+        return 0; /* objects left: due again at the next sweep */
+    if (us_late_clear_done(db, p, id) != US_DB_OK)
+        return 0;
+    us_log(cfg->log, US_LOG_INFO, 0, 1022, "ingest: session %s: its upload policy has "
+           "expired; its uploads cleared a last time", id);
+    return 1;
+}
+
+/* One page of the last clear's queue from at; 1 when more may follow. The
+ * sessions the storage holds nothing of are recorded in one write; the
+ * others are cleared one by one while the round's time lasts, and at moves
+ * past the last one tried. */
+static int clear_late_page(us_db *db, apr_pool_t *p, apr_pool_t *round_pool,
+                           const us_ingest_config *cfg, us_late_cursor *at, late_round *r)
 {
     apr_array_header_t *due;
     us_late_due after = { at->id, at->expires_at };
     if (us_late_clear_due(db, p, clock_now(cfg), us_ingest_late_grace(cfg), at->id[0] ? &after : NULL,
                           US_LATE_CLEAR_PAGE, &due) != US_DB_OK)
         return 0;
-    if (due->nelts < US_LATE_CLEAR_PAGE)
-        at->id[0] = '\0'; /* the end of the queue: from its start next time */
-    else {
-        const us_late_due *last = &APR_ARRAY_IDX(due, due->nelts - 1, us_late_due);
-        apr_cpystrn(at->id, last->id, sizeof(at->id));
-        at->expires_at = last->expires_at;
+    /* one session alone costs its own clear's two listings at most */
+    if (due->nelts > 1 && !r->listed) {
+        r->listed = 1;
+        if (us_storage_sessions_holding(cfg->storage, round_pool, &r->holding) != APR_SUCCESS)
+            r->holding = NULL;
     }
-    for (int i = 0; i < due->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(due, i, us_late_due).id;
-        if (us_storage_session_clear_late(cfg->storage, p, id) != 0)
-            continue; /* objects left: due again at the next sweep */
-        if (us_late_clear_done(db, p, id) == US_DB_OK) {
-            (*recorded)++;
-            us_log(cfg->log, US_LOG_INFO, 0, 1022, "ingest: session %s: its upload policy has "
-                   "expired; its uploads cleared a last time", id);
+    apr_array_header_t *empty = apr_array_make(p, due->nelts ? due->nelts : 1, sizeof(const char *));
+    int tried = 0;
+    for (; tried < due->nelts; tried++) {
+        const char *id = APR_ARRAY_IDX(due, tried, us_late_due).id;
+        if (r->holding && !apr_hash_get(r->holding, id, APR_HASH_KEY_STRING)) {
+            APR_ARRAY_PUSH(empty, const char *) = id;
+            continue;
         }
+        if (tried > 0 && apr_time_now() >= r->until)
+            break; /* the rest of the page at the next call */
+        r->recorded += clear_late_one(db, p, cfg, id);
     }
-    return due->nelts == US_LATE_CLEAR_PAGE;
+    int n = 0;
+    if (empty->nelts && us_late_clear_done_all(db, p, empty, &n) == US_DB_OK && n > 0) {
+        r->recorded += n;
+        us_log(cfg->log, US_LOG_INFO, 0, 1121, "ingest: %d sessions whose upload policy has "
+               "expired: nothing of them left in the storage, recorded as cleared a last time", n);
+    }
+    if (tried == due->nelts && due->nelts < US_LATE_CLEAR_PAGE) {
+        at->id[0] = '\0'; /* the end of the queue: from its start next time */
+        return 0;
+    }
+    const us_late_due *last = &APR_ARRAY_IDX(due, tried - 1, us_late_due);
+    apr_cpystrn(at->id, last->id, sizeof(at->id));
+    at->expires_at = last->expires_at;
+    return 1;
 }
 
 int us_ingest_clear_late(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          us_late_cursor *at)
 {
-    int recorded = 0, full;
-    apr_time_t until = apr_time_now() + US_LATE_CLEAR_BUDGET;
+    late_round r = { NULL, 0, apr_time_now() + US_LATE_CLEAR_BUDGET, 0 };
+    apr_pool_t *round_pool;
+    int more;
+    apr_pool_create(&round_pool, p);
     do {
         apr_pool_t *pp;
-        apr_pool_create(&pp, p);
-        full = clear_late_page(db, pp, cfg, at, &recorded);
+        apr_pool_create(&pp, round_pool);
+        more = clear_late_page(db, pp, round_pool, cfg, at, &r);
         apr_pool_destroy(pp);
-    } while (full && apr_time_now() < until);
-    return recorded;
+    } while (more && apr_time_now() < r.until);
+    apr_pool_destroy(round_pool);
+    return r.recorded;
 }
 
 /* ---- worker threads ------------------------------------------------------------ */

@@ -210,6 +210,13 @@ int us_storage_session_clear_late(us_storage *st, apr_pool_t *p, const char *ses
     return st->backend->session_clear_late(st, p, session_id);
 }
 
+apr_status_t us_storage_sessions_holding(us_storage *st, apr_pool_t *p, apr_hash_t **ids)
+{
+    if (!st->backend->sessions_holding)
+        return APR_ENOTIMPL;
+    return st->backend->sessions_holding(st, p, ids);
+}
+
 apr_status_t us_storage_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
                                      apr_array_header_t **blobs)
 {

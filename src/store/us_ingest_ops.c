@@ -353,3 +353,46 @@ us_db_rc us_late_clear_done(us_db *db, apr_pool_t *p, const char *id)
     us_db_rc rc = us_write_one(db, p, US_STMT_LATE_CLEAR_MARK, args, &nrows);
     return rc == US_DB_OK && nrows == 0 ? US_DB_NOTFOUND : rc;
 }
+
+typedef struct {
+    const apr_array_header_t *ids;
+    int recorded;
+} mark_all_args;
+
+static us_db_rc mark_all_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    mark_all_args *a = arg;
+    us_db_rc rc = US_DB_OK;
+    a->recorded = 0;
+    for (int i = 0; rc == US_DB_OK && i < a->ids->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(a->ids, i, const char *) };
+        int nrows = 0;
+        rc = us_exec(db, p, US_STMT_LATE_CLEAR_MARK, args, &nrows);
+        a->recorded += nrows;
+    }
+    return rc;
+}
+
+static const char *id_value(const void *ctx, int i, char *num, apr_size_t numlen)
+{
+    (void)num;
+    (void)numlen;
+    return APR_ARRAY_IDX((const apr_array_header_t *)ctx, i, const char *);
+}
+
+us_db_rc us_late_clear_done_all(us_db *db, apr_pool_t *p, const apr_array_header_t *ids,
+                                int *recorded)
+{
+    *recorded = 0;
+    if (ids->nelts == 0)
+        return US_DB_OK;
+    if (us_has_stmt(db->backend, US_STMT_LATE_CLEAR_MARK_ALL)) {
+        const void *args[] = { us_array_literal(p, ids->nelts, id_value, ids) };
+        return us_write_one(db, p, US_STMT_LATE_CLEAR_MARK_ALL, args, recorded);
+    }
+    mark_all_args a = { ids, 0 };
+    us_db_rc rc = us_write_txn(db, p, mark_all_body, &a);
+    if (rc == US_DB_OK)
+        *recorded = a.recorded;
+    return rc;
+}

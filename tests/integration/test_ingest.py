@@ -468,6 +468,39 @@ def test_a_done_session_leaves_no_directory(srv, api):
     assert [i["name"] for i in listed] == ["kept.txt"] and listed[0]["meta"] == {"k": 1}
 
 
+@pytest.mark.posix_layout
+def test_last_clear_removes_a_temp_file_whatever_its_pid(make_server):
+    """A writer's temp file (".<blob>.<pid>.tmp") left in a session of the
+    upload target: the ingestion's clear keeps it while its pid is alive (an
+    upload may still be streaming); once expires_at lies the grace in the
+    past (the lease, 1 s, plus UploadSessionMaxFileSize at 1 MiB/s, 1 s) no
+    writer of the session can be, and the last clear removes it with the
+    directory, however alive the pid (here this test's own process, as a
+    pid reused by an unrelated process would be), once (US1022)."""
+    s = make_server(extra=["UploadSessionIngestLease 1", "UploadSessionMaxFileSize 1048576"])
+    api = s.client(s.user_all)
+    ws = unique_ws("late-pid")
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 6})
+    expires = time.monotonic() + 6
+    upload_all(cfg, [("a.txt", b"ingested")])
+    sdir = os.path.join(s.dir, "state", "data", "sessions", sid)
+    temp = os.path.join(sdir, f".{'0' * 8}-half.{os.getpid()}.tmp")
+    with open(temp, "wb") as f:
+        f.write(b"half")
+    close_and_wait(api, ws, sid, 1)
+    assert wait_for(lambda: os.listdir(sdir) == [os.path.basename(temp)], 10), os.listdir(sdir)
+    time.sleep(max(0.0, expires - time.monotonic()))
+    assert os.path.exists(temp), "removed before expires_at"
+    assert wait_for(lambda: not os.path.exists(sdir), 30, interval=0.2), os.listdir(sdir)
+    assert time.monotonic() >= expires + 1, "cleared before the grace ran out"
+    files = list_ws_files(s, api, ws)
+    assert [f["name"] for f in files] == ["a.txt"], files
+    assert download(api, ws, files[0]["file_id"]).content == b"ingested"
+    time.sleep(1.5)  # more sweeps: recorded once, logged once
+    lines = [ln for ln in s.log_text().splitlines() if "US1022" in ln]
+    assert len(lines) == 1 and sid in lines[0], lines
+
+
 # --------------------------------------------------------------------------
 # 6. FAIL under parallel ingestion
 # --------------------------------------------------------------------------

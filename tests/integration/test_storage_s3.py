@@ -272,6 +272,50 @@ def test_killed_writers_leftovers_gone_after_expiry(s3_server):
     assert sorted(ln.count(sid) + 2 * ln.count(lone) for ln in lines) == [1, 2], lines
 
 
+def test_many_ended_sessions_cleared_from_one_listing(s3_server):
+    """Sessions of the upload target ended with nothing left in the bucket
+    (closed without a file) and one holding a killed writer's object: once
+    due, those holding nothing are recorded a page at a time from one
+    listing of what the bucket holds under sessions/ (US1121 with their
+    number), not with two listings each; the one holding the object is
+    cleared alone (US1022). Each once. (They expire over the seconds their
+    creation took, so several rounds of several processes record them; a
+    round that finds a single one due clears it alone, so a straggler or
+    two may be logged as US1022.)"""
+    s = s3_server(extra=["UploadSessionIngestLease 2", "UploadSessionMaxFileSize 1048576"])
+    api = s.client(s.user_all)
+    ws = "ws-late-many"
+    n = 40
+    sids = []
+    for _ in range(n + 1):
+        sid, _cfg = new_session(api, ws, {"expires_in_seconds": 8})
+        close_session(api, ws, sid)
+        sids.append(sid)
+    expires = time.monotonic() + 8 - 0.5
+    held = sids[n // 2]
+    s3 = s3_client(s)
+    status, _h, body = s3.request(
+        "PUT", f"/{S3_BUCKET}/{s.s3_prefix}/sessions/{held}/{uuid.uuid4()}",
+        b"committed, never recorded")
+    assert status == 200, body
+
+    def recorded():
+        text = s.log_text()
+        many = [int(m) for m in re.findall(r"US1121: ingest: (\d+) sessions whose upload "
+                                           r"policy has expired", text)]
+        return many, [ln for ln in text.splitlines() if "US1022" in ln]
+    assert wait_for(lambda: sum(recorded()[0]) + len(recorded()[1]) >= n + 1, timeout=40,
+                    interval=0.3), recorded()
+    assert time.monotonic() >= expires + 2, "cleared before the grace ran out"
+    assert s3_keys(s, f"sessions/{held}/") == []
+    time.sleep(1.5)  # more rounds: each recorded once
+    many, lines = recorded()
+    assert sum(many) + len(lines) == n + 1, (many, lines)
+    assert sum(many) >= n - 2, (many, lines)
+    assert any(held in ln for ln in lines), lines
+    assert all(any(sid in ln for sid in sids) for ln in lines), lines
+
+
 def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage):
     """radosgw stops while one batch's publishes run 16 at once: the copies
     answered before it stay, the batch is retried whole once radosgw is

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <openssl/evp.h>
@@ -524,6 +525,47 @@ static void stc_session_objects(void **state)
     us_storage_abandon(w);
 }
 
+static int stc_holds(apr_hash_t *ids, const char *session)
+{
+    return apr_hash_get(ids, session, APR_HASH_KEY_STRING) != NULL;
+}
+
+/* The sessions anything is left of (for the last clear of many at once):
+ * each session with an upload, once; not a cleared one; one with only a
+ * writer's unfinished large file (s3: a multipart upload; posix: its temp
+ * file) too. */
+static void stc_sessions_holding(void **state)
+{
+    apr_hash_t *ids = NULL;
+    us_storage_writer *w;
+    const apr_size_t n = 9 * 1024 * 1024; /* past s3's first part, posix's temp-file size */
+    (void)state;
+    assert_int_equal(us_storage_sessions_holding(stc, pool, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 0);
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 1), 10, 1, NULL);
+    stc_upload(pool, STC_SESSION, stc_uuid(pool, 2), 10, 2, NULL);
+    stc_upload(pool, STC_OTHER_SESSION, stc_uuid(pool, 3), 10, 3, NULL);
+    assert_int_equal(us_storage_sessions_holding(stc, pool, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 2);
+    assert_true(stc_holds(ids, STC_SESSION) && stc_holds(ids, STC_OTHER_SESSION));
+    assert_int_equal(us_storage_session_clear(stc, pool, STC_OTHER_SESSION), 0);
+    assert_int_equal(us_storage_sessions_holding(stc, pool, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 1);
+    assert_true(stc_holds(ids, STC_SESSION));
+
+    assert_int_equal(us_storage_upload_create(stc, pool, STC_OTHER_SESSION, stc_uuid(pool, 4), &w),
+                     APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, stc_bytes(pool, n, 4), n), APR_SUCCESS);
+    assert_int_equal(us_storage_sessions_holding(stc, pool, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 2);
+    assert_true(stc_holds(ids, STC_OTHER_SESSION));
+    us_storage_abandon(w);
+    assert_int_equal(us_storage_session_clear(stc, pool, STC_OTHER_SESSION), 0);
+    assert_int_equal(us_storage_session_clear(stc, pool, STC_SESSION), 0);
+    assert_int_equal(us_storage_sessions_holding(stc, pool, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 0);
+}
+
 #define STC_TEST(f) cmocka_unit_test_setup_teardown(f, stc_setup, stc_teardown)
 
 /* Runs the whole suite against target; cmocka's result. */
@@ -541,6 +583,7 @@ static int storage_conformance_run(const storage_target *target)
         STC_TEST(stc_upload_delete),
         STC_TEST(stc_session_clear),
         STC_TEST(stc_session_objects),
+        STC_TEST(stc_sessions_holding),
     };
     stc_target = target;
     return cmocka_run_group_tests_name(

@@ -1329,8 +1329,27 @@ static void sc_late_clear_pages(void **state)
     assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), last, 16, &again),
                      US_DB_OK);
     assert_int_equal(again->nelts, 0);
+    /* recorded all at once (us_late_clear_done_all), each once: one
+     * recorded before and an unknown id are left out */
+    apr_array_header_t *all = apr_array_make(pool, N + 1, sizeof(const char *));
     for (int j = 0; j < N; j++)
-        (void)us_late_clear_done(db, pool, sc_uuid(pool, 7300 + j));
+        APR_ARRAY_PUSH(all, const char *) = sc_uuid(pool, 7300 + j);
+    APR_ARRAY_PUSH(all, const char *) = sc_uuid(pool, 7399);
+    assert_int_equal(us_late_clear_done(db, pool, sc_uuid(pool, 7300)), US_DB_OK);
+    int marked = -1;
+    assert_int_equal(us_late_clear_done_all(db, pool, all, &marked), US_DB_OK);
+    assert_int_equal(marked, N - 1);
+    assert_int_equal(us_late_clear_done_all(db, pool, all, &marked), US_DB_OK);
+    assert_int_equal(marked, 0);
+    assert_int_equal(us_late_clear_due(db, pool, apr_time_now(), SC_SEC(1), NULL, 1000, &again),
+                     US_DB_OK);
+    for (int i = 0; i < again->nelts; i++)
+        for (int j = 0; j < N; j++)
+            assert_string_not_equal(APR_ARRAY_IDX(again, i, us_late_due).id,
+                                    sc_uuid(pool, 7300 + j));
+    us_session got;
+    assert_int_equal(us_session_by_id(db, pool, sc_uuid(pool, 7301), SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.direct, US_DIRECT_CLEARED);
     us_db_close(db);
 }
 

@@ -275,13 +275,28 @@ static void test_clear_dir(void **state)
     touch(apr_psprintf(pool, "%s/blob-of-a-failed-file", sdir));
     touch(apr_psprintf(pool, "%s/.a.999999999.tmp", sdir));
     touch(live);
-    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 1);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, 1, NULL), 1);
     assert_int_equal(count_entries(sdir), 1);
     assert_true(exists(live)); /* its upload is still running */
     unlink(live);
-    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 0);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, 1, NULL), 0);
     assert_false(exists(sdir));
-    assert_int_equal(us_blob_clear_dir(pool, sdir, NULL), 0); /* gone already */
+    assert_int_equal(us_blob_clear_dir(pool, sdir, 1, NULL), 0); /* gone already */
+}
+
+/* The last clear of a session no writer of can be alive: a temp file goes
+ * whatever process its pid names now (here: this live one). */
+static void test_clear_dir_late(void **state)
+{
+    (void)state;
+    const char *sdir = apr_psprintf(pool, "%s/session-late", dir);
+    assert_int_equal(mkdir(sdir, 0750), 0);
+    const char *live = apr_psprintf(pool, "%s/.b.%ld.tmp", sdir, (long)getpid());
+    touch(apr_psprintf(pool, "%s/blob-left", sdir));
+    touch(live);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, 0, NULL), 0);
+    assert_false(exists(live));
+    assert_false(exists(sdir));
 }
 
 static int setup(void **state)
@@ -303,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
         cmocka_unit_test(test_clear_dir),
+        cmocka_unit_test(test_clear_dir_late),
     };
     return fixture_run("us_blob", tests, setup, NULL);
 }

@@ -620,6 +620,86 @@ static void test_late_clear_upload_target(void **state)
     us_db_close(db);
 }
 
+/* The last clear of an upload-target session removes a temp file whatever
+ * pid its name holds: no writer of the session can be alive, the pid (here
+ * this live process's) may be an unrelated process's by now. The
+ * ingestion's clear of a session still keeps a live pid's temp file. */
+static void test_late_clear_live_pid(void **state)
+{
+    us_db *db = db_open();
+    us_late_cursor at = { "", 0 };
+    us_session s;
+    int n = 0;
+    (void)state;
+    late_clear_none_due(db);
+    const char *sid = new_session_for(db, "w-late-pid", "KEEP", 1, apr_time_from_msec(1000));
+    close_session(db, "w-late-pid", sid); /* no file: done at once */
+    const char *temp = put_direct(sid, apr_psprintf(pool, ".x.%ld.tmp", (long)getpid()), "half");
+    assert_int_equal(us_storage_session_clear(cfg.storage, pool, sid), 1);
+    assert_true(present(temp));
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    us_ingest_config c = cfg;
+    c.lease = apr_time_from_msec(50);
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 1);
+    assert_false(present(temp));
+    assert_false(present(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL)));
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
+    assert_int_equal(us_session_get(db, pool, "w-late-pid", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.direct, US_DIRECT_NO);
+    us_db_close(db);
+}
+
+/* The posix backend counting the sessions it is asked to clear late. */
+static int late_clears;
+
+static int counting_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    late_clears++;
+    return us_posix_storage.session_clear_late(st, p, session_id);
+}
+
+/* Many ended sessions with nothing left of them in the storage cost no
+ * clear each: the storage says which sessions hold anything (once per
+ * call), the others are recorded a page at a time; the one holding a
+ * file is cleared alone. All in one call, each once. */
+static void test_late_clear_many(void **state)
+{
+    enum { N = 2 * US_LATE_CLEAR_PAGE + 5 };
+    us_db *db = db_open();
+    us_late_cursor at = { "", 0 };
+    us_session s;
+    const char *ids[N];
+    int n = 0;
+    (void)state;
+    late_clear_none_due(db);
+    for (int i = 0; i < N; i++) {
+        ids[i] = new_session_for(db, "w-late-many", "KEEP", 1, apr_time_from_msec(1000));
+        close_session(db, "w-late-many", ids[i]);
+    }
+    const char *left = put_direct(ids[N / 2], uuid_n(++seq), "committed, never recorded");
+    apr_sleep(apr_time_from_msec(1100));
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    us_storage_backend spy = us_posix_storage;
+    spy.session_clear_late = counting_clear_late;
+    us_storage st = *cfg.storage;
+    st.backend = &spy;
+    us_ingest_config c = cfg;
+    c.storage = &st;
+    c.lease = apr_time_from_msec(50);
+    late_clears = 0;
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), N);
+    assert_int_equal(late_clears, 1);
+    assert_false(present(left));
+    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0); /* once */
+    for (int i = 0; i < N; i += 7) {
+        assert_int_equal(us_session_get(db, pool, "w-late-many", ids[i], apr_time_now(), &s),
+                         US_DB_OK);
+        assert_int_equal(s.direct, US_DIRECT_NO);
+    }
+    us_db_close(db);
+}
+
 static apr_time_t offset_now(void *arg)
 {
     return apr_time_now() + *(const apr_interval_time_t *)arg;
@@ -759,7 +839,7 @@ static void test_clear_in_outage_requeues(void **state)
     us_db_close(db);
 }
 
-/* The posix backend with a session_clear that refuses to clear the
+/* The posix backend with a session_clear_late that refuses to clear the
  * sessions of refused[0..n_refused). */
 static const char **refused;
 static int n_refused;
@@ -769,7 +849,7 @@ static int refusing_clear(us_storage *st, apr_pool_t *p, const char *session_id)
     for (int i = 0; i < n_refused; i++)
         if (strcmp(refused[i], session_id) == 0)
             return 1;
-    return us_posix_storage.session_clear(st, p, session_id);
+    return us_posix_storage.session_clear_late(st, p, session_id);
 }
 
 /* A full page of due prefixes whose clears keep failing does not hold
@@ -786,7 +866,7 @@ static void test_late_clear_moves_on(void **state)
     late_clear_none_due(db);
     direct_sessions_ingested(db, "w-moves", N, ids, late);
     us_storage_backend spy = us_posix_storage;
-    spy.session_clear = refusing_clear;
+    spy.session_clear_late = refusing_clear;
     us_storage st = *cfg.storage;
     st.backend = &spy;
     us_ingest_config c = cfg;
@@ -814,7 +894,11 @@ static void test_late_clear_moves_on(void **state)
     }
     assert_int_equal(kept, US_LATE_CLEAR_PAGE);
     n_refused = 0;
-    assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), US_LATE_CLEAR_PAGE); /* from the start */
+    /* from the start, a second's worth of single clears per call */
+    int again = 0;
+    for (int calls = 0, got = 1; got > 0 && calls < 100; calls++)
+        again += got = us_ingest_clear_late(db, pool, &c, &at);
+    assert_int_equal(again, US_LATE_CLEAR_PAGE);
     assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), 0);
     for (int i = 0; i < N; i++)
         assert_false(present(late[i]));
@@ -1147,6 +1231,8 @@ int main(void)
         cmocka_unit_test(test_listing_page),
         cmocka_unit_test(test_late_clear),
         cmocka_unit_test(test_late_clear_upload_target),
+        cmocka_unit_test(test_late_clear_live_pid),
+        cmocka_unit_test(test_late_clear_many),
         cmocka_unit_test(test_late_clear_grace),
         cmocka_unit_test(test_late_clear_moves_on),
         cmocka_unit_test(test_files_sweep),

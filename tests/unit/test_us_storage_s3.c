@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "fixture.h"
+#include <apr_hash.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -480,6 +481,35 @@ static int unfinished_uploads(apr_pool_t *p, const char *pre)
     return n;
 }
 
+/* A presigned request with a body (may be NULL: none) for methods other
+ * than GET and HEAD; its status, the answer into b. */
+static long presigned_send(apr_pool_t *p, const char *method, const char *path,
+                           const char *query, const char *body, body_buf *b)
+{
+    char date[20];
+    time_t now = time(NULL);
+    struct tm tm;
+    us_sigv4_credentials c = { access_key, secret_key, "us-east-1", "s3" };
+    const char *host = strstr(endpoint, "://") + 3;
+    long status = 0;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    const char *q = us_sigv4_presign_query(p, &c, date, method, host, path, query, 60);
+    assert_non_null(q);
+    CURL *h = curl_easy_init();
+    assert_non_null(h);
+    curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, endpoint, path, "?", q, NULL));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return status;
+}
+
 /* The ETag of key in the bucket, as HEAD answers it. */
 static const char *etag_of(apr_pool_t *p, const char *key)
 {
@@ -585,6 +615,84 @@ static void test_publish_in_parts(void **state)
     apr_pool_destroy(p);
 }
 
+/* ---- the last clear ------------------------------------------------------------ */
+
+/* A bucket policy that refuses s3:ListBucketMultipartUploads to everyone,
+ * the bucket's owner too (an explicit Deny). */
+#define DENY_LIST_UPLOADS                                                                   \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\","                   \
+    "\"Principal\":{\"AWS\":[\"*\"]},\"Action\":\"s3:ListBucketMultipartUploads\","      \
+    "\"Resource\":\"arn:aws:s3:::" BUCKET "\"}]}"
+
+static int refusals_logged(void)
+{
+    int n = 0;
+    for (int i = 0; i < logged_n; i++)
+        n += strstr(logged_msg[i], "refuses to list unfinished multipart uploads") != NULL;
+    return n;
+}
+
+/* The sessions the storage holds anything of: those with an object, those
+ * with an unfinished multipart upload, none else. With ListMultipartUploads
+ * refused by a bucket policy (403): the late clear takes it as none to
+ * abort (0 left, so the clear is recorded), said once per process, and the
+ * listing of the sessions holding something goes on without the uploads.
+ * Once it is allowed again the upload is found and aborted. */
+static void test_sessions_holding(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    const char *pre = apr_psprintf(p, "hold%ld", (long)getpid());
+    us_storage *st = s3_at(params_for(p, endpoint, pre));
+    body_buf *b = apr_pcalloc(p, sizeof(*b));
+    apr_hash_t *ids;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    assert_int_equal(us_storage_sessions_holding(st, p, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 0);
+    put_small(st, "s-object", "a", "x");
+    put_small(st, "s-object", "b", "y");
+    put_small(st, "s-gone", "c", "z");
+    assert_int_equal(us_storage_session_clear(st, p, "s-gone"), 0);
+    const char *half = apr_pstrcat(p, "/" BUCKET "/", pre, "/sessions/s-upload/big", NULL);
+    assert_int_equal(presigned_send(p, "POST", half, "uploads=", NULL, b), 200);
+    assert_int_equal(us_storage_sessions_holding(st, p, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 2);
+    assert_non_null(apr_hash_get(ids, "s-object", APR_HASH_KEY_STRING));
+    assert_non_null(apr_hash_get(ids, "s-upload", APR_HASH_KEY_STRING));
+
+    memset(b, 0, sizeof(*b));
+    long status = presigned_send(p, "PUT", "/" BUCKET, "policy=", DENY_LIST_UPLOADS, b);
+    if (status != 200 && status != 204)
+        fail_msg("PutBucketPolicy: HTTP %ld %s", status, b->buf);
+    char etag[128] = "";
+    long refused = presigned(p, "GET", "/" BUCKET,
+                             apr_pstrcat(p, "prefix=", pre, "&uploads=", NULL), b, etag);
+    int left_object = us_storage_session_clear_late(st, p, "s-object");
+    int left_upload = us_storage_session_clear_late(st, p, "s-upload");
+    apr_status_t rv = us_storage_sessions_holding(st, p, &ids);
+    memset(b, 0, sizeof(*b));
+    status = presigned_send(p, "DELETE", "/" BUCKET, "policy=", NULL, b);
+    assert_true(status == 200 || status == 204);
+    assert_int_equal(refused, 403);
+    assert_int_equal(left_object, 0);
+    assert_int_equal(left_upload, 0);
+    assert_int_equal(rv, APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 0); /* the upload is not listed */
+    assert_int_equal(refusals_logged(), 1);
+
+    assert_int_equal(us_storage_sessions_holding(st, p, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 1);
+    assert_non_null(apr_hash_get(ids, "s-upload", APR_HASH_KEY_STRING));
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, pre, "/sessions/", NULL)), 1);
+    assert_int_equal(us_storage_session_clear_late(st, p, "s-upload"), 0);
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, pre, "/sessions/", NULL)), 0);
+    assert_int_equal(us_storage_sessions_holding(st, p, &ids), APR_SUCCESS);
+    assert_int_equal(apr_hash_count(ids), 0);
+    assert_int_equal(refusals_logged(), 1);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_publish_in_parts),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
+        cmocka_unit_test(test_sessions_holding),
     };
     if (fixture_start() != 0)
         return fixture_stop(1);

@@ -541,7 +541,7 @@ static int remove_entry(const us_logger *lg, int msgno, const char *what, const 
     return 0;
 }
 
-int us_blob_clear_dir(apr_pool_t *p, const char *dir, const us_logger *lg)
+int us_blob_clear_dir(apr_pool_t *p, const char *dir, int keep_live, const us_logger *lg)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
@@ -551,7 +551,7 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir, const us_logger *lg)
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
         if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
-        if (fi.filetype != APR_REG || (is_temp_name(fi.name) && !writer_gone(fi.name)) ||
+        if (fi.filetype != APR_REG || (keep_live && is_temp_name(fi.name) && !writer_gone(fi.name)) ||
             !remove_entry(lg, 1203, "clearing a done session",
                           apr_pstrcat(p, dir, "/", fi.name, NULL)))
             kept++;

@@ -40,10 +40,13 @@ const char *us_blob_pending_path(const us_blob *b);
  * or remove a file are logged to lg (1202; NULL: not logged). */
 int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg);
 
-/* Removes every file of dir but the temp files of live writers, then dir
- * itself if that left it empty; returns how many entries were kept (0: dir
- * is gone). For a session directory once its ingestion is done; failures
- * to remove a file are logged to lg (1203). */
-int us_blob_clear_dir(apr_pool_t *p, const char *dir, const us_logger *lg);
+/* Removes every file of dir, but the temp files of live writers when
+ * keep_live (a pid in a temp file's name that is not a live process's),
+ * then dir itself if that left it empty; returns how many entries were
+ * kept (0: dir is gone). For a session directory once its ingestion is
+ * done (keep_live: an upload may still be arriving), and once no writer of
+ * it can be alive (0: its pid may be an unrelated process's by now);
+ * failures to remove a file are logged to lg (1203). */
+int us_blob_clear_dir(apr_pool_t *p, const char *dir, int keep_live, const us_logger *lg);
 
 #endif

@@ -329,7 +329,34 @@ static apr_status_t px_file_delete(us_storage *st, apr_pool_t *p, const char *fi
 
 static int px_session_clear(us_storage *st, apr_pool_t *p, const char *session_id)
 {
-    return us_blob_clear_dir(p, session_dir(st, p, session_id), st->log);
+    return us_blob_clear_dir(p, session_dir(st, p, session_id), 1, st->log);
+}
+
+/* No writer of the session is alive: a pid in a temp file's name is a
+ * dead writer's, or by now another process's. */
+static int px_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    return us_blob_clear_dir(p, session_dir(st, p, session_id), 0, st->log);
+}
+
+/* The session directories (a session's first upload makes its directory,
+ * a clear that empties it removes it). */
+static apr_status_t px_sessions_holding(us_storage *st, apr_pool_t *p, apr_hash_t **ids)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    *ids = apr_hash_make(p);
+    apr_status_t rv = apr_dir_open(&d, conf_of(st)->sessions, p);
+    if (rv != APR_SUCCESS)
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)) == APR_SUCCESS ||
+           rv == APR_INCOMPLETE)
+        if (fi.name[0] != '.') {
+            const char *id = apr_pstrdup(p, fi.name);
+            apr_hash_set(*ids, id, APR_HASH_KEY_STRING, id);
+        }
+    apr_dir_close(d);
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
 /* Calls each for every blob in a session's directory (regular files; blobs
@@ -420,6 +447,8 @@ const us_storage_backend us_posix_storage = {
     .upload_delete = px_upload_delete,
     .file_delete = px_file_delete,
     .session_clear = px_session_clear,
+    .session_clear_late = px_session_clear_late,
+    .sessions_holding = px_sessions_holding,
     .session_list = px_session_list,
     .session_objects = px_session_objects,
     .files_page = px_files_page,

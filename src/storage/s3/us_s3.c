@@ -20,6 +20,9 @@
 #include "us_sigv4.h"
 #include "us_crypto.h"
 #include "us_s3_parts.h"
+#include "us_s3_late.h"
+
+#include <apr_atomic.h>
 
 #include <apr_strings.h>
 #include <apr_portable.h>
@@ -1192,13 +1195,30 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
     return left;
 }
 
+static apr_uint32_t uploads_refused_logged;
+
+/* The store refuses ListMultipartUploads (us_s3_uploads_outcome_of): said
+ * once per process, not per session. */
+static void uploads_refused(const us_storage *st, long status)
+{
+    if (apr_atomic_cas32(&uploads_refused_logged, 1, 0) == 0)
+        us_log(st->log, US_LOG_WARN, 0, 1120, "s3: the store refuses to list unfinished "
+               "multipart uploads (ListMultipartUploads: HTTP %ld); the last clear of sessions "
+               "takes it as none to abort (logged once per process): a lifecycle rule "
+               "AbortIncompleteMultipartUpload on the bucket removes what is left", status);
+}
+
 /* No writer of the session is alive: its multipart uploads are dead ones'. */
 static int s3_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
 {
     int aborted = 0, left = 0;
     long status = 0;
-    if (abort_uploads(st, p, session_prefix(st, p, session_id), 0, &aborted, &left, &status) !=
-        APR_SUCCESS) {
+    apr_status_t rv = abort_uploads(st, p, session_prefix(st, p, session_id), 0, &aborted, &left,
+                                    &status);
+    us_s3_uploads_outcome o = us_s3_uploads_outcome_of(status ? APR_SUCCESS : rv, status);
+    if (o == US_S3_UPLOADS_REFUSED)
+        uploads_refused(st, status);
+    else if (o == US_S3_UPLOADS_FAILED) {
         us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: cannot list its unfinished "
                "multipart uploads (HTTP %ld)", session_id, status);
         left++;
@@ -1207,6 +1227,119 @@ static int s3_session_clear_late(us_storage *st, apr_pool_t *p, const char *sess
         us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: %d unfinished multipart "
                "upload(s) could not be aborted", session_id, left);
     return left + s3_session_clear(st, p, session_id);
+}
+
+/* The sessions every <Key> and <Prefix> of a listing page names (its own
+ * <Prefix>, root itself, names none), into ids (of p; tmp: the page's). */
+static void add_sessions(apr_pool_t *p, apr_pool_t *tmp, apr_hash_t *ids, const char *root,
+                         const char *body)
+{
+    static const char *const TAGS[] = { "Key", "Prefix" };
+    for (int t = 0; t < 2; t++) {
+        const char *pos = body;
+        const char *k;
+        while ((k = xml_next(tmp, &pos, TAGS[t])))
+            us_s3_add_session_of(p, ids, root, k);
+    }
+}
+
+/* Every page of ListObjectsV2 over root delimited by '/': one common
+ * prefix per session holding an object, 1,000 to a page. */
+static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *root,
+                                    apr_hash_t *ids)
+{
+    const char *token = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    apr_pool_t *page;
+    apr_pool_create(&page, p);
+    do {
+        long status;
+        char *body;
+        apr_pool_clear(page);
+        const char *q = apr_pstrcat(page, token ? "continuation-token=" : "",
+                                    token ? us_sigv4_uri_encode(page, token, 0) : "",
+                                    token ? "&" : "", "delimiter=%2F&list-type=2&prefix=",
+                                    us_sigv4_uri_encode(page, root, 0), NULL);
+        rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        if (rv == APR_SUCCESS && status != 200)
+            rv = failed(st, 1211, "list", root, status, body);
+        if (rv != APR_SUCCESS)
+            break;
+        add_sessions(p, page, ids, root, body);
+        const char *pos = body;
+        const char *trunc = xml_next(page, &pos, "IsTruncated");
+        pos = body;
+        const char *next = trunc && strcmp(trunc, "true") == 0
+                               ? xml_next(page, &pos, "NextContinuationToken") : NULL;
+        token = next ? apr_pstrdup(p, next) : NULL;
+    } while (token);
+    apr_pool_destroy(page);
+    return rv;
+}
+
+/* Every page of ListMultipartUploads over root (one entry per unfinished
+ * upload: few, the large files being written; not delimited, which Ceph's
+ * radosgw answers with no upload and no common prefix at all); a refusal
+ * (403, 501) lists none. */
+static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *root,
+                                    apr_hash_t *ids)
+{
+    const char *key_marker = NULL, *id_marker = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    apr_pool_t *page;
+    apr_pool_create(&page, p);
+    do {
+        long status = 0;
+        char *body;
+        apr_pool_clear(page);
+        const char *q = apr_pstrcat(page, key_marker ? "key-marker=" : "",
+                                    key_marker ? us_sigv4_uri_encode(page, key_marker, 0) : "",
+                                    key_marker ? "&" : "", "prefix=",
+                                    us_sigv4_uri_encode(page, root, 0),
+                                    id_marker ? "&upload-id-marker=" : "",
+                                    id_marker ? us_sigv4_uri_encode(page, id_marker, 0) : "",
+                                    "&uploads=", NULL);
+        rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        us_s3_uploads_outcome o = us_s3_uploads_outcome_of(rv, status);
+        if (o == US_S3_UPLOADS_REFUSED) {
+            uploads_refused(st, status);
+            rv = APR_SUCCESS;
+            break;
+        }
+        if (o == US_S3_UPLOADS_FAILED) {
+            if (rv == APR_SUCCESS)
+                rv = failed(st, 1211, "list the multipart uploads of", root, status, body);
+            break;
+        }
+        add_sessions(p, page, ids, root, body);
+        const char *pos = body;
+        const char *trunc = xml_next(page, &pos, "IsTruncated");
+        const char *next_key = NULL, *next_id = NULL;
+        if (trunc && strcmp(trunc, "true") == 0) {
+            pos = body;
+            next_key = xml_next(page, &pos, "NextKeyMarker");
+            pos = body;
+            next_id = xml_next(page, &pos, "NextUploadIdMarker");
+            /* a page that does not move on would be listed for ever */
+            if (!next_key || (key_marker && strcmp(next_key, key_marker) == 0 &&
+                              (!next_id || (id_marker && strcmp(next_id, id_marker) == 0)))) {
+                rv = APR_EGENERAL;
+                break;
+            }
+        }
+        key_marker = next_key ? apr_pstrdup(p, next_key) : NULL;
+        id_marker = next_id && *next_id ? apr_pstrdup(p, next_id) : NULL;
+    } while (key_marker);
+    apr_pool_destroy(page);
+    return rv;
+}
+
+static apr_status_t s3_sessions_holding(us_storage *st, apr_pool_t *p, apr_hash_t **ids)
+{
+    const char *root = apr_pstrcat(p, conf_of(st)->prefix, "sessions/", NULL);
+    *ids = apr_hash_make(p);
+    apr_status_t rv = holding_objects(st, p, root, *ids);
+    return rv == APR_SUCCESS ? holding_uploads(st, p, root, *ids) : rv;
 }
 
 static apr_status_t s3_session_list(us_storage *st, apr_pool_t *p, const char *session_id,
@@ -1332,6 +1465,7 @@ const us_storage_backend us_s3_storage = {
     .file_delete = s3_file_delete,
     .session_clear = s3_session_clear,
     .session_clear_late = s3_session_clear_late,
+    .sessions_holding = s3_sessions_holding,
     .session_list = s3_session_list,
     .session_objects = s3_session_objects,
     .files_page = s3_files_page,

@@ -379,6 +379,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * the share lock keeps a takeover waiting until it has */
         "SELECT 1 FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s FOR SHARE" },
+    [US_STMT_LATE_CLEAR_MARK_ALL] = { "us_pg_late_clear_mark_all",
+        /* LATE_CLEAR_MARK's guard per row: a row marked before is left out */
+        "UPDATE us_sessions SET direct = CASE direct WHEN 4 THEN 0 ELSE 3 END"
+        " WHERE id = ANY(%s::text[]) AND direct IN (1, 2, 4)" },
     [US_STMT_INGEST_APPLY_BATCH] = { "us_pg_ingest_apply_batch",
         /* US_STMT_UPLOAD_SET_STATE and US_STMT_WORKSPACE_FILE_INSERT for
          * every file of the batch, and the counters, in one round trip; the
