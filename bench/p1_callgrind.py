@@ -26,6 +26,8 @@ WAL sync are each request's own; callgrind counts no time in the sync.
     /usr/bin/python3 bench/p1_callgrind.py [N] [--store pgsql] [--only status,list,create,close]
                                                               (default N=1000, every kind)
     P1_KEEP=1 keeps the callgrind files (their directory is printed).
+    P1_CLOSE_SHUFFLE=1 closes the sessions in a random order (seeded) instead of
+    their creation order, as b1's clients do.
 
 --store pgsql runs the server on the testkit's private PostgreSQL
 (tests/us_testkit/pg.py) instead of SQLite: the count is httpd's alone, the
@@ -34,6 +36,7 @@ PostgreSQL backends' instructions are not in it.
 import http.client
 import json
 import os
+import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -93,8 +96,11 @@ def main():
         created = []  # the create run's answers: the sessions the close run closes
 
         def close_paths():
-            return [f"{api}p1-create/upload_sessions/{json.loads(b)['session_id']}"
-                    for b in created]
+            paths = [f"{api}p1-create/upload_sessions/{json.loads(b)['session_id']}"
+                     for b in created]
+            if os.environ.get("P1_CLOSE_SHUFFLE") == "1":
+                random.Random(1).shuffle(paths)
+            return paths
         pairs = [("status", "static"), ("list", "slist"), ("create", "screate"),
                  ("close", "sclose")]
         pairs = [(o, t) for o, t in pairs if o in only]

@@ -149,6 +149,17 @@
 #define LATE_CLEAR_PENDING "direct IN (1, 2, 4)"
 #endif
 
+/* The store overview's ingest counts (queued, running, the oldest queued
+ * closing), its last three columns in both dialects: each a range of the
+ * ingest index. The session counts before them are each dialect's. */
+#define OVERVIEW_INGEST_COUNTS                                                               \
+    " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"                       \
+    " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                               \
+    " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"                      \
+    " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                               \
+    " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"   \
+    " AND closed_at IS NOT NULL)"
+
 #define US_SQL_SHARED(X)                                                                      \
     X(SESSION_GET, "session_get",                                                             \
       "SELECT " SESSION_COLS " FROM us_sessions WHERE workspace = %s AND id = %s AND " VISIBLE) \
@@ -183,21 +194,6 @@
     X(FILES_AFTER_STATUS, "session_files_after_status", FILE_LIST(FILE_STATUS, FILE_AFTER_TAIL)) \
     X(FILES_BEFORE_ALL, "session_files_before_all", FILE_BACK(FILE_ALL))                      \
     X(FILES_BEFORE_STATUS, "session_files_before_status", FILE_BACK(FILE_STATUS))             \
-    X(OVERVIEW, "store_overview",                                                             \
-      /* one statement: one snapshot. Each count is a range of a covering                     \
-      * index (us_sessions_expiry, us_sessions_ingest), not a table scan */                   \
-      "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"                         \
-      " AND expires_at > " JUDGED_NOW "),"                                                     \
-      " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"                          \
-      " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"                          \
-      " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"                             \
-      " AND expires_at <= " JUDGED_NOW "),"                                                    \
-      " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'queued'"                      \
-      " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                              \
-      " (SELECT COUNT(*) FROM us_sessions WHERE ingest_state = 'running'"                     \
-      " AND closed_at IS NOT NULL AND " US_SQL_INGESTING("") "),"                              \
-      " (SELECT MIN(closed_at) FROM us_sessions WHERE ingest_state IN ('queued', 'running')"  \
-      " AND closed_at IS NOT NULL)")                                                          \
     X(INGEST_RUNNING, "ingest_running",                                                       \
       "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'")              \
     X(INGEST_REQUEUE, "ingest_requeue",                                                       \

@@ -234,6 +234,22 @@ static void test_concurrent_inserts_keep_the_limit(void **state)
 
 /* ---- the counter follows every way out of OPEN ---------------------------------------- */
 
+/* The users' counters of closed and expired sessions (schema 16) against
+ * the rows, and the overview that reads them. */
+static void closed_expired_match(us_db *db, long long closed, long long expired)
+{
+    us_store_overview o;
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'"),
+                     closed);
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED'"),
+                     expired);
+    assert_int_equal(count_of(db, "SELECT coalesce(SUM(closed), 0) FROM us_user_open"), closed);
+    assert_int_equal(count_of(db, "SELECT coalesce(SUM(expired), 0) FROM us_user_open"), expired);
+    assert_int_equal(us_store_overview_read(db, pool, T0, &o), US_DB_OK);
+    assert_int_equal(o.closed, closed);
+    assert_int_equal(o.expired, expired);
+}
+
 static void test_counter_follows_close_and_expiry(void **state)
 {
     us_db *db = open_db(pool);
@@ -262,10 +278,87 @@ static void test_counter_follows_close_and_expiry(void **state)
     assert_int_equal(us_session_close(db, pool, "ws", make(pool, 2002, "u3", 0).id, T0 + SEC(11)),
                      US_DB_OK);
     assert_int_equal(counter(db, "u3"), 2);
+    closed_expired_match(db, 1, 2);
     /* closing again changes nothing */
     assert_int_equal(us_session_close(db, pool, "ws", make(pool, 2002, "u3", 0).id, T0 + SEC(11)),
                      US_DB_CONFLICT);
     assert_int_equal(counter(db, "u3"), 2);
+    closed_expired_match(db, 1, 2);
+    /* an abort frees the slot; the workspace's delete takes the closed and
+     * expired ones out of the counts as well (they read as absent) */
+    assert_int_equal(us_session_abort(db, pool, "ws", make(pool, 2003, "u3", 0).id, T0 + SEC(11)),
+                     US_DB_OK);
+    assert_int_equal(counter(db, "u3"), 1);
+    closed_expired_match(db, 1, 2);
+    apr_array_header_t *ids = NULL;
+    assert_int_equal(us_workspace_delete(db, pool, "ws", T0 + SEC(11), &ids), US_DB_OK);
+    assert_int_equal(counter(db, "u3"), 0);
+    closed_expired_match(db, 0, 0);
+    us_db_close(db);
+}
+
+/* A store of schema 15 (the expiry index held every status, the overview
+ * counted closed and expired sessions from it) gets the users' counters of
+ * closed and expired sessions from its rows, a user without an open
+ * session included; from then on the index holds the OPEN ones alone. */
+static void test_migration_counts_closed_and_expired(void **state)
+{
+    us_db *db = open_db(pool);
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    static const char *const back_to_15[] = {
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at, closed_at, ingest_state) VALUES"
+        " ('m1', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'OPEN', 1, 9000000000000000, NULL, 'none'),"
+        " ('m2', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m3', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'EXPIRED', 1, 2, 2, 'done'),"
+        " ('m4', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m5', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
+        /* schema 15's triggers, no counts of closed and expired, the full index */
+        "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
+        "DROP TRIGGER us_user_open_delete",
+        "ALTER TABLE us_user_open DROP COLUMN closed", "ALTER TABLE us_user_open DROP COLUMN expired",
+        "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
+        "CREATE TRIGGER us_user_open_insert AFTER INSERT ON us_sessions"
+        " WHEN NEW.status = 'OPEN' BEGIN"
+        " INSERT INTO us_user_open (user_id, n) VALUES (NEW.user_id, 1)"
+        " ON CONFLICT (user_id) DO UPDATE SET n = n + 1; END",
+        "CREATE TRIGGER us_user_open_update AFTER UPDATE OF status ON us_sessions"
+        " WHEN (OLD.status = 'OPEN') <> (NEW.status = 'OPEN') BEGIN"
+        " UPDATE us_user_open SET n = n + (CASE WHEN NEW.status = 'OPEN' THEN 1 ELSE -1 END)"
+        " WHERE user_id = OLD.user_id; END",
+        "CREATE TRIGGER us_user_open_delete AFTER DELETE ON us_sessions"
+        " WHEN OLD.status = 'OPEN' BEGIN"
+        " UPDATE us_user_open SET n = n - 1 WHERE user_id = OLD.user_id; END",
+        "DROP INDEX us_sessions_expiry",
+        "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
+        "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
+    };
+    for (const char *const *q = back_to_15; *q; q++)
+        if (apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q) != 0)
+            fail_msg("%s: %s", *q, apr_dbd_error(SQ(db)->drv, SQ(db)->h, 1));
+    us_db_close(db);
+
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
+    db = open_db(pool);
+    assert_int_equal(counter(db, "a"), 1);
+    assert_int_equal(counter(db, "b"), 0);
+    assert_int_equal(count_of(db, "SELECT closed * 10 + expired FROM us_user_open"
+                                  " WHERE user_id = 'a'"), 11);
+    assert_int_equal(count_of(db, "SELECT closed * 10 + expired FROM us_user_open"
+                                  " WHERE user_id = 'b'"), 20);
+    closed_expired_match(db, 3, 1);
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = 'us_sessions_expiry'"
+                                  " AND sql LIKE '%(status, expires_at) WHERE status = ''OPEN'''"), 1);
+    assert_true(plan_uses(db, "SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
+                              " AND expires_at <= 5", "us_sessions_expiry"));
+    /* the new triggers follow a close */
+    assert_int_equal(us_session_close(db, pool, "ws", "m1", T0), US_DB_OK);
+    assert_int_equal(counter(db, "a"), 0);
+    closed_expired_match(db, 4, 1);
     us_db_close(db);
 }
 
@@ -439,7 +532,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
 
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
-    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"), "15");
+    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"), "16");
     assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE direct NOT IN (0, 3)' FROM sqlite_master"
                                    " WHERE name = 'us_sessions_late_clear'"), "1");
     assert_string_equal(answer(db, "SELECT group_concat(direct, ',') FROM (SELECT direct FROM"
@@ -530,25 +623,37 @@ static void test_wal_descriptor_is_kept(void **state)
 }
 
 /* A close of a session without files (done at once) writes its row, its
- * entry of us_sessions_expiry and its user's counter: three pages, the
- * ingest indexes none (they hold queued and running sessions alone). A
- * session closed with files enters them. */
+ * user's counters and the removal of its entry of us_sessions_expiry (OPEN
+ * sessions alone: no entry for the closed one, which would sort elsewhere
+ * in a store of some size): three pages, the ingest indexes none (they
+ * hold queued and running sessions alone). A session closed with files
+ * enters them. */
 static void test_close_without_files_writes_three_pages(void **state)
 {
     us_db *db = open_db(pool);
     apr_finfo_t fi;
+    int nrows = 0;
     (void)state;
-    for (int i = 0; i < 2; i++) {
-        us_session s = make(pool, 4200 + i, "u9", 100);
-        assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
-    }
+    /* 1,000 open sessions, the expiry index some leaves wide; the last one
+     * expires last */
+    const char *fill = apr_psprintf(pool,
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at)"
+        " WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 999)"
+        " SELECT printf('00000000-0000-4000-8000-%%012d', 4200 + i), 'ws', 'u9', 'A', 'B', 'KEEP',"
+        " 0, 'OPEN', %" APR_INT64_T_FMT " + i, %" APR_INT64_T_FMT " + i * 1000000 FROM c",
+        (apr_int64_t)T0, (apr_int64_t)(T0 + SEC(100)));
+    assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, fill), 0);
+    assert_int_equal(nrows, 1000);
     assert_non_null(answer(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
-    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 4200, "u9", 0).id, T0),
+    assert_int_equal(us_session_close(db, pool, "ws", make(pool, 5199, "u9", 0).id, T0),
                      US_DB_OK);
     assert_int_equal(apr_stat(&fi, SQ(db)->wal_path, APR_FINFO_SIZE, pool), APR_SUCCESS);
     assert_int_equal((fi.size - 32) / (4096 + 24), 3);
     assert_string_equal(answer(db, "SELECT ingest_state FROM us_sessions WHERE id = "
-                                   "'00000000-0000-4000-8000-000000004200'"), "done");
+                                   "'00000000-0000-4000-8000-000000005199'"), "done");
+    assert_string_equal(answer(db, "SELECT COUNT(*) FROM us_sessions INDEXED BY us_sessions_expiry"
+                                   " WHERE status = 'OPEN' AND expires_at > 0"), "999");
     assert_string_equal(answer(db, "SELECT COUNT(*) FROM us_sessions INDEXED BY us_sessions_turn"
                                    " WHERE workspace = 'ws' AND ingest_state IN ('queued', 'running')"),
                         "0");
@@ -805,6 +910,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_15_keeps_the_late_clear_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_insert_evaluates_no_in_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_builds_no_ephemeral_btree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_counts_closed_and_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_files_walk_the_primary_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),

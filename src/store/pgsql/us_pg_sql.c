@@ -316,6 +316,16 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT o_pos, o_created, o_expires FROM us_sessions_create(%s, %s, %s::text[],"
         " %s::text[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::int[],"
         " %s::bigint[], %s::bigint[])" },
+    [US_STMT_OVERVIEW] = { "us_pg_store_overview",
+        /* one statement: one snapshot. Each count is a range of a covering
+         * index (us_sessions_expiry, us_sessions_ingest), not a table scan */
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
+        " AND expires_at > " JUDGED_NOW "),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
+        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
+        " AND expires_at <= " JUDGED_NOW "),"
+        OVERVIEW_INGEST_COUNTS },
     [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
         "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"

@@ -317,6 +317,44 @@ static const char *const MIGRATION_14_TO_15[] = {
     NULL
 };
 
+/* us_sessions_expiry holds the OPEN sessions alone (what the expiry sweep,
+ * the create's limit and the overview's open and unswept counts look for):
+ * a close removes its entry and writes no other. The overview's CLOSED and
+ * EXPIRED counts, which read that index, come from counters on the user's
+ * row instead, which the same triggers keep on every status change. */
+static const char *const MIGRATION_15_TO_16[] = {
+    "ALTER TABLE us_user_open ADD COLUMN closed BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE us_user_open ADD COLUMN expired BIGINT NOT NULL DEFAULT 0",
+    /* WHERE true: an upsert's SELECT needs one (SQLite's parser) */
+    "INSERT INTO us_user_open (user_id, n, closed, expired)"
+    " SELECT user_id, 0, SUM(status = 'CLOSED'), SUM(status = 'EXPIRED') FROM us_sessions"
+    " WHERE true GROUP BY user_id"
+    " ON CONFLICT (user_id) DO UPDATE SET closed = excluded.closed, expired = excluded.expired",
+    "DROP TRIGGER us_user_open_insert",
+    "CREATE TRIGGER us_user_open_insert AFTER INSERT ON us_sessions BEGIN"
+    " INSERT INTO us_user_open (user_id, n, closed, expired) VALUES (NEW.user_id,"
+    " NEW.status = 'OPEN', NEW.status = 'CLOSED', NEW.status = 'EXPIRED')"
+    " ON CONFLICT (user_id) DO UPDATE SET n = n + excluded.n,"
+    " closed = closed + excluded.closed, expired = expired + excluded.expired; END",
+    "DROP TRIGGER us_user_open_update",
+    "CREATE TRIGGER us_user_open_update AFTER UPDATE OF status ON us_sessions"
+    " WHEN OLD.status <> NEW.status BEGIN"
+    " UPDATE us_user_open SET n = n + (NEW.status = 'OPEN') - (OLD.status = 'OPEN'),"
+    " closed = closed + (NEW.status = 'CLOSED') - (OLD.status = 'CLOSED'),"
+    " expired = expired + (NEW.status = 'EXPIRED') - (OLD.status = 'EXPIRED')"
+    " WHERE user_id = OLD.user_id; END",
+    "DROP TRIGGER us_user_open_delete",
+    "CREATE TRIGGER us_user_open_delete AFTER DELETE ON us_sessions BEGIN"
+    " UPDATE us_user_open SET n = n - (OLD.status = 'OPEN'),"
+    " closed = closed - (OLD.status = 'CLOSED'), expired = expired - (OLD.status = 'EXPIRED')"
+    " WHERE user_id = OLD.user_id; END",
+    "DROP INDEX us_sessions_expiry",
+    /* status too, though constant: SQLite reads a partial index's own
+     * condition from the table unless the index holds its column */
+    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at) WHERE status = 'OPEN'",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -345,6 +383,7 @@ const char *const *us_sql_migration(int from)
     case 12: return MIGRATION_12_TO_13;
     case 13: return MIGRATION_13_TO_14;
     case 14: return MIGRATION_14_TO_15;
+    case 15: return MIGRATION_15_TO_16;
     default: return NULL;
     }
 }
@@ -380,6 +419,17 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name,"
         " write_mode, parallel, status, created_at, expires_at, direct)"
         " VALUES (%s, %s, %s, %s, %s, %s, %d, 'OPEN', %lld, %lld, %d)" },
+    [US_STMT_OVERVIEW] = { "us_store_overview",
+        /* one statement: one snapshot. The open and the unswept expired
+         * sessions are ranges of us_sessions_expiry (OPEN alone), the
+         * closed and expired ones the users' counters (schema 16) */
+        "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
+        " AND expires_at > " JUDGED_NOW "),"
+        " (SELECT coalesce(SUM(closed), 0) FROM us_user_open),"
+        " (SELECT coalesce(SUM(expired), 0) FROM us_user_open)"
+        " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
+        " AND expires_at <= " JUDGED_NOW "),"
+        OVERVIEW_INGEST_COUNTS },
     [US_STMT_SESSION_CLOSE] = { "us_session_close",
         /* the status guard makes exactly one of many concurrent closes win;
          * a session without files has nothing to ingest: done at once */

@@ -9,7 +9,7 @@
 
 #include <apr_dbd.h>
 #include <apr_hash.h>
-#include <apr_thread_cond.h>
+#include <semaphore.h>
 
 #include "us_sql.h"
 #include "us_store_backend.h"
@@ -176,7 +176,7 @@ typedef struct us_write_job {
     int done;                      /* its batch has ended */
     struct us_write_job *next;
     int lead;                      /* it runs the next batch */
-    apr_thread_cond_t *wake;       /* signalled on done or lead */
+    sem_t wake;                    /* posted once: on done or on lead */
 } us_write_job;
 
 /* Runs a list of jobs in one transaction on db and sets every job's rc and

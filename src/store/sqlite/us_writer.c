@@ -8,9 +8,10 @@
  * processes that meet in SQLite's busy handler sleep 1, 2, 5 ... 100 ms
  * instead of waking when the lock frees (while apr_dbd's process-wide
  * driver mutex stops every other statement of that process). So writers
- * of a process queue on a condition variable; the first becomes the leader,
- * takes the kernel's flock shared with the other processes and commits the
- * whole queue at once. The others return when their piece is on disk.
+ * of a process queue, each waiting on a semaphore of its own; the first
+ * becomes the leader, takes the kernel's flock shared with the other
+ * processes and commits the whole queue at once. The others return when
+ * their piece is on disk.
  */
 #include "us_store_db.h"
 #include "us_lasting_pool.h"
@@ -21,6 +22,7 @@
 #include <apr_thread_proc.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,7 @@ typedef struct us_writer {
     int lock_fd;                   /* flock target; -1: none (unopenable) */
     apr_pool_t *pool;              /* the writer's: lives as long as the process */
     apr_allocator_t *allocator;    /* pool's, kept reachable (us_lasting_pool.h) */
-    apr_thread_mutex_t *mu;        /* guards the queue, `leading`, the jobs' flags, idle */
-    apr_array_header_t *idle;      /* condition variables of no waiter, for reuse */
+    apr_thread_mutex_t *mu;        /* guards the queue and `leading` */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
     struct us_writer *next;
@@ -92,7 +93,6 @@ static us_writer *writer_new(const us_sqlite_db *db)
         writer_free(w);
         return NULL;
     }
-    w->idle = apr_array_make(w->pool, 8, sizeof(apr_thread_cond_t *));
     w->lock_fd = -1;
     size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
     char *path = malloc(n); /* no pool here: the writer outlives them */
@@ -270,37 +270,41 @@ static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, voi
     return job.rc;
 }
 
-/* A condition variable for one waiter, under w->mu: an idle one, or a new
- * one in the writer's pool (as many as writers ever waited at once). */
-static apr_thread_cond_t *take_cond(us_writer *w)
+/* Wakes a waiter: the post is its one word to it (done or lead, set
+ * before). The job lives on the waiter's stack, gone once it wakes: read
+ * nothing of it after the post. A semaphore rather than a condition: the
+ * woken waiter need not take w->mu again (glibc's condition wait re-locks
+ * the mutex, a futex call more per waiter). */
+static void wake(us_write_job *j)
 {
-    apr_thread_cond_t *c = NULL;
-    if (w->idle->nelts > 0)
-        return *(apr_thread_cond_t **)apr_array_pop(w->idle);
-    return apr_thread_cond_create(&c, w->pool) == APR_SUCCESS ? c : NULL;
+    sem_post(&j->wake);
+}
+
+static void await(us_write_job *j)
+{
+    while (sem_wait(&j->wake) != 0 && errno == EINTR)
+        ;
 }
 
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_writer *w = writer_of(db);
-    if (!w)
+    us_write_job job = { .fn = fn, .arg = arg, .pool = p };
+    if (!w || sem_init(&job.wake, 0, 0) != 0)
         return write_alone(db, p, fn, arg);
 
-    us_write_job job = { .fn = fn, .arg = arg, .pool = p };
     apr_thread_mutex_lock(w->mu);
-    /* each waiter has its own condition: no thundering herd */
-    if (!(job.wake = take_cond(w))) {
-        apr_thread_mutex_unlock(w->mu);
-        return write_alone(db, p, fn, arg);
-    }
     *w->tail = &job;
     w->tail = &job.next;
-    if (!w->leading)
+    int first = !w->leading;
+    if (first)
         w->leading = job.lead = 1;
-    while (!job.done && !job.lead)
-        apr_thread_cond_wait(job.wake, w->mu);
+    apr_thread_mutex_unlock(w->mu);
+    if (!first) /* job.lead and done are another thread's until the post */
+        await(&job); /* until done, or handed the lead */
     if (!job.done) {
         /* lead: take the whole queue (ours first) and run it */
+        apr_thread_mutex_lock(w->mu);
         us_write_job *batch = w->head;
         w->head = NULL;
         w->tail = &w->head;
@@ -313,27 +317,25 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         /* hand the lead to the first of those who queued meanwhile: their
          * batch commits while ours is being synced */
         apr_thread_mutex_lock(w->mu);
-        if (w->head) {
-            w->head->lead = 1;
-            apr_thread_cond_signal(w->head->wake);
-        }
-        else {
+        us_write_job *next = w->head;
+        if (next)
+            next->lead = 1;
+        else
             w->leading = 0;
-        }
         apr_thread_mutex_unlock(w->mu);
+        if (next)
+            wake(next); /* it waits for this: still there */
 
         sync_commit(db, batch);
 
-        apr_thread_mutex_lock(w->mu);
-        for (us_write_job *j = batch; j; j = j->next) {
-            /* a waiter reads its result only once it holds w->mu again */
+        for (us_write_job *j = batch, *after; j; j = after) {
+            after = j->next;
             j->done = 1;
             if (j != &job)
-                apr_thread_cond_signal(j->wake);
+                wake(j);
         }
     }
-    APR_ARRAY_PUSH(w->idle, apr_thread_cond_t *) = job.wake;
-    apr_thread_mutex_unlock(w->mu);
+    sem_destroy(&job.wake);
     if (job.err)
         db->err = job.err;
     return job.rc;
