@@ -297,6 +297,37 @@ static void test_counter_follows_close_and_expiry(void **state)
     us_db_close(db);
 }
 
+/* Schema 16 undone on a store of the current schema: schema 15's
+ * triggers, no counts of closed and expired, the expiry index on every
+ * status. */
+static const char *const UNDO_SCHEMA_16[] = {
+    "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
+    "DROP TRIGGER us_user_open_delete",
+    "ALTER TABLE us_user_open DROP COLUMN closed", "ALTER TABLE us_user_open DROP COLUMN expired",
+    "CREATE TRIGGER us_user_open_insert AFTER INSERT ON us_sessions"
+    " WHEN NEW.status = 'OPEN' BEGIN"
+    " INSERT INTO us_user_open (user_id, n) VALUES (NEW.user_id, 1)"
+    " ON CONFLICT (user_id) DO UPDATE SET n = n + 1; END",
+    "CREATE TRIGGER us_user_open_update AFTER UPDATE OF status ON us_sessions"
+    " WHEN (OLD.status = 'OPEN') <> (NEW.status = 'OPEN') BEGIN"
+    " UPDATE us_user_open SET n = n + (CASE WHEN NEW.status = 'OPEN' THEN 1 ELSE -1 END)"
+    " WHERE user_id = OLD.user_id; END",
+    "CREATE TRIGGER us_user_open_delete AFTER DELETE ON us_sessions"
+    " WHEN OLD.status = 'OPEN' BEGIN"
+    " UPDATE us_user_open SET n = n - 1 WHERE user_id = OLD.user_id; END",
+    "DROP INDEX us_sessions_expiry",
+    "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
+    NULL
+};
+
+static void run_sql(us_db *db, const char *const *sql)
+{
+    int nrows = 0;
+    for (const char *const *q = sql; *q; q++)
+        if (apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q) != 0)
+            fail_msg("%s: %s", *q, apr_dbd_error(SQ(db)->drv, SQ(db)->h, 1));
+}
+
 /* A store of schema 15 (the expiry index held every status, the overview
  * counted closed and expired sessions from it) gets the users' counters of
  * closed and expired sessions from its rows, a user without an open
@@ -305,9 +336,8 @@ static void test_migration_counts_closed_and_expired(void **state)
 {
     us_db *db = open_db(pool);
     const char *err = NULL;
-    int nrows = 0;
     (void)state;
-    static const char *const back_to_15[] = {
+    static const char *const rows[] = {
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
         " parallel, status, created_at, expires_at, closed_at, ingest_state) VALUES"
         " ('m1', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'OPEN', 1, 9000000000000000, NULL, 'none'),"
@@ -316,29 +346,11 @@ static void test_migration_counts_closed_and_expired(void **state)
         " ('m4', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
         " ('m5', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
         " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
-        /* schema 15's triggers, no counts of closed and expired, the full index */
-        "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
-        "DROP TRIGGER us_user_open_delete",
-        "ALTER TABLE us_user_open DROP COLUMN closed", "ALTER TABLE us_user_open DROP COLUMN expired",
         "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
-        "CREATE TRIGGER us_user_open_insert AFTER INSERT ON us_sessions"
-        " WHEN NEW.status = 'OPEN' BEGIN"
-        " INSERT INTO us_user_open (user_id, n) VALUES (NEW.user_id, 1)"
-        " ON CONFLICT (user_id) DO UPDATE SET n = n + 1; END",
-        "CREATE TRIGGER us_user_open_update AFTER UPDATE OF status ON us_sessions"
-        " WHEN (OLD.status = 'OPEN') <> (NEW.status = 'OPEN') BEGIN"
-        " UPDATE us_user_open SET n = n + (CASE WHEN NEW.status = 'OPEN' THEN 1 ELSE -1 END)"
-        " WHERE user_id = OLD.user_id; END",
-        "CREATE TRIGGER us_user_open_delete AFTER DELETE ON us_sessions"
-        " WHEN OLD.status = 'OPEN' BEGIN"
-        " UPDATE us_user_open SET n = n - 1 WHERE user_id = OLD.user_id; END",
-        "DROP INDEX us_sessions_expiry",
-        "CREATE INDEX us_sessions_expiry ON us_sessions (status, expires_at)",
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
-    for (const char *const *q = back_to_15; *q; q++)
-        if (apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q) != 0)
-            fail_msg("%s: %s", *q, apr_dbd_error(SQ(db)->drv, SQ(db)->h, 1));
+    run_sql(db, UNDO_SCHEMA_16);
+    run_sql(db, rows);
     us_db_close(db);
 
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
@@ -514,7 +526,6 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
 {
     us_db *db = open_db(pool);
     const char *err = NULL;
-    int nrows = 0;
     (void)state;
     for (int i = 0; i < 5; i++) {
         us_session s = make(pool, 5100 + i, "u15", 100);
@@ -526,8 +537,8 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
-    for (const char *const *q = back_to_14; *q; q++)
-        assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, *q), 0);
+    run_sql(db, UNDO_SCHEMA_16);
+    run_sql(db, back_to_14);
     us_db_close(db);
 
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
