@@ -20,6 +20,12 @@ one httpd with `LogLevel warn upload_session:info` (the ingest workers log
     ratio = median(BIG closes) / median(empty closes), pooled over the
     servers (target <= 1.2);
   - benchmark 5, status again once BIG is ingested (info).
+All of it ROUNDS times (BENCH_B4_ROUNDS; 3, 2 with BENCH_QUICK=1), each in a
+fresh server and store (the status figures in the first round only); the
+flatness (BIG's rate over SMALL's, per round) is recorded as the median of the
+rounds with their spread, beside the same ratio from the worker's own
+claim->done times (without the 0-250 ms until a worker's poll claims the
+session) and httpd's CPU per file (SMALL's over BIG's).
 """
 
 import os
@@ -33,6 +39,10 @@ SMALL = 5000 if C.QUICK else 10000
 BIG = 10000 if C.QUICK else 50000
 FILE_SIZE = 1024
 THREADS = (1,) if C.QUICK else (1, 2)
+# fresh server and store per round; the flatness is the median of the rounds'
+# ratios, printed with their spread (a 10,000-file ingestion lasts under a
+# second: one pair says little)
+ROUNDS = int(os.environ.get("BENCH_B4_ROUNDS", "2" if C.QUICK else "3"))
 STATUS_N = 200
 EMPTY_EACH = 2 if C.QUICK else 3   # empty-session closes before, between, after
 
@@ -115,20 +125,51 @@ def log_times(srv, sid):
     return claimed, done
 
 
-def main():
-    closes = {"big": [], "small": [], "empty": []}
-    for threads in THREADS:
-        srv = C.BenchServer(ingest_threads=threads, extra=["LogLevel warn upload_session:info"])
-        try:
-            srv.start()
-            ws = f"b4-t{threads}"
-            C.log(f"UploadSessionIngestThreads {threads}: uploading")
-            small, up_small = upload(srv, ws, SMALL, f"small{threads}")
-            big, up_big = upload(srv, ws, BIG, f"big{threads}")
-            empties = [srv.create_session(ws)["session_id"] for _ in range(3 * EMPTY_EACH + 1)]
-            rc = C.RawClient(srv.port, srv.auth)
+def ingest_one(srv, rc, ws, sid, n, closes, kind, threads, rnd):
+    """Closes sid and waits until its n files are decided; records the rate.
+    Returns (close->all decided rate, claim->done rate from the log)."""
+    time.sleep(0.3)
+    C.wait_quiet()
+    with C.CpuMeter(srv) as m:
+        t0 = time.perf_counter()
+        wall0 = time.time()
+        closes[kind].append(close_latency(rc, ws, sid, settle=False))
+        t1, ing = wait_ingested(rc, ws, sid, n, t0)
+    # the worker logs "done" after its next (empty) batch query
+    C.wait_for(lambda: all(log_times(srv, sid)), 5, interval=0.1)
+    claimed, done = log_times(srv, sid)
+    rate = n / (t1 - t0)
+    worker_rate = n / (done - claimed) if claimed and done and done > claimed else None
+    note = f"failed {ing['failed_files']}" if ing["failed_files"] else ""
+    C.record("4", f"ingest {n} files, IngestThreads {threads}", rate, unit="files/s",
+             target=5000, note=note, seconds=t1 - t0, round=rnd + 1,
+             close_to_claim_s=(claimed - wall0) if claimed else None,
+             claim_to_done_s=(done - claimed) if claimed and done else None,
+             ingestion_status=ing, cpu={"ours": [m.as_dict()]},
+             httpd_cpu_us_per_file=m.httpd_s * 1e6 / n)
+    C.log(f"  ingest {n}: {t1 - t0:.2f} s close->all FINISHED"
+          + (f" (close->claim {claimed - wall0:.2f} s, claim->done "
+             f"{done - claimed:.2f} s, from the error log)" if claimed and done else ""))
+    return rate, worker_rate, m.httpd_s * 1e6 / n
 
-            # 5: status, BIG (open, BIG pending files) vs an empty session
+
+def one_round(threads, rnd, closes):
+    """A fresh server and store: SMALL then BIG uploaded, SMALL then BIG
+    ingested (benchmark 5's status figures in the first round only).
+    Returns {small|big: (rate, worker rate, httpd CPU us per file)}."""
+    srv = C.BenchServer(ingest_threads=threads, extra=["LogLevel warn upload_session:info"])
+    out = {}
+    try:
+        srv.start()
+        ws = f"b4-t{threads}"
+        C.log(f"UploadSessionIngestThreads {threads}, round {rnd + 1} of {ROUNDS}: uploading")
+        small, up_small = upload(srv, ws, SMALL, f"small{threads}")
+        big, up_big = upload(srv, ws, BIG, f"big{threads}")
+        empties = [srv.create_session(ws)["session_id"] for _ in range(3 * EMPTY_EACH + 1)]
+        rc = C.RawClient(srv.port, srv.auth)
+
+        # 5: status, BIG (open, BIG pending files) vs an empty session
+        if rnd == 0:
             C.wait_quiet()
             lat = status_latencies(rc, ws, big, empties[0], STATUS_N)
             mb, me = C.median(lat["big"]), C.median(lat["empty"])
@@ -138,45 +179,50 @@ def main():
                      ours_p90_us=sorted(lat["big"])[int(0.9 * STATUS_N)] * 1e6,
                      baseline_p90_us=sorted(lat["empty"])[int(0.9 * STATUS_N)] * 1e6)
 
-            # 4 + 5: closes and ingestion
-            e = iter(empties[1:])
+        # 4 + 5: closes and ingestion
+        e = iter(empties[1:])
+        for _ in range(EMPTY_EACH):
+            closes["empty"].append(close_latency(rc, ws, next(e)))
+        for kind, sid, n in (("small", small, SMALL), ("big", big, BIG)):
+            out[kind] = ingest_one(srv, rc, ws, sid, n, closes, kind, threads, rnd)
             for _ in range(EMPTY_EACH):
                 closes["empty"].append(close_latency(rc, ws, next(e)))
-            for kind, sid, n in (("small", small, SMALL), ("big", big, BIG)):
-                time.sleep(0.3)
-                C.wait_quiet()
-                with C.CpuMeter(srv) as m:
-                    t0 = time.perf_counter()
-                    wall0 = time.time()
-                    closes[kind].append(close_latency(rc, ws, sid, settle=False))
-                    t1, ing = wait_ingested(rc, ws, sid, n, t0)
-                # the worker logs "done" after its next (empty) batch query
-                C.wait_for(lambda: all(log_times(srv, sid)), 5, interval=0.1)
-                claimed, done = log_times(srv, sid)
-                rate = n / (t1 - t0)
-                note = f"failed {ing['failed_files']}" if ing["failed_files"] else ""
-                C.record("4", f"ingest {n} files, IngestThreads {threads}", rate, unit="files/s",
-                         target=5000, note=note, seconds=t1 - t0,
-                         close_to_claim_s=(claimed - wall0) if claimed else None,
-                         claim_to_done_s=(done - claimed) if claimed and done else None,
-                         upload_rate_files_s=up_small if kind == "small" else up_big,
-                         ingestion_status=ing, cpu={"ours": [m.as_dict()]})
-                C.log(f"  ingest {n}: {t1 - t0:.2f} s close->all FINISHED"
-                      + (f" (close->claim {claimed - wall0:.2f} s, claim->done "
-                         f"{done - claimed:.2f} s, from the error log)" if claimed and done else ""))
-                for _ in range(EMPTY_EACH):
-                    closes["empty"].append(close_latency(rc, ws, next(e)))
+        C.log(f"  uploads {up_small:.0f} / {up_big:.0f} files/s")
 
-            # 5 (info): status once BIG is ingested
+        # 5 (info): status once BIG is ingested
+        if rnd == 0:
             C.wait_quiet()
             lat = status_latencies(rc, ws, big, empties[0], STATUS_N)
             mb, me = C.median(lat["big"]), C.median(lat["empty"])
             C.record("5", f"status latency, {BIG} files ingested vs empty (threads {threads}, info)",
                      mb * 1e6, me * 1e6, unit="us (median)", ratio=mb / me, n=STATUS_N,
                      note="no target (info)")
-            rc.close()
-        finally:
-            srv.cleanup()
+        rc.close()
+    finally:
+        srv.cleanup()
+    return out
+
+
+def spread(xs):
+    return f"{min(xs):.2f}-{max(xs):.2f}" if xs else "-"
+
+
+def main():
+    closes = {"big": [], "small": [], "empty": []}
+    for threads in THREADS:
+        rounds = [one_round(threads, r, closes) for r in range(ROUNDS)]
+        # flatness: per round (one store) BIG's rate over SMALL's
+        ratios = [r["big"][0] / r["small"][0] for r in rounds]
+        worker = [r["big"][1] / r["small"][1] for r in rounds if r["big"][1] and r["small"][1]]
+        cpu = [r["small"][2] / r["big"][2] for r in rounds if r["big"][2] > 0]
+        C.record("4", f"ingestion flatness, {BIG} vs {SMALL} files, IngestThreads {threads}",
+                 C.median([r["big"][0] for r in rounds]), C.median([r["small"][0] for r in rounds]),
+                 unit="files/s (median)", ratio=C.median(ratios), target=0.95,
+                 note=f"{ROUNDS} rounds: ratios {spread(ratios)}; claim->done "
+                      f"{C.median(worker) if worker else float('nan'):.2f} ({spread(worker)}); "
+                      f"httpd CPU per file {SMALL} / {BIG} "
+                      f"{C.median(cpu) if cpu else float('nan'):.2f} ({spread(cpu)})",
+                 round_ratios=ratios, worker_ratios=worker, cpu_ratios=cpu)
     cb, cs, ce = (C.median(closes[k]) for k in ("big", "small", "empty"))
     C.record("5", f"close latency, {BIG} files vs empty", cb * 1e6, ce * 1e6,
              unit="us (median)", ratio=cb / ce, target=1.2, cmp="<=",

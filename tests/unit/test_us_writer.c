@@ -408,6 +408,8 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "DROP TABLE us_workspaces", /* 7 -> 8 */
+        "DROP INDEX us_files_ws_created", /* 16 -> 17 */
+        "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
         "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
         /* 11 -> 12 */
         "DROP INDEX us_sessions_late_clear", /* 10 -> 11 */
@@ -435,6 +437,14 @@ static void test_migration_counts_existing_sessions(void **state)
      * walks the primary key: test_pending_files_walk_the_primary_key) */
     assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
                                   " AND name = 'us_uploads_pending'"), 0);
+    /* 16 -> 17: the files' time index in ascending order, read backwards
+     * for the newest first */
+    assert_int_equal(count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = 'us_files_ws_created'"
+                                  " AND sql LIKE '%(workspace, created_at, file_id)'"), 1);
+    assert_true(plan_uses(db, "SELECT file_id FROM us_files WHERE workspace = 'ws'"
+                              " ORDER BY created_at DESC, file_id DESC LIMIT 10",
+                          "us_files_ws_created"));
     /* the files' keys are in the key table, which a filter's count reads */
     us_odata_node *root;
     const char *perr;
@@ -543,7 +553,8 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
 
     assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
     db = open_db(pool);
-    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"), "16");
+    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"),
+                        apr_itoa(pool, US_SCHEMA_VERSION));
     assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE direct NOT IN (0, 3)' FROM sqlite_master"
                                    " WHERE name = 'us_sessions_late_clear'"), "1");
     assert_string_equal(answer(db, "SELECT group_concat(direct, ',') FROM (SELECT direct FROM"
@@ -752,6 +763,58 @@ static void test_hot_statements_seek(void **state)
     us_db_close(db);
 }
 
+/* Files inserted in their creation order, as ingestion and uploads add
+ * them, pack the workspace's time index: each goes in at its right end,
+ * where a page split leaves the full page full. (Descending, each went in
+ * at the left end and the leaves stayed half empty: 1.9 times the pages to
+ * write, cache and walk.) The list statements still seek it, without a sort. */
+static void test_new_files_pack_the_time_index(void **state)
+{
+    us_db *db = open_db(pool);
+    apr_dbd_prepared_t *ins = NULL;
+    int nrows = 0;
+    (void)state;
+    assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
+                                     us_sql_statement(US_STMT_WORKSPACE_FILE_INSERT)->sql, NULL,
+                                     &ins), 0);
+    assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, "BEGIN"), 0);
+    for (int i = 0; i < 3000; i++) {
+        apr_int64_t size = 1024, at = T0 + i, chars = 1024;
+        /* ids that begin with their time, as us_uuid4_timed makes them */
+        const char *id = apr_psprintf(pool, "%08x-0000-4000-8000-000000000000", i);
+        const char *name = apr_psprintf(pool, "f-%d.txt", i);
+        const void *args[] = { id, "ws", name, &size, NULL, &at, "s", &chars };
+        assert_int_equal(apr_dbd_pbquery(SQ(db)->drv, pool, SQ(db)->h, &nrows, ins, args), 0);
+    }
+    assert_int_equal(apr_dbd_query(SQ(db)->drv, SQ(db)->h, &nrows, "COMMIT"), 0);
+    long long fill = count_of(db, "SELECT SUM(pgsize - unused) * 100 / SUM(pgsize) FROM dbstat"
+                                  " WHERE name = 'us_files_ws_created' AND pagetype = 'leaf'");
+    if (fill < 85)
+        fail_msg("the time index's leaves are %lld %% full", fill);
+    static const us_stmt_id lists[] = { US_STMT_WORKSPACE_FILE_LIST,
+                                        US_STMT_WORKSPACE_FILE_LIST_AFTER };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        apr_dbd_prepared_t *stmt = NULL;
+        apr_dbd_results_t *res = NULL;
+        apr_dbd_row_t *row = NULL;
+        const void *nulls[8] = { NULL };
+        int by_time = 0;
+        const us_stmt_def *def = us_sql_statement(lists[i]);
+        assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
+                                         apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
+                                         NULL, &stmt), 0);
+        assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
+        while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
+            const char *step = apr_dbd_get_entry(SQ(db)->drv, row, 3);
+            if (strstr(step, "TEMP B-TREE") || strncmp(step, "SCAN us_files ", 14) == 0)
+                fail_msg("%s: %s", def->label, step);
+            by_time |= strstr(step, "us_files_ws_created") != NULL;
+        }
+        assert_true(by_time);
+    }
+    us_db_close(db);
+}
+
 /* A batch's pending files: a range of the primary key from the worker's
  * last name on, in its order (no sort), not us_uploads_files and a sort
  * of every pending file of the session. */
@@ -924,6 +987,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_counts_closed_and_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_statements_seek, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_files_walk_the_primary_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_files_pack_the_time_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),

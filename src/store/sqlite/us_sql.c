@@ -355,6 +355,17 @@ static const char *const MIGRATION_15_TO_16[] = {
     NULL
 };
 
+/* A workspace's files by creation time in ascending order: a new file's
+ * entry goes at the right end of its workspace's range (of the b-tree, for
+ * the newest workspace), where SQLite's split keeps pages full; descending,
+ * each went in at the left end and the pages stayed half full. The newest
+ * first are read backwards. */
+static const char *const MIGRATION_16_TO_17[] = {
+    "DROP INDEX us_files_ws_created",
+    "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at, file_id)",
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -384,6 +395,7 @@ const char *const *us_sql_migration(int from)
     case 13: return MIGRATION_13_TO_14;
     case 14: return MIGRATION_14_TO_15;
     case 15: return MIGRATION_15_TO_16;
+    case 16: return MIGRATION_16_TO_17;
     default: return NULL;
     }
 }
