@@ -191,7 +191,7 @@ def leg(side, endpoint, secs, perf_dir=None, strace_dir=None):
     bad = r["errors_status"] + r["errors_connect"] + r["errors_read"] + r["errors_timeout"]
     return {"requests": r["requests"], "seconds": r["duration_s"], "errors": bad,
             "cpu": cpu, "perf": [(g, path) for g, path, _ in perfs], "sched": sched,
-            "calls": calls}
+            "calls": calls, "backends": sum(1 for g in groups.values() if g == "backends")}
 
 
 GROUPS = ("httpd", "backends", "pg other", "wrk", "else", "idle")
@@ -417,7 +417,10 @@ def main():
                   + " | ".join(f"{us[g]:.1f}" for g in GROUPS) + f" | {busy:.1f} |"
                   + (f" errors {errs}" if errs else ""))
         if a.schedstat:
-            print("\nscheduling per request: run-queue wait (us), switched in, voluntary /"
+            print("\nbackends of the side's database per leg: " + "; ".join(
+                label + " " + "/".join(str(r.get("backends", 0)) for r in legs)
+                for label, legs in res.items() if any(r.get("backends") for r in legs)))
+            print("scheduling per request: run-queue wait (us), switched in, voluntary /"
                   " involuntary switches")
             print("| side | group | run us | run-queue wait us | switched in | voluntary |"
                   " involuntary |")
