@@ -267,7 +267,7 @@ LIST_PAGE = (
     "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * :now) "
     "THEN 'EXPIRED' ELSE status END, created_at, expires_at FROM us_sessions "
     "WHERE workspace = :lws AND status <> 'ABORTED' "
-    "ORDER BY created_at DESC, id DESC LIMIT 11 OFFSET 0")
+    "ORDER BY created_at DESC, id DESC LIMIT 10 OFFSET 0")
 
 # other statements in SESSION_GET's place, for what part of its cost is
 # the statement's own
@@ -282,8 +282,8 @@ PGBENCH_VARIANTS = {
     # the same statement where the primary key is the only index that fits
     "status_pkey": SESSION_GET.replace("WHERE workspace = :ws AND id = :sid",
                                        "WHERE workspace || '' = :ws AND id = :sid"),
-    # the list leg's statement (SESSION_LIST_ALL, the page of 10 asked as
-    # 11) and its two parts alone
+    # the list leg's statement (SESSION_LIST_ALL, a page of 10) and its two
+    # parts alone
     "list": "SELECT lp.*, lc.n FROM (" + LIST_COUNT + ") lc LEFT JOIN (" + LIST_PAGE
             + ") lp ON 1 = 1 ORDER BY lp.created_at DESC, lp.id DESC;\n",
     "list_count": LIST_COUNT + ";\n",
