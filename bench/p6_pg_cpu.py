@@ -35,7 +35,8 @@ alone; `status_plain`, its 14 columns without the computed status;
 --schedstat: per request, the time the threads of httpd and of the
 backends waited on a run queue while runnable, and how often they were
 switched in (/proc/PID/task/TID/schedstat), voluntary and involuntary
-switches (/proc/.../status). --strace DIR: in the last cycle, `strace -c
+switches (/proc/.../status), and the machine's context switches and
+wakeup interrupts between CPUs per request. --strace DIR: in the last cycle, `strace -c
 -f` attached to the httpd children, and apart to the side's backends,
 during each leg: system calls per request (strace slows the leg; the
 counts per request are what it is for).
@@ -144,7 +145,7 @@ def perf_top(path, n=25):
 def leg(side, endpoint, secs, perf_dir=None, strace_dir=None):
     groups = side.groups()
     m0, s0, o0 = C.machine_busy_s(), snapshot(groups), os.times()
-    q0 = sched_snapshot(groups)
+    q0, c0 = sched_snapshot(groups), machine_counts()
     straces = []
     if strace_dir:
         for g in SCHED_GROUPS:
@@ -166,7 +167,7 @@ def leg(side, endpoint, secs, perf_dir=None, strace_dir=None):
     # connections the pool opened during the leg: their backends' whole CPU
     groups = {**side.groups(), **groups}
     m1, s1, o1 = C.machine_busy_s(), snapshot(groups), os.times()
-    q1 = sched_snapshot(groups)
+    q1, c1 = sched_snapshot(groups), machine_counts()
     for _g, _path, p in perfs:
         p.wait(timeout=60)
     calls = {}
@@ -174,7 +175,7 @@ def leg(side, endpoint, secs, perf_dir=None, strace_dir=None):
         p.send_signal(2)  # detaches, writes its summary
         p.wait(timeout=60)
         calls[g] = strace_calls(path)
-    sched = {}
+    sched = {"machine": [c1[k] - c0[k] for k in MACHINE_COUNTS]}
     for pid, g in groups.items():
         if g in SCHED_GROUPS:
             a, b = q0.get(pid, [0] * 5), q1.get(pid, [0] * 5)
@@ -226,6 +227,26 @@ def tasks_sched(pid):
 
 def sched_snapshot(groups):
     return {pid: tasks_sched(pid) for pid, g in groups.items() if g in SCHED_GROUPS}
+
+
+MACHINE_COUNTS = ("ctxt", "RES", "CAL")
+
+
+def machine_counts():
+    """The machine's context switches (/proc/stat ctxt) and the rescheduling
+    and function-call interrupts between its CPUs (/proc/interrupts RES,
+    CAL: a wakeup of a thread on another CPU, an idle one's included)."""
+    out = dict.fromkeys(MACHINE_COUNTS, 0)
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("ctxt "):
+                out["ctxt"] = int(line.split()[1])
+    with open("/proc/interrupts") as f:
+        for line in f:
+            name, _, rest = line.strip().partition(":")
+            if name in ("RES", "CAL"):
+                out[name] = sum(int(x) for x in rest.split() if x.isdigit())
+    return out
 
 
 def strace_start(pids, path):
@@ -310,6 +331,7 @@ def pgbench_leg(side, secs, sql=SESSION_GET, name="status"):
     groups = pg_groups(side.cl, side.srv.pg_db)
     pm = postmaster_pid(side.cl)
     m0, s0, o0, r0 = C.machine_busy_s(), snapshot(groups), os.times(), reaped_cpu_s(pm)
+    c0 = machine_counts()
     out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(CONNS), "-j", "2",
                           "-T", str(secs), "-f", script, "-D", "ws=p6-status", "-D", "lws=p6-list",
                           "-D", f"sid={side.sid}", "-D", "now=0", side.srv.pg_conninfo],
@@ -318,6 +340,7 @@ def pgbench_leg(side, secs, sql=SESSION_GET, name="status"):
     time.sleep(0.3)  # the postmaster reaps pgbench's backends
     groups = {**pg_groups(side.cl, side.srv.pg_db), **groups}
     m1, s1, o1, r1 = C.machine_busy_s(), snapshot(groups), os.times(), reaped_cpu_s(pm)
+    c1 = machine_counts()
     txs = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
     if out.returncode != 0 or not txs or (failed and int(failed.group(1))):
@@ -331,7 +354,8 @@ def pgbench_leg(side, secs, sql=SESSION_GET, name="status"):
     cpu["else"] = max(0.0, busy - sum(cpu.values()))
     cpu["idle"] = max(0.0, total - busy)
     return {"requests": int(txs.group(1)), "seconds": float(secs), "errors": 0,
-            "cpu": cpu, "perf": [], "sched": {}, "calls": {}}
+            "cpu": cpu, "perf": [], "calls": {},
+            "sched": {"machine": [c1[k] - c0[k] for k in MACHINE_COUNTS]}}
 
 
 def main():
@@ -432,6 +456,11 @@ def main():
                     if req and any(t):
                         print(f"| {label} | {g} | {t[0] / 1e3 / req:.1f} | {t[1] / 1e3 / req:.1f}"
                               f" | {t[2] / req:.2f} | {t[3] / req:.2f} | {t[4] / req:.2f} |")
+            print("\nthe machine per request: " + "; ".join(
+                label + " " + ", ".join(
+                    f"{k} {sum(r['sched']['machine'][i] for r in legs) / sum(r['requests'] for r in legs):.2f}"
+                    for i, k in enumerate(MACHINE_COUNTS))
+                for label, legs in res.items() if legs and "machine" in legs[0]["sched"]))
         if a.strace:
             print("\nsystem calls per request (strace -c, last cycle)")
             for label, legs in res.items():
