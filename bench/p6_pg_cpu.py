@@ -31,7 +31,8 @@ its place, whichever the endpoint (PGBENCH_VARIANTS: `select1`, a prepared SELEC
 statement's cost; `status_id`, the status statement's row read for its id
 alone; `status_plain`, its 14 columns without the computed status;
 `status_pkey`, the full statement forced to the primary key's index;
-`list`, the list leg's statement, `list_count` and `list_page` its parts).
+`list`, the list leg's statement, `list_unsorted` without its outer
+ORDER BY, `list_count` and `list_page` its parts).
 --schedstat: per request, the time the threads of httpd and of the
 backends waited on a run queue while runnable, and how often they were
 switched in (/proc/PID/task/TID/schedstat), voluntary and involuntary
@@ -307,6 +308,8 @@ PGBENCH_VARIANTS = {
     # parts alone
     "list": "SELECT lp.*, lc.n FROM (" + LIST_COUNT + ") lc LEFT JOIN (" + LIST_PAGE
             + ") lp ON 1 = 1 ORDER BY lp.created_at DESC, lp.id DESC;\n",
+    "list_unsorted": "SELECT lp.*, lc.n FROM (" + LIST_COUNT + ") lc LEFT JOIN (" + LIST_PAGE
+                     + ") lp ON 1 = 1;\n",
     "list_count": LIST_COUNT + ";\n",
     "list_page": LIST_PAGE + ";\n",
 }
