@@ -32,7 +32,9 @@ statement's cost; `status_id`, the status statement's row read for its id
 alone; `status_plain`, its 14 columns without the computed status;
 `status_pkey`, the full statement forced to the primary key's index;
 `list`, the list leg's statement, `list_unsorted` without its outer
-ORDER BY, `list_count` and `list_page` its parts).
+ORDER BY, `list_count` and `list_page` its parts); the pgbench legs
+alternate their order by cycle as the sides do; --pgbench-only: no httpd
+legs (the sides' servers only give the database its rows).
 --schedstat: per request, the time the threads of httpd and of the
 backends waited on a run queue while runnable, and how often they were
 switched in (/proc/PID/task/TID/schedstat), voluntary and involuntary
@@ -276,7 +278,7 @@ def strace_calls(path):
 SESSION_GET = (
     "SELECT id, workspace, user_id, given_name, family_name, write_mode, parallel, "
     "CASE WHEN status = 'OPEN' AND expires_at <= "
-    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * :now) "
+    "((extract(epoch FROM statement_timestamp()) * 1000000)::bigint /* now */) "
     "THEN 'EXPIRED' ELSE status END, created_at, expires_at, uploaded_files, "
     "finished_files, failed_files, direct FROM us_sessions "
     "WHERE workspace = :ws AND id = :sid AND status <> 'ABORTED';\n")
@@ -286,7 +288,7 @@ LIST_COUNT = "SELECT COUNT(*) AS n FROM us_sessions WHERE workspace = :lws AND s
 LIST_PAGE = (
     "SELECT id, user_id, given_name, family_name, write_mode, parallel, "
     "CASE WHEN status = 'OPEN' AND expires_at <= "
-    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * :now) "
+    "((extract(epoch FROM statement_timestamp()) * 1000000)::bigint /* now */) "
     "THEN 'EXPIRED' ELSE status END, created_at, expires_at FROM us_sessions "
     "WHERE workspace = :lws AND status <> 'ABORTED' "
     "ORDER BY created_at DESC, id DESC LIMIT 10 OFFSET 0")
@@ -374,6 +376,7 @@ def main():
     ap.add_argument("--pgbench", action="store_true")
     ap.add_argument("--pgbench-variant", action="append", default=[],
                     choices=sorted(PGBENCH_VARIANTS))
+    ap.add_argument("--pgbench-only", action="store_true")
     ap.add_argument("--schedstat", action="store_true")
     ap.add_argument("--strace")
     a = ap.parse_args()
@@ -403,7 +406,7 @@ def main():
         for d in (a.perf, a.strace):
             if d:
                 os.makedirs(d, exist_ok=True)
-        res = {s.label: [] for s in sides}
+        res = {s.label: [] for s in sides} if not a.pgbench_only else {}
         if a.pgbench:
             res["pgbench (statement alone)"] = []
         for v in a.pgbench_variant:
@@ -414,20 +417,18 @@ def main():
             with open("/proc/loadavg") as f:
                 la = " ".join(f.read().split()[:3])
             line = []
-            for s in order:
+            for s in ([] if a.pgbench_only else order):
                 last = cycle == a.cycles - 1
                 r = leg(s, a.endpoint, a.secs, a.perf if last else None,
                         a.strace if last else None)
                 res[s.label].append(r)
                 line.append(f"{s.label} {r['requests'] / r['seconds']:.0f}")
-            if a.pgbench:
-                r = pgbench_leg(sides[0], a.secs)
-                res["pgbench (statement alone)"].append(r)
-                line.append(f"pgbench {r['requests'] / r['seconds']:.0f}")
-            for v in a.pgbench_variant:
-                r = pgbench_leg(sides[0], a.secs, PGBENCH_VARIANTS[v], v)
-                res[f"pgbench {v}"].append(r)
-                line.append(f"{v} {r['requests'] / r['seconds']:.0f}")
+            benches = ([("pgbench (statement alone)", SESSION_GET, "status")] if a.pgbench else []) \
+                + [(f"pgbench {v}", PGBENCH_VARIANTS[v], v) for v in a.pgbench_variant]
+            for label, sql, name in (benches if cycle % 2 == 0 else benches[::-1]):
+                r = pgbench_leg(sides[0], a.secs, sql, name)
+                res[label].append(r)
+                line.append(f"{name} {r['requests'] / r['seconds']:.0f}")
             C.log(f"cycle {cycle + 1} (load {la}): " + ", ".join(line) + " req/s")
         print(f"\n{a.endpoint}, {a.cycles} cycles of {a.secs:g} s legs, {CONNS} connections:"
               " CPU per request (us) by process group")

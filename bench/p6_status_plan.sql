@@ -5,7 +5,7 @@
 PREPARE s (bigint, varchar, varchar) AS
 SELECT id, workspace, user_id, given_name, family_name, write_mode, parallel,
  CASE WHEN status = 'OPEN' AND expires_at <=
- (floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * $1)
+ ((extract(epoch FROM statement_timestamp()) * 1000000)::bigint /* $1 */)
  THEN 'EXPIRED' ELSE status END, created_at, expires_at, uploaded_files,
  finished_files, failed_files, direct FROM us_sessions
  WHERE workspace = $2 AND id = $3 AND status <> 'ABORTED';
