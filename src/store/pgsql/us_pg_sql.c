@@ -17,11 +17,15 @@
 /* Where a statement judges a session's expires_at (reads, closes, aborts,
  * uploads, the open-session limit, the overview): the database's clock at
  * the statement's start, one verdict for all its rows (stable, so an index
- * range). The caller's `now` (its node's clock) stays bound in its place,
- * so both dialects take one argument list, and is multiplied away: a node
- * whose clock runs ahead or behind gets the same verdict as every other. */
+ * range). The caller's `now` (its node's clock) stays bound, so both
+ * dialects take one argument list, but only in a comment: its parameter
+ * is declared (the driver's PREPARE lists every type) and never read, so
+ * a node whose clock runs ahead or behind gets the same verdict as every
+ * other. The epoch's numeric has six decimals: times a million it is
+ * whole, no floor. The server builds this expression's state again at
+ * every execution of a prepared statement: each node costs there. */
 #define JUDGED_NOW                                                            \
-    "(floor(extract(epoch FROM statement_timestamp()) * 1000000)::bigint + 0 * %lld)"
+    "((extract(epoch FROM statement_timestamp()) * 1000000)::bigint /* %lld */)"
 
 #include "../us_sql_shared.h"
 
