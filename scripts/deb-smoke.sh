@@ -138,8 +138,9 @@ assert doc["openapi"] == "3.1.0", doc
 print("deb-smoke: one session: created, uploaded, closed, FINISHED, listed")
 PY
 
-/usr/sbin/apache2 -d "$D" -f "$D/apache2.conf" -k stop
+# the pid before the stop: httpd removes its pid file as it shuts down
 pid=$(cat "$D/run/apache2.pid")
+/usr/sbin/apache2 -d "$D" -f "$D/apache2.conf" -k stop
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then fail "apache2 ($pid) did not stop"; fi
 if grep -E "\[(\w+:)?(error|crit|alert|emerg)\]" "$D/log/error.log"; then
