@@ -41,7 +41,7 @@ WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
 # APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
 APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
-LIBS     := -ljansson -lcrypto $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+LIBS     := -ljansson -lcrypto -lsqlite3 $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 # Sources by layer (README, Layout). src/httpd/ is the httpd glue; the core
 # library is every other src/ file: unit tests and fuzz targets link it

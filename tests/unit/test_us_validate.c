@@ -376,6 +376,31 @@ static void test_uuid_parse(void **state)
     }
 }
 
+/* The path's validation gives what the parse gives, for the canonical form
+ * (copied without parsing) and for every other row and near miss. */
+static void test_path_uuid_as_parsed(void **state)
+{
+    static const char *const near[] = {
+        "67e55044-10b1-426f-9247-bb680e5fe0c8", "67E55044-10b1-426f-9247-bb680e5fe0c8",
+        "67e55044-10b1-426f-9247-bb680e5fe0cg", "67e55044010b1-426f-9247-bb680e5fe0c8",
+        "67e5504-410b1-426f-9247-bb680e5fe0c8", "67e55044-10b1-426f-9247-bb680e5fe0c",
+        "67e55044-10b1-426f-9247-bb680e5fe0c8 ", "67e55044-10b1-426f-9247-bb680e5fe0\xc3",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof UUID_ROWS / sizeof UUID_ROWS[0] + sizeof near / sizeof near[0]; i++) {
+        const char *in = i < sizeof UUID_ROWS / sizeof UUID_ROWS[0]
+            ? UUID_ROWS[i].in : near[i - sizeof UUID_ROWS / sizeof UUID_ROWS[0]];
+        char want[37] = "", got[37] = "", reason[128] = "";
+        json_t *errs = json_array();
+        int ok = us_uuid_parse(in, want, reason, sizeof reason);
+        assert_int_equal(us_validate_path_uuid(errs, "session_id", in, got), ok);
+        assert_int_equal(json_array_size(errs), !ok);
+        if (ok)
+            assert_string_equal(got, want);
+        json_decref(errs);
+    }
+}
+
 /* The path item for every failing row: input echoed, reason in msg and ctx. */
 static void test_path_uuid_items(void **state)
 {
@@ -1153,6 +1178,7 @@ int main(void)
         cmocka_unit_test(test_verr_shape),
         cmocka_unit_test(test_api_md_reference),
         cmocka_unit_test(test_uuid_parse),
+        cmocka_unit_test(test_path_uuid_as_parsed),
         cmocka_unit_test(test_path_uuid_items),
         cmocka_unit_test(test_path_uuid_decoding),
         cmocka_unit_test(test_query_uuid),

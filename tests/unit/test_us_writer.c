@@ -13,6 +13,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
+#include <sqlite3.h>
 #include "us_odata.h"
 #include "us_store_db.h"
 
@@ -684,6 +685,20 @@ static void test_close_without_files_writes_three_pages(void **state)
     us_db_close(db);
 }
 
+/* The store configured before SQLite's first use keeps SQLite from
+ * counting its allocations (each under one process-wide mutex): with a
+ * connection open and a close written, SQLite reports no memory in use. */
+static void test_sqlite_counts_no_allocations(void **state)
+{
+    us_db *db = open_db(pool);
+    us_session s = make(pool, 1, "u1", 3600);
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws", s.id, T0 + SEC(1)), US_DB_OK);
+    assert_int_equal(sqlite3_memory_used(), 0);
+    us_db_close(db);
+}
+
 /* Commits of requests leave the WAL to the checkpoints of the ingest
  * workers (up to the backstop): 1,500 commits - past SQLite's default of
  * 1,000 pages - are all still in the WAL; us_db_maintain checkpoints them. */
@@ -991,6 +1006,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_counts_no_allocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),

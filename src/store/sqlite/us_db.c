@@ -8,6 +8,7 @@
 #include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,9 +81,23 @@ void us_sqlite_set_error(us_db *base, const char *err)
     db->err = apr_pstrdup(db->pool, err);
 }
 
+/* SQLite's allocation statistics (SQLITE_CONFIG_MEMSTATUS, on in Debian's
+ * build, which has no lookaside) put every malloc and free of every
+ * connection of the process under one global mutex: dozens of pairs per
+ * write. Nothing here reads the statistics. sqlite3_config works only
+ * before the library's first use in the process (the parent, at startup);
+ * later it refuses, changing nothing. */
+static void memstatus_off(void)
+{
+    static volatile apr_uint32_t done;
+    if (apr_atomic_cas32(&done, 1, 0) == 0)
+        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err)
 {
     us_sqlite_conf *c = apr_pcalloc(p, sizeof(*c));
+    memstatus_off();
     apr_status_t rv = apr_dbd_get_driver(p, "sqlite3", &c->drv);
     switch (rv) {
     case APR_SUCCESS:
