@@ -35,7 +35,7 @@ typedef struct {
     us_storage *storage;         /* where the uploads and workspace files are */
     int threads;                 /* workers in this process */
     int batch;                   /* files per transaction */
-    apr_interval_time_t poll;    /* idle wait between claims */
+    apr_interval_time_t poll;    /* idle wait between claims, unless poked (us_ingest_poke) */
     apr_interval_time_t lease;   /* a claim without heartbeat for this long is stale */
     const char *host;            /* owner ids: host/pid/worker */
     const us_logger *log;        /* may be NULL */
@@ -75,6 +75,22 @@ typedef struct us_ingester us_ingester;
 
 /* Starts cfg->threads workers; each has its own pool and connection. */
 apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_ingester **out);
+
+/* Tells this process's workers that a session may be claimable now (a close
+ * committed): an idle worker claims at once instead of at its next poll
+ * (cfg->poll stays the fallback: other processes, lapsed leases). Never
+ * waits on a worker: one atomic read when pokes are pending already,
+ * otherwise a count and at most one signal. A poke while no worker is idle
+ * is kept for the next nap; at most one per worker is kept. NULL or no
+ * workers: nothing. Safe from any thread while the ingester runs. */
+void us_ingest_poke(us_ingester *ing);
+
+/* How long after a claim that found nothing a worker ignores pokes, after
+ * `fruitless` pokes in a row found nothing (a close without files queues
+ * nothing): 0 for none, US_INGEST_POKE_GAP, doubled each time, at most
+ * poll - so a stream of empty closes costs no more claims than polling. */
+#define US_INGEST_POKE_GAP apr_time_from_msec(10)
+apr_interval_time_t us_ingest_poke_gap(int fruitless, apr_interval_time_t poll);
 
 /* Asks the workers to stop, waits for them; a session being ingested is
  * handed back to the queue at a batch boundary. */

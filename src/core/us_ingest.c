@@ -23,6 +23,7 @@
 #include <apr_hash.h>
 #include <apr_tables.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 
@@ -45,6 +46,14 @@ struct us_ingester {
     apr_thread_mutex_t *outage_lock;
     int outages;
     apr_time_t not_before;
+    /* naps (nap): idle workers wait on `wake` (us_ingest_poke signals it),
+     * the others on `calm`; pokes not yet taken (at most nthreads, more
+     * only through a race: one claim more) and the workers waiting on
+     * `wake` (both apr_atomic) */
+    apr_thread_mutex_t *nap_lock;
+    apr_thread_cond_t *wake, *calm;
+    volatile apr_uint32_t pokes;
+    volatile apr_uint32_t listening;
 };
 
 typedef struct {
@@ -796,12 +805,67 @@ apr_interval_time_t us_ingest_retry_delay(int failures)
     return d < US_INGEST_RETRY_MAX ? d : US_INGEST_RETRY_MAX;
 }
 
-/* Sleeps up to t, waking early when asked to stop. */
-static void nap(us_ingester *ing, apr_interval_time_t t)
+/* Takes one poke if there is one. */
+static int take_poke(us_ingester *ing)
 {
-    const apr_interval_time_t step = apr_time_from_msec(50);
-    for (apr_interval_time_t slept = 0; slept < t && !apr_atomic_read32(&ing->stop); slept += step)
-        apr_sleep(step);
+    apr_uint32_t v = apr_atomic_read32(&ing->pokes);
+    while (v > 0) {
+        apr_uint32_t seen = apr_atomic_cas32(&ing->pokes, v - 1, v);
+        if (seen == v)
+            return 1;
+        v = seen;
+    }
+    return 0;
+}
+
+/* Sleeps up to t, ending at once when asked to stop and, once `deaf` of it
+ * has passed, when a poke is (or was already) there: returns 1 then, having
+ * taken it. deaf >= t: only the stop ends it early. A worker counts itself
+ * in `listening` before it looks for a poke, a poker counts its poke before
+ * it looks at `listening` (both sequentially consistent), and the signal is
+ * sent under the mutex the listener waits with: no poke is missed. */
+static int nap(us_ingester *ing, apr_interval_time_t t, apr_interval_time_t deaf)
+{
+    apr_time_t now = apr_time_now(), end = now + t, hear = now + deaf;
+    int poked = 0;
+    apr_thread_mutex_lock(ing->nap_lock);
+    while (!apr_atomic_read32(&ing->stop) && now < hear && now < end) {
+        (void)apr_thread_cond_timedwait(ing->calm, ing->nap_lock, (hear < end ? hear : end) - now);
+        now = apr_time_now();
+    }
+    if (now < end) {
+        apr_atomic_inc32(&ing->listening);
+        while (!apr_atomic_read32(&ing->stop) && !(poked = take_poke(ing)) && now < end) {
+            (void)apr_thread_cond_timedwait(ing->wake, ing->nap_lock, end - now);
+            now = apr_time_now();
+        }
+        apr_atomic_dec32(&ing->listening);
+    }
+    apr_thread_mutex_unlock(ing->nap_lock);
+    return poked;
+}
+
+void us_ingest_poke(us_ingester *ing)
+{
+    /* a burst of closes: the pokes already there stand for it */
+    if (!ing || apr_atomic_read32(&ing->pokes) >= (apr_uint32_t)ing->nthreads)
+        return;
+    apr_atomic_inc32(&ing->pokes);
+    if (!apr_atomic_read32(&ing->listening)) /* the next nap takes it */
+        return;
+    apr_thread_mutex_lock(ing->nap_lock);
+    apr_thread_cond_signal(ing->wake);
+    apr_thread_mutex_unlock(ing->nap_lock);
+}
+
+apr_interval_time_t us_ingest_poke_gap(int fruitless, apr_interval_time_t poll)
+{
+    apr_interval_time_t g = 0;
+    if (fruitless > 0)
+        g = US_INGEST_POKE_GAP;
+    for (int i = 1; i < fruitless && g < poll; i++)
+        g *= 2;
+    return g < poll ? g : poll;
 }
 
 /* How long the workers still wait for the storage to come back (0: go). */
@@ -842,6 +906,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const char *err = NULL;
     apr_time_t last_reclaim = 0, last_maintenance = 0;
     us_late_cursor late_at;
+    int poked = 0, fruitless = 0; /* pokes in a row that found nothing to claim */
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
@@ -865,7 +930,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             if (us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
                 us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
                 db = NULL;
-                nap(ing, apr_time_from_sec(5));
+                nap(ing, apr_time_from_sec(5), apr_time_from_sec(5));
                 continue;
             }
             /* a failure leaves the default cache: slower, still correct */
@@ -888,16 +953,21 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         apr_interval_time_t wait = outage_wait(ing);
         if (wait > 0) {
-            nap(ing, wait);
+            nap(ing, wait, wait);
             continue;
         }
-        int claimed = 0;
+        int claimed = 0, was_poked = poked;
         long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);
         outage_note(ing, owner, n, claimed);
+        poked = 0;
+        if (claimed)
+            fruitless = 0;
+        else if (was_poked) /* a close with nothing to ingest (no file) */
+            fruitless++;
         if (n < 0 && n != US_INGEST_STORAGE_DOWN)
-            nap(ing, apr_time_from_sec(1));
+            nap(ing, apr_time_from_sec(1), apr_time_from_sec(1));
         else if (!claimed) /* idle; after a session (even an empty one) look again at once */
-            nap(ing, cfg->poll);
+            poked = nap(ing, cfg->poll, us_ingest_poke_gap(fruitless, cfg->poll));
     }
     apr_pool_destroy(p); /* closes the connection */
     (void)thd;
@@ -916,7 +986,10 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
         return rv;
     if ((rv = apr_atomic_init(p)) != APR_SUCCESS)
         return rv;
-    if ((rv = apr_thread_mutex_create(&ing->outage_lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS)
+    if ((rv = apr_thread_mutex_create(&ing->outage_lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = apr_thread_mutex_create(&ing->nap_lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&ing->wake, p)) != APR_SUCCESS ||
+        (rv = apr_thread_cond_create(&ing->calm, p)) != APR_SUCCESS)
         return rv;
     ing->cfg = cfg;
     ing->threads = apr_pcalloc(p, sizeof(apr_thread_t *) * (apr_size_t)(cfg->threads > 0 ? cfg->threads : 1));
@@ -940,6 +1013,12 @@ void us_ingest_stop(us_ingester *ing)
     if (!ing)
         return;
     apr_atomic_set32(&ing->stop, 1);
+    if (ing->nap_lock) { /* set before the lock: a nap sees it or gets the broadcast */
+        apr_thread_mutex_lock(ing->nap_lock);
+        apr_thread_cond_broadcast(ing->wake);
+        apr_thread_cond_broadcast(ing->calm);
+        apr_thread_mutex_unlock(ing->nap_lock);
+    }
     for (int i = 0; i < ing->nthreads; i++) {
         apr_status_t rv;
         apr_thread_join(&rv, ing->threads[i]);

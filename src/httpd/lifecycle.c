@@ -595,7 +595,7 @@ static apr_status_t stop_ingest(void *data)
     return APR_SUCCESS;
 }
 
-static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
 {
     us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
     us_ingester *ing = NULL;
@@ -614,9 +614,10 @@ static void start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
-        return;
+        return NULL;
     }
     apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
+    return ing;
 }
 
 static apr_status_t stop_webhooks(void *data)
@@ -689,11 +690,15 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c) || !c->store_cfg)
             continue;
-        /* virtual hosts naming the same store share one pool of connections */
+        /* virtual hosts naming the same store share one pool of connections
+         * and its workers: those of the first */
         const char *k = apr_pstrcat(pchild, c->store_driver, "\n", c->store_params, NULL);
-        c->store = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
-        if (c->store)
+        const us_srv_conf *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
+        if (first) {
+            c->store = first->store;
+            c->ingest = first->ingest;
             continue;
+        }
         apr_status_t rv = us_store_create(pchild, c->store_cfg, threads, &c->store);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
@@ -702,8 +707,8 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
             c->store = NULL;
             continue;
         }
-        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c->store);
-        start_ingest(pchild, v, c); /* one set of workers per store */
+        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
+        c->ingest = start_ingest(pchild, v, c); /* one set of workers per store */
         start_webhooks(pchild, v, c);
     }
 }

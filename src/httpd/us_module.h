@@ -79,6 +79,7 @@ typedef struct {
     apr_size_t webhook_secret_len;
     /* filled in each child */
     us_store *store;
+    struct us_ingester *ingest; /* the store's workers here (us_ingest_poke), NULL: none */
 } us_srv_conf;
 
 extern module AP_MODULE_DECLARE_DATA upload_session_module;

@@ -371,7 +371,9 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     switch (drc) {
-    case US_DB_OK: return send_no_content(r);
+    case US_DB_OK:
+        us_ingest_poke(c->ingest); /* committed: this process's idle workers claim it now */
+        return send_no_content(r);
     case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
     default: return session_not_found(r, id);
     }
