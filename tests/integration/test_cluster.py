@@ -438,7 +438,9 @@ def test_a_database_restart_under_traffic_answers_503_then_recovers(cluster):
         assert codes[-1] == 200, (i, codes)
         assert set(codes) <= {200, 503}, codes
     check(retry_busy(nodes[1].client(u), ws, sid), 204)
-    st = wait_ingested(nodes[2].client(u), ws, sid, 50, timeout=30)
+    # another pooled connection of a node, dropped by the restart, answers
+    # 503 once at its first use
+    st = wait_ingested(nodes[2].client(u), ws, sid, 50, timeout=30, busy_ok=True)
     assert counters(st) == (50, 0, 0), st
     for n in nodes:
         n.expect_log(r"US1110|US1111|terminating connection|server closed|ingest")

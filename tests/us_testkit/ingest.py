@@ -28,7 +28,8 @@ import pytest
 
 from .procs import children_of, pid_alive, port_open, wait_for
 from .server import UploadServer, started
-from .api import UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts
+from .api import (UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts,
+                  session_path)
 from .radosgw import gateway_start, gateway_stop, shared_info
 from .uploads import check_file_item, list_files_all, private_module_copy, sdk_upload_many, upload
 
@@ -165,14 +166,30 @@ def counters(status_body):
     return ing["finished_files"], ing["failed_files"], ing["pending_files"]
 
 
-def wait_ingested(api, ws, sid, n, timeout=60, interval=0.2):
+BUSY_BODY = {"detail": "The service is busy. Try again in a moment."}
+
+
+def wait_ingested(api, ws, sid, n, timeout=60, interval=0.2, busy_ok=False):
     """Poll the session status until finished + failed == n and nothing is
     pending; checks on the way that the counters never go back and always
-    add up to uploaded_files. Returns the last status body."""
+    add up to uploaded_files. Returns the last status body. busy_ok: a 503
+    with Retry-After and the busy body (a pooled store connection a
+    database restart dropped answers so once) is polled again."""
     deadline = time.monotonic() + timeout
     last = (0, 0)
     while True:
-        st = get_status(api, ws, sid)
+        if busy_ok:
+            r = api.get(session_path(ws, sid))
+            if r.status_code == 503:
+                check(r, 503, BUSY_BODY)
+                assert r.headers.get("Retry-After") == "1", r.headers
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"still busy after {timeout}s")
+                time.sleep(interval)
+                continue
+            st = check(r, 200)
+        else:
+            st = get_status(api, ws, sid)
         fin, fail, pend = counters(st)
         assert st["uploaded_files"] == n, st
         assert fin + fail + pend == n, st
