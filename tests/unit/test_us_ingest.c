@@ -42,6 +42,24 @@ static const char *uuid_n(int n)
     return apr_psprintf(pool, "00000000-0000-4000-8000-%012d", n);
 }
 
+/* The posix storage behind a copy of its operations table, which a test
+ * changes where it watches or breaks one operation. */
+typedef struct {
+    us_storage_backend backend;
+    us_storage st;
+} wrapped_storage;
+
+/* The fixture's ingest config on w, a copy of the fixture's storage. */
+static us_ingest_config with_wrapped_storage(wrapped_storage *w)
+{
+    us_ingest_config c = cfg;
+    w->backend = us_posix_storage;
+    w->st = *cfg.storage;
+    w->st.backend = &w->backend;
+    c.storage = &w->st;
+    return c;
+}
+
 /* A session of the upload target in ws with mode; returns its id. */
 static const char *new_session_for(us_db *db, const char *ws, const char *mode, int parallel,
                                    apr_interval_time_t lifetime)
@@ -680,12 +698,9 @@ static void test_late_clear_many(void **state)
     const char *left = put_direct(ids[N / 2], uuid_n(++seq), "committed, never recorded");
     apr_sleep(apr_time_from_msec(1100));
     assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
-    us_storage_backend spy = us_posix_storage;
-    spy.session_clear_late = counting_clear_late;
-    us_storage st = *cfg.storage;
-    st.backend = &spy;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.session_clear_late = counting_clear_late;
     c.lease = apr_time_from_msec(50);
     late_clears = 0;
     assert_int_equal(us_ingest_clear_late(db, pool, &c, &at), N);
@@ -812,13 +827,10 @@ static void test_clear_in_outage_requeues(void **state)
     do /* sessions earlier tests left queued */
         us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
     while (claimed);
-    us_storage_backend spy = us_posix_storage;
-    spy.session_clear = down_clear;
-    spy.check = down_check;
-    us_storage st = *cfg.storage;
-    st.backend = &spy;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.session_clear = down_clear;
+    w.backend.check = down_check;
     const char *sid = new_session(db, "w-outage-clear", "KEEP", 0);
     upload(db, sid, "a.txt", "a");
     upload(db, sid, "a.txt.meta.json", "{\"k\": 1}");
@@ -865,12 +877,9 @@ static void test_late_clear_moves_on(void **state)
     (void)state;
     late_clear_none_due(db);
     direct_sessions_ingested(db, "w-moves", N, ids, late);
-    us_storage_backend spy = us_posix_storage;
-    spy.session_clear_late = refusing_clear;
-    us_storage st = *cfg.storage;
-    st.backend = &spy;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.session_clear_late = refusing_clear;
     c.clock = offset_now;
     c.clock_arg = &ahead;
     ahead = us_ingest_late_grace(&c) + apr_time_from_sec(1);
@@ -936,12 +945,9 @@ static void test_leftovers_cleared_before_done(void **state)
     do /* sessions earlier tests left queued */
         us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
     while (claimed);
-    us_storage_backend spy = us_posix_storage;
-    spy.session_clear = spy_clear;
-    us_storage st = *cfg.storage;
-    st.backend = &spy;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.session_clear = spy_clear;
     spy_db = db;
     const char *sid = new_session(db, "w-clear", "KEEP", 0);
     upload(db, sid, "kept.txt", "kept");
@@ -1147,12 +1153,9 @@ static void test_wide_batch_publishes_at_once(void **state)
     us_session s;
     apr_array_header_t *rows;
     (void)state;
-    us_storage_backend slow = us_posix_storage;
-    slow.publish = slow_publish;
-    us_storage st = *cfg.storage;
-    st.backend = &slow;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.publish = slow_publish;
     c.batch = 12;
     c.publish_width = 4;
     const char *sid = wide_session(db, "w-wide", 12);
@@ -1181,12 +1184,9 @@ static void test_wide_batch_outage_mid_batch(void **state)
     us_session s;
     apr_array_header_t *pending, *rows;
     (void)state;
-    us_storage_backend slow = us_posix_storage;
-    slow.publish = slow_publish;
-    us_storage st = *cfg.storage;
-    st.backend = &slow;
-    us_ingest_config c = cfg;
-    c.storage = &st;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.publish = slow_publish;
     c.batch = 12;
     c.publish_width = 4;
     const char *sid = wide_session(db, "w-wide-down", 12);

@@ -433,18 +433,16 @@ static size_t keep_etag(char *data, size_t sz, size_t n, void *baton)
     return len;
 }
 
-/* A presigned request, as any client sends it, for path (encoded) with
- * query (or NULL): its status; the body into b (may be NULL: none is
- * read), the ETag header's value (untrimmed) into etag (128 bytes). */
-static long presigned(apr_pool_t *p, const char *method, const char *path, const char *query,
-                      body_buf *b, char *etag)
+/* A curl handle for a presigned request, as any client sends it, for
+ * path (encoded) with query (or NULL); the caller sets the rest. */
+static CURL *presigned_handle(apr_pool_t *p, const char *method, const char *path,
+                              const char *query)
 {
     char date[20];
     time_t now = time(NULL);
     struct tm tm;
     us_sigv4_credentials c = { access_key, secret_key, "us-east-1", "s3" };
     const char *host = strstr(endpoint, "://") + 3;
-    long status = 0;
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
     const char *q = us_sigv4_presign_query(p, &c, date, method, host, path, query, 60);
@@ -452,16 +450,32 @@ static long presigned(apr_pool_t *p, const char *method, const char *path, const
     CURL *h = curl_easy_init();
     assert_non_null(h);
     curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, endpoint, path, "?", q, NULL));
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, keep_etag);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, etag);
+    return h;
+}
+
+/* Runs h and frees it: the response's status. */
+static long perform(CURL *h)
+{
+    long status = 0;
     assert_int_equal(curl_easy_perform(h), CURLE_OK);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
     return status;
+}
+
+/* A presigned GET or HEAD: its status; the body into b (may be NULL: none
+ * is read), the ETag header's value (untrimmed) into etag (128 bytes). */
+static long presigned(apr_pool_t *p, const char *method, const char *path, const char *query,
+                      body_buf *b, char *etag)
+{
+    CURL *h = presigned_handle(p, method, path, query);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, keep_etag);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, etag);
+    return perform(h);
 }
 
 /* How many unfinished multipart uploads ListMultipartUploads shows under
@@ -486,28 +500,12 @@ static int unfinished_uploads(apr_pool_t *p, const char *pre)
 static long presigned_send(apr_pool_t *p, const char *method, const char *path,
                            const char *query, const char *body, body_buf *b)
 {
-    char date[20];
-    time_t now = time(NULL);
-    struct tm tm;
-    us_sigv4_credentials c = { access_key, secret_key, "us-east-1", "s3" };
-    const char *host = strstr(endpoint, "://") + 3;
-    long status = 0;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
-    const char *q = us_sigv4_presign_query(p, &c, date, method, host, path, query, 60);
-    assert_non_null(q);
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, endpoint, path, "?", q, NULL));
+    CURL *h = presigned_handle(p, method, path, query);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    return status;
+    return perform(h);
 }
 
 /* The ETag of key in the bucket, as HEAD answers it. */

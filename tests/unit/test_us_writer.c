@@ -104,6 +104,25 @@ static int plan_uses(us_db *db, const char *sql, const char *index)
     return uses;
 }
 
+/* The steps of a prepared statement's plan (its parameters bound to NULL),
+ * NULL-terminated. */
+static const char **plan_steps(us_db *db, const us_stmt_def *def)
+{
+    apr_dbd_prepared_t *stmt = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const void *nulls[16] = { NULL }; /* NULL binds SQL NULL */
+    apr_array_header_t *steps = apr_array_make(pool, 8, sizeof(const char *));
+    assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
+                                     apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
+                                     NULL, &stmt), 0);
+    assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
+    while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0)
+        APR_ARRAY_PUSH(steps, const char *) = apr_pstrdup(pool, apr_dbd_get_entry(SQ(db)->drv, row, 3));
+    APR_ARRAY_PUSH(steps, const char *) = NULL;
+    return (const char **)steps->elts;
+}
+
 static int session_exists(us_db *db, const char *id)
 {
     us_session got;
@@ -329,6 +348,18 @@ static void run_sql(us_db *db, const char *const *sql)
             fail_msg("%s: %s", *q, apr_dbd_error(SQ(db)->drv, SQ(db)->h, 1));
 }
 
+/* db (closed here) taken back to an older schema by UNDO_SCHEMA_16 and
+ * older (which sets the version), then migrated: the store reopened. */
+static us_db *migrated_from(us_db *db, const char *const *older)
+{
+    const char *err = NULL;
+    run_sql(db, UNDO_SCHEMA_16);
+    run_sql(db, older);
+    us_db_close(db);
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
+    return open_db(pool);
+}
+
 /* A store of schema 15 (the expiry index held every status, the overview
  * counted closed and expired sessions from it) gets the users' counters of
  * closed and expired sessions from its rows, a user without an open
@@ -336,7 +367,6 @@ static void run_sql(us_db *db, const char *const *sql)
 static void test_migration_counts_closed_and_expired(void **state)
 {
     us_db *db = open_db(pool);
-    const char *err = NULL;
     (void)state;
     static const char *const rows[] = {
         "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
@@ -350,12 +380,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
-    run_sql(db, UNDO_SCHEMA_16);
-    run_sql(db, rows);
-    us_db_close(db);
-
-    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
-    db = open_db(pool);
+    db = migrated_from(db, rows);
     assert_int_equal(counter(db, "a"), 1);
     assert_int_equal(counter(db, "b"), 0);
     assert_int_equal(count_of(db, "SELECT closed * 10 + expired FROM us_user_open"
@@ -536,7 +561,6 @@ static const char *answer(us_db *db, const char *sql)
 static void test_migration_15_keeps_the_late_clear_queue(void **state)
 {
     us_db *db = open_db(pool);
-    const char *err = NULL;
     (void)state;
     for (int i = 0; i < 5; i++) {
         us_session s = make(pool, 5100 + i, "u15", 100);
@@ -548,12 +572,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
-    run_sql(db, UNDO_SCHEMA_16);
-    run_sql(db, back_to_14);
-    us_db_close(db);
-
-    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
-    db = open_db(pool);
+    db = migrated_from(db, back_to_14);
     assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"),
                         apr_itoa(pool, US_SCHEMA_VERSION));
     assert_string_equal(answer(db, "SELECT sql LIKE '%WHERE direct NOT IN (0, 3)' FROM sqlite_master"
@@ -761,16 +780,8 @@ static void test_hot_statements_seek(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
         const us_stmt_def *def = us_sql_statement(hot[i]);
-        apr_dbd_prepared_t *stmt = NULL;
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        const void *nulls[16] = { NULL }; /* NULL binds SQL NULL */
-        assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
-                                         apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
-                                         NULL, &stmt), 0);
-        assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
-        while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
-            const char *step = apr_dbd_get_entry(SQ(db)->drv, row, 3);
+        for (const char **s = plan_steps(db, def); *s; s++) {
+            const char *step = *s;
             if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0)
                 fail_msg("%s: %s", def->label, step);
         }
@@ -809,18 +820,10 @@ static void test_new_files_pack_the_time_index(void **state)
     static const us_stmt_id lists[] = { US_STMT_WORKSPACE_FILE_LIST,
                                         US_STMT_WORKSPACE_FILE_LIST_AFTER };
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        apr_dbd_prepared_t *stmt = NULL;
-        apr_dbd_results_t *res = NULL;
-        apr_dbd_row_t *row = NULL;
-        const void *nulls[8] = { NULL };
         int by_time = 0;
         const us_stmt_def *def = us_sql_statement(lists[i]);
-        assert_int_equal(apr_dbd_prepare(SQ(db)->drv, pool, SQ(db)->h,
-                                         apr_pstrcat(pool, "EXPLAIN QUERY PLAN ", def->sql, NULL),
-                                         NULL, &stmt), 0);
-        assert_int_equal(apr_dbd_pbselect(SQ(db)->drv, pool, SQ(db)->h, &res, stmt, 0, nulls), 0);
-        while (apr_dbd_get_row(SQ(db)->drv, pool, res, &row, -1) == 0) {
-            const char *step = apr_dbd_get_entry(SQ(db)->drv, row, 3);
+        for (const char **s = plan_steps(db, def); *s; s++) {
+            const char *step = *s;
             if (strstr(step, "TEMP B-TREE") || strncmp(step, "SCAN us_files ", 14) == 0)
                 fail_msg("%s: %s", def->label, step);
             by_time |= strstr(step, "us_files_ws_created") != NULL;

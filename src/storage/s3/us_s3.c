@@ -577,6 +577,18 @@ static time_t parse_iso8601(const char *s)
     return timegm(&tm);
 }
 
+/* The query of a ListMultipartUploads page under prefix, after the
+ * markers of the previous page (NULL for the first). */
+static const char *uploads_query(apr_pool_t *p, const char *prefix, const char *key_marker,
+                                 const char *id_marker)
+{
+    return apr_pstrcat(p, key_marker ? "key-marker=" : "",
+                       key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
+                       key_marker ? "&" : "", "prefix=", us_sigv4_uri_encode(p, prefix, 0),
+                       id_marker ? "&upload-id-marker=" : "",
+                       id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "", "&uploads=", NULL);
+}
+
 /* Aborts the multipart uploads under prefix started at least min_age
  * seconds ago (every page of ListMultipartUploads): *aborted of them, and
  * *left that could not be. Not APR_SUCCESS when a page could not be
@@ -590,13 +602,7 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
     do {
         long status = 0;
         char *body;
-        const char *q = apr_pstrcat(p, key_marker ? "key-marker=" : "",
-                                    key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
-                                    key_marker ? "&" : "", "prefix=",
-                                    us_sigv4_uri_encode(p, prefix, 0),
-                                    id_marker ? "&upload-id-marker=" : "",
-                                    id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "",
-                                    "&uploads=", NULL);
+        const char *q = uploads_query(p, prefix, key_marker, id_marker);
         apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
         *http = status;
         if (rv != APR_SUCCESS || status != 200)
@@ -1292,13 +1298,7 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
         long status = 0;
         char *body;
         apr_pool_clear(page);
-        const char *q = apr_pstrcat(page, key_marker ? "key-marker=" : "",
-                                    key_marker ? us_sigv4_uri_encode(page, key_marker, 0) : "",
-                                    key_marker ? "&" : "", "prefix=",
-                                    us_sigv4_uri_encode(page, root, 0),
-                                    id_marker ? "&upload-id-marker=" : "",
-                                    id_marker ? us_sigv4_uri_encode(page, id_marker, 0) : "",
-                                    "&uploads=", NULL);
+        const char *q = uploads_query(page, root, key_marker, id_marker);
         rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
         us_s3_uploads_outcome o = us_s3_uploads_outcome_of(rv, status);
         if (o == US_S3_UPLOADS_REFUSED) {
