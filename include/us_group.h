@@ -11,6 +11,7 @@
 #define US_GROUP_H
 
 #include <apr_pools.h>
+#include <semaphore.h>
 
 typedef struct us_group us_group;
 
@@ -19,6 +20,8 @@ typedef struct us_group_item {
     int rc;                     /* its result, set by the batch function */
     int done;
     struct us_group_item *next; /* the queue's */
+    int lead;                   /* handed the next batch */
+    sem_t wake;                 /* posted once: done, or to lead */
 } us_group_item;
 
 /* Runs items[0..n) (n >= 1) and sets each one's rc. ctx is the leader's. */
@@ -32,7 +35,8 @@ apr_status_t us_group_create(us_group **out, apr_pool_t *p, int max);
 
 /* Queues the caller's item (its arg set, the rest zero; it lives on the
  * caller's stack), waits until a batch (possibly run by this caller with fn
- * and ctx) has run it, and returns its rc. */
+ * and ctx) has run it, and returns its rc. A waiting caller is woken only
+ * when its own item is done or the next batch is handed to it. */
 int us_group_run(us_group *g, us_group_item *item, us_group_fn fn, void *ctx);
 
 /* Batches run so far, and items in them (for tests and benchmarks). */

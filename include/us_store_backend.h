@@ -36,6 +36,7 @@ typedef enum {
     US_STMT_SESSION_OPEN_COUNT,     /* sqlite: the open-session limit, before the insert */
     US_STMT_SESSIONS_CREATE,        /* pgsql: a batch of one user's creates in one statement */
     US_STMT_SESSION_GET,
+    US_STMT_SESSIONS_GET,           /* pgsql: concurrent session reads in one statement */
     US_STMT_SESSION_CLOSE,
     US_STMT_SESSION_ABORT,
     US_STMT_UPLOADS_DISCARD,

@@ -1,18 +1,19 @@
 /*
  * us_group.c - see us_group.h. One mutex guards the queue and the running
- * flag; followers sleep on one condition, broadcast after every batch
- * (each checks its own item's done flag).
+ * flag. Each waiting caller sleeps on its item's own semaphore, posted
+ * once: when a batch has run its item, or when the batch that ended hands
+ * the next one to it (the queue's head) - never for another caller's
+ * batch, so a batch's end wakes its own callers and at most one more.
  */
 #include "us_group.h"
 
-#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <errno.h>
 
 struct us_group {
     apr_thread_mutex_t *mu;
-    apr_thread_cond_t *cv;
     us_group_item *head, *tail;
-    int running;
+    int running;                   /* a batch is running */
     int max;
     unsigned long batches, items;
 };
@@ -21,8 +22,6 @@ apr_status_t us_group_create(us_group **out, apr_pool_t *p, int max)
 {
     us_group *g = apr_pcalloc(p, sizeof(*g));
     apr_status_t rv = apr_thread_mutex_create(&g->mu, APR_THREAD_MUTEX_DEFAULT, p);
-    if (rv == APR_SUCCESS)
-        rv = apr_thread_cond_create(&g->cv, p);
     if (rv != APR_SUCCESS)
         return rv;
     g->max = max < 1 ? 1 : max > US_GROUP_MAX ? US_GROUP_MAX : max;
@@ -43,24 +42,40 @@ static int take(us_group *g, us_group_item **items)
     return n;
 }
 
+static void sleep_on(us_group_item *me)
+{
+    while (sem_wait(&me->wake) != 0 && errno == EINTR)
+        ;
+}
+
 int us_group_run(us_group *g, us_group_item *me, us_group_fn fn, void *ctx)
 {
     us_group_item *items[US_GROUP_MAX];
+    us_group_item *next = NULL;
 
-    apr_thread_mutex_lock(g->mu);
-    me->rc = me->done = 0;
+    me->rc = me->done = me->lead = 0;
     me->next = NULL;
+    if (sem_init(&me->wake, 0, 0) != 0) {
+        /* no semaphore: a batch of its own, alone */
+        fn(ctx, &me, 1);
+        return me->rc;
+    }
+    apr_thread_mutex_lock(g->mu);
     if (g->tail)
         g->tail->next = me;
     else
         g->head = me;
     g->tail = me;
+    if (!g->running)
+        g->running = me->lead = 1;
+    apr_thread_mutex_unlock(g->mu);
+
     while (!me->done) {
-        if (g->running) {
-            apr_thread_cond_wait(g->cv, g->mu);
+        if (!me->lead) {
+            sleep_on(me); /* done, or handed the next batch (both set before the post) */
             continue;
         }
-        g->running = 1;
+        apr_thread_mutex_lock(g->mu);
         int n = take(g, items);
         apr_thread_mutex_unlock(g->mu);
         fn(ctx, items, n);
@@ -69,10 +84,27 @@ int us_group_run(us_group *g, us_group_item *me, us_group_fn fn, void *ctx)
             items[i]->done = 1;
         g->batches++;
         g->items += (unsigned long)n;
-        g->running = 0;
-        apr_thread_cond_broadcast(g->cv);
+        /* this caller leads on while its own item waits (a full queue
+         * before it); else the queue's head leads the next batch */
+        next = NULL;
+        if (me->done) {
+            me->lead = 0;
+            if (g->head) {
+                next = g->head;
+                next->lead = 1;
+            } else {
+                g->running = 0;
+            }
+        }
+        apr_thread_mutex_unlock(g->mu);
+        /* after the post an item may be gone (its caller returned) */
+        for (int i = 0; i < n; i++)
+            if (items[i] != me)
+                sem_post(&items[i]->wake);
+        if (next)
+            sem_post(&next->wake);
     }
-    apr_thread_mutex_unlock(g->mu);
+    sem_destroy(&me->wake);
     return me->rc;
 }
 

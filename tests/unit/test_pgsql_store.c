@@ -14,6 +14,7 @@
 #include "fixture.h"
 #include "pg_fixture.h"
 #include "us_pg_sql.h"
+#include "us_pg_store.h"
 #include "store_conformance.h"
 
 static const char *pg_create(apr_pool_t *p, const char *test_name)
@@ -298,6 +299,81 @@ static void test_a_failed_create_leaves_its_batch(void **state)
     sc_teardown(NULL);
 }
 
+/* Concurrent session reads of one process share statements
+ * (pg_gen_select): each reader still gets its own session, NOTFOUND for
+ * an id that is not there or not in the workspace asked, and fewer
+ * statements run than reads. */
+#define READERS 12
+#define READS 150
+#define READ_SESSIONS 10
+static int reader_wrong[READERS];
+
+static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *data)
+{
+    int i = *(int *)data;
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    if (us_db_open(p, sc_cfg, &db, &err) != US_DB_OK)
+        reader_wrong[i] = -1;
+    for (int k = 0; db && k < READS; k++) {
+        apr_pool_t *rp;
+        us_session got;
+        apr_pool_create(&rp, p);
+        /* READ_SESSIONS: an id never made; READ_SESSIONS + 1: one made,
+         * asked in another workspace */
+        int j = (i + k) % (READ_SESSIONS + 2);
+        const char *id = sc_uuid(rp, 800 + (j == READ_SESSIONS + 1 ? 0 : j));
+        us_db_rc rc = us_session_get(db, rp, j == READ_SESSIONS + 1 ? "ws-other" : "ws-read",
+                                     id, SC_T0, &got);
+        if (j >= READ_SESSIONS ? rc != US_DB_NOTFOUND
+                               : rc != US_DB_OK || strcmp(got.id, id) != 0 ||
+                                     strcmp(got.user_id, apr_psprintf(rp, "u-read-%d", j)) != 0 ||
+                                     strcmp(got.workspace, "ws-read") != 0)
+            reader_wrong[i]++;
+        apr_pool_destroy(rp);
+    }
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_concurrent_reads_share_statements(void **state)
+{
+    apr_thread_t *th[READERS];
+    int idx[READERS];
+    unsigned long st0, rd0, st1, rd1;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    for (int j = 0; j < READ_SESSIONS; j++) {
+        us_session s = sc_session(sc_uuid(pool, 800 + j), "ws-read",
+                                  apr_psprintf(pool, "u-read-%d", j), SC_T0, 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    }
+    us_pg_session_reads(db, &st0, &rd0);
+    for (int i = 0; i < READERS; i++) {
+        idx[i] = i;
+        reader_wrong[i] = 0;
+        assert_int_equal(apr_thread_create(&th[i], NULL, reader, &idx[i], pool), APR_SUCCESS);
+    }
+    for (int i = 0; i < READERS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+    }
+    for (int i = 0; i < READERS; i++)
+        assert_int_equal(reader_wrong[i], 0);
+    us_pg_session_reads(db, &st1, &rd1);
+    printf("# %lu session reads in %lu statements\n", rd1 - rd0, st1 - st0);
+    assert_int_equal(rd1 - rd0, READERS * READS);
+    assert_true(st1 - st0 < rd1 - rd0);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 #define MIGRATORS 6
 static us_db_rc migrate_rc[MIGRATORS];
 
@@ -501,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_a_failed_create_leaves_its_batch),
+        cmocka_unit_test(test_concurrent_reads_share_statements),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_migration_fills_the_key_table),

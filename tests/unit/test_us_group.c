@@ -40,7 +40,7 @@ typedef struct {
 static void *APR_THREAD_FUNC call(apr_thread_t *t, void *data)
 {
     caller *c = data;
-    us_group_item item = { &c->k, 0, 0, NULL };
+    us_group_item item = { .arg = &c->k };
     c->rc = us_group_run(c->g, &item, batch, NULL);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
@@ -92,7 +92,7 @@ static void test_one_caller_alone(void **state)
     assert_int_equal(us_group_create(&g, pool, 8), APR_SUCCESS);
     int k = 5;
     memset(seen, 0, sizeof(seen));
-    us_group_item item = { &k, 0, 0, NULL };
+    us_group_item item = { .arg = &k };
     assert_int_equal(us_group_run(g, &item, batch, NULL), 1005);
     unsigned long batches = 0, items = 0;
     us_group_counts(g, &batches, &items);

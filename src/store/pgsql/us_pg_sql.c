@@ -320,6 +320,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT o_pos, o_created, o_expires FROM us_sessions_create(%s, %s, %s::text[],"
         " %s::text[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::int[],"
         " %s::bigint[], %s::bigint[])" },
+    [US_STMT_SESSIONS_GET] = { "us_pg_sessions_get",
+        /* SESSION_GET for several (workspace, id) pairs, given as two
+         * array literals: each row the session's columns, then its pair's
+         * position (1-based); a pair that names no visible session has no row */
+        "SELECT " SESSION_COLS ", q.i FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY"
+        " AS q(ws, sid, i) JOIN us_sessions ON workspace = q.ws AND id = q.sid WHERE " VISIBLE },
     [US_STMT_OVERVIEW] = { "us_pg_store_overview",
         /* one statement: one snapshot. Each count is a range of a covering
          * index (us_sessions_expiry, us_sessions_ingest), not a table scan */

@@ -17,6 +17,7 @@
 #include "us_log.h"
 #include "us_pg_filter.h"
 #include "us_pg_sql.h"
+#include "us_pg_store.h"
 #include "us_store_backend.h"
 #include "../us_ops.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     int lock_timeout_ms;
     const us_logger *log;
     us_group *creates;             /* this process's concurrent creates, one commit each batch */
+    us_group *gets;                /* this process's concurrent session reads, one statement each batch */
 } us_pg_conf;
 
 /* Statements built for a request (a filtered or re-ordered file list) are
@@ -42,6 +44,9 @@ typedef struct {
 
 /* Concurrent creates that share one transaction at most (pg_session_insert). */
 #define CREATE_BATCH_MAX 32
+
+/* Concurrent session reads that share one statement at most (session_get_batch). */
+#define GET_BATCH_MAX 32
 
 /* Message numbers (us_log.h: 11xx the store; 1101-1107 are SQLite's). */
 enum {
@@ -405,6 +410,8 @@ static us_db_rc pg_configure(apr_pool_t *p, const char *params, void **conf, con
         c->conninfo = apr_pstrdup(p, params);
         if (us_group_create(&c->creates, p, CREATE_BATCH_MAX) != APR_SUCCESS)
             c->creates = NULL; /* every create commits alone */
+        if (us_group_create(&c->gets, p, GET_BATCH_MAX) != APR_SUCCESS)
+            c->gets = NULL; /* every read runs alone */
         *conf = c;
         return US_DB_OK;
     case APR_ENOTIMPL:
@@ -700,7 +707,7 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
     us_pg_db *db = pg_of(base);
     insert_args a = { s, max_open, now, s->created_at, s->expires_at };
     create_leader l = { db, p };
-    us_group_item item = { &a, 0, 0, NULL };
+    us_group_item item = { .arg = &a };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
     if (rc == CREATE_ALONE) {
@@ -1040,10 +1047,10 @@ static us_db_rc pg_gen_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const voi
     return rc;
 }
 
-static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
-                              us_row_fn fn, void *out, int *nrows)
+/* Runs select id on db, handing each row to fn (in p, with out). */
+static us_db_rc select_rows(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
+                            us_row_fn fn, void *out, int *nrows)
 {
-    us_pg_db *db = pg_of(base);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int n = 0;
@@ -1058,6 +1065,121 @@ static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const v
     if (nrows)
         *nrows = n;
     return rc;
+}
+
+/* ---- session reads, batched ------------------------------------------------- */
+
+/* Reads of one session each (SESSION_GET: the status page, a close's
+ * verdict) that this process's threads ask while another is in flight go
+ * in one statement: one round trip and one wake-up of a backend for them
+ * all, where a statement's fixed cost in the backend is most of a status
+ * page's. The batch's statement starts after each of its reads was asked,
+ * so each sees what committed before it was asked. The leader runs it on
+ * its own connection; each row is handed to its reader's fn in the
+ * reader's pool (the reader waits meanwhile). A batch whose statement
+ * fails leaves each read to run alone, as if it had come by itself. */
+#define GET_ALONE (-1)
+
+typedef struct {
+    us_pg_db *db;                  /* the reader's connection */
+    const void **args;             /* SESSION_GET's: now, workspace, id */
+    us_row_fn fn;
+    void *out;
+    apr_pool_t *p;                 /* the reader's */
+    int found;
+} get_args;
+
+typedef struct {
+    us_group_item *const *items;
+    int col;                       /* of get_args.args */
+} get_column_ctx;
+
+static const char *get_column_value(const void *ctx, int i, char *num, apr_size_t numlen)
+{
+    const get_column_ctx *c = ctx;
+    const get_args *a = c->items[i]->arg;
+    (void)num;
+    (void)numlen;
+    return a->args[c->col];
+}
+
+typedef struct {
+    us_pg_db *db;
+    apr_pool_t *p;
+} get_leader;
+
+/* Column of US_STMT_SESSIONS_GET after the session's: the read's position. */
+#define GET_POS_COL 14
+
+static us_db_rc session_get_batch_run(us_pg_db *db, apr_pool_t *p,
+                                      us_group_item *const *items, int n)
+{
+    get_column_ctx ws = { items, 1 }, id = { items, 2 };
+    const get_args *first = items[0]->arg;
+    const void *args[] = { first->args[0], us_array_literal(p, n, get_column_value, &ws),
+                           us_array_literal(p, n, get_column_value, &id) };
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    us_db_rc rc = pg_select(db, p, US_STMT_SESSIONS_GET, args, &res);
+    if (rc != US_DB_OK)
+        return rc;
+    while (next_row(db, p, res, &row) == US_DB_OK) {
+        long long k = entry_ll(db, row, GET_POS_COL) - 1;
+        if (k < 0 || k >= n)
+            continue;
+        get_args *a = items[k]->arg;
+        us_row r = { db->conf->drv, row };
+        if (a->fn)
+            a->fn(&r, a->p, a->out);
+        a->found++;
+    }
+    return US_DB_OK;
+}
+
+static void session_get_batch(void *ctx, us_group_item *const *items, int n)
+{
+    const get_leader *l = ctx;
+    apr_pool_t *sub = NULL;
+    if (n == 1) {
+        /* as if alone: on the reader's own connection, its error its own */
+        get_args *a = items[0]->arg;
+        items[0]->rc = select_rows(a->db, a->p, US_STMT_SESSION_GET, a->args, a->fn, a->out,
+                                   &a->found);
+        return;
+    }
+    /* the leader's request pool keeps nothing of the batch */
+    us_db_rc rc = apr_pool_create(&sub, l->p) == APR_SUCCESS
+                      ? session_get_batch_run(l->db, sub, items, n) : US_DB_ERROR;
+    if (sub)
+        apr_pool_destroy(sub);
+    for (int i = 0; i < n; i++)
+        items[i]->rc = rc == US_DB_OK ? US_DB_OK : GET_ALONE;
+}
+
+static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                              us_row_fn fn, void *out, int *nrows)
+{
+    us_pg_db *db = pg_of(base);
+    if (id == US_STMT_SESSION_GET && db->conf->gets) {
+        get_args a = { db, args, fn, out, p, 0 };
+        get_leader l = { db, p };
+        us_group_item item = { .arg = &a };
+        int rc = us_group_run(db->conf->gets, &item, session_get_batch, &l);
+        if (rc != GET_ALONE) {
+            if (nrows)
+                *nrows = a.found;
+            return (us_db_rc)rc;
+        }
+    }
+    return select_rows(db, p, id, args, fn, out, nrows);
+}
+
+void us_pg_session_reads(const us_db *base, unsigned long *statements, unsigned long *reads)
+{
+    const us_pg_db *db = (const us_pg_db *)base;
+    *statements = *reads = 0;
+    if (db->conf->gets)
+        us_group_counts(db->conf->gets, statements, reads);
 }
 
 typedef struct {
