@@ -25,7 +25,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
 import common as C
@@ -119,29 +118,24 @@ def leg(srv, auth, ids, tag, perf=False):
 
 
 def main():
-    variants = sys.argv[1:]
-    if len(variants) < 1:
-        sys.exit(__doc__)
+    variants = C.ab_variants(__doc__)
     servers = {}
     try:
-        for v in variants:
-            servers[v] = start(v)
+        res = C.ab_start(servers, variants, start)
         per_leg = min(len(ids) for _, _, ids in servers.values()) // ROUNDS
-        res = {v: [] for v in variants}
-        for rnd in range(ROUNDS):
-            for v in (variants if rnd % 2 == 0 else variants[::-1]):
-                srv, auth, ids = servers[v]
-                profiled = rnd == 0 and (PERF or STRACE)
-                rate, cpu, foreign, load, n, p50, p99, busy, ran_out = leg(
-                    srv, auth, ids[rnd * per_leg:(rnd + 1) * per_leg], f"r{rnd}", perf=profiled)
-                if not profiled:
-                    res[v].append((rate, cpu))
-                print(f"round {rnd} {os.path.basename(v)}{' (profiled)' if profiled else ''}: "
-                      f"{rate:.0f} closes/s, httpd {cpu:.0f} us/close"
-                      f"{' (ids ran out: incl. fillers)' if ran_out else ''} ({n} closes), "
-                      f"p50 {p50 / 1000:.1f} ms p99 {p99 / 1000:.1f} ms, "
-                      f"machine busy {busy:.0f}%, other load {foreign:.0f}%, "
-                      f"loadavg {load:.2f}", flush=True)
+        for rnd, v in C.ab_order(variants, ROUNDS):
+            srv, auth, ids = servers[v]
+            profiled = rnd == 0 and (PERF or STRACE)
+            rate, cpu, foreign, load, n, p50, p99, busy, ran_out = leg(
+                srv, auth, ids[rnd * per_leg:(rnd + 1) * per_leg], f"r{rnd}", perf=profiled)
+            if not profiled:
+                res[v].append((rate, cpu))
+            print(f"round {rnd} {os.path.basename(v)}{' (profiled)' if profiled else ''}: "
+                  f"{rate:.0f} closes/s, httpd {cpu:.0f} us/close"
+                  f"{' (ids ran out: incl. fillers)' if ran_out else ''} ({n} closes), "
+                  f"p50 {p50 / 1000:.1f} ms p99 {p99 / 1000:.1f} ms, "
+                  f"machine busy {busy:.0f}%, other load {foreign:.0f}%, "
+                  f"loadavg {load:.2f}", flush=True)
         for v, xs in res.items():
             print(f"{os.path.basename(v)}: median {statistics.median(x[0] for x in xs):.0f} "
                   f"closes/s, {statistics.median(x[1] for x in xs):.0f} us/close; "

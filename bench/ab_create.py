@@ -15,7 +15,6 @@ Env: ROUNDS (default 6), LEG_S (default 3), CONNS (default 16), MPM
 
 import os
 import statistics
-import sys
 
 import common as C
 
@@ -46,22 +45,17 @@ def leg(srv, auth):
 
 
 def main():
-    variants = sys.argv[1:]
-    if len(variants) < 1:
-        sys.exit(__doc__)
+    variants = C.ab_variants(__doc__)
     servers = {}
     try:
-        for v in variants:
-            servers[v] = start(v)
-        res = {v: [] for v in variants}
-        for rnd in range(ROUNDS):
-            for v in (variants if rnd % 2 == 0 else variants[::-1]):
-                rate, cpu, foreign, load, n, p50, p99, busy = leg(*servers[v])
-                res[v].append((rate, cpu))
-                print(f"round {rnd} {os.path.basename(v)}: {rate:.0f} creates/s, httpd "
-                      f"{cpu:.0f} us/create ({n} creates), p50 {p50 / 1000:.1f} ms "
-                      f"p99 {p99 / 1000:.1f} ms, machine busy {busy:.0f}%, other load "
-                      f"{foreign:.0f}%, loadavg {load:.2f}", flush=True)
+        res = C.ab_start(servers, variants, start)
+        for rnd, v in C.ab_order(variants, ROUNDS):
+            rate, cpu, foreign, load, n, p50, p99, busy = leg(*servers[v])
+            res[v].append((rate, cpu))
+            print(f"round {rnd} {os.path.basename(v)}: {rate:.0f} creates/s, httpd "
+                  f"{cpu:.0f} us/create ({n} creates), p50 {p50 / 1000:.1f} ms "
+                  f"p99 {p99 / 1000:.1f} ms, machine busy {busy:.0f}%, other load "
+                  f"{foreign:.0f}%, loadavg {load:.2f}", flush=True)
         for v, xs in res.items():
             print(f"{os.path.basename(v)}: median {statistics.median(x[0] for x in xs):.0f} "
                   f"creates/s, {statistics.median(x[1] for x in xs):.0f} us/create; "

@@ -13,7 +13,6 @@ Env: ROUNDS (default 6), LEG_S (default 2), CONNS (default 16).
 
 import os
 import statistics
-import sys
 
 import common as C
 from us_testkit import pg
@@ -62,21 +61,16 @@ def leg(cl, srv, auth):
 
 
 def main():
-    variants = sys.argv[1:]
-    if not variants:
-        sys.exit(__doc__)
+    variants = C.ab_variants(__doc__)
     cl = pg.cluster()
     servers = {}
     try:
-        for v in variants:
-            servers[v] = start(v)
-        res = {v: [] for v in variants}
-        for rnd in range(ROUNDS):
-            for v in (variants if rnd % 2 == 0 else variants[::-1]):
-                rate, cpu, pgcpu, foreign = leg(cl, *servers[v])
-                res[v].append((rate, cpu, pgcpu))
-                print(f"round {rnd} {v}: {rate:.0f} creates/s, httpd {cpu:.0f} us/create, "
-                      f"postgres {pgcpu:.0f} us/create, other load {foreign:.0f} %", flush=True)
+        res = C.ab_start(servers, variants, start)
+        for rnd, v in C.ab_order(variants, ROUNDS):
+            rate, cpu, pgcpu, foreign = leg(cl, *servers[v])
+            res[v].append((rate, cpu, pgcpu))
+            print(f"round {rnd} {v}: {rate:.0f} creates/s, httpd {cpu:.0f} us/create, "
+                  f"postgres {pgcpu:.0f} us/create, other load {foreign:.0f} %", flush=True)
         for v in variants:
             rates, cpus, pgs = zip(*res[v])
             print(f"median {v}: {statistics.median(rates):.0f} creates/s, httpd "

@@ -545,3 +545,29 @@ def main_guard(fn):
         traceback.print_exc()
         record(os.path.basename(sys.argv[0]), "FAILED", float("nan"), note=str(e)[:300])
         sys.exit(1)
+
+
+# ---- A/B of module builds (bench/ab_*.py) ----------------------------------
+
+def ab_variants(doc):
+    """The module builds named on the command line; exits with doc when none is."""
+    variants = sys.argv[1:]
+    if not variants:
+        sys.exit(doc)
+    return variants
+
+
+def ab_start(servers, variants, start):
+    """servers[v] = start(v) for each build, into the caller's dict (so that
+    those started before a failure are still there to be cleaned up)."""
+    for v in variants:
+        servers[v] = start(v)
+    return {v: [] for v in variants}
+
+
+def ab_order(variants, rounds):
+    """(round, build) in ABBA order: the builds in order in even rounds,
+    reversed in odd ones, so a drift of the machine's load hits them alike."""
+    for rnd in range(rounds):
+        for v in (variants if rnd % 2 == 0 else variants[::-1]):
+            yield rnd, v

@@ -20,27 +20,13 @@
 #include "us_uuid.h"
 
 #include "sqlite_fixture.h"
+#include "ingest_fixture.h"
 
 static const char *root;
 static const char *dbfile;
-static us_ingest_config cfg;
 static int seq;
 
 #define T0 ((apr_time_t)1795863600 * APR_USEC_PER_SEC)
-
-static us_db *db_open(void)
-{
-    us_db *db = NULL;
-    const char *err = NULL;
-    if (us_db_open(pool, cfg.store, &db, &err) != US_DB_OK)
-        fail_msg("open: %s", err);
-    return db;
-}
-
-static const char *uuid_n(int n)
-{
-    return apr_psprintf(pool, "00000000-0000-4000-8000-%012d", n);
-}
 
 /* The posix storage behind a copy of its operations table, which a test
  * changes where it watches or breaks one operation. */

@@ -16,12 +16,12 @@
 #include "us_ingest.h"
 
 #include "sqlite_fixture.h"
+#include "ingest_fixture.h"
 
 #define LONG_POLL apr_time_from_sec(60)
 #define WITHIN apr_time_from_sec(5)
 
 static const char *root;
-static us_ingest_config cfg; /* each test's own store (fresh_store) */
 static int seq;
 
 /* the workers' clock: counts its reads (claims, the late clear) and, while
@@ -47,20 +47,6 @@ static apr_uint32_t wait_for(volatile apr_uint32_t *v, apr_uint32_t n)
     while (apr_atomic_read32(v) < n && apr_time_now() < end)
         apr_sleep(apr_time_from_msec(5));
     return apr_atomic_read32(v);
-}
-
-static us_db *db_open(void)
-{
-    us_db *db = NULL;
-    const char *err = NULL;
-    if (us_db_open(pool, cfg.store, &db, &err) != US_DB_OK)
-        fail_msg("open: %s", err);
-    return db;
-}
-
-static const char *uuid_n(int n)
-{
-    return apr_psprintf(pool, "00000000-0000-4000-8000-%012d", n);
 }
 
 /* An OPEN session of the upload target in ws with `files` text files. */
