@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_dbd.h>
 #include <apr_strings.h>
 #include "fixture.h"
 #include "pg_fixture.h"
 #include "us_pg_sql.h"
 #include "us_pg_store.h"
+#include "us_ops.h"
 #include "store_conformance.h"
 
 static const char *pg_create(apr_pool_t *p, const char *test_name)
@@ -374,6 +376,84 @@ static void test_concurrent_reads_share_statements(void **state)
     sc_teardown(NULL);
 }
 
+/* A read inside a write transaction is not batched with other readers:
+ * it sees its transaction's own write (a close, rolled back after), and
+ * the readers around it, batched among themselves, never see that write. */
+#define HAMMERS 6
+static volatile apr_uint32_t hammering;
+static int hammer_wrong[HAMMERS];
+static const char *txn_sid;
+
+static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *data)
+{
+    int i = *(int *)data;
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    if (us_db_open(p, sc_cfg, &db, &err) != US_DB_OK)
+        hammer_wrong[i] = -1;
+    while (db && apr_atomic_read32(&hammering)) {
+        apr_pool_t *rp;
+        us_session got;
+        apr_pool_create(&rp, p);
+        if (us_session_get(db, rp, "ws-txn", txn_sid, SC_T0, &got) != US_DB_OK ||
+            strcmp(got.status, "OPEN") != 0)
+            hammer_wrong[i]++;
+        apr_pool_destroy(rp);
+    }
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Closes the session, reads it back, and rolls back (US_DB_ERROR). */
+static us_db_rc close_and_read(us_db *db, apr_pool_t *p, void *arg)
+{
+    int *seen_closed = arg, nrows = 0;
+    apr_int64_t t = SC_T0;
+    us_session got;
+    const void *args[] = { &t, "ws-txn", txn_sid, &t };
+    if (us_exec(db, p, US_STMT_SESSION_CLOSE, args, &nrows) != US_DB_OK || nrows != 1)
+        return US_DB_ERROR;
+    if (us_session_get(db, p, "ws-txn", txn_sid, SC_T0, &got) == US_DB_OK &&
+        strcmp(got.status, "CLOSED") == 0)
+        (*seen_closed)++;
+    return US_DB_ERROR;
+}
+
+static void test_a_read_in_a_transaction_stays_in_it(void **state)
+{
+    apr_thread_t *th[HAMMERS];
+    int idx[HAMMERS], seen_closed = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 990), "ws-txn", "u-txn", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    txn_sid = s.id;
+    apr_atomic_set32(&hammering, 1);
+    for (int i = 0; i < HAMMERS; i++) {
+        idx[i] = i;
+        hammer_wrong[i] = 0;
+        assert_int_equal(apr_thread_create(&th[i], NULL, hammer, &idx[i], pool), APR_SUCCESS);
+    }
+    for (int k = 0; k < 100; k++)
+        assert_int_equal(us_write_txn(db, pool, close_and_read, &seen_closed), US_DB_ERROR);
+    apr_atomic_set32(&hammering, 0);
+    for (int i = 0; i < HAMMERS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+    }
+    assert_int_equal(seen_closed, 100);
+    for (int i = 0; i < HAMMERS; i++)
+        assert_int_equal(hammer_wrong[i], 0);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 #define MIGRATORS 6
 static us_db_rc migrate_rc[MIGRATORS];
 
@@ -578,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_a_failed_create_leaves_its_batch),
         cmocka_unit_test(test_concurrent_reads_share_statements),
+        cmocka_unit_test(test_a_read_in_a_transaction_stays_in_it),
         cmocka_unit_test(test_lease_on_the_database_clock),
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_migration_fills_the_key_table),

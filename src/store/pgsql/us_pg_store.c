@@ -70,6 +70,7 @@ typedef struct {
     int broken;                    /* reopen before the next statement */
     int deadlock;                  /* the last failure was a deadlock: retry */
     int lock_timeout;              /* ... or a lock timeout: retry once (pg_txn) */
+    int in_txn;                    /* inside pg_run's BEGIN ... COMMIT */
     const char *err;
 } us_pg_db;
 
@@ -364,7 +365,9 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
             return rc;
         if (txn && (rc = pg_exec_sql(db, "BEGIN")) != US_DB_OK)
             return rc;
+        db->in_txn = txn;
         rc = fn(db, p, arg);
+        db->in_txn = 0;
         if (rc == US_DB_OK) {
             if (!txn)
                 return rc;
@@ -1077,7 +1080,9 @@ static us_db_rc select_rows(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const vo
  * so each sees what committed before it was asked. The leader runs it on
  * its own connection; each row is handed to its reader's fn in the
  * reader's pool (the reader waits meanwhile). A batch whose statement
- * fails leaves each read to run alone, as if it had come by itself. */
+ * fails leaves each read to run alone, as if it had come by itself. A
+ * read inside a write transaction runs in it, alone: it must see that
+ * transaction's own writes, and no other reader may. */
 #define GET_ALONE (-1)
 
 typedef struct {
@@ -1160,7 +1165,7 @@ static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const v
                               us_row_fn fn, void *out, int *nrows)
 {
     us_pg_db *db = pg_of(base);
-    if (id == US_STMT_SESSION_GET && db->conf->gets) {
+    if (id == US_STMT_SESSION_GET && db->conf->gets && !db->in_txn) {
         get_args a = { db, args, fn, out, p, 0 };
         get_leader l = { db, p };
         us_group_item item = { .arg = &a };
