@@ -240,6 +240,43 @@ static void test_deadlock_victim_retried(void **state)
     sc_teardown(NULL);
 }
 
+/* The tests' worker threads: thread i of n runs fn with &idx[i] (= i). */
+static void start_threads(apr_thread_t **th, int *idx, int n, apr_thread_start_t fn)
+{
+    for (int i = 0; i < n; i++) {
+        idx[i] = i;
+        assert_int_equal(apr_thread_create(&th[i], NULL, fn, &idx[i], pool), APR_SUCCESS);
+    }
+}
+
+static void join_threads(apr_thread_t **th, int n)
+{
+    for (int i = 0; i < n; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, th[i]);
+    }
+}
+
+/* A worker thread's connection, in a pool of its own (*p); NULL when it
+ * cannot be opened. */
+static us_db *thread_db(apr_pool_t **p)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(p, NULL, NULL);
+    return us_db_open(*p, sc_cfg, &db, &err) == US_DB_OK ? db : NULL;
+}
+
+/* A worker thread's end: its connection closed, its pool gone. */
+static void *thread_end(apr_thread_t *t, apr_pool_t *p, us_db *db)
+{
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
 /* Concurrent creates of one process share a transaction (pg_session_insert).
  * One of them cannot be written (its id is taken): the others are still
  * created, each once, and it alone fails. */
@@ -250,19 +287,12 @@ static void *APR_THREAD_FUNC batcher(apr_thread_t *t, void *data)
 {
     int i = *(int *)data;
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = thread_db(&p);
     /* thread 0 reuses the id of the session made before */
     us_session s = sc_session(sc_uuid(p, i == 0 ? 700 : 700 + i), "ws-batch",
                               apr_psprintf(p, "u-batch-%d", i % 3), SC_T0, 100);
-    batcher_rc[i] = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
-                        ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_BUSY;
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    batcher_rc[i] = db ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_BUSY;
+    return thread_end(t, p, db);
 }
 
 static void test_a_failed_create_leaves_its_batch(void **state)
@@ -276,15 +306,8 @@ static void test_a_failed_create_leaves_its_batch(void **state)
     us_session first = sc_session(sc_uuid(pool, 700), "ws-batch", "u-first", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &first, 10, SC_T0), US_DB_OK);
     for (int round = 0; round < 5; round++) {
-        for (int i = 0; i < BATCHERS; i++) {
-            idx[i] = i;
-            assert_int_equal(apr_thread_create(&th[i], NULL, batcher, &idx[i], pool),
-                             APR_SUCCESS);
-        }
-        for (int i = 0; i < BATCHERS; i++) {
-            apr_status_t rv;
-            apr_thread_join(&rv, th[i]);
-        }
+        start_threads(th, idx, BATCHERS, batcher);
+        join_threads(th, BATCHERS);
         assert_int_equal(batcher_rc[0], US_DB_ERROR);
         for (int i = 1; i < BATCHERS; i++)
             /* created in an earlier round: the same id again fails too */
@@ -314,10 +337,8 @@ static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *data)
 {
     int i = *(int *)data;
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
-    if (us_db_open(p, sc_cfg, &db, &err) != US_DB_OK)
+    us_db *db = thread_db(&p);
+    if (!db)
         reader_wrong[i] = -1;
     for (int k = 0; db && k < READS; k++) {
         apr_pool_t *rp;
@@ -336,11 +357,7 @@ static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *data)
             reader_wrong[i]++;
         apr_pool_destroy(rp);
     }
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return thread_end(t, p, db);
 }
 
 static void test_concurrent_reads_share_statements(void **state)
@@ -357,15 +374,9 @@ static void test_concurrent_reads_share_statements(void **state)
         assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
     }
     us_pg_session_reads(db, &st0, &rd0);
-    for (int i = 0; i < READERS; i++) {
-        idx[i] = i;
-        reader_wrong[i] = 0;
-        assert_int_equal(apr_thread_create(&th[i], NULL, reader, &idx[i], pool), APR_SUCCESS);
-    }
-    for (int i = 0; i < READERS; i++) {
-        apr_status_t rv;
-        apr_thread_join(&rv, th[i]);
-    }
+    memset(reader_wrong, 0, sizeof(reader_wrong));
+    start_threads(th, idx, READERS, reader);
+    join_threads(th, READERS);
     for (int i = 0; i < READERS; i++)
         assert_int_equal(reader_wrong[i], 0);
     us_pg_session_reads(db, &st1, &rd1);
@@ -388,10 +399,8 @@ static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *data)
 {
     int i = *(int *)data;
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
-    if (us_db_open(p, sc_cfg, &db, &err) != US_DB_OK)
+    us_db *db = thread_db(&p);
+    if (!db)
         hammer_wrong[i] = -1;
     while (db && apr_atomic_read32(&hammering)) {
         apr_pool_t *rp;
@@ -402,11 +411,7 @@ static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *data)
             hammer_wrong[i]++;
         apr_pool_destroy(rp);
     }
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return thread_end(t, p, db);
 }
 
 /* Closes the session, reads it back, and rolls back (US_DB_ERROR). */
@@ -435,18 +440,12 @@ static void test_a_read_in_a_transaction_stays_in_it(void **state)
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
     txn_sid = s.id;
     apr_atomic_set32(&hammering, 1);
-    for (int i = 0; i < HAMMERS; i++) {
-        idx[i] = i;
-        hammer_wrong[i] = 0;
-        assert_int_equal(apr_thread_create(&th[i], NULL, hammer, &idx[i], pool), APR_SUCCESS);
-    }
+    memset(hammer_wrong, 0, sizeof(hammer_wrong));
+    start_threads(th, idx, HAMMERS, hammer);
     for (int k = 0; k < 100; k++)
         assert_int_equal(us_write_txn(db, pool, close_and_read, &seen_closed), US_DB_ERROR);
     apr_atomic_set32(&hammering, 0);
-    for (int i = 0; i < HAMMERS; i++) {
-        apr_status_t rv;
-        apr_thread_join(&rv, th[i]);
-    }
+    join_threads(th, HAMMERS);
     assert_int_equal(seen_closed, 100);
     for (int i = 0; i < HAMMERS; i++)
         assert_int_equal(hammer_wrong[i], 0);
