@@ -66,7 +66,15 @@ def holder(first):
 
 
 def kill_node(node):
-    for pid in [node.pid] + children_of(node.pid):
+    """SIGKILL of httpd's whole process group (the daemon leads its own),
+    so a child the parent forks after the listing dies too instead of
+    living on with the listening socket; then of each process listed."""
+    pids = [node.pid] + children_of(node.pid)
+    try:
+        os.killpg(node.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
