@@ -1108,11 +1108,6 @@ static const char *get_column_value(const void *ctx, int i, char *num, apr_size_
     return a->args[c->col];
 }
 
-typedef struct {
-    us_pg_db *db;
-    apr_pool_t *p;
-} get_leader;
-
 /* Column of US_STMT_SESSIONS_GET after the session's: the read's position. */
 #define GET_POS_COL 14
 
@@ -1141,9 +1136,10 @@ static us_db_rc session_get_batch_run(us_pg_db *db, apr_pool_t *p,
     return US_DB_OK;
 }
 
+/* ctx: the leader's own read, whose connection and pool the batch uses */
 static void session_get_batch(void *ctx, us_group_item *const *items, int n)
 {
-    const get_leader *l = ctx;
+    const get_args *l = ctx;
     apr_pool_t *sub = NULL;
     if (n == 1) {
         /* as if alone: on the reader's own connection, its error its own */
@@ -1167,9 +1163,8 @@ static us_db_rc pg_gen_select(us_db *base, apr_pool_t *p, us_stmt_id id, const v
     us_pg_db *db = pg_of(base);
     if (id == US_STMT_SESSION_GET && db->conf->gets && !db->in_txn) {
         get_args a = { db, args, fn, out, p, 0 };
-        get_leader l = { db, p };
         us_group_item item = { .arg = &a };
-        int rc = us_group_run(db->conf->gets, &item, session_get_batch, &l);
+        int rc = us_group_run(db->conf->gets, &item, session_get_batch, &a);
         if (rc != GET_ALONE) {
             if (nrows)
                 *nrows = a.found;
