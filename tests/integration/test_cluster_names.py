@@ -6,14 +6,13 @@ restarted on the same machine after kill -9 gets it back at once, and one
 on another machine once the old heartbeat is older than the lease."""
 
 import os
-import signal
 import time
 
 import pytest
 
 from us_testkit import pg
-from us_testkit.api import check, create_session, list_all, unique_ws
-from us_testkit.procs import children_of, pid_alive, wait_for
+from us_testkit.api import create_session, list_all, unique_ws
+from us_testkit.procs import pid_alive, sigkill_daemon, wait_for
 from us_testkit.server import UploadServer, started
 
 IN_USE = "UploadSessionNodeName twin is in use by another node on this store"
@@ -66,19 +65,8 @@ def holder(first):
 
 
 def kill_node(node):
-    """SIGKILL of httpd's whole process group (the daemon leads its own),
-    so a child the parent forks after the listing dies too instead of
-    living on with the listening socket; then of each process listed."""
-    pids = [node.pid] + children_of(node.pid)
-    try:
-        os.killpg(node.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGKILL of the node's httpd and its children (sigkill_daemon)."""
+    sigkill_daemon(node.pid)
     assert wait_for(lambda: not pid_alive(node.pid), 10)
     node.running = False
 

@@ -20,13 +20,12 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import time
 import uuid
 
 import pytest
 
-from .procs import children_of, pid_alive, port_open, wait_for
+from .procs import children_of, pid_alive, port_open, sigkill_daemon, wait_for
 from .server import UploadServer, started
 from .api import (UUID_CANON_RE, check, close_session, create_session, get_status, parse_ts,
                   session_path)
@@ -372,16 +371,11 @@ def httpd_pids(srv):
 
 
 def kill9(srv):
-    """SIGKILL the parent and every child at once (children listed before the
-    parent dies, since they are re-parented after); waits until all are gone
-    and the port is free. Returns the pids killed."""
+    """SIGKILL the parent and every child at once (sigkill_daemon); waits
+    until all are gone and the port is free. Returns the pids killed."""
     pids = httpd_pids(srv)
     assert pids and pid_alive(pids[0]), f"httpd of {srv.dir} is not running"
-    for pid in pids:  # the parent first: it cannot log the children's deaths
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    pids = sigkill_daemon(pids[0])
     assert wait_for(lambda: not any(pid_alive(p) for p in pids), 10), \
         f"httpd processes survived SIGKILL: {[p for p in pids if pid_alive(p)]}"
     # Best effort: let init reap them too. The module takes a claim's owner

@@ -7,6 +7,7 @@ is resident now) and children_peak_rss (VmHWM, the peak so far), in bytes.
 """
 
 import os
+import signal
 import socket
 import time
 
@@ -61,6 +62,25 @@ def children_of(ppid):
         except (OSError, ValueError):
             pass
     return sorted(out)
+
+
+def sigkill_daemon(pid):
+    """SIGKILL of a daemon (httpd: it leads its own process group) and of
+    its children: first the whole group at once, so a child it forks after
+    any listing dies too instead of living on with the listening socket;
+    then each child listed, for one that left the group. Returns the pids
+    listed, the daemon first."""
+    pids = [pid] + children_of(pid)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
 
 
 def wait_for(predicate, timeout, interval=0.05):
