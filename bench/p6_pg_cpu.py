@@ -32,7 +32,9 @@ statement's cost; `status_id`, the status statement's row read for its id
 alone; `status_plain`, its 14 columns without the computed status;
 `status_pkey`, the full statement forced to the primary key's index;
 `list`, the list leg's statement, `list_unsorted` without its outer
-ORDER BY, `list_count` and `list_page` its parts); the pgbench legs
+ORDER BY, `list_count` and `list_page` its parts, `list_initplan` and
+`list_window` other shapes of it, `list_batchK` K lists in one statement,
+pgbench's transactions then counting statements); the pgbench legs
 alternate their order by cycle as the sides do; --pgbench-only: no httpd
 legs (the sides' servers only give the database its rows).
 --schedstat: per request, the time the threads of httpd and of the
@@ -313,8 +315,31 @@ PGBENCH_VARIANTS = {
     "list_unsorted": "SELECT lp.*, lc.n FROM (" + LIST_COUNT + ") lc LEFT JOIN (" + LIST_PAGE
                      + ") lp ON 1 = 1;\n",
     "list_count": LIST_COUNT + ";\n",
+    # other shapes of the list: the count as an InitPlan beside the page,
+    # or as a window over it (either gives no row, so no count, for an
+    # empty page), and a batch of k lists in one statement (list_batchK)
+    "list_initplan": LIST_PAGE.replace(" FROM us_sessions",
+                                       ", (" + LIST_COUNT + ") AS n FROM us_sessions") + ";\n",
+    "list_window": LIST_PAGE.replace(" FROM us_sessions",
+                                     ", COUNT(*) OVER () AS n FROM us_sessions") + ";\n",
     "list_page": LIST_PAGE + ";\n",
 }
+
+
+
+def list_batch(k):
+    """k first pages of the list leg's workspace in one statement: each
+    one's count and page LATERAL to an unnest of the workspaces."""
+    page = LIST_PAGE.replace(":lws", "b.ws").replace(" END, created_at", " END AS st, created_at")
+    count = LIST_COUNT.replace(":lws", "b.ws")
+    return ("SELECT b.ord, lp.*, lc.n FROM unnest(ARRAY[" + ",".join([":lws"] * k) + "])"
+            " WITH ORDINALITY b(ws, ord) CROSS JOIN LATERAL (" + count + ") lc"
+            " LEFT JOIN LATERAL (" + page + ") lp ON true"
+            " ORDER BY b.ord, lp.created_at DESC, lp.id DESC;\n")
+
+
+for _k in (1, 2, 4, 8):
+    PGBENCH_VARIANTS[f"list_batch{_k}"] = list_batch(_k)
 
 
 def reaped_cpu_s(pid):
