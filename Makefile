@@ -263,7 +263,13 @@ bench: all bench-tools
 
 # the C programs of bench/ (profiling drivers and disk micro-benchmarks)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-bench-tools: $(BENCH_BINS)
+bench-tools: $(BENCH_BINS) $(BUILD)/bench/nosync.so
+
+# b1's bound: httpd with fsync and fdatasync returning at once (LD_PRELOAD)
+$(BUILD)/bench/nosync.so: bench/preload/nosync.c
+	@mkdir -p $(dir $@)
+	@echo "cc $<"
+	@$(CC) -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o $@ $<
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libus_core.a $(HEADERS)
 	@mkdir -p $(dir $@)

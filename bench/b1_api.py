@@ -67,9 +67,12 @@ def combine(legs):
     codes = " ".join(l.get("err_codes", "").strip() for l in legs).split()
     if codes:
         kinds["put_err_statuses"] = " ".join(codes)
+    # a close leg whose ids ran out went on with static fillers (close.lua),
+    # whose CPU its closes would carry
+    exhausted = any(l.get("exhausted") for l in legs)
     return dict(rps=req / dur if dur > 0 else 0.0, requests=req, errors=errs, seconds=dur,
                 error_kinds={k: v for k, v in kinds.items() if v},
-                httpd_cpu_us_per_req=1e6 * httpd / req if req else None,
+                httpd_cpu_us_per_req=1e6 * httpd / req if req and not exhausted else None,
                 foreign_cpu_pct_max=foreign, lat_p50_us=p50, lat_p99_us=p99)
 
 
@@ -141,109 +144,171 @@ def nommap_pair(srv, endpoint, url, body, auth, profile):
              ours_detail=o, baseline_detail=b)
 
 
-def run_profile(profile):
-    srv = C.BenchServer(mpm=profile, access_log=True)
-    try:
-        srv.start()
-        auth = f"Authorization: Bearer {srv.key}"
+class Pairs:
+    """Our endpoints and their static twins in one server, measured as ABBA
+    cycles; the close legs share one pool of OPEN sessions."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.auth = f"Authorization: Bearer {srv.key}"
         api = srv.api
         c = srv.client()
-
         # the workspaces and the static twins of our responses
         sid = srv.create_session("b1-status")["session_id"]
         for _ in range(12):
             srv.create_session("b1-list")
         os.makedirs(os.path.join(srv.htdocs, "b1"), exist_ok=True)
         os.chmod(os.path.join(srv.htdocs, "b1"), 0o755)
-        bodies = {
+        self.bodies = {
             "status": c.get(f"b1-status/upload_sessions/{sid}").content,
             "list": c.get("b1-list/upload_sessions", params={"limit": 10}).content,
             "create": c.post("b1-create/upload_sessions", json={}).content,
             "close": b"",
         }
-        urls = {
+        self.urls = {
             "status": f"{api}b1-status/upload_sessions/{sid}",
             "list": f"{api}b1-list/upload_sessions?limit=10",
             "create": f"{api}b1-create/upload_sessions",
             "close": f"{srv.base}/",  # close.lua builds the paths
         }
-        static = {k: srv.base + srv.static(f"b1/{k}.json", v) for k, v in bodies.items()}
-        for k, v in bodies.items():
-            C.log(f"{k}: our response body {len(v)} bytes; static twin {static[k]}")
+        self.static = {k: srv.base + srv.static(f"b1/{k}.json", v)
+                       for k, v in self.bodies.items()}
+        self.ids_file = os.path.join(srv.dir, "close-ids.txt")
+        self.close_prefix = "/api/v1/workspaces/b1-create/upload_sessions/"
+        self.ids = None
+        self.close_legs_done = 0
 
-        ids_file = os.path.join(srv.dir, "close-ids.txt")
-        close_prefix = "/api/v1/workspaces/b1-create/upload_sessions/"
-        rates = {}
-        ids = None
-        close_legs_done = 0
+    def fill_close_pool(self, create_rate, factor=3, cap=200000):
+        """OPEN sessions for every close leg: closes could run at `factor`
+        times the create rate (a leg whose ids run out has no CPU figure)."""
+        want = int(factor * create_rate * LEG_S * 2 * CYCLES * len(CONNS)) + 500
+        close_pool(self.srv, self.urls["create"], self.auth, min(want, cap), create_rate)
+        self.ids = CloseIds(self.srv, "b1-create", self.ids_file)
+        C.log(f"close pool: {len(self.ids.ids)} OPEN sessions")
+
+    def close_args(self):
+        """The ids of the next close leg: the pool split evenly over the
+        close legs left (closes come in bursts between stalls, see
+        BENCHMARKS.md; a leg must last its 2 s); None once it ran dry."""
+        legs_left = len(CONNS) * CYCLES * 2 - self.close_legs_done
+        n = self.ids.take((len(self.ids.ids) - self.ids.pos) // max(legs_left, 1))
+        self.close_legs_done += 1
+        if n < 50:
+            C.log("  the close pool ran dry: no more close legs")
+            return None
+        return (self.ids_file, self.close_prefix, 2)
+
+    def measure(self, endpoint, conns):
+        """(ours, static, per-cycle ratios) of CYCLES ABBA cycles; None when
+        no cycle completed."""
+        srv = self.srv
+        script = {"create": "create.lua", "close": "close.lua"}.get(endpoint, "plain.lua")
+        ours, base, cycle_ratios = [], [], []
+        dry = False
+        for _ in range(CYCLES):
+            if dry:
+                break
+            C.wait_quiet()
+            legs = {"ours": [], "static": []}
+            for leg in ("ours", "static", "static", "ours"):
+                if leg == "static":
+                    legs[leg].append(run_leg(srv, self.static[endpoint], "plain.lua", LEG_S,
+                                             conns, [self.auth]))
+                    continue
+                args = ()
+                if endpoint == "close":
+                    args = self.close_args()
+                    if args is None:
+                        dry = True
+                        break
+                r = run_leg(srv, self.urls[endpoint], script, LEG_S, conns, [self.auth], args)
+                if endpoint == "close":
+                    if r["exhausted"] and r["put_ok"] == 0:
+                        C.log("  close leg: no close answered before the ids ran "
+                              "out; leg skipped")
+                        continue
+                    if r["exhausted"]:
+                        C.log(f"  close leg: ids ran out after {r['put_span_s']:.2f} s "
+                              f"(figure from those {r['put_ok']} closes)")
+                legs[leg].append(r)
+            if not legs["ours"] or not legs["static"]:
+                break
+            co, cb = combine(legs["ours"]), combine(legs["static"])
+            if cb["rps"] > 0:
+                cycle_ratios.append(round(co["rps"] / cb["rps"], 3))
+            ours += legs["ours"]
+            base += legs["static"]
+        if not ours or not base:
+            return None
+        return combine(ours), combine(base), cycle_ratios
+
+    def warn_errors(self, endpoint, conns, o):
+        if o["errors"]:
+            C.log(f"WARNING: errors in our {endpoint} c{conns} run: {o['error_kinds']}")
+            tail = [l for l in self.srv.log_text().splitlines() if "upload_session" in l][-3:]
+            for l in tail:
+                C.log(f"  error log: {l[:300]}")
+
+
+def run_profile(profile):
+    srv = C.BenchServer(mpm=profile, access_log=True)
+    rates = {}
+    try:
+        srv.start()
+        pairs = Pairs(srv)
+        for k, v in pairs.bodies.items():
+            C.log(f"{k}: our response body {len(v)} bytes; static twin {pairs.static[k]}")
         for endpoint in ("status", "list", "create", "close"):
             for conns in CONNS:
-                script = {"create": "create.lua", "close": "close.lua"}.get(endpoint, "plain.lua")
-                if endpoint == "close" and ids is None:
-                    # closes could run at 3x the create rate: enough for all close legs
-                    want = int(3 * rates[("create", 16)] * LEG_S * 2 * CYCLES * len(CONNS)) + 500
-                    close_pool(srv, urls["create"], auth, min(want, 10000 if C.QUICK else 30000),
-                               rates[("create", 16)])
-                    ids = CloseIds(srv, "b1-create", ids_file)
-                    C.log(f"close pool: {len(ids.ids)} OPEN sessions")
-                ours, base, cycle_ratios = [], [], []
-                dry = False
-                for cycle in range(CYCLES):
-                    if dry:
-                        break
-                    C.wait_quiet()
-                    legs = {"ours": [], "static": []}
-                    for leg in ("ours", "static", "static", "ours"):
-                        if leg == "static":
-                            legs[leg].append(run_leg(srv, static[endpoint], "plain.lua", LEG_S,
-                                                     conns, [auth]))
-                            continue
-                        args = ()
-                        if endpoint == "close":
-                            # the pool split evenly over the close legs left:
-                            # closes come in bursts between stalls (see
-                            # BENCHMARKS.md), a leg must last its 2 s
-                            legs_left = len(CONNS) * CYCLES * 2 - close_legs_done
-                            n = ids.take((len(ids.ids) - ids.pos) // max(legs_left, 1))
-                            close_legs_done += 1
-                            if n < 50:
-                                C.log("  the close pool ran dry: no more close legs")
-                                dry = True
-                                break
-                            args = (ids_file, close_prefix, 2)
-                        r = run_leg(srv, urls[endpoint], script, LEG_S, conns, [auth], args)
-                        if endpoint == "close":
-                            if r["exhausted"] and r["put_ok"] == 0:
-                                C.log("  close leg: no close answered before the ids ran "
-                                      "out; leg skipped")
-                                continue
-                            if r["exhausted"]:
-                                C.log(f"  close leg: ids ran out after {r['put_span_s']:.2f} s "
-                                      f"(figure from those {r['put_ok']} closes)")
-                        legs[leg].append(r)
-                    if not legs["ours"] or not legs["static"]:
-                        break
-                    co, cb = combine(legs["ours"]), combine(legs["static"])
-                    if cb["rps"] > 0:
-                        cycle_ratios.append(round(co["rps"] / cb["rps"], 3))
-                    ours += legs["ours"]
-                    base += legs["static"]
-                if not ours or not base:
+                if endpoint == "close" and pairs.ids is None:
+                    pairs.fill_close_pool(rates[("create", 16)])
+                m = pairs.measure(endpoint, conns)
+                if m is None:
                     continue
-                o, b = combine(ours), combine(base)
+                o, b, cycle_ratios = m
                 rates[(endpoint, conns)] = o["rps"]
                 C.record("1", f"{endpoint} c{conns} ({profile})", o["rps"], b["rps"],
                          unit="req/s", target=TARGETS[endpoint][conns],
                          note=spread_note(cycle_ratios, o, b), mpm=profile,
                          ours_detail=o, baseline_detail=b, cycle_ratios=cycle_ratios,
-                         body_bytes=len(bodies[endpoint]), duration_s=DURATION)
+                         body_bytes=len(pairs.bodies[endpoint]), duration_s=DURATION)
                 if endpoint in ("status", "list") and conns == 16:
-                    nommap_pair(srv, endpoint, urls[endpoint], bodies[endpoint], auth, profile)
-                if o["errors"]:
-                    C.log(f"WARNING: errors in our {endpoint} c{conns} run: {o['error_kinds']}")
-                    tail = [l for l in srv.log_text().splitlines() if "upload_session" in l][-3:]
-                    for l in tail:
-                        C.log(f"  error log: {l[:300]}")
+                    nommap_pair(srv, endpoint, pairs.urls[endpoint], pairs.bodies[endpoint],
+                                pairs.auth, profile)
+                pairs.warn_errors(endpoint, conns, o)
+    finally:
+        srv.cleanup()
+    if ("create", 16) in rates:
+        close_bound(profile, rates[("create", 16)])
+
+
+def close_bound(profile, create_rate):
+    """Info: the close without its durable commit, against the same static
+    twin, in a server of its own whose fsync and fdatasync return at once
+    (bench/preload/nosync.c, LD_PRELOAD; durability gone, a bound never to
+    ship). A close must be on disk before its 204 and the twin syncs
+    nothing: what this pair gains over the close's own is the sync's share,
+    and where it meets the close's target and ours does not, the disk's
+    sync is what bounds ours."""
+    if not os.path.exists(C.NOSYNC_SO):
+        C.log(f"close bound: {C.NOSYNC_SO} not built (make bench-tools); skipped")
+        return
+    srv = C.BenchServer(mpm=profile, access_log=True, preload=C.NOSYNC_SO)
+    try:
+        srv.start()
+        pairs = Pairs(srv)
+        # without the sync a close runs at about twice its rate: twice the pool
+        pairs.fill_close_pool(create_rate, factor=6)
+        for conns in CONNS:
+            m = pairs.measure("close", conns)
+            if m is None:
+                continue
+            o, b, cycle_ratios = m
+            C.record("1", f"close c{conns} ({profile}) without the durable sync: "
+                     "the bound (info)", o["rps"], b["rps"], unit="req/s",
+                     note=spread_note(cycle_ratios, o, b), mpm=profile, ours_detail=o,
+                     baseline_detail=b, cycle_ratios=cycle_ratios, duration_s=DURATION)
+            pairs.warn_errors("close", conns, o)
     finally:
         srv.cleanup()
 

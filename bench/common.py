@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,8 @@ APACHE_MODULES = "/usr/lib/apache2/modules"
 # the build file in place, which would crash a running httpd that maps it.
 MODULE_SO = os.environ.get("BENCH_MODULE",
                            os.path.join(REPO_ROOT, "build", "mod_upload_session.so"))
+# fsync and fdatasync returning at once (bench/preload/nosync.c): b1's bound
+NOSYNC_SO = os.path.join(REPO_ROOT, "build", "bench", "nosync.so")
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
 RESULTS = os.environ.get("BENCH_RESULTS")
 WORK = os.environ.get("BENCH_WORK") or tempfile.gettempdir()
@@ -237,11 +240,13 @@ MPM_PROFILES = {
 class BenchServer(UploadServer):
     """httpd with our module, mod_dav(_fs) on /dav and static files on /.
     mpm: a key of MPM_PROFILES; access_log: write Debian's combined access
-    log for every request, ours and the baselines' alike (a real server logs)."""
+    log for every request, ours and the baselines' alike (a real server logs);
+    preload: a shared object httpd runs with (LD_PRELOAD)."""
 
     def __init__(self, ingest_threads=1, extra=(), mpm="tuned", access_log=False, store=None,
-                 storage=None):
+                 storage=None, preload=None):
         self.ingest_threads = ingest_threads
+        self.preload = preload
         self.bench_extra = list(extra)
         self.mpm = mpm
         self.access_log = access_log
@@ -272,6 +277,12 @@ class BenchServer(UploadServer):
     @property
     def conf(self):
         return self.conf_path
+
+    def _env(self):
+        env = super()._env()
+        if self.preload:
+            env["LD_PRELOAD"] = " ".join(p for p in (env.get("LD_PRELOAD"), self.preload) if p)
+        return env
 
     def fail(self, msg):
         raise RuntimeError(msg)
@@ -371,16 +382,27 @@ class BenchServer(UploadServer):
             raise RuntimeError(f"close: {r.status_code} {r.text}")
 
     def open_session_ids(self, ws):
-        """Ids of the OPEN sessions of a workspace, oldest first (API list)."""
-        ids, page = [], 1
+        """Ids of the OPEN sessions of a workspace, oldest first: from the
+        SQLite store itself (every page of the API's list counts the whole
+        list, so 100,000 sessions would take minutes), else from the API."""
+        db = os.path.join(self.dir, "state", "store.db")
+        if self.store == "sqlite3" and os.path.exists(db):
+            conn = sqlite3.connect(db, timeout=30)
+            try:
+                return [r[0] for r in conn.execute(
+                    "SELECT id FROM us_sessions WHERE workspace = ? AND status = 'OPEN'"
+                    " ORDER BY created_at, id", (ws,))]
+            finally:
+                conn.close()
+        ids, params = [], {"limit": 100}
         c = self.client()
         while True:
-            r = c.get(f"{ws}/upload_sessions", params={"limit": 100, "page_number": page})
+            r = c.get(f"{ws}/upload_sessions", params=params)
             d = r.json()
             ids += [s["session_id"] for s in d["data"] if s["status"] == "OPEN"]
-            if not d["has_more"]:
+            if not d["has_more"] or not d["data"]:
                 return ids[::-1]
-            page += 1
+            params = {"limit": 100, "after": d["data"][-1]["session_id"]}
 
     def url_path(self, url):
         assert url.startswith(self.base), url

@@ -95,7 +95,7 @@ echo "   results: $results"
 
 # per benchmark: script, time limit (s) full / quick
 declare -A script=([b1]=b1_api.py [b2]=b2_big_upload.py [b3]=b3_many_files.py [b9]=b9_disk_small_files.py [b4]=b4_ingest_growth.py [b6]=b6_pgsql_api.py [b7]=b7_filter.py [b8]=b8_s3_direct_upload.py [b12]=b12_s3_ingest_download.py [b10]=b10_cluster.py)
-declare -A limit=([b1]=1500 [b2]=300 [b3]=300 [b9]=300 [b4]=1500 [b6]=420 [b7]=900 [b8]=900 [b12]=900 [b10]=1500)
+declare -A limit=([b1]=2100 [b2]=300 [b3]=300 [b9]=300 [b4]=1500 [b6]=420 [b7]=900 [b8]=900 [b12]=900 [b10]=1500)
 declare -A qlimit=([b1]=900 [b2]=120 [b3]=150 [b9]=120 [b4]=300 [b6]=240 [b7]=900 [b8]=300 [b12]=300 [b10]=600)
 failed=""
 for b in $only; do
