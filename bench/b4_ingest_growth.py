@@ -25,7 +25,10 @@ fresh server and store (the status figures in the first round only); the
 flatness (BIG's rate over SMALL's, per round) is recorded as the median of the
 rounds with their spread, beside the same ratio from the worker's own
 claim->done times (without the 0-250 ms until a worker's poll claims the
-session) and httpd's CPU per file (SMALL's over BIG's).
+session) and httpd's CPU per file (SMALL's over BIG's). Then, as info, what
+bounds the flatness in the same run (bench/b4_bounds.py): the same two
+ingestions without httpd (p2_ingest) and the kernel's cost of their renames
+alone.
 """
 
 import os
@@ -33,6 +36,7 @@ import re
 import time
 from datetime import datetime
 
+import b4_bounds as B
 import common as C
 
 SMALL = 5000 if C.QUICK else 10000
@@ -207,6 +211,28 @@ def spread(xs):
     return f"{min(xs):.2f}-{max(xs):.2f}" if xs else "-"
 
 
+def record_bounds():
+    """Info beside the flatness: the ingestion engine without httpd, and the
+    directories' part of it alone (bench/b4_bounds.py), in this run."""
+    e = B.engine_alone(SMALL, BIG)
+    if e:
+        sm, bg = e["small"], e["big"]
+        C.record("4", f"ingestion engine alone (p2_ingest, no httpd), {BIG} vs {SMALL} files "
+                 "(info)", bg["files_per_s"], sm["files_per_s"], unit="files/s",
+                 note=f"CPU us/file {sm['cpu_us_per_file']:.1f} / {bg['cpu_us_per_file']:.1f}"
+                      f" (kernel {sm['sys_us_per_file']:.1f} / {bg['sys_us_per_file']:.1f});"
+                      f" CPU flatness {sm['cpu_us_per_file'] / bg['cpu_us_per_file']:.2f}",
+                 engine=e)
+    r = B.renames_alone(SMALL, BIG)
+    sm, bg = r["small"], r["big"]
+    C.record("4", f"renames alone (session dir -> files dir, dir fsync per {B.SYNC_EVERY}), "
+             f"kernel us per rename, {BIG} vs {SMALL} (info)", bg["sys_us_per_rename"],
+             sm["sys_us_per_rename"], unit="us/rename",
+             ratio=sm["sys_us_per_rename"] / bg["sys_us_per_rename"]
+             if bg["sys_us_per_rename"] else None,
+             note="ratio: its flatness (the smaller's cost over the bigger's)", renames=r)
+
+
 def main():
     closes = {"big": [], "small": [], "empty": []}
     for threads in THREADS:
@@ -223,6 +249,7 @@ def main():
                       f"httpd CPU per file {SMALL} / {BIG} "
                       f"{C.median(cpu) if cpu else float('nan'):.2f} ({spread(cpu)})",
                  round_ratios=ratios, worker_ratios=worker, cpu_ratios=cpu)
+    record_bounds()
     cb, cs, ce = (C.median(closes[k]) for k in ("big", "small", "empty"))
     C.record("5", f"close latency, {BIG} files vs empty", cb * 1e6, ce * 1e6,
              unit="us (median)", ratio=cb / ce, target=1.2, cmp="<=",
