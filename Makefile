@@ -153,11 +153,19 @@ unit: export US_PG_REQUIRED = 1
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-# the unit tests under valgrind: any error or leak fails
+# the unit tests under valgrind: any error or leak fails. Two at a time
+# (valgrind runs a process's threads on one core), the slowest first; each
+# one's report is printed when it fails. Each suite that needs PostgreSQL or
+# a radosgw starts its own on free ports.
+UNIT_SLOW := $(addprefix $(BUILD)/unit/,test_us_storage_s3 test_pgsql_store test_us_store \
+                 test_us_ingest test_us_writer)
 unit-valgrind: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
-	    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-	        $$t > /dev/null; done; echo "valgrind: unit tests clean"
+	@printf '%s\n' $(filter $(UNIT_BINS),$(UNIT_SLOW)) $(filter-out $(UNIT_SLOW),$(UNIT_BINS)) | \
+	    xargs -P 2 -I '{}' sh -c 'if valgrind -q --error-exitcode=1 --leak-check=full \
+	        --errors-for-leak-kinds=definite {} > /dev/null 2> {}.valgrind; \
+	        then echo "== valgrind {}: clean"; \
+	        else cat {}.valgrind; echo "== valgrind {}: FAILED"; exit 1; fi'
+	@echo "valgrind: unit tests clean"
 
 # With SANITIZE=1 httpd itself is not instrumented: the ASan/UBSan runtimes
 # are preloaded into it (see US_IT_PRELOAD in tests/us_testkit/server.py).
