@@ -214,14 +214,16 @@ test:
 # files (its docstring says how). cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
 # is APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
+# clang-tidy's compiler flags; two clang-tidy processes at a time, a few files each
+TIDY_FLAGS = $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
+             -Iinclude -I$(BUILD)/gen $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 lint: module
 	$(PYTHON) scripts/check-layers.py
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 	    -Iinclude mod_upload_session.c src tools
-	clang-tidy --quiet $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) -- \
-	    $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
-	    -Iinclude -I$(BUILD)/gen $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+	printf '%s\n' $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) | \
+	    xargs -P 2 -n 6 sh -c 'clang-tidy --quiet "$$@" -- $(TIDY_FLAGS)' clang-tidy
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
