@@ -22,7 +22,9 @@ beside the static twin's is in the note. The sessions the close legs close are a
 before the first close leg (every close queues an ingest job, and a long
 queue slows every later write, creates included). Targets (ours/static):
 status >= 1.0, list >= 0.85, create and close >= 0.4 at 16 connections and
->= 0.5 at 64 (issue #16).
+>= 0.5 at 64 (issue #16). Then, per configuration, the close's bound as
+info: the same close pair in a second server whose fsync and fdatasync
+return at once (close_bound).
 """
 
 import os
