@@ -326,7 +326,6 @@ PGBENCH_VARIANTS = {
 }
 
 
-
 def list_batch(k):
     """k first pages of the list leg's workspace in one statement: each
     one's count and page LATERAL to an unnest of the workspaces."""
