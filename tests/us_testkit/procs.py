@@ -7,8 +7,10 @@ is resident now) and children_peak_rss (VmHWM, the peak so far), in bytes.
 """
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import time
 
 
@@ -81,6 +83,33 @@ def sigkill_daemon(pid):
         except ProcessLookupError:
             pass
     return pids
+
+
+def stuck_report(pid):
+    """What a process that does not exit is doing: its state, blocked and
+    caught signals and kernel wait channel, each thread's kernel stack when
+    readable, and every thread's backtrace when gdb is installed. For the
+    failure message of a stop that had to wait."""
+    lines = [f"--- pid {pid} ---"]
+    fields = _status_fields(pid) or {}
+    for k in ("Name", "State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigCgt"):
+        lines.append(f"{k}: {fields.get(k, '?')}")
+    for path in (f"/proc/{pid}/wchan", f"/proc/{pid}/stack"):
+        try:
+            with open(path) as f:
+                lines.append(f"{os.path.basename(path)}: {f.read().strip()}")
+        except OSError:
+            pass
+    gdb = shutil.which("gdb")
+    if gdb:
+        try:
+            out = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx",
+                                  "-ex", "thread apply all bt"],
+                                 capture_output=True, text=True, timeout=30).stdout
+            lines += [l for l in out.splitlines() if l.startswith(("#", "Thread"))]
+        except (OSError, subprocess.SubprocessError) as e:
+            lines.append(f"gdb: {e}")
+    return "\n".join(lines)
 
 
 def wait_for(predicate, timeout, interval=0.05):

@@ -36,7 +36,7 @@ import httpx
 import pytest
 
 from . import pg
-from .procs import free_port, pid_alive, port_open, wait_for
+from .procs import children_of, free_port, pid_alive, port_open, stuck_report, wait_for
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODULE_SO = os.environ.get(
@@ -51,6 +51,10 @@ ERROR_LINE_RE = re.compile(r"\[(\w+:)?(error|crit|alert|emerg)\]")
 # A crashed child is logged by the parent at notice level only
 # ("AH00052: child pid N exit signal Segmentation fault (11)"): fail on it too.
 CRASH_LINE_RE = re.compile(r"AH00052|exit signal|dumped core")
+# httpd's stop waits 3 s for its children before it sends them SIGTERM and,
+# 10 s on, SIGKILL (logged as an error); a stop that takes this long records
+# what the remaining children are doing.
+STOP_PATIENCE = 2.5
 # Logged by the MPM after every (re)start once the children are running.
 RESUMING_RE = re.compile(r"resuming normal operations")
 
@@ -404,7 +408,12 @@ class UploadServer:
             if check and proc.returncode != 0:
                 self._fail("apache2 -k stop failed", proc)
             return
-        if not wait_for(lambda: not pid_alive(pid), timeout, interval=0.05):
+        gone = lambda: not pid_alive(pid)
+        if not wait_for(gone, STOP_PATIENCE, interval=0.05):
+            # a child that outlives this is one httpd will log and SIGKILL:
+            # record what it is doing, for the failure that follows
+            self._stop_report = "\n".join(stuck_report(c) for c in children_of(pid))
+        if not wait_for(gone, max(0, timeout - STOP_PATIENCE), interval=0.05):
             # last resort: kill the process group of the httpd we started
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -486,8 +495,11 @@ class UploadServer:
         bad = self.unexpected_errors() + self.sanitizer_reports()
         self._test_expected = []
         if bad:
+            report = self.__dict__.pop("_stop_report", None)
             self.fail(f"unexpected error-level lines in {self.error_log}{when}:\n"
-                      + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail())
+                      + "\n".join(bad) + "\n--- error.log tail ---\n" + self.log_tail()
+                      + (f"\n--- children still running {STOP_PATIENCE} s after the stop ---\n"
+                         f"{report}" if report else ""))
 
 
 @contextlib.contextmanager
