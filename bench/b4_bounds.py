@@ -12,6 +12,9 @@ two ingestions without httpd, and the kernel's part of them alone.
       (0 -> small, then small -> small + big entries), a directory fsync of
       both per 256 renames as the ingest batches sync theirs - timed by the
       kernel CPU it costs per rename (getrusage).
+  renames_alone(small, big, fan=2): the same into files/<2 hex>/ (256
+      subdirectories by the name's first digits, each one a batch touched
+      fsynced): what fanning the files directory out would cost instead.
 
 Each returns {"small": {...}, "big": {...}}; b4 records their ratios as info
 beside its flatness.
@@ -23,6 +26,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import time
 
 import common as C
 
@@ -57,34 +61,44 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _renames(src, dst, n):
-    """Kernel CPU microseconds per rename of n files from src into dst."""
-    names = [f"{i:08d}-{os.urandom(8).hex()}" for i in range(n)]
+def _renames(src, dst, n, fan=0):
+    """Kernel CPU and wall microseconds per rename of n files from src into
+    dst; with fan, into dst/<the name's first fan hex digits>/, syncing each
+    subdirectory a batch touched."""
+    names = [os.urandom(8).hex() + f"-{i:08d}" for i in range(n)]
     for name in names:
         with open(os.path.join(src, name), "wb") as f:
             f.write(b"x" * 1024)
     _fsync_dir(src)
-    t0 = resource.getrusage(resource.RUSAGE_SELF)
+    touched = set()
+    t0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     for i, name in enumerate(names, 1):
-        os.rename(os.path.join(src, name), os.path.join(dst, name))
+        sub = os.path.join(dst, name[:fan]) if fan else dst
+        os.rename(os.path.join(src, name), os.path.join(sub, name))
+        touched.add(sub)
         if i % SYNC_EVERY == 0 or i == n:
-            _fsync_dir(dst)
+            for d in touched:
+                _fsync_dir(d)
+            touched.clear()
             _fsync_dir(src)
-    t1 = resource.getrusage(resource.RUSAGE_SELF)
+    t1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     return {"files": n, "sys_us_per_rename": (t1.ru_stime - t0.ru_stime) * 1e6 / n,
-            "cpu_us_per_rename": (t1.ru_stime + t1.ru_utime - t0.ru_stime - t0.ru_utime) * 1e6 / n}
+            "cpu_us_per_rename": (t1.ru_stime + t1.ru_utime - t0.ru_stime - t0.ru_utime) * 1e6 / n,
+            "wall_us_per_rename": (w1 - w0) * 1e6 / n}
 
 
-def renames_alone(small, big):
+def renames_alone(small, big, fan=0):
     d = tempfile.mkdtemp(prefix="us-bench-renames-", dir=C.WORK)
     try:
         files = os.path.join(d, "files")
         os.makedirs(files)
+        for k in range(16 ** fan if fan else 0):
+            os.makedirs(os.path.join(files, f"{k:0{fan}x}"))
         out = {}
         for kind, n in (("small", small), ("big", big)):
             src = os.path.join(d, f"session-{kind}")
             os.makedirs(src)
-            out[kind] = _renames(src, files, n)
+            out[kind] = _renames(src, files, n, fan)
             os.rmdir(src)
         return out
     finally:

@@ -231,6 +231,16 @@ def record_bounds():
              ratio=sm["sys_us_per_rename"] / bg["sys_us_per_rename"]
              if bg["sys_us_per_rename"] else None,
              note="ratio: its flatness (the smaller's cost over the bigger's)", renames=r)
+    f = B.renames_alone(SMALL, BIG, fan=2)
+    fb = f["big"]
+    C.record("4", f"renames into files/<2 hex>/ instead (256 subdirectories, each touched "
+             f"fsynced per {B.SYNC_EVERY}), kernel us per rename, {SMALL}->{SMALL + BIG} "
+             "entries, fanned vs flat (info)", fb["sys_us_per_rename"], bg["sys_us_per_rename"],
+             unit="us/rename",
+             note=f"ratio above 1: the fan-out costs more; wall us per rename flat {bg['wall_us_per_rename']:.1f}, fanned "
+                  f"{fb['wall_us_per_rename']:.1f}; fanned flatness "
+                  f"{f['small']['sys_us_per_rename'] / fb['sys_us_per_rename']:.2f}",
+             renames_fanned=f)
 
 
 def main():
