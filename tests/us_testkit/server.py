@@ -51,10 +51,12 @@ ERROR_LINE_RE = re.compile(r"\[(\w+:)?(error|crit|alert|emerg)\]")
 # A crashed child is logged by the parent at notice level only
 # ("AH00052: child pid N exit signal Segmentation fault (11)"): fail on it too.
 CRASH_LINE_RE = re.compile(r"AH00052|exit signal|dumped core")
-# httpd's stop waits 3 s for its children before it sends them SIGTERM and,
-# 10 s on, SIGKILL (logged as an error); a stop that takes this long records
-# what the remaining children are doing.
-STOP_PATIENCE = 2.5
+# httpd's stop waits 3 s for its children, then sends SIGTERM (again at 5 and
+# 7 s) and at 13 s SIGKILL, logged as an error. A child still there after the
+# third SIGTERM is stuck: the stop records what it is doing, before the
+# SIGKILL (gdb pauses each child it reads, so not earlier, when a child that
+# is merely slow could be pushed past the deadline).
+STOP_PATIENCE = 8
 # Logged by the MPM after every (re)start once the children are running.
 RESUMING_RE = re.compile(r"resuming normal operations")
 
