@@ -411,7 +411,7 @@ class UploadServer:
                 self._fail("apache2 -k stop failed", proc)
             return
         gone = lambda: not pid_alive(pid)
-        if not wait_for(gone, STOP_PATIENCE, interval=0.05):
+        if not wait_for(gone, min(STOP_PATIENCE, timeout), interval=0.05):
             # a child that outlives this is one httpd will log and SIGKILL:
             # record what it is doing, for the failure that follows
             self._stop_report = "\n".join(stuck_report(c) for c in children_of(pid))
