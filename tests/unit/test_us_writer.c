@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +252,113 @@ static void test_concurrent_inserts_keep_the_limit(void **state)
     us_db *db = open_db(pool);
     assert_int_equal(counter(db, "racer"), LIMIT);
     us_db_close(db);
+}
+
+/* ---- one WAL sync at a time ----------------------------------------------------------- */
+
+static sem_t sync_entered, sync_release;
+static int held_syncs, counted_syncs, counted_sync_fails;
+
+/* A's sync: holds until the test releases it. */
+static int held_sync(int fd)
+{
+    (void)fd;
+    held_syncs++;
+    sem_post(&sync_entered);
+    while (sem_wait(&sync_release) != 0)
+        ;
+    return 0;
+}
+
+static int counted_sync(int fd)
+{
+    (void)fd;
+    __atomic_add_fetch(&counted_syncs, 1, __ATOMIC_SEQ_CST);
+    if (counted_sync_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int n;
+    int (*sync)(int fd);
+    us_db_rc rc;
+} sync_writer;
+
+static void *APR_THREAD_FUNC sync_writer_thread(apr_thread_t *t, void *data)
+{
+    sync_writer *a = data;
+    apr_pool_t *p;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = open_db(p);
+    SQ(db)->wal_fdatasync = a->sync;
+    piece pc = { make(p, a->n, "u9", 100), US_DB_OK, 0 };
+    a->rc = us_write(SQ(db), p, insert_then, &pc);
+    us_db_close(db);
+    apr_pool_destroy(p);
+    (void)t;
+    return NULL;
+}
+
+static void wait_sync_waiting(us_db *probe, int n)
+{
+    for (int i = 0; i < 10000 && us_write_sync_waiting(SQ(probe)) != n; i++)
+        usleep(1000);
+    assert_int_equal(us_write_sync_waiting(SQ(probe)), n);
+}
+
+/* While A's sync runs, B and C commit (two batches) and wait; the next
+ * sync, run by one of them, covers both; its failure is both of theirs. */
+static void shared_sync_case(int fail)
+{
+    apr_thread_t *ta, *tb, *tc;
+    apr_status_t rv;
+    sync_writer a = { 7000 + fail * 10, held_sync, -1 };
+    sync_writer b = { 7001 + fail * 10, counted_sync, -1 };
+    sync_writer c = { 7002 + fail * 10, counted_sync, -1 };
+    us_db *probe = open_db(pool);
+
+    sem_init(&sync_entered, 0, 0);
+    sem_init(&sync_release, 0, 0);
+    held_syncs = counted_syncs = 0;
+    counted_sync_fails = fail;
+    assert_int_equal(apr_thread_create(&ta, NULL, sync_writer_thread, &a, pool), APR_SUCCESS);
+    while (sem_wait(&sync_entered) != 0)
+        ;
+    assert_int_equal(apr_thread_create(&tb, NULL, sync_writer_thread, &b, pool), APR_SUCCESS);
+    wait_sync_waiting(probe, 1);
+    assert_int_equal(apr_thread_create(&tc, NULL, sync_writer_thread, &c, pool), APR_SUCCESS);
+    wait_sync_waiting(probe, 2);
+    assert_true(session_exists(probe, make(pool, b.n, "u9", 100).id)); /* committed */
+    assert_int_equal(counted_syncs, 0);
+    sem_post(&sync_release);
+    apr_thread_join(&rv, ta);
+    apr_thread_join(&rv, tb);
+    apr_thread_join(&rv, tc);
+
+    assert_int_equal(a.rc, US_DB_OK);
+    assert_int_equal(held_syncs, 1);
+    assert_int_equal(counted_syncs, 1);
+    assert_int_equal(b.rc, fail ? US_DB_NOT_DURABLE : US_DB_OK);
+    assert_int_equal(c.rc, fail ? US_DB_NOT_DURABLE : US_DB_OK);
+    assert_int_equal(us_write_sync_waiting(SQ(probe)), 0);
+    sem_destroy(&sync_entered);
+    sem_destroy(&sync_release);
+    us_db_close(probe);
+}
+
+static void test_commits_during_a_sync_share_the_next(void **state)
+{
+    (void)state;
+    shared_sync_case(0);
+}
+
+static void test_a_failed_shared_sync_fails_every_batch_it_covered(void **state)
+{
+    (void)state;
+    shared_sync_case(1);
 }
 
 /* ---- the counter follows every way out of OPEN ---------------------------------------- */
@@ -1008,6 +1117,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_files_pack_the_time_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commits_during_a_sync_share_the_next, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_shared_sync_fails_every_batch_it_covered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_counts_no_allocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),

@@ -80,6 +80,7 @@ struct us_sqlite_db {
     struct us_writer *writer;      /* that database's write queue in this process (lazy) */
     const char *wal_path;          /* SQLite in WAL mode: the file us_write syncs */
     int wal_fd;                    /* wal_path open for its syncs; -1 until the first */
+    int (*wal_fdatasync)(int fd);  /* NULL: fdatasync; a unit test's stand-in */
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     apr_dbd_prepared_t *txn[US_TXN__COUNT]; /* us_db_txn's, NULL until prepared */
     /* statements whose text is built per request (filters), by text; the
@@ -162,9 +163,15 @@ typedef us_db_rc (*us_write_fn)(us_sqlite_db *db, apr_pool_t *p, void *arg);
  * WAL sync for all of them (group commit) - while the others wait. Across
  * processes the leaders take an flock on "<database>.lock" first, so SQLite
  * never has to busy-wait (and sleep) for another of our processes.
+ * A process runs one WAL sync at a time: batches that commit while it runs
+ * share the next one, which begins when it ends.
  * p belongs to the caller; it is used by the leader while the caller waits.
  */
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
+
+/* How many committed batches of db's writer in this process wait for the
+ * next WAL sync (for tests). */
+int us_write_sync_waiting(us_sqlite_db *db);
 
 /* One queued piece of work (exposed for the unit tests of us_write_batch). */
 typedef struct us_write_job {

@@ -1,7 +1,8 @@
 /*
  * us_writer.c - one writer at a time per database, with group commit.
  * Durability: the WAL is synced after the commit, outside the lock (see
- * sync_commit); a caller hears US_DB_OK only once its commit is on disk.
+ * sync_covering); a caller hears US_DB_OK only once a sync that began
+ * after its commit has ended well.
  *
  * Why: SQLite serialises writers on its single write lock anyway, so a
  * transaction per write would pay a WAL sync each for no concurrency; and
@@ -38,8 +39,21 @@ typedef struct us_writer {
     apr_thread_mutex_t *mu;        /* guards the queue and `leading` */
     us_write_job *head, **tail;
     int leading;                   /* a leader is running a batch */
+    apr_uint64_t committed;        /* batches committed so far, in commit order */
+    int syncing;                   /* a WAL sync is running */
+    struct us_sync_wait *sync_waiters; /* committed meanwhile: for the next sync */
     struct us_writer *next;
 } us_writer;
+
+/* A leader whose batch committed while another sync ran: the next sync
+ * that starts covers it. On the leader's stack until it is woken. */
+typedef struct us_sync_wait {
+    apr_uint64_t seq;              /* its batch's place in w->committed */
+    int lead;                      /* woken to run the next sync itself */
+    int err;                       /* else: 0 on disk, or the sync's errno */
+    sem_t wake;
+    struct us_sync_wait *next;
+} us_sync_wait;
 
 /* The writers of this process, one per database. They live as long as the
  * process (a handful of small objects). A forked child must not share its
@@ -223,27 +237,21 @@ void us_write_batch(us_sqlite_db *db, us_write_job *jobs)
     }
 }
 
-/* Makes the batch's commit durable: fdatasync of the WAL (SQLite, WAL
- * mode, synchronous=NORMAL). Runs after the writers' lock is released, so
- * the next batch - of this process or another - commits meanwhile and the
- * device flushes of both overlap. The descriptor stays with the connection:
- * SQLite keeps the WAL's inode while a connection is open (only the last
- * connection, holding the database's exclusive lock, deletes the file; a
- * restart or truncation rewrites it in place). After a failed sync it is
- * opened afresh. */
-static void sync_commit(us_sqlite_db *db, us_write_job *jobs)
+/* fdatasync of the WAL (SQLite, WAL mode, synchronous=NORMAL): whatever
+ * was committed before it began is on disk when it returns 0, else the
+ * errno. The descriptor stays with the connection: SQLite keeps the WAL's
+ * inode while a connection is open (only the last connection, holding the
+ * database's exclusive lock, deletes the file; a restart or truncation
+ * rewrites it in place). After a failed sync it is opened afresh. */
+static int wal_sync(us_sqlite_db *db)
 {
-    int committed = 0;
-    for (us_write_job *j = jobs; j; j = j->next)
-        committed |= j->rc == US_DB_OK;
-    if (!committed || !db->wal_path)
-        return;
     if (db->wal_fd < 0)
         db->wal_fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
-    int rc = db->wal_fd < 0 ? -1 : fdatasync(db->wal_fd);
+    int rc = db->wal_fd < 0 ? -1
+           : db->wal_fdatasync ? db->wal_fdatasync(db->wal_fd) : fdatasync(db->wal_fd);
     int e = errno;
     if (rc == 0)
-        return;
+        return 0;
     if (db->wal_fd >= 0) {
         close(db->wal_fd);
         db->wal_fd = -1;
@@ -251,6 +259,20 @@ static void sync_commit(us_sqlite_db *db, us_write_job *jobs)
     us_log(db->log, US_LOG_ERR, APR_FROM_OS_ERROR(e), US_LOGNO_SYNC,
            "committed, but syncing %s failed: the writes may not survive a crash",
            db->wal_path);
+    return e ? e : EIO;
+}
+
+static int batch_committed(const us_sqlite_db *db, const us_write_job *jobs)
+{
+    int committed = 0;
+    for (const us_write_job *j = jobs; j; j = j->next)
+        committed |= j->rc == US_DB_OK;
+    return committed && db->wal_path;
+}
+
+/* The jobs that committed hear that their commit may not be on disk. */
+static void not_durable(const us_sqlite_db *db, us_write_job *jobs, int e)
+{
     for (us_write_job *j = jobs; j; j = j->next)
         if (j->rc == US_DB_OK) {
             j->rc = US_DB_NOT_DURABLE;
@@ -259,12 +281,90 @@ static void sync_commit(us_sqlite_db *db, us_write_job *jobs)
         }
 }
 
+/* Runs one sync for every batch committed so far, then answers the
+ * leaders that waited for it and hands the next sync to one that
+ * committed after it began. Called with w->syncing set. */
+static int run_sync(us_writer *w, us_sqlite_db *db)
+{
+    apr_thread_mutex_lock(w->mu);
+    apr_uint64_t upto = w->committed;
+    apr_thread_mutex_unlock(w->mu);
+
+    int e = wal_sync(db);
+
+    apr_thread_mutex_lock(w->mu);
+    us_sync_wait *covered = NULL, **pp = &w->sync_waiters;
+    while (*pp) {
+        us_sync_wait *x = *pp;
+        if (x->seq <= upto) {
+            *pp = x->next;
+            x->next = covered;
+            covered = x;
+        }
+        else
+            pp = &x->next;
+    }
+    us_sync_wait *lead = w->sync_waiters;
+    if (lead) {
+        w->sync_waiters = lead->next;
+        lead->lead = 1;
+    }
+    else
+        w->syncing = 0;
+    apr_thread_mutex_unlock(w->mu);
+
+    /* each waiter is gone once posted: read nothing of it after */
+    for (us_sync_wait *x = covered, *after; x; x = after) {
+        after = x->next;
+        x->err = e;
+        sem_post(&x->wake);
+    }
+    if (lead)
+        sem_post(&lead->wake);
+    return e;
+}
+
+/* Queues x for the next sync; x stays until run_sync posts it. */
+static void wait_for_sync(us_writer *w, us_sync_wait *x)
+{
+    x->next = w->sync_waiters;
+    w->sync_waiters = x;
+}
+
+/* Makes the batch committed as w->committed's seq-th durable: 0, or the
+ * errno of the sync that covered it. One sync at a time per process, run
+ * outside the writers' lock, so the next batch commits meanwhile; the
+ * batches that commit while a sync runs share the next one. */
+static int sync_covering(us_writer *w, us_sqlite_db *db, apr_uint64_t seq)
+{
+    us_sync_wait me = { .seq = seq };
+
+    apr_thread_mutex_lock(w->mu);
+    if (!w->syncing) {
+        w->syncing = 1;
+        apr_thread_mutex_unlock(w->mu);
+        return run_sync(w, db);
+    }
+    if (sem_init(&me.wake, 0, 0) != 0) {
+        apr_thread_mutex_unlock(w->mu);
+        return wal_sync(db); /* a sync of its own beside the running one */
+    }
+    wait_for_sync(w, &me);
+    apr_thread_mutex_unlock(w->mu);
+    while (sem_wait(&me.wake) != 0 && errno == EINTR)
+        ;
+    sem_destroy(&me.wake);
+    return me.lead ? run_sync(w, db) : me.err;
+}
+
 /* Without a queue: PostgreSQL (its own row locks) or an out-of-memory writer. */
 static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_write_job job = { .fn = fn, .arg = arg, .pool = p };
     us_write_batch(db, &job);
-    sync_commit(db, &job);
+    int e = batch_committed(db, &job) ? wal_sync(db) : 0;
+    if (e)
+        not_durable(db, &job, e);
     if (job.err)
         db->err = job.err;
     return job.rc;
@@ -317,6 +417,7 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         /* hand the lead to the first of those who queued meanwhile: their
          * batch commits while ours is being synced */
         apr_thread_mutex_lock(w->mu);
+        apr_uint64_t seq = batch_committed(db, batch) ? ++w->committed : 0;
         us_write_job *next = w->head;
         if (next)
             next->lead = 1;
@@ -326,7 +427,9 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         if (next)
             wake(next); /* it waits for this: still there */
 
-        sync_commit(db, batch);
+        int e = seq ? sync_covering(w, db, seq) : 0;
+        if (e)
+            not_durable(db, batch, e);
 
         for (us_write_job *j = batch, *after; j; j = after) {
             after = j->next;
@@ -339,4 +442,17 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
     if (job.err)
         db->err = job.err;
     return job.rc;
+}
+
+int us_write_sync_waiting(us_sqlite_db *db)
+{
+    us_writer *w = writer_of(db);
+    int n = 0;
+    if (!w)
+        return 0;
+    apr_thread_mutex_lock(w->mu);
+    for (const us_sync_wait *x = w->sync_waiters; x; x = x->next)
+        n++;
+    apr_thread_mutex_unlock(w->mu);
+    return n;
 }
