@@ -68,7 +68,7 @@ CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 .PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench bench-tools
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
-# seeded from tests/fuzz/corpus/<target>.
+# seeded from tests/fuzz/corpus/<target>, two at a time.
 FUZZ_TARGETS := multipart python_json validate policy form key odata
 FUZZ_SECONDS ?= 60
 # every target: no single allocation over 64 MiB, no process over 1 GiB;
@@ -233,15 +233,16 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tes
 fuzz:
 	@EXTRA_PKGS="clang libclang-rt-14-dev" sh scripts/install-deps.sh
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
-	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P2 -I{} sh -c 't={}; \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	    args="$(FUZZ_LIMITS)"; [ "$$t" = form ] && args="$$args $(FUZZ_ARGS_form)"; \
 	    [ -f tests/fuzz/$$t.dict ] && args="$$args -dict=tests/fuzz/$$t.dict"; \
-	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$args \
-	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | \
-	        grep -E "^(Done|stat::number_of_executed_units)|ERROR|SUMMARY|crash-" ; \
-	done
+	    if $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$args \
+	        $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1; \
+	    then echo "== fuzz_$$t for $(FUZZ_SECONDS) s: clean"; \
+	        grep -E "^(Done|stat::number_of_executed_units)" $(BUILD)/fuzz/$$t.log; \
+	    else grep -E "ERROR|SUMMARY|crash-|^    #" $(BUILD)/fuzz/$$t.log | head -60; \
+	        echo "== fuzz_$$t: FAILED (log: $(BUILD)/fuzz/$$t.log)"; exit 1; fi'
 
 # unit and integration tests with the module and core built with ASan+UBSan.
 # use_sigaltstack=0: GCC 12's libasan misreports its own sigaltstack call at
