@@ -27,11 +27,15 @@ static const char *dbpath;
 #define SEC(n) ((apr_time_t)(n) * APR_USEC_PER_SEC)
 static const apr_time_t T0 = SEC(1795863600);
 
+/* the store's configuration, made before any thread: pool is not theirs */
+static us_store_cfg *store_cfg;
+
 static int setup(void **state)
 {
     (void)state;
     dbpath = fixture_path("store.db");
     fixture_db_create(dbpath);
+    store_cfg = fixture_cfg(dbpath);
     return 0;
 }
 
@@ -46,7 +50,7 @@ static us_db *open_db(apr_pool_t *p)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    if (us_db_open(p, fixture_cfg(dbpath), &db, &err) != US_DB_OK)
+    if (us_db_open(p, store_cfg, &db, &err) != US_DB_OK)
         fail_msg("open: %s", err);
     return db;
 }
