@@ -66,15 +66,18 @@ int us_group_run(us_group *g, us_group_item *me, us_group_fn fn, void *ctx)
     else
         g->head = me;
     g->tail = me;
-    if (!g->running)
+    int lead = !g->running;
+    if (lead)
         g->running = me->lead = 1;
     apr_thread_mutex_unlock(g->mu);
 
+    /* A follower reads nothing of its item before the post: a batch may
+     * set done meanwhile and post just after, and a caller that returned
+     * on seeing done would be gone when the post comes. */
+    if (!lead)
+        sleep_on(me); /* done, or handed the next batch (both set before the post) */
     while (!me->done) {
-        if (!me->lead) {
-            sleep_on(me); /* done, or handed the next batch (both set before the post) */
-            continue;
-        }
+        /* leading: while its own item waits (a full queue before it) */
         apr_thread_mutex_lock(g->mu);
         int n = take(g, items);
         apr_thread_mutex_unlock(g->mu);
