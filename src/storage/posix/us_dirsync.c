@@ -70,14 +70,17 @@ static apr_thread_mutex_t *lock(void)
             apr_pool_destroy(p);
             return NULL;
         }
+        /* held before it is published: whoever sees it waits until
+         * entry_pool is set */
+        apr_thread_mutex_lock(m);
         apr_thread_mutex_t *won = apr_atomic_casptr(&mu, m, NULL);
         if (won) { /* another thread made it first */
+            apr_thread_mutex_unlock(m);
             apr_pool_destroy(p);
             m = won;
         }
         else {
-            apr_thread_mutex_lock(m);
-            entry_pool = p; /* first under the lock: nobody uses it before */
+            entry_pool = p;
             entry_allocator = a;
             return m;
         }
