@@ -65,7 +65,7 @@ SANITIZE_LDFLAGS := -Wl,-fsanitize=address -Wl,-fsanitize=undefined
 endif
 CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
 
-.PHONY: deb install all deps module tools unit unit-valgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench bench-tools
+.PHONY: deb install all deps module tools unit unit-valgrind helgrind integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench bench-tools
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>, two at a time.
@@ -166,6 +166,17 @@ unit-valgrind: $(UNIT_BINS)
 	        then echo "== valgrind {}: clean"; \
 	        else cat {}.valgrind; echo "== valgrind {}: FAILED"; exit 1; fi'
 	@echo "valgrind: unit tests clean"
+
+# helgrind over the unit suites that run threads (not part of make test or CI:
+# about four minutes); any report of a race fails it
+HELGRIND_SUITES := test_us_writer test_us_group test_us_dirsync test_us_metrics test_us_blob \
+                   test_us_ingest test_us_ingest_wake test_us_webhook
+helgrind: $(HELGRIND_SUITES:%=$(BUILD)/unit/%)
+	@set -e; for t in $^; do \
+	    if valgrind --tool=helgrind -q --error-exitcode=1 --suppressions=tests/unit/helgrind.supp $$t > $$t.helgrind 2>&1; \
+	    then echo "== helgrind $$t: clean"; \
+	    else cat $$t.helgrind; echo "== helgrind $$t: FAILED"; exit 1; fi; \
+	done
 
 # With SANITIZE=1 httpd itself is not instrumented: the ASan/UBSan runtimes
 # are preloaded into it (see US_IT_PRELOAD in tests/us_testkit/server.py).
