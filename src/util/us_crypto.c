@@ -1,33 +1,30 @@
 /* us_crypto.c - SHA-256 and HMAC-SHA256 with a digest fetched once (pure). */
 #include "us_crypto.h"
 
-#include <stdint.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <string.h>
 
-#include <apr_atomic.h>
+#include <pthread.h>
 
 #define BLOCK 64 /* SHA-256's block size */
 
-static volatile void *md_shared; /* the EVP_MD every thread uses, once published */
+static const EVP_MD *md_shared; /* the EVP_MD every thread uses, set once */
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 
-/* The fetched SHA-256, or OpenSSL's own lookup if the fetch failed. The
- * first callers may fetch it concurrently: one publishes its copy, the
- * others free theirs. */
+/* a failed fetch keeps OpenSSL's own lookup: it is tried once */
+static void md_fetch(void)
+{
+    EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    md_shared = fetched ? fetched : EVP_sha256();
+}
+
+/* The SHA-256 fetched once per process (each EVP_sha256() use would look
+ * it up, lock and allocate again). */
 static const EVP_MD *sha256_md(void)
 {
-    void *md = apr_atomic_casptr(&md_shared, NULL, NULL);
-    if (md)
-        return md;
-    EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-    /* a failed fetch publishes the static lookup: it is tried once */
-    void *mine = fetched ? (void *)fetched : (void *)(uintptr_t)EVP_sha256();
-    md = apr_atomic_casptr(&md_shared, mine, NULL);
-    if (!md)
-        return mine;
-    EVP_MD_free(fetched);
-    return md;
+    pthread_once(&md_once, md_fetch);
+    return md_shared;
 }
 
 void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])

@@ -7,18 +7,19 @@
  * its generation done by another caller or runs it itself for everyone
  * waiting. A ticket holds its entry, so the counters outlive the gap
  * between begin and end. Entries are kept for reuse once their last user
- * is gone (their condition variable comes from a pool, which frees nothing
- * until destroyed): there are never more than directories synced at once.
+ * is gone: there are never more than directories synced at once.
+ *
+ * POSIX threads rather than APR's: the lock is static (APR mutexes have
+ * no static initialiser, and making one lazily needs a publication that
+ * thread checkers cannot see through APR's uninstrumented atomics).
  */
 #include "us_dirsync.h"
-#include "us_lasting_pool.h"
 
 #include <apr_atomic.h>
-#include <apr_thread_cond.h>
-#include <apr_thread_mutex.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@ typedef struct entry {
     apr_status_t failed_rv;
     int running;
     int users;                     /* callers holding this entry */
-    apr_thread_cond_t *done;
+    pthread_cond_t done;           /* initialised once, kept through reuse */
     struct entry *next;
 } entry;
 
@@ -45,49 +46,12 @@ apr_status_t us_fsync_dir(const char *dir)
     return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
 }
 
-/* The lock of everything below, and the pool of the entries (used under
- * it), both made by the first caller (apr_atomic_casptr picks one maker). */
-static volatile void *mu;
-static apr_pool_t *entry_pool;
-/* kept for the leak checker (see us_lasting_pool.h); volatile: a store that
- * nobody reads is not optimised away */
-static apr_allocator_t *volatile entry_allocator;
+/* The lock of everything below. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;       /* in use */
 static entry *spare;         /* kept for reuse */
 static volatile apr_uint32_t syncs;
 static apr_status_t (*sync_op)(const char *dir) = us_fsync_dir;
-
-/* Locks mu, making it first if need be; NULL when it cannot be made. */
-static apr_thread_mutex_t *lock(void)
-{
-    apr_thread_mutex_t *m = apr_atomic_casptr(&mu, NULL, NULL);
-    if (!m) {
-        apr_allocator_t *a;
-        apr_pool_t *p;
-        if (us_lasting_pool_create(&p, &a) != APR_SUCCESS)
-            return NULL;
-        if (apr_thread_mutex_create(&m, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
-            apr_pool_destroy(p);
-            return NULL;
-        }
-        /* held before it is published: whoever sees it waits until
-         * entry_pool is set */
-        apr_thread_mutex_lock(m);
-        apr_thread_mutex_t *won = apr_atomic_casptr(&mu, m, NULL);
-        if (won) { /* another thread made it first */
-            apr_thread_mutex_unlock(m);
-            apr_pool_destroy(p);
-            m = won;
-        }
-        else {
-            entry_pool = p;
-            entry_allocator = a;
-            return m;
-        }
-    }
-    apr_thread_mutex_lock(m);
-    return m;
-}
 
 void us_dirsync_set_op(apr_status_t (*op)(const char *dir))
 {
@@ -113,16 +77,14 @@ static entry *entry_get(const char *dir)
             e = spare;
             spare = e->next;
         }
-        else {
-            e = apr_pcalloc(entry_pool, sizeof(*e));
-            if (apr_thread_cond_create(&e->done, entry_pool) != APR_SUCCESS) {
-                free(copy);
-                return NULL; /* e stays in the pool, unused */
-            }
+        else if (!(e = calloc(1, sizeof(*e))) || pthread_cond_init(&e->done, NULL) != 0) {
+            free(e);
+            free(copy);
+            return NULL;
         }
-        apr_thread_cond_t *done = e->done;
-        memset(e, 0, sizeof(*e));
-        e->done = done;
+        e->started = e->finished = e->failed_gen = 0;
+        e->failed_rv = APR_SUCCESS;
+        e->running = e->users = 0;
         e->dir = copy;
         e->next = entries;
         entries = e;
@@ -149,13 +111,12 @@ static void entry_put(entry *e)
 
 void us_dirsync_begin(const char *dir, us_dirsync_ticket *t)
 {
-    apr_thread_mutex_t *m = lock();
-    entry *e = m ? entry_get(dir) : NULL;
+    pthread_mutex_lock(&mu);
+    entry *e = entry_get(dir);
     t->entry = e;
     t->dir = dir;
     t->need = e ? e->started + 1 : 0;
-    if (m)
-        apr_thread_mutex_unlock(m);
+    pthread_mutex_unlock(&mu);
 }
 
 apr_status_t us_dirsync_end(us_dirsync_ticket *t)
@@ -163,33 +124,33 @@ apr_status_t us_dirsync_end(us_dirsync_ticket *t)
     entry *e = t->entry;
     if (!e) /* out of memory at begin: an fsync of our own */
         return sync_op(t->dir);
-    apr_thread_mutex_t *m = lock(); /* made at begin: e exists */
+    pthread_mutex_lock(&mu);
     t->entry = NULL;
     unsigned long need = t->need;
     while (e->finished < need) {
         if (e->running) {
-            apr_thread_cond_wait(e->done, m);
+            pthread_cond_wait(&e->done, &mu);
             continue;
         }
         /* nobody is syncing: run the next generation (>= need) for all */
         unsigned long gen = ++e->started;
         e->running = 1;
         apr_atomic_inc32(&syncs);
-        apr_thread_mutex_unlock(m);
+        pthread_mutex_unlock(&mu);
         apr_status_t rv = sync_op(e->dir);
-        apr_thread_mutex_lock(m);
+        pthread_mutex_lock(&mu);
         e->running = 0;
         e->finished = gen;
         if (rv != APR_SUCCESS) {
             e->failed_gen = gen;
             e->failed_rv = rv;
         }
-        apr_thread_cond_broadcast(e->done);
+        pthread_cond_broadcast(&e->done);
     }
     /* a failure of any fsync that began after the ticket is ours too */
     apr_status_t rv = e->failed_gen >= need ? e->failed_rv : APR_SUCCESS;
     entry_put(e);
-    apr_thread_mutex_unlock(m);
+    pthread_mutex_unlock(&mu);
     return rv;
 }
 
@@ -197,10 +158,10 @@ void us_dirsync_cancel(us_dirsync_ticket *t)
 {
     if (!t->entry)
         return;
-    apr_thread_mutex_t *m = lock(); /* made at begin: the ticket has an entry */
+    pthread_mutex_lock(&mu);
     entry_put(t->entry);
     t->entry = NULL;
-    apr_thread_mutex_unlock(m);
+    pthread_mutex_unlock(&mu);
 }
 
 apr_status_t us_dirsync(const char *dir)

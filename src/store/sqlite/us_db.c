@@ -8,6 +8,7 @@
 #include <apr_atomic.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,11 +88,15 @@ void us_sqlite_set_error(us_db *base, const char *err)
  * write. Nothing here reads the statistics. sqlite3_config works only
  * before the library's first use in the process (the parent, at startup);
  * later it refuses, changing nothing. */
+static void memstatus_set_off(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static void memstatus_off(void)
 {
-    static volatile apr_uint32_t done;
-    if (apr_atomic_cas32(&done, 1, 0) == 0)
-        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, memstatus_set_off);
 }
 
 us_db_rc us_sqlite_configure(apr_pool_t *p, const char *params, void **conf, const char **err)

@@ -17,12 +17,11 @@
 #include "us_store_db.h"
 #include "us_lasting_pool.h"
 
-#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <apr_thread_proc.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,34 +56,12 @@ typedef struct us_sync_wait {
 
 /* The writers of this process, one per database. They live as long as the
  * process (a handful of small objects). A forked child must not share its
- * parent's flock (flock belongs to the open file), so it starts afresh. */
-static apr_thread_mutex_t *registry_mu;
-static apr_allocator_t *volatile registry_allocator; /* see us_lasting_pool.h */
-static volatile apr_uint32_t registry_state; /* 0: no mutex, 1: being made, 2: made */
+ * parent's flock (flock belongs to the open file), so it starts afresh.
+ * The registry's lock is a static POSIX mutex: APR's have no static
+ * initialiser. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static us_writer *registry;
 static pid_t registry_pid;
-
-/* The registry's mutex, made by the first caller (APR mutexes have no
- * static initialiser); NULL when it could not be made. */
-static apr_thread_mutex_t *registry_lock(void)
-{
-    if (apr_atomic_cas32(&registry_state, 1, 0) == 0) {
-        apr_pool_t *p = NULL;
-        apr_allocator_t *a = NULL;
-        if (us_lasting_pool_create(&p, &a) == APR_SUCCESS) {
-            if (apr_thread_mutex_create(&registry_mu, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS)
-                registry_allocator = a;
-            else {
-                registry_mu = NULL;
-                apr_pool_destroy(p);
-            }
-        }
-        apr_atomic_set32(&registry_state, 2);
-    }
-    while (apr_atomic_read32(&registry_state) != 2)
-        apr_thread_yield();
-    return registry_mu;
-}
 
 static void writer_free(us_writer *w)
 {
@@ -127,12 +104,9 @@ static us_writer *writer_new(const us_sqlite_db *db)
 
 static us_writer *writer_of(us_sqlite_db *db)
 {
-    apr_thread_mutex_t *mu;
     if (db->writer)
         return db->writer;
-    if (!(mu = registry_lock()))
-        return NULL;
-    apr_thread_mutex_lock(mu);
+    pthread_mutex_lock(&registry_mu);
     if (registry_pid != getpid()) {
         registry = NULL; /* inherited from the parent: not ours to use */
         registry_pid = getpid();
@@ -144,7 +118,7 @@ static us_writer *writer_of(us_sqlite_db *db)
         w->next = registry;
         registry = w;
     }
-    apr_thread_mutex_unlock(mu);
+    pthread_mutex_unlock(&registry_mu);
     db->writer = w;
     return w;
 }
