@@ -16,8 +16,9 @@ Environment knobs (for debugging the harness itself):
   US_IT_STORAGE  s3: files in the session's private radosgw (us_testkit.radosgw,
                  shared_info), one key prefix per server; default posix
   US_IT_PRELOAD  libraries httpd is started with (LD_PRELOAD), for a module
-                 built with sanitizers (`make test SANITIZE=1` sets it); their
-                 reports go to <server dir>/sanitizer.* and fail the test
+                 built with sanitizers (`make test SANITIZE=1` and `make tsan`
+                 set it); their reports go to <server dir>/sanitizer/ and
+                 fail the test
 """
 
 import contextlib
@@ -285,27 +286,40 @@ class UploadServer:
         env = dict(os.environ)
         preload = os.environ.get("US_IT_PRELOAD")
         if preload:
-            # leaks are not checked: httpd frees its pools by exiting
-            report = os.path.join(self.dir, "sanitizer")
+            # leaks are not checked: httpd frees its pools by exiting.
+            # The children run as www-data when we are root: the reports'
+            # directory must take their files too, or a child's report
+            # cannot be written and the sanitizer ends the child silently
+            os.makedirs(self.sanitizer_dir, exist_ok=True)
+            os.chmod(self.sanitizer_dir, 0o1777)
+            report = os.path.join(self.sanitizer_dir, "report")
             env["LD_PRELOAD"] = preload
             # use_sigaltstack=0: GCC 12's libasan misreports its own
             # sigaltstack call when a thread exits (glibc 2.36)
             env["ASAN_OPTIONS"] = (f"detect_leaks=0:use_sigaltstack=0:log_path={report}"
                                    ":abort_on_error=0")
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={report}"
+            # ThreadSanitizer (`make tsan`): its options from the caller
+            # (suppressions), the reports beside the others
+            tsan = os.environ.get("TSAN_OPTIONS")
+            env["TSAN_OPTIONS"] = (f"{tsan}:" if tsan else "") + f"log_path={report}"
         return env
+
+    @property
+    def sanitizer_dir(self):
+        return os.path.join(self.dir, "sanitizer")
 
     def sanitizer_reports(self):
         """Sanitizer reports written since the last check."""
         out = []
-        if not os.path.isdir(self.dir):
+        if not os.path.isdir(self.sanitizer_dir):
             return out
         seen = self.__dict__.setdefault("_seen_reports", set())
-        for name in sorted(os.listdir(self.dir)):
-            if name.startswith("sanitizer.") and name not in seen:
+        for name in sorted(os.listdir(self.sanitizer_dir)):
+            if name not in seen:
                 seen.add(name)
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    out.append(f"{name}:\n{f.read()}")
+                with open(os.path.join(self.sanitizer_dir, name), errors="replace") as f:
+                    out.append(f"sanitizer/{name}:\n{f.read()}")
         return out
 
     def _ctl(self, *args, timeout=None):
