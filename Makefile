@@ -281,12 +281,13 @@ SANITIZE_SKIP := test_install test_run_script test_startup_user test_docs test_o
 # ... and one test of ingestion order whose 2.1 million metadata keys take
 # minutes under the sanitizers (the JSON parser has a fuzzer of its own)
 SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongside_a_running_one
+# the integration tests' arguments under a sanitizer, $(1): the tests deselected
+sanitize_pytest_args = $(PYTEST_ARGS) $(SANITIZE_SKIP:%=--ignore=tests/integration/%.py) \
+	$(1:%=--deselect=tests/integration/%)
 sanitize-test:
 	$(MAKE) SANITIZE=1 all
 	$(MAKE) SANITIZE=1 unit
-	$(MAKE) SANITIZE=1 integration \
-	    PYTEST_ARGS="$(PYTEST_ARGS) $(SANITIZE_SKIP:%=--ignore=tests/integration/%.py) \
-	    $(SANITIZE_DESELECT:%=--deselect=tests/integration/%)"
+	$(MAKE) SANITIZE=1 integration PYTEST_ARGS="$(call sanitize_pytest_args,$(SANITIZE_DESELECT))"
 
 # ThreadSanitizer: the core, the module and the unit tests built with
 # -fsanitize=thread (build-tsan/), the unit suites run, then the integration
@@ -309,8 +310,7 @@ tsan:
 	$(MAKE) SANITIZE=thread all
 	$(MAKE) SANITIZE=thread unit
 	bash scripts/with-radosgw.sh $(MAKE) SANITIZE=thread integration integration-s3 integration-pgsql \
-	    PYTEST_ARGS="$(PYTEST_ARGS) $(SANITIZE_SKIP:%=--ignore=tests/integration/%.py) \
-	    $(TSAN_DESELECT:%=--deselect=tests/integration/%)"
+	    PYTEST_ARGS="$(call sanitize_pytest_args,$(TSAN_DESELECT))"
 
 # benchmarks against httpd's own baselines, side by side (never part of `make test`);
 # BENCH_QUICK=1 for a short run. Results: BENCHMARKS.md

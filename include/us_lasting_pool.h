@@ -1,6 +1,6 @@
 /*
  * us_lasting_pool.h - a pool for objects that live as long as the process
- * (registries, process-wide locks), made outside any pool httpd owns.
+ * (a database's writer and its lock), made outside any pool httpd owns.
  */
 #ifndef US_LASTING_POOL_H
 #define US_LASTING_POOL_H

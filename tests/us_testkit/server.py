@@ -299,8 +299,8 @@ class UploadServer:
             env["ASAN_OPTIONS"] = (f"detect_leaks=0:use_sigaltstack=0:log_path={report}"
                                    ":abort_on_error=0")
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={report}"
-            # ThreadSanitizer (`make tsan`): its options from the caller
-            # (suppressions), the reports beside the others
+            # ThreadSanitizer (`make tsan`): the Makefile's options, the
+            # reports beside the others
             tsan = os.environ.get("TSAN_OPTIONS")
             env["TSAN_OPTIONS"] = (f"{tsan}:" if tsan else "") + f"log_path={report}"
         return env
