@@ -1,6 +1,8 @@
 /*
- * us_lasting_pool.h - a pool for objects that live as long as the process
- * (a database's writer and its lock), made outside any pool httpd owns.
+ * us_lasting_pool.h - a pool for objects that outlive the pools of the
+ * callers that made them (a database's writer and its lock, which last as
+ * long as any connection of the process to that database), made outside
+ * any pool httpd owns.
  */
 #ifndef US_LASTING_POOL_H
 #define US_LASTING_POOL_H

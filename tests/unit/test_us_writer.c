@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <apr_file_info.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -753,6 +755,89 @@ static void test_create_builds_no_ephemeral_btree(void **state)
 /* The WAL's descriptor is opened once per connection and kept: it still
  * names the WAL file after a checkpoint that truncates it, and after
  * another connection of the database closes. */
+/* How many descriptors of this process name the database's writers' lock
+ * file. */
+static int lock_files_open(void)
+{
+    const char *lock = apr_pstrcat(pool, dbpath, US_SQLITE_LOCK_SUFFIX, NULL);
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+    int n = 0;
+    assert_int_equal(apr_dir_open(&dir, "/proc/self/fd", pool), APR_SUCCESS);
+    while (apr_dir_read(&fi, APR_FINFO_NAME, dir) == APR_SUCCESS) {
+        char target[4096];
+        ssize_t len = readlink(apr_pstrcat(pool, "/proc/self/fd/", fi.name, NULL), target,
+                               sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, lock) == 0;
+        }
+    }
+    apr_dir_close(dir);
+    return n;
+}
+
+/* A process's writer, with the lock file it holds open, lasts as long as a
+ * connection of the process to its database: the parent's sweep connection
+ * ends at each restart, and a writer kept beyond it stayed open for good. */
+static void test_the_writer_ends_with_its_last_connection(void **state)
+{
+    us_db *a = open_db(pool), *b = open_db(pool);
+    (void)state;
+    piece pa = { make(pool, 4200, "u9", 100), US_DB_OK, 0 };
+    piece pb = { make(pool, 4201, "u9", 100), US_DB_OK, 0 };
+    piece pc = { make(pool, 4202, "u9", 100), US_DB_OK, 0 };
+    piece pd = { make(pool, 4203, "u9", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(a), pool, insert_then, &pa), US_DB_OK);
+    assert_int_equal(us_write(SQ(b), pool, insert_then, &pb), US_DB_OK);
+    assert_int_equal(lock_files_open(), 1);
+    us_db_close(a);
+    assert_int_equal(lock_files_open(), 1); /* b still writes through it */
+    assert_int_equal(us_write(SQ(b), pool, insert_then, &pc), US_DB_OK);
+    us_db_close(b);
+    assert_int_equal(lock_files_open(), 0);
+    us_db *c = open_db(pool);
+    assert_int_equal(us_write(SQ(c), pool, insert_then, &pd), US_DB_OK);
+    assert_int_equal(lock_files_open(), 1);
+    assert_true(session_exists(c, pa.s.id) && session_exists(c, pd.s.id));
+    us_db_close(c);
+    assert_int_equal(lock_files_open(), 0);
+}
+
+/* A forked child shares no writer with its parent: at its first write it
+ * closes the lock file it inherited (a lock the parent died holding would
+ * otherwise stay held while the child lives) and opens its own. */
+static void test_a_child_closes_the_lock_file_it_inherited(void **state)
+{
+    us_db *db = open_db(pool);
+    (void)state;
+    piece pa = { make(pool, 4300, "u9", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &pa), US_DB_OK);
+    assert_int_equal(lock_files_open(), 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* no cmocka here: the answer is the exit status */
+        int inherited = lock_files_open();
+        us_db *c = NULL;
+        const char *err = NULL;
+        piece pb = { make(pool, 4301, "u9", 100), US_DB_OK, 0 };
+        if (us_db_open(pool, store_cfg, &c, &err) != US_DB_OK ||
+            us_write(SQ(c), pool, insert_then, &pb) != US_DB_OK)
+            _exit(100);
+        _exit(inherited * 10 + lock_files_open());
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 11); /* 1 inherited, then its own alone */
+    assert_int_equal(lock_files_open(), 1);
+    piece pc = { make(pool, 4302, "u9", 100), US_DB_OK, 0 };
+    assert_int_equal(us_write(SQ(db), pool, insert_then, &pc), US_DB_OK);
+    assert_true(session_exists(db, "00000000-0000-4000-8000-000000004301"));
+    us_db_close(db);
+}
+
 static void test_wal_descriptor_is_kept(void **state)
 {
     us_db *db = open_db(pool), *other = open_db(pool);
@@ -1121,6 +1206,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_files_pack_the_time_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_is_synced_after_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_descriptor_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_writer_ends_with_its_last_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_child_closes_the_lock_file_it_inherited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commits_during_a_sync_share_the_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_shared_sync_fails_every_batch_it_covered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),

@@ -33,7 +33,7 @@
 typedef struct us_writer {
     char *key;                     /* the database's params */
     int lock_fd;                   /* flock target; -1: none (unopenable) */
-    apr_pool_t *pool;              /* the writer's: lives as long as the process */
+    apr_pool_t *pool;              /* the writer's, freed with it */
     apr_allocator_t *allocator;    /* pool's, kept reachable (us_lasting_pool.h) */
     apr_thread_mutex_t *mu;        /* guards the queue and `leading` */
     us_write_job *head, **tail;
@@ -41,6 +41,8 @@ typedef struct us_writer {
     apr_uint64_t committed;        /* batches committed so far, in commit order */
     int syncing;                   /* a WAL sync is running */
     struct us_sync_wait *sync_waiters; /* committed meanwhile: for the next sync */
+    int refs;                      /* connections of this process using it */
+    pid_t pid;                     /* the process that made it */
     struct us_writer *next;
 } us_writer;
 
@@ -54,17 +56,22 @@ typedef struct us_sync_wait {
     struct us_sync_wait *next;
 } us_sync_wait;
 
-/* The writers of this process, one per database. They live as long as the
- * process (a handful of small objects). A forked child must not share its
- * parent's flock (flock belongs to the open file), so it starts afresh.
- * The registry's lock is a static POSIX mutex: APR's have no static
- * initialiser. */
+/* The writers of this process, one per database, each as long as a
+ * connection of the process to that database is open: the parent's lives
+ * with its sweep's connection, which a restart closes, so restarts leave no
+ * lock file open behind them. A forked child must not share its parent's
+ * flock (flock belongs to the open file, and a child holding the parent's
+ * would keep a lock the parent died with), so it closes the inherited lock
+ * files and starts afresh. The registry's lock is a static POSIX mutex:
+ * APR's have no static initialiser. */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static us_writer *registry;
 static pid_t registry_pid;
 
 static void writer_free(us_writer *w)
 {
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
     if (w->pool)
         apr_pool_destroy(w->pool);
     free(w->key);
@@ -77,6 +84,8 @@ static us_writer *writer_new(const us_sqlite_db *db)
     us_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
+    w->lock_fd = -1;
+    w->pid = getpid();
     /* unmanaged: no pool of a caller outlives the writer */
     if (!(w->key = strdup(db->params)) ||
         us_lasting_pool_create(&w->pool, &w->allocator) != APR_SUCCESS ||
@@ -84,7 +93,6 @@ static us_writer *writer_new(const us_sqlite_db *db)
         writer_free(w);
         return NULL;
     }
-    w->lock_fd = -1;
     size_t n = strlen(db->params) + sizeof(US_SQLITE_LOCK_SUFFIX);
     char *path = malloc(n); /* no pool here: the writer outlives them */
     if (path) {
@@ -102,13 +110,40 @@ static us_writer *writer_new(const us_sqlite_db *db)
     return w;
 }
 
+/* A pool cleanup of each connection that took the writer: the last one
+ * of the process to close frees it. */
+static apr_status_t writer_release(void *data)
+{
+    us_writer *w = data;
+    int last = 0;
+    pthread_mutex_lock(&registry_mu);
+    if (w->pid == getpid() && --w->refs == 0) {
+        us_writer **pp = &registry;
+        while (*pp && *pp != w)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = w->next;
+        last = 1;
+    }
+    pthread_mutex_unlock(&registry_mu);
+    if (last)
+        writer_free(w);
+    return APR_SUCCESS;
+}
+
 static us_writer *writer_of(us_sqlite_db *db)
 {
-    if (db->writer)
+    if (db->writer && db->writer->pid == getpid())
         return db->writer;
     pthread_mutex_lock(&registry_mu);
     if (registry_pid != getpid()) {
-        registry = NULL; /* inherited from the parent: not ours to use */
+        /* inherited from the parent: not ours to use, nor its lock files */
+        for (us_writer *x = registry; x; x = x->next)
+            if (x->lock_fd >= 0) {
+                close(x->lock_fd);
+                x->lock_fd = -1;
+            }
+        registry = NULL;
         registry_pid = getpid();
     }
     us_writer *w = registry;
@@ -118,7 +153,11 @@ static us_writer *writer_of(us_sqlite_db *db)
         w->next = registry;
         registry = w;
     }
+    if (w)
+        w->refs++;
     pthread_mutex_unlock(&registry_mu);
+    if (w)
+        apr_pool_cleanup_register(db->pool, w, writer_release, apr_pool_cleanup_null);
     db->writer = w;
     return w;
 }
