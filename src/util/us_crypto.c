@@ -30,7 +30,9 @@ static const EVP_MD *sha256_md(void)
 void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
 {
     unsigned int outlen = US_SHA256_LEN;
-    EVP_Digest(data, len, out, &outlen, sha256_md(), NULL);
+    /* never left undefined: a key's hash is compared with stored ones */
+    if (!EVP_Digest(data, len, out, &outlen, sha256_md(), NULL))
+        memset(out, 0, US_SHA256_LEN);
 }
 
 /* H(pad XOR key-block || a || b) with one context; 1 on success. */
