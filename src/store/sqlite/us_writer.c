@@ -133,7 +133,9 @@ static apr_status_t writer_release(void *data)
 
 static us_writer *writer_of(us_sqlite_db *db)
 {
-    if (db->writer && db->writer->pid == getpid())
+    /* a connection serves the process that opened it (no getpid() here:
+     * a system call per write) */
+    if (db->writer)
         return db->writer;
     pthread_mutex_lock(&registry_mu);
     if (registry_pid != getpid()) {
