@@ -333,7 +333,8 @@ def test_a_killed_node_is_taken_over_within_the_lease(cluster):
         assert took < LEASE + 5, took
         for x in others:
             assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
-        assert session_blobs(nodes[0], sid) == []
+        # the counters are final before the last clear of the session's uploads
+        assert wait_for(lambda: session_blobs(nodes[0], sid) == [], 10), session_blobs(nodes[0], sid)
         file_ids = {r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files"
                                           f" WHERE workspace = '{ws}'")}
         stored = stored_files(nodes[0])

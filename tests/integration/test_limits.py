@@ -6,6 +6,7 @@ import os
 import time
 
 from us_testkit.ingest import close_and_wait, list_ws_files, new_session, session_files, upload_one
+from us_testkit.procs import wait_for
 from us_testkit.uploads import s3_error, upload
 from us_testkit.api import (assert_ts_between, check, close_session, create_session, detail_of,
                             e_enum_write_mode, e_le, get_status, list_all, list_sessions,
@@ -113,11 +114,15 @@ def test_max_files_per_session_refuses_new_names_past_it(server_factory):
     st = get_status(c, ws, sid)
     assert st["uploaded_files"] == 3, st
     assert sorted(session_files(c, ws, sid)) == ["a.txt", "b.txt", "c.txt"]
+    # the refused uploads and the replaced a.txt left nothing behind: the
+    # session holds the blobs of a.txt, b.txt, c.txt and the sidecar
+    left = os.path.join(s.dir, "state", "data", "sessions", sid)
+    assert len(os.listdir(left)) == 4, os.listdir(left)
     close_and_wait(c, ws, sid, 3)
     assert sorted(i["name"] for i in list_ws_files(s, c, ws)) == ["a.txt", "b.txt", "c.txt"]
-    # the blobs of the refused uploads are gone
-    left = os.path.join(s.dir, "state", "data", "sessions", sid)
-    assert not os.path.isdir(left) or os.listdir(left) == []
+    # the counters are final before the ingestion clears what is left of
+    # the session (the sidecar's blob) and removes its directory
+    assert wait_for(lambda: not os.path.exists(left), 10), os.listdir(left)
     # another session has its own count
     sid2, cfg2 = new_session(c, ws)
     upload_one(c, cfg2, "d.txt", b"d")

@@ -16,6 +16,7 @@ from us_testkit.api import close_session, get_status
 from us_testkit.ingest import (direct_server, make_server, module_so, new_session,  # noqa: F401
                                outage, s3_server, session_files, upload_all, wait_ingested,
                                ws_files_path)
+from us_testkit.procs import wait_for
 from us_testkit.server import new_client
 from us_testkit.uploads import s3_keys, session_files_page, upload
 
@@ -85,7 +86,8 @@ def test_sdk_upload_close_ingested_every_file_once(direct_server):
     for name in ("doc00.txt", "doc07.txt", "doc22.txt"):
         r = api.get(ws_files_path(ws, by_name[name]["file_id"]))
         assert r.status_code == 200 and r.content == want[name], (name, r.status_code)
-    assert s3_keys(s, f"sessions/{sid}/") == []
+    # the counters are final before the clear of what is left of the uploads
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 30), s3_keys(s, f"sessions/{sid}/")
     assert len(s3_keys(s, "files/")) == n - 2
     assert "US1019" in s.log_text()
 
