@@ -285,14 +285,21 @@ def test_post_files_takes_at_most_1000_fields_and_1000_files(srv, api):
 
 
 def test_large_legitimate_requests_do_not_stay_resident(mem_server):
-    """POST /files with a 1 MB `meta`, each on a new connection, in three
-    rounds of 40: the first round fills what each worker thread keeps by
-    design (its SQLite connection's page cache, at most 256 KiB, and the
-    allocators httpd keeps per connection); the next two must add little.
+    """POST /files with a 1 MB `meta`, each on a new connection, in five
+    rounds of 40. Each worker thread keeps what it holds by design once it
+    has served a request (its SQLite connection's page cache, at most 256
+    KiB, and the allocators httpd keeps per connection). With httpd's
+    compiled-in MPM settings (four children of 25 threads by then) the
+    first three rounds still reach threads that served nothing before:
+    threads with over 3 ms of CPU were 70, 103 and 112 after them, and
+    still 112 after the fourth and fifth, while the children grew by
+    25-29, 8-11 and 0.6-5 MiB. So the first round is bounded, and the last
+    two, past that plateau, must add little: 1.7-2.9 MiB measured (rounds
+    2 and 3 had added 9.4-16.2 MiB).
     glibc raises its mmap threshold after every large free: were it not
     fixed in child_init, the copies of each meta (jansson's, SQLite's) would
-    stay in the worker threads' arenas, about 4 MiB per request (171 MiB
-    after one round)."""
+    stay in the worker threads' arenas: the first round left 217-252 MiB
+    that way."""
     if SANITIZED:
         pytest.skip("resident memory under ASan's allocator says nothing about glibc's")
     srv = mem_server
@@ -301,7 +308,7 @@ def test_large_legitimate_requests_do_not_stay_resident(mem_server):
     time.sleep(0.5)
     start = sum(children_rss(srv.pid).values())
     kept = []
-    for rnd in range(3):
+    for rnd in range(5):
         for i in range(40):
             with srv.client(srv.user_all) as api:  # a new connection each time
                 r = post_parts(api, ws_files_path(ws), [Part("meta", meta),
@@ -313,7 +320,7 @@ def test_large_legitimate_requests_do_not_stay_resident(mem_server):
     print("\nchildren kept after each round of 40: " +
           ", ".join(f"{k / MiB:.1f}" for k in kept) + " MiB")
     assert kept[0] < 3 * BOUND, f"the first round left {kept[0] / MiB:.1f} MiB"
-    assert kept[2] - kept[0] < BOUND, \
-        f"rounds 2 and 3 added {(kept[2] - kept[0]) / MiB:.1f} MiB"
+    assert kept[4] - kept[2] < BOUND, \
+        f"rounds 4 and 5 added {(kept[4] - kept[2]) / MiB:.1f} MiB"
     listed = srv.client(srv.user_all).get(ws_files_path(ws), params={"limit": 1}).json()
-    assert listed["total"] == 120, listed["total"]
+    assert listed["total"] == 200, listed["total"]
