@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <apr_atomic.h>
 #include <apr_dbd.h>
 #include <apr_strings.h>
@@ -634,6 +636,70 @@ static void test_node_names(void **state)
     sc_teardown(NULL);
 }
 
+/* The process's data segment and anonymous mappings (APR's allocator may
+ * map its blocks itself, out of malloc's sight), in bytes. */
+static size_t data_bytes(void)
+{
+    unsigned long size, rss, shared, text, lib, data = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%lu %lu %lu %lu %lu %lu", &size, &rss, &shared, &text, &lib, &data), 6);
+    fclose(f);
+    return (size_t)data * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A connection whose database stays away (down for hours: a worker's
+ * connection tries again every second) keeps its memory: each failed
+ * reconnect replaces the last message, nothing piles up. The connection
+ * reaches the server through a link to its socket; once the link is gone
+ * and the backend ended, every reconnect fails at once. */
+static void test_failing_reconnects_keep_their_memory(void **state)
+{
+    (void)state;
+    if (!pg_fixture_dir[0]) {
+        printf("[  SKIPPED ] not our own cluster: its socket directory is unknown\n");
+        return;
+    }
+    sc_setup(NULL);
+    const char *port = strstr(sc_params, "port=") + 5;
+    char sockname[64], dir[] = "/tmp/us-pgsock-XXXXXX";
+    snprintf(sockname, sizeof(sockname), ".s.PGSQL.%ld", strtol(port, NULL, 10));
+    assert_non_null(mkdtemp(dir));
+    const char *link_path = apr_pstrcat(pool, dir, "/", sockname, NULL);
+    assert_int_equal(symlink(apr_pstrcat(pool, pg_fixture_dir, "/sock/", sockname, NULL),
+                             link_path), 0);
+    us_store_cfg *cfg = NULL;
+    us_db *db = NULL;
+    const char *err = NULL, *dbname = strrchr(sc_params, '=') + 1;
+    assert_int_equal(us_store_configure(pool, "pgsql", apr_pstrcat(pool, sc_params, " host=", dir, NULL),
+                                        &cfg, &err), US_DB_OK);
+    assert_int_equal(us_db_open(pool, cfg, &db, &err), US_DB_OK);
+    us_session got;
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    assert_int_equal(us_session_get(db, p, "ws", sc_uuid(p, 1), SC_T0, &got), US_DB_NOTFOUND);
+    unlink(link_path);
+    rmdir(dir);
+    assert_int_equal(pg_fixture_admin(apr_psprintf(pool,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+        " AND pid <> pg_backend_pid()", dbname)), 0);
+    size_t held = 0;
+    for (int i = 0; i < 4000; i++) {
+        apr_pool_clear(p);
+        assert_int_equal(us_session_get(db, p, "ws", sc_uuid(p, 1), SC_T0, &got), US_DB_BUSY);
+        if (i == 1999)
+            held = data_bytes();
+    }
+    assert_non_null(strstr(us_db_error(db), "cannot connect to PostgreSQL"));
+    size_t now = data_bytes();
+    printf("# 2000 failed reconnects: %zu more bytes\n", now > held ? now - held : 0);
+    if (now > held + 64 * 1024)
+        fail_msg("2,000 failed reconnects took %zu more bytes", now - held);
+    apr_pool_destroy(p);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 static void test_unreachable_server(void **state)
 {
     us_store_cfg *cfg = NULL;
@@ -663,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_migration_fills_the_key_table),
         cmocka_unit_test(test_migration_adds_the_create_function),
         cmocka_unit_test(test_node_names),
+        cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),
     };
     const char *why = NULL;

@@ -24,6 +24,8 @@
 #include <apr_dbd.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +60,8 @@ enum {
     US_LOGNO_PG_LOCK_RETRY = 1115, /* a transaction is retried after a lock timeout */
 };
 
+#define US_PG_ERR_MAX 2048         /* longer messages are cut */
+
 typedef struct {
     us_db base;                    /* first: the front's view */
     apr_pool_t *pool;              /* the connection object's */
@@ -71,7 +75,11 @@ typedef struct {
     int deadlock;                  /* the last failure was a deadlock: retry */
     int lock_timeout;              /* ... or a lock timeout: retry once (pg_txn) */
     int in_txn;                    /* inside pg_run's BEGIN ... COMMIT */
-    const char *err;
+    const char *err;               /* NULL, a literal, or one of errbuf */
+    /* the last message, written to the buffer err is not in (a message may
+     * quote the one before): a connection that lives as long as its thread
+     * fails as often as its database is down, in the same memory */
+    char errbuf[2][US_PG_ERR_MAX];
 } us_pg_db;
 
 extern const us_store_backend us_pgsql_backend;
@@ -82,6 +90,18 @@ static us_pg_db *pg_of(us_db *db)
 }
 
 /* ---- errors and connections ------------------------------------------------ */
+
+static void set_err(us_pg_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(us_pg_db *db, const char *fmt, ...)
+{
+    char *to = db->err == db->errbuf[0] ? db->errbuf[1] : db->errbuf[0];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(to, US_PG_ERR_MAX, fmt, ap);
+    va_end(ap);
+    db->err = to;
+}
 
 /* Message fragments of libpq and the server that mean "try again". */
 static const char *const RETRY_TEXT[] = {
@@ -108,7 +128,7 @@ static int has_any(const char *msg, const char *const *frags)
 static us_db_rc pg_fail(us_pg_db *db, int rc, const char *what)
 {
     const char *msg = db->h ? apr_dbd_error(db->conf->drv, db->h, rc) : NULL;
-    db->err = apr_psprintf(db->pool, "%s: %s", what, msg ? msg : "unknown error");
+    set_err(db, "%s: %s", what, msg ? msg : "unknown error");
     db->deadlock = msg && (strstr(msg, "deadlock detected") || strstr(msg, "could not serialize"));
     db->lock_timeout = msg && strstr(msg, "due to lock timeout");
     /* a statement the driver's PQreset lost: "prepared statement ... does not exist" */
@@ -165,8 +185,7 @@ static us_db_rc connect_handle(us_pg_db *db)
     apr_pool_tag(db->hpool, "us_pg_handle");
     if (apr_dbd_open_ex(db->conf->drv, db->hpool, db->conf->conninfo, &db->h, &oerr) !=
             APR_SUCCESS || !db->h) {
-        db->err = apr_psprintf(db->pool, "cannot connect to PostgreSQL: %s",
-                               oerr ? oerr : "unknown error");
+        set_err(db, "cannot connect to PostgreSQL: %s", oerr ? oerr : "unknown error");
         us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s", db->err);
         db->h = NULL;
         drop_handle(db);
@@ -198,7 +217,7 @@ static us_db_rc prepared_statement(us_pg_db *db, us_stmt_id id, apr_dbd_prepared
     if (!db->stmt[id]) {
         const us_stmt_def *def = us_pg_sql_statement(id);
         if (!def->sql) {
-            db->err = apr_psprintf(db->pool, "statement %d has no PostgreSQL text", (int)id);
+            set_err(db, "statement %d has no PostgreSQL text", (int)id);
             return US_DB_ERROR;
         }
         int prc = apr_dbd_prepare(db->conf->drv, db->hpool, db->h, def->sql, def->label,
@@ -207,8 +226,8 @@ static us_db_rc prepared_statement(us_pg_db *db, us_stmt_id id, apr_dbd_prepared
             db->stmt[id] = NULL;
             rc = pg_fail(db, prc, def->label);
             if (!db->broken)
-                db->err = apr_psprintf(db->pool, "cannot prepare %s (is the schema current?): %s",
-                                       def->label, db->err);
+                set_err(db, "cannot prepare %s (is the schema current?): %s", def->label,
+                        db->err);
             return rc;
         }
     }
@@ -376,7 +395,8 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
                 return rc;
         }
         else if (txn && !db->broken) {
-            const char *err = db->err;
+            char err[US_PG_ERR_MAX];
+            snprintf(err, sizeof(err), "%s", db->err ? db->err : "unknown error");
             int deadlock = db->deadlock, lock_timeout = db->lock_timeout;
             us_db_rc rrc = pg_exec_sql(db, "ROLLBACK");
             /* a connection lost meanwhile took the transaction with it
@@ -384,7 +404,7 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
             if (rrc != US_DB_OK && !db->broken)
                 us_log(db->conf->log, US_LOG_ERR, 0, US_LOGNO_PG_ROLLBACK, "rollback failed: %s",
                        db->err);
-            db->err = err;
+            set_err(db, "%s", err);
             db->deadlock = deadlock;
             db->lock_timeout = lock_timeout;
             if (rrc != US_DB_OK)
@@ -552,8 +572,7 @@ static void pg_clear_error(us_db *db)
 
 static void pg_set_error(us_db *base, const char *err)
 {
-    us_pg_db *db = pg_of(base);
-    db->err = apr_pstrdup(db->pool, err);
+    set_err(pg_of(base), "%s", err ? err : "unknown error");
 }
 
 /* ---- sessions ------------------------------------------------------------------- */
