@@ -190,6 +190,10 @@ apr_status_t us_storage_publish(us_storage *st, apr_pool_t *p, const char *sessi
  * different files never depend on each other. */
 int us_storage_publish_width(const us_storage *st);
 
+/* The largest file one writer can store, in bytes (s3: 10,000 parts of
+ * the part size); 0 when the backend sets no limit of its own. */
+long long us_storage_max_object_size(const us_storage *st);
+
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call
  * before the store records the files as FINISHED. */

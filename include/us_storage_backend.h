@@ -25,6 +25,8 @@ struct us_storage_backend {
     const char *name; /* UploadSessionStorage's first argument: "posix" */
     /* publishes worth running at once (us_storage_publish_width); 0 means 1 */
     int publish_width;
+    /* the largest file a writer can store (us_storage_max_object_size); 0: no limit */
+    long long max_object_size;
 
     /* ---- configuration and startup */
     apr_status_t (*configure)(apr_pool_t *p, const char *data_dir, const char *params,

@@ -107,6 +107,11 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
+    long long most = us_storage_max_object_size(c->storage);
+    if (most && c->max_file_size > most)
+        return apr_psprintf(pconf, "UploadSessionMaxFileSize %lld is larger than the largest file "
+                            "%s storage can hold (%lld bytes)", c->max_file_size,
+                            us_storage_name(c->storage), most);
     us_keyfile_sig sig;
     us_keyring *ring;
     /* stat before reading: a file changed meanwhile is re-read by the children */

@@ -182,6 +182,11 @@ int us_storage_publish_width(const us_storage *st)
     return st->backend->publish_width > 1 ? st->backend->publish_width : 1;
 }
 
+long long us_storage_max_object_size(const us_storage *st)
+{
+    return st->backend->max_object_size > 0 ? st->backend->max_object_size : 0;
+}
+
 apr_status_t us_storage_publish_sync(us_storage *st, apr_pool_t *p)
 {
     return st->backend->publish_sync(st, p);

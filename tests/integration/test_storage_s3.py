@@ -67,6 +67,22 @@ def test_configtest_accepts_and_keeps_secrets_out(s3_server):
     assert rc == 0 and "Syntax OK" in out, out
 
 
+def test_a_max_file_size_beyond_10000_parts_is_refused(s3_server):
+    """A file is one multipart upload of at most 10,000 parts of 8 MiB: a
+    larger UploadSessionMaxFileSize could only fail uploads after the
+    client sent everything, so configtest refuses it; the limit passes."""
+    most = 10000 * 8 * 1024 * 1024
+    s = s3_server(start=False, extra=[f"UploadSessionMaxFileSize {most + 1}"])
+    rc, out = configtest(s)
+    assert rc != 0, out
+    assert (f"UploadSessionMaxFileSize {most + 1} is larger than the largest file s3 storage "
+            f"can hold ({most} bytes)") in out, out
+    assert "Syntax OK" not in out, out
+    s = s3_server(start=False, extra=[f"UploadSessionMaxFileSize {most}"])
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
+
+
 def test_s3_directives_need_s3_storage(make_server):
     s = make_server(start=False, storage="posix", extra=["UploadSessionS3Prefix p"])
     rc, out = configtest(s)

@@ -174,6 +174,21 @@ static void test_configuration_errors(void **state)
     expect_error(apr_psprintf(pool, "http://h b1c credentials=%s", empty), "no [default] section");
     us_storage *st = s3_at(apr_psprintf(pool, "https://s3.eu-central-1.amazonaws.com/ b1c region=eu-central-1 credentials=%s", creds_file));
     assert_string_equal(us_storage_name(st), "s3");
+    /* a file is one multipart upload: 10,000 parts of 8 MiB at most */
+    assert_true(us_storage_max_object_size(st) == 10000LL * 8 * 1024 * 1024);
+    /* the scheme's own port is left out (curl sends none in Host, and the
+     * signature covers Host); another port stays */
+    static const char *const ports[][2] = {
+        { "http://h:80", "http://h/b1c" }, { "https://h:443", "https://h/b1c" },
+        { "http://h:443", "http://h:443/b1c" }, { "https://h:8443/", "https://h:8443/b1c" },
+        { "http://[::1]:80", "http://[::1]/b1c" },
+    };
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+        us_storage_post_target t;
+        st = s3_at(apr_psprintf(pool, "%s b1c credentials=%s", ports[i][0], creds_file));
+        assert_int_equal(us_storage_post_target_of(st, pool, "sid", &t), APR_SUCCESS);
+        assert_string_equal(t.url, ports[i][1]);
+    }
 }
 
 /* Where the objects are: the key layout README documents. */
@@ -257,8 +272,7 @@ static void test_multipart(void **state)
     assert_int_equal(us_storage_file_open(st, pool, "big2", &r), APR_ENOENT);
 }
 
-/* A store that does not answer: check and every operation fail, none
- * hangs, the log names the request but never the keys or a signature. */
+/* One small object under a session's prefix, committed. */
 static void put_small(us_storage *st, const char *session, const char *blob, const char *data)
 {
     us_storage_writer *w;
@@ -266,6 +280,39 @@ static void put_small(us_storage *st, const char *session, const char *blob, con
     assert_int_equal(us_storage_write(w, data, strlen(data)), APR_SUCCESS);
     assert_int_equal(us_storage_finish(w), APR_SUCCESS);
     assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+}
+
+/* Names of 344 bytes, 340 of them '&', 5 bytes each in the listing's XML
+ * (the test radosgw takes keys up to about 420 bytes): 180 of them list in
+ * about 340 KiB, more than the largest answer the unit build reads (256
+ * KiB), so the listing must ask for pages that fit, and still list every
+ * one. */
+static void test_listing_long_keys(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "lk%ld", (long)getpid())));
+    apr_array_header_t *objs;
+    const int n = 180;
+    char amps[341];
+    memset(amps, '&', sizeof(amps) - 1);
+    amps[sizeof(amps) - 1] = '\0';
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    for (int i = 0; i < n; i++)
+        put_small(st, "sid", apr_psprintf(p, "%s%04d", amps, i), "x");
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, n);
+    for (int i = 0; i < n; i++) {
+        const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+        assert_int_equal(strlen(o->blob), 344);
+        assert_memory_equal(o->blob, amps, 340);
+    }
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0);
+    assert_int_equal(logged_n, 0);
+    apr_pool_destroy(p);
 }
 
 /* The session listing follows ListObjectsV2's continuation past one page
@@ -308,6 +355,38 @@ static void test_listing_pages(void **state)
     apr_pool_destroy(p);
 }
 
+/* Keys with "." and ".." segments (a direct upload's client names its
+ * key): sent as signed, not with the segments resolved - every request on
+ * them succeeds, and the clear leaves nothing behind. */
+static void test_dot_segments(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "ds%ld", (long)getpid())));
+    apr_array_header_t *objs;
+    us_storage_reader *r;
+    int moved = 0;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    put_small(st, "sid", "..", "up");
+    put_small(st, "sid", ".", "here");
+    put_small(st, "sid", "x/../y", "deeper");
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 2);
+    assert_int_equal(us_storage_publish(st, p, "sid", "..", "fid-dots", NULL, 2, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_int_equal(us_storage_file_open(st, p, "fid-dots", &r), APR_SUCCESS);
+    assert_int_equal(us_storage_reader_size(r), 2);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0);
+    assert_int_equal(us_storage_file_delete(st, p, "fid-dots"), APR_SUCCESS);
+    assert_int_equal(logged_n, 0);
+    apr_pool_destroy(p);
+}
+
+/* A store that does not answer: check and every operation fail, none
+ * hangs, the log names the request but never the keys or a signature. */
 static void test_unreachable(void **state)
 {
     int port;
@@ -698,6 +777,8 @@ int main(void)
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_listing_pages),
+        cmocka_unit_test(test_listing_long_keys),
+        cmocka_unit_test(test_dot_segments),
         cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_publish_in_parts),
         cmocka_unit_test(test_unreachable),

@@ -21,6 +21,7 @@
 #include "us_crypto.h"
 #include "us_s3_parts.h"
 #include "us_s3_late.h"
+#include "us_buf.h"
 
 #include <apr_atomic.h>
 
@@ -39,9 +40,19 @@
 #include <unistd.h>
 
 #define PART_SIZE (8 * 1024 * 1024)     /* the multipart threshold and part size */
+#define MAX_PARTS 10000                 /* S3's limit for one multipart upload */
 #define READ_WINDOW (4 * 1024 * 1024)   /* bytes one ranged GET of a reader fetches */
 #define STALE_UPLOAD_AGE (24 * 3600)    /* an unfinished multipart upload older is a dead writer's */
-#define MAX_SMALL_RESPONSE (1 << 20)    /* listings and error documents */
+/* Listings and error documents are read whole, up to this size. A listing
+ * page asks for at most LIST_PAGE_KEYS entries, so that one of the longest
+ * keys (1,024 bytes, each XML-escaped to at most 6: "&quot;") with its
+ * other fields (under 512 bytes) always fits: a page cut off would list
+ * fewer objects than there are. */
+#ifndef US_S3_MAX_RESPONSE
+#define US_S3_MAX_RESPONSE (8 << 20)
+#endif
+#define LIST_ENTRY_MAX (1024 * 6 + 512)
+#define LIST_PAGE_KEYS (US_S3_MAX_RESPONSE / LIST_ENTRY_MAX < 1000 ? US_S3_MAX_RESPONSE / LIST_ENTRY_MAX : 1000)
 /* Above CopyObject's limit (5 GiB) a publish copies in parts (UploadPartCopy)
  * of US_S3_COPY_PART bytes. The unit tests' build lowers both (Makefile) to
  * copy a few MiB in parts; S3 wants every part but the last >= 5 MiB. */
@@ -191,6 +202,11 @@ static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char
     }
     if ((*err = read_credentials(p, creds, c)))
         return APR_EINVAL;
+    /* the scheme's own port left out: curl sends no port in Host then, and
+     * the signature covers Host */
+    const char *dflt = rest == url + 8 ? ":443" : ":80";
+    if (hl > strlen(dflt) && strncmp(rest + hl - strlen(dflt), dflt, strlen(dflt)) == 0)
+        hl -= strlen(dflt);
     c->host = apr_pstrndup(p, rest, hl);
     c->endpoint = apr_pstrndup(p, url, (apr_size_t)(rest - url) + hl);
     c->bucket = bucket;
@@ -210,7 +226,9 @@ typedef struct {
     const char *body;
     apr_size_t len;
     apr_size_t sent;
-    /* what came back: into buf (at most cap bytes; more sets overflow) */
+    /* what came back: into resp when set (grown as it comes), else into buf
+     * (at most cap bytes); more than either holds sets overflow */
+    us_buf *resp;
     char *buf;
     apr_size_t cap, got;
     int overflow;
@@ -224,6 +242,13 @@ static size_t on_body(char *data, size_t sz, size_t n, void *baton)
 {
     s3_xfer *x = baton;
     size_t len = sz * n;
+    if (x->resp) {
+        if (us_buf_append(x->resp, data, len) != 0) {
+            x->overflow = 1;
+            return 0; /* stops the transfer */
+        }
+        return len;
+    }
     if (x->got + len > x->cap) {
         x->overflow = 1;
         return 0; /* stops the transfer */
@@ -315,6 +340,7 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
     x->content_length = -1;
     curl_easy_setopt(h, CURLOPT_URL, apr_pstrcat(p, c->endpoint, path, q ? "?" : "", q ? q : "", NULL));
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* "/./" and "/../" in a key, as signed */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled store fails in 30 s */
@@ -353,22 +379,29 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
     return APR_SUCCESS;
 }
 
-/* s3_send with a small answer kept in *body (NUL-terminated). */
+/* s3_send with a small answer kept in *body (NUL-terminated, "" for none;
+ * memory taken only as it comes). An answer larger than
+ * US_S3_MAX_RESPONSE is an error (APR_INCOMPLETE): never half a listing. */
 static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *method,
                             const char *key, const char *q, const char *const *extra,
                             const char *send, apr_size_t send_len, long *status, char **body,
                             const char **etag)
 {
     s3_xfer x = { 0 };
+    us_buf resp;
+    us_buf_init(&resp, p, US_S3_MAX_RESPONSE);
     x.body = send;
     x.len = send_len;
-    x.cap = MAX_SMALL_RESPONSE;
-    x.buf = apr_palloc(p, x.cap + 1);
+    x.resp = &resp;
     apr_status_t rv = s3_send(st, p, method, key, q, extra, &x);
-    x.buf[x.got] = '\0';
+    if (rv == APR_SUCCESS && x.overflow) {
+        us_log(st->log, US_LOG_WARN, 0, 1210, "s3 %s %s: an answer of more than %d bytes",
+               method, key ? key : "(bucket)", US_S3_MAX_RESPONSE);
+        rv = APR_INCOMPLETE;
+    }
     *status = x.status;
     if (body)
-        *body = x.buf;
+        *body = resp.data ? resp.data : apr_pstrdup(p, "");
     if (etag)
         *etag = x.etag;
     return rv;
@@ -454,29 +487,34 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
                                  apr_array_header_t *objects)
 {
     const char *token = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    apr_pool_t *page; /* a page's answer, dropped once its entries are copied */
+    apr_pool_create(&page, p);
     do {
         long status;
         char *body, *c;
-        const char *q = apr_pstrcat(p, token ? "continuation-token=" : "",
-                                    token ? us_sigv4_uri_encode(p, token, 0) : "",
-                                    token ? "&" : "", "list-type=2&prefix=",
-                                    us_sigv4_uri_encode(p, prefix, 0), NULL);
-        apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        apr_pool_clear(page);
+        const char *q = apr_psprintf(page, "%s%s%slist-type=2&max-keys=%d&prefix=%s",
+                                     token ? "continuation-token=" : "",
+                                     token ? us_sigv4_uri_encode(page, token, 0) : "",
+                                     token ? "&" : "", LIST_PAGE_KEYS,
+                                     us_sigv4_uri_encode(page, prefix, 0));
+        rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        if (rv == APR_SUCCESS && status != 200)
+            rv = failed(st, 1211, "list", prefix, status, body);
         if (rv != APR_SUCCESS)
-            return rv;
-        if (status != 200)
-            return failed(st, 1211, "list", prefix, status, body);
+            break;
         const char *pos = body, *e;
         /* each <Contents> block raw (undecoded): its fields are decoded once, by xml_next */
         while ((c = strstr(pos, "<Contents>")) && (e = strstr(c, "</Contents>"))) {
-            c = apr_pstrndup(p, c, (apr_size_t)(e - c));
+            c = apr_pstrndup(page, c, (apr_size_t)(e - c));
             pos = e + sizeof "</Contents>" - 1;
             const char *in = c;
             char *key = xml_next(p, &in, "Key"), *size, *etag;
             if (!key)
                 continue;
             in = c;
-            size = xml_next(p, &in, "Size");
+            size = xml_next(page, &in, "Size");
             in = c;
             etag = xml_next(p, &in, "ETag");
             us_storage_object *o = apr_array_push(objects);
@@ -485,12 +523,14 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             o->etag = etag;
         }
         pos = body;
-        const char *trunc = xml_next(p, &pos, "IsTruncated");
+        const char *trunc = xml_next(page, &pos, "IsTruncated");
         pos = body;
-        token = trunc && strcmp(trunc, "true") == 0 ? xml_next(p, &pos, "NextContinuationToken")
-                                                    : NULL;
+        const char *next = trunc && strcmp(trunc, "true") == 0
+                               ? xml_next(page, &pos, "NextContinuationToken") : NULL;
+        token = next ? apr_pstrdup(p, next) : NULL;
     } while (token);
-    return APR_SUCCESS;
+    apr_pool_destroy(page);
+    return rv;
 }
 
 /* The keys under prefix, into keys (const char *). */
@@ -582,11 +622,12 @@ static time_t parse_iso8601(const char *s)
 static const char *uploads_query(apr_pool_t *p, const char *prefix, const char *key_marker,
                                  const char *id_marker)
 {
-    return apr_pstrcat(p, key_marker ? "key-marker=" : "",
-                       key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
-                       key_marker ? "&" : "", "prefix=", us_sigv4_uri_encode(p, prefix, 0),
-                       id_marker ? "&upload-id-marker=" : "",
-                       id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "", "&uploads=", NULL);
+    return apr_psprintf(p, "%s%s%smax-uploads=%d&prefix=%s%s%s&uploads=",
+                        key_marker ? "key-marker=" : "",
+                        key_marker ? us_sigv4_uri_encode(p, key_marker, 0) : "",
+                        key_marker ? "&" : "", LIST_PAGE_KEYS, us_sigv4_uri_encode(p, prefix, 0),
+                        id_marker ? "&upload-id-marker=" : "",
+                        id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "");
 }
 
 /* Aborts the multipart uploads under prefix started at least min_age
@@ -670,10 +711,24 @@ typedef struct {
     const char *upload_id;  /* a multipart upload, once started */
     apr_array_header_t *etags;
     apr_status_t error;     /* the first failure: every later write returns it */
-    int finished, stored, committed, gone;
+    int finished, committed, gone;
+    int stored;             /* the key may hold this writer's object: a PUT or a
+                             * completion answered yes, or not at all */
 } s3_writer;
 
-/* Aborts a multipart upload or deletes what finish stored. */
+/* Whether a request that changes an object may have been carried out: it
+ * was (2xx), or its answer never came (the store may have acted before the
+ * connection broke) or was a server error. Not when the store was never
+ * reached, nor on a refusal (4xx). */
+static int maybe_applied(apr_status_t rv, long status)
+{
+    if (rv != APR_SUCCESS)
+        return rv != APR_ECONNREFUSED && rv != APR_EHOSTUNREACH;
+    return (status >= 200 && status < 300) || status >= 500;
+}
+
+/* Aborts a multipart upload, and deletes what finish or commit may have
+ * stored under the writer's key (a fresh key: nothing else is there). */
 static void discard(s3_writer *w, apr_pool_t *p)
 {
     long status;
@@ -827,9 +882,9 @@ static apr_status_t s3_finish(void *wv)
         apr_pool_create(&tmp, w->p);
         w->error = s3_call(w->st, tmp, "PUT", w->key, NULL, NULL, w->buf, w->fill, &status,
                            &body, NULL);
+        w->stored = maybe_applied(w->error, status);
         if (w->error == APR_SUCCESS && status != 200)
             w->error = failed(w->st, 1213, "storing", w->key, status, body);
-        w->stored = w->error == APR_SUCCESS;
         apr_pool_destroy(tmp);
     }
     free(w->buf);
@@ -847,16 +902,22 @@ static apr_status_t s3_commit(void *wv)
         long status;
         char *body;
         apr_pool_create(&tmp, w->p);
-        char *xml = apr_pstrdup(tmp, "<CompleteMultipartUpload>");
+        /* joined once: appending part by part would copy the document each time */
+        apr_array_header_t *doc = apr_array_make(tmp, w->etags->nelts + 2, sizeof(const char *));
+        APR_ARRAY_PUSH(doc, const char *) = "<CompleteMultipartUpload>";
         for (int i = 0; i < w->etags->nelts; i++)
-            xml = apr_psprintf(tmp, "%s<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", xml,
-                               i + 1, APR_ARRAY_IDX(w->etags, i, const char *));
-        xml = apr_pstrcat(tmp, xml, "</CompleteMultipartUpload>", NULL);
+            APR_ARRAY_PUSH(doc, const char *) =
+                apr_psprintf(tmp, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                             APR_ARRAY_IDX(w->etags, i, const char *));
+        APR_ARRAY_PUSH(doc, const char *) = "</CompleteMultipartUpload>";
+        const char *xml = apr_array_pstrcat(tmp, doc, 0);
         apr_status_t rv = s3_call(w->st, tmp, "POST", w->key,
                                   apr_pstrcat(tmp, "uploadId=", us_sigv4_uri_encode(tmp, w->upload_id, 0), NULL),
                                   NULL, xml, strlen(xml), &status, &body, NULL);
         /* a 200 may still carry an error document */
-        if (rv == APR_SUCCESS && (status != 200 || strstr(body, "<Error>")))
+        int refused = rv == APR_SUCCESS && status == 200 && strstr(body, "<Error>");
+        w->stored = !refused && maybe_applied(rv, status);
+        if (rv == APR_SUCCESS && (status != 200 || refused))
             rv = failed(w->st, 1213, "completing", w->key, status, body);
         apr_pool_destroy(tmp);
         if (rv != APR_SUCCESS) {
@@ -1264,7 +1325,8 @@ static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *r
         apr_pool_clear(page);
         const char *q = apr_pstrcat(page, token ? "continuation-token=" : "",
                                     token ? us_sigv4_uri_encode(page, token, 0) : "",
-                                    token ? "&" : "", "delimiter=%2F&list-type=2&prefix=",
+                                    token ? "&" : "", "delimiter=%2F&list-type=2&max-keys=",
+                                    apr_itoa(page, LIST_PAGE_KEYS), "&prefix=",
                                     us_sigv4_uri_encode(page, root, 0), NULL);
         rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
         if (rv == APR_SUCCESS && status != 200)
@@ -1389,6 +1451,8 @@ static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *aft
     size_t n = strlen(prefix);
     long status;
     char *body, *c, *e;
+    if (limit > LIST_PAGE_KEYS) /* fewer: *next says where the rest starts */
+        limit = LIST_PAGE_KEYS;
     const char *q = apr_psprintf(p, "list-type=2&max-keys=%d&prefix=%s%s%s", limit,
                                  us_sigv4_uri_encode(p, prefix, 0), *after ? "&start-after=" : "",
                                  *after ? us_sigv4_uri_encode(p, file_key(st, p, after), 0) : "");
@@ -1442,6 +1506,7 @@ static apr_status_t s3_post_target(us_storage *st, apr_pool_t *p, const char *se
 const us_storage_backend us_s3_storage = {
     .name = "s3",
     .publish_width = PUBLISH_WIDTH,
+    .max_object_size = (long long)MAX_PARTS * PART_SIZE,
     .configure = s3_configure,
     .prepare = s3_prepare,
     .check = s3_check,
