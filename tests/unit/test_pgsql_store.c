@@ -242,6 +242,52 @@ static void test_deadlock_victim_retried(void **state)
     sc_teardown(NULL);
 }
 
+/* A one-statement write (a close) waits on a row lock that outlasts the
+ * lock timeout once: retried once, as a transaction is, it closes the
+ * session instead of answering BUSY (503). */
+static apr_dbd_t *holder_h;
+static const apr_dbd_driver_t *holder_drv;
+
+static void *APR_THREAD_FUNC release_later(apr_thread_t *t, void *data)
+{
+    int nrows = 0;
+    (void)data;
+    apr_sleep(apr_time_from_msec(DEADLOCK_LOCK_TIMEOUT_MS * 3 / 2));
+    apr_dbd_query(holder_drv, holder_h, &nrows, "COMMIT");
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_a_close_outlasting_a_lock_timeout_once_is_retried(void **state)
+{
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0;
+    us_session got;
+    (void)state;
+    sc_setup(NULL);
+    us_store_set_lock_timeout(sc_cfg, DEADLOCK_LOCK_TIMEOUT_MS);
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 61), "ws-lt", "u-lt", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &holder_drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(holder_drv, pool, sc_params, &holder_h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(holder_drv, holder_h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(holder_drv, holder_h, &nrows, apr_psprintf(pool,
+        "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE", s.id)), 0);
+    assert_int_equal(apr_thread_create(&th, NULL, release_later, NULL, pool), APR_SUCCESS);
+    apr_time_t t0 = apr_time_now();
+    assert_int_equal(us_session_close(db, pool, "ws-lt", s.id, SC_T0 + 1), US_DB_OK);
+    assert_true(apr_time_now() - t0 >= apr_time_from_msec(DEADLOCK_LOCK_TIMEOUT_MS));
+    apr_thread_join(&rv, th);
+    assert_int_equal(us_session_get(db, pool, "ws-lt", s.id, SC_T0 + 1, &got), US_DB_OK);
+    assert_string_equal(got.status, "CLOSED");
+    us_db_close(db);
+    apr_dbd_close(holder_drv, holder_h);
+    sc_teardown(NULL);
+}
+
 /* The tests' worker threads: thread i of n runs fn with &idx[i] (= i). */
 static void start_threads(apr_thread_t **th, int *idx, int n, apr_thread_start_t fn)
 {
@@ -721,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
+        cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
         cmocka_unit_test(test_a_failed_create_leaves_its_batch),
         cmocka_unit_test(test_concurrent_reads_share_statements),
         cmocka_unit_test(test_a_read_in_a_transaction_stays_in_it),

@@ -1069,6 +1069,35 @@ static us_db_rc pg_gen_exec(us_db *base, apr_pool_t *p, us_stmt_id id, const voi
     return rc;
 }
 
+typedef struct {
+    us_stmt_id id;
+    const void **args;
+    int nrows;
+} one_statement;
+
+static us_db_rc one_statement_body(us_pg_db *db, apr_pool_t *p, void *arg)
+{
+    one_statement *o = arg;
+    o->nrows = 0;
+    return pg_exec(db, p, o->id, o->args, &o->nrows);
+}
+
+/* One statement as its own transaction, with pg_run's retries (a deadlock's
+ * victim, a lock timeout once); inside a transaction body, a statement of
+ * it (a retry there would find the transaction aborted). */
+static us_db_rc pg_gen_write_one(us_db *base, apr_pool_t *p, us_stmt_id id, const void **args,
+                                 int *nrows)
+{
+    us_pg_db *db = pg_of(base);
+    if (db->in_txn)
+        return pg_gen_exec(base, p, id, args, nrows);
+    one_statement o = { id, args, 0 };
+    us_db_rc rc = pg_run(db, p, one_statement_body, &o, 0);
+    if (nrows)
+        *nrows = o.nrows;
+    return rc;
+}
+
 /* Runs select id on db, handing each row to fn (in p, with out). */
 static us_db_rc select_rows(us_pg_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                             us_row_fn fn, void *out, int *nrows)
@@ -1240,7 +1269,7 @@ const us_store_backend us_pgsql_backend = {
     .exec = pg_gen_exec,
     .select = pg_gen_select,
     .write = pg_gen_write,
-    .write_one = pg_gen_exec, /* one statement: a transaction of its own */
+    .write_one = pg_gen_write_one,
     .session_insert = pg_session_insert,
     .sessions_expire = pg_sessions_expire,
     .ingest_claim = pg_ingest_claim,
