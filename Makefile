@@ -236,7 +236,8 @@ test:
 
 # check-layers.py: httpd headers only in src/httpd/, no two source files
 # depending on each other, layers in order - read from the module's object
-# files (its docstring says how). cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
+# files (its docstring says how). check-apr-formats.py: no C-library-only
+# length modifier (%lld, %zu) in a format APR or httpd formats. cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
 # is APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
 # clang-tidy's compiler flags; two clang-tidy processes at a time, a few files each
@@ -244,6 +245,7 @@ TIDY_FLAGS = $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initialize
              -Iinclude -I$(BUILD)/gen $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 lint: module
 	$(PYTHON) scripts/check-layers.py
+	$(PYTHON) scripts/check-apr-formats.py src mod_upload_session.c tools
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 	    -Iinclude mod_upload_session.c src tools

@@ -551,9 +551,9 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_log(cfg->log, US_LOG_INFO, 0, 1019, "ingest: session %s: listing of %d objects "
                "recorded as its uploads", s->id, objs->nelts);
     if (recorded && dropped)
-        us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %lld files past "
-               "UploadSessionMaxFilesPerSession (%lld) left out and removed", s->id, dropped,
-               cfg->max_files);
+        us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %" APR_INT64_T_FMT " files "
+               "past UploadSessionMaxFilesPerSession (%" APR_INT64_T_FMT ") left out and removed",
+               s->id, (apr_int64_t)dropped, (apr_int64_t)cfg->max_files);
     return 0;
 }
 

@@ -109,9 +109,10 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);
     long long most = us_storage_max_object_size(c->storage);
     if (most && c->max_file_size > most)
-        return apr_psprintf(pconf, "UploadSessionMaxFileSize %lld is larger than the largest file "
-                            "%s storage can hold (%lld bytes)", c->max_file_size,
-                            us_storage_name(c->storage), most);
+        return apr_psprintf(pconf, "UploadSessionMaxFileSize %" APR_INT64_T_FMT " is larger than "
+                            "the largest file %s storage can hold (%" APR_INT64_T_FMT " bytes)",
+                            (apr_int64_t)c->max_file_size, us_storage_name(c->storage),
+                            (apr_int64_t)most);
     us_keyfile_sig sig;
     us_keyring *ring;
     /* stat before reading: a file changed meanwhile is re-read by the children */
