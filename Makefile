@@ -237,8 +237,9 @@ test:
 # check-layers.py: httpd headers only in src/httpd/, no two source files
 # depending on each other, layers in order - read from the module's object
 # files (its docstring says how). check-apr-formats.py: no C-library-only
-# length modifier (%lld, %zu) in a format APR or httpd formats. cppcheck: varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which
-# is APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
+# length modifier (%lld, %zu) in a format APR or httpd formats. cppcheck:
+# varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which is
+# APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
 # clang-tidy's compiler flags; two clang-tidy processes at a time, a few files each
 TIDY_FLAGS = $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
