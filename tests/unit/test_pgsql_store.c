@@ -330,6 +330,7 @@ static void *thread_end(apr_thread_t *t, apr_pool_t *p, us_db *db)
  * created, each once, and it alone fails. */
 #define BATCHERS 8
 static us_db_rc batcher_rc[BATCHERS];
+static char batcher_err[BATCHERS][512]; /* the failed create's message, on its own connection */
 
 static void *APR_THREAD_FUNC batcher(apr_thread_t *t, void *data)
 {
@@ -340,6 +341,8 @@ static void *APR_THREAD_FUNC batcher(apr_thread_t *t, void *data)
     us_session s = sc_session(sc_uuid(p, i == 0 ? 700 : 700 + i), "ws-batch",
                               apr_psprintf(p, "u-batch-%d", i % 3), SC_T0, 100);
     batcher_rc[i] = db ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_BUSY;
+    const char *err = db && batcher_rc[i] != US_DB_OK ? us_db_error(db) : NULL;
+    snprintf(batcher_err[i], sizeof(batcher_err[i]), "%s", err ? err : "");
     return thread_end(t, p, db);
 }
 
@@ -360,6 +363,11 @@ static void test_a_failed_create_leaves_its_batch(void **state)
         for (int i = 1; i < BATCHERS; i++)
             /* created in an earlier round: the same id again fails too */
             assert_int_equal(batcher_rc[i], round == 0 ? US_DB_OK : US_DB_ERROR);
+        /* each failure is its own, told on its own connection, whichever
+         * thread's connection ran the batch */
+        for (int i = 0; i < BATCHERS; i++)
+            if (batcher_rc[i] != US_DB_OK && !strstr(batcher_err[i], "duplicate key"))
+                fail_msg("round %d, create %d: '%s'", round, i, batcher_err[i]);
     }
     for (int i = 1; i < BATCHERS; i++)
         assert_int_equal(us_session_get(db, pool, "ws-batch", sc_uuid(pool, 700 + i), SC_T0,

@@ -694,6 +694,7 @@ static int by_user(const void *a, const void *b)
 typedef struct {
     us_pg_db *db;
     apr_pool_t *p;
+    const us_group_item *own; /* the leader's own create */
 } create_leader;
 
 static void create_batch(void *ctx, us_group_item *const *items, int n)
@@ -718,8 +719,11 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
         us_db_rc rc = create_run(l->db, l->p, sorted + i, j - i);
         if (rc != US_DB_OK)
             for (int k = i; k < j; k++)
-                /* a create alone reports its own failure */
-                sorted[k].item->rc = j - i == 1 ? (int)rc : CREATE_ALONE;
+                /* the leader's create alone reports its failure; any other
+                 * runs again on its own connection, which then tells its
+                 * own failure (the message is on the connection) */
+                sorted[k].item->rc = j - i == 1 && sorted[k].item == l->own ? (int)rc
+                                                                            : CREATE_ALONE;
     }
 }
 
@@ -728,8 +732,8 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
 {
     us_pg_db *db = pg_of(base);
     insert_args a = { s, max_open, now, s->created_at, s->expires_at };
-    create_leader l = { db, p };
     us_group_item item = { .arg = &a };
+    create_leader l = { db, p, &item };
     int rc = db->conf->creates ? us_group_run(db->conf->creates, &item, create_batch, &l)
                                : CREATE_ALONE;
     if (rc == CREATE_ALONE) {
