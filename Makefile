@@ -137,12 +137,12 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 # The unit tests link the core with the s3 backend built again with
 # CopyObject's limit and the copy part size lowered, so that a test copies a
 # ~20 MiB object in parts (UploadPartCopy; radosgw takes parts of 5 MiB and
-# more), and the largest answer read lowered to 256 KiB, so that a few dozen
-# long keys fill a listing page. The module, the tools and the benchmarks
-# keep S3's 5 GiB and 8 MiB.
+# more), the largest answer read lowered to 256 KiB, so that a few dozen
+# long keys fill a listing page, and an upload stale after 2 s instead of a
+# day. The module, the tools and the benchmarks keep 5 GiB, 8 MiB and a day.
 UNIT_S3_OBJ  := $(BUILD)/obj-unit/storage/s3/us_s3.o
 UNIT_S3_DEFS := -DUS_S3_COPY_LIMIT='(16LL << 20)' -DUS_S3_COPY_PART='(6LL << 20)' \
-                -DUS_S3_MAX_RESPONSE='(256 << 10)'
+                -DUS_S3_MAX_RESPONSE='(256 << 10)' -DUS_S3_STALE_UPLOAD_AGE=2
 $(UNIT_S3_OBJ): src/storage/s3/us_s3.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $< (unit build)"

@@ -587,6 +587,42 @@ static long presigned_send(apr_pool_t *p, const char *method, const char *path,
     return perform(h);
 }
 
+/* Recovery with no key prefix aborts the stale multipart uploads of this
+ * module's layout (a dead writer's, under sessions/) and leaves the rest of
+ * the bucket alone: another program's upload there is not ours. The unit
+ * build takes an upload untouched for 2 s as stale. */
+static void test_recover_keeps_other_programs_uploads(void **state)
+{
+    apr_pool_t *p, *wp;
+    apr_pool_create(&p, pool);
+    apr_pool_create(&wp, p);
+    us_storage *st = s3_at(params_for(p, endpoint, ""));
+    const char *other = apr_psprintf(p, "other%ld/", (long)getpid());
+    const char *sid = apr_psprintf(p, "rc%ld", (long)getpid());
+    body_buf *b = apr_pcalloc(p, sizeof(*b));
+    us_storage_writer *w;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    assert_int_equal(presigned_send(p, "POST", apr_pstrcat(p, "/" BUCKET "/", other, "x", NULL),
+                                    "uploads=", NULL, b), 200);
+    const char *id = strstr(b->buf, "<UploadId>");
+    assert_non_null(id);
+    id = apr_pstrndup(p, id + 10, strcspn(id + 10, "<"));
+    /* a writer that never ends (a dead process's): its first part is sent */
+    assert_int_equal(us_storage_upload_create(st, wp, sid, "blob", &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, stc_bytes(p, 9 << 20, 5), 9 << 20), APR_SUCCESS);
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 1);
+    apr_sleep(apr_time_from_msec(2500));
+    assert_int_equal(us_storage_recover(st, p), 1);
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 0);
+    assert_int_equal(unfinished_uploads(p, other), 1);
+    body_buf *b2 = apr_pcalloc(p, sizeof(*b2));
+    assert_int_equal(presigned_send(p, "DELETE", apr_pstrcat(p, "/" BUCKET "/", other, "x", NULL),
+                                    apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
+                                    NULL, b2), 204);
+    apr_pool_destroy(p);
+}
+
 /* The ETag of key in the bucket, as HEAD answers it. */
 static const char *etag_of(apr_pool_t *p, const char *key)
 {
@@ -779,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_listing_pages),
         cmocka_unit_test(test_listing_long_keys),
         cmocka_unit_test(test_dot_segments),
+        cmocka_unit_test(test_recover_keeps_other_programs_uploads),
         cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_publish_in_parts),
         cmocka_unit_test(test_unreachable),

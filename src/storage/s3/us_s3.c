@@ -42,7 +42,9 @@
 #define PART_SIZE (8 * 1024 * 1024)     /* the multipart threshold and part size */
 #define MAX_PARTS 10000                 /* S3's limit for one multipart upload */
 #define READ_WINDOW (4 * 1024 * 1024)   /* bytes one ranged GET of a reader fetches */
-#define STALE_UPLOAD_AGE (24 * 3600)    /* an unfinished multipart upload older is a dead writer's */
+#ifndef US_S3_STALE_UPLOAD_AGE         /* an unfinished multipart upload older is a dead writer's */
+#define US_S3_STALE_UPLOAD_AGE (24 * 3600)
+#endif
 /* Listings and error documents are read whole, up to this size. A listing
  * page asks for at most LIST_PAGE_KEYS entries, so that one of the longest
  * keys (1,024 bytes, each XML-escaped to at most 6: "&quot;") with its
@@ -680,16 +682,24 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
     return APR_SUCCESS;
 }
 
-/* Aborts the multipart uploads under the prefix started more than
- * STALE_UPLOAD_AGE ago: a live writer finishes well within it. */
+/* Aborts the multipart uploads under the prefix's sessions/ and files/
+ * started more than US_S3_STALE_UPLOAD_AGE ago: a live writer finishes well
+ * within it. Only there: with no prefix, the rest of a shared bucket is
+ * other programs'. */
 static int s3_recover(us_storage *st, apr_pool_t *p)
 {
     const s3_conf *c = conf_of(st);
-    int removed = 0, left = 0;
-    long status = 0;
-    if (abort_uploads(st, p, c->prefix, STALE_UPLOAD_AGE, &removed, &left, &status) != APR_SUCCESS)
-        us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
-               "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
+    static const char *const ROOTS[] = { "sessions/", "files/" };
+    int removed = 0;
+    for (int i = 0; i < 2; i++) {
+        int aborted = 0, left = 0;
+        long status = 0;
+        if (abort_uploads(st, p, apr_pstrcat(p, c->prefix, ROOTS[i], NULL), US_S3_STALE_UPLOAD_AGE,
+                          &aborted, &left, &status) != APR_SUCCESS)
+            us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
+                   "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
+        removed += aborted;
+    }
     if (removed)
         us_log(st->log, US_LOG_INFO, 0, 1201,
                "removed %d unfinished multipart upload(s) left by interrupted uploads in bucket %s",
