@@ -18,21 +18,9 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include "us_storage.h"
+#include "data_meter.h"
 
 enum { FILES = 5000, LIMIT = 100 };
-
-/* The process's data segment in bytes (/proc/self/statm: heap and private
- * mappings, where APR's allocator takes its nodes, by mmap or malloc). */
-static size_t data_bytes(void)
-{
-    unsigned long fields[6] = { 0 };
-    FILE *f = fopen("/proc/self/statm", "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%lu %lu %lu %lu %lu %lu", &fields[0], &fields[1], &fields[2],
-                            &fields[3], &fields[4], &fields[5]), 6);
-    fclose(f);
-    return (size_t)fields[5] * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* A pool of its own allocator: its memory is malloc's again when destroyed,
  * so every call is measured from nothing. */
@@ -46,25 +34,13 @@ static apr_pool_t *fresh_pool(void)
     return p;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 /* 1 when data_bytes sees a pool's growth. Not under valgrind (its
  * preload in LD_PRELOAD) nor AddressSanitizer: both keep freed blocks
  * aside to catch uses after free and take memory in big pieces, so the
  * count says nothing of one call's live memory. */
 static int meter_works(void)
 {
-    const char *preload = getenv("LD_PRELOAD");
-    if (UNDER_ASAN || (preload && strstr(preload, "vgpreload")))
+    if (!data_meter_trusted())
         return 0;
     apr_pool_t *p = fresh_pool();
     size_t before = data_bytes();
