@@ -44,7 +44,10 @@ WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
 # APR/apr-util are portable-runtime libraries, not httpd: the "pure" core may use them.
 APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
-LIBS     := -ljansson -lcrypto -lsqlite3 $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# libpq: the PostgreSQL store sets its connections' error verbosity and reads
+# their status through it (src/store/pgsql/us_pg_store.c)
+PQ_INC   := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+LIBS     := -ljansson -lcrypto -lsqlite3 -lpq $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
 # Sources by layer (README, Layout). src/httpd/ is the httpd glue; the core
 # library is every other src/ file: unit tests and fuzz targets link it
@@ -70,7 +73,7 @@ ifeq ($(SANITIZE),thread)
 SANITIZE_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 SANITIZE_LDFLAGS := -Wl,-fsanitize=thread
 endif
-CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(SANITIZE_FLAGS)
+CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(PQ_INC) $(SANITIZE_FLAGS)
 
 .PHONY: deb install all deps module tools unit unit-valgrind helgrind tsan integration integration-pgsql integration-s3 test sanitize-test run start stop clean lint fuzz load bench bench-tools
 
@@ -83,7 +86,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_LIMITS := -malloc_limit_mb=64 -rss_limit_mb=1024
 FUZZ_ARGS_form := -max_len=65536
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-               -Iinclude $(PRIV_INC) $(APR_INC)
+               -Iinclude $(PRIV_INC) $(APR_INC) $(PQ_INC)
 
 all: module tools
 
@@ -108,7 +111,7 @@ $(BUILD)/mod_upload_session.so: mod_upload_session.c $(ALL_SRCS) $(HEADERS) $(DO
 	@rm -rf $(BUILD)/apxs/* && cp -r mod_upload_session.c src include $(BUILD)/apxs/
 	@echo "apxs -c mod_upload_session.c src/**/*.c"
 	@cd $(BUILD)/apxs && $(APXS) -c -o mod_upload_session.la \
-	    $(foreach f,$(WARN) -O2 -g -Iinclude -I$(abspath $(BUILD)/gen) $(SANITIZE_FLAGS),-Wc,$(f)) \
+	    $(foreach f,$(WARN) -O2 -g -Iinclude -I$(abspath $(BUILD)/gen) $(PQ_INC) $(SANITIZE_FLAGS),-Wc,$(f)) \
 	    $(SANITIZE_LDFLAGS) \
 	    mod_upload_session.c $(ALL_SRCS) $(LIBS) >build.log 2>&1 || \
 	    { grep -v '^/usr/share/apr-1.0/build/libtool' build.log; exit 1; }
@@ -241,9 +244,12 @@ test:
 # varFuncNullUB is about NULL-terminated varargs (apr_pstrcat), which is
 # APR's documented contract. clang-tidy reads .clang-tidy; the two -Wno
 # flags silence clang diagnostics raised inside APR and httpd macros.
-# clang-tidy's compiler flags; two clang-tidy processes at a time, a few files each
+# clang-tidy's compiler flags; two clang-tidy processes at a time, one file
+# each: in one process the analyzer carries state from a file to the next
+# (its va_list checker then flags a correct va_start/vsnprintf depending on
+# which file came before), and batches cost no less time
 TIDY_FLAGS = $(WARN) -Wno-null-pointer-subtraction -Wno-missing-field-initializers \
-             -Iinclude -I$(BUILD)/gen $(APR_INC) -I$(shell $(APXS) -q INCLUDEDIR)
+             -Iinclude -I$(BUILD)/gen $(APR_INC) $(PQ_INC) -I$(shell $(APXS) -q INCLUDEDIR)
 lint: module
 	$(PYTHON) scripts/check-layers.py
 	$(PYTHON) scripts/check-apr-formats.py src mod_upload_session.c tools
@@ -251,7 +257,7 @@ lint: module
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=varFuncNullUB \
 	    -Iinclude mod_upload_session.c src tools
 	printf '%s\n' $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) | \
-	    xargs -P 2 -n 6 sh -c 'clang-tidy --quiet "$$@" -- $(TIDY_FLAGS)' clang-tidy
+	    xargs -P 2 -n 1 sh -c 'clang-tidy --quiet "$$@" -- $(TIDY_FLAGS)' clang-tidy
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
