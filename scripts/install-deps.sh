@@ -10,7 +10,7 @@ set -eu
 RADOSGW_PKGS="radosgw ceph-mon ceph-osd ceph-base ceph-common"
 
 PKGS="make gcc apache2 apache2-dev libapr1-dev libaprutil1-dev libaprutil1-dbd-sqlite3 libsqlite3-dev
-libaprutil1-dbd-pgsql postgresql libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
+libaprutil1-dbd-pgsql libpq-dev postgresql locales libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev sqlite3 python3 python3-pytest python3-httpx python3-aiohttp
 curl ca-certificates cppcheck clang-tidy valgrind python3-prometheus-client ${EXTRA_PKGS:-}"
 if [ "${WITH_RADOSGW:-1}" = 1 ]; then PKGS="$PKGS $RADOSGW_PKGS"; fi
 # the OpenAPI validator of tests/integration/test_openapi.py, where the

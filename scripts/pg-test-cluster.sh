@@ -4,7 +4,11 @@
 #                                    when omitted), start it on a free loopback
 #                                    port with its socket under DIR; prints DIR
 #                                    on the first line and the libpq conninfo on
-#                                    the second
+#                                    the second. With US_PG_LOCALE=ll_CC.UTF-8
+#                                    the server can also write its messages in
+#                                    that locale's language (a database's
+#                                    lc_messages): the locale is compiled under
+#                                    DIR (localedef) and given to it by LOCPATH
 #   pg-test-cluster.sh stop DIR      stops it and removes DIR
 #   pg-test-cluster.sh restart DIR   pg_ctl restart -m fast (same options)
 #   pg-test-cluster.sh up DIR        a lasting cluster for `make run STORE=pgsql`:
@@ -36,6 +40,15 @@ as_owner() {
     fi
 }
 
+# pg_ctl on the cluster in DIR, as its owner, with LOCPATH naming the locales
+# compiled for its server under DIR when there are any (see start)
+cluster_ctl() {
+    local bin=$1 dir=$2 envs=()
+    shift 2
+    [ -d "$dir/locale" ] && envs=("LOCPATH=$dir/locale")
+    as_owner env "${envs[@]}" "$bin/pg_ctl" -D "$dir/data" "$@"
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -45,6 +58,11 @@ start() {
     bin=$(bindir)
     dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/us-pg-XXXXXX")}
     mkdir -p "$dir/sock"
+    if [ -n "${US_PG_LOCALE:-}" ]; then
+        mkdir -p "$dir/locale"
+        localedef -i "${US_PG_LOCALE%%.*}" -f UTF-8 "$dir/locale/$US_PG_LOCALE" ||
+            { echo "pg-test-cluster: localedef $US_PG_LOCALE failed (Debian's locales)" >&2; return 1; }
+    fi
     if [ "$(id -u)" = 0 ]; then
         chown -R postgres: "$dir"
     fi
@@ -53,7 +71,7 @@ start() {
     # a port can be taken between the probe and the bind: try a few
     for _ in 1 2 3 4 5; do
         port=$(free_port)
-        if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
+        if cluster_ctl "$bin" "$dir" -l "$dir/server.log" -w -t 30 start \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off \
                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
             >/dev/null 2>&1; then
@@ -77,7 +95,7 @@ stop() {
 restart() {
     local bin dir=$1
     bin=$(bindir)
-    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 restart >/dev/null
+    cluster_ctl "$bin" "$dir" -m fast -w -t 30 restart >/dev/null
 }
 
 up() {

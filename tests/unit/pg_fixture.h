@@ -3,7 +3,10 @@
  * $US_PG_CONNINFO when set (a libpq conninfo of a superuser), else one
  * started by scripts/pg-test-cluster.sh (or $US_PG_CLUSTER) for this
  * process and stopped at its end. Each test gets a database of its own.
- * Include after fixture.h.
+ * The cluster started here can also write its messages in German
+ * (PG_FIXTURE_GERMAN, a database's lc_messages); one of $US_PG_CONNINFO
+ * must have that locale for the tests that ask for it. Include after
+ * fixture.h.
  */
 #ifndef US_PG_FIXTURE_H
 #define US_PG_FIXTURE_H
@@ -15,6 +18,8 @@
 
 #include <apr_dbd.h>
 #include <apr_strings.h>
+
+#define PG_FIXTURE_GERMAN "de_DE.UTF-8"
 
 static char pg_fixture_dir[1024];
 static char pg_fixture_conninfo[1024];
@@ -37,7 +42,8 @@ static int pg_fixture_start(const char **why)
     const char *helper = getenv("US_PG_CLUSTER");
     if (!helper || !*helper)
         helper = "scripts/pg-test-cluster.sh";
-    FILE *f = popen(apr_pstrcat(pool, helper, " start", NULL), "r");
+    FILE *f = popen(apr_pstrcat(pool, "US_PG_LOCALE=" PG_FIXTURE_GERMAN " ", helper, " start",
+                                NULL), "r");
     if (!f) {
         *why = "cannot run the cluster helper";
         return 1;

@@ -22,11 +22,19 @@
 #include "store_conformance.h"
 #include "data_meter.h"
 
+/* Set: the databases created for a test write their messages in this
+ * locale's language (in_german). */
+static const char *messages_locale;
+
 static const char *pg_create(apr_pool_t *p, const char *test_name)
 {
     const char *params = pg_fixture_create_db(p, test_name);
     if (!params)
         fail_msg("cannot create a database for %s", test_name);
+    if (messages_locale &&
+        pg_fixture_admin(apr_psprintf(p, "ALTER DATABASE %s SET lc_messages = '%s'",
+                                      strrchr(params, '=') + 1, messages_locale)) != 0)
+        fail_msg("the cluster cannot write messages in %s", messages_locale);
     return params;
 }
 
@@ -235,7 +243,7 @@ static void test_deadlock_victim_retried(void **state)
     apr_time_t t0 = apr_time_now();
     assert_int_equal(us_session_insert(db, pool, &late, 10, SC_T0), US_DB_BUSY);
     assert_true(apr_time_now() - t0 >= apr_time_from_msec(2 * DEADLOCK_LOCK_TIMEOUT_MS));
-    assert_non_null(strstr(us_db_error(db), "lock timeout"));
+    assert_non_null(strstr(us_db_error(db), "55P03")); /* lock_not_available */
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "ROLLBACK"), 0);
     assert_int_equal(us_session_get(db, pool, "ws-dl", late.id, SC_T0, &got), US_DB_NOTFOUND);
     us_db_close(db);
@@ -759,6 +767,53 @@ static void test_unreachable_server(void **state)
     assert_int_equal(us_store_migrate(cfg, pool, &err), US_DB_BUSY);
 }
 
+/* A server whose lc_messages is German: what the store retries and when it
+ * reconnects is told by SQLSTATE, not by English words. Each test checks
+ * that the language took effect. */
+static void in_german(void (*test)(void **), void **state)
+{
+    messages_locale = PG_FIXTURE_GERMAN;
+    test(state);
+    messages_locale = NULL;
+}
+
+static void assert_database_speaks_german(void)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    int nrows = 0;
+    const char *params = pg_create(pool, "german_probe");
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, params, &h, &err), APR_SUCCESS);
+    int rc = apr_dbd_query(drv, h, &nrows, "SELECT 1/0");
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(apr_dbd_error(drv, h, rc), "Division durch Null"));
+    apr_dbd_close(drv, h);
+    pg_destroy(pool, params);
+}
+
+static void test_german_server_deadlock_victim_retried(void **state)
+{
+    messages_locale = PG_FIXTURE_GERMAN;
+    assert_database_speaks_german();
+    in_german(test_deadlock_victim_retried, state);
+}
+
+static void test_german_server_close_outlasting_a_lock_timeout_is_retried(void **state)
+{
+    messages_locale = PG_FIXTURE_GERMAN;
+    assert_database_speaks_german();
+    in_german(test_a_close_outlasting_a_lock_timeout_once_is_retried, state);
+}
+
+static void test_german_server_dropped_connection_reopens(void **state)
+{
+    messages_locale = PG_FIXTURE_GERMAN;
+    assert_database_speaks_german();
+    in_german(test_dropped_connection_reopens, state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +821,9 @@ int main(void)
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
+        cmocka_unit_test(test_german_server_deadlock_victim_retried),
+        cmocka_unit_test(test_german_server_close_outlasting_a_lock_timeout_is_retried),
+        cmocka_unit_test(test_german_server_dropped_connection_reopens),
         cmocka_unit_test(test_a_failed_create_leaves_its_batch),
         cmocka_unit_test(test_concurrent_reads_share_statements),
         cmocka_unit_test(test_a_read_in_a_transaction_stays_in_it),

@@ -8,13 +8,16 @@
  * The driver's pitfalls shape this file: selects use random access (its
  * sequential mode sleeps when a query returns no rows and reports errors
  * as "no rows"); NULL reads as "" through apr_dbd_get_entry, so nullable
- * columns are read with apr_dbd_datum_get; errors carry message text only;
- * and a connection the driver re-established underneath (PQreset) has lost
- * its prepared statements - a broken connection is thrown away and opened
- * again before its next use, its statements prepared anew as they are used.
+ * columns are read with apr_dbd_datum_get; errors carry message text only,
+ * so the connection's verbosity puts the SQLSTATE in it (us_pg_errors.h);
+ * and the driver's check_conn re-establishes a connection underneath
+ * (PQreset), losing its prepared statements - so it is never called: a
+ * broken connection (libpq's PQstatus) is thrown away and opened again
+ * before its next use, its statements prepared anew as they are used.
  */
 #include "us_group.h"
 #include "us_log.h"
+#include "us_pg_errors.h"
 #include "us_pg_filter.h"
 #include "us_pg_sql.h"
 #include "us_pg_store.h"
@@ -24,6 +27,7 @@
 #include <apr_dbd.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,9 +97,15 @@ static us_pg_db *pg_of(us_db *db)
 
 static void set_err(us_pg_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The buffer the last message is not in (the next one may quote it). */
+static char *free_errbuf(us_pg_db *db)
+{
+    return db->err == db->errbuf[0] ? db->errbuf[1] : db->errbuf[0];
+}
+
 static void set_err(us_pg_db *db, const char *fmt, ...)
 {
-    char *to = db->err == db->errbuf[0] ? db->errbuf[1] : db->errbuf[0];
+    char *to = free_errbuf(db);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(to, US_PG_ERR_MAX, fmt, ap);
@@ -103,44 +113,34 @@ static void set_err(us_pg_db *db, const char *fmt, ...)
     db->err = to;
 }
 
-/* Message fragments of libpq and the server that mean "try again". */
-static const char *const RETRY_TEXT[] = {
-    "deadlock detected", "could not serialize", "lock timeout",
-    "canceling statement due to statement timeout", "could not obtain lock",
-    "too many connections", "the database system is starting up",
-    "the database system is shutting down", NULL
-};
-/* ... and those that mean the connection is gone (or was silently reset). */
-static const char *const BROKEN_TEXT[] = {
-    "server closed the connection", "terminating connection", "no connection to the server",
-    "connection to server", "could not receive data", "could not send data",
-    "SSL connection has been closed", NULL
-};
-
-static int has_any(const char *msg, const char *const *frags)
+/* The driver handle's libpq connection. */
+static PGconn *pq_of(const us_pg_db *db)
 {
-    for (; msg && *frags; frags++)
-        if (strstr(msg, *frags))
-            return 1;
-    return 0;
+    return db->h ? apr_dbd_native_handle(db->conf->drv, db->h) : NULL;
 }
 
+/* A failed statement's outcome: BUSY when trying again later may succeed
+ * (a deadlock, a lock timeout, a lost connection: the flags say which),
+ * else ERROR. The connection's own status tells a lost one too: the driver's
+ * check_conn would PQreset it silently, losing its prepared statements. */
 static us_db_rc pg_fail(us_pg_db *db, int rc, const char *what)
 {
     const char *msg = db->h ? apr_dbd_error(db->conf->drv, db->h, rc) : NULL;
-    set_err(db, "%s: %s", what, msg ? msg : "unknown error");
-    db->deadlock = msg && (strstr(msg, "deadlock detected") || strstr(msg, "could not serialize"));
-    db->lock_timeout = msg && strstr(msg, "due to lock timeout");
-    /* a statement the driver's PQreset lost: "prepared statement ... does not exist" */
-    if (!db->h || has_any(msg, BROKEN_TEXT) ||
-        (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) ||
-        apr_dbd_check_conn(db->conf->drv, db->hpool, db->h) != APR_SUCCESS) {
+    char *to = free_errbuf(db);
+    int n = snprintf(to, US_PG_ERR_MAX, "%s: ", what);
+    n = n < 0 ? 0 : n > US_PG_ERR_MAX - 1 ? US_PG_ERR_MAX - 1 : n;
+    us_pg_error_text(msg ? msg : "unknown error", to + n, (size_t)(US_PG_ERR_MAX - n));
+    db->err = to;
+    us_pg_err_kind kind = us_pg_error_kind(msg);
+    db->deadlock = kind == US_PG_ERR_DEADLOCK;
+    db->lock_timeout = kind == US_PG_ERR_LOCK_TIMEOUT;
+    if (!db->h || kind == US_PG_ERR_BROKEN || PQstatus(pq_of(db)) != CONNECTION_OK) {
         db->broken = 1;
         us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_BROKEN,
                "PostgreSQL connection lost, reopened at its next use: %s", db->err);
         return US_DB_BUSY;
     }
-    if (has_any(msg, RETRY_TEXT)) {
+    if (kind != US_PG_ERR_OTHER) {
         us_log(db->conf->log, US_LOG_DEBUG, 0, US_LOGNO_PG_BUSY, "store busy: %s", db->err);
         return US_DB_BUSY;
     }
@@ -192,6 +192,8 @@ static us_db_rc connect_handle(us_pg_db *db)
         return US_DB_BUSY;
     }
     apr_pool_cleanup_register(db->hpool, db, handle_cleanup, apr_pool_cleanup_null);
+    /* every server error then carries its SQLSTATE (us_pg_errors.h) */
+    PQsetErrorVerbosity(pq_of(db), PQERRORS_VERBOSE);
     us_db_rc rc = pg_exec_sql(db, apr_psprintf(db->hpool, "SET lock_timeout = %d",
                                                db->conf->lock_timeout_ms));
     if (rc != US_DB_OK)
