@@ -385,6 +385,39 @@ static void test_dot_segments(void **state)
     apr_pool_destroy(p);
 }
 
+/* Keys with control characters (a direct upload's client names its key):
+ * the listing's XML carries them as character references ("&#xD;"), which
+ * are decoded, so each key lists as it was written and the clear removes
+ * every one. */
+static void test_control_character_keys(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_storage *st = s3_at(params_for(p, endpoint, apr_psprintf(p, "cc%ld", (long)getpid())));
+    apr_array_header_t *objs;
+    static const char *const names[] = { "cr\rlf\nx", "tab\tbell\ay", "\x1f\x01",
+                                         "caf\xc3\xa9 &#13; \xf0\x9f\x93\x84" };
+    const int n = (int)(sizeof(names) / sizeof(names[0]));
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    for (int i = 0; i < n; i++)
+        put_small(st, "sid", names[i], "x");
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, n);
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        for (int j = 0; j < objs->nelts; j++)
+            found += strcmp(APR_ARRAY_IDX(objs, j, us_storage_object).blob, names[i]) == 0;
+        if (found != 1)
+            fail_msg("key %d (%s) listed %d times", i, names[i], found);
+    }
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
+    assert_int_equal(objs->nelts, 0);
+    assert_int_equal(logged_n, 0);
+    apr_pool_destroy(p);
+}
+
 /* A store that does not answer: check and every operation fail, none
  * hangs, the log names the request but never the keys or a signature. */
 static void test_unreachable(void **state)
@@ -815,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_listing_pages),
         cmocka_unit_test(test_listing_long_keys),
         cmocka_unit_test(test_dot_segments),
+        cmocka_unit_test(test_control_character_keys),
         cmocka_unit_test(test_recover_keeps_other_programs_uploads),
         cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_publish_in_parts),

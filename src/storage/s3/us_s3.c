@@ -434,8 +434,54 @@ static apr_status_t failed(const us_storage *st, int msgno, const char *what, co
     return from_http(status);
 }
 
-/* The text of the first <tag>...</tag> from *pos on, entities decoded; NULL
- * when there is none. *pos moves past it. */
+/* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
+ * answers for characters XML cannot carry as they are (a key's control
+ * characters). Its character goes to o in UTF-8, never longer than the
+ * reference; returns the reference's length, 0 when s holds none. */
+static size_t xml_char_ref(const char *s, const char *e, char *o, size_t *written)
+{
+    const char *c = s + 2;
+    int hex = c < e && (*c == 'x' || *c == 'X');
+    unsigned long cp = 0;
+    int digits = 0;
+    if (e - s < 4 || s[1] != '#')
+        return 0;
+    for (c += hex; c < e && *c != ';' && digits < 8; c++, digits++) {
+        int v = *c >= '0' && *c <= '9' ? *c - '0'
+              : hex && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
+              : hex && *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1;
+        if (v < 0)
+            return 0;
+        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
+    }
+    if (digits == 0 || c >= e || *c != ';' || cp == 0 || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    unsigned char *u = (unsigned char *)o;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        *written = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xC0 | (cp >> 6));
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        *written = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | (cp >> 12));
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        *written = 3;
+    } else {
+        u[0] = (unsigned char)(0xF0 | (cp >> 18));
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        *written = 4;
+    }
+    return (size_t)(c + 1 - s);
+}
+
+/* The text of the first <tag>...</tag> from *pos on, entities and character
+ * references decoded; NULL when there is none. *pos moves past it. */
 static char *xml_next(apr_pool_t *p, const char **pos, const char *tag)
 {
     const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
@@ -458,6 +504,12 @@ static char *xml_next(apr_pool_t *p, const char **pos, const char *tag)
                 s += strlen(ENT[i][0]);
                 done = 1;
             }
+        size_t ref_len, written = 0;
+        if (!done && *s == '&' && (ref_len = xml_char_ref(s, e, o, &written)) > 0) {
+            s += ref_len;
+            o += written;
+            done = 1;
+        }
         if (!done)
             *o++ = *s++;
     }
