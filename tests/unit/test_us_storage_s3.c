@@ -623,7 +623,9 @@ static long presigned_send(apr_pool_t *p, const char *method, const char *path,
 /* Recovery with no key prefix aborts the stale multipart uploads of this
  * module's layout (a dead writer's, under sessions/) and leaves the rest of
  * the bucket alone: another program's upload there is not ours. The unit
- * build takes an upload untouched for 2 s as stale. */
+ * build takes an upload untouched for 2 s as stale. A dead writer's key
+ * that reads like XML ("&#13;", "&lt;") is aborted under its own name:
+ * each listed field is decoded once. */
 static void test_recover_keeps_other_programs_uploads(void **state)
 {
     apr_pool_t *p, *wp;
@@ -633,7 +635,7 @@ static void test_recover_keeps_other_programs_uploads(void **state)
     const char *other = apr_psprintf(p, "other%ld/", (long)getpid());
     const char *sid = apr_psprintf(p, "rc%ld", (long)getpid());
     body_buf *b = apr_pcalloc(p, sizeof(*b));
-    us_storage_writer *w;
+    us_storage_writer *w, *w2;
     (void)state;
     assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
     assert_int_equal(presigned_send(p, "POST", apr_pstrcat(p, "/" BUCKET "/", other, "x", NULL),
@@ -644,9 +646,11 @@ static void test_recover_keeps_other_programs_uploads(void **state)
     /* a writer that never ends (a dead process's): its first part is sent */
     assert_int_equal(us_storage_upload_create(st, wp, sid, "blob", &w), APR_SUCCESS);
     assert_int_equal(us_storage_write(w, stc_bytes(p, 9 << 20, 5), 9 << 20), APR_SUCCESS);
-    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 1);
+    assert_int_equal(us_storage_upload_create(st, wp, sid, "a&#13;b&lt;c", &w2), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w2, stc_bytes(p, 9 << 20, 6), 9 << 20), APR_SUCCESS);
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 2);
     apr_sleep(apr_time_from_msec(2500));
-    assert_int_equal(us_storage_recover(st, p), 1);
+    assert_int_equal(us_storage_recover(st, p), 2);
     assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 0);
     assert_int_equal(unfinished_uploads(p, other), 1);
     body_buf *b2 = apr_pcalloc(p, sizeof(*b2));

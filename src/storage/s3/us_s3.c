@@ -517,6 +517,20 @@ static char *xml_next(apr_pool_t *p, const char **pos, const char *tag)
     return out;
 }
 
+/* The next <tag>...</tag> from *pos on as it is, not decoded: a block whose
+ * fields xml_next then reads, each decoded once (decoding the block too
+ * would turn a key's "&amp;#13;" into a carriage return); NULL when there
+ * is none. *pos moves past it. */
+static char *xml_block(apr_pool_t *p, const char **pos, const char *tag)
+{
+    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
+    const char *s = strstr(*pos, open), *e = s ? strstr(s, close) : NULL;
+    if (!e)
+        return NULL;
+    *pos = e + strlen(close);
+    return apr_pstrndup(p, s, (apr_size_t)(e - s));
+}
+
 /* ---- the layout ----------------------------------------------------------------- */
 
 static const char *session_prefix(const us_storage *st, apr_pool_t *p, const char *session_id)
@@ -558,11 +572,8 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             rv = failed(st, 1211, "list", prefix, status, body);
         if (rv != APR_SUCCESS)
             break;
-        const char *pos = body, *e;
-        /* each <Contents> block raw (undecoded): its fields are decoded once, by xml_next */
-        while ((c = strstr(pos, "<Contents>")) && (e = strstr(c, "</Contents>"))) {
-            c = apr_pstrndup(page, c, (apr_size_t)(e - c));
-            pos = e + sizeof "</Contents>" - 1;
+        const char *pos = body;
+        while ((c = xml_block(page, &pos, "Contents"))) {
             const char *in = c;
             char *key = xml_next(p, &in, "Key"), *size, *etag;
             if (!key)
@@ -704,7 +715,7 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
             return rv != APR_SUCCESS ? rv : from_http(status);
         const char *pos = body;
         char *up;
-        while ((up = xml_next(p, &pos, "Upload"))) {
+        while ((up = xml_block(p, &pos, "Upload"))) {
             const char *u = up;
             char *key = xml_next(p, &u, "Key");
             u = up;
