@@ -92,10 +92,41 @@ static void test_lost_connections_are_told_by_code_or_by_libpq(void **state)
     assert_int_equal(us_pg_error_kind(NO_CONNECTION), US_PG_ERR_BROKEN);
     assert_int_equal(us_pg_error_kind("could not receive data from server: Connection reset by peer\n"),
                      US_PG_ERR_BROKEN);
-    /* a statement's error and the FATAL after it: the connection counts */
+    /* the first line's code is the error's: a later line is not read (the
+     * connection's loss is also told by libpq's status, in the store) */
     assert_int_equal(us_pg_error_kind("FEHLER:  40P01: Verklemmung (Deadlock) entdeckt\n"
                                       "FATAL:  57P02: Verbindung wird abgebrochen\n"),
-                     US_PG_ERR_BROKEN);
+                     US_PG_ERR_DEADLOCK);
+    /* a protocol violation is a statement's error too */
+    assert_int_equal(us_pg_error_kind("ERROR:  08P01: bind message supplies 1 parameters, but "
+                                      "prepared statement \"x\" requires 2\n"),
+                     US_PG_ERR_OTHER);
+}
+
+/* Data quoted in a message's later lines (a key's value, which a client
+ * chooses) cannot make it a lost connection or a retry. */
+static void test_quoted_data_is_not_read_as_a_code(void **state)
+{
+    (void)state;
+    assert_int_equal(us_pg_error_kind("ERROR:  23505: duplicate key value violates unique constraint\n"
+                                      "DETAIL:  Key (name)=(x\nX:  57P01: y) already exists.\n"),
+                     US_PG_ERR_OTHER);
+    assert_int_equal(us_pg_error_kind("ERROR:  22P02: invalid input syntax for type uuid: "
+                                      "\"connection to server\"\n"),
+                     US_PG_ERR_OTHER);
+    assert_int_equal(us_pg_error_kind("ERROR:  23505: duplicate key\n"
+                                      "DETAIL:  Key (name)=(server closed the connection) already exists.\n"),
+                     US_PG_ERR_OTHER);
+}
+
+/* Class 53 (insufficient resources) passes: later. */
+static void test_resources_are_busy(void **state)
+{
+    (void)state;
+    assert_int_equal(us_pg_error_kind("ERROR:  53200: out of shared memory\n"), US_PG_ERR_BUSY);
+    assert_int_equal(us_pg_error_kind("ERROR:  53100: could not extend file\n"), US_PG_ERR_BUSY);
+    assert_int_equal(us_pg_error_kind("FATAL:  53300: sorry, too many clients already\n"),
+                     US_PG_ERR_BUSY);
 }
 
 static void test_plain_errors_are_not_retried(void **state)
@@ -134,6 +165,19 @@ static void test_text_is_one_line_without_location(void **state)
     char one[1];
     us_pg_error_text(DEADLOCK_EN, one, sizeof(one));
     assert_string_equal(one, "");
+    /* never inside a UTF-8 sequence: "FEHLER:  23505: doppelter Schl" is
+     * 30 bytes, then the two of "ü" (and "»" two more further on) */
+    char cut[32];
+    us_pg_error_text(UNIQUE_DE, cut, 32);
+    assert_string_equal(cut, "FEHLER:  23505: doppelter Schl");
+    char whole[33];
+    us_pg_error_text(UNIQUE_DE, whole, 33);
+    assert_string_equal(whole, "FEHLER:  23505: doppelter Schl\xc3\xbc");
+    char euro[8];
+    us_pg_error_text("ab\xe2\x82\xac\xe2\x82\xac", euro, 8);
+    assert_string_equal(euro, "ab\xe2\x82\xac");
+    us_pg_error_text("abcd\xf0\x9f\x93\x84", euro, 8);
+    assert_string_equal(euro, "abcd");
 }
 
 int main(void)
@@ -143,6 +187,8 @@ int main(void)
         cmocka_unit_test(test_retries_are_told_by_code_in_any_language),
         cmocka_unit_test(test_lost_connections_are_told_by_code_or_by_libpq),
         cmocka_unit_test(test_plain_errors_are_not_retried),
+        cmocka_unit_test(test_quoted_data_is_not_read_as_a_code),
+        cmocka_unit_test(test_resources_are_busy),
         cmocka_unit_test(test_text_is_one_line_without_location),
     };
     return fixture_run("us_pg_errors", tests, NULL, NULL);

@@ -23,7 +23,7 @@ typedef enum {
     US_PG_ERR_BROKEN,         /* the connection is gone: open a new one */
 } us_pg_err_kind;
 
-/* The first SQLSTATE in msg (a line "SEVERITY:  CODE: text") into code
+/* The SQLSTATE of msg's first line ("SEVERITY:  CODE: text") into code
  * (6 bytes, NUL-terminated); 1 when found, else 0 with code "". */
 int us_pg_sqlstate(const char *msg, char code[6]);
 
@@ -31,8 +31,9 @@ int us_pg_sqlstate(const char *msg, char code[6]);
 us_pg_err_kind us_pg_error_kind(const char *msg);
 
 /* msg as one line for a log, into out (cap bytes, cap > 0, NUL-terminated,
- * cut when longer): its lines joined by a space, without the LOCATION lines
- * verbose mode adds (the server's source file and line). */
+ * cut when longer, never inside a UTF-8 sequence: the text reaches JSON):
+ * its lines joined by a space, without the LOCATION lines verbose mode adds
+ * (the server's source file and line). */
 void us_pg_error_text(const char *msg, char *out, size_t cap);
 
 #endif
