@@ -145,6 +145,7 @@ static void test_plain_errors_are_not_retried(void **state)
                      US_PG_ERR_OTHER);
 }
 
+/* one line, without the lines that say where (source line, object names) */
 static void test_text_is_one_line_without_location(void **state)
 {
     char out[512];
@@ -154,6 +155,10 @@ static void test_text_is_one_line_without_location(void **state)
                              "des Administrators server closed the connection unexpectedly  This "
                              "probably means the server terminated abnormally  before or while "
                              "processing the request.");
+    us_pg_error_text(UNIQUE_DE, out, sizeof(out));
+    assert_string_equal(out, "FEHLER:  23505: doppelter Schl\xc3\xbcsselwert verletzt "
+                             "Unique-Constraint \xc2\xbbt_pkey\xc2\xab DETAIL:  "
+                             "Schl\xc3\xbcssel \xc2\xbb(id)=(1)\xc2\xab existiert bereits.");
     us_pg_error_text("", out, sizeof(out));
     assert_string_equal(out, "");
     us_pg_error_text(NULL, out, sizeof(out));

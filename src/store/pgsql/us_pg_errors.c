@@ -110,13 +110,27 @@ static size_t whole_utf8(const char *out, size_t n)
     return need > back + 1 ? k - 1 : n;
 }
 
+/* The lines verbose mode adds that say where, not what: the server's source
+ * line and the names of the objects (libpq labels them in httpd's
+ * language, C on Debian). */
+static int is_where_line(const char *s)
+{
+    static const char *const WHERE[] = { "LOCATION:", "SCHEMA NAME:", "TABLE NAME:",
+                                         "COLUMN NAME:", "DATATYPE NAME:", "CONSTRAINT NAME:",
+                                         NULL };
+    for (const char *const *w = WHERE; *w; w++)
+        if (strncmp(s, *w, strlen(*w)) == 0)
+            return 1;
+    return 0;
+}
+
 void us_pg_error_text(const char *msg, char *out, size_t cap)
 {
     size_t n = 0;
     int cut = 0;
     for (const char *s = msg ? msg : ""; *s && !cut;) {
         const char *end = line_end(s);
-        if (strncmp(s, "LOCATION:", 9) != 0 && end > s) {
+        if (!is_where_line(s) && end > s) {
             if (n > 0 && n + 1 < cap)
                 out[n++] = ' ';
             for (const char *c = s; c < end; c++) {

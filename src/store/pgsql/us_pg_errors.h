@@ -32,8 +32,8 @@ us_pg_err_kind us_pg_error_kind(const char *msg);
 
 /* msg as one line for a log, into out (cap bytes, cap > 0, NUL-terminated,
  * cut when longer, never inside a UTF-8 sequence: the text reaches JSON):
- * its lines joined by a space, without the LOCATION lines verbose mode adds
- * (the server's source file and line). */
+ * its lines joined by a space, without the lines verbose mode adds that
+ * say where (LOCATION: the server's source line; the object names). */
 void us_pg_error_text(const char *msg, char *out, size_t cap);
 
 #endif
