@@ -22,6 +22,7 @@
 #include "us_s3_parts.h"
 #include "us_s3_late.h"
 #include "us_buf.h"
+#include "us_utf8.h"
 
 #include <apr_atomic.h>
 
@@ -457,26 +458,7 @@ static size_t xml_char_ref(const char *s, const char *e, char *o, size_t *writte
     if (digits == 0 || c >= e || *c != ';' || cp == 0 || cp > 0x10FFFF ||
         (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
-    unsigned char *u = (unsigned char *)o;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        *written = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        *written = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        *written = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        *written = 4;
-    }
+    *written = us_utf8_encode((uint32_t)cp, (unsigned char *)o);
     return (size_t)(c + 1 - s);
 }
 
