@@ -770,13 +770,6 @@ static void test_unreachable_server(void **state)
 /* A server whose lc_messages is German: what the store retries and when it
  * reconnects is told by SQLSTATE, not by English words. Each test checks
  * that the language took effect. */
-static void in_german(void (*test)(void **), void **state)
-{
-    messages_locale = PG_FIXTURE_GERMAN;
-    test(state);
-    messages_locale = NULL;
-}
-
 static void assert_database_speaks_german(void)
 {
     const apr_dbd_driver_t *drv = NULL;
@@ -793,24 +786,26 @@ static void assert_database_speaks_german(void)
     pg_destroy(pool, params);
 }
 
-static void test_german_server_deadlock_victim_retried(void **state)
+static void in_german(void (*test)(void **), void **state)
 {
     messages_locale = PG_FIXTURE_GERMAN;
     assert_database_speaks_german();
+    test(state);
+    messages_locale = NULL;
+}
+
+static void test_german_server_deadlock_victim_retried(void **state)
+{
     in_german(test_deadlock_victim_retried, state);
 }
 
 static void test_german_server_close_outlasting_a_lock_timeout_is_retried(void **state)
 {
-    messages_locale = PG_FIXTURE_GERMAN;
-    assert_database_speaks_german();
     in_german(test_a_close_outlasting_a_lock_timeout_once_is_retried, state);
 }
 
 static void test_german_server_dropped_connection_reopens(void **state)
 {
-    messages_locale = PG_FIXTURE_GERMAN;
-    assert_database_speaks_german();
     in_german(test_dropped_connection_reopens, state);
 }
 
