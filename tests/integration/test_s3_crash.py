@@ -9,7 +9,9 @@ with SIGKILL inside that window and start it again:
 
 - deterministically: the server is frozen (SIGSTOP, parent and children)
   as soon as the first object appears under `files/`, the store is read to
-  prove no file of the session is decided yet, then it is killed;
+  prove no file of the session is decided yet, then it is killed (radosgw
+  is reached through a SlowLink that holds each copy 0.1 s, so the window
+  outlasts the test's polling on a loaded machine);
 - the same inside the clear that follows the last batch (the leftovers of
   the session prefix are removed while the claim is still held);
 - at spread-out moments, five times in a row (random marks, US_IT_SEED);
@@ -40,11 +42,21 @@ from us_testkit.ingest import (assert_counters_match, counters, download, get_st
                                new_session, session_files, start_after_kill, state_of,
                                upload_all, wait_ingested)
 from us_testkit.procs import wait_for
+from us_testkit.radosgw import shared_info
+from us_testkit.server import S3_BUCKET
+from us_testkit.slowlink import SlowLink
 from us_testkit.uploads import s3_keys
 
 DIRECT = "UploadSessionS3DirectUpload On"
 KILLED = r"AH00052: child pid \d+ exit signal Killed"
 LEASE = 3
+# A frozen moment has to fall inside a window of one batch's copies or of
+# the clear's deletes: each of those requests is held this long on its way
+# to radosgw (a SlowLink), so that a window of 150 files lasts about a
+# second, not the tens of milliseconds loopback gives on an idle machine.
+SLOW_REQUEST = 0.1
+COPY = b"x-amz-copy-source"
+DELETE = b"DELETE /"
 
 
 def make_files(n, rnd, sidecar_every=10, all_sidecars=False):
@@ -171,6 +183,17 @@ def assert_exactly_once(srv, api, ws, sid, expected, contents, keys_of=None, tim
     return st
 
 
+def slow_link(match):
+    """A SlowLink to the session's radosgw holding the requests with match."""
+    host, port = shared_info()["endpoint"].rsplit("/", 1)[1].rsplit(":", 1)
+    return SlowLink((host, int(port)), SLOW_REQUEST, match)
+
+
+def through(link):
+    """The overrides that send a server's storage requests through link."""
+    return {"UploadSessionStorage": f"s3 {link.endpoint} {S3_BUCKET}"}
+
+
 @pytest.fixture
 def direct_server(make_server):
     def make(extra=(), **kw):
@@ -189,28 +212,33 @@ def test_kill_between_the_pinned_copy_and_the_commit(direct_server):
     on the deleted source, HEAD on the destination) and records each file
     once, under the same key."""
     rnd = random.Random(int(os.environ.get("US_IT_SEED", "13")))
-    s = direct_server()
-    api = s.client(s.user_all)
-    ws = unique_ws("s3crash-copy")
-    sid, cfg = new_session(api, ws)
-    uploads, contents, expected = make_files(150, rnd)
-    upload_all(cfg, uploads, concurrency=16)
-    close_session(api, ws, sid)
+    with slow_link(COPY) as link:
+        s = direct_server(overrides=through(link))
+        api = s.client(s.user_all)
+        ws = unique_ws("s3crash-copy")
+        sid, cfg = new_session(api, ws)
+        uploads, contents, expected = make_files(150, rnd)
+        upload_all(cfg, uploads, concurrency=16)
+        close_session(api, ws, sid)
 
-    first = wait_keys(s, "files/", lambda k: len(k) > 0)
-    freeze(s)
-    try:
-        state, fin, fail, decided = store_row(s, sid)
-        copied = s3_keys(s, "files/")
-    finally:
-        kill9(s)
-    # inside the window: objects published, nothing recorded
-    assert state == "running" and (fin, fail, decided) == (0, 0, 0), (state, fin, fail, decided)
-    assert set(first) <= set(copied) and len(copied) < len(expected), (len(first), len(copied))
-    api = start_after_kill(s)
-    assert_exactly_once(s, api, ws, sid, expected, contents)
-    assert "US1009" in s.log_text()  # the dead owner's claim was requeued
-    print(f"killed with {len(copied)} of {len(expected)} files copied, none recorded")
+        first = wait_keys(s, "files/", lambda k: len(k) > 0)
+        freeze(s)
+        try:
+            state, fin, fail, decided = store_row(s, sid)
+            copied = s3_keys(s, "files/")
+        finally:
+            kill9(s)
+        # inside the window: objects published, nothing recorded
+        assert state == "running" and (fin, fail, decided) == (0, 0, 0), \
+            (state, fin, fail, decided)
+        assert set(first) <= set(copied) and len(copied) < len(expected), \
+            (len(first), len(copied))
+        api = start_after_kill(s)
+        assert_exactly_once(s, api, ws, sid, expected, contents)
+        assert "US1009" in s.log_text()  # the dead owner's claim was requeued
+        s.stop()
+    print(f"killed with {len(copied)} of {len(expected)} files copied, none recorded "
+          f"({link.delayed} copies held {SLOW_REQUEST}s)")
 
 
 def test_kill_while_the_leftovers_are_cleared(direct_server):
@@ -219,29 +247,33 @@ def test_kill_while_the_leftovers_are_cleared(direct_server):
     killed. The claim is still held then, so the session is taken again
     after the start and its prefix ends empty."""
     rnd = random.Random(int(os.environ.get("US_IT_SEED", "14")))
-    s = direct_server()
-    api = s.client(s.user_all)
-    ws = unique_ws("s3crash-clear")
-    sid, cfg = new_session(api, ws)
-    uploads, contents, expected = make_files(120, rnd, all_sidecars=True)
-    upload_all(cfg, uploads, concurrency=16)
-    left = len(uploads) - len(expected) + sum(1 for e in expected.values() if e[0] == "FAILED")
-    close_session(api, ws, sid)
+    with slow_link(DELETE) as link:
+        s = direct_server(overrides=through(link))
+        api = s.client(s.user_all)
+        ws = unique_ws("s3crash-clear")
+        sid, cfg = new_session(api, ws)
+        uploads, contents, expected = make_files(120, rnd, all_sidecars=True)
+        upload_all(cfg, uploads, concurrency=16)
+        left = len(uploads) - len(expected) + sum(1 for e in expected.values()
+                                                  if e[0] == "FAILED")
+        close_session(api, ws, sid)
 
-    # publishing takes the raw files away down to `left`; fewer: the clear runs
-    wait_keys(s, f"sessions/{sid}/", lambda k: 0 < len(k) < left)
-    freeze(s)
-    try:
-        state, fin, fail, decided = store_row(s, sid)
-        remaining = len(s3_keys(s, f"sessions/{sid}/"))
-    finally:
-        kill9(s)
-    assert (fin + fail, decided) == (len(expected), len(expected)), (fin, fail, decided)
-    assert state == "running", f"marked {state} with {remaining} objects not yet cleared"
-    api = start_after_kill(s)
-    assert_exactly_once(s, api, ws, sid, expected, contents)
-    assert wait_for(lambda: store_row(s, sid)[0] == "done", 30)
-    print(f"killed with {remaining} of {left} leftovers not yet cleared")
+        # publishing takes the raw files away down to `left`; fewer: the clear runs
+        wait_keys(s, f"sessions/{sid}/", lambda k: 0 < len(k) < left)
+        freeze(s)
+        try:
+            state, fin, fail, decided = store_row(s, sid)
+            remaining = len(s3_keys(s, f"sessions/{sid}/"))
+        finally:
+            kill9(s)
+        assert (fin + fail, decided) == (len(expected), len(expected)), (fin, fail, decided)
+        assert state == "running", f"marked {state} with {remaining} objects not yet cleared"
+        api = start_after_kill(s)
+        assert_exactly_once(s, api, ws, sid, expected, contents)
+        assert wait_for(lambda: store_row(s, sid)[0] == "done", 30)
+        s.stop()
+    print(f"killed with {remaining} of {left} leftovers not yet cleared "
+          f"({link.delayed} deletes held {SLOW_REQUEST}s)")
 
 
 def test_repeated_kills_during_direct_ingestion(direct_server):
@@ -289,57 +321,58 @@ def test_a_node_killed_between_copy_and_commit_is_taken_over(make_server):
     session over once the lease ran out and finishes it exactly once."""
     rnd = random.Random(int(os.environ.get("US_IT_SEED", "15")))
     common = [DIRECT, f"UploadSessionIngestLease {LEASE}"]
-    first = make_server(start=False, store="pgsql", storage="s3",
-                        extra=common + ["UploadSessionNodeName node-0"])
-    state = os.path.join(first.dir, "state")
-    shared = {
-        "UploadSessionStore": f'pgsql "{first.pg_conninfo}"',
-        "UploadSessionSecretFile": f'"{state}/upload_session.secret"',
-        "UploadSessionKeyFile": f'"{first.key_file}"',
-        "UploadSessionS3Prefix": first.s3_prefix,
-    }
-    first.start()
-    second = make_server(store="pgsql", storage="s3", default_users=False, overrides=shared,
-                         extra=common + ["UploadSessionNodeName node-1"])
-    nodes = [first, second]
-    for x in nodes:
-        x.expect_log(KILLED, whole_life=True)
-    u = first.user_all
-    api = second.client(u)
-    ws = unique_ws("s3crash-node")
-    sid, cfg = new_session(api, ws)
-    uploads, contents, expected = make_files(150, rnd)
-    upload_all(cfg, uploads, concurrency=16)
-    close_session(api, ws, sid)
-
-    wait_keys(first, "files/", lambda k: len(k) > 0)
-    # both frozen at once (a batch's publishes run 16 at once: the window is
-    # short), then the owner is killed and the other one goes on
-    killed = None
-    for x in nodes:
-        freeze(x)
-    try:
-        owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
-                                  dbname=first.pg_db)
-        killed = nodes[int(owner.split("/")[0].rsplit("-", 1)[1])]
-        row = store_row(first, sid)
-        copied = len(s3_keys(first, "files/"))
-    finally:
+    with slow_link(COPY) as link:
+        first = make_server(start=False, store="pgsql", storage="s3", overrides=through(link),
+                            extra=common + ["UploadSessionNodeName node-0"])
+        state = os.path.join(first.dir, "state")
+        shared = {
+            "UploadSessionStore": f'pgsql "{first.pg_conninfo}"',
+            "UploadSessionSecretFile": f'"{state}/upload_session.secret"',
+            "UploadSessionKeyFile": f'"{first.key_file}"',
+            "UploadSessionS3Prefix": first.s3_prefix,
+            **through(link),
+        }
+        first.start()
+        second = make_server(store="pgsql", storage="s3", default_users=False, overrides=shared,
+                             extra=common + ["UploadSessionNodeName node-1"])
+        nodes = [first, second]
         for x in nodes:
-            if x is killed:
-                kill9(x)
-            else:
-                thaw(x)
-    t0 = time.monotonic()
-    assert row == ("running", 0, 0, 0), (owner, row)
-    survivor = next(x for x in nodes if x is not killed)
-    api = survivor.client(u)
-    assert_exactly_once(survivor, api, ws, sid, expected, contents, keys_of=first)
-    took = time.monotonic() - t0
-    new_owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
-                                  dbname=first.pg_db)
-    assert new_owner.split("/")[0] != owner.split("/")[0], (owner, new_owner)
-    for x in reversed(nodes):  # both before the fixture drops the shared database
-        x.stop()
+            x.expect_log(KILLED, whole_life=True)
+        u = first.user_all
+        api = second.client(u)
+        ws = unique_ws("s3crash-node")
+        sid, cfg = new_session(api, ws)
+        uploads, contents, expected = make_files(150, rnd)
+        upload_all(cfg, uploads, concurrency=16)
+        close_session(api, ws, sid)
+
+        wait_keys(first, "files/", lambda k: len(k) > 0)
+        # both frozen at once, then the owner is killed and the other one goes on
+        killed = None
+        for x in nodes:
+            freeze(x)
+        try:
+            owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
+                                      dbname=first.pg_db)
+            killed = nodes[int(owner.split("/")[0].rsplit("-", 1)[1])]
+            row = store_row(first, sid)
+            copied = len(s3_keys(first, "files/"))
+        finally:
+            for x in nodes:
+                if x is killed:
+                    kill9(x)
+                else:
+                    thaw(x)
+        t0 = time.monotonic()
+        assert row == ("running", 0, 0, 0), (owner, row)
+        survivor = next(x for x in nodes if x is not killed)
+        api = survivor.client(u)
+        assert_exactly_once(survivor, api, ws, sid, expected, contents, keys_of=first)
+        took = time.monotonic() - t0
+        new_owner = pg.cluster().psql(f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'",
+                                      dbname=first.pg_db)
+        assert new_owner.split("/")[0] != owner.split("/")[0], (owner, new_owner)
+        for x in reversed(nodes):  # both before the fixture drops the shared database
+            x.stop()
     print(f"{owner} killed with {copied} of {len(expected)} files copied, none recorded; "
           f"finished by {new_owner} {took:.1f}s later (lease {LEASE}s)")

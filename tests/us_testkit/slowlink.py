@@ -1,0 +1,104 @@
+"""A loopback TCP relay with latency on chosen requests (SlowLink).
+
+A crash test that freezes the server between two steps of its work needs
+those steps to take long enough for the test to see the first and act
+before the last: on a loaded machine a batch of object-store copies can
+finish between two polls. Putting the object store behind a SlowLink makes
+its network slow for the requests that matter (a chunk the client sends
+that holds `match`, e.g. b"x-amz-copy-source"), the way a distant store
+is, while everything else passes at loopback speed.
+
+Bytes are relayed unchanged, so signed requests (SigV4 signs the Host
+header the client sent) stay valid. Uses only the standard library.
+"""
+
+import socket
+import threading
+import time
+
+
+class SlowLink:
+    """Relays 127.0.0.1:self.port to target ("host", port), holding each
+    client chunk that contains match (case-insensitive) for delay seconds
+    first. Use as a context manager or call close()."""
+
+    def __init__(self, target, delay, match):
+        self.target = target
+        self.delay = delay
+        self.match = match.lower()
+        self.delayed = 0  # chunks held so far
+        self._lock = threading.Lock()
+        self._socks = []
+        self._closed = False
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(256)
+        self.port = self._listener.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            socks, self._socks = self._socks, []
+        for s in [self._listener] + socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _track(self, s):
+        with self._lock:
+            if self._closed:
+                s.close()
+                return False
+            self._socks.append(s)
+            return True
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            if not (self._track(client) and self._track(upstream)):
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, slow):
+        """src to dst until either end closes; then both are shut down so
+        the other direction ends too."""
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if slow and self.match in data.lower():
+                    with self._lock:
+                        self.delayed += 1
+                    time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
