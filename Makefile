@@ -79,7 +79,7 @@ CFLAGS_CORE := $(WARN) -O2 -g -fPIC -Iinclude $(APR_INC) $(PQ_INC) $(SANITIZE_FL
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a scratch corpus
 # seeded from tests/fuzz/corpus/<target>, two at a time.
-FUZZ_TARGETS := multipart python_json validate policy form key odata pgerror
+FUZZ_TARGETS := multipart python_json validate policy form key odata pgerror urlform
 FUZZ_SECONDS ?= 60
 # every target: no single allocation over 64 MiB, no process over 1 GiB;
 # form, key and odata also bound what one input allocates (tests/fuzz/alloc_bound.h)
