@@ -43,7 +43,8 @@ typedef enum {
     US_BODY_INVALID,     /* items appended to errs; answer 422 */
     US_BODY_JSON_ERROR,  /* errs was REPLACED by the single json_invalid item:
                             answer 422 with it alone (FastAPI reports it alone) */
-    US_BODY_UNPARSABLE   /* answer 400 {"detail":"There was an error parsing the body"} */
+    US_BODY_UNPARSABLE,  /* answer 400 {"detail":"There was an error parsing the body"} */
+    US_BODY_TOO_LARGE    /* more values than US_PYTHON_JSON_MAX_VALUES: answer 413 */
 } us_body_status;
 
 /* Turn a raw body into a JSON object the way FastAPI does for a required

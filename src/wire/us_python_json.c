@@ -197,6 +197,7 @@ typedef struct {
     const uint32_t *s;      /* decoded document */
     size_t len;             /* number of code points */
     int depth;              /* current array/object nesting */
+    size_t values;          /* values begun so far */
     int unrepresentable;    /* saw NaN/Infinity/overflow: fail if all else parses */
     us_python_json_status status; /* why the last NULL was returned */
     us_python_json_error *err;
@@ -220,6 +221,13 @@ static json_t *fail_decode(pj_parser *p, const char *msg, size_t pos)
 static json_t *fail_unparsable(pj_parser *p)
 {
     p->status = US_PYTHON_JSON_UNPARSABLE;
+    return NULL;
+}
+
+/* Past US_PYTHON_JSON_MAX_VALUES: stopped before it costs more memory. */
+static json_t *fail_too_large(pj_parser *p)
+{
+    p->status = US_PYTHON_JSON_TOO_LARGE;
     return NULL;
 }
 
@@ -664,6 +672,8 @@ static json_t *scan_once(pj_parser *p, size_t idx, size_t *next)
 {
     if (idx >= p->len)
         return stop_iteration(p, idx);
+    if (++p->values > US_PYTHON_JSON_MAX_VALUES)
+        return fail_too_large(p);
     switch (p->s[idx]) {
     case '"':
         return string_value(p, idx + 1, next);

@@ -21,7 +21,11 @@ typedef enum {
     /* Anything else Python would raise while decoding (UnicodeDecodeError,
      * RecursionError) or a value jansson cannot hold (NaN, Infinity):
      * FastAPI answers 400 "There was an error parsing the body". */
-    US_PYTHON_JSON_UNPARSABLE
+    US_PYTHON_JSON_UNPARSABLE,
+    /* More than US_PYTHON_JSON_MAX_VALUES values: the service's own limit,
+     * not Python's (a body of small values costs a jansson node each, tens
+     * of times its size in memory): answered 413 like an oversized body. */
+    US_PYTHON_JSON_TOO_LARGE
 } us_python_json_status;
 
 typedef struct {
@@ -31,6 +35,10 @@ typedef struct {
 
 /* Maximum nesting of arrays/objects; deeper input is US_PYTHON_JSON_UNPARSABLE. */
 #define US_PYTHON_JSON_MAX_DEPTH 512
+
+/* Maximum number of values (scalars and containers, at any depth) in one
+ * document; more is US_PYTHON_JSON_TOO_LARGE. */
+#define US_PYTHON_JSON_MAX_VALUES 100000
 
 /*
  * Parse buf[0..len). On US_PYTHON_JSON_OK *out is a new reference (the caller

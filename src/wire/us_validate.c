@@ -777,6 +777,8 @@ us_body_status us_validate_body_object(json_t *errs, const char *content_type,
     case US_PYTHON_JSON_DECODE_ERROR:
         json_invalid(errs, &pe);
         return US_BODY_JSON_ERROR;
+    case US_PYTHON_JSON_TOO_LARGE:
+        return US_BODY_TOO_LARGE;
     default:
         return US_BODY_UNPARSABLE;
     }

@@ -907,6 +907,57 @@ static void test_depth(void **state)
     free(b);
 }
 
+/* "[0,0,...]" of n zeros in an object member: {"names": [...]} */
+static char *zeros_body(size_t n, size_t *len)
+{
+    size_t cap = 16 + 2 * n;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    memcpy(b, "{\"names\":[", 10);
+    size_t at = 10;
+    for (size_t i = 0; i < n; i++) {
+        b[at++] = '0';
+        b[at++] = i + 1 < n ? ',' : ']';
+    }
+    b[at++] = '}';
+    *len = at;
+    return b;
+}
+
+/* The object, its array and the zeros are values: MAX_VALUES of them
+ * parse, one more is refused before it is built; the count spans every
+ * depth. */
+static void test_value_limit(void **state)
+{
+    size_t len;
+    char *b;
+    json_t *v;
+
+    (void)state;
+    b = zeros_body(US_PYTHON_JSON_MAX_VALUES - 2, &len);
+    v = parse_ok(b, len);
+    assert_int_equal(json_array_size(json_object_get(v, "names")), US_PYTHON_JSON_MAX_VALUES - 2);
+    json_decref(v);
+    free(b);
+
+    b = zeros_body(US_PYTHON_JSON_MAX_VALUES - 1, &len);
+    assert_true(check_err(b, len, US_PYTHON_JSON_TOO_LARGE, NULL, 0));
+    free(b);
+
+    /* nested arrays count too: [[0],[0],...] */
+    size_t n = US_PYTHON_JSON_MAX_VALUES / 2 + 1, at = 0;
+    b = malloc(4 * n + 2);
+    assert_non_null(b);
+    b[at++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b + at, "[0]", 3);
+        at += 3;
+        b[at++] = i + 1 < n ? ',' : ']';
+    }
+    assert_true(check_err(b, at, US_PYTHON_JSON_TOO_LARGE, NULL, 0));
+    free(b);
+}
+
 /* Python's int() refuses more than 4300 digits with a ValueError, which
  * escapes json.loads immediately (even before a later syntax error). */
 static void test_int_digit_limit(void **state)
@@ -972,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_value_limit),
         cmocka_unit_test(test_int_digit_limit),
         cmocka_unit_test(test_api_edges),
     };
