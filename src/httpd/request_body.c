@@ -8,18 +8,35 @@
 #include "us_json.h"
 #include "us_validate.h"
 
+#include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
 
 #define READ_BLOCK (256 * 1024)        /* bytes asked of the input filters per pass */
 
-us_read_result us_read_multipart(request_rec *r, us_mp *mp)
+/* A body parser's feed: the multipart or the url-encoded one. */
+typedef us_mp_status (*feed_fn)(void *parser, const char *data, size_t len);
+
+static us_mp_status feed_multipart(void *parser, const char *data, size_t len)
+{
+    return us_mp_feed(parser, data, len);
+}
+
+static us_mp_status feed_urlform(void *parser, const char *data, size_t len)
+{
+    return us_urlform_feed(parser, data, len);
+}
+
+/* Streams the body through feed in blocks of READ_BLOCK until its end or
+ * the parser's error or stop: *st is the parser's last status. US_READ_DONE
+ * when the body was read (the caller finishes the parser), else why not. */
+static us_read_result stream_body(request_rec *r, feed_fn feed, void *parser, us_mp_status *st)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    us_mp_status st = US_MP_CONTINUE;
     int eos = 0;
 
+    *st = US_MP_CONTINUE;
     while (!eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                                          APR_BLOCK_READ, READ_BLOCK);
@@ -40,17 +57,37 @@ us_read_result us_read_multipart(request_rec *r, us_mp *mp)
                 apr_brigade_cleanup(bb);
                 return US_READ_BROKEN;
             }
-            if (len && st == US_MP_CONTINUE)
-                st = us_mp_feed(mp, data, len);
+            if (len && *st == US_MP_CONTINUE)
+                *st = feed(parser, data, len);
         }
         apr_brigade_cleanup(bb);
-        if (st == US_MP_ERROR || st == US_MP_ABORTED)
+        if (*st == US_MP_ERROR || *st == US_MP_ABORTED)
             break; /* stop reading: the connection is closed after the answer */
     }
+    return US_READ_DONE;
+}
+
+us_read_result us_read_multipart(request_rec *r, us_mp *mp)
+{
+    us_mp_status st;
+    us_read_result rr = stream_body(r, feed_multipart, mp, &st);
+    if (rr != US_READ_DONE)
+        return rr;
     if (st == US_MP_CONTINUE)
         st = us_mp_finish(mp);
     return st == US_MP_DONE ? US_READ_DONE : st == US_MP_ABORTED ? US_READ_STOPPED
                                                                  : US_READ_MALFORMED;
+}
+
+us_read_result us_read_urlform(request_rec *r, us_urlform *f)
+{
+    us_mp_status st;
+    us_read_result rr = stream_body(r, feed_urlform, f, &st);
+    if (rr != US_READ_DONE)
+        return rr;
+    if (st == US_MP_CONTINUE)
+        st = us_urlform_finish(f);
+    return st == US_MP_DONE ? US_READ_DONE : US_READ_STOPPED;
 }
 
 void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
@@ -68,13 +105,35 @@ void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
 }
 
-/* Reads the whole (small) body into pool memory. Returns OK or a status. */
+/* The first buffer of a small body: what Content-Length announces, never
+ * more than max (a client cannot make a request take max by announcing it
+ * and sending nothing), at least enough for the common small bodies. */
+static apr_size_t first_capacity(request_rec *r, apr_size_t max)
+{
+    enum { SMALL = 8 * 1024 };
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t announced = 0;
+    apr_size_t cap = SMALL;
+    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced > 0 &&
+        (apr_uint64_t)announced < (apr_uint64_t)max && (apr_size_t)announced > cap)
+        cap = (apr_size_t)announced;
+    return cap < max ? cap : max;
+}
+
+/* Reads the whole (small) body into pool memory, in a buffer that grows
+ * (doubling, up to max) with what arrives. Returns OK or a status. */
 int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_size_t total = 0;
+    apr_size_t total = 0, cap;
     int seen_eos = 0;
-    char *out = apr_palloc(r->pool, max + 1);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t announced = 0;
+    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS &&
+        (apr_uint64_t)announced > (apr_uint64_t)max)
+        return HTTP_REQUEST_ENTITY_TOO_LARGE; /* unread: httpd discards it after the answer */
+    cap = first_capacity(r, max);
+    char *out = apr_palloc(r->pool, cap + 1);
 
     do {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
@@ -91,8 +150,17 @@ int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *l
             }
             if (apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS)
                 return HTTP_BAD_REQUEST;
-            if (total + n > max)
+            if (n > max - total)
                 return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            if (n > cap - total) {
+                apr_size_t grown = cap;
+                while (grown - total < n)
+                    grown = grown > max / 2 ? max : grown * 2;
+                char *bigger = apr_palloc(r->pool, grown + 1);
+                memcpy(bigger, out, total);
+                out = bigger;
+                cap = grown;
+            }
             memcpy(out + total, data, n);
             total += n;
         }
@@ -119,6 +187,8 @@ int us_read_json_object(request_rec *r, apr_size_t max, int flags, json_t *errs,
     us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
                                                 buf, len, obj);
     us_json_pool_own(r->pool, *obj);
+    if (st == US_BODY_TOO_LARGE)
+        return us_send_detail(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "Request body too large");
     if (st == US_BODY_UNPARSABLE)
         return us_send_detail(r, HTTP_BAD_REQUEST, "There was an error parsing the body");
     if (st == US_BODY_JSON_ERROR || (st == US_BODY_INVALID && !(flags & US_JSON_BODY_ITEMS_LATER)))

@@ -1,5 +1,5 @@
 /*
- * request_body.h - streamed multipart request bodies and their size limit,
+ * request_body.h - streamed multipart and url-encoded request bodies and their size limit,
  * for the endpoints that take files (the upload target, POST /files); small
  * bodies read whole, JSON ones validated as FastAPI does.
  */
@@ -8,6 +8,7 @@
 
 #include "us_module.h"
 #include "us_multipart.h"
+#include "us_urlform.h"
 
 #include <jansson.h>
 
@@ -29,6 +30,10 @@ typedef enum {
 
 /* Streams the request body through mp in blocks of 256 KiB, memory bounded. */
 us_read_result us_read_multipart(request_rec *r, us_mp *mp);
+
+/* The same for an url-encoded body (never US_READ_MALFORMED: any bytes
+ * are a form). */
+us_read_result us_read_urlform(request_rec *r, us_urlform *f);
 
 /* The whole body, at most max bytes, NUL-terminated in r->pool: OK, or
  * HTTP_REQUEST_ENTITY_TOO_LARGE, or another status for a broken body. */

@@ -543,30 +543,6 @@ static int is_media_type(const char *ctype, const char *type)
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ' || ctype[n] == '\t');
 }
 
-/* an url-encoded form carries no file, but the fields `text` and `meta`
- * (as the SDK's older text upload sends them): fed to the same callbacks
- * as parts of a multipart form would be */
-#define US_MAX_FORM_BODY (16 * 1024 * 1024)
-
-static int read_urlencoded(request_rec *r, post_ctx *x)
-{
-    static const char *const FIELDS[] = { "meta", "text" };
-    char *body = NULL;
-    apr_size_t len = 0;
-    int rc = us_read_small_body(r, US_MAX_FORM_BODY, &body, &len);
-    if (rc != OK)
-        return rc;
-    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0] && !x->problem; i++) {
-        const char *v = us_query_get(r->pool, body, FIELDS[i]);
-        us_mp_part part = { FIELDS[i], NULL, NULL, NULL };
-        if (!v || post_begin(x, &part) != 0)
-            continue;
-        post_data(x, v, strlen(v));
-        post_end(x);
-    }
-    return OK;
-}
-
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
 {
     static const us_mp_callbacks cb = { post_begin, post_data, post_end };
@@ -598,28 +574,22 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     x->r = r;
     x->c = c;
     x->file_name = us_query_get(r->pool, r->args, "file_name");
-    if (urlencoded) {
-        rc = read_urlencoded(r, x);
-        if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
-            post_fail(x, rc, "Request body too large");
-        else if (rc != OK)
-            post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    }
-    else if (apr_atoi64(cl ? cl : "0") > c->max_file_size + US_BODY_OVERHEAD) {
+    if (apr_atoi64(cl ? cl : "0") > c->max_file_size + US_BODY_OVERHEAD) {
         /* refused from its declared length, unread (httpd's own limit
          * would answer with its HTML page) */
         r->connection->keepalive = AP_CONN_CLOSE;
         return us_send_detail(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
     }
-    else {
-        us_upload_body_limit(r, c);
-        us_mp *mp = us_mp_create(r->pool, boundary, &cb, x);
-        us_read_result rr = us_read_multipart(r, mp);
-        if (!x->problem && rr == US_READ_TOO_LARGE)
-            post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
-        else if (!x->problem && rr != US_READ_DONE)
-            post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
-    }
+    us_upload_body_limit(r, c);
+    /* an url-encoded form carries no file, but the fields `text` and `meta`
+     * (as the SDK's older text upload sends them): streamed to the same
+     * callbacks as the parts of a multipart form */
+    us_read_result rr = urlencoded ? us_read_urlform(r, us_urlform_create(r->pool, &cb, x))
+                                   : us_read_multipart(r, us_mp_create(r->pool, boundary, &cb, x));
+    if (!x->problem && rr == US_READ_TOO_LARGE)
+        post_fail(x, HTTP_REQUEST_ENTITY_TOO_LARGE, "The file is too large.");
+    else if (!x->problem && rr != US_READ_DONE)
+        post_fail(x, HTTP_BAD_REQUEST, "There was an error parsing the body");
     if (!x->problem && !x->file_done) {
         if (x->has_text) /* the text field names no file by itself */
             us_validate_missing(errs, "query", "file_name", NULL);
@@ -722,10 +692,15 @@ int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const cha
     return with_file_id(r, c, ws, raw_id, &ops, NULL);
 }
 
-#define US_MAX_NAMES_BODY (16 * 1024 * 1024) /* {"names": [...]}: 10,000s of names */
+/* {"names": [...]}: 100,000 names of 40 bytes (US_PYTHON_JSON_MAX_VALUES
+ * bounds their number); parsed, a body costs several times its size */
+#define US_MAX_NAMES_BODY (4 * 1024 * 1024)
+/* 422 items reported for a names list: each costs about 1.4 KiB built */
+#define US_MAX_NAME_ERRORS 1000
 
 /* The names of a DELETE /files body ({"names": [str, ...]}), 422 items
- * for what pydantic would refuse; *names NULL without a body (all files). */
+ * for what pydantic would refuse (the first US_MAX_NAME_ERRORS of them);
+ * *names NULL without a body (all files). */
 static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names)
 {
     json_t *body = NULL, *list;
@@ -736,7 +711,8 @@ static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names
     if (!(list = us_validate_body_required(errs, body, "names", JSON_ARRAY)))
         return us_send_422(r, errs);
     *names = apr_array_make(r->pool, (int)json_array_size(list) + 1, sizeof(const char *));
-    for (size_t i = 0; i < json_array_size(list); i++) {
+    for (size_t i = 0; i < json_array_size(list) && json_array_size(errs) < US_MAX_NAME_ERRORS;
+         i++) {
         json_t *v = json_array_get(list, i);
         if (us_validate_json_type(errs, json_pack("[s,s,I]", "body", "names", (json_int_t)i), v,
                                   JSON_STRING))

@@ -214,6 +214,27 @@ def test_text_field_with_file_name_creates_a_text_file(srv, api):
         ["renamed.txt"]
 
 
+def test_url_encoded_text_is_decoded_exactly(srv, api):
+    """The url-encoded form's `text` is every byte it encodes: a NUL does
+    not cut it short, '+' is a space, a '%' without two hex digits is kept;
+    a second `text` is refused as in a multipart form."""
+    ws = unique_ws("files-urlform")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    cases = [(b"text=abc%00def", b"abc\x00def"),
+             (b"text=a+b%2Bc%zz%4&meta=null", b"a b+c%zz%4"),
+             (b"meta=%7B%22k%22%3A+2%7D&text=%E2%82%AC%0D%0A", "€\r\n".encode())]
+    for i, (body, stored) in enumerate(cases):
+        r = api.post(ws_files_path(ws), params={"file_name": f"t{i}.txt"}, content=body,
+                     headers=form)
+        fid = check(r, 201)["file_id"]
+        assert download(api, ws, fid).content == stored, body
+    assert get_meta(api, ws, fid) == {"k": 2}
+    check(api.post(ws_files_path(ws), params={"file_name": "twice.txt"},
+                   content=b"text=a&text=b", headers=form), 400,
+          {"detail": "Send one text field only."})
+    assert ws_files_page(api, ws)["total"] == len(cases)
+
+
 def test_text_field_refusals(srv, api):
     ws = unique_ws("files-text-bad")
     path = ws_files_path(ws)

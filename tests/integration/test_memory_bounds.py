@@ -216,6 +216,90 @@ def test_meta_parts_cost_no_memory(mem_server):
 
 
 # --------------------------------------------------------------------------
+# 3b. POST /files with an url-encoded `text`; DELETE /files with many names
+# --------------------------------------------------------------------------
+
+def test_url_encoded_text_is_streamed(mem_server):
+    """The url-encoded form of POST /files (`text` with the query's
+    file_name, as the SDK's older text upload sends it) is decoded as it
+    arrives: 48 MiB of text (over the 16 MiB the whole body was once read
+    into memory for) are stored byte for byte, NUL bytes included, and a
+    body of 20 MiB of empty fields is read through, both within the bound."""
+    srv = mem_server
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-urlform")
+    piece = "Grüße, 100% sicher +\0 & = ; ".encode()
+    n = 48 * MiB // len(piece)
+    encoded_piece = b"".join(b"%%%02X" % c if c in b"%+&=\0 " or c > 0x7e else bytes([c])
+                             for c in piece).replace(b"%20", b"+")
+    path = "/api/v1/workspaces/" + ws_files_path(ws) + "?file_name=big.txt"
+    auth = {"Authorization": f"Bearer {srv.key_all}"}
+    ctype = "application/x-www-form-urlencoded"
+
+    def body():
+        yield b"meta=%7B%22k%22%3A1%7D&text="
+        for _ in range(n // 1024):
+            yield encoded_piece * 1024
+        yield encoded_piece * (n % 1024)
+
+    with PeakGrowth(srv) as g:
+        resp = post_chunks(srv, path, ctype, body(), auth)
+        assert resp.status_code == 201, resp
+        fid = json.loads(resp.content)["file_id"]
+        resp = post_chunks(srv, path, ctype, (b"&" * MiB for _ in range(20)), auth)
+        assert resp.status_code == 422, resp
+        assert json.loads(resp.content) == {"detail": [{
+            "type": "missing", "loc": ["body", "file"], "msg": "Field required",
+            "input": None}]}
+    g.check()
+    r = api.get(f"{ws_files_path(ws)}/{fid}")
+    assert r.status_code == 200 and r.content == piece * n, len(r.content)
+    assert api.get(f"{ws_files_path(ws)}/{fid}/meta").json() == {"k": 1}
+
+
+def test_delete_names_bodies_are_bounded(mem_server):
+    """DELETE /files reads its body into a buffer that grows with what
+    arrives (not its 4 MiB limit for every request), and a body of more than
+    100,000 JSON values is refused with 413 before it is built: a body of
+    small values costs a parsed node each, tens of times its size. A list
+    with many values that are not names reports the first 1,000 of them."""
+    srv = mem_server
+    api = srv.client(srv.user_all)
+    ws = unique_ws("mem-names")
+    json_type = {"Content-Type": "application/json"}
+
+    def names(values):
+        return b'{"names":[' + b",".join(values) + b"]}"
+
+    with PeakGrowth(srv) as g:
+        for _ in range(50):  # no body: nothing to hold
+            r = api.request("DELETE", ws_files_path(ws))
+            assert r.status_code == 200 and r.json() is None, r.text
+        r = api.request("DELETE", ws_files_path(ws), headers=json_type,
+                        content=names([b"0"] * 100_000))  # with the object and list: 100,002
+        assert r.status_code == 413, r.text
+        assert r.json() == {"detail": "Request body too large"}
+        r = api.request("DELETE", ws_files_path(ws), headers=json_type,
+                        content=names([b'"a"', b"0"] * 49_999))
+        assert r.status_code == 422, r.text
+        errors = r.json()["detail"]
+        assert len(errors) == 1000, len(errors)
+        assert errors[0] == {"type": "string_type", "loc": ["body", "names", 1],
+                             "msg": "Input should be a valid string", "input": 0}, errors[0]
+        assert errors[-1]["loc"] == ["body", "names", 1999], errors[-1]
+        big = b'{"names":["' + b"n" * (4 * MiB) + b'"]}'
+        r = api.request("DELETE", ws_files_path(ws), headers=json_type, content=big)
+        assert r.status_code == 413, r.text
+        assert r.json() == {"detail": "Request body too large"}
+    g.check()
+    # fewer than 1,000 are all reported, in order
+    r = api.request("DELETE", ws_files_path(ws), headers=json_type,
+                    content=names([b"1", b'"a"', b"[]", b"null"]))
+    assert r.status_code == 422, r.text
+    assert [(e["loc"][2], e["input"]) for e in r.json()["detail"]] == [(0, 1), (2, []), (3, None)]
+
+
+# --------------------------------------------------------------------------
 # 4. a valid policy: `${filename}` many times in the key
 # --------------------------------------------------------------------------
 
