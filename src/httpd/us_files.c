@@ -181,10 +181,14 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
         json_array_append_new(errs, us_validation_error("uuid_parsing", json_pack("[s,s]", "query", "after_file_id"),
             apr_pstrcat(r->pool, "Input should be a valid UUID, ", reason, NULL),
             json_string(after_file_id), json_pack("{s:s}", "error", reason)));
+    else if (after_file_id && !after_value) /* an id alone is no place in the order */
+        refuse_query(errs, "after_file_id", after_file_id,
+                     "after_file_id needs after_value: the cursor is the last item's sort value "
+                     "and file_id");
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
-    /* the cursor: the last item's sort value and file_id (an id alone means
-     * nothing); a value alone continues after every item holding it */
+    /* the cursor: the last item's sort value and file_id; a value alone
+     * continues after every item holding it */
     if (after_value)
         after_id = after_file_id ? apr_pstrdup(r->pool, uuid) : q.ascending ? "~" : "";
     if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */

@@ -440,6 +440,10 @@ def test_list_parameters_not_served_are_refused_never_ignored(srv, api):
                e_ge(("query", "page_number"), "0", 1)))
     check(api.get(path, params={"meta_key": "kind"}), 422,
           v422(e_refused("meta_key", "kind", "meta_key and meta_value are given together")))
+    some_id = str(uuid.uuid4())
+    check(api.get(path, params={"after_file_id": some_id}), 422,
+          v422(e_refused("after_file_id", some_id, "after_file_id needs after_value: the cursor "
+                         "is the last item's sort value and file_id")))
     check(api.get(path, params={"meta_key": "kind or x", "meta_value": "a"}), 422,
           v422(e_refused("meta_key", "kind or x",
                          "not a metadata key: letters, digits and _, nested keys with /")))
