@@ -11,6 +11,7 @@
 #include "us_json.h"
 #include "us_multipart.h"
 #include "us_odata.h"
+#include "us_range.h"
 #include "us_time.h"
 #include "endpoints.h"
 #include "request_body.h"
@@ -239,7 +240,6 @@ static const char *content_type_of(const char *name)
     return "application/octet-stream";
 }
 
-/* The bytes of a reader without a local file, read and passed in pieces. */
 /* the detail of a 503, as for a busy store */
 #define BUSY_DETAIL "The service is busy. Try again in a moment."
 
@@ -252,15 +252,17 @@ static int send_storage_error(request_rec *r, apr_status_t rv)
     return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, BUSY_DETAIL);
 }
 
-static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t size)
+/* len bytes of a reader without a local file from off, read and passed in
+ * pieces. */
+static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len)
 {
     enum { PIECE = 256 * 1024 };
     apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, ba);
     char *buf = apr_palloc(r->pool, PIECE);
     apr_status_t rv = APR_SUCCESS;
-    for (apr_off_t off = 0; off < size && rv == APR_SUCCESS;) {
-        apr_size_t n = size - off < PIECE ? (apr_size_t)(size - off) : PIECE;
+    for (apr_off_t end = off + len; off < end && rv == APR_SUCCESS;) {
+        apr_size_t n = end - off < PIECE ? (apr_size_t)(end - off) : PIECE;
         rv = us_storage_read_at(rd, off, buf, &n);
         if (rv == APR_SUCCESS && n == 0)
             rv = APR_EOF; /* shorter than it said */
@@ -277,6 +279,44 @@ static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t
     return ap_pass_brigade(r->output_filters, bb);
 }
 
+/* len bytes of rd from off, then the end of the response: a file bucket
+ * where the storage has a local file (sendfile where it can), else read
+ * and passed in pieces. */
+static apr_status_t pass_bytes(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len)
+{
+    apr_file_t *fd = us_storage_reader_file(rd);
+    if (!fd)
+        return pass_stream(r, rd, off, len);
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_brigade_insert_file(bb, fd, off, len, r->pool);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
+    return ap_pass_brigade(r->output_filters, bb);
+}
+
+/* What the request's Range asks of a file of size bytes (*first, *last
+ * for US_RANGE_PARTIAL). */
+static us_range_result range_of(request_rec *r, apr_off_t size, apr_off_t *first, apr_off_t *last)
+{
+    const core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    if (d->max_ranges == AP_MAXRANGES_NORANGES) /* MaxRanges none */
+        return US_RANGE_FULL;
+    /* The answer carries no validator (ETag, Last-Modified), so none an
+     * If-Range names can match: the whole file (RFC 9110, section 13.1.5). */
+    if (apr_table_get(r->headers_in, "If-Range"))
+        return US_RANGE_FULL;
+    return us_range_parse(apr_table_get(r->headers_in, "Range"), size, first, last);
+}
+
+/* 416 without a body; Content-Range names the size (RFC 9110, section 15.5.17). */
+static int send_unsatisfiable(request_rec *r, apr_off_t size)
+{
+    r->status = HTTP_RANGE_NOT_SATISFIABLE;
+    apr_table_setn(r->headers_out, "Content-Range",
+                   apr_psprintf(r->pool, "bytes */%" APR_OFF_T_FMT, size));
+    ap_set_content_length(r, 0);
+    return OK;
+}
+
 static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_file *f)
 {
     us_storage_reader *rd;
@@ -287,23 +327,30 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_fi
                       f->file_id);
         return send_storage_error(r, rv);
     }
-    apr_off_t size = us_storage_reader_size(rd);
-    apr_file_t *fd = us_storage_reader_file(rd);
-    ap_set_content_type(r, content_type_of(f->name));
-    ap_set_content_length(r, size);
+    apr_off_t size = us_storage_reader_size(rd), first = 0, last = size - 1;
+    us_range_result range = range_of(r, size, &first, &last);
+    /* The range is answered here, for every storage alike: httpd's filter
+     * handles only a response in one brigade, which a streamed file is not,
+     * and would answer several ranges where this answers the whole file. */
+    ap_remove_output_filter_byhandle(r->output_filters, "BYTERANGE");
+    ap_set_accept_ranges(r);
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    if (range == US_RANGE_UNSATISFIABLE)
+        return send_unsatisfiable(r, size);
+    if (range == US_RANGE_PARTIAL) {
+        r->status = HTTP_PARTIAL_CONTENT;
+        apr_table_setn(r->headers_out, "Content-Range",
+                       apr_psprintf(r->pool, "bytes %" APR_OFF_T_FMT "-%" APR_OFF_T_FMT
+                                    "/%" APR_OFF_T_FMT, first, last, size));
+    }
+    ap_set_content_type(r, content_type_of(f->name));
+    ap_set_content_length(r, last - first + 1);
     apr_table_setn(r->headers_out, "Content-Disposition",
                    apr_pstrcat(r->pool, "attachment; filename*=UTF-8''",
                                us_rfc5987_encode(r->pool, f->name), NULL));
     if (r->header_only)
         return OK;
-    if (!fd)
-        return pass_stream(r, rd, size) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_brigade_insert_file(bb, fd, 0, size, r->pool); /* sendfile where it can */
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
-    rv = ap_pass_brigade(r->output_filters, bb);
-    return rv == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+    return pass_bytes(r, rd, first, last - first + 1) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
 }
 
 /* JSON text that is already written (a stored meta object). */

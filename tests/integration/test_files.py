@@ -5,6 +5,7 @@ HEAD, and workspace isolation. Blobs live at <data_dir>/files/<file_id>."""
 
 import json
 import os
+import random
 import uuid
 
 import pytest
@@ -661,3 +662,143 @@ def test_downloads_are_nosniff_attachments(srv, api):
         assert h.status_code == 200 and h.content == b"", h
         assert h.headers["x-content-type-options"] == "nosniff", h.headers
         assert h.headers["content-type"] == ctype, h.headers
+
+
+# --------------------------------------------------------------------------
+# Range (RFC 9110): answered alike by both storages, the s3 one reading
+# only the range
+# --------------------------------------------------------------------------
+
+# past two of the s3 download's 256 KiB pieces; no period, so a range read
+# from the wrong offset never matches
+RANGE_SIZE = 600_001
+RANGE_DATA = random.Random(9110).randbytes(RANGE_SIZE)
+
+
+def ranged(api, ws, fid, rng, method="GET", **headers):
+    """The answer to method on the file with Range: rng (None: no Range)."""
+    if rng is not None:
+        headers["Range"] = rng
+    return api.request(method, ws_files_path(ws, fid), headers=headers)
+
+
+def assert_partial(r, first, last, name="r.bin", body=True):
+    """206 with bytes first..last of RANGE_DATA (none for a HEAD)."""
+    assert r.status_code == 206, (r.status_code, r.headers, r.content[:200])
+    assert r.headers["content-range"] == f"bytes {first}-{last}/{RANGE_SIZE}", r.headers
+    assert r.headers["content-length"] == str(last - first + 1), r.headers
+    assert r.headers["accept-ranges"] == "bytes", r.headers
+    assert r.headers["content-type"] == "application/octet-stream", r.headers
+    assert r.headers["content-disposition"] == f"attachment; filename*=UTF-8''{name}", r.headers
+    assert r.headers["x-content-type-options"] == "nosniff", r.headers
+    assert r.content == (RANGE_DATA[first:last + 1] if body else b"")
+
+
+def assert_whole(r, accept_ranges="bytes", body=True):
+    """200 with all of RANGE_DATA (none for a HEAD), no Content-Range."""
+    assert r.status_code == 200, (r.status_code, r.headers, r.content[:200])
+    assert "content-range" not in r.headers, r.headers
+    assert r.headers["content-length"] == str(RANGE_SIZE), r.headers
+    assert r.headers["accept-ranges"] == accept_ranges, r.headers
+    assert r.content == (RANGE_DATA if body else b"")
+
+
+def assert_unsatisfiable(r, size=RANGE_SIZE):
+    """416, Content-Range naming the size, no body."""
+    assert r.status_code == 416, (r.status_code, r.headers, r.content[:200])
+    assert r.headers["content-range"] == f"bytes */{size}", r.headers
+    assert r.headers["accept-ranges"] == "bytes", r.headers
+    assert r.content == b""
+
+
+@pytest.fixture(scope="module")
+def range_file(shared_server):
+    ws = unique_ws("files-range")
+    fid = post_file(shared_server.client(shared_server.user_all), ws, "r.bin", RANGE_DATA)["file_id"]
+    return ws, fid
+
+
+@pytest.mark.parametrize("rng, first, last", [
+    ("bytes=0-4", 0, 4),
+    ("bytes=1-1", 1, 1),
+    ("bytes=200000-530000", 200_000, 530_000),      # across two pieces of the s3 download
+    ("bytes=262144-524288", 262_144, 524_288),      # from one piece's start to the next's
+    ("bytes=-1000", RANGE_SIZE - 1000, RANGE_SIZE - 1),
+    ("bytes=599000-", 599_000, RANGE_SIZE - 1),
+    ("bytes=0-", 0, RANGE_SIZE - 1),
+    ("bytes=600000-99999999", 600_000, 600_000),    # the last byte clamped to the size
+    ("bytes=-99999999999999999999999", 0, RANGE_SIZE - 1),
+    ("Bytes=10-19", 10, 19),
+    ("bytes=,10-19 ,", 10, 19),                     # empty list elements, OWS at a comma
+])
+def test_a_range_is_answered_206_with_its_bytes(srv, api, range_file, rng, first, last):
+    ws, fid = range_file
+    assert_partial(ranged(api, ws, fid, rng), first, last)
+
+
+@pytest.mark.parametrize("rng", ["bytes=600001-", "bytes=700000-800000", "bytes=-0",
+                                 "bytes=99999999999999999999999-"])
+def test_an_unsatisfiable_range_is_416_naming_the_size(srv, api, range_file, rng):
+    ws, fid = range_file
+    assert_unsatisfiable(ranged(api, ws, fid, rng))
+
+
+@pytest.mark.parametrize("rng", [
+    None,
+    "bytes=0-4,10-14",            # several ranges: the whole file (RFC 9110 allows it)
+    "bytes=0-4, 700000-",
+    "bytes=700000-,0-4",
+    "bytes=5-2",                  # a > b: invalid, ignored
+    "bytes=abc",
+    "bytes= 0-4",                 # no OWS after '='
+    "bytes=0 - 4",
+    "items=0-4",
+])
+def test_no_single_valid_range_is_answered_200_whole(srv, api, range_file, rng):
+    ws, fid = range_file
+    assert_whole(ranged(api, ws, fid, rng))
+
+
+@pytest.mark.parametrize("if_range", ['"an-etag"', 'W/"weak"', "Thu, 01 Jan 2099 00:00:00 GMT"])
+def test_if_range_gets_the_whole_file(srv, api, range_file, if_range):
+    """The download sends no validator (ETag, Last-Modified), so no If-Range
+    can match it: the Range is ignored (RFC 9110, section 13.1.5)."""
+    ws, fid = range_file
+    r = ranged(api, ws, fid, "bytes=0-4")
+    assert "etag" not in r.headers and "last-modified" not in r.headers, r.headers
+    assert_whole(ranged(api, ws, fid, "bytes=0-4", **{"If-Range": if_range}))
+    assert_whole(ranged(api, ws, fid, "bytes=600001-", **{"If-Range": if_range}))
+
+
+def test_head_answers_a_range_like_get_without_the_bytes(srv, api, range_file):
+    ws, fid = range_file
+    assert_partial(ranged(api, ws, fid, "bytes=10-19", "HEAD"), 10, 19, body=False)
+    assert_partial(ranged(api, ws, fid, "bytes=-5", "HEAD"), RANGE_SIZE - 5, RANGE_SIZE - 1, body=False)
+    assert_whole(ranged(api, ws, fid, None, "HEAD"), body=False)
+    assert_whole(ranged(api, ws, fid, "bytes=0-4,10-14", "HEAD"), body=False)
+    r = ranged(api, ws, fid, "bytes=600001-", "HEAD")
+    # httpd leaves out a HEAD's Content-Length: 0 (it cannot tell it from an unset one)
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{RANGE_SIZE}", r.headers
+    assert r.content == b"", r.content
+
+
+def test_ranges_of_an_empty_file(srv, api):
+    """No range of an empty file is satisfiable but a suffix, which is all of
+    it: no byte for a 206 to name, so 200."""
+    ws = unique_ws("files-range-empty")
+    fid = post_file(api, ws, "e.bin", b"")["file_id"]
+    for rng in ("bytes=0-", "bytes=0-0", "bytes=-0"):
+        assert_unsatisfiable(ranged(api, ws, fid, rng), size=0)
+    r = ranged(api, ws, fid, "bytes=-5")
+    assert r.status_code == 200 and r.content == b"", (r.status_code, r.headers)
+    assert r.headers["content-length"] == "0" and "content-range" not in r.headers, r.headers
+
+
+def test_maxranges_none_turns_ranges_off(server_factory):
+    """MaxRanges none: every download whole, Accept-Ranges: none."""
+    s = server_factory(extra=["MaxRanges none"])
+    api = s.client(s.user_all)
+    ws = unique_ws("files-range-off")
+    fid = post_file(api, ws, "r.bin", RANGE_DATA)["file_id"]
+    for rng in ("bytes=0-4", "bytes=-5", "bytes=600001-"):
+        assert_whole(ranged(api, ws, fid, rng), accept_ranges="none")
