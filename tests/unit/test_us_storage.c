@@ -14,6 +14,7 @@
 
 #include <apr_strings.h>
 #include "storage_conformance.h"
+#include "us_dirsync.h"
 
 static void posix_create(apr_pool_t *p, const char *test_name, const char **data_dir,
                          const char **params)
@@ -132,6 +133,79 @@ static void test_layout(void **state)
     assert_int_equal(logged_n, 0);
 }
 
+/* The directories the fsyncs were asked for, in order. */
+static char synced[8][PATH_MAX];
+static int synced_n;
+
+static apr_status_t count_sync(const char *dir)
+{
+    if (synced_n < 8)
+        snprintf(synced[synced_n], sizeof synced[0], "%s", dir);
+    synced_n++;
+    return APR_SUCCESS;
+}
+
+static int mode_of(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return (int)(sb.st_mode & 07777);
+}
+
+static void upload_one(us_storage *st, const char *sid, const char *blob)
+{
+    us_storage_writer *w;
+    assert_int_equal(us_storage_upload_create(st, pool, sid, blob, &w), APR_SUCCESS);
+    assert_int_equal(us_storage_write(w, "abc", 3), APR_SUCCESS);
+    assert_int_equal(us_storage_finish(w), APR_SUCCESS);
+    assert_int_equal(us_storage_commit(w), APR_SUCCESS);
+}
+
+/* A session's directory is made 0700, its entry in sessions/ synced, then
+ * set 0750: later uploads into it sync only the directory itself. One
+ * found at 0700 (its maker's sync of sessions/ may still be running) is
+ * synced into sessions/ again by the writer that finds it. */
+static void test_session_dir_durable_before_its_first_file(void **state)
+{
+    const char *dir = fixture_path("durable");
+    const char *sessions = apr_pstrcat(pool, dir, "/sessions", NULL);
+    const char *sdir = apr_pstrcat(pool, sessions, "/sid", NULL);
+    us_storage *st = posix_at(dir);
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    assert_true(exists(sessions));
+    us_dirsync_set_op(count_sync);
+
+    synced_n = 0;
+    upload_one(st, "sid", "blob1");
+    assert_int_equal(synced_n, 2);
+    assert_string_equal(synced[0], sessions); /* before the file */
+    assert_string_equal(synced[1], sdir);     /* the file's name */
+    assert_int_equal(mode_of(sdir), 0750);
+
+    synced_n = 0;
+    upload_one(st, "sid", "blob2");
+    assert_int_equal(synced_n, 1);
+    assert_string_equal(synced[0], sdir);
+
+    assert_int_equal(chmod(sdir, 0700), 0);
+    synced_n = 0;
+    upload_one(st, "sid", "blob3");
+    assert_int_equal(synced_n, 2);
+    assert_string_equal(synced[0], sessions);
+    assert_int_equal(mode_of(sdir), 0750);
+
+    /* sessions/ itself removed under the server: made again */
+    assert_int_equal(us_storage_session_clear(st, pool, "sid"), 0);
+    assert_int_equal(rmdir(sessions), 0);
+    synced_n = 0;
+    upload_one(st, "sid", "blob4");
+    assert_true(exists(apr_pstrcat(pool, sdir, "/blob4", NULL)));
+    assert_int_equal(synced_n, 2);
+    us_dirsync_set_op(NULL);
+    assert_int_equal(logged_n, 0);
+}
+
 /* The health check: unprepared, a file where a directory belongs, or a
  * directory this process cannot write, is unhealthy. */
 static void test_check(void **state)
@@ -223,6 +297,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configuration_errors),
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_session_dir_durable_before_its_first_file),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_recover),
         cmocka_unit_test(test_failed_removals_are_logged),

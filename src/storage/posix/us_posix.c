@@ -79,10 +79,27 @@ static apr_status_t px_configure(apr_pool_t *p, const char *data_dir, const char
     return APR_SUCCESS;
 }
 
+/* Makes dir under an existing parent; *made says whether this call did. */
+static apr_status_t make_dir(const char *dir, apr_fileperms_t perms, apr_pool_t *p, int *made)
+{
+    apr_status_t rv = apr_dir_make(dir, perms, p);
+    *made = rv == APR_SUCCESS;
+    return APR_STATUS_IS_EEXIST(rv) ? APR_SUCCESS : rv;
+}
+
+/* The files and sessions directories, their entries in the data directory
+ * durable before anything is written into them. */
 static apr_status_t px_prepare(us_storage *st, apr_pool_t *p)
 {
-    apr_status_t rv = apr_dir_make_recursive(conf_of(st)->files, APR_FPROT_OS_DEFAULT, p);
-    return APR_STATUS_IS_EEXIST(rv) ? APR_SUCCESS : rv;
+    const px_conf *c = conf_of(st);
+    int made_files = 0, made_sessions = 0;
+    apr_status_t rv = apr_dir_make_recursive(c->data_dir, APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv))
+        return rv;
+    if ((rv = make_dir(c->files, APR_FPROT_OS_DEFAULT, p, &made_files)) != APR_SUCCESS ||
+        (rv = make_dir(c->sessions, APR_FPROT_OS_DEFAULT, p, &made_sessions)) != APR_SUCCESS)
+        return rv;
+    return made_files || made_sessions ? us_fsync_dir(c->data_dir) : APR_SUCCESS;
 }
 
 /* The data directory and the workspace files directory are directories
@@ -151,10 +168,44 @@ static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *dir, 
     return APR_SUCCESS;
 }
 
+/* A session directory's mode while its entry in sessions/ may not be on
+ * disk yet, and once it is: a writer that finds the first (the maker's
+ * fsync of sessions/ may still be running, in another process) runs that
+ * fsync itself instead of answering for a file a crash could take away
+ * with its directory. */
+#define SESSION_DIR_NEW (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
+#define SESSION_DIR_DURABLE (SESSION_DIR_NEW | APR_FPROT_GREAD | APR_FPROT_GEXECUTE)
+
+/* The session's directory, made if missing, its entry in sessions/ durable. */
+static apr_status_t session_dir_ready(const us_storage *st, apr_pool_t *p, const char *dir)
+{
+    const px_conf *c = conf_of(st);
+    apr_finfo_t fi;
+    int made;
+    apr_status_t rv = apr_stat(&fi, dir, APR_FINFO_PROT, p);
+    if (rv == APR_SUCCESS && (fi.protection & APR_FPROT_GREAD))
+        return APR_SUCCESS;
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = make_dir(dir, SESSION_DIR_NEW, p, &made);
+        if (APR_STATUS_IS_ENOENT(rv) && (rv = px_prepare((us_storage *)st, p)) == APR_SUCCESS)
+            rv = make_dir(dir, SESSION_DIR_NEW, p, &made); /* sessions/ was removed */
+    }
+    else if (rv == APR_INCOMPLETE) {
+        rv = APR_SUCCESS; /* no mode to read: synced as if new */
+    }
+    if (rv != APR_SUCCESS)
+        return rv;
+    if ((rv = us_dirsync(c->sessions)) != APR_SUCCESS)
+        return rv;
+    return apr_file_perms_set(dir, SESSION_DIR_DURABLE);
+}
+
 static apr_status_t px_upload_create(us_storage *st, apr_pool_t *p, const char *session_id,
                                      const char *blob, void **w)
 {
-    return open_writer(st, p, session_dir(st, p, session_id), blob, w);
+    const char *dir = session_dir(st, p, session_id);
+    apr_status_t rv = session_dir_ready(st, p, dir);
+    return rv == APR_SUCCESS ? open_writer(st, p, dir, blob, w) : rv;
 }
 
 static apr_status_t px_file_create(us_storage *st, apr_pool_t *p, const char *file_id, void **w)
