@@ -378,21 +378,26 @@ typedef struct {
     int (*answer)(request_rec *r, const us_srv_conf *c, void *baton);
 } file_ops;
 
-/* The skeleton of every endpoint on one file: the path's file_id (422),
- * prepare, the query between us_acquire_db and us_query_done (store
- * failures 503/500), NOTFOUND 404, else the answer. */
+/* The skeleton of every endpoint on one file: prepare (a body is read
+ * first: FastAPI reports invalid JSON alone, other body items after the
+ * path's), the path's file_id (422), the query between us_acquire_db and
+ * us_query_done (store failures 503/500), NOTFOUND 404, else the answer. */
 static int with_file_id(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id,
                         const file_ops *ops, void *baton)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
+    json_t *path_errs = us_json_pool_own(r->pool, json_array());
     char id[37];
     us_db *db;
     int rc;
 
-    if (!us_validate_path_uuid(errs, "file_id", raw_id, id))
-        return us_send_422(r, errs);
     if (ops->prepare && (rc = ops->prepare(r, errs, baton)) != DECLINED)
         return rc;
+    us_validate_path_uuid(path_errs, "file_id", raw_id, id);
+    if (json_array_size(path_errs) + json_array_size(errs) > 0) {
+        json_array_extend(path_errs, errs); /* path problems first */
+        return us_send_422(r, path_errs);
+    }
     if (!(db = us_acquire_db(r, c))) /* answered 503/500 already */
         return OK;
     us_db_rc drc = ops->query(r, c, db, ws, id, baton);
@@ -828,7 +833,8 @@ typedef struct {
 
 static int meta_set_prepare(request_rec *r, json_t *errs, void *baton)
 {
-    return us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &((meta_set_ctx *)baton)->body);
+    return us_read_json_object(r, US_META_MAX_BYTES, US_JSON_BODY_ITEMS_LATER, errs,
+                               &((meta_set_ctx *)baton)->body);
 }
 
 static us_db_rc meta_set_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,

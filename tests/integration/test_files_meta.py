@@ -6,7 +6,8 @@ deeply), POST /files/update-meta merges many and reports the unknown ids;
 import threading
 import uuid
 
-from us_testkit.api import check, e_uuid_parsing, unique_ws, uuid_reason_length, v422
+from us_testkit.api import (check, e_json_invalid, e_model_attributes_type, e_uuid_parsing,
+                            unique_ws, uuid_reason_length, v422)
 from us_testkit.ingest import get_meta, list_ws_files, post_file, ws_files_path
 
 
@@ -51,6 +52,17 @@ def test_meta_update_errors(srv, api):
          "input": [1, 2]}))
     check(api.patch(meta_path(ws, fid), content=b""), 422, v422(
         {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}))
+    # FastAPI decodes the body first: invalid JSON is reported alone, other
+    # body problems after the path's
+    bad_id = v422(e_uuid_parsing("abc", uuid_reason_length(3), name="file_id"))["detail"]
+    json_type = {"Content-Type": "application/json"}
+    check(api.put(meta_path(ws, "abc"), content=b"{bad", headers=json_type), 422,
+          v422(e_json_invalid(b"{bad")))
+    check(api.patch(meta_path(ws, "abc"), json=[1]), 422,
+          v422(*bad_id, e_model_attributes_type([1])))
+    check(api.put(meta_path(ws, "abc"), content=b""), 422,
+          v422(*bad_id, {"type": "missing", "loc": ["body"], "msg": "Field required",
+                         "input": None}))
     assert get_meta(api, ws, fid) == {"k": 1}
 
 
