@@ -1,5 +1,6 @@
 /* us_urlform.c - application/x-www-form-urlencoded, streamed (pure). */
 #include "us_urlform.h"
+#include "us_crypto.h"
 
 #include <string.h>
 
@@ -28,17 +29,6 @@ us_urlform *us_urlform_create(apr_pool_t *p, const us_mp_callbacks *cb, void *ct
     f->ctx = ctx;
     f->st = US_MP_CONTINUE;
     return f;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static void stop_if(us_urlform *f, int rc)
@@ -116,12 +106,13 @@ static void take(us_urlform *f, char c)
 {
     if (f->in_pct) {
         f->pct[f->npct++] = c;
-        if (hex_digit(c) < 0)
+        if (us_hex_value((unsigned char)c) < 0)
             percent_literal(f);
         else if (f->npct == 2) {
             f->in_pct = 0;
             f->npct = 0;
-            emit(f, (char)(hex_digit(f->pct[0]) * 16 + hex_digit(f->pct[1])));
+            emit(f, (char)(us_hex_value((unsigned char)f->pct[0]) * 16 +
+                           us_hex_value((unsigned char)f->pct[1])));
         }
         return;
     }
