@@ -453,6 +453,8 @@ typedef struct {
     apr_size_t meta_total;  /* bytes of every `meta` part so far */
     int file_done;
     us_utf8_counter chars;  /* of the file, when it is a text file */
+    int judge_only;         /* the query is invalid: the form is read for its 422
+                               items only, nothing is stored */
 } post_ctx;
 
 /* 503 when the storage does not answer, 507 when it is full, else 500. */
@@ -498,6 +500,11 @@ static int post_begin(void *ctx, const us_mp_part *part)
     int is_text = strcmp(part->name, "text") == 0 && !part->filename && !part->filename_star;
     if (!is_text && strcmp(part->name, "file") != 0)
         return 0;
+    if (x->judge_only) { /* whether a file came is all that counts */
+        x->has_text |= is_text;
+        x->file_done |= !is_text || x->file_name != NULL;
+        return 0;
+    }
     if (is_text) {
         if (x->has_text++)
             return post_fail(x, HTTP_BAD_REQUEST, "Send one text field only.");
@@ -612,11 +619,14 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
                     us_write_modes, &mode);
     if (!mode)
         mode = "KEEP";
-    if (json_array_size(errs) > 0)
-        return us_send_422(r, errs);
+    /* FastAPI reports the query's items with the form's: the form is read,
+     * for whether it holds a file, before a 422 */
+    x->judge_only = json_array_size(errs) > 0;
     const char *ctype = apr_table_get(r->headers_in, "Content-Type");
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     int urlencoded = is_media_type(ctype, "application/x-www-form-urlencoded");
+    if (x->judge_only && !urlencoded && !is_media_type(ctype, "multipart/form-data"))
+        return us_send_422(r, errs);
     if (!urlencoded && !is_media_type(ctype, "multipart/form-data")) {
         r->connection->keepalive = AP_CONN_CLOSE; /* the body is not read */
         return us_send_detail(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -651,8 +661,9 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
             us_validate_missing(errs, "query", "file_name", NULL);
         else
             us_validate_missing(errs, "body", "file", NULL);
-        return us_send_422(r, errs);
     }
+    if (!x->problem && json_array_size(errs) > 0)
+        return us_send_422(r, errs);
     if (!x->problem && !parse_meta(x, &meta))
         post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
     if (x->problem) {

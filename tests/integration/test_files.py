@@ -331,6 +331,20 @@ def test_bad_write_mode_is_422(srv, api):
     item = e_enum_write_mode("REPLACE")
     item["loc"] = ["query", "write_mode"]
     check(r, 422, v422(item))
+    # the form's own items come with it, as FastAPI validates both at once
+    missing_file = {"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                    "input": None}
+    missing_name = {"type": "missing", "loc": ["query", "file_name"], "msg": "Field required",
+                    "input": None}
+    check(api.post(ws_files_path(ws), params={"write_mode": "REPLACE"},
+                   files={"meta": (None, "{}")}), 422, v422(item, missing_file))
+    check(api.post(ws_files_path(ws), params={"write_mode": "REPLACE"}, data={"text": "t"}),
+          422, v422(item, missing_name))
+    check(api.post(ws_files_path(ws), params={"write_mode": "REPLACE", "file_name": "t.txt"},
+                   data={"text": "t"}), 422, v422(item))
+    # a body that is not a form: the query's item alone
+    check(api.post(ws_files_path(ws), params={"write_mode": "REPLACE"}, json={"a": 1}), 422,
+          v422(item))
     assert ws_files_page(api, ws)["total"] == 0
 
 
