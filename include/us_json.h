@@ -17,6 +17,10 @@ char *us_json_dump_pool(apr_pool_t *p, const json_t *j);
  * NULL when text is not a JSON object. */
 char *us_json_object_text(apr_pool_t *p, const char *text, size_t len);
 
+/* Whether text is JSON null, read as Python would (surrounding whitespace,
+ * a UTF-8 BOM). */
+int us_json_text_is_null(const char *text, size_t len);
+
 /* RFC 7396 JSON merge patch: target (NULL: absent) patched by patch, as a
  * new reference; neither argument changes. A null in patch removes the key. */
 json_t *us_json_merge_patch(const json_t *target, const json_t *patch);

@@ -581,17 +581,11 @@ static int post_end(void *ctx)
 /* The meta field: a JSON object, or null / empty for none. */
 static int parse_meta(post_ctx *x, const char **out)
 {
-    json_error_t e;
     *out = NULL;
     if (!x->has_meta || !x->meta.len || !x->meta.data[0])
         return 1;
     *out = us_json_object_text(x->r->pool, x->meta.data, x->meta.len);
-    if (*out)
-        return 1;
-    json_t *j = json_loadb(x->meta.data, x->meta.len, JSON_DECODE_ANY, &e);
-    int is_null = json_is_null(j);
-    json_decref(j);
-    return is_null;
+    return *out || us_json_text_is_null(x->meta.data, x->meta.len);
 }
 
 /* ctype is the media type `type` (case-insensitive), whatever its parameters */

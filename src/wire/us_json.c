@@ -38,6 +38,15 @@ char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
     return out;
 }
 
+int us_json_text_is_null(const char *text, size_t len)
+{
+    json_t *j = NULL;
+    us_python_json_error e;
+    int is_null = us_python_json_parse(text, len, &j, &e) == US_PYTHON_JSON_OK && json_is_null(j);
+    json_decref(j);
+    return is_null;
+}
+
 json_t *us_json_merge_patch(const json_t *target, const json_t *patch)
 {
     const char *key;

@@ -23,6 +23,7 @@
 #include "us_json_writer.h"
 #include "us_utf8.h"
 #include "us_json.h"
+#include "us_python_json.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
@@ -531,6 +532,38 @@ static void test_pool_owns_json(void **state)
     json_decref(j);
 }
 
+/* null as Python reads it; anything else, and a document past the parser's
+ * value limit, is not. */
+static void test_text_is_null(void **state)
+{
+    (void)state;
+    assert_true(us_json_text_is_null("null", 4));
+    assert_true(us_json_text_is_null(" \r\n\tnull\n", 9));
+    assert_true(us_json_text_is_null("\xef\xbb\xbfnull", 7));
+    assert_false(us_json_text_is_null("NULL", 4));
+    assert_false(us_json_text_is_null("nul", 3));
+    assert_false(us_json_text_is_null("null x", 6));
+    assert_false(us_json_text_is_null("{}", 2));
+    assert_false(us_json_text_is_null("[null]", 6));
+    assert_false(us_json_text_is_null("", 0));
+    /* {"k":[0,...,0]}: with the object and the list, one value too many */
+    size_t k = US_PYTHON_JSON_MAX_VALUES - 1, n = 6 + 2 * k + 1;
+    char *many = malloc(n);
+    assert_non_null(many);
+    memcpy(many, "{\"k\":[", 6);
+    for (size_t i = 0; i < k; i++) {
+        many[6 + 2 * i] = '0';
+        many[7 + 2 * i] = i + 1 < k ? ',' : ']';
+    }
+    many[n - 1] = '}';
+    assert_false(us_json_text_is_null(many, n));
+    assert_null(us_json_object_text(pool, many, n));
+    many[7 + 2 * (k - 2)] = ']'; /* one zero fewer: an object again */
+    many[7 + 2 * (k - 1) - 1] = '}';
+    assert_non_null(us_json_object_text(pool, many, n - 2));
+    free(many);
+}
+
 /* RFC 7396's appendix A examples, and the arguments stay as they were. */
 static void test_merge_patch_rfc7396(void **state)
 {
@@ -577,6 +610,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_ascii_character),
         cmocka_unit_test(test_merge_patch_rfc7396),
+        cmocka_unit_test(test_text_is_null),
         cmocka_unit_test(test_every_control_pair),
         cmocka_unit_test(test_every_byte_in_every_lane),
         cmocka_unit_test(test_utf8_passes_through),
