@@ -684,8 +684,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
         return OK;
     }
     us_db_rc drc = us_workspace_file_add(db, r->pool, ws, &f, mode, &deleted);
-    if (drc != US_DB_OK && drc != US_DB_NOT_DURABLE) /* else recorded, perhaps for good: keep it */
-        us_storage_abandon(x->blob); /* not recorded: not kept */
+    if (drc != US_DB_OK && drc != US_DB_NOT_DURABLE && !us_db_outcome_unknown(db))
+        us_storage_abandon(x->blob); /* not recorded: not kept (else perhaps for good) */
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
     if (drc != US_DB_OK) /* CONFLICT */

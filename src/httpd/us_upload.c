@@ -395,15 +395,17 @@ static int publish(upload_ctx *u)
     rec.size = u->size;
     rec.is_meta = us_filename_is_meta(u->name);
     rec.max_files = u->c->max_files;
+    int maybe_recorded = 0;
     us_db_rc rc = u->c->store ? us_store_acquire(u->c->store, &db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK) {
         rc = us_upload_commit(db, r->pool, &rec, rec.uploaded_at, &old_blob);
         if (rc != US_DB_OK && rc != US_DB_CONFLICT && rc != US_DB_LIMIT)
             err = apr_pstrdup(r->pool, us_db_error(db));
+        maybe_recorded = rc == US_DB_NOT_DURABLE || us_db_outcome_unknown(db);
         us_store_release(u->c->store, db, rc == US_DB_ERROR);
     }
     if (rc != US_DB_OK) {
-        if (rc != US_DB_NOT_DURABLE) { /* else recorded, perhaps for good: keep it */
+        if (!maybe_recorded) { /* else recorded, perhaps for good: keep it */
             us_storage_abandon(u->file); /* not recorded: not visible, not kept */
             u->committed = 0;
         }

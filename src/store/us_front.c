@@ -110,6 +110,11 @@ int us_db_worn_out(us_db *db)
     return db->backend->worn_out && db->backend->worn_out(db);
 }
 
+int us_db_outcome_unknown(us_db *db)
+{
+    return db->backend->outcome_unknown && db->backend->outcome_unknown(db);
+}
+
 void us_db_clear_error(us_db *db)
 {
     db->backend->clear_error(db);

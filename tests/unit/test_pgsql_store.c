@@ -165,6 +165,104 @@ static void test_limit_with_a_create_in_flight(void **state)
     sc_teardown(NULL);
 }
 
+/* ---- a connection lost while COMMIT is under way ------------------------ */
+
+static us_db_rc lost_rc;
+static int lost_unknown;
+
+static void *APR_THREAD_FUNC add_a_file(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_array_header_t *deleted = NULL;
+    us_workspace_file f = { (const char *)data, "lost.txt", "{}", 1, SC_T0, -1 };
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    lost_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                  ? us_workspace_file_add(db, p, "ws-lost", &f, "KEEP", &deleted) : US_DB_ERROR;
+    lost_unknown = db ? us_db_outcome_unknown(db) : -1;
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Adds a file in a thread while the trigger us_test_slow sleeps in its
+ * transaction, ends that backend from outside, and returns what the add
+ * said: its rc in lost_rc, whether the outcome is unknown in lost_unknown. */
+static void add_and_end_its_backend(const apr_dbd_driver_t *drv, apr_dbd_t *h, int n)
+{
+    apr_thread_t *th;
+    apr_status_t rv;
+    apr_dbd_results_t *res = NULL;
+    const char *dbname = strrchr(sc_params, '=') + 1;
+    const char *sleeping = apr_psprintf(pool, "SELECT pid FROM pg_stat_activity WHERE datname = "
+                                        "'%s' AND wait_event = 'PgSleep'", dbname);
+    lost_rc = US_DB_OK;
+    lost_unknown = -1;
+    assert_int_equal(apr_thread_create(&th, NULL, add_a_file, (void *)sc_uuid(pool, n), pool),
+                     APR_SUCCESS);
+    int found = 0;
+    for (int i = 0; i < 1000 && !found; i++) {
+        res = NULL;
+        assert_int_equal(apr_dbd_select(drv, pool, h, &res, sleeping, 1), 0);
+        found = apr_dbd_num_tuples(drv, res) > 0;
+        if (!found)
+            apr_sleep(apr_time_from_msec(5));
+    }
+    assert_true(found);
+    assert_int_equal(pg_fixture_admin(apr_psprintf(pool,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+        " AND wait_event = 'PgSleep'", dbname)), 0);
+    apr_thread_join(&rv, th);
+}
+
+/* A write transaction whose connection is lost while its COMMIT runs (a
+ * deferred trigger sleeps in it) may have been committed: the store says
+ * the outcome is unknown, so the caller keeps the file's bytes. Lost
+ * before the COMMIT (the same trigger, not deferred, sleeps in the
+ * INSERT), nothing was committed, and it says so. */
+static void test_outcome_unknown_when_lost_at_commit(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db_close(sc_open(pool)); /* the schema */
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows,
+        "CREATE FUNCTION us_test_slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "'BEGIN PERFORM pg_sleep(30); RETURN NULL; END'"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows,
+        "CREATE CONSTRAINT TRIGGER us_test_slow AFTER INSERT ON us_files DEFERRABLE "
+        "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION us_test_slow()"), 0);
+    add_and_end_its_backend(drv, h, 1);
+    assert_int_equal(lost_rc, US_DB_BUSY);
+    assert_int_equal(lost_unknown, 1);
+
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP TRIGGER us_test_slow ON us_files"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows,
+        "CREATE TRIGGER us_test_slow AFTER INSERT ON us_files FOR EACH ROW "
+        "EXECUTE FUNCTION us_test_slow()"), 0);
+    add_and_end_its_backend(drv, h, 2);
+    assert_int_equal(lost_rc, US_DB_BUSY);
+    assert_int_equal(lost_unknown, 0);
+
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP TRIGGER us_test_slow ON us_files"), 0);
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted = NULL;
+    us_workspace_file f = { sc_uuid(pool, 3), "kept.txt", "{}", 1, SC_T0, -1 };
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-lost", &f, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_db_outcome_unknown(db), 0);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 #define DEADLOCK_LOCK_TIMEOUT_MS 500 /* below deadlock_timeout (1 s): it fires first */
 static us_db_rc deadlocked_rc;
 
@@ -815,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
+        cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
         cmocka_unit_test(test_german_server_deadlock_victim_retried),
         cmocka_unit_test(test_german_server_close_outlasting_a_lock_timeout_is_retried),

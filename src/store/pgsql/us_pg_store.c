@@ -75,6 +75,7 @@ typedef struct {
     apr_dbd_prepared_t *stmt[US_STMT__COUNT];
     apr_hash_t *dynamic;           /* SQL text -> built statement, in hpool */
     int worn_out;                  /* holds US_PG_MAX_DYNAMIC built statements */
+    int outcome_unknown;           /* the last transaction's COMMIT lost its connection */
     int broken;                    /* reopen before the next statement */
     int deadlock;                  /* the last failure was a deadlock: retry */
     int lock_timeout;              /* ... or a lock timeout: retry once (pg_txn) */
@@ -380,6 +381,7 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
 {
     us_db_rc rc = US_DB_ERROR;
     int lock_retries = 0;
+    db->outcome_unknown = 0;
     for (int attempt = 0; attempt < PG_TXN_ATTEMPTS; attempt++) {
         db->deadlock = db->lock_timeout = 0;
         if ((rc = pg_ready(db)) != US_DB_OK)
@@ -393,6 +395,9 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
             if (!txn)
                 return rc;
             rc = pg_exec_sql(db, "COMMIT");
+            /* lost while COMMIT was under way: the server may have
+             * committed before the connection went */
+            db->outcome_unknown = rc != US_DB_OK && db->broken;
             if (rc == US_DB_OK || db->broken)
                 return rc;
         }
@@ -560,6 +565,11 @@ static us_db_rc pg_maintain(us_db *db, apr_pool_t *p)
 static int pg_worn_out(us_db *db)
 {
     return pg_of(db)->worn_out;
+}
+
+static int pg_outcome_unknown(us_db *db)
+{
+    return pg_of(db)->outcome_unknown;
 }
 
 static const char *pg_error(us_db *db)
@@ -1269,6 +1279,7 @@ const us_store_backend us_pgsql_backend = {
     .maintain = pg_maintain,
     .error = pg_error,
     .worn_out = pg_worn_out,
+    .outcome_unknown = pg_outcome_unknown,
     .clear_error = pg_clear_error,
     .set_error = pg_set_error,
     .statement = us_pg_sql_statement,
