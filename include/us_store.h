@@ -134,11 +134,14 @@ void us_store_release(us_store *st, us_db *db, int broken);
 /* The connection holds resources only closing gives back and should not be
  * pooled again (SQLite: statements prepared for many different filters). */
 int us_db_worn_out(us_db *db);
-/* The last write transaction failed (US_DB_BUSY, US_DB_ERROR) where it may
- * have been committed all the same: PostgreSQL lost the connection while
- * its COMMIT was under way. Then, as for US_DB_NOT_DURABLE, keep whatever
- * its rows would refer to (a blob left unrecorded is cleared with its
- * session, or swept as a file no row refers to). Call before releasing db. */
+/* The last write transaction (BEGIN ... COMMIT: us_upload_commit,
+ * us_workspace_file_add and the other multi-statement writes) failed
+ * (US_DB_BUSY, US_DB_ERROR) where it may have been committed all the same:
+ * PostgreSQL lost the connection while its COMMIT was under way. A
+ * one-statement write does not say. Then, as for US_DB_NOT_DURABLE, keep
+ * whatever its rows would refer to (a blob left unrecorded is cleared with
+ * its session, or swept as a file no row refers to). Call before releasing
+ * db. */
 int us_db_outcome_unknown(us_db *db);
 
 /* ---- queries -------------------------------------------------------------

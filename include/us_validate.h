@@ -44,15 +44,21 @@ typedef enum {
     US_BODY_JSON_ERROR,  /* errs was REPLACED by the single json_invalid item:
                             answer 422 with it alone (FastAPI reports it alone) */
     US_BODY_UNPARSABLE,  /* answer 400 {"detail":"There was an error parsing the body"} */
-    US_BODY_TOO_LARGE    /* more values than US_PYTHON_JSON_MAX_VALUES: answer 413 */
+    US_BODY_TOO_LARGE    /* more values than max_values: answer 413 */
 } us_body_status;
 
 /* Turn a raw body into a JSON object the way FastAPI does for a required
  * body model: empty or null -> missing; Content-Type not application/json
  * or application/<x>+json -> model_attributes_type with the raw body as a
- * string; invalid JSON -> json_invalid; non-object -> model_attributes_type. */
+ * string; invalid JSON -> json_invalid; non-object -> model_attributes_type;
+ * more than max_values values (0: no limit) -> US_BODY_TOO_LARGE. */
 us_body_status us_validate_body_object(json_t *errs, const char *content_type,
-                                const char *raw, size_t len, json_t **obj);
+                                const char *raw, size_t len, size_t max_values, json_t **obj);
+
+/* The values (scalars and containers, at any depth) allowed a request body
+ * that may be large and hold many small values (DELETE /files' names): as
+ * parsed, each costs a node, tens of times its text. */
+#define US_BODY_MAX_VALUES 100000
 
 /* pydantic's "missing" item at loc [where, name]; input stolen (NULL: null). */
 void us_validate_missing(json_t *errs, const char *where, const char *name, json_t *input);

@@ -105,18 +105,17 @@ void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
 }
 
-/* The first buffer of a small body: what Content-Length announces, never
- * more than max (a client cannot make a request take max by announcing it
- * and sending nothing), at least enough for the common small bodies. */
+/* The first buffer of a small body: what Content-Length announces up to
+ * 64 KiB (more is taken as it arrives: a client that announces a large body
+ * and sends nothing holds no more), at least 8 KiB, never more than max. */
 static apr_size_t first_capacity(request_rec *r, apr_size_t max)
 {
-    enum { SMALL = 8 * 1024 };
+    enum { SMALL = 8 * 1024, TRUSTED = 64 * 1024 };
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_off_t announced = 0;
     apr_size_t cap = SMALL;
-    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced > 0 &&
-        (apr_uint64_t)announced < (apr_uint64_t)max && (apr_size_t)announced > cap)
-        cap = (apr_size_t)announced;
+    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced > SMALL)
+        cap = announced < TRUSTED ? (apr_size_t)announced : TRUSTED;
     return cap < max ? cap : max;
 }
 
@@ -185,7 +184,10 @@ int us_read_json_object(request_rec *r, apr_size_t max, int flags, json_t *errs,
     if (len == 0 && (flags & US_JSON_BODY_OPTIONAL))
         return DECLINED;
     us_body_status st = us_validate_body_object(errs, apr_table_get(r->headers_in, "Content-Type"),
-                                                buf, len, obj);
+                                                buf, len,
+                                                (flags & US_JSON_BODY_FEW_VALUES)
+                                                    ? US_BODY_MAX_VALUES : 0,
+                                                obj);
     us_json_pool_own(r->pool, *obj);
     if (st == US_BODY_TOO_LARGE)
         return us_send_detail(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "Request body too large");

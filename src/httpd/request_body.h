@@ -44,6 +44,8 @@ int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *l
 #define US_JSON_BODY_ITEMS_LATER 2 /* a body pydantic refuses (not an object, none)
                                       is not answered: *obj NULL, its items stay in
                                       errs for the caller's 422 with its own */
+#define US_JSON_BODY_FEW_VALUES 4  /* more than US_BODY_MAX_VALUES values is
+                                      413: for a large body of many small values */
 
 /* A small JSON body of at most max bytes, validated as FastAPI validates a
  * body model, into *obj (owned by r->pool). DECLINED to go on; else it has

@@ -368,8 +368,9 @@ static int send_raw(request_rec *r, int status, const char *text)
 
 /* What an endpoint on one file does at each step of with_file_id. */
 typedef struct {
-    /* after the id is found valid, before the store: reads what the query
-     * needs (a body); DECLINED to go on, else answered. NULL: nothing. */
+    /* first, before the id is judged: reads what the query needs (a body),
+     * leaving its 422 items in errs; DECLINED to go on, else answered (invalid
+     * JSON, 400, 413). NULL: nothing. */
     int (*prepare)(request_rec *r, json_t *errs, void *baton);
     /* the query, on a pooled connection */
     us_db_rc (*query)(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
@@ -393,8 +394,8 @@ static int with_file_id(request_rec *r, us_srv_conf *c, const char *ws, const ch
 
     if (ops->prepare && (rc = ops->prepare(r, errs, baton)) != DECLINED)
         return rc;
-    us_validate_path_uuid(path_errs, "file_id", raw_id, id);
-    if (json_array_size(path_errs) + json_array_size(errs) > 0) {
+    int id_ok = us_validate_path_uuid(path_errs, "file_id", raw_id, id);
+    if (!id_ok || json_array_size(path_errs) + json_array_size(errs) > 0) {
         json_array_extend(path_errs, errs); /* path problems first */
         return us_send_422(r, path_errs);
     }
@@ -455,6 +456,8 @@ typedef struct {
     us_utf8_counter chars;  /* of the file, when it is a text file */
     int judge_only;         /* the query is invalid: the form is read for its 422
                                items only, nothing is stored */
+    int urlencoded;         /* the form is url-encoded: only `text` and `meta`
+                               are read, without Starlette's multipart limits */
 } post_ctx;
 
 /* 503 when the storage does not answer, 507 when it is full, else 500. */
@@ -480,9 +483,14 @@ static int post_begin(void *ctx, const us_mp_part *part)
 {
     post_ctx *x = ctx;
     x->part = P_OTHER;
-    /* Starlette's limits: a part with a filename is a file, any other a field */
-    if ((part->filename || part->filename_star) ? ++x->files > MAX_FORM_FILES
-                                                : ++x->fields > MAX_FORM_FIELDS)
+    if (x->urlencoded && (!part->name || (strcmp(part->name, "text") != 0 &&
+                                          strcmp(part->name, "meta") != 0)))
+        return 0; /* no file can come as any other field */
+    /* Starlette's limits on a multipart form: a part with a filename is a
+     * file, any other a field */
+    if (!x->urlencoded && ((part->filename || part->filename_star)
+                               ? ++x->files > MAX_FORM_FILES
+                               : ++x->fields > MAX_FORM_FIELDS))
         return post_fail(x, HTTP_BAD_REQUEST,
                          x->files > MAX_FORM_FILES
                              ? "Too many files. Maximum number of files is 1000."
@@ -633,6 +641,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     x->r = r;
     x->c = c;
+    x->urlencoded = urlencoded;
     x->file_name = us_query_get(r->pool, r->args, "file_name");
     if (apr_atoi64(cl ? cl : "0") > c->max_file_size + US_BODY_OVERHEAD) {
         /* refused from its declared length, unread (httpd's own limit
@@ -753,7 +762,7 @@ int us_api_file_delete(request_rec *r, us_srv_conf *c, const char *ws, const cha
     return with_file_id(r, c, ws, raw_id, &ops, NULL);
 }
 
-/* {"names": [...]}: 100,000 names of 40 bytes (US_PYTHON_JSON_MAX_VALUES
+/* {"names": [...]}: 100,000 names of 40 bytes (US_BODY_MAX_VALUES
  * bounds their number); parsed, a body costs several times its size */
 #define US_MAX_NAMES_BODY (4 * 1024 * 1024)
 /* 422 items reported for a names list: each costs about 1.4 KiB built */
@@ -766,7 +775,8 @@ static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names
 {
     json_t *body = NULL, *list;
     *names = NULL;
-    int rc = us_read_json_object(r, US_MAX_NAMES_BODY, US_JSON_BODY_OPTIONAL, errs, &body);
+    int rc = us_read_json_object(r, US_MAX_NAMES_BODY,
+                                 US_JSON_BODY_OPTIONAL | US_JSON_BODY_FEW_VALUES, errs, &body);
     if (rc != DECLINED || !body) /* answered, or no body */
         return rc;
     if (!(list = us_validate_body_required(errs, body, "names", JSON_ARRAY)))

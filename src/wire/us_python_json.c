@@ -198,6 +198,7 @@ typedef struct {
     size_t len;             /* number of code points */
     int depth;              /* current array/object nesting */
     size_t values;          /* values begun so far */
+    size_t max_values;      /* 0: no limit */
     int unrepresentable;    /* saw NaN/Infinity/overflow: fail if all else parses */
     us_python_json_status status; /* why the last NULL was returned */
     us_python_json_error *err;
@@ -224,7 +225,7 @@ static json_t *fail_unparsable(pj_parser *p)
     return NULL;
 }
 
-/* Past US_PYTHON_JSON_MAX_VALUES: stopped before it costs more memory. */
+/* Past the caller's max_values: stopped before it costs more memory. */
 static json_t *fail_too_large(pj_parser *p)
 {
     p->status = US_PYTHON_JSON_TOO_LARGE;
@@ -672,7 +673,7 @@ static json_t *scan_once(pj_parser *p, size_t idx, size_t *next)
 {
     if (idx >= p->len)
         return stop_iteration(p, idx);
-    if (++p->values > US_PYTHON_JSON_MAX_VALUES)
+    if (++p->values > p->max_values && p->max_values)
         return fail_too_large(p);
     switch (p->s[idx]) {
     case '"':
@@ -741,6 +742,12 @@ static json_t *decode_document(pj_parser *p)
 us_python_json_status us_python_json_parse(const char *buf, size_t len, json_t **out,
                                  us_python_json_error *err)
 {
+    return us_python_json_parse_capped(buf, len, 0, out, err);
+}
+
+us_python_json_status us_python_json_parse_capped(const char *buf, size_t len, size_t max_values,
+                                                  json_t **out, us_python_json_error *err)
+{
     pj_parser p;
     uint32_t *cps;
     size_t n = 0;
@@ -756,6 +763,7 @@ us_python_json_status us_python_json_parse(const char *buf, size_t len, json_t *
     p.s = cps;
     p.len = n;
     p.err = err;
+    p.max_values = max_values;
     p.status = US_PYTHON_JSON_OK;
     v = decode_document(&p);
     free(p.buf);

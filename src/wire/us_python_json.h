@@ -22,9 +22,10 @@ typedef enum {
      * RecursionError) or a value jansson cannot hold (NaN, Infinity):
      * FastAPI answers 400 "There was an error parsing the body". */
     US_PYTHON_JSON_UNPARSABLE,
-    /* More than US_PYTHON_JSON_MAX_VALUES values: the service's own limit,
-     * not Python's (a body of small values costs a jansson node each, tens
-     * of times its size in memory): answered 413 like an oversized body. */
+    /* More values than us_python_json_parse_capped allows: the service's
+     * own limit, not Python's (a body of small values costs a jansson node
+     * each, tens of times its size in memory): answered 413 like an
+     * oversized body. */
     US_PYTHON_JSON_TOO_LARGE
 } us_python_json_status;
 
@@ -36,10 +37,6 @@ typedef struct {
 /* Maximum nesting of arrays/objects; deeper input is US_PYTHON_JSON_UNPARSABLE. */
 #define US_PYTHON_JSON_MAX_DEPTH 512
 
-/* Maximum number of values (scalars and containers, at any depth) in one
- * document; more is US_PYTHON_JSON_TOO_LARGE. */
-#define US_PYTHON_JSON_MAX_VALUES 100000
-
 /*
  * Parse buf[0..len). On US_PYTHON_JSON_OK *out is a new reference (the caller
  * json_decref()s it; JSON null is returned as json_null()). On failure *out
@@ -47,5 +44,10 @@ typedef struct {
  */
 us_python_json_status us_python_json_parse(const char *buf, size_t len, json_t **out,
                                  us_python_json_error *err);
+
+/* The same, refusing a document of more than max_values values (0: no
+ * limit) with US_PYTHON_JSON_TOO_LARGE before it is built further. */
+us_python_json_status us_python_json_parse_capped(const char *buf, size_t len, size_t max_values,
+                                                  json_t **out, us_python_json_error *err);
 
 #endif

@@ -755,7 +755,7 @@ static void json_invalid(json_t *errs, const us_python_json_error *pe)
 }
 
 us_body_status us_validate_body_object(json_t *errs, const char *content_type,
-                                const char *raw, size_t len, json_t **obj)
+                                const char *raw, size_t len, size_t max_values, json_t **obj)
 {
     us_python_json_error pe;
     json_t *v = NULL;
@@ -771,7 +771,7 @@ us_body_status us_validate_body_object(json_t *errs, const char *content_type,
         return US_BODY_INVALID;
     }
     memset(&pe, 0, sizeof pe);
-    switch (us_python_json_parse(raw, len, &v, &pe)) {
+    switch (us_python_json_parse_capped(raw, len, max_values, &v, &pe)) {
     case US_PYTHON_JSON_OK:
         break;
     case US_PYTHON_JSON_DECODE_ERROR:

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *modes[] = { "KEEP", "OVERWRITE", "FAIL", NULL }, *mode;
     int b;
     long long n;
-    if (us_validate_body_object(errs, "application/json", (const char *)data, size, &obj) == US_BODY_OK) {
+    if (us_validate_body_object(errs, "application/json", (const char *)data, size, 0, &obj) == US_BODY_OK) {
         us_validate_body_enum(errs, obj, "write_mode", modes, "KEEP", &mode);
         us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &b);
         us_validate_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &n);

@@ -233,7 +233,16 @@ def test_url_encoded_text_is_decoded_exactly(srv, api):
     check(api.post(ws_files_path(ws), params={"file_name": "twice.txt"},
                    content=b"text=a&text=b", headers=form), 400,
           {"detail": "Send one text field only."})
-    assert ws_files_page(api, ws)["total"] == len(cases)
+    # only `text` and `meta` are read: a field named file is no file, and
+    # Starlette's 1,000-field limit is a multipart form's
+    check(api.post(ws_files_path(ws), params={"file_name": "f.txt"}, content=b"file=hello",
+                   headers=form), 422,
+          v422({"type": "missing", "loc": ["body", "file"], "msg": "Field required",
+                "input": None}))
+    many = b"&".join(b"f%d=v" % i for i in range(1001)) + b"&text=many"
+    r = api.post(ws_files_path(ws), params={"file_name": "many.txt"}, content=many, headers=form)
+    assert download(api, ws, check(r, 201)["file_id"]).content == b"many"
+    assert ws_files_page(api, ws)["total"] == len(cases) + 1
 
 
 def test_text_field_refusals(srv, api):

@@ -139,7 +139,7 @@ typedef struct {
 static void run_body_ct(json_t *errs, const char *ct, const char *body)
 {
     json_t *obj = NULL;
-    us_validate_body_object(errs, ct, body, strlen(body), &obj);
+    us_validate_body_object(errs, ct, body, strlen(body), 0, &obj);
     json_decref(obj);
 }
 
@@ -147,7 +147,7 @@ static void run_close(json_t *errs, const char *body, const char *unused)
 {
     json_t *obj = NULL;
     (void)unused;
-    if (us_validate_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK)
+    if (us_validate_body_object(errs, "application/json", body, strlen(body), 0, &obj) == US_BODY_OK)
         us_validate_body_literal(errs, obj, "status", "CLOSED");
     json_decref(obj);
 }
@@ -159,7 +159,7 @@ static void run_create(json_t *errs, const char *body, const char *unused)
     int ppe;
     long long exp;
     (void)unused;
-    if (us_validate_body_object(errs, "application/json", body, strlen(body), &obj) == US_BODY_OK) {
+    if (us_validate_body_object(errs, "application/json", body, strlen(body), 0, &obj) == US_BODY_OK) {
         us_validate_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
         us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
         us_validate_body_int(errs, obj, "expires_in_seconds", 86400, 1, 86400, &exp);
@@ -773,7 +773,7 @@ static void test_body_object(void **state)
 
         snprintf(name, sizeof name, "%zu ct=%s body=%.40s", i, r->ct ? r->ct : "(none)",
                  r->raw ? r->raw : "(null)");
-        st = us_validate_body_object(errs, r->ct, r->raw, len, &obj);
+        st = us_validate_body_object(errs, r->ct, r->raw, len, 0, &obj);
         check_items(name, errs, r->expected);
         if (st != r->status)
             print_error("row %s: status %d, want %d\n", name, st, r->status);
@@ -1091,7 +1091,7 @@ static void test_create_model(void **state)
         int ppe = -1, all = 1;
         long long exp = -1;
 
-        assert_int_equal(us_validate_body_object(errs, "application/json", r->body, strlen(r->body), &obj),
+        assert_int_equal(us_validate_body_object(errs, "application/json", r->body, strlen(r->body), 0, &obj),
                          US_BODY_OK);
         all &= us_validate_body_enum(errs, obj, "write_mode", WRITE_MODES, "KEEP", &wm);
         all &= us_validate_body_bool(errs, obj, "parallel_processing_enabled", 0, &ppe);
@@ -1134,7 +1134,7 @@ static void test_close_request(void **state)
         char sid[37];
 
         us_validate_path_uuid(errs, "session_id", r->sid, sid);
-        if (us_validate_body_object(errs, r->ct, r->body, strlen(r->body), &obj) == US_BODY_OK)
+        if (us_validate_body_object(errs, r->ct, r->body, strlen(r->body), 0, &obj) == US_BODY_OK)
             us_validate_body_literal(errs, obj, "status", "CLOSED");
         check_items(r->body, errs, r->expected);
         json_decref(obj);

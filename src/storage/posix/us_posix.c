@@ -197,7 +197,9 @@ static apr_status_t session_dir_ready(const us_storage *st, apr_pool_t *p, const
         return rv;
     if ((rv = us_dirsync(c->sessions)) != APR_SUCCESS)
         return rv;
-    return apr_file_perms_set(dir, SESSION_DIR_DURABLE);
+    /* where the mode cannot be set, the next writer syncs sessions/ again */
+    (void)apr_file_perms_set(dir, SESSION_DIR_DURABLE);
+    return APR_SUCCESS;
 }
 
 static apr_status_t px_upload_create(us_storage *st, apr_pool_t *p, const char *session_id,
