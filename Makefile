@@ -85,8 +85,12 @@ FUZZ_SECONDS ?= 60
 # form, key and odata also bound what one input allocates (tests/fuzz/alloc_bound.h)
 FUZZ_LIMITS := -malloc_limit_mb=64 -rss_limit_mb=1024
 FUZZ_ARGS_form := -max_len=65536
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all \
                -Iinclude $(PRIV_INC) $(APR_INC) $(PQ_INC)
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer $(FUZZ_SAN)
+# the core's objects, instrumented alike, are compiled once for every target
+FUZZ_OBJ_CFLAGS := -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/fuzz/obj/%.o)
 
 all: module tools
 
@@ -259,14 +263,18 @@ lint: module
 	printf '%s\n' $(ALL_SRCS) mod_upload_session.c $(wildcard tools/*.c) | \
 	    xargs -P 2 -n 1 sh -c 'clang-tidy --quiet "$$@" -- $(TIDY_FLAGS)' clang-tidy
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(HEADERS) $(wildcard tests/fuzz/*.h)
+$(BUILD)/fuzz/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	@clang $(FUZZ_OBJ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(HEADERS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	@echo "clang -fsanitize=fuzzer $<"
-	@clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRCS) $(APR_LIBS) $(LIBS)
+	@clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJS) $(APR_LIBS) $(LIBS)
 
 fuzz:
 	@EXTRA_PKGS="clang libclang-rt-14-dev" sh scripts/install-deps.sh
-	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@$(MAKE) --no-print-directory -j2 $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P2 -I{} sh -c 't={}; \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	    args="$(FUZZ_LIMITS)"; [ "$$t" = form ] && args="$$args $(FUZZ_ARGS_form)"; \
