@@ -67,27 +67,31 @@ static us_read_result stream_body(request_rec *r, feed_fn feed, void *parser, us
     return US_READ_DONE;
 }
 
-us_read_result us_read_multipart(request_rec *r, us_mp *mp)
+static us_mp_status finish_multipart(void *parser) { return us_mp_finish(parser); }
+static us_mp_status finish_urlform(void *parser) { return us_urlform_finish(parser); }
+
+/* A form streamed through its parser, then finished unless it stopped. */
+static us_read_result read_form(request_rec *r, feed_fn feed, us_mp_status (*finish)(void *),
+                                void *parser)
 {
     us_mp_status st;
-    us_read_result rr = stream_body(r, feed_multipart, mp, &st);
+    us_read_result rr = stream_body(r, feed, parser, &st);
     if (rr != US_READ_DONE)
         return rr;
     if (st == US_MP_CONTINUE)
-        st = us_mp_finish(mp);
+        st = finish(parser);
     return st == US_MP_DONE ? US_READ_DONE : st == US_MP_ABORTED ? US_READ_STOPPED
                                                                  : US_READ_MALFORMED;
 }
 
+us_read_result us_read_multipart(request_rec *r, us_mp *mp)
+{
+    return read_form(r, feed_multipart, finish_multipart, mp);
+}
+
 us_read_result us_read_urlform(request_rec *r, us_urlform *f)
 {
-    us_mp_status st;
-    us_read_result rr = stream_body(r, feed_urlform, f, &st);
-    if (rr != US_READ_DONE)
-        return rr;
-    if (st == US_MP_CONTINUE)
-        st = us_urlform_finish(f);
-    return st == US_MP_DONE ? US_READ_DONE : US_READ_STOPPED;
+    return read_form(r, feed_urlform, finish_urlform, f);
 }
 
 void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
