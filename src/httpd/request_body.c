@@ -109,33 +109,33 @@ void us_upload_body_limit(request_rec *r, const us_srv_conf *c)
     r->per_dir_config = ap_merge_per_dir_configs(r->pool, r->per_dir_config, v);
 }
 
-/* The first buffer of a small body: what Content-Length announces up to
+/* The first buffer of a small body: what Content-Length announced up to
  * 64 KiB (more is taken as it arrives: a client that announces a large body
  * and sends nothing holds no more), at least 8 KiB, never more than max. */
-static apr_size_t first_capacity(request_rec *r, apr_size_t max)
+static apr_size_t first_capacity(apr_off_t announced, apr_size_t max)
 {
     enum { SMALL = 8 * 1024, TRUSTED = 64 * 1024 };
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t announced = 0;
     apr_size_t cap = SMALL;
-    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS && announced > SMALL)
+    if (announced > SMALL)
         cap = announced < TRUSTED ? (apr_size_t)announced : TRUSTED;
     return cap < max ? cap : max;
 }
 
-/* Reads the whole (small) body into pool memory, in a buffer that grows
- * (doubling, up to max) with what arrives. Returns OK or a status. */
-int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len)
+/* Reads the whole body, at most max bytes, NUL-terminated in r->pool, in a
+ * buffer that grows (doubling, up to max) with what arrives: OK, or
+ * HTTP_REQUEST_ENTITY_TOO_LARGE, or another status for a broken body. */
+static int read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_size_t total = 0, cap;
     int seen_eos = 0;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_off_t announced = 0;
-    if (cl && apr_strtoff(&announced, cl, NULL, 10) == APR_SUCCESS &&
-        (apr_uint64_t)announced > (apr_uint64_t)max)
+    if (!cl || apr_strtoff(&announced, cl, NULL, 10) != APR_SUCCESS)
+        announced = 0;
+    if ((apr_uint64_t)announced > (apr_uint64_t)max)
         return HTTP_REQUEST_ENTITY_TOO_LARGE; /* unread: httpd discards it after the answer */
-    cap = first_capacity(r, max);
+    cap = first_capacity(announced, max);
     char *out = apr_palloc(r->pool, cap + 1);
 
     do {
@@ -179,7 +179,7 @@ int us_read_json_object(request_rec *r, apr_size_t max, int flags, json_t *errs,
 {
     char *buf = NULL;
     apr_size_t len = 0;
-    int rc = us_read_small_body(r, max, &buf, &len);
+    int rc = read_small_body(r, max, &buf, &len);
     *obj = NULL;
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE)
         return us_send_detail(r, rc, "Request body too large");

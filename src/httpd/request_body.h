@@ -35,10 +35,6 @@ us_read_result us_read_multipart(request_rec *r, us_mp *mp);
  * are a form). */
 us_read_result us_read_urlform(request_rec *r, us_urlform *f);
 
-/* The whole body, at most max bytes, NUL-terminated in r->pool: OK, or
- * HTTP_REQUEST_ENTITY_TOO_LARGE, or another status for a broken body. */
-int us_read_small_body(request_rec *r, apr_size_t max, char **buf, apr_size_t *len);
-
 /* us_read_json_object's flags */
 #define US_JSON_BODY_OPTIONAL 1    /* an empty body is no body: *obj NULL, DECLINED */
 #define US_JSON_BODY_ITEMS_LATER 2 /* a body pydantic refuses (not an object, none)
