@@ -68,10 +68,27 @@ static apr_time_t clock_now(const us_ingest_config *cfg)
     return cfg->clock ? cfg->clock(cfg->clock_arg) : apr_time_now();
 }
 
+/* An error that says nothing about the file itself: the storage did not
+ * answer, or the machine ran short (descriptors, memory, space, an I/O
+ * error). The batch is retried; marking the file FAILED would let the
+ * session's clear remove bytes a retry could still ingest. */
+static int storage_trouble(apr_status_t rv)
+{
+    return rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && rv != APR_INCOMPLETE &&
+           !APR_STATUS_IS_EOF(rv);
+}
+
+static int storage_down(const us_ingest_config *cfg, const us_session *s, apr_status_t rv)
+{
+    us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage failed; "
+           "batch retried", s->id);
+    return US_INGEST_STORAGE_DOWN;
+}
+
 /* The metadata of u from its sidecar (its blob came with the pending row):
  * 1 with *meta (NULL when there is no sidecar), 0 when the sidecar is not a
- * JSON object, US_INGEST_STORAGE_DOWN when the storage does not answer (the
- * batch is retried). */
+ * JSON object (or too large, or gone), US_INGEST_STORAGE_DOWN when the
+ * storage failed otherwise (the batch is retried). */
 static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                      const us_pending *u, const char **meta)
 {
@@ -82,45 +99,38 @@ static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_sessio
     apr_size_t n;
     apr_status_t rv = us_storage_upload_read(cfg->storage, p, s->id, u->meta_blob,
                                              US_META_MAX_BYTES, &buf, &n);
-    if (us_storage_unavailable(rv)) {
-        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
-               "answer; batch retried", s->id);
-        return US_INGEST_STORAGE_DOWN;
-    }
+    if (storage_trouble(rv))
+        return storage_down(cfg, s, rv);
     if (rv == APR_SUCCESS)
         *meta = us_json_object_text(p, buf, n);
     return *meta != NULL;
 }
 
 /* Publishes the blob as the workspace file; a replay finds it there already.
- * 1 when published; US_INGEST_STORAGE_DOWN when the storage did not
- * answer (the batch is retried); 0 for any other failure, counted as a missing file, as the
- * posix backend can tell nothing better (a rename refused). */
+ * 1 when published; 0 when the blob is gone (a missing file);
+ * US_INGEST_STORAGE_DOWN for any other failure (the batch is retried). */
 static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                      const us_pending *u, int *moved)
 {
     int m = 0;
     apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id,
                                          u->etag, u->size, &m);
-    if (m)
+    /* found in place by a replay: the run that moved it may have died
+     * before its sync, so it is synced again */
+    if (m || rv == APR_SUCCESS)
         *moved = 1;
-    if (us_storage_unavailable(rv)) {
-        us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
-               "answer; batch retried", s->id);
-        return US_INGEST_STORAGE_DOWN;
-    }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
-        us_log(cfg->log, US_LOG_WARN, rv, 1012, "ingest: session %s: publishing %s failed", s->id,
-               u->name);
+        return storage_down(cfg, s, rv);
     return rv == APR_SUCCESS;
 }
 
-/* The length in characters of a published text file, -1 for any other
- * file or one that is not well-formed UTF-8 (or unreadable: logged). A
- * file of one piece is read whole in one request, a larger one piece by
- * piece. */
-static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                                  const us_pending *u)
+/* The length in characters of a published text file into *chars, -1 for
+ * any other file or one that is not well-formed UTF-8. A file of one piece
+ * is read whole in one request, a larger one piece by piece. 0, or
+ * US_INGEST_STORAGE_DOWN when it could not be read (the batch is retried:
+ * the file is found published then). */
+static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
+                            const us_pending *u, long long *chars)
 {
     enum { PIECE = 64 * 1024 };
     us_storage_reader *rd;
@@ -128,8 +138,9 @@ static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, co
     char *buf;
     apr_size_t n;
     apr_status_t rv = APR_INCOMPLETE;
+    *chars = -1;
     if (!us_filename_is_text(u->name))
-        return -1;
+        return 0;
     memset(&c, 0, sizeof(c));
     if (u->size <= PIECE) {
         rv = us_storage_file_read(cfg->storage, p, u->file_ingestion_id, PIECE, &buf, &n);
@@ -150,10 +161,11 @@ static long long count_characters(const us_ingest_config *cfg, apr_pool_t *p, co
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1015, "ingest: session %s: counting the characters of %s "
-               "failed", s->id, u->name);
-        return -1;
+               "failed; batch retried", s->id, u->name);
+        return US_INGEST_STORAGE_DOWN;
     }
-    return us_utf8_count_end(&c);
+    *chars = us_utf8_count_end(&c);
+    return 0;
 }
 
 /* What decide() settles before touching the workspace file: the rules that
@@ -209,8 +221,10 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
         r->reason = "FILE_NOT_FOUND";
         return 0;
     }
+    int d = count_characters(cfg, p, s, u, &r->characters);
+    if (d != 0)
+        return d;
     r->status = "FINISHED";
-    r->characters = count_characters(cfg, p, s, u);
     r->overwrite = strcmp(s->write_mode, "OVERWRITE") == 0;
     return 0;
 }
@@ -394,9 +408,12 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return d;
     /* the moves must be durable before the store says FINISHED */
     apr_status_t srv = moved ? us_storage_publish_sync(cfg->storage, p) : APR_SUCCESS;
-    if (srv != APR_SUCCESS)
+    if (srv != APR_SUCCESS) {
+        /* retried: the replay finds the files in place and syncs again */
         us_log(cfg->log, US_LOG_WARN, srv, 1002, "ingest: session %s: making the published files "
-               "durable failed", s->id);
+               "durable failed; batch retried", s->id);
+        return US_INGEST_STORAGE_DOWN;
+    }
     us_db_rc rc = us_ingest_apply(db, p, s, results, clock_now(cfg), &deleted);
     if (rc == US_DB_CONFLICT) {
         /* taken over, or deleted with its workspace (then the batch's ids

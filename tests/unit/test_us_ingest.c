@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1203,6 +1204,97 @@ static void test_wide_batch_outage_mid_batch(void **state)
     us_db_close(db);
 }
 
+/* ---- failures that say nothing about the file ------------------------------ */
+
+/* The storage operation broken by the next test (each fails while its
+ * counter is positive, counting down), and the syncs asked for. */
+static int fail_sync, fail_meta_read, fail_publish, fail_text_read, syncs;
+
+static apr_status_t flaky_publish_sync(us_storage *st, apr_pool_t *p)
+{
+    syncs++;
+    return fail_sync-- > 0 ? APR_FROM_OS_ERROR(EIO) : us_posix_storage.publish_sync(st, p);
+}
+
+static apr_status_t flaky_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
+                                      const char *blob, apr_size_t max, char **data,
+                                      apr_size_t *len)
+{
+    return fail_meta_read-- > 0 ? APR_FROM_OS_ERROR(EMFILE)
+                                : us_posix_storage.upload_read(st, p, session_id, blob, max, data,
+                                                               len);
+}
+
+static apr_status_t flaky_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                                  const char *blob, const char *file_id, const char *etag,
+                                  long long size, int *moved)
+{
+    *moved = 0;
+    return fail_publish-- > 0 ? APR_FROM_OS_ERROR(ENFILE)
+                              : us_posix_storage.publish(st, p, session_id, blob, file_id, etag,
+                                                         size, moved);
+}
+
+static apr_status_t flaky_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
+                                    apr_size_t max, char **data, apr_size_t *len)
+{
+    return fail_text_read-- > 0 ? APR_FROM_OS_ERROR(ENOMEM)
+                                : us_posix_storage.file_read(st, p, file_id, max, data, len);
+}
+
+/* A failed sync of the published files, a sidecar or a file that cannot be
+ * read or published for want of descriptors or memory: each retries the
+ * batch (nothing recorded, no file FAILED); the retry, with the storage
+ * well again, records every file FINISHED once with its metadata and its
+ * characters, and syncs the files it found published already. */
+static void test_storage_trouble_retries_the_batch(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    (void)state;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.publish_sync = flaky_publish_sync;
+    w.backend.upload_read = flaky_upload_read;
+    w.backend.publish = flaky_publish;
+    w.backend.file_read = flaky_file_read;
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, "w-trouble", "KEEP", 0);
+    upload(db, sid, "a.txt", "alpha");
+    upload(db, sid, "a.txt.meta.json", "{\"k\": 1}");
+    upload(db, sid, "b.bin", "beta");
+    close_session(db, "w-trouble", sid);
+
+    int *breaks[] = { &fail_sync, &fail_meta_read, &fail_publish, &fail_text_read };
+    for (size_t i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
+        fail_sync = fail_meta_read = fail_publish = fail_text_read = 0;
+        *breaks[i] = 1;
+        syncs = 0;
+        assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_STORAGE_DOWN);
+        expect_file(db, sid, "a.txt", "PENDING", NULL);
+        expect_file(db, sid, "b.bin", "PENDING", NULL);
+        assert_int_equal(workspace_files(db, "w-trouble", "", &rows), 0);
+    }
+    fail_sync = fail_meta_read = fail_publish = fail_text_read = 0;
+    syncs = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 2);
+    assert_int_equal(syncs, 1); /* both were found published by the earlier runs */
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
+    expect_file(db, sid, "b.bin", "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-trouble", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 2);
+    assert_int_equal(s.failed_files, 0);
+    assert_int_equal(workspace_files(db, "w-trouble", "a.txt", &rows), 1);
+    us_workspace_file *f = &APR_ARRAY_IDX(rows, 0, us_workspace_file);
+    assert_string_equal(f->meta, "{\"k\":1}");
+    assert_int_equal(f->characters, 5);
+    us_db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1228,6 +1320,7 @@ int main(void)
         cmocka_unit_test(test_lost_renewal_stops_batch),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
+        cmocka_unit_test(test_storage_trouble_retries_the_batch),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }
