@@ -194,8 +194,10 @@
     X(FILES_AFTER_STATUS, "session_files_after_status", FILE_LIST(FILE_STATUS, FILE_AFTER_TAIL)) \
     X(FILES_BEFORE_ALL, "session_files_before_all", FILE_BACK(FILE_ALL))                      \
     X(FILES_BEFORE_STATUS, "session_files_before_status", FILE_BACK(FILE_STATUS))             \
+    /* the partial us_sessions_ingest's conditions named: a seek, not a scan */              \
     X(INGEST_RUNNING, "ingest_running",                                                       \
-      "SELECT id, ingest_owner FROM us_sessions WHERE ingest_state = 'running'")              \
+      "SELECT id, ingest_owner FROM us_sessions WHERE closed_at IS NOT NULL AND "             \
+      US_SQL_INGESTING("") " AND ingest_state = 'running'")                                   \
     X(INGEST_REQUEUE, "ingest_requeue",                                                       \
       "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL"                   \
       " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s")                    \

@@ -965,7 +965,7 @@ static void test_batch_connections_get_a_larger_cache(void **state)
 }
 
 /* The statements every create, close, upload and idle ingest worker runs
- * seek their indexes: no table or index scan. */
+ * (the running sessions: every worker, every quarter lease) seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
 {
     static const us_stmt_id hot[] = {
@@ -973,6 +973,7 @@ static void test_hot_statements_seek(void **state)
         US_STMT_SESSION_GET,
         US_STMT_SESSION_HOLD_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
         US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
+        US_STMT_INGEST_RUNNING,
     };
     us_db *db = open_db(pool);
     (void)state;
