@@ -800,19 +800,25 @@ int us_monitor(apr_pool_t *p, server_rec *s)
         sweep_states = apr_hash_make(sweep_pool);
         apr_pool_cleanup_register(sweep_pool, NULL, sweep_reset, apr_pool_cleanup_null);
     }
+    /* each call's keys in a pool of its own: sweep_pool lives until the
+     * next restart and keeps only the states' */
+    apr_pool_t *keys;
+    if (apr_pool_create(&keys, p) != APR_SUCCESS)
+        return DECLINED;
     for (server_rec *v = s; v; v = v->next) {
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c) || !c->store_cfg)
             continue;
         /* one state per store and node name: each name has its heartbeat */
-        const char *k = apr_pstrcat(sweep_pool, c->store_driver, "\n", c->store_params, "\n",
+        const char *k = apr_pstrcat(keys, c->store_driver, "\n", c->store_params, "\n",
                                     c->node_name ? c->node_name : "", NULL);
         sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);
         if (!st) {
             st = apr_pcalloc(sweep_pool, sizeof(*st));
-            apr_hash_set(sweep_states, k, APR_HASH_KEY_STRING, st);
+            apr_hash_set(sweep_states, apr_pstrdup(sweep_pool, k), APR_HASH_KEY_STRING, st);
         }
         sweep_store(v, c, st);
     }
+    apr_pool_destroy(keys);
     return DECLINED;
 }
