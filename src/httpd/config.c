@@ -8,6 +8,7 @@
 
 #include <http_config.h>
 #include <httpd.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 
@@ -257,14 +258,18 @@ static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
     char *end = NULL;
     apr_off_t v = 0;
     (void)d;
-    /* bytes, or with a K/M/G suffix (binary units) */
-    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 1 || end == arg)
+    enum { MAX_SHIFT = 50 }; /* 1 PiB */
+    /* bytes, or with a K/M/G suffix (binary units); digits only, no sign */
+    if (!apr_isdigit(*arg) || apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 1)
         v = -1;
-    else if (*end && !end[1] && strchr("kKmMgG", *end))
-        v <<= (*end == 'k' || *end == 'K') ? 10 : (*end == 'm' || *end == 'M') ? 20 : 30;
+    else if (*end && !end[1] && strchr("kKmMgG", *end)) {
+        int shift = (*end == 'k' || *end == 'K') ? 10 : (*end == 'm' || *end == 'M') ? 20 : 30;
+        /* checked before the shift: a shifted value past the limit wraps */
+        v = v > ((apr_off_t)1 << (MAX_SHIFT - shift)) ? -1 : v << shift;
+    }
     else if (*end)
         v = -1;
-    if (v < 1 || v > (apr_off_t)1 << 50)
+    if (v < 1 || v > (apr_off_t)1 << MAX_SHIFT)
         return apr_psprintf(cmd->pool, "%s: expects a size in bytes (optionally with K, M or G), "
                             "not '%s'", cmd->cmd->name, arg);
     us_srv_conf_get(cmd->server)->max_file_size = (long long)v;

@@ -50,6 +50,27 @@ def test_bad_directive_value_fails_configtest(server_factory, directive, value):
     assert "Syntax OK" not in out, out
 
 
+MAX_FILE_SIZES = [("1", True), ("64k", True), ("1048576G", True), ("1125899906842624", True),
+                  ("0", False), ("+5", False), ("5T", False), ("1048577G", False),
+                  ("1125899906842625", False),
+                  # a suffix past the limit that used to wrap around to 1 GiB
+                  ("17179869185G", False), ("9007199254740993K", False)]
+
+
+@pytest.mark.parametrize("value,ok", MAX_FILE_SIZES, ids=[v for v, _ in MAX_FILE_SIZES])
+def test_max_file_size_is_at_most_one_pib(server_factory, value, ok):
+    s = server_factory(start=False, extra=[f"UploadSessionMaxFileSize {value}"])
+    with open(s.conf_path) as f:
+        assert f"UploadSessionMaxFileSize {value}\n" in f.read()
+    proc = s.configtest()
+    out = output(proc)
+    if ok:
+        assert proc.returncode == 0 and "Syntax OK" in out, out
+    else:
+        assert proc.returncode != 0, f"configtest accepted {value}:\n{out}"
+        assert f"UploadSessionMaxFileSize: expects a size in bytes (optionally with K, M or G), not '{value}'" in out, out
+
+
 def test_storage_posix_passes_configtest(server_factory):
     """UploadSessionStorage posix (the default), written out and left out."""
     s = server_factory(start=False)
