@@ -6,6 +6,7 @@
 
 #include <apr_file_io.h>
 #include <apr_lib.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 #include <errno.h>
@@ -82,8 +83,11 @@ int us_key_time_parse(const char *s, apr_time_t *out)
     for (const char *c = s; *c; c++)
         if (!apr_isdigit(*c) && c - s != 8 && c - s != 15)
             return 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return 0;
+    static const int days[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > days[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || se > 60)
+        return 0; /* an impossible date would roll over into another day */
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -159,6 +163,7 @@ int us_keyring_parse(apr_pool_t *p, const char *text, size_t len,
     char *save = NULL;
     int lineno = 0;
 
+    apr_hash_t *seen = apr_hash_make(p); /* digest -> its line number */
     kr->keys = apr_array_make(p, 8, sizeof(us_key));
     if (memchr(text, '\0', len)) {
         snprintf(err, errlen, "contains a NUL byte");
@@ -185,7 +190,16 @@ int us_keyring_parse(apr_pool_t *p, const char *text, size_t len,
             snprintf(err, errlen, "line %d: %s", lineno, why);
             return 0;
         }
+        /* one key, one user: a second line would silently win the lookup */
+        const int *first = apr_hash_get(seen, k.digest, US_SHA256_LEN);
+        if (first) {
+            snprintf(err, errlen, "line %d: the key of line %d is listed again", lineno, *first);
+            return 0;
+        }
+        int *at = apr_palloc(p, sizeof(*at));
+        *at = lineno;
         APR_ARRAY_PUSH(kr->keys, us_key) = k;
+        apr_hash_set(seen, apr_pmemdup(p, k.digest, US_SHA256_LEN), US_SHA256_LEN, at);
     }
     *out = kr;
     return 1;

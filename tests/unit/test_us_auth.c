@@ -259,6 +259,35 @@ static void test_time_roundtrip(void **state)
     assert_false(us_key_time_parse("2025-12-03T06:38:54Z", &t));
     assert_false(us_key_time_parse("20251203X063854Z", &t));
     assert_false(us_key_time_parse("2025120aT063854Z", &t));
+    /* a day the month has not is refused, not rolled into the next month */
+    assert_false(us_key_time_parse("20270231T000000Z", &t));
+    assert_false(us_key_time_parse("20270431T000000Z", &t));
+    assert_false(us_key_time_parse("20270229T000000Z", &t));
+    assert_false(us_key_time_parse("21000229T000000Z", &t));
+    assert_true(us_key_time_parse("20280229T000000Z", &t));
+    us_key_time_format(t, out);
+    assert_string_equal(out, "20280229T000000Z");
+    assert_true(us_key_time_parse("20000229T235959Z", &t));
+    assert_true(us_key_time_parse("20271231T235959Z", &t));
+}
+
+/* One key on two lines: refused, naming both lines (the lookup would
+ * answer for the last one only). */
+static void test_duplicate_key_refused(void **state)
+{
+    char err[256];
+    us_keyring *kr;
+    (void)state;
+    const char *a = us_key_line(pool, "same-key", UID, "A", "A", "ws-a");
+    const char *b = us_key_line(pool, "other-key", UID, "B", "B", "*");
+    const char *a2 = us_key_line(pool, "same-key", "22222222-2222-4222-8222-222222222222", "C",
+                                 "C", "*");
+    char *text = apr_pstrcat(pool, a, "# c\n", b, a2, NULL);
+    assert_false(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_string_equal(err, "line 4: the key of line 1 is listed again");
+    text = apr_pstrcat(pool, a, "# c\n", b, NULL);
+    assert_true(us_keyring_parse(pool, text, strlen(text), &kr, err, sizeof(err)));
+    assert_int_equal(kr->keys->nelts, 2);
 }
 
 static void test_keyfile_without(void **state)
@@ -333,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_full_line_fields),
         cmocka_unit_test(test_full_line_malformed),
         cmocka_unit_test(test_time_roundtrip),
+        cmocka_unit_test(test_duplicate_key_refused),
         cmocka_unit_test(test_keyfile_without),
         cmocka_unit_test(test_keyfile_replace_keeps_mode),
     };
