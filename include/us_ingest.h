@@ -56,12 +56,15 @@ typedef struct {
 } us_ingest_config;
 
 /* A direct-upload session's objects as its uploads would be recorded
- * (us_listed_object, by name; ids from us_uuid_of_name, uploaded_at =
- * now): raw files past max_files (> 0) in name order are left out and
- * counted in *dropped (may be NULL). The storage's status on failure. */
+ * (us_listed_object, by name; ids from us_uuid_of_name of the key,
+ * uploaded_at = now): raw files past max_files (> 0) in key order are left
+ * out and counted in *dropped; objects whose key gives no valid file name,
+ * or the name of an object before them in key order, are left out and
+ * counted in *unnamed (either may be NULL). The storage's status on failure. */
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
                                long long max_files, apr_time_t now,
-                               apr_array_header_t **objects, long long *dropped);
+                               apr_array_header_t **objects, long long *dropped,
+                               long long *unnamed);
 
 /* One page of such a listing as GET .../files shows it before the listing
  * is recorded: its raw files (us_session_file_row, PENDING), by name;

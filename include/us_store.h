@@ -409,9 +409,11 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
                          apr_array_header_t **deleted);
 
 /* One object of a direct-upload session's listing, to be recorded as its
- * upload row (name = blob: the client chose the key). */
+ * upload row (the client chose the key, blob; name is the file name it
+ * gives, us_ingest_listing). */
 typedef struct {
     const char *name;
+    const char *blob;              /* the object's key under the session's prefix */
     const char *etag;              /* as listed; pins the copy at publishing */
     const char *file_ingestion_id;
     long long size;

@@ -450,12 +450,32 @@ static int is_meta_name(const char *name)
     return n > m && strcmp(name + n - m, US_META_SUFFIX) == 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const us_listed_object *)a)->name, ((const us_listed_object *)b)->name);
+}
+
+/* The file name of a directly uploaded object: its key's last part
+ * percent-decoded as the upload target decodes a part's filename (the
+ * SDK's aiohttp quotes it, and S3 keeps the key as sent), else the key as
+ * it is; NULL when neither is a name a file may have (us_filename_problem:
+ * a client would write such a name outside its folder). */
+static const char *listing_name(apr_pool_t *p, const char *blob)
+{
+    const char *decoded = us_filename_from_part(p, blob, NULL);
+    if (!us_filename_problem(decoded))
+        return decoded;
+    return us_filename_problem(blob) ? NULL : blob;
+}
+
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
                                long long max_files, apr_time_t now,
-                               apr_array_header_t **objects, long long *dropped)
+                               apr_array_header_t **objects, long long *dropped,
+                               long long *unnamed)
 {
     apr_array_header_t *objs;
-    long long raw = 0, over = 0;
+    apr_hash_t *names = apr_hash_make(p);
+    long long raw = 0, over = 0, bad = 0;
     apr_status_t rv = us_storage_session_objects(st, p, session_id, &objs);
     if (rv != APR_SUCCESS)
         return rv;
@@ -464,24 +484,36 @@ apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *sessio
     *objects = apr_array_make(p, objs->nelts > 0 ? objs->nelts : 1, sizeof(us_listed_object));
     for (int i = 0; i < objs->nelts; i++) {
         const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
-        int meta = is_meta_name(o->blob);
+        const char *name = listing_name(p, o->blob);
+        /* two keys of one name ("a b", "a%20b"): the first in key order */
+        if (!name || apr_hash_get(names, name, APR_HASH_KEY_STRING)) {
+            bad++;
+            continue;
+        }
+        int meta = is_meta_name(name);
         if (!meta && max_files > 0 && raw >= max_files) {
             over++;
             continue;
         }
+        apr_hash_set(names, name, APR_HASH_KEY_STRING, name);
         raw += !meta;
         us_listed_object *l = apr_array_push(*objects);
         char *id = apr_palloc(p, 37);
         us_uuid_of_name(p, session_id, o->blob, id);
-        l->name = o->blob;
+        l->name = name;
+        l->blob = o->blob;
         l->etag = o->etag;
         l->file_ingestion_id = id;
         l->size = o->size;
         l->is_meta = meta;
         l->uploaded_at = now;
     }
+    if ((*objects)->nelts > 1)
+        qsort((*objects)->elts, (size_t)(*objects)->nelts, sizeof(us_listed_object), by_name);
     if (dropped)
         *dropped = over;
+    if (unnamed)
+        *unnamed = bad;
     return APR_SUCCESS;
 }
 
@@ -541,10 +573,10 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                           const us_session *s)
 {
     apr_array_header_t *objs;
-    long long dropped = 0;
+    long long dropped = 0, unnamed = 0;
     int recorded = 0;
     apr_status_t rv = us_ingest_listing(cfg->storage, p, s->id, cfg->max_files, apr_time_now(),
-                                        &objs, &dropped);
+                                        &objs, &dropped, &unnamed);
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);
@@ -571,6 +603,10 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %" APR_INT64_T_FMT " files "
                "past UploadSessionMaxFilesPerSession (%" APR_INT64_T_FMT ") left out and removed",
                s->id, (apr_int64_t)dropped, (apr_int64_t)cfg->max_files);
+    if (recorded && unnamed)
+        us_log(cfg->log, US_LOG_WARN, 0, 1026, "ingest: session %s: %" APR_INT64_T_FMT " objects "
+               "whose key is no valid file name (or another's name) left out and removed",
+               s->id, (apr_int64_t)unnamed);
     return 0;
 }
 

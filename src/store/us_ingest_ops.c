@@ -292,7 +292,7 @@ static us_db_rc listing_body(us_db *db, apr_pool_t *p, void *arg)
         const us_listed_object *o = &APR_ARRAY_IDX(a->objects, i, us_listed_object);
         apr_int64_t size = o->size, at = o->uploaded_at;
         int is_meta = o->is_meta;
-        const void *args[] = { s->id, o->name, o->name, &size, &is_meta, &at,
+        const void *args[] = { s->id, o->name, o->blob, &size, &is_meta, &at,
                                o->file_ingestion_id, o->etag };
         if ((rc = us_exec(db, p, US_STMT_LISTED_INSERT, args, &nrows)) != US_DB_OK)
             return rc;

@@ -9,14 +9,16 @@ session's prefix, an oversize file and an expired policy.
 
 import base64
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from us_testkit.api import create_session
-from us_testkit.ingest import (S3_DIRECT, direct_server, make_server, module_so,  # noqa: F401
-                               s3_server, upload_all)
+from us_testkit.api import check, create_session
+from us_testkit.ingest import (S3_DIRECT, close_and_wait, direct_server, make_server,  # noqa: F401
+                               module_so, s3_server, session_files, upload_all)
+from us_testkit.procs import wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
 from us_testkit.uploads import s3_keys, s3_object, upload
@@ -85,6 +87,39 @@ def test_sdk_client_uploads_into_the_bucket(direct_server):
     for name, data in files:
         assert s3_object(s, f"sessions/{sid}/{name}") == data, name
     assert "upload_target" not in s.log_text()[len(before):]
+
+
+def test_sdk_quoted_names_are_ingested_decoded(direct_server):
+    """The SDK's aiohttp form percent-quotes a filename and the bucket keeps
+    the key as sent: the workspace file gets the name the client gave (as
+    through the upload target), its sidecar matched by that name. A key
+    whose decoded name could not be a file name keeps the key as its name;
+    one that no name can come from is left out, logged, and removed."""
+    s = direct_server()
+    api = s.client(s.user_all)
+    ws = "ws-d-names"
+    sess = create_session(api, ws)
+    sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
+    files = [("a b.txt", b"spaced"), ("caf\u00e9.txt", b"coffee"),
+             ("caf\u00e9.txt.meta.json", b'{"k": 1}')]
+    assert upload_all(cfg, files) == 3
+    keys = sorted(s3_keys(s, f"sessions/{sid}/"))
+    assert keys == ["a%20b.txt", "caf%C3%A9.txt", "caf%C3%A9.txt.meta.json"], keys
+    with new_client() as c:
+        for name in ("bad%2Fname.txt", "tab\there.txt"):  # the key as sent, unquoted
+            r = upload(c, cfg, name, b"x")
+            assert r.status_code == 204 and r.content == b"", r.text
+    close_and_wait(api, ws, sid, 3)
+    listed = session_files(api, ws, sid)
+    assert {n: f["ingestion_status"] for n, f in listed.items()} == {
+        "a b.txt": "FINISHED", "bad%2Fname.txt": "FINISHED", "caf\u00e9.txt": "FINISHED"}
+    got = check(api.get(f"/{ws}/files", params={"limit": 10}), 200)
+    assert {f["name"]: f["meta"] for f in got["data"]} == {
+        "a b.txt": {}, "bad%2Fname.txt": {}, "caf\u00e9.txt": {"k": 1}}, got
+    assert re.search(r"US1026: ingest: session " + sid + r": 1 objects whose key is no valid "
+                     r"file name", s.log_text()), s.log_text()[-3000:]
+    wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 15)
+    assert s3_keys(s, f"sessions/{sid}/") == []
 
 
 def test_the_bucket_refuses_what_the_policy_does_not_allow(direct_server):

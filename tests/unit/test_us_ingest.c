@@ -531,6 +531,78 @@ static void direct_sessions_ingested(us_db *db, const char *ws, int n, const cha
     }
 }
 
+/* A direct session's file names come from its keys: percent-decoded as
+ * the upload target decodes a filename (a sidecar matches its file by the
+ * decoded name), the key as it is where the decoded name is not a valid
+ * one, left out where neither is or an earlier key gave the same name. */
+static void test_direct_names_from_keys(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *objs, *rows;
+    long long dropped = -1, unnamed = -1;
+    (void)state;
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    memset(&s, 0, sizeof(s));
+    s.id = uuid_n(++seq);
+    s.workspace = "w-direct-names";
+    s.user_id = "u";
+    s.given_name = "A";
+    s.family_name = "B";
+    s.write_mode = "KEEP";
+    s.parallel = 1;
+    s.direct = US_DIRECT_UNLISTED;
+    s.created_at = apr_time_now();
+    s.expires_at = s.created_at + apr_time_from_sec(3600);
+    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    put_direct(s.id, "caf%C3%A9.txt", "coffee");
+    put_direct(s.id, "caf%C3%A9.txt.meta.json", "{\"k\": 1}");
+    put_direct(s.id, "a b.txt", "spaced");
+    put_direct(s.id, "a%20b.txt", "the same name again");
+    put_direct(s.id, "bad%2Fname.txt", "a slash once decoded");
+    put_direct(s.id, "%2E%2E", "dot dot once decoded");
+    put_direct(s.id, "tab\there.txt", "a control character");
+    put_direct(s.id, "x%ZZ.txt", "no escape");
+
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0, 1, &objs, &dropped, &unnamed),
+                     APR_SUCCESS);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(unnamed, 2);
+    static const char *const want[] = { "%2E%2E", "a b.txt", "bad%2Fname.txt", "café.txt",
+                                        "café.txt.meta.json", "x%ZZ.txt" };
+    static const char *const keys[] = { "%2E%2E", "a b.txt", "bad%2Fname.txt", "caf%C3%A9.txt",
+                                        "caf%C3%A9.txt.meta.json", "x%ZZ.txt" };
+    assert_int_equal(objs->nelts, 6);
+    for (int i = 0; i < 6; i++) {
+        const us_listed_object *o = &APR_ARRAY_IDX(objs, i, us_listed_object);
+        char id[37];
+        assert_string_equal(o->name, want[i]);
+        assert_string_equal(o->blob, keys[i]);
+        us_uuid_of_name(pool, s.id, keys[i], id);
+        assert_string_equal(o->file_ingestion_id, id);
+    }
+
+    close_session(db, "w-direct-names", s.id);
+    for (claimed = 1; claimed;)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    for (int i = 0; i < 6; i++)
+        if (i != 4)
+            expect_file(db, s.id, want[i], "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-direct-names", s.id, apr_time_now(), &s),
+                     US_DB_OK);
+    assert_int_equal(s.uploaded_files, 5);
+    assert_int_equal(s.finished_files, 5);
+    assert_int_equal(workspace_files(db, "w-direct-names", "", &rows), 5);
+    assert_int_equal(workspace_files(db, "w-direct-names", "café.txt", &rows), 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).meta, "{\"k\":1}");
+    assert_int_equal(workspace_files(db, "w-direct-names", "a b.txt", &rows), 1);
+    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).size, 6);
+    us_db_close(db);
+}
+
 /* Records the last clear of every session earlier tests left due (a day
  * ahead), so a test counts its own. */
 static void late_clear_none_due(us_db *db)
@@ -1321,6 +1393,7 @@ int main(void)
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
+        cmocka_unit_test(test_direct_names_from_keys),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }
