@@ -30,6 +30,7 @@
 #include <apr_strings.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <malloc.h>
@@ -200,32 +201,66 @@ static void give_to_user(const char *path)
             return; /* reported when a child fails to open it */
 }
 
-/* Loads the signing secret, creating it (0600) on first start. */
+/* Writes a fresh secret under a temporary name, then links it to the
+ * file's name: a crash leaves no short secret file (which would stop every
+ * later start), and a node of a cluster starting at the same moment keeps
+ * the secret the other made first (link does not replace). */
+static const char *create_secret(apr_pool_t *p, const char *path)
+{
+    unsigned char fresh[US_SECRET_LEN];
+    apr_file_t *f;
+    if (apr_generate_random_bytes(fresh, sizeof(fresh)) != APR_SUCCESS)
+        return "UploadSessionSecretFile: no random bytes for a new secret";
+    const char *tmp = apr_psprintf(p, "%s.new.%" APR_PID_T_FMT, path, getpid());
+    (void)apr_file_remove(tmp, p); /* a crashed start's, same pid */
+    apr_status_t rv = apr_file_open(&f, tmp,
+                                    APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
+                                        APR_FOPEN_BINARY,
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_write_full(f, fresh, sizeof(fresh), NULL);
+        if (rv == APR_SUCCESS)
+            rv = apr_file_sync(f);
+        apr_file_close(f);
+    }
+    if (rv == APR_SUCCESS && link(tmp, path) != 0 && errno != EEXIST)
+        rv = APR_FROM_OS_ERROR(errno);
+    (void)apr_file_remove(tmp, p);
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(p, "UploadSessionSecretFile: cannot create %s: %pm", path, &rv);
+    char *dir = apr_pstrdup(p, path), *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* the new name, durable */
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    give_to_user(path);
+    return NULL;
+}
+
+/* Loads the signing secret, creating it (0600) on first start. Whoever
+ * can read it can sign upload policies: a world-readable one is refused. */
 static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
 {
     apr_file_t *f;
+    apr_finfo_t fi;
     apr_size_t n = US_SECRET_LEN;
     apr_status_t rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
                                     APR_OS_DEFAULT, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        unsigned char fresh[US_SECRET_LEN];
-        if (apr_generate_random_bytes(fresh, sizeof(fresh)) != APR_SUCCESS)
-            return "UploadSessionSecretFile: no random bytes for a new secret";
-        rv = apr_file_open(&f, c->secret_file,
-                           APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
-        if (rv == APR_SUCCESS) {
-            rv = apr_file_write_full(f, fresh, sizeof(fresh), NULL);
-            if (rv == APR_SUCCESS)
-                rv = apr_file_sync(f);
-            apr_file_close(f);
-        }
-        if (rv != APR_SUCCESS)
-            return apr_psprintf(p, "UploadSessionSecretFile: cannot create %s: %pm",
-                                c->secret_file, &rv);
-        give_to_user(c->secret_file);
+        const char *err = create_secret(p, c->secret_file);
+        if (err)
+            return err;
         rv = apr_file_open(&f, c->secret_file, APR_FOPEN_READ | APR_FOPEN_BINARY,
                            APR_OS_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS && apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS &&
+        (fi.protection & APR_FPROT_WREAD)) {
+        apr_file_close(f);
+        return apr_psprintf(p, "UploadSessionSecretFile: %s is world-readable: chmod o-r it",
+                            c->secret_file);
     }
     if (rv == APR_SUCCESS) {
         rv = apr_file_read_full(f, c->secret, US_SECRET_LEN, &n);

@@ -565,6 +565,29 @@ def test_secret_file_and_store_permissions(make_server):
     assert os.stat(secret).st_mode & 0o777 == 0o600
 
 
+def test_world_readable_secret_is_a_startup_error(server_factory):
+    """Whoever reads the signing secret can sign upload policies: a
+    world-readable one stops the start, naming it and the fix; made private,
+    the same file starts again (and is kept, not regenerated)."""
+    from test_startup_user import start_fails
+    s = server_factory()
+    secret = os.path.join(s.dir, "state", "upload_session.secret")
+    with open(secret, "rb") as f:
+        before = f.read()
+    s.stop()
+    os.chmod(secret, 0o644)
+    out = start_fails(s)
+    assert (f"UploadSessionSecretFile: {secret} is world-readable: chmod o-r it") in out, out
+    s.expect_log(r"UploadSessionSecretFile: .* is world-readable", whole_life=True)
+    os.chmod(secret, 0o640)
+    s.start()
+    check(s.raw_client().get("/api/v1/health"), 200, {"status": "ok"})
+    with open(secret, "rb") as f:
+        assert f.read() == before
+    assert sorted(os.listdir(os.path.join(s.dir, "state"))).count("upload_session.secret") == 1
+    assert not [n for n in os.listdir(os.path.join(s.dir, "state")) if ".new." in n]
+
+
 def test_no_secrets_in_logs(make_server):
     s = make_server(start=False, extra=["LogLevel debug"])
     access_log = os.path.join(s.dir, "access.log")
