@@ -1124,6 +1124,7 @@ static us_listed_object sc_listed(const char *name, int n, int is_meta)
     us_listed_object o;
     memset(&o, 0, sizeof(o));
     o.name = name;
+    o.blob = name;
     o.etag = apr_psprintf(pool, "\"etag-%d\"", n);
     o.file_ingestion_id = sc_uuid(pool, 960000 + n);
     o.size = n;
@@ -1159,6 +1160,9 @@ static void sc_record_listing(void **state)
     APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("a.txt", 1, 0);
     APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("a.txt.meta.json", 2, 1);
     APR_ARRAY_PUSH(objs, us_listed_object) = sc_listed("b 'x'.bin", 3, 0);
+    /* a name its key gives decoded: the row keeps both */
+    APR_ARRAY_IDX(objs, 2, us_listed_object).blob = "b%20'x'.bin";
+    APR_ARRAY_IDX(objs, 2, us_listed_object).name = "b 'x'.bin";
     assert_int_equal(us_ingest_record_listing(db, pool, &old, objs, &recorded), US_DB_CONFLICT);
     assert_int_equal(recorded, 0);
     assert_int_equal(us_ingest_pending(db, pool, s.id, "", 10, &pending), US_DB_OK);
@@ -1178,6 +1182,8 @@ static void sc_record_listing(void **state)
     assert_int_equal(pa->size, 1);
     assert_string_equal(pa->meta_blob, "a.txt.meta.json");
     assert_null(APR_ARRAY_IDX(pending, 1, us_pending).meta_blob);
+    assert_string_equal(APR_ARRAY_IDX(pending, 1, us_pending).name, "b 'x'.bin");
+    assert_string_equal(APR_ARRAY_IDX(pending, 1, us_pending).blob, "b%20'x'.bin");
     const char *meta_blob = NULL;
     assert_int_equal(us_upload_blob(db, pool, s.id, "a.txt.meta.json", &meta_blob), US_DB_OK);
     assert_non_null(meta_blob);
