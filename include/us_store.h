@@ -109,6 +109,12 @@ apr_array_header_t *us_store_user_files(const us_store_cfg *cfg, apr_pool_t *p);
 
 /* Opens one connection in its own sub-pool of p, ready for every query. */
 us_db_rc us_db_open(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, const char **err);
+/* The same for a long-lived p (a thread's, the process's) that retries:
+ * the attempt runs in a pool of its own, destroyed with the connection, or
+ * at once when it fails (its reason then copied into err, errlen bytes),
+ * so failed attempts leave nothing in p. */
+us_db_rc us_db_open_apart(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, char *err,
+                          apr_size_t errlen);
 void us_db_close(us_db *db);
 
 /* Periodic upkeep the backend wants off the request path (SQLite: a

@@ -171,6 +171,8 @@ typedef us_db_rc (*us_txn_fn)(us_db *db, apr_pool_t *p, void *arg);
 /* The start of every backend's connection: the front finds the table here. */
 struct us_db {
     const us_store_backend *backend;
+    apr_pool_t *home;         /* the pool us_db_open_apart opened it in, destroyed by
+                                 us_db_close; NULL otherwise; backends leave it alone */
 };
 
 struct us_store_backend {

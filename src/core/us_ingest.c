@@ -956,7 +956,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const us_ingest_config *cfg = ing->cfg;
     apr_pool_t *p, *iter;
     us_db *db = NULL;
-    const char *err = NULL;
+    char err[256];
     apr_time_t last_reclaim = 0, last_maintenance = 0;
     us_late_cursor late_at;
     int poked = 0, fruitless = 0; /* pokes in a row that found nothing to claim */
@@ -980,7 +980,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
-            if (us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
+            if (us_db_open_apart(p, cfg->store, &db, err, sizeof(err)) != US_DB_OK) {
                 us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
                 db = NULL;
                 nap(ing, apr_time_from_sec(5), apr_time_from_sec(5));

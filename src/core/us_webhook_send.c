@@ -169,7 +169,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const us_webhook_config *cfg = s->cfg;
     apr_pool_t *p, *iter;
     us_db *db = NULL;
-    const char *err = NULL;
+    char err[256];
 
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
@@ -177,7 +177,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
                                      arg->index);
     while (!apr_atomic_read32(&s->stop)) {
         apr_pool_clear(iter);
-        if (!db && us_db_open(p, cfg->store, &db, &err) != US_DB_OK) {
+        if (!db && us_db_open_apart(p, cfg->store, &db, err, sizeof(err)) != US_DB_OK) {
             us_log(cfg->log, US_LOG_ERR, 0, 1304, "webhook worker %s: %s", owner, err);
             db = NULL;
             nap(s, apr_time_from_sec(5));

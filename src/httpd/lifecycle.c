@@ -777,7 +777,7 @@ static apr_status_t sweep_reset(void *data)
 static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
 {
     apr_time_t now = apr_time_now();
-    const char *err = NULL;
+    char err[256];
     apr_pool_t *tmp;
     int n = 0;
     /* a third of the lease, so a live node is never judged gone */
@@ -793,7 +793,7 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
         st->last_beat = now;
     if (!st->db) {
         /* opened lazily here, in the parent, never before a fork */
-        if (us_db_open(sweep_pool, c->store_cfg, &st->db, &err) != US_DB_OK) {
+        if (us_db_open_apart(sweep_pool, c->store_cfg, &st->db, err, sizeof(err)) != US_DB_OK) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
             st->db = NULL;
             return;

@@ -84,10 +84,35 @@ us_db_rc us_db_open(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, const c
     return cfg->backend->open(cfg->conf, p, out, err);
 }
 
+us_db_rc us_db_open_apart(apr_pool_t *p, const us_store_cfg *cfg, us_db **out, char *err,
+                          apr_size_t errlen)
+{
+    apr_pool_t *home;
+    const char *why = NULL;
+    *out = NULL;
+    if (apr_pool_create(&home, p) != APR_SUCCESS) {
+        apr_cpystrn(err, "out of memory", errlen);
+        return US_DB_ERROR;
+    }
+    us_db_rc rc = us_db_open(home, cfg, out, &why);
+    if (rc != US_DB_OK) {
+        apr_cpystrn(err, why ? why : "cannot connect", errlen);
+        apr_pool_destroy(home);
+        *out = NULL;
+        return rc;
+    }
+    (*out)->home = home;
+    return US_DB_OK;
+}
+
 void us_db_close(us_db *db)
 {
-    if (db)
-        db->backend->close(db);
+    if (!db)
+        return;
+    apr_pool_t *home = db->home;
+    db->backend->close(db);
+    if (home)
+        apr_pool_destroy(home);
 }
 
 us_db_rc us_db_maintain(us_db *db, apr_pool_t *p)

@@ -12,22 +12,25 @@ struct us_store {
     apr_pool_t *pool;
     const us_store_cfg *cfg;
     apr_reslist_t *conns;
-    const char *last_err;
 };
+
+/* Why the calling thread's last connection attempt failed: the reslist
+ * runs the constructor in the acquiring thread, so it reads its own. */
+static _Thread_local char last_err[256];
 
 /* ---- connection pool ------------------------------------------------------ */
 
+/* Each attempt opens apart (us_db_open_apart): a failed attempt's error
+ * text would otherwise stay in the store's pool for the process's life, a
+ * little more with every request during a database outage. */
 static apr_status_t conn_construct(void **resource, void *params, apr_pool_t *pool)
 {
     us_store *st = params;
     us_db *db = NULL;
-    const char *err = NULL;
-    us_db_rc rc = us_db_open(pool, st->cfg, &db, &err);
-    if (rc != US_DB_OK) {
-        st->last_err = err; /* for the log line only; a benign race */
+    us_db_rc rc = us_db_open_apart(pool, st->cfg, &db, last_err, sizeof(last_err));
+    if (rc != US_DB_OK)
         /* a database away for a moment (a server restarting) is busy, not broken */
         return rc == US_DB_BUSY ? APR_EAGAIN : APR_EGENERAL;
-    }
     *resource = db;
     return APR_SUCCESS;
 }
@@ -92,9 +95,10 @@ apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_con
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)
 {
     void *res = NULL;
+    last_err[0] = '\0';
     apr_status_t rv = apr_reslist_acquire(st->conns, &res);
     if (rv != APR_SUCCESS) {
-        *err = st->last_err ? st->last_err : "no database connection available";
+        *err = last_err[0] ? last_err : "no database connection available";
         return APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv) ? US_DB_BUSY : US_DB_ERROR;
     }
     *db = res;

@@ -11,6 +11,7 @@
 #include <apr_strings.h>
 #include "sqlite_fixture.h"
 #include "store_conformance.h"
+#include "data_meter.h"
 
 static const char *sqlite_create(apr_pool_t *p, const char *test_name)
 {
@@ -65,12 +66,38 @@ static void test_bad_database(void **state)
     assert_non_null(strstr(err, "cannot create the lock file /nonexistent/dir/x.db.lock"));
 }
 
+/* A database that cannot be opened: every acquire fails with the reason,
+ * and the store's pool keeps nothing of the failed attempts (each left its
+ * error text in it: 20,000 attempts grew the process by 2.4 MB). */
+static void test_failed_connects_keep_nothing(void **state)
+{
+    us_store *st = NULL;
+    us_db *db = NULL;
+    const char *err = NULL;
+    us_store_cfg *cfg = fixture_cfg("/nonexistent/dir/x.db");
+    (void)state;
+    assert_int_equal(us_store_create(pool, cfg, 4, &st), APR_SUCCESS);
+    assert_int_not_equal(us_store_acquire(st, &db, &err), US_DB_OK);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "x.db"));
+    size_t before = data_bytes();
+    for (int i = 0; i < 20000; i++) {
+        err = NULL;
+        assert_int_not_equal(us_store_acquire(st, &db, &err), US_DB_OK);
+        assert_non_null(err);
+    }
+    size_t grown = data_bytes() > before ? data_bytes() - before : 0;
+    if (data_meter_trusted() && grown > 256 * 1024)
+        fail_msg("20,000 failed connects grew the process by %zu bytes", grown);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_driver),
         cmocka_unit_test(test_sqlite_files),
         cmocka_unit_test(test_bad_database),
+        cmocka_unit_test(test_failed_connects_keep_nothing),
     };
     if (sqlite_fixture_start() != 0)
         return fixture_stop(1);
