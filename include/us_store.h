@@ -644,7 +644,9 @@ typedef struct {
  * lease) to owner until lease_until; NOTFOUND when none is due. Atomic
  * against other claims: of concurrent claimers of a row exactly one gets
  * it while its lease lives (a lapsed lease is taken over: delivery is at
- * least once). */
+ * least once). A store shared by several nodes (PostgreSQL) judges due
+ * rows and live leases by its own clock, and writes the lease as its
+ * clock plus lease_until - now: nodes' clocks may disagree. */
 us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                           apr_time_t lease_until, us_webhook_row *out);
 /* Page `page` of row id was delivered: the next page is due at once, or,

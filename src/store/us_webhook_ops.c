@@ -68,8 +68,10 @@ us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_
     webhook_claim_args a = { owner, 0, now, lease_until, out };
     if (us_has_stmt(db->backend, US_STMT_WEBHOOK_CLAIM)) {
         /* one statement (an update answering the leased row): its own
-         * transaction; only a dialect without a writer queue maps it */
-        const void *args[] = { owner, &a.until, &a.now, &a.now };
+         * transaction; only a dialect without a writer queue maps it, and
+         * it leases by the database's clock: the lease's length */
+        apr_int64_t lease = lease_until - now;
+        const void *args[] = { owner, &lease, &a.now, &a.now };
         return us_select_one(db, p, US_STMT_WEBHOOK_CLAIM, args, row_to_webhook, out);
     }
     /* search by a read, outside any write: an idle outbox costs no write */

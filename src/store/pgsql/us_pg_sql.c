@@ -472,8 +472,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* SKIP LOCKED: concurrent claimers take different rows; the row a
          * claimer locks is re-checked on its latest version (a lease that
          * committed meanwhile excludes it) */
-        "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until = %lld"
-        " WHERE id = (SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE
+        /* the lease (%lld: its length) is written and judged by the
+         * database's clock, so nodes whose clocks disagree never hold a
+         * row at once (the caller's now stays bound, unread) */
+        "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until ="
+        " (extract(epoch FROM statement_timestamp()) * 1000000)::bigint + %lld"
+        " WHERE id = (SELECT id FROM us_webhook_outbox WHERE state = 'pending'"
+        " AND next_at <= " JUDGED_NOW " AND lease_until <= " JUDGED_NOW
         " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING " WEBHOOK_COLS },
     [US_STMT_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
