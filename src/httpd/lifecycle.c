@@ -138,9 +138,64 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     return NULL;
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_list(const apr_array_header_t *a, const apr_array_header_t *b)
+{
+    int n = a ? a->nelts : 0;
+    if (n != (b ? b->nelts : 0))
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!same_text(APR_ARRAY_IDX(a, i, const char *), APR_ARRAY_IDX(b, i, const char *)))
+            return 0;
+    return 1;
+}
+
+/* The directive of c that differs from first's, where both name one store:
+ * a store has one set of ingest workers, one webhook deliverer, one sweep
+ * and one lock timeout per process, made from the first server naming it,
+ * so another server's own value would be silently ignored. NULL: alike. */
+static const char *store_setting_differs(const us_srv_conf *first, const us_srv_conf *c)
+{
+    if (!same_text(first->storage_name, c->storage_name) ||
+        !same_text(first->storage_params, c->storage_params))
+        return "UploadSessionStorage";
+    if (!same_text(first->data_dir, c->data_dir))
+        return "UploadSessionDataDir";
+    if (!same_text(first->s3_region, c->s3_region))
+        return "UploadSessionS3Region";
+    if (!same_text(first->s3_credentials, c->s3_credentials))
+        return "UploadSessionS3CredentialsFile";
+    if (!same_text(first->s3_prefix, c->s3_prefix))
+        return "UploadSessionS3Prefix";
+    if (!same_text(first->node_name, c->node_name))
+        return "UploadSessionNodeName";
+    if (first->ingest_threads != c->ingest_threads)
+        return "UploadSessionIngestThreads";
+    if (first->ingest_lease != c->ingest_lease)
+        return "UploadSessionIngestLease";
+    if (first->max_files != c->max_files)
+        return "UploadSessionMaxFilesPerSession";
+    if (first->sweep_interval != c->sweep_interval)
+        return "UploadSessionSweepInterval";
+    if (first->busy_timeout != c->busy_timeout)
+        return "UploadSessionBusyTimeout";
+    if (!same_list(first->webhooks, c->webhooks))
+        return "UploadSessionWebhook";
+    if (!same_text(first->webhook_secret_file, c->webhook_secret_file))
+        return "UploadSessionWebhookSecretFile";
+    if (first->webhook_retry_for != c->webhook_retry_for)
+        return "UploadSessionWebhookRetryFor";
+    return NULL;
+}
+
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
+    apr_hash_t *stores = apr_hash_make(ptemp);
     int busy = 0;
     us_srv_conf *c;
     (void)plog;
@@ -150,6 +205,24 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         if (!us_srv_enabled(c))
             continue;
         const char *why = check_server(pconf, v, c);
+        if (!why) {
+            const char *k = apr_pstrcat(ptemp, c->store_driver, "\n", c->store_params, NULL);
+            server_rec *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
+            const char *d = first ? store_setting_differs(us_srv_conf_get(first), c) : NULL;
+            if (d)
+                why = apr_psprintf(pconf, "%s differs from that of %s, which names the same "
+                                   "UploadSessionStore: a store's workers, webhooks and sweep "
+                                   "are one set, made from the first server naming it; set %s "
+                                   "alike in both (or once, outside the virtual hosts)", d,
+                                   first == s ? "the main server"
+                                              : apr_psprintf(ptemp, "%s:%d",
+                                                             first->server_hostname
+                                                                 ? first->server_hostname : "",
+                                                             first->port),
+                                   d);
+            else if (!first)
+                apr_hash_set(stores, k, APR_HASH_KEY_STRING, v);
+        }
         /* the busy timeout is process-wide: the smallest configured one wins */
         if (!why && (busy == 0 || c->busy_timeout < busy))
             busy = c->busy_timeout;

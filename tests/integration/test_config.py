@@ -1,6 +1,7 @@
 """Configuration errors fail `apache2 -t` with a message naming the directive."""
 
 import hashlib
+import os
 import re
 import uuid
 
@@ -197,3 +198,41 @@ def test_bad_node_name_fails_configtest(server_factory, value):
     out = output(proc)
     assert proc.returncode != 0, f"configtest accepted UploadSessionNodeName {value}:\n{out}"
     assert "UploadSessionNodeName" in out and "Syntax OK" not in out, out
+
+
+SHARED_STORE_CASES = [
+    ("UploadSessionIngestThreads 8", "UploadSessionIngestThreads"),
+    ("UploadSessionWebhook http://127.0.0.1:9/vhost-hook", "UploadSessionWebhook"),
+    ("UploadSessionBusyTimeout 5000", "UploadSessionBusyTimeout"),
+    ('UploadSessionDataDir "{dir}/other-data"', "UploadSessionDataDir"),
+]
+
+
+@pytest.mark.parametrize("line,directive", SHARED_STORE_CASES,
+                         ids=[d for _, d in SHARED_STORE_CASES])
+def test_a_virtual_host_on_the_same_store_cannot_differ_in_its_workers(server_factory, line,
+                                                                        directive):
+    """A store has one set of workers, webhooks and sweep, made from the
+    first server naming it: a virtual host on the same store that sets one
+    of their directives otherwise is refused, naming it, instead of being
+    ignored; the same value, or a store of its own, passes."""
+    s = server_factory(start=False)
+    line = line.format(dir=s.dir)
+    if directive == "UploadSessionWebhook":
+        with open(os.path.join(s.dir, "hook.secret"), "w") as f:
+            f.write("w" * 32)
+        os.chmod(os.path.join(s.dir, "hook.secret"), 0o600)
+        line += f'\nUploadSessionWebhookSecretFile "{s.dir}/hook.secret"'
+    s.extra = ["<VirtualHost 127.0.0.1:1>", line, "</VirtualHost>"]
+    s.write_config()
+    out = output(s.configtest())
+    assert (f"{directive} differs from that of the main server, which names the same "
+            f"UploadSessionStore: a store's workers, webhooks and sweep are one set, made from "
+            f"the first server naming it; set {directive} alike in both") in out, out
+    assert "Syntax OK" not in out, out
+    # its own store: its own workers, so its own value
+    s.extra = ["<VirtualHost 127.0.0.1:1>", line,
+               f'UploadSessionStore sqlite3 "{s.dir}/state/other.db"', "</VirtualHost>"]
+    s.write_config()
+    proc = s.configtest()
+    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
