@@ -178,7 +178,11 @@ int us_path_has_refused_escape(const char *path, int slashes_refused)
     return refused;
 }
 
-/* Decodes s[0..len) into a new string: '+' -> ' ', %XX -> byte. */
+/* Decodes s[0..len) into a new string: '+' -> ' ', %XX -> byte. %00
+ * stays the three characters: a NUL would end the C string there, and a
+ * value cut short ("5%00abc" read as 5) or a key ("limit%00x" read as
+ * limit) would be taken for another; as text, the value's validator
+ * refuses it and the key matches no parameter. */
 static char *form_decode(apr_pool_t *p, const char *s, size_t len)
 {
     char *out = apr_palloc(p, len + 1), *o = out;
@@ -187,7 +191,7 @@ static char *form_decode(apr_pool_t *p, const char *s, size_t len)
             *o++ = ' ';
         }
         else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-                 hexval(s[i + 2]) >= 0) {
+                 hexval(s[i + 2]) >= 0 && (hexval(s[i + 1]) | hexval(s[i + 2])) != 0) {
             *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }

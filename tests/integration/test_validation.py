@@ -405,3 +405,16 @@ def test_list_still_works_after_validation_errors(srv, api):
           v422(e_int_parsing(["query", "limit"], "abc")))
     d = list_sessions(api, ws)
     assert [i["session_id"] for i in d["data"]] == [sid]
+
+
+def test_an_encoded_nul_cuts_no_query_value_nor_key(srv, api):
+    """%00 in a query string is no end of its value or key: `limit=5%00abc`
+    is not 5 but no integer (Starlette's value holds a NUL; ours the text
+    %00), and a key `limit%00x` is no `limit` (FastAPI ignores it)."""
+    ws = unique_ws()
+    check(api.get(sessions_path(ws) + "?limit=5%00abc"), 422,
+          v422(e_int_parsing(["query", "limit"], "5%00abc")))
+    check(api.get(sessions_path(ws) + "?is_expired=true%00maybe"), 422,
+          v422(e_bool_parsing(["query", "is_expired"], "true%00maybe")))
+    check(api.get(sessions_path(ws) + "?limit%00x=500"), 200,
+          {"data": [], "has_more": False, "total": 0})

@@ -182,6 +182,11 @@ static void test_query(void **state)
     /* malformed escapes stay as they are */
     assert_string_equal(us_query_get(pool, "name=%zz%4", "name"), "%zz%4");
     assert_string_equal(us_query_get(pool, "name=%27%3B--", "name"), "';--");
+    /* %00 stays text: no value cut short, no key taken for another */
+    assert_string_equal(us_query_get(pool, "limit=5%00abc", "limit"), "5%00abc");
+    assert_null(us_query_get(pool, "limit%00x=500", "limit"));
+    assert_string_equal(us_query_get(pool, "limit%00x=500&limit=5", "limit"), "5");
+    assert_string_equal(us_query_get(pool, "name=a%01b", "name"), "a\001b");
 }
 
 static void test_api_prefix(void **state)
