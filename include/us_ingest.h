@@ -55,16 +55,27 @@ typedef struct {
     void *clock_arg;
 } us_ingest_config;
 
+/* What a listing left out, by cause. */
+typedef struct {
+    long long over;     /* raw files past max_files */
+    long long unnamed;  /* no valid file name, or an earlier key's */
+    long long late;     /* written after written_by */
+} us_listing_left_out;
+
+/* How long after its close an object may be dated and still be the
+ * session's: the object store's clock against the node's. */
+#define US_DIRECT_CLOCK_SKEW apr_time_from_sec(5)
+
 /* A direct-upload session's objects as its uploads would be recorded
  * (us_listed_object, by name; ids from us_uuid_of_name of the key,
- * uploaded_at = now): raw files past max_files (> 0) in key order are left
- * out and counted in *dropped; objects whose key gives no valid file name,
- * or the name of an object before them in key order, are left out and
- * counted in *unnamed (either may be NULL). The storage's status on failure. */
+ * uploaded_at = now). Left out, and counted in *left (may be NULL):
+ * objects written after written_by (> 0: the close, and a skew), raw files
+ * past max_files (> 0) in key order, objects whose key gives no valid file
+ * name or the name of an object before them in key order. The storage's
+ * status on failure. */
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
-                               long long max_files, apr_time_t now,
-                               apr_array_header_t **objects, long long *dropped,
-                               long long *unnamed);
+                               long long max_files, apr_time_t written_by, apr_time_t now,
+                               apr_array_header_t **objects, us_listing_left_out *left);
 
 /* One page of such a listing as GET .../files shows it before the listing
  * is recorded: its raw files (us_session_file_row, PENDING), by name;

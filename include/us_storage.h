@@ -255,6 +255,7 @@ typedef struct {
     const char *blob;
     long long size;
     const char *etag;
+    apr_time_t modified;           /* when it was written (s3: LastModified, whole seconds) */
 } us_storage_object;
 
 /* The session's committed objects with size and etag, in no order

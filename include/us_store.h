@@ -47,6 +47,7 @@ typedef struct {
     long long failed_files;
     const char *ingest_owner; /* set by us_ingest_claim (the claimer), else NULL */
     int direct;               /* US_DIRECT_*: how the session's uploads arrive */
+    apr_time_t closed_at;     /* its close (an expiry's: its expires_at); 0 while open */
 } us_session;
 
 /* us_session.direct: uploads through the module's upload target (rows per

@@ -469,13 +469,13 @@ static const char *listing_name(apr_pool_t *p, const char *blob)
 }
 
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
-                               long long max_files, apr_time_t now,
-                               apr_array_header_t **objects, long long *dropped,
-                               long long *unnamed)
+                               long long max_files, apr_time_t written_by, apr_time_t now,
+                               apr_array_header_t **objects, us_listing_left_out *left)
 {
     apr_array_header_t *objs;
     apr_hash_t *names = apr_hash_make(p);
-    long long raw = 0, over = 0, bad = 0;
+    us_listing_left_out out = { 0, 0, 0 };
+    long long raw = 0;
     apr_status_t rv = us_storage_session_objects(st, p, session_id, &objs);
     if (rv != APR_SUCCESS)
         return rv;
@@ -484,15 +484,20 @@ apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *sessio
     *objects = apr_array_make(p, objs->nelts > 0 ? objs->nelts : 1, sizeof(us_listed_object));
     for (int i = 0; i < objs->nelts; i++) {
         const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+        /* uploaded after the close: the upload target refuses those */
+        if (written_by > 0 && o->modified > written_by) {
+            out.late++;
+            continue;
+        }
         const char *name = listing_name(p, o->blob);
         /* two keys of one name ("a b", "a%20b"): the first in key order */
         if (!name || apr_hash_get(names, name, APR_HASH_KEY_STRING)) {
-            bad++;
+            out.unnamed++;
             continue;
         }
         int meta = is_meta_name(name);
         if (!meta && max_files > 0 && raw >= max_files) {
-            over++;
+            out.over++;
             continue;
         }
         apr_hash_set(names, name, APR_HASH_KEY_STRING, name);
@@ -510,10 +515,8 @@ apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *sessio
     }
     if ((*objects)->nelts > 1)
         qsort((*objects)->elts, (size_t)(*objects)->nelts, sizeof(us_listed_object), by_name);
-    if (dropped)
-        *dropped = over;
-    if (unnamed)
-        *unnamed = bad;
+    if (left)
+        *left = out;
     return APR_SUCCESS;
 }
 
@@ -573,10 +576,12 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                           const us_session *s)
 {
     apr_array_header_t *objs;
-    long long dropped = 0, unnamed = 0;
+    us_listing_left_out left;
     int recorded = 0;
-    apr_status_t rv = us_ingest_listing(cfg->storage, p, s->id, cfg->max_files, apr_time_now(),
-                                        &objs, &dropped, &unnamed);
+    /* an expired session's close is dated its expires_at, where its policy ends */
+    apr_status_t rv = us_ingest_listing(cfg->storage, p, s->id, cfg->max_files,
+                                        s->closed_at + US_DIRECT_CLOCK_SKEW, apr_time_now(),
+                                        &objs, &left);
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);
@@ -599,14 +604,17 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (recorded)
         us_log(cfg->log, US_LOG_INFO, 0, 1019, "ingest: session %s: listing of %d objects "
                "recorded as its uploads", s->id, objs->nelts);
-    if (recorded && dropped)
+    if (recorded && left.over)
         us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %" APR_INT64_T_FMT " files "
                "past UploadSessionMaxFilesPerSession (%" APR_INT64_T_FMT ") left out and removed",
-               s->id, (apr_int64_t)dropped, (apr_int64_t)cfg->max_files);
-    if (recorded && unnamed)
+               s->id, (apr_int64_t)left.over, (apr_int64_t)cfg->max_files);
+    if (recorded && left.unnamed)
         us_log(cfg->log, US_LOG_WARN, 0, 1026, "ingest: session %s: %" APR_INT64_T_FMT " objects "
                "whose key is no valid file name (or another's name) left out and removed",
-               s->id, (apr_int64_t)unnamed);
+               s->id, (apr_int64_t)left.unnamed);
+    if (recorded && left.late)
+        us_log(cfg->log, US_LOG_WARN, 0, 1027, "ingest: session %s: %" APR_INT64_T_FMT " objects "
+               "written after its close left out and removed", s->id, (apr_int64_t)left.late);
     return 0;
 }
 

@@ -64,6 +64,7 @@ void us_row_to_session(const us_row *r, apr_pool_t *p, void *out)
     s->finished_files = us_row_ll(r, 11);
     s->failed_files = us_row_ll(r, 12);
     s->direct = (int)us_row_ll(r, 13);
+    s->closed_at = (apr_time_t)us_row_ll(r, 14);
 }
 
 /* Column order of SESSION_ITEM_COLS: the fields of a list item; workspace

@@ -20,7 +20,7 @@
     "id, workspace, user_id, given_name, family_name, write_mode, parallel, " \
     "CASE WHEN status = 'OPEN' AND expires_at <= " JUDGED_NOW " THEN 'EXPIRED' " \
     "ELSE status END, created_at, expires_at, uploaded_files, "               \
-    "finished_files, failed_files, direct"
+    "finished_files, failed_files, direct, COALESCE(closed_at, 0)"
 
 /* A session may be ingested now, unless it is parallel, when no other
  * non-parallel session of its workspace is running nor queued ahead of it:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include <apr_atomic.h>
 #include <apr_file_io.h>
@@ -540,7 +541,6 @@ static void test_direct_names_from_keys(void **state)
     us_db *db = db_open();
     us_session s;
     apr_array_header_t *objs, *rows;
-    long long dropped = -1, unnamed = -1;
     (void)state;
     int claimed = 0;
     do /* sessions earlier tests left queued */
@@ -567,10 +567,12 @@ static void test_direct_names_from_keys(void **state)
     put_direct(s.id, "tab\there.txt", "a control character");
     put_direct(s.id, "x%ZZ.txt", "no escape");
 
-    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0, 1, &objs, &dropped, &unnamed),
+    us_listing_left_out left;
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0, 0, 1, &objs, &left),
                      APR_SUCCESS);
-    assert_int_equal(dropped, 0);
-    assert_int_equal(unnamed, 2);
+    assert_int_equal(left.over, 0);
+    assert_int_equal(left.unnamed, 2);
+    assert_int_equal(left.late, 0);
     static const char *const want[] = { "%2E%2E", "a b.txt", "bad%2Fname.txt", "café.txt",
                                         "café.txt.meta.json", "x%ZZ.txt" };
     static const char *const keys[] = { "%2E%2E", "a b.txt", "bad%2Fname.txt", "caf%C3%A9.txt",
@@ -600,6 +602,68 @@ static void test_direct_names_from_keys(void **state)
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).meta, "{\"k\":1}");
     assert_int_equal(workspace_files(db, "w-direct-names", "a b.txt", &rows), 1);
     assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).size, 6);
+    us_db_close(db);
+}
+
+/* An object written after its session's close (beyond the clock skew
+ * allowed) is not the session's, whenever the listing runs: left out of
+ * the listing, of the counters and of the workspace, and removed with the
+ * leftovers; one written before the close is ingested. */
+static void test_direct_objects_after_the_close_left_out(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *objs, *rows;
+    us_listing_left_out left;
+    (void)state;
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    memset(&s, 0, sizeof(s));
+    s.id = uuid_n(++seq);
+    s.workspace = "w-direct-late";
+    s.user_id = "u";
+    s.given_name = "A";
+    s.family_name = "B";
+    s.write_mode = "KEEP";
+    s.parallel = 1;
+    s.direct = US_DIRECT_UNLISTED;
+    s.created_at = apr_time_now();
+    s.expires_at = s.created_at + apr_time_from_sec(3600);
+    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    put_direct(s.id, "before.txt", "in time");
+    close_session(db, "w-direct-late", s.id);
+    assert_int_equal(us_session_get(db, pool, "w-direct-late", s.id, apr_time_now(), &s), US_DB_OK);
+    assert_true(s.closed_at > 0);
+    /* written a minute after the close (a skewed clock allows seconds) */
+    const char *late = put_direct(s.id, "after.txt", "too late");
+    struct utimbuf later = { (time_t)apr_time_sec(s.closed_at) + 60,
+                             (time_t)apr_time_sec(s.closed_at) + 60 };
+    assert_int_equal(utime(late, &later), 0);
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0,
+                                       s.closed_at + US_DIRECT_CLOCK_SKEW, 1, &objs, &left),
+                     APR_SUCCESS);
+    assert_int_equal(objs->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(objs, 0, us_listed_object).name, "before.txt");
+    assert_int_equal(left.late, 1);
+    assert_int_equal(left.over, 0);
+    assert_int_equal(left.unnamed, 0);
+    /* no cutoff (an open session's status): both */
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0, 0, 1, &objs, &left),
+                     APR_SUCCESS);
+    assert_int_equal(objs->nelts, 2);
+    assert_int_equal(left.late, 0);
+
+    for (claimed = 1; claimed;)
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    expect_file(db, s.id, "before.txt", "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-direct-late", s.id, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.uploaded_files, 1);
+    assert_int_equal(s.finished_files, 1);
+    assert_int_equal(workspace_files(db, "w-direct-late", "", &rows), 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).name, "before.txt");
+    assert_false(present(late));
     us_db_close(db);
 }
 
@@ -1394,6 +1458,7 @@ int main(void)
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
         cmocka_unit_test(test_direct_names_from_keys),
+        cmocka_unit_test(test_direct_objects_after_the_close_left_out),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
 }

@@ -451,6 +451,7 @@ static void add_object(apr_pool_t *p, const apr_finfo_t *fi, void *objects)
     us_storage_object *o = apr_array_push(objects);
     o->blob = apr_pstrdup(p, fi->name);
     o->size = (long long)fi->size;
+    o->modified = fi->mtime;
     /* a replacement is another file renamed in: another inode, or a reused
      * inode with the new size and mtime */
     o->etag = apr_psprintf(p,

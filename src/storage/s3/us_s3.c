@@ -533,6 +533,8 @@ static const char *file_key(const us_storage *st, apr_pool_t *p, const char *fil
 
 /* The objects under prefix (every page of ListObjectsV2), into objects
  * (us_storage_object, blob = the whole key). */
+static time_t parse_iso8601(const char *s);
+
 static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char *prefix,
                                  apr_array_header_t *objects)
 {
@@ -564,10 +566,13 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             size = xml_next(page, &in, "Size");
             in = c;
             etag = xml_next(p, &in, "ETag");
+            in = c;
+            const char *modified = xml_next(page, &in, "LastModified");
             us_storage_object *o = apr_array_push(objects);
             o->blob = key;
             o->size = size ? apr_atoi64(size) : 0;
             o->etag = etag;
+            o->modified = modified ? apr_time_from_sec(parse_iso8601(modified)) : 0;
         }
         pos = body;
         const char *trunc = xml_next(page, &pos, "IsTruncated");

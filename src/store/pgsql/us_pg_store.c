@@ -1173,7 +1173,7 @@ static const char *get_column_value(const void *ctx, int i, char *num, apr_size_
 }
 
 /* Column of US_STMT_SESSIONS_GET after the session's: the read's position. */
-#define GET_POS_COL 14
+#define GET_POS_COL 15
 
 static us_db_rc session_get_batch_run(us_pg_db *db, apr_pool_t *p,
                                       us_group_item *const *items, int n)
