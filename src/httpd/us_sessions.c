@@ -382,7 +382,8 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
 
 /* DELETE /upload_sessions/{id} (an extension): the store discards the
  * session and queues the clear of its bytes for the ingest workers (what
- * survives a crash); the clear here only makes it immediate. */
+ * survives a crash), woken here: the request's cost does not grow with the
+ * session's files. */
 int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());
@@ -399,7 +400,7 @@ int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const c
         return rc;
     switch (drc) {
     case US_DB_OK:
-        us_storage_session_clear(c->storage, r->pool, id);
+        us_ingest_poke(c->ingest); /* committed: an idle worker clears it now */
         return send_no_content(r);
     case US_DB_CONFLICT: return us_send_detail(r, HTTP_CONFLICT, "The session is already closed.");
     default: return session_not_found(r, id);

@@ -11,6 +11,7 @@ from us_testkit.api import (ALREADY_CLOSED, check, close_session, create_session
                             e_uuid_parsing, get_status, list_sessions, not_found_text,
                             session_path, sessions_path, unique_ws, uuid_reason_length, v422)
 from us_testkit.ingest import list_ws_files, new_session, session_files, upload_one
+from us_testkit.procs import wait_for
 from us_testkit.uploads import s3_error, upload
 
 
@@ -33,7 +34,8 @@ def test_abort_discards_the_session_and_its_uploads(srv, api):
 
     r = api.delete(session_path(ws, sid))
     assert r.status_code == 204 and r.content == b"", (r.status_code, r.text)
-    assert entries(session_dir(srv, sid)) == []
+    # the ingest workers clear the bytes, woken by the abort
+    assert wait_for(lambda: entries(session_dir(srv, sid)) == [], 5), entries(session_dir(srv, sid))
     check(api.get(session_path(ws, sid)), 404, {"detail": not_found_text(sid)})
     check(api.get(session_path(ws, sid) + "/files"), 404, {"detail": not_found_text(sid)})
     listed = list_sessions(api, ws, limit=100)

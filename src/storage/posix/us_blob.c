@@ -545,17 +545,21 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir, int keep_live, const us_lo
 {
     apr_dir_t *d;
     apr_finfo_t fi;
+    apr_pool_t *entry; /* one entry's path at a time: memory does not grow with the files */
     int kept = 0;
     if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
         return 0; /* gone already */
+    apr_pool_create(&entry, p);
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
         if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
+        apr_pool_clear(entry);
         if (fi.filetype != APR_REG || (keep_live && is_temp_name(fi.name) && !writer_gone(fi.name)) ||
             !remove_entry(lg, 1203, "clearing a done session",
-                          apr_pstrcat(p, dir, "/", fi.name, NULL)))
+                          apr_pstrcat(entry, dir, "/", fi.name, NULL)))
             kept++;
     }
+    apr_pool_destroy(entry);
     apr_dir_close(d);
     if (kept == 0 && rmdir(dir) != 0 && errno != ENOENT)
         kept = 1; /* a file arrived meanwhile */
