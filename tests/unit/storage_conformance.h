@@ -501,6 +501,12 @@ static void stc_session_objects(void **state)
         o = stc_object(objs, stc_uuid(pool, i + 1));
         assert_non_null(o);
         assert_true(o->size == sizes[i]);
+        /* dated when written (s3: LastModified, whole seconds; the store
+         * runs on this machine) */
+        if (o->modified < apr_time_now() - apr_time_from_sec(60) ||
+            o->modified > apr_time_now() + apr_time_from_sec(2))
+            fail_msg("object %d dated %" APR_TIME_T_FMT " us, now %" APR_TIME_T_FMT, i + 1,
+                     o->modified, apr_time_now());
         assert_non_null(o->etag);
         assert_true(o->etag[0] != '\0');
         etags[i] = o->etag;
