@@ -498,6 +498,36 @@ static int present(const char *path)
     return apr_stat(&fi, path, APR_FINFO_TYPE, pool) == APR_SUCCESS;
 }
 
+/* An open direct-upload session of workspace ws that lives `lifetime`. */
+static us_session insert_direct_session(us_db *db, const char *ws, apr_interval_time_t lifetime)
+{
+    us_session s;
+    memset(&s, 0, sizeof(s));
+    s.id = uuid_n(++seq);
+    s.workspace = ws;
+    s.user_id = "u";
+    s.given_name = "A";
+    s.family_name = "B";
+    s.write_mode = "KEEP";
+    s.parallel = 1;
+    s.direct = US_DIRECT_UNLISTED;
+    s.created_at = apr_time_now();
+    s.expires_at = s.created_at + lifetime;
+    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    return s;
+}
+
+/* The same, alive for an hour, once the sessions earlier tests left queued
+ * are ingested. */
+static us_session new_direct_session(us_db *db, const char *ws)
+{
+    int claimed = 0;
+    do
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    return insert_direct_session(db, ws, apr_time_from_sec(3600));
+}
+
 /* n direct sessions of workspace ws (ids into ids[]), expired a second
  * from now and ingested, each with one file; a late object is then put
  * into each prefix (paths into late[]). */
@@ -506,20 +536,8 @@ static void direct_sessions_ingested(us_db *db, const char *ws, int n, const cha
 {
     int expired = 0, claimed = 1;
     for (int i = 0; i < n; i++) {
-        us_session s;
-        memset(&s, 0, sizeof(s));
-        s.id = ids[i] = uuid_n(++seq);
-        s.workspace = ws;
-        s.user_id = "u";
-        s.given_name = "A";
-        s.family_name = "B";
-        s.write_mode = "KEEP";
-        s.parallel = 1;
-        s.direct = US_DIRECT_UNLISTED;
-        s.created_at = apr_time_now();
-        s.expires_at = s.created_at + apr_time_from_msec(1000);
-        assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
-        put_direct(s.id, "a.txt", "ingested");
+        ids[i] = insert_direct_session(db, ws, apr_time_from_msec(1000)).id;
+        put_direct(ids[i], "a.txt", "ingested");
     }
     apr_sleep(apr_time_from_msec(1100));
     assert_int_equal(us_sessions_expire(db, pool, &expired), US_DB_OK);
@@ -543,21 +561,7 @@ static void test_direct_names_from_keys(void **state)
     apr_array_header_t *objs, *rows;
     (void)state;
     int claimed = 0;
-    do /* sessions earlier tests left queued */
-        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
-    while (claimed);
-    memset(&s, 0, sizeof(s));
-    s.id = uuid_n(++seq);
-    s.workspace = "w-direct-names";
-    s.user_id = "u";
-    s.given_name = "A";
-    s.family_name = "B";
-    s.write_mode = "KEEP";
-    s.parallel = 1;
-    s.direct = US_DIRECT_UNLISTED;
-    s.created_at = apr_time_now();
-    s.expires_at = s.created_at + apr_time_from_sec(3600);
-    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    s = new_direct_session(db, "w-direct-names");
     put_direct(s.id, "caf%C3%A9.txt", "coffee");
     put_direct(s.id, "caf%C3%A9.txt.meta.json", "{\"k\": 1}");
     put_direct(s.id, "a b.txt", "spaced");
@@ -617,21 +621,7 @@ static void test_direct_objects_after_the_close_left_out(void **state)
     us_listing_left_out left;
     (void)state;
     int claimed = 0;
-    do /* sessions earlier tests left queued */
-        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
-    while (claimed);
-    memset(&s, 0, sizeof(s));
-    s.id = uuid_n(++seq);
-    s.workspace = "w-direct-late";
-    s.user_id = "u";
-    s.given_name = "A";
-    s.family_name = "B";
-    s.write_mode = "KEEP";
-    s.parallel = 1;
-    s.direct = US_DIRECT_UNLISTED;
-    s.created_at = apr_time_now();
-    s.expires_at = s.created_at + apr_time_from_sec(3600);
-    assert_int_equal(us_session_insert(db, pool, &s, 1000, s.created_at), US_DB_OK);
+    s = new_direct_session(db, "w-direct-late");
     put_direct(s.id, "before.txt", "in time");
     close_session(db, "w-direct-late", s.id);
     assert_int_equal(us_session_get(db, pool, "w-direct-late", s.id, apr_time_now(), &s), US_DB_OK);
