@@ -68,10 +68,11 @@ static apr_time_t clock_now(const us_ingest_config *cfg)
     return cfg->clock ? cfg->clock(cfg->clock_arg) : apr_time_now();
 }
 
-/* An error that says nothing about the file itself: the storage did not
- * answer, or the machine ran short (descriptors, memory, space, an I/O
- * error). The batch is retried; marking the file FAILED would let the
- * session's clear remove bytes a retry could still ingest. */
+/* A failure other than an object that is gone or too large: the storage
+ * did not answer, refused (credentials, permissions), or the machine ran
+ * short (descriptors, memory, space, an I/O error). The batch is retried
+ * (every worker of the process backs off): marking the file FAILED would
+ * let the session's clear remove bytes a retry could still ingest. */
 static int storage_trouble(apr_status_t rv)
 {
     return rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && rv != APR_INCOMPLETE &&
