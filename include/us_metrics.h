@@ -33,7 +33,12 @@ typedef enum {
     US_EP_FILE_POST,
     US_EP_UPLOAD,
     US_EP_HEALTH,
-    US_EP_OTHER,        /* unknown paths, refused methods */
+    US_EP_SESSION_ABORT,
+    US_EP_FILE_DELETE,  /* one file */
+    US_EP_FILES_DELETE, /* by names or ids */
+    US_EP_FILES_UPDATE_META,
+    US_EP_WORKSPACE,    /* the workspaces' routes */
+    US_EP_OTHER,        /* unknown paths, refused methods, the OpenAPI document */
     US_EP__COUNT
 } us_endpoint;
 

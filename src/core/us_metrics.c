@@ -21,6 +21,11 @@ static const char *const ENDPOINTS[US_EP__COUNT] = {
     [US_EP_FILE_POST] = "file_post",
     [US_EP_UPLOAD] = "upload",
     [US_EP_HEALTH] = "health",
+    [US_EP_SESSION_ABORT] = "session_abort",
+    [US_EP_FILE_DELETE] = "file_delete",
+    [US_EP_FILES_DELETE] = "files_delete",
+    [US_EP_FILES_UPDATE_META] = "files_update_meta",
+    [US_EP_WORKSPACE] = "workspace",
     [US_EP_OTHER] = "other",
 };
 
@@ -89,7 +94,7 @@ const char *us_hist_label(int i)
 
 /* Changes whenever the layout does: a block from a build with another
  * layout (a restart that loaded a new module) is started afresh. */
-#define US_METRICS_MAGIC 0x55534d31u /* "USM1" */
+#define US_METRICS_MAGIC 0x55534d32u /* "USM2" */
 
 struct us_metrics_slot {
     _Alignas(64) us_metrics_counts c; /* a cache line of its own per slot */

@@ -39,8 +39,12 @@ int us_metrics_setup(server_rec *s)
 {
     apr_pool_t *proc = s->process->pool;
     apr_shm_t *shm = NULL;
+    char key[64];
     main_server = s;
-    apr_pool_userdata_get((void **)&shm, SHM_KEY, proc);
+    /* a module of another layout, loaded by a restart, gets a segment of
+     * its own size: the old one may be smaller */
+    apr_snprintf(key, sizeof(key), "%s:%" APR_SIZE_T_FMT, SHM_KEY, us_metrics_size());
+    apr_pool_userdata_get((void **)&shm, key, proc);
     if (!shm) {
         /* anonymous: inherited by every child forked after this */
         apr_status_t rv = apr_shm_create(&shm, us_metrics_size(), NULL, proc);
@@ -51,7 +55,7 @@ int us_metrics_setup(server_rec *s)
             metrics = NULL;
             return OK;
         }
-        apr_pool_userdata_set(shm, SHM_KEY, apr_pool_cleanup_null, proc);
+        apr_pool_userdata_set(shm, key, apr_pool_cleanup_null, proc); /* copies the key */
     }
     metrics = us_metrics_attach(apr_shm_baseaddr_get(shm), apr_time_now());
     return OK;
@@ -75,15 +79,24 @@ us_endpoint us_endpoint_of(const us_route *route, int method)
     case US_ROUTE_SESSIONS:
         return method == M_POST ? US_EP_SESSION_CREATE : US_EP_SESSION_LIST;
     case US_ROUTE_SESSION:
-        return method == M_PUT ? US_EP_SESSION_CLOSE : US_EP_SESSION_GET;
+        return method == M_PUT      ? US_EP_SESSION_CLOSE
+               : method == M_DELETE ? US_EP_SESSION_ABORT
+                                    : US_EP_SESSION_GET;
     case US_ROUTE_SESSION_FILES:
         return US_EP_SESSION_FILES;
     case US_ROUTE_FILES:
-        return method == M_POST ? US_EP_FILE_POST : US_EP_FILE_LIST;
+        return method == M_POST     ? US_EP_FILE_POST
+               : method == M_DELETE ? US_EP_FILES_DELETE
+                                    : US_EP_FILE_LIST;
     case US_ROUTE_FILE:
-        return US_EP_FILE_GET;
+        return method == M_DELETE ? US_EP_FILE_DELETE : US_EP_FILE_GET;
     case US_ROUTE_FILE_META:
         return US_EP_FILE_META;
+    case US_ROUTE_FILES_UPDATE_META:
+        return US_EP_FILES_UPDATE_META;
+    case US_ROUTE_WORKSPACES:
+    case US_ROUTE_WORKSPACE:
+        return US_EP_WORKSPACE;
     case US_ROUTE_UPLOAD_TARGET:
         return US_EP_UPLOAD;
     case US_ROUTE_HEALTH:

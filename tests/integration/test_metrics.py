@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,7 +28,9 @@ VERSION = re.search(r'#define US_VERSION "([^"]+)"',
 
 PREFIX = "mod_upload_session_"
 ENDPOINTS = ["session_create", "session_list", "session_get", "session_close", "session_files",
-             "file_list", "file_get", "file_meta", "file_post", "upload", "health", "other"]
+             "file_list", "file_get", "file_meta", "file_post", "upload", "health",
+             "session_abort", "file_delete", "files_delete", "files_update_meta", "workspace",
+             "other"]
 BUCKETS = ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
            "10", "+Inf"]
 REASONS = ["EMPTY_FILE", "FAILED_TO_PARSE_META", "FILE_ALREADY_EXISTS", "FILE_NOT_FOUND", "OTHER"]
@@ -260,6 +263,31 @@ def test_counters_add_up_across_children(make_server):
     _, after = scrape(ops)
     assert counters_of(after) == want
     assert status(ops)["counting_since"] == st["counting_since"]
+
+
+def test_each_request_counts_under_its_endpoint(make_server):
+    """Aborts, deletes, the metadata update and the workspaces' routes each
+    count under an endpoint of their own, not under a read's."""
+    s = ops_server(make_server)
+    ops = s.raw_client()
+    api = s.client(s.user_all)
+    ws = unique_ws("endpoints")
+    sid, _ = new_session(api, ws)
+    check(api.delete(f"{ws}/upload_sessions/{sid}"), 204)
+    unknown = str(uuid.uuid4())
+    check(api.delete(f"{ws}/files/{unknown}"), 404,
+          {"detail": f"There's no file with the ID '{unknown}' in the workspace."})
+    check(api.request("DELETE", f"{ws}/files", json={"names": ["none.txt"]}), 200, None)
+    check(api.post(f"{ws}/files/update-meta", json={unknown: {"k": 1}}), 200, {
+        "failed_count": 1, "failed_files": [
+            {"file_id": unknown, "error_type": "FILE_NOT_FOUND",
+             "error_message": f"There's no file with the ID '{unknown}' in the workspace."}]})
+    assert check(api.get(ws), 200)["name"] == ws
+    _, samples = scrape(ops)
+    counts = {ep: 0 for ep in ENDPOINTS}
+    counts.update({"session_create": 1, "session_abort": 1, "file_delete": 1,
+                   "files_delete": 1, "files_update_meta": 1, "workspace": 1})
+    check_histograms(samples, counts)
 
 
 def test_mod_status_section(make_server):
