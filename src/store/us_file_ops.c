@@ -78,6 +78,10 @@ us_db_rc us_delete_same_name(us_db *db, apr_pool_t *p, const char *workspace, co
             continue;
         const void *args[] = { id };
         rc = us_exec(db, p, US_STMT_WORKSPACE_FILE_DELETE, args, &nrows);
+        /* the bytes go after the commit: a crash before that leaves them to
+         * the trash sweep, as for DELETE /files */
+        if (rc == US_DB_OK)
+            rc = us_exec(db, p, US_STMT_FILE_TRASH_ADD, args, &nrows);
         if (rc == US_DB_OK)
             APR_ARRAY_PUSH(deleted, const char *) = id;
     }

@@ -64,7 +64,9 @@ us_db_rc us_name_lock(us_db *db, apr_pool_t *p, const char *workspace, const cha
  * the workspace holds it shared until commit, so a delete of the workspace
  * waits for it, or it for the delete (docs/design-workspaces.md). */
 us_db_rc us_workspace_lock_shared(us_db *db, apr_pool_t *p, const char *workspace);
-/* deletes the workspace's other files of this name, noting their ids */
+/* deletes the workspace's other files of this name, noting their ids, each
+ * put in the file trash in the same transaction (the caller removes the
+ * bytes after the commit; the trash sweep does what a crash left undone) */
 us_db_rc us_delete_same_name(us_db *db, apr_pool_t *p, const char *workspace, const char *name,
                              const char *keep_id, apr_array_header_t *deleted);
 /* session_id NULL for a direct upload; f->characters < 0: not a text file */

@@ -1416,6 +1416,13 @@ static void sc_workspace_file_add_list_get(void **state)
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &a3, "OVERWRITE", &deleted), US_DB_OK);
     assert_int_equal(deleted->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(deleted, 0, const char *), a.file_id);
+    /* the replaced file's bytes are the trash's until its sweep (a crash
+     * before the caller removes them leaves nothing behind for good) */
+    apr_array_header_t *trash;
+    assert_int_equal(us_file_trash_list(db, pool, 10, &trash), US_DB_OK);
+    assert_int_equal(trash->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(trash, 0, const char *), a.file_id);
+    assert_int_equal(us_file_trash_forget(db, pool, trash), US_DB_OK);
     assert_int_equal(us_workspace_file_add(db, pool, "ws-f", &b, "KEEP", &deleted), US_DB_OK);
     assert_int_equal(deleted->nelts, 0);
     assert_int_equal(us_workspace_file_get(db, pool, "ws-f", a3.file_id, &got), US_DB_OK);
