@@ -266,13 +266,22 @@ static int store_failed(us_db *db, const us_ingest_config *cfg, const us_session
     return -1;
 }
 
-/* Decides the batch one file after the other in the worker's thread. */
+/* 1 once the worker is asked to stop (a child's exit waits for it). */
+static int stopping(volatile apr_uint32_t *stop)
+{
+    return stop && apr_atomic_read32(stop);
+}
+
+/* Decides the batch one file after the other in the worker's thread; a
+ * stop leaves the rest to a replay (-1). */
 static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s, const apr_array_header_t *pending,
-                         apr_array_header_t *results, int *moved)
+                         apr_array_header_t *results, int *moved, volatile apr_uint32_t *stop)
 {
     apr_time_t beat = clock_now(cfg);
     for (int i = 0; i < pending->nelts; i++) {
+        if (stopping(stop))
+            return -1;
         int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), moved);
         /* blobs moved so far are found in place when the batch is replayed */
@@ -302,6 +311,7 @@ typedef struct {
     publish_task *tasks;
     apr_time_t beat;
     int lost;      /* the claim was taken over */
+    volatile apr_uint32_t *stop; /* the worker's: no new publish once set */
 } wide_batch;
 
 static int run_publish(void *arg, int i, apr_pool_t *tp)
@@ -315,7 +325,7 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 static int tick_renew(void *arg)
 {
     wide_batch *b = arg;
-    if (!b->lost && renew(b->db, b->p, b->cfg, b->s, &b->beat) < 0)
+    if (!b->lost && (stopping(b->stop) || renew(b->db, b->p, b->cfg, b->s, &b->beat) < 0))
         b->lost = 1;
     return b->lost;
 }
@@ -327,15 +337,18 @@ static int tick_renew(void *arg)
  * is in flight when the batch is applied or given up. */
 static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                        const us_session *s, const apr_array_header_t *pending,
-                       apr_array_header_t *results, int width, int *moved)
+                       apr_array_header_t *results, int width, int *moved,
+                       volatile apr_uint32_t *stop)
 {
-    wide_batch b = { db, p, cfg, s, NULL, clock_now(cfg), 0 };
+    wide_batch b = { db, p, cfg, s, NULL, clock_now(cfg), 0, stop };
     int n = 0;
     b.tasks = apr_palloc(p, sizeof(publish_task) * (apr_size_t)pending->nelts);
     for (int i = 0; i < pending->nelts; i++) {
         const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
         us_ingest_result *r = apr_array_push(results);
         int go = 0;
+        if (stopping(stop))
+            return -1;
         int d = judge(db, p, cfg, s, u, r, &go);
         if (d == US_INGEST_STORAGE_DOWN)
             return d;
@@ -385,11 +398,12 @@ static void cursor_set(batch_cursor *c, const char *name)
 }
 
 /* Decides and applies one batch of the files named after after->name;
- * returns files decided, 0 when none were pending, -1 on a store error,
+ * returns files decided, 0 when none were pending, -1 on a store error or
+ * when *stop was set (nothing applied: a replay decides the batch again),
  * US_INGEST_STORAGE_DOWN on a storage outage. Once the batch is applied,
  * after->name is its last name. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         const us_session *s, batch_cursor *after)
+                         const us_session *s, batch_cursor *after, volatile apr_uint32_t *stop)
 {
     apr_array_header_t *pending, *results, *deleted;
     int moved = 0;
@@ -403,8 +417,8 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                                        : us_storage_publish_width(cfg->storage);
     /* blobs moved before a failure are found in place when the batch is replayed */
     int d = width > 1 && pending->nelts > 1
-                ? decide_wide(db, p, cfg, s, pending, results, width, &moved)
-                : decide_serial(db, p, cfg, s, pending, results, &moved);
+                ? decide_wide(db, p, cfg, s, pending, results, width, &moved, stop)
+                : decide_serial(db, p, cfg, s, pending, results, &moved, stop);
     if (d != 0)
         return d;
     /* the moves must be durable before the store says FINISHED */
@@ -681,7 +695,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
-        long n = ingest_batch(db, bp, cfg, &s, &after);
+        long n = ingest_batch(db, bp, cfg, &s, &after, stop);
         if (n < 0) {
             us_ingest_requeue(db, bp, s.id, owner);
             total = total ? total : n;

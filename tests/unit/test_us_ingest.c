@@ -550,6 +550,57 @@ static void direct_sessions_ingested(us_db *db, const char *ws, int n, const cha
     }
 }
 
+/* The publish of a test that stops its worker: the first call sets the
+ * stop flag the worker reads. */
+static volatile apr_uint32_t stop_flag;
+static int stop_publishes;
+
+static apr_status_t stopping_publish(us_storage *st, apr_pool_t *p, const char *session_id,
+                                     const char *blob, const char *file_id, const char *etag,
+                                     long long size, int *moved)
+{
+    stop_publishes++;
+    apr_atomic_set32(&stop_flag, 1);
+    return us_posix_storage.publish(st, p, session_id, blob, file_id, etag, size, moved);
+}
+
+/* A worker asked to stop in the middle of a batch (a child exiting) stops
+ * before the next file instead of deciding the whole batch: nothing of it
+ * is recorded, the session is queued again, and a worker then records
+ * every file FINISHED once (the one published is found in place). */
+static void test_stop_mid_batch(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    (void)state;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.publish = stopping_publish;
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, "w-stop", "KEEP", 0);
+    for (int i = 0; i < 5; i++)
+        upload(db, sid, apr_psprintf(pool, "s%d.txt", i), "stop");
+    close_session(db, "w-stop", sid);
+    apr_atomic_set32(&stop_flag, 0);
+    stop_publishes = 0;
+    assert_true(us_ingest_once(db, pool, &c, "h/1/0", &stop_flag, &claimed) < 0);
+    assert_int_equal(claimed, 1);
+    assert_int_equal(stop_publishes, 1);
+    for (int i = 0; i < 5; i++)
+        expect_file(db, sid, apr_psprintf(pool, "s%d.txt", i), "PENDING", NULL);
+    apr_atomic_set32(&stop_flag, 0);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/2/0", NULL, &claimed), 5);
+    for (int i = 0; i < 5; i++)
+        expect_file(db, sid, apr_psprintf(pool, "s%d.txt", i), "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-stop", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 5);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(db);
+}
+
 /* A direct session's file names come from its keys: percent-decoded as
  * the upload target decodes a filename (a sidecar matches its file by the
  * decoded name), the key as it is where the decoded name is not a valid
@@ -1447,6 +1498,7 @@ int main(void)
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
+        cmocka_unit_test(test_stop_mid_batch),
         cmocka_unit_test(test_direct_names_from_keys),
         cmocka_unit_test(test_direct_objects_after_the_close_left_out),
     };
