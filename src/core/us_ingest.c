@@ -125,13 +125,21 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
     return rv == APR_SUCCESS;
 }
 
+/* Called while one file takes long (its characters read piece by piece):
+ * the worker's thread renews its claim there. NULL on fan-out threads,
+ * where the worker's thread renews on its own. */
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} file_tick;
+
 /* The length in characters of a published text file into *chars, -1 for
  * any other file or one that is not well-formed UTF-8. A file of one piece
- * is read whole in one request, a larger one piece by piece. 0, or
- * US_INGEST_STORAGE_DOWN when it could not be read (the batch is retried:
- * the file is found published then). */
+ * is read whole in one request, a larger one piece by piece (tick, when
+ * given, every 16 pieces). 0, or US_INGEST_STORAGE_DOWN when it could not
+ * be read (the batch is retried: the file is found published then). */
 static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                            const us_pending *u, long long *chars)
+                            const us_pending *u, long long *chars, const file_tick *tick)
 {
     enum { PIECE = 64 * 1024 };
     us_storage_reader *rd;
@@ -158,6 +166,8 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
                 break;
             us_utf8_count(&c, buf, n);
             off += (apr_off_t)n;
+            if (tick && off % (16 * PIECE) == 0)
+                tick->fn(tick->arg);
         }
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
@@ -213,7 +223,7 @@ static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
  * characters. Touches neither the store nor any pool but p: runs on a
  * fan-out thread. 0, or US_INGEST_STORAGE_DOWN (nothing decided). */
 static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                   const us_pending *u, us_ingest_result *r, int *moved)
+                   const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
 {
     int published = move_blob(cfg, p, s, u, moved);
     if (published < 0)
@@ -222,7 +232,7 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
         r->reason = "FILE_NOT_FOUND";
         return 0;
     }
-    int d = count_characters(cfg, p, s, u, &r->characters);
+    int d = count_characters(cfg, p, s, u, &r->characters, tick);
     if (d != 0)
         return d;
     r->status = "FINISHED";
@@ -233,11 +243,11 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
 /* Decides one file; returns 0, or -1 on a store error or
  * US_INGEST_STORAGE_DOWN (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
-                  const us_pending *u, us_ingest_result *r, int *moved)
+                  const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
 {
     int go = 0;
     int d = judge(db, p, cfg, s, u, r, &go);
-    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved);
+    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved, tick);
 }
 
 /* Renews the claim once a third of the lease has passed since *beat: a
@@ -266,6 +276,23 @@ static int store_failed(us_db *db, const us_ingest_config *cfg, const us_session
     return -1;
 }
 
+/* A serial batch's claim, renewed inside a long file too (a text file of
+ * gigabytes read for its characters may outlast the lease: another worker
+ * would take the session over and meet the same file, again and again). */
+typedef struct {
+    us_db *db;
+    apr_pool_t *p;
+    const us_ingest_config *cfg;
+    const us_session *s;
+    apr_time_t beat;
+} serial_claim;
+
+static void renew_serial(void *arg)
+{
+    serial_claim *c = arg;
+    (void)renew(c->db, c->p, c->cfg, c->s, &c->beat); /* a loss: the next renew says so */
+}
+
 /* 1 once the worker is asked to stop (a child's exit waits for it). */
 static int stopping(volatile apr_uint32_t *stop)
 {
@@ -278,18 +305,19 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s, const apr_array_header_t *pending,
                          apr_array_header_t *results, int *moved, volatile apr_uint32_t *stop)
 {
-    apr_time_t beat = clock_now(cfg);
+    serial_claim claim = { db, p, cfg, s, clock_now(cfg) };
+    const file_tick tick = { renew_serial, &claim };
     for (int i = 0; i < pending->nelts; i++) {
         if (stopping(stop))
             return -1;
         int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
-                       apr_array_push(results), moved);
+                       apr_array_push(results), moved, &tick);
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
         if (d < 0)
             return store_failed(db, cfg, s);
-        if (renew(db, p, cfg, s, &beat) < 0)
+        if (renew(db, p, cfg, s, &claim.beat) < 0)
             return -1;
     }
     return 0;
@@ -318,7 +346,7 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 {
     wide_batch *b = arg;
     publish_task *t = &b->tasks[i];
-    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved);
+    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved, NULL);
     return t->rc == US_INGEST_STORAGE_DOWN; /* the rest would fail alike: the batch is retried */
 }
 

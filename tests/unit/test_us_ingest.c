@@ -1159,9 +1159,9 @@ static apr_time_t stepped_now(void *arg)
     return c->t;
 }
 
-/* A closed session of six files in a workspace of its own, with nothing
- * else claimable or claimed in the (shared) store. */
-static const char *six_file_session(us_db *db, const char *ws)
+/* An open session in a workspace of its own, with nothing else claimable
+ * or claimed in the (shared) store. */
+static const char *lone_session(us_db *db, const char *ws)
 {
     int claimed = 0;
     apr_array_header_t *claims;
@@ -1175,7 +1175,13 @@ static const char *six_file_session(us_db *db, const char *ws)
     do
         us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
     while (claimed);
-    const char *sid = new_session(db, ws, "KEEP", 0);
+    return new_session(db, ws, "KEEP", 0);
+}
+
+/* The same, closed with six files. */
+static const char *six_file_session(us_db *db, const char *ws)
+{
+    const char *sid = lone_session(db, ws);
     for (int i = 1; i <= 6; i++)
         upload(db, sid, apr_psprintf(pool, "f%d.txt", i), "lease");
     close_session(db, ws, sid);
@@ -1215,6 +1221,44 @@ static void test_batch_renews_lease(void **state)
     assert_int_equal(us_session_get(db, pool, "w-renew", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 6);
     assert_int_equal(s.failed_files, 0);
+    us_db_close(other);
+    us_db_close(db);
+}
+
+/* One text file of 4 MiB whose character count takes two leases by the
+ * worker's clock (the clock steps a third of a lease and more at each
+ * read): the worker renews its claim while it reads the file (every MiB),
+ * so a second worker that looks during the file finds nothing stale, and
+ * the file is recorded once with its characters. */
+static void test_long_file_renews_lease(void **state)
+{
+    us_db *db = db_open(), *other = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    (void)state;
+    const char *sid = lone_session(db, "w-renew-long");
+    const apr_size_t big = 4u << 20;
+    char *text = apr_palloc(pool, big + 1);
+    memset(text, 'a', big);
+    text[big] = '\0';
+    upload(db, sid, "long.txt", text);
+    close_session(db, "w-renew-long", sid);
+    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 3 + 1, .probe_at = 6,
+                          .probe_rc = US_DB_OK, .other = other };
+    us_ingest_config c = cfg;
+    c.batch = 1;
+    c.clock = stepped_now;
+    c.clock_arg = &clk;
+    /* read 1: the claim; 2: the batch's start; 3..6: the file's four MiB
+     * (the probe at the last, two leases after the claim) */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 1);
+    assert_true(clk.reads >= 6);
+    assert_int_equal(clk.probe_rc, US_DB_NOTFOUND);
+    expect_file(db, sid, "long.txt", "FINISHED", NULL);
+    assert_int_equal(workspace_files(db, "w-renew-long", "long.txt", &rows), 1);
+    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)big);
+    assert_int_equal(us_session_get(db, pool, "w-renew-long", sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 1);
     us_db_close(other);
     us_db_close(db);
 }
@@ -1494,6 +1538,7 @@ int main(void)
         cmocka_unit_test(test_clear_in_outage_requeues),
         cmocka_unit_test(test_leftovers_cleared_before_done),
         cmocka_unit_test(test_batch_renews_lease),
+        cmocka_unit_test(test_long_file_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
