@@ -30,6 +30,10 @@ int us_validate_query_uuid(json_t *errs, const char *name, const char *raw, char
  * input echoed in items is the raw string. */
 int us_validate_query_int(json_t *errs, const char *name, const char *raw,
                    long long def, long long ge, long long le, long long *out);
+/* The same with no upper bound (FastAPI's `ge` alone: Python's int has
+ * none): a value past long long reads as LLONG_MAX. */
+int us_validate_query_int_from(json_t *errs, const char *name, const char *raw,
+                               long long def, long long ge, long long *out);
 /* *out: 1 true, 0 false, -1 absent */
 int us_validate_query_bool(json_t *errs, const char *name, const char *raw, int *out);
 /* allowed is a NULL-terminated list; *out = NULL when absent. enum item on failure. */

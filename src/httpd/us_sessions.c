@@ -162,7 +162,7 @@ static void page_params(request_rec *r, json_t *errs, us_page *pg, char cursor_b
 
     us_validate_query_int(errs, "limit", us_query_get(r->pool, r->args, "limit"), 10, 1, 100,
                           &pg->limit);
-    us_validate_query_int(errs, "page_number", raw_page, 1, 1, LLONG_MAX, &page);
+    us_validate_query_int_from(errs, "page_number", raw_page, 1, 1, &page);
     us_validate_query_uuid(errs, "before", before, before_id);
     us_validate_query_uuid(errs, "after", after, after_id);
     if (before && after)

@@ -671,6 +671,29 @@ int us_validate_query_int(json_t *errs, const char *name, const char *raw,
     return ok;
 }
 
+int us_validate_query_int_from(json_t *errs, const char *name, const char *raw,
+                               long long def, long long ge, long long *out)
+{
+    wide_int w = {0, 0};
+    size_t n;
+    char *s;
+    int ok;
+
+    *out = def;
+    if (!raw)
+        return 1;
+    if (!(s = query_text(raw, &n)))
+        return 0;
+    int_res r = str_as_int(s, n, &w);
+    if (r == I_OK && w.ovf > 0) /* above long long: as far as it goes */
+        w = (wide_int){ LLONG_MAX, 0 };
+    ok = int_finish(errs, loc_of("query", name), json_stringn(s, n), r, &w, ge, LLONG_MAX, out);
+    if (!ok)
+        *out = def;
+    free(s);
+    return ok;
+}
+
 int us_validate_query_bool(json_t *errs, const char *name, const char *raw, int *out)
 {
     size_t n;

@@ -418,3 +418,12 @@ def test_an_encoded_nul_cuts_no_query_value_nor_key(srv, api):
           v422(e_bool_parsing(["query", "is_expired"], "true%00maybe")))
     check(api.get(sessions_path(ws) + "?limit%00x=500"), 200,
           {"data": [], "has_more": False, "total": 0})
+
+
+def test_a_page_number_past_int64_is_an_empty_page(srv, api):
+    """FastAPI declares page_number with `ge=1` alone, and Python's int has
+    no top: a page past any list is empty, with the list's total."""
+    ws = unique_ws()
+    create_session(api, ws)
+    check(api.get(sessions_path(ws), params={"page_number": "9223372036854775808"}), 200,
+          {"data": [], "has_more": False, "total": 1})

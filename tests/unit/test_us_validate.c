@@ -1172,6 +1172,31 @@ static void test_files_request(void **state)
     json_decref(errs);
 }
 
+/* A bound of `ge` alone (page_number): Python's int has no top, so a
+ * value past long long is the last page there is, not a 422. */
+static void test_query_int_without_top(void **state)
+{
+    json_t *errs = json_array();
+    long long page = 0;
+    (void)state;
+    assert_true(us_validate_query_int_from(errs, "page_number", "9223372036854775808", 1, 1, &page));
+    assert_true(page == LLONG_MAX);
+    assert_true(us_validate_query_int_from(errs, "page_number", "99999999999999999999999", 1, 1,
+                                           &page));
+    assert_true(page == LLONG_MAX);
+    assert_true(us_validate_query_int_from(errs, "page_number", " 7 ", 1, 1, &page));
+    assert_int_equal(page, 7);
+    assert_true(us_validate_query_int_from(errs, "page_number", NULL, 1, 1, &page));
+    assert_int_equal(page, 1);
+    check_items("no top", errs, "[]");
+    assert_false(us_validate_query_int_from(errs, "page_number", "0", 1, 1, &page));
+    assert_false(us_validate_query_int_from(errs, "page_number", "x", 1, 1, &page));
+    assert_int_equal(page, 1);
+    check_items("no top, refused", errs,
+                "[" GE(Q_PAGE, "\"0\"", 1) "," INT_PARSING(Q_PAGE, "\"x\"") "]");
+    json_decref(errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1197,6 +1222,7 @@ int main(void)
         cmocka_unit_test(test_create_model),
         cmocka_unit_test(test_close_request),
         cmocka_unit_test(test_files_request),
+        cmocka_unit_test(test_query_int_without_top),
     };
     return fixture_run("us_validate", tests, NULL, NULL);
 }
