@@ -51,10 +51,14 @@ void us_policy_amz_date(apr_time_t now, char date[17]);
 
 /* The base64 policy document every upload policy is: expiration, bucket,
  * ["starts-with", "$key", key_prefix], ["content-length-range", 0,
- * max_bytes], x-amz-algorithm, x-amz-credential and x-amz-date. */
+ * max_bytes], x-amz-algorithm, x-amz-credential and x-amz-date.
+ * whole_seconds: the expiration as AWS documents it and boto writes it,
+ * whole seconds (".000Z", cut down, never later than expires), for an
+ * object store; else with the microseconds of expires (the module's own
+ * upload target reads them). */
 const char *us_policy_document(apr_pool_t *p, const char *bucket, const char *key_prefix,
                                apr_time_t expires, long long max_bytes,
-                               const char *credential, const char *date);
+                               const char *credential, const char *date, int whole_seconds);
 
 /* Hex HMAC-SHA256 of data under secret (64 chars + NUL into out); 0 and
  * out "" when OpenSSL failed. */

@@ -46,12 +46,14 @@ void us_policy_amz_date(apr_time_t now, char date[17])
 
 const char *us_policy_document(apr_pool_t *p, const char *bucket, const char *key_prefix,
                                apr_time_t expires, long long max_bytes,
-                               const char *credential, const char *date)
+                               const char *credential, const char *date, int whole_seconds)
 {
     char exp[US_TS_LEN];
     us_json_writer w;
 
-    us_time_format(expires, exp);
+    us_time_format(expires, exp); /* 2026-11-28T10:00:00.000000Z */
+    if (whole_seconds)
+        memcpy(exp + 19, ".000Z", sizeof(".000Z"));
     /* byte for byte what json_dumps(JSON_COMPACT) wrote for the same document */
     us_json_write_init(&w, p, 384 + strlen(key_prefix) + strlen(bucket) + strlen(credential));
     us_json_write_object_open(&w);
@@ -107,7 +109,7 @@ void us_policy_sign(apr_pool_t *p, const unsigned char *secret, size_t secretlen
                                   "/local/s3/aws4_request", NULL);
     out->date = apr_pstrmemdup(p, date, 16);
     out->policy = us_policy_document(p, "upload-sessions", key_prefix, expires, max_bytes,
-                                     out->credential, out->date);
+                                     out->credential, out->date, 0);
     us_hmac_hex(secret, secretlen, out->policy, strlen(out->policy), sig);
     out->signature = apr_pstrmemdup(p, sig, 64);
 }

@@ -19,6 +19,6 @@ void us_sigv4_post_policy(apr_pool_t *p, const us_sigv4_credentials *c, const ch
     out->date = apr_pstrdup(p, date);
     out->credential = apr_pstrcat(p, c->access_key, "/", us_sigv4_scope(p, c, date), NULL);
     out->policy = us_policy_document(p, bucket, key_prefix, expires, max_bytes,
-                                     out->credential, out->date);
+                                     out->credential, out->date, 1);
     out->signature = us_sigv4_signature(p, c, date, out->policy);
 }
