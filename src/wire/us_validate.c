@@ -650,8 +650,10 @@ static char *query_text(const char *raw, size_t *n)
     return py_decode(raw, strlen(raw), n);
 }
 
-int us_validate_query_int(json_t *errs, const char *name, const char *raw,
-                   long long def, long long ge, long long le, long long *out)
+/* A query integer in [ge, le]; open_top: no upper bound, a value past
+ * long long read as LLONG_MAX. */
+static int query_int(json_t *errs, const char *name, const char *raw, long long def,
+                     long long ge, long long le, int open_top, long long *out)
 {
     wide_int w = {0, 0};
     size_t n;
@@ -663,35 +665,26 @@ int us_validate_query_int(json_t *errs, const char *name, const char *raw,
         return 1;
     if (!(s = query_text(raw, &n)))
         return 0;
-    ok = int_finish(errs, loc_of("query", name), json_stringn(s, n),
-                    str_as_int(s, n, &w), &w, ge, le, out);
+    int_res r = str_as_int(s, n, &w);
+    if (open_top && r == I_OK && w.ovf > 0) /* above long long: as far as it goes */
+        w = (wide_int){ LLONG_MAX, 0 };
+    ok = int_finish(errs, loc_of("query", name), json_stringn(s, n), r, &w, ge, le, out);
     if (!ok)
         *out = def;
     free(s);
     return ok;
 }
 
+int us_validate_query_int(json_t *errs, const char *name, const char *raw,
+                   long long def, long long ge, long long le, long long *out)
+{
+    return query_int(errs, name, raw, def, ge, le, 0, out);
+}
+
 int us_validate_query_int_from(json_t *errs, const char *name, const char *raw,
                                long long def, long long ge, long long *out)
 {
-    wide_int w = {0, 0};
-    size_t n;
-    char *s;
-    int ok;
-
-    *out = def;
-    if (!raw)
-        return 1;
-    if (!(s = query_text(raw, &n)))
-        return 0;
-    int_res r = str_as_int(s, n, &w);
-    if (r == I_OK && w.ovf > 0) /* above long long: as far as it goes */
-        w = (wide_int){ LLONG_MAX, 0 };
-    ok = int_finish(errs, loc_of("query", name), json_stringn(s, n), r, &w, ge, LLONG_MAX, out);
-    if (!ok)
-        *out = def;
-    free(s);
-    return ok;
+    return query_int(errs, name, raw, def, ge, LLONG_MAX, 1, out);
 }
 
 int us_validate_query_bool(json_t *errs, const char *name, const char *raw, int *out)
