@@ -138,6 +138,13 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     return NULL;
 }
 
+/* Which store a server names: servers with one key share its connections,
+ * workers and sweep. */
+static const char *store_key(apr_pool_t *p, const us_srv_conf *c)
+{
+    return apr_pstrcat(p, c->store_driver, "\n", c->store_params, NULL);
+}
+
 static int same_text(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -206,7 +213,7 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             continue;
         const char *why = check_server(pconf, v, c);
         if (!why) {
-            const char *k = apr_pstrcat(ptemp, c->store_driver, "\n", c->store_params, NULL);
+            const char *k = store_key(ptemp, c);
             server_rec *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
             const char *d = first ? store_setting_differs(us_srv_conf_get(first), c) : NULL;
             if (d)
@@ -683,7 +690,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
-        const char *k = apr_pstrcat(ptemp, c->store_driver, "\n", c->store_params, NULL);
+        const char *k = store_key(ptemp, c);
         int first = apr_hash_get(stores, k, APR_HASH_KEY_STRING) == NULL;
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
         const char *err = setup_server(pconf, ptemp, v, c, first);
@@ -806,7 +813,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
             continue;
         /* virtual hosts naming the same store share one pool of connections
          * and its workers: those of the first */
-        const char *k = apr_pstrcat(pchild, c->store_driver, "\n", c->store_params, NULL);
+        const char *k = store_key(pchild, c);
         const us_srv_conf *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
         if (first) {
             c->store = first->store;
