@@ -66,6 +66,10 @@ typedef struct {
  * session's: the object store's clock against the node's. */
 #define US_DIRECT_CLOCK_SKEW apr_time_from_sec(5)
 
+/* The last time an object of direct session s may be dated (its close and
+ * the skew), for us_ingest_listing's written_by; 0 while it is open. */
+apr_time_t us_direct_written_by(const us_session *s);
+
 /* A direct-upload session's objects as its uploads would be recorded
  * (us_listed_object, by name; ids from us_uuid_of_name of the key,
  * uploaded_at = now). Left out, and counted in *left (may be NULL):

@@ -511,6 +511,11 @@ static const char *listing_name(apr_pool_t *p, const char *blob)
     return us_filename_problem(blob) ? NULL : blob;
 }
 
+apr_time_t us_direct_written_by(const us_session *s)
+{
+    return s->closed_at ? s->closed_at + US_DIRECT_CLOCK_SKEW : 0;
+}
+
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
                                long long max_files, apr_time_t written_by, apr_time_t now,
                                apr_array_header_t **objects, us_listing_left_out *left)
@@ -623,8 +628,7 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     int recorded = 0;
     /* an expired session's close is dated its expires_at, where its policy ends */
     apr_status_t rv = us_ingest_listing(cfg->storage, p, s->id, cfg->max_files,
-                                        s->closed_at + US_DIRECT_CLOCK_SKEW, apr_time_now(),
-                                        &objs, &left);
+                                        us_direct_written_by(s), apr_time_now(), &objs, &left);
     if (us_storage_unavailable(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1013, "ingest: session %s: the file storage does not "
                "answer; batch retried", s->id);

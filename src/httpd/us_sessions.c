@@ -297,8 +297,7 @@ static int live_listing(request_rec *r, const us_srv_conf *c, const us_session *
                         apr_array_header_t **objs)
 {
     apr_status_t rv = us_ingest_listing(c->storage, r->pool, s->id, c->max_files,
-                                        s->closed_at ? s->closed_at + US_DIRECT_CLOCK_SKEW : 0,
-                                        s->created_at, objs, NULL);
+                                        us_direct_written_by(s), s->created_at, objs, NULL);
     if (rv == APR_SUCCESS)
         return DECLINED;
     ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv, r,
