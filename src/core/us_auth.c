@@ -1,5 +1,6 @@
 /* us_auth.c - API key file parsing and constant-time key lookup (pure). */
 #include "us_auth.h"
+#include "us_fsync.h"
 #include "us_utf8.h"
 #include "us_router.h"   /* us_workspace_name_valid */
 #include "us_uuid.h"
@@ -10,7 +11,6 @@
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,17 +342,11 @@ int us_keyfile_replace(const char *path, const char *text, size_t len)
     struct stat st;
     mode_t mode = 0600;
     int have = stat(path, &st) == 0;
-    char *dir = strdup(path), *tmp = malloc(strlen(path) + 16);
+    char *tmp = malloc(strlen(path) + 16);
     int fd = -1, rc = -1, saved;
 
-    if (!dir || !tmp)
+    if (!tmp)
         goto out;
-    char *slash = strrchr(dir, '/');
-    const char *dirpath = dir;
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    else
-        dirpath = ".";
     /* beside the file: rename(2) within one file system is atomic */
     snprintf(tmp, strlen(path) + 16, "%s.tmp.XXXXXX", path);
     if ((fd = mkstemp(tmp)) < 0)
@@ -380,11 +374,7 @@ int us_keyfile_replace(const char *path, const char *text, size_t len)
     fd = -1;
     if (rename(tmp, path) != 0)
         goto unlink;
-    int dfd = open(dirpath, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    (void)us_fsync_parent(path); /* the new name, durable */
     rc = 0;
     goto out;
 unlink:
@@ -395,7 +385,6 @@ unlink:
     errno = saved;
 out:
     saved = errno;
-    free(dir);
     free(tmp);
     errno = saved;
     return rc;

@@ -14,6 +14,7 @@
  *                 the node's heartbeat in the store's node registry
  */
 #include "hooks.h"
+#include "us_fsync.h"
 #include "us_ingest.h"
 #include "us_uuid.h"
 #include "us_version.h"
@@ -30,7 +31,6 @@
 #include <apr_strings.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <malloc.h>
@@ -308,14 +308,7 @@ static const char *create_secret(apr_pool_t *p, const char *path)
     (void)apr_file_remove(tmp, p);
     if (rv != APR_SUCCESS)
         return apr_psprintf(p, "UploadSessionSecretFile: cannot create %s: %pm", path, &rv);
-    char *dir = apr_pstrdup(p, path), *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* the new name, durable */
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    (void)us_fsync_parent(path); /* the new name, durable */
     give_to_user(path);
     return NULL;
 }

@@ -14,15 +14,14 @@
  * thread checkers cannot see through APR's uninstrumented atomics).
  */
 #include "us_dirsync.h"
+#include "us_fsync.h"
 
 #include <apr_atomic.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 typedef struct entry {
     char *dir;
@@ -34,17 +33,6 @@ typedef struct entry {
     pthread_cond_t done;           /* initialised once, kept through reuse */
     struct entry *next;
 } entry;
-
-apr_status_t us_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return APR_FROM_OS_ERROR(errno);
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(e);
-}
 
 /* The lock of everything below. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

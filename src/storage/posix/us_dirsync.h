@@ -10,10 +10,6 @@
 
 #include <apr_errno.h>
 
-/* fsync of a directory, at once and alone (after renames into or out of
- * it, when no other thread is likely to need the same). */
-apr_status_t us_fsync_dir(const char *dir);
-
 /* Returns once an fsync of dir that began after this call has finished:
  * APR_SUCCESS, or the error of such an fsync. */
 apr_status_t us_dirsync(const char *dir);

@@ -12,6 +12,7 @@
 #include "us_storage_backend.h"
 #include "us_blob.h"
 #include "us_dirsync.h"
+#include "us_fsync.h"
 #include "us_dir_page.h"
 
 #include <apr_strings.h>
