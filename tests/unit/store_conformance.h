@@ -970,6 +970,28 @@ static void sc_concurrent_claim(void **state)
     assert_int_equal(notfound, SC_THREADS - 1);
 }
 
+/* A worker whose done or requeue of one claim was lost (a busy store) still
+ * holds it when it claims the next: the claim hands back the session it
+ * claimed, not the other one the owner holds. */
+static void sc_claim_returns_the_claimed_session(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session c;
+    apr_time_t now = SC_T0 + SC_SEC(10);
+    (void)state;
+    /* made in the other order: no table order can stand in for the id */
+    const char *second = sc_queued(db, 706, "ws-held-b", 1, SC_T0 + 2);
+    const char *first = sc_queued(db, 705, "ws-held-a", 1, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, first);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, second);
+    assert_string_equal(c.ingest_owner, "w1");
+    assert_int_equal(us_ingest_done(db, pool, second, "w1"), US_DB_OK);
+    assert_int_equal(us_ingest_done(db, pool, first, "w1"), US_DB_OK);
+    us_db_close(db);
+}
+
 /* Non-parallel sessions of a workspace: one at a time, in closing order;
  * parallel ones and other workspaces are not held back. */
 static void sc_one_at_a_time_per_workspace(void **state)
@@ -2663,6 +2685,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_max_files_per_session),
         SC_TEST(sc_expire_sweep),
         SC_TEST(sc_concurrent_claim),
+        SC_TEST(sc_claim_returns_the_claimed_session),
         SC_TEST(sc_one_at_a_time_per_workspace),
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),

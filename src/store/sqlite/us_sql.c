@@ -475,7 +475,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * unary + keeps SQLite from choosing us_uploads_files and a sort */
         INGEST_PENDING_WHERE("+u.is_meta = 0 AND +u.ingestion_status = 'PENDING'") },
     [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
-        "SELECT " SESSION_COLS " FROM us_sessions WHERE ingest_state = 'running'"
+        "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s" },
     [US_STMT_INGEST_HEARTBEAT] = { "us_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = %lld"

@@ -226,7 +226,7 @@ static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
         return rc;
     if (nrows == 0)
         return US_DB_NOTFOUND; /* another worker was quicker */
-    const void *qargs[] = { &t, a->owner };
+    const void *qargs[] = { &t, a->id, a->owner };
     rc = us_select_one(db, p, US_STMT_INGEST_CLAIMED, qargs, us_row_to_session, a->out);
     if (rc == US_DB_OK)
         a->out->ingest_owner = apr_pstrdup(p, a->owner);
