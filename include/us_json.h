@@ -13,8 +13,20 @@ json_t *us_json_pool_own(apr_pool_t *p, json_t *j);
 /* Compact JSON text of j, allocated in p (NULL when j is NULL). */
 char *us_json_dump_pool(apr_pool_t *p, const json_t *j);
 
-/* The compact text of a JSON object parsed from text[0..len), in p;
- * NULL when text is not a JSON object. */
+/* Whether a string or key anywhere in j holds U+0000: metadata cannot
+ * (PostgreSQL's jsonb refuses it, so no store keeps it). */
+int us_json_has_nul(const json_t *j);
+
+/* Metadata text: the compact text of a JSON object parsed from
+ * text[0..len), in p (*out; NULL unless US_JSON_META_OK). */
+typedef enum {
+    US_JSON_META_OK,
+    US_JSON_META_NOT_OBJECT, /* not JSON, or not an object */
+    US_JSON_META_NUL         /* an object holding U+0000 */
+} us_json_meta_rc;
+us_json_meta_rc us_json_meta_text(apr_pool_t *p, const char *text, size_t len, char **out);
+
+/* The same, NULL unless US_JSON_META_OK. */
 char *us_json_object_text(apr_pool_t *p, const char *text, size_t len);
 
 /* Whether text is JSON null, read as Python would (surrounding whitespace,

@@ -32,6 +32,8 @@
 
 APLOG_USE_MODULE(upload_session);
 
+/* no store keeps U+0000 in metadata (PostgreSQL's jsonb refuses it) */
+#define META_NUL_MSG "metadata cannot hold the character U+0000."
 #define MAX_FORM_FILES 1000   /* Starlette's defaults for a form, which the */
 #define MAX_FORM_FIELDS 1000  /* real service parses with FastAPI */
 
@@ -586,14 +588,19 @@ static int post_end(void *ctx)
     return 0;
 }
 
-/* The meta field: a JSON object, or null / empty for none. */
-static int parse_meta(post_ctx *x, const char **out)
+/* The meta field: a JSON object, or null / empty for none. NULL, or why
+ * the field is refused. */
+static const char *parse_meta(post_ctx *x, const char **out)
 {
     *out = NULL;
     if (!x->has_meta || !x->meta.len || !x->meta.data[0])
-        return 1;
-    *out = us_json_object_text(x->r->pool, x->meta.data, x->meta.len);
-    return *out || us_json_text_is_null(x->meta.data, x->meta.len);
+        return NULL;
+    char *text;
+    us_json_meta_rc rc = us_json_meta_text(x->r->pool, x->meta.data, x->meta.len, &text);
+    *out = text;
+    if (rc == US_JSON_META_OK || us_json_text_is_null(x->meta.data, x->meta.len))
+        return NULL;
+    return rc == US_JSON_META_NUL ? META_NUL_MSG : "meta must be a JSON object or null.";
 }
 
 /* ctype is the media type `type` (case-insensitive), whatever its parameters */
@@ -667,8 +674,9 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
     if (!x->problem && json_array_size(errs) > 0)
         return us_send_422(r, errs);
-    if (!x->problem && !parse_meta(x, &meta))
-        post_fail(x, HTTP_BAD_REQUEST, "meta must be a JSON object or null.");
+    const char *bad_meta = x->problem ? NULL : parse_meta(x, &meta);
+    if (bad_meta)
+        post_fail(x, HTTP_BAD_REQUEST, bad_meta);
     if (x->problem) {
         if (x->blob) /* before answering: the client may look for leftovers next */
             us_storage_abandon(x->blob);
@@ -846,10 +854,20 @@ typedef struct {
     const char *meta; /* the stored result */
 } meta_set_ctx;
 
+/* A 422 item for metadata holding U+0000 (loc: where in the body). */
+static void refuse_nul(json_t *errs, json_t *loc, const json_t *meta)
+{
+    json_array_append_new(errs, us_validation_error("value_error", loc, "Value error, " META_NUL_MSG,
+                                                    json_deep_copy(meta), NULL));
+}
+
 static int meta_set_prepare(request_rec *r, json_t *errs, void *baton)
 {
-    return us_read_json_object(r, US_META_MAX_BYTES, US_JSON_BODY_ITEMS_LATER, errs,
-                               &((meta_set_ctx *)baton)->body);
+    json_t **body = &((meta_set_ctx *)baton)->body;
+    int rc = us_read_json_object(r, US_META_MAX_BYTES, US_JSON_BODY_ITEMS_LATER, errs, body);
+    if (rc == DECLINED && *body && us_json_has_nul(*body))
+        refuse_nul(errs, json_pack("[s]", "body"), *body);
+    return rc;
 }
 
 static us_db_rc meta_set_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
@@ -885,7 +903,9 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
     if ((rc = us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &body)) != DECLINED)
         return rc;
     json_object_foreach(body, key, patch) {
-        us_validate_json_type(errs, json_pack("[s,s]", "body", key), patch, JSON_OBJECT);
+        if (us_validate_json_type(errs, json_pack("[s,s]", "body", key), patch, JSON_OBJECT) &&
+            us_json_has_nul(patch))
+            refuse_nul(errs, json_pack("[s,s]", "body", key), patch);
     }
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);

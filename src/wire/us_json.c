@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 #include <stdlib.h>
+#include <string.h>
 
 static apr_status_t decref_cleanup(void *j)
 {
@@ -26,16 +27,51 @@ char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
     return out;
 }
 
-char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
+int us_json_has_nul(const json_t *j)
+{
+    const char *key;
+    size_t key_len, i;
+    json_t *v;
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        return memchr(json_string_value(j), '\0', json_string_length(j)) != NULL;
+    case JSON_ARRAY:
+        json_array_foreach(j, i, v) {
+            if (us_json_has_nul(v))
+                return 1;
+        }
+        return 0;
+    case JSON_OBJECT:
+        json_object_keylen_foreach((json_t *)j, key, key_len, v) {
+            if (memchr(key, '\0', key_len) || us_json_has_nul(v))
+                return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+us_json_meta_rc us_json_meta_text(apr_pool_t *p, const char *text, size_t len, char **out)
 {
     json_t *j = NULL;
     us_python_json_error e;
+    *out = NULL;
     /* read as Python would (the platform's clients write it with Python) */
     if (us_python_json_parse(text, len, &j, &e) != US_PYTHON_JSON_OK)
-        return NULL;
-    char *out = json_is_object(j) ? us_json_dump_pool(p, j) : NULL;
+        return US_JSON_META_NOT_OBJECT;
+    us_json_meta_rc rc = !json_is_object(j) ? US_JSON_META_NOT_OBJECT
+                         : us_json_has_nul(j) ? US_JSON_META_NUL : US_JSON_META_OK;
+    if (rc == US_JSON_META_OK)
+        *out = us_json_dump_pool(p, j);
     json_decref(j);
-    return out;
+    return rc;
+}
+
+char *us_json_object_text(apr_pool_t *p, const char *text, size_t len)
+{
+    char *out;
+    return us_json_meta_text(p, text, len, &out) == US_JSON_META_OK ? out : NULL;
 }
 
 int us_json_text_is_null(const char *text, size_t len)

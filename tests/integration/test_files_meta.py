@@ -142,3 +142,30 @@ def test_filter_totals_follow_every_metadata_write(srv, api):
     assert listed("kind eq 'news'") == ["a.txt", "c.txt"]
     check(api.delete(ws_files_path(ws, a)), 200, None)
     assert listed("kind eq 'news'") == ["c.txt"]
+
+
+NUL_MSG = "Value error, metadata cannot hold the character U+0000."
+
+
+def test_metadata_holding_nul_is_refused_on_every_path(srv, api):
+    """PostgreSQL's jsonb cannot hold U+0000, so no store keeps it: every
+    way in refuses it the same on both stores, and the stored metadata
+    stays as it was."""
+    ws = unique_ws("meta-nul")
+    fid = post_file(api, ws, "a.txt", b"a", meta={"k": 1})["file_id"]
+    for how in ("field", "part"):
+        body = post_file(api, ws, "b.txt", b"b", meta={"k": "x\x00y"}, meta_as=how, status=400)
+        assert body == {"detail": "metadata cannot hold the character U+0000."}, how
+    body = post_file(api, ws, "b.txt", b"b", meta={"k\x00": 1}, status=400)
+    assert body == {"detail": "metadata cannot hold the character U+0000."}
+    bad = {"n": {"list": ["ok", "x\x00"]}}
+    check(api.put(meta_path(ws, fid), json=bad), 422, v422(
+        {"type": "value_error", "loc": ["body"], "msg": NUL_MSG, "input": bad}))
+    check(api.patch(meta_path(ws, fid), json=bad), 422, v422(
+        {"type": "value_error", "loc": ["body"], "msg": NUL_MSG, "input": bad}))
+    check(api.post(ws_files_path(ws) + "/update-meta", json={fid: bad}), 422, v422(
+        {"type": "value_error", "loc": ["body", fid], "msg": NUL_MSG, "input": bad}))
+    assert get_meta(api, ws, fid) == {"k": 1}
+    assert [i["name"] for i in list_ws_files(srv, api, ws)] == ["a.txt"]
+    # an escaped backslash before "u0000" is text, not a NUL
+    check(api.put(meta_path(ws, fid), json={"k": "\\u0000"}), 200, {"k": "\\u0000"})

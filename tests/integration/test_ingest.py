@@ -447,6 +447,25 @@ def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     assert wait_for(rows_in_main_file, 10, interval=0.25)
 
 
+def test_a_sidecar_holding_nul_fails_its_file_alone(srv, api):
+    """A sidecar whose object holds U+0000 (which no store keeps) fails its
+    file with FAILED_TO_PARSE_META; the rest of the batch is ingested, on
+    PostgreSQL too, where the batch used to fail and be retried for ever."""
+    ws = unique_ws("ing-nul")
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("nul.txt", b"n"), ("nul.txt.meta.json", b'{"k": "a\\u0000b"}'),
+                     ("key.txt", b"k"), ("key.txt.meta.json", b'{"a\\u0000": 1}'),
+                     ("fine.txt", b"f"), ("fine.txt.meta.json", b'{"k": "a\\\\u0000b"}')])
+    st = close_and_wait(api, ws, sid, 3)
+    assert counters(st) == (1, 2, 0), st
+    got = {i["name"]: state_of(i) for i in session_files(api, ws, sid).values()}
+    assert got == {"nul.txt": ("FAILED", "FAILED_TO_PARSE_META"),
+                   "key.txt": ("FAILED", "FAILED_TO_PARSE_META"),
+                   "fine.txt": ("FINISHED", None)}, got
+    listed = list_ws_files(srv, api, ws)
+    assert [(i["name"], i["meta"]) for i in listed] == [("fine.txt", {"k": "a\\u0000b"})]
+
+
 @pytest.mark.posix_layout
 def test_a_done_session_leaves_no_directory(srv, api):
     """Once a session is ingested, its directory goes: the blobs of FAILED

@@ -563,6 +563,36 @@ static void test_text_is_null(void **state)
     free(many);
 }
 
+/* Metadata holding U+0000 anywhere (a value, a key, nested, in an array)
+ * is told apart from text that is no object; an escaped backslash before
+ * "u0000" is no NUL. */
+static void test_meta_text_refuses_nul(void **state)
+{
+    static const struct {
+        const char *text;
+        us_json_meta_rc rc;
+    } CASES[] = {
+        { "{\"k\":\"a\\u0000b\"}", US_JSON_META_NUL },
+        { "{\"a\\u0000\":1}", US_JSON_META_NUL },
+        { "{\"a\":{\"b\":[1,\"\\u0000\"]}}", US_JSON_META_NUL },
+        { "{\"k\":\"a\\\\u0000b\"}", US_JSON_META_OK },
+        { "{\"k\":\"a\\u0001b\"}", US_JSON_META_OK },
+        { "[\"\\u0000\"]", US_JSON_META_NOT_OBJECT },
+        { "{\"k\":", US_JSON_META_NOT_OBJECT },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+        char *out = (char *)"unset";
+        us_json_meta_rc rc = us_json_meta_text(pool, CASES[i].text, strlen(CASES[i].text), &out);
+        if (rc != CASES[i].rc)
+            fail_msg("%s: %d, wanted %d", CASES[i].text, rc, CASES[i].rc);
+        if ((rc == US_JSON_META_OK) != (out != NULL))
+            fail_msg("%s: text %s", CASES[i].text, out ? out : "(null)");
+        assert_true(us_json_object_text(pool, CASES[i].text, strlen(CASES[i].text)) == NULL ||
+                    rc == US_JSON_META_OK);
+    }
+}
+
 /* RFC 7396's appendix A examples, and the arguments stay as they were. */
 static void test_merge_patch_rfc7396(void **state)
 {
@@ -624,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_pool_owns_json),
+        cmocka_unit_test(test_meta_text_refuses_nul),
     };
     return fixture_run("us_json_writer", tests, NULL, NULL);
 }
