@@ -12,19 +12,19 @@
 #define US_NAME_MAX 1024
 #define US_META_SUFFIX ".meta.json"
 
-/* A plain file name: 1..1024 bytes (the upload target also keeps its key,
- * prefix and name, within US_KEY_MAX) of valid UTF-8, no '/', '\\', NUL or
+/* A plain file name: 1..1024 bytes of valid UTF-8, no '/', '\\', NUL or
  * control characters, not "." or "..". Returns NULL or why not. */
 const char *us_filename_problem(const char *name);
 
-/* The filename a multipart part carries: filename* when given (already
- * decoded), else filename with %XX escapes decoded (aiohttp, which the
- * official SDK uses, percent-quotes it). */
+/* The name a file uploaded into a session gets from its multipart part
+ * (or a direct upload from its key): filename* when given (already
+ * decoded), else filename with %XX escapes decoded, as the official SDK's
+ * aiohttp percent-quotes it - unless decoding makes it a name no file may
+ * have ("a%2Fb") while the name as sent is one: then the name as sent, so
+ * every upload path keeps such a file under one name and none is refused
+ * for it. */
 const char *us_filename_from_part(apr_pool_t *p, const char *filename,
                                   const char *filename_star);
-
-/* S3 limits an object key to 1024 bytes. */
-#define US_KEY_MAX 1024
 
 /* key with every "${filename}" replaced by filename (S3's rule), in one
  * linear pass; NULL when the result would be longer than max_len bytes. */

@@ -37,13 +37,8 @@ static int hexval(char c)
     return -1;
 }
 
-const char *us_filename_from_part(apr_pool_t *p, const char *filename,
-                                  const char *filename_star)
+static const char *percent_decoded(apr_pool_t *p, const char *filename)
 {
-    if (filename_star)
-        return filename_star;
-    if (!filename)
-        return NULL;
     size_t len = strlen(filename);
     char *out = apr_palloc(p, len + 1), *o = out;
     for (size_t i = 0; i < len; i++) {
@@ -65,6 +60,19 @@ const char *us_filename_from_part(apr_pool_t *p, const char *filename,
     }
     *o = '\0';
     return out;
+}
+
+const char *us_filename_from_part(apr_pool_t *p, const char *filename,
+                                  const char *filename_star)
+{
+    if (filename_star)
+        return filename_star;
+    if (!filename)
+        return NULL;
+    const char *decoded = percent_decoded(p, filename);
+    if (us_filename_problem(decoded) && !us_filename_problem(filename))
+        return filename;
+    return decoded;
 }
 
 const char *us_key_substitute(apr_pool_t *p, const char *key, const char *filename,

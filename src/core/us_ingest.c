@@ -498,17 +498,14 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const us_listed_object *)a)->name, ((const us_listed_object *)b)->name);
 }
 
-/* The file name of a directly uploaded object: its key's last part
- * percent-decoded as the upload target decodes a part's filename (the
- * SDK's aiohttp quotes it, and S3 keeps the key as sent), else the key as
- * it is; NULL when neither is a name a file may have (us_filename_problem:
- * a client would write such a name outside its folder). */
+/* The file name of a directly uploaded object: its key's last part read
+ * as the upload target reads a part's filename (the SDK's aiohttp quotes
+ * it, and S3 keeps the key as sent); NULL when that is no name a file may
+ * have (us_filename_problem: a client would write it outside its folder). */
 static const char *listing_name(apr_pool_t *p, const char *blob)
 {
-    const char *decoded = us_filename_from_part(p, blob, NULL);
-    if (!us_filename_problem(decoded))
-        return decoded;
-    return us_filename_problem(blob) ? NULL : blob;
+    const char *name = us_filename_from_part(p, blob, NULL);
+    return us_filename_problem(name) ? NULL : name;
 }
 
 apr_time_t us_direct_written_by(const us_session *s)

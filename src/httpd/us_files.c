@@ -527,8 +527,10 @@ static int post_begin(void *ctx, const us_mp_part *part)
         return post_fail(x, HTTP_BAD_REQUEST, BOTH_DETAIL);
     else if (x->file_done)
         return 0; /* only the first `file` part is read */
+    /* the name as sent, as FastAPI takes it: the SDK sends it with httpx,
+     * which does not percent-quote it */
     x->name = x->file_name ? x->file_name
-                           : us_filename_from_part(x->r->pool, part->filename, part->filename_star);
+              : part->filename_star ? part->filename_star : part->filename;
     if (!x->name)
         return post_fail(x, HTTP_BAD_REQUEST, "The file part must carry a filename.");
     const char *why = us_filename_problem(x->name);

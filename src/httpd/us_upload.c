@@ -150,7 +150,9 @@ static int check_key(upload_ctx *u, const char *filename)
     if (why)
         return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                       apr_pstrcat(p, "Invalid file name: ", why, ".", NULL));
-    u->key = us_key_substitute(p, key, filename, US_KEY_MAX);
+    /* the name is the key past the prefix: a key longer than both can hold
+     * no name a file may have (the blob's own key is its UUID) */
+    u->key = us_key_substitute(p, key, filename, strlen(u->doc.key_prefix) + US_NAME_MAX);
     if (!u->key)
         return reject(u, HTTP_BAD_REQUEST, "KeyTooLongError", "Your key is too long");
     if (strncmp(u->key, u->doc.key_prefix, strlen(u->doc.key_prefix)) != 0)

@@ -825,3 +825,22 @@ def test_maxranges_none_turns_ranges_off(server_factory):
     fid = post_file(api, ws, "r.bin", RANGE_DATA)["file_id"]
     for rng in ("bytes=0-4", "bytes=-5", "bytes=600001-"):
         assert_whole(ranged(api, ws, fid, rng), accept_ranges="none")
+
+
+def test_post_files_keeps_the_filename_as_sent(srv, api):
+    """POST /files takes the part's filename as FastAPI does, without
+    percent-decoding: the SDK sends it with httpx, which does not quote it
+    (only a quote as %22), so "Q3%20report.txt" is that file's name.
+    filename* (RFC 5987) is decoded."""
+    ws = unique_ws("files-asis")
+    for name in ("Q3%20report.txt", "50%off.txt", "say %22hi%22.txt"):
+        post_file(api, ws, name, b"x", meta={"n": name})
+    r = api.post(ws_files_path(ws), files={"file": ("ignored.txt", b"x")})
+    check(r, 201)
+    names = sorted(i["name"] for i in list_ws_files(srv, api, ws))
+    assert names == ["50%off.txt", "Q3%20report.txt", "ignored.txt", "say %22hi%22.txt"], names
+    for i in list_ws_files(srv, api, ws):
+        if i["name"] != "ignored.txt":
+            assert i["meta"] == {"n": i["name"]}, i
+    body = post_file(api, ws, "a%2Fb.txt", b"x")
+    assert [i["name"] for i in list_ws_files(srv, api, ws, name="a%2Fb")] == ["a%2Fb.txt"], body
