@@ -338,6 +338,37 @@ static void sc_created_on_the_store_clock(void **state)
     us_db_close(db);
 }
 
+/* The close's time, which orders a workspace's serial ingestion: on a
+ * store with its own clock, that clock's, whatever the closing node's says
+ * (a minute ahead here), so sessions closed on several nodes are ingested
+ * in the order they were closed. */
+static void sc_closed_on_the_store_clock(void **state)
+{
+    const apr_time_t now = apr_time_now(), ahead = now + SC_SEC(60);
+    us_session a = sc_session(sc_uuid(pool, 47), "ws-closing", "u-closing", now, 3600);
+    us_session b = sc_session(sc_uuid(pool, 48), "ws-closing", "u-closing", now, 3600), got, c;
+    (void)state;
+    a.parallel = b.parallel = 0; /* one at a time, in closing order */
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, now), US_DB_OK);
+    assert_int_equal(us_session_insert(db, pool, &b, 10, now), US_DB_OK);
+    const char *old;
+    assert_int_equal(sc_upload_rec(db, a.id, "a.txt", 4701, 0, now, &old), US_DB_OK);
+    assert_int_equal(sc_upload_rec(db, b.id, "b.txt", 4801, 0, now, &old), US_DB_OK);
+    apr_time_t before = apr_time_now();
+    assert_int_equal(us_session_close(db, pool, "ws-closing", a.id, ahead), US_DB_OK); /* first */
+    assert_int_equal(us_session_close(db, pool, "ws-closing", b.id, apr_time_now()), US_DB_OK);
+    apr_time_t after = apr_time_now();
+    assert_int_equal(us_session_get(db, pool, "ws-closing", a.id, after, &got), US_DB_OK);
+    if (sc_target->own_clock)
+        assert_true(got.closed_at >= before - SC_SEC(1) && got.closed_at <= after + SC_SEC(1));
+    else
+        assert_true(got.closed_at == ahead);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", ahead + SC_SEC(1), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, sc_target->own_clock ? a.id : b.id);
+    us_db_close(db);
+}
+
 static void sc_list_paging_and_filters(void **state)
 {
     us_db *db = sc_open(pool);
@@ -979,11 +1010,13 @@ static void sc_claim_returns_the_claimed_session(void **state)
     us_session c;
     apr_time_t now = SC_T0 + SC_SEC(10);
     (void)state;
-    /* made in the other order: no table order can stand in for the id */
-    const char *second = sc_queued(db, 706, "ws-held-b", 1, SC_T0 + 2);
-    const char *first = sc_queued(db, 705, "ws-held-a", 1, SC_T0 + 1);
+    /* made in the other order than they close where the caller's clock
+     * counts: no table order can stand in for the id */
+    const char *b = sc_queued(db, 706, "ws-held-b", 1, SC_T0 + 2);
+    const char *a = sc_queued(db, 705, "ws-held-a", 1, SC_T0 + 1);
     assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
-    assert_string_equal(c.id, first);
+    const char *first = c.id, *second = strcmp(first, a) == 0 ? b : a;
+    assert_true(strcmp(first, a) == 0 || strcmp(first, b) == 0);
     assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
     assert_string_equal(c.id, second);
     assert_string_equal(c.ingest_owner, "w1");
@@ -1000,8 +1033,14 @@ static void sc_one_at_a_time_per_workspace(void **state)
     us_session c;
     apr_time_t now = SC_T0 + SC_SEC(10);
     (void)state;
+    /* closed in this order by the store's clock, in the other by the callers' */
     const char *second = sc_queued(db, 701, "ws-turn", 0, SC_T0 + 2);
     const char *first = sc_queued(db, 702, "ws-turn", 0, SC_T0 + 1);
+    if (sc_target->own_clock) {
+        const char *t = first;
+        first = second;
+        second = t;
+    }
     assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
     assert_string_equal(c.id, first);
     assert_int_equal(us_ingest_claim(db, pool, "w2", now, SC_T0, &c), US_DB_NOTFOUND);
@@ -1939,7 +1978,14 @@ static void sc_overview(void **state)
     assert_int_equal(us_session_insert(db, pool, &s, 100, SC_T0), US_DB_OK);
     assert_int_equal(us_session_close(db, pool, "ws-ov", s.id, SC_T0 + 1), US_DB_OK);
     const char *first = sc_queued(db, 1003, "ws-ov-q", 1, SC_T0 + SC_SEC(2));
-    sc_queued(db, 1004, "ws-ov-q", 1, SC_T0 + SC_SEC(3));
+    const char *next = sc_queued(db, 1004, "ws-ov-q", 1, SC_T0 + SC_SEC(3));
+    /* the close's time: the caller's, or the store's clock's */
+    assert_int_equal(us_session_get(db, pool, "ws-ov-q", first, SC_T0, &s), US_DB_OK);
+    const apr_time_t first_closed = s.closed_at;
+    assert_int_equal(us_session_get(db, pool, "ws-ov-q", next, SC_T0, &s), US_DB_OK);
+    const apr_time_t next_closed = s.closed_at;
+    assert_true(sc_target->own_clock || first_closed == SC_T0 + SC_SEC(2));
+    assert_true(sc_target->own_clock || next_closed == SC_T0 + SC_SEC(3));
     assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(5), &o), US_DB_OK);
     /* a store with its own clock (30 s later) has seen the short one expire */
     assert_int_equal(o.open, sc_target->own_clock ? 1 : 2);
@@ -1947,7 +1993,7 @@ static void sc_overview(void **state)
     assert_int_equal(o.expired, sc_target->own_clock ? 1 : 0);
     assert_int_equal(o.queued, 2);
     assert_int_equal(o.running, 0);
-    assert_true(o.oldest_queued == SC_T0 + SC_SEC(2));
+    assert_true(o.oldest_queued == first_closed);
     /* past the short one's expires_at, before the sweep */
     assert_int_equal(us_ingest_claim(db, pool, "w1", SC_T0 + SC_SEC(20), SC_T0, &c), US_DB_OK);
     assert_string_equal(c.id, first);
@@ -1956,14 +2002,14 @@ static void sc_overview(void **state)
     assert_int_equal(o.expired, 1);
     assert_int_equal(o.queued, 1);
     assert_int_equal(o.running, 1);
-    assert_true(o.oldest_queued == SC_T0 + SC_SEC(2));
+    assert_true(o.oldest_queued == first_closed);
     /* done leaves the queue; an upload does not change the counts */
     assert_int_equal(us_ingest_done(db, pool, first, "w1"), US_DB_OK);
     assert_int_equal(sc_upload(db, sc_uuid(pool, 1000), "g.txt", 7, &old), US_DB_OK);
     assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
     assert_int_equal(o.queued, 1);
     assert_int_equal(o.running, 0);
-    assert_true(o.oldest_queued == SC_T0 + SC_SEC(3));
+    assert_true(o.oldest_queued == next_closed);
     us_db_close(db);
 }
 
@@ -2120,6 +2166,17 @@ static void sc_webhook_events(void **state)
     }
     assert_int_equal(expired, 4);
     assert_int_equal(ingested, 2);
+    /* the expired session with a file is ingested as any closed one */
+    sc_ingest_now(db, e.id);
+    rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 2);
+    for (int i = 0; i < rows->nelts; i++) {
+        us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
+        assert_string_equal(w->event, "session.ingested");
+        assert_string_equal(w->session_id, e.id);
+        assert_int_equal(us_webhook_delivered(db, pool, w->id, apr_psprintf(pool, "d%d", i), 1,
+                                              1), US_DB_OK);
+    }
 
     /* an aborted session: none, not even when its clearing is done */
     us_session x = sc_session(sc_uuid(pool, 2006), "ws-hook", "u20", SC_T0, 100);
@@ -2672,6 +2729,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_open_limit),
         SC_TEST(sc_expiry_on_the_store_clock),
         SC_TEST(sc_created_on_the_store_clock),
+        SC_TEST(sc_closed_on_the_store_clock),
         SC_TEST(sc_apply_keep_batch),
         SC_TEST(sc_list_paging_and_filters),
         SC_TEST(sc_list_cursors),

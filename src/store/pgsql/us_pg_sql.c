@@ -338,7 +338,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         OVERVIEW_INGEST_COUNTS },
     [US_STMT_SESSION_CLOSE] = { "us_pg_session_close",
         /* the row lock and the status re-check make one close win */
-        "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = %lld,"
+        /* closed_at on the database's clock: it orders serial ingestion
+         * across nodes */
+        "WITH c AS (UPDATE us_sessions SET status = 'CLOSED', closed_at = " JUDGED_NOW ","
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id)"
@@ -441,7 +443,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* as the close: the row lock and the status re-check make one of
          * them win; ABORTED reads as absent, queued (and parallel: it holds
          * nobody's turn) so an ingest worker clears its stored uploads */
-        "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = %lld,"
+        "WITH c AS (UPDATE us_sessions SET status = 'ABORTED', closed_at = " JUDGED_NOW ","
         " ingest_state = 'queued', parallel = 1, uploaded_files = 0"
         " WHERE workspace = %s AND id = %s AND status = 'OPEN' AND expires_at > " JUDGED_NOW
         " RETURNING user_id)"
