@@ -36,6 +36,8 @@ typedef struct {
 struct us_filter_dialect {
     const char *false_sql, *true_sql;
     const char *byte_order; /* appended to a text column compared by bytes ("" or a COLLATE) */
+    /* a decimal literal (v: US_ODATA_DECIMAL) compared with an integer column, exactly */
+    const char *(*decimal_arg)(us_filter_builder *b, const us_odata_value *v);
     /* key op v on the metadata object (v: any literal type) */
     const char *(*meta_compare)(us_filter_builder *b, const us_odata_operand *key, us_odata_op op,
                                 const us_odata_value *v);

@@ -66,7 +66,7 @@ static const char *field_compare(us_filter_builder *b, us_odata_field field, us_
         if (v->type == US_ODATA_INTEGER)
             return apr_pstrcat(b->p, "size ", us_filter_op(op), " ", us_filter_int_arg(b, v->integer), NULL);
         if (v->type == US_ODATA_DECIMAL)
-            return apr_pstrcat(b->p, "size ", us_filter_op(op), " ", us_filter_double_arg(b, v->decimal), NULL);
+            return apr_pstrcat(b->p, "size ", us_filter_op(op), " ", d->decimal_arg(b, v), NULL);
         return d->false_sql;
     case US_ODATA_CREATED_AT:
         if (!literal_instant(b->p, v, &t))

@@ -1652,8 +1652,8 @@ static void sc_workspace_file_meta_swap(void **state)
     us_db_close(db);
 }
 
-/* The names a filter selects in ws-q, newest first, joined by spaces; total checked. */
-static const char *sc_filtered(us_db *db, const char *filter)
+/* The names a filter selects in workspace ws, newest first, joined by spaces; total checked. */
+static const char *sc_filtered_in(us_db *db, const char *ws, const char *filter)
 {
     us_odata_node *root;
     const char *err = NULL, *names = "";
@@ -1662,7 +1662,7 @@ static const char *sc_filtered(us_db *db, const char *filter)
     if (!us_odata_parse(pool, filter, strlen(filter), &root, &err))
         fail_msg("%s: %s", filter, err);
     us_workspace_file_query q = { .name_part = "", .filter = root, .after_at = 0, .after_id = NULL, .limit = 100 };
-    us_db_rc rc = us_workspace_file_list(db, pool, "ws-q", &q, &rows, &total);
+    us_db_rc rc = us_workspace_file_list(db, pool, ws, &q, &rows, &total);
     if (rc != US_DB_OK)
         fail_msg("%s: store error %d: %s", filter, rc, us_db_error(db));
     for (int i = 0; i < rows->nelts; i++)
@@ -1672,12 +1672,18 @@ static const char *sc_filtered(us_db *db, const char *filter)
     return names;
 }
 
-#define SC_FILTER(db, filter, want)                                                      \
+static const char *sc_filtered(us_db *db, const char *filter)
+{
+    return sc_filtered_in(db, "ws-q", filter);
+}
+
+#define SC_FILTER_IN(db, ws, filter, want)                                               \
     do {                                                                                 \
-        const char *got_ = sc_filtered(db, filter);                                      \
+        const char *got_ = sc_filtered_in(db, ws, filter);                               \
         if (strcmp(got_, want) != 0)                                                     \
             fail_msg("%s:\n  got  [%s]\n  want [%s]", filter, got_, want);               \
     } while (0)
+#define SC_FILTER(db, filter, want) SC_FILTER_IN(db, "ws-q", filter, want)
 
 /* API.md's OData semantics, evaluated by the store: types never match
  * across, a missing key matches only `eq null`, `not` is two-valued,
@@ -1777,6 +1783,17 @@ static void sc_workspace_file_filter(void **state)
     SC_FILTER(db, "ok gt null and kind eq 'big'", "");
     SC_FILTER(db, "f eq 1.5 and ok eq true", "a.txt");
     SC_FILTER(db, "q eq 'it''s' and pct eq '50%_'", "a.txt");
+    /* a decimal literal against the size, exactly: sizes 0, 10 and 11 */
+    static const int sizes[] = { 0, 10, 11 };
+    for (int i = 0; i < 3; i++) {
+        us_workspace_file f = sc_workspace_file(2201 + i, apr_psprintf(pool, "s%d", sizes[i]), SC_T0 + i + 1);
+        f.size = sizes[i];
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-s", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    SC_FILTER_IN(db, "ws-s", "size lt 10.0000001", "s10 s0");
+    SC_FILTER_IN(db, "ws-s", "size eq 0.0000001", "");
+    SC_FILTER_IN(db, "ws-s", "size ge 0.0000001", "s11 s10");
+    SC_FILTER_IN(db, "ws-s", "size gt 10.9999999", "s11");
 
     /* with the name part, the limit and the cursor: total counts every match */
     us_odata_node *root;

@@ -128,7 +128,14 @@ static const char *file_probe(us_filter_builder *b, const char *ref, const char 
     return apr_pstrcat(b->p, "EXISTS (SELECT 1 FROM us_files WHERE file_id = ", ref, " AND (", cond, "))", NULL);
 }
 
+/* the literal's own text as numeric: the driver writes a double bound as
+ * %lf with six decimals */
+static const char *decimal_arg(us_filter_builder *b, const us_odata_value *v)
+{
+    return apr_pstrcat(b->p, us_filter_text_arg(b, v->str), "::numeric", NULL);
+}
+
 const us_filter_dialect us_pg_filter_dialect = {
-    "false", "true", " COLLATE \"C\"", meta_compare, meta_function, string_function,
+    "false", "true", " COLLATE \"C\"", decimal_arg, meta_compare, meta_function, string_function,
     "file_id", key_compare, key_function, file_probe,
 };

@@ -135,7 +135,14 @@ static const char *file_probe(us_filter_builder *b, const char *ref, const char 
                        " (SELECT file_id FROM us_file_nos WHERE fno = ", ref, ") AND (", cond, "))", NULL);
 }
 
+/* a double: SQLite binds it as a REAL and compares it with an INTEGER
+ * exactly */
+static const char *decimal_arg(us_filter_builder *b, const us_odata_value *v)
+{
+    return us_filter_double_arg(b, v->decimal);
+}
+
 const us_filter_dialect us_sqlite_filter_dialect = {
-    "0", "1", "", meta_compare, meta_function, string_function,
+    "0", "1", "", decimal_arg, meta_compare, meta_function, string_function,
     "fno", key_compare, key_function, file_probe,
 };
