@@ -91,12 +91,13 @@ static int pg_fixture_admin(const char *sql)
     return rc != 0;
 }
 
-/* The conninfo of a new, empty database named after the test. */
-static const char *pg_fixture_create_db(apr_pool_t *p, const char *name)
+/* The conninfo of a new, empty database named after the test, made with
+ * CREATE DATABASE's options (text after the name: "" for none). */
+static const char *pg_fixture_create_db(apr_pool_t *p, const char *name, const char *options)
 {
     const char *db = apr_psprintf(p, "us_%s_%ld", name, (long)getpid());
     pg_fixture_admin(apr_psprintf(p, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db));
-    if (pg_fixture_admin(apr_psprintf(p, "CREATE DATABASE %s", db)) != 0)
+    if (pg_fixture_admin(apr_psprintf(p, "CREATE DATABASE %s %s", db, options)) != 0)
         return NULL;
     /* a later keyword wins in a libpq conninfo */
     return apr_psprintf(p, "%s dbname=%s", pg_fixture_conninfo, db);

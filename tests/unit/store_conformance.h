@@ -1928,6 +1928,108 @@ static void sc_workspace_file_order(void **state)
     us_db_close(db);
 }
 
+/* ---- names in byte order ------------------------------------------------------------ */
+
+/* Names a linguistic collation orders otherwise: by bytes they come
+ * B.txt _z.txt a-2.txt a1.txt b.txt; en-US puts _z.txt first and B.txt
+ * after b.txt. */
+static const char *const sc_odd_names[] = { "_z.txt", "a-2.txt", "a1.txt", "b.txt", "B.txt" };
+
+/* Session 1 of workspace ws-o with an upload of each odd name, all at one
+ * instant; files of the same names in ws-o, created at one instant; and
+ * workspaces named after them (without ".txt"). */
+static void sc_odd_names_fill(us_db *db)
+{
+    apr_array_header_t *deleted;
+    const char *old = NULL;
+    us_session s = sc_session(sc_uuid(pool, 1), "ws-o", "u-o", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    for (int i = 0; i < 5; i++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = s.id;
+        u.name = sc_odd_names[i];
+        u.blob = apr_psprintf(pool, "blob-%d", i + 1);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(pool, 900001 + i);
+        u.size = 1;
+        u.uploaded_at = SC_T0 + 1;
+        assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+        us_workspace_file f = sc_workspace_file(4001 + i, sc_odd_names[i], SC_T0 + 1);
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-o", &f, "KEEP", &deleted), US_DB_OK);
+        const char *ws = apr_pstrndup(pool, sc_odd_names[i], strlen(sc_odd_names[i]) - 4);
+        assert_int_equal(us_workspace_create(db, pool, ws, sc_uuid(pool, 4101 + i), SC_T0), US_DB_OK);
+    }
+}
+
+/* The session's files (all, or those of status), by offset or around a
+ * cursor (B.txt is upload 900005, _z.txt 900001, b.txt 900004). */
+static const char *sc_odd_files(us_db *db, const char *status, long long offset, const char *cursor,
+                                int before)
+{
+    us_page pg = { 10, offset, cursor, before };
+    apr_array_header_t *rows = NULL;
+    long long total = -1;
+    int more = -1;
+    assert_int_equal(us_session_files_list(db, pool, sc_uuid(pool, 1), status, &pg,
+                                           &rows, &total, &more), US_DB_OK);
+    assert_int_equal(total, 5);
+    return sc_page_ids(rows, 1);
+}
+
+static void sc_odd_names_check(us_db *db)
+{
+    apr_array_header_t *rows;
+    const char *names = "";
+    assert_string_equal(sc_odd_files(db, NULL, 0, NULL, 0), "B.txt,_z.txt,a-2.txt,a1.txt,b.txt");
+    assert_string_equal(sc_odd_files(db, "PENDING", 3, NULL, 0), "a1.txt,b.txt");
+    assert_string_equal(sc_odd_files(db, NULL, 0, sc_uuid(pool, 900005), 0), "_z.txt,a-2.txt,a1.txt,b.txt");
+    assert_string_equal(sc_odd_files(db, NULL, 0, sc_uuid(pool, 900001), 1), "B.txt");
+    assert_string_equal(sc_odd_files(db, "PENDING", 0, sc_uuid(pool, 900004), 1),
+                        "B.txt,_z.txt,a-2.txt,a1.txt");
+    /* the ingest worker's pages */
+    assert_int_equal(us_ingest_pending(db, pool, sc_uuid(pool, 1), "", 10, &rows), US_DB_OK);
+    for (int i = 0; i < rows->nelts; i++)
+        names = apr_pstrcat(pool, names, i ? " " : "", APR_ARRAY_IDX(rows, i, us_pending).name, NULL);
+    assert_string_equal(names, "B.txt _z.txt a-2.txt a1.txt b.txt");
+    assert_int_equal(us_ingest_pending(db, pool, sc_uuid(pool, 1), "B.txt", 1, &rows), US_DB_OK);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_pending).name, "_z.txt");
+    /* the workspace's files by name, either way, after a cursor; compared by name */
+    us_workspace_file_query q;
+    memset(&q, 0, sizeof(q));
+    q.name_part = "";
+    q.limit = 10;
+    q.by_name = 1;
+    q.ascending = 1;
+    assert_string_equal(sc_page(db, &q, 5), "B.txt _z.txt a-2.txt a1.txt b.txt");
+    q.ascending = 0;
+    assert_string_equal(sc_page(db, &q, 5), "b.txt a1.txt a-2.txt _z.txt B.txt");
+    q.ascending = 1;
+    q.after_name = "B.txt";
+    q.after_id = sc_uuid(pool, 4005);
+    assert_string_equal(sc_page(db, &q, 5), "_z.txt a-2.txt a1.txt b.txt");
+    SC_FILTER_IN(db, "ws-o", "name lt 'a'", "B.txt _z.txt");
+    /* every workspace, by name */
+    assert_int_equal(us_workspace_list(db, pool, NULL, &rows), US_DB_OK);
+    names = "";
+    for (int i = 0; i < rows->nelts; i++)
+        names = apr_pstrcat(pool, names, i ? " " : "", APR_ARRAY_IDX(rows, i, us_workspace).name, NULL);
+    assert_string_equal(names, "B _z a-2 a1 b ws-o");
+}
+
+/* Every list ordered by a name orders by its bytes, as the module's own
+ * sorts (strcmp) do: a page after a cursor continues where the one before
+ * ended. */
+static void sc_names_in_byte_order(void **state)
+{
+    us_db *db = sc_open(pool);
+    (void)state;
+    sc_odd_names_fill(db);
+    sc_odd_names_check(db);
+    us_db_close(db);
+}
+
 /* Many distinct filters on one pooled connection: it is retired once it
  * holds many prepared statements, and a fresh one answers the same. */
 static void sc_many_filters_keep_answering(void **state)
@@ -2777,6 +2879,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),
+        SC_TEST(sc_names_in_byte_order),
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
         SC_TEST(sc_overview),

@@ -25,10 +25,13 @@
 /* Set: the databases created for a test write their messages in this
  * locale's language (in_german). */
 static const char *messages_locale;
+/* Set: the databases created for a test have this default collation
+ * (CREATE DATABASE's options, in_collation). */
+static const char *db_collation;
 
 static const char *pg_create(apr_pool_t *p, const char *test_name)
 {
-    const char *params = pg_fixture_create_db(p, test_name);
+    const char *params = pg_fixture_create_db(p, test_name, db_collation ? db_collation : "");
     if (!params)
         fail_msg("cannot create a database for %s", test_name);
     if (messages_locale &&
@@ -739,7 +742,7 @@ static void test_migration_adds_the_create_function(void **state)
                                     " WHERE name = 'schema_version') || ' ' || provolatile::text"
                                     " FROM pg_proc WHERE proname = 'us_sessions_create'", 1), 0);
     assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
-    assert_string_equal(apr_dbd_get_entry(drv, row, 0), "11 v");
+    assert_string_equal(apr_dbd_get_entry(drv, row, 0), "12 v");
     while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
         ;
     apr_dbd_close(drv, h);
@@ -755,6 +758,69 @@ static void test_migration_adds_the_create_function(void **state)
     assert_string_equal(got.given_name, a.given_name);
     assert_string_equal(got.family_name, a.family_name);
     assert_int_equal(got.expires_at - got.created_at, a.expires_at - a.created_at);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
+/* ICU's en-US, which sorts names linguistically (the test cluster's own
+ * default is C, which sorts by bytes) */
+#define LINGUISTIC_COLLATION "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+
+/* Runs one statement on the test's database; 0 or the driver's error. */
+static int sc_query(const char *sql)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    int nrows = 0;
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    int rc = apr_dbd_query(drv, h, &nrows, sql);
+    apr_dbd_close(drv, h);
+    return rc;
+}
+
+/* sc_setup on a database of LINGUISTIC_COLLATION, checked to sort b.txt
+ * before B.txt and _z.txt before a1.txt. */
+static void setup_linguistic(void)
+{
+    db_collation = LINGUISTIC_COLLATION;
+    sc_setup(NULL);
+    db_collation = NULL;
+    assert_int_equal(sc_query("DO $$ BEGIN IF NOT ('b.txt' < 'B.txt' AND '_z.txt' < 'a1.txt') THEN"
+                              " RAISE 'not linguistic'; END IF; END $$"), 0);
+}
+
+/* The store's lists order names by bytes on a database whose collation
+ * does not. */
+static void test_names_in_byte_order_under_a_linguistic_collation(void **state)
+{
+    setup_linguistic();
+    sc_names_in_byte_order(state);
+    sc_teardown(NULL);
+}
+
+/* A database of schema 11 (its names in the database's collation) with
+ * names in it: the migration 11 -> 12 orders them by bytes. */
+static void test_migration_orders_names_by_bytes(void **state)
+{
+    static const char *const back_to_11[] = {
+        "ALTER TABLE us_uploads ALTER COLUMN name TYPE text COLLATE \"default\"",
+        "ALTER TABLE us_files ALTER COLUMN name TYPE text COLLATE \"default\"",
+        "ALTER TABLE us_workspaces ALTER COLUMN name TYPE text COLLATE \"default\"",
+        "UPDATE us_meta SET value = '11' WHERE name = 'schema_version'", NULL
+    };
+    const char *err = NULL;
+    (void)state;
+    setup_linguistic();
+    for (int i = 0; back_to_11[i]; i++)
+        assert_int_equal(sc_query(back_to_11[i]), 0);
+    us_db *db = sc_open(pool);
+    sc_odd_names_fill(db);
+    us_db_close(db);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    db = sc_open(pool);
+    sc_odd_names_check(db);
     us_db_close(db);
     sc_teardown(NULL);
 }
@@ -925,6 +991,8 @@ int main(void)
         cmocka_unit_test(test_concurrent_migrations),
         cmocka_unit_test(test_migration_fills_the_key_table),
         cmocka_unit_test(test_migration_adds_the_create_function),
+        cmocka_unit_test(test_names_in_byte_order_under_a_linguistic_collation),
+        cmocka_unit_test(test_migration_orders_names_by_bytes),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),

@@ -279,6 +279,17 @@ static const char *const MIGRATION_10_TO_11[] = {
     NULL
 };
 
+/* Names sort and compare by their bytes, as in SQLite and the module's
+ * own sorts (strcmp), whatever the database's collation: the name columns
+ * that lists order by and cursors compare are COLLATE "C" (PostgreSQL
+ * rebuilds their indexes). */
+static const char *const MIGRATION_11_TO_12[] = {
+    "ALTER TABLE us_uploads ALTER COLUMN name TYPE text COLLATE \"C\"",
+    "ALTER TABLE us_files ALTER COLUMN name TYPE text COLLATE \"C\"",
+    "ALTER TABLE us_workspaces ALTER COLUMN name TYPE text COLLATE \"C\"",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -293,6 +304,7 @@ const char *const *us_pg_sql_migration(int from)
     case 8: return MIGRATION_8_TO_9;
     case 9: return MIGRATION_9_TO_10;
     case 10: return MIGRATION_10_TO_11;
+    case 11: return MIGRATION_11_TO_12;
     default: return NULL;
     }
 }
