@@ -14,7 +14,7 @@ it works": temp files left by a crash are removed at startup; store busy ->
 
 Every test runs its own httpd (a private copy of the module, see
 us_testkit.ingest). Files of a session live in
-<data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.<pid>.tmp"
+<data dir>/sessions/<session_id>/<blob uuid>, temp files ".<uuid>.<pid>-<machine>.tmp"
 beside them while a file over 256 KiB is written (smaller ones are written
 under their own name); POST /files blobs in <data dir>/files/<file_id>."""
 

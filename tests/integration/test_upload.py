@@ -5,7 +5,7 @@ streamed upload with bounded child memory, a client vanishing mid-file, the
 last-wins rule, success_action_status, and a reverse proxy with a path prefix.
 
 Files land in <srv.dir>/state/data/sessions/<session_id>/<blob uuid>, temp
-files ".<uuid>.<pid>.tmp" beside them while a file over 256 KiB is written
+files ".<uuid>.<pid>-<machine>.tmp" beside them while a file over 256 KiB is written
 (src/storage/posix/us_blob.c)."""
 
 import datetime as dt

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <apr_general.h>
@@ -264,6 +265,69 @@ static void test_sweep_only_dead_writers(void **state)
     unlink(live);
 }
 
+/* Sets a file's mtime to ago seconds back. */
+static void age(const char *path, long ago)
+{
+    struct timeval tv[2];
+    assert_int_equal(gettimeofday(&tv[0], NULL), 0);
+    tv[0].tv_sec -= ago;
+    tv[1] = tv[0];
+    assert_int_equal(utimes(path, tv), 0);
+}
+
+/* Nodes sharing a directory over NFS: another machine's temp file carries a
+ * pid that means nothing here and is kept until it has not changed for
+ * US_BLOB_FOREIGN_STALL; this machine's goes as soon as its pid is gone. */
+static void test_sweep_other_machines(void **state)
+{
+    (void)state;
+    const char *other = "0123456789ab";
+    assert_int_equal(strlen(us_blob_machine()), 12);
+    assert_string_not_equal(us_blob_machine(), other);
+    const char *theirs = apr_psprintf(pool, "%s/.a.999999999-%s.tmp", dir, other);
+    const char *ours_dead = apr_psprintf(pool, "%s/.b.999999999-%s.tmp", dir, us_blob_machine());
+    const char *ours_live = apr_psprintf(pool, "%s/.c.%ld-%s.tmp", dir, (long)getpid(),
+                                         us_blob_machine());
+    touch(theirs);
+    touch(ours_dead);
+    touch(ours_live);
+    assert_int_equal(us_blob_sweep(pool, dir, NULL), 1);
+    assert_true(exists(theirs)); /* fresh: its writer may be at work there */
+    assert_false(exists(ours_dead));
+    assert_true(exists(ours_live));
+
+    age(theirs, apr_time_sec(US_BLOB_FOREIGN_STALL) - 60);
+    assert_int_equal(us_blob_sweep(pool, dir, NULL), 0);
+    assert_true(exists(theirs));
+
+    age(theirs, apr_time_sec(US_BLOB_FOREIGN_STALL) + 60);
+    assert_int_equal(us_blob_sweep(pool, dir, NULL), 1);
+    assert_false(exists(theirs));
+    assert_true(exists(ours_live));
+    unlink(ours_live);
+}
+
+/* A large file's temp file is named for this process and machine: the
+ * clear of its session keeps it while the writer lives. */
+static void test_temp_name_has_machine(void **state)
+{
+    us_blob *b;
+    apr_pool_t *p;
+    (void)state;
+    apr_pool_create(&p, pool);
+    const char *sdir = apr_psprintf(p, "%s/session-named", dir);
+    assert_int_equal(us_blob_open(p, sdir, "x", &b), APR_SUCCESS);
+    char *chunk = apr_pcalloc(p, 256 * 1024);
+    assert_int_equal(us_blob_write(b, chunk, 256 * 1024), APR_SUCCESS);
+    assert_string_equal(us_blob_pending_path(b),
+                        apr_psprintf(p, "%s/.x.%ld-%s.tmp", sdir, (long)getpid(), us_blob_machine()));
+    assert_int_equal(us_blob_clear_dir(p, sdir, 1, NULL), 1);
+    assert_true(exists(us_blob_pending_path(b)));
+    apr_pool_destroy(p);
+    assert_int_equal(us_blob_clear_dir(pool, sdir, 1, NULL), 0);
+    assert_false(exists(sdir));
+}
+
 /* A done session's directory: everything goes but a live writer's temp
  * file; the directory itself once nothing is left. */
 static void test_clear_dir(void **state)
@@ -317,6 +381,8 @@ int main(void)
         cmocka_unit_test(test_abandoned_is_removed),
         cmocka_unit_test(test_abandoned_large_is_removed),
         cmocka_unit_test(test_sweep_only_dead_writers),
+        cmocka_unit_test(test_sweep_other_machines),
+        cmocka_unit_test(test_temp_name_has_machine),
         cmocka_unit_test(test_clear_dir),
         cmocka_unit_test(test_clear_dir_late),
     };

@@ -7,7 +7,7 @@
   is never lost to a broken pipe (raw_post),
 - the official deepset SDK's way of uploading, with aiohttp (sdk_upload_many),
 - session file listing (list_files_all) and on-disk inspection of a session
-  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.<pid>.tmp" files).
+  directory (<srv.dir>/state/data/sessions/<id>/: blobs + ".<uuid>.<pid>-<machine>.tmp" files).
 
 Only the standard library, pytest, httpx and aiohttp (python3-aiohttp).
 """

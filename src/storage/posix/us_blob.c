@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <pthread.h> /* pthread_sigmask */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -66,6 +67,8 @@
 #define US_EARLY_WRITEBACK 1
 #endif
 #define WRITEBACK_STEP (8LL * 1024 * 1024)
+
+#define MACHINE_LEN 12 /* hex digits of us_blob_machine() */
 
 struct us_blob {
     apr_pool_t *pool;
@@ -193,10 +196,11 @@ apr_status_t us_blob_open(apr_pool_t *p, const char *dir, const char *name, us_b
     b->pool = p;
     b->dir = dir;
     b->path = apr_pstrcat(p, dir, "/", name, NULL);
-    /* the writer's pid in the name: a sweep can tell live temp files from
-     * those a dead process left (a graceful restart sweeps while the old
-     * children are still writing theirs) */
-    b->tmp_path = apr_psprintf(p, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
+    /* the writer's pid and machine in the name: a sweep can tell live temp
+     * files from those a dead process left (a graceful restart sweeps while
+     * the old children are still writing theirs) */
+    b->tmp_path = apr_psprintf(p, "%s/.%s.%ld-%s.tmp", dir, name, (long)getpid(),
+                               us_blob_machine());
     b->fd = -1;
     apr_pool_cleanup_register(p, b, blob_cleanup, apr_pool_cleanup_null);
     apr_pool_pre_cleanup_register(p, b, blob_stop_threads);
@@ -510,15 +514,61 @@ const char *us_blob_sha256_hex(const us_blob *b) { return b->hex; }
 const char *us_blob_path(const us_blob *b) { return b->path; }
 const char *us_blob_pending_path(const us_blob *b) { return b->created; }
 
-/* ".<name>.<pid>.tmp": a temp file of ours */
+/* ".<name>.<pid>-<machine>.tmp" (or ".<name>.<pid>.tmp", older): a temp file of ours */
 static int is_temp_name(const char *fname)
 {
     size_t n = strlen(fname);
     return fname[0] == '.' && n > 4 && strcmp(fname + n - 4, ".tmp") == 0;
 }
 
-/* The writer of a temp file ".<name>.<pid>.tmp" is gone (or unknown). */
-static int writer_gone(const char *fname)
+static char machine[MACHINE_LEN + 1];
+static pthread_once_t machine_once = PTHREAD_ONCE_INIT;
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The host name and the boot id: a pid is known only to the kernel (boot)
+ * and pid namespace (container, usually its own host name) it came from. */
+static void make_machine(void)
+{
+    char host[256] = "", boot[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f))
+            boot[0] = '\0';
+        fclose(f);
+    }
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    uint64_t h = fnv1a(fnv1a(fnv1a(14695981039346656037ULL, host), "\n"), boot);
+    snprintf(machine, sizeof(machine), "%012llx",
+             (unsigned long long)(h & 0xffffffffffffULL));
+}
+
+const char *us_blob_machine(void)
+{
+    pthread_once(&machine_once, make_machine);
+    return machine;
+}
+
+/* Another machine's temp file: gone once it has not changed for
+ * US_BLOB_FOREIGN_STALL (its pid means nothing here). */
+static int foreign_writer_gone(apr_pool_t *p, const char *dir, const char *fname)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, apr_pstrcat(p, dir, "/", fname, NULL), APR_FINFO_MTIME, p);
+    if (rv != APR_SUCCESS)
+        return APR_STATUS_IS_ENOENT(rv);
+    return apr_time_now() - fi.mtime > US_BLOB_FOREIGN_STALL;
+}
+
+/* The writer of the temp file dir/fname is gone (or unknown): judged by its
+ * pid if this machine wrote it (or the name has no machine), else by age. */
+static int writer_gone(apr_pool_t *p, const char *dir, const char *fname)
 {
     size_t n = strlen(fname);
     const char *end = fname + n - 4, *dot = end;
@@ -526,8 +576,14 @@ static int writer_gone(const char *fname)
         dot--;
     char *stop = NULL;
     long pid = strtol(dot, &stop, 10);
-    if (dot == fname || stop != end || pid <= 0)
+    if (dot == fname || stop == dot || pid <= 0)
         return 1;
+    if (stop != end) {
+        if (*stop != '-' || end - (stop + 1) != MACHINE_LEN)
+            return 1;
+        if (strncmp(stop + 1, us_blob_machine(), MACHINE_LEN) != 0)
+            return foreign_writer_gone(p, dir, fname);
+    }
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
@@ -554,7 +610,8 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir, int keep_live, const us_lo
         if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
         apr_pool_clear(entry);
-        if (fi.filetype != APR_REG || (keep_live && is_temp_name(fi.name) && !writer_gone(fi.name)) ||
+        if (fi.filetype != APR_REG ||
+            (keep_live && is_temp_name(fi.name) && !writer_gone(entry, dir, fi.name)) ||
             !remove_entry(lg, 1203, "clearing a done session",
                           apr_pstrcat(entry, dir, "/", fi.name, NULL)))
             kept++;
@@ -578,7 +635,7 @@ int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg)
         return 0;
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-        if (fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(fi.name) &&
+        if (fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(p, dir, fi.name) &&
             remove_entry(lg, 1202, "startup sweep", apr_pstrcat(p, dir, "/", fi.name, NULL)))
             removed++;
     }

@@ -2,9 +2,9 @@
  * us_posix.c - the posix storage backend: files in a local directory tree
  * (UploadSessionDataDir). The only place that knows the layout:
  *   <data_dir>/sessions/<session_id>/<blob>    a session's uploads
- *   <data_dir>/sessions/<session_id>/.<blob>.<pid>.tmp   (unfinished, large)
+ *   <data_dir>/sessions/<session_id>/.<blob>.<pid>-<machine>.tmp   (unfinished, large)
  *   <data_dir>/files/<file_id>                 workspace files
- *   <data_dir>/files/.<file_id>.<pid>.tmp      (unfinished, large)
+ *   <data_dir>/files/.<file_id>.<pid>-<machine>.tmp      (unfinished, large)
  * Writers are us_blob (durable writes), name changes are made durable by
  * directory fsyncs (us_dirsync), publishing is a rename within one file
  * system.
