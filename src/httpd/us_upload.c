@@ -224,6 +224,9 @@ static int open_blob(upload_ctx *u)
  * the client may retry. */
 static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
 {
+    /* the session's directory went with its clear: closed meanwhile */
+    if (APR_STATUS_IS_ENOENT(rv) && check_session(u))
+        return 1;
     ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
                   u->r, USLOGNO(0204) "upload: %s %s", what,
                   us_storage_writer_where(u->file));

@@ -375,6 +375,51 @@ def test_reject_upload_after_close(srv, api):
     assert get_status(api, ws, sid)["uploaded_files"] == 1
 
 
+def held_upload(srv, cfg, name, first, rest, meanwhile):
+    """Upload name over a raw connection: the file's first bytes, then
+    meanwhile() runs while the request waits for the rest, then the rest.
+    Returns the answer."""
+    boundary = new_boundary()
+    head, _ = multipart(form_parts(cfg["fields"], False), boundary, close=False)
+    head += b"--" + boundary.encode() + b"\r\n" + Part("file", filename=name).head() + first
+    tail = rest + b"\r\n--" + boundary.encode() + b"--\r\n"
+
+    def body():
+        yield head
+        meanwhile()
+        yield tail
+    resp, _ = raw_post(srv.port, url_path(cfg["url"]),
+                       {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                        "Content-Length": str(len(head) + len(tail))}, body())
+    return resp
+
+
+@pytest.mark.posix_layout
+def test_reject_upload_whose_session_was_closed_and_cleared_meanwhile(srv, api):
+    """A small file is created at its end: its session closed, ingested and
+    its (empty) directory removed meanwhile, the upload is refused as for a
+    closed session, not failed as a storage error."""
+    ws = unique_ws("up-cleared")
+    sid, cfg, _ = new_session(api, ws)
+    no_content(upload(upload_client(srv), cfg, "before.txt", b"before"))
+    sdir = session_dir(srv, sid)
+
+    def ingested():
+        st = get_status(api, ws, sid)
+        done = st["ingestion_status"]["finished_files"] + st["ingestion_status"]["failed_files"]
+        return done == st["uploaded_files"] == 1
+
+    def close_and_clear():
+        time.sleep(0.5)  # the server has read the file part's head and checked the session
+        close_session(api, ws, sid)
+        assert wait_for(ingested, 10), get_status(api, ws, sid)
+        assert wait_for(lambda: not os.path.exists(sdir), 5), dir_entries(srv, sid)
+    resp = held_upload(srv, cfg, "late.txt", b"x" * 1000, b"y" * 1000, close_and_clear)
+    s3_error(resp, 403, "AccessDenied", MSG_NOT_OPEN)
+    assert ingested()
+    assert not os.path.exists(sdir)
+
+
 @pytest.mark.posix_layout
 def test_reject_oversize(make_server):
     s = make_server(extra=["UploadSessionMaxFileSize 1M"])
