@@ -130,6 +130,12 @@ apr_status_t us_storage_commit(us_storage_writer *w);
  * logged (1206) and left to us_storage_recover or a session clear. */
 void us_storage_abandon(us_storage_writer *w);
 
+/* Removes the session's place in the storage if it holds nothing (posix:
+ * its empty directory), quietly. For a writer abandoned because the store
+ * refused its commit (the session no longer open): its file kept that place
+ * past the session's clear. */
+void us_storage_session_tidy(us_storage *st, apr_pool_t *p, const char *session_id);
+
 long long us_storage_writer_size(const us_storage_writer *w);      /* bytes taken */
 const char *us_storage_writer_sha256_hex(const us_storage_writer *w); /* after finish */
 /* Where the file goes, for log messages only (posix: its path). */

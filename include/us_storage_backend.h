@@ -69,6 +69,8 @@ struct us_storage_backend {
                                   const char *blob);
     apr_status_t (*file_delete)(us_storage *st, apr_pool_t *p, const char *file_id);
     int (*session_clear)(us_storage *st, apr_pool_t *p, const char *session_id);
+    /* may be NULL: a session holds no place of its own */
+    void (*session_tidy)(us_storage *st, apr_pool_t *p, const char *session_id);
     /* may be NULL: session_clear removes every unfinished file of a dead writer */
     int (*session_clear_late)(us_storage *st, apr_pool_t *p, const char *session_id);
     /* may be NULL: the late clear asks every session */

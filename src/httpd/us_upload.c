@@ -414,8 +414,11 @@ static int publish(upload_ctx *u)
             us_storage_abandon(u->file); /* not recorded: not visible, not kept */
             u->committed = 0;
         }
-        if (rc == US_DB_CONFLICT)
+        if (rc == US_DB_CONFLICT) {
+            if (!u->committed) /* abandoned: its session's clear may have kept the directory for it */
+                us_storage_session_tidy(u->c->storage, r->pool, u->session_id);
             return reject(u, HTTP_FORBIDDEN, "AccessDenied", "The upload session is no longer open.");
+        }
         if (rc == US_DB_LIMIT) /* a refusal of the policy's kind: the client must not retry */
             return reject(u, HTTP_FORBIDDEN, "AccessDenied",
                           apr_psprintf(r->pool, "Invalid according to Policy: the upload session "

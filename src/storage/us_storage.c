@@ -123,6 +123,12 @@ apr_status_t us_storage_finish(us_storage_writer *w) { return w->backend->finish
 apr_status_t us_storage_commit(us_storage_writer *w) { return w->backend->commit(w->impl); }
 void us_storage_abandon(us_storage_writer *w) { w->backend->abandon(w->impl); }
 
+void us_storage_session_tidy(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    if (st->backend->session_tidy)
+        st->backend->session_tidy(st, p, session_id);
+}
+
 long long us_storage_writer_size(const us_storage_writer *w)
 {
     return w->backend->writer_size(w->impl);

@@ -25,7 +25,7 @@ import pytest
 from us_testkit.procs import free_port, port_open, wait_for
 from us_testkit.server import APACHE_MODULES, new_client
 from us_testkit.api import (assert_uuid4, close_session, create_session, get_status, parse_ts,
-                            unique_ws, utcnow)
+                            session_path, unique_ws, utcnow)
 from us_testkit.procs import children_rss
 from us_testkit.uploads import (MSG_BAD_SIG, MSG_EXPIRED, MSG_MISSING, MSG_NOT_MULTIPART,
                                 MSG_NOT_OPEN, MSG_NO_FILENAME, MSG_NO_KEY, MSG_ONE_FILE,
@@ -418,6 +418,28 @@ def test_reject_upload_whose_session_was_closed_and_cleared_meanwhile(srv, api):
     s3_error(resp, 403, "AccessDenied", MSG_NOT_OPEN)
     assert ingested()
     assert not os.path.exists(sdir)
+
+
+@pytest.mark.posix_layout
+def test_large_upload_racing_an_abort_leaves_no_directory(srv, api):
+    """The clear after an abort keeps a live writer's temp file (and so the
+    directory); once the store refuses that upload, its file and the session
+    directory go."""
+    ws = unique_ws("up-abort-race")
+    sid, cfg, _ = new_session(api, ws)
+    no_content(upload(upload_client(srv), cfg, "before.txt", b"before"))
+    sdir = session_dir(srv, sid)
+
+    def abort_and_clear():
+        assert wait_for(lambda: temp_files(srv, sid), 10), dir_entries(srv, sid)
+        r = api.delete(session_path(ws, sid))
+        assert r.status_code == 204 and r.content == b"", (r.status_code, r.text)
+        # the clear took the committed file and kept the live temp file
+        assert wait_for(lambda: not blob_files(srv, sid), 30), dir_entries(srv, sid)
+        assert len(temp_files(srv, sid)) == 1, dir_entries(srv, sid)
+    resp = held_upload(srv, cfg, "big.bin", b"b" * (512 * 1024), b"c" * 1000, abort_and_clear)
+    s3_error(resp, 403, "AccessDenied", MSG_NOT_OPEN)
+    assert not os.path.exists(sdir), dir_entries(srv, sid)
 
 
 @pytest.mark.posix_layout

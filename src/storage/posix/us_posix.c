@@ -386,6 +386,12 @@ static int px_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
     return us_blob_clear_dir(p, session_dir(st, p, session_id), 1, st->log);
 }
 
+/* ENOTEMPTY (another upload's file) and ENOENT (cleared) leave it as is. */
+static void px_session_tidy(us_storage *st, apr_pool_t *p, const char *session_id)
+{
+    (void)rmdir(session_dir(st, p, session_id));
+}
+
 /* No writer of the session is alive: a pid in a temp file's name is a
  * dead writer's, or by now another process's. */
 static int px_session_clear_late(us_storage *st, apr_pool_t *p, const char *session_id)
@@ -502,6 +508,7 @@ const us_storage_backend us_posix_storage = {
     .upload_delete = px_upload_delete,
     .file_delete = px_file_delete,
     .session_clear = px_session_clear,
+    .session_tidy = px_session_tidy,
     .session_clear_late = px_session_clear_late,
     .sessions_holding = px_sessions_holding,
     .session_list = px_session_list,
