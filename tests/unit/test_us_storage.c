@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "fixture.h"
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -292,6 +293,44 @@ static void test_failed_removals_are_logged(void **state)
     assert_int_equal(logged_n, 0); /* not a file: kept on purpose */
 }
 
+/* A data directory so deep that APR cannot stat an entry with a long name
+ * (apr_dir_read builds dir/name in APR_PATH_MAX bytes and cuts it): that
+ * entry comes back with APR_INCOMPLETE, and the listing goes on past it. */
+static void test_listing_goes_past_an_entry_apr_cannot_stat(void **state)
+{
+    const char *dir = fixture_path("deep");
+    char lname[251];
+    apr_array_header_t *objs;
+    (void)state;
+    while (strlen(dir) < 3900)
+        dir = apr_pstrcat(pool, dir, "/ddddddddddddddddddddddddddddddddddddddddddddddddd", NULL);
+    us_storage *st = posix_at(dir);
+    const char *sdir = apr_pstrcat(pool, dir, "/sessions/sid", NULL);
+    assert_int_equal(apr_dir_make_recursive(sdir, APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    memset(lname, 'l', 250);
+    lname[250] = '\0';
+    for (int i = 0; i < 40; i++) {
+        touch(apr_psprintf(pool, "%s/b%02d", sdir, i));
+        if (i == 19) { /* in the middle, whatever order the directory lists */
+            int dfd = open(sdir, O_RDONLY | O_DIRECTORY);
+            int fd = openat(dfd, lname, O_CREAT | O_WRONLY, 0644);
+            assert_true(dfd >= 0 && fd >= 0);
+            close(fd);
+            close(dfd);
+        }
+    }
+    apr_status_t rv = us_storage_session_objects(st, pool, "sid", &objs);
+    int dfd = open(sdir, O_RDONLY | O_DIRECTORY); /* first: nftw cannot remove it */
+    assert_true(dfd >= 0);
+    assert_int_equal(unlinkat(dfd, lname, 0), 0);
+    close(dfd);
+    assert_int_equal(rv, APR_SUCCESS);
+    assert_int_equal(objs->nelts, 40);
+    for (int i = 0; i < objs->nelts; i++)
+        assert_int_equal(APR_ARRAY_IDX(objs, i, us_storage_object).size, 1);
+    fixture_remove_tree(fixture_path("deep"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_recover),
         cmocka_unit_test(test_failed_removals_are_logged),
+        cmocka_unit_test(test_listing_goes_past_an_entry_apr_cannot_stat),
     };
     if (fixture_start() != 0)
         return fixture_stop(1);

@@ -1,6 +1,7 @@
 /* us_blob.c - durable file writes (pure). */
 #include "us_blob.h"
 #include "us_buf.h"
+#include "us_dir_page.h"
 #include "us_dirsync.h"
 
 #include <apr_portable.h>
@@ -606,8 +607,9 @@ int us_blob_clear_dir(apr_pool_t *p, const char *dir, int keep_live, const us_lo
     if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
         return 0; /* gone already */
     apr_pool_create(&entry, p);
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-        if (strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
+    while (us_dir_next(d, &fi, APR_FINFO_NAME | APR_FINFO_TYPE)) {
+        /* an entry of no known type went meanwhile: if not, rmdir tells */
+        if (!(fi.valid & APR_FINFO_TYPE) || strcmp(fi.name, ".") == 0 || strcmp(fi.name, "..") == 0)
             continue;
         apr_pool_clear(entry);
         if (fi.filetype != APR_REG ||
@@ -634,8 +636,8 @@ int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg)
             us_log(lg, US_LOG_WARN, rv, 1202, "startup sweep: cannot read %s", dir);
         return 0;
     }
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-        if (fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(p, dir, fi.name) &&
+    while (us_dir_next(d, &fi, APR_FINFO_NAME | APR_FINFO_TYPE)) {
+        if ((fi.valid & APR_FINFO_TYPE) && fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(p, dir, fi.name) &&
             remove_entry(lg, 1202, "startup sweep", apr_pstrcat(p, dir, "/", fi.name, NULL)))
             removed++;
     }

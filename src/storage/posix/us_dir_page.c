@@ -146,3 +146,9 @@ apr_status_t us_dir_page(apr_pool_t *p, const char *dir, const char *after, int 
     }
     return rv;
 }
+
+int us_dir_next(apr_dir_t *d, apr_finfo_t *fi, apr_int32_t wanted)
+{
+    apr_status_t rv = apr_dir_read(fi, wanted, d);
+    return rv == APR_SUCCESS || rv == APR_INCOMPLETE;
+}

@@ -140,8 +140,8 @@ static int px_recover(us_storage *st, apr_pool_t *p)
     int removed = us_blob_sweep(p, c->files, st->log);
     apr_status_t rv = apr_dir_open(&sessions, c->sessions, p);
     if (rv == APR_SUCCESS) {
-        while (apr_dir_read(&se, APR_FINFO_NAME | APR_FINFO_TYPE, sessions) == APR_SUCCESS)
-            if (se.filetype == APR_DIR && se.name[0] != '.')
+        while (us_dir_next(sessions, &se, APR_FINFO_NAME | APR_FINFO_TYPE))
+            if ((se.valid & APR_FINFO_TYPE) && se.filetype == APR_DIR && se.name[0] != '.')
                 removed += us_blob_sweep(p, apr_pstrcat(p, c->sessions, "/", se.name, NULL),
                                          st->log);
         apr_dir_close(sessions);
@@ -434,9 +434,10 @@ static apr_status_t walk_session(us_storage *st, apr_pool_t *p, const char *sess
         return APR_SUCCESS;
     if (rv != APR_SUCCESS)
         return rv;
-    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE | wanted, d) == APR_SUCCESS)
-        if (fi.filetype == APR_REG && fi.name[0] != '.')
-            each(p, &fi, baton);
+    wanted |= APR_FINFO_NAME | APR_FINFO_TYPE;
+    while (us_dir_next(d, &fi, wanted))
+        if ((fi.valid & wanted) == wanted && fi.filetype == APR_REG && fi.name[0] != '.')
+            each(p, &fi, baton); /* one lacking a field went meanwhile */
     apr_dir_close(d);
     return APR_SUCCESS;
 }
