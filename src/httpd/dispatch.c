@@ -128,13 +128,18 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     }
 }
 
+/* The health check at the server's root too, where load balancers of the
+ * real service look for it (API.md, Service endpoints). */
+#define ROOT_HEALTH_PATH "/health"
+
 /* API requests map to no file: skip the filesystem walk entirely. */
 int us_map_to_storage(request_rec *r)
 {
     us_srv_conf *c = us_srv_conf_get(r->server);
     if (!us_srv_enabled(c))
         return DECLINED;
-    if (strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0 && !us_docs_path(r, c))
+    if (strncmp(r->uri, US_API_PREFIX, sizeof(US_API_PREFIX) - 1) != 0 && !us_docs_path(r, c) &&
+        strcmp(r->uri, ROOT_HEALTH_PATH) != 0)
         return DECLINED;
     return OK;
 }
@@ -173,7 +178,9 @@ int us_handler(request_rec *r)
         route.id = US_ROUTE_NOT_FOUND;
     }
     else {
-        us_route_match(r->pool, r->uri, r->method, &route);
+        us_route_match(r->pool, strcmp(r->uri, ROOT_HEALTH_PATH) == 0
+                                    ? US_API_PREFIX ROOT_HEALTH_PATH : r->uri,
+                       r->method, &route);
     }
     if (route.id == US_ROUTE_NONE)
         return us_docs_path(r, c) ? us_docs_page(r) : DECLINED;

@@ -14,14 +14,20 @@ OK = {"status": "ok"}
 DOWN = {"status": "unavailable"}
 
 
-def test_health_needs_no_key_and_says_nothing_more(srv):
+@pytest.mark.parametrize("path", ["/api/v1/health", "/health"])
+def test_health_needs_no_key_and_says_nothing_more(srv, path):
     c = srv.raw_client()
-    check(c.get("/api/v1/health"), 200, OK)
-    r = c.head("/api/v1/health")
+    check(c.get(path), 200, OK)
+    r = c.head(path)
     assert r.status_code == 200 and r.content == b""
-    r = c.post("/api/v1/health")
+    r = c.post(path)
     check(r, 405, {"detail": "Method Not Allowed"})
     assert r.headers["allow"] == "GET, HEAD"
+    # only the path itself: the server's other paths stay the server's
+    r = c.get(path + "/x")
+    assert r.status_code == 404
+    if path == "/health":
+        assert r.headers["content-type"].startswith("text/html"), r.headers
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the children must run as another user than the files' owner")
