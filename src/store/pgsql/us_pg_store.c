@@ -28,6 +28,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,9 +204,27 @@ static us_db_rc connect_handle(us_pg_db *db)
     return rc;
 }
 
-/* The connection, reopened first when the last use found it broken. */
+/* Whether the server ended an idle connection (a restart, an idle
+ * timeout, pg_terminate_backend): it sends its FATAL message and closes
+ * its end, so the socket is readable while nothing was asked. Anything
+ * else a server sends unasked (a parameter's new value after a standby's
+ * promotion) costs no more than a new connection. One poll, no round trip. */
+static int ended_by_server(us_pg_db *db)
+{
+    struct pollfd pfd = { .fd = PQsocket(pq_of(db)), .events = POLLIN };
+    return pfd.fd < 0 || poll(&pfd, 1, 0) != 0;
+}
+
+/* The connection, reopened first when the last use found it broken, or
+ * when the server ended it since: outside a transaction nothing is lost by
+ * that, and the statement runs instead of failing with a 503. */
 static us_db_rc pg_ready(us_pg_db *db)
 {
+    if (db->h && !db->broken && !db->in_txn && ended_by_server(db)) {
+        us_log(db->conf->log, US_LOG_INFO, 0, US_LOGNO_PG_BROKEN,
+               "PostgreSQL ended an idle connection: reopened");
+        db->broken = 1;
+    }
     return db->broken || !db->h ? connect_handle(db) : US_DB_OK;
 }
 
