@@ -248,27 +248,48 @@ const char *us_mp_boundary(apr_pool_t *p, const char *content_type)
 
 /* ---- part headers ------------------------------------------------------- */
 
-/* RFC 5987 ext-value "charset'lang'pct-encoded", decoded to raw bytes. */
+/* The charsets of an ext-value RFC 5987 has every recipient read. */
+typedef enum { EXT_UTF8, EXT_LATIN1, EXT_OTHER } ext_charset;
+
+static ext_charset ext_charset_of(const char *v, size_t len)
+{
+    if (ci_equal(v, len, "utf-8"))
+        return EXT_UTF8;
+    if (ci_equal(v, len, "iso-8859-1"))
+        return EXT_LATIN1;
+    return EXT_OTHER;
+}
+
+/* RFC 5987 ext-value "charset'lang'pct-encoded", decoded to UTF-8 (from
+ * UTF-8 or ISO-8859-1; NULL for another charset, a bad escape or a NUL). */
 static const char *decode_ext_value(apr_pool_t *p, const char *v)
 {
     const char *q1 = strchr(v, '\'');
     const char *q2 = q1 ? strchr(q1 + 1, '\'') : NULL;
     if (!q1 || q1 == v || !q2)
         return NULL;
+    ext_charset cs = ext_charset_of(v, (size_t)(q1 - v));
+    if (cs == EXT_OTHER)
+        return NULL;
     const char *s = q2 + 1;
-    char *out = apr_palloc(p, strlen(s) + 1);
+    char *out = apr_palloc(p, 2 * strlen(s) + 1); /* Latin-1 bytes take two */
     size_t n = 0;
     for (; *s; s++) {
-        if (*s != '%') {
-            out[n++] = *s;
-            continue;
+        unsigned char c = (unsigned char)*s;
+        if (c == '%') {
+            int hi = hex_value(s[1]);
+            int lo = hi < 0 ? -1 : hex_value(s[2]);
+            if (lo < 0 || (hi == 0 && lo == 0)) /* bad escape, or NUL */
+                return NULL;
+            c = (unsigned char)(hi * 16 + lo);
+            s += 2;
         }
-        int hi = hex_value(s[1]);
-        int lo = hi < 0 ? -1 : hex_value(s[2]);
-        if (lo < 0 || (hi == 0 && lo == 0)) /* bad escape, or NUL */
-            return NULL;
-        out[n++] = (char)(hi * 16 + lo);
-        s += 2;
+        if (cs == EXT_LATIN1 && c >= 0x80) {
+            out[n++] = (char)(0xc0 | (c >> 6));
+            out[n++] = (char)(0x80 | (c & 0x3f));
+        }
+        else
+            out[n++] = (char)c;
     }
     out[n] = '\0';
     return out;
