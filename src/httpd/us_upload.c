@@ -152,7 +152,8 @@ static int check_key(upload_ctx *u, const char *filename)
                       apr_pstrcat(p, "Invalid file name: ", why, ".", NULL));
     /* the name is the key past the prefix: a key longer than both can hold
      * no name a file may have (the blob's own key is its UUID) */
-    u->key = us_key_substitute(p, key, filename, strlen(u->doc.key_prefix) + US_NAME_MAX);
+    u->key = us_key_substitute(p, key, filename ? filename : "",
+                               strlen(u->doc.key_prefix) + US_NAME_MAX);
     if (!u->key)
         return reject(u, HTTP_BAD_REQUEST, "KeyTooLongError", "Your key is too long");
     if (strncmp(u->key, u->doc.key_prefix, strlen(u->doc.key_prefix)) != 0)
@@ -240,7 +241,9 @@ static int storage_failed(upload_ctx *u, apr_status_t rv, const char *what)
 static int start_file(upload_ctx *u, const us_mp_part *part)
 {
     const char *filename = us_filename_from_part(u->r->pool, part->filename, part->filename_star);
-    if (!filename)
+    const char *key = us_form_get(u->form, "key");
+    /* as S3: a key without ${filename} names the file by itself */
+    if (!filename && (!key || strstr(key, "${filename}")))
         return reject(u, HTTP_BAD_REQUEST, "InvalidArgument",
                       "The file part must carry a filename.");
     if ((!u->policy_checked && check_policy(u)) || check_key(u, filename) || check_session(u))

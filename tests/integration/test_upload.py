@@ -506,6 +506,11 @@ def test_reject_missing_file_part_or_filename(srv, api):
     for what, parts, status, code, msg in cases:
         s3_error(post_parts(c, url, parts), status, code, msg)
         state.assert_unchanged(what)
+    # as S3: a key without ${filename} names the file by itself
+    fixed = dict(f, key=f"{ws}/{sid}/fixed.txt")
+    no_content(post_parts(c, url, form_parts(fixed, False) + [Part("file", b"fixed")]))
+    items, _ = list_files_all(api, ws, sid)
+    assert [(i["name"], i["ingestion_status"]) for i in items] == [("fixed.txt", "PENDING")]
 
 
 @pytest.mark.posix_layout
