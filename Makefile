@@ -396,7 +396,7 @@ deb:
 
 # STORE=pgsql: a PostgreSQL under ./run/pg instead of SQLite
 # STORAGE=s3: files in a radosgw under ./run/rgw instead of ./run/state/data
-# (S3_DIRECT=On: presigned POSTs into its bucket)
+# (S3_DIRECT=On, or 1: presigned POSTs into its bucket)
 run: all
 	@STORE=$(STORE) STORAGE=$(STORAGE) S3_DIRECT=$(S3_DIRECT) bash scripts/run-httpd.sh foreground $(PORT)
 

@@ -14,6 +14,12 @@ mode=${1:-foreground}
 port=${2:-${PORT:-8080}}
 store=${STORE:-sqlite}
 storage=${STORAGE:-posix}
+# S3_DIRECT: On or Off as the directive takes it; 1/0, yes/no, true/false too
+case "${S3_DIRECT:-Off}" in
+    [Oo][Nn]|1|[Yy][Ee][Ss]|[Tt][Rr][Uu][Ee]) s3_direct=On ;;
+    [Oo][Ff][Ff]|0|[Nn][Oo]|[Ff][Aa][Ll][Ss][Ee]|"") s3_direct=Off ;;
+    *) echo "S3_DIRECT must be On or Off, not '$S3_DIRECT'" >&2; exit 2 ;;
+esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 run="$top/run"
 conf="$run/httpd.conf"
@@ -116,7 +122,7 @@ if [ "$storage" = s3 ]; then
 print("[default]\naws_access_key_id = %s\naws_secret_access_key = %s" % (i["access_key"], i["secret_key"]))' "$info" > "$run/s3-credentials")
     storage_lines="UploadSessionStorage s3 $endpoint uploads
 UploadSessionS3CredentialsFile \"$run/s3-credentials\"
-UploadSessionS3DirectUpload ${S3_DIRECT:-Off}"
+UploadSessionS3DirectUpload $s3_direct"
 elif [ "$storage" != posix ]; then
     echo "STORAGE must be posix or s3, not '$storage'" >&2
     exit 2

@@ -178,7 +178,7 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     # a second start finds the radosgw answering: the same one, the object kept
     with open(os.path.join(run_dir, "rgw", "endpoint.json")) as f:
         first = f.read()
-    out = run("start", STORAGE="s3", S3_DIRECT="On")
+    out = run("start", STORAGE="s3", S3_DIRECT="1")  # 1 is On
     assert "starting radosgw" not in out, out
     r = httpx.post(f"{ws}/upload_sessions", headers=auth, json={}, timeout=30)
     assert r.status_code == 201, r.text
@@ -191,3 +191,17 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     out = run("stop")
     assert "stopped radosgw" in out, out
     assert not os.path.exists(os.path.join(run_dir, "rgw"))
+
+
+def test_s3_direct_takes_the_usual_spellings_and_refuses_others(script_tree):
+    """S3_DIRECT=1 (or yes, true) is On, as a make variable is usually
+    written; a value that is none of them stops before anything starts."""
+    top, port, run = script_tree
+    p = subprocess.run(["bash", os.path.join(top, "scripts", "run-httpd.sh"), "start", str(port)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+                       env=dict(os.environ, STORAGE="s3", S3_DIRECT="maybe"))
+    assert (p.returncode, p.stdout) == (2, "S3_DIRECT must be On or Off, not 'maybe'\n")
+    assert not os.path.exists(os.path.join(top, "run"))
+    run("start", S3_DIRECT="yes")  # posix storage: the s3 lines are not written
+    with open(os.path.join(top, "run", "httpd.conf")) as f:
+        assert "UploadSessionS3DirectUpload" not in f.read()
