@@ -1816,6 +1816,29 @@ static void sc_workspace_file_filter(void **state)
     us_db_close(db);
 }
 
+/* A date-time compares only a date the month has: 2024-02-30 is no date
+ * (SQLite's date functions would roll it over to 1 March), on the file's
+ * metadata and on the key table alike. */
+static void sc_filter_dates_the_month_has(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    (void)state;
+    static const char *const metas[] = { "{\"d\":\"2024-02-30\"}",
+                                         "{\"d\":\"2024-02-29T12:00:00Z\"}",
+                                         "{\"d\":\"2023-02-29\"}" };
+    static const char *const names[] = { "feb30.txt", "leap.txt", "feb29-2023.txt" };
+    for (int i = 0; i < 3; i++) {
+        us_workspace_file f = sc_workspace_file(2200 + i, names[i], SC_T0 + i + 1);
+        f.meta = metas[i];
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-dates", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    SC_FILTER_IN(db, "ws-dates", "d gt 2024-02-29T00:00:00Z", "leap.txt");
+    SC_FILTER_IN(db, "ws-dates", "d ge 2023-01-01", "leap.txt");
+    SC_FILTER_IN(db, "ws-dates", "d gt 2024-02-29T00:00:00Z or d lt 2023-03-02", "leap.txt");
+    us_db_close(db);
+}
+
 /* The key table follows every write of a file's metadata: a PUT/PATCH
  * (meta swap), an overwrite, a delete; another workspace's keys never
  * count. */
@@ -2877,6 +2900,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_file_id_referenced),
         SC_TEST(sc_turn),
         SC_TEST(sc_workspace_file_filter),
+        SC_TEST(sc_filter_dates_the_month_has),
         SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_names_in_byte_order),

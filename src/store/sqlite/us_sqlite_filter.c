@@ -13,6 +13,16 @@
 /* a string that starts like a date */
 #define LOOKS_LIKE_DATE " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
 
+/* The date part is a day the month has: SQLite's julianday() takes
+ * 2024-02-30 for 2024-03-01, where PostgreSQL (and the API) refuse it; the
+ * day number of the date part alone, written back, must be that date part.
+ * x and same are the same value (each a placeholder of its own). */
+static const char *real_date(us_filter_builder *b, const char *x, const char *same)
+{
+    return apr_pstrcat(b->p, "date(julianday(substr(", x, ", 1, 10))) = substr(", same, ", 1, 10)",
+                       NULL);
+}
+
 /* The JSON path of a metadata key: $."a"."b" (keys are OData identifiers:
  * no quote can occur in them). */
 static const char *json_path(apr_pool_t *p, const us_odata_operand *o)
@@ -58,10 +68,14 @@ static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o,
                            op_sql, " ", us_filter_int_arg(b, v->integer), ", 0)", NULL);
     case US_ODATA_DATETIME: {
         /* a string that starts like a date, as an instant in milliseconds */
+        /* each use of the value binds its path again: a placeholder apiece,
+         * bound in the order of the text */
         value = json_call(b, "json_extract", path);
+        const char *in_date = real_date(b, json_call(b, "json_extract", path),
+                                        json_call(b, "json_extract", path));
         const char *again = json_call(b, "json_extract", path);
         return apr_pstrcat(b->p, "coalesce(", type, " = 'text' AND ", value,
-                           LOOKS_LIKE_DATE " AND "
+                           LOOKS_LIKE_DATE " AND ", in_date, " AND "
                            "CAST(round((julianday(", again, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
                            op_sql, " ", us_filter_int_arg(b, v->instant), ", 0)", NULL);
     }
@@ -114,6 +128,7 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
                            us_filter_int_arg(b, v->integer), NULL);
     case US_ODATA_DATETIME:
         return apr_pstrcat(b->p, t, " = 'text' AND ", val, LOOKS_LIKE_DATE " AND ",
+                           real_date(b, val, val), " AND "
                            "CAST(round((julianday(", val, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
                            op_sql, " ", us_filter_int_arg(b, v->instant), NULL);
     case US_ODATA_NULL:
