@@ -2155,6 +2155,49 @@ static void sc_overview(void **state)
     us_db_close(db);
 }
 
+/* The overview's closed and expired counts follow every change of a
+ * session's status: a close and the sweep add to them, an abort does not,
+ * and a workspace's delete takes its closed and expired sessions out. */
+static void sc_overview_ended_sessions(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_store_overview o;
+    apr_array_header_t *ids;
+    int n = -1;
+    /* by the store's clock, expired at once */
+    const long brief = sc_target->own_clock ? 0 : 10;
+    us_session s[] = {
+        sc_session(sc_uuid(pool, 1100), "ws-end", "u-end1", SC_T0, 1000),      /* closed */
+        sc_session(sc_uuid(pool, 1101), "ws-end-keep", "u-end1", SC_T0, 1000), /* closed */
+        sc_session(sc_uuid(pool, 1102), "ws-end", "u-end2", SC_T0, brief),     /* expired */
+        sc_session(sc_uuid(pool, 1103), "ws-end-keep", "u-end2", SC_T0, brief),
+        sc_session(sc_uuid(pool, 1104), "ws-end", "u-end1", SC_T0, 1000),      /* aborted */
+        sc_session(sc_uuid(pool, 1105), "ws-end", "u-end3", SC_T0, 1000),      /* open */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+        assert_int_equal(us_session_insert(db, pool, &s[i], 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-end", s[0].id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-end-keep", s[1].id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_session_abort(db, pool, "ws-end", s[4].id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
+    assert_int_equal(o.open, 1);
+    assert_int_equal(o.closed, 2);
+    assert_int_equal(o.expired, 2); /* not swept yet */
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
+    assert_int_equal(o.open, 1);
+    assert_int_equal(o.closed, 2);
+    assert_int_equal(o.expired, 2);
+    assert_int_equal(us_workspace_delete(db, pool, "ws-end", SC_T0 + 2, &ids), US_DB_OK);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0 + SC_SEC(20), &o), US_DB_OK);
+    assert_int_equal(o.open, 0);
+    assert_int_equal(o.closed, 1);
+    assert_int_equal(o.expired, 1);
+    us_db_close(db);
+}
+
 /* ---- webhook outbox ---------------------------------------------------------------- */
 
 static apr_array_header_t *sc_urls(int n, ...)
@@ -2907,6 +2950,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_many_filters_keep_answering),
         SC_TEST(sc_pool_acquire_release),
         SC_TEST(sc_overview),
+        SC_TEST(sc_overview_ended_sessions),
         SC_TEST(sc_webhook_events),
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_concurrent_claim),

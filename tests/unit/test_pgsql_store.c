@@ -676,6 +676,11 @@ static void test_concurrent_migrations(void **state)
     sc_teardown(NULL);
 }
 
+/* What the migration 12 -> 13 adds, taken out again (a database of an
+ * older schema, from the current one) */
+#define UNDO_12_TO_13                                                          \
+    "ALTER TABLE us_user_open DROP COLUMN closed, DROP COLUMN expired"
+
 /* A database of schema 6 (no key table) gets its files' keys from their
  * rows; the trigger then follows new files. */
 static void test_migration_fills_the_key_table(void **state)
@@ -703,6 +708,7 @@ static void test_migration_fills_the_key_table(void **state)
         "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
         "DROP INDEX us_sessions_late_clear",
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
+        UNDO_12_TO_13,
         "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
     };
     for (int i = 0; back_to_6[i]; i++)
@@ -751,6 +757,9 @@ static void test_migration_adds_the_create_function(void **state)
     assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
     assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP FUNCTION us_sessions_create"), 0);
+    static const char *const undo[] = { UNDO_12_TO_13 };
+    for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++)
+        assert_int_equal(apr_dbd_query(drv, h, &nrows, undo[i]), 0);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "UPDATE us_meta SET value = '10'"
                                    " WHERE name = 'schema_version'"), 0);
     assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
@@ -758,7 +767,8 @@ static void test_migration_adds_the_create_function(void **state)
                                     " WHERE name = 'schema_version') || ' ' || provolatile::text"
                                     " FROM pg_proc WHERE proname = 'us_sessions_create'", 1), 0);
     assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
-    assert_string_equal(apr_dbd_get_entry(drv, row, 0), "12 v");
+    assert_string_equal(apr_dbd_get_entry(drv, row, 0),
+                        apr_psprintf(pool, "%d v", US_PG_SCHEMA_VERSION));
     while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
         ;
     apr_dbd_close(drv, h);
@@ -824,6 +834,7 @@ static void test_migration_orders_names_by_bytes(void **state)
         "ALTER TABLE us_uploads ALTER COLUMN name TYPE text COLLATE \"default\"",
         "ALTER TABLE us_files ALTER COLUMN name TYPE text COLLATE \"default\"",
         "ALTER TABLE us_workspaces ALTER COLUMN name TYPE text COLLATE \"default\"",
+        UNDO_12_TO_13,
         "UPDATE us_meta SET value = '11' WHERE name = 'schema_version'", NULL
     };
     const char *err = NULL;
@@ -837,6 +848,67 @@ static void test_migration_orders_names_by_bytes(void **state)
     assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
     db = sc_open(pool);
     sc_odd_names_check(db);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
+/* The first column of a one-row answer on the test's database. */
+static const char *sc_answer(const char *sql)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *err = NULL;
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 1), 0);
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
+    const char *v = apr_pstrdup(pool, apr_dbd_get_entry(drv, row, 0));
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        ;
+    apr_dbd_close(drv, h);
+    return v;
+}
+
+/* A database of schema 12 (the overview counted the closed and expired
+ * rows) gets each user's counts from its rows, a user without an open
+ * session included; the statements then keep them. */
+static void test_migration_counts_closed_and_expired(void **state)
+{
+    static const char *const rows[] = {
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at, closed_at, ingest_state) VALUES"
+        " ('m1', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'OPEN', 1, 9000000000000000, NULL, 'none'),"
+        " ('m2', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m3', 'ws', 'a', 'A', 'B', 'KEEP', 0, 'EXPIRED', 1, 2, 2, 'done'),"
+        " ('m4', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m5', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
+        " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
+        "INSERT INTO us_user_open (user_id, n) VALUES ('a', 1)", /* b has no open session */
+        UNDO_12_TO_13,
+        "UPDATE us_meta SET value = '12' WHERE name = 'schema_version'", NULL
+    };
+    const char *err = NULL;
+    us_store_overview o;
+    (void)state;
+    sc_setup(NULL);
+    for (int i = 0; rows[i]; i++)
+        assert_int_equal(sc_query(rows[i]), 0);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    assert_string_equal(sc_answer("SELECT string_agg(user_id || ':' || n || ',' || closed"
+                                  " || ',' || expired, ' ' ORDER BY user_id) FROM us_user_open"),
+                        "a:1,1,1 b:0,2,0");
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0, &o), US_DB_OK);
+    assert_int_equal(o.open, 1);
+    assert_int_equal(o.closed, 3);
+    assert_int_equal(o.expired, 1);
+    assert_int_equal(us_session_close(db, pool, "ws", "m1", SC_T0), US_DB_OK);
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0, &o), US_DB_OK);
+    assert_int_equal(o.open, 0);
+    assert_int_equal(o.closed, 4);
+    assert_int_equal(o.expired, 1);
     us_db_close(db);
     sc_teardown(NULL);
 }
@@ -1009,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_migration_adds_the_create_function),
         cmocka_unit_test(test_names_in_byte_order_under_a_linguistic_collation),
         cmocka_unit_test(test_migration_orders_names_by_bytes),
+        cmocka_unit_test(test_migration_counts_closed_and_expired),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),

@@ -290,6 +290,20 @@ static const char *const MIGRATION_11_TO_12[] = {
     NULL
 };
 
+/* The overview's CLOSED and EXPIRED counts come from counters on the
+ * user's row (as SQLite's, schema 16), kept by the statements that change
+ * a session's status, where counting the rows read every session ever
+ * ended. */
+static const char *const MIGRATION_12_TO_13[] = {
+    "ALTER TABLE us_user_open ADD COLUMN closed BIGINT NOT NULL DEFAULT 0,"
+    " ADD COLUMN expired BIGINT NOT NULL DEFAULT 0",
+    "INSERT INTO us_user_open AS u (user_id, n, closed, expired)"
+    " SELECT user_id, 0, COUNT(*) FILTER (WHERE status = 'CLOSED'),"
+    " COUNT(*) FILTER (WHERE status = 'EXPIRED') FROM us_sessions GROUP BY user_id"
+    " ON CONFLICT (user_id) DO UPDATE SET closed = excluded.closed, expired = excluded.expired",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -305,6 +319,7 @@ const char *const *us_pg_sql_migration(int from)
     case 9: return MIGRATION_9_TO_10;
     case 10: return MIGRATION_10_TO_11;
     case 11: return MIGRATION_11_TO_12;
+    case 12: return MIGRATION_12_TO_13;
     default: return NULL;
     }
 }
@@ -339,12 +354,14 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT " SESSION_COLS ", q.i FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY"
         " AS q(ws, sid, i) JOIN us_sessions ON workspace = q.ws AND id = q.sid WHERE " VISIBLE },
     [US_STMT_OVERVIEW] = { "us_pg_store_overview",
-        /* one statement: one snapshot. Each count is a range of a covering
-         * index (us_sessions_expiry, us_sessions_ingest), not a table scan */
+        /* one statement: one snapshot. The open and the unswept expired
+         * sessions are ranges of us_sessions_expiry, the queue's counts of
+         * us_sessions_ingest, the closed and expired ones the users'
+         * counters (schema 13) */
         "SELECT (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
         " AND expires_at > " JUDGED_NOW "),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'CLOSED'),"
-        " (SELECT COUNT(*) FROM us_sessions WHERE status = 'EXPIRED')"
+        " (SELECT coalesce(SUM(closed), 0) FROM us_user_open),"
+        " (SELECT coalesce(SUM(expired), 0) FROM us_user_open)"
         " + (SELECT COUNT(*) FROM us_sessions WHERE status = 'OPEN'"
         " AND expires_at <= " JUDGED_NOW "),"
         OVERVIEW_INGEST_COUNTS },
@@ -358,7 +375,8 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " RETURNING user_id)"
         /* the user's counter row is there (the create made it): one row
          * changed when the session was */
-        " UPDATE us_user_open u SET n = u.n - 1 FROM c WHERE u.user_id = c.user_id" },
+        " UPDATE us_user_open u SET n = u.n - 1, closed = u.closed + 1"
+        " FROM c WHERE u.user_id = c.user_id" },
     [US_STMT_SESSION_HOLD_OPEN] = { "us_pg_session_lock_open",
         /* an upload holds its session's row until it commits: the close
          * (an UPDATE of that row) waits for it, or it sees the close */
@@ -385,7 +403,7 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US " RETURNING user_id),"
-        " d AS (UPDATE us_user_open u SET n = u.n - c.k"
+        " d AS (UPDATE us_user_open u SET n = u.n - c.k, expired = u.expired + c.k"
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM e" },
@@ -521,8 +539,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
         " FROM (SELECT id, status AS was FROM us_sessions WHERE workspace = %s AND " VISIBLE
         " FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
-        " d AS (UPDATE us_user_open u SET n = u.n - k.n"
-        " FROM (SELECT user_id, COUNT(*) AS n FROM c WHERE was = 'OPEN' GROUP BY user_id) k"
+        " d AS (UPDATE us_user_open u SET n = u.n - k.n, closed = u.closed - k.closed,"
+        " expired = u.expired - k.expired"
+        " FROM (SELECT user_id, COUNT(*) FILTER (WHERE was = 'OPEN') AS n,"
+        " COUNT(*) FILTER (WHERE was = 'CLOSED') AS closed,"
+        " COUNT(*) FILTER (WHERE was = 'EXPIRED') AS expired FROM c GROUP BY user_id) k"
         " WHERE u.user_id = k.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM c" },
     [US_STMT_WORKSPACE_FILES_DROP] = { "us_pg_workspace_files_drop",
