@@ -351,6 +351,11 @@
 /* a text file's length in characters (NULL: not a text file, or one from before it) */
 #define MIGRATE_FILES_CHARACTERS "ALTER TABLE us_files ADD COLUMN characters BIGINT"
 #define MIGRATE_WEBHOOK_DUE "CREATE INDEX us_webhook_due ON us_webhook_outbox (state, next_at)"
+/* the rows that hold an error (failed ones are kept): the stats' last
+ * error and its time are its last entry, whatever the outbox holds */
+#define MIGRATE_WEBHOOK_LAST_ERROR                                                   \
+    "CREATE INDEX us_webhook_last_error ON us_webhook_outbox (last_attempt_at, id)" \
+    " WHERE last_error IS NOT NULL"
 /* direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
  * us_store.h) and the ETag its listing recorded per upload */
 #define MIGRATE_SESSIONS_DIRECT "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0"

@@ -679,6 +679,7 @@ static void test_concurrent_migrations(void **state)
 /* What the migration 12 -> 13 adds, taken out again (a database of an
  * older schema, from the current one) */
 #define UNDO_12_TO_13                                                          \
+    "DROP INDEX us_webhook_last_error",                                        \
     "ALTER TABLE us_user_open DROP COLUMN closed, DROP COLUMN expired"
 
 /* A database of schema 6 (no key table) gets its files' keys from their
@@ -913,6 +914,125 @@ static void test_migration_counts_closed_and_expired(void **state)
     sc_teardown(NULL);
 }
 
+/* The plan of a statement on the test's database, every line: its
+ * arguments (%s, %lld) as '' and 0, run (EXPLAIN ANALYZE). */
+static const char *sc_plan(const char *sql)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *err = NULL;
+    const char *text = "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) ", *plan = "";
+    for (const char *c = sql; *c;) {
+        if (strncmp(c, "%lld", 4) == 0) {
+            text = apr_pstrcat(pool, text, "0", NULL);
+            c += 4;
+        } else if (strncmp(c, "%s", 2) == 0) {
+            text = apr_pstrcat(pool, text, "''", NULL);
+            c += 2;
+        } else {
+            text = apr_pstrcat(pool, text, apr_pstrndup(pool, c, 1), NULL);
+            c++;
+        }
+    }
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, text, 0), 0);
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        plan = apr_pstrcat(pool, plan, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
+    apr_dbd_close(drv, h);
+    return plan;
+}
+
+/* The times of the plan's scans of a table, by its name and alias. */
+static int sc_seq_scans(const char *plan, const char *table)
+{
+    int n = 0;
+    const char *needle = apr_pstrcat(pool, "Seq Scan on ", table, " ", NULL);
+    for (const char *at = strstr(plan, needle); at; at = strstr(at + 1, needle))
+        n++;
+    return n;
+}
+
+/* The most rows a node of the plan read from a table (EXPLAIN ANALYZE's
+ * actual rows per loop, times its loops). */
+static long sc_rows_read(const char *plan, const char *table)
+{
+    long most = 0;
+    const char *needle = apr_pstrcat(pool, " on ", table, " ", NULL);
+    for (const char *at = strstr(plan, needle); at; at = strstr(at + 1, needle)) {
+        const char *actual = strstr(at, "(actual ");
+        const char *eol = strchr(at, '\n');
+        long rows = 0, loops = 0;
+        assert_non_null(actual);
+        assert_true(eol == NULL || actual < eol);
+        const char *r = strstr(actual, " rows="), *l = strstr(actual, " loops=");
+        assert_non_null(r);
+        assert_non_null(l);
+        rows = strtol(r + 6, NULL, 10);
+        loops = strtol(l + 7, NULL, 10);
+        if (rows * loops > most)
+            most = rows * loops;
+    }
+    return most;
+}
+
+/* The status page's reads on a store that has ended many sessions and
+ * kept many failed webhook rows: the overview reads the users' counters
+ * and the open sessions' index, not us_sessions; the webhook stats' last
+ * error and its time are the last entry of us_webhook_last_error (the
+ * count of the failed rows reads them all, by whichever plan). */
+static void test_status_reads_seek(void **state)
+{
+    static const char *const seed[] = {
+        "INSERT INTO us_sessions (id, workspace, user_id, given_name, family_name, write_mode,"
+        " parallel, status, created_at, expires_at, closed_at, ingest_state)"
+        " SELECT 'c' || i, 'ws' || (i % 50), 'u' || (i % 200), 'A', 'B', 'KEEP', 1,"
+        " CASE WHEN i % 4 = 0 THEN 'EXPIRED' ELSE 'CLOSED' END, i, i + 1000, i + 1, 'done'"
+        " FROM generate_series(1, 20000) i",
+        "INSERT INTO us_user_open (user_id, n, closed, expired)"
+        " SELECT user_id, 0, COUNT(*) FILTER (WHERE status = 'CLOSED'),"
+        " COUNT(*) FILTER (WHERE status = 'EXPIRED') FROM us_sessions GROUP BY user_id",
+        "INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+        " uploaded_files, finished_files, failed_files, attempts, state, last_error,"
+        " last_attempt_at)"
+        " SELECT 'session.ingested', 'c' || i, 'ws', 'http://h/' || (i % 3), i, 1, 1, 0, 8,"
+        " 'failed', 'HTTP 500', 1000000 + i FROM generate_series(1, 20000) i",
+        "VACUUM ANALYZE us_sessions", "VACUUM ANALYZE us_user_open",
+        "VACUUM ANALYZE us_webhook_outbox", NULL
+    };
+    (void)state;
+    sc_setup(NULL);
+    for (int i = 0; seed[i]; i++)
+        assert_int_equal(sc_query(seed[i]), 0);
+    const char *overview = sc_plan(us_pg_sql_statement(US_STMT_OVERVIEW)->sql);
+    const char *stats = sc_plan(us_pg_sql_statement(US_STMT_WEBHOOK_STATS)->sql);
+    if (getenv("US_SHOW_PLANS"))
+        print_message("%s\n%s", overview, stats);
+    assert_null(strstr(overview, "Seq Scan on us_sessions"));
+    assert_null(strstr(overview, "Bitmap Heap Scan on us_sessions"));
+    assert_int_equal(sc_rows_read(overview, "us_sessions"), 0); /* none open */
+    /* the failed rows' count alone */
+    assert_true(sc_seq_scans(stats, "us_webhook_outbox") <= 1);
+    assert_non_null(strstr(stats, "Index Scan Backward using us_webhook_last_error"));
+    assert_non_null(strstr(stats, "Index Only Scan Backward using us_webhook_last_error"));
+    us_db *db = sc_open(pool);
+    us_store_overview o;
+    us_webhook_stats w;
+    assert_int_equal(us_store_overview_read(db, pool, SC_T0, &o), US_DB_OK);
+    assert_int_equal(o.open, 0);
+    assert_int_equal(o.closed, 15000);
+    assert_int_equal(o.expired, 5000);
+    assert_int_equal(us_webhook_stats_read(db, pool, &w), US_DB_OK);
+    assert_int_equal(w.pending, 0);
+    assert_int_equal(w.failed, 20000);
+    assert_string_equal(w.last_error, "HTTP 500");
+    assert_int_equal(w.last_error_at, 1000000 + 20000);
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 /* The node registry: a name is one instance's while its heartbeat is fresh
  * by the database's clock; the same instance (a graceful restart), a named
  * dead one, or a stale heartbeat gives it up. */
@@ -1082,6 +1202,7 @@ int main(void)
         cmocka_unit_test(test_names_in_byte_order_under_a_linguistic_collation),
         cmocka_unit_test(test_migration_orders_names_by_bytes),
         cmocka_unit_test(test_migration_counts_closed_and_expired),
+        cmocka_unit_test(test_status_reads_seek),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),

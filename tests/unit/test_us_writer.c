@@ -493,6 +493,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         " ('m5', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
         " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
         "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
+        "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, rows);
@@ -685,6 +686,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
     static const char *const back_to_14[] = {
         "DROP INDEX us_sessions_late_clear",
         "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
+        "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, back_to_14);
@@ -973,7 +975,7 @@ static void test_hot_statements_seek(void **state)
         US_STMT_SESSION_GET,
         US_STMT_SESSION_HOLD_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
         US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
-        US_STMT_INGEST_RUNNING,
+        US_STMT_INGEST_RUNNING, US_STMT_OVERVIEW, US_STMT_WEBHOOK_STATS,
     };
     us_db *db = open_db(pool);
     (void)state;
@@ -981,7 +983,17 @@ static void test_hot_statements_seek(void **state)
         const us_stmt_def *def = us_sql_statement(hot[i]);
         for (const char **s = plan_steps(db, def); *s; s++) {
             const char *step = *s;
-            if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0)
+            if (getenv("US_SHOW_PLANS"))
+                print_message("%s: %s\n", def->label, step);
+            /* the overview sums the users' counters: a row per user; the
+             * webhook stats' last error is the first entry of its index
+             * walked backwards (LIMIT 1, no sort) */
+            if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0 &&
+                !(hot[i] == US_STMT_OVERVIEW && strcmp(step, "SCAN us_user_open") == 0) &&
+                !(hot[i] == US_STMT_WEBHOOK_STATS &&
+                  strcmp(step, "SCAN us_webhook_outbox USING INDEX us_webhook_last_error") == 0))
+                fail_msg("%s: %s", def->label, step);
+            if (hot[i] == US_STMT_WEBHOOK_STATS && strstr(step, "TEMP B-TREE"))
                 fail_msg("%s: %s", def->label, step);
         }
     }

@@ -293,7 +293,7 @@ static const char *const MIGRATION_11_TO_12[] = {
 /* The overview's CLOSED and EXPIRED counts come from counters on the
  * user's row (as SQLite's, schema 16), kept by the statements that change
  * a session's status, where counting the rows read every session ever
- * ended. */
+ * ended; the outbox's last error is a seek of its failed rows' index. */
 static const char *const MIGRATION_12_TO_13[] = {
     "ALTER TABLE us_user_open ADD COLUMN closed BIGINT NOT NULL DEFAULT 0,"
     " ADD COLUMN expired BIGINT NOT NULL DEFAULT 0",
@@ -301,6 +301,7 @@ static const char *const MIGRATION_12_TO_13[] = {
     " SELECT user_id, 0, COUNT(*) FILTER (WHERE status = 'CLOSED'),"
     " COUNT(*) FILTER (WHERE status = 'EXPIRED') FROM us_sessions GROUP BY user_id"
     " ON CONFLICT (user_id) DO UPDATE SET closed = excluded.closed, expired = excluded.expired",
+    MIGRATE_WEBHOOK_LAST_ERROR,
     NULL
 };
 

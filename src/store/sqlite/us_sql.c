@@ -366,6 +366,13 @@ static const char *const MIGRATION_16_TO_17[] = {
     NULL
 };
 
+/* The webhook stats' last error and its time: the last entry of the rows
+ * that hold one, not a scan of the outbox, whose failed rows stay. */
+static const char *const MIGRATION_17_TO_18[] = {
+    MIGRATE_WEBHOOK_LAST_ERROR,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -396,6 +403,7 @@ const char *const *us_sql_migration(int from)
     case 14: return MIGRATION_14_TO_15;
     case 15: return MIGRATION_15_TO_16;
     case 16: return MIGRATION_16_TO_17;
+    case 17: return MIGRATION_17_TO_18;
     default: return NULL;
     }
 }
