@@ -238,21 +238,25 @@ typedef struct {
     long long size;
     int is_meta;                   /* name ends in .meta.json */
     apr_time_t uploaded_at;
-    long long max_files;           /* raw files the session may hold; 0: unlimited */
+    long long max_files;           /* raw files the session may hold, and sidecars; 0: unlimited */
 } us_upload_record;
 
 /* Records a completed upload: the session must still be OPEN and not past
  * expires_at (else US_DB_CONFLICT and nothing changes); a new raw name
- * counts towards uploaded_files, and is refused with US_DB_LIMIT (nothing
- * changes) when the session holds u->max_files raw files already (0: no
- * limit; a known name and sidecars are never refused by it); a known name is replaced and *old_blob is
- * set to the blob it pointed to (the caller deletes it), else NULL.
+ * counts towards uploaded_files, a new sidecar name towards the session's
+ * sidecar count (kept apart, not shown), and a new name is refused with
+ * US_DB_LIMIT (nothing changes) when the session holds u->max_files names
+ * of its kind already: raw files for a raw name, sidecars for a sidecar
+ * (0: no limit; a known name is never refused by it); a known name is
+ * replaced and *old_blob is set to the blob it pointed to (the caller
+ * deletes it), else NULL.
  * Atomic against the close and the expiry of its session (the OPEN check,
  * the row and the count change together; see us_session_close) and against
  * commits of the same name: they apply one after the other, and each
  * replaced blob is handed to exactly one caller. Atomic against the other
- * commits of the session for max_files: of concurrent new names exactly
- * max_files - uploaded_files succeed. */
+ * commits of the session for max_files: of concurrent new raw names exactly
+ * max_files - uploaded_files succeed, of concurrent new sidecar names
+ * exactly max_files less the sidecars held. */
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,
                           const char **old_blob);
 

@@ -130,21 +130,23 @@ static us_db_rc upload_body(us_db *db, apr_pool_t *p, void *arg)
         const void *args[] = { u->blob, &size, u->sha256, &at, u->session_id, u->name };
         return us_exec(db, p, US_STMT_UPLOAD_REPLACE, args, &nrows);
     }
-    if (!u->is_meta && u->max_files > 0) { /* the session is held: the count is final */
+    /* raw files and sidecars are counted apart, each against max_files */
+    if (u->max_files > 0) { /* the session is held: the count is final */
         long long held = 0;
         const void *held_args[] = { u->session_id };
-        if ((rc = us_select(db, p, US_STMT_SESSION_UPLOADED, held_args, us_row_to_ll, &held,
-                            NULL)) != US_DB_OK)
+        if ((rc = us_select(db, p, u->is_meta ? US_STMT_SESSION_SIDECARS : US_STMT_SESSION_UPLOADED,
+                            held_args, us_row_to_ll, &held, NULL)) != US_DB_OK)
             return rc;
         if (held >= u->max_files)
             return US_DB_LIMIT;
     }
     const void *args[] = { u->session_id, u->name, u->blob, &size, u->sha256, &is_meta,
                            &at, u->file_ingestion_id };
-    if ((rc = us_exec(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK || u->is_meta)
+    if ((rc = us_exec(db, p, US_STMT_UPLOAD_INSERT, args, &nrows)) != US_DB_OK)
         return rc;
     const void *count_args[] = { u->session_id };
-    return us_exec(db, p, US_STMT_SESSION_COUNT_UPLOAD, count_args, &nrows);
+    return us_exec(db, p, u->is_meta ? US_STMT_SESSION_COUNT_SIDECAR : US_STMT_SESSION_COUNT_UPLOAD,
+                   count_args, &nrows);
 }
 
 us_db_rc us_upload_commit(us_db *db, apr_pool_t *p, const us_upload_record *u, apr_time_t now,

@@ -188,6 +188,10 @@
       "UPDATE us_sessions SET uploaded_files = uploaded_files + 1 WHERE id = %s")             \
     X(SESSION_UPLOADED, "session_uploaded",                                                   \
       "SELECT uploaded_files FROM us_sessions WHERE id = %s")                                 \
+    X(SESSION_COUNT_SIDECAR, "session_count_sidecar",                                         \
+      "UPDATE us_sessions SET uploaded_sidecars = uploaded_sidecars + 1 WHERE id = %s")       \
+    X(SESSION_SIDECARS, "session_sidecars",                                                   \
+      "SELECT uploaded_sidecars FROM us_sessions WHERE id = %s")                              \
     X(FILES_LIST_ALL, "session_files_list_all", FILE_LIST(FILE_ALL, FILE_PAGE_TAIL))          \
     X(FILES_LIST_STATUS, "session_files_list_status", FILE_LIST(FILE_STATUS, FILE_PAGE_TAIL)) \
     X(FILES_AFTER_ALL, "session_files_after_all", FILE_LIST(FILE_ALL, FILE_AFTER_TAIL))       \
@@ -360,5 +364,13 @@
  * us_store.h) and the ETag its listing recorded per upload */
 #define MIGRATE_SESSIONS_DIRECT "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0"
 #define MIGRATE_UPLOADS_ETAG "ALTER TABLE us_uploads ADD COLUMN etag TEXT"
+/* A session's sidecar names, counted as uploaded_files counts its raw
+ * files (the bound of UploadSessionMaxFilesPerSession on sidecars); the
+ * open sessions' count from their uploads, the others' is read no more. */
+#define MIGRATE_SESSIONS_SIDECARS \
+    "ALTER TABLE us_sessions ADD COLUMN uploaded_sidecars BIGINT NOT NULL DEFAULT 0"
+#define MIGRATE_SESSIONS_SIDECARS_COUNT                                                   \
+    "UPDATE us_sessions SET uploaded_sidecars = (SELECT COUNT(*) FROM us_uploads u"       \
+    " WHERE u.session_id = us_sessions.id AND u.is_meta = 1) WHERE status = 'OPEN'"
 
 #endif

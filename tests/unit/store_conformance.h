@@ -867,7 +867,8 @@ static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
 }
 
 /* Concurrent uploads of new names never exceed max_files; refused ones
- * count nowhere; a known name and a sidecar are still taken at the limit. */
+ * count nowhere; a known name and a first sidecar are still taken at the
+ * limit (sidecars are counted apart: sc_max_sidecars_per_session). */
 static void sc_max_files_per_session(void **state)
 {
     us_db *db = sc_open(pool);
@@ -914,6 +915,114 @@ static void sc_max_files_per_session(void **state)
     assert_null(old);
     assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, SC_MAX_FILES);
+    us_db_close(db);
+}
+
+static void sc_max_sidecars_work(us_db *db, apr_pool_t *p, int i)
+{
+    const char *old;
+    for (int k = 0; k < 4; k++) {
+        us_upload_record u;
+        memset(&u, 0, sizeof(u));
+        u.session_id = sc_uuid(p, 490);
+        u.name = apr_psprintf(p, "f%d-%d.txt.meta.json", i, k);
+        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
+        u.sha256 = "00";
+        u.file_ingestion_id = sc_uuid(p, 491000 + i * 10 + k);
+        u.size = 1;
+        u.is_meta = 1;
+        u.uploaded_at = SC_T0;
+        u.max_files = SC_MAX_FILES;
+        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
+        sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
+    }
+}
+
+/* Sidecars have a bound of their own, max_files: of concurrent new sidecar
+ * names exactly max_files are taken, the rest refused with US_DB_LIMIT and
+ * recorded nowhere; they leave uploaded_files and the raw files' bound
+ * alone; a known sidecar name is still taken at the limit. */
+static void sc_max_sidecars_per_session(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 490), "ws-maxmeta", "u-maxmeta", SC_T0, 100), got;
+    int ok = 0, limited = 0, other = 0;
+    (void)state;
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    sc_run_threads(sc_max_sidecars_work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0];
+        limited += sc_results[i][1];
+        other += sc_results[i][2];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, SC_MAX_FILES);
+    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+    assert_int_equal(us_session_get(db, pool, "ws-maxmeta", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, 0);
+    /* the sidecars taken: each name either recorded or refused */
+    int recorded = 0;
+    for (int i = 0; i < SC_THREADS; i++)
+        for (int k = 0; k < 4; k++) {
+            const char *blob = NULL;
+            assert_int_equal(us_upload_blob(db, pool, s.id,
+                                            apr_psprintf(pool, "f%d-%d.txt.meta.json", i, k),
+                                            &blob),
+                             US_DB_OK);
+            if (blob) {
+                assert_string_equal(blob, apr_psprintf(pool, "blob-%d-%d", i, k));
+                recorded++;
+            }
+        }
+    assert_int_equal(recorded, SC_MAX_FILES);
+    us_upload_record u;
+    const char *old = NULL, *taken = NULL;
+    memset(&u, 0, sizeof(u));
+    u.session_id = s.id;
+    u.sha256 = "00";
+    u.file_ingestion_id = sc_uuid(pool, 499001);
+    u.size = 2;
+    u.is_meta = 1;
+    u.max_files = SC_MAX_FILES;
+    /* a new sidecar name: refused, nothing recorded */
+    u.name = "one-more.txt.meta.json";
+    u.blob = "blob-more";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_LIMIT);
+    assert_null(old);
+    assert_int_equal(us_upload_blob(db, pool, s.id, "one-more.txt.meta.json", &old), US_DB_OK);
+    assert_null(old);
+    /* a sidecar name held: replaced */
+    for (int i = 0; i < SC_THREADS && !taken; i++)
+        for (int k = 0; k < 4 && !taken; k++) {
+            const char *name = apr_psprintf(pool, "f%d-%d.txt.meta.json", i, k), *blob = NULL;
+            assert_int_equal(us_upload_blob(db, pool, s.id, name, &blob), US_DB_OK);
+            if (blob)
+                taken = name;
+        }
+    assert_non_null(taken);
+    u.name = taken;
+    u.blob = "blob-again";
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    assert_non_null(old);
+    assert_int_equal(us_upload_blob(db, pool, s.id, taken, &old), US_DB_OK);
+    assert_string_equal(old, "blob-again");
+    /* a raw file: its own bound, none held */
+    u.name = "raw.txt";
+    u.is_meta = 0;
+    u.blob = "blob-raw";
+    u.file_ingestion_id = sc_uuid(pool, 499002);
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    assert_null(old);
+    assert_int_equal(us_session_get(db, pool, "ws-maxmeta", s.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.uploaded_files, 1);
+    /* no limit (0): a new sidecar is taken */
+    u.name = "unbounded.txt.meta.json";
+    u.is_meta = 1;
+    u.blob = "blob-unbounded";
+    u.file_ingestion_id = sc_uuid(pool, 499003);
+    u.max_files = 0;
+    assert_int_equal(us_upload_commit(db, pool, &u, SC_T0, &old), US_DB_OK);
+    assert_null(old);
     us_db_close(db);
 }
 
@@ -2926,6 +3035,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_concurrent_abort_and_close),
         SC_TEST(sc_abort_vs_uploads),
         SC_TEST(sc_max_files_per_session),
+        SC_TEST(sc_max_sidecars_per_session),
         SC_TEST(sc_expire_sweep),
         SC_TEST(sc_concurrent_claim),
         SC_TEST(sc_claim_returns_the_claimed_session),

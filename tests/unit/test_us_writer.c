@@ -432,10 +432,11 @@ static void test_counter_follows_close_and_expiry(void **state)
     us_db_close(db);
 }
 
-/* Schema 16 undone on a store of the current schema: schema 15's
- * triggers, no counts of closed and expired, the expiry index on every
- * status. */
+/* Schemas 19 and 16 undone on a store of the current schema: no count of
+ * a session's sidecars, schema 15's triggers, no counts of closed and
+ * expired, the expiry index on every status. */
 static const char *const UNDO_SCHEMA_16[] = {
+    "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars",
     "DROP TRIGGER us_user_open_insert", "DROP TRIGGER us_user_open_update",
     "DROP TRIGGER us_user_open_delete",
     "ALTER TABLE us_user_open DROP COLUMN closed", "ALTER TABLE us_user_open DROP COLUMN expired",
@@ -550,6 +551,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP TRIGGER us_webhook_expired", "DROP TRIGGER us_webhook_ingested", /* 6 -> 7 */
         "DROP TABLE us_webhook_outbox", "DROP TABLE us_webhook_targets",
         "DROP TABLE us_workspaces", /* 7 -> 8 */
+        "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars", /* 18 -> 19 */
         "DROP INDEX us_files_ws_created", /* 16 -> 17 */
         "CREATE INDEX us_files_ws_created ON us_files (workspace, created_at DESC, file_id DESC)",
         "CREATE INDEX us_uploads_pending ON us_uploads (session_id, is_meta, ingestion_status, name)",
@@ -697,6 +699,54 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
     assert_string_equal(answer(db, "SELECT group_concat(direct, ',') FROM (SELECT direct FROM"
                                    " us_sessions INDEXED BY us_sessions_late_clear"
                                    " WHERE direct NOT IN (0, 3) ORDER BY direct)"), "1,2,4");
+    us_db_close(db);
+}
+
+/* A store of schema 18 (sidecars not counted) gets its open sessions'
+ * sidecar counts from their uploads; the bound of max_files then holds for
+ * the sidecars uploaded before the migration. */
+static void test_migration_19_counts_the_sidecars(void **state)
+{
+    us_db *db = open_db(pool);
+    const char *err = NULL, *old = NULL;
+    (void)state;
+    us_session s = make(pool, 5200, "u18", 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, T0), US_DB_OK);
+    us_upload_record u;
+    memset(&u, 0, sizeof(u));
+    u.session_id = s.id;
+    u.sha256 = "00";
+    u.size = 1;
+    u.uploaded_at = T0;
+    static const char *const names[] = { "a.txt", "a.txt.meta.json", "b.txt.meta.json" };
+    for (int i = 0; i < 3; i++) {
+        u.name = names[i];
+        u.blob = apr_psprintf(pool, "blob-%d", i);
+        u.file_ingestion_id = apr_psprintf(pool, "00000000-0000-4000-8000-%012d", 5210 + i);
+        u.is_meta = i > 0;
+        assert_int_equal(us_upload_commit(db, pool, &u, T0, &old), US_DB_OK);
+    }
+    static const char *const back_to_18[] = {
+        "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars",
+        "UPDATE us_meta SET value = '18' WHERE name = 'schema_version'", NULL
+    };
+    run_sql(db, back_to_18);
+    us_db_close(db);
+    assert_int_equal(us_store_migrate(fixture_cfg(dbpath), pool, &err), US_DB_OK);
+    db = open_db(pool);
+    assert_string_equal(answer(db, "SELECT value FROM us_meta WHERE name = 'schema_version'"),
+                        apr_itoa(pool, US_SCHEMA_VERSION));
+    assert_string_equal(answer(db, "SELECT uploaded_files || ' ' || uploaded_sidecars"
+                                   " FROM us_sessions WHERE id = '00000000-0000-4000-8000-000000005200'"),
+                        "1 2");
+    u.max_files = 2;
+    u.name = "c.txt.meta.json";
+    u.blob = "blob-3";
+    u.file_ingestion_id = "00000000-0000-4000-8000-000000005213";
+    assert_int_equal(us_upload_commit(db, pool, &u, T0, &old), US_DB_LIMIT);
+    u.name = "b.txt.meta.json";
+    assert_int_equal(us_upload_commit(db, pool, &u, T0, &old), US_DB_OK);
+    assert_string_equal(old, "blob-2");
     us_db_close(db);
 }
 
@@ -1211,6 +1261,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counter_follows_close_and_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_existing_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_15_keeps_the_late_clear_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_19_counts_the_sidecars, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_insert_evaluates_no_in_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_builds_no_ephemeral_btree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_counts_closed_and_expired, setup, teardown),

@@ -305,6 +305,14 @@ static const char *const MIGRATION_12_TO_13[] = {
     NULL
 };
 
+/* A session's sidecars counted as its raw files are, for the bound of
+ * UploadSessionMaxFilesPerSession on them (us_upload_commit). */
+static const char *const MIGRATION_13_TO_14[] = {
+    MIGRATE_SESSIONS_SIDECARS,
+    MIGRATE_SESSIONS_SIDECARS_COUNT,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -321,6 +329,7 @@ const char *const *us_pg_sql_migration(int from)
     case 10: return MIGRATION_10_TO_11;
     case 11: return MIGRATION_11_TO_12;
     case 12: return MIGRATION_12_TO_13;
+    case 13: return MIGRATION_13_TO_14;
     default: return NULL;
     }
 }

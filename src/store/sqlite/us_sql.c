@@ -373,6 +373,14 @@ static const char *const MIGRATION_17_TO_18[] = {
     NULL
 };
 
+/* A session's sidecars counted as its raw files are, for the bound of
+ * UploadSessionMaxFilesPerSession on them (us_upload_commit). */
+static const char *const MIGRATION_18_TO_19[] = {
+    MIGRATE_SESSIONS_SIDECARS,
+    MIGRATE_SESSIONS_SIDECARS_COUNT,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -404,6 +412,7 @@ const char *const *us_sql_migration(int from)
     case 15: return MIGRATION_15_TO_16;
     case 16: return MIGRATION_16_TO_17;
     case 17: return MIGRATION_17_TO_18;
+    case 18: return MIGRATION_18_TO_19;
     default: return NULL;
     }
 }
