@@ -58,6 +58,7 @@ typedef struct {
 /* What a listing left out, by cause. */
 typedef struct {
     long long over;     /* raw files past max_files */
+    long long sidecars; /* sidecars whose raw file is not kept (max_files > 0) */
     long long unnamed;  /* no valid file name, or an earlier key's */
     long long late;     /* written after written_by */
 } us_listing_left_out;
@@ -74,9 +75,10 @@ apr_time_t us_direct_written_by(const us_session *s);
  * (us_listed_object, by name; ids from us_uuid_of_name of the key,
  * uploaded_at = now). Left out, and counted in *left (may be NULL):
  * objects written after written_by (> 0: the close, and a skew), raw files
- * past max_files (> 0) in key order, objects whose key gives no valid file
- * name or the name of an object before them in key order. The storage's
- * status on failure. */
+ * past max_files (> 0) in key order, with max_files > 0 the sidecars whose
+ * raw file is not kept (past max_files, or absent: at most max_files
+ * sidecars then), objects whose key gives no valid file name or the name
+ * of an object before them in key order. The storage's status on failure. */
 apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *session_id,
                                long long max_files, apr_time_t written_by, apr_time_t now,
                                apr_array_header_t **objects, us_listing_left_out *left);

@@ -518,8 +518,8 @@ apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *sessio
                                apr_array_header_t **objects, us_listing_left_out *left)
 {
     apr_array_header_t *objs;
-    apr_hash_t *names = apr_hash_make(p);
-    us_listing_left_out out = { 0, 0, 0 };
+    apr_hash_t *names = apr_hash_make(p), *files = apr_hash_make(p); /* files: raw ones kept */
+    us_listing_left_out out = { 0, 0, 0, 0 };
     long long raw = 0;
     apr_status_t rv = us_storage_session_objects(st, p, session_id, &objs);
     if (rv != APR_SUCCESS)
@@ -527,37 +527,53 @@ apr_status_t us_ingest_listing(us_storage *st, apr_pool_t *p, const char *sessio
     if (objs->nelts > 1)
         qsort(objs->elts, (size_t)objs->nelts, sizeof(us_storage_object), by_blob);
     *objects = apr_array_make(p, objs->nelts > 0 ? objs->nelts : 1, sizeof(us_listed_object));
-    for (int i = 0; i < objs->nelts; i++) {
-        const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
-        /* uploaded after the close: the upload target refuses those */
-        if (written_by > 0 && o->modified > written_by) {
-            out.late++;
-            continue;
+    const char **named = apr_pcalloc(p, sizeof(char *) * (apr_size_t)(objs->nelts + 1));
+    for (int i = 0; i < objs->nelts; i++)
+        named[i] = listing_name(p, APR_ARRAY_IDX(objs, i, us_storage_object).blob);
+    /* the raw files (and the keys of no name) first, then the sidecars,
+     * each in key order: a sidecar is kept when its file is */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < objs->nelts; i++) {
+            const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
+            const char *name = named[i];
+            int meta = name && is_meta_name(name);
+            if (meta != pass)
+                continue;
+            /* uploaded after the close: the upload target refuses those */
+            if (written_by > 0 && o->modified > written_by) {
+                out.late++;
+                continue;
+            }
+            /* two keys of one name ("a b", "a%20b"): the first in key order */
+            if (!name || apr_hash_get(names, name, APR_HASH_KEY_STRING)) {
+                out.unnamed++;
+                continue;
+            }
+            if (max_files > 0 &&
+                (meta ? !apr_hash_get(files, name, (apr_ssize_t)(strlen(name) -
+                                                                 (sizeof(US_META_SUFFIX) - 1)))
+                      : raw >= max_files)) {
+                if (meta)
+                    out.sidecars++;
+                else
+                    out.over++;
+                continue;
+            }
+            apr_hash_set(names, name, APR_HASH_KEY_STRING, name);
+            if (!meta)
+                apr_hash_set(files, name, APR_HASH_KEY_STRING, name);
+            raw += !meta;
+            us_listed_object *l = apr_array_push(*objects);
+            char *id = apr_palloc(p, 37);
+            us_uuid_of_name(p, session_id, o->blob, id);
+            l->name = name;
+            l->blob = o->blob;
+            l->etag = o->etag;
+            l->file_ingestion_id = id;
+            l->size = o->size;
+            l->is_meta = meta;
+            l->uploaded_at = now;
         }
-        const char *name = listing_name(p, o->blob);
-        /* two keys of one name ("a b", "a%20b"): the first in key order */
-        if (!name || apr_hash_get(names, name, APR_HASH_KEY_STRING)) {
-            out.unnamed++;
-            continue;
-        }
-        int meta = is_meta_name(name);
-        if (!meta && max_files > 0 && raw >= max_files) {
-            out.over++;
-            continue;
-        }
-        apr_hash_set(names, name, APR_HASH_KEY_STRING, name);
-        raw += !meta;
-        us_listed_object *l = apr_array_push(*objects);
-        char *id = apr_palloc(p, 37);
-        us_uuid_of_name(p, session_id, o->blob, id);
-        l->name = name;
-        l->blob = o->blob;
-        l->etag = o->etag;
-        l->file_ingestion_id = id;
-        l->size = o->size;
-        l->is_meta = meta;
-        l->uploaded_at = now;
-    }
     if ((*objects)->nelts > 1)
         qsort((*objects)->elts, (size_t)(*objects)->nelts, sizeof(us_listed_object), by_name);
     if (left)
@@ -652,6 +668,10 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_log(cfg->log, US_LOG_WARN, 0, 1018, "ingest: session %s: %" APR_INT64_T_FMT " files "
                "past UploadSessionMaxFilesPerSession (%" APR_INT64_T_FMT ") left out and removed",
                s->id, (apr_int64_t)left.over, (apr_int64_t)cfg->max_files);
+    if (recorded && left.sidecars)
+        us_log(cfg->log, US_LOG_WARN, 0, 1028, "ingest: session %s: %" APR_INT64_T_FMT " sidecars "
+               "of files not kept (UploadSessionMaxFilesPerSession %" APR_INT64_T_FMT ") left out "
+               "and removed", s->id, (apr_int64_t)left.sidecars, (apr_int64_t)cfg->max_files);
     if (recorded && left.unnamed)
         us_log(cfg->log, US_LOG_WARN, 0, 1026, "ingest: session %s: %" APR_INT64_T_FMT " objects "
                "whose key is no valid file name (or another's name) left out and removed",

@@ -660,6 +660,41 @@ static void test_direct_names_from_keys(void **state)
     us_db_close(db);
 }
 
+/* With UploadSessionMaxFilesPerSession N a direct session keeps its first
+ * N raw files by key and the sidecars of those alone (at most N): a
+ * sidecar of a file left out, of no file, or of a sidecar is left out too,
+ * counted apart; without the limit all are kept. */
+static void test_direct_sidecars_past_max_files(void **state)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *objs;
+    us_listing_left_out left;
+    (void)state;
+    s = new_direct_session(db, "w-direct-maxmeta");
+    static const char *const keys[] = { "a.txt", "a.txt.meta.json", "a.txt.meta.json.meta.json",
+                                        "b.txt", "b.txt.meta.json", "c.txt", "c.txt.meta.json",
+                                        "orphan.txt.meta.json" };
+    for (int i = 0; i < 8; i++)
+        put_direct(s.id, keys[i], "{}");
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 2, 0, 1, &objs, &left),
+                     APR_SUCCESS);
+    static const char *const kept[] = { "a.txt", "a.txt.meta.json", "b.txt", "b.txt.meta.json" };
+    assert_int_equal(objs->nelts, 4);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(APR_ARRAY_IDX(objs, i, us_listed_object).name, kept[i]);
+    assert_int_equal(left.over, 1);
+    assert_int_equal(left.sidecars, 3);
+    assert_int_equal(left.unnamed, 0);
+    assert_int_equal(left.late, 0);
+    assert_int_equal(us_ingest_listing(cfg.storage, pool, s.id, 0, 0, 1, &objs, &left),
+                     APR_SUCCESS);
+    assert_int_equal(objs->nelts, 8);
+    assert_int_equal(left.over, 0);
+    assert_int_equal(left.sidecars, 0);
+    us_db_close(db);
+}
+
 /* An object written after its session's close (beyond the clock skew
  * allowed) is not the session's, whenever the listing runs: left out of
  * the listing, of the counters and of the workspace, and removed with the
@@ -1545,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
         cmocka_unit_test(test_stop_mid_batch),
         cmocka_unit_test(test_direct_names_from_keys),
+        cmocka_unit_test(test_direct_sidecars_past_max_files),
         cmocka_unit_test(test_direct_objects_after_the_close_left_out),
     };
     return sqlite_fixture_run("us_ingest", tests, setup, teardown);
