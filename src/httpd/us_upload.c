@@ -14,6 +14,7 @@
 #include "request_body.h"
 #include "us_storage.h"
 #include "us_filename.h"
+#include "us_ingest.h"
 #include "response.h"
 #include "us_form.h"
 #include "us_multipart.h"
@@ -249,6 +250,9 @@ static int start_file(upload_ctx *u, const us_mp_part *part)
     if ((!u->policy_checked && check_policy(u)) || check_key(u, filename) || check_session(u))
         return 1;
     u->max = u->doc.max_bytes < u->c->max_file_size ? u->doc.max_bytes : u->c->max_file_size;
+    /* ingestion reads no more of a sidecar */
+    if (us_filename_is_meta(u->name) && u->max > US_META_MAX_BYTES)
+        u->max = US_META_MAX_BYTES;
     if (open_blob(u))
         return 1;
     u->part = PART_FILE;
