@@ -4,10 +4,12 @@ Each test runs its own httpd."""
 import datetime as dt
 import os
 import time
+import urllib.parse
 
 from us_testkit.ingest import close_and_wait, list_ws_files, new_session, session_files, upload_one
 from us_testkit.procs import wait_for
-from us_testkit.uploads import s3_error, upload
+from us_testkit.uploads import (MSG_TOO_LARGE, form_parts, multipart, raw_post, s3_error,
+                                upload)
 from us_testkit.api import (assert_ts_between, check, close_session, create_session, detail_of,
                             e_enum_write_mode, e_le, get_status, list_all, list_sessions,
                             parse_ts, sessions_path, utcnow, v422)
@@ -99,7 +101,8 @@ def test_max_lifetime_caps_expires_in_seconds(server_factory):
 def test_max_files_per_session_refuses_new_names_past_it(server_factory):
     """UploadSessionMaxFilesPerSession 3: the fourth new name is refused by
     the upload target like a policy violation (403 AccessDenied, S3's XML)
-    and counted nowhere; a name uploaded again and a sidecar still pass."""
+    and counted nowhere; a name uploaded again and a first sidecar still
+    pass (sidecars have a bound of their own)."""
     s = server_factory(extra=["UploadSessionMaxFilesPerSession 3"])
     c = s.client(s.user_all)
     ws = "ws-max-files"
@@ -127,3 +130,61 @@ def test_max_files_per_session_refuses_new_names_past_it(server_factory):
     sid2, cfg2 = new_session(c, ws)
     upload_one(c, cfg2, "d.txt", b"d")
     assert get_status(c, ws, sid2)["uploaded_files"] == 1
+
+
+def test_max_files_per_session_bounds_sidecars(server_factory):
+    """UploadSessionMaxFilesPerSession 2 bounds the sidecars apart from the
+    raw files: the third new sidecar name is refused as the third new file
+    name is (403 AccessDenied, S3's XML), a sidecar name sent again is
+    taken, and the raw files still have their 2."""
+    s = server_factory(extra=["UploadSessionMaxFilesPerSession 2"])
+    c = s.client(s.user_all)
+    ws = "ws-max-sidecars"
+    sid, cfg = new_session(c, ws)
+    full = "Invalid according to Policy: the upload session holds its maximum of 2 files."
+    upload_one(c, cfg, "a.txt.meta.json", b'{"k": 1}')
+    upload_one(c, cfg, "b.txt.meta.json", b'{"k": 2}')
+    s3_error(upload(c, cfg, "c.txt.meta.json", b'{"k": 3}'), 403, "AccessDenied", full)
+    s3_error(upload(c, cfg, "orphan.meta.json", b"{}"), 403, "AccessDenied", full)
+    upload_one(c, cfg, "a.txt.meta.json", b'{"k": "again"}')
+    upload_one(c, cfg, "a.txt", b"a")
+    upload_one(c, cfg, "b.txt", b"b")
+    s3_error(upload(c, cfg, "c.txt", b"c"), 403, "AccessDenied", full)
+    s3_error(upload(c, cfg, "d.txt.meta.json", b"{}"), 403, "AccessDenied", full)
+    st = get_status(c, ws, sid)
+    assert st["uploaded_files"] == 2, st
+    assert sorted(session_files(c, ws, sid)) == ["a.txt", "b.txt"]
+    if s.storage == "posix":
+        # the refused uploads and the replaced sidecar left nothing behind
+        left = os.path.join(s.dir, "state", "data", "sessions", sid)
+        assert len(os.listdir(left)) == 4, os.listdir(left)
+    close_and_wait(c, ws, sid, 2)
+    files = {i["name"]: i for i in list_ws_files(s, c, ws)}
+    assert sorted(files) == ["a.txt", "b.txt"], files
+    assert files["a.txt"]["meta"] == {"k": "again"}, files["a.txt"]
+    assert files["b.txt"]["meta"] == {"k": 2}, files["b.txt"]
+
+
+def test_sidecar_above_1_mib_is_too_large(server_factory):
+    """A sidecar's limit is 1 MiB (what ingestion reads of one) whatever
+    UploadSessionMaxFileSize allows: 1 MiB + 1 is refused with 400
+    EntityTooLarge and recorded nowhere; 1 MiB, and a raw file above it,
+    are taken."""
+    mib = 1024 * 1024
+    s = server_factory(extra=["UploadSessionMaxFileSize 2M"])
+    c = s.client(s.user_all)
+    ws = "ws-big-sidecar"
+    sid, cfg = new_session(c, ws)
+    path = urllib.parse.urlsplit(cfg["url"]).path
+    for n in (mib + 1, 2 * mib):
+        body, ctype = multipart(form_parts(cfg["fields"], "big.bin.meta.json", b" " * n))
+        resp, _ = raw_post(s.port, path, {"Content-Type": ctype,
+                                          "Content-Length": str(len(body))}, [body])
+        assert resp is not None, "no answer"
+        s3_error(resp, 400, "EntityTooLarge", MSG_TOO_LARGE)
+    upload_one(c, cfg, "big.bin", b"x" * (mib + 1))
+    upload_one(c, cfg, "big.bin.meta.json", b'{"k": 1}' + b" " * (mib - 8))
+    assert get_status(c, ws, sid)["uploaded_files"] == 1
+    close_and_wait(c, ws, sid, 1)
+    [f] = list_ws_files(s, c, ws)
+    assert (f["name"], f["size"], f["meta"]) == ("big.bin", mib + 1, {"k": 1}), f
