@@ -421,7 +421,7 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
                   "largest file one upload may carry, e.g. 5G (default)"),
     AP_INIT_TAKE1("UploadSessionMaxFilesPerSession", set_max_files, NULL, RSRC_CONF,
-                  "files (sidecars not counted) one session may receive (default unlimited)"),
+                  "files one session may receive, and as many sidecars (default unlimited)"),
     AP_INIT_TAKE1("UploadSessionBusyTimeout", set_busy_timeout, NULL, RSRC_CONF,
                   "ms an SQLite statement waits for another process's lock (default 1000)"),
     AP_INIT_TAKE1("UploadSessionIngestThreads", set_ingest_threads, NULL, RSRC_CONF,
