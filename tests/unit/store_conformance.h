@@ -847,23 +847,31 @@ static void sc_abort_vs_uploads(void **state)
 
 #define SC_MAX_FILES 13
 
-static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
+/* Thread i's four new names (sidecars when is_meta) into session n, each
+ * counted in sc_results[i]: taken, refused at the limit, anything else. */
+static void sc_capped_uploads(us_db *db, apr_pool_t *p, int i, int n, int is_meta)
 {
     const char *old;
     for (int k = 0; k < 4; k++) {
         us_upload_record u;
         memset(&u, 0, sizeof(u));
-        u.session_id = sc_uuid(p, 480);
-        u.name = apr_psprintf(p, "f%d-%d.txt", i, k);
+        u.session_id = sc_uuid(p, n);
+        u.name = apr_psprintf(p, "f%d-%d.txt%s", i, k, is_meta ? ".meta.json" : "");
         u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
         u.sha256 = "00";
-        u.file_ingestion_id = sc_uuid(p, 481000 + i * 10 + k);
+        u.file_ingestion_id = sc_uuid(p, (n + 1) * 1000 + i * 10 + k);
         u.size = 1;
+        u.is_meta = is_meta;
         u.uploaded_at = SC_T0;
         u.max_files = SC_MAX_FILES;
         us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
         sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
     }
+}
+
+static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
+{
+    sc_capped_uploads(db, p, i, 480, 0);
 }
 
 /* Concurrent uploads of new names never exceed max_files; refused ones
@@ -920,22 +928,7 @@ static void sc_max_files_per_session(void **state)
 
 static void sc_max_sidecars_work(us_db *db, apr_pool_t *p, int i)
 {
-    const char *old;
-    for (int k = 0; k < 4; k++) {
-        us_upload_record u;
-        memset(&u, 0, sizeof(u));
-        u.session_id = sc_uuid(p, 490);
-        u.name = apr_psprintf(p, "f%d-%d.txt.meta.json", i, k);
-        u.blob = apr_psprintf(p, "blob-%d-%d", i, k);
-        u.sha256 = "00";
-        u.file_ingestion_id = sc_uuid(p, 491000 + i * 10 + k);
-        u.size = 1;
-        u.is_meta = 1;
-        u.uploaded_at = SC_T0;
-        u.max_files = SC_MAX_FILES;
-        us_db_rc rc = us_upload_commit(db, p, &u, SC_T0, &old);
-        sc_results[i][rc == US_DB_OK ? 0 : rc == US_DB_LIMIT ? 1 : 2]++;
-    }
+    sc_capped_uploads(db, p, i, 490, 1);
 }
 
 /* Sidecars have a bound of their own, max_files: of concurrent new sidecar
