@@ -528,9 +528,11 @@ static int post_begin(void *ctx, const us_mp_part *part)
     else if (x->file_done)
         return 0; /* only the first `file` part is read */
     /* the name as sent, as FastAPI takes it: the SDK sends it with httpx,
-     * which does not percent-quote it */
+     * which does not percent-quote it (a copy: the part's header goes with
+     * the next part) */
     x->name = x->file_name ? x->file_name
-              : part->filename_star ? part->filename_star : part->filename;
+              : apr_pstrdup(x->r->pool, part->filename_star ? part->filename_star
+                                                            : part->filename);
     if (!x->name)
         return post_fail(x, HTTP_BAD_REQUEST, "The file part must carry a filename.");
     const char *why = us_filename_problem(x->name);
