@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *name = us_filename_from_part(pool, s, NULL);
     if (name && !us_filename_problem(name) && (strchr(name, '/') || strcmp(name, "..") == 0))
         abort(); /* a name that could leave the session directory */
-    (void)us_key_substitute(pool, s, "x", US_KEY_MAX);
+    (void)us_key_substitute(pool, s, "x", US_NAME_MAX);
     apr_pool_clear(pool);
     return 0;
 }
