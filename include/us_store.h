@@ -141,14 +141,14 @@ void us_store_release(us_store *st, us_db *db, int broken);
 /* The connection holds resources only closing gives back and should not be
  * pooled again (SQLite: statements prepared for many different filters). */
 int us_db_worn_out(us_db *db);
-/* The last write transaction (BEGIN ... COMMIT: us_upload_commit,
- * us_workspace_file_add and the other multi-statement writes) failed
- * (US_DB_BUSY, US_DB_ERROR) where it may have been committed all the same:
- * PostgreSQL lost the connection while its COMMIT was under way. A
- * one-statement write does not say. Then, as for US_DB_NOT_DURABLE, keep
- * whatever its rows would refer to (a blob left unrecorded is cleared with
- * its session, or swept as a file no row refers to). Call before releasing
- * db. */
+/* The last write (us_upload_commit, us_workspace_file_add, any write)
+ * failed (US_DB_BUSY, US_DB_ERROR) where it may have been committed all the
+ * same: PostgreSQL lost the connection while its COMMIT, or a one-statement
+ * write, was under way. Then, as for US_DB_NOT_DURABLE, keep whatever its
+ * rows would refer to (a blob left unrecorded is cleared with its session,
+ * or swept as a file no row refers to). Call before releasing db. The
+ * session create, close and abort look for themselves (they read the
+ * session back). */
 int us_db_outcome_unknown(us_db *db);
 
 /* ---- queries -------------------------------------------------------------
@@ -156,7 +156,8 @@ int us_db_outcome_unknown(us_db *db);
  * whatever other connections (threads, processes, machines) run at the same
  * time. Reads promise nothing beyond one consistent row unless said. Writes
  * return once durable; US_DB_BUSY / US_DB_ERROR mean nothing changed (and
- * US_DB_NOT_DURABLE that it changed but may not survive a crash).
+ * US_DB_NOT_DURABLE that it changed but may not survive a crash), unless
+ * us_db_outcome_unknown says it may have.
  * `now` is the caller's clock. Where an operation judges a session's
  * expires_at (its derived status, the is_expired filter, the open-session
  * limit, the OPEN check of a close, abort or upload, the overview), a
@@ -175,7 +176,10 @@ int us_db_outcome_unknown(us_db *db);
  * are the times stored. A backend whose clock several machines share
  * (PostgreSQL) stores its own: created_at its clock at the insert,
  * expires_at that plus the lifetime asked (expires_at - created_at), so a
- * node's skewed clock cannot make a session expire early or late. */
+ * node's skewed clock cannot make a session expire early or late.
+ * An insert whose outcome is unknown (us_db_outcome_unknown) reads the
+ * session back by its id: there, it is US_DB_OK; not there, the failure
+ * stands. */
 us_db_rc us_session_insert(us_db *db, apr_pool_t *p, us_session *s,
                            int max_open, apr_time_t now);
 us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
@@ -186,7 +190,9 @@ us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace,
  * the expiry sweep: of concurrent closes exactly one gets US_DB_OK, the
  * others US_DB_CONFLICT. Atomic against us_upload_commit: every upload
  * committed before the close counts in uploaded_files and is ingested;
- * every later one is refused with US_DB_CONFLICT. */
+ * every later one is refused with US_DB_CONFLICT. A close whose outcome
+ * is unknown (us_db_outcome_unknown) reads the session back: CLOSED is
+ * US_DB_OK, whether this close made it or a concurrent one did. */
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
 /* Discards an OPEN session (not past expires_at) and its uploads, without
@@ -198,7 +204,8 @@ us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace,
  * when the session is not OPEN. Atomic against closes, expiry and other
  * aborts as us_session_close is (exactly one of them wins), and against
  * us_upload_commit: an upload committed before the abort is discarded with
- * it, every later one is refused with US_DB_CONFLICT. */
+ * it, every later one is refused with US_DB_CONFLICT. An abort whose
+ * outcome is unknown reads the session back: absent is US_DB_OK. */
 us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace,
                           const char *id, apr_time_t now);
 /* One page of a list: by offset, or next to a cursor (an id of the list).

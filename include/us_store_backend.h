@@ -200,8 +200,8 @@ struct us_store_backend {
     /* optional: the connection asks to be closed instead of pooled again
      * (it holds resources that only closing gives back) */
     int (*worn_out)(us_db *db);
-    /* optional: the last write transaction failed where it may have been
-     * committed all the same (us_db_outcome_unknown) */
+    /* optional: the last write failed where it may have been committed all
+     * the same (us_db_outcome_unknown) */
     int (*outcome_unknown)(us_db *db);
     void (*clear_error)(us_db *db);
     /* what error() says next (copied) */

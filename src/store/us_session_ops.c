@@ -8,6 +8,7 @@
  */
 #include "us_ops.h"
 
+#include <apr_strings.h>
 #include <string.h>
 
 us_db_rc us_session_get(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
@@ -41,6 +42,25 @@ typedef struct {
     apr_time_t now;
 } end_args;
 
+/* A close or abort that lost its connection where the change may have been
+ * made (us_db_outcome_unknown): the session is read back. Ended as asked
+ * (CLOSED; gone, for an abort): done - by this change, or by a concurrent
+ * one if this one never arrived; either way what was asked holds, and a
+ * client's retry would only get a 409 or 404. Else the failure stands. */
+static us_db_rc ended_after_all(us_db *db, apr_pool_t *p, const end_args *a, us_db_rc rc,
+                                const char *ended)
+{
+    if (rc != US_DB_BUSY || !us_db_outcome_unknown(db))
+        return rc;
+    char *err = apr_pstrdup(p, us_db_error(db));
+    us_session s;
+    us_db_rc got = us_session_get(db, p, a->workspace, a->id, a->now, &s);
+    if (ended ? got == US_DB_OK && !strcmp(s.status, ended) : got == US_DB_NOTFOUND)
+        return US_DB_OK;
+    db->backend->set_error(db, err);
+    return rc;
+}
+
 us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const char *id,
                           apr_time_t now)
 {
@@ -48,7 +68,11 @@ us_db_rc us_session_close(us_db *db, apr_pool_t *p, const char *workspace, const
     int nrows = 0;
     const void *args[] = { &t, workspace, id, &t };
     us_db_rc rc = us_write_one(db, p, US_STMT_SESSION_CLOSE, args, &nrows);
-    if (rc != US_DB_OK || nrows == 1)
+    if (rc != US_DB_OK) {
+        end_args a = { workspace, id, now };
+        return ended_after_all(db, p, &a, rc, "CLOSED");
+    }
+    if (nrows == 1)
         return rc;
     return not_open(db, p, workspace, id, now);
 }
@@ -73,7 +97,7 @@ us_db_rc us_session_abort(us_db *db, apr_pool_t *p, const char *workspace, const
                           apr_time_t now)
 {
     end_args a = { workspace, id, now };
-    return us_write_txn(db, p, abort_body, &a);
+    return ended_after_all(db, p, &a, us_write_txn(db, p, abort_body, &a), NULL);
 }
 
 static void row_to_overview(const us_row *r, apr_pool_t *p, void *out)

@@ -420,7 +420,13 @@ static us_db_rc pg_run(us_pg_db *db, apr_pool_t *p, pg_txn_fn fn, void *arg, int
             if (rc == US_DB_OK || db->broken)
                 return rc;
         }
-        else if (txn && !db->broken) {
+        else if (!txn) {
+            /* a statement that lost its connection (not one that found
+             * none: h is gone then) was committed if the server got that
+             * far before the answer was lost */
+            db->outcome_unknown = db->broken && db->h;
+        }
+        else if (!db->broken) {
             char err[US_PG_ERR_MAX];
             snprintf(err, sizeof(err), "%s", db->err ? db->err : "unknown error");
             int deadlock = db->deadlock, lock_timeout = db->lock_timeout;
@@ -623,6 +629,7 @@ typedef struct {
  * one commit (a WAL flush) for them all; a call that fails leaves each
  * create to run alone, as if it had come by itself. */
 #define CREATE_ALONE (-1)
+#define CREATE_UNKNOWN (-2) /* its batch's statement lost its connection */
 
 typedef struct {
     us_group_item *item;
@@ -748,14 +755,42 @@ static void create_batch(void *ctx, us_group_item *const *items, int n)
                 break;
         }
         us_db_rc rc = create_run(l->db, l->p, sorted + i, j - i);
+        int unknown = rc != US_DB_OK && l->db->outcome_unknown;
         if (rc != US_DB_OK)
             for (int k = i; k < j; k++)
                 /* the leader's create alone reports its failure; any other
                  * runs again on its own connection, which then tells its
-                 * own failure (the message is on the connection) */
-                sorted[k].item->rc = j - i == 1 && sorted[k].item == l->own ? (int)rc
-                                                                            : CREATE_ALONE;
+                 * own failure (the message is on the connection), unless
+                 * the batch may have created it */
+                sorted[k].item->rc = unknown ? CREATE_UNKNOWN
+                                     : j - i == 1 && sorted[k].item == l->own ? (int)rc
+                                                                               : CREATE_ALONE;
     }
+}
+
+/* A create whose statement lost its connection was committed if the
+ * server got that far: the session is read back by its id (its id is new,
+ * so a row is this create's). Not there, or the database still away: a 503
+ * as for any lost statement, and the client's retry creates another. */
+static us_db_rc create_read_back(us_pg_db *db, apr_pool_t *p, insert_args *a)
+{
+    char err[US_PG_ERR_MAX];
+    snprintf(err, sizeof(err), "%s", db->err ? db->err : "connection lost");
+    apr_int64_t t = a->now;
+    const void *args[] = { &t, a->s->id };
+    us_session got;
+    us_db_rc rc = select_session(db, p, US_STMT_SESSION_BY_ID, args, &got);
+    if (rc == US_DB_OK && !strcmp(got.user_id, a->s->user_id) &&
+        !strcmp(got.workspace, a->s->workspace)) {
+        us_log(db->conf->log, US_LOG_INFO, 0, US_LOGNO_PG_BROKEN,
+               "session %s was created before its connection was lost", a->s->id);
+        a->created_at = got.created_at;
+        a->expires_at = got.expires_at;
+        return US_DB_OK;
+    }
+    set_err(db, "%s", err);
+    db->outcome_unknown = 1;
+    return US_DB_BUSY;
 }
 
 static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int max_open,
@@ -772,7 +807,11 @@ static us_db_rc pg_session_insert(us_db *base, apr_pool_t *p, us_session *s, int
         rc = create_run(db, p, &slot, 1);
         if (rc == US_DB_OK)
             rc = item.rc;
+        else if (db->outcome_unknown)
+            rc = CREATE_UNKNOWN;
     }
+    if (rc == CREATE_UNKNOWN)
+        rc = create_read_back(db, p, &a);
     if (rc == US_DB_OK) {
         s->created_at = a.created_at;
         s->expires_at = a.expires_at;
