@@ -10,6 +10,14 @@ is, while everything else passes at loopback speed.
 
 Bytes are relayed unchanged, so signed requests (SigV4 signs the Host
 header the client sent) stay valid. Uses only the standard library.
+
+With cut=True a matching chunk is sent on at once, and the connection is
+then cut where the answer to it would come back: the answer is dropped and
+both ends are closed, what a network cut or a server's crash does to a
+request the server has carried out (a database statement committed whose
+client never hears so). One connection is cut so, the first whose client
+sends chunks matching each of match's patterns in turn (bytes: one; a
+compiled regular expression matches where it finds itself).
 """
 
 import socket
@@ -17,16 +25,28 @@ import threading
 import time
 
 
+def found(pattern, data):
+    """Whether pattern (bytes, any case; or a compiled regular expression)
+    is in data."""
+    return pattern.search(data) if hasattr(pattern, "search") else pattern in data.lower()
+
+
 class SlowLink:
     """Relays 127.0.0.1:self.port to target ("host", port), holding each
     client chunk that contains match (case-insensitive) for delay seconds
-    first. Use as a context manager or call close()."""
+    first, or with cut, cutting the connection where its answer comes. Use
+    as a context manager or call close()."""
 
-    def __init__(self, target, delay, match):
+    def __init__(self, target, delay, match, cut=False):
         self.target = target
         self.delay = delay
-        self.match = match.lower()
-        self.delayed = 0  # chunks held so far
+        if cut and isinstance(match, bytes):
+            match = [match]
+        self.match = [m if hasattr(m, "search") else m.lower() for m in match] if cut \
+            else match.lower()
+        self.cut = cut
+        self._armed = False  # with cut: a connection sent the patterns
+        self.delayed = 0  # chunks held (or, with cut, answers dropped) so far
         self._lock = threading.Lock()
         self._socks = []
         self._closed = False
@@ -77,12 +97,13 @@ class SlowLink:
                 continue
             if not (self._track(client) and self._track(upstream)):
                 continue
-            threading.Thread(target=self._pump, args=(client, upstream, True),
+            asked = [0]  # with cut: how many of the patterns were sent, in turn
+            threading.Thread(target=self._pump, args=(client, upstream, True, asked),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False),
+            threading.Thread(target=self._pump, args=(upstream, client, False, asked),
                              daemon=True).start()
 
-    def _pump(self, src, dst, slow):
+    def _pump(self, src, dst, from_client, asked):
         """src to dst until either end closes; then both are shut down so
         the other direction ends too."""
         try:
@@ -90,7 +111,16 @@ class SlowLink:
                 data = src.recv(65536)
                 if not data:
                     break
-                if slow and self.match in data.lower():
+                if not from_client and self.cut and asked[0] == len(self.match):
+                    with self._lock:
+                        self.delayed += 1
+                    break  # the answer is lost with the connection
+                if from_client and self.cut:
+                    with self._lock:
+                        if not self._armed and found(self.match[asked[0]], data):
+                            asked[0] += 1
+                            self._armed = asked[0] == len(self.match)
+                elif from_client and self.match in data.lower():
                     with self._lock:
                         self.delayed += 1
                     time.sleep(self.delay)
