@@ -869,6 +869,23 @@ static void sc_capped_uploads(us_db *db, apr_pool_t *p, int i, int n, int is_met
     }
 }
 
+/* Runs work on SC_THREADS threads, each trying 4 new names: exactly
+ * SC_MAX_FILES are taken, the rest refused with US_DB_LIMIT, none fails
+ * otherwise. */
+static void sc_run_capped(sc_work_fn *work)
+{
+    int ok = 0, limited = 0, other = 0;
+    sc_run_threads(work);
+    for (int i = 0; i < SC_THREADS; i++) {
+        ok += sc_results[i][0];
+        limited += sc_results[i][1];
+        other += sc_results[i][2];
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, SC_MAX_FILES);
+    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+}
+
 static void sc_max_files_work(us_db *db, apr_pool_t *p, int i)
 {
     sc_capped_uploads(db, p, i, 480, 0);
@@ -883,18 +900,9 @@ static void sc_max_files_per_session(void **state)
     us_session s = sc_session(sc_uuid(pool, 480), "ws-max", "u-max", SC_T0, 100), got;
     apr_array_header_t *rows;
     long long total = -1;
-    int ok = 0, limited = 0, other = 0;
     (void)state;
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
-    sc_run_threads(sc_max_files_work);
-    for (int i = 0; i < SC_THREADS; i++) {
-        ok += sc_results[i][0];
-        limited += sc_results[i][1];
-        other += sc_results[i][2];
-    }
-    assert_int_equal(other, 0);
-    assert_int_equal(ok, SC_MAX_FILES);
-    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+    sc_run_capped(sc_max_files_work);
     assert_int_equal(us_session_get(db, pool, "ws-max", s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, SC_MAX_FILES);
     assert_int_equal(sc_files_list(db, s.id, NULL, 100, 0, &rows, &total), US_DB_OK);
@@ -939,18 +947,9 @@ static void sc_max_sidecars_per_session(void **state)
 {
     us_db *db = sc_open(pool);
     us_session s = sc_session(sc_uuid(pool, 490), "ws-maxmeta", "u-maxmeta", SC_T0, 100), got;
-    int ok = 0, limited = 0, other = 0;
     (void)state;
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
-    sc_run_threads(sc_max_sidecars_work);
-    for (int i = 0; i < SC_THREADS; i++) {
-        ok += sc_results[i][0];
-        limited += sc_results[i][1];
-        other += sc_results[i][2];
-    }
-    assert_int_equal(other, 0);
-    assert_int_equal(ok, SC_MAX_FILES);
-    assert_int_equal(limited, SC_THREADS * 4 - SC_MAX_FILES);
+    sc_run_capped(sc_max_sidecars_work);
     assert_int_equal(us_session_get(db, pool, "ws-maxmeta", s.id, SC_T0, &got), US_DB_OK);
     assert_int_equal(got.uploaded_files, 0);
     /* the sidecars taken: each name either recorded or refused */

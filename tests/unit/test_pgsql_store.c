@@ -854,23 +854,32 @@ static void test_migration_orders_names_by_bytes(void **state)
     sc_teardown(NULL);
 }
 
-/* The first column of a one-row answer on the test's database. */
-static const char *sc_answer(const char *sql)
+/* The first column of every row sql answers on the test's database, one
+ * line each (a newline after each). */
+static const char *sc_column_lines(const char *sql)
 {
     const apr_dbd_driver_t *drv = NULL;
     apr_dbd_t *h = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *err = NULL;
+    const char *err = NULL, *lines = "";
     assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
     assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
-    assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 1), 0);
-    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
-    const char *v = apr_pstrdup(pool, apr_dbd_get_entry(drv, row, 0));
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 0), 0);
     while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
-        ;
+        lines = apr_pstrcat(pool, lines, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
     apr_dbd_close(drv, h);
-    return v;
+    return lines;
+}
+
+/* The first column of a one-row answer on the test's database. */
+static const char *sc_answer(const char *sql)
+{
+    const char *lines = sc_column_lines(sql);
+    const char *end = strchr(lines, '\n');
+    assert_non_null(end);
+    assert_string_equal(end + 1, ""); /* one row */
+    return apr_pstrndup(pool, lines, (apr_size_t)(end - lines));
 }
 
 /* A database of schema 12 (the overview counted the closed and expired
@@ -919,12 +928,7 @@ static void test_migration_counts_closed_and_expired(void **state)
  * arguments (%s, %lld) as '' and 0, run (EXPLAIN ANALYZE). */
 static const char *sc_plan(const char *sql)
 {
-    const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *err = NULL;
-    const char *text = "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) ", *plan = "";
+    const char *text = "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) ";
     for (const char *c = sql; *c;) {
         if (strncmp(c, "%lld", 4) == 0) {
             text = apr_pstrcat(pool, text, "0", NULL);
@@ -937,13 +941,7 @@ static const char *sc_plan(const char *sql)
             c++;
         }
     }
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
-    assert_int_equal(apr_dbd_select(drv, pool, h, &res, text, 0), 0);
-    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
-        plan = apr_pstrcat(pool, plan, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
-    apr_dbd_close(drv, h);
-    return plan;
+    return sc_column_lines(text);
 }
 
 /* The times of the plan's scans of a table, by its name and alias. */

@@ -40,8 +40,9 @@
  * also hashed below what the disk and mod_dav reach
  * (bench/p3_upload_callgrind.py: the hash is 96 % of the instructions of
  * an upload). The chunks form a ring: memory stays at RING chunks whatever
- * the size, and a slow disk or hasher slows the reader. The writer takes up to BATCH chunks per writev(2), so a slow
- * disk gets bigger writes while the reader fills the rest of the ring.
+ * the size, and a slow disk or hasher slows the reader. The writer takes up
+ * to BATCH chunks per writev(2), so a slow disk gets bigger writes while the
+ * reader fills the rest of the ring.
  *
  * A large file is written with O_DIRECT where the file system takes it: the
  * disk reads the chunks straight from our buffers, instead of a copy into
@@ -637,7 +638,8 @@ int us_blob_sweep(apr_pool_t *p, const char *dir, const us_logger *lg)
         return 0;
     }
     while (us_dir_next(d, &fi, APR_FINFO_NAME | APR_FINFO_TYPE)) {
-        if ((fi.valid & APR_FINFO_TYPE) && fi.filetype == APR_REG && is_temp_name(fi.name) && writer_gone(p, dir, fi.name) &&
+        if ((fi.valid & APR_FINFO_TYPE) && fi.filetype == APR_REG && is_temp_name(fi.name) &&
+            writer_gone(p, dir, fi.name) &&
             remove_entry(lg, 1202, "startup sweep", apr_pstrcat(p, dir, "/", fi.name, NULL)))
             removed++;
     }
