@@ -410,16 +410,30 @@ static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *met
     return rv;
 }
 
-/* An APR status for an answer that is not a 2xx; 5xx is an outage. */
+/* An APR status for an answer that is not a 2xx; 5xx, a throttle (429) and
+ * a request timeout (408) are an outage: trying again later may work. */
 static apr_status_t from_http(long status)
 {
     if (status == 404)
         return APR_ENOENT;
     if (status == 403 || status == 401)
         return APR_EACCES;
-    if (status >= 500 || status == 0)
+    if (status >= 500 || status == 0 || status == 429 || status == 408)
         return APR_EAGAIN;
     return APR_EGENERAL;
+}
+
+/* Error codes S3 clients are told to retry whatever the status they come
+ * with (a 400 RequestTimeout; a CompleteMultipartUpload's 200 holding an
+ * error document). */
+static int retryable_code(const char *code)
+{
+    static const char *const codes[] = { "InternalError", "SlowDown", "ServiceUnavailable",
+                                         "RequestTimeout" };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (!strcmp(code, codes[i]))
+            return 1;
+    return 0;
 }
 
 /* One S3 failure, logged without credentials: the code of the error document. */
@@ -432,7 +446,7 @@ static apr_status_t failed(const us_storage *st, int msgno, const char *what, co
         sscanf(b + 6, "%63[^<]", code);
     us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP %ld %s", what, key ? key : "(bucket)",
            status, code);
-    return from_http(status);
+    return retryable_code(code) ? APR_EAGAIN : from_http(status);
 }
 
 /* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
@@ -1092,8 +1106,10 @@ static apr_status_t read_small(us_storage *st, apr_pool_t *p, const char *key, a
                                char **data, apr_size_t *len)
 {
     s3_xfer x = { 0 };
-    x.cap = max;
-    x.buf = apr_palloc(p, max + 1);
+    us_buf got;
+    /* grown as the bytes come: a sidecar of 20 bytes takes little, not max */
+    us_buf_init(&got, p, max);
+    x.resp = &got;
     apr_status_t rv = s3_send(st, p, "GET", key, NULL, NULL, &x);
     if (rv != APR_SUCCESS)
         return rv;
@@ -1102,10 +1118,9 @@ static apr_status_t read_small(us_storage *st, apr_pool_t *p, const char *key, a
     if (x.overflow)
         return APR_INCOMPLETE;
     if (x.status != 200)
-        return failed(st, 1214, "reading", key, x.status, NULL);
-    x.buf[x.got] = '\0';
-    *data = x.buf;
-    *len = x.got;
+        return failed(st, 1214, "reading", key, x.status, got.data);
+    *data = got.data ? got.data : apr_pstrdup(p, "");
+    *len = got.len;
     return APR_SUCCESS;
 }
 
