@@ -319,10 +319,31 @@ static int send_unsatisfiable(request_rec *r, apr_off_t size)
     return OK;
 }
 
-static int send_blob(request_rec *r, const us_srv_conf *c, const us_workspace_file *f)
+#define NO_FILE "There's no file with the ID '%s' in the workspace."
+
+/* Whether a file whose bytes were not found has no row any more: a delete
+ * took it between the read of its row and the open of its bytes, so it is
+ * answered as if the delete had come first. With its row there, its bytes
+ * are lost: an error. */
+static int file_deleted(request_rec *r, const us_srv_conf *c, const char *ws, const char *id)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    us_workspace_file f;
+    if (!c->store || us_store_acquire(c->store, &db, &err) != US_DB_OK)
+        return 0;
+    us_db_rc rc = us_workspace_file_get(db, r->pool, ws, id, &f);
+    us_store_release(c->store, db, rc == US_DB_ERROR);
+    return rc == US_DB_NOTFOUND;
+}
+
+static int send_blob(request_rec *r, const us_srv_conf *c, const char *ws,
+                     const us_workspace_file *f)
 {
     us_storage_reader *rd;
     apr_status_t rv = us_storage_file_open(c->storage, r->pool, f->file_id, &rd);
+    if (APR_STATUS_IS_ENOENT(rv) && file_deleted(r, c, ws, f->file_id))
+        return us_send_detail(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, NO_FILE, f->file_id));
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
                   r, USLOGNO(0301) "file %s: its bytes are unreadable",
@@ -366,7 +387,6 @@ static int send_raw(request_rec *r, int status, const char *text)
 
 /* ---- the endpoints on one file: /files/{file_id}[/meta] ------------------------ */
 
-#define NO_FILE "There's no file with the ID '%s' in the workspace."
 
 /* What an endpoint on one file does at each step of with_file_id. */
 typedef struct {
@@ -415,19 +435,23 @@ static int with_file_id(request_rec *r, us_srv_conf *c, const char *ws, const ch
 typedef struct {
     us_workspace_file f;
     int meta_only;
+    const char *ws;
 } get_ctx;
 
 static us_db_rc get_query(request_rec *r, const us_srv_conf *c, us_db *db, const char *ws,
                           const char *id, void *baton)
 {
+    get_ctx *x = baton;
     (void)c;
-    return us_workspace_file_get(db, r->pool, ws, id, &((get_ctx *)baton)->f);
+    x->ws = ws;
+    return us_workspace_file_get(db, r->pool, ws, id, &x->f);
 }
 
 static int get_answer(request_rec *r, const us_srv_conf *c, void *baton)
 {
     const get_ctx *x = baton;
-    return x->meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, x->f.meta)) : send_blob(r, c, &x->f);
+    return x->meta_only ? send_raw(r, HTTP_OK, meta_text(r->pool, x->f.meta))
+                        : send_blob(r, c, x->ws, &x->f);
 }
 
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only)
