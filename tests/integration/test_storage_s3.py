@@ -14,14 +14,16 @@ import os
 import re
 import time
 import uuid
-from urllib.parse import quote
+import threading
+from urllib.parse import quote, urlsplit
 
 import pytest
 
-from us_testkit.api import close_session, get_status
+from us_testkit.api import check, close_session, get_status
+from us_testkit.faultproxy import FaultProxy, Rule
 from us_testkit.ingest import (download, list_ws_files, make_server, module_so,  # noqa: F401
                                new_session, outage, s3_server, session_files, upload_all,
-                               upload_one, wait_ingested, ws_files_path)
+                               post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.procs import free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -383,3 +385,79 @@ def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage)
     assert s3_keys(s, f"sessions/{sid}/") == []
     assert len(s3_keys(s, "files/")) == n
     assert "US1013" in s.log_text()  # the batch was retried, not failed
+
+
+# --------------------------------------------------------------------------
+# answers of the store, bent by a relay (us_testkit.faultproxy)
+# --------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+STORAGE_DOWN = ("ServiceUnavailable", "The file storage is unavailable. Please try again.")
+
+
+@pytest.fixture
+def proxied(s3_server):
+    """make(**kw) -> (server, proxy): an s3 server that reaches radosgw
+    through a FaultProxy."""
+    made = []
+
+    def make(**kw):
+        u = urlsplit(shared_info()["endpoint"])
+        fp = FaultProxy((u.hostname, u.port))
+        made.append(fp)
+        s = s3_server(start=False, **kw)
+        s.overrides["UploadSessionStorage"] = f"s3 {fp.endpoint} {S3_BUCKET}"
+        s.write_config()
+        s.start()
+        return s, fp
+    yield make
+    for fp in made:
+        fp.close()
+
+
+@pytest.mark.parametrize("status,code", [(429, "TooManyRequests"), (400, "RequestTimeout"),
+                                         (503, "SlowDown")])
+def test_store_answers_meant_to_be_retried_are_503(proxied, status, code):
+    # S3 clients retry these whatever their status: so do ours, told by a 503
+    s, fp = proxied()
+    fp.rules.append(Rule(lambda m, t, h: m == "PUT" and "/sessions/" in t,
+                         ("reply", status, f"<Error><Code>{code}</Code></Error>")))
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, "ws-retry")
+    with new_client() as c:
+        r = upload(c, cfg, "a.bin", b"abc")
+    s3_error(r, 503, *STORAGE_DOWN)
+    assert r.headers["retry-after"] == "1"
+    assert session_files(api, "ws-retry", sid) == {}
+
+
+def test_a_complete_answered_200_with_an_error_to_retry_is_503(proxied):
+    # CompleteMultipartUpload may answer 200 with an error document
+    s, fp = proxied()
+    slow = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            '<Message>Please reduce your request rate.</Message></Error>')
+    fp.rules.append(Rule(lambda m, t, h: m == "POST" and "uploadId=" in t, ("reply", 200, slow),
+                         times=2))
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, "ws-200err")
+    with new_client() as c:
+        r = upload(c, cfg, "big.bin", os.urandom(12 * MiB))
+    s3_error(r, 503, *STORAGE_DOWN)
+    r = api.post(ws_files_path("ws-200err"), files={"file": ("big.bin", os.urandom(12 * MiB))})
+    check(r, 503, BUSY)
+    assert list_ws_files(s, api, "ws-200err") == []
+
+
+def test_a_download_racing_a_delete_is_404(proxied):
+    # the row read, then the delete, then the bytes' HEAD: as if the delete came first
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    fid = post_file(api, "ws-race", "a.txt", b"hello")["file_id"]
+    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t, ("delay", 2)))
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=api.get(ws_files_path("ws-race", fid))))
+    t.start()
+    assert wait_for(lambda: fp.rules[0].times == 0, 10)  # the HEAD is held
+    check(s.client(s.user_all).delete(ws_files_path("ws-race", fid)), 200)
+    t.join(30)
+    check(out["r"], 404, {"detail": f"There's no file with the ID '{fid}' in the workspace."})
