@@ -783,6 +783,7 @@ typedef struct {
     EVP_MD_CTX *sha;
     char hex[65];
     const char *upload_id;  /* a multipart upload, once started */
+    int start_unknown;      /* a start whose answer was lost: the upload may be there */
     apr_array_header_t *etags;
     apr_status_t error;     /* the first failure: every later write returns it */
     int finished, committed, gone;
@@ -814,6 +815,16 @@ static void discard(s3_writer *w, apr_pool_t *p)
             us_log(w->st->log, US_LOG_WARN, 0, 1206,
                    "abandoning an upload: cannot abort the multipart upload of %s", w->key);
         w->upload_id = NULL;
+    }
+    if (w->start_unknown) {
+        /* its id never came: whatever upload the store started under this
+         * fresh key is the writer's */
+        int aborted = 0, left = 0;
+        long http = 0;
+        if (abort_uploads(w->st, p, w->key, 0, &aborted, &left, &http) != APR_SUCCESS || left)
+            us_log(w->st->log, US_LOG_WARN, 0, 1206, "abandoning an upload: cannot abort the "
+                   "multipart upload of %s (HTTP %ld)", w->key, http);
+        w->start_unknown = 0;
     }
     if (w->stored || w->committed)
         delete_key(w->st, p, 1206, "abandoning", w->key, 0);
@@ -879,6 +890,7 @@ static apr_status_t send_part(s3_writer *w)
         const char *pos = body;
         char *id = rv == APR_SUCCESS && status == 200 ? xml_next(w->p, &pos, "UploadId") : NULL;
         if (!id) {
+            w->start_unknown = maybe_applied(rv, status);
             rv = rv != APR_SUCCESS ? rv : failed(w->st, 1213, "starting an upload", w->key, status, body);
             apr_pool_destroy(tmp);
             return rv;
