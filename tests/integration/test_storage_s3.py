@@ -461,3 +461,27 @@ def test_a_download_racing_a_delete_is_404(proxied):
     check(s.client(s.user_all).delete(ws_files_path("ws-race", fid)), 200)
     t.join(30)
     check(out["r"], 404, {"detail": f"There's no file with the ID '{fid}' in the workspace."})
+
+
+def unfinished_uploads(s, under):
+    """Keys of the unfinished multipart uploads under the server's prefix + under."""
+    full = f"{s.s3_prefix}/{under}"
+    st, _h, body = s3_client(s).request("GET", f"/{S3_BUCKET}?prefix={quote(full, safe='')}"
+                                               "&uploads=")
+    assert st == 200, (st, body)
+    return re.findall(r"<Key>([^<]*)</Key>", body.decode())
+
+
+def test_a_multipart_upload_whose_start_lost_its_answer_is_aborted(proxied):
+    # the store started the upload; its id never came: the writer's abandon
+    # finds it under the writer's fresh key
+    s, fp = proxied()
+    fp.rules.append(Rule(lambda m, t, h: m == "POST" and t.endswith("?uploads=")
+                         and "/files/" in t, "cut"))
+    api = s.client(s.user_all)
+    r = api.post(ws_files_path("ws-lost-start"),
+                 files={"file": ("big.bin", os.urandom(12 * MiB))})
+    check(r, 503, BUSY)
+    assert [x[2] for x in fp.log if x[0] == "POST"] == ["answer dropped"]
+    assert unfinished_uploads(s, "files/") == []
+    assert list_ws_files(s, api, "ws-lost-start") == []
