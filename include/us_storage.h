@@ -73,6 +73,11 @@ apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p);
  * how many it removed and logs that number (1201). */
 int us_storage_recover(us_storage *st, apr_pool_t *p);
 
+/* Tries again what operations of this process could not finish while the
+ * storage was away (s3: the abort of an abandoned multipart upload). Called
+ * now and then by a background thread; p is its own. */
+void us_storage_tidy(us_storage *st, apr_pool_t *p);
+
 /* ---- direct uploads ---------------------------------------------------------- */
 
 /* Where a client uploads a session's files straight into the storage, with

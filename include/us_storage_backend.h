@@ -34,6 +34,8 @@ struct us_storage_backend {
     apr_status_t (*prepare)(us_storage *st, apr_pool_t *p);
     apr_status_t (*check)(us_storage *st, apr_pool_t *p);
     int (*recover)(us_storage *st, apr_pool_t *p);
+    /* may be NULL: nothing an operation leaves is retried later */
+    void (*tidy)(us_storage *st, apr_pool_t *p);
     /* the local directories the children create files in (may be NULL: none) */
     apr_array_header_t *(*local_dirs)(const us_storage *st, apr_pool_t *p);
 

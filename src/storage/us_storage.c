@@ -86,6 +86,12 @@ int us_storage_recover(us_storage *st, apr_pool_t *p)
     return st->backend->recover(st, p);
 }
 
+void us_storage_tidy(us_storage *st, apr_pool_t *p)
+{
+    if (st->backend->tidy)
+        st->backend->tidy(st, p);
+}
+
 static us_storage_writer *wrap_writer(const us_storage_backend *be, apr_pool_t *p, void *impl)
 {
     us_storage_writer *w = apr_palloc(p, sizeof(*w));

@@ -21,6 +21,7 @@
 #include "us_crypto.h"
 #include "us_s3_parts.h"
 #include "us_s3_late.h"
+#include "us_s3_aborts.h"
 #include "us_buf.h"
 #include "us_utf8.h"
 
@@ -72,6 +73,7 @@ typedef struct {
     const char *bucket;
     const char *prefix;     /* "" or "p/" */
     us_sigv4_credentials cred;
+    us_s3_aborts *aborts;   /* uploads whose abort failed, tried again by s3_tidy */
 } s3_conf;
 
 static const s3_conf *conf_of(const us_storage *st) { return st->conf; }
@@ -147,6 +149,7 @@ static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char
     const char *creds = NULL, *w;
     s3_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)data_dir;
+    c->aborts = us_s3_aborts_create(p);
     if (!url || !bucket || strchr(bucket, '=')) {
         *err = "s3 storage expects an endpoint URL and a bucket: s3 http://127.0.0.1:7480 uploads";
         return APR_EINVAL;
@@ -802,18 +805,27 @@ static int maybe_applied(apr_status_t rv, long status)
     return (status >= 200 && status < 300) || status >= 500;
 }
 
+/* Whether the multipart upload id of key is aborted (or was gone). */
+static int aborted(us_storage *st, apr_pool_t *p, const char *key, const char *id)
+{
+    long status = 0;
+    return s3_call(st, p, "DELETE", key,
+                   apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL), NULL, NULL,
+                   0, &status, NULL, NULL) == APR_SUCCESS &&
+           (status == 204 || status == 404);
+}
+
 /* Aborts a multipart upload, and deletes what finish or commit may have
- * stored under the writer's key (a fresh key: nothing else is there). */
+ * stored under the writer's key (a fresh key: nothing else is there). An
+ * abort that fails is kept for s3_tidy to try again. */
 static void discard(s3_writer *w, apr_pool_t *p)
 {
-    long status;
     if (w->upload_id) {
-        if (s3_call(w->st, p, "DELETE", w->key,
-                    apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, w->upload_id, 0), NULL),
-                    NULL, NULL, 0, &status, NULL, NULL) != APR_SUCCESS ||
-            (status != 204 && status != 404))
+        if (!aborted(w->st, p, w->key, w->upload_id))
             us_log(w->st->log, US_LOG_WARN, 0, 1206,
-                   "abandoning an upload: cannot abort the multipart upload of %s", w->key);
+                   "abandoning an upload: cannot abort the multipart upload of %s%s", w->key,
+                   us_s3_aborts_add(conf_of(w->st)->aborts, w->key, w->upload_id)
+                       ? " (tried again later)" : "");
         w->upload_id = NULL;
     }
     if (w->start_unknown) {
@@ -829,6 +841,26 @@ static void discard(s3_writer *w, apr_pool_t *p)
     if (w->stored || w->committed)
         delete_key(w->st, p, 1206, "abandoning", w->key, 0);
     w->stored = w->committed = 0;
+}
+
+/* Aborts again the multipart uploads whose abandon could not; those the
+ * store still refuses are kept for the next round. */
+static void s3_tidy(us_storage *st, apr_pool_t *p)
+{
+    us_s3_abort *list = us_s3_aborts_take(conf_of(st)->aborts);
+    int done = 0;
+    for (us_s3_abort *e = list; e; e = e->next) {
+        if (aborted(st, p, e->key, e->upload_id))
+            done++;
+        else if (!us_s3_aborts_add(conf_of(st)->aborts, e->key, e->upload_id))
+            us_log(st->log, US_LOG_WARN, 0, 1206, "cannot abort the multipart upload of %s: "
+                   "left to the startup sweep", e->key);
+    }
+    us_s3_aborts_free(list);
+    if (done)
+        us_log(st->log, US_LOG_INFO, 0, 1201,
+               "aborted %d multipart upload(s) that abandoned uploads left in bucket %s", done,
+               conf_of(st)->bucket);
 }
 
 static apr_status_t writer_cleanup(void *data)
@@ -1161,17 +1193,13 @@ static apr_status_t published_before(us_storage *st, apr_pool_t *p, const char *
 }
 
 /* Aborts the multipart upload id of key; what cannot be aborted is logged
- * (the startup sweep aborts it once stale). */
+ * and kept for s3_tidy. */
 static void abort_upload(us_storage *st, apr_pool_t *p, const char *key, const char *id)
 {
-    long status;
-    apr_status_t rv = s3_call(st, p, "DELETE", key,
-                              apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
-                              NULL, NULL, 0, &status, NULL, NULL);
-    if (rv != APR_SUCCESS || (status != 204 && status != 404))
-        us_log(st->log, US_LOG_WARN, rv, 1217,
-               "s3 publishing in parts: cannot abort the multipart upload of %s (HTTP %ld)", key,
-               status);
+    if (!aborted(st, p, key, id))
+        us_log(st->log, US_LOG_WARN, 0, 1217,
+               "s3 publishing in parts: cannot abort the multipart upload of %s%s", key,
+               us_s3_aborts_add(conf_of(st)->aborts, key, id) ? " (tried again later)" : "");
 }
 
 /* Whether key still holds the version etag (NULL: any): a HEAD with
@@ -1598,6 +1626,7 @@ const us_storage_backend us_s3_storage = {
     .prepare = s3_prepare,
     .check = s3_check,
     .recover = s3_recover,
+    .tidy = s3_tidy,
     .upload_create = s3_upload_create,
     .file_create = s3_file_create,
     .write = s3_write,
