@@ -485,3 +485,22 @@ def test_a_multipart_upload_whose_start_lost_its_answer_is_aborted(proxied):
     assert [x[2] for x in fp.log if x[0] == "POST"] == ["answer dropped"]
     assert unfinished_uploads(s, "files/") == []
     assert list_ws_files(s, api, "ws-lost-start") == []
+
+
+def test_an_abort_the_store_refused_is_tried_again(proxied):
+    # part 2 lost, then the abort refused (the store restarting): the
+    # ingest worker's tidy aborts it once the store answers
+    s, fp = proxied()
+    fp.rules.append(Rule(lambda m, t, h: m == "PUT" and "partNumber=2" in t, "cut"))
+    fp.rules.append(Rule(lambda m, t, h: m == "DELETE" and "uploadId=" in t,
+                         ("reply", 503, "<Error><Code>ServiceUnavailable</Code></Error>")))
+    api = s.client(s.user_all)
+    r = api.post(ws_files_path("ws-abort-again"),
+                 files={"file": ("big.bin", os.urandom(20 * MiB))})
+    check(r, 503, BUSY)
+    assert wait_for(lambda: unfinished_uploads(s, "files/") == [], 60), \
+        unfinished_uploads(s, "files/")
+    aborts = [x[2] for x in fp.log if x[0] == "DELETE" and "uploadId=" in x[1]]
+    assert aborts == ["injected 503", "HTTP/1.1 204 No Content"], aborts
+    assert "(tried again later)" in s.log_text()
+    assert list_ws_files(s, api, "ws-abort-again") == []
