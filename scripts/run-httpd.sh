@@ -2,7 +2,8 @@
 # Runs httpd with the module from the build tree; all state under ./run/.
 #   run-httpd.sh foreground|start|stop [PORT]
 # STORE=pgsql: the store is a PostgreSQL cluster under ./run/pg (started
-# here, stopped with the server); otherwise SQLite in ./run/state.
+# here, stopped with the server); otherwise SQLite in ./run/state (with
+# STORAGE=s3: ./run/state-s3, database uploads_s3 on PostgreSQL).
 # STORAGE=s3: the files are objects in bucket "uploads" of a private radosgw
 # under ./run/rgw (scripts/radosgw-local.sh: started here unless it answers
 # already, stopped with the server; its objects live in its memory, so a stop
@@ -92,20 +93,8 @@ DEFAULT_WORKSPACE_NAME=default
 ENV
 echo "$port" > "$run/port"
 
-store_lines="UploadSessionStore sqlite3 \"$run/state/store.db\""
-if [ "$store" = pgsql ]; then
-    conninfo=$(bash "$top/scripts/pg-test-cluster.sh" up "$run/pg")
-    mkdir -p "$run/state"
-    store_lines="UploadSessionStore pgsql \"$conninfo\"
-UploadSessionDataDir \"$run/state/data\"
-UploadSessionSecretFile \"$run/state/upload_session.secret\"
-UploadSessionNodeName local"
-elif [ "$store" != sqlite ]; then
-    echo "STORE must be sqlite or pgsql, not '$store'" >&2
-    exit 2
-fi
-
 storage_lines=""
+fresh_bucket=""  # a new radosgw: the objects an earlier store named are gone
 if [ "$storage" = s3 ]; then
     # one radosgw for as long as it answers; a dead one's directory is replaced
     info="$run/rgw/endpoint.json"
@@ -116,6 +105,7 @@ if [ "$storage" = s3 ]; then
         rm -rf "$run/rgw"
         echo "starting radosgw in $run/rgw (about 15 s)"
         sh "$top/scripts/radosgw-local.sh" start "$run/rgw" >/dev/null
+        fresh_bucket=1
     fi
     endpoint=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$info")
     (umask 077 && /usr/bin/python3 -c 'import json,sys; i=json.load(open(sys.argv[1]))
@@ -125,6 +115,32 @@ UploadSessionS3CredentialsFile \"$run/s3-credentials\"
 UploadSessionS3DirectUpload $s3_direct"
 elif [ "$storage" != posix ]; then
     echo "STORAGE must be posix or s3, not '$storage'" >&2
+    exit 2
+fi
+
+# The store names files of its storage: posix and s3 runs keep stores of
+# their own, and an s3 run's store starts afresh with a new radosgw (its
+# objects lived in the old one's memory).
+state="$run/state"
+[ "$storage" != s3 ] || state="$run/state-s3"
+store_lines="UploadSessionStore sqlite3 \"$state/store.db\""
+if [ "$store" = pgsql ]; then
+    conninfo=$(bash "$top/scripts/pg-test-cluster.sh" up "$run/pg")
+    if [ "$storage" = s3 ]; then
+        admin="${conninfo% dbname=*} dbname=postgres"
+        [ -z "$fresh_bucket" ] ||
+            psql -X -q "$admin" -c "DROP DATABASE IF EXISTS uploads_s3 WITH (FORCE)" >/dev/null
+        [ -n "$(psql -X -A -t "$admin" -c "SELECT 1 FROM pg_database WHERE datname = 'uploads_s3'")" ] ||
+            psql -X -q "$admin" -c "CREATE DATABASE uploads_s3" >/dev/null
+        conninfo="${conninfo% dbname=*} dbname=uploads_s3"
+    fi
+    mkdir -p "$state"
+    store_lines="UploadSessionStore pgsql \"$conninfo\"
+UploadSessionDataDir \"$state/data\"
+UploadSessionSecretFile \"$state/upload_session.secret\"
+UploadSessionNodeName local"
+elif [ "$store" != sqlite ]; then
+    echo "STORE must be sqlite or pgsql, not '$store'" >&2
     exit 2
 fi
 
@@ -163,9 +179,17 @@ UploadSessionPublicURL http://127.0.0.1:$port
 CONF
 
 if [ -f "$run/httpd.pid" ] && kill -0 "$(cat "$run/httpd.pid")" 2>/dev/null; then
+    old=$(cat "$run/httpd.pid")
     "$httpd" -d "$run" -f "$conf" -k stop || true
-    sleep 1
+    # a start while the old parent still ends would find it "already running"
+    i=0
+    while kill -0 "$old" 2>/dev/null && [ $i -lt 100 ]; do
+        i=$((i + 1))
+        sleep 0.2
+    done
 fi
+# an s3 run's SQLite store named objects of the radosgw just replaced
+[ -z "$fresh_bucket" ] || [ "$store" = pgsql ] || rm -rf "$state"
 "$httpd" -d "$run" -f "$conf" -t >/dev/null 2>&1 || "$httpd" -d "$run" -f "$conf" -t
 
 banner() {
