@@ -148,6 +148,12 @@ def test_generated_config_loads_reqtimeout(script_tree):
     assert list_sessions_with(read_env(top)) == {"data": [], "has_more": False, "total": 0}
 
 
+def file_names(ws, auth):
+    r = httpx.get(f"{ws}/files", headers=auth, params={"limit": 100}, timeout=30)
+    assert r.status_code == 200, r.text
+    return [f["name"] for f in r.json()["data"]]
+
+
 def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     """STORAGE=s3 (`make start STORAGE=s3`): a radosgw under run/rgw, the
     module on s3 storage in its bucket "uploads"; a second start reuses it,
@@ -157,16 +163,21 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
         pytest.fail(f"Ceph is not installed: {missing_binaries()}")
     top, port, run = script_tree
     run_dir = os.path.join(top, "run")
+    run("start")  # posix first: its store stays its own
+    env = read_env(top)
+    ws = f"{env['API_URL']}/workspaces/default"
+    auth = {"Authorization": f"Bearer {env['API_KEY']}"}
+    r = httpx.post(f"{ws}/files", headers=auth, files={"file": ("p.txt", b"on disk")}, timeout=30)
+    assert r.status_code == 201, r.text
+    posix_fid = r.json()["file_id"]
     out = run("start", STORAGE="s3")
     assert "storage:  s3, bucket uploads on radosgw http://127.0.0.1:" in out, out
+    assert file_names(ws, auth) == []  # not the posix run's file, whose bytes are elsewhere
     assert mode_of(os.path.join(run_dir, "s3-credentials")) == 0o600
     with open(os.path.join(run_dir, "httpd.conf")) as f:
         conf = f.read()
     assert re.search(r"^UploadSessionStorage s3 http://127\.0\.0\.1:\d+ uploads$", conf, re.M), conf
     assert "UploadSessionS3DirectUpload Off" in conf.splitlines(), conf
-    env = read_env(top)
-    ws = f"{env['API_URL']}/workspaces/default"
-    auth = {"Authorization": f"Bearer {env['API_KEY']}"}
     r = httpx.post(f"{ws}/files", headers=auth, files={"file": ("a.txt", b"in the bucket")},
                    timeout=30)
     assert r.status_code == 201, r.text
@@ -191,6 +202,14 @@ def test_storage_s3_starts_a_radosgw_under_run(script_tree):
     out = run("stop")
     assert "stopped radosgw" in out, out
     assert not os.path.exists(os.path.join(run_dir, "rgw"))
+    # a new radosgw holds none of the old one's objects: the s3 store starts afresh
+    out = run("start", STORAGE="s3")
+    assert "starting radosgw" in out, out
+    assert file_names(ws, auth) == []
+    run("start")  # and the posix run's store and file are as they were
+    assert file_names(ws, auth) == ["p.txt"]
+    r = httpx.get(f"{ws}/files/{posix_fid}", headers=auth, timeout=30)
+    assert r.status_code == 200 and r.content == b"on disk", r.text
 
 
 def test_s3_direct_takes_the_usual_spellings_and_refuses_others(script_tree):
