@@ -548,6 +548,29 @@ static const char *file_key(const us_storage *st, apr_pool_t *p, const char *fil
     return apr_pstrcat(p, conf_of(st)->prefix, "files/", file_id, NULL);
 }
 
+/* *token: the continuation token of a ListObjectsV2 page (in p), or NULL
+ * after the last. A page that says more follow but names no token is an
+ * error: the listing taken as whole would be short (a clear would then
+ * remove what it left out). */
+static apr_status_t next_page(const us_storage *st, apr_pool_t *p, apr_pool_t *page,
+                              const char *body, const char **token)
+{
+    const char *pos = body;
+    const char *trunc = xml_next(page, &pos, "IsTruncated");
+    *token = NULL;
+    if (!trunc || strcmp(trunc, "true") != 0)
+        return APR_SUCCESS;
+    pos = body;
+    const char *next = xml_next(page, &pos, "NextContinuationToken");
+    if (!next || !*next) {
+        us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list: a truncated page without a "
+               "continuation token");
+        return APR_EAGAIN; /* the store's fault: asked again later */
+    }
+    *token = apr_pstrdup(p, next);
+    return APR_SUCCESS;
+}
+
 /* The objects under prefix (every page of ListObjectsV2), into objects
  * (us_storage_object, blob = the whole key). */
 static time_t parse_iso8601(const char *s);
@@ -591,12 +614,8 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             o->etag = etag;
             o->modified = modified ? apr_time_from_sec(parse_iso8601(modified)) : 0;
         }
-        pos = body;
-        const char *trunc = xml_next(page, &pos, "IsTruncated");
-        pos = body;
-        const char *next = trunc && strcmp(trunc, "true") == 0
-                               ? xml_next(page, &pos, "NextContinuationToken") : NULL;
-        token = next ? apr_pstrdup(p, next) : NULL;
+        if ((rv = next_page(st, p, page, body, &token)) != APR_SUCCESS)
+            break;
     } while (token);
     apr_pool_destroy(page);
     return rv;
@@ -1449,12 +1468,8 @@ static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *r
         if (rv != APR_SUCCESS)
             break;
         add_sessions(p, page, ids, root, body);
-        const char *pos = body;
-        const char *trunc = xml_next(page, &pos, "IsTruncated");
-        pos = body;
-        const char *next = trunc && strcmp(trunc, "true") == 0
-                               ? xml_next(page, &pos, "NextContinuationToken") : NULL;
-        token = next ? apr_pstrdup(p, next) : NULL;
+        if ((rv = next_page(st, p, page, body, &token)) != APR_SUCCESS)
+            break;
     } while (token);
     apr_pool_destroy(page);
     return rv;
