@@ -19,11 +19,12 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from us_testkit.api import check, close_session, get_status
+from us_testkit.api import check, close_session, create_session, get_status
 from us_testkit.faultproxy import FaultProxy, Rule
 from us_testkit.ingest import (download, list_ws_files, make_server, module_so,  # noqa: F401
                                new_session, outage, s3_server, session_files, upload_all,
                                post_file, upload_one, wait_ingested, ws_files_path)
+from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
 from us_testkit.procs import free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -504,3 +505,35 @@ def test_an_abort_the_store_refused_is_tried_again(proxied):
     assert aborts == ["injected 503", "HTTP/1.1 204 No Content"], aborts
     assert "(tried again later)" in s.log_text()
     assert list_ws_files(s, api, "ws-abort-again") == []
+
+
+def test_a_truncated_listing_without_a_token_is_not_taken_whole(proxied):
+    # a store that says more keys follow but names no continuation token:
+    # the direct session's listing is refused and asked again, where its
+    # first page was taken for the whole (and the clear removed the rest)
+    s, fp = proxied(extra=(S3_DIRECT,))
+    api = s.client(s.user_all)
+    sess = create_session(api, "ws-trunc")
+    sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
+    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
+    assert upload_all(cfg, files) == 3
+    page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            f'<Name>{S3_BUCKET}</Name><IsTruncated>true</IsTruncated><Contents>'
+            f'<Key>{s.s3_prefix}/sessions/{sid}/f0.txt</Key>'
+            '<LastModified>2020-01-01T00:00:00.000Z</LastModified><ETag>"0"</ETag>'
+            '<Size>7</Size></Contents></ListBucketResult>')
+    fp.rules.append(Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
+                         ("reply", 200, page), times=3))
+    close_session(api, "ws-trunc", sid)
+
+    def finished():
+        r = api.get(f"/ws-trunc/upload_sessions/{sid}")
+        if r.status_code == 503:  # a status read the short page: asked again
+            check(r, 503, BUSY)
+            return False
+        return counters(check(r, 200)) == (3, 0, 0)
+    assert wait_for(finished, 60)
+    assert fp.rules[-1].times == 0  # the short page was answered, three times
+    assert "a truncated page without a continuation token" in s.log_text()
+    assert sorted(f["name"] for f in list_ws_files(s, api, "ws-trunc")) == \
+        ["f0.txt", "f1.txt", "f2.txt"]
