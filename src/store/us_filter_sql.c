@@ -1,4 +1,6 @@
 /* us_filter_sql.c - see us_filter_sql.h. */
+#include <assert.h>
+
 #include <apr_strings.h>
 
 #include "us_filter_sql.h"
@@ -114,11 +116,25 @@ static const char *expr(us_filter_builder *b, const us_odata_node *n)
     return b->d->false_sql;
 }
 
+/* sql, whose parameters are args from index first on: one apiece, or
+ * each later parameter would bind to the wrong placeholder. Every '%' in
+ * the text starts a placeholder (values are never spliced). */
+static const char *checked(const char *sql, const apr_array_header_t *args, int first)
+{
+    int placeholders = 0;
+    for (const char *c = sql; *c; c++)
+        placeholders += *c == '%';
+    assert(placeholders == args->nelts - first);
+    (void)placeholders;
+    return sql;
+}
+
 const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_header_t *args,
                           const us_filter_dialect *d)
 {
     us_filter_builder b = { p, args, d };
-    return expr(&b, n);
+    int first = args->nelts;
+    return checked(expr(&b, n), args, first);
 }
 
 /* ---- counts from the key table ------------------------------------------------------ */
@@ -239,7 +255,7 @@ const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const cha
 {
     us_filter_builder b = { p, args, d };
     apr_array_header_t *terms = apr_array_make(p, 8, sizeof(const us_odata_node *));
-    int driver = -1;
+    int driver = -1, first = args->nelts;
     conjuncts(n, terms);
     /* an equality is usually the narrower index range */
     for (int i = 0; i < terms->nelts; i++) {
@@ -255,5 +271,5 @@ const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const cha
     for (int i = 0; i < terms->nelts; i++)
         if (i != driver)
             s = apr_pstrcat(p, s, " AND ", pred(&b, APR_ARRAY_IDX(terms, i, const us_odata_node *)), NULL);
-    return s;
+    return checked(s, args, first);
 }

@@ -582,6 +582,28 @@ def test_a_malformed_filter_names_the_position(srv, api):
         check(api.get(path, params={"filter": text}), 422, v422(e_refused("filter", text, msg)))
 
 
+def filter_names(api, ws, flt, **params):
+    """The names a filter selects, newest first; total and has_more checked."""
+    body = check(api.get(ws_files_path(ws), params={"filter": flt, "limit": "100", **params}), 200)
+    assert body["total"] == len(body["data"]) and body["has_more"] is False, body
+    return [i["name"] for i in body["data"]]
+
+
+def test_a_filter_ordering_with_null_matches_nothing_and_the_rest_still_applies(srv, api):
+    ws = unique_ws("files-filter-null")
+    post_file(api, ws, "a.txt", b"a", meta={"n": 3})
+    post_file(api, ws, "b.txt", b"b", meta={"n": 4})
+    assert filter_names(api, ws, "n gt null or name eq 'a.txt'") == ["a.txt"]
+    assert filter_names(api, ws, "not (n lt null)") == ["b.txt", "a.txt"]
+    assert filter_names(api, ws, "n le null or n eq 3") == ["a.txt"]
+    assert filter_names(api, ws, "n ge null") == []
+    # the limit and the offset bind after the filter's parameters
+    body = check(api.get(ws_files_path(ws), params={"filter": "not (n lt null)", "limit": "1",
+                                                    "page_number": "2"}), 200)
+    assert [i["name"] for i in body["data"]] == ["a.txt"]
+    assert body["total"] == 2 and body["has_more"] is False
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

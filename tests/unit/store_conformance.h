@@ -1940,6 +1940,44 @@ static void sc_filter_dates_the_month_has(void **state)
     us_db_close(db);
 }
 
+/* Files a.txt (n: 3) and b.txt (n: 4) in workspace ws. */
+static void sc_add_n_files(us_db *db, const char *ws, int first_id)
+{
+    apr_array_header_t *deleted;
+    us_workspace_file a = sc_workspace_file(first_id, "a.txt", SC_T0 + 1);
+    us_workspace_file b = sc_workspace_file(first_id + 1, "b.txt", SC_T0 + 2);
+    a.meta = "{\"n\":3}";
+    b.meta = "{\"n\":4}";
+    assert_int_equal(us_workspace_file_add(db, pool, ws, &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, ws, &b, "KEEP", &deleted), US_DB_OK);
+}
+
+/* An ordering with null holds for nothing, and every parameter after it
+ * (later terms, the limit, the offset) still binds to its own place. */
+static void sc_filter_ordering_with_null(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *rows;
+    long long total = -1;
+    us_odata_node *root;
+    const char *err;
+    (void)state;
+    sc_add_n_files(db, "ws-nullord", 2301);
+    SC_FILTER_IN(db, "ws-nullord", "n gt null or name eq 'a.txt'", "a.txt");
+    SC_FILTER_IN(db, "ws-nullord", "not (n lt null)", "b.txt a.txt");
+    SC_FILTER_IN(db, "ws-nullord", "n le null or n eq 3", "a.txt");
+    SC_FILTER_IN(db, "ws-nullord", "n ge null", "");
+    SC_FILTER_IN(db, "ws-nullord", "n gt null and n eq 4", "");
+    SC_FILTER_IN(db, "ws-nullord", "n eq 4 or (n lt null and n eq 3) or a/b ge null", "b.txt");
+    assert_true(us_odata_parse(pool, "not (n lt null)", 15, &root, &err));
+    us_workspace_file_query q = { .name_part = "", .filter = root, .limit = 1, .offset = 1 };
+    assert_int_equal(us_workspace_file_list(db, pool, "ws-nullord", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(rows->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).name, "a.txt");
+    us_db_close(db);
+}
+
 /* The key table follows every write of a file's metadata: a PUT/PATCH
  * (meta swap), an overwrite, a delete; another workspace's keys never
  * count. */
@@ -3046,6 +3084,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_turn),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_filter_dates_the_month_has),
+        SC_TEST(sc_filter_ordering_with_null),
         SC_TEST(sc_workspace_file_filter_follows_changes),
         SC_TEST(sc_workspace_file_order),
         SC_TEST(sc_names_in_byte_order),

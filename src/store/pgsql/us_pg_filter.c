@@ -37,15 +37,16 @@ static const char *json_text(us_filter_builder *b, const char *path)
 static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,
                                 const us_odata_value *v)
 {
+    /* before any placeholder: an ordering with null holds for nothing */
+    if (v->type == US_ODATA_NULL && op != US_ODATA_EQ && op != US_ODATA_NE)
+        return "false";
     const char *path = key_path(b->p, o), *op_sql = us_filter_op(op);
     const char *type = json_type(b, path), *value;
     switch (v->type) {
     case US_ODATA_NULL: /* a missing key is null too */
         if (op == US_ODATA_EQ)
             return apr_pstrcat(b->p, "coalesce(", type, " = 'null', true)", NULL);
-        if (op == US_ODATA_NE)
-            return apr_pstrcat(b->p, "coalesce(", type, " <> 'null', false)", NULL);
-        return "false";
+        return apr_pstrcat(b->p, "coalesce(", type, " <> 'null', false)", NULL);
     case US_ODATA_STRING:
         value = json_text(b, path);
         return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN ", value, " COLLATE \"C\" ", op_sql,

@@ -41,15 +41,16 @@ static const char *json_call(us_filter_builder *b, const char *fn, const char *p
 static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,
                                 const us_odata_value *v)
 {
+    /* before any placeholder: an ordering with null holds for nothing */
+    if (v->type == US_ODATA_NULL && op != US_ODATA_EQ && op != US_ODATA_NE)
+        return "0";
     const char *path = json_path(b->p, o), *op_sql = us_filter_op(op);
     const char *type = json_call(b, "json_type", path), *value;
     switch (v->type) {
     case US_ODATA_NULL: /* a missing key is null too */
         if (op == US_ODATA_EQ)
             return apr_pstrcat(b->p, "coalesce(", type, " = 'null', 1)", NULL);
-        if (op == US_ODATA_NE)
-            return apr_pstrcat(b->p, "coalesce(", type, " <> 'null', 0)", NULL);
-        return "0";
+        return apr_pstrcat(b->p, "coalesce(", type, " <> 'null', 0)", NULL);
     case US_ODATA_STRING:
         value = json_call(b, "json_extract", path);
         return apr_pstrcat(b->p, "coalesce(", type, " = 'text' AND ", value, " ", op_sql, " ",
