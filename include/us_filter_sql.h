@@ -66,10 +66,11 @@ const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_heade
                           const us_filter_dialect *d);
 
 /* SELECT COUNT(*) of the workspace's files that n matches, read from the
- * key table, when one of n's top-level `and` terms holds only for files
- * that have a certain top-level metadata key (a comparison with a non-null
- * literal, `ne null`, `in`, a string function); else NULL and args
- * untouched (count with us_filter_sql). Its parameters appended to args. */
+ * key table, when n has at most 8 top-level `and` terms and one of them
+ * holds only for files that have a certain top-level metadata key (a
+ * comparison with a non-null literal, `ne null`, `in`, a string function);
+ * else NULL and args untouched (count with us_filter_sql). Its parameters
+ * appended to args. */
 const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const char *workspace,
                                 apr_array_header_t *args, const us_filter_dialect *d);
 

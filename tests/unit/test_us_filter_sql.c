@@ -31,6 +31,15 @@ static int placeholders(const char *sql)
     return n;
 }
 
+/* count terms of term joined by sep */
+static const char *chain(const char *term, const char *sep, int count)
+{
+    const char *s = term;
+    for (int i = 1; i < count; i++)
+        s = apr_pstrcat(pool, s, sep, term, NULL);
+    return s;
+}
+
 /* An ordering with null writes no placeholder and binds no parameter. */
 static void test_ordering_with_null_binds_nothing(void **state)
 {
@@ -48,10 +57,28 @@ static void test_ordering_with_null_binds_nothing(void **state)
     }
 }
 
+/* The key table counts a filter of up to 8 conjuncts; a longer one counts
+ * from the rows (NULL, no parameter added). */
+static void test_key_count_only_for_a_few_conjuncts(void **state)
+{
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        apr_array_header_t *args = apr_array_make(pool, 4, sizeof(const void *));
+        const char *sql = us_filter_count_sql(pool, parsed(chain("n eq 1", " and ", 8)), "ws", args, DIALECTS[d]);
+        assert_non_null(sql);
+        assert_int_equal(placeholders(sql), args->nelts);
+        args = apr_array_make(pool, 4, sizeof(const void *));
+        assert_null(us_filter_count_sql(pool, parsed(chain("n eq 1", " and ", 9)), "ws", args, DIALECTS[d]));
+        assert_null(us_filter_count_sql(pool, parsed(chain("n eq 1", " and ", 256)), "ws", args, DIALECTS[d]));
+        assert_int_equal(args->nelts, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ordering_with_null_binds_nothing),
+        cmocka_unit_test(test_key_count_only_for_a_few_conjuncts),
     };
     return fixture_run("us_filter_sql", tests, NULL, NULL);
 }
