@@ -98,12 +98,49 @@ static const char *function(us_filter_builder *b, const us_odata_node *n)
     }
 }
 
+/* The terms of n's chain of kind (a and b and c: a, b, c), left to right;
+ * n alone when it is of another kind. Gathered without recursion: a chain
+ * nests as deep as it is long. */
+static apr_array_header_t *chain_terms(apr_pool_t *p, const us_odata_node *n, us_odata_kind kind)
+{
+    apr_array_header_t *todo = apr_array_make(p, 16, sizeof(const us_odata_node *));
+    apr_array_header_t *terms = apr_array_make(p, 16, sizeof(const us_odata_node *));
+    APR_ARRAY_PUSH(todo, const us_odata_node *) = n;
+    while (todo->nelts > 0) {
+        const us_odata_node *m = *(const us_odata_node **)apr_array_pop(todo);
+        if (m->kind == kind) {
+            APR_ARRAY_PUSH(todo, const us_odata_node *) = m->right;
+            APR_ARRAY_PUSH(todo, const us_odata_node *) = m->left;
+        } else {
+            APR_ARRAY_PUSH(terms, const us_odata_node *) = m;
+        }
+    }
+    return terms;
+}
+
+typedef const char *(*term_writer)(us_filter_builder *b, const us_odata_node *n);
+
+/* n's and/or chain written flat, (t1 AND t2 AND ...), each term by
+ * write_term in text order: SQLite's parser overflows on a paren per term. */
+static const char *flat_chain(us_filter_builder *b, const us_odata_node *n, term_writer write_term)
+{
+    apr_array_header_t *terms = chain_terms(b->p, n, n->kind);
+    apr_array_header_t *parts = apr_array_make(b->p, 2 * terms->nelts + 1, sizeof(const char *));
+    const char *sep = n->kind == US_ODATA_AND ? " AND " : " OR ";
+    for (int i = 0; i < terms->nelts; i++) {
+        APR_ARRAY_PUSH(parts, const char *) = i ? sep : "(";
+        APR_ARRAY_PUSH(parts, const char *) = write_term(b, APR_ARRAY_IDX(terms, i, const us_odata_node *));
+    }
+    APR_ARRAY_PUSH(parts, const char *) = ")";
+    return apr_array_pstrcat(b->p, parts, '\0');
+}
+
 static const char *expr(us_filter_builder *b, const us_odata_node *n)
 {
     const char *s;
     switch (n->kind) {
-    case US_ODATA_AND: s = expr(b, n->left); return apr_pstrcat(b->p, "(", s, " AND ", expr(b, n->right), ")", NULL);
-    case US_ODATA_OR: s = expr(b, n->left); return apr_pstrcat(b->p, "(", s, " OR ", expr(b, n->right), ")", NULL);
+    case US_ODATA_AND:
+    case US_ODATA_OR: return flat_chain(b, n, expr);
     case US_ODATA_NOT: return apr_pstrcat(b->p, "(NOT ", expr(b, n->left), ")", NULL);
     case US_ODATA_CMP: return compare(b, &n->operand, n->op, n->values);
     case US_ODATA_FUNC: return function(b, n);
@@ -208,8 +245,8 @@ static const char *pred(us_filter_builder *b, const us_odata_node *n)
     const char *s;
     us_odata_node m;
     switch (n->kind) {
-    case US_ODATA_AND: s = pred(b, n->left); return apr_pstrcat(b->p, "(", s, " AND ", pred(b, n->right), ")", NULL);
-    case US_ODATA_OR: s = pred(b, n->left); return apr_pstrcat(b->p, "(", s, " OR ", pred(b, n->right), ")", NULL);
+    case US_ODATA_AND:
+    case US_ODATA_OR: return flat_chain(b, n, pred);
     case US_ODATA_NOT: return apr_pstrcat(b->p, "(NOT ", pred(b, n->left), ")", NULL);
     default: break;
     }
@@ -235,16 +272,6 @@ static const char *pred(us_filter_builder *b, const us_odata_node *n)
     return apr_pstrcat(b->p, "(", s, ")", NULL);
 }
 
-static void conjuncts(const us_odata_node *n, apr_array_header_t *out)
-{
-    if (n->kind == US_ODATA_AND) {
-        conjuncts(n->left, out);
-        conjuncts(n->right, out);
-    } else {
-        APR_ARRAY_PUSH(out, const us_odata_node *) = n;
-    }
-}
-
 /* More conjuncts count from the rows: one key table probe apiece makes
  * PostgreSQL's planning grow steeply (250 took half a minute). */
 #define KEY_COUNT_MAX_TERMS 8
@@ -258,9 +285,8 @@ const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const cha
                                 apr_array_header_t *args, const us_filter_dialect *d)
 {
     us_filter_builder b = { p, args, d };
-    apr_array_header_t *terms = apr_array_make(p, 8, sizeof(const us_odata_node *));
+    apr_array_header_t *terms = chain_terms(p, n, US_ODATA_AND);
     int driver = -1, first = args->nelts;
-    conjuncts(n, terms);
     if (terms->nelts > KEY_COUNT_MAX_TERMS)
         return NULL;
     /* an equality is usually the narrower index range */

@@ -604,6 +604,20 @@ def test_a_filter_ordering_with_null_matches_nothing_and_the_rest_still_applies(
     assert body["total"] == 2 and body["has_more"] is False
 
 
+def test_the_longest_filter_chains_answer_promptly(srv, api):
+    """256 terms, the parser's bound: SQLite parses the query, PostgreSQL
+    plans it in time."""
+    ws = unique_ws("files-filter-long")
+    post_file(api, ws, "a.txt", b"a", meta={"n": 3})
+    post_file(api, ws, "b.txt", b"b", meta={"n": 4})
+    for flt, want in [(" and ".join(["n ge 3"] * 255 + ["n le 4"]), ["b.txt", "a.txt"]),
+                      (" and ".join(["n ge 3"] * 255 + ["n eq 3"]), ["a.txt"]),
+                      (" or ".join(["n eq 9"] * 255 + ["n eq 4"]), ["b.txt"])]:
+        t0 = utcnow()
+        assert filter_names(api, ws, flt) == want
+        assert (utcnow() - t0).total_seconds() < 5
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

@@ -31,6 +31,17 @@ static int placeholders(const char *sql)
     return n;
 }
 
+/* The deepest nesting of parentheses in sql. */
+static int paren_depth(const char *sql)
+{
+    int depth = 0, deepest = 0;
+    for (; *sql; sql++) {
+        depth += *sql == '(' ? 1 : *sql == ')' ? -1 : 0;
+        deepest = depth > deepest ? depth : deepest;
+    }
+    return deepest;
+}
+
 /* count terms of term joined by sep */
 static const char *chain(const char *term, const char *sep, int count)
 {
@@ -57,6 +68,24 @@ static void test_ordering_with_null_binds_nothing(void **state)
     }
 }
 
+/* A chain of 256 terms nests no deeper than one term. */
+static void test_chains_are_flat(void **state)
+{
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        const char *sep[] = { " and ", " or " };
+        for (int i = 0; i < 2; i++) {
+            apr_array_header_t *args = apr_array_make(pool, 4, sizeof(const void *));
+            const char *sql = us_filter_sql(pool, parsed(chain("n eq 1", sep[i], 256)), args, DIALECTS[d]);
+            apr_array_header_t *one = apr_array_make(pool, 4, sizeof(const void *));
+            int term = paren_depth(us_filter_sql(pool, parsed("n eq 1"), one, DIALECTS[d]));
+            assert_int_equal(args->nelts, 256 * one->nelts);
+            assert_int_equal(placeholders(sql), args->nelts);
+            assert_true(paren_depth(sql) <= term + 1);
+        }
+    }
+}
+
 /* The key table counts a filter of up to 8 conjuncts; a longer one counts
  * from the rows (NULL, no parameter added). */
 static void test_key_count_only_for_a_few_conjuncts(void **state)
@@ -78,6 +107,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ordering_with_null_binds_nothing),
+        cmocka_unit_test(test_chains_are_flat),
         cmocka_unit_test(test_key_count_only_for_a_few_conjuncts),
     };
     return fixture_run("us_filter_sql", tests, NULL, NULL);
