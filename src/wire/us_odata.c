@@ -224,10 +224,36 @@ static int read_datetime(parser *ps, us_odata_value *v)
     return 1;
 }
 
+/* PostgreSQL's numeric refuses (older releases) or overflows on (newer
+ * ones) a literal whose exponent goes much past this; with the filter's
+ * length bound, any exponent up to it is a value numeric holds. */
+#define MAX_EXPONENT 1000
+
+/* Whether a number's exponent, if it has one, is at most MAX_EXPONENT in
+ * magnitude. */
+static int exponent_in_range(const char *text)
+{
+    const char *e = strpbrk(text, "eE");
+    long magnitude = 0;
+    if (!e)
+        return 1;
+    e++;
+    if (*e == '+' || *e == '-')
+        e++;
+    for (; is_digit((unsigned char)*e); e++) {
+        magnitude = magnitude * 10 + (*e - '0');
+        if (magnitude > MAX_EXPONENT)
+            return 0;
+    }
+    return 1;
+}
+
 static int read_number(parser *ps, us_odata_value *v)
 {
     const char *text = apr_pstrmemdup(ps->p, ps->s + ps->tok.at, ps->tok.len);
     char *end = NULL;
+    if (!exponent_in_range(text))
+        return fail(ps, ps->tok.at, "number out of range");
     v->str = text;
     v->len = ps->tok.len;
     v->decimal = strtod(text, &end);

@@ -618,6 +618,18 @@ def test_the_longest_filter_chains_answer_promptly(srv, api):
         assert (utcnow() - t0).total_seconds() < 5
 
 
+def test_a_filter_number_beyond_numeric_range_is_422(srv, api):
+    ws = unique_ws("files-filter-num")
+    post_file(api, ws, "a.txt", b"a", meta={"n": 3})
+    path = ws_files_path(ws)
+    for text, at in [("n lt 1e131072", 5), ("size lt 1e131073", 8), ("n eq 1e-999999", 5),
+                     ("n gt 1 or n lt -2.5E+1001", 15)]:
+        check(api.get(path, params={"filter": text}), 422,
+              v422(e_refused("filter", text, "number out of range at position %d" % at)))
+    assert filter_names(api, ws, "n lt 1e1000 and n gt -1e1000 and size lt 1E1000") == ["a.txt"]
+    assert filter_names(api, ws, "n eq 1e-1000") == []
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

@@ -101,6 +101,22 @@ static void test_comparisons(void **state)
     parses_to("a eq 99999999999999999999", "(eq a dec:1e+20)");
 }
 
+/* An exponent numeric holds (PostgreSQL compares numbers as numeric): up
+ * to 1000 in magnitude. */
+static void test_number_range(void **state)
+{
+    (void)state;
+    parses_to("a lt 1e1000", "(lt a dec:inf)");
+    parses_to("a gt -1E+1000", "(gt a dec:-inf)");
+    parses_to("a eq 1e-1000", "(eq a dec:0)");
+    parses_to("a eq 1e0001000", "(eq a dec:inf)");
+    refused("a lt 1e1001", 11, "number out of range at position 5");
+    refused("n lt 1e131072", 13, "number out of range at position 5");
+    refused("size lt 1e131073", 16, "number out of range at position 8");
+    refused("n eq 1e-999999", 14, "number out of range at position 5");
+    refused("ä eq 1 or n in (2, -1.5e99999999999999999999)", 46, "number out of range at position 19");
+}
+
 static void test_fields_and_paths(void **state)
 {
     (void)state;
@@ -236,6 +252,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_comparisons),
+        cmocka_unit_test(test_number_range),
         cmocka_unit_test(test_fields_and_paths),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_datetimes),
