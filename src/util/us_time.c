@@ -98,6 +98,14 @@ static long long days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+/* The days of month m (1-12) of year y, proleptic Gregorian. */
+static int days_in_month(int y, int m)
+{
+    static const int DAYS[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    return DAYS[m - 1] + (m == 2 && leap);
+}
+
 int us_time_parse(const char *s, apr_time_t *out)
 {
     int y, mo, d, h, mi, sec, usec = 0, off = 0;
@@ -110,7 +118,7 @@ int us_time_parse(const char *s, apr_time_t *out)
     if (!read_digits(&p, 2, &h) || *p++ != ':' || !read_digits(&p, 2, &mi) ||
         *p++ != ':' || !read_digits(&p, 2, &sec))
         return 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
         return 0;
     if (*p == '.') {
         int scale = 100000, ndigits = 0;

@@ -630,6 +630,23 @@ def test_a_filter_number_beyond_numeric_range_is_422(srv, api):
     assert filter_names(api, ws, "n eq 1e-1000") == []
 
 
+def test_a_filter_or_cursor_date_the_month_does_not_have_is_422(srv, api):
+    ws = unique_ws("files-filter-day")
+    post_file(api, ws, "mar1.txt", b"m", meta={"d": "2024-03-01"})
+    post_file(api, ws, "leap.txt", b"l", meta={"d": "2024-02-29"})
+    path = ws_files_path(ws)
+    for text in ["d eq 2024-02-30", "d ge 2023-02-29T10:00:00Z"]:
+        value = text.split()[-1]
+        check(api.get(path, params={"filter": text}), 422,
+              v422(e_refused("filter", text, "invalid date-time '%s' at position 5" % value)))
+    assert filter_names(api, ws, "d eq 2024-02-29") == ["leap.txt"]
+    for value in ["2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z"]:
+        check(api.get(path, params={"after_value": value}), 422,
+              v422({"type": "datetime_from_date_parsing", "loc": ["query", "after_value"],
+                    "msg": "Input should be a valid datetime or date, invalid character in year",
+                    "input": value, "ctx": {"error": "invalid character in year"}}))
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

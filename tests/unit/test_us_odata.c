@@ -150,6 +150,10 @@ static void test_datetimes(void **state)
     parses_to("d ge 2024-01-31T10:00:00.5Z", "(ge d time:1706695200500000)");
     parses_to("d ge 2024-01-31T12:00:00+02:00", "(ge d time:1706695200000000)");
     refused("d ge 2024-13-31", 15, "invalid date-time '2024-13-31' at position 5");
+    parses_to("d eq 2024-02-29", "(eq d time:1709164800000000)");
+    refused("d eq 2024-02-30", 15, "invalid date-time '2024-02-30' at position 5");
+    refused("d eq 2023-02-29T10:00:00Z", 25, "invalid date-time '2023-02-29T10:00:00Z' at position 5");
+    refused("d eq 2026-04-31", 15, "invalid date-time '2026-04-31' at position 5");
 }
 
 static void test_logic_and_precedence(void **state)

@@ -108,6 +108,22 @@ static void test_parse(void **state)
     assert_false(us_time_parse("", &t));
 }
 
+/* A day the month has, leap years included: none rolls over to the next month. */
+static void test_parse_days_of_the_month(void **state)
+{
+    apr_time_t t;
+    (void)state;
+    assert_true(us_time_parse("2024-02-29T00:00:00Z", &t));
+    assert_true(us_time_parse("2000-02-29T00:00:00Z", &t));
+    assert_true(us_time_parse("2026-04-30T00:00:00Z", &t));
+    assert_true(us_time_parse("2026-12-31T00:00:00Z", &t));
+    assert_false(us_time_parse("2024-02-30T00:00:00Z", &t));
+    assert_false(us_time_parse("2023-02-29T00:00:00Z", &t));
+    assert_false(us_time_parse("1900-02-29T00:00:00Z", &t));
+    assert_false(us_time_parse("2026-04-31T00:00:00Z", &t));
+    assert_false(us_time_parse("2026-11-31T00:00:00Z", &t));
+}
+
 static void test_roundtrip(void **state)
 {
     char buf[US_TS_LEN];
@@ -127,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_like_gmtime),
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_days_of_the_month),
         cmocka_unit_test(test_roundtrip),
     };
     return fixture_run("us_time", tests, NULL, NULL);
