@@ -454,7 +454,8 @@ static us_odata_node *unary(parser *ps, int depth)
     }
     /* an identifier followed by '(' is a function call */
     apr_size_t after = ps->pos;
-    while (after < ps->n && (ps->s[after] == ' ' || ps->s[after] == '\t'))
+    while (after < ps->n && (ps->s[after] == ' ' || ps->s[after] == '\t' || ps->s[after] == '\r' ||
+                             ps->s[after] == '\n'))
         after++;
     if (after < ps->n && ps->s[after] == '(')
         return function(ps);

@@ -647,6 +647,14 @@ def test_a_filter_or_cursor_date_the_month_does_not_have_is_422(srv, api):
                     "input": value, "ctx": {"error": "invalid character in year"}}))
 
 
+def test_a_filter_function_may_have_line_breaks_before_its_parenthesis(srv, api):
+    ws = unique_ws("files-filter-nl")
+    post_file(api, ws, "n.txt", b"n", meta={"s": "news"})
+    post_file(api, ws, "o.txt", b"o", meta={"s": "old"})
+    assert filter_names(api, ws, "contains\n(s,'ew')") == ["n.txt"]
+    assert filter_names(api, ws, "startswith\r\n (s, 'o') or endswith\t(s, 'ws')") == ["o.txt", "n.txt"]
+
+
 # --------------------------------------------------------------------------
 # ids: 404 and 422
 # --------------------------------------------------------------------------

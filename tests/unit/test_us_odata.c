@@ -179,6 +179,9 @@ static void test_in_and_functions(void **state)
     parses_to("contains(name,'rep')", "(contains @name 'rep')");
     parses_to("startswith(a/b, 'x')", "(startswith a/b 'x')");
     parses_to("endswith (title, '.pdf')", "(endswith title '.pdf')");
+    parses_to("contains\n(s,'ew')", "(contains s 'ew')");
+    parses_to("contains\r\n (s,'ew') and startswith\t\r(s, 'n')",
+              "(and (contains s 'ew') (startswith s 'n'))");
     parses_to("not contains(name,'x') and k eq 1", "(and (not (contains @name 'x')) (eq k int:1))");
 }
 
