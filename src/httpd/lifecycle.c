@@ -199,6 +199,43 @@ static const char *store_setting_differs(const us_srv_conf *first, const us_srv_
     return NULL;
 }
 
+/* path without its trailing slashes (a store's home ends in one). */
+static const char *dir_path(apr_pool_t *p, const char *path)
+{
+    apr_size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    return apr_pstrmemdup(p, path, len);
+}
+
+/* Another server, as messages name it: "the main server" or host:port. */
+static const char *server_label(apr_pool_t *p, server_rec *main_s, server_rec *v)
+{
+    if (v == main_s)
+        return "the main server";
+    return apr_psprintf(p, "%s:%d", v->server_hostname ? v->server_hostname : "", v->port);
+}
+
+/* Servers naming one store must agree on its workers' settings; stores
+ * holds the first server naming each store. */
+static const char *check_same_store(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *main_s,
+                                    server_rec *v, us_srv_conf *c, apr_hash_t *stores)
+{
+    const char *k = store_key(ptemp, c);
+    server_rec *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
+    const char *d = first ? store_setting_differs(us_srv_conf_get(first), c) : NULL;
+    if (!first)
+        apr_hash_set(stores, k, APR_HASH_KEY_STRING, v);
+    if (!d)
+        return NULL;
+    return apr_psprintf(pconf, "%s differs from that of %s, which names the same "
+                        "UploadSessionStore: a store's workers, webhooks and sweep are one set, "
+                        "made from the first server naming it; set %s alike in both (or once, "
+                        "outside the virtual hosts)", d, server_label(ptemp, main_s, first), d);
+}
+
+static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf *c);
+
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
@@ -206,30 +243,15 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     int busy = 0;
     us_srv_conf *c;
     (void)plog;
-    (void)ptemp;
     for (server_rec *v = s; v; v = v->next) {
         c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
         const char *why = check_server(pconf, v, c);
-        if (!why) {
-            const char *k = store_key(ptemp, c);
-            server_rec *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
-            const char *d = first ? store_setting_differs(us_srv_conf_get(first), c) : NULL;
-            if (d)
-                why = apr_psprintf(pconf, "%s differs from that of %s, which names the same "
-                                   "UploadSessionStore: a store's workers, webhooks and sweep "
-                                   "are one set, made from the first server naming it; set %s "
-                                   "alike in both (or once, outside the virtual hosts)", d,
-                                   first == s ? "the main server"
-                                              : apr_psprintf(ptemp, "%s:%d",
-                                                             first->server_hostname
-                                                                 ? first->server_hostname : "",
-                                                             first->port),
-                                   d);
-            else if (!first)
-                apr_hash_set(stores, k, APR_HASH_KEY_STRING, v);
-        }
+        if (!why)
+            why = check_same_store(pconf, ptemp, s, v, c, stores);
+        if (!why)
+            why = check_existing_dirs(ptemp, v, c);
         /* the busy timeout is process-wide: the smallest configured one wins */
         if (!why && (busy == 0 || c->busy_timeout < busy))
             busy = c->busy_timeout;
@@ -247,28 +269,75 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* Makes path (a directory) exist and belong to the children's user when we
- * are root; fails when it exists and they could not write to it. */
-static const char *prepare_dir(apr_pool_t *p, const char *directive, const char *path)
+/* Whether path is an existing directory (*exists) or missing; anything
+ * else, a file on its way included, is an error naming directive. */
+static const char *dir_state(apr_pool_t *p, const char *directive, const char *path,
+                             int *exists)
 {
     struct stat st;
+    *exists = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *exists = 1;
+        return NULL;
+    }
+    if (stat(path, &st) == 0 || errno == ENOTDIR)
+        return apr_psprintf(p, "%s: %s exists and is not a directory (or lies under a file)",
+                            directive, path);
+    if (errno == ENOENT)
+        return NULL;
+    apr_status_t rv = APR_FROM_OS_ERROR(errno);
+    return apr_psprintf(p, "%s: cannot stat directory %s: %pm", directive, path, &rv);
+}
+
+/* The levels of path that do not exist yet, innermost first. */
+static apr_array_header_t *missing_levels(apr_pool_t *p, const char *path)
+{
+    apr_array_header_t *a = apr_array_make(p, 4, sizeof(const char *));
+    char *cur = apr_pstrdup(p, path);
+    struct stat st;
+    while (*cur && stat(cur, &st) != 0 && errno == ENOENT) {
+        APR_ARRAY_PUSH(a, const char *) = apr_pstrdup(p, cur);
+        char *slash = strrchr(cur, '/');
+        while (slash && slash > cur && slash[-1] == '/')
+            slash--;
+        if (!slash || slash == cur)
+            break;
+        *slash = '\0';
+    }
+    return a;
+}
+
+/* A directory this start made, handed to User so WAL files and uploads
+ * work; lstat: a symlink put in its place meanwhile is left alone. */
+static const char *give_dir_to_user(apr_pool_t *p, const char *directive, const char *dir)
+{
+    struct stat st;
+    if (geteuid() != 0 || ap_unixd_config.user_id == 0)
+        return NULL;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0)
+        return NULL;
+    if (chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+        return apr_psprintf(p, "%s: cannot chown %s to the User of httpd", directive, dir);
+    chmod(dir, 0750);
+    return NULL;
+}
+
+/* Makes path (a directory) exist. Only the levels made here go to User: an
+ * existing directory is the operator's, never re-owned or re-moded (User's
+ * access to it is checked by check_as_user). */
+static const char *prepare_dir(apr_pool_t *p, const char *directive, const char *path)
+{
+    int exists;
+    const char *err = dir_state(p, directive, path, &exists);
+    if (err || exists)
+        return err;
+    apr_array_header_t *made = missing_levels(p, path);
     apr_status_t rv = apr_dir_make_recursive(path, APR_FPROT_OS_DEFAULT & ~APR_FPROT_WWRITE, p);
     if (rv != APR_SUCCESS)
         return apr_psprintf(p, "%s: cannot create directory %s: %pm", directive, path, &rv);
-    if (stat(path, &st) != 0)
-        return apr_psprintf(p, "%s: cannot stat %s", directive, path);
-    if (geteuid() == 0 && st.st_uid == 0 && ap_unixd_config.user_id != 0) {
-        /* a directory we (root) own: hand it to User so WAL files and uploads work */
-        if (chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
-            return apr_psprintf(p, "%s: cannot chown %s to the User of httpd", directive, path);
-        chmod(path, 0750);
-    }
-    else if (geteuid() == 0 && st.st_uid != ap_unixd_config.user_id &&
-             !(st.st_mode & S_IWOTH) &&
-             !(st.st_gid == ap_unixd_config.group_id && (st.st_mode & S_IWGRP))) {
-        return apr_psprintf(p, "%s: directory %s must be writable by httpd's User (uid %ld)",
-                            directive, path, (long)ap_unixd_config.user_id);
-    }
+    for (int i = 0; i < made->nelts; i++)
+        if ((err = give_dir_to_user(p, directive, APR_ARRAY_IDX(made, i, const char *))))
+            return err;
     return NULL;
 }
 
@@ -511,12 +580,14 @@ static const char *blocking_parent(apr_pool_t *p, const char *path)
 }
 
 /* In the forked process, now httpd's User: one line per problem to fd,
- * "D<index>\t<errno>\t<blocking parent>" or "K<errno>". */
+ * "D<index>\t<errno>\t<blocking parent>" or "K<errno>". Only when starting
+ * are the storage's directories made and the key file looked at: the check
+ * at check_config (`httpd -t` too) changes nothing on disk. */
 static void check_dirs_here(int fd, apr_pool_t *p, us_srv_conf *c,
-                            const apr_array_header_t *dirs)
+                            const apr_array_header_t *dirs, int starting)
 {
     char line[PATH_MAX + 64];
-    if (strcmp(us_storage_name(c->storage), "posix") == 0)
+    if (starting && strcmp(us_storage_name(c->storage), "posix") == 0)
         us_storage_prepare(c->storage, p); /* data/files, made as the children would */
     for (int i = 0; i < dirs->nelts; i++) {
         const user_dir *d = &APR_ARRAY_IDX(dirs, i, user_dir);
@@ -528,7 +599,7 @@ static void check_dirs_here(int fd, apr_pool_t *p, us_srv_conf *c,
         if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
             return;
     }
-    if (access(c->key_file, R_OK) != 0) {
+    if (starting && access(c->key_file, R_OK) != 0) {
         int n = snprintf(line, sizeof(line), "K%d\n", errno);
         if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
             return;
@@ -541,34 +612,38 @@ static const char *user_name(apr_pool_t *p)
                                      : apr_psprintf(p, "uid %ld", (long)ap_unixd_config.user_id);
 }
 
-/* Every directory the children write (the store's, the storage's) checked
- * by a forked process that has become httpd's User, as the children will:
- * a directory it cannot write or a parent it cannot search is a startup
- * error naming both; a key file it cannot read is a warning (the children
- * re-read it: changes then need a restart). */
-static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+/* The directories the children write: the store's, then the storage's. */
+static apr_array_header_t *user_dirs(apr_pool_t *p, us_srv_conf *c)
 {
     apr_array_header_t *dirs = apr_array_make(p, 4, sizeof(user_dir));
     const char *home = us_store_home(c->store_cfg, p);
     const apr_array_header_t *local = us_storage_local_dirs(c->storage, p);
-    int pfd[2];
-    char buf[4 * PATH_MAX];
-    size_t got = 0;
-    ssize_t n;
-
     if (home) {
         user_dir *d = apr_array_push(dirs);
-        apr_size_t len = strlen(home);
-        while (len > 1 && home[len - 1] == '/')
-            len--;
         d->directive = "UploadSessionStore";
-        d->path = apr_pstrmemdup(p, home, len);
+        d->path = dir_path(p, home);
     }
     for (int i = 0; i < local->nelts; i++) {
         user_dir *d = apr_array_push(dirs);
         d->directive = "UploadSessionDataDir";
         d->path = APR_ARRAY_IDX(local, i, const char *);
     }
+    return dirs;
+}
+
+/* Every directory the children write (the store's, the storage's) checked
+ * by a forked process that has become httpd's User, as the children will:
+ * a directory it cannot write or a parent it cannot search is a startup
+ * error naming both; when starting, a key file it cannot read is a warning
+ * (the children re-read it: changes then need a restart). */
+static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c,
+                                 const apr_array_header_t *dirs, int starting)
+{
+    int pfd[2];
+    char buf[4 * PATH_MAX];
+    size_t got = 0;
+    ssize_t n;
+
     if (pipe(pfd) != 0)
         return "cannot check the directories as httpd's User: pipe failed";
     pid_t pid = fork();
@@ -587,7 +662,7 @@ static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c)
                 _exit(1);
             _exit(1);
         }
-        check_dirs_here(pfd[1], p, c, dirs);
+        check_dirs_here(pfd[1], p, c, dirs, starting);
         _exit(0);
     }
     close(pfd[1]);
@@ -638,13 +713,38 @@ static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c)
     return NULL;
 }
 
+/* For check_config, so `httpd -t` sees it too, and before anything is made:
+ * the store's and the data directory, where they exist, are directories,
+ * and those the children write User can write. */
+static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+{
+    const apr_array_header_t *all = user_dirs(p, c);
+    apr_array_header_t *there = apr_array_make(p, all->nelts, sizeof(user_dir));
+    const char *home = us_store_home(c->store_cfg, p);
+    const char *err = NULL;
+    int exists;
+
+    if (home && (err = dir_state(p, "UploadSessionStore", dir_path(p, home), &exists)))
+        return err;
+    if ((err = dir_state(p, "UploadSessionDataDir", c->data_dir, &exists)))
+        return err;
+    for (int i = 0; i < all->nelts; i++) {
+        const user_dir *d = &APR_ARRAY_IDX(all, i, user_dir);
+        if ((err = dir_state(p, d->directive, d->path, &exists)))
+            return err;
+        if (exists)
+            *(user_dir *)apr_array_push(there) = *d;
+    }
+    return there->nelts ? check_as_user(p, s, c, there, 0) : NULL;
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
                                 us_srv_conf *c, int first_of_store)
 {
     const char *err = NULL;
     const char *home = us_store_home(c->store_cfg, p);
 
-    if (home && (err = prepare_dir(p, "UploadSessionStore", home)))
+    if (home && (err = prepare_dir(p, "UploadSessionStore", dir_path(p, home))))
         return err;
     if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
         return err;
@@ -662,7 +762,7 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
     if ((err = claim_node_name(p, s, c)))
         return err;
     give_store_to_user(p, c->store_cfg);
-    if ((err = check_as_user(p, s, c)))
+    if ((err = check_as_user(p, s, c, user_dirs(p, c), 1)))
         return err;
     return load_secret(p, c);
 }
