@@ -234,12 +234,70 @@ static const char *check_same_store(apr_pool_t *pconf, apr_pool_t *ptemp, server
                         "outside the virtual hosts)", d, server_label(ptemp, main_s, first), d);
 }
 
+/* The data directory's real path, or where it does not exist yet its
+ * absolute path with ".", ".." and repeated slashes resolved. */
+static const char *real_dir(apr_pool_t *p, const char *path)
+{
+    char buf[PATH_MAX];
+    char *merged = NULL;
+    if (realpath(path, buf))
+        return apr_pstrdup(p, buf);
+    if (apr_filepath_merge(&merged, NULL, path, APR_FILEPATH_NOTRELATIVE, p) != APR_SUCCESS)
+        return path;
+    return dir_path(p, merged);
+}
+
+/* Where c's store keeps its files, as a key ("posix", the real directory;
+ * "s3", bucket and prefix), with its description in *what; NULL: neither. */
+static const char *files_place(apr_pool_t *p, const us_srv_conf *c, const char **what)
+{
+    if (strcmp(c->storage_name, "posix") == 0) {
+        const char *dir = real_dir(p, c->data_dir);
+        *what = apr_pstrcat(p, "UploadSessionDataDir ", dir, NULL);
+        return apr_pstrcat(p, "posix\n", dir, NULL);
+    }
+    if (strcmp(c->storage_name, "s3") != 0)
+        return NULL;
+    char *last = NULL;
+    char *words = apr_pstrdup(p, c->storage_params);
+    const char *bucket = apr_strtok(words, " ", &last) ? apr_strtok(NULL, " ", &last) : NULL;
+    const char *pre = c->s3_prefix ? c->s3_prefix : "";
+    apr_size_t n;
+    while (*pre == '/')
+        pre++;
+    for (n = strlen(pre); n && pre[n - 1] == '/'; n--)
+        ;
+    pre = apr_pstrmemdup(p, pre, n);
+    *what = apr_psprintf(p, "UploadSessionStorage s3 bucket %s with UploadSessionS3Prefix '%s'",
+                         bucket ? bucket : "", pre);
+    return apr_pstrcat(p, "s3\n", bucket ? bucket : "", "\n", pre, NULL);
+}
+
+/* Two stores must not keep their files in one place: each store's sweep
+ * removes the files its own tables do not name, the other store's too.
+ * places holds the first server using each place. */
+static const char *check_files_apart(apr_pool_t *p, server_rec *main_s, server_rec *v,
+                                     us_srv_conf *c, apr_hash_t *places)
+{
+    const char *what = NULL;
+    const char *k = files_place(p, c, &what);
+    server_rec *other = k ? apr_hash_get(places, k, APR_HASH_KEY_STRING) : NULL;
+    if (k && !other)
+        apr_hash_set(places, k, APR_HASH_KEY_STRING, v);
+    if (!other || strcmp(store_key(p, us_srv_conf_get(other)), store_key(p, c)) == 0)
+        return NULL;
+    return apr_psprintf(p, "%s is also that of %s, which names another UploadSessionStore: "
+                        "each store's sweep deletes the files its own store does not know, "
+                        "the other store's too; give each store its own place for its files",
+                        what, server_label(p, main_s, other));
+}
+
 static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf *c);
 
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
-    apr_hash_t *stores = apr_hash_make(ptemp);
+    apr_hash_t *stores = apr_hash_make(ptemp), *places = apr_hash_make(ptemp);
     int busy = 0;
     us_srv_conf *c;
     (void)plog;
@@ -250,6 +308,8 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         const char *why = check_server(pconf, v, c);
         if (!why)
             why = check_same_store(pconf, ptemp, s, v, c, stores);
+        if (!why)
+            why = check_files_apart(ptemp, s, v, c, places);
         if (!why)
             why = check_existing_dirs(ptemp, v, c);
         /* the busy timeout is process-wide: the smallest configured one wins */

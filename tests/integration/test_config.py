@@ -230,9 +230,66 @@ def test_a_virtual_host_on_the_same_store_cannot_differ_in_its_workers(server_fa
             f"UploadSessionStore: a store's workers, webhooks and sweep are one set, made from "
             f"the first server naming it; set {directive} alike in both") in out, out
     assert "Syntax OK" not in out, out
-    # its own store: its own workers, so its own value
-    s.extra = ["<VirtualHost 127.0.0.1:1>", line,
+    # its own store (and its own data directory): its own workers, so its own value
+    own_data = [] if directive == "UploadSessionDataDir" else [
+        f'UploadSessionDataDir "{s.dir}/state/other-data"']
+    s.extra = ["<VirtualHost 127.0.0.1:1>", line, *own_data,
                f'UploadSessionStore sqlite3 "{s.dir}/state/other.db"', "</VirtualHost>"]
     s.write_config()
+    proc = s.configtest()
+    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+
+
+def _two_stores(s, vhost_data_dir, storage=()):
+    s.extra = ["<VirtualHost 127.0.0.1:1>", "ServerName vhost.test",
+               f'UploadSessionStore sqlite3 "{s.dir}/other/store.db"',
+               f'UploadSessionDataDir "{vhost_data_dir}"', *storage, "</VirtualHost>"]
+    s.write_config()
+
+
+def test_two_stores_cannot_share_one_data_directory(server_factory):
+    """Each store's sweep deletes the files its own store does not know:
+    two stores in one data directory would delete each other's uploads.
+    Refused by `apache2 -t` and at start, naming the directory and the
+    other server, however the path is spelled; a directory each starts."""
+    s = server_factory(start=False)
+    _two_stores(s, f"{s.dir}/state/./data/")
+    want = (f"mod_upload_session (vhost.test:0): UploadSessionDataDir {s.dir}/state/data is "
+            f"also that of the main server, which names another UploadSessionStore: each "
+            f"store's sweep deletes the files its own store does not know, the other store's "
+            f"too; give each store its own place for its files")
+    proc = s.configtest()
+    assert proc.returncode != 0 and want in output(proc), output(proc)
+    proc = s._ctl("-k", "start")
+    assert proc.returncode != 0 and want in output(proc), output(proc)
+    assert not os.path.exists(f"{s.dir}/state/data"), "refused before anything was made"
+
+    _two_stores(s, f"{s.dir}/other/data")
+    s.start()
+    assert os.path.isdir(f"{s.dir}/state/data") and os.path.isdir(f"{s.dir}/other/data")
+
+
+def test_two_stores_cannot_share_one_bucket_prefix(server_factory):
+    """The same with s3 storage: one bucket and prefix (spelled with slashes
+    or not) for two stores is refused; another prefix passes."""
+    s = server_factory(start=False)
+    creds = os.path.join(s.dir, "s3-creds")
+    with open(creds, "w") as f:
+        f.write("[default]\naws_access_key_id = a\naws_secret_access_key = b\n")
+    os.chmod(creds, 0o600)
+
+    def s3(prefix):
+        return ["UploadSessionStorage s3 http://127.0.0.1:9 shared-bucket",
+                f'UploadSessionS3CredentialsFile "{creds}"', f"UploadSessionS3Prefix {prefix}"]
+
+    # the main server's: the override's value follows the directive's name
+    s.overrides["UploadSessionStorage"] = "\n".join(s3("uploads")).split(" ", 1)[1]
+    _two_stores(s, f"{s.dir}/other/data", s3("/uploads/"))
+    proc = s.configtest()
+    want = ("UploadSessionStorage s3 bucket shared-bucket with UploadSessionS3Prefix 'uploads' "
+            "is also that of the main server, which names another UploadSessionStore")
+    assert proc.returncode != 0 and want in output(proc), output(proc)
+
+    _two_stores(s, f"{s.dir}/other/data", s3("other-uploads"))
     proc = s.configtest()
     assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
