@@ -2,7 +2,9 @@
  * lifecycle.c - the module's life in the parent and the children:
  *   pre_config    apr_dbd_init
  *   check_config  validate each enabled server: store driver, key file,
- *                 URLs, webhook secret (runs for `apachectl configtest` too)
+ *                 URLs, webhook secret, no two stores in one place for
+ *                 files, the existing directories writable by User (runs
+ *                 for `apachectl configtest` too: it changes nothing on disk)
  *   post_config   (parent, usually root) create directories, migrate the
  *                 schema, record the webhook URLs in the store, create the
  *                 signing secret, hand files to User;
