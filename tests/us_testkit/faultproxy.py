@@ -21,6 +21,8 @@ import socket
 import threading
 import time
 
+from us_testkit.slowlink import Closing, loopback_listener
+
 
 class Rule:
     """Action for the next `times` requests match(method, target, head) takes."""
@@ -29,26 +31,17 @@ class Rule:
         self.match, self.action, self.times = match, action, times
 
 
-class FaultProxy:
+class FaultProxy(Closing):
     def __init__(self, target):
         self.target = target
         self.rules = []
         self.log = []
         self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(256)
+        self._listener = loopback_listener()
         self.port = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def close(self):
         self._closed = True

@@ -25,13 +25,32 @@ import threading
 import time
 
 
+def loopback_listener():
+    """A socket listening on a free loopback port."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(256)
+    return s
+
+
 def found(pattern, data):
     """Whether pattern (bytes, any case; or a compiled regular expression)
     is in data."""
     return pattern.search(data) if hasattr(pattern, "search") else pattern in data.lower()
 
 
-class SlowLink:
+class Closing:
+    """A context manager whose exit calls close()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SlowLink(Closing):
     """Relays 127.0.0.1:self.port to target ("host", port), holding each
     client chunk that contains match (case-insensitive) for delay seconds
     first, or with cut, cutting the connection where its answer comes. Use
@@ -50,19 +69,10 @@ class SlowLink:
         self._lock = threading.Lock()
         self._socks = []
         self._closed = False
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(256)
+        self._listener = loopback_listener()
         self.port = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def close(self):
         with self._lock:
