@@ -850,9 +850,9 @@ static void discard(s3_writer *w, apr_pool_t *p)
     if (w->start_unknown) {
         /* its id never came: whatever upload the store started under this
          * fresh key is the writer's */
-        int aborted = 0, left = 0;
+        int gone = 0, left = 0;
         long http = 0;
-        if (abort_uploads(w->st, p, w->key, 0, &aborted, &left, &http) != APR_SUCCESS || left)
+        if (abort_uploads(w->st, p, w->key, 0, &gone, &left, &http) != APR_SUCCESS || left)
             us_log(w->st->log, US_LOG_WARN, 0, 1206, "abandoning an upload: cannot abort the "
                    "multipart upload of %s (HTTP %ld)", w->key, http);
         w->start_unknown = 0;
