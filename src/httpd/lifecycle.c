@@ -871,7 +871,24 @@ static apr_status_t stop_ingest(void *data)
     return APR_SUCCESS;
 }
 
-static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+/* The largest UploadSessionMaxFileSize of the servers naming c's store: the
+ * store's one set of workers waits, before a session's last clear, for the
+ * largest file any of them lets a client upload. */
+static long long largest_file_size(apr_pool_t *p, server_rec *main_s, const us_srv_conf *c)
+{
+    const char *k = store_key(p, c);
+    long long most = c->max_file_size;
+    for (server_rec *v = main_s; v; v = v->next) {
+        const us_srv_conf *o = us_srv_conf_get(v);
+        if (us_srv_enabled(o) && o->store_cfg && o->max_file_size > most &&
+            strcmp(store_key(p, o), k) == 0)
+            most = o->max_file_size;
+    }
+    return most;
+}
+
+static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *main_s, server_rec *s,
+                                 us_srv_conf *c)
 {
     us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
     us_ingester *ing = NULL;
@@ -886,7 +903,7 @@ static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *s, us_srv_conf 
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();
     cfg->max_files = c->max_files;
-    cfg->max_file_size = c->max_file_size;
+    cfg->max_file_size = largest_file_size(pchild, main_s, c);
     apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
@@ -984,7 +1001,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
             continue;
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
-        c->ingest = start_ingest(pchild, v, c); /* one set of workers per store */
+        c->ingest = start_ingest(pchild, s, v, c); /* one set of workers per store */
         start_webhooks(pchild, v, c);
     }
 }

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from us_testkit.api import close_session, get_status
-from us_testkit.ingest import (direct_server, make_server, module_so, new_session,  # noqa: F401
-                               outage, s3_server, session_files, upload_all, wait_ingested,
+from us_testkit.ingest import (S3_DIRECT, direct_server, make_server, module_so,  # noqa: F401
+                               new_session, outage, s3_server, session_files, upload_all, wait_ingested,
                                ws_files_path)
 from us_testkit.procs import wait_for
 from us_testkit.server import new_client
@@ -159,6 +159,44 @@ def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     time.sleep(2)  # more sweeps: the last clear stays recorded, logged once
     lines = [ln for ln in s.log_text().splitlines() if "US1022" in ln]
     assert len(lines) == 1 and sid in lines[0], lines
+
+
+def test_the_last_clear_waits_for_the_largest_file_any_virtual_host_allows(make_server):
+    """Servers naming one store share its ingest workers: the grace before a
+    session's last clear is sized by the largest UploadSessionMaxFileSize
+    among them (a virtual host's 8 MiB: the 3 s lease plus 8 s), not by the
+    first server's (1 MiB: 4 s). A session of the virtual host signs POSTs of
+    up to 8 MiB, so one begun at expires_at may land 8 s after it."""
+    s = make_server(start=False, storage="s3",
+                    extra=[S3_DIRECT, "UploadSessionIngestLease 3", "UploadSessionMaxFileSize 1M"])
+    s.extra += [f"<VirtualHost 127.0.0.1:{s.port}>", "ServerName other.test",
+                "UploadSessionMaxFileSize 8M", "</VirtualHost>"]
+    s.start()
+    api = s.client(s.user_all, headers={"Host": "other.test"})
+    ws = "ws-late-vhost"
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 12})
+    expires = time.monotonic() + 12
+    upload_all(cfg, [("a.txt", b"a")])
+    close_session(api, ws, sid)
+    wait_ingested(api, ws, sid, 1)
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 30)
+    with new_client() as c:
+        r = upload(c, cfg, "late.txt", b"late")
+        assert r.status_code == 204 and r.content == b"", r.text
+    assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
+
+    # past the first server's grace (4 s), within the virtual host's (11 s)
+    time.sleep(max(0.0, expires + 8 - time.monotonic()))
+    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
+    deadline = expires + 11 + 40
+    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    assert time.monotonic() >= expires + 10, "cleared before the grace ran out"
+    st = get_status(api, ws, sid)
+    assert st["uploaded_files"] == 1, st
+    assert st["ingestion_status"] == {"finished_files": 1, "failed_files": 0,
+                                      "pending_files": 0}, st
 
 
 def test_max_files_applies_at_listing_time(direct_server):
