@@ -32,6 +32,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->busy_timeout = -1;
     c->server_token = -1;
     c->s3_direct = -1;
+    c->s3_part_memory = -1;
     c->cors_any = -1;
     c->cors_max_age = -1;
     c->webhook_retry_for = -1;
@@ -55,6 +56,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(s3_credentials, NULL);
     MERGE(s3_prefix, NULL);
     MERGE(s3_direct, -1);
+    MERGE(s3_part_memory, -1);
     MERGE(secret_file, NULL);
     MERGE(doc_url, NULL);
     MERGE(node_name, NULL);
@@ -253,7 +255,9 @@ static const char *set_max_files(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 100000000, &us_srv_conf_get(cmd->server)->max_files);
 }
 
-static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
+/* A size in bytes, or with a K/M/G suffix (binary units), 1 to 1 PiB,
+ * into the long long at cmd->info's offset in us_srv_conf. */
+static const char *set_size(cmd_parms *cmd, void *d, const char *arg)
 {
     char *end = NULL;
     apr_off_t v = 0;
@@ -272,7 +276,7 @@ static const char *set_max_file_size(cmd_parms *cmd, void *d, const char *arg)
     if (v < 1 || v > (apr_off_t)1 << MAX_SHIFT)
         return apr_psprintf(cmd->pool, "%s: expects a size in bytes (optionally with K, M or G), "
                             "not '%s'", cmd->cmd->name, arg);
-    us_srv_conf_get(cmd->server)->max_file_size = (long long)v;
+    *(long long *)((char *)us_srv_conf_get(cmd->server) + (size_t)cmd->info) = (long long)v;
     return NULL;
 }
 
@@ -411,6 +415,10 @@ const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSessionS3DirectUpload", set_s3_direct, NULL, RSRC_CONF,
                  "On: sessions hand out a presigned POST into the bucket itself "
                  "(default Off: the module's upload target)"),
+    AP_INIT_TAKE1("UploadSessionS3PartMemory", set_size,
+                  (void *)APR_OFFSETOF(us_srv_conf, s3_part_memory), RSRC_CONF,
+                  "memory each process's uploads to s3 may fill parts in (default 64M); "
+                  "parts past it are filled in temporary files"),
     AP_INIT_TAKE1("UploadSessionSecretFile", set_path,
                   (void *)APR_OFFSETOF(us_srv_conf, secret_file), RSRC_CONF,
                   "file holding the upload-policy signing secret (created if absent)"),
@@ -418,7 +426,8 @@ const command_rec us_directives[] = {
                   "OPEN sessions a user may have at once (default 10)"),
     AP_INIT_TAKE1("UploadSessionMaxLifetime", set_max_lifetime, NULL, RSRC_CONF,
                   "maximum session lifetime in seconds (default 86400)"),
-    AP_INIT_TAKE1("UploadSessionMaxFileSize", set_max_file_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("UploadSessionMaxFileSize", set_size,
+                  (void *)APR_OFFSETOF(us_srv_conf, max_file_size), RSRC_CONF,
                   "largest file one upload may carry, e.g. 5G (default)"),
     AP_INIT_TAKE1("UploadSessionMaxFilesPerSession", set_max_files, NULL, RSRC_CONF,
                   "files one session may receive, and as many sidecars (default unlimited)"),

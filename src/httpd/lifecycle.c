@@ -98,15 +98,22 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
         return "UploadSessionSecretFile is required with this UploadSessionStore: its default "
                "lies beside the store's files, and this store keeps none on this machine";
     const char *params = c->storage_params;
+    const char *part_memory =
+        c->s3_part_memory > 0
+            ? apr_psprintf(pconf, " part_memory=%" APR_INT64_T_FMT, (apr_int64_t)c->s3_part_memory)
+            : "";
     if (strcmp(c->storage_name, "s3") == 0)
         params = apr_pstrcat(pconf, params, c->s3_region ? " region=" : "",
                              c->s3_region ? c->s3_region : "",
                              c->s3_credentials ? " credentials=" : "",
                              c->s3_credentials ? c->s3_credentials : "",
-                             c->s3_prefix ? " prefix=" : "", c->s3_prefix ? c->s3_prefix : "", NULL);
-    else if (c->s3_region || c->s3_credentials || c->s3_prefix || c->s3_direct)
-        return "UploadSessionS3Region, UploadSessionS3CredentialsFile, UploadSessionS3Prefix "
-               "and UploadSessionS3DirectUpload need UploadSessionStorage s3";
+                             c->s3_prefix ? " prefix=" : "", c->s3_prefix ? c->s3_prefix : "",
+                             part_memory, NULL);
+    else if (c->s3_region || c->s3_credentials || c->s3_prefix || c->s3_direct ||
+             c->s3_part_memory > 0)
+        return "UploadSessionS3Region, UploadSessionS3CredentialsFile, UploadSessionS3Prefix, "
+               "UploadSessionS3DirectUpload and UploadSessionS3PartMemory need "
+               "UploadSessionStorage s3";
     if (us_storage_configure(pconf, c->storage_name, c->data_dir, params, &c->storage,
                              &derr) != APR_SUCCESS)
         return apr_pstrcat(pconf, "UploadSessionStorage: ", derr, NULL);

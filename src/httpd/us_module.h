@@ -48,6 +48,7 @@ typedef struct {
     const char *s3_credentials; /* UploadSessionS3CredentialsFile */
     const char *s3_prefix;      /* UploadSessionS3Prefix */
     int s3_direct;              /* UploadSessionS3DirectUpload, -1 unset */
+    long long s3_part_memory;   /* UploadSessionS3PartMemory (bytes), -1 unset */
     const char *secret_file;    /* UploadSessionSecretFile */
     const char *doc_url;        /* UploadSessionDocumentationURL */
     const char *node_name;      /* UploadSessionNodeName; NULL: the host name */

@@ -6,7 +6,7 @@
  *   PREFIX/sessions/<session_id>/<blob>   a session's uploads
  *   PREFIX/files/<file_id>                workspace files
  *   PREFIX/.check/<pid>.<thread>          the health probe (written, deleted)
- * Writers keep at most one part (8 MiB) in memory: a file that fits is one
+ * Writers keep at most one part (8 MiB): a file that fits is one
  * PUT at finish, a larger one a multipart upload (parts as they fill, the
  * last at finish, CompleteMultipartUpload at commit). Either makes the
  * object appear whole under its key at once. Publishing is CopyObject (in
@@ -14,6 +14,9 @@
  * source; a replay after a crash between the two finds the source still
  * there and copies the same bytes again. The files/ keys are listed a page
  * at a time for the sweep of objects no row refers to.
+ * A part is filled in memory while the process's part budget
+ * (part_memory=, UploadSessionS3PartMemory) has room, else in an unlinked
+ * temporary file (us_s3_spill.h), sent from a read-only map of it.
  * Credentials and signatures are never logged.
  */
 #include "us_storage_backend.h"
@@ -22,6 +25,7 @@
 #include "us_s3_parts.h"
 #include "us_s3_late.h"
 #include "us_s3_aborts.h"
+#include "us_s3_spill.h"
 #include "us_buf.h"
 #include "us_utf8.h"
 
@@ -37,12 +41,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PART_SIZE (8 * 1024 * 1024)     /* the multipart threshold and part size */
 #define MAX_PARTS 10000                 /* S3's limit for one multipart upload */
+#define FIRST_BUF (64 * 1024)           /* a writer's first part buffer, grown as bytes come */
+#define DEFAULT_PART_MEMORY (64LL * 1024 * 1024)
 #define READ_WINDOW (4 * 1024 * 1024)   /* bytes one ranged GET of a reader fetches */
 #ifndef US_S3_STALE_UPLOAD_AGE         /* an unfinished multipart upload older is a dead writer's */
 #define US_S3_STALE_UPLOAD_AGE (24 * 3600)
@@ -74,6 +81,8 @@ typedef struct {
     const char *prefix;     /* "" or "p/" */
     us_sigv4_credentials cred;
     us_s3_aborts *aborts;   /* uploads whose abort failed, tried again by s3_tidy */
+    us_s3_budget *parts;    /* the memory this process's writers may fill parts in */
+    const char *spill_dir;  /* where parts past it are filled: $TMPDIR, else /var/tmp */
 } s3_conf;
 
 static const s3_conf *conf_of(const us_storage *st) { return st->conf; }
@@ -138,7 +147,8 @@ static int bucket_ok(const char *b)
     return 1;
 }
 
-/* params: "<endpoint URL> <bucket> [region=R] [credentials=PATH] [prefix=P]" */
+/* params: "<endpoint URL> <bucket> [region=R] [credentials=PATH] [prefix=P]
+ * [part_memory=BYTES]" */
 static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char *params,
                                  void **conf, const char **err)
 {
@@ -147,6 +157,7 @@ static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char
     const char *url = apr_strtok(words, " ", &last);
     const char *bucket = url ? apr_strtok(NULL, " ", &last) : NULL;
     const char *creds = NULL, *w;
+    apr_int64_t part_memory = DEFAULT_PART_MEMORY;
     s3_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)data_dir;
     c->aborts = us_s3_aborts_create(p);
@@ -170,6 +181,15 @@ static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char
             while (n && pre[n - 1] == '/')
                 n--;
             c->prefix = n ? apr_pstrcat(p, apr_pstrndup(p, pre, n), "/", NULL) : "";
+        }
+        else if (strncmp(w, "part_memory=", 12) == 0) {
+            char *end = NULL;
+            errno = 0;
+            part_memory = isdigit((unsigned char)w[12]) ? apr_strtoi64(w + 12, &end, 10) : -1;
+            if (part_memory < 0 || *end || errno == ERANGE) {
+                *err = apr_psprintf(p, "s3 storage: part_memory expects bytes, not '%s'", w + 12);
+                return APR_EINVAL;
+            }
         }
         else {
             *err = apr_psprintf(p, "s3 storage: unknown parameter '%s'", w);
@@ -216,6 +236,11 @@ static apr_status_t s3_configure(apr_pool_t *p, const char *data_dir, const char
     c->host = apr_pstrndup(p, rest, hl);
     c->endpoint = apr_pstrndup(p, url, (apr_size_t)(rest - url) + hl);
     c->bucket = bucket;
+    c->parts = us_s3_budget_create(p, (apr_uint64_t)part_memory);
+    /* not /tmp: on a tmpfs (Debian's default since 13) a spilled part is
+     * memory again */
+    const char *tmpdir = getenv("TMPDIR");
+    c->spill_dir = tmpdir && *tmpdir ? apr_pstrdup(p, tmpdir) : "/var/tmp";
     /* before any thread exists: curl_global_init is not thread-safe */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         *err = "s3 storage: libcurl cannot be initialised";
@@ -799,8 +824,9 @@ typedef struct {
     us_storage *st;
     apr_pool_t *p;
     const char *key;
-    char *buf;              /* the part being filled, grown up to PART_SIZE bytes */
-    apr_size_t fill, cap;
+    char *buf;              /* the part being filled, grown up to PART_SIZE bytes, */
+    apr_size_t fill, cap;   /* cap of them reserved from the process's budget; */
+    int fd;                 /* or, past the budget, in this unlinked file (else -1) */
     long long size;
     EVP_MD_CTX *sha;
     char hex[65];
@@ -882,6 +908,86 @@ static void s3_tidy(us_storage *st, apr_pool_t *p)
                conf_of(st)->bucket);
 }
 
+/* Frees the part's memory (back to the budget) or closes its file. */
+static void release_part(s3_writer *w)
+{
+    free(w->buf);
+    w->buf = NULL;
+    us_s3_budget_give(conf_of(w->st)->parts, w->cap);
+    w->cap = 0;
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}
+
+/* Moves the part filled so far into a temporary file: the budget had no
+ * room for the buffer to grow. */
+static apr_status_t spill(s3_writer *w)
+{
+    int fd = us_s3_spill_open(conf_of(w->st)->spill_dir);
+    if (fd < 0) {
+        apr_status_t rv = APR_FROM_OS_ERROR(errno);
+        us_log(w->st->log, US_LOG_ERR, rv, 1218, "cannot make a temporary file in %s for a "
+               "part of %s (the part memory is in use)", conf_of(w->st)->spill_dir, w->key);
+        return rv;
+    }
+    apr_size_t fill = w->fill;
+    for (apr_size_t done = 0; done < fill;) {
+        ssize_t n = pwrite(fd, w->buf + done, fill - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            apr_status_t rv = n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+            close(fd);
+            return rv;
+        }
+        done += (apr_size_t)n;
+    }
+    release_part(w);
+    w->fd = fd;
+    w->fill = fill;
+    return APR_SUCCESS;
+}
+
+/* Appends len bytes to the spilled part. */
+static apr_status_t spill_write(s3_writer *w, const char *data, apr_size_t len)
+{
+    while (len) {
+        ssize_t n = pwrite(w->fd, data, len, (off_t)w->fill);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
+        w->fill += (apr_size_t)n;
+        data += n;
+        len -= (apr_size_t)n;
+    }
+    return APR_SUCCESS;
+}
+
+/* The part's bytes to send: the buffer, or a read-only map of the file
+ * (*map, to give to part_unmap). NULL with an error when it cannot be mapped. */
+static const char *part_bytes(s3_writer *w, void **map, apr_status_t *rv)
+{
+    *map = NULL;
+    *rv = APR_SUCCESS;
+    if (w->fd < 0 || !w->fill)
+        return w->buf;
+    void *m = mmap(NULL, w->fill, PROT_READ, MAP_SHARED, w->fd, 0);
+    if (m == MAP_FAILED) {
+        *rv = APR_FROM_OS_ERROR(errno);
+        return NULL;
+    }
+    *map = m;
+    return m;
+}
+
+static void part_unmap(s3_writer *w, void *map)
+{
+    if (map)
+        munmap(map, w->fill);
+}
+
 static apr_status_t writer_cleanup(void *data)
 {
     s3_writer *w = data;
@@ -894,8 +1000,7 @@ static apr_status_t writer_cleanup(void *data)
     if (w->sha)
         EVP_MD_CTX_free(w->sha);
     w->sha = NULL;
-    free(w->buf);
-    w->buf = NULL;
+    release_part(w);
     return APR_SUCCESS;
 }
 
@@ -905,13 +1010,22 @@ static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *key, 
     w->st = st;
     w->p = p;
     w->key = key;
-    w->cap = 64 * 1024;
-    w->buf = malloc(w->cap);
+    w->fd = -1;
     w->sha = EVP_MD_CTX_new();
     w->etags = apr_array_make(p, 8, sizeof(const char *));
     apr_pool_cleanup_register(p, w, writer_cleanup, apr_pool_cleanup_null);
-    if (!w->buf || !w->sha || EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) != 1)
+    if (!w->sha || EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) != 1)
         return APR_ENOMEM;
+    if (us_s3_budget_take(conf_of(st)->parts, FIRST_BUF)) {
+        w->cap = FIRST_BUF;
+        if (!(w->buf = malloc(w->cap)))
+            return APR_ENOMEM;
+    }
+    else {
+        apr_status_t rv = spill(w);
+        if (rv != APR_SUCCESS)
+            return rv;
+    }
     *out = w;
     return APR_SUCCESS;
 }
@@ -950,7 +1064,14 @@ static apr_status_t send_part(s3_writer *w)
     }
     const char *q = apr_psprintf(tmp, "partNumber=%d&uploadId=%s", w->etags->nelts + 1,
                                  us_sigv4_uri_encode(tmp, w->upload_id, 0));
-    rv = s3_call(w->st, tmp, "PUT", w->key, q, NULL, w->buf, w->fill, &status, &body, &etag);
+    void *map;
+    const char *bytes = part_bytes(w, &map, &rv);
+    if (!bytes) {
+        apr_pool_destroy(tmp);
+        return rv;
+    }
+    rv = s3_call(w->st, tmp, "PUT", w->key, q, NULL, bytes, w->fill, &status, &body, &etag);
+    part_unmap(w, map);
     if (rv == APR_SUCCESS && (status != 200 || !etag))
         rv = failed(w->st, 1213, "sending a part", w->key, status, body);
     if (rv == APR_SUCCESS) {
@@ -966,24 +1087,38 @@ static apr_status_t s3_write(void *wv, const char *data, apr_size_t len)
     s3_writer *w = wv;
     if (w->error)
         return w->error;
-    if (w->finished || !w->buf)
+    if (w->finished || (!w->buf && w->fd < 0))
         return w->error = APR_EINVAL;
     EVP_DigestUpdate(w->sha, data, len);
     w->size += (long long)len;
     while (len) {
-        if (w->fill + len > w->cap && w->cap < PART_SIZE) {
+        if (w->fd < 0 && w->fill + len > w->cap && w->cap < PART_SIZE) {
             apr_size_t cap = w->cap;
             while (cap < w->fill + len && cap < PART_SIZE)
                 cap *= 2;
-            char *nb = realloc(w->buf, cap < PART_SIZE ? cap : PART_SIZE);
-            if (!nb)
-                return w->error = APR_ENOMEM;
-            w->buf = nb;
-            w->cap = cap < PART_SIZE ? cap : PART_SIZE;
+            cap = cap < PART_SIZE ? cap : PART_SIZE;
+            char *nb = NULL;
+            if (us_s3_budget_take(conf_of(w->st)->parts, cap - w->cap)) {
+                if (!(nb = realloc(w->buf, cap)))
+                    us_s3_budget_give(conf_of(w->st)->parts, cap - w->cap);
+            }
+            if (nb) {
+                w->buf = nb;
+                w->cap = cap;
+            }
+            else if ((w->error = spill(w)) != APR_SUCCESS)
+                return w->error;
         }
-        apr_size_t n = w->cap - w->fill < len ? w->cap - w->fill : len;
-        memcpy(w->buf + w->fill, data, n);
-        w->fill += n;
+        apr_size_t room = (w->fd >= 0 ? PART_SIZE : w->cap) - w->fill;
+        apr_size_t n = room < len ? room : len;
+        if (w->fd >= 0) {
+            if ((w->error = spill_write(w, data, n)) != APR_SUCCESS)
+                return w->error;
+        }
+        else {
+            memcpy(w->buf + w->fill, data, n);
+            w->fill += n;
+        }
         data += n;
         len -= n;
         if (w->fill == PART_SIZE && (w->error = send_part(w)) != APR_SUCCESS)
@@ -1016,16 +1151,20 @@ static apr_status_t s3_finish(void *wv)
         long status;
         char *body;
         apr_pool_t *tmp;
+        void *map;
+        const char *bytes = part_bytes(w, &map, &w->error);
         apr_pool_create(&tmp, w->p);
-        w->error = s3_call(w->st, tmp, "PUT", w->key, NULL, NULL, w->buf, w->fill, &status,
-                           &body, NULL);
-        w->stored = maybe_applied(w->error, status);
-        if (w->error == APR_SUCCESS && status != 200)
-            w->error = failed(w->st, 1213, "storing", w->key, status, body);
+        if (bytes || !w->fill) {
+            w->error = s3_call(w->st, tmp, "PUT", w->key, NULL, NULL, bytes, w->fill, &status,
+                               &body, NULL);
+            w->stored = maybe_applied(w->error, status);
+            if (w->error == APR_SUCCESS && status != 200)
+                w->error = failed(w->st, 1213, "storing", w->key, status, body);
+        }
+        part_unmap(w, map);
         apr_pool_destroy(tmp);
     }
-    free(w->buf);
-    w->buf = NULL;
+    release_part(w);
     return w->error;
 }
 
