@@ -167,7 +167,8 @@ def test_direct_upload_needs_s3_storage(make_server):
     s = make_server(start=False, storage="posix", extra=[S3_DIRECT])
     rc, out = configtest(s)
     assert rc != 0, out
-    assert "UploadSessionS3DirectUpload need UploadSessionStorage s3" in out, out
+    assert ("UploadSessionS3DirectUpload and UploadSessionS3PartMemory need "
+            "UploadSessionStorage s3") in out, out
 
 
 def test_off_keeps_the_module_upload_target(make_server):

@@ -25,10 +25,11 @@ from us_testkit.ingest import (download, list_ws_files, make_server, module_so, 
                                new_session, outage, s3_server, session_files, upload_all,
                                post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
-from us_testkit.procs import free_port, wait_for
+from us_testkit.procs import children_rss, free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
-from us_testkit.uploads import s3_client, s3_error, s3_keys, upload
+from us_testkit.uploads import (form_parts, multipart, raw_post, s3_client, s3_error, s3_keys,
+                                upload, url_path)
 
 BUSY = {"detail": "The service is busy. Try again in a moment."}
 
@@ -96,6 +97,133 @@ def test_s3_directives_need_s3_storage(make_server):
 # --------------------------------------------------------------------------
 # a store that is down
 # --------------------------------------------------------------------------
+
+def test_part_memory_must_be_a_size(s3_server):
+    for bad in ("0", "-1", "lots", "2T"):
+        s = s3_server(start=False, extra=[f"UploadSessionS3PartMemory {bad}"])
+        rc, out = configtest(s)
+        assert rc != 0, out
+        assert (f"UploadSessionS3PartMemory: expects a size in bytes (optionally with K, M or "
+                f"G), not '{bad}'") in out, out
+    s = s3_server(start=False, extra=["UploadSessionS3PartMemory 512K"])
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
+
+
+MiB = 1024 * 1024
+# With the sanitizers' runtime preloaded malloc is ASan's (quarantine, no
+# mallopt): resident sizes say nothing about the module there.
+SANITIZED = bool(os.environ.get("US_IT_PRELOAD", "").strip())
+
+
+def held_uploads(s, cfg, files, held_at):
+    """Starts one raw POST per (name, data) of files, each sending its first
+    held_at bytes of data and then waiting; returns (wait_held, release, results):
+    wait_held() returns once every POST has handed its first bytes to the
+    socket, release() lets them send the rest, results holds each answer."""
+    sent = threading.Semaphore(0)
+    go = threading.Event()
+    results = {}
+
+    def body(head, data, tail):
+        yield head + data[:held_at]
+        sent.release()
+        go.wait(120)
+        yield data[held_at:] + tail
+
+    def run(name, data):
+        marker = b"\x00US-HELD\x00"
+        blob, ctype = multipart(form_parts(cfg["fields"], name, marker))
+        head, tail = blob.split(marker)
+        resp, _ = raw_post(s.port, url_path(cfg["url"]),
+                           {"Content-Type": ctype, "Content-Length": str(len(blob) - len(marker) +
+                                                                            len(data))},
+                           body(head, data, tail), timeout=180)
+        results[name] = resp
+
+    threads = [threading.Thread(target=run, args=f, daemon=True) for f in files]
+    for t in threads:
+        t.start()
+
+    def wait_held():
+        for _ in threads:
+            assert sent.acquire(timeout=60), "an upload did not start"
+
+    def release():
+        go.set()
+        for t in threads:
+            t.join(180)
+    return wait_held, release, results
+
+
+@pytest.mark.parametrize("budget", ["1M", None])
+def test_stalled_uploads_hold_no_more_than_the_part_memory(s3_server, budget):
+    """Six uploads of 10 MiB each send 6 MiB and stall. With
+    UploadSessionS3PartMemory 1M the children grow by little more than 1 MiB
+    (each part past the budget is filled in a temporary file); with the
+    default (64 MiB) they hold the 36 MiB in memory, which shows the
+    measurement sees them. Then the uploads go on: every file is stored in
+    two parts sent from where they were filled, and reads back whole."""
+    extra = [f"UploadSessionS3PartMemory {budget}"] if budget else []
+    s = s3_server(extra=extra)
+    api = s.client(s.user_all)
+    ws = "ws-part-memory"
+    sid, cfg = new_session(api, ws)
+    # every child has served an upload of a part and more before the baseline
+    upload_all(cfg, [(f"warm{i}.bin", os.urandom(9 * MiB)) for i in range(8)], concurrency=8)
+    time.sleep(0.5)
+    before = sum(children_rss(s.pid).values())
+    files = [(f"held{i}.bin", os.urandom(10 * MiB)) for i in range(6)]
+    wait_held, release, results = held_uploads(s, cfg, files, 6 * MiB)
+    try:
+        wait_held()
+        time.sleep(1.5)  # the children read what the sockets hold
+        growth = sum(children_rss(s.pid).values()) - before
+    finally:
+        release()
+    print(f"\nchildren's RSS growth with 6 uploads stalled at 6 MiB: {growth / MiB:.1f} MiB")
+    for name, _ in files:
+        r = results.get(name)
+        assert r is not None and r.status_code == 204 and r.content == b"", (name, r)
+    if not SANITIZED:
+        if budget:
+            assert growth < 12 * MiB, f"the children grew by {growth / MiB:.1f} MiB"
+        else:
+            assert growth > 24 * MiB, f"the children grew by {growth / MiB:.1f} MiB"
+    close_session(api, ws, sid)
+    wait_ingested(api, ws, sid, 14, timeout=90)
+    want = dict(files)
+    page = api.get(ws_files_path(ws), params={"limit": 100}).json()
+    held = [f for f in page["data"] if f["name"] in want]
+    assert sorted(f["name"] for f in held) == sorted(want), page
+    for f in held:
+        r = download(api, ws, f["file_id"])
+        assert hashlib.sha256(r.content).digest() == hashlib.sha256(want[f["name"]]).digest()
+    assert s3_keys(s, f"sessions/{sid}/") == []
+
+
+def test_a_small_file_past_the_part_memory_is_stored_whole(s3_server):
+    """A budget smaller than a writer's first buffer (64 KiB): every part is
+    filled in a temporary file from the first byte; one PUT of a small file,
+    an empty file and a multipart upload all store the bytes sent."""
+    s = s3_server(extra=["UploadSessionS3PartMemory 1K"])
+    api = s.client(s.user_all)
+    ws = "ws-part-spill"
+    sid, cfg = new_session(api, ws)
+    files = [("small.bin", os.urandom(100_000)), ("big.bin", os.urandom(9 * MiB + 5)),
+             ("one.txt", b"x")]
+    upload_all(cfg, files + [("empty.txt", b"")])
+    close_session(api, ws, sid)
+    st = wait_ingested(api, ws, sid, 4, timeout=60)
+    assert st["ingestion_status"] == {"finished_files": 3, "failed_files": 1,
+                                      "pending_files": 0}, st
+    want = dict(files)
+    page = api.get(ws_files_path(ws), params={"limit": 100}).json()
+    assert sorted(f["name"] for f in page["data"]) == sorted(want), page
+    for f in page["data"]:
+        r = download(api, ws, f["file_id"])
+        assert r.content == want[f["name"]], f["name"]
+
 
 def test_store_down_at_startup_serves_503(s3_server):
     """Nothing listens at the endpoint: one log line at startup, the module
