@@ -4,6 +4,7 @@
  * migration, and the classification of driver errors (busy or not).
  */
 #include "us_store_db.h"
+#include "us_sqlite_instant.h"
 
 #include <apr_atomic.h>
 #include <apr_file_io.h>
@@ -253,6 +254,13 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         return US_DB_ERROR;
     }
     apr_pool_cleanup_register(sub, db, db_cleanup, apr_pool_cleanup_null);
+    /* the filters' metadata date-times (us_sqlite_filter.c) */
+    int frc = us_sqlite_instant_register(apr_dbd_native_handle(drv, db->h));
+    if (frc != SQLITE_OK) {
+        *err = apr_psprintf(p, "cannot register us_instant_us on '%s': %s", params, sqlite3_errstr(frc));
+        apr_pool_destroy(sub);
+        return US_DB_ERROR;
+    }
     if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", (int)apr_atomic_read32(&busy_timeout_ms))) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
