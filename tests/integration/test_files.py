@@ -647,6 +647,29 @@ def test_a_filter_or_cursor_date_the_month_does_not_have_is_422(srv, api):
                     "input": value, "ctx": {"error": "invalid character in year"}}))
 
 
+def test_a_filter_compares_metadata_date_times_to_the_microsecond(srv, api):
+    """Metadata date-times a microsecond apart are different instants on
+    every store, whatever form the stored string takes (space for T, a zone,
+    none = UTC, seven digits rounded to the microsecond)."""
+    ws = unique_ws("files-filter-us")
+    for name, when in [("a.txt", "2024-05-01T10:00:00.000001Z"),
+                       ("b.txt", "2024-05-01T10:00:00.000002Z"),
+                       ("c.txt", "2024-05-01 12:00:00.000003+02:00"),
+                       ("d.txt", "2024-05-01T10:00:00.0000015")]:
+        post_file(api, ws, name, name.encode(), meta={"d": when, "n": {"d": when}})
+    for key in ["d", "n/d"]:
+        def names(op, value="2024-05-01T10:00:00.000002Z"):
+            return filter_names(api, ws, "%s %s %s" % (key, op, value))
+        assert names("eq") == ["d.txt", "b.txt"]
+        assert names("ne") == ["c.txt", "a.txt"]
+        assert names("lt") == ["a.txt"]
+        assert names("le") == ["d.txt", "b.txt", "a.txt"]
+        assert names("gt") == ["c.txt"]
+        assert names("ge") == ["d.txt", "c.txt", "b.txt"]
+        assert names("eq", "2024-05-01T10:00:00.000001Z") == ["a.txt"]
+        assert names("eq", "2024-05-01T10:00:00Z") == []
+
+
 def test_a_filter_function_may_have_line_breaks_before_its_parenthesis(srv, api):
     ws = unique_ws("files-filter-nl")
     post_file(api, ws, "n.txt", b"n", meta={"s": "news"})

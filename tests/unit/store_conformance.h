@@ -1940,6 +1940,53 @@ static void sc_filter_dates_the_month_has(void **state)
     us_db_close(db);
 }
 
+/* Metadata date-times compare in microseconds, as the literals are: two
+ * values a microsecond apart are two instants on every store, in every
+ * form a stored value may take (space for T, a zone, no zone = UTC, more
+ * than six fractional digits rounded to the microsecond, a date alone =
+ * its midnight), on the key table (d) and on the metadata itself (n/d).
+ * Newest first: e d c b a. */
+static void sc_filter_dates_in_microseconds(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted;
+    (void)state;
+    static const char *const metas[] = {
+        "{\"d\":\"2024-05-01T10:00:00.000001Z\",\"n\":{\"d\":\"2024-05-01T10:00:00.000001Z\"}}",
+        "{\"d\":\"2024-05-01T10:00:00.000002Z\",\"n\":{\"d\":\"2024-05-01T10:00:00.000002Z\"}}",
+        "{\"d\":\"2024-05-01 12:00:00.000003+02:00\",\"n\":{\"d\":\"2024-05-01 12:00:00.000003+02:00\"}}",
+        "{\"d\":\"2024-05-01T10:00:00.0000015\",\"n\":{\"d\":\"2024-05-01T10:00:00.0000015\"}}",
+        "{\"d\":\"2024-05-01\",\"n\":{\"d\":\"2024-05-01\"}}",
+    };
+    static const char *const names[] = { "a.txt", "b.txt", "c.txt", "d.txt", "e.txt" };
+    for (int i = 0; i < 5; i++) {
+        us_workspace_file f = sc_workspace_file(2300 + i, names[i], SC_T0 + i + 1);
+        f.meta = metas[i];
+        assert_int_equal(us_workspace_file_add(db, pool, "ws-us", &f, "KEEP", &deleted), US_DB_OK);
+    }
+    static const char *const keys[] = { "d", "n/d" };
+    for (int k = 0; k < 2; k++) {
+#define SC_US(filter, want) SC_FILTER_IN(db, "ws-us", apr_pstrcat(pool, keys[k], " " filter, NULL), want)
+        SC_US("eq 2024-05-01T10:00:00.000001Z", "a.txt");
+        SC_US("eq 2024-05-01T10:00:00.000002Z", "d.txt b.txt");
+        SC_US("ne 2024-05-01T10:00:00.000002Z", "e.txt c.txt a.txt");
+        SC_US("lt 2024-05-01T10:00:00.000002Z", "e.txt a.txt");
+        SC_US("le 2024-05-01T10:00:00.000002Z", "e.txt d.txt b.txt a.txt");
+        SC_US("gt 2024-05-01T10:00:00.000002Z", "c.txt");
+        SC_US("ge 2024-05-01T10:00:00.000002Z", "d.txt c.txt b.txt");
+        SC_FILTER_IN(db, "ws-us",
+                     apr_pstrcat(pool, keys[k], " gt 2024-05-01T10:00:00.000001Z and ", keys[k],
+                                 " lt 2024-05-01T10:00:00.000003Z", NULL),
+                     "d.txt b.txt");
+        SC_US("eq 2024-05-01T12:00:00.000003+02:00", "c.txt");
+        SC_US("eq 2024-05-01", "e.txt");
+        SC_US("eq 2024-05-01T10:00:00Z", "");
+        SC_US("in (2024-05-01T10:00:00.000001Z, 2024-05-01T10:00:00.000003Z)", "c.txt a.txt");
+#undef SC_US
+    }
+    us_db_close(db);
+}
+
 /* Files a.txt (n: 3) and b.txt (n: 4) in workspace ws. */
 static void sc_add_n_files(us_db *db, const char *ws, int first_id)
 {
@@ -3116,6 +3163,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_turn),
         SC_TEST(sc_workspace_file_filter),
         SC_TEST(sc_filter_dates_the_month_has),
+        SC_TEST(sc_filter_dates_in_microseconds),
         SC_TEST(sc_filter_ordering_with_null),
         SC_TEST(sc_filter_long_chains),
         SC_TEST(sc_workspace_file_filter_follows_changes),

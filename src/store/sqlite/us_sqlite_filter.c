@@ -2,26 +2,14 @@
  * us_sqlite_filter.c - the SQLite dialect of us_filter_sql.h: metadata read
  * with json_type/json_extract (JSON booleans are not numbers: the type
  * decides), strings compared by bytes (SQLite's BINARY collation), a
- * metadata date-time through julianday(), which keeps milliseconds.
+ * metadata date-time through us_instant_us() (us_sqlite_instant.h), which
+ * reads it in microseconds as PostgreSQL's function of that name does.
  * The key table's rows (us_file_keys: fno, key, workspace, t, v) hold
  * json_each's type and atom: the same values json_extract reads.
  */
 #include <apr_strings.h>
 
 #include "us_sqlite_filter.h"
-
-/* a string that starts like a date */
-#define LOOKS_LIKE_DATE " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
-
-/* The date part is a day the month has: SQLite's julianday() takes
- * 2024-02-30 for 2024-03-01, where PostgreSQL (and the API) refuse it; the
- * day number of the date part alone, written back, must be that date part.
- * x and same are the same value (each a placeholder of its own). */
-static const char *real_date(us_filter_builder *b, const char *x, const char *same)
-{
-    return apr_pstrcat(b->p, "date(julianday(substr(", x, ", 1, 10))) = substr(", same, ", 1, 10)",
-                       NULL);
-}
 
 /* The JSON path of a metadata key: $."a"."b" (keys are OData identifiers:
  * no quote can occur in them). */
@@ -67,19 +55,10 @@ static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o,
         value = json_call(b, "json_type", path);
         return apr_pstrcat(b->p, "coalesce(", type, " IN ('true', 'false') AND (", value, " = 'true') ",
                            op_sql, " ", us_filter_int_arg(b, v->integer), ", 0)", NULL);
-    case US_ODATA_DATETIME: {
-        /* a string that starts like a date, as an instant in milliseconds */
-        /* each use of the value binds its path again: a placeholder apiece,
-         * bound in the order of the text */
+    case US_ODATA_DATETIME:
         value = json_call(b, "json_extract", path);
-        const char *in_date = real_date(b, json_call(b, "json_extract", path),
-                                        json_call(b, "json_extract", path));
-        const char *again = json_call(b, "json_extract", path);
-        return apr_pstrcat(b->p, "coalesce(", type, " = 'text' AND ", value,
-                           LOOKS_LIKE_DATE " AND ", in_date, " AND "
-                           "CAST(round((julianday(", again, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
-                           op_sql, " ", us_filter_int_arg(b, v->instant), ", 0)", NULL);
-    }
+        return apr_pstrcat(b->p, "coalesce(", type, " = 'text' AND us_instant_us(", value, ") ", op_sql, " ",
+                           us_filter_int_arg(b, v->instant), ", 0)", NULL);
     }
     return "0";
 }
@@ -128,10 +107,8 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
         return apr_pstrcat(b->p, t, " IN ('true', 'false') AND (", t, " = 'true') ", op_sql, " ",
                            us_filter_int_arg(b, v->integer), NULL);
     case US_ODATA_DATETIME:
-        return apr_pstrcat(b->p, t, " = 'text' AND ", val, LOOKS_LIKE_DATE " AND ",
-                           real_date(b, val, val), " AND "
-                           "CAST(round((julianday(", val, ") - 2440587.5) * 86400000.0) AS INTEGER) * 1000 ",
-                           op_sql, " ", us_filter_int_arg(b, v->instant), NULL);
+        return apr_pstrcat(b->p, t, " = 'text' AND us_instant_us(", val, ") ", op_sql, " ",
+                           us_filter_int_arg(b, v->instant), NULL);
     case US_ODATA_NULL:
         break;
     }
