@@ -426,6 +426,15 @@ us_db_rc us_ingest_apply(us_db *db, apr_pool_t *p, const us_session *s,
                          const apr_array_header_t *results, apr_time_t now,
                          apr_array_header_t **deleted);
 
+/* Counts a publish of the PENDING upload `name` of session s that the file
+ * storage refused (us_storage_refused), and gives in *refusals the ones
+ * counted so far, this one included; one per batch round. Fencing as
+ * us_ingest_apply: US_DB_CONFLICT when s->ingest_owner no longer holds the
+ * claim, and nothing is counted; US_DB_NOTFOUND when the upload is not
+ * PENDING (decided already). */
+us_db_rc us_ingest_publish_refused(us_db *db, apr_pool_t *p, const us_session *s,
+                                   const char *name, long long *refusals);
+
 /* One object of a direct-upload session's listing, to be recorded as its
  * upload row (the client chose the key, blob; name is the file name it
  * gives, us_ingest_listing). */

@@ -86,6 +86,8 @@ typedef enum {
     US_STMT_INGEST_APPLY_BATCH,     /* pgsql: a whole batch's per-file changes, its
                                      * columns as array literals (us_ingest_ops.c) */
     US_STMT_SESSION_ADD_COUNTS,
+    US_STMT_UPLOAD_REFUSED,         /* a publish the storage refused, counted */
+    US_STMT_UPLOAD_REFUSALS,
     US_STMT_LISTING_MARK,           /* direct uploads: one listing recorded */
     US_STMT_LISTED_INSERT,
     US_STMT_LISTED_COUNT,

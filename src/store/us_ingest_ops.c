@@ -271,6 +271,36 @@ static us_db_rc apply_body(us_db *db, apr_pool_t *p, void *arg)
 
 typedef struct {
     const us_session *s;
+    const char *name;
+    long long refusals;
+} refused_args;
+
+static us_db_rc refused_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    refused_args *a = arg;
+    int nrows = 0, held = 0;
+    us_db_rc rc = claim_still_held(db, p, a->s, &held);
+    if (rc != US_DB_OK || !held)
+        return rc != US_DB_OK ? rc : US_DB_CONFLICT;
+    const void *args[] = { a->s->id, a->name };
+    if ((rc = us_exec(db, p, US_STMT_UPLOAD_REFUSED, args, &nrows)) != US_DB_OK)
+        return rc;
+    if (nrows == 0)
+        return US_DB_NOTFOUND;
+    return us_select_one(db, p, US_STMT_UPLOAD_REFUSALS, args, us_row_to_ll, &a->refusals);
+}
+
+us_db_rc us_ingest_publish_refused(us_db *db, apr_pool_t *p, const us_session *s,
+                                   const char *name, long long *refusals)
+{
+    refused_args a = { s, name, 0 };
+    us_db_rc rc = us_write_txn(db, p, refused_body, &a);
+    *refusals = rc == US_DB_OK ? a.refusals : 0;
+    return rc;
+}
+
+typedef struct {
+    const us_session *s;
     const apr_array_header_t *objects;
     int recorded;
 } listing_args;

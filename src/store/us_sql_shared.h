@@ -215,6 +215,11 @@
     X(SESSION_ADD_COUNTS, "session_add_counts",                                               \
       "UPDATE us_sessions SET finished_files = finished_files + %lld,"                        \
       " failed_files = failed_files + %lld WHERE id = %s")                                    \
+    X(UPLOAD_REFUSED, "upload_refused",                                                       \
+      "UPDATE us_uploads SET publish_refusals = publish_refusals + 1"                         \
+      " WHERE session_id = %s AND name = %s AND ingestion_status = 'PENDING'")                \
+    X(UPLOAD_REFUSALS, "upload_refusals",                                                     \
+      "SELECT publish_refusals FROM us_uploads WHERE session_id = %s AND name = %s")          \
     X(LISTING_MARK, "listing_mark",                                                           \
       /* the guard makes exactly one listing the session's (PostgreSQL: a                     \
        * second caller waits for the first one's row lock, then finds 2) */                   \
@@ -369,6 +374,10 @@
  * open sessions' count from their uploads, the others' is read no more. */
 #define MIGRATE_SESSIONS_SIDECARS \
     "ALTER TABLE us_sessions ADD COLUMN uploaded_sidecars BIGINT NOT NULL DEFAULT 0"
+/* The publishes of an upload the file storage refused (us_storage_refused),
+ * one per batch round: ingestion fails the file after US_INGEST_PUBLISH_TRIES. */
+#define MIGRATE_UPLOADS_REFUSALS \
+    "ALTER TABLE us_uploads ADD COLUMN publish_refusals INTEGER NOT NULL DEFAULT 0"
 #define MIGRATE_SESSIONS_SIDECARS_COUNT                                                   \
     "UPDATE us_sessions SET uploaded_sidecars = (SELECT COUNT(*) FROM us_uploads u"       \
     " WHERE u.session_id = us_sessions.id AND u.is_meta = 1) WHERE status = 'OPEN'"

@@ -1279,6 +1279,67 @@ static void sc_apply_fenced(void **state)
     us_db_close(db);
 }
 
+/* A publish the storage refused is counted on the upload's row, one per
+ * call, while the upload is PENDING and its claim is held: a fenced-off
+ * worker counts nothing, a decided upload is NOTFOUND. Failed with
+ * UNKNOWN_ERROR, the file is counted once. */
+static void sc_publish_refused(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *pending, *results, *deleted, *rows;
+    us_session old, cur, got;
+    long long n = -1, total = 0;
+    (void)state;
+    sc_queued(db, 970, "ws-refused", 1, SC_T0 + 1);
+    sc_queued(db, 971, "ws-refused", 1, SC_T0 + 2);
+    assert_int_equal(us_ingest_claim(db, pool, "old", SC_T0 + SC_SEC(10), SC_T0, &old), US_DB_OK);
+    assert_int_equal(us_ingest_pending(db, pool, old.id, "", 10, &pending), US_DB_OK);
+    const us_pending *u = &APR_ARRAY_IDX(pending, 0, us_pending);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(us_ingest_publish_refused(db, pool, &old, u->name, &n), US_DB_OK);
+        assert_int_equal(n, i);
+    }
+    /* an upload that is not there */
+    assert_int_equal(us_ingest_publish_refused(db, pool, &old, "none.txt", &n), US_DB_NOTFOUND);
+    /* taken over (sc_lease_taken_over's clocks): the old owner counts nothing */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31),
+                                     &cur), US_DB_OK);
+    assert_string_equal(cur.id, old.id);
+    assert_int_equal(us_ingest_publish_refused(db, pool, &old, u->name, &n), US_DB_CONFLICT);
+    assert_int_equal(us_ingest_publish_refused(db, pool, &cur, u->name, &n), US_DB_OK);
+    assert_int_equal(n, 4);
+    /* the other session's upload of the same name keeps its own count */
+    us_session other;
+    assert_int_equal(us_ingest_claim(db, pool, "w2", SC_T0 + SC_SEC(30), SC_T0, &other), US_DB_OK);
+    assert_string_not_equal(other.id, old.id);
+    assert_int_equal(us_ingest_publish_refused(db, pool, &other, u->name, &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    /* failed: counted once, replayed or not; no more refusals counted */
+    us_ingest_result r = sc_finished(u->name, u->file_ingestion_id);
+    r.status = "FAILED";
+    r.reason = "UNKNOWN_ERROR";
+    results = apr_array_make(pool, 1, sizeof(us_ingest_result));
+    APR_ARRAY_PUSH(results, us_ingest_result) = r;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(us_ingest_apply(db, pool, &cur, results, SC_T0 + SC_SEC(32 + i),
+                                         &deleted), US_DB_OK);
+        assert_int_equal(deleted->nelts, 0);
+    }
+    assert_int_equal(us_session_by_id(db, pool, cur.id, SC_T0, &got), US_DB_OK);
+    assert_int_equal(got.finished_files, 0);
+    assert_int_equal(got.failed_files, 1);
+    assert_int_equal(sc_files_list(db, cur.id, "FAILED", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(APR_ARRAY_IDX(rows, 0, us_session_file_row).reason, "UNKNOWN_ERROR");
+    assert_int_equal(sc_files_list(db, cur.id, "PENDING", 10, 0, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(us_ingest_publish_refused(db, pool, &cur, u->name, &n), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_ids_by_name(db, pool, "ws-refused", u->name, &rows),
+                     US_DB_OK);
+    assert_int_equal(rows->nelts, 0);
+    us_db_close(db);
+}
+
 /* ---- direct uploads: one listing recorded ------------------------------------------ */
 
 static us_listed_object sc_listed(const char *name, int n, int is_meta)
@@ -3152,6 +3213,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_lease_taken_over),
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_apply_fenced),
+        SC_TEST(sc_publish_refused),
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_late_clear),

@@ -495,6 +495,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
         "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
+        "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, rows);
@@ -559,6 +560,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "DROP INDEX us_sessions_late_clear", /* 10 -> 11 */
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         /* 9 -> 10 */
+        "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)
@@ -689,6 +691,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "DROP INDEX us_sessions_late_clear",
         "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
+        "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, back_to_14);
@@ -728,6 +731,7 @@ static void test_migration_19_counts_the_sidecars(void **state)
     }
     static const char *const back_to_18[] = {
         "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars",
+        "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "UPDATE us_meta SET value = '18' WHERE name = 'schema_version'", NULL
     };
     run_sql(db, back_to_18);

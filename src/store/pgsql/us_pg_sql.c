@@ -313,6 +313,12 @@ static const char *const MIGRATION_13_TO_14[] = {
     NULL
 };
 
+/* The refused publishes of an upload, for the bound on its tries. */
+static const char *const MIGRATION_14_TO_15[] = {
+    MIGRATE_UPLOADS_REFUSALS,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -330,6 +336,7 @@ const char *const *us_pg_sql_migration(int from)
     case 11: return MIGRATION_11_TO_12;
     case 12: return MIGRATION_12_TO_13;
     case 13: return MIGRATION_13_TO_14;
+    case 14: return MIGRATION_14_TO_15;
     default: return NULL;
     }
 }

@@ -381,6 +381,12 @@ static const char *const MIGRATION_18_TO_19[] = {
     NULL
 };
 
+/* The refused publishes of an upload, for the bound on its tries. */
+static const char *const MIGRATION_19_TO_20[] = {
+    MIGRATE_UPLOADS_REFUSALS,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -413,6 +419,7 @@ const char *const *us_sql_migration(int from)
     case 16: return MIGRATION_16_TO_17;
     case 17: return MIGRATION_17_TO_18;
     case 18: return MIGRATION_18_TO_19;
+    case 19: return MIGRATION_19_TO_20;
     default: return NULL;
     }
 }
