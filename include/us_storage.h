@@ -47,6 +47,16 @@ apr_status_t us_storage_configure(apr_pool_t *p, const char *name, const char *d
  * backend reports an outage with one of these statuses. */
 int us_storage_unavailable(apr_status_t rv);
 
+/* 1 when a publish's rv says the storage answered and refused that one
+ * object, where trying again is not expected to help: s3, a 4xx answer
+ * other than 401, 403, 404, 408 and 429 (and not one of the error codes
+ * S3 clients retry, nor one about the credentials), which it reports as
+ * APR_EGENERAL; posix, the destination name taken by a directory (EISDIR,
+ * ENOTEMPTY, EEXIST). Never an outage (us_storage_unavailable) and never a
+ * refusal of the credentials or of a whole directory (APR_EACCES): those
+ * concern every file alike. */
+int us_storage_refused(apr_status_t rv);
+
 /* The backend's name, for logs. */
 const char *us_storage_name(const us_storage *st);
 

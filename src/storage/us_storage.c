@@ -6,6 +6,7 @@
 #include "us_storage_backend.h"
 
 #include <apr_strings.h>
+#include <errno.h>
 #include <string.h>
 
 struct us_storage_writer {
@@ -58,6 +59,12 @@ int us_storage_unavailable(apr_status_t rv)
 {
     return rv == APR_ECONNREFUSED || rv == APR_ECONNRESET || rv == APR_EHOSTUNREACH ||
            rv == APR_TIMEUP || APR_STATUS_IS_EAGAIN(rv);
+}
+
+int us_storage_refused(apr_status_t rv)
+{
+    return rv == APR_EGENERAL || rv == APR_FROM_OS_ERROR(EISDIR) || APR_STATUS_IS_ENOTEMPTY(rv) ||
+           APR_STATUS_IS_EEXIST(rv);
 }
 
 const char *us_storage_name(const us_storage *st) { return st->backend->name; }

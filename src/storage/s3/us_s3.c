@@ -439,7 +439,8 @@ static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *met
 }
 
 /* An APR status for an answer that is not a 2xx; 5xx, a throttle (429) and
- * a request timeout (408) are an outage: trying again later may work. */
+ * a request timeout (408) are an outage: trying again later may work.
+ * Another 4xx is about this request alone (us_storage_refused). */
 static apr_status_t from_http(long status)
 {
     if (status == 404)
@@ -464,6 +465,18 @@ static int retryable_code(const char *code)
     return 0;
 }
 
+/* Error codes about the request's credentials or signature whatever the
+ * status they come with (400 for some): every request would meet them. */
+static int credentials_code(const char *code)
+{
+    static const char *const codes[] = { "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+                                         "AuthorizationHeaderMalformed" };
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (!strcmp(code, codes[i]))
+            return 1;
+    return 0;
+}
+
 /* One S3 failure, logged without credentials: the code of the error document. */
 static apr_status_t failed(const us_storage *st, int msgno, const char *what, const char *key,
                            long status, const char *body)
@@ -474,7 +487,8 @@ static apr_status_t failed(const us_storage *st, int msgno, const char *what, co
         sscanf(b + 6, "%63[^<]", code);
     us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP %ld %s", what, key ? key : "(bucket)",
            status, code);
-    return retryable_code(code) ? APR_EAGAIN : from_http(status);
+    return retryable_code(code) ? APR_EAGAIN : credentials_code(code) ? APR_EACCES
+                                                                       : from_http(status);
 }
 
 /* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
