@@ -120,11 +120,22 @@ void us_ingest_stop(us_ingester *ing);
  * apr_atomic_read32, is set).
  * Returns the number of files decided, 0 when there was nothing to claim
  * (or the session had no files left), -1 on a store error, US_INGEST_STORAGE_DOWN
- * when the file storage did not answer (the session is requeued in both
+ * when the file storage did not answer, US_INGEST_FILE_REFUSED when it
+ * refused a file that has tries left (the session is requeued in these
  * cases; files decided before the failure are returned instead). *claimed (may be
  * NULL) tells whether a session was taken: a worker then looks again at
  * once instead of napping, even when that session was empty. */
 #define US_INGEST_STORAGE_DOWN (-2)
+/* The storage answered a file's publish with a refusal of that one object
+ * (us_storage_refused, e.g. an s3 400 InvalidRequest): the refusal is
+ * counted on the file's row and its batch retried (the session is
+ * requeued; the worker naps 1 s, the others' work goes on). The round
+ * that counts the US_INGEST_PUBLISH_TRIES-th refusal makes the file FAILED
+ * with UNKNOWN_ERROR and applies the batch: FAILED at once, the session's
+ * clear could remove bytes a retry might still ingest. A round that meets
+ * an outage counts against no file. */
+#define US_INGEST_FILE_REFUSED (-3)
+#define US_INGEST_PUBLISH_TRIES 5
 
 /* How long a worker waits before its next try after `failures` tries in a
  * row ended in a storage outage (1..): 1 s, doubled each time, at most

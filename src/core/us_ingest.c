@@ -109,6 +109,8 @@ static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_sessio
 
 /* Publishes the blob as the workspace file; a replay finds it there already.
  * 1 when published; 0 when the blob is gone (a missing file);
+ * US_INGEST_FILE_REFUSED when the storage refused this one file
+ * (us_storage_refused: counted against it by the caller);
  * US_INGEST_STORAGE_DOWN for any other failure (the batch is retried). */
 static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                      const us_pending *u, int *moved)
@@ -120,6 +122,11 @@ static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_sessio
      * before its sync, so it is synced again */
     if (m || rv == APR_SUCCESS)
         *moved = 1;
+    if (us_storage_refused(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1029, "ingest: session %s: the file storage refused "
+               "publishing %s", s->id, u->name);
+        return US_INGEST_FILE_REFUSED;
+    }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
         return storage_down(cfg, s, rv);
     return rv == APR_SUCCESS;
@@ -221,7 +228,8 @@ static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
 
 /* The storage part of a file judged to go: publishes it and counts its
  * characters. Touches neither the store nor any pool but p: runs on a
- * fan-out thread. 0, or US_INGEST_STORAGE_DOWN (nothing decided). */
+ * fan-out thread. 0, or US_INGEST_FILE_REFUSED or US_INGEST_STORAGE_DOWN
+ * (nothing decided). */
 static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                    const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
 {
@@ -240,8 +248,8 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
     return 0;
 }
 
-/* Decides one file; returns 0, or -1 on a store error or
- * US_INGEST_STORAGE_DOWN (nothing decided). */
+/* Decides one file; returns 0, or -1 on a store error,
+ * US_INGEST_FILE_REFUSED or US_INGEST_STORAGE_DOWN (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                   const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
 {
@@ -300,10 +308,12 @@ static int stopping(volatile apr_uint32_t *stop)
 }
 
 /* Decides the batch one file after the other in the worker's thread; a
- * stop leaves the rest to a replay (-1). */
+ * stop leaves the rest to a replay (-1). A file the storage refused is
+ * marked in refused[] and the others go on. */
 static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s, const apr_array_header_t *pending,
-                         apr_array_header_t *results, int *moved, volatile apr_uint32_t *stop)
+                         apr_array_header_t *results, char *refused, int *moved,
+                         volatile apr_uint32_t *stop)
 {
     serial_claim claim = { db, p, cfg, s, clock_now(cfg) };
     const file_tick tick = { renew_serial, &claim };
@@ -315,7 +325,9 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
-        if (d < 0)
+        if (d == US_INGEST_FILE_REFUSED) /* logged as 1029 */
+            refused[i] = 1;
+        else if (d < 0)
             return store_failed(db, cfg, s);
         if (renew(db, p, cfg, s, &claim.beat) < 0)
             return -1;
@@ -327,6 +339,7 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
 typedef struct {
     const us_pending *u;
     us_ingest_result *r;
+    int at;    /* its place in the batch */
     int rc;    /* publish()'s */
     int moved;
 } publish_task;
@@ -347,7 +360,8 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
     wide_batch *b = arg;
     publish_task *t = &b->tasks[i];
     t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved, NULL);
-    return t->rc == US_INGEST_STORAGE_DOWN; /* the rest would fail alike: the batch is retried */
+    /* the rest would fail alike: the batch is retried (a refusal is this file's alone) */
+    return t->rc == US_INGEST_STORAGE_DOWN;
 }
 
 static int tick_renew(void *arg)
@@ -362,10 +376,11 @@ static int tick_renew(void *arg)
  * judged first, in order, in the worker's thread (the store's rules); the
  * files to publish then go to us_fanout, while this thread renews the
  * claim. Returns once every publish started is answered, so that nothing
- * is in flight when the batch is applied or given up. */
+ * is in flight when the batch is applied or given up. The files the
+ * storage refused are marked in refused[]. */
 static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                        const us_session *s, const apr_array_header_t *pending,
-                       apr_array_header_t *results, int width, int *moved,
+                       apr_array_header_t *results, char *refused, int width, int *moved,
                        volatile apr_uint32_t *stop)
 {
     wide_batch b = { db, p, cfg, s, NULL, clock_now(cfg), 0, stop };
@@ -383,7 +398,7 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (d < 0)
             return store_failed(db, cfg, s);
         if (go)
-            b.tasks[n++] = (publish_task){ u, r, US_INGEST_STORAGE_DOWN, 0 };
+            b.tasks[n++] = (publish_task){ u, r, i, US_INGEST_STORAGE_DOWN, 0 };
         if (renew(db, p, cfg, s, &b.beat) < 0)
             return -1;
     }
@@ -400,6 +415,7 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     for (int i = 0; i < started; i++) {
         *moved |= b.tasks[i].moved;
         down |= b.tasks[i].rc == US_INGEST_STORAGE_DOWN;
+        refused[b.tasks[i].at] = b.tasks[i].rc == US_INGEST_FILE_REFUSED;
     }
     if (b.lost)
         return -1;
@@ -425,10 +441,53 @@ static void cursor_set(batch_cursor *c, const char *name)
     memcpy(c->name, name, n);
 }
 
+/* The files of a batch whose publish the storage refused: each refusal is
+ * counted on the file's row; a file refused US_INGEST_PUBLISH_TRIES times
+ * becomes FAILED (UNKNOWN_ERROR) in results, and *given_up set for it. 0
+ * when every refused file is given up (the batch is applied),
+ * US_INGEST_FILE_REFUSED when one has tries left (the batch is retried),
+ * -1 on a store error or a lost claim. Rounds that meet an outage never
+ * get here: an outage counts against no file. */
+static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                          const us_session *s, const apr_array_header_t *pending,
+                          apr_array_header_t *results, const char *refused, char *given_up)
+{
+    int left = 0;
+    for (int i = 0; i < pending->nelts; i++) {
+        const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
+        us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+        long long n = 0;
+        if (!refused[i])
+            continue;
+        us_db_rc rc = us_ingest_publish_refused(db, p, s, u->name, &n);
+        if (rc == US_DB_CONFLICT) {
+            us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
+            return -1;
+        }
+        if (rc != US_DB_OK && rc != US_DB_NOTFOUND) /* NOTFOUND: decided, the apply skips it */
+            return store_failed(db, cfg, s);
+        if (rc == US_DB_OK && n < US_INGEST_PUBLISH_TRIES) {
+            us_log(cfg->log, US_LOG_WARN, 0, 1030, "ingest: session %s: %s refused %d of %d "
+                   "times; batch retried", s->id, u->name, (int)n, US_INGEST_PUBLISH_TRIES);
+            left++;
+            continue;
+        }
+        r->status = "FAILED";
+        r->reason = "UNKNOWN_ERROR";
+        if (rc == US_DB_NOTFOUND) /* no longer PENDING: its bytes are not this batch's */
+            continue;
+        given_up[i] = 1;
+        us_log(cfg->log, US_LOG_WARN, 0, 1031, "ingest: session %s: %s refused %d times; "
+               "FAILED (UNKNOWN_ERROR)", s->id, u->name, US_INGEST_PUBLISH_TRIES);
+    }
+    return left ? US_INGEST_FILE_REFUSED : 0;
+}
+
 /* Decides and applies one batch of the files named after after->name;
  * returns files decided, 0 when none were pending, -1 on a store error or
  * when *stop was set (nothing applied: a replay decides the batch again),
- * US_INGEST_STORAGE_DOWN on a storage outage. Once the batch is applied,
+ * US_INGEST_STORAGE_DOWN on a storage outage, US_INGEST_FILE_REFUSED when
+ * a file the storage refused has tries left. Once the batch is applied,
  * after->name is its last name. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s, batch_cursor *after, volatile apr_uint32_t *stop)
@@ -441,12 +500,16 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (pending->nelts == 0)
         return 0;
     results = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
+    char *refused = apr_pcalloc(p, (apr_size_t)pending->nelts);
+    char *given_up = apr_pcalloc(p, (apr_size_t)pending->nelts);
     int width = cfg->publish_width > 0 ? cfg->publish_width
                                        : us_storage_publish_width(cfg->storage);
     /* blobs moved before a failure are found in place when the batch is replayed */
     int d = width > 1 && pending->nelts > 1
-                ? decide_wide(db, p, cfg, s, pending, results, width, &moved, stop)
-                : decide_serial(db, p, cfg, s, pending, results, &moved, stop);
+                ? decide_wide(db, p, cfg, s, pending, results, refused, width, &moved, stop)
+                : decide_serial(db, p, cfg, s, pending, results, refused, &moved, stop);
+    if (d == 0)
+        d = count_refusals(db, p, cfg, s, pending, results, refused, given_up);
     if (d != 0)
         return d;
     /* the moves must be durable before the store says FINISHED */
@@ -478,6 +541,13 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
         us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
+    /* a refused publish may have left a copy (s3: the copy answered, the
+     * upload's delete refused); a crash before this leaves it to the files
+     * sweep. The upload's blob goes with the session's clear. */
+    for (int i = 0; i < pending->nelts; i++)
+        if (given_up[i])
+            us_storage_file_delete(cfg->storage, p,
+                                   APR_ARRAY_IDX(pending, i, us_pending).file_ingestion_id);
     cursor_set(after, APR_ARRAY_IDX(pending, pending->nelts - 1, us_pending).name);
     return pending->nelts;
 }

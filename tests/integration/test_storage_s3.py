@@ -25,6 +25,7 @@ from us_testkit.ingest import (download, list_ws_files, make_server, module_so, 
                                new_session, outage, s3_server, session_files, upload_all,
                                post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
+from us_testkit.ingest import assert_counters_match, state_of
 from us_testkit.procs import children_rss, free_port, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -590,6 +591,85 @@ def test_a_download_racing_a_delete_is_404(proxied):
     check(s.client(s.user_all).delete(ws_files_path("ws-race", fid)), 200)
     t.join(30)
     check(out["r"], 404, {"detail": f"There's no file with the ID '{fid}' in the workspace."})
+
+
+def copy_of(fid):
+    """Matches the CopyObject that publishes the file fid (not its HEADs or GETs)."""
+    return lambda m, t, h: (m == "PUT" and t.split("?")[0].endswith(f"/files/{fid}")
+                            and "x-amz-copy-source:" in h.lower())
+
+
+def refused_session(proxied, ws, rule_for):
+    """A closed session of six text files whose r3.txt's copy meets
+    rule_for(file_id); returns (server, proxy, api, sid, files, r3's id)."""
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, ws)
+    files = [(f"r{i}.txt", f"file number {i}".encode()) for i in range(6)]
+    upload_all(cfg, files)
+    bad = session_files(api, ws, sid)["r3.txt"]["file_ingestion_id"]
+    fp.rules.append(rule_for(bad))
+    close_session(api, ws, sid)
+    return s, fp, api, sid, files, bad
+
+
+def check_ended(s, api, ws, sid, files, want_failed):
+    """The session ended: every file decided once, the status body's counters
+    equal the per-file states, the workspace holds the FINISHED ones once
+    each, nothing is left of the session's uploads or of a failed file."""
+    st = wait_ingested(api, ws, sid, len(files), timeout=90)
+    items = session_files(api, ws, sid)
+    assert_counters_match(st, items)
+    assert st["status"] == "CLOSED" and st["uploaded_files"] == len(files), st
+    assert st["ingestion_status"] == {"finished_files": len(files) - len(want_failed),
+                                      "failed_files": len(want_failed), "pending_files": 0}, st
+    for name, _ in files:
+        want = ("FAILED", "UNKNOWN_ERROR") if name in want_failed else ("FINISHED", None)
+        assert state_of(items[name]) == want, items[name]
+    got = list_ws_files(s, api, ws)
+    assert sorted(f["name"] for f in got) == sorted(n for n, _ in files if n not in want_failed)
+    want_bytes = dict(files)
+    for f in got:
+        assert download(api, ws, f["file_id"]).content == want_bytes[f["name"]]
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 15), s3_keys(s, f"sessions/{sid}/")
+    published = s3_keys(s, "files/")
+    for name in want_failed:
+        assert not any(k.endswith(items[name]["file_ingestion_id"]) for k in published), published
+    return items
+
+
+def test_a_copy_refused_for_one_object_fails_that_file_alone(proxied):
+    """A CopyObject answered 400 InvalidRequest for one object, every time:
+    that file is tried US_INGEST_PUBLISH_TRIES (5) rounds, then FAILED with
+    UNKNOWN_ERROR, counted once; the session finishes with every other
+    file FINISHED (it was retried forever as an outage)."""
+    refusal = ("reply", 400, "<Error><Code>InvalidRequest</Code>"
+                             "<Message>The copy is refused.</Message></Error>")
+    s, fp, api, sid, files, bad = refused_session(
+        proxied, "ws-refused", lambda fid: Rule(copy_of(fid), refusal, times=1000))
+    check_ended(s, api, "ws-refused", sid, files, {"r3.txt"})
+    refused = [x for x in fp.log if x[2] == "injected 400"]
+    assert len(refused) == 5 and all(x[0] == "PUT" for x in refused), fp.log
+    log = s.log_text()
+    assert log.count("US1029") == 5, log[-3000:]
+    assert log.count("US1030") == 4 and log.count("US1031") == 1, log[-3000:]
+    assert "refused 5 times; FAILED (UNKNOWN_ERROR)" in log
+    assert "US1013" not in log and "US1017" not in log, log[-3000:]  # no outage
+
+
+def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied):
+    """The same copy answered 503 SlowDown three times is an outage: the
+    batch is retried with the backoff and the file ends FINISHED, no
+    refusal counted against it."""
+    slow = ("reply", 503, "<Error><Code>SlowDown</Code><Message>Reduce.</Message></Error>")
+    s, fp, api, sid, files, bad = refused_session(
+        proxied, "ws-slowdown", lambda fid: Rule(copy_of(fid), slow, times=3))
+    check_ended(s, api, "ws-slowdown", sid, files, set())
+    assert fp.rules[0].times == 0, fp.log  # all three were answered
+    log = s.log_text()
+    assert "US1013" in log, log[-3000:]  # retried as an outage
+    for msg in ("US1029", "US1030", "US1031"):
+        assert msg not in log, log[-3000:]
 
 
 def unfinished_uploads(s, under):

@@ -1551,6 +1551,79 @@ static void test_storage_trouble_retries_the_batch(void **state)
     us_db_close(db);
 }
 
+/* A publish the storage refuses for that one file (posix: a directory
+ * holds the file's name, EISDIR) is retried a round at a time, not
+ * forever: at the US_INGEST_PUBLISH_TRIES-th refusal the file is FAILED
+ * with UNKNOWN_ERROR, counted once, the others FINISHED, and the session is
+ * done with its uploads cleared. A round that meets an outage counts
+ * against no file. width: the batch's publishes at once. */
+static void refused_publish_fails_the_file(int width, const char *ws)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *pending, *rows;
+    struct stat sb;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.publish = flaky_publish;
+    c.publish_width = width;
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, ws, "KEEP", 0);
+    upload(db, sid, "a.txt", "alpha");
+    upload(db, sid, "b.txt", "beta");
+    upload(db, sid, "b.txt.meta.json", "{\"k\": 1}");
+    upload(db, sid, "c.txt", "gamma");
+    close_session(db, ws, sid);
+    assert_int_equal(us_ingest_pending(db, pool, sid, "", 10, &pending), US_DB_OK);
+    const char *bad = APR_ARRAY_IDX(pending, 1, us_pending).file_ingestion_id;
+    const char *in_the_way = apr_pstrcat(pool, root, "/data/files/", bad, NULL);
+    assert_int_equal(apr_dir_make_recursive(apr_pstrcat(pool, in_the_way, "/x", NULL),
+                                            APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+
+    fail_publish = 1; /* an outage round first: it counts against no file */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_STORAGE_DOWN);
+    fail_publish = 0;
+    for (int i = 1; i < US_INGEST_PUBLISH_TRIES; i++) {
+        assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed),
+                         US_INGEST_FILE_REFUSED);
+        assert_int_equal(claimed, 1);
+        expect_file(db, sid, "a.txt", "PENDING", NULL);
+        expect_file(db, sid, "b.txt", "PENDING", NULL);
+        expect_file(db, sid, "c.txt", "PENDING", NULL);
+        assert_int_equal(workspace_files(db, ws, "", &rows), 0);
+    }
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 3);
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
+    expect_file(db, sid, "b.txt", "FAILED", "UNKNOWN_ERROR");
+    expect_file(db, sid, "c.txt", "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, ws, sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 2);
+    assert_int_equal(s.failed_files, 1);
+    assert_int_equal(workspace_files(db, ws, "", &rows), 2);
+    /* done: the uploads (the refused file's blob, the sidecar) are cleared */
+    assert_int_not_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
+    assert_int_equal(us_session_get(db, pool, ws, sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files + s.failed_files, 3);
+    us_db_close(db);
+}
+
+static void test_refused_publish_fails_the_file(void **state)
+{
+    (void)state;
+    refused_publish_fails_the_file(1, "w-refused");
+}
+
+static void test_refused_publish_fails_the_file_wide(void **state)
+{
+    (void)state;
+    refused_publish_fails_the_file(4, "w-refused-wide");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1578,6 +1651,8 @@ int main(void)
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
+        cmocka_unit_test(test_refused_publish_fails_the_file),
+        cmocka_unit_test(test_refused_publish_fails_the_file_wide),
         cmocka_unit_test(test_stop_mid_batch),
         cmocka_unit_test(test_direct_names_from_keys),
         cmocka_unit_test(test_direct_sidecars_past_max_files),
