@@ -10,6 +10,8 @@ Actions:
 - "cut": forward the request, drop the answer, close both ends (the store
   acted; its answer never came);
 - ("reply", status, body): answer this instead, never forward;
+- ("raw", bytes): send these bytes as the whole answer (status line and
+  headers included: an answer the "reply" shape cannot make), never forward;
 - ("delay", seconds): hold the request, then forward it.
 
 Every request seen is appended to fp.log as (method, target, what
@@ -99,6 +101,10 @@ class FaultProxy(Closing):
                           f"Content-Length: {len(rbody)}\r\nConnection: close\r\n\r\n".encode()
                           + rbody)
                 self.log.append((method, target, f"injected {status}"))
+                return
+            if isinstance(action, tuple) and action[0] == "raw":
+                c.sendall(action[1])
+                self.log.append((method, target, "injected raw"))
                 return
             if isinstance(action, tuple) and action[0] == "delay":
                 time.sleep(action[1])
