@@ -1,0 +1,80 @@
+/*
+ * us_s3_answers.c - reading the store's answers (us_s3_answers.h).
+ */
+#include "us_s3_answers.h"
+
+#include <apr_strings.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+long us_s3_stall_seconds(const char *method, const char *query, int copies)
+{
+    if (copies)
+        return US_S3_COPY_STALL_SECONDS;
+    if (method && strcmp(method, "POST") == 0 && query && strncmp(query, "uploadId=", 9) == 0)
+        return US_S3_COPY_STALL_SECONDS;
+    return US_S3_STALL_SECONDS;
+}
+
+void us_s3_error_code(const char *body, char *code, apr_size_t n)
+{
+    const char *b = body ? strstr(body, "<Code>") : NULL;
+    const char *e = b ? strstr(b + 6, "</Code>") : NULL;
+    apr_size_t len = e ? (apr_size_t)(e - (b + 6)) : 0;
+    if (n == 0)
+        return;
+    if (len >= n)
+        len = n - 1;
+    if (len)
+        memcpy(code, b + 6, len);
+    code[len] = '\0';
+}
+
+us_s3_404 us_s3_404_of(int head, const char *body)
+{
+    char code[64];
+    if (head)
+        return US_S3_404_ASK;
+    us_s3_error_code(body, code, sizeof(code));
+    return strcmp(code, "NoSuchKey") == 0 ? US_S3_404_KEY : US_S3_404_OTHER;
+}
+
+int us_s3_parse_length(const char *v, apr_size_t len, apr_off_t *out)
+{
+    apr_size_t i = 0;
+    apr_off_t n = 0;
+    int digits = 0;
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    for (; i < len && isdigit((unsigned char)v[i]); i++, digits++) {
+        if (n > (APR_INT64_MAX - 9) / 10)
+            return 0;
+        n = n * 10 + (v[i] - '0');
+    }
+    while (i < len && isspace((unsigned char)v[i]))
+        i++;
+    if (!digits || i != len)
+        return 0;
+    *out = n;
+    return 1;
+}
+
+int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b)
+{
+    apr_pool_t *p = apr_hash_pool_get(seen);
+    /* NUL cannot be in a key or an upload id: it keeps the pair apart */
+    apr_size_t la = a ? strlen(a) + 1 : 0, lb = b ? strlen(b) : 0;
+    char *k = apr_palloc(p, la + lb + 2);
+    k[0] = a ? 'a' : '-';
+    if (a)
+        memcpy(k + 1, a, la);
+    if (b)
+        memcpy(k + 1 + la, b, lb);
+    k[1 + la + lb] = '\0';
+    apr_size_t klen = 1 + la + lb;
+    if (apr_hash_get(seen, k, (apr_ssize_t)klen))
+        return 1;
+    apr_hash_set(seen, k, (apr_ssize_t)klen, "");
+    return 0;
+}

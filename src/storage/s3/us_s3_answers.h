@@ -1,0 +1,51 @@
+/*
+ * us_s3_answers.h - how the s3 backend reads parts of the store's answers
+ * it cannot take on trust: which 404 means a missing key, a Content-Length
+ * header, listing markers that must move on, and how long a request may
+ * wait on a store that sends nothing. Pure: no request.
+ */
+#ifndef US_S3_ANSWERS_H
+#define US_S3_ANSWERS_H
+
+#include <apr_hash.h>
+#include <apr_pools.h>
+
+/* Seconds of silence (no byte either way) after which a request is cut:
+ * most requests, and a server-side copy or a completion, during which the
+ * store may legitimately send nothing while it copies or assembles. */
+#ifndef US_S3_STALL_SECONDS
+#define US_S3_STALL_SECONDS 30
+#endif
+#ifndef US_S3_COPY_STALL_SECONDS
+#define US_S3_COPY_STALL_SECONDS 1800
+#endif
+
+/* The stall bound of a request: method, its canonical query (or NULL),
+ * and whether it names an x-amz-copy-source. CopyObject, UploadPartCopy and
+ * CompleteMultipartUpload (POST ?uploadId=) get US_S3_COPY_STALL_SECONDS. */
+long us_s3_stall_seconds(const char *method, const char *query, int copies);
+
+typedef enum {
+    US_S3_404_KEY,    /* the key is not there (NoSuchKey) */
+    US_S3_404_OTHER,  /* something else is missing (NoSuchBucket, an
+                       * answer that is not the store's): an error */
+    US_S3_404_ASK     /* a HEAD (no error document): the bucket tells */
+} us_s3_404;
+
+/* What a 404 answer to a request on a key means, from its error document
+ * (body, NULL or "" for none); head: the request was a HEAD. */
+us_s3_404 us_s3_404_of(int head, const char *body);
+
+/* The <Code> of an error document into code (size n), "" without one. */
+void us_s3_error_code(const char *body, char *code, apr_size_t n);
+
+/* A Content-Length header's value (v, len bytes, spaces and CRLF around
+ * allowed): 1 with *out, 0 when it is not a non-negative decimal number. */
+int us_s3_parse_length(const char *v, apr_size_t len, apr_off_t *out);
+
+/* Whether the markers (a, b; either NULL, as b "") that continue a listing were
+ * already given by an earlier page of it: a store naming them again would
+ * be listed for ever. Remembers them in seen (its pool's copies). */
+int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b);
+
+#endif

@@ -1,0 +1,116 @@
+/* Unit tests: the s3 backend's reading of the store's answers - which 404
+ * is a missing key, a Content-Length header, listing markers given again,
+ * and how long a request may wait on a silent store. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+#include "fixture.h"
+
+#include "us_s3_answers.h"
+
+/* Only NoSuchKey is a missing key; a missing bucket, another code or a
+ * 404 without a document (a proxy's) is not; a HEAD asks the bucket. */
+static void test_404(void **state)
+{
+    (void)state;
+    assert_int_equal(us_s3_404_of(0, "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
+                                     "<Message></Message></Error>"), US_S3_404_KEY);
+    assert_int_equal(us_s3_404_of(0, "<Error><Code>NoSuchBucket</Code></Error>"),
+                     US_S3_404_OTHER);
+    assert_int_equal(us_s3_404_of(0, "<Error><Code>NoSuchKeyX</Code></Error>"), US_S3_404_OTHER);
+    assert_int_equal(us_s3_404_of(0, "<html>Not Found</html>"), US_S3_404_OTHER);
+    assert_int_equal(us_s3_404_of(0, ""), US_S3_404_OTHER);
+    assert_int_equal(us_s3_404_of(0, NULL), US_S3_404_OTHER);
+    assert_int_equal(us_s3_404_of(1, NULL), US_S3_404_ASK);
+    assert_int_equal(us_s3_404_of(1, "<Error><Code>NoSuchKey</Code></Error>"), US_S3_404_ASK);
+}
+
+static void test_error_code(void **state)
+{
+    (void)state;
+    char code[8];
+    us_s3_error_code("<Error><Code>SlowDown</Code></Error>", code, sizeof(code));
+    assert_string_equal(code, "SlowDow"); /* cut to the room there is */
+    us_s3_error_code("<Error><Code>A</Code>", code, sizeof(code));
+    assert_string_equal(code, "A");
+    us_s3_error_code("<Error><Code>unterminated", code, sizeof(code));
+    assert_string_equal(code, "");
+    us_s3_error_code(NULL, code, sizeof(code));
+    assert_string_equal(code, "");
+}
+
+static int length(const char *v, apr_off_t *n)
+{
+    return us_s3_parse_length(v, strlen(v), n);
+}
+
+/* A decimal number or nothing: no default of 0 for what is not one. */
+static void test_content_length(void **state)
+{
+    (void)state;
+    apr_off_t n = -1;
+    assert_true(length(" 12345\r\n", &n));
+    assert_int_equal(n, 12345);
+    assert_true(length("0\r\n", &n));
+    assert_int_equal(n, 0);
+    assert_true(length(" 6442450944\r\n", &n)); /* above 4 GiB */
+    assert_int_equal(n, 6442450944LL);
+    n = 7;
+    static const char *const bad[] = { "\r\n", " \r\n", " -1\r\n", " 12a\r\n", " abc\r\n",
+                                       " 1 2\r\n", " 99999999999999999999999\r\n" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(length(bad[i], &n));
+    assert_int_equal(n, 7);
+}
+
+/* A continuation token or a pair of markers given a second time, after
+ * any number of pages, repeats; pairs differing in either do not. */
+static void test_marker_repeats(void **state)
+{
+    (void)state;
+    apr_hash_t *seen = apr_hash_make(pool);
+    assert_false(us_s3_marker_repeats(seen, "t1", NULL));
+    assert_false(us_s3_marker_repeats(seen, "t2", NULL));
+    assert_true(us_s3_marker_repeats(seen, "t1", NULL)); /* t1, t2, t1: a cycle */
+    assert_false(us_s3_marker_repeats(seen, "k", "u1"));
+    assert_false(us_s3_marker_repeats(seen, "k", "u2"));
+    assert_false(us_s3_marker_repeats(seen, "k", NULL));
+    assert_false(us_s3_marker_repeats(seen, "ku", "1"));  /* not "k" + "u1" */
+    assert_true(us_s3_marker_repeats(seen, "k", "")); /* an empty marker is none */
+    assert_true(us_s3_marker_repeats(seen, "k", "u2"));
+    assert_true(us_s3_marker_repeats(seen, "k", NULL));
+    assert_false(us_s3_marker_repeats(seen, NULL, "k"));
+    assert_true(us_s3_marker_repeats(seen, NULL, "k"));
+}
+
+/* A copy (x-amz-copy-source) or a completion may leave the store silent
+ * for long while it works; every other request gets the short bound. */
+static void test_stall_seconds(void **state)
+{
+    (void)state;
+    assert_int_equal(us_s3_stall_seconds("PUT", NULL, 1), US_S3_COPY_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("PUT", "partNumber=1&uploadId=x", 1),
+                     US_S3_COPY_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("POST", "uploadId=x", 0), US_S3_COPY_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("POST", "uploads=", 0), US_S3_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("PUT", "partNumber=1&uploadId=x", 0),
+                     US_S3_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("GET", "list-type=2", 0), US_S3_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("HEAD", NULL, 0), US_S3_STALL_SECONDS);
+    assert_int_equal(us_s3_stall_seconds("DELETE", "uploadId=x", 0), US_S3_STALL_SECONDS);
+    assert_true(US_S3_COPY_STALL_SECONDS > US_S3_STALL_SECONDS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_404),
+        cmocka_unit_test(test_error_code),
+        cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_marker_repeats),
+        cmocka_unit_test(test_stall_seconds),
+    };
+    return fixture_run("us_s3_answers", tests, NULL, NULL);
+}
