@@ -531,9 +531,10 @@ def proxied(s3_server):
     through a FaultProxy."""
     made = []
 
-    def make(**kw):
+    def make(rules=(), **kw):
         u = urlsplit(shared_info()["endpoint"])
         fp = FaultProxy((u.hostname, u.port))
+        fp.rules.extend(rules)  # in place from the start on
         made.append(fp)
         s = s3_server(start=False, **kw)
         s.overrides["UploadSessionStorage"] = f"s3 {fp.endpoint} {S3_BUCKET}"
@@ -745,3 +746,30 @@ def test_a_truncated_listing_without_a_token_is_not_taken_whole(proxied):
     assert "a truncated page without a continuation token" in s.log_text()
     assert sorted(f["name"] for f in list_ws_files(s, api, "ws-trunc")) == \
         ["f0.txt", "f1.txt", "f2.txt"]
+
+
+# --------------------------------------------------------------------------
+# answers not to take on trust
+# --------------------------------------------------------------------------
+
+def test_a_copy_the_store_takes_long_over_is_not_cut(proxied):
+    # radosgw (like AWS) may send nothing while it copies a large object:
+    # the copy is held 35 s, longer than a plain request may stall (30 s);
+    # it is waited for, not cut and copied again and again
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-slow-copy"
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("a.txt", b"slow copy\n")])
+    fp.rules.append(Rule(lambda m, t, h: m == "PUT" and "/files/" in t
+                         and "x-amz-copy-source:" in h.lower(), ("delay", 35)))
+    close_session(api, ws, sid)
+    st = wait_ingested(api, ws, sid, 1, timeout=120)
+    assert counters(st) == (1, 0, 0), st
+    copies = [x for x in fp.log if x[0] == "PUT" and "/files/" in x[1]]
+    assert len(copies) == 1 and copies[0][2].startswith("HTTP/1.1 200"), copies
+    log = s.log_text()
+    assert "US1210" not in log and "US1013" not in log, log[-3000:]
+    f = list_ws_files(s, api, ws)[0]
+    r = api.get(ws_files_path(ws, f["file_id"]))
+    assert r.status_code == 200 and r.content == b"slow copy\n", r.text

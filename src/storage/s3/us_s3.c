@@ -26,6 +26,7 @@
 #include "us_s3_late.h"
 #include "us_s3_aborts.h"
 #include "us_s3_spill.h"
+#include "us_s3_answers.h"
 #include "us_buf.h"
 #include "us_utf8.h"
 
@@ -333,6 +334,7 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
                                    key ? us_sigv4_uri_encode(p, key, 1) : "", NULL);
     const char *payload = x->body && x->len ? NULL : US_SIGV4_EMPTY_SHA256;
     const char *range = NULL;
+    int copies = 0;
     if (!payload) {
         unsigned char d[US_SHA256_LEN];
         char *hex = apr_palloc(p, 2 * US_SHA256_LEN + 1);
@@ -351,6 +353,7 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
             range = extra[i + 1];
         else
             hdr[nh++] = (us_sigv4_header){ extra[i], extra[i + 1] };
+        copies |= strcasecmp(extra[i], "x-amz-copy-source") == 0;
     }
     us_sigv4_request req = { method, path, q, hdr, nh, payload };
     if (!us_sigv4_sign_request(p, &c->cred, date, &req, &sig))
@@ -374,8 +377,10 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* "/./" and "/../" in a key, as signed */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a stalled store fails in 30 s */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    /* a stalled store fails: in 30 s, but a copy or a completion may keep
+     * the store silent far longer while it works (us_s3_stall_seconds) */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, us_s3_stall_seconds(method, q, copies));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
