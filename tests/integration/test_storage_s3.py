@@ -773,3 +773,104 @@ def test_a_copy_the_store_takes_long_over_is_not_cut(proxied):
     f = list_ws_files(s, api, ws)[0]
     r = api.get(ws_files_path(ws, f["file_id"]))
     assert r.status_code == 200 and r.content == b"slow copy\n", r.text
+
+
+def uploads_page(marker, upload_id):
+    return ('<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult>'
+            f'<Bucket>{S3_BUCKET}</Bucket><IsTruncated>true</IsTruncated>'
+            f'<NextKeyMarker>{marker}</NextKeyMarker>'
+            f'<NextUploadIdMarker>{upload_id}</NextUploadIdMarker>'
+            '</ListMultipartUploadsResult>')
+
+
+def test_a_startup_sweep_whose_store_repeats_its_markers_stops(proxied):
+    # a store answering every ListMultipartUploads page with the same next
+    # markers: the startup sweep stops with a log line; httpd starts
+    pages = Rule(lambda m, t, h: m == "GET" and "uploads=" in t,
+                 ("reply", 200, uploads_page("k", "u")), times=10 ** 6)
+    s, fp = proxied(rules=[pages])
+    log = s.log_text()
+    assert "the store answers a page that does not move on (markers it gave before); listing " \
+           "stopped" in log, log[-3000:]
+    assert "startup sweep: cannot list the unfinished multipart uploads" in log, log[-3000:]
+    used = 10 ** 6 - pages.times
+    assert 2 <= used <= 8, used  # two pages per listing: sessions/ and files/, maybe more
+    pages.times = 0
+    api = s.client(s.user_all)
+    fid = post_file(api, "ws-markers", "a.txt", b"hello")["file_id"]
+    r = api.get(ws_files_path("ws-markers", fid))
+    assert r.status_code == 200 and r.content == b"hello", r.text
+
+
+def test_a_listing_whose_store_repeats_its_token_stops(proxied):
+    # every page of a direct session's listing names the same continuation
+    # token: the listing is refused (asked again later), not followed for
+    # ever nor taken whole; once the store behaves, the session finishes
+    s, fp = proxied(extra=(S3_DIRECT,))
+    api = s.client(s.user_all)
+    sess = create_session(api, "ws-token")
+    sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
+    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
+    assert upload_all(cfg, files) == 3
+    page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            f'<Name>{S3_BUCKET}</Name><IsTruncated>true</IsTruncated>'
+            '<NextContinuationToken>again</NextContinuationToken><Contents>'
+            f'<Key>{s.s3_prefix}/sessions/{sid}/f0.txt</Key>'
+            '<LastModified>2020-01-01T00:00:00.000Z</LastModified><ETag>"0"</ETag>'
+            '<Size>7</Size></Contents></ListBucketResult>')
+    rule = Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
+                ("reply", 200, page), times=4)
+    fp.rules.append(rule)
+    close_session(api, "ws-token", sid)
+
+    def finished():
+        r = api.get(f"/ws-token/upload_sessions/{sid}")
+        if r.status_code == 503:  # a status read the repeating pages: asked again
+            check(r, 503, BUSY)
+            return False
+        return counters(check(r, 200)) == (3, 0, 0)
+    assert wait_for(finished, 60)
+    assert rule.times == 0
+    assert "the store answers a page that does not move on (a continuation token it gave " \
+           "before)" in s.log_text()
+    # each listing stopped at the second page: no page asked with a token
+    # beyond the repeated one went to the store
+    asked = [x for x in fp.log if x[0] == "GET" and "continuation-token=again" in x[1]]
+    assert all(x[2] == "injected 200" for x in asked), asked
+    assert sorted(f["name"] for f in list_ws_files(s, api, "ws-token")) == \
+        ["f0.txt", "f1.txt", "f2.txt"]
+
+
+def test_a_listed_object_without_a_size_is_not_an_empty_file(proxied):
+    # a listing entry without <Size> of a direct session: the page is asked
+    # again, where the file was taken as empty (FAILED, EMPTY_FILE)
+    s, fp = proxied(extra=(S3_DIRECT,))
+    api = s.client(s.user_all)
+    sess = create_session(api, "ws-nosize")
+    sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
+    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(2)]
+    assert upload_all(cfg, files) == 2
+    entries = "".join(
+        f'<Contents><Key>{s.s3_prefix}/sessions/{sid}/{n}</Key>'
+        '<LastModified>2020-01-01T00:00:00.000Z</LastModified>'
+        f'<ETag>"{hashlib.md5(b).hexdigest()}"</ETag>'
+        + ("" if n == "f0.txt" else f"<Size>{len(b)}</Size>") + '</Contents>'
+        for n, b in files)
+    page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            f'<Name>{S3_BUCKET}</Name><IsTruncated>false</IsTruncated>{entries}'
+            '</ListBucketResult>')
+    rule = Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
+                ("reply", 200, page), times=2)
+    fp.rules.append(rule)
+    close_session(api, "ws-nosize", sid)
+
+    def finished():
+        r = api.get(f"/ws-nosize/upload_sessions/{sid}")
+        if r.status_code == 503:  # a status read the page: asked again
+            check(r, 503, BUSY)
+            return False
+        return counters(check(r, 200)) == (2, 0, 0)
+    assert wait_for(finished, 60)
+    assert rule.times == 0
+    assert "an entry without a size" in s.log_text()
+    assert sorted(f["name"] for f in list_ws_files(s, api, "ws-nosize")) == ["f0.txt", "f1.txt"]

@@ -592,12 +592,24 @@ static const char *file_key(const us_storage *st, apr_pool_t *p, const char *fil
     return apr_pstrcat(p, conf_of(st)->prefix, "files/", file_id, NULL);
 }
 
+/* A listing whose store names again the markers of a page it already
+ * gave: logged, and an error (asked again later) rather than listed for ever. */
+static apr_status_t repeated_marker(const us_storage *st, const char *what, const char *prefix,
+                                    const char *marker)
+{
+    us_log(st->log, US_LOG_WARN, 0, 1211, "s3 %s %s: the store answers a page that does not "
+           "move on (%s); listing stopped", what, prefix, marker);
+    return APR_EAGAIN;
+}
+
 /* *token: the continuation token of a ListObjectsV2 page (in p), or NULL
  * after the last. A page that says more follow but names no token is an
  * error: the listing taken as whole would be short (a clear would then
- * remove what it left out). */
+ * remove what it left out); so is a token seen before (seen: the tokens
+ * of the listing's earlier pages). */
 static apr_status_t next_page(const us_storage *st, apr_pool_t *p, apr_pool_t *page,
-                              const char *body, const char **token)
+                              const char *body, const char *prefix, apr_hash_t *seen,
+                              const char **token)
 {
     const char *pos = body;
     const char *trunc = xml_next(page, &pos, "IsTruncated");
@@ -611,6 +623,8 @@ static apr_status_t next_page(const us_storage *st, apr_pool_t *p, apr_pool_t *p
                "continuation token");
         return APR_EAGAIN; /* the store's fault: asked again later */
     }
+    if (us_s3_marker_repeats(seen, next, NULL))
+        return repeated_marker(st, "list", prefix, "a continuation token it gave before");
     *token = apr_pstrdup(p, next);
     return APR_SUCCESS;
 }
@@ -625,6 +639,7 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
     const char *token = NULL;
     apr_status_t rv = APR_SUCCESS;
     apr_pool_t *page; /* a page's answer, dropped once its entries are copied */
+    apr_hash_t *seen = apr_hash_make(p);
     apr_pool_create(&page, p);
     do {
         long status;
@@ -652,13 +667,22 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             etag = xml_next(p, &in, "ETag");
             in = c;
             const char *modified = xml_next(page, &in, "LastModified");
+            apr_off_t bytes;
+            if (!size || !us_s3_parse_length(size, strlen(size), &bytes)) {
+                /* not 0: an upload read as empty would be judged EMPTY_FILE */
+                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list %s: an entry without a size "
+                       "(%s); the page is asked again later", prefix, key);
+                rv = APR_EAGAIN;
+                break;
+            }
             us_storage_object *o = apr_array_push(objects);
             o->blob = key;
-            o->size = size ? apr_atoi64(size) : 0;
+            o->size = bytes;
             o->etag = etag;
             o->modified = modified ? apr_time_from_sec(parse_iso8601(modified)) : 0;
         }
-        if ((rv = next_page(st, p, page, body, &token)) != APR_SUCCESS)
+        if (rv != APR_SUCCESS ||
+            (rv = next_page(st, p, page, body, prefix, seen, &token)) != APR_SUCCESS)
             break;
     } while (token);
     apr_pool_destroy(page);
@@ -771,6 +795,7 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
 {
     const char *key_marker = NULL, *id_marker = NULL;
     time_t now = time(NULL);
+    apr_hash_t *seen = apr_hash_make(p);
     *aborted = *left = 0;
     do {
         long status = 0;
@@ -807,6 +832,15 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
             key_marker = xml_next(p, &pos, "NextKeyMarker");
             pos = body;
             id_marker = xml_next(p, &pos, "NextUploadIdMarker");
+            if (!key_marker) {
+                /* the rest unlisted: a clear taking it as done would leave uploads */
+                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
+                       "truncated page without a key marker", prefix);
+                return APR_EAGAIN;
+            }
+            if (us_s3_marker_repeats(seen, key_marker, id_marker))
+                return repeated_marker(st, "list the multipart uploads of", prefix,
+                                       "markers it gave before");
         }
     } while (key_marker);
     return APR_SUCCESS;
@@ -1610,6 +1644,7 @@ static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *r
     const char *token = NULL;
     apr_status_t rv = APR_SUCCESS;
     apr_pool_t *page;
+    apr_hash_t *seen = apr_hash_make(p);
     apr_pool_create(&page, p);
     do {
         long status;
@@ -1626,7 +1661,7 @@ static apr_status_t holding_objects(us_storage *st, apr_pool_t *p, const char *r
         if (rv != APR_SUCCESS)
             break;
         add_sessions(p, page, ids, root, body);
-        if ((rv = next_page(st, p, page, body, &token)) != APR_SUCCESS)
+        if ((rv = next_page(st, p, page, body, root, seen, &token)) != APR_SUCCESS)
             break;
     } while (token);
     apr_pool_destroy(page);
@@ -1643,6 +1678,7 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
     const char *key_marker = NULL, *id_marker = NULL;
     apr_status_t rv = APR_SUCCESS;
     apr_pool_t *page;
+    apr_hash_t *seen = apr_hash_make(p);
     apr_pool_create(&page, p);
     do {
         long status = 0;
@@ -1671,9 +1707,15 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
             pos = body;
             next_id = xml_next(page, &pos, "NextUploadIdMarker");
             /* a page that does not move on would be listed for ever */
-            if (!next_key || (key_marker && strcmp(next_key, key_marker) == 0 &&
-                              (!next_id || (id_marker && strcmp(next_id, id_marker) == 0)))) {
-                rv = APR_EGENERAL;
+            if (!next_key) {
+                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
+                       "truncated page without a key marker", root);
+                rv = APR_EAGAIN; /* the store's fault: asked again later */
+                break;
+            }
+            if (us_s3_marker_repeats(seen, next_key, next_id && *next_id ? next_id : NULL)) {
+                rv = repeated_marker(st, "list the multipart uploads of", root,
+                                     "markers it gave before");
                 break;
             }
         }
@@ -1770,8 +1812,13 @@ static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *aft
     }
     pos = body;
     const char *trunc = xml_next(p, &pos, "IsTruncated");
-    if (trunc && strcmp(trunc, "true") == 0 && last)
+    if (trunc && strcmp(trunc, "true") == 0 && last) {
+        /* keys come after start-after, in order: one that does not would
+         * keep the sweep on this page for ever */
+        if (strcmp(last, after) <= 0)
+            return repeated_marker(st, "list", prefix, "a last key not after start-after");
         *next = last;
+    }
     return APR_SUCCESS;
 }
 
