@@ -874,3 +874,103 @@ def test_a_listed_object_without_a_size_is_not_an_empty_file(proxied):
     assert rule.times == 0
     assert "an entry without a size" in s.log_text()
     assert sorted(f["name"] for f in list_ws_files(s, api, "ws-nosize")) == ["f0.txt", "f1.txt"]
+
+
+NO_BUCKET = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code>'
+             f'<BucketName>{S3_BUCKET}</BucketName></Error>')
+
+
+def test_a_missing_bucket_is_an_outage_not_missing_files(proxied):
+    # every request answered 404 NoSuchBucket (the bucket deleted, a wrong
+    # endpoint): downloads are 503, an ingestion is retried, no file is
+    # taken as gone; once the bucket answers again, all is there
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-nobucket"
+    fid = post_file(api, ws, "kept.txt", b"kept")["file_id"]
+    sid, cfg = new_session(api, ws)
+    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
+    upload_all(cfg, files)
+    gone = Rule(lambda m, t, h: t.startswith(f"/{S3_BUCKET}"), ("reply", 404, NO_BUCKET),
+                times=10 ** 6)
+    fp.rules.append(gone)
+    s.expect_log(r"US0301: file .*: its bytes are unreadable")
+    r = api.get(ws_files_path(ws, fid))
+    check(r, 503, BUSY)
+    assert r.headers["retry-after"] == "1"
+    close_session(api, ws, sid)
+    time.sleep(6)  # the workers claim the session and fail against the missing bucket
+    st = get_status(api, ws, sid)
+    assert counters(st)[:2] == (0, 0), st
+    log = s.log_text()
+    assert "HTTP 404 NoSuchBucket: not a missing key (is the bucket" in log, log[-3000:]
+    assert "US1013" in log, log[-3000:]  # the batch was retried
+    gone.times = 0
+    st = wait_ingested(api, ws, sid, 3, timeout=90)
+    assert counters(st) == (3, 0, 0), st
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 200 and r.content == b"kept", r.text
+
+
+def test_a_404_without_a_document_to_a_copy_is_not_a_missing_file(proxied):
+    # a 404 with no error document (not the store's: a proxy's) answering
+    # the publishing copy: the file is not taken as gone (FAILED), the
+    # batch is retried
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-404-bare"
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("a.txt", b"abc\n")])
+    fp.rules.append(Rule(lambda m, t, h: m == "PUT" and "/files/" in t, ("reply", 404, ""),
+                         times=2))
+    close_session(api, ws, sid)
+    st = wait_ingested(api, ws, sid, 1, timeout=90)
+    assert counters(st) == (1, 0, 0), st
+    assert "HTTP 404 without an error code: not a missing key" in s.log_text()
+
+
+def test_access_denied_is_an_error_said_to_be_a_permission(proxied):
+    # AWS answers 403 for a missing key to credentials without
+    # s3:ListBucket: neither a missing file nor an outage to retry at once,
+    # an error whose log line says it is a permission
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-403"
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t,
+                         ("reply", 403, "")))
+    s.expect_log(r"US0301: file .*: its bytes are unreadable")
+    r = api.get(ws_files_path(ws, fid))
+    check(r, 500, {"detail": "Internal Server Error"})
+    heads = [x for x in fp.log if x[0] == "HEAD" and "/files/" in x[1]]
+    assert len(heads) == 1, heads  # asked once
+    assert "HTTP 403 (access denied: the credentials lack a permission on the bucket; AWS " \
+           "also answers 403 for a missing key when they lack s3:ListBucket)" in s.log_text()
+    # an ingestion refused so is retried (backing off), never FAILED
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("b.txt", b"bbb\n")])
+    denied = Rule(lambda m, t, h: m == "PUT" and "/files/" in t,
+                  ("reply", 403, "<Error><Code>AccessDenied</Code></Error>"), times=2)
+    fp.rules.append(denied)
+    close_session(api, ws, sid)
+    st = wait_ingested(api, ws, sid, 1, timeout=90)
+    assert counters(st) == (1, 0, 0), st
+    assert denied.times == 0
+    assert "HTTP 403 AccessDenied (access denied" in s.log_text()
+
+
+def test_a_head_without_content_length_is_an_error_not_an_empty_file(proxied):
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-no-length"
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t,
+                         ("raw", b'HTTP/1.1 200 OK\r\nETag: "5d41402abc4b2a76b9719d911017c592"'
+                                 b'\r\nConnection: close\r\n\r\n')))
+    s.expect_log(r"US0301: file .*: its bytes are unreadable")
+    r = api.get(ws_files_path(ws, fid))
+    check(r, 500, {"detail": "Internal Server Error"})
+    assert "the store's HEAD answer has no Content-Length" in s.log_text()
+    r = api.get(ws_files_path(ws, fid))
+    assert r.status_code == 200 and r.content == b"hello", r.text
+

@@ -305,12 +305,19 @@ static size_t on_header(char *data, size_t sz, size_t n, void *baton)
 {
     s3_xfer *x = baton;
     size_t len = sz * n;
-    if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
+    if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* a new answer's status line (after an interim one): its own headers only */
+        x->etag = NULL;
+        x->content_length = -1;
+    }
+    else if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
         char *v = apr_pstrndup(x->p, data + 5, len - 5);
         x->etag = trim(v);
     }
     else if (len > 15 && strncasecmp(data, "content-length:", 15) == 0) {
-        x->content_length = (apr_off_t)apr_atoi64(apr_pstrndup(x->p, data + 15, len - 15));
+        /* not a number: as if there were none (the reader refuses it) */
+        if (!us_s3_parse_length(data + 15, len - 15, &x->content_length))
+            x->content_length = -1;
     }
     return len;
 }
@@ -444,15 +451,16 @@ static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *met
 }
 
 /* An APR status for an answer that is not a 2xx; 5xx, a throttle (429) and
- * a request timeout (408) are an outage: trying again later may work.
- * Another 4xx is about this request alone (us_storage_refused). */
+ * a request timeout (408) are an outage: trying again later may work. So
+ * is a 404 here: a key found missing is told by not_found (APR_ENOENT);
+ * any other (the bucket gone) must not read as "no such file". A refusal
+ * (401, 403) is an error, asked again only as the callers retry. Another
+ * 4xx is about this request alone (us_storage_refused). */
 static apr_status_t from_http(long status)
 {
-    if (status == 404)
-        return APR_ENOENT;
     if (status == 403 || status == 401)
         return APR_EACCES;
-    if (status >= 500 || status == 0 || status == 429 || status == 408)
+    if (status >= 500 || status == 0 || status == 429 || status == 408 || status == 404)
         return APR_EAGAIN;
     return APR_EGENERAL;
 }
@@ -486,14 +494,45 @@ static int credentials_code(const char *code)
 static apr_status_t failed(const us_storage *st, int msgno, const char *what, const char *key,
                            long status, const char *body)
 {
-    char code[64] = "";
-    const char *b = body ? strstr(body, "<Code>") : NULL;
-    if (b)
-        sscanf(b + 6, "%63[^<]", code);
-    us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP %ld %s", what, key ? key : "(bucket)",
-           status, code);
+    char code[64];
+    us_s3_error_code(body, code, sizeof(code));
+    us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP %ld%s%s%s", what,
+           key ? key : "(bucket)", status, *code ? " " : "", code,
+           status == 403 || status == 401
+               ? " (access denied: the credentials lack a permission on the bucket; AWS also "
+                 "answers 403 for a missing key when they lack s3:ListBucket)"
+               : "");
     return retryable_code(code) ? APR_EAGAIN : credentials_code(code) ? APR_EACCES
                                                                        : from_http(status);
+}
+
+/* What a 404 answered about key means (head: to a HEAD, which carries no
+ * error document; body: the document): APR_ENOENT when the key is not
+ * there; else (a bucket gone, a 404 that is not the store's) logged, and
+ * an outage: a file taken as gone could be marked FAILED or forgotten. */
+static apr_status_t not_found(const us_storage *st, apr_pool_t *p, int msgno, const char *what,
+                              const char *key, int head, const char *body)
+{
+    us_s3_404 k = us_s3_404_of(head, body);
+    char code[64];
+    us_s3_error_code(body, code, sizeof(code));
+    if (k == US_S3_404_ASK) {
+        long status;
+        apr_status_t rv = s3_call(st, p, "HEAD", NULL, NULL, NULL, NULL, 0, &status, NULL, NULL);
+        if (rv != APR_SUCCESS)
+            return rv;
+        if (status == 200)
+            return APR_ENOENT;
+        if (status != 404)
+            return failed(st, msgno, what, key, status, NULL);
+        apr_cpystrn(code, "NoSuchBucket", sizeof(code));
+    }
+    else if (k == US_S3_404_KEY)
+        return APR_ENOENT;
+    us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP 404 %s: not a missing key (is the "
+           "bucket %s there, is the endpoint the store?); taken as an outage", what, key,
+           *code ? code : "without an error code", conf_of(st)->bucket);
+    return APR_EAGAIN;
 }
 
 /* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
@@ -711,7 +750,7 @@ static apr_status_t delete_key(const us_storage *st, apr_pool_t *p, int msgno, c
     if (check_exists) {
         rv = s3_call(st, p, "HEAD", key, NULL, NULL, NULL, 0, &status, NULL, NULL);
         if (rv == APR_SUCCESS && status == 404)
-            return APR_ENOENT;
+            return not_found(st, p, msgno, what, key, 1, NULL);
         if (rv == APR_SUCCESS && status != 200)
             return failed(st, msgno, what, key, status, NULL);
     }
@@ -720,8 +759,11 @@ static apr_status_t delete_key(const us_storage *st, apr_pool_t *p, int msgno, c
         us_log(st->log, US_LOG_WARN, rv, msgno, "s3 %s: cannot delete %s", what, key);
         return rv;
     }
-    if (status != 204 && status != 200 && status != 404)
-        return failed(st, msgno, what, key, status, body);
+    if (status == 404 && us_s3_404_of(0, body) == US_S3_404_KEY)
+        return APR_SUCCESS;
+    if (status != 204 && status != 200)
+        return status == 404 ? not_found(st, p, msgno, what, key, 0, body)
+                             : failed(st, msgno, what, key, status, body);
     return APR_SUCCESS;
 }
 
@@ -1301,11 +1343,18 @@ static apr_status_t s3_file_open(us_storage *st, apr_pool_t *p, const char *file
     if (rv != APR_SUCCESS)
         return rv;
     if (x.status != 200)
-        return x.status == 404 ? APR_ENOENT : failed(st, 1214, "reading", rd->key, x.status, NULL);
+        return x.status == 404 ? not_found(st, p, 1214, "reading", rd->key, 1, NULL)
+                               : failed(st, 1214, "reading", rd->key, x.status, NULL);
+    if (x.content_length < 0) {
+        /* not an empty file: a size unknown, which every read would cut short */
+        us_log(st->log, US_LOG_WARN, 0, 1214, "s3 reading %s: the store's HEAD answer has no "
+               "Content-Length", rd->key);
+        return APR_EGENERAL;
+    }
     rd->st = st;
     rd->p = p;
     rd->etag = x.etag;
-    rd->size = x.content_length < 0 ? 0 : x.content_length;
+    rd->size = x.content_length;
     *r = rd;
     *size = rd->size;
     *local = NULL;
@@ -1333,6 +1382,9 @@ static apr_status_t s3_read_at(void *rv_, apr_off_t off, char *buf, apr_size_t *
         x.cap = READ_WINDOW;
         rd->win_len = 0;
         apr_status_t rv = s3_send(rd->st, tmp, "GET", rd->key, NULL, extra, &x);
+        if (rv == APR_SUCCESS && x.status == 404)
+            rv = not_found(rd->st, tmp, 1214, "reading", rd->key, 0,
+                           apr_pstrndup(tmp, rd->win, x.got));
         apr_pool_destroy(tmp);
         if (rv != APR_SUCCESS)
             return rv;
@@ -1369,7 +1421,7 @@ static apr_status_t read_small(us_storage *st, apr_pool_t *p, const char *key, a
     if (rv != APR_SUCCESS)
         return rv;
     if (x.status == 404)
-        return APR_ENOENT;
+        return not_found(st, p, 1214, "reading", key, 0, got.data);
     if (x.overflow)
         return APR_INCOMPLETE;
     if (x.status != 200)
@@ -1400,7 +1452,9 @@ static apr_status_t published_before(us_storage *st, apr_pool_t *p, const char *
     apr_status_t rv = s3_call(st, p, "HEAD", dst, NULL, NULL, NULL, 0, &status, NULL, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    return status == 200 ? APR_SUCCESS : status == 404 ? APR_ENOENT : from_http(status);
+    return status == 200 ? APR_SUCCESS
+           : status == 404 ? not_found(st, p, 1215, "publishing", dst, 1, NULL)
+                           : from_http(status);
 }
 
 /* Aborts the multipart upload id of key; what cannot be aborted is logged
@@ -1424,8 +1478,10 @@ static apr_status_t still_listed(us_storage *st, apr_pool_t *p, const char *key,
     apr_status_t rv = s3_call(st, p, "HEAD", key, NULL, extra, NULL, 0, &status, NULL, NULL);
     if (rv != APR_SUCCESS)
         return rv;
-    return status == 200 ? APR_SUCCESS : status == 412 || status == 404 ? APR_ENOENT
-                                                                         : from_http(status);
+    return status == 200 ? APR_SUCCESS
+           : status == 412   ? APR_ENOENT
+           : status == 404   ? not_found(st, p, 1216, "publishing in parts", key, 1, NULL)
+                             : from_http(status);
 }
 
 /* Copies src to dst in parts (CreateMultipartUpload, UploadPartCopy per
@@ -1480,8 +1536,8 @@ static apr_status_t copy_in_parts(us_storage *st, apr_pool_t *p, const char *src
         const char *part_etag = status == 200 && !strstr(body, "<Error>")
                                     ? xml_next(tmp, &pos, "ETag") : NULL;
         if (!part_etag) {
-            /* the source's answer (a 404 about the upload itself is not) */
-            *refused = status == 412 || (status == 404 && !strstr(body, "NoSuchUpload"));
+            /* the source's answer (a 404 about the upload or the bucket is not) */
+            *refused = status == 412 || (status == 404 && us_s3_404_of(0, body) == US_S3_404_KEY);
             rv = *refused ? APR_ENOENT
                           : failed(st, 1216, "publishing in parts: copying a part", dst, status, body);
             break;
@@ -1539,8 +1595,10 @@ static apr_status_t s3_publish(us_storage *st, apr_pool_t *p, const char *sessio
         if (rv != APR_SUCCESS)
             return rv;
         /* the source is gone, or (412) replaced: moved by an earlier run of this batch? */
-        if (status == 404 || status == 412)
+        if ((status == 404 && us_s3_404_of(0, body) == US_S3_404_KEY) || status == 412)
             return published_before(st, p, dst);
+        if (status == 404)
+            return not_found(st, p, 1215, "publishing", src, 0, body);
         if (status != 200 || strstr(body, "<Error>"))
             return failed(st, 1215, "publishing", dst, status, body);
     }
