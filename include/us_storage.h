@@ -49,7 +49,7 @@ int us_storage_unavailable(apr_status_t rv);
 
 /* 1 when a publish's rv says the storage answered and refused that one
  * object, where trying again is not expected to help: s3, a 4xx answer
- * other than 401, 403, 404, 408 and 429 (and not one of the error codes
+ * other than 401, 403, 404, 408, 409 and 429 (and not one of the error codes
  * S3 clients retry, nor one about the credentials), which it reports as
  * APR_EGENERAL; posix, the destination name taken by a directory (EISDIR,
  * ENOTEMPTY, EEXIST). Never an outage (us_storage_unavailable) and never a

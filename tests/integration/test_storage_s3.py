@@ -521,7 +521,6 @@ def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage)
 # answers of the store, bent by a relay (us_testkit.faultproxy)
 # --------------------------------------------------------------------------
 
-MiB = 1024 * 1024
 STORAGE_DOWN = ("ServiceUnavailable", "The file storage is unavailable. Please try again.")
 
 
@@ -658,11 +657,13 @@ def test_a_copy_refused_for_one_object_fails_that_file_alone(proxied):
     assert "US1013" not in log and "US1017" not in log, log[-3000:]  # no outage
 
 
-def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied):
-    """The same copy answered 503 SlowDown three times is an outage: the
-    batch is retried with the backoff and the file ends FINISHED, no
-    refusal counted against it."""
-    slow = ("reply", 503, "<Error><Code>SlowDown</Code><Message>Reduce.</Message></Error>")
+@pytest.mark.parametrize("status,code", [(503, "SlowDown"), (409, "OperationAborted")])
+def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied, status, code):
+    """The same copy answered 503 SlowDown (or 409 OperationAborted: another
+    operation on the key under way) three times is an outage: the batch is
+    retried with the backoff and the file ends FINISHED, no refusal counted
+    against it."""
+    slow = ("reply", status, f"<Error><Code>{code}</Code><Message>Again.</Message></Error>")
     s, fp, api, sid, files, bad = refused_session(
         proxied, "ws-slowdown", lambda fid: Rule(copy_of(fid), slow, times=3))
     check_ended(s, api, "ws-slowdown", sid, files, set())

@@ -455,12 +455,14 @@ static apr_status_t s3_call(const us_storage *st, apr_pool_t *p, const char *met
  * is a 404 here: a key found missing is told by not_found (APR_ENOENT);
  * any other (the bucket gone) must not read as "no such file". A refusal
  * (401, 403) is an error, asked again only as the callers retry. Another
- * 4xx is about this request alone (us_storage_refused). */
+ * 4xx is about this request alone (us_storage_refused), but a conflict
+ * (409, OperationAborted: another operation on the key is under way). */
 static apr_status_t from_http(long status)
 {
     if (status == 403 || status == 401)
         return APR_EACCES;
-    if (status >= 500 || status == 0 || status == 429 || status == 408 || status == 404)
+    if (status >= 500 || status == 0 || status == 429 || status == 408 || status == 404 ||
+        status == 409)
         return APR_EAGAIN;
     return APR_EGENERAL;
 }
