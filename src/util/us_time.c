@@ -2,6 +2,7 @@
 #include "us_time.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,7 +21,7 @@ static void format_stdio(time_t secs, long usec, char out[US_TS_LEN])
 }
 
 /* The proleptic Gregorian date of a day number since 1970-01-01
- * (the inverse of days_from_civil below). */
+ * (the inverse of us_time_days_from_civil below). */
 static void civil_from_days(long long z, int *y, int *m, int *d)
 {
     z += 719468;
@@ -87,8 +88,7 @@ static int read_digits(const char **p, int n, int *out)
     return 1;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (no timegm() needed). */
-static long long days_from_civil(int y, int m, int d)
+long long us_time_days_from_civil(int y, int m, int d)
 {
     y -= m <= 2;
     long long era = (y >= 0 ? y : y - 399) / 400;
@@ -98,17 +98,47 @@ static long long days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-/* The days of month m (1-12) of year y, proleptic Gregorian. */
-static int days_in_month(int y, int m)
+int us_time_days_in_month(int y, int m)
 {
     static const int DAYS[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     return DAYS[m - 1] + (m == 2 && leap);
 }
 
+/* more digits than this are read from the heap */
+#define FRACTION_STACK_DIGITS 64
+
+/* x >= 0 to the nearest integer, ties to even (rint's default mode;
+ * x - its integer part is exact) */
+static long long round_even(double x)
+{
+    long long t = (long long)x;
+    double r = x - (double)t;
+    return t + (r > 0.5 || (r == 0.5 && (t & 1)));
+}
+
+/* Written as "De-k", strtod reads the fraction the same in every locale
+ * (no radix character). */
+int us_time_fraction_usec(const char *d, size_t k, long long *out)
+{
+    char small[FRACTION_STACK_DIGITS + 24];
+    char *buf = small;
+    if (k > FRACTION_STACK_DIGITS && !(buf = malloc(k + 24)))
+        return 0;
+    memcpy(buf, d, k);
+    /* k <= the value's length, itself an int */
+    (void)snprintf(buf + k, 24, "e-%lu", (unsigned long)k);
+    double frac = strtod(buf, NULL);
+    if (buf != small)
+        free(buf);
+    *out = round_even(frac * 1e6);
+    return 1;
+}
+
 int us_time_parse(const char *s, apr_time_t *out)
 {
-    int y, mo, d, h, mi, sec, usec = 0, off = 0;
+    int y, mo, d, h, mi, sec, off = 0;
+    long long usec = 0;
     const char *p = s;
 
     if (!read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) ||
@@ -118,19 +148,14 @@ int us_time_parse(const char *s, apr_time_t *out)
     if (!read_digits(&p, 2, &h) || *p++ != ':' || !read_digits(&p, 2, &mi) ||
         *p++ != ':' || !read_digits(&p, 2, &sec))
         return 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+    if (mo < 1 || mo > 12 || d < 1 || d > us_time_days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
         return 0;
     if (*p == '.') {
-        int scale = 100000, ndigits = 0;
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (ndigits++ < 6) {
-                usec += (*p - '0') * scale;
-                scale /= 10;
-            }
+        const char *from = ++p;
+        while (*p >= '0' && *p <= '9')
             p++;
-        }
-        if (ndigits == 0)
+        if (p == from || !us_time_fraction_usec(from, (size_t)(p - from), &usec))
             return 0;
     }
     if (*p == 'Z' || *p == 'z') {
@@ -147,7 +172,7 @@ int us_time_parse(const char *s, apr_time_t *out)
     }
     if (*p != '\0')
         return 0;
-    long long secs = days_from_civil(y, mo, d) * 86400LL + h * 3600 + mi * 60 + sec - off;
+    long long secs = us_time_days_from_civil(y, mo, d) * 86400LL + h * 3600 + mi * 60 + sec - off;
     *out = (apr_time_t)secs * APR_USEC_PER_SEC + usec;
     return 1;
 }

@@ -668,6 +668,8 @@ def test_a_filter_compares_metadata_date_times_to_the_microsecond(srv, api):
         assert names("ge") == ["d.txt", "c.txt", "b.txt"]
         assert names("eq", "2024-05-01T10:00:00.000001Z") == ["a.txt"]
         assert names("eq", "2024-05-01T10:00:00Z") == []
+        # a literal of seven digits rounds as the stored value does
+        assert names("eq", "2024-05-01T10:00:00.0000015Z") == ["d.txt", "b.txt"]
 
 
 def test_a_filter_function_may_have_line_breaks_before_its_parenthesis(srv, api):

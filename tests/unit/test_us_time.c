@@ -108,6 +108,27 @@ static void test_parse(void **state)
     assert_false(us_time_parse("", &t));
 }
 
+/* More than six fractional digits round to the microsecond as PostgreSQL
+ * rounds them (a stored metadata value and a filter literal agree), the
+ * last microsecond of a second carrying into the next. */
+static void test_parse_rounds_long_fractions(void **state)
+{
+    apr_time_t t;
+    const apr_time_t base = (apr_time_t)1795863600 * APR_USEC_PER_SEC;
+    (void)state;
+    assert_true(us_time_parse("2026-11-28T11:00:00.1234567Z", &t));
+    assert_true(t == base + 123457);
+    assert_true(us_time_parse("2026-11-28T11:00:00.12345649Z", &t));
+    assert_true(t == base + 123456);
+    assert_true(us_time_parse("2026-11-28T11:00:00.0000015Z", &t));
+    assert_true(t == base + 2);
+    assert_true(us_time_parse("2026-11-28T11:00:00.9999996Z", &t));
+    assert_true(t == base + APR_USEC_PER_SEC);
+    assert_true(us_time_parse("2026-11-28T11:00:00.00000000000000000000000000000000000000000000000000"
+                              "000000000000000000000000000000000000001Z", &t));
+    assert_true(t == base);
+}
+
 /* A day the month has, leap years included: none rolls over to the next month. */
 static void test_parse_days_of_the_month(void **state)
 {
@@ -144,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_format_like_gmtime),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_days_of_the_month),
+        cmocka_unit_test(test_parse_rounds_long_fractions),
         cmocka_unit_test(test_roundtrip),
     };
     return fixture_run("us_time", tests, NULL, NULL);
