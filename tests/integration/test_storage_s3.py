@@ -717,37 +717,53 @@ def test_an_abort_the_store_refused_is_tried_again(proxied):
     assert list_ws_files(s, api, "ws-abort-again") == []
 
 
-def test_a_truncated_listing_without_a_token_is_not_taken_whole(proxied):
-    # a store that says more keys follow but names no continuation token:
-    # the direct session's listing is refused and asked again, where its
-    # first page was taken for the whole (and the clear removed the rest)
+def bent_listing_session(proxied, ws, token, times):
+    """A direct session of three files whose listing's pages the relay
+    answers `times` times with one entry (f0.txt) and IsTruncated true,
+    naming `token` as the next page (None: none), then closed. Returns
+    (server, relay, api, session id, the rule); the caller waits for the
+    session, which finish_bent_listing does."""
     s, fp = proxied(extra=(S3_DIRECT,))
     api = s.client(s.user_all)
-    sess = create_session(api, "ws-trunc")
+    sess = create_session(api, ws)
     sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
     files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
     assert upload_all(cfg, files) == 3
+    nxt = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
     page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
-            f'<Name>{S3_BUCKET}</Name><IsTruncated>true</IsTruncated><Contents>'
+            f'<Name>{S3_BUCKET}</Name><IsTruncated>true</IsTruncated>{nxt}<Contents>'
             f'<Key>{s.s3_prefix}/sessions/{sid}/f0.txt</Key>'
             '<LastModified>2020-01-01T00:00:00.000Z</LastModified><ETag>"0"</ETag>'
             '<Size>7</Size></Contents></ListBucketResult>')
-    fp.rules.append(Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
-                         ("reply", 200, page), times=3))
-    close_session(api, "ws-trunc", sid)
+    rule = Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
+                ("reply", 200, page), times=times)
+    fp.rules.append(rule)
+    close_session(api, ws, sid)
+    return s, fp, api, sid, rule
 
+
+def finish_bent_listing(s, api, ws, sid, rule):
+    """Waits for the session to finish with its three files (a status read
+    while the listing is bent is a 503, asked again); every bent page was
+    answered; the workspace holds the three."""
     def finished():
-        r = api.get(f"/ws-trunc/upload_sessions/{sid}")
-        if r.status_code == 503:  # a status read the short page: asked again
+        r = api.get(f"/{ws}/upload_sessions/{sid}")
+        if r.status_code == 503:
             check(r, 503, BUSY)
             return False
         return counters(check(r, 200)) == (3, 0, 0)
     assert wait_for(finished, 60)
-    assert fp.rules[-1].times == 0  # the short page was answered, three times
-    assert "a truncated page without a continuation token" in s.log_text()
-    assert sorted(f["name"] for f in list_ws_files(s, api, "ws-trunc")) == \
-        ["f0.txt", "f1.txt", "f2.txt"]
+    assert rule.times == 0
+    assert sorted(f["name"] for f in list_ws_files(s, api, ws)) == ["f0.txt", "f1.txt", "f2.txt"]
 
+
+def test_a_truncated_listing_without_a_token_is_not_taken_whole(proxied):
+    # a store that says more keys follow but names no continuation token:
+    # the direct session's listing is refused and asked again, where its
+    # first page was taken for the whole (and the clear removed the rest)
+    s, _fp, api, sid, rule = bent_listing_session(proxied, "ws-trunc", None, 3)
+    finish_bent_listing(s, api, "ws-trunc", sid, rule)
+    assert "a truncated page without a continuation token" in s.log_text()
 
 # --------------------------------------------------------------------------
 # answers not to take on trust
@@ -807,39 +823,14 @@ def test_a_listing_whose_store_repeats_its_token_stops(proxied):
     # every page of a direct session's listing names the same continuation
     # token: the listing is refused (asked again later), not followed for
     # ever nor taken whole; once the store behaves, the session finishes
-    s, fp = proxied(extra=(S3_DIRECT,))
-    api = s.client(s.user_all)
-    sess = create_session(api, "ws-token")
-    sid, cfg = sess["session_id"], sess["aws_prefixed_request_config"]
-    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
-    assert upload_all(cfg, files) == 3
-    page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
-            f'<Name>{S3_BUCKET}</Name><IsTruncated>true</IsTruncated>'
-            '<NextContinuationToken>again</NextContinuationToken><Contents>'
-            f'<Key>{s.s3_prefix}/sessions/{sid}/f0.txt</Key>'
-            '<LastModified>2020-01-01T00:00:00.000Z</LastModified><ETag>"0"</ETag>'
-            '<Size>7</Size></Contents></ListBucketResult>')
-    rule = Rule(lambda m, t, h: m == "GET" and "list-type=2" in t and sid in t,
-                ("reply", 200, page), times=4)
-    fp.rules.append(rule)
-    close_session(api, "ws-token", sid)
-
-    def finished():
-        r = api.get(f"/ws-token/upload_sessions/{sid}")
-        if r.status_code == 503:  # a status read the repeating pages: asked again
-            check(r, 503, BUSY)
-            return False
-        return counters(check(r, 200)) == (3, 0, 0)
-    assert wait_for(finished, 60)
-    assert rule.times == 0
+    s, fp, api, sid, rule = bent_listing_session(proxied, "ws-token", "again", 4)
+    finish_bent_listing(s, api, "ws-token", sid, rule)
     assert "the store answers a page that does not move on (a continuation token it gave " \
            "before)" in s.log_text()
     # each listing stopped at the second page: no page asked with a token
     # beyond the repeated one went to the store
     asked = [x for x in fp.log if x[0] == "GET" and "continuation-token=again" in x[1]]
     assert all(x[2] == "injected 200" for x in asked), asked
-    assert sorted(f["name"] for f in list_ws_files(s, api, "ws-token")) == \
-        ["f0.txt", "f1.txt", "f2.txt"]
 
 
 def test_a_listed_object_without_a_size_is_not_an_empty_file(proxied):
