@@ -164,18 +164,18 @@ def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
 def test_the_last_clear_waits_for_the_largest_file_any_virtual_host_allows(make_server):
     """Servers naming one store share its ingest workers: the grace before a
     session's last clear is sized by the largest UploadSessionMaxFileSize
-    among them (a virtual host's 8 MiB: the 3 s lease plus 8 s), not by the
-    first server's (1 MiB: 4 s). A session of the virtual host signs POSTs of
-    up to 8 MiB, so one begun at expires_at may land 8 s after it."""
+    among them (a virtual host's 5 MiB: the 1 s lease plus 5 s), not by the
+    first server's (1 MiB: 2 s). A session of the virtual host signs POSTs of
+    up to 5 MiB, so one begun at expires_at may land 5 s after it."""
     s = make_server(start=False, storage="s3",
-                    extra=[S3_DIRECT, "UploadSessionIngestLease 3", "UploadSessionMaxFileSize 1M"])
+                    extra=[S3_DIRECT, "UploadSessionIngestLease 1", "UploadSessionMaxFileSize 1M"])
     s.extra += [f"<VirtualHost 127.0.0.1:{s.port}>", "ServerName other.test",
-                "UploadSessionMaxFileSize 8M", "</VirtualHost>"]
+                "UploadSessionMaxFileSize 5M", "</VirtualHost>"]
     s.start()
     api = s.client(s.user_all, headers={"Host": "other.test"})
     ws = "ws-late-vhost"
-    sid, cfg = new_session(api, ws, {"expires_in_seconds": 12})
-    expires = time.monotonic() + 12
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 6})
+    expires = time.monotonic() + 6
     upload_all(cfg, [("a.txt", b"a")])
     close_session(api, ws, sid)
     wait_ingested(api, ws, sid, 1)
@@ -185,14 +185,14 @@ def test_the_last_clear_waits_for_the_largest_file_any_virtual_host_allows(make_
         assert r.status_code == 204 and r.content == b"", r.text
     assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
 
-    # past the first server's grace (4 s), within the virtual host's (11 s)
-    time.sleep(max(0.0, expires + 8 - time.monotonic()))
+    # past the first server's grace (2 s), within the virtual host's (6 s)
+    time.sleep(max(0.0, expires + 4.5 - time.monotonic()))
     assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
-    deadline = expires + 11 + 40
+    deadline = expires + 6 + 40
     while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.2)
     assert s3_keys(s, f"sessions/{sid}/") == []
-    assert time.monotonic() >= expires + 10, "cleared before the grace ran out"
+    assert time.monotonic() >= expires + 5.5, "cleared before the grace ran out"
     st = get_status(api, ws, sid)
     assert st["uploaded_files"] == 1, st
     assert st["ingestion_status"] == {"finished_files": 1, "failed_files": 0,
