@@ -300,13 +300,19 @@ SANITIZE_SKIP := test_install test_run_script test_startup_user test_docs test_o
                  test_version test_cors_browser
 # ... and one test of ingestion order whose 2.1 million metadata keys take
 # minutes under the sanitizers (the JSON parser has a fuzzer of its own)
-# ... and the tests that measure resident memory or a server's pace under
-# slow clients (the sanitizers' runtime distorts both; their request paths
-# are the smaller tests' own), to keep CI within its 45 minutes
+# ... and, to keep CI within its 45 minutes, the tests that measure resident
+# memory or a server's pace under slow clients (the sanitizers' runtime
+# distorts both; their request paths are the smaller tests' own) and the
+# longest of those whose time goes in waiting (repeated kills, a lock held
+# past the busy timeout, reloads under load: their files' other tests take
+# the same paths)
 SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongside_a_running_one \
                      test_memory_bounds.py::test_large_legitimate_requests_do_not_stay_resident \
                      test_upload.py::test_2gib_upload_streams_to_disk_with_bounded_memory \
-                     test_slow_clients.py::test_slow_header_flood_does_not_starve_api_clients
+                     test_slow_clients.py::test_slow_header_flood_does_not_starve_api_clients \
+                     test_crash.py::test_ingestion_survives_repeated_sigkill \
+                     test_faults.py::test_store_locked_beyond_busy_timeout \
+                     test_key_reload.py::test_requests_during_reloads_never_fail
 # the integration tests' arguments under a sanitizer, $(1): the tests deselected
 sanitize_pytest_args = $(PYTEST_ARGS) $(SANITIZE_SKIP:%=--ignore=tests/integration/%.py) \
 	$(1:%=--deselect=tests/integration/%)
