@@ -116,6 +116,23 @@ def test_object_after_the_listing_is_not_ingested(direct_server):
     assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page
 
 
+def late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at, cleared_from):
+    """Once the ingestion's own clear has emptied the session's prefix,
+    POSTs late.txt before `expires` (a monotonic time); checks that it is
+    still there `kept_at` seconds after expires and that the last clear
+    removes it, not before `cleared_from` seconds after expires."""
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 30)
+    with new_client() as c:
+        r = upload(c, cfg, "late.txt", b"late")
+        assert r.status_code == 204 and r.content == b"", r.text
+    assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
+    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
+    time.sleep(max(0.0, expires + kept_at - time.monotonic()))
+    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], cleared_from + 40, 0.2)
+    assert time.monotonic() >= expires + cleared_from, "cleared before the grace ran out"
+
+
 def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     """The policy lives until expires_at: an object POSTed after the clear
     that ends the ingestion would stay for good. Once expires_at lies the
@@ -130,24 +147,8 @@ def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     upload_all(cfg, [("a.txt", b"a"), ("b.txt", b"b")])
     close_session(api, ws, sid)
     wait_ingested(api, ws, sid, 2)
-    deadline = time.monotonic() + 30
-    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
-        time.sleep(0.2)  # the ingestion's own clear follows the counters
-    assert s3_keys(s, f"sessions/{sid}/") == []
-    with new_client() as c:
-        r = upload(c, cfg, "late.txt", b"late")
-        assert r.status_code == 204 and r.content == b"", r.text
-    assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
-    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
-
     # past the lease, within the grace: a POST begun at expires_at may still land
-    time.sleep(max(0.0, expires + 4 - time.monotonic()))
-    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
-    deadline = expires + 8 + 40
-    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert s3_keys(s, f"sessions/{sid}/") == []
-    assert time.monotonic() >= expires + 7, "cleared before the grace ran out"
+    late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at=4, cleared_from=7)
     page = workspace_files(api, ws)
     assert page["total"] == 2, page
     assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page
@@ -179,20 +180,8 @@ def test_the_last_clear_waits_for_the_largest_file_any_virtual_host_allows(make_
     upload_all(cfg, [("a.txt", b"a")])
     close_session(api, ws, sid)
     wait_ingested(api, ws, sid, 1)
-    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 30)
-    with new_client() as c:
-        r = upload(c, cfg, "late.txt", b"late")
-        assert r.status_code == 204 and r.content == b"", r.text
-    assert time.monotonic() < expires, "the late POST came after expires_at: test too slow"
-
     # past the first server's grace (2 s), within the virtual host's (6 s)
-    time.sleep(max(0.0, expires + 4.5 - time.monotonic()))
-    assert s3_keys(s, f"sessions/{sid}/") == ["late.txt"]
-    deadline = expires + 6 + 40
-    while s3_keys(s, f"sessions/{sid}/") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert s3_keys(s, f"sessions/{sid}/") == []
-    assert time.monotonic() >= expires + 5.5, "cleared before the grace ran out"
+    late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at=4.5, cleared_from=5.5)
     st = get_status(api, ws, sid)
     assert st["uploaded_files"] == 1, st
     assert st["ingestion_status"] == {"finished_files": 1, "failed_files": 0,

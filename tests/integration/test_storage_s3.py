@@ -921,6 +921,18 @@ def test_a_404_without_a_document_to_a_copy_is_not_a_missing_file(proxied):
     assert "HTTP 404 without an error code: not a missing key" in s.log_text()
 
 
+def bent_head_download(s, fp, api, ws, answer):
+    """Stores a.txt ("hello") in ws, has the relay give `answer` to its
+    first HEAD, and checks that the download asking it fails with 500
+    (US0301 logged); returns the file's id."""
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t, answer))
+    s.expect_log(r"US0301: file .*: its bytes are unreadable")
+    r = api.get(ws_files_path(ws, fid))
+    check(r, 500, {"detail": "Internal Server Error"})
+    return fid
+
+
 def test_access_denied_is_an_error_said_to_be_a_permission(proxied):
     # AWS answers 403 for a missing key to credentials without
     # s3:ListBucket: neither a missing file nor an outage to retry at once,
@@ -928,12 +940,7 @@ def test_access_denied_is_an_error_said_to_be_a_permission(proxied):
     s, fp = proxied()
     api = s.client(s.user_all)
     ws = "ws-403"
-    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
-    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t,
-                         ("reply", 403, "")))
-    s.expect_log(r"US0301: file .*: its bytes are unreadable")
-    r = api.get(ws_files_path(ws, fid))
-    check(r, 500, {"detail": "Internal Server Error"})
+    fid = bent_head_download(s, fp, api, ws, ("reply", 403, ""))
     heads = [x for x in fp.log if x[0] == "HEAD" and "/files/" in x[1]]
     assert len(heads) == 1, heads  # asked once
     assert "HTTP 403 (access denied: the credentials lack a permission on the bucket; AWS " \
@@ -955,13 +962,9 @@ def test_a_head_without_content_length_is_an_error_not_an_empty_file(proxied):
     s, fp = proxied()
     api = s.client(s.user_all)
     ws = "ws-no-length"
-    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
-    fp.rules.append(Rule(lambda m, t, h: m == "HEAD" and f"/files/{fid}" in t,
-                         ("raw", b'HTTP/1.1 200 OK\r\nETag: "5d41402abc4b2a76b9719d911017c592"'
-                                 b'\r\nConnection: close\r\n\r\n')))
-    s.expect_log(r"US0301: file .*: its bytes are unreadable")
-    r = api.get(ws_files_path(ws, fid))
-    check(r, 500, {"detail": "Internal Server Error"})
+    fid = bent_head_download(s, fp, api, ws, (
+        "raw", b'HTTP/1.1 200 OK\r\nETag: "5d41402abc4b2a76b9719d911017c592"'
+               b'\r\nConnection: close\r\n\r\n'))
     assert "the store's HEAD answer has no Content-Length" in s.log_text()
     r = api.get(ws_files_path(ws, fid))
     assert r.status_code == 200 and r.content == b"hello", r.text
