@@ -136,19 +136,19 @@ def late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at, cleared_fr
 def test_object_after_the_ingestions_clear_is_gone_after_expiry(direct_server):
     """The policy lives until expires_at: an object POSTed after the clear
     that ends the ingestion would stay for good. Once expires_at lies the
-    grace in the past (the ingest lease, 3 s, plus UploadSessionMaxFileSize
-    at 1 MiB/s, 5 s), the prefix is cleared a last time, once (US1022), and
+    grace in the past (the ingest lease, 1 s, plus UploadSessionMaxFileSize
+    at 1 MiB/s, 3 s), the prefix is cleared a last time, once (US1022), and
     the workspace keeps exactly the ingested files."""
-    s = direct_server(extra=["UploadSessionIngestLease 3", "UploadSessionMaxFileSize 5M"])
+    s = direct_server(extra=["UploadSessionIngestLease 1", "UploadSessionMaxFileSize 3M"])
     api = s.client(s.user_all)
     ws = "ws-late-clear"
-    sid, cfg = new_session(api, ws, {"expires_in_seconds": 15})
-    expires = time.monotonic() + 15
+    sid, cfg = new_session(api, ws, {"expires_in_seconds": 8})
+    expires = time.monotonic() + 8
     upload_all(cfg, [("a.txt", b"a"), ("b.txt", b"b")])
     close_session(api, ws, sid)
     wait_ingested(api, ws, sid, 2)
     # past the lease, within the grace: a POST begun at expires_at may still land
-    late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at=4, cleared_from=7)
+    late_object_kept_through_the_grace(s, cfg, sid, expires, kept_at=2.5, cleared_from=3.5)
     page = workspace_files(api, ws)
     assert page["total"] == 2, page
     assert sorted(f["name"] for f in page["data"]) == ["a.txt", "b.txt"], page
