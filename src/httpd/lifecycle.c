@@ -513,19 +513,21 @@ static int storage_usable(apr_pool_t *pconf, apr_pool_t *p, server_rec *s, us_sr
 }
 
 /* Writes the webhook URLs of c into its store (none: no events are kept). */
-static const char *set_webhook_targets(apr_pool_t *p, us_srv_conf *c)
+static us_db_rc set_webhook_targets(apr_pool_t *p, us_srv_conf *c, const char **err)
 {
     us_db *db = NULL;
-    const char *err = NULL;
     apr_array_header_t *none = apr_array_make(p, 1, sizeof(const char *));
-    if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
-        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    us_db_rc rc = us_webhook_targets_set(db, p, c->webhooks ? c->webhooks : none);
+    us_db_rc rc = us_db_open(p, c->store_cfg, &db, err);
+    if (rc != US_DB_OK) {
+        *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
+        return rc;
+    }
+    rc = us_webhook_targets_set(db, p, c->webhooks ? c->webhooks : none);
     if (rc != US_DB_OK)
-        err = apr_pstrcat(p, "UploadSessionWebhook: cannot record the URLs in the store: ",
-                          us_db_error(db), NULL);
+        *err = apr_pstrcat(p, "UploadSessionWebhook: cannot record the URLs in the store: ",
+                           us_db_error(db), NULL);
     us_db_close(db);
-    return err;
+    return rc;
 }
 
 /* ---- the node registry ---------------------------------------------------- */
@@ -600,33 +602,36 @@ static int pid_running(apr_pool_t *p, long long pid)
  * holding it with a fresh heartbeat is a duplicate: an error. A holder on
  * this machine whose parent is gone (kill -9, a crash) is replaced at once;
  * one elsewhere only once its heartbeat is older than the lease. */
-static const char *claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c)
+static us_db_rc claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c,
+                                const char **err)
 {
     us_db *db = NULL;
-    const char *err = NULL;
     us_node me = { node_name_of(p, c), node_instance(s), node_host(p), (long long)getpid(), 0 };
     us_node holder;
     apr_interval_time_t ttl = apr_time_from_sec(c->ingest_lease);
 
     /* no connection otherwise: the parent opens none before it forks */
     if (!us_store_keeps_nodes(c->store_cfg))
-        return NULL;
-    if (us_db_open(p, c->store_cfg, &db, &err) != US_DB_OK)
-        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    us_db_rc rc = us_node_claim(db, p, &me, NULL, ttl, &holder);
+        return US_DB_OK;
+    us_db_rc rc = us_db_open(p, c->store_cfg, &db, err);
+    if (rc != US_DB_OK) {
+        *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
+        return rc;
+    }
+    rc = us_node_claim(db, p, &me, NULL, ttl, &holder);
     if (rc == US_DB_CONFLICT && strcmp(holder.host, me.host) == 0 && !pid_running(p, holder.pid))
         rc = us_node_claim(db, p, &me, holder.instance, ttl, &holder);
     if (rc == US_DB_CONFLICT)
-        err = apr_psprintf(p, "UploadSessionNodeName %s is in use by another node on this store "
+        *err = apr_psprintf(p, "UploadSessionNodeName %s is in use by another node on this store "
                            "(host %s, pid %" APR_INT64_T_FMT ", heartbeat %" APR_TIME_T_FMT " ms ago); give "
                            "this node another name, or start it once that node is gone and "
                            "its heartbeat older than UploadSessionIngestLease (%d s)",
                            me.name, holder.host, (apr_int64_t)holder.pid, apr_time_as_msec(holder.age),
                            c->ingest_lease);
     else if (rc != US_DB_OK)
-        err = apr_pstrcat(p, "UploadSessionStore: node registry: ", us_db_error(db), NULL);
+        *err = apr_pstrcat(p, "UploadSessionStore: node registry: ", us_db_error(db), NULL);
     us_db_close(db);
-    return err;
+    return rc;
 }
 
 /* ---- the directories the children write, checked as httpd's User ---------- */
@@ -807,6 +812,40 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
     return there->nelts ? check_as_user(p, s, c, there, 0) : NULL;
 }
 
+/* Whether this httpd has set up the store of c (its schema made current)
+ * in an earlier generation: remembered in the process pool, which a
+ * restart keeps. Marks it so when `mark`. */
+static int store_set_up_before(server_rec *s, const us_srv_conf *c, int mark)
+{
+    void *v = NULL;
+    apr_pool_t *pp = s->process->pool;
+    apr_pool_userdata_get(&v, "us_stores_set_up", pp);
+    if (!v) {
+        v = apr_hash_make(pp);
+        apr_pool_userdata_set(v, "us_stores_set_up", apr_pool_cleanup_null, pp);
+    }
+    const char *k = store_key(pp, c);
+    int before = apr_hash_get(v, k, APR_HASH_KEY_STRING) != NULL;
+    if (mark && !before)
+        apr_hash_set(v, k, APR_HASH_KEY_STRING, "");
+    return before;
+}
+
+/* The store's part of a server's setup: its schema, its webhook URLs (those
+ * of the first server naming it), this node's name. */
+static us_db_rc setup_store(apr_pool_t *p, server_rec *s, us_srv_conf *c, int first_of_store,
+                            const char **err)
+{
+    us_db_rc rc = us_store_migrate(c->store_cfg, p, err);
+    if (rc != US_DB_OK) {
+        *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
+        return rc;
+    }
+    if (first_of_store && (rc = set_webhook_targets(p, c, err)) != US_DB_OK)
+        return rc;
+    return claim_node_name(p, s, c, err);
+}
+
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
                                 us_srv_conf *c, int first_of_store)
 {
@@ -817,19 +856,26 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
         return err;
     if ((err = prepare_dir(p, "UploadSessionDataDir", c->data_dir)))
         return err;
-    if (us_store_migrate(c->store_cfg, p, &err) != US_DB_OK)
+    if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
         return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    /* the store's webhooks are those of the first server naming it */
-    if (first_of_store && (err = set_webhook_targets(p, c)))
+    us_db_rc rc = setup_store(p, s, c, first_of_store, &err);
+    /* A restart (graceful ones come daily, from logrotate) must not stop a
+     * server over a store that is down or locked for now: the children
+     * reconnect by themselves, and the schema is the one this httpd made
+     * current. A store never set up here is still a startup error. */
+    if (rc == US_DB_BUSY && store_set_up_before(s, c, 0))
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0023)
+                     "%s; restarting anyway: the store keeps the schema, webhook URLs and "
+                     "node name an earlier start recorded until a restart records them, and "
+                     "what needs the store is answered 503 while it cannot be reached", err);
+    else if (rc != US_DB_OK)
         return err;
+    else
+        store_set_up_before(s, c, 1);
     /* the logger lives as long as the storage, in the parent and the children */
     us_storage_set_logger(c->storage, error_log_for(pconf, s));
     if (storage_usable(pconf, p, s, c))
         us_storage_recover(c->storage, p);
-    if (us_store_prepare_files(c->store_cfg, p, &err) != US_DB_OK)
-        return apr_pstrcat(p, "UploadSessionStore: ", err, NULL);
-    if ((err = claim_node_name(p, s, c)))
-        return err;
     give_store_to_user(p, c->store_cfg);
     if ((err = check_as_user(p, s, c, user_dirs(p, c), 1)))
         return err;

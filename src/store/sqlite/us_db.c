@@ -394,6 +394,11 @@ us_db_rc us_sqlite_migrate(const void *conf, apr_pool_t *p, const char **err)
         rc = us_db_fail(db, qrc, "create us_meta");
         goto leave;
     }
+    /* a current schema needs no write lock: a restart must not wait for
+     * (or fail on) another process's long write */
+    int version = 0;
+    if ((rc = schema_version(db, p, &version)) != US_DB_OK || version == US_SCHEMA_VERSION)
+        goto leave;
     /* one migrator at a time: take the write lock before reading the version */
     qrc = apr_dbd_query(drv, db->h, &nrows,
                         us_sql_begin_write());
