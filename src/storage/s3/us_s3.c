@@ -28,7 +28,6 @@
 #include "us_s3_spill.h"
 #include "us_s3_answers.h"
 #include "us_buf.h"
-#include "us_utf8.h"
 
 #include <apr_atomic.h>
 
@@ -537,84 +536,6 @@ static apr_status_t not_found(const us_storage *st, apr_pool_t *p, int msgno, co
     return APR_EAGAIN;
 }
 
-/* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
- * answers for characters XML cannot carry as they are (a key's control
- * characters). Its character goes to o in UTF-8, never longer than the
- * reference; returns the reference's length, 0 when s holds none. */
-static size_t xml_char_ref(const char *s, const char *e, char *o, size_t *written)
-{
-    const char *c = s + 2;
-    int hex = c < e && (*c == 'x' || *c == 'X');
-    unsigned long cp = 0;
-    int digits = 0;
-    if (e - s < 4 || s[1] != '#')
-        return 0;
-    for (c += hex; c < e && *c != ';' && digits < 8; c++, digits++) {
-        int v = *c >= '0' && *c <= '9' ? *c - '0'
-              : hex && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
-              : hex && *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1;
-        if (v < 0)
-            return 0;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-    }
-    if (digits == 0 || c >= e || *c != ';' || cp == 0 || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    *written = us_utf8_encode((uint32_t)cp, (unsigned char *)o);
-    return (size_t)(c + 1 - s);
-}
-
-/* The text of the first <tag>...</tag> from *pos on, entities and character
- * references decoded; NULL when there is none. *pos moves past it. */
-static char *xml_next(apr_pool_t *p, const char **pos, const char *tag)
-{
-    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
-    const char *s = strstr(*pos, open);
-    if (!s)
-        return NULL;
-    s += strlen(open);
-    const char *e = strstr(s, close);
-    if (!e)
-        return NULL;
-    *pos = e + strlen(close);
-    char *out = apr_palloc(p, (apr_size_t)(e - s) + 1), *o = out;
-    static const char *const ENT[][2] = { { "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" },
-                                          { "&quot;", "\"" }, { "&apos;", "'" } };
-    while (s < e) {
-        int done = 0;
-        for (size_t i = 0; *s == '&' && i < 5 && !done; i++)
-            if (strncmp(s, ENT[i][0], strlen(ENT[i][0])) == 0) {
-                *o++ = ENT[i][1][0];
-                s += strlen(ENT[i][0]);
-                done = 1;
-            }
-        size_t ref_len, written = 0;
-        if (!done && *s == '&' && (ref_len = xml_char_ref(s, e, o, &written)) > 0) {
-            s += ref_len;
-            o += written;
-            done = 1;
-        }
-        if (!done)
-            *o++ = *s++;
-    }
-    *o = '\0';
-    return out;
-}
-
-/* The next <tag>...</tag> from *pos on as it is, not decoded: a block whose
- * fields xml_next then reads, each decoded once (decoding the block too
- * would turn a key's "&amp;#13;" into a carriage return); NULL when there
- * is none. *pos moves past it. */
-static char *xml_block(apr_pool_t *p, const char **pos, const char *tag)
-{
-    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
-    const char *s = strstr(*pos, open), *e = s ? strstr(s, close) : NULL;
-    if (!e)
-        return NULL;
-    *pos = e + strlen(close);
-    return apr_pstrndup(p, s, (apr_size_t)(e - s));
-}
-
 /* ---- the layout ----------------------------------------------------------------- */
 
 static const char *session_prefix(const us_storage *st, apr_pool_t *p, const char *session_id)
@@ -653,12 +574,12 @@ static apr_status_t next_page(const us_storage *st, apr_pool_t *p, apr_pool_t *p
                               const char **token)
 {
     const char *pos = body;
-    const char *trunc = xml_next(page, &pos, "IsTruncated");
+    const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
     *token = NULL;
     if (!trunc || strcmp(trunc, "true") != 0)
         return APR_SUCCESS;
     pos = body;
-    const char *next = xml_next(page, &pos, "NextContinuationToken");
+    const char *next = us_s3_xml_next(page, &pos, "NextContinuationToken");
     if (!next || !*next) {
         us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list: a truncated page without a "
                "continuation token");
@@ -697,17 +618,17 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
         if (rv != APR_SUCCESS)
             break;
         const char *pos = body;
-        while ((c = xml_block(page, &pos, "Contents"))) {
+        while ((c = us_s3_xml_block(page, &pos, "Contents"))) {
             const char *in = c;
-            char *key = xml_next(p, &in, "Key"), *size, *etag;
+            char *key = us_s3_xml_next(p, &in, "Key"), *size, *etag;
             if (!key)
                 continue;
             in = c;
-            size = xml_next(page, &in, "Size");
+            size = us_s3_xml_next(page, &in, "Size");
             in = c;
-            etag = xml_next(p, &in, "ETag");
+            etag = us_s3_xml_next(p, &in, "ETag");
             in = c;
-            const char *modified = xml_next(page, &in, "LastModified");
+            const char *modified = us_s3_xml_next(page, &in, "LastModified");
             apr_off_t bytes;
             if (!size || !us_s3_parse_length(size, strlen(size), &bytes)) {
                 /* not 0: an upload read as empty would be judged EMPTY_FILE */
@@ -851,13 +772,13 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
             return rv != APR_SUCCESS ? rv : from_http(status);
         const char *pos = body;
         char *up;
-        while ((up = xml_block(p, &pos, "Upload"))) {
+        while ((up = us_s3_xml_block(p, &pos, "Upload"))) {
             const char *u = up;
-            char *key = xml_next(p, &u, "Key");
+            char *key = us_s3_xml_next(p, &u, "Key");
             u = up;
-            char *id = xml_next(p, &u, "UploadId");
+            char *id = us_s3_xml_next(p, &u, "UploadId");
             u = up;
-            time_t started = parse_iso8601(xml_next(p, &u, "Initiated"));
+            time_t started = parse_iso8601(us_s3_xml_next(p, &u, "Initiated"));
             if (!key || !id || !started || now - started < min_age)
                 continue;
             long st2;
@@ -869,13 +790,13 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
                 (*left)++;
         }
         pos = body;
-        const char *trunc = xml_next(p, &pos, "IsTruncated");
+        const char *trunc = us_s3_xml_next(p, &pos, "IsTruncated");
         key_marker = id_marker = NULL;
         if (trunc && strcmp(trunc, "true") == 0) {
             pos = body;
-            key_marker = xml_next(p, &pos, "NextKeyMarker");
+            key_marker = us_s3_xml_next(p, &pos, "NextKeyMarker");
             pos = body;
-            id_marker = xml_next(p, &pos, "NextUploadIdMarker");
+            id_marker = us_s3_xml_next(p, &pos, "NextUploadIdMarker");
             if (!key_marker) {
                 /* the rest unlisted: a clear taking it as done would leave uploads */
                 us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
@@ -1150,7 +1071,7 @@ static apr_status_t send_part(s3_writer *w)
     if (!w->upload_id) {
         rv = s3_call(w->st, tmp, "POST", w->key, "uploads=", NULL, NULL, 0, &status, &body, NULL);
         const char *pos = body;
-        char *id = rv == APR_SUCCESS && status == 200 ? xml_next(w->p, &pos, "UploadId") : NULL;
+        char *id = rv == APR_SUCCESS && status == 200 ? us_s3_xml_next(w->p, &pos, "UploadId") : NULL;
         if (!id) {
             w->start_unknown = maybe_applied(rv, status);
             rv = rv != APR_SUCCESS ? rv : failed(w->st, 1213, "starting an upload", w->key, status, body);
@@ -1510,7 +1431,7 @@ static apr_status_t copy_in_parts(us_storage *st, apr_pool_t *p, const char *src
     if (rv != APR_SUCCESS)
         return rv;
     pos = body;
-    const char *id = status == 200 ? xml_next(p, &pos, "UploadId") : NULL;
+    const char *id = status == 200 ? us_s3_xml_next(p, &pos, "UploadId") : NULL;
     if (!id)
         return failed(st, 1216, "publishing in parts: starting", dst, status, body);
     const char *uid = us_sigv4_uri_encode(p, id, 0);
@@ -1536,7 +1457,7 @@ static apr_status_t copy_in_parts(us_storage *st, apr_pool_t *p, const char *src
         pos = body;
         /* the part's ETag is in its CopyPartResult document, not a header */
         const char *part_etag = status == 200 && !strstr(body, "<Error>")
-                                    ? xml_next(tmp, &pos, "ETag") : NULL;
+                                    ? us_s3_xml_next(tmp, &pos, "ETag") : NULL;
         if (!part_etag) {
             /* the source's answer (a 404 about the upload or the bucket is not) */
             *refused = status == 412 || (status == 404 && us_s3_404_of(0, body) == US_S3_404_KEY);
@@ -1691,7 +1612,7 @@ static void add_sessions(apr_pool_t *p, apr_pool_t *tmp, apr_hash_t *ids, const 
     for (int t = 0; t < 2; t++) {
         const char *pos = body;
         const char *k;
-        while ((k = xml_next(tmp, &pos, TAGS[t])))
+        while ((k = us_s3_xml_next(tmp, &pos, TAGS[t])))
             us_s3_add_session_of(p, ids, root, k);
     }
 }
@@ -1759,13 +1680,13 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
         }
         add_sessions(p, page, ids, root, body);
         const char *pos = body;
-        const char *trunc = xml_next(page, &pos, "IsTruncated");
+        const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
         const char *next_key = NULL, *next_id = NULL;
         if (trunc && strcmp(trunc, "true") == 0) {
             pos = body;
-            next_key = xml_next(page, &pos, "NextKeyMarker");
+            next_key = us_s3_xml_next(page, &pos, "NextKeyMarker");
             pos = body;
-            next_id = xml_next(page, &pos, "NextUploadIdMarker");
+            next_id = us_s3_xml_next(page, &pos, "NextUploadIdMarker");
             /* a page that does not move on would be listed for ever */
             if (!next_key) {
                 us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
@@ -1858,9 +1779,9 @@ static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *aft
         c = apr_pstrndup(p, c, (apr_size_t)(e - c));
         pos = e + sizeof "</Contents>" - 1;
         const char *in = c;
-        char *key = xml_next(p, &in, "Key");
+        char *key = us_s3_xml_next(p, &in, "Key");
         in = c;
-        char *modified = xml_next(p, &in, "LastModified");
+        char *modified = us_s3_xml_next(p, &in, "LastModified");
         if (!key || strncmp(key, prefix, n) != 0)
             continue;
         last = key + n;
@@ -1871,7 +1792,7 @@ static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *aft
         f->modified = apr_time_from_sec(parse_iso8601(modified));
     }
     pos = body;
-    const char *trunc = xml_next(p, &pos, "IsTruncated");
+    const char *trunc = us_s3_xml_next(p, &pos, "IsTruncated");
     if (trunc && strcmp(trunc, "true") == 0 && last) {
         /* keys come after start-after, in order: one that does not would
          * keep the sweep on this page for ever */

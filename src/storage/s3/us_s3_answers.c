@@ -2,11 +2,13 @@
  * us_s3_answers.c - reading the store's answers (us_s3_answers.h).
  */
 #include "us_s3_answers.h"
+#include "us_utf8.h"
 
 #include <apr_strings.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 long us_s3_stall_seconds(const char *method, const char *query, int copies)
 {
@@ -78,3 +80,76 @@ int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b)
     apr_hash_set(seen, k, (apr_ssize_t)klen, "");
     return 0;
 }
+
+/* A character reference at s (before e): "&#13;" or "&#x1F;", which S3
+ * answers for characters XML cannot carry as they are (a key's control
+ * characters). Its character goes to o in UTF-8, never longer than the
+ * reference; returns the reference's length, 0 when s holds none. */
+static size_t xml_char_ref(const char *s, const char *e, char *o, size_t *written)
+{
+    const char *c = s + 2;
+    int hex = c < e && (*c == 'x' || *c == 'X');
+    unsigned long cp = 0;
+    int digits = 0;
+    if (e - s < 4 || s[1] != '#')
+        return 0;
+    for (c += hex; c < e && *c != ';' && digits < 8; c++, digits++) {
+        int v = *c >= '0' && *c <= '9' ? *c - '0'
+              : hex && *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
+              : hex && *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1;
+        if (v < 0)
+            return 0;
+        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
+    }
+    if (digits == 0 || c >= e || *c != ';' || cp == 0 || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    *written = us_utf8_encode((uint32_t)cp, (unsigned char *)o);
+    return (size_t)(c + 1 - s);
+}
+
+char *us_s3_xml_next(apr_pool_t *p, const char **pos, const char *tag)
+{
+    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
+    const char *s = strstr(*pos, open);
+    if (!s)
+        return NULL;
+    s += strlen(open);
+    const char *e = strstr(s, close);
+    if (!e)
+        return NULL;
+    *pos = e + strlen(close);
+    char *out = apr_palloc(p, (apr_size_t)(e - s) + 1), *o = out;
+    static const char *const ENT[][2] = { { "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" },
+                                          { "&quot;", "\"" }, { "&apos;", "'" } };
+    while (s < e) {
+        int done = 0;
+        for (size_t i = 0; *s == '&' && i < 5 && !done; i++)
+            if (strncmp(s, ENT[i][0], strlen(ENT[i][0])) == 0) {
+                *o++ = ENT[i][1][0];
+                s += strlen(ENT[i][0]);
+                done = 1;
+            }
+        size_t ref_len, written = 0;
+        if (!done && *s == '&' && (ref_len = xml_char_ref(s, e, o, &written)) > 0) {
+            s += ref_len;
+            o += written;
+            done = 1;
+        }
+        if (!done)
+            *o++ = *s++;
+    }
+    *o = '\0';
+    return out;
+}
+
+char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag)
+{
+    const char *open = apr_pstrcat(p, "<", tag, ">", NULL), *close = apr_pstrcat(p, "</", tag, ">", NULL);
+    const char *s = strstr(*pos, open), *e = s ? strstr(s, close) : NULL;
+    if (!e)
+        return NULL;
+    *pos = e + strlen(close);
+    return apr_pstrndup(p, s, (apr_size_t)(e - s));
+}
+

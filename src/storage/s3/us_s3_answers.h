@@ -48,4 +48,14 @@ int us_s3_parse_length(const char *v, apr_size_t len, apr_off_t *out);
  * be listed for ever. Remembers them in seen (its pool's copies). */
 int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b);
 
+/* The text of the first <tag>...</tag> from *pos on, entities and character
+ * references decoded (in p); NULL when there is none. *pos moves past it. */
+char *us_s3_xml_next(apr_pool_t *p, const char **pos, const char *tag);
+
+/* The next <tag>...</tag> from *pos on as it is, not decoded: a block whose
+ * fields us_s3_xml_next then reads, each decoded once (decoding the block
+ * too would turn a key's "&amp;#13;" into a carriage return); NULL when
+ * there is none. *pos moves past it. */
+char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag);
+
 #endif
