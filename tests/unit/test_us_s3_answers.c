@@ -1,6 +1,7 @@
 /* Unit tests: the s3 backend's reading of the store's answers - which 404
  * is a missing key, a Content-Length header, listing markers given again,
- * and how long a request may wait on a silent store. */
+ * the fields of a listing's entry, and how long a request may wait on a
+ * silent store. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -103,6 +104,36 @@ static void test_stall_seconds(void **state)
     assert_true(US_S3_COPY_STALL_SECONDS > US_S3_STALL_SECONDS);
 }
 
+/* An entry without a key is an error, never skipped (an object the
+ * ingestion would miss); without a size it is not an empty object. */
+static void test_list_entry(void **state)
+{
+    (void)state;
+    us_s3_entry e;
+    assert_int_equal(us_s3_list_entry(pool, pool, "<Contents><Key>s/a&amp;b</Key>"
+                                                  "<LastModified>2020-01-01T00:00:00.000Z"
+                                                  "</LastModified><ETag>&quot;x&quot;</ETag>"
+                                                  "<Size>12</Size></Contents>", &e),
+                     US_S3_ENTRY_OK);
+    assert_string_equal(e.key, "s/a&b");
+    assert_string_equal(e.etag, "\"x\"");
+    assert_int_equal(e.size, 12);
+    assert_string_equal(e.modified, "2020-01-01T00:00:00.000Z");
+    assert_int_equal(us_s3_list_entry(pool, pool, "<Contents><ETag>\"x\"</ETag><Size>12</Size>"
+                                                  "</Contents>", &e),
+                     US_S3_ENTRY_NO_KEY);
+    assert_int_equal(us_s3_list_entry(pool, pool, "<Contents><Key></Key><Size>1</Size>"
+                                                  "</Contents>", &e),
+                     US_S3_ENTRY_OK); /* empty, but there: the caller judges the key */
+    assert_int_equal(us_s3_list_entry(pool, pool, "<Contents><Key>k</Key></Contents>", &e),
+                     US_S3_ENTRY_NO_SIZE);
+    assert_string_equal(e.key, "k");
+    assert_int_equal(us_s3_list_entry(pool, pool, "<Contents><Key>k</Key><Size>-1</Size>"
+                                                  "</Contents>", &e),
+                     US_S3_ENTRY_NO_SIZE);
+    assert_null(e.etag);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_marker_repeats),
         cmocka_unit_test(test_stall_seconds),
+        cmocka_unit_test(test_list_entry),
     };
     return fixture_run("us_s3_answers", tests, NULL, NULL);
 }

@@ -605,7 +605,8 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
     apr_pool_create(&page, p);
     do {
         long status;
-        char *body, *c;
+        char *body;
+        const char *c;
         apr_pool_clear(page);
         const char *q = apr_psprintf(page, "%s%s%slist-type=2&max-keys=%d&prefix=%s",
                                      token ? "continuation-token=" : "",
@@ -619,29 +620,26 @@ static apr_status_t list_objects(const us_storage *st, apr_pool_t *p, const char
             break;
         const char *pos = body;
         while ((c = us_s3_xml_block(page, &pos, "Contents"))) {
-            const char *in = c;
-            char *key = us_s3_xml_next(p, &in, "Key"), *size, *etag;
-            if (!key)
-                continue;
-            in = c;
-            size = us_s3_xml_next(page, &in, "Size");
-            in = c;
-            etag = us_s3_xml_next(p, &in, "ETag");
-            in = c;
-            const char *modified = us_s3_xml_next(page, &in, "LastModified");
-            apr_off_t bytes;
-            if (!size || !us_s3_parse_length(size, strlen(size), &bytes)) {
-                /* not 0: an upload read as empty would be judged EMPTY_FILE */
-                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list %s: an entry without a size "
-                       "(%s); the page is asked again later", prefix, key);
+            us_s3_entry e;
+            us_s3_entry_rc bad = us_s3_list_entry(p, page, c, &e);
+            if (bad != US_S3_ENTRY_OK) {
+                /* not skipped: an object left out would be missing from
+                 * the session's ingestion; not 0: an upload read as empty
+                 * would be judged EMPTY_FILE */
+                if (bad == US_S3_ENTRY_NO_KEY)
+                    us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list %s: an entry without a "
+                           "key; the page is asked again later", prefix);
+                else
+                    us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list %s: an entry without a "
+                           "size (%s); the page is asked again later", prefix, e.key);
                 rv = APR_EAGAIN;
                 break;
             }
             us_storage_object *o = apr_array_push(objects);
-            o->blob = key;
-            o->size = bytes;
-            o->etag = etag;
-            o->modified = modified ? apr_time_from_sec(parse_iso8601(modified)) : 0;
+            o->blob = e.key;
+            o->size = e.size;
+            o->etag = e.etag;
+            o->modified = e.modified ? apr_time_from_sec(parse_iso8601(e.modified)) : 0;
         }
         if (rv != APR_SUCCESS ||
             (rv = next_page(st, p, page, body, prefix, seen, &token)) != APR_SUCCESS)
@@ -1782,7 +1780,14 @@ static apr_status_t s3_files_page(us_storage *st, apr_pool_t *p, const char *aft
         char *key = us_s3_xml_next(p, &in, "Key");
         in = c;
         char *modified = us_s3_xml_next(p, &in, "LastModified");
-        if (!key || strncmp(key, prefix, n) != 0)
+        if (!key) {
+            /* a file left out would never be swept, nor would the keys
+             * after it on a page that ends with it */
+            us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list %s: an entry without a key; the "
+                   "page is asked again later", prefix);
+            return APR_EAGAIN;
+        }
+        if (strncmp(key, prefix, n) != 0)
             continue;
         last = key + n;
         if (!*last || strchr(last, '/'))

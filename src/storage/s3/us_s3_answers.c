@@ -153,3 +153,21 @@ char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag)
     return apr_pstrndup(p, s, (apr_size_t)(e - s));
 }
 
+
+us_s3_entry_rc us_s3_list_entry(apr_pool_t *p, apr_pool_t *tmp, const char *block,
+                                us_s3_entry *e)
+{
+    const char *in = block;
+    memset(e, 0, sizeof(*e));
+    if (!(e->key = us_s3_xml_next(p, &in, "Key")))
+        return US_S3_ENTRY_NO_KEY;
+    in = block;
+    const char *size = us_s3_xml_next(tmp, &in, "Size");
+    in = block;
+    e->etag = us_s3_xml_next(p, &in, "ETag");
+    in = block;
+    e->modified = us_s3_xml_next(tmp, &in, "LastModified");
+    if (!size || !us_s3_parse_length(size, strlen(size), &e->size))
+        return US_S3_ENTRY_NO_SIZE;
+    return US_S3_ENTRY_OK;
+}

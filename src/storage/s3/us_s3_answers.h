@@ -58,4 +58,24 @@ char *us_s3_xml_next(apr_pool_t *p, const char **pos, const char *tag);
  * there is none. *pos moves past it. */
 char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag);
 
+/* One <Contents> entry of a ListObjectsV2 page. */
+typedef struct {
+    char *key;              /* in p */
+    char *etag;             /* in p; NULL without one */
+    apr_off_t size;
+    const char *modified;   /* in tmp; NULL without one */
+} us_s3_entry;
+
+typedef enum {
+    US_S3_ENTRY_OK,
+    US_S3_ENTRY_NO_KEY,     /* an object the listing would leave out */
+    US_S3_ENTRY_NO_SIZE     /* no size, or not a number: not an empty object */
+} us_s3_entry_rc;
+
+/* The fields of a <Contents> block (us_s3_xml_block): the key and the ETag
+ * in p, the rest in tmp. An entry without a key or a size is a bad answer,
+ * never skipped nor read as empty. */
+us_s3_entry_rc us_s3_list_entry(apr_pool_t *p, apr_pool_t *tmp, const char *block,
+                                us_s3_entry *e);
+
 #endif
