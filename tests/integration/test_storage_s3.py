@@ -717,6 +717,28 @@ def test_an_abort_the_store_refused_is_tried_again(proxied):
     assert list_ws_files(s, api, "ws-abort-again") == []
 
 
+def test_an_abort_answered_no_such_bucket_is_not_done(proxied):
+    # only 404 NoSuchUpload says an upload is gone: a 404 NoSuchBucket (the
+    # bucket away, a wrong endpoint) leaves it maybe there, so the abort is
+    # an error, kept for the ingest worker's tidy to try again
+    s, fp = proxied()
+    fp.rules.append(Rule(lambda m, t, h: m == "PUT" and "partNumber=1" in t, "cut"))
+    fp.rules.append(Rule(lambda m, t, h: m == "DELETE" and "uploadId=" in t,
+                         ("reply", 404, NO_BUCKET)))
+    s.expect_log(r"US1219: s3 aborting the multipart upload of .*/files/.*: HTTP 404 "
+                 r"NoSuchBucket: not a missing upload \(is the bucket us-it there, is the "
+                 r"endpoint the store\?\); not taken as aborted")
+    api = s.client(s.user_all)
+    r = api.post(ws_files_path("ws-abort-404"),
+                 files={"file": ("big.bin", os.urandom(9 * MiB))})
+    check(r, 503, BUSY)
+    aborts = [x[2] for x in fp.log if x[0] == "DELETE" and "uploadId=" in x[1]]
+    assert aborts[:1] == ["injected 404"], aborts
+    assert re.search(r"cannot abort the multipart upload of \S+/files/\S+ \(tried again "
+                     r"later\)", s.log_text()), s.log_text()[-3000:]
+    assert list_ws_files(s, api, "ws-abort-404") == []
+
+
 def bent_listing_session(proxied, ws, token, times):
     """A direct session of three files whose listing's pages the relay
     answers `times` times with one entry (f0.txt) and IsTruncated true,

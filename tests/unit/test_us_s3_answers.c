@@ -1,7 +1,7 @@
 /* Unit tests: the s3 backend's reading of the store's answers - which 404
  * is a missing key, a Content-Length header, listing markers given again,
- * the fields of a listing's entry, and how long a request may wait on a
- * silent store. */
+ * which abort's answer says the upload is gone, a listing's entries, and
+ * how long a request may wait on a silent store. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -104,6 +104,22 @@ static void test_stall_seconds(void **state)
     assert_true(US_S3_COPY_STALL_SECONDS > US_S3_STALL_SECONDS);
 }
 
+/* Only 204 and 404 NoSuchUpload say the upload is gone: a missing bucket
+ * (or a 404 that is not the store's) leaves it maybe there. */
+static void test_abort_done(void **state)
+{
+    (void)state;
+    assert_true(us_s3_abort_done(204, ""));
+    assert_true(us_s3_abort_done(404, "<?xml version=\"1.0\"?><Error><Code>NoSuchUpload</Code>"
+                                      "</Error>"));
+    assert_false(us_s3_abort_done(404, "<Error><Code>NoSuchBucket</Code></Error>"));
+    assert_false(us_s3_abort_done(404, "<Error><Code>NoSuchKey</Code></Error>"));
+    assert_false(us_s3_abort_done(404, ""));
+    assert_false(us_s3_abort_done(404, NULL));
+    assert_false(us_s3_abort_done(503, "<Error><Code>ServiceUnavailable</Code></Error>"));
+    assert_false(us_s3_abort_done(0, NULL));
+}
+
 /* An entry without a key is an error, never skipped (an object the
  * ingestion would miss); without a size it is not an empty object. */
 static void test_list_entry(void **state)
@@ -142,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_marker_repeats),
         cmocka_unit_test(test_stall_seconds),
+        cmocka_unit_test(test_abort_done),
         cmocka_unit_test(test_list_entry),
     };
     return fixture_run("us_s3_answers", tests, NULL, NULL);

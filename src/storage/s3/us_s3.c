@@ -749,6 +749,30 @@ static const char *uploads_query(apr_pool_t *p, const char *prefix, const char *
                         id_marker ? us_sigv4_uri_encode(p, id_marker, 0) : "");
 }
 
+/* Aborts the multipart upload id of key: 1 when it is gone
+ * (us_s3_abort_done). A 404 that does not say so (NoSuchBucket, a 404 that
+ * is not the store's) is logged as an error: the upload may be there still,
+ * and a missing bucket is a misconfiguration or an outage, not a success. */
+static int abort_one(const us_storage *st, apr_pool_t *p, const char *key, const char *id)
+{
+    long status = 0;
+    char *body = NULL;
+    char code[64];
+    if (s3_call(st, p, "DELETE", key, apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
+                NULL, NULL, 0, &status, &body, NULL) != APR_SUCCESS)
+        return 0;
+    if (us_s3_abort_done(status, body))
+        return 1;
+    if (status == 404) {
+        us_s3_error_code(body, code, sizeof(code));
+        us_log(st->log, US_LOG_ERR, 0, 1219, "s3 aborting the multipart upload of %s: HTTP 404 "
+               "%s: not a missing upload (is the bucket %s there, is the endpoint the store?); "
+               "not taken as aborted", key, *code ? code : "without an error code",
+               conf_of(st)->bucket);
+    }
+    return 0;
+}
+
 /* Aborts the multipart uploads under prefix started at least min_age
  * seconds ago (every page of ListMultipartUploads): *aborted of them, and
  * *left that could not be. Not APR_SUCCESS when a page could not be
@@ -779,10 +803,7 @@ static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *pre
             time_t started = parse_iso8601(us_s3_xml_next(p, &u, "Initiated"));
             if (!key || !id || !started || now - started < min_age)
                 continue;
-            long st2;
-            if (s3_call(st, p, "DELETE", key, apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL),
-                        NULL, NULL, 0, &st2, NULL, NULL) == APR_SUCCESS &&
-                (st2 == 204 || st2 == 404))
+            if (abort_one(st, p, key, id))
                 (*aborted)++;
             else
                 (*left)++;
@@ -825,6 +846,9 @@ static int s3_recover(us_storage *st, apr_pool_t *p)
                           &aborted, &left, &status) != APR_SUCCESS)
             us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: cannot list the unfinished "
                    "multipart uploads of bucket %s (HTTP %ld)", c->bucket, status);
+        if (left)
+            us_log(st->log, US_LOG_WARN, 0, 1202, "startup sweep: %d unfinished multipart "
+                   "upload(s) under %s%s could not be aborted", left, c->prefix, ROOTS[i]);
         removed += aborted;
     }
     if (removed)
@@ -869,11 +893,7 @@ static int maybe_applied(apr_status_t rv, long status)
 /* Whether the multipart upload id of key is aborted (or was gone). */
 static int aborted(us_storage *st, apr_pool_t *p, const char *key, const char *id)
 {
-    long status = 0;
-    return s3_call(st, p, "DELETE", key,
-                   apr_pstrcat(p, "uploadId=", us_sigv4_uri_encode(p, id, 0), NULL), NULL, NULL,
-                   0, &status, NULL, NULL) == APR_SUCCESS &&
-           (status == 204 || status == 404);
+    return abort_one(st, p, key, id);
 }
 
 /* Aborts a multipart upload, and deletes what finish or commit may have

@@ -154,6 +154,17 @@ char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag)
 }
 
 
+int us_s3_abort_done(long status, const char *body)
+{
+    char code[64];
+    if (status == 204)
+        return 1;
+    if (status != 404)
+        return 0;
+    us_s3_error_code(body, code, sizeof(code));
+    return strcmp(code, "NoSuchUpload") == 0;
+}
+
 us_s3_entry_rc us_s3_list_entry(apr_pool_t *p, apr_pool_t *tmp, const char *block,
                                 us_s3_entry *e)
 {

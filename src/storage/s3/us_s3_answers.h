@@ -48,6 +48,12 @@ int us_s3_parse_length(const char *v, apr_size_t len, apr_off_t *out);
  * be listed for ever. Remembers them in seen (its pool's copies). */
 int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b);
 
+/* Whether an AbortMultipartUpload's answer (status, its error document
+ * body or NULL) says the upload is gone: aborted (204), or gone before
+ * (404 NoSuchUpload). Any other 404 (NoSuchBucket, one that is not the
+ * store's) is not: the upload may still be there. */
+int us_s3_abort_done(long status, const char *body);
+
 /* The text of the first <tag>...</tag> from *pos on, entities and character
  * references decoded (in p); NULL when there is none. *pos moves past it. */
 char *us_s3_xml_next(apr_pool_t *p, const char **pos, const char *tag);
