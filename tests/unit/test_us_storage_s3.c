@@ -625,7 +625,8 @@ static long presigned_send(apr_pool_t *p, const char *method, const char *path,
  * the bucket alone: another program's upload there is not ours. The unit
  * build takes an upload untouched for 2 s as stale. A dead writer's key
  * that reads like XML ("&#13;", "&lt;") is aborted under its own name:
- * each listed field is decoded once. */
+ * each listed field is decoded once. A listing of more than one page is
+ * aborted whole. */
 static void test_recover_keeps_other_programs_uploads(void **state)
 {
     apr_pool_t *p, *wp;
@@ -648,9 +649,24 @@ static void test_recover_keeps_other_programs_uploads(void **state)
     assert_int_equal(us_storage_write(w, stc_bytes(p, 9 << 20, 5), 9 << 20), APR_SUCCESS);
     assert_int_equal(us_storage_upload_create(st, wp, sid, "a&#13;b&lt;c", &w2), APR_SUCCESS);
     assert_int_equal(us_storage_write(w2, stc_bytes(p, 9 << 20, 6), 9 << 20), APR_SUCCESS);
-    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 2);
+    /* more dead writers' uploads than a page of the sweep's listing holds
+     * (39 in the unit build): those of every page are aborted */
+    body_buf *bi = apr_pcalloc(p, sizeof(*bi));
+    for (int i = 0; i < 45; i++) {
+        memset(bi, 0, sizeof(*bi));
+        assert_int_equal(presigned_send(p, "POST", apr_psprintf(p, "/" BUCKET "/sessions/%s/m%02d",
+                                                                sid, i),
+                                        "uploads=", NULL, bi), 200);
+    }
+    body_buf *page = apr_pcalloc(p, sizeof(*page));
+    char etag[128] = "";
+    assert_int_equal(presigned(p, "GET", "/" BUCKET,
+                               apr_psprintf(p, "max-uploads=39&prefix=sessions%%2F%s%%2F&uploads=",
+                                            sid), page, etag), 200);
+    assert_non_null(strstr(page->buf, "<IsTruncated>true</IsTruncated>"));
+    assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 47);
     apr_sleep(apr_time_from_msec(2500));
-    assert_int_equal(us_storage_recover(st, p), 2);
+    assert_int_equal(us_storage_recover(st, p), 47);
     assert_int_equal(unfinished_uploads(p, apr_pstrcat(p, "sessions/", sid, "/", NULL)), 0);
     assert_int_equal(unfinished_uploads(p, other), 1);
     body_buf *b2 = apr_pcalloc(p, sizeof(*b2));

@@ -776,58 +776,77 @@ static int abort_one(const us_storage *st, apr_pool_t *p, const char *key, const
 /* Aborts the multipart uploads under prefix started at least min_age
  * seconds ago (every page of ListMultipartUploads): *aborted of them, and
  * *left that could not be. Not APR_SUCCESS when a page could not be
- * listed (*http: its HTTP status, 0 without an answer). */
+ * listed (*http: its HTTP status, 0 without an answer). A listing may be
+ * long (the sweep at startup after many dead writers): each page is read
+ * and its uploads aborted in a pool of its own, cleared before the next;
+ * only the markers that continue the listing are kept in p. */
 static apr_status_t abort_uploads(us_storage *st, apr_pool_t *p, const char *prefix,
                                   time_t min_age, int *aborted, int *left, long *http)
 {
     const char *key_marker = NULL, *id_marker = NULL;
     time_t now = time(NULL);
     apr_hash_t *seen = apr_hash_make(p);
+    apr_status_t rv = APR_SUCCESS;
+    apr_pool_t *page, *one;
+    apr_pool_create(&page, p);
     *aborted = *left = 0;
     do {
         long status = 0;
         char *body;
-        const char *q = uploads_query(p, prefix, key_marker, id_marker);
-        apr_status_t rv = s3_call(st, p, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
+        apr_pool_clear(page);
+        apr_pool_create(&one, page); /* an upload's abort, cleared for the next */
+        const char *q = uploads_query(page, prefix, key_marker, id_marker);
+        rv = s3_call(st, page, "GET", NULL, q, NULL, NULL, 0, &status, &body, NULL);
         *http = status;
-        if (rv != APR_SUCCESS || status != 200)
-            return rv != APR_SUCCESS ? rv : from_http(status);
+        if (rv != APR_SUCCESS || status != 200) {
+            rv = rv != APR_SUCCESS ? rv : from_http(status);
+            break;
+        }
         const char *pos = body;
         char *up;
-        while ((up = us_s3_xml_block(p, &pos, "Upload"))) {
+        while ((up = us_s3_xml_block(page, &pos, "Upload"))) {
+            apr_pool_clear(one);
             const char *u = up;
-            char *key = us_s3_xml_next(p, &u, "Key");
+            char *key = us_s3_xml_next(one, &u, "Key");
             u = up;
-            char *id = us_s3_xml_next(p, &u, "UploadId");
+            char *id = us_s3_xml_next(one, &u, "UploadId");
             u = up;
-            time_t started = parse_iso8601(us_s3_xml_next(p, &u, "Initiated"));
+            time_t started = parse_iso8601(us_s3_xml_next(one, &u, "Initiated"));
             if (!key || !id || !started || now - started < min_age)
                 continue;
-            if (abort_one(st, p, key, id))
+            if (abort_one(st, one, key, id))
                 (*aborted)++;
             else
                 (*left)++;
         }
         pos = body;
-        const char *trunc = us_s3_xml_next(p, &pos, "IsTruncated");
-        key_marker = id_marker = NULL;
+        const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
+        const char *next_key = NULL, *next_id = NULL;
         if (trunc && strcmp(trunc, "true") == 0) {
             pos = body;
-            key_marker = us_s3_xml_next(p, &pos, "NextKeyMarker");
+            next_key = us_s3_xml_next(page, &pos, "NextKeyMarker");
             pos = body;
-            id_marker = us_s3_xml_next(p, &pos, "NextUploadIdMarker");
-            if (!key_marker) {
+            next_id = us_s3_xml_next(page, &pos, "NextUploadIdMarker");
+            if (next_id && !*next_id)
+                next_id = NULL;
+            if (!next_key) {
                 /* the rest unlisted: a clear taking it as done would leave uploads */
                 us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
                        "truncated page without a key marker", prefix);
-                return APR_EAGAIN;
+                rv = APR_EAGAIN;
+                break;
             }
-            if (us_s3_marker_repeats(seen, key_marker, id_marker))
-                return repeated_marker(st, "list the multipart uploads of", prefix,
-                                       "markers it gave before");
+            if (us_s3_marker_repeats(seen, next_key, next_id)) {
+                rv = repeated_marker(st, "list the multipart uploads of", prefix,
+                                     "markers it gave before");
+                break;
+            }
         }
+        key_marker = next_key ? apr_pstrdup(p, next_key) : NULL;
+        id_marker = next_id ? apr_pstrdup(p, next_id) : NULL;
     } while (key_marker);
-    return APR_SUCCESS;
+    apr_pool_destroy(page);
+    return rv;
 }
 
 /* Aborts the multipart uploads under the prefix's sessions/ and files/
