@@ -996,3 +996,26 @@ def test_a_head_without_content_length_is_an_error_not_an_empty_file(proxied):
     assert "the store's HEAD answer has no Content-Length" in s.log_text()
     r = api.get(ws_files_path(ws, fid))
     assert r.status_code == 200 and r.content == b"hello", r.text
+
+
+def test_a_ranged_answer_for_another_range_is_an_error(proxied):
+    # a 206 whose Content-Range is not the range asked for (a store's or a
+    # proxy's mistake) holds other bytes: the download fails, where the
+    # wrong bytes were served as those asked for
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-bad-range"
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    bent = Rule(lambda m, t, h: m == "GET" and f"/files/{fid}" in t,
+                ("raw", b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/5\r\n"
+                        b"Content-Length: 4\r\nConnection: close\r\n\r\nhell"))
+    fp.rules.append(bent)
+    r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
+    # the first read fails before the answer's head is sent: httpd's own 500
+    assert r.status_code == 500 and "<title>500 Internal Server Error</title>" in r.text, \
+        (r.status_code, r.text)
+    assert bent.times == 0
+    assert "the store answered Content-Range bytes 0-3/5 to Range bytes=1-4 (of 5 bytes)" \
+        in s.log_text(), s.log_text()[-3000:]
+    r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
+    assert r.status_code == 206 and r.content == b"ell", (r.status_code, r.content)

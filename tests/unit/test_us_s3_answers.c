@@ -1,7 +1,8 @@
 /* Unit tests: the s3 backend's reading of the store's answers - which 404
  * is a missing key, a Content-Length header, listing markers given again,
- * which abort's answer says the upload is gone, a listing's entries, and
- * how long a request may wait on a silent store. */
+ * which abort's answer says the upload is gone, a ranged answer's
+ * Content-Range, a listing's entries, and how long a request may wait on
+ * a silent store. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -120,6 +121,29 @@ static void test_abort_done(void **state)
     assert_false(us_s3_abort_done(0, NULL));
 }
 
+static int range_is(const char *v, apr_off_t first, apr_off_t last, apr_off_t size)
+{
+    return us_s3_content_range_is(v, strlen(v), first, last, size);
+}
+
+/* The range asked for, of the object opened; nothing else. */
+static void test_content_range(void **state)
+{
+    (void)state;
+    assert_true(range_is(" bytes 1-4/5\r\n", 1, 4, 5));
+    assert_true(range_is("bytes 0-4194303/6442450944", 0, 4194303, 6442450944LL));
+    assert_true(range_is("bytes 2-3/*", 2, 3, 9));
+    assert_false(range_is(" bytes 0-3/5\r\n", 1, 4, 5));  /* another range */
+    assert_false(range_is("bytes 1-3/5", 1, 4, 5));        /* shorter */
+    assert_false(range_is("bytes 1-4/6", 1, 4, 5));        /* another object's size */
+    assert_false(range_is("bytes */5", 1, 4, 5));
+    assert_false(range_is("1-4/5", 1, 4, 5));
+    assert_false(range_is("bytes 1-4/5x", 1, 4, 5));
+    assert_false(range_is("bytes 1-4", 1, 4, 5));
+    assert_false(range_is("bytes 99999999999999999999-4/5", 1, 4, 5));
+    assert_false(range_is("", 1, 4, 5));
+}
+
 /* An entry without a key is an error, never skipped (an object the
  * ingestion would miss); without a size it is not an empty object. */
 static void test_list_entry(void **state)
@@ -159,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_marker_repeats),
         cmocka_unit_test(test_stall_seconds),
         cmocka_unit_test(test_abort_done),
+        cmocka_unit_test(test_content_range),
         cmocka_unit_test(test_list_entry),
     };
     return fixture_run("us_s3_answers", tests, NULL, NULL);

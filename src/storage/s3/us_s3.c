@@ -265,6 +265,7 @@ typedef struct {
     int overflow;
     long status;
     const char *etag;
+    const char *content_range; /* as it came, NULL without one */
     apr_off_t content_length;
     apr_pool_t *p;
 } s3_xfer;
@@ -307,7 +308,11 @@ static size_t on_header(char *data, size_t sz, size_t n, void *baton)
     if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* a new answer's status line (after an interim one): its own headers only */
         x->etag = NULL;
+        x->content_range = NULL;
         x->content_length = -1;
+    }
+    else if (len > 14 && strncasecmp(data, "content-range:", 14) == 0) {
+        x->content_range = apr_pstrndup(x->p, data + 14, len - 14);
     }
     else if (len > 5 && strncasecmp(data, "etag:", 5) == 0) {
         char *v = apr_pstrndup(x->p, data + 5, len - 5);
@@ -1345,6 +1350,18 @@ static apr_status_t s3_read_at(void *rv_, apr_off_t off, char *buf, apr_size_t *
         if (rv == APR_SUCCESS && x.status == 404)
             rv = not_found(rd->st, tmp, 1214, "reading", rd->key, 0,
                            apr_pstrndup(tmp, rd->win, x.got));
+        /* another range than the one asked for (a store's or a proxy's
+         * mistake) holds other bytes: served, they would be wrong */
+        if (rv == APR_SUCCESS && x.status == 206 &&
+            !(x.content_range && us_s3_content_range_is(x.content_range,
+                                                        strlen(x.content_range), off,
+                                                        off + want - 1, rd->size))) {
+            us_log(rd->st->log, US_LOG_WARN, 0, 1214, "s3 reading %s: the store answered "
+                   "Content-Range %s to Range %s (of %" APR_OFF_T_FMT " bytes)", rd->key,
+                   x.content_range ? trim(apr_pstrdup(tmp, x.content_range)) : "none",
+                   range, rd->size);
+            rv = APR_EGENERAL;
+        }
         apr_pool_destroy(tmp);
         if (rv != APR_SUCCESS)
             return rv;

@@ -153,7 +153,6 @@ char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag)
     return apr_pstrndup(p, s, (apr_size_t)(e - s));
 }
 
-
 int us_s3_abort_done(long status, const char *body)
 {
     char code[64];
@@ -163,6 +162,45 @@ int us_s3_abort_done(long status, const char *body)
         return 0;
     us_s3_error_code(body, code, sizeof(code));
     return strcmp(code, "NoSuchUpload") == 0;
+}
+
+/* A decimal number at *s, moved past it: 1 with *out, 0 without digits. */
+static int range_number(const char **s, const char *e, apr_off_t *out)
+{
+    apr_off_t n = 0;
+    const char *c = *s;
+    for (; c < e && isdigit((unsigned char)*c); c++) {
+        if (n > (APR_INT64_MAX - 9) / 10)
+            return 0;
+        n = n * 10 + (*c - '0');
+    }
+    if (c == *s)
+        return 0;
+    *s = c;
+    *out = n;
+    return 1;
+}
+
+int us_s3_content_range_is(const char *v, apr_size_t len, apr_off_t first, apr_off_t last,
+                           apr_off_t size)
+{
+    const char *s = v, *e = v + len;
+    apr_off_t a, b, total;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    if (e - s < 6 || strncasecmp(s, "bytes ", 6) != 0)
+        return 0;
+    s += 6;
+    if (!range_number(&s, e, &a) || s == e || *s++ != '-' || !range_number(&s, e, &b) ||
+        s == e || *s++ != '/')
+        return 0;
+    if (e - s == 1 && *s == '*')
+        total = size;
+    else if (!range_number(&s, e, &total) || s != e)
+        return 0;
+    return a == first && b == last && total == size;
 }
 
 us_s3_entry_rc us_s3_list_entry(apr_pool_t *p, apr_pool_t *tmp, const char *block,

@@ -1,8 +1,9 @@
 /*
  * us_s3_answers.h - how the s3 backend reads parts of the store's answers
  * it cannot take on trust: which 404 means a missing key, a Content-Length
- * header, listing markers that must move on, and how long a request may
- * wait on a store that sends nothing. Pure: no request.
+ * header, listing markers that must move on, a ranged answer's
+ * Content-Range, an abort's answer, a listing's entries, and how long a
+ * request may wait on a store that sends nothing. Pure: no request.
  */
 #ifndef US_S3_ANSWERS_H
 #define US_S3_ANSWERS_H
@@ -53,6 +54,13 @@ int us_s3_marker_repeats(apr_hash_t *seen, const char *a, const char *b);
  * (404 NoSuchUpload). Any other 404 (NoSuchBucket, one that is not the
  * store's) is not: the upload may still be there. */
 int us_s3_abort_done(long status, const char *body);
+
+/* Whether a Content-Range header's value (v, len bytes, spaces and CRLF
+ * around allowed) names bytes first-last of an object of size bytes
+ * ("bytes first-last/size", the size may be "*"): a 206 for another range holds
+ * other bytes than those asked for. */
+int us_s3_content_range_is(const char *v, apr_size_t len, apr_off_t first, apr_off_t last,
+                           apr_off_t size);
 
 /* The text of the first <tag>...</tag> from *pos on, entities and character
  * references decoded (in p); NULL when there is none. *pos moves past it. */
