@@ -77,6 +77,11 @@ apr_status_t us_storage_check(us_storage *st, apr_pool_t *p);
  * httpd's User. */
 apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p);
 
+/* The directory the children make temporary files in, which must exist
+ * (the s3 backend's parts past its part memory: $TMPDIR, else /var/tmp);
+ * NULL when the backend makes none. For the startup check as httpd's User. */
+const char *us_storage_temp_dir(const us_storage *st);
+
 /* Removes what writers of dead processes left (a crash, a hard restart):
  * never a committed file, never the unfinished file of a live writer (a
  * graceful restart recovers while the old children still write). Returns

@@ -38,6 +38,9 @@ struct us_storage_backend {
     void (*tidy)(us_storage *st, apr_pool_t *p);
     /* the local directories the children create files in (may be NULL: none) */
     apr_array_header_t *(*local_dirs)(const us_storage *st, apr_pool_t *p);
+    /* the existing directory the children make temporary files in (may be
+     * NULL: none) */
+    const char *(*temp_dir)(const us_storage *st);
 
     /* ---- writing; w is the backend's writer */
     apr_status_t (*upload_create)(us_storage *st, apr_pool_t *p, const char *session_id,

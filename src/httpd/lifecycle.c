@@ -639,6 +639,7 @@ static us_db_rc claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c,
 typedef struct {
     const char *directive;
     const char *path;
+    int must_exist;         /* not made on demand: missing is an error too */
 } user_dir;
 
 /* The first directory on the way to path (itself excluded) that the
@@ -665,7 +666,7 @@ static void check_dirs_here(int fd, apr_pool_t *p, us_srv_conf *c,
         us_storage_prepare(c->storage, p); /* data/files, made as the children would */
     for (int i = 0; i < dirs->nelts; i++) {
         const user_dir *d = &APR_ARRAY_IDX(dirs, i, user_dir);
-        if (access(d->path, W_OK | X_OK) == 0 || errno == ENOENT)
+        if (access(d->path, W_OK | X_OK) == 0 || (errno == ENOENT && !d->must_exist))
             continue; /* a missing one is made on demand in its (checked) parent */
         int e = errno;
         const char *parent = blocking_parent(p, d->path);
@@ -692,15 +693,27 @@ static apr_array_header_t *user_dirs(apr_pool_t *p, us_srv_conf *c)
     apr_array_header_t *dirs = apr_array_make(p, 4, sizeof(user_dir));
     const char *home = us_store_home(c->store_cfg, p);
     const apr_array_header_t *local = us_storage_local_dirs(c->storage, p);
+    const char *temp = us_storage_temp_dir(c->storage);
     if (home) {
         user_dir *d = apr_array_push(dirs);
         d->directive = "UploadSessionStore";
         d->path = dir_path(p, home);
+        d->must_exist = 0;
     }
     for (int i = 0; i < local->nelts; i++) {
         user_dir *d = apr_array_push(dirs);
         d->directive = "UploadSessionDataDir";
         d->path = APR_ARRAY_IDX(local, i, const char *);
+        d->must_exist = 0;
+    }
+    if (temp) {
+        /* needed only once the part memory is in use: checked now, not
+         * found by the first large upload that fails */
+        user_dir *d = apr_array_push(dirs);
+        d->directive = "UploadSessionStorage s3 (parts past UploadSessionS3PartMemory are "
+                       "written to $TMPDIR of httpd's environment, else /var/tmp)";
+        d->path = temp;
+        d->must_exist = 1;
     }
     return dirs;
 }
@@ -776,6 +789,9 @@ static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c,
         const user_dir *d = &APR_ARRAY_IDX(dirs, i, user_dir);
         apr_status_t e = APR_FROM_OS_ERROR(atoi(tab1 + 1));
         const char *parent = tab2 + 1;
+        if (APR_STATUS_IS_ENOENT(e))
+            return apr_psprintf(p, "%s: directory %s does not exist (create it, writable "
+                                "for httpd's User %s)", d->directive, d->path, user_name(p));
         if (*parent)
             return apr_psprintf(p, "%s: httpd's User %s cannot reach directory %s: it cannot "
                                 "search %s (%pm; e.g. chmod o+x %s, or move the directory)",
@@ -808,6 +824,9 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
             return err;
         if (exists)
             *(user_dir *)apr_array_push(there) = *d;
+        else if (d->must_exist)
+            return apr_psprintf(p, "%s: directory %s does not exist (create it, writable "
+                                "for httpd's User %s)", d->directive, d->path, user_name(p));
     }
     return there->nelts ? check_as_user(p, s, c, there, 0) : NULL;
 }

@@ -88,6 +88,11 @@ apr_array_header_t *us_storage_local_dirs(const us_storage *st, apr_pool_t *p)
     return apr_array_make(p, 1, sizeof(const char *));
 }
 
+const char *us_storage_temp_dir(const us_storage *st)
+{
+    return st->backend->temp_dir ? st->backend->temp_dir(st) : NULL;
+}
+
 int us_storage_recover(us_storage *st, apr_pool_t *p)
 {
     return st->backend->recover(st, p);

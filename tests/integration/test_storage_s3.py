@@ -1019,3 +1019,35 @@ def test_a_ranged_answer_for_another_range_is_an_error(proxied):
         in s.log_text(), s.log_text()[-3000:]
     r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
     assert r.status_code == 206 and r.content == b"ell", (r.status_code, r.content)
+
+
+def test_a_spill_directory_the_user_cannot_write_is_refused(s3_server):
+    # parts past UploadSessionS3PartMemory go to $TMPDIR (else /var/tmp):
+    # one httpd's User cannot write, or none at all, is a startup error
+    # (configtest and start), not a failure of the first large upload
+    s = s3_server(start=False)
+    spill = os.path.join(s.dir, "spill")
+    s.env["TMPDIR"] = spill
+    s.write_config()
+    rc, out = configtest(s)
+    assert rc != 0, out
+    assert (f"parts past UploadSessionS3PartMemory are written to $TMPDIR of httpd's "
+            f"environment, else /var/tmp): directory {spill} does not exist") in out, out
+    os.mkdir(spill)
+    os.chmod(spill, 0o555)
+    rc, out = configtest(s)
+    assert rc != 0, out
+    assert re.search(rf"directory {re.escape(spill)} \(Permission denied; chown it", out), out
+    assert "Syntax OK" not in out, out
+    proc = s._ctl("-k", "start")
+    if proc.returncode == 0:  # started after all: the fixture stops it
+        s.running = True
+        wait_for(lambda: s._read_pid() is not None, 10)
+        s.pid = s._read_pid()
+    out = proc.stdout + proc.stderr + s.log_text()
+    assert proc.returncode != 0, out
+    assert f"cannot write to directory {spill}" in out, out
+    os.chmod(spill, 0o1777)
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
+

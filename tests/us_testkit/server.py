@@ -128,6 +128,7 @@ class UploadServer:
                  storage=None):
         self.dir = tempfile.mkdtemp(prefix=dir_prefix, dir=parent_dir)
         os.chmod(self.dir, 0o755)
+        self.env = {}  # set in httpd's environment, over the test's own
         os.makedirs(os.path.join(self.dir, "htdocs"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "htdocs"), 0o755)
         self.port = free_port()
@@ -284,6 +285,7 @@ class UploadServer:
     # --- httpd control ----------------------------------------------------------
     def _env(self):
         env = dict(os.environ)
+        env.update(self.env)
         preload = os.environ.get("US_IT_PRELOAD")
         if preload:
             # leaks are not checked: httpd frees its pools by exiting.

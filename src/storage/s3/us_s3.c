@@ -1586,6 +1586,12 @@ static apr_status_t s3_publish(us_storage *st, apr_pool_t *p, const char *sessio
     return APR_SUCCESS;
 }
 
+/* Where spill makes its files: checked at startup as httpd's User. */
+static const char *s3_temp_dir(const us_storage *st)
+{
+    return conf_of(st)->spill_dir;
+}
+
 /* An answered PUT, copy or complete is durable in the store. */
 static apr_status_t s3_publish_sync(us_storage *st, apr_pool_t *p)
 {
@@ -1889,6 +1895,7 @@ const us_storage_backend us_s3_storage = {
     .check = s3_check,
     .recover = s3_recover,
     .tidy = s3_tidy,
+    .temp_dir = s3_temp_dir,
     .upload_create = s3_upload_create,
     .file_create = s3_file_create,
     .write = s3_write,
