@@ -61,7 +61,10 @@ struct us_filter_dialect {
     const char *(*file_probe)(us_filter_builder *b, const char *ref, const char *cond);
 };
 
-/* The expression for n, in p; its parameters appended to args. */
+/* The expression for n, in p; its parameters appended to args. NULL (args
+ * untouched) when the dialect's text and its parameters disagree in
+ * number ("%%", a literal percent sign, is no placeholder): the caller
+ * fails the request. */
 const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_header_t *args,
                           const us_filter_dialect *d);
 
@@ -69,7 +72,8 @@ const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_heade
  * key table, when n has at most 8 top-level `and` terms and one of them
  * holds only for files that have a certain top-level metadata key (a
  * comparison with a non-null literal, `ne null`, `in`, a string function);
- * else NULL and args untouched (count with us_filter_sql). Its parameters
+ * else NULL and args untouched (count with us_filter_sql), as when the
+ * dialect's text and its parameters disagree in number. Its parameters
  * appended to args. */
 const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const char *workspace,
                                 apr_array_header_t *args, const us_filter_dialect *d);

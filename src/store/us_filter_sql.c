@@ -1,6 +1,4 @@
 /* us_filter_sql.c - see us_filter_sql.h. */
-#include <assert.h>
-
 #include <apr_strings.h>
 
 #include "us_filter_sql.h"
@@ -153,17 +151,30 @@ static const char *expr(us_filter_builder *b, const us_odata_node *n)
     return b->d->false_sql;
 }
 
-/* sql, whose parameters are args from index first on: one apiece, or
- * each later parameter would bind to the wrong placeholder. Every '%' in
- * the text starts a placeholder (values are never spliced). */
-static const char *checked(const char *sql, const apr_array_header_t *args, int first)
+/* The placeholders of sql: each '%' starts one (values are never
+ * spliced), but "%%" is apr_dbd's escaped percent sign. */
+static int placeholders_of(const char *sql)
 {
-    int placeholders = 0;
-    for (const char *c = sql; *c; c++)
-        placeholders += *c == '%';
-    assert(placeholders == args->nelts - first);
-    (void)placeholders;
-    return sql;
+    int n = 0;
+    for (const char *c = sql; *c; c++) {
+        if (c[0] == '%' && c[1] == '%')
+            c++;
+        else
+            n += *c == '%';
+    }
+    return n;
+}
+
+/* sql, whose parameters are args from index first on: one apiece, or
+ * each later parameter would bind to the wrong placeholder. A dialect's
+ * mistake gives NULL (args back as they were): the request fails, the
+ * process does not. */
+static const char *checked(const char *sql, apr_array_header_t *args, int first)
+{
+    if (placeholders_of(sql) == args->nelts - first)
+        return sql;
+    args->nelts = first;
+    return NULL;
 }
 
 const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_header_t *args,

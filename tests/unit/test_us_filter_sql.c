@@ -23,11 +23,16 @@ static const us_odata_node *parsed(const char *filter)
     return root;
 }
 
+/* apr_dbd's: "%%" is a percent sign, any other '%' a placeholder */
 static int placeholders(const char *sql)
 {
     int n = 0;
-    for (; *sql; sql++)
-        n += *sql == '%';
+    for (; *sql; sql++) {
+        if (sql[0] == '%' && sql[1] == '%')
+            sql++;
+        else
+            n += *sql == '%';
+    }
     return n;
 }
 
@@ -103,12 +108,67 @@ static void test_key_count_only_for_a_few_conjuncts(void **state)
     }
 }
 
+/* name's functions with a literal percent sign in the text: "%%", no
+ * placeholder */
+static const char *percent_function(us_filter_builder *b, const char *subject, us_odata_func func,
+                                    const char *needle)
+{
+    (void)func;
+    return apr_pstrcat(b->p, "(", subject, " LIKE '%%' || ", us_filter_text_arg(b, needle),
+                       " || '%%')", NULL);
+}
+
+/* a dialect's mistake: a placeholder without its parameter */
+static const char *unbound_function(us_filter_builder *b, const char *subject, us_odata_func func,
+                                    const char *needle)
+{
+    (void)func;
+    (void)needle;
+    return apr_pstrcat(b->p, "(instr(", subject, ", %s) > 0)", NULL);
+}
+
+/* The placeholder count skips "%%"; a text whose placeholders and
+ * parameters disagree is refused (NULL, the arguments as they were), and
+ * the process lives on to answer 500. */
+static void test_placeholder_count_is_checked_not_asserted(void **state)
+{
+    (void)state;
+    for (int d = 0; d < 2; d++) {
+        us_filter_dialect percent = *DIALECTS[d], unbound = *DIALECTS[d];
+        percent.string_function = percent_function;
+        unbound.string_function = unbound_function;
+
+        apr_array_header_t *args = apr_array_make(pool, 4, sizeof(const void *));
+        APR_ARRAY_PUSH(args, const void *) = "ws"; /* the caller's own, kept */
+        const char *sql = us_filter_sql(pool, parsed("contains(name, 'a') and n eq 1"), args,
+                                        &percent);
+        assert_non_null(sql);
+        assert_non_null(strstr(sql, "LIKE '%%' || %s || '%%'"));
+        assert_int_equal(placeholders(sql), args->nelts - 1);
+        assert_true(args->nelts >= 3);
+
+        args->nelts = 1;
+        assert_null(us_filter_sql(pool, parsed("n eq 1 or contains(name, 'a')"), args, &unbound));
+        assert_int_equal(args->nelts, 1);
+        assert_string_equal(APR_ARRAY_IDX(args, 0, const char *), "ws");
+
+        /* the key table's count falls back to the rows' */
+        args->nelts = 0;
+        assert_null(us_filter_count_sql(pool, parsed("k eq 1 and contains(name, 'a')"), "ws",
+                                        args, &unbound));
+        assert_int_equal(args->nelts, 0);
+        assert_non_null(us_filter_count_sql(pool, parsed("k eq 1 and contains(name, 'a')"), "ws",
+                                            args, &percent));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ordering_with_null_binds_nothing),
         cmocka_unit_test(test_chains_are_flat),
         cmocka_unit_test(test_key_count_only_for_a_few_conjuncts),
+        cmocka_unit_test(test_placeholder_count_is_checked_not_asserted),
     };
     return fixture_run("us_filter_sql", tests, NULL, NULL);
 }

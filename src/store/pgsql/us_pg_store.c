@@ -973,10 +973,14 @@ static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const cha
     *off = q->offset;
     APR_ARRAY_PUSH(args, const void *) = workspace;
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
+    const char *filter = q->filter ? us_filter_sql(p, q->filter, args, &us_pg_filter_dialect) : "";
+    if (!filter) {
+        set_err(db, "us_workspace_file_list: the filter's SQL and its parameters disagree in "
+                    "number");
+        return US_DB_ERROR;
+    }
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0",
-                                    q->filter ? " AND " : "",
-                                    q->filter ? us_filter_sql(p, q->filter, args, &us_pg_filter_dialect)
-                                              : "", NULL);
+                                    q->filter ? " AND " : "", filter, NULL);
     /* the count from the key table when the filter allows, else from the rows */
     apr_array_header_t *cargs = apr_array_make(p, 16, sizeof(const void *));
     const char *count_sql = q->filter && !q->name_part[0]

@@ -102,9 +102,14 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     apr_dbd_prepared_t *count_stmt, *list_stmt;
     APR_ARRAY_PUSH(args, const void *) = workspace;
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
+    const char *filter = q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "";
+    if (!filter) {
+        db->err = apr_pstrdup(db->pool, "us_workspace_file_list: the filter's SQL and its "
+                                        "parameters disagree in number");
+        return US_DB_ERROR;
+    }
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",
-                                    q->filter ? " AND " : "",
-                                    q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "", NULL);
+                                    q->filter ? " AND " : "", filter, NULL);
     /* the count from the key table when the filter allows, else from the rows */
     apr_array_header_t *cargs = apr_array_make(p, 16, sizeof(const void *));
     const char *count_sql = q->filter && !q->name_part[0]
