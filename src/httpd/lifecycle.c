@@ -803,24 +803,44 @@ static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c,
     return NULL;
 }
 
+/* dir_state once per path: the store's directory and the data directory
+ * are also entries of user_dirs. */
+static const char *dir_state_once(apr_pool_t *p, apr_hash_t *seen, const char *directive,
+                                  const char *path, int *exists)
+{
+    const int *known = apr_hash_get(seen, path, APR_HASH_KEY_STRING);
+    if (known) {
+        *exists = *known;
+        return NULL;
+    }
+    const char *err = dir_state(p, directive, path, exists);
+    int *state = apr_palloc(p, sizeof(*state));
+    *state = *exists;
+    apr_hash_set(seen, path, APR_HASH_KEY_STRING, state);
+    return err;
+}
+
 /* For check_config, so `httpd -t` sees it too, and before anything is made:
- * the store's and the data directory, where they exist, are directories,
- * and those the children write User can write. */
+ * the store's and the data directory (in this order), then the storage's,
+ * where they exist, are directories, and those the children write User
+ * can write. */
 static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf *c)
 {
     const apr_array_header_t *all = user_dirs(p, c);
     apr_array_header_t *there = apr_array_make(p, all->nelts, sizeof(user_dir));
+    apr_hash_t *seen = apr_hash_make(p);
     const char *home = us_store_home(c->store_cfg, p);
     const char *err = NULL;
     int exists;
 
-    if (home && (err = dir_state(p, "UploadSessionStore", dir_path(p, home), &exists)))
+    if (home && (err = dir_state_once(p, seen, "UploadSessionStore", dir_path(p, home),
+                                      &exists)))
         return err;
-    if ((err = dir_state(p, "UploadSessionDataDir", c->data_dir, &exists)))
+    if ((err = dir_state_once(p, seen, "UploadSessionDataDir", c->data_dir, &exists)))
         return err;
     for (int i = 0; i < all->nelts; i++) {
         const user_dir *d = &APR_ARRAY_IDX(all, i, user_dir);
-        if ((err = dir_state(p, d->directive, d->path, &exists)))
+        if ((err = dir_state_once(p, seen, d->directive, d->path, &exists)))
             return err;
         if (exists)
             *(user_dir *)apr_array_push(there) = *d;
