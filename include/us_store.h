@@ -692,6 +692,13 @@ typedef struct {
 /* The outbox's counts for the status pages: one statement, one snapshot. */
 us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out);
 
+/* Deletes up to limit rows marked failed whose last attempt was before
+ * `before`, the oldest first, in one short transaction; *n: how many (a
+ * delivered row is deleted by its delivery, a pending one is never
+ * touched). Safe on several nodes at once: each row goes once. */
+us_db_rc us_webhook_forget_failed(us_db *db, apr_pool_t *p, apr_time_t before, int limit,
+                                  int *n);
+
 /* The last error message of this connection (for logs). */
 const char *us_db_error(us_db *db);
 /* Forgets it: a pooled connection starts each use without one. */

@@ -36,6 +36,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->cors_any = -1;
     c->cors_max_age = -1;
     c->webhook_retry_for = -1;
+    c->webhook_retention = -1;
     return c;
 }
 
@@ -86,6 +87,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(webhooks, NULL);
     MERGE(webhook_secret_file, NULL);
     MERGE(webhook_retry_for, -1);
+    MERGE(webhook_retention, -1);
     return m;
 }
 
@@ -382,6 +384,12 @@ static const char *set_webhook_retry_for(cmd_parms *cmd, void *d, const char *ar
     return set_positive(cmd, arg, 30 * 86400, &us_srv_conf_get(cmd->server)->webhook_retry_for);
 }
 
+static const char *set_webhook_retention(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 365 * 86400, &us_srv_conf_get(cmd->server)->webhook_retention);
+}
+
 const command_rec us_directives[] = {
     AP_INIT_FLAG("UploadSession", set_flag, NULL, RSRC_CONF,
                  "On to serve the upload sessions API in this server"),
@@ -465,6 +473,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionWebhookRetryFor", set_webhook_retry_for, NULL, RSRC_CONF,
                   "seconds after its event a webhook delivery is still retried before it is "
                   "marked failed (default 86400)"),
+    AP_INIT_TAKE1("UploadSessionWebhookRetention", set_webhook_retention, NULL, RSRC_CONF,
+                  "seconds a webhook delivery marked failed is kept (shown on the status "
+                  "pages) before the expiry sweep deletes it (default 604800, 7 days)"),
     { NULL }
 };
 
@@ -488,6 +499,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->ingest_lease = US_DEFAULT_INGEST_LEASE;
     if (c->webhook_retry_for < 0)
         c->webhook_retry_for = US_DEFAULT_WEBHOOK_RETRY_FOR;
+    if (c->webhook_retention < 0)
+        c->webhook_retention = US_DEFAULT_WEBHOOK_RETENTION;
     if (c->busy_timeout < 0)
         c->busy_timeout = US_DEFAULT_BUSY_TIMEOUT_MS;
     if (!c->storage_name)

@@ -205,6 +205,8 @@ static const char *store_setting_differs(const us_srv_conf *first, const us_srv_
         return "UploadSessionWebhookSecretFile";
     if (first->webhook_retry_for != c->webhook_retry_for)
         return "UploadSessionWebhookRetryFor";
+    if (first->webhook_retention != c->webhook_retention)
+        return "UploadSessionWebhookRetention";
     return NULL;
 }
 
@@ -1118,6 +1120,25 @@ static apr_status_t sweep_reset(void *data)
     return APR_SUCCESS;
 }
 
+/* Failed webhook rows past UploadSessionWebhookRetention: one bounded
+ * batch per sweep (a backlog goes over several), so no sweep holds a long
+ * write; nodes sweeping one store at once delete different rows. */
+static void forget_failed_webhooks(server_rec *s, us_srv_conf *c, us_db *db, apr_pool_t *p,
+                                   apr_time_t now)
+{
+    int n = 0;
+    us_db_rc rc = us_webhook_forget_failed(db, p, now - apr_time_from_sec(c->webhook_retention),
+                                           US_WEBHOOK_FORGET_BATCH, &n);
+    if (rc != US_DB_OK)
+        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     USLOGNO(1122) "expiry sweep: failed webhook deliveries not deleted: %s",
+                     us_db_error(db));
+    else if (n > 0)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(1123)
+                     "expiry sweep: %d failed webhook deliveries older than %d s deleted", n,
+                     c->webhook_retention);
+}
+
 static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
 {
     apr_time_t now = apr_time_now();
@@ -1168,6 +1189,8 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
     else if (n > 0)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
                      "expiry sweep: %d session(s) expired, ingestion queued", n);
+    if (c->webhooks) /* without URLs the outbox is empty (us_webhook_targets_set) */
+        forget_failed_webhooks(s, c, st->db, tmp, now);
     apr_pool_destroy(tmp);
 }
 

@@ -32,6 +32,9 @@
 #define US_DEFAULT_SWEEP_INTERVAL 10
 #define US_DEFAULT_INGEST_LEASE 60
 #define US_DEFAULT_WEBHOOK_RETRY_FOR 86400
+#define US_DEFAULT_WEBHOOK_RETENTION (7 * 86400)
+/* failed webhook rows one expiry sweep deletes at most: a short write */
+#define US_WEBHOOK_FORGET_BATCH 1000
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
@@ -69,6 +72,7 @@ typedef struct {
     apr_array_header_t *webhooks; /* UploadSessionWebhook URL... (const char *), NULL unset */
     const char *webhook_secret_file; /* UploadSessionWebhookSecretFile */
     int webhook_retry_for;      /* UploadSessionWebhookRetryFor (s), -1 unset */
+    int webhook_retention;      /* UploadSessionWebhookRetention (s), -1 unset */
     us_cors_policy *cors;       /* built from the above; NULL: CORS off */
 
     /* filled at (re)start in the parent, inherited by the children */

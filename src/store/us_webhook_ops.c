@@ -118,6 +118,15 @@ us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out)
     return us_select_one(db, p, US_STMT_WEBHOOK_STATS, NULL, row_to_webhook_stats, out);
 }
 
+us_db_rc us_webhook_forget_failed(us_db *db, apr_pool_t *p, apr_time_t before, int limit,
+                                  int *n)
+{
+    apr_int64_t b = before;
+    const void *args[] = { &b, &limit };
+    *n = 0;
+    return us_write_one(db, p, US_STMT_WEBHOOK_FORGET_FAILED, args, n);
+}
+
 /* ---- node registry ------------------------------------------------------------- */
 
 static void row_to_node(const us_row *r, apr_pool_t *p, void *out)

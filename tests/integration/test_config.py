@@ -181,6 +181,23 @@ def test_valid_key_file_with_comments_and_blanks_passes(server_factory):
     assert "Syntax OK" in output(proc)
 
 
+@pytest.mark.parametrize("value,ok", [("1", True), ("31536000", True), ("0", False),
+                                      ("7d", False), ("-60", False), ("31536001", False)])
+def test_webhook_retention_is_seconds_up_to_a_year(server_factory, value, ok):
+    """UploadSessionWebhookRetention: how long a failed webhook delivery is
+    kept before the expiry sweep deletes it, in whole seconds."""
+    s = server_factory(start=False, extra=[f"UploadSessionWebhookRetention {value}"])
+    proc = s.configtest()
+    out = output(proc)
+    if ok:
+        assert proc.returncode == 0 and "Syntax OK" in out, out
+    else:
+        assert proc.returncode != 0, out
+        assert (f"UploadSessionWebhookRetention: expects a whole number from 1 to 31536000, "
+                f"not '{value}'") in out, out
+        assert "Syntax OK" not in out, out
+
+
 @pytest.mark.parametrize("value", ["0", "many", "-3", "100000001"])
 def test_bad_max_files_per_session_fails_configtest(server_factory, value):
     s = server_factory(start=False, extra=[f"UploadSessionMaxFilesPerSession {value}"])
@@ -204,6 +221,7 @@ SHARED_STORE_CASES = [
     ("UploadSessionIngestThreads 8", "UploadSessionIngestThreads"),
     ("UploadSessionWebhook http://127.0.0.1:9/vhost-hook", "UploadSessionWebhook"),
     ("UploadSessionBusyTimeout 5000", "UploadSessionBusyTimeout"),
+    ("UploadSessionWebhookRetention 60", "UploadSessionWebhookRetention"),
     ('UploadSessionDataDir "{dir}/other-data"', "UploadSessionDataDir"),
 ]
 

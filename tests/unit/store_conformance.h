@@ -2756,6 +2756,57 @@ static void sc_webhook_retry_and_pages(void **state)
     us_db_close(db);
 }
 
+/* Retention: failed rows whose last attempt is older than the cut go, the
+ * oldest first, a bounded batch at a time; recent failed rows and pending
+ * ones (whatever their last error's age) stay. */
+static void sc_webhook_forget_failed(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_stats st;
+    apr_time_t now = apr_time_now(), day = SC_SEC(86400);
+    int n = -1;
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    for (int i = 0; i < 4; i++) {
+        us_session a = sc_session(sc_uuid(pool, 2200 + i), "ws-forget", "u22", SC_T0, 100);
+        assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+        assert_int_equal(us_session_close(db, pool, "ws-forget", a.id, SC_T0 + 1), US_DB_OK);
+    }
+    apr_array_header_t *rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 4);
+    /* given up 10 and 9 days ago, an hour ago; pending, its last error 10
+     * days old */
+    const apr_time_t at[] = { now - 10 * day, now - 9 * day, now - SC_SEC(3600), now - 10 * day };
+    for (int i = 0; i < 4; i++) {
+        us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
+        assert_int_equal(us_webhook_retry(db, pool, w->id, apr_psprintf(pool, "d%d", i), at[i],
+                                          now + day, "HTTP 500", i < 3), US_DB_OK);
+    }
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.failed, 3);
+    assert_int_equal(st.pending, 1);
+    /* kept 7 days; a batch of one takes the oldest */
+    assert_int_equal(us_webhook_forget_failed(db, pool, now - 7 * day, 1, &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.failed, 2);
+    assert_int_equal(us_webhook_forget_failed(db, pool, now - 7 * day, 100, &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(us_webhook_forget_failed(db, pool, now - 7 * day, 100, &n), US_DB_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.pending, 1);
+    /* the pending row is claimed again once due, the recent failed one never */
+    us_webhook_row w;
+    assert_int_equal(us_webhook_claim(db, pool, "d9", now + day, now + day + SC_SEC(60), &w),
+                     sc_target->own_clock ? US_DB_NOTFOUND : US_DB_OK);
+    if (!sc_target->own_clock)
+        assert_true(w.id == APR_ARRAY_IDX(rows, 3, us_webhook_row).id);
+    us_db_close(db);
+}
+
 static void sc_webhook_claim_work(us_db *db, apr_pool_t *p, int i)
 {
     us_webhook_row w;
@@ -3237,6 +3288,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_overview_ended_sessions),
         SC_TEST(sc_webhook_events),
         SC_TEST(sc_webhook_retry_and_pages),
+        SC_TEST(sc_webhook_forget_failed),
         SC_TEST(sc_webhook_concurrent_claim),
         SC_TEST(sc_workspace_create_get_list),
         SC_TEST(sc_workspace_exists_with_data),

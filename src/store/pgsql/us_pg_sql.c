@@ -530,6 +530,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " AND next_at <= " JUDGED_NOW " AND lease_until <= " JUDGED_NOW
         " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING " WEBHOOK_COLS },
+    [US_STMT_WEBHOOK_FORGET_FAILED] = { "us_pg_webhook_forget_failed",
+        /* a failed row holds an error: us_webhook_last_error's range.
+         * SKIP LOCKED: nodes sweeping at once delete different rows, none
+         * waits for another's batch */
+        "DELETE FROM us_webhook_outbox WHERE id IN (SELECT id FROM us_webhook_outbox"
+        " WHERE last_error IS NOT NULL AND last_attempt_at < %lld AND state = 'failed'"
+        " ORDER BY last_attempt_at, id LIMIT %d FOR UPDATE SKIP LOCKED)" },
     [US_STMT_WORKSPACE_ENSURE] = { "us_pg_workspace_ensure",
         /* the first data of a workspace makes its row */
         "INSERT INTO us_workspaces (name, workspace_id, created_at, created)"

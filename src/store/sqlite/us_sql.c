@@ -566,6 +566,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " WHERE id = %lld AND " WEBHOOK_DUE },
     [US_STMT_WEBHOOK_GET] = { "us_webhook_get",
         "SELECT " WEBHOOK_COLS " FROM us_webhook_outbox WHERE id = %lld" },
+    [US_STMT_WEBHOOK_FORGET_FAILED] = { "us_webhook_forget_failed",
+        /* a failed row holds an error: us_webhook_last_error's range */
+        "DELETE FROM us_webhook_outbox WHERE id IN (SELECT id FROM us_webhook_outbox"
+        " WHERE last_error IS NOT NULL AND last_attempt_at < %lld AND state = 'failed'"
+        " ORDER BY last_attempt_at, id LIMIT %d)" },
 };
 
 const char *us_sql_workspace_file_cols(void)
