@@ -21,6 +21,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(us_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(us_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(us_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(us_status_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_translate_name(us_pre_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(us_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(us_handler, NULL, NULL, APR_HOOK_FIRST);

@@ -8,8 +8,11 @@
  * The block holds a header and US_METRICS_SLOTS slots. A process counts in
  * the slot of its pid (pid modulo the slot count); two processes may share
  * a slot, so every update is an atomic add (apr_atomic_*64) and a reader
- * sums the slots. Counters only grow (modulo 2^64); the two gauges of
- * uploads in progress are incremented and decremented by the same process.
+ * sums the slots. Counters only grow (modulo 2^64), and a process's counts
+ * outlive it. The two gauges of uploads in progress are a process's own
+ * instead: each process holds a record of them (US_METRICS_PROCS, claimed
+ * by pid), which the parent zeroes and frees when it sees the process gone,
+ * so a process killed mid-upload leaves nothing in progress behind.
  */
 #ifndef US_METRICS_H
 #define US_METRICS_H
@@ -77,8 +80,8 @@ const char *us_hist_label(int i);
 typedef struct {
     apr_uint64_t uploads;               /* files recorded by the upload target */
     apr_uint64_t upload_bytes;          /* their bytes */
-    apr_uint64_t uploads_active;        /* uploads being received (gauge) */
-    apr_uint64_t upload_bytes_active;   /* bytes received by them so far (gauge) */
+    apr_uint64_t uploads_active;        /* uploads being received (gauge; 0 in a slot) */
+    apr_uint64_t upload_bytes_active;   /* bytes received by them so far (gauge; 0 in a slot) */
     apr_uint64_t store_errors;          /* store operations that failed */
     apr_uint64_t files[US_OUTCOME__COUNT];
     apr_uint64_t requests[US_EP__COUNT][US_HIST_BUCKETS]; /* not cumulative */
@@ -86,9 +89,12 @@ typedef struct {
 } us_metrics_counts;
 
 #define US_METRICS_SLOTS 16
+/* processes with a record of gauges at once; one past it counts none */
+#define US_METRICS_PROCS 1024
 
 typedef struct us_metrics us_metrics;
 typedef struct us_metrics_slot us_metrics_slot;
+typedef struct us_metrics_gauges us_metrics_gauges;
 
 /* Bytes a block needs. */
 apr_size_t us_metrics_size(void);
@@ -100,18 +106,27 @@ us_metrics *us_metrics_attach(void *mem, apr_time_t now);
 apr_time_t us_metrics_since(const us_metrics *m);
 /* The slot this process (pid) counts in; m may be NULL (NULL then). */
 us_metrics_slot *us_metrics_slot_for(us_metrics *m, long pid);
+/* The record of process pid's gauges, zeroed: its own (a dead process's
+ * of the same pid included), else a free one; NULL when m is NULL or
+ * every record is held. */
+us_metrics_gauges *us_metrics_gauges_claim(us_metrics *m, long pid);
+/* Process pid is gone (its parent reaped it): its record's gauges leave
+ * the sums and the record is free. Nothing when it held none. */
+void us_metrics_gauges_release(us_metrics *m, long pid);
 
-/* Counting; a NULL slot counts nothing. */
-void us_metrics_upload_started(us_metrics_slot *s);
-void us_metrics_upload_bytes(us_metrics_slot *s, apr_uint64_t n);
-/* An upload ends: received bytes leave the gauge; recorded: counted in
+/* Counting; a NULL slot or record counts nothing. */
+void us_metrics_upload_started(us_metrics_gauges *g);
+void us_metrics_upload_bytes(us_metrics_gauges *g, apr_uint64_t n);
+/* An upload ends: received bytes leave the gauges; recorded: counted in
  * uploads and upload_bytes. */
-void us_metrics_upload_ended(us_metrics_slot *s, apr_uint64_t received, int recorded);
+void us_metrics_upload_ended(us_metrics_slot *s, us_metrics_gauges *g, apr_uint64_t received,
+                             int recorded);
 void us_metrics_store_error(us_metrics_slot *s);
 void us_metrics_file(us_metrics_slot *s, us_outcome o);
 void us_metrics_request(us_metrics_slot *s, us_endpoint e, apr_interval_time_t d);
 
-/* The sum of every slot; each counter read atomically (not one snapshot). */
+/* The sum of every slot and record of gauges; each counter read atomically
+ * (not one snapshot). */
 void us_metrics_sum(const us_metrics *m, us_metrics_counts *out);
 
 /* What the pages show besides the counters. */

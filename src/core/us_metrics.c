@@ -94,10 +94,16 @@ const char *us_hist_label(int i)
 
 /* Changes whenever the layout does: a block from a build with another
  * layout (a restart that loaded a new module) is started afresh. */
-#define US_METRICS_MAGIC 0x55534d32u /* "USM2" */
+#define US_METRICS_MAGIC 0x55534d33u /* "USM3" */
 
 struct us_metrics_slot {
     _Alignas(64) us_metrics_counts c; /* a cache line of its own per slot */
+};
+
+struct us_metrics_gauges {
+    _Alignas(64) apr_uint32_t pid; /* its process; 0: free */
+    apr_uint64_t uploads_active;
+    apr_uint64_t upload_bytes_active;
 };
 
 struct us_metrics {
@@ -105,6 +111,7 @@ struct us_metrics {
     apr_uint32_t size;
     apr_time_t since;
     us_metrics_slot slots[US_METRICS_SLOTS];
+    us_metrics_gauges procs[US_METRICS_PROCS];
 };
 
 /* Room for the block at the first address in it aligned for the slots:
@@ -139,26 +146,70 @@ us_metrics_slot *us_metrics_slot_for(us_metrics *m, long pid)
     return &m->slots[(unsigned long)(pid < 0 ? -pid : pid) % US_METRICS_SLOTS];
 }
 
-void us_metrics_upload_started(us_metrics_slot *s)
+static apr_uint32_t pid_key(long pid)
 {
-    if (s)
-        apr_atomic_inc64(&s->c.uploads_active);
+    return (apr_uint32_t)(pid < 0 ? -pid : pid);
 }
 
-void us_metrics_upload_bytes(us_metrics_slot *s, apr_uint64_t n)
+static void gauges_zero(us_metrics_gauges *g)
 {
-    if (s)
-        apr_atomic_add64(&s->c.upload_bytes_active, n);
+    apr_atomic_set64(&g->uploads_active, 0);
+    apr_atomic_set64(&g->upload_bytes_active, 0);
 }
 
-void us_metrics_upload_ended(us_metrics_slot *s, apr_uint64_t received, int recorded)
+us_metrics_gauges *us_metrics_gauges_claim(us_metrics *m, long pid)
 {
+    apr_uint32_t key = pid_key(pid);
+    if (!m || key == 0)
+        return NULL;
+    /* a record still holding this pid is a dead process's whose release
+     * never came: the pid is ours now */
+    for (int i = 0; i < US_METRICS_PROCS; i++)
+        if (apr_atomic_read32(&m->procs[i].pid) == key) {
+            gauges_zero(&m->procs[i]);
+            return &m->procs[i];
+        }
+    /* a free record's gauges are zero: a release zeroes them before it frees */
+    for (int i = 0; i < US_METRICS_PROCS; i++)
+        if (apr_atomic_cas32(&m->procs[i].pid, key, 0) == 0)
+            return &m->procs[i];
+    return NULL;
+}
+
+void us_metrics_gauges_release(us_metrics *m, long pid)
+{
+    apr_uint32_t key = pid_key(pid);
+    if (!m || key == 0)
+        return;
+    for (int i = 0; i < US_METRICS_PROCS; i++)
+        if (apr_atomic_read32(&m->procs[i].pid) == key) {
+            gauges_zero(&m->procs[i]);
+            apr_atomic_set32(&m->procs[i].pid, 0);
+        }
+}
+
+void us_metrics_upload_started(us_metrics_gauges *g)
+{
+    if (g)
+        apr_atomic_inc64(&g->uploads_active);
+}
+
+void us_metrics_upload_bytes(us_metrics_gauges *g, apr_uint64_t n)
+{
+    if (g)
+        apr_atomic_add64(&g->upload_bytes_active, n);
+}
+
+void us_metrics_upload_ended(us_metrics_slot *s, us_metrics_gauges *g, apr_uint64_t received,
+                             int recorded)
+{
+    if (g) {
+        /* subtracting is adding the two's complement */
+        apr_atomic_add64(&g->upload_bytes_active, (apr_uint64_t)0 - received);
+        apr_atomic_dec64(&g->uploads_active);
+    }
     if (!s)
         return;
-    /* subtracting is adding the two's complement: the sum over the slots
-     * stays right modulo 2^64 */
-    apr_atomic_add64(&s->c.upload_bytes_active, (apr_uint64_t)0 - received);
-    apr_atomic_dec64(&s->c.uploads_active);
     if (recorded) {
         apr_atomic_inc64(&s->c.uploads);
         apr_atomic_add64(&s->c.upload_bytes, received);
@@ -203,5 +254,10 @@ void us_metrics_sum(const us_metrics *m, us_metrics_counts *out)
         apr_uint64_t *c = (apr_uint64_t *)&((us_metrics *)m)->slots[i].c;
         for (apr_size_t k = 0; k < COUNTERS; k++)
             sum[k] += apr_atomic_read64(&c[k]);
+    }
+    for (int i = 0; i < US_METRICS_PROCS; i++) {
+        us_metrics_gauges *g = &((us_metrics *)m)->procs[i];
+        out->uploads_active += apr_atomic_read64(&g->uploads_active);
+        out->upload_bytes_active += apr_atomic_read64(&g->upload_bytes_active);
     }
 }

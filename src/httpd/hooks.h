@@ -8,6 +8,8 @@
 
 #include "us_module.h"
 
+#include <ap_mpm.h>
+
 /* config.c */
 void *us_srv_conf_create(apr_pool_t *p, server_rec *s);
 void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv);
@@ -29,5 +31,8 @@ int us_handler(request_rec *r);
  * and mod_status's section */
 int us_status_handler(request_rec *r);
 int us_status_hook(request_rec *r, int flags);
+/* the parent saw a child start or exit: an exited one's gauges go */
+void us_status_child_status(server_rec *s, pid_t pid, ap_generation_t gen, int slot,
+                            mpm_child_status state);
 
 #endif

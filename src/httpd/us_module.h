@@ -103,11 +103,13 @@ static inline int us_srv_enabled(const us_srv_conf *c)
 void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c);
 
 /* The counters (us_status.c): the shared segment, made (or found again
- * after a restart) in post_config; this child's slot, NULL in the parent
- * and before child_init; the endpoint a matched route is timed as. */
+ * after a restart) in post_config; this child's slot and record of gauges,
+ * NULL in the parent and before child_init; the endpoint a matched route
+ * is timed as. */
 int us_metrics_setup(server_rec *s);
 void us_metrics_child_init(void);
 us_metrics_slot *us_metrics_here(void);
+us_metrics_gauges *us_metrics_gauges_here(void);
 us_endpoint us_endpoint_of(const us_route *route, int method);
 
 /* Serves one API request; r's route is already matched (not NONE). */

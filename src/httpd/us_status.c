@@ -8,7 +8,8 @@
  *                                       "Key: value" lines under ?auto
  * The segment is created once by the parent in the process pool: children
  * of every generation inherit it, and restarts (graceful or not) keep the
- * counts; they start at zero when httpd starts.
+ * counts; they start at zero when httpd starts. The parent frees a child's
+ * gauges when the MPM reports it exited (child_status), however it died.
  */
 #include "endpoints.h"
 #include "hooks.h"
@@ -33,6 +34,7 @@ APLOG_USE_MODULE(upload_session);
 
 static us_metrics *metrics;       /* this generation's view of the segment */
 static us_metrics_slot *my_slot;  /* this child's slot; NULL in the parent */
+static us_metrics_gauges *my_gauges; /* this child's gauges; NULL in the parent */
 static server_rec *main_server;
 
 int us_metrics_setup(server_rec *s)
@@ -64,11 +66,32 @@ int us_metrics_setup(server_rec *s)
 void us_metrics_child_init(void)
 {
     my_slot = us_metrics_slot_for(metrics, (long)getpid());
+    my_gauges = us_metrics_gauges_claim(metrics, (long)getpid());
+    if (metrics && !my_gauges)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, USLOGNO(1124)
+                     "more than %d processes count uploads in progress: this one's are "
+                     "not shown", US_METRICS_PROCS);
 }
 
 us_metrics_slot *us_metrics_here(void)
 {
     return my_slot;
+}
+
+us_metrics_gauges *us_metrics_gauges_here(void)
+{
+    return my_gauges;
+}
+
+void us_status_child_status(server_rec *s, pid_t pid, ap_generation_t gen, int slot,
+                            mpm_child_status state)
+{
+    (void)s;
+    (void)gen;
+    (void)slot;
+    /* killed mid-upload, a child never ended its uploads' gauges */
+    if (state == MPM_CHILD_EXITED)
+        us_metrics_gauges_release(metrics, (long)pid);
 }
 
 us_endpoint us_endpoint_of(const us_route *route, int method)

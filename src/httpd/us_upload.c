@@ -314,7 +314,7 @@ static int on_part_data(void *ctx, const char *data, size_t len)
         rv = us_storage_write(u->file, data, len);
         if (rv != APR_SUCCESS)
             return storage_failed(u, rv, "writing");
-        us_metrics_upload_bytes(us_metrics_here(), len);
+        us_metrics_upload_bytes(us_metrics_gauges_here(), len);
         u->received += (long long)len;
         return 0;
     case PART_FIELD:
@@ -495,7 +495,7 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
     us_upload_body_limit(r, c);
 
     us_mp *mp = us_mp_create(r->pool, boundary, &cb, u);
-    us_metrics_upload_started(us_metrics_here());
+    us_metrics_upload_started(us_metrics_gauges_here());
     us_read_result rr = us_read_multipart(r, mp);
     read_failed(u, rr, mp);
     if (!u->status && !u->file_done)
@@ -503,7 +503,8 @@ int us_upload_handle(request_rec *r, us_srv_conf *c, const char *session_id)
                "POST requires exactly one file upload per request.");
     if (!u->status)
         publish(u);
-    us_metrics_upload_ended(us_metrics_here(), (apr_uint64_t)u->received, !u->status);
+    us_metrics_upload_ended(us_metrics_here(), us_metrics_gauges_here(), (apr_uint64_t)u->received,
+                            !u->status);
     if (u->status) {
         if (u->file && !u->committed)
             us_storage_abandon(u->file);

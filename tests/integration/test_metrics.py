@@ -10,6 +10,7 @@ must show the exact totals - then the same after a graceful restart."""
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -19,8 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from us_testkit.api import check, close_session, get_status, unique_ws
 from us_testkit.faults import store_locked
-from us_testkit.ingest import make_server, module_so, new_session, upload_one  # noqa: F401
+from us_testkit.ingest import (httpd_pids, make_server, module_so, new_session,  # noqa: F401
+                               upload_one)
+from us_testkit.procs import pid_alive, wait_for
 from us_testkit.server import new_client
+from us_testkit.uploads import Part, form_parts, multipart, new_boundary, url_path
 
 VERSION = re.search(r'#define US_VERSION "([^"]+)"',
                     open(os.path.join(os.path.dirname(__file__), "..", "..", "include",
@@ -374,3 +378,78 @@ def test_store_errors_are_counted(make_server):
     assert st["store_errors_total"] == 2, st
     assert st["store"] == {"status": "ok"}, st
     assert st["requests"]["session_create"] == 2, st
+
+
+def child_holding(srv, client_port):
+    """The httpd child whose socket is the server's end of the connection
+    from client_port."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                local, remote = int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16)
+                if local == srv.port and remote == client_port:
+                    inode = cols[9]
+    assert inode, f"no server socket for client port {client_port}"
+    for pid in httpd_pids(srv)[1:]:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                pass
+    raise AssertionError(f"no child holds socket {inode}")
+
+
+def in_progress(srv):
+    """(uploads, bytes) in progress, from a fresh connection; None when no
+    child answers."""
+    try:
+        with new_client(base_url=srv.public_url, timeout=5) as c:
+            _, samples = scrape(c)
+    except Exception:  # noqa: BLE001 - a killed child's connection
+        return None
+    return sample(samples, "uploads_in_progress"), sample(samples, "upload_bytes_in_progress")
+
+
+def test_a_child_killed_mid_upload_leaves_no_upload_in_progress(make_server):
+    """A child killed (-9) while it receives an upload never ends it: the
+    parent, which reaps it, takes its uploads in progress off the gauges
+    (the counters it counted stay)."""
+    s = ops_server(make_server)
+    s.expect_log(r"AH00052|exit signal", whole_life=True)
+    api = s.client(s.user_all)
+    ws = unique_ws("metrics-kill")
+    sid, cfg = new_session(api, ws, {"write_mode": "KEEP"})
+    upload_one(api, cfg, "done.txt", b"done")
+    # the head and 256 KiB of a 1 MiB file, then nothing more
+    boundary = new_boundary()
+    head, _ = multipart(form_parts(cfg["fields"], False), boundary, close=False)
+    head += b"--" + boundary.encode() + b"\r\n" + Part("file", filename="slow.bin").head()
+    req = (f"POST {url_path(cfg['url'])} HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n"
+           f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+           f"Content-Length: {len(head) + (1 << 20)}\r\n\r\n").encode() + head
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    try:
+        sock.sendall(req + b"x" * (256 << 10))
+        assert wait_for(lambda: (in_progress(s) or (0, 0))[1] > 0, 10), in_progress(s)
+        uploads, received = in_progress(s)
+        assert uploads == 1 and 0 < received <= 256 << 10, (uploads, received)
+        child = child_holding(s, sock.getsockname()[1])
+        os.kill(child, 9)
+        assert wait_for(lambda: not pid_alive(child), 10)
+        # reaped by the parent (not a zombie any more): its gauges are gone
+        assert wait_for(lambda: in_progress(s) == (0, 0), 10), in_progress(s)
+    finally:
+        sock.close()
+    with new_client(base_url=s.public_url) as c:
+        _, samples = scrape(c)
+        st = status(c)
+    assert sample(samples, "uploads_total") == 1
+    assert st["uploads"] == {"total": 1, "bytes_total": 4, "in_progress": 0,
+                             "bytes_in_progress": 0}, st

@@ -55,20 +55,22 @@ static void test_slots_add_up(void **state)
     (void)state;
     for (long pid = 100; pid < 140; pid++) {
         us_metrics_slot *s = us_metrics_slot_for(m, pid);
-        us_metrics_upload_started(s);
-        us_metrics_upload_bytes(s, 10);
-        us_metrics_upload_bytes(s, 5);
-        us_metrics_upload_ended(s, 15, pid % 2 == 0);
+        us_metrics_gauges *g = us_metrics_gauges_claim(m, pid);
+        assert_non_null(g);
+        us_metrics_upload_started(g);
+        us_metrics_upload_bytes(g, 10);
+        us_metrics_upload_bytes(g, 5);
+        us_metrics_upload_ended(s, g, 15, pid % 2 == 0);
         us_metrics_file(s, pid % 4 == 0 ? US_OUTCOME_EMPTY_FILE : US_OUTCOME_FINISHED);
         us_metrics_request(s, US_EP_UPLOAD, 3000);
     }
     us_metrics_store_error(us_metrics_slot_for(m, 7));
-    us_metrics_upload_started(us_metrics_slot_for(m, 7));
-    us_metrics_upload_bytes(us_metrics_slot_for(m, 7), 42);
+    us_metrics_upload_started(us_metrics_gauges_claim(m, 7));
+    us_metrics_upload_bytes(us_metrics_gauges_claim(m, 7), 42); /* its own record again */
     us_metrics_sum(m, &c);
     assert_int_equal(c.uploads, 20);
     assert_int_equal(c.upload_bytes, 300);
-    assert_int_equal(c.uploads_active, 1);
+    assert_int_equal(c.uploads_active, 0); /* the second claim zeroed the record */
     assert_int_equal(c.upload_bytes_active, 42);
     assert_int_equal(c.files[US_OUTCOME_FINISHED], 30);
     assert_int_equal(c.files[US_OUTCOME_EMPTY_FILE], 10);
@@ -77,8 +79,57 @@ static void test_slots_add_up(void **state)
     assert_int_equal(c.store_errors, 1);
     /* NULL counts nothing */
     us_metrics_upload_started(NULL);
+    us_metrics_upload_ended(NULL, NULL, 1, 1);
     us_metrics_request(NULL, US_EP_HEALTH, 1);
     assert_null(us_metrics_slot_for(NULL, 1));
+    assert_null(us_metrics_gauges_claim(NULL, 1));
+}
+
+/* A process that dies mid-upload (kill -9) never ends it: once its parent
+ * releases its record, its gauges are gone from the sums while its
+ * counters stay, and another process (of any pid) may take the record.
+ * A process past US_METRICS_PROCS counts no gauges. */
+static void test_dead_process_gauges_go(void **state)
+{
+    us_metrics *m = fresh();
+    us_metrics_counts c;
+    (void)state;
+    us_metrics_gauges *live = us_metrics_gauges_claim(m, 200);
+    us_metrics_gauges *dead = us_metrics_gauges_claim(m, 216); /* the same slot */
+    us_metrics_slot *s = us_metrics_slot_for(m, 216);
+    assert_true(us_metrics_slot_for(m, 200) == s);
+    us_metrics_upload_started(live);
+    us_metrics_upload_bytes(live, 5);
+    us_metrics_upload_started(dead);
+    us_metrics_upload_bytes(dead, 1000);
+    us_metrics_upload_started(dead);
+    us_metrics_upload_ended(s, dead, 0, 0);
+    us_metrics_store_error(s);
+    us_metrics_sum(m, &c);
+    assert_int_equal(c.uploads_active, 2);
+    assert_int_equal(c.upload_bytes_active, 1005);
+    us_metrics_gauges_release(m, 216);
+    us_metrics_gauges_release(m, 999); /* held none: nothing */
+    us_metrics_sum(m, &c);
+    assert_int_equal(c.uploads_active, 1);
+    assert_int_equal(c.upload_bytes_active, 5);
+    assert_int_equal(c.store_errors, 1);
+    us_metrics_upload_ended(s, live, 5, 1);
+    us_metrics_sum(m, &c);
+    assert_int_equal(c.uploads_active, 0);
+    assert_int_equal(c.upload_bytes_active, 0);
+    assert_int_equal(c.uploads, 1);
+    /* every record held: one more process counts no gauges, until one goes */
+    for (long pid = 1000; pid < 1000 + US_METRICS_PROCS - 1; pid++)
+        assert_non_null(us_metrics_gauges_claim(m, pid));
+    assert_null(us_metrics_gauges_claim(m, 5000));
+    us_metrics_upload_started(NULL);
+    us_metrics_gauges_release(m, 1500);
+    us_metrics_gauges *g = us_metrics_gauges_claim(m, 5000);
+    assert_non_null(g);
+    us_metrics_upload_started(g);
+    us_metrics_sum(m, &c);
+    assert_int_equal(c.uploads_active, 1);
 }
 
 /* A block found again (a restart) keeps its counts and start; a block of
@@ -106,6 +157,7 @@ static void test_attach_keeps_counts(void **state)
 typedef struct {
     us_metrics *m;
     long pid;
+    us_metrics_gauges *g; /* its process's, claimed once */
 } thread_arg;
 
 #define THREADS 8
@@ -115,12 +167,13 @@ static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *data)
 {
     thread_arg *a = data;
     (void)t;
-    /* pids 0 and 16 share slot 0: updates from two threads per slot */
+    /* pids 1, 17, 33 and 49 share slot 1, and two threads each pid: updates
+     * from eight threads per slot, two per record of gauges */
     us_metrics_slot *s = us_metrics_slot_for(a->m, a->pid);
     for (int i = 0; i < ROUNDS; i++) {
-        us_metrics_upload_started(s);
-        us_metrics_upload_bytes(s, 3);
-        us_metrics_upload_ended(s, 3, 1);
+        us_metrics_upload_started(a->g);
+        us_metrics_upload_bytes(a->g, 3);
+        us_metrics_upload_ended(s, a->g, 3, 1);
         us_metrics_request(s, US_EP_SESSION_GET, 20000);
     }
     return NULL;
@@ -135,7 +188,8 @@ static void test_concurrent_updates_are_exact(void **state)
     (void)state;
     for (int i = 0; i < THREADS; i++) {
         args[i].m = m;
-        args[i].pid = (i % 4) * US_METRICS_SLOTS;
+        args[i].pid = (i % 4) * US_METRICS_SLOTS + 1;
+        args[i].g = i < 4 ? us_metrics_gauges_claim(m, args[i].pid) : args[i - 4].g;
         assert_int_equal(apr_thread_create(&t[i], NULL, hammer, &args[i], pool), APR_SUCCESS);
     }
     for (int i = 0; i < THREADS; i++) {
@@ -170,9 +224,10 @@ static void test_prometheus_text(void **state)
                             .oldest_queued = T0 };
     (void)state;
     us_metrics_slot *s = us_metrics_slot_for(m, 1);
-    us_metrics_upload_started(s);
-    us_metrics_upload_bytes(s, 1234);
-    us_metrics_upload_ended(s, 1234, 1);
+    us_metrics_gauges *g = us_metrics_gauges_claim(m, 1);
+    us_metrics_upload_started(g);
+    us_metrics_upload_bytes(g, 1234);
+    us_metrics_upload_ended(s, g, 1234, 1);
     us_metrics_file(s, US_OUTCOME_FINISHED);
     us_metrics_file(s, US_OUTCOME_FILE_ALREADY_EXISTS);
     us_metrics_request(s, US_EP_SESSION_CREATE, 2000);   /* le=0.005 */
@@ -250,8 +305,9 @@ static void test_status_json(void **state)
     cl->session_id = "s3";
     cl->owner = "node-a/124/0";
     us_metrics_slot *s = us_metrics_slot_for(m, 5);
-    us_metrics_upload_started(s);
-    us_metrics_upload_bytes(s, 77);
+    us_metrics_gauges *g = us_metrics_gauges_claim(m, 5);
+    us_metrics_upload_started(g);
+    us_metrics_upload_bytes(g, 77);
     us_metrics_file(s, US_OUTCOME_EMPTY_FILE);
     us_metrics_file(s, US_OUTCOME_FINISHED);
     us_metrics_file(s, US_OUTCOME_FINISHED);
@@ -314,9 +370,10 @@ static void test_status_auto(void **state)
     us_metrics_slot *s = us_metrics_slot_for(m, 5);
     us_metrics_file(s, US_OUTCOME_EMPTY_FILE);
     us_metrics_file(s, US_OUTCOME_FILE_NOT_FOUND);
-    us_metrics_upload_started(s);
-    us_metrics_upload_bytes(s, 9);
-    us_metrics_upload_ended(s, 9, 1);
+    us_metrics_gauges *g = us_metrics_gauges_claim(m, 5);
+    us_metrics_upload_started(g);
+    us_metrics_upload_bytes(g, 9);
+    us_metrics_upload_ended(s, g, 9, 1);
     us_metrics_sum(m, &c);
     us_status_view v = view_of(&c, &o);
     assert_string_equal(us_metrics_status_auto(pool, &v),
@@ -394,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_slots_add_up),
         cmocka_unit_test(test_attach_keeps_counts),
+        cmocka_unit_test(test_dead_process_gauges_go),
         cmocka_unit_test(test_concurrent_updates_are_exact),
         cmocka_unit_test(test_prometheus_text),
         cmocka_unit_test(test_status_json),
