@@ -310,25 +310,37 @@ def test_500_retried_with_growing_gaps(server_factory, receiver):
 
 
 def test_given_up_after_retry_for(server_factory, receiver):
+    """Given up after UploadSessionWebhookRetryFor, the delivery is kept as
+    failed for UploadSessionWebhookRetention, then the expiry sweep deletes
+    it."""
     receiver.statuses = [500] * 100
     receiver.start()
     s = hook_server(server_factory, [receiver.url],
-                    extra=["UploadSessionWebhookRetryFor 2"] + STATUS_LOCATION)
+                    extra=["UploadSessionWebhookRetryFor 2", "UploadSessionWebhookRetention 4",
+                           "UploadSessionSweepInterval 1"] + STATUS_LOCATION)
     ws = unique_ws("hook-fail")
     closed_session(s, ws, [("a.txt", b"a")])
     assert wait_for(lambda: status_doc(s)["webhooks"]["failed"] == 1, 20)
     doc = status_doc(s)["webhooks"]
     assert doc["pending"] == 0 and doc["last_error"] == f"HTTP 500 from {receiver.url}", doc
+    r = s.raw_client().get(f"{s.public_url}/upload-session/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
+    assert "\nmod_upload_session_webhook_deliveries_pending 0\n" in r.text, r.text
+    assert "\nmod_upload_session_webhook_deliveries_failed 1\n" in r.text, r.text
     n = len(receiver.requests)
     assert 2 <= n <= 4, receiver.requests
     time.sleep(3)
     assert len(receiver.requests) == n      # never again
     s.expect_log(r"US1302: webhook session.ingested .* given up")
     assert "US1302" in s.log_text()
-    r = s.raw_client().get(f"{s.public_url}/upload-session/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
-    assert "\nmod_upload_session_webhook_deliveries_pending 0\n" in r.text, r.text
-    assert "\nmod_upload_session_webhook_deliveries_failed 1\n" in r.text, r.text
+    # kept 4 s after its last attempt, deleted by the next sweep after that
+    # (the parent's monitor runs every 10 s)
+    assert wait_for(lambda: status_doc(s)["webhooks"]["failed"] == 0, 20)
+    doc = status_doc(s)["webhooks"]
+    assert doc == {**doc, "pending": 0, "failed": 0, "last_error": None}, doc
+    assert len(receiver.requests) == n
+    assert wait_for(lambda: "US1123: expiry sweep: 1 failed webhook deliveries older than "
+                            "4 s deleted" in s.log_text(), 5), s.log_text()[-2000:]
 
 
 @pytest.mark.parametrize("what", ["child", "whole httpd"])
