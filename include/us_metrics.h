@@ -55,6 +55,7 @@ typedef enum {
     US_OUTCOME_FAILED_TO_PARSE_META,
     US_OUTCOME_FILE_ALREADY_EXISTS,
     US_OUTCOME_FILE_NOT_FOUND,
+    US_OUTCOME_UNKNOWN_ERROR,  /* e.g. a file the storage refused (us_ingest.h) */
     US_OUTCOME_FAILED_OTHER, /* a FAILED reason this list lacks */
     US_OUTCOME__COUNT
 } us_outcome;

@@ -37,7 +37,8 @@ ENDPOINTS = ["session_create", "session_list", "session_get", "session_close", "
              "other"]
 BUCKETS = ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
            "10", "+Inf"]
-REASONS = ["EMPTY_FILE", "FAILED_TO_PARSE_META", "FILE_ALREADY_EXISTS", "FILE_NOT_FOUND", "OTHER"]
+REASONS = ["EMPTY_FILE", "FAILED_TO_PARSE_META", "FILE_ALREADY_EXISTS", "FILE_NOT_FOUND",
+           "UNKNOWN_ERROR", "OTHER"]
 
 # four children of two threads: concurrent requests spread over them
 MPM = ["StartServers 4", "ServerLimit 4", "ThreadLimit 2", "ThreadsPerChild 2",
@@ -224,7 +225,7 @@ def test_counters_add_up_across_children(make_server):
     types, samples = scrape(ops)
     want = {"uploads": len(files), "bytes": total_bytes, "finished": 24, "store_errors": 0,
             "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
-            "FILE_NOT_FOUND": 0, "OTHER": 0}
+            "FILE_NOT_FOUND": 0, "UNKNOWN_ERROR": 0, "OTHER": 0}
     assert counters_of(samples) == want
     assert sample(samples, "sessions", state="CLOSED") == 1
     assert sample(samples, "sessions", state="OPEN") == 0
@@ -248,7 +249,7 @@ def test_counters_add_up_across_children(make_server):
         "ingest_queue": {"sessions": 0, "running": 0, "oldest_age_seconds": 0},
         "files": {"FINISHED": 24, "FAILED": {"EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1,
                                              "FILE_ALREADY_EXISTS": 0, "FILE_NOT_FOUND": 0,
-                                             "OTHER": 0}},
+                                             "UNKNOWN_ERROR": 0, "OTHER": 0}},
         "uploads": {"total": len(files), "bytes_total": total_bytes, "in_progress": 0,
                     "bytes_in_progress": 0},
         "requests": counts,

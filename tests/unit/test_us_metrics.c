@@ -41,6 +41,9 @@ static void test_outcomes(void **state)
     assert_int_equal(us_outcome_of("FINISHED", NULL), US_OUTCOME_FINISHED);
     assert_int_equal(us_outcome_of("FAILED", "EMPTY_FILE"), US_OUTCOME_EMPTY_FILE);
     assert_int_equal(us_outcome_of("FAILED", "FILE_NOT_FOUND"), US_OUTCOME_FILE_NOT_FOUND);
+    /* API.md's every reason has its own label: a refused file is no OTHER */
+    assert_int_equal(us_outcome_of("FAILED", "UNKNOWN_ERROR"), US_OUTCOME_UNKNOWN_ERROR);
+    assert_string_equal(us_outcome_reason(US_OUTCOME_UNKNOWN_ERROR), "UNKNOWN_ERROR");
     assert_int_equal(us_outcome_of("FAILED", "SOMETHING_NEW"), US_OUTCOME_FAILED_OTHER);
     assert_int_equal(us_outcome_of("FAILED", NULL), US_OUTCOME_FAILED_OTHER);
     assert_string_equal(us_outcome_reason(US_OUTCOME_FINISHED), "");
@@ -323,14 +326,14 @@ static void test_status_json(void **state)
     assert_non_null(j);
     json_t *want = json_pack(
         "{s:s, s:s, s:{s:s}, s:{s:s, s:s}, s:{s:i, s:i, s:i}, s:{s:i, s:i, s:f},"
-        " s:{s:i, s:{s:i, s:i, s:i, s:i, s:i}}, s:{s:i, s:i, s:i, s:i}}",
+        " s:{s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i}}, s:{s:i, s:i, s:i, s:i}}",
         "version", "1.2.3", "counting_since", "2026-11-28T11:00:00.000000Z",
         "store", "status", "ok",
         "storage", "status", "unavailable", "error", "the file storage cannot be written",
         "sessions", "OPEN", 1, "CLOSED", 2, "EXPIRED", 3,
         "ingest_queue", "sessions", 1, "running", 1, "oldest_age_seconds", 60.5,
         "files", "FINISHED", 2, "FAILED", "EMPTY_FILE", 1, "FAILED_TO_PARSE_META", 0,
-        "FILE_ALREADY_EXISTS", 0, "FILE_NOT_FOUND", 0, "OTHER", 0,
+        "FILE_ALREADY_EXISTS", 0, "FILE_NOT_FOUND", 0, "UNKNOWN_ERROR", 0, "OTHER", 0,
         "uploads", "total", 0, "bytes_total", 0, "in_progress", 1, "bytes_in_progress", 77);
     const char *key;
     json_t *val;
