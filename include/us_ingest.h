@@ -53,6 +53,9 @@ typedef struct {
      * from; NULL: apr_time_now (a test steps it through a long batch) */
     apr_time_t (*clock)(void *clock_arg);
     void *clock_arg;
+    /* the wait after a file's first refusal by the storage, doubled per
+     * refusal (US_INGEST_FILE_REFUSED); 0: US_INGEST_REFUSAL_PAUSE */
+    apr_interval_time_t refusal_pause;
 } us_ingest_config;
 
 /* What a listing left out, by cause. */
@@ -120,22 +123,28 @@ void us_ingest_stop(us_ingester *ing);
  * apr_atomic_read32, is set).
  * Returns the number of files decided, 0 when there was nothing to claim
  * (or the session had no files left), -1 on a store error, US_INGEST_STORAGE_DOWN
- * when the file storage did not answer, US_INGEST_FILE_REFUSED when it
- * refused a file that has tries left (the session is requeued in these
- * cases; files decided before the failure are returned instead). *claimed (may be
+ * when the file storage did not answer (the session is requeued in these
+ * cases; files decided before the failure are returned instead). Files the
+ * storage refused with tries left stay PENDING while the others are
+ * decided; the session is then requeued to be claimed again after their
+ * delay (us_ingest_requeue_later), its uploads kept. *claimed (may be
  * NULL) tells whether a session was taken: a worker then looks again at
  * once instead of napping, even when that session was empty. */
 #define US_INGEST_STORAGE_DOWN (-2)
-/* The storage answered a file's publish with a refusal of that one object
+/* The storage answered a file's publish, the read of its sidecar or the
+ * read that counts its characters with a refusal of that one object
  * (us_storage_refused, e.g. an s3 400 InvalidRequest): the refusal is
- * counted on the file's row and its batch retried (the session is
- * requeued; the worker naps 1 s, the others' work goes on). The round
- * that counts the US_INGEST_PUBLISH_TRIES-th refusal makes the file FAILED
- * with UNKNOWN_ERROR and applies the batch: FAILED at once, the session's
- * clear could remove bytes a retry might still ingest. A round that meets
- * an outage counts against no file. */
+ * counted on the file's row, the file stays PENDING while the rest of the
+ * batch is applied, and the session is taken again after a delay: the
+ * refusal pause (US_INGEST_REFUSAL_PAUSE), doubled per refusal counted
+ * before (1, 2, 4, 8 s), the longest of its files'. The round that counts
+ * the US_INGEST_PUBLISH_TRIES-th refusal makes the file FAILED with
+ * UNKNOWN_ERROR (FAILED at once, the session's clear could remove bytes a
+ * retry might still ingest). A round that meets an outage counts against
+ * no file. Internal to the ingestion: us_ingest_once does not return it. */
 #define US_INGEST_FILE_REFUSED (-3)
 #define US_INGEST_PUBLISH_TRIES 5
+#define US_INGEST_REFUSAL_PAUSE apr_time_from_sec(1)
 
 /* How long a worker waits before its next try after `failures` tries in a
  * row ended in a storage outage (1..): 1 s, doubled each time, at most

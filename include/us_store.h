@@ -340,9 +340,11 @@ us_db_rc us_store_overview_read(us_db *db, apr_pool_t *p, apr_time_t now,
 
 /* ---- ingestion ------------------------------------------------------------- */
 
-/* Claims the next session to ingest for owner: a queued one, or a running
+/* Claims the next session to ingest for owner: a queued one whose
+ * us_ingest_requeue_later time has come (SQLite: by now), or a running
  * one whose lease lapsed (last heartbeat before stale_before), oldest
- * closing first. NOTFOUND: nothing to do. Atomic against other claims:
+ * closing first; one that waits still holds its place in its workspace's
+ * turn. NOTFOUND: nothing to do. Atomic against other claims:
  * of concurrent claimers of a session exactly one gets it. One at a time
  * per workspace: a session that is not parallel is claimed only while no
  * other non-parallel session of its workspace is running and none is
@@ -363,6 +365,10 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
  * lease was taken over cannot requeue, renew or finish the session. */
 /* running -> queued (a no-op when owner lost the claim). */
 us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
+/* The same, and no claim takes it before `delay` from now (the claim's
+ * clock: SQLite the caller's now, PostgreSQL its server's). */
+us_db_rc us_ingest_requeue_later(us_db *db, apr_pool_t *p, const char *session_id,
+                                 const char *owner, apr_time_t now, apr_interval_time_t delay);
 /* Renews the lease; US_DB_CONFLICT when owner lost the claim: it stops. */
 us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now);

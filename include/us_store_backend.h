@@ -77,6 +77,7 @@ typedef enum {
     US_STMT_INGEST_CLAIMED,         /* sqlite */
     US_STMT_INGEST_RUNNING,
     US_STMT_INGEST_REQUEUE,
+    US_STMT_INGEST_REQUEUE_LATER,   /* the claim's clock: the dialect's own */
     US_STMT_INGEST_HEARTBEAT,
     US_STMT_INGEST_DONE,
     US_STMT_INGEST_PENDING,

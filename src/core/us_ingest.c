@@ -88,8 +88,10 @@ static int storage_down(const us_ingest_config *cfg, const us_session *s, apr_st
 
 /* The metadata of u from its sidecar (its blob came with the pending row):
  * 1 with *meta (NULL when there is no sidecar), 0 when the sidecar is not a
- * JSON object (or too large, or gone), US_INGEST_STORAGE_DOWN when the
- * storage failed otherwise (the batch is retried). */
+ * JSON object (or too large, or gone), US_INGEST_FILE_REFUSED when the
+ * storage refused reading that one object (us_storage_refused: counted
+ * against the file, as a refused publish is), US_INGEST_STORAGE_DOWN when
+ * it failed otherwise (the batch is retried). */
 static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                      const us_pending *u, const char **meta)
 {
@@ -100,6 +102,11 @@ static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_sessio
     apr_size_t n;
     apr_status_t rv = us_storage_upload_read(cfg->storage, p, s->id, u->meta_blob,
                                              US_META_MAX_BYTES, &buf, &n);
+    if (us_storage_refused(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1033, "ingest: session %s: the file storage refused "
+               "reading the metadata sidecar of %s", s->id, u->name);
+        return US_INGEST_FILE_REFUSED;
+    }
     if (storage_trouble(rv))
         return storage_down(cfg, s, rv);
     if (rv == APR_SUCCESS)
@@ -143,8 +150,10 @@ typedef struct {
 /* The length in characters of a published text file into *chars, -1 for
  * any other file or one that is not well-formed UTF-8. A file of one piece
  * is read whole in one request, a larger one piece by piece (tick, when
- * given, every 16 pieces). 0, or US_INGEST_STORAGE_DOWN when it could not
- * be read (the batch is retried: the file is found published then). */
+ * given, every 16 pieces). 0, US_INGEST_FILE_REFUSED when the storage
+ * refused reading that one object (us_storage_refused: counted against the
+ * file), or US_INGEST_STORAGE_DOWN when it could not be read otherwise (the
+ * batch is retried: the file is found published then). */
 static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
                             const us_pending *u, long long *chars, const file_tick *tick)
 {
@@ -177,6 +186,11 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
                 tick->fn(tick->arg);
         }
     }
+    if (us_storage_refused(rv)) {
+        us_log(cfg->log, US_LOG_WARN, rv, 1034, "ingest: session %s: the file storage refused "
+               "reading %s to count its characters", s->id, u->name);
+        return US_INGEST_FILE_REFUSED;
+    }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1015, "ingest: session %s: counting the characters of %s "
                "failed; batch retried", s->id, u->name);
@@ -189,7 +203,8 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
 /* What decide() settles before touching the workspace file: the rules that
  * depend on the store (sidecar, FAIL's name check), in the worker's thread
  * and the batch's order. *go is 1 when the file is to be published; r is
- * final otherwise. 0, or -1 on a store error or US_INGEST_STORAGE_DOWN. */
+ * final otherwise. 0, or -1 on a store error, US_INGEST_FILE_REFUSED or
+ * US_INGEST_STORAGE_DOWN. */
 static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                  const us_pending *u, us_ingest_result *r, int *go)
 {
@@ -325,7 +340,7 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
-        if (d == US_INGEST_FILE_REFUSED) /* logged as 1029 */
+        if (d == US_INGEST_FILE_REFUSED) /* logged as 1029, 1033 or 1034 */
             refused[i] = 1;
         else if (d < 0)
             return store_failed(db, cfg, s);
@@ -395,7 +410,9 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         int d = judge(db, p, cfg, s, u, r, &go);
         if (d == US_INGEST_STORAGE_DOWN)
             return d;
-        if (d < 0)
+        if (d == US_INGEST_FILE_REFUSED) /* its sidecar's read: logged as 1033 */
+            refused[i] = 1;
+        else if (d < 0)
             return store_failed(db, cfg, s);
         if (go)
             b.tasks[n++] = (publish_task){ u, r, i, US_INGEST_STORAGE_DOWN, 0 };
@@ -415,7 +432,8 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     for (int i = 0; i < started; i++) {
         *moved |= b.tasks[i].moved;
         down |= b.tasks[i].rc == US_INGEST_STORAGE_DOWN;
-        refused[b.tasks[i].at] = b.tasks[i].rc == US_INGEST_FILE_REFUSED;
+        if (b.tasks[i].rc == US_INGEST_FILE_REFUSED)
+            refused[b.tasks[i].at] = 1;
     }
     if (b.lost)
         return -1;
@@ -441,18 +459,29 @@ static void cursor_set(batch_cursor *c, const char *name)
     memcpy(c->name, name, n);
 }
 
-/* The files of a batch whose publish the storage refused: each refusal is
- * counted on the file's row; a file refused US_INGEST_PUBLISH_TRIES times
- * becomes FAILED (UNKNOWN_ERROR) in results, and *given_up set for it. 0
- * when every refused file is given up (the batch is applied),
- * US_INGEST_FILE_REFUSED when one has tries left (the batch is retried),
- * -1 on a store error or a lost claim. Rounds that meet an outage never
- * get here: an outage counts against no file. */
+/* How long a session waits after a file's n-th refusal (1..): pause,
+ * doubled per refusal counted before. */
+static apr_interval_time_t refusal_delay(const us_ingest_config *cfg, long long n)
+{
+    apr_interval_time_t d = cfg->refusal_pause > 0 ? cfg->refusal_pause : US_INGEST_REFUSAL_PAUSE;
+    for (long long i = 1; i < n && i < US_INGEST_PUBLISH_TRIES; i++)
+        d *= 2;
+    return d;
+}
+
+/* The files of a batch the storage refused (a publish, its sidecar's or
+ * its characters' read): each refusal is counted on the file's row; a file
+ * refused US_INGEST_PUBLISH_TRIES times becomes FAILED (UNKNOWN_ERROR) in
+ * results, and *given_up set for it. The files with tries left keep
+ * refused[] set (they stay PENDING: the batch is applied without them),
+ * and *wait grows to the longest of their delays. 0, or -1 on a store
+ * error or a lost claim. Rounds that meet an outage never get here: an
+ * outage counts against no file. */
 static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                           const us_session *s, const apr_array_header_t *pending,
-                          apr_array_header_t *results, const char *refused, char *given_up)
+                          apr_array_header_t *results, char *refused, char *given_up,
+                          apr_interval_time_t *wait)
 {
-    int left = 0;
     for (int i = 0; i < pending->nelts; i++) {
         const us_pending *u = &APR_ARRAY_IDX(pending, i, us_pending);
         us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
@@ -467,11 +496,13 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (rc != US_DB_OK && rc != US_DB_NOTFOUND) /* NOTFOUND: decided, the apply skips it */
             return store_failed(db, cfg, s);
         if (rc == US_DB_OK && n < US_INGEST_PUBLISH_TRIES) {
+            apr_interval_time_t d = refusal_delay(cfg, n);
             us_log(cfg->log, US_LOG_WARN, 0, 1030, "ingest: session %s: %s refused %d of %d "
-                   "times; batch retried", s->id, u->name, (int)n, US_INGEST_PUBLISH_TRIES);
-            left++;
+                   "times; tried again later", s->id, u->name, (int)n, US_INGEST_PUBLISH_TRIES);
+            *wait = d > *wait ? d : *wait;
             continue;
         }
+        refused[i] = 0;
         r->status = "FAILED";
         r->reason = "UNKNOWN_ERROR";
         if (rc == US_DB_NOTFOUND) /* no longer PENDING: its bytes are not this batch's */
@@ -480,21 +511,24 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_log(cfg->log, US_LOG_WARN, 0, 1031, "ingest: session %s: %s refused %d times; "
                "FAILED (UNKNOWN_ERROR)", s->id, u->name, US_INGEST_PUBLISH_TRIES);
     }
-    return left ? US_INGEST_FILE_REFUSED : 0;
+    return 0;
 }
 
 /* Decides and applies one batch of the files named after after->name;
- * returns files decided, 0 when none were pending, -1 on a store error or
- * when *stop was set (nothing applied: a replay decides the batch again),
- * US_INGEST_STORAGE_DOWN on a storage outage, US_INGEST_FILE_REFUSED when
- * a file the storage refused has tries left. Once the batch is applied,
- * after->name is its last name. */
+ * returns the batch's files (decided, or refused with tries left: those
+ * stay PENDING, *wait grows to their delay, and the session is taken
+ * again once it has passed), *decided of them decided; 0 when none were
+ * pending, -1 on a store error or when *stop was set (nothing applied: a
+ * replay decides the batch again), US_INGEST_STORAGE_DOWN on a storage
+ * outage. Once the batch is applied, after->name is its last name. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         const us_session *s, batch_cursor *after, volatile apr_uint32_t *stop)
+                         const us_session *s, batch_cursor *after, volatile apr_uint32_t *stop,
+                         apr_interval_time_t *wait, long *decided)
 {
-    apr_array_header_t *pending, *results, *deleted;
+    apr_array_header_t *pending, *results, *deleted = NULL;
     int moved = 0;
 
+    *decided = 0;
     if (us_ingest_pending(db, p, s->id, after->name, cfg->batch, &pending) != US_DB_OK)
         return -1;
     if (pending->nelts == 0)
@@ -509,9 +543,14 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                 ? decide_wide(db, p, cfg, s, pending, results, refused, width, &moved, stop)
                 : decide_serial(db, p, cfg, s, pending, results, refused, &moved, stop);
     if (d == 0)
-        d = count_refusals(db, p, cfg, s, pending, results, refused, given_up);
+        d = count_refusals(db, p, cfg, s, pending, results, refused, given_up, wait);
     if (d != 0)
         return d;
+    /* the files refused with tries left are not this batch's to decide */
+    apr_array_header_t *decide = apr_array_make(p, pending->nelts, sizeof(us_ingest_result));
+    for (int i = 0; i < pending->nelts; i++)
+        if (!refused[i])
+            *(us_ingest_result *)apr_array_push(decide) = APR_ARRAY_IDX(results, i, us_ingest_result);
     /* the moves must be durable before the store says FINISHED */
     apr_status_t srv = moved ? us_storage_publish_sync(cfg->storage, p) : APR_SUCCESS;
     if (srv != APR_SUCCESS) {
@@ -520,7 +559,9 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                "durable failed; batch retried", s->id);
         return US_INGEST_STORAGE_DOWN;
     }
-    us_db_rc rc = us_ingest_apply(db, p, s, results, clock_now(cfg), &deleted);
+    us_db_rc rc = decide->nelts
+                      ? us_ingest_apply(db, p, s, decide, clock_now(cfg), &deleted)
+                      : US_DB_OK;
     if (rc == US_DB_CONFLICT) {
         /* taken over, or deleted with its workspace (then the batch's ids
          * are in the file trash) */
@@ -535,20 +576,22 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     /* counted once applied; a batch replayed by a worker that took over a
      * lapsed lease counts again the files the first worker had decided */
-    for (int i = 0; i < results->nelts; i++) {
-        const us_ingest_result *r = &APR_ARRAY_IDX(results, i, us_ingest_result);
+    for (int i = 0; i < decide->nelts; i++) {
+        const us_ingest_result *r = &APR_ARRAY_IDX(decide, i, us_ingest_result);
         us_metrics_file(cfg->metrics, us_outcome_of(r->status, r->reason));
     }
-    for (int i = 0; i < deleted->nelts; i++) /* replaced by OVERWRITE */
+    for (int i = 0; deleted && i < deleted->nelts; i++) /* replaced by OVERWRITE */
         us_storage_file_delete(cfg->storage, p, APR_ARRAY_IDX(deleted, i, const char *));
     /* a refused publish may have left a copy (s3: the copy answered, the
-     * upload's delete refused); a crash before this leaves it to the files
-     * sweep. The upload's blob goes with the session's clear. */
+     * upload's delete refused; or its characters' read refused); a crash
+     * before this leaves it to the files sweep. The upload's blob goes with
+     * the session's clear. */
     for (int i = 0; i < pending->nelts; i++)
         if (given_up[i])
             us_storage_file_delete(cfg->storage, p,
                                    APR_ARRAY_IDX(pending, i, us_pending).file_ingestion_id);
     cursor_set(after, APR_ARRAY_IDX(pending, pending->nelts - 1, us_pending).name);
+    *decided = decide->nelts;
     return pending->nelts;
 }
 
@@ -808,16 +851,30 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             return lr < 0 ? lr : 0;
         }
     }
+    apr_interval_time_t wait = 0; /* files refused with tries left: the longest delay */
     for (;;) {
+        long decided = 0;
         apr_pool_clear(bp);
         if (stop && apr_atomic_read32(stop)) {
             us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
-        long n = ingest_batch(db, bp, cfg, &s, &after, stop);
+        long n = ingest_batch(db, bp, cfg, &s, &after, stop, &wait, &decided);
         if (n < 0) {
             us_ingest_requeue(db, bp, s.id, owner);
             total = total ? total : n;
+            break;
+        }
+        if (n == 0 && wait > 0) {
+            /* the refused files alone are left: taken again once the
+             * delay has passed (by the claim's clock), not at once, and
+             * the session keeps its uploads until they are decided */
+            if (us_ingest_requeue_later(db, bp, s.id, owner, clock_now(cfg), wait) == US_DB_OK)
+                us_log(cfg->log, US_LOG_INFO, 0, 1032, "ingest: session %s: files the file "
+                       "storage refused are left; the session is taken again in %" APR_TIME_T_FMT
+                       " ms", s.id, (apr_time_t)apr_time_as_msec(wait));
+            else
+                us_ingest_requeue(db, bp, s.id, owner);
             break;
         }
         if (n == 0) {
@@ -833,7 +890,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
             break;
         }
-        total += n;
+        total += decided;
         if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
             us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s.id);
             break;

@@ -29,6 +29,7 @@ void *us_srv_conf_create(apr_pool_t *p, server_rec *s)
     c->ingest_threads = -1;
     c->sweep_interval = -1;
     c->ingest_lease = -1;
+    c->refusal_pause = -1;
     c->busy_timeout = -1;
     c->server_token = -1;
     c->s3_direct = -1;
@@ -68,6 +69,7 @@ void *us_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE(ingest_threads, -1);
     MERGE(sweep_interval, -1);
     MERGE(ingest_lease, -1);
+    MERGE(refusal_pause, -1);
     MERGE(busy_timeout, -1);
     MERGE(server_token, -1);
     /* the allowed origins are one setting: a server listing origins does
@@ -300,6 +302,12 @@ static const char *set_ingest_lease(cmd_parms *cmd, void *d, const char *arg)
     return set_positive(cmd, arg, 3600, &us_srv_conf_get(cmd->server)->ingest_lease);
 }
 
+static const char *set_refusal_pause(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    return set_positive(cmd, arg, 60000, &us_srv_conf_get(cmd->server)->refusal_pause);
+}
+
 static const char *set_busy_timeout(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
@@ -449,6 +457,9 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionIngestLease", set_ingest_lease, NULL, RSRC_CONF,
                   "seconds an ingestion claim lives without a heartbeat before another "
                   "worker (of any node) takes the session over (default 60)"),
+    AP_INIT_TAKE1("UploadSessionIngestRefusalPause", set_refusal_pause, NULL, RSRC_CONF,
+                  "milliseconds before a file the file storage refused (a 4xx about that "
+                  "object) is tried again, doubled per refusal (default 1000)"),
     AP_INIT_FLAG("UploadSessionServerToken", set_server_token, NULL, RSRC_CONF,
                  "On: add mod_upload_session/<version> to the Server header (as ServerTokens "
                  "allows; default Off)"),
@@ -497,6 +508,8 @@ void us_srv_conf_defaults(apr_pool_t *p, us_srv_conf *c)
         c->sweep_interval = US_DEFAULT_SWEEP_INTERVAL;
     if (c->ingest_lease < 0)
         c->ingest_lease = US_DEFAULT_INGEST_LEASE;
+    if (c->refusal_pause < 0)
+        c->refusal_pause = US_DEFAULT_REFUSAL_PAUSE_MS;
     if (c->webhook_retry_for < 0)
         c->webhook_retry_for = US_DEFAULT_WEBHOOK_RETRY_FOR;
     if (c->webhook_retention < 0)

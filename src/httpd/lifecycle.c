@@ -193,6 +193,8 @@ static const char *store_setting_differs(const us_srv_conf *first, const us_srv_
         return "UploadSessionIngestThreads";
     if (first->ingest_lease != c->ingest_lease)
         return "UploadSessionIngestLease";
+    if (first->refusal_pause != c->refusal_pause)
+        return "UploadSessionIngestRefusalPause";
     if (first->max_files != c->max_files)
         return "UploadSessionMaxFilesPerSession";
     if (first->sweep_interval != c->sweep_interval)
@@ -993,6 +995,7 @@ static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *main_s, server_
     cfg->batch = 256;
     cfg->poll = apr_time_from_msec(250);
     cfg->lease = apr_time_from_sec(c->ingest_lease);
+    cfg->refusal_pause = apr_time_from_msec(c->refusal_pause);
     cfg->host = node_name_of(pchild, c);
     cfg->log = error_log_for(pchild, s);
     cfg->metrics = us_metrics_here();

@@ -31,6 +31,7 @@
 #define US_DEFAULT_INGEST_THREADS 1
 #define US_DEFAULT_SWEEP_INTERVAL 10
 #define US_DEFAULT_INGEST_LEASE 60
+#define US_DEFAULT_REFUSAL_PAUSE_MS 1000
 #define US_DEFAULT_WEBHOOK_RETRY_FOR 86400
 #define US_DEFAULT_WEBHOOK_RETENTION (7 * 86400)
 /* failed webhook rows one expiry sweep deletes at most: a short write */
@@ -62,6 +63,7 @@ typedef struct {
     int ingest_threads;         /* UploadSessionIngestThreads per child, -1 unset */
     int sweep_interval;         /* UploadSessionSweepInterval (s), -1 unset */
     int ingest_lease;           /* UploadSessionIngestLease (s), -1 unset */
+    int refusal_pause;          /* UploadSessionIngestRefusalPause (ms), -1 unset */
     int busy_timeout;           /* UploadSessionBusyTimeout (ms), -1 unset */
     int server_token;           /* UploadSessionServerToken (main server only), -1 unset */
     int cors_any;               /* UploadSessionCORSAllowOrigin *, -1 unset */

@@ -29,6 +29,15 @@ us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, con
     return us_write_one(db, p, US_STMT_INGEST_REQUEUE, args, &nrows);
 }
 
+us_db_rc us_ingest_requeue_later(us_db *db, apr_pool_t *p, const char *session_id,
+                                 const char *owner, apr_time_t now, apr_interval_time_t delay)
+{
+    int nrows = 0;
+    apr_int64_t t = now, d = delay;
+    const void *args[] = { &t, &d, session_id, owner };
+    return us_write_one(db, p, US_STMT_INGEST_REQUEUE_LATER, args, &nrows);
+}
+
 us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;

@@ -378,6 +378,11 @@
  * one per batch round: ingestion fails the file after US_INGEST_PUBLISH_TRIES. */
 #define MIGRATE_UPLOADS_REFUSALS \
     "ALTER TABLE us_uploads ADD COLUMN publish_refusals INTEGER NOT NULL DEFAULT 0"
+/* A queued session is not claimed before this time (microseconds since the
+ * epoch, the clock the claim judges by): a file the storage refused is
+ * tried again later, not at once (us_ingest_requeue_later). */
+#define MIGRATE_SESSIONS_NOT_BEFORE \
+    "ALTER TABLE us_sessions ADD COLUMN ingest_not_before BIGINT NOT NULL DEFAULT 0"
 #define MIGRATE_SESSIONS_SIDECARS_COUNT                                                   \
     "UPDATE us_sessions SET uploaded_sidecars = (SELECT COUNT(*) FROM us_uploads u"       \
     " WHERE u.session_id = us_sessions.id AND u.is_meta = 1) WHERE status = 'OPEN'"

@@ -599,35 +599,65 @@ def copy_of(fid):
                             and "x-amz-copy-source:" in h.lower())
 
 
-def refused_session(proxied, ws, rule_for):
-    """A closed session of six text files whose r3.txt's copy meets
-    rule_for(file_id); returns (server, proxy, api, sid, files, r3's id)."""
-    s, fp = proxied()
+# The refusal pause of these servers (UploadSessionIngestRefusalPause, ms):
+# a refused file is tried again after 0.1, 0.2, 0.4 and 0.8 s
+PAUSE_MS = 100
+REFUSAL = ("reply", 400, "<Error><Code>InvalidRequest</Code>"
+                         "<Message>The request is refused.</Message></Error>")
+
+
+def stamped(match, stamps):
+    """match, noting the time of each request it matches (the proxy asks
+    only while its rule has times left)."""
+    def m(method, target, head):
+        hit = match(method, target, head)
+        if hit:
+            stamps.append(time.monotonic())
+        return hit
+    return m
+
+
+def assert_paced(stamps, n):
+    """n refused requests, each retry at least the pause doubled per refusal
+    after the one before: not the next worker free within milliseconds."""
+    assert len(stamps) == n, stamps
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    want = [PAUSE_MS / 1000 * 2 ** i for i in range(n - 1)]
+    assert all(g >= w for g, w in zip(gaps, want)), (gaps, want)
+
+
+def refused_session(proxied, ws, rule_for, files=None, **kw):
+    """A closed session of six text files (or files) whose r3.txt meets
+    rule_for(file_id, sid) before its close; returns (server, proxy, api,
+    sid, files, r3's id)."""
+    s, fp = proxied(extra=[f"UploadSessionIngestRefusalPause {PAUSE_MS}", *kw.pop("extra", ())],
+                    **kw)
     api = s.client(s.user_all)
     sid, cfg = new_session(api, ws)
-    files = [(f"r{i}.txt", f"file number {i}".encode()) for i in range(6)]
+    files = files or [(f"r{i}.txt", f"file number {i}".encode()) for i in range(6)]
     upload_all(cfg, files)
     bad = session_files(api, ws, sid)["r3.txt"]["file_ingestion_id"]
-    fp.rules.append(rule_for(bad))
+    fp.rules.append(rule_for(bad, sid))
     close_session(api, ws, sid)
     return s, fp, api, sid, files, bad
 
 
-def check_ended(s, api, ws, sid, files, want_failed):
+def check_ended(s, api, ws, sid, files, want_failed, timeout=90):
     """The session ended: every file decided once, the status body's counters
     equal the per-file states, the workspace holds the FINISHED ones once
     each, nothing is left of the session's uploads or of a failed file."""
-    st = wait_ingested(api, ws, sid, len(files), timeout=90)
+    raw = [n for n, _ in files if not n.endswith(".meta.json")]
+    st = wait_ingested(api, ws, sid, len(raw), timeout=timeout)
     items = session_files(api, ws, sid)
     assert_counters_match(st, items)
-    assert st["status"] == "CLOSED" and st["uploaded_files"] == len(files), st
-    assert st["ingestion_status"] == {"finished_files": len(files) - len(want_failed),
+    assert st["status"] == "CLOSED" and st["uploaded_files"] == len(raw), st
+    assert st["ingestion_status"] == {"finished_files": len(raw) - len(want_failed),
                                       "failed_files": len(want_failed), "pending_files": 0}, st
-    for name, _ in files:
+    for name in raw:
         want = ("FAILED", "UNKNOWN_ERROR") if name in want_failed else ("FINISHED", None)
         assert state_of(items[name]) == want, items[name]
     got = list_ws_files(s, api, ws)
-    assert sorted(f["name"] for f in got) == sorted(n for n, _ in files if n not in want_failed)
+    assert sorted(f["name"] for f in got) == sorted(n for n in raw if n not in want_failed)
     want_bytes = dict(files)
     for f in got:
         assert download(api, ws, f["file_id"]).content == want_bytes[f["name"]]
@@ -638,23 +668,93 @@ def check_ended(s, api, ws, sid, files, want_failed):
     return items
 
 
+METRICS = ["<Location /ops/metrics>", "SetHandler upload-session-metrics", "</Location>"]
+
+
+def failed_metric(s, reason):
+    """mod_upload_session_ingested_files_total{status="FAILED",reason=...}."""
+    r = s.raw_client().get("/ops/metrics")
+    assert r.status_code == 200, r.text
+    m = re.search(r'^mod_upload_session_ingested_files_total\{status="FAILED",reason="%s"\} (\d+)$'
+                  % reason, r.text, re.M)
+    assert m, r.text
+    return int(m.group(1))
+
+
 def test_a_copy_refused_for_one_object_fails_that_file_alone(proxied):
     """A CopyObject answered 400 InvalidRequest for one object, every time:
-    that file is tried US_INGEST_PUBLISH_TRIES (5) rounds, then FAILED with
-    UNKNOWN_ERROR, counted once; the session finishes with every other
-    file FINISHED (it was retried forever as an outage)."""
-    refusal = ("reply", 400, "<Error><Code>InvalidRequest</Code>"
-                             "<Message>The copy is refused.</Message></Error>")
+    that file is tried US_INGEST_PUBLISH_TRIES (5) rounds, paced (the
+    refusal pause doubled per refusal: it was the next worker free, all
+    five within a second), then FAILED with UNKNOWN_ERROR, counted once and
+    under that reason in the metrics (it was OTHER); the session's other
+    files are FINISHED in the first round, not held back by it."""
+    stamps = []
     s, fp, api, sid, files, bad = refused_session(
-        proxied, "ws-refused", lambda fid: Rule(copy_of(fid), refusal, times=1000))
+        proxied, "ws-refused",
+        lambda fid, _sid: Rule(stamped(copy_of(fid), stamps), REFUSAL, times=1000),
+        extra=METRICS)
+    assert wait_for(lambda: len(stamps) >= 2, 30), fp.log
+    items = session_files(api, "ws-refused", sid)  # while r3.txt waits
+    assert {n: state_of(f) for n, f in items.items()} == {
+        n: ("PENDING", None) if n == "r3.txt" else ("FINISHED", None) for n, _ in files}, items
     check_ended(s, api, "ws-refused", sid, files, {"r3.txt"})
     refused = [x for x in fp.log if x[2] == "injected 400"]
     assert len(refused) == 5 and all(x[0] == "PUT" for x in refused), fp.log
+    assert_paced(stamps, 5)
     log = s.log_text()
     assert log.count("US1029") == 5, log[-3000:]
     assert log.count("US1030") == 4 and log.count("US1031") == 1, log[-3000:]
+    assert log.count("US1032") == 4, log[-3000:]
     assert "refused 5 times; FAILED (UNKNOWN_ERROR)" in log
     assert "US1013" not in log and "US1017" not in log, log[-3000:]  # no outage
+    assert failed_metric(s, "UNKNOWN_ERROR") == 1
+    assert failed_metric(s, "OTHER") == 0
+
+
+def test_a_copy_refused_a_few_times_then_accepted_is_finished(proxied):
+    """A refusal that lasts a few tries (three, paced over 0.7 s) and then
+    ends: the file is FINISHED, nothing FAILED."""
+    stamps = []
+    s, fp, api, sid, files, bad = refused_session(
+        proxied, "ws-refused-3",
+        lambda fid, _sid: Rule(stamped(copy_of(fid), stamps), REFUSAL, times=3))
+    check_ended(s, api, "ws-refused-3", sid, files, set())
+    assert fp.rules[0].times == 0, fp.log
+    assert_paced(stamps, 3)
+    log = s.log_text()
+    assert log.count("US1030") == 3 and "US1031" not in log, log[-3000:]
+
+
+def test_refused_reads_of_a_sidecar_and_of_a_text_fail_their_files(proxied):
+    """The store refuses (400 InvalidRequest) the GET of r3.txt's sidecar,
+    and the GET of r4.txt once published (its characters' count), every
+    time: each is a refusal of that file (US1033, US1034), paced and
+    counted as a refused copy is, and both end FAILED with UNKNOWN_ERROR
+    (the sidecar was not shown to be no JSON object: FAILED_TO_PARSE_META
+    would blame its content); they were retried as an outage forever."""
+    files = [(f"r{i}.txt", f"file number {i}".encode()) for i in range(6)]
+    files.append(("r3.txt.meta.json", b'{"k": 1}'))
+    meta_stamps, count_stamps = [], []
+
+    def rules(fid, sid):
+        # the one GET of an object of the session's is its sidecar's (the
+        # clear's listings name the prefix in their query)
+        return Rule(stamped(lambda m, t, h: m == "GET" and f"/sessions/{sid}/" in t.split("?")[0],
+                            meta_stamps), REFUSAL, times=1000)
+    s, fp, api, sid, files, bad = refused_session(proxied, "ws-refused-reads", rules, files=files,
+                                                  extra=METRICS)
+    r4 = session_files(api, "ws-refused-reads", sid)["r4.txt"]["file_ingestion_id"]
+    fp.rules.append(Rule(stamped(lambda m, t, h: m == "GET" and
+                                 t.split("?")[0].endswith(f"/files/{r4}"), count_stamps),
+                         REFUSAL, times=1000))
+    check_ended(s, api, "ws-refused-reads", sid, files, {"r3.txt", "r4.txt"}, timeout=30)
+    assert_paced(meta_stamps, 5)
+    assert_paced(count_stamps, 5)
+    log = s.log_text()
+    assert log.count("US1033") == 5 and log.count("US1034") == 5, log[-3000:]
+    assert log.count("US1031") == 2, log[-3000:]
+    assert "US1013" not in log and "US1015" not in log, log[-3000:]  # no outage
+    assert failed_metric(s, "UNKNOWN_ERROR") == 2
 
 
 @pytest.mark.parametrize("status,code", [(503, "SlowDown"), (409, "OperationAborted")])
@@ -665,7 +765,7 @@ def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied, status, code):
     against it."""
     slow = ("reply", status, f"<Error><Code>{code}</Code><Message>Again.</Message></Error>")
     s, fp, api, sid, files, bad = refused_session(
-        proxied, "ws-slowdown", lambda fid: Rule(copy_of(fid), slow, times=3))
+        proxied, "ws-slowdown", lambda fid, _sid: Rule(copy_of(fid), slow, times=3))
     check_ended(s, api, "ws-slowdown", sid, files, set())
     assert fp.rules[0].times == 0, fp.log  # all three were answered
     log = s.log_text()

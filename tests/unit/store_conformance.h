@@ -1190,6 +1190,43 @@ static void sc_lease_taken_over(void **state)
     us_db_close(db);
 }
 
+/* A session requeued for later is not claimed before its time (the
+ * caller's clock for SQLite, the database's for PostgreSQL), not even as a
+ * lapsed lease, and keeps its place in its workspace's turn; a requeue by
+ * an owner that lost the claim changes nothing. */
+static void sc_requeue_later(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session c;
+    apr_time_t now = SC_T0 + SC_SEC(10);
+    /* PostgreSQL's clock runs on: a short delay, waited for */
+    apr_interval_time_t delay = sc_target->own_clock ? apr_time_from_msec(300) : SC_SEC(5);
+    (void)state;
+    const char *id = sc_queued(db, 810, "ws-later", 0, SC_T0 + 1);
+    const char *behind = sc_queued(db, 811, "ws-later", 0, SC_T0 + 2);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_requeue_later(db, pool, id, "other", now, delay), US_DB_OK);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "w1", now), US_DB_OK); /* still w1's */
+    assert_int_equal(us_ingest_requeue_later(db, pool, id, "w1", now, delay), US_DB_OK);
+    assert_int_equal(us_ingest_heartbeat(db, pool, id, "w1", now), US_DB_CONFLICT);
+    /* not yet: neither queued nor as a lapsed lease (every heartbeat stale) */
+    apr_time_t early = now + delay - 1;
+    assert_int_equal(us_ingest_claim(db, pool, "w2", early, early + SC_SEC(100), &c),
+                     US_DB_NOTFOUND);
+    /* the session closed after it waits for its turn */
+    assert_int_equal(us_ingest_claim(db, pool, "w2", early, SC_T0, &c), US_DB_NOTFOUND);
+    if (sc_target->own_clock)
+        apr_sleep(delay + apr_time_from_msec(50));
+    assert_int_equal(us_ingest_claim(db, pool, "w2", now + delay, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_done(db, pool, id, "w2"), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w3", now + delay, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, behind);
+    assert_int_equal(us_ingest_done(db, pool, behind, "w3"), US_DB_OK);
+    us_db_close(db);
+}
+
 static us_ingest_result sc_finished(const char *name, const char *file_id)
 {
     us_ingest_result r;
@@ -3265,6 +3302,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_apply_fenced),
         SC_TEST(sc_publish_refused),
+        SC_TEST(sc_requeue_later),
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_late_clear),

@@ -1465,6 +1465,10 @@ static void test_wide_batch_outage_mid_batch(void **state)
 /* The storage operation broken by the next test (each fails while its
  * counter is positive, counting down), and the syncs asked for. */
 static int fail_sync, fail_meta_read, fail_publish, fail_text_read, syncs;
+/* refusals of one object (us_storage_refused): every sidecar's read, the
+ * read of the file refuse_read_of */
+static int refuse_meta;
+static const char *refuse_read_of;
 
 static apr_status_t flaky_publish_sync(us_storage *st, apr_pool_t *p)
 {
@@ -1476,6 +1480,8 @@ static apr_status_t flaky_upload_read(us_storage *st, apr_pool_t *p, const char 
                                       const char *blob, apr_size_t max, char **data,
                                       apr_size_t *len)
 {
+    if (refuse_meta)
+        return APR_EGENERAL;
     return fail_meta_read-- > 0 ? APR_FROM_OS_ERROR(EMFILE)
                                 : us_posix_storage.upload_read(st, p, session_id, blob, max, data,
                                                                len);
@@ -1494,6 +1500,8 @@ static apr_status_t flaky_publish(us_storage *st, apr_pool_t *p, const char *ses
 static apr_status_t flaky_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
                                     apr_size_t max, char **data, apr_size_t *len)
 {
+    if (refuse_read_of && strcmp(file_id, refuse_read_of) == 0)
+        return APR_EGENERAL;
     return fail_text_read-- > 0 ? APR_FROM_OS_ERROR(ENOMEM)
                                 : us_posix_storage.file_read(st, p, file_id, max, data, len);
 }
@@ -1551,22 +1559,35 @@ static void test_storage_trouble_retries_the_batch(void **state)
     us_db_close(db);
 }
 
-/* A publish the storage refuses for that one file (posix: a directory
- * holds the file's name, EISDIR) is retried a round at a time, not
- * forever: at the US_INGEST_PUBLISH_TRIES-th refusal the file is FAILED
- * with UNKNOWN_ERROR, counted once, the others FINISHED, and the session is
- * done with its uploads cleared. A round that meets an outage counts
- * against no file. width: the batch's publishes at once. */
-static void refused_publish_fails_the_file(int width, const char *ws)
+/* Where the storage refuses b.txt: its publish (posix: a directory holds
+ * the file's name, EISDIR), its sidecar's read, or the read that counts
+ * its characters once it is published. */
+typedef enum { REFUSE_PUBLISH, REFUSE_META, REFUSE_COUNT } refusal_at;
+
+/* A file the storage refuses is retried, not forever and not at once: the
+ * other files are decided in the round that meets the refusal, the refused
+ * one stays PENDING and the session is claimed again only after the pause
+ * (c.refusal_pause, doubled per refusal: 1, 2, 4, 8 s by the claim's
+ * clock), at the US_INGEST_PUBLISH_TRIES-th refusal the file is FAILED
+ * with UNKNOWN_ERROR, counted once, and the session is done with its
+ * uploads cleared. A round that meets an outage counts against no file.
+ * width: the batch's publishes at once. */
+static void refused_fails_the_file(int width, const char *ws, refusal_at at)
 {
     us_db *db = db_open();
     us_session s;
     apr_array_header_t *pending, *rows;
     struct stat sb;
     wrapped_storage w;
+    apr_interval_time_t ahead = 0;
     us_ingest_config c = with_wrapped_storage(&w);
     w.backend.publish = flaky_publish;
+    w.backend.upload_read = flaky_upload_read;
+    w.backend.file_read = flaky_file_read;
     c.publish_width = width;
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    c.refusal_pause = apr_time_from_sec(1);
     int claimed = 0;
     do /* sessions earlier tests left queued */
         us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed);
@@ -1580,31 +1601,50 @@ static void refused_publish_fails_the_file(int width, const char *ws)
     assert_int_equal(us_ingest_pending(db, pool, sid, "", 10, &pending), US_DB_OK);
     const char *bad = APR_ARRAY_IDX(pending, 1, us_pending).file_ingestion_id;
     const char *in_the_way = apr_pstrcat(pool, root, "/data/files/", bad, NULL);
-    assert_int_equal(apr_dir_make_recursive(apr_pstrcat(pool, in_the_way, "/x", NULL),
-                                            APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    if (at == REFUSE_PUBLISH)
+        assert_int_equal(apr_dir_make_recursive(apr_pstrcat(pool, in_the_way, "/x", NULL),
+                                                APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    refuse_meta = at == REFUSE_META;
+    refuse_read_of = at == REFUSE_COUNT ? bad : NULL;
 
     fail_publish = 1; /* an outage round first: it counts against no file */
     assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_STORAGE_DOWN);
     fail_publish = 0;
-    for (int i = 1; i < US_INGEST_PUBLISH_TRIES; i++) {
-        assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed),
-                         US_INGEST_FILE_REFUSED);
-        assert_int_equal(claimed, 1);
-        expect_file(db, sid, "a.txt", "PENDING", NULL);
-        expect_file(db, sid, "b.txt", "PENDING", NULL);
-        expect_file(db, sid, "c.txt", "PENDING", NULL);
-        assert_int_equal(workspace_files(db, ws, "", &rows), 0);
-    }
-    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), 3);
+    /* the first refusal: the others are decided at once */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 2);
+    assert_int_equal(claimed, 1);
     expect_file(db, sid, "a.txt", "FINISHED", NULL);
-    expect_file(db, sid, "b.txt", "FAILED", "UNKNOWN_ERROR");
+    expect_file(db, sid, "b.txt", "PENDING", NULL);
+    expect_file(db, sid, "c.txt", "FINISHED", NULL);
+    assert_int_equal(workspace_files(db, ws, "", &rows), 2);
+    /* the refused file's upload is kept while it is PENDING */
+    assert_int_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    for (int i = 2; i <= US_INGEST_PUBLISH_TRIES; i++) {
+        apr_interval_time_t pause = apr_time_from_sec(1) << (i - 2);
+        /* not before the pause after the last refusal */
+        ahead += pause - apr_time_from_msec(200);
+        assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+        assert_int_equal(claimed, 0);
+        ahead += apr_time_from_msec(200);
+        assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed),
+                         i < US_INGEST_PUBLISH_TRIES ? 0 : 1);
+        assert_int_equal(claimed, 1);
+        expect_file(db, sid, "b.txt", i < US_INGEST_PUBLISH_TRIES ? "PENDING" : "FAILED",
+                    i < US_INGEST_PUBLISH_TRIES ? NULL : "UNKNOWN_ERROR");
+    }
+    refuse_meta = 0;
+    refuse_read_of = NULL;
+    expect_file(db, sid, "a.txt", "FINISHED", NULL);
     expect_file(db, sid, "c.txt", "FINISHED", NULL);
     assert_int_equal(us_session_get(db, pool, ws, sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 2);
     assert_int_equal(s.failed_files, 1);
     assert_int_equal(workspace_files(db, ws, "", &rows), 2);
-    /* done: the uploads (the refused file's blob, the sidecar) are cleared */
+    /* done: the uploads (the refused file's blob, the sidecar) are cleared,
+     * and nothing is left of b.txt where it was published */
     assert_int_not_equal(stat(apr_pstrcat(pool, root, "/data/sessions/", sid, NULL), &sb), 0);
+    if (at != REFUSE_PUBLISH)
+        assert_int_not_equal(stat(in_the_way, &sb), 0);
     assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
     assert_int_equal(claimed, 0);
     assert_int_equal(us_session_get(db, pool, ws, sid, apr_time_now(), &s), US_DB_OK);
@@ -1615,13 +1655,84 @@ static void refused_publish_fails_the_file(int width, const char *ws)
 static void test_refused_publish_fails_the_file(void **state)
 {
     (void)state;
-    refused_publish_fails_the_file(1, "w-refused");
+    refused_fails_the_file(1, "w-refused", REFUSE_PUBLISH);
 }
 
 static void test_refused_publish_fails_the_file_wide(void **state)
 {
     (void)state;
-    refused_publish_fails_the_file(4, "w-refused-wide");
+    refused_fails_the_file(4, "w-refused-wide", REFUSE_PUBLISH);
+}
+
+/* A sidecar whose read the storage refuses is no outage: b.txt counts it
+ * as a refusal and ends FAILED (UNKNOWN_ERROR: the sidecar was not shown
+ * to be no JSON object), where the batch was retried forever. */
+static void test_refused_sidecar_fails_the_file(void **state)
+{
+    (void)state;
+    refused_fails_the_file(1, "w-refused-meta", REFUSE_META);
+    refused_fails_the_file(4, "w-refused-meta-wide", REFUSE_META);
+}
+
+/* The same for the read that counts a published text file's characters;
+ * the copy published is removed once the file is FAILED. */
+static void test_refused_count_fails_the_file(void **state)
+{
+    (void)state;
+    refused_fails_the_file(1, "w-refused-count", REFUSE_COUNT);
+    refused_fails_the_file(4, "w-refused-count-wide", REFUSE_COUNT);
+}
+
+/* A refused session waits for its turn's pause without holding back a
+ * parallel session, nor one of another workspace; a non-parallel session
+ * of its own workspace closed after it keeps waiting for it (closing
+ * order). */
+static void test_refused_session_waits_alone(void **state)
+{
+    us_db *db = db_open();
+    wrapped_storage w;
+    apr_interval_time_t ahead = 0;
+    us_ingest_config c = with_wrapped_storage(&w);
+    us_session s;
+    (void)state;
+    w.backend.upload_read = flaky_upload_read;
+    c.clock = offset_now;
+    c.clock_arg = &ahead;
+    c.refusal_pause = apr_time_from_sec(1);
+    int claimed = 0;
+    do
+        us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *waiting = new_session(db, "w-wait", "KEEP", 0);
+    upload(db, waiting, "a.txt", "alpha");
+    upload(db, waiting, "a.txt.meta.json", "{}");
+    close_session(db, "w-wait", waiting);
+    const char *behind = new_session(db, "w-wait", "KEEP", 0);
+    upload(db, behind, "b.txt", "beta");
+    close_session(db, "w-wait", behind);
+    const char *other = new_session(db, "w-wait-other", "KEEP", 0);
+    upload(db, other, "c.txt", "gamma");
+    close_session(db, "w-wait-other", other);
+    refuse_meta = 1;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 1);
+    expect_file(db, waiting, "a.txt", "PENDING", NULL);
+    /* the other workspace's session goes, the one behind waits */
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 1);
+    expect_file(db, other, "c.txt", "FINISHED", NULL);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 0);
+    assert_int_equal(claimed, 0);
+    expect_file(db, behind, "b.txt", "PENDING", NULL);
+    /* the store answers again: after the pause, both in closing order */
+    refuse_meta = 0;
+    ahead += apr_time_from_sec(1);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 1);
+    expect_file(db, waiting, "a.txt", "FINISHED", NULL);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, &claimed), 1);
+    expect_file(db, behind, "b.txt", "FINISHED", NULL);
+    assert_int_equal(us_session_get(db, pool, "w-wait", waiting, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 1);
+    us_db_close(db);
 }
 
 int main(void)
@@ -1653,6 +1764,9 @@ int main(void)
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
         cmocka_unit_test(test_refused_publish_fails_the_file),
         cmocka_unit_test(test_refused_publish_fails_the_file_wide),
+        cmocka_unit_test(test_refused_sidecar_fails_the_file),
+        cmocka_unit_test(test_refused_count_fails_the_file),
+        cmocka_unit_test(test_refused_session_waits_alone),
         cmocka_unit_test(test_stop_mid_batch),
         cmocka_unit_test(test_direct_names_from_keys),
         cmocka_unit_test(test_direct_sidecars_past_max_files),

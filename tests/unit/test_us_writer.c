@@ -496,6 +496,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         "DELETE FROM us_user_open WHERE user_id = 'b'", /* b has no open session */
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
+        "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, rows);
@@ -561,6 +562,7 @@ static void test_migration_counts_existing_sessions(void **state)
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
         /* 9 -> 10 */
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
+        "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "UPDATE us_meta SET value = '4' WHERE name = 'schema_version'", NULL
     };
     for (const char *const *q = back_to_4; *q; q++)
@@ -692,6 +694,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "CREATE INDEX us_sessions_late_clear ON us_sessions (expires_at) WHERE direct IN (1, 2, 4)",
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
+        "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, back_to_14);
@@ -732,6 +735,7 @@ static void test_migration_19_counts_the_sidecars(void **state)
     static const char *const back_to_18[] = {
         "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars",
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
+        "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "UPDATE us_meta SET value = '18' WHERE name = 'schema_version'", NULL
     };
     run_sql(db, back_to_18);

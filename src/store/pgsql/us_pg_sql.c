@@ -319,6 +319,12 @@ static const char *const MIGRATION_14_TO_15[] = {
     NULL
 };
 
+/* The time before which a session requeued after a refusal is not claimed. */
+static const char *const MIGRATION_15_TO_16[] = {
+    MIGRATE_SESSIONS_NOT_BEFORE,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -337,6 +343,7 @@ const char *const *us_pg_sql_migration(int from)
     case 12: return MIGRATION_12_TO_13;
     case 13: return MIGRATION_13_TO_14;
     case 14: return MIGRATION_14_TO_15;
+    case 15: return MIGRATION_15_TO_16;
     default: return NULL;
     }
 }
@@ -348,10 +355,12 @@ const char *const *us_pg_sql_migration(int from)
  * disagree. */
 #define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
-/* %lld: the lease in microseconds */
+/* %lld: the lease in microseconds; a requeued session waits for its
+ * ingest_not_before */
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
-    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < " DB_NOW_US " - %lld))"
+    " AND ((" s ".ingest_state = 'queued' AND " s ".ingest_not_before <= " DB_NOW_US ")" \
+    " OR (" s ".ingest_state = 'running' AND " s ".ingest_heartbeat < " DB_NOW_US " - %lld)))"
 
 /* The statements both dialects share (us_sql_shared.h), then PostgreSQL's own. */
 #define STMT(id, name, sql) [US_STMT_##id] = { "us_pg_" name, sql },
@@ -437,6 +446,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_INGEST_CLAIM] = { "us_pg_ingest_claim",
         "UPDATE us_sessions SET ingest_state = 'running', ingest_owner = %s,"
         " ingest_heartbeat = " DB_NOW_US " WHERE id = %s RETURNING " SESSION_COLS },
+    [US_STMT_INGEST_REQUEUE_LATER] = { "us_pg_ingest_requeue_later",
+        /* the database's clock, as the claim judges it; the caller's now
+         * is bound (one argument list for both dialects), not read */
+        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL,"
+        " ingest_not_before = " DB_NOW_US " /* %lld */ + %lld"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_HEARTBEAT] = { "us_pg_ingest_heartbeat",
         "UPDATE us_sessions SET ingest_heartbeat = " DB_NOW_US
         " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },

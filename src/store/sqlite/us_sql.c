@@ -387,6 +387,12 @@ static const char *const MIGRATION_19_TO_20[] = {
     NULL
 };
 
+/* The time before which a session requeued after a refusal is not claimed. */
+static const char *const MIGRATION_20_TO_21[] = {
+    MIGRATE_SESSIONS_NOT_BEFORE,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -420,6 +426,7 @@ const char *const *us_sql_migration(int from)
     case 17: return MIGRATION_17_TO_18;
     case 18: return MIGRATION_18_TO_19;
     case 19: return MIGRATION_19_TO_20;
+    case 20: return MIGRATION_20_TO_21;
     default: return NULL;
     }
 }
@@ -432,9 +439,12 @@ const char *const *us_sql_migration(int from)
  * closing back to its expires_at, which may precede one already running.) */
 /* (the IN, US_SQL_INGESTING's text, admits the partial us_sessions_ingest
  * and lets SQLite seek it for each of the two states) */
+/* %lld, %lld: the caller's now (a requeued session waits for its
+ * ingest_not_before), the heartbeat older than the lease */
 #define CLAIMABLE(s)                                                              \
     "(" s ".closed_at IS NOT NULL AND " s ".ingest_state IN ('queued', 'running')" \
-    " AND (" s ".ingest_state = 'queued' OR " s ".ingest_heartbeat < %lld))"
+    " AND ((" s ".ingest_state = 'queued' AND " s ".ingest_not_before <= %lld)"    \
+    " OR (" s ".ingest_state = 'running' AND " s ".ingest_heartbeat < %lld)))"
 
 /* The statements both dialects share (us_sql_shared.h), then SQLite's own. */
 #define STMT(id, name, sql) [US_STMT_##id] = { "us_" name, sql },
@@ -498,6 +508,11 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * status: its entries would move with every file decided); the
          * unary + keeps SQLite from choosing us_uploads_files and a sort */
         INGEST_PENDING_WHERE("+u.is_meta = 0 AND +u.ingestion_status = 'PENDING'") },
+    [US_STMT_INGEST_REQUEUE_LATER] = { "us_ingest_requeue_later",
+        /* judged by the caller's clock, as the claim is */
+        "UPDATE us_sessions SET ingest_state = 'queued', ingest_owner = NULL,"
+        " ingest_not_before = %lld + %lld"
+        " WHERE id = %s AND ingest_state = 'running' AND ingest_owner = %s" },
     [US_STMT_INGEST_CLAIMED] = { "us_ingest_claimed",
         "SELECT " SESSION_COLS " FROM us_sessions WHERE id = %s AND ingest_state = 'running'"
         " AND ingest_owner = %s" },

@@ -225,7 +225,7 @@ static us_db_rc claim_body(us_db *db, apr_pool_t *p, void *arg)
     claim_args *a = arg;
     apr_int64_t t = a->now, stale = a->stale_before;
     int nrows = 0;
-    const void *args[] = { a->owner, &t, a->id, &stale, &stale };
+    const void *args[] = { a->owner, &t, a->id, &t, &stale };
     us_db_rc rc = us_exec(db, p, US_STMT_INGEST_CLAIM, args, &nrows);
     if (rc != US_DB_OK)
         return rc;
@@ -246,8 +246,8 @@ static us_db_rc sq_ingest_claim(us_db *base, apr_pool_t *p, const char *owner, a
                                 apr_time_t stale_before, us_session *out)
 {
     /* search by a read, outside the queue; the claim re-checks that one row */
-    apr_int64_t stale = stale_before;
-    const void *args[] = { &stale, &stale };
+    apr_int64_t t = now, stale = stale_before;
+    const void *args[] = { &t, &stale };
     claim_args a = { owner, NULL, now, stale_before, out };
     us_db_rc rc = us_select_one(base, p, US_STMT_INGEST_CANDIDATE, args, us_row_to_str, &a.id);
     if (rc != US_DB_OK)
