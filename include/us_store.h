@@ -686,6 +686,10 @@ us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char
  * again. A no-op when owner lost the lease. */
 us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
                           apr_time_t now, apr_time_t next_at, const char *error, int give_up);
+/* An attempt cut short by a shutdown: the lease released, nothing else
+ * changed (not an attempt: due again at once, to any deliverer). A no-op
+ * when owner lost the lease. */
+us_db_rc us_webhook_release(us_db *db, apr_pool_t *p, long long id, const char *owner);
 
 typedef struct {
     long long pending;        /* rows still to deliver */

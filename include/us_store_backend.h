@@ -128,6 +128,7 @@ typedef enum {
     US_STMT_WEBHOOK_NEXT_PAGE,
     US_STMT_WEBHOOK_DONE,
     US_STMT_WEBHOOK_RETRY,
+    US_STMT_WEBHOOK_RELEASE,
     US_STMT_WEBHOOK_STATS,
     US_STMT_WEBHOOK_FORGET_FAILED,  /* a batch of failed rows, the oldest first */
     /* workspaces */

@@ -291,6 +291,9 @@
       "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = %lld, last_error = %s," \
       " last_attempt_at = %lld, state = %s, lease_owner = NULL, lease_until = 0"              \
       " WHERE id = %lld AND lease_owner = %s")                                                \
+    X(WEBHOOK_RELEASE, "webhook_release",                                                     \
+      "UPDATE us_webhook_outbox SET lease_owner = NULL, lease_until = 0"                      \
+      " WHERE id = %lld AND lease_owner = %s")                                                \
     X(WEBHOOK_STATS, "webhook_stats",                                                         \
       /* one statement: one snapshot */                                                       \
       "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"              \

@@ -102,6 +102,14 @@ us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *ow
     return us_write_one(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows);
 }
 
+us_db_rc us_webhook_release(us_db *db, apr_pool_t *p, long long id, const char *owner)
+{
+    apr_int64_t i = id;
+    int nrows = 0;
+    const void *args[] = { &i, owner };
+    return us_write_one(db, p, US_STMT_WEBHOOK_RELEASE, args, &nrows);
+}
+
 static void row_to_webhook_stats(const us_row *r, apr_pool_t *p, void *out)
 {
     us_webhook_stats *st = out;

@@ -2844,6 +2844,36 @@ static void sc_webhook_forget_failed(void **state)
     us_db_close(db);
 }
 
+/* A release (a shutdown cut the POST short): due again at once, to any
+ * deliverer, with its attempts and last error as they were. */
+static void sc_webhook_release(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_row w, w2;
+    us_webhook_stats st;
+    apr_time_t now = sc_target->own_clock ? apr_time_now() : SC_T0 + SC_SEC(20);
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    us_session a = sc_session(sc_uuid(pool, 2150), "ws-release", "u21", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, "ws-release", a.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    /* another owner's release changes nothing: the lease holds */
+    assert_int_equal(us_webhook_release(db, pool, w.id, "d2"), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d2", now, now + SC_SEC(60), &w2),
+                     US_DB_NOTFOUND);
+    assert_int_equal(us_webhook_release(db, pool, w.id, "d1"), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d2", now, now + SC_SEC(60), &w2), US_DB_OK);
+    assert_true(w2.id == w.id);
+    assert_int_equal(w2.attempts, 0);
+    assert_int_equal(w2.page, 1);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 1);
+    assert_null(st.last_error);
+    us_db_close(db);
+}
+
 static void sc_webhook_claim_work(us_db *db, apr_pool_t *p, int i)
 {
     us_webhook_row w;
@@ -3327,6 +3357,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_events),
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_forget_failed),
+        SC_TEST(sc_webhook_release),
         SC_TEST(sc_webhook_concurrent_claim),
         SC_TEST(sc_workspace_create_get_list),
         SC_TEST(sc_workspace_exists_with_data),
