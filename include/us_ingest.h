@@ -115,7 +115,10 @@ void us_ingest_poke(us_ingester *ing);
 #define US_INGEST_POKE_GAP apr_time_from_msec(10)
 apr_interval_time_t us_ingest_poke_gap(int fruitless, apr_interval_time_t poll);
 
-/* Asks the workers to stop, waits for them; a session being ingested is
+/* Asks the workers to stop, without waiting: a process stopping several
+ * sets of workers asks them all first, so they end together. */
+void us_ingest_stop_soon(us_ingester *ing);
+/* us_ingest_stop_soon, then waits for them; a session being ingested is
  * handed back to the queue at a batch boundary. */
 void us_ingest_stop(us_ingester *ing);
 

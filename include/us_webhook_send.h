@@ -44,12 +44,17 @@ int us_webhook_global_init(void);
 /* Starts cfg->threads workers; each has its own pool and connection. */
 apr_status_t us_webhook_start(apr_pool_t *p, const us_webhook_config *cfg,
                               us_webhook_sender **out);
-/* Asks the workers to stop and waits for them (a POST under way ends
- * first, within cfg->timeout). */
+/* Asks the workers to stop, without waiting: a POST under way is cut
+ * short within a second, its row released for a later attempt. */
+void us_webhook_stop_soon(us_webhook_sender *s);
+/* us_webhook_stop_soon, then waits for the workers. */
 void us_webhook_stop(us_webhook_sender *s);
 
 /* Claims one due row and makes one attempt at it: 1 when a row was
- * attempted, 0 when none was due, -1 on a store error. */
-int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner);
+ * attempted, 0 when none was due, -1 on a store error. Once *stop (may be
+ * NULL) is set, a POST under way ends (within a second) and its row is
+ * released as it was: due again, its attempts not counted. */
+int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner,
+                    volatile apr_uint32_t *stop);
 
 #endif

@@ -1261,7 +1261,7 @@ apr_status_t us_ingest_start(apr_pool_t *p, const us_ingest_config *cfg, us_inge
     return APR_SUCCESS;
 }
 
-void us_ingest_stop(us_ingester *ing)
+void us_ingest_stop_soon(us_ingester *ing)
 {
     if (!ing)
         return;
@@ -1272,6 +1272,13 @@ void us_ingest_stop(us_ingester *ing)
         apr_thread_cond_broadcast(ing->calm);
         apr_thread_mutex_unlock(ing->nap_lock);
     }
+}
+
+void us_ingest_stop(us_ingester *ing)
+{
+    if (!ing)
+        return;
+    us_ingest_stop_soon(ing);
     for (int i = 0; i < ing->nthreads; i++) {
         apr_status_t rv;
         apr_thread_join(&rv, ing->threads[i]);

@@ -33,14 +33,30 @@ static size_t discard(char *data, size_t size, size_t n, void *baton)
     return size * n;
 }
 
-/* One POST; *status the HTTP status (0 when none came), or the reason in *err. */
+/* libcurl's progress callback, called about once a second even while
+ * the receiver says nothing: a non-zero answer ends the transfer, so that
+ * a receiver that hangs does not hold a child's shutdown for cfg->timeout. */
+static int stop_asked(void *stop, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                      curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return stop && apr_atomic_read32(stop) ? 1 : 0;
+}
+
+/* One POST; *status the HTTP status (0 when none came), or the reason in
+ * *err; *cut when *stop ended it first. */
 static int post(apr_pool_t *p, const us_webhook_config *cfg, const us_webhook_row *w,
-                const char *id, const char *body, apr_size_t len, long *status, const char **err)
+                const char *id, const char *body, apr_size_t len, volatile apr_uint32_t *stop,
+                long *status, int *cut, const char **err)
 {
     char sig[72];
     long long ts = (long long)apr_time_sec(apr_time_now());
     CURL *h = curl_easy_init();
     *status = 0;
+    *cut = 0;
     if (!h || !us_webhook_sign(cfg->secret, cfg->secret_len, ts, body, len, sig)) {
         if (h)
             curl_easy_cleanup(h);
@@ -65,7 +81,11 @@ static int post(apr_pool_t *p, const us_webhook_config *cfg, const us_webhook_ro
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stop_asked);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)stop);
     CURLcode cc = curl_easy_perform(h);
+    *cut = cc == CURLE_ABORTED_BY_CALLBACK;
     if (cc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     else
@@ -107,7 +127,8 @@ static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w,
     return body;
 }
 
-int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner)
+int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner,
+                    volatile apr_uint32_t *stop)
 {
     us_webhook_row w;
     apr_time_t now = apr_time_now();
@@ -121,15 +142,23 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
     int pages = 1;
     apr_size_t len = 0;
     long status = 0;
+    int cut = 0;
     const char *err = NULL;
     us_webhook_delivery_id(w.event, w.session_id, w.page, id);
     const char *body = event_body(db, p, &w, &pages, &len, &err);
     if (!body && !err)
         return -1; /* the lease lapses and the row is tried again */
-    if (body && post(p, cfg, &w, id, body, len, &status, &err) && status >= 200 && status < 300) {
+    if (body && post(p, cfg, &w, id, body, len, stop, &status, &cut, &err) && status >= 200 &&
+        status < 300) {
         rc = us_webhook_delivered(db, p, w.id, owner, w.page, pages);
         us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
                w.event, w.session_id, w.page, pages, w.url);
+        return rc == US_DB_OK ? 1 : -1;
+    }
+    if (cut) { /* not the receiver's failure: due again at once, for the next process */
+        rc = us_webhook_release(db, p, w.id, owner);
+        us_log(cfg->log, US_LOG_INFO, 0, 1306, "webhook %s %s (delivery %s): attempt cut short "
+               "by the shutdown; left for a later one", w.event, w.session_id, id);
         return rc == US_DB_OK ? 1 : -1;
     }
     if (!err)
@@ -183,7 +212,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             nap(s, apr_time_from_sec(5));
             continue;
         }
-        int n = us_webhook_once(db, iter, cfg, owner);
+        int n = us_webhook_once(db, iter, cfg, owner, &s->stop);
         if (n < 0) {
             us_log(cfg->log, US_LOG_WARN, 0, 1305, "webhook worker %s: %s", owner,
                    us_db_error(db));
@@ -224,11 +253,17 @@ apr_status_t us_webhook_start(apr_pool_t *p, const us_webhook_config *cfg,
     return APR_SUCCESS;
 }
 
+void us_webhook_stop_soon(us_webhook_sender *s)
+{
+    if (s)
+        apr_atomic_set32(&s->stop, 1);
+}
+
 void us_webhook_stop(us_webhook_sender *s)
 {
     if (!s)
         return;
-    apr_atomic_set32(&s->stop, 1);
+    us_webhook_stop_soon(s);
     for (int i = 0; i < s->nthreads; i++) {
         apr_status_t rv;
         apr_thread_join(&rv, s->threads[i]);

@@ -1017,14 +1017,14 @@ static apr_status_t stop_webhooks(void *data)
 }
 
 /* The outbox's deliverer of this child: one worker per store with webhooks. */
-static void start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
+static us_webhook_sender *start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
 {
     us_webhook_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
     us_webhook_sender *snd = NULL;
     char host[256] = "localhost";
 
     if (!c->webhooks)
-        return;
+        return NULL;
     if (c->node_name)
         apr_cpystrn(host, c->node_name, sizeof(host));
     else
@@ -1043,9 +1043,29 @@ static void start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0021)
                      "cannot start the webhook worker");
-        return;
+        return NULL;
     }
     apr_pool_pre_cleanup_register(pchild, snd, stop_webhooks);
+    return snd;
+}
+
+/* The child's background workers, every store's. */
+typedef struct {
+    apr_array_header_t *ingesters; /* us_ingester * */
+    apr_array_header_t *senders;   /* us_webhook_sender * */
+} child_workers;
+
+/* Registered after each set's own stop (pre-cleanups run last registered
+ * first): every set is asked to stop before any is waited for, so none
+ * keeps working - or is killed mid-batch - while another one winds down. */
+static apr_status_t ask_workers_to_stop(void *data)
+{
+    child_workers *w = data;
+    for (int i = 0; i < w->senders->nelts; i++)
+        us_webhook_stop_soon(APR_ARRAY_IDX(w->senders, i, us_webhook_sender *));
+    for (int i = 0; i < w->ingesters->nelts; i++)
+        us_ingest_stop_soon(APR_ARRAY_IDX(w->ingesters, i, us_ingester *));
+    return APR_SUCCESS;
 }
 
 /* glibc serves an allocation above its mmap threshold with its own mapping,
@@ -1069,6 +1089,9 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_hash_t *stores = apr_hash_make(pchild);
     int threads = US_DEFAULT_MAX_CONNS;
+    child_workers *workers = apr_pcalloc(pchild, sizeof(*workers));
+    workers->ingesters = apr_array_make(pchild, 1, sizeof(us_ingester *));
+    workers->senders = apr_array_make(pchild, 1, sizeof(us_webhook_sender *));
 
     fix_mmap_threshold(s);
     us_metrics_child_init();
@@ -1099,8 +1122,13 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
         c->ingest = start_ingest(pchild, s, v, c); /* one set of workers per store */
-        start_webhooks(pchild, v, c);
+        us_webhook_sender *snd = start_webhooks(pchild, v, c);
+        if (c->ingest)
+            APR_ARRAY_PUSH(workers->ingesters, us_ingester *) = c->ingest;
+        if (snd)
+            APR_ARRAY_PUSH(workers->senders, us_webhook_sender *) = snd;
     }
+    apr_pool_pre_cleanup_register(pchild, workers, ask_workers_to_stop);
 }
 
 /* ---- expiry sweep in the parent ------------------------------------------------ */

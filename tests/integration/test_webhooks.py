@@ -10,6 +10,8 @@ import hmac
 import http.server
 import json
 import os
+import re
+import socket
 import threading
 import time
 
@@ -18,7 +20,7 @@ import pytest
 from us_testkit.api import check, close_session, unique_ws
 from us_testkit.ingest import (httpd_pids, kill9, new_session, start_after_kill, upload_all,
                                upload_one)
-from us_testkit.procs import free_port, wait_for
+from us_testkit.procs import children_of, free_port, pid_alive, wait_for
 from us_testkit.server import configtest
 
 
@@ -417,3 +419,75 @@ def test_many_failed_files_are_paged(server_factory, receiver):
     assert all(signature_ok(r) for r in reqs)
     time.sleep(1)
     assert len(receiver.requests) == 2
+
+
+class HangingReceiver:
+    """A receiver on loopback that, while `hang` is set, accepts each POST
+    and never answers; once cleared it answers the later ones 200 and keeps
+    their bodies. One listening socket throughout: no refused connection
+    in between."""
+
+    def __init__(self):
+        self.hang = threading.Event()
+        self.hang.set()
+        self.held, self.bodies = [], []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/upload-sessions"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.hang.is_set():
+                self.held.append(c)
+            else:
+                threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+
+    def _answer(self, c):
+        with c:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(65536)
+            head, body = data.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < n:
+                body += c.recv(65536)
+            self.bodies.append(body)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def test_hung_receiver_does_not_hold_a_restart(server_factory):
+    """A POST under way when the children are told to stop is cut short at
+    once (not after the 10 s timeout, with httpd's SIGKILL): the old
+    children exit within 2 s, and the event, not counted as a failed
+    attempt, is delivered by the new ones once the receiver answers."""
+    hung = HangingReceiver()
+    try:
+        s = hook_server(server_factory, [hung.url])
+        ws = unique_ws("hook-hung")
+        sid = closed_session(s, ws, [("a.txt", b"a")])
+        assert wait_for(lambda: hung.held, 15), "no delivery attempt"
+        old = children_of(s.pid)
+        t0 = time.monotonic()
+        proc = s._ctl("-k", "restart")
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: not any(pid_alive(k) for k in old), 5)
+        took = time.monotonic() - t0
+        hung.hang.clear()
+        assert took < 2, f"the old children took {took:.1f} s to exit"
+        assert wait_for(lambda: hung.bodies, 15), "not delivered after the restart"
+        ev = json.loads(hung.bodies[0])
+        assert (ev["event"], ev["session_id"]) == ("session.ingested", sid)
+        log = s.log_text()
+        assert "US1306" in log, s.log_tail()
+        assert not re.search(r"AH00046|SIGKILL|US1303", log), s.log_tail()
+    finally:
+        hung.close()
