@@ -1159,6 +1159,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_time_t last_reclaim = 0, last_maintenance = 0;
     us_late_cursor late_at;
     int poked = 0, fruitless = 0; /* pokes in a row that found nothing to claim */
+    int store_down = 0; /* a connection was refused as an outage: said once until one opens */
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
@@ -1179,12 +1180,23 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
-            if (us_db_open_apart(p, cfg->store, &db, err, sizeof(err)) != US_DB_OK) {
-                us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
+            us_db_rc orc = us_db_open_apart(p, cfg->store, &db, err, sizeof(err));
+            if (orc != US_DB_OK) {
+                /* an outage (BUSY) is the store's to tell, throttled: said once here */
+                if (orc != US_DB_BUSY)
+                    us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
+                else if (!store_down)
+                    us_log(cfg->log, US_LOG_WARN, 0, 1041, "ingest worker %s: %s; trying again "
+                           "every 5 s", owner, err);
+                store_down |= orc == US_DB_BUSY;
                 db = NULL;
                 nap(ing, apr_time_from_sec(5), apr_time_from_sec(5));
                 continue;
             }
+            if (store_down)
+                us_log(cfg->log, US_LOG_INFO, 0, 1042, "ingest worker %s: connected to the store "
+                       "again", owner);
+            store_down = 0;
             /* a failure leaves the default cache: slower, still correct */
             (void)us_db_for_batches(db, iter);
         }

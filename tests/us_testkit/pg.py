@@ -9,7 +9,9 @@ server gets a database of its own on it.
 """
 
 import atexit
+import glob
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -59,6 +61,25 @@ class PgCluster:
         away for a moment. Only for a cluster this process started."""
         assert self.dir, "not a cluster of this process"
         subprocess.run([HELPER, "restart", self.dir], check=True, timeout=120)
+
+    def _pg_ctl(self, *args):
+        bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run([*owner, f"{bindir}/pg_ctl", "-D", f"{self.dir}/data", *args],
+                       check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+    def pause(self):
+        """pg_ctl stop -m fast, keeping the cluster (an outage): resume()
+        starts it again with its options. Only for a cluster this process
+        started."""
+        assert self.dir, "not a cluster of this process"
+        with open(os.path.join(self.dir, "data", "postmaster.opts")) as f:
+            opts = f.read().split(None, 1)[1]
+        self._opts = re.sub(r'"-D" "[^"]*"', "", opts).replace('"', "")
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def resume(self):
+        self._pg_ctl("-l", f"{self.dir}/server.log", "-w", "start", "-o", self._opts)
 
     def stop(self):
         if self.dir:

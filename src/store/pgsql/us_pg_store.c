@@ -25,6 +25,7 @@
 #include "us_store_backend.h"
 #include "../us_ops.h"
 
+#include <apr_atomic.h>
 #include <apr_dbd.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const apr_dbd_driver_t *drv;
@@ -167,6 +169,34 @@ static apr_status_t handle_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* A refused connection is said at once, then at most once per
+ * US_PG_CONNECT_QUIET in this process, with the count of those not said:
+ * during an outage every thread of every process tries again on its own. */
+#define US_PG_CONNECT_QUIET 30 /* seconds */
+static volatile apr_uint32_t connect_pid;     /* whose counters (a child inherits them) */
+static volatile apr_uint32_t connect_said_at; /* seconds, the last US1111 */
+static volatile apr_uint32_t connect_held;    /* refusals since, not said */
+
+static void connect_refused(us_pg_db *db)
+{
+    apr_uint32_t pid = (apr_uint32_t)getpid(), now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    if (apr_atomic_xchg32(&connect_pid, pid) != pid) { /* a race here costs a message at most */
+        apr_atomic_set32(&connect_said_at, 0);
+        apr_atomic_set32(&connect_held, 0);
+    }
+    apr_uint32_t at = apr_atomic_read32(&connect_said_at);
+    if (now - at < US_PG_CONNECT_QUIET || apr_atomic_cas32(&connect_said_at, now, at) != at) {
+        apr_atomic_inc32(&connect_held);
+        return;
+    }
+    apr_uint32_t held = apr_atomic_xchg32(&connect_held, 0);
+    if (held)
+        us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s (and %u more times in "
+               "this process since the last such message)", db->err, (unsigned)held);
+    else
+        us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s", db->err);
+}
+
 static void drop_handle(us_pg_db *db)
 {
     if (db->hpool) {
@@ -189,7 +219,7 @@ static us_db_rc connect_handle(us_pg_db *db)
     if (apr_dbd_open_ex(db->conf->drv, db->hpool, db->conf->conninfo, &db->h, &oerr) !=
             APR_SUCCESS || !db->h) {
         set_err(db, "cannot connect to PostgreSQL: %s", oerr ? oerr : "unknown error");
-        us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s", db->err);
+        connect_refused(db);
         db->h = NULL;
         drop_handle(db);
         return US_DB_BUSY;
