@@ -18,6 +18,7 @@
 #include "us_json.h"
 #include "us_utf8.h"
 #include "us_uuid.h"
+#include "us_worker_link.h"
 
 #include <apr_atomic.h>
 #include <apr_hash.h>
@@ -1155,16 +1156,16 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const us_ingest_config *cfg = ing->cfg;
     apr_pool_t *p, *iter;
     us_db *db = NULL;
-    char err[256];
     apr_time_t last_reclaim = 0, last_maintenance = 0;
     us_late_cursor late_at;
     int poked = 0, fruitless = 0; /* pokes in a row that found nothing to claim */
-    int store_down = 0; /* a connection was refused as an outage: said once until one opens */
 
     /* a pool of its own: nothing shared with request or config pools */
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
+    us_worker_link link = { cfg->log, apr_pstrcat(p, "ingest worker ", owner, NULL), 1010, 1041,
+                            1042, 0 };
     memset(&late_at, 0, sizeof(late_at));
     /* the largest file's upload time is part of the grace: an object store
      * may date a multipart object by its start (us_ingest_late_grace) */
@@ -1180,23 +1181,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
         if (!db) {
-            us_db_rc orc = us_db_open_apart(p, cfg->store, &db, err, sizeof(err));
-            if (orc != US_DB_OK) {
-                /* an outage (BUSY) is the store's to tell, throttled: said once here */
-                if (orc != US_DB_BUSY)
-                    us_log(cfg->log, US_LOG_ERR, 0, 1010, "ingest worker %s: %s", owner, err);
-                else if (!store_down)
-                    us_log(cfg->log, US_LOG_WARN, 0, 1041, "ingest worker %s: %s; trying again "
-                           "every 5 s", owner, err);
-                store_down |= orc == US_DB_BUSY;
-                db = NULL;
+            if (us_worker_connect(&link, p, cfg->store, &db) != US_DB_OK) {
                 nap(ing, apr_time_from_sec(5), apr_time_from_sec(5));
                 continue;
             }
-            if (store_down)
-                us_log(cfg->log, US_LOG_INFO, 0, 1042, "ingest worker %s: connected to the store "
-                       "again", owner);
-            store_down = 0;
             /* a failure leaves the default cache: slower, still correct */
             (void)us_db_for_batches(db, iter);
         }

@@ -4,6 +4,7 @@
 
 #include "us_version.h"
 #include "us_webhook.h"
+#include "us_worker_link.h"
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -198,32 +199,19 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const us_webhook_config *cfg = s->cfg;
     apr_pool_t *p, *iter;
     us_db *db = NULL;
-    char err[256];
-    int store_down = 0; /* a connection was refused as an outage: said once until one opens */
 
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/webhook%d", cfg->host, (long)getpid(),
                                      arg->index);
+    us_worker_link link = { cfg->log, apr_pstrcat(p, "webhook worker ", owner, NULL),
+                            1304, 1307, 1308, 0 };
     while (!apr_atomic_read32(&s->stop)) {
         apr_pool_clear(iter);
-        us_db_rc orc = db ? US_DB_OK : us_db_open_apart(p, cfg->store, &db, err, sizeof(err));
-        if (orc != US_DB_OK) {
-            /* an outage (BUSY) is the store's to tell, throttled: said once here */
-            if (orc != US_DB_BUSY)
-                us_log(cfg->log, US_LOG_ERR, 0, 1304, "webhook worker %s: %s", owner, err);
-            else if (!store_down)
-                us_log(cfg->log, US_LOG_WARN, 0, 1307, "webhook worker %s: %s; trying again "
-                       "every 5 s", owner, err);
-            store_down |= orc == US_DB_BUSY;
-            db = NULL;
+        if (us_worker_connect(&link, p, cfg->store, &db) != US_DB_OK) {
             nap(s, apr_time_from_sec(5));
             continue;
         }
-        if (store_down)
-            us_log(cfg->log, US_LOG_INFO, 0, 1308, "webhook worker %s: connected to the store "
-                   "again", owner);
-        store_down = 0;
         int n = us_webhook_once(db, iter, cfg, owner, &s->stop);
         if (n < 0) {
             us_log(cfg->log, US_LOG_WARN, 0, 1305, "webhook worker %s: %s", owner,

@@ -1,0 +1,28 @@
+/*
+ * us_worker_link.h - a background worker's connection to its store (the
+ * ingest and webhook workers), and how its failures are told: a store that
+ * is down (US_DB_BUSY) once, at warn, until a connection opens again - the
+ * store's own lines, throttled, say the rest of an outage - and any other
+ * failure at error, every time.
+ */
+#ifndef US_WORKER_LINK_H
+#define US_WORKER_LINK_H
+
+#include "us_log.h"
+#include "us_store.h"
+
+typedef struct {
+    const us_logger *log;
+    const char *who;   /* "ingest worker <owner>", said first on each line */
+    int error_no;      /* a failure that is no outage */
+    int down_no;       /* the first failure of an outage */
+    int back_no;       /* the first connection after one (info) */
+    int down;          /* an outage was said and no connection opened since */
+} us_worker_link;
+
+/* Opens *db in p (us_db_open_apart) unless it is open: US_DB_OK when it
+ * is, else the failure, logged as above, with *db NULL. */
+us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg *store,
+                           us_db **db);
+
+#endif
