@@ -2540,6 +2540,21 @@ static apr_array_header_t *sc_claim_all(us_db *db, apr_time_t now)
     return rows;
 }
 
+/* One closed session of ws (its id from seed) whose event deliverer d1
+ * then leases until now + lease: the outbox row, as claimed. */
+static us_webhook_row sc_one_event_leased(us_db *db, int seed, const char *ws, apr_time_t now,
+                                          apr_interval_time_t lease)
+{
+    us_webhook_row w;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    us_session a = sc_session(sc_uuid(pool, seed), ws, "u21", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+    assert_int_equal(us_session_close(db, pool, ws, a.id, SC_T0 + 1), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + lease, &w), US_DB_OK);
+    return w;
+}
+
 /* Ingests session id at once: claim, done. */
 static void sc_ingest_now(us_db *db, const char *id)
 {
@@ -2719,18 +2734,13 @@ static void sc_sleep_past(apr_time_t t)
 static void sc_webhook_retry_and_pages(void **state)
 {
     us_db *db = sc_open(pool);
-    us_webhook_row w, w2;
+    us_webhook_row w2;
     us_webhook_stats st;
     int own = sc_target->own_clock;
     apr_time_t now = own ? apr_time_now() : SC_T0 + SC_SEC(20);
     apr_interval_time_t lease = own ? SC_SEC(1) : SC_SEC(60), backoff = own ? SC_SEC(1) : SC_SEC(5);
     (void)state;
-    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
-                     US_DB_OK);
-    us_session a = sc_session(sc_uuid(pool, 2100), "ws-retry", "u21", SC_T0, 100);
-    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
-    assert_int_equal(us_session_close(db, pool, "ws-retry", a.id, SC_T0 + 1), US_DB_OK);
-    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + lease, &w), US_DB_OK);
+    us_webhook_row w = sc_one_event_leased(db, 2100, "ws-retry", now, lease);
     /* leased: nobody else gets it while the lease lives (with its own
      * clock, not even a node whose clock runs two minutes ahead) */
     apr_time_t t = own ? now + SC_SEC(120) : now + lease - SC_SEC(1);
@@ -2849,16 +2859,11 @@ static void sc_webhook_forget_failed(void **state)
 static void sc_webhook_release(void **state)
 {
     us_db *db = sc_open(pool);
-    us_webhook_row w, w2;
+    us_webhook_row w2;
     us_webhook_stats st;
     apr_time_t now = sc_target->own_clock ? apr_time_now() : SC_T0 + SC_SEC(20);
     (void)state;
-    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
-                     US_DB_OK);
-    us_session a = sc_session(sc_uuid(pool, 2150), "ws-release", "u21", SC_T0, 100);
-    assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
-    assert_int_equal(us_session_close(db, pool, "ws-release", a.id, SC_T0 + 1), US_DB_OK);
-    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    us_webhook_row w = sc_one_event_leased(db, 2150, "ws-release", now, SC_SEC(60));
     /* another owner's release changes nothing: the lease holds */
     assert_int_equal(us_webhook_release(db, pool, w.id, "d2"), US_DB_OK);
     assert_int_equal(us_webhook_claim(db, pool, "d2", now, now + SC_SEC(60), &w2),
