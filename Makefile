@@ -165,10 +165,15 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libus_core_unit.a $(wildcard tests/unit
 	@$(CC) $(CFLAGS_CORE) $(PRIV_INC) -Wno-unused-parameter -o $@ $< $(BUILD)/libus_core_unit.a $(APR_LIBS) $(LIBS) -lcmocka
 
 # test_pgsql_store starts a private PostgreSQL (scripts/pg-test-cluster.sh);
-# here it must, rather than skip
+# here it must, rather than skip. Two suites at a time, the slowest first
+# (each has its own directory, database and ports, as unit-valgrind shows);
+# a failing suite's output is printed, and the others still run.
 unit: export US_PG_REQUIRED = 1
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@printf '%s\n' $(filter $(UNIT_BINS),$(UNIT_SLOW)) $(filter-out $(UNIT_SLOW),$(UNIT_BINS)) | \
+	    xargs -P 2 -I '{}' sh -c 'if {} > {}.log 2>&1; then echo "== {}: passed"; \
+	        else cat {}.log; echo "== {}: FAILED"; exit 1; fi'
+	@echo "unit: every suite passed"
 
 # the unit tests under valgrind: any error or leak fails. Two at a time
 # (valgrind runs a process's threads on one core), the slowest first; each
@@ -304,15 +309,19 @@ SANITIZE_SKIP := test_install test_run_script test_startup_user test_docs test_o
 # memory or a server's pace under slow clients (the sanitizers' runtime
 # distorts both; their request paths are the smaller tests' own) and the
 # longest of those whose time goes in waiting (repeated kills, a lock held
-# past the busy timeout, reloads under load: their files' other tests take
-# the same paths)
+# past the busy timeout, reloads under load, a 10 s connect timeout, a
+# webhook retried until given up, store errors counted: their files' other
+# tests take the same paths)
 SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongside_a_running_one \
                      test_memory_bounds.py::test_large_legitimate_requests_do_not_stay_resident \
                      test_upload.py::test_2gib_upload_streams_to_disk_with_bounded_memory \
                      test_slow_clients.py::test_slow_header_flood_does_not_starve_api_clients \
                      test_crash.py::test_ingestion_survives_repeated_sigkill \
                      test_faults.py::test_store_locked_beyond_busy_timeout \
-                     test_key_reload.py::test_requests_during_reloads_never_fail
+                     test_key_reload.py::test_requests_during_reloads_never_fail \
+                     test_metrics.py::test_store_errors_are_counted \
+                     test_webhooks.py::test_given_up_after_retry_for \
+                     test_restart_store_down.py::test_a_graceful_restart_survives_a_database_that_does_not_answer
 # the integration tests' arguments under a sanitizer, $(1): the tests deselected
 sanitize_pytest_args = $(PYTEST_ARGS) $(SANITIZE_SKIP:%=--ignore=tests/integration/%.py) \
 	$(1:%=--deselect=tests/integration/%)

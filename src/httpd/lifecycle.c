@@ -857,8 +857,9 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
 
 /* Whether this httpd has set up the store of c (its schema made current)
  * in an earlier generation: remembered in the process pool, which a
- * restart keeps. Marks it so when `mark`. */
-static int store_set_up_before(server_rec *s, const us_srv_conf *c, int mark)
+ * restart keeps (a store's key is copied there once). Marks it so when
+ * `mark`; p is for the lookup. */
+static int store_set_up_before(apr_pool_t *p, server_rec *s, const us_srv_conf *c, int mark)
 {
     void *v = NULL;
     apr_pool_t *pp = s->process->pool;
@@ -867,10 +868,10 @@ static int store_set_up_before(server_rec *s, const us_srv_conf *c, int mark)
         v = apr_hash_make(pp);
         apr_pool_userdata_set(v, "us_stores_set_up", apr_pool_cleanup_null, pp);
     }
-    const char *k = store_key(pp, c);
+    const char *k = store_key(p, c);
     int before = apr_hash_get(v, k, APR_HASH_KEY_STRING) != NULL;
     if (mark && !before)
-        apr_hash_set(v, k, APR_HASH_KEY_STRING, "");
+        apr_hash_set(v, apr_pstrdup(pp, k), APR_HASH_KEY_STRING, "");
     return before;
 }
 
@@ -906,7 +907,7 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
      * server over a store that is down or locked for now: the children
      * reconnect by themselves, and the schema is the one this httpd made
      * current. A store never set up here is still a startup error. */
-    if (rc == US_DB_BUSY && store_set_up_before(s, c, 0))
+    if (rc == US_DB_BUSY && store_set_up_before(p, s, c, 0))
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0023)
                      "%s; restarting anyway: the store keeps the schema, webhook URLs and "
                      "node name an earlier start recorded until a restart records them, and "
@@ -914,7 +915,7 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
     else if (rc != US_DB_OK)
         return err;
     else
-        store_set_up_before(s, c, 1);
+        store_set_up_before(p, s, c, 1);
     /* the logger lives as long as the storage, in the parent and the children */
     us_storage_set_logger(c->storage, error_log_for(pconf, s));
     if (storage_usable(pconf, p, s, c))
