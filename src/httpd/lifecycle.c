@@ -691,6 +691,13 @@ static const char *user_name(apr_pool_t *p)
                                      : apr_psprintf(p, "uid %ld", (long)ap_unixd_config.user_id);
 }
 
+/* A directory d that must exist and does not: the startup error. */
+static const char *missing_dir(apr_pool_t *p, const user_dir *d)
+{
+    return apr_psprintf(p, "%s: directory %s does not exist (create it, writable for httpd's "
+                        "User %s)", d->directive, d->path, user_name(p));
+}
+
 /* The directories the children write: the store's, then the storage's. */
 static apr_array_header_t *user_dirs(apr_pool_t *p, us_srv_conf *c)
 {
@@ -794,8 +801,7 @@ static const char *check_as_user(apr_pool_t *p, server_rec *s, us_srv_conf *c,
         apr_status_t e = APR_FROM_OS_ERROR(atoi(tab1 + 1));
         const char *parent = tab2 + 1;
         if (APR_STATUS_IS_ENOENT(e))
-            return apr_psprintf(p, "%s: directory %s does not exist (create it, writable "
-                                "for httpd's User %s)", d->directive, d->path, user_name(p));
+            return missing_dir(p, d);
         if (*parent)
             return apr_psprintf(p, "%s: httpd's User %s cannot reach directory %s: it cannot "
                                 "search %s (%pm; e.g. chmod o+x %s, or move the directory)",
@@ -849,8 +855,7 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
         if (exists)
             *(user_dir *)apr_array_push(there) = *d;
         else if (d->must_exist)
-            return apr_psprintf(p, "%s: directory %s does not exist (create it, writable "
-                                "for httpd's User %s)", d->directive, d->path, user_name(p));
+            return missing_dir(p, d);
     }
     return there->nelts ? check_as_user(p, s, c, there, 0) : NULL;
 }
