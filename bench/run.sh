@@ -20,7 +20,7 @@
 # measurement during which other processes used more than this % of the CPU
 # is repeated), BENCH_TRIES (attempts at most, default 3; 2 when quick).
 #
-# Needs: build/mod_upload_session.so (make), wrk, curl, Debian's apache2
+# Needs: build/mod_upload_session.so (make; the bench tools are built here), wrk, curl, Debian's apache2
 # (event MPM, mod_dav, mod_dav_fs, mod_mime) and /usr/bin/python3 with httpx and pytest.
 set -u
 
@@ -43,6 +43,12 @@ if [ -n "$missing" ]; then
 fi
 if [ ! -f "$so" ]; then
     echo "bench: $so not built (run make first)" >&2
+    exit 2
+fi
+# b9's disk program and b1's bound (LD_PRELOAD) are built here when missing,
+# so a BENCH_ONLY run straight after `make` measures them too
+if ! make -s -C "$top" bench-tools >/dev/null; then
+    echo "bench: make bench-tools failed" >&2
     exit 2
 fi
 
