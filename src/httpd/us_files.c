@@ -321,6 +321,18 @@ static int send_unsatisfiable(request_rec *r, apr_off_t size)
 
 #define NO_FILE "There's no file with the ID '%s' in the workspace."
 
+/* NO_FILE of an id that may hold a NUL (a JSON object's key), whole */
+static json_t *no_file_text(apr_pool_t *p, const char *id, size_t id_len)
+{
+    static const char head[] = "There's no file with the ID '", tail[] = "' in the workspace.";
+    size_t n = sizeof(head) - 1 + id_len + sizeof(tail) - 1;
+    char *text = apr_palloc(p, n);
+    memcpy(text, head, sizeof(head) - 1);
+    memcpy(text + sizeof(head) - 1, id, id_len);
+    memcpy(text + sizeof(head) - 1 + id_len, tail, sizeof(tail) - 1);
+    return json_stringn(text, n);
+}
+
 /* Whether a file whose bytes were not found has no row any more: a delete
  * took it between the read of its row and the open of its bytes, so it is
  * answered as if the delete had come first. With its row there, its bytes
@@ -821,8 +833,11 @@ static int delete_names(request_rec *r, json_t *errs, apr_array_header_t **names
     for (size_t i = 0; i < json_array_size(list) && json_array_size(errs) < US_MAX_NAME_ERRORS;
          i++) {
         json_t *v = json_array_get(list, i);
+        /* no stored name holds a NUL: such a name matches no file (cut at
+         * its NUL, it would name another) */
         if (us_validate_json_type(errs, json_pack("[s,s,I]", "body", "names", (json_int_t)i), v,
-                                  JSON_STRING))
+                                  JSON_STRING) &&
+            !us_json_has_nul(v))
             APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(r->pool, json_string_value(v));
     }
     return json_array_size(errs) > 0 ? us_send_422(r, errs) : DECLINED;
@@ -925,15 +940,19 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
     json_t *errs = us_json_pool_own(r->pool, json_array());
     json_t *body = NULL, *patch;
     const char *key;
+    size_t key_len;
     us_db *db;
     int rc;
 
     if ((rc = us_read_json_object(r, US_META_MAX_BYTES, 0, errs, &body)) != DECLINED)
         return rc;
-    json_object_foreach(body, key, patch) {
-        if (us_validate_json_type(errs, json_pack("[s,s]", "body", key), patch, JSON_OBJECT) &&
+    /* a key may hold a NUL: it is quoted whole (json_stringn), and is no
+     * file id (cut at its NUL, it would name another file) */
+    json_object_keylen_foreach(body, key, key_len, patch) {
+        if (us_validate_json_type(errs, json_pack("[s,s#]", "body", key, key_len), patch,
+                                  JSON_OBJECT) &&
             us_json_has_nul(patch))
-            refuse_nul(errs, json_pack("[s,s]", "body", key), patch);
+            refuse_nul(errs, json_pack("[s,s#]", "body", key, key_len), patch);
     }
     if (json_array_size(errs) > 0)
         return us_send_422(r, errs);
@@ -941,15 +960,14 @@ int us_api_files_update_meta(request_rec *r, us_srv_conf *c, const char *ws)
         return OK;
     json_t *failed = us_json_pool_own(r->pool, json_array());
     us_db_rc drc = US_DB_OK;
-    json_object_foreach(body, key, patch) {
+    json_object_keylen_foreach(body, key, key_len, patch) {
         char id[37], reason[160];
         const char *meta;
-        us_db_rc one = us_uuid_parse(key, id, reason, sizeof(reason))
+        us_db_rc one = strlen(key) == key_len && us_uuid_parse(key, id, reason, sizeof(reason))
                            ? update_meta(r, db, ws, id, patch, 1, &meta) : US_DB_NOTFOUND;
         if (one == US_DB_NOTFOUND)
-            json_array_append_new(failed, json_pack("{s:s,s:s,s:s}", "file_id", key, "error_type",
-                "FILE_NOT_FOUND", "error_message",
-                apr_psprintf(r->pool, NO_FILE, key)));
+            json_array_append_new(failed, json_pack("{s:s#,s:s,s:o}", "file_id", key, key_len,
+                "error_type", "FILE_NOT_FOUND", "error_message", no_file_text(r->pool, key, key_len)));
         else if (one != US_DB_OK) {
             drc = one; /* the store failed: 503/500 (the updates before it stay) */
             break;

@@ -61,6 +61,20 @@ def test_delete_by_names_and_all(srv, api):
     assert names_of(srv, api, other) == ["a.txt"] and os.path.exists(blob(srv, o))
 
 
+def test_a_name_holding_nul_deletes_nothing(srv, api):
+    # cut at its NUL, "a.txt\0other.txt" would name a.txt: no stored name
+    # holds a NUL, so it names no file
+    ws = unique_ws("del-nul")
+    fid = post_file(api, ws, "a.txt", b"keep me")["file_id"]
+    check(api.request("DELETE", ws_files_path(ws), json={"names": ["a.txt\u0000other.txt"]}),
+          200, None)
+    assert names_of(srv, api, ws) == ["a.txt"]
+    assert os.path.exists(blob(srv, fid))
+    check(api.request("DELETE", ws_files_path(ws), json={"names": ["b\u0000", "a.txt"]}),
+          200, None)
+    assert names_of(srv, api, ws) == []
+
+
 def test_delete_body_validation(srv, api):
     ws = unique_ws("del-422")
     post_file(api, ws, "a.txt", b"a")

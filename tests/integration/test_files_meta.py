@@ -88,6 +88,22 @@ def test_bulk_update_meta(srv, api):
     assert get_meta(api, ws, a) == {"t": "x"}
 
 
+def test_bulk_update_meta_key_holding_nul_is_no_file_id(srv, api):
+    # cut at its NUL the key would be the file's id: it is quoted whole and
+    # names no file
+    ws = unique_ws("meta-nul-key")
+    fid = post_file(api, ws, "a.txt", b"x", meta={"k": "old"})["file_id"]
+    key = fid + "\u0000junk"
+    check(api.post(ws_files_path(ws) + "/update-meta", json={key: {"k": "new"}}), 200,
+          {"failed_count": 1, "failed_files": [
+              {"file_id": key, "error_type": "FILE_NOT_FOUND",
+               "error_message": f"There's no file with the ID '{key}' in the workspace."}]})
+    assert get_meta(api, ws, fid) == {"k": "old"}
+    check(api.post(ws_files_path(ws) + "/update-meta", json={key: [1]}), 422, v422(
+        {"type": "dict_type", "loc": ["body", key], "msg": "Input should be a valid dictionary",
+         "input": [1]}))
+
+
 def test_concurrent_patches_lose_no_key(srv, api):
     ws = unique_ws("meta-race")
     fid = post_file(api, ws, "a.txt", b"a")["file_id"]
