@@ -57,7 +57,8 @@ int us_workspace_name_valid(const char *name);
 
 /* Value of query parameter `name` in a raw query string (r->args), decoded
  * like Starlette does (`+` is a space, %XX escapes; a malformed escape is
- * kept as is). When repeated, the last one wins. NULL when absent. */
+ * kept as is; ill-formed UTF-8 is read as U+FFFD, errors="replace"). When
+ * repeated, the last one wins. NULL when absent. */
 const char *us_query_get(apr_pool_t *p, const char *args, const char *name);
 
 #endif

@@ -29,6 +29,11 @@ size_t us_utf8_encode(uint32_t cp, unsigned char out[4]);
 /* s[0..n) is well-formed UTF-8 (it may hold NULs). */
 int us_utf8_valid_n(const char *s, size_t n);
 
+/* bytes.decode("utf-8", "replace") as CPython does it: s[0..n) into out
+ * (room for 3 * n + 1 bytes), each maximal ill-formed subpart as one
+ * U+FFFD, NUL-terminated; returns the length written. */
+size_t us_utf8_replace(const char *s, size_t n, char *out);
+
 /* The NUL-terminated s is well-formed UTF-8; 0 for NULL. */
 int us_utf8_valid(const char *s);
 

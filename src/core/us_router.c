@@ -1,5 +1,6 @@
 /* us_router.c - API routing and query-string access (pure). */
 #include "us_router.h"
+#include "us_utf8.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -225,5 +226,15 @@ const char *us_query_get(apr_pool_t *p, const char *args, const char *name)
             break;
         s = amp + 1;
     }
-    return found ? form_decode(p, found, found_len) : NULL;
+    if (!found)
+        return NULL;
+    /* Starlette reads a query's bytes as UTF-8 with errors="replace": an
+     * ill-formed byte is U+FFFD, never a byte a store refuses */
+    const char *bytes = form_decode(p, found, found_len);
+    size_t n = strlen(bytes);
+    if (us_utf8_valid_n(bytes, n))
+        return bytes;
+    char *text = apr_palloc(p, 3 * n + 1);
+    us_utf8_replace(bytes, n, text);
+    return text;
 }

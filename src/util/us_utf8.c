@@ -97,6 +97,26 @@ int us_utf8_valid_n(const char *s, size_t n)
     return 1;
 }
 
+size_t us_utf8_replace(const char *s, size_t n, char *out)
+{
+    size_t i = 0, o = 0, bad, k;
+
+    while (i < n) {
+        if ((k = us_utf8_seq((const unsigned char *)s + i, n - i, &bad)) != 0) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+        else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += bad;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 int us_utf8_valid(const char *s)
 {
     return s && us_utf8_valid_n(s, strlen(s));

@@ -130,22 +130,11 @@ static json_t *echo(json_t *v) { return json_incref(v); }
  * subpart, as CPython does. Returns a malloc'd string, length in *outlen. */
 static char *py_decode(const char *s, size_t n, size_t *outlen)
 {
-    sbuf b = {0};
-    size_t i = 0, bad, k;
+    char *out = malloc(3 * n + 1);
 
-    sb_add(&b, "", 0);
-    while (i < n) {
-        size_t run = i; /* well-formed bytes are copied a run at a time */
-        while (i < n && (k = us_utf8_seq((const unsigned char *)s + i, n - i, &bad)) != 0)
-            i += k;
-        sb_add(&b, s + run, i - run);
-        if (i < n) {
-            sb_add(&b, "\xEF\xBF\xBD", 3);
-            i += bad;
-        }
-    }
-    *outlen = b.len;
-    return sb_take(&b);
+    if (out)
+        *outlen = us_utf8_replace(s, n, out);
+    return out;
 }
 
 /* A JSON string of raw bytes decoded like Python (embedded NULs kept). */

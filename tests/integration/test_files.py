@@ -426,6 +426,21 @@ def test_name_filter_has_no_wildcards(srv, api):
     assert ws_files_page(api, ws, name="_")["total"] == 2
 
 
+def test_query_values_not_utf8_read_as_replacement_characters(srv, api):
+    # Starlette decodes a query's bytes with errors="replace": %FF is U+FFFD,
+    # on every store alike (PostgreSQL refused the raw byte: a 500)
+    ws = unique_ws("files-not-utf8")
+    post_file(api, ws, "a.txt", b"x")
+    fid = post_file(api, ws, "a\ufffdb.txt", b"y")["file_id"]
+    page = check(api.get(ws_files_path(ws) + "?name=%FF"), 200)
+    assert (page["total"], [i["file_id"] for i in page["data"]]) == (1, [fid]), page
+    page = check(api.get(ws_files_path(ws) + "?name=a%FFb.txt"), 200)
+    assert (page["total"], [i["file_id"] for i in page["data"]]) == (1, [fid]), page
+    page = check(api.get(ws_files_path(ws) + f"?field=name&order=ASC&after_value=%FF&after_file_id={fid}"),
+                 200)
+    assert (page["total"], page["data"]) == (2, []), page
+
+
 def test_list_query_validation(srv, api):
     ws = unique_ws("files-q422")
     post_file(api, ws, "x.txt", b"x")

@@ -189,6 +189,20 @@ static void test_query(void **state)
     assert_string_equal(us_query_get(pool, "name=a%01b", "name"), "a\001b");
 }
 
+/* Starlette's errors="replace": one U+FFFD per maximal ill-formed subpart */
+static void test_query_ill_formed_utf8(void **state)
+{
+    (void)state;
+    assert_string_equal(us_query_get(pool, "name=%FF", "name"), "\xEF\xBF\xBD");
+    assert_string_equal(us_query_get(pool, "name=a%C3%28b", "name"), "a\xEF\xBF\xBD(b");
+    /* a cut sequence is one subpart; a stray continuation byte is one each */
+    assert_string_equal(us_query_get(pool, "name=%E2%82", "name"), "\xEF\xBF\xBD");
+    assert_string_equal(us_query_get(pool, "name=%80%80", "name"),
+                        "\xEF\xBF\xBD\xEF\xBF\xBD");
+    assert_string_equal(us_query_get(pool, "name=caf%C3%A9", "name"), "caf\xC3\xA9");
+    assert_string_equal(us_query_get(pool, "name=caf\xC3\xA9", "name"), "caf\xC3\xA9");
+}
+
 static void test_api_prefix(void **state)
 {
     (void)state;
@@ -245,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_not_found_and_not_ours),
         cmocka_unit_test(test_workspace_names),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_query_ill_formed_utf8),
         cmocka_unit_test(test_api_prefix),
         cmocka_unit_test(test_refused_escapes),
     };
