@@ -119,7 +119,8 @@ apr_interval_time_t us_ingest_poke_gap(int fruitless, apr_interval_time_t poll);
  * sets of workers asks them all first, so they end together. */
 void us_ingest_stop_soon(us_ingester *ing);
 /* us_ingest_stop_soon, then waits for them; a session being ingested is
- * handed back to the queue at a batch boundary. */
+ * handed back to the queue at a batch boundary, or in the middle of the
+ * read that counts a text file's characters (its batch left to a replay). */
 void us_ingest_stop(us_ingester *ing);
 
 /* Claims one session and ingests it completely (or until *stop, read with

@@ -148,15 +148,29 @@ typedef struct {
     void *arg;
 } file_tick;
 
+/* 1 once the worker is asked to stop (a child's exit waits for it). */
+static int stopping(volatile apr_uint32_t *stop)
+{
+    return stop && apr_atomic_read32(stop);
+}
+
+/* A file's storage part given up because the worker is asked to stop:
+ * nothing decided, the batch is left to a replay (its file stays PENDING,
+ * found published then). Internal, as US_INGEST_FILE_REFUSED is. */
+#define STOPPED (-4)
+
 /* The length in characters of a published text file into *chars, -1 for
  * any other file or one that is not well-formed UTF-8. A file of one piece
  * is read whole in one request, a larger one piece by piece (tick, when
- * given, every 16 pieces). 0, US_INGEST_FILE_REFUSED when the storage
- * refused reading that one object (us_storage_refused: counted against the
- * file), or US_INGEST_STORAGE_DOWN when it could not be read otherwise (the
- * batch is retried: the file is found published then). */
+ * given, every 16 pieces), given up once *stop is set: a text of gigabytes
+ * would hold a stopping child's exit for as long as its read lasts. 0,
+ * STOPPED, US_INGEST_FILE_REFUSED when the storage refused reading that one
+ * object (us_storage_refused: counted against the file), or
+ * US_INGEST_STORAGE_DOWN when it could not be read otherwise (the batch is
+ * retried: the file is found published then). */
 static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                            const us_pending *u, long long *chars, const file_tick *tick)
+                            const us_pending *u, long long *chars, const file_tick *tick,
+                            volatile apr_uint32_t *stop)
 {
     enum { PIECE = 64 * 1024 };
     us_storage_reader *rd;
@@ -177,6 +191,8 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
         rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
         buf = apr_palloc(p, PIECE);
         for (apr_off_t off = 0; rv == APR_SUCCESS;) {
+            if (stopping(stop))
+                return STOPPED;
             n = PIECE;
             rv = us_storage_read_at(rd, off, buf, &n);
             if (rv != APR_SUCCESS || n == 0)
@@ -244,10 +260,11 @@ static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
 
 /* The storage part of a file judged to go: publishes it and counts its
  * characters. Touches neither the store nor any pool but p: runs on a
- * fan-out thread. 0, or US_INGEST_FILE_REFUSED or US_INGEST_STORAGE_DOWN
- * (nothing decided). */
+ * fan-out thread. 0, or STOPPED, US_INGEST_FILE_REFUSED or
+ * US_INGEST_STORAGE_DOWN (nothing decided). */
 static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                   const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
+                   const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick,
+                   volatile apr_uint32_t *stop)
 {
     int published = move_blob(cfg, p, s, u, moved);
     if (published < 0)
@@ -256,7 +273,7 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
         r->reason = "FILE_NOT_FOUND";
         return 0;
     }
-    int d = count_characters(cfg, p, s, u, &r->characters, tick);
+    int d = count_characters(cfg, p, s, u, &r->characters, tick, stop);
     if (d != 0)
         return d;
     r->status = "FINISHED";
@@ -264,14 +281,15 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
     return 0;
 }
 
-/* Decides one file; returns 0, or -1 on a store error,
+/* Decides one file; returns 0, or -1 on a store error, STOPPED,
  * US_INGEST_FILE_REFUSED or US_INGEST_STORAGE_DOWN (nothing decided). */
 static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
-                  const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick)
+                  const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick,
+                  volatile apr_uint32_t *stop)
 {
     int go = 0;
     int d = judge(db, p, cfg, s, u, r, &go);
-    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved, tick);
+    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved, tick, stop);
 }
 
 /* Renews the claim once a third of the lease has passed since *beat: a
@@ -317,12 +335,6 @@ static void renew_serial(void *arg)
     (void)renew(c->db, c->p, c->cfg, c->s, &c->beat); /* a loss: the next renew says so */
 }
 
-/* 1 once the worker is asked to stop (a child's exit waits for it). */
-static int stopping(volatile apr_uint32_t *stop)
-{
-    return stop && apr_atomic_read32(stop);
-}
-
 /* Decides the batch one file after the other in the worker's thread; a
  * stop leaves the rest to a replay (-1). A file the storage refused is
  * marked in refused[] and the others go on. */
@@ -337,10 +349,12 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (stopping(stop))
             return -1;
         int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
-                       apr_array_push(results), moved, &tick);
+                       apr_array_push(results), moved, &tick, stop);
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
+        if (d == STOPPED)
+            return -1;
         if (d == US_INGEST_FILE_REFUSED) /* logged as 1029, 1033 or 1034 */
             refused[i] = 1;
         else if (d < 0)
@@ -375,9 +389,10 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 {
     wide_batch *b = arg;
     publish_task *t = &b->tasks[i];
-    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved, NULL);
-    /* the rest would fail alike: the batch is retried (a refusal is this file's alone) */
-    return t->rc == US_INGEST_STORAGE_DOWN;
+    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved, NULL, b->stop);
+    /* the rest would fail alike: the batch is retried (a refusal is this
+     * file's alone); stopped: the batch is left to a replay */
+    return t->rc == US_INGEST_STORAGE_DOWN || t->rc == STOPPED;
 }
 
 static int tick_renew(void *arg)
@@ -429,14 +444,15 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                "threads; batch retried", s->id);
         return -1;
     }
-    int down = 0;
+    int down = 0, stopped = 0;
     for (int i = 0; i < started; i++) {
         *moved |= b.tasks[i].moved;
         down |= b.tasks[i].rc == US_INGEST_STORAGE_DOWN;
+        stopped |= b.tasks[i].rc == STOPPED;
         if (b.tasks[i].rc == US_INGEST_FILE_REFUSED)
             refused[b.tasks[i].at] = 1;
     }
-    if (b.lost)
+    if (b.lost || stopped)
         return -1;
     return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
 }

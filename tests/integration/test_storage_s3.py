@@ -26,7 +26,7 @@ from us_testkit.ingest import (download, list_ws_files, make_server, module_so, 
                                post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
 from us_testkit.ingest import assert_counters_match, state_of
-from us_testkit.procs import children_rss, free_port, wait_for
+from us_testkit.procs import children_of, children_rss, free_port, pid_alive, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
 from us_testkit.uploads import (form_parts, multipart, raw_post, s3_client, s3_error, s3_keys,
@@ -1119,6 +1119,47 @@ def test_a_ranged_answer_for_another_range_is_an_error(proxied):
         in s.log_text(), s.log_text()[-3000:]
     r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
     assert r.status_code == 206 and r.content == b"ell", (r.status_code, r.content)
+
+
+def test_a_long_character_count_does_not_hold_a_restart(proxied):
+    """A large text file (32 MiB: eight ranged GETs of 4 MiB, each held 1 s
+    by the relay) whose characters are being counted when the children are
+    told to stop: the count is given up at its next piece, so the old
+    children exit within 3 s (they read on to the end, some 8 s, while
+    httpd sent SIGTERMs), the file stays PENDING, not FAILED, and the new
+    children ingest it FINISHED with its characters."""
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-long-count"
+    sid, cfg = new_session(api, ws)
+    line = "caf\u00e9 \u20ac\n".encode()  # 7 characters in 10 bytes
+    n = 32 * MiB // len(line)
+    upload_all(cfg, [("big.txt", line * n)])
+    fid = session_files(api, ws, sid)["big.txt"]["file_ingestion_id"]
+    stamps = []
+    held = Rule(stamped(lambda m, t, h: m == "GET" and t.split("?")[0].endswith(f"/files/{fid}"),
+                        stamps), ("delay", 1), times=1000)
+    fp.rules.append(held)
+    close_session(api, ws, sid)
+    assert wait_for(lambda: stamps, 60), fp.log[-20:]
+    old = children_of(s.pid)
+    t0 = time.monotonic()
+    proc = s._ctl("-k", "restart")
+    assert proc.returncode == 0, proc.stderr
+    assert wait_for(lambda: not any(pid_alive(k) for k in old), 15)
+    took = time.monotonic() - t0
+    try:
+        assert took < 3, f"the old children took {took:.1f} s to exit"
+        # the new children's count is held as well: not decided yet
+        assert state_of(session_files(api, ws, sid)["big.txt"]) == ("PENDING", None)
+    finally:
+        held.times = 0
+    st = wait_ingested(api, ws, sid, 1, timeout=60)
+    assert counters(st) == (1, 0, 0), st
+    got = list_ws_files(s, api, ws)
+    assert [(f["name"], f["characters"]) for f in got] == [("big.txt", 7 * n)], got
+    log = s.log_text()
+    assert not re.search(r"AH00045|AH00046|SIGKILL", log), s.log_tail()
 
 
 def test_a_spill_directory_the_user_cannot_write_is_refused(s3_server):

@@ -601,6 +601,77 @@ static void test_stop_mid_batch(void **state)
     us_db_close(db);
 }
 
+/* The reads of a test that stops its worker while a text file's
+ * characters are counted: the first sets the stop flag. */
+static volatile apr_uint32_t stop_reads;
+
+static apr_status_t stopping_read_at(void *r, apr_off_t off, char *buf, apr_size_t *len)
+{
+    apr_atomic_inc32(&stop_reads);
+    apr_atomic_set32(&stop_flag, 1);
+    return us_posix_storage.read_at(r, off, buf, len);
+}
+
+/* A worker asked to stop while it counts the characters of large text
+ * files (1 MiB each: 16 reads of 64 KiB) gives the read up at its next
+ * piece instead of reading on to the end (a child's exit waited for it):
+ * one read per file at most, one file at a time (width 1) or two at once;
+ * nothing is recorded, the files stay PENDING (not FAILED), and a worker
+ * then records them FINISHED with their characters. */
+static void stop_mid_count(const char *ws, int width)
+{
+    us_db *db = db_open();
+    us_session s;
+    apr_array_header_t *rows;
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.read_at = stopping_read_at;
+    c.publish_width = width;
+    const apr_size_t big = 1u << 20;
+    char *text = apr_palloc(pool, big + 1);
+    memset(text, 'c', big);
+    text[big] = '\0';
+    int claimed = 0;
+    do /* sessions earlier tests left queued */
+        us_ingest_once(db, pool, &cfg, "h/1/0", NULL, &claimed);
+    while (claimed);
+    const char *sid = new_session(db, ws, "KEEP", 0);
+    upload(db, sid, "a.txt", text);
+    upload(db, sid, "b.txt", text);
+    close_session(db, ws, sid);
+    apr_atomic_set32(&stop_flag, 0);
+    apr_atomic_set32(&stop_reads, 0);
+    assert_true(us_ingest_once(db, pool, &c, "h/1/0", &stop_flag, &claimed) < 0);
+    assert_int_equal(claimed, 1);
+    assert_true(apr_atomic_read32(&stop_reads) >= 1);
+    assert_true(apr_atomic_read32(&stop_reads) <= (apr_uint32_t)width);
+    expect_file(db, sid, "a.txt", "PENDING", NULL);
+    expect_file(db, sid, "b.txt", "PENDING", NULL);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/2/0", NULL, &claimed), 2);
+    for (int i = 0; i < 2; i++) {
+        const char *name = i ? "b.txt" : "a.txt";
+        expect_file(db, sid, name, "FINISHED", NULL);
+        assert_int_equal(workspace_files(db, ws, name, &rows), 1);
+        assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)big);
+    }
+    assert_int_equal(us_session_get(db, pool, ws, sid, apr_time_now(), &s), US_DB_OK);
+    assert_int_equal(s.finished_files, 2);
+    assert_int_equal(s.failed_files, 0);
+    us_db_close(db);
+}
+
+static void test_stop_mid_count(void **state)
+{
+    (void)state;
+    stop_mid_count("w-stop-count", 1);
+}
+
+static void test_stop_mid_count_wide(void **state)
+{
+    (void)state;
+    stop_mid_count("w-stop-count-wide", 2);
+}
+
 /* A direct session's file names come from its keys: percent-decoded as
  * the upload target decodes a filename (a sidecar matches its file by the
  * decoded name), the key as it is where the decoded name is not a valid
@@ -1768,6 +1839,8 @@ int main(void)
         cmocka_unit_test(test_refused_count_fails_the_file),
         cmocka_unit_test(test_refused_session_waits_alone),
         cmocka_unit_test(test_stop_mid_batch),
+        cmocka_unit_test(test_stop_mid_count),
+        cmocka_unit_test(test_stop_mid_count_wide),
         cmocka_unit_test(test_direct_names_from_keys),
         cmocka_unit_test(test_direct_sidecars_past_max_files),
         cmocka_unit_test(test_direct_objects_after_the_close_left_out),
