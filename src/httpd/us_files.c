@@ -255,8 +255,9 @@ static int send_storage_error(request_rec *r, apr_status_t rv)
 }
 
 /* len bytes of a reader without a local file from off, read and passed in
- * pieces. */
-static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len)
+ * pieces; *began once the first is passed. */
+static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len,
+                                int *began)
 {
     enum { PIECE = 256 * 1024 };
     apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
@@ -271,6 +272,7 @@ static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t
         if (rv != APR_SUCCESS)
             break;
         off += (apr_off_t)n;
+        *began = 1;
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, n, ba));
         rv = ap_pass_brigade(r->output_filters, bb); /* done with buf once it returns */
         apr_brigade_cleanup(bb);
@@ -283,12 +285,26 @@ static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t
 
 /* len bytes of rd from off, then the end of the response: a file bucket
  * where the storage has a local file (sendfile where it can), else read
- * and passed in pieces. */
-static apr_status_t pass_bytes(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len)
+ * and passed in pieces. *began is set once the head may have gone out:
+ * until then a failed read can still be answered with an error. A local
+ * file's first byte is read first, since the file bucket is read only
+ * after the head is written. */
+static apr_status_t pass_bytes(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len,
+                               int *began)
 {
     apr_file_t *fd = us_storage_reader_file(rd);
     if (!fd)
-        return pass_stream(r, rd, off, len);
+        return pass_stream(r, rd, off, len, began);
+    if (len > 0) {
+        char first;
+        apr_size_t one = 1;
+        apr_status_t rv = us_storage_read_at(rd, off, &first, &one);
+        if (rv == APR_SUCCESS && one == 0)
+            rv = APR_EOF; /* shorter than it said */
+        if (rv != APR_SUCCESS)
+            return rv;
+    }
+    *began = 1;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_brigade_insert_file(bb, fd, off, len, r->pool);
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
@@ -349,6 +365,19 @@ static int file_deleted(request_rec *r, const us_srv_conf *c, const char *ws, co
     return rc == US_DB_NOTFOUND;
 }
 
+/* A file whose bytes could not be opened or read, before anything of them
+ * was sent: logged, and answered as the API's other errors are. */
+static int send_unreadable(request_rec *r, const us_workspace_file *f, apr_status_t rv)
+{
+    ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv, r,
+                  USLOGNO(0301) "file %s: its bytes are unreadable", f->file_id);
+    /* what was set for the bytes' answer */
+    apr_table_unset(r->headers_out, "Content-Disposition");
+    apr_table_unset(r->headers_out, "Content-Range");
+    apr_table_unset(r->headers_out, "Accept-Ranges");
+    return send_storage_error(r, rv);
+}
+
 static int send_blob(request_rec *r, const us_srv_conf *c, const char *ws,
                      const us_workspace_file *f)
 {
@@ -356,12 +385,8 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const char *ws,
     apr_status_t rv = us_storage_file_open(c->storage, r->pool, f->file_id, &rd);
     if (APR_STATUS_IS_ENOENT(rv) && file_deleted(r, c, ws, f->file_id))
         return us_send_detail(r, HTTP_NOT_FOUND, apr_psprintf(r->pool, NO_FILE, f->file_id));
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
-                  r, USLOGNO(0301) "file %s: its bytes are unreadable",
-                      f->file_id);
-        return send_storage_error(r, rv);
-    }
+    if (rv != APR_SUCCESS)
+        return send_unreadable(r, f, rv);
     apr_off_t size = us_storage_reader_size(rd), first = 0, last = size - 1;
     us_range_result range = range_of(r, size, &first, &last);
     /* The range is answered here, for every storage alike: httpd's filter
@@ -385,7 +410,12 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const char *ws,
                                us_rfc5987_encode(r->pool, f->name), NULL));
     if (r->header_only)
         return OK;
-    return pass_bytes(r, rd, first, last - first + 1) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+    int began = 0;
+    rv = pass_bytes(r, rd, first, last - first + 1, &began);
+    if (rv == APR_SUCCESS)
+        return OK;
+    /* once bytes may have gone out, only the connection can be cut */
+    return began ? AP_FILTER_ERROR : send_unreadable(r, f, rv);
 }
 
 /* JSON text that is already written (a stored meta object). */

@@ -800,6 +800,29 @@ def test_downloads_are_nosniff_attachments(srv, api):
         assert h.headers["content-type"] == ctype, h.headers
 
 
+@pytest.mark.posix_layout
+def test_a_download_whose_first_read_fails_is_answered_in_json(srv, api):
+    """Bytes that open but cannot be read (a directory where the blob was;
+    an I/O error alike): their first byte is read before the answer's head
+    is sent, so the answer is the API's JSON 500, not a 200 head whose body
+    is cut short; the next download, the blob back, is whole."""
+    ws = unique_ws("files-unreadable")
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    path = os.path.join(srv.dir, "state", "data", "files", fid)
+    os.rename(path, path + ".away")
+    os.mkdir(path)
+    srv.expect_log(rf"US0301: file {fid}: its bytes are unreadable")
+    try:
+        r = api.get(ws_files_path(ws, fid))
+    finally:
+        os.rmdir(path)
+        os.rename(path + ".away", path)
+    check(r, 500, {"detail": "Internal Server Error"})
+    assert r.headers["content-type"] == "application/json", r.headers
+    assert "content-disposition" not in r.headers, r.headers
+    assert download(api, ws, fid).content == b"hello"
+
+
 # --------------------------------------------------------------------------
 # Range (RFC 9110): answered alike by both storages, the s3 one reading
 # only the range

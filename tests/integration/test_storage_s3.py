@@ -1110,15 +1110,44 @@ def test_a_ranged_answer_for_another_range_is_an_error(proxied):
                 ("raw", b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/5\r\n"
                         b"Content-Length: 4\r\nConnection: close\r\n\r\nhell"))
     fp.rules.append(bent)
+    s.expect_log(rf"US0301: file {fid}: its bytes are unreadable")
     r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
-    # the first read fails before the answer's head is sent: httpd's own 500
-    assert r.status_code == 500 and "<title>500 Internal Server Error</title>" in r.text, \
-        (r.status_code, r.text)
+    # the first read fails before the answer's head is sent: the API's JSON 500
+    check(r, 500, {"detail": "Internal Server Error"})
+    assert "content-range" not in r.headers and "content-disposition" not in r.headers, r.headers
     assert bent.times == 0
     assert "the store answered Content-Range bytes 0-3/5 to Range bytes=1-4 (of 5 bytes)" \
         in s.log_text(), s.log_text()[-3000:]
     r = api.get(ws_files_path(ws, fid), headers={"Range": "bytes=1-3"})
     assert r.status_code == 206 and r.content == b"ell", (r.status_code, r.content)
+
+
+@pytest.mark.parametrize("answer,status,body", [
+    (("reply", 403, "<Error><Code>AccessDenied</Code></Error>"), 500,
+     {"detail": "Internal Server Error"}),
+    (("reply", 500, "<Error><Code>InternalError</Code></Error>"), 503, BUSY),
+    ("cut", 503, BUSY),
+])
+def test_a_download_whose_first_read_fails_is_answered_in_json(proxied, answer, status, body):
+    """The object opens (its HEAD answers) but the GET of its first bytes
+    fails: nothing is sent yet, so the answer is the API's JSON error, as
+    for a failed open (an outage 503 with Retry-After, the rest 500), not
+    httpd's HTML 500 page; the next download is whole."""
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-first-read"
+    fid = post_file(api, ws, "a.txt", b"hello")["file_id"]
+    bent = Rule(lambda m, t, h: m == "GET" and t.split("?")[0].endswith(f"/files/{fid}"), answer)
+    fp.rules.append(bent)
+    s.expect_log(rf"US0301: file {fid}: its bytes are unreadable")
+    r = api.get(ws_files_path(ws, fid))
+    check(r, status, body)
+    assert r.headers["content-type"] == "application/json", r.headers
+    assert "content-disposition" not in r.headers, r.headers
+    if status == 503:
+        assert r.headers["retry-after"] == "1", r.headers
+    assert bent.times == 0
+    assert download(api, ws, fid).content == b"hello"
 
 
 def test_a_long_character_count_does_not_hold_a_restart(proxied):
