@@ -757,6 +757,28 @@ def test_refused_reads_of_a_sidecar_and_of_a_text_fail_their_files(proxied):
     assert failed_metric(s, "UNKNOWN_ERROR") == 2
 
 
+def test_a_deleted_workspace_clears_a_session_waiting_out_a_refusal(proxied):
+    """A session whose file the store refused waits out the refusal pause
+    (30 s here) before it is taken again; its workspace deleted meanwhile,
+    the clear of its stored uploads is taken at once, not once the pause
+    has passed."""
+    s, fp = proxied(extra=["UploadSessionIngestRefusalPause 30000"])
+    api = s.client(s.user_all)
+    ws = "ws-refused-deleted"
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("r.txt", b"refused")])
+    fid = session_files(api, ws, sid)["r.txt"]["file_ingestion_id"]
+    fp.rules.append(Rule(copy_of(fid), REFUSAL, times=1000))
+    close_session(api, ws, sid)
+    assert wait_for(lambda: "US1032" in s.log_text(), 30), s.log_tail()  # waiting 30 s
+    assert s3_keys(s, f"sessions/{sid}/") != []
+    check(api.delete(f"{s.public_url}/api/v1/workspaces/{ws}"), 204)
+    assert wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 10), \
+        s3_keys(s, f"sessions/{sid}/")
+    log = s.log_text()
+    assert log.count("US1029") == 1 and "US1031" not in log, log[-3000:]
+
+
 @pytest.mark.parametrize("status,code", [(503, "SlowDown"), (409, "OperationAborted")])
 def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied, status, code):
     """The same copy answered 503 SlowDown (or 409 OperationAborted: another

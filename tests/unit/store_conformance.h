@@ -1227,6 +1227,31 @@ static void sc_requeue_later(void **state)
     us_db_close(db);
 }
 
+/* A session waiting out a refusal pause (requeued for later) whose
+ * workspace is deleted: the clear of its uploads is claimable at once,
+ * not only once the pause has passed. */
+static void sc_abort_ends_a_pause(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *ids, *pending;
+    us_session c;
+    apr_time_t now = SC_T0 + SC_SEC(10);
+    (void)state;
+    const char *id = sc_queued(db, 812, "ws-paused", 0, SC_T0 + 1);
+    assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_int_equal(us_ingest_requeue_later(db, pool, id, "w1", now, SC_SEC(60)), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w2", now, SC_T0, &c), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_delete(db, pool, "ws-paused", now, &ids), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "w2", now, SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, id);
+    assert_string_equal(c.status, "ABORTED");
+    assert_int_equal(us_ingest_pending(db, pool, id, "", 10, &pending), US_DB_OK);
+    assert_int_equal(pending->nelts, 0);
+    assert_int_equal(us_ingest_done(db, pool, id, "w2"), US_DB_OK);
+    us_db_close(db);
+}
+
 static us_ingest_result sc_finished(const char *name, const char *file_id)
 {
     us_ingest_result r;
@@ -3338,6 +3363,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_apply_fenced),
         SC_TEST(sc_publish_refused),
         SC_TEST(sc_requeue_later),
+        SC_TEST(sc_abort_ends_a_pause),
         SC_TEST(sc_record_listing),
         SC_TEST(sc_record_listing_not_direct),
         SC_TEST(sc_late_clear),

@@ -571,11 +571,13 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_SESSIONS_ABORT] = { "us_pg_workspace_sessions_abort",
         /* as US_STMT_SESSION_ABORT, whatever the state: read as absent, a
          * running claim lost, a clear of the stored uploads queued unless
-         * the ingestion had done it, the OPEN ones' slots freed */
+         * the ingestion had done it, claimable at once (a session waiting
+         * out a refusal pause no longer waits: nothing is left to
+         * publish), the OPEN ones' slots freed */
         "WITH c AS (UPDATE us_sessions s SET status = 'ABORTED',"
         " closed_at = COALESCE(s.closed_at, %lld),"
         " ingest_state = CASE WHEN s.ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
-        " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
+        " ingest_owner = NULL, ingest_not_before = 0, parallel = 1, uploaded_files = 0"
         " FROM (SELECT id, status AS was FROM us_sessions WHERE workspace = %s AND " VISIBLE
         " FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
         " d AS (UPDATE us_user_open u SET n = u.n - k.n, closed = u.closed - k.closed,"

@@ -565,11 +565,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_SESSIONS_ABORT] = { "us_workspace_sessions_abort",
         /* as us_session_abort, whatever the state: read as absent, a running
          * claim lost, and a clear of the stored uploads queued unless the
-         * ingestion had done it (the open-session counter trigger frees the
-         * OPEN ones' slots) */
+         * ingestion had done it, claimable at once (a session waiting out
+         * a refusal pause no longer waits: nothing is left to publish);
+         * the open-session counter trigger frees the OPEN ones' slots */
         "UPDATE us_sessions SET status = 'ABORTED', closed_at = COALESCE(closed_at, %lld),"
         " ingest_state = CASE WHEN ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
-        " ingest_owner = NULL, parallel = 1, uploaded_files = 0"
+        " ingest_owner = NULL, ingest_not_before = 0, parallel = 1, uploaded_files = 0"
         " WHERE workspace = %s AND " VISIBLE },
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",
         "INSERT OR IGNORE INTO us_webhook_targets (url) VALUES (%s)" },
