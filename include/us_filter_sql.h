@@ -68,6 +68,10 @@ struct us_filter_dialect {
 const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_header_t *args,
                           const us_filter_dialect *d);
 
+/* The store error of a list whose filter us_filter_sql (or
+ * us_filter_count_sql) refused for that mismatch: one text for every store. */
+#define US_FILTER_SQL_MISMATCH "the filter's SQL and its parameters disagree in number"
+
 /* SELECT COUNT(*) of the workspace's files that n matches, read from the
  * key table, when n has at most 8 top-level `and` terms and one of them
  * holds only for files that have a certain top-level metadata key (a

@@ -1005,8 +1005,7 @@ static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const cha
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
     const char *filter = q->filter ? us_filter_sql(p, q->filter, args, &us_pg_filter_dialect) : "";
     if (!filter) {
-        set_err(db, "us_workspace_file_list: the filter's SQL and its parameters disagree in "
-                    "number");
+        set_err(db, "us_workspace_file_list: %s", US_FILTER_SQL_MISMATCH);
         return US_DB_ERROR;
     }
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND strpos(name, %s) > 0",
