@@ -7,6 +7,7 @@
 #include "us_buf.h"
 #include "us_filename.h"
 #include "us_ingest.h"
+#include "file_bytes.h"
 #include "response.h"
 #include "us_json.h"
 #include "us_multipart.h"
@@ -791,22 +792,18 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
 
 /* ---- DELETE /files/{id} and DELETE /files ---------------------------------------- */
 
-/* After the store's change: the bytes of ids, then their trash entries (a
- * failure leaves them to the ingest workers' sweep). */
+/* After the store's change: the bytes of the first ids, then their trash
+ * entries; the rest (and whatever fails) is left to the trash sweep. */
 static void remove_bytes(request_rec *r, const us_srv_conf *c, us_db *db,
                          const apr_array_header_t *ids)
 {
-    apr_array_header_t *gone = apr_array_make(r->pool, ids->nelts > 0 ? ids->nelts : 1,
-                                              sizeof(const char *));
-    for (int i = 0; i < ids->nelts; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
-        apr_status_t rv = us_storage_file_delete(c->storage, r->pool, id);
-        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
-            APR_ARRAY_PUSH(gone, const char *) = id;
-    }
-    if (us_file_trash_forget(db, r->pool, gone) != US_DB_OK)
+    us_file_bytes_result b = us_file_bytes_remove(r, c, db, ids);
+    if (b.forgot != US_DB_OK)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0307) "delete: the trash keeps %d "
-                      "ids for the sweep: %s", gone->nelts, us_db_error(db));
+                      "ids for the sweep: %s", b.removed, us_db_error(db));
+    if (b.left)
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0308) "delete: %d of %d files' bytes "
+                      "left to the trash sweep", b.left, ids->nelts);
 }
 
 static int send_null(request_rec *r)

@@ -10,6 +10,7 @@
 #include "us_uuid.h"
 #include "us_validate.h"
 #include "endpoints.h"
+#include "file_bytes.h"
 #include "request_body.h"
 #include "response.h"
 
@@ -23,9 +24,6 @@
 APLOG_USE_MODULE(upload_session);
 
 #define US_MAX_WORKSPACE_BODY (64 * 1024)
-/* the bytes a delete removes before answering; the ingest workers' trash
- * sweep removes the rest */
-#define US_DELETE_BYTES_INLINE 256
 #define NAME_PATTERN "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 static void write_workspace(us_json_writer *w, const us_workspace *ws)
@@ -166,20 +164,13 @@ int us_api_workspace_get(request_rec *r, us_srv_conf *c, const char *ws)
 static void remove_bytes(request_rec *r, const us_srv_conf *c, us_db *db,
                          const apr_array_header_t *ids)
 {
-    int n = ids->nelts < US_DELETE_BYTES_INLINE ? ids->nelts : US_DELETE_BYTES_INLINE;
-    apr_array_header_t *gone = apr_array_make(r->pool, n > 0 ? n : 1, sizeof(const char *));
-    for (int i = 0; i < n; i++) {
-        const char *id = APR_ARRAY_IDX(ids, i, const char *);
-        apr_status_t rv = us_storage_file_delete(c->storage, r->pool, id);
-        if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
-            APR_ARRAY_PUSH(gone, const char *) = id;
-    }
-    if (us_file_trash_forget(db, r->pool, gone) != US_DB_OK)
+    us_file_bytes_result b = us_file_bytes_remove(r, c, db, ids);
+    if (b.forgot != US_DB_OK)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0601) "workspace delete: the trash "
-                      "keeps %d ids for the sweep: %s", gone->nelts, us_db_error(db));
-    if (ids->nelts > gone->nelts)
+                      "keeps %d ids for the sweep: %s", b.removed, us_db_error(db));
+    if (b.left)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, USLOGNO(0602) "workspace delete: %d of %d files' "
-                      "bytes left to the trash sweep", ids->nelts - gone->nelts, ids->nelts);
+                      "bytes left to the trash sweep", b.left, ids->nelts);
 }
 
 /* The store deletes everything in one change; the bytes follow: the

@@ -4,8 +4,12 @@ body rules as pydantic's; other workspaces untouched; a download already
 running completes."""
 
 import os
+import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from us_testkit.api import check, e_uuid_parsing, unique_ws, uuid_reason_length, v422
 from us_testkit.ingest import (close_and_wait, list_ws_files, new_session, post_file, upload_one,
@@ -73,6 +77,22 @@ def test_a_name_holding_nul_deletes_nothing(srv, api):
     check(api.request("DELETE", ws_files_path(ws), json={"names": ["b\u0000", "a.txt"]}),
           200, None)
     assert names_of(srv, api, ws) == []
+
+
+@pytest.mark.posix_layout
+def test_a_delete_of_many_files_removes_a_bounded_number_of_bytes_at_once(srv, api):
+    # s3: each file's bytes cost the object store a request or two; beyond
+    # 256 they are the trash sweep's, and the answer does not wait for them
+    ws = unique_ws("del-many")
+    with ThreadPoolExecutor(8) as pool:
+        ids = [f["file_id"] for f in
+               pool.map(lambda i: post_file(api, ws, f"f{i:03}.txt", b"x"), range(300))]
+    check(api.delete(ws_files_path(ws)), 200, None)
+    assert names_of(srv, api, ws) == []
+    assert re.search(r"US0308: delete: 44 of 300 files' bytes left to the trash sweep",
+                     srv.log_text()), srv.log_tail()
+    # (the sweep removes the rest: test_workspaces.py's kill -9 test waits for it)
+    assert len([f for f in ids if os.path.exists(blob(srv, f))]) <= 44
 
 
 def test_delete_body_validation(srv, api):
