@@ -67,7 +67,7 @@ int us_sqlite_instant_parse(const char *s, size_t n, long long *out)
      * after the date as more of the date. */
     size_t date_end = c.i;
     skip_spaces(&c);
-    ts = take(&c, 'T');
+    ts = take(&c, 'T') || take(&c, 't'); /* PostgreSQL reads either case */
     skip_spaces(&c);
     if (c.i == c.n) {
         if (ts) /* a T that no time follows */
