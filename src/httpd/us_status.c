@@ -163,6 +163,8 @@ static void gather(request_rec *r, us_status_view *v, int leases)
         v->store_error = v->storage_error = "no server with UploadSession On";
         return;
     }
+    if (c->webhooks)
+        v->webhook_urls = c->webhooks->nelts; /* the section shows null when not read */
     us_db_rc rc = c->store ? us_store_acquire(c->store, &db, &err) : US_DB_ERROR;
     if (rc == US_DB_OK) {
         rc = us_store_overview_read(db, r->pool, v->now, o);
@@ -171,20 +173,23 @@ static void gather(request_rec *r, us_status_view *v, int leases)
             rc = us_ingest_running(db, r->pool, &claims);
             v->leases = claims;
         }
-        if (rc == US_DB_OK && c->webhooks) {
-            v->webhook_urls = c->webhooks->nelts;
-            if ((rc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK)
-                v->webhooks = wh;
-        }
         if (rc != US_DB_OK)
             err = apr_pstrdup(r->pool, us_db_error(db));
-        us_store_release(c->store, db, rc == US_DB_ERROR);
+        /* a read of its own: an outbox that cannot be read leaves the
+         * overview read above as it is */
+        us_db_rc wrc = US_DB_OK;
+        if (rc == US_DB_OK && c->webhooks) {
+            if ((wrc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK)
+                v->webhooks = wh;
+            else
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0024)
+                              "status: the webhook outbox cannot be read: %s",
+                              us_db_error(db));
+        }
+        us_store_release(c->store, db, rc == US_DB_ERROR || wrc == US_DB_ERROR);
     }
     if (rc == US_DB_OK) {
         v->overview = o;
-    }
-    else if (c->webhooks) {
-        v->webhook_urls = c->webhooks->nelts; /* shown as null: not known */
     }
     else {
         us_metrics_store_error(my_slot);

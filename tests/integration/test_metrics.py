@@ -7,10 +7,12 @@ files is uploaded and ingested through a server of four children with two
 threads each, so the requests land in several children, and the pages
 must show the exact totals - then the same after a graceful restart."""
 
+import contextlib
 import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from us_testkit import pg
 from us_testkit.api import check, close_session, get_status, unique_ws
 from us_testkit.faults import store_locked
 from us_testkit.ingest import (httpd_pids, make_server, module_so, new_session,  # noqa: F401
@@ -57,9 +60,16 @@ PAGES = [
 MODULES = [("status_module", "mod_status.so"), ("authz_host_module", "mod_authz_host.so")]
 
 
-def ops_server(make_server, **kwargs):
+def ops_server(make_server, hooks=False, **kwargs):
     s = make_server(start=False, modules=MODULES, **kwargs)
     access = os.path.join(s.dir, "access.log")
+    if hooks:  # a receiver that is never there: nothing is sent before a close
+        secret = os.path.join(s.dir, "webhook.secret")
+        with open(secret, "w") as f:
+            f.write("webhook-test-secret-0123456789\n")
+        os.chmod(secret, 0o600)
+        s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
+                    f'UploadSessionWebhookSecretFile "{secret}"']
     s.extra += MPM + PAGES + ['LogFormat "%P %>s %m %U" pids', f'CustomLog "{access}" pids']
     s.access_log = access
     # eight workers on purpose (the counters must add up across four
@@ -379,6 +389,107 @@ def test_store_errors_are_counted(make_server):
     assert st["store_errors_total"] == 2, st
     assert st["store"] == {"status": "ok"}, st
     assert st["requests"]["session_create"] == 2, st
+
+
+@contextlib.contextmanager
+def outbox_locked(srv):
+    """A transaction holding ACCESS EXCLUSIVE on the webhook outbox for the
+    with block: the outbox's reads wait for it and give up after the
+    connections' lock_timeout (UploadSessionBusyTimeout); other tables
+    answer."""
+    held = subprocess.Popen(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+         f"{pg.cluster().conninfo} dbname={srv.pg_db}"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        held.stdin.write("BEGIN;\nLOCK TABLE us_webhook_outbox IN ACCESS EXCLUSIVE MODE;\n")
+        held.stdin.flush()
+        granted = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                   " WHERE c.relname = 'us_webhook_outbox' AND l.mode = 'AccessExclusiveLock'"
+                   " AND l.granted")
+        assert wait_for(lambda: pg.cluster().psql(granted, dbname=srv.pg_db) == "1", 10)
+        yield
+    finally:
+        held.communicate("ROLLBACK;\n", timeout=30)
+    assert held.returncode == 0, held.stderr
+
+
+def auto_lines(c):
+    r = c.get("/server-status?auto")
+    assert r.status_code == 200, r.text
+    return [line for line in r.text.splitlines() if line.startswith("UploadSessionStore")]
+
+
+@pytest.mark.skipif(pg.store_driver() != "pgsql",
+                    reason="PostgreSQL stopped (US_IT_STORE=pgsql); SQLite's file cannot go away")
+@pytest.mark.parametrize("hooks", [False, True], ids=["no-webhooks", "webhooks"])
+def test_store_outage_shows_on_every_page(make_server, hooks):
+    """Webhooks or not, a store that does not answer is "unavailable" on the
+    JSON status, in ?auto and as store_up 0, and counts as a store error."""
+    s = ops_server(make_server, hooks=hooks)
+    s.expect_log(r"US0017: status: the store does not answer")
+    ops = s.raw_client(timeout=10)
+    ops.headers["Connection"] = "close"
+    assert status(ops)["store"] == {"status": "ok"}
+    pg.cluster().pause()
+    try:
+        st = status(ops)
+        auto = auto_lines(ops)
+        _, samples = scrape(ops)
+    finally:
+        pg.cluster().resume()
+    assert st["store"]["status"] == "unavailable", st
+    assert st["store"]["error"] and isinstance(st["store"]["error"], str), st
+    assert set(st["store"]) == {"status", "error"}, st
+    assert st["sessions"] is None and st["ingest_queue"] is None, st
+    if hooks:
+        assert st["webhooks"] is None, st
+    else:
+        assert "webhooks" not in st, st
+    # each page counts its failed read; a page shows the count it started with
+    assert st["store_errors_total"] == 0, st
+    assert auto == ["UploadSessionStore: unavailable", "UploadSessionStoreErrors: 1"], auto
+    assert sample(samples, "store_up") == 0
+    assert sample(samples, "store_errors_total") == 2
+    assert s.log_text().count("US0017: status: the store does not answer") >= 3, s.log_tail()
+    # back: connections lost in the outage are dropped and opened again
+    assert wait_for(lambda: status(ops)["store"] == {"status": "ok"}, 20), status(ops)
+    st = status(ops)
+    assert st["sessions"] == {"OPEN": 0, "CLOSED": 0, "EXPIRED": 0}, st
+    assert st["store_errors_total"] >= 3, st
+    if hooks:
+        assert st["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
+                                  "oldest_pending_age_seconds": 0, "last_error": None,
+                                  "last_error_at": None}, st
+
+
+@pytest.mark.skipif(pg.store_driver() != "pgsql",
+                    reason="a lock on one table (US_IT_STORE=pgsql)")
+def test_unreadable_outbox_leaves_the_overview(make_server):
+    """The webhook outbox that cannot be read nulls "webhooks" alone: the
+    overview, read before it, is shown, and the store is ok."""
+    s = ops_server(make_server, hooks=True, extra=["UploadSessionBusyTimeout 200"])
+    s.expect_log(r"US0024: status: the webhook outbox cannot be read")
+    ops = s.raw_client(timeout=10)
+    ops.headers["Connection"] = "close"
+    api = s.client(s.user_all)
+    new_session(api, unique_ws("outbox"))
+    with outbox_locked(s):
+        st = status(ops)
+        auto = auto_lines(ops)
+        _, samples = scrape(ops)
+    assert st["store"] == {"status": "ok"}, st
+    assert st["sessions"] == {"OPEN": 1, "CLOSED": 0, "EXPIRED": 0}, st
+    assert st["ingest_queue"] == {"sessions": 0, "running": 0, "oldest_age_seconds": 0}, st
+    assert st["webhooks"] is None, st
+    assert st["store_errors_total"] == 0, st
+    assert auto == ["UploadSessionStore: ok", "UploadSessionStoreErrors: 0"], auto
+    assert sample(samples, "store_up") == 1
+    assert sample(samples, "sessions", state="OPEN") == 1
+    assert "webhook_deliveries_pending" not in {k[0] for k in samples}, samples
+    assert "US0024: status: the webhook outbox cannot be read" in s.log_text(), s.log_tail()
+    assert "US0017" not in s.log_text(), s.log_tail()
+    assert status(ops)["webhooks"]["urls"] == 1
 
 
 def child_holding(srv, client_port):
