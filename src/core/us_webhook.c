@@ -17,6 +17,22 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+/* A port: decimal digits only, 1 to 65535. */
+static int port_ok(const char *port)
+{
+    long n = 0;
+    if (!*port)
+        return 0;
+    for (const char *d = port; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return 0;
+        n = n * 10 + (*d - '0');
+        if (n > 65535)
+            return 0;
+    }
+    return n >= 1;
+}
+
 const char *us_webhook_url_check(apr_pool_t *p, const char *url)
 {
     apr_uri_t u;
@@ -28,8 +44,10 @@ const char *us_webhook_url_check(apr_pool_t *p, const char *url)
         return apr_psprintf(p, "expects an http:// or https:// URL, not '%s'", url);
     if (u.fragment || u.user || u.password)
         return apr_psprintf(p, "expects a URL without user info or fragment, not '%s'", url);
-    if (u.port_str && (!*u.port_str || u.port == 0))
-        return apr_psprintf(p, "malformed port in '%s'", url);
+    /* apr_uri_parse keeps the port's low 16 bits (and atoi's sign): 99999
+     * or -1 would be some other port */
+    if (u.port_str && !port_ok(u.port_str))
+        return apr_psprintf(p, "malformed port in '%s' (a port is 1 to 65535)", url);
     return NULL;
 }
 

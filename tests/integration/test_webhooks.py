@@ -57,6 +57,12 @@ def test_webhooks_pass_configtest(server_factory):
     ("http://127.0.0.1/hook#x", "without user info or fragment"),
     ("http://user:pw@127.0.0.1/hook", "without user info or fragment"),
     ("http://127.0.0.1:/hook", "malformed port"),
+    # the port is not cut to 16 bits (99999 would be 34463)
+    ("http://127.0.0.1:99999/hook",
+     "malformed port in 'http://127.0.0.1:99999/hook' (a port is 1 to 65535)"),
+    ("http://127.0.0.1:65536/hook", "(a port is 1 to 65535)"),
+    ("http://127.0.0.1:-1/hook", "malformed port in 'http://127.0.0.1:-1/hook'"),
+    ("http://127.0.0.1:80x/hook", "http://127.0.0.1:80x/hook"),
 ])
 def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
     s = server_factory(start=False)

@@ -23,9 +23,14 @@ static void test_url_check(void **state)
     assert_null(us_webhook_url_check(pool, "https://hooks.example.com/a/b?x=1"));
     assert_null(us_webhook_url_check(pool, "HTTPS://hooks.example.com"));
     assert_null(us_webhook_url_check(pool, "http://[::1]:9000/"));
+    assert_null(us_webhook_url_check(pool, "http://h:1/"));
+    assert_null(us_webhook_url_check(pool, "http://h:65535/x"));
+    assert_null(us_webhook_url_check(pool, "http://h:00080/x"));
     const char *bad[] = { "", "hooks.example.com/x", "ftp://h/x", "http:///x", "http://",
                           "/relative", "http://h/x#frag", "http://u:p@h/x", "http://h x/",
-                          "http://h:0/", "http://h:/x", "mailto:a@b" };
+                          "http://h:0/", "http://h:/x", "mailto:a@b", "http://h:65536/",
+                          "http://h:99999/x", "http://h:-1/x", "http://h:+80/x",
+                          "http://h:8o/x", "http://h:123456789012345678901/x" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *why = us_webhook_url_check(pool, bad[i]);
         if (!why)
