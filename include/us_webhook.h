@@ -29,7 +29,7 @@
 
 /* NULL when url is an absolute http:// or https:// URL with a host (a
  * path and query allowed, no fragment, no user info, a port of 1 to
- * 65535 when given), else the reason. */
+ * 65535 when given, printable ASCII only), else the reason. */
 const char *us_webhook_url_check(apr_pool_t *p, const char *url);
 
 /* Reads the signing secret from path: the file's bytes without trailing

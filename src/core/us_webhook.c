@@ -38,6 +38,14 @@ const char *us_webhook_url_check(apr_pool_t *p, const char *url)
     apr_uri_t u;
     if (!url || !*url || strpbrk(url, " \t\r\n"))
         return "expects an absolute http:// or https:// URL";
+    /* the URL is quoted in the status page's JSON (a failed attempt's
+     * last_error) and in the log: printable ASCII, others percent-encoded.
+     * The reason does not quote it. */
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++)
+        if (*c < 0x21 || *c > 0x7e)
+            return apr_psprintf(p, "expects a URL of printable ASCII characters: byte 0x%02X "
+                                "at offset %d must be percent-encoded (%%%02X)",
+                                *c, (int)(c - (const unsigned char *)url), *c);
     if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname || !*u.hostname)
         return apr_psprintf(p, "expects an absolute http:// or https:// URL, not '%s'", url);
     if (strcasecmp(u.scheme, "http") != 0 && strcasecmp(u.scheme, "https") != 0)

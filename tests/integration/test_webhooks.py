@@ -75,6 +75,33 @@ def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
     assert "Syntax OK" not in out, out
 
 
+@pytest.mark.parametrize("raw,offset", [(b"caf\xe9", 22), (b"caf\xc3\xa9", 22),
+                                        (b"a\x7fb", 20)])
+def test_webhook_url_of_other_bytes_than_printable_ascii_fails_configtest(server_factory,
+                                                                           raw, offset):
+    """A URL byte outside printable ASCII (Latin-1, even UTF-8) is refused:
+    the URL is quoted in the status page's JSON and in the log."""
+    s = server_factory(start=False)
+    path = write_secret(s)
+    s.extra += [f'UploadSessionWebhookSecretFile "{path}"']
+    s.write_config()
+    with open(s.conf_path, "ab") as f:
+        f.write(b"UploadSessionWebhook http://127.0.0.1:9/" + raw + b"\n")
+    rc, out = configtest(s)
+    assert rc != 0, out
+    want = (f"UploadSessionWebhook: expects a URL of printable ASCII characters: byte "
+            f"0x{raw[offset - 19]:02X} at offset {offset} must be percent-encoded "
+            f"(%{raw[offset - 19]:02X})")
+    assert want in out, out
+    assert "Syntax OK" not in out, out
+    # percent-encoded, the same URL passes
+    s.write_config()
+    with open(s.conf_path, "a") as f:
+        f.write("UploadSessionWebhook http://127.0.0.1:9/caf%C3%A9\n")
+    rc, out = configtest(s)
+    assert rc == 0 and "Syntax OK" in out, out
+
+
 def test_webhook_listed_twice_fails_configtest(server_factory):
     s = server_factory(start=False)
     path = write_secret(s)

@@ -30,7 +30,13 @@ static void test_url_check(void **state)
                           "/relative", "http://h/x#frag", "http://u:p@h/x", "http://h x/",
                           "http://h:0/", "http://h:/x", "mailto:a@b", "http://h:65536/",
                           "http://h:99999/x", "http://h:-1/x", "http://h:+80/x",
-                          "http://h:8o/x", "http://h:123456789012345678901/x" };
+                          "http://h:8o/x", "http://h:123456789012345678901/x",
+                          "http://h/caf\xe9", "http://h/caf\xc3\xa9", "http://h/\x01",
+                          "http://h/\x7f", "http://h\xe9/" };
+    const char *non_ascii = us_webhook_url_check(pool, "http://127.0.0.1:9/caf\xe9");
+    assert_string_equal(non_ascii, "expects a URL of printable ASCII characters: byte 0xE9 at "
+                             "offset 22 must be percent-encoded (%E9)");
+    assert_null(us_webhook_url_check(pool, "http://127.0.0.1:9/caf%C3%A9?q=%E9~"));
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *why = us_webhook_url_check(pool, bad[i]);
         if (!why)
