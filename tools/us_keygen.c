@@ -40,7 +40,8 @@ static void usage(int rc)
             "  -u  the user's UUID (default: a new random one)\n"
             "  -l  a label for the key (UTF-8, no ':'), to list and revoke it by\n"
             "  -e  expiry: a lifetime (90d, 12h, 30m, 3600s) or a UTC time\n"
-            "      (YYYY-MM-DD, or YYYYMMDDTHHMMSSZ); an expired key is refused (401)\n"
+            "      (YYYY-MM-DD, or YYYYMMDDTHHMMSSZ), in the future, up to 9999;\n"
+            "      an expired key is refused (401)\n"
             "list: one line per key: id, label, user_id, name, grants, created, expires\n"
             "  (\"-\" when none; EXPIRED after it). Last use is not recorded.\n"
             "revoke: removes every key whose id (12 hex digits, from list) or label is given.\n"
@@ -105,32 +106,50 @@ static void write_keys(const char *path, const char *text)
     }
 }
 
-/* EXPIRY -> an instant; 0 when malformed. */
-static apr_time_t parse_expiry(const char *s, apr_time_t now)
+#define EXPIRY_FORMS "a lifetime (90d, 12h, 30m, 3600s) or a UTC time " \
+                     "(YYYY-MM-DD or YYYYMMDDTHHMMSSZ)"
+/* the key file's last instant: a later one has no YYYYMMDDTHHMMSSZ */
+#define EXPIRY_LAST "99991231T235959Z"
+
+/* EXPIRY -> *out, an instant after now and not after EXPIRY_LAST; NULL, or
+ * why not (a key written without it would never expire). */
+static const char *parse_expiry(apr_pool_t *p, const char *s, apr_time_t now, apr_time_t *out)
 {
-    apr_time_t t;
+    apr_time_t t, last;
     char *end;
     int y, m, d;
     char extra;
 
-    if (us_key_time_parse(s, &t))
-        return t;
+    if (!us_key_time_parse(EXPIRY_LAST, &last))
+        return "the latest expiry cannot be computed";
     char day[32];
-    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &extra) == 3 &&
-        snprintf(day, sizeof(day), "%04d%02d%02dT000000Z", y, m, d) == 16 &&
-        us_key_time_parse(day, &t))
-        return t;
-    errno = 0;
-    long long n = strtoll(s, &end, 10);
-    if (errno || n <= 0 || end == s || end[0] == '\0' || end[1] != '\0')
-        return 0;
-    switch (*end) {
-    case 's': return now + apr_time_from_sec(n);
-    case 'm': return now + apr_time_from_sec(n * 60);
-    case 'h': return now + apr_time_from_sec(n * 3600);
-    case 'd': return now + apr_time_from_sec(n * 86400);
-    default: return 0;
+    if (us_key_time_parse(s, &t) ||
+        (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &extra) == 3 &&
+         snprintf(day, sizeof(day), "%04d%02d%02dT000000Z", y, m, d) == 16 &&
+         us_key_time_parse(day, &t))) {
+        if (t <= now)
+            return apr_psprintf(p, "%s is not in the future", s);
+        *out = t;
+        return NULL;
     }
+    errno = 0;
+    long long n = strtoll(s, &end, 10), unit;
+    if (errno == ERANGE && end != s && end[0] != '\0' && end[1] == '\0' && strchr("smhd", *end))
+        return apr_psprintf(p, "%s ends after %s, the latest a key file holds", s, EXPIRY_LAST);
+    if (errno || n <= 0 || end == s || end[0] == '\0' || end[1] != '\0')
+        return apr_psprintf(p, "expected %s", EXPIRY_FORMS);
+    switch (*end) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return apr_psprintf(p, "expected %s", EXPIRY_FORMS);
+    }
+    /* in whole seconds, before any multiplication can overflow */
+    if (now >= last || n > apr_time_sec(last - now) / unit)
+        return apr_psprintf(p, "%s ends after %s, the latest a key file holds", s, EXPIRY_LAST);
+    *out = now + apr_time_from_sec(n * unit);
+    return NULL;
 }
 
 static const char *when(apr_pool_t *p, apr_time_t t)
@@ -239,9 +258,9 @@ int main(int argc, const char *const *argv)
         return 2;
     }
     apr_time_t now = apr_time_now(), expires = 0;
-    if (expiry && (expires = parse_expiry(expiry, now)) == 0) {
-        fprintf(stderr, "us-keygen: -e: expected a lifetime (90d, 12h, 30m, 3600s) or a UTC time "
-                        "(YYYY-MM-DD or YYYYMMDDTHHMMSSZ)\n");
+    const char *why = expiry ? parse_expiry(p, expiry, now, &expires) : NULL;
+    if (why) {
+        fprintf(stderr, "us-keygen: -e: %s\n", why);
         return 2;
     }
     if (uid) {

@@ -10,6 +10,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from us_testkit.api import INVALID_KEY, check, unique_ws
 from us_testkit.server import MODULE_SO
 
@@ -106,7 +108,13 @@ def test_create_list_revoke_on_a_running_server(server_factory):
 def test_expired_key_is_refused_like_an_unknown_one(server_factory):
     s = server_factory()
     ws = unique_ws("exp")
-    old = keygen("-f", s.key_file, "-g", "Old", "-F", "Key", "-e", "2020-01-01").stdout.strip()
+    # us-keygen refuses an expiry in the past: the file is edited to one
+    old = keygen("-f", s.key_file, "-g", "Old", "-F", "Key", "-e", "2099-01-01").stdout.strip()
+    with open(s.key_file) as f:
+        text = f.read()
+    assert text.count(":Old:Key:") == 1 and text.count(":20990101T000000Z\n") == 1, text
+    with open(s.key_file, "w") as f:
+        f.write(text.replace(":20990101T000000Z\n", ":20200101T000000Z\n"))
     short = keygen("-f", s.key_file, "-g", "Short", "-F", "Lived", "-e", "4s").stdout.strip()
     t_created = time.monotonic()
     r, _ = wait_status(s, short, ws, 200)
@@ -119,6 +127,46 @@ def test_expired_key_is_refused_like_an_unknown_one(server_factory):
     check(r, 401, INVALID_KEY)
     assert [ln for ln in listing(s.key_file) if "Old Key" in ln][0].endswith("EXPIRED")
     assert "US0012: authentication failed: expired API key" in s.log_text()
+
+
+LATEST = "after 99991231T235959Z, the latest a key file holds"
+
+
+@pytest.mark.parametrize("expiry,why", [
+    # a year of more than four digits has no YYYYMMDDTHHMMSSZ: such a key
+    # was written without an expiry (never expires)
+    ("3000000d", f"3000000d ends {LATEST}"),
+    ("99999999d", f"99999999d ends {LATEST}"),
+    ("999999999999d", f"999999999999d ends {LATEST}"),
+    # the microseconds overflowed into the past
+    ("9223372036854775807s", f"9223372036854775807s ends {LATEST}"),
+    ("99999999999999999999999h", f"99999999999999999999999h ends {LATEST}"),
+    ("2020-01-01", "2020-01-01 is not in the future"),
+    ("20200101T000000Z", "20200101T000000Z is not in the future"),
+    ("0d", "expected a lifetime (90d, 12h, 30m, 3600s) or a UTC time"),
+])
+def test_expiry_past_9999_or_not_in_the_future_is_refused(tmp_path, expiry, why):
+    path = str(tmp_path / "keys")
+    bad = keygen("-f", path, "-g", "A", "-F", "B", "-e", expiry, ok=False)
+    assert bad.returncode == 2, (bad.returncode, bad.stderr)
+    assert bad.stderr == f"us-keygen: -e: {why}" + ("\n" if why.endswith("holds") or
+                                                     why.endswith("future") else
+                                                     " (YYYY-MM-DD or YYYYMMDDTHHMMSSZ)\n"), \
+        bad.stderr
+    assert bad.stdout == "", bad.stdout
+    assert not os.path.exists(path)
+
+
+def test_expiry_up_to_9999(tmp_path):
+    path = str(tmp_path / "keys")
+    keygen("-f", path, "-g", "Far", "-F", "Future", "-e", "9999-12-31")
+    keygen("-f", path, "-g", "Last", "-F", "Second", "-e", "99991231T235959Z")
+    # about 2,900,000 days from now: still within 9999
+    keygen("-f", path, "-g", "Long", "-F", "Life", "-e", "2900000d")
+    rows = listing(path)
+    assert [r.split()[6] for r in rows[:2]] == ["99991231T000000Z", "99991231T235959Z"], rows
+    assert re.fullmatch(r"\d{8}T\d{6}Z", rows[2].split()[6]), rows
+    assert 9000 < int(rows[2].split()[6][:4]) <= 9999, rows
 
 
 def test_first_command_line_and_help(tmp_path):
