@@ -1,14 +1,15 @@
 """The operator documentation against the module (issue #15 item 6): the
 directive reference docs/directives.md and conf/upload_session.conf name
 every directive the loaded module has (as `apache2 -L` lists them) and no
-other, and the defaults the conf file shows are the reference's."""
+other, the defaults the conf file shows are the reference's, and the range
+a numeric directive's syntax gives is the one configtest takes."""
 
 import os
 import re
 
 import pytest
 
-from us_testkit.server import REPO_ROOT
+from us_testkit.server import REPO_ROOT, configtest
 
 REFERENCE = os.path.join(REPO_ROOT, "docs", "directives.md")
 CONF = os.path.join(REPO_ROOT, "conf", "upload_session.conf")
@@ -99,3 +100,40 @@ def test_the_readme_points_to_the_reference():
 def test_once_missing_directives_are_documented(name):
     assert name in reference_sections()
     assert name in conf_lines()
+
+
+def numeric_directives():
+    """{directive: (low, high)} of the reference's directives that take a
+    number (N, SECONDS, MILLISECONDS); (None, None) when the syntax gives no
+    range (low..high)."""
+    found = {}
+    for name, body in reference_sections().items():
+        syntax = re.search(r"^\| Syntax \| (.*) \|$", body, flags=re.M).group(1)
+        if re.search(rf"`{name} (N|SECONDS|MILLISECONDS)`", syntax):
+            m = re.search(r"\((\d+)\.\.(\d+)\)", syntax)
+            found[name] = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+    return found
+
+
+def test_every_numeric_directive_documents_its_range():
+    found = numeric_directives()
+    assert len(found) >= 11, found
+    assert not [n for n, r in found.items() if r == (None, None)], found
+
+
+@pytest.mark.parametrize("name", sorted(numeric_directives()))
+def test_the_documented_range_is_the_one_configtest_takes(server_factory, name):
+    low, high = numeric_directives()[name]
+    assert low is not None, f"{name}: no (low..high) in its syntax"
+    s = server_factory(start=False)
+    base = list(s.extra)
+    for value, ok in ((low, True), (high, True), (low - 1, False), (high + 1, False)):
+        s.extra = base + [f"{name} {value}"]
+        s.write_config()
+        rc, out = configtest(s)
+        if ok:
+            assert rc == 0 and "Syntax OK" in out, (name, value, out)
+        else:
+            assert rc != 0 and "Syntax OK" not in out, (name, value, out)
+            assert re.search(rf"{name}: expects (a whole number|seconds) from {low} to "
+                             rf"{high}, not '{value}'", out), (name, value, out)
