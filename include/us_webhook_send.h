@@ -1,8 +1,9 @@
 /*
  * us_webhook_send.h - delivering the store's webhook outbox (us_store.h):
  * workers in each child claim a due row with a lease, POST its event (the
- * body of us_webhook.h, signed) with libcurl, and settle the row: 2xx
- * delivered (the next page, or the row is gone), anything else retried
+ * body of us_webhook.h, signed) with libcurl, and settle the row by the
+ * answer's status line (the transfer ends with the answer's headers: its
+ * body is never read): 2xx delivered (the next page, or the row is gone), anything else retried
  * with us_webhook_backoff, given up (marked failed) once the event is
  * older than cfg->retry_for. At least once: a worker that dies between the
  * POST and the settle leaves the row to be sent again when its lease

@@ -34,6 +34,29 @@ static size_t discard(char *data, size_t size, size_t n, void *baton)
     return size * n;
 }
 
+/* What the header callback saw of the answer. */
+typedef struct {
+    CURL *h;
+    long status; /* the final status, 0 until its headers ended */
+} answer;
+
+/* libcurl's header callback: at the blank line that ends a final (not 1xx)
+ * answer's headers, its status is kept and the transfer ended there. The
+ * body would be thrown away: a receiver that acknowledged the event but
+ * sends its body slowly (or a large one) must not make the attempt a
+ * timeout, and the acknowledged event a retry. */
+static size_t status_seen(char *data, size_t size, size_t n, void *baton)
+{
+    answer *a = baton;
+    long code = 0;
+    if (size * n <= 2 && (data[0] == '\r' || data[0] == '\n') &&
+        curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code >= 200) {
+        a->status = code;
+        return 0; /* ends the transfer (CURLE_WRITE_ERROR) */
+    }
+    return size * n;
+}
+
 /* libcurl's progress callback, called about once a second even while
  * the receiver says nothing: a non-zero answer ends the transfer, so that
  * a receiver that hangs does not hold a child's shutdown for cfg->timeout. */
@@ -85,15 +108,20 @@ static int post(apr_pool_t *p, const us_webhook_config *cfg, const us_webhook_ro
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stop_asked);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)stop);
+    answer ans = { h, 0 };
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, status_seen);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &ans);
     CURLcode cc = curl_easy_perform(h);
-    *cut = cc == CURLE_ABORTED_BY_CALLBACK;
-    if (cc == CURLE_OK)
+    /* the status line decides: the end after the headers is status_seen's */
+    *status = ans.status;
+    if (!ans.status && cc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-    else
-        *err = apr_pstrdup(p, curl_easy_strerror(cc));
+    *cut = !*status && cc == CURLE_ABORTED_BY_CALLBACK;
+    if (!*status)
+        *err = apr_pstrdup(p, cc == CURLE_OK ? "no status" : curl_easy_strerror(cc));
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
-    return cc == CURLE_OK;
+    return *status != 0;
 }
 
 /* The body of row w's current page; NULL with *err when it cannot be built. */

@@ -524,3 +524,72 @@ def test_hung_receiver_does_not_hold_a_restart(server_factory):
         assert not re.search(r"AH00046|SIGKILL|US1303", log), s.log_tail()
     finally:
         hung.close()
+
+
+class SlowBodyReceiver:
+    """A receiver on loopback that reads each POST, answers "200 OK" at
+    once, then sends the body it announced one byte a second."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/upload-sessions"
+        self.bodies, self.conns = [], []
+        self.done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+
+    def _answer(self, c):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < n:
+            body += c.recv(65536)
+        self.bodies.append(body)
+        try:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not self.done.wait(1):
+                c.sendall(b"x")
+        except OSError:
+            pass
+
+    def close(self):
+        self.done.set()
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_acknowledged_with_a_slow_body_is_delivered(server_factory):
+    """The status line decides: a receiver that answers 200 at once and
+    then trickles its (unread) body has the event, delivered once - not
+    timed out after 10 s and sent again."""
+    rcv = SlowBodyReceiver()
+    try:
+        s = hook_server(server_factory, [rcv.url], extra=STATUS_LOCATION)
+        ws = unique_ws("hook-slowbody")
+        sid = closed_session(s, ws, [("a.txt", b"a")])
+        assert wait_for(lambda: rcv.bodies, 15), "no delivery attempt"
+        ev = json.loads(rcv.bodies[0])
+        assert (ev["event"], ev["session_id"]) == ("session.ingested", sid)
+        assert wait_for(lambda: status_doc(s)["webhooks"]["pending"] == 0, 5), \
+            status_doc(s)["webhooks"]
+        assert status_doc(s)["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
+                                             "oldest_pending_age_seconds": 0,
+                                             "last_error": None, "last_error_at": None}
+        assert re.search(rf"US1301: webhook session.ingested {sid} \(page 1 of 1\) delivered",
+                         s.log_text()), s.log_tail()
+        time.sleep(2)
+        assert len(rcv.bodies) == 1, rcv.bodies
+        assert "US1303" not in s.log_text(), s.log_tail()
+    finally:
+        rcv.close()
