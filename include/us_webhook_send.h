@@ -52,10 +52,11 @@ void us_webhook_stop_soon(us_webhook_sender *s);
 void us_webhook_stop(us_webhook_sender *s);
 
 /* Claims one due row and makes one attempt at it: 1 when a row was
- * attempted, 0 when none was due, -1 on a store error. Once *stop (may be
- * NULL) is set, a POST under way ends (within a second) and its row is
- * released as it was: due again, its attempts not counted. */
+ * attempted, 0 when none was due, -1 on a store error (*failure: its
+ * code; US_DB_OK otherwise). Once *stop (may be NULL) is set, a POST under
+ * way ends (within a second) and its row is released as it was: due
+ * again, its attempts not counted. */
 int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner,
-                    volatile apr_uint32_t *stop);
+                    volatile apr_uint32_t *stop, us_db_rc *failure);
 
 #endif

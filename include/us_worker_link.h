@@ -1,9 +1,9 @@
 /*
  * us_worker_link.h - a background worker's connection to its store (the
  * ingest and webhook workers), and how its failures are told: a store that
- * is down (US_DB_BUSY) once, at warn, until a connection opens again - the
- * store's own lines, throttled, say the rest of an outage - and any other
- * failure at error, every time.
+ * is down (US_DB_BUSY) once, at warn, until a connection opens or the
+ * store answers again - the store's own lines, throttled, say the rest of
+ * an outage - and any other failure every time.
  */
 #ifndef US_WORKER_LINK_H
 #define US_WORKER_LINK_H
@@ -24,5 +24,13 @@ typedef struct {
  * is, else the failure, logged as above, with *db NULL. */
 us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg *store,
                            us_db **db);
+/* A failure of the store on an open connection, err its message: a
+ * store that is down (US_DB_BUSY) is an outage as above - said once at
+ * warn (down_no), at debug under no after that - any other failure is
+ * said at warn under no, every time. */
+void us_worker_failed(us_worker_link *l, us_db_rc rc, int no, const char *err);
+/* The store answered on an open connection: the end of an outage said
+ * (back_no, info). */
+void us_worker_answered(us_worker_link *l);
 
 #endif

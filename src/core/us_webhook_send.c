@@ -124,9 +124,10 @@ static int post(apr_pool_t *p, const us_webhook_config *cfg, const us_webhook_ro
     return *status != 0;
 }
 
-/* The body of row w's current page; NULL with *err when it cannot be built. */
+/* The body of row w's current page; NULL with *err when it cannot be built,
+ * NULL with *rc when the store failed. */
 static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w, int *pages,
-                              apr_size_t *len, const char **err)
+                              apr_size_t *len, const char **err, us_db_rc *rc)
 {
     us_webhook_event e = {
         .event = w->event, .session_id = w->session_id, .workspace = w->workspace,
@@ -142,8 +143,9 @@ static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w,
         const us_page pg = {.limit = US_WEBHOOK_PAGE_FILES,
                             .offset = (long long)(w->page - 1) * US_WEBHOOK_PAGE_FILES};
         e.pages = us_webhook_pages(w->failed_files);
-        if (us_session_files_list(db, p, w->session_id, "FAILED", &pg, &rows, &total,
-                                  &has_more) != US_DB_OK) {
+        *rc = us_session_files_list(db, p, w->session_id, "FAILED", &pg, &rows, &total,
+                                    &has_more);
+        if (*rc != US_DB_OK) {
             *err = NULL; /* a store error: the caller says so */
             return NULL;
         }
@@ -157,11 +159,12 @@ static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w,
 }
 
 int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner,
-                    volatile apr_uint32_t *stop)
+                    volatile apr_uint32_t *stop, us_db_rc *failure)
 {
     us_webhook_row w;
     apr_time_t now = apr_time_now();
     us_db_rc rc = us_webhook_claim(db, p, owner, now, now + cfg->lease, &w);
+    *failure = rc == US_DB_NOTFOUND ? US_DB_OK : rc;
     if (rc == US_DB_NOTFOUND)
         return 0;
     if (rc != US_DB_OK)
@@ -174,7 +177,7 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
     int cut = 0;
     const char *err = NULL;
     us_webhook_delivery_id(w.event, w.session_id, w.page, id);
-    const char *body = event_body(db, p, &w, &pages, &len, &err);
+    const char *body = event_body(db, p, &w, &pages, &len, &err, failure);
     if (!body && !err)
         return -1; /* the lease lapses and the row is tried again */
     if (body && post(p, cfg, &w, id, body, len, stop, &status, &cut, &err) && status >= 200 &&
@@ -182,12 +185,14 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
         rc = us_webhook_delivered(db, p, w.id, owner, w.page, pages);
         us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
                w.event, w.session_id, w.page, pages, w.url);
+        *failure = rc;
         return rc == US_DB_OK ? 1 : -1;
     }
     if (cut) { /* not the receiver's failure: due again at once, for the next process */
         rc = us_webhook_release(db, p, w.id, owner);
         us_log(cfg->log, US_LOG_INFO, 0, 1306, "webhook %s %s (delivery %s): attempt cut short "
                "by the shutdown; left for a later one", w.event, w.session_id, id);
+        *failure = rc;
         return rc == US_DB_OK ? 1 : -1;
     }
     if (!err)
@@ -204,6 +209,7 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
         us_log(cfg->log, US_LOG_INFO, 0, 1303, "webhook %s %s (delivery %s) attempt %d failed: "
                "%s; next in %" APR_INT64_T_FMT " s", w.event, w.session_id, id, w.attempts + 1,
                msg, (apr_int64_t)apr_time_sec(next - now));
+    *failure = rc;
     return rc == US_DB_OK ? 1 : -1;
 }
 
@@ -240,16 +246,18 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             nap(s, apr_time_from_sec(5));
             continue;
         }
-        int n = us_webhook_once(db, iter, cfg, owner, &s->stop);
+        us_db_rc failure = US_DB_OK;
+        int n = us_webhook_once(db, iter, cfg, owner, &s->stop, &failure);
         if (n < 0) {
-            us_log(cfg->log, US_LOG_WARN, 0, 1305, "webhook worker %s: %s", owner,
-                   us_db_error(db));
+            /* an outage said once per worker, not once a second */
+            us_worker_failed(&link, failure, 1305, us_db_error(db));
             us_db_clear_error(db);
             nap(s, apr_time_from_sec(1));
+            continue;
         }
-        else if (n == 0) {
+        us_worker_answered(&link);
+        if (n == 0)
             nap(s, cfg->poll);
-        }
     }
     apr_pool_destroy(p); /* closes the connection */
     (void)thd;

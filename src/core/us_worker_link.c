@@ -22,3 +22,22 @@ us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg 
     l->down |= rc == US_DB_BUSY;
     return rc;
 }
+
+void us_worker_failed(us_worker_link *l, us_db_rc rc, int no, const char *err)
+{
+    if (rc != US_DB_BUSY)
+        us_log(l->log, US_LOG_WARN, 0, no, "%s: %s", l->who, err);
+    else if (!l->down)
+        us_log(l->log, US_LOG_WARN, 0, l->down_no, "%s: %s; trying again every second", l->who,
+               err);
+    else
+        us_log(l->log, US_LOG_DEBUG, 0, no, "%s: %s", l->who, err);
+    l->down |= rc == US_DB_BUSY;
+}
+
+void us_worker_answered(us_worker_link *l)
+{
+    if (l->down)
+        us_log(l->log, US_LOG_INFO, 0, l->back_no, "%s: the store answers again", l->who);
+    l->down = 0;
+}
