@@ -654,6 +654,16 @@ us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_tim
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
 
 typedef struct {
+    const char *url;
+    long long pending; /* its undelivered rows, dropped */
+} us_webhook_dropped;
+
+/* us_webhook_targets_set, and *dropped (us_webhook_dropped, by URL) says
+ * what undelivered rows went with the URLs no longer listed. */
+us_db_rc us_webhook_targets_replace(us_db *db, apr_pool_t *p, const apr_array_header_t *urls,
+                                    apr_array_header_t **dropped);
+
+typedef struct {
     long long id;
     const char *event;       /* session.ingested | session.expired */
     const char *session_id;

@@ -121,6 +121,7 @@ typedef enum {
     US_STMT_WEBHOOK_TARGETS_CLEAR,
     US_STMT_WEBHOOK_TARGET_ADD,
     US_STMT_WEBHOOK_DROP_UNLISTED,
+    US_STMT_WEBHOOK_UNLISTED_PENDING, /* what the drop takes: undelivered rows by URL */
     US_STMT_WEBHOOK_CLAIM,          /* a lease taken and its row returned, in one statement */
     US_STMT_WEBHOOK_CANDIDATE,      /* ... or: a due row's id by a read, */
     US_STMT_WEBHOOK_LEASE,          /* its lease in a write that checks it again, */

@@ -516,20 +516,32 @@ static int storage_usable(apr_pool_t *pconf, apr_pool_t *p, server_rec *s, us_sr
     return rv == APR_SUCCESS;
 }
 
-/* Writes the webhook URLs of c into its store (none: no events are kept). */
-static us_db_rc set_webhook_targets(apr_pool_t *p, us_srv_conf *c, const char **err)
+/* Writes the webhook URLs of c into its store (none: no events are kept).
+ * The undelivered events of a URL no longer listed go with it: said at
+ * warn, a URL at a time - on a store shared by several nodes, a node
+ * whose configuration lags (no UploadSessionWebhook) drops the others'. */
+static us_db_rc set_webhook_targets(apr_pool_t *p, server_rec *s, us_srv_conf *c,
+                                    const char **err)
 {
     us_db *db = NULL;
     apr_array_header_t *none = apr_array_make(p, 1, sizeof(const char *));
+    apr_array_header_t *dropped = NULL;
     us_db_rc rc = us_db_open(p, c->store_cfg, &db, err);
     if (rc != US_DB_OK) {
         *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
         return rc;
     }
-    rc = us_webhook_targets_set(db, p, c->webhooks ? c->webhooks : none);
+    rc = us_webhook_targets_replace(db, p, c->webhooks ? c->webhooks : none, &dropped);
     if (rc != US_DB_OK)
         *err = apr_pstrcat(p, "UploadSessionWebhook: cannot record the URLs in the store: ",
                            us_db_error(db), NULL);
+    for (int i = 0; rc == US_DB_OK && i < dropped->nelts; i++) {
+        const us_webhook_dropped *d = &APR_ARRAY_IDX(dropped, i, us_webhook_dropped);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0024)
+                     "UploadSessionWebhook: %" APR_INT64_T_FMT " undelivered webhook events "
+                     "for %s dropped: that URL is not configured here (every node on one store "
+                     "must list the same URLs)", (apr_int64_t)d->pending, d->url);
+    }
     us_db_close(db);
     return rc;
 }
@@ -890,7 +902,7 @@ static us_db_rc setup_store(apr_pool_t *p, server_rec *s, us_srv_conf *c, int fi
         *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
         return rc;
     }
-    if (first_of_store && (rc = set_webhook_targets(p, c, err)) != US_DB_OK)
+    if (first_of_store && (rc = set_webhook_targets(p, s, c, err)) != US_DB_OK)
         return rc;
     return claim_node_name(p, s, c, err);
 }

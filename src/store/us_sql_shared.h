@@ -281,6 +281,9 @@
       "DELETE FROM us_webhook_targets")                                                       \
     X(WEBHOOK_DROP_UNLISTED, "webhook_drop_unlisted",                                         \
       "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)")  \
+    X(WEBHOOK_UNLISTED_PENDING, "webhook_unlisted_pending",                                   \
+      "SELECT url, COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'"                   \
+      " AND url NOT IN (SELECT url FROM us_webhook_targets) GROUP BY url ORDER BY url")       \
     X(WEBHOOK_NEXT_PAGE, "webhook_next_page",                                                 \
       "UPDATE us_webhook_outbox SET page = page + 1, attempts = 0, next_at = 0,"              \
       " last_error = NULL, last_attempt_at = NULL, lease_owner = NULL, lease_until = 0"       \

@@ -7,21 +7,48 @@
 #include <apr_strings.h>
 #include <string.h>
 
+typedef struct {
+    const apr_array_header_t *urls;
+    apr_array_header_t *dropped; /* us_webhook_dropped; NULL: not asked */
+} targets_args;
+
+static void row_to_dropped(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_webhook_dropped *d = apr_array_push(out);
+    d->url = us_row_str(r, p, 0);
+    d->pending = us_row_ll(r, 1);
+}
+
 static us_db_rc targets_body(us_db *db, apr_pool_t *p, void *arg)
 {
-    const apr_array_header_t *urls = arg;
+    targets_args *a = arg;
     int nrows = 0;
     us_db_rc rc = us_exec(db, p, US_STMT_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
-    for (int i = 0; rc == US_DB_OK && urls && i < urls->nelts; i++) {
-        const void *args[] = { APR_ARRAY_IDX(urls, i, const char *) };
+    for (int i = 0; rc == US_DB_OK && a->urls && i < a->urls->nelts; i++) {
+        const void *args[] = { APR_ARRAY_IDX(a->urls, i, const char *) };
         rc = us_exec(db, p, US_STMT_WEBHOOK_TARGET_ADD, args, &nrows);
+    }
+    if (rc == US_DB_OK && a->dropped) {
+        a->dropped->nelts = 0; /* a retried transaction counts afresh */
+        rc = us_select(db, p, US_STMT_WEBHOOK_UNLISTED_PENDING, NULL, row_to_dropped, a->dropped,
+                       &nrows);
     }
     return rc == US_DB_OK ? us_exec(db, p, US_STMT_WEBHOOK_DROP_UNLISTED, NULL, &nrows) : rc;
 }
 
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls)
 {
-    return us_write_txn(db, p, targets_body, (void *)urls);
+    targets_args a = { urls, NULL };
+    return us_write_txn(db, p, targets_body, &a);
+}
+
+us_db_rc us_webhook_targets_replace(us_db *db, apr_pool_t *p, const apr_array_header_t *urls,
+                                    apr_array_header_t **dropped)
+{
+    targets_args a = { urls, apr_array_make(p, 1, sizeof(us_webhook_dropped)) };
+    us_db_rc rc = us_write_txn(db, p, targets_body, &a);
+    *dropped = a.dropped;
+    return rc;
 }
 
 /* Column order of WEBHOOK_COLS in the dialects' SQL */

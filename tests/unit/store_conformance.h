@@ -2731,14 +2731,23 @@ static void sc_webhook_events(void **state)
     us_session y = sc_session(sc_uuid(pool, 2007), "ws-hook", "u20", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &y, 10, SC_T0), US_DB_OK);
     assert_int_equal(us_session_close(db, pool, "ws-hook", y.id, SC_T0 + 5), US_DB_OK);
-    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
-                     US_DB_OK);
+    apr_array_header_t *dropped = NULL;
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(1, "http://a.example/h"),
+                                                &dropped), US_DB_OK);
+    assert_int_equal(dropped->nelts, 1); /* and says what went */
+    assert_string_equal(APR_ARRAY_IDX(dropped, 0, us_webhook_dropped).url,
+                        "https://b.example/h?x=1");
+    assert_int_equal(APR_ARRAY_IDX(dropped, 0, us_webhook_dropped).pending, 1);
     rows = sc_claim_all(db, now);
     assert_int_equal(rows->nelts, 1);
     assert_string_equal(APR_ARRAY_IDX(rows, 0, us_webhook_row).url, "http://a.example/h");
-    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(0)), US_DB_OK);
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(0), &dropped), US_DB_OK);
+    assert_int_equal(dropped->nelts, 1); /* a leased row is undelivered too */
+    assert_string_equal(APR_ARRAY_IDX(dropped, 0, us_webhook_dropped).url, "http://a.example/h");
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.pending, 0);
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(0), &dropped), US_DB_OK);
+    assert_int_equal(dropped->nelts, 0);
     us_db_close(db);
 }
 
