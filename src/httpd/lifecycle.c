@@ -537,7 +537,7 @@ static us_db_rc set_webhook_targets(apr_pool_t *p, server_rec *s, us_srv_conf *c
                            us_db_error(db), NULL);
     for (int i = 0; rc == US_DB_OK && i < dropped->nelts; i++) {
         const us_webhook_dropped *d = &APR_ARRAY_IDX(dropped, i, us_webhook_dropped);
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0024)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0025)
                      "UploadSessionWebhook: %" APR_INT64_T_FMT " undelivered webhook events "
                      "for %s dropped: that URL is not configured here (every node on one store "
                      "must list the same URLs)", (apr_int64_t)d->pending, d->url);

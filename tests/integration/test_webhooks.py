@@ -597,7 +597,7 @@ def test_acknowledged_with_a_slow_body_is_delivered(server_factory):
 
 def test_url_taken_out_says_what_it_dropped(server_factory):
     """A URL taken out of the configuration takes its undelivered events
-    with it, said at warn at startup (US0024) with their number and URL; a
+    with it, said at warn at startup (US0025) with their number and URL; a
     start without any UploadSessionWebhook drops the rest the same way."""
     dropped, kept = "http://127.0.0.1:9/dropped", "http://127.0.0.1:9/kept"
     s = hook_server(server_factory, [dropped, kept], extra=STATUS_LOCATION)
@@ -607,10 +607,10 @@ def test_url_taken_out_says_what_it_dropped(server_factory):
         status_doc(s)["webhooks"]
     s.stop()
     s.extra.remove(f"UploadSessionWebhook {dropped}")
-    s.expect_log(r"US0024", whole_life=True)
+    s.expect_log(r"US0025", whole_life=True)
     off = len(s.log_text())
     s.start()
-    said = re.findall(r"\[upload_session:warn\] .*US0024: (.*)", s.log_text()[off:])
+    said = re.findall(r"\[upload_session:warn\] .*US0025: (.*)", s.log_text()[off:])
     assert said == [f"UploadSessionWebhook: 1 undelivered webhook events for {dropped} "
                     "dropped: that URL is not configured here (every node on one store must "
                     "list the same URLs)"], s.log_tail()
@@ -620,7 +620,7 @@ def test_url_taken_out_says_what_it_dropped(server_factory):
     s.extra.remove(f"UploadSessionWebhook {kept}")
     off = len(s.log_text())
     s.start()
-    said = re.findall(r"\[upload_session:warn\] .*US0024: (.*)", s.log_text()[off:])
+    said = re.findall(r"\[upload_session:warn\] .*US0025: (.*)", s.log_text()[off:])
     assert len(said) == 1 and f"1 undelivered webhook events for {kept} dropped" in said[0], \
         s.log_tail()
     doc = status_doc(s)
