@@ -82,6 +82,13 @@ void us_json_write_rewind(us_json_writer *w, const us_json_write_mark *m);
 /* 1 while nothing was refused. */
 int us_json_write_ok(const us_json_writer *w);
 
+/* What was written since the start or the last take (*len bytes, maybe 0,
+ * not NUL-terminated), the buffer then emptied for reuse, the nesting kept:
+ * a long text sent piece by piece (us_json_write_finish gives the last).
+ * Valid until the next write; NULL when a string was refused. A mark
+ * saved before a take is not to be rewound to after it. */
+const char *us_json_write_take(us_json_writer *w, apr_size_t *len);
+
 /* The text (NUL-terminated, in the pool) and its length; NULL when a
  * string was refused or objects/arrays are left open. */
 const char *us_json_write_finish(us_json_writer *w, apr_size_t *len);

@@ -509,6 +509,8 @@ typedef struct {
     long long size;
     apr_time_t created_at;
     long long characters;  /* a text file's length in characters; < 0: none (null) */
+    int meta_deferred;     /* a list's row only: its metadata is long and was not
+                              read (meta NULL); us_workspace_file_get reads it */
 } us_workspace_file;
 
 us_db_rc us_workspace_file_get(us_db *db, apr_pool_t *p, const char *workspace, const char *file_id,
@@ -529,7 +531,8 @@ typedef struct {
 } us_workspace_file_query;
 
 /* Sorted by created_at (or name), then file_id, descending unless
- * ascending; *total counts every match of name_part and filter, whatever
+ * ascending; a row's metadata longer than a few KiB is not read
+ * (meta_deferred): the caller reads it file by file; *total counts every match of name_part and filter, whatever
  * the cursor, offset and limit. A read: *total and rows are two reads, not
  * one snapshot. */
 us_db_rc us_workspace_file_list(us_db *db, apr_pool_t *p, const char *workspace,

@@ -51,20 +51,21 @@ static const char *meta_text(apr_pool_t *p, const char *text)
     return out ? out : "{}";
 }
 
-/* One item of GET /files; url_prefix: /api/v1/workspaces/<ws>/files/. An item
- * with a name that is not valid UTF-8 is left out, as when json_pack
- * refused it. */
-static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix, const us_workspace_file *f)
+/* One item of GET /files, its copies in p; url_prefix:
+ * /api/v1/workspaces/<ws>/files/. An item with a name that is not valid
+ * UTF-8 is left out, as when json_pack refused it. */
+static void write_file(us_json_writer *w, request_rec *r, apr_pool_t *p, const char *url_prefix,
+                       const us_workspace_file *f)
 {
     char at[US_TS_LEN];
     us_json_write_mark before;
-    const char *meta = meta_text(r->pool, f->meta);
+    const char *meta = meta_text(p, f->meta);
 
     us_time_format(f->created_at, at);
     us_json_write_save(w, &before);
     us_json_write_object_open(w);
     us_json_write_key_string(w, "file_id", f->file_id);
-    us_json_write_key_string(w, "url", apr_pstrcat(r->pool, url_prefix, f->file_id, NULL));
+    us_json_write_key_string(w, "url", apr_pstrcat(p, url_prefix, f->file_id, NULL));
     us_json_write_key_string(w, "name", f->name);
     us_json_write_key_int(w, "size", f->size);
     us_json_write_key(w, "meta");
@@ -84,6 +85,21 @@ static void write_file(us_json_writer *w, request_rec *r, const char *url_prefix
                       USLOGNO(0306) "file %s left out of the list: its name is not "
                       "valid UTF-8", f->file_id);
     }
+}
+
+/* A response cut short after its headers went out, when its status can no
+ * longer tell: httpd's error bucket ends it without keep-alive (and a
+ * chunked body without its last chunk), so the client sees the connection
+ * closed at once with a short body, instead of waiting for bytes that never
+ * come until KeepAliveTimeout. */
+static void abort_response(request_rec *r)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, ba);
+    r->connection->keepalive = AP_CONN_CLOSE;
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    ap_pass_brigade(r->output_filters, bb);
 }
 
 /* ---- GET /files ---------------------------------------------------------------- */
@@ -142,6 +158,95 @@ static void refuse_unserved(request_rec *r, json_t *errs)
     const char *v;
     if ((v = us_query_get(r->pool, r->args, "content")))
         refuse_query(errs, "content", v, "searching the content of files is not supported by this server");
+}
+
+/* The long metadata of a listed file, read on its own into p
+ * (us_workspace_file_list leaves it out of the page's rows). NOTFOUND: the
+ * file went since the list was read. *err: a failure's text. */
+static us_db_rc read_deferred_meta(const us_srv_conf *c, apr_pool_t *p, const char *ws,
+                                   us_workspace_file *f, const char **err)
+{
+    us_db *db = NULL;
+    us_workspace_file now;
+    us_db_rc rc = c->store ? us_store_acquire(c->store, &db, err) : US_DB_ERROR;
+    if (rc != US_DB_OK) {
+        if (!*err)
+            *err = "no connection pool in this process";
+        return rc;
+    }
+    rc = us_workspace_file_get(db, p, ws, f->file_id, &now);
+    if (rc == US_DB_OK)
+        f->meta = now.meta;
+    else if (rc != US_DB_NOTFOUND)
+        *err = apr_pstrdup(p, us_db_error(db));
+    us_store_release(c->store, db, rc == US_DB_ERROR);
+    return rc;
+}
+
+/* The answer to GET /files, passed on in pieces of about LIST_PIECE bytes
+ * as it is written, each item's copies in a pool cleared after it: a page
+ * of a hundred files carrying 1 MiB of metadata each costs the memory of
+ * about one, not of the whole page over again. An answer that fits in one
+ * piece goes out whole, with its Content-Length. */
+static int send_list(request_rec *r, const us_srv_conf *c, const char *ws,
+                     const apr_array_header_t *rows, long long limit, long long total)
+{
+    enum { LIST_PIECE = 64 * 1024 };
+    const char *url_prefix = apr_pstrcat(r->pool, US_API_PREFIX, "/workspaces/", ws, "/files/", NULL);
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, ba);
+    apr_pool_t *item;
+    int sent = 0; /* pieces passed on: the headers are out */
+    us_json_writer w;
+    apr_pool_create(&item, r->pool);
+    us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
+    for (int i = 0; i < rows->nelts && i < limit; i++) {
+        us_workspace_file f = APR_ARRAY_IDX(rows, i, us_workspace_file);
+        const char *err = NULL;
+        us_db_rc rc = f.meta_deferred ? read_deferred_meta(c, item, ws, &f, &err) : US_DB_OK;
+        if (rc != US_DB_OK && rc != US_DB_NOTFOUND) { /* gone meanwhile: left out */
+            if (!sent)
+                return us_send_store_error(r, rc, apr_pstrdup(r->pool, err));
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0309) "file list cut short at "
+                          "file %s: reading its metadata failed: %s", f.file_id, err);
+            abort_response(r);
+            return OK;
+        }
+        if (rc == US_DB_OK)
+            write_file(&w, r, item, url_prefix, &f);
+        apr_pool_clear(item);
+        if (w.len < LIST_PIECE)
+            continue;
+        apr_size_t len = 0;
+        const char *text = us_json_write_take(&w, &len);
+        if (!text) /* a failed writer: kept for us_send_json_writer's 500 */
+            break;
+        if (!sent) {
+            r->status = HTTP_OK;
+            ap_set_content_type(r, "application/json");
+        }
+        sent = 1;
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(text, len, ba));
+        apr_status_t rv = ap_pass_brigade(r->output_filters, bb); /* done with text once it returns */
+        apr_brigade_cleanup(bb);
+        if (rv != APR_SUCCESS) /* the client went */
+            return AP_FILTER_ERROR;
+    }
+    apr_pool_destroy(item);
+    us_json_write_array_close(&w);
+    us_json_write_key_int(&w, "total", total);
+    us_json_write_key_bool(&w, "has_more", rows->nelts > limit);
+    us_json_write_object_close(&w);
+    if (!sent)
+        return us_send_json_writer(r, HTTP_OK, &w);
+    apr_size_t len = 0;
+    const char *text = us_json_write_finish(&w, &len);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(text, len, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
 }
 
 static const char *const SORT_FIELDS[] = { "created_at", "name", NULL };
@@ -207,19 +312,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
-    const char *url_prefix = apr_pstrcat(r->pool, US_API_PREFIX, "/workspaces/", ws, "/files/", NULL);
-    us_json_writer w;
-    us_json_write_init(&w, r->pool, 128 + (apr_size_t)rows->nelts * 320);
-    us_json_write_object_open(&w);
-    us_json_write_key(&w, "data");
-    us_json_write_array_open(&w);
-    for (int i = 0; i < rows->nelts && i < limit; i++)
-        write_file(&w, r, url_prefix, &APR_ARRAY_IDX(rows, i, us_workspace_file));
-    us_json_write_array_close(&w);
-    us_json_write_key_int(&w, "total", total);
-    us_json_write_key_bool(&w, "has_more", rows->nelts > limit);
-    us_json_write_object_close(&w);
-    return us_send_json_writer(r, HTTP_OK, &w);
+    return send_list(r, c, ws, rows, limit, total);
 }
 
 /* ---- GET /files/{id} and /files/{id}/meta ------------------------------------------ */
@@ -764,7 +857,7 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     }
 
     us_workspace_file f = { x->file_id, x->name, meta, us_storage_writer_size(x->blob), apr_time_now(),
-                            us_filename_is_text(x->name) ? us_utf8_count_end(&x->chars) : -1 };
+                            us_filename_is_text(x->name) ? us_utf8_count_end(&x->chars) : -1, 0 };
     apr_array_header_t *deleted = NULL;
     us_db *db;
     if (!(db = us_acquire_db(r, c))) { /* answered 503/500 already */

@@ -95,7 +95,7 @@ void us_row_to_workspace(const us_row *r, apr_pool_t *p, void *out);
 /* ... or an array of it, appended to */
 void us_push_str(const us_row *r, apr_pool_t *p, void *out);
 void us_push_session_item(const us_row *r, apr_pool_t *p, void *out); /* SESSION_ITEM_COLS */
-void us_push_workspace_file(const us_row *r, apr_pool_t *p, void *out);
+void us_push_workspace_file(const us_row *r, apr_pool_t *p, void *out); /* ..._LIST_COLS */
 void us_push_workspace(const us_row *r, apr_pool_t *p, void *out);
 
 #endif

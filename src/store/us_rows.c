@@ -109,9 +109,13 @@ void us_push_str(const us_row *r, apr_pool_t *p, void *out)
     us_row_to_str(r, p, apr_array_push(out));
 }
 
+/* Column order of WORKSPACE_FILE_LIST_COLS: a list's row, its metadata
+ * possibly left for the caller to read (meta_deferred) */
 void us_push_workspace_file(const us_row *r, apr_pool_t *p, void *out)
 {
-    us_row_to_workspace_file(r, p, apr_array_push(out));
+    us_workspace_file *f = apr_array_push(out);
+    us_row_to_workspace_file(r, p, f);
+    f->meta_deferred = us_row_ll(r, 6) != 0;
 }
 
 void us_push_workspace(const us_row *r, apr_pool_t *p, void *out)

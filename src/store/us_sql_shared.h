@@ -57,6 +57,14 @@
     "ELSE status END, created_at, expires_at"
 
 #define WORKSPACE_FILE_COLS "file_id, name, size, meta, created_at, characters"
+/* A list's columns: WORKSPACE_FILE_COLS with metadata longer than
+ * LIST_META_INLINE characters left out (NULL) and a seventh column saying
+ * so (1), for the caller to read it per file: a page of rows then never
+ * holds a hundred times the 1 MiB a file may carry. */
+#define LIST_META_INLINE "16384"
+#define WORKSPACE_FILE_LIST_COLS                                                  \
+    "file_id, name, size, CASE WHEN length(meta) <= " LIST_META_INLINE " THEN meta END," \
+    " created_at, characters, CASE WHEN length(meta) > " LIST_META_INLINE " THEN 1 ELSE 0 END"
 
 #define WEBHOOK_COLS                                                              \
     "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \

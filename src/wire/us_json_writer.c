@@ -313,6 +313,15 @@ int us_json_write_ok(const us_json_writer *w)
     return !w->failed;
 }
 
+const char *us_json_write_take(us_json_writer *w, apr_size_t *len)
+{
+    *len = w->len;
+    if (w->failed)
+        return NULL;
+    w->len = 0;
+    return w->buf;
+}
+
 const char *us_json_write_finish(us_json_writer *w, apr_size_t *len)
 {
     if (w->failed || w->depth != 0 || w->after_key || w->len == 0)

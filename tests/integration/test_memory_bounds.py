@@ -215,6 +215,48 @@ def test_meta_parts_cost_no_memory(mem_server):
     assert [i["name"] for i in listed["data"]] == ["m.txt"], listed
 
 
+def test_listing_files_with_big_meta_costs_no_memory(mem_server):
+    """GET /files?limit=100 of files carrying the allowed 1 MiB of metadata
+    each (a 100 MiB answer) is streamed item by item, each item's metadata
+    read on its own: within the bound (it once grew a child by about 500
+    MiB), and the answer is the same: every item in order with its
+    metadata, total and has_more."""
+    srv = mem_server
+    api = srv.client(srv.user_all, timeout=300)
+    ws = unique_ws("mem-list")
+    metas = [{"k": chr(ord("a") + i % 26) * (1024 * 1024 - 20), "i": i} for i in range(100)]
+    for i, meta in enumerate(metas):
+        r = api.post(ws_files_path(ws), files={"file": (f"f{i:03}.txt", b"x")},
+                     data={"meta": json.dumps(meta)})
+        assert r.status_code == 201, r.text
+    r = api.post(ws_files_path(ws), files={"file": ("small.txt", b"y")},
+                 data={"meta": json.dumps({"s": 1})})
+    assert r.status_code == 201, r.text
+    for _ in range(8):  # every child has listed (a page with one big item)
+        r = api.get(ws_files_path(ws), params={"limit": "2"})
+        assert r.status_code == 200, r.text
+    with PeakGrowth(srv) as g:
+        r = api.get(ws_files_path(ws), params={"limit": "100", "field": "name", "order": "ASC"})
+        assert r.status_code == 200, r.text[:200]
+        assert r.headers["content-type"] == "application/json"
+    g.check()
+    body = r.json()
+    assert body["total"] == 101 and body["has_more"] is True, (body["total"], body["has_more"])
+    assert [i["name"] for i in body["data"]] == [f"f{i:03}.txt" for i in range(100)]
+    assert [i["meta"] for i in body["data"]] == metas
+    # the same bytes as one item at a time, joined
+    one = [api.get(ws_files_path(ws), params={"limit": "1", "field": "name", "order": "ASC",
+                                              "page_number": str(n + 1)}) for n in range(3)]
+    assert all(x.status_code == 200 for x in one)
+    assert r.content.startswith(b'{"data":[' + b",".join(
+        x.content[len(b'{"data":['):x.content.index(b'],"total":')] for x in one) + b",")
+    # a page of small items goes out whole, with its length
+    r = api.get(ws_files_path(ws), params={"name": "small"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-length"] == str(len(r.content))
+    assert [(i["name"], i["meta"]) for i in r.json()["data"]] == [("small.txt", {"s": 1})]
+
+
 # --------------------------------------------------------------------------
 # 3b. POST /files with an url-encoded `text`; DELETE /files with many names
 # --------------------------------------------------------------------------

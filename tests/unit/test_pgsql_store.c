@@ -195,7 +195,7 @@ static void *APR_THREAD_FUNC add_a_file(apr_thread_t *t, void *data)
     us_db *db = NULL;
     const char *err = NULL;
     apr_array_header_t *deleted = NULL;
-    us_workspace_file f = { (const char *)data, "lost.txt", "{}", 1, SC_T0, -1 };
+    us_workspace_file f = { (const char *)data, "lost.txt", "{}", 1, SC_T0, -1, 0 };
     apr_pool_create_unmanaged_ex(&p, NULL, NULL);
     lost_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
                   ? us_workspace_file_add(db, p, "ws-lost", &f, "KEEP", &deleted) : US_DB_ERROR;
@@ -274,7 +274,7 @@ static void test_outcome_unknown_when_lost_at_commit(void **state)
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP TRIGGER us_test_slow ON us_files"), 0);
     us_db *db = sc_open(pool);
     apr_array_header_t *deleted = NULL;
-    us_workspace_file f = { sc_uuid(pool, 3), "kept.txt", "{}", 1, SC_T0, -1 };
+    us_workspace_file f = { sc_uuid(pool, 3), "kept.txt", "{}", 1, SC_T0, -1, 0 };
     assert_int_equal(us_workspace_file_add(db, pool, "ws-lost", &f, "KEEP", &deleted), US_DB_OK);
     assert_int_equal(us_db_outcome_unknown(db), 0);
     us_db_close(db);

@@ -447,6 +447,47 @@ static void test_growth(void **state)
     json_decref(arr);
 }
 
+/* Taken piece by piece (a streamed answer), the pieces join into the text
+ * written whole: the commas and nesting carry over each take; a refused
+ * string makes take NULL. */
+static void test_take_pieces(void **state)
+{
+    (void)state;
+    us_json_writer w;
+    us_json_write_init(&w, pool, 1);
+    char joined[256] = "";
+    apr_size_t len = 0;
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "data");
+    us_json_write_array_open(&w);
+    const char *t = us_json_write_take(&w, &len);
+    assert_non_null(t);
+    strncat(joined, t, len);
+    for (int i = 0; i < 3; i++) {
+        us_json_write_object_open(&w);
+        us_json_write_key_int(&w, "i", i);
+        us_json_write_object_close(&w);
+        t = us_json_write_take(&w, &len);
+        assert_non_null(t);
+        strncat(joined, t, len);
+    }
+    t = us_json_write_take(&w, &len); /* nothing since */
+    assert_non_null(t);
+    assert_int_equal(len, 0);
+    us_json_write_array_close(&w);
+    us_json_write_key_bool(&w, "has_more", 0);
+    us_json_write_object_close(&w);
+    t = us_json_write_finish(&w, &len);
+    assert_non_null(t);
+    strncat(joined, t, len);
+    assert_string_equal(joined, "{\"data\":[{\"i\":0},{\"i\":1},{\"i\":2}],\"has_more\":false}");
+
+    us_json_write_init(&w, pool, 1);
+    us_json_write_array_open(&w);
+    us_json_write_string(&w, "\xff");
+    assert_null(us_json_write_take(&w, &len));
+}
+
 /* Raw JSON text (e.g. a stored object re-dumped by jansson) goes in as it
  * is, with commas around it like any other value. */
 static void test_raw_values(void **state)
@@ -651,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_misuse_fails),
         cmocka_unit_test(test_rewind_leaves_item_out),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_take_pieces),
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_pool_owns_json),

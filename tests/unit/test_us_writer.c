@@ -536,7 +536,7 @@ static void test_migration_counts_existing_sessions(void **state)
     for (int i = 0; i < 3; i++) {
         us_workspace_file f = { apr_psprintf(pool, "00000000-0000-4000-8000-00000000300%d", i),
                                 apr_psprintf(pool, "f%d.txt", i), i ? "{\"k\":\"v\",\"n\":2}" : "{\"k\":1}",
-                                1, T0 + i, -1 };
+                                1, T0 + i, -1, 0 };
         assert_int_equal(us_workspace_file_add(db, pool, "ws", &f, "KEEP", &deleted), US_DB_OK);
     }
     static const char *const back_to_4[] = {
@@ -604,7 +604,7 @@ static void test_migration_counts_existing_sessions(void **state)
     assert_int_equal(rows->nelts, 2);
     /* and the triggers follow a new one */
     us_workspace_file g = { "00000000-0000-4000-8000-000000003009", "g.txt", "{\"k\":\"v\",\"n\":3}", 1,
-                            T0 + 9, -1 };
+                            T0 + 9, -1, 0 };
     assert_int_equal(us_workspace_file_add(db, pool, "ws", &g, "KEEP", &deleted), US_DB_OK);
     assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
     assert_int_equal(total, 3);

@@ -492,10 +492,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))) l" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_pg_workspace_file_list",
         /* strpos(): a substring test with no LIKE wildcards to escape */
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
+        "SELECT " WORKSPACE_FILE_LIST_COLS " FROM us_files WHERE workspace = %s"
         " AND strpos(name, %s) > 0 ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_LIST_AFTER] = { "us_pg_workspace_file_list_after",
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s"
+        "SELECT " WORKSPACE_FILE_LIST_COLS " FROM us_files WHERE workspace = %s"
         " AND strpos(name, %s) > 0"
         " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
@@ -606,9 +606,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
 };
 
-const char *us_pg_sql_workspace_file_cols(void)
+const char *us_pg_sql_workspace_file_list_cols(void)
 {
-    return WORKSPACE_FILE_COLS;
+    return WORKSPACE_FILE_LIST_COLS;
 }
 
 const us_stmt_def *us_pg_sql_statement(us_stmt_id id)

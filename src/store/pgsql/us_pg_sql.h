@@ -33,7 +33,8 @@ extern const char US_PG_SQL_SCHEMA_VERSION_SET[]; /* %d */
 /* The PostgreSQL text of each shared statement (us_store_backend.h). */
 const us_stmt_def *us_pg_sql_statement(us_stmt_id id);
 
-/* The columns of a workspace file row, for statements built per request. */
-const char *us_pg_sql_workspace_file_cols(void);
+/* The columns of a workspace file list row (WORKSPACE_FILE_LIST_COLS), for
+ * statements built per request. */
+const char *us_pg_sql_workspace_file_list_cols(void);
 
 #endif

@@ -1039,7 +1039,7 @@ static us_db_rc workspace_file_list_built(us_pg_db *db, apr_pool_t *p, const cha
     }
     APR_ARRAY_PUSH(args, const void *) = lim;
     APR_ARRAY_PUSH(args, const void *) = off;
-    return built_select(db, p, apr_pstrcat(p, "SELECT ", us_pg_sql_workspace_file_cols(), where,
+    return built_select(db, p, apr_pstrcat(p, "SELECT ", us_pg_sql_workspace_file_list_cols(), where,
                                            cursor, " ORDER BY ", col, " ", dir,
                                            ", file_id COLLATE \"C\" ", dir,
                                            " LIMIT %lld OFFSET %lld", NULL),

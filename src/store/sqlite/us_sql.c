@@ -533,10 +533,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         "UPDATE us_files SET meta = %s WHERE workspace = %s AND file_id = %s AND meta IS %s" },
     [US_STMT_WORKSPACE_FILE_LIST] = { "us_workspace_file_list",
         /* instr(): a substring test with no LIKE wildcards to escape */
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+        "SELECT " WORKSPACE_FILE_LIST_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_LIST_AFTER] = { "us_workspace_file_list_after",
-        "SELECT " WORKSPACE_FILE_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
+        "SELECT " WORKSPACE_FILE_LIST_COLS " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0"
         " AND (created_at < %lld OR (created_at = %lld AND file_id < %s))"
         " ORDER BY created_at DESC, file_id DESC LIMIT %lld" },
     [US_STMT_WORKSPACE_FILE_COUNT] = { "us_workspace_file_count",
@@ -589,9 +589,9 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ORDER BY last_attempt_at, id LIMIT %d)" },
 };
 
-const char *us_sql_workspace_file_cols(void)
+const char *us_sql_workspace_file_list_cols(void)
 {
-    return WORKSPACE_FILE_COLS;
+    return WORKSPACE_FILE_LIST_COLS;
 }
 
 const us_stmt_def *us_sql_statement(us_stmt_id id)

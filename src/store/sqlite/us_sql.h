@@ -31,7 +31,8 @@ extern const char US_SQL_CACHE_SIZE[];         /* %d: KiB */
 
 /* The SQLite text of each shared statement (us_store_backend.h). */
 const us_stmt_def *us_sql_statement(us_stmt_id id);
-/* The columns of a workspace file row, in the order row readers expect. */
-const char *us_sql_workspace_file_cols(void);
+/* The columns of a workspace file list row (WORKSPACE_FILE_LIST_COLS), in
+ * the order us_push_workspace_file expects. */
+const char *us_sql_workspace_file_list_cols(void);
 
 #endif

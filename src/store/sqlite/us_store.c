@@ -139,7 +139,7 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     }
     APR_ARRAY_PUSH(args, const void *) = &lim;
     APR_ARRAY_PUSH(args, const void *) = &off;
-    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_cols(), where, cursor,
+    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_list_cols(), where, cursor,
                                            " ORDER BY ", col, " ", dir, ", file_id ", dir,
                                            " LIMIT %lld OFFSET %lld", NULL),
                            &list_stmt);
