@@ -349,9 +349,11 @@ static int send_storage_error(request_rec *r, apr_status_t rv)
 }
 
 /* len bytes of a reader without a local file from off, read and passed in
- * pieces; *began once the first is passed. */
-static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len,
-                                int *began)
+ * pieces; *began once the first is passed. A read that fails after that
+ * (the headers went out with it) is logged and the response cut short
+ * (abort_response): APR_SUCCESS, it is answered. */
+static apr_status_t pass_stream(request_rec *r, const char *id, us_storage_reader *rd,
+                                apr_off_t off, apr_off_t len, int *began)
 {
     enum { PIECE = 256 * 1024 };
     apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
@@ -363,6 +365,13 @@ static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t
         rv = us_storage_read_at(rd, off, buf, &n);
         if (rv == APR_SUCCESS && n == 0)
             rv = APR_EOF; /* shorter than it said */
+        if (rv != APR_SUCCESS && *began) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, USLOGNO(0310) "file %s: reading its "
+                          "bytes failed at offset %" APR_OFF_T_FMT " after the answer's headers "
+                          "went out: the download is cut short", id, off);
+            abort_response(r);
+            return APR_SUCCESS;
+        }
         if (rv != APR_SUCCESS)
             break;
         off += (apr_off_t)n;
@@ -383,12 +392,12 @@ static apr_status_t pass_stream(request_rec *r, us_storage_reader *rd, apr_off_t
  * until then a failed read can still be answered with an error. A local
  * file's first byte is read first, since the file bucket is read only
  * after the head is written. */
-static apr_status_t pass_bytes(request_rec *r, us_storage_reader *rd, apr_off_t off, apr_off_t len,
-                               int *began)
+static apr_status_t pass_bytes(request_rec *r, const char *id, us_storage_reader *rd,
+                               apr_off_t off, apr_off_t len, int *began)
 {
     apr_file_t *fd = us_storage_reader_file(rd);
     if (!fd)
-        return pass_stream(r, rd, off, len, began);
+        return pass_stream(r, id, rd, off, len, began);
     if (len > 0) {
         char first;
         apr_size_t one = 1;
@@ -505,7 +514,7 @@ static int send_blob(request_rec *r, const us_srv_conf *c, const char *ws,
     if (r->header_only)
         return OK;
     int began = 0;
-    rv = pass_bytes(r, rd, first, last - first + 1, &began);
+    rv = pass_bytes(r, f->file_id, rd, first, last - first + 1, &began);
     if (rv == APR_SUCCESS)
         return OK;
     /* once bytes may have gone out, only the connection can be cut */

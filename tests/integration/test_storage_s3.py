@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import socket
 import time
 import uuid
 import threading
@@ -591,6 +592,101 @@ def test_a_download_racing_a_delete_is_404(proxied):
     check(s.client(s.user_all).delete(ws_files_path("ws-race", fid)), 200)
     t.join(30)
     check(out["r"], 404, {"detail": f"There's no file with the ID '{fid}' in the workspace."})
+
+
+class RawGet:
+    """GET path on a kept-alive HTTP/1.1 connection, read step by step, to
+    see how the answer ends (a client library would hide it)."""
+
+    def __init__(self, port, path, key, timeout=30):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.settimeout(timeout)
+        self.s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       f"Authorization: Bearer {key}\r\n\r\n".encode())
+        self.buf = b""
+        self.head = None
+        self.clen = None
+
+    def body_len(self):
+        return len(self.buf) - len(self.head) - 4 if self.head is not None else 0
+
+    def read(self, until_body=None):
+        """Reads until the body has until_body bytes (None: until the whole
+        body, EOF or timeout): 'complete', 'eof', 'timeout' or 'enough'."""
+        while True:
+            if self.head is None and b"\r\n\r\n" in self.buf:
+                self.head = self.buf.split(b"\r\n\r\n", 1)[0]
+                m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", self.head)
+                self.clen = int(m.group(1)) if m else None
+            if self.head is not None:
+                if self.clen is not None and self.body_len() >= self.clen:
+                    return "complete"
+                if until_body is not None and self.body_len() >= until_body:
+                    return "enough"
+            try:
+                d = self.s.recv(1 << 20)
+            except socket.timeout:
+                return "timeout"
+            if not d:
+                return "eof"
+            self.buf += d
+
+    def close(self):
+        self.s.close()
+
+
+CUT_LOG = r"US0310: file {fid}: reading its bytes failed at offset {off} after the answer's headers went out"
+
+
+@pytest.mark.parametrize("action", [("reply", 500, "<Error><Code>InternalError</Code></Error>"),
+                                    "cut"])
+def test_a_download_failing_after_its_headers_is_closed_at_once(proxied, action):
+    # the second 4 MiB window's GET fails: the 200 and its Content-Length
+    # are out, so the answer is cut short and the connection closed at once
+    # (not left for the client to wait out KeepAliveTimeout), and logged
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    data = os.urandom(9 * MiB)
+    fid = post_file(api, "ws-cut", "big.bin", data)["file_id"]
+    fp.rules.append(Rule(lambda m, t, h: m == "GET" and f"/files/{fid}" in t
+                         and "bytes=4194304-" in h.lower(), action))
+    s.expect_log(CUT_LOG.format(fid=fid, off=4 * MiB))
+    g = RawGet(s.port, "/api/v1/workspaces/" + ws_files_path("ws-cut", fid), s.key_all)
+    assert g.read(until_body=1) == "enough"
+    t0 = time.monotonic()
+    how = g.read()
+    waited = time.monotonic() - t0
+    g.close()
+    assert g.head.startswith(b"HTTP/1.1 200 "), g.head
+    assert g.clen == len(data)
+    assert how == "eof" and waited < 1.5, (how, waited)
+    assert 0 < g.body_len() <= 4 * MiB and g.buf.endswith(data[:g.body_len()]), g.body_len()
+    assert wait_for(lambda: re.search(CUT_LOG.format(fid=fid, off=4 * MiB), s.log_text()), 5)
+    # the next download is whole
+    r = api.get(ws_files_path("ws-cut", fid))
+    assert r.status_code == 200 and r.content == data
+
+
+def test_a_download_cut_by_a_delete_is_closed_at_once(s3_server):
+    # the object deleted between two 4 MiB windows of a download
+    s = s3_server()
+    api = s.client(s.user_all)
+    data = os.urandom(9 * MiB)
+    fid = post_file(api, "ws-cutdel", "big.bin", data)["file_id"]
+    s.expect_log(CUT_LOG.format(fid=fid, off=r"\d+"))
+    g = RawGet(s.port, "/api/v1/workspaces/" + ws_files_path("ws-cutdel", fid), s.key_all)
+    assert g.read(until_body=1 * MiB) == "enough"
+    check(api.delete(ws_files_path("ws-cutdel", fid)), 200)
+    t0 = time.monotonic()
+    how = g.read()
+    waited = time.monotonic() - t0
+    g.close()
+    assert g.head.startswith(b"HTTP/1.1 200 ") and g.clen == len(data), g.head
+    # the window being read when the delete came may still end whole
+    assert how == "complete" or (how == "eof" and waited < 1.5), (how, waited)
+    assert g.buf.endswith(data[:g.body_len()])
+    check(api.get(ws_files_path("ws-cutdel", fid)), 404,
+          {"detail": f"There's no file with the ID '{fid}' in the workspace."})
 
 
 def copy_of(fid):
