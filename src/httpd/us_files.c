@@ -207,7 +207,7 @@ static int send_list(request_rec *r, const us_srv_conf *c, const char *ws,
         us_workspace_file f = APR_ARRAY_IDX(rows, i, us_workspace_file);
         const char *err = NULL;
         us_db_rc rc = f.meta_deferred ? read_deferred_meta(c, item, ws, &f, &err) : US_DB_OK;
-        if (rc != US_DB_OK && rc != US_DB_NOTFOUND) { /* gone meanwhile: left out */
+        if (rc != US_DB_OK && rc != US_DB_NOTFOUND) {
             if (!sent)
                 return us_send_store_error(r, rc, apr_pstrdup(r->pool, err));
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0309) "file list cut short at "
@@ -215,7 +215,7 @@ static int send_list(request_rec *r, const us_srv_conf *c, const char *ws,
             abort_response(r);
             return OK;
         }
-        if (rc == US_DB_OK)
+        if (rc == US_DB_OK) /* NOTFOUND: deleted since the page was read, left out */
             write_file(&w, r, item, url_prefix, &f);
         apr_pool_clear(item);
         if (w.len < LIST_PIECE)
@@ -244,6 +244,12 @@ static int send_list(request_rec *r, const us_srv_conf *c, const char *ws,
         return us_send_json_writer(r, HTTP_OK, &w);
     apr_size_t len = 0;
     const char *text = us_json_write_finish(&w, &len);
+    if (!text) { /* not expected: a refused item is rewound */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0309) "file list cut short: "
+                      "its end could not be written");
+        abort_response(r);
+        return OK;
+    }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(text, len, ba));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
     return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;

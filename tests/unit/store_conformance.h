@@ -1732,6 +1732,55 @@ static void sc_workspace_file_add_list_get(void **state)
     us_db_close(db);
 }
 
+/* A list leaves out metadata longer than 16,384 characters (meta NULL,
+ * meta_deferred) for the caller to read file by file, whichever statement
+ * lists (fixed, after a cursor, built); the rest as stored. */
+static void sc_workspace_file_list_defers_long_meta(void **state)
+{
+    us_db *db = sc_open(pool);
+    apr_array_header_t *deleted, *rows;
+    long long total;
+    us_workspace_file got;
+    (void)state;
+    us_workspace_file at = sc_workspace_file(1101, "at.txt", SC_T0 + 3);
+    us_workspace_file over = sc_workspace_file(1102, "over.txt", SC_T0 + 2);
+    us_workspace_file none = sc_workspace_file(1103, "none.txt", SC_T0 + 1);
+    char *v = apr_palloc(pool, 16384);
+    memset(v, 'v', 16384);
+    at.meta = apr_psprintf(pool, "{\"k\":\"%.*s\"}", 16384 - 8, v);   /* 16,384 characters */
+    over.meta = apr_psprintf(pool, "{\"k\":\"%.*s\"}", 16384 - 7, v); /* one more */
+    assert_int_equal(strlen(at.meta), 16384);
+    assert_int_equal(strlen(over.meta), 16385);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &at, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &over, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-d", &none, "KEEP", &deleted), US_DB_OK);
+    const us_workspace_file_query queries[] = {
+        { .name_part = "", .limit = 5 },
+        { .name_part = "", .after_at = SC_T0 + 4, .after_id = "", .limit = 5 },
+        { .name_part = "", .by_name = 1, .limit = 5 },
+    };
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        assert_int_equal(us_workspace_file_list(db, pool, "ws-d", &queries[i], &rows, &total), US_DB_OK);
+        assert_int_equal(rows->nelts, 3);
+        for (int k = 0; k < 3; k++) {
+            const us_workspace_file *f = &APR_ARRAY_IDX(rows, k, us_workspace_file);
+            if (strcmp(f->name, "at.txt") == 0) {
+                assert_false(f->meta_deferred);
+                assert_string_equal(f->meta, at.meta);
+            } else if (strcmp(f->name, "over.txt") == 0) {
+                assert_true(f->meta_deferred);
+                assert_null(f->meta);
+            } else {
+                assert_false(f->meta_deferred);
+                assert_null(f->meta);
+            }
+        }
+    }
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-d", over.file_id, &got), US_DB_OK);
+    assert_string_equal(got.meta, over.meta);
+    us_db_close(db);
+}
+
 /* Deletes take rows out and put their ids in the trash, in one change. */
 static void sc_workspace_file_delete(void **state)
 {
@@ -3378,6 +3427,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_late_clear),
         SC_TEST(sc_late_clear_pages),
         SC_TEST(sc_workspace_file_add_list_get),
+        SC_TEST(sc_workspace_file_list_defers_long_meta),
         SC_TEST(sc_workspace_file_delete),
         SC_TEST(sc_workspace_file_meta_swap),
         SC_TEST(sc_file_id_referenced),
