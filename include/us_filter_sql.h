@@ -72,8 +72,18 @@ const char *us_filter_sql(apr_pool_t *p, const us_odata_node *n, apr_array_heade
  * us_filter_count_sql) refused for that mismatch: one text for every store. */
 #define US_FILTER_SQL_MISMATCH "the filter's SQL and its parameters disagree in number"
 
+/* What a key table may hold (PostgreSQL indexes both, and an index entry
+ * must fit in a third of a page): the keys of at most
+ * US_FILTER_KEY_NAME_MAX bytes, a string's text of at most
+ * US_FILTER_KEY_TEXT_MAX (a longer one is kept without its text, s NULL). */
+#define US_FILTER_KEY_NAME_MAX 256
+#define US_FILTER_KEY_TEXT_MAX 2000
+#define US_FILTER_SQL_NUM(n) US_FILTER_SQL_NUM_(n)
+#define US_FILTER_SQL_NUM_(n) #n
+
 /* SELECT COUNT(*) of the workspace's files that n matches, read from the
- * key table, when n has at most 8 top-level `and` terms and one of them
+ * key table, when n has at most 8 top-level `and` terms, names no key
+ * longer than US_FILTER_KEY_NAME_MAX, and one of them
  * holds only for files that have a certain top-level metadata key (a
  * comparison with a non-null literal, `ne null`, `in`, a string function);
  * else NULL and args untouched (count with us_filter_sql), as when the

@@ -1,5 +1,6 @@
 /* us_filter_sql.c - see us_filter_sql.h. */
 #include <apr_strings.h>
+#include <string.h>
 
 #include "us_filter_sql.h"
 #include "us_time.h"
@@ -287,6 +288,17 @@ static const char *pred(us_filter_builder *b, const us_odata_node *n)
  * PostgreSQL's planning grow steeply (250 took half a minute). */
 #define KEY_COUNT_MAX_TERMS 8
 
+/* Whether n names a key the key table does not keep (US_FILTER_KEY_NAME_MAX) */
+static int names_unkept_key(const us_odata_node *n)
+{
+    switch (n->kind) {
+    case US_ODATA_AND:
+    case US_ODATA_OR: return names_unkept_key(n->left) || names_unkept_key(n->right);
+    case US_ODATA_NOT: return names_unkept_key(n->left);
+    default: return is_key(&n->operand) && strlen(n->operand.path[0]) > US_FILTER_KEY_NAME_MAX;
+    }
+}
+
 static int is_eq(const us_odata_node *n)
 {
     return n->kind == US_ODATA_CMP && n->op == US_ODATA_EQ;
@@ -298,7 +310,7 @@ const char *us_filter_count_sql(apr_pool_t *p, const us_odata_node *n, const cha
     us_filter_builder b = { p, args, d };
     apr_array_header_t *terms = chain_terms(p, n, US_ODATA_AND);
     int driver = -1, first = args->nelts;
-    if (terms->nelts > KEY_COUNT_MAX_TERMS)
+    if (terms->nelts > KEY_COUNT_MAX_TERMS || names_unkept_key(n))
         return NULL;
     /* an equality is usually the narrower index range */
     for (int i = 0; i < terms->nelts; i++) {

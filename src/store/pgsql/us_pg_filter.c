@@ -11,6 +11,7 @@
  * values the per-row expressions read.
  */
 #include <apr_strings.h>
+#include <string.h>
 
 #include "us_pg_filter.h"
 
@@ -94,6 +95,35 @@ static const char *meta_function(us_filter_builder *b, const us_odata_operand *o
                        " ELSE false END", NULL);
 }
 
+/* The file's own text of key table row x's key, for a string the row
+ * keeps without its text (longer than US_FILTER_KEY_TEXT_MAX bytes, s NULL):
+ * EXISTS of its us_files row where cond holds of `subject`. */
+static const char *long_text_probe(us_filter_builder *b, const char *x, const char *cond)
+{
+    return apr_pstrcat(b->p, "(", x, ".s IS NULL AND EXISTS (SELECT 1 FROM us_files lf WHERE lf.file_id = ",
+                       x, ".file_id AND ", cond, "))", NULL);
+}
+
+/* A string comparison on key table row x. A literal no longer than
+ * US_FILTER_KEY_TEXT_MAX equals no long string and differs from every one:
+ * the common `eq` keeps its index range; other cases read a long string's
+ * text from its file. */
+static const char *key_string_compare(us_filter_builder *b, const char *x, us_odata_op op,
+                                      const char *lit)
+{
+    const char *str = apr_pstrcat(b->p, x, ".s", NULL), *op_sql = us_filter_op(op);
+    int short_lit = strlen(lit) <= US_FILTER_KEY_TEXT_MAX;
+    const char *kept = apr_pstrcat(b->p, str, " ", op_sql, " ", us_filter_text_arg(b, lit), NULL);
+    if (short_lit && op == US_ODATA_EQ)
+        return kept;
+    if (short_lit && op == US_ODATA_NE)
+        return apr_pstrcat(b->p, "(", kept, " OR ", str, " IS NULL)", NULL);
+    const char *whole = apr_pstrcat(b->p, apr_pstrcat(b->p, "(lf.meta::jsonb ->> ", x, ".key) COLLATE \"C\"",
+                                                      NULL),
+                                    " ", op_sql, " ", us_filter_text_arg(b, lit), NULL);
+    return apr_pstrcat(b->p, "(", kept, " OR ", long_text_probe(b, x, whole), ")", NULL);
+}
+
 static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op op,
                                const us_odata_value *v)
 {
@@ -101,7 +131,7 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
     const char *t = apr_pstrcat(b->p, x, ".t", NULL), *str = apr_pstrcat(b->p, x, ".s", NULL);
     switch (v->type) {
     case US_ODATA_STRING:
-        return apr_pstrcat(b->p, t, " = 'string' AND ", str, " ", op_sql, " ", us_filter_text_arg(b, v->str), NULL);
+        return apr_pstrcat(b->p, t, " = 'string' AND ", key_string_compare(b, x, op, v->str), NULL);
     case US_ODATA_INTEGER:
     case US_ODATA_DECIMAL:
         return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n ", op_sql, " ", us_filter_text_arg(b, v->str),
@@ -120,8 +150,11 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
 
 static const char *key_function(us_filter_builder *b, const char *x, us_odata_func func, const char *needle)
 {
-    const char *head = apr_pstrcat(b->p, x, ".t = 'string' AND ", NULL);
-    return apr_pstrcat(b->p, head, string_function(b, apr_pstrcat(b->p, x, ".s", NULL), func, needle), NULL);
+    const char *head = apr_pstrcat(b->p, x, ".t = 'string' AND (", NULL);
+    const char *kept = string_function(b, apr_pstrcat(b->p, x, ".s", NULL), func, needle);
+    const char *whole = string_function(b, apr_pstrcat(b->p, "(lf.meta::jsonb ->> ", x, ".key)", NULL),
+                                        func, needle);
+    return apr_pstrcat(b->p, head, kept, " OR ", long_text_probe(b, x, whole), ")", NULL);
 }
 
 static const char *file_probe(us_filter_builder *b, const char *ref, const char *cond)

@@ -325,6 +325,24 @@ static const char *const MIGRATION_15_TO_16[] = {
     NULL
 };
 
+/* The key table's index holds a key and a string's text, and a btree
+ * entry must fit in a third of a page (2,704 bytes): a top-level string of
+ * a few KiB (a summary, say) failed the file's insert (POST /files 500, an
+ * ingest batch retried for ever). Longer strings are kept with s NULL (a
+ * filter then reads the file's own value: us_pg_filter.c), and keys longer
+ * than a filter can name are not kept (us_filter_count_sql counts rows). */
+static const char *const MIGRATION_16_TO_17[] = {
+    "CREATE OR REPLACE FUNCTION us_file_keys_of(f us_files) RETURNS void LANGUAGE sql AS $$"
+    " INSERT INTO us_file_keys (file_id, key, workspace, t, s, n)"
+    " SELECT f.file_id, e.key, f.workspace, jsonb_typeof(e.value),"
+    " CASE WHEN jsonb_typeof(e.value) IN ('string', 'boolean')"
+    " AND octet_length(e.value #>> '{}') <= " US_FILTER_SQL_NUM(US_FILTER_KEY_TEXT_MAX) " THEN e.value #>> '{}' END,"
+    " CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value #>> '{}')::numeric END"
+    " FROM jsonb_each(CASE WHEN jsonb_typeof(f.meta::jsonb) = 'object' THEN f.meta::jsonb"
+    " ELSE '{}'::jsonb END) e WHERE octet_length(e.key) <= " US_FILTER_SQL_NUM(US_FILTER_KEY_NAME_MAX) " $$",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -344,6 +362,7 @@ const char *const *us_pg_sql_migration(int from)
     case 13: return MIGRATION_13_TO_14;
     case 14: return MIGRATION_14_TO_15;
     case 15: return MIGRATION_15_TO_16;
+    case 16: return MIGRATION_16_TO_17;
     default: return NULL;
     }
 }
