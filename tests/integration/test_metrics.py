@@ -64,12 +64,7 @@ def ops_server(make_server, hooks=False, **kwargs):
     s = make_server(start=False, modules=MODULES, **kwargs)
     access = os.path.join(s.dir, "access.log")
     if hooks:  # a receiver that is never there: nothing is sent before a close
-        secret = os.path.join(s.dir, "webhook.secret")
-        with open(secret, "w") as f:
-            f.write("webhook-test-secret-0123456789\n")
-        os.chmod(secret, 0o600)
-        s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
-                    f'UploadSessionWebhookSecretFile "{secret}"']
+        s.add_webhooks(["http://127.0.0.1:9/hook"])
     s.extra += MPM + PAGES + ['LogFormat "%P %>s %m %U" pids', f'CustomLog "{access}" pids']
     s.access_log = access
     # eight workers on purpose (the counters must add up across four

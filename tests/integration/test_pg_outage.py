@@ -7,7 +7,6 @@ worker of a child whose connection the outage broke (US1307, not US1305
 once a second); once it is back, requests and ingestion work again."""
 
 import collections
-import os
 import re
 import time
 
@@ -26,12 +25,8 @@ LINE = re.compile(r"\[upload_session:(\w+)\] \[pid (\d+):tid (\d+)\].*?(US\d{4})
 
 def test_outage_is_said_once_per_process_and_worker(server_factory):
     s = server_factory(start=False, max_open=1000)
-    secret = os.path.join(s.dir, "hook.secret")
-    with open(secret, "w") as f:
-        f.write("webhook-test-secret-0123456789\n")
-    os.chmod(secret, 0o600)
-    s.extra += ["MaxConnectionsPerChild 3", "UploadSessionWebhook http://127.0.0.1:9/hook",
-                f'UploadSessionWebhookSecretFile "{secret}"']
+    s.add_webhooks(["http://127.0.0.1:9/hook"])
+    s.extra.append("MaxConnectionsPerChild 3")
     s.start()
     ws = unique_ws("pg-down")
     before = set(children_of(s.pid))
@@ -70,12 +65,7 @@ def test_webhook_workers_say_an_outage_once(server_factory):
     its connection open, says it once at warn (US1307) and its end once at
     info (US1308); its failed claims, once a second, only at debug (US1305)."""
     s = server_factory(start=False)
-    secret = os.path.join(s.dir, "hook.secret")
-    with open(secret, "w") as f:
-        f.write("webhook-test-secret-0123456789\n")
-    os.chmod(secret, 0o600)
-    s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
-                f'UploadSessionWebhookSecretFile "{secret}"']
+    s.add_webhooks(["http://127.0.0.1:9/hook"])
     s.start()
     time.sleep(1.5)  # every worker has claimed (nothing) once
     off = len(s.log_text())

@@ -20,7 +20,7 @@ import pytest
 from us_testkit.api import check, close_session, unique_ws
 from us_testkit.ingest import (httpd_pids, kill9, new_session, start_after_kill, upload_all,
                                upload_one)
-from us_testkit.procs import children_of, free_port, pid_alive, wait_for
+from us_testkit.procs import free_port, wait_for
 from us_testkit.server import configtest
 
 
@@ -454,15 +454,12 @@ def test_many_failed_files_are_paged(server_factory, receiver):
     assert len(receiver.requests) == 2
 
 
-class HangingReceiver:
-    """A receiver on loopback that, while `hang` is set, accepts each POST
-    and never answers; once cleared it answers the later ones 200 and keeps
-    their bodies. One listening socket throughout: no refused connection
-    in between."""
+class LoopbackReceiver:
+    """A receiver on a loopback socket whose accepting thread hands each
+    connection to _take; close() closes the socket and every connection
+    kept in `held`."""
 
     def __init__(self):
-        self.hang = threading.Event()
-        self.hang.set()
         self.held, self.bodies = [], []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/upload-sessions"
@@ -474,27 +471,45 @@ class HangingReceiver:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            if self.hang.is_set():
-                self.held.append(c)
-            else:
-                threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+            self._take(c)
 
-    def _answer(self, c):
-        with c:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += c.recv(65536)
-            head, body = data.split(b"\r\n\r\n", 1)
-            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-            while len(body) < n:
-                body += c.recv(65536)
-            self.bodies.append(body)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    def read_post(self, c):
+        """Reads one POST from c; its body is kept in `bodies`."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < n:
+            body += c.recv(65536)
+        self.bodies.append(body)
 
     def close(self):
         self.sock.close()
         for c in self.held:
             c.close()
+
+
+class HangingReceiver(LoopbackReceiver):
+    """While `hang` is set, accepts each POST and never answers; once
+    cleared it answers the later ones 200 and keeps their bodies. One
+    listening socket throughout: no refused connection in between."""
+
+    def __init__(self):
+        self.hang = threading.Event()
+        self.hang.set()
+        super().__init__()
+
+    def _take(self, c):
+        if self.hang.is_set():
+            self.held.append(c)
+        else:
+            threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+
+    def _answer(self, c):
+        with c:
+            self.read_post(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
 def test_hung_receiver_does_not_hold_a_restart(server_factory):
@@ -508,12 +523,7 @@ def test_hung_receiver_does_not_hold_a_restart(server_factory):
         ws = unique_ws("hook-hung")
         sid = closed_session(s, ws, [("a.txt", b"a")])
         assert wait_for(lambda: hung.held, 15), "no delivery attempt"
-        old = children_of(s.pid)
-        t0 = time.monotonic()
-        proc = s._ctl("-k", "restart")
-        assert proc.returncode == 0, proc.stderr
-        assert wait_for(lambda: not any(pid_alive(k) for k in old), 5)
-        took = time.monotonic() - t0
+        took = s.restart_timing_old_children(5)
         hung.hang.clear()
         assert took < 2, f"the old children took {took:.1f} s to exit"
         assert wait_for(lambda: hung.bodies, 15), "not delivered after the restart"
@@ -526,35 +536,20 @@ def test_hung_receiver_does_not_hold_a_restart(server_factory):
         hung.close()
 
 
-class SlowBodyReceiver:
-    """A receiver on loopback that reads each POST, answers "200 OK" at
-    once, then sends the body it announced one byte a second."""
+class SlowBodyReceiver(LoopbackReceiver):
+    """Reads each POST, answers "200 OK" at once, then sends the body it
+    announced one byte a second."""
 
     def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks/upload-sessions"
-        self.bodies, self.conns = [], []
         self.done = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self._answer, args=(c,), daemon=True).start()
+    def _take(self, c):
+        self.held.append(c)
+        threading.Thread(target=self._answer, args=(c,), daemon=True).start()
 
     def _answer(self, c):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += c.recv(65536)
-        head, body = data.split(b"\r\n\r\n", 1)
-        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-        while len(body) < n:
-            body += c.recv(65536)
-        self.bodies.append(body)
+        self.read_post(c)
         try:
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
             while not self.done.wait(1):
@@ -564,9 +559,7 @@ class SlowBodyReceiver:
 
     def close(self):
         self.done.set()
-        self.sock.close()
-        for c in self.conns:
-            c.close()
+        super().close()
 
 
 def test_acknowledged_with_a_slow_body_is_delivered(server_factory):

@@ -31,6 +31,7 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import time
 import uuid
 
 import httpx
@@ -38,6 +39,9 @@ import pytest
 
 from . import pg
 from .procs import children_of, free_port, pid_alive, port_open, stuck_report, wait_for
+
+# what add_webhooks signs with unless told otherwise
+WEBHOOK_SECRET = "webhook-test-secret-0123456789"
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODULE_SO = os.environ.get(
@@ -329,6 +333,28 @@ class UploadServer:
         return subprocess.run([self.apache, "-d", self.dir, "-f", self.conf_path, *args],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=timeout, env=self._env())
+
+    def add_webhooks(self, urls, secret=WEBHOOK_SECRET):
+        """Before start: UploadSessionWebhook for each of urls, signed with
+        secret (a file of its own, mode 0600, in the server's directory)."""
+        path = os.path.join(self.dir, "webhook.secret")
+        with open(path, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(path, 0o600)
+        self.extra += [f"UploadSessionWebhook {u}" for u in urls]
+        self.extra.append(f'UploadSessionWebhookSecretFile "{path}"')
+        return path
+
+    def restart_timing_old_children(self, timeout):
+        """`apachectl -k restart`; the seconds until every child it had
+        before has exited (asserted to be within timeout)."""
+        old = children_of(self.pid)
+        t0 = time.monotonic()
+        proc = self._ctl("-k", "restart")
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: not any(pid_alive(k) for k in old), timeout), \
+            f"the old children were not gone within {timeout} s"
+        return time.monotonic() - t0
 
     def configtest(self):
         """Run `apache2 -t`; returns the CompletedProcess (output in .stdout/.stderr).
