@@ -22,6 +22,7 @@ removed, unless US_RGW_KEEP=1 keeps it for the daemons' logs.
 """
 
 import atexit
+import http.client
 import json
 import os
 import shutil
@@ -146,6 +147,20 @@ class Radosgw:
             f.write(f"{p.pid} {name}\n")
         return p
 
+    def answers_http(self):
+        """The gateway's port answers HTTP. An open port alone is not enough:
+        another process (a test's PostgreSQL, started at the same moment)
+        may hold the port free_port() gave both, radosgw then failing to
+        bind it."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            c.request("GET", "/")
+            return c.getresponse().status > 0
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            c.close()
+
     def _wait(self, what, check, timeout, procs=()):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -225,7 +240,10 @@ class Radosgw:
         self._wait("ceph-osd up", osd_up, 60, [mon, osd])
 
         rgw = self._spawn("client.rgw", "radosgw", "-n", "client.rgw")
-        self._wait("radosgw", lambda: port_open(self.port), timeout, [mon, osd, rgw])
+        self._wait("radosgw", lambda: port_open(self.port) and self.answers_http(), timeout,
+                   [mon, osd, rgw])
+        if rgw.poll() is not None:  # the port answered, but not for it
+            raise RadosgwError(f"radosgw: daemon exited ({rgw.returncode}); see {self.dir}/log")
         out = self._run("radosgw-admin", "user", "create", f"--uid={self.user}",
                         f"--display-name={self.user}", timeout=120)
         keys = json.loads(out)["keys"][0]
@@ -287,7 +305,7 @@ def gateway_start(dir, timeout=60):
     returns once it answers."""
     r = _attached(dir)
     p = r._spawn("client.rgw", "radosgw", "-n", "client.rgw")
-    r._wait("radosgw", lambda: port_open(r.port), timeout, [p])
+    r._wait("radosgw", lambda: port_open(r.port) and r.answers_http(), timeout, [p])
 
 
 def read_pids(dir):
