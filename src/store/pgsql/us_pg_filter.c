@@ -118,9 +118,8 @@ static const char *key_string_compare(us_filter_builder *b, const char *x, us_od
         return kept;
     if (short_lit && op == US_ODATA_NE)
         return apr_pstrcat(b->p, "(", kept, " OR ", str, " IS NULL)", NULL);
-    const char *whole = apr_pstrcat(b->p, apr_pstrcat(b->p, "(lf.meta::jsonb ->> ", x, ".key) COLLATE \"C\"",
-                                                      NULL),
-                                    " ", op_sql, " ", us_filter_text_arg(b, lit), NULL);
+    const char *whole = apr_pstrcat(b->p, "(lf.meta::jsonb ->> ", x, ".key) COLLATE \"C\" ", op_sql, " ",
+                                    us_filter_text_arg(b, lit), NULL);
     return apr_pstrcat(b->p, "(", kept, " OR ", long_text_probe(b, x, whole), ")", NULL);
 }
 
