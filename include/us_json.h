@@ -10,7 +10,8 @@
  * passes through). */
 json_t *us_json_pool_own(apr_pool_t *p, json_t *j);
 
-/* Compact JSON text of j, allocated in p (NULL when j is NULL). */
+/* Compact JSON text of j as Python's json.dumps writes it (us_json_writer.h),
+ * allocated in p (NULL when j is NULL). */
 char *us_json_dump_pool(apr_pool_t *p, const json_t *j);
 
 /* Whether a string or key anywhere in j holds U+0000: metadata cannot

@@ -3,12 +3,16 @@
  * in an APR pool: no tree of values, no malloc per value. For the answers
  * the API sends most (session status, session and file lists).
  *
- * The text is exactly what jansson's json_dumps(v, JSON_COMPACT |
- * JSON_ENCODE_ANY) writes for the same values in the same order: no
- * spaces; in strings '"' and '\\' escaped, \b \f \n \r \t as such, the
- * other control characters as \u00XX (upper-case hex), '/' and non-ASCII
- * UTF-8 as they are. Like jansson, it refuses strings that are not valid
- * UTF-8 (or NULL): the writer is then marked failed. Pure.
+ * The text is what FastAPI's answers hold, Python's json.dumps(v,
+ * ensure_ascii=False, separators=(",", ":")): no spaces; in strings '"'
+ * and '\\' escaped, \b \f \n \r \t as such, the other control characters
+ * as \u00xx (lower-case hex), '/' and non-ASCII UTF-8 as they are; a
+ * float as Python's repr() writes it (us_float_repr.h). That is jansson's
+ * json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) but for two things: jansson
+ * writes a float with 17 significant digits (1.1000000000000001 for 1.1)
+ * and its \u escapes in upper-case hex.
+ * Like jansson, it refuses strings that are not valid UTF-8 (or NULL): the
+ * writer is then marked failed. Pure (with jansson for us_json_write_json).
  *
  *   us_json_writer w;
  *   us_json_write_init(&w, pool, 512);
@@ -22,6 +26,7 @@
 #define US_JSON_WRITER_H
 
 #include <apr_pools.h>
+#include <jansson.h>
 
 #define US_JSON_WRITER_MAX_DEPTH 64
 
@@ -53,6 +58,11 @@ void us_json_write_string(us_json_writer *w, const char *s);
 void us_json_write_int(us_json_writer *w, long long v);
 void us_json_write_bool(us_json_writer *w, int b);
 void us_json_write_null(us_json_writer *w);
+/* A float as Python writes it; NaN or an infinity fails the writer. */
+void us_json_write_real(us_json_writer *w, double v);
+/* A jansson value with everything in it (any nesting), as json.dumps
+ * writes it: members in the object's order, a string's NULs as \u0000. */
+void us_json_write_json(us_json_writer *w, const json_t *v);
 
 /* A value written elsewhere as JSON text (e.g. by json_dumps), copied as
  * it is: the caller vouches that text[0..len) is one valid JSON value.

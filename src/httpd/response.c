@@ -4,6 +4,7 @@
  * connection pool taken and given back around a query.
  */
 #include "response.h"
+#include "us_json.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -27,12 +28,11 @@ static void send_json_text(request_rec *r, int status, const char *text, size_t 
 /* Sends body (stolen) as the JSON response with the given status. */
 int us_send_json(request_rec *r, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    const char *text = us_json_dump_pool(r->pool, body);
     json_decref(body);
     if (!text)
         return HTTP_INTERNAL_SERVER_ERROR;
     send_json_text(r, status, text, strlen(text));
-    free(text);
     return OK;
 }
 

@@ -1,5 +1,6 @@
 /* us_json.c - jansson helpers tied to APR pools (pure). */
 #include "us_json.h"
+#include "us_json_writer.h"
 #include "us_python_json.h"
 
 #include <apr_strings.h>
@@ -21,10 +22,12 @@ json_t *us_json_pool_own(apr_pool_t *p, json_t *j)
 
 char *us_json_dump_pool(apr_pool_t *p, const json_t *j)
 {
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    char *out = text ? apr_pstrdup(p, text) : NULL;
-    free(text);
-    return out;
+    us_json_writer w;
+    if (!j)
+        return NULL;
+    us_json_write_init(&w, p, 256);
+    us_json_write_json(&w, j);
+    return (char *)us_json_write_finish(&w, NULL);
 }
 
 int us_json_has_nul(const json_t *j)

@@ -1,8 +1,10 @@
 /* us_json_writer.c - JSON written straight into one pool buffer (pure); see us_json_writer.h. */
 #include "us_json_writer.h"
+#include "us_float_repr.h"
 #include "us_utf8.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* the bit of the container at depth d (1..US_JSON_WRITER_MAX_DEPTH) */
@@ -133,7 +135,7 @@ void us_json_write_array_close(us_json_writer *w)
 /* The escape of an ASCII character JSON does not allow as it is. */
 static char *put_escape(char *o, unsigned char c)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    static const char hex[] = "0123456789abcdef"; /* Python's, where jansson's are upper-case */
     *o++ = '\\';
     switch (c) {
     case '"': *o++ = '"'; break;
@@ -165,14 +167,14 @@ static int plain8(const unsigned char *s)
     return ((((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b) | v) & highs) == 0;
 }
 
-/* The quoted, escaped string; nothing is written when it is refused. */
-static void put_string(us_json_writer *w, const char *str)
+/* The quoted, escaped string of n bytes (NULs escaped as any control
+ * character); nothing is written when it is refused. */
+static void put_string_n(us_json_writer *w, const char *str, apr_size_t n)
 {
     if (!str) {
         w->failed = 1;
         return;
     }
-    apr_size_t n = strlen(str);
     if (n > ((apr_size_t)-1) / 8 || !reserve(w, 6 * n + 2)) { /* worst case: all \u00XX */
         w->failed = 1;
         return;
@@ -206,6 +208,11 @@ static void put_string(us_json_writer *w, const char *str)
     }
     *o++ = '"';
     w->len = (apr_size_t)(o - w->buf);
+}
+
+static void put_string(us_json_writer *w, const char *str)
+{
+    put_string_n(w, str, str ? strlen(str) : 0);
 }
 
 /* ---- keys and values -------------------------------------------------------- */
@@ -256,6 +263,86 @@ void us_json_write_int(us_json_writer *w, long long v)
     if (v < 0)
         digits[sizeof(digits) - 1 - n++] = '-';
     put(w, digits + sizeof(digits) - n, (apr_size_t)n);
+}
+
+static void put_real(us_json_writer *w, double v)
+{
+    char text[US_FLOAT_REPR_MAX];
+    apr_size_t n = us_float_repr(v, text);
+    if (n == 0)
+        w->failed = 1; /* NaN and infinities are no JSON */
+    else
+        put(w, text, n);
+}
+
+void us_json_write_real(us_json_writer *w, double v)
+{
+    if (begin_value(w))
+        put_real(w, v);
+}
+
+/* v and everything in it, in one go: the nesting of a jansson value (up
+ * to the parser's 512 levels) is not the writer's to track. */
+static void put_json(us_json_writer *w, const json_t *v)
+{
+    const char *key;
+    size_t key_len, i;
+    json_t *item;
+    char digits[24];
+    int first = 1;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        put(w, "{", 1);
+        json_object_keylen_foreach((json_t *)v, key, key_len, item) {
+            if (!first)
+                put(w, ",", 1);
+            first = 0;
+            put_string_n(w, key, key_len);
+            put(w, ":", 1);
+            put_json(w, item);
+        }
+        put(w, "}", 1);
+        break;
+    case JSON_ARRAY:
+        put(w, "[", 1);
+        json_array_foreach(v, i, item) {
+            if (i > 0)
+                put(w, ",", 1);
+            put_json(w, item);
+        }
+        put(w, "]", 1);
+        break;
+    case JSON_STRING:
+        put_string_n(w, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        put(w, digits, (apr_size_t)snprintf(digits, sizeof(digits), "%" JSON_INTEGER_FORMAT,
+                                            json_integer_value(v)));
+        break;
+    case JSON_REAL:
+        put_real(w, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        put(w, "true", 4);
+        break;
+    case JSON_FALSE:
+        put(w, "false", 5);
+        break;
+    case JSON_NULL:
+        put(w, "null", 4);
+        break;
+    }
+}
+
+void us_json_write_json(us_json_writer *w, const json_t *v)
+{
+    if (!v) {
+        w->failed = 1;
+        return;
+    }
+    if (begin_value(w))
+        put_json(w, v);
 }
 
 void us_json_write_bool(us_json_writer *w, int b)

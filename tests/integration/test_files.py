@@ -576,6 +576,34 @@ def test_long_strings_and_keys_in_metadata_are_kept_and_filtered(srv, api):
     assert item["meta"] == {"s": "z" + long}
 
 
+def test_float_metadata_is_written_as_python_writes_it_and_filtered_as_doubles(srv, api):
+    # jansson writes a float with 17 significant digits: 1.1 came back as
+    # 1.1000000000000001, and PostgreSQL compared that text as numeric, so
+    # `x eq 1.1` did not match the file whose metadata said 1.1.
+    ws = unique_ws("files-floats")
+    post_file(api, ws, "a.txt", b"a",
+              meta='{"x": 1.10, "y": 0.3, "big": 1e16, "small": 1e-5, "i": 3, "c": "\\u001f"}')
+    post_file(api, ws, "b.txt", b"b", meta={"x": 2.5, "i": 4})
+    (fid,) = ids_named(srv, api, ws, "a.txt")
+    text = '{"x":1.1,"y":0.3,"big":1e+16,"small":1e-05,"i":3,"c":"\\u001f"}'
+    r = api.get(ws_files_path(ws) + "/" + fid + "/meta")
+    assert r.status_code == 200 and r.text == text, r.text
+    r = api.get(ws_files_path(ws), params={"name": "a.txt"})
+    assert r.status_code == 200 and '"meta":' + text + "," in r.text, r.text
+    r = api.patch(ws_files_path(ws) + "/" + fid + "/meta", json={"z": 0.1})
+    assert r.status_code == 200 and r.text == text[:-1] + ',"z":0.1}', r.text
+    for flt, want in [("x eq 1.1", ["a.txt"]), ("x eq 1.10000000000000001", ["a.txt"]),
+                      ("x gt 1.1", ["b.txt"]), ("x lt 1.2", ["a.txt"]), ("x ge 1.1", ["a.txt", "b.txt"]),
+                      ("y eq 0.3", ["a.txt"]), ("y le 0.3 and y ge 0.3", ["a.txt"]),
+                      ("x in (1.1, 2.5)", ["a.txt", "b.txt"]), ("not x eq 1.1", ["b.txt"]),
+                      ("big eq 1e16", ["a.txt"]), ("small eq 0.00001", ["a.txt"]),
+                      ("i eq 3.0", ["a.txt"]), ("i eq 3", ["a.txt"]), ("i gt 3.5", ["b.txt"]),
+                      ("x lt 1e400", ["a.txt", "b.txt"]), ("x gt -1e400 and x lt 1e-400", [])]:
+        body = check(api.get(ws_files_path(ws), params={"filter": flt, "field": "name",
+                                                        "order": "ASC"}), 200)
+        assert [i["name"] for i in body["data"]] == want and body["total"] == len(want), (flt, body)
+
+
 def test_sorting_cursors_and_page_numbers(srv, api):
     """field + order sort, after_value (typed after the field) + after_file_id
     continue in that order, page_number pages by offset without a cursor."""

@@ -1,9 +1,10 @@
 /*
  * test_us_json_writer.c - the direct JSON writer against jansson: for every
  * string, integer and structure here, us_json_writer must write byte for byte
- * what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes (the API's
- * answers were written that way before), and refuse exactly the strings
- * jansson refuses (not valid UTF-8).
+ * what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes with its \u
+ * escapes in lower case (Python's json.dumps, which FastAPI's answers are
+ * written with), and refuse exactly the strings jansson refuses (not valid
+ * UTF-8); floats as Python's repr() writes them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,9 @@
 #include "us_utf8.h"
 #include "us_json.h"
 #include "us_validate.h"
+#include "us_python_json.h"
+
+#include <math.h>
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
@@ -38,11 +42,29 @@ static uint64_t rnd(void)
     return rng_state * 0x2545F4914F6CDD1DULL;
 }
 
-/* What jansson writes for the string s, or NULL when it refuses s. */
+/* What Python's json.dumps writes for j: jansson's compact text with the
+ * hex digits of its \u escapes in lower case (free() it). */
+static char *python_dumps(const json_t *j)
+{
+    char *text = json_dumps(j, DUMP_FLAGS);
+    for (char *c = text; c && *c; c++)
+        if (c[0] == '\\' && c[1] == 'u') {
+            for (int k = 2; k < 6; k++)
+                if (c[k] >= 'A' && c[k] <= 'F')
+                    c[k] = (char)(c[k] - 'A' + 'a');
+            c += 5;
+        }
+        else if (c[0] == '\\') {
+            c++; /* the escaped character: a backslash is no escape's start */
+        }
+    return text;
+}
+
+/* What Python writes for the string s, or NULL when jansson refuses s. */
 static char *jansson_string(const char *s)
 {
     json_t *j = json_string(s);
-    char *text = j ? json_dumps(j, DUMP_FLAGS) : NULL;
+    char *text = j ? python_dumps(j) : NULL;
     json_decref(j);
     return text;
 }
@@ -87,7 +109,7 @@ static void test_every_ascii_character(void **state)
     /* spot checks of what jansson writes, so the rules are visible here */
     assert_string_equal(json_writer_string("a\"b\\c/d"), "\"a\\\"b\\\\c/d\"");
     assert_string_equal(json_writer_string("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\"");
-    assert_string_equal(json_writer_string("\x01\x1f\x7f"), "\"\\u0001\\u001F\x7f\"");
+    assert_string_equal(json_writer_string("\x01\x1f\x7f"), "\"\\u0001\\u001f\x7f\"");
     assert_string_equal(json_writer_string(""), "\"\"");
 }
 
@@ -222,7 +244,7 @@ static void test_random_valid_utf8(void **state)
 static void check_int(long long v)
 {
     json_t *j = json_integer((json_int_t)v);
-    char *want = json_dumps(j, DUMP_FLAGS);
+    char *want = python_dumps(j);
     us_json_writer w;
     us_json_write_init(&w, pool, 0);
     us_json_write_int(&w, v);
@@ -294,7 +316,7 @@ static void test_structure_matches_json_pack(void **state)
     json_t *all = json_pack("{s:o, s:b, s:I, s:[], s:{}, s:[n, b, I, s]}", "data", data,
                             "has_more", 0, "total", (json_int_t)50, "empty_array",
                             "empty_object", "list", 1, (json_int_t)-3, "s");
-    char *want = json_dumps(all, DUMP_FLAGS);
+    char *want = python_dumps(all);
     apr_size_t len = 0;
     const char *got = us_json_write_finish(&w, &len);
     assert_non_null(got);
@@ -412,7 +434,7 @@ static void test_rewind_leaves_item_out(void **state)
     us_json_write_key_int(&w, "total", 6);
     us_json_write_object_close(&w);
     json_t *all = json_pack("{s:o, s:I}", "data", arr, "total", (json_int_t)6);
-    char *want = json_dumps(all, DUMP_FLAGS);
+    char *want = python_dumps(all);
     assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(all);
@@ -441,7 +463,7 @@ static void test_growth(void **state)
         us_json_write_string(&w, s);
     }
     us_json_write_array_close(&w);
-    char *want = json_dumps(arr, DUMP_FLAGS);
+    char *want = python_dumps(arr);
     assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(arr);
@@ -519,7 +541,7 @@ static void test_raw_values(void **state)
     us_json_write_array_close(&w);
     us_json_write_object_close(&w);
     json_t *all = json_pack("{s:o}", "data", arr);
-    char *want = json_dumps(all, DUMP_FLAGS);
+    char *want = python_dumps(all);
     assert_string_equal(us_json_write_finish(&w, NULL), want);
     free(want);
     json_decref(all);
@@ -675,6 +697,76 @@ static void test_merge_patch_rfc7396(void **state)
     json_decref(got);
 }
 
+/* A jansson value written whole, as Python's json.dumps writes what
+ * json.loads read: floats by repr(), NULs in keys and strings escaped,
+ * nesting as deep as the parser takes. */
+static void test_json_values_as_python(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "{\"a\": 1.10, \"b\": [0.3, 1e16, -0.0, 2.0, 1e-5, 0.1e1, 12345678901234567890123]}",
+          "{\"a\":1.1,\"b\":[0.3,1e+16,-0.0,2.0,1e-05,1.0,1.2345678901234568e+22]}" },
+        { "{\"c\": \"x\\u0000y\\u001f\", \"d\\u0000e\": null, \"t\": [true, false]}",
+          "{\"c\":\"x\\u0000y\\u001f\",\"d\\u0000e\":null,\"t\":[true,false]}" },
+        { "[-9223372036854775808, 9223372036854775807, {}, [], \"\"]",
+          "[-9223372036854775808,9223372036854775807,{},[],\"\"]" },
+        { "{\"z\": 1, \"a\": 2, \"z\": 3}", "{\"z\":3,\"a\":2}" },
+        { "7.0", "7.0" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = NULL;
+        us_python_json_error e;
+        assert_int_equal(us_python_json_parse(cases[i].in, strlen(cases[i].in), &j, &e),
+                         US_PYTHON_JSON_OK);
+        const char *got = us_json_dump_pool(pool, j);
+        if (!got || strcmp(got, cases[i].out) != 0)
+            fail_msg("case %zu: %s, Python %s", i, got ? got : "(refused)", cases[i].out);
+        json_decref(j);
+    }
+
+    /* the parser's deepest nesting, inside a writer's own object */
+    int depth = US_PYTHON_JSON_MAX_DEPTH;
+    char *deep = apr_palloc(pool, (apr_size_t)depth * 2 + 1);
+    memset(deep, '[', (size_t)depth);
+    memset(deep + depth, ']', (size_t)depth);
+    deep[depth * 2] = '\0';
+    json_t *j = NULL;
+    us_python_json_error e;
+    assert_int_equal(us_python_json_parse(deep, strlen(deep), &j, &e), US_PYTHON_JSON_OK);
+    us_json_writer w;
+    us_json_write_init(&w, pool, 16);
+    us_json_write_object_open(&w);
+    us_json_write_key(&w, "meta");
+    us_json_write_json(&w, j);
+    us_json_write_key(&w, "x");
+    us_json_write_real(&w, 0.5);
+    us_json_write_object_close(&w);
+    const char *text = us_json_write_finish(&w, NULL);
+    assert_non_null(text);
+    assert_string_equal(text, apr_pstrcat(pool, "{\"meta\":", deep, ",\"x\":0.5}", NULL));
+    json_decref(j);
+
+    /* no JSON for NaN or an infinity */
+    us_json_write_init(&w, pool, 16);
+    us_json_write_real(&w, NAN);
+    assert_false(us_json_write_ok(&w));
+    us_json_write_init(&w, pool, 16);
+    us_json_write_json(&w, NULL);
+    assert_false(us_json_write_ok(&w));
+}
+
+/* Stored metadata is the text Python would write for it. */
+static void test_meta_text_writes_floats_as_python(void **state)
+{
+    static const char in[] = "{\"score\": 0.30, \"n\": 3, \"x\": 1.1, \"big\": 1e16}";
+    char *out = NULL;
+    (void)state;
+    assert_int_equal(us_json_meta_text(pool, in, strlen(in), &out), US_JSON_META_OK);
+    assert_string_equal(out, "{\"score\":0.3,\"n\":3,\"x\":1.1,\"big\":1e+16}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +789,8 @@ int main(void)
         cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_pool_owns_json),
         cmocka_unit_test(test_meta_text_refuses_nul),
+        cmocka_unit_test(test_json_values_as_python),
+        cmocka_unit_test(test_meta_text_writes_floats_as_python),
     };
     return fixture_run("us_json_writer", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "us_pg_filter.h"
+#include "us_float_repr.h"
 
 /* The key's path as a text[] literal: {"a","b"} (keys are OData
  * identifiers: no quote, comma or brace can occur in them). */
@@ -35,6 +36,29 @@ static const char *json_text(us_filter_builder *b, const char *path)
     return apr_pstrcat(b->p, "(meta::jsonb #>> ", us_filter_text_arg(b, path), "::text[])", NULL);
 }
 
+/* How a stored number and a literal compare: integers exactly, as
+ * numeric (beyond a double's 53 bits too); against a literal with a
+ * fraction or an exponent, as doubles, as SQLite and Python compare floats
+ * (a stored 1.1 is a double's text, "1.1000000000000001" where jansson
+ * wrote it, and equals the literal 1.1 only as a double). */
+static const char *number_cast(const us_odata_value *v)
+{
+    return v->type == US_ODATA_INTEGER ? "::numeric" : "::float8";
+}
+
+/* The literal's placeholder: an integer's own text; a double's shortest
+ * text (the literal as written can be beyond float8's range, an error in
+ * PostgreSQL where strtod gave an infinity or 0). */
+static const char *number_arg(us_filter_builder *b, const us_odata_value *v)
+{
+    char text[US_FLOAT_REPR_MAX];
+    if (v->type == US_ODATA_INTEGER)
+        return us_filter_text_arg(b, v->str);
+    if (us_float_repr(v->decimal, text) == 0)
+        return us_filter_text_arg(b, v->decimal < 0 ? "-Infinity" : "Infinity");
+    return us_filter_text_arg(b, apr_pstrdup(b->p, text));
+}
+
 static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,
                                 const us_odata_value *v)
 {
@@ -53,10 +77,12 @@ static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o,
         return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN ", value, " COLLATE \"C\" ", op_sql,
                            " ", us_filter_text_arg(b, v->str), " ELSE false END", NULL);
     case US_ODATA_INTEGER:
-    case US_ODATA_DECIMAL:
+    case US_ODATA_DECIMAL: {
+        const char *cast = number_cast(v);
         value = json_text(b, path);
-        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN ", value, "::numeric ", op_sql, " ",
-                           us_filter_text_arg(b, v->str), "::numeric ELSE false END", NULL);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN ", value, cast, " ", op_sql, " ",
+                           number_arg(b, v), cast, " ELSE false END", NULL);
+    }
     case US_ODATA_BOOLEAN:
         value = json_text(b, path);
         return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'boolean' THEN (", value, " = 'true')::int ",
@@ -133,8 +159,8 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
         return apr_pstrcat(b->p, t, " = 'string' AND ", key_string_compare(b, x, op, v->str), NULL);
     case US_ODATA_INTEGER:
     case US_ODATA_DECIMAL:
-        return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n ", op_sql, " ", us_filter_text_arg(b, v->str),
-                           "::numeric", NULL);
+        return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n", number_cast(v), " ", op_sql, " ",
+                           number_arg(b, v), number_cast(v), NULL);
     case US_ODATA_BOOLEAN:
         return apr_pstrcat(b->p, t, " = 'boolean' AND (", str, " = 'true')::int ", op_sql, " ",
                            us_filter_int_arg(b, v->integer), NULL);
