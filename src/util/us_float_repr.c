@@ -1,6 +1,7 @@
 /* us_float_repr.c - Python's repr() of a double (us_float_repr.h). */
 #include "us_float_repr.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +35,18 @@ static void set_decimal(decimal *out, unsigned long long m, int e)
     out->exp = e + n - 1;
 }
 
-/* The shortest decimal that reads back as |d| (> 0, finite): at each
- * length the correctly rounded mantissa, and its two neighbours, which can
- * read back where it does not (at a power of two the doubles below are
- * twice as close as those above). */
+/* The shortest decimal that reads back as |d| (> 0, finite), the one
+ * nearest d where several of that length do. A double's interval of
+ * decimals that read back is narrower than the step between 15-digit
+ * decimals, so it holds at most one of those: when one reads back, its
+ * digits without the trailing zeros are the shortest. Else 16 digits, else
+ * 17 (always enough). A subnormal double has fewer significant bits, and
+ * every length from 1 is tried. At each length the correctly rounded mantissa, then
+ * its two neighbours, which can read back where it does not (at a power
+ * of two the doubles below are twice as close as those above). */
 static void shortest(double d, decimal *out)
 {
-    for (int k = 1; k <= 17; k++) {
+    for (int k = d < DBL_MIN ? 1 : 15; k <= 17; k++) {
         char buf[40];
         snprintf(buf, sizeof(buf), "%.*e", k - 1, d);
         char *e = strchr(buf, 'e');
@@ -58,7 +64,7 @@ static void shortest(double d, decimal *out)
             set_decimal(out, m + 1, scale);
             return;
         }
-        if (k < 17 && m > 1 && reads_back(m - 1, scale, d)) {
+        if (k < 17 && reads_back(m - 1, scale, d)) {
             set_decimal(out, m - 1, scale);
             return;
         }

@@ -96,7 +96,7 @@ static int significant(const char *r)
 static void test_random_doubles_read_back_shortest(void **state)
 {
     (void)state;
-    for (int i = 0; i < 200000; i++) {
+    for (int i = 0; i < 50000; i++) {
         uint64_t bits = rnd();
         double d;
         memcpy(&d, &bits, sizeof(d));
