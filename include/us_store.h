@@ -651,9 +651,12 @@ us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_tim
  * event - a session becoming ingested (ingest state done: us_ingest_done,
  * a close or expiry with no raw file) and an OPEN session becoming EXPIRED
  * (us_sessions_expire). Aborted sessions make none. Replaces the set: rows
- * of URLs no longer listed are dropped with them. An empty set makes no
- * rows. Atomic against those transactions: each event gets a row for every
- * URL of the set it committed after. */
+ * of URLs no longer listed are dropped with them; a URL listed before and
+ * now keeps its circuit breaker (us_webhook_retry: a failing receiver
+ * stays paused across a restart), a URL listed anew starts closed. An
+ * empty set makes no rows. One transaction, atomic against those
+ * transactions: each event gets a row for every URL of the set it
+ * committed after. */
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
 
 typedef struct {
@@ -678,30 +681,57 @@ typedef struct {
     long long failed_files;
     int page;                /* the page to deliver next, from 1 */
     int attempts;            /* failed attempts at that page */
+    int url_failures;        /* its URL's failed attempts in a row (us_webhook_retry) */
 } us_webhook_row;
 
 /* Leases the next due row (pending, next attempt at or before now, no live
- * lease) to owner until lease_until; NOTFOUND when none is due. Atomic
- * against other claims: of concurrent claimers of a row exactly one gets
- * it while its lease lives (a lapsed lease is taken over: delivery is at
- * least once). A store shared by several nodes (PostgreSQL) judges due
- * rows and live leases by its own clock, and writes the lease as its
- * clock plus lease_until - now: nodes' clocks may disagree. */
+ * lease, its URL not paused) to owner until lease_until; NOTFOUND when
+ * none is due. A row of a URL whose last attempt failed (url_failures > 0)
+ * is a probe: the claim also pauses the URL until lease_until, so its
+ * other rows wait for this attempt to settle (or its lease to lapse).
+ * Atomic against other claims: of concurrent claimers of a row exactly one
+ * gets it while its lease lives (a lapsed lease is taken over: delivery is
+ * at least once); on SQLite one probe of a URL at a time, on PostgreSQL
+ * (READ COMMITTED, one statement) rarely two when two claimers read the
+ * URL unpaused at once. A store shared by several nodes (PostgreSQL)
+ * judges due rows, live leases and pauses by its own clock, and writes
+ * the lease (and a probe's pause) as its clock plus lease_until - now:
+ * nodes' clocks may disagree. */
 us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_t now,
                           apr_time_t lease_until, us_webhook_row *out);
 /* Page `page` of row id was delivered: the next page is due at once, or,
- * after the last (pages), the row is gone. A no-op when owner lost the
- * lease or the row is past that page. */
+ * after the last (pages), the row is gone, and its URL's circuit breaker
+ * is closed (no failures, not paused), in one transaction. A no-op when
+ * owner lost the lease or the row is past that page. */
 us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
                               int pages);
+typedef struct {
+    apr_time_t now;          /* the attempt's end: the row's last attempt */
+    apr_time_t next_at;      /* the row's next attempt */
+    const char *error;
+    int give_up;             /* the row fails for good */
+    /* The receiver failed: its URL is paused until then (no row of it is
+     * claimed before) and its failures counted. 0: not the receiver's
+     * failure (no POST could be made): the URL unchanged, but for a
+     * probe's pause, which ends. */
+    apr_time_t paused_until;
+    /* With a pause: the URL's other pending rows whose event occurred
+     * before this time and that no live lease holds fail too (error kept,
+     * last attempt now). 0: none. */
+    apr_time_t stale_before;
+} us_webhook_failure;
+
 /* A failed attempt: attempts + 1, error kept, next attempt at next_at, the
  * lease released; with give_up the row is marked failed and never claimed
- * again. A no-op when owner lost the lease. */
+ * again; and its URL's circuit breaker as f says. One transaction: the
+ * row, the URL's stale rows and the URL change together. A no-op when
+ * owner lost the lease. */
 us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                          apr_time_t now, apr_time_t next_at, const char *error, int give_up);
+                          const us_webhook_failure *f);
 /* An attempt cut short by a shutdown: the lease released, nothing else
- * changed (not an attempt: due again at once, to any deliverer). A no-op
- * when owner lost the lease. */
+ * changed (not an attempt: due again at once, to any deliverer), but for
+ * a probe's pause of its URL, which ends; one transaction. A no-op when
+ * owner lost the lease. */
 us_db_rc us_webhook_release(us_db *db, apr_pool_t *p, long long id, const char *owner);
 
 typedef struct {

@@ -118,14 +118,21 @@ typedef enum {
     US_STMT_SWEEP_TURN_ADD,
     US_STMT_SWEEP_TURN_SET,
     /* webhook outbox */
-    US_STMT_WEBHOOK_TARGETS_CLEAR,
+    US_STMT_WEBHOOK_TARGETS_LIST,
+    US_STMT_WEBHOOK_TARGET_DROP,
     US_STMT_WEBHOOK_TARGET_ADD,
     US_STMT_WEBHOOK_DROP_UNLISTED,
     US_STMT_WEBHOOK_UNLISTED_PENDING, /* what the drop takes: undelivered rows by URL */
     US_STMT_WEBHOOK_CLAIM,          /* a lease taken and its row returned, in one statement */
     US_STMT_WEBHOOK_CANDIDATE,      /* ... or: a due row's id by a read, */
     US_STMT_WEBHOOK_LEASE,          /* its lease in a write that checks it again, */
+    US_STMT_WEBHOOK_PROBE,          /* a suspect URL paused for the lease, */
     US_STMT_WEBHOOK_GET,            /* its row */
+    US_STMT_WEBHOOK_LEASED,         /* a settle: the row's URL and lease, by its owner */
+    US_STMT_WEBHOOK_URL_FAILED,     /* the URL's circuit breaker: a failure, */
+    US_STMT_WEBHOOK_URL_CLEAR,      /* a delivery, */
+    US_STMT_WEBHOOK_URL_UNPAUSE,    /* a probe that was not the receiver's failure, */
+    US_STMT_WEBHOOK_URL_STALE,      /* its rows past the retry time failed */
     US_STMT_WEBHOOK_NEXT_PAGE,
     US_STMT_WEBHOOK_DONE,
     US_STMT_WEBHOOK_RETRY,

@@ -198,17 +198,26 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
     if (!err)
         err = apr_psprintf(p, "HTTP %ld", status);
     now = apr_time_now();
-    int give_up = body == NULL || now - w.occurred_at > cfg->retry_for;
-    apr_time_t next = now + us_webhook_backoff(w.attempts + 1);
-    const char *msg = apr_psprintf(p, "%s from %s", err, w.url);
-    rc = us_webhook_retry(db, p, w.id, owner, now, next, msg, give_up);
-    if (give_up)
+    /* a receiver that failed is paused (its URL's circuit breaker): while
+     * it hangs or fails, its rows do not hold the workers every other
+     * receiver's deliveries wait for; no body: nothing was sent to it */
+    us_webhook_failure f = {
+        .now = now, .next_at = now + us_webhook_backoff(w.attempts + 1),
+        .give_up = body == NULL || now - w.occurred_at > cfg->retry_for,
+        .paused_until = body ? now + us_webhook_backoff(w.url_failures + 1) : 0,
+        .stale_before = body ? now - cfg->retry_for : 0,
+    };
+    f.error = apr_psprintf(p, "%s from %s", err, w.url);
+    rc = us_webhook_retry(db, p, w.id, owner, &f);
+    if (f.give_up)
         us_log(cfg->log, US_LOG_WARN, 0, 1302, "webhook %s %s (delivery %s) given up after %d "
-               "attempts: %s", w.event, w.session_id, id, w.attempts + 1, msg);
+               "attempts: %s", w.event, w.session_id, id, w.attempts + 1, f.error);
     else
         us_log(cfg->log, US_LOG_INFO, 0, 1303, "webhook %s %s (delivery %s) attempt %d failed: "
-               "%s; next in %" APR_INT64_T_FMT " s", w.event, w.session_id, id, w.attempts + 1,
-               msg, (apr_int64_t)apr_time_sec(next - now));
+               "%s; next in %" APR_INT64_T_FMT " s, the URL paused %" APR_INT64_T_FMT " s after "
+               "%d failed attempts in a row", w.event, w.session_id, id, w.attempts + 1, f.error,
+               (apr_int64_t)apr_time_sec(f.next_at - now),
+               (apr_int64_t)apr_time_sec(f.paused_until - now), w.url_failures + 1);
     *failure = rc;
     return rc == US_DB_OK ? 1 : -1;
 }

@@ -69,7 +69,18 @@
 #define WEBHOOK_COLS                                                              \
     "id, event, session_id, workspace, url, occurred_at, uploaded_files, finished_files," \
     " failed_files, page, attempts"
-#define WEBHOOK_DUE "state = 'pending' AND next_at <= %lld AND lease_until <= %lld"
+/* The circuit breaker of a row's URL (us_webhook_targets, alias o for the
+ * outbox row): its failed attempts in a row, for the claimer (the pause
+ * after one more failure), and whether it is not paused at the time
+ * judged (JUDGED_NOW: its one %lld). */
+#define WEBHOOK_URL_FAILURES(o) \
+    "COALESCE((SELECT t.failures FROM us_webhook_targets t WHERE t.url = " o ".url), 0)"
+#define WEBHOOK_URL_OPEN(o)                                                      \
+    "NOT EXISTS (SELECT 1 FROM us_webhook_targets t WHERE t.url = " o ".url" \
+    " AND t.paused_until > " JUDGED_NOW ")"
+#define WEBHOOK_DUE                                                             \
+    "state = 'pending' AND next_at <= %lld AND lease_until <= %lld AND " \
+    WEBHOOK_URL_OPEN("us_webhook_outbox")
 
 #define IS_EXPIRED "(status = 'EXPIRED' OR (status = 'OPEN' AND expires_at <= " JUDGED_NOW "))"
 #define NOT_EXPIRED "(status = 'CLOSED' OR (status = 'OPEN' AND expires_at > " JUDGED_NOW "))"
@@ -285,8 +296,10 @@
       "DELETE FROM us_webhook_outbox WHERE workspace = %s")                                   \
     X(SESSION_IS_ABORTED, "session_is_aborted",                                               \
       "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'")                       \
-    X(WEBHOOK_TARGETS_CLEAR, "webhook_targets_clear",                                         \
-      "DELETE FROM us_webhook_targets")                                                       \
+    X(WEBHOOK_TARGETS_LIST, "webhook_targets_list",                                           \
+      "SELECT url FROM us_webhook_targets ORDER BY url")                                      \
+    X(WEBHOOK_TARGET_DROP, "webhook_target_drop",                                             \
+      "DELETE FROM us_webhook_targets WHERE url = %s")                                        \
     X(WEBHOOK_DROP_UNLISTED, "webhook_drop_unlisted",                                         \
       "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)")  \
     X(WEBHOOK_UNLISTED_PENDING, "webhook_unlisted_pending",                                   \
@@ -305,6 +318,26 @@
     X(WEBHOOK_RELEASE, "webhook_release",                                                     \
       "UPDATE us_webhook_outbox SET lease_owner = NULL, lease_until = 0"                      \
       " WHERE id = %lld AND lease_owner = %s")                                                \
+    X(WEBHOOK_LEASED, "webhook_leased",                                                       \
+      /* a row as its owner leased it: its URL and the lease's end */                         \
+      "SELECT url, lease_until FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s")  \
+    X(WEBHOOK_URL_FAILED, "webhook_url_failed",                                               \
+      "UPDATE us_webhook_targets SET failures = failures + 1, paused_until = %lld"            \
+      " WHERE url = %s")                                                                      \
+    X(WEBHOOK_URL_CLEAR, "webhook_url_clear",                                                 \
+      /* no write while the URL is healthy */                                                 \
+      "UPDATE us_webhook_targets SET failures = 0, paused_until = 0"                          \
+      " WHERE url = %s AND (failures <> 0 OR paused_until <> 0)")                             \
+    X(WEBHOOK_URL_UNPAUSE, "webhook_url_unpause",                                             \
+      /* a probe's pause (the claim set it to the lease's end) ends with the                  \
+       * attempt when it was not the receiver's failure */                                    \
+      "UPDATE us_webhook_targets SET paused_until = 0 WHERE url = %s AND paused_until = %lld") \
+    X(WEBHOOK_URL_STALE, "webhook_url_stale",                                                 \
+      /* a failing URL's rows past the retry time fail with its latest error,                 \
+       * but for those leased (their own attempt settles them) */                             \
+      "UPDATE us_webhook_outbox SET state = 'failed', last_error = %s, last_attempt_at = %lld" \
+      " WHERE url = %s AND id <> %lld AND state = 'pending' AND occurred_at < %lld"           \
+      " AND lease_until <= " JUDGED_NOW)                                                      \
     X(WEBHOOK_STATS, "webhook_stats",                                                         \
       /* one statement: one snapshot */                                                       \
       "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"              \
@@ -379,6 +412,13 @@
 #define MIGRATE_WEBHOOK_LAST_ERROR                                                   \
     "CREATE INDEX us_webhook_last_error ON us_webhook_outbox (last_attempt_at, id)" \
     " WHERE last_error IS NOT NULL"
+/* The webhook URLs' circuit breaker: a URL's failed attempts in a row and
+ * the time (microseconds since the epoch) before which none of its rows is
+ * claimed */
+#define MIGRATE_WEBHOOK_TARGET_FAILURES \
+    "ALTER TABLE us_webhook_targets ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"
+#define MIGRATE_WEBHOOK_TARGET_PAUSED \
+    "ALTER TABLE us_webhook_targets ADD COLUMN paused_until BIGINT NOT NULL DEFAULT 0"
 /* direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
  * us_store.h) and the ETag its listing recorded per upload */
 #define MIGRATE_SESSIONS_DIRECT "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0"

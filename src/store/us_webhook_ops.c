@@ -19,11 +19,23 @@ static void row_to_dropped(const us_row *r, apr_pool_t *p, void *out)
     d->pending = us_row_ll(r, 1);
 }
 
+/* Drops the listed URLs that urls does not hold, then adds the new ones: a
+ * URL kept keeps its row, and with it its circuit breaker. */
 static us_db_rc targets_body(us_db *db, apr_pool_t *p, void *arg)
 {
     targets_args *a = arg;
     int nrows = 0;
-    us_db_rc rc = us_exec(db, p, US_STMT_WEBHOOK_TARGETS_CLEAR, NULL, &nrows);
+    apr_array_header_t *had = apr_array_make(p, 4, sizeof(const char *));
+    us_db_rc rc = us_select(db, p, US_STMT_WEBHOOK_TARGETS_LIST, NULL, us_push_str, had, &nrows);
+    for (int i = 0; rc == US_DB_OK && i < had->nelts; i++) {
+        const char *url = APR_ARRAY_IDX(had, i, const char *);
+        int listed = 0;
+        for (int j = 0; !listed && a->urls && j < a->urls->nelts; j++)
+            listed = strcmp(url, APR_ARRAY_IDX(a->urls, j, const char *)) == 0;
+        const void *args[] = { url };
+        if (!listed)
+            rc = us_exec(db, p, US_STMT_WEBHOOK_TARGET_DROP, args, &nrows);
+    }
     for (int i = 0; rc == US_DB_OK && a->urls && i < a->urls->nelts; i++) {
         const void *args[] = { APR_ARRAY_IDX(a->urls, i, const char *) };
         rc = us_exec(db, p, US_STMT_WEBHOOK_TARGET_ADD, args, &nrows);
@@ -66,6 +78,7 @@ static void row_to_webhook(const us_row *r, apr_pool_t *p, void *out)
     w->failed_files = us_row_ll(r, 8);
     w->page = (int)us_row_ll(r, 9);
     w->attempts = (int)us_row_ll(r, 10);
+    w->url_failures = (int)us_row_ll(r, 11);
 }
 
 typedef struct {
@@ -78,12 +91,15 @@ static us_db_rc lease_body(us_db *db, apr_pool_t *p, void *arg)
 {
     webhook_claim_args *a = arg;
     int nrows = 0;
-    const void *args[] = { a->owner, &a->until, &a->id, &a->now, &a->now };
+    const void *args[] = { a->owner, &a->until, &a->id, &a->now, &a->now, &a->now };
     us_db_rc rc = us_exec(db, p, US_STMT_WEBHOOK_LEASE, args, &nrows);
     if (rc != US_DB_OK)
         return rc;
     if (nrows == 0)
-        return US_DB_NOTFOUND; /* another deliverer was quicker */
+        return US_DB_NOTFOUND; /* another deliverer was quicker, or the URL got paused */
+    const void *pargs[] = { &a->until, &a->id };
+    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_PROBE, pargs, &nrows)) != US_DB_OK)
+        return rc;
     const void *gargs[] = { &a->id };
     return us_select_one(db, p, US_STMT_WEBHOOK_GET, gargs, row_to_webhook, a->out);
 }
@@ -98,43 +114,131 @@ us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_
          * transaction; only a dialect without a writer queue maps it, and
          * it leases by the database's clock: the lease's length */
         apr_int64_t lease = lease_until - now;
-        const void *args[] = { owner, &lease, &a.now, &a.now };
+        const void *args[] = { owner, &lease, &a.now, &a.now, &a.now };
         return us_select_one(db, p, US_STMT_WEBHOOK_CLAIM, args, row_to_webhook, out);
     }
     /* search by a read, outside any write: an idle outbox costs no write */
-    const void *args[] = { &a.now, &a.now };
+    const void *args[] = { &a.now, &a.now, &a.now };
     us_db_rc rc = us_select_one(db, p, US_STMT_WEBHOOK_CANDIDATE, args, us_row_to_ll, &a.id);
     if (rc != US_DB_OK)
         return rc;
     return us_write_txn(db, p, lease_body, &a);
 }
 
+/* A settle of row id by its owner: the row's statement, then its URL's
+ * circuit breaker (the row first, then the URL, in every settle, and the
+ * URL after the row in the PostgreSQL claim: no two transactions wait for
+ * each other's). */
+typedef struct {
+    apr_int64_t id;
+    const char *owner;
+    int page, pages;                /* us_webhook_delivered */
+    const us_webhook_failure *f;    /* us_webhook_retry */
+} settle_args;
+
+typedef struct {
+    const char *url;
+    apr_int64_t lease_until;
+} leased_row;
+
+static void row_to_leased(const us_row *r, apr_pool_t *p, void *out)
+{
+    leased_row *l = out;
+    l->url = us_row_str(r, p, 0);
+    l->lease_until = us_row_ll(r, 1);
+}
+
+/* The row as owner leased it; NOTFOUND when owner lost the lease (the
+ * settle is then a no-op). */
+static us_db_rc leased(us_db *db, apr_pool_t *p, const settle_args *a, leased_row *l)
+{
+    const void *args[] = { &a->id, a->owner };
+    return us_select_one(db, p, US_STMT_WEBHOOK_LEASED, args, row_to_leased, l);
+}
+
+/* A probe's pause (its lease's end) ends with it. */
+static us_db_rc unpause(us_db *db, apr_pool_t *p, const leased_row *l)
+{
+    int nrows = 0;
+    const void *args[] = { l->url, &l->lease_until };
+    return us_exec(db, p, US_STMT_WEBHOOK_URL_UNPAUSE, args, &nrows);
+}
+
+static us_db_rc delivered_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    settle_args *a = arg;
+    leased_row l;
+    int nrows = 0;
+    us_db_rc rc = leased(db, p, a, &l);
+    if (rc != US_DB_OK)
+        return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+    const void *args[] = { &a->id, a->owner, &a->page };
+    rc = us_exec(db, p, a->page < a->pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
+                 args, &nrows);
+    if (rc != US_DB_OK || nrows == 0)
+        return rc; /* past that page: settled before */
+    const void *uargs[] = { l.url };
+    return us_exec(db, p, US_STMT_WEBHOOK_URL_CLEAR, uargs, &nrows);
+}
+
 us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
                               int pages)
 {
-    apr_int64_t i = id;
+    settle_args a = { id, owner, page, pages, NULL };
+    return us_write_txn(db, p, delivered_body, &a);
+}
+
+static us_db_rc retry_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    settle_args *a = arg;
+    const us_webhook_failure *f = a->f;
+    leased_row l;
     int nrows = 0;
-    const void *args[] = { &i, owner, &page };
-    return us_write_one(db, p, page < pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
-                        args, &nrows);
+    us_db_rc rc = leased(db, p, a, &l);
+    if (rc != US_DB_OK)
+        return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+    apr_int64_t t = f->now, next = f->next_at, pause = f->paused_until, stale = f->stale_before;
+    const char *error = f->error ? f->error : "";
+    const void *args[] = { &next, error, &t, f->give_up ? "failed" : "pending", &a->id,
+                           a->owner };
+    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows)) != US_DB_OK || nrows == 0)
+        return rc;
+    if (!f->paused_until)
+        return unpause(db, p, &l); /* not the receiver's failure */
+    if (f->stale_before) {
+        const void *sargs[] = { error, &t, l.url, &a->id, &stale, &t };
+        if ((rc = us_exec(db, p, US_STMT_WEBHOOK_URL_STALE, sargs, &nrows)) != US_DB_OK)
+            return rc;
+    }
+    const void *uargs[] = { &pause, l.url };
+    return us_exec(db, p, US_STMT_WEBHOOK_URL_FAILED, uargs, &nrows);
 }
 
 us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                          apr_time_t now, apr_time_t next_at, const char *error, int give_up)
+                          const us_webhook_failure *f)
 {
-    apr_int64_t i = id, t = now, next = next_at;
+    settle_args a = { id, owner, 0, 0, f };
+    return us_write_txn(db, p, retry_body, &a);
+}
+
+static us_db_rc release_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    settle_args *a = arg;
+    leased_row l;
     int nrows = 0;
-    const void *args[] = { &next, error ? error : "", &t, give_up ? "failed" : "pending", &i,
-                           owner };
-    return us_write_one(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows);
+    us_db_rc rc = leased(db, p, a, &l);
+    if (rc != US_DB_OK)
+        return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
+    const void *args[] = { &a->id, a->owner };
+    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_RELEASE, args, &nrows)) != US_DB_OK || nrows == 0)
+        return rc;
+    return unpause(db, p, &l);
 }
 
 us_db_rc us_webhook_release(us_db *db, apr_pool_t *p, long long id, const char *owner)
 {
-    apr_int64_t i = id;
-    int nrows = 0;
-    const void *args[] = { &i, owner };
-    return us_write_one(db, p, US_STMT_WEBHOOK_RELEASE, args, &nrows);
+    settle_args a = { id, owner, 0, 0, NULL };
+    return us_write_txn(db, p, release_body, &a);
 }
 
 static void row_to_webhook_stats(const us_row *r, apr_pool_t *p, void *out)

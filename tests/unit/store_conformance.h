@@ -2809,6 +2809,15 @@ static void sc_sleep_past(apr_time_t t)
         apr_sleep(left + apr_time_from_msec(50));
 }
 
+/* A failed attempt at row id by owner at now, due again at next_at, its
+ * URL paused as long (no stale rows failed). */
+static us_db_rc sc_retry(us_db *db, long long id, const char *owner, apr_time_t now,
+                         apr_time_t next_at, const char *error, int give_up)
+{
+    us_webhook_failure f = { now, next_at, error, give_up, next_at, 0 };
+    return us_webhook_retry(db, pool, id, owner, &f);
+}
+
 /* Retries wait for their time, keep the last error, page on, give up;
  * a deliverer whose lease was taken over changes nothing. A store with a
  * clock of its own judges leases and due times by it (the caller's now is
@@ -2829,8 +2838,8 @@ static void sc_webhook_retry_and_pages(void **state)
     apr_time_t t = own ? now + SC_SEC(120) : now + lease - SC_SEC(1);
     assert_int_equal(us_webhook_claim(db, pool, "d2", t, t + lease, &w2), US_DB_NOTFOUND);
     /* a failure: due again at next_at, not before */
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "d1", now + SC_SEC(1), now + backoff,
-                                      "HTTP 500 from http://a.example/h", 0), US_DB_OK);
+    assert_int_equal(sc_retry(db, w.id, "d1", now + SC_SEC(1), now + backoff,
+                              "HTTP 500 from http://a.example/h", 0), US_DB_OK);
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.pending, 1);
     assert_int_equal(st.failed, 0);
@@ -2855,7 +2864,7 @@ static void sc_webhook_retry_and_pages(void **state)
     assert_true(w3.id == w.id);
     /* the old owner can neither settle nor fail it */
     assert_int_equal(us_webhook_delivered(db, pool, w.id, "d2", 1, 1), US_DB_OK);
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "d2", now, now, "late", 1), US_DB_OK);
+    assert_int_equal(sc_retry(db, w.id, "d2", now, now, "late", 1), US_DB_OK);
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.pending, 1);
     assert_int_equal(st.failed, 0);
@@ -2874,8 +2883,8 @@ static void sc_webhook_retry_and_pages(void **state)
                      US_DB_OK);
     assert_int_equal(w.page, 3);
     /* giving up: failed, kept, never claimed again */
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "d5", now + SC_SEC(69), now + SC_SEC(70),
-                                      "connection refused", 1), US_DB_OK);
+    assert_int_equal(sc_retry(db, w.id, "d5", now + SC_SEC(69), now + SC_SEC(70),
+                              "connection refused", 1), US_DB_OK);
     assert_int_equal(us_webhook_claim(db, pool, "d6", now + SC_SEC(999), now + SC_SEC(1059), &w),
                      US_DB_NOTFOUND);
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
@@ -2910,8 +2919,8 @@ static void sc_webhook_forget_failed(void **state)
     const apr_time_t at[] = { now - 10 * day, now - 9 * day, now - SC_SEC(3600), now - 10 * day };
     for (int i = 0; i < 4; i++) {
         us_webhook_row *w = &APR_ARRAY_IDX(rows, i, us_webhook_row);
-        assert_int_equal(us_webhook_retry(db, pool, w->id, apr_psprintf(pool, "d%d", i), at[i],
-                                          now + day, "HTTP 500", i < 3), US_DB_OK);
+        assert_int_equal(sc_retry(db, w->id, apr_psprintf(pool, "d%d", i), at[i], now + day,
+                                  "HTTP 500", i < 3), US_DB_OK);
     }
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.failed, 3);
@@ -2959,6 +2968,143 @@ static void sc_webhook_release(void **state)
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.pending, 1);
     assert_null(st.last_error);
+    us_db_close(db);
+}
+
+/* n closed sessions of ws (ids from seed), each an event: a row per URL. */
+static void sc_events(us_db *db, int seed, const char *ws, int n)
+{
+    for (int i = 0; i < n; i++) {
+        us_session a = sc_session(sc_uuid(pool, seed + i), ws, "u23", SC_T0, 100);
+        assert_int_equal(us_session_insert(db, pool, &a, 10, SC_T0), US_DB_OK);
+        assert_int_equal(us_session_close(db, pool, ws, a.id, SC_T0 + 1), US_DB_OK);
+    }
+}
+
+/* The time t, waited for on a store with a clock of its own (it judges
+ * pauses and leases by it), passed as the claim's now on the other. */
+static apr_time_t sc_at(apr_time_t t)
+{
+    if (sc_target->own_clock)
+        sc_sleep_past(t);
+    return t;
+}
+
+/* A URL's circuit breaker: a failed attempt pauses the URL's other rows,
+ * not another URL's (nor does a restart's replace of the same URLs undo
+ * it); once the pause ends one attempt at a time (a probe) until one
+ * settles: a release or a delivery ends the probe's pause, a delivery
+ * clears the URL, whose rows are then claimed together again. */
+static void sc_webhook_url_breaker(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_row w, w2;
+    int own = sc_target->own_clock;
+    apr_time_t now = own ? apr_time_now() : SC_T0 + SC_SEC(20);
+    apr_interval_time_t pause = own ? SC_SEC(1) : SC_SEC(5), lease = SC_SEC(60);
+    apr_array_header_t *dropped = NULL;
+    (void)state;
+    const char *urls[] = { "http://a.example/h", "http://b.example/h" };
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, urls[0], urls[1])), US_DB_OK);
+    sc_events(db, 2300, "ws-breaker", 4);
+    assert_int_equal(us_webhook_claim(db, pool, "d0", now, now + lease, &w), US_DB_OK);
+    assert_int_equal(w.url_failures, 0);
+    const char *bad = w.url, *good = strcmp(w.url, urls[0]) == 0 ? urls[1] : urls[0];
+    us_webhook_failure f = { now, now + SC_SEC(600), "HTTP 500", 0, now + pause, 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f), US_DB_OK);
+    /* the same URLs again (a restart): the pause holds */
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(2, urls[1], urls[0]),
+                                                &dropped), US_DB_OK);
+    assert_int_equal(dropped->nelts, 0);
+    apr_array_header_t *rows = sc_claim_all(db, now);
+    assert_int_equal(rows->nelts, 4); /* the other URL's, the bad one's 3 others wait */
+    for (int i = 0; i < rows->nelts; i++) {
+        assert_string_equal(APR_ARRAY_IDX(rows, i, us_webhook_row).url, good);
+        assert_int_equal(APR_ARRAY_IDX(rows, i, us_webhook_row).url_failures, 0);
+    }
+    /* paused, then one probe at a time */
+    apr_time_t t = sc_at(now + pause);
+    assert_int_equal(us_webhook_claim(db, pool, "p1", t, t + lease, &w), US_DB_OK);
+    assert_string_equal(w.url, bad);
+    assert_int_equal(w.url_failures, 1);
+    assert_int_equal(us_webhook_claim(db, pool, "p2", t, t + lease, &w2), US_DB_NOTFOUND);
+    /* a release (shutdown) ends the probe's pause: another probe */
+    assert_int_equal(us_webhook_release(db, pool, w.id, "p1"), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "p3", t, t + lease, &w2), US_DB_OK);
+    assert_true(w2.id == w.id);
+    assert_int_equal(w2.url_failures, 1);
+    assert_int_equal(us_webhook_claim(db, pool, "p4", t, t + lease, &w), US_DB_NOTFOUND);
+    /* a delivery clears the URL: its two rows left are claimed together */
+    assert_int_equal(us_webhook_delivered(db, pool, w2.id, "p3", 1, 1), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "p5", t, t + lease, &w), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "p6", t, t + lease, &w2), US_DB_OK);
+    assert_string_equal(w.url, bad);
+    assert_string_equal(w2.url, bad);
+    assert_int_equal(w.url_failures, 0);
+    assert_int_equal(w2.url_failures, 0);
+    assert_false(w.id == w2.id);
+    /* a failure that was not the receiver's (no POST) pauses nothing */
+    us_webhook_failure local = { t, t + SC_SEC(600), "bad name", 1, 0, 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "p5", &local), US_DB_OK);
+    assert_int_equal(us_webhook_release(db, pool, w2.id, "p6"), US_DB_OK);
+    assert_int_equal(us_webhook_claim(db, pool, "p7", t, t + lease, &w), US_DB_OK);
+    assert_true(w.id == w2.id);
+    assert_int_equal(w.url_failures, 0);
+    /* a URL taken out and listed again starts afresh */
+    us_webhook_failure again = { t, t + SC_SEC(600), "HTTP 500", 0, t + SC_SEC(600), 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "p7", &again), US_DB_OK);
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(1, good), &dropped), US_DB_OK);
+    assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(2, good, bad), &dropped),
+                     US_DB_OK);
+    sc_events(db, 2310, "ws-breaker", 1);
+    rows = sc_claim_all(db, t);
+    assert_int_equal(rows->nelts, 2);
+    for (int i = 0; i < rows->nelts; i++)
+        assert_int_equal(APR_ARRAY_IDX(rows, i, us_webhook_row).url_failures, 0);
+    us_db_close(db);
+}
+
+/* A failed attempt also fails its URL's pending rows older than the
+ * retry time (stale_before), with its error, but none a live lease holds,
+ * none newer, none of another URL: the counts stay true while the URL is
+ * paused. */
+static void sc_webhook_url_stale(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_row w, x;
+    us_webhook_stats st;
+    apr_time_t now = sc_target->own_clock ? apr_time_now() : SC_T0 + SC_SEC(20);
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "http://b.example/h")),
+                     US_DB_OK);
+    sc_events(db, 2400, "ws-stale", 3);
+    apr_sleep(apr_time_from_msec(20));
+    apr_time_t cut = apr_time_now();
+    apr_sleep(apr_time_from_msec(20));
+    sc_events(db, 2410, "ws-stale", 1);
+    assert_int_equal(us_webhook_claim(db, pool, "d0", now, now + SC_SEC(60), &w), US_DB_OK);
+    /* a second row of the same URL, leased (its other rows claimed on the way) */
+    int i = 1;
+    do
+        assert_int_equal(us_webhook_claim(db, pool, apr_psprintf(pool, "d%d", i++), now,
+                                          now + SC_SEC(60), &x), US_DB_OK);
+    while (strcmp(x.url, w.url) != 0);
+    us_webhook_failure f = { now, now + SC_SEC(1), "HTTP 502 from here", 0, now + SC_SEC(1),
+                             cut };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f), US_DB_OK);
+    /* of its 4 rows: this one pending, the leased one, the newer one pending */
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.pending, 7);
+    assert_string_equal(st.last_error, "HTTP 502 from here");
+    /* a retry that says no stale rows fails none */
+    us_webhook_failure g = { now, now + SC_SEC(1), "HTTP 502", 0, now + SC_SEC(1), 0 };
+    assert_int_equal(us_webhook_retry(db, pool, x.id, apr_psprintf(pool, "d%d", i - 1), &g),
+                     US_DB_OK);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.pending, 7);
     us_db_close(db);
 }
 
@@ -3448,6 +3594,8 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_retry_and_pages),
         SC_TEST(sc_webhook_forget_failed),
         SC_TEST(sc_webhook_release),
+        SC_TEST(sc_webhook_url_breaker),
+        SC_TEST(sc_webhook_url_stale),
         SC_TEST(sc_webhook_concurrent_claim),
         SC_TEST(sc_workspace_create_get_list),
         SC_TEST(sc_workspace_exists_with_data),

@@ -497,6 +497,8 @@ static void test_migration_counts_closed_and_expired(void **state)
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, rows);
@@ -695,6 +697,8 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "DROP INDEX us_webhook_last_error", /* 17 -> 18 */
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, back_to_14);
@@ -736,6 +740,8 @@ static void test_migration_19_counts_the_sidecars(void **state)
         "ALTER TABLE us_sessions DROP COLUMN uploaded_sidecars",
         "ALTER TABLE us_uploads DROP COLUMN publish_refusals", /* 19 -> 20 */
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
+        "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
         "UPDATE us_meta SET value = '18' WHERE name = 'schema_version'", NULL
     };
     run_sql(db, back_to_18);

@@ -343,6 +343,13 @@ static const char *const MIGRATION_16_TO_17[] = {
     NULL
 };
 
+/* The webhook URLs' circuit breaker (us_webhook_claim, us_webhook_retry). */
+static const char *const MIGRATION_17_TO_18[] = {
+    MIGRATE_WEBHOOK_TARGET_FAILURES,
+    MIGRATE_WEBHOOK_TARGET_PAUSED,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -363,6 +370,7 @@ const char *const *us_pg_sql_migration(int from)
     case 14: return MIGRATION_14_TO_15;
     case 15: return MIGRATION_15_TO_16;
     case 16: return MIGRATION_16_TO_17;
+    case 17: return MIGRATION_17_TO_18;
     default: return NULL;
     }
 }
@@ -558,12 +566,22 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* the lease (%lld: its length) is written and judged by the
          * database's clock, so nodes whose clocks disagree never hold a
          * row at once (the caller's now stays bound, unread) */
-        "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until ="
+        /* a row of a paused URL is not due; a URL that failed last is
+         * paused for the lease of the row taken (probe): one attempt at a
+         * time, its other rows left until this one settles. Two claimers
+         * that both read the URL as unpaused before either committed each
+         * take a row of it (READ COMMITTED): a rare second probe, accepted
+         * (locking the URL's row would serialise every URL's claims) */
+        "WITH c AS (UPDATE us_webhook_outbox SET lease_owner = %s, lease_until ="
         " (extract(epoch FROM statement_timestamp()) * 1000000)::bigint + %lld"
         " WHERE id = (SELECT id FROM us_webhook_outbox WHERE state = 'pending'"
         " AND next_at <= " JUDGED_NOW " AND lease_until <= " JUDGED_NOW
+        " AND " WEBHOOK_URL_OPEN("us_webhook_outbox")
         " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING " WEBHOOK_COLS },
+        " RETURNING *),"
+        " probe AS (UPDATE us_webhook_targets t SET paused_until = c.lease_until FROM c"
+        " WHERE t.url = c.url AND t.failures > 0)"
+        " SELECT " WEBHOOK_COLS ", " WEBHOOK_URL_FAILURES("c") " FROM c" },
     [US_STMT_WEBHOOK_FORGET_FAILED] = { "us_pg_webhook_forget_failed",
         /* a failed row holds an error: us_webhook_last_error's range.
          * SKIP LOCKED: nodes sweeping at once delete different rows, none

@@ -393,6 +393,13 @@ static const char *const MIGRATION_20_TO_21[] = {
     NULL
 };
 
+/* The webhook URLs' circuit breaker (us_webhook_claim, us_webhook_retry). */
+static const char *const MIGRATION_21_TO_22[] = {
+    MIGRATE_WEBHOOK_TARGET_FAILURES,
+    MIGRATE_WEBHOOK_TARGET_PAUSED,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -427,6 +434,7 @@ const char *const *us_sql_migration(int from)
     case 18: return MIGRATION_18_TO_19;
     case 19: return MIGRATION_19_TO_20;
     case 20: return MIGRATION_20_TO_21;
+    case 21: return MIGRATION_21_TO_22;
     default: return NULL;
     }
 }
@@ -580,8 +588,15 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WEBHOOK_LEASE] = { "us_webhook_lease",
         "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until = %lld"
         " WHERE id = %lld AND " WEBHOOK_DUE },
+    [US_STMT_WEBHOOK_PROBE] = { "us_webhook_probe",
+        /* after the lease, in its write: a URL that failed last is tried by
+         * one attempt at a time, its other rows left until this one settles
+         * (or its lease lapses) */
+        "UPDATE us_webhook_targets SET paused_until = %lld WHERE failures > 0"
+        " AND url = (SELECT url FROM us_webhook_outbox WHERE id = %lld)" },
     [US_STMT_WEBHOOK_GET] = { "us_webhook_get",
-        "SELECT " WEBHOOK_COLS " FROM us_webhook_outbox WHERE id = %lld" },
+        "SELECT " WEBHOOK_COLS ", " WEBHOOK_URL_FAILURES("us_webhook_outbox")
+        " FROM us_webhook_outbox WHERE id = %lld" },
     [US_STMT_WEBHOOK_FORGET_FAILED] = { "us_webhook_forget_failed",
         /* a failed row holds an error: us_webhook_last_error's range */
         "DELETE FROM us_webhook_outbox WHERE id IN (SELECT id FROM us_webhook_outbox"
