@@ -536,6 +536,58 @@ def test_hung_receiver_does_not_hold_a_restart(server_factory):
         hung.close()
 
 
+class StallingReceiver(LoopbackReceiver):
+    """Reads each POST (its body kept in `bodies`), holds the connection
+    `stall` seconds without a word and closes it: to the sender a failed
+    attempt without a status, as a hung receiver's is when the 10 s
+    timeout ends it, only sooner."""
+
+    def __init__(self, stall):
+        self.stall = stall
+        super().__init__()
+
+    def _take(self, c):
+        self.held.append(c)
+        threading.Thread(target=self._stall, args=(c,), daemon=True).start()
+
+    def _stall(self, c):
+        try:
+            self.read_post(c)
+            time.sleep(self.stall)
+            c.close()
+        except OSError:
+            pass
+
+
+def test_failing_receiver_does_not_delay_another(server_factory, receiver):
+    """A receiver that holds every POST and never answers is paused after
+    its first failed attempts (its circuit breaker, in the store), then
+    tried one row at a time: the other receiver gets all 10 events about
+    one stall after they happen, where each of the stalling receiver's
+    rows ahead of its own held a child's worker for the stall (10 events,
+    3 children: the last one some 10 s late); and the stalling receiver
+    is attempted a few times, not once per row."""
+    slow = StallingReceiver(3)
+    receiver.start()
+    try:
+        s = hook_server(server_factory, [slow.url, receiver.url])
+        ws = unique_ws("hook-breaker")
+        t0 = time.monotonic()
+        sids = {closed_session(s, ws, []) for _ in range(10)}
+        made = time.monotonic() - t0
+        got = receiver.wait_delivered(10, timeout=40)
+        late = max(r["at"] for r in got) - t0
+        assert {json.loads(r["body"])["session_id"] for r in got} == sids
+        assert late < made + 3 + 2.5, f"the last event {late:.1f} s after the first was made " \
+            f"(all made in {made:.1f} s); {len(slow.bodies)} attempts at the stalling receiver"
+        assert 1 <= len(slow.bodies) <= 4, len(slow.bodies)
+        assert re.search(r"US1303: .* attempt 1 failed: .* from " + re.escape(slow.url) +
+                         r"; next in 1 s, the URL paused 1 s after 1 failed attempts in a row",
+                         s.log_text()), s.log_tail()
+    finally:
+        slow.close()
+
+
 class SlowBodyReceiver(LoopbackReceiver):
     """Reads each POST, answers "200 OK" at once, then sends the body it
     announced one byte a second."""
