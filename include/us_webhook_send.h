@@ -5,7 +5,11 @@
  * answer's status line (the transfer ends with the answer's headers: its
  * body is never read): 2xx delivered (the next page, or the row is gone), anything else retried
  * with us_webhook_backoff, given up (marked failed) once the event is
- * older than cfg->retry_for. At least once: a worker that dies between the
+ * older than cfg->retry_for. A failed attempt also pauses its URL (the
+ * store's circuit breaker, us_webhook_retry) for us_webhook_backoff of its
+ * failures in a row, and fails the URL's pending rows older than
+ * cfg->retry_for: a receiver that hangs holds one worker at a time, not
+ * every worker once per row. At least once: a worker that dies between the
  * POST and the settle leaves the row to be sent again when its lease
  * lapses. No httpd headers; messages numbered 13xx.
  *
