@@ -20,8 +20,10 @@ typedef struct {
     int down;          /* an outage was said and no connection opened since */
 } us_worker_link;
 
-/* Opens *db in p (us_db_open_apart) unless it is open: US_DB_OK when it
- * is, else the failure, logged as above, with *db NULL. */
+/* Opens *db in p (us_db_open_apart) unless it is open and not worn out
+ * (us_db_worn_out: a worn-out one is closed first, as the request
+ * handlers' pool does): US_DB_OK when it is, else the failure, logged as
+ * above, with *db NULL. */
 us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg *store,
                            us_db **db);
 /* A failure of the store on an open connection, err its message: a

@@ -1196,7 +1196,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
                                     &ing->stop };
     while (!apr_atomic_read32(&ing->stop)) {
         apr_pool_clear(iter);
-        if (!db) {
+        if (!db || us_db_worn_out(db)) {
             if (us_worker_connect(&link, p, cfg->store, &db) != US_DB_OK) {
                 nap(ing, apr_time_from_sec(5), apr_time_from_sec(5));
                 continue;

@@ -5,6 +5,10 @@ us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg 
                            us_db **db)
 {
     char err[256];
+    if (*db && us_db_worn_out(*db)) {
+        us_db_close(*db);
+        *db = NULL;
+    }
     if (*db)
         return US_DB_OK;
     us_db_rc rc = us_db_open_apart(p, store, db, err, sizeof(err));

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 #include "us_odata.h"
 #include "us_store_db.h"
+#include "us_worker_link.h"
 
 #define SQ(db) us_sqlite_of(db)
 #include "sqlite_fixture.h"
@@ -1266,6 +1267,86 @@ static void test_store_logs_with_its_number(void **state)
     us_db_close(db);
 }
 
+/* Another connection changes the schema, as the sqlite3 shell would. */
+static void change_schema(void)
+{
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(dbpath, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "CREATE TABLE us_probe (x INTEGER);"
+                                         "CREATE INDEX us_probe_x ON us_probe (x);"
+                                         "DROP TABLE us_probe", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+}
+
+/* The driver prepares with the legacy sqlite3_prepare: its statements are
+ * not prepared again by SQLite after another connection's schema change,
+ * and would fail on every run; the store prepares them anew. Reads, a
+ * write in its transaction and a built list all run on the connection that
+ * prepared them before the change. */
+static void test_statements_survive_a_schema_change(void **state)
+{
+    (void)state;
+    us_db *db = open_db(pool);
+    us_session s1 = make(pool, 1, "u", 3600), s2 = make(pool, 2, "u", 3600), got;
+    us_odata_node *root;
+    const char *perr;
+    apr_array_header_t *rows = NULL;
+    long long total = -1;
+    assert_true(us_odata_parse(pool, "k eq 'v'", 8, &root, &perr));
+    us_workspace_file_query q = { .name_part = "", .filter = root, .limit = 10 };
+    assert_int_equal(us_session_insert(db, pool, &s1, 10, T0), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws", s1.id, T0, &got), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+
+    change_schema();
+    assert_int_equal(us_session_get(db, pool, "ws", s1.id, T0, &got), US_DB_OK);
+    assert_string_equal(got.id, s1.id);
+    assert_int_equal(us_session_insert(db, pool, &s2, 10, T0), US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws", s2.id, T0, &got), US_DB_OK);
+    assert_int_equal(us_workspace_file_list(db, pool, "ws", &q, &rows, &total), US_DB_OK);
+    assert_int_equal(total, 0);
+    assert_int_equal(rows->nelts, 0);
+    assert_int_equal(counter(db, "u"), 2);
+    int after_one = SQ(db)->reprepared;
+    assert_true(after_one >= 4);
+    assert_false(us_db_worn_out(db));
+    /* once prepared anew, a statement runs as it is */
+    assert_int_equal(us_session_get(db, pool, "ws", s1.id, T0, &got), US_DB_OK);
+    assert_int_equal(SQ(db)->reprepared, after_one);
+
+    /* the replaced statements stay until the connection closes: enough of
+     * them wear it out, and the pool closes it instead of keeping it */
+    SQ(db)->reprepared = US_SQLITE_MAX_REPREPARED - 1; /* as after many changes */
+    change_schema();
+    assert_int_equal(us_session_get(db, pool, "ws", s1.id, T0, &got), US_DB_OK);
+    assert_true(us_db_worn_out(db));
+    us_db_close(db);
+}
+
+/* A worker keeps its connection for its life: a worn-out one (statements
+ * piled up, as after schema changes) is closed and opened again. */
+static void test_a_worker_reopens_a_worn_out_connection(void **state)
+{
+    (void)state;
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    us_worker_link link = { NULL, "test worker", 1, 2, 3, 0 };
+    us_db *db = NULL, *first;
+    assert_int_equal(us_worker_connect(&link, p, store_cfg, &db), US_DB_OK);
+    first = db;
+    assert_int_equal(us_worker_connect(&link, p, store_cfg, &db), US_DB_OK);
+    assert_ptr_equal(db, first);
+    SQ(db)->worn_out = 1;
+    assert_int_equal(us_worker_connect(&link, p, store_cfg, &db), US_DB_OK);
+    assert_non_null(db);
+    assert_false(us_db_worn_out(db));
+    us_session got;
+    assert_int_equal(us_session_get(db, p, "ws", "00000000-0000-4000-8000-000000000001", T0, &got),
+                     US_DB_NOTFOUND);
+    us_db_close(db);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1294,6 +1375,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_logs_with_its_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statements_survive_a_schema_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_worker_reopens_a_worn_out_connection, setup, teardown),
     };
     return sqlite_fixture_run("us_writer", tests, NULL, NULL);
 }

@@ -58,7 +58,7 @@ typedef struct {
 /* Concurrent session reads that share one statement at most (session_get_batch). */
 #define GET_BATCH_MAX 32
 
-/* Message numbers (us_log.h: 11xx the store; 1101-1107 are SQLite's). */
+/* Message numbers (us_log.h: 11xx the store; 1101-1108 are SQLite's). */
 enum {
     US_LOGNO_PG_BROKEN = 1110,   /* a connection is gone; the next use opens a new one */
     US_LOGNO_PG_CONNECT = 1111,  /* a connection cannot be opened */

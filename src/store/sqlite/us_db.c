@@ -418,6 +418,36 @@ leave:
     return rc;
 }
 
+/* Whether the statement that just failed was prepared before another
+ * connection changed the schema: the driver resets a statement after its
+ * run, which leaves SQLITE_SCHEMA as the connection's error code. */
+static int schema_changed(us_sqlite_db *db, int rc)
+{
+    sqlite3 *conn = apr_dbd_native_handle(db->drv, db->h);
+    return rc != 0 && conn && sqlite3_errcode(conn) == SQLITE_SCHEMA;
+}
+
+int us_db_run(us_sqlite_db *db, apr_pool_t *p, apr_dbd_prepared_t **stmt, const char *sql,
+              const void **args, apr_dbd_results_t **res, int *nrows)
+{
+    int rc, n = 0;
+    for (int again = 0;; again++) {
+        rc = res ? apr_dbd_pbselect(db->drv, p, db->h, res, *stmt, 0, args)
+                 : apr_dbd_pbquery(db->drv, p, db->h, nrows ? nrows : &n, *stmt, args);
+        if (rc == 0 || again == US_SQLITE_SCHEMA_RETRIES || !schema_changed(db, rc))
+            return rc;
+        apr_dbd_prepared_t *fresh = NULL;
+        int prc = apr_dbd_prepare(db->drv, db->pool, db->h, sql, NULL, &fresh);
+        if (prc != 0)
+            return prc;
+        *stmt = fresh;
+        if (++db->reprepared >= US_SQLITE_MAX_REPREPARED)
+            db->worn_out = 1;
+        us_log(db->log, US_LOG_DEBUG, 0, US_LOGNO_REPREPARED, "statement prepared again after "
+               "a schema change by another connection");
+    }
+}
+
 us_db_rc us_db_exec(us_sqlite_db *db, const char *sql)
 {
     int nrows = 0;

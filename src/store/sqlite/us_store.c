@@ -16,8 +16,9 @@
 static us_db_rc select_rows(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id,
                             const void **args, apr_dbd_results_t **res)
 {
-    int rc = apr_dbd_pbselect(db->drv, p, db->h, res, db->stmt[id], 0, args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
+    const us_stmt_def *def = us_sql_statement(id);
+    int rc = us_db_run(db, p, &db->stmt[id], def->sql, args, res, NULL);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, def->label);
 }
 
 /* Hands every row of res to fn with out (fn may be NULL to only count
@@ -53,8 +54,9 @@ static us_db_rc select_each(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, cons
 static us_db_rc exec_stmt(us_sqlite_db *db, apr_pool_t *p, us_stmt_id id, const void **args,
                           int *nrows)
 {
-    int rc = apr_dbd_pbquery(db->drv, p, db->h, nrows, db->stmt[id], args);
-    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, us_sql_statement(id)->label);
+    const us_stmt_def *def = us_sql_statement(id);
+    int rc = us_db_run(db, p, &db->stmt[id], def->sql, args, NULL, nrows);
+    return rc == 0 ? US_DB_OK : us_db_fail(db, rc, def->label);
 }
 
 static int sq_worn_out(us_db *base)
@@ -82,6 +84,23 @@ static us_db_rc dynamic_statement(us_sqlite_db *db, const char *sql, apr_dbd_pre
     return US_DB_OK;
 }
 
+/* Runs the built select sql (dynamic_statement) into *res; what names
+ * it in an error. */
+static us_db_rc select_built(us_sqlite_db *db, apr_pool_t *p, const char *sql, const void **args,
+                             apr_dbd_results_t **res, const char *what)
+{
+    apr_dbd_prepared_t *stmt, *ran;
+    us_db_rc rc = dynamic_statement(db, sql, &stmt);
+    if (rc != US_DB_OK)
+        return rc;
+    ran = stmt;
+    int drc = us_db_run(db, p, &ran, sql, args, res, NULL);
+    /* prepared anew after a schema change: the kept one (if kept) is stale */
+    if (ran != stmt && apr_hash_get(db->dynamic, sql, APR_HASH_KEY_STRING))
+        apr_hash_set(db->dynamic, sql, APR_HASH_KEY_STRING, ran);
+    return drc == 0 ? US_DB_OK : us_db_fail(db, drc, what);
+}
+
 /* The one value of a COUNT(*). */
 static us_db_rc count_of(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res, long long *total)
 {
@@ -99,7 +118,6 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     apr_dbd_results_t *counted = NULL;
     apr_array_header_t *args = apr_array_make(p, 16, sizeof(const void *));
     apr_int64_t lim = q->limit, at = q->after_at, off = q->offset;
-    apr_dbd_prepared_t *count_stmt, *list_stmt;
     APR_ARRAY_PUSH(args, const void *) = workspace;
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
     const char *filter = q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "";
@@ -117,12 +135,10 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
         count_sql = apr_pstrcat(p, "SELECT COUNT(*)", where, NULL);
         cargs = args;
     }
-    us_db_rc rc = dynamic_statement(db, count_sql, &count_stmt);
+    us_db_rc rc = select_built(db, p, count_sql, (const void **)cargs->elts, &counted,
+                               "us_workspace_file_count (built)");
     if (rc != US_DB_OK)
         return rc;
-    int drc = apr_dbd_pbselect(db->drv, p, db->h, &counted, count_stmt, 0, (const void **)cargs->elts);
-    if (drc != 0)
-        return us_db_fail(db, drc, "us_workspace_file_count (built)");
     if ((rc = count_of(db, p, counted, total)) != US_DB_OK)
         return rc;
     const char *col = q->by_name ? "name" : "created_at", *dir = q->ascending ? "ASC" : "DESC";
@@ -139,14 +155,11 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     }
     APR_ARRAY_PUSH(args, const void *) = &lim;
     APR_ARRAY_PUSH(args, const void *) = &off;
-    rc = dynamic_statement(db, apr_pstrcat(p, "SELECT ", us_sql_workspace_file_list_cols(), where, cursor,
-                                           " ORDER BY ", col, " ", dir, ", file_id ", dir,
-                                           " LIMIT %lld OFFSET %lld", NULL),
-                           &list_stmt);
-    if (rc != US_DB_OK)
-        return rc;
-    drc = apr_dbd_pbselect(db->drv, p, db->h, listed, list_stmt, 0, (const void **)args->elts);
-    return drc == 0 ? US_DB_OK : us_db_fail(db, drc, "us_workspace_file_list (built)");
+    const char *list_sql = apr_pstrcat(p, "SELECT ", us_sql_workspace_file_list_cols(), where,
+                                       cursor, " ORDER BY ", col, " ", dir, ", file_id ", dir,
+                                       " LIMIT %lld OFFSET %lld", NULL);
+    return select_built(db, p, list_sql, (const void **)args->elts, listed,
+                        "us_workspace_file_list (built)");
 }
 
 static us_db_rc sq_workspace_file_list_built(us_db *base, apr_pool_t *p, const char *workspace,

@@ -64,6 +64,7 @@ enum {
     US_LOGNO_SPLIT = 1105,         /* a shared batch is split after a failed piece */
     US_LOGNO_BUSY = 1106,          /* a statement found the database busy */
     US_LOGNO_LOCK_FILE = 1107,     /* the writers' lock file cannot be opened */
+    US_LOGNO_REPREPARED = 1108,    /* a statement is prepared again after a schema change */
 };
 
 typedef struct us_sqlite_db us_sqlite_db;
@@ -88,11 +89,24 @@ struct us_sqlite_db {
      * US_SQLITE_MAX_DYNAMIC the connection is worn out and not pooled again */
     apr_hash_t *dynamic;
     int worn_out;
+    int reprepared;                /* statements prepared again after a schema change */
     const char *err;
     const us_logger *log;
 };
 
 #define US_SQLITE_MAX_DYNAMIC 64
+
+/* A statement prepared before another connection changed the schema (an
+ * operator's CREATE INDEX, ANALYZE or VACUUM; a newer module migrating
+ * while this process still serves) fails on every later run: the driver
+ * prepares with the legacy sqlite3_prepare, whose statements SQLite never
+ * prepares again by itself. us_db_run prepares it anew and runs it again,
+ * at most this many times in a row (another change may come in between).
+ * The replaced statements stay with the connection until it closes (the
+ * driver frees statements only then): past US_SQLITE_MAX_REPREPARED of
+ * them the connection is worn out and not pooled again. */
+#define US_SQLITE_SCHEMA_RETRIES 3
+#define US_SQLITE_MAX_REPREPARED 256
 
 static inline us_sqlite_db *us_sqlite_of(us_db *db)
 {
@@ -137,6 +151,15 @@ us_db_rc us_db_next_row(us_sqlite_db *db, apr_pool_t *p, apr_dbd_results_t *res,
 /* Tests: replace apr_dbd_get_row (NULL restores it). */
 void us_db_set_get_row(int (*fn)(const apr_dbd_driver_t *drv, apr_pool_t *p,
                                  apr_dbd_results_t *res, apr_dbd_row_t **row, int rownum));
+
+/* Runs the prepared statement *stmt with args: a select into *res when
+ * res is not NULL, else a query that sets *nrows. When it was prepared
+ * before another connection changed the schema, *stmt is prepared anew
+ * from sql and run again (US_SQLITE_SCHEMA_RETRIES): that failure comes
+ * before the statement reads or changes anything, so inside a transaction
+ * too. Returns the driver's result (0 on success). */
+int us_db_run(us_sqlite_db *db, apr_pool_t *p, apr_dbd_prepared_t **stmt, const char *sql,
+              const void **args, apr_dbd_results_t **res, int *nrows);
 
 /* Runs a statement outside the prepared set. */
 us_db_rc us_db_exec(us_sqlite_db *db, const char *sql);
