@@ -83,7 +83,7 @@ typedef struct {
     apr_uint64_t upload_bytes;          /* their bytes */
     apr_uint64_t uploads_active;        /* uploads being received (gauge; 0 in a slot) */
     apr_uint64_t upload_bytes_active;   /* bytes received by them so far (gauge; 0 in a slot) */
-    apr_uint64_t store_errors;          /* store operations that failed */
+    apr_uint64_t store_errors;          /* store operations of requests and pages that failed */
     apr_uint64_t files[US_OUTCOME__COUNT];
     apr_uint64_t requests[US_EP__COUNT][US_HIST_BUCKETS]; /* not cumulative */
     apr_uint64_t request_us[US_EP__COUNT];                /* sum of durations */

@@ -80,7 +80,8 @@ const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v)
                             us_outcome_reason(o)),
                u64(p, c->files[o]));
     head(out, "store_errors_total", "counter",
-         "Store operations that failed (busy, error, not durable).");
+         "Store operations of requests and status pages that failed "
+         "(busy, error, not durable).");
     sample(out, "store_errors_total", NULL, u64(p, c->store_errors));
 
     head(out, "store_up", "gauge", "1 when the store answered this scrape's query.");

@@ -179,12 +179,15 @@ static void gather(request_rec *r, us_status_view *v, int leases)
          * overview read above as it is */
         us_db_rc wrc = US_DB_OK;
         if (rc == US_DB_OK && c->webhooks) {
-            if ((wrc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK)
+            if ((wrc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK) {
                 v->webhooks = wh;
-            else
+            }
+            else {
+                us_metrics_store_error(my_slot);
                 ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, USLOGNO(0024)
                               "status: the webhook outbox cannot be read: %s",
                               us_db_error(db));
+            }
         }
         us_store_release(c->store, db, rc == US_DB_ERROR || wrc == US_DB_ERROR);
     }

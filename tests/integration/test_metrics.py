@@ -462,7 +462,8 @@ def test_store_outage_shows_on_every_page(make_server, hooks):
                     reason="a lock on one table (US_IT_STORE=pgsql)")
 def test_unreadable_outbox_leaves_the_overview(make_server):
     """The webhook outbox that cannot be read nulls "webhooks" alone: the
-    overview, read before it, is shown, and the store is ok."""
+    overview, read before it, is shown, and the store is ok. Each page's
+    failed read of it counts as a store error, as a failed overview does."""
     s = ops_server(make_server, hooks=True, extra=["UploadSessionBusyTimeout 200"])
     s.expect_log(r"US0024: status: the webhook outbox cannot be read")
     ops = s.raw_client(timeout=10)
@@ -477,14 +478,18 @@ def test_unreadable_outbox_leaves_the_overview(make_server):
     assert st["sessions"] == {"OPEN": 1, "CLOSED": 0, "EXPIRED": 0}, st
     assert st["ingest_queue"] == {"sessions": 0, "running": 0, "oldest_age_seconds": 0}, st
     assert st["webhooks"] is None, st
+    # a page shows the count it started with
     assert st["store_errors_total"] == 0, st
-    assert auto == ["UploadSessionStore: ok", "UploadSessionStoreErrors: 0"], auto
+    assert auto == ["UploadSessionStore: ok", "UploadSessionStoreErrors: 1"], auto
+    assert sample(samples, "store_errors_total") == 2
     assert sample(samples, "store_up") == 1
     assert sample(samples, "sessions", state="OPEN") == 1
     assert "webhook_deliveries_pending" not in {k[0] for k in samples}, samples
     assert "US0024: status: the webhook outbox cannot be read" in s.log_text(), s.log_tail()
     assert "US0017" not in s.log_text(), s.log_tail()
-    assert status(ops)["webhooks"]["urls"] == 1
+    st = status(ops)
+    assert st["webhooks"]["urls"] == 1, st
+    assert st["store_errors_total"] == 3, st
 
 
 def child_holding(srv, client_port):
