@@ -164,19 +164,30 @@ static us_db_rc unpause(us_db *db, apr_pool_t *p, const leased_row *l)
     return us_exec(db, p, US_STMT_WEBHOOK_URL_UNPAUSE, args, &nrows);
 }
 
+/* Runs stmt with args on the row as owner leased it (*l: its URL and
+ * lease): NOTFOUND when owner lost the lease or stmt changed nothing (the
+ * row past that page, settled before), and the settle does no more. */
+static us_db_rc settle_row(us_db *db, apr_pool_t *p, const settle_args *a, us_stmt_id stmt,
+                           const void **args, leased_row *l)
+{
+    int nrows = 0;
+    us_db_rc rc = leased(db, p, a, l);
+    if (rc == US_DB_OK && (rc = us_exec(db, p, stmt, args, &nrows)) == US_DB_OK && nrows == 0)
+        rc = US_DB_NOTFOUND;
+    return rc;
+}
+
 static us_db_rc delivered_body(us_db *db, apr_pool_t *p, void *arg)
 {
     settle_args *a = arg;
     leased_row l;
     int nrows = 0;
-    us_db_rc rc = leased(db, p, a, &l);
+    const void *args[] = { &a->id, a->owner, &a->page };
+    us_db_rc rc = settle_row(db, p, a,
+                             a->page < a->pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
+                             args, &l);
     if (rc != US_DB_OK)
         return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
-    const void *args[] = { &a->id, a->owner, &a->page };
-    rc = us_exec(db, p, a->page < a->pages ? US_STMT_WEBHOOK_NEXT_PAGE : US_STMT_WEBHOOK_DONE,
-                 args, &nrows);
-    if (rc != US_DB_OK || nrows == 0)
-        return rc; /* past that page: settled before */
     const void *uargs[] = { l.url };
     return us_exec(db, p, US_STMT_WEBHOOK_URL_CLEAR, uargs, &nrows);
 }
@@ -194,15 +205,13 @@ static us_db_rc retry_body(us_db *db, apr_pool_t *p, void *arg)
     const us_webhook_failure *f = a->f;
     leased_row l;
     int nrows = 0;
-    us_db_rc rc = leased(db, p, a, &l);
-    if (rc != US_DB_OK)
-        return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
     apr_int64_t t = f->now, next = f->next_at, pause = f->paused_until, stale = f->stale_before;
     const char *error = f->error ? f->error : "";
     const void *args[] = { &next, error, &t, f->give_up ? "failed" : "pending", &a->id,
                            a->owner };
-    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_RETRY, args, &nrows)) != US_DB_OK || nrows == 0)
-        return rc;
+    us_db_rc rc = settle_row(db, p, a, US_STMT_WEBHOOK_RETRY, args, &l);
+    if (rc != US_DB_OK)
+        return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
     if (!f->paused_until)
         return unpause(db, p, &l); /* not the receiver's failure */
     if (f->stale_before) {
@@ -225,13 +234,10 @@ static us_db_rc release_body(us_db *db, apr_pool_t *p, void *arg)
 {
     settle_args *a = arg;
     leased_row l;
-    int nrows = 0;
-    us_db_rc rc = leased(db, p, a, &l);
+    const void *args[] = { &a->id, a->owner };
+    us_db_rc rc = settle_row(db, p, a, US_STMT_WEBHOOK_RELEASE, args, &l);
     if (rc != US_DB_OK)
         return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
-    const void *args[] = { &a->id, a->owner };
-    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_RELEASE, args, &nrows)) != US_DB_OK || nrows == 0)
-        return rc;
     return unpause(db, p, &l);
 }
 
