@@ -84,6 +84,8 @@ typedef struct {
     apr_uint64_t uploads_active;        /* uploads being received (gauge; 0 in a slot) */
     apr_uint64_t upload_bytes_active;   /* bytes received by them so far (gauge; 0 in a slot) */
     apr_uint64_t store_errors;          /* store operations of requests and pages that failed */
+    apr_uint64_t worker_store_errors;   /* the ingest and webhook workers': failed connects,
+                                         * and rounds a store failure ended */
     apr_uint64_t files[US_OUTCOME__COUNT];
     apr_uint64_t requests[US_EP__COUNT][US_HIST_BUCKETS]; /* not cumulative */
     apr_uint64_t request_us[US_EP__COUNT];                /* sum of durations */
@@ -123,6 +125,7 @@ void us_metrics_upload_bytes(us_metrics_gauges *g, apr_uint64_t n);
 void us_metrics_upload_ended(us_metrics_slot *s, us_metrics_gauges *g, apr_uint64_t received,
                              int recorded);
 void us_metrics_store_error(us_metrics_slot *s);
+void us_metrics_worker_store_error(us_metrics_slot *s);
 void us_metrics_file(us_metrics_slot *s, us_outcome o);
 void us_metrics_request(us_metrics_slot *s, us_endpoint e, apr_interval_time_t d);
 

@@ -26,6 +26,7 @@
 #include <apr_time.h>
 
 #include "us_log.h"
+#include "us_metrics.h"
 #include "us_store.h"
 
 typedef struct {
@@ -39,6 +40,7 @@ typedef struct {
     apr_interval_time_t retry_for; /* an event older than this is given up */
     const char *host;              /* owner ids: host/pid/worker */
     const us_logger *log;          /* may be NULL */
+    us_metrics_slot *metrics;      /* counts the store's failures; may be NULL */
 } us_webhook_config;
 
 typedef struct us_webhook_sender us_webhook_sender;

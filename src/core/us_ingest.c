@@ -1181,7 +1181,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     apr_pool_create(&iter, p);
     const char *owner = apr_psprintf(p, "%s/%ld/%d", cfg->host, (long)getpid(), arg->index);
     us_worker_link link = { cfg->log, apr_pstrcat(p, "ingest worker ", owner, NULL), 1010, 1041,
-                            1042, 0 };
+                            1042, 0, cfg->metrics };
     memset(&late_at, 0, sizeof(late_at));
     /* the largest file's upload time is part of the grace: an object store
      * may date a multipart object by its start (us_ingest_late_grace) */
@@ -1233,8 +1233,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             fruitless = 0;
         else if (was_poked) /* a close with nothing to ingest (no file) */
             fruitless++;
-        if (n < 0 && n != US_INGEST_STORAGE_DOWN)
+        if (n < 0 && n != US_INGEST_STORAGE_DOWN) { /* a store failure, logged where it met it */
+            us_metrics_worker_store_error(cfg->metrics);
             nap(ing, apr_time_from_sec(1), apr_time_from_sec(1));
+        }
         else if (!claimed) /* idle; after a session (even an empty one) look again at once */
             poked = nap(ing, cfg->poll, us_ingest_poke_gap(fruitless, cfg->poll));
     }

@@ -223,6 +223,12 @@ void us_metrics_store_error(us_metrics_slot *s)
         apr_atomic_inc64(&s->c.store_errors);
 }
 
+void us_metrics_worker_store_error(us_metrics_slot *s)
+{
+    if (s)
+        apr_atomic_inc64(&s->c.worker_store_errors);
+}
+
 void us_metrics_file(us_metrics_slot *s, us_outcome o)
 {
     if (s && o >= 0 && o < US_OUTCOME__COUNT)

@@ -248,7 +248,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
     const char *owner = apr_psprintf(p, "%s/%ld/webhook%d", cfg->host, (long)getpid(),
                                      arg->index);
     us_worker_link link = { cfg->log, apr_pstrcat(p, "webhook worker ", owner, NULL),
-                            1304, 1307, 1308, 0 };
+                            1304, 1307, 1308, 0, cfg->metrics };
     while (!apr_atomic_read32(&s->stop)) {
         apr_pool_clear(iter);
         if (us_worker_connect(&link, p, cfg->store, &db) != US_DB_OK) {

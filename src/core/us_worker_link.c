@@ -19,6 +19,7 @@ us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg 
         return rc;
     }
     *db = NULL;
+    us_metrics_worker_store_error(l->metrics);
     if (rc != US_DB_BUSY)
         us_log(l->log, US_LOG_ERR, 0, l->error_no, "%s: %s", l->who, err);
     else if (!l->down)
@@ -29,6 +30,7 @@ us_db_rc us_worker_connect(us_worker_link *l, apr_pool_t *p, const us_store_cfg 
 
 void us_worker_failed(us_worker_link *l, us_db_rc rc, int no, const char *err)
 {
+    us_metrics_worker_store_error(l->metrics);
     if (rc != US_DB_BUSY)
         us_log(l->log, US_LOG_WARN, 0, no, "%s: %s", l->who, err);
     else if (!l->down)

@@ -1057,6 +1057,7 @@ static us_webhook_sender *start_webhooks(apr_pool_t *pchild, server_rec *s, us_s
     cfg->retry_for = apr_time_from_sec(c->webhook_retry_for);
     cfg->host = apr_pstrdup(pchild, host);
     cfg->log = error_log_for(pchild, s);
+    cfg->metrics = us_metrics_here();
     apr_status_t rv = us_webhook_start(pchild, cfg, &snd);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0021)

@@ -154,6 +154,7 @@ def counters_of(samples):
         "finished": sample(samples, "ingested_files_total", status="FINISHED", reason=""),
         **{r: sample(samples, "ingested_files_total", status="FAILED", reason=r) for r in REASONS},
         "store_errors": sample(samples, "store_errors_total"),
+        "worker_store_errors": sample(samples, "worker_store_errors_total"),
     }
 
 
@@ -188,7 +189,7 @@ def test_counters_add_up_across_children(make_server):
     assert types[PREFIX + "request_duration_seconds"] == "histogram"
     assert types[PREFIX + "ingest_queue_sessions"] == "gauge"
     assert counters_of(samples) == {"uploads": 0, "bytes": 0, "finished": 0, "store_errors": 0,
-                                    **{r: 0 for r in REASONS}}
+                                    "worker_store_errors": 0, **{r: 0 for r in REASONS}}
     assert sample(samples, "store_up") == 1
     assert sample(samples, "sessions", state="OPEN") == 0
     check_histograms(samples, {ep: 0 for ep in ENDPOINTS})
@@ -229,7 +230,7 @@ def test_counters_add_up_across_children(make_server):
 
     types, samples = scrape(ops)
     want = {"uploads": len(files), "bytes": total_bytes, "finished": 24, "store_errors": 0,
-            "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
+            "worker_store_errors": 0, "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
             "FILE_NOT_FOUND": 0, "UNKNOWN_ERROR": 0, "OTHER": 0}
     assert counters_of(samples) == want
     assert sample(samples, "sessions", state="CLOSED") == 1
@@ -259,6 +260,7 @@ def test_counters_add_up_across_children(make_server):
                     "bytes_in_progress": 0},
         "requests": counts,
         "store_errors_total": 0,
+        "worker_store_errors_total": 0,
         "leases": {},
     }, st
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", st["counting_since"]), st
@@ -328,6 +330,7 @@ def test_mod_status_section(make_server):
         "UploadSessionFilesFinished: 0",
         "UploadSessionFilesFailed: 0",
         "UploadSessionStoreErrors: 0",
+        "UploadSessionWorkerStoreErrors: 0",
     ], r.text
     assert any(line.startswith("ServerUptimeSeconds: ") for line in lines), r.text
 
@@ -338,6 +341,7 @@ def test_mod_status_section(make_server):
     assert '<tr><th align="left">Uploads</th><td>2</td></tr>' in r.text, r.text
     assert '<tr><th align="left">SessionsOpen</th><td>1</td></tr>' in r.text, r.text
     assert '<tr><th align="left">Store</th><td>ok</td></tr>' in r.text, r.text
+    assert "<tr><th align=\"left\">WorkerStoreErrors</th><td>0</td></tr>" in r.text, r.text
 
 
 def test_pages_answer_get_only_and_obey_require(make_server):
@@ -431,6 +435,9 @@ def test_store_outage_shows_on_every_page(make_server, hooks):
         st = status(ops)
         auto = auto_lines(ops)
         _, samples = scrape(ops)
+        # the workers meet the outage too: counted apart, while the
+        # counters' page still answers
+        assert wait_for(lambda: sample(scrape(ops)[1], "worker_store_errors_total") >= 1, 20)
     finally:
         pg.cluster().resume()
     assert st["store"]["status"] == "unavailable", st

@@ -1330,7 +1330,7 @@ static void test_a_worker_reopens_a_worn_out_connection(void **state)
     (void)state;
     apr_pool_t *p;
     apr_pool_create(&p, pool);
-    us_worker_link link = { NULL, "test worker", 1, 2, 3, 0 };
+    us_worker_link link = { NULL, "test worker", 1, 2, 3, 0, NULL };
     us_db *db = NULL, *first;
     assert_int_equal(us_worker_connect(&link, p, store_cfg, &db), US_DB_OK);
     first = db;
