@@ -220,6 +220,21 @@ int us_storage_publish_width(const us_storage *st);
  * the part size); 0 when the backend sets no limit of its own. */
 long long us_storage_max_object_size(const us_storage *st);
 
+/* A handle on st whose requests are cut short once *stop is set (stop
+ * outlives the handle; apr_atomic): the request in flight fails at once,
+ * as does every later call through the handle, with APR_EINTR - a stopping
+ * process waits for no copy of gigabytes. A cut call leaves what a failure
+ * of that call leaves (us_storage_publish: the upload still there, or it
+ * and the workspace file both; a replay publishes it again), never a
+ * partial file under a final name; s3 aborts the multipart upload of a
+ * copy in parts cut between or inside its parts with one request that is
+ * not cut (what it cannot abort is left to us_storage_tidy, then to the
+ * sweep of multipart uploads, us_storage_recover and
+ * us_storage_session_clear_late). The first cut of a handle is logged at
+ * info (1220); posix calls are local and never cut. The handle lives in p
+ * and shares everything else with st. */
+us_storage *us_storage_stoppable(const us_storage *st, apr_pool_t *p, volatile apr_uint32_t *stop);
+
 /* Makes every publish of this process that returned before this call
  * durable (posix: one fsync of the workspace directory per batch). Call
  * before the store records the files as FINISHED. */

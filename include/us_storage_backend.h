@@ -19,6 +19,10 @@ struct us_storage {
     const us_storage_backend *backend;
     void *conf;
     const us_logger *log;
+    /* a stoppable handle's (us_storage_stoppable), else NULL: the flag its
+     * requests are cut on, and whether a cut was logged (apr_atomic) */
+    volatile apr_uint32_t *stop;
+    volatile apr_uint32_t *cut_logged;
 };
 
 struct us_storage_backend {

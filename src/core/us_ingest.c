@@ -115,21 +115,37 @@ static int read_meta(apr_pool_t *p, const us_ingest_config *cfg, const us_sessio
     return *meta != NULL;
 }
 
-/* Publishes the blob as the workspace file; a replay finds it there already.
- * 1 when published; 0 when the blob is gone (a missing file);
- * US_INGEST_FILE_REFUSED when the storage refused this one file
- * (us_storage_refused: counted against it by the caller);
+/* 1 once the worker is asked to stop (a child's exit waits for it). */
+static int stopping(volatile apr_uint32_t *stop)
+{
+    return stop && apr_atomic_read32(stop);
+}
+
+/* A file's storage part given up because the worker is asked to stop:
+ * nothing decided, the batch is left to a replay (its file stays PENDING,
+ * found published then). Internal, as US_INGEST_FILE_REFUSED is. */
+#define STOPPED (-4)
+
+/* Publishes the blob as the workspace file through st (the worker's
+ * stoppable handle on the storage, us_storage_stoppable); a replay finds
+ * it there already. 1 when published; 0 when the blob is gone (a missing
+ * file); STOPPED when it failed once the worker was asked to stop (a cut
+ * copy: nothing decided); US_INGEST_FILE_REFUSED when the storage refused
+ * this one file (us_storage_refused: counted against it by the caller);
  * US_INGEST_STORAGE_DOWN for any other failure (the batch is retried). */
-static int move_blob(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                     const us_pending *u, int *moved)
+static int move_blob(const us_ingest_config *cfg, us_storage *st, apr_pool_t *p,
+                     const us_session *s, const us_pending *u, int *moved,
+                     volatile apr_uint32_t *stop)
 {
     int m = 0;
-    apr_status_t rv = us_storage_publish(cfg->storage, p, s->id, u->blob, u->file_ingestion_id,
+    apr_status_t rv = us_storage_publish(st, p, s->id, u->blob, u->file_ingestion_id,
                                          u->etag, u->size, &m);
     /* found in place by a replay: the run that moved it may have died
      * before its sync, so it is synced again */
     if (m || rv == APR_SUCCESS)
         *moved = 1;
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && stopping(stop))
+        return STOPPED; /* never a FAILED file because of a shutdown */
     if (us_storage_refused(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1029, "ingest: session %s: the file storage refused "
                "publishing %s", s->id, u->name);
@@ -148,17 +164,6 @@ typedef struct {
     void *arg;
 } file_tick;
 
-/* 1 once the worker is asked to stop (a child's exit waits for it). */
-static int stopping(volatile apr_uint32_t *stop)
-{
-    return stop && apr_atomic_read32(stop);
-}
-
-/* A file's storage part given up because the worker is asked to stop:
- * nothing decided, the batch is left to a replay (its file stays PENDING,
- * found published then). Internal, as US_INGEST_FILE_REFUSED is. */
-#define STOPPED (-4)
-
 /* The length in characters of a published text file into *chars, -1 for
  * any other file or one that is not well-formed UTF-8. A file of one piece
  * is read whole in one request, a larger one piece by piece (tick, when
@@ -168,9 +173,9 @@ static int stopping(volatile apr_uint32_t *stop)
  * object (us_storage_refused: counted against the file), or
  * US_INGEST_STORAGE_DOWN when it could not be read otherwise (the batch is
  * retried: the file is found published then). */
-static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                            const us_pending *u, long long *chars, const file_tick *tick,
-                            volatile apr_uint32_t *stop)
+static int count_characters(const us_ingest_config *cfg, us_storage *st, apr_pool_t *p,
+                            const us_session *s, const us_pending *u, long long *chars,
+                            const file_tick *tick, volatile apr_uint32_t *stop)
 {
     enum { PIECE = 64 * 1024 };
     us_storage_reader *rd;
@@ -183,12 +188,12 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
         return 0;
     memset(&c, 0, sizeof(c));
     if (u->size <= PIECE) {
-        rv = us_storage_file_read(cfg->storage, p, u->file_ingestion_id, PIECE, &buf, &n);
+        rv = us_storage_file_read(st, p, u->file_ingestion_id, PIECE, &buf, &n);
         if (rv == APR_SUCCESS)
             us_utf8_count(&c, buf, n);
     }
     if (rv == APR_INCOMPLETE) {
-        rv = us_storage_file_open(cfg->storage, p, u->file_ingestion_id, &rd);
+        rv = us_storage_file_open(st, p, u->file_ingestion_id, &rd);
         buf = apr_palloc(p, PIECE);
         for (apr_off_t off = 0; rv == APR_SUCCESS;) {
             if (stopping(stop))
@@ -203,6 +208,8 @@ static int count_characters(const us_ingest_config *cfg, apr_pool_t *p, const us
                 tick->fn(tick->arg);
         }
     }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv) && stopping(stop))
+        return STOPPED; /* a read cut short (us_storage_stoppable) */
     if (us_storage_refused(rv)) {
         us_log(cfg->log, US_LOG_WARN, rv, 1034, "ingest: session %s: the file storage refused "
                "reading %s to count its characters", s->id, u->name);
@@ -259,21 +266,22 @@ static int judge(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
 }
 
 /* The storage part of a file judged to go: publishes it and counts its
- * characters. Touches neither the store nor any pool but p: runs on a
- * fan-out thread. 0, or STOPPED, US_INGEST_FILE_REFUSED or
+ * characters, through st (the batch's stoppable handle: a stop cuts its
+ * requests short). Touches neither the store nor any pool but p: runs on
+ * a fan-out thread. 0, or STOPPED, US_INGEST_FILE_REFUSED or
  * US_INGEST_STORAGE_DOWN (nothing decided). */
-static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session *s,
-                   const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick,
-                   volatile apr_uint32_t *stop)
+static int publish(const us_ingest_config *cfg, us_storage *st, apr_pool_t *p,
+                   const us_session *s, const us_pending *u, us_ingest_result *r, int *moved,
+                   const file_tick *tick, volatile apr_uint32_t *stop)
 {
-    int published = move_blob(cfg, p, s, u, moved);
+    int published = move_blob(cfg, st, p, s, u, moved, stop);
     if (published < 0)
         return published;
     if (!published) {
         r->reason = "FILE_NOT_FOUND";
         return 0;
     }
-    int d = count_characters(cfg, p, s, u, &r->characters, tick, stop);
+    int d = count_characters(cfg, st, p, s, u, &r->characters, tick, stop);
     if (d != 0)
         return d;
     r->status = "FINISHED";
@@ -283,13 +291,13 @@ static int publish(const us_ingest_config *cfg, apr_pool_t *p, const us_session 
 
 /* Decides one file; returns 0, or -1 on a store error, STOPPED,
  * US_INGEST_FILE_REFUSED or US_INGEST_STORAGE_DOWN (nothing decided). */
-static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
-                  const us_pending *u, us_ingest_result *r, int *moved, const file_tick *tick,
-                  volatile apr_uint32_t *stop)
+static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, us_storage *st,
+                  const us_session *s, const us_pending *u, us_ingest_result *r, int *moved,
+                  const file_tick *tick, volatile apr_uint32_t *stop)
 {
     int go = 0;
     int d = judge(db, p, cfg, s, u, r, &go);
-    return d != 0 || !go ? d : publish(cfg, p, s, u, r, moved, tick, stop);
+    return d != 0 || !go ? d : publish(cfg, st, p, s, u, r, moved, tick, stop);
 }
 
 /* Renews the claim once a third of the lease has passed since *beat: a
@@ -339,7 +347,7 @@ static void renew_serial(void *arg)
  * stop leaves the rest to a replay (-1). A file the storage refused is
  * marked in refused[] and the others go on. */
 static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                         const us_session *s, const apr_array_header_t *pending,
+                         us_storage *st, const us_session *s, const apr_array_header_t *pending,
                          apr_array_header_t *results, char *refused, int *moved,
                          volatile apr_uint32_t *stop)
 {
@@ -348,7 +356,7 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     for (int i = 0; i < pending->nelts; i++) {
         if (stopping(stop))
             return -1;
-        int d = decide(db, p, cfg, s, &APR_ARRAY_IDX(pending, i, us_pending),
+        int d = decide(db, p, cfg, st, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), moved, &tick, stop);
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
@@ -378,6 +386,7 @@ typedef struct {
     us_db *db;
     apr_pool_t *p; /* the worker's: the ticks' only */
     const us_ingest_config *cfg;
+    us_storage *st; /* the batch's stoppable handle */
     const us_session *s;
     publish_task *tasks;
     apr_time_t beat;
@@ -389,7 +398,7 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 {
     wide_batch *b = arg;
     publish_task *t = &b->tasks[i];
-    t->rc = publish(b->cfg, tp, b->s, t->u, t->r, &t->moved, NULL, b->stop);
+    t->rc = publish(b->cfg, b->st, tp, b->s, t->u, t->r, &t->moved, NULL, b->stop);
     /* the rest would fail alike: the batch is retried (a refusal is this
      * file's alone); stopped: the batch is left to a replay */
     return t->rc == US_INGEST_STORAGE_DOWN || t->rc == STOPPED;
@@ -410,11 +419,11 @@ static int tick_renew(void *arg)
  * is in flight when the batch is applied or given up. The files the
  * storage refused are marked in refused[]. */
 static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
-                       const us_session *s, const apr_array_header_t *pending,
+                       us_storage *st, const us_session *s, const apr_array_header_t *pending,
                        apr_array_header_t *results, char *refused, int width, int *moved,
                        volatile apr_uint32_t *stop)
 {
-    wide_batch b = { db, p, cfg, s, NULL, clock_now(cfg), 0, stop };
+    wide_batch b = { db, p, cfg, st, s, NULL, clock_now(cfg), 0, stop };
     int n = 0;
     b.tasks = apr_palloc(p, sizeof(publish_task) * (apr_size_t)pending->nelts);
     for (int i = 0; i < pending->nelts; i++) {
@@ -555,10 +564,13 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     char *given_up = apr_pcalloc(p, (apr_size_t)pending->nelts);
     int width = cfg->publish_width > 0 ? cfg->publish_width
                                        : us_storage_publish_width(cfg->storage);
+    /* the publishes' requests are cut short once the worker is asked to
+     * stop: a stopping child waits for no copy of gigabytes */
+    us_storage *st = stop ? us_storage_stoppable(cfg->storage, p, stop) : cfg->storage;
     /* blobs moved before a failure are found in place when the batch is replayed */
     int d = width > 1 && pending->nelts > 1
-                ? decide_wide(db, p, cfg, s, pending, results, refused, width, &moved, stop)
-                : decide_serial(db, p, cfg, s, pending, results, refused, &moved, stop);
+                ? decide_wide(db, p, cfg, st, s, pending, results, refused, width, &moved, stop)
+                : decide_serial(db, p, cfg, st, s, pending, results, refused, &moved, stop);
     if (d == 0)
         d = count_refusals(db, p, cfg, s, pending, results, refused, given_up, wait);
     if (d != 0)

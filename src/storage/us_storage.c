@@ -71,6 +71,14 @@ const char *us_storage_name(const us_storage *st) { return st->backend->name; }
 
 void us_storage_set_logger(us_storage *st, const us_logger *lg) { st->log = lg; }
 
+us_storage *us_storage_stoppable(const us_storage *st, apr_pool_t *p, volatile apr_uint32_t *stop)
+{
+    us_storage *h = apr_pmemdup(p, st, sizeof(*st));
+    h->stop = stop;
+    h->cut_logged = apr_pcalloc(p, sizeof(*h->cut_logged));
+    return h;
+}
+
 apr_status_t us_storage_prepare(us_storage *st, apr_pool_t *p)
 {
     return st->backend->prepare(st, p);

@@ -27,7 +27,7 @@ from us_testkit.ingest import (download, list_ws_files, make_server, module_so, 
                                post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
 from us_testkit.ingest import assert_counters_match, state_of
-from us_testkit.procs import children_rss, free_port, wait_for
+from us_testkit.procs import children_of, children_rss, free_port, pid_alive, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
 from us_testkit.uploads import (form_parts, multipart, raw_post, s3_client, s3_error, s3_keys,
@@ -1302,6 +1302,41 @@ def test_a_long_character_count_does_not_hold_a_restart(proxied):
     assert [(f["name"], f["characters"]) for f in got] == [("big.txt", 7 * n)], got
     log = s.log_text()
     assert not re.search(r"AH00045|AH00046|SIGKILL", log), s.log_tail()
+
+
+def test_a_long_copy_does_not_hold_a_graceful_restart(proxied):
+    """A publish whose copy the store takes long over (held 20 s by the
+    relay) when the children are told to stop gracefully: the copy is cut
+    short, so the old child exits within seconds, not once the copy is
+    answered; the file stays PENDING, not FAILED, and the new children
+    publish it FINISHED, once."""
+    s, fp = proxied()
+    api = s.client(s.user_all)
+    ws = "ws-long-copy"
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("a.txt", b"a long copy\n")])
+    stamps = []
+    fp.rules.append(Rule(stamped(lambda m, t, h: m == "PUT" and "/files/" in t
+                                 and "x-amz-copy-source:" in h.lower(), stamps), ("delay", 20)))
+    close_session(api, ws, sid)
+    assert wait_for(lambda: stamps, 60), fp.log[-20:]
+    old = children_of(s.pid)
+    t0 = time.monotonic()
+    s.graceful()
+    assert wait_for(lambda: not any(pid_alive(k) for k in old), 15), \
+        "the old children were not gone within 15 s"
+    took = time.monotonic() - t0
+    assert took < 5, f"the old children took {took:.1f} s to exit"
+    st = wait_ingested(api, ws, sid, 1, timeout=60)
+    assert counters(st) == (1, 0, 0), st
+    assert state_of(session_files(api, ws, sid)["a.txt"]) == ("FINISHED", None)
+    got = list_ws_files(s, api, ws)
+    assert [f["name"] for f in got] == ["a.txt"], got
+    r = api.get(ws_files_path(ws, got[0]["file_id"]))
+    assert r.status_code == 200 and r.content == b"a long copy\n", r.text
+    log = s.log_text()
+    assert len(re.findall(r"US1220", log)) == 1, log[-3000:]
+    assert "US1013" not in log and "US1210" not in log, log[-3000:]
 
 
 def test_a_spill_directory_the_user_cannot_write_is_refused(s3_server):

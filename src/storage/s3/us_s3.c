@@ -326,6 +326,30 @@ static size_t on_header(char *data, size_t sz, size_t n, void *baton)
     return len;
 }
 
+/* libcurl's progress callback of a stoppable handle's request: a set stop
+ * flag aborts the transfer (CURLE_ABORTED_BY_CALLBACK); called about once
+ * a second while the store is silent too. */
+static int stop_asked(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                      curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return apr_atomic_read32((volatile apr_uint32_t *)clientp) != 0;
+}
+
+/* A request of a stoppable handle cut short, or not sent, because its stop
+ * flag is set: logged once per handle (a stopping worker's publishes are
+ * cut together). */
+static apr_status_t cut(const us_storage *st, const char *method, const char *path)
+{
+    if (apr_atomic_cas32(st->cut_logged, 1, 0) == 0)
+        us_log(st->log, US_LOG_INFO, 0, 1220, "s3 %s %s: cut short, the process is stopping; "
+               "what it was for is done again later", method, path);
+    return APR_EINTR;
+}
+
 /* Sends one signed request for key (NULL: the bucket) with the canonical
  * query q (or NULL) and extra headers (name, value pairs, NULL-ended; a
  * Range header among them is sent unsigned). x->status is the HTTP status;
@@ -366,6 +390,8 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
             hdr[nh++] = (us_sigv4_header){ extra[i], extra[i + 1] };
         copies |= strcasecmp(extra[i], "x-amz-copy-source") == 0;
     }
+    if (st->stop && apr_atomic_read32(st->stop))
+        return cut(st, method, path);
     us_sigv4_request req = { method, path, q, hdr, nh, payload };
     if (!us_sigv4_sign_request(p, &c->cred, date, &req, &sig))
         return APR_EINVAL;
@@ -410,12 +436,19 @@ static apr_status_t s3_send(const us_storage *st, apr_pool_t *p, const char *met
     else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
+    if (st->stop) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, stop_asked);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)st->stop);
+    }
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     if (cc == CURLE_WRITE_ERROR && x->overflow)
         return APR_SUCCESS;
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+        return cut(st, method, path);
     if (cc != CURLE_OK) {
         us_log(st->log, US_LOG_WARN, 0, 1210, "s3 %s %s: %s", method, path, curl_easy_strerror(cc));
         /* any transport failure is an outage (us_storage_unavailable) */
@@ -1435,10 +1468,13 @@ static apr_status_t published_before(us_storage *st, apr_pool_t *p, const char *
 }
 
 /* Aborts the multipart upload id of key; what cannot be aborted is logged
- * and kept for s3_tidy. */
+ * and kept for s3_tidy. Never cut short, even on a stoppable handle: the
+ * abort is what a cut copy in parts leaves to do, one request. */
 static void abort_upload(us_storage *st, apr_pool_t *p, const char *key, const char *id)
 {
-    if (!aborted(st, p, key, id))
+    us_storage whole = *st;
+    whole.stop = NULL;
+    if (!aborted(&whole, p, key, id))
         us_log(st->log, US_LOG_WARN, 0, 1217,
                "s3 publishing in parts: cannot abort the multipart upload of %s%s", key,
                us_s3_aborts_add(conf_of(st)->aborts, key, id) ? " (tried again later)" : "");
