@@ -781,6 +781,52 @@ static void test_publish_in_parts(void **state)
     apr_pool_destroy(p);
 }
 
+/* A stoppable handle whose flag is set: a publish, single copy or in
+ * parts, sends nothing and fails with APR_EINTR; the source stays, nothing
+ * is published, no multipart upload is left; the cut is logged once for
+ * the handle. The plain handle is not cut. */
+static void test_publish_cut(void **state)
+{
+    apr_pool_t *p;
+    apr_pool_create(&p, pool);
+    const char *prefix = apr_psprintf(p, "cut%ld", (long)getpid());
+    us_storage *st = s3_at(params_for(p, endpoint, prefix));
+    volatile apr_uint32_t stop = 1;
+    us_storage *cut = us_storage_stoppable(st, p, &stop);
+    const apr_size_t n = 20 * 1024 * 1024 + 7;
+    const char *data;
+    int moved = -1;
+    us_storage_reader *r;
+    char *got;
+    apr_size_t len;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, p), APR_SUCCESS);
+    put_big(st, p, "big.bin", n, 41, &data);
+    const char *etag = only_etag(st, p);
+    logged_n = 0;
+    assert_int_equal(us_storage_publish(cut, p, "sid", "big.bin", "fcut", etag, (long long)n,
+                                        &moved), APR_EINTR);
+    assert_int_equal(moved, 0);
+    assert_int_equal(us_storage_publish(cut, p, "sid", "big.bin", "fcut", NULL, 3, &moved),
+                     APR_EINTR);
+    assert_int_equal(us_storage_file_read(cut, p, "fcut", 16, &got, &len), APR_EINTR);
+    assert_int_equal(logged_n, 1);
+    assert_non_null(strstr(logged_msg[0], "cut short, the process is stopping"));
+    assert_int_equal(us_storage_file_open(st, p, "fcut", &r), APR_ENOENT);
+    assert_string_equal(only_etag(st, p), etag);
+    assert_int_equal(unfinished_uploads(p, prefix), 0);
+    /* the flag cleared, the same handle publishes */
+    stop = 0;
+    assert_int_equal(us_storage_publish(cut, p, "sid", "big.bin", "fcut", etag, (long long)n,
+                                        &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+    assert_string_equal(file_sha256(st, p, "fcut", n), stc_sha256(p, data, n));
+    assert_int_equal(unfinished_uploads(p, prefix), 0);
+    assert_int_equal(us_storage_file_delete(st, p, "fcut"), APR_SUCCESS);
+    assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
+    apr_pool_destroy(p);
+}
+
 /* ---- the last clear ------------------------------------------------------------ */
 
 /* A bucket policy that refuses s3:ListBucketMultipartUploads to everyone,
@@ -872,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_recover_keeps_other_programs_uploads),
         cmocka_unit_test(test_publish_pinned),
         cmocka_unit_test(test_publish_in_parts),
+        cmocka_unit_test(test_publish_cut),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_wrong_credentials),
         cmocka_unit_test(test_sessions_holding),
