@@ -97,14 +97,16 @@ class FaultProxy(Closing):
             if isinstance(action, tuple) and action[0] == "reply":
                 _, status, rbody = action
                 rbody = rbody.encode() if isinstance(rbody, str) else rbody
+                # logged before the answer: the client acts on it at once, and
+                # a test reads the log as soon as the client has answered
+                self.log.append((method, target, f"injected {status}"))
                 c.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/xml\r\n"
                           f"Content-Length: {len(rbody)}\r\nConnection: close\r\n\r\n".encode()
                           + rbody)
-                self.log.append((method, target, f"injected {status}"))
                 return
             if isinstance(action, tuple) and action[0] == "raw":
-                c.sendall(action[1])
                 self.log.append((method, target, "injected raw"))
+                c.sendall(action[1])
                 return
             if isinstance(action, tuple) and action[0] == "delay":
                 time.sleep(action[1])
