@@ -727,11 +727,11 @@ static void test_json_values_as_python(void **state)
     }
 
     /* the parser's deepest nesting, inside a writer's own object */
-    int depth = US_PYTHON_JSON_MAX_DEPTH;
-    char *deep = apr_palloc(pool, (apr_size_t)depth * 2 + 1);
-    memset(deep, '[', (size_t)depth);
-    memset(deep + depth, ']', (size_t)depth);
-    deep[depth * 2] = '\0';
+    static char deep[2 * US_PYTHON_JSON_MAX_DEPTH + 1];
+    for (int k = 0; k < US_PYTHON_JSON_MAX_DEPTH; k++) {
+        deep[k] = '[';
+        deep[2 * US_PYTHON_JSON_MAX_DEPTH - 1 - k] = ']';
+    }
     json_t *j = NULL;
     us_python_json_error e;
     assert_int_equal(us_python_json_parse(deep, strlen(deep), &j, &e), US_PYTHON_JSON_OK);
