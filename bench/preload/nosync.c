@@ -1,8 +1,9 @@
 /*
  * nosync.c - LD_PRELOAD for a benchmark's bound: fsync and fdatasync
  * return at once, so a process run with it writes without waiting for the
- * disk. Durability is gone; only b1's "without the durable sync" pair uses
- * it, to measure the share of a close that is its sync.
+ * disk. Durability is gone; only the "without the durable sync" pairs of
+ * b1 (the close) and b3 (many small files) use it, to measure the share of
+ * those requests that is their syncs.
  */
 int fsync(int fd);
 int fdatasync(int fd);
