@@ -307,6 +307,18 @@ static const char *check_files_apart(apr_pool_t *p, server_rec *main_s, server_r
 
 static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf *c);
 
+/* A KeepAliveTimeout not above the SDK's client's (US_CLIENT_KEEPALIVE_S)
+ * is raised, here before the MPMs read it (the event MPM's keep-alive
+ * queues are made in its post_config); us_post_config logs it. */
+static void raise_keepalive(server_rec *v, us_srv_conf *c)
+{
+    c->keepalive_was = -1;
+    if (v->keep_alive && v->keep_alive_timeout <= apr_time_from_sec(US_CLIENT_KEEPALIVE_S)) {
+        c->keepalive_was = v->keep_alive_timeout;
+        v->keep_alive_timeout = apr_time_from_sec(US_KEEPALIVE_FLOOR_S);
+    }
+}
+
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                         server_rec *s)
 {
@@ -318,6 +330,7 @@ int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
+        raise_keepalive(v, c);
         const char *why = check_server(pconf, v, c);
         if (!why)
             why = check_same_store(pconf, ptemp, s, v, c, stores);
@@ -968,6 +981,14 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                          USLOGNO(0002) "mod_upload_session: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        if (c->keepalive_was >= 0)
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, v, USLOGNO(0026)
+                         "KeepAliveTimeout %" APR_TIME_T_FMT " ms of %s:%d raised to %d s: the "
+                         "deepset SDK's client keeps an idle connection %d s and does not "
+                         "send a POST or PUT again that finds it closed",
+                         apr_time_as_msec(c->keepalive_was),
+                         v->server_hostname ? v->server_hostname : "main server", v->port,
+                         US_KEEPALIVE_FLOOR_S, US_CLIENT_KEEPALIVE_S);
         enabled++;
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0011)

@@ -36,6 +36,15 @@
 #define US_DEFAULT_WEBHOOK_RETENTION (7 * 86400)
 /* failed webhook rows one expiry sweep deletes at most: a short write */
 #define US_WEBHOOK_FORGET_BATCH 1000
+/* The official SDK's HTTP client (httpx) drops a connection idle for 5 s,
+ * and sends no POST or PUT again that met a connection closed under it: a
+ * server closing an idle connection at 5 s too (httpd's default
+ * KeepAliveTimeout) races it over any network, and the SDK's create or
+ * close fails. A KeepAliveTimeout of at most US_CLIENT_KEEPALIVE_S in a
+ * server with UploadSession On is raised to US_KEEPALIVE_FLOOR_S, above
+ * aiohttp's 15 s too (the SDK's uploads). */
+#define US_CLIENT_KEEPALIVE_S 5
+#define US_KEEPALIVE_FLOOR_S 20
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
 #define US_DEFAULT_MAX_FILE_SIZE (5LL * 1024 * 1024 * 1024)
 
@@ -83,6 +92,7 @@ typedef struct {
     us_storage *storage;        /* the file storage: its backend and directory */
     unsigned char secret[US_SECRET_LEN];
     const char *webhook_secret; /* read at check_config from webhook_secret_file */
+    apr_interval_time_t keepalive_was; /* the KeepAliveTimeout check_config raised, -1 none */
     apr_size_t webhook_secret_len;
     /* filled in each child */
     us_store *store;

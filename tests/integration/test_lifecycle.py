@@ -2,11 +2,13 @@
 
 import datetime as dt
 import json
+import re
 import threading
 import time
 import uuid
 
 from us_testkit.server import new_client
+from us_testkit.slowlink import SlowLink
 from us_testkit.api import (ALREADY_CLOSED, DEFAULT_LIFETIME, assert_ts_between, assert_uuid4,
                             check, close_session, create_session, get_status, list_all,
                             list_sessions, not_found_text, parse_ts, session_path,
@@ -451,3 +453,24 @@ def test_concurrent_closes_exactly_one_wins(srv, api):
         assert json.loads(content) == ALREADY_CLOSED
 
     check_status_body(get_status(api, ws, sid), sid, srv.user_all, "CLOSED", "KEEP", False)
+
+
+def test_the_sdk_closes_its_session_after_an_idle_keep_alive_connection(srv):
+    """The official SDK creates a session, uploads (elsewhere) and closes it
+    with httpx, which keeps an idle connection 5 s and does not send a PUT
+    again that finds the connection closed. Over a network (here: the close
+    held 0.3 s on its way), a close sent after 4.9 s idle reached a server
+    whose KeepAliveTimeout was httpd's default 5 s after it had closed the
+    connection: "Server disconnected without sending a response". The
+    module raises such a KeepAliveTimeout to 20 s and says so (US0026)."""
+    ws = unique_ws("ka")
+    with SlowLink(("127.0.0.1", srv.port), 0.3, b"PUT /api/v1/") as link, \
+            new_client(base_url=f"{link.endpoint}/api/v1/workspaces/",
+                       headers=srv.user_all.headers) as sdk:  # httpx's default pool
+        sid = create_session(sdk, ws)["session_id"]
+        time.sleep(4.9)
+        close_session(sdk, ws, sid)
+        assert link.delayed == 1
+    assert get_status(srv.client(srv.user_all), ws, sid)["status"] == "CLOSED"
+    assert re.search(r"US0026.*KeepAliveTimeout 5000 ms of .* raised to 20 s", srv.log_text()), \
+        srv.log_tail()
