@@ -309,14 +309,21 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
 
 /* A KeepAliveTimeout not above the SDK's client's (US_CLIENT_KEEPALIVE_S)
  * is raised, here before the MPMs read it (the event MPM's keep-alive
- * queues are made in its post_config); us_post_config logs it. */
+ * queues are made in its post_config); us_post_config logs it. One set in
+ * the virtual host itself is the operator's choice for it and is kept
+ * (logged as a warning): a main server's may be Debian's stock line,
+ * inherited by every virtual host that sets none. */
 static void raise_keepalive(server_rec *v, us_srv_conf *c)
 {
-    c->keepalive_was = -1;
-    if (v->keep_alive && v->keep_alive_timeout <= apr_time_from_sec(US_CLIENT_KEEPALIVE_S)) {
-        c->keepalive_was = v->keep_alive_timeout;
-        v->keep_alive_timeout = apr_time_from_sec(US_KEEPALIVE_FLOOR_S);
+    c->keepalive_was = c->keepalive_kept = -1;
+    if (!v->keep_alive || v->keep_alive_timeout > apr_time_from_sec(US_CLIENT_KEEPALIVE_S))
+        return;
+    if (v->is_virtual && v->keep_alive_timeout_set) {
+        c->keepalive_kept = v->keep_alive_timeout;
+        return;
     }
+    c->keepalive_was = v->keep_alive_timeout;
+    v->keep_alive_timeout = apr_time_from_sec(US_KEEPALIVE_FLOOR_S);
 }
 
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -983,12 +990,19 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         }
         if (c->keepalive_was >= 0)
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, v, USLOGNO(0026)
-                         "KeepAliveTimeout %" APR_TIME_T_FMT " ms of %s:%d raised to %d s: the "
+                         "KeepAliveTimeout %" APR_TIME_T_FMT " ms of %s raised to %d s: the "
                          "deepset SDK's client keeps an idle connection %d s and does not "
                          "send a POST or PUT again that finds it closed",
-                         apr_time_as_msec(c->keepalive_was),
-                         v->server_hostname ? v->server_hostname : "main server", v->port,
+                         apr_time_as_msec(c->keepalive_was), server_label(ptemp, s, v),
                          US_KEEPALIVE_FLOOR_S, US_CLIENT_KEEPALIVE_S);
+        if (c->keepalive_kept >= 0)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, v, USLOGNO(0027)
+                         "KeepAliveTimeout %" APR_TIME_T_FMT " ms of %s kept as its virtual "
+                         "host sets it: the deepset SDK's client keeps an idle connection %d s "
+                         "and does not send a POST or PUT again that finds it closed, so its "
+                         "session creates and closes can fail; more than %d s avoids that",
+                         apr_time_as_msec(c->keepalive_kept), server_label(ptemp, s, v),
+                         US_CLIENT_KEEPALIVE_S, US_CLIENT_KEEPALIVE_S);
         enabled++;
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, USLOGNO(0011)

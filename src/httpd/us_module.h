@@ -42,7 +42,8 @@
  * KeepAliveTimeout) races it over any network, and the SDK's create or
  * close fails. A KeepAliveTimeout of at most US_CLIENT_KEEPALIVE_S in a
  * server with UploadSession On is raised to US_KEEPALIVE_FLOOR_S, above
- * aiohttp's 15 s too (the SDK's uploads). */
+ * aiohttp's 15 s too (the SDK's uploads), unless a virtual host sets it
+ * itself. */
 #define US_CLIENT_KEEPALIVE_S 5
 #define US_KEEPALIVE_FLOOR_S 20
 /* largest single upload by default: 5 GiB, S3's limit for one POST */
@@ -93,6 +94,7 @@ typedef struct {
     unsigned char secret[US_SECRET_LEN];
     const char *webhook_secret; /* read at check_config from webhook_secret_file */
     apr_interval_time_t keepalive_was; /* the KeepAliveTimeout check_config raised, -1 none */
+    apr_interval_time_t keepalive_kept; /* a too short one the vhost sets itself, -1 none */
     apr_size_t webhook_secret_len;
     /* filled in each child */
     us_store *store;

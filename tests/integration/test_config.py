@@ -3,6 +3,8 @@
 import hashlib
 import os
 import re
+import socket
+import time
 import uuid
 
 import pytest
@@ -311,3 +313,29 @@ def test_two_stores_cannot_share_one_bucket_prefix(server_factory):
     _two_stores(s, f"{s.dir}/other/data", s3("other-uploads"))
     proc = s.configtest()
     assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+
+
+def test_a_virtual_host_keeps_a_keep_alive_timeout_it_sets_itself(server_factory):
+    """A KeepAliveTimeout of 5 s or less is raised to 20 s for the SDK's
+    client (test_lifecycle), unless the virtual host sets it itself: that one
+    is the operator's choice and is kept, with a warning saying what it risks
+    (US0027); the main server's, httpd's default here, is still raised."""
+    s = server_factory(start=False)
+    s.extra = [f"<VirtualHost 127.0.0.1:{s.port}>", "ServerName short-ka.test",
+               "UploadSession On", "KeepAliveTimeout 1", "</VirtualHost>"]
+    s.write_config()
+    s.start()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+        c.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: short-ka.test\r\n\r\n")
+        head = c.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b'{"status":"ok"}'), head
+        time.sleep(1.6)
+        c.settimeout(2)
+        assert c.recv(4096) == b"", "the virtual host's 1 s was kept: the idle connection closed"
+    log = s.log_text()
+    assert re.search(r":warn\].*US0027.*KeepAliveTimeout 1000 ms of short-ka\.test:\d+ kept as "
+                     r"its virtual host sets it: the deepset SDK's client keeps an idle "
+                     r"connection 5 s", log), s.log_tail()
+    assert re.search(r"US0026.*KeepAliveTimeout 5000 ms of the main server raised to 20 s", log), \
+        s.log_tail()
+    assert "short-ka.test" not in "".join(l for l in log.splitlines() if "US0026" in l), log

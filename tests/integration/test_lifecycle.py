@@ -2,10 +2,13 @@
 
 import datetime as dt
 import json
+import os
 import re
 import threading
 import time
 import uuid
+
+import pytest
 
 from us_testkit.server import new_client
 from us_testkit.slowlink import SlowLink
@@ -455,6 +458,7 @@ def test_concurrent_closes_exactly_one_wins(srv, api):
     check_status_body(get_status(api, ws, sid), sid, srv.user_all, "CLOSED", "KEEP", False)
 
 
+@pytest.mark.skipif(os.environ.get("US_IT_STORE") == "pgsql", reason="the store plays no part")
 def test_the_sdk_closes_its_session_after_an_idle_keep_alive_connection(srv):
     """The official SDK creates a session, uploads (elsewhere) and closes it
     with httpx, which keeps an idle connection 5 s and does not send a PUT
