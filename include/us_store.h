@@ -686,7 +686,8 @@ typedef struct {
 
 /* Leases the next due row (pending, next attempt at or before now, no live
  * lease, its URL not paused) to owner until lease_until; NOTFOUND when
- * none is due. A row of a URL whose last attempt failed (url_failures > 0)
+ * none is due. A paused URL's rows are not read: its backlog costs the
+ * claim nothing. A row of a URL whose last attempt failed (url_failures > 0)
  * is a probe: the claim also pauses the URL until lease_until, so its
  * other rows wait for this attempt to settle (or its lease to lapse).
  * Atomic against other claims: of concurrent claimers of a row exactly one

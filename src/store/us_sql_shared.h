@@ -419,6 +419,11 @@
     "ALTER TABLE us_webhook_targets ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"
 #define MIGRATE_WEBHOOK_TARGET_PAUSED \
     "ALTER TABLE us_webhook_targets ADD COLUMN paused_until BIGINT NOT NULL DEFAULT 0"
+/* A URL's due rows in claim order: the claim looks into the URLs that are
+ * not paused only, one index range each, so a paused URL's backlog (every
+ * row of it due) is never walked */
+#define MIGRATE_WEBHOOK_URL_DUE \
+    "CREATE INDEX us_webhook_url_due ON us_webhook_outbox (url, state, next_at, id)"
 /* direct uploads into the bucket: a session's `direct` (US_DIRECT_* of
  * us_store.h) and the ETag its listing recorded per upload */
 #define MIGRATE_SESSIONS_DIRECT "ALTER TABLE us_sessions ADD COLUMN direct INTEGER NOT NULL DEFAULT 0"

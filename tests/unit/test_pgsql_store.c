@@ -678,6 +678,7 @@ static void test_concurrent_migrations(void **state)
 
 /* What the migrations from 12 on add, taken out again (a database of an
  * older schema, from the current one) */
+#define UNDO_18_TO_19 "DROP INDEX us_webhook_url_due"
 #define UNDO_17_TO_18 \
     "ALTER TABLE us_webhook_targets DROP COLUMN failures, DROP COLUMN paused_until"
 #define UNDO_15_TO_16 "ALTER TABLE us_sessions DROP COLUMN ingest_not_before"
@@ -714,7 +715,7 @@ static void test_migration_fills_the_key_table(void **state)
         "DROP FUNCTION us_file_keys_of(us_files)", "DROP TABLE us_file_keys",
         "DROP INDEX us_sessions_late_clear",
         "ALTER TABLE us_sessions DROP COLUMN direct", "ALTER TABLE us_uploads DROP COLUMN etag",
-        UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
+        UNDO_18_TO_19, UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
         "UPDATE us_meta SET value = '6' WHERE name = 'schema_version'", NULL
     };
     for (int i = 0; back_to_6[i]; i++)
@@ -763,7 +764,8 @@ static void test_migration_adds_the_create_function(void **state)
     assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
     assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP FUNCTION us_sessions_create"), 0);
-    static const char *const undo[] = { UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13 };
+    static const char *const undo[] = { UNDO_18_TO_19, UNDO_17_TO_18, UNDO_15_TO_16,
+                                        UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13 };
     for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++)
         assert_int_equal(apr_dbd_query(drv, h, &nrows, undo[i]), 0);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "UPDATE us_meta SET value = '10'"
@@ -840,7 +842,7 @@ static void test_migration_orders_names_by_bytes(void **state)
         "ALTER TABLE us_uploads ALTER COLUMN name TYPE text COLLATE \"default\"",
         "ALTER TABLE us_files ALTER COLUMN name TYPE text COLLATE \"default\"",
         "ALTER TABLE us_workspaces ALTER COLUMN name TYPE text COLLATE \"default\"",
-        UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
+        UNDO_18_TO_19, UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
         "UPDATE us_meta SET value = '11' WHERE name = 'schema_version'", NULL
     };
     const char *err = NULL;
@@ -901,7 +903,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         " ('m5', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'CLOSED', 1, 9000000000000000, 2, 'done'),"
         " ('m6', 'ws', 'b', 'A', 'B', 'KEEP', 0, 'ABORTED', 1, 9000000000000000, 2, 'done')",
         "INSERT INTO us_user_open (user_id, n) VALUES ('a', 1)", /* b has no open session */
-        UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
+        UNDO_18_TO_19, UNDO_17_TO_18, UNDO_15_TO_16, UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13,
         "UPDATE us_meta SET value = '12' WHERE name = 'schema_version'", NULL
     };
     const char *err = NULL;

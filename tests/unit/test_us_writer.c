@@ -500,6 +500,7 @@ static void test_migration_counts_closed_and_expired(void **state)
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
         "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
+        "DROP INDEX us_webhook_url_due", /* 22 -> 23 */
         "UPDATE us_meta SET value = '15' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, rows);
@@ -700,6 +701,7 @@ static void test_migration_15_keeps_the_late_clear_queue(void **state)
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
         "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
+        "DROP INDEX us_webhook_url_due", /* 22 -> 23 */
         "UPDATE us_meta SET value = '14' WHERE name = 'schema_version'", NULL
     };
     db = migrated_from(db, back_to_14);
@@ -743,6 +745,7 @@ static void test_migration_19_counts_the_sidecars(void **state)
         "ALTER TABLE us_sessions DROP COLUMN ingest_not_before", /* 20 -> 21 */
         "ALTER TABLE us_webhook_targets DROP COLUMN failures", /* 21 -> 22 */
         "ALTER TABLE us_webhook_targets DROP COLUMN paused_until",
+        "DROP INDEX us_webhook_url_due", /* 22 -> 23 */
         "UPDATE us_meta SET value = '18' WHERE name = 'schema_version'", NULL
     };
     run_sql(db, back_to_18);
@@ -1041,8 +1044,10 @@ static void test_hot_statements_seek(void **state)
         US_STMT_SESSION_HOLD_OPEN, US_STMT_UPLOAD_BLOB_GET, US_STMT_SESSIONS_EXPIRE,
         US_STMT_INGEST_CANDIDATE, US_STMT_INGEST_CLAIM, US_STMT_INGEST_PENDING,
         US_STMT_INGEST_RUNNING, US_STMT_OVERVIEW, US_STMT_WEBHOOK_STATS,
+        US_STMT_WEBHOOK_CANDIDATE,
     };
     us_db *db = open_db(pool);
+    int by_url = 0;
     (void)state;
     for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
         const us_stmt_def *def = us_sql_statement(hot[i]);
@@ -1052,16 +1057,22 @@ static void test_hot_statements_seek(void **state)
                 print_message("%s: %s\n", def->label, step);
             /* the overview sums the users' counters: a row per user; the
              * webhook stats' last error is the first entry of its index
-             * walked backwards (LIMIT 1, no sort) */
+             * walked backwards (LIMIT 1, no sort); the webhook claim's
+             * search reads the listed URLs, a row each */
             if (strncmp(step, "SCAN ", 5) == 0 && strcmp(step, "SCAN CONSTANT ROW") != 0 &&
                 !(hot[i] == US_STMT_OVERVIEW && strcmp(step, "SCAN us_user_open") == 0) &&
                 !(hot[i] == US_STMT_WEBHOOK_STATS &&
-                  strcmp(step, "SCAN us_webhook_outbox USING INDEX us_webhook_last_error") == 0))
+                  strcmp(step, "SCAN us_webhook_outbox USING INDEX us_webhook_last_error") == 0) &&
+                !(hot[i] == US_STMT_WEBHOOK_CANDIDATE && strcmp(step, "SCAN t") == 0))
                 fail_msg("%s: %s", def->label, step);
             if (hot[i] == US_STMT_WEBHOOK_STATS && strstr(step, "TEMP B-TREE"))
                 fail_msg("%s: %s", def->label, step);
+            /* a URL's due rows, not every URL's (a paused one's backlog) */
+            if (hot[i] == US_STMT_WEBHOOK_CANDIDATE && strstr(step, "us_webhook_url_due (url=?"))
+                by_url = 1;
         }
     }
+    assert_true(by_url);
     us_db_close(db);
 }
 

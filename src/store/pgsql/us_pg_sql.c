@@ -350,6 +350,13 @@ static const char *const MIGRATION_17_TO_18[] = {
     NULL
 };
 
+/* The claim's search by URL (us_webhook_claim): a paused URL's rows are
+ * not read. */
+static const char *const MIGRATION_18_TO_19[] = {
+    MIGRATE_WEBHOOK_URL_DUE,
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -371,6 +378,7 @@ const char *const *us_pg_sql_migration(int from)
     case 15: return MIGRATION_15_TO_16;
     case 16: return MIGRATION_16_TO_17;
     case 17: return MIGRATION_17_TO_18;
+    case 18: return MIGRATION_18_TO_19;
     default: return NULL;
     }
 }
@@ -572,12 +580,20 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * that both read the URL as unpaused before either committed each
          * take a row of it (READ COMMITTED): a rare second probe, accepted
          * (locking the URL's row would serialise every URL's claims) */
+        /* the first due row of each URL not paused (one range of
+         * us_webhook_url_due each), the earliest of them: a paused URL's
+         * rows are not read, however many are due (every row's URL is
+         * listed: the set's replace drops the others'). Each URL's first
+         * row is locked until the statement ends, the one taken and the
+         * others: a concurrent claimer takes the next row of those URLs */
         "WITH c AS (UPDATE us_webhook_outbox SET lease_owner = %s, lease_until ="
         " (extract(epoch FROM statement_timestamp()) * 1000000)::bigint + %lld"
-        " WHERE id = (SELECT id FROM us_webhook_outbox WHERE state = 'pending'"
-        " AND next_at <= " JUDGED_NOW " AND lease_until <= " JUDGED_NOW
-        " AND " WEBHOOK_URL_OPEN("us_webhook_outbox")
-        " ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " WHERE id = (SELECT o.id FROM us_webhook_targets t CROSS JOIN LATERAL"
+        " (SELECT d.id, d.next_at FROM us_webhook_outbox d WHERE d.url = t.url"
+        " AND d.state = 'pending' AND d.next_at <= " JUDGED_NOW
+        " AND d.lease_until <= " JUDGED_NOW " ORDER BY d.next_at, d.id LIMIT 1"
+        " FOR UPDATE SKIP LOCKED) o WHERE t.paused_until <= " JUDGED_NOW
+        " ORDER BY o.next_at, o.id LIMIT 1)"
         " RETURNING *),"
         " probe AS (UPDATE us_webhook_targets t SET paused_until = c.lease_until FROM c"
         " WHERE t.url = c.url AND t.failures > 0)"

@@ -400,6 +400,13 @@ static const char *const MIGRATION_21_TO_22[] = {
     NULL
 };
 
+/* The claim's search by URL (us_webhook_claim): a paused URL's rows are
+ * not read. */
+static const char *const MIGRATION_22_TO_23[] = {
+    MIGRATE_WEBHOOK_URL_DUE,
+    NULL
+};
+
 const char *us_sql_begin_write(void)
 {
     return "BEGIN IMMEDIATE";
@@ -435,6 +442,7 @@ const char *const *us_sql_migration(int from)
     case 19: return MIGRATION_19_TO_20;
     case 20: return MIGRATION_20_TO_21;
     case 21: return MIGRATION_21_TO_22;
+    case 22: return MIGRATION_22_TO_23;
     default: return NULL;
     }
 }
@@ -583,8 +591,15 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WEBHOOK_TARGET_ADD] = { "us_webhook_target_add",
         "INSERT OR IGNORE INTO us_webhook_targets (url) VALUES (%s)" },
     [US_STMT_WEBHOOK_CANDIDATE] = { "us_webhook_candidate",
-        /* a read; the lease re-checks the row in the write */
-        "SELECT id FROM us_webhook_outbox WHERE " WEBHOOK_DUE " ORDER BY next_at, id LIMIT 1" },
+        /* a read; the lease re-checks the row in the write. The first due
+         * row of each URL not paused (one range of us_webhook_url_due
+         * each), the earliest of them: a paused URL's rows are not read,
+         * however many are due (every row's URL is listed: the set's
+         * replace drops the others') */
+        "SELECT o.id FROM us_webhook_targets t JOIN us_webhook_outbox o ON o.id ="
+        " (SELECT d.id FROM us_webhook_outbox d WHERE d.url = t.url AND d.state = 'pending'"
+        " AND d.next_at <= %lld AND d.lease_until <= %lld ORDER BY d.next_at, d.id LIMIT 1)"
+        " WHERE t.paused_until <= " JUDGED_NOW " ORDER BY o.next_at, o.id LIMIT 1" },
     [US_STMT_WEBHOOK_LEASE] = { "us_webhook_lease",
         "UPDATE us_webhook_outbox SET lease_owner = %s, lease_until = %lld"
         " WHERE id = %lld AND " WEBHOOK_DUE },

@@ -9,7 +9,7 @@
 #include "us_store_backend.h"
 
 /* The schema version this build writes and understands. */
-#define US_SCHEMA_VERSION 22
+#define US_SCHEMA_VERSION 23
 
 /* Statements run on every new connection (pragmas); NULL-terminated. */
 const char *const *us_sql_connection_setup(void);
