@@ -145,13 +145,16 @@ typedef struct {
     const apr_array_header_t *leases;   /* us_claim (owner "host/pid/worker"); may be NULL */
     int webhook_urls;                   /* UploadSessionWebhook URLs; 0: no webhook section */
     const us_webhook_stats *webhooks;   /* the outbox; NULL when the store did not answer */
+    const apr_array_header_t *webhook_paused; /* us_webhook_paused: the URLs paused now;
+                                               * read with webhooks (NULL with it) */
 } us_status_view;
 
 /* The Prometheus text exposition (0.0.4) of v, names prefixed
  * "mod_upload_session_"; NUL-terminated, in p. */
 const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v);
 
-/* The JSON status document of v (us_json_writer's compact text), in p. */
+/* The JSON status document of v (us_json_writer's compact text), in p.
+ * Webhook URLs are shown as us_webhook_url_shown writes them. */
 const char *us_metrics_status_json(apr_pool_t *p, const us_status_view *v);
 
 /* mod_status's machine-readable lines ("Key: value\n"), in p. */

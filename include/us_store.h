@@ -746,6 +746,19 @@ typedef struct {
 /* The outbox's counts for the status pages: one statement, one snapshot. */
 us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out);
 
+typedef struct {
+    const char *url;           /* as listed (us_webhook_targets_set) */
+    int failures;              /* its failed attempts in a row */
+    apr_time_t paused_until;   /* none of its rows is claimed before */
+} us_webhook_paused;
+
+/* *rows (us_webhook_paused, by URL): the URLs whose circuit breaker holds
+ * their rows at now (us_webhook_retry's pause, or a probe's lease): at
+ * most one per listed URL. One statement; a store shared by several nodes
+ * (PostgreSQL) judges the pauses by its own clock, as the claim does. */
+us_db_rc us_webhook_paused_read(us_db *db, apr_pool_t *p, apr_time_t now,
+                                apr_array_header_t **rows);
+
 /* Deletes up to limit rows marked failed whose last attempt was before
  * `before`, the oldest first, in one short transaction; *n: how many (a
  * delivered row is deleted by its delivery, a pending one is never

@@ -138,6 +138,7 @@ typedef enum {
     US_STMT_WEBHOOK_RETRY,
     US_STMT_WEBHOOK_RELEASE,
     US_STMT_WEBHOOK_STATS,
+    US_STMT_WEBHOOK_PAUSED,         /* the URLs paused now, for the status pages */
     US_STMT_WEBHOOK_FORGET_FAILED,  /* a batch of failed rows, the oldest first */
     /* workspaces */
     US_STMT_WORKSPACE_CREATE,

@@ -32,6 +32,12 @@
  * 65535 when given, printable ASCII only), else the reason. */
 const char *us_webhook_url_check(apr_pool_t *p, const char *url);
 
+/* url as the status pages and the stored errors show it: scheme, host,
+ * port and path, without user info, query or fragment, where a receiver's
+ * credentials or tokens would be; "?..." stands for a query left out, so
+ * URLs that differ by their query alone stay told apart as such. In p. */
+const char *us_webhook_url_shown(apr_pool_t *p, const char *url);
+
 /* Reads the signing secret from path: the file's bytes without trailing
  * CR/LF, 16 to US_WEBHOOK_SECRET_MAX bytes. Refused when the file is
  * readable by others (chmod o-r). NULL with *secret and *len set, or the reason. */

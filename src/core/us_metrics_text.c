@@ -5,6 +5,7 @@
 #include "us_metrics.h"
 #include "us_json_writer.h"
 #include "us_time.h"
+#include "us_webhook.h"
 
 #include <apr_hash.h>
 #include <apr_strings.h>
@@ -56,6 +57,12 @@ static const char *u64(apr_pool_t *p, apr_uint64_t n)
 static const char *ll(apr_pool_t *p, long long n)
 {
     return apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)n);
+}
+
+/* URLs paused now, 0 when not read. */
+static long long paused_count(const us_status_view *v)
+{
+    return v->webhook_paused ? v->webhook_paused->nelts : 0;
 }
 
 const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v)
@@ -121,6 +128,9 @@ const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v)
              "Unix time of the latest failed attempt of a delivery not made yet (0 when none).");
         sample(out, "webhook_last_error_timestamp_seconds", NULL,
                seconds(p, wh->last_error ? (apr_uint64_t)wh->last_error_at : 0));
+        head(out, "webhook_urls_paused", "gauge",
+             "Webhook URLs whose deliveries are paused after failed attempts (circuit breaker).");
+        sample(out, "webhook_urls_paused", NULL, ll(p, paused_count(v)));
     }
 
     head(out, "request_duration_seconds", "histogram",
@@ -226,6 +236,19 @@ static void write_webhooks(us_json_writer *w, apr_pool_t *p, const us_status_vie
     else {
         us_json_write_null(w);
     }
+    us_json_write_key_int(w, "urls_paused", paused_count(v));
+    us_json_write_key(w, "paused");
+    us_json_write_array_open(w);
+    for (int i = 0; v->webhook_paused && i < v->webhook_paused->nelts; i++) {
+        const us_webhook_paused *u = &APR_ARRAY_IDX(v->webhook_paused, i, us_webhook_paused);
+        us_json_write_object_open(w);
+        us_json_write_key_string(w, "url", us_webhook_url_shown(p, u->url));
+        us_json_write_key_int(w, "failures", u->failures);
+        us_time_format(u->paused_until, at);
+        us_json_write_key_string(w, "paused_until", at);
+        us_json_write_object_close(w);
+    }
+    us_json_write_array_close(w);
     us_json_write_object_close(w);
 }
 
@@ -337,6 +360,8 @@ const char *us_metrics_status_auto(apr_pool_t *p, const us_status_view *v)
              (apr_int64_t)v->webhooks->pending);
         LINE("UploadSessionWebhooksFailed: %" APR_INT64_T_FMT "\n",
              (apr_int64_t)v->webhooks->failed);
+        LINE("UploadSessionWebhookURLsPaused: %" APR_INT64_T_FMT "\n",
+             (apr_int64_t)paused_count(v));
     }
 #undef LINE
     return apr_array_pstrcat(p, out, '\0');

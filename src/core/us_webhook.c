@@ -59,6 +59,24 @@ const char *us_webhook_url_check(apr_pool_t *p, const char *url)
     return NULL;
 }
 
+const char *us_webhook_url_shown(apr_pool_t *p, const char *url)
+{
+    const char *rest = strstr(url, "://");
+    const char *authority = rest ? rest + 3 : url;
+    size_t alen = strcspn(authority, "/?#");
+    size_t plen = strcspn(authority + alen, "?#");
+    const char *at = memchr(authority, '@', alen);
+    const char *last = at;
+    while (at) { /* the host follows the last '@' of the authority */
+        last = at;
+        at = memchr(at + 1, '@', (size_t)(authority + alen - (at + 1)));
+    }
+    const char *host = last ? last + 1 : authority;
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)(authority - url)),
+                       apr_pstrmemdup(p, host, (apr_size_t)(authority + alen + plen - host)),
+                       authority[alen + plen] == '?' ? "?..." : "", NULL);
+}
+
 const char *us_webhook_secret_read(apr_pool_t *p, const char *path, const char **secret,
                                    apr_size_t *len)
 {

@@ -207,7 +207,8 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
         .paused_until = body ? now + us_webhook_backoff(w.url_failures + 1) : 0,
         .stale_before = body ? now - cfg->retry_for : 0,
     };
-    f.error = apr_psprintf(p, "%s from %s", err, w.url);
+    /* stored, and shown by the status pages: without the URL's query */
+    f.error = apr_psprintf(p, "%s from %s", err, us_webhook_url_shown(p, w.url));
     rc = us_webhook_retry(db, p, w.id, owner, &f);
     if (f.give_up)
         us_log(cfg->log, US_LOG_WARN, 0, 1302, "webhook %s %s (delivery %s) given up after %d "

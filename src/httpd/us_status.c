@@ -13,7 +13,9 @@
  */
 #include "endpoints.h"
 #include "hooks.h"
+#include "us_time.h"
 #include "us_version.h"
+#include "us_webhook.h"
 
 #include <http_core.h>
 #include <http_log.h>
@@ -179,8 +181,11 @@ static void gather(request_rec *r, us_status_view *v, int leases)
          * overview read above as it is */
         us_db_rc wrc = US_DB_OK;
         if (rc == US_DB_OK && c->webhooks) {
-            if ((wrc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK) {
+            apr_array_header_t *paused = NULL;
+            if ((wrc = us_webhook_stats_read(db, r->pool, wh)) == US_DB_OK &&
+                (wrc = us_webhook_paused_read(db, r->pool, v->now, &paused)) == US_DB_OK) {
                 v->webhooks = wh;
+                v->webhook_paused = paused;
             }
             else {
                 us_metrics_store_error(my_slot);
@@ -258,6 +263,16 @@ int us_status_hook(request_rec *r, int flags)
         ap_rprintf(r, "<tr><th align=\"left\">%s</th><td>%s</td></tr>\n",
                    ap_escape_html(r->pool, l + sizeof("UploadSession") - 1),
                    ap_escape_html(r->pool, sep + 2));
+    }
+    /* a row per paused webhook URL, as the JSON status lists them */
+    for (int i = 0; v.webhook_paused && i < v.webhook_paused->nelts; i++) {
+        const us_webhook_paused *u = &APR_ARRAY_IDX(v.webhook_paused, i, us_webhook_paused);
+        char until[US_TS_LEN];
+        us_time_format(u->paused_until, until);
+        ap_rprintf(r, "<tr><th align=\"left\">WebhookPaused</th><td>%s: %d failed attempts "
+                   "in a row, paused until %s</td></tr>\n",
+                   ap_escape_html(r->pool, us_webhook_url_shown(r->pool, u->url)), u->failures,
+                   until);
     }
     ap_rputs("</table>\n", r);
     return OK;

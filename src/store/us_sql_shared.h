@@ -345,7 +345,11 @@
       " (SELECT MIN(occurred_at) FROM us_webhook_outbox WHERE state = 'pending'),"            \
       " (SELECT last_error FROM us_webhook_outbox WHERE last_error IS NOT NULL"               \
       " ORDER BY last_attempt_at DESC, id DESC LIMIT 1),"                                     \
-      " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)")
+      " (SELECT MAX(last_attempt_at) FROM us_webhook_outbox WHERE last_error IS NOT NULL)")   \
+    X(WEBHOOK_PAUSED, "webhook_paused",                                                       \
+      /* the URLs whose circuit breaker holds their rows at the time judged */                \
+      "SELECT url, failures, paused_until FROM us_webhook_targets"                            \
+      " WHERE paused_until > " JUDGED_NOW " ORDER BY url")
 
 /* ---- the schema --------------------------------------------------------------------
  * The schema version's table, and the statements of the migrations whose

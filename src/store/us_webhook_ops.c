@@ -263,6 +263,23 @@ us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out)
     return us_select_one(db, p, US_STMT_WEBHOOK_STATS, NULL, row_to_webhook_stats, out);
 }
 
+static void row_to_webhook_paused(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_webhook_paused *w = apr_array_push(out);
+    w->url = us_row_str(r, p, 0);
+    w->failures = (int)us_row_ll(r, 1);
+    w->paused_until = (apr_time_t)us_row_ll(r, 2);
+}
+
+us_db_rc us_webhook_paused_read(us_db *db, apr_pool_t *p, apr_time_t now,
+                                apr_array_header_t **rows)
+{
+    apr_int64_t n = now;
+    const void *args[] = { &n };
+    *rows = apr_array_make(p, 2, sizeof(us_webhook_paused));
+    return us_select(db, p, US_STMT_WEBHOOK_PAUSED, args, row_to_webhook_paused, *rows, NULL);
+}
+
 us_db_rc us_webhook_forget_failed(us_db *db, apr_pool_t *p, apr_time_t before, int limit,
                                   int *n)
 {

@@ -462,7 +462,7 @@ def test_store_outage_shows_on_every_page(make_server, hooks):
     if hooks:
         assert st["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
                                   "oldest_pending_age_seconds": 0, "last_error": None,
-                                  "last_error_at": None}, st
+                                  "last_error_at": None, "urls_paused": 0, "paused": []}, st
 
 
 @pytest.mark.skipif(pg.store_driver() != "pgsql",

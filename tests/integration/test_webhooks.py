@@ -203,9 +203,9 @@ def receiver():
     r.stop()
 
 
-def hook_server(server_factory, urls, extra=(), start=True):
+def hook_server(server_factory, urls, extra=(), start=True, **kwargs):
     """A server whose webhooks go to urls, signed with SECRET."""
-    s = server_factory(start=False)
+    s = server_factory(start=False, **kwargs)
     path = write_secret(s)
     s.extra += [f"UploadSessionWebhook {u}" for u in urls]
     s.extra += [f'UploadSessionWebhookSecretFile "{path}"', "LogLevel upload_session:debug"]
@@ -303,24 +303,57 @@ def test_close_without_files_is_an_ingested_event(server_factory, receiver):
     assert ev["counters"] == {"uploaded_files": 0, "finished_files": 0, "failed_files": 0}
 
 
+def paused_on_every_page(s, shown):
+    """The URL shown as `shown` paused on each status page, read now: the
+    JSON status's entry, or None when a page does not say so."""
+    c = s.raw_client()
+    doc = status_doc(s)["webhooks"]
+    pages = {"json": json.dumps(doc), "metrics": c.get(f"{s.public_url}/upload-session/metrics").text,
+             "auto": c.get(f"{s.public_url}/server-status?auto").text,
+             "html": c.get(f"{s.public_url}/server-status").text}
+    assert not [k for k, text in pages.items() if "s3cret" in text], pages
+    if doc["urls_paused"] != 1 or [p["url"] for p in doc["paused"]] != [shown] \
+            or "\nmod_upload_session_webhook_urls_paused 1\n" not in pages["metrics"] \
+            or "\nUploadSessionWebhookURLsPaused: 1\n" not in pages["auto"] \
+            or f'<tr><th align="left">WebhookPaused</th><td>{shown}: ' not in pages["html"]:
+        return None
+    return doc["paused"][0]
+
+
 def test_receiver_down_then_up(server_factory, receiver):
-    s = hook_server(server_factory, [receiver.url], extra=STATUS_LOCATION)
+    """While the receiver is down its URL is paused: the metrics, ?auto,
+    mod_status's table and the JSON status say so, the JSON with the URL's
+    failures in a row and the pause's end; each shows the URL without its
+    query (it may hold a token), as the last error does. The delivery,
+    once it is up, ends the pause."""
+    pages = ["<Location /server-status>", "SetHandler server-status", "</Location>"]
+    s = hook_server(server_factory, [receiver.url + "?token=s3cret"],
+                    extra=STATUS_LOCATION + pages, modules=[("status_module", "mod_status.so")])
+    shown = receiver.url + "?..."
     ws = unique_ws("hook-down")
     sid = closed_session(s, ws, [("a.txt", b"a")])
     # attempts at 0, 1, 3 s fail while nobody listens
     assert wait_for(lambda: status_doc(s)["webhooks"]["last_error"] is not None, 20)
     doc = status_doc(s)["webhooks"]
     assert doc["pending"] == 1 and doc["failed"] == 0, doc
-    assert receiver.url in doc["last_error"], doc
+    assert doc["last_error"].endswith(f" from {shown}"), doc
+    # paused but for a moment between a pause's end and the next probe
+    paused = []
+    assert wait_for(lambda: paused.append(paused_on_every_page(s, shown)) or paused[-1], 10), \
+        paused
+    assert paused[-1]["failures"] >= 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT[0-9:.]+Z",
+                                                         paused[-1]["paused_until"]), paused
     time.sleep(3)
     receiver.start()
     (req,) = receiver.wait_delivered(1, timeout=30)
     ev = json.loads(req["body"])
     assert ev["session_id"] == sid and signature_ok(req)
+    assert req["path"] == "/hooks/upload-sessions?token=s3cret", req["path"]
     assert wait_for(lambda: status_doc(s)["webhooks"]["pending"] == 0, 10)
     assert status_doc(s)["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
                                          "oldest_pending_age_seconds": 0,
-                                         "last_error": None, "last_error_at": None}
+                                         "last_error": None, "last_error_at": None,
+                                         "urls_paused": 0, "paused": []}
 
 
 def test_500_retried_with_growing_gaps(server_factory, receiver):
@@ -630,7 +663,8 @@ def test_acknowledged_with_a_slow_body_is_delivered(server_factory):
             status_doc(s)["webhooks"]
         assert status_doc(s)["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
                                              "oldest_pending_age_seconds": 0,
-                                             "last_error": None, "last_error_at": None}
+                                             "last_error": None, "last_error_at": None,
+                                             "urls_paused": 0, "paused": []}
         assert re.search(rf"US1301: webhook session.ingested {sid} \(page 1 of 1\) delivered",
                          s.log_text()), s.log_tail()
         time.sleep(2)

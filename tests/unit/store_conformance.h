@@ -3012,6 +3012,13 @@ static void sc_webhook_url_breaker(void **state)
     const char *bad = w.url, *good = strcmp(w.url, urls[0]) == 0 ? urls[1] : urls[0];
     us_webhook_failure f = { now, now + SC_SEC(600), "HTTP 500", 0, now + pause, 0 };
     assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f), US_DB_OK);
+    /* the status pages' list: the paused URL, its failures and pause */
+    apr_array_header_t *paused = NULL;
+    assert_int_equal(us_webhook_paused_read(db, pool, now, &paused), US_DB_OK);
+    assert_int_equal(paused->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(paused, 0, us_webhook_paused).url, bad);
+    assert_int_equal(APR_ARRAY_IDX(paused, 0, us_webhook_paused).failures, 1);
+    assert_true(APR_ARRAY_IDX(paused, 0, us_webhook_paused).paused_until == now + pause);
     /* the same URLs again (a restart): the pause holds */
     assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(2, urls[1], urls[0]),
                                                 &dropped), US_DB_OK);
@@ -3024,9 +3031,16 @@ static void sc_webhook_url_breaker(void **state)
     }
     /* paused, then one probe at a time */
     apr_time_t t = sc_at(now + pause);
+    assert_int_equal(us_webhook_paused_read(db, pool, t, &paused), US_DB_OK);
+    assert_int_equal(paused->nelts, 0);
     assert_int_equal(us_webhook_claim(db, pool, "p1", t, t + lease, &w), US_DB_OK);
     assert_string_equal(w.url, bad);
     assert_int_equal(w.url_failures, 1);
+    /* a probe's lease pauses its URL too */
+    assert_int_equal(us_webhook_paused_read(db, pool, t, &paused), US_DB_OK);
+    assert_int_equal(paused->nelts, 1);
+    assert_int_equal(APR_ARRAY_IDX(paused, 0, us_webhook_paused).failures, 1);
+    assert_true(APR_ARRAY_IDX(paused, 0, us_webhook_paused).paused_until >= t + lease);
     assert_int_equal(us_webhook_claim(db, pool, "p2", t, t + lease, &w2), US_DB_NOTFOUND);
     /* a release (shutdown) ends the probe's pause: another probe */
     assert_int_equal(us_webhook_release(db, pool, w.id, "p1"), US_DB_OK);
@@ -3036,6 +3050,8 @@ static void sc_webhook_url_breaker(void **state)
     assert_int_equal(us_webhook_claim(db, pool, "p4", t, t + lease, &w), US_DB_NOTFOUND);
     /* a delivery clears the URL: its two rows left are claimed together */
     assert_int_equal(us_webhook_delivered(db, pool, w2.id, "p3", 1, 1), US_DB_OK);
+    assert_int_equal(us_webhook_paused_read(db, pool, t, &paused), US_DB_OK);
+    assert_int_equal(paused->nelts, 0);
     assert_int_equal(us_webhook_claim(db, pool, "p5", t, t + lease, &w), US_DB_OK);
     assert_int_equal(us_webhook_claim(db, pool, "p6", t, t + lease, &w2), US_DB_OK);
     assert_string_equal(w.url, bad);

@@ -11,6 +11,7 @@
 #include <apr_thread_proc.h>
 #include <jansson.h>
 #include "us_metrics.h"
+#include "us_time.h"
 
 static const apr_time_t T0 = (apr_time_t)1795863600 * APR_USEC_PER_SEC;
 
@@ -442,7 +443,48 @@ static void test_webhook_section(void **state)
     assert_non_null(strstr(t, "\nmod_upload_session_webhook_oldest_pending_age_seconds 10.500000\n"));
     assert_non_null(strstr(t, "# TYPE mod_upload_session_webhook_deliveries_pending gauge\n"));
     const char *a = us_metrics_status_auto(pool, &v);
-    assert_non_null(strstr(a, "UploadSessionWebhooksPending: 3\nUploadSessionWebhooksFailed: 1\n"));
+    assert_non_null(strstr(a, "UploadSessionWebhooksPending: 3\nUploadSessionWebhooksFailed: 1\n"
+                              "UploadSessionWebhookURLsPaused: 0\n"));
+    assert_non_null(strstr(t, "\nmod_upload_session_webhook_urls_paused 0\n"));
+
+    /* paused URLs: counted, and listed in the JSON without their query */
+    apr_array_header_t *paused = apr_array_make(pool, 2, sizeof(us_webhook_paused));
+    us_webhook_paused *u = apr_array_push(paused);
+    u->url = "https://hooks.example/a/b?token=s3cret";
+    u->failures = 4;
+    u->paused_until = T0 + 100 * APR_USEC_PER_SEC;
+    u = apr_array_push(paused);
+    u->url = "http://h:8080/x";
+    u->failures = 1;
+    u->paused_until = T0 + 91 * APR_USEC_PER_SEC;
+    v.webhook_paused = paused;
+    const char *doc = us_metrics_status_json(pool, &v);
+    assert_null(strstr(doc, "s3cret"));
+    j = json_loads(doc, 0, &err);
+    assert_non_null(j);
+    w = json_object_get(j, "webhooks");
+    assert_int_equal(json_integer_value(json_object_get(w, "urls_paused")), 2);
+    json_t *list = json_object_get(w, "paused");
+    assert_int_equal(json_array_size(list), 2);
+    json_t *first = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "url")),
+                        "https://hooks.example/a/b?...");
+    assert_int_equal(json_integer_value(json_object_get(first, "failures")), 4);
+    char until[US_TS_LEN];
+    us_time_format(T0 + 100 * APR_USEC_PER_SEC, until);
+    assert_string_equal(json_string_value(json_object_get(first, "paused_until")), until);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "url")),
+                        "http://h:8080/x");
+    assert_int_equal(json_object_size(first), 3);
+    json_decref(j);
+    t = us_metrics_prometheus(pool, &v);
+    assert_non_null(strstr(t, "# TYPE mod_upload_session_webhook_urls_paused gauge\n"
+                              "mod_upload_session_webhook_urls_paused 2\n"));
+    assert_null(strstr(t, "hooks.example"));
+    a = us_metrics_status_auto(pool, &v);
+    assert_non_null(strstr(a, "UploadSessionWebhooksFailed: 1\nUploadSessionWebhookURLsPaused: 2\n"));
+    assert_null(strstr(a, "hooks.example"));
+    v.webhook_paused = NULL;
 
     /* the store did not answer: null, no samples */
     v.webhooks = NULL;

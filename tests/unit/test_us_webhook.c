@@ -44,6 +44,25 @@ static void test_url_check(void **state)
     }
 }
 
+/* The status pages' form: no user info, query or fragment; the query's
+ * place marked. */
+static void test_url_shown(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        { "http://127.0.0.1:8099/hook", "http://127.0.0.1:8099/hook" },
+        { "https://hooks.example.com/a/b?token=s3cret&x=1", "https://hooks.example.com/a/b?..." },
+        { "https://hooks.example.com?t=1", "https://hooks.example.com?..." },
+        { "HTTPS://hooks.example.com", "HTTPS://hooks.example.com" },
+        { "http://[::1]:9000/x/?", "http://[::1]:9000/x/?..." },
+        { "http://u:p@h:81/x?q", "http://h:81/x?..." },
+        { "http://u@x:p@w@h/x#f", "http://h/x" },
+        { "http://h/a@b?q=c@d", "http://h/a@b?..." },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(us_webhook_url_shown(pool, cases[i][0]), cases[i][1]);
+}
+
 static const char *write_file(const char *name, const char *text, mode_t mode)
 {
     const char *path = fixture_path(name);
@@ -217,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_check),
+        cmocka_unit_test(test_url_shown),
         cmocka_unit_test(test_secret_read),
         cmocka_unit_test(test_sign),
         cmocka_unit_test(test_backoff),
