@@ -3169,9 +3169,10 @@ static apr_interval_time_t sc_idle_claim_time(us_db *db, apr_time_t now)
     return best;
 }
 
-/* A paused URL's backlog costs a claim nothing: a claim with 20,000 of its
- * rows due takes about as long as with 200 (walking them took some 100
- * times as long), and finds another URL's row behind them. */
+/* A paused URL's backlog costs a claim nothing: a claim with 10,000 of its
+ * rows due takes about as long as with 200 (walking them took 4.5 ms on
+ * SQLite, 8 ms on PostgreSQL, where 200 took 0.07 and 0.4 ms), and finds
+ * another URL's row behind them. */
 static void sc_webhook_paused_backlog(void **state)
 {
     us_db *db = sc_open(pool);
@@ -3193,12 +3194,12 @@ static void sc_webhook_paused_backlog(void **state)
     assert_string_equal(w.url, open);
     assert_string_equal(w.session_id, "behind");
     apr_interval_time_t small = sc_idle_claim_time(db, now);
-    sc_backlog(paused, 201, 19800, SC_T0);
+    sc_backlog(paused, 201, 9800, SC_T0);
     apr_interval_time_t big = sc_idle_claim_time(db, now);
     print_message("a claim with 200 due rows of a paused URL: %" APR_TIME_T_FMT " us, with "
-                  "20,000: %" APR_TIME_T_FMT " us\n", small, big);
-    if (big > 10 * small + 500)
-        fail_msg("a paused URL's 20,000 due rows are read by the claim: %" APR_TIME_T_FMT
+                  "10,000: %" APR_TIME_T_FMT " us\n", small, big);
+    if (big > 2 * small + 1000)
+        fail_msg("a paused URL's 10,000 due rows are read by the claim: %" APR_TIME_T_FMT
                  " us, %" APR_TIME_T_FMT " us with 200", big, small);
     us_db_close(db);
 }
