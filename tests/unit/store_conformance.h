@@ -3198,7 +3198,9 @@ static void sc_webhook_paused_backlog(void **state)
     apr_interval_time_t big = sc_idle_claim_time(db, now);
     print_message("a claim with 200 due rows of a paused URL: %" APR_TIME_T_FMT " us, with "
                   "10,000: %" APR_TIME_T_FMT " us\n", small, big);
-    if (big > 2 * small + 1000)
+    /* a wide margin against a loaded machine's noise: walking the rows is
+     * some fifty times the 200 rows' claim, and slower still under valgrind */
+    if (big > 4 * small + 2000)
         fail_msg("a paused URL's 10,000 due rows are read by the claim: %" APR_TIME_T_FMT
                  " us, %" APR_TIME_T_FMT " us with 200", big, small);
     us_db_close(db);
