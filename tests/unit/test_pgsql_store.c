@@ -16,6 +16,8 @@
 #include <apr_strings.h>
 #include "fixture.h"
 #include "pg_fixture.h"
+#include "us_filter_sql.h"
+#include "us_pg_filter.h"
 #include "us_pg_sql.h"
 #include "us_pg_store.h"
 #include "us_ops.h"
@@ -983,6 +985,92 @@ static long sc_rows_read(const char *plan, const char *table)
     return most;
 }
 
+/* sql with its arguments in place: %s as a quoted text, %lld as a number
+ * (what a filter's SQL holds). */
+static const char *sc_inline(const char *sql, const apr_array_header_t *args)
+{
+    const char *text = "";
+    int i = 0;
+    for (const char *c = sql; *c;) {
+        if (strncmp(c, "%lld", 4) == 0) {
+            text = apr_psprintf(pool, "%s%lld", text, *APR_ARRAY_IDX(args, i++, const long long *));
+            c += 4;
+        } else if (strncmp(c, "%s", 2) == 0) {
+            const char *v = APR_ARRAY_IDX(args, i++, const char *), *q = "'";
+            for (; *v; v++)
+                q = apr_pstrcat(pool, q, *v == '\'' ? "''" : apr_pstrndup(pool, v, 1), NULL);
+            text = apr_pstrcat(pool, text, q, "'", NULL);
+            c += 2;
+        } else {
+            text = apr_pstrcat(pool, text, apr_pstrndup(pool, c, 1), NULL);
+            c++;
+        }
+    }
+    assert_int_equal(i, args->nelts);
+    return text;
+}
+
+/* The most rows a node of the plan read and dropped by its filter. */
+static long sc_rows_filtered(const char *plan)
+{
+    long most = 0;
+    const char *needle = "Rows Removed by Filter: ";
+    for (const char *at = strstr(plan, needle); at; at = strstr(at + 1, needle)) {
+        long n = strtol(at + strlen(needle), NULL, 10);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* A count driven by a key's comparison with a decimal literal reads the
+ * key table's index range on n around it (the comparison itself is on
+ * doubles, which the index on the numeric n cannot serve alone), not
+ * every number of that key in the workspace; the totals are those of the
+ * rows. */
+static void test_decimal_count_reads_a_range(void **state)
+{
+    static const char *const seed[] = {
+        "INSERT INTO us_files (file_id, workspace, name, size, meta, created_at)"
+        " SELECT 'dec' || i, 'ws-dec', 'f' || i, 1, '{\"p\":' || i || '.5}', i"
+        " FROM generate_series(1, 3000) i",
+        "VACUUM ANALYZE us_file_keys", NULL
+    };
+    static const struct {
+        const char *filter;
+        long long total;
+    } cases[] = {
+        { "p eq 17.5", 1 }, { "p eq 17.25", 0 }, { "p ge 2990.5", 11 }, { "p gt 2990.5", 10 },
+        { "p lt 3.5", 2 }, { "p le 3.5", 3 }, { "p in (5.5, 7.5)", 2 }, { "p ne 17.5", 2999 },
+        { "p lt 1e400", 3000 }, { "p gt -1e400", 3000 }, { "p eq 1e400", 0 },
+    };
+    (void)state;
+    sc_setup(NULL);
+    for (int i = 0; seed[i]; i++)
+        assert_int_equal(sc_query(seed[i]), 0);
+    us_db *db = sc_open(pool);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        us_odata_node *root;
+        const char *err;
+        apr_array_header_t *args = apr_array_make(pool, 8, sizeof(const void *)), *rows = NULL;
+        long long total = -1;
+        assert_true(us_odata_parse(pool, cases[i].filter, strlen(cases[i].filter), &root, &err));
+        const char *sql = us_filter_count_sql(pool, root, "ws-dec", args, &us_pg_filter_dialect);
+        assert_non_null(sql);
+        const char *plan = sc_column_lines(apr_pstrcat(pool, "EXPLAIN (ANALYZE, COSTS OFF) ",
+                                                       sc_inline(sql, args), NULL));
+        if (getenv("US_SHOW_PLANS"))
+            print_message("%s\n%s", cases[i].filter, plan);
+        if (strstr(cases[i].filter, " ne ") == NULL && strstr(cases[i].filter, "1e400") == NULL)
+            assert_true(sc_rows_filtered(plan) <= 1);
+        us_workspace_file_query q = { .name_part = "", .filter = root, .limit = 1 };
+        assert_int_equal(us_workspace_file_list(db, pool, "ws-dec", &q, &rows, &total), US_DB_OK);
+        if (total != cases[i].total)
+            fail_msg("%s: total %lld, not %lld", cases[i].filter, total, cases[i].total);
+    }
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 /* The status page's reads on a store that has ended many sessions and
  * kept many failed webhook rows: the overview reads the users' counters
  * and the open sessions' index, not us_sessions; the webhook stats' last
@@ -1208,6 +1296,7 @@ int main(void)
         cmocka_unit_test(test_migration_orders_names_by_bytes),
         cmocka_unit_test(test_migration_counts_closed_and_expired),
         cmocka_unit_test(test_status_reads_seek),
+        cmocka_unit_test(test_decimal_count_reads_a_range),
         cmocka_unit_test(test_node_names),
         cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),

@@ -11,6 +11,7 @@
  * values the per-row expressions read.
  */
 #include <apr_strings.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "us_pg_filter.h"
@@ -149,6 +150,47 @@ static const char *key_string_compare(us_filter_builder *b, const char *x, us_od
     return apr_pstrcat(b->p, "(", kept, " OR ", long_text_probe(b, x, whole), ")", NULL);
 }
 
+/* The double next to d upwards (up) or downwards: an infinity's inwards
+ * is the largest finite double, its outwards NaN (without libm). */
+static double neighbour(double d, int up)
+{
+    uint64_t bits;
+    if (d == 0)
+        return up ? 4.9406564584124654e-324 : -4.9406564584124654e-324;
+    memcpy(&bits, &d, sizeof(bits));
+    bits = (d > 0) == (up != 0) ? bits + 1 : bits - 1; /* the magnitude's next or previous */
+    memcpy(&d, &bits, sizeof(d));
+    return d;
+}
+
+/* " AND x.n <cmp> <text of d>::numeric" when d is finite, else "". */
+static const char *n_bound(us_filter_builder *b, const char *x, const char *cmp, double d)
+{
+    char text[US_FLOAT_REPR_MAX];
+    if (us_float_repr(d, text) == 0)
+        return "";
+    return apr_pstrcat(b->p, " AND ", x, ".n ", cmp, " ", us_filter_text_arg(b, apr_pstrdup(b->p, text)),
+                       "::numeric", NULL);
+}
+
+/* The range of key table row x's n that a comparison op with the decimal
+ * d can hold in, for the index on n: the comparison itself is on doubles
+ * (n::float8), which that index cannot serve. A number whose double is d
+ * lies between the texts of d's two neighbouring doubles (each text reads
+ * back as its neighbour, so it is no further from it than half the gap to
+ * d); "" for ne, and on a side where d has no finite neighbour. */
+static const char *decimal_range(us_filter_builder *b, const char *x, us_odata_op op, double d)
+{
+    const char *lo = "", *hi = "";
+    if (op == US_ODATA_NE)
+        return "";
+    if (op != US_ODATA_LT && op != US_ODATA_LE)
+        lo = n_bound(b, x, ">=", neighbour(d, 0));
+    if (op != US_ODATA_GT && op != US_ODATA_GE)
+        hi = n_bound(b, x, "<=", neighbour(d, 1));
+    return apr_pstrcat(b->p, lo, hi, NULL);
+}
+
 static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op op,
                                const us_odata_value *v)
 {
@@ -158,9 +200,13 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
     case US_ODATA_STRING:
         return apr_pstrcat(b->p, t, " = 'string' AND ", key_string_compare(b, x, op, v->str), NULL);
     case US_ODATA_INTEGER:
-    case US_ODATA_DECIMAL:
         return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n", number_cast(v), " ", op_sql, " ",
                            number_arg(b, v), number_cast(v), NULL);
+    case US_ODATA_DECIMAL: {
+        const char *range = decimal_range(b, x, op, v->decimal);
+        return apr_pstrcat(b->p, t, " = 'number'", range, " AND ", x, ".n", number_cast(v), " ", op_sql,
+                           " ", number_arg(b, v), number_cast(v), NULL);
+    }
     case US_ODATA_BOOLEAN:
         return apr_pstrcat(b->p, t, " = 'boolean' AND (", str, " = 'true')::int ", op_sql, " ",
                            us_filter_int_arg(b, v->integer), NULL);
