@@ -2067,6 +2067,22 @@ static void sc_workspace_file_filter(void **state)
     SC_FILTER_IN(db, "ws-s", "size eq 0.0000001", "");
     SC_FILTER_IN(db, "ws-s", "size ge 0.0000001", "s11 s10");
     SC_FILTER_IN(db, "ws-s", "size gt 10.9999999", "s11");
+    /* an integer past a double's 53 bits against a decimal literal,
+     * exactly, as SQLite compares an INTEGER with a REAL (and Python an int
+     * with a float): 2^53 + 1 is no double, the literal 2^53 is one; a
+     * float is compared as a double (2^53 + 1 reads as 2^53) */
+    us_workspace_file big = sc_workspace_file(2211, "b53", SC_T0 + 5);
+    big.meta = "{\"b\":9007199254740993,\"r\":9007199254740992.0}";
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-b", &big, "KEEP", &deleted), US_DB_OK);
+    SC_FILTER_IN(db, "ws-b", "b eq 9007199254740992.0", "");
+    SC_FILTER_IN(db, "ws-b", "b eq 9007199254740993.0", ""); /* the literal is 2^53 */
+    SC_FILTER_IN(db, "ws-b", "b ne 9007199254740992.0", "b53");
+    SC_FILTER_IN(db, "ws-b", "b gt 9007199254740992.0", "b53");
+    SC_FILTER_IN(db, "ws-b", "b le 9007199254740992.0", "");
+    SC_FILTER_IN(db, "ws-b", "b lt 9007199254740994.0", "b53");
+    SC_FILTER_IN(db, "ws-b", "b eq 9007199254740993", "b53");
+    SC_FILTER_IN(db, "ws-b", "r eq 9007199254740993.0", "b53");
+    SC_FILTER_IN(db, "ws-b", "r lt 9007199254740993", "b53");
 
     /* with the name part, the limit and the cursor: total counts every match */
     us_odata_node *root;

@@ -1,17 +1,20 @@
 /*
  * us_pg_filter.c - PostgreSQL's dialect of us_filter_sql.h: metadata read
  * as jsonb (jsonb_typeof decides the type; CASE guards every cast, since
- * SQL does not promise to evaluate AND left to right), numbers compared as
- * numeric from the literal's own text (no float rounding), text compared by
- * bytes (COLLATE "C"), a metadata date-time through us_instant_us(), a
- * function of the schema that answers NULL for a string that is no
- * date-time instead of failing the query. The key table's rows
+ * SQL does not promise to evaluate AND left to right), numbers compared
+ * with an integer literal as numeric, with a decimal one as SQLite compares
+ * them (decimal_compare), text compared by bytes (COLLATE "C"), a metadata
+ * date-time through us_instant_us(), a function of the schema that answers
+ * NULL for a string that is no date-time instead of failing the query. The
+ * key table's rows
  * (us_file_keys: file_id, key, workspace, t, s, n) hold jsonb_typeof, the
  * text of a string or boolean (COLLATE "C") and a number as numeric: the
  * values the per-row expressions read.
  */
 #include <apr_strings.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "us_pg_filter.h"
@@ -39,9 +42,10 @@ static const char *json_text(us_filter_builder *b, const char *path)
 
 /* How a stored number and a literal compare: integers exactly, as
  * numeric (beyond a double's 53 bits too); against a literal with a
- * fraction or an exponent, as doubles, as SQLite and Python compare floats
- * (a stored 1.1 is a double's text, "1.1000000000000001" where jansson
- * wrote it, and equals the literal 1.1 only as a double). */
+ * fraction or an exponent (decimal_compare), as doubles, as SQLite and
+ * Python compare floats (a stored 1.1 is a double's text,
+ * "1.1000000000000001" where jansson wrote it, and equals the literal 1.1
+ * only as a double). */
 static const char *number_cast(const us_odata_value *v)
 {
     return v->type == US_ODATA_INTEGER ? "::numeric" : "::float8";
@@ -58,6 +62,40 @@ static const char *number_arg(us_filter_builder *b, const us_odata_value *v)
     if (us_float_repr(v->decimal, text) == 0)
         return us_filter_text_arg(b, v->decimal < 0 ? "-Infinity" : "Infinity");
     return us_filter_text_arg(b, apr_pstrdup(b->p, text));
+}
+
+/* The exact value of the finite double d as decimal text: d is an integer
+ * times its lowest bit, 2^(biased exponent - 1075) (2^-1074 for a
+ * subnormal), whose decimal has as many digits after the point as that
+ * power's exponent, all of which glibc's printf writes. */
+static const char *exact_text(apr_pool_t *p, double d)
+{
+    char buf[1400]; /* "-0." and 1074 digits, or up to 309 digits and no point */
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof(bits));
+    int biased = (int)((bits >> 52) & 0x7ff);
+    int places = 1075 - (biased > 0 ? biased : 1);
+    snprintf(buf, sizeof(buf), "%.*f", places > 0 ? places : 0, d);
+    return apr_pstrdup(p, buf);
+}
+
+/* The numeric n (an expression) op the decimal literal v: a stored
+ * integer exactly against the literal's double, a stored float as a
+ * double, as SQLite compares an INTEGER and a REAL and Python an int and a
+ * float (9007199254740993 > 9007199254740992.0, where both as doubles are
+ * 2^53). jsonb keeps no JSON type of a number, but a float's text has a
+ * fraction (a scale) below 1e16 (repr, and jansson's ".0"); at and above,
+ * where repr writes an exponent, a number is compared as a double. */
+static const char *decimal_compare(us_filter_builder *b, const char *n, us_odata_op op,
+                                   const us_odata_value *v)
+{
+    const char *op_sql = us_filter_op(op);
+    if (!isfinite(v->decimal))
+        return apr_pstrcat(b->p, n, "::float8 ", op_sql, " ", number_arg(b, v), "::float8", NULL);
+    const char *exact = us_filter_text_arg(b, exact_text(b->p, v->decimal));
+    return apr_pstrcat(b->p, "CASE WHEN scale(", n, ") = 0 AND abs(", n, ") < 10000000000000000 THEN ",
+                       n, " ", op_sql, " ", exact, "::numeric ELSE ", n, "::float8 ", op_sql, " ",
+                       number_arg(b, v), "::float8 END", NULL);
 }
 
 static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o, us_odata_op op,
@@ -78,11 +116,15 @@ static const char *meta_compare(us_filter_builder *b, const us_odata_operand *o,
         return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'string' THEN ", value, " COLLATE \"C\" ", op_sql,
                            " ", us_filter_text_arg(b, v->str), " ELSE false END", NULL);
     case US_ODATA_INTEGER:
-    case US_ODATA_DECIMAL: {
-        const char *cast = number_cast(v);
         value = json_text(b, path);
-        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN ", value, cast, " ", op_sql, " ",
-                           number_arg(b, v), cast, " ELSE false END", NULL);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN ", value, "::numeric ", op_sql, " ",
+                           number_arg(b, v), "::numeric ELSE false END", NULL);
+    case US_ODATA_DECIMAL: {
+        /* the value read once, into n, for decimal_compare's uses of it */
+        const char *cmp = decimal_compare(b, "n", op, v);
+        value = json_text(b, path);
+        return apr_pstrcat(b->p, "CASE WHEN ", type, " = 'number' THEN (SELECT ", cmp, " FROM (SELECT ",
+                           value, "::numeric AS n) v) ELSE false END", NULL);
     }
     case US_ODATA_BOOLEAN:
         value = json_text(b, path);
@@ -204,8 +246,8 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
                            number_arg(b, v), number_cast(v), NULL);
     case US_ODATA_DECIMAL: {
         const char *range = decimal_range(b, x, op, v->decimal);
-        return apr_pstrcat(b->p, t, " = 'number'", range, " AND ", x, ".n", number_cast(v), " ", op_sql,
-                           " ", number_arg(b, v), number_cast(v), NULL);
+        return apr_pstrcat(b->p, t, " = 'number'", range, " AND ",
+                           decimal_compare(b, apr_pstrcat(b->p, x, ".n", NULL), op, v), NULL);
     }
     case US_ODATA_BOOLEAN:
         return apr_pstrcat(b->p, t, " = 'boolean' AND (", str, " = 'true')::int ", op_sql, " ",
