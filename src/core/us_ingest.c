@@ -1246,7 +1246,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         else if (was_poked) /* a close with nothing to ingest (no file) */
             fruitless++;
         if (n < 0 && n != US_INGEST_STORAGE_DOWN) { /* a store failure, logged where it met it */
-            us_metrics_worker_store_error(cfg->metrics);
+            /* or the stop: a round it cut short (a publish, s3's requests)
+             * ends so too, with nothing failed */
+            if (!apr_atomic_read32(&ing->stop))
+                us_metrics_worker_store_error(cfg->metrics);
             nap(ing, apr_time_from_sec(1), apr_time_from_sec(1));
         }
         else if (!claimed) /* idle; after a session (even an empty one) look again at once */

@@ -1309,8 +1309,9 @@ def test_a_long_copy_does_not_hold_a_graceful_restart(proxied):
     relay) when the children are told to stop gracefully: the copy is cut
     short, so the old child exits within seconds, not once the copy is
     answered; the file stays PENDING, not FAILED, and the new children
-    publish it FINISHED, once."""
-    s, fp = proxied()
+    publish it FINISHED, once. The cut is no store failure: the workers'
+    store errors stay 0."""
+    s, fp = proxied(extra=METRICS)
     api = s.client(s.user_all)
     ws = "ws-long-copy"
     sid, cfg = new_session(api, ws)
@@ -1337,6 +1338,9 @@ def test_a_long_copy_does_not_hold_a_graceful_restart(proxied):
     log = s.log_text()
     assert len(re.findall(r"US1220", log)) == 1, log[-3000:]
     assert "US1013" not in log and "US1210" not in log, log[-3000:]
+    r = s.raw_client().get("/ops/metrics")
+    assert r.status_code == 200, r.text
+    assert re.search(r"^mod_upload_session_worker_store_errors_total 0$", r.text, re.M), r.text
 
 
 def test_a_spill_directory_the_user_cannot_write_is_refused(s3_server):
