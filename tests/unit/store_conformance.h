@@ -1958,6 +1958,15 @@ static const char *sc_filtered(us_db *db, const char *filter)
     } while (0)
 #define SC_FILTER(db, filter, want) SC_FILTER_IN(db, "ws-q", filter, want)
 
+/* Whether this process's long double holds 2^53 + 1 (computed at run time,
+ * as SQLite's INTEGER-REAL comparison computes it). */
+static int sc_long_double_holds_int64(void)
+{
+    volatile long long big = 9007199254740993LL;
+    volatile long double x = (long double)big;
+    return x != (long double)9007199254740992.0;
+}
+
 /* API.md's OData semantics, evaluated by the store: types never match
  * across, a missing key matches only `eq null`, `not` is two-valued,
  * numbers compare as numbers, strings byte by byte. Newest first: e d c b a. */
@@ -2074,15 +2083,20 @@ static void sc_workspace_file_filter(void **state)
     us_workspace_file big = sc_workspace_file(2211, "b53", SC_T0 + 5);
     big.meta = "{\"b\":9007199254740993,\"r\":9007199254740992.0}";
     assert_int_equal(us_workspace_file_add(db, pool, "ws-b", &big, "KEEP", &deleted), US_DB_OK);
-    SC_FILTER_IN(db, "ws-b", "b eq 9007199254740992.0", "");
-    SC_FILTER_IN(db, "ws-b", "b eq 9007199254740993.0", ""); /* the literal is 2^53 */
-    SC_FILTER_IN(db, "ws-b", "b ne 9007199254740992.0", "b53");
-    SC_FILTER_IN(db, "ws-b", "b gt 9007199254740992.0", "b53");
-    SC_FILTER_IN(db, "ws-b", "b le 9007199254740992.0", "");
     SC_FILTER_IN(db, "ws-b", "b lt 9007199254740994.0", "b53");
     SC_FILTER_IN(db, "ws-b", "b eq 9007199254740993", "b53");
     SC_FILTER_IN(db, "ws-b", "r eq 9007199254740993.0", "b53");
-    SC_FILTER_IN(db, "ws-b", "r lt 9007199254740993", "b53");
+    /* SQLite compares an INTEGER with a REAL as long doubles: exact where a
+     * long double holds 64 bits, not under valgrind, which computes long
+     * doubles as doubles (2^53 + 1 reads as 2^53 there) */
+    if (strcmp(sc_target->backend->name, "sqlite") != 0 || sc_long_double_holds_int64()) {
+        SC_FILTER_IN(db, "ws-b", "b eq 9007199254740992.0", "");
+        SC_FILTER_IN(db, "ws-b", "b eq 9007199254740993.0", ""); /* the literal is 2^53 */
+        SC_FILTER_IN(db, "ws-b", "b ne 9007199254740992.0", "b53");
+        SC_FILTER_IN(db, "ws-b", "b gt 9007199254740992.0", "b53");
+        SC_FILTER_IN(db, "ws-b", "b le 9007199254740992.0", "");
+        SC_FILTER_IN(db, "ws-b", "r lt 9007199254740993", "b53");
+    }
 
     /* with the name part, the limit and the cursor: total counts every match */
     us_odata_node *root;
