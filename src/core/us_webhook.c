@@ -65,13 +65,9 @@ const char *us_webhook_url_shown(apr_pool_t *p, const char *url)
     const char *authority = rest ? rest + 3 : url;
     size_t alen = strcspn(authority, "/?#");
     size_t plen = strcspn(authority + alen, "?#");
-    const char *at = memchr(authority, '@', alen);
-    const char *last = at;
-    while (at) { /* the host follows the last '@' of the authority */
-        last = at;
-        at = memchr(at + 1, '@', (size_t)(authority + alen - (at + 1)));
-    }
-    const char *host = last ? last + 1 : authority;
+    const char *host = authority + alen; /* after the authority's last '@', if any */
+    while (host > authority && host[-1] != '@')
+        host--;
     return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)(authority - url)),
                        apr_pstrmemdup(p, host, (apr_size_t)(authority + alen + plen - host)),
                        authority[alen + plen] == '?' ? "?..." : "", NULL);

@@ -40,17 +40,6 @@ static const char *json_text(us_filter_builder *b, const char *path)
     return apr_pstrcat(b->p, "(meta::jsonb #>> ", us_filter_text_arg(b, path), "::text[])", NULL);
 }
 
-/* How a stored number and a literal compare: integers exactly, as
- * numeric (beyond a double's 53 bits too); against a literal with a
- * fraction or an exponent (decimal_compare), as doubles, as SQLite and
- * Python compare floats (a stored 1.1 is a double's text,
- * "1.1000000000000001" where jansson wrote it, and equals the literal 1.1
- * only as a double). */
-static const char *number_cast(const us_odata_value *v)
-{
-    return v->type == US_ODATA_INTEGER ? "::numeric" : "::float8";
-}
-
 /* The literal's placeholder: an integer's own text; a double's shortest
  * text (the literal as written can be beyond float8's range, an error in
  * PostgreSQL where strtod gave an infinity or 0). */
@@ -241,9 +230,9 @@ static const char *key_compare(us_filter_builder *b, const char *x, us_odata_op 
     switch (v->type) {
     case US_ODATA_STRING:
         return apr_pstrcat(b->p, t, " = 'string' AND ", key_string_compare(b, x, op, v->str), NULL);
-    case US_ODATA_INTEGER:
-        return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n", number_cast(v), " ", op_sql, " ",
-                           number_arg(b, v), number_cast(v), NULL);
+    case US_ODATA_INTEGER: /* exactly, beyond a double's 53 bits too */
+        return apr_pstrcat(b->p, t, " = 'number' AND ", x, ".n::numeric ", op_sql, " ",
+                           number_arg(b, v), "::numeric", NULL);
     case US_ODATA_DECIMAL: {
         const char *range = decimal_range(b, x, op, v->decimal);
         return apr_pstrcat(b->p, t, " = 'number'", range, " AND ",
