@@ -147,15 +147,16 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 # more), the largest answer read lowered to 256 KiB, so that a few dozen
 # long keys fill a listing page, and an upload stale after 2 s instead of a
 # day. The module, the tools and the benchmarks keep 5 GiB, 8 MiB and a day.
-UNIT_S3_OBJ  := $(BUILD)/obj-unit/storage/s3/us_s3.o
+UNIT_S3_SRCS := $(filter src/storage/s3/%,$(CORE_SRCS))
+UNIT_S3_OBJS := $(UNIT_S3_SRCS:src/%.c=$(BUILD)/obj-unit/%.o)
 UNIT_S3_DEFS := -DUS_S3_COPY_LIMIT='(16LL << 20)' -DUS_S3_COPY_PART='(6LL << 20)' \
                 -DUS_S3_MAX_RESPONSE='(256 << 10)' -DUS_S3_STALE_UPLOAD_AGE=2
-$(UNIT_S3_OBJ): src/storage/s3/us_s3.c $(HEADERS)
+$(BUILD)/obj-unit/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $< (unit build)"
 	@$(CC) $(CFLAGS_CORE) $(UNIT_S3_DEFS) -c -o $@ $<
 
-$(BUILD)/libus_core_unit.a: $(filter-out $(BUILD)/obj/storage/s3/us_s3.o,$(CORE_OBJS)) $(UNIT_S3_OBJ)
+$(BUILD)/libus_core_unit.a: $(filter-out $(UNIT_S3_SRCS:src/%.c=$(BUILD)/obj/%.o),$(CORE_OBJS)) $(UNIT_S3_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -220,3 +220,14 @@ us_s3_entry_rc us_s3_list_entry(apr_pool_t *p, apr_pool_t *tmp, const char *bloc
         return US_S3_ENTRY_NO_SIZE;
     return US_S3_ENTRY_OK;
 }
+
+/* s with the spaces around it removed (in place). */
+char *us_s3_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}

@@ -72,6 +72,9 @@ char *us_s3_xml_next(apr_pool_t *p, const char **pos, const char *tag);
  * there is none. *pos moves past it. */
 char *us_s3_xml_block(apr_pool_t *p, const char **pos, const char *tag);
 
+/* s with the spaces around it removed: in place, the result inside s. */
+char *us_s3_trim(char *s);
+
 /* One <Contents> entry of a ListObjectsV2 page. */
 typedef struct {
     char *key;              /* in p */
