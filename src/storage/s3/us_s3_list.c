@@ -143,6 +143,39 @@ static time_t parse_iso8601(const char *s)
     return timegm(&tm);
 }
 
+/* The markers that continue a ListMultipartUploads listing after the page
+ * body (in p), both NULL after the last page. A truncated page without a
+ * key marker is an error: the rest would go unlisted (a clear taking the
+ * listing as whole would leave uploads); so are markers given before (seen:
+ * those of the listing's earlier pages), a listing that would never end. */
+static apr_status_t next_uploads_page(const us_storage *st, apr_pool_t *p, apr_pool_t *page,
+                                      const char *body, const char *prefix, apr_hash_t *seen,
+                                      const char **key_marker, const char **id_marker)
+{
+    const char *pos = body;
+    const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
+    *key_marker = *id_marker = NULL;
+    if (!trunc || strcmp(trunc, "true") != 0)
+        return APR_SUCCESS;
+    pos = body;
+    const char *next_key = us_s3_xml_next(page, &pos, "NextKeyMarker");
+    pos = body;
+    const char *next_id = us_s3_xml_next(page, &pos, "NextUploadIdMarker");
+    if (next_id && !*next_id)
+        next_id = NULL;
+    if (!next_key) {
+        us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
+               "truncated page without a key marker", prefix);
+        return APR_EAGAIN; /* the store's fault: asked again later */
+    }
+    if (us_s3_marker_repeats(seen, next_key, next_id))
+        return repeated_marker(st, "list the multipart uploads of", prefix,
+                               "markers it gave before");
+    *key_marker = apr_pstrdup(p, next_key);
+    *id_marker = next_id ? apr_pstrdup(p, next_id) : NULL;
+    return APR_SUCCESS;
+}
+
 /* The query of a ListMultipartUploads page under prefix, after the
  * markers of the previous page (NULL for the first). */
 static const char *uploads_query(apr_pool_t *p, const char *prefix, const char *key_marker,
@@ -202,31 +235,9 @@ apr_status_t us_s3_abort_uploads(us_storage *st, apr_pool_t *p, const char *pref
             else
                 (*left)++;
         }
-        pos = body;
-        const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
-        const char *next_key = NULL, *next_id = NULL;
-        if (trunc && strcmp(trunc, "true") == 0) {
-            pos = body;
-            next_key = us_s3_xml_next(page, &pos, "NextKeyMarker");
-            pos = body;
-            next_id = us_s3_xml_next(page, &pos, "NextUploadIdMarker");
-            if (next_id && !*next_id)
-                next_id = NULL;
-            if (!next_key) {
-                /* the rest unlisted: a clear taking it as done would leave uploads */
-                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
-                       "truncated page without a key marker", prefix);
-                rv = APR_EAGAIN;
-                break;
-            }
-            if (us_s3_marker_repeats(seen, next_key, next_id)) {
-                rv = repeated_marker(st, "list the multipart uploads of", prefix,
-                                     "markers it gave before");
-                break;
-            }
-        }
-        key_marker = next_key ? apr_pstrdup(p, next_key) : NULL;
-        id_marker = next_id ? apr_pstrdup(p, next_id) : NULL;
+        if ((rv = next_uploads_page(st, p, page, body, prefix, seen, &key_marker, &id_marker)) !=
+            APR_SUCCESS)
+            break;
     } while (key_marker);
     apr_pool_destroy(page);
     return rv;
@@ -322,29 +333,9 @@ static apr_status_t holding_uploads(us_storage *st, apr_pool_t *p, const char *r
             break;
         }
         add_sessions(p, page, ids, root, body);
-        const char *pos = body;
-        const char *trunc = us_s3_xml_next(page, &pos, "IsTruncated");
-        const char *next_key = NULL, *next_id = NULL;
-        if (trunc && strcmp(trunc, "true") == 0) {
-            pos = body;
-            next_key = us_s3_xml_next(page, &pos, "NextKeyMarker");
-            pos = body;
-            next_id = us_s3_xml_next(page, &pos, "NextUploadIdMarker");
-            /* a page that does not move on would be listed for ever */
-            if (!next_key) {
-                us_log(st->log, US_LOG_WARN, 0, 1211, "s3 list the multipart uploads of %s: a "
-                       "truncated page without a key marker", root);
-                rv = APR_EAGAIN; /* the store's fault: asked again later */
-                break;
-            }
-            if (us_s3_marker_repeats(seen, next_key, next_id && *next_id ? next_id : NULL)) {
-                rv = repeated_marker(st, "list the multipart uploads of", root,
-                                     "markers it gave before");
-                break;
-            }
-        }
-        key_marker = next_key ? apr_pstrdup(p, next_key) : NULL;
-        id_marker = next_id && *next_id ? apr_pstrdup(p, next_id) : NULL;
+        if ((rv = next_uploads_page(st, p, page, body, root, seen, &key_marker, &id_marker)) !=
+            APR_SUCCESS)
+            break;
     } while (key_marker);
     apr_pool_destroy(page);
     return rv;
