@@ -184,6 +184,18 @@ static const char *set_path(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+/* UploadSessionS3CredentialsFile: a path, passed to the s3 backend in its
+ * space-separated parameter list (check_server), so without spaces once
+ * made absolute (ServerRoot's included). */
+static const char *set_s3_credentials(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    if (path && strpbrk(path, " \t"))
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects a path without spaces, not '",
+                           path, "'", NULL);
+    return set_path(cmd, d, arg);
+}
+
 static const char *check_url(cmd_parms *cmd, const char *arg, const char **out)
 {
     apr_uri_t u;
@@ -207,16 +219,19 @@ static const char *set_public_url(cmd_parms *cmd, void *d, const char *arg)
     return check_url(cmd, arg, &us_srv_conf_get(cmd->server)->public_url);
 }
 
-/* This node's name in ingest claims and logs: printable, no '/' (the
- * claim owner is NAME/pid/thread). */
+/* This node's name in ingest claims and logs: printable ASCII, no '/'
+ * (the claim owner is NAME/pid/thread). Bytes are compared as unsigned:
+ * a plain char is signed on some targets and unsigned on others, and a
+ * name must mean the same on every node. */
 static const char *set_node_name(cmd_parms *cmd, void *d, const char *arg)
 {
     (void)d;
     if (!*arg || strlen(arg) > 64)
         return "UploadSessionNodeName: 1 to 64 characters";
-    for (const char *c = arg; *c; c++)
-        if (*c <= ' ' || *c == '/' || *c == 127)
-            return "UploadSessionNodeName: no spaces, control characters or '/'";
+    for (const unsigned char *c = (const unsigned char *)arg; *c; c++)
+        if (*c <= ' ' || *c == '/' || *c >= 127)
+            return "UploadSessionNodeName: printable ASCII characters only, no spaces, "
+                   "control characters or '/'";
     us_srv_conf_get(cmd->server)->node_name = arg;
     return NULL;
 }
@@ -421,7 +436,7 @@ const command_rec us_directives[] = {
     AP_INIT_TAKE1("UploadSessionS3Region", set_s3_word,
                   (void *)APR_OFFSETOF(us_srv_conf, s3_region), RSRC_CONF,
                   "the region requests to the s3 storage are signed for (default us-east-1)"),
-    AP_INIT_TAKE1("UploadSessionS3CredentialsFile", set_path,
+    AP_INIT_TAKE1("UploadSessionS3CredentialsFile", set_s3_credentials,
                   (void *)APR_OFFSETOF(us_srv_conf, s3_credentials), RSRC_CONF,
                   "AWS shared-credentials file ([default] aws_access_key_id, "
                   "aws_secret_access_key); not world-readable"),

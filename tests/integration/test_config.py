@@ -219,6 +219,46 @@ def test_bad_node_name_fails_configtest(server_factory, value):
     assert "UploadSessionNodeName" in out and "Syntax OK" not in out, out
 
 
+@pytest.mark.parametrize("value", ["nœud", "caf\u00e9-1"])
+def test_a_node_name_beyond_printable_ascii_fails_configtest(server_factory, value):
+    """A byte above 0x7e is refused whatever the signedness of the build's
+    char (on arm64 a plain char is unsigned, and such a name passed): a
+    node's name means the same on every node."""
+    s = server_factory(start=False, extra=[f"UploadSessionNodeName {value}"])
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, f"configtest accepted UploadSessionNodeName {value}:\n{out}"
+    assert ("UploadSessionNodeName: printable ASCII characters only, no spaces, control "
+            "characters or '/'") in out, out
+    assert "Syntax OK" not in out, out
+
+
+def test_an_s3_credentials_path_with_a_space_is_refused_naming_the_directive(server_factory):
+    """The credentials path travels to the s3 backend in a space-separated
+    parameter list: a space in it is refused by the directive itself, not
+    read as an unknown storage parameter; the same file without it passes."""
+    s = server_factory(start=False)
+    os.makedirs(os.path.join(s.dir, "s3 keys"))
+    for path in (os.path.join(s.dir, "s3 keys", "creds"), os.path.join(s.dir, "s3-creds")):
+        with open(path, "w") as f:
+            f.write("[default]\naws_access_key_id = a\naws_secret_access_key = b\n")
+        os.chmod(path, 0o600)
+    s.overrides["UploadSessionStorage"] = "s3 http://127.0.0.1:9 some-bucket"
+    s.extra = [f'UploadSessionS3CredentialsFile "{s.dir}/s3 keys/creds"']
+    s.write_config()
+    proc = s.configtest()
+    out = output(proc)
+    assert proc.returncode != 0, out
+    assert (f"UploadSessionS3CredentialsFile: expects a path without spaces, not "
+            f"'{s.dir}/s3 keys/creds'") in out, out
+    assert "unknown parameter" not in out and "Syntax OK" not in out, out
+
+    s.extra = [f'UploadSessionS3CredentialsFile "{s.dir}/s3-creds"']
+    s.write_config()
+    proc = s.configtest()
+    assert proc.returncode == 0 and "Syntax OK" in output(proc), output(proc)
+
+
 SHARED_STORE_CASES = [
     ("UploadSessionIngestThreads 8", "UploadSessionIngestThreads"),
     ("UploadSessionWebhook http://127.0.0.1:9/vhost-hook", "UploadSessionWebhook"),
