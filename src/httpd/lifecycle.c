@@ -312,7 +312,11 @@ static const char *check_existing_dirs(apr_pool_t *p, server_rec *s, us_srv_conf
  * queues are made in its post_config); us_post_config logs it. One set in
  * the virtual host itself is the operator's choice for it and is kept
  * (logged as a warning): a main server's may be Debian's stock line,
- * inherited by every virtual host that sets none. */
+ * inherited by every virtual host that sets none. The raised one is marked
+ * as the server's own: the MPMs keep a request's connection alive by its
+ * name-based virtual host's timeout only when that host sets one, by the
+ * first virtual host of its address and port otherwise, which may be
+ * another server, without the module. */
 static void raise_keepalive(server_rec *v, us_srv_conf *c)
 {
     c->keepalive_was = c->keepalive_kept = -1;
@@ -324,6 +328,7 @@ static void raise_keepalive(server_rec *v, us_srv_conf *c)
     }
     c->keepalive_was = v->keep_alive_timeout;
     v->keep_alive_timeout = apr_time_from_sec(US_KEEPALIVE_FLOOR_S);
+    v->keep_alive_timeout_set = 1;
 }
 
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

@@ -379,3 +379,44 @@ def test_a_virtual_host_keeps_a_keep_alive_timeout_it_sets_itself(server_factory
     assert re.search(r"US0026.*KeepAliveTimeout 5000 ms of the main server raised to 20 s", log), \
         s.log_tail()
     assert "short-ka.test" not in "".join(l for l in log.splitlines() if "US0026" in l), log
+
+
+def _health_on(c, host):
+    """The answer to a health check sent on the open connection c with Host host."""
+    c.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    got = b""
+    while not got.endswith(b'{"status":"ok"}'):
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_a_raised_keep_alive_timeout_holds_behind_a_first_virtual_host_without_the_module(
+        server_factory):
+    """httpd keeps a connection alive by its request's name-based virtual
+    host's KeepAliveTimeout only when that host sets one, by the first virtual
+    host's of the address and port otherwise. The raise (US0026) counts as the
+    raised host's own, so a virtual host with UploadSession On behind a first
+    one without the module keeps its idle connections 20 s, where the first
+    host's 1 s closed them."""
+    s = server_factory(start=False)
+    s.extra = ["KeepAliveTimeout 1",
+               f"<VirtualHost 127.0.0.1:{s.port}>", "ServerName plain.test", "UploadSession Off",
+               "</VirtualHost>",
+               f"<VirtualHost 127.0.0.1:{s.port}>", "ServerName uploads.test", "UploadSession On",
+               "</VirtualHost>"]
+    s.write_config()
+    s.start()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+        first = _health_on(c, b"uploads.test")
+        assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b'{"status":"ok"}'), first
+        time.sleep(1.6)
+        again = _health_on(c, b"uploads.test")
+        assert again.startswith(b"HTTP/1.1 200 ") and again.endswith(b'{"status":"ok"}'), \
+            "the first virtual host's 1 s closed the idle connection"
+    log = s.log_text()
+    assert re.search(r"US0026.*KeepAliveTimeout 1000 ms of uploads\.test:\d+ raised to 20 s", log), \
+        s.log_tail()
+    assert "plain.test" not in "".join(l for l in log.splitlines() if "US0026" in l), log
