@@ -39,7 +39,8 @@ typedef struct {
     apr_interval_time_t lease;   /* a claim without heartbeat for this long is stale */
     const char *host;            /* owner ids: host/pid/worker */
     const us_logger *log;        /* may be NULL */
-    us_metrics_slot *metrics;    /* counts the files decided; may be NULL */
+    us_metrics_slot *metrics;    /* counts the files decided, the rounds a store failure
+                                  * ended and the claims lost; may be NULL */
     long long max_files;         /* UploadSessionMaxFilesPerSession; 0: unlimited */
     long long max_file_size;     /* UploadSessionMaxFileSize; sizes the late clear's grace */
     /* the files sweep's grace (us_files_sweep.h); 0: US_FILES_SWEEP_LEASES leases
@@ -127,8 +128,12 @@ void us_ingest_stop(us_ingester *ing);
  * apr_atomic_read32, is set).
  * Returns the number of files decided, 0 when there was nothing to claim
  * (or the session had no files left), -1 on a store error, US_INGEST_STORAGE_DOWN
- * when the file storage did not answer (the session is requeued in these
- * cases; files decided before the failure are returned instead). Files the
+ * when the file storage did not answer, US_INGEST_CLAIM_LOST or
+ * US_INGEST_CUT_SHORT (the session is requeued in these cases, but for a
+ * lost claim, which its new owner holds; files decided before the failure
+ * are returned instead). A round a store error
+ * ended counts in cfg->metrics' worker_store_errors, a claim lost in its
+ * ingest_claims_lost, whatever the return. Files the
  * storage refused with tries left stay PENDING while the others are
  * decided; the session is then requeued to be claimed again after their
  * delay (us_ingest_requeue_later), its uploads kept. *claimed (may be
@@ -147,6 +152,15 @@ void us_ingest_stop(us_ingester *ing);
  * retry might still ingest). A round that meets an outage counts against
  * no file. Internal to the ingestion: us_ingest_once does not return it. */
 #define US_INGEST_FILE_REFUSED (-3)
+/* The session was taken over mid-round (US1008: another worker took it
+ * once this one's lease lapsed, or it went with its workspace): nothing
+ * failed here, the new owner ingests what this round did not apply. */
+#define US_INGEST_CLAIM_LOST (-5)
+/* A round ended before its batch was applied with nothing failed in the
+ * store: the worker was asked to stop (a publish cut short, US1220), or
+ * the batch's publishing threads could not start (US1240). The batch is
+ * left to a replay. */
+#define US_INGEST_CUT_SHORT (-6)
 #define US_INGEST_PUBLISH_TRIES 5
 #define US_INGEST_REFUSAL_PAUSE apr_time_from_sec(1)
 

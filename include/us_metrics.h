@@ -86,6 +86,7 @@ typedef struct {
     apr_uint64_t store_errors;          /* store operations of requests and pages that failed */
     apr_uint64_t worker_store_errors;   /* the ingest and webhook workers': failed connects,
                                          * and rounds a store failure ended */
+    apr_uint64_t ingest_claims_lost;    /* ingest claims taken over mid-session (US1008) */
     apr_uint64_t files[US_OUTCOME__COUNT];
     apr_uint64_t requests[US_EP__COUNT][US_HIST_BUCKETS]; /* not cumulative */
     apr_uint64_t request_us[US_EP__COUNT];                /* sum of durations */
@@ -126,6 +127,7 @@ void us_metrics_upload_ended(us_metrics_slot *s, us_metrics_gauges *g, apr_uint6
                              int recorded);
 void us_metrics_store_error(us_metrics_slot *s);
 void us_metrics_worker_store_error(us_metrics_slot *s);
+void us_metrics_ingest_claim_lost(us_metrics_slot *s);
 void us_metrics_file(us_metrics_slot *s, us_outcome o);
 void us_metrics_request(us_metrics_slot *s, us_endpoint e, apr_interval_time_t d);
 

@@ -303,7 +303,8 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, us_stor
 /* Renews the claim once a third of the lease has passed since *beat: a
  * batch's moves may outlast the lease (object storage, a loaded machine),
  * or another worker takes the session over and the batch is fenced off,
- * again and again. 0, or -1 when it was taken over (logged). */
+ * again and again. 0, or US_INGEST_CLAIM_LOST when it was taken over
+ * (logged). */
 static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                  apr_time_t *beat)
 {
@@ -312,7 +313,7 @@ static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
         return 0;
     if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t) == US_DB_CONFLICT) {
         us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-        return -1;
+        return US_INGEST_CLAIM_LOST;
     }
     *beat = t;
     return 0;
@@ -344,8 +345,8 @@ static void renew_serial(void *arg)
 }
 
 /* Decides the batch one file after the other in the worker's thread; a
- * stop leaves the rest to a replay (-1). A file the storage refused is
- * marked in refused[] and the others go on. */
+ * stop leaves the rest to a replay (US_INGEST_CUT_SHORT). A file the
+ * storage refused is marked in refused[] and the others go on. */
 static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          us_storage *st, const us_session *s, const apr_array_header_t *pending,
                          apr_array_header_t *results, char *refused, int *moved,
@@ -355,20 +356,20 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     const file_tick tick = { renew_serial, &claim };
     for (int i = 0; i < pending->nelts; i++) {
         if (stopping(stop))
-            return -1;
+            return US_INGEST_CUT_SHORT;
         int d = decide(db, p, cfg, st, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), moved, &tick, stop);
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
         if (d == STOPPED)
-            return -1;
+            return US_INGEST_CUT_SHORT;
         if (d == US_INGEST_FILE_REFUSED) /* logged as 1029, 1033 or 1034 */
             refused[i] = 1;
         else if (d < 0)
             return store_failed(db, cfg, s);
-        if (renew(db, p, cfg, s, &claim.beat) < 0)
-            return -1;
+        if ((d = renew(db, p, cfg, s, &claim.beat)) != 0)
+            return d;
     }
     return 0;
 }
@@ -390,7 +391,8 @@ typedef struct {
     const us_session *s;
     publish_task *tasks;
     apr_time_t beat;
-    int lost;      /* the claim was taken over */
+    int lost;      /* the claim was taken over (US_INGEST_CLAIM_LOST), or the
+                    * worker asked to stop (US_INGEST_CUT_SHORT); 0: neither */
     volatile apr_uint32_t *stop; /* the worker's: no new publish once set */
 } wide_batch;
 
@@ -407,9 +409,10 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 static int tick_renew(void *arg)
 {
     wide_batch *b = arg;
-    if (!b->lost && (stopping(b->stop) || renew(b->db, b->p, b->cfg, b->s, &b->beat) < 0))
-        b->lost = 1;
-    return b->lost;
+    if (!b->lost)
+        b->lost = stopping(b->stop) ? US_INGEST_CUT_SHORT
+                                    : renew(b->db, b->p, b->cfg, b->s, &b->beat);
+    return b->lost != 0;
 }
 
 /* Decides the batch with up to width publishes at once: every file is
@@ -431,7 +434,7 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_ingest_result *r = apr_array_push(results);
         int go = 0;
         if (stopping(stop))
-            return -1;
+            return US_INGEST_CUT_SHORT;
         int d = judge(db, p, cfg, s, u, r, &go);
         if (d == US_INGEST_STORAGE_DOWN)
             return d;
@@ -441,8 +444,8 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             return store_failed(db, cfg, s);
         if (go)
             b.tasks[n++] = (publish_task){ u, r, i, US_INGEST_STORAGE_DOWN, 0 };
-        if (renew(db, p, cfg, s, &b.beat) < 0)
-            return -1;
+        if ((d = renew(db, p, cfg, s, &b.beat)) != 0)
+            return d;
     }
     int started = 0;
     apr_status_t rv = us_fanout_run(p, n, width, run_publish, &b, tick_renew, &b,
@@ -451,7 +454,7 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     if (rv != APR_SUCCESS) {
         us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: cannot start the publishing "
                "threads; batch retried", s->id);
-        return -1;
+        return US_INGEST_CUT_SHORT;
     }
     int down = 0, stopped = 0;
     for (int i = 0; i < started; i++) {
@@ -461,8 +464,10 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (b.tasks[i].rc == US_INGEST_FILE_REFUSED)
             refused[b.tasks[i].at] = 1;
     }
-    if (b.lost || stopped)
-        return -1;
+    if (b.lost)
+        return b.lost;
+    if (stopped)
+        return US_INGEST_CUT_SHORT;
     return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
 }
 
@@ -501,8 +506,8 @@ static apr_interval_time_t refusal_delay(const us_ingest_config *cfg, long long 
  * results, and *given_up set for it. The files with tries left keep
  * refused[] set (they stay PENDING: the batch is applied without them),
  * and *wait grows to the longest of their delays. 0, or -1 on a store
- * error or a lost claim. Rounds that meet an outage never get here: an
- * outage counts against no file. */
+ * error, US_INGEST_CLAIM_LOST on a lost claim. Rounds that meet an
+ * outage never get here: an outage counts against no file. */
 static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                           const us_session *s, const apr_array_header_t *pending,
                           apr_array_header_t *results, char *refused, char *given_up,
@@ -517,7 +522,7 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         us_db_rc rc = us_ingest_publish_refused(db, p, s, u->name, &n);
         if (rc == US_DB_CONFLICT) {
             us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-            return -1;
+            return US_INGEST_CLAIM_LOST;
         }
         if (rc != US_DB_OK && rc != US_DB_NOTFOUND) /* NOTFOUND: decided, the apply skips it */
             return store_failed(db, cfg, s);
@@ -544,9 +549,10 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
  * returns the batch's files (decided, or refused with tries left: those
  * stay PENDING, *wait grows to their delay, and the session is taken
  * again once it has passed), *decided of them decided; 0 when none were
- * pending, -1 on a store error or when *stop was set (nothing applied: a
- * replay decides the batch again), US_INGEST_STORAGE_DOWN on a storage
- * outage. Once the batch is applied, after->name is its last name. */
+ * pending, -1 on a store error, US_INGEST_CLAIM_LOST or US_INGEST_CUT_SHORT
+ * (nothing applied: a replay decides the batch again), US_INGEST_STORAGE_DOWN
+ * on a storage outage. Once the batch is applied, after->name is its last
+ * name. */
 static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          const us_session *s, batch_cursor *after, volatile apr_uint32_t *stop,
                          apr_interval_time_t *wait, long *decided)
@@ -596,7 +602,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
          * are in the file trash) */
         us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost; the batch "
                "is not recorded", s->id);
-        return -1;
+        return US_INGEST_CLAIM_LOST;
     }
     if (rc != US_DB_OK) {
         us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
@@ -773,8 +779,8 @@ void us_ingest_listing_page(apr_pool_t *p, const apr_array_header_t *objects, co
 }
 
 /* A direct-upload session: its one listing becomes its upload rows, unless
- * one was recorded already. 0 to go on, 1 when the claim was lost (stop),
- * -1 on a store error, US_INGEST_STORAGE_DOWN on a storage outage. */
+ * one was recorded already. 0 to go on, US_INGEST_CLAIM_LOST, -1 on a
+ * store error, US_INGEST_STORAGE_DOWN on a storage outage. */
 static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                           const us_session *s)
 {
@@ -797,7 +803,7 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     us_db_rc rc = us_ingest_record_listing(db, p, s, objs, &recorded);
     if (rc == US_DB_CONFLICT) {
         us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-        return 1;
+        return US_INGEST_CLAIM_LOST;
     }
     if (rc != US_DB_OK) {
         us_log(cfg->log, US_LOG_WARN, 0, 1003, "ingest: session %s: %s", s->id, us_db_error(db));
@@ -848,6 +854,17 @@ static int clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char 
     return 0;
 }
 
+/* What ended a round, counted: a store failure (-1), a claim lost; the
+ * stop, a storage outage, the publishing threads that did not start are
+ * counted as neither. */
+static void count_end(const us_ingest_config *cfg, long n)
+{
+    if (n == -1)
+        us_metrics_worker_store_error(cfg->metrics);
+    else if (n == US_INGEST_CLAIM_LOST)
+        us_metrics_ingest_claim_lost(cfg->metrics);
+}
+
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
                     volatile apr_uint32_t *stop, int *claimed)
 {
@@ -863,6 +880,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     if (rc != US_DB_OK) {
         if (rc != US_DB_BUSY)
             us_log(cfg->log, US_LOG_ERR, 0, 1005, "ingest: claim: %s", us_db_error(db));
+        count_end(cfg, -1);
         return -1;
     }
     us_log(cfg->log, US_LOG_INFO, 0, 1006, "ingest: session %s (%s, %s) claimed by %s", s.id, s.workspace,
@@ -874,10 +892,11 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
     if (s.direct == US_DIRECT_UNLISTED && strcmp(s.status, "ABORTED") != 0) {
         int lr = record_listing(db, bp, cfg, &s);
         if (lr != 0) {
-            if (lr < 0)
+            count_end(cfg, lr);
+            if (lr != US_INGEST_CLAIM_LOST)
                 us_ingest_requeue(db, bp, s.id, owner);
             apr_pool_destroy(bp);
-            return lr < 0 ? lr : 0;
+            return lr;
         }
     }
     apr_interval_time_t wait = 0; /* files refused with tries left: the longest delay */
@@ -890,6 +909,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         }
         long n = ingest_batch(db, bp, cfg, &s, &after, stop, &wait, &decided);
         if (n < 0) {
+            count_end(cfg, n);
             us_ingest_requeue(db, bp, s.id, owner);
             total = total ? total : n;
             break;
@@ -922,6 +942,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         total += decided;
         if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
             us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s.id);
+            count_end(cfg, US_INGEST_CLAIM_LOST);
             break;
         }
     }
@@ -1245,13 +1266,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             fruitless = 0;
         else if (was_poked) /* a close with nothing to ingest (no file) */
             fruitless++;
-        if (n < 0 && n != US_INGEST_STORAGE_DOWN) { /* a store failure, logged where it met it */
-            /* or the stop: a round it cut short (a publish, s3's requests)
-             * ends so too, with nothing failed */
-            if (!apr_atomic_read32(&ing->stop))
-                us_metrics_worker_store_error(cfg->metrics);
+        /* a store failure (logged where it met it, counted by
+         * us_ingest_once), a lost claim, a round cut short */
+        if (n < 0 && n != US_INGEST_STORAGE_DOWN)
             nap(ing, apr_time_from_sec(1), apr_time_from_sec(1));
-        }
         else if (!claimed) /* idle; after a session (even an empty one) look again at once */
             poked = nap(ing, cfg->poll, us_ingest_poke_gap(fruitless, cfg->poll));
     }

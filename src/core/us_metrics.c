@@ -95,7 +95,7 @@ const char *us_hist_label(int i)
 
 /* Changes whenever the layout does: a block from a build with another
  * layout (a restart that loaded a new module) is started afresh. */
-#define US_METRICS_MAGIC 0x55534d33u /* "USM3" */
+#define US_METRICS_MAGIC 0x55534d34u /* "USM4" */
 
 struct us_metrics_slot {
     _Alignas(64) us_metrics_counts c; /* a cache line of its own per slot */
@@ -227,6 +227,12 @@ void us_metrics_worker_store_error(us_metrics_slot *s)
 {
     if (s)
         apr_atomic_inc64(&s->c.worker_store_errors);
+}
+
+void us_metrics_ingest_claim_lost(us_metrics_slot *s)
+{
+    if (s)
+        apr_atomic_inc64(&s->c.ingest_claims_lost);
 }
 
 void us_metrics_file(us_metrics_slot *s, us_outcome o)

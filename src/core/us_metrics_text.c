@@ -94,6 +94,9 @@ const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v)
          "Store failures of the ingest workers and the event deliverers: failed connects, "
          "and rounds a store failure ended (each retried).");
     sample(out, "worker_store_errors_total", NULL, u64(p, c->worker_store_errors));
+    head(out, "ingest_claims_lost_total", "counter",
+         "Ingest claims another worker took over mid-session once their lease lapsed.");
+    sample(out, "ingest_claims_lost_total", NULL, u64(p, c->ingest_claims_lost));
 
     head(out, "store_up", "gauge", "1 when the store answered this scrape's query.");
     sample(out, "store_up", NULL, v->overview ? "1" : "0");
@@ -322,6 +325,7 @@ const char *us_metrics_status_json(apr_pool_t *p, const us_status_view *v)
     us_json_write_object_close(&w);
     write_u64(&w, "store_errors_total", c->store_errors);
     write_u64(&w, "worker_store_errors_total", c->worker_store_errors);
+    write_u64(&w, "ingest_claims_lost_total", c->ingest_claims_lost);
     write_leases(&w, p, v->leases);
     if (v->webhook_urls > 0)
         write_webhooks(&w, p, v);
@@ -355,6 +359,7 @@ const char *us_metrics_status_auto(apr_pool_t *p, const us_status_view *v)
     LINE("UploadSessionFilesFailed: %" APR_UINT64_T_FMT "\n", failed);
     LINE("UploadSessionStoreErrors: %" APR_UINT64_T_FMT "\n", c->store_errors);
     LINE("UploadSessionWorkerStoreErrors: %" APR_UINT64_T_FMT "\n", c->worker_store_errors);
+    LINE("UploadSessionIngestClaimsLost: %" APR_UINT64_T_FMT "\n", c->ingest_claims_lost);
     if (v->webhook_urls > 0 && v->webhooks) {
         LINE("UploadSessionWebhooksPending: %" APR_INT64_T_FMT "\n",
              (apr_int64_t)v->webhooks->pending);

@@ -155,6 +155,7 @@ def counters_of(samples):
         **{r: sample(samples, "ingested_files_total", status="FAILED", reason=r) for r in REASONS},
         "store_errors": sample(samples, "store_errors_total"),
         "worker_store_errors": sample(samples, "worker_store_errors_total"),
+        "ingest_claims_lost": sample(samples, "ingest_claims_lost_total"),
     }
 
 
@@ -189,7 +190,8 @@ def test_counters_add_up_across_children(make_server):
     assert types[PREFIX + "request_duration_seconds"] == "histogram"
     assert types[PREFIX + "ingest_queue_sessions"] == "gauge"
     assert counters_of(samples) == {"uploads": 0, "bytes": 0, "finished": 0, "store_errors": 0,
-                                    "worker_store_errors": 0, **{r: 0 for r in REASONS}}
+                                    "worker_store_errors": 0, "ingest_claims_lost": 0,
+                                    **{r: 0 for r in REASONS}}
     assert sample(samples, "store_up") == 1
     assert sample(samples, "sessions", state="OPEN") == 0
     check_histograms(samples, {ep: 0 for ep in ENDPOINTS})
@@ -230,7 +232,7 @@ def test_counters_add_up_across_children(make_server):
 
     types, samples = scrape(ops)
     want = {"uploads": len(files), "bytes": total_bytes, "finished": 24, "store_errors": 0,
-            "worker_store_errors": 0, "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
+            "worker_store_errors": 0, "ingest_claims_lost": 0, "EMPTY_FILE": 3, "FAILED_TO_PARSE_META": 1, "FILE_ALREADY_EXISTS": 0,
             "FILE_NOT_FOUND": 0, "UNKNOWN_ERROR": 0, "OTHER": 0}
     assert counters_of(samples) == want
     assert sample(samples, "sessions", state="CLOSED") == 1
@@ -261,6 +263,7 @@ def test_counters_add_up_across_children(make_server):
         "requests": counts,
         "store_errors_total": 0,
         "worker_store_errors_total": 0,
+        "ingest_claims_lost_total": 0,
         "leases": {},
     }, st
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", st["counting_since"]), st
@@ -331,6 +334,7 @@ def test_mod_status_section(make_server):
         "UploadSessionFilesFailed: 0",
         "UploadSessionStoreErrors: 0",
         "UploadSessionWorkerStoreErrors: 0",
+        "UploadSessionIngestClaimsLost: 0",
     ], r.text
     assert any(line.startswith("ServerUptimeSeconds: ") for line in lines), r.text
 

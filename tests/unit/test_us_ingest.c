@@ -1372,12 +1372,14 @@ static void test_long_file_renews_lease(void **state)
 /* A worker whose claim was taken over mid-batch learns it at its next
  * renewal and stops there: the files after it are neither published nor
  * recorded, nothing of the batch is applied; the new owner ingests all
- * six exactly once. */
+ * six exactly once. The round counts a lost claim, not a store failure. */
 static void test_lost_renewal_stops_batch(void **state)
 {
     us_db *db = db_open(), *other = db_open();
     us_session s;
+    us_metrics_counts counts;
     apr_array_header_t *pending, *claims;
+    us_metrics *m = us_metrics_attach(apr_pcalloc(pool, us_metrics_size()), apr_time_now());
     (void)state;
     const char *sid = six_file_session(db, "w-stolen");
     /* stolen after the third file; the renewal after the fourth fails */
@@ -1387,7 +1389,11 @@ static void test_lost_renewal_stops_batch(void **state)
     c.batch = 6;
     c.clock = stepped_now;
     c.clock_arg = &clk;
-    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), -1);
+    c.metrics = us_metrics_slot_for(m, 1);
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_CLAIM_LOST);
+    us_metrics_sum(m, &counts);
+    assert_int_equal(counts.ingest_claims_lost, 1);
+    assert_int_equal(counts.worker_store_errors, 0);
     assert_int_equal(clk.steal_rc, US_DB_OK);
     assert_int_equal(clk.reads, 6);
     assert_int_equal(us_ingest_pending(db, pool, sid, "", 10, &pending), US_DB_OK);

@@ -71,10 +71,12 @@ static void test_slots_add_up(void **state)
     us_metrics_store_error(us_metrics_slot_for(m, 7));
     us_metrics_worker_store_error(us_metrics_slot_for(m, 7));
     us_metrics_worker_store_error(us_metrics_slot_for(m, 8));
+    us_metrics_ingest_claim_lost(us_metrics_slot_for(m, 9));
     us_metrics_upload_started(us_metrics_gauges_claim(m, 7));
     us_metrics_upload_bytes(us_metrics_gauges_claim(m, 7), 42); /* its own record again */
     us_metrics_sum(m, &c);
     assert_int_equal(c.worker_store_errors, 2);
+    assert_int_equal(c.ingest_claims_lost, 1);
     assert_int_equal(c.uploads, 20);
     assert_int_equal(c.upload_bytes, 300);
     assert_int_equal(c.uploads_active, 0); /* the second claim zeroed the record */
@@ -86,6 +88,7 @@ static void test_slots_add_up(void **state)
     assert_int_equal(c.store_errors, 1);
     /* NULL counts nothing */
     us_metrics_worker_store_error(NULL);
+    us_metrics_ingest_claim_lost(NULL);
     us_metrics_upload_started(NULL);
     us_metrics_upload_ended(NULL, NULL, 1, 1);
     us_metrics_request(NULL, US_EP_HEALTH, 1);
@@ -257,6 +260,8 @@ static void test_prometheus_text(void **state)
         "mod_upload_session_ingested_files_total{status=\"FAILED\",reason=\"FILE_ALREADY_EXISTS\"} 1\n",
         "mod_upload_session_store_errors_total 0\n",
         "mod_upload_session_worker_store_errors_total 0\n",
+        "# TYPE mod_upload_session_ingest_claims_lost_total counter\n"
+        "mod_upload_session_ingest_claims_lost_total 0\n",
         "mod_upload_session_store_up 1\n",
         "mod_upload_session_sessions{state=\"OPEN\"} 2\n"
         "mod_upload_session_sessions{state=\"CLOSED\"} 5\n"
@@ -285,8 +290,8 @@ static void test_prometheus_text(void **state)
         helps += strncmp(l, "# HELP ", 7) == 0;
         types += strncmp(l, "# TYPE ", 7) == 0;
     }
-    assert_int_equal(helps, 13);
-    assert_int_equal(types, 13);
+    assert_int_equal(helps, 14);
+    assert_int_equal(types, 14);
 
     /* without the store: store_up 0 and no gauges read from it */
     v.overview = NULL;
@@ -399,7 +404,8 @@ static void test_status_auto(void **state)
                         "UploadSessionFilesFinished: 0\n"
                         "UploadSessionFilesFailed: 2\n"
                         "UploadSessionStoreErrors: 0\n"
-                        "UploadSessionWorkerStoreErrors: 0\n");
+                        "UploadSessionWorkerStoreErrors: 0\n"
+                        "UploadSessionIngestClaimsLost: 0\n");
 }
 
 /* The webhook section: only with webhooks configured; null without the store. */
