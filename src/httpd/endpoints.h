@@ -17,7 +17,8 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
 int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 int us_api_session_files(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id);
 
-/* workspace files (us_files.c) */
+/* workspace files: us_files_list.c, us_files_get.c, us_files_post.c,
+ * us_files_delete.c, us_files_meta.c */
 int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws);
 int us_api_file_get(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id, int meta_only);
 int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws);

@@ -1,14 +1,17 @@
 /*
  * response.c - the JSON answers every endpoint group sends (FastAPI's
- * {"detail": ...} and 422 shapes), store failures mapped to 503/500, and the
- * connection pool taken and given back around a query.
+ * {"detail": ...} and 422 shapes), store and storage failures mapped to
+ * 503/500, a response cut short, and the connection pool taken and given
+ * back around a query.
  */
 #include "response.h"
 #include "us_json.h"
+#include "us_storage.h"
 
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
+#include <apr_buckets.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -76,8 +79,7 @@ int us_send_store_error(request_rec *r, us_db_rc rc, const char *what)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       USLOGNO(0101) "store busy: %s", what);
         apr_table_setn(r->headers_out, "Retry-After", "1");
-        return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE,
-                           "The service is busy. Try again in a moment.");
+        return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, US_BUSY_DETAIL);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, USLOGNO(0102) "store error: %s", what);
     return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
@@ -120,4 +122,37 @@ us_db *us_acquire_db(request_rec *r, us_srv_conf *c)
 const char *us_public_base(request_rec *r, const us_srv_conf *c)
 {
     return c->public_url ? c->public_url : ap_construct_url(r->pool, "", r);
+}
+
+/* A response cut short after its headers went out, when its status can no
+ * longer tell: httpd's error bucket ends it without keep-alive (and a
+ * chunked body without its last chunk), so the client sees the connection
+ * closed at once with a short body, instead of waiting for bytes that never
+ * come until KeepAliveTimeout. */
+void us_abort_response(request_rec *r)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, ba);
+    r->connection->keepalive = AP_CONN_CLOSE;
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    ap_pass_brigade(r->output_filters, bb);
+}
+
+/* A storage failure: an outage is 503 with Retry-After, the rest 500. */
+int us_send_storage_error(request_rec *r, apr_status_t rv)
+{
+    if (!us_storage_unavailable(rv))
+        return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
+    apr_table_setn(r->headers_out, "Retry-After", "1");
+    return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, US_BUSY_DETAIL);
+}
+
+/* JSON text that is already written (a stored meta object). */
+int us_send_json_text(request_rec *r, int status, const char *text)
+{
+    us_json_writer w;
+    us_json_write_init(&w, r->pool, strlen(text) + 1);
+    us_json_write_raw(&w, text, strlen(text));
+    return us_send_json_writer(r, status, &w);
 }

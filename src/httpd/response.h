@@ -21,6 +21,16 @@ int us_send_not_granted(request_rec *r, const char *ws);
 int us_send_422(request_rec *r, json_t *errs);
 /* busy -> 503 + Retry-After, else 500 (logged). */
 int us_send_store_error(request_rec *r, us_db_rc rc, const char *what);
+/* the detail of a 503, as for a busy store */
+#define US_BUSY_DETAIL "The service is busy. Try again in a moment."
+/* A storage failure (us_storage.h): an outage is 503 with Retry-After, the
+ * rest 500. */
+int us_send_storage_error(request_rec *r, apr_status_t rv);
+/* JSON text that is already written (a stored meta object), as the body. */
+int us_send_json_text(request_rec *r, int status, const char *text);
+/* A response cut short after its headers went out, when its status can no
+ * longer tell (the connection is closed at once). */
+void us_abort_response(request_rec *r);
 
 /* A pooled connection, or NULL after answering 503/500 itself. */
 us_db *us_acquire_db(request_rec *r, us_srv_conf *c);

@@ -305,7 +305,7 @@ static int live_listing(request_rec *r, const us_srv_conf *c, const us_session *
     if (!us_storage_unavailable(rv))
         return us_send_detail(r, HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error");
     apr_table_setn(r->headers_out, "Retry-After", "1");
-    return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, "The service is busy. Try again in a moment.");
+    return us_send_detail(r, HTTP_SERVICE_UNAVAILABLE, US_BUSY_DETAIL);
 }
 
 static int send_session_status(request_rec *r, const us_srv_conf *c, const us_session *s)

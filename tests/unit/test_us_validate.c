@@ -976,7 +976,7 @@ static void test_body_literal(void **state)
     }
 }
 
-/* Required fields of a body object (us_workspaces.c's name, us_files.c's
+/* Required fields of a body object (us_workspaces.c's name, us_files_delete.c's
  * names) and the type items of their values. */
 typedef struct {
     const char *body;
