@@ -707,15 +707,29 @@ us_db_rc us_webhook_claim(us_db *db, apr_pool_t *p, const char *owner, apr_time_
 us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
                               int pages);
 typedef struct {
+    const char *url;           /* as listed (us_webhook_targets_set) */
+    int failures;              /* its failed attempts in a row */
+    apr_time_t paused_until;   /* none of its rows is claimed before */
+} us_webhook_paused;
+
+typedef struct {
     apr_time_t now;          /* the attempt's end: the row's last attempt */
     apr_time_t next_at;      /* the row's next attempt */
     const char *error;
     int give_up;             /* the row fails for good */
-    /* The receiver failed: its URL is paused until then (no row of it is
-     * claimed before) and its failures counted. 0: not the receiver's
-     * failure (no POST could be made): the URL unchanged, but for a
-     * probe's pause, which ends. */
-    apr_time_t paused_until;
+    /* The receiver failed: its URL's failures counted and the URL paused
+     * (no row of it claimed before) until now plus pause doubled once per
+     * failure in a row before this one, at most pause_max: pause and
+     * pause_max as us_webhook_backoff's first and longest make it
+     * now + us_webhook_backoff(failures). The count and the pause are the
+     * store's as the settle finds them, so attempts in flight at once
+     * each count and the pause follows the count whichever settles last;
+     * a failure never moves the pause earlier (a later one holds, as does
+     * another attempt's probe lease) but for its own probe lease, which
+     * it ends. 0: not the receiver's failure (no POST could be made): the
+     * URL unchanged, but for a probe's pause, which ends. */
+    apr_interval_time_t pause;
+    apr_interval_time_t pause_max;
     /* With a pause: the URL's other pending rows whose event occurred
      * before this time and that no live lease holds fail too (error kept,
      * last attempt now). 0: none. */
@@ -724,11 +738,13 @@ typedef struct {
 
 /* A failed attempt: attempts + 1, error kept, next attempt at next_at, the
  * lease released; with give_up the row is marked failed and never claimed
- * again; and its URL's circuit breaker as f says. One transaction: the
- * row, the URL's stale rows and the URL change together. A no-op when
- * owner lost the lease. */
+ * again; and its URL's circuit breaker as f says, *url (when not NULL) its
+ * failures and pause as the receiver's failure left them (zero otherwise,
+ * and when owner lost the lease). One transaction: the row, the URL's
+ * stale rows and the URL change together. A no-op when owner lost the
+ * lease. */
 us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                          const us_webhook_failure *f);
+                          const us_webhook_failure *f, us_webhook_paused *url);
 /* An attempt cut short by a shutdown: the lease released, nothing else
  * changed (not an attempt: due again at once, to any deliverer), but for
  * a probe's pause of its URL, which ends; one transaction. A no-op when
@@ -745,12 +761,6 @@ typedef struct {
 
 /* The outbox's counts for the status pages: one statement, one snapshot. */
 us_db_rc us_webhook_stats_read(us_db *db, apr_pool_t *p, us_webhook_stats *out);
-
-typedef struct {
-    const char *url;           /* as listed (us_webhook_targets_set) */
-    int failures;              /* its failed attempts in a row */
-    apr_time_t paused_until;   /* none of its rows is claimed before */
-} us_webhook_paused;
 
 /* *rows (us_webhook_paused, by URL): the URLs whose circuit breaker holds
  * their rows at now (us_webhook_retry's pause, or a probe's lease): at

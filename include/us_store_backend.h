@@ -132,7 +132,8 @@ typedef enum {
     US_STMT_WEBHOOK_URL_FAILED,     /* the URL's circuit breaker: a failure, */
     US_STMT_WEBHOOK_URL_CLEAR,      /* a delivery, */
     US_STMT_WEBHOOK_URL_UNPAUSE,    /* a probe that was not the receiver's failure, */
-    US_STMT_WEBHOOK_URL_STALE,      /* its rows past the retry time failed */
+    US_STMT_WEBHOOK_URL_STALE,      /* its rows past the retry time failed, */
+    US_STMT_WEBHOOK_URL_STATE,      /* its failures and pause as a failure left them */
     US_STMT_WEBHOOK_NEXT_PAGE,
     US_STMT_WEBHOOK_DONE,
     US_STMT_WEBHOOK_RETRY,

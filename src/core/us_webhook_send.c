@@ -158,6 +158,18 @@ static const char *event_body(us_db *db, apr_pool_t *p, const us_webhook_row *w,
     return body;
 }
 
+/* How a failure left its URL, for the log: its pause and count as the
+ * store has them (other attempts in flight count too); empty when the
+ * failure paused nothing (a lost lease, a URL no longer listed). */
+static const char *url_paused(apr_pool_t *p, const us_webhook_paused *url, apr_time_t now)
+{
+    if (!url->failures)
+        return "";
+    return apr_psprintf(p, ", the URL paused %" APR_INT64_T_FMT " s after %d failed attempts "
+                        "in a row", (apr_int64_t)apr_time_sec(url->paused_until - now),
+                        url->failures);
+}
+
 int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, const char *owner,
                     volatile apr_uint32_t *stop, us_db_rc *failure)
 {
@@ -204,21 +216,20 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
     us_webhook_failure f = {
         .now = now, .next_at = now + us_webhook_backoff(w.attempts + 1),
         .give_up = body == NULL || now - w.occurred_at > cfg->retry_for,
-        .paused_until = body ? now + us_webhook_backoff(w.url_failures + 1) : 0,
+        .pause = body ? us_webhook_backoff(1) : 0, .pause_max = US_WEBHOOK_MAX_BACKOFF,
         .stale_before = body ? now - cfg->retry_for : 0,
     };
     /* stored, and shown by the status pages: without the URL's query */
     f.error = apr_psprintf(p, "%s from %s", err, us_webhook_url_shown(p, w.url));
-    rc = us_webhook_retry(db, p, w.id, owner, &f);
+    us_webhook_paused url = { NULL, 0, 0 };
+    rc = us_webhook_retry(db, p, w.id, owner, &f, &url);
     if (f.give_up)
         us_log(cfg->log, US_LOG_WARN, 0, 1302, "webhook %s %s (delivery %s) given up after %d "
                "attempts: %s", w.event, w.session_id, id, w.attempts + 1, f.error);
     else
         us_log(cfg->log, US_LOG_INFO, 0, 1303, "webhook %s %s (delivery %s) attempt %d failed: "
-               "%s; next in %" APR_INT64_T_FMT " s, the URL paused %" APR_INT64_T_FMT " s after "
-               "%d failed attempts in a row", w.event, w.session_id, id, w.attempts + 1, f.error,
-               (apr_int64_t)apr_time_sec(f.next_at - now),
-               (apr_int64_t)apr_time_sec(f.paused_until - now), w.url_failures + 1);
+               "%s; next in %" APR_INT64_T_FMT " s%s", w.event, w.session_id, id, w.attempts + 1,
+               f.error, (apr_int64_t)apr_time_sec(f.next_at - now), url_paused(p, &url, now));
     *failure = rc;
     return rc == US_DB_OK ? 1 : -1;
 }

@@ -78,6 +78,13 @@
 #define WEBHOOK_URL_OPEN(o)                                                      \
     "NOT EXISTS (SELECT 1 FROM us_webhook_targets t WHERE t.url = " o ".url" \
     " AND t.paused_until > " JUDGED_NOW ")"
+/* The end of a failing URL's pause, from failures (its count before this
+ * failure): now plus the first pause doubled once per failure before this
+ * one, the longest pause from a number of doublings on (the shift stays
+ * far inside 64 bits). Its arguments: now, that number, the longest, the
+ * first. */
+#define WEBHOOK_URL_PAUSE_END \
+    "(%lld + CASE WHEN failures >= %d THEN %lld ELSE %lld << failures END)"
 #define WEBHOOK_DUE                                                             \
     "state = 'pending' AND next_at <= %lld AND lease_until <= %lld AND " \
     WEBHOOK_URL_OPEN("us_webhook_outbox")
@@ -322,8 +329,14 @@
       /* a row as its owner leased it: its URL and the lease's end */                         \
       "SELECT url, lease_until FROM us_webhook_outbox WHERE id = %lld AND lease_owner = %s")  \
     X(WEBHOOK_URL_FAILED, "webhook_url_failed",                                               \
-      "UPDATE us_webhook_targets SET failures = failures + 1, paused_until = %lld"            \
-      " WHERE url = %s")                                                                      \
+      /* the count and the pause from the row as this statement finds it:                    \
+       * attempts in flight at once each count, and the pause is the backoff                  \
+       * of the count, whichever settles last. A pause is never moved earlier                 \
+       * (a later one, or another attempt's probe lease, holds) but for the                   \
+       * settling probe's own lease (%lld), which its failure ends */                         \
+      "UPDATE us_webhook_targets SET failures = failures + 1, paused_until = CASE"            \
+      " WHEN paused_until <> %lld AND paused_until > " WEBHOOK_URL_PAUSE_END                  \
+      " THEN paused_until ELSE " WEBHOOK_URL_PAUSE_END " END WHERE url = %s")                 \
     X(WEBHOOK_URL_CLEAR, "webhook_url_clear",                                                 \
       /* no write while the URL is healthy */                                                 \
       "UPDATE us_webhook_targets SET failures = 0, paused_until = 0"                          \
@@ -338,6 +351,8 @@
       "UPDATE us_webhook_outbox SET state = 'failed', last_error = %s, last_attempt_at = %lld" \
       " WHERE url = %s AND id <> %lld AND state = 'pending' AND occurred_at < %lld"           \
       " AND lease_until <= " JUDGED_NOW)                                                      \
+    X(WEBHOOK_URL_STATE, "webhook_url_state",                                                 \
+      "SELECT failures, paused_until FROM us_webhook_targets WHERE url = %s")                 \
     X(WEBHOOK_STATS, "webhook_stats",                                                         \
       /* one statement: one snapshot */                                                       \
       "SELECT (SELECT COUNT(*) FROM us_webhook_outbox WHERE state = 'pending'),"              \

@@ -134,6 +134,7 @@ typedef struct {
     const char *owner;
     int page, pages;                /* us_webhook_delivered */
     const us_webhook_failure *f;    /* us_webhook_retry */
+    us_webhook_paused *url;         /* us_webhook_retry: as the failure left it */
 } settle_args;
 
 typedef struct {
@@ -195,38 +196,67 @@ static us_db_rc delivered_body(us_db *db, apr_pool_t *p, void *arg)
 us_db_rc us_webhook_delivered(us_db *db, apr_pool_t *p, long long id, const char *owner, int page,
                               int pages)
 {
-    settle_args a = { id, owner, page, pages, NULL };
+    settle_args a = { id, owner, page, pages, NULL, NULL };
     return us_write_txn(db, p, delivered_body, &a);
+}
+
+/* How many doublings of the first pause reach the longest: from that
+ * count of failures before one on, the pause is the longest. */
+static int pause_doublings(apr_int64_t first, apr_int64_t longest)
+{
+    int n = 0;
+    while (n < 40 && first > 0 && first <= (longest - 1) >> n) /* first << n < longest */
+        n++;
+    return n;
+}
+
+static void row_to_url_state(const us_row *r, apr_pool_t *p, void *out)
+{
+    us_webhook_paused *u = out;
+    (void)p;
+    u->failures = (int)us_row_ll(r, 0);
+    u->paused_until = (apr_time_t)us_row_ll(r, 1);
 }
 
 static us_db_rc retry_body(us_db *db, apr_pool_t *p, void *arg)
 {
     settle_args *a = arg;
+    memset(a->url, 0, sizeof(*a->url)); /* a retried transaction reads afresh */
     const us_webhook_failure *f = a->f;
     leased_row l;
     int nrows = 0;
-    apr_int64_t t = f->now, next = f->next_at, pause = f->paused_until, stale = f->stale_before;
+    apr_int64_t t = f->now, next = f->next_at, stale = f->stale_before;
+    apr_int64_t first = f->pause, longest = f->pause_max;
     const char *error = f->error ? f->error : "";
     const void *args[] = { &next, error, &t, f->give_up ? "failed" : "pending", &a->id,
                            a->owner };
     us_db_rc rc = settle_row(db, p, a, US_STMT_WEBHOOK_RETRY, args, &l);
     if (rc != US_DB_OK)
         return rc == US_DB_NOTFOUND ? US_DB_OK : rc;
-    if (!f->paused_until)
+    if (!f->pause)
         return unpause(db, p, &l); /* not the receiver's failure */
     if (f->stale_before) {
         const void *sargs[] = { error, &t, l.url, &a->id, &stale, &t };
         if ((rc = us_exec(db, p, US_STMT_WEBHOOK_URL_STALE, sargs, &nrows)) != US_DB_OK)
             return rc;
     }
-    const void *uargs[] = { &pause, l.url };
-    return us_exec(db, p, US_STMT_WEBHOOK_URL_FAILED, uargs, &nrows);
+    int doublings = pause_doublings(first, longest);
+    const void *uargs[] = { &l.lease_until, &t, &doublings, &longest, &first,
+                            &t, &doublings, &longest, &first, l.url };
+    if ((rc = us_exec(db, p, US_STMT_WEBHOOK_URL_FAILED, uargs, &nrows)) != US_DB_OK)
+        return rc;
+    const void *sargs[] = { l.url };
+    rc = us_select_one(db, p, US_STMT_WEBHOOK_URL_STATE, sargs, row_to_url_state, a->url);
+    if (rc == US_DB_OK)
+        a->url->url = l.url;
+    return rc == US_DB_NOTFOUND ? US_DB_OK : rc; /* no longer listed: no breaker */
 }
 
 us_db_rc us_webhook_retry(us_db *db, apr_pool_t *p, long long id, const char *owner,
-                          const us_webhook_failure *f)
+                          const us_webhook_failure *f, us_webhook_paused *url)
 {
-    settle_args a = { id, owner, 0, 0, f };
+    us_webhook_paused ignored;
+    settle_args a = { id, owner, 0, 0, f, url ? url : &ignored };
     return us_write_txn(db, p, retry_body, &a);
 }
 
@@ -243,7 +273,7 @@ static us_db_rc release_body(us_db *db, apr_pool_t *p, void *arg)
 
 us_db_rc us_webhook_release(us_db *db, apr_pool_t *p, long long id, const char *owner)
 {
-    settle_args a = { id, owner, 0, 0, NULL };
+    settle_args a = { id, owner, 0, 0, NULL, NULL };
     return us_write_txn(db, p, release_body, &a);
 }
 

@@ -18,6 +18,7 @@
 #include "us_odata.h"
 #include "us_store_backend.h"
 #include "us_time.h"
+#include "us_webhook.h"
 
 typedef struct {
     const us_store_backend *backend;
@@ -2840,12 +2841,12 @@ static void sc_sleep_past(apr_time_t t)
 }
 
 /* A failed attempt at row id by owner at now, due again at next_at, its
- * URL paused as long (no stale rows failed). */
+ * URL (its first failure) paused as long (no stale rows failed). */
 static us_db_rc sc_retry(us_db *db, long long id, const char *owner, apr_time_t now,
                          apr_time_t next_at, const char *error, int give_up)
 {
-    us_webhook_failure f = { now, next_at, error, give_up, next_at, 0 };
-    return us_webhook_retry(db, pool, id, owner, &f);
+    us_webhook_failure f = { now, next_at, error, give_up, next_at - now, SC_SEC(3600), 0 };
+    return us_webhook_retry(db, pool, id, owner, &f, NULL);
 }
 
 /* Retries wait for their time, keep the last error, page on, give up;
@@ -3040,8 +3041,8 @@ static void sc_webhook_url_breaker(void **state)
     assert_int_equal(us_webhook_claim(db, pool, "d0", now, now + lease, &w), US_DB_OK);
     assert_int_equal(w.url_failures, 0);
     const char *bad = w.url, *good = strcmp(w.url, urls[0]) == 0 ? urls[1] : urls[0];
-    us_webhook_failure f = { now, now + SC_SEC(600), "HTTP 500", 0, now + pause, 0 };
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f), US_DB_OK);
+    us_webhook_failure f = { now, now + SC_SEC(600), "HTTP 500", 0, pause, SC_SEC(3600), 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f, NULL), US_DB_OK);
     /* the status pages' list: the paused URL, its failures and pause */
     apr_array_header_t *paused = NULL;
     assert_int_equal(us_webhook_paused_read(db, pool, now, &paused), US_DB_OK);
@@ -3090,15 +3091,16 @@ static void sc_webhook_url_breaker(void **state)
     assert_int_equal(w2.url_failures, 0);
     assert_false(w.id == w2.id);
     /* a failure that was not the receiver's (no POST) pauses nothing */
-    us_webhook_failure local = { t, t + SC_SEC(600), "bad name", 1, 0, 0 };
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "p5", &local), US_DB_OK);
+    us_webhook_failure local = { t, t + SC_SEC(600), "bad name", 1, 0, 0, 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "p5", &local, NULL), US_DB_OK);
     assert_int_equal(us_webhook_release(db, pool, w2.id, "p6"), US_DB_OK);
     assert_int_equal(us_webhook_claim(db, pool, "p7", t, t + lease, &w), US_DB_OK);
     assert_true(w.id == w2.id);
     assert_int_equal(w.url_failures, 0);
     /* a URL taken out and listed again starts afresh */
-    us_webhook_failure again = { t, t + SC_SEC(600), "HTTP 500", 0, t + SC_SEC(600), 0 };
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "p7", &again), US_DB_OK);
+    us_webhook_failure again = { t, t + SC_SEC(600), "HTTP 500", 0, SC_SEC(600), SC_SEC(3600),
+                                 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "p7", &again, NULL), US_DB_OK);
     assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(1, good), &dropped), US_DB_OK);
     assert_int_equal(us_webhook_targets_replace(db, pool, sc_urls(2, good, bad), &dropped),
                      US_DB_OK);
@@ -3136,18 +3138,18 @@ static void sc_webhook_url_stale(void **state)
         assert_int_equal(us_webhook_claim(db, pool, apr_psprintf(pool, "d%d", i++), now,
                                           now + SC_SEC(60), &x), US_DB_OK);
     while (strcmp(x.url, w.url) != 0);
-    us_webhook_failure f = { now, now + SC_SEC(1), "HTTP 502 from here", 0, now + SC_SEC(1),
-                             cut };
-    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f), US_DB_OK);
+    us_webhook_failure f = { now, now + SC_SEC(1), "HTTP 502 from here", 0, SC_SEC(1),
+                             SC_SEC(3600), cut };
+    assert_int_equal(us_webhook_retry(db, pool, w.id, "d0", &f, NULL), US_DB_OK);
     /* of its 4 rows: this one pending, the leased one, the newer one pending */
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.failed, 1);
     assert_int_equal(st.pending, 7);
     assert_string_equal(st.last_error, "HTTP 502 from here");
     /* a retry that says no stale rows fails none */
-    us_webhook_failure g = { now, now + SC_SEC(1), "HTTP 502", 0, now + SC_SEC(1), 0 };
-    assert_int_equal(us_webhook_retry(db, pool, x.id, apr_psprintf(pool, "d%d", i - 1), &g),
-                     US_DB_OK);
+    us_webhook_failure g = { now, now + SC_SEC(1), "HTTP 502", 0, SC_SEC(1), SC_SEC(3600), 0 };
+    assert_int_equal(us_webhook_retry(db, pool, x.id, apr_psprintf(pool, "d%d", i - 1), &g,
+                                      NULL), US_DB_OK);
     assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
     assert_int_equal(st.failed, 1);
     assert_int_equal(st.pending, 7);
@@ -3167,6 +3169,96 @@ static void sc_raw_exec(const char *sql)
     if (rc != 0)
         fail_msg("%s: %s", sql, apr_dbd_error(drv, h, rc));
     apr_dbd_close(drv, h);
+}
+
+/* The URL's paused state as us_webhook_paused_read lists it at now, one
+ * URL listed: its failures and pause (0 and 0 when not paused). */
+static us_webhook_paused sc_url_paused(us_db *db, apr_time_t now)
+{
+    apr_array_header_t *paused = NULL;
+    us_webhook_paused none = { NULL, 0, 0 };
+    assert_int_equal(us_webhook_paused_read(db, pool, now, &paused), US_DB_OK);
+    assert_true(paused->nelts <= 1);
+    return paused->nelts ? APR_ARRAY_IDX(paused, 0, us_webhook_paused) : none;
+}
+
+/* A failure at now of row w leased by owner: the URL's first pause p, at
+ * most 600 s; *url as it left the URL. */
+static void sc_url_failure(us_db *db, const us_webhook_row *w, const char *owner,
+                           apr_time_t now, apr_interval_time_t p, us_webhook_paused *url)
+{
+    us_webhook_failure f = { now, now + SC_SEC(600), "HTTP 503", 0, p, SC_SEC(600), 0 };
+    assert_int_equal(us_webhook_retry(db, pool, w->id, owner, &f, url), US_DB_OK);
+}
+
+/* Attempts at one URL in flight at once, settled in any order: each
+ * failure counts, the pause is the backoff of the count whichever settles
+ * last (not that of the count its attempt read at its claim), and a
+ * failure never moves the pause earlier - not one dated earlier (a node
+ * whose clock runs behind), not while another attempt's probe holds the
+ * URL; a probe's own failure ends its lease's pause. */
+static void sc_webhook_url_pause_monotonic(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_webhook_row w[5];
+    us_webhook_paused url;
+    int own = sc_target->own_clock;
+    apr_time_t now = own ? apr_time_now() : SC_T0 + SC_SEC(20);
+    apr_interval_time_t p = SC_SEC(1), lease = SC_SEC(60);
+    (void)state;
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    sc_events(db, 2350, "ws-monotonic", 6);
+    /* four attempts in flight before the URL's first failure */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(us_webhook_claim(db, pool, apr_psprintf(pool, "m%d", i), now,
+                                          now + lease, &w[i]), US_DB_OK);
+        assert_int_equal(w[i].url_failures, 0);
+    }
+    sc_url_failure(db, &w[1], "m1", now, p, &url);
+    assert_int_equal(url.failures, 1);
+    assert_true(url.paused_until == now + p);
+    /* the attempt that read no failure settles second: backoff(2) */
+    sc_url_failure(db, &w[0], "m0", now, p, &url);
+    assert_int_equal(url.failures, 2);
+    assert_true(url.paused_until == now + 2 * p);
+    url = sc_url_paused(db, now);
+    assert_int_equal(url.failures, 2);
+    assert_true(url.paused_until == now + 2 * p);
+    /* one dated 100 s earlier counts, and leaves the pause as it was */
+    sc_url_failure(db, &w[2], "m2", now - SC_SEC(100), p, &url);
+    assert_int_equal(url.failures, 3);
+    assert_true(url.paused_until == now + 2 * p);
+    /* once the pause is over, a probe: its lease pauses the URL */
+    apr_time_t t = sc_at(now + 2 * p);
+    assert_int_equal(us_webhook_claim(db, pool, "probe", t, t + lease, &w[4]), US_DB_OK);
+    assert_int_equal(w[4].url_failures, 3);
+    /* the last attempt from before fails meanwhile: the probe's pause holds */
+    sc_url_failure(db, &w[3], "m3", t, p, &url);
+    assert_int_equal(url.failures, 4);
+    assert_true(url.paused_until >= t + lease);
+    assert_int_equal(us_webhook_claim(db, pool, "m5", t, t + lease, &w[0]), US_DB_NOTFOUND);
+    /* the probe fails: its lease's pause gives way to backoff(5), 16 s */
+    sc_url_failure(db, &w[4], "probe", t, p, &url);
+    assert_int_equal(url.failures, 5);
+    assert_true(url.paused_until == t + 16 * p);
+    url = sc_url_paused(db, t);
+    assert_int_equal(url.failures, 5);
+    assert_true(url.paused_until == t + 16 * p);
+    /* us_webhook_backoff's doubling, at most the longest pause (600 s,
+     * from the eleventh failure on): a URL at 9 and at 10 failures fails
+     * once more (a probe of a row made due again) */
+    for (int n = 9; n <= 10; n++) {
+        sc_raw_exec(apr_psprintf(pool, "UPDATE us_webhook_targets SET failures = %d,"
+                                 " paused_until = 0", n));
+        sc_raw_exec("UPDATE us_webhook_outbox SET next_at = 0 WHERE state = 'pending'");
+        assert_int_equal(us_webhook_claim(db, pool, "cap", t, t + lease, &w[0]), US_DB_OK);
+        sc_url_failure(db, &w[0], "cap", t, p, &url);
+        assert_int_equal(url.failures, n + 1);
+        assert_true(url.paused_until == t + us_webhook_backoff(n + 1));
+        assert_true(url.paused_until == t + (n == 9 ? SC_SEC(512) : SC_SEC(600)));
+    }
+    us_db_close(db);
 }
 
 /* n more due rows (ids from first) for url: a backlog, then the table's
@@ -3723,6 +3815,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_webhook_forget_failed),
         SC_TEST(sc_webhook_release),
         SC_TEST(sc_webhook_url_breaker),
+        SC_TEST(sc_webhook_url_pause_monotonic),
         SC_TEST(sc_webhook_url_stale),
         SC_TEST(sc_webhook_paused_backlog),
         SC_TEST(sc_webhook_concurrent_claim),
