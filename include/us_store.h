@@ -732,7 +732,8 @@ typedef struct {
     apr_interval_time_t pause_max;
     /* With a pause: the URL's other pending rows whose event occurred
      * before this time and that no live lease holds fail too (error kept,
-     * last attempt now). 0: none. */
+     * last attempt now); on PostgreSQL but for those another transaction
+     * holds at that moment, left to a later failure. 0: none. */
     apr_time_t stale_before;
 } us_webhook_failure;
 

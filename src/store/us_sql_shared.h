@@ -85,6 +85,16 @@
  * first. */
 #define WEBHOOK_URL_PAUSE_END \
     "(%lld + CASE WHEN failures >= %d THEN %lld ELSE %lld << failures END)"
+/* A failing URL's rows past the retry time (us_webhook_retry's stale
+ * rows), but for the settling row and those leased (their own attempt
+ * settles them). Its arguments: the URL, the settling row, the oldest
+ * event time kept, the time judged. Each dialect's
+ * US_STMT_WEBHOOK_URL_STALE fails them with the URL's latest error. */
+#define WEBHOOK_URL_STALE_ROWS                                                 \
+    "url = %s AND id <> %lld AND state = 'pending' AND occurred_at < %lld" \
+    " AND lease_until <= " JUDGED_NOW
+#define WEBHOOK_URL_STALE_SET \
+    "UPDATE us_webhook_outbox SET state = 'failed', last_error = %s, last_attempt_at = %lld"
 #define WEBHOOK_DUE                                                             \
     "state = 'pending' AND next_at <= %lld AND lease_until <= %lld AND " \
     WEBHOOK_URL_OPEN("us_webhook_outbox")
@@ -299,8 +309,6 @@
       "SELECT name, workspace_id, created_at FROM us_workspaces ORDER BY name")               \
     X(WORKSPACE_DELETE_ROW, "workspace_delete_row",                                           \
       "DELETE FROM us_workspaces WHERE name = %s")                                            \
-    X(WORKSPACE_OUTBOX_DROP, "workspace_outbox_drop",                                         \
-      "DELETE FROM us_webhook_outbox WHERE workspace = %s")                                   \
     X(SESSION_IS_ABORTED, "session_is_aborted",                                               \
       "SELECT 1 FROM us_sessions WHERE id = %s AND status = 'ABORTED'")                       \
     X(WEBHOOK_TARGETS_LIST, "webhook_targets_list",                                           \
@@ -345,12 +353,6 @@
       /* a probe's pause (the claim set it to the lease's end) ends with the                  \
        * attempt when it was not the receiver's failure */                                    \
       "UPDATE us_webhook_targets SET paused_until = 0 WHERE url = %s AND paused_until = %lld") \
-    X(WEBHOOK_URL_STALE, "webhook_url_stale",                                                 \
-      /* a failing URL's rows past the retry time fail with its latest error,                 \
-       * but for those leased (their own attempt settles them) */                             \
-      "UPDATE us_webhook_outbox SET state = 'failed', last_error = %s, last_attempt_at = %lld" \
-      " WHERE url = %s AND id <> %lld AND state = 'pending' AND occurred_at < %lld"           \
-      " AND lease_until <= " JUDGED_NOW)                                                      \
     X(WEBHOOK_URL_STATE, "webhook_url_state",                                                 \
       "SELECT failures, paused_until FROM us_webhook_targets WHERE url = %s")                 \
     X(WEBHOOK_STATS, "webhook_stats",                                                         \

@@ -370,6 +370,96 @@ static void test_deadlock_victim_retried(void **state)
     sc_teardown(NULL);
 }
 
+static us_db_rc drop_rc;
+static apr_array_header_t *drop_dropped;
+
+/* A startup's replace of the URLs that drops http://a.example/h, in the
+ * pool data (the thread's own until joined). */
+static void *APR_THREAD_FUNC drop_url(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p = data;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_array_header_t *urls = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(urls, const char *) = "http://b.example/h";
+    drop_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
+                  ? us_webhook_targets_replace(db, p, urls, &drop_dropped)
+                  : US_DB_ERROR;
+    if (db)
+        us_db_close(db);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* A URL dropped from the set (a node's startup) while a settle of one of
+ * its rows is under way on another node: the drop locks the URL's rows
+ * before the URL's row, as the settle locks its row before the URL's, so
+ * the settle, holding its row, gets the URL's row at once (the drop waits
+ * for the row), where a drop that took the URL's row first and then
+ * waited for the settle's row made a deadlock the server broke after a
+ * second. The settle's statements (us_webhook_retry's) are run by hand on
+ * a connection of their own, the URL's statement under a lock timeout well
+ * below the server's deadlock check: waiting at all is the inversion. */
+static void test_url_drop_locks_rows_first(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0;
+    us_webhook_row w;
+    us_webhook_stats st;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    apr_time_t now = apr_time_now();
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "http://b.example/h")), US_DB_OK);
+    sc_events(db, 2500, "ws-drop", 1);
+    do /* the row of the URL to drop, leased */
+        assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    while (strcmp(w.url, "http://a.example/h") != 0);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    int rc = apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = 0, lease_owner = NULL,"
+        " lease_until = 0 WHERE id = %" APR_INT64_T_FMT " AND lease_owner = 'd1'",
+        (apr_int64_t)w.id));
+    if (rc != 0)
+        fail_msg("%s", apr_dbd_error(drv, h, rc));
+    assert_int_equal(nrows, 1);
+    drop_rc = US_DB_ERROR;
+    apr_pool_t *tp;
+    apr_pool_create_unmanaged_ex(&tp, NULL, NULL);
+    assert_int_equal(apr_thread_create(&th, NULL, drop_url, tp, pool), APR_SUCCESS);
+    for (int i = 0; i < 500 && !a_lock_is_waited_for(drv, h); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_true(a_lock_is_waited_for(drv, h));
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "SET LOCAL lock_timeout = '200ms'"), 0);
+    rc = apr_dbd_query(drv, h, &nrows, "UPDATE us_webhook_targets SET failures ="
+                           " failures + 1, paused_until = 1 WHERE url = 'http://a.example/h'");
+    const char *waited = rc ? apr_pstrdup(pool, apr_dbd_error(drv, h, rc)) : NULL;
+    int updated = nrows;
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, rc ? "ROLLBACK" : "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    if (waited)
+        fail_msg("the settle waited for the URL's row: %s", waited);
+    assert_int_equal(updated, 1);
+    assert_int_equal(drop_rc, US_DB_OK);
+    assert_int_equal(drop_dropped->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(drop_dropped, 0, us_webhook_dropped).url,
+                        "http://a.example/h");
+    assert_int_equal(APR_ARRAY_IDX(drop_dropped, 0, us_webhook_dropped).pending, 1);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 1); /* the other URL's */
+    apr_pool_destroy(tp);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 /* A one-statement write (a close) waits on a row lock that outlasts the
  * lock timeout once: retried once, as a transaction is, it closes the
  * session instead of answering BUSY (503). */
@@ -1280,6 +1370,7 @@ int main(void)
         cmocka_unit_test(test_dropped_connection_reopens),
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
+        cmocka_unit_test(test_url_drop_locks_rows_first),
         cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
         cmocka_unit_test(test_german_server_deadlock_victim_retried),

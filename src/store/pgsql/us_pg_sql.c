@@ -598,6 +598,19 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " probe AS (UPDATE us_webhook_targets t SET paused_until = c.lease_until FROM c"
         " WHERE t.url = c.url AND t.failures > 0)"
         " SELECT " WEBHOOK_COLS ", " WEBHOOK_URL_FAILURES("c") " FROM c" },
+    [US_STMT_WEBHOOK_URL_STALE] = { "us_pg_webhook_url_stale",
+        /* SKIP LOCKED: this settle holds its own row, and waiting for
+         * another of the URL's (held by its settle, a claim, or a drop of
+         * the URL or of its workspace, which lock several) could close a
+         * cycle; a row skipped is failed by a later failure if still stale */
+        WEBHOOK_URL_STALE_SET " WHERE id IN (SELECT id FROM us_webhook_outbox WHERE "
+        WEBHOOK_URL_STALE_ROWS " FOR UPDATE SKIP LOCKED)" },
+    [US_STMT_WEBHOOK_URL_ROWS_LOCK] = { "us_pg_webhook_url_rows_lock",
+        /* a URL dropped from the set: its rows locked before its row, as
+         * a claim and a settle lock a row before its URL's; in id order,
+         * as a workspace delete's (the other statements that take several
+         * skip a locked row) */
+        "SELECT 1 FROM us_webhook_outbox WHERE url = %s ORDER BY id FOR UPDATE" },
     [US_STMT_WEBHOOK_FORGET_FAILED] = { "us_pg_webhook_forget_failed",
         /* a failed row holds an error: us_webhook_last_error's range.
          * SKIP LOCKED: nodes sweeping at once delete different rows, none
@@ -655,6 +668,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
     [US_STMT_WORKSPACE_UPLOADS_DROP] = { "us_pg_workspace_uploads_drop",
         "DELETE FROM us_uploads WHERE session_id IN (SELECT id FROM us_sessions"
         " WHERE workspace = %s)" },
+    [US_STMT_WORKSPACE_OUTBOX_DROP] = { "us_pg_workspace_outbox_drop",
+        /* in id order, as a dropped URL's rows are locked
+         * (US_STMT_WEBHOOK_URL_ROWS_LOCK): of the two, one may wait for the
+         * other, never each for the other */
+        "DELETE FROM us_webhook_outbox WHERE id IN (SELECT id FROM us_webhook_outbox"
+        " WHERE workspace = %s ORDER BY id FOR UPDATE)" },
     [US_STMT_FILE_TRASH_ADD] = { "us_pg_file_trash_add",
         "INSERT INTO us_file_trash (file_id) VALUES (%s) ON CONFLICT (file_id) DO NOTHING" },
 };

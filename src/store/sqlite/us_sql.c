@@ -609,6 +609,10 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * (or its lease lapses) */
         "UPDATE us_webhook_targets SET paused_until = %lld WHERE failures > 0"
         " AND url = (SELECT url FROM us_webhook_outbox WHERE id = %lld)" },
+    [US_STMT_WORKSPACE_OUTBOX_DROP] = { "us_workspace_outbox_drop",
+        "DELETE FROM us_webhook_outbox WHERE workspace = %s" },
+    [US_STMT_WEBHOOK_URL_STALE] = { "us_webhook_url_stale",
+        WEBHOOK_URL_STALE_SET " WHERE " WEBHOOK_URL_STALE_ROWS },
     [US_STMT_WEBHOOK_GET] = { "us_webhook_get",
         "SELECT " WEBHOOK_COLS ", " WEBHOOK_URL_FAILURES("us_webhook_outbox")
         " FROM us_webhook_outbox WHERE id = %lld" },
