@@ -460,6 +460,116 @@ static void test_url_drop_locks_rows_first(void **state)
     sc_teardown(NULL);
 }
 
+typedef struct {
+    apr_pool_t *p;      /* the thread's own until joined */
+    const char *ws;     /* NULL: a sweep; else the workspace deleted */
+    us_db_rc rc;
+    int expired;
+} sessions_locker;
+
+static void *APR_THREAD_FUNC lock_sessions(apr_thread_t *t, void *data)
+{
+    sessions_locker *a = data;
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_array_header_t *ids = NULL;
+    a->rc = us_db_open(a->p, sc_cfg, &db, &err);
+    if (a->rc == US_DB_OK)
+        a->rc = a->ws ? us_workspace_delete(db, a->p, a->ws, SC_T0, &ids)
+                      : us_sessions_expire(db, a->p, &a->expired);
+    if (db)
+        us_db_close(db);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Runs the locker a while h holds the session lo, the first of ws's two in
+ * id order, then has h lock the other, hi, at once (NOWAIT): the locker,
+ * waiting for lo, must hold no other session of them. Answers h's error
+ * when it could not (the locker held hi: it locks in another order). */
+static const char *locks_in_id_order(const apr_dbd_driver_t *drv, apr_dbd_t *h,
+                                     sessions_locker *a, const char *lo, const char *hi)
+{
+    apr_thread_t *th;
+    apr_status_t rv;
+    int nrows = 0;
+    apr_pool_create_unmanaged_ex(&a->p, NULL, NULL);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE", lo)), 0);
+    assert_int_equal(apr_thread_create(&th, NULL, lock_sessions, a, pool), APR_SUCCESS);
+    for (int i = 0; i < 500 && !a_lock_is_waited_for(drv, h); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_true(a_lock_is_waited_for(drv, h));
+    int rc = apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE NOWAIT", hi));
+    const char *err = rc ? apr_pstrdup(pool, apr_dbd_error(drv, h, rc)) : NULL;
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, rc ? "ROLLBACK" : "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    apr_pool_destroy(a->p);
+    return err;
+}
+
+/* Two sessions of ws by the ids of seed and seed + 1: lo the first of them
+ * by id, hi the other; first (lo or hi) is created first. */
+static void two_sessions(us_db *db, const char *ws, int seed, const char **lo, const char **hi,
+                         int hi_first)
+{
+    const char *a = sc_uuid(pool, seed), *b = sc_uuid(pool, seed + 1);
+    *lo = strcmp(a, b) < 0 ? a : b;
+    *hi = *lo == a ? b : a;
+    for (int i = 0; i < 2; i++) {
+        us_session s = sc_session((i == 0) == !!hi_first ? *hi : *lo, ws, "u-order",
+                                  apr_time_now(), 100);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    }
+}
+
+/* The expiry sweep and a workspace delete lock the sessions they change in
+ * one order (by id): of the two, in a workspace with expired sessions, one
+ * waits for the other, where the sweep took them by expiry (oldest first)
+ * and the delete newest first, and each could hold a session the other
+ * waited for (a deadlock the server broke after a second). The sessions
+ * here come first in those orders, and second by id. */
+static void test_sweep_and_workspace_delete_lock_sessions_by_id(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL, *lo, *hi, *lo2, *hi2;
+    int nrows = 0;
+    us_session got;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    /* expired long ago, hi first (and first in the table) */
+    two_sessions(db, "ws-order", 610, &lo, &hi, 1);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "UPDATE us_sessions SET expires_at = CASE id WHEN '%s' THEN 1000 ELSE 2000 END"
+        " WHERE workspace = 'ws-order'", hi)), 0);
+    assert_int_equal(nrows, 2);
+    /* open; hi the newer */
+    two_sessions(db, "ws-order-2", 620, &lo2, &hi2, 0);
+    sessions_locker sweep = { NULL, NULL, US_DB_ERROR, 0 };
+    err = locks_in_id_order(drv, h, &sweep, lo, hi);
+    if (err)
+        fail_msg("the sweep held the later session: %s", err);
+    assert_int_equal(sweep.rc, US_DB_OK);
+    assert_int_equal(sweep.expired, 2);
+    assert_int_equal(us_session_get(db, pool, "ws-order", lo, SC_T0, &got), US_DB_OK);
+    assert_string_equal(got.status, "EXPIRED");
+    sessions_locker del = { NULL, "ws-order-2", US_DB_ERROR, 0 };
+    err = locks_in_id_order(drv, h, &del, lo2, hi2);
+    if (err)
+        fail_msg("the delete held the later session: %s", err);
+    assert_int_equal(del.rc, US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-order-2", hi2, SC_T0, &got), US_DB_NOTFOUND);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 /* A one-statement write (a close) waits on a row lock that outlasts the
  * lock timeout once: retried once, as a transaction is, it closes the
  * session instead of answering BUSY (503). */
@@ -1371,6 +1481,7 @@ int main(void)
         cmocka_unit_test(test_limit_with_a_create_in_flight),
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_url_drop_locks_rows_first),
+        cmocka_unit_test(test_sweep_and_workspace_delete_lock_sessions_by_id),
         cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
         cmocka_unit_test(test_german_server_deadlock_victim_retried),

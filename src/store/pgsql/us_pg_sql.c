@@ -461,9 +461,16 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         /* one sweeper at a time across nodes; the others skip their turn */
         "SELECT CASE WHEN pg_try_advisory_xact_lock(" US_PG_LOCK_SWEEP ") THEN 1 ELSE 0 END" },
     [US_STMT_SESSIONS_EXPIRE] = { "us_pg_sessions_expire",
-        "WITH e AS (UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at,"
+        /* the sessions locked in id order, as a workspace delete locks its
+         * own (US_STMT_WORKSPACE_SESSIONS_ABORT): of a sweep and a delete of
+         * a workspace with expired sessions in it one waits for the other,
+         * never each for the other (the expiry index gives them oldest
+         * first, the delete's index newest first) */
+        "WITH l AS (SELECT id FROM us_sessions WHERE status = 'OPEN'"
+        " AND expires_at <= " DB_NOW_US " ORDER BY id FOR UPDATE),"
+        " e AS (UPDATE us_sessions s SET status = 'EXPIRED', closed_at = s.expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
-        " WHERE status = 'OPEN' AND expires_at <= " DB_NOW_US " RETURNING user_id),"
+        " FROM l WHERE s.id = l.id AND s.status = 'OPEN' RETURNING s.user_id),"
         " d AS (UPDATE us_user_open u SET n = u.n - c.k, expired = u.expired + c.k"
         " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
         " WHERE u.user_id = c.user_id RETURNING 1)"
@@ -639,13 +646,14 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * running claim lost, a clear of the stored uploads queued unless
          * the ingestion had done it, claimable at once (a session waiting
          * out a refusal pause no longer waits: nothing is left to
-         * publish), the OPEN ones' slots freed */
+         * publish), the OPEN ones' slots freed; locked in id order, as the
+         * expiry sweep locks its sessions */
         "WITH c AS (UPDATE us_sessions s SET status = 'ABORTED',"
         " closed_at = COALESCE(s.closed_at, %lld),"
         " ingest_state = CASE WHEN s.ingest_state = 'done' THEN 'done' ELSE 'queued' END,"
         " ingest_owner = NULL, ingest_not_before = 0, parallel = 1, uploaded_files = 0"
         " FROM (SELECT id, status AS was FROM us_sessions WHERE workspace = %s AND " VISIBLE
-        " FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
+        " ORDER BY id FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
         " d AS (UPDATE us_user_open u SET n = u.n - k.n, closed = u.closed - k.closed,"
         " expired = u.expired - k.expired"
         " FROM (SELECT user_id, COUNT(*) FILTER (WHERE was = 'OPEN') AS n,"
