@@ -1,8 +1,9 @@
 /*
  * mod_upload_session.c - the module record and hook registration. The
  * per-server configuration and its directives are in src/httpd/config.c,
- * the lifecycle hooks (configuration checks, start-up, children, the expiry
- * sweep) in src/httpd/lifecycle.c, the request hooks in
+ * the lifecycle hooks in src/httpd/lifecycle.c (configuration checks,
+ * start-up), src/httpd/children.c and src/httpd/sweep.c (the expiry
+ * sweep), the request hooks in
  * src/httpd/dispatch.c; everything that does not need httpd in the other
  * src/ folders.
  */

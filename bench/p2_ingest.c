@@ -311,7 +311,7 @@ int main(int argc, const char *const argv[])
     const char *ri = getenv("P2_RANDOM_IDS");
     random_ids = ri && strcmp(ri, "1") == 0;
     cfg.threads = 1;
-    cfg.batch = 256; /* src/httpd/lifecycle.c */
+    cfg.batch = 256; /* src/httpd/children.c */
     cfg.poll = apr_time_from_msec(250);
     cfg.lease = apr_time_from_sec(60);
     cfg.host = "p2";

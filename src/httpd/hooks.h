@@ -1,7 +1,8 @@
 /*
  * hooks.h - what mod_upload_session.c puts in the module record and
  * registers: the per-server configuration and its directives (config.c),
- * the lifecycle hooks (lifecycle.c) and the request hooks (dispatch.c).
+ * the lifecycle hooks (lifecycle.c, children.c, sweep.c) and the request
+ * hooks (dispatch.c).
  */
 #ifndef US_HOOKS_H
 #define US_HOOKS_H
@@ -19,7 +20,9 @@ extern const command_rec us_directives[];
 int us_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 int us_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* children.c */
 void us_child_init(apr_pool_t *pchild, server_rec *s);
+/* sweep.c */
 int us_monitor(apr_pool_t *p, server_rec *s);
 
 /* dispatch.c */

@@ -1,21 +1,19 @@
 /*
- * lifecycle.c - the module's life in the parent and the children:
+ * lifecycle.c - the module's startup in the parent:
  *   pre_config    apr_dbd_init
  *   check_config  validate each enabled server: store driver, key file,
  *                 URLs, webhook secret, no two stores in one place for
  *                 files, the existing directories writable by User (runs
  *                 for `apachectl configtest` too: it changes nothing on disk)
  *   post_config   (parent, usually root) create directories, migrate the
- *                 schema, record the webhook URLs in the store, create the
- *                 signing secret, hand files to User;
- *                 the counters' shared memory (us_status.c)
- *   child_init    fix malloc's mmap threshold, pick this child's counter
- *                 slot, open a connection pool per store, start its ingest
- *                 workers and webhook worker
- *   monitor       (parent) the expiry sweep, every UploadSessionSweepInterval;
- *                 the node's heartbeat in the store's node registry
+ *                 schema, record the webhook URLs in the store, claim the
+ *                 node's name (node_registry.c), create the signing secret,
+ *                 hand files to User; the counters' shared memory (us_status.c)
+ * The rest of the module's life: child_init in children.c, the parent's
+ * monitor (the expiry sweep, the node's heartbeat) in sweep.c.
  */
 #include "hooks.h"
+#include "lifecycle.h"
 #include "us_fsync.h"
 #include "us_ingest.h"
 #include "us_uuid.h"
@@ -64,7 +62,7 @@ static void error_log_emit(void *baton, us_log_level level, apr_status_t status,
 }
 
 /* A logger for server s, in p, whose level follows the server's LogLevel. */
-static const us_logger *error_log_for(apr_pool_t *p, server_rec *s)
+const us_logger *us_error_log_for(apr_pool_t *p, server_rec *s)
 {
     us_logger *lg = apr_pcalloc(p, sizeof(*lg));
     int level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
@@ -89,7 +87,7 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (us_store_configure(pconf, c->store_driver, c->store_params, &c->store_cfg, &derr) !=
         US_DB_OK)
         return apr_pstrcat(pconf, "UploadSessionStore: ", derr, NULL);
-    us_store_set_logger(c->store_cfg, error_log_for(pconf, s));
+    us_store_set_logger(c->store_cfg, us_error_log_for(pconf, s));
     us_srv_conf_defaults(pconf, c);
     if (!c->data_dir)
         return "UploadSessionDataDir is required with this UploadSessionStore: its default "
@@ -140,7 +138,7 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
     if (c->webhooks && !us_webhook_global_init())
         return "UploadSessionWebhook: libcurl cannot be initialised";
     apr_status_t rv = us_keystore_create(pconf, c->key_file, ring, &sig,
-                                         US_KEYFILE_CHECK_INTERVAL, error_log_for(pconf, s),
+                                         US_KEYFILE_CHECK_INTERVAL, us_error_log_for(pconf, s),
                                          &c->keys);
     if (rv != APR_SUCCESS)
         return apr_psprintf(pconf, "UploadSessionKeyFile %s: %pm", c->key_file, &rv);
@@ -149,7 +147,7 @@ static const char *check_server(apr_pool_t *pconf, server_rec *s, us_srv_conf *c
 
 /* Which store a server names: servers with one key share its connections,
  * workers and sweep. */
-static const char *store_key(apr_pool_t *p, const us_srv_conf *c)
+const char *us_store_key(apr_pool_t *p, const us_srv_conf *c)
 {
     return apr_pstrcat(p, c->store_driver, "\n", c->store_params, NULL);
 }
@@ -234,7 +232,7 @@ static const char *server_label(apr_pool_t *p, server_rec *main_s, server_rec *v
 static const char *check_same_store(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *main_s,
                                     server_rec *v, us_srv_conf *c, apr_hash_t *stores)
 {
-    const char *k = store_key(ptemp, c);
+    const char *k = us_store_key(ptemp, c);
     server_rec *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
     const char *d = first ? store_setting_differs(us_srv_conf_get(first), c) : NULL;
     if (!first)
@@ -297,7 +295,7 @@ static const char *check_files_apart(apr_pool_t *p, server_rec *main_s, server_r
     server_rec *other = k ? apr_hash_get(places, k, APR_HASH_KEY_STRING) : NULL;
     if (k && !other)
         apr_hash_set(places, k, APR_HASH_KEY_STRING, v);
-    if (!other || strcmp(store_key(p, us_srv_conf_get(other)), store_key(p, c)) == 0)
+    if (!other || strcmp(us_store_key(p, us_srv_conf_get(other)), us_store_key(p, c)) == 0)
         return NULL;
     return apr_psprintf(p, "%s is also that of %s, which names another UploadSessionStore: "
                         "each store's sweep deletes the files its own store does not know, "
@@ -513,7 +511,7 @@ static const char *load_secret(apr_pool_t *p, us_srv_conf *c)
 }
 
 /* The store's files belong to the children's user. */
-static void give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
+void us_give_store_to_user(apr_pool_t *p, const us_store_cfg *cfg)
 {
     const apr_array_header_t *paths = us_store_user_files(cfg, p);
     for (int i = 0; i < paths->nelts; i++)
@@ -532,7 +530,7 @@ static int storage_usable(apr_pool_t *pconf, apr_pool_t *p, server_rec *s, us_sr
     apr_status_t rv = us_storage_prepare(c->storage, p);
     if (rv == APR_SUCCESS)
         rv = us_storage_check(c->storage, p);
-    us_storage_set_logger(c->storage, error_log_for(pconf, s));
+    us_storage_set_logger(c->storage, us_error_log_for(pconf, s));
     if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, USLOGNO(0016)
                      "UploadSessionStorage %s %s: the bucket cannot be reached or written; "
@@ -567,110 +565,6 @@ static us_db_rc set_webhook_targets(apr_pool_t *p, server_rec *s, us_srv_conf *c
                      "for %s dropped: that URL is not configured here (every node on one store "
                      "must list the same URLs)", (apr_int64_t)d->pending, d->url);
     }
-    us_db_close(db);
-    return rc;
-}
-
-/* ---- the node registry ---------------------------------------------------- */
-
-/* UploadSessionNodeName, or the host name. */
-static const char *node_name_of(apr_pool_t *p, const us_srv_conf *c)
-{
-    char host[256] = "localhost";
-    if (c->node_name)
-        return c->node_name;
-    apr_gethostname(host, sizeof(host), p);
-    return apr_pstrdup(p, host);
-}
-
-/* This httpd parent's identity in the registry: made once per process, in
- * the process pool, so a graceful restart (which reloads the module and
- * clears pconf) keeps it. */
-static const char *node_instance(server_rec *s)
-{
-    void *v = NULL;
-    apr_pool_t *pp = s->process->pool;
-    apr_pool_userdata_get(&v, "us_node_instance", pp);
-    if (!v) {
-        char id[37];
-        us_uuid4(id);
-        v = apr_pstrdup(pp, id);
-        apr_pool_userdata_set(v, "us_node_instance", apr_pool_cleanup_null, pp);
-    }
-    return v;
-}
-
-/* The machine as the registry knows it: its name and its boot, so that a
- * parent's pid means something only on the machine and boot that wrote it. */
-static const char *node_host(apr_pool_t *p)
-{
-    char host[256] = "localhost", boot[64] = "";
-    apr_file_t *f;
-    apr_size_t n = sizeof(boot) - 1;
-    apr_gethostname(host, sizeof(host), p);
-    if (apr_file_open(&f, "/proc/sys/kernel/random/boot_id", APR_FOPEN_READ, APR_OS_DEFAULT,
-                      p) == APR_SUCCESS) {
-        if (apr_file_read(f, boot, &n) == APR_SUCCESS)
-            boot[n] = '\0';
-        apr_file_close(f);
-    }
-    boot[strcspn(boot, "\n")] = '\0';
-    return apr_pstrcat(p, host, "/", boot, NULL);
-}
-
-/* A process that exists and is not a zombie (a killed daemon stays one until
- * its reaper gets to it). */
-static int pid_running(apr_pool_t *p, long long pid)
-{
-    char *stat = NULL;
-    apr_file_t *f;
-    char buf[256];
-    apr_size_t n = sizeof(buf) - 1;
-    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
-        return 0;
-    if (apr_file_open(&f, apr_psprintf(p, "/proc/%" APR_INT64_T_FMT "/stat", (apr_int64_t)pid),
-                      APR_FOPEN_READ, APR_OS_DEFAULT, p) != APR_SUCCESS)
-        return 1;
-    if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
-        buf[n] = '\0';
-        stat = strrchr(buf, ')'); /* "pid (comm) S ...": the state follows the name */
-    }
-    apr_file_close(f);
-    return !(stat && stat[1] == ' ' && stat[2] == 'Z');
-}
-
-/* Claims this node's name in the store's registry. Another live instance
- * holding it with a fresh heartbeat is a duplicate: an error. A holder on
- * this machine whose parent is gone (kill -9, a crash) is replaced at once;
- * one elsewhere only once its heartbeat is older than the lease. */
-static us_db_rc claim_node_name(apr_pool_t *p, server_rec *s, us_srv_conf *c,
-                                const char **err)
-{
-    us_db *db = NULL;
-    us_node me = { node_name_of(p, c), node_instance(s), node_host(p), (long long)getpid(), 0 };
-    us_node holder;
-    apr_interval_time_t ttl = apr_time_from_sec(c->ingest_lease);
-
-    /* no connection otherwise: the parent opens none before it forks */
-    if (!us_store_keeps_nodes(c->store_cfg))
-        return US_DB_OK;
-    us_db_rc rc = us_db_open(p, c->store_cfg, &db, err);
-    if (rc != US_DB_OK) {
-        *err = apr_pstrcat(p, "UploadSessionStore: ", *err, NULL);
-        return rc;
-    }
-    rc = us_node_claim(db, p, &me, NULL, ttl, &holder);
-    if (rc == US_DB_CONFLICT && strcmp(holder.host, me.host) == 0 && !pid_running(p, holder.pid))
-        rc = us_node_claim(db, p, &me, holder.instance, ttl, &holder);
-    if (rc == US_DB_CONFLICT)
-        *err = apr_psprintf(p, "UploadSessionNodeName %s is in use by another node on this store "
-                           "(host %s, pid %" APR_INT64_T_FMT ", heartbeat %" APR_TIME_T_FMT " ms ago); give "
-                           "this node another name, or start it once that node is gone and "
-                           "its heartbeat older than UploadSessionIngestLease (%d s)",
-                           me.name, holder.host, (apr_int64_t)holder.pid, apr_time_as_msec(holder.age),
-                           c->ingest_lease);
-    else if (rc != US_DB_OK)
-        *err = apr_pstrcat(p, "UploadSessionStore: node registry: ", us_db_error(db), NULL);
     us_db_close(db);
     return rc;
 }
@@ -910,7 +804,7 @@ static int store_set_up_before(apr_pool_t *p, server_rec *s, const us_srv_conf *
         v = apr_hash_make(pp);
         apr_pool_userdata_set(v, "us_stores_set_up", apr_pool_cleanup_null, pp);
     }
-    const char *k = store_key(p, c);
+    const char *k = us_store_key(p, c);
     int before = apr_hash_get(v, k, APR_HASH_KEY_STRING) != NULL;
     if (mark && !before)
         apr_hash_set(v, apr_pstrdup(pp, k), APR_HASH_KEY_STRING, "");
@@ -929,7 +823,7 @@ static us_db_rc setup_store(apr_pool_t *p, server_rec *s, us_srv_conf *c, int fi
     }
     if (first_of_store && (rc = set_webhook_targets(p, s, c, err)) != US_DB_OK)
         return rc;
-    return claim_node_name(p, s, c, err);
+    return us_node_claim_name(p, s, c, err);
 }
 
 static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
@@ -959,10 +853,10 @@ static const char *setup_server(apr_pool_t *pconf, apr_pool_t *p, server_rec *s,
     else
         store_set_up_before(p, s, c, 1);
     /* the logger lives as long as the storage, in the parent and the children */
-    us_storage_set_logger(c->storage, error_log_for(pconf, s));
+    us_storage_set_logger(c->storage, us_error_log_for(pconf, s));
     if (storage_usable(pconf, p, s, c))
         us_storage_recover(c->storage, p);
-    give_store_to_user(p, c->store_cfg);
+    us_give_store_to_user(p, c->store_cfg);
     if ((err = check_as_user(p, s, c, user_dirs(p, c), 1)))
         return err;
     return load_secret(p, c);
@@ -984,7 +878,7 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         us_srv_conf *c = us_srv_conf_get(v);
         if (!us_srv_enabled(c))
             continue;
-        const char *k = store_key(ptemp, c);
+        const char *k = us_store_key(ptemp, c);
         int first = apr_hash_get(stores, k, APR_HASH_KEY_STRING) == NULL;
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
         const char *err = setup_server(pconf, ptemp, v, c, first);
@@ -1014,303 +908,4 @@ int us_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                  "mod_upload_session (v" US_VERSION ") configured: %d server%s with UploadSession On",
                  enabled, enabled == 1 ? "" : "s");
     return OK;
-}
-
-/* ---- children ------------------------------------------------------------- */
-
-/* Runs before pchild's sub-pools go: the workers still use their config. */
-static apr_status_t stop_ingest(void *data)
-{
-    us_ingest_stop(data);
-    return APR_SUCCESS;
-}
-
-/* The largest UploadSessionMaxFileSize of the servers naming c's store: the
- * store's one set of workers waits, before a session's last clear, for the
- * largest file any of them lets a client upload. */
-static long long largest_file_size(apr_pool_t *p, server_rec *main_s, const us_srv_conf *c)
-{
-    const char *k = store_key(p, c);
-    long long most = c->max_file_size;
-    for (server_rec *v = main_s; v; v = v->next) {
-        const us_srv_conf *o = us_srv_conf_get(v);
-        if (us_srv_enabled(o) && o->store_cfg && o->max_file_size > most &&
-            strcmp(store_key(p, o), k) == 0)
-            most = o->max_file_size;
-    }
-    return most;
-}
-
-static us_ingester *start_ingest(apr_pool_t *pchild, server_rec *main_s, server_rec *s,
-                                 us_srv_conf *c)
-{
-    us_ingest_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
-    us_ingester *ing = NULL;
-
-    cfg->store = c->store_cfg;
-    cfg->storage = c->storage;
-    cfg->threads = c->ingest_threads;
-    cfg->batch = 256;
-    cfg->poll = apr_time_from_msec(250);
-    cfg->lease = apr_time_from_sec(c->ingest_lease);
-    cfg->refusal_pause = apr_time_from_msec(c->refusal_pause);
-    cfg->host = node_name_of(pchild, c);
-    cfg->log = error_log_for(pchild, s);
-    cfg->metrics = us_metrics_here();
-    cfg->max_files = c->max_files;
-    cfg->max_file_size = largest_file_size(pchild, main_s, c);
-    apr_status_t rv = us_ingest_start(pchild, cfg, &ing);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0005) "cannot start ingest workers");
-        return NULL;
-    }
-    apr_pool_pre_cleanup_register(pchild, ing, stop_ingest);
-    return ing;
-}
-
-static apr_status_t stop_webhooks(void *data)
-{
-    us_webhook_stop(data);
-    return APR_SUCCESS;
-}
-
-/* The outbox's deliverer of this child: one worker per store with webhooks. */
-static us_webhook_sender *start_webhooks(apr_pool_t *pchild, server_rec *s, us_srv_conf *c)
-{
-    us_webhook_config *cfg = apr_pcalloc(pchild, sizeof(*cfg));
-    us_webhook_sender *snd = NULL;
-    char host[256] = "localhost";
-
-    if (!c->webhooks)
-        return NULL;
-    if (c->node_name)
-        apr_cpystrn(host, c->node_name, sizeof(host));
-    else
-        apr_gethostname(host, sizeof(host), pchild);
-    cfg->store = c->store_cfg;
-    cfg->secret = c->webhook_secret;
-    cfg->secret_len = c->webhook_secret_len;
-    cfg->threads = 1;
-    cfg->poll = apr_time_from_msec(500);
-    cfg->lease = apr_time_from_sec(60);
-    cfg->timeout = apr_time_from_sec(10);
-    cfg->retry_for = apr_time_from_sec(c->webhook_retry_for);
-    cfg->host = apr_pstrdup(pchild, host);
-    cfg->log = error_log_for(pchild, s);
-    cfg->metrics = us_metrics_here();
-    apr_status_t rv = us_webhook_start(pchild, cfg, &snd);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, USLOGNO(0021)
-                     "cannot start the webhook worker");
-        return NULL;
-    }
-    apr_pool_pre_cleanup_register(pchild, snd, stop_webhooks);
-    return snd;
-}
-
-/* The child's background workers, every store's. */
-typedef struct {
-    apr_array_header_t *ingesters; /* us_ingester * */
-    apr_array_header_t *senders;   /* us_webhook_sender * */
-} child_workers;
-
-/* Registered after each set's own stop (pre-cleanups run last registered
- * first): every set is asked to stop before any is waited for, so none
- * keeps working - or is killed mid-batch - while another one winds down. */
-static apr_status_t ask_workers_to_stop(void *data)
-{
-    child_workers *w = data;
-    for (int i = 0; i < w->senders->nelts; i++)
-        us_webhook_stop_soon(APR_ARRAY_IDX(w->senders, i, us_webhook_sender *));
-    for (int i = 0; i < w->ingesters->nelts; i++)
-        us_ingest_stop_soon(APR_ARRAY_IDX(w->ingesters, i, us_ingester *));
-    return APR_SUCCESS;
-}
-
-/* glibc serves an allocation above its mmap threshold with its own mapping,
- * returned to the system when freed - but raises the threshold to the size
- * of every such block freed, so later ones come from the worker threads'
- * arenas and stay resident there: the copies of large `meta` uploads would
- * keep a child that much larger. A fixed threshold (at glibc's default)
- * turns that raising off. */
-static void fix_mmap_threshold(server_rec *s)
-{
-#ifdef M_MMAP_THRESHOLD
-    if (mallopt(M_MMAP_THRESHOLD, US_MMAP_THRESHOLD) != 1)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0010)
-                     "cannot fix malloc's mmap threshold: large requests may stay resident");
-#else
-    (void)s;
-#endif
-}
-
-void us_child_init(apr_pool_t *pchild, server_rec *s)
-{
-    apr_hash_t *stores = apr_hash_make(pchild);
-    int threads = US_DEFAULT_MAX_CONNS;
-    child_workers *workers = apr_pcalloc(pchild, sizeof(*workers));
-    workers->ingesters = apr_array_make(pchild, 1, sizeof(us_ingester *));
-    workers->senders = apr_array_make(pchild, 1, sizeof(us_webhook_sender *));
-
-    fix_mmap_threshold(s);
-    us_metrics_child_init();
-
-    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    if (threads < 1)
-        threads = 1;
-    for (server_rec *v = s; v; v = v->next) {
-        us_srv_conf *c = us_srv_conf_get(v);
-        if (!us_srv_enabled(c) || !c->store_cfg)
-            continue;
-        /* virtual hosts naming the same store share one pool of connections
-         * and its workers: those of the first */
-        const char *k = store_key(pchild, c);
-        const us_srv_conf *first = apr_hash_get(stores, k, APR_HASH_KEY_STRING);
-        if (first) {
-            c->store = first->store;
-            c->ingest = first->ingest;
-            continue;
-        }
-        apr_status_t rv = us_store_create(pchild, c->store_cfg, threads, &c->store);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                         USLOGNO(0003) "cannot create the connection pool for %s",
-                         c->store_params);
-            c->store = NULL;
-            continue;
-        }
-        apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
-        c->ingest = start_ingest(pchild, s, v, c); /* one set of workers per store */
-        us_webhook_sender *snd = start_webhooks(pchild, v, c);
-        if (c->ingest)
-            APR_ARRAY_PUSH(workers->ingesters, us_ingester *) = c->ingest;
-        if (snd)
-            APR_ARRAY_PUSH(workers->senders, us_webhook_sender *) = snd;
-    }
-    apr_pool_pre_cleanup_register(pchild, workers, ask_workers_to_stop);
-}
-
-/* ---- expiry sweep in the parent ------------------------------------------------ */
-
-typedef struct {
-    us_db *db;
-    apr_time_t last, last_beat;
-    int lost; /* the node's name was taken over: said once */
-} sweep_state;
-
-/* Lives in a sub-pool of pconf: a restart clears it and the hash with it. */
-static apr_pool_t *sweep_pool;
-static apr_hash_t *sweep_states;
-
-static apr_status_t sweep_reset(void *data)
-{
-    (void)data;
-    sweep_pool = NULL;
-    sweep_states = NULL;
-    return APR_SUCCESS;
-}
-
-/* Failed webhook rows past UploadSessionWebhookRetention: one bounded
- * batch per sweep (a backlog goes over several), so no sweep holds a long
- * write; nodes sweeping one store at once delete different rows. */
-static void forget_failed_webhooks(server_rec *s, us_srv_conf *c, us_db *db, apr_pool_t *p,
-                                   apr_time_t now)
-{
-    int n = 0;
-    us_db_rc rc = us_webhook_forget_failed(db, p, now - apr_time_from_sec(c->webhook_retention),
-                                           US_WEBHOOK_FORGET_BATCH, &n);
-    if (rc != US_DB_OK)
-        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
-                     USLOGNO(1122) "expiry sweep: failed webhook deliveries not deleted: %s",
-                     us_db_error(db));
-    else if (n > 0)
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(1123)
-                     "expiry sweep: %d failed webhook deliveries older than %d s deleted", n,
-                     c->webhook_retention);
-}
-
-static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
-{
-    apr_time_t now = apr_time_now();
-    char err[256];
-    apr_pool_t *tmp;
-    int n = 0;
-    /* a third of the lease, so a live node is never judged gone */
-    apr_interval_time_t beat = apr_time_from_sec(c->ingest_lease) / 3;
-    int sweep_due = now - st->last >= apr_time_from_sec(c->sweep_interval);
-    int beat_due = now - st->last_beat >= (beat > APR_USEC_PER_SEC ? beat : APR_USEC_PER_SEC);
-
-    if (!sweep_due && !beat_due)
-        return;
-    if (sweep_due)
-        st->last = now;
-    if (beat_due)
-        st->last_beat = now;
-    if (!st->db) {
-        /* opened lazily here, in the parent, never before a fork */
-        if (us_db_open_apart(sweep_pool, c->store_cfg, &st->db, err, sizeof(err)) != US_DB_OK) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
-            st->db = NULL;
-            return;
-        }
-        /* we are root: files the store creates now must stay usable by User */
-        give_store_to_user(sweep_pool, c->store_cfg);
-    }
-    apr_pool_create(&tmp, sweep_pool);
-    if (beat_due) {
-        us_db_rc brc = us_node_heartbeat(st->db, tmp, node_name_of(tmp, c), node_instance(s));
-        if (brc == US_DB_CONFLICT && !st->lost)
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, USLOGNO(0019)
-                         "UploadSessionNodeName %s was taken over by another node: two nodes "
-                         "share this name", node_name_of(tmp, c));
-        else if (brc != US_DB_OK && brc != US_DB_CONFLICT)
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0020) "node heartbeat: %s",
-                         us_db_error(st->db));
-        st->lost = brc == US_DB_CONFLICT;
-    }
-    if (!sweep_due) {
-        apr_pool_destroy(tmp);
-        return;
-    }
-    us_db_rc rc = us_sessions_expire(st->db, tmp, &n);
-    if (rc != US_DB_OK)
-        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
-                     USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));
-    else if (n > 0)
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
-                     "expiry sweep: %d session(s) expired, ingestion queued", n);
-    if (c->webhooks) /* without URLs the outbox is empty (us_webhook_targets_set) */
-        forget_failed_webhooks(s, c, st->db, tmp, now);
-    apr_pool_destroy(tmp);
-}
-
-int us_monitor(apr_pool_t *p, server_rec *s)
-{
-    if (!sweep_pool) {
-        apr_pool_create(&sweep_pool, p);
-        apr_pool_tag(sweep_pool, "us_sweep");
-        sweep_states = apr_hash_make(sweep_pool);
-        apr_pool_cleanup_register(sweep_pool, NULL, sweep_reset, apr_pool_cleanup_null);
-    }
-    /* each call's keys in a pool of its own: sweep_pool lives until the
-     * next restart and keeps only the states' */
-    apr_pool_t *keys;
-    if (apr_pool_create(&keys, p) != APR_SUCCESS)
-        return DECLINED;
-    for (server_rec *v = s; v; v = v->next) {
-        us_srv_conf *c = us_srv_conf_get(v);
-        if (!us_srv_enabled(c) || !c->store_cfg)
-            continue;
-        /* one state per store and node name: each name has its heartbeat */
-        const char *k = apr_pstrcat(keys, c->store_driver, "\n", c->store_params, "\n",
-                                    c->node_name ? c->node_name : "", NULL);
-        sweep_state *st = apr_hash_get(sweep_states, k, APR_HASH_KEY_STRING);
-        if (!st) {
-            st = apr_pcalloc(sweep_pool, sizeof(*st));
-            apr_hash_set(sweep_states, apr_pstrdup(sweep_pool, k), APR_HASH_KEY_STRING, st);
-        }
-        sweep_store(v, c, st);
-    }
-    apr_pool_destroy(keys);
-    return DECLINED;
 }
