@@ -316,7 +316,7 @@ int main(int argc, const char *const argv[])
     cfg.lease = apr_time_from_sec(60);
     cfg.host = "p2";
     us_db *db = open_db(p);
-    /* as an ingest worker's connection (us_ingest.c), unless P2_DEFAULT_CACHE=1 */
+    /* as an ingest worker's connection (us_ingest_worker.c), unless P2_DEFAULT_CACHE=1 */
     const char *dc = getenv("P2_DEFAULT_CACHE");
     if (!(dc && strcmp(dc, "1") == 0))
         us_db_for_batches(db, p);

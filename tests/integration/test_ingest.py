@@ -425,7 +425,7 @@ def test_status_of_a_large_session_has_the_same_shape(srv, api):
 @sqlite_only("the WAL file and its checkpoints")
 def test_the_ingest_workers_checkpoint_the_wal(srv, api, tmp_path):
     """Requests leave WAL checkpoints to the ingest workers (every 500 ms;
-    src/core/us_ingest.c): soon after a burst of uploads, the database file on
+    src/core/us_ingest_worker.c): soon after a burst of uploads, the database file on
     its own - without the WAL - holds them all."""
     ws = unique_ws("ckpt")
     sid, cfg = new_session(api, ws)
