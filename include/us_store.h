@@ -694,7 +694,9 @@ typedef struct {
  * gets it while its lease lives (a lapsed lease is taken over: delivery is
  * at least once); on SQLite one probe of a URL at a time, on PostgreSQL
  * (READ COMMITTED, one statement) rarely two when two claimers read the
- * URL unpaused at once. A store shared by several nodes (PostgreSQL)
+ * URL unpaused at once. A claim locks no row but the one it takes: a
+ * concurrent claimer takes the next URL's first due row, not a later row
+ * of the URL whose first is being taken. A store shared by several nodes (PostgreSQL)
  * judges due rows, live leases and pauses by its own clock, and writes
  * the lease (and a probe's pause) as its clock plus lease_until - now:
  * nodes' clocks may disagree. */

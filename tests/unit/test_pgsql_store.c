@@ -1193,7 +1193,8 @@ static const char *sc_inline(const char *sql, const apr_array_header_t *args)
     int i = 0;
     for (const char *c = sql; *c;) {
         if (strncmp(c, "%lld", 4) == 0) {
-            text = apr_psprintf(pool, "%s%lld", text, *APR_ARRAY_IDX(args, i++, const long long *));
+            text = apr_psprintf(pool, "%s%" APR_INT64_T_FMT, text, /* APR's: no %lld */
+                                (apr_int64_t)*APR_ARRAY_IDX(args, i++, const long long *));
             c += 4;
         } else if (strncmp(c, "%s", 2) == 0) {
             const char *v = APR_ARRAY_IDX(args, i++, const char *), *q = "'";
@@ -1323,6 +1324,58 @@ static void test_status_reads_seek(void **state)
     assert_string_equal(w.last_error, "HTTP 500");
     assert_int_equal(w.last_error_at, 1000000 + 20000);
     us_db_close(db);
+    sc_teardown(NULL);
+}
+
+/* A claim locks the row it takes and no other: while a claim's
+ * transaction is open (the claim's statement by hand on a connection of
+ * its own, before its commit), another claimer takes the other URL's
+ * first row, where the claim held the first due row of every URL until
+ * its commit and the other claimer took a later row of a URL (out of
+ * order within it) or none at all. */
+static void test_claim_locks_only_the_row_it_takes(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *err = NULL;
+    int nrows = 0;
+    us_webhook_row w;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "http://b.example/h")), US_DB_OK);
+    /* due in this order: a1, b1, a2, b2 */
+    assert_int_equal(sc_query("INSERT INTO us_webhook_outbox (event, session_id, workspace, url,"
+        " occurred_at, uploaded_files, finished_files, failed_files, next_at) VALUES"
+        " ('session.expired', 'a1', 'ws', 'http://a.example/h', 1, 0, 0, 0, 1),"
+        " ('session.expired', 'b1', 'ws', 'http://b.example/h', 1, 0, 0, 0, 2),"
+        " ('session.expired', 'a2', 'ws', 'http://a.example/h', 1, 0, 0, 0, 3),"
+        " ('session.expired', 'b2', 'ws', 'http://b.example/h', 1, 0, 0, 0, 4)"), 0);
+    long long lease = SC_SEC(60), now = apr_time_now();
+    apr_array_header_t *args = apr_array_make(pool, 5, sizeof(const void *));
+    APR_ARRAY_PUSH(args, const void *) = "h";
+    APR_ARRAY_PUSH(args, const void *) = &lease;
+    for (int i = 0; i < 3; i++)
+        APR_ARRAY_PUSH(args, const void *) = &now;
+    const char *claim = sc_inline(us_pg_sql_statement(US_STMT_WEBHOOK_CLAIM)->sql, args);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, claim, 0), 0);
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
+    assert_string_equal(apr_dbd_get_entry(drv, row, 2), "a1"); /* WEBHOOK_COLS: session_id */
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        ;
+    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    assert_string_equal(w.session_id, "b1");
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
+    assert_string_equal(w.session_id, "a2");
+    us_db_close(db);
+    apr_dbd_close(drv, h);
     sc_teardown(NULL);
 }
 
@@ -1482,6 +1535,7 @@ int main(void)
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_url_drop_locks_rows_first),
         cmocka_unit_test(test_sweep_and_workspace_delete_lock_sessions_by_id),
+        cmocka_unit_test(test_claim_locks_only_the_row_it_takes),
         cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
         cmocka_unit_test(test_german_server_deadlock_victim_retried),

@@ -389,6 +389,9 @@ const char *const *us_pg_sql_migration(int from)
  * expiry sweep are written and judged by it alone, so nodes' clocks may
  * disagree. */
 #define DB_NOW_US "floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+/* JUDGED_NOW with no argument: where a statement judges again by the same
+ * clock (a row locked checked once more), or writes by it (a lease) */
+#define STATEMENT_NOW "(extract(epoch FROM statement_timestamp()) * 1000000)::bigint"
 
 /* %lld: the lease in microseconds; a requeued session waits for its
  * ingest_not_before */
@@ -587,20 +590,28 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * that both read the URL as unpaused before either committed each
          * take a row of it (READ COMMITTED): a rare second probe, accepted
          * (locking the URL's row would serialise every URL's claims) */
-        /* the first due row of each URL not paused (one range of
-         * us_webhook_url_due each), the earliest of them: a paused URL's
-         * rows are not read, however many are due (every row's URL is
-         * listed: the set's replace drops the others'). Each URL's first
-         * row is locked until the statement ends, the one taken and the
-         * others: a concurrent claimer takes the next row of those URLs */
+        /* the candidates, read without a lock: the first due row of each
+         * URL not paused (one range of us_webhook_url_due each, by their
+         * primary key then), a paused URL's rows not read, however many
+         * are due (every row's URL is listed: the set's replace drops the
+         * others'). Then the earliest of them that no other claimer holds
+         * is locked, the later ones only while the earlier are held: the
+         * lock sits under the LIMIT, so the row taken is the one locked,
+         * and a concurrent claimer takes another URL's first row, not a
+         * later row of a URL whose first is being taken. The due checks
+         * again on the row locked: its latest version (a lease committed
+         * since the read excludes it) */
         "WITH c AS (UPDATE us_webhook_outbox SET lease_owner = %s, lease_until ="
-        " (extract(epoch FROM statement_timestamp()) * 1000000)::bigint + %lld"
-        " WHERE id = (SELECT o.id FROM us_webhook_targets t CROSS JOIN LATERAL"
-        " (SELECT d.id, d.next_at FROM us_webhook_outbox d WHERE d.url = t.url"
+        " " STATEMENT_NOW " + %lld"
+        " WHERE id = (SELECT r.id FROM us_webhook_outbox r WHERE r.id = ANY(ARRAY("
+        "SELECT o.id FROM us_webhook_targets t CROSS JOIN LATERAL"
+        " (SELECT d.id FROM us_webhook_outbox d WHERE d.url = t.url"
         " AND d.state = 'pending' AND d.next_at <= " JUDGED_NOW
-        " AND d.lease_until <= " JUDGED_NOW " ORDER BY d.next_at, d.id LIMIT 1"
-        " FOR UPDATE SKIP LOCKED) o WHERE t.paused_until <= " JUDGED_NOW
-        " ORDER BY o.next_at, o.id LIMIT 1)"
+        " AND d.lease_until <= " JUDGED_NOW " ORDER BY d.next_at, d.id LIMIT 1) o"
+        " WHERE t.paused_until <= " JUDGED_NOW "))"
+        " AND r.state = 'pending' AND r.next_at <= " STATEMENT_NOW
+        " AND r.lease_until <= " STATEMENT_NOW
+        " ORDER BY r.next_at, r.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING *),"
         " probe AS (UPDATE us_webhook_targets t SET paused_until = c.lease_until FROM c"
         " WHERE t.url = c.url AND t.failures > 0)"
