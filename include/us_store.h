@@ -656,7 +656,8 @@ us_db_rc us_workspace_delete(us_db *db, apr_pool_t *p, const char *name, apr_tim
  * stays paused across a restart), a URL listed anew starts closed. An
  * empty set makes no rows. One transaction, atomic against those
  * transactions: each event gets a row for every URL of the set it
- * committed after. */
+ * committed after, and no row of a URL dropped (on PostgreSQL a drop waits
+ * for the events in flight that write one, and drops their rows). */
 us_db_rc us_webhook_targets_set(us_db *db, apr_pool_t *p, const apr_array_header_t *urls);
 
 typedef struct {

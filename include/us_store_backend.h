@@ -119,6 +119,7 @@ typedef enum {
     US_STMT_SWEEP_TURN_SET,
     /* webhook outbox */
     US_STMT_WEBHOOK_TARGETS_LIST,
+    US_STMT_WEBHOOK_URL_DROP_LOCK,  /* a dropped URL's events in flight waited for */
     US_STMT_WEBHOOK_URL_ROWS_LOCK,  /* a dropped URL's rows locked before its row */
     US_STMT_WEBHOOK_TARGET_DROP,
     US_STMT_WEBHOOK_TARGET_ADD,

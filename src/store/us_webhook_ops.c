@@ -20,9 +20,11 @@ static void row_to_dropped(const us_row *r, apr_pool_t *p, void *out)
 }
 
 /* Drops the listed URLs that urls does not hold, then adds the new ones: a
- * URL kept keeps its row, and with it its circuit breaker. A dropped URL's
- * rows are locked before its row where rows are locked (PostgreSQL): a
- * settle or a claim holds a row, then waits for its URL's. */
+ * URL kept keeps its row, and with it its circuit breaker. Where events are
+ * written concurrently (PostgreSQL) a dropped URL's events in flight are
+ * waited for first, so its rows are all there to drop; its rows are then
+ * locked before its row: a settle or a claim holds a row, then waits for
+ * its URL's. */
 static us_db_rc targets_body(us_db *db, apr_pool_t *p, void *arg)
 {
     targets_args *a = arg;
@@ -35,7 +37,9 @@ static us_db_rc targets_body(us_db *db, apr_pool_t *p, void *arg)
         for (int j = 0; !listed && a->urls && j < a->urls->nelts; j++)
             listed = strcmp(url, APR_ARRAY_IDX(a->urls, j, const char *)) == 0;
         const void *args[] = { url };
-        if (!listed && us_has_stmt(db->backend, US_STMT_WEBHOOK_URL_ROWS_LOCK))
+        if (!listed && us_has_stmt(db->backend, US_STMT_WEBHOOK_URL_DROP_LOCK))
+            rc = us_select(db, p, US_STMT_WEBHOOK_URL_DROP_LOCK, args, NULL, NULL, &nrows);
+        if (!listed && rc == US_DB_OK && us_has_stmt(db->backend, US_STMT_WEBHOOK_URL_ROWS_LOCK))
             rc = us_select(db, p, US_STMT_WEBHOOK_URL_ROWS_LOCK, args, NULL, NULL, &nrows);
         if (!listed && rc == US_DB_OK)
             rc = us_exec(db, p, US_STMT_WEBHOOK_TARGET_DROP, args, &nrows);

@@ -1132,6 +1132,35 @@ static void test_migration_counts_closed_and_expired(void **state)
     sc_teardown(NULL);
 }
 
+/* A database of schema 19 loses the rows of URLs no longer listed (what a
+ * drop racing an event left, pending for ever) and gets the trigger that
+ * takes its URLs' locks; the listed URLs' rows stay. */
+static void test_migration_drops_orphaned_rows(void **state)
+{
+    const char *err = NULL;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://b.example/h")),
+                     US_DB_OK);
+    us_db_close(db);
+    assert_int_equal(sc_query("INSERT INTO us_webhook_outbox (event, session_id, workspace, url,"
+        " occurred_at, uploaded_files, finished_files, failed_files) VALUES"
+        " ('session.expired', 's1', 'ws', 'http://a.example/h', 1, 0, 0, 0),"
+        " ('session.expired', 's1', 'ws', 'http://b.example/h', 1, 0, 0, 0)"), 0);
+    assert_int_equal(sc_query("UPDATE us_meta SET value = '19' WHERE name = 'schema_version'"),
+                     0);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    assert_string_equal(sc_column_lines("SELECT url FROM us_webhook_outbox ORDER BY url"),
+                        "http://b.example/h\n");
+    assert_string_equal(sc_answer("SELECT (SELECT value FROM us_meta WHERE name ="
+                                  " 'schema_version') || ' ' || (strpos(prosrc,"
+                                  " 'pg_advisory_xact_lock_shared') > 0)::text FROM pg_proc"
+                                  " WHERE proname = 'us_webhook_event'"),
+                        apr_psprintf(pool, "%d true", US_PG_SCHEMA_VERSION));
+    sc_teardown(NULL);
+}
+
 /* The plan of a statement on the test's database, every line: its
  * arguments (%s, %lld) as '' and 0, run (EXPLAIN ANALYZE). */
 static const char *sc_plan(const char *sql)
@@ -1324,6 +1353,60 @@ static void test_status_reads_seek(void **state)
     assert_string_equal(w.last_error, "HTTP 500");
     assert_int_equal(w.last_error_at, 1000000 + 20000);
     us_db_close(db);
+    sc_teardown(NULL);
+}
+
+/* A URL dropped from the set (a node's startup) while an event is being
+ * written on another node: the event's transaction (an expiry, by hand on
+ * a connection of its own, committed once the drop waits or after a
+ * second) has read the URL and written its row; the drop waits for it to
+ * commit and drops that row with the URL, where it ran past the
+ * uncommitted row, which then stayed pending for ever (the claim walks
+ * the listed URLs) and held the pending count and the oldest pending age. */
+static void test_url_drop_waits_for_an_event_in_flight(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0, waited = 0;
+    us_webhook_stats st;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "http://b.example/h")), US_DB_OK);
+    us_session s = sc_session(sc_uuid(pool, 2600), "ws-race", "u-race", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at WHERE id = '%s'",
+        s.id)), 0);
+    assert_int_equal(nrows, 1);
+    drop_rc = US_DB_ERROR;
+    apr_pool_t *tp;
+    apr_pool_create_unmanaged_ex(&tp, NULL, NULL);
+    assert_int_equal(apr_thread_create(&th, NULL, drop_url, tp, pool), APR_SUCCESS);
+    for (int i = 0; i < 500 && !(waited = a_lock_is_waited_for(drv, h)); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(drop_rc, US_DB_OK);
+    assert_string_equal(sc_column_lines("SELECT url || ' ' || event FROM us_webhook_outbox"
+                                        " ORDER BY url"), "http://b.example/h session.expired\n");
+    assert_true(waited);
+    assert_int_equal(drop_dropped->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(drop_dropped, 0, us_webhook_dropped).url,
+                        "http://a.example/h");
+    assert_int_equal(APR_ARRAY_IDX(drop_dropped, 0, us_webhook_dropped).pending, 1);
+    assert_int_equal(us_webhook_stats_read(db, pool, &st), US_DB_OK);
+    assert_int_equal(st.pending, 1);
+    apr_pool_destroy(tp);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
     sc_teardown(NULL);
 }
 
@@ -1535,6 +1618,7 @@ int main(void)
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_url_drop_locks_rows_first),
         cmocka_unit_test(test_sweep_and_workspace_delete_lock_sessions_by_id),
+        cmocka_unit_test(test_url_drop_waits_for_an_event_in_flight),
         cmocka_unit_test(test_claim_locks_only_the_row_it_takes),
         cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
@@ -1551,6 +1635,7 @@ int main(void)
         cmocka_unit_test(test_names_in_byte_order_under_a_linguistic_collation),
         cmocka_unit_test(test_migration_orders_names_by_bytes),
         cmocka_unit_test(test_migration_counts_closed_and_expired),
+        cmocka_unit_test(test_migration_drops_orphaned_rows),
         cmocka_unit_test(test_status_reads_seek),
         cmocka_unit_test(test_decimal_count_reads_a_range),
         cmocka_unit_test(test_node_names),

@@ -357,6 +357,46 @@ static const char *const MIGRATION_18_TO_19[] = {
     NULL
 };
 
+/* An event's rows and its URLs' rows cannot part: the trigger takes each
+ * listed URL's shared lock (US_PG_LOCK_WEBHOOK_URL_CLASS, in url order, as
+ * a startup drops them) before it writes, and writes for the URLs listed
+ * once it holds them (its INSERT a statement after the locks: it sees a
+ * drop committed while it waited), and a URL's drop takes that lock
+ * exclusive before it locks the URL's rows (US_STMT_WEBHOOK_URL_DROP_LOCK),
+ * so it waits for the events in flight and deletes their rows, where an
+ * event that had read the URL before the drop deleted it wrote a row the
+ * drop never saw, left pending for ever (the claim walks the listed URLs).
+ * The rows such a race left go. */
+static const char *const MIGRATION_19_TO_20[] = {
+    "CREATE OR REPLACE FUNCTION us_webhook_event() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE u text; urls text[] := '{}';"
+    " BEGIN"
+    "  FOR u IN SELECT url FROM us_webhook_targets ORDER BY url LOOP"
+    "   PERFORM pg_advisory_xact_lock_shared(" US_PG_LOCK_WEBHOOK_URL_CLASS ", hashtext(u));"
+    "   urls := urls || u;"
+    "  END LOOP;"
+    "  IF OLD.status = 'OPEN' AND NEW.status = 'EXPIRED' THEN"
+    "   INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    "    uploaded_files, finished_files, failed_files)"
+    "   SELECT 'session.expired', NEW.id, NEW.workspace, url, NEW.expires_at,"
+    "    NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets"
+    "   WHERE url = ANY(urls) ON CONFLICT DO NOTHING;"
+    "  END IF;"
+    "  IF OLD.ingest_state <> 'done' AND NEW.ingest_state = 'done'"
+    "     AND NEW.status <> 'ABORTED' THEN"
+    "   INSERT INTO us_webhook_outbox (event, session_id, workspace, url, occurred_at,"
+    "    uploaded_files, finished_files, failed_files)"
+    "   SELECT 'session.ingested', NEW.id, NEW.workspace, url,"
+    "    floor(extract(epoch FROM transaction_timestamp()) * 1000000)::bigint,"
+    "    NEW.uploaded_files, NEW.finished_files, NEW.failed_files FROM us_webhook_targets"
+    "   WHERE url = ANY(urls) ON CONFLICT DO NOTHING;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$",
+    "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)",
+    NULL
+};
+
 const char *const *us_pg_sql_migration(int from)
 {
     switch (from) {
@@ -379,6 +419,7 @@ const char *const *us_pg_sql_migration(int from)
     case 16: return MIGRATION_16_TO_17;
     case 17: return MIGRATION_17_TO_18;
     case 18: return MIGRATION_18_TO_19;
+    case 19: return MIGRATION_19_TO_20;
     default: return NULL;
     }
 }
@@ -623,6 +664,14 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
          * cycle; a row skipped is failed by a later failure if still stale */
         WEBHOOK_URL_STALE_SET " WHERE id IN (SELECT id FROM us_webhook_outbox WHERE "
         WEBHOOK_URL_STALE_ROWS " FOR UPDATE SKIP LOCKED)" },
+    [US_STMT_WEBHOOK_URL_DROP_LOCK] = { "us_pg_webhook_url_drop_lock",
+        /* a URL dropped from the set: the events in flight that write a
+         * row for it (the outbox trigger holds the URL's lock shared)
+         * committed before the drop locks the URL's rows, which then sees
+         * theirs (a statement after this one), and no event writes one
+         * after (the trigger waits, then finds the URL gone: MIGRATION_19_TO_20) */
+        "SELECT 1 FROM (SELECT pg_advisory_xact_lock(" US_PG_LOCK_WEBHOOK_URL_CLASS
+        ", hashtext(%s))) l" },
     [US_STMT_WEBHOOK_URL_ROWS_LOCK] = { "us_pg_webhook_url_rows_lock",
         /* a URL dropped from the set: its rows locked before its row, as
          * a claim and a settle lock a row before its URL's; in id order,

@@ -10,7 +10,7 @@
 #include "us_store_backend.h"
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 19
+#define US_PG_SCHEMA_VERSION 20
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
@@ -19,6 +19,9 @@
 /* object: hashtext(workspace); shared by writers adding data, exclusive for
  * its delete */
 #define US_PG_LOCK_WORKSPACE_CLASS "4"
+/* object: hashtext(url) of a webhook URL; shared by a transaction writing
+ * events (the outbox trigger), exclusive for the URL's drop */
+#define US_PG_LOCK_WEBHOOK_URL_CLASS "5"
 
 /* Statements that bring a schema at version `from` to version from+1;
  * NULL-terminated; NULL when from >= US_PG_SCHEMA_VERSION. */
