@@ -1410,6 +1410,62 @@ static void test_url_drop_waits_for_an_event_in_flight(void **state)
     sc_teardown(NULL);
 }
 
+static us_db_rc event_rc;
+
+/* A close of the session data (an id of ws-race) that makes its event (no
+ * upload: ingested at once). */
+static void *APR_THREAD_FUNC close_session(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    us_db *db = thread_db(&p);
+    event_rc = db ? us_session_close(db, p, "ws-race", data, SC_T0 + 1) : US_DB_ERROR;
+    return thread_end(t, p, db);
+}
+
+/* The other order: a drop of the URL (its statements by hand) holds the
+ * URL's lock when a session's event is written; the event waits for it,
+ * then writes no row for the URL, where it wrote one from the URL list it
+ * read before the drop committed. */
+static void test_event_waits_for_a_url_drop_in_flight(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_thread_t *th;
+    apr_status_t rv;
+    const char *err = NULL;
+    int nrows = 0, waited = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(2, "http://a.example/h",
+                                                              "http://b.example/h")), US_DB_OK);
+    us_session s = sc_session(sc_uuid(pool, 2610), "ws-race", "u-race", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    static const char *const drop[] = {
+        "BEGIN", "SELECT pg_advisory_xact_lock(" US_PG_LOCK_WEBHOOK_URL_CLASS
+        ", hashtext('http://a.example/h'))",
+        "DELETE FROM us_webhook_targets WHERE url = 'http://a.example/h'", NULL
+    };
+    for (int i = 0; drop[i]; i++)
+        assert_int_equal(apr_dbd_query(drv, h, &nrows, drop[i]), 0);
+    event_rc = US_DB_ERROR;
+    assert_int_equal(apr_thread_create(&th, NULL, close_session, (void *)s.id, pool),
+                     APR_SUCCESS);
+    for (int i = 0; i < 500 && !(waited = a_lock_is_waited_for(drv, h)); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(event_rc, US_DB_OK);
+    assert_string_equal(sc_column_lines("SELECT url || ' ' || event FROM us_webhook_outbox"
+                                        " ORDER BY url"), "http://b.example/h session.ingested\n");
+    assert_true(waited);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 /* A claim locks the row it takes and no other: while a claim's
  * transaction is open (the claim's statement by hand on a connection of
  * its own, before its commit), another claimer takes the other URL's
@@ -1619,6 +1675,7 @@ int main(void)
         cmocka_unit_test(test_url_drop_locks_rows_first),
         cmocka_unit_test(test_sweep_and_workspace_delete_lock_sessions_by_id),
         cmocka_unit_test(test_url_drop_waits_for_an_event_in_flight),
+        cmocka_unit_test(test_event_waits_for_a_url_drop_in_flight),
         cmocka_unit_test(test_claim_locks_only_the_row_it_takes),
         cmocka_unit_test(test_outcome_unknown_when_lost_at_commit),
         cmocka_unit_test(test_a_close_outlasting_a_lock_timeout_once_is_retried),
