@@ -45,7 +45,7 @@ WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
 APR_INC  := $(shell apr-1-config --includes --cppflags 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
 APR_LIBS := $(shell apr-1-config --link-ld --libs 2>/dev/null) $(shell apu-1-config --link-ld --libs 2>/dev/null)
 # libpq: the PostgreSQL store sets its connections' error verbosity and reads
-# their status through it (src/store/pgsql/us_pg_store.c)
+# their status through it (src/store/pgsql/us_pg_conn.c)
 PQ_INC   := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 LIBS     := -ljansson -lcrypto -lsqlite3 -lpq $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 
