@@ -104,26 +104,28 @@ static apr_status_t handle_cleanup(void *data)
 
 /* A refused connection is said at once, then at most once per
  * US_PG_CONNECT_QUIET in this process, with the count of those not said:
- * during an outage every thread of every process tries again on its own. */
+ * during an outage every thread of every process tries again on its own.
+ * The last message's process and time are one word, changed by one
+ * compare-and-swap: of threads refused together, in a child that inherited
+ * its parent's word, exactly one says it. */
 #define US_PG_CONNECT_QUIET 30 /* seconds */
-static volatile apr_uint32_t connect_pid;     /* whose counters (a child inherits them) */
-static volatile apr_uint32_t connect_said_at; /* seconds, the last US1111 */
-static volatile apr_uint32_t connect_held;    /* refusals since, not said */
+static volatile apr_uint64_t connect_said; /* pid << 32 | seconds of the last US1111 */
+static volatile apr_uint32_t connect_held; /* refusals since, not said */
 
 static void connect_refused(us_pg_db *db)
 {
     apr_uint32_t pid = (apr_uint32_t)getpid(), now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    if (apr_atomic_xchg32(&connect_pid, pid) != pid) { /* a race here costs a message at most */
-        apr_atomic_set32(&connect_said_at, 0);
-        apr_atomic_set32(&connect_held, 0);
-    }
-    apr_uint32_t at = apr_atomic_read32(&connect_said_at);
-    if (now - at < US_PG_CONNECT_QUIET || apr_atomic_cas32(&connect_said_at, now, at) != at) {
+    apr_uint64_t was = apr_atomic_read64(&connect_said);
+    int ours = (apr_uint32_t)(was >> 32) == pid;
+    if ((ours && now - (apr_uint32_t)was < US_PG_CONNECT_QUIET) ||
+        apr_atomic_cas64(&connect_said, (apr_uint64_t)pid << 32 | now, was) != was) {
         apr_atomic_inc32(&connect_held);
         return;
     }
+    /* the refusals held since this process's last message; before its
+     * first, the count may be its parent's: not said */
     apr_uint32_t held = apr_atomic_xchg32(&connect_held, 0);
-    if (held)
+    if (held && ours)
         us_log(db->conf->log, US_LOG_WARN, 0, US_LOGNO_PG_CONNECT, "%s (and %u more times in "
                "this process since the last such message)", db->err, (unsigned)held);
     else
