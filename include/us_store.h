@@ -316,7 +316,10 @@ us_db_rc us_node_heartbeat(us_db *db, apr_pool_t *p, const char *name, const cha
  * clock is asked, so every node of a cluster expires a session at the same
  * moment. Atomic against closes and
  * upload commits as us_session_close is, and against concurrent sweeps:
- * each session is expired once, by one of them. */
+ * each session is expired once, by one of them. Of a sweep and a
+ * us_workspace_delete one waits for the other, never each for the other:
+ * both take the sessions, then the users' counters, they change in one
+ * order (PostgreSQL: sessions by id, counters by user_id). */
 us_db_rc us_sessions_expire(us_db *db, apr_pool_t *p, int *count);
 
 /* ---- overview (status and metrics pages) ------------------------------------ */

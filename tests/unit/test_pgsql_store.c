@@ -313,6 +313,34 @@ static int a_lock_is_waited_for(const apr_dbd_driver_t *drv, apr_dbd_t *h)
     return apr_dbd_num_tuples(drv, res) > 0;
 }
 
+/* The first column of every row sql answers on the test's database, one
+ * line each (a newline after each). */
+static const char *sc_column_lines(const char *sql)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *err = NULL, *lines = "";
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 0), 0);
+    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
+        lines = apr_pstrcat(pool, lines, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
+    apr_dbd_close(drv, h);
+    return lines;
+}
+
+/* The first column of a one-row answer on the test's database. */
+static const char *sc_answer(const char *sql)
+{
+    const char *lines = sc_column_lines(sql);
+    const char *end = strchr(lines, '\n');
+    assert_non_null(end);
+    assert_string_equal(end + 1, ""); /* one row */
+    return apr_pstrndup(pool, lines, (apr_size_t)(end - lines));
+}
+
 /* A deadlock in a fixed interleaving whose victim sees a lock timeout, not
  * "deadlock detected": another transaction (a workspace delete's locks in
  * the other order) holds the user's counter row; a create takes its
@@ -483,12 +511,13 @@ static void *APR_THREAD_FUNC lock_sessions(apr_thread_t *t, void *data)
     return NULL;
 }
 
-/* Runs the locker a while h holds the session lo, the first of ws's two in
- * id order, then has h lock the other, hi, at once (NOWAIT): the locker,
- * waiting for lo, must hold no other session of them. Answers h's error
- * when it could not (the locker held hi: it locks in another order). */
-static const char *locks_in_id_order(const apr_dbd_driver_t *drv, apr_dbd_t *h,
-                                     sessions_locker *a, const char *lo, const char *hi)
+/* Runs the locker a while h holds the row of table whose key is held,
+ * then, once the locker waits, has h lock the row whose key is tried at
+ * once (NOWAIT). Answers h's error when it could not (the locker held
+ * tried), NULL when it could. */
+static const char *lock_while_held(const apr_dbd_driver_t *drv, apr_dbd_t *h,
+                                   sessions_locker *a, const char *table, const char *key,
+                                   const char *held, const char *tried)
 {
     apr_thread_t *th;
     apr_status_t rv;
@@ -496,18 +525,28 @@ static const char *locks_in_id_order(const apr_dbd_driver_t *drv, apr_dbd_t *h,
     apr_pool_create_unmanaged_ex(&a->p, NULL, NULL);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
-        "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE", lo)), 0);
+        "SELECT 1 FROM %s WHERE %s = '%s' FOR UPDATE", table, key, held)), 0);
     assert_int_equal(apr_thread_create(&th, NULL, lock_sessions, a, pool), APR_SUCCESS);
     for (int i = 0; i < 500 && !a_lock_is_waited_for(drv, h); i++)
         apr_sleep(apr_time_from_msec(2));
     assert_true(a_lock_is_waited_for(drv, h));
     int rc = apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
-        "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE NOWAIT", hi));
+        "SELECT 1 FROM %s WHERE %s = '%s' FOR UPDATE NOWAIT", table, key, tried));
     const char *err = rc ? apr_pstrdup(pool, apr_dbd_error(drv, h, rc)) : NULL;
     assert_int_equal(apr_dbd_query(drv, h, &nrows, rc ? "ROLLBACK" : "COMMIT"), 0);
     apr_thread_join(&rv, th);
     apr_pool_destroy(a->p);
     return err;
+}
+
+/* Runs the locker a while h holds the session lo, the first of ws's two in
+ * id order, then has h lock the other, hi: the locker, waiting for lo,
+ * must hold no other session of them. Answers h's error when it could not
+ * (the locker held hi: it locks in another order). */
+static const char *locks_in_id_order(const apr_dbd_driver_t *drv, apr_dbd_t *h,
+                                     sessions_locker *a, const char *lo, const char *hi)
+{
+    return lock_while_held(drv, h, a, "us_sessions", "id", lo, hi);
 }
 
 /* Two sessions of ws by the ids of seed and seed + 1: lo the first of them
@@ -565,6 +604,60 @@ static void test_sweep_and_workspace_delete_lock_sessions_by_id(void **state)
         fail_msg("the delete held the later session: %s", err);
     assert_int_equal(del.rc, US_DB_OK);
     assert_int_equal(us_session_get(db, pool, "ws-order-2", hi2, SC_T0, &got), US_DB_NOTFOUND);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
+/* The expiry sweep and a workspace delete lock the users' counter rows
+ * they change in one order (by user_id), after their sessions: of two
+ * that share users (and no session) one waits for the other, where each
+ * took the rows in its plan's order and could hold one the other waited
+ * for (a deadlock the server broke). Their plans here leave sorts out
+ * (enable_sort off), as a larger workspace's delete does, whose counts a
+ * hash aggregate gives in its order (this small one's are sorted by
+ * user_id, by chance the order wanted). u-lock-2 comes first in the hash's
+ * order and second by user_id: h holds its row, and the operation,
+ * waiting for it, must hold u-lock-1's already. */
+static void test_sweep_and_workspace_delete_lock_users_by_id(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    us_session got;
+    (void)state;
+    sc_setup(NULL);
+    assert_int_equal(pg_fixture_admin(apr_psprintf(pool, "ALTER DATABASE %s SET enable_sort = off",
+                                                   strrchr(sc_params, '=') + 1)), 0);
+    us_db *db = sc_open(pool);
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
+    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    for (int i = 0; i < 2; i++) { /* expired at once */
+        us_session s = sc_session(sc_uuid(pool, 630 + i), "ws-users",
+                                  apr_psprintf(pool, "u-lock-%d", 1 + i), SC_T0, SC_QUICK);
+        assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    }
+    sessions_locker sweep = { NULL, NULL, US_DB_ERROR, 0 };
+    err = lock_while_held(drv, h, &sweep, "us_user_open", "user_id", "u-lock-2", "u-lock-1");
+    if (!err)
+        fail_msg("the sweep waited for u-lock-2's counter before it locked u-lock-1's");
+    assert_non_null(strstr(err, "could not obtain lock on row"));
+    assert_int_equal(sweep.rc, US_DB_OK);
+    assert_int_equal(sweep.expired, 2);
+    assert_string_equal(sc_answer("SELECT string_agg(user_id || ':' || n || '/' || expired, ' '"
+                                  " ORDER BY user_id) FROM us_user_open"),
+                        "u-lock-1:0/1 u-lock-2:0/1");
+    sessions_locker del = { NULL, "ws-users", US_DB_ERROR, 0 };
+    err = lock_while_held(drv, h, &del, "us_user_open", "user_id", "u-lock-2", "u-lock-1");
+    if (!err)
+        fail_msg("the delete waited for u-lock-2's counter before it locked u-lock-1's");
+    assert_non_null(strstr(err, "could not obtain lock on row"));
+    assert_int_equal(del.rc, US_DB_OK);
+    assert_int_equal(us_session_get(db, pool, "ws-users", sc_uuid(pool, 630), SC_T0, &got),
+                     US_DB_NOTFOUND);
+    assert_string_equal(sc_answer("SELECT string_agg(user_id || ':' || n || '/' || expired, ' '"
+                                  " ORDER BY user_id) FROM us_user_open"),
+                        "u-lock-1:0/0 u-lock-2:0/0");
     us_db_close(db);
     apr_dbd_close(drv, h);
     sc_teardown(NULL);
@@ -1060,34 +1153,6 @@ static void test_migration_orders_names_by_bytes(void **state)
     sc_odd_names_check(db);
     us_db_close(db);
     sc_teardown(NULL);
-}
-
-/* The first column of every row sql answers on the test's database, one
- * line each (a newline after each). */
-static const char *sc_column_lines(const char *sql)
-{
-    const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    const char *err = NULL, *lines = "";
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
-    assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 0), 0);
-    while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
-        lines = apr_pstrcat(pool, lines, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
-    apr_dbd_close(drv, h);
-    return lines;
-}
-
-/* The first column of a one-row answer on the test's database. */
-static const char *sc_answer(const char *sql)
-{
-    const char *lines = sc_column_lines(sql);
-    const char *end = strchr(lines, '\n');
-    assert_non_null(end);
-    assert_string_equal(end + 1, ""); /* one row */
-    return apr_pstrndup(pool, lines, (apr_size_t)(end - lines));
 }
 
 /* A database of schema 12 (the overview counted the closed and expired
@@ -1674,6 +1739,7 @@ int main(void)
         cmocka_unit_test(test_deadlock_victim_retried),
         cmocka_unit_test(test_url_drop_locks_rows_first),
         cmocka_unit_test(test_sweep_and_workspace_delete_lock_sessions_by_id),
+        cmocka_unit_test(test_sweep_and_workspace_delete_lock_users_by_id),
         cmocka_unit_test(test_url_drop_waits_for_an_event_in_flight),
         cmocka_unit_test(test_event_waits_for_a_url_drop_in_flight),
         cmocka_unit_test(test_claim_locks_only_the_row_it_takes),

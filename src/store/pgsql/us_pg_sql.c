@@ -441,6 +441,22 @@ const char *const *us_pg_sql_migration(int from)
     " AND ((" s ".ingest_state = 'queued' AND " s ".ingest_not_before <= " DB_NOW_US ")" \
     " OR (" s ".ingest_state = 'running' AND " s ".ingest_heartbeat < " DB_NOW_US " - %lld)))"
 
+/* The statements that change several users' counter rows (the expiry
+ * sweep, a workspace delete) lock them in user_id order first, as they
+ * lock their sessions in id order: two of them sharing users wait one for
+ * the other, never each for the other (a deadlock the server breaks).
+ * UPDATE has no ORDER BY: a CTE, lu, selects the rows ORDER BY user_id
+ * FOR NO KEY UPDATE (the UPDATE's own lock), and the UPDATE joins to it.
+ * A locking CTE is never inlined, and its LockRows node sits above what
+ * gives the ORDER BY's order (a Sort, or a path already in it: the
+ * primary key's index, a sorted GROUP BY; EXPLAIN shows each under
+ * nested-loop, hash and merge joins), so it locks the rows in that order
+ * as it emits them; the UPDATE changes only rows joined to one emitted,
+ * locked by then. Every session of the statement is locked before the
+ * first of them: lu joins the counts, a GROUP BY over every session
+ * changed. */
+#define USER_ROWS_LOCKED "ORDER BY u.user_id FOR NO KEY UPDATE OF u"
+
 /* The statements both dialects share (us_sql_shared.h), then PostgreSQL's own. */
 #define STMT(id, name, sql) [US_STMT_##id] = { "us_pg_" name, sql },
 
@@ -515,9 +531,12 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " e AS (UPDATE us_sessions s SET status = 'EXPIRED', closed_at = s.expires_at,"
         " ingest_state = " INGEST_AFTER_CLOSE
         " FROM l WHERE s.id = l.id AND s.status = 'OPEN' RETURNING s.user_id),"
-        " d AS (UPDATE us_user_open u SET n = u.n - c.k, expired = u.expired + c.k"
-        " FROM (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id) c"
-        " WHERE u.user_id = c.user_id RETURNING 1)"
+        /* then the users' counter rows, in user_id order (USER_ROWS_LOCKED) */
+        " c AS (SELECT user_id, COUNT(*) AS k FROM e GROUP BY user_id),"
+        " lu AS (SELECT u.user_id, c.k FROM us_user_open u JOIN c ON u.user_id = c.user_id"
+        " " USER_ROWS_LOCKED "),"
+        " d AS (UPDATE us_user_open u SET n = u.n - lu.k, expired = u.expired + lu.k"
+        " FROM lu WHERE u.user_id = lu.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM e" },
     [US_STMT_INGEST_CANDIDATE] = { "us_pg_ingest_candidate",
         /* a row another claimer is deciding on is skipped, not waited for */
@@ -714,12 +733,14 @@ static const us_stmt_def STATEMENTS[US_STMT__COUNT] = {
         " ingest_owner = NULL, ingest_not_before = 0, parallel = 1, uploaded_files = 0"
         " FROM (SELECT id, status AS was FROM us_sessions WHERE workspace = %s AND " VISIBLE
         " ORDER BY id FOR UPDATE) o WHERE s.id = o.id RETURNING s.user_id, o.was),"
-        " d AS (UPDATE us_user_open u SET n = u.n - k.n, closed = u.closed - k.closed,"
-        " expired = u.expired - k.expired"
-        " FROM (SELECT user_id, COUNT(*) FILTER (WHERE was = 'OPEN') AS n,"
+        /* then the users' counter rows, in user_id order (USER_ROWS_LOCKED) */
+        " k AS (SELECT user_id, COUNT(*) FILTER (WHERE was = 'OPEN') AS n,"
         " COUNT(*) FILTER (WHERE was = 'CLOSED') AS closed,"
-        " COUNT(*) FILTER (WHERE was = 'EXPIRED') AS expired FROM c GROUP BY user_id) k"
-        " WHERE u.user_id = k.user_id RETURNING 1)"
+        " COUNT(*) FILTER (WHERE was = 'EXPIRED') AS expired FROM c GROUP BY user_id),"
+        " lu AS (SELECT u.user_id, k.n, k.closed, k.expired FROM us_user_open u"
+        " JOIN k ON u.user_id = k.user_id " USER_ROWS_LOCKED "),"
+        " d AS (UPDATE us_user_open u SET n = u.n - lu.n, closed = u.closed - lu.closed,"
+        " expired = u.expired - lu.expired FROM lu WHERE u.user_id = lu.user_id RETURNING 1)"
         " SELECT COUNT(*) FROM c" },
     [US_STMT_WORKSPACE_FILES_DROP] = { "us_pg_workspace_files_drop",
         "WITH d AS (DELETE FROM us_files WHERE workspace = %s RETURNING file_id),"
