@@ -50,6 +50,25 @@ static void pg_destroy(apr_pool_t *p, const char *params)
 
 static const store_target pg_target = { &us_pgsql_backend, pg_create, pg_destroy, 1 };
 
+/* The test's own connection to the database params, outside the store: it
+ * holds locks, undoes migrations and reads what the store wrote. *drv:
+ * the driver, for the calls on it; apr_dbd_close(*drv, h) closes it. */
+static apr_dbd_t *raw_open_to(const char *params, const apr_dbd_driver_t **drv)
+{
+    apr_dbd_t *h = NULL;
+    const char *err = NULL;
+    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", drv), APR_SUCCESS);
+    if (apr_dbd_open_ex(*drv, pool, params, &h, &err) != APR_SUCCESS)
+        fail_msg("cannot open %s: %s", params, err);
+    return h;
+}
+
+/* raw_open_to the test's database. */
+static apr_dbd_t *raw_open(const apr_dbd_driver_t **drv)
+{
+    return raw_open_to(sc_params, drv);
+}
+
 /* Ends every session of the database but the admin's own (as a restart
  * would), and waits until their processes are gone. */
 static void end_sessions_of_the_database(void)
@@ -150,10 +169,8 @@ static void *APR_THREAD_FUNC interleaved_insert(apr_thread_t *t, void *data)
 static void test_limit_with_a_create_in_flight(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     int nrows = 0;
     (void)state;
     sc_setup(NULL);
@@ -161,8 +178,7 @@ static void test_limit_with_a_create_in_flight(void **state)
     us_session first = sc_session(sc_uuid(pool, 1), "ws", "u-int", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &first, 2, SC_T0), US_DB_OK);
     us_db_close(db);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     /* what a create holds (us_sessions_create's statements), left uncommitted */
     static const char *const in_flight[] = {
         "BEGIN",
@@ -247,14 +263,11 @@ static void add_and_end_its_backend(const apr_dbd_driver_t *drv, apr_dbd_t *h, i
 static void test_outcome_unknown_when_lost_at_commit(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
-    const char *err = NULL;
     int nrows = 0;
     (void)state;
     sc_setup(NULL);
     us_db_close(sc_open(pool)); /* the schema */
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_query(drv, h, &nrows,
         "CREATE FUNCTION us_test_slow() RETURNS trigger LANGUAGE plpgsql AS "
         "'BEGIN PERFORM pg_sleep(30); RETURN NULL; END'"), 0);
@@ -318,12 +331,10 @@ static int a_lock_is_waited_for(const apr_dbd_driver_t *drv, apr_dbd_t *h)
 static const char *sc_column_lines(const char *sql)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *err = NULL, *lines = "";
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    const char *lines = "";
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_select(drv, pool, h, &res, sql, 0), 0);
     while (apr_dbd_get_row(drv, pool, res, &row, -1) == 0)
         lines = apr_pstrcat(pool, lines, apr_dbd_get_entry(drv, row, 0), "\n", NULL);
@@ -352,17 +363,14 @@ static const char *sc_answer(const char *sql)
 static void test_deadlock_victim_retried(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     us_session got;
     int nrows = 0;
     (void)state;
     sc_setup(NULL);
     us_store_set_lock_timeout(sc_cfg, DEADLOCK_LOCK_TIMEOUT_MS);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     static const char *const user_row =
         "INSERT INTO us_user_open (user_id, n) VALUES ('u-dl', 0)"
         " ON CONFLICT (user_id) DO UPDATE SET n = us_user_open.n";
@@ -431,10 +439,8 @@ static void *APR_THREAD_FUNC drop_url(apr_thread_t *t, void *data)
 static void test_url_drop_locks_rows_first(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     int nrows = 0;
     us_webhook_row w;
     us_webhook_stats st;
@@ -448,8 +454,7 @@ static void test_url_drop_locks_rows_first(void **state)
     do /* the row of the URL to drop, leased */
         assert_int_equal(us_webhook_claim(db, pool, "d1", now, now + SC_SEC(60), &w), US_DB_OK);
     while (strcmp(w.url, "http://a.example/h") != 0);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
     int rc = apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
         "UPDATE us_webhook_outbox SET attempts = attempts + 1, next_at = 0, lease_owner = NULL,"
@@ -573,15 +578,13 @@ static void two_sessions(us_db *db, const char *ws, int seed, const char **lo, c
 static void test_sweep_and_workspace_delete_lock_sessions_by_id(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     const char *err = NULL, *lo, *hi, *lo2, *hi2;
     int nrows = 0;
     us_session got;
     (void)state;
     sc_setup(NULL);
     us_db *db = sc_open(pool);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     /* expired long ago, hi first (and first in the table) */
     two_sessions(db, "ws-order", 610, &lo, &hi, 1);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
@@ -622,7 +625,6 @@ static void test_sweep_and_workspace_delete_lock_sessions_by_id(void **state)
 static void test_sweep_and_workspace_delete_lock_users_by_id(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     const char *err = NULL;
     us_session got;
     (void)state;
@@ -630,8 +632,7 @@ static void test_sweep_and_workspace_delete_lock_users_by_id(void **state)
     assert_int_equal(pg_fixture_admin(apr_psprintf(pool, "ALTER DATABASE %s SET enable_sort = off",
                                                    strrchr(sc_params, '=') + 1)), 0);
     us_db *db = sc_open(pool);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     for (int i = 0; i < 2; i++) { /* expired at once */
         us_session s = sc_session(sc_uuid(pool, 630 + i), "ws-users",
                                   apr_psprintf(pool, "u-lock-%d", 1 + i), SC_T0, SC_QUICK);
@@ -683,7 +684,6 @@ static void test_a_close_outlasting_a_lock_timeout_once_is_retried(void **state)
 {
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     int nrows = 0;
     us_session got;
     (void)state;
@@ -692,8 +692,7 @@ static void test_a_close_outlasting_a_lock_timeout_once_is_retried(void **state)
     us_db *db = sc_open(pool);
     us_session s = sc_session(sc_uuid(pool, 61), "ws-lt", "u-lt", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &holder_drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(holder_drv, pool, sc_params, &holder_h, &err), APR_SUCCESS);
+    holder_h = raw_open(&holder_drv);
     assert_int_equal(apr_dbd_query(holder_drv, holder_h, &nrows, "BEGIN"), 0);
     assert_int_equal(apr_dbd_query(holder_drv, holder_h, &nrows, apr_psprintf(pool,
         "SELECT 1 FROM us_sessions WHERE id = '%s' FOR UPDATE", s.id)), 0);
@@ -988,7 +987,6 @@ static void test_concurrent_migrations(void **state)
 static void test_migration_fills_the_key_table(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     const char *err = NULL;
     apr_array_header_t *deleted, *rows;
     long long total = -1;
@@ -1002,8 +1000,7 @@ static void test_migration_fills_the_key_table(void **state)
         assert_int_equal(us_workspace_file_add(db, pool, "ws", &f, "KEEP", &deleted), US_DB_OK);
     }
     us_db_close(db);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     static const char *const back_to_6[] = {
         "DROP TRIGGER us_file_keys_insert ON us_files", "DROP TRIGGER us_file_keys_sync ON us_files",
         "DROP FUNCTION us_file_keys_sync()",
@@ -1018,7 +1015,7 @@ static void test_migration_fills_the_key_table(void **state)
     apr_dbd_close(drv, h);
     assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
     /* 8 -> 9 -> 10: the queue of every session's last clear */
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    h = raw_open(&drv);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     assert_int_equal(apr_dbd_select(drv, pool, h, &res, "SELECT indexdef FROM pg_indexes"
@@ -1049,15 +1046,13 @@ static void test_migration_fills_the_key_table(void **state)
 static void test_migration_adds_the_create_function(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     const char *err = NULL;
     int nrows = 0;
     (void)state;
     sc_setup(NULL);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "DROP FUNCTION us_sessions_create"), 0);
     static const char *const undo[] = { UNDO_18_TO_19, UNDO_17_TO_18, UNDO_15_TO_16,
                                         UNDO_14_TO_15, UNDO_13_TO_14, UNDO_12_TO_13 };
@@ -1099,11 +1094,8 @@ static void test_migration_adds_the_create_function(void **state)
 static int sc_query(const char *sql)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
-    const char *err = NULL;
     int nrows = 0;
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     int rc = apr_dbd_query(drv, h, &nrows, sql);
     apr_dbd_close(drv, h);
     return rc;
@@ -1431,10 +1423,8 @@ static void test_status_reads_seek(void **state)
 static void test_url_drop_waits_for_an_event_in_flight(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     int nrows = 0, waited = 0;
     us_webhook_stats st;
     (void)state;
@@ -1444,8 +1434,7 @@ static void test_url_drop_waits_for_an_event_in_flight(void **state)
                                                               "http://b.example/h")), US_DB_OK);
     us_session s = sc_session(sc_uuid(pool, 2600), "ws-race", "u-race", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
         "UPDATE us_sessions SET status = 'EXPIRED', closed_at = expires_at WHERE id = '%s'",
@@ -1494,10 +1483,8 @@ static void *APR_THREAD_FUNC close_session(apr_thread_t *t, void *data)
 static void test_event_waits_for_a_url_drop_in_flight(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_thread_t *th;
     apr_status_t rv;
-    const char *err = NULL;
     int nrows = 0, waited = 0;
     (void)state;
     sc_setup(NULL);
@@ -1506,8 +1493,7 @@ static void test_event_waits_for_a_url_drop_in_flight(void **state)
                                                               "http://b.example/h")), US_DB_OK);
     us_session s = sc_session(sc_uuid(pool, 2610), "ws-race", "u-race", SC_T0, 100);
     assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     static const char *const drop[] = {
         "BEGIN", "SELECT pg_advisory_xact_lock(" US_PG_LOCK_WEBHOOK_URL_CLASS
         ", hashtext('http://a.example/h'))",
@@ -1540,10 +1526,8 @@ static void test_event_waits_for_a_url_drop_in_flight(void **state)
 static void test_claim_locks_only_the_row_it_takes(void **state)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *err = NULL;
     int nrows = 0;
     us_webhook_row w;
     (void)state;
@@ -1565,8 +1549,7 @@ static void test_claim_locks_only_the_row_it_takes(void **state)
     for (int i = 0; i < 3; i++)
         APR_ARRAY_PUSH(args, const void *) = &now;
     const char *claim = sc_inline(us_pg_sql_statement(US_STMT_WEBHOOK_CLAIM)->sql, args);
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, sc_params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open(&drv);
     assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
     assert_int_equal(apr_dbd_select(drv, pool, h, &res, claim, 0), 0);
     assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
@@ -1695,12 +1678,9 @@ static void test_unreachable_server(void **state)
 static void assert_database_speaks_german(void)
 {
     const apr_dbd_driver_t *drv = NULL;
-    apr_dbd_t *h = NULL;
-    const char *err = NULL;
     int nrows = 0;
     const char *params = pg_create(pool, "german_probe");
-    assert_int_equal(apr_dbd_get_driver(pool, "pgsql", &drv), APR_SUCCESS);
-    assert_int_equal(apr_dbd_open_ex(drv, pool, params, &h, &err), APR_SUCCESS);
+    apr_dbd_t *h = raw_open_to(params, &drv);
     int rc = apr_dbd_query(drv, h, &nrows, "SELECT 1/0");
     assert_int_not_equal(rc, 0);
     assert_non_null(strstr(apr_dbd_error(drv, h, rc), "Division durch Null"));
