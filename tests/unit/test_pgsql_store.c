@@ -69,6 +69,26 @@ static apr_dbd_t *raw_open(const apr_dbd_driver_t **drv)
     return raw_open_to(sc_params, drv);
 }
 
+/* A worker thread's connection, in a pool of its own (*p); NULL when it
+ * cannot be opened. */
+static us_db *thread_db(apr_pool_t **p)
+{
+    us_db *db = NULL;
+    const char *err = NULL;
+    apr_pool_create_unmanaged_ex(p, NULL, NULL);
+    return us_db_open(*p, sc_cfg, &db, &err) == US_DB_OK ? db : NULL;
+}
+
+/* A worker thread's end: its connection closed, its pool gone. */
+static void *thread_end(apr_thread_t *t, apr_pool_t *p, us_db *db)
+{
+    if (db)
+        us_db_close(db);
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
 /* Ends every session of the database but the admin's own (as a restart
  * would), and waits until their processes are gone. */
 static void end_sessions_of_the_database(void)
@@ -147,18 +167,11 @@ static us_db_rc interleaved_rc;
 static void *APR_THREAD_FUNC interleaved_insert(apr_thread_t *t, void *data)
 {
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
     (void)data;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = thread_db(&p);
     us_session s = sc_session(sc_uuid(p, 99), "ws", "u-int", SC_T0, 100);
-    interleaved_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
-                         ? us_session_insert(db, p, &s, 2, SC_T0) : US_DB_ERROR;
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    interleaved_rc = db ? us_session_insert(db, p, &s, 2, SC_T0) : US_DB_ERROR;
+    return thread_end(t, p, db);
 }
 
 /* The open-session limit under READ COMMITTED with a fixed interleaving:
@@ -210,19 +223,12 @@ static int lost_unknown;
 static void *APR_THREAD_FUNC add_a_file(apr_thread_t *t, void *data)
 {
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
     apr_array_header_t *deleted = NULL;
     us_workspace_file f = { (const char *)data, "lost.txt", "{}", 1, SC_T0, -1, 0 };
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
-    lost_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
-                  ? us_workspace_file_add(db, p, "ws-lost", &f, "KEEP", &deleted) : US_DB_ERROR;
+    us_db *db = thread_db(&p);
+    lost_rc = db ? us_workspace_file_add(db, p, "ws-lost", &f, "KEEP", &deleted) : US_DB_ERROR;
     lost_unknown = db ? us_db_outcome_unknown(db) : -1;
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return thread_end(t, p, db);
 }
 
 /* Adds a file in a thread while the trigger us_test_slow sleeps in its
@@ -303,18 +309,11 @@ static us_db_rc deadlocked_rc;
 static void *APR_THREAD_FUNC deadlocked_insert(apr_thread_t *t, void *data)
 {
     apr_pool_t *p;
-    us_db *db = NULL;
-    const char *err = NULL;
     (void)data;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = thread_db(&p);
     us_session s = sc_session(sc_uuid(p, 98), "ws-dl", "u-dl", SC_T0, 100);
-    deadlocked_rc = us_db_open(p, sc_cfg, &db, &err) == US_DB_OK
-                        ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_ERROR;
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    deadlocked_rc = db ? us_session_insert(db, p, &s, 10, SC_T0) : US_DB_ERROR;
+    return thread_end(t, p, db);
 }
 
 /* Whether a lock of the database is waited for. */
@@ -723,26 +722,6 @@ static void join_threads(apr_thread_t **th, int n)
         apr_status_t rv;
         apr_thread_join(&rv, th[i]);
     }
-}
-
-/* A worker thread's connection, in a pool of its own (*p); NULL when it
- * cannot be opened. */
-static us_db *thread_db(apr_pool_t **p)
-{
-    us_db *db = NULL;
-    const char *err = NULL;
-    apr_pool_create_unmanaged_ex(p, NULL, NULL);
-    return us_db_open(*p, sc_cfg, &db, &err) == US_DB_OK ? db : NULL;
-}
-
-/* A worker thread's end: its connection closed, its pool gone. */
-static void *thread_end(apr_thread_t *t, apr_pool_t *p, us_db *db)
-{
-    if (db)
-        us_db_close(db);
-    apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
 }
 
 /* Concurrent creates of one process share a transaction (pg_session_insert).
