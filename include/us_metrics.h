@@ -156,7 +156,8 @@ typedef struct {
 const char *us_metrics_prometheus(apr_pool_t *p, const us_status_view *v);
 
 /* The JSON status document of v (us_json_writer's compact text), in p.
- * Webhook URLs are shown as us_webhook_url_shown writes them. */
+ * Webhook URLs are shown as us_webhook_url_shown writes them, those in the
+ * stored last_error too (us_webhook_text_shown). */
 const char *us_metrics_status_json(apr_pool_t *p, const us_status_view *v);
 
 /* mod_status's machine-readable lines ("Key: value\n"), in p. */

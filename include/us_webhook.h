@@ -32,11 +32,27 @@
  * 65535 when given, printable ASCII only), else the reason. */
 const char *us_webhook_url_check(apr_pool_t *p, const char *url);
 
-/* url as the status pages and the stored errors show it: scheme, host,
- * port and path, without user info, query or fragment, where a receiver's
- * credentials or tokens would be; "?..." stands for a query left out, so
- * URLs that differ by their query alone stay told apart as such. In p. */
+/* hex digits of a shown URL's fingerprint */
+#define US_WEBHOOK_FINGERPRINT_LEN 8
+
+/* url as the status pages, the stored errors and the log show it: the
+ * scheme, host and port, without user info; "/..." for whatever follows
+ * them (path, query, fragment) but a lone "/", where receivers put their
+ * tokens (Slack's and Discord's in the path); then " #" and a fingerprint,
+ * the first US_WEBHOOK_FINGERPRINT_LEN hex digits of the SHA-256 of url
+ * whole, which tells two URLs of one host apart and maps back to the
+ * configured one (printf '%s' URL | sha256sum | cut -c1-8):
+ * "https://hooks.slack.com/... #1a2b3c4d", "http://[::1]:8080 #5e6f7a8b".
+ * Printable ASCII when url is. In p. */
 const char *us_webhook_url_shown(apr_pool_t *p, const char *url);
+
+/* text with every URL in it ("scheme://" up to whitespace or the end)
+ * replaced by its us_webhook_url_shown form, for texts stored before URLs
+ * were shown so (a last_error quoting a URL whole). A shown form, its
+ * fingerprint following it, is kept as it is: rewriting a rewritten text
+ * changes nothing. text itself when it holds no URL, NULL for NULL; else
+ * in p. */
+const char *us_webhook_text_shown(apr_pool_t *p, const char *text);
 
 /* Reads the signing secret from path: the file's bytes without trailing
  * CR/LF, 16 to US_WEBHOOK_SECRET_MAX bytes. Refused when the file is

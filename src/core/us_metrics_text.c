@@ -227,8 +227,8 @@ static void write_webhooks(us_json_writer *w, apr_pool_t *p, const us_status_vie
     const char *secs = seconds(p, age_of(v, wh->oldest_pending));
     us_json_write_raw(w, secs, strlen(secs));
     us_json_write_key(w, "last_error");
-    if (wh->last_error)
-        us_json_write_string(w, wh->last_error);
+    if (wh->last_error) /* one stored by an older version may quote a URL whole */
+        us_json_write_string(w, us_webhook_text_shown(p, wh->last_error));
     else
         us_json_write_null(w);
     us_json_write_key(w, "last_error_at");

@@ -7,6 +7,7 @@
 #include "us_store.h"
 #include "us_time.h"
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 
@@ -59,18 +60,108 @@ const char *us_webhook_url_check(apr_pool_t *p, const char *url)
     return NULL;
 }
 
+/* The end of url's authority, url's n bytes read at most; [url, *host_at)
+ * is the scheme and "://", [*host, end) the host and port (after the
+ * authority's last '@', if any). */
+static const char *origin_end(const char *url, size_t n, const char **host_at,
+                              const char **host)
+{
+    const char *stop = url + n;
+    const char *authority = url;
+    for (const char *c = url; c + 3 <= stop; c++)
+        if (c[0] == ':' && c[1] == '/' && c[2] == '/') {
+            authority = c + 3;
+            break;
+        }
+    const char *end = authority;
+    while (end < stop && *end != '/' && *end != '?' && *end != '#')
+        end++;
+    const char *h = end;
+    while (h > authority && h[-1] != '@')
+        h--;
+    *host_at = authority;
+    *host = h;
+    return end;
+}
+
+/* 1 when the n bytes at s are hex digits as us_hex writes them (a NUL
+ * among them ends the reading) */
+static int lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static const char *const SPACE = " \t\r\n\v\f";
+
 const char *us_webhook_url_shown(apr_pool_t *p, const char *url)
 {
-    const char *rest = strstr(url, "://");
-    const char *authority = rest ? rest + 3 : url;
-    size_t alen = strcspn(authority, "/?#");
-    size_t plen = strcspn(authority + alen, "?#");
-    const char *host = authority + alen; /* after the authority's last '@', if any */
-    while (host > authority && host[-1] != '@')
-        host--;
-    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)(authority - url)),
-                       apr_pstrmemdup(p, host, (apr_size_t)(authority + alen + plen - host)),
-                       authority[alen + plen] == '?' ? "?..." : "", NULL);
+    unsigned char h[US_SHA256_LEN];
+    char fp[US_WEBHOOK_FINGERPRINT_LEN + 1];
+    const char *host_at, *host;
+    size_t n = strlen(url);
+    const char *end = origin_end(url, n, &host_at, &host);
+    us_sha256(url, n, h);
+    us_hex(h, US_WEBHOOK_FINGERPRINT_LEN / 2, fp);
+    return apr_psprintf(p, "%.*s%.*s%s #%s", (int)(host_at - url), url, (int)(end - host), host,
+                        *end && strcmp(end, "/") != 0 ? "/..." : "", fp);
+}
+
+/* The length of the shown form, fingerprint included, whose first n bytes
+ * are the token at s, or 0 when it is not one: the scheme, host and port,
+ * "/..." or nothing, then " #" and the fingerprint's hex digits before
+ * whitespace or the end. */
+static size_t shown_len(const char *s, size_t n)
+{
+    const char *host_at, *host;
+    const char *end = origin_end(s, n, &host_at, &host);
+    size_t rest = n - (size_t)(end - s);
+    const char *fp = s + n + 2;
+    if (host != host_at || (rest != 0 && (rest != 4 || memcmp(end, "/...", 4) != 0)) ||
+        s[n] != ' ' || s[n + 1] != '#' || !lower_hex(fp, US_WEBHOOK_FINGERPRINT_LEN) ||
+        (fp[US_WEBHOOK_FINGERPRINT_LEN] && !strchr(SPACE, fp[US_WEBHOOK_FINGERPRINT_LEN])))
+        return 0;
+    return n + 2 + US_WEBHOOK_FINGERPRINT_LEN;
+}
+
+static int scheme_char(char c)
+{
+    return apr_isalnum(c) || c == '+' || c == '-' || c == '.';
+}
+
+const char *us_webhook_text_shown(apr_pool_t *p, const char *text)
+{
+    const char *done = text; /* copied or rewritten up to here */
+    const char *sep;
+    apr_array_header_t *out = NULL;
+    if (!text)
+        return NULL;
+    for (const char *at = text; (sep = strstr(at, "://")) != NULL;) {
+        const char *start = sep;
+        while (start > done && scheme_char(start[-1]))
+            start--;
+        while (start < sep && !apr_isalpha(*start))
+            start++;
+        if (start == sep) { /* no scheme: not a URL */
+            at = sep + 3;
+            continue;
+        }
+        size_t n = strcspn(start, SPACE);
+        size_t kept = shown_len(start, n);
+        if (!out)
+            out = apr_array_make(p, 8, sizeof(const char *));
+        APR_ARRAY_PUSH(out, const char *) = apr_pstrmemdup(p, done, (apr_size_t)(start - done));
+        APR_ARRAY_PUSH(out, const char *) =
+            kept ? apr_pstrmemdup(p, start, kept)
+                 : us_webhook_url_shown(p, apr_pstrmemdup(p, start, n));
+        done = at = start + (kept ? kept : n);
+    }
+    if (!out)
+        return text;
+    APR_ARRAY_PUSH(out, const char *) = done;
+    return apr_array_pstrcat(p, out, 0);
 }
 
 const char *us_webhook_secret_read(apr_pool_t *p, const char *path, const char **secret,

@@ -196,7 +196,7 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
         status < 300) {
         rc = us_webhook_delivered(db, p, w.id, owner, w.page, pages);
         us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
-               w.event, w.session_id, w.page, pages, w.url);
+               w.event, w.session_id, w.page, pages, us_webhook_url_shown(p, w.url));
         *failure = rc;
         return rc == US_DB_OK ? 1 : -1;
     }
@@ -219,7 +219,8 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
         .pause = body ? us_webhook_backoff(1) : 0, .pause_max = US_WEBHOOK_MAX_BACKOFF,
         .stale_before = body ? now - cfg->retry_for : 0,
     };
-    /* stored, and shown by the status pages: without the URL's query */
+    /* stored, and shown by the status pages: the URL as shown, without what
+     * follows its host, where a receiver's token would be */
     f.error = apr_psprintf(p, "%s from %s", err, us_webhook_url_shown(p, w.url));
     us_webhook_paused url = { NULL, 0, 0 };
     rc = us_webhook_retry(db, p, w.id, owner, &f, &url);

@@ -563,7 +563,8 @@ static us_db_rc set_webhook_targets(apr_pool_t *p, server_rec *s, us_srv_conf *c
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0025)
                      "UploadSessionWebhook: %" APR_INT64_T_FMT " undelivered webhook events "
                      "for %s dropped: that URL is not configured here (every node on one store "
-                     "must list the same URLs)", (apr_int64_t)d->pending, d->url);
+                     "must list the same URLs)", (apr_int64_t)d->pending,
+                     us_webhook_url_shown(p, d->url));
     }
     us_db_close(db);
     return rc;

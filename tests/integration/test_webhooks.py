@@ -303,6 +303,15 @@ def test_close_without_files_is_an_ingested_event(server_factory, receiver):
     assert ev["counters"] == {"uploaded_files": 0, "finished_files": 0, "failed_files": 0}
 
 
+def shown_url(url):
+    """url as the status pages and the log show it (README "Webhooks"): the
+    scheme, host and port, "/..." for whatever follows but a lone "/", then
+    the fingerprint, the first 8 hex digits of the URL's SHA-256."""
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#]*)(.*)", url)
+    rest = "" if m[3] in ("", "/") else "/..."
+    return f"{m[1]}{m[2]}{rest} #{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+
+
 def paused_on_every_page(s, shown):
     """The URL shown as `shown` paused on each status page, read now: the
     JSON status's entry, or None when a page does not say so."""
@@ -324,17 +333,21 @@ def test_receiver_down_then_up(server_factory, receiver):
     """While the receiver is down its URL is paused: the metrics, ?auto,
     mod_status's table and the JSON status say so, the JSON with the URL's
     failures in a row and the pause's end; each shows the URL without its
-    query (it may hold a token), as the last error does. The delivery,
-    once it is up, ends the pause."""
+    path and query (either may hold a token, Slack's is in the path), as
+    the last error and the log do. The delivery, once it is up, ends the
+    pause."""
     pages = ["<Location /server-status>", "SetHandler server-status", "</Location>"]
-    s = hook_server(server_factory, [receiver.url + "?token=s3cret"],
+    url = receiver.url + "/T0001/s3cret-path?token=s3cret"
+    s = hook_server(server_factory, [url],
                     extra=STATUS_LOCATION + pages, modules=[("status_module", "mod_status.so")])
-    shown = receiver.url + "?..."
+    shown = shown_url(url)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\.\.\. #[0-9a-f]{8}", shown), shown
     ws = unique_ws("hook-down")
     sid = closed_session(s, ws, [("a.txt", b"a")])
     # attempts at 0, 1, 3 s fail while nobody listens
     assert wait_for(lambda: status_doc(s)["webhooks"]["last_error"] is not None, 20)
     doc = status_doc(s)["webhooks"]
+    assert "s3cret" not in json.dumps(doc), doc
     assert doc["pending"] == 1 and doc["failed"] == 0, doc
     assert doc["last_error"].endswith(f" from {shown}"), doc
     # paused but for a moment between a pause's end and the next probe
@@ -348,12 +361,17 @@ def test_receiver_down_then_up(server_factory, receiver):
     (req,) = receiver.wait_delivered(1, timeout=30)
     ev = json.loads(req["body"])
     assert ev["session_id"] == sid and signature_ok(req)
-    assert req["path"] == "/hooks/upload-sessions?token=s3cret", req["path"]
+    assert req["path"] == "/hooks/upload-sessions/T0001/s3cret-path?token=s3cret", req["path"]
     assert wait_for(lambda: status_doc(s)["webhooks"]["pending"] == 0, 10)
     assert status_doc(s)["webhooks"] == {"urls": 1, "pending": 0, "failed": 0,
                                          "oldest_pending_age_seconds": 0,
                                          "last_error": None, "last_error_at": None,
                                          "urls_paused": 0, "paused": []}
+    # US1303 (failed attempts), US1301 (the delivery, at debug) name it shown
+    log = s.log_text()
+    assert f"US1301: webhook session.ingested {sid} (page 1 of 1) delivered to {shown}" in log, \
+        s.log_tail()
+    assert "s3cret" not in log, s.log_tail()
 
 
 def test_500_retried_with_growing_gaps(server_factory, receiver):
@@ -390,7 +408,8 @@ def test_given_up_after_retry_for(server_factory, receiver):
     closed_session(s, ws, [("a.txt", b"a")])
     assert wait_for(lambda: status_doc(s)["webhooks"]["failed"] == 1, 20)
     doc = status_doc(s)["webhooks"]
-    assert doc["pending"] == 0 and doc["last_error"] == f"HTTP 500 from {receiver.url}", doc
+    assert doc["pending"] == 0, doc
+    assert doc["last_error"] == f"HTTP 500 from {shown_url(receiver.url)}", doc
     r = s.raw_client().get(f"{s.public_url}/upload-session/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r
     assert "\nmod_upload_session_webhook_deliveries_pending 0\n" in r.text, r.text
@@ -614,7 +633,7 @@ def test_failing_receiver_does_not_delay_another(server_factory, receiver):
         assert late < made + 3 + 2.5, f"the last event {late:.1f} s after the first was made " \
             f"(all made in {made:.1f} s); {len(slow.bodies)} attempts at the stalling receiver"
         assert 1 <= len(slow.bodies) <= 4, len(slow.bodies)
-        assert re.search(r"US1303: .* attempt 1 failed: .* from " + re.escape(slow.url) +
+        assert re.search(r"US1303: .* attempt 1 failed: .* from " + re.escape(shown_url(slow.url)) +
                          r"; next in 1 s, the URL paused 1 s after 1 failed attempts in a row",
                          s.log_text()), s.log_tail()
     finally:
@@ -676,7 +695,8 @@ def test_acknowledged_with_a_slow_body_is_delivered(server_factory):
 
 def test_url_taken_out_says_what_it_dropped(server_factory):
     """A URL taken out of the configuration takes its undelivered events
-    with it, said at warn at startup (US0025) with their number and URL; a
+    with it, said at warn at startup (US0025) with their number and URL (as
+    the status pages show it); a
     start without any UploadSessionWebhook drops the rest the same way."""
     dropped, kept = "http://127.0.0.1:9/dropped", "http://127.0.0.1:9/kept"
     s = hook_server(server_factory, [dropped, kept], extra=STATUS_LOCATION)
@@ -690,7 +710,7 @@ def test_url_taken_out_says_what_it_dropped(server_factory):
     off = len(s.log_text())
     s.start()
     said = re.findall(r"\[upload_session:warn\] .*US0025: (.*)", s.log_text()[off:])
-    assert said == [f"UploadSessionWebhook: 1 undelivered webhook events for {dropped} "
+    assert said == [f"UploadSessionWebhook: 1 undelivered webhook events for {shown_url(dropped)} "
                     "dropped: that URL is not configured here (every node on one store must "
                     "list the same URLs)"], s.log_tail()
     doc = status_doc(s)["webhooks"]
@@ -700,7 +720,8 @@ def test_url_taken_out_says_what_it_dropped(server_factory):
     off = len(s.log_text())
     s.start()
     said = re.findall(r"\[upload_session:warn\] .*US0025: (.*)", s.log_text()[off:])
-    assert len(said) == 1 and f"1 undelivered webhook events for {kept} dropped" in said[0], \
+    assert len(said) == 1 and \
+        f"1 undelivered webhook events for {shown_url(kept)} dropped" in said[0], \
         s.log_tail()
     doc = status_doc(s)
     assert "webhooks" not in doc and doc["store"] == {"status": "ok"}, doc

@@ -44,23 +44,73 @@ static void test_url_check(void **state)
     }
 }
 
-/* The status pages' form: no user info, query or fragment; the query's
- * place marked. */
+/* The status pages' and the log's form: scheme, host and port, "/..." for
+ * whatever follows but a lone "/", then the fingerprint: the first 8 hex
+ * digits of the URL's SHA-256 (each checked with
+ * printf '%s' URL | sha256sum | cut -c1-8). */
 static void test_url_shown(void **state)
 {
     (void)state;
     static const char *const cases[][2] = {
-        { "http://127.0.0.1:8099/hook", "http://127.0.0.1:8099/hook" },
-        { "https://hooks.example.com/a/b?token=s3cret&x=1", "https://hooks.example.com/a/b?..." },
-        { "https://hooks.example.com?t=1", "https://hooks.example.com?..." },
-        { "HTTPS://hooks.example.com", "HTTPS://hooks.example.com" },
-        { "http://[::1]:9000/x/?", "http://[::1]:9000/x/?..." },
-        { "http://u:p@h:81/x?q", "http://h:81/x?..." },
-        { "http://u@x:p@w@h/x#f", "http://h/x" },
-        { "http://h/a@b?q=c@d", "http://h/a@b?..." },
+        /* Slack's and Discord's secrets are in the path */
+        { "https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX",
+          "https://hooks.slack.com/... #7c79c0df" },
+        { "https://discord.com/api/webhooks/123456/tok-en_S3cret",
+          "https://discord.com/... #ef4f48a3" },
+        { "https://hooks.example.com/a/b?token=s3cret&x=1", "https://hooks.example.com/... #50069759" },
+        { "https://hooks.example.com?t=1", "https://hooks.example.com/... #d95bee9a" },
+        { "http://h/?q", "http://h/... #dc828fb8" },
+        /* no path, or a lone "/": the fingerprint alone tells them apart */
+        { "HTTPS://hooks.example.com", "HTTPS://hooks.example.com #7618b70b" },
+        { "https://hooks.example.com/", "https://hooks.example.com #ba59c850" },
+        { "http://h:81", "http://h:81 #84247ab7" },
+        { "http://[::1]:8080/x", "http://[::1]:8080/... #cf37139d" },
+        /* user info left out (the configuration refuses it) */
+        { "http://u:p@h:81/x?q", "http://h:81/... #5cacff3a" },
+        { "http://u@x:p@w@h/x#f", "http://h/... #21137f91" },
+        { "http://h/a@b?q=c@d", "http://h/... #ed1a4b04" },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        assert_string_equal(us_webhook_url_shown(pool, cases[i][0]), cases[i][1]);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *shown = us_webhook_url_shown(pool, cases[i][0]);
+        assert_string_equal(shown, cases[i][1]);
+        /* shown again, as a stored text, it stays the same */
+        assert_string_equal(us_webhook_text_shown(pool, shown), shown);
+    }
+}
+
+/* Texts stored before URLs were shown so have every URL in them rewritten;
+ * texts written since, and texts without URLs, stay as they are. */
+static void test_text_shown(void **state)
+{
+    (void)state;
+    assert_null(us_webhook_text_shown(pool, NULL));
+    const char *none = "HTTP 500 (no URL: ://x and 9://y are none)";
+    assert_ptr_equal(us_webhook_text_shown(pool, none), none);
+    assert_string_equal(us_webhook_text_shown(pool, ""), "");
+    static const char *const cases[][2] = {
+        { "HTTP 500 from https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX",
+          "HTTP 500 from https://hooks.slack.com/... #7c79c0df" },
+        { "https://hooks.example.com/a/b?token=s3cret&x=1 timed out",
+          "https://hooks.example.com/... #50069759 timed out" },
+        /* several, each with its own fingerprint (the comma read as part of the
+         * first, which is up to whitespace); a shown one among them kept */
+        { "to http://[::1]:8080/x, then\thttp://h:81\nand https://discord.com/... #ef4f48a3",
+          "to http://[::1]:8080/... #d21a5ea7 then\thttp://h:81 #84247ab7\n"
+          "and https://discord.com/... #ef4f48a3" },
+        /* a query shown as "?..." (the form before the fingerprint) folded in */
+        { "HTTP 503 from https://hooks.example.com/in?...",
+          "HTTP 503 from https://hooks.example.com/... #ee4416a2" },
+        /* not a shown form: the path is not "/...", or no fingerprint */
+        { "from https://h/x #0123abcd", "from https://h/... #29c73581 #0123abcd" },
+        { "from https://h/... #0123ABCD", "from https://h/... #bb889a79 #0123ABCD" },
+        { "from https://h/... #0123abc", "from https://h/... #bb889a79 #0123abc" },
+        { "from https://h #0123abcd9", "from https://h #ecffbe29 #0123abcd9" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *shown = us_webhook_text_shown(pool, cases[i][0]);
+        assert_string_equal(shown, cases[i][1]);
+        assert_string_equal(us_webhook_text_shown(pool, shown), shown);
+    }
 }
 
 static const char *write_file(const char *name, const char *text, mode_t mode)
@@ -237,6 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_check),
         cmocka_unit_test(test_url_shown),
+        cmocka_unit_test(test_text_shown),
         cmocka_unit_test(test_secret_read),
         cmocka_unit_test(test_sign),
         cmocka_unit_test(test_backoff),
