@@ -41,22 +41,29 @@ const char *us_webhook_url_check(apr_pool_t *p, const char *url)
         return "expects an absolute http:// or https:// URL";
     /* the URL is quoted in the status page's JSON (a failed attempt's
      * last_error) and in the log: printable ASCII, others percent-encoded.
-     * The reason does not quote it. */
+     * This reason does not quote it. */
     for (const unsigned char *c = (const unsigned char *)url; *c; c++)
         if (*c < 0x21 || *c > 0x7e)
             return apr_psprintf(p, "expects a URL of printable ASCII characters: byte 0x%02X "
                                 "at offset %d must be percent-encoded (%%%02X)",
                                 *c, (int)(c - (const unsigned char *)url), *c);
+    /* the reasons quote the URL as it is shown (us_webhook_url_shown): what
+     * follows its host and port may be a receiver's token, and httpd's
+     * message names the configuration file and line */
     if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname || !*u.hostname)
-        return apr_psprintf(p, "expects an absolute http:// or https:// URL, not '%s'", url);
+        return apr_psprintf(p, "expects an absolute http:// or https:// URL, not '%s'",
+                            us_webhook_url_shown(p, url));
     if (strcasecmp(u.scheme, "http") != 0 && strcasecmp(u.scheme, "https") != 0)
-        return apr_psprintf(p, "expects an http:// or https:// URL, not '%s'", url);
+        return apr_psprintf(p, "expects an http:// or https:// URL, not '%s'",
+                            us_webhook_url_shown(p, url));
     if (u.fragment || u.user || u.password)
-        return apr_psprintf(p, "expects a URL without user info or fragment, not '%s'", url);
+        return apr_psprintf(p, "expects a URL without user info or fragment, not '%s'",
+                            us_webhook_url_shown(p, url));
     /* apr_uri_parse keeps the port's low 16 bits (and atoi's sign): 99999
      * or -1 would be some other port */
     if (u.port_str && !port_ok(u.port_str))
-        return apr_psprintf(p, "malformed port in '%s' (a port is 1 to 65535)", url);
+        return apr_psprintf(p, "malformed port in '%s' (a port is 1 to 65535)",
+                            us_webhook_url_shown(p, url));
     return NULL;
 }
 
@@ -68,9 +75,9 @@ static const char *origin_end(const char *url, size_t n, const char **host_at,
 {
     const char *stop = url + n;
     const char *authority = url;
-    for (const char *c = url; c + 3 <= stop; c++)
-        if (c[0] == ':' && c[1] == '/' && c[2] == '/') {
-            authority = c + 3;
+    for (size_t i = 0; i + 3 <= n; i++)
+        if (url[i] == ':' && url[i + 1] == '/' && url[i + 2] == '/') {
+            authority = url + i + 3;
             break;
         }
     const char *end = authority;
@@ -118,9 +125,11 @@ static size_t shown_len(const char *s, size_t n)
     const char *host_at, *host;
     const char *end = origin_end(s, n, &host_at, &host);
     size_t rest = n - (size_t)(end - s);
-    const char *fp = s + n + 2;
     if (host != host_at || (rest != 0 && (rest != 4 || memcmp(end, "/...", 4) != 0)) ||
-        s[n] != ' ' || s[n + 1] != '#' || !lower_hex(fp, US_WEBHOOK_FINGERPRINT_LEN) ||
+        s[n] != ' ' || s[n + 1] != '#')
+        return 0;
+    const char *fp = s + n + 2; /* within the text: s[n + 1] is not its NUL */
+    if (!lower_hex(fp, US_WEBHOOK_FINGERPRINT_LEN) ||
         (fp[US_WEBHOOK_FINGERPRINT_LEN] && !strchr(SPACE, fp[US_WEBHOOK_FINGERPRINT_LEN])))
         return 0;
     return n + 2 + US_WEBHOOK_FINGERPRINT_LEN;

@@ -395,8 +395,8 @@ static const char *set_webhook(cmd_parms *cmd, void *d, const char *arg)
         c->webhooks = apr_array_make(cmd->pool, 2, sizeof(const char *));
     for (int i = 0; i < c->webhooks->nelts; i++)
         if (strcmp(APR_ARRAY_IDX(c->webhooks, i, const char *), arg) == 0)
-            return apr_pstrcat(cmd->pool, "UploadSessionWebhook: ", arg, " is listed twice",
-                               NULL);
+            return apr_pstrcat(cmd->pool, "UploadSessionWebhook: ",
+                               us_webhook_url_shown(cmd->pool, arg), " is listed twice", NULL);
     APR_ARRAY_PUSH(c->webhooks, const char *) = arg;
     return NULL;
 }

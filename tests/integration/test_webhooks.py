@@ -58,11 +58,15 @@ def test_webhooks_pass_configtest(server_factory):
     ("http://user:pw@127.0.0.1/hook", "without user info or fragment"),
     ("http://127.0.0.1:/hook", "malformed port"),
     # the port is not cut to 16 bits (99999 would be 34463)
-    ("http://127.0.0.1:99999/hook",
-     "malformed port in 'http://127.0.0.1:99999/hook' (a port is 1 to 65535)"),
+    ("http://127.0.0.1:99999/hook", "malformed port in '{shown}' (a port is 1 to 65535)"),
     ("http://127.0.0.1:65536/hook", "(a port is 1 to 65535)"),
-    ("http://127.0.0.1:-1/hook", "malformed port in 'http://127.0.0.1:-1/hook'"),
-    ("http://127.0.0.1:80x/hook", "http://127.0.0.1:80x/hook"),
+    ("http://127.0.0.1:-1/hook", "malformed port in '{shown}'"),
+    ("http://127.0.0.1:80x/hook", "'{shown}'"),
+    # the URL quoted as shown: a receiver's token in its path stays out of the output
+    ("https://hooks.example.com:0/services/T0001/s3cret", "malformed port in '{shown}'"),
+    ("https://user:pw@hooks.example.com/services/s3cret",
+     "without user info or fragment, not '{shown}'"),
+    ("ftp://hooks.example.com/s3cret?token=s3cret", "URL, not '{shown}'"),
 ])
 def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
     s = server_factory(start=False)
@@ -71,8 +75,9 @@ def test_malformed_webhook_url_fails_configtest(server_factory, url, want):
     s.write_config()
     rc, out = configtest(s)
     assert rc != 0, out
+    want = want.replace("{shown}", shown_url(url) if "://" in url else url)
     assert "UploadSessionWebhook: " in out and want in out, out
-    assert "Syntax OK" not in out, out
+    assert "Syntax OK" not in out and "s3cret" not in out, out
 
 
 @pytest.mark.parametrize("raw,offset", [(b"caf\xe9", 22), (b"caf\xc3\xa9", 22),
@@ -105,13 +110,14 @@ def test_webhook_url_of_other_bytes_than_printable_ascii_fails_configtest(server
 def test_webhook_listed_twice_fails_configtest(server_factory):
     s = server_factory(start=False)
     path = write_secret(s)
-    s.extra += ["UploadSessionWebhook http://127.0.0.1:9/hook",
-                "UploadSessionWebhook http://127.0.0.1:9/hook",
+    s.extra += ["UploadSessionWebhook http://127.0.0.1:9/s3cret",
+                "UploadSessionWebhook http://127.0.0.1:9/s3cret",
                 f'UploadSessionWebhookSecretFile "{path}"']
     s.write_config()
     rc, out = configtest(s)
     assert rc != 0, out
-    assert "UploadSessionWebhook: http://127.0.0.1:9/hook is listed twice" in out, out
+    shown = shown_url("http://127.0.0.1:9/s3cret")
+    assert f"UploadSessionWebhook: {shown} is listed twice" in out and "s3cret" not in out, out
 
 
 @pytest.mark.parametrize("secret,want", [

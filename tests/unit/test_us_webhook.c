@@ -37,6 +37,9 @@ static void test_url_check(void **state)
     assert_string_equal(non_ascii, "expects a URL of printable ASCII characters: byte 0xE9 at "
                              "offset 22 must be percent-encoded (%E9)");
     assert_null(us_webhook_url_check(pool, "http://127.0.0.1:9/caf%C3%A9?q=%E9~"));
+    /* a reason quotes the URL as shown: its path may hold a receiver's token */
+    assert_string_equal(us_webhook_url_check(pool, "http://h:0/s3cret"),
+                        "malformed port in 'http://h:0/... #03d35ed3' (a port is 1 to 65535)");
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *why = us_webhook_url_check(pool, bad[i]);
         if (!why)
