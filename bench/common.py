@@ -341,9 +341,9 @@ class BenchServer(UploadServer):
             return {}
         return {pid: rss // 1024 for pid, rss in children_rss(self.pid).items()}
 
-    def stop(self):
+    def stop(self, timeout=30, check=False):
         self._client = None
-        super().stop(timeout=30, check=False)
+        super().stop(timeout=timeout, check=check)
 
     def cleanup(self):
         self.stop()

@@ -25,4 +25,8 @@ void us_hex(const unsigned char *in, size_t len, char *out);
 /* The value of the hex digit c (either case), or -1. */
 int us_hex_value(unsigned char c);
 
+/* The byte the two hex digits at s spell ("%XY" escapes: s points at X),
+ * or -1; s[1] is read only when s[0] is a digit. */
+int us_hex_byte(const char *s);
+
 #endif

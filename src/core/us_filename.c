@@ -1,5 +1,6 @@
 /* us_filename.c - upload file-name rules (pure). */
 #include "us_filename.h"
+#include "us_crypto.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -29,29 +30,20 @@ const char *us_filename_problem(const char *name)
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static const char *percent_decoded(apr_pool_t *p, const char *filename)
 {
     size_t len = strlen(filename);
     char *out = apr_palloc(p, len + 1), *o = out;
     for (size_t i = 0; i < len; i++) {
-        if (filename[i] == '%' && i + 2 < len &&
-            hexval(filename[i + 1]) >= 0 && hexval(filename[i + 2]) >= 0) {
+        int c;
+        if (filename[i] == '%' && i + 2 < len && (c = us_hex_byte(filename + i + 1)) >= 0) {
             /* %00 would end the C string early: keep the three characters
              * "%00" as typed (a harmless literal name) */
-            char c = (char)(hexval(filename[i + 1]) * 16 + hexval(filename[i + 2]));
-            if (c == '\0') {
+            if (c == 0) {
                 *o++ = filename[i];
                 continue;
             }
-            *o++ = c;
+            *o++ = (char)c;
             i += 2;
         }
         else {

@@ -1,5 +1,6 @@
 /* us_router.c - API routing and query-string access (pure). */
 #include "us_router.h"
+#include "us_crypto.h"
 #include "us_utf8.h"
 
 #include <apr_strings.h>
@@ -157,21 +158,13 @@ int us_workspace_name_valid(const char *name)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 int us_path_has_refused_escape(const char *path, int slashes_refused)
 {
     int refused = 0;
     for (const char *s = strchr(path, '%'); s; s = strchr(s, '%')) {
-        if (hexval(s[1]) < 0 || hexval(s[2]) < 0)
+        int c = us_hex_byte(s + 1);
+        if (c < 0)
             return 0;
-        int c = hexval(s[1]) * 16 + hexval(s[2]);
         if (c == 0 || (c == '/' && slashes_refused))
             refused = 1;
         s += 3;
@@ -187,13 +180,13 @@ int us_path_has_refused_escape(const char *path, int slashes_refused)
 static char *form_decode(apr_pool_t *p, const char *s, size_t len)
 {
     char *out = apr_palloc(p, len + 1), *o = out;
+    int c;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '+') {
             *o++ = ' ';
         }
-        else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-                 hexval(s[i + 2]) >= 0 && (hexval(s[i + 1]) | hexval(s[i + 2])) != 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        else if (s[i] == '%' && i + 2 < len && (c = us_hex_byte(s + i + 1)) > 0) {
+            *o++ = (char)c;
             i += 2;
         }
         else {

@@ -195,8 +195,9 @@ int us_webhook_once(us_db *db, apr_pool_t *p, const us_webhook_config *cfg, cons
     if (body && post(p, cfg, &w, id, body, len, stop, &status, &cut, &err) && status >= 200 &&
         status < 300) {
         rc = us_webhook_delivered(db, p, w.id, owner, w.page, pages);
-        us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
-               w.event, w.session_id, w.page, pages, us_webhook_url_shown(p, w.url));
+        if (us_log_enabled(cfg->log, US_LOG_DEBUG)) /* the shown URL hashes it */
+            us_log(cfg->log, US_LOG_DEBUG, 0, 1301, "webhook %s %s (page %d of %d) delivered to %s",
+                   w.event, w.session_id, w.page, pages, us_webhook_url_shown(p, w.url));
         *failure = rc;
         return rc == US_DB_OK ? 1 : -1;
     }

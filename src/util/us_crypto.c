@@ -94,3 +94,10 @@ int us_hex_value(unsigned char c)
         return c - 'A' + 10;
     return -1;
 }
+
+int us_hex_byte(const char *s)
+{
+    int hi = us_hex_value((unsigned char)s[0]);
+    int lo = hi < 0 ? -1 : us_hex_value((unsigned char)s[1]);
+    return lo < 0 ? -1 : hi * 16 + lo;
+}

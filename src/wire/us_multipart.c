@@ -21,6 +21,7 @@
  * the failing byte itself - no KMP-style table is needed.
  */
 #include "us_multipart.h"
+#include "us_crypto.h"
 
 #include <apr_strings.h>
 #include <string.h>
@@ -95,16 +96,6 @@ static int ci_equal(const char *s, size_t n, const char *lit)
         if (ascii_lower(s[i]) != lit[i])
             return 0;
     return 1;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = ascii_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 static int boundary_valid(const char *b)
@@ -277,11 +268,10 @@ static const char *decode_ext_value(apr_pool_t *p, const char *v)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '%') {
-            int hi = hex_value(s[1]);
-            int lo = hi < 0 ? -1 : hex_value(s[2]);
-            if (lo < 0 || (hi == 0 && lo == 0)) /* bad escape, or NUL */
+            int b = us_hex_byte(s + 1);
+            if (b <= 0) /* bad escape, or NUL */
                 return NULL;
-            c = (unsigned char)(hi * 16 + lo);
+            c = (unsigned char)b;
             s += 2;
         }
         if (cs == EXT_LATIN1 && c >= 0x80) {

@@ -94,12 +94,35 @@ static void test_sha256(void **state)
     assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+/* The hex digits of the percent escapes (path, query, form and filename
+ * decoders): either case, and nothing else; the second digit is read only
+ * after a first. */
+static void test_hex_digits(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        int want = c >= '0' && c <= '9' ? c - '0'
+                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        assert_int_equal(us_hex_value((unsigned char)c), want);
+    }
+    assert_int_equal(us_hex_byte("41"), 0x41);
+    assert_int_equal(us_hex_byte("fF"), 0xff);
+    assert_int_equal(us_hex_byte("00"), 0);
+    assert_int_equal(us_hex_byte("4g"), -1);
+    assert_int_equal(us_hex_byte("g4"), -1);
+    assert_int_equal(us_hex_byte("4"), -1);  /* the NUL ends it */
+    assert_int_equal(us_hex_byte(""), -1);   /* s[1] not read */
+    assert_int_equal(us_hex_byte("\xc3\xa9"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc4231),
         cmocka_unit_test(test_agrees_with_openssl_hmac),
         cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_hex_digits),
     };
     return fixture_run("us_crypto", tests, NULL, NULL);
 }
