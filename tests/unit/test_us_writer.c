@@ -1034,6 +1034,64 @@ static void test_batch_connections_get_a_larger_cache(void **state)
     us_db_close(db);
 }
 
+/* A piece that inserts its session and notes the connection it ran on and
+ * how many pages that connection read anew for it. */
+typedef struct {
+    piece pc;
+    us_sqlite_db *ran_on;
+    int misses;
+} noted_piece;
+
+static us_db_rc insert_noting(us_sqlite_db *sq, apr_pool_t *p, void *arg)
+{
+    noted_piece *np = arg;
+    sqlite3 *h = apr_dbd_native_handle(sq->drv, sq->h);
+    int cur = 0, hi = 0;
+    np->ran_on = sq;
+    sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+    us_db_rc rc = insert_then(sq, p, &np->pc);
+    sqlite3_db_status(h, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 0);
+    np->misses = cur;
+    return rc;
+}
+
+/* Every batch of the process runs on the writer's own connection, whose
+ * page cache therefore lasts from one batch to the next: on the caller's,
+ * a commit from another connection in between would have emptied it. It
+ * has the batch cache (the workers' batches run there too), and once worn
+ * out it is replaced. */
+static void test_batches_run_on_the_writers_own_connection(void **state)
+{
+    us_db *a = open_db(pool), *b = open_db(pool);
+    (void)state;
+    noted_piece n1 = { { make(pool, 7001, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    noted_piece n2 = { { make(pool, 7002, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    noted_piece n3 = { { make(pool, 7003, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    assert_int_equal(us_write(SQ(a), pool, insert_noting, &n1), US_DB_OK);
+    assert_int_equal(us_write(SQ(b), pool, insert_noting, &n2), US_DB_OK);
+    assert_int_equal(us_write(SQ(a), pool, insert_noting, &n3), US_DB_OK);
+    us_sqlite_db *own = us_write_leaders_conn(SQ(a));
+    assert_non_null(own);
+    assert_ptr_equal(n1.ran_on, own);
+    assert_ptr_equal(n2.ran_on, own);
+    assert_ptr_equal(n3.ran_on, own);
+    assert_ptr_not_equal(own, SQ(a));
+    assert_ptr_not_equal(own, SQ(b));
+    assert_int_equal(n3.misses, 0); /* the pages n1 and n2 read are still there */
+    assert_string_equal(answer(&own->base, "PRAGMA cache_size"), apr_itoa(pool, -US_BATCH_CACHE_KIB));
+    assert_true(session_exists(b, n3.pc.s.id)); /* committed for the others */
+
+    own->worn_out = 1; /* as after many schema changes */
+    noted_piece n4 = { { make(pool, 7004, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    assert_int_equal(us_write(SQ(b), pool, insert_noting, &n4), US_DB_OK);
+    assert_non_null(n4.ran_on);
+    assert_false(n4.ran_on->worn_out);
+    assert_ptr_equal(n4.ran_on, us_write_leaders_conn(SQ(b)));
+    assert_true(session_exists(a, n4.pc.s.id));
+    us_db_close(b);
+    us_db_close(a);
+}
+
 /* The statements every create, close, upload and idle ingest worker runs
  * (the running sessions: every worker, every quarter lease) seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
@@ -1318,12 +1376,17 @@ static void test_statements_survive_a_schema_change(void **state)
     assert_int_equal(total, 0);
     assert_int_equal(rows->nelts, 0);
     assert_int_equal(counter(db, "u"), 2);
-    int after_one = SQ(db)->reprepared;
+    /* the reads' statements on db, the writes' on the writer's own */
+    us_sqlite_db *own = us_write_leaders_conn(SQ(db));
+    assert_non_null(own);
+    assert_true(SQ(db)->reprepared >= 1);
+    assert_true(own->reprepared >= 1);
+    int after_one = SQ(db)->reprepared + own->reprepared;
     assert_true(after_one >= 4);
     assert_false(us_db_worn_out(db));
     /* once prepared anew, a statement runs as it is */
     assert_int_equal(us_session_get(db, pool, "ws", s1.id, T0, &got), US_DB_OK);
-    assert_int_equal(SQ(db)->reprepared, after_one);
+    assert_int_equal(SQ(db)->reprepared + own->reprepared, after_one);
 
     /* the replaced statements stay until the connection closes: enough of
      * them wear it out, and the pool closes it instead of keeping it */
@@ -1384,6 +1447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sqlite_counts_no_allocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_run_on_the_writers_own_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_logs_with_its_number, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statements_survive_a_schema_change, setup, teardown),

@@ -65,6 +65,7 @@ enum {
     US_LOGNO_BUSY = 1106,          /* a statement found the database busy */
     US_LOGNO_LOCK_FILE = 1107,     /* the writers' lock file cannot be opened */
     US_LOGNO_REPREPARED = 1108,    /* a statement is prepared again after a schema change */
+    US_LOGNO_WRITER_CONN = 1109,   /* the writers' own connection cannot be opened */
 };
 
 typedef struct us_sqlite_db us_sqlite_db;
@@ -195,6 +196,10 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
 /* How many committed batches of db's writer in this process wait for the
  * next WAL sync (for tests). */
 int us_write_sync_waiting(us_sqlite_db *db);
+
+/* The connection db's writer runs this process's batches on, NULL before
+ * the first batch or while it cannot be opened (for tests). */
+us_sqlite_db *us_write_leaders_conn(us_sqlite_db *db);
 
 /* One queued piece of work (exposed for the unit tests of us_write_batch). */
 typedef struct us_write_job {

@@ -43,6 +43,9 @@ typedef struct us_writer {
     struct us_sync_wait *sync_waiters; /* committed meanwhile: for the next sync */
     int refs;                      /* connections of this process using it */
     pid_t pid;                     /* the process that made it */
+    apr_pool_t *conn_pool;         /* conn's parent, NULL while there is none */
+    us_sqlite_db *conn;            /* the leaders' own connection (leader_conn) */
+    apr_time_t conn_retry;         /* no new try to open it before then */
     struct us_writer *next;
 } us_writer;
 
@@ -401,6 +404,50 @@ static void await(us_write_job *j)
         ;
 }
 
+/* The connection a leader runs its batch on: the writer's own, so that
+ * its page cache lasts from one batch of the process to the next. SQLite
+ * empties a connection's cache whenever another connection has committed
+ * since its last transaction, and requests take whichever connection of
+ * the pool is free, so a batch on the caller's connection re-read every
+ * page it touched. The ingest workers' batches run on it too, so it gets
+ * their larger cache. Opened on first use and again once worn out; if it
+ * cannot be opened, the batch runs on the caller's connection and the next
+ * try comes a second later. Only the leader touches it. */
+static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
+{
+    if (w->conn && w->conn->worn_out) {
+        apr_pool_destroy(w->conn_pool);
+        w->conn_pool = NULL;
+        w->conn = NULL;
+    }
+    if (w->conn || apr_time_now() < w->conn_retry)
+        return w->conn ? w->conn : caller;
+
+    us_sqlite_conf conf = { caller->drv, caller->params, caller->log };
+    us_sqlite_db *c = NULL;
+    const char *err = NULL;
+    us_db_rc rc = apr_pool_create(&w->conn_pool, w->pool) == APR_SUCCESS
+                ? us_sqlite_open(&conf, w->conn_pool, &c, &err) : US_DB_ERROR;
+    if (rc == US_DB_OK && us_sqlite_for_batches(&c->base, w->conn_pool) != US_DB_OK) {
+        rc = US_DB_ERROR;
+        err = c->err;
+    }
+    if (rc != US_DB_OK) {
+        us_log(caller->log, US_LOG_WARN, 0, US_LOGNO_WRITER_CONN,
+               "cannot open the writers' connection to %s (%s): batches run on the "
+               "caller's until it opens", caller->params, err ? err : "out of memory");
+        if (w->conn_pool)
+            apr_pool_destroy(w->conn_pool);
+        w->conn_pool = NULL;
+        w->conn_retry = apr_time_now() + apr_time_from_sec(1);
+        return caller;
+    }
+    c->base = caller->base;
+    c->writer = w; /* its own: no reference, it closes with the writer */
+    w->conn = c;
+    return c;
+}
+
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
 {
     us_writer *w = writer_of(db);
@@ -425,8 +472,9 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         w->tail = &w->head;
         apr_thread_mutex_unlock(w->mu);
 
+        us_sqlite_db *on = leader_conn(w, db);
         lock_file(w->lock_fd, LOCK_EX);
-        us_write_batch(db, batch);
+        us_write_batch(on, batch);
         lock_file(w->lock_fd, LOCK_UN);
 
         /* hand the lead to the first of those who queued meanwhile: their
@@ -470,4 +518,15 @@ int us_write_sync_waiting(us_sqlite_db *db)
         n++;
     apr_thread_mutex_unlock(w->mu);
     return n;
+}
+
+us_sqlite_db *us_write_leaders_conn(us_sqlite_db *db)
+{
+    us_writer *w = writer_of(db);
+    if (!w)
+        return NULL;
+    apr_thread_mutex_lock(w->mu);
+    us_sqlite_db *c = w->leading ? NULL : w->conn; /* a leader's to change */
+    apr_thread_mutex_unlock(w->mu);
+    return c;
 }
