@@ -129,6 +129,10 @@ us_db_rc us_db_maintain(us_db *db, apr_pool_t *p);
  * holds them, so a batch costs the same at 50,000 files as at 1,000). A
  * backend without such a setting does nothing. */
 us_db_rc us_db_for_batches(us_db *db, apr_pool_t *p);
+/* The backend's warm step on db (us_store_warm); 0 when it has none. */
+int us_db_warm(us_db *db);
+/* Whether the store's backend has a warm step. */
+int us_store_warms(const us_store_cfg *cfg);
 
 /* ---- per-process pool ---------------------------------------------------- */
 
@@ -136,6 +140,13 @@ us_db_rc us_db_for_batches(us_db *db, apr_pool_t *p);
 apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_conns,
                              us_store **out);
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
+/* Opens, in a child starting, what its first requests would otherwise
+ * open (SQLite: a pooled connection and the writers' own, whose page
+ * cache the process's write batches share), so that no request pays for
+ * them and a request's memory is its own. Does nothing for a backend
+ * without such a step, and leaves to the first request what it cannot
+ * open now. */
+void us_store_warm(us_store *st);
 /* Back to the pool, or closed when broken or worn out (us_db_worn_out). */
 void us_store_release(us_store *st, us_db *db, int broken);
 /* The connection holds resources only closing gives back and should not be

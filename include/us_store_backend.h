@@ -213,6 +213,9 @@ struct us_store_backend {
     /* optional: fits the connection to long batches over large sessions
      * (us_db_for_batches) */
     us_db_rc (*for_batches)(us_db *db, apr_pool_t *p);
+    /* optional: readies, on one of its connections, what the process's
+     * writes will use (us_store_warm) */
+    void (*warm)(us_db *db);
     const char *(*error)(us_db *db);
     /* optional: the connection asks to be closed instead of pooled again
      * (it holds resources that only closing gives back) */

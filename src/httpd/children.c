@@ -180,6 +180,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
             continue;
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
+        us_store_warm(c->store);
         c->ingest = start_ingest(pchild, s, v, c); /* one set of workers per store */
         us_webhook_sender *snd = start_webhooks(pchild, v, c);
         if (c->ingest)

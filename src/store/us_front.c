@@ -125,6 +125,19 @@ us_db_rc us_db_for_batches(us_db *db, apr_pool_t *p)
     return db->backend->for_batches ? db->backend->for_batches(db, p) : US_DB_OK;
 }
 
+int us_db_warm(us_db *db)
+{
+    if (!db->backend->warm)
+        return 0;
+    db->backend->warm(db);
+    return 1;
+}
+
+int us_store_warms(const us_store_cfg *cfg)
+{
+    return cfg->backend->warm != NULL;
+}
+
 const char *us_db_error(us_db *db)
 {
     return db ? db->backend->error(db) : "no error";

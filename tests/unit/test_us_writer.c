@@ -1058,8 +1058,9 @@ static us_db_rc insert_noting(us_sqlite_db *sq, apr_pool_t *p, void *arg)
 /* Every batch of the process runs on the writer's own connection, whose
  * page cache therefore lasts from one batch to the next: on the caller's,
  * a commit from another connection in between would have emptied it. It
- * has the batch cache (the workers' batches run there too), and once worn
- * out it is replaced. */
+ * has a request connection's cache, and once worn out it is replaced. A
+ * batch connection (an ingest worker's, with its larger cache) runs the
+ * batches it leads itself. */
 static void test_batches_run_on_the_writers_own_connection(void **state)
 {
     us_db *a = open_db(pool), *b = open_db(pool);
@@ -1067,18 +1068,25 @@ static void test_batches_run_on_the_writers_own_connection(void **state)
     noted_piece n1 = { { make(pool, 7001, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
     noted_piece n2 = { { make(pool, 7002, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
     noted_piece n3 = { { make(pool, 7003, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    /* a child opens it as it starts (us_store_warm) */
+    assert_null(us_write_leaders_conn(SQ(a)));
+    assert_int_equal(us_db_warm(a), 1);
+    us_sqlite_db *warmed = us_write_leaders_conn(SQ(a));
+    assert_non_null(warmed);
+    assert_int_equal(us_db_warm(b), 1); /* once */
+    assert_ptr_equal(us_write_leaders_conn(SQ(b)), warmed);
     assert_int_equal(us_write(SQ(a), pool, insert_noting, &n1), US_DB_OK);
     assert_int_equal(us_write(SQ(b), pool, insert_noting, &n2), US_DB_OK);
     assert_int_equal(us_write(SQ(a), pool, insert_noting, &n3), US_DB_OK);
     us_sqlite_db *own = us_write_leaders_conn(SQ(a));
-    assert_non_null(own);
+    assert_ptr_equal(own, warmed);
     assert_ptr_equal(n1.ran_on, own);
     assert_ptr_equal(n2.ran_on, own);
     assert_ptr_equal(n3.ran_on, own);
     assert_ptr_not_equal(own, SQ(a));
     assert_ptr_not_equal(own, SQ(b));
     assert_int_equal(n3.misses, 0); /* the pages n1 and n2 read are still there */
-    assert_string_equal(answer(&own->base, "PRAGMA cache_size"), apr_itoa(pool, -US_BATCH_CACHE_KIB));
+    assert_string_equal(answer(&own->base, "PRAGMA cache_size"), apr_itoa(pool, -US_CACHE_KIB));
     assert_true(session_exists(b, n3.pc.s.id)); /* committed for the others */
 
     own->worn_out = 1; /* as after many schema changes */
@@ -1088,6 +1096,14 @@ static void test_batches_run_on_the_writers_own_connection(void **state)
     assert_false(n4.ran_on->worn_out);
     assert_ptr_equal(n4.ran_on, us_write_leaders_conn(SQ(b)));
     assert_true(session_exists(a, n4.pc.s.id));
+
+    us_db *worker = open_db(pool);
+    assert_int_equal(us_db_for_batches(worker, pool), US_DB_OK);
+    noted_piece n5 = { { make(pool, 7005, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    assert_int_equal(us_write(SQ(worker), pool, insert_noting, &n5), US_DB_OK);
+    assert_ptr_equal(n5.ran_on, SQ(worker));
+    assert_true(session_exists(a, n5.pc.s.id));
+    us_db_close(worker);
     us_db_close(b);
     us_db_close(a);
 }

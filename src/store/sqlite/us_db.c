@@ -230,7 +230,11 @@ us_db_rc us_sqlite_checkpoint(us_db *base, apr_pool_t *p)
 
 us_db_rc us_sqlite_for_batches(us_db *base, apr_pool_t *p)
 {
-    return exec_drained(us_sqlite_of(base), p, apr_psprintf(p, US_SQL_CACHE_SIZE, US_BATCH_CACHE_KIB));
+    us_sqlite_db *db = us_sqlite_of(base);
+    us_db_rc rc = exec_drained(db, p, apr_psprintf(p, US_SQL_CACHE_SIZE, US_BATCH_CACHE_KIB));
+    if (rc == US_DB_OK)
+        db->for_batches = 1;
+    return rc;
 }
 
 static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,

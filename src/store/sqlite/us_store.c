@@ -481,6 +481,7 @@ const us_store_backend us_sqlite_backend = {
     .close = sq_close,
     .maintain = us_sqlite_checkpoint,
     .for_batches = us_sqlite_for_batches,
+    .warm = us_sqlite_warm,
     .error = us_sqlite_error,
     .clear_error = us_sqlite_clear_error,
     .set_error = us_sqlite_set_error,

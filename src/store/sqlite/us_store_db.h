@@ -91,6 +91,7 @@ struct us_sqlite_db {
     apr_hash_t *dynamic;
     int worn_out;
     int reprepared;                /* statements prepared again after a schema change */
+    int for_batches;               /* an ingest worker's: leads its batches itself (us_write) */
     const char *err;
     const us_logger *log;
 };
@@ -196,6 +197,10 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
 /* How many committed batches of db's writer in this process wait for the
  * next WAL sync (for tests). */
 int us_write_sync_waiting(us_sqlite_db *db);
+
+/* Opens the writers' own connection now, unless a batch runs (its
+ * leader opens it) or it is open (the backend's warm step). */
+void us_sqlite_warm(us_db *db);
 
 /* The connection db's writer runs this process's batches on, NULL before
  * the first batch or while it cannot be opened (for tests). */

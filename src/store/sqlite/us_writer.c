@@ -409,12 +409,16 @@ static void await(us_write_job *j)
  * empties a connection's cache whenever another connection has committed
  * since its last transaction, and requests take whichever connection of
  * the pool is free, so a batch on the caller's connection re-read every
- * page it touched. The ingest workers' batches run on it too, so it gets
- * their larger cache. Opened on first use and again once worn out; if it
- * cannot be opened, the batch runs on the caller's connection and the next
- * try comes a second later. Only the leader touches it. */
+ * page it touched. It has a request connection's cache (a larger one
+ * would keep what large requests wrote resident); an ingest worker leads
+ * on its own connection, whose larger cache its batches need. Opened on
+ * first use and again once worn out; if it cannot be opened, the batch
+ * runs on the caller's connection and the next try comes a second later.
+ * Only the leader touches it. */
 static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
 {
+    if (caller->for_batches)
+        return caller;
     if (w->conn && w->conn->worn_out) {
         apr_pool_destroy(w->conn_pool);
         w->conn_pool = NULL;
@@ -428,10 +432,6 @@ static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
     const char *err = NULL;
     us_db_rc rc = apr_pool_create(&w->conn_pool, w->pool) == APR_SUCCESS
                 ? us_sqlite_open(&conf, w->conn_pool, &c, &err) : US_DB_ERROR;
-    if (rc == US_DB_OK && us_sqlite_for_batches(&c->base, w->conn_pool) != US_DB_OK) {
-        rc = US_DB_ERROR;
-        err = c->err;
-    }
     if (rc != US_DB_OK) {
         us_log(caller->log, US_LOG_WARN, 0, US_LOGNO_WRITER_CONN,
                "cannot open the writers' connection to %s (%s): batches run on the "
@@ -518,6 +518,32 @@ int us_write_sync_waiting(us_sqlite_db *db)
         n++;
     apr_thread_mutex_unlock(w->mu);
     return n;
+}
+
+void us_sqlite_warm(us_db *base)
+{
+    us_sqlite_db *db = us_sqlite_of(base);
+    us_writer *w = writer_of(db);
+    if (!w)
+        return;
+    apr_thread_mutex_lock(w->mu);
+    int lead = !w->leading;
+    if (lead)
+        w->leading = 1;
+    apr_thread_mutex_unlock(w->mu);
+    if (!lead)
+        return;
+    (void)leader_conn(w, db);
+    /* then as a leader ends: the lead to whoever queued meanwhile */
+    apr_thread_mutex_lock(w->mu);
+    us_write_job *next = w->head;
+    if (next)
+        next->lead = 1;
+    else
+        w->leading = 0;
+    apr_thread_mutex_unlock(w->mu);
+    if (next)
+        wake(next);
 }
 
 us_sqlite_db *us_write_leaders_conn(us_sqlite_db *db)
