@@ -404,6 +404,18 @@ static void await(us_write_job *j)
         ;
 }
 
+/* Ends a lead, under w->mu: the first of those who queued meanwhile
+ * leads next (the caller wakes it once w->mu is released), or nobody. */
+static us_write_job *lead_passed(us_writer *w)
+{
+    us_write_job *next = w->head;
+    if (next)
+        next->lead = 1;
+    else
+        w->leading = 0;
+    return next;
+}
+
 /* The connection a leader runs its batch on: the writer's own, so that
  * its page cache lasts from one batch of the process to the next. SQLite
  * empties a connection's cache whenever another connection has committed
@@ -481,11 +493,7 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
          * batch commits while ours is being synced */
         apr_thread_mutex_lock(w->mu);
         apr_uint64_t seq = batch_committed(db, batch) ? ++w->committed : 0;
-        us_write_job *next = w->head;
-        if (next)
-            next->lead = 1;
-        else
-            w->leading = 0;
+        us_write_job *next = lead_passed(w);
         apr_thread_mutex_unlock(w->mu);
         if (next)
             wake(next); /* it waits for this: still there */
@@ -534,13 +542,8 @@ void us_sqlite_warm(us_db *base)
     if (!lead)
         return;
     (void)leader_conn(w, db);
-    /* then as a leader ends: the lead to whoever queued meanwhile */
     apr_thread_mutex_lock(w->mu);
-    us_write_job *next = w->head;
-    if (next)
-        next->lead = 1;
-    else
-        w->leading = 0;
+    us_write_job *next = lead_passed(w);
     apr_thread_mutex_unlock(w->mu);
     if (next)
         wake(next);
