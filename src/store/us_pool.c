@@ -12,6 +12,7 @@ struct us_store {
     apr_pool_t *pool;
     const us_store_cfg *cfg;
     apr_reslist_t *conns;
+    int max_conns;
 };
 
 /* Why the calling thread's last connection attempt failed: the reslist
@@ -81,6 +82,7 @@ apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_con
     us_store *st = apr_pcalloc(pool, sizeof(*st));
     st->pool = pool;
     st->cfg = cfg;
+    st->max_conns = max_conns;
     rv = apr_reslist_create(&st->conns, 0, max_conns, max_conns, 0,
                             conn_construct, conn_destruct, st, pool);
     if (rv != APR_SUCCESS)
@@ -96,7 +98,9 @@ void us_store_warm(us_store *st)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    if (!us_store_warms(st->cfg) || us_store_acquire(st, &db, &err) != US_DB_OK)
+    /* one connection runs everything already, and keeps its cache */
+    if (st->max_conns < 2 || !us_store_warms(st->cfg) ||
+        us_store_acquire(st, &db, &err) != US_DB_OK)
         return;
     (void)us_db_warm(db);
     us_store_release(st, db, 0);

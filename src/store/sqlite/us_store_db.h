@@ -198,8 +198,10 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
  * next WAL sync (for tests). */
 int us_write_sync_waiting(us_sqlite_db *db);
 
-/* Opens the writers' own connection now, unless a batch runs (its
- * leader opens it) or it is open (the backend's warm step). */
+/* The backend's warm step: from now on this process's write batches run
+ * on the writers' own connection (us_writer.c, leader_conn), opened now.
+ * Meant for a child's start, before its first write: while a batch runs,
+ * it does nothing. */
 void us_sqlite_warm(us_db *db);
 
 /* The connection db's writer runs this process's batches on, NULL before

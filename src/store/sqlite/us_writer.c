@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ typedef struct us_writer {
     struct us_sync_wait *sync_waiters; /* committed meanwhile: for the next sync */
     int refs;                      /* connections of this process using it */
     pid_t pid;                     /* the process that made it */
+    int wants_conn;                /* warmed (us_sqlite_warm): batches want conn */
     apr_pool_t *conn_pool;         /* conn's parent, NULL while there is none */
     us_sqlite_db *conn;            /* the leaders' own connection (leader_conn) */
     apr_time_t conn_retry;         /* no new try to open it before then */
@@ -421,15 +423,19 @@ static us_write_job *lead_passed(us_writer *w)
  * empties a connection's cache whenever another connection has committed
  * since its last transaction, and requests take whichever connection of
  * the pool is free, so a batch on the caller's connection re-read every
- * page it touched. It has a request connection's cache (a larger one
- * would keep what large requests wrote resident); an ingest worker leads
- * on its own connection, whose larger cache its batches need. Opened on
- * first use and again once worn out; if it cannot be opened, the batch
- * runs on the caller's connection and the next try comes a second later.
- * Only the leader touches it. */
+ * page it touched. Only a process that warmed its writer has one (a
+ * child with several threads, us_store_warm: with one, its only pooled
+ * connection runs everything, cache included; the parent's sweep writes
+ * on its own connection, and no SQLite connection of the writer's is
+ * open when the parent forks). It has a request connection's cache (a
+ * larger one would keep what large requests wrote resident); an ingest
+ * worker leads on its own connection, whose larger cache its batches
+ * need. Opened again once worn out (see batch_ran); if it cannot be
+ * opened, the batch runs on the caller's connection and the next try
+ * comes a second later. Only the leader touches it. */
 static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
 {
-    if (caller->for_batches)
+    if (caller->for_batches || !w->wants_conn)
         return caller;
     if (w->conn && w->conn->worn_out) {
         apr_pool_destroy(w->conn_pool);
@@ -454,10 +460,25 @@ static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
         w->conn_retry = apr_time_now() + apr_time_from_sec(1);
         return caller;
     }
-    c->base = caller->base;
+    c->base.backend = caller->base.backend;
     c->writer = w; /* its own: no reference, it closes with the writer */
     w->conn = c;
     return c;
+}
+
+/* After a batch on the writers' own connection: one that a store error
+ * met, or that a failed rollback left inside its transaction (holding
+ * the database's write lock), is replaced before the next batch, as the
+ * pool closes a request's connection that failed. */
+static void batch_ran(us_writer *w, const us_sqlite_db *on, const us_write_job *batch)
+{
+    if (on != w->conn)
+        return;
+    int failed = !sqlite3_get_autocommit(apr_dbd_native_handle(on->drv, on->h));
+    for (const us_write_job *j = batch; j && !failed; j = j->next)
+        failed = j->rc == US_DB_ERROR;
+    if (failed)
+        w->conn->worn_out = 1;
 }
 
 us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
@@ -485,9 +506,11 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
         apr_thread_mutex_unlock(w->mu);
 
         us_sqlite_db *on = leader_conn(w, db);
+        on->log = db->log; /* the caller's server logs its batch */
         lock_file(w->lock_fd, LOCK_EX);
         us_write_batch(on, batch);
         lock_file(w->lock_fd, LOCK_UN);
+        batch_ran(w, on, batch);
 
         /* hand the lead to the first of those who queued meanwhile: their
          * batch commits while ours is being synced */
@@ -541,6 +564,7 @@ void us_sqlite_warm(us_db *base)
     apr_thread_mutex_unlock(w->mu);
     if (!lead)
         return;
+    w->wants_conn = 1;
     (void)leader_conn(w, db);
     apr_thread_mutex_lock(w->mu);
     us_write_job *next = lead_passed(w);
