@@ -1,7 +1,8 @@
 /*
  * children.c - child_init: fix malloc's mmap threshold, pick this child's
- * counter slot, open a connection pool per store, start its ingest workers
- * and webhook worker, and stop them all together when the child ends.
+ * counter slot, open a connection pool per store (its first connections
+ * opened in a thread), start its ingest workers and webhook worker, and
+ * stop them all together when the child ends.
  */
 #include "hooks.h"
 #include "lifecycle.h"
@@ -127,6 +128,52 @@ static apr_status_t ask_workers_to_stop(void *data)
     return APR_SUCCESS;
 }
 
+/* A store's warm step (us_store_warm: a pooled connection and the
+ * writers' own opened before any request needs them) runs in a thread of
+ * its own. child_init runs with every signal blocked; a stop that comes
+ * meanwhile is taken as the MPM starts its threads, and destroys pchild
+ * under them (a crash). So child_init must stay short, and opening
+ * connections (statements prepared, a busy database waited for) is not. */
+typedef struct {
+    us_store *store;
+    server_rec *s;
+    apr_thread_t *thread;
+} store_warmer;
+
+static void *APR_THREAD_FUNC warm_store(apr_thread_t *t, void *data)
+{
+    store_warmer *wm = data;
+    if (us_store_warm(wm->store))
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, wm->s, USLOGNO(0028)
+                     "the store's connections are open ahead of requests");
+    (void)t;
+    return NULL; /* not apr_thread_exit: the pre-cleanup joins it */
+}
+
+/* Before the store's pool goes (a sub-pool of pchild). */
+static apr_status_t join_warmer(void *data)
+{
+    store_warmer *wm = data;
+    apr_status_t trv;
+    apr_thread_join(&trv, wm->thread);
+    return APR_SUCCESS;
+}
+
+static void start_warm(apr_pool_t *pchild, server_rec *s, us_store *store)
+{
+    store_warmer *wm = apr_pcalloc(pchild, sizeof(*wm));
+    wm->store = store;
+    wm->s = s;
+    apr_status_t rv = apr_thread_create(&wm->thread, NULL, warm_store, wm, pchild);
+    if (rv != APR_SUCCESS) {
+        /* requests open the connections as they need them */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, USLOGNO(0029)
+                     "cannot start the thread that opens the store's connections");
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, wm, join_warmer);
+}
+
 /* glibc serves an allocation above its mmap threshold with its own mapping,
  * returned to the system when freed - but raises the threshold to the size
  * of every such block freed, so later ones come from the worker threads'
@@ -180,7 +227,7 @@ void us_child_init(apr_pool_t *pchild, server_rec *s)
             continue;
         }
         apr_hash_set(stores, k, APR_HASH_KEY_STRING, c);
-        us_store_warm(c->store);
+        start_warm(pchild, v, c->store);
         c->ingest = start_ingest(pchild, s, v, c); /* one set of workers per store */
         us_webhook_sender *snd = start_webhooks(pchild, v, c);
         if (c->ingest)

@@ -1125,6 +1125,67 @@ static void test_batches_run_on_the_writers_own_connection(void **state)
     us_db_close(a);
 }
 
+/* A batch that holds its lead until the test lets it go. */
+static sem_t lead_entered, lead_release;
+
+static us_db_rc insert_held(us_sqlite_db *sq, apr_pool_t *p, void *arg)
+{
+    sem_post(&lead_entered);
+    while (sem_wait(&lead_release) != 0)
+        ;
+    return insert_noting(sq, p, arg);
+}
+
+typedef struct {
+    us_db *db;
+    noted_piece *np;
+    us_db_rc rc;
+} held_writer;
+
+static void *APR_THREAD_FUNC held_writer_thread(apr_thread_t *t, void *data)
+{
+    held_writer *hw = data;
+    hw->rc = us_write(SQ(hw->db), pool, insert_held, hw->np);
+    (void)t;
+    return NULL;
+}
+
+/* A child warms its writer in a thread, while its first requests may be
+ * writing already: a warm that finds a batch running still gives the
+ * process's later batches the writers' own connection. */
+static void test_a_warm_during_a_batch_still_takes(void **state)
+{
+    us_db *a = open_db(pool), *b = open_db(pool);
+    (void)state;
+    noted_piece held = { { make(pool, 7101, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    held_writer hw = { a, &held, US_DB_ERROR };
+    apr_thread_t *th;
+    apr_status_t trv;
+    sem_init(&lead_entered, 0, 0);
+    sem_init(&lead_release, 0, 0);
+    assert_int_equal(apr_thread_create(&th, NULL, held_writer_thread, &hw, pool), APR_SUCCESS);
+    while (sem_wait(&lead_entered) != 0)
+        ;
+    assert_int_equal(us_db_warm(b), 1); /* while a's batch leads */
+    sem_post(&lead_release);
+    apr_thread_join(&trv, th);
+    assert_int_equal(hw.rc, US_DB_OK);
+    assert_ptr_equal(held.ran_on, SQ(a)); /* it led before the warm */
+
+    noted_piece next = { { make(pool, 7102, "u8", 100), US_DB_OK, 0 }, NULL, -1 };
+    assert_int_equal(us_write(SQ(b), pool, insert_noting, &next), US_DB_OK);
+    assert_non_null(us_write_leaders_conn(SQ(b)));
+    assert_ptr_equal(next.ran_on, us_write_leaders_conn(SQ(b)));
+    assert_ptr_not_equal(next.ran_on, SQ(a));
+    assert_ptr_not_equal(next.ran_on, SQ(b));
+    assert_true(session_exists(a, held.pc.s.id));
+    assert_true(session_exists(a, next.pc.s.id));
+    sem_destroy(&lead_entered);
+    sem_destroy(&lead_release);
+    us_db_close(b);
+    us_db_close(a);
+}
+
 /* The statements every create, close, upload and idle ingest worker runs
  * (the running sessions: every worker, every quarter lease) seek their indexes: no table or index scan. */
 static void test_hot_statements_seek(void **state)
@@ -1476,6 +1537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connections_get_a_larger_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_run_on_the_writers_own_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_warm_during_a_batch_still_takes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_error_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_logs_with_its_number, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statements_survive_a_schema_change, setup, teardown),

@@ -199,13 +199,14 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg);
 int us_write_sync_waiting(us_sqlite_db *db);
 
 /* The backend's warm step: from now on this process's write batches run
- * on the writers' own connection (us_writer.c, leader_conn), opened now.
- * Meant for a child's start, before its first write: while a batch runs,
- * it does nothing. */
+ * on the writers' own connection (us_writer.c, leader_conn), opened now -
+ * or, while a batch runs, by its leader or the next. Meant for a child's
+ * start. */
 void us_sqlite_warm(us_db *db);
 
-/* The connection db's writer runs this process's batches on, NULL before
- * the first batch or while it cannot be opened (for tests). */
+/* The writers' own connection of db's process, which its batches run on;
+ * NULL before it is opened (us_sqlite_warm), while it cannot be, or while
+ * a batch runs (for tests). */
 us_sqlite_db *us_write_leaders_conn(us_sqlite_db *db);
 
 /* One queued piece of work (exposed for the unit tests of us_write_batch). */

@@ -17,6 +17,7 @@
 #include "us_store_db.h"
 #include "us_lasting_pool.h"
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <errno.h>
@@ -44,7 +45,7 @@ typedef struct us_writer {
     struct us_sync_wait *sync_waiters; /* committed meanwhile: for the next sync */
     int refs;                      /* connections of this process using it */
     pid_t pid;                     /* the process that made it */
-    int wants_conn;                /* warmed (us_sqlite_warm): batches want conn */
+    volatile apr_uint32_t wants_conn; /* warmed (us_sqlite_warm): batches want conn */
     apr_pool_t *conn_pool;         /* conn's parent, NULL while there is none */
     us_sqlite_db *conn;            /* the leaders' own connection (leader_conn) */
     apr_time_t conn_retry;         /* no new try to open it before then */
@@ -435,7 +436,7 @@ static us_write_job *lead_passed(us_writer *w)
  * comes a second later. Only the leader touches it. */
 static us_sqlite_db *leader_conn(us_writer *w, us_sqlite_db *caller)
 {
-    if (caller->for_batches || !w->wants_conn)
+    if (caller->for_batches || !apr_atomic_read32(&w->wants_conn))
         return caller;
     if (w->conn && w->conn->worn_out) {
         apr_pool_destroy(w->conn_pool);
@@ -557,14 +558,15 @@ void us_sqlite_warm(us_db *base)
     us_writer *w = writer_of(db);
     if (!w)
         return;
+    /* atomic: a leader reads it without w->mu */
+    apr_atomic_set32(&w->wants_conn, 1);
     apr_thread_mutex_lock(w->mu);
     int lead = !w->leading;
     if (lead)
         w->leading = 1;
     apr_thread_mutex_unlock(w->mu);
-    if (!lead)
+    if (!lead) /* the batch running opens it, or the next */
         return;
-    w->wants_conn = 1;
     (void)leader_conn(w, db);
     apr_thread_mutex_lock(w->mu);
     us_write_job *next = lead_passed(w);
