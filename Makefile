@@ -318,8 +318,8 @@ SANITIZE_SKIP := test_install test_run_script test_startup_user test_docs test_o
 # past the busy timeout, reloads under load, a 10 s connect timeout, a
 # webhook retried until given up, store errors counted, a receiver's
 # trickled answer, every directive's range by 44 configtests, connections
-# left idle past a keep-alive timeout: their files' other tests take the
-# same paths)
+# left idle past a keep-alive timeout, the parent's monitor awaited for a
+# sweep: their files' other tests take the same paths)
 SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongside_a_running_one \
                      test_memory_bounds.py::test_large_legitimate_requests_do_not_stay_resident \
                      test_upload.py::test_2gib_upload_streams_to_disk_with_bounded_memory \
@@ -335,7 +335,8 @@ SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongs
                      test_webhooks.py::test_acknowledged_with_a_slow_body_is_delivered \
                      test_lifecycle.py::test_the_sdk_closes_its_session_after_an_idle_keep_alive_connection \
                      test_config.py::test_a_virtual_host_keeps_a_keep_alive_timeout_it_sets_itself \
-                     test_config.py::test_a_raised_keep_alive_timeout_holds_behind_a_first_virtual_host_without_the_module
+                     test_config.py::test_a_raised_keep_alive_timeout_holds_behind_a_first_virtual_host_without_the_module \
+                     test_faults.py::test_a_child_forked_after_the_sweep_holds_its_own_shm_lock
 # The unit suites under the sanitizers: all but those of the PostgreSQL and
 # s3 backends, whose time goes in starting their servers and waiting on them,
 # and which unit-valgrind runs under memcheck (as the integration pass

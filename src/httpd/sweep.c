@@ -14,7 +14,6 @@
 APLOG_USE_MODULE(upload_session);
 
 typedef struct {
-    us_db *db;
     apr_time_t last, last_beat;
     int lost; /* the node's name was taken over: said once */
 } sweep_state;
@@ -50,12 +49,47 @@ static void forget_failed_webhooks(server_rec *s, us_srv_conf *c, us_db *db, apr
                      c->webhook_retention);
 }
 
+/* One due call's work on db. */
+static void sweep_with(server_rec *s, us_srv_conf *c, sweep_state *st, us_db *db,
+                       apr_pool_t *tmp, int sweep_due, int beat_due, apr_time_t now)
+{
+    int n = 0;
+    if (beat_due) {
+        us_db_rc brc = us_node_heartbeat(db, tmp, us_node_name_of(tmp, c), us_node_instance(s));
+        if (brc == US_DB_CONFLICT && !st->lost)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, USLOGNO(0019)
+                         "UploadSessionNodeName %s was taken over by another node: two nodes "
+                         "share this name", us_node_name_of(tmp, c));
+        else if (brc != US_DB_OK && brc != US_DB_CONFLICT)
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0020) "node heartbeat: %s",
+                         us_db_error(db));
+        st->lost = brc == US_DB_CONFLICT;
+    }
+    if (!sweep_due)
+        return;
+    us_db_rc rc = us_sessions_expire(db, tmp, &n);
+    if (rc != US_DB_OK)
+        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     USLOGNO(0007) "expiry sweep: %s", us_db_error(db));
+    else if (n > 0)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
+                     "expiry sweep: %d session(s) expired, ingestion queued", n);
+    if (c->webhooks) /* without URLs the outbox is empty (us_webhook_targets_set) */
+        forget_failed_webhooks(s, c, db, tmp, now);
+}
+
+/* The connection is opened for each due call and closed before it returns:
+ * the parent forks children between calls (a child replaced, the server
+ * growing), and a SQLite connection open across a fork leaves the child
+ * SQLite's state of the parent's open files - the -shm mapping reused
+ * without the child's own lock on it, which a restart's first connection
+ * then takes for unused and resets under the child. */
 static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
 {
     apr_time_t now = apr_time_now();
     char err[256];
     apr_pool_t *tmp;
-    int n = 0;
+    us_db *db = NULL;
     /* a third of the lease, so a live node is never judged gone */
     apr_interval_time_t beat = apr_time_from_sec(c->ingest_lease) / 3;
     int sweep_due = now - st->last >= apr_time_from_sec(c->sweep_interval);
@@ -67,41 +101,16 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
         st->last = now;
     if (beat_due)
         st->last_beat = now;
-    if (!st->db) {
-        /* opened lazily here, in the parent, never before a fork */
-        if (us_db_open_apart(sweep_pool, c->store_cfg, &st->db, err, sizeof(err)) != US_DB_OK) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
-            st->db = NULL;
-            return;
-        }
-        /* we are root: files the store creates now must stay usable by User */
-        us_give_store_to_user(sweep_pool, c->store_cfg);
-    }
     apr_pool_create(&tmp, sweep_pool);
-    if (beat_due) {
-        us_db_rc brc = us_node_heartbeat(st->db, tmp, us_node_name_of(tmp, c), us_node_instance(s));
-        if (brc == US_DB_CONFLICT && !st->lost)
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, USLOGNO(0019)
-                         "UploadSessionNodeName %s was taken over by another node: two nodes "
-                         "share this name", us_node_name_of(tmp, c));
-        else if (brc != US_DB_OK && brc != US_DB_CONFLICT)
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0020) "node heartbeat: %s",
-                         us_db_error(st->db));
-        st->lost = brc == US_DB_CONFLICT;
-    }
-    if (!sweep_due) {
+    if (us_db_open_apart(tmp, c->store_cfg, &db, err, sizeof(err)) != US_DB_OK) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
         apr_pool_destroy(tmp);
         return;
     }
-    us_db_rc rc = us_sessions_expire(st->db, tmp, &n);
-    if (rc != US_DB_OK)
-        ap_log_error(APLOG_MARK, rc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
-                     USLOGNO(0007) "expiry sweep: %s", us_db_error(st->db));
-    else if (n > 0)
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, USLOGNO(0008)
-                     "expiry sweep: %d session(s) expired, ingestion queued", n);
-    if (c->webhooks) /* without URLs the outbox is empty (us_webhook_targets_set) */
-        forget_failed_webhooks(s, c, st->db, tmp, now);
+    /* we are root: files the store creates now must stay usable by User */
+    us_give_store_to_user(tmp, c->store_cfg);
+    sweep_with(s, c, st, db, tmp, sweep_due, beat_due, now);
+    us_db_close(db);
     apr_pool_destroy(tmp);
 }
 
