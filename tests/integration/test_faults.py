@@ -23,6 +23,7 @@ import hashlib
 import os
 import random
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -36,8 +37,8 @@ from us_testkit.api import (check, close_session, create_session, get_status, li
                             unique_ws)
 from us_testkit.uploads import (list_files_all, no_content, raw_post, s3_error,
                                 sdk_upload_many, sha256_file, upload, url_path)
-from us_testkit.ingest import (kill9, make_server, module_so, shared_server_options,  # noqa: F401
-                               start_after_kill, tmp_files_under)
+from us_testkit.ingest import (httpd_pids, kill9, make_server, module_so,  # noqa: F401
+                               shared_server_options, start_after_kill, tmp_files_under)
 from us_testkit.faults import (HeldUpload, KILLED_CHILD_LOG, PacedUpload, apachectl,  # noqa: F401
                                chown_www_data, resuming_count, session_blob_hashes,
                                session_temp_files, store_locked, store_path, tmpfs,
@@ -389,6 +390,87 @@ def test_writers_queue_on_the_store_lock_file(make_server):
     no_content(results["upload"])
     assert get_status(api, ws, sid)["uploaded_files"] == 1
     assert list_sessions(api, ws)["total"] == 2
+
+
+@sqlite_only("the SQLite store's warm step")
+def test_a_child_opens_its_store_in_a_thread_of_its_own(make_server):
+    """A child opens its store's first connections (us_store_warm: SQLite
+    prepares every statement on two of them, and may wait for a busy
+    database) in a thread of its own (src/httpd/children.c, start_warm), not
+    in child_init: httpd runs child_init with every signal blocked and takes
+    a stop that came meanwhile only as the MPM starts its threads, tearing
+    the child down under them (a crash seen under the sanitizers). Every
+    child logs the step from a thread other than its main one (the main
+    thread's id is the process's), and the API works."""
+    s = make_server(extra=["LogLevel upload_session:debug"])
+    api = s.client(s.user_all)
+    ws = unique_ws("warm")
+    sid = check(api.post(f"{ws}/upload_sessions", json={}), 201)["session_id"]
+    assert get_status(api, ws, sid)["status"] == "OPEN"
+    children = httpd_pids(s)[1:]
+    assert children
+
+    def warmed():
+        return {int(pid): int(tid) for pid, tid in re.findall(
+            r"\[pid (\d+):tid (\d+)\][^\n]* US0028: the store's connections are open ahead of "
+            r"requests", s.log_text())}
+    assert wait_for(lambda: set(children) <= set(warmed()), 10), (children, warmed())
+    assert all(tid != pid for pid, tid in warmed().items()), warmed()
+
+
+# one child of four threads, replaced when killed
+ONE_CHILD = ["StartServers 1", "ServerLimit 1", "ThreadLimit 4", "ThreadsPerChild 4",
+             "MaxRequestWorkers 4", "MinSpareThreads 1", "MaxSpareThreads 4"]
+# SQLite's unix VFS: the byte of the -shm file every process using it holds
+# a shared lock on ("DMS"), after the 8 bytes of its WAL locks at 120
+SHM_DMS_BYTE = 128
+
+
+def posix_read_locks(pid, inode):
+    """Byte ranges of the POSIX read locks pid holds on the file `inode`."""
+    out = []
+    with open("/proc/locks") as f:
+        for line in f:
+            parts = line.split()
+            if "->" in parts or len(parts) < 8 or parts[1] != "POSIX":
+                continue
+            if parts[3] == "READ" and int(parts[4]) == pid and \
+                    int(parts[5].rsplit(":", 1)[1]) == inode:
+                out.append((int(parts[6]), int(parts[7])))
+    return out
+
+
+@sqlite_only("SQLite's shared-memory lock")
+def test_a_child_forked_after_the_sweep_holds_its_own_shm_lock(make_server):
+    """The parent's expiry sweep opens the store for each run and closes it
+    before it returns (src/httpd/sweep.c). A SQLite connection open across a
+    fork leaves the child SQLite's state of the parent's files: a child
+    forked later reused the parent's -shm mapping without a lock of its own
+    on it, and the first connection after a restart, finding no lock, could
+    take the -shm for unused and reset it under that child. A child forked
+    after the sweep has run, and has served, holds the lock itself."""
+    s = make_server(max_lifetime=1, extra=ONE_CHILD + ["UploadSessionSweepInterval 1"])
+    s.expect_log(KILLED_CHILD_LOG)
+    api = s.client(s.user_all)
+    ws = unique_ws("fork")
+    expired = check(api.post(f"{ws}/upload_sessions", json={}), 201)["session_id"]
+    # httpd runs the parent's monitor every 10 s: the sweep has run once it
+    # has expired the session
+    assert wait_for(lambda: "US0008: expiry sweep: 1 session(s) expired" in s.log_text(), 25)
+    assert get_status(api, ws, expired)["status"] == "EXPIRED"
+    parent, child = httpd_pids(s)
+    os.kill(child, signal.SIGKILL)
+    def new_children():
+        return [p for p in httpd_pids(s)[1:] if p != child]
+    assert wait_for(new_children, 15), "the killed child was not replaced"
+    new_child, = new_children()
+    sid = check(api.post(f"{ws}/upload_sessions", json={}), 201)["session_id"]
+    assert get_status(api, ws, sid)["status"] == "OPEN"
+    shm = os.stat(store_path(s) + "-shm").st_ino
+    locks = posix_read_locks(new_child, shm)
+    assert (SHM_DMS_BYTE, SHM_DMS_BYTE) in locks, (new_child, locks, open("/proc/locks").read())
+    assert not [f for f in os.listdir(f"/proc/{parent}/fd")  # nothing left open
+                if os.path.realpath(f"/proc/{parent}/fd/{f}").startswith(store_path(s))]
 
 
 # --------------------------------------------------------------------------
