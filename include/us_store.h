@@ -143,11 +143,14 @@ us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err);
 /* Opens, in a child starting, what its first requests would otherwise
  * open (SQLite: a pooled connection and the writers' own, whose page
  * cache the process's write batches then share), so that no request pays
- * for them and a request's memory is its own. Does nothing (returns 0)
- * for a pool of one connection or a backend without such a step, and
- * leaves to the first request what it cannot open now. May wait for a
- * busy database: a child runs it in a thread, not in child_init. */
-int us_store_warm(us_store *st);
+ * for them and a request's memory is its own. Does nothing unless
+ * us_store_has_warm_step, and leaves to the first request what it cannot
+ * open now. May wait for a busy database: a child runs it in a thread,
+ * not in child_init. */
+void us_store_warm(us_store *st);
+/* Whether us_store_warm has anything to do: not for a pool of one
+ * connection, nor for a backend without a warm step. */
+int us_store_has_warm_step(const us_store *st);
 /* Back to the pool, or closed when broken or worn out (us_db_worn_out). */
 void us_store_release(us_store *st, us_db *db, int broken);
 /* The connection holds resources only closing gives back and should not be

@@ -128,12 +128,11 @@ static apr_status_t ask_workers_to_stop(void *data)
     return APR_SUCCESS;
 }
 
-/* A store's warm step (us_store_warm: a pooled connection and the
- * writers' own opened before any request needs them) runs in a thread of
- * its own. child_init runs with every signal blocked; a stop that comes
- * meanwhile is taken as the MPM starts its threads, and destroys pchild
- * under them (a crash). So child_init must stay short, and opening
- * connections (statements prepared, a busy database waited for) is not. */
+/* A store's warm step (us_store_warm: SQLite opens a pooled connection
+ * and the writers' own, every statement prepared, before requests need
+ * them) runs in a thread of its own: it may wait for a busy database (the
+ * busy timeout, for each statement that sets a connection up), and while
+ * child_init waits the child neither serves nor reads its parent's stop. */
 typedef struct {
     us_store *store;
     server_rec *s;
@@ -143,9 +142,9 @@ typedef struct {
 static void *APR_THREAD_FUNC warm_store(apr_thread_t *t, void *data)
 {
     store_warmer *wm = data;
-    if (us_store_warm(wm->store))
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, wm->s, USLOGNO(0028)
-                     "the store's connections are open ahead of requests");
+    us_store_warm(wm->store);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, wm->s, USLOGNO(0028)
+                 "the store's warm step is done");
     (void)t;
     return NULL; /* not apr_thread_exit: the pre-cleanup joins it */
 }
@@ -161,6 +160,8 @@ static apr_status_t join_warmer(void *data)
 
 static void start_warm(apr_pool_t *pchild, server_rec *s, us_store *store)
 {
+    if (!us_store_has_warm_step(store))
+        return;
     store_warmer *wm = apr_pcalloc(pchild, sizeof(*wm));
     wm->store = store;
     wm->s = s;
@@ -168,7 +169,7 @@ static void start_warm(apr_pool_t *pchild, server_rec *s, us_store *store)
     if (rv != APR_SUCCESS) {
         /* requests open the connections as they need them */
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, USLOGNO(0029)
-                     "cannot start the thread that opens the store's connections");
+                     "cannot start the thread of the store's warm step");
         return;
     }
     apr_pool_pre_cleanup_register(pchild, wm, join_warmer);

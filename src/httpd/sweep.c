@@ -102,8 +102,11 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
     if (beat_due)
         st->last_beat = now;
     apr_pool_create(&tmp, sweep_pool);
-    if (us_db_open_apart(tmp, c->store_cfg, &db, err, sizeof(err)) != US_DB_OK) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, USLOGNO(0006) "expiry sweep: %s", err);
+    us_db_rc orc = us_db_open_apart(tmp, c->store_cfg, &db, err, sizeof(err));
+    if (orc != US_DB_OK) {
+        /* busy: a database away for a moment (a server restarting) */
+        ap_log_error(APLOG_MARK, orc == US_DB_BUSY ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     USLOGNO(0006) "expiry sweep: %s", err);
         apr_pool_destroy(tmp);
         return;
     }

@@ -94,17 +94,20 @@ apr_status_t us_store_create(apr_pool_t *p, const us_store_cfg *cfg, int max_con
     return APR_SUCCESS;
 }
 
-int us_store_warm(us_store *st)
+int us_store_has_warm_step(const us_store *st)
+{
+    /* one connection runs everything already, and keeps its cache */
+    return st->max_conns >= 2 && us_store_warms(st->cfg);
+}
+
+void us_store_warm(us_store *st)
 {
     us_db *db = NULL;
     const char *err = NULL;
-    /* one connection runs everything already, and keeps its cache */
-    if (st->max_conns < 2 || !us_store_warms(st->cfg) ||
-        us_store_acquire(st, &db, &err) != US_DB_OK)
-        return 0;
-    int warmed = us_db_warm(db);
+    if (!us_store_has_warm_step(st) || us_store_acquire(st, &db, &err) != US_DB_OK)
+        return;
+    (void)us_db_warm(db);
     us_store_release(st, db, 0);
-    return warmed;
 }
 
 us_db_rc us_store_acquire(us_store *st, us_db **db, const char **err)

@@ -302,9 +302,9 @@ class UploadServer:
             env["LD_PRELOAD"] = preload
             # use_sigaltstack=0: GCC 12's libasan misreports its own
             # sigaltstack call when a thread exits (glibc 2.36)
-            # allow_user_segv_handler=0: httpd's own crash handler (which
-            # only logs "exit signal Segmentation fault") would replace
-            # ASan's, whose report gives the stack
+            # allow_user_segv_handler=0: httpd's own crash handler would
+            # replace ASan's, whose report gives the stack (the parent then
+            # logs only "exit signal Segmentation fault", AH00052)
             env["ASAN_OPTIONS"] = (f"detect_leaks=0:use_sigaltstack=0:log_path={report}"
                                    ":abort_on_error=0:allow_user_segv_handler=0")
             env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={report}"

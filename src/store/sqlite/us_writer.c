@@ -64,11 +64,11 @@ typedef struct us_sync_wait {
 
 /* The writers of this process, one per database, each as long as a
  * connection of the process to that database is open: the parent's lives
- * with its sweep's connection, which a restart closes, so restarts leave no
- * lock file open behind them. A forked child must not share its parent's
- * flock (flock belongs to the open file, and a child holding the parent's
- * would keep a lock the parent died with), so it closes the inherited lock
- * files and starts afresh. The registry's lock is a static POSIX mutex:
+ * for one run of its sweep, so restarts leave no lock file open behind
+ * them. A forked child must not share its parent's flock (flock belongs
+ * to the open file, and a child holding the parent's would keep a lock the
+ * parent died with), so it closes the inherited lock files and starts
+ * afresh. The registry's lock is a static POSIX mutex:
  * APR's have no static initialiser. */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static us_writer *registry;
