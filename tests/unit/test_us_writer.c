@@ -1145,7 +1145,10 @@ typedef struct {
 static void *APR_THREAD_FUNC held_writer_thread(apr_thread_t *t, void *data)
 {
     held_writer *hw = data;
-    hw->rc = us_write(SQ(hw->db), pool, insert_held, hw->np);
+    apr_pool_t *p; /* the test's pool is the main thread's */
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    hw->rc = us_write(SQ(hw->db), p, insert_held, hw->np);
+    apr_pool_destroy(p);
     (void)t;
     return NULL;
 }
@@ -1166,9 +1169,10 @@ static void test_a_warm_during_a_batch_still_takes(void **state)
     assert_int_equal(apr_thread_create(&th, NULL, held_writer_thread, &hw, pool), APR_SUCCESS);
     while (sem_wait(&lead_entered) != 0)
         ;
-    assert_int_equal(us_db_warm(b), 1); /* while a's batch leads */
-    sem_post(&lead_release);
+    int warmed = us_db_warm(b); /* while a's batch leads */
+    sem_post(&lead_release); /* before any assert: a failed one would leave a's lead held */
     apr_thread_join(&trv, th);
+    assert_int_equal(warmed, 1);
     assert_int_equal(hw.rc, US_DB_OK);
     assert_ptr_equal(held.ran_on, SQ(a)); /* it led before the warm */
 
