@@ -31,7 +31,7 @@ from collections import Counter
 import pytest
 
 from us_testkit.pg import sqlite_only
-from us_testkit.procs import wait_for
+from us_testkit.procs import files_open, wait_for
 from us_testkit.server import new_client
 from us_testkit.api import (check, close_session, create_session, get_status, list_sessions,
                             unique_ws)
@@ -468,11 +468,9 @@ def test_a_child_forked_after_the_sweep_holds_its_own_shm_lock(make_server):
     shm = os.stat(store_path(s) + "-shm").st_ino
     locks = posix_read_locks(new_child, shm)
     assert (SHM_DMS_BYTE, SHM_DMS_BYTE) in locks, (new_child, locks, open("/proc/locks").read())
-    def parent_has_store_open():  # between its sweeps: nothing
-        fds = f"/proc/{parent}/fd"
-        return [f for f in os.listdir(fds)
-                if os.path.realpath(f"{fds}/{f}").startswith(store_path(s))]
-    assert wait_for(lambda: not parent_has_store_open(), 10), parent_has_store_open()
+    # between its sweeps, the parent has none of the store's files open
+    assert wait_for(lambda: not files_open(parent, store_path(s)), 10), \
+        files_open(parent, store_path(s))
 
 
 # --------------------------------------------------------------------------

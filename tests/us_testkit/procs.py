@@ -112,6 +112,20 @@ def stuck_report(pid):
     return "\n".join(lines)
 
 
+def files_open(pid, under):
+    """Paths of process pid's open descriptors that lie under directory
+    `under` (a descriptor closed while they are read is left out)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(under):
+            out.append(target)
+    return out
+
+
 def wait_for(predicate, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
