@@ -1,6 +1,5 @@
 """Sessions survive `apache2 -k graceful` and a full stop/start, and
 graceful restarts leave no file of the store open behind them."""
-import os
 import time
 
 from us_testkit.api import (ALREADY_CLOSED, INVALID_KEY, check, close_session, create_session,
