@@ -383,7 +383,7 @@ class BenchServer(UploadServer):
 
     def open_session_ids(self, ws):
         """Ids of the OPEN sessions of a workspace, oldest first: from the
-        SQLite store itself (every page of the API's list counts the whole
+        store itself (SQLite's file, or PostgreSQL by psql) (every page of the API's list counts the whole
         list, so 100,000 sessions would take minutes), else from the API."""
         db = os.path.join(self.dir, "state", "store.db")
         if self.store == "sqlite3" and os.path.exists(db):
@@ -394,6 +394,13 @@ class BenchServer(UploadServer):
                     " ORDER BY created_at, id", (ws,))]
             finally:
                 conn.close()
+        if self.store == "pgsql":
+            out = subprocess.run(
+                ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", self.pg_conninfo, "-c",
+                 "SELECT id FROM us_sessions WHERE workspace = '%s' AND status = 'OPEN'"
+                 " ORDER BY created_at, id" % ws.replace("'", "''")],
+                stdout=subprocess.PIPE, text=True, check=True, timeout=120)
+            return out.stdout.split()
         ids, params = [], {"limit": 100}
         c = self.client()
         while True:
