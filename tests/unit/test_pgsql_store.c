@@ -1203,6 +1203,60 @@ static void test_migration_drops_orphaned_rows(void **state)
     sc_teardown(NULL);
 }
 
+/* Whether closing the session id (its ingest done at once: an event the
+ * trigger judges), in a transaction on a connection of its own, rolled
+ * back, locks the outbox: an INSERT into it does, rows or none. */
+static const char *close_locks_the_outbox(const char *id)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int nrows = 0;
+    apr_dbd_t *h = raw_open(&drv);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, apr_psprintf(pool,
+        "UPDATE us_sessions SET status = 'CLOSED', closed_at = 1, ingest_state = 'done'"
+        " WHERE id = '%s'", id)), 0);
+    assert_int_equal(nrows, 1);
+    assert_int_equal(apr_dbd_select(drv, pool, h, &res, "SELECT EXISTS (SELECT 1 FROM pg_locks"
+                                    " WHERE pid = pg_backend_pid()"
+                                    " AND relation = 'us_webhook_outbox'::regclass)", 0), 0);
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), 0);
+    const char *locked = apr_pstrdup(pool, apr_dbd_get_entry(drv, row, 0));
+    assert_int_equal(apr_dbd_get_row(drv, pool, res, &row, -1), -1);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "ROLLBACK"), 0);
+    apr_dbd_close(drv, h);
+    return locked;
+}
+
+/* With no URL listed, the outbox trigger returns before its INSERTs (each
+ * planned and run to write nothing): a session's event leaves the outbox
+ * alone; with a URL listed its INSERT locks it and writes the event. A
+ * database of schema 20 gets that trigger. */
+static void test_event_without_urls_skips_its_inserts(void **state)
+{
+    const char *err = NULL;
+    (void)state;
+    sc_setup(NULL);
+    assert_int_equal(sc_query("UPDATE us_meta SET value = '20' WHERE name = 'schema_version'"),
+                     0);
+    assert_int_equal(us_store_migrate(sc_cfg, pool, &err), US_DB_OK);
+    assert_string_equal(sc_answer("SELECT value FROM us_meta WHERE name = 'schema_version'"),
+                        apr_psprintf(pool, "%d", US_PG_SCHEMA_VERSION));
+    us_db *db = sc_open(pool);
+    us_session s = sc_session(sc_uuid(pool, 2700), "ws-ev", "u-ev", SC_T0, 100);
+    assert_int_equal(us_session_insert(db, pool, &s, 10, SC_T0), US_DB_OK);
+    assert_string_equal(close_locks_the_outbox(s.id), "f");
+    assert_int_equal(us_webhook_targets_set(db, pool, sc_urls(1, "http://a.example/h")),
+                     US_DB_OK);
+    assert_string_equal(close_locks_the_outbox(s.id), "t");
+    assert_int_equal(us_session_close(db, pool, "ws-ev", s.id, SC_T0 + 1), US_DB_OK);
+    assert_string_equal(sc_column_lines("SELECT url || ' ' || event FROM us_webhook_outbox"),
+                        "http://a.example/h session.ingested\n");
+    us_db_close(db);
+    sc_teardown(NULL);
+}
+
 /* The plan of a statement on the test's database, every line: its
  * arguments (%s, %lld) as '' and 0, run (EXPLAIN ANALYZE). */
 static const char *sc_plan(const char *sql)
@@ -1724,6 +1778,7 @@ int main(void)
         cmocka_unit_test(test_migration_orders_names_by_bytes),
         cmocka_unit_test(test_migration_counts_closed_and_expired),
         cmocka_unit_test(test_migration_drops_orphaned_rows),
+        cmocka_unit_test(test_event_without_urls_skips_its_inserts),
         cmocka_unit_test(test_status_reads_seek),
         cmocka_unit_test(test_decimal_count_reads_a_range),
         cmocka_unit_test(test_node_names),

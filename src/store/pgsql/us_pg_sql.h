@@ -10,7 +10,7 @@
 #include "us_store_backend.h"
 
 /* The schema version this build writes and understands. */
-#define US_PG_SCHEMA_VERSION 20
+#define US_PG_SCHEMA_VERSION 21
 
 /* Advisory lock keys (two int4 keys: class, object). */
 #define US_PG_LOCK_MIGRATE "1, 0"
