@@ -93,7 +93,9 @@ static void sweep_store(server_rec *s, us_srv_conf *c, sweep_state *st)
     /* a third of the lease, so a live node is never judged gone */
     apr_interval_time_t beat = apr_time_from_sec(c->ingest_lease) / 3;
     int sweep_due = now - st->last >= apr_time_from_sec(c->sweep_interval);
-    int beat_due = now - st->last_beat >= (beat > APR_USEC_PER_SEC ? beat : APR_USEC_PER_SEC);
+    /* a store without a node registry (SQLite) has no heartbeat to write */
+    int beat_due = us_store_keeps_nodes(c->store_cfg) &&
+                   now - st->last_beat >= (beat > APR_USEC_PER_SEC ? beat : APR_USEC_PER_SEC);
 
     if (!sweep_due && !beat_due)
         return;
