@@ -13,8 +13,10 @@ close. Prints each leg (closes/s, httpd us/close, the machine's other load),
 then each build's medians (of the legs not profiled). (wrk's latencies count its filler requests too:
 none here, as the ids outlast the leg.)
 Env: ROUNDS (default 4), LEG_S (default 2), CONNS (default 16), MPM (default
-debian), STORE (sqlite3, the default, or pgsql: each server a database of its
-own on one private PostgreSQL, whose backends' CPU counts as other load), POOL_S (seconds of creating per server, default 12); PERF=1 also
+debian), STORE (sqlite3 or pgsql, default the testkit's US_IT_STORE: on
+pgsql each server has a database of its own on one private PostgreSQL,
+whose backends' CPU counts as other load), POOL_S (seconds of creating per
+server, default 12); PERF=1 also
 records each build's first leg with `perf record -g` on its children and
 prints the top symbols (self), the files kept under the server directory;
 STRACE=1 instead counts each build's first leg's system calls per close
@@ -35,7 +37,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "4"))
 LEG_S = int(os.environ.get("LEG_S", "2"))
 CONNS = int(os.environ.get("CONNS", "16"))
 MPM = os.environ.get("MPM", "debian")
-STORE = os.environ.get("STORE", "sqlite3")
+STORE = os.environ.get("STORE") or None  # None: the testkit's US_IT_STORE
 POOL_S = int(os.environ.get("POOL_S", "12"))
 PERF = os.environ.get("PERF") == "1"
 STRACE = os.environ.get("STRACE") == "1"

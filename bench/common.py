@@ -383,8 +383,9 @@ class BenchServer(UploadServer):
 
     def open_session_ids(self, ws):
         """Ids of the OPEN sessions of a workspace, oldest first: from the
-        store itself (SQLite's file, or PostgreSQL by psql) (every page of the API's list counts the whole
-        list, so 100,000 sessions would take minutes), else from the API."""
+        store itself, SQLite's file or PostgreSQL by psql, since every page
+        of the API's list counts the whole list and 100,000 sessions would
+        take minutes; else from the API."""
         db = os.path.join(self.dir, "state", "store.db")
         if self.store == "sqlite3" and os.path.exists(db):
             conn = sqlite3.connect(db, timeout=30)

@@ -357,8 +357,18 @@ static const char *const MIGRATION_18_TO_19[] = {
     NULL
 };
 
-/* The outbox trigger's function of schema 20 on: AFTER_LOOP runs once the
- * listed URLs are locked and in `urls` */
+/* An event's rows and its URLs' rows cannot part: the trigger takes each
+ * listed URL's shared lock (US_PG_LOCK_WEBHOOK_URL_CLASS, in url order, as
+ * a startup drops them) before it writes, and writes for the URLs listed
+ * once it holds them (its INSERT a statement after the locks: it sees a
+ * drop committed while it waited), and a URL's drop takes that lock
+ * exclusive before it locks the URL's rows (US_STMT_WEBHOOK_URL_DROP_LOCK),
+ * so it waits for the events in flight and deletes their rows, where an
+ * event that had read the URL before the drop deleted it wrote a row the
+ * drop never saw, left pending for ever (the claim walks the listed URLs).
+ * That is the outbox trigger's function of schema 20 on; AFTER_LOOP runs
+ * once the listed URLs are locked and in `urls` (with AFTER_LOOP "" the
+ * text is migration 20's, which must not change). */
 #define WEBHOOK_EVENT_FUNCTION(AFTER_LOOP) \
     "CREATE OR REPLACE FUNCTION us_webhook_event() RETURNS trigger LANGUAGE plpgsql AS $$" \
     " DECLARE u text; urls text[] := '{}';" \
@@ -387,26 +397,18 @@ static const char *const MIGRATION_18_TO_19[] = {
     "  RETURN NULL;" \
     " END $$"
 
-/* An event's rows and its URLs' rows cannot part: the trigger takes each
- * listed URL's shared lock (US_PG_LOCK_WEBHOOK_URL_CLASS, in url order, as
- * a startup drops them) before it writes, and writes for the URLs listed
- * once it holds them (its INSERT a statement after the locks: it sees a
- * drop committed while it waited), and a URL's drop takes that lock
- * exclusive before it locks the URL's rows (US_STMT_WEBHOOK_URL_DROP_LOCK),
- * so it waits for the events in flight and deletes their rows, where an
- * event that had read the URL before the drop deleted it wrote a row the
- * drop never saw, left pending for ever (the claim walks the listed URLs).
- * The rows such a race left go. */
+/* The trigger that takes its URLs' locks; the rows a race of an event and a
+ * drop left go. */
 static const char *const MIGRATION_19_TO_20[] = {
     WEBHOOK_EVENT_FUNCTION(""),
     "DELETE FROM us_webhook_outbox WHERE url NOT IN (SELECT url FROM us_webhook_targets)",
     NULL
 };
 
-/* Every close of a session without files, and every ingested session,
- * fires the trigger; with no URL listed it returns before its INSERTs,
- * which would write nothing (what an INSERT costs to plan and run is most
- * of the function's). */
+/* Every close of a session without files, and every ingested or expired
+ * session, fires the trigger; with no URL listed it returns before its
+ * INSERTs, which would write nothing but are planned and run, a large
+ * share of the function's cost (BENCHMARKS.md). */
 static const char *const MIGRATION_20_TO_21[] = {
     WEBHOOK_EVENT_FUNCTION("  IF cardinality(urls) = 0 THEN RETURN NULL; END IF;"),
     NULL
