@@ -42,7 +42,8 @@ def cluster():
     # a claimer waits for a row lock as long as a test holds it (see
     # hold_row_lock) instead of giving up after a second
     common = ["UploadSessionSweepInterval 1", f"UploadSessionIngestLease {LEASE}",
-              "UploadSessionBusyTimeout 10000"]
+              "UploadSessionBusyTimeout 10000",
+              "<Location /ops/metrics>", "SetHandler upload-session-metrics", "</Location>"]
     first = UploadServer(store="pgsql", max_open=10,
                          extra=common + ["UploadSessionNodeName node-0"])
     pg.cluster().psql(f"ALTER DATABASE {first.pg_db} SET idle_in_transaction_session_timeout"
@@ -300,6 +301,100 @@ def test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing(cluster
     print(f"takeover of a SIGSTOPped claimer: claimed {took:.1f}s after the stop (lease {LEASE}s,"
           f" idle transaction timeout {IDLE_TXN}s)")
 
+
+
+def claims_lost(node):
+    """The node's ingest_claims_lost_total, from its metrics page."""
+    r = node.raw_client().get("/ops/metrics")
+    assert r.status_code == 200, r.text
+    m = re.search(r"^mod_upload_session_ingest_claims_lost_total (\d+)$", r.text, re.M)
+    assert m, r.text[:400]
+    return int(m.group(1))
+
+
+class ClaimThief:
+    """Another client of the database that hands a session's claim to an
+    owner no node has, its heartbeat an hour ahead, so no node claims the
+    session until give_back. Started while the claimer's batch holds the
+    session row's share lock, its UPDATE waits for that batch to commit."""
+
+    OWNER = "thief/1"
+
+    def __init__(self, node, sid):
+        self.node, self.sid = node, sid
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             f"{pg.cluster().conninfo} dbname={node.pg_db}", "-c",
+             f"UPDATE us_sessions SET ingest_owner = '{self.OWNER}',"
+             f" ingest_heartbeat = ingest_heartbeat + 3600000000 WHERE id = '{sid}'"
+             " AND ingest_state = 'running'"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def finish(self):
+        out, _ = self.proc.communicate(timeout=30)
+        assert self.proc.returncode == 0, out
+        assert db_rows(self.node, "SELECT ingest_owner FROM us_sessions"
+                       f" WHERE id = '{self.sid}'") == [[self.OWNER]]
+
+    def give_back(self):
+        """The stolen lease ends: the nodes may claim the session again."""
+        db_rows(self.node, f"UPDATE us_sessions SET ingest_heartbeat = 0 WHERE id = '{self.sid}'")
+
+
+def test_a_claim_taken_over_between_batches_is_counted_and_changes_nothing(cluster):
+    """The claimer's second batch is held on a row lock while another client
+    hands the session's claim away (its UPDATE queued behind the batch's share
+    lock on the session). The claimer's next batch finds the claim gone: it
+    logs the takeover, counts it in ingest_claims_lost_total and writes
+    nothing; a node claims the session once the stolen lease has run out and
+    finishes it, every file once."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws("cl-steal")
+    api = nodes[1].client(u)
+    n = 600  # three batches of 256
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [(f"s{i:04d}.txt", b"%d" % i) for i in range(n)], deadline=UPLOAD_DEADLINE)
+    lost_before = [claims_lost(x) for x in nodes]
+    holder = RowLockHolder(nodes[0], sid, "s0300.txt")  # in the second batch
+    try:
+        close_session(api, ws, sid)
+        claimer, owner = blocked_claimer(nodes, sid)
+        thief = ClaimThief(nodes[0], sid)
+        # the thief's UPDATE waits beside the claimer's batch
+        assert wait_for(lambda: db_rows(nodes[0], "SELECT count(*) FROM pg_stat_activity"
+                                        f" WHERE datname = '{nodes[0].pg_db}'"
+                                        " AND wait_event_type = 'Lock' AND state = 'active'")
+                        == [["2"]], 20), "the thief's UPDATE did not wait for the batch"
+    finally:
+        holder.release()
+    thief.finish()
+    # "was taken over" or "the claim is lost; the batch is not recorded"
+    assert wait_for(lambda: f"US1008: ingest: session {sid}" in claimer.log_text(),
+                    120 if S3 else 30), claimer.log_tail()
+    lost_after = [claims_lost(x) for x in nodes]
+    assert [a - b for a, b in zip(lost_after, lost_before)] == \
+        [int(x is claimer) for x in nodes], (lost_before, lost_after)
+    # the first two batches are recorded, the third is not: no node holds
+    # the claim while the thief's lease lasts
+    time.sleep(1)
+    assert db_rows(nodes[0], "SELECT ingestion_status, count(*) FROM us_uploads"
+                   f" WHERE session_id = '{sid}' AND is_meta = 0 GROUP BY 1 ORDER BY 1") \
+        == [["FINISHED", "512"], ["PENDING", str(n - 512)]]
+    assert db_rows(nodes[0], f"SELECT count(*) FROM us_files WHERE workspace = '{ws}'") \
+        == [["512"]]
+    thief.give_back()
+    st = wait_ingested(api, ws, sid, n, timeout=120 if S3 else 30)
+    assert st["status"] == "CLOSED"
+    [[new_owner]] = db_rows(nodes[0], f"SELECT ingest_owner FROM us_sessions WHERE id = '{sid}'")
+    assert new_owner != ClaimThief.OWNER
+    for x in nodes:
+        assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
+    # the lost batch's published bytes are not left behind
+    assert wait_for(lambda: session_blobs(nodes[0], sid) == [], 10), session_blobs(nodes[0], sid)
+    stored = stored_files(nodes[0])
+    every_id = {r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files")}
+    assert stored <= every_id, sorted(stored - every_id)[:5]
 
 
 def test_a_killed_node_is_taken_over_within_the_lease(cluster):
