@@ -226,7 +226,8 @@ integration: all
 # and, from the cluster suite (three nodes on PostgreSQL, one bucket prefix,
 # no shared directory), the cases where the storage matters: concurrent
 # closes, kill -9 of a node mid-ingestion (exactly once, no orphan object),
-# a stopped node that changes nothing once continued
+# a stopped node that changes nothing once continued, a claim lost between
+# batches (the lost batch's published objects not left behind)
 S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
             tests/integration/test_files.py tests/integration/test_storage_s3.py \
             tests/integration/test_workspaces.py \
@@ -234,6 +235,7 @@ S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
             tests/integration/test_s3_crash.py \
             tests/integration/test_cluster.py::test_one_of_concurrent_closes_on_different_nodes_wins \
             tests/integration/test_cluster.py::test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing \
+            tests/integration/test_cluster.py::test_a_claim_taken_over_between_batches_is_counted_and_changes_nothing \
             tests/integration/test_cluster.py::test_a_killed_node_is_taken_over_within_the_lease
 integration-s3: all
 	US_IT_STORAGE=s3 $(PYTHON) -m pytest -q $(S3_TESTS) $(PYTEST_ARGS)
