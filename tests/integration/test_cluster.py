@@ -260,18 +260,27 @@ def assert_ingested_once(c, node, ws, sid, n):
                    f" WHERE session_id = '{sid}' AND is_meta = 0 GROUP BY 1") == [["FINISHED", str(n)]]
 
 
+def uploaded_session(cluster, label, letter, n):
+    """A session of the ingester's, n files (letter and four digits) uploaded
+    through node 1 and not closed: (client, user, workspace, session id)."""
+    nodes, users = cluster
+    u = users["ingester"]
+    ws = unique_ws(label)
+    api = nodes[1].client(u)
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [(f"{letter}{i:04d}.txt", b"%d" % i) for i in range(n)],
+               deadline=UPLOAD_DEADLINE)
+    return api, u, ws, sid
+
+
 def test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing(cluster):
     """The claimer is SIGSTOPped in the middle of a session (inside a batch
     transaction): the database ends that transaction, another node takes the
     session over once the lease ran out on the database's clock and finishes
     it; the stopped node, continued, changes nothing."""
-    nodes, users = cluster
-    u = users["ingester"]
-    ws = unique_ws("cl-stop")
-    api = nodes[1].client(u)
+    nodes, _ = cluster
     n = 600  # three batches of 256
-    sid, cfg = new_session(api, ws)
-    upload_all(cfg, [(f"f{i:04d}.txt", b"%d" % i) for i in range(n)], deadline=UPLOAD_DEADLINE)
+    api, u, ws, sid = uploaded_session(cluster, "cl-stop", "f", n)
     holder = RowLockHolder(nodes[0], sid, "f0300.txt")  # in the second batch
     try:
         close_session(api, ws, sid)
@@ -346,15 +355,11 @@ def test_a_claim_taken_over_between_batches_is_counted_and_changes_nothing(clust
     hands the session's claim away (its UPDATE queued behind the batch's share
     lock on the session). The claimer's next batch finds the claim gone: it
     logs the takeover, counts it in ingest_claims_lost_total and writes
-    nothing; a node claims the session once the stolen lease has run out and
+    nothing; once the stolen lease ends a node claims the session and
     finishes it, every file once."""
-    nodes, users = cluster
-    u = users["ingester"]
-    ws = unique_ws("cl-steal")
-    api = nodes[1].client(u)
+    nodes, _ = cluster
     n = 600  # three batches of 256
-    sid, cfg = new_session(api, ws)
-    upload_all(cfg, [(f"s{i:04d}.txt", b"%d" % i) for i in range(n)], deadline=UPLOAD_DEADLINE)
+    api, u, ws, sid = uploaded_session(cluster, "cl-steal", "s", n)
     lost_before = [claims_lost(x) for x in nodes]
     holder = RowLockHolder(nodes[0], sid, "s0300.txt")  # in the second batch
     try:
@@ -403,13 +408,9 @@ def test_a_killed_node_is_taken_over_within_the_lease(cluster):
     another node takes the session over once the lease ran out and finishes
     it; every file FINISHED once, no workspace file twice, no blob left in
     the session's directory."""
-    nodes, users = cluster
-    u = users["ingester"]
-    ws = unique_ws("cl-kill")
-    api = nodes[1].client(u)
+    nodes, _ = cluster
     n = TAKEOVER_FILES
-    sid, cfg = new_session(api, ws)
-    upload_all(cfg, [(f"k{i:04d}.txt", b"%d" % i) for i in range(n)], deadline=UPLOAD_DEADLINE)
+    api, u, ws, sid = uploaded_session(cluster, "cl-kill", "k", n)
     # in the second batch of 256 (s3) or the fourth
     holder = RowLockHolder(nodes[0], sid, "k0300.txt" if S3 else "k1000.txt")
     try:
