@@ -227,7 +227,7 @@ integration: all
 # no shared directory), the cases where the storage matters: concurrent
 # closes, kill -9 of a node mid-ingestion (exactly once, no orphan object),
 # a stopped node that changes nothing once continued, a claim lost between
-# batches (the lost batch's published objects not left behind)
+# batches (nothing of the session left in the bucket)
 S3_TESTS := tests/integration/test_upload.py tests/integration/test_ingest.py \
             tests/integration/test_files.py tests/integration/test_storage_s3.py \
             tests/integration/test_workspaces.py \
