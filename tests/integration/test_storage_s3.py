@@ -22,6 +22,7 @@ import pytest
 
 from us_testkit.api import check, close_session, create_session, get_status
 from us_testkit.faultproxy import FaultProxy, Rule
+from us_testkit.faults import no_new_threads
 from us_testkit.ingest import (download, list_ws_files, make_server, module_so,  # noqa: F401
                                new_session, outage, s3_server, session_files, upload_all,
                                post_file, upload_one, wait_ingested, ws_files_path)
@@ -516,6 +517,36 @@ def test_outage_in_the_middle_of_a_wide_batch_every_file_once(s3_server, outage)
     assert s3_keys(s, f"sessions/{sid}/") == []
     assert len(s3_keys(s, "files/")) == n
     assert "US1013" in s.log_text()  # the batch was retried, not failed
+
+
+def test_publishing_threads_that_cannot_start_retry_the_batch(s3_server):
+    """No thread can start in the server's children (a pids cgroup at its
+    limit, as a host's process limit would leave them): a batch's publishing
+    threads do not start, US1240 says the batch is retried and nothing is
+    published or recorded; once threads start again the session is
+    ingested, every file once."""
+    s = s3_server()
+    api = s.client(s.user_all)
+    ws = "ws-no-threads"
+    sid, cfg = new_session(api, ws)
+    n = 40
+    files = [(f"t{i:02d}.txt", b"thread %d" % i) for i in range(n)]
+    upload_all(cfg, files)
+    with no_new_threads(children_of(s.pid)):
+        close_session(api, ws, sid)
+        assert wait_for(lambda: f"US1240: ingest: session {sid}: cannot start the publishing"
+                        " threads; batch retried" in s.log_text(), 30), s.log_tail()
+        time.sleep(1)  # retried meanwhile, and refused again
+        st = get_status(api, ws, sid)
+        assert counters(st) == (0, 0, n), st
+        assert s3_keys(s, "files/") == []
+        tries = s.log_text().count(f"US1240: ingest: session {sid}")
+    wait_ingested(api, ws, sid, n, timeout=60)
+    seen = [f["name"] for f in list_ws_files(s, api, ws)]
+    assert sorted(seen) == sorted(name for name, _ in files)  # each once
+    assert s3_keys(s, f"sessions/{sid}/") == []
+    assert len(s3_keys(s, "files/")) == n
+    print(f"{tries} batches refused their threads before the limit was lifted")
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,8 @@ test_security.py).
   threads (PacedUpload), with what the client saw,
 - an exclusive SQLite lock on the store (store_locked),
 - on-disk inspection: temp files, blob hashes, path snapshots,
-- httpd children memory (rss_total), secrets in logs (find_secrets).
+- httpd children memory (rss_total), secrets in logs (find_secrets),
+- processes that can start no thread (no_new_threads: a pids cgroup).
 
 Uses only the standard library, pytest and httpx, plus the other modules of
 this package.
@@ -355,3 +356,48 @@ def find_secrets(text, secrets_):
 def api_json(resp, status, body):
     """check() for a JSON answer, plus: exactly that body, nothing else."""
     return check(resp, status, body)
+
+
+PIDS_CGROUP = "/sys/fs/cgroup/pids"
+
+
+def _pids_cgroup_of(pid):
+    """The pids cgroup (v1) path of pid, relative to PIDS_CGROUP."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "pids" in controllers.split(","):
+                return path
+    return None
+
+
+@contextlib.contextmanager
+def no_new_threads(pids):
+    """The processes pids can start no thread or process while inside: they
+    are moved into a pids cgroup of their own whose limit is what they run
+    now (clone then fails with EAGAIN, as under a host's process limit),
+    and moved back after. Skips the test where no pids cgroup (v1) can be
+    made (not root, no such hierarchy)."""
+    if not os.access(os.path.join(PIDS_CGROUP, "cgroup.procs"), os.W_OK):
+        pytest.skip(f"no writable pids cgroup at {PIDS_CGROUP}")
+    home = {pid: _pids_cgroup_of(pid) for pid in pids}
+    group = tempfile.mkdtemp(prefix="us-test-nothreads-", dir=PIDS_CGROUP)
+    try:
+        for pid in pids:
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        with open(os.path.join(group, "pids.current")) as f:
+            current = f.read().strip()
+        with open(os.path.join(group, "pids.max"), "w") as f:
+            f.write(current)
+        yield
+    finally:
+        for pid, path in home.items():
+            try:
+                with open(os.path.join(PIDS_CGROUP, (path or "/").lstrip("/"),
+                                       "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError:
+                pass  # the process is gone
+        os.rmdir(group)
+
