@@ -173,12 +173,12 @@ apr_interval_time_t us_ingest_retry_delay(int failures);
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
                     volatile apr_uint32_t *stop, int *claimed);
 
-/* Hands claims of dead processes on this host back to the queue. */
 /* Deletes the bytes of files in the store's file trash (deleted rows whose
  * bytes a crash or a failed removal left) and takes them out of it;
  * returns how many. Idempotent; safe against a delete doing the same. */
 int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
 
+/* Hands claims of dead processes on this host back to the queue. */
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
 
 /* The slowest upload the late clear waits for, in bytes per second: a POST

@@ -384,13 +384,15 @@ us_db_rc us_ingest_running(us_db *db, apr_pool_t *p, apr_array_header_t **claims
 /* running -> queued (a no-op when owner lost the claim). */
 us_db_rc us_ingest_requeue(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
 /* The same, and no claim takes it before `delay` from now (the claim's
- * clock: SQLite the caller's now, PostgreSQL its server's). */
+ * clock: SQLite the caller's now, PostgreSQL its server's); US_DB_CONFLICT,
+ * nothing changed, when owner lost the claim. */
 us_db_rc us_ingest_requeue_later(us_db *db, apr_pool_t *p, const char *session_id,
                                  const char *owner, apr_time_t now, apr_interval_time_t delay);
 /* Renews the lease; US_DB_CONFLICT when owner lost the claim: it stops. */
 us_db_rc us_ingest_heartbeat(us_db *db, apr_pool_t *p, const char *session_id,
                              const char *owner, apr_time_t now);
-/* running -> done (a no-op when owner lost the claim). */
+/* running -> done; US_DB_CONFLICT, nothing changed, when owner lost the
+ * claim. */
 us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner);
 
 typedef struct {

@@ -286,11 +286,13 @@ static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
     apr_time_t t = clock_now(cfg);
     if (!s->ingest_owner || t - *beat <= cfg->lease / 3)
         return 0;
-    if (us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t) == US_DB_CONFLICT) {
+    us_db_rc rc = us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t);
+    if (rc == US_DB_CONFLICT) {
         us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
         return US_INGEST_CLAIM_LOST;
     }
-    *beat = t;
+    if (rc == US_DB_OK) /* a failed renewal is tried again at the next call */
+        *beat = t;
     return 0;
 }
 
@@ -548,8 +550,11 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     /* the publishes' requests are cut short once the worker is asked to
      * stop: a stopping child waits for no copy of gigabytes */
     us_storage *st = stop ? us_storage_stoppable(cfg->storage, p, stop) : cfg->storage;
-    /* blobs moved before a failure are found in place when the batch is replayed */
-    int d = width > 1 && pending->nelts > 1
+    /* blobs moved before a failure are found in place when the batch is
+     * replayed; a batch of one file goes wide too, where the worker's
+     * thread renews the claim while the publish runs (a copy of
+     * gigabytes may outlast the lease) */
+    int d = width > 1
                 ? decide_wide(db, p, cfg, st, s, pending, results, refused, width, &moved, stop)
                 : decide_serial(db, p, cfg, st, s, pending, results, refused, &moved, stop);
     if (d == 0)
@@ -692,6 +697,63 @@ static void count_end(const us_ingest_config *cfg, long n)
         us_metrics_ingest_claim_lost(cfg->metrics);
 }
 
+/* A round that ends early hands its session back to the queue: once the
+ * delay of the files the storage refused has passed (wait > 0), so that
+ * they are not tried again before their pause, else at once. A no-op for
+ * a claim already lost. */
+static void hand_back(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+                      const char *owner, apr_interval_time_t wait)
+{
+    if (wait > 0 && us_ingest_requeue_later(db, p, id, owner, clock_now(cfg), wait) == US_DB_OK)
+        return;
+    (void)us_ingest_requeue(db, p, id, owner);
+}
+
+/* The claim found lost by a claim change of the round's own (its heartbeat
+ * after a batch, its requeue for later, its end): logged, counted. */
+static void note_claim_lost(const us_ingest_config *cfg, const char *id)
+{
+    us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", id);
+    count_end(cfg, US_INGEST_CLAIM_LOST);
+}
+
+/* The refused files alone are left: the session is taken again once their
+ * delay has passed (by the claim's clock), not at once, and keeps its
+ * uploads until they are decided. */
+static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+                            const char *owner, apr_interval_time_t wait)
+{
+    us_db_rc rc = us_ingest_requeue_later(db, p, id, owner, clock_now(cfg), wait);
+    if (rc == US_DB_OK)
+        us_log(cfg->log, US_LOG_INFO, 0, 1032, "ingest: session %s: files the file storage "
+               "refused are left; the session is taken again in %" APR_TIME_T_FMT " ms", id,
+               (apr_time_t)apr_time_as_msec(wait));
+    else if (rc == US_DB_CONFLICT)
+        note_claim_lost(cfg, id);
+    else
+        (void)us_ingest_requeue(db, p, id, owner);
+}
+
+/* The session's end, once nothing is left and its uploads are cleared. A
+ * store failure leaves it claimed until its lease lapses: claimed again
+ * then, it is found with nothing left and ended. */
+static void mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+                      const char *owner)
+{
+    us_db_rc rc = us_ingest_done(db, p, id, owner);
+    if (rc == US_DB_OK) {
+        us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", id);
+    }
+    else if (rc == US_DB_CONFLICT) {
+        note_claim_lost(cfg, id);
+    }
+    else {
+        us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session "
+               "%s: %s", id, us_db_error(db));
+        count_end(cfg, -1);
+    }
+}
+
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
                     volatile apr_uint32_t *stop, int *claimed)
 {
@@ -731,26 +793,18 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         long decided = 0;
         apr_pool_clear(bp);
         if (stop && apr_atomic_read32(stop)) {
-            us_ingest_requeue(db, bp, s.id, owner);
+            hand_back(db, bp, cfg, s.id, owner, wait);
             break;
         }
         long n = ingest_batch(db, bp, cfg, &s, &after, stop, &wait, &decided);
         if (n < 0) {
             count_end(cfg, n);
-            us_ingest_requeue(db, bp, s.id, owner);
+            hand_back(db, bp, cfg, s.id, owner, wait);
             total = total ? total : n;
             break;
         }
         if (n == 0 && wait > 0) {
-            /* the refused files alone are left: taken again once the
-             * delay has passed (by the claim's clock), not at once, and
-             * the session keeps its uploads until they are decided */
-            if (us_ingest_requeue_later(db, bp, s.id, owner, clock_now(cfg), wait) == US_DB_OK)
-                us_log(cfg->log, US_LOG_INFO, 0, 1032, "ingest: session %s: files the file "
-                       "storage refused are left; the session is taken again in %" APR_TIME_T_FMT
-                       " ms", s.id, (apr_time_t)apr_time_as_msec(wait));
-            else
-                us_ingest_requeue(db, bp, s.id, owner);
+            requeue_refused(db, bp, cfg, s.id, owner, wait);
             break;
         }
         if (n == 0) {
@@ -762,14 +816,12 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
                 total = total ? total : US_INGEST_STORAGE_DOWN;
                 break;
             }
-            (void)us_ingest_done(db, bp, s.id, owner);
-            us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", s.id);
+            mark_done(db, bp, cfg, s.id, owner);
             break;
         }
         total += decided;
         if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
-            us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s.id);
-            count_end(cfg, US_INGEST_CLAIM_LOST);
+            note_claim_lost(cfg, s.id);
             break;
         }
     }

@@ -35,14 +35,16 @@ us_db_rc us_ingest_requeue_later(us_db *db, apr_pool_t *p, const char *session_i
     int nrows = 0;
     apr_int64_t t = now, d = delay;
     const void *args[] = { &t, &d, session_id, owner };
-    return us_write_one(db, p, US_STMT_INGEST_REQUEUE_LATER, args, &nrows);
+    us_db_rc rc = us_write_one(db, p, US_STMT_INGEST_REQUEUE_LATER, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
 us_db_rc us_ingest_done(us_db *db, apr_pool_t *p, const char *session_id, const char *owner)
 {
     int nrows = 0;
     const void *args[] = { session_id, owner };
-    return us_write_one(db, p, US_STMT_INGEST_DONE, args, &nrows);
+    us_db_rc rc = us_write_one(db, p, US_STMT_INGEST_DONE, args, &nrows);
+    return rc == US_DB_OK && nrows == 0 ? US_DB_CONFLICT : rc;
 }
 
 static void push_pending(const us_row *r, apr_pool_t *p, void *out)

@@ -923,6 +923,31 @@ def test_a_copy_answered_503_a_few_times_is_no_refusal(proxied, status, code):
         assert msg not in log, log[-3000:]
 
 
+def test_a_lone_file_whose_copy_outlasts_the_lease_keeps_its_claim(proxied):
+    """A batch of one file whose copy takes three leases (the relay holds it):
+    the claim is renewed while the copy runs, as a wider batch's is, so no
+    other worker takes the session over and copies it again; the file ends
+    FINISHED once, with one claim of the session and none lost."""
+    s, fp = proxied(extra=["UploadSessionIngestLease 1", *METRICS])
+    api = s.client(s.user_all)
+    ws = "ws-long-copy"
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, [("big.txt", b"a copy that takes long")])
+    fid = session_files(api, ws, sid)["big.txt"]["file_ingestion_id"]
+    fp.rules.append(Rule(copy_of(fid), ("delay", 3)))
+    close_session(api, ws, sid)
+    check_ended(s, api, ws, sid, [("big.txt", b"a copy that takes long")], set())
+    assert fp.rules[0].times == 0, fp.log  # the copy was held
+    log = s.log_text()
+    assert log.count(f"US1006: ingest: session {sid} ") == 1, log[-3000:]
+    assert f"US1008: ingest: session {sid}" not in log, log[-3000:]
+    copies = [e for e in fp.log if e[0] == "PUT" and e[1].split("?")[0].endswith(f"/files/{fid}")]
+    assert len(copies) == 1, fp.log
+    r = s.raw_client().get("/ops/metrics")
+    assert r.status_code == 200, r.text
+    assert "\nmod_upload_session_ingest_claims_lost_total 0\n" in r.text, r.text[:2000]
+
+
 def unfinished_uploads(s, under):
     """Keys of the unfinished multipart uploads under the server's prefix + under."""
     full = f"{s.s3_prefix}/{under}"

@@ -1179,7 +1179,9 @@ static void sc_lease_taken_over(void **state)
                                      &c), US_DB_OK);
     assert_string_equal(c.id, id);
     assert_int_equal(us_ingest_heartbeat(db, pool, id, "old", SC_T0 + SC_SEC(31)), US_DB_CONFLICT);
-    assert_int_equal(us_ingest_done(db, pool, id, "old"), US_DB_OK);
+    assert_int_equal(us_ingest_done(db, pool, id, "old"), US_DB_CONFLICT);
+    assert_int_equal(us_ingest_requeue_later(db, pool, id, "old", SC_T0 + SC_SEC(31), SC_SEC(5)),
+                     US_DB_CONFLICT);
     assert_int_equal(us_ingest_requeue(db, pool, id, "old"), US_DB_OK);
     assert_int_equal(us_ingest_running(db, pool, &claims), US_DB_OK);
     assert_int_equal(claims->nelts, 1);
@@ -1194,7 +1196,7 @@ static void sc_lease_taken_over(void **state)
 /* A session requeued for later is not claimed before its time (the
  * caller's clock for SQLite, the database's for PostgreSQL), not even as a
  * lapsed lease, and keeps its place in its workspace's turn; a requeue by
- * an owner that lost the claim changes nothing. */
+ * an owner that lost the claim changes nothing (US_DB_CONFLICT). */
 static void sc_requeue_later(void **state)
 {
     us_db *db = sc_open(pool);
@@ -1207,7 +1209,7 @@ static void sc_requeue_later(void **state)
     const char *behind = sc_queued(db, 811, "ws-later", 0, SC_T0 + 2);
     assert_int_equal(us_ingest_claim(db, pool, "w1", now, SC_T0, &c), US_DB_OK);
     assert_string_equal(c.id, id);
-    assert_int_equal(us_ingest_requeue_later(db, pool, id, "other", now, delay), US_DB_OK);
+    assert_int_equal(us_ingest_requeue_later(db, pool, id, "other", now, delay), US_DB_CONFLICT);
     assert_int_equal(us_ingest_heartbeat(db, pool, id, "w1", now), US_DB_OK); /* still w1's */
     assert_int_equal(us_ingest_requeue_later(db, pool, id, "w1", now, delay), US_DB_OK);
     assert_int_equal(us_ingest_heartbeat(db, pool, id, "w1", now), US_DB_CONFLICT);
