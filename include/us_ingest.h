@@ -130,8 +130,9 @@ void us_ingest_stop(us_ingester *ing);
  * (or the session had no files left), -1 on a store error, US_INGEST_STORAGE_DOWN
  * when the file storage did not answer, US_INGEST_CLAIM_LOST or
  * US_INGEST_CUT_SHORT (the session is requeued in these cases, but for a
- * lost claim, which its new owner holds; files decided before the failure
- * are returned instead). A round a store error
+ * lost claim, which its new owner holds, and after the refusal delay below
+ * when a file was refused earlier in the round; files decided before the
+ * failure are returned instead). A round a store error
  * ended counts in cfg->metrics' worker_store_errors, a claim lost in its
  * ingest_claims_lost, whatever the return. Files the
  * storage refused with tries left stay PENDING while the others are
@@ -157,9 +158,9 @@ void us_ingest_stop(us_ingester *ing);
  * failed here, the new owner ingests what this round did not apply. */
 #define US_INGEST_CLAIM_LOST (-5)
 /* A round ended before its batch was applied with nothing failed in the
- * store: the worker was asked to stop (a publish cut short, US1220), or
- * the batch's publishing threads could not start (US1240). The batch is
- * left to a replay. */
+ * store: the worker was asked to stop (a publish cut short, US1220). The
+ * batch is left to a replay. (A batch whose publishing threads cannot
+ * start, US1240, publishes in the worker's thread instead.) */
 #define US_INGEST_CUT_SHORT (-6)
 #define US_INGEST_PUBLISH_TRIES 5
 #define US_INGEST_REFUSAL_PAUSE apr_time_from_sec(1)

@@ -392,6 +392,25 @@ static int tick_renew(void *arg)
     return b->lost != 0;
 }
 
+/* The publishes of a wide batch in the worker's own thread, one after the
+ * other, the claim renewed between them: when no publishing thread can
+ * start (a host out of threads), as us_fanout would run them; how many
+ * ran. */
+static int publish_inline(wide_batch *b, int n)
+{
+    apr_pool_t *tp;
+    int ran = 0;
+    apr_pool_create(&tp, b->p);
+    while (ran < n) {
+        int halt = run_publish(b, ran++, tp);
+        apr_pool_clear(tp);
+        if (tick_renew(b) || halt)
+            break;
+    }
+    apr_pool_destroy(tp);
+    return ran;
+}
+
 /* Decides the batch with up to width publishes at once: every file is
  * judged first, in order, in the worker's thread (the store's rules); the
  * files to publish then go to us_fanout, while this thread renews the
@@ -430,8 +449,8 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                                     &started);
     if (rv != APR_SUCCESS) {
         us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: cannot start the publishing "
-               "threads; batch retried", s->id);
-        return US_INGEST_CUT_SHORT;
+               "threads; publishing in the worker's thread", s->id);
+        started = publish_inline(&b, n);
     }
     int down = 0, stopped = 0;
     for (int i = 0; i < started; i++) {
@@ -734,24 +753,25 @@ static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cf
         (void)us_ingest_requeue(db, p, id, owner);
 }
 
-/* The session's end, once nothing is left and its uploads are cleared. A
- * store failure leaves it claimed until its lease lapses: claimed again
- * then, it is found with nothing left and ended. */
-static void mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
-                      const char *owner)
+/* The session's end, once nothing is left and its uploads are cleared:
+ * 0, or -1 on a store failure, which leaves it claimed until its lease
+ * lapses (claimed again then, it is found with nothing left and ended). */
+static int mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+                     const char *owner)
 {
     us_db_rc rc = us_ingest_done(db, p, id, owner);
     if (rc == US_DB_OK) {
         us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", id);
+        return 0;
     }
-    else if (rc == US_DB_CONFLICT) {
+    if (rc == US_DB_CONFLICT) {
         note_claim_lost(cfg, id);
+        return 0;
     }
-    else {
-        us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session "
-               "%s: %s", id, us_db_error(db));
-        count_end(cfg, -1);
-    }
+    us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
+           id, us_db_error(db));
+    count_end(cfg, -1);
+    return -1;
 }
 
 long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *owner,
@@ -799,7 +819,8 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         long n = ingest_batch(db, bp, cfg, &s, &after, stop, &wait, &decided);
         if (n < 0) {
             count_end(cfg, n);
-            hand_back(db, bp, cfg, s.id, owner, wait);
+            if (n != US_INGEST_CLAIM_LOST) /* the new owner's now */
+                hand_back(db, bp, cfg, s.id, owner, wait);
             total = total ? total : n;
             break;
         }
@@ -816,7 +837,8 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
                 total = total ? total : US_INGEST_STORAGE_DOWN;
                 break;
             }
-            mark_done(db, bp, cfg, s.id, owner);
+            if (mark_done(db, bp, cfg, s.id, owner) < 0)
+                total = total ? total : -1;
             break;
         }
         total += decided;
