@@ -22,10 +22,12 @@ typedef int (*us_fanout_task)(void *arg, int i, apr_pool_t *p);
 typedef int (*us_fanout_tick)(void *arg);
 
 /* Runs tasks 0..n-1 (n >= 0) on min(width, n) threads (width >= 1).
- * *started (may be NULL) is how many tasks ran. APR_SUCCESS once every
- * started task has returned; a thread that cannot be created leaves its
- * tasks to the others, and when none can be, nothing runs and its status is
- * returned. tick may be NULL. The threads and pools are gone on return. */
+ * *started (may be NULL) is how many tasks ran. Returns once every started
+ * task has returned. A thread that cannot be created leaves its tasks to
+ * the others; when none can be, the tasks run one after the other on the
+ * calling thread, tick called after each, and the status of the failed
+ * thread creation is returned (APR_SUCCESS otherwise). tick may be NULL.
+ * The threads and pools are gone on return. */
 apr_status_t us_fanout_run(apr_pool_t *p, int n, int width, us_fanout_task task, void *arg,
                            us_fanout_tick tick, void *tick_arg, apr_interval_time_t every,
                            int *started);

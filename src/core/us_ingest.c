@@ -392,25 +392,6 @@ static int tick_renew(void *arg)
     return b->lost != 0;
 }
 
-/* The publishes of a wide batch in the worker's own thread, one after the
- * other, the claim renewed between them: when no publishing thread can
- * start (a host out of threads), as us_fanout would run them; how many
- * ran. */
-static int publish_inline(wide_batch *b, int n)
-{
-    apr_pool_t *tp;
-    int ran = 0;
-    apr_pool_create(&tp, b->p);
-    while (ran < n) {
-        int halt = run_publish(b, ran++, tp);
-        apr_pool_clear(tp);
-        if (tick_renew(b) || halt)
-            break;
-    }
-    apr_pool_destroy(tp);
-    return ran;
-}
-
 /* Decides the batch with up to width publishes at once: every file is
  * judged first, in order, in the worker's thread (the store's rules); the
  * files to publish then go to us_fanout, while this thread renews the
@@ -447,11 +428,9 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     apr_status_t rv = us_fanout_run(p, n, width, run_publish, &b, tick_renew, &b,
                                     cfg->lease / 6 > 0 ? cfg->lease / 6 : apr_time_from_sec(1),
                                     &started);
-    if (rv != APR_SUCCESS) {
-        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: cannot start the publishing "
-               "threads; publishing in the worker's thread", s->id);
-        started = publish_inline(&b, n);
-    }
+    if (rv != APR_SUCCESS) /* the publishes ran in this thread, the claim renewed between them */
+        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: could not start the "
+               "publishing threads; published in the worker's thread", s->id);
     int down = 0, stopped = 0;
     for (int i = 0; i < started; i++) {
         *moved |= b.tasks[i].moved;

@@ -42,6 +42,20 @@ static void *APR_THREAD_FUNC lane_run(apr_thread_t *thd, void *data)
     return NULL; /* not apr_thread_exit: the caller joins and owns the pools */
 }
 
+/* The tasks one after the other on the calling thread, tick called after
+ * each: what the lanes would have done, had a thread started. */
+static void run_inline(fanout *f, apr_pool_t *p, us_fanout_tick tick, void *tick_arg)
+{
+    while (!f->stop && f->next < f->n) {
+        f->started++;
+        int halt = f->task(f->arg, f->next++, p);
+        apr_pool_clear(p);
+        if (tick && tick(tick_arg))
+            halt = 1;
+        f->stop = halt;
+    }
+}
+
 /* A pool with an allocator of its own, a child of parent (destroyed with it). */
 static apr_status_t lane_pool(apr_pool_t *parent, apr_pool_t **out)
 {
@@ -99,6 +113,11 @@ apr_status_t us_fanout_run(apr_pool_t *p, int n, int width, us_fanout_task task,
             continue;
         }
         created++;
+    }
+    if (!created) {
+        apr_pool_t *ip;
+        if (apr_pool_create(&ip, fp) == APR_SUCCESS)
+            run_inline(f, ip, tick, tick_arg);
     }
     apr_thread_mutex_lock(f->lock);
     while (f->running > 0) {

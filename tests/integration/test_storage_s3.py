@@ -535,7 +535,7 @@ def test_publishing_threads_that_cannot_start_publish_in_the_worker(s3_server):
     with no_new_threads(children_of(s.pid)):
         close_session(api, ws, sid)
         wait_ingested(api, ws, sid, n, timeout=60)
-    assert f"US1240: ingest: session {sid}: cannot start the publishing threads; publishing" \
+    assert f"US1240: ingest: session {sid}: could not start the publishing threads; published" \
         " in the worker's thread" in s.log_text(), s.log_tail()
     seen = [f["name"] for f in list_ws_files(s, api, ws)]
     assert sorted(seen) == sorted(name for name, _ in files)  # each once
