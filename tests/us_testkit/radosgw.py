@@ -70,6 +70,10 @@ osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 mon allow pool size one = true
+# a monitor proposes its map changes once a second by default: rgw's start
+# creates and tags its pools one proposal at a time
+paxos propose interval = 0.05
+paxos min wait = 0.01
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 mon data avail warn = 1
@@ -317,18 +321,18 @@ def read_pids(dir):
 
 
 def stop_dir(dir, remove=True, timeout=15):
-    """Stops the daemons a start in dir recorded (radosgw first) and removes
-    dir. Only the pids in dir/pids are signalled."""
-    pids = read_pids(dir)
-    for pid, _name in reversed(pids):
+    """Stops the daemons a start in dir recorded, one after the other in
+    the reverse order of their start (radosgw, the OSD, the monitor: a
+    daemon whose monitor is gone waits seconds for it before it exits),
+    and removes dir. Only the pids in dir/pids are signalled."""
+    for pid, _name in reversed(read_pids(dir)):
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid, _name in pids:
+            continue
+        deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         if pid_alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
