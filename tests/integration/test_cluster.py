@@ -20,6 +20,7 @@ from us_testkit.api import (ALREADY_CLOSED, check, close_session, create_session
 from us_testkit import pg
 from us_testkit.ingest import (counters, new_session, session_files, state_of, upload_all,
                                upload_one, wait_ingested)
+from us_testkit.metrics import METRICS_PAGE, metric
 from us_testkit.procs import children_of, pid_alive, wait_for
 from us_testkit.server import UploadServer
 from us_testkit.uploads import s3_keys, storage_is_s3
@@ -42,8 +43,7 @@ def cluster():
     # a claimer waits for a row lock as long as a test holds it (see
     # hold_row_lock) instead of giving up after a second
     common = ["UploadSessionSweepInterval 1", f"UploadSessionIngestLease {LEASE}",
-              "UploadSessionBusyTimeout 10000",
-              "<Location /ops/metrics>", "SetHandler upload-session-metrics", "</Location>"]
+              "UploadSessionBusyTimeout 10000", *METRICS_PAGE]
     first = UploadServer(store="pgsql", max_open=10,
                          extra=common + ["UploadSessionNodeName node-0"])
     pg.cluster().psql(f"ALTER DATABASE {first.pg_db} SET idle_in_transaction_session_timeout"
@@ -225,6 +225,19 @@ def stored_files(node):
     return set(os.listdir(os.path.join(node.dir, "state", "data", "files")))
 
 
+def assert_nothing_left_over(node, ws, sid):
+    """Nothing of the session's uploads left in the storage, every file row
+    of the workspace stored, and no stored file without its row (of any
+    workspace)."""
+    # the counters are final before the last clear of the session's uploads
+    assert wait_for(lambda: session_blobs(node, sid) == [], 10), session_blobs(node, sid)
+    stored = stored_files(node)
+    ws_ids = {r[0] for r in db_rows(node, f"SELECT file_id FROM us_files WHERE workspace = '{ws}'")}
+    assert ws_ids <= stored, len(ws_ids - stored)
+    every_id = {r[0] for r in db_rows(node, "SELECT file_id FROM us_files")}
+    assert stored <= every_id, sorted(stored - every_id)[:5]
+
+
 def session_blobs(node, sid):
     """What the storage still holds of a session's uploads (objects and
     unfinished multipart uploads, or files)."""
@@ -313,12 +326,7 @@ def test_a_node_stopped_past_its_lease_is_taken_over_and_changes_nothing(cluster
 
 
 def claims_lost(node):
-    """The node's ingest_claims_lost_total, from its metrics page."""
-    r = node.raw_client().get("/ops/metrics")
-    assert r.status_code == 200, r.text
-    m = re.search(r"^mod_upload_session_ingest_claims_lost_total (\d+)$", r.text, re.M)
-    assert m, r.text[:400]
-    return int(m.group(1))
+    return metric(node, "ingest_claims_lost_total")
 
 
 class ClaimThief:
@@ -411,11 +419,7 @@ def test_a_claim_taken_over_between_batches_is_counted_and_changes_nothing(clust
     assert new_owner.startswith("node-"), new_owner
     for x in nodes:
         assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
-    # nothing of the session left in the storage, no stored file without its row
-    assert wait_for(lambda: session_blobs(nodes[0], sid) == [], 10), session_blobs(nodes[0], sid)
-    stored = stored_files(nodes[0])
-    every_id = {r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files")}
-    assert stored <= every_id, sorted(stored - every_id)[:5]
+    assert_nothing_left_over(nodes[0], ws, sid)
 
 
 def test_a_killed_node_is_taken_over_within_the_lease(cluster):
@@ -445,15 +449,7 @@ def test_a_killed_node_is_taken_over_within_the_lease(cluster):
         assert took < LEASE + 5, took
         for x in others:
             assert_ingested_once(x.client(u), nodes[0], ws, sid, n)
-        # the counters are final before the last clear of the session's uploads
-        assert wait_for(lambda: session_blobs(nodes[0], sid) == [], 10), session_blobs(nodes[0], sid)
-        file_ids = {r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files"
-                                          f" WHERE workspace = '{ws}'")}
-        stored = stored_files(nodes[0])
-        assert file_ids <= stored, len(file_ids - stored)
-        # no orphan: every stored file is a row of some workspace
-        every_id = {r[0] for r in db_rows(nodes[0], "SELECT file_id FROM us_files")}
-        assert stored <= every_id, sorted(stored - every_id)[:5]
+        assert_nothing_left_over(nodes[0], ws, sid)
     finally:
         # the node comes back for the tests after this one
         assert wait_for(lambda: not pid_alive(killed.pid), 10)

@@ -28,6 +28,7 @@ from us_testkit.ingest import (download, list_ws_files, make_server, module_so, 
                                post_file, upload_one, wait_ingested, ws_files_path)
 from us_testkit.ingest import S3_DIRECT, close_and_wait, counters, upload_all
 from us_testkit.ingest import assert_counters_match, state_of
+from us_testkit.metrics import METRICS_PAGE, metric
 from us_testkit.procs import children_of, children_rss, free_port, pid_alive, wait_for
 from us_testkit.radosgw import shared_info
 from us_testkit.server import S3_BUCKET, configtest, new_client
@@ -789,17 +790,8 @@ def check_ended(s, api, ws, sid, files, want_failed, timeout=90):
     return items
 
 
-METRICS = ["<Location /ops/metrics>", "SetHandler upload-session-metrics", "</Location>"]
-
-
 def failed_metric(s, reason):
-    """mod_upload_session_ingested_files_total{status="FAILED",reason=...}."""
-    r = s.raw_client().get("/ops/metrics")
-    assert r.status_code == 200, r.text
-    m = re.search(r'^mod_upload_session_ingested_files_total\{status="FAILED",reason="%s"\} (\d+)$'
-                  % reason, r.text, re.M)
-    assert m, r.text
-    return int(m.group(1))
+    return metric(s, "ingested_files_total", status="FAILED", reason=reason)
 
 
 def test_a_copy_refused_for_one_object_fails_that_file_alone(proxied):
@@ -813,7 +805,7 @@ def test_a_copy_refused_for_one_object_fails_that_file_alone(proxied):
     s, fp, api, sid, files, bad = refused_session(
         proxied, "ws-refused",
         lambda fid, _sid: Rule(stamped(copy_of(fid), stamps), REFUSAL, times=1000),
-        extra=METRICS)
+        extra=METRICS_PAGE)
     assert wait_for(lambda: len(stamps) >= 2, 30), fp.log
     items = session_files(api, "ws-refused", sid)  # while r3.txt waits
     assert {n: state_of(f) for n, f in items.items()} == {
@@ -863,7 +855,7 @@ def test_refused_reads_of_a_sidecar_and_of_a_text_fail_their_files(proxied):
         return Rule(stamped(lambda m, t, h: m == "GET" and f"/sessions/{sid}/" in t.split("?")[0],
                             meta_stamps), REFUSAL, times=1000)
     s, fp, api, sid, files, bad = refused_session(proxied, "ws-refused-reads", rules, files=files,
-                                                  extra=METRICS)
+                                                  extra=METRICS_PAGE)
     r4 = session_files(api, "ws-refused-reads", sid)["r4.txt"]["file_ingestion_id"]
     fp.rules.append(Rule(stamped(lambda m, t, h: m == "GET" and
                                  t.split("?")[0].endswith(f"/files/{r4}"), count_stamps),
@@ -922,7 +914,7 @@ def test_a_lone_file_whose_copy_outlasts_the_lease_keeps_its_claim(proxied):
     the claim is renewed while the copy runs, as a wider batch's is, so no
     other worker takes the session over and copies it again; the file ends
     FINISHED once, with one claim of the session and none lost."""
-    s, fp = proxied(extra=["UploadSessionIngestLease 2", *METRICS])
+    s, fp = proxied(extra=["UploadSessionIngestLease 2", *METRICS_PAGE])
     api = s.client(s.user_all)
     ws = "ws-long-copy"
     sid, cfg = new_session(api, ws)
@@ -937,9 +929,7 @@ def test_a_lone_file_whose_copy_outlasts_the_lease_keeps_its_claim(proxied):
     assert f"US1008: ingest: session {sid}" not in log, log[-3000:]
     copies = [e for e in fp.log if e[0] == "PUT" and e[1].split("?")[0].endswith(f"/files/{fid}")]
     assert len(copies) == 1, fp.log
-    r = s.raw_client().get("/ops/metrics")
-    assert r.status_code == 200, r.text
-    assert "\nmod_upload_session_ingest_claims_lost_total 0\n" in r.text, r.text[:2000]
+    assert metric(s, "ingest_claims_lost_total") == 0
 
 
 def unfinished_uploads(s, under):
@@ -1361,7 +1351,7 @@ def test_a_long_copy_does_not_hold_a_graceful_restart(proxied):
     answered; the file stays PENDING, not FAILED, and the new children
     publish it FINISHED, once. The cut is no store failure: the workers'
     store errors stay 0."""
-    s, fp = proxied(extra=METRICS)
+    s, fp = proxied(extra=METRICS_PAGE)
     api = s.client(s.user_all)
     ws = "ws-long-copy"
     sid, cfg = new_session(api, ws)
@@ -1388,9 +1378,7 @@ def test_a_long_copy_does_not_hold_a_graceful_restart(proxied):
     log = s.log_text()
     assert len(re.findall(r"US1220", log)) == 1, log[-3000:]
     assert "US1013" not in log and "US1210" not in log, log[-3000:]
-    r = s.raw_client().get("/ops/metrics")
-    assert r.status_code == 200, r.text
-    assert re.search(r"^mod_upload_session_worker_store_errors_total 0$", r.text, re.M), r.text
+    assert metric(s, "worker_store_errors_total") == 0
 
 
 def test_a_spill_directory_the_user_cannot_write_is_refused(s3_server):
