@@ -153,9 +153,10 @@ void us_ingest_stop(us_ingester *ing);
  * retry might still ingest). A round that meets an outage counts against
  * no file. Internal to the ingestion: us_ingest_once does not return it. */
 #define US_INGEST_FILE_REFUSED (-3)
-/* The session was taken over mid-round (US1008: another worker took it
- * once this one's lease lapsed, or it went with its workspace): nothing
- * failed here, the new owner ingests what this round did not apply. */
+/* The round's claim is gone: another worker took the session over once
+ * this one's lease lapsed (US1008, counted in ingest_claims_lost_total; the
+ * new owner ingests what this round did not apply), or the session was
+ * aborted with its workspace (US1035). Nothing failed here. */
 #define US_INGEST_CLAIM_LOST (-5)
 /* A round ended before its batch was applied with nothing failed in the
  * store: the worker was asked to stop (a publish cut short, US1220). The

@@ -275,6 +275,29 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, us_stor
     return d != 0 || !go ? d : publish(cfg, st, p, s, u, r, moved, tick, stop);
 }
 
+/* A change of the round's own found its claim gone (detail: what that
+ * means for the change, or NULL): another worker took the session over once
+ * the lease lapsed (US1008, counted in ingest_claims_lost_total), or the
+ * session was aborted with its workspace (US1035, not counted: nothing of
+ * it is left to ingest). US_INGEST_CLAIM_LOST either way. */
+static int claim_gone(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+                      const char *detail)
+{
+    us_session now; /* the time read shapes its status alone, not whether it is found */
+    if (us_session_by_id(db, p, id, apr_time_now(), &now) == US_DB_NOTFOUND) {
+        us_log(cfg->log, US_LOG_INFO, 0, 1035, "ingest: session %s was aborted with its "
+               "workspace; its ingestion ends", id);
+        return US_INGEST_CLAIM_LOST;
+    }
+    if (detail)
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost; %s", id,
+               detail);
+    else
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", id);
+    us_metrics_ingest_claim_lost(cfg->metrics);
+    return US_INGEST_CLAIM_LOST;
+}
+
 /* Renews the claim once a third of the lease has passed since *beat: a
  * batch's moves may outlast the lease (object storage, a loaded machine),
  * or another worker takes the session over and the batch is fenced off,
@@ -287,10 +310,8 @@ static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
     if (!s->ingest_owner || t - *beat <= cfg->lease / 3)
         return 0;
     us_db_rc rc = us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t);
-    if (rc == US_DB_CONFLICT) {
-        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-        return US_INGEST_CLAIM_LOST;
-    }
+    if (rc == US_DB_CONFLICT)
+        return claim_gone(db, p, cfg, s->id, NULL);
     if (rc == US_DB_OK) /* a failed renewal is tried again at the next call */
         *beat = t;
     return 0;
@@ -495,10 +516,8 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         if (!refused[i])
             continue;
         us_db_rc rc = us_ingest_publish_refused(db, p, s, u->name, &n);
-        if (rc == US_DB_CONFLICT) {
-            us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-            return US_INGEST_CLAIM_LOST;
-        }
+        if (rc == US_DB_CONFLICT)
+            return claim_gone(db, p, cfg, s->id, NULL);
         if (rc != US_DB_OK && rc != US_DB_NOTFOUND) /* NOTFOUND: decided, the apply skips it */
             return store_failed(db, cfg, s);
         if (rc == US_DB_OK && n < US_INGEST_PUBLISH_TRIES) {
@@ -575,13 +594,8 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     us_db_rc rc = decide->nelts
                       ? us_ingest_apply(db, p, s, decide, clock_now(cfg), &deleted)
                       : US_DB_OK;
-    if (rc == US_DB_CONFLICT) {
-        /* taken over, or deleted with its workspace (then the batch's ids
-         * are in the file trash) */
-        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost; the batch "
-               "is not recorded", s->id);
-        return US_INGEST_CLAIM_LOST;
-    }
+    if (rc == US_DB_CONFLICT) /* aborted with its workspace: the batch's ids are in the file trash */
+        return claim_gone(db, p, cfg, s->id, "the batch is not recorded");
     if (rc != US_DB_OK) {
         us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
               s->id, us_db_error(db));
@@ -631,10 +645,8 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return US_INGEST_STORAGE_DOWN;
     }
     us_db_rc rc = us_ingest_record_listing(db, p, s, objs, &recorded);
-    if (rc == US_DB_CONFLICT) {
-        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", s->id);
-        return US_INGEST_CLAIM_LOST;
-    }
+    if (rc == US_DB_CONFLICT)
+        return claim_gone(db, p, cfg, s->id, NULL);
     if (rc != US_DB_OK) {
         us_log(cfg->log, US_LOG_WARN, 0, 1003, "ingest: session %s: %s", s->id, us_db_error(db));
         return -1;
@@ -684,15 +696,13 @@ static int clear_session(const us_ingest_config *cfg, apr_pool_t *p, const char 
     return 0;
 }
 
-/* What ended a round, counted: a store failure (-1), a claim lost; the
- * stop, a storage outage, the publishing threads that did not start are
- * counted as neither. */
+/* What ended a round, counted: a store failure (-1); a claim lost is
+ * counted where it is found (claim_gone); the stop and a storage outage
+ * are not counted. */
 static void count_end(const us_ingest_config *cfg, long n)
 {
     if (n == -1)
         us_metrics_worker_store_error(cfg->metrics);
-    else if (n == US_INGEST_CLAIM_LOST)
-        us_metrics_ingest_claim_lost(cfg->metrics);
 }
 
 /* A round that ends early hands its session back to the queue: once the
@@ -707,14 +717,6 @@ static void hand_back(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, con
     (void)us_ingest_requeue(db, p, id, owner);
 }
 
-/* The claim found lost by a claim change of the round's own (its heartbeat
- * after a batch, its requeue for later, its end): logged, counted. */
-static void note_claim_lost(const us_ingest_config *cfg, const char *id)
-{
-    us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", id);
-    count_end(cfg, US_INGEST_CLAIM_LOST);
-}
-
 /* The refused files alone are left: the session is taken again once their
  * delay has passed (by the claim's clock), not at once, and keeps its
  * uploads until they are decided. */
@@ -727,7 +729,7 @@ static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cf
                "refused are left; the session is taken again in %" APR_TIME_T_FMT " ms", id,
                (apr_time_t)apr_time_as_msec(wait));
     else if (rc == US_DB_CONFLICT)
-        note_claim_lost(cfg, id);
+        (void)claim_gone(db, p, cfg, id, NULL);
     else
         (void)us_ingest_requeue(db, p, id, owner);
 }
@@ -744,7 +746,7 @@ static int mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, cons
         return 0;
     }
     if (rc == US_DB_CONFLICT) {
-        note_claim_lost(cfg, id);
+        (void)claim_gone(db, p, cfg, id, NULL);
         return 0;
     }
     us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
@@ -822,7 +824,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
         }
         total += decided;
         if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
-            note_claim_lost(cfg, s.id);
+            (void)claim_gone(db, bp, cfg, s.id, NULL);
             break;
         }
     }

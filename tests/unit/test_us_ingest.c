@@ -1247,12 +1247,14 @@ static void test_leftovers_cleared_before_done(void **state)
 /* A clock each read of which moves on by step; at read probe_at (> 0) a
  * second worker tries to take the session over as stale by this clock,
  * at read steal_at (> 0) a thief takes it over for good (its clock far
- * ahead, so the claim is stale to it). */
+ * ahead, so the claim is stale to it), at read delete_at (> 0) the
+ * workspace delete_ws is deleted. */
 typedef struct {
     apr_time_t t, step;
-    int reads, probe_at, steal_at;
-    us_db_rc probe_rc, steal_rc;
+    int reads, probe_at, steal_at, delete_at;
+    us_db_rc probe_rc, steal_rc, delete_rc;
     us_db *other;
+    const char *delete_ws;
 } stepped_clock;
 
 static apr_time_t stepped_now(void *arg)
@@ -1266,6 +1268,10 @@ static apr_time_t stepped_now(void *arg)
     if (c->reads == c->steal_at)
         c->steal_rc = us_ingest_claim(c->other, pool, "h/2/0", c->t + 10 * cfg.lease,
                                       c->t + 9 * cfg.lease, &s);
+    if (c->reads == c->delete_at) {
+        apr_array_header_t *file_ids;
+        c->delete_rc = us_workspace_delete(c->other, pool, c->delete_ws, c->t, &file_ids);
+    }
     return c->t;
 }
 
@@ -1426,6 +1432,70 @@ static void test_lost_renewal_stops_batch(void **state)
     assert_int_equal(us_session_get(db, pool, "w-stolen", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 6);
     assert_int_equal(s.failed_files, 0);
+    us_db_close(other);
+    us_db_close(db);
+}
+
+/* The log lines of msgno seen by a test's logger. */
+typedef struct {
+    int msgno, seen;
+    us_log_level level;
+} log_watch;
+
+static void watch_emit(void *baton, us_log_level level, apr_status_t status, int msgno,
+                       const char *msg)
+{
+    log_watch *w = baton;
+    (void)status;
+    (void)msg;
+    if (msgno == w->msgno) {
+        w->seen++;
+        w->level = level;
+    }
+}
+
+/* The workspace is deleted in the middle of a round: the round's claim is
+ * gone with the session (US1035, at info level), which is no claim another
+ * worker took over: no US1008, nothing counted in ingest_claims_lost. */
+static void test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim(void **state)
+{
+    us_db *db = db_open(), *other = db_open();
+    us_metrics_counts counts;
+    us_metrics *m = us_metrics_attach(apr_pcalloc(pool, us_metrics_size()), apr_time_now());
+    (void)state;
+    const char *sid = six_file_session(db, "w-deleted");
+    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 4, .delete_at = 5,
+                          .delete_rc = US_DB_ERROR, .other = other, .delete_ws = "w-deleted" };
+    log_watch gone = { 1035, 0, US_LOG_ERR }, lost = { 1008, 0, US_LOG_ERR };
+    us_logger gone_log = { watch_emit, &gone, US_LOG_DEBUG };
+    us_logger lost_log = { watch_emit, &lost, US_LOG_DEBUG };
+    us_ingest_config c = cfg;
+    c.batch = 6;
+    c.clock = stepped_now;
+    c.clock_arg = &clk;
+    c.metrics = us_metrics_slot_for(m, 1);
+    c.log = &gone_log;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_CLAIM_LOST);
+    assert_int_equal(clk.delete_rc, US_DB_OK);
+    assert_int_equal(gone.seen, 1);
+    assert_int_equal(gone.level, US_LOG_INFO);
+    us_metrics_sum(m, &counts);
+    assert_int_equal(counts.ingest_claims_lost, 0);
+    assert_int_equal(counts.worker_store_errors, 0);
+    /* the same round against a thief: US1008, counted (the other branch) */
+    const char *sid2 = six_file_session(db, "w-deleted-2");
+    stepped_clock clk2 = { .t = apr_time_now(), .step = cfg.lease / 4, .steal_at = 5,
+                           .steal_rc = US_DB_ERROR, .other = other };
+    c.clock_arg = &clk2;
+    c.log = &lost_log;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_CLAIM_LOST);
+    assert_int_equal(clk2.steal_rc, US_DB_OK);
+    assert_int_equal(lost.seen, 1);
+    assert_int_equal(lost.level, US_LOG_WARN);
+    us_metrics_sum(m, &counts);
+    assert_int_equal(counts.ingest_claims_lost, 1);
+    assert_int_equal(us_ingest_requeue(other, pool, sid2, "h/2/0"), US_DB_OK);
+    (void)sid;
     us_db_close(other);
     us_db_close(db);
 }
@@ -1840,6 +1910,7 @@ int main(void)
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_long_file_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
+        cmocka_unit_test(test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
