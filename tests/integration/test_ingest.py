@@ -529,13 +529,14 @@ def test_parallel_fail_sessions_never_store_a_name_twice(make_server):
     hold: of two sessions with the same names, one file per name is ingested
     and the other copy fails FILE_ALREADY_EXISTS (whatever the interleaving,
     the later-applied file finds the earlier one). Every file has a sidecar
-    big enough (a 3,000-key object) that deciding a batch takes a while, so
-    the two ingestions overlap."""
+    big enough (a 1,000-key object) that a batch of 256 takes a while
+    (seconds: the keys go to the store's index), so the two ingestions
+    overlap."""
     s = make_server(extra=["UploadSessionIngestThreads 4"])
     api = s.client(s.user_all)
     ws = unique_ws("ing-pfail")
     names = [f"same-{i:03d}.txt" for i in range(256)]
-    meta = {f"key{i}": i for i in range(3000)}
+    meta = {f"key{i}": i for i in range(1000)}
     sidecar = json.dumps(meta).encode()
     sids = []
     for k in range(2):
