@@ -351,6 +351,27 @@ def test_store_locked_beyond_busy_timeout(make_server):
         ["before.txt", "direct-before.txt", "locked-direct.txt", "locked.txt"]
 
 
+@sqlite_only("holds SQLite's write lock")
+def test_a_write_to_a_locked_store_gives_up_after_about_its_timeout(make_server):
+    """With the default UploadSessionBusyTimeout (1 s), a create against a
+    store that another program keeps locked answers 503 after about the
+    timeout plus the 1.6 s apr_dbd's sqlite3 driver sleeps between its 16
+    tries (2.7 s measured): each try waits a 16th of the timeout. Each try
+    waited all of it, and the 503 came after 17.8 s."""
+    s = make_server()
+    api = s.client(s.user_all, timeout=60)
+    ws = unique_ws("lock-timeout")
+    new_session(api, ws)  # the writers' connections are open
+    with store_locked(s):
+        t0 = time.monotonic()
+        r = api.post(f"{ws}/upload_sessions", json={})
+        took = time.monotonic() - t0
+    check(r, 503, BUSY)
+    assert re.fullmatch(r"\d+", r.headers.get("retry-after", "")), dict(r.headers)
+    assert took < 9, f"the 503 came after {took:.1f} s"
+    assert list_sessions(api, ws)["total"] == 1
+
+
 @sqlite_only("the SQLite writers' lock file")
 def test_writers_queue_on_the_store_lock_file(make_server):
     """Every child's writers take an flock on <store>.lock before SQLite's

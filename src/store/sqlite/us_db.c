@@ -21,6 +21,20 @@
 
 static volatile apr_uint32_t busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
 
+/* apr_dbd's sqlite3 driver steps a statement that finds the database
+ * locked up to 16 times, sleeping 100 ms after each try (its
+ * MAX_RETRY_COUNT and MAX_RETRY_SLEEP), and SQLite's busy handler waits
+ * out the connection's busy timeout inside every try: a lock held
+ * throughout was waited for 16 times the timeout plus 1.6 s (17.6 s by
+ * default) before the 503. Each try waits a 16th of the timeout. */
+#define APR_DBD_SQLITE3_TRIES 16
+
+static int busy_timeout_per_try(void)
+{
+    int ms = (int)apr_atomic_read32(&busy_timeout_ms) / APR_DBD_SQLITE3_TRIES;
+    return ms > 0 ? ms : 1;
+}
+
 /* Process-wide: every store of the process takes the last one set. */
 void us_sqlite_set_lock_timeout(void *conf, int ms)
 {
@@ -265,7 +279,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         apr_pool_destroy(sub);
         return US_DB_ERROR;
     }
-    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", (int)apr_atomic_read32(&busy_timeout_ms))) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_per_try())) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
