@@ -26,8 +26,9 @@ typedef int (*us_fanout_tick)(void *arg);
  * task has returned. A thread that cannot be created leaves its tasks to
  * the others; when none can be, the tasks run one after the other on the
  * calling thread, tick called after each, and the status of the failed
- * thread creation is returned (APR_SUCCESS otherwise). tick may be NULL.
- * The threads and pools are gone on return. */
+ * thread creation is returned (APR_SUCCESS otherwise). Out of memory, it
+ * may return with fewer tasks run than a stop explains (*started). tick
+ * may be NULL. The threads and pools are gone on return. */
 apr_status_t us_fanout_run(apr_pool_t *p, int n, int width, us_fanout_task task, void *arg,
                            us_fanout_tick tick, void *tick_arg, apr_interval_time_t every,
                            int *started);

@@ -278,23 +278,31 @@ static int decide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, us_stor
 /* A change of the round's own found its claim gone (detail: what that
  * means for the change, or NULL): another worker took the session over once
  * the lease lapsed (US1008, counted in ingest_claims_lost_total), or the
- * session was aborted with its workspace (US1035, not counted: nothing of
- * it is left to ingest). US_INGEST_CLAIM_LOST either way. */
-static int claim_gone(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+ * session, claimed before it was, was aborted with its workspace (US1035, not
+ * counted: nothing of it is left to ingest; ABORTED reads as absent). A
+ * session claimed ABORTED (to clear its uploads) was taken over.
+ * US_INGEST_CLAIM_LOST either way. */
+static int claim_gone(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                       const char *detail)
 {
     us_session now; /* the time read shapes its status alone, not whether it is found */
-    if (us_session_by_id(db, p, id, apr_time_now(), &now) == US_DB_NOTFOUND) {
+    us_db_rc rc = strcmp(s->status, "ABORTED") != 0
+                      ? us_session_by_id(db, p, s->id, apr_time_now(), &now) : US_DB_OK;
+    if (rc == US_DB_NOTFOUND) {
         us_log(cfg->log, US_LOG_INFO, 0, 1035, "ingest: session %s was aborted with its "
-               "workspace; its ingestion ends", id);
+               "workspace; its ingestion ends", s->id);
         return US_INGEST_CLAIM_LOST;
     }
+    const char *unknown = rc == US_DB_OK ? "" : apr_psprintf(p, " (taken over or aborted: the "
+                                                            "store did not say: %s)", us_db_error(db));
     if (detail)
-        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost; %s", id,
-               detail);
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s: the claim is lost%s; %s",
+               s->id, unknown, detail);
     else
-        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over", id);
-    us_metrics_ingest_claim_lost(cfg->metrics);
+        us_log(cfg->log, US_LOG_WARN, 0, 1008, "ingest: session %s was taken over%s", s->id,
+               unknown);
+    if (rc == US_DB_OK)
+        us_metrics_ingest_claim_lost(cfg->metrics);
     return US_INGEST_CLAIM_LOST;
 }
 
@@ -311,7 +319,7 @@ static int renew(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us
         return 0;
     us_db_rc rc = us_ingest_heartbeat(db, p, s->id, s->ingest_owner, t);
     if (rc == US_DB_CONFLICT)
-        return claim_gone(db, p, cfg, s->id, NULL);
+        return claim_gone(db, p, cfg, s, NULL);
     if (rc == US_DB_OK) /* a failed renewal is tried again at the next call */
         *beat = t;
     return 0;
@@ -334,12 +342,14 @@ typedef struct {
     const us_ingest_config *cfg;
     const us_session *s;
     apr_time_t beat;
+    int lost; /* US_INGEST_CLAIM_LOST once a renewal found the claim gone, else 0 */
 } serial_claim;
 
 static void renew_serial(void *arg)
 {
     serial_claim *c = arg;
-    (void)renew(c->db, c->p, c->cfg, c->s, &c->beat); /* a loss: the next renew says so */
+    if (!c->lost) /* found gone once: logged and counted once */
+        c->lost = renew(c->db, c->p, c->cfg, c->s, &c->beat);
 }
 
 /* Decides the batch one file after the other in the worker's thread; a
@@ -350,7 +360,7 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                          apr_array_header_t *results, char *refused, int *moved,
                          volatile apr_uint32_t *stop)
 {
-    serial_claim claim = { db, p, cfg, s, clock_now(cfg) };
+    serial_claim claim = { db, p, cfg, s, clock_now(cfg), 0 };
     const file_tick tick = { renew_serial, &claim };
     for (int i = 0; i < pending->nelts; i++) {
         if (stopping(stop))
@@ -366,8 +376,9 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             refused[i] = 1;
         else if (d < 0)
             return store_failed(db, cfg, s);
-        if ((d = renew(db, p, cfg, s, &claim.beat)) != 0)
-            return d;
+        renew_serial(&claim);
+        if (claim.lost)
+            return claim.lost;
     }
     return 0;
 }
@@ -449,9 +460,6 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     apr_status_t rv = us_fanout_run(p, n, width, run_publish, &b, tick_renew, &b,
                                     cfg->lease / 6 > 0 ? cfg->lease / 6 : apr_time_from_sec(1),
                                     &started);
-    if (rv != APR_SUCCESS) /* the publishes ran in this thread, the claim renewed between them */
-        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: could not start the "
-               "publishing threads; published in the worker's thread", s->id);
     int down = 0, stopped = 0;
     for (int i = 0; i < started; i++) {
         *moved |= b.tasks[i].moved;
@@ -464,7 +472,17 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
         return b.lost;
     if (stopped)
         return US_INGEST_CUT_SHORT;
-    return down ? US_INGEST_STORAGE_DOWN : 0; /* logged as 1013 */
+    if (down)
+        return US_INGEST_STORAGE_DOWN; /* logged as 1013 */
+    if (started < n) { /* nothing could run them (out of memory): the batch is retried */
+        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: cannot run the batch's "
+               "publishes; batch retried", s->id);
+        return US_INGEST_STORAGE_DOWN;
+    }
+    if (rv != APR_SUCCESS) /* they ran in this thread, the claim renewed between them */
+        us_log(cfg->log, US_LOG_WARN, rv, 1240, "ingest: session %s: could not start the "
+               "publishing threads; published in the worker's thread", s->id);
+    return 0;
 }
 
 /* The last name of the batches a claim applied: one buffer for the claim,
@@ -517,7 +535,7 @@ static int count_refusals(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             continue;
         us_db_rc rc = us_ingest_publish_refused(db, p, s, u->name, &n);
         if (rc == US_DB_CONFLICT)
-            return claim_gone(db, p, cfg, s->id, NULL);
+            return claim_gone(db, p, cfg, s, NULL);
         if (rc != US_DB_OK && rc != US_DB_NOTFOUND) /* NOTFOUND: decided, the apply skips it */
             return store_failed(db, cfg, s);
         if (rc == US_DB_OK && n < US_INGEST_PUBLISH_TRIES) {
@@ -595,7 +613,7 @@ static long ingest_batch(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                       ? us_ingest_apply(db, p, s, decide, clock_now(cfg), &deleted)
                       : US_DB_OK;
     if (rc == US_DB_CONFLICT) /* aborted with its workspace: the batch's ids are in the file trash */
-        return claim_gone(db, p, cfg, s->id, "the batch is not recorded");
+        return claim_gone(db, p, cfg, s, "the batch is not recorded");
     if (rc != US_DB_OK) {
         us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
               s->id, us_db_error(db));
@@ -646,7 +664,7 @@ static int record_listing(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     }
     us_db_rc rc = us_ingest_record_listing(db, p, s, objs, &recorded);
     if (rc == US_DB_CONFLICT)
-        return claim_gone(db, p, cfg, s->id, NULL);
+        return claim_gone(db, p, cfg, s, NULL);
     if (rc != US_DB_OK) {
         us_log(cfg->log, US_LOG_WARN, 0, 1003, "ingest: session %s: %s", s->id, us_db_error(db));
         return -1;
@@ -720,16 +738,17 @@ static void hand_back(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, con
 /* The refused files alone are left: the session is taken again once their
  * delay has passed (by the claim's clock), not at once, and keeps its
  * uploads until they are decided. */
-static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
-                            const char *owner, apr_interval_time_t wait)
+static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                            const us_session *s, const char *owner, apr_interval_time_t wait)
 {
+    const char *id = s->id;
     us_db_rc rc = us_ingest_requeue_later(db, p, id, owner, clock_now(cfg), wait);
     if (rc == US_DB_OK)
         us_log(cfg->log, US_LOG_INFO, 0, 1032, "ingest: session %s: files the file storage "
                "refused are left; the session is taken again in %" APR_TIME_T_FMT " ms", id,
                (apr_time_t)apr_time_as_msec(wait));
     else if (rc == US_DB_CONFLICT)
-        (void)claim_gone(db, p, cfg, id, NULL);
+        (void)claim_gone(db, p, cfg, s, NULL);
     else
         (void)us_ingest_requeue(db, p, id, owner);
 }
@@ -737,16 +756,17 @@ static void requeue_refused(us_db *db, apr_pool_t *p, const us_ingest_config *cf
 /* The session's end, once nothing is left and its uploads are cleared:
  * 0, or -1 on a store failure, which leaves it claimed until its lease
  * lapses (claimed again then, it is found with nothing left and ended). */
-static int mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const char *id,
+static int mark_done(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const us_session *s,
                      const char *owner)
 {
+    const char *id = s->id;
     us_db_rc rc = us_ingest_done(db, p, id, owner);
     if (rc == US_DB_OK) {
         us_log(cfg->log, US_LOG_INFO, 0, 1007, "ingest: session %s done", id);
         return 0;
     }
     if (rc == US_DB_CONFLICT) {
-        (void)claim_gone(db, p, cfg, id, NULL);
+        (void)claim_gone(db, p, cfg, s, NULL);
         return 0;
     }
     us_log(cfg->log, rc == US_DB_BUSY ? US_LOG_WARN : US_LOG_ERR, 0, 1003, "ingest: session %s: %s",
@@ -806,7 +826,7 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
             break;
         }
         if (n == 0 && wait > 0) {
-            requeue_refused(db, bp, cfg, s.id, owner, wait);
+            requeue_refused(db, bp, cfg, &s, owner, wait);
             break;
         }
         if (n == 0) {
@@ -818,13 +838,13 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
                 total = total ? total : US_INGEST_STORAGE_DOWN;
                 break;
             }
-            if (mark_done(db, bp, cfg, s.id, owner) < 0)
+            if (mark_done(db, bp, cfg, &s, owner) < 0)
                 total = total ? total : -1;
             break;
         }
         total += decided;
         if (us_ingest_heartbeat(db, bp, s.id, owner, clock_now(cfg)) == US_DB_CONFLICT) {
-            (void)claim_gone(db, bp, cfg, s.id, NULL);
+            (void)claim_gone(db, bp, cfg, &s, NULL);
             break;
         }
     }
