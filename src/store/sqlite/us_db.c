@@ -25,8 +25,9 @@ static volatile apr_uint32_t busy_timeout_ms = US_DEFAULT_BUSY_TIMEOUT_MS;
  * locked up to 16 times, sleeping 100 ms after each try (its
  * MAX_RETRY_COUNT and MAX_RETRY_SLEEP), and SQLite's busy handler waits
  * out the connection's busy timeout inside every try: a lock held
- * throughout was waited for 16 times the timeout plus 1.6 s (17.6 s by
- * default) before the 503. Each try waits a 16th of the timeout. */
+ * throughout was waited for 16 times the timeout plus 1.6 s (17.8 s
+ * measured, by default) before the 503. Each try of a statement waits a
+ * 16th of the timeout (us_sqlite_open). */
 #define APR_DBD_SQLITE3_TRIES 16
 
 static int busy_timeout_per_try(void)
@@ -279,7 +280,7 @@ static us_db_rc connect_raw(apr_pool_t *p, const apr_dbd_driver_t *drv,
         apr_pool_destroy(sub);
         return US_DB_ERROR;
     }
-    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", busy_timeout_per_try())) != US_DB_OK) {
+    if (exec_drained(db, sub, apr_psprintf(sub, "PRAGMA busy_timeout=%d", (int)apr_atomic_read32(&busy_timeout_ms))) != US_DB_OK) {
         *err = apr_pstrdup(p, db->err);
         apr_pool_destroy(sub);
         return US_DB_ERROR;
@@ -341,6 +342,9 @@ us_db_rc us_sqlite_open(const us_sqlite_conf *conf, apr_pool_t *p, us_sqlite_db 
             return rc;
         }
     }
+    /* prepared with the whole timeout: a prepare is tried once (a connection
+     * opened while another recovers the WAL waits it out) */
+    sqlite3_busy_timeout(apr_dbd_native_handle(drv, db->h), busy_timeout_per_try());
     *out = db;
     return US_DB_OK;
 }
