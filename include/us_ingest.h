@@ -177,8 +177,11 @@ long us_ingest_once(us_db *db, apr_pool_t *p, const us_ingest_config *cfg, const
 
 /* Deletes the bytes of files in the store's file trash (deleted rows whose
  * bytes a crash or a failed removal left) and takes them out of it;
- * returns how many. Idempotent; safe against a delete doing the same. */
-int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);
+ * returns how many. Idempotent; safe against a delete doing the same. A
+ * set *stop (may be NULL) cuts the deletes short, as does the storage not
+ * answering: what is left stays in the trash for a later call. */
+int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                          volatile apr_uint32_t *stop);
 
 /* Hands claims of dead processes on this host back to the queue. */
 void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cfg);

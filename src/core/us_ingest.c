@@ -132,18 +132,21 @@ static int move_blob(const us_ingest_config *cfg, us_storage *st, apr_pool_t *p,
 }
 
 /* Called while one file takes long (its characters read piece by piece):
- * the worker's thread renews its claim there. NULL on fan-out threads,
- * where the worker's thread renews on its own. */
+ * the worker's thread renews its claim there; nonzero when the claim is
+ * found lost, and the rest of the file is not read. NULL on fan-out
+ * threads, where the worker's thread renews on its own. */
 typedef struct {
-    void (*fn)(void *arg);
+    int (*fn)(void *arg);
     void *arg;
 } file_tick;
 
 /* The length in characters of a published text file into *chars, -1 for
  * any other file or one that is not well-formed UTF-8. A file of one piece
  * is read whole in one request, a larger one piece by piece (tick, when
- * given, every 16 pieces), given up once *stop is set: a text of gigabytes
- * would hold a stopping child's exit for as long as its read lasts. 0,
+ * given, every 16 pieces), given up once *stop is set or the tick says the
+ * claim is lost: a text of gigabytes would hold a stopping child's exit,
+ * or the worker a session no longer its own, for as long as its read
+ * lasts. 0,
  * STOPPED, US_INGEST_FILE_REFUSED when the storage refused reading that one
  * object (us_storage_refused: counted against the file), or
  * US_INGEST_STORAGE_DOWN when it could not be read otherwise (the batch is
@@ -179,8 +182,8 @@ static int count_characters(const us_ingest_config *cfg, us_storage *st, apr_poo
                 break;
             us_utf8_count(&c, buf, n);
             off += (apr_off_t)n;
-            if (tick && off % (16 * PIECE) == 0)
-                tick->fn(tick->arg);
+            if (tick && off % (16 * PIECE) == 0 && tick->fn(tick->arg))
+                return STOPPED;
         }
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv) && stopping(stop))
@@ -345,11 +348,12 @@ typedef struct {
     int lost; /* US_INGEST_CLAIM_LOST once a renewal found the claim gone, else 0 */
 } serial_claim;
 
-static void renew_serial(void *arg)
+static int renew_serial(void *arg)
 {
     serial_claim *c = arg;
     if (!c->lost) /* found gone once: logged and counted once */
         c->lost = renew(c->db, c->p, c->cfg, c->s, &c->beat);
+    return c->lost;
 }
 
 /* Decides the batch one file after the other in the worker's thread; a
@@ -367,6 +371,8 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             return US_INGEST_CUT_SHORT;
         int d = decide(db, p, cfg, st, s, &APR_ARRAY_IDX(pending, i, us_pending),
                        apr_array_push(results), moved, &tick, stop);
+        if (claim.lost) /* found inside the file, which was given up */
+            return claim.lost;
         /* blobs moved so far are found in place when the batch is replayed */
         if (d == US_INGEST_STORAGE_DOWN) /* logged as 1013 */
             return d;
@@ -376,8 +382,7 @@ static int decide_serial(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
             refused[i] = 1;
         else if (d < 0)
             return store_failed(db, cfg, s);
-        renew_serial(&claim);
-        if (claim.lost)
+        if (renew_serial(&claim))
             return claim.lost;
     }
     return 0;
@@ -889,17 +894,21 @@ void us_ingest_reclaim_dead(us_db *db, apr_pool_t *p, const us_ingest_config *cf
     }
 }
 
-int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg)
+int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
+                          volatile apr_uint32_t *stop)
 {
     apr_array_header_t *ids, *gone;
     if (us_file_trash_list(db, p, 1000, &ids) != US_DB_OK || ids->nelts == 0)
         return 0;
+    us_storage *st = stop ? us_storage_stoppable(cfg->storage, p, stop) : cfg->storage;
     gone = apr_array_make(p, ids->nelts, sizeof(const char *));
-    for (int i = 0; i < ids->nelts; i++) {
+    for (int i = 0; i < ids->nelts && !stopping(stop); i++) {
         const char *id = APR_ARRAY_IDX(ids, i, const char *);
-        apr_status_t rv = us_storage_file_delete(cfg->storage, p, id);
+        apr_status_t rv = us_storage_file_delete(st, p, id);
         if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv))
             APR_ARRAY_PUSH(gone, const char *) = id;
+        else if (us_storage_unavailable(rv))
+            break; /* each of the rest would wait its timeout: they stay for a later round */
     }
     if (us_file_trash_forget(db, p, gone) != US_DB_OK)
         return 0;

@@ -183,9 +183,10 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
-            us_ingest_sweep_trash(db, iter, cfg);
             if (arg->index == 0) { /* one worker per process is enough */
-                us_storage_tidy(cfg->storage, iter); /* this process's leftovers */
+                us_ingest_sweep_trash(db, iter, cfg, &ing->stop);
+                /* this process's leftovers; a stop cuts its requests short */
+                us_storage_tidy(us_storage_stoppable(cfg->storage, iter, &ing->stop), iter);
                 us_ingest_clear_late(db, iter, cfg, &late_at);
                 (void)us_files_sweep(db, iter, &sweep); /* one round across the nodes */
             }

@@ -1505,6 +1505,68 @@ static void test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim
     us_db_close(db);
 }
 
+/* The pieces of files read (for their characters) through a wrapped storage. */
+static int pieces_read;
+
+static apr_status_t counted_read_at(void *r, apr_off_t off, char *buf, apr_size_t *len)
+{
+    pieces_read++;
+    return us_posix_storage.read_at(r, off, buf, len);
+}
+
+/* The claim is taken over while a long text file is read for its
+ * characters: the renewal inside the file finds it gone, logs and counts
+ * that once, and the rest of the file is not read (a text of gigabytes
+ * would hold the worker on a session no longer its own). */
+static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
+{
+    us_db *db = db_open(), *other = db_open();
+    us_metrics_counts counts;
+    us_metrics *m = us_metrics_attach(apr_pcalloc(pool, us_metrics_size()), apr_time_now());
+    log_watch w = { 1008, 0, US_LOG_ERR };
+    us_logger watched = { watch_emit, &w, US_LOG_DEBUG };
+    (void)state;
+    const char *sid = lone_session(db, "w-lost-long");
+    const apr_size_t big = 4u << 20;
+    char *text = apr_palloc(pool, big + 1);
+    memset(text, 'a', big);
+    text[big] = '\0';
+    upload(db, sid, "long.txt", text);
+    close_session(db, "w-lost-long", sid);
+    wrapped_storage ws;
+    us_ingest_config c = with_wrapped_storage(&ws);
+    ws.backend.read_at = counted_read_at;
+    /* read 1: the claim; 2: the batch's start; 3: the renewal after the
+     * file's first MiB, which another worker has just taken over */
+    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 3 + 1, .steal_at = 3,
+                          .steal_rc = US_DB_ERROR, .other = other };
+    c.batch = 1;
+    c.clock = stepped_now;
+    c.clock_arg = &clk;
+    c.log = &watched;
+    c.metrics = us_metrics_slot_for(m, 1);
+    pieces_read = 0;
+    assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_CLAIM_LOST);
+    assert_int_equal(clk.steal_rc, US_DB_OK);
+    assert_int_equal(clk.reads, 3);
+    assert_int_equal(pieces_read, 16); /* 1 MiB of 64 KiB pieces, not the file's 64 */
+    assert_int_equal(w.seen, 1);
+    assert_int_equal(w.level, US_LOG_WARN);
+    us_metrics_sum(m, &counts);
+    assert_int_equal(counts.ingest_claims_lost, 1);
+    assert_int_equal(counts.worker_store_errors, 0);
+    expect_file(db, sid, "long.txt", "PENDING", NULL);
+    /* the thief hands it back; a worker records it once, with its characters */
+    assert_int_equal(us_ingest_requeue(other, pool, sid, "h/2/0"), US_DB_OK);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
+    expect_file(db, sid, "long.txt", "FINISHED", NULL);
+    apr_array_header_t *rows;
+    assert_int_equal(workspace_files(db, "w-lost-long", "long.txt", &rows), 1);
+    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)big);
+    us_db_close(other);
+    us_db_close(db);
+}
+
 /* ---- publishes of one batch at once (publish_width) ------------------------- */
 
 /* The posix backend with a publish that takes a while, counts the publishes
@@ -1542,6 +1604,69 @@ static const char *wide_session(us_db *db, const char *ws, int n)
         upload(db, sid, apr_psprintf(pool, "w%02d.txt", i), "wide");
     close_session(db, ws, sid);
     return sid;
+}
+
+/* The file storage's deletes: counted, and refused as by a storage that does
+ * not answer while delete_down is set. */
+static int deletes_tried, delete_down;
+
+static apr_status_t outage_delete(us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    deletes_tried++;
+    return delete_down ? APR_ECONNREFUSED : us_posix_storage.file_delete(st, p, file_id);
+}
+
+static int in_trash(us_db *db, const char *id)
+{
+    apr_array_header_t *ids;
+    assert_int_equal(us_file_trash_list(db, pool, 1000, &ids), US_DB_OK);
+    for (int i = 0; i < ids->nelts; i++)
+        if (strcmp(APR_ARRAY_IDX(ids, i, const char *), id) == 0)
+            return 1;
+    return 0;
+}
+
+/* The trash sweep stops at the first delete the storage does not answer
+ * (each of the rest would wait for its timeout: a stopping child would wait
+ * for a thousand of them), and tries none once its stop is set; the ids
+ * stay in the trash, and a later sweep deletes their bytes. */
+static void test_the_trash_sweep_gives_up_on_an_outage_and_a_stop(void **state)
+{
+    us_db *db = db_open();
+    apr_array_header_t *deleted;
+    volatile apr_uint32_t stop = 0;
+    (void)state;
+    (void)wide_session(db, "w-trash", 3);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 3);
+    assert_int_equal(us_workspace_files_delete(db, pool, "w-trash", NULL, &deleted), US_DB_OK);
+    assert_int_equal(deleted->nelts, 3);
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.file_delete = outage_delete;
+
+    deletes_tried = 0;
+    delete_down = 1;
+    assert_int_equal(us_ingest_sweep_trash(db, pool, &c, &stop), 0);
+    assert_int_equal(deletes_tried, 1);
+    apr_atomic_set32(&stop, 1);
+    delete_down = 0;
+    deletes_tried = 0;
+    assert_int_equal(us_ingest_sweep_trash(db, pool, &c, &stop), 0);
+    assert_int_equal(deletes_tried, 0);
+    for (int i = 0; i < 3; i++) {
+        const char *id = APR_ARRAY_IDX(deleted, i, const char *);
+        assert_true(in_trash(db, id));
+        assert_true(published(id));
+    }
+
+    apr_atomic_set32(&stop, 0);
+    assert_true(us_ingest_sweep_trash(db, pool, &c, &stop) >= 3);
+    for (int i = 0; i < 3; i++) {
+        const char *id = APR_ARRAY_IDX(deleted, i, const char *);
+        assert_false(in_trash(db, id));
+        assert_false(published(id));
+    }
+    us_db_close(db);
 }
 
 /* One batch of twelve files with publish_width 4: up to four publishes at
@@ -1915,7 +2040,9 @@ int main(void)
         cmocka_unit_test(test_batch_renews_lease),
         cmocka_unit_test(test_long_file_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
+        cmocka_unit_test(test_a_claim_lost_inside_a_long_file_gives_the_file_up),
         cmocka_unit_test(test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim),
+        cmocka_unit_test(test_the_trash_sweep_gives_up_on_an_outage_and_a_stop),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),
