@@ -10,6 +10,8 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +50,20 @@ void us_sqlite_set_logger(void *conf, const us_logger *lg)
     ((us_sqlite_conf *)conf)->log = lg;
 }
 
+void us_sqlite_set_errf(us_sqlite_db *db, const char *fmt, ...)
+{
+    char *to = db->err == db->errbuf[0] ? db->errbuf[1] : db->errbuf[0];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(to, US_SQLITE_ERR_MAX, fmt, ap);
+    va_end(ap);
+    db->err = to;
+}
+
 us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what)
 {
     const char *msg = apr_dbd_error(db->drv, db->h, rc);
-    db->err = apr_psprintf(db->pool, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
+    us_sqlite_set_errf(db, "%s: %s (%d)", what, msg ? msg : "unknown error", rc);
     if (rc == SQLITE_BUSY_RC || rc == SQLITE_LOCKED_RC ||
         (msg && (strstr(msg, "database is locked") || strstr(msg, "database is busy")))) {
         /* the caller decides whether to retry or answer 503 */
@@ -94,8 +106,7 @@ void us_sqlite_clear_error(us_db *base)
 
 void us_sqlite_set_error(us_db *base, const char *err)
 {
-    us_sqlite_db *db = us_sqlite_of(base);
-    db->err = apr_pstrdup(db->pool, err);
+    us_sqlite_set_errf(us_sqlite_of(base), "%s", err);
 }
 
 /* SQLite's allocation statistics (SQLITE_CONFIG_MEMSTATUS, on in Debian's

@@ -122,7 +122,7 @@ static us_db_rc workspace_file_list_built(us_sqlite_db *db, apr_pool_t *p, const
     APR_ARRAY_PUSH(args, const void *) = q->name_part;
     const char *filter = q->filter ? us_filter_sql(p, q->filter, args, &us_sqlite_filter_dialect) : "";
     if (!filter) {
-        db->err = apr_pstrdup(db->pool, "us_workspace_file_list: " US_FILTER_SQL_MISMATCH);
+        us_sqlite_set_errf(db, "%s", "us_workspace_file_list: " US_FILTER_SQL_MISMATCH);
         return US_DB_ERROR;
     }
     const char *where = apr_pstrcat(p, " FROM us_files WHERE workspace = %s AND instr(name, %s) > 0",

@@ -73,6 +73,8 @@ typedef struct us_sqlite_db us_sqlite_db;
 /* Transaction control of a write batch (us_db_txn). */
 typedef enum { US_TXN_BEGIN, US_TXN_COMMIT, US_TXN_ROLLBACK, US_TXN__COUNT } us_txn_op;
 
+#define US_SQLITE_ERR_MAX 1024 /* longer messages are cut */
+
 struct us_sqlite_db {
     us_db base;                    /* first: the front's view */
     apr_pool_t *pool;
@@ -92,7 +94,10 @@ struct us_sqlite_db {
     int worn_out;
     int reprepared;                /* statements prepared again after a schema change */
     int for_batches;               /* an ingest worker's: leads its batches itself (us_write) */
+    /* NULL or one of errbuf: a connection outlives many failures (BUSY
+     * keeps it pooled), so its messages take no memory of its pool */
     const char *err;
+    char errbuf[2][US_SQLITE_ERR_MAX];
     const us_logger *log;
 };
 
@@ -142,6 +147,11 @@ const char *us_sqlite_lock_path(apr_pool_t *p, const char *db_path);
 
 /* Records the error of driver result rc on db (db->err) and classifies it. */
 us_db_rc us_db_fail(us_sqlite_db *db, int rc, const char *what);
+
+/* The connection's last error (db->err), formatted, cut at US_SQLITE_ERR_MAX;
+ * it may quote the one before. */
+void us_sqlite_set_errf(us_sqlite_db *db, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The next row of res: US_DB_OK with *row set, US_DB_NOTFOUND after the
  * last one, or the classified error (db->err names the driver's message)

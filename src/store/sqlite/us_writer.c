@@ -387,7 +387,7 @@ static us_db_rc write_alone(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, voi
     if (e)
         not_durable(db, &job, e);
     if (job.err)
-        db->err = job.err;
+        us_sqlite_set_errf(db, "%s", job.err);
     return job.rc;
 }
 
@@ -535,7 +535,7 @@ us_db_rc us_write(us_sqlite_db *db, apr_pool_t *p, us_write_fn fn, void *arg)
     }
     sem_destroy(&job.wake);
     if (job.err)
-        db->err = job.err;
+        us_sqlite_set_errf(db, "%s", job.err);
     return job.rc;
 }
 
