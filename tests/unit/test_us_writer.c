@@ -166,6 +166,30 @@ static us_db_rc insert_then(us_sqlite_db *sq, apr_pool_t *p, void *arg)
     return pc->then;
 }
 
+/* A connection's failures take none of its pool: a pooled connection lives
+ * as long as its process, and BUSY (a locked store) keeps it pooled. Each
+ * message goes in the buffer the one before is not in, so it may quote it. */
+static void test_error_texts_take_no_memory_of_the_connection(void **state)
+{
+    us_db *db = open_db(pool);
+    us_sqlite_db *sq = SQ(db);
+    (void)state;
+    us_sqlite_clear_error(db);
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(us_db_fail(sq, SQLITE_BUSY, "a locked store"), US_DB_BUSY);
+        assert_ptr_equal(us_db_error(db), sq->errbuf[i % 2]);
+    }
+    us_sqlite_set_errf(sq, "again: %s", us_db_error(db));
+    assert_ptr_equal(us_db_error(db), sq->errbuf[0]);
+    assert_string_equal(us_db_error(db), apr_psprintf(pool, "again: %s", sq->errbuf[1]));
+    char *huge = apr_palloc(pool, 4 * US_SQLITE_ERR_MAX);
+    memset(huge, 'x', 4 * US_SQLITE_ERR_MAX - 1);
+    huge[4 * US_SQLITE_ERR_MAX - 1] = '\0';
+    us_sqlite_set_errf(sq, "%s", huge); /* cut, not overrun */
+    assert_int_equal(strlen(us_db_error(db)), US_SQLITE_ERR_MAX - 1);
+    us_db_close(db);
+}
+
 static void test_batch_fails_only_the_failing_piece(void **state)
 {
     us_db *db = open_db(pool);
@@ -1517,6 +1541,8 @@ static void test_a_worker_reopens_a_worn_out_connection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_error_texts_take_no_memory_of_the_connection, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_batch_fails_only_the_failing_piece, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lone_failed_piece_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_inserts_keep_the_limit, setup, teardown),
