@@ -66,6 +66,37 @@ def children_of(ppid):
     return sorted(out)
 
 
+def process_age(pid):
+    """Seconds since pid started, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_settled(ppid, min_age=1.1):
+    """True when no child of ppid is younger than min_age seconds.
+
+    httpd's MPM ends a child that a stop finds in its first moments with
+    exit() from a signal handler: interrupted inside malloc (the child is
+    still single-threaded, so malloc takes no lock), the exit handlers'
+    frees (those of libcurl's TLS library) find the heap mid-update and
+    abort it ("corrupted double-linked list", "exit signal Abort (6)").
+    httpd's race, not the module's. After a graceful restart the MPM forks
+    the new generation one child per second (its idle-server maintenance);
+    a tick that forked nothing means it has the children it wants, so a
+    stop then finds none being born."""
+    for c in children_of(ppid):
+        age = process_age(c)
+        if age is not None and age < min_age:
+            return False
+    return True
+
+
 def sigkill_daemon(pid):
     """SIGKILL of a daemon (httpd: it leads its own process group) and of
     its children: first the whole group at once, so a child it forks after

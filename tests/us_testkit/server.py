@@ -38,7 +38,8 @@ import httpx
 import pytest
 
 from . import pg
-from .procs import children_of, free_port, pid_alive, port_open, stuck_report, wait_for
+from .procs import (children_of, children_settled, free_port, pid_alive, port_open,
+                    stuck_report, wait_for)
 
 # what add_webhooks signs with unless told otherwise
 WEBHOOK_SECRET = "webhook-test-secret-0123456789"
@@ -155,6 +156,7 @@ class UploadServer:
         self.max_open = max_open
         self.max_lifetime = max_lifetime
         self.extra = list(extra)
+        self._restarted_at = float("-inf")  # the last graceful restart (time.monotonic)
         self.overrides = dict(overrides or {})
         self.omit = set(omit)
         # RequestReadTimeout arguments; None: mod_reqtimeout is not loaded
@@ -442,6 +444,7 @@ class UploadServer:
             self._fail("server not accepting connections after graceful", proc)
         newpid = self._read_pid()
         assert newpid == self.pid, "graceful restart changed the parent pid"
+        self._restarted_at = time.monotonic()
         return self
 
     def stop(self, timeout=20, check=True):
@@ -449,6 +452,8 @@ class UploadServer:
             return
         self.close_clients()
         pid = self.pid or self._read_pid()
+        if pid is not None and time.monotonic() - self._restarted_at < 5:
+            wait_for(lambda: children_settled(pid), 5)
         proc = self._ctl("-k", "stop")
         self.running = False
         if pid is None:
