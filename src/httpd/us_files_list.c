@@ -234,8 +234,8 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     refuse_unserved(r, errs);
     us_validate_query_enum(errs, "field", us_query_get(r->pool, r->args, "field"), SORT_FIELDS, &field);
     us_validate_query_enum(errs, "order", us_query_get(r->pool, r->args, "order"), SORT_ORDERS, &order);
-    us_validate_query_int(errs, "page_number", us_query_get(r->pool, r->args, "page_number"), 1, 1,
-                          1000000000, &page);
+    us_validate_query_int_from(errs, "page_number", us_query_get(r->pool, r->args, "page_number"),
+                               1, 1, &page);
     q.by_name = field && strcmp(field, "name") == 0;
     q.ascending = order && strcmp(order, "ASC") == 0;
     /* the cursor's value is typed after the sort field */
@@ -266,7 +266,7 @@ int us_api_files_list(request_rec *r, us_srv_conf *c, const char *ws)
     q.after_id = after_id;
     q.after_name = after_value;
     q.limit = limit + 1;
-    q.offset = after_id ? 0 : (page - 1) * limit;
+    q.offset = after_id ? 0 : (page - 1) > LLONG_MAX / limit ? LLONG_MAX : (page - 1) * limit;
     us_db_rc drc = us_workspace_file_list(db, r->pool, ws, &q, &rows, &total);
     if ((rc = us_query_done(r, c, db, drc)) != DECLINED)
         return rc;
