@@ -13,7 +13,9 @@ typedef struct {
     const char *allow;     /* what a 405 advertises */
 } route_def;
 
-/* Order matters only for documentation: patterns never overlap. */
+/* As Starlette routes: the first pattern that matches the path and allows
+ * the method serves the request; else the first that matches the path
+ * answers 405. Only update-meta overlaps (files/{} matches it too). */
 static const route_def ROUTES[] = {
     { US_ROUTE_SESSIONS, "workspaces/{}/upload_sessions", "GET HEAD POST", "GET, HEAD, POST" },
     { US_ROUTE_SESSION, "workspaces/{}/upload_sessions/{}", "GET HEAD PUT DELETE",
@@ -21,7 +23,8 @@ static const route_def ROUTES[] = {
     { US_ROUTE_SESSION_FILES, "workspaces/{}/upload_sessions/{}/files", "GET HEAD", "GET, HEAD" },
     { US_ROUTE_UPLOAD_TARGET, "upload_target/{}", "POST", "POST" },
     { US_ROUTE_FILES, "workspaces/{}/files", "GET HEAD POST DELETE", "GET, HEAD, POST, DELETE" },
-    /* before files/{}: a literal segment wins */
+    /* before files/{}: a literal segment wins for POST; GET and DELETE
+     * are files/{}'s, whose id then fails to parse (422) */
     { US_ROUTE_FILES_UPDATE_META, "workspaces/{}/files/update-meta", "POST", "POST" },
     { US_ROUTE_FILE, "workspaces/{}/files/{}", "GET HEAD DELETE", "GET, HEAD, DELETE" },
     { US_ROUTE_FILE_META, "workspaces/{}/files/{}/meta", "GET HEAD PUT PATCH",
@@ -118,26 +121,38 @@ void us_route_match(apr_pool_t *p, const char *path, const char *method,
     nsegs = split_path(apr_pstrdup(p, path + plen + 1), segs, 8);
     if (nsegs < 0)
         return;
+    us_route partial; /* the first pattern matching the path alone */
+    partial.id = US_ROUTE_NOT_FOUND;
     for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
         const char *params[2] = { NULL, NULL };
         if (!match_pattern(ROUTES[i].pattern, segs, nsegs, params))
             continue;
-        out->id = ROUTES[i].id;
-        out->allow = ROUTES[i].allow;
-        out->method_allowed = method_in(method, ROUTES[i].methods);
-        if (out->id == US_ROUTE_UPLOAD_TARGET) {
-            out->session_id = params[0];
+        us_route *to = out;
+        int allowed = method_in(method, ROUTES[i].methods);
+        if (!allowed) {
+            if (partial.id != US_ROUTE_NOT_FOUND)
+                continue;
+            to = &partial;
         }
-        else if (out->id == US_ROUTE_FILE || out->id == US_ROUTE_FILE_META) {
-            out->workspace = params[0];
-            out->file_id = params[1];
+        to->id = ROUTES[i].id;
+        to->allow = ROUTES[i].allow;
+        to->method_allowed = allowed;
+        if (to->id == US_ROUTE_UPLOAD_TARGET) {
+            to->session_id = params[0];
+        }
+        else if (to->id == US_ROUTE_FILE || to->id == US_ROUTE_FILE_META) {
+            to->workspace = params[0];
+            to->file_id = params[1];
         }
         else {
-            out->workspace = params[0];
-            out->session_id = params[1];
+            to->workspace = params[0];
+            to->session_id = params[1];
         }
-        return;
+        if (allowed)
+            return;
     }
+    if (partial.id != US_ROUTE_NOT_FOUND)
+        *out = partial;
 }
 
 static int is_alnum(char c)

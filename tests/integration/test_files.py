@@ -786,6 +786,14 @@ def test_unknown_file_is_404_and_bad_id_is_422(srv, api):
     short = fid.replace("-", "")[:31]
     check(api.get(ws_files_path(ws, short)), 422,
           v422(e_uuid_parsing(short, uuid_reason_length(31), name="file_id")))
+    # GET and DELETE of files/update-meta are files/{file_id}'s, as FastAPI
+    # routes them (a route allowing the method wins); other methods 405
+    body = v422(e_uuid_parsing("update-meta", uuid_reason_char("u", 1), name="file_id"))
+    check(api.get(ws_files_path(ws, "update-meta")), 422, body)
+    check(api.delete(ws_files_path(ws, "update-meta")), 422, body)
+    r = api.put(ws_files_path(ws, "update-meta"), json={})
+    check(r, 405, {"detail": "Method Not Allowed"})
+    assert r.headers["allow"] == "POST"
 
 
 # --------------------------------------------------------------------------
