@@ -30,8 +30,8 @@ static us_db_rc pg_configure(apr_pool_t *p, const char *params, void **conf, con
     apr_status_t rv = apr_dbd_get_driver(p, "pgsql", &c->drv);
     switch (rv) {
     case APR_SUCCESS:
-        c->conninfo = us_pg_conninfo_with_timeout(p, apr_pstrdup(p, params),
-                                                  getenv("PGCONNECT_TIMEOUT"));
+        c->conninfo = us_pg_conninfo_with_defaults(p, apr_pstrdup(p, params),
+                                                   getenv("PGCONNECT_TIMEOUT"));
         if (us_group_create(&c->creates, p, CREATE_BATCH_MAX) != APR_SUCCESS)
             c->creates = NULL; /* every create commits alone */
         if (us_group_create(&c->gets, p, GET_BATCH_MAX) != APR_SUCCESS)
