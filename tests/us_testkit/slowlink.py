@@ -54,9 +54,11 @@ class SlowLink(Closing):
     """Relays 127.0.0.1:self.port to target ("host", port), holding each
     client chunk that contains match (case-insensitive) for delay seconds
     first, or with cut, cutting the connection where its answer comes. Use
-    as a context manager or call close()."""
+    as a context manager or call close(). listener: a listening socket to
+    relay from instead of a new loopback one (e.g. one in another network
+    namespace, us_testkit.netns)."""
 
-    def __init__(self, target, delay, match, cut=False):
+    def __init__(self, target, delay, match, cut=False, listener=None):
         self.target = target
         self.delay = delay
         if cut and isinstance(match, bytes):
@@ -69,9 +71,9 @@ class SlowLink(Closing):
         self._lock = threading.Lock()
         self._socks = []
         self._closed = False
-        self._listener = loopback_listener()
-        self.port = self._listener.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._listener = listener or loopback_listener()
+        self.host, self.port = self._listener.getsockname()[:2]
+        self.endpoint = f"http://{self.host}:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self):
