@@ -243,7 +243,8 @@ integration-s3: all
 # the store-dependent integration tests again, every server on a database of
 # its own on a private PostgreSQL (tests/us_testkit/pg.py)
 PGSQL_IT_FILES ?= test_lifecycle test_upload test_files test_ingest test_abort test_files_delete \
-                  test_files_meta test_metrics test_cursors test_webhooks test_workspaces test_pg_outage
+                  test_files_meta test_metrics test_cursors test_webhooks test_workspaces test_pg_outage \
+                  test_pg_partition
 integration-pgsql: all
 	US_IT_STORE=pgsql $(PYTHON) -m pytest -q $(PGSQL_IT_FILES:%=tests/integration/%.py) $(PYTEST_ARGS)
 
