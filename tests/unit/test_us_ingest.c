@@ -1341,6 +1341,20 @@ static void test_batch_renews_lease(void **state)
     us_db_close(db);
 }
 
+/* A closed session of workspace ws holding one text file, long.txt, of
+ * LONG_TEXT bytes ('a'): its characters are read in 64 pieces. */
+#define LONG_TEXT ((apr_size_t)4 << 20)
+static const char *long_text_session(us_db *db, const char *ws)
+{
+    const char *sid = lone_session(db, ws);
+    char *text = apr_palloc(pool, LONG_TEXT + 1);
+    memset(text, 'a', LONG_TEXT);
+    text[LONG_TEXT] = '\0';
+    upload(db, sid, "long.txt", text);
+    close_session(db, ws, sid);
+    return sid;
+}
+
 /* One text file of 4 MiB whose character count takes two leases by the
  * worker's clock (the clock steps a third of a lease and more at each
  * read): the worker renews its claim while it reads the file (every MiB),
@@ -1352,13 +1366,7 @@ static void test_long_file_renews_lease(void **state)
     us_session s;
     apr_array_header_t *rows;
     (void)state;
-    const char *sid = lone_session(db, "w-renew-long");
-    const apr_size_t big = 4u << 20;
-    char *text = apr_palloc(pool, big + 1);
-    memset(text, 'a', big);
-    text[big] = '\0';
-    upload(db, sid, "long.txt", text);
-    close_session(db, "w-renew-long", sid);
+    const char *sid = long_text_session(db, "w-renew-long");
     stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 3 + 1, .probe_at = 6,
                           .probe_rc = US_DB_OK, .other = other };
     us_ingest_config c = cfg;
@@ -1372,7 +1380,7 @@ static void test_long_file_renews_lease(void **state)
     assert_int_equal(clk.probe_rc, US_DB_NOTFOUND);
     expect_file(db, sid, "long.txt", "FINISHED", NULL);
     assert_int_equal(workspace_files(db, "w-renew-long", "long.txt", &rows), 1);
-    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)big);
+    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)LONG_TEXT);
     assert_int_equal(us_session_get(db, pool, "w-renew-long", sid, apr_time_now(), &s), US_DB_OK);
     assert_int_equal(s.finished_files, 1);
     us_db_close(other);
@@ -1526,13 +1534,7 @@ static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
     log_watch w = { 1008, 0, US_LOG_ERR };
     us_logger watched = { watch_emit, &w, US_LOG_DEBUG };
     (void)state;
-    const char *sid = lone_session(db, "w-lost-long");
-    const apr_size_t big = 4u << 20;
-    char *text = apr_palloc(pool, big + 1);
-    memset(text, 'a', big);
-    text[big] = '\0';
-    upload(db, sid, "long.txt", text);
-    close_session(db, "w-lost-long", sid);
+    const char *sid = long_text_session(db, "w-lost-long");
     wrapped_storage ws;
     us_ingest_config c = with_wrapped_storage(&ws);
     ws.backend.read_at = counted_read_at;
@@ -1562,7 +1564,7 @@ static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
     expect_file(db, sid, "long.txt", "FINISHED", NULL);
     apr_array_header_t *rows;
     assert_int_equal(workspace_files(db, "w-lost-long", "long.txt", &rows), 1);
-    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)big);
+    assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)LONG_TEXT);
     us_db_close(other);
     us_db_close(db);
 }
