@@ -131,10 +131,11 @@ static int move_blob(const us_ingest_config *cfg, us_storage *st, apr_pool_t *p,
     return rv == APR_SUCCESS;
 }
 
-/* Called while one file takes long (its characters read piece by piece):
- * the worker's thread renews its claim there; nonzero when the claim is
- * found lost, and the rest of the file is not read. NULL on fan-out
- * threads, where the worker's thread renews on its own. */
+/* Called while one file takes long (its characters read piece by piece);
+ * nonzero when the claim is found lost, and the rest of the file is not
+ * read. The worker's thread renews its claim there; a fan-out thread only
+ * reads whether the worker's thread, which renews on its own, found it
+ * lost (batch_given_up). */
 typedef struct {
     int (*fn)(void *arg);
     void *arg;
@@ -408,13 +409,20 @@ typedef struct {
     int lost;      /* the claim was taken over (US_INGEST_CLAIM_LOST), or the
                     * worker asked to stop (US_INGEST_CUT_SHORT); 0: neither */
     volatile apr_uint32_t *stop; /* the worker's: no new publish once set */
+    volatile apr_uint32_t given_up; /* set with lost = US_INGEST_CLAIM_LOST */
 } wide_batch;
+
+static int batch_given_up(void *arg)
+{
+    return apr_atomic_read32(arg) != 0;
+}
 
 static int run_publish(void *arg, int i, apr_pool_t *tp)
 {
     wide_batch *b = arg;
     publish_task *t = &b->tasks[i];
-    t->rc = publish(b->cfg, b->st, tp, b->s, t->u, t->r, &t->moved, NULL, b->stop);
+    const file_tick given_up = { batch_given_up, (void *)&b->given_up };
+    t->rc = publish(b->cfg, b->st, tp, b->s, t->u, t->r, &t->moved, &given_up, b->stop);
     /* the rest would fail alike: the batch is retried (a refusal is this
      * file's alone); stopped: the batch is left to a replay */
     return t->rc == US_INGEST_STORAGE_DOWN || t->rc == STOPPED;
@@ -423,9 +431,12 @@ static int run_publish(void *arg, int i, apr_pool_t *tp)
 static int tick_renew(void *arg)
 {
     wide_batch *b = arg;
-    if (!b->lost)
+    if (!b->lost) {
         b->lost = stopping(b->stop) ? US_INGEST_CUT_SHORT
                                     : renew(b->db, b->p, b->cfg, b->s, &b->beat);
+        if (b->lost == US_INGEST_CLAIM_LOST) /* a long file being read is given up */
+            apr_atomic_set32(&b->given_up, 1);
+    }
     return b->lost != 0;
 }
 
@@ -440,7 +451,7 @@ static int decide_wide(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
                        apr_array_header_t *results, char *refused, int width, int *moved,
                        volatile apr_uint32_t *stop)
 {
-    wide_batch b = { db, p, cfg, st, s, NULL, clock_now(cfg), 0, stop };
+    wide_batch b = { db, p, cfg, st, s, NULL, clock_now(cfg), 0, stop, 0 };
     int n = 0;
     b.tasks = apr_palloc(p, sizeof(publish_task) * (apr_size_t)pending->nelts);
     for (int i = 0; i < pending->nelts; i++) {

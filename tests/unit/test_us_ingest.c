@@ -1515,32 +1515,31 @@ static void test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim
 
 /* The pieces of files read (for their characters) through a wrapped storage. */
 static int pieces_read;
+static apr_interval_time_t piece_delay;
 
 static apr_status_t counted_read_at(void *r, apr_off_t off, char *buf, apr_size_t *len)
 {
     pieces_read++;
+    if (piece_delay)
+        apr_sleep(piece_delay);
     return us_posix_storage.read_at(r, off, buf, len);
 }
 
-/* The claim is taken over while a long text file is read for its
- * characters: the renewal inside the file finds it gone, logs and counts
- * that once, and the rest of the file is not read (a text of gigabytes
- * would hold the worker on a session no longer its own). */
-static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
+/* A round of a session holding one long text file (ws), whose claim another
+ * worker takes over at read steal_at of the worker's clock, while the file
+ * is read for its characters (c: the batch's width and lease): the round
+ * ends US_INGEST_CLAIM_LOST, logged and counted once, the file PENDING;
+ * then the thief hands the session back and a worker records the file once,
+ * with its characters. Returns how many pieces of it the round read. */
+static int lose_claim_in_long_file(const char *ws, us_ingest_config c, int steal_at)
 {
     us_db *db = db_open(), *other = db_open();
     us_metrics_counts counts;
     us_metrics *m = us_metrics_attach(apr_pcalloc(pool, us_metrics_size()), apr_time_now());
     log_watch w = { 1008, 0, US_LOG_ERR };
     us_logger watched = { watch_emit, &w, US_LOG_DEBUG };
-    (void)state;
-    const char *sid = long_text_session(db, "w-lost-long");
-    wrapped_storage ws;
-    us_ingest_config c = with_wrapped_storage(&ws);
-    ws.backend.read_at = counted_read_at;
-    /* read 1: the claim; 2: the batch's start; 3: the renewal after the
-     * file's first MiB, which another worker has just taken over */
-    stepped_clock clk = { .t = apr_time_now(), .step = cfg.lease / 3 + 1, .steal_at = 3,
+    const char *sid = long_text_session(db, ws);
+    stepped_clock clk = { .t = apr_time_now(), .step = c.lease / 3 + 1, .steal_at = steal_at,
                           .steal_rc = US_DB_ERROR, .other = other };
     c.batch = 1;
     c.clock = stepped_now;
@@ -1549,24 +1548,59 @@ static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
     c.metrics = us_metrics_slot_for(m, 1);
     pieces_read = 0;
     assert_int_equal(us_ingest_once(db, pool, &c, "h/1/0", NULL, NULL), US_INGEST_CLAIM_LOST);
+    int read = pieces_read;
     assert_int_equal(clk.steal_rc, US_DB_OK);
-    assert_int_equal(clk.reads, 3);
-    assert_int_equal(pieces_read, 16); /* 1 MiB of 64 KiB pieces, not the file's 64 */
+    assert_int_equal(clk.reads, steal_at);
     assert_int_equal(w.seen, 1);
     assert_int_equal(w.level, US_LOG_WARN);
     us_metrics_sum(m, &counts);
     assert_int_equal(counts.ingest_claims_lost, 1);
     assert_int_equal(counts.worker_store_errors, 0);
     expect_file(db, sid, "long.txt", "PENDING", NULL);
-    /* the thief hands it back; a worker records it once, with its characters */
     assert_int_equal(us_ingest_requeue(other, pool, sid, "h/2/0"), US_DB_OK);
     assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 1);
     expect_file(db, sid, "long.txt", "FINISHED", NULL);
     apr_array_header_t *rows;
-    assert_int_equal(workspace_files(db, "w-lost-long", "long.txt", &rows), 1);
+    assert_int_equal(workspace_files(db, ws, "long.txt", &rows), 1);
     assert_int_equal(APR_ARRAY_IDX(rows, 0, us_workspace_file).characters, (long long)LONG_TEXT);
     us_db_close(other);
     us_db_close(db);
+    return read;
+}
+
+/* One file at a time: the renewal after the file's first MiB (read 3 of the
+ * clock; 1: the claim, 2: the batch's start) finds the claim taken over, and
+ * the rest of the file is not read (a text of gigabytes would hold the
+ * worker on a session no longer its own). */
+static void test_a_claim_lost_inside_a_long_file_gives_the_file_up(void **state)
+{
+    wrapped_storage ws;
+    us_ingest_config c = with_wrapped_storage(&ws);
+    (void)state;
+    ws.backend.read_at = counted_read_at;
+    piece_delay = 0;
+    c.publish_width = 1;
+    /* 1 MiB of 64 KiB pieces, not the file's 64 */
+    assert_int_equal(lose_claim_in_long_file("w-lost-long", c, 3), 16);
+}
+
+/* A wide batch (s3's): the file is read on a fan-out thread while the
+ * worker's thread renews; its first renewal during the read (read 4: after
+ * the claim, the batch's start and the renewal after judging the file)
+ * finds the claim taken over, and the reading thread gives the file up at
+ * its next MiB. */
+static void test_a_wide_batch_gives_a_long_file_up_once_its_claim_is_lost(void **state)
+{
+    wrapped_storage ws;
+    us_ingest_config c = with_wrapped_storage(&ws);
+    (void)state;
+    ws.backend.read_at = counted_read_at;
+    piece_delay = apr_time_from_msec(20); /* the file's 64 pieces take 1.3 s */
+    c.publish_width = 2;
+    c.lease = apr_time_from_msec(600); /* a renewal tick every 100 ms */
+    int read = lose_claim_in_long_file("w-lost-long-wide", c, 4);
+    piece_delay = 0;
+    assert_true(read >= 1 && read <= 48);
 }
 
 /* ---- publishes of one batch at once (publish_width) ------------------------- */
@@ -2043,6 +2077,7 @@ int main(void)
         cmocka_unit_test(test_long_file_renews_lease),
         cmocka_unit_test(test_lost_renewal_stops_batch),
         cmocka_unit_test(test_a_claim_lost_inside_a_long_file_gives_the_file_up),
+        cmocka_unit_test(test_a_wide_batch_gives_a_long_file_up_once_its_claim_is_lost),
         cmocka_unit_test(test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim),
         cmocka_unit_test(test_the_trash_sweep_gives_up_on_an_outage_and_a_stop),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
