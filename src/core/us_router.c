@@ -122,6 +122,7 @@ void us_route_match(apr_pool_t *p, const char *path, const char *method,
     if (nsegs < 0)
         return;
     us_route partial; /* the first pattern matching the path alone */
+    memset(&partial, 0, sizeof(partial));
     partial.id = US_ROUTE_NOT_FOUND;
     for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
         const char *params[2] = { NULL, NULL };

@@ -380,9 +380,10 @@ int us_api_session_close(request_rec *r, us_srv_conf *c, const char *ws, const c
 }
 
 /* DELETE /upload_sessions/{id} (an extension): the store discards the
- * session and queues the clear of its bytes for the ingest workers (what
- * survives a crash), woken here: the request's cost does not grow with the
- * session's files. */
+ * session with its upload rows (one delete of a row per upload, in the
+ * request's write) and queues the clear of its bytes for the ingest
+ * workers (what survives a crash), woken here: no byte of the session is
+ * touched by the request. */
 int us_api_session_abort(request_rec *r, us_srv_conf *c, const char *ws, const char *raw_id)
 {
     json_t *errs = us_json_pool_own(r->pool, json_array());

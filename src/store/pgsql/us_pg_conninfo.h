@@ -13,12 +13,14 @@
  * - connect_timeout=10 (s): a connection attempt; not added either when
  *   httpd's environment sets PGCONNECT_TIMEOUT (libpq's default for it).
  * - keepalives_idle=10, keepalives_interval=5, keepalives_count=3 (s, s,
- *   probes): an idle connection whose peer is gone is found dead within
- *   10 + 3 * 5 = 25 s, so a request does not start on it unawares. Ten
- *   seconds of idleness costs one small packet per connection.
- * - tcp_user_timeout=30000 (ms): a connection whose sent data stays
- *   unacknowledged for 30 s (a statement in flight to a dead peer) is
- *   ended. A long statement on a live server is not: the server's kernel
+ *   probes): an idle connection (or one waiting for an answer) is probed
+ *   after 10 s without traffic, then every 5 s, so a request does not start
+ *   on a dead one unawares. Ten seconds of idleness costs one small packet
+ *   per connection.
+ * - tcp_user_timeout=30000 (ms): a connection whose sent data, or whose
+ *   probes, stay unacknowledged for 30 s is ended (Linux: with it set, the
+ *   keepalive ends the connection on this time, not on the probes' count).
+ *   A long statement on a live server is not: the server's kernel
  *   acknowledges the statement and answers the probes while it runs.
  *
  * A dead peer is thus noticed within about 30 s. Over a Unix-domain socket
