@@ -46,7 +46,6 @@ class NetLink(Closing):
         base = random.randrange(200, 250) << 16 | random.randrange(0, 1 << 16) & ~3
         self.near_addr = socket.inet_ntoa((10 << 24 | base | 1).to_bytes(4, "big"))
         self.addr = socket.inet_ntoa((10 << 24 | base | 2).to_bytes(4, "big"))
-        self.partitioned = False
         try:
             _run(IP, "netns", "add", self.ns)
             _run(IP, "link", "add", self.near, "type", "veth", "peer", "name", self.far,
@@ -107,11 +106,9 @@ class NetLink(Closing):
         nowhere; both keep their addresses and the near end's route (this
         kernel has no netem or tc classifiers to drop them otherwise)."""
         _run(IP, "-n", self.ns, "link", "set", self.far, "down")
-        self.partitioned = True
 
     def heal(self):
         _run(IP, "-n", self.ns, "link", "set", self.far, "up")
-        self.partitioned = False
 
     def close(self):
         # removing the namespace removes the far end, and with it the near one
