@@ -33,6 +33,9 @@ typedef struct {
     const char *workspace;   /* decoded segment, or NULL */
     const char *session_id;  /* decoded segment, not yet validated */
     const char *file_id;     /* likewise */
+    /* with US_ROUTE_NOT_FOUND: the path without its trailing '/' is a route
+     * (any method), where FastAPI answers 307 (redirect_slashes) */
+    int redirect_slash;
 } us_route;
 
 /* path: r->uri (already percent-decoded by httpd). method: "GET", ... */

@@ -105,8 +105,8 @@ int us_raw_path_is_api(const char *raw)
             (raw[plen + 1] == '0' && raw[plen + 2] == '0'));
 }
 
-void us_route_match(apr_pool_t *p, const char *path, const char *method,
-                    us_route *out)
+static void match_path(apr_pool_t *p, const char *path, const char *method,
+                       us_route *out)
 {
     const size_t plen = sizeof(US_API_PREFIX) - 1;
     char *segs[8];
@@ -246,4 +246,18 @@ const char *us_query_get(apr_pool_t *p, const char *args, const char *name)
     char *text = apr_palloc(p, 3 * n + 1);
     us_utf8_replace(bytes, n, text);
     return text;
+}
+
+/* Starlette's redirect_slashes: a path that matches no route but would
+ * without its one trailing '/' (whatever the method) is redirected there. */
+void us_route_match(apr_pool_t *p, const char *path, const char *method,
+                    us_route *out)
+{
+    match_path(p, path, method, out);
+    size_t len = strlen(path);
+    if (out->id != US_ROUTE_NOT_FOUND || len < 2 || path[len - 1] != '/')
+        return;
+    us_route bare;
+    match_path(p, apr_pstrndup(p, path, len - 1), method, &bare);
+    out->redirect_slash = bare.id != US_ROUTE_NONE && bare.id != US_ROUTE_NOT_FOUND;
 }

@@ -65,6 +65,22 @@ static int authorize(request_rec *r, us_srv_conf *c, const char *ws, const us_ke
     return DECLINED;
 }
 
+/* FastAPI's answer to a route's path with a '/' added: 307 to the path
+ * without it, the query kept, an empty body; before any key is checked. */
+static int redirect_without_slash(request_rec *r, us_srv_conf *c)
+{
+    const char *raw = r->parsed_uri.path;
+    size_t len = raw ? strlen(raw) : 0;
+    if (len < 2 || raw[len - 1] != '/') /* an encoded '/' last: no such route */
+        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
+    const char *to = apr_pstrcat(r->pool, us_public_base(r, c), apr_pstrndup(r->pool, raw, len - 1),
+                                 r->args ? "?" : "", r->args ? r->args : "", NULL);
+    apr_table_setn(r->headers_out, "Location", to);
+    r->status = HTTP_TEMPORARY_REDIRECT;
+    ap_set_content_length(r, 0);
+    return OK;
+}
+
 int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
 {
     const us_key *key = NULL;
@@ -73,7 +89,8 @@ int us_api_handle(request_rec *r, us_srv_conf *c, const us_route *route)
     if ((rc = us_cors_request(r, c, route)) != DECLINED)
         return rc; /* a preflight: no key */
     if (route->id == US_ROUTE_NOT_FOUND)
-        return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
+        return route->redirect_slash ? redirect_without_slash(r, c)
+                                     : us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     if (!route->method_allowed) {
         apr_table_setn(r->headers_out, "Allow", route->allow);
         return us_send_detail(r, HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed");

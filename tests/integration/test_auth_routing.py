@@ -6,7 +6,7 @@ import pytest
 
 from us_testkit.api import (INVALID_KEY, METHOD_NOT_ALLOWED, NOT_AUTHENTICATED,
                             ROUTE_NOT_FOUND, WS_NOT_FOUND, check, close_session,
-                            create_session, detail_of, e_missing, get_status, list_sessions,
+                            create_session, describe, detail_of, e_missing, get_status, list_sessions,
                             not_found_text, session_path, sessions_path, unique_ws, v422)
 
 
@@ -196,6 +196,33 @@ def test_unknown_routes_are_404_not_found(srv, api):
     for p in paths:
         r = raw.get(srv.public_url + p)
         check(r, 404, ROUTE_NOT_FOUND)
+
+
+def test_a_route_with_a_trailing_slash_is_redirected_without_it(srv, api):
+    """FastAPI's redirect_slashes: 307 to the path without the '/', its query
+    kept, an empty body, before any key is asked for (the route's own
+    answer, 405 included, comes at the new address); a path that is no route
+    without its '/' either stays 404."""
+    ws = unique_ws()
+    sid = create_session(api, ws)["session_id"]
+    raw = srv.raw_client()
+    base = srv.public_url + "/api/v1/workspaces"
+    for method, path, query in [
+        ("GET", f"/{ws}/upload_sessions/", "limit=2&after=x%20y"),
+        ("POST", f"/{ws}/upload_sessions/", ""),
+        ("PUT", f"/{ws}/upload_sessions/{sid}/", ""),
+        ("PATCH", f"/{ws}/upload_sessions/{sid}/", ""),
+        ("GET", "/", ""),
+    ]:
+        r = raw.request(method, base + path + ("?" + query if query else ""),
+                        json={"status": "CLOSED"} if method == "PUT" else None)
+        assert r.status_code == 307, describe(r)
+        assert r.content == b"", describe(r)
+        want = base + path[:-1] + ("?" + query if query else "")
+        assert r.headers.get("location") == want, describe(r)
+    assert get_status(api, ws, sid)["status"] == "OPEN"
+    for path in ["/api/v1/", f"/api/v1/workspaces/{ws}/nope/"]:
+        check(raw.get(srv.public_url + path), 404, ROUTE_NOT_FOUND)
 
 
 @pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])

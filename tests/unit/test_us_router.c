@@ -131,20 +131,33 @@ static void test_method_not_allowed(void **state)
 
 static void test_not_found_and_not_ours(void **state)
 {
-    static const char *const not_found[] = {
-        "/api/v1", "/api/v1/", "/api/v1/workspaces/", "/api/v1/workspaces/ws/",
-        "/api/v1/workspaces/ws/upload_sessions/", "/api/v1/workspaces//upload_sessions",
-        "/api/v1/workspaces/ws/upload_sessions/a/b", "/api/v1/nope",
-        "/api/v1/workspaces/ws/upload_sessions/a/files/x/y/z/w/v",
+    static const struct {
+        const char *path;
+        int redirect_slash; /* the path without its last '/' is a route */
+    } not_found[] = {
+        { "/api/v1", 0 }, { "/api/v1/", 0 }, { "/api/v1/workspaces/", 1 },
+        { "/api/v1/workspaces/ws/", 1 }, { "/api/v1/workspaces/ws/upload_sessions/", 1 },
+        { "/api/v1/workspaces/ws/upload_sessions//", 0 }, { "/api/v1/workspaces/ws/nope/", 0 },
+        { "/api/v1/workspaces//upload_sessions", 0 },
+        { "/api/v1/workspaces/ws/upload_sessions/a/b", 0 }, { "/api/v1/nope", 0 },
+        { "/api/v1/workspaces/ws/upload_sessions/a/files/x/y/z/w/v", 0 },
     };
     us_route r;
     (void)state;
     for (size_t i = 0; i < sizeof(not_found) / sizeof(not_found[0]); i++) {
-        route(not_found[i], "GET", &r);
+        route(not_found[i].path, "GET", &r);
         assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
+        assert_int_equal(r.redirect_slash, not_found[i].redirect_slash);
     }
+    /* whatever the method, as Starlette (its route then answers 405) */
+    route("/api/v1/workspaces/ws/upload_sessions/a/", "PATCH", &r);
+    assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
+    assert_true(r.redirect_slash);
+    route("/api/v1/health", "GET", &r);
+    assert_false(r.redirect_slash);
     route("/", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_NONE);
+    assert_false(r.redirect_slash);
     route("/api/v10/x", "GET", &r);
     assert_int_equal(r.id, US_ROUTE_NONE);
     route("/index.html", "GET", &r);
