@@ -142,6 +142,32 @@ static void outage_note(us_ingester *ing, const char *owner, long n, int claimed
                "answer; next try in %d s", owner, (int)apr_time_sec(d));
 }
 
+static int stopping(us_ingester *ing)
+{
+    return apr_atomic_read32(&ing->stop) != 0;
+}
+
+/* The trash, this process's abandoned uploads, the late clears and the
+ * files without a row. The stop is looked at between the steps: when the
+ * store does not answer, each step waits for its own connection attempt
+ * (connect_timeout), and a stopping child that takes more than a few
+ * seconds is killed by its parent. */
+static void sweep_leftovers(us_ingester *ing, us_db *db, apr_pool_t *p, us_late_cursor *late_at,
+                            const us_files_sweep_config *sweep)
+{
+    const us_ingest_config *cfg = ing->cfg;
+    us_ingest_sweep_trash(db, p, cfg, &ing->stop);
+    if (stopping(ing))
+        return;
+    /* a stop cuts its requests short */
+    us_storage_tidy(us_storage_stoppable(cfg->storage, p, &ing->stop), p);
+    if (stopping(ing))
+        return;
+    us_ingest_clear_late(db, p, cfg, late_at);
+    if (!stopping(ing))
+        (void)us_files_sweep(db, p, sweep); /* one round across the nodes */
+}
+
 static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
 {
     worker_arg *arg = data;
@@ -171,7 +197,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
                                     cfg->lease < US_FILES_SWEEP_SECOND_LOOK
                                         ? cfg->lease : US_FILES_SWEEP_SECOND_LOOK,
                                     &ing->stop };
-    while (!apr_atomic_read32(&ing->stop)) {
+    while (!stopping(ing)) {
         apr_pool_clear(iter);
         if (!db || us_db_worn_out(db)) {
             if (us_worker_connect(&link, p, cfg->store, &db) != US_DB_OK) {
@@ -183,15 +209,12 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
         }
         if (apr_time_now() - last_reclaim > cfg->lease / 4) {
             us_ingest_reclaim_dead(db, iter, cfg);
-            if (arg->index == 0) { /* one worker per process is enough */
-                us_ingest_sweep_trash(db, iter, cfg, &ing->stop);
-                /* this process's leftovers; a stop cuts its requests short */
-                us_storage_tidy(us_storage_stoppable(cfg->storage, iter, &ing->stop), iter);
-                us_ingest_clear_late(db, iter, cfg, &late_at);
-                (void)us_files_sweep(db, iter, &sweep); /* one round across the nodes */
-            }
+            if (arg->index == 0) /* one worker per process is enough */
+                sweep_leftovers(ing, db, iter, &late_at, &sweep);
             last_reclaim = apr_time_now();
         }
+        if (stopping(ing))
+            break;
         if (apr_time_now() - last_maintenance >= US_MAINTENANCE_INTERVAL) {
             if (us_db_maintain(db, iter) != US_DB_OK) /* BUSY: another one runs */
                 us_log(cfg->log, US_LOG_DEBUG, 0, 1011, "ingest worker %s: maintenance: %s", owner,
@@ -203,6 +226,8 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thd, void *data)
             nap(ing, wait, wait);
             continue;
         }
+        if (stopping(ing)) /* no claim to give back at once */
+            break;
         int claimed = 0, was_poked = poked;
         long n = us_ingest_once(db, iter, cfg, owner, &ing->stop, &claimed);
         outage_note(ing, owner, n, claimed);
