@@ -26,21 +26,23 @@
  * non-parallel session of its workspace is running nor queued ahead of it:
  * one at a time, in closing order. ("Running" matters on its own: an expiry
  * sweep dates a session's closing back to its expires_at, which may precede
- * one already running.) Two NOT EXISTS, each an index probe on
- * us_sessions_turn (one OR-ed subquery made SQLite scan the workspace for
- * every queued session). */
+ * one already running.) A running session keeps the turn it has, whatever
+ * was queued ahead of it since: its lapsed lease is taken over, else
+ * neither would ever be in turn again. Two NOT EXISTS, each an index probe
+ * on us_sessions_turn (one OR-ed subquery made SQLite scan the workspace
+ * for every queued session). */
 #define IN_TURN(s)                                                                \
     "(" s ".parallel = 1 OR (NOT EXISTS (SELECT 1 FROM us_sessions e"             \
     " WHERE e.workspace = " s ".workspace AND e.parallel = 0"                     \
     " AND e.ingest_state = 'running' AND e.closed_at IS NOT NULL"                 \
     " AND " US_SQL_INGESTING("e.")                                                \
     " AND e.id <> " s ".id)"                                                      \
-    " AND NOT EXISTS (SELECT 1 FROM us_sessions q"                                \
+    " AND (" s ".ingest_state = 'running' OR NOT EXISTS (SELECT 1 FROM us_sessions q" \
     " WHERE q.workspace = " s ".workspace AND q.parallel = 0"                     \
     " AND q.ingest_state = 'queued' AND q.closed_at IS NOT NULL"                  \
     " AND " US_SQL_INGESTING("q.")                                                \
     " AND (q.closed_at < " s ".closed_at"                                         \
-    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id)))))"
+    " OR (q.closed_at = " s ".closed_at AND q.id < " s ".id))))))"
 
 /* Uploads and the close take turns (SQLite's write lock, PostgreSQL's row
  * lock), so the count is final here. Sidecars alone (uploaded_files counts

@@ -1193,6 +1193,42 @@ static void sc_lease_taken_over(void **state)
     us_db_close(db);
 }
 
+/* A running claim keeps its workspace's turn: a session the expiry sweep
+ * closes afterwards is dated back to its expires_at, ahead of the running
+ * one, and the running one's lapsed lease is still taken over (else
+ * neither is ever in turn again, and the workspace's ingestion stops for
+ * good once the old owner is gone). */
+static void sc_running_claim_keeps_its_turn(void **state)
+{
+    us_db *db = sc_open(pool);
+    us_session late = sc_session(sc_uuid(pool, 810), "ws-backdated", "u9", SC_T0, 1), c;
+    const char *old;
+    int n = -1;
+    (void)state;
+    late.parallel = 0;
+    late.write_mode = "FAIL";
+    assert_int_equal(us_session_insert(db, pool, &late, 100, SC_T0), US_DB_OK);
+    assert_int_equal(sc_upload(db, late.id, "f.txt", 810, &old), US_DB_OK);
+    if (sc_target->own_clock) /* its expires_at is a second after the insert */
+        apr_sleep(apr_time_from_msec(1100));
+    const char *running = sc_queued(db, 811, "ws-backdated", 0, SC_T0 + SC_SEC(2));
+    assert_int_equal(us_ingest_claim(db, pool, "old", SC_T0 + SC_SEC(10), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, running);
+    assert_int_equal(us_sessions_expire(db, pool, &n), US_DB_OK);
+    assert_int_equal(n, 1);
+    /* the lease lapsed (sc_lease_taken_over's clocks): taken over */
+    assert_int_equal(us_ingest_claim(db, pool, "new", SC_T0 + SC_SEC(30), SC_T0 + SC_SEC(31), &c),
+                     US_DB_OK);
+    assert_string_equal(c.id, running);
+    assert_string_equal(c.ingest_owner, "new");
+    assert_int_equal(us_ingest_claim(db, pool, "other", SC_T0 + SC_SEC(30), SC_T0, &c),
+                     US_DB_NOTFOUND);
+    assert_int_equal(us_ingest_done(db, pool, running, "new"), US_DB_OK);
+    assert_int_equal(us_ingest_claim(db, pool, "other", SC_T0 + SC_SEC(30), SC_T0, &c), US_DB_OK);
+    assert_string_equal(c.id, late.id);
+    us_db_close(db);
+}
+
 /* A session requeued for later is not claimed before its time (the
  * caller's clock for SQLite, the database's for PostgreSQL), not even as a
  * lapsed lease, and keeps its place in its workspace's turn; a requeue by
@@ -3785,6 +3821,7 @@ static int store_conformance_run(const store_target *target)
         SC_TEST(sc_claim_returns_the_claimed_session),
         SC_TEST(sc_one_at_a_time_per_workspace),
         SC_TEST(sc_lease_taken_over),
+        SC_TEST(sc_running_claim_keeps_its_turn),
         SC_TEST(sc_apply_fail_name_check),
         SC_TEST(sc_apply_fenced),
         SC_TEST(sc_publish_refused),
