@@ -364,6 +364,66 @@ static const char *sc_answer(const char *sql)
     return apr_pstrndup(pool, lines, (apr_size_t)(end - lines));
 }
 
+static int ordered_delete_n;
+
+static void *APR_THREAD_FUNC delete_b_then_a(apr_thread_t *t, void *data)
+{
+    apr_pool_t *p;
+    apr_array_header_t *names, *deleted = NULL;
+    (void)data;
+    us_db *db = thread_db(&p);
+    names = apr_array_make(p, 3, sizeof(const char *));
+    APR_ARRAY_PUSH(names, const char *) = "b.txt";
+    APR_ARRAY_PUSH(names, const char *) = "a.txt";
+    APR_ARRAY_PUSH(names, const char *) = "b.txt";
+    ordered_delete_n = -1;
+    if (db && us_workspace_files_delete(db, p, "ws-ord", names, &deleted) == US_DB_OK)
+        ordered_delete_n = deleted->nelts;
+    return thread_end(t, p, db);
+}
+
+/* DELETE /files locks its rows in the names' byte order, whatever order
+ * its client sent them in (the order of an ingest batch's names too): a
+ * transaction holding a.txt's row that then asks for b.txt's gets it,
+ * where the delete holding b.txt and waiting for a.txt made a deadlock. */
+static void test_files_delete_locks_in_byte_order(void **state)
+{
+    const apr_dbd_driver_t *drv = NULL;
+    apr_array_header_t *deleted;
+    apr_thread_t *th;
+    apr_status_t rv;
+    int nrows = 0;
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
+    us_workspace_file a = sc_workspace_file(2101, "a.txt", SC_T0 + 1);
+    us_workspace_file b = sc_workspace_file(2102, "b.txt", SC_T0 + 2);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ord", &a, "KEEP", &deleted), US_DB_OK);
+    assert_int_equal(us_workspace_file_add(db, pool, "ws-ord", &b, "KEEP", &deleted), US_DB_OK);
+    apr_dbd_t *h = raw_open(&drv);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "BEGIN"), 0);
+    /* below deadlock_timeout (1 s): the wait for b.txt fails before any
+     * deadlock check could make the delete its victim */
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "SET LOCAL lock_timeout = '500ms'"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "SELECT 1 FROM us_files WHERE"
+                                   " workspace = 'ws-ord' AND name = 'a.txt' FOR UPDATE"), 0);
+    assert_int_equal(apr_thread_create(&th, NULL, delete_b_then_a, NULL, pool), APR_SUCCESS);
+    for (int i = 0; i < 500 && !a_lock_is_waited_for(drv, h); i++)
+        apr_sleep(apr_time_from_msec(2));
+    assert_true(a_lock_is_waited_for(drv, h));
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "SELECT 1 FROM us_files WHERE"
+                                   " workspace = 'ws-ord' AND name = 'b.txt' FOR UPDATE"), 0);
+    assert_int_equal(apr_dbd_query(drv, h, &nrows, "COMMIT"), 0);
+    apr_thread_join(&rv, th);
+    assert_int_equal(ordered_delete_n, 2);
+    us_workspace_file got;
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-ord", a.file_id, &got), US_DB_NOTFOUND);
+    assert_int_equal(us_workspace_file_get(db, pool, "ws-ord", b.file_id, &got), US_DB_NOTFOUND);
+    us_db_close(db);
+    apr_dbd_close(drv, h);
+    sc_teardown(NULL);
+}
+
 /* A deadlock in a fixed interleaving whose victim sees a lock timeout, not
  * "deadlock detected": another transaction (a workspace delete's locks in
  * the other order) holds the user's counter row; a create takes its
@@ -1788,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_status_reads_seek),
         cmocka_unit_test(test_decimal_count_reads_a_range),
         cmocka_unit_test(test_node_names),
+        cmocka_unit_test(test_files_delete_locks_in_byte_order),
         cmocka_unit_test(test_failing_reconnects_keep_their_memory),
         cmocka_unit_test(test_unreachable_server),
     };

@@ -10,6 +10,7 @@
 
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -177,11 +178,33 @@ static us_db_rc delete_many_body(us_pg_db *db, apr_pool_t *p, void *arg)
     return rc;
 }
 
+static int by_bytes(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names in byte order, each once: two deletes of overlapping names
+ * lock their rows in one order, whatever order their clients sent. */
+static apr_array_header_t *in_lock_order(apr_pool_t *p, const apr_array_header_t *names)
+{
+    apr_array_header_t *sorted = apr_array_copy(p, names);
+    const char **v = (const char **)sorted->elts;
+    int n = 0;
+    if (sorted->nelts > 1)
+        qsort(v, (size_t)sorted->nelts, sizeof(*v), by_bytes);
+    for (int i = 0; i < sorted->nelts; i++)
+        if (n == 0 || strcmp(v[n - 1], v[i]) != 0)
+            v[n++] = v[i];
+    sorted->nelts = n;
+    return sorted;
+}
+
 us_db_rc us_pg_workspace_files_delete(us_db *base, apr_pool_t *p, const char *workspace,
                                       const apr_array_header_t *names,
                                       apr_array_header_t **deleted)
 {
-    delete_args a = { workspace, names, apr_array_make(p, 16, sizeof(const char *)) };
+    delete_args a = { workspace, names ? in_lock_order(p, names) : NULL,
+                      apr_array_make(p, 16, sizeof(const char *)) };
     us_db_rc rc = us_pg_txn(us_pg_of(base), p, delete_many_body, &a);
     if (rc != US_DB_OK)
         apr_array_clear(a.deleted);
