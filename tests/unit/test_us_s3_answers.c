@@ -11,6 +11,42 @@
 #include "fixture.h"
 
 #include "us_s3_answers.h"
+#include "us_s3_request.h"
+
+/* A copy or a completion is done only when its 200 holds the result's
+ * ETag: an empty or cut body, an error document, progress alone are not. */
+static void test_result_done(void **state)
+{
+    (void)state;
+    assert_true(us_s3_result_done(200, "<?xml version=\"1.0\"?><CopyObjectResult>"
+                                       "<LastModified>2026-12-07T20:00:00.000Z</LastModified>"
+                                       "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag>"
+                                       "</CopyObjectResult>"));
+    assert_true(us_s3_result_done(200, "<CompleteMultipartUploadResult><Location>x</Location>"
+                                       "<Bucket>b</Bucket><Key>k</Key><ETag>\"e-2\"</ETag>"
+                                       "</CompleteMultipartUploadResult>"));
+    assert_false(us_s3_result_done(200, ""));
+    assert_false(us_s3_result_done(200, NULL));
+    assert_false(us_s3_result_done(200, "<?xml version=\"1.0\"?><CopyObjectResult>"));
+    assert_false(us_s3_result_done(200, "<CopyObjectResult><Progress>1024</Progress>"));
+    assert_false(us_s3_result_done(200, "<Error><Code>InternalError</Code><ETag>x</ETag></Error>"));
+    assert_false(us_s3_result_done(204, "<ETag>x</ETag>"));
+}
+
+/* Only a 4xx (or a 2xx's error document) is about the request itself; a
+ * redirect or no answer is an outage, as 5xx. */
+static void test_from_http(void **state)
+{
+    (void)state;
+    assert_int_equal(us_s3_from_http(400), APR_EGENERAL);
+    assert_int_equal(us_s3_from_http(412), APR_EGENERAL);
+    assert_int_equal(us_s3_from_http(200), APR_EGENERAL);
+    assert_int_equal(us_s3_from_http(403), APR_EACCES);
+    assert_int_equal(us_s3_from_http(401), APR_EACCES);
+    static const long outages[] = { 0, 100, 301, 302, 307, 308, 404, 408, 409, 429, 500, 503, 599 };
+    for (size_t i = 0; i < sizeof(outages) / sizeof(outages[0]); i++)
+        assert_int_equal(us_s3_from_http(outages[i]), APR_EAGAIN);
+}
 
 /* Only NoSuchKey is a missing key; a missing bucket, another code or a
  * 404 without a document (a proxy's) is not; a HEAD asks the bucket. */
@@ -178,6 +214,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_404),
+        cmocka_unit_test(test_result_done),
+        cmocka_unit_test(test_from_http),
         cmocka_unit_test(test_error_code),
         cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_marker_repeats),

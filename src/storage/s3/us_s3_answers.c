@@ -33,6 +33,11 @@ void us_s3_error_code(const char *body, char *code, apr_size_t n)
     code[len] = '\0';
 }
 
+int us_s3_result_done(long status, const char *body)
+{
+    return status == 200 && body && !strstr(body, "<Error>") && strstr(body, "<ETag>");
+}
+
 us_s3_404 us_s3_404_of(int head, const char *body)
 {
     char code[64];

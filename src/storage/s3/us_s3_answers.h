@@ -33,6 +33,13 @@ typedef enum {
     US_S3_404_ASK     /* a HEAD (no error document): the bucket tells */
 } us_s3_404;
 
+/* Whether a CopyObject's or a CompleteMultipartUpload's answer says the
+ * object was made: a 200 whose document holds the result's <ETag> and no
+ * <Error>. A 200 with neither (a body cut short, a copy that failed after
+ * its 200 went out) says nothing: the caller takes it as an outage and
+ * does it again, never as a success whose source it may delete. */
+int us_s3_result_done(long status, const char *body);
+
 /* What a 404 answer to a request on a key means, from its error document
  * (body, NULL or "" for none); head: the request was a HEAD. */
 us_s3_404 us_s3_404_of(int head, const char *body);

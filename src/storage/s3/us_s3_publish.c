@@ -142,6 +142,8 @@ static apr_status_t copy_in_parts(us_storage *st, apr_pool_t *p, const char *src
         /* a 200 may still carry an error document */
         if (rv == APR_SUCCESS && (status != 200 || strstr(body, "<Error>")))
             rv = us_s3_failed(st, 1216, "publishing in parts: completing", dst, status, body);
+        else if (rv == APR_SUCCESS && !us_s3_result_done(status, body))
+            rv = us_s3_no_result(st, 1216, "publishing in parts: completing", dst);
     }
     apr_pool_destroy(tmp);
     if (rv != APR_SUCCESS)
@@ -188,6 +190,8 @@ apr_status_t us_s3_publish(us_storage *st, apr_pool_t *p, const char *session_id
             return us_s3_not_found(st, p, 1215, "publishing", src, 0, body);
         if (status != 200 || strstr(body, "<Error>"))
             return us_s3_failed(st, 1215, "publishing", dst, status, body);
+        if (!us_s3_result_done(status, body)) /* the source stays */
+            return us_s3_no_result(st, 1215, "publishing", dst);
     }
     rv = us_s3_delete_key(st, p, 1215, "publishing", src, 0);
     if (rv != APR_SUCCESS)

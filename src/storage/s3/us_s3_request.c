@@ -241,15 +241,19 @@ apr_status_t us_s3_call(const us_storage *st, apr_pool_t *p, const char *method,
  * any other (the bucket gone) must not read as "no such file". A refusal
  * (401, 403) is an error, asked again only as the callers retry. Another
  * 4xx is about this request alone (us_storage_refused), but a conflict
- * (409, OperationAborted: another operation on the key is under way). */
+ * (409, OperationAborted: another operation on the key is under way); so
+ * is a 2xx with an error document whose code is not one to retry. Any
+ * other answer (a redirect, which S3 clients do not follow for these
+ * requests; none at all) is no verdict on the request: an outage. */
 apr_status_t us_s3_from_http(long status)
 {
     if (status == 403 || status == 401)
         return APR_EACCES;
-    if (status >= 500 || status == 0 || status == 429 || status == 408 || status == 404 ||
-        status == 409)
+    if (status == 429 || status == 408 || status == 404 || status == 409)
         return APR_EAGAIN;
-    return APR_EGENERAL;
+    if ((status >= 400 && status < 500) || (status >= 200 && status < 300))
+        return APR_EGENERAL;
+    return APR_EAGAIN;
 }
 
 /* Error codes S3 clients are told to retry whatever the status they come
@@ -291,6 +295,15 @@ apr_status_t us_s3_failed(const us_storage *st, int msgno, const char *what, con
                : "");
     return retryable_code(code) ? APR_EAGAIN : credentials_code(code) ? APR_EACCES
                                                                        : us_s3_from_http(status);
+}
+
+/* A 200 without the result its request must answer (us_s3_result_done),
+ * logged: an outage, so the work is done again. */
+apr_status_t us_s3_no_result(const us_storage *st, int msgno, const char *what, const char *key)
+{
+    us_log(st->log, US_LOG_WARN, 0, msgno, "s3 %s %s: HTTP 200 without its result document "
+           "(cut short?): taken as not done", what, key);
+    return APR_EAGAIN;
 }
 
 /* What a 404 answered about key means (head: to a HEAD, which carries no

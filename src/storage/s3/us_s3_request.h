@@ -50,13 +50,18 @@ apr_status_t us_s3_call(const us_storage *st, apr_pool_t *p, const char *method,
                         const char **etag);
 
 /* An APR status for an answer that is not a 2xx (an outage: APR_EAGAIN;
- * a refusal: APR_EACCES; about this request alone: APR_EGENERAL). */
+ * a refusal: APR_EACCES; about this request alone: APR_EGENERAL, only a
+ * 4xx, or a 2xx holding an error document). */
 apr_status_t us_s3_from_http(long status);
 
 /* One failure (what, of key or NULL for the bucket), logged as msgno
  * without credentials, and its APR status (the error document's code counts). */
 apr_status_t us_s3_failed(const us_storage *st, int msgno, const char *what, const char *key,
                           long status, const char *body);
+
+/* A 200 answer without the result document its request must answer
+ * (us_s3_result_done), logged as msgno: APR_EAGAIN, done again later. */
+apr_status_t us_s3_no_result(const us_storage *st, int msgno, const char *what, const char *key);
 
 /* What a 404 answered about key means (head: to a HEAD; body: the error
  * document): APR_ENOENT when the key is not there, else logged and an outage. */

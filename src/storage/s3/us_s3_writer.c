@@ -375,6 +375,8 @@ apr_status_t us_s3_commit(void *wv)
         w->stored = !refused && maybe_applied(rv, status);
         if (rv == APR_SUCCESS && (status != 200 || refused))
             rv = us_s3_failed(w->st, 1213, "completing", w->key, status, body);
+        else if (rv == APR_SUCCESS && !us_s3_result_done(status, body))
+            rv = us_s3_no_result(w->st, 1213, "completing", w->key);
         apr_pool_destroy(tmp);
         if (rv != APR_SUCCESS) {
             w->error = rv;
