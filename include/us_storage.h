@@ -301,7 +301,8 @@ typedef struct {
 
 /* The session's committed objects with size and etag, in no order
  * (us_storage_object), listed as us_storage_session_list lists blobs, every
- * page of the listing (s3: ListObjectsV2 continuation). Not a snapshot:
+ * page of the listing (s3: ListObjectsV2 continuation), and (s3) the keys
+ * deeper under its prefix, their blob holding a '/'. Not a snapshot:
  * objects written during the listing may be in it or not; the ingest worker
  * records one listing as the truth (docs/design-s3-listing.md). */
 apr_status_t us_storage_session_objects(us_storage *st, apr_pool_t *p, const char *session_id,

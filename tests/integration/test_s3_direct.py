@@ -95,7 +95,8 @@ def test_sdk_quoted_names_are_ingested_decoded(direct_server):
     the key as sent: the workspace file gets the name the client gave (as
     through the upload target), its sidecar matched by that name. A key
     whose decoded name could not be a file name keeps the key as its name;
-    one that no name can come from is left out, logged, and removed."""
+    one that no name can come from (a '/' in it too) is left out, logged,
+    and removed."""
     s = direct_server()
     api = s.client(s.user_all)
     ws = "ws-d-names"
@@ -107,7 +108,8 @@ def test_sdk_quoted_names_are_ingested_decoded(direct_server):
     keys = sorted(s3_keys(s, f"sessions/{sid}/"))
     assert keys == ["a%20b.txt", "caf%C3%A9.txt", "caf%C3%A9.txt.meta.json"], keys
     with new_client() as c:
-        for name in ("bad%2Fname.txt", "tab\there.txt"):  # the key as sent, unquoted
+        # the key as sent, unquoted; a '/' makes a key deeper under the prefix
+        for name in ("bad%2Fname.txt", "tab\there.txt", "dir/a.txt"):
             r = upload(c, cfg, name, b"x")
             assert r.status_code == 204 and r.content == b"", r.text
     close_and_wait(api, ws, sid, 3)
@@ -117,7 +119,7 @@ def test_sdk_quoted_names_are_ingested_decoded(direct_server):
     got = check(api.get(f"/{ws}/files", params={"limit": 10}), 200)
     assert {f["name"]: f["meta"] for f in got["data"]} == {
         "a b.txt": {}, "bad%2Fname.txt": {}, "caf\u00e9.txt": {"k": 1}}, got
-    assert re.search(r"US1026: ingest: session " + sid + r": 1 objects whose key is no valid "
+    assert re.search(r"US1026: ingest: session " + sid + r": 2 objects whose key is no valid "
                      r"file name", s.log_text()), s.log_text()[-3000:]
     wait_for(lambda: s3_keys(s, f"sessions/{sid}/") == [], 15)
     assert s3_keys(s, f"sessions/{sid}/") == []

@@ -154,11 +154,23 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
         us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: cannot list its uploads", session_id);
         return 1;
     }
+    /* a pool per delete: a session may hold a great many objects; the
+     * first one the store does not answer ends the round (the rest are
+     * left for the next, as the failed one) */
     int left = 0;
-    for (int i = 0; i < keys->nelts; i++)
-        if (us_s3_delete_key(st, p, 1203, "clearing a session",
-                             APR_ARRAY_IDX(keys, i, const char *), 0) != APR_SUCCESS)
-            left++;
+    apr_pool_t *one;
+    apr_pool_create(&one, p);
+    for (int i = 0; i < keys->nelts; i++) {
+        apr_pool_clear(one);
+        apr_status_t rv = us_s3_delete_key(st, one, 1203, "clearing a session",
+                                           APR_ARRAY_IDX(keys, i, const char *), 0);
+        if (us_storage_unavailable(rv)) {
+            left += keys->nelts - i;
+            break;
+        }
+        left += rv != APR_SUCCESS;
+    }
+    apr_pool_destroy(one);
     return left;
 }
 

@@ -377,9 +377,12 @@ apr_status_t us_s3_session_objects(us_storage *st, apr_pool_t *p, const char *se
     *objects = apr_array_make(p, all->nelts ? all->nelts : 1, sizeof(us_storage_object));
     if (rv != APR_SUCCESS)
         return rv;
+    /* a key with a '/' past the prefix too (the POST policy allows any
+     * key under it): no file may have its name, so the listing tells it
+     * as one of no name (US1026) before the clear removes it */
     for (int i = 0; i < all->nelts; i++) {
         us_storage_object o = APR_ARRAY_IDX(all, i, us_storage_object);
-        if (strncmp(o.blob, prefix, n) == 0 && o.blob[n] && !strchr(o.blob + n, '/')) {
+        if (strncmp(o.blob, prefix, n) == 0 && o.blob[n]) {
             o.blob += n;
             APR_ARRAY_PUSH(*objects, us_storage_object) = o;
         }
