@@ -55,18 +55,6 @@ apr_status_t us_storage_configure(apr_pool_t *p, const char *name, const char *d
     return APR_SUCCESS;
 }
 
-int us_storage_unavailable(apr_status_t rv)
-{
-    return rv == APR_ECONNREFUSED || rv == APR_ECONNRESET || rv == APR_EHOSTUNREACH ||
-           rv == APR_TIMEUP || APR_STATUS_IS_EAGAIN(rv);
-}
-
-int us_storage_refused(apr_status_t rv)
-{
-    return rv == APR_EGENERAL || rv == APR_FROM_OS_ERROR(EISDIR) || APR_STATUS_IS_ENOTEMPTY(rv) ||
-           APR_STATUS_IS_EEXIST(rv);
-}
-
 const char *us_storage_name(const us_storage *st) { return st->backend->name; }
 
 void us_storage_set_logger(us_storage *st, const us_logger *lg) { st->log = lg; }
