@@ -6,7 +6,6 @@
 #include "us_storage_backend.h"
 
 #include <apr_strings.h>
-#include <errno.h>
 #include <string.h>
 
 struct us_storage_writer {
