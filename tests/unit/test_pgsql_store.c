@@ -388,14 +388,14 @@ static void *APR_THREAD_FUNC delete_b_then_a(apr_thread_t *t, void *data)
  * where the delete holding b.txt and waiting for a.txt made a deadlock. */
 static void test_files_delete_locks_in_byte_order(void **state)
 {
+    (void)state;
+    sc_setup(NULL);
+    us_db *db = sc_open(pool);
     const apr_dbd_driver_t *drv = NULL;
     apr_array_header_t *deleted;
     apr_thread_t *th;
     apr_status_t rv;
     int nrows = 0;
-    (void)state;
-    sc_setup(NULL);
-    us_db *db = sc_open(pool);
     us_workspace_file a = sc_workspace_file(2101, "a.txt", SC_T0 + 1);
     us_workspace_file b = sc_workspace_file(2102, "b.txt", SC_T0 + 2);
     assert_int_equal(us_workspace_file_add(db, pool, "ws-ord", &a, "KEEP", &deleted), US_DB_OK);
