@@ -34,7 +34,8 @@ typedef struct {
     const char *session_id;  /* decoded segment, not yet validated */
     const char *file_id;     /* likewise */
     /* with US_ROUTE_NOT_FOUND: the path without its trailing '/' is a route
-     * (any method), where FastAPI answers 307 (redirect_slashes) */
+     * (any method), where FastAPI answers 307 (redirect_slashes); allow is
+     * then that route's (a CORS preflight names its methods) */
     int redirect_slash;
 } us_route;
 

@@ -156,6 +156,8 @@ static void sweep_leftovers(us_ingester *ing, us_db *db, apr_pool_t *p, us_late_
                             const us_files_sweep_config *sweep)
 {
     const us_ingest_config *cfg = ing->cfg;
+    if (stopping(ing))
+        return;
     us_ingest_sweep_trash(db, p, cfg, &ing->stop);
     if (stopping(ing))
         return;

@@ -260,4 +260,6 @@ void us_route_match(apr_pool_t *p, const char *path, const char *method,
     us_route bare;
     match_path(p, apr_pstrndup(p, path, len - 1), method, &bare);
     out->redirect_slash = bare.id != US_ROUTE_NONE && bare.id != US_ROUTE_NOT_FOUND;
+    if (out->redirect_slash) /* a preflight there names the route's methods */
+        out->allow = bare.allow;
 }

@@ -74,7 +74,7 @@ static int redirect_without_slash(request_rec *r, us_srv_conf *c)
     if (len < 2 || raw[len - 1] != '/') /* an encoded '/' last: no such route */
         return us_send_detail(r, HTTP_NOT_FOUND, "Not Found");
     const char *to = apr_pstrcat(r->pool, us_public_base(r, c), apr_pstrndup(r->pool, raw, len - 1),
-                                 r->args ? "?" : "", r->args ? r->args : "", NULL);
+                                 r->args && *r->args ? "?" : "", r->args ? r->args : "", NULL);
     apr_table_setn(r->headers_out, "Location", to);
     r->status = HTTP_TEMPORARY_REDIRECT;
     ap_set_content_length(r, 0);

@@ -1,5 +1,6 @@
 """Authentication, workspace grants and names, routing errors."""
 
+import http.client
 import uuid
 
 import pytest
@@ -221,6 +222,15 @@ def test_a_route_with_a_trailing_slash_is_redirected_without_it(srv, api):
         want = base + path[:-1] + ("?" + query if query else "")
         assert r.headers.get("location") == want, describe(r)
     assert get_status(api, ws, sid)["status"] == "OPEN"
+    # an empty query ("...?") is none, as Starlette's URL has it
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.request("GET", f"/api/v1/workspaces/{ws}/upload_sessions/?")
+        r = conn.getresponse()
+        assert (r.status, r.getheader("location"), r.read()) == \
+            (307, f"{base}/{ws}/upload_sessions", b""), r.getheaders()
+    finally:
+        conn.close()
     for path in ["/api/v1/", f"/api/v1/workspaces/{ws}/nope/"]:
         check(raw.get(srv.public_url + path), 404, ROUTE_NOT_FOUND)
 

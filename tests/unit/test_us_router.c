@@ -153,6 +153,9 @@ static void test_not_found_and_not_ours(void **state)
     route("/api/v1/workspaces/ws/upload_sessions/a/", "PATCH", &r);
     assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
     assert_true(r.redirect_slash);
+    assert_string_equal(r.allow, "GET, HEAD, PUT, DELETE");
+    route("/api/v1/nope/", "GET", &r);
+    assert_null(r.allow);
     route("/api/v1/health", "GET", &r);
     assert_false(r.redirect_slash);
     route("/", "GET", &r);

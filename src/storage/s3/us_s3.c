@@ -155,8 +155,9 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
         return 1;
     }
     /* a pool per delete: a session may hold a great many objects; the
-     * first one the store does not answer ends the round (the rest are
-     * left for the next, as the failed one) */
+     * first one the store does not answer at all (no connection, no
+     * answer in time) ends the round, the rest left for the next as the
+     * failed one; an answered outage (503 SlowDown) leaves that key alone */
     int left = 0;
     apr_pool_t *one;
     apr_pool_create(&one, p);
@@ -164,7 +165,7 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
         apr_pool_clear(one);
         apr_status_t rv = us_s3_delete_key(st, one, 1203, "clearing a session",
                                            APR_ARRAY_IDX(keys, i, const char *), 0);
-        if (us_storage_unavailable(rv)) {
+        if (us_storage_unavailable(rv) && !APR_STATUS_IS_EAGAIN(rv)) {
             left += keys->nelts - i;
             break;
         }
