@@ -316,8 +316,9 @@ static void test_listing_long_keys(void **state)
 }
 
 /* The session listing follows ListObjectsV2's continuation past one page
- * (1000 keys), decodes a key's XML entities once, and leaves out keys
- * deeper than the session prefix. */
+ * (1000 keys), decodes a key's XML entities once, and lists keys deeper
+ * than the session prefix too (a direct upload's listing tells them as
+ * of no name, US1026). */
 static void test_listing_pages(void **state)
 {
     apr_pool_t *p;
@@ -332,13 +333,16 @@ static void test_listing_pages(void **state)
     put_small(st, "sid", "a&amp;b <c>'d\"", "12345");
     put_small(st, "sid", "deeper/one", "y");
     assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
-    assert_int_equal(objs->nelts, n + 1);
-    int seen = 0, special = 0;
+    assert_int_equal(objs->nelts, n + 2);
+    int seen = 0, special = 0, deeper = 0;
     for (int i = 0; i < objs->nelts; i++) {
         const us_storage_object *o = &APR_ARRAY_IDX(objs, i, us_storage_object);
         if (strcmp(o->blob, "a&amp;b <c>'d\"") == 0) {
             special++;
             assert_true(o->size == 5);
+        } else if (strcmp(o->blob, "deeper/one") == 0) {
+            deeper++;
+            assert_true(o->size == 1);
         } else {
             assert_true(o->blob[0] == 'f' && strlen(o->blob) == 5);
             assert_true(o->size == 1);
@@ -348,6 +352,7 @@ static void test_listing_pages(void **state)
     }
     assert_int_equal(seen, n);
     assert_int_equal(special, 1);
+    assert_int_equal(deeper, 1);
     assert_int_equal(us_storage_session_clear(st, p, "sid"), 0);
     assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
     assert_int_equal(objs->nelts, 0);
@@ -372,7 +377,11 @@ static void test_dot_segments(void **state)
     put_small(st, "sid", ".", "here");
     put_small(st, "sid", "x/../y", "deeper");
     assert_int_equal(us_storage_session_objects(st, p, "sid", &objs), APR_SUCCESS);
-    assert_int_equal(objs->nelts, 2);
+    assert_int_equal(objs->nelts, 3); /* x/../y too, as written */
+    int as_written = 0;
+    for (int i = 0; i < objs->nelts; i++)
+        as_written += strcmp(APR_ARRAY_IDX(objs, i, us_storage_object).blob, "x/../y") == 0;
+    assert_int_equal(as_written, 1);
     assert_int_equal(us_storage_publish(st, p, "sid", "..", "fid-dots", NULL, 2, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);
     assert_int_equal(us_storage_file_open(st, p, "fid-dots", &r), APR_SUCCESS);
