@@ -149,22 +149,20 @@ static void test_not_found_and_not_ours(void **state)
         assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
         assert_int_equal(r.redirect_slash, not_found[i].redirect_slash);
     }
-    /* whatever the method, as Starlette (its route then answers 405) */
+    /* whatever the method, as Starlette (its route then answers 405); a
+     * preflight there names the route's methods */
     route("/api/v1/workspaces/ws/upload_sessions/a/", "PATCH", &r);
-    assert_int_equal(r.id, US_ROUTE_NOT_FOUND);
-    assert_true(r.redirect_slash);
+    assert_true(r.id == US_ROUTE_NOT_FOUND && r.redirect_slash);
     assert_string_equal(r.allow, "GET, HEAD, PUT, DELETE");
     route("/api/v1/nope/", "GET", &r);
     assert_null(r.allow);
     route("/api/v1/health", "GET", &r);
     assert_false(r.redirect_slash);
-    route("/", "GET", &r);
-    assert_int_equal(r.id, US_ROUTE_NONE);
-    assert_false(r.redirect_slash);
-    route("/api/v10/x", "GET", &r);
-    assert_int_equal(r.id, US_ROUTE_NONE);
-    route("/index.html", "GET", &r);
-    assert_int_equal(r.id, US_ROUTE_NONE);
+    static const char *const not_ours[] = { "/", "/api/v10/x", "/index.html" };
+    for (size_t i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++) {
+        route(not_ours[i], "GET", &r);
+        assert_true(r.id == US_ROUTE_NONE && !r.redirect_slash);
+    }
 }
 
 static void test_workspace_names(void **state)
