@@ -147,12 +147,15 @@ $(BUILD)/libus_core.a: $(CORE_OBJS)
 # CopyObject's limit and the copy part size lowered, so that a test copies a
 # ~20 MiB object in parts (UploadPartCopy; radosgw takes parts of 5 MiB and
 # more), the largest answer read lowered to 256 KiB, so that a few dozen
-# long keys fill a listing page, and an upload stale after 2 s instead of a
-# day. The module, the tools and the benchmarks keep 5 GiB, 8 MiB and a day.
+# long keys fill a listing page, an upload stale after 2 s instead of a
+# day, and batches of 100 keys per DeleteObjects instead of 1,000, so that a
+# session's clear of a thousand keys takes several. The module, the tools
+# and the benchmarks keep 5 GiB, 8 MiB, a day and 1,000.
 UNIT_S3_SRCS := $(filter src/storage/s3/%,$(CORE_SRCS))
 UNIT_S3_OBJS := $(UNIT_S3_SRCS:src/%.c=$(BUILD)/obj-unit/%.o)
 UNIT_S3_DEFS := -DUS_S3_COPY_LIMIT='(16LL << 20)' -DUS_S3_COPY_PART='(6LL << 20)' \
-                -DUS_S3_MAX_RESPONSE='(256 << 10)' -DUS_S3_STALE_UPLOAD_AGE=2
+                -DUS_S3_MAX_RESPONSE='(256 << 10)' -DUS_S3_STALE_UPLOAD_AGE=2 \
+                -DUS_S3_DELETE_BATCH=100
 $(BUILD)/obj-unit/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "cc $< (unit build)"

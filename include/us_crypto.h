@@ -1,8 +1,8 @@
 /*
  * us_crypto.h - SHA-256 and HMAC-SHA256 without OpenSSL 3's per-call
  * algorithm lookups: the digest is fetched once per process (EVP_sha256()
- * and HMAC() look it up, lock and allocate on every call). Pure: OpenSSL
- * and APR atomics.
+ * and HMAC() look it up, lock and allocate on every call); MD5 for S3's
+ * Content-MD5. Pure: OpenSSL and APR atomics.
  */
 #ifndef US_CRYPTO_H
 #define US_CRYPTO_H
@@ -10,9 +10,14 @@
 #include <stddef.h>
 
 #define US_SHA256_LEN 32
+#define US_MD5_LEN 16
 
 /* out = SHA-256(data[0..len)). */
 void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN]);
+
+/* out = MD5(data[0..len)): only where a protocol asks for it (S3's
+ * Content-MD5), never for anything that must resist collisions. */
+void us_md5(const void *data, size_t len, unsigned char out[US_MD5_LEN]);
 
 /* out = HMAC-SHA256(key, data) (RFC 2104); 1, or 0 (out zeroed) when
  * OpenSSL failed (out of memory). */

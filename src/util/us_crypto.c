@@ -1,4 +1,4 @@
-/* us_crypto.c - SHA-256 and HMAC-SHA256 with a digest fetched once (pure). */
+/* us_crypto.c - SHA-256 and HMAC-SHA256 with a digest fetched once, MD5 (pure). */
 #include "us_crypto.h"
 
 #include <openssl/crypto.h>
@@ -33,6 +33,13 @@ void us_sha256(const void *data, size_t len, unsigned char out[US_SHA256_LEN])
     /* never left undefined: a key's hash is compared with stored ones */
     if (!EVP_Digest(data, len, out, &outlen, sha256_md(), NULL))
         memset(out, 0, US_SHA256_LEN);
+}
+
+void us_md5(const void *data, size_t len, unsigned char out[US_MD5_LEN])
+{
+    unsigned int outlen = US_MD5_LEN;
+    if (!EVP_Digest(data, len, out, &outlen, EVP_md5(), NULL))
+        memset(out, 0, US_MD5_LEN); /* a wrong Content-MD5: the store refuses the request */
 }
 
 /* H(pad XOR key-block || a || b) with one context; 1 on success. */

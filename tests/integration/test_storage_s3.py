@@ -870,6 +870,69 @@ def test_refused_reads_of_a_sidecar_and_of_a_text_fail_their_files(proxied):
     assert failed_metric(s, "UNKNOWN_ERROR") == 2
 
 
+CLEARED_FILES = ([(f"c{i}.txt", f"file number {i}".encode()) for i in range(4)] +
+                 [(f"c{i}.txt.meta.json", b'{"k": 1}') for i in range(4)])
+
+
+def cleared_session(proxied, ws, rules=()):
+    """A session of four files with their sidecars, ended: the sidecars are
+    what its clear deletes. The server and its relay's log."""
+    s, fp = proxied(rules=rules)
+    api = s.client(s.user_all)
+    sid, cfg = new_session(api, ws)
+    upload_all(cfg, CLEARED_FILES)
+    close_session(api, ws, sid)
+    return s, fp, api, sid
+
+
+def clear_requests(fp, sid):
+    """The relay's DeleteObjects requests, and its DELETEs of the session's
+    keys (four of them the publishes' deletes of their sources)."""
+    batches = [x for x in fp.log if x[0] == "POST" and x[1].endswith("?delete=")]
+    singles = [x for x in fp.log if x[0] == "DELETE" and f"/sessions/{sid}/" in x[1]]
+    return batches, singles
+
+
+def test_a_sessions_leftovers_go_in_one_delete_objects(proxied):
+    """What a session leaves (its sidecars) is deleted by one DeleteObjects
+    request (POST ?delete, up to 1,000 keys), not a DELETE per key."""
+    s, fp, api, sid = cleared_session(proxied, "ws-clear-batch")
+    check_ended(s, api, "ws-clear-batch", sid, CLEARED_FILES, set())
+    batches, singles = clear_requests(fp, sid)
+    assert len(batches) == 1 and batches[0][2].startswith("HTTP/1.1 200"), fp.log
+    assert len(singles) == 4, fp.log
+
+
+def test_a_store_without_delete_objects_is_cleared_key_by_key(proxied):
+    """A store that does not implement DeleteObjects (501 NotImplemented):
+    each key is deleted on its own, and nothing is left."""
+    no = Rule(lambda m, t, h: m == "POST" and t.endswith("?delete="),
+              ("reply", 501, "<Error><Code>NotImplemented</Code></Error>"), times=1000)
+    s, fp, api, sid = cleared_session(proxied, "ws-clear-501", rules=[no])
+    check_ended(s, api, "ws-clear-501", sid, CLEARED_FILES, set())
+    batches, singles = clear_requests(fp, sid)
+    assert [b[2] for b in batches] == ["injected 501"], fp.log
+    assert len(singles) == 8 and all(x[2].startswith("HTTP/1.1 204") for x in singles), fp.log
+
+
+def test_keys_a_delete_objects_answer_names_as_failed_are_left(proxied):
+    """A DeleteObjects answer naming a key in an <Error> (not NoSuchKey):
+    that key counts as left and is logged with its code; the session ends."""
+    answer = ('<?xml version="1.0" encoding="UTF-8"?><DeleteResult>'
+              '<Error><Key>k1</Key><Code>NoSuchKey</Code></Error>'
+              '<Error><Key>k2</Key><Code>AccessDenied</Code><Message>m</Message></Error>'
+              '</DeleteResult>')
+    err = Rule(lambda m, t, h: m == "POST" and t.endswith("?delete="), ("reply", 200, answer))
+    s, fp, api, sid = cleared_session(proxied, "ws-clear-err", rules=[err])
+    st = wait_ingested(api, "ws-clear-err", sid, 4, timeout=60)
+    assert st["ingestion_status"] == {"finished_files": 4, "failed_files": 0,
+                                      "pending_files": 0}, st
+    want = ("US1203: s3 clearing a session: 1 of 4 keys not deleted (the first: k2, AccessDenied)")
+    assert wait_for(lambda: want in s.log_text(), 15), s.log_tail()
+    assert wait_for(lambda: f"US1004: ingest: session {sid}: 1 entries left" in s.log_text(), 15), \
+        s.log_tail()
+
+
 def test_a_deleted_workspace_clears_a_session_waiting_out_a_refusal(proxied):
     """A session whose file the store refused waits out the refusal pause
     (30 s here) before it is taken again; its workspace deleted meanwhile,

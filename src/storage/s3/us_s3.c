@@ -25,6 +25,7 @@
 #include "us_s3_publish.h"
 #include "us_s3_aborts.h"
 #include "us_s3_late.h"
+#include "us_s3_delete_many.h"
 
 #include <apr_portable.h>
 #include <apr_strings.h>
@@ -154,25 +155,7 @@ static int s3_session_clear(us_storage *st, apr_pool_t *p, const char *session_i
         us_log(st->log, US_LOG_WARN, 0, 1203, "clearing session %s: cannot list its uploads", session_id);
         return 1;
     }
-    /* a pool per delete: a session may hold a great many objects; the
-     * first one the store does not answer at all (no connection, no
-     * answer in time) ends the round, the rest left for the next as the
-     * failed one; an answered outage (503 SlowDown) leaves that key alone */
-    int left = 0;
-    apr_pool_t *one;
-    apr_pool_create(&one, p);
-    for (int i = 0; i < keys->nelts; i++) {
-        apr_pool_clear(one);
-        apr_status_t rv = us_s3_delete_key(st, one, 1203, "clearing a session",
-                                           APR_ARRAY_IDX(keys, i, const char *), 0);
-        if (us_storage_unavailable(rv) && !APR_STATUS_IS_EAGAIN(rv)) {
-            left += keys->nelts - i;
-            break;
-        }
-        left += rv != APR_SUCCESS;
-    }
-    apr_pool_destroy(one);
-    return left;
+    return us_s3_delete_keys(st, p, 1203, "clearing a session", keys);
 }
 
 /* No writer of the session is alive: its multipart uploads are dead ones'. */
