@@ -330,6 +330,8 @@ SANITIZE_DESELECT := test_ingest.py::test_an_expired_session_does_not_run_alongs
                      test_memory_bounds.py::test_large_legitimate_requests_do_not_stay_resident \
                      test_upload.py::test_2gib_upload_streams_to_disk_with_bounded_memory \
                      test_slow_clients.py::test_slow_header_flood_does_not_starve_api_clients \
+                     test_slow_clients.py::test_a_slow_tail_after_the_file_part_keeps_the_file \
+                     test_memory_bounds.py::test_bulk_meta_update_holds_one_file_at_a_time \
                      test_crash.py::test_ingestion_survives_repeated_sigkill \
                      test_faults.py::test_store_locked_beyond_busy_timeout \
                      test_key_reload.py::test_requests_during_reloads_never_fail \

@@ -164,21 +164,31 @@ static int post_data(void *ctx, const char *data, size_t len)
     return 0;
 }
 
+/* The file part's end; the file is finished only once the whole body is
+ * read (finish_file). */
 static int post_end(void *ctx)
 {
     post_ctx *x = ctx;
-    if (x->part == P_FILE) {
+    if (x->part == P_FILE)
         x->file_done = 1;
-        apr_status_t rv = us_storage_finish(x->blob);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv,
-                  x->r, USLOGNO(0304) "POST /files: store");
-            return post_fail(x, storage_status(rv), us_storage_unavailable(rv)
-                                                        ? US_BUSY_DETAIL : "The file could not be stored.");
-        }
-    }
     x->part = P_NONE;
     return 0;
+}
+
+/* The file finished (a small one written under its final name), once the
+ * body has ended: a body that goes on slowly after its file part (more
+ * parts, read and dropped) must not leave the file under its name, dated
+ * by its end and with no row yet, for longer than the sweep of files no
+ * row refers to waits (us_files_sweep.h). 0, or answered by post_fail. */
+static int finish_file(post_ctx *x)
+{
+    apr_status_t rv = us_storage_finish(x->blob);
+    if (rv == APR_SUCCESS)
+        return 0;
+    ap_log_rerror(APLOG_MARK, us_storage_unavailable(rv) ? APLOG_WARNING : APLOG_ERR, rv, x->r,
+                  USLOGNO(0304) "POST /files: store");
+    return post_fail(x, storage_status(rv), us_storage_unavailable(rv)
+                                                ? US_BUSY_DETAIL : "The file could not be stored.");
 }
 
 /* The meta field: a JSON object, or null / empty for none. NULL, or why
@@ -270,6 +280,8 @@ int us_api_file_post(request_rec *r, us_srv_conf *c, const char *ws)
     const char *bad_meta = x->problem ? NULL : parse_meta(x, &meta);
     if (bad_meta)
         post_fail(x, HTTP_BAD_REQUEST, bad_meta);
+    if (!x->problem)
+        (void)finish_file(x);
     if (x->problem) {
         if (x->blob) /* before answering: the client may look for leftovers next */
             us_storage_abandon(x->blob);

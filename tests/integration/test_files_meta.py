@@ -104,6 +104,31 @@ def test_bulk_update_meta_key_holding_nul_is_no_file_id(srv, api):
          "input": [1]}))
 
 
+def test_patches_cannot_grow_metadata_past_4_mib(srv, api):
+    """Each body is within the 1 MiB limit, but patches that keep adding
+    keys would grow a file's metadata without end (every read of the file
+    parses it whole): a result over 4 MiB is refused, 413 on PATCH, a failed
+    file on update-meta, and nothing changes."""
+    ws = unique_ws("meta-grow")
+    big = "x" * 1_000_000  # in an array: PostgreSQL indexes top-level strings
+    fid = post_file(api, ws, "a.txt", b"a")["file_id"]
+    want = {}
+    for k in "abcd":  # four of them: 4,000,0xx bytes, under 4 MiB
+        want[k] = [big]
+        r = api.patch(meta_path(ws, fid), json={k: [big]})
+        assert r.status_code == 200 and r.json() == want, (k, r.status_code)
+    check(api.patch(meta_path(ws, fid), json={"e": [big]}), 413,
+          {"detail": "The metadata is too large."})
+    check(api.post(ws_files_path(ws) + "/update-meta", json={fid: {"e": [big]}}), 200,
+          {"failed_count": 1, "failed_files": [
+              {"file_id": fid, "error_type": "META_TOO_LARGE",
+               "error_message": "The metadata is too large."}]})
+    assert get_meta(api, ws, fid) == want
+    # what takes a key away is stored, as ever
+    check(api.patch(meta_path(ws, fid), json={"a": None, "e": [big]}), 200,
+          {k: v for k, v in {**want, "e": [big]}.items() if k != "a"})
+
+
 def test_concurrent_patches_lose_no_key(srv, api):
     ws = unique_ws("meta-race")
     fid = post_file(api, ws, "a.txt", b"a")["file_id"]

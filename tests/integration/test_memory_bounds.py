@@ -215,6 +215,48 @@ def test_meta_parts_cost_no_memory(mem_server):
     assert [i["name"] for i in listed["data"]] == ["m.txt"], listed
 
 
+def spellings(fid, n):
+    """n spellings of one file id that all parse as it (the letters' cases
+    in turn, with and without hyphens): distinct keys of one JSON object."""
+    hexes = [fid, fid.replace("-", "")]
+    out = []
+    for h in hexes:
+        letters = [i for i, ch in enumerate(h) if ch in "abcdef"]
+        for mask in range(1 << min(len(letters), 12)):
+            chars = list(h)
+            for bit, i in enumerate(letters[:12]):
+                if mask >> bit & 1:
+                    chars[i] = chars[i].upper()
+            out.append("".join(chars))
+            if len(out) == n:
+                return out
+    return out
+
+
+def test_bulk_meta_update_holds_one_file_at_a_time(mem_server):
+    """POST /files/update-meta naming one file with 1 MB of metadata under
+    100 spellings of its id (a 5 KB body): each is merged in turn, the
+    file's metadata read, parsed and written for each, and freed before
+    the next (it once held all of them: about 4 MB each, for the whole
+    request)."""
+    srv = mem_server
+    api = srv.client(srv.user_all, timeout=120)
+    ws = unique_ws("mem-bulk-meta")
+    meta = {"k": ["v" * 1_000_000]}
+    fid = api.post(ws_files_path(ws), files={"file": ("a.txt", b"a")},
+                   data={"meta": json.dumps(meta)}).json()["file_id"]
+    keys = spellings(fid, 100)
+    assert len(set(keys)) == 100
+    for _ in range(8):  # every child has merged this metadata once
+        r = api.post(ws_files_path(ws) + "/update-meta", json={fid: {}})
+        assert r.status_code == 200, r.text
+    with PeakGrowth(srv) as g:
+        r = api.post(ws_files_path(ws) + "/update-meta", json={k: {"n": i} for i, k in enumerate(keys)})
+    g.check()
+    assert r.status_code == 200 and r.json() == {"failed_count": 0, "failed_files": []}, r.text[:300]
+    assert api.get(f"{ws_files_path(ws)}/{fid}/meta").json() == {**meta, "n": 99}
+
+
 def test_listing_files_with_big_meta_costs_no_memory(mem_server):
     """GET /files?limit=100 of files carrying the allowed 1 MiB of metadata
     each (a 100 MiB answer) is streamed item by item, each item's metadata

@@ -10,11 +10,13 @@ new connection whenever the server closes theirs. RequestReadTimeout is
 header=2-4,minrate=500 (Debian's is 20-40) to keep the test short."""
 
 import http.client
+import json
 import socket
 import threading
 import time
 
 from us_testkit.api import unique_ws
+from us_testkit.uploads import raw_post
 
 WORKERS = 200
 MPM = ["StartServers 8", "ServerLimit 8", "ThreadLimit 25", "ThreadsPerChild 25",
@@ -126,3 +128,38 @@ def test_slow_header_flood_does_not_starve_api_clients(server_factory):
     status, ctype, body, took = probe(s.port, s.key_all, ws)
     assert (status, ctype, body) == (200, "application/json", EMPTY_LIST) and took < 2, \
         (status, ctype, body, took)
+
+
+def test_a_slow_tail_after_the_file_part_keeps_the_file(server_factory):
+    """POST /files whose body goes on slowly after its file part (a second
+    file part, read and dropped) for longer than the sweep of files no row
+    refers to waits (5 leases and the largest file at 1 MiB/s: 5.1 s here):
+    the file is put under its name only once the body has ended, so the
+    sweep cannot take it in between; the 201's file downloads whole."""
+    srv = server_factory(extra=["UploadSessionIngestLease 1", "UploadSessionMaxFileSize 65536"])
+    ws = unique_ws("slow-tail")
+    b = "slowtail0123456789"
+    head = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+            f"\r\nhello\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"b.txt\"\r\n\r\n").encode()
+    tail = f"\r\n--{b}--\r\n".encode()
+    pieces = 16  # one every 0.5 s: 8 s
+
+    def body():
+        yield head
+        for _ in range(pieces):
+            time.sleep(0.5)
+            yield b"x" * 1000
+        yield tail
+    resp, _sent = raw_post(srv.port, f"/api/v1/workspaces/{ws}/files",
+                           {"Authorization": f"Bearer {srv.key_all}",
+                            "Content-Type": f"multipart/form-data; boundary={b}",
+                            "Content-Length": str(len(head) + 1000 * pieces + len(tail))},
+                           body(), timeout=60)
+    assert resp is not None and resp.status_code == 201, resp
+    fid = json.loads(resp.content)["file_id"]
+    api = srv.client(srv.user_all)
+    time.sleep(2)  # sweep rounds run every quarter lease
+    r = api.get(f"{ws}/files/{fid}")
+    assert r.status_code == 200 and r.content == b"hello", (r.status_code, r.text[:200])
+    assert "US1023" not in srv.log_text(), srv.log_tail()
