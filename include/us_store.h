@@ -594,6 +594,13 @@ us_db_rc us_workspace_file_meta_swap(us_db *db, apr_pool_t *p, const char *works
 us_db_rc us_file_trash_list(us_db *db, apr_pool_t *p, int limit, apr_array_header_t **ids);
 /* Takes ids (const char *) out of the trash once their bytes are deleted. */
 us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t *ids);
+/* Returns once every change committed before the call is durable: a write
+ * that changes nothing, answered after its own sync. SQLite syncs its WAL
+ * after releasing the write lock, so a read may see a change that is not
+ * yet on disk (PostgreSQL answers a commit only once it is); call this
+ * between such a read and what cannot be undone if the change is lost
+ * (the trash sweep's deletes of bytes). */
+us_db_rc us_durable_barrier(us_db *db, apr_pool_t *p);
 
 /* Whether a row refers to the stored file file_id: a workspace file, an
  * entry of the file trash, or an upload still PENDING with it as its

@@ -911,6 +911,10 @@ int us_ingest_sweep_trash(us_db *db, apr_pool_t *p, const us_ingest_config *cfg,
     apr_array_header_t *ids, *gone;
     if (us_file_trash_list(db, p, 1000, &ids) != US_DB_OK || ids->nelts == 0)
         return 0;
+    /* the trash rows read may be a delete's whose commit is not yet on
+     * disk: lost in a crash, the file would be back without its bytes */
+    if (us_durable_barrier(db, p) != US_DB_OK)
+        return 0;
     us_storage *st = stop ? us_storage_stoppable(cfg->storage, p, stop) : cfg->storage;
     gone = apr_array_make(p, ids->nelts, sizeof(const char *));
     for (int i = 0; i < ids->nelts && !stopping(stop); i++) {

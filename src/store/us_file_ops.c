@@ -193,6 +193,19 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
     return us_write_txn(db, p, forget_body, (void *)ids);
 }
 
+static us_db_rc nothing_body(us_db *db, apr_pool_t *p, void *arg)
+{
+    (void)db;
+    (void)p;
+    (void)arg;
+    return US_DB_OK;
+}
+
+us_db_rc us_durable_barrier(us_db *db, apr_pool_t *p)
+{
+    return us_write_txn(db, p, nothing_body, NULL);
+}
+
 /* ---- workspaces ------------------------------------------------------------- */
 
 us_db_rc us_workspace_create(us_db *db, apr_pool_t *p, const char *name,

@@ -392,6 +392,65 @@ static void test_a_failed_shared_sync_fails_every_batch_it_covered(void **state)
     shared_sync_case(1);
 }
 
+typedef struct {
+    us_db_rc rc;
+    int done;
+} barrier_arg;
+
+static void *APR_THREAD_FUNC barrier_thread(apr_thread_t *t, void *data)
+{
+    barrier_arg *b = data;
+    apr_pool_t *p;
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    us_db *db = open_db(p);
+    SQ(db)->wal_fdatasync = counted_sync;
+    b->rc = us_durable_barrier(db, p);
+    __atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+    us_db_close(db);
+    apr_pool_destroy(p);
+    (void)t;
+    return NULL;
+}
+
+/* A's commit is seen by others while its sync runs; the barrier returns
+ * only after a sync that began after it (the next, which it runs), so a
+ * reader that waits for it acts on what is on disk. */
+static void test_the_durable_barrier_waits_for_a_running_sync(void **state)
+{
+    apr_thread_t *ta, *tb;
+    apr_status_t rv;
+    sync_writer a = { 7100, held_sync, -1 };
+    barrier_arg b = { -1, 0 };
+    us_db *probe = open_db(pool);
+    (void)state;
+    sem_init(&sync_entered, 0, 0);
+    sem_init(&sync_release, 0, 0);
+    held_syncs = counted_syncs = counted_sync_fails = 0;
+    assert_int_equal(apr_thread_create(&ta, NULL, sync_writer_thread, &a, pool), APR_SUCCESS);
+    while (sem_wait(&sync_entered) != 0)
+        ;
+    assert_true(session_exists(probe, make(pool, a.n, "u9", 100).id)); /* not yet on disk */
+    assert_int_equal(apr_thread_create(&tb, NULL, barrier_thread, &b, pool), APR_SUCCESS);
+    /* the barrier committed and waits for the next sync; A released
+     * before any assertion, so that a failure does not hang */
+    int waiting = 0;
+    for (int i = 0; i < 10000 && (waiting = us_write_sync_waiting(SQ(probe))) != 1; i++)
+        usleep(1000);
+    int early = __atomic_load_n(&b.done, __ATOMIC_SEQ_CST), synced = counted_syncs;
+    sem_post(&sync_release);
+    apr_thread_join(&rv, ta);
+    apr_thread_join(&rv, tb);
+    assert_int_equal(waiting, 1);
+    assert_false(early);
+    assert_int_equal(synced, 0);
+    assert_int_equal(a.rc, US_DB_OK);
+    assert_int_equal(b.rc, US_DB_OK);
+    assert_int_equal(counted_syncs, 1);
+    sem_destroy(&sync_entered);
+    sem_destroy(&sync_release);
+    us_db_close(probe);
+}
+
 /* ---- the counter follows every way out of OPEN ---------------------------------------- */
 
 /* The users' counters of closed and expired sessions (schema 16) against
@@ -1562,6 +1621,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_child_closes_the_lock_file_it_inherited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commits_during_a_sync_share_the_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_shared_sync_fails_every_batch_it_covered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_durable_barrier_waits_for_a_running_sync, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_close_without_files_writes_three_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_counts_no_allocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_left_to_the_workers, setup, teardown),
