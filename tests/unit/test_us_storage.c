@@ -293,6 +293,48 @@ static void test_failed_removals_are_logged(void **state)
     assert_int_equal(logged_n, 0); /* not a file: kept on purpose */
 }
 
+/* A missing upload is ENOENT while the data's directories are there; with
+ * files/ or sessions/ gone (a data file system not mounted), the same
+ * publish or read is an outage (logged, 1207), never a missing file that
+ * ingestion would FAIL and clear. */
+static void test_a_missing_data_directory_is_an_outage(void **state)
+{
+    const char *dir = fixture_path("unmounted");
+    us_storage *st = posix_at(dir);
+    const char *files = apr_pstrcat(pool, dir, "/files", NULL);
+    const char *sessions = apr_pstrcat(pool, dir, "/sessions", NULL);
+    const char *aside = apr_pstrcat(pool, dir, "/aside", NULL);
+    char *data;
+    apr_size_t len;
+    int moved = 0;
+    (void)state;
+    assert_int_equal(us_storage_prepare(st, pool), APR_SUCCESS);
+    upload_one(st, "sid", "blob");
+    assert_int_equal(us_storage_publish(st, pool, "sid", "nope", "f0", NULL, 3, &moved), APR_ENOENT);
+    assert_int_equal(us_storage_upload_read(st, pool, "sid", "nope", 10, &data, &len), APR_ENOENT);
+    assert_int_equal(logged_n, 0);
+
+    assert_int_equal(rename(files, aside), 0);
+    apr_status_t rv = us_storage_publish(st, pool, "sid", "blob", "f1", NULL, 3, &moved);
+    assert_true(us_storage_unavailable(rv));
+    assert_int_equal(moved, 0);
+    assert_int_equal(rename(aside, files), 0);
+
+    assert_int_equal(rename(sessions, aside), 0);
+    assert_true(us_storage_unavailable(us_storage_upload_read(st, pool, "sid", "blob", 10, &data, &len)));
+    assert_true(us_storage_unavailable(us_storage_publish(st, pool, "sid", "blob", "f1", NULL, 3,
+                                                          &moved)));
+    assert_int_equal(rename(aside, sessions), 0);
+    assert_int_equal(logged_n, 3);
+    assert_int_equal(logged_no[0], 1207);
+    assert_non_null(strstr(logged_msg[0], "/files is missing"));
+    assert_non_null(strstr(logged_msg[1], "/sessions is missing"));
+
+    /* back: published as ever */
+    assert_int_equal(us_storage_publish(st, pool, "sid", "blob", "f1", NULL, 3, &moved), APR_SUCCESS);
+    assert_int_equal(moved, 1);
+}
+
 /* A data directory so deep that APR cannot stat an entry with a long name
  * (apr_dir_read builds dir/name in APR_PATH_MAX bytes and cuts it): that
  * entry comes back with APR_INCOMPLETE, and the listing goes on past it. */
@@ -340,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_recover),
         cmocka_unit_test(test_failed_removals_are_logged),
+        cmocka_unit_test(test_a_missing_data_directory_is_an_outage),
         cmocka_unit_test(test_listing_goes_past_an_entry_apr_cannot_stat),
     };
     if (fixture_start() != 0)

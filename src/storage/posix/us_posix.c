@@ -331,10 +331,30 @@ static apr_status_t read_whole(apr_pool_t *p, const char *path, apr_size_t max, 
     return rv;
 }
 
+/* A name found missing (rv ENOENT) while a directory of the data is
+ * missing too (files/ or sessions/: a data file system not mounted, or
+ * removed) is an outage of the storage, not a missing file: taken as
+ * missing, the file would be FAILED and its bytes cleared, though the
+ * directory may come back. Logged (1207) and APR_EAGAIN then; else rv. */
+static apr_status_t missing_or_down(const us_storage *st, apr_status_t rv)
+{
+    const px_conf *c = conf_of(st);
+    struct stat sb;
+    if (!APR_STATUS_IS_ENOENT(rv))
+        return rv;
+    const char *gone = stat(c->files, &sb) != 0 ? c->files
+                       : stat(c->sessions, &sb) != 0 ? c->sessions : NULL;
+    if (!gone)
+        return rv;
+    us_log(st->log, US_LOG_WARN, APR_FROM_OS_ERROR(errno), 1207, "the data directory %s is "
+           "missing (not mounted?): the file storage is taken as down", gone);
+    return APR_EAGAIN;
+}
+
 static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,
                                    const char *blob, apr_size_t max, char **data, apr_size_t *len)
 {
-    return read_whole(p, upload_path(st, p, session_id, blob), max, data, len);
+    return missing_or_down(st, read_whole(p, upload_path(st, p, session_id, blob), max, data, len));
 }
 
 static apr_status_t px_file_read(us_storage *st, apr_pool_t *p, const char *file_id,
@@ -359,7 +379,7 @@ static apr_status_t px_publish(us_storage *st, apr_pool_t *p, const char *sessio
     apr_status_t rv = APR_FROM_OS_ERROR(errno);
     if (APR_STATUS_IS_ENOENT(rv) && stat(dst, &sb) == 0)
         return APR_SUCCESS; /* moved by an earlier run of this batch */
-    return rv;
+    return missing_or_down(st, rv);
 }
 
 static apr_status_t px_publish_sync(us_storage *st, apr_pool_t *p)
