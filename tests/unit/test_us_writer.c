@@ -313,9 +313,10 @@ static int counted_sync(int fd)
 }
 
 typedef struct {
-    int n;
+    int n; /* the session it inserts; 0: a durable barrier instead */
     int (*sync)(int fd);
     us_db_rc rc;
+    int done;
 } sync_writer;
 
 static void *APR_THREAD_FUNC sync_writer_thread(apr_thread_t *t, void *data)
@@ -326,7 +327,8 @@ static void *APR_THREAD_FUNC sync_writer_thread(apr_thread_t *t, void *data)
     us_db *db = open_db(p);
     SQ(db)->wal_fdatasync = a->sync;
     piece pc = { make(p, a->n, "u9", 100), US_DB_OK, 0 };
-    a->rc = us_write(SQ(db), p, insert_then, &pc);
+    a->rc = a->n ? us_write(SQ(db), p, insert_then, &pc) : us_durable_barrier(db, p);
+    __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
     us_db_close(db);
     apr_pool_destroy(p);
     (void)t;
@@ -346,9 +348,9 @@ static void shared_sync_case(int fail)
 {
     apr_thread_t *ta, *tb, *tc;
     apr_status_t rv;
-    sync_writer a = { 7000 + fail * 10, held_sync, -1 };
-    sync_writer b = { 7001 + fail * 10, counted_sync, -1 };
-    sync_writer c = { 7002 + fail * 10, counted_sync, -1 };
+    sync_writer a = { 7000 + fail * 10, held_sync, -1, 0 };
+    sync_writer b = { 7001 + fail * 10, counted_sync, -1, 0 };
+    sync_writer c = { 7002 + fail * 10, counted_sync, -1, 0 };
     us_db *probe = open_db(pool);
 
     sem_init(&sync_entered, 0, 0);
@@ -392,26 +394,6 @@ static void test_a_failed_shared_sync_fails_every_batch_it_covered(void **state)
     shared_sync_case(1);
 }
 
-typedef struct {
-    us_db_rc rc;
-    int done;
-} barrier_arg;
-
-static void *APR_THREAD_FUNC barrier_thread(apr_thread_t *t, void *data)
-{
-    barrier_arg *b = data;
-    apr_pool_t *p;
-    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
-    us_db *db = open_db(p);
-    SQ(db)->wal_fdatasync = counted_sync;
-    b->rc = us_durable_barrier(db, p);
-    __atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
-    us_db_close(db);
-    apr_pool_destroy(p);
-    (void)t;
-    return NULL;
-}
-
 /* A's commit is seen by others while its sync runs; the barrier returns
  * only after a sync that began after it (the next, which it runs), so a
  * reader that waits for it acts on what is on disk. */
@@ -419,8 +401,8 @@ static void test_the_durable_barrier_waits_for_a_running_sync(void **state)
 {
     apr_thread_t *ta, *tb;
     apr_status_t rv;
-    sync_writer a = { 7100, held_sync, -1 };
-    barrier_arg b = { -1, 0 };
+    sync_writer a = { 7100, held_sync, -1, 0 };
+    sync_writer b = { 0, counted_sync, -1, 0 };
     us_db *probe = open_db(pool);
     (void)state;
     sem_init(&sync_entered, 0, 0);
@@ -430,7 +412,7 @@ static void test_the_durable_barrier_waits_for_a_running_sync(void **state)
     while (sem_wait(&sync_entered) != 0)
         ;
     assert_true(session_exists(probe, make(pool, a.n, "u9", 100).id)); /* not yet on disk */
-    assert_int_equal(apr_thread_create(&tb, NULL, barrier_thread, &b, pool), APR_SUCCESS);
+    assert_int_equal(apr_thread_create(&tb, NULL, sync_writer_thread, &b, pool), APR_SUCCESS);
     /* the barrier committed and waits for the next sync; A released
      * before any assertion, so that a failure does not hang */
     int waiting = 0;
