@@ -597,7 +597,8 @@ us_db_rc us_file_trash_forget(us_db *db, apr_pool_t *p, const apr_array_header_t
 /* Returns once every change committed before the call is durable: a write
  * that changes nothing, answered after its own sync. SQLite syncs its WAL
  * after releasing the write lock, so a read may see a change that is not
- * yet on disk (PostgreSQL answers a commit only once it is); call this
+ * yet on disk (PostgreSQL shows a commit only once it is, with its default
+ * synchronous_commit on; there this costs an empty transaction); call this
  * between such a read and what cannot be undone if the change is lost
  * (the trash sweep's deletes of bytes). */
 us_db_rc us_durable_barrier(us_db *db, apr_pool_t *p);

@@ -50,6 +50,10 @@ static us_db_rc update_meta(request_rec *r, us_db *db, const char *ws, const cha
                                       : NULL;
         text = us_json_dump_pool(t, merge ? us_json_pool_own(t, us_json_merge_patch(old, patch))
                                           : patch);
+        if (!text) { /* out of memory */
+            rc = US_DB_ERROR;
+            break;
+        }
         if (strlen(text) > META_STORED_MAX) {
             rc = US_DB_LIMIT;
             break;

@@ -22,6 +22,7 @@
 #include "us_uuid.h"
 
 #include "sqlite_fixture.h"
+#include "us_store_db.h"
 #include "ingest_fixture.h"
 
 static const char *root;
@@ -1705,6 +1706,45 @@ static void test_the_trash_sweep_gives_up_on_an_outage_and_a_stop(void **state)
     us_db_close(db);
 }
 
+static int syncs_seen, syncs_at_first_delete;
+
+static int counting_sync(int fd)
+{
+    syncs_seen++;
+    return fdatasync(fd);
+}
+
+static apr_status_t noting_delete(us_storage *st, apr_pool_t *p, const char *file_id)
+{
+    if (syncs_at_first_delete < 0)
+        syncs_at_first_delete = syncs_seen;
+    return us_posix_storage.file_delete(st, p, file_id);
+}
+
+/* The trash sweep syncs the WAL before its first delete of bytes: a
+ * delete's commit is read before its own sync ends, and lost in a crash it
+ * would bring the file back without them (us_durable_barrier). */
+static void test_the_trash_sweep_syncs_before_it_deletes(void **state)
+{
+    us_db *db = db_open();
+    apr_array_header_t *deleted;
+    (void)state;
+    (void)wide_session(db, "w-barrier", 2);
+    assert_int_equal(us_ingest_once(db, pool, &cfg, "h/1/0", NULL, NULL), 2);
+    assert_int_equal(us_workspace_files_delete(db, pool, "w-barrier", NULL, &deleted), US_DB_OK);
+    wrapped_storage w;
+    us_ingest_config c = with_wrapped_storage(&w);
+    w.backend.file_delete = noting_delete;
+    us_sqlite_of(db)->wal_fdatasync = counting_sync;
+    syncs_seen = 0;
+    syncs_at_first_delete = -1;
+    assert_int_equal(us_ingest_sweep_trash(db, pool, &c, NULL), 2);
+    assert_int_equal(syncs_at_first_delete, 1);
+    for (int i = 0; i < 2; i++)
+        assert_false(published(APR_ARRAY_IDX(deleted, i, const char *)));
+    us_db_close(db);
+}
+
 /* One batch of twelve files with publish_width 4: up to four publishes at
  * once (more than one), every file FINISHED once, in a FAIL-mode session. */
 static void test_wide_batch_publishes_at_once(void **state)
@@ -2080,6 +2120,7 @@ int main(void)
         cmocka_unit_test(test_a_wide_batch_gives_a_long_file_up_once_its_claim_is_lost),
         cmocka_unit_test(test_a_session_deleted_with_its_workspace_mid_round_is_no_lost_claim),
         cmocka_unit_test(test_the_trash_sweep_gives_up_on_an_outage_and_a_stop),
+        cmocka_unit_test(test_the_trash_sweep_syncs_before_it_deletes),
         cmocka_unit_test(test_wide_batch_publishes_at_once),
         cmocka_unit_test(test_wide_batch_outage_mid_batch),
         cmocka_unit_test(test_storage_trouble_retries_the_batch),

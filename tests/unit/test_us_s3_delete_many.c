@@ -47,6 +47,9 @@ static void test_doc_refuses_control_characters(void **state)
     assert_non_null(us_s3_delete_doc(pool, a, 0, 1));
     assert_null(us_s3_delete_doc(pool, a, 0, 2));
     assert_null(us_s3_delete_doc(pool, a, 2, 1));
+    assert_true(us_s3_key_fits_xml("p/t\tl\nc\r&<>"));
+    assert_false(us_s3_key_fits_xml("p/bell\a"));
+    assert_false(us_s3_key_fits_xml("\x1f"));
 }
 
 /* Only the <Error> entries count, NoSuchKey's not (the key is gone); the

@@ -330,6 +330,19 @@ static void test_a_missing_data_directory_is_an_outage(void **state)
     assert_non_null(strstr(logged_msg[0], "/files is missing"));
     assert_non_null(strstr(logged_msg[1], "/sessions is missing"));
 
+    /* both gone (the data file system not mounted): an upload does not
+     * make them again on the wrong file system */
+    us_storage_writer *w;
+    const char *aside2 = apr_pstrcat(pool, dir, "/aside2", NULL);
+    assert_int_equal(rename(files, aside), 0);
+    assert_int_equal(rename(sessions, aside2), 0);
+    assert_true(us_storage_unavailable(us_storage_upload_create(st, pool, "s2", "b", &w)));
+    assert_false(exists(files));
+    assert_false(exists(sessions));
+    assert_int_equal(rename(aside, files), 0);
+    assert_int_equal(rename(aside2, sessions), 0);
+    assert_int_equal(logged_n, 4);
+
     /* back: published as ever */
     assert_int_equal(us_storage_publish(st, pool, "sid", "blob", "f1", NULL, 3, &moved), APR_SUCCESS);
     assert_int_equal(moved, 1);

@@ -177,6 +177,33 @@ static apr_status_t open_writer(us_storage *st, apr_pool_t *p, const char *dir, 
 #define SESSION_DIR_NEW (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
 #define SESSION_DIR_DURABLE (SESSION_DIR_NEW | APR_FPROT_GREAD | APR_FPROT_GEXECUTE)
 
+/* A directory of the data found missing (files/ or sessions/: a data file
+ * system not mounted, or removed) while running: an outage of the storage,
+ * logged (1207). */
+static apr_status_t data_dir_gone(const us_storage *st, const char *dir, int e)
+{
+    us_log(st->log, US_LOG_WARN, APR_FROM_OS_ERROR(e), 1207, "the data directory %s is "
+           "missing (not mounted?): the file storage is taken as down", dir);
+    return APR_EAGAIN;
+}
+
+/* A name found missing (rv ENOENT) while a directory of the data is
+ * missing too is an outage, not a missing file: taken as missing, the file
+ * would be FAILED and its bytes cleared, though the directory may come
+ * back. APR_EAGAIN then (data_dir_gone); else rv. */
+static apr_status_t missing_or_down(const us_storage *st, apr_status_t rv)
+{
+    const px_conf *c = conf_of(st);
+    struct stat sb;
+    if (!APR_STATUS_IS_ENOENT(rv))
+        return rv;
+    if (stat(c->files, &sb) != 0)
+        return data_dir_gone(st, c->files, errno);
+    if (stat(c->sessions, &sb) != 0)
+        return data_dir_gone(st, c->sessions, errno);
+    return rv;
+}
+
 /* The session's directory, made if missing, its entry in sessions/ durable. */
 static apr_status_t session_dir_ready(const us_storage *st, apr_pool_t *p, const char *dir)
 {
@@ -188,8 +215,13 @@ static apr_status_t session_dir_ready(const us_storage *st, apr_pool_t *p, const
         return APR_SUCCESS;
     if (APR_STATUS_IS_ENOENT(rv)) {
         rv = make_dir(dir, SESSION_DIR_NEW, p, &made);
+        /* sessions/ was removed: made again, unless files/ is gone too (a
+         * data file system not mounted) */
+        struct stat sb;
+        if (APR_STATUS_IS_ENOENT(rv) && stat(c->files, &sb) != 0)
+            return data_dir_gone(st, c->files, errno);
         if (APR_STATUS_IS_ENOENT(rv) && (rv = px_prepare((us_storage *)st, p)) == APR_SUCCESS)
-            rv = make_dir(dir, SESSION_DIR_NEW, p, &made); /* sessions/ was removed */
+            rv = make_dir(dir, SESSION_DIR_NEW, p, &made);
     }
     else if (rv == APR_INCOMPLETE) {
         rv = APR_SUCCESS; /* no mode to read: synced as if new */
@@ -329,26 +361,6 @@ static apr_status_t read_whole(apr_pool_t *p, const char *path, apr_size_t max, 
     }
     apr_file_close(f);
     return rv;
-}
-
-/* A name found missing (rv ENOENT) while a directory of the data is
- * missing too (files/ or sessions/: a data file system not mounted, or
- * removed) is an outage of the storage, not a missing file: taken as
- * missing, the file would be FAILED and its bytes cleared, though the
- * directory may come back. Logged (1207) and APR_EAGAIN then; else rv. */
-static apr_status_t missing_or_down(const us_storage *st, apr_status_t rv)
-{
-    const px_conf *c = conf_of(st);
-    struct stat sb;
-    if (!APR_STATUS_IS_ENOENT(rv))
-        return rv;
-    const char *gone = stat(c->files, &sb) != 0 ? c->files
-                       : stat(c->sessions, &sb) != 0 ? c->sessions : NULL;
-    if (!gone)
-        return rv;
-    us_log(st->log, US_LOG_WARN, APR_FROM_OS_ERROR(errno), 1207, "the data directory %s is "
-           "missing (not mounted?): the file storage is taken as down", gone);
-    return APR_EAGAIN;
 }
 
 static apr_status_t px_upload_read(us_storage *st, apr_pool_t *p, const char *session_id,

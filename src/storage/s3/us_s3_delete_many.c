@@ -145,6 +145,8 @@ static int delete_batch(const us_storage *st, apr_pool_t *p, int msgno, const ch
     if (status == 200) {
         const char *key, *code;
         int failed = us_s3_delete_failures(p, body, &key, &code);
+        if (failed > n) /* an answer naming more keys than were asked for */
+            failed = n;
         if (failed < 0) {
             (void)us_s3_no_result(st, msgno, what, "(a batch of keys)");
             return n;
@@ -163,19 +165,37 @@ static int delete_batch(const us_storage *st, apr_pool_t *p, int msgno, const ch
     return n;
 }
 
+int us_s3_key_fits_xml(const char *key)
+{
+    char one[2];
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++)
+        if (!xml_char(*k, one))
+            return 0;
+    return 1;
+}
+
 int us_s3_delete_keys(const us_storage *st, apr_pool_t *p, int msgno, const char *what,
                       const apr_array_header_t *keys)
 {
     int left = 0, ended = 0;
+    /* the keys a document cannot carry, each on its own after the batches */
+    apr_array_header_t *batched = apr_array_make(p, keys->nelts, sizeof(const char *));
+    apr_array_header_t *alone = apr_array_make(p, 1, sizeof(const char *));
+    for (int i = 0; i < keys->nelts; i++) {
+        const char *k = APR_ARRAY_IDX(keys, i, const char *);
+        APR_ARRAY_PUSH(us_s3_key_fits_xml(k) ? batched : alone, const char *) = k;
+    }
     apr_pool_t *batch;
     apr_pool_create(&batch, p);
-    for (int i = 0; i < keys->nelts && !ended; i += US_S3_DELETE_BATCH) {
-        int n = keys->nelts - i < US_S3_DELETE_BATCH ? keys->nelts - i : US_S3_DELETE_BATCH;
+    for (int i = 0; i < batched->nelts && !ended; i += US_S3_DELETE_BATCH) {
+        int n = batched->nelts - i < US_S3_DELETE_BATCH ? batched->nelts - i : US_S3_DELETE_BATCH;
         apr_pool_clear(batch);
-        left += delete_batch(st, batch, msgno, what, keys, i, n, &ended);
+        left += delete_batch(st, batch, msgno, what, batched, i, n, &ended);
         if (ended)
-            left += keys->nelts - i - n;
+            left += batched->nelts - i - n;
     }
     apr_pool_destroy(batch);
-    return left;
+    if (ended)
+        return left + alone->nelts;
+    return left + (alone->nelts ? one_by_one(st, p, msgno, what, alone, 0, alone->nelts, &ended) : 0);
 }

@@ -1,9 +1,9 @@
 /*
  * us_s3_delete_many.h - deleting many keys of the store in few requests:
  * DeleteObjects (POST ?delete) of up to US_S3_DELETE_BATCH keys each, its
- * document and what its answer says. A store that does not do it (an
- * answer other than its result) and a key XML 1.0 cannot carry are
- * deleted one request per key, as us_s3_delete_key.
+ * document and what its answer says. Where a store does not do it (501,
+ * 400, 405), the keys of that request, and each key XML 1.0 cannot carry,
+ * are deleted one request per key, as us_s3_delete_key.
  */
 #ifndef US_S3_DELETE_MANY_H
 #define US_S3_DELETE_MANY_H
@@ -16,6 +16,11 @@
 #ifndef US_S3_DELETE_BATCH
 #define US_S3_DELETE_BATCH 1000
 #endif
+
+/* Whether a DeleteObjects document can carry key: no control character
+ * but tab, line feed and carriage return (XML 1.0 has no way to write the
+ * others). */
+int us_s3_key_fits_xml(const char *key);
 
 /* The quiet DeleteObjects document (only failures are answered) of the
  * n keys (const char *) of keys from index from; NULL when one of them
